@@ -1,0 +1,31 @@
+# Two commands on a fresh machine with Python 3.11 and pip:
+#   make demo   set up .venv, install leopardgeo, run it on the embedded Amur study area -> out/
+#   make test   set up .venv with the test extra, run ruff and pytest
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+OUT ?= out
+
+.PHONY: demo test lint setup setup-test clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+setup: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+
+setup-test: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+
+demo: setup
+	$(BIN)/leopardgeo run --out $(OUT) --overwrite
+
+lint: setup-test
+	$(BIN)/ruff check src tests scripts benchmarks
+
+test: setup-test lint
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache .hypothesis

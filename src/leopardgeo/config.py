@@ -1,0 +1,548 @@
+"""Typed, frozen run configuration loaded from TOML.
+
+One section class per pipeline stage, nested in :class:`RunConfig` (the shape of
+Circuitscape's typed ``CSConfig``).  Unknown keys and bad values raise
+:class:`~leopardgeo.errors.ConfigError` listing the valid ones; nothing falls
+back silently.  Every default that comes from the literature says where from
+(see ``docs/parameters.md``); field names carry their unit.
+
+Examples
+--------
+>>> cfg = load_config_string('''
+... [patches]
+... min_area_ha = 8000
+... ''')
+>>> cfg.patches.min_area_ha, cfg.patches.min_suitability
+(8000.0, 0.5)
+>>> load_config_string("[patches]\\nmin_area = 1")
+Traceback (most recent call last):
+...
+leopardgeo.errors.ConfigError: [patches] unknown key 'min_area'; valid keys: ...
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import json
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from leopardgeo.errors import ConfigError
+
+__all__ = [
+    "BarrierConfig",
+    "GridConfig",
+    "HabitatConfig",
+    "HabitatMethod",
+    "InputsConfig",
+    "OutputConfig",
+    "PatchConfig",
+    "ProtectedAreaMode",
+    "ResistanceConfig",
+    "ResistanceMethod",
+    "BarrierMode",
+    "RunConfig",
+    "VectorInput",
+    "config_hash",
+    "config_template",
+    "demo_config",
+    "dump_config",
+    "load_config",
+    "load_config_string",
+]
+
+
+def _f(default: Any = dataclasses.MISSING, *, doc: str, factory: Any = None) -> Any:
+    """A dataclass field carrying its documentation (used for the template)."""
+    if factory is not None:
+        return field(default_factory=factory, metadata={"doc": doc})
+    return field(default=default, metadata={"doc": doc})
+
+
+# ---------------------------------------------------------------------- enums
+class HabitatMethod(enum.StrEnum):
+    """How suitability is obtained."""
+
+    RASTER = "raster"  #: read a 0..1 suitability raster
+    RSF = "rsf"  #: logistic model from covariates and a coefficient table
+
+
+class ResistanceMethod(enum.StrEnum):
+    """How resistance is derived."""
+
+    NEGATIVE_EXPONENTIAL = "negative_exponential"  #: Keeley et al. 2016 transform of suitability
+    LINEAR = "linear"  #: linear in suitability
+    CLASSES = "classes"  #: lookup table on a class raster (land cover)
+    RASTER = "raster"  #: read a resistance raster as it is (inputs.resistance)
+
+
+class BarrierMode(enum.StrEnum):
+    """How a barrier layer changes resistance where it is burned in."""
+
+    ADD = "add"  #: resistance + penalty
+    MAX = "max"  #: max(resistance, penalty)
+    IMPASSABLE = "impassable"  #: no data (infinite cost), e.g. a fence
+
+
+class ProtectedAreaMode(enum.StrEnum):
+    """How protected areas enter the patches."""
+
+    MERGE = "merge"  #: protected cells join the habitat cores they touch
+    SEPARATE = "separate"  #: each group of overlapping protected areas is a patch of its own
+    IGNORE = "ignore"  #: patches from suitability only
+
+
+# ---------------------------------------------------------------------- sections
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VectorInput:
+    """A vector layer: ``path`` (any OGR source) and an optional ``layer``."""
+
+    path: str = _f(doc="file path (relative paths are relative to the config file)")
+    layer: str | None = _f(None, doc="layer name; the first layer when omitted")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BarrierConfig:
+    """A barrier layer (roads, settlements, a fence) burned into resistance."""
+
+    path: str = _f(doc="vector file of the barrier")
+    layer: str | None = _f(None, doc="layer name")
+    name: str = _f("barrier", doc="label used in logs and reports")
+    mode: BarrierMode = _f(BarrierMode.ADD, doc="add | max | impassable")
+    penalty: float = _f(50.0, doc="resistance added (add) or floor (max); ignored for impassable")
+    buffer_m: float = _f(0.0, doc="buffer around lines/points before burning, metres")
+
+    def __post_init__(self) -> None:
+        _positive(self.penalty, "resistance.barriers.penalty", allow_zero=True)
+        _positive(self.buffer_m, "resistance.barriers.buffer_m", allow_zero=True)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GridConfig:
+    """The analysis grid: a template raster, or a CRS and bounds."""
+
+    template: str | None = _f(
+        None, doc="raster whose CRS, extent and cells define the grid (e.g. the land mask)"
+    )
+    crs: str | None = _f(None, doc="projected CRS in metres, when no template is given")
+    bounds: tuple[float, float, float, float] | None = _f(
+        None, doc="[left, bottom, right, top] in metres, when no template is given"
+    )
+    cell_size_m: float | None = _f(
+        None, doc="cell size in metres; default: the template's (500 m for the demo)"
+    )
+
+    def __post_init__(self) -> None:
+        if self.cell_size_m is not None:
+            _positive(self.cell_size_m, "grid.cell_size_m")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InputsConfig:
+    """Input layers.  Paths are relative to the config file."""
+
+    landmask: str | None = _f(None, doc="raster, 1 = land, 0 = water (water is impassable)")
+    elevation: str | None = _f(None, doc="DEM raster in metres (RSF covariate)")
+    landcover: str | None = _f(None, doc="land-cover class raster (MODIS IGBP codes in the demo)")
+    suitability: str | None = _f(None, doc="suitability raster 0..1 (habitat.method = 'raster')")
+    resistance: str | None = _f(None, doc="resistance raster > 0 (resistance.method = 'raster')")
+    covariates: dict[str, str] = _f(
+        doc="extra covariate rasters for the RSF, name = path", factory=dict
+    )
+    study_area: VectorInput | None = _f(None, doc="study-area polygon(s)")
+    countries: VectorInput | None = _f(None, doc="country polygons")
+    country_field: str = _f("iso3", doc="column of `countries` holding the country code")
+    borders: VectorInput | None = _f(None, doc="national border lines")
+    protected_areas: VectorInput | None = _f(
+        None, doc="protected areas; a WDPA extract works as it is"
+    )
+    pa_iso3: tuple[str, ...] = _f(
+        (), doc="keep only protected areas with these WDPA ISO3 codes (empty = all)"
+    )
+    pa_status: tuple[str, ...] = _f(
+        ("Designated", "Inscribed", "Established"),
+        doc="keep only protected areas with these WDPA STATUS values",
+    )
+    sites: VectorInput | None = _f(None, doc="candidate reintroduction sites")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HabitatConfig:
+    """Habitat suitability."""
+
+    method: HabitatMethod = _f(HabitatMethod.RSF, doc="raster | rsf")
+    intercept: float = _f(-1.5, doc="RSF logistic intercept")
+    coefficients: dict[str, float] = _f(
+        doc=(
+            "RSF logistic coefficients by covariate. Built-in covariates: elevation_km, forest, "
+            "landcover_<code>, dist_cropland_km, dist_urban_km (capped at distance_cap_km); "
+            "plus any name in [inputs.covariates]. Demo signs follow Hebblewhite et al. 2011 "
+            "(Biol. Conserv.): lower-elevation mixed/broadleaf forest far from cropland and towns; "
+            "magnitudes are illustrative, not fitted"
+        ),
+        factory=lambda: {
+            "elevation_km": -2.5,
+            "forest": 3.0,
+            "dist_cropland_km": 0.25,
+            "dist_urban_km": 0.1,
+        },
+    )
+    distance_cap_km: float = _f(
+        10.0, doc="distance covariates are capped here (km); beyond it distance no longer matters"
+    )
+    forest_classes: tuple[int, ...] = _f(
+        (1, 2, 3, 4, 5), doc="land-cover codes counted as forest (IGBP 1-5)"
+    )
+    cropland_classes: tuple[int, ...] = _f((12, 14), doc="land-cover codes counted as cropland")
+    urban_classes: tuple[int, ...] = _f((13,), doc="land-cover codes counted as urban")
+
+    def __post_init__(self) -> None:
+        _positive(self.distance_cap_km, "habitat.distance_cap_km")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResistanceConfig:
+    """Resistance to movement (minimum 1; no data = impassable)."""
+
+    method: ResistanceMethod = _f(
+        ResistanceMethod.NEGATIVE_EXPONENTIAL, doc="negative_exponential | linear | classes | raster"
+    )
+    max_resistance: float = _f(
+        100.0, doc="resistance at suitability 0 (1 at suitability 1); Keeley et al. 2016 use 100"
+    )
+    shape_c: float = _f(
+        8.0,
+        doc=(
+            "shape of the negative-exponential transform (Keeley et al. 2016, Landsc. Ecol. "
+            "31:2151); larger = only the best habitat is easy to cross; calibrate for your data"
+        ),
+    )
+    class_values: dict[str, float] = _f(
+        doc="resistance per land-cover class code (method = 'classes')", factory=dict
+    )
+    barriers: tuple[BarrierConfig, ...] = _f(
+        (), doc="barrier layers burned in: [[resistance.barriers]] path, layer, mode, penalty, buffer_m"
+    )
+
+    def __post_init__(self) -> None:
+        if not self.max_resistance > 1:
+            msg = f"[resistance] max_resistance: expected a number > 1, found {self.max_resistance!r}."
+            raise ConfigError(msg)
+        _positive(self.shape_c, "resistance.shape_c")
+        for k, v in self.class_values.items():
+            if not v > 0:
+                msg = f"[resistance] class_values: expected resistance > 0 for every class, found {k} = {v!r}."
+                raise ConfigError(msg)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PatchConfig:
+    """Habitat cores."""
+
+    min_suitability: float = _f(0.5, doc="suitability threshold of a core cell (0..1)")
+    min_area_ha: float = _f(
+        5000.0,
+        doc=(
+            "smallest core kept, ha: the smallest Amur leopard territory, 5,000 ha "
+            "(Wikipedia 'Amur leopard', Ecology: 5,000-30,000 ha)"
+        ),
+    )
+    protected_areas: ProtectedAreaMode = _f(
+        ProtectedAreaMode.MERGE, doc="merge | separate | ignore"
+    )
+    connectivity: int = _f(8, doc="cell connectivity of a patch: 4 or 8")
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_suitability <= 1.0:
+            msg = f"[patches] min_suitability: expected a value in 0..1, found {self.min_suitability!r}."
+            raise ConfigError(msg)
+        _positive(self.min_area_ha, "patches.min_area_ha", allow_zero=True)
+        if self.connectivity not in (4, 8):
+            msg = f"[patches] connectivity: expected 4 or 8, found {self.connectivity!r}."
+            raise ConfigError(msg)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutputConfig:
+    """Where and how outputs are written."""
+
+    dir: str = _f("out", doc="output folder (relative to the current directory)")
+    overwrite: bool = _f(False, doc="replace existing outputs")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunConfig:
+    """The whole run: one section per stage."""
+
+    grid: GridConfig = _f(doc="analysis grid", factory=GridConfig)
+    inputs: InputsConfig = _f(doc="input layers", factory=InputsConfig)
+    habitat: HabitatConfig = _f(doc="habitat suitability", factory=HabitatConfig)
+    resistance: ResistanceConfig = _f(doc="resistance", factory=ResistanceConfig)
+    patches: PatchConfig = _f(doc="habitat patches", factory=PatchConfig)
+    output: OutputConfig = _f(doc="outputs", factory=OutputConfig)
+    base_dir: str = _f(".", doc="folder that relative input paths start from")
+
+    def resolve(self, path: str | None) -> Path | None:
+        """An input path made absolute against :attr:`base_dir`."""
+        if path is None:
+            return None
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (Path(self.base_dir) / p).resolve()
+
+    def replace(self, **sections: Any) -> RunConfig:
+        """A copy with whole sections replaced (configs are frozen)."""
+        return dataclasses.replace(self, **sections)
+
+
+def _positive(value: float, where: str, *, allow_zero: bool = False) -> None:
+    ok = value >= 0 if allow_zero else value > 0
+    if not ok or value != value or value in (float("inf"), float("-inf")):
+        bound = ">= 0" if allow_zero else "> 0"
+        section, _, key = where.rpartition(".")
+        msg = f"[{section}] {key}: expected a finite number {bound}, found {value!r}."
+        raise ConfigError(msg)
+
+
+# ---------------------------------------------------------------------- parsing
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:  # noqa: PLR0911, PLR0912
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        non_none = [a for a in args if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(non_none[0], value, where)
+    if dataclasses.is_dataclass(tp):
+        if tp is VectorInput and isinstance(value, str):
+            return VectorInput(path=value)
+        if not isinstance(value, dict):
+            msg = f"{where}: expected a table, found {value!r}."
+            raise ConfigError(msg)
+        return _from_dict(tp, value, where)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        valid = [m.value for m in tp]
+        if value not in valid:
+            msg = f"{where}: expected one of {valid}, found {value!r}."
+            raise ConfigError(msg)
+        return tp(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            msg = f"{where}: expected true or false, found {value!r}."
+            raise ConfigError(msg)
+        return value
+    if tp in (int, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            msg = f"{where}: expected a number, found {value!r}."
+            raise ConfigError(msg)
+        if tp is int and not float(value).is_integer():
+            msg = f"{where}: expected a whole number, found {value!r}."
+            raise ConfigError(msg)
+        return tp(value)
+    if tp is str:
+        if not isinstance(value, str):
+            msg = f"{where}: expected a string, found {value!r}."
+            raise ConfigError(msg)
+        return value
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            msg = f"{where}: expected a list, found {value!r}."
+            raise ConfigError(msg)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            msg = f"{where}: expected a list of {len(args)} values, found {len(value)}."
+            raise ConfigError(msg)
+        return tuple(_coerce(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
+    if origin is dict:
+        if not isinstance(value, dict):
+            msg = f"{where}: expected a table of name = value, found {value!r}."
+            raise ConfigError(msg)
+        return {str(k): _coerce(args[1], v, f"{where}.{k}") for k, v in value.items()}
+    msg = f"{where}: unsupported type {_type_name(tp)}"  # pragma: no cover - programming error
+    raise TypeError(msg)
+
+
+def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in data if k not in names]
+    if unknown:
+        label = f"[{where}]" if where else "top level"
+        keys = ", ".join(repr(k) for k in unknown)
+        plural = "s" if len(unknown) > 1 else ""
+        msg = f"{label} unknown key{plural} {keys}; valid keys: {', '.join(names)}."
+        raise ConfigError(msg)
+    kwargs = {}
+    for k, v in data.items():
+        kwargs[k] = _coerce(hints[k], v, f"{where}.{k}" if where else k)
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # a required key is missing
+        msg = f"[{where}] {exc}"
+        raise ConfigError(msg) from exc
+
+
+def load_config_string(text: str, *, base_dir: str | Path = ".") -> RunConfig:
+    """Parse TOML text into a :class:`RunConfig`.
+
+    Raises
+    ------
+    ConfigError
+        On a TOML syntax error, an unknown key or a bad value.
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        msg = f"config is not valid TOML: {exc}. Check quotes and [section] headers."
+        raise ConfigError(msg) from exc
+    root = Path(base_dir).resolve()
+    given = data.get("base_dir", ".")
+    if not isinstance(given, str):
+        msg = f"base_dir: expected a string, found {given!r}."
+        raise ConfigError(msg)
+    data["base_dir"] = str((root / Path(given).expanduser()).resolve())
+    return _from_dict(RunConfig, data, "")
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read a TOML config file; relative input paths resolve against its folder.
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing or invalid.
+    """
+    p = Path(path)
+    if not p.is_file():
+        msg = f"config file {str(p)!r} not found. Create one with `leopardgeo init {p}`."
+        raise ConfigError(msg)
+    return load_config_string(p.read_text(encoding="utf-8"), base_dir=p.parent)
+
+
+def _to_plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {
+            f.name: _to_plain(getattr(obj, f.name))
+            for f in dataclasses.fields(obj)
+            if getattr(obj, f.name) is not None
+        }
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, tuple | list):
+        return [_to_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _to_plain(v) for k, v in obj.items()}
+    return obj
+
+
+def dump_config(cfg: RunConfig) -> str:
+    """The effective config as TOML text (round-trips through :func:`load_config_string`)."""
+    return tomli_w.dumps(_to_plain(cfg))
+
+
+def config_hash(cfg: RunConfig) -> str:
+    """Short SHA-256 of the effective config (stored in output metadata)."""
+    return hashlib.sha256(dump_config(cfg).encode()).hexdigest()[:16]
+
+
+def demo_config(data_dir: str | Path | None = None) -> RunConfig:
+    """The configuration of the embedded Amur study area (``data/amur``).
+
+    Parameters
+    ----------
+    data_dir
+        Folder of the demo data; found automatically when omitted.
+    """
+    from leopardgeo.data import demo_data_dir
+
+    d = Path(data_dir) if data_dir is not None else demo_data_dir()
+    gpkg = "amur.gpkg"
+    return RunConfig(
+        base_dir=str(d.resolve()),
+        grid=GridConfig(template="landmask.tif"),
+        inputs=InputsConfig(
+            landmask="landmask.tif",
+            elevation="elevation.tif",
+            landcover="landcover.tif",
+            study_area=VectorInput(path=gpkg, layer="study_area"),
+            countries=VectorInput(path=gpkg, layer="countries"),
+            borders=VectorInput(path=gpkg, layer="borders"),
+            protected_areas=VectorInput(path=gpkg, layer="protected_areas"),
+            sites=VectorInput(path=gpkg, layer="sites"),
+        ),
+    )
+
+
+# ---------------------------------------------------------------------- template
+def _inline(value: Any) -> str:
+    """One TOML value on one line (inline tables and arrays)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_inline(v) for v in value) + "]"
+    if isinstance(value, dict):
+        items = ", ".join(f"{_key(k)} = {_inline(v)}" for k, v in value.items())
+        return "{ " + items + " }" if items else "{}"
+    msg = f"cannot write {value!r} as TOML"  # pragma: no cover - programming error
+    raise TypeError(msg)
+
+
+def _key(k: str) -> str:
+    return k if k.replace("_", "").replace("-", "").isalnum() and k.isascii() else json.dumps(k)
+
+
+def _template_lines(cls: type, obj: Any, section: str) -> list[str]:
+    lines: list[str] = []
+    nested: list[tuple[str, type, Any]] = []
+    for f in dataclasses.fields(cls):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, VectorInput):
+            nested.append((f.name, type(value), value))
+            continue
+        lines.append(f"# {f.metadata.get('doc', '')}")
+        if value is None or value == ():
+            lines.append(f"# {f.name} = ")
+        else:
+            lines.append(f"{f.name} = {_inline(_to_plain(value))}")
+    out = [f"[{section}]"] if section else []
+    out += lines
+    for name, sub_cls, sub in nested:
+        out.append("")
+        doc = next(f.metadata["doc"] for f in dataclasses.fields(cls) if f.name == name)
+        out.append(f"# ---- {doc}")
+        out += _template_lines(sub_cls, sub, f"{section}.{name}" if section else name)
+    return out
+
+
+def config_template(cfg: RunConfig | None = None) -> str:
+    """A commented TOML template with every key, its default and its source.
+
+    The default template describes the embedded Amur study area, so it runs as
+    written; edit ``base_dir`` and the paths to point at your own data.
+    """
+    if cfg is None:
+        cfg = demo_config()
+    head = [
+        "# leopardgeo run configuration (TOML).",
+        "# Every key is optional; the values shown are the defaults of the embedded Amur study area.",
+        "# Units are in the key names (_m metres, _ha hectares, _km kilometres).",
+        "# Relative paths start from base_dir; a relative base_dir starts from this file's folder.",
+        "",
+    ]
+    return "\n".join(head + _template_lines(RunConfig, cfg, "")) + "\n"

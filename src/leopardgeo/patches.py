@@ -1,0 +1,274 @@
+"""Habitat patches: cores by suitability threshold and minimum area, with protected areas.
+
+A patch is an 8-connected (or 4-connected) group of cells.  Patches are numbered
+1..n from the largest to the smallest; 0 is "no patch".  Their polygons are the
+exact cell outlines (``rasterio.features.shapes``), so ``area_ha`` equals cell
+count × cell area.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+
+import numpy as np
+import pandas as pd
+import shapely
+import geopandas as gpd
+from rasterio.features import rasterize, shapes
+from scipy import ndimage
+
+from leopardgeo.config import ProtectedAreaMode
+from leopardgeo.errors import DataError, SmallPatchWarning
+from leopardgeo.grid import Grid
+
+__all__ = ["country_raster", "extract_patches", "label_cores", "patch_polygons"]
+
+logger = logging.getLogger(__name__)
+
+_STRUCTURE = {4: ndimage.generate_binary_structure(2, 1), 8: np.ones((3, 3), bool)}
+
+
+def label_cores(mask: np.ndarray, *, connectivity: int = 8) -> tuple[np.ndarray, int]:
+    """Label connected groups of ``True`` cells (1..n, 0 elsewhere).
+
+    Examples
+    --------
+    >>> m = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 0]], bool)
+    >>> label_cores(m, connectivity=8)[1], label_cores(m, connectivity=4)[1]
+    (1, 2)
+    """
+    labels, n = ndimage.label(mask, structure=_STRUCTURE[connectivity])
+    return labels.astype("int32"), int(n)
+
+
+def _rasterize_mask(geoms: np.ndarray, grid: Grid) -> np.ndarray:
+    if len(geoms) == 0:
+        return np.zeros(grid.shape, bool)
+    return rasterize(
+        ((g, 1) for g in geoms), out_shape=grid.shape, transform=grid.transform, fill=0, dtype="uint8"
+    ).astype(bool)
+
+
+def country_raster(countries: gpd.GeoDataFrame | None, grid: Grid, field: str) -> tuple[np.ndarray, list[str]]:
+    """Rasterize country polygons: index into the returned code list (-1 = none).
+
+    Raises
+    ------
+    DataError
+        If ``field`` is not a column of ``countries``.
+    """
+    if countries is None:
+        return np.full(grid.shape, -1, dtype="int16"), []
+    if field not in countries.columns:
+        msg = f"countries: expected a column {field!r} with country codes, found columns {list(countries.columns)}. Set [inputs] country_field."
+        raise DataError(msg)
+    codes = sorted(countries[field].astype(str).unique())
+    idx = countries[field].astype(str).map({c: i for i, c in enumerate(codes)}).to_numpy()
+    out = rasterize(
+        zip(countries.geometry.to_numpy(), idx.tolist(), strict=True),
+        out_shape=grid.shape,
+        transform=grid.transform,
+        fill=-1,
+        dtype="int16",
+    )
+    return out, codes
+
+
+def patch_polygons(labels: np.ndarray, grid: Grid) -> gpd.GeoDataFrame:
+    """Polygons of labelled cells, one (multi)polygon per label, exact cell outlines."""
+    mask = labels > 0
+    if not mask.any():
+        return gpd.GeoDataFrame({"patch_id": pd.Series([], dtype="int32")}, geometry=[], crs=grid.crs)
+    records = list(shapes(labels.astype("int32"), mask=mask, connectivity=4, transform=grid.transform))
+    geoms = shapely.from_geojson([json.dumps(g) for g, _ in records])
+    ids = np.array([int(v) for _, v in records], dtype="int32")
+    frame = gpd.GeoDataFrame({"patch_id": ids}, geometry=geoms, crs=grid.crs)
+    out = frame.dissolve(by="patch_id", as_index=False)
+    return out.sort_values("patch_id").reset_index(drop=True)
+
+
+def _pa_groups(pas: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Dissolve overlapping / touching protected areas into groups, names joined."""
+    merged = shapely.get_parts(shapely.union_all(pas.geometry.to_numpy()))
+    groups = gpd.GeoDataFrame(geometry=merged, crs=pas.crs)
+    hits = gpd.sjoin(pas[["NAME", pas.geometry.name]], groups, predicate="intersects", how="inner")
+    names = hits.groupby("index_right")["NAME"].agg(lambda s: "; ".join(sorted(set(map(str, s)))))
+    groups["name"] = names.reindex(range(len(groups))).fillna("").to_numpy()
+    return groups
+
+
+def extract_patches(
+    suitability: np.ndarray,
+    grid: Grid,
+    *,
+    min_suitability: float = 0.5,
+    min_area_ha: float = 5000.0,
+    connectivity: int = 8,
+    protected_areas: gpd.GeoDataFrame | None = None,
+    protected_mode: ProtectedAreaMode | str = ProtectedAreaMode.MERGE,
+    countries: gpd.GeoDataFrame | None = None,
+    country_field: str = "iso3",
+) -> tuple[np.ndarray, gpd.GeoDataFrame]:
+    """Habitat cores and protected areas as labelled patches with attributes.
+
+    Parameters
+    ----------
+    suitability
+        0..1 on ``grid``; NaN = no data (never part of a patch).
+    grid
+        The analysis grid.
+    min_suitability
+        Threshold of a core cell.
+    min_area_ha
+        Cores smaller than this are dropped (patches holding protected areas
+        are kept whatever their size, with a :class:`SmallPatchWarning`).
+    connectivity
+        4 or 8.
+    protected_areas
+        Polygons in the grid's CRS with a ``NAME`` column, or ``None``.
+    protected_mode
+        ``"merge"``: protected cells join the cores they touch;
+        ``"separate"``: each group of overlapping protected areas is its own
+        patch and cores are taken outside them; ``"ignore"``.
+    countries
+        Country polygons (grid CRS) with ``country_field``, or ``None``.
+    country_field
+        Column of country codes.
+
+    Returns
+    -------
+    labels : numpy.ndarray
+        int32 patch id per cell, 0 = no patch.
+    patches : geopandas.GeoDataFrame
+        ``patch_id``, ``name`` (protected areas in it), ``kind``
+        (``habitat`` / ``protected`` / ``habitat+protected``), ``n_cells``,
+        ``area_ha``, ``mean_quality`` (mean suitability), ``protected_frac``,
+        ``country`` (majority code), ``frac_<code>`` per country.
+
+    Raises
+    ------
+    DataError
+        If no patch is found (with the threshold and area to relax).
+
+    Examples
+    --------
+    >>> from leopardgeo.grid import Grid
+    >>> g = Grid.from_bounds((0, 0, 500, 300), cell_size_m=100, crs="EPSG:32652")
+    >>> s = np.array([[.9, .9, 0, 0, .8], [.9, .9, 0, 0, 0], [0, 0, 0, 0, 0]])
+    >>> labels, p = extract_patches(s, g, min_suitability=.5, min_area_ha=2)
+    >>> labels
+    array([[1, 1, 0, 0, 0],
+           [1, 1, 0, 0, 0],
+           [0, 0, 0, 0, 0]], dtype=int32)
+    >>> p[["patch_id", "n_cells", "area_ha", "mean_quality"]].round(2).to_dict("records")
+    [{'patch_id': 1, 'n_cells': 4, 'area_ha': 4.0, 'mean_quality': 0.9}]
+    """
+    mode = ProtectedAreaMode(protected_mode)
+    s = np.asarray(suitability, dtype="float32")
+    if s.shape != grid.shape:
+        msg = f"suitability: expected the grid's shape {grid.shape}, found {s.shape}."
+        raise DataError(msg)
+    valid = np.isfinite(s)
+    core = valid & (s >= min_suitability)
+    use_pa = protected_areas is not None and len(protected_areas) > 0 and mode is not ProtectedAreaMode.IGNORE
+    pa_mask = _rasterize_mask(protected_areas.geometry.to_numpy(), grid) & valid if use_pa else np.zeros(grid.shape, bool)
+    cell_ha = grid.cell_area_ha
+
+    if mode is ProtectedAreaMode.SEPARATE and use_pa:
+        groups = _pa_groups(protected_areas)
+        pa_labels = rasterize(
+            zip(groups.geometry.to_numpy(), range(1, len(groups) + 1), strict=True),
+            out_shape=grid.shape,
+            transform=grid.transform,
+            fill=0,
+            dtype="int32",
+        )
+        pa_labels[~valid] = 0
+        core_labels, n_core = label_cores(core & (pa_labels == 0), connectivity=connectivity)
+        raw = np.where(pa_labels > 0, pa_labels + n_core, core_labels)
+        is_pa_label = np.zeros(n_core + len(groups) + 1, bool)
+        is_pa_label[n_core + 1 :] = True
+    else:
+        raw, _ = label_cores(core | pa_mask, connectivity=connectivity)
+        is_pa_label = np.bincount(raw.ravel(), weights=pa_mask.ravel(), minlength=raw.max() + 1) > 0
+
+    counts = np.bincount(raw.ravel(), minlength=len(is_pa_label))
+    counts[0] = 0
+    area = counts * cell_ha
+    keep = (area >= min_area_ha) | is_pa_label
+    keep[0] = False
+    small_pa = np.nonzero(is_pa_label & (area < min_area_ha) & (counts > 0))[0]
+    if len(small_pa):
+        warnings.warn(
+            f"{len(small_pa)} patch(es) holding protected areas are smaller than min_area_ha = {min_area_ha:g} ha "
+            "and are kept anyway.",
+            SmallPatchWarning,
+            stacklevel=2,
+        )
+    keep &= counts > 0
+    old_ids = np.nonzero(keep)[0]
+    if len(old_ids) == 0:
+        msg = (
+            f"no habitat patch found: no core of suitability >= {min_suitability:g} reaches "
+            f"{min_area_ha:g} ha and no protected area lies on valid cells. "
+            "Lower [patches] min_suitability or min_area_ha, or check the suitability map."
+        )
+        raise DataError(msg)
+    order = old_ids[np.argsort(-counts[old_ids], kind="stable")]
+    remap = np.zeros(len(counts), dtype="int32")
+    remap[order] = np.arange(1, len(order) + 1, dtype="int32")
+    labels = remap[raw]
+    n = len(order)
+
+    flat = labels.ravel()
+    n_cells = np.bincount(flat, minlength=n + 1)[1:]
+    s_sum = np.bincount(flat, weights=np.where(valid, s, 0).ravel(), minlength=n + 1)[1:]
+    pa_cells = np.bincount(flat, weights=pa_mask.ravel(), minlength=n + 1)[1:]
+    attrs = pd.DataFrame(
+        {
+            "patch_id": np.arange(1, n + 1, dtype="int32"),
+            "n_cells": n_cells.astype("int64"),
+            "area_ha": n_cells * cell_ha,
+            "mean_quality": s_sum / n_cells,
+            "protected_frac": pa_cells / n_cells,
+        }
+    )
+    core_cells = np.bincount(flat, weights=core.ravel(), minlength=n + 1)[1:]
+    attrs["kind"] = np.where(
+        attrs["protected_frac"] == 0, "habitat", np.where(core_cells > pa_cells, "habitat+protected", "protected")
+    )
+
+    cidx, codes = country_raster(countries, grid, country_field)
+    if codes:
+        k = len(codes) + 1
+        joint = np.bincount(flat * k + (cidx.ravel() + 1), minlength=(n + 1) * k).reshape(n + 1, k)[1:]
+        fr = joint / n_cells[:, None]
+        for j, code in enumerate(codes, start=1):
+            attrs[f"frac_{code.lower()}"] = fr[:, j]
+        best = fr[:, 1:].argmax(axis=1)
+        attrs["country"] = np.where(fr[:, 1:].max(axis=1) > 0, np.array(codes)[best], "")
+    else:
+        attrs["country"] = ""
+
+    polys = patch_polygons(labels, grid)
+    out = polys.merge(attrs, on="patch_id", how="left")
+    out["name"] = ""
+    if use_pa:
+        pas = protected_areas[["NAME", protected_areas.geometry.name]].reset_index(drop=True)
+        hits = gpd.sjoin(out[["patch_id", "geometry"]], pas, predicate="intersects", how="inner")
+        if len(hits):
+            inter = shapely.area(
+                shapely.intersection(
+                    out.geometry.to_numpy()[hits.index.to_numpy()], pas.geometry.to_numpy()[hits["index_right"].to_numpy()]
+                )
+            )
+            hits = hits[inter >= 0.5 * grid.cell_size_m**2]
+            names = hits.groupby("patch_id")["NAME"].agg(lambda v: "; ".join(sorted(set(map(str, v)))))
+            out["name"] = out["patch_id"].map(names).fillna("").to_numpy()
+    cols = ["patch_id", "name", "kind", "country", "n_cells", "area_ha", "mean_quality", "protected_frac"]
+    cols += [c for c in out.columns if c.startswith("frac_")]
+    out = out[[*cols, "geometry"]]
+    logger.info("%d patches, %.0f ha in all", n, out["area_ha"].sum())
+    return labels, out

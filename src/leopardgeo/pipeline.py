@@ -1,0 +1,354 @@
+"""``run(config)``: chain the stages (inputs -> habitat -> resistance -> patches) and write outputs.
+
+Each stage is also callable on its own (:func:`load_inputs`,
+:func:`compute_suitability`, :func:`compute_resistance`,
+:func:`compute_patches`) so a notebook can stop, inspect and resume anywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import shapely
+import geopandas as gpd
+
+from leopardgeo import __version__
+from leopardgeo.config import (
+    HabitatMethod,
+    ResistanceMethod,
+    RunConfig,
+    config_hash,
+    dump_config,
+)
+from leopardgeo.errors import ConfigError, DataError
+from leopardgeo.grid import Grid
+from leopardgeo.habitat import builtin_covariates, rsf_suitability, suitability_from_raster
+from leopardgeo.io import (
+    GPKG_NAME,
+    RASTERS,
+    OutputWriter,
+    grid_from_raster,
+    read_raster,
+    read_vector,
+    read_wdpa,
+)
+from leopardgeo.patches import extract_patches
+from leopardgeo.resistance import (
+    burn_barriers,
+    check_resistance,
+    resistance_from_classes,
+    resistance_from_suitability,
+)
+
+__all__ = [
+    "Inputs",
+    "RunResult",
+    "compute_patches",
+    "compute_resistance",
+    "compute_suitability",
+    "load_inputs",
+    "make_grid",
+    "run",
+    "summary_table",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Files ``run`` writes into the output folder.
+OUTPUT_FILES = (GPKG_NAME, "suitability.tif", "resistance.tif", "patches.tif", "run_config.toml")
+
+
+@dataclass
+class Inputs:
+    """Everything read for a run, on the analysis grid."""
+
+    grid: Grid
+    valid: np.ndarray  #: bool, cells inside the study area and on land
+    rasters: dict[str, np.ndarray] = field(default_factory=dict)
+    study_area: gpd.GeoDataFrame | None = None
+    countries: gpd.GeoDataFrame | None = None
+    borders: gpd.GeoDataFrame | None = None
+    protected_areas: gpd.GeoDataFrame | None = None
+    sites: gpd.GeoDataFrame | None = None
+
+
+@dataclass
+class RunResult:
+    """What :func:`run` produced (arrays on ``inputs.grid``, frames in its CRS)."""
+
+    config: RunConfig
+    inputs: Inputs
+    suitability: np.ndarray
+    resistance: np.ndarray
+    patch_labels: np.ndarray
+    patches: gpd.GeoDataFrame
+    out_dir: Path | None = None
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def grid(self) -> Grid:
+        """The analysis grid."""
+        return self.inputs.grid
+
+
+# ---------------------------------------------------------------------- stages
+def make_grid(cfg: RunConfig) -> Grid:
+    """The analysis grid from ``[grid]``: a template raster, or CRS + bounds + cell size.
+
+    Raises
+    ------
+    ConfigError
+        If neither a template nor crs, bounds and cell_size_m are given.
+    CRSError
+        If the grid's CRS is not projected in metres.
+    """
+    g = cfg.grid
+    if g.template:
+        return grid_from_raster(cfg.resolve(g.template), cell_size_m=g.cell_size_m)
+    if g.crs and g.bounds and g.cell_size_m:
+        return Grid.from_bounds(g.bounds, cell_size_m=g.cell_size_m, crs=g.crs)
+    msg = "[grid]: expected `template` (a raster), or all of `crs`, `bounds` and `cell_size_m`; found neither."
+    raise ConfigError(msg)
+
+
+def load_inputs(cfg: RunConfig, grid: Grid | None = None) -> Inputs:
+    """Read and align every configured input onto the analysis grid."""
+    grid = grid or make_grid(cfg)
+    inp = cfg.inputs
+    valid = np.ones(grid.shape, bool)
+    rasters: dict[str, np.ndarray] = {}
+    if inp.landmask:
+        lm = read_raster(cfg.resolve(inp.landmask), grid, resampling="nearest", what="landmask")
+        valid &= np.nan_to_num(lm, nan=0.0) > 0
+    for name, path, how in (
+        ("elevation", inp.elevation, "bilinear"),
+        ("landcover", inp.landcover, "nearest"),
+        ("suitability", inp.suitability, "bilinear"),
+        ("resistance", inp.resistance, "nearest"),
+    ):
+        if path:
+            rasters[name] = read_raster(cfg.resolve(path), grid, resampling=how, what=name)
+    for name, path in inp.covariates.items():
+        rasters[f"covariate:{name}"] = read_raster(cfg.resolve(path), grid, resampling="bilinear", what=name)
+
+    def vec(v: Any, what: str) -> gpd.GeoDataFrame | None:
+        return None if v is None else read_vector(cfg.resolve(v.path), v.layer, grid=grid, what=what)
+
+    study = vec(inp.study_area, "study_area")
+    if study is not None:
+        from rasterio.features import geometry_mask
+
+        inside = ~geometry_mask(study.geometry.to_numpy(), out_shape=grid.shape, transform=grid.transform)
+        valid &= inside
+    pas = None
+    if inp.protected_areas is not None:
+        pas = read_wdpa(
+            cfg.resolve(inp.protected_areas.path),
+            inp.protected_areas.layer,
+            grid=grid,
+            iso3=inp.pa_iso3,
+            status=inp.pa_status,
+        )
+    if not valid.any():
+        msg = "no valid cell: the land mask and the study area leave nothing to analyse. Check both layers."
+        raise DataError(msg)
+    return Inputs(
+        grid=grid,
+        valid=valid,
+        rasters=rasters,
+        study_area=study,
+        countries=vec(inp.countries, "countries"),
+        borders=vec(inp.borders, "borders"),
+        protected_areas=pas,
+        sites=vec(inp.sites, "sites"),
+    )
+
+
+def compute_suitability(cfg: RunConfig, inputs: Inputs) -> np.ndarray:
+    """Suitability 0..1 on the grid (NaN outside valid cells)."""
+    h = cfg.habitat
+    if h.method is HabitatMethod.RASTER:
+        if "suitability" not in inputs.rasters:
+            msg = "[habitat] method = 'raster' needs [inputs] suitability = 'path/to/suitability.tif'."
+            raise ConfigError(msg)
+        return suitability_from_raster(inputs.rasters["suitability"], land=inputs.valid)
+    cov = builtin_covariates(
+        inputs.grid,
+        elevation_m=inputs.rasters.get("elevation"),
+        landcover=inputs.rasters.get("landcover"),
+        config=h,
+    )
+    cov |= {k.split(":", 1)[1]: v for k, v in inputs.rasters.items() if k.startswith("covariate:")}
+    s = rsf_suitability(cov, intercept=h.intercept, coefficients=h.coefficients)
+    return np.where(inputs.valid, s, np.nan).astype("float32")
+
+
+def compute_resistance(cfg: RunConfig, inputs: Inputs, suitability: np.ndarray) -> np.ndarray:
+    """Resistance on the grid (>= 1 from transforms; NaN = impassable), barriers burned in."""
+    rc = cfg.resistance
+    if rc.method is ResistanceMethod.CLASSES:
+        if "landcover" not in inputs.rasters:
+            msg = "[resistance] method = 'classes' needs [inputs] landcover = 'path/to/classes.tif'."
+            raise ConfigError(msg)
+        r = resistance_from_classes(inputs.rasters["landcover"], rc.class_values)
+    elif rc.method is ResistanceMethod.RASTER:
+        if "resistance" not in inputs.rasters:
+            msg = "[resistance] method = 'raster' needs [inputs] resistance = 'path/to/resistance.tif'."
+            raise ConfigError(msg)
+        r = check_resistance(inputs.rasters["resistance"], inputs.grid, what="resistance raster")
+    else:
+        r = resistance_from_suitability(
+            suitability, method=rc.method, max_resistance=rc.max_resistance, shape_c=rc.shape_c
+        )
+    r = np.where(inputs.valid, r, np.nan).astype("float32")
+    if rc.barriers:
+        layers = [
+            (read_vector(cfg.resolve(b.path), b.layer, grid=inputs.grid, what=f"barrier {b.name!r}"), b)
+            for b in rc.barriers
+        ]
+        r = burn_barriers(r, inputs.grid, layers)
+    return check_resistance(r, inputs.grid)
+
+
+def compute_patches(cfg: RunConfig, inputs: Inputs, suitability: np.ndarray) -> tuple[np.ndarray, gpd.GeoDataFrame]:
+    """Labelled patches and their polygons (see :func:`leopardgeo.patches.extract_patches`)."""
+    p = cfg.patches
+    return extract_patches(
+        suitability,
+        inputs.grid,
+        min_suitability=p.min_suitability,
+        min_area_ha=p.min_area_ha,
+        connectivity=p.connectivity,
+        protected_areas=inputs.protected_areas,
+        protected_mode=p.protected_areas,
+        countries=inputs.countries,
+        country_field=cfg.inputs.country_field,
+    )
+
+
+def summary_table(patches: gpd.GeoDataFrame) -> pd.DataFrame:
+    """Patches and their area (ha) by country, with a total row."""
+    by = patches.assign(country=patches["country"].replace("", "?")).groupby("country")
+    table = pd.DataFrame({"patches": by.size(), "area_ha": by["area_ha"].sum()}).reset_index()
+    total = pd.DataFrame({"country": ["all"], "patches": [len(patches)], "area_ha": [patches["area_ha"].sum()]})
+    return pd.concat([table, total], ignore_index=True)
+
+
+# ---------------------------------------------------------------------- run
+@contextlib.contextmanager
+def _steps(progress: bool, total: int) -> Iterator[Callable[[str], None]]:
+    """Yield ``step(label)``: logs each step and, with ``progress``, shows a rich bar."""
+    if not progress:
+        yield lambda label: logger.info("%s", label)
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), transient=True) as bar:
+        task = bar.add_task("starting", total=total)
+
+        def step(label: str) -> None:
+            logger.info("%s", label)
+            bar.update(task, description=label, advance=1)
+
+        yield step
+
+
+def _vector_outputs(inputs: Inputs, patches: gpd.GeoDataFrame) -> dict[str, gpd.GeoDataFrame]:
+    grid = inputs.grid
+    extent = shapely.box(*grid.bounds)
+    study = (
+        inputs.study_area.assign(geometry=inputs.study_area.geometry.intersection(extent))
+        if inputs.study_area is not None
+        else gpd.GeoDataFrame({"name": ["analysis grid"]}, geometry=[extent], crs=grid.crs)
+    )
+    study = study.assign(area_ha=study.geometry.area / 10_000.0)
+    layers = {"study_area": study}
+    if inputs.borders is not None:
+        b = inputs.borders.assign(geometry=inputs.borders.geometry.intersection(extent))
+        layers["borders"] = b.assign(length_km=b.geometry.length / 1000.0)
+    if inputs.protected_areas is not None:
+        pa = inputs.protected_areas
+        layers["protected_areas"] = pa.assign(area_ha=pa.geometry.area / 10_000.0)
+    layers["patches"] = patches
+    return layers
+
+
+def run(
+    config: RunConfig,
+    *,
+    out_dir: str | Path | None = None,
+    overwrite: bool | None = None,
+    progress: bool = False,
+) -> RunResult:
+    """Run the pipeline and write the outputs.
+
+    Parameters
+    ----------
+    config
+        The run configuration (:func:`leopardgeo.config.demo_config` for the
+        embedded Amur study area).
+    out_dir
+        Output folder; ``config.output.dir`` when omitted.  ``None`` with
+        ``config.output.dir == ""`` runs without writing.
+    overwrite
+        Replace existing outputs; ``config.output.overwrite`` when omitted.
+    progress
+        Show a progress bar (terminal or Jupyter).
+
+    Returns
+    -------
+    RunResult
+
+    Raises
+    ------
+    OutputExistsError
+        Before any work, if outputs exist and ``overwrite`` is false.  A run
+        that fails later leaves earlier outputs intact.
+    """
+    out = Path(out_dir) if out_dir is not None else (Path(config.output.dir) if config.output.dir else None)
+    ow = config.output.overwrite if overwrite is None else overwrite
+    writer = OutputWriter(out, overwrite=ow, names=OUTPUT_FILES) if out is not None else None
+    timings: dict[str, float] = {}
+    try:
+        with _steps(progress, total=5) as step:
+            t = time.perf_counter()
+            step("reading and aligning inputs")
+            inputs = load_inputs(config)
+            timings["inputs"] = time.perf_counter() - t
+            t = time.perf_counter()
+            step("habitat suitability")
+            suit = compute_suitability(config, inputs)
+            timings["habitat"] = time.perf_counter() - t
+            t = time.perf_counter()
+            step("resistance")
+            res = compute_resistance(config, inputs, suit)
+            timings["resistance"] = time.perf_counter() - t
+            t = time.perf_counter()
+            step("habitat patches")
+            labels, patches = compute_patches(config, inputs, suit)
+            timings["patches"] = time.perf_counter() - t
+            if writer is not None:
+                t = time.perf_counter()
+                step(f"writing outputs to {out}")
+                meta = {"leopardgeo_version": __version__, "config_hash": config_hash(config)}
+                writer.layers(_vector_outputs(inputs, patches), metadata=meta)
+                g = inputs.grid
+                writer.raster("suitability.tif", suit, g, description=RASTERS["suitability.tif"])
+                writer.raster("resistance.tif", res, g, description=RASTERS["resistance.tif"])
+                writer.raster("patches.tif", labels, g, nodata=0, description=RASTERS["patches.tif"])
+                writer.text("run_config.toml", dump_config(config))
+                writer.commit()
+                timings["write"] = time.perf_counter() - t
+    except BaseException:
+        if writer is not None:
+            writer.discard()
+        raise
+    return RunResult(config, inputs, suit, res, labels, patches, out_dir=out, timings_s=timings)
