@@ -22,9 +22,7 @@ M_PER_KM = 1_000.0
 #: The embedded study area's equal-area CRS (Lambert azimuthal equal-area
 #: centred on the Amur leopard region); a good fix to suggest for a
 #: geographic CRS in this region.
-DEMO_CRS_PROJ4 = (
-    "+proj=laea +lat_0=44.25 +lon_0=132.25 +x_0=0 +y_0=0 +datum=WGS84 +units=m +no_defs"
-)
+DEMO_CRS_PROJ4 = "+proj=laea +lat_0=44.25 +lon_0=132.25 +x_0=0 +y_0=0 +datum=WGS84 +units=m +no_defs"
 
 
 def to_pyproj(crs: Any) -> CRS | None:
@@ -68,7 +66,7 @@ def require_projected_metres(crs: Any, what: str) -> CRS:
     >>> require_projected_metres("EPSG:4326", "grid")
     Traceback (most recent call last):
     ...
-    leopardgeo.errors.CRSError: grid: expected a projected CRS in metres, found geographic CRS 'WGS 84' (EPSG:4326, units of degrees). ...
+    leopardgeo.errors.CRSError: grid: expected a projected CRS in metres, found geographic CRS 'WGS 84' ...
     """
     fix = (
         "Reproject it (e.g. `gdf.to_crs(...)` or `gdalwarp -t_srs ...`) to a projected CRS in "
@@ -82,16 +80,10 @@ def require_projected_metres(crs: Any, what: str) -> CRS:
     code = pcrs.to_epsg()
     label = f"'{pcrs.name}'" + (f" (EPSG:{code}" if code else " (")
     if pcrs.is_geographic:
-        msg = (
-            f"{what}: expected a projected CRS in metres, found geographic CRS {label}, "
-            f"units of degrees). {fix}"
-        )
+        msg = f"{what}: expected a projected CRS in metres, found geographic CRS {label}, units of degrees). {fix}"
         raise CRSError(msg)
     units = {ax.unit_name for ax in pcrs.axis_info}
     if not units <= {"metre", "meter", "m"}:
-        msg = (
-            f"{what}: expected a projected CRS in metres, found {label}, "
-            f"axis units {sorted(units)}). {fix}"
-        )
+        msg = f"{what}: expected a projected CRS in metres, found {label}, axis units {sorted(units)}). {fix}"
         raise CRSError(msg)
     return pcrs

@@ -1,4 +1,4 @@
-"""Typed, frozen run configuration loaded from TOML.
+r"""Typed, frozen run configuration loaded from TOML.
 
 One section class per pipeline stage, nested in :class:`RunConfig` (the shape of
 Circuitscape's typed ``CSConfig``).  Unknown keys and bad values raise
@@ -129,16 +129,12 @@ class BarrierConfig:
 class GridConfig:
     """The analysis grid: a template raster, or a CRS and bounds."""
 
-    template: str | None = _f(
-        None, doc="raster whose CRS, extent and cells define the grid (e.g. the land mask)"
-    )
+    template: str | None = _f(None, doc="raster whose CRS, extent and cells define the grid (e.g. the land mask)")
     crs: str | None = _f(None, doc="projected CRS in metres, when no template is given")
     bounds: tuple[float, float, float, float] | None = _f(
         None, doc="[left, bottom, right, top] in metres, when no template is given"
     )
-    cell_size_m: float | None = _f(
-        None, doc="cell size in metres; default: the template's (500 m for the demo)"
-    )
+    cell_size_m: float | None = _f(None, doc="cell size in metres; default: the template's (500 m for the demo)")
 
     def __post_init__(self) -> None:
         if self.cell_size_m is not None:
@@ -154,19 +150,13 @@ class InputsConfig:
     landcover: str | None = _f(None, doc="land-cover class raster (MODIS IGBP codes in the demo)")
     suitability: str | None = _f(None, doc="suitability raster 0..1 (habitat.method = 'raster')")
     resistance: str | None = _f(None, doc="resistance raster > 0 (resistance.method = 'raster')")
-    covariates: dict[str, str] = _f(
-        doc="extra covariate rasters for the RSF, name = path", factory=dict
-    )
+    covariates: dict[str, str] = _f(doc="extra covariate rasters for the RSF, name = path", factory=dict)
     study_area: VectorInput | None = _f(None, doc="study-area polygon(s)")
     countries: VectorInput | None = _f(None, doc="country polygons")
     country_field: str = _f("iso3", doc="column of `countries` holding the country code")
     borders: VectorInput | None = _f(None, doc="national border lines")
-    protected_areas: VectorInput | None = _f(
-        None, doc="protected areas; a WDPA extract works as it is"
-    )
-    pa_iso3: tuple[str, ...] = _f(
-        (), doc="keep only protected areas with these WDPA ISO3 codes (empty = all)"
-    )
+    protected_areas: VectorInput | None = _f(None, doc="protected areas; a WDPA extract works as it is")
+    pa_iso3: tuple[str, ...] = _f((), doc="keep only protected areas with these WDPA ISO3 codes (empty = all)")
     pa_status: tuple[str, ...] = _f(
         ("Designated", "Inscribed", "Established"),
         doc="keep only protected areas with these WDPA STATUS values",
@@ -195,12 +185,8 @@ class HabitatConfig:
             "dist_urban_km": 0.1,
         },
     )
-    distance_cap_km: float = _f(
-        10.0, doc="distance covariates are capped here (km); beyond it distance no longer matters"
-    )
-    forest_classes: tuple[int, ...] = _f(
-        (1, 2, 3, 4, 5), doc="land-cover codes counted as forest (IGBP 1-5)"
-    )
+    distance_cap_km: float = _f(10.0, doc="distance covariates are capped here (km); beyond it distance no longer matters")
+    forest_classes: tuple[int, ...] = _f((1, 2, 3, 4, 5), doc="land-cover codes counted as forest (IGBP 1-5)")
     cropland_classes: tuple[int, ...] = _f((12, 14), doc="land-cover codes counted as cropland")
     urban_classes: tuple[int, ...] = _f((13,), doc="land-cover codes counted as urban")
 
@@ -212,12 +198,8 @@ class HabitatConfig:
 class ResistanceConfig:
     """Resistance to movement (minimum 1; no data = impassable)."""
 
-    method: ResistanceMethod = _f(
-        ResistanceMethod.NEGATIVE_EXPONENTIAL, doc="negative_exponential | linear | classes | raster"
-    )
-    max_resistance: float = _f(
-        100.0, doc="resistance at suitability 0 (1 at suitability 1); Keeley et al. 2016 use 100"
-    )
+    method: ResistanceMethod = _f(ResistanceMethod.NEGATIVE_EXPONENTIAL, doc="negative_exponential | linear | classes | raster")
+    max_resistance: float = _f(100.0, doc="resistance at suitability 0 (1 at suitability 1); Keeley et al. 2016 use 100")
     shape_c: float = _f(
         8.0,
         doc=(
@@ -225,9 +207,7 @@ class ResistanceConfig:
             "31:2151); larger = only the best habitat is easy to cross; calibrate for your data"
         ),
     )
-    class_values: dict[str, float] = _f(
-        doc="resistance per land-cover class code (method = 'classes')", factory=dict
-    )
+    class_values: dict[str, float] = _f(doc="resistance per land-cover class code (method = 'classes')", factory=dict)
     barriers: tuple[BarrierConfig, ...] = _f(
         (), doc="barrier layers burned in: [[resistance.barriers]] path, layer, mode, penalty, buffer_m"
     )
@@ -255,10 +235,9 @@ class PatchConfig:
             "(Wikipedia 'Amur leopard', Ecology: 5,000-30,000 ha)"
         ),
     )
-    protected_areas: ProtectedAreaMode = _f(
-        ProtectedAreaMode.MERGE, doc="merge | separate | ignore"
-    )
+    protected_areas: ProtectedAreaMode = _f(ProtectedAreaMode.MERGE, doc="merge | separate | ignore")
     connectivity: int = _f(8, doc="cell connectivity of a patch: 4 or 8")
+    split_by_country: bool = _f(True, doc="cut patches at national borders so cross-border connections become links")
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.min_suitability <= 1.0:
@@ -316,7 +295,7 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
-def _coerce(tp: Any, value: Any, where: str) -> Any:  # noqa: PLR0911, PLR0912
+def _coerce(tp: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
@@ -433,11 +412,7 @@ def load_config(path: str | Path) -> RunConfig:
 
 def _to_plain(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj):
-        return {
-            f.name: _to_plain(getattr(obj, f.name))
-            for f in dataclasses.fields(obj)
-            if getattr(obj, f.name) is not None
-        }
+        return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj) if getattr(obj, f.name) is not None}
     if isinstance(obj, enum.Enum):
         return obj.value
     if isinstance(obj, tuple | list):

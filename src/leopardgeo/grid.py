@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from affine import Affine
 from pyproj import CRS
 
@@ -55,7 +56,10 @@ class Grid:
         object.__setattr__(self, "transform", t)
         object.__setattr__(self, "shape", (int(self.shape[0]), int(self.shape[1])))
         if t.b != 0 or t.d != 0:
-            msg = f"analysis grid: expected a north-up transform, found rotation terms b={t.b}, d={t.d}. Warp the raster to a north-up grid first."
+            msg = (
+                f"analysis grid: expected a north-up transform, found rotation terms b={t.b}, d={t.d}. "
+                "Warp the raster to a north-up grid first."
+            )
             raise AlignmentError(msg)
         if t.e >= 0 or t.a <= 0:
             msg = f"analysis grid: expected positive cell width and negative cell height, found a={t.a}, e={t.e}."
@@ -72,9 +76,7 @@ class Grid:
 
     # ------------------------------------------------------------------ constructors
     @classmethod
-    def from_bounds(
-        cls, bounds: tuple[float, float, float, float], *, cell_size_m: float, crs: Any
-    ) -> Grid:
+    def from_bounds(cls, bounds: tuple[float, float, float, float], *, cell_size_m: float, crs: Any) -> Grid:
         """Grid covering ``bounds`` (left, bottom, right, top) in metres, snapped outward.
 
         The origin is snapped to a multiple of ``cell_size_m`` so grids of nested

@@ -1,4 +1,4 @@
-"""Habitat suitability (0..1): given as a raster, or a logistic RSF on covariates.
+r"""Habitat suitability (0..1): given as a raster, or a logistic RSF on covariates.
 
 The RSF form is the logistic resource-selection function
 
@@ -67,7 +67,8 @@ def builtin_covariates(
 ) -> dict[str, np.ndarray]:
     """The covariates leopardgeo derives itself (float32 arrays on ``grid``).
 
-    ``elevation_km``; ``forest`` (1 where land cover is in
+    ``elevation_km`` and ``elevation_km_sq`` (for a unimodal response);
+    ``forest`` (1 where land cover is in
     ``config.forest_classes``); ``landcover_<code>`` indicators;
     ``dist_cropland_km`` and ``dist_urban_km`` (Euclidean distance to the
     nearest cropland / urban cell, capped at ``config.distance_cap_km``).
@@ -75,6 +76,7 @@ def builtin_covariates(
     cov: dict[str, np.ndarray] = {}
     if elevation_m is not None:
         cov["elevation_km"] = (elevation_m / 1000.0).astype("float32")
+        cov["elevation_km_sq"] = cov["elevation_km"] ** 2
     if landcover is not None:
         nodata = ~np.isfinite(landcover)
         lc = np.where(nodata, -1, landcover).astype("int32")
@@ -100,7 +102,7 @@ def rsf_suitability(
     intercept: float,
     coefficients: Mapping[str, float],
 ) -> np.ndarray:
-    """Logistic RSF suitability from covariate arrays and coefficients.
+    r"""Logistic RSF suitability from covariate arrays and coefficients.
 
     Parameters
     ----------

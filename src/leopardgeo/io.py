@@ -10,6 +10,7 @@ file unless asked to.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -20,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import shapely
-import pyproj
+
 import geopandas as gpd
 import pyogrio
+import pyproj
 import rasterio
+import shapely
 from rasterio.enums import Resampling
 from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import Window, from_bounds
@@ -200,9 +202,11 @@ def read_raster(
                 )
                 raise AlignmentError(msg)
             win = from_bounds(max(gl, sl), max(gb, sb), min(gr, sr), min(gt, st), ds.transform)
-            win = win.round_offsets("floor").round_lengths("ceil")
-            pad = 2
-            win = Window(win.col_off - pad, win.row_off - pad, win.width + 2 * pad, win.height + 2 * pad)
+            pad = 2  # cells of margin so bilinear sampling at the edge has neighbours
+            c0, r0 = math.floor(win.col_off) - pad, math.floor(win.row_off) - pad
+            c1 = math.ceil(win.col_off + win.width) + pad
+            r1 = math.ceil(win.row_off + win.height) + pad
+            win = Window(c0, r0, c1 - c0, r1 - r0)
             win = win.intersection(Window(0, 0, ds.width, ds.height))
             src = ds.read(band, window=win, masked=True).astype("float32").filled(np.nan)
             out = np.full(grid.shape, np.nan, dtype="float32")
@@ -236,10 +240,7 @@ def to_analysis_crs(gdf: gpd.GeoDataFrame, crs: Any, *, what: str = "layer") -> 
         If ``gdf`` has no CRS.
     """
     if gdf.crs is None:
-        msg = (
-            f"{what}: expected a CRS, found none. Set it with `gdf.set_crs(...)` "
-            "(or fix the .prj of the shapefile)."
-        )
+        msg = f"{what}: expected a CRS, found none. Set it with `gdf.set_crs(...)` (or fix the .prj of the shapefile)."
         raise CRSError(msg)
     target = to_pyproj(crs)
     return gdf if pyproj.CRS(gdf.crs) == target else gdf.to_crs(target)
@@ -314,8 +315,7 @@ def read_vector(
         n_bad = int((~valid).sum())
         reason = shapely.is_valid_reason(gdf.geometry.values[~valid][0])
         warnings.warn(
-            f"{name}: {n_bad} invalid geometr{'y' if n_bad == 1 else 'ies'} repaired with make_valid "
-            f"(first problem: {reason}).",
+            f"{name}: {n_bad} invalid geometr{'y' if n_bad == 1 else 'ies'} repaired with make_valid (first problem: {reason}).",
             InvalidGeometryWarning,
             stacklevel=2,
         )
@@ -524,9 +524,7 @@ class OutputWriter:
             self.discard()
 
 
-def write_layers(
-    path: str | Path, layers: Mapping[str, gpd.GeoDataFrame], *, metadata: Mapping[str, str] | None = None
-) -> Path:
+def write_layers(path: str | Path, layers: Mapping[str, gpd.GeoDataFrame], *, metadata: Mapping[str, str] | None = None) -> Path:
     """Append layers to a GeoPackage (GeoPackage 1.2, which QGIS 3.22 fully supports).
 
     Layer names must be in :data:`LAYERS` (or snake_case ``[a-z0-9_]``); each

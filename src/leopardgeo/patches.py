@@ -14,10 +14,11 @@ import warnings
 
 import numpy as np
 import pandas as pd
-import shapely
-import geopandas as gpd
-from rasterio.features import rasterize, shapes
 from scipy import ndimage
+
+import geopandas as gpd
+import shapely
+from rasterio.features import rasterize, shapes
 
 from leopardgeo.config import ProtectedAreaMode
 from leopardgeo.errors import DataError, SmallPatchWarning
@@ -30,8 +31,11 @@ logger = logging.getLogger(__name__)
 _STRUCTURE = {4: ndimage.generate_binary_structure(2, 1), 8: np.ones((3, 3), bool)}
 
 
-def label_cores(mask: np.ndarray, *, connectivity: int = 8) -> tuple[np.ndarray, int]:
+def label_cores(mask: np.ndarray, *, connectivity: int = 8, zones: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     """Label connected groups of ``True`` cells (1..n, 0 elsewhere).
+
+    With ``zones`` (an integer array, e.g. a country index), groups never span
+    two zones: each zone is labelled on its own.
 
     Examples
     --------
@@ -39,16 +43,22 @@ def label_cores(mask: np.ndarray, *, connectivity: int = 8) -> tuple[np.ndarray,
     >>> label_cores(m, connectivity=8)[1], label_cores(m, connectivity=4)[1]
     (1, 2)
     """
-    labels, n = ndimage.label(mask, structure=_STRUCTURE[connectivity])
-    return labels.astype("int32"), int(n)
+    if zones is None:
+        labels, n = ndimage.label(mask, structure=_STRUCTURE[connectivity])
+        return labels.astype("int32"), int(n)
+    out = np.zeros(mask.shape, dtype="int32")
+    n = 0
+    for z in np.unique(zones[mask]):  # a handful of countries, not cells
+        lab, k = ndimage.label(mask & (zones == z), structure=_STRUCTURE[connectivity])
+        out[lab > 0] = lab[lab > 0] + n
+        n += int(k)
+    return out, n
 
 
 def _rasterize_mask(geoms: np.ndarray, grid: Grid) -> np.ndarray:
     if len(geoms) == 0:
         return np.zeros(grid.shape, bool)
-    return rasterize(
-        ((g, 1) for g in geoms), out_shape=grid.shape, transform=grid.transform, fill=0, dtype="uint8"
-    ).astype(bool)
+    return rasterize(((g, 1) for g in geoms), out_shape=grid.shape, transform=grid.transform, fill=0, dtype="uint8").astype(bool)
 
 
 def country_raster(countries: gpd.GeoDataFrame | None, grid: Grid, field: str) -> tuple[np.ndarray, list[str]]:
@@ -62,7 +72,10 @@ def country_raster(countries: gpd.GeoDataFrame | None, grid: Grid, field: str) -
     if countries is None:
         return np.full(grid.shape, -1, dtype="int16"), []
     if field not in countries.columns:
-        msg = f"countries: expected a column {field!r} with country codes, found columns {list(countries.columns)}. Set [inputs] country_field."
+        msg = (
+            f"countries: expected a column {field!r} with country codes, found columns {list(countries.columns)}. "
+            "Set [inputs] country_field."
+        )
         raise DataError(msg)
     codes = sorted(countries[field].astype(str).unique())
     idx = countries[field].astype(str).map({c: i for i, c in enumerate(codes)}).to_numpy()
@@ -110,6 +123,7 @@ def extract_patches(
     protected_mode: ProtectedAreaMode | str = ProtectedAreaMode.MERGE,
     countries: gpd.GeoDataFrame | None = None,
     country_field: str = "iso3",
+    split_by_country: bool = True,
 ) -> tuple[np.ndarray, gpd.GeoDataFrame]:
     """Habitat cores and protected areas as labelled patches with attributes.
 
@@ -136,6 +150,9 @@ def extract_patches(
         Country polygons (grid CRS) with ``country_field``, or ``None``.
     country_field
         Column of country codes.
+    split_by_country
+        Cut patches at national borders, so every patch lies in one country
+        and cross-border connections become links of the graph.
 
     Returns
     -------
@@ -175,6 +192,8 @@ def extract_patches(
     use_pa = protected_areas is not None and len(protected_areas) > 0 and mode is not ProtectedAreaMode.IGNORE
     pa_mask = _rasterize_mask(protected_areas.geometry.to_numpy(), grid) & valid if use_pa else np.zeros(grid.shape, bool)
     cell_ha = grid.cell_area_ha
+    cidx, codes = country_raster(countries, grid, country_field)
+    zones = cidx if split_by_country and codes else None
 
     if mode is ProtectedAreaMode.SEPARATE and use_pa:
         groups = _pa_groups(protected_areas)
@@ -186,12 +205,16 @@ def extract_patches(
             dtype="int32",
         )
         pa_labels[~valid] = 0
-        core_labels, n_core = label_cores(core & (pa_labels == 0), connectivity=connectivity)
+        core_labels, n_core = label_cores(core & (pa_labels == 0), connectivity=connectivity, zones=zones)
+        if zones is not None:  # split protected-area groups at borders too
+            pa_labels, _ = label_cores(
+                pa_labels > 0, connectivity=connectivity, zones=zones.astype("int64") * 100_000 + pa_labels
+            )
         raw = np.where(pa_labels > 0, pa_labels + n_core, core_labels)
-        is_pa_label = np.zeros(n_core + len(groups) + 1, bool)
+        is_pa_label = np.zeros(n_core + int(pa_labels.max()) + 1, bool)
         is_pa_label[n_core + 1 :] = True
     else:
-        raw, _ = label_cores(core | pa_mask, connectivity=connectivity)
+        raw, _ = label_cores(core | pa_mask, connectivity=connectivity, zones=zones)
         is_pa_label = np.bincount(raw.ravel(), weights=pa_mask.ravel(), minlength=raw.max() + 1) > 0
 
     counts = np.bincount(raw.ravel(), minlength=len(is_pa_label))
@@ -240,7 +263,6 @@ def extract_patches(
         attrs["protected_frac"] == 0, "habitat", np.where(core_cells > pa_cells, "habitat+protected", "protected")
     )
 
-    cidx, codes = country_raster(countries, grid, country_field)
     if codes:
         k = len(codes) + 1
         joint = np.bincount(flat * k + (cidx.ravel() + 1), minlength=(n + 1) * k).reshape(n + 1, k)[1:]

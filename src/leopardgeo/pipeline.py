@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import shapely
+
 import geopandas as gpd
+import shapely
 
 from leopardgeo import __version__
 from leopardgeo.config import (
@@ -205,14 +206,11 @@ def compute_resistance(cfg: RunConfig, inputs: Inputs, suitability: np.ndarray) 
             raise ConfigError(msg)
         r = check_resistance(inputs.rasters["resistance"], inputs.grid, what="resistance raster")
     else:
-        r = resistance_from_suitability(
-            suitability, method=rc.method, max_resistance=rc.max_resistance, shape_c=rc.shape_c
-        )
+        r = resistance_from_suitability(suitability, method=rc.method, max_resistance=rc.max_resistance, shape_c=rc.shape_c)
     r = np.where(inputs.valid, r, np.nan).astype("float32")
     if rc.barriers:
         layers = [
-            (read_vector(cfg.resolve(b.path), b.layer, grid=inputs.grid, what=f"barrier {b.name!r}"), b)
-            for b in rc.barriers
+            (read_vector(cfg.resolve(b.path), b.layer, grid=inputs.grid, what=f"barrier {b.name!r}"), b) for b in rc.barriers
         ]
         r = burn_barriers(r, inputs.grid, layers)
     return check_resistance(r, inputs.grid)
@@ -231,6 +229,7 @@ def compute_patches(cfg: RunConfig, inputs: Inputs, suitability: np.ndarray) -> 
         protected_mode=p.protected_areas,
         countries=inputs.countries,
         country_field=cfg.inputs.country_field,
+        split_by_country=p.split_by_country,
     )
 
 

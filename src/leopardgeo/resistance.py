@@ -1,4 +1,4 @@
-"""Resistance to movement: from suitability, from a class table, or given; plus barriers.
+r"""Resistance to movement: from suitability, from a class table, or given; plus barriers.
 
 Resistance is >= 1 by construction (1 = easiest), float32, NaN = no data =
 impassable.  A resistance given by the user must be finite and > 0 wherever it
@@ -22,8 +22,9 @@ import logging
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-import shapely
+
 import geopandas as gpd
+import shapely
 from rasterio.features import rasterize
 
 from leopardgeo.config import BarrierConfig, BarrierMode, ResistanceMethod
@@ -67,7 +68,7 @@ def resistance_from_suitability(
     array([[11.,  6.,  1.]], dtype=float32)
     >>> r = resistance_from_suitability(s, shape_c=8)
     >>> float(r[0, 0]), round(float(r[0, 1]), 2), float(r[0, 2])
-    (100.0, 2.8, 1.0)
+    (100.0, 2.78, 1.0)
     """
     method = ResistanceMethod(method)
     s = np.asarray(suitability, dtype="float64")
@@ -76,7 +77,10 @@ def resistance_from_suitability(
     elif method is ResistanceMethod.NEGATIVE_EXPONENTIAL:
         r = max_resistance - (max_resistance - 1.0) * (-np.expm1(-shape_c * s)) / (-np.expm1(-shape_c))
     else:
-        msg = f"[resistance] method: expected 'negative_exponential' or 'linear' for a suitability transform, found {method.value!r}."
+        msg = (
+            "[resistance] method: expected 'negative_exponential' or 'linear' for a suitability transform, "
+            f"found {method.value!r}."
+        )
         raise ConfigError(msg)
     return r.astype("float32")
 
@@ -154,7 +158,9 @@ def burn_barriers(
         )
         n = int(hit.sum())
         if n == 0:
-            msg = f"barrier {cfg.name!r}: expected it to cross the study area, found it touches no cell. Check its CRS and extent."
+            msg = (
+                f"barrier {cfg.name!r}: expected it to cross the study area, found it touches no cell. Check its CRS and extent."
+            )
             raise DataError(msg)
         if cfg.mode is BarrierMode.ADD:
             r[hit] += cfg.penalty
@@ -184,7 +190,7 @@ def check_resistance(resistance: np.ndarray, grid: Grid | None = None, *, what: 
     >>> check_resistance(np.array([[1.0, np.nan], [0.0, -2.0]]))
     Traceback (most recent call last):
     ...
-    leopardgeo.errors.ResistanceError: resistance: expected values > 0 and finite (NaN = impassable), found 2 cells <= 0 or infinite (min -2, max 0) at row/col (1, 0), (1, 1). ...
+    leopardgeo.errors.ResistanceError: resistance: expected values > 0 and finite (NaN = impassable), found 2 cells ...
     """
     r = np.asarray(resistance, dtype="float32")
     bad = ~np.isnan(r) & ~(np.isfinite(r) & (r > 0))

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 import geopandas as gpd
 import rasterio
+from affine import Affine
 
 from leopardgeo.grid import Grid
 
@@ -43,7 +45,7 @@ def synthetic_raster(
     """
     arr = np.asarray(values, dtype=dtype)
     path = Path(path)
-    transform = rasterio.transform.from_origin(origin[0], origin[1], cell_size_m, cell_size_m)
+    transform = Affine(cell_size_m, 0.0, origin[0], 0.0, -cell_size_m, origin[1])
     with rasterio.open(
         path,
         "w",

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from leopardgeo import __version__
-from leopardgeo.cli.options import debug_option, overwrite_option, out_option, verbosity_options
+from leopardgeo.cli.options import debug_option, out_option, overwrite_option, verbosity_options
 from leopardgeo.errors import LeopardGeoError
 
 __all__ = ["cli", "main"]
@@ -25,7 +25,8 @@ class _Group(click.Group):
         except LeopardGeoError as exc:
             if ctx.meta.get("leopardgeo.debug"):
                 raise
-            raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
+            msg = f"{type(exc).__name__}: {exc}"
+            raise click.ClickException(msg) from exc
 
 
 def _setup_logging(verbosity: int) -> None:
@@ -55,13 +56,19 @@ def _show_versions(ctx: click.Context, _param: click.Parameter, value: bool) -> 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="leopardgeo")
-@click.option("--show-versions", is_flag=True, is_eager=True, expose_value=False,
-              callback=_show_versions, help="Print the versions of leopardgeo and its libraries, then exit.")
+@click.option(
+    "--show-versions",
+    is_flag=True,
+    is_eager=True,
+    expose_value=False,
+    callback=_show_versions,
+    help="Print the versions of leopardgeo and its libraries, then exit.",
+)
 @verbosity_options
 @debug_option
 @click.pass_context
 def cli(ctx: click.Context, verbose: int, quiet: int, debug: bool) -> None:
-    """Territory and corridor analysis for the Amur leopard.
+    r"""Territory and corridor analysis for the Amur leopard.
 
     \b
     Examples:
@@ -80,7 +87,7 @@ def cli(ctx: click.Context, verbose: int, quiet: int, debug: bool) -> None:
 @overwrite_option
 @click.pass_context
 def run(ctx: click.Context, config: Path | None, out: Path | None, overwrite: bool) -> None:
-    """Run the pipeline on CONFIG (default: the embedded Amur study area).
+    r"""Run the pipeline on CONFIG (default: the embedded Amur study area).
 
     Writes leopardgeo.gpkg (study_area, borders, protected_areas, patches),
     suitability.tif, resistance.tif, patches.tif and run_config.toml to the
@@ -91,7 +98,8 @@ def run(ctx: click.Context, config: Path | None, out: Path | None, overwrite: bo
       leopardgeo run --out out --overwrite
     """
     from leopardgeo.config import demo_config, load_config
-    from leopardgeo.pipeline import run as run_pipeline, summary_table
+    from leopardgeo.pipeline import run as run_pipeline
+    from leopardgeo.pipeline import summary_table
 
     cfg = load_config(config) if config else demo_config()
     quiet = ctx.obj["verbosity"] < 0
@@ -118,8 +126,10 @@ def _print_summary(table: Any, result: Any) -> None:
     con.print(t)
     named = result.patches[result.patches["name"] != ""]
     if len(named):
-        con.print("Patches holding protected areas: " + "; ".join(
-            f"{r.patch_id}: {r.name} ({r.area_ha:,.0f} ha)" for r in named.head(12).itertuples()))
+        con.print(
+            "Patches holding protected areas: "
+            + "; ".join(f"{r.patch_id}: {r.name} ({r.area_ha:,.0f} ha)" for r in named.head(12).itertuples())
+        )
     con.print(f"Outputs written to {result.out_dir}/")
 
 
@@ -127,7 +137,7 @@ def _print_summary(table: Any, result: Any) -> None:
 @click.argument("path", default="leopardgeo.toml", type=click.Path(dir_okay=False, path_type=Path))
 @overwrite_option
 def init(path: Path, overwrite: bool) -> None:
-    """Write a commented config template to PATH (default leopardgeo.toml).
+    r"""Write a commented config template to PATH (default leopardgeo.toml).
 
     The template describes the embedded Amur study area with every key, its
     default and the source of each default; edit it for your own data.

@@ -23,7 +23,10 @@ def debug_option(f: F) -> F:
 
 
 out_option = click.option(
-    "--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
+    "--out",
+    "-o",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
     help="Output folder (default: the config's output.dir, 'out').",
 )
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace existing outputs.")

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import pytest
+
+from leopardgeo.config import (
+    ProtectedAreaMode,
+    RunConfig,
+    config_template,
+    demo_config,
+    dump_config,
+    load_config,
+    load_config_string,
+)
+from leopardgeo.errors import ConfigError
+
+
+def test_defaults_carry_the_sourced_territory_minimum():
+    cfg = RunConfig()
+    assert cfg.patches.min_area_ha == 5000.0  # smallest territory, 5,000-30,000 ha
+    assert cfg.patches.protected_areas is ProtectedAreaMode.MERGE
+
+
+def test_unknown_key_lists_valid_keys():
+    with pytest.raises(ConfigError) as err:
+        load_config_string("[patches]\nmin_area = 3\n")
+    msg = str(err.value)
+    assert "unknown key 'min_area'" in msg
+    assert "min_area_ha" in msg and "min_suitability" in msg
+
+
+def test_unknown_section_lists_sections():
+    with pytest.raises(ConfigError, match="unknown key 'patchez'.*patches"):
+        load_config_string("[patchez]\nx = 1\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("[patches]\nmin_suitability = 1.5", r"min_suitability: expected a value in 0..1, found 1.5"),
+        ("[patches]\nmin_area_ha = -1", r"min_area_ha: expected a finite number >= 0"),
+        ("[patches]\nprotected_areas = 'fuse'", r"expected one of \['merge', 'separate', 'ignore'\]"),
+        ("[patches]\nconnectivity = 6", "expected 4 or 8"),
+        ("[patches]\nmin_area_ha = 'big'", "expected a number, found 'big'"),
+        ("[resistance]\nmax_resistance = 1", "expected a number > 1"),
+        ("[resistance]\nclass_values = { 1 = 0 }", "expected resistance > 0 for every class"),
+        ("[output]\noverwrite = 'yes'", "expected true or false"),
+        ("[grid]\nbounds = [1, 2, 3]", "expected a list of 4 values"),
+        ("[patches\n", "not valid TOML"),
+    ],
+)
+def test_bad_values_raise_config_error(text, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config_string(text)
+
+
+def test_config_is_frozen():
+    cfg = RunConfig()
+    with pytest.raises(AttributeError):
+        cfg.patches.min_area_ha = 1  # type: ignore[misc]
+
+
+def test_dump_round_trips(tmp_path):
+    cfg = demo_config()
+    text = dump_config(cfg)
+    again = load_config_string(text, base_dir=tmp_path)
+    assert again == cfg
+
+
+def test_template_is_commented_and_loads_to_the_demo(tmp_path):
+    text = config_template()
+    assert text.count("# ") > 30
+    assert "Hebblewhite" in text and "5,000" in text and "Keeley" in text
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    assert load_config(path) == demo_config()
+
+
+def test_relative_paths_resolve_against_the_config_folder(tmp_path):
+    (tmp_path / "sub").mkdir()
+    path = tmp_path / "sub" / "c.toml"
+    path.write_text('base_dir = "data"\n[inputs]\nlandmask = "lm.tif"\n')
+    cfg = load_config(path)
+    assert cfg.resolve(cfg.inputs.landmask) == (tmp_path / "sub" / "data" / "lm.tif").resolve()
+
+
+def test_missing_config_file_says_how_to_make_one(tmp_path):
+    with pytest.raises(ConfigError, match="leopardgeo init"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_vector_input_accepts_a_plain_path():
+    cfg = load_config_string('[inputs]\nborders = "b.gpkg"\nprotected_areas = { path = "w.gpkg", layer = "pa" }\n')
+    assert cfg.inputs.borders.path == "b.gpkg" and cfg.inputs.borders.layer is None
+    assert cfg.inputs.protected_areas.layer == "pa"
+
+
+def test_barriers_parse_as_a_list_of_tables():
+    cfg = load_config_string('[[resistance.barriers]]\npath = "roads.gpkg"\nmode = "max"\npenalty = 80\nbuffer_m = 250\n')
+    (b,) = cfg.resistance.barriers
+    assert b.mode == "max" and b.penalty == 80.0 and b.buffer_m == 250.0
+    with pytest.raises(ConfigError, match=r"expected one of \['add', 'max', 'impassable'\]"):
+        load_config_string('[[resistance.barriers]]\npath = "r.gpkg"\nmode = "wall"\n')
