@@ -4,9 +4,9 @@ import math
 
 import numpy as np
 import pytest
-import shapely
 
 import geopandas as gpd
+import shapely
 
 from leopardgeo.config import BarrierConfig, HabitatConfig
 from leopardgeo.errors import ConfigError, DataError, ResistanceError
@@ -26,7 +26,9 @@ GRID = Grid.from_bounds((0, 0, 500, 300), cell_size_m=100, crs="EPSG:32652")
 def test_rsf_is_the_logistic_of_the_linear_predictor():
     elev = np.array([[0.2, 1.0]], dtype="float32")
     forest = np.array([[1.0, 0.0]], dtype="float32")
-    s = rsf_suitability({"elevation_km": elev, "forest": forest}, intercept=-1.0, coefficients={"elevation_km": -2.0, "forest": 3.0})
+    s = rsf_suitability(
+        {"elevation_km": elev, "forest": forest}, intercept=-1.0, coefficients={"elevation_km": -2.0, "forest": 3.0}
+    )
     # by hand: eta = -1 - 2*0.2 + 3 = 1.6 -> 1/(1+e^-1.6) ; eta = -1 - 2 = -3 -> 1/(1+e^3)
     np.testing.assert_allclose(s, [[1 / (1 + math.exp(-1.6)), 1 / (1 + math.exp(3))]], rtol=1e-6)
 

@@ -174,20 +174,21 @@ class HabitatConfig:
     """Habitat suitability."""
 
     method: HabitatMethod = _f(HabitatMethod.RSF, doc="raster | rsf")
-    intercept: float = _f(-1.5, doc="RSF logistic intercept")
+    intercept: float = _f(-8.0, doc="RSF logistic intercept")
     coefficients: dict[str, float] = _f(
         doc=(
-            "RSF logistic coefficients by covariate. Built-in covariates: elevation_km, forest, "
-            "landcover_<code>, dist_cropland_km, dist_urban_km (capped at distance_cap_km); "
-            "plus any name in [inputs.covariates]. Demo signs follow Hebblewhite et al. 2011 "
-            "(Biol. Conserv.): lower-elevation mixed/broadleaf forest far from cropland and towns; "
-            "magnitudes are illustrative, not fitted"
+            "RSF logistic coefficients by covariate. Built-in covariates: elevation_km, elevation_km_sq, "
+            "forest, landcover_<code>, dist_cropland_km, dist_urban_km (capped at distance_cap_km); plus any "
+            "name in [inputs.covariates]. Demo signs follow Hebblewhite et al. 2011 (Biol. Conserv. 144:2403): "
+            "lower-elevation mixed/broadleaf forest far from cropland and towns; the elevation optimum of "
+            "400 m follows WWF-Russia's 300-500 m. Magnitudes are illustrative, not fitted: replace them"
         ),
         factory=lambda: {
-            "elevation_km": -2.5,
-            "forest": 3.0,
-            "dist_cropland_km": 0.25,
-            "dist_urban_km": 0.1,
+            "elevation_km": 10.0,
+            "elevation_km_sq": -12.5,
+            "forest": 2.5,
+            "dist_cropland_km": 0.6,
+            "dist_urban_km": 0.15,
         },
     )
     distance_cap_km: float = _f(10.0, doc="distance covariates are capped here (km); beyond it distance no longer matters")

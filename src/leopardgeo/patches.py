@@ -102,6 +102,51 @@ def patch_polygons(labels: np.ndarray, grid: Grid) -> gpd.GeoDataFrame:
     return out.sort_values("patch_id").reset_index(drop=True)
 
 
+#: A patch "holds" a protected area when at least this share of the area's cells lie in it.
+PA_SHARE = 0.1
+
+
+def _pa_cell_indices(pas: gpd.GeoDataFrame, grid: Grid, valid: np.ndarray) -> list[np.ndarray]:
+    """Flat indices of the valid cells of each protected area (overlaps allowed).
+
+    Each area is rasterized inside its own bounding window, so the cost grows
+    with the areas' size, not with the number of areas times the grid.
+    """
+    out = []
+    height, width = grid.shape
+    inv = ~grid.transform
+    for geom in pas.geometry.to_numpy():  # one windowed rasterize per area
+        xmin, ymin, xmax, ymax = geom.bounds
+        c0, r0 = inv * (xmin, ymax)
+        c1, r1 = inv * (xmax, ymin)
+        c0, r0 = max(0, int(np.floor(c0))), max(0, int(np.floor(r0)))
+        c1, r1 = min(width, int(np.ceil(c1))), min(height, int(np.ceil(r1)))
+        if c1 <= c0 or r1 <= r0:
+            out.append(np.empty(0, dtype="int64"))
+            continue
+        t = grid.transform
+        sub_t = type(t)(t.a, 0.0, t.c + c0 * t.a, 0.0, t.e, t.f + r0 * t.e)
+        sub = rasterize([(geom, 1)], out_shape=(r1 - r0, c1 - c0), transform=sub_t, fill=0, dtype="uint8")
+        rr, cc = np.nonzero(sub)
+        idx = (rr + r0).astype("int64") * width + (cc + c0)
+        out.append(idx[valid.ravel()[idx]])
+    return out
+
+
+def _labels_holding(labels: np.ndarray, pa_cells: list[np.ndarray], n_labels: int) -> list[np.ndarray]:
+    """For each protected area, the labels holding at least PA_SHARE of its cells."""
+    flat = labels.ravel()
+    held = []
+    for idx in pa_cells:
+        if len(idx) == 0:
+            held.append(np.empty(0, dtype="int64"))
+            continue
+        counts = np.bincount(flat[idx], minlength=n_labels + 1)
+        counts[0] = 0
+        held.append(np.nonzero(counts >= PA_SHARE * len(idx))[0])
+    return held
+
+
 def _pa_groups(pas: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """Dissolve overlapping / touching protected areas into groups, names joined."""
     merged = shapely.get_parts(shapely.union_all(pas.geometry.to_numpy()))
@@ -211,11 +256,12 @@ def extract_patches(
                 pa_labels > 0, connectivity=connectivity, zones=zones.astype("int64") * 100_000 + pa_labels
             )
         raw = np.where(pa_labels > 0, pa_labels + n_core, core_labels)
-        is_pa_label = np.zeros(n_core + int(pa_labels.max()) + 1, bool)
-        is_pa_label[n_core + 1 :] = True
     else:
         raw, _ = label_cores(core | pa_mask, connectivity=connectivity, zones=zones)
-        is_pa_label = np.bincount(raw.ravel(), weights=pa_mask.ravel(), minlength=raw.max() + 1) > 0
+    pa_cells = _pa_cell_indices(protected_areas, grid, valid) if use_pa else []
+    is_pa_label = np.zeros(int(raw.max()) + 1, bool)
+    for held in _labels_holding(raw, pa_cells, int(raw.max())):
+        is_pa_label[held] = True
 
     counts = np.bincount(raw.ravel(), minlength=len(is_pa_label))
     counts[0] = 0
@@ -248,19 +294,19 @@ def extract_patches(
     flat = labels.ravel()
     n_cells = np.bincount(flat, minlength=n + 1)[1:]
     s_sum = np.bincount(flat, weights=np.where(valid, s, 0).ravel(), minlength=n + 1)[1:]
-    pa_cells = np.bincount(flat, weights=pa_mask.ravel(), minlength=n + 1)[1:]
+    pa_count = np.bincount(flat, weights=pa_mask.ravel(), minlength=n + 1)[1:]
     attrs = pd.DataFrame(
         {
             "patch_id": np.arange(1, n + 1, dtype="int32"),
             "n_cells": n_cells.astype("int64"),
             "area_ha": n_cells * cell_ha,
             "mean_quality": s_sum / n_cells,
-            "protected_frac": pa_cells / n_cells,
+            "protected_frac": pa_count / n_cells,
         }
     )
     core_cells = np.bincount(flat, weights=core.ravel(), minlength=n + 1)[1:]
     attrs["kind"] = np.where(
-        attrs["protected_frac"] == 0, "habitat", np.where(core_cells > pa_cells, "habitat+protected", "protected")
+        attrs["protected_frac"] == 0, "habitat", np.where(core_cells > pa_count, "habitat+protected", "protected")
     )
 
     if codes:
@@ -276,19 +322,12 @@ def extract_patches(
 
     polys = patch_polygons(labels, grid)
     out = polys.merge(attrs, on="patch_id", how="left")
-    out["name"] = ""
+    names: list[set[str]] = [set() for _ in range(n + 1)]
     if use_pa:
-        pas = protected_areas[["NAME", protected_areas.geometry.name]].reset_index(drop=True)
-        hits = gpd.sjoin(out[["patch_id", "geometry"]], pas, predicate="intersects", how="inner")
-        if len(hits):
-            inter = shapely.area(
-                shapely.intersection(
-                    out.geometry.to_numpy()[hits.index.to_numpy()], pas.geometry.to_numpy()[hits["index_right"].to_numpy()]
-                )
-            )
-            hits = hits[inter >= 0.5 * grid.cell_size_m**2]
-            names = hits.groupby("patch_id")["NAME"].agg(lambda v: "; ".join(sorted(set(map(str, v)))))
-            out["name"] = out["patch_id"].map(names).fillna("").to_numpy()
+        for pa_name, held in zip(protected_areas["NAME"].astype(str), _labels_holding(labels, pa_cells, n), strict=True):
+            for lab in held:
+                names[lab].add(pa_name)
+    out["name"] = ["; ".join(sorted(names[i])) for i in out["patch_id"]]
     cols = ["patch_id", "name", "kind", "country", "n_cells", "area_ha", "mean_quality", "protected_frac"]
     cols += [c for c in out.columns if c.startswith("frac_")]
     out = out[[*cols, "geometry"]]

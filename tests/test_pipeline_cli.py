@@ -1,0 +1,144 @@
+"""End to end on the embedded Amur study area, and the command line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import geopandas as gpd
+import pyogrio
+import rasterio
+import shapely
+from pyproj import CRS, Transformer
+
+from leopardgeo.cli import cli
+from leopardgeo.config import PatchConfig, demo_config, load_config
+from leopardgeo.errors import DataError, OutputExistsError
+from leopardgeo.pipeline import OUTPUT_FILES, run, summary_table
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "out"
+    return run(demo_config(), out_dir=out), out
+
+
+def test_geopackage_layers_crs_and_areas(demo_run):
+    _, out = demo_run
+    gpkg = out / "leopardgeo.gpkg"
+    layers = [str(n) for n in pyogrio.list_layers(gpkg)[:, 0]]
+    assert layers == ["study_area", "borders", "protected_areas", "patches"]
+    for name in layers:
+        info = pyogrio.read_info(gpkg, layer=name)
+        crs = CRS.from_user_input(info["crs"])
+        assert crs.is_projected and {a.unit_name for a in crs.axis_info} == {"metre"}
+        assert info["features"] > 0
+    for name in ("patches", "protected_areas", "study_area"):
+        gdf = gpd.read_file(gpkg, layer=name)
+        np.testing.assert_allclose(gdf.geometry.area / 10_000, gdf["area_ha"], rtol=1e-6)
+    pa = gpd.read_file(gpkg, layer="protected_areas")
+    assert pa["approximate"].all()  # modelled footprints stay labelled as such
+    with __import__("sqlite3").connect(gpkg) as con:  # GeoPackage 1.2, which QGIS 3.22 fully supports
+        assert con.execute("PRAGMA user_version").fetchone()[0] == 10200
+
+
+def test_rasters_are_cogs_with_nodata(demo_run):
+    result, out = demo_run
+    for name in ("suitability.tif", "resistance.tif", "patches.tif"):
+        with rasterio.open(out / name) as ds:
+            assert ds.nodata is not None
+            assert ds.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+            assert ds.overviews(1)
+            assert (ds.height, ds.width) == result.grid.shape
+    with rasterio.open(out / "resistance.tif") as ds:
+        r = ds.read(1, masked=True)
+    assert r.min() >= 1.0 and r.max() <= 100.0
+    assert np.isnan(result.resistance[~result.inputs.valid]).all()
+
+
+@pytest.mark.parametrize(
+    ("place", "lon", "lat", "country"),
+    [
+        ("Land of the Leopard NP, SW Primorye", 131.33, 43.25, "RUS"),
+        # the published Hunchun NNR centre (130.73 E) falls 0.6 km inside Russia on the DCW borders: go 10 km west
+        ("Hunchun, Jilin", 130.60, 42.90, "CHN"),
+        ("Wangqing, Jilin", 129.90, 43.40, "CHN"),
+        ("Laoyeling, Heilongjiang", 130.90, 43.90, "CHN"),
+        ("Lazovsky, southern Sikhote-Alin", 133.40, 43.23, "RUS"),
+        ("Ussuriysky, southern Sikhote-Alin", 132.55, 43.63, "RUS"),
+    ],
+)
+def test_demo_finds_habitat_where_leopards_live(demo_run, place, lon, lat, country):
+    result, _ = demo_run
+    x, y = Transformer.from_crs("EPSG:4326", result.grid.crs, always_xy=True).transform(lon, lat)
+    hit = result.patches[result.patches.geometry.contains(shapely.Point(x, y))]
+    assert len(hit) == 1, place
+    assert hit.iloc[0]["country"] == country
+    assert hit.iloc[0]["area_ha"] >= 5000
+
+
+def test_demo_has_patches_on_both_sides_of_the_border(demo_run):
+    result, _ = demo_run
+    table = summary_table(result.patches).set_index("country")
+    assert table.loc["RUS", "patches"] >= 1 and table.loc["CHN", "patches"] >= 1
+    assert table.loc["all", "area_ha"] == pytest.approx(result.patches["area_ha"].sum())
+    names = ";".join(result.patches["name"])
+    for park in ("Land of the Leopard", "Northeast China Tiger and Leopard", "Lazovsky"):
+        assert park in names
+
+
+def test_effective_config_is_written_and_loads(demo_run):
+    result, out = demo_run
+    assert load_config(out / "run_config.toml") == result.config
+
+
+def test_refuses_to_overwrite_and_failed_run_keeps_outputs(demo_run):
+    _, out = demo_run
+    before = {n: (out / n).stat().st_mtime_ns for n in OUTPUT_FILES}
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        run(demo_config(), out_dir=out)
+    impossible = demo_config().replace(patches=PatchConfig(min_suitability=1.0, min_area_ha=1e9, protected_areas="ignore"))
+    with pytest.raises(DataError, match="no habitat patch found"):
+        run(impossible, out_dir=out, overwrite=True)
+    assert {n: (out / n).stat().st_mtime_ns for n in OUTPUT_FILES} == before
+    assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUT_FILES)  # no staging debris
+
+
+# ---------------------------------------------------------------------- CLI
+def test_cli_run_prints_summary(tmp_path):
+    res = CliRunner().invoke(cli, ["run", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    assert "Habitat patches" in res.output and "RUS" in res.output and "CHN" in res.output
+    res = CliRunner().invoke(cli, ["run", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 1
+    assert "OutputExistsError" in res.output and "--overwrite" in res.output and "Traceback" not in res.output
+
+
+def test_cli_config_error_is_one_line_with_the_fix(tmp_path):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[patches]\nmin_area = 5\n")
+    res = CliRunner().invoke(cli, ["run", str(cfg), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 1
+    assert "ConfigError: [patches] unknown key 'min_area'; valid keys:" in res.output
+    assert "min_area_ha" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(cli, ["--debug", "run", str(cfg)])
+    assert res.exit_code == 1 and res.exc_info[0].__name__ == "ConfigError"
+
+
+def test_cli_init_writes_a_template_that_runs(tmp_path):
+    path = tmp_path / "area.toml"
+    res = CliRunner().invoke(cli, ["init", str(path)])
+    assert res.exit_code == 0 and path.exists()
+    assert load_config(path) == demo_config()
+    res = CliRunner().invoke(cli, ["init", str(path)])
+    assert res.exit_code == 1 and "--overwrite" in res.output
+
+
+def test_cli_help_and_versions():
+    res = CliRunner().invoke(cli, ["--help"])
+    assert res.exit_code == 0 and "leopardgeo run" in res.output
+    res = CliRunner().invoke(cli, ["run", "--help"])
+    assert "Example" in res.output
+    res = CliRunner().invoke(cli, ["--show-versions"])
+    assert "rasterio" in res.output and "GDAL" in res.output
