@@ -111,3 +111,31 @@ def test_barriers_add_max_impassable():
     far = gpd.GeoDataFrame(geometry=[shapely.Point(10_000, 10_000)], crs=GRID.crs)
     with pytest.raises(DataError, match="touches no cell"):
         burn_barriers(r, GRID, [(far, BarrierConfig(path="x", name="far"))])
+
+
+def test_coefficient_table_from_csv(tmp_path):
+    from leopardgeo.habitat import read_coefficients
+
+    path = tmp_path / "rsf.csv"
+    path.write_text("covariate,coefficient\nintercept,-2.5\nforest,1.25\ndist_urban_km,0.1\n")
+    assert read_coefficients(path) == (-2.5, {"forest": 1.25, "dist_urban_km": 0.1})
+    path.write_text("name,value\nforest,1\n")
+    with pytest.raises(DataError, match="expected columns covariate,coefficient"):
+        read_coefficients(path)
+    path.write_text("covariate,coefficient\nforest,high\n")
+    with pytest.raises(DataError, match="line 2: expected a number, found 'high'"):
+        read_coefficients(path)
+
+
+def test_pipeline_uses_the_coefficient_table(tmp_path):
+    from leopardgeo import pipeline
+    from leopardgeo.config import demo_config
+
+    path = tmp_path / "rsf.csv"
+    path.write_text("covariate,coefficient\nintercept,0\nforest,0\n")
+    cfg = demo_config()
+    cfg = cfg.replace(habitat=HabitatConfig(coefficients_file=str(path)))
+    inputs = pipeline.load_inputs(cfg)
+    s = pipeline.compute_suitability(cfg, inputs)
+    # logistic(0) = 0.5 everywhere on valid cells, by hand
+    np.testing.assert_allclose(s[inputs.valid], 0.5)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -39,7 +41,7 @@ def test_geopackage_layers_crs_and_areas(demo_run):
         np.testing.assert_allclose(gdf.geometry.area / 10_000, gdf["area_ha"], rtol=1e-6)
     pa = gpd.read_file(gpkg, layer="protected_areas")
     assert pa["approximate"].all()  # modelled footprints stay labelled as such
-    with __import__("sqlite3").connect(gpkg) as con:  # GeoPackage 1.2, which QGIS 3.22 fully supports
+    with sqlite3.connect(gpkg) as con:  # GeoPackage 1.2, which QGIS 3.22 fully supports
         assert con.execute("PRAGMA user_version").fetchone()[0] == 10200
 
 

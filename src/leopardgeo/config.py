@@ -191,6 +191,13 @@ class HabitatConfig:
             "dist_urban_km": 0.15,
         },
     )
+    coefficients_file: str | None = _f(
+        None,
+        doc=(
+            "CSV table of coefficients with columns covariate,coefficient (a row 'intercept' sets the "
+            "intercept); replaces intercept and coefficients when given"
+        ),
+    )
     distance_cap_km: float = _f(10.0, doc="distance covariates are capped here (km); beyond it distance no longer matters")
     forest_classes: tuple[int, ...] = _f((1, 2, 3, 4, 5), doc="land-cover codes counted as forest (IGBP 1-5)")
     cropland_classes: tuple[int, ...] = _f((12, 14), doc="land-cover codes counted as cropland")

@@ -15,8 +15,10 @@ coefficients could not be obtained); replace them with your own model.
 
 from __future__ import annotations
 
+import csv
 import logging
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
@@ -25,7 +27,7 @@ from leopardgeo.config import HabitatConfig
 from leopardgeo.errors import ConfigError, DataError
 from leopardgeo.grid import Grid
 
-__all__ = ["builtin_covariates", "rsf_suitability", "suitability_from_raster"]
+__all__ = ["builtin_covariates", "read_coefficients", "rsf_suitability", "suitability_from_raster"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +58,42 @@ def suitability_from_raster(values: np.ndarray, *, land: np.ndarray | None = Non
     if land is not None:
         s = np.where(land, s, np.nan).astype("float32")
     return s
+
+
+def read_coefficients(path: str | Path) -> tuple[float, dict[str, float]]:
+    """Read an RSF coefficient table (CSV ``covariate,coefficient``; a row ``intercept``).
+
+    Returns
+    -------
+    intercept, coefficients
+
+    Raises
+    ------
+    DataError
+        If the file is missing, lacks the two columns, or a coefficient is not a number.
+    """
+    p = Path(path)
+    if not p.is_file():
+        msg = f"coefficient table {str(p)!r} not found. Check [habitat] coefficients_file."
+        raise DataError(msg)
+    with p.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        if reader.fieldnames is None or not {"covariate", "coefficient"} <= set(reader.fieldnames):
+            msg = f"coefficient table {p.name!r}: expected columns covariate,coefficient, found {reader.fieldnames}."
+            raise DataError(msg)
+        intercept, coefs = 0.0, {}
+        for i, row in enumerate(reader, start=2):
+            try:
+                value = float(row["coefficient"])
+            except (TypeError, ValueError):
+                msg = f"coefficient table {p.name!r} line {i}: expected a number, found {row['coefficient']!r}."
+                raise DataError(msg) from None
+            name = (row["covariate"] or "").strip()
+            if name == "intercept":
+                intercept = value
+            else:
+                coefs[name] = value
+    return intercept, coefs
 
 
 def builtin_covariates(

@@ -31,7 +31,7 @@ from leopardgeo.config import (
 )
 from leopardgeo.errors import ConfigError, DataError
 from leopardgeo.grid import Grid
-from leopardgeo.habitat import builtin_covariates, rsf_suitability, suitability_from_raster
+from leopardgeo.habitat import builtin_covariates, read_coefficients, rsf_suitability, suitability_from_raster
 from leopardgeo.io import (
     GPKG_NAME,
     RASTERS,
@@ -188,7 +188,10 @@ def compute_suitability(cfg: RunConfig, inputs: Inputs) -> np.ndarray:
         config=h,
     )
     cov |= {k.split(":", 1)[1]: v for k, v in inputs.rasters.items() if k.startswith("covariate:")}
-    s = rsf_suitability(cov, intercept=h.intercept, coefficients=h.coefficients)
+    intercept, coefficients = h.intercept, h.coefficients
+    if h.coefficients_file:
+        intercept, coefficients = read_coefficients(cfg.resolve(h.coefficients_file))
+    s = rsf_suitability(cov, intercept=intercept, coefficients=coefficients)
     return np.where(inputs.valid, s, np.nan).astype("float32")
 
 
