@@ -1,0 +1,636 @@
+r"""Accumulated cost distance from labelled sources over a resistance grid.
+
+A compiled multi-source Dijkstra search over the cells of a resistance raster.
+The cost of one step between neighbouring cells :math:`u` and :math:`v` is
+
+.. math::
+
+    c(u, v) = \ell_{uv} \, \frac{r_u + r_v}{2},
+    \qquad \ell_{uv} \in \{s,\; s\sqrt{2},\; s\sqrt{5}\}
+
+with :math:`s` the cell size in metres and :math:`r` the resistance, so costs are
+in cost-weighted metres.  This is the convention of ArcGIS *Cost Distance*,
+Linkage Mapper (which calls it) and :class:`skimage.graph.MCP_Geometric`
+(see ``/work/shared/reference/algorithms.md``, "Cost distance").  Every cell of
+every source starts at cost 0, so distances run edge to edge from the nearest
+source cell.  NaN resistance is no data and impassable.
+
+The neighbour offsets, in the order back-links refer to, are
+:data:`NEIGHBOUR_OFFSETS`: 4 axial, then 4 diagonal, then 8 knight's moves.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+import shapely
+
+from leopardgeo.errors import ConfigError, DataError, NoPathError
+from leopardgeo.grid import Grid
+from leopardgeo.resistance import check_resistance
+
+__all__ = [
+    "NEIGHBOUR_OFFSETS",
+    "VALID_CONNECTIVITY",
+    "CostDistanceResult",
+    "cost_distance",
+    "cost_distance_many",
+    "path_to_linestring",
+    "trace_path",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Neighbourhood sizes :func:`cost_distance` accepts.
+VALID_CONNECTIVITY: tuple[int, ...] = (4, 8, 16)
+
+#: ``(d_row, d_col)`` of every neighbour: 4 axial, 4 diagonal, 8 knight's moves.
+#: A connectivity of ``k`` uses the first ``k`` rows.  A back-link ``b`` at a
+#: cell means its predecessor is ``cell + NEIGHBOUR_OFFSETS[b]``.
+NEIGHBOUR_OFFSETS = np.array(
+    [
+        (-1, 0), (0, 1), (1, 0), (0, -1),
+        (-1, 1), (1, 1), (1, -1), (-1, -1),
+        (-2, 1), (-1, 2), (1, 2), (2, 1), (2, -1), (1, -2), (-1, -2), (-2, -1),
+    ],
+    dtype=np.int64,
+)  # fmt: skip
+NEIGHBOUR_OFFSETS.flags.writeable = False
+
+
+def _opposite_index() -> np.ndarray:
+    opp = np.empty(len(NEIGHBOUR_OFFSETS), dtype=np.int64)
+    for k, (dr, dc) in enumerate(NEIGHBOUR_OFFSETS):
+        opp[k] = int(np.flatnonzero((NEIGHBOUR_OFFSETS[:, 0] == -dr) & (NEIGHBOUR_OFFSETS[:, 1] == -dc))[0])
+    return opp
+
+
+def _via_cells() -> np.ndarray:
+    """The two cells a knight's move crosses, as offsets from its start (zeros otherwise)."""
+    via = np.zeros((len(NEIGHBOUR_OFFSETS), 4), dtype=np.int64)
+    for k, (dr, dc) in enumerate(NEIGHBOUR_OFFSETS):
+        if abs(dc) == 2 and abs(dr) == 1:
+            via[k] = (0, dc // 2, dr, dc // 2)
+        elif abs(dr) == 2 and abs(dc) == 1:
+            via[k] = (dr // 2, 0, dr // 2, dc)
+    return via
+
+
+_OPPOSITE = _opposite_index()
+_VIA = _via_cells()
+_HAS_VIA = np.abs(NEIGHBOUR_OFFSETS).sum(axis=1) == 3
+_UNIT_LENGTH = np.sqrt((NEIGHBOUR_OFFSETS.astype(np.float64) ** 2).sum(axis=1))
+
+
+# --------------------------------------------------------------------------- compiled kernel
+# No library offers what this needs as a dependency we can use: a compiled grid
+# Dijkstra that takes labelled multi-cell sources and returns allocation and
+# back-links, runs without the GIL, and supports knight's moves with no-data
+# checks.  scipy.sparse.csgraph needs an explicit graph (too much memory at 10^7
+# cells); skimage.graph.MCP_Geometric has no labelled allocation and is only a
+# test dependency.  Both serve as independent checks in tests/test_costdist.py.  The heap is an indexed binary
+# min-heap on numpy arrays with decrease-key, so it never holds more than one
+# entry per cell.
+
+
+@njit(cache=True, nogil=True)
+def _sift_up(keys, nodes, pos, i):  # pragma: no cover - compiled
+    key = keys[i]
+    node = nodes[i]
+    while i > 0:
+        parent = (i - 1) >> 1
+        if keys[parent] <= key:
+            break
+        keys[i] = keys[parent]
+        nodes[i] = nodes[parent]
+        pos[nodes[i]] = i
+        i = parent
+    keys[i] = key
+    nodes[i] = node
+    pos[node] = i
+
+
+@njit(cache=True, nogil=True)
+def _sift_down(keys, nodes, pos, i, size):  # pragma: no cover - compiled
+    key = keys[i]
+    node = nodes[i]
+    while True:
+        child = 2 * i + 1
+        if child >= size:
+            break
+        if child + 1 < size and keys[child + 1] < keys[child]:
+            child += 1
+        if keys[child] >= key:
+            break
+        keys[i] = keys[child]
+        nodes[i] = nodes[child]
+        pos[nodes[i]] = i
+        i = child
+    keys[i] = key
+    nodes[i] = node
+    pos[node] = i
+
+
+@njit(cache=True, nogil=True)
+def _dijkstra(
+    res, seed_rows, seed_cols, seed_labels, offsets, step_len, via, has_via, opposite, max_cost, cost, alloc, back
+):  # pragma: no cover - compiled
+    """Multi-source Dijkstra; fills ``cost`` (inf = unreached), ``alloc`` and ``back`` in place."""
+    nr, nc = res.shape
+    n = nr * nc
+    keys = np.empty(n, dtype=np.float64)
+    nodes = np.empty(n, dtype=np.int64)
+    pos = np.full(n, -1, dtype=np.int64)  # -1 never queued, -2 settled, else heap slot
+    size = 0
+    for s in range(seed_rows.size):
+        r = seed_rows[s]
+        c = seed_cols[s]
+        node = r * nc + c
+        if pos[node] != -1:
+            continue
+        cost[r, c] = 0.0
+        alloc[r, c] = seed_labels[s]
+        back[r, c] = -1
+        keys[size] = 0.0
+        nodes[size] = node
+        pos[node] = size
+        size += 1
+    n_off = offsets.shape[0]
+    while size > 0:
+        u = nodes[0]
+        d = keys[0]
+        size -= 1
+        if size > 0:
+            keys[0] = keys[size]
+            nodes[0] = nodes[size]
+            pos[nodes[0]] = 0
+            _sift_down(keys, nodes, pos, 0, size)
+        pos[u] = -2
+        ur = u // nc
+        uc = u - ur * nc
+        ru = res[ur, uc]
+        lab = alloc[ur, uc]
+        for k in range(n_off):
+            vr = ur + offsets[k, 0]
+            vc = uc + offsets[k, 1]
+            if vr < 0 or vr >= nr or vc < 0 or vc >= nc:
+                continue
+            v = vr * nc + vc
+            if pos[v] == -2:
+                continue
+            rv = res[vr, vc]
+            if math.isnan(rv):
+                continue
+            if has_via[k] and (
+                math.isnan(res[ur + via[k, 0], uc + via[k, 1]]) or math.isnan(res[ur + via[k, 2], uc + via[k, 3]])
+            ):
+                continue
+            nd = d + step_len[k] * ((ru + rv) * 0.5)
+            if nd > max_cost or nd >= cost[vr, vc]:
+                continue
+            cost[vr, vc] = nd
+            alloc[vr, vc] = lab
+            back[vr, vc] = opposite[k]
+            if pos[v] == -1:
+                keys[size] = nd
+                nodes[size] = v
+                pos[v] = size
+                size += 1
+                _sift_up(keys, nodes, pos, size - 1)
+            else:
+                keys[pos[v]] = nd
+                _sift_up(keys, nodes, pos, pos[v])
+
+
+# --------------------------------------------------------------------------- validation helpers
+def _check_connectivity(connectivity: int) -> int:
+    if isinstance(connectivity, bool) or connectivity not in VALID_CONNECTIVITY:
+        msg = (
+            f"connectivity: expected one of {', '.join(map(str, VALID_CONNECTIVITY))} "
+            f"(axial, + diagonal, + knight's moves), found {connectivity!r}."
+        )
+        raise ConfigError(msg)
+    return int(connectivity)
+
+
+def _check_positive(value: float, name: str, unit: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = math.nan
+    if not (v > 0 and math.isfinite(v)):
+        msg = f"{name}: expected a positive finite number of {unit}, found {value!r}."
+        raise ConfigError(msg)
+    return v
+
+
+def _prepare(
+    resistance: np.ndarray, sources: np.ndarray, cell_size_m: float, connectivity: int, max_cost: float | None
+) -> tuple[np.ndarray, np.ndarray, int, float]:
+    """Validate inputs; return float64 resistance, int64 sources, connectivity, cutoff."""
+    k = _check_connectivity(connectivity)
+    _check_positive(cell_size_m, "cell_size_m", "metres")
+    cutoff = math.inf if max_cost is None else _check_positive(max_cost, "max_cost", "cost-weighted metres")
+    r_in = np.asarray(resistance)
+    if r_in.ndim != 2:
+        msg = f"resistance: expected a 2-D raster, found {r_in.ndim} dimensions (shape {r_in.shape})."
+        raise DataError(msg)
+    check_resistance(r_in)
+    res = np.ascontiguousarray(r_in, dtype=np.float64)
+    src = np.asarray(sources)
+    if src.shape != res.shape:
+        msg = (
+            f"sources: expected the shape of the resistance raster {res.shape}, found {src.shape}. "
+            "Rasterize the sources on the analysis grid."
+        )
+        raise DataError(msg)
+    if not (np.issubdtype(src.dtype, np.integer) or src.dtype == np.bool_):
+        msg = (
+            f"sources: expected an integer label raster (0 = not a source), found dtype {src.dtype}. "
+            "Cast it with sources.astype('int32') after replacing no data by 0."
+        )
+        raise DataError(msg)
+    src = src.astype(np.int64, copy=False)
+    if src.size and (src.min() < 0 or src.max() > np.iinfo(np.int32).max):
+        msg = f"sources: expected labels from 0 to {np.iinfo(np.int32).max}, found {src.min()} to {src.max()}."
+        raise DataError(msg)
+    if not (src > 0).any():
+        msg = "sources: expected at least one source cell (label > 0), found none. Check the patch raster."
+        raise DataError(msg)
+    return res, src, k, cutoff
+
+
+def _seeds(res: np.ndarray, src: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows, cols and labels of source cells with the given labels; raise for labels wholly on no data."""
+    on = np.isin(src, labels) & ~np.isnan(res)
+    rows, cols = np.nonzero(on)
+    lab = src[rows, cols]
+    dead = np.setdiff1d(labels, lab)
+    if dead.size:
+        listed = ", ".join(str(int(v)) for v in dead[:10])
+        msg = (
+            f"sources: expected every source to have a cell with resistance, found label(s) {listed} "
+            "wholly on no-data (NaN) cells, so they cannot reach anything. Check the land mask and barriers."
+        )
+        raise NoPathError(msg)
+    return rows.astype(np.int64), cols.astype(np.int64), lab.astype(np.int32)
+
+
+def _run(
+    res: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    labs: np.ndarray,
+    connectivity: int,
+    cell_size_m: float,
+    cutoff: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    cost = np.full(res.shape, np.inf, dtype=np.float64)
+    alloc = np.zeros(res.shape, dtype=np.int32)
+    back = np.full(res.shape, -1, dtype=np.int8)
+    k = connectivity
+    _dijkstra(
+        res,
+        rows,
+        cols,
+        labs,
+        NEIGHBOUR_OFFSETS[:k],
+        _UNIT_LENGTH[:k] * float(cell_size_m),
+        _VIA[:k],
+        _HAS_VIA[:k],
+        _OPPOSITE[:k],
+        float(cutoff),
+        cost,
+        alloc,
+        back,
+    )
+    cost[np.isnan(res)] = np.nan
+    return cost, alloc, back
+
+
+# --------------------------------------------------------------------------- public API
+@dataclass(frozen=True, slots=True)
+class CostDistanceResult:
+    """Outputs of :func:`cost_distance`, all on the grid of the resistance raster.
+
+    Attributes
+    ----------
+    cost
+        Accumulated cost in cost-weighted metres (float64); 0 on source cells,
+        ``inf`` where no source is reachable (or beyond ``max_cost``), NaN on
+        no-data cells.
+    allocation
+        Label of the source that reaches each cell at least cost (int32); 0 where
+        unreachable or no data.  Where two sources tie, either label may appear.
+    backlink
+        Index into :data:`NEIGHBOUR_OFFSETS` of the neighbour each cell was reached
+        from (int8); -1 on source cells, unreached and no-data cells.
+    connectivity
+        Neighbourhood used: 4, 8 or 16.
+    cell_size_m
+        Cell side length in metres.
+    """
+
+    cost: np.ndarray
+    allocation: np.ndarray
+    backlink: np.ndarray
+    connectivity: int
+    cell_size_m: float
+
+
+def cost_distance(
+    resistance: np.ndarray,
+    sources: np.ndarray,
+    *,
+    cell_size_m: float,
+    connectivity: int = 8,
+    max_cost: float | None = None,
+) -> CostDistanceResult:
+    r"""Accumulated cost distance, allocation and back-links from labelled sources.
+
+    Parameters
+    ----------
+    resistance
+        2-D resistance raster (float32 or float64), unitless cost per metre,
+        > 0 and finite; NaN = no data = impassable.
+    sources
+        Integer raster of the same shape: 0 = not a source, ``k > 0`` = a cell of
+        source ``k``.  All cells of a source start at cost 0.  Source cells on no
+        data are ignored.
+    cell_size_m
+        Cell side length in metres (square cells).
+    connectivity
+        4 (axial moves), 8 (+ diagonals, default) or 16 (+ knight's moves).
+    max_cost
+        Stop the search at this accumulated cost (cost-weighted metres); cells
+        beyond it are ``inf`` with allocation 0.  ``None`` searches everything.
+
+    Returns
+    -------
+    CostDistanceResult
+        ``cost`` (float64, cost-weighted metres), ``allocation`` (int32) and
+        ``backlink`` (int8) rasters.
+
+    Raises
+    ------
+    ResistanceError
+        If resistance is <= 0 or infinite anywhere (with the count of such cells).
+    ConfigError
+        If ``connectivity`` is not 4, 8 or 16, or ``cell_size_m`` / ``max_cost``
+        is not a positive finite number.
+    DataError
+        If the shapes differ, ``sources`` is not an integer raster, it has no
+        source cell, or every resistance cell is no data.
+    NoPathError
+        If every cell of a source label lies on no data (naming the label).
+
+    Notes
+    -----
+    The step cost is :math:`\ell (r_u + r_v) / 2` with :math:`\ell` = cell size,
+    cell size × √2 (diagonals) or cell size × √5 (knight's moves), as in ArcGIS
+    *Cost Distance*, Linkage Mapper and :class:`skimage.graph.MCP_Geometric`.
+    ArcGIS *Cost Distance* has 8 neighbours only (no knight's moves).  For
+    knight's moves we keep the same two-cell mean with length s√5; GRASS
+    ``r.cost -k`` instead averages the four cells the move crosses (start, end
+    and the two cells between them), so its 16-neighbour costs differ slightly.
+    Like GRASS, a knight's move is not allowed if either cell it crosses is no
+    data, so it cannot jump over a no-data barrier one cell wide.  Diagonal moves
+    may pass between two no-data cells that touch only at a corner (as in ArcGIS
+    and scikit-image); make impassable barriers 4-connected, e.g. by rasterizing
+    them with ``all_touched=True``.
+
+    Examples
+    --------
+    >>> r = np.ones((3, 4))
+    >>> src = np.zeros((3, 4), dtype=int)
+    >>> src[1, 0] = 1
+    >>> res = cost_distance(r, src, cell_size_m=100, connectivity=4)
+    >>> res.cost
+    array([[100., 200., 300., 400.],
+           [  0., 100., 200., 300.],
+           [100., 200., 300., 400.]])
+    >>> round(float(cost_distance(r, src, cell_size_m=100).cost[0, 1]), 3)  # one diagonal step
+    141.421
+    >>> r[:, 2] = np.nan
+    >>> src[1, 3] = 2
+    >>> res = cost_distance(r, src, cell_size_m=100, max_cost=150)
+    >>> res.allocation
+    array([[1, 1, 0, 2],
+           [1, 1, 0, 2],
+           [1, 1, 0, 2]], dtype=int32)
+    >>> res.cost[:, 2]
+    array([nan, nan, nan])
+    """
+    res, src, k, cutoff = _prepare(resistance, sources, cell_size_m, connectivity, max_cost)
+    labels = np.unique(src[src > 0])
+    rows, cols, labs = _seeds(res, src, labels)
+    cost, alloc, back = _run(res, rows, cols, labs, k, float(cell_size_m), cutoff)
+    logger.debug("cost distance: %d sources, %d source cells, %d-neighbour", labels.size, rows.size, k)
+    return CostDistanceResult(cost=cost, allocation=alloc, backlink=back, connectivity=k, cell_size_m=float(cell_size_m))
+
+
+def cost_distance_many(
+    resistance: np.ndarray,
+    sources: np.ndarray,
+    labels: Iterable[int] | None = None,
+    *,
+    cell_size_m: float,
+    connectivity: int = 8,
+    max_cost: float | None = None,
+    workers: int | None = None,
+) -> dict[int, np.ndarray]:
+    """Cost distance from each source label on its own, searched in parallel threads.
+
+    Each label gets a single-source search (the other labels are ordinary
+    cells), as Linkage Mapper needs for corridors.  The compiled search releases
+    the GIL, so the threads run at once.
+
+    Parameters
+    ----------
+    resistance
+        2-D resistance raster, > 0 and finite; NaN = no data = impassable.
+    sources
+        Integer label raster of the same shape (0 = not a source).
+    labels
+        Labels to search from; ``None`` = every label in ``sources``.
+    cell_size_m
+        Cell side length in metres.
+    connectivity
+        4, 8 (default) or 16 neighbours.
+    max_cost
+        Stop each search at this cost (cost-weighted metres); ``None`` = no limit.
+    workers
+        Number of threads; ``None`` = one per label, at most the CPU count.
+
+    Returns
+    -------
+    dict of int to numpy.ndarray
+        ``{label: cost}``, each a float64 raster in cost-weighted metres
+        (``inf`` unreachable, NaN no data), in the order of ``labels``.
+
+    Raises
+    ------
+    ResistanceError, ConfigError, DataError, NoPathError
+        As :func:`cost_distance`; also ``DataError`` if a requested label has no
+        cell and ``ConfigError`` if ``workers`` is not a positive integer.
+
+    Examples
+    --------
+    >>> r = np.ones((1, 4))
+    >>> src = np.array([[1, 0, 0, 2]])
+    >>> out = cost_distance_many(r, src, cell_size_m=10, connectivity=4)
+    >>> out[1], out[2]
+    (array([[ 0., 10., 20., 30.]]), array([[30., 20., 10.,  0.]]))
+    """
+    res, src, k, cutoff = _prepare(resistance, sources, cell_size_m, connectivity, max_cost)
+    present = np.unique(src[src > 0])
+    if labels is None:
+        wanted = [int(v) for v in present]
+    else:
+        wanted = list(dict.fromkeys(int(v) for v in labels))
+        missing = sorted(set(wanted) - {int(v) for v in present})
+        if missing or not wanted:
+            msg = (
+                f"labels: expected labels present in sources, found {missing or 'none'} missing. "
+                f"Labels present: {present[:20].tolist()}."
+            )
+            raise DataError(msg)
+    if workers is None:
+        n_workers = max(1, min(len(wanted), os.cpu_count() or 1))
+    elif isinstance(workers, bool) or not isinstance(workers, int | np.integer) or workers < 1:
+        msg = f"workers: expected a positive whole number of threads or None, found {workers!r}."
+        raise ConfigError(msg)
+    else:
+        n_workers = int(workers)
+    seeds = {lab: _seeds(res, src, np.array([lab], dtype=np.int64)) for lab in wanted}
+
+    def one(lab: int) -> np.ndarray:
+        rows, cols, labs = seeds[lab]
+        return _run(res, rows, cols, labs, k, float(cell_size_m), cutoff)[0]
+
+    if n_workers == 1:
+        return {lab: one(lab) for lab in wanted}
+    with ThreadPoolExecutor(max_workers=n_workers) as pool:
+        costs = list(pool.map(one, wanted))
+    return dict(zip(wanted, costs, strict=True))
+
+
+def trace_path(
+    backlink: np.ndarray,
+    cell: tuple[int, int],
+    *,
+    connectivity: int,
+    allocation: np.ndarray | None = None,
+) -> np.ndarray:
+    """Least-cost path from the source to ``cell``, following back-links.
+
+    Parameters
+    ----------
+    backlink
+        Back-link raster of a :class:`CostDistanceResult`.
+    cell
+        ``(row, col)`` of the end cell.
+    connectivity
+        Connectivity the back-links were computed with (4, 8 or 16).
+    allocation
+        Optional allocation raster; if given, an unreachable ``cell``
+        (allocation 0) raises :class:`NoPathError` instead of returning a
+        one-cell path.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, 2)`` int64 array of ``(row, col)``, from the source cell to ``cell``.
+
+    Raises
+    ------
+    ConfigError
+        If ``connectivity`` is not 4, 8 or 16.
+    DataError
+        If ``cell`` is outside the raster, or the back-links are not valid for
+        this connectivity (out-of-range index, leaving the raster, or a cycle).
+    NoPathError
+        If ``allocation`` is given and ``cell`` is not reached from any source.
+
+    Examples
+    --------
+    >>> src = np.zeros((3, 3), dtype=int)
+    >>> src[0, 0] = 1
+    >>> res = cost_distance(np.ones((3, 3)), src, cell_size_m=10, connectivity=4)
+    >>> trace_path(res.backlink, (0, 2), connectivity=4).tolist()
+    [[0, 0], [0, 1], [0, 2]]
+    """
+    k = _check_connectivity(connectivity)
+    back = np.asarray(backlink)
+    nr, nc = back.shape
+    r, c = (int(v) for v in cell)
+    if not (0 <= r < nr and 0 <= c < nc):
+        msg = f"cell: expected a (row, col) inside the raster of shape {back.shape}, found {cell!r}."
+        raise DataError(msg)
+    if allocation is not None and np.asarray(allocation)[r, c] == 0:
+        msg = f"cell ({r}, {c}): expected a cell reached from a source, found it unreachable (allocation 0)."
+        raise NoPathError(msg)
+    path = [(r, c)]
+    for _ in range(back.size):
+        b = int(back[r, c])
+        if b == -1:
+            return np.array(path[::-1], dtype=np.int64)
+        if not 0 <= b < k:
+            msg = f"backlink: expected -1..{k - 1} for connectivity {k}, found {b} at ({r}, {c})."
+            raise DataError(msg)
+        r += int(NEIGHBOUR_OFFSETS[b, 0])
+        c += int(NEIGHBOUR_OFFSETS[b, 1])
+        if not (0 <= r < nr and 0 <= c < nc):
+            msg = f"backlink: expected links inside the raster, found one leaving it at ({r}, {c})."
+            raise DataError(msg)
+        path.append((r, c))
+    msg = "backlink: expected links that end at a source, found a cycle. Use the back-links of one cost_distance run."
+    raise DataError(msg)
+
+
+def path_to_linestring(cells: np.ndarray, grid: Grid) -> shapely.LineString:
+    """Line through the centres of path cells, in the grid's map coordinates (metres).
+
+    Parameters
+    ----------
+    cells
+        ``(n, 2)`` array of ``(row, col)``, e.g. from :func:`trace_path`, n >= 2.
+    grid
+        The analysis grid the cells index.
+
+    Returns
+    -------
+    shapely.LineString
+        In ``grid.crs``.
+
+    Raises
+    ------
+    DataError
+        If there are fewer than two cells or a cell lies outside the grid.
+
+    Examples
+    --------
+    >>> g = Grid.from_bounds((0, 0, 300, 300), cell_size_m=100, crs="EPSG:32652")
+    >>> path_to_linestring(np.array([[0, 0], [1, 1], [1, 2]]), g).wkt
+    'LINESTRING (50 250, 150 150, 250 150)'
+    """
+    a = np.asarray(cells)
+    if a.ndim != 2 or a.shape[1] != 2 or a.shape[0] < 2:
+        msg = (
+            f"cells: expected an (n, 2) array of (row, col) with n >= 2, found shape {a.shape}. A one-cell path is a source cell."
+        )
+        raise DataError(msg)
+    rows, cols = a[:, 0], a[:, 1]
+    if rows.min() < 0 or cols.min() < 0 or rows.max() >= grid.height or cols.max() >= grid.width:
+        msg = f"cells: expected (row, col) inside the grid of shape {grid.shape}, found some outside."
+        raise DataError(msg)
+    x, y = grid.xy(rows, cols)
+    return shapely.LineString(np.column_stack([x, y]))

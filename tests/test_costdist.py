@@ -1,0 +1,356 @@
+"""Cost distance: checked against scipy's graph Dijkstra, scikit-image's MCP_Geometric and hand-worked values."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from scipy.sparse.csgraph import dijkstra
+
+from leopardgeo.costdist import (
+    NEIGHBOUR_OFFSETS,
+    cost_distance,
+    cost_distance_many,
+    path_to_linestring,
+    trace_path,
+)
+from leopardgeo.errors import ConfigError, DataError, NoPathError, ResistanceError
+from leopardgeo.grid import Grid
+from leopardgeo.testing import TEST_CRS
+
+RTOL = 1e-9
+# Offsets written out independently of the module (order does not matter for the graph).
+AXIAL = [(-1, 0), (1, 0), (0, -1), (0, 1)]
+DIAGONAL = [(-1, -1), (-1, 1), (1, -1), (1, 1)]
+KNIGHT = [(a * dr, b * dc) for dr, dc in ((1, 2), (2, 1)) for a in (-1, 1) for b in (-1, 1)]
+MOVES = {4: AXIAL, 8: AXIAL + DIAGONAL, 16: AXIAL + DIAGONAL + KNIGHT}
+
+
+def knight_crossed(dr: int, dc: int) -> list[tuple[int, int]]:
+    """The two cells a knight's move crosses (by geometry of the segment between cell centres)."""
+    if abs(dc) == 2:
+        return [(0, dc // 2), (dr, dc // 2)]
+    return [(dr // 2, 0), (dr // 2, dc)]
+
+
+def grid_graph(res: np.ndarray, cell: float, connectivity: int) -> sp.csr_matrix:
+    """Explicit directed graph: edge u->v weighted len(u, v) * (r_u + r_v) / 2; NaN cells have no edges."""
+    nr, nc = res.shape
+    rows, cols, weights = [], [], []
+    for r in range(nr):
+        for c in range(nc):
+            if math.isnan(res[r, c]):
+                continue
+            for dr, dc in MOVES[connectivity]:
+                vr, vc = r + dr, c + dc
+                if not (0 <= vr < nr and 0 <= vc < nc) or math.isnan(res[vr, vc]):
+                    continue
+                if abs(dr) + abs(dc) == 3 and any(math.isnan(res[r + a, c + b]) for a, b in knight_crossed(dr, dc)):
+                    continue
+                length = cell * math.hypot(dr, dc)
+                rows.append(r * nc + c)
+                cols.append(vr * nc + vc)
+                weights.append(length * (float(res[r, c]) + float(res[vr, vc])) / 2)
+    return sp.csr_matrix((weights, (rows, cols)), shape=(nr * nc, nr * nc))
+
+
+def scipy_cost(graph: sp.csr_matrix, res: np.ndarray, src: np.ndarray, labels) -> np.ndarray:
+    """Minimum over the (non-NaN) cells of ``labels`` of scipy's Dijkstra distance."""
+    idx = np.flatnonzero(np.isin(src, labels) & ~np.isnan(res))
+    return dijkstra(graph, directed=True, indices=idx, min_only=True).reshape(res.shape)
+
+
+@st.composite
+def landscapes(draw):
+    """Random resistance (with NaN holes) and a labelled source raster, each label on >= 1 valid cell."""
+    nr = draw(st.integers(1, 15))
+    nc = draw(st.integers(1, 15))
+    seed = draw(st.integers(0, 2**32 - 1))
+    nan_frac = draw(st.sampled_from([0.0, 0.1, 0.3]))
+    n_labels = draw(st.integers(1, 4))
+    rng = np.random.default_rng(seed)
+    res = rng.uniform(0.5, 50.0, (nr, nc))
+    if rng.random() < 0.5:
+        res = res.astype("float32")
+    res[rng.random((nr, nc)) < nan_frac] = np.nan
+    src = np.zeros((nr, nc), dtype=np.int32)
+    for lab in range(1, n_labels + 1):
+        for _ in range(rng.integers(1, 4)):
+            src[rng.integers(nr), rng.integers(nc)] = lab
+    for lab in np.unique(src[src > 0]):  # drop labels wholly on no data (tested separately)
+        if np.isnan(res[src == lab]).all():
+            src[src == lab] = 0
+    assume((src > 0).any())
+    return res, src, float(draw(st.sampled_from([1.0, 30.0, 250.0])))
+
+
+@pytest.mark.parametrize("connectivity", [4, 8, 16])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=landscapes())
+def test_cost_and_allocation_equal_scipy_dijkstra(connectivity, case):
+    res, src, cell = case
+    out = cost_distance(res, src, cell_size_m=cell, connectivity=connectivity)
+    nodata = np.isnan(res)
+    graph = grid_graph(res, cell, connectivity)
+    expected = scipy_cost(graph, res, src, np.unique(src[src > 0]))
+
+    assert np.isnan(out.cost[nodata]).all()
+    assert (out.allocation[nodata] == 0).all()
+    ok = ~nodata
+    np.testing.assert_array_equal(np.isinf(out.cost[ok]), np.isinf(expected[ok]))
+    fin = ok & np.isfinite(expected)
+    np.testing.assert_allclose(out.cost[fin], expected[fin], rtol=RTOL, atol=0)
+    assert (out.cost[(src > 0) & ok] == 0).all()
+
+    # Allocation: 0 where unreachable; elsewhere a label whose own cost equals the minimum (ties allowed).
+    assert (out.allocation[ok & ~fin] == 0).all()
+    per_label = {lab: scipy_cost(graph, res, src, [lab]) for lab in np.unique(src[src > 0])}
+    for r, c in zip(*np.nonzero(fin), strict=True):
+        lab = out.allocation[r, c]
+        assert lab in per_label
+        assert math.isclose(per_label[lab][r, c], expected[r, c], rel_tol=RTOL, abs_tol=1e-12)
+    # Back-links: -1 exactly on sources and unreached cells.
+    np.testing.assert_array_equal(out.backlink == -1, ~fin | ((src > 0) & ok))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    shape=st.tuples(st.integers(2, 15), st.integers(2, 15)),
+    seed=st.integers(0, 2**32 - 1),
+    cell=st.sampled_from([1.0, 100.0]),
+)
+def test_equals_skimage_mcp_geometric_8_neighbours(shape, seed, cell):
+    # MCP_Geometric: start cells cost 0 and a step costs |offset| * sampling * (c_u + c_v) / 2 with
+    # |offset| = sqrt(2) for diagonals -- the same convention as ours.
+    skgraph = pytest.importorskip("skimage.graph")
+    rng = np.random.default_rng(seed)
+    res = rng.uniform(1.0, 100.0, shape)
+    n_starts = int(rng.integers(1, 4))
+    starts = list({(int(rng.integers(shape[0])), int(rng.integers(shape[1]))) for _ in range(n_starts)})
+    src = np.zeros(shape, dtype=np.int32)
+    for i, (r, c) in enumerate(starts, start=1):
+        src[r, c] = i
+    mcp = skgraph.MCP_Geometric(res, fully_connected=True, sampling=(cell, cell))
+    expected, _ = mcp.find_costs(starts)
+    out = cost_distance(res, src, cell_size_m=cell, connectivity=8)
+    np.testing.assert_allclose(out.cost, expected, rtol=RTOL, atol=0)
+
+
+# ----------------------------------------------------------------------------- hand-worked values
+@pytest.mark.parametrize("connectivity", [4, 8, 16])
+@pytest.mark.parametrize(("n", "r", "cell"), [(1, 1.0, 100.0), (7, 3.0, 30.0), (12, 0.25, 250.0)])
+def test_straight_corridor_costs_n_cells_times_cell_times_r(connectivity, n, r, cell):
+    res = np.full((3, n + 1), np.nan)
+    res[1] = r  # a corridor one cell wide
+    src = np.zeros(res.shape, dtype=int)
+    src[1, 0] = 1
+    out = cost_distance(res, src, cell_size_m=cell, connectivity=connectivity)
+    assert out.cost[1, n] == pytest.approx(n * cell * r, rel=1e-12)
+    # In open uniform terrain the straight line is still the cheapest.
+    open_ = cost_distance(np.full((5, n + 1), r), np.pad(src, 1)[:5, 1:-1], cell_size_m=cell, connectivity=connectivity)
+    assert open_.cost[2, n] == pytest.approx(n * cell * r, rel=1e-12)
+
+
+def test_diagonal_and_knight_steps():
+    r, cell = 4.0, 100.0
+    res = np.full((4, 4), r)
+    src = np.zeros((4, 4), dtype=int)
+    src[0, 0] = 1
+    c8 = cost_distance(res, src, cell_size_m=cell, connectivity=8).cost
+    assert c8[1, 1] == pytest.approx(cell * math.sqrt(2) * r, rel=1e-12)
+    assert c8[3, 3] == pytest.approx(3 * cell * math.sqrt(2) * r, rel=1e-12)
+    assert c8[1, 2] == pytest.approx(cell * (1 + math.sqrt(2)) * r, rel=1e-12)
+    c16 = cost_distance(res, src, cell_size_m=cell, connectivity=16).cost
+    assert c16[1, 2] == pytest.approx(cell * math.sqrt(5) * r, rel=1e-12)
+    # Mean of the two end cells: from resistance 1 into resistance 3 costs cell * 2.
+    two = np.array([[1.0, 3.0]])
+    assert cost_distance(two, np.array([[1, 0]]), cell_size_m=cell).cost[0, 1] == pytest.approx(200.0)
+
+
+def test_knight_move_does_not_jump_a_one_cell_barrier():
+    res = np.ones((5, 5))
+    res[:, 2] = np.nan
+    src = np.zeros((5, 5), dtype=int)
+    src[:, 0] = 1
+    out = cost_distance(res, src, cell_size_m=10, connectivity=16)
+    assert np.isinf(out.cost[:, 3:]).all()
+    assert (out.allocation[:, 3:] == 0).all()
+    assert (out.backlink[:, 3:] == -1).all()
+
+
+# ----------------------------------------------------------------------------- cutoff
+@pytest.mark.parametrize("connectivity", [4, 8, 16])
+@settings(max_examples=40, deadline=None)
+@given(case=landscapes(), q=st.floats(0.05, 0.95))
+def test_max_cost_keeps_uncut_values_below_cutoff(connectivity, case, q):
+    res, src, cell = case
+    full = cost_distance(res, src, cell_size_m=cell, connectivity=connectivity)
+    finite = full.cost[np.isfinite(full.cost) & (full.cost > 0)]
+    assume(finite.size > 0)
+    cutoff = float(np.quantile(finite, q))
+    cut = cost_distance(res, src, cell_size_m=cell, connectivity=connectivity, max_cost=cutoff)
+    fin = np.isfinite(cut.cost)
+    assert (cut.cost[fin] <= cutoff).all()
+    np.testing.assert_array_equal(cut.cost[fin], full.cost[fin])
+    # Everything the full search found within the cutoff is found, the rest is inf with allocation 0.
+    np.testing.assert_array_equal(fin, np.isfinite(full.cost) & (full.cost <= cutoff))
+    beyond = np.isinf(cut.cost)
+    assert (cut.allocation[beyond] == 0).all()
+    assert (cut.backlink[beyond] == -1).all()
+
+
+# ----------------------------------------------------------------------------- back-links
+def step_cost(res, a, b, cell):
+    (r0, c0), (r1, c1) = a, b
+    return cell * math.hypot(r1 - r0, c1 - c0) * (float(res[r0, c0]) + float(res[r1, c1])) / 2
+
+
+@pytest.mark.parametrize("connectivity", [4, 8, 16])
+@settings(max_examples=40, deadline=None)
+@given(case=landscapes())
+def test_trace_path_recomputes_accumulated_cost(connectivity, case):
+    res, src, cell = case
+    out = cost_distance(res, src, cell_size_m=cell, connectivity=connectivity)
+    moves = {tuple(m) for m in MOVES[connectivity]}
+    for r, c in zip(*np.nonzero(np.isfinite(out.cost)), strict=True):
+        path = trace_path(out.backlink, (r, c), connectivity=connectivity, allocation=out.allocation)
+        assert tuple(path[-1]) == (r, c)
+        r0, c0 = path[0]
+        assert src[r0, c0] == out.allocation[r, c]
+        assert out.cost[r0, c0] == 0
+        steps = np.diff(path, axis=0)
+        assert all(tuple(s) in moves for s in steps.tolist())
+        total = sum(step_cost(res, path[i], path[i + 1], cell) for i in range(len(path) - 1))
+        assert math.isclose(total, out.cost[r, c], rel_tol=RTOL, abs_tol=1e-12)
+        assert not np.isnan(res[path[:, 0], path[:, 1]]).any()
+
+
+def test_trace_path_unreachable_and_bad_input():
+    res = np.ones((3, 3))
+    res[:, 1] = np.nan
+    src = np.zeros((3, 3), dtype=int)
+    src[0, 0] = 1
+    out = cost_distance(res, src, cell_size_m=10)
+    with pytest.raises(NoPathError, match=r"\(1, 2\)"):
+        trace_path(out.backlink, (1, 2), connectivity=8, allocation=out.allocation)
+    assert trace_path(out.backlink, (0, 0), connectivity=8).tolist() == [[0, 0]]
+    with pytest.raises(DataError, match="inside the raster"):
+        trace_path(out.backlink, (3, 0), connectivity=8)
+    with pytest.raises(DataError, match=r"-1\.\.3 for connectivity 4"):
+        trace_path(np.full((2, 2), 5, dtype=np.int8), (0, 0), connectivity=4)
+    loop = np.array([[1, 3]], dtype=np.int8)  # east <-> west forever
+    with pytest.raises(DataError, match="cycle"):
+        trace_path(loop, (0, 0), connectivity=4)
+
+
+def test_backlink_offsets_table():
+    assert NEIGHBOUR_OFFSETS.shape == (16, 2)
+    assert {tuple(o) for o in NEIGHBOUR_OFFSETS[:4].tolist()} == set(AXIAL)
+    assert {tuple(o) for o in NEIGHBOUR_OFFSETS[4:8].tolist()} == set(DIAGONAL)
+    assert {tuple(o) for o in NEIGHBOUR_OFFSETS[8:].tolist()} == set(KNIGHT)
+
+
+def test_path_to_linestring_uses_cell_centres():
+    grid = Grid.from_bounds((500_000, 4_799_000, 500_500, 4_799_400), cell_size_m=100, crs=TEST_CRS)
+    res = np.ones(grid.shape)
+    src = np.zeros(grid.shape, dtype=int)
+    src[0, 0] = 1
+    out = cost_distance(res, src, cell_size_m=grid.cell_size_m)
+    cells = trace_path(out.backlink, (3, 4), connectivity=8)
+    line = path_to_linestring(cells, grid)
+    x, y = grid.xy(cells[:, 0], cells[:, 1])
+    np.testing.assert_allclose(np.asarray(line.coords), np.column_stack([x, y]))
+    assert line.coords[0] == (500_050.0, 4_799_350.0)
+    assert line.length == pytest.approx(100 * (3 * math.sqrt(2) + 1))
+    with pytest.raises(DataError, match="n >= 2"):
+        path_to_linestring(cells[:1], grid)
+    with pytest.raises(DataError, match="inside the grid"):
+        path_to_linestring(np.array([[0, 0], [9, 9]]), grid)
+
+
+# ----------------------------------------------------------------------------- errors
+@pytest.mark.parametrize("bad", [0.0, -1.0, np.inf, -np.inf])
+def test_bad_resistance_raises_with_count(bad):
+    res = np.ones((4, 4))
+    res[1, 2] = bad
+    res[3, 3] = bad
+    src = np.zeros((4, 4), dtype=int)
+    src[0, 0] = 1
+    with pytest.raises(ResistanceError, match="found 2 cells"):
+        cost_distance(res, src, cell_size_m=10)
+
+
+@pytest.mark.parametrize("connectivity", [6, 0, 9, True, "8"])
+def test_bad_connectivity_lists_valid_values(connectivity):
+    with pytest.raises(ConfigError, match="4, 8, 16"):
+        cost_distance(np.ones((2, 2)), np.eye(2, dtype=int), cell_size_m=10, connectivity=connectivity)
+
+
+def test_source_wholly_on_nodata_names_the_label():
+    res = np.ones((4, 4))
+    res[3, :] = np.nan
+    src = np.zeros((4, 4), dtype=int)
+    src[0, 0] = 1
+    src[3, 1:3] = 7
+    with pytest.raises(NoPathError, match=r"label\(s\) 7"):
+        cost_distance(res, src, cell_size_m=10)
+    with pytest.raises(NoPathError, match=r"label\(s\) 7"):
+        cost_distance_many(res, src, cell_size_m=10)
+    # Partly on no data is fine: the valid cells are the source.
+    src[2, 1] = 7
+    out = cost_distance(res, src, cell_size_m=10)
+    assert out.cost[2, 1] == 0 and out.allocation[2, 1] == 7 and np.isnan(out.cost[3, 1])
+
+
+def test_other_input_errors():
+    src = np.zeros((3, 3), dtype=int)
+    src[1, 1] = 1
+    with pytest.raises(DataError, match="shape"):
+        cost_distance(np.ones((3, 4)), src, cell_size_m=10)
+    with pytest.raises(DataError, match="at least one source"):
+        cost_distance(np.ones((3, 3)), np.zeros((3, 3), dtype=int), cell_size_m=10)
+    with pytest.raises(DataError, match="integer"):
+        cost_distance(np.ones((3, 3)), src.astype(float), cell_size_m=10)
+    with pytest.raises(DataError, match="labels from 0"):
+        cost_distance(np.ones((3, 3)), -src, cell_size_m=10)
+    with pytest.raises(DataError, match="every cell is no data"):
+        cost_distance(np.full((3, 3), np.nan), src, cell_size_m=10)
+    for bad in (0, -5, np.inf, np.nan):
+        with pytest.raises(ConfigError, match="cell_size_m"):
+            cost_distance(np.ones((3, 3)), src, cell_size_m=bad)
+        with pytest.raises(ConfigError, match="max_cost"):
+            cost_distance(np.ones((3, 3)), src, cell_size_m=10, max_cost=bad)
+    with pytest.raises(DataError, match=r"\[5\] missing"):
+        cost_distance_many(np.ones((3, 3)), src, [1, 5], cell_size_m=10)
+    with pytest.raises(ConfigError, match="workers"):
+        cost_distance_many(np.ones((3, 3)), src, cell_size_m=10, workers=0)
+
+
+# ----------------------------------------------------------------------------- many
+@pytest.mark.parametrize("workers", [None, 1, 3])
+def test_cost_distance_many_equals_single_label_runs(workers):
+    rng = np.random.default_rng(42)
+    res = rng.uniform(1, 20, (30, 40))
+    res[rng.random(res.shape) < 0.15] = np.nan
+    src = np.zeros(res.shape, dtype=np.int32)
+    src[2:5, 3:6] = 1
+    src[20:22, 30:35] = 4
+    src[15, 15] = 9
+    res[src > 0] = 1.0
+    many = cost_distance_many(res, src, cell_size_m=50, connectivity=16, workers=workers)
+    assert list(many) == [1, 4, 9]
+    for lab, cost in many.items():
+        single = cost_distance(res, np.where(src == lab, lab, 0), cell_size_m=50, connectivity=16)
+        np.testing.assert_array_equal(cost, single.cost)
+    # A chosen subset, in the order asked, with a cutoff.
+    sub = cost_distance_many(res, src, [9, 1], cell_size_m=50, max_cost=500.0, workers=workers)
+    assert list(sub) == [9, 1]
+    single = cost_distance(res, np.where(src == 9, 9, 0), cell_size_m=50, max_cost=500.0)
+    np.testing.assert_array_equal(sub[9], single.cost)
+    # The multi-source cost is the minimum of the per-label costs.
+    joint = cost_distance(res, src, cell_size_m=50, connectivity=16).cost
+    np.testing.assert_allclose(joint, np.fmin.reduce([many[1], many[4], many[9]]), rtol=1e-12)
