@@ -1,0 +1,190 @@
+"""Least-cost links and the graph, checked against pairwise scipy Dijkstra and hand-worked cases."""
+
+from __future__ import annotations
+
+import math
+
+import networkx as nx
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import shapely
+
+from leopardgeo.costdist import cost_distance, trace_path
+from leopardgeo.errors import ConfigError, NoPathError
+from leopardgeo.graph import build_graph, gdfs_to_graph, graph_to_gdfs
+from leopardgeo.grid import Grid
+from leopardgeo.patches import extract_patches
+from leopardgeo.testing import TEST_CRS
+from test_costdist import grid_graph, scipy_cost
+
+
+def grid_of(shape, cell=100.0):
+    return Grid.from_bounds((0, 0, shape[1] * cell, shape[0] * cell), cell_size_m=cell, crs=TEST_CRS)
+
+
+def patches_from_mask(mask, cell=100.0):
+    g = grid_of(mask.shape, cell)
+    labels, p = extract_patches(np.where(mask, 0.9, 0.1).astype("float32"), g, min_area_ha=0, connectivity=4)
+    return g, labels, p
+
+
+def pairwise_lcd(res, labels, a, b, cell, connectivity):
+    """Independent reference: scipy Dijkstra from all cells of patch a, minimum over the cells of patch b."""
+    graph = grid_graph(res, cell, connectivity)
+    d = scipy_cost(graph, res, labels, [a])
+    return float(np.min(d[labels == b]))
+
+
+@st.composite
+def two_or_more_patches(draw):
+    nr, nc = draw(st.integers(4, 12)), draw(st.integers(4, 12))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    res = rng.uniform(1.0, 30.0, (nr, nc))
+    res[rng.random((nr, nc)) < draw(st.sampled_from([0.0, 0.1]))] = np.nan
+    mask = np.zeros((nr, nc), bool)
+    for _ in range(draw(st.integers(2, 4))):
+        r, c = rng.integers(nr), rng.integers(nc)
+        mask[r : r + rng.integers(1, 3), c : c + rng.integers(1, 3)] = True
+    mask &= np.isfinite(res)
+    return res, mask, draw(st.sampled_from([4, 8, 16]))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=two_or_more_patches())
+def test_one_pass_links_equal_pairwise_least_cost_distances(case):
+    res, mask, conn = case
+    g, labels, p = patches_from_mask(mask)
+    assume(len(p) >= 2)
+    G, one_pass = build_graph(res, labels, p, g, connectivity=conn)
+    alloc = one_pass.allocation
+    for a, b, d in G.edges(data=True):
+        lcd = pairwise_lcd(res, labels, a, b, 100.0, conn)
+        # the planar link is a path from a to b, so never cheaper than the least-cost distance ...
+        assert d["cwd"] >= lcd * (1 - 1e-9)
+        # ... and equal to it whenever the pairwise least-cost path stays inside the two allocation regions
+        from_a = cost_distance(res, np.where(labels == a, a, 0), cell_size_m=100.0, connectivity=conn)
+        cost_b = np.where(labels == b, from_a.cost, np.inf)
+        end = np.unravel_index(np.argmin(cost_b), cost_b.shape)
+        path = trace_path(from_a.backlink, end, connectivity=conn)
+        if set(alloc[path[:, 0], path[:, 1]].tolist()) <= {a, b}:
+            assert d["cwd"] == pytest.approx(lcd, rel=1e-9)
+    # with 8 neighbours every pair of touching allocation regions is linked
+    if conn == 8:
+        nr, nc = alloc.shape
+        touching = set()
+        for dr, dc in ((0, 1), (1, 0), (1, 1), (1, -1)):
+            r0, r1, c0, c1 = max(0, -dr), nr - max(0, dr), max(0, -dc), nc - max(0, dc)
+            x, y = alloc[r0:r1, c0:c1], alloc[r0 + dr : r1 + dr, c0 + dc : c1 + dc]
+            m = (x > 0) & (y > 0) & (x != y)
+            touching |= {tuple(sorted(t)) for t in zip(x[m].tolist(), y[m].tolist(), strict=True)}
+        assert touching == {tuple(sorted(e)) for e in G.edges}
+
+
+def test_two_patches_in_uniform_resistance_by_hand():
+    # patches at columns 0 and 6 of a 1-row strip of 30 m cells, resistance 2:
+    # cwd = 6 steps x 30 m x 2 = 360; path through 7 cell centres = 180 m; edge-to-edge gap 5 cells = 150 m
+    mask = np.zeros((1, 7), bool)
+    mask[0, [0, 6]] = True
+    g, labels, p = patches_from_mask(mask, cell=30.0)
+    G, _ = build_graph(np.full((1, 7), 2.0), labels, p, g)
+    ((_, _, d),) = G.edges(data=True)
+    assert d["cwd"] == pytest.approx(360.0)
+    assert d["lcp_length_m"] == pytest.approx(180.0)
+    assert d["euclid_m"] == pytest.approx(150.0)
+    assert d["cwd_to_euclid"] == pytest.approx(360 / 150)
+    assert d["cwd_to_lcp_length"] == pytest.approx(2.0)
+
+
+def test_diagonal_link_by_hand():
+    mask = np.zeros((4, 4), bool)
+    mask[0, 0] = mask[3, 3] = True
+    g, labels, p = patches_from_mask(mask)
+    G, _ = build_graph(np.ones((4, 4)), labels, p, g)
+    assert G.edges[1, 2]["cwd"] == pytest.approx(3 * 100 * math.sqrt(2))
+
+
+def test_corridor_through_a_barrier_gap_by_hand():
+    # 5 x 5 grid, wall of no data in column 2 except a gap at row 4; patches at (0, 0) and (0, 4).
+    res = np.ones((5, 5))
+    res[:4, 2] = np.nan
+    mask = np.zeros((5, 5), bool)
+    mask[0, 0] = mask[0, 4] = True
+    g, labels, p = patches_from_mask(mask)
+    G, _ = build_graph(res, labels, p, g, connectivity=8)
+    # every route passes the gap (4, 2): (0,0) -> (1,1) diagonal, (2,1), (3,1) axial, (4,2) diagonal,
+    # (3,3) diagonal, (2,3), (1,3) axial, (0,4) diagonal = 4 diagonal + 4 axial steps of 100 m at resistance 1
+    expected = 4 * 100 * math.sqrt(2) + 4 * 100
+    assert G.edges[1, 2]["cwd"] == pytest.approx(expected)
+    gap_x, gap_y = g.xy([4], [2])
+    assert G.edges[1, 2]["geometry"].distance(shapely.Point(gap_x[0], gap_y[0])) < 1e-6  # the path uses the gap
+    assert G.edges[1, 2]["cwd"] == pytest.approx(pairwise_lcd(res, labels, 1, 2, 100.0, 8))
+
+
+def test_cutoff_rule_links_all_pairs_within_the_cost(tmp_path):
+    mask = np.zeros((1, 9), bool)
+    mask[0, [0, 4, 8]] = True  # patches 1, 2, 3 in a row, 4 cells apart
+    g, labels, p = patches_from_mask(mask)
+    res = np.ones((1, 9))
+    G, _ = build_graph(res, labels, p, g, rule="cutoff", max_cwd=1000)
+    left, middle, right = (int(labels[0, c]) for c in (0, 4, 8))
+    far = (left, right)
+    assert G.number_of_edges() == 3  # 400, 400 and the 800 link through the middle patch
+    assert G.edges[far]["cwd"] == pytest.approx(800)
+    assert G.edges[far]["through_patches"] == str(middle)
+    G2, _ = build_graph(res, labels, p, g, rule="cutoff", max_cwd=1000, drop_through_patches=True)
+    assert G2.number_of_edges() == 2
+    G3, _ = build_graph(res, labels, p, g, rule="cutoff", max_cwd=500)
+    assert G3.number_of_edges() == 2
+    G4, _ = build_graph(res, labels, p, g, rule="knn", k_nearest=1)
+    assert all(d >= 1 for _, d in G4.degree()) and G4.number_of_edges() == 2
+    for a, b, d in G.edges(data=True):
+        assert d["cwd"] == pytest.approx(pairwise_lcd(res, labels, a, b, 100.0, 8))
+
+
+def test_unreachable_patch_is_an_isolated_node_and_nodata_patch_an_error():
+    res = np.ones((5, 7))
+    res[:, 3] = np.nan  # a wall nobody crosses
+    mask = np.zeros((5, 7), bool)
+    mask[2, 0] = mask[2, 6] = mask[0, 1] = True
+    g, labels, p = patches_from_mask(mask)
+    G, _ = build_graph(res, labels, p, g)
+    lone = int(labels[2, 6])
+    assert G.graph["isolated"] == [lone] and G.degree(lone) == 0 and G.number_of_nodes() == 3
+    bad = res.copy()
+    bad[2, 6] = np.nan  # the lone patch now lies wholly on no data
+    with pytest.raises(NoPathError, match=f"label\\(s\\) {lone}"):
+        build_graph(bad, labels, p, g)
+
+
+def test_countries_along_the_path():
+    mask = np.zeros((1, 6), bool)
+    mask[0, [0, 5]] = True
+    g, labels, p = patches_from_mask(mask)
+    countries = np.array([[0, 0, 0, 1, 1, 1]], dtype="int16")
+    G, _ = build_graph(np.ones((1, 6)), labels, p, g, countries=countries, country_codes=["CHN", "RUS"])
+    assert G.edges[1, 2]["countries"] == "CHN;RUS"
+
+
+def test_graph_round_trips_through_geodataframes():
+    mask = np.zeros((3, 9), bool)
+    mask[1, [0, 4, 8]] = True
+    g, labels, p = patches_from_mask(mask)
+    G, _ = build_graph(np.ones((3, 9)), labels, p, g)
+    nodes, edges = graph_to_gdfs(G)
+    assert len(nodes) == 3 and len(edges) == G.number_of_edges()
+    assert list(edges["cwd"]) == sorted(edges["cwd"])
+    H = gdfs_to_graph(nodes, edges)
+    assert nx.utils.graphs_equal(nx.Graph(H.edges), nx.Graph(G.edges))
+    for a, b in G.edges:
+        assert H.edges[a, b]["cwd"] == G.edges[a, b]["cwd"]
+
+
+def test_unknown_rule():
+    mask = np.zeros((1, 3), bool)
+    mask[0, [0, 2]] = True
+    g, labels, p = patches_from_mask(mask)
+    with pytest.raises(ConfigError, match=r"expected one of \['planar', 'cutoff', 'knn'\]"):
+        build_graph(np.ones((1, 3)), labels, p, g, rule="delaunay")
