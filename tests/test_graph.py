@@ -49,6 +49,7 @@ def two_or_more_patches(draw):
         r, c = rng.integers(nr), rng.integers(nc)
         mask[r : r + rng.integers(1, 3), c : c + rng.integers(1, 3)] = True
     mask &= np.isfinite(res)
+    assume(mask.sum() >= 2)
     return res, mask, draw(st.sampled_from([4, 8, 16]))
 
 

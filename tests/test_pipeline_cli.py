@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -17,7 +19,7 @@ from pyproj import CRS, Transformer
 from leopardgeo.cli import cli
 from leopardgeo.config import PatchConfig, demo_config, load_config
 from leopardgeo.errors import DataError, OutputExistsError
-from leopardgeo.pipeline import OUTPUT_FILES, run, summary_table
+from leopardgeo.pipeline import output_files, run, run_links, summary_table
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +32,7 @@ def test_geopackage_layers_crs_and_areas(demo_run):
     _, out = demo_run
     gpkg = out / "leopardgeo.gpkg"
     layers = [str(n) for n in pyogrio.list_layers(gpkg)[:, 0]]
-    assert layers == ["study_area", "borders", "protected_areas", "patches"]
+    assert layers == ["study_area", "borders", "protected_areas", "patches", "graph_nodes", "links"]
     for name in layers:
         info = pyogrio.read_info(gpkg, layer=name)
         crs = CRS.from_user_input(info["crs"])
@@ -47,7 +49,7 @@ def test_geopackage_layers_crs_and_areas(demo_run):
 
 def test_rasters_are_cogs_with_nodata(demo_run):
     result, out = demo_run
-    for name in ("suitability.tif", "resistance.tif", "patches.tif"):
+    for name in ("suitability.tif", "resistance.tif", "patches.tif", "cwd.tif", "allocation.tif"):
         with rasterio.open(out / name) as ds:
             assert ds.nodata is not None
             assert ds.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
@@ -97,14 +99,15 @@ def test_effective_config_is_written_and_loads(demo_run):
 
 def test_refuses_to_overwrite_and_failed_run_keeps_outputs(demo_run):
     _, out = demo_run
-    before = {n: (out / n).stat().st_mtime_ns for n in OUTPUT_FILES}
+    names = output_files(demo_config())
+    before = {n: (out / n).stat().st_mtime_ns for n in names}
     with pytest.raises(OutputExistsError, match="--overwrite"):
         run(demo_config(), out_dir=out)
     impossible = demo_config().replace(patches=PatchConfig(min_suitability=1.0, min_area_ha=1e9, protected_areas="ignore"))
     with pytest.raises(DataError, match="no habitat patch found"):
         run(impossible, out_dir=out, overwrite=True)
-    assert {n: (out / n).stat().st_mtime_ns for n in OUTPUT_FILES} == before
-    assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUT_FILES)  # no staging debris
+    assert {n: (out / n).stat().st_mtime_ns for n in names} == before
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)  # no staging debris
 
 
 # ---------------------------------------------------------------------- CLI
@@ -144,3 +147,57 @@ def test_cli_help_and_versions():
     assert "Example" in res.output
     res = CliRunner().invoke(cli, ["--show-versions"])
     assert "rasterio" in res.output and "GDAL" in res.output
+
+
+# ---------------------------------------------------------------------- links on the demo
+def test_demo_links_cross_the_border_and_reach_sikhote_alin(demo_run):
+    result, out = demo_run
+    G = result.graph
+    links = gpd.read_file(out / "leopardgeo.gpkg", layer="links")
+    assert len(links) == G.number_of_edges() > 0
+    assert links.geometry.geom_type.eq("LineString").all()
+    np.testing.assert_allclose(links.geometry.length, links["lcp_length_m"], rtol=1e-9)
+    assert (links["cwd"] >= links["lcp_length_m"] * 0.999).all()  # resistance >= 1
+    by_name = {row.patch_id: row.name for row in result.patches.itertuples()}
+    llnp = next(k for k, v in by_name.items() if "Land of the Leopard" in v)
+    nctl = next(k for k, v in by_name.items() if "Northeast China" in v)
+    sikhote = next(k for k, v in by_name.items() if "Lazovsky" in v)
+    assert G.has_edge(llnp, nctl) and G.edges[llnp, nctl]["countries"] == "CHN;RUS"
+    assert G.has_edge(llnp, sikhote) and G.edges[llnp, sikhote]["countries"] == "RUS"
+    with rasterio.open(out / "cwd.tif") as ds:
+        cwd = ds.read(1, masked=True)
+    assert float(cwd.min()) == 0.0  # on the patches
+    assert result.graph.graph["isolated"] == [n for n, d in G.degree() if d == 0]
+
+
+def test_links_stage_alone_and_report(tmp_path):
+    out = tmp_path / "o"
+    cfg = demo_config()
+    run(cfg.replace(links=type(cfg.links)(enabled=False)), out_dir=out)
+    assert not (out / "cwd.tif").exists()
+    res = CliRunner().invoke(cli, ["report", str(out)])
+    assert res.exit_code == 1 and "expected a layer 'links'" in res.output and "leopardgeo links" in res.output
+    res = CliRunner().invoke(cli, ["links", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "Least-cost links" in res.output
+    assert (out / "cwd.tif").exists() and (out / "allocation.tif").exists()
+    layers = [str(n) for n in pyogrio.list_layers(out / "leopardgeo.gpkg")[:, 0]]
+    assert {"patches", "links", "graph_nodes"} <= set(layers)
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        run_links(out)
+    res = CliRunner().invoke(cli, ["report", str(out), "--top", "5"])
+    assert res.exit_code == 0, res.output
+    assert "Least-cost links in" in res.output and "cwd" in res.output
+    table = pd.read_csv(out / "links.csv")
+    assert list(table["cwd"]) == sorted(table["cwd"])
+    assert list(table.columns[:6]) == ["from_id", "from_name", "to_id", "to_name", "cwd", "path_km"]
+    assert table["from_name"].fillna("").str.contains("Land of the Leopard").any()
+    data = json.loads((out / "links.json").read_text())
+    assert len(data["links"]) == len(table)
+    res = CliRunner().invoke(cli, ["report", str(out)])
+    assert res.exit_code == 1 and "--overwrite" in res.output
+
+
+def test_links_on_a_folder_without_a_run(tmp_path):
+    with pytest.raises(DataError, match="expected the outputs of `leopardgeo run`"):
+        run_links(tmp_path)

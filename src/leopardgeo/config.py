@@ -43,6 +43,8 @@ __all__ = [
     "HabitatConfig",
     "HabitatMethod",
     "InputsConfig",
+    "LinkConfig",
+    "LinkRule",
     "OutputConfig",
     "PatchConfig",
     "ProtectedAreaMode",
@@ -90,6 +92,14 @@ class BarrierMode(enum.StrEnum):
     ADD = "add"  #: resistance + penalty
     MAX = "max"  #: max(resistance, penalty)
     IMPASSABLE = "impassable"  #: no data (infinite cost), e.g. a fence
+
+
+class LinkRule(enum.StrEnum):
+    """How patches are linked (see :mod:`leopardgeo.graph`)."""
+
+    PLANAR = "planar"  #: cost-Voronoi adjacency in one pass (minimum planar graph, Fall et al. 2007)
+    CUTOFF = "cutoff"  #: all pairs within max_cwd and/or max_euclid_m
+    KNN = "knn"  #: k nearest patches by least-cost distance
 
 
 class ProtectedAreaMode(enum.StrEnum):
@@ -266,6 +276,41 @@ class PatchConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LinkConfig:
+    """Least-cost links between patches (the connectivity graph)."""
+
+    enabled: bool = _f(True, doc="build the graph in `leopardgeo run`")
+    rule: LinkRule = _f(
+        LinkRule.PLANAR,
+        doc=(
+            "planar (cost-Voronoi neighbours in one pass, Fall et al. 2007; Graphab 'planar'), "
+            "cutoff (all pairs within max_cwd / max_euclid_m) or knn (k_nearest per patch)"
+        ),
+    )
+    connectivity: int = _f(8, doc="neighbours per cell: 4, 8 (ArcGIS / Linkage Mapper default) or 16 (knight's moves)")
+    max_cwd: float | None = _f(None, doc="longest link kept, cost-weighted metres (resistance x m)")
+    max_euclid_m: float | None = _f(None, doc="largest edge-to-edge gap between linked patches, metres")
+    k_nearest: int = _f(3, doc="links per patch for rule = 'knn'")
+    drop_through_patches: bool = _f(False, doc="drop links whose path crosses another patch")
+    workers: int | None = _f(None, doc="threads for per-patch searches (cutoff / knn); default: all cores")
+
+    def __post_init__(self) -> None:
+        _normalise(self, "links")
+        if self.connectivity not in (4, 8, 16):
+            msg = f"[links] connectivity: expected 4, 8 or 16, found {self.connectivity!r}."
+            raise ConfigError(msg)
+        for name in ("max_cwd", "max_euclid_m"):
+            if getattr(self, name) is not None:
+                _positive(getattr(self, name), f"links.{name}")
+        if self.k_nearest < 1:
+            msg = f"[links] k_nearest: expected an integer >= 1, found {self.k_nearest!r}."
+            raise ConfigError(msg)
+        if self.workers is not None and self.workers < 1:
+            msg = f"[links] workers: expected an integer >= 1, found {self.workers!r}."
+            raise ConfigError(msg)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OutputConfig:
     """Where and how outputs are written."""
 
@@ -282,6 +327,7 @@ class RunConfig:
     habitat: HabitatConfig = _f(doc="habitat suitability", factory=HabitatConfig)
     resistance: ResistanceConfig = _f(doc="resistance", factory=ResistanceConfig)
     patches: PatchConfig = _f(doc="habitat patches", factory=PatchConfig)
+    links: LinkConfig = _f(doc="least-cost links", factory=LinkConfig)
     output: OutputConfig = _f(doc="outputs", factory=OutputConfig)
     base_dir: str = _f(".", doc="folder that relative input paths start from")
 

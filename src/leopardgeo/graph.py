@@ -34,7 +34,6 @@ between the patch polygons), ``cwd_to_euclid`` and ``cwd_to_lcp_length``
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -47,6 +46,7 @@ from scipy import ndimage
 import geopandas as gpd
 import shapely
 
+from leopardgeo.config import LinkRule
 from leopardgeo.costdist import (
     _VIA,
     NEIGHBOUR_OFFSETS,
@@ -57,7 +57,15 @@ from leopardgeo.costdist import (
 from leopardgeo.errors import ConfigError, DataError
 from leopardgeo.grid import Grid
 
-__all__ = ["EDGE_COLUMNS", "LinkRule", "build_graph", "gdfs_to_graph", "graph_to_gdfs", "isolated_patches"]
+__all__ = [
+    "EDGE_COLUMNS",
+    "LinkRule",
+    "build_graph",
+    "gdfs_to_graph",
+    "graph_layers",
+    "graph_to_gdfs",
+    "isolated_patches",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -73,14 +81,6 @@ EDGE_COLUMNS = (
     "countries",
     "through_patches",
 )
-
-
-class LinkRule(enum.StrEnum):
-    """How patches are linked."""
-
-    PLANAR = "planar"  #: cost-Voronoi adjacency in one pass (minimum planar graph)
-    CUTOFF = "cutoff"  #: all pairs within max_cwd and/or max_euclid_m
-    KNN = "knn"  #: k nearest patches by least-cost distance
 
 
 # ---------------------------------------------------------------------- one pass
@@ -421,3 +421,13 @@ def gdfs_to_graph(nodes: gpd.GeoDataFrame, edges: gpd.GeoDataFrame) -> nx.Graph:
         G.add_edge(int(row["patch_a"]), int(row["patch_b"]), **row)
     G.graph["isolated"] = isolated_patches(G)
     return G
+
+
+def graph_layers(G: nx.Graph) -> dict[str, gpd.GeoDataFrame]:
+    """The ``graph_nodes`` (a point per patch, with ``degree`` and ``isolated``) and ``links`` layers."""
+    nodes, edges = graph_to_gdfs(G)
+    points = nodes.assign(
+        geometry=shapely.point_on_surface(nodes.geometry.to_numpy()),
+        isolated=nodes["degree"] == 0,
+    )
+    return {"graph_nodes": points, "links": edges}

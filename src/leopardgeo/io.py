@@ -65,6 +65,8 @@ LAYERS: dict[str, str] = {
     "borders": "National borders inside the study area",
     "protected_areas": "Protected areas used in the run (WDPA schema; may be approximate)",
     "patches": "Habitat patches: cores by suitability threshold and minimum area, with protected areas",
+    "graph_nodes": "Nodes of the connectivity graph: one point per patch, with its degree",
+    "links": "Least-cost links between patches (paths through cell centres), cwd in cost-weighted metres",
 }
 
 #: Output rasters: file name -> description.
@@ -72,6 +74,8 @@ RASTERS: dict[str, str] = {
     "suitability.tif": "Habitat suitability 0..1",
     "resistance.tif": "Resistance to movement (>= 1; nodata = impassable)",
     "patches.tif": "Patch id per cell (0 = no patch)",
+    "cwd.tif": "Cost-weighted distance to the nearest patch (cost-weighted metres)",
+    "allocation.tif": "Patch whose cost-distance region holds each cell (0 = unreachable)",
 }
 
 _RESAMPLING = {
@@ -483,6 +487,14 @@ class OutputWriter:
         if name not in self.written:
             self.written.append(name)
         return self.staging / name
+
+    def copy_existing(self, name: str) -> Path:
+        """Stage a copy of ``out_dir/name`` (if it exists) so a later stage can add to it."""
+        src = self.out_dir / name
+        dst = self.path(name)
+        if src.exists():
+            shutil.copy2(src, dst)
+        return dst
 
     def raster(self, name: str, array: np.ndarray, grid: Grid, **kwargs: Any) -> Path:
         """Stage a COG raster (see :func:`write_raster`)."""

@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import networkx as nx
 import numpy as np
 import pandas as pd
 
 import geopandas as gpd
+import pyogrio
 import shapely
 
 from leopardgeo import __version__
@@ -29,7 +31,9 @@ from leopardgeo.config import (
     config_hash,
     dump_config,
 )
-from leopardgeo.errors import ConfigError, DataError
+from leopardgeo.costdist import CostDistanceResult
+from leopardgeo.errors import ConfigError, DataError, OutputExistsError
+from leopardgeo.graph import build_graph, graph_layers
 from leopardgeo.grid import Grid
 from leopardgeo.habitat import builtin_covariates, read_coefficients, rsf_suitability, suitability_from_raster
 from leopardgeo.io import (
@@ -41,7 +45,7 @@ from leopardgeo.io import (
     read_vector,
     read_wdpa,
 )
-from leopardgeo.patches import extract_patches
+from leopardgeo.patches import country_raster, extract_patches
 from leopardgeo.resistance import (
     burn_barriers,
     check_resistance,
@@ -54,17 +58,25 @@ __all__ = [
     "RunResult",
     "compute_patches",
     "compute_resistance",
+    "compute_links",
     "compute_suitability",
     "load_inputs",
     "make_grid",
     "run",
+    "run_links",
     "summary_table",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: Files ``run`` writes into the output folder.
+#: Files ``run`` writes into the output folder (the last two only with links enabled).
 OUTPUT_FILES = (GPKG_NAME, "suitability.tif", "resistance.tif", "patches.tif", "run_config.toml")
+LINK_FILES = ("cwd.tif", "allocation.tif")
+
+
+def output_files(cfg: RunConfig) -> tuple[str, ...]:
+    """Files a run with ``cfg`` writes."""
+    return OUTPUT_FILES + (LINK_FILES if cfg.links.enabled else ())
 
 
 @dataclass
@@ -91,6 +103,8 @@ class RunResult:
     resistance: np.ndarray
     patch_labels: np.ndarray
     patches: gpd.GeoDataFrame
+    graph: nx.Graph | None = None
+    cwd: CostDistanceResult | None = None
     out_dir: Path | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
 
@@ -236,6 +250,93 @@ def compute_patches(cfg: RunConfig, inputs: Inputs, suitability: np.ndarray) -> 
     )
 
 
+def compute_links(
+    cfg: RunConfig, inputs: Inputs, resistance: np.ndarray, labels: np.ndarray, patches: gpd.GeoDataFrame
+) -> tuple[nx.Graph, CostDistanceResult]:
+    """The least-cost connectivity graph (see :func:`leopardgeo.graph.build_graph`)."""
+    lc = cfg.links
+    cidx, codes = country_raster(inputs.countries, inputs.grid, cfg.inputs.country_field)
+    return build_graph(
+        resistance,
+        labels,
+        patches,
+        inputs.grid,
+        rule=lc.rule,
+        connectivity=lc.connectivity,
+        max_cwd=lc.max_cwd,
+        max_euclid_m=lc.max_euclid_m,
+        k_nearest=lc.k_nearest,
+        drop_through_patches=lc.drop_through_patches,
+        countries=cidx if codes else None,
+        country_codes=codes,
+        workers=lc.workers,
+    )
+
+
+def link_rasters(cwd: CostDistanceResult) -> dict[str, tuple[np.ndarray, float | int]]:
+    """``cwd.tif`` (float32, NaN where unreachable or no data) and ``allocation.tif`` (int32, 0 = none)."""
+    cost = np.where(np.isfinite(cwd.cost), cwd.cost, np.nan).astype("float32")
+    return {"cwd.tif": (cost, np.nan), "allocation.tif": (cwd.allocation.astype("int32"), 0)}
+
+
+def run_links(
+    out_dir: str | Path,
+    config: RunConfig | None = None,
+    *,
+    overwrite: bool = False,
+) -> tuple[nx.Graph, CostDistanceResult]:
+    """Build the graph alone from an earlier run's ``resistance.tif``, ``patches.tif`` and ``patches`` layer.
+
+    Adds the ``links`` and ``graph_nodes`` layers to the run's GeoPackage and
+    writes ``cwd.tif`` and ``allocation.tif``.
+
+    Parameters
+    ----------
+    out_dir
+        Folder of an earlier ``leopardgeo run``.
+    config
+        Configuration whose ``[links]`` section is used; default: the run's
+        own ``run_config.toml``.
+    overwrite
+        Replace links written before.
+
+    Raises
+    ------
+    DataError
+        If the folder holds no complete run.
+    OutputExistsError
+        If links exist and ``overwrite`` is false.
+    """
+    from leopardgeo.config import load_config
+
+    out = Path(out_dir)
+    needed = [GPKG_NAME, "resistance.tif", "patches.tif", "run_config.toml"]
+    missing = [n for n in needed if not (out / n).exists()]
+    if missing:
+        msg = f"{str(out)!r}: expected the outputs of `leopardgeo run`, missing {', '.join(missing)}. Run it first."
+        raise DataError(msg)
+    cfg = config if config is not None else load_config(out / "run_config.toml")
+    grid = grid_from_raster(out / "resistance.tif")
+    resistance = read_raster(out / "resistance.tif", grid, what="resistance.tif")
+    labels = np.nan_to_num(read_raster(out / "patches.tif", grid, what="patches.tif"), nan=0).astype("int32")
+    patches = read_vector(out / GPKG_NAME, "patches", grid=grid, what="patches")
+    existing = [str(n) for n in pyogrio.list_layers(out / GPKG_NAME)[:, 0]]
+    if not overwrite and ("links" in existing or any((out / n).exists() for n in LINK_FILES)):
+        msg = f"{str(out)!r} already holds links; expected none. Pass --overwrite to rebuild them."
+        raise OutputExistsError(msg)
+    countries = None
+    if cfg.inputs.countries is not None:
+        countries = read_vector(cfg.resolve(cfg.inputs.countries.path), cfg.inputs.countries.layer, grid=grid)
+    inputs = Inputs(grid=grid, valid=np.isfinite(resistance), countries=countries)
+    graph, cwd = compute_links(cfg, inputs, resistance, labels, patches)
+    with OutputWriter(out, overwrite=True) as writer:
+        writer.copy_existing(GPKG_NAME)
+        writer.layers(graph_layers(graph), metadata={"leopardgeo_version": __version__, "config_hash": config_hash(cfg)})
+        for name, (array, nodata) in link_rasters(cwd).items():
+            writer.raster(name, array, grid, nodata=nodata, description=RASTERS[name])
+    return graph, cwd
+
+
 def summary_table(patches: gpd.GeoDataFrame) -> pd.DataFrame:
     """Patches and their area (ha) by country, with a total row."""
     by = patches.assign(country=patches["country"].replace("", "?")).groupby("country")
@@ -317,10 +418,11 @@ def run(
     """
     out = Path(out_dir) if out_dir is not None else (Path(config.output.dir) if config.output.dir else None)
     ow = config.output.overwrite if overwrite is None else overwrite
-    writer = OutputWriter(out, overwrite=ow, names=OUTPUT_FILES) if out is not None else None
+    writer = OutputWriter(out, overwrite=ow, names=output_files(config)) if out is not None else None
     timings: dict[str, float] = {}
     try:
-        with _steps(progress, total=5) as step:
+        graph = cwd = None
+        with _steps(progress, total=6 if config.links.enabled else 5) as step:
             t = time.perf_counter()
             step("reading and aligning inputs")
             inputs = load_inputs(config)
@@ -337,15 +439,26 @@ def run(
             step("habitat patches")
             labels, patches = compute_patches(config, inputs, suit)
             timings["patches"] = time.perf_counter() - t
+            if config.links.enabled:
+                t = time.perf_counter()
+                step("least-cost links")
+                graph, cwd = compute_links(config, inputs, res, labels, patches)
+                timings["links"] = time.perf_counter() - t
             if writer is not None:
                 t = time.perf_counter()
                 step(f"writing outputs to {out}")
                 meta = {"leopardgeo_version": __version__, "config_hash": config_hash(config)}
-                writer.layers(_vector_outputs(inputs, patches), metadata=meta)
+                layers = _vector_outputs(inputs, patches)
+                if graph is not None:
+                    layers |= graph_layers(graph)
+                writer.layers(layers, metadata=meta)
                 g = inputs.grid
                 writer.raster("suitability.tif", suit, g, description=RASTERS["suitability.tif"])
                 writer.raster("resistance.tif", res, g, description=RASTERS["resistance.tif"])
                 writer.raster("patches.tif", labels, g, nodata=0, description=RASTERS["patches.tif"])
+                if cwd is not None:
+                    for name, (array, nodata) in link_rasters(cwd).items():
+                        writer.raster(name, array, g, nodata=nodata, description=RASTERS[name])
                 writer.text("run_config.toml", dump_config(config))
                 writer.commit()
                 timings["write"] = time.perf_counter() - t
@@ -353,4 +466,4 @@ def run(
         if writer is not None:
             writer.discard()
         raise
-    return RunResult(config, inputs, suit, res, labels, patches, out_dir=out, timings_s=timings)
+    return RunResult(config, inputs, suit, res, labels, patches, graph=graph, cwd=cwd, out_dir=out, timings_s=timings)

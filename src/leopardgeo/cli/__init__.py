@@ -89,9 +89,10 @@ def cli(ctx: click.Context, verbose: int, quiet: int, debug: bool) -> None:
 def run(ctx: click.Context, config: Path | None, out: Path | None, overwrite: bool) -> None:
     r"""Run the pipeline on CONFIG (default: the embedded Amur study area).
 
-    Writes leopardgeo.gpkg (study_area, borders, protected_areas, patches),
-    suitability.tif, resistance.tif, patches.tif and run_config.toml to the
-    output folder, then prints patches and area by country.
+    Writes leopardgeo.gpkg (study_area, borders, protected_areas, patches,
+    graph_nodes, links), suitability.tif, resistance.tif, patches.tif,
+    cwd.tif, allocation.tif and run_config.toml to the output folder, then
+    prints patches and area by country and the cheapest links.
 
     \b
     Example:
@@ -130,7 +131,19 @@ def _print_summary(table: Any, result: Any) -> None:
             "Patches holding protected areas: "
             + "; ".join(f"{r.patch_id}: {r.name} ({r.area_ha:,.0f} ha)" for r in named.head(12).itertuples())
         )
+    if result.graph is not None:
+        _print_links(con, result.graph)
     con.print(f"Outputs written to {result.out_dir}/")
+
+
+def _print_links(con: Any, graph: Any) -> None:
+    n_cross = sum(1 for *_, d in graph.edges(data=True) if ";" in str(d.get("countries", "")))
+    con.print(
+        f"Least-cost links: {graph.number_of_edges()} ({graph.graph.get('rule')} rule), "
+        f"{n_cross} of them cross a national border."
+    )
+    if graph.graph.get("isolated"):
+        con.print(f"Patches with no link (cut off by no data): {graph.graph['isolated']}")
 
 
 @cli.command()
@@ -154,6 +167,78 @@ def init(path: Path, overwrite: bool) -> None:
         raise OutputExistsError(msg)
     path.write_text(config_template(), encoding="utf-8")
     click.echo(f"wrote {path}")
+
+
+@cli.command()
+@click.argument("out_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Config whose [links] section to use (default: OUT_DIR/run_config.toml).",
+)
+@overwrite_option
+def links(out_dir: Path, config: Path | None, overwrite: bool) -> None:
+    r"""Build the least-cost links of an earlier run in OUT_DIR (this stage alone).
+
+    Reads resistance.tif, patches.tif and the patches layer, adds the links and
+    graph_nodes layers to leopardgeo.gpkg, writes cwd.tif and allocation.tif.
+
+    \b
+    Example:
+      leopardgeo links out --config knn.toml --overwrite
+    """
+    from leopardgeo.config import load_config
+    from leopardgeo.pipeline import run_links
+
+    graph, _ = run_links(out_dir, load_config(config) if config else None, overwrite=overwrite)
+    _print_links(_console(), graph)
+
+
+@cli.command()
+@click.argument("out_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--top", type=int, default=20, show_default=True, help="Rows to print (all rows go to the files).")
+@overwrite_option
+def report(out_dir: Path, top: int, overwrite: bool) -> None:
+    r"""Print the link table of OUT_DIR and write it as links.csv and links.json.
+
+    Columns: from, to (patch id and protected areas in it), cwd (cost-weighted
+    metres), path km, Euclidean km, cwd / Euclidean, cwd / path length,
+    countries the path passes through; sorted by cwd.
+
+    \b
+    Example:
+      leopardgeo report out --top 10
+    """
+    from rich.table import Table
+
+    from leopardgeo.report import link_table, read_run_layer, write_link_table
+
+    table = link_table(read_run_layer(out_dir, "links"), read_run_layer(out_dir, "graph_nodes"))
+    written = write_link_table(table, out_dir, overwrite=overwrite)
+    t = Table(title=f"Least-cost links in {out_dir} ({len(table)}, cheapest first)")
+    for col, just in (
+        ("from", "left"),
+        ("to", "left"),
+        ("cwd", "right"),
+        ("path km", "right"),
+        ("cwd/euclid", "right"),
+        ("countries", "left"),
+    ):
+        t.add_column(col, justify=just)
+    for r in table.head(top).itertuples():
+        t.add_row(
+            f"{r.from_id} {r.from_name}".strip(),
+            f"{r.to_id} {r.to_name}".strip(),
+            f"{r.cwd:,.0f}",
+            f"{r.path_km:,.1f}",
+            "-" if r.cwd_to_euclid != r.cwd_to_euclid else f"{r.cwd_to_euclid:,.1f}",
+            r.countries,
+        )
+    con = _console()
+    con.print(t)
+    con.print("Written: " + ", ".join(str(p) for p in written))
 
 
 def main() -> None:
