@@ -54,7 +54,7 @@ from leopardgeo.costdist import (
     cost_distance,
     trace_path,
 )
-from leopardgeo.errors import ConfigError, DataError
+from leopardgeo.errors import ConfigError, DataError, NoPathError
 from leopardgeo.grid import Grid
 
 __all__ = [
@@ -291,6 +291,16 @@ def build_graph(
             f"and {len(ids)} in the layer. Use the labels and layer of the same extract_patches run."
         )
         raise DataError(msg)
+    passable = np.asarray(ndimage.maximum(np.isfinite(resistance), labels, index=ids), dtype=bool)
+    if not passable.all():
+        dead = ids[~passable]
+        names = patches.set_index("patch_id").get("name", pd.Series(dtype=str))
+        listed = ", ".join(f"{int(p)}" + (f" ({names.get(p)})" if names.get(p) else "") for p in dead[:10])
+        msg = (
+            f"patch {listed}: expected passable cells, found every cell of the patch on no-data resistance, "
+            "so no link can start there. Check the land mask, barriers and the resistance raster."
+        )
+        raise NoPathError(msg)
     one_pass = cost_distance(resistance, labels, cell_size_m=grid.cell_size_m, connectivity=connectivity)
     if rule is LinkRule.PLANAR:
         links = _planar_links(one_pass, resistance, grid)
