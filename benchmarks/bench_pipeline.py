@@ -19,6 +19,8 @@ import time
 import warnings
 from pathlib import Path
 
+from _sections import write_section
+
 from leopardgeo import __version__, pipeline
 from leopardgeo.config import GridConfig, demo_config
 
@@ -50,7 +52,7 @@ def main() -> None:
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     grid = inputs.grid
     lines = [
-        "# Performance",
+        "## Pipeline stages",
         "",
         f"Measured {dt.date.today().isoformat()} with leopardgeo {__version__} by `python benchmarks/bench_pipeline.py`",
         (
@@ -59,7 +61,7 @@ def main() -> None:
         ),
         "",
         (
-            f"## Pipeline stages on the embedded Amur study area ({grid.cell_size_m:g} m cells, {grid.height} × {grid.width} "
+            f"Embedded Amur study area ({grid.cell_size_m:g} m cells, {grid.height} × {grid.width} "
             f"= {grid.height * grid.width / 1e6:.2f} M cells), {args.repeat} repeats"
         ),
         "",
@@ -77,7 +79,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if args.write:
-        args.write.write_text(text, encoding="utf-8")
+        write_section(args.write, "bench_pipeline", text)
 
 
 if __name__ == "__main__":
