@@ -354,3 +354,222 @@ def test_cost_distance_many_equals_single_label_runs(workers):
     # The multi-source cost is the minimum of the per-label costs.
     joint = cost_distance(res, src, cell_size_m=50, connectivity=16).cost
     np.testing.assert_allclose(joint, np.fmin.reduce([many[1], many[4], many[9]]), rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------- priority queues
+# The search uses a bucket queue (Dial) when the ratio of the largest to the smallest step cost is
+# moderate and a binary heap otherwise.  Both must give the scipy costs, and the same costs bit for bit.
+import contextlib  # noqa: E402
+from unittest import mock  # noqa: E402
+
+from leopardgeo import costdist  # noqa: E402
+
+
+@contextlib.contextmanager
+def forced_queue(kind: str, coarsen: float = 1.0, ring: int | None = None):
+    """Force the heap (``kind="heap"``) or the bucket queue, optionally with buckets ``coarsen`` times wider
+    than the smallest step (exact, by label correcting) and a ring of ``ring`` buckets (too few: overflow)."""
+    plan = costdist._plan_queue
+
+    def forced(r_min, r_max, cell, k, n):
+        if kind == "heap":
+            return 0.0, 0
+        half = costdist._UNIT_LENGTH[:k] * float(cell) * 0.5
+        inv = 1.0 / (coarsen * float(half[0] * (r_min + r_min)))
+        n_buckets = math.ceil(float(half.max() * (r_max + r_max)) * inv) + 2
+        return inv, ring or n_buckets
+
+    with mock.patch.object(costdist, "_plan_queue", forced):
+        yield plan
+
+
+@st.composite
+def landscapes_with_ratio(draw):
+    """Log-uniform resistance between 10**lo and 10**hi (ratios 1 to 1e9), NaN holes and labelled sources."""
+    nr = draw(st.integers(1, 12))
+    nc = draw(st.integers(1, 12))
+    lo, hi = draw(st.sampled_from([(0, 0), (0, 1), (0, 3), (-3, 3), (-3, 6), (2, 8)]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    res = 10.0 ** rng.uniform(lo, hi, (nr, nc))
+    if rng.random() < 0.5:
+        res = res.astype("float32")
+    res[rng.random((nr, nc)) < draw(st.sampled_from([0.0, 0.2]))] = np.nan
+    src = np.zeros((nr, nc), dtype=np.int32)
+    for lab in range(1, draw(st.integers(1, 3)) + 1):
+        src[rng.integers(nr), rng.integers(nc)] = lab
+    for lab in np.unique(src[src > 0]):
+        if np.isnan(res[src == lab]).all():
+            src[src == lab] = 0
+    assume((src > 0).any())
+    return res, src, float(draw(st.sampled_from([1.0, 30.0]))), (lo, hi)
+
+
+def assert_matches_scipy(out, res, src, cell, connectivity):
+    graph = grid_graph(res, cell, connectivity)
+    expected = scipy_cost(graph, res, src, np.unique(src[src > 0]))
+    ok = ~np.isnan(res)
+    assert np.isnan(out.cost[~ok]).all()
+    np.testing.assert_array_equal(np.isinf(out.cost[ok]), np.isinf(expected[ok]))
+    fin = ok & np.isfinite(expected)
+    np.testing.assert_allclose(out.cost[fin], expected[fin], rtol=RTOL, atol=0)
+    per_label = {lab: scipy_cost(graph, res, src, [lab]) for lab in np.unique(src[src > 0])}
+    for r, c in zip(*np.nonzero(fin), strict=True):
+        assert math.isclose(per_label[out.allocation[r, c]][r, c], expected[r, c], rel_tol=RTOL, abs_tol=1e-12)
+    assert (out.allocation[ok & ~fin] == 0).all()
+    np.testing.assert_array_equal(out.backlink == -1, ~fin | ((src > 0) & ok))
+
+
+@pytest.mark.parametrize("connectivity", [4, 8, 16])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=landscapes_with_ratio())
+def test_queue_choice_and_costs_equal_scipy_across_resistance_ratios(connectivity, case):
+    res, src, cell, _ = case
+    valid = res[~np.isnan(res)]
+    assume(valid.size > 0)
+    ratio = float(valid.max()) / float(valid.min())
+    _, n_buckets = costdist._plan_queue(float(valid.min()), float(valid.max()), cell, connectivity, res.size)
+    if ratio <= 1000:
+        assert n_buckets > 0  # bucket queue
+    if ratio >= 1e7:
+        assert n_buckets == 0  # heap fallback
+    out = cost_distance(res, src, cell_size_m=cell, connectivity=connectivity)
+    assert_matches_scipy(out, res, src, cell, connectivity)
+
+
+@pytest.mark.parametrize("connectivity", [4, 8, 16])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=landscapes_with_ratio(), coarsen=st.sampled_from([1.0, 3.0, 50.0]))
+def test_bucket_queue_and_heap_give_identical_costs(connectivity, case, coarsen):
+    res, src, cell, (lo, hi) = case
+    assume(hi - lo <= 3 or coarsen == 50.0)  # keep the forced rings small
+    with forced_queue("heap"):
+        heap = cost_distance(res, src, cell_size_m=cell, connectivity=connectivity)
+    with forced_queue("bucket", coarsen=coarsen * 10.0 ** (hi - lo if hi - lo > 3 else 0)):
+        bucket = cost_distance(res, src, cell_size_m=cell, connectivity=connectivity)
+    np.testing.assert_array_equal(bucket.cost, heap.cost)  # the same least float sums, bit for bit
+    fin = np.isfinite(heap.cost)
+    np.testing.assert_array_equal(bucket.allocation[~fin], heap.allocation[~fin])
+    np.testing.assert_array_equal(bucket.backlink == -1, heap.backlink == -1)
+    assert_matches_scipy(bucket, res, src, cell, connectivity)
+
+
+def test_bucket_ring_overflow_falls_back_to_the_heap():
+    rng = np.random.default_rng(7)
+    res = rng.uniform(1, 100, (20, 25))
+    src = np.zeros(res.shape, dtype=np.int32)
+    src[3, 4] = 1
+    src[15, 20] = 2
+    reference = cost_distance(res, src, cell_size_m=10.0, connectivity=16)
+    with forced_queue("bucket", ring=3):  # far too few buckets for the largest step
+        out = cost_distance(res, src, cell_size_m=10.0, connectivity=16)
+    np.testing.assert_array_equal(out.cost, reference.cost)
+    assert_matches_scipy(out, res, src, 10.0, 16)
+
+
+@pytest.mark.parametrize("kind", ["bucket", "heap"])
+@pytest.mark.parametrize("connectivity", [4, 8, 16])
+def test_queues_grow_on_a_long_front_and_agree_with_skimage(kind, connectivity):
+    # Many sources make a search front of thousands of cells: more than the initial block pool
+    # (64 blocks of 256 ids) and heap (1024 entries) hold, so both grow while searching.
+    rng = np.random.default_rng(11)
+    res = rng.uniform(1.0, 1000.0, (300, 300))
+    res[rng.random(res.shape) < 0.05] = np.nan
+    src = np.zeros(res.shape, dtype=np.int32)
+    src[::3, ::7] = np.arange(1, 100 * 43 + 1).reshape(100, 43)
+    res[src > 0] = 1.0
+    with forced_queue(kind):
+        out = cost_distance(res, src, cell_size_m=25.0, connectivity=connectivity)
+    if connectivity == 8:
+        skgraph = pytest.importorskip("skimage.graph")
+        starts = [tuple(p) for p in np.argwhere((src > 0) & ~np.isnan(res))]
+        mcp = skgraph.MCP_Geometric(np.where(np.isnan(res), np.inf, res), sampling=(25.0, 25.0))
+        expected, _ = mcp.find_costs(starts)
+        ok = ~np.isnan(res)
+        np.testing.assert_allclose(out.cost[ok], expected[ok], rtol=RTOL, atol=0)
+    with forced_queue("heap" if kind == "bucket" else "bucket"):
+        other = cost_distance(res, src, cell_size_m=25.0, connectivity=connectivity)
+    np.testing.assert_array_equal(out.cost, other.cost)
+    # Every allocation is a label whose path (followed by back-links) costs the cell's cost.
+    for r, c in rng.integers(0, 300, (200, 2)):
+        if np.isfinite(out.cost[r, c]):
+            path = trace_path(out.backlink, (r, c), connectivity=connectivity, allocation=out.allocation)
+            assert src[tuple(path[0])] == out.allocation[r, c]
+            total = sum(step_cost(res, path[i], path[i + 1], 25.0) for i in range(len(path) - 1))
+            assert math.isclose(total, out.cost[r, c], rel_tol=RTOL, abs_tol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int16", ">f8"])
+def test_resistance_dtypes_give_the_float64_result_and_float_input_is_not_copied(dtype):
+    rng = np.random.default_rng(3)
+    base = rng.integers(1, 50, (30, 31)).astype(np.float32)
+    base[rng.random(base.shape) < 0.1] = np.nan
+    if dtype == "int16":
+        base[np.isnan(base)] = 7
+    src = np.zeros(base.shape, dtype=np.int32)
+    src[5, 5] = 1
+    res = base.astype(dtype)
+    out = cost_distance(res, src, cell_size_m=30.0, connectivity=16)
+    ref = cost_distance(base.astype(np.float64), src, cell_size_m=30.0, connectivity=16)
+    np.testing.assert_array_equal(out.cost, ref.cost)
+    inp = costdist._prepare(res, src, 30.0, 16, None)
+    assert inp.res.dtype in (np.float32, np.float64) and inp.res.dtype.isnative
+    if dtype in ("float32", "float64"):
+        assert np.shares_memory(inp.res, res)
+        assert np.shares_memory(inp.src, src)
+
+
+@pytest.mark.parametrize("dtype", ["bool", "uint8", "int8", "uint16", "int64", "uint64", ">i4"])
+def test_source_label_dtypes(dtype):
+    res = np.ones((6, 7))
+    res[2, :] = np.nan
+    labels = np.zeros(res.shape, dtype=np.int64)
+    labels[0, 0] = 1
+    if dtype != "bool":
+        labels[5, 6] = 3
+    out = cost_distance(res, labels.astype(dtype), cell_size_m=10.0, connectivity=8)
+    ref = cost_distance(res, labels.astype(np.int32), cell_size_m=10.0, connectivity=8)
+    np.testing.assert_array_equal(out.cost, ref.cost)
+    np.testing.assert_array_equal(out.allocation, ref.allocation)
+    assert out.allocation.dtype == np.int32 and out.backlink.dtype == np.int8 and out.cost.dtype == np.float64
+
+
+def test_label_range_errors_and_many_labels():
+    res = np.ones((4, 5))
+    big = np.zeros(res.shape, dtype=np.uint64)
+    big[1, 1] = 2**40
+    with pytest.raises(DataError, match="labels from 0"):
+        cost_distance(res, big, cell_size_m=10)
+    # More distinct labels than the scan's first buffer, in runs and alone; one wholly on no data.
+    res = np.ones((60, 70))
+    src = np.arange(60 * 70, dtype=np.int32).reshape(60, 70) % 997
+    res[0, 1] = np.nan
+    src[src == 1] = 0
+    src[0, 1] = 5000
+    with pytest.raises(NoPathError, match=r"label\(s\) 5000"):
+        cost_distance(res, src, cell_size_m=10)
+    src[0, 1] = 0
+    out = cost_distance(res, src, cell_size_m=10)
+    assert np.array_equal(np.unique(out.allocation[src > 0]), np.unique(src[src > 0]))
+
+
+@pytest.mark.parametrize("max_cost", [None, 900.0])
+def test_one_label_allocation_is_filled_after_the_search(max_cost):
+    # With one label the search leaves the allocation alone and fills it afterwards.
+    rng = np.random.default_rng(5)
+    res = rng.uniform(1, 9, (25, 30))
+    res[:, 12] = np.nan
+    res[3, 12] = 2.0  # a gap in the wall
+    src = np.zeros(res.shape, dtype=np.int16)
+    src[10, 2:4] = 5
+    out = cost_distance(res, src, cell_size_m=10.0, max_cost=max_cost)
+    reached = np.isfinite(out.cost)
+    np.testing.assert_array_equal(out.allocation, np.where(reached, 5, 0))
+    # The same search with a second, unreachable label takes the multi-label path: same costs and labels.
+    res2 = np.pad(res, ((0, 0), (0, 2)), constant_values=np.nan)
+    res2[0, -1] = 1.0
+    src2 = np.pad(src, ((0, 0), (0, 2)))
+    src2[0, -1] = 7
+    two = cost_distance(res2, src2, cell_size_m=10.0, max_cost=max_cost)
+    np.testing.assert_array_equal(two.cost[:, :-2], out.cost)
+    np.testing.assert_array_equal(two.allocation[:, :-2], out.allocation)
+    np.testing.assert_array_equal(two.backlink[:, :-2], out.backlink)
