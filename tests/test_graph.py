@@ -189,3 +189,28 @@ def test_unknown_rule():
     g, labels, p = patches_from_mask(mask)
     with pytest.raises(ConfigError, match=r"expected one of \['planar', 'cutoff', 'knn'\]"):
         build_graph(np.ones((1, 3)), labels, p, g, rule="delaunay")
+
+
+def test_many_patches_grow_the_proposal_table_and_match_a_plain_loop():
+    # 20 x 20 single-cell patches on a 40 x 40 grid: about a thousand touching region pairs
+    rng = np.random.default_rng(7)
+    res = rng.uniform(1, 5, (40, 40))
+    mask = np.zeros((40, 40), bool)
+    mask[::2, ::2] = True
+    g, labels, p = patches_from_mask(mask)
+    G, one_pass = build_graph(res, labels, p, g, connectivity=8)
+    assert G.number_of_edges() > 256
+    # reference: a plain Python loop over every cell and its 8 neighbours
+    best = {}
+    cost, alloc = one_pass.cost, one_pass.allocation
+    for r in range(40):
+        for c in range(40):
+            for dr, dc in ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)):
+                vr, vc = r + dr, c + dc
+                if 0 <= vr < 40 and 0 <= vc < 40 and alloc[r, c] != alloc[vr, vc]:
+                    w = cost[r, c] + 100.0 * math.hypot(dr, dc) * (res[r, c] + res[vr, vc]) / 2 + cost[vr, vc]
+                    key = tuple(sorted((int(alloc[r, c]), int(alloc[vr, vc]))))
+                    best[key] = min(best.get(key, np.inf), w)
+    assert set(best) == {tuple(sorted(e)) for e in G.edges}
+    for (a, b), w in best.items():
+        assert G.edges[a, b]["cwd"] == pytest.approx(w, rel=1e-12)

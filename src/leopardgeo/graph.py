@@ -41,6 +41,8 @@ from concurrent.futures import ThreadPoolExecutor
 import networkx as nx
 import numpy as np
 import pandas as pd
+from numba import njit, types
+from numba.typed import Dict
 from scipy import ndimage
 
 import geopandas as gpd
@@ -84,47 +86,84 @@ EDGE_COLUMNS = (
 
 
 # ---------------------------------------------------------------------- one pass
+@njit(cache=True, nogil=True)
+def _planar_kernel(cost, alloc, res, offsets, step_len, via, has_via):  # pragma: no cover - compiled
+    """One pass over the cells: the cheapest proposal per pair of touching allocation regions.
+
+    A compiled loop (a numba typed dict keyed by the pair) because only the few
+    cells on region boundaries propose links; numpy would need several
+    grid-sized temporaries per neighbour offset.
+    """
+    nr, nc = alloc.shape
+    n_lab = np.int64(alloc.max()) + 1
+    slots = Dict.empty(key_type=types.int64, value_type=types.int64)
+    cap = 256
+    pa = np.empty(cap, np.int64)
+    pb = np.empty(cap, np.int64)
+    pc = np.empty(cap, np.float64)
+    pi = np.empty(cap, np.int64)
+    pj = np.empty(cap, np.int64)
+    n = 0
+    for r in range(nr):
+        for c in range(nc):
+            a = alloc[r, c]
+            if a <= 0:
+                continue
+            for k in range(offsets.shape[0]):
+                vr = r + offsets[k, 0]
+                vc = c + offsets[k, 1]
+                if vr < 0 or vr >= nr or vc < 0 or vc >= nc:
+                    continue
+                b = alloc[vr, vc]
+                if b <= 0 or b == a:
+                    continue
+                if has_via[k] and (np.isnan(res[r + via[k, 0], c + via[k, 1]]) or np.isnan(res[r + via[k, 2], c + via[k, 3]])):
+                    continue
+                w = cost[r, c] + step_len[k] * 0.5 * (np.float64(res[r, c]) + np.float64(res[vr, vc])) + cost[vr, vc]
+                if a < b:
+                    lo, hi, i, j = a, b, r * nc + c, vr * nc + vc
+                else:
+                    lo, hi, i, j = b, a, vr * nc + vc, r * nc + c
+                key = np.int64(lo) * n_lab + hi
+                if key in slots:
+                    s = slots[key]
+                    if w < pc[s]:
+                        pc[s], pi[s], pj[s] = w, i, j
+                    continue
+                if n == cap:
+                    cap *= 2
+                    pa = _grow(pa, cap)
+                    pb = _grow(pb, cap)
+                    pi = _grow(pi, cap)
+                    pj = _grow(pj, cap)
+                    pc = _grow(pc, cap)
+                slots[key] = n
+                pa[n], pb[n], pc[n], pi[n], pj[n] = lo, hi, w, i, j
+                n += 1
+    return pa[:n], pb[:n], pc[:n], pi[:n], pj[:n]
+
+
+@njit(cache=True)
+def _grow(arr, cap):  # pragma: no cover - compiled
+    out = np.empty(cap, arr.dtype)
+    out[: arr.size] = arr
+    return out
+
+
 def _planar_proposals(res: CostDistanceResult, resistance: np.ndarray) -> pd.DataFrame:
-    """Cheapest ``cwd[i] + step(i, j) + cwd[j]`` per pair of touching allocation regions (vectorised)."""
-    cost, alloc = res.cost, res.allocation
-    nr, nc = cost.shape
-    r = np.asarray(resistance, dtype="float64")
-    flat_idx = np.arange(nr * nc, dtype=np.int64).reshape(nr, nc)
-    parts = []
-    for k, (dr, dc) in enumerate(NEIGHBOUR_OFFSETS[: res.connectivity]):
-        if (dr, dc) <= (0, 0):  # each undirected pair of cells once
-            continue
-        r0, r1 = max(0, -dr), nr - max(0, dr)
-        c0, c1 = max(0, -dc), nc - max(0, dc)
-        a = alloc[r0:r1, c0:c1]
-        b = alloc[r0 + dr : r1 + dr, c0 + dc : c1 + dc]
-        m = (a > 0) & (b > 0) & (a != b)
-        if abs(dr) + abs(dc) == 3:  # knight's move: both cells it crosses must be passable, as in the engine
-            for vr, vc in (_VIA[k, :2], _VIA[k, 2:]):
-                m &= np.isfinite(r[r0 + vr : r1 + vr, c0 + vc : c1 + vc])
-        if not m.any():
-            continue
-        step = np.hypot(dr, dc) * res.cell_size_m * 0.5 * (r[r0:r1, c0:c1][m] + r[r0 + dr : r1 + dr, c0 + dc : c1 + dc][m])
-        parts.append(
-            pd.DataFrame(
-                {
-                    "a": a[m],
-                    "b": b[m],
-                    "cwd": cost[r0:r1, c0:c1][m] + step + cost[r0 + dr : r1 + dr, c0 + dc : c1 + dc][m],
-                    "i": flat_idx[r0:r1, c0:c1][m],
-                    "j": flat_idx[r0 + dr : r1 + dr, c0 + dc : c1 + dc][m],
-                }
-            )
-        )
-    if not parts:
-        return pd.DataFrame({"a": [], "b": [], "cwd": [], "i": [], "j": []})
-    df = pd.concat(parts, ignore_index=True)
-    a, b, i, j = (df[c].to_numpy().astype(np.int64) for c in ("a", "b", "i", "j"))
-    swap = a > b
-    df["a"], df["b"] = np.where(swap, b, a), np.where(swap, a, b)
-    df["i"], df["j"] = np.where(swap, j, i), np.where(swap, i, j)
-    df = df.sort_values(["a", "b", "cwd"], kind="stable").drop_duplicates(["a", "b"], keep="first")
-    return df.reset_index(drop=True)
+    """Cheapest ``cwd[i] + step(i, j) + cwd[j]`` per pair of touching allocation regions, sorted by pair."""
+    k = np.arange(res.connectivity)
+    half = np.array([tuple(o) > (0, 0) for o in NEIGHBOUR_OFFSETS[: res.connectivity]])  # each cell pair once
+    k = k[half]
+    offsets = np.ascontiguousarray(NEIGHBOUR_OFFSETS[k])
+    step_len = np.hypot(offsets[:, 0], offsets[:, 1]).astype(np.float64) * res.cell_size_m
+    has_via = (np.abs(offsets).sum(axis=1) == 3).astype(np.bool_)
+    r = np.asarray(resistance)
+    if r.dtype not in (np.float32, np.float64):
+        r = r.astype(np.float64)
+    a, b, cwd, i, j = _planar_kernel(res.cost, res.allocation, r, offsets, step_len, np.ascontiguousarray(_VIA[k]), has_via)
+    df = pd.DataFrame({"a": a, "b": b, "cwd": cwd, "i": i, "j": j})
+    return df.sort_values(["a", "b"], kind="stable").reset_index(drop=True)
 
 
 def _planar_links(res: CostDistanceResult, resistance: np.ndarray, grid: Grid) -> list[dict]:
