@@ -660,6 +660,20 @@ def report(args: argparse.Namespace, rows: list[dict], links: dict | None, demo:
         f"| peers agree on the values (rtol {RTOL:g}) | {sum(bool(r.get('agree', {}).get('ok')) for r in peers)} of {len(peers)} "
         f"peer runs agree | {'met' if agree_all else 'not met'} |"
     )
+    ours = {r["cells"]: r for r in rows if r["tool"] == "leopardgeo" and "seconds" in r}
+    for r in rows:
+        if r["tool"] == "xarray-spatial" and "seconds" in r and r["cells"] >= 4000**2 and r["cells"] in ours:
+            speed = r["seconds"] / ours[r["cells"]]["seconds"]
+            lines.append(
+                f"| ≥ 3 × faster than xarray-spatial, the fastest peer, at {_fmt_cells(r['cells'])} | {speed:.2f} × "
+                f"({r['seconds']:.2f} s / {ours[r['cells']]['seconds']:.2f} s) | {'met' if speed >= 3 else 'not met'} |"
+            )
+    if 8000**2 in ours and "peak_mb" in ours[8000**2]:
+        bpc = ours[8000**2]["peak_mb"] * 2**20 / 8000**2
+        lines.append(
+            f"| peak memory of the whole process ≤ 30 bytes per cell at 64 M (8000²) | {bpc:.1f} B/cell | "
+            f"{'met' if bpc <= 30 else 'not met'} |"
+        )
     if links and "error" not in links:
         ratio = links["graph_s"] / links["cost_distance_s"]
         lines.append(

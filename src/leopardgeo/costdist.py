@@ -462,35 +462,16 @@ def _scan_resistance(res):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _add_label(buf, nb, lab):  # pragma: no cover - compiled
-    """Append ``lab`` to ``buf[:nb]``, deduplicating (sorting) when full; return ``(buf, nb)``."""
-    if nb == buf.size:
-        u = np.unique(buf)
-        nb = u.size
-        if 2 * nb > buf.size:
-            buf = np.empty(2 * buf.size, dtype=np.int64)
-        buf[:nb] = u
-    buf[nb] = lab
-    return buf, nb + 1
+def _scan_sources(src):  # pragma: no cover - compiled
+    """``(out_of_range, n_sources, max_label)`` of a label raster, without a copy of it.
 
-
-@njit(cache=True, nogil=True)
-def _scan_sources(src, res):  # pragma: no cover - compiled
-    """``(out_of_range, n_sources, labels, labels_on_data)`` of a label raster, without a copy of it.
-
-    ``out_of_range``: some label is < 0 or > 2**31 - 1.  ``labels``: sorted
-    positive labels; ``labels_on_data``: those with a cell that is not no data.
+    ``out_of_range``: some label is < 0 or > 2**31 - 1.
     """
     nr, nc = src.shape
     limit = 2147483647
     out_of_range = False
     count = 0
-    present = np.empty(256, dtype=np.int64)
-    n_present = 0
-    alive = np.empty(256, dtype=np.int64)
-    n_alive = 0
-    prev = -1
-    prev_alive = -1
+    top = 0
     for i in range(nr):
         for j in range(nc):
             x = src[i, j]
@@ -501,15 +482,41 @@ def _scan_sources(src, res):  # pragma: no cover - compiled
             if x > limit:
                 out_of_range = True
                 continue
-            lab = np.int64(x)
             count += 1
-            if lab != prev:  # runs of one label are common: add once per run
-                present, n_present = _add_label(present, n_present, lab)
-                prev = lab
-            if lab != prev_alive and not math.isnan(res[i, j]):
-                alive, n_alive = _add_label(alive, n_alive, lab)
-                prev_alive = lab
-    return out_of_range, count, np.unique(present[:n_present]), np.unique(alive[:n_alive])
+            if np.int64(x) > top:
+                top = np.int64(x)
+    return out_of_range, count, top
+
+
+@njit(cache=True, nogil=True)
+def _mark_labels(src, res, present, on_data):  # pragma: no cover - compiled
+    """Flag each positive label that occurs, and each that has a cell with resistance (not NaN)."""
+    nr, nc = src.shape
+    for i in range(nr):
+        for j in range(nc):
+            x = src[i, j]
+            if x > 0:
+                present[x] = True
+                if not math.isnan(res[i, j]):
+                    on_data[x] = True
+
+
+def _source_labels(src: np.ndarray, res: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted labels present, and those with a cell on data (int64).
+
+    Flags in arrays of ``top + 1`` booleans when that is small (the usual case:
+    patch ids 1..n); a sort of the source cells otherwise.  (``np.unique``
+    inside the compiled scan compiled for seconds; this compiles in well
+    under one.)
+    """
+    if top <= max(1 << 20, src.size):
+        present = np.zeros(top + 1, dtype=np.bool_)
+        on_data = np.zeros(top + 1, dtype=np.bool_)
+        _mark_labels(src, res, present, on_data)
+        return np.flatnonzero(present).astype(np.int64), np.flatnonzero(on_data).astype(np.int64)
+    cells = src > 0
+    labels = np.unique(src[cells]).astype(np.int64)
+    return labels, np.unique(src[cells & ~np.isnan(res)]).astype(np.int64)
 
 
 @njit(cache=True, nogil=True)
@@ -611,7 +618,7 @@ def _prepare(
         src = src.view(np.uint8)
     elif not src.dtype.isnative:
         src = src.astype(src.dtype.newbyteorder("="))
-    out_of_range, n_src, labels, on_data = _scan_sources(src, res)
+    out_of_range, n_src, top = _scan_sources(src)
     if out_of_range:
         wide = src.astype(np.int64)  # error path only
         msg = f"sources: expected labels from 0 to {np.iinfo(np.int32).max}, found {wide.min()} to {wide.max()}."
@@ -619,6 +626,7 @@ def _prepare(
     if n_src == 0:
         msg = "sources: expected at least one source cell (label > 0), found none. Check the patch raster."
         raise DataError(msg)
+    labels, on_data = _source_labels(src, res, int(top))
     return _Inputs(res, src, k, cutoff, float(r_min), float(r_max), labels, on_data)
 
 

@@ -41,8 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 import networkx as nx
 import numpy as np
 import pandas as pd
-from numba import njit, types
-from numba.typed import Dict
+from numba import njit
 from scipy import ndimage
 
 import geopandas as gpd
@@ -87,22 +86,17 @@ EDGE_COLUMNS = (
 
 # ---------------------------------------------------------------------- one pass
 @njit(cache=True, nogil=True)
-def _planar_kernel(cost, alloc, res, offsets, step_len, via, has_via):  # pragma: no cover - compiled
-    """One pass over the cells: the cheapest proposal per pair of touching allocation regions.
+def _planar_kernel(cost, alloc, res, offsets, step_len, via, has_via, pa, pb, pc, pi, pj):  # pragma: no cover
+    """Proposals ``cwd[i] + step(i, j) + cwd[j]`` of the neighbouring cells ``i, j`` in different regions.
 
-    A compiled loop (a numba typed dict keyed by the pair) because only the few
-    cells on region boundaries propose links; numpy would need several
-    grid-sized temporaries per neighbour offset.
+    Compiled because only the few cells on region boundaries propose links, and
+    numpy would need several grid-sized temporaries per neighbour offset.  Run
+    twice: with empty output arrays it only counts the proposals; then with
+    arrays of that length it fills them (no growing containers, so it compiles
+    fast).  Returns the number of proposals.
     """
     nr, nc = alloc.shape
-    n_lab = np.int64(alloc.max()) + 1
-    slots = Dict.empty(key_type=types.int64, value_type=types.int64)
-    cap = 256
-    pa = np.empty(cap, np.int64)
-    pb = np.empty(cap, np.int64)
-    pc = np.empty(cap, np.float64)
-    pi = np.empty(cap, np.int64)
-    pj = np.empty(cap, np.int64)
+    fill = pa.size > 0
     n = 0
     for r in range(nr):
         for c in range(nc):
@@ -119,39 +113,18 @@ def _planar_kernel(cost, alloc, res, offsets, step_len, via, has_via):  # pragma
                     continue
                 if has_via[k] and (np.isnan(res[r + via[k, 0], c + via[k, 1]]) or np.isnan(res[r + via[k, 2], c + via[k, 3]])):
                     continue
-                w = cost[r, c] + step_len[k] * 0.5 * (np.float64(res[r, c]) + np.float64(res[vr, vc])) + cost[vr, vc]
-                if a < b:
-                    lo, hi, i, j = a, b, r * nc + c, vr * nc + vc
-                else:
-                    lo, hi, i, j = b, a, vr * nc + vc, r * nc + c
-                key = np.int64(lo) * n_lab + hi
-                if key in slots:
-                    s = slots[key]
-                    if w < pc[s]:
-                        pc[s], pi[s], pj[s] = w, i, j
-                    continue
-                if n == cap:
-                    cap *= 2
-                    pa = _grow(pa, cap)
-                    pb = _grow(pb, cap)
-                    pi = _grow(pi, cap)
-                    pj = _grow(pj, cap)
-                    pc = _grow(pc, cap)
-                slots[key] = n
-                pa[n], pb[n], pc[n], pi[n], pj[n] = lo, hi, w, i, j
+                if fill:
+                    pc[n] = cost[r, c] + step_len[k] * 0.5 * (np.float64(res[r, c]) + np.float64(res[vr, vc])) + cost[vr, vc]
+                    if a < b:
+                        pa[n], pb[n], pi[n], pj[n] = a, b, r * nc + c, vr * nc + vc
+                    else:
+                        pa[n], pb[n], pi[n], pj[n] = b, a, vr * nc + vc, r * nc + c
                 n += 1
-    return pa[:n], pb[:n], pc[:n], pi[:n], pj[:n]
-
-
-@njit(cache=True)
-def _grow(arr, cap):  # pragma: no cover - compiled
-    out = np.empty(cap, arr.dtype)
-    out[: arr.size] = arr
-    return out
+    return n
 
 
 def _planar_proposals(res: CostDistanceResult, resistance: np.ndarray) -> pd.DataFrame:
-    """Cheapest ``cwd[i] + step(i, j) + cwd[j]`` per pair of touching allocation regions, sorted by pair."""
+    """The cheapest ``cwd[i] + step(i, j) + cwd[j]`` per pair of touching allocation regions, sorted by pair."""
     k = np.arange(res.connectivity)
     half = np.array([tuple(o) > (0, 0) for o in NEIGHBOUR_OFFSETS[: res.connectivity]])  # each cell pair once
     k = k[half]
@@ -161,9 +134,14 @@ def _planar_proposals(res: CostDistanceResult, resistance: np.ndarray) -> pd.Dat
     r = np.asarray(resistance)
     if r.dtype not in (np.float32, np.float64):
         r = r.astype(np.float64)
-    a, b, cwd, i, j = _planar_kernel(res.cost, res.allocation, r, offsets, step_len, np.ascontiguousarray(_VIA[k]), has_via)
-    df = pd.DataFrame({"a": a, "b": b, "cwd": cwd, "i": i, "j": j})
-    return df.sort_values(["a", "b"], kind="stable").reset_index(drop=True)
+    grid_args = (res.cost, res.allocation, r, offsets, step_len, np.ascontiguousarray(_VIA[k]), has_via)
+    empty_i, empty_f = np.empty(0, np.int64), np.empty(0, np.float64)
+    n = _planar_kernel(*grid_args, empty_i, empty_i, empty_f, empty_i, empty_i)
+    out = {name: np.empty(n, np.float64 if name == "cwd" else np.int64) for name in ("a", "b", "cwd", "i", "j")}
+    if n:
+        _planar_kernel(*grid_args, out["a"], out["b"], out["cwd"], out["i"], out["j"])
+    df = pd.DataFrame(out).sort_values(["a", "b", "cwd"], kind="stable")
+    return df.drop_duplicates(["a", "b"], keep="first").reset_index(drop=True)
 
 
 def _planar_links(res: CostDistanceResult, resistance: np.ndarray, grid: Grid) -> list[dict]:
