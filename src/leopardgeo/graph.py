@@ -168,7 +168,7 @@ def _links_from_patch(
     connectivity: int,
     max_cwd: float | None,
 ) -> list[dict]:
-    """Least-cost distance from patch ``a`` to every other patch it reaches, with paths."""
+    """Least-cost distance from patch ``a`` to every patch with a larger id that it reaches, with paths."""
     res = cost_distance(
         resistance, np.where(labels == a, a, 0), cell_size_m=cell_size_m, connectivity=connectivity, max_cost=max_cwd
     )
@@ -177,7 +177,7 @@ def _links_from_patch(
     where = ndimage.minimum_position(cost, labels, index=ids)
     out = []
     for b, d, cell in zip(ids, mins, where, strict=True):
-        if b == a or not np.isfinite(d):
+        if b <= a or not np.isfinite(d):  # cost is symmetric: each pair once, from its smaller id
             continue
         cells = trace_path(res.backlink, cell, connectivity=connectivity)
         out.append({"patch_a": int(a), "patch_b": int(b), "cwd": float(d), "cells": cells})
@@ -202,15 +202,7 @@ def _pairwise_links(
             ids,
         )
         found = [link for run in runs for link in run]
-    # each pair was found from both ends; keep the cheaper direction, oriented a < b
-    best: dict[tuple[int, int], dict] = {}
-    for link in found:
-        a, b = link["patch_a"], link["patch_b"]
-        key = (min(a, b), max(a, b))
-        if key not in best or link["cwd"] < best[key]["cwd"]:
-            cells = link["cells"] if a < b else link["cells"][::-1]
-            best[key] = {"patch_a": key[0], "patch_b": key[1], "cwd": link["cwd"], "cells": cells}
-    return [best[k] for k in sorted(best)]
+    return sorted(found, key=lambda link: (link["patch_a"], link["patch_b"]))
 
 
 # ---------------------------------------------------------------------- the graph

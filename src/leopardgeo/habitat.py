@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from leopardgeo._crs import M_PER_KM
 from leopardgeo.config import HabitatConfig
 from leopardgeo.errors import ConfigError, DataError
 from leopardgeo.grid import Grid
@@ -113,7 +114,7 @@ def builtin_covariates(
     """
     cov: dict[str, np.ndarray] = {}
     if elevation_m is not None:
-        cov["elevation_km"] = (elevation_m / 1000.0).astype("float32")
+        cov["elevation_km"] = (elevation_m / M_PER_KM).astype("float32")
         cov["elevation_km_sq"] = cov["elevation_km"] ** 2
     if landcover is not None:
         nodata = ~np.isfinite(landcover)
@@ -124,7 +125,7 @@ def builtin_covariates(
         for name, classes in (("cropland", config.cropland_classes), ("urban", config.urban_classes)):
             target = np.isin(lc, classes)
             d_km = (
-                ndimage.distance_transform_edt(~target) * (grid.cell_size_m / 1000.0)
+                ndimage.distance_transform_edt(~target) * (grid.cell_size_m / M_PER_KM)
                 if target.any()
                 else np.full(grid.shape, np.inf)
             )

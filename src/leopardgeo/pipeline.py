@@ -24,6 +24,7 @@ import pyogrio
 import shapely
 
 from leopardgeo import __version__
+from leopardgeo._crs import M2_PER_HA, M_PER_KM
 from leopardgeo.config import (
     HabitatMethod,
     ResistanceMethod,
@@ -372,14 +373,14 @@ def _vector_outputs(inputs: Inputs, patches: gpd.GeoDataFrame) -> dict[str, gpd.
         if inputs.study_area is not None
         else gpd.GeoDataFrame({"name": ["analysis grid"]}, geometry=[extent], crs=grid.crs)
     )
-    study = study.assign(area_ha=study.geometry.area / 10_000.0)
+    study = study.assign(area_ha=study.geometry.area / M2_PER_HA)
     layers = {"study_area": study}
     if inputs.borders is not None:
         b = inputs.borders.assign(geometry=inputs.borders.geometry.intersection(extent))
-        layers["borders"] = b.assign(length_km=b.geometry.length / 1000.0)
+        layers["borders"] = b.assign(length_km=b.geometry.length / M_PER_KM)
     if inputs.protected_areas is not None:
         pa = inputs.protected_areas
-        layers["protected_areas"] = pa.assign(area_ha=pa.geometry.area / 10_000.0)
+        layers["protected_areas"] = pa.assign(area_ha=pa.geometry.area / M2_PER_HA)
     layers["patches"] = patches
     return layers
 

@@ -11,6 +11,7 @@ import pandas as pd
 import geopandas as gpd
 import pyogrio
 
+from leopardgeo._crs import M_PER_KM
 from leopardgeo.errors import DataError
 from leopardgeo.io import GPKG_NAME, OutputWriter
 
@@ -75,8 +76,8 @@ def link_table(links: pd.DataFrame, nodes: pd.DataFrame | None = None) -> pd.Dat
             "to_id": links["patch_b"].astype(int),
             "to_name": [names.get(int(i), "") for i in links["patch_b"]],
             "cwd": links["cwd"].astype(float),
-            "path_km": links["lcp_length_m"].astype(float) / 1000.0,
-            "euclid_km": links["euclid_m"].astype(float) / 1000.0,
+            "path_km": links["lcp_length_m"].astype(float) / M_PER_KM,
+            "euclid_km": links["euclid_m"].astype(float) / M_PER_KM,
             "cwd_to_euclid": links["cwd_to_euclid"].astype(float),
             "cwd_to_lcp_length": links["cwd_to_lcp_length"].astype(float),
             "countries": ["" if pd.isna(v) else str(v) for v in links["countries"]],
