@@ -39,6 +39,13 @@ from leopardgeo.errors import ConfigError
 
 __all__ = [
     "BarrierConfig",
+    "BarrierMapperConfig",
+    "CircuitConfig",
+    "CircuitMode",
+    "CircuitSolver",
+    "Combine",
+    "CorridorConfig",
+    "PairSet",
     "GridConfig",
     "HabitatConfig",
     "HabitatMethod",
@@ -100,6 +107,36 @@ class LinkRule(enum.StrEnum):
     PLANAR = "planar"  #: cost-Voronoi adjacency in one pass (minimum planar graph, Fall et al. 2007)
     CUTOFF = "cutoff"  #: all pairs within max_cwd and/or max_euclid_m
     KNN = "knn"  #: k nearest patches by least-cost distance
+
+
+class CircuitMode(enum.StrEnum):
+    """Which currents are driven (Circuitscape's modes)."""
+
+    PAIRWISE = "pairwise"  #: 1 A from one patch to another, for each pair
+    ONE_TO_ALL = "one_to_all"  #: 1 A into one patch, every other patch grounded
+    ALL_TO_ONE = "all_to_one"  #: 1 A into every other patch, one patch grounded
+
+
+class PairSet(enum.StrEnum):
+    """Which patch pairs a pairwise circuit run solves."""
+
+    ALL = "all"  #: every pair of patches (Circuitscape's default)
+    LINKS = "links"  #: only pairs joined by a link of the graph
+
+
+class CircuitSolver(enum.StrEnum):
+    """Linear solver for the circuit."""
+
+    AUTO = "auto"  #: CHOLMOD when scikit-sparse is installed and the grid is small enough, else amg
+    AMG = "amg"  #: conjugate gradients preconditioned by pyamg smoothed aggregation
+    CHOLMOD = "cholmod"  #: sparse Cholesky factor (scikit-sparse), reused for every pair
+
+
+class Combine(enum.StrEnum):
+    """How per-link rasters are combined into one map."""
+
+    MAX = "max"
+    SUM = "sum"
 
 
 class ProtectedAreaMode(enum.StrEnum):
@@ -311,6 +348,94 @@ class LinkConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CorridorConfig:
+    """Least-cost corridors between linked patches (Linkage Mapper's Linkage Pathways)."""
+
+    enabled: bool = _f(True, doc="map corridors in `leopardgeo run` (needs [links] enabled)")
+    width_cwd: float | None = _f(
+        None,
+        doc="truncation width: keep cells whose corridor value (cwd_a + cwd_b - LCD) is at most this, cost-weighted metres",
+    )
+    width_fraction: float = _f(
+        0.1,
+        doc="truncation width as a fraction of each link's least-cost distance (used when width_cwd is not set)",
+    )
+
+    def __post_init__(self) -> None:
+        _normalise(self, "corridors")
+        if self.width_cwd is not None:
+            _positive(self.width_cwd, "corridors.width_cwd")
+        _positive(self.width_fraction, "corridors.width_fraction")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CircuitConfig:
+    """Circuit-theory current flow between patches (Circuitscape; McRae et al. 2008)."""
+
+    enabled: bool = _f(True, doc="solve the circuit in `leopardgeo run`")
+    mode: CircuitMode = _f(CircuitMode.PAIRWISE, doc="pairwise | one_to_all | all_to_one (Circuitscape's modes)")
+    pairs: PairSet = _f(PairSet.ALL, doc="pairwise: all pairs of patches (Circuitscape) or only linked pairs ('links')")
+    include_pairs: tuple[tuple[int, int], ...] = _f((), doc="pairwise: solve only these patch-id pairs, e.g. [[1, 2], [2, 4]]")
+    exclude_pairs: tuple[tuple[int, int], ...] = _f((), doc="pairwise: skip these patch-id pairs")
+    connectivity: int = _f(8, doc="4 or 8 neighbours (Circuitscape: connect_four_neighbors_only = false -> 8)")
+    avg_resistances: bool = _f(
+        False,
+        doc="edge conductance from the mean of the two resistances (Circuitscape connect_using_avg_resistances); "
+        "default: mean of the two conductances",
+    )
+    solver: CircuitSolver = _f(CircuitSolver.AUTO, doc="auto | amg | cholmod")
+    tolerance: float = _f(1e-8, doc="relative residual at which the iterative solver stops")
+    max_memory_gb: float | None = _f(None, doc="refuse solves estimated to need more than this; default: available memory")
+    pinch_points: bool = _f(True, doc="current flow inside each truncated corridor (Pinchpoint Mapper); needs [corridors]")
+    voltage_maps: bool = _f(False, doc="write voltage.tif, one band per solve")
+
+    def __post_init__(self) -> None:
+        _normalise(self, "circuit")
+        if self.connectivity not in (4, 8):
+            msg = f"[circuit] connectivity: expected 4 or 8, found {self.connectivity!r}."
+            raise ConfigError(msg)
+        _positive(self.tolerance, "circuit.tolerance")
+        if self.max_memory_gb is not None:
+            _positive(self.max_memory_gb, "circuit.max_memory_gb")
+        for name in ("include_pairs", "exclude_pairs"):
+            pairs = tuple(tuple(int(v) for v in p) for p in getattr(self, name))
+            bad = [p for p in pairs if len(p) != 2 or p[0] == p[1]]
+            if bad:
+                msg = f"[circuit] {name}: expected pairs of two different patch ids, found {list(bad[0])!r}."
+                raise ConfigError(msg)
+            object.__setattr__(self, name, pairs)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BarrierMapperConfig:
+    """Barriers whose removal most improves links (Linkage Mapper's Barrier Mapper; McRae et al. 2012)."""
+
+    enabled: bool = _f(True, doc="map restoration opportunities in `leopardgeo run` (needs [links] enabled)")
+    min_radius_m: float = _f(1000.0, doc="smallest detection radius, metres")
+    max_radius_m: float = _f(3000.0, doc="largest detection radius, metres")
+    radius_step_m: float = _f(1000.0, doc="step between radii, metres")
+    restored_resistance: float | None = _f(None, doc="resistance of restored cells; default: the raster's minimum")
+    combine: Combine = _f(Combine.MAX, doc="max | sum over links of the improvement score")
+    n_top: int = _f(20, doc="number of top barrier locations in the `barriers` layer")
+
+    def __post_init__(self) -> None:
+        _normalise(self, "barrier_mapper")
+        for name in ("min_radius_m", "max_radius_m", "radius_step_m"):
+            _positive(getattr(self, name), f"barrier_mapper.{name}")
+        if self.max_radius_m < self.min_radius_m:
+            msg = (
+                f"[barrier_mapper] max_radius_m: expected >= min_radius_m ({self.min_radius_m}), "
+                f"found {self.max_radius_m!r}."
+            )
+            raise ConfigError(msg)
+        if self.restored_resistance is not None:
+            _positive(self.restored_resistance, "barrier_mapper.restored_resistance")
+        if self.n_top < 0:
+            msg = f"[barrier_mapper] n_top: expected an integer >= 0, found {self.n_top!r}."
+            raise ConfigError(msg)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OutputConfig:
     """Where and how outputs are written."""
 
@@ -328,6 +453,9 @@ class RunConfig:
     resistance: ResistanceConfig = _f(doc="resistance", factory=ResistanceConfig)
     patches: PatchConfig = _f(doc="habitat patches", factory=PatchConfig)
     links: LinkConfig = _f(doc="least-cost links", factory=LinkConfig)
+    corridors: CorridorConfig = _f(doc="least-cost corridors", factory=CorridorConfig)
+    circuit: CircuitConfig = _f(doc="circuit-theory current", factory=CircuitConfig)
+    barrier_mapper: BarrierMapperConfig = _f(doc="barrier (restoration) mapping", factory=BarrierMapperConfig)
     output: OutputConfig = _f(doc="outputs", factory=OutputConfig)
     base_dir: str = _f(".", doc="folder that relative input paths start from")
 
