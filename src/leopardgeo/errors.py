@@ -16,6 +16,7 @@ __all__ = [
     "InvalidGeometryWarning",
     "LeopardGeoError",
     "LeopardGeoWarning",
+    "MemoryLimitError",
     "NoPathError",
     "NodataWarning",
     "OutputExistsError",
@@ -50,6 +51,10 @@ class ResistanceError(LeopardGeoError, ValueError):
 
 class NoPathError(LeopardGeoError):
     """A patch or source cannot be reached (it lies wholly in no-data)."""
+
+
+class MemoryLimitError(LeopardGeoError, MemoryError):
+    """A computation is estimated to need more memory than is available or allowed."""
 
 
 class OutputExistsError(LeopardGeoError, FileExistsError):
