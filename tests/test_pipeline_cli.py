@@ -32,7 +32,17 @@ def test_geopackage_layers_crs_and_areas(demo_run):
     _, out = demo_run
     gpkg = out / "leopardgeo.gpkg"
     layers = [str(n) for n in pyogrio.list_layers(gpkg)[:, 0]]
-    assert layers == ["study_area", "borders", "protected_areas", "patches", "graph_nodes", "links"]
+    assert layers == [
+        "study_area",
+        "borders",
+        "protected_areas",
+        "patches",
+        "graph_nodes",
+        "links",
+        "corridors",
+        "pinch_points",
+        "barriers",
+    ]
     for name in layers:
         info = pyogrio.read_info(gpkg, layer=name)
         crs = CRS.from_user_input(info["crs"])
@@ -49,7 +59,8 @@ def test_geopackage_layers_crs_and_areas(demo_run):
 
 def test_rasters_are_cogs_with_nodata(demo_run):
     result, out = demo_run
-    for name in ("suitability.tif", "resistance.tif", "patches.tif", "cwd.tif", "allocation.tif"):
+    rasters = ("suitability.tif", "resistance.tif", "patches.tif", "cwd.tif", "allocation.tif")
+    for name in (*rasters, "corridors.tif", "current.tif", "pinchpoints.tif", "barriers.tif"):
         with rasterio.open(out / name) as ds:
             assert ds.nodata is not None
             assert ds.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
@@ -173,7 +184,7 @@ def test_demo_links_cross_the_border_and_reach_sikhote_alin(demo_run):
 def test_links_stage_alone_and_report(tmp_path):
     out = tmp_path / "o"
     cfg = demo_config()
-    run(cfg.replace(links=type(cfg.links)(enabled=False)), out_dir=out)
+    run(cfg.replace(links=type(cfg.links)(enabled=False), circuit=type(cfg.circuit)(enabled=False)), out_dir=out)
     assert not (out / "cwd.tif").exists()
     res = CliRunner().invoke(cli, ["report", str(out)])
     assert res.exit_code == 1 and "expected a layer 'links'" in res.output and "leopardgeo links" in res.output
@@ -201,3 +212,42 @@ def test_links_stage_alone_and_report(tmp_path):
 def test_links_on_a_folder_without_a_run(tmp_path):
     with pytest.raises(DataError, match="expected the outputs of `leopardgeo run`"):
         run_links(tmp_path)
+
+
+# ---------------------------------------------------------------------- corridors, circuit, pinch points, barriers
+def test_demo_corridors_circuit_pinch_points_and_barriers(demo_run):
+    result, out = demo_run
+    gpkg = out / "leopardgeo.gpkg"
+    links = gpd.read_file(gpkg, layer="links")
+    for col in ("corridor_width_m", "protected_frac", "eff_resistance", "pinch_current", "corridor_resistance"):
+        assert col in links.columns, col
+    assert (links["eff_resistance"] > 0).all() and np.isfinite(links["eff_resistance"]).all()
+    assert links["pinch_current"].dropna().between(0, 1 + 1e-6).all()
+    cor = gpd.read_file(gpkg, layer="corridors")
+    assert len(cor) == len(links)
+    assert cor.geometry.is_valid.all()
+    np.testing.assert_allclose(cor.geometry.area / 10_000, cor["area_ha"], rtol=1e-6)
+    pinch = gpd.read_file(gpkg, layer="pinch_points")
+    assert len(pinch) > 0 and pinch.geometry.geom_type.eq("Point").all()
+    barriers = gpd.read_file(gpkg, layer="barriers")
+    assert list(barriers["rank"]) == list(range(1, len(barriers) + 1))
+    assert barriers["score"].is_monotonic_decreasing
+    with rasterio.open(out / "corridors.tif") as ds:
+        c = ds.read(1, masked=True)
+    assert float(c.min()) == pytest.approx(0.0, abs=1e-3)  # 0 on the least-cost paths
+    with rasterio.open(out / "current.tif") as ds:
+        cur = ds.read(1, masked=True)
+    assert float(cur.min()) >= 0
+    table = pd.read_csv(out / "circuit.csv")
+    n = len(result.patches)
+    assert len(table) == n * (n - 1) // 2
+    isolated = result.graph.graph["isolated"]
+    cut = table["patch_a"].isin(isolated) | table["patch_b"].isin(isolated)
+    assert np.isinf(table.loc[cut, "eff_resistance"]).all()
+    assert np.isfinite(table.loc[~cut, "eff_resistance"]).all()
+    # the cross-border link between the two national parks conducts better than a link as long through resistance 100
+    by_name = {row.patch_id: row.name for row in result.patches.itertuples()}
+    llnp = next(k for k, v in by_name.items() if "Land of the Leopard" in v)
+    nctl = next(k for k, v in by_name.items() if "Northeast China" in v)
+    e = result.graph.edges[llnp, nctl]
+    assert 0 < e["eff_resistance"] < np.inf

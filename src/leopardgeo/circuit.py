@@ -42,6 +42,7 @@ import math
 import os
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import combinations
 
@@ -446,7 +447,7 @@ def _check_inputs(resistance: np.ndarray, focal: np.ndarray, connectivity: int) 
             f"in {float(np.nanmin(res[bad])):g}..{float(np.nanmax(res[bad])):g}. Set them to NaN or a positive value."
         )
         raise ResistanceError(msg)
-    return res, np.ascontiguousarray(lab, dtype=np.int32 if lab.dtype.itemsize <= 4 else np.int64)
+    return res, np.ascontiguousarray(lab, dtype=np.int32 if lab.dtype.itemsize < 4 or lab.dtype == np.int32 else np.int64)
 
 
 def build_network(
@@ -560,9 +561,7 @@ def build_network(
         focal_node[ground_of[ci]] = nxt
         nxt += 1
     n_total = nxt
-    lut = np.full(int(ids.max()) + 1, -1, dtype=np.int64)
-    lut[ids] = focal_node
-    node[is_patch] = lut[lab[is_patch]].astype(np.int32)
+    node[is_patch] = focal_node[np.searchsorted(ids, lab[is_patch])].astype(np.int32)
     k = connectivity
     rows, cols, gs, rdiag = _region_entries(res, node, n_cell, n_solve, k, avg_resistances)
     n_reg = n_solve - n_cell
@@ -603,6 +602,9 @@ def _cholmod() -> object | None:
     try:
         from sksparse import cholmod  # type: ignore[import-not-found]
     except ImportError:
+        return None
+    except ValueError as exc:  # built against another numpy
+        logger.warning("scikit-sparse is installed but cannot be loaded (%s); using AMG", exc)
         return None
     return cholmod
 
@@ -807,13 +809,20 @@ def estimate_memory_bytes(n_cells: int, n_nodes: int, n_stored: int = 0) -> int:
     return int(n_cells * BYTES_PER_CELL + n_nodes * BYTES_PER_NODE + n_stored * n_nodes * 8)
 
 
+def _fmt_bytes(n: float) -> str:
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n:.0f} bytes"
+
+
 def _check_memory(n_cells: int, n_nodes: int, n_stored: int, limit_gb: float | None) -> None:
     need = estimate_memory_bytes(n_cells, n_nodes, n_stored)
     have = int(limit_gb * 1e9) if limit_gb is not None else _available_bytes()
     if need > have:
         what = "the limit max_memory_gb" if limit_gb is not None else "available memory"
         msg = (
-            f"circuit: expected to need about {need / 1e9:.1f} GB for {n_nodes:,} nodes, found {have / 1e9:.1f} GB "
+            f"circuit: expected to need about {_fmt_bytes(need)} for {n_nodes:,} nodes, found {_fmt_bytes(have)} "
             f"({what}). Use coarser cells ([grid] cell_size_m), clip to corridors, fewer patches or pairs "
             "([circuit] include_pairs), or a machine with more memory."
         )
@@ -855,6 +864,21 @@ class CircuitResult:
     timings_s: dict = field(default_factory=dict)
 
 
+def _workers(workers: int | None) -> int:
+    if workers is None:
+        return max(1, os.cpu_count() or 1)
+    if isinstance(workers, bool) or not isinstance(workers, int | np.integer) or workers < 1:
+        msg = f"workers: expected a positive whole number of threads or None, found {workers!r}."
+        raise ConfigError(msg)
+    return int(workers)
+
+
+def _voltage_raster(net: CircuitNetwork, v: np.ndarray) -> np.ndarray:
+    vm = v[net.node].astype(np.float32)
+    vm[net.node < 0] = np.nan
+    return vm
+
+
 def _requested_pairs(
     ids: np.ndarray, pairs: Iterable[Sequence[int]] | None, exclude: Iterable[Sequence[int]]
 ) -> list[tuple[int, int]]:
@@ -888,6 +912,7 @@ def circuit_flow(
     tolerance: float = 1e-8,
     max_memory_gb: float | None = None,
     voltage_maps: bool = False,
+    workers: int | None = None,
 ) -> CircuitResult:
     """Current flow between patches, in Circuitscape's modes, with a cumulative current map.
 
@@ -915,6 +940,8 @@ def circuit_flow(
         Refuse runs estimated to need more (default: the memory available).
     voltage_maps
         Keep each solve's voltage raster in ``result.voltages``.
+    workers
+        Threads for independent solves and current maps (default: all cores).
 
     Returns
     -------
@@ -994,80 +1021,102 @@ def circuit_flow(
         cur = current_density(net, v, inj)
         np.add(cum, np.nan_to_num(cur), out=cum)
         if voltage_maps:
-            vm = v[net.node].astype(np.float32)
-            vm[net.node < 0] = np.nan
-            volts_out[key] = vm
+            volts_out[key] = _voltage_raster(net, v)
         t_maps += time.perf_counter() - t0
 
     stored: dict[int, np.ndarray] = {}
 
     def x_of(n_: int) -> np.ndarray:
         """Unit solution of node n_ (1 A in, out at its component's ground); zeros for a ground."""
-        nonlocal t_solve
         if n_ >= net.n_solve:
             return np.zeros(net.n_total)
         if n_ not in stored:
-            t0 = time.perf_counter()
             stored[n_] = full(lin.solve(unit({n_: 1.0})))  # type: ignore[union-attr]
-            t_solve += time.perf_counter() - t0
         return stored[n_]
 
-    if mode is CircuitMode.PAIRWISE:
-        for a, b in todo:
-            if (a, b) not in solvable:
-                rows.append({"patch_a": a, "patch_b": b, "eff_resistance": math.inf})
-                continue
-            na, nb = net.node_of(a), net.node_of(b)
+    n_workers = _workers(workers)
+    solve_times: list[float] = []
+    pool = ThreadPoolExecutor(max_workers=n_workers) if n_workers > 1 else None
+    try:
+        if superpose and lin is not None:
+            t0 = time.perf_counter()
+            wanted = sorted(n_ for n_ in nodes_used if n_ < net.n_solve)
+            solved = pool.map(lambda n_: full(lin.solve(unit({n_: 1.0}))), wanted) if pool else map(x_of, wanted)
+            stored.update(zip(wanted, solved, strict=True))
+            t_solve += time.perf_counter() - t0
+
+        def pair_job(pair: tuple[int, int]) -> tuple[float, np.ndarray, np.ndarray | None]:
+            na, nb = net.node_of(pair[0]), net.node_of(pair[1])
             if superpose:
                 v = x_of(na) - x_of(nb)
             else:
                 t0 = time.perf_counter()
                 v = full(lin.solve(unit({na: 1.0, nb: -1.0})))  # type: ignore[union-attr]
-                t_solve += time.perf_counter() - t0
+                solve_times.append(time.perf_counter() - t0)
             inj = np.zeros(net.n_total)
             inj[na], inj[nb] = 1.0, -1.0
-            rows.append({"patch_a": a, "patch_b": b, "eff_resistance": float(v[na] - v[nb])})
-            add_map(v, inj, (a, b))
-        table = pd.DataFrame(rows, columns=["patch_a", "patch_b", "eff_resistance"])
-    else:
-        for i, pid in enumerate(ids):
-            ci = net.component[i]
-            if ci < 0:
-                rows.append({"patch": int(pid), "voltage": math.nan})
-                continue
-            members = np.flatnonzero(net.component == ci)
-            fnodes = [int(net.focal_node[j]) for j in members]
-            src = int(net.focal_node[i])
-            if mode is CircuitMode.ALL_TO_ONE:
-                inj_w = {n_: 1.0 for n_ in fnodes if n_ != src}
-                inj_w[src] = -float(len(fnodes) - 1)
-                v = sum((w * x_of(n_) for n_, w in inj_w.items()), np.zeros(net.n_total))
-                v = v - v[src]
-                voltage = float(np.mean([v[n_] for n_ in fnodes if n_ != src]))
-            else:  # one to all: 1 A in at src, every other patch held at 0 V
-                xs = {n_: x_of(n_) for n_ in fnodes}
-                others = [n_ for n_ in fnodes if n_ != src]
-                # unknowns: injections c_o at the others (c_src = 1 is known), the free voltage shift V0
-                m = len(others)
-                mat = np.zeros((m + 1, m + 1))
-                rhs = np.zeros(m + 1)
-                for r_, nr_ in enumerate(others):
-                    for c_, nc_ in enumerate(others):
-                        mat[r_, c_] = xs[nc_][nr_]
-                    mat[r_, m] = 1.0
-                    rhs[r_] = -xs[src][nr_]
-                mat[m, :m] = 1.0  # currents balance: sum of the others' injections = -1
-                rhs[m] = -1.0
-                sol = np.linalg.solve(mat, rhs)
-                v = xs[src] + sum((sol[c_] * xs[nc_] for c_, nc_ in enumerate(others)), np.zeros(net.n_total)) + sol[m]
-                inj_w = {src: 1.0} | {nc_: float(sol[c_]) for c_, nc_ in enumerate(others)}
-                voltage = float(v[src])
-            inj = np.zeros(net.n_total)
-            for n_, w in inj_w.items():
-                inj[n_] = w
-            rows.append({"patch": int(pid), "voltage": voltage})
-            add_map(v, inj, int(pid))
-        table = pd.DataFrame(rows, columns=["patch", "voltage"])
+            return float(v[na] - v[nb]), current_density(net, v, inj), _voltage_raster(net, v) if voltage_maps else None
+
+        if mode is CircuitMode.PAIRWISE:
+            r_of: dict[tuple[int, int], float] = {}
+            batch = max(1, 2 * n_workers)
+            t0 = time.perf_counter()
+            for k in range(0, len(solvable), batch):
+                chunk = solvable[k : k + batch]
+                for pair, (r_ab, cur, vm) in zip(chunk, pool.map(pair_job, chunk) if pool else map(pair_job, chunk), strict=True):
+                    r_of[pair] = r_ab
+                    np.add(cum, np.nan_to_num(cur), out=cum)
+                    if vm is not None:
+                        volts_out[pair] = vm
+            t_maps += time.perf_counter() - t0 - sum(solve_times) / n_workers
+            t_solve += sum(solve_times) / n_workers
+            rows = [{"patch_a": a, "patch_b": b, "eff_resistance": r_of.get((a, b), math.inf)} for a, b in todo]
+            table = pd.DataFrame(rows, columns=["patch_a", "patch_b", "eff_resistance"])
+        else:
+            for i, pid in enumerate(ids):
+                ci = net.component[i]
+                if ci < 0:
+                    rows.append({"patch": int(pid), "voltage": math.nan})
+                    continue
+                members = np.flatnonzero(net.component == ci)
+                fnodes = [int(net.focal_node[j]) for j in members]
+                src = int(net.focal_node[i])
+                if mode is CircuitMode.ALL_TO_ONE:
+                    inj_w = {n_: 1.0 for n_ in fnodes if n_ != src}
+                    inj_w[src] = -float(len(fnodes) - 1)
+                    if superpose:
+                        v = sum((w * x_of(n_) for n_, w in inj_w.items()), np.zeros(net.n_total))
+                    else:  # one solve per patch: the ground's share is implied by the others
+                        v = full(lin.solve(unit(inj_w)))  # type: ignore[union-attr]
+                    v = v - v[src]
+                    voltage = float(np.mean([v[n_] for n_ in fnodes if n_ != src]))
+                else:  # one to all: 1 A in at src, every other patch held at 0 V
+                    xs = {n_: x_of(n_) for n_ in fnodes}
+                    others = [n_ for n_ in fnodes if n_ != src]
+                    # unknowns: injections c_o at the others (c_src = 1 is known), the free voltage shift V0
+                    m = len(others)
+                    mat = np.zeros((m + 1, m + 1))
+                    rhs = np.zeros(m + 1)
+                    for r_, nr_ in enumerate(others):
+                        for c_, nc_ in enumerate(others):
+                            mat[r_, c_] = xs[nc_][nr_]
+                        mat[r_, m] = 1.0
+                        rhs[r_] = -xs[src][nr_]
+                    mat[m, :m] = 1.0  # currents balance: sum of the others' injections = -1
+                    rhs[m] = -1.0
+                    sol = np.linalg.solve(mat, rhs)
+                    v = xs[src] + sum((sol[c_] * xs[nc_] for c_, nc_ in enumerate(others)), np.zeros(net.n_total)) + sol[m]
+                    inj_w = {src: 1.0} | {nc_: float(sol[c_]) for c_, nc_ in enumerate(others)}
+                    voltage = float(v[src])
+                inj = np.zeros(net.n_total)
+                for n_, w in inj_w.items():
+                    inj[n_] = w
+                rows.append({"patch": int(pid), "voltage": voltage})
+                add_map(v, inj, int(pid))
+            table = pd.DataFrame(rows, columns=["patch", "voltage"])
+    finally:
+        if pool is not None:
+            pool.shutdown()
     timings["solves"] = t_solve
     timings["maps"] = t_maps
     cur32 = cum.astype(np.float32)

@@ -423,10 +423,7 @@ class BarrierMapperConfig:
         for name in ("min_radius_m", "max_radius_m", "radius_step_m"):
             _positive(getattr(self, name), f"barrier_mapper.{name}")
         if self.max_radius_m < self.min_radius_m:
-            msg = (
-                f"[barrier_mapper] max_radius_m: expected >= min_radius_m ({self.min_radius_m}), "
-                f"found {self.max_radius_m!r}."
-            )
+            msg = f"[barrier_mapper] max_radius_m: expected >= min_radius_m ({self.min_radius_m}), found {self.max_radius_m!r}."
             raise ConfigError(msg)
         if self.restored_resistance is not None:
             _positive(self.restored_resistance, "barrier_mapper.restored_resistance")

@@ -67,6 +67,9 @@ LAYERS: dict[str, str] = {
     "patches": "Habitat patches: cores by suitability threshold and minimum area, with protected areas",
     "graph_nodes": "Nodes of the connectivity graph: one point per patch, with its degree",
     "links": "Least-cost links between patches (paths through cell centres), cwd in cost-weighted metres",
+    "corridors": "Truncated least-cost corridors, one (multi)polygon per link, with width, resistance and protected share",
+    "pinch_points": "Pinch point of each link: the corridor cell with the highest current density (A for 1 A)",
+    "barriers": "Top barrier locations: improvement in least-cost distance per metre restored (Barrier Mapper)",
 }
 
 #: Output rasters: file name -> description.
@@ -76,6 +79,11 @@ RASTERS: dict[str, str] = {
     "patches.tif": "Patch id per cell (0 = no patch)",
     "cwd.tif": "Cost-weighted distance to the nearest patch (cost-weighted metres)",
     "allocation.tif": "Patch whose cost-distance region holds each cell (0 = unreachable)",
+    "corridors.tif": "Normalised least-cost corridor (cwd_a + cwd_b - LCD, minimum over links; truncated; cost-weighted metres)",
+    "current.tif": "Cumulative current density over the circuit solves (A; Circuitscape's definition)",
+    "voltage.tif": "Voltage per solve (V), one band per pair or patch",
+    "pinchpoints.tif": "Current density inside each truncated corridor, maximum over links (A for 1 A per link)",
+    "barriers.tif": "Barrier Mapper score: improvement in least-cost distance per metre restored (cost-weighted m / m)",
 }
 
 _RESAMPLING = {
@@ -393,11 +401,13 @@ def write_raster(
     nodata: float | int | None = None,
     description: str | None = None,
     overwrite: bool = False,
+    band_names: list[str] | None = None,
 ) -> Path:
-    """Write a single-band Cloud-Optimized GeoTIFF atomically.
+    """Write a Cloud-Optimized GeoTIFF atomically (2-D array: one band; 3-D: one band per first index).
 
     Float arrays use NaN as nodata unless ``nodata`` is given; integer arrays
-    need an explicit ``nodata``.
+    need an explicit ``nodata``.  ``band_names`` describe the bands of a 3-D
+    array (``description`` goes into the dataset tags then).
 
     Raises
     ------
@@ -407,7 +417,8 @@ def write_raster(
         If ``path`` exists and ``overwrite`` is false.
     """
     path = Path(path)
-    if array.shape != grid.shape:
+    bands = array if array.ndim == 3 else array[np.newaxis]
+    if bands.shape[1:] != grid.shape:
         msg = f"{path.name}: expected an array of the grid's shape {grid.shape}, found {array.shape}."
         raise AlignmentError(msg)
     _check_free(path, overwrite)
@@ -421,7 +432,7 @@ def write_raster(
             driver="COG",
             height=grid.height,
             width=grid.width,
-            count=1,
+            count=bands.shape[0],
             dtype=array.dtype,
             crs=grid.rasterio_crs,
             transform=grid.transform,
@@ -430,8 +441,13 @@ def write_raster(
             predictor=3 if np.issubdtype(array.dtype, np.floating) else 2,
             overview_resampling="average" if np.issubdtype(array.dtype, np.floating) else "nearest",
         ) as dst:
-            dst.write(array, 1)
-            if description:
+            dst.write(bands)
+            if array.ndim == 3:
+                for i, name in enumerate(band_names or [], start=1):
+                    dst.set_band_description(i, name)
+                if description:
+                    dst.update_tags(DESCRIPTION=description)
+            elif description:
                 dst.set_band_description(1, description)
         os.replace(tmp, path)
     finally:

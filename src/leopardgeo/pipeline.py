@@ -25,13 +25,18 @@ import shapely
 
 from leopardgeo import __version__
 from leopardgeo._crs import M2_PER_HA, M_PER_KM
+from leopardgeo.barrier_mapper import BarrierResult, map_barriers
+from leopardgeo.circuit import CircuitResult, circuit_flow
 from leopardgeo.config import (
+    CircuitMode,
     HabitatMethod,
+    PairSet,
     ResistanceMethod,
     RunConfig,
     config_hash,
     dump_config,
 )
+from leopardgeo.corridors import CorridorResult, add_corridor_attributes, least_cost_corridors
 from leopardgeo.costdist import CostDistanceResult
 from leopardgeo.errors import ConfigError, DataError, OutputExistsError
 from leopardgeo.graph import build_graph, graph_layers
@@ -47,6 +52,7 @@ from leopardgeo.io import (
     read_wdpa,
 )
 from leopardgeo.patches import country_raster, extract_patches
+from leopardgeo.pinchpoints import PinchResult, add_pinch_attributes, pinch_points
 from leopardgeo.resistance import (
     burn_barriers,
     check_resistance,
@@ -57,6 +63,10 @@ from leopardgeo.resistance import (
 __all__ = [
     "Inputs",
     "RunResult",
+    "compute_barriers",
+    "compute_circuit",
+    "compute_corridors",
+    "compute_pinch_points",
     "compute_patches",
     "compute_resistance",
     "compute_links",
@@ -77,7 +87,16 @@ LINK_FILES = ("cwd.tif", "allocation.tif")
 
 def output_files(cfg: RunConfig) -> tuple[str, ...]:
     """Files a run with ``cfg`` writes."""
-    return OUTPUT_FILES + (LINK_FILES if cfg.links.enabled else ())
+    files = OUTPUT_FILES + (LINK_FILES if cfg.links.enabled else ())
+    if cfg.links.enabled and cfg.corridors.enabled:
+        files += ("corridors.tif",)
+    if cfg.circuit.enabled:
+        files += ("current.tif", "circuit.csv") + (("voltage.tif",) if cfg.circuit.voltage_maps else ())
+    if cfg.links.enabled and cfg.corridors.enabled and cfg.circuit.enabled and cfg.circuit.pinch_points:
+        files += ("pinchpoints.tif",)
+    if cfg.links.enabled and cfg.barrier_mapper.enabled:
+        files += ("barriers.tif",)
+    return files
 
 
 @dataclass
@@ -106,6 +125,10 @@ class RunResult:
     patches: gpd.GeoDataFrame
     graph: nx.Graph | None = None
     cwd: CostDistanceResult | None = None
+    corridors: CorridorResult | None = None
+    circuit: CircuitResult | None = None
+    pinch: PinchResult | None = None
+    barriers: BarrierResult | None = None
     out_dir: Path | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
 
@@ -274,6 +297,126 @@ def compute_links(
     )
 
 
+def protected_raster(inputs: Inputs) -> np.ndarray | None:
+    """Bool raster: cells whose centre lies in a protected area (None without protected areas)."""
+    if inputs.protected_areas is None or inputs.protected_areas.empty:
+        return None
+    from rasterio.features import rasterize
+
+    g = inputs.grid
+    geoms = [(geom, 1) for geom in inputs.protected_areas.geometry.to_numpy() if geom is not None and not geom.is_empty]
+    if not geoms:
+        return None
+    return rasterize(geoms, out_shape=g.shape, transform=g.transform, fill=0, dtype="uint8").astype(bool)
+
+
+def compute_corridors(
+    cfg: RunConfig, inputs: Inputs, resistance: np.ndarray, labels: np.ndarray, graph: nx.Graph
+) -> CorridorResult:
+    """Least-cost corridors of the graph's links; sets their corridor attributes on ``graph``."""
+    c = cfg.corridors
+    result = least_cost_corridors(
+        resistance,
+        labels,
+        graph,
+        inputs.grid,
+        connectivity=cfg.links.connectivity,
+        width_cwd=c.width_cwd,
+        width_fraction=c.width_fraction,
+        protected=protected_raster(inputs),
+        workers=cfg.links.workers,
+    )
+    add_corridor_attributes(graph, result)
+    return result
+
+
+def _circuit_pairs(cfg: RunConfig, graph: nx.Graph | None) -> list[tuple[int, int]] | None:
+    c = cfg.circuit
+    if c.include_pairs:
+        return [tuple(p) for p in c.include_pairs]  # type: ignore[misc]
+    if c.pairs is PairSet.LINKS:
+        if graph is None:
+            msg = "[circuit] pairs = 'links': expected [links] enabled, found it disabled. Enable links or use pairs = 'all'."
+            raise ConfigError(msg)
+        return [(int(a), int(b)) for a, b in graph.edges()]
+    return None
+
+
+def compute_circuit(cfg: RunConfig, resistance: np.ndarray, labels: np.ndarray, graph: nx.Graph | None = None) -> CircuitResult:
+    """Circuit-theory current between patches (see :func:`leopardgeo.circuit.circuit_flow`); sets ``eff_resistance`` on links."""
+    c = cfg.circuit
+    result = circuit_flow(
+        resistance,
+        labels,
+        mode=c.mode,
+        pairs=_circuit_pairs(cfg, graph),
+        exclude_pairs=c.exclude_pairs,
+        connectivity=c.connectivity,
+        avg_resistances=c.avg_resistances,
+        solver=c.solver,
+        tolerance=c.tolerance,
+        max_memory_gb=c.max_memory_gb,
+        voltage_maps=c.voltage_maps,
+    )
+    if graph is not None:
+        nx.set_edge_attributes(graph, np.nan, "eff_resistance")
+        if c.mode is CircuitMode.PAIRWISE:
+            for row in result.resistances.itertuples(index=False):
+                if graph.has_edge(row.patch_a, row.patch_b):
+                    graph.edges[row.patch_a, row.patch_b]["eff_resistance"] = float(row.eff_resistance)
+    return result
+
+
+def compute_pinch_points(
+    cfg: RunConfig, resistance: np.ndarray, labels: np.ndarray, corridors: CorridorResult, graph: nx.Graph, grid: Grid
+) -> PinchResult:
+    """Current inside each truncated corridor and its pinch point; sets ``pinch_current`` on links."""
+    c = cfg.circuit
+    result = pinch_points(
+        resistance,
+        labels,
+        corridors,
+        grid,
+        connectivity=c.connectivity,
+        avg_resistances=c.avg_resistances,
+        solver=c.solver,
+        tolerance=c.tolerance,
+    )
+    add_pinch_attributes(graph, result)
+    return result
+
+
+def barrier_radii_m(cfg: RunConfig) -> tuple[float, ...]:
+    """Detection radii from ``[barrier_mapper]`` min, max and step (metres)."""
+    b = cfg.barrier_mapper
+    n = int(np.floor((b.max_radius_m - b.min_radius_m) / b.radius_step_m + 1e-9)) + 1
+    return tuple(float(b.min_radius_m + i * b.radius_step_m) for i in range(n))
+
+
+def compute_barriers(
+    cfg: RunConfig, inputs: Inputs, resistance: np.ndarray, labels: np.ndarray, graph: nx.Graph
+) -> BarrierResult:
+    """Barrier Mapper: improvement in least-cost distance per metre restored (see :mod:`leopardgeo.barrier_mapper`)."""
+    b = cfg.barrier_mapper
+    return map_barriers(
+        resistance,
+        labels,
+        graph,
+        inputs.grid,
+        radii_m=barrier_radii_m(cfg),
+        restored_resistance=b.restored_resistance,
+        combine=b.combine,
+        n_top=b.n_top,
+        connectivity=cfg.links.connectivity,
+        workers=cfg.links.workers,
+    )
+
+
+def circuit_table(result: CircuitResult) -> str:
+    """``circuit.csv``: the effective resistances (pairwise) or source voltages (one/all modes)."""
+    return result.resistances.to_csv(index=False, float_format="%.9g")
+
+
 def link_rasters(cwd: CostDistanceResult) -> dict[str, tuple[np.ndarray, float | int]]:
     """``cwd.tif`` (float32, NaN where unreachable or no data) and ``allocation.tif`` (int32, 0 = none)."""
     cost = np.where(np.isfinite(cwd.cost), cwd.cost, np.nan).astype("float32")
@@ -423,7 +566,8 @@ def run(
     timings: dict[str, float] = {}
     try:
         graph = cwd = None
-        with _steps(progress, total=6 if config.links.enabled else 5) as step:
+        extras = _extra_stages(config)
+        with _steps(progress, total=(6 if config.links.enabled else 5) + len(extras)) as step:
             t = time.perf_counter()
             step("reading and aligning inputs")
             inputs = load_inputs(config)
@@ -445,6 +589,27 @@ def run(
                 step("least-cost links")
                 graph, cwd = compute_links(config, inputs, res, labels, patches)
                 timings["links"] = time.perf_counter() - t
+            corr = circ = pinch = barr = None
+            if "corridors" in extras and graph is not None:
+                t = time.perf_counter()
+                step("least-cost corridors")
+                corr = compute_corridors(config, inputs, res, labels, graph)
+                timings["corridors"] = time.perf_counter() - t
+            if "circuit" in extras:
+                t = time.perf_counter()
+                step("circuit-theory current")
+                circ = compute_circuit(config, res, labels, graph)
+                timings["circuit"] = time.perf_counter() - t
+            if "pinch_points" in extras and corr is not None and graph is not None:
+                t = time.perf_counter()
+                step("pinch points")
+                pinch = compute_pinch_points(config, res, labels, corr, graph, inputs.grid)
+                timings["pinch_points"] = time.perf_counter() - t
+            if "barriers" in extras and graph is not None:
+                t = time.perf_counter()
+                step("barriers")
+                barr = compute_barriers(config, inputs, res, labels, graph)
+                timings["barriers"] = time.perf_counter() - t
             if writer is not None:
                 t = time.perf_counter()
                 step(f"writing outputs to {out}")
@@ -452,6 +617,12 @@ def run(
                 layers = _vector_outputs(inputs, patches)
                 if graph is not None:
                     layers |= graph_layers(graph)
+                if corr is not None:
+                    layers["corridors"] = corr.table
+                if pinch is not None:
+                    layers["pinch_points"] = pinch.table
+                if barr is not None:
+                    layers["barriers"] = barr.top
                 writer.layers(layers, metadata=meta)
                 g = inputs.grid
                 writer.raster("suitability.tif", suit, g, description=RASTERS["suitability.tif"])
@@ -460,6 +631,17 @@ def run(
                 if cwd is not None:
                     for name, (array, nodata) in link_rasters(cwd).items():
                         writer.raster(name, array, g, nodata=nodata, description=RASTERS[name])
+                if corr is not None:
+                    writer.raster("corridors.tif", corr.normalised, g, nodata=np.nan, description=RASTERS["corridors.tif"])
+                if circ is not None:
+                    writer.raster("current.tif", circ.cum_current, g, nodata=np.nan, description=RASTERS["current.tif"])
+                    writer.text("circuit.csv", circuit_table(circ))
+                    if config.circuit.voltage_maps:
+                        _write_voltages(writer, circ, g)
+                if pinch is not None:
+                    writer.raster("pinchpoints.tif", pinch.current, g, nodata=np.nan, description=RASTERS["pinchpoints.tif"])
+                if barr is not None:
+                    writer.raster("barriers.tif", barr.score, g, nodata=np.nan, description=RASTERS["barriers.tif"])
                 writer.text("run_config.toml", dump_config(config))
                 writer.commit()
                 timings["write"] = time.perf_counter() - t
@@ -467,4 +649,44 @@ def run(
         if writer is not None:
             writer.discard()
         raise
-    return RunResult(config, inputs, suit, res, labels, patches, graph=graph, cwd=cwd, out_dir=out, timings_s=timings)
+    return RunResult(
+        config,
+        inputs,
+        suit,
+        res,
+        labels,
+        patches,
+        graph=graph,
+        cwd=cwd,
+        corridors=corr,
+        circuit=circ,
+        pinch=pinch,
+        barriers=barr,
+        out_dir=out,
+        timings_s=timings,
+    )
+
+
+def _extra_stages(cfg: RunConfig) -> list[str]:
+    """The optional stages after links that ``cfg`` enables, in run order."""
+    out = []
+    links = cfg.links.enabled
+    if links and cfg.corridors.enabled:
+        out.append("corridors")
+    if cfg.circuit.enabled:
+        out.append("circuit")
+    if links and cfg.corridors.enabled and cfg.circuit.enabled and cfg.circuit.pinch_points:
+        out.append("pinch_points")
+    if links and cfg.barrier_mapper.enabled:
+        out.append("barriers")
+    return out
+
+
+def _write_voltages(writer: OutputWriter, circ: CircuitResult, grid: Grid) -> None:
+    """``voltage.tif``: one band per solve, described by its pair or patch."""
+    keys = list(circ.voltages)
+    if not keys:
+        return
+    stack = np.stack([circ.voltages[k] for k in keys])
+    names = ["-".join(str(v) for v in k) if isinstance(k, tuple) else str(k) for k in keys]
+    writer.raster("voltage.tif", stack, grid, nodata=np.nan, description=RASTERS["voltage.tif"], band_names=names)

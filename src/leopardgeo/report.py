@@ -55,6 +55,10 @@ def read_run_layer(out_dir: str | Path, layer: str) -> gpd.GeoDataFrame:
     return pyogrio.read_dataframe(gpkg, layer=layer)
 
 
+#: Link attributes added by later stages, copied into the table when present.
+OPTIONAL_COLUMNS = ("corridor_width_m", "protected_frac", "eff_resistance", "pinch_current")
+
+
 def link_table(links: pd.DataFrame, nodes: pd.DataFrame | None = None) -> pd.DataFrame:
     """The link table: from, to (with patch names), cwd, path km, ratios; sorted by cwd.
 
@@ -83,6 +87,9 @@ def link_table(links: pd.DataFrame, nodes: pd.DataFrame | None = None) -> pd.Dat
             "countries": ["" if pd.isna(v) else str(v) for v in links["countries"]],
         }
     )
+    for col in OPTIONAL_COLUMNS:  # from the corridor, circuit and pinch-point stages, when they ran
+        if col in links.columns:
+            t[col] = links[col].astype(float).to_numpy()
     return t.sort_values(["cwd", "from_id", "to_id"], kind="stable").reset_index(drop=True)
 
 

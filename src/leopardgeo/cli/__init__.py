@@ -205,7 +205,9 @@ def report(out_dir: Path, top: int, overwrite: bool) -> None:
 
     Columns: from, to (patch id and protected areas in it), cwd (cost-weighted
     metres), path km, Euclidean km, cwd / Euclidean, cwd / path length,
-    countries the path passes through; sorted by cwd.
+    countries the path passes through and, when the later stages ran, the
+    corridor's narrowest width (km), effective resistance (ohms) and pinch-point
+    current (A); sorted by cwd.
 
     \b
     Example:
@@ -227,6 +229,16 @@ def report(out_dir: Path, top: int, overwrite: bool) -> None:
         ("countries", "left"),
     ):
         t.add_column(col, justify=just)
+    extra = [(c, h) for c, h in (("corridor_width_m", "width km"), ("eff_resistance", "R eff"), ("pinch_current", "pinch A"))
+             if c in table.columns]  # fmt: skip
+    for _, head in extra:
+        t.add_column(head, justify="right")
+
+    def fmt(col: str, v: float) -> str:
+        if v != v:
+            return "-"
+        return f"{v / 1000:,.1f}" if col == "corridor_width_m" else f"{v:.3g}"
+
     for r in table.head(top).itertuples():
         t.add_row(
             f"{r.from_id} {r.from_name}".strip(),
@@ -235,6 +247,7 @@ def report(out_dir: Path, top: int, overwrite: bool) -> None:
             f"{r.path_km:,.1f}",
             "-" if r.cwd_to_euclid != r.cwd_to_euclid else f"{r.cwd_to_euclid:,.1f}",
             r.countries,
+            *(fmt(c, getattr(r, c)) for c, _ in extra),
         )
     con = _console()
     con.print(t)
