@@ -60,6 +60,8 @@ EST_BYTES_PER_CELL = {
 }
 #: Largest grid side each slow baseline is run at (they take minutes to hours beyond).
 MAX_SIDE = {"scipy-cg": 1000, "scipy-spsolve": 1000}
+#: Per-tool time limit (s) for the slow baselines.
+TIMEOUT = {"scipy-cg": 600, "scipy-spsolve": 300}
 RADIUS = 4
 #: Circuitscape's published BigTests figures (Circuitscape.jl docs/src/benchmark/plot.jl; peers.md section 3):
 #: million cells -> seconds, 16 processes on a 20-core Xeon Silver 4114.
@@ -170,9 +172,10 @@ RUNNERS = {
 def worker(tool: str, d: Path, out: str) -> dict:
     res = np.load(d / "res.npy")
     focal = np.load(d / ("focal4.npy" if tool == "leopardgeo-4" else "focal2.npy"))
-    tiny = np.ones((40, 40), dtype=np.float32)
-    tf = np.zeros((40, 40), dtype=np.int32)
-    tf[5, 5], tf[30, 30] = 1, 2
+    # warm-up large enough (> 100,000 unknowns) to load every compiled kernel, geometric levels included
+    tiny = np.ones((400, 400), dtype=np.float32)
+    tf = np.zeros((400, 400), dtype=np.int32)
+    tf[5, 5], tf[390, 390] = 1, 2
     RUNNERS[tool](tiny, tf)  # imports, numba cache load / compilation: not timed
     t = time.perf_counter()
     r = RUNNERS[tool](res, focal)
@@ -237,7 +240,7 @@ def bench_size(n: int, args: argparse.Namespace, tmp: Path) -> list[dict]:
         for i in range(args.repeat):
             out = str(d / f"{tool}.npy") if i == 0 else ""
             cmd = [sys.executable, __file__, "--worker", tool, str(d), out]
-            r = _call(cmd, args.timeout, _env(args.threads))
+            r = _call(cmd, min(args.timeout, TIMEOUT.get(tool, args.timeout)), _env(args.threads))
             if "error" in r:
                 row["error"] = r["error"]
                 break
