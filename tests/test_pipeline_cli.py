@@ -126,6 +126,8 @@ def test_cli_run_prints_summary(tmp_path):
     res = CliRunner().invoke(cli, ["run", "--out", str(tmp_path / "o")])
     assert res.exit_code == 0, res.output
     assert "Habitat patches" in res.output and "RUS" in res.output and "CHN" in res.output
+    for line in ("Corridors: 29", "Circuit (", "Strongest pinch point", "Best restoration site"):
+        assert line in res.output, line
     res = CliRunner().invoke(cli, ["run", "--out", str(tmp_path / "o")])
     assert res.exit_code == 1
     assert "OutputExistsError" in res.output and "--overwrite" in res.output and "Traceback" not in res.output

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 
 from leopardgeo import __version__
 from leopardgeo.cli.options import debug_option, out_option, overwrite_option, verbosity_options
@@ -133,7 +134,35 @@ def _print_summary(table: Any, result: Any) -> None:
         )
     if result.graph is not None:
         _print_links(con, result.graph)
+    _print_connectivity(con, result)
     con.print(f"Outputs written to {result.out_dir}/")
+
+
+def _print_connectivity(con: Any, result: Any) -> None:
+    """One line each for the corridor, circuit, pinch-point and barrier stages that ran."""
+    if result.corridors is not None and len(result.corridors.table):
+        t = result.corridors.table
+        i = int(t["corridor_width_m"].fillna(np.inf).to_numpy().argmin())
+        con.print(
+            f"Corridors: {len(t)}; narrowest {t['corridor_width_m'].iloc[i] / 1000:,.1f} km "
+            f"(patches {t['patch_a'].iloc[i]}-{t['patch_b'].iloc[i]})."
+        )
+    if result.circuit is not None:
+        r = result.circuit.resistances
+        if "eff_resistance" in r.columns:
+            fin = r[np.isfinite(r["eff_resistance"])]
+            con.print(
+                f"Circuit ({result.circuit.solver}): {len(r)} pairs, {len(fin)} connected; see circuit.csv and current.tif."
+            )
+    if result.pinch is not None and len(result.pinch.table):
+        p = result.pinch.table.sort_values("pinch_current", ascending=False).iloc[0]
+        con.print(f"Strongest pinch point: link {p['patch_a']}-{p['patch_b']}, {p['pinch_current']:.2f} A of 1 A.")
+    if result.barriers is not None and len(result.barriers.top):
+        b = result.barriers.top.iloc[0]
+        con.print(
+            f"Best restoration site: link {b['patch_a']}-{b['patch_b']}, radius {b['radius_m']:,.0f} m, "
+            f"saves {b['improvement_cwd']:,.0f} cost-weighted m ({b['pct_of_lcd']:.0f} % of the link)."
+        )
 
 
 def _print_links(con: Any, graph: Any) -> None:
