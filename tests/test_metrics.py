@@ -103,3 +103,5 @@ def test_errors():
     G.add_node(1)
     with pytest.raises(DataError, match="area_ha"):
         connectivity_metrics(G)
+    with pytest.raises(DataError, match="'length_m'"):
+        connectivity_metrics(path_graph(), weight="length_m")

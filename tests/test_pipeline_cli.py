@@ -126,7 +126,7 @@ def test_cli_run_prints_summary(tmp_path):
     res = CliRunner().invoke(cli, ["run", "--out", str(tmp_path / "o")])
     assert res.exit_code == 0, res.output
     assert "Habitat patches" in res.output and "RUS" in res.output and "CHN" in res.output
-    for line in ("Corridors: 29", "Circuit (", "Strongest pinch point", "Best restoration site"):
+    for line in ("Corridors: 29", "Circuit (", "Strongest pinch point", "Best restoration site", "Connectivity: PC"):
         assert line in res.output, line
     res = CliRunner().invoke(cli, ["run", "--out", str(tmp_path / "o")])
     assert res.exit_code == 1
@@ -253,3 +253,20 @@ def test_demo_corridors_circuit_pinch_points_and_barriers(demo_run):
     nctl = next(k for k, v in by_name.items() if "Northeast China" in v)
     e = result.graph.edges[llnp, nctl]
     assert 0 < e["eff_resistance"] < np.inf
+
+
+def test_demo_connectivity_metrics(demo_run):
+    result, out = demo_run
+    summary = json.loads((out / "metrics.json").read_text())
+    assert 0 < summary["PC"] <= 1 and 0 < summary["IIC"] <= 1
+    assert summary["EC_ha"] == pytest.approx(summary["landscape_area_ha"] * summary["PC"] ** 0.5)
+    nodes = gpd.read_file(out / "leopardgeo.gpkg", layer="graph_nodes")
+    for col in ("dPC", "dPC_intra", "dPC_flux", "dPC_connector", "dIIC", "BC", "BCPC", "articulation"):
+        assert col in nodes.columns, col
+    np.testing.assert_allclose(nodes["dPC"], nodes["dPC_intra"] + nodes["dPC_flux"] + nodes["dPC_connector"], atol=1e-9)
+    assert (nodes["dPC_connector"] > -1e-9).all()
+    links = gpd.read_file(out / "leopardgeo.gpkg", layer="links")
+    assert {"p", "dPC_link", "bridge"} <= set(links.columns)
+    isolated = result.graph.graph["isolated"][0]
+    row = nodes.set_index("patch_id").loc[isolated]
+    assert row["dPC_connector"] == pytest.approx(0.0, abs=1e-9) and row["BC"] == 0

@@ -52,6 +52,7 @@ __all__ = [
     "InputsConfig",
     "LinkConfig",
     "LinkRule",
+    "MetricsConfig",
     "OutputConfig",
     "PatchConfig",
     "ProtectedAreaMode",
@@ -433,6 +434,36 @@ class BarrierMapperConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MetricsConfig:
+    """Graph connectivity metrics (Conefor / Graphab: PC, IIC, EC, dPC, BC, BCPC)."""
+
+    enabled: bool = _f(True, doc="compute the metrics in `leopardgeo run` (needs [links] enabled)")
+    attribute: str = _f("area_ha", doc="patch attribute used as the node weight a_i (area_ha, or e.g. a quality-weighted area)")
+    distance: str = _f(
+        "cwd", doc="link attribute used as the distance d_ij (cwd, cost-weighted metres; or lcp_length_m, euclid_m)"
+    )
+    median_dispersal: float = _f(
+        11_000.0,
+        doc=(
+            "distance at which the dispersal probability is `probability`, in the unit of `distance`: "
+            "11 km, the mean natal dispersal of male leopards (Fattebert et al. 2015, PLoS ONE e0122355; "
+            "South African leopards: no Amur figure is published); with cwd, 11 km of resistance-1 habitat"
+        ),
+    )
+    probability: float = _f(0.5, doc="dispersal probability at median_dispersal (0.5 = median, as in Conefor and Graphab)")
+    landscape_area_ha: float | None = _f(None, doc="A_L of PC and IIC, ha; default: the study area's valid (land) cells")
+
+    def __post_init__(self) -> None:
+        _normalise(self, "metrics")
+        _positive(self.median_dispersal, "metrics.median_dispersal")
+        if not 0 < self.probability < 1:
+            msg = f"[metrics] probability: expected a value strictly between 0 and 1, found {self.probability!r}."
+            raise ConfigError(msg)
+        if self.landscape_area_ha is not None:
+            _positive(self.landscape_area_ha, "metrics.landscape_area_ha")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OutputConfig:
     """Where and how outputs are written."""
 
@@ -453,6 +484,7 @@ class RunConfig:
     corridors: CorridorConfig = _f(doc="least-cost corridors", factory=CorridorConfig)
     circuit: CircuitConfig = _f(doc="circuit-theory current", factory=CircuitConfig)
     barrier_mapper: BarrierMapperConfig = _f(doc="barrier (restoration) mapping", factory=BarrierMapperConfig)
+    metrics: MetricsConfig = _f(doc="graph connectivity metrics", factory=MetricsConfig)
     output: OutputConfig = _f(doc="outputs", factory=OutputConfig)
     base_dir: str = _f(".", doc="folder that relative input paths start from")
 

@@ -154,6 +154,10 @@ def connectivity_metrics(
     if (a < 0).any() or not np.isfinite(a).all():
         msg = f"metrics: expected {attribute} >= 0 and finite, found {a[~(a >= 0)][:3].tolist()}."
         raise DataError(msg)
+    missing = [(u, v) for u, v, d in G.edges(data=True) if weight not in d]
+    if missing:
+        msg = f"metrics: expected edge attribute {weight!r} on every link, found it missing on {missing[:3]}."
+        raise DataError(msg)
     k = dispersal_k(median_distance, probability)
     al = float(landscape_area) if landscape_area is not None else float(a.sum())
     if not al > 0:

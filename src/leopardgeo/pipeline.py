@@ -8,6 +8,7 @@ Each stage is also callable on its own (:func:`load_inputs`,
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -51,6 +52,7 @@ from leopardgeo.io import (
     read_vector,
     read_wdpa,
 )
+from leopardgeo.metrics import MetricsResult, add_metric_attributes, connectivity_metrics
 from leopardgeo.patches import country_raster, extract_patches
 from leopardgeo.pinchpoints import PinchResult, add_pinch_attributes, pinch_points
 from leopardgeo.resistance import (
@@ -66,6 +68,7 @@ __all__ = [
     "compute_barriers",
     "compute_circuit",
     "compute_corridors",
+    "compute_metrics",
     "compute_pinch_points",
     "compute_patches",
     "compute_resistance",
@@ -96,6 +99,8 @@ def output_files(cfg: RunConfig) -> tuple[str, ...]:
         files += ("pinchpoints.tif",)
     if cfg.links.enabled and cfg.barrier_mapper.enabled:
         files += ("barriers.tif",)
+    if cfg.links.enabled and cfg.metrics.enabled:
+        files += ("metrics.json",)
     return files
 
 
@@ -129,6 +134,7 @@ class RunResult:
     circuit: CircuitResult | None = None
     pinch: PinchResult | None = None
     barriers: BarrierResult | None = None
+    metrics: MetricsResult | None = None
     out_dir: Path | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
 
@@ -412,6 +418,24 @@ def compute_barriers(
     )
 
 
+def compute_metrics(cfg: RunConfig, inputs: Inputs, graph: nx.Graph) -> MetricsResult:
+    """PC, IIC, EC and node / link importance (see :mod:`leopardgeo.metrics`); stored on ``graph``."""
+    m = cfg.metrics
+    area = m.landscape_area_ha
+    if area is None:
+        area = float(inputs.valid.sum()) * inputs.grid.cell_size_m**2 / M2_PER_HA
+    result = connectivity_metrics(
+        graph,
+        attribute=m.attribute,
+        weight=m.distance,
+        median_distance=m.median_dispersal,
+        probability=m.probability,
+        landscape_area=area,
+    )
+    add_metric_attributes(graph, result)
+    return result
+
+
 def circuit_table(result: CircuitResult) -> str:
     """``circuit.csv``: the effective resistances (pairwise) or source voltages (one/all modes)."""
     return result.resistances.to_csv(index=False, float_format="%.9g")
@@ -589,7 +613,7 @@ def run(
                 step("least-cost links")
                 graph, cwd = compute_links(config, inputs, res, labels, patches)
                 timings["links"] = time.perf_counter() - t
-            corr = circ = pinch = barr = None
+            corr = circ = pinch = barr = mets = None
             if "corridors" in extras and graph is not None:
                 t = time.perf_counter()
                 step("least-cost corridors")
@@ -610,6 +634,11 @@ def run(
                 step("barriers")
                 barr = compute_barriers(config, inputs, res, labels, graph)
                 timings["barriers"] = time.perf_counter() - t
+            if "metrics" in extras and graph is not None:
+                t = time.perf_counter()
+                step("connectivity metrics")
+                mets = compute_metrics(config, inputs, graph)
+                timings["metrics"] = time.perf_counter() - t
             if writer is not None:
                 t = time.perf_counter()
                 step(f"writing outputs to {out}")
@@ -640,6 +669,8 @@ def run(
                         _write_voltages(writer, circ, g)
                 if pinch is not None:
                     writer.raster("pinchpoints.tif", pinch.current, g, nodata=np.nan, description=RASTERS["pinchpoints.tif"])
+                if mets is not None:
+                    writer.text("metrics.json", json.dumps(mets.summary, indent=1))
                 if barr is not None:
                     writer.raster("barriers.tif", barr.score, g, nodata=np.nan, description=RASTERS["barriers.tif"])
                 writer.text("run_config.toml", dump_config(config))
@@ -662,6 +693,7 @@ def run(
         circuit=circ,
         pinch=pinch,
         barriers=barr,
+        metrics=mets,
         out_dir=out,
         timings_s=timings,
     )
@@ -679,6 +711,8 @@ def _extra_stages(cfg: RunConfig) -> list[str]:
         out.append("pinch_points")
     if links and cfg.barrier_mapper.enabled:
         out.append("barriers")
+    if links and cfg.metrics.enabled:
+        out.append("metrics")
     return out
 
 

@@ -157,6 +157,14 @@ def _print_connectivity(con: Any, result: Any) -> None:
     if result.pinch is not None and len(result.pinch.table):
         p = result.pinch.table.sort_values("pinch_current", ascending=False).iloc[0]
         con.print(f"Strongest pinch point: link {p['patch_a']}-{p['patch_b']}, {p['pinch_current']:.2f} A of 1 A.")
+    if result.metrics is not None:
+        m = result.metrics
+        top = m.nodes["dPC"].idxmax()
+        name = result.graph.nodes[top].get("name", "") if result.graph is not None else ""
+        con.print(
+            f"Connectivity: PC {m.summary['PC']:.3g}, EC {m.summary['EC_ha']:,.0f} ha, {m.summary['components']} components; "
+            f"most important patch {top}{' (' + name + ')' if name else ''}, dPC {m.nodes.loc[top, 'dPC']:.1f} %."
+        )
     if result.barriers is not None and len(result.barriers.top):
         b = result.barriers.top.iloc[0]
         con.print(
