@@ -42,6 +42,8 @@ def test_geopackage_layers_crs_and_areas(demo_run):
         "corridors",
         "pinch_points",
         "barriers",
+        "border_crossings",
+        "border_permeability",
     ]
     for name in layers:
         info = pyogrio.read_info(gpkg, layer=name)

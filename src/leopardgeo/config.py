@@ -45,6 +45,7 @@ __all__ = [
     "CircuitSolver",
     "Combine",
     "CorridorConfig",
+    "CrossBorderConfig",
     "PairSet",
     "GridConfig",
     "HabitatConfig",
@@ -464,6 +465,18 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CrossBorderConfig:
+    """Where links cross national borders and how permeable each border stretch is."""
+
+    enabled: bool = _f(True, doc="map border crossings and border permeability in `leopardgeo run` (needs [inputs] borders)")
+    segment_m: float = _f(5000.0, doc="length of the border segments of the permeability profile, metres")
+
+    def __post_init__(self) -> None:
+        _normalise(self, "crossborder")
+        _positive(self.segment_m, "crossborder.segment_m")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OutputConfig:
     """Where and how outputs are written."""
 
@@ -485,6 +498,7 @@ class RunConfig:
     circuit: CircuitConfig = _f(doc="circuit-theory current", factory=CircuitConfig)
     barrier_mapper: BarrierMapperConfig = _f(doc="barrier (restoration) mapping", factory=BarrierMapperConfig)
     metrics: MetricsConfig = _f(doc="graph connectivity metrics", factory=MetricsConfig)
+    crossborder: CrossBorderConfig = _f(doc="cross-border evaluation", factory=CrossBorderConfig)
     output: OutputConfig = _f(doc="outputs", factory=OutputConfig)
     base_dir: str = _f(".", doc="folder that relative input paths start from")
 

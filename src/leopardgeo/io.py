@@ -69,6 +69,8 @@ LAYERS: dict[str, str] = {
     "links": "Least-cost links between patches (paths through cell centres), cwd in cost-weighted metres",
     "corridors": "Truncated least-cost corridors, one (multi)polygon per link, with width, resistance and protected share",
     "pinch_points": "Pinch point of each link: the corridor cell with the highest current density (A for 1 A)",
+    "border_crossings": "Where each least-cost path crosses a national border: link, cwd, corridor width at the border, current",
+    "border_permeability": "National borders in segments: current density summed over the cells crossed, corridors crossing",
     "barriers": "Top barrier locations: improvement in least-cost distance per metre restored (Barrier Mapper)",
 }
 

@@ -39,6 +39,7 @@ from leopardgeo.config import (
 )
 from leopardgeo.corridors import CorridorResult, add_corridor_attributes, least_cost_corridors
 from leopardgeo.costdist import CostDistanceResult
+from leopardgeo.crossborder import border_crossings, border_permeability, mark_crosses_border
 from leopardgeo.errors import ConfigError, DataError, OutputExistsError
 from leopardgeo.graph import build_graph, graph_layers
 from leopardgeo.grid import Grid
@@ -436,6 +437,30 @@ def compute_metrics(cfg: RunConfig, inputs: Inputs, graph: nx.Graph) -> MetricsR
     return result
 
 
+def compute_crossborder(
+    cfg: RunConfig,
+    inputs: Inputs,
+    graph: nx.Graph,
+    corridors: CorridorResult | None = None,
+    circuit: CircuitResult | None = None,
+) -> dict[str, gpd.GeoDataFrame]:
+    """``crosses_border`` on links, and the ``border_crossings`` / ``border_permeability`` layers."""
+    mark_crosses_border(graph)
+    if inputs.borders is None or inputs.borders.empty:
+        return {}
+    extent = shapely.box(*inputs.grid.bounds)
+    borders = inputs.borders.assign(geometry=inputs.borders.geometry.intersection(extent))
+    borders = borders[~borders.geometry.is_empty]
+    cor = corridors.table if corridors is not None else None
+    cur = circuit.cum_current if circuit is not None else None
+    return {
+        "border_crossings": border_crossings(graph, borders, inputs.grid, corridors=cor, current=cur),
+        "border_permeability": border_permeability(
+            borders, inputs.grid, current=cur, corridors=cor, segment_m=cfg.crossborder.segment_m
+        ),
+    }
+
+
 def circuit_table(result: CircuitResult) -> str:
     """``circuit.csv``: the effective resistances (pairwise) or source voltages (one/all modes)."""
     return result.resistances.to_csv(index=False, float_format="%.9g")
@@ -614,6 +639,7 @@ def run(
                 graph, cwd = compute_links(config, inputs, res, labels, patches)
                 timings["links"] = time.perf_counter() - t
             corr = circ = pinch = barr = mets = None
+            border_layers: dict[str, gpd.GeoDataFrame] = {}
             if "corridors" in extras and graph is not None:
                 t = time.perf_counter()
                 step("least-cost corridors")
@@ -639,6 +665,11 @@ def run(
                 step("connectivity metrics")
                 mets = compute_metrics(config, inputs, graph)
                 timings["metrics"] = time.perf_counter() - t
+            if "crossborder" in extras and graph is not None:
+                t = time.perf_counter()
+                step("cross-border evaluation")
+                border_layers = compute_crossborder(config, inputs, graph, corr, circ)
+                timings["crossborder"] = time.perf_counter() - t
             if writer is not None:
                 t = time.perf_counter()
                 step(f"writing outputs to {out}")
@@ -652,6 +683,7 @@ def run(
                     layers["pinch_points"] = pinch.table
                 if barr is not None:
                     layers["barriers"] = barr.top
+                layers |= border_layers
                 writer.layers(layers, metadata=meta)
                 g = inputs.grid
                 writer.raster("suitability.tif", suit, g, description=RASTERS["suitability.tif"])
@@ -713,6 +745,8 @@ def _extra_stages(cfg: RunConfig) -> list[str]:
         out.append("barriers")
     if links and cfg.metrics.enabled:
         out.append("metrics")
+    if links and cfg.crossborder.enabled:
+        out.append("crossborder")
     return out
 
 
