@@ -54,7 +54,8 @@ from scipy import ndimage
 from scipy.sparse.linalg import cg, splu
 
 from leopardgeo.config import CircuitMode, CircuitSolver
-from leopardgeo.errors import ConfigError, DataError, MemoryLimitError, NoPathError, ResistanceError
+from leopardgeo.errors import ConfigError, DataError, MemoryLimitError, NoPathError
+from leopardgeo.resistance import check_resistance
 
 __all__ = [
     "CircuitNetwork",
@@ -440,13 +441,7 @@ def _check_inputs(resistance: np.ndarray, focal: np.ndarray, connectivity: int) 
         msg = f"connectivity: expected 4 or 8 neighbours (Circuitscape's options), found {connectivity!r}."
         raise ConfigError(msg)
     res = np.ascontiguousarray(res, dtype=np.float32 if res.dtype == np.float32 else np.float64)
-    bad = ~np.isnan(res) & ~(np.isfinite(res) & (res > 0))
-    if bad.any():
-        msg = (
-            f"resistance: expected values > 0 and finite (NaN = impassable), found {int(bad.sum())} cells "
-            f"in {float(np.nanmin(res[bad])):g}..{float(np.nanmax(res[bad])):g}. Set them to NaN or a positive value."
-        )
-        raise ResistanceError(msg)
+    check_resistance(res)  # ResistanceError naming the count, range and first cells
     return res, np.ascontiguousarray(lab, dtype=np.int32 if lab.dtype.itemsize < 4 or lab.dtype == np.int32 else np.int64)
 
 
