@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+import networkx as nx
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import ndimage
 
 import geopandas as gpd
 import shapely
 
 from leopardgeo.circuit import circuit_flow
 from leopardgeo.corridors import least_cost_corridors
-from leopardgeo.crossborder import border_crossings, border_permeability, crossing_table, mark_crosses_border
-from leopardgeo.errors import ConfigError
+from leopardgeo.crossborder import (
+    border_cells,
+    border_crossings,
+    border_permeability,
+    compare_networks,
+    crossborder_corridors,
+    crossing_table,
+    fence_resistance,
+    fill_countries,
+    mark_crosses_border,
+)
+from leopardgeo.errors import AlignmentError, ConfigError
 from leopardgeo.graph import build_graph
 from leopardgeo.grid import Grid
+from leopardgeo.metrics import connectivity_metrics
 from leopardgeo.patches import extract_patches
 from leopardgeo.testing import TEST_CRS
 
@@ -50,13 +65,15 @@ def test_single_gap_carries_all_the_current_and_the_crossing():
     flow = circuit_flow(res, labels, connectivity=8)
     cur = flow.cum_current
     assert cur[20, 30] == pytest.approx(1.0, rel=1e-6)  # every amp passes the one open cell
-    crossings = border_crossings(G, borders, g, corridors=cor.table, current=cur)
+    crossings = border_crossings(G, countries, ["AAA", "BBB"], g, borders=borders, corridors=cor, current=cur)
     assert len(crossings) == 1
     pt = crossings.geometry.iloc[0]
     col, row = ~g.transform * (pt.x, pt.y)
-    assert (int(row), int(col)) == (20, 30)
+    assert (row, col) == (20.5, 30.0)  # midway between cell (20, 29) in A and the gap cell (20, 30) in B
     assert crossings["current"].iloc[0] == pytest.approx(1.0, rel=1e-6)
-    assert crossings["border"].iloc[0] == "A-B"
+    assert crossings["border"].iloc[0] == "AAA-BBB"
+    assert crossings["border_line"].iloc[0] == "A-B"
+    assert crossings["border_line_m"].iloc[0] == pytest.approx(0.5 * CELL)  # the drawn line runs through column 30's centre
     assert crossings["corridor_width_m"].iloc[0] == pytest.approx(CELL)  # the corridor is one cell wide in the fence
     table = crossing_table(crossings)
     assert {"lon", "lat"} <= set(table.columns)
@@ -81,3 +98,107 @@ def test_permeability_needs_a_positive_segment_length():
     g, _, _, _, borders, _ = landscape()
     with pytest.raises(ConfigError, match="segment_m"):
         border_permeability(borders, g, segment_m=0)
+
+
+# ------------------------------------------------------------------ the fence scenario
+def open_landscape():
+    """Same two patches, no fence in the data: the border at column 30 is open everywhere."""
+    g, res, labels, patches, borders, countries = landscape()
+    res[:, 30] = 1.0
+    return g, res, labels, patches, borders, countries
+
+
+def test_border_cells_mark_both_sides_of_every_country_change():
+    c = np.array([[0, 0, 1], [0, 2, 1], [-1, 2, 2]])
+    expected = np.array([[0, 1, 1], [1, 1, 1], [0, 0, 1]], dtype=bool)  # (2, 1) touches only its own country and -1
+    np.testing.assert_array_equal(border_cells(c), expected)
+    np.testing.assert_array_equal(fill_countries(np.array([[-1, 0, -1, -1, 1]])), [[0, 0, 0, 1, 1]])
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(2, 4))
+def test_impassable_fence_separates_every_country(seed, n):
+    """Independent check with scipy: no 8-connected component of passable cells holds two countries."""
+    rng = np.random.default_rng(seed)
+    h, w = 24, 24
+    pts = rng.uniform(0, 24, size=(n, 2))
+    rr, cc = np.mgrid[0:h, 0:w]
+    countries = np.argmin(((rr[..., None] - pts[:, 0]) ** 2 + (cc[..., None] - pts[:, 1]) ** 2), axis=-1)
+    countries[rng.random((h, w)) < 0.05] = -1  # slivers without a country
+    g = Grid.from_bounds((0, 0, w * CELL, h * CELL), cell_size_m=CELL, crs=TEST_CRS)
+    res, fence = fence_resistance(np.ones((h, w)), countries, g)
+    comp, _ = ndimage.label(np.isfinite(res), structure=np.ones((3, 3)))
+    filled = fill_countries(countries)
+    for k in range(1, comp.max() + 1):
+        assert len(np.unique(filled[comp == k])) == 1
+    assert fence.sum() == np.isnan(res).sum()
+
+
+def test_fence_with_one_gap_lengthens_the_link_and_carries_all_current():
+    g, res, labels, patches, _, countries = open_landscape()
+    codes = ["AAA", "BBB"]
+    before, _ = build_graph(res, labels, patches, g, countries=countries, country_codes=codes)
+    gap_x, gap_y = g.xy(np.array([20]), np.array([30]))
+    fenced, fence = fence_resistance(res, countries, g, gaps_xy=[(gap_x[0], gap_y[0])], gap_width_m=CELL)
+    assert fence[:, 29].sum() == fence[:, 30].sum() == 40 - 3  # rows 19-21 open (radius sqrt(2) cells)
+    after, _ = build_graph(fenced, labels, patches, g, countries=countries, country_codes=codes)
+    cur = circuit_flow(fenced, labels, connectivity=8).cum_current
+    assert np.isnan(cur[fence]).all() and (cur[19:22, 29:31] > 0).all()  # all current crosses in the opening
+    a = patches.set_index("patch_id")["area_ha"].to_dict()
+    m0 = connectivity_metrics(before, median_distance=5000.0, landscape_area=1000.0).summary
+    m1 = connectivity_metrics(after, median_distance=5000.0, landscape_area=1000.0).summary
+    s = compare_networks(before, after, m0, m1)
+    assert s.links["status"].tolist() == ["unchanged"]  # straight across row 20 is still possible through the gap
+    assert s.summary["PC_loss_pct"] == pytest.approx(0.0)
+    assert a[1] == a[2] == 80.0
+
+
+def test_penalty_fence_adds_two_cells_of_penalty_to_a_straight_crossing():
+    g, res, labels, patches, _, countries = open_landscape()
+    before, _ = build_graph(res, labels, patches, g)
+    fenced, _ = fence_resistance(res, countries, g, mode="penalty", penalty=50.0)
+    after, _ = build_graph(fenced, labels, patches, g)
+    # steps A->fenceA, fenceA->fenceB, fenceB->B cost CELL*(1+51)/2 + CELL*51 + CELL*(51+1)/2 instead of 3*CELL
+    extra = CELL * (52 / 2 + 51 + 52 / 2) - 3 * CELL
+    assert after.edges[1, 2]["cwd"] - before.edges[1, 2]["cwd"] == pytest.approx(extra, rel=1e-9)
+
+
+def test_closing_the_fence_loses_the_pc_of_the_link_worked_by_hand():
+    g, res, labels, patches, _, countries = open_landscape()
+    before, _ = build_graph(res, labels, patches, g)
+    fenced, _ = fence_resistance(res, countries, g)
+    after, _ = build_graph(fenced, labels, patches, g)
+    assert after.number_of_edges() == 0
+    d0 = before.edges[1, 2]["cwd"]
+    m0 = connectivity_metrics(before, median_distance=d0, probability=0.5, landscape_area=1000.0).summary
+    m1 = connectivity_metrics(after, median_distance=d0, probability=0.5, landscape_area=1000.0).summary
+    s = compare_networks(before, after, m0, m1)
+    # a1 = a2 = 80 ha, p12 = 0.5: PC numerator 80^2 + 80^2 + 2*80*80*0.5 = 19200 before, 12800 after -> 33.3 % lost
+    assert s.summary["PC_loss_pct"] == pytest.approx(100 * 6400 / 19200)
+    assert s.summary["EC_loss_pct"] == pytest.approx(100 * (1 - np.sqrt(12800) / np.sqrt(19200)))
+    assert s.summary["newly_isolated"] == [1, 2]
+    assert s.summary["links_vanished"] == 1 and s.links["status"].tolist() == ["vanished"]
+
+
+def test_fence_errors():
+    g, res, _, _, _, countries = open_landscape()
+    with pytest.raises(ConfigError, match="impassable"):
+        fence_resistance(res, countries, g, mode="wall")
+    with pytest.raises(AlignmentError):
+        fence_resistance(res[:, :10], countries, g)
+    with pytest.raises(AlignmentError):
+        border_crossings(nx.Graph(), countries[:, :10], ["AAA", "BBB"], g)
+
+
+def test_crossborder_table_ranks_by_score_and_names_the_protected_areas():
+    G = nx.Graph()
+    G.add_node(1, name="Land of the Leopard")
+    G.add_node(2, name="NE China Tiger and Leopard")
+    G.add_node(3, name="")
+    G.add_edge(1, 2, cwd=500.0, countries="CHN;RUS", score=60.0)
+    G.add_edge(2, 3, cwd=900.0, countries="CHN;PRK", score=80.0)
+    G.add_edge(1, 3, cwd=100.0, countries="RUS", score=99.0)
+    mark_crosses_border(G)
+    t = crossborder_corridors(G)
+    assert t[["rank", "from_id", "to_id"]].values.tolist() == [[1, 2, 3], [2, 1, 2]]
+    assert t["protected_areas"].tolist() == ["NE China Tiger and Leopard", "Land of the Leopard; NE China Tiger and Leopard"]

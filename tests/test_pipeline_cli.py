@@ -44,6 +44,7 @@ def test_geopackage_layers_crs_and_areas(demo_run):
         "barriers",
         "border_crossings",
         "border_permeability",
+        "fence_links",
     ]
     for name in layers:
         info = pyogrio.read_info(gpkg, layer=name)
@@ -272,3 +273,84 @@ def test_demo_connectivity_metrics(demo_run):
     isolated = result.graph.graph["isolated"][0]
     row = nodes.set_index("patch_id").loc[isolated]
     assert row["dPC_connector"] == pytest.approx(0.0, abs=1e-9) and row["BC"] == 0
+
+
+# ---------------------------------------------------------------------- cross-border evaluation (issue check)
+def _park_ids(result):
+    by_name = {row.patch_id: row.name for row in result.patches.itertuples()}
+    llnp = next(k for k, v in by_name.items() if "Land of the Leopard" in v)
+    nctl = next(k for k, v in by_name.items() if "Northeast China" in v)
+    return llnp, nctl
+
+
+def test_demo_parks_are_linked_across_the_china_russia_border(demo_run):
+    result, out = demo_run
+    llnp, nctl = _park_ids(result)
+    e = result.graph.edges[llnp, nctl]
+    assert e["crosses_border"] and e["countries"] == "CHN;RUS"
+    x = gpd.read_file(out / "leopardgeo.gpkg", layer="border_crossings")
+    here = x[(x["patch_a"] == min(llnp, nctl)) & (x["patch_b"] == max(llnp, nctl))]
+    assert len(here) >= 1
+    assert (here["border"] == "CHN-RUS").all() and (here["border_line"] == "CN-RU").all()
+    assert (here["border_line_m"] < 2_000).all()  # on the drawn China-Russia border, within the sources' disagreement
+    lonlat = here.to_crs("EPSG:4326").geometry.iloc[0]
+    assert 130.4 < lonlat.x < 131.5 and 42.5 < lonlat.y < 43.9  # the Hunchun - SW Primorye border stretch
+    perm = gpd.read_file(out / "leopardgeo.gpkg", layer="border_permeability")
+    assert (perm["current_sum"] > 0).any() and perm["length_m"].max() <= 5000 + 1e-6
+
+
+def test_demo_fence_scenario_reports_a_pc_loss(demo_run):
+    result, out = demo_run
+    fence = json.loads((out / "fence.json").read_text())
+    s = fence["summary"]
+    assert s["fence"] == "impassable" and s["fence_cells"] > 0
+    assert s["PC_after"] < s["PC_before"] and s["PC_loss_pct"] > 0
+    llnp, nctl = _park_ids(result)
+    status = {(r["patch_a"], r["patch_b"]): r["status"] for r in fence["links"]}
+    assert status[(min(llnp, nctl), max(llnp, nctl))] == "vanished"  # no gap: the parks are cut apart
+    vanished = [k for k, st in status.items() if st == "vanished"]
+    assert vanished and all(result.graph.edges[k]["crosses_border"] for k in vanished)  # only border links can vanish
+    with rasterio.open(out / "fence.tif") as ds:
+        assert int(ds.read(1).sum()) == s["fence_cells"]
+    links = gpd.read_file(out / "leopardgeo.gpkg", layer="links")
+    assert links["score"].between(0, 100).all()
+    assert sorted(links["score_rank"]) == sorted(links["score"].rank(ascending=False, method="min").astype(int))
+
+
+def test_cli_crossborder_and_report_section(demo_run, tmp_path):
+    _, out = demo_run
+    res = CliRunner().invoke(cli, ["report", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "Cross-border corridors" in res.output and "Border fence" in res.output
+    table = pd.read_csv(out / "crossborder.csv")
+    assert list(table.columns) == [
+        "rank", "from_id", "from_name", "to_id", "to_name", "countries", "score", "cwd", "corridor_width_m",
+        "pinch_current", "dPC_link", "crossing_lon", "crossing_lat", "border", "protected_areas",
+    ]  # fmt: skip
+    assert list(table["rank"]) == list(range(1, len(table) + 1))
+    assert table["score"].is_monotonic_decreasing
+    assert table["countries"].str.contains(";").all()
+    doc = json.loads((out / "crossborder.json").read_text())
+    assert len(doc["corridors"]) == len(table) and doc["fence"]["summary"]["PC_loss_pct"] > 0
+    assert "## Cross-border corridors" in (out / "crossborder.md").read_text()
+    assert (out / "border_permeability.png").stat().st_size > 10_000
+    res = CliRunner().invoke(cli, ["report", str(out)])  # refuses to overwrite the files it wrote
+    assert res.exit_code != 0 and "--overwrite" in res.output
+
+
+def test_cli_crossborder_command_runs_the_stage(tmp_path, monkeypatch):
+    from leopardgeo.config import CircuitConfig
+
+    cfg = demo_config()
+    cfg = cfg.replace(circuit=CircuitConfig(enabled=False))  # keep the test quick: no current, everything else
+    path = tmp_path / "c.toml"
+    from leopardgeo.config import dump_config
+
+    path.write_text(dump_config(cfg))
+    res = CliRunner().invoke(cli, ["crossborder", str(path), "--out", str(tmp_path / "xb")])
+    assert res.exit_code == 0, res.output
+    assert "Cross-border corridors" in res.output and "PC" in res.output
+    assert not (tmp_path / "xb" / "barriers.tif").exists()  # the barrier mapper is not part of this stage
+    assert (tmp_path / "xb" / "crossborder.csv").exists()
+    res = CliRunner().invoke(cli, ["crossborder", str(path), "--out", str(tmp_path / "xb")])
+    assert res.exit_code != 0 and "--overwrite" in res.output

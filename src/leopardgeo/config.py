@@ -46,6 +46,7 @@ __all__ = [
     "Combine",
     "CorridorConfig",
     "CrossBorderConfig",
+    "FenceMode",
     "PairSet",
     "GridConfig",
     "HabitatConfig",
@@ -61,6 +62,7 @@ __all__ = [
     "ResistanceMethod",
     "BarrierMode",
     "RunConfig",
+    "ScoreConfig",
     "VectorInput",
     "config_hash",
     "config_template",
@@ -124,6 +126,14 @@ class PairSet(enum.StrEnum):
 
     ALL = "all"  #: every pair of patches (Circuitscape's default)
     LINKS = "links"  #: only pairs joined by a link of the graph
+
+
+class FenceMode(enum.StrEnum):
+    """The border-fence scenario of the cross-border evaluation."""
+
+    NONE = "none"  #: no scenario
+    IMPASSABLE = "impassable"  #: border cells become no data, except at the listed gaps
+    PENALTY = "penalty"  #: border cells get `fence_penalty` added to their resistance, except at the gaps
 
 
 class CircuitSolver(enum.StrEnum):
@@ -470,10 +480,56 @@ class CrossBorderConfig:
 
     enabled: bool = _f(True, doc="map border crossings and border permeability in `leopardgeo run` (needs [inputs] borders)")
     segment_m: float = _f(5000.0, doc="length of the border segments of the permeability profile, metres")
+    fence: FenceMode = _f(
+        FenceMode.IMPASSABLE,
+        doc=(
+            "border-fence scenario: none, impassable (border cells become no data except at fence_gaps) or penalty "
+            "(fence_penalty added to their resistance); links and metrics are recomputed and the losses reported"
+        ),
+    )
+    fence_penalty: float = _f(1000.0, doc="resistance added to border cells when fence = 'penalty'")
+    fence_gaps: tuple[tuple[float, float], ...] = _f(
+        (), doc="openings in the fence as [longitude, latitude] pairs (WGS 84), e.g. river crossings or wildlife passages"
+    )
+    gap_width_m: float = _f(1000.0, doc="width of each fence opening, metres (border cells within half of it stay open)")
 
     def __post_init__(self) -> None:
         _normalise(self, "crossborder")
         _positive(self.segment_m, "crossborder.segment_m")
+        _positive(self.fence_penalty, "crossborder.fence_penalty")
+        _positive(self.gap_width_m, "crossborder.gap_width_m")
+        gaps = tuple(tuple(float(v) for v in g) for g in self.fence_gaps)
+        bad = [g for g in gaps if len(g) != 2 or not (-180 <= g[0] <= 180 and -90 <= g[1] <= 90)]
+        if bad:
+            msg = (
+                f"[crossborder] fence_gaps: expected [longitude, latitude] pairs in degrees, found {list(bad[0])!r}. "
+                "Write e.g. fence_gaps = [[130.95, 42.95]]."
+            )
+            raise ConfigError(msg)
+        object.__setattr__(self, "fence_gaps", gaps)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScoreConfig:
+    """The corridor score that ranks links everywhere (report, layers, cross-border table).
+
+    score = 100 · Σ w·s / Σ w over the criteria a link has, each s in [0, 1] with 1 = best among the run's links:
+    s_cwd = 1 − (ln cwd − ln min) / (ln max − ln min); s_width, s_dpc = (x − min) / (max − min);
+    s_pinch = (max − x) / (max − min) (a low pinch current = a wide corridor).
+    """
+
+    weight_cwd: float = _f(0.4, doc="weight of the least-cost distance (lower cwd = better, on a log scale)")
+    weight_width: float = _f(0.2, doc="weight of the corridor's narrowest width (corridor_width_m, wider = better)")
+    weight_pinch: float = _f(0.2, doc="weight of the pinch-point current (pinch_current, lower = better)")
+    weight_dpc: float = _f(0.2, doc="weight of the link's importance to PC (dPC_link, higher = better)")
+
+    def __post_init__(self) -> None:
+        _normalise(self, "score")
+        for name in ("weight_cwd", "weight_width", "weight_pinch", "weight_dpc"):
+            _positive(getattr(self, name), f"score.{name}", allow_zero=True)
+        if self.weight_cwd + self.weight_width + self.weight_pinch + self.weight_dpc <= 0:
+            msg = "[score] weights: expected at least one weight > 0, found all 0. Set e.g. weight_cwd = 1."
+            raise ConfigError(msg)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -499,6 +555,7 @@ class RunConfig:
     barrier_mapper: BarrierMapperConfig = _f(doc="barrier (restoration) mapping", factory=BarrierMapperConfig)
     metrics: MetricsConfig = _f(doc="graph connectivity metrics", factory=MetricsConfig)
     crossborder: CrossBorderConfig = _f(doc="cross-border evaluation", factory=CrossBorderConfig)
+    score: ScoreConfig = _f(doc="corridor score", factory=ScoreConfig)
     output: OutputConfig = _f(doc="outputs", factory=OutputConfig)
     base_dir: str = _f(".", doc="folder that relative input paths start from")
 

@@ -69,9 +69,13 @@ LAYERS: dict[str, str] = {
     "links": "Least-cost links between patches (paths through cell centres), cwd in cost-weighted metres",
     "corridors": "Truncated least-cost corridors, one (multi)polygon per link, with width, resistance and protected share",
     "pinch_points": "Pinch point of each link: the corridor cell with the highest current density (A for 1 A)",
-    "border_crossings": "Where each least-cost path crosses a national border: link, cwd, corridor width at the border, current",
+    "border_crossings": (
+        "Where each least-cost path passes from one country to another (country polygons): link, cwd, corridor width "
+        "at the border, current, nearest border line"
+    ),
     "border_permeability": "National borders in segments: current density summed over the cells crossed, corridors crossing",
     "barriers": "Top barrier locations: improvement in least-cost distance per metre restored (Barrier Mapper)",
+    "fence_links": "Border-fence scenario: every link before / after the fence, cwd change, status (vanished, lengthened...)",
 }
 
 #: Output rasters: file name -> description.
@@ -86,6 +90,7 @@ RASTERS: dict[str, str] = {
     "voltage.tif": "Voltage per solve (V), one band per pair or patch",
     "pinchpoints.tif": "Current density inside each truncated corridor, maximum over links (A for 1 A per link)",
     "barriers.tif": "Barrier Mapper score: improvement in least-cost distance per metre restored (cost-weighted m / m)",
+    "fence.tif": "Border-fence scenario: 1 = fence cell (the border of the country raster, gaps left open), 0 = none",
 }
 
 _RESAMPLING = {

@@ -23,6 +23,7 @@ import pandas as pd
 import geopandas as gpd
 import pyogrio
 import shapely
+from pyproj import Transformer
 
 from leopardgeo import __version__
 from leopardgeo._crs import M2_PER_HA, M_PER_KM
@@ -30,6 +31,7 @@ from leopardgeo.barrier_mapper import BarrierResult, map_barriers
 from leopardgeo.circuit import CircuitResult, circuit_flow
 from leopardgeo.config import (
     CircuitMode,
+    FenceMode,
     HabitatMethod,
     PairSet,
     ResistanceMethod,
@@ -39,7 +41,14 @@ from leopardgeo.config import (
 )
 from leopardgeo.corridors import CorridorResult, add_corridor_attributes, least_cost_corridors
 from leopardgeo.costdist import CostDistanceResult
-from leopardgeo.crossborder import border_crossings, border_permeability, mark_crosses_border
+from leopardgeo.crossborder import (
+    CrossBorderResult,
+    border_crossings,
+    border_permeability,
+    compare_networks,
+    fence_resistance,
+    mark_crosses_border,
+)
 from leopardgeo.errors import ConfigError, DataError, OutputExistsError
 from leopardgeo.graph import build_graph, graph_layers
 from leopardgeo.grid import Grid
@@ -62,6 +71,7 @@ from leopardgeo.resistance import (
     resistance_from_classes,
     resistance_from_suitability,
 )
+from leopardgeo.score import add_scores, corridor_scores
 
 __all__ = [
     "Inputs",
@@ -102,6 +112,9 @@ def output_files(cfg: RunConfig) -> tuple[str, ...]:
         files += ("barriers.tif",)
     if cfg.links.enabled and cfg.metrics.enabled:
         files += ("metrics.json",)
+    if cfg.links.enabled and cfg.crossborder.enabled:
+        if cfg.crossborder.fence is not FenceMode.NONE:
+            files += ("fence.json", "fence.tif")
     return files
 
 
@@ -136,6 +149,8 @@ class RunResult:
     pinch: PinchResult | None = None
     barriers: BarrierResult | None = None
     metrics: MetricsResult | None = None
+    crossborder: CrossBorderResult | None = None
+    scores: pd.DataFrame | None = None
     out_dir: Path | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
 
@@ -441,24 +456,62 @@ def compute_crossborder(
     cfg: RunConfig,
     inputs: Inputs,
     graph: nx.Graph,
+    resistance: np.ndarray,
+    labels: np.ndarray,
+    patches: gpd.GeoDataFrame,
     corridors: CorridorResult | None = None,
     circuit: CircuitResult | None = None,
-) -> dict[str, gpd.GeoDataFrame]:
-    """``crosses_border`` on links, and the ``border_crossings`` / ``border_permeability`` layers."""
+    metrics: MetricsResult | None = None,
+) -> CrossBorderResult:
+    """``crosses_border`` on links, border crossings and permeability, and the border-fence scenario.
+
+    The fence follows the border the patches are split on (the country raster).  The scenario reruns the links
+    on the fenced resistance and the metrics with the same parameters, and compares (see
+    :func:`leopardgeo.crossborder.compare_networks`).
+    """
+    cb = cfg.crossborder
     mark_crosses_border(graph)
-    if inputs.borders is None or inputs.borders.empty:
-        return {}
-    extent = shapely.box(*inputs.grid.bounds)
-    borders = inputs.borders.assign(geometry=inputs.borders.geometry.intersection(extent))
-    borders = borders[~borders.geometry.is_empty]
-    cor = corridors.table if corridors is not None else None
+    grid = inputs.grid
+    cidx, codes = country_raster(inputs.countries, grid, cfg.inputs.country_field)
     cur = circuit.cum_current if circuit is not None else None
-    return {
-        "border_crossings": border_crossings(graph, borders, inputs.grid, corridors=cor, current=cur),
-        "border_permeability": border_permeability(
-            borders, inputs.grid, current=cur, corridors=cor, segment_m=cfg.crossborder.segment_m
-        ),
-    }
+    borders = None
+    if inputs.borders is not None and not inputs.borders.empty:
+        extent = shapely.box(*grid.bounds)
+        borders = inputs.borders.assign(geometry=inputs.borders.geometry.intersection(extent))
+        borders = borders[~borders.geometry.is_empty]
+    crossings = border_crossings(graph, cidx, codes, grid, borders=borders, corridors=corridors, current=cur)
+    if borders is not None:
+        cor = corridors.table if corridors is not None else None
+        perm = border_permeability(borders, grid, current=cur, corridors=cor, segment_m=cb.segment_m)
+    else:
+        perm = gpd.GeoDataFrame({"border": [], "segment": [], "length_m": []}, geometry=[], crs=grid.crs)
+    if cb.fence is FenceMode.NONE or not codes:
+        return CrossBorderResult(crossings, perm)
+    gaps = []
+    if cb.fence_gaps:
+        tr = Transformer.from_crs("EPSG:4326", grid.crs, always_xy=True)
+        gaps = [tuple(tr.transform(lon, lat)) for lon, lat in cb.fence_gaps]
+    fenced, mask = fence_resistance(
+        resistance, cidx, grid, mode=str(cb.fence), penalty=cb.fence_penalty, gaps_xy=gaps, gap_width_m=cb.gap_width_m
+    )
+    after, _ = compute_links(cfg, inputs, fenced, labels, patches)
+    mark_crosses_border(after)
+    if metrics is None:
+        metrics = compute_metrics(cfg, inputs, graph)
+    after_metrics = compute_metrics(cfg, inputs, after)
+    scenario = compare_networks(graph, after, metrics.summary, after_metrics.summary, crs=grid.crs)
+    scenario.summary.update({"fence": str(cb.fence), "fence_cells": int(mask.sum()), "gaps": [list(g) for g in cb.fence_gaps]})
+    return CrossBorderResult(crossings, perm, scenario, mask)
+
+
+def compute_scores(cfg: RunConfig, graph: nx.Graph) -> pd.DataFrame:
+    """The corridor score of every link (see :mod:`leopardgeo.score`); stored as ``score`` / ``score_rank``."""
+    s = cfg.score
+    table = corridor_scores(
+        graph, {"cwd": s.weight_cwd, "width": s.weight_width, "pinch": s.weight_pinch, "dpc": s.weight_dpc}
+    )
+    add_scores(graph, table)
+    return table
 
 
 def circuit_table(result: CircuitResult) -> str:
@@ -638,8 +691,7 @@ def run(
                 step("least-cost links")
                 graph, cwd = compute_links(config, inputs, res, labels, patches)
                 timings["links"] = time.perf_counter() - t
-            corr = circ = pinch = barr = mets = None
-            border_layers: dict[str, gpd.GeoDataFrame] = {}
+            corr = circ = pinch = barr = mets = xb = scores = None
             if "corridors" in extras and graph is not None:
                 t = time.perf_counter()
                 step("least-cost corridors")
@@ -667,9 +719,11 @@ def run(
                 timings["metrics"] = time.perf_counter() - t
             if "crossborder" in extras and graph is not None:
                 t = time.perf_counter()
-                step("cross-border evaluation")
-                border_layers = compute_crossborder(config, inputs, graph, corr, circ)
+                step("cross-border evaluation and fence scenario")
+                xb = compute_crossborder(config, inputs, graph, res, labels, patches, corr, circ, mets)
                 timings["crossborder"] = time.perf_counter() - t
+            if graph is not None:
+                scores = compute_scores(config, graph)
             if writer is not None:
                 t = time.perf_counter()
                 step(f"writing outputs to {out}")
@@ -683,7 +737,8 @@ def run(
                     layers["pinch_points"] = pinch.table
                 if barr is not None:
                     layers["barriers"] = barr.top
-                layers |= border_layers
+                if xb is not None:
+                    layers |= crossborder_layers(xb)
                 writer.layers(layers, metadata=meta)
                 g = inputs.grid
                 writer.raster("suitability.tif", suit, g, description=RASTERS["suitability.tif"])
@@ -703,6 +758,8 @@ def run(
                     writer.raster("pinchpoints.tif", pinch.current, g, nodata=np.nan, description=RASTERS["pinchpoints.tif"])
                 if mets is not None:
                     writer.text("metrics.json", json.dumps(mets.summary, indent=1))
+                if xb is not None:
+                    _write_crossborder(writer, xb, g)
                 if barr is not None:
                     writer.raster("barriers.tif", barr.score, g, nodata=np.nan, description=RASTERS["barriers.tif"])
                 writer.text("run_config.toml", dump_config(config))
@@ -726,6 +783,8 @@ def run(
         pinch=pinch,
         barriers=barr,
         metrics=mets,
+        crossborder=xb,
+        scores=scores,
         out_dir=out,
         timings_s=timings,
     )
@@ -748,6 +807,40 @@ def _extra_stages(cfg: RunConfig) -> list[str]:
     if links and cfg.crossborder.enabled:
         out.append("crossborder")
     return out
+
+
+def crossborder_layers(xb: CrossBorderResult) -> dict[str, gpd.GeoDataFrame]:
+    """GeoPackage layers of the cross-border stage: crossings, permeability and the fence scenario's links."""
+    layers = {"border_crossings": xb.crossings, "border_permeability": xb.permeability}
+    if xb.fence is not None:
+        layers["fence_links"] = xb.fence.links[xb.fence.links.geometry.notna()]
+    return layers
+
+
+def fence_report(xb: CrossBorderResult) -> dict[str, Any]:
+    """``fence.json``: the fence scenario's summary and every link's status."""
+    if xb.fence is None:
+        return {}
+    return {"summary": xb.fence.summary, "links": _records(pd.DataFrame(xb.fence.links.drop(columns="geometry")))}
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as JSON-ready dicts (NaN -> None, numpy scalars -> Python)."""
+    out = []
+    for row in df.to_dict("records"):
+        rec = {}
+        for k, v in row.items():
+            if isinstance(v, np.generic):
+                v = v.item()
+            rec[k] = None if isinstance(v, float) and not np.isfinite(v) else v
+        out.append(rec)
+    return out
+
+
+def _write_crossborder(writer: OutputWriter, xb: CrossBorderResult, grid: Grid) -> None:
+    if xb.fence is not None and xb.fence_mask is not None:
+        writer.text("fence.json", json.dumps(fence_report(xb), indent=1, ensure_ascii=False))
+        writer.raster("fence.tif", xb.fence_mask.astype("uint8"), grid, nodata=None, description=RASTERS["fence.tif"])
 
 
 def _write_voltages(writer: OutputWriter, circ: CircuitResult, grid: Grid) -> None:

@@ -1,4 +1,4 @@
-"""Reports on a run's outputs: the least-cost link table (terminal, CSV, JSON)."""
+"""Reports on a run's outputs: the link table and the cross-border corridors (terminal, CSV, JSON, Markdown, chart)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,15 @@ from leopardgeo._crs import M_PER_KM
 from leopardgeo.errors import DataError
 from leopardgeo.io import GPKG_NAME, OutputWriter
 
-__all__ = ["LINK_TABLE_COLUMNS", "link_table", "read_run_layer", "write_link_table"]
+__all__ = [
+    "LINK_TABLE_COLUMNS",
+    "crossborder_report",
+    "link_table",
+    "permeability_chart",
+    "read_run_layer",
+    "write_crossborder_report",
+    "write_link_table",
+]
 
 #: Columns of the link table, in order.
 LINK_TABLE_COLUMNS = (
@@ -56,11 +64,19 @@ def read_run_layer(out_dir: str | Path, layer: str) -> gpd.GeoDataFrame:
 
 
 #: Link attributes added by later stages, copied into the table when present.
-OPTIONAL_COLUMNS = ("corridor_width_m", "protected_frac", "eff_resistance", "pinch_current")
+OPTIONAL_COLUMNS = (
+    "corridor_width_m",
+    "protected_frac",
+    "eff_resistance",
+    "pinch_current",
+    "dPC_link",
+    "score",
+    "score_rank",
+)
 
 
 def link_table(links: pd.DataFrame, nodes: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The link table: from, to (with patch names), cwd, path km, ratios; sorted by cwd.
+    """The link table: from, to (with patch names), cwd, path km, ratios; ranked by corridor score (else by cwd).
 
     Examples
     --------
@@ -87,10 +103,13 @@ def link_table(links: pd.DataFrame, nodes: pd.DataFrame | None = None) -> pd.Dat
             "countries": ["" if pd.isna(v) else str(v) for v in links["countries"]],
         }
     )
-    for col in OPTIONAL_COLUMNS:  # from the corridor, circuit and pinch-point stages, when they ran
+    for col in OPTIONAL_COLUMNS:  # from the corridor, circuit, pinch-point, metrics and score stages, when they ran
         if col in links.columns:
             t[col] = links[col].astype(float).to_numpy()
-    return t.sort_values(["cwd", "from_id", "to_id"], kind="stable").reset_index(drop=True)
+    order = ["score_rank", "cwd", "from_id", "to_id"] if "score_rank" in t.columns else ["cwd", "from_id", "to_id"]
+    if "score_rank" in t.columns:
+        t["score_rank"] = t["score_rank"].fillna(len(t)).astype(int)
+    return t.sort_values(order, kind="stable").reset_index(drop=True)
 
 
 def write_link_table(table: pd.DataFrame, out_dir: str | Path, *, overwrite: bool = False) -> list[Path]:
@@ -103,3 +122,140 @@ def write_link_table(table: pd.DataFrame, out_dir: str | Path, *, overwrite: boo
         table.to_csv(w.path("links.csv"), index=False)
         w.text("links.json", json.dumps({"columns": list(table.columns), "links": records}, indent=1, ensure_ascii=False))
     return [Path(out_dir) / "links.csv", Path(out_dir) / "links.json"]
+
+
+def _json_rows(table: pd.DataFrame) -> list[dict]:
+    return [
+        {k: (None if isinstance(v, float) and not np.isfinite(v) else (v.item() if isinstance(v, np.generic) else v))
+         for k, v in row.items()}
+        for row in table.to_dict("records")
+    ]  # fmt: skip
+
+
+def crossborder_report(out_dir: str | Path) -> tuple[pd.DataFrame, dict | None, gpd.GeoDataFrame | None]:
+    """The ranked cross-border corridor table of a run, its fence scenario (``fence.json``) and permeability layer.
+
+    Raises
+    ------
+    DataError
+        If the run has no links (see :func:`read_run_layer`).
+    """
+    from leopardgeo.crossborder import crossborder_corridors, mark_crosses_border
+    from leopardgeo.graph import gdfs_to_graph
+
+    gpkg = Path(out_dir) / GPKG_NAME
+    graph = gdfs_to_graph(read_run_layer(out_dir, "graph_nodes"), read_run_layer(out_dir, "links"))
+    if not any("crosses_border" in d for *_, d in graph.edges(data=True)):
+        mark_crosses_border(graph)
+    names = [str(n) for n in pyogrio.list_layers(gpkg)[:, 0]] if gpkg.is_file() else []
+    crossings = pyogrio.read_dataframe(gpkg, layer="border_crossings") if "border_crossings" in names else None
+    perm = pyogrio.read_dataframe(gpkg, layer="border_permeability") if "border_permeability" in names else None
+    fence_path = Path(out_dir) / "fence.json"
+    fence = json.loads(fence_path.read_text(encoding="utf-8")) if fence_path.is_file() else None
+    return crossborder_corridors(graph, crossings), fence, perm
+
+
+def crossborder_markdown(table: pd.DataFrame, fence: dict | None) -> str:
+    """The "Cross-border corridors" report section as Markdown.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"rank": [1], "from_id": [4], "from_name": ["LLNP"], "to_id": [2], "to_name": ["NCTLNP"],
+    ...                   "countries": ["CHN;RUS"], "score": [90.0], "cwd": [502.6], "corridor_width_m": [float("nan")],
+    ...                   "pinch_current": [float("nan")], "dPC_link": [12.5], "crossing_lon": [131.1],
+    ...                   "crossing_lat": [43.2], "border": ["CHN-RUS"], "protected_areas": ["LLNP; NCTLNP"]})
+    >>> print(crossborder_markdown(t, None).splitlines()[4])
+    | 1 | 4 LLNP | 2 NCTLNP | CHN;RUS | 90.0 | 503 | - | - | 12.50 | 43.2000 N 131.1000 E | LLNP; NCTLNP |
+    """
+
+    def f(v: float, fmt: str) -> str:
+        return "-" if v is None or v != v else format(v, fmt)
+
+    lines = [
+        "## Cross-border corridors",
+        "",
+        "| rank | from | to | countries | score | cwd | width (km) | pinch (A) | dPC (%) | crossing | protected areas |",
+        "|---:|---|---|---|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for r in table.itertuples(index=False):
+        where = "-" if r.crossing_lat != r.crossing_lat else f"{r.crossing_lat:.4f} N {r.crossing_lon:.4f} E"
+        width = r.corridor_width_m / 1000 if r.corridor_width_m == r.corridor_width_m else float("nan")
+        lines.append(
+            f"| {r.rank} | {r.from_id} {r.from_name} | {r.to_id} {r.to_name} | {r.countries} | {f(r.score, '.1f')} | "
+            f"{f(r.cwd, ',.0f')} | {f(width, '.1f')} | {f(r.pinch_current, '.3g')} | {f(r.dPC_link, '.2f')} | {where} | "
+            f"{r.protected_areas} |"
+        )
+    if not len(table):
+        lines.append("| - | no link crosses a national border | | | | | | | | | |")
+    lines += ["", "Score: 0–100 over the run's links (weights in [score]); cwd in cost-weighted metres.", ""]
+    if fence:
+        s = fence["summary"]
+        gaps = s.get("gaps") or []
+        lost = [f"{r['patch_a']}-{r['patch_b']}" for r in fence["links"] if r["status"] == "vanished"]
+        longer = [
+            f"{r['patch_a']}-{r['patch_b']} (+{r['change_pct']:.0f} %)" for r in fence["links"] if r["status"] == "lengthened"
+        ]
+        lines += [
+            f"### Border-fence scenario ({s['fence']}, {len(gaps)} gap{'s' if len(gaps) != 1 else ''})",
+            "",
+            (f"- PC {s['PC_before']:.4g} → {s['PC_after']:.4g} (**{s['PC_loss_pct']:.1f} % lost**); "
+            f"EC {s['EC_before_ha']:,.0f} → {s['EC_after_ha']:,.0f} ha ({s['EC_loss_pct']:.1f} % lost)"),
+            f"- components {s['components_before']} → {s['components_after']}; links {s['links_before']} → {s['links_after']}",
+            f"- links that vanish: {', '.join(lost) or 'none'}",
+            f"- links that lengthen: {', '.join(longer) or 'none'}",
+            f"- patches newly isolated: {', '.join(map(str, s['newly_isolated'])) or 'none'}",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def permeability_chart(perm: gpd.GeoDataFrame, path: str | Path) -> Path:
+    """Bar chart of the current crossing each border segment, one panel per border (PNG, written atomically).
+
+    Returns the path written.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    path = Path(path)
+    borders = list(perm["border"].drop_duplicates()) if len(perm) else []
+    fig = Figure(figsize=(9, 2.4 * max(1, len(borders))), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(max(1, len(borders)), 1, squeeze=False)[:, 0]
+    for ax, name in zip(axes, borders, strict=False):
+        seg = perm[perm["border"] == name]
+        start_km = (seg["length_m"].cumsum() - seg["length_m"]).to_numpy() / M_PER_KM
+        ax.bar(start_km, seg["current_sum"].fillna(0).to_numpy(), width=seg["length_m"].to_numpy() / M_PER_KM,
+               align="edge", color="#b2182b", label="current crossing (A, summed over cells)")  # fmt: skip
+        ax.set_ylabel("current (A)")
+        ax.set_title(f"Border {name}: permeability by {seg['length_m'].max() / M_PER_KM:.0f} km segment")
+        if "n_corridors" in seg.columns and seg["n_corridors"].sum() > 0:
+            ax2 = ax.twinx()
+            ax2.plot(start_km + seg["length_m"].to_numpy() / M_PER_KM / 2, seg["n_corridors"].to_numpy(), "k.", ms=4,
+                     label="corridors crossing")  # fmt: skip
+            ax2.set_ylabel("corridors")
+        ax.set_xlabel("distance along the border line (km)")
+    if not borders:
+        axes[0].text(0.5, 0.5, "no border lines in the study area", ha="center", va="center")
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.savefig(tmp, dpi=110, format="png")
+    tmp.replace(path)
+    return path
+
+
+CROSSBORDER_FILES = ("crossborder.csv", "crossborder.json", "crossborder.md", "border_permeability.png")
+
+
+def write_crossborder_report(
+    table: pd.DataFrame, fence: dict | None, perm: gpd.GeoDataFrame | None, out_dir: str | Path, *, overwrite: bool = False
+) -> list[Path]:
+    """Write ``crossborder.csv``, ``crossborder.json``, ``crossborder.md`` and ``border_permeability.png`` (atomically)."""
+    names = list(CROSSBORDER_FILES if perm is not None else CROSSBORDER_FILES[:3])
+    with OutputWriter(out_dir, overwrite=overwrite, names=names) as w:
+        table.to_csv(w.path("crossborder.csv"), index=False)
+        doc = {"columns": list(table.columns), "corridors": _json_rows(table), "fence": fence}
+        w.text("crossborder.json", json.dumps(doc, indent=1, ensure_ascii=False))
+        w.text("crossborder.md", crossborder_markdown(table, fence))
+        if perm is not None:
+            permeability_chart(perm, w.path("border_permeability.png"))
+    return [Path(out_dir) / n for n in names]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -44,7 +45,10 @@ def _setup_logging(verbosity: int) -> None:
 def _console(*, stderr: bool = False) -> Any:
     from rich.console import Console
 
-    return Console(stderr=stderr)
+    con = Console(stderr=stderr)
+    if not con.is_terminal:  # a pipe or file: keep the report tables whole instead of wrapping them at 80 columns
+        con = Console(stderr=stderr, width=180)
+    return con
 
 
 def _show_versions(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -165,6 +169,20 @@ def _print_connectivity(con: Any, result: Any) -> None:
             f"Connectivity: PC {m.summary['PC']:.3g}, EC {m.summary['EC_ha']:,.0f} ha, {m.summary['components']} components; "
             f"most important patch {top}{' (' + name + ')' if name else ''}, dPC {m.nodes.loc[top, 'dPC']:.1f} %."
         )
+    xb = getattr(result, "crossborder", None)
+    if xb is not None and result.graph is not None:
+        n_cross = sum(1 for *_, d in result.graph.edges(data=True) if d.get("crosses_border"))
+        con.print(f"Cross-border links: {n_cross}; {len(xb.crossings)} border crossings (layer border_crossings).")
+        if xb.fence is not None:
+            s = xb.fence.summary
+            con.print(
+                f"Border fence ({s['fence']}, {len(s['gaps'])} gaps): PC {s['PC_before']:.3g} -> {s['PC_after']:.3g} "
+                f"({s['PC_loss_pct']:.1f} % lost), EC {s['EC_loss_pct']:.1f} % lost; {s['links_vanished']} links vanish, "
+                f"{s['links_lengthened']} lengthen; newly isolated patches: {s['newly_isolated'] or 'none'}."
+            )
+    if getattr(result, "scores", None) is not None and len(result.scores):
+        top = result.scores.iloc[0]
+        con.print(f"Best corridor by score: {int(top['patch_a'])}-{int(top['patch_b'])} ({top['score']:.0f} / 100).")
     if result.barriers is not None and len(result.barriers.top):
         b = result.barriers.top.iloc[0]
         con.print(
@@ -288,7 +306,106 @@ def report(out_dir: Path, top: int, overwrite: bool) -> None:
         )
     con = _console()
     con.print(t)
+    from leopardgeo.report import crossborder_report, write_crossborder_report
+
+    xtable, fence, perm = crossborder_report(out_dir)
+    if "score" in table.columns or fence is not None or perm is not None:
+        _print_crossborder(con, xtable, fence, top)
+        written += write_crossborder_report(xtable, fence, perm, out_dir, overwrite=overwrite)
     con.print("Written: " + ", ".join(str(p) for p in written))
+
+
+def _print_crossborder(con: Any, table: Any, fence: dict | None, top: int) -> None:
+    """The "Cross-border corridors" table and the fence scenario, in the terminal."""
+    from rich.table import Table
+
+    t = Table(title=f"Cross-border corridors ({len(table)}, best score first)")
+    for col in ("rank", "from", "to", "countries", "score", "cwd", "width km", "pinch A", "dPC %", "crossing", "protected areas"):
+        t.add_column(
+            col,
+            justify="right" if col in ("rank", "from", "to", "score", "cwd", "width km", "pinch A", "dPC %") else "left",
+            overflow="fold" if col == "protected areas" else "ellipsis",
+            no_wrap=col != "protected areas",
+        )
+
+    def f(v: float, fmt: str) -> str:
+        return "-" if v != v else format(v, fmt)
+
+    for r in table.head(top).itertuples(index=False):
+        where = "-" if r.crossing_lat != r.crossing_lat else f"{r.crossing_lat:.3f}N {r.crossing_lon:.3f}E"
+        t.add_row(
+            str(r.rank),
+            str(r.from_id),
+            str(r.to_id),
+            r.countries,
+            f(r.score, ".0f"),
+            f(r.cwd, ",.0f"),
+            f(r.corridor_width_m / 1000, ".1f"),
+            f(r.pinch_current, ".3g"),
+            f(r.dPC_link, ".1f"),
+            where,
+            r.protected_areas,
+        )
+    con.print(t)
+    if fence:
+        s = fence["summary"]
+        gone = [f"{r['patch_a']}-{r['patch_b']}" for r in fence["links"] if r["status"] == "vanished"]
+        con.print(
+            f"Border fence ({s['fence']}, {len(s.get('gaps') or [])} gaps): PC {s['PC_before']:.4g} -> {s['PC_after']:.4g} "
+            f"({s['PC_loss_pct']:.1f} % lost); EC {s['EC_before_ha']:,.0f} -> {s['EC_after_ha']:,.0f} ha "
+            f"({s['EC_loss_pct']:.1f} % lost); links vanishing: {', '.join(gone) or 'none'}; "
+            f"lengthened: {s['links_lengthened']}; newly isolated patches: {s['newly_isolated'] or 'none'}."
+        )
+
+
+@cli.command()
+@click.argument("config", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@out_option
+@overwrite_option
+@click.option("--top", type=int, default=20, show_default=True, help="Rows to print (all rows go to the files).")
+@click.pass_context
+def crossborder(ctx: click.Context, config: Path | None, out: Path | None, overwrite: bool, top: int) -> None:
+    r"""Evaluate the cross-border corridors of CONFIG (default: the embedded Amur study area).
+
+    Runs the stages the evaluation needs (patches, links, corridors, circuit,
+    pinch points, metrics; not the barrier mapper), then the cross-border stage:
+    border crossings, border permeability, the border-fence scenario of
+    [crossborder] and the corridor scores.  Prints the ranked cross-border
+    corridors and the fence's losses; writes the run's outputs plus
+    crossborder.csv / .json / .md and border_permeability.png.
+
+    \b
+    Example:
+      leopardgeo crossborder --out out_xb --overwrite
+    """
+    from leopardgeo.config import demo_config, load_config
+    from leopardgeo.errors import OutputExistsError
+    from leopardgeo.pipeline import run as run_pipeline
+    from leopardgeo.report import CROSSBORDER_FILES, crossborder_report, write_crossborder_report
+
+    cfg = load_config(config) if config else demo_config()
+    cfg = cfg.replace(
+        links=dataclasses.replace(cfg.links, enabled=True),
+        crossborder=dataclasses.replace(cfg.crossborder, enabled=True),
+        barrier_mapper=dataclasses.replace(cfg.barrier_mapper, enabled=False),
+    )
+    quiet = ctx.obj["verbosity"] < 0
+    out_dir = out if out is not None else Path(cfg.output.dir or "out")
+    overwrite = overwrite or cfg.output.overwrite
+    existing = [n for n in CROSSBORDER_FILES if (out_dir / n).exists()]
+    if existing and not overwrite:
+        msg = f"{out_dir}: expected no earlier cross-border report, found {existing}. Pass --overwrite to replace them."
+        raise OutputExistsError(msg)
+    result = run_pipeline(
+        cfg, out_dir=out_dir, overwrite=overwrite, progress=not quiet and sys.stderr.isatty()
+    )
+    table, fence, perm = crossborder_report(out_dir)
+    written = write_crossborder_report(table, fence, perm, out_dir, overwrite=overwrite)
+    if not quiet:
+        con = _console()
+        _print_links(con, result.graph)
+        _print_crossborder(con, table, fence, top)
+        con.print("Written: " + ", ".join(str(p) for p in written))
 
 
 def main() -> None:
