@@ -103,6 +103,7 @@ __all__ = [
     "QUALITY_BIN",
     "TerritoryResult",
     "capacity",
+    "capacity_table",
     "pack_territories",
     "territory_raster",
 ]
@@ -872,6 +873,84 @@ def capacity(result: TerritoryResult, zone: str) -> pd.DataFrame:
         out[f"{what}_sd"] = arr.std(axis=0, ddof=1) if n_rep > 1 else np.full(arr.shape[1], np.nan)
         out[f"{what}_min"] = arr.min(axis=0)
         out[f"{what}_max"] = arr.max(axis=0)
+    return out
+
+
+#: Counted quantities of a capacity table.
+_COUNTS = ("females", "males", "adults")
+
+
+def _stats(arr: np.ndarray) -> dict[str, float]:
+    """Mean, sample sd (NaN for one value), min and max of per-replicate counts."""
+    return {
+        "mean": float(arr.mean()),
+        "sd": float(arr.std(ddof=1)) if arr.size > 1 else math.nan,
+        "min": float(arr.min()),
+        "max": float(arr.max()),
+    }
+
+
+def capacity_table(result: TerritoryResult, names: Mapping[str, Mapping[int, tuple[str, str]]] | None = None) -> pd.DataFrame:
+    """Capacity of every zone layer and of the whole area in one table (``capacity.csv``).
+
+    Parameters
+    ----------
+    result
+        Output of :func:`pack_territories`.
+    names
+        Optional ``{zone layer: {label: (zone, name)}}``: how each label is
+        shown, e.g. ``{"country": {1: ("CHN", "China")}}``.  Labels without an
+        entry show the label itself and an empty name; label 0 (territories
+        outside every zone of the layer) shows as zone ``"none"``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``zone_type`` (a zone layer, or ``"all"``), ``zone``,
+        ``name``, ``females``, ``males``, ``adults`` (replicate 0) and
+        ``<what>_mean``, ``<what>_sd``, ``<what>_min``, ``<what>_max`` over the
+        replicates.  Within a zone layer each territory counts once, for the
+        label covering most of its cells, so the counts of a layer sum to the
+        ``all`` row.
+
+    Examples
+    --------
+    >>> from leopardgeo.grid import Grid
+    >>> g = Grid.from_bounds((0, 0, 2000, 1000), cell_size_m=100, crs="EPSG:32652")
+    >>> halves = np.ones(g.shape, dtype="int32")
+    >>> halves[:, 10:] = 2
+    >>> res = pack_territories(np.ones(g.shape), np.ones(g.shape), g, zones={"country": halves},
+    ...                        min_area_ha=5, max_area_ha=40, female_need_ha=10)
+    >>> t = capacity_table(res, {"country": {1: ("CHN", "China"), 2: ("RUS", "Russia")}})
+    >>> t[["zone_type", "zone", "name", "females", "males", "adults"]].to_dict("records")
+    [{'zone_type': 'country', 'zone': 'CHN', 'name': 'China', 'females': 10, 'males': 5, 'adults': 15},
+     {'zone_type': 'country', 'zone': 'RUS', 'name': 'Russia', 'females': 9, 'males': 4, 'adults': 13},
+     {'zone_type': 'all', 'zone': 'all', 'name': 'all', 'females': 19, 'males': 9, 'adults': 28}]
+    """
+    frames = []
+    for zone_type in result.zone_labels:
+        cap = capacity(result, zone_type)
+        lookup = (names or {}).get(zone_type, {})
+        shown = [
+            ("none", f"outside every {zone_type.replace('_', ' ')}") if int(v) == 0 else lookup.get(int(v), (str(int(v)), ""))
+            for v in cap[zone_type]
+        ]
+        cap = cap.drop(columns=zone_type)
+        cap.insert(0, "name", [n for _, n in shown])
+        cap.insert(0, "zone", [z for z, _ in shown])
+        cap.insert(0, "zone_type", zone_type)
+        frames.append(cap)
+    reps = result.replicates
+    total: dict[str, object] = {"zone_type": "all", "zone": "all", "name": "all"}
+    total |= {what: int(reps[what].iloc[0]) for what in _COUNTS}
+    for what in _COUNTS:
+        total |= {f"{what}_{k}": v for k, v in _stats(reps[what].to_numpy(dtype=np.float64)).items()}
+    frames.append(pd.DataFrame([total]))
+    out = pd.concat(frames, ignore_index=True)
+    for what in _COUNTS:
+        out[what] = out[what].astype(np.int64)
+        out[f"{what}_min"] = out[f"{what}_min"].astype(np.int64)
+        out[f"{what}_max"] = out[f"{what}_max"].astype(np.int64)
     return out
 
 
