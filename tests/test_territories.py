@@ -17,6 +17,7 @@ from leopardgeo.errors import AlignmentError, ConfigError, DataError, Resistance
 from leopardgeo.grid import Grid
 from leopardgeo.pipeline import Inputs, territory_quality
 from leopardgeo.territories import capacity, capacity_table, pack_territories, territory_raster
+from leopardgeo.testing import naive_pack_females
 
 CRS = "EPSG:32652"
 
@@ -318,3 +319,29 @@ def test_prey_density_becomes_quality_clipped_at_full_density():
         territory_quality(cfg, Inputs(grid=g, valid=valid, rasters={"prey_density": -density}), np.zeros(g.shape))
     suit = np.full(g.shape, 0.7)
     assert territory_quality(RunConfig(), Inputs(grid=g, valid=valid), suit) is suit
+
+
+@pytest.mark.parametrize("case", range(8))
+def test_whole_female_packing_equals_a_per_seed_scipy_dijkstra_reference(case):
+    """Every territory, seed order, failure and frontier rule, against leopardgeo.testing.naive_pack_females."""
+    rng = np.random.default_rng(100 + case)
+    rows, cols = (int(v) for v in rng.integers(10, 26, 2))
+    g = grid_of(rows, cols)
+    raw = ndimage.gaussian_filter(rng.random((rows, cols)), 1.5)
+    quality = (raw - raw.min()) / (raw.max() - raw.min())
+    quality[rng.random(quality.shape) < 0.05] = np.nan
+    resistance = rng.uniform(1, 6, quality.shape)  # continuous: no ties in cost
+    habitat = rng.random(quality.shape) > 0.1
+    need = float(rng.uniform(3, 12))
+    kw = {
+        "min_area_ha": need * 0.8,
+        "max_area_ha": need * 3,
+        "min_quality": float(rng.uniform(0, 0.5)),
+        "max_cost_m": (math.inf, 400.0, 900.0)[case % 3],
+        "seed": case,
+        "connectivity": (4, 8)[case % 2],
+    }
+    res = pack_territories(quality, resistance, g, habitat=habitat, female_need_ha=need, sexes=("F",), **kw)
+    ref = naive_pack_females(quality, resistance, 100.0, habitat=habitat, need_ha=need, **kw)
+    assert res.female.max() > 0
+    np.testing.assert_array_equal(res.female, ref)
