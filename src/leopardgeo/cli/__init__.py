@@ -96,9 +96,11 @@ def run(ctx: click.Context, config: Path | None, out: Path | None, overwrite: bo
     r"""Run the pipeline on CONFIG (default: the embedded Amur study area).
 
     Writes leopardgeo.gpkg (study_area, borders, protected_areas, patches,
-    graph_nodes, links), suitability.tif, resistance.tif, patches.tif,
-    cwd.tif, allocation.tif and run_config.toml to the output folder, then
-    prints patches and area by country and the cheapest links.
+    graph_nodes, links, territories, ...), suitability.tif, resistance.tif,
+    patches.tif, cwd.tif, allocation.tif, territories.tif, capacity.csv,
+    capacity.json and run_config.toml to the output folder, then prints
+    patches and area by country, the cheapest links and the territories by
+    country.
 
     \b
     Example:
