@@ -471,7 +471,7 @@ def _check_sexes(sexes: Sequence[str] | str) -> tuple[str, ...]:
     return tuple(s for s in ("F", "M") if s in given)  # females are always packed first
 
 
-# --------------------------------------------------------------------------- helpers
+# --------------------------------------------------------------------------- internals
 def _quality_bins(q_flat: np.ndarray) -> np.ndarray:
     """Quality bin of every cell (0 .. 20; 0 for no data), int8."""
     q = np.where(np.isfinite(q_flat), q_flat, 0.0)
