@@ -46,12 +46,15 @@ expected growth that of the stage matrix of :func:`leslie_lambda`.
 A *source* population (e.g. Land of the Leopard NP) can live in the same
 landscape: ``source_fill`` of its territories are occupied at year 0 by adults
 of the stable age distribution (adult ages 3, 4, ... with weights
-:math:`s^{k}`).  Its animals follow the same rules.  The simulated population
-(trajectories, persistence) is everything *outside* the source territories:
-the released animals, their descendants and immigrants from the source.  The
-corridor's role is measured as the number of dispersers that settle in a
-source territory coming from outside (``to_source``) and that settle outside
-coming from a source territory (``from_source``).
+:math:`s^{k}`).  Its animals follow the same rules.  The landscape is split
+into the site's side and the source's side by least-cost allocation (each
+territory goes to whichever of site and source its cells are mostly nearer
+to, in cost).  The simulated population (trajectories, persistence) is every
+animal on the site's side: the released animals, their descendants and
+immigrants from the source.  The corridor's role is measured as the number of
+dispersers that settle on the source's side coming from a natal (or release)
+territory on the site's side (``to_source``), and the reverse
+(``from_source``).
 
 A run *persists* at year *t* if at every census up to *t* the simulated
 population held at least one female and one male of any age (Vortex's
@@ -125,6 +128,7 @@ __all__ = [
     "leslie_lambda",
     "leslie_matrix",
     "plot_trajectories",
+    "simulate_individuals",
     "simulate_population",
 ]
 
@@ -391,6 +395,10 @@ class TerritoryLandscape:
         Centroids, metres in the grid CRS, shape (n, 2).
     female_region, male_region
         0 = other, 1 = release site, 2 = source population.
+    female_side, male_side
+        0 = the site's side, 1 = the source's side: the territory's cells are
+        mostly nearer (least cost) to the source than to the site.  Without a
+        source every territory is on the site's side.
     site_female_order, site_male_order
         Indices of the site's territories, nearest to the release point first.
     release_origin
@@ -408,6 +416,8 @@ class TerritoryLandscape:
     male_xy: np.ndarray
     female_region: np.ndarray
     male_region: np.ndarray
+    female_side: np.ndarray
+    male_side: np.ndarray
     ff_ptr: np.ndarray
     ff_index: np.ndarray
     ff_cost: np.ndarray
@@ -437,7 +447,10 @@ class TerritoryLandscape:
         for name, code in (("site", SITE), ("source", SOURCE), ("other", OTHER)):
             out[f"{name}_female_territories"] = int((self.female_region == code).sum())
             out[f"{name}_male_territories"] = int((self.male_region == code).sum())
+        out["site_side_female_territories"] = int((self.female_side == 0).sum())
+        out["source_side_female_territories"] = int((self.female_side == 1).sum())
         out["max_cost_m"] = self.max_cost_m
+        out["build_s"] = round(self.build_s, 2)
         return out
 
     @classmethod
@@ -451,6 +464,7 @@ class TerritoryLandscape:
         max_cost_m: float = 50000.0,
         min_share: float = 0.5,
         release_xy: tuple[float, float] | None = None,
+        within_cost_m: float | None = None,
         connectivity: int = 8,
         workers: int | None = None,
     ) -> TerritoryLandscape:
@@ -476,6 +490,11 @@ class TerritoryLandscape:
             Share of a territory's cells that must lie in the site / source.
         release_xy
             Release point in metres; default: the centroid of the site's cells.
+        within_cost_m
+            Keep only territories with a cell within this least cost of the
+            site or the source (None: all).  The distance searches, one per
+            female territory, dominate the build time (about 16 s for the 3,762
+            female territories of the demo at ``max_cost_m = 50000``).
         connectivity
             4, 8 or 16 neighbours of the cost-distance search.
         workers
@@ -508,6 +527,33 @@ class TerritoryLandscape:
             raise DataError(msg)
         site_mask = _mask(site, grid, "site")
         src_mask = None if source is None else _mask(source, grid, "source")
+        if within_cost_m is not None:
+            _check_cost("within_cost_m", within_cost_m)
+        # least-cost allocation to the site (1) or the source (2): the two populations' sides
+        alloc = None
+        if src_mask is not None or within_cost_m is not None:
+            labels = np.zeros(female.shape, dtype=np.int32)
+            if src_mask is not None:
+                labels[src_mask] = 2
+            labels[site_mask] = 1
+            labels[~np.isfinite(res)] = 0
+            if not (labels == 1).any():
+                msg = "site: expected cells with finite resistance, found only no-data cells. Check the site's location."
+                raise DataError(msg)
+            cd = cost_distance(res, labels, cell_size_m=grid.cell_size_m, connectivity=connectivity, max_cost=within_cost_m)
+            alloc = cd.allocation
+            if within_cost_m is not None:
+                keep = np.isfinite(cd.cost)
+                f_ids = np.unique(female[(female > 0) & keep])
+                m_ids = np.unique(male[(male > 0) & keep])
+                female = np.where(np.isin(female, f_ids), female, 0)
+                male = np.where(np.isin(male, m_ids), male, 0)
+                if f_ids.size == 0:
+                    msg = (
+                        f"within_cost_m: expected female territories within {within_cost_m:g} cost-weighted metres "
+                        "of the site or source, found none. Raise within_cost_m."
+                    )
+                    raise DataError(msg)
         f_idx = _index_raster(female, f_ids)
         m_idx = _index_raster(male, m_ids)
         f_xy = _centroids(f_idx, f_ids.size, grid)
@@ -519,6 +565,11 @@ class TerritoryLandscape:
                 continue
             f_reg[_share(f_idx, f_ids.size, mask) >= min_share] = code
             m_reg[_share(m_idx, m_ids.size, mask) >= min_share] = code
+        f_side = np.zeros(f_ids.size, dtype=np.int64)
+        m_side = np.zeros(m_ids.size, dtype=np.int64)
+        if src_mask is not None and alloc is not None:
+            f_side[_share(f_idx, f_ids.size, alloc == 2) > 0.5] = 1
+            m_side[_share(m_idx, m_ids.size, alloc == 2) > 0.5] = 1
         if not (f_reg == SITE).any():
             msg = (
                 f"site: expected at least one female territory with >= {min_share:g} of its cells in the site, "
@@ -546,6 +597,8 @@ class TerritoryLandscape:
             male_xy=m_xy,
             female_region=f_reg,
             male_region=m_reg,
+            female_side=f_side,
+            male_side=m_side,
             ff_ptr=ff[0],
             ff_index=ff[1],
             ff_cost=ff[2],
@@ -741,13 +794,14 @@ def _settle(st, i, spatial, ptr, index, cost, occ, d_max):  # pragma: no cover -
 
 
 @njit(cache=True, nogil=True)
-def _region_of(st, i, region_f, region_m):  # pragma: no cover - compiled
+def _side_of(st, i, side_f, side_m):  # pragma: no cover - compiled
+    """Side (0 site, 1 source) of animal ``i``: of its territory, else of its natal or release territory."""
     t = st[i, _TERR]
     if t >= 0:
-        return region_f[t] if st[i, _SEX] == 0 else region_m[t]
+        return side_f[t] if st[i, _SEX] == 0 else side_m[t]
     o = st[i, _ORIGIN]
     if o >= 0:
-        return region_f[o]
+        return side_f[o]
     return 0
 
 
@@ -764,6 +818,8 @@ def _simulate_run(
     fm_cost,
     region_f,
     region_m,
+    side_f,
+    side_m,
     site_f,
     site_m,
     release_origin,
@@ -784,7 +840,7 @@ def _simulate_run(
     rel_sex,
     rel_age,
 ):  # pragma: no cover - compiled
-    """One run; return the (7, years + 1) census array and [to_source, from_source] settlements.
+    """One run; return the (7, years + 1) census array, [to_source, from_source] settlements and the final animals.
 
     ``surv``: cub, juvenile, subadult, adult female, adult male, floater.
     ``mean_disp``: female, male.  Releases: one row per animal.
@@ -894,11 +950,11 @@ def _simulate_run(
                         t = _settle(st, i, spatial, fm_ptr, fm_index, fm_cost, occ_m, d)
                     if t >= 0:
                         o = st[i, _ORIGIN]
-                        r_from = region_f[o] if o >= 0 else 0
-                        r_to = region_f[t] if sex == 0 else region_m[t]
-                        if r_to == 2 and r_from != 2:
+                        s_from = side_f[o] if o >= 0 else 0
+                        s_to = side_f[t] if sex == 0 else side_m[t]
+                        if s_to == 1 and s_from == 0:
                             moves[0] += 1
-                        elif r_from == 2 and r_to != 2:
+                        elif s_from == 1 and s_to == 0:
                             moves[1] += 1
                     elif t == -1 and not floaters:
                         st[i, _ALIVE] = 0  # removed at the next compaction; counted dead now
@@ -974,8 +1030,8 @@ def _simulate_run(
                 continue
             sex = st[i, _SEX]
             adult = st[i, _AGE] >= first_breed
-            reg = _region_of(st, i, region_f, region_m) if spatial else 0
-            if reg == 2:
+            side = _side_of(st, i, side_f, side_m) if spatial else 0
+            if side == 1:
                 if adult:
                     traj[6, y] += 1
                 continue
@@ -984,7 +1040,7 @@ def _simulate_run(
             if adult:
                 traj[sex, y] += 1
                 traj[2, y] += 1
-    return traj, moves
+    return traj, moves, st[:n].copy()
 
 
 # --------------------------------------------------------------------------- result
@@ -992,14 +1048,14 @@ def _simulate_run(
 class SimulationResult:
     """Trajectories of every run and their summaries.
 
-    The simulated population is every animal outside the source territories
-    (see the module docstring).  Arrays of shape (n_runs, years + 1) count it at
+    The simulated population is every animal on the site's side of the
+    landscape (see the module docstring).  Arrays of shape (n_runs, years + 1) count it at
     each census (year 0 = after the founders' release): ``adult_females``,
     ``adult_males``, ``adults`` (age >= first_breeding_age), ``total`` (all
-    ages), ``females``, ``males`` (all ages); ``source_adults`` counts adults in
-    source territories.  ``to_source`` / ``from_source`` (n_runs,) count the
-    dispersers that settled in a source territory coming from outside it, and
-    outside coming from it.  ``persistence[t]`` is the share of runs in which
+    ages), ``females``, ``males`` (all ages); ``source_adults`` counts adults on
+    the source's side.  ``to_source`` / ``from_source`` (n_runs,) count the
+    dispersers that settled on the source's side coming from the site's side,
+    and the reverse.  ``persistence[t]`` is the share of runs in which
     the population held a female and a male at every census up to year t.
     """
 
@@ -1074,6 +1130,116 @@ class SimulationResult:
 
 
 # --------------------------------------------------------------------------- entry point
+def _kernel_args(landscape: TerritoryLandscape | None, p: SimulationParams) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Check the inputs and return the arguments of :func:`_simulate_run` after ``rng``, and the landscape summary."""
+    if not isinstance(p, SimulationParams):
+        raise ConfigError(_expected("params", "a SimulationParams", type(p).__name__))
+    spatial = p.density_limit
+    if spatial and landscape is None:
+        raise ConfigError(
+            _expected(
+                "landscape",
+                "a TerritoryLandscape when density_limit is true",
+                None,
+                "Build one with TerritoryLandscape.from_territories(...) or set density_limit = false.",
+            )
+        )
+    if spatial:
+        assert landscape is not None
+        need = max(p.max_dispersal_cost_m, p.mate_search_cost_m)
+        if landscape.max_cost_m < need * (1 - 1e-12):
+            msg = (
+                f"landscape: expected distances kept up to max(max_dispersal_cost_m, mate_search_cost_m) = {need:g}, "
+                f"found {landscape.max_cost_m:g}. Rebuild it with max_cost_m={need:g}."
+            )
+            raise DataError(msg)
+    if spatial:
+        assert landscape is not None
+        ls = landscape
+        arrays = (
+            ls.ff_ptr, ls.ff_index, ls.ff_cost, ls.fm_ptr, ls.fm_index, ls.fm_cost,
+            ls.female_region, ls.male_region, ls.female_side, ls.male_side, ls.site_female_order, ls.site_male_order,
+        )  # fmt: skip
+        origin = ls.release_origin
+        summary = ls.summary()
+    else:
+        z = np.zeros(1, dtype=np.int64)
+        e = np.zeros(0, dtype=np.int64)
+        arrays = (z, e, np.zeros(0), z, e, np.zeros(0), e, e, e, e, e, e)
+        origin = -1
+        summary = {}
+    surv = np.array(
+        [p.survival_cub, p.survival_juvenile, p.survival_subadult, p.survival_adult, p.adult_male_survival, p.floater_survival],
+        dtype=np.float64,
+    )
+    litter_cum = np.cumsum(np.asarray(p.litter_probabilities, dtype=np.float64))
+    litter_cum[-1] = 1.0
+    rel = [(y, s, p.founder_age) for y, nf, nm in p.releases() for s, k in ((0, nf), (1, nm)) for _ in range(k)]
+    rel_arr = np.array(rel, dtype=np.int64).reshape(-1, 3)
+    mean_disp = np.array([p.mean_dispersal_cost_female_m, p.mean_dispersal_cost_male_m], dtype=np.float64)
+    # plain Python scalars of fixed types, so that the kernel compiles once (an int where a float was would recompile)
+    args = (
+        int(p.years), bool(spatial), *arrays, int(origin), float(p.source_fill), surv, int(p.first_breeding_age),
+        int(p.independence_age), float(p.breeding_probability), litter_cum, float(p.female_share), mean_disp,
+        float(p.max_dispersal_cost_m), float(p.mate_search_cost_m), bool(p.disperse), bool(p.floaters),
+        bool(p.cubs_die_with_mother),
+        np.ascontiguousarray(rel_arr[:, 0]), np.ascontiguousarray(rel_arr[:, 1]), np.ascontiguousarray(rel_arr[:, 2]),
+    )  # fmt: skip
+    return args, summary
+
+
+def simulate_individuals(landscape: TerritoryLandscape | None, params: SimulationParams, *, run: int = 0) -> pd.DataFrame:
+    """The animals alive at the end of run ``run`` of :func:`simulate_population` (same random stream).
+
+    Columns: ``age`` (years), ``sex`` (``"F"``/``"M"``), ``territory`` (index
+    among the territories of its sex; -1 none, -2 a territory without density
+    limit), ``territory_id`` (the packing's id, 0 if none), ``origin`` (index of
+    the natal or release female territory, -1 if none), ``region`` (0 other,
+    1 site, 2 source) and ``side`` (0 the site's, 1 the source's), both of the
+    territory, else of the origin.
+
+    Examples
+    --------
+    >>> p = SimulationParams(density_limit=False, years=1, breeding_probability=0, survival_adult=1, n_runs=1)
+    >>> simulate_individuals(None, p)[["age", "sex", "territory"]].value_counts().to_dict()
+    {(4, 'F', -2): 3, (4, 'M', -2): 3}
+    """
+    if isinstance(run, bool) or not isinstance(run, numbers.Integral) or not 0 <= int(run) < params.n_runs:
+        raise ConfigError(_expected("run", f"a run number from 0 to n_runs - 1 = {params.n_runs - 1}", run))
+    args, _ = _kernel_args(landscape, params)
+    seed = np.random.SeedSequence(params.seed).spawn(int(run) + 1)[int(run)]
+    _, _, st = _simulate_run(np.random.default_rng(seed), *args)
+    st = st[st[:, _ALIVE] == 1]
+    sex = st[:, _SEX]
+    terr = st[:, _TERR]
+    tid = np.zeros(terr.size, dtype=np.int64)
+    region = np.zeros(terr.size, dtype=np.int64)
+    side = np.zeros(terr.size, dtype=np.int64)
+    if landscape is not None and params.density_limit:
+        for code, ids, reg, sd in (
+            (0, landscape.female_ids, landscape.female_region, landscape.female_side),
+            (1, landscape.male_ids, landscape.male_region, landscape.male_side),
+        ):
+            on = (sex == code) & (terr >= 0)
+            tid[on] = ids[terr[on]]
+            region[on] = reg[terr[on]]
+            side[on] = sd[terr[on]]
+        off = (terr < 0) & (st[:, _ORIGIN] >= 0)
+        region[off] = landscape.female_region[st[off, _ORIGIN]]
+        side[off] = landscape.female_side[st[off, _ORIGIN]]
+    return pd.DataFrame(
+        {
+            "age": st[:, _AGE],
+            "sex": np.where(sex == 0, "F", "M"),
+            "territory": terr,
+            "territory_id": tid,
+            "origin": st[:, _ORIGIN],
+            "region": region,
+            "side": side,
+        }
+    )
+
+
 def simulate_population(
     landscape: TerritoryLandscape | None,
     params: SimulationParams | None = None,
@@ -1113,54 +1279,10 @@ def simulate_population(
     [[6, 0, 0], [6, 0, 0], [6, 0, 0]]
     """
     p = SimulationParams() if params is None else params
-    if not isinstance(p, SimulationParams):
-        raise ConfigError(_expected("params", "a SimulationParams", type(p).__name__))
-    spatial = p.density_limit
-    if spatial and landscape is None:
-        raise ConfigError(
-            _expected(
-                "landscape",
-                "a TerritoryLandscape when density_limit is true",
-                None,
-                "Build one with TerritoryLandscape.from_territories(...) or set density_limit = false.",
-            )
-        )
-    if spatial:
-        assert landscape is not None
-        need = max(p.max_dispersal_cost_m, p.mate_search_cost_m)
-        if landscape.max_cost_m < need * (1 - 1e-12):
-            msg = (
-                f"landscape: expected distances kept up to max(max_dispersal_cost_m, mate_search_cost_m) = {need:g}, "
-                f"found {landscape.max_cost_m:g}. Rebuild it with max_cost_m={need:g}."
-            )
-            raise DataError(msg)
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1):
         raise ConfigError(_expected("workers", "a positive whole number of threads or None", workers))
     t0 = time.perf_counter()
-    if spatial:
-        assert landscape is not None
-        ls = landscape
-        arrays = (
-            ls.ff_ptr, ls.ff_index, ls.ff_cost, ls.fm_ptr, ls.fm_index, ls.fm_cost,
-            ls.female_region, ls.male_region, ls.site_female_order, ls.site_male_order,
-        )  # fmt: skip
-        origin = ls.release_origin
-        summary = ls.summary()
-    else:
-        z = np.zeros(1, dtype=np.int64)
-        e = np.zeros(0, dtype=np.int64)
-        arrays = (z, e, np.zeros(0), z, e, np.zeros(0), e, e, e, e)
-        origin = -1
-        summary = {}
-    surv = np.array(
-        [p.survival_cub, p.survival_juvenile, p.survival_subadult, p.survival_adult, p.adult_male_survival, p.floater_survival],
-        dtype=np.float64,
-    )
-    litter_cum = np.cumsum(np.asarray(p.litter_probabilities, dtype=np.float64))
-    litter_cum[-1] = 1.0
-    rel = [(y, s, p.founder_age) for y, nf, nm in p.releases() for s, k in ((0, nf), (1, nm)) for _ in range(k)]
-    rel_arr = np.array(rel, dtype=np.int64).reshape(-1, 3)
-    mean_disp = np.array([p.mean_dispersal_cost_female_m, p.mean_dispersal_cost_male_m], dtype=np.float64)
+    args, summary = _kernel_args(landscape, p)
     seeds = np.random.SeedSequence(p.seed).spawn(p.n_runs)
     n_years = p.years + 1
     traj = np.zeros((p.n_runs, 7, n_years), dtype=np.int64)
@@ -1168,12 +1290,7 @@ def simulate_population(
 
     def one(r: int) -> None:
         rng = np.random.default_rng(seeds[r])
-        t, mv = _simulate_run(
-            rng, p.years, spatial, *arrays, origin, p.source_fill, surv, p.first_breeding_age, p.independence_age,
-            p.breeding_probability, litter_cum, p.female_share, mean_disp, p.max_dispersal_cost_m,
-            p.mate_search_cost_m, p.disperse, p.floaters, p.cubs_die_with_mother,
-            np.ascontiguousarray(rel_arr[:, 0]), np.ascontiguousarray(rel_arr[:, 1]), np.ascontiguousarray(rel_arr[:, 2]),
-        )  # fmt: skip
+        t, mv, _ = _simulate_run(rng, *args)
         traj[r] = t
         moves[r] = mv
 
@@ -1237,7 +1354,7 @@ def plot_trajectories(
         ax.fill_between(years, qt["q25"], qt["q75"], color=colour, alpha=0.3, linewidth=0)
         ax.plot(years, qt["q50"], color=colour, label=f"{label} (median, 50 % and 90 % bands)")
     ax.set_xlabel("years after release")
-    ax.set_ylabel("animals (outside the source)")
+    ax.set_ylabel("animals (site's side)")
     ax.set_xlim(0, years[-1])
     ax.set_ylim(bottom=0)
     ax2 = ax.twinx()
