@@ -197,7 +197,7 @@ def test_growth_without_density_limit_matches_hand_built_stage_matrix() -> None:
     f = res.females.sum(axis=0).astype(float)  # pooled over runs
     t0, t1 = 20, 40  # after the transient of the all-adult start
     lam_sim = (f[t1] / f[t0]) ** (1 / (t1 - t0))
-    assert lam_sim == pytest.approx(lam, abs=0.01)
+    assert lam_sim == pytest.approx(lam, abs=0.005)  # 10 seeds gave |error| <= 0.0011
     assert abs(lam - 1) > 0.03  # the comparison is not of two flat populations
 
 
@@ -304,6 +304,11 @@ def test_end_to_end_from_packed_territories(tmp_path, landscape: TerritoryLandsc
     assert d["trajectories"]["adults"]["q50"][0] == 6.0
     fig = plot_trajectories(res, tmp_path / "sim.png")
     assert (tmp_path / "sim.png").stat().st_size > 1000 and len(fig.axes) == 2
+    from matplotlib.figure import Figure
+
+    ax = Figure().add_subplot(1, 1, 1)
+    assert plot_trajectories(res, ax) is ax.figure  # axes given in place of the path
+    assert ax.get_lines()[0].get_ydata()[0] == 6  # median adults at year 0: the founders
 
 
 @pytest.mark.parametrize(

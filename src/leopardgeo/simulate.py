@@ -110,7 +110,6 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -130,6 +129,7 @@ __all__ = [
     "plot_trajectories",
     "simulate_individuals",
     "simulate_population",
+    "simulate_site",
 ]
 
 #: Quantiles (percent) of the trajectories reported by :meth:`SimulationResult.quantiles`.
@@ -1317,10 +1317,60 @@ def simulate_population(
     )
 
 
+def simulate_site(
+    territories: Any,
+    resistance: np.ndarray,
+    site: Any,
+    source: Any = None,
+    params: SimulationParams | None = None,
+    *,
+    within_cost_m: float | None = None,
+    min_share: float = 0.5,
+    workers: int | None = None,
+) -> SimulationResult:
+    """Build the landscape for one release site and simulate it: the one-call entry point.
+
+    Distances are kept up to ``max(max_dispersal_cost_m, mate_search_cost_m)``
+    of ``params``.  See :meth:`TerritoryLandscape.from_territories` for
+    ``site``, ``source``, ``within_cost_m`` and ``min_share``, and
+    :func:`simulate_population` for the rest.
+
+    Examples
+    --------
+    >>> from leopardgeo.grid import Grid
+    >>> from leopardgeo.territories import pack_territories
+    >>> g = Grid.from_bounds((0, 0, 4000, 2000), cell_size_m=100, crs="EPSG:32652")
+    >>> terr = pack_territories(np.ones(g.shape), np.ones(g.shape), g, min_area_ha=5, max_area_ha=40, female_need_ha=10)
+    >>> site = np.zeros(g.shape, bool)
+    >>> site[:, :10] = True
+    >>> p = SimulationParams(n_runs=100, years=25, survival_adult=0.95, mean_dispersal_cost_female_m=300,
+    ...                      mean_dispersal_cost_male_m=1000, max_dispersal_cost_m=3000, mate_search_cost_m=500)
+    >>> res = simulate_site(terr, np.ones(g.shape), site, params=p)
+    >>> 0.5 < res.persistence_at(25) <= 1
+    True
+    >>> int(np.median(res.adults[:, 25])) > 6
+    True
+    """
+    p = SimulationParams() if params is None else params
+    if not isinstance(p, SimulationParams):
+        raise ConfigError(_expected("params", "a SimulationParams", type(p).__name__))
+    landscape = None
+    if p.density_limit:
+        landscape = TerritoryLandscape.from_territories(
+            territories,
+            resistance,
+            site=site,
+            source=source,
+            max_cost_m=max(p.max_dispersal_cost_m, p.mate_search_cost_m),
+            min_share=min_share,
+            within_cost_m=within_cost_m,
+            workers=workers,
+        )
+    return simulate_population(landscape, p, workers=workers)
+
+
 # --------------------------------------------------------------------------- plot
-def plot_trajectories(
-    result: SimulationResult, path: str | Path | None = None, *, ax: Any = None, title: str | None = None
-) -> Any:
+def plot_trajectories(result: SimulationResult, path: Any = None, *, ax: Any = None, title: str | None = None) -> Any:
     """Median and 5–95 % / 25–75 % bands of adult females and all adults, persistence on a twin axis.
 
     Parameters
@@ -1328,7 +1378,8 @@ def plot_trajectories(
     result
         A :class:`SimulationResult`.
     path
-        Write the figure here (PNG, 150 dpi) when given.
+        Write the figure here (PNG, 150 dpi) when given; matplotlib axes given
+        here are used as ``ax``.
     ax
         Draw into these matplotlib axes; default: a new figure (Agg canvas, no pyplot state).
     title
@@ -1341,6 +1392,8 @@ def plot_trajectories(
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    if path is not None and hasattr(path, "fill_between"):  # axes passed positionally
+        ax, path = path, None
     if ax is None:
         fig = Figure(figsize=(7, 4.2))
         FigureCanvasAgg(fig)
