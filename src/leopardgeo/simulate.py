@@ -64,16 +64,17 @@ Defaults and their sources (assumptions are labelled):
 
 * ``survival_adult = 0.82``: annual adult survival of Amur leopards,
   0.82 (0.69–0.91) (Vitkalova et al. 2018, *Conservation Letters*).
-* ``survival_subadult = 0.65``: **assumption**, between the survival of
-  dispersing subadult male (0.41) and adult male (0.63) Amur tigers
-  (Goodrich et al. 2008, *J. Zool.* 276:323–329); no Amur leopard value.
-* ``survival_cub = 0.6``, ``survival_juvenile = 0.8``: **assumptions** (no
-  Amur leopard values; first-year survival of large-cat cubs is commonly
-  0.5–0.7).
-* ``breeding_probability = 0.7``, ``litter_probabilities = (0.25, 0.5, 0.25)``
+* ``survival_subadult = 0.75``: **assumption**, above the 0.41 of dispersing
+  subadult male Amur tigers (Goodrich et al. 2008, *J. Zool.* 276:323–329),
+  as most leopard females settle near their mother; no Amur leopard value.
+* ``survival_cub = 0.7``, ``survival_juvenile = 0.9``: **assumptions** (no
+  Amur leopard values); with ``cubs_die_with_mother`` the first-year survival
+  is 0.7 × 0.82 ≈ 0.57.
+* ``breeding_probability = 0.9``, ``litter_probabilities = (0.25, 0.5, 0.25)``
   (mean 2.0): **assumptions**; camera trapping in Land of the Leopard found
   5 breeding females with 11 cubs (2014) and 9 with 16 (2015), 1.8–2.2 cubs per
   litter (Vitkalova & Shevtsova 2016, *Nature Conservation Research*).
+  With these defaults the stage matrix gives λ ≈ 1.024 per year.
 * ``first_breeding_age = 3``, ``independence_age = 2``: the issue's life
   history (first breeding at 3 years, cubs with the mother up to 2 years).
 * ``mean_dispersal_cost_female_m = 2700``, ``mean_dispersal_cost_male_m =
@@ -1112,6 +1113,8 @@ class SimulationResult:
         return {
             "n_runs": int(self.adults.shape[0]),
             "years": int(self.adults.shape[1] - 1),
+            "persistence_25y": horizon.get("25"),
+            "persistence_50y": horizon.get("50"),
             "persistence": horizon,
             "persistence_by_year": [float(v) for v in self.persistence],
             "final_adults_median": float(np.median(self.adults[:, -1])),
@@ -1416,7 +1419,7 @@ def plot_trajectories(result: SimulationResult, path: Any = None, *, ax: Any = N
     ax2.set_ylabel("probability of persistence")
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, loc="upper left", fontsize=8, frameon=False)
+    ax.legend(h1 + h2, l1 + l2, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8, frameon=False)
     if title is None:
         parts = [f"{result.adults.shape[0]} runs"]
         for y in (25, 50):
