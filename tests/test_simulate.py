@@ -161,7 +161,8 @@ def test_supplementation_adds_animals_in_its_year() -> None:
 
 
 # --------------------------------------------------------------------------- stage matrix
-def test_growth_without_density_limit_matches_hand_built_stage_matrix() -> None:
+@pytest.mark.parametrize("cubs_die", [True, False])
+def test_growth_without_density_limit_matches_hand_built_stage_matrix(cubs_die: bool) -> None:
     p = SimulationParams(
         survival_cub=0.7,
         survival_juvenile=0.85,
@@ -170,7 +171,7 @@ def test_growth_without_density_limit_matches_hand_built_stage_matrix() -> None:
         breeding_probability=0.8,
         litter_probabilities=(0.3, 0.5, 0.2),
         female_share=0.5,
-        cubs_die_with_mother=True,
+        cubs_die_with_mother=cubs_die,
         density_limit=False,
         founders_female=300,
         founders_male=300,
@@ -186,7 +187,7 @@ def test_growth_without_density_limit_matches_hand_built_stage_matrix() -> None:
     daughters = 0.8 * (1 * 0.3 + 2 * 0.5 + 3 * 0.2) * 0.5  # p_breed x mean litter (1.9) x female share = 0.76
     m = np.zeros((6, 6))
     m[0] = daughters * pool
-    m[1, 0] = 0.7 * 0.9  # cub survival x mother's survival (cubs die with the mother)
+    m[1, 0] = 0.7 * 0.9 if cubs_die else 0.7  # cub survival (x the mother's survival if cubs die with her)
     m[2, 1] = 0.85
     m[3] = 0.2 * pool  # did not breed
     m[4] = 0.8 * pool  # bred
@@ -245,6 +246,13 @@ def test_founders_settle_only_in_free_site_territories_of_their_sex(
         assert len(floating) == n - k
         in_source = held[(held["sex"] == sex) & (held["region"] == 2)]
         assert len(in_source) == 0 if fill == 0 else True
+    # after years of births, deaths and dispersal: still one animal per territory, each of its own sex
+    later = simulate_individuals(ls, params(founders_female=n_f, founders_male=n_m, source_fill=fill, years=15, n_runs=1))
+    held = later[later["territory"] >= 0]
+    assert not held.duplicated(["sex", "territory"]).any()
+    assert set(held.loc[held["sex"] == "F", "territory_id"]) <= set(ls.female_ids.tolist())
+    assert set(held.loc[held["sex"] == "M", "territory_id"]) <= set(ls.male_ids.tolist())
+    assert (later["territory"] >= -1).all()  # no territory without density limit in a spatial run
 
 
 def test_tiny_dispersal_never_reaches_far_territories(landscape: TerritoryLandscape) -> None:
