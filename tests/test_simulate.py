@@ -37,6 +37,11 @@ ALL_SURVIVE = {"survival_cub": 1.0, "survival_juvenile": 1.0, "survival_subadult
 NONE_SURVIVE = {"survival_cub": 0.0, "survival_juvenile": 0.0, "survival_subadult": 0.0, "survival_adult": 0.0}
 
 
+def _strip_territories():
+    g = Grid.from_bounds((0, 0, 6000, 3000), cell_size_m=100, crs="EPSG:32652")
+    return pack_territories(np.ones(g.shape), np.ones(g.shape), g, **PACK)
+
+
 def strip_landscape(resistance: np.ndarray | None = None) -> TerritoryLandscape:
     """6 km x 3 km of uniform habitat: site = the 10 western columns, source = the 15 eastern ones."""
     g = Grid.from_bounds((0, 0, 6000, 3000), cell_size_m=100, crs="EPSG:32652")
@@ -112,6 +117,27 @@ def test_landscape_regions_and_sides(landscape: TerritoryLandscape) -> None:
     # release order: nearest to the site's centroid first
     d = np.hypot(*(landscape.female_xy[landscape.site_female_order] - np.array(landscape.release_xy)).T)
     assert np.all(np.diff(d) >= 0)
+
+
+def test_with_site_reuses_distances_and_matches_a_fresh_build(landscape: TerritoryLandscape) -> None:
+    g = landscape.grid
+    site = np.zeros(g.shape, bool)
+    site[:, 25:35] = True  # a site in the middle
+    src = np.zeros(g.shape, bool)
+    src[:, -15:] = True
+    moved = landscape.with_site(site, src)
+    fresh = TerritoryLandscape.from_territories(_strip_territories(), np.ones(g.shape), site=site, source=src, max_cost_m=5000)
+    for name in ("female_region", "male_region", "female_side", "male_side", "site_female_order", "ff_index", "fm_cost"):
+        np.testing.assert_array_equal(getattr(moved, name), getattr(fresh, name))
+    assert moved.ff_index is landscape.ff_index  # shared, not recomputed
+    x = moved.female_xy[moved.female_region == 1, 0]
+    assert x.min() > 2000 and x.max() < 4000
+    # within_cost_m keeps only territories near the site or the source
+    near = TerritoryLandscape.from_territories(
+        _strip_territories(), np.ones(g.shape), site=site, max_cost_m=5000, within_cost_m=300
+    )
+    assert 0 < near.n_female < landscape.n_female
+    assert np.all(np.abs(near.female_xy[:, 0] - 3000) < 1000)
 
 
 # --------------------------------------------------------------------------- invariants
