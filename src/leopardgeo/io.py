@@ -76,6 +76,7 @@ LAYERS: dict[str, str] = {
     "border_permeability": "National borders in segments: current density summed over the cells crossed, corridors crossing",
     "barriers": "Top barrier locations: improvement in least-cost distance per metre restored (Barrier Mapper)",
     "fence_links": "Border-fence scenario: every link before / after the fence, cwd change, status (vanished, lengthened...)",
+    "sites": "Reintroduction sites: every criterion, normalised criteria (n_*), score 0-100, rank, rank stability",
 }
 
 #: Output rasters: file name -> description.
