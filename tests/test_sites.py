@@ -446,3 +446,69 @@ def test_config_section():
     ):
         with pytest.raises(ConfigError, match=match):
             load_config_string(f"[sites]\n{bad}\n")
+
+
+# --------------------------------------------------------------------------- 7. command line on a small config
+def test_cli_sites_and_report_on_a_small_config(tmp_path):
+    """`leopardgeo sites` on 500 m cells: sites from a file in EPSG:4326, Cyrillic names; then `leopardgeo report`."""
+    import json
+
+    from click.testing import CliRunner
+
+    from leopardgeo.cli import cli
+    from leopardgeo.testing import synthetic_raster
+
+    suit = np.full((40, 120), 0.2, dtype="float32")
+    suit[10:30, 0:15] = 0.9  # source
+    suit[5:35, 30:65] = 0.95  # big, near
+    suit[12:28, 95:115] = 0.8  # small, far
+    origin = (500_000.0, 4_800_000.0)
+    synthetic_raster(tmp_path / "land.tif", np.ones(suit.shape), cell_size_m=500, origin=origin, dtype="uint8")
+    synthetic_raster(tmp_path / "suit.tif", suit, cell_size_m=500, origin=origin)
+
+    def box(r0, r1, c0, c1):
+        return shapely.box(origin[0] + c0 * 500, origin[1] - r1 * 500, origin[0] + c1 * 500, origin[1] - r0 * 500)
+
+    gpd.GeoDataFrame({"NAME": ["Land of the Leopard"]}, geometry=[box(10, 30, 0, 15)], crs=TEST_CRS).to_file(
+        tmp_path / "pa.gpkg", layer="pa"
+    )
+    gpd.GeoDataFrame(
+        {"код": [1, 2], "название": ["Ближний", "Дальний"]}, geometry=[box(5, 35, 30, 65), box(12, 28, 95, 115)], crs=TEST_CRS
+    ).to_crs("EPSG:4326").to_file(tmp_path / "участки.gpkg", layer="участки")
+    (tmp_path / "c.toml").write_text(
+        """
+[grid]
+template = "land.tif"
+[inputs]
+landmask = "land.tif"
+suitability = "suit.tif"
+protected_areas = {path = "pa.gpkg", layer = "pa"}
+[habitat]
+method = "raster"
+[patches]
+min_area_ha = 0
+[sites]
+candidates = {path = "участки.gpkg", layer = "участки"}
+rank_stability_draws = 300
+simulation_runs = 20
+""",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    res = CliRunner().invoke(cli, ["sites", str(tmp_path / "c.toml"), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "Reintroduction sites" in res.output and "Ближний" in res.output
+    t = pd.read_csv(out / "sites.csv")
+    assert list(t["name"]) == ["Ближний", "Дальний"] and list(t["rank"]) == [1, 2]
+    assert t["capacity_females"].iloc[0] > t["capacity_females"].iloc[1] > 0  # 5,000 ha territories on 25 ha cells
+    layer = gpd.read_file(out / "leopardgeo.gpkg", layer="sites")
+    assert {"score", "rank", "first_share", "cwd_to_source", "eff_resistance", "n_capacity_females"} <= set(layer.columns)
+    doc = json.loads((out / "sites.json").read_text(encoding="utf-8"))
+    assert doc["source"] == "Land of the Leopard" and len(doc["rank_stability"]) == 2
+    md = (out / "sites.md").read_text(encoding="utf-8")
+    assert md.startswith("## Reintroduction sites") and "Ближний" in md and "Rank stability" in md
+    res = CliRunner().invoke(cli, ["sites", str(tmp_path / "c.toml"), "--out", str(out)])
+    assert res.exit_code != 0 and "--overwrite" in res.output
+    res = CliRunner().invoke(cli, ["report", str(out), "--overwrite"])
+    assert res.exit_code == 0, res.output
+    assert "Reintroduction sites" in res.output and (out / "sites_report.csv").exists()
