@@ -385,6 +385,16 @@ def test_compute_sites_from_a_user_file(landscape, tmp_path, monkeypatch):
     assert t["score"].between(0, 100).all() and t["first_share"].sum() == pytest.approx(1.0)
     assert {f"n_{c}" for c in out.weights} <= set(t.columns)
     assert out.source.name == "Land of the Leopard NP" and out.summary()["sites"][0]["name"] == "Большой"
+    # the simulation of each site, wired into the table
+    assert set(out.simulation_results) == {"Большой", "Малый"}
+    for row in t.itertuples():
+        r = out.simulation_results[row.name]
+        assert r.adults.shape == (500, 51)  # [sites] simulation_runs, simulation_years
+        assert row.persistence_25y == r.persistence_at(25) and row.persistence_50y == r.persistence_at(50)
+        assert 0 <= row.persistence_50y <= row.persistence_25y <= 1
+        assert row.dispersers_to_source == pytest.approx(float(np.mean(r.to_source)))
+        assert out.simulation["sites"][row.name]["site_id"] == row.site_id
+    assert (out.simulation_results["Большой"].adult_females[:, 0] == 2).all()  # 2 founding females settle
     auto = compute_sites(
         cfg.replace(sites=SiteConfig(candidates="auto", min_females=1, rank_stability_draws=10)),
         inputs, landscape["suit"], landscape["res"], landscape["labels"], landscape["patches"], landscape["graph"],
@@ -507,6 +517,10 @@ simulation_runs = 20
     assert doc["source"] == "Land of the Leopard" and len(doc["rank_stability"]) == 2
     md = (out / "sites.md").read_text(encoding="utf-8")
     assert md.startswith("## Reintroduction sites") and "Ближний" in md and "Rank stability" in md
+    assert t["persistence_25y"].between(0, 1).all() and t["persistence_50y"].between(0, 1).all()
+    sim = json.loads((out / "simulation.json").read_text(encoding="utf-8"))
+    assert set(sim["sites"]) == {"Ближний", "Дальний"} and sim["sites"]["Ближний"]["n_runs"] == 20
+    assert (out / "simulation.png").stat().st_size > 10_000 and "Population simulation" in md
     res = CliRunner().invoke(cli, ["sites", str(tmp_path / "c.toml"), "--out", str(out)])
     assert res.exit_code != 0 and "--overwrite" in res.output
     res = CliRunner().invoke(cli, ["report", str(out), "--overwrite"])

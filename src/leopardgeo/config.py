@@ -601,6 +601,13 @@ class SiteConfig:
         ),
     )
     founders_male: int = _f(4, doc="males released at year 0 (see founders_female)")
+    simulation_margin_m: float = _f(
+        25_000.0,
+        doc=(
+            "without the territories stage, the simulation packs territories in the bounding box of the site and the "
+            "source plus this margin, metres (modelling choice: beyond it dispersal from either is rare)"
+        ),
+    )
 
     def __post_init__(self) -> None:
         _normalise(self, "sites")
@@ -640,6 +647,7 @@ class SiteConfig:
             raise ConfigError(msg)
         if self.circuit_margin_m is not None:
             _positive(self.circuit_margin_m, "sites.circuit_margin_m")
+        _positive(self.simulation_margin_m, "sites.simulation_margin_m", allow_zero=True)
         if self.simulate_sites not in ("all", "top"):
             msg = f"[sites] simulate_sites: expected 'all' or 'top', found {self.simulate_sites!r}."
             raise ConfigError(msg)

@@ -129,7 +129,9 @@ def _sites_run(cfg: RunConfig) -> bool:
 
 def site_files(cfg: RunConfig) -> tuple[str, ...]:
     """Files of the sites stage (the ``sites`` layer goes into the GeoPackage)."""
-    return ("sites.csv", "sites.json") if _sites_run(cfg) else ()
+    if not _sites_run(cfg):
+        return ()
+    return ("sites.csv", "sites.json") + (("simulation.json", "simulation.png") if cfg.sites.simulate else ())
 
 
 @dataclass
@@ -624,9 +626,35 @@ def compute_sites(
         table, sc.weights, sc.directions, n=sc.rank_stability_draws, spread=sc.weight_spread, seed=sc.seed
     )
     scored = scored.merge(stab[["site_id", "first_share", "mean_rank"]], on="site_id", how="left")
+    sim_doc: dict[str, Any] = {}
+    sim_results: dict[str, Any] = {}
+    if sc.simulate:
+        from leopardgeo.simulate import SimulationParams
+
+        t = time.perf_counter()
+        params = SimulationParams(
+            years=sc.simulation_years,
+            n_runs=sc.simulation_runs,
+            seed=sc.seed,
+            founders_female=sc.founders_female,
+            founders_male=sc.founders_male,
+        )
+        chosen = scored if sc.simulate_sites == "all" else scored.iloc[:1]
+        masks = dict(zip(cand["site_id"].astype(int), st.site_masks(cand, grid, inputs.valid), strict=True))
+        sim_results = st.simulate_sites(
+            chosen, masks, suitability=suitability, resistance=resistance, labels=labels, grid=grid, source=src,
+            params=params, territories=territories, min_suitability=cfg.patches.min_suitability, territory=tp,
+            margin_m=sc.simulation_margin_m, seed=sc.seed,
+        )  # fmt: skip
+        scored = scored.merge(st.simulation_columns(sim_results), on="name", how="left")
+        sim_doc = st.simulation_report(sim_results, dict(zip(scored["name"], scored["site_id"].astype(int), strict=True)))
+        timings["simulation"] = time.perf_counter() - t
     scored = gpd.GeoDataFrame(scored, geometry="geometry", crs=grid.crs)
     used = {c: float(w) for c, w in sc.weights.items() if w > 0 and c in table.columns and table[c].notna().any()}
-    return SiteResult(table=scored, stability=stab, source=src, weights=used, timings_s=timings)
+    return SiteResult(
+        table=scored, stability=stab, source=src, weights=used, simulation=sim_doc, simulation_results=sim_results,
+        timings_s=timings,
+    )  # fmt: skip
 
 
 def _territory_params(cfg: RunConfig) -> dict[str, Any]:
@@ -954,6 +982,11 @@ def write_sites(writer: OutputWriter, result: SiteResult) -> None:
     table = pd.DataFrame(result.table.drop(columns="geometry"))
     writer.text("sites.csv", table.to_csv(index=False, float_format="%.6g"))
     writer.text("sites.json", json.dumps(result.summary(), indent=1, ensure_ascii=False))
+    if result.simulation:
+        from leopardgeo.sites import plot_simulations
+
+        writer.text("simulation.json", json.dumps(result.simulation, indent=1, ensure_ascii=False))
+        plot_simulations(result.simulation_results, writer.path("simulation.png"))
 
 
 def crossborder_layers(xb: CrossBorderResult) -> dict[str, gpd.GeoDataFrame]:

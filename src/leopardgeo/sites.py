@@ -102,7 +102,12 @@ __all__ = [
     "find_source",
     "prepare_sites",
     "rank_stability",
+    "plot_simulations",
     "score_sites",
+    "simulate",
+    "simulate_sites",
+    "simulation_columns",
+    "simulation_report",
     "site_capacity",
     "site_masks",
 ]
@@ -995,3 +1000,150 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
             rec[k] = None if isinstance(v, float) and not math.isfinite(v) else v
         out.append(rec)
     return out
+
+
+# --------------------------------------------------------------------------- population simulation
+def simulate(*args: Any, **kwargs: Any) -> Any:
+    """The population simulation of one release site: :func:`leopardgeo.simulate.simulate_site`, re-exported.
+
+    Examples
+    --------
+    >>> from leopardgeo.simulate import SimulationParams
+    >>> p = SimulationParams(founders_female=20, founders_male=20, density_limit=False, n_runs=20, years=5)
+    >>> simulate(None, None, None, params=p).adults.shape
+    (20, 6)
+    """
+    from leopardgeo.simulate import simulate_site
+
+    return simulate_site(*args, **kwargs)
+
+
+def _window(mask: np.ndarray, pad: int) -> tuple[slice, slice]:
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    return slice(max(0, rows[0] - pad), rows[-1] + 1 + pad), slice(max(0, cols[0] - pad), cols[-1] + 1 + pad)
+
+
+def simulate_sites(
+    sites: pd.DataFrame,
+    masks: Mapping[int, np.ndarray],
+    *,
+    suitability: np.ndarray,
+    resistance: np.ndarray,
+    labels: np.ndarray,
+    grid: Grid,
+    source: SourceRegion,
+    params: Any,
+    territories: Any = None,
+    min_suitability: float = 0.5,
+    territory: Mapping[str, Any] | None = None,
+    margin_m: float = 25_000.0,
+    seed: int = 0,
+    workers: int | None = None,
+) -> dict[str, Any]:
+    """Simulate the population released in each site (:func:`leopardgeo.simulate.simulate_site`).
+
+    The landscape is ``territories`` (a :class:`~leopardgeo.territories.TerritoryResult`
+    on ``grid``, e.g. from the territories stage) when given; otherwise
+    territories are packed with ``territory`` on the habitat (patch cells or
+    suitability >= ``min_suitability``) of the bounding box of the site and
+    the source plus ``margin_m``.  The source's territories start occupied
+    (``params.source_fill``) and exchange dispersers with the site.
+
+    Parameters
+    ----------
+    sites
+        Rows with ``site_id`` and ``name``; each is simulated.
+    masks
+        ``{site_id: boolean raster of the site}``.
+    params
+        A :class:`leopardgeo.simulate.SimulationParams`.
+
+    Returns
+    -------
+    dict
+        ``{site name: SimulationResult}``; a site holding no female territory
+        is left out (logged).
+    """
+    from leopardgeo.simulate import simulate_site
+
+    territory = dict(territory or {})
+    res = np.asarray(resistance, dtype=np.float64)
+    suit = np.asarray(suitability, dtype=np.float64)
+    out: dict[str, Any] = {}
+    for sid, name in zip(sites["site_id"], sites["name"], strict=True):
+        site = masks[int(sid)]
+        if territories is not None and getattr(territories, "grid", None) is not None and territories.grid.same_as(grid):
+            terr, r_w, site_w, src_w = territories, res, site, source.mask
+        else:
+            win = _window(site | source.mask, math.ceil(margin_m / grid.cell_size_m))
+            sub = Grid(grid.crs, grid.transform * Affine.translation(win[1].start, win[0].start), res[win].shape)
+            q = suit[win]
+            habitat = (
+                ((labels[win] > 0) | (np.nan_to_num(q, nan=-1.0) >= min_suitability)) & np.isfinite(q) & np.isfinite(res[win])
+            )
+            terr = pack_territories(np.where(habitat, q, np.nan), res[win], sub, habitat=habitat, seed=seed, **territory)
+            r_w, site_w, src_w = res[win], site[win], source.mask[win]
+        try:
+            out[str(name)] = simulate_site(terr, r_w, site_w, src_w, params, workers=workers)
+        except DataError as exc:
+            logger.warning("simulation of site %s skipped: %s", name, exc)
+    return out
+
+
+def simulation_columns(results: Mapping[str, Any]) -> pd.DataFrame:
+    """Per simulated site: ``persistence_25y``, ``persistence_50y`` (NaN beyond the horizon), mean dispersers."""
+    rows = []
+    for name, r in results.items():
+        n_years = r.adults.shape[1] - 1
+        rows.append(
+            {
+                "name": name,
+                "persistence_25y": r.persistence_at(25) if n_years >= 25 else math.nan,
+                "persistence_50y": r.persistence_at(50) if n_years >= 50 else math.nan,
+                "dispersers_to_source": float(np.mean(r.to_source)),
+                "dispersers_from_source": float(np.mean(r.from_source)),
+            }
+        )
+    cols = ["name", "persistence_25y", "persistence_50y", "dispersers_to_source", "dispersers_from_source"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def simulation_report(results: Mapping[str, Any], site_ids: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """``simulation.json``: per site the simulation's summary (``to_dict``) with the flat columns of the table."""
+    flat = simulation_columns(results).set_index("name")
+    sites = {}
+    for name, r in results.items():
+        d = r.to_dict()
+        d |= {k: (None if not math.isfinite(v) else v) for k, v in flat.loc[name].items()}
+        if site_ids is not None and name in site_ids:
+            d["site_id"] = int(site_ids[name])
+        sites[name] = d
+    return {"sites": sites}
+
+
+def plot_simulations(results: Mapping[str, Any], path: Any) -> Any:
+    """``simulation.png``: one panel of trajectories and persistence per simulated site (written atomically)."""
+    from pathlib import Path
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from leopardgeo.simulate import plot_trajectories
+
+    n = max(1, len(results))
+    fig = Figure(figsize=(7.5, 4.6 * n), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(n, 1, squeeze=False)[:, 0]
+    for ax, (name, r) in zip(axes, results.items(), strict=False):
+        parts = [f"{r.adults.shape[0]} runs"] + [
+            f"P({y} y) = {r.persistence_at(y):.2f}" for y in (25, 50) if y < r.adults.shape[1]
+        ]
+        plot_trajectories(r, ax=ax, title=f"{name}: " + ", ".join(parts))
+    if not results:
+        axes[0].text(0.5, 0.5, "no site simulated", ha="center", va="center")
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.savefig(tmp, dpi=110, format="png")
+    tmp.replace(path)
+    return path
