@@ -45,6 +45,7 @@ def test_geopackage_layers_crs_and_areas(demo_run):
         "border_crossings",
         "border_permeability",
         "fence_links",
+        "territories",
         "sites",
     ]
     for name in layers:
@@ -64,7 +65,7 @@ def test_geopackage_layers_crs_and_areas(demo_run):
 def test_rasters_are_cogs_with_nodata(demo_run):
     result, out = demo_run
     rasters = ("suitability.tif", "resistance.tif", "patches.tif", "cwd.tif", "allocation.tif")
-    for name in (*rasters, "corridors.tif", "current.tif", "pinchpoints.tif", "barriers.tif"):
+    for name in (*rasters, "corridors.tif", "current.tif", "pinchpoints.tif", "barriers.tif", "territories.tif"):
         with rasterio.open(out / name) as ds:
             assert ds.nodata is not None
             assert ds.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
@@ -130,7 +131,8 @@ def test_cli_run_prints_summary(tmp_path):
     res = CliRunner().invoke(cli, ["run", "--out", str(tmp_path / "o")])
     assert res.exit_code == 0, res.output
     assert "Habitat patches" in res.output and "RUS" in res.output and "CHN" in res.output
-    for line in ("Corridors: 29", "Circuit (", "Strongest pinch point", "Best restoration site", "Connectivity: PC"):
+    lines = ("Corridors: 29", "Circuit (", "Strongest pinch point", "Best restoration site", "Connectivity: PC", "Territories:")
+    for line in lines:
         assert line in res.output, line
     res = CliRunner().invoke(cli, ["run", "--out", str(tmp_path / "o")])
     assert res.exit_code == 1
@@ -340,10 +342,11 @@ def test_cli_crossborder_and_report_section(demo_run, tmp_path):
 
 
 def test_cli_crossborder_command_runs_the_stage(tmp_path, monkeypatch):
-    from leopardgeo.config import CircuitConfig
+    from leopardgeo.config import CircuitConfig, TerritoryConfig
 
     cfg = demo_config()
-    cfg = cfg.replace(circuit=CircuitConfig(enabled=False))  # keep the test quick: no current, everything else
+    # keep the test quick: no current, no territories, everything else
+    cfg = cfg.replace(circuit=CircuitConfig(enabled=False), territories=TerritoryConfig(enabled=False))
     path = tmp_path / "c.toml"
     from leopardgeo.config import dump_config
 
@@ -379,3 +382,61 @@ def test_demo_southern_sikhote_alin_sites(demo_run):
     assert list(csv["rank"]) == [1, 2] and "n_capacity_females" in csv.columns
     doc = json.loads((out / "sites.json").read_text())
     assert doc["source"] == "Land of the Leopard" and {r["name"] for r in doc["rank_stability"]} == set(t.index)
+
+
+# ---------------------------------------------------------------------- territories on the demo
+def test_demo_territories_layer_raster_and_capacity(demo_run):
+    result, out = demo_run
+    assert result.timings_s["territories"] < 30  # the issue's budget for packing the demo
+    terr = gpd.read_file(out / "leopardgeo.gpkg", layer="territories")
+    assert list(terr.columns) == [
+        "territory_id", "sex", "area_ha", "mean_quality", "patch_id", "country", "protected_area", "geometry",
+    ]  # fmt: skip
+    assert set(terr["sex"]) == {"F", "M"} and terr["area_ha"].between(5000, 30000).all()
+    np.testing.assert_allclose(terr.geometry.area / 10_000, terr["area_ha"], rtol=1e-9)
+    assert set(terr["country"]) <= {"RUS", "CHN", "PRK"} and {"RUS", "CHN"} <= set(terr["country"])
+    assert "Land of the Leopard" in set(terr["protected_area"])
+    assert set(terr["patch_id"]) <= set(result.patches["patch_id"])
+    for sex in ("F", "M"):  # exclusive within a sex: the polygons' areas add up to their union's
+        part = terr[terr["sex"] == sex]
+        assert part.geometry.union_all().area == pytest.approx(part.geometry.area.sum(), rel=1e-9)
+    with rasterio.open(out / "territories.tif") as ds:
+        codes = ds.read(1)
+    cell_ha = result.grid.cell_size_m**2 / 10_000
+    female_ha = terr.loc[terr["sex"] == "F", "area_ha"].sum()
+    assert np.isin(codes, [0, 1, 2, 3]).all()
+    assert np.isin(codes, [1, 3]).sum() * cell_ha == pytest.approx(female_ha)
+    assert (codes[result.patch_labels == 0] == 0).all()  # territories lie in the habitat patches
+    cap = pd.read_csv(out / "capacity.csv", keep_default_na=False)
+    assert list(cap.columns[:6]) == ["zone_type", "zone", "name", "females", "males", "adults"]
+    assert {"adults_mean", "adults_sd", "adults_min", "adults_max"} <= set(cap.columns)
+    total = cap[cap["zone_type"] == "all"].iloc[0]
+    assert total["females"] == (terr["sex"] == "F").sum() and total["males"] == (terr["sex"] == "M").sum()
+    for zone_type in ("patch", "country", "protected_area"):
+        assert cap.loc[cap["zone_type"] == zone_type, "adults"].sum() == total["adults"], zone_type
+    rus = cap[(cap["zone_type"] == "country") & (cap["zone"] == "RUS")].iloc[0]
+    assert rus["adults"] == (terr["country"] == "RUS").sum()
+    assert total["adults_min"] <= total["adults"] <= total["adults_max"]
+    doc = json.loads((out / "capacity.json").read_text())
+    assert len(doc["replicates"]) == result.config.territories.replicates == 5
+
+
+def test_cli_territories_command_and_report_section(demo_run, tmp_path):
+    _, out = demo_run
+    res = CliRunner().invoke(cli, ["report", str(out), "--overwrite"])
+    assert res.exit_code == 0, res.output
+    assert "Territory capacity" in res.output and "Land of the Leopard" in res.output
+    assert "## Territory capacity" in (out / "capacity.md").read_text()
+    from leopardgeo.config import TerritoryConfig, dump_config
+
+    cfg = demo_config().replace(territories=TerritoryConfig(replicates=2))
+    path = tmp_path / "t.toml"
+    path.write_text(dump_config(cfg))
+    res = CliRunner().invoke(cli, ["territories", str(path), "--out", str(tmp_path / "t")])
+    assert res.exit_code == 0, res.output
+    assert "Territory capacity" in res.output and "RUS" in res.output
+    written = sorted(p.name for p in (tmp_path / "t").iterdir())
+    assert {"capacity.csv", "capacity.json", "capacity.md", "territories.tif"} <= set(written)
+    assert "cwd.tif" not in written and "current.tif" not in written  # only the stages packing needs
+    res = CliRunner().invoke(cli, ["territories", str(path), "--out", str(tmp_path / "t")])
+    assert res.exit_code != 0 and "--overwrite" in res.output

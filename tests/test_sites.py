@@ -363,11 +363,9 @@ def test_user_polygon_in_epsg4326_with_cyrillic_names_matches_the_grid_crs(lands
     np.testing.assert_allclose(got["euclid_to_source_m"], evaluated["euclid_to_source_m"], atol=1.0)  # reprojected edges
 
 
-def test_compute_sites_from_a_user_file(landscape, tmp_path, monkeypatch):
-    from leopardgeo import pipeline
+def test_compute_sites_from_a_user_file(landscape, tmp_path):
+    from leopardgeo.config import TerritoryConfig
     from leopardgeo.pipeline import Inputs, compute_sites
-
-    monkeypatch.setattr(pipeline, "_territory_params", lambda cfg: dict(TERR))  # 1-ha cells: small territories
 
     g = landscape["grid"]
     path = tmp_path / "sites.gpkg"
@@ -376,6 +374,7 @@ def test_compute_sites_from_a_user_file(landscape, tmp_path, monkeypatch):
         base_dir=str(tmp_path),
         patches=PatchConfig(min_area_ha=0),
         sites=SiteConfig(candidates=VectorInput(path="sites.gpkg", layer="кандидаты"), rank_stability_draws=200),
+        territories=TerritoryConfig(min_area_ha=10, max_area_ha=100, female_need_ha=20, max_cost_m=1e9),  # 1-ha cells
     )
     inputs = Inputs(grid=g, valid=np.ones(g.shape, bool), protected_areas=landscape["pas"])
     arrays = (landscape["suit"], landscape["res"], landscape["labels"], landscape["patches"])

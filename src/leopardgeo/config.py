@@ -64,6 +64,8 @@ __all__ = [
     "RunConfig",
     "ScoreConfig",
     "SiteConfig",
+    "TerritoryConfig",
+    "TerritoryQuality",
     "VectorInput",
     "config_hash",
     "config_template",
@@ -152,6 +154,13 @@ class Combine(enum.StrEnum):
     SUM = "sum"
 
 
+class TerritoryQuality(enum.StrEnum):
+    """The habitat-quality surface territories are packed on."""
+
+    SUITABILITY = "suitability"  #: the run's habitat suitability 0..1
+    PREY = "prey"  #: [inputs] prey_density scaled by [territories] prey_full_density
+
+
 class ProtectedAreaMode(enum.StrEnum):
     """How protected areas enter the patches."""
 
@@ -224,6 +233,9 @@ class InputsConfig:
         doc="keep only protected areas with these WDPA STATUS values",
     )
     sites: VectorInput | None = _f(None, doc="candidate reintroduction sites")
+    prey_density: str | None = _f(
+        None, doc="prey-density raster (any unit, e.g. ungulates per 1000 ha) for [territories] quality = 'prey'"
+    )
 
     def __post_init__(self) -> None:
         _normalise(self, "inputs")
@@ -654,6 +666,105 @@ class SiteConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TerritoryConfig:
+    """Territory packing and carrying capacity (see :mod:`leopardgeo.territories`)."""
+
+    enabled: bool = _f(True, doc="pack territories in `leopardgeo run` (needs only the patches)")
+    quality: TerritoryQuality = _f(
+        TerritoryQuality.SUITABILITY,
+        doc="quality surface: suitability (the run's 0..1 habitat map) or prey ([inputs] prey_density / prey_full_density)",
+    )
+    prey_full_density: float | None = _f(
+        None,
+        doc=(
+            "quality = 'prey': the density (in the raster's unit) at which quality reaches 1; quality = "
+            "min(density / prey_full_density, 1). No Amur leopard prey-to-home-range function is published: set it "
+            "from your survey, e.g. the density of a well-occupied reference area"
+        ),
+    )
+    min_area_ha: float = _f(
+        5000.0,
+        doc="smallest territory accepted, ha (Amur leopard territory 5,000-30,000 ha; Wikipedia 'Amur leopard', Ecology)",
+    )
+    max_area_ha: float = _f(30000.0, doc="largest territory accepted, ha (same source: 5,000-30,000 ha)")
+    female_need_ha: float = _f(
+        5000.0,
+        doc=(
+            "resource a female territory must hold: sum of quality x cell area, ha; 5,000 = the smallest territory, "
+            "reached in habitat of quality 1 (a territory covers about need / mean quality)"
+        ),
+    )
+    male_multiple: float = _f(
+        2.0,
+        doc=(
+            "male need = female need x this (>= 1). Comparator, not a leopard figure: Amur tiger home ranges in the same "
+            "landscape are 778 km2 (males) vs 401 km2 (females), ratio 1.9 (Hernandez-Blanco et al. 2015, Integr. Zool. "
+            "10:365)"
+        ),
+    )
+    min_quality: float = _f(0.5, doc="minimum quality of a territory cell (0..1); 0.5 = the habitat-core threshold of [patches]")
+    max_cost_m: float = _f(
+        30000.0,
+        doc=(
+            "cost radius of a territory around its seed, cost-weighted metres (inf = no limit). Modelling choice: about "
+            "3 x the radius of a 30,000 ha disk (9.8 km), so a territory can follow a valley but not become a strip"
+        ),
+    )
+    seed: int = _f(0, doc="random seed of the seed-cell order (replicate r uses seed + r)")
+    replicates: int = _f(5, doc="packings with different seed orders; capacity is reported as mean, sd, min and max")
+    connectivity: int = _f(8, doc="4 or 8 neighbours for territory growth")
+    workers: int | None = _f(None, doc="threads packing replicates in parallel; default: all cores (results do not depend on it)")
+
+    def __post_init__(self) -> None:
+        _normalise(self, "territories")
+        _positive(self.min_area_ha, "territories.min_area_ha")
+        _positive(self.max_area_ha, "territories.max_area_ha")
+        if self.min_area_ha >= self.max_area_ha:
+            msg = (
+                f"[territories] min_area_ha, max_area_ha: expected min_area_ha < max_area_ha, "
+                f"found {self.min_area_ha!r} >= {self.max_area_ha!r}."
+            )
+            raise ConfigError(msg)
+        _positive(self.female_need_ha, "territories.female_need_ha")
+        if not (self.male_multiple >= 1 and self.male_multiple != float("inf")):
+            msg = f"[territories] male_multiple: expected a finite number >= 1, found {self.male_multiple!r}."
+            raise ConfigError(msg)
+        if self.female_need_ha * self.male_multiple > self.max_area_ha:
+            msg = (
+                f"[territories] female_need_ha x male_multiple: expected at most max_area_ha = {self.max_area_ha:g} ha "
+                f"(even quality 1 needs area = need), found {self.female_need_ha * self.male_multiple:g} ha. "
+                "Lower female_need_ha or male_multiple, or raise max_area_ha."
+            )
+            raise ConfigError(msg)
+        if not 0.0 <= self.min_quality <= 1.0:
+            msg = f"[territories] min_quality: expected a value in 0..1, found {self.min_quality!r}."
+            raise ConfigError(msg)
+        if not self.max_cost_m > 0:  # inf allowed: no limit
+            msg = f"[territories] max_cost_m: expected a number > 0 (inf = no limit), found {self.max_cost_m!r}."
+            raise ConfigError(msg)
+        if self.prey_full_density is not None:
+            _positive(self.prey_full_density, "territories.prey_full_density")
+        if self.seed < 0:
+            msg = f"[territories] seed: expected an integer >= 0, found {self.seed!r}."
+            raise ConfigError(msg)
+        if self.replicates < 1:
+            msg = f"[territories] replicates: expected an integer >= 1, found {self.replicates!r}."
+            raise ConfigError(msg)
+        if self.connectivity not in (4, 8):
+            msg = f"[territories] connectivity: expected 4 or 8, found {self.connectivity!r}."
+            raise ConfigError(msg)
+        if self.workers is not None and self.workers < 1:
+            msg = f"[territories] workers: expected an integer >= 1, found {self.workers!r}."
+            raise ConfigError(msg)
+        if self.quality is TerritoryQuality.PREY and self.prey_full_density is None:
+            msg = (
+                "[territories] quality = 'prey': expected prey_full_density (the density at which quality is 1), "
+                "found none. Set e.g. prey_full_density = 25 (in the unit of [inputs] prey_density)."
+            )
+            raise ConfigError(msg)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OutputConfig:
     """Where and how outputs are written."""
 
@@ -678,6 +789,7 @@ class RunConfig:
     crossborder: CrossBorderConfig = _f(doc="cross-border evaluation", factory=CrossBorderConfig)
     score: ScoreConfig = _f(doc="corridor score", factory=ScoreConfig)
     sites: SiteConfig = _f(doc="reintroduction site evaluation", factory=SiteConfig)
+    territories: TerritoryConfig = _f(doc="territory packing and carrying capacity", factory=TerritoryConfig)
     output: OutputConfig = _f(doc="outputs", factory=OutputConfig)
     base_dir: str = _f(".", doc="folder that relative input paths start from")
 

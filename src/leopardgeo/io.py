@@ -77,6 +77,10 @@ LAYERS: dict[str, str] = {
     "barriers": "Top barrier locations: improvement in least-cost distance per metre restored (Barrier Mapper)",
     "fence_links": "Border-fence scenario: every link before / after the fence, cwd change, status (vanished, lengthened...)",
     "sites": "Reintroduction sites: every criterion, normalised criteria (n_*), score 0-100, rank, rank stability",
+    "territories": (
+        "Packed territories (replicate 0): sex F/M, area_ha, mean_quality, majority patch, country and protected area; "
+        "exclusive within a sex, males overlap females"
+    ),
 }
 
 #: Output rasters: file name -> description.
@@ -92,6 +96,7 @@ RASTERS: dict[str, str] = {
     "pinchpoints.tif": "Current density inside each truncated corridor, maximum over links (A for 1 A per link)",
     "barriers.tif": "Barrier Mapper score: improvement in least-cost distance per metre restored (cost-weighted m / m)",
     "fence.tif": "Border-fence scenario: 1 = fence cell (the border of the country raster, gaps left open), 0 = none",
+    "territories.tif": "Packed territories (replicate 0): 0 = none, 1 = female only, 2 = male only, 3 = female and male",
 }
 
 _RESAMPLING = {

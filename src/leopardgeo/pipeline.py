@@ -36,6 +36,7 @@ from leopardgeo.config import (
     PairSet,
     ResistanceMethod,
     RunConfig,
+    TerritoryQuality,
     config_hash,
     dump_config,
 )
@@ -73,6 +74,7 @@ from leopardgeo.resistance import (
 )
 from leopardgeo.score import add_scores, corridor_scores
 from leopardgeo.sites import SiteResult
+from leopardgeo.territories import TerritoryResult, capacity_table, pack_territories, territory_raster
 
 __all__ = [
     "Inputs",
@@ -87,11 +89,13 @@ __all__ = [
     "compute_sites",
     "compute_links",
     "compute_suitability",
+    "compute_territories",
     "load_inputs",
     "make_grid",
     "run",
     "run_links",
     "summary_table",
+    "territory_outputs",
 ]
 
 logger = logging.getLogger(__name__)
@@ -99,6 +103,8 @@ logger = logging.getLogger(__name__)
 #: Files ``run`` writes into the output folder (the last two only with links enabled).
 OUTPUT_FILES = (GPKG_NAME, "suitability.tif", "resistance.tif", "patches.tif", "run_config.toml")
 LINK_FILES = ("cwd.tif", "allocation.tif")
+#: Files of the territory stage.
+TERRITORY_FILES = ("territories.tif", "capacity.csv", "capacity.json")
 
 
 def output_files(cfg: RunConfig) -> tuple[str, ...]:
@@ -118,6 +124,8 @@ def output_files(cfg: RunConfig) -> tuple[str, ...]:
         if cfg.crossborder.fence is not FenceMode.NONE:
             files += ("fence.json", "fence.tif")
     files += site_files(cfg)
+    if cfg.territories.enabled:
+        files += TERRITORY_FILES
     return files
 
 
@@ -168,6 +176,7 @@ class RunResult:
     crossborder: CrossBorderResult | None = None
     scores: pd.DataFrame | None = None
     sites: SiteResult | None = None
+    territories: TerritoryResult | None = None
     out_dir: Path | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
 
@@ -211,6 +220,7 @@ def load_inputs(cfg: RunConfig, grid: Grid | None = None) -> Inputs:
         ("landcover", inp.landcover, "nearest"),
         ("suitability", inp.suitability, "bilinear"),
         ("resistance", inp.resistance, "nearest"),
+        ("prey_density", inp.prey_density, "bilinear"),
     ):
         if path:
             rasters[name] = read_raster(cfg.resolve(path), grid, resampling=how, what=name)
@@ -521,6 +531,137 @@ def compute_crossborder(
     return CrossBorderResult(crossings, perm, scenario, mask)
 
 
+def territory_quality(cfg: RunConfig, inputs: Inputs, suitability: np.ndarray) -> np.ndarray:
+    """The quality surface of ``[territories] quality``: suitability, or prey density / prey_full_density clipped to 1.
+
+    Raises
+    ------
+    ConfigError
+        If quality = 'prey' and no ``[inputs] prey_density`` raster is given.
+    DataError
+        If the prey density is negative somewhere.
+    """
+    tc = cfg.territories
+    if tc.quality is not TerritoryQuality.PREY:
+        return suitability
+    if "prey_density" not in inputs.rasters:
+        msg = "[territories] quality = 'prey': expected [inputs] prey_density = 'path/to/prey.tif', found none."
+        raise ConfigError(msg)
+    density = np.asarray(inputs.rasters["prey_density"], dtype="float64")
+    if (np.nan_to_num(density, nan=0.0) < 0).any():
+        msg = (
+            f"prey_density: expected densities >= 0 (NaN = no data), found a minimum of {np.nanmin(density):g}. "
+            "Check the raster's nodata value."
+        )
+        raise DataError(msg)
+    full = tc.prey_full_density if tc.prey_full_density is not None else np.nan  # TerritoryConfig requires it
+    return np.where(inputs.valid, np.clip(density / full, 0.0, 1.0), np.nan)
+
+
+def territory_zones(
+    cfg: RunConfig, inputs: Inputs, labels: np.ndarray, patches: gpd.GeoDataFrame
+) -> tuple[dict[str, np.ndarray], dict[str, dict[int, tuple[str, str]]]]:
+    """Zone rasters (patch, country, protected_area; 0 = none) and how each label is shown in the capacity table.
+
+    Protected areas are burned largest first, so a cell of a reserve nested in a park counts for the reserve.
+    """
+    grid = inputs.grid
+    zones = {"patch": labels.astype("int32")}
+    pnames = patches.set_index("patch_id")["name"] if "name" in patches.columns else pd.Series(dtype=str)
+    names: dict[str, dict[int, tuple[str, str]]] = {
+        "patch": {int(i): (str(int(i)), str(pnames.get(i, "") or "")) for i in patches["patch_id"]}
+    }
+    cidx, codes = country_raster(inputs.countries, grid, cfg.inputs.country_field)
+    if codes:
+        zones["country"] = (cidx.astype("int32") + 1).astype("int32")
+        cnames = {}
+        if inputs.countries is not None and "name" in inputs.countries.columns:
+            by_code = inputs.countries.assign(_c=inputs.countries[cfg.inputs.country_field].astype(str))
+            cnames = dict(zip(by_code["_c"], by_code["name"].astype(str), strict=False))
+        names["country"] = {i + 1: (c, cnames.get(c, c)) for i, c in enumerate(codes)}
+    pas = inputs.protected_areas
+    if pas is not None and not pas.empty:
+        from rasterio.features import rasterize
+
+        order = np.argsort(-pas.geometry.area.to_numpy(), kind="stable")
+        shapes_ = [(pas.geometry.iloc[i], int(i) + 1) for i in order if pas.geometry.iloc[i] is not None]
+        zones["protected_area"] = rasterize(shapes_, out_shape=grid.shape, transform=grid.transform, fill=0, dtype="int32")
+        pa_name = pas["NAME"].astype(str) if "NAME" in pas.columns else pd.Series([""] * len(pas))
+        pa_id = pas["WDPAID"] if "WDPAID" in pas.columns else pd.Series(range(1, len(pas) + 1))
+        names["protected_area"] = {i + 1: (str(pa_id.iloc[i]), pa_name.iloc[i]) for i in range(len(pas))}
+    return zones, names
+
+
+def compute_territories(
+    cfg: RunConfig,
+    inputs: Inputs,
+    suitability: np.ndarray,
+    resistance: np.ndarray,
+    labels: np.ndarray,
+    patches: gpd.GeoDataFrame,
+) -> TerritoryResult:
+    """Pack female and male territories in the patches (see :func:`leopardgeo.territories.pack_territories`).
+
+    Territory cells are patch cells with quality >= ``min_quality``; territories grow along ``resistance``.  Zones
+    for the capacity table: ``patch`` (``labels``), ``country`` (the country raster) and ``protected_area``
+    (the protected areas rasterized by row, 1-based); :func:`territory_outputs` turns them into names.
+    """
+    tc = cfg.territories
+    zones, _ = territory_zones(cfg, inputs, labels, patches)
+    return pack_territories(
+        territory_quality(cfg, inputs, suitability),
+        resistance,
+        inputs.grid,
+        habitat=labels > 0,
+        zones=zones,
+        min_area_ha=tc.min_area_ha,
+        max_area_ha=tc.max_area_ha,
+        female_need_ha=tc.female_need_ha,
+        male_multiple=tc.male_multiple,
+        min_quality=tc.min_quality,
+        max_cost_m=tc.max_cost_m,
+        seed=tc.seed,
+        replicates=tc.replicates,
+        connectivity=tc.connectivity,
+        workers=tc.workers,
+    )
+
+
+def territory_outputs(
+    cfg: RunConfig, inputs: Inputs, labels: np.ndarray, patches: gpd.GeoDataFrame, result: TerritoryResult
+) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
+    """The ``territories`` layer (names instead of zone labels) and the capacity table (``capacity.csv``)."""
+    _, names = territory_zones(cfg, inputs, labels, patches)
+    t = result.table
+
+    def zone(name: str) -> list[int]:
+        return t[name].tolist() if name in t.columns else [0] * len(t)
+
+    layer = gpd.GeoDataFrame(
+        {
+            "territory_id": t["territory_id"].astype("int32"),
+            "sex": t["sex"].astype(str),
+            "area_ha": t["area_ha"].astype(float),
+            "mean_quality": t["mean_quality"].astype(float),
+            "patch_id": t["patch"].astype("int32"),
+            "country": [names.get("country", {}).get(int(v), ("", ""))[0] for v in zone("country")],
+            "protected_area": [names.get("protected_area", {}).get(int(v), ("", ""))[1] for v in zone("protected_area")],
+        },
+        geometry=t.geometry.to_numpy(),
+        crs=t.crs,
+    )
+    return layer, capacity_table(result, names)
+
+
+def capacity_report(table: pd.DataFrame, result: TerritoryResult) -> dict[str, Any]:
+    """``capacity.json``: the capacity rows and the per-replicate counts."""
+    return {
+        "columns": list(table.columns),
+        "capacity": _records(table),
+        "replicates": _records(result.replicates),
+    }
+
+
 def compute_scores(cfg: RunConfig, graph: nx.Graph) -> pd.DataFrame:
     """The corridor score of every link (see :mod:`leopardgeo.score`); stored as ``score`` / ``score_rank``."""
     s = cfg.score
@@ -547,10 +688,10 @@ def compute_sites(
     Candidates come from ``[sites] candidates``: the ``[inputs] sites`` layer,
     a vector file, or ``auto``.  ``territories`` (a
     :class:`leopardgeo.territories.TerritoryResult`) gives the existing
-    territories for ``dist_to_territory_m``; without it the distance runs to
-    the source.  The packing parameters come from ``[territories]`` when the
-    config has that section, else from
-    :func:`leopardgeo.territories.pack_territories`' defaults.
+    territories for ``dist_to_territory_m`` and the simulation's landscape;
+    without it the distance runs to the source and the simulation packs its
+    own territories around the site and the source.  Capacity packs with the
+    parameters and the quality surface of ``[territories]``.
 
     Raises
     ------
@@ -569,9 +710,10 @@ def compute_sites(
         grid, labels=labels, patches=patches, protected_areas=inputs.protected_areas, name=sc.source, valid=inputs.valid
     )
     tp = _territory_params(cfg)
+    quality = territory_quality(cfg, inputs, suitability)
     if sc.candidates == "auto":
         cand = st.auto_candidates(
-            suitability, resistance, grid, labels=labels, patches=patches, source=src, min_females=sc.min_females,
+            quality, resistance, grid, labels=labels, patches=patches, source=src, min_females=sc.min_females,
             seed=sc.seed, **tp,
         )  # fmt: skip
     elif sc.candidates == "layer":
@@ -607,6 +749,7 @@ def compute_sites(
         landcover=inputs.rasters.get("landcover"),
         roads=roads,
         territories=terr_table,
+        quality=quality,
         min_suitability=cfg.patches.min_suitability,
         cropland_classes=cfg.habitat.cropland_classes,
         urban_classes=cfg.habitat.urban_classes,
@@ -643,7 +786,7 @@ def compute_sites(
         masks = dict(zip(cand["site_id"].astype(int), st.site_masks(cand, grid, inputs.valid), strict=True))
         sim_results = st.simulate_sites(
             chosen, masks, suitability=suitability, resistance=resistance, labels=labels, grid=grid, source=src,
-            params=params, territories=territories, min_suitability=cfg.patches.min_suitability, territory=tp,
+            params=params, territories=territories, quality=quality, min_suitability=cfg.patches.min_suitability, territory=tp,
             margin_m=sc.simulation_margin_m, seed=sc.seed,
         )  # fmt: skip
         scored = scored.merge(st.simulation_columns(sim_results), on="name", how="left")
@@ -824,7 +967,7 @@ def run(
     try:
         graph = cwd = None
         extras = _extra_stages(config)
-        with _steps(progress, total=(6 if config.links.enabled else 5) + len(extras)) as step:
+        with _steps(progress, total=(6 if config.links.enabled else 5) + len(extras) + config.territories.enabled) as step:
             t = time.perf_counter()
             step("reading and aligning inputs")
             inputs = load_inputs(config)
@@ -841,6 +984,12 @@ def run(
             step("habitat patches")
             labels, patches = compute_patches(config, inputs, suit)
             timings["patches"] = time.perf_counter() - t
+            terr = None
+            if config.territories.enabled:
+                t = time.perf_counter()
+                step("territories and carrying capacity")
+                terr = compute_territories(config, inputs, suit, res, labels, patches)
+                timings["territories"] = time.perf_counter() - t
             if config.links.enabled:
                 t = time.perf_counter()
                 step("least-cost links")
@@ -883,7 +1032,7 @@ def run(
             if "sites" in extras:
                 t = time.perf_counter()
                 step("reintroduction sites")
-                sites = compute_sites(config, inputs, suit, res, labels, patches, graph, corr)
+                sites = compute_sites(config, inputs, suit, res, labels, patches, graph, corr, terr)
                 timings["sites"] = time.perf_counter() - t
             if writer is not None:
                 t = time.perf_counter()
@@ -900,6 +1049,9 @@ def run(
                     layers["barriers"] = barr.top
                 if xb is not None:
                     layers |= crossborder_layers(xb)
+                capacity = None
+                if terr is not None:
+                    layers["territories"], capacity = territory_outputs(config, inputs, labels, patches, terr)
                 if sites is not None:
                     layers["sites"] = site_layer(sites)
                 writer.layers(layers, metadata=meta)
@@ -927,6 +1079,8 @@ def run(
                     writer.raster("barriers.tif", barr.score, g, nodata=np.nan, description=RASTERS["barriers.tif"])
                 if sites is not None:
                     write_sites(writer, sites)
+                if terr is not None and capacity is not None:
+                    _write_territories(writer, terr, capacity, g)
                 writer.text("run_config.toml", dump_config(config))
                 writer.commit()
                 timings["write"] = time.perf_counter() - t
@@ -951,6 +1105,7 @@ def run(
         crossborder=xb,
         scores=scores,
         sites=sites,
+        territories=terr,
         out_dir=out,
         timings_s=timings,
     )
@@ -1021,6 +1176,13 @@ def _write_crossborder(writer: OutputWriter, xb: CrossBorderResult, grid: Grid) 
     if xb.fence is not None and xb.fence_mask is not None:
         writer.text("fence.json", json.dumps(fence_report(xb), indent=1, ensure_ascii=False))
         writer.raster("fence.tif", xb.fence_mask.astype("uint8"), grid, nodata=None, description=RASTERS["fence.tif"])
+
+
+def _write_territories(writer: OutputWriter, terr: TerritoryResult, capacity: pd.DataFrame, grid: Grid) -> None:
+    """``territories.tif`` (uint8 codes), ``capacity.csv`` and ``capacity.json``."""
+    writer.raster("territories.tif", territory_raster(terr), grid, nodata=0, description=RASTERS["territories.tif"])
+    writer.text("capacity.csv", capacity.to_csv(index=False, float_format="%.6g"))
+    writer.text("capacity.json", json.dumps(capacity_report(capacity, terr), indent=1, ensure_ascii=False))
 
 
 def _write_voltages(writer: OutputWriter, circ: CircuitResult, grid: Grid) -> None:

@@ -17,14 +17,18 @@ from leopardgeo.errors import DataError
 from leopardgeo.io import GPKG_NAME, OutputWriter
 
 __all__ = [
+    "CAPACITY_FILES",
     "LINK_TABLE_COLUMNS",
+    "capacity_markdown",
     "crossborder_report",
     "link_table",
     "permeability_chart",
+    "read_capacity",
     "read_run_layer",
     "sites_markdown",
     "sites_report",
     "write_sites_report",
+    "write_capacity_report",
     "write_crossborder_report",
     "write_link_table",
 ]
@@ -417,3 +421,73 @@ def write_sites_report(
         w.text("sites_report.json", json.dumps(body, indent=1, ensure_ascii=False))
         w.text("sites.md", sites_markdown(table, doc, sim))
     return [Path(out_dir) / n for n in SITES_REPORT_FILES]
+
+
+# ---------------------------------------------------------------------- territory capacity
+#: Files ``leopardgeo report`` and ``leopardgeo territories`` add for the capacity section.
+CAPACITY_FILES = ("capacity.md",)
+
+#: Order of the zone types in the capacity section.
+_ZONE_ORDER = {"all": 0, "country": 1, "protected_area": 2, "patch": 3}
+
+
+def read_capacity(out_dir: str | Path) -> pd.DataFrame | None:
+    """The run's ``capacity.csv`` (territory capacity by zone), or None if the territory stage did not run."""
+    path = Path(out_dir) / "capacity.csv"
+    if not path.is_file():
+        return None
+    table = pd.read_csv(path, dtype={"zone_type": str, "zone": str, "name": str}, keep_default_na=False, na_values=[""])
+    table["name"] = table["name"].fillna("")
+    return table
+
+
+def capacity_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The capacity rows in report order: all, countries, protected areas, patches (each by adults, most first)."""
+    key = table["zone_type"].map(_ZONE_ORDER).fillna(len(_ZONE_ORDER))
+    return table.assign(_k=key).sort_values(["_k", "adults"], ascending=[True, False], kind="stable").drop(columns="_k")
+
+
+def capacity_markdown(table: pd.DataFrame) -> str:
+    """The "Territory capacity" report section as Markdown.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"zone_type": ["country", "all"], "zone": ["RUS", "all"], "name": ["Russia", "all"],
+    ...                   "females": [10, 10], "males": [5, 5], "adults": [15, 15], "adults_mean": [14.5, 14.5],
+    ...                   "adults_sd": [0.7, 0.7], "adults_min": [14, 14], "adults_max": [15, 15]})
+    >>> print(capacity_markdown(t).splitlines()[4])
+    | all | all | all | 10 | 5 | 15 | 14.5 ± 0.7 | 14–15 |
+    """
+
+    def sd(v: float) -> str:
+        return "" if v != v else f" ± {v:.1f}"
+
+    lines = [
+        "## Territory capacity",
+        "",
+        "| zone type | zone | name | females | males | adults | adults, mean ± sd | adults, range |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in capacity_rows(table).itertuples(index=False):
+        lines.append(
+            f"| {r.zone_type.replace('_', ' ')} | {r.zone} | {r.name} | {r.females} | {r.males} | {r.adults} | "
+            f"{r.adults_mean:.1f}{sd(r.adults_sd)} | {r.adults_min}–{r.adults_max} |"
+        )
+    lines += [
+        "",
+        (
+            "Territories packed on the habitat patches (replicate 0; mean, sd and range over the replicates). "
+            "A territory counts for the patch, country and protected area covering most of its cells. "
+            "Females are exclusive among females and males among males; a male overlaps females. "
+            "This is a packing maximum for the habitat model, not a population estimate."
+        ),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_capacity_report(table: pd.DataFrame, out_dir: str | Path, *, overwrite: bool = False) -> list[Path]:
+    """Write ``capacity.md`` into ``out_dir`` (atomically; refuses to overwrite)."""
+    with OutputWriter(out_dir, overwrite=overwrite, names=list(CAPACITY_FILES)) as w:
+        w.text("capacity.md", capacity_markdown(table))
+    return [Path(out_dir) / n for n in CAPACITY_FILES]

@@ -658,6 +658,7 @@ def evaluate_sites(
     landcover: np.ndarray | None = None,
     roads: gpd.GeoDataFrame | None = None,
     territories: gpd.GeoDataFrame | None = None,
+    quality: np.ndarray | None = None,
     min_suitability: float = 0.5,
     cropland_classes: Sequence[int] = (12, 14),
     urban_classes: Sequence[int] = (13,),
@@ -694,6 +695,8 @@ def evaluate_sites(
     territories
         Existing territory polygons (``dist_to_territory_m``: the nearest one
         lying in a source patch); None: the distance to the source itself.
+    quality
+        Habitat quality 0..1 the territories are packed on (default: suitability).
     min_suitability
         Threshold of a habitat cell outside patches (the ``[patches]`` one).
     cropland_classes, urban_classes
@@ -717,6 +720,7 @@ def evaluate_sites(
     res = np.asarray(resistance)
     valid = np.isfinite(res) if valid is None else np.asarray(valid, bool)
     suit = np.asarray(suitability, dtype=np.float64)
+    qual = suit if quality is None else np.asarray(quality, dtype=np.float64)
     cell_ha = grid.cell_area_ha
     masks = site_masks(sites, grid, valid)
     if landscape_area_ha is None:
@@ -745,7 +749,7 @@ def evaluate_sites(
         row["habitat_area_ha"] = float(habitat.sum()) * cell_ha
         row["mean_quality"] = float(suit[habitat].mean()) if habitat.any() else math.nan
         row |= site_capacity(
-            suit, res, grid, habitat if habitat.any() else m, replicates=capacity_replicates, seed=seed, **territory
+            qual, res, grid, habitat if habitat.any() else m, replicates=capacity_replicates, seed=seed, **territory
         )
         if cwd_src is not None:
             c = cwd_src[m]
@@ -1035,6 +1039,7 @@ def simulate_sites(
     source: SourceRegion,
     params: Any,
     territories: Any = None,
+    quality: np.ndarray | None = None,
     min_suitability: float = 0.5,
     territory: Mapping[str, Any] | None = None,
     margin_m: float = 25_000.0,
@@ -1044,11 +1049,14 @@ def simulate_sites(
     """Simulate the population released in each site (:func:`leopardgeo.simulate.simulate_site`).
 
     The landscape is ``territories`` (a :class:`~leopardgeo.territories.TerritoryResult`
-    on ``grid``, e.g. from the territories stage) when given; otherwise
-    territories are packed with ``territory`` on the habitat (patch cells or
-    suitability >= ``min_suitability``) of the bounding box of the site and
-    the source plus ``margin_m``.  The source's territories start occupied
-    (``params.source_fill``) and exchange dispersers with the site.
+    on ``grid``, e.g. from the territories stage) when given, restricted to
+    territories within half the site's ``cwd_to_source`` plus ``margin_m`` of
+    the site or the source; otherwise territories are packed with
+    ``territory`` on ``quality`` (default: suitability) over the habitat
+    (patch cells or suitability >= ``min_suitability``) of the bounding box
+    of the site and the source plus ``margin_m``.  The source's territories
+    start occupied (``params.source_fill``) and exchange dispersers with the
+    site.
 
     Parameters
     ----------
@@ -1070,22 +1078,28 @@ def simulate_sites(
     territory = dict(territory or {})
     res = np.asarray(resistance, dtype=np.float64)
     suit = np.asarray(suitability, dtype=np.float64)
+    qual = suit if quality is None else np.asarray(quality, dtype=np.float64)
+    row_cwd = dict(zip(sites["site_id"].astype(int), sites["cwd_to_source"], strict=True)) if "cwd_to_source" in sites else {}
     out: dict[str, Any] = {}
     for sid, name in zip(sites["site_id"], sites["name"], strict=True):
         site = masks[int(sid)]
+        within = None
         if territories is not None and getattr(territories, "grid", None) is not None and territories.grid.same_as(grid):
             terr, r_w, site_w, src_w = territories, res, site, source.mask
+            # keep the territories within reach: every cell of a least-cost path site-source lies within half its
+            # cost of one end, plus the margin
+            half = 0.5 * float(row_cwd.get(int(sid), math.inf))
+            within = (half if math.isfinite(half) else 0.0) + margin_m
         else:
             win = _window(site | source.mask, math.ceil(margin_m / grid.cell_size_m))
             sub = Grid(grid.crs, grid.transform * Affine.translation(win[1].start, win[0].start), res[win].shape)
-            q = suit[win]
-            habitat = (
-                ((labels[win] > 0) | (np.nan_to_num(q, nan=-1.0) >= min_suitability)) & np.isfinite(q) & np.isfinite(res[win])
-            )
+            q = qual[win]
+            s_w = np.nan_to_num(suit[win], nan=-1.0)
+            habitat = ((labels[win] > 0) | (s_w >= min_suitability)) & np.isfinite(q) & np.isfinite(res[win])
             terr = pack_territories(np.where(habitat, q, np.nan), res[win], sub, habitat=habitat, seed=seed, **territory)
             r_w, site_w, src_w = res[win], site[win], source.mask[win]
         try:
-            out[str(name)] = simulate_site(terr, r_w, site_w, src_w, params, workers=workers)
+            out[str(name)] = simulate_site(terr, r_w, site_w, src_w, params, within_cost_m=within, workers=workers)
         except DataError as exc:
             logger.warning("simulation of site %s skipped: %s", name, exc)
     return out

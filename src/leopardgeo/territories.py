@@ -11,7 +11,12 @@ holds enough resource, here the sum of quality × cell area in hectares.
    rounded down to bins of :data:`QUALITY_BIN` (0.05; a value within 1e-6 of a
    bin edge counts as the upper bin), and cells of one bin are taken in a
    random order drawn from ``seed`` (``numpy.random.default_rng``), so ties and
-   near-ties do not favour the top-left corner.
+   near-ties do not favour the top-left corner.  Among seeds of the best bin
+   left, a free cell bordering a territory already placed comes first (first
+   queued, first tried): territories then tile outwards from each other
+   instead of leaving slivers too small for a territory between them (on
+   uniform habitat this packs 97-99 % of area / need, against about 90 % for
+   a purely random order).
 2. From the seed a territory grows by a Dijkstra search over the resistance
    surface (cells nearest in cost first), only through cells eligible for this
    sex and not yet claimed by a territory of the same sex, until
@@ -36,7 +41,7 @@ The step cost is that of :mod:`leopardgeo.costdist`: step length in metres
 cells, so ``max_cost_m`` is in cost-weighted metres (a plain radius in metres
 where resistance is 1).
 
-Defaults and their sources (``/work/shared/reference/amur-leopard-facts.md``):
+Defaults and their sources:
 
 * ``min_area_ha = 5000``, ``max_area_ha = 30000``: individual Amur leopard
   territory of 5,000–30,000 ha "depending on sex, age and family size"
@@ -53,6 +58,10 @@ Defaults and their sources (``/work/shared/reference/amur-leopard-facts.md``):
   (Chistopolova et al. 2018, Russ. J. Ecol.), but no Amur leopard ratio was found.
 * ``min_quality = 0.5``: the suitability threshold of a habitat core in
   :func:`leopardgeo.patches.extract_patches`.
+* ``max_cost_m = 30000``: a modelling choice, not a leopard measurement: about
+  three times the radius of a disk of ``max_area_ha`` (30,000 ha: 9.8 km), so
+  a territory may stretch along a valley but not become a long thin strip.
+  A smaller radius also makes more seeds fail, which costs time.
 
 Examples
 --------
@@ -68,27 +77,33 @@ Examples
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import numbers
+import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from numba import njit
+from scipy import sparse
 
 import geopandas as gpd
+import shapely
+from rasterio.features import shapes
 
 from leopardgeo.errors import AlignmentError, ConfigError, DataError
 from leopardgeo.grid import Grid
-from leopardgeo.patches import patch_polygons
 from leopardgeo.resistance import check_resistance
 
 __all__ = [
     "QUALITY_BIN",
     "TerritoryResult",
     "capacity",
+    "capacity_table",
     "pack_territories",
     "territory_raster",
 ]
@@ -104,6 +119,10 @@ _REL_EPS = 1e-9
 #: Columns of the territory table before the zone columns.
 _BASE_COLUMNS = ("territory_id", "sex", "area_ha", "mean_quality", "need_ha", "n_cells")
 _RESERVED = {*_BASE_COLUMNS, "geometry", "replicate"}
+
+#: Highest quality bin (quality 1) and the key stride that orders the frontier heap by bin, then first in first out.
+_MAX_BIN = 20
+_BIN_STRIDE = 2.0**40
 
 # Outcomes of one growth.
 _MET, _BEYOND_COST, _TOO_LARGE, _EXHAUSTED = 0, 1, 2, 3
@@ -173,6 +192,7 @@ def _pack_one_sex(
     res,
     eligible,
     order,
+    qbin,
     claimed,
     failed,
     dist,
@@ -193,6 +213,9 @@ def _pack_one_sex(
     first_id,
     out_cells,
     out_qsum,
+    fkey,
+    fcell,
+    queued,
 ):  # pragma: no cover - compiled
     """Pack the territories of one sex; return how many were accepted.
 
@@ -208,9 +231,26 @@ def _pack_one_sex(
     n_nb = drow.size
     target = need_ha * (1.0 - 1e-9)
     n_terr = 0
-    for s in order:
-        if claimed[s] != 0 or failed[s] != 0:
-            continue
+    n_front = 0  # frontier heap: free cells next to accepted territories, best bin first, FIFO within a bin
+    n_pushed = 0
+    i_order = 0
+    n_order = order.size
+    while True:
+        # the best quality bin left: advance the random order past the cells already used
+        while i_order < n_order and (claimed[order[i_order]] != 0 or failed[order[i_order]] != 0):
+            i_order += 1
+        if i_order >= n_order:
+            break
+        s = order[i_order]
+        # among seeds of that bin, prefer one on the frontier of the territories placed so far
+        while n_front > 0:
+            fc = fcell[0]
+            if claimed[fc] != 0 or failed[fc] != 0:
+                _k, fc, n_front = _heap_pop(fkey, fcell, n_front)
+                continue
+            if qbin[fc] == qbin[s]:
+                s = fc
+            break
         size = _heap_push(hkey, hcell, 0, 0.0, s)
         dist[s] = 0.0
         state[s] = 1
@@ -259,6 +299,21 @@ def _pack_one_sex(
             tid = first_id + n_terr
             for i in range(n_mem):
                 claimed[members[i]] = tid
+            for i in range(n_mem):  # queue the free cells bordering the new territory as preferred seeds
+                c = members[i]
+                r = c // n_cols
+                col = c - r * n_cols
+                for k in range(n_nb):
+                    rr = r + drow[k]
+                    cc = col + dcol[k]
+                    if rr < 0 or rr >= n_rows or cc < 0 or cc >= n_cols:
+                        continue
+                    nb = rr * n_cols + cc
+                    if eligible[nb] == 0 or claimed[nb] != 0 or failed[nb] != 0 or queued[nb] != 0:
+                        continue
+                    queued[nb] = 1
+                    n_front = _heap_push(fkey, fcell, n_front, float(_MAX_BIN - qbin[nb]) * _BIN_STRIDE + n_pushed, nb)
+                    n_pushed += 1
             out_cells[n_terr] = n_mem
             out_qsum[n_terr] = qsum
             n_terr += 1
@@ -417,34 +472,81 @@ def _check_sexes(sexes: Sequence[str] | str) -> tuple[str, ...]:
 
 
 # --------------------------------------------------------------------------- helpers
-def _seed_order(q_flat: np.ndarray, cells: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _quality_bins(q_flat: np.ndarray) -> np.ndarray:
+    """Quality bin of every cell (0 .. 20; 0 for no data), int8."""
+    q = np.where(np.isfinite(q_flat), q_flat, 0.0)
+    return np.clip(np.floor(q / QUALITY_BIN + _BIN_EPS), 0, _MAX_BIN).astype(np.int8)
+
+
+def _seed_order(qbin: np.ndarray, cells: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """``cells`` best quality bin first, in random order within a bin."""
     perm = cells[rng.permutation(cells.size)]
-    bins = np.floor(q_flat[perm] / QUALITY_BIN + _BIN_EPS)
-    return perm[np.argsort(-bins, kind="stable")]
+    return perm[np.argsort(-qbin[perm], kind="stable")]
 
 
-def _majority(ids: np.ndarray, zone: np.ndarray, first_id: int, count: int) -> np.ndarray:
-    """Per territory ``first_id .. first_id + count - 1``: its most frequent nonzero zone label (0 if none).
+def _dense_labels(zone: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted nonzero labels of a zone raster and, per cell (flat), 1 + the label's index (0 = none)."""
+    labels = np.unique(zone[zone != 0])
+    flat = zone.ravel()
+    dense = np.where(flat != 0, np.searchsorted(labels, flat) + 1, 0).astype(np.int32)
+    return labels, dense
 
-    Ties go to the smallest label.
+
+def _majority(terr: np.ndarray, dense: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
+    """Per territory ``0 .. count - 1``: the nonzero zone label covering most of its cells (0 if none).
+
+    ``terr`` and ``dense`` hold, per territory cell, its territory index and
+    its zone's dense index (see :func:`_dense_labels`).  Ties go to the
+    smallest label (``argmax`` returns the first maximum).
     """
     out = np.zeros(count, dtype=np.int64)
-    m = (ids > 0) & (zone != 0)
-    if count == 0 or not m.any():
+    keep = dense > 0
+    if count == 0 or not keep.any():
         return out
-    t = ids[m].astype(np.int64)
-    z = zone[m]
-    o = np.lexsort((z, t))
-    t, z = t[o], z[o]
-    starts = np.flatnonzero(np.r_[True, (t[1:] != t[:-1]) | (z[1:] != z[:-1])])
-    counts = np.diff(np.r_[starts, t.size])
-    pt, pz = t[starts], z[starts]
-    o2 = np.lexsort((pz, -counts, pt))
-    pt, pz = pt[o2], pz[o2]
-    first = np.r_[True, pt[1:] != pt[:-1]]
-    out[pt[first] - first_id] = pz[first]
+    votes = sparse.coo_matrix(
+        (np.ones(int(keep.sum()), dtype=np.int64), (terr[keep], dense[keep].astype(np.int64))), shape=(count, labels.size + 1)
+    ).tocsr()  # summing duplicates counts the cells of each (territory, label)
+    best = np.asarray(votes.argmax(axis=1)).ravel()
+    has = best > 0
+    out[has] = labels[best[has] - 1]
     return out
+
+
+def _outlines(ids: np.ndarray, grid: Grid) -> dict[int, object]:
+    """Exact cell outline of each labelled territory: a Polygon, or a MultiPolygon if its cells touch only at corners."""
+    mask = ids > 0
+    if not mask.any():
+        return {}
+    records = list(shapes(ids, mask=mask, connectivity=4, transform=grid.transform))
+    parts = shapely.from_geojson([json.dumps(g) for g, _ in records])
+    labels = np.array([int(v) for _, v in records], dtype=np.int64)
+    out: dict[int, object] = {}
+    order = np.argsort(labels, kind="stable")
+    starts = np.flatnonzero(np.r_[True, labels[order][1:] != labels[order][:-1]])
+    for a, b in zip(starts, np.r_[starts[1:], order.size], strict=True):
+        idx = order[a:b]
+        # the 4-connected pieces of one territory are disjoint: no union needed
+        out[int(labels[idx[0]])] = parts[idx[0]] if idx.size == 1 else shapely.multipolygons(parts[idx])
+    return out
+
+
+class _Scratch:
+    """Work arrays of one packing, allocated once and reset by the kernel cell by cell."""
+
+    def __init__(self, n: int, n_eligible: int, n_nb: int, min_cells: int, max_cells: int) -> None:
+        cap = 1 + n_nb * max_cells + 1  # heap pushes per growth <= 1 + neighbours x settled cells
+        self.dist = np.full(n, np.inf)
+        self.state = np.zeros(n, dtype=np.uint8)
+        self.queued = np.zeros(n, dtype=np.uint8)
+        self.hkey = np.empty(cap, dtype=np.float64)
+        self.hcell = np.empty(cap, dtype=np.int64)
+        self.touched = np.empty(cap, dtype=np.int64)
+        self.members = np.empty(max_cells + 1, dtype=np.int64)
+        max_terr = n_eligible // min_cells + 1  # territories of one sex are disjoint and hold >= min_cells cells
+        self.out_cells = np.empty(max_terr, dtype=np.int64)
+        self.out_qsum = np.empty(max_terr, dtype=np.float64)
+        self.fkey = np.empty(max(n_eligible, 1), dtype=np.float64)  # every eligible cell is queued at most once
+        self.fcell = np.empty(max(n_eligible, 1), dtype=np.int64)
 
 
 def _neighbours(connectivity: int, cell_size_m: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -468,11 +570,12 @@ def pack_territories(
     female_need_ha: float = 5000.0,
     male_multiple: float = 2.0,
     min_quality: float = 0.5,
-    max_cost_m: float = 20000.0,
+    max_cost_m: float = 30000.0,
     sexes: Sequence[str] = ("F", "M"),
     seed: int = 0,
     replicates: int = 1,
     connectivity: int = 8,
+    workers: int | None = None,
 ) -> TerritoryResult:
     """Pack non-overlapping, size-bounded female and male territories on a habitat-quality raster.
 
@@ -516,6 +619,9 @@ def pack_territories(
         gives the rasters and the table, every replicate is counted.
     connectivity
         4 or 8 neighbours for the growth (8: diagonal step = cell size × √2).
+    workers
+        Threads packing replicates in parallel (default: all cores).  The
+        result does not depend on it.
 
     Returns
     -------
@@ -551,7 +657,7 @@ def pack_territories(
     >>> poor.table.groupby("sex")["area_ha"].unique().to_dict()
     {'F': array([20.]), 'M': array([40.])}
     >>> good.replicates.to_dict("records")
-    [{'replicate': 0, 'females': 17, 'males': 8, 'adults': 25}]
+    [{'replicate': 0, 'females': 19, 'males': 9, 'adults': 28}]
     """
     if not isinstance(grid, Grid):
         msg = f"grid: expected a leopardgeo.grid.Grid, found {type(grid).__name__}. Build it with Grid.from_bounds(...)."
@@ -604,78 +710,87 @@ def pack_territories(
     q_flat = np.ascontiguousarray(np.where(np.isfinite(q), q, 0.0).ravel())
     r_flat = np.ascontiguousarray(np.where(np.isfinite(r), r, 1.0).ravel())
     elig_flat = np.ascontiguousarray(eligible.ravel().view(np.uint8))
+    del q, r, eligible
+    qbin = _quality_bins(q_flat)
     cells = np.flatnonzero(elig_flat).astype(np.int64)
     n = q_flat.size
     min_cells = max(1, math.ceil(min_area / cell_ha * (1 - _REL_EPS)))
     max_cells = max(0, min(math.floor(max_area / cell_ha * (1 + _REL_EPS)), cells.size))
     drow, dcol, step_m = _neighbours(int(connectivity), grid.cell_size_m)
-    cap = 1 + drow.size * max_cells + 1
-    # scratch, allocated once and reset by the kernel cell by cell
-    dist = np.full(n, np.inf)
-    state = np.zeros(n, dtype=np.uint8)
-    hkey = np.empty(cap, dtype=np.float64)
-    hcell = np.empty(cap, dtype=np.int64)
-    touched = np.empty(cap, dtype=np.int64)
-    members = np.empty(max_cells + 1, dtype=np.int64)
-    max_terr = cells.size // min_cells + 1
-    out_cells = np.empty(max_terr, dtype=np.int64)
-    out_qsum = np.empty(max_terr, dtype=np.float64)
+    zone_index = {name: _dense_labels(zr) for name, zr in zone_rasters.items()}
+    n_cols = grid.shape[1]
 
-    rasters: dict[str, np.ndarray] = {}
-    rep_rows = []
-    terr_frames = []
-    for rep in range(n_rep):
+    def one_replicate(rep: int) -> tuple[list[pd.DataFrame], dict[str, int], dict[str, np.ndarray]]:
+        scratch = _Scratch(n, cells.size, drow.size, min_cells, max_cells)
         rng = np.random.default_rng(seed0 + rep)
         next_id = 1
         counts = {"F": 0, "M": 0}
+        frames = []
+        rasters = {}
         for sex in ("F", "M"):
-            order = _seed_order(q_flat, cells, rng)  # drawn for both sexes, so a replicate's female order never depends on sexes
+            order = _seed_order(qbin, cells, rng)  # drawn for both sexes, so a replicate's female order never depends on sexes
             if sex not in sex_list:
                 continue
             claimed = np.zeros(n, dtype=np.int32)
             failed = np.zeros(n, dtype=np.uint8)
+            scratch.queued[:] = 0
             k = _pack_one_sex(
-                q_flat, r_flat, elig_flat, order, claimed, failed, dist, state, hkey, hcell, touched, members,
-                grid.shape[1], drow, dcol, step_m, cell_ha, needs[sex], min_cells, max_cells, max_cost, next_id,
-                out_cells, out_qsum,
+                q_flat, r_flat, elig_flat, order, qbin, claimed, failed, scratch.dist, scratch.state, scratch.hkey,
+                scratch.hcell, scratch.touched, scratch.members, n_cols, drow, dcol, step_m, cell_ha, needs[sex],
+                min_cells, max_cells, max_cost, next_id, scratch.out_cells, scratch.out_qsum, scratch.fkey,
+                scratch.fcell, scratch.queued,
             )  # fmt: skip
-            ids = claimed.reshape(grid.shape)
             frame = pd.DataFrame(
                 {
                     "replicate": np.full(k, rep, dtype=np.int64),
                     "territory_id": np.arange(next_id, next_id + k, dtype=np.int64),
                     "sex": sex,
-                    "area_ha": out_cells[:k] * cell_ha,
-                    "mean_quality": out_qsum[:k] / np.maximum(out_cells[:k], 1),
+                    "area_ha": scratch.out_cells[:k] * cell_ha,
+                    "mean_quality": scratch.out_qsum[:k] / np.maximum(scratch.out_cells[:k], 1),
                     "need_ha": needs[sex],
-                    "n_cells": out_cells[:k].copy(),
+                    "n_cells": scratch.out_cells[:k].copy(),
                 }
             )
-            for name, zr in zone_rasters.items():
-                frame[name] = _majority(ids, zr, next_id, k)
-            terr_frames.append(frame)
+            in_terr = np.flatnonzero(claimed)
+            terr_of = claimed[in_terr].astype(np.int64) - next_id
+            for name, (labels, dense) in zone_index.items():
+                frame[name] = _majority(terr_of, dense[in_terr], labels, k)
+            frames.append(frame)
             counts[sex] = k
             next_id += k
             if rep == 0:
-                rasters[sex] = ids
-        rep_rows.append({"replicate": rep, "females": counts["F"], "males": counts["M"], "adults": counts["F"] + counts["M"]})
+                rasters[sex] = claimed.reshape(grid.shape)
         logger.debug("territories, replicate %d: %d F, %d M", rep, counts["F"], counts["M"])
+        return frames, counts, rasters
+
+    n_workers = min(n_rep, _integer(workers, "workers", minimum=1) if workers is not None else (os.cpu_count() or 1))
+    if n_workers > 1:  # replicates are independent and the kernel releases the GIL
+        with ThreadPoolExecutor(max_workers=n_workers) as pool:
+            runs = list(pool.map(one_replicate, range(n_rep)))
+    else:
+        runs = [one_replicate(rep) for rep in range(n_rep)]
+    terr_frames = [f for frames, _, _ in runs for f in frames]
+    rep_rows = [
+        {"replicate": rep, "females": c["F"], "males": c["M"], "adults": c["F"] + c["M"]} for rep, (_, c, _) in enumerate(runs)
+    ]
+    rasters = runs[0][2]
 
     columns = ["replicate", *_BASE_COLUMNS, *zone_rasters]
     rep_terr = pd.concat([f for f in terr_frames if len(f)], ignore_index=True) if any(len(f) for f in terr_frames) else None
     if rep_terr is None:
-        rep_terr = terr_frames[0].iloc[:0]
+        rep_terr = terr_frames[0].iloc[:0].copy()
+        for name in zone_rasters:
+            rep_terr[name] = pd.Series([], dtype=np.int64)
     rep_terr = rep_terr[columns].reset_index(drop=True)
     female = rasters.get("F", np.zeros(grid.shape, dtype=np.int32))
     male = rasters.get("M", np.zeros(grid.shape, dtype=np.int32))
     attrs = rep_terr[rep_terr["replicate"] == 0].drop(columns="replicate").reset_index(drop=True)
     geoms: dict[int, object] = {}
     for ids in (female, male):
-        polys = patch_polygons(ids, grid)
-        geoms.update(zip(polys["patch_id"].tolist(), polys.geometry.to_numpy(), strict=True))
+        geoms.update(_outlines(ids, grid))
     table = gpd.GeoDataFrame(attrs, geometry=[geoms[i] for i in attrs["territory_id"].tolist()], crs=grid.crs)
     reps = pd.DataFrame(rep_rows, columns=["replicate", "females", "males", "adults"]).astype("int64")
-    labels = {name: np.unique(zr[zr != 0]) for name, zr in zone_rasters.items()}
+    labels = {name: lab for name, (lab, _) in zone_index.items()}
     logger.info(
         "territories: %d female, %d male (replicate 0 of %d); %d eligible cells",
         int(reps["females"].iloc[0]),
@@ -725,10 +840,10 @@ def capacity(result: TerritoryResult, zone: str) -> pd.DataFrame:
     ... )
     >>> cap = capacity(res, "patch")
     >>> cap[["patch", "females", "males", "adults"]].to_dict("records")
-    [{'patch': 1, 'females': 8, 'males': 4, 'adults': 12}, {'patch': 2, 'females': 9, 'males': 4, 'adults': 13}]
-    >>> cap[["patch", "females_mean", "females_min", "females_max"]].round(2).to_dict("records")
-    [{'patch': 1, 'females_mean': 8.67, 'females_min': 8, 'females_max': 9},
-     {'patch': 2, 'females_mean': 8.67, 'females_min': 8, 'females_max': 9}]
+    [{'patch': 1, 'females': 10, 'males': 5, 'adults': 15}, {'patch': 2, 'females': 9, 'males': 4, 'adults': 13}]
+    >>> cap[["patch", "adults_mean", "adults_min", "adults_max"]].round(2).to_dict("records")
+    [{'patch': 1, 'adults_mean': 14.33, 'adults_min': 14, 'adults_max': 15},
+     {'patch': 2, 'adults_mean': 13.33, 'adults_min': 13, 'adults_max': 14}]
     >>> list(cap.columns[4:8])
     ['females_mean', 'females_sd', 'females_min', 'females_max']
     """
@@ -758,6 +873,84 @@ def capacity(result: TerritoryResult, zone: str) -> pd.DataFrame:
         out[f"{what}_sd"] = arr.std(axis=0, ddof=1) if n_rep > 1 else np.full(arr.shape[1], np.nan)
         out[f"{what}_min"] = arr.min(axis=0)
         out[f"{what}_max"] = arr.max(axis=0)
+    return out
+
+
+#: Counted quantities of a capacity table.
+_COUNTS = ("females", "males", "adults")
+
+
+def _stats(arr: np.ndarray) -> dict[str, float]:
+    """Mean, sample sd (NaN for one value), min and max of per-replicate counts."""
+    return {
+        "mean": float(arr.mean()),
+        "sd": float(arr.std(ddof=1)) if arr.size > 1 else math.nan,
+        "min": float(arr.min()),
+        "max": float(arr.max()),
+    }
+
+
+def capacity_table(result: TerritoryResult, names: Mapping[str, Mapping[int, tuple[str, str]]] | None = None) -> pd.DataFrame:
+    """Capacity of every zone layer and of the whole area in one table (``capacity.csv``).
+
+    Parameters
+    ----------
+    result
+        Output of :func:`pack_territories`.
+    names
+        Optional ``{zone layer: {label: (zone, name)}}``: how each label is
+        shown, e.g. ``{"country": {1: ("CHN", "China")}}``.  Labels without an
+        entry show the label itself and an empty name; label 0 (territories
+        outside every zone of the layer) shows as zone ``"none"``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``zone_type`` (a zone layer, or ``"all"``), ``zone``,
+        ``name``, ``females``, ``males``, ``adults`` (replicate 0) and
+        ``<what>_mean``, ``<what>_sd``, ``<what>_min``, ``<what>_max`` over the
+        replicates.  Within a zone layer each territory counts once, for the
+        label covering most of its cells, so the counts of a layer sum to the
+        ``all`` row.
+
+    Examples
+    --------
+    >>> from leopardgeo.grid import Grid
+    >>> g = Grid.from_bounds((0, 0, 2000, 1000), cell_size_m=100, crs="EPSG:32652")
+    >>> halves = np.ones(g.shape, dtype="int32")
+    >>> halves[:, 10:] = 2
+    >>> res = pack_territories(np.ones(g.shape), np.ones(g.shape), g, zones={"country": halves},
+    ...                        min_area_ha=5, max_area_ha=40, female_need_ha=10)
+    >>> t = capacity_table(res, {"country": {1: ("CHN", "China"), 2: ("RUS", "Russia")}})
+    >>> t[["zone_type", "zone", "name", "females", "males", "adults"]].to_dict("records")
+    [{'zone_type': 'country', 'zone': 'CHN', 'name': 'China', 'females': 10, 'males': 5, 'adults': 15},
+     {'zone_type': 'country', 'zone': 'RUS', 'name': 'Russia', 'females': 9, 'males': 4, 'adults': 13},
+     {'zone_type': 'all', 'zone': 'all', 'name': 'all', 'females': 19, 'males': 9, 'adults': 28}]
+    """
+    frames = []
+    for zone_type in result.zone_labels:
+        cap = capacity(result, zone_type)
+        lookup = (names or {}).get(zone_type, {})
+        shown = [
+            ("none", f"outside every {zone_type.replace('_', ' ')}") if int(v) == 0 else lookup.get(int(v), (str(int(v)), ""))
+            for v in cap[zone_type]
+        ]
+        cap = cap.drop(columns=zone_type)
+        cap.insert(0, "name", [n for _, n in shown])
+        cap.insert(0, "zone", [z for z, _ in shown])
+        cap.insert(0, "zone_type", zone_type)
+        frames.append(cap)
+    reps = result.replicates
+    total: dict[str, object] = {"zone_type": "all", "zone": "all", "name": "all"}
+    total |= {what: int(reps[what].iloc[0]) for what in _COUNTS}
+    for what in _COUNTS:
+        total |= {f"{what}_{k}": v for k, v in _stats(reps[what].to_numpy(dtype=np.float64)).items()}
+    frames.append(pd.DataFrame([total]))
+    out = pd.concat(frames, ignore_index=True)
+    for what in _COUNTS:
+        out[what] = out[what].astype(np.int64)
+        out[f"{what}_min"] = out[f"{what}_min"].astype(np.int64)
+        out[f"{what}_max"] = out[f"{what}_max"].astype(np.int64)
     return out
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 import numpy as np
+import pandas as pd
 
 from leopardgeo import __version__
 from leopardgeo.cli.options import debug_option, out_option, overwrite_option, verbosity_options
@@ -139,7 +140,54 @@ def _print_summary(table: Any, result: Any) -> None:
     if result.graph is not None:
         _print_links(con, result.graph)
     _print_connectivity(con, result)
+    _print_territory_line(con, result.out_dir)
     con.print(f"Outputs written to {result.out_dir}/")
+
+
+def _print_territory_line(con: Any, out_dir: Path | None) -> None:
+    """One line: territories by country (replicate 0) and the range of adults over the replicates."""
+    from leopardgeo.report import read_capacity
+
+    table = read_capacity(out_dir) if out_dir is not None else None
+    if table is None:
+        return
+    by = table[table["zone_type"] == "country"]
+    total = table[table["zone_type"] == "all"].iloc[0]
+    parts = [f"{r.zone} {r.females} F / {r.males} M / {r.adults} adults" for r in by.itertuples(index=False)]
+    parts.append(f"all {total.females} F / {total.males} M / {total.adults} adults")
+    con.print(
+        f"Territories: {'; '.join(parts)} "
+        f"(adults {total.adults_min}-{total.adults_max} over the replicates; see capacity.csv)."
+    )
+
+
+def _print_capacity(con: Any, table: Any, top: int) -> None:
+    """The "Territory capacity" table in the terminal: all, countries, protected areas, then the largest patches."""
+    from rich.table import Table
+
+    from leopardgeo.report import capacity_rows
+
+    rows = capacity_rows(table)
+    patches = rows[rows["zone_type"] == "patch"]
+    rows = pd.concat([rows[rows["zone_type"] != "patch"], patches.head(top)])
+    t = Table(title=f"Territory capacity ({len(patches)} patches; the {min(top, len(patches))} holding most shown)")
+    for col in ("zone type", "zone", "name"):
+        t.add_column(col)
+    for col in ("females", "males", "adults", "adults mean ± sd", "adults range"):
+        t.add_column(col, justify="right")
+    for r in rows.itertuples(index=False):
+        sd = "" if r.adults_sd != r.adults_sd else f" ± {r.adults_sd:.1f}"
+        t.add_row(
+            r.zone_type.replace("_", " "),
+            str(r.zone),
+            str(r.name),
+            str(r.females),
+            str(r.males),
+            str(r.adults),
+            f"{r.adults_mean:.1f}{sd}",
+            f"{r.adults_min}-{r.adults_max}",
+        )
+    con.print(t)
 
 
 def _print_connectivity(con: Any, result: Any) -> None:
@@ -312,6 +360,12 @@ def report(out_dir: Path, top: int, overwrite: bool) -> None:
     if "score" in table.columns or fence is not None or perm is not None:
         _print_crossborder(con, xtable, fence, top)
         written += write_crossborder_report(xtable, fence, perm, out_dir, overwrite=overwrite)
+    from leopardgeo.report import read_capacity, write_capacity_report
+
+    capacity = read_capacity(out_dir)
+    if capacity is not None:
+        _print_capacity(con, capacity, top)
+        written += write_capacity_report(capacity, out_dir, overwrite=overwrite)
     if (out_dir / "sites.csv").is_file():
         from leopardgeo.report import sites_report, write_sites_report
 
@@ -508,6 +562,54 @@ def sites(ctx: click.Context, config: Path | None, out: Path | None, overwrite: 
     if not quiet:
         con = _console()
         _print_sites(con, table, doc, sim, top)
+        con.print("Written: " + ", ".join(str(p) for p in written))
+
+
+@cli.command()
+@click.argument("config", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@out_option
+@overwrite_option
+@click.option("--top", type=int, default=20, show_default=True, help="Patches to print (all rows go to the files).")
+@click.pass_context
+def territories(ctx: click.Context, config: Path | None, out: Path | None, overwrite: bool, top: int) -> None:
+    r"""Pack territories and count the carrying capacity of CONFIG (default: the embedded Amur study area).
+
+    Runs the stages packing needs (inputs, habitat, resistance, patches; no
+    links, corridors or circuit), then packs female and male territories of
+    [territories] on the patches.  Prints females, males and adults by
+    country, protected area and patch (with the range over the replicates);
+    writes the run's outputs (the territories layer, territories.tif,
+    capacity.csv, capacity.json) plus capacity.md.
+
+    \b
+    Example:
+      leopardgeo territories --out out_terr --overwrite
+    """
+    from leopardgeo.config import demo_config, load_config
+    from leopardgeo.errors import OutputExistsError
+    from leopardgeo.pipeline import run as run_pipeline
+    from leopardgeo.report import CAPACITY_FILES, read_capacity, write_capacity_report
+
+    cfg = load_config(config) if config else demo_config()
+    cfg = cfg.replace(
+        links=dataclasses.replace(cfg.links, enabled=False),
+        circuit=dataclasses.replace(cfg.circuit, enabled=False),
+        territories=dataclasses.replace(cfg.territories, enabled=True),
+        sites=dataclasses.replace(cfg.sites, enabled=False),
+    )
+    quiet = ctx.obj["verbosity"] < 0
+    out_dir = out if out is not None else Path(cfg.output.dir or "out")
+    overwrite = overwrite or cfg.output.overwrite
+    existing = [n for n in CAPACITY_FILES if (out_dir / n).exists()]
+    if existing and not overwrite:
+        msg = f"{out_dir}: expected no earlier capacity report, found {existing}. Pass --overwrite to replace them."
+        raise OutputExistsError(msg)
+    run_pipeline(cfg, out_dir=out_dir, overwrite=overwrite, progress=not quiet and sys.stderr.isatty())
+    table = read_capacity(out_dir)
+    written = write_capacity_report(table, out_dir, overwrite=overwrite)
+    if not quiet:
+        con = _console()
+        _print_capacity(con, table, top)
         con.print("Written: " + ", ".join(str(p) for p in written))
 
 
