@@ -525,3 +525,26 @@ simulation_runs = 20
     res = CliRunner().invoke(cli, ["report", str(out), "--overwrite"])
     assert res.exit_code == 0, res.output
     assert "Reintroduction sites" in res.output and (out / "sites_report.csv").exists()
+
+
+def test_distance_to_resident_territories(landscape):
+    """Territories with half their area in the source are the residents; others (e.g. in a site) are ignored."""
+    ls = landscape
+    g = ls["grid"]
+    src = find_source(g, labels=ls["labels"], patches=ls["patches"], protected_areas=ls["pas"])
+    x0, y1 = 500_000, 4_800_000
+    terr = gpd.GeoDataFrame(
+        {"sex": ["F", "F", "M"]},
+        geometry=[
+            shapely.box(x0 + 500, y1 - 2000, x0 + 1500, y1 - 1500),  # half inside the source (cols 5-15, source to col 10)
+            shapely.box(x0 + 3000, y1 - 2000, x0 + 3500, y1 - 1500),  # inside the big site: not a resident
+            shapely.box(x0 + 200, y1 - 2500, x0 + 400, y1 - 2300),  # wholly in the source
+        ],
+        crs=g.crs,
+    )
+    out = evaluate_sites(
+        prepare_sites(ls["sites"], g), suitability=ls["suit"], resistance=ls["res"], labels=ls["labels"],
+        patches=ls["patches"], grid=g, source=src, territories=terr, territory=TERR, capacity_replicates=1,
+    )  # fmt: skip
+    # big site starts at x0 + 2000; the first territory ends at x0 + 1500 -> 500 m; small site starts at x0 + 8000
+    assert out["dist_to_territory_m"].tolist() == pytest.approx([500.0, 6500.0])

@@ -38,7 +38,8 @@ Per site (:func:`evaluate_sites`)
       ``road_density_km_per_km2`` (when a roads layer is given),
       ``protected_frac``.
     * ``dist_to_territory_m``: distance to the nearest existing territory in
-      the source (or to the source itself when no territories are given).
+      the source -- one with at least half its area there -- (or to the source
+      itself when no territories are given).
 
 Score (:func:`score_sites`)
     Each criterion is min-max normalised over the candidates to 0..1 (1 =
@@ -556,6 +557,17 @@ def add_patch_gain(
     return out
 
 
+def _territories_in(geoms: np.ndarray, region: Any, share: float = 0.5) -> np.ndarray:
+    """The territories with at least ``share`` of their area inside ``region`` (the residents of the source)."""
+    geoms = np.asarray(geoms)
+    hit = shapely.intersects(geoms, region)
+    cand = geoms[hit]
+    if cand.size == 0:
+        return cand
+    inside = shapely.area(shapely.intersection(cand, region)) >= share * shapely.area(cand)
+    return cand[inside]
+
+
 def _class_share(landcover: np.ndarray | None, mask: np.ndarray, classes: Sequence[int]) -> float:
     if landcover is None:
         return math.nan
@@ -694,7 +706,8 @@ def evaluate_sites(
         Road lines in the grid CRS (``road_density_km_per_km2``); None gives NaN.
     territories
         Existing territory polygons (``dist_to_territory_m``: the nearest one
-        lying in a source patch); None: the distance to the source itself.
+        with at least half its area in the source); None, or none in the
+        source: the distance to the source itself.
     quality
         Habitat quality 0..1 the territories are packed on (default: suitability).
     min_suitability
@@ -731,15 +744,11 @@ def evaluate_sites(
     cwd_src = None
     if src_cells.any():
         cwd_src = cost_distance(res, src_cells.astype(np.int32), cell_size_m=grid.cell_size_m, connectivity=connectivity).cost
-    targets = None
+    targets = source.geometry
     if territories is not None and len(territories):
-        t = territories
-        if "patch_id" in t.columns and source.patch_ids:
-            t = t[t["patch_id"].isin(source.patch_ids)]
-        if len(t):
-            targets = shapely.union_all(t.geometry.to_numpy())
-    if targets is None:
-        targets = source.geometry
+        resident = _territories_in(territories.geometry.to_numpy(), source.geometry)
+        if resident.size:
+            targets = shapely.union_all(resident)
     rows = []
     for i, (sid, name, geom) in enumerate(zip(sites["site_id"], sites["name"], sites.geometry, strict=True)):
         m = masks[i]
