@@ -525,6 +525,10 @@ simulation_runs = 20
     res = CliRunner().invoke(cli, ["report", str(out), "--overwrite"])
     assert res.exit_code == 0, res.output
     assert "Reintroduction sites" in res.output and (out / "sites_report.csv").exists()
+    res = CliRunner().invoke(cli, ["run", str(tmp_path / "c.toml"), "--out", str(tmp_path / "run")])  # on by default
+    assert res.exit_code == 0, res.output
+    assert "Reintroduction sites (2; source Land of the Leopard): best Ближний" in res.output
+    assert (tmp_path / "run" / "simulation.png").exists()
 
 
 def test_distance_to_resident_territories(landscape):

@@ -231,6 +231,16 @@ def _print_connectivity(con: Any, result: Any) -> None:
     if getattr(result, "scores", None) is not None and len(result.scores):
         top = result.scores.iloc[0]
         con.print(f"Best corridor by score: {int(top['patch_a'])}-{int(top['patch_b'])} ({top['score']:.0f} / 100).")
+    if getattr(result, "sites", None) is not None and len(result.sites.table):
+        best = result.sites.table.iloc[0]
+        p50 = best.get("persistence_50y", float("nan"))
+        con.print(
+            f"Reintroduction sites ({len(result.sites.table)}; source {result.sites.source.name}): best {best['name']}, "
+            f"score {best['score']:.0f} / 100, first in {100 * best['first_share']:.0f} % of weight draws, "
+            f"{int(best['capacity_females'])} F / {int(best['capacity_males'])} M territories"
+            + ("" if p50 != p50 else f", persistence at 50 years {p50:.2f}")
+            + " (layer sites, sites.csv)."
+        )
     if result.barriers is not None and len(result.barriers.top):
         b = result.barriers.top.iloc[0]
         con.print(
