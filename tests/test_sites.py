@@ -552,3 +552,20 @@ def test_distance_to_resident_territories(landscape):
     )  # fmt: skip
     # big site starts at x0 + 2000; the first territory ends at x0 + 1500 -> 500 m; small site starts at x0 + 8000
     assert out["dist_to_territory_m"].tolist() == pytest.approx([500.0, 6500.0])
+
+
+def test_duplicate_names_are_made_unique(landscape):
+    g = landscape["grid"]
+    twins = landscape["sites"].assign(название=["Участок", "Участок"])
+    assert prepare_sites(twins, g)["name"].tolist() == ["Участок #1", "Участок #2"]
+
+
+def test_cli_sites_without_candidates_fails_before_running(tmp_path):
+    from click.testing import CliRunner
+
+    from leopardgeo.cli import cli
+
+    (tmp_path / "c.toml").write_text('[grid]\ntemplate = "missing.tif"\n')
+    res = CliRunner().invoke(cli, ["sites", str(tmp_path / "c.toml"), "--out", str(tmp_path / "o")])
+    assert res.exit_code != 0 and "[inputs] sites" in res.output and "candidates = 'auto'" in res.output
+    assert not (tmp_path / "o").exists()

@@ -1029,6 +1029,8 @@ def run(
             if graph is not None:
                 scores = compute_scores(config, graph)
             sites = None
+            if config.sites.enabled and "sites" not in extras:
+                logger.info("reintroduction sites skipped: no [inputs] sites and [sites] candidates = 'layer'")
             if "sites" in extras:
                 t = time.perf_counter()
                 step("reintroduction sites")

@@ -191,7 +191,7 @@ def prepare_sites(sites: gpd.GeoDataFrame, grid: Grid, *, name_field: str | None
     name_field
         Column of the site names; default ``name`` (any case), else the first
         text column, else ``"site <id>"``.  Names are kept verbatim (Cyrillic
-        included).
+        included); a name given to several sites gets `` #<site_id>``.
     what
         Layer name for messages.
 
@@ -232,6 +232,10 @@ def prepare_sites(sites: gpd.GeoDataFrame, grid: Grid, *, name_field: str | None
         str(v) if col is not None and isinstance(v, str) and v.strip() else f"site {i + 1}"
         for i, v in enumerate(gdf[col] if col is not None else [None] * len(gdf))
     ]
+    seen: dict[str, int] = {}
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+    names = [f"{n} #{i + 1}" if seen[n] > 1 else n for i, n in enumerate(names)]  # names key the outputs: unique
     out = gpd.GeoDataFrame(
         {"site_id": np.arange(1, len(gdf) + 1, dtype="int64"), "name": names}, geometry=list(geoms), crs=grid.crs
     )

@@ -554,6 +554,11 @@ def sites(ctx: click.Context, config: Path | None, out: Path | None, overwrite: 
         sites=dataclasses.replace(cfg.sites, enabled=True),
         barrier_mapper=dataclasses.replace(cfg.barrier_mapper, enabled=False),
     )
+    if cfg.sites.candidates == "layer" and cfg.inputs.sites is None:
+        from leopardgeo.errors import ConfigError
+
+        msg = "[sites]: expected candidate sites, found none. Set [inputs] sites, [sites] candidates = 'auto' or a file."
+        raise ConfigError(msg)
     quiet = ctx.obj["verbosity"] < 0
     out_dir = out if out is not None else Path(cfg.output.dir or "out")
     overwrite = overwrite or cfg.output.overwrite
@@ -561,12 +566,7 @@ def sites(ctx: click.Context, config: Path | None, out: Path | None, overwrite: 
     if existing and not overwrite:
         msg = f"{out_dir}: expected no earlier sites report, found {existing}. Pass --overwrite to replace them."
         raise OutputExistsError(msg)
-    result = run_pipeline(cfg, out_dir=out_dir, overwrite=overwrite, progress=not quiet and sys.stderr.isatty())
-    if result.sites is None:
-        from leopardgeo.errors import ConfigError
-
-        msg = "[sites]: expected candidate sites, found none. Set [inputs] sites, [sites] candidates = 'auto' or a file."
-        raise ConfigError(msg)
+    run_pipeline(cfg, out_dir=out_dir, overwrite=overwrite, progress=not quiet and sys.stderr.isatty())
     table, doc, sim = sites_report(out_dir)
     written = write_sites_report(table, doc, sim, out_dir, overwrite=overwrite)
     if not quiet:
