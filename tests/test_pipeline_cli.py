@@ -46,6 +46,7 @@ def test_geopackage_layers_crs_and_areas(demo_run):
         "border_permeability",
         "fence_links",
         "territories",
+        "sites",
     ]
     for name in layers:
         info = pyogrio.read_info(gpkg, layer=name)
@@ -357,6 +358,30 @@ def test_cli_crossborder_command_runs_the_stage(tmp_path, monkeypatch):
     assert (tmp_path / "xb" / "crossborder.csv").exists()
     res = CliRunner().invoke(cli, ["crossborder", str(path), "--out", str(tmp_path / "xb")])
     assert res.exit_code != 0 and "--overwrite" in res.output
+
+
+def test_demo_southern_sikhote_alin_sites(demo_run):
+    """The demo's sites get a capacity, a finite connection to Land of the Leopard NP, a score and a rank."""
+    result, out = demo_run
+    s = result.sites
+    assert s is not None and s.source.name == "Land of the Leopard" and s.source.kind == "protected_area"
+    t = s.table.set_index("name")
+    assert set(t.index) == {"Lazovsky / Zov Tigra", "Ussuriysky"}
+    assert (t["capacity_females"] > 0).all() and (t["capacity_males"] > 0).all()
+    assert (t["capacity_females_min"] <= t["capacity_females_max"]).all()
+    assert np.isfinite(t["cwd_to_source"]).all() and (t["cwd_to_source"] >= t["euclid_to_source_m"]).all()  # resistance >= 1
+    assert np.isfinite(t["eff_resistance"]).all() and (t["eff_resistance"] > 0).all()
+    assert t.loc["Ussuriysky", "euclid_to_source_m"] < t.loc["Lazovsky / Zov Tigra", "euclid_to_source_m"]  # ~50 vs ~120 km
+    assert t["score"].between(0, 100).all() and sorted(t["rank"]) == [1, 2]
+    assert t["first_share"].sum() == pytest.approx(1.0)
+    assert (t["dPC_gain_pct"] > 0).all() and t["protected_frac"].between(0, 1).all()
+    assert (t["cropland_frac"] == 0).all()  # both sites lie in forest (MODIS classes 1-5)
+    layer = gpd.read_file(out / "leopardgeo.gpkg", layer="sites")
+    assert list(layer["name"]) == list(s.table["name"]) and layer.crs == result.grid.crs
+    csv = pd.read_csv(out / "sites.csv")
+    assert list(csv["rank"]) == [1, 2] and "n_capacity_females" in csv.columns
+    doc = json.loads((out / "sites.json").read_text())
+    assert doc["source"] == "Land of the Leopard" and {r["name"] for r in doc["rank_stability"]} == set(t.index)
 
 
 # ---------------------------------------------------------------------- territories on the demo

@@ -63,6 +63,7 @@ __all__ = [
     "BarrierMode",
     "RunConfig",
     "ScoreConfig",
+    "SiteConfig",
     "TerritoryConfig",
     "TerritoryQuality",
     "VectorInput",
@@ -544,6 +545,126 @@ class ScoreConfig:
             raise ConfigError(msg)
 
 
+def _default_site_weights() -> dict[str, float]:
+    from leopardgeo.sites import DEFAULT_WEIGHTS
+
+    return dict(DEFAULT_WEIGHTS)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SiteConfig:
+    """Reintroduction site evaluation (see :mod:`leopardgeo.sites`)."""
+
+    enabled: bool = _f(True, doc="evaluate reintroduction sites in `leopardgeo run` (needs candidates: [inputs] sites or 'auto')")
+    candidates: str | VectorInput = _f(
+        "layer",
+        doc=(
+            "'layer' ([inputs] sites: the demo's southern Sikhote-Alin sites), 'auto' (habitat patches away from the "
+            "source holding >= min_females female territories) or a vector {path = ..., layer = ...} in any CRS"
+        ),
+    )
+    name_field: str | None = _f(None, doc="column of the site names; default 'name' (any case), else the first text column")
+    source: str = _f(
+        "Land of the Leopard",
+        doc=(
+            "source population: protected area(s) whose NAME contains this (case-insensitive); the largest patch if none "
+            "does. Land of the Leopard NP holds the remaining wild Amur leopards (Vitkalova et al. 2018)"
+        ),
+    )
+    min_females: int = _f(
+        5,
+        doc="candidates = 'auto': least number of female territories a patch must hold (modelling choice, not a published value)",
+    )
+    weights: dict[str, float] = _f(
+        doc=(
+            "weight of each criterion of the score (>= 0; renormalised over the criteria that have values). Modelling "
+            "choices, no published weighting exists: capacity and quality first, connection (cwd_to_source, "
+            "eff_resistance, n_corridors, best_corridor_score, dPC_gain_pct) second, human pressure (cropland_frac, "
+            "urban_frac, road_density_km_per_km2; Hebblewhite et al. 2011: far from human activity) and protected_frac "
+            "third; dist_to_territory_m is shown, weight 0"
+        ),
+        factory=_default_site_weights,
+    )
+    directions: dict[str, str] = _f(
+        doc="override 'benefit' (higher = better) or 'cost' (lower = better) of a criterion, e.g. dist_to_territory_m",
+        factory=dict,
+    )
+    rank_stability_draws: int = _f(1000, doc="Monte Carlo draws of perturbed weights for the rank stability")
+    weight_spread: float = _f(0.5, doc="each weight is multiplied by U(1 - spread, 1 + spread) in every draw")
+    seed: int = _f(0, doc="seed of the rank-stability draws, the capacity packings and the simulation")
+    capacity_replicates: int = _f(5, doc="territory packings per site (capacity min / max over them)")
+    circuit_margin_m: float | None = _f(
+        50_000.0,
+        doc=(
+            "effective resistance site-source is solved in their bounding box plus this margin, metres (an upper "
+            "bound on the whole-raster value; leave unset for the whole raster, slower)"
+        ),
+    )
+    roads: VectorInput | None = _f(None, doc="road lines for road_density_km_per_km2 (none in the demo)")
+    simulate: bool = _f(True, doc="run the population simulation (leopardgeo.simulate) for the simulated sites")
+    simulate_sites: str = _f("all", doc="'all' sites or only the 'top' ranked one")
+    simulation_runs: int = _f(500, doc="simulation replicates per site")
+    simulation_years: int = _f(50, doc="years simulated (persistence is reported at 25 and 50 years)")
+    founders_female: int = _f(
+        2,
+        doc=(
+            "females released at year 0: the Ussuriysky translocations released 2 females and 4 males in 2023-2025 "
+            "(RIA Novosti 20 Oct 2025; TASS 13 Oct 2025)"
+        ),
+    )
+    founders_male: int = _f(4, doc="males released at year 0 (see founders_female)")
+    simulation_margin_m: float = _f(
+        25_000.0,
+        doc=(
+            "without the territories stage, the simulation packs territories in the bounding box of the site and the "
+            "source plus this margin, metres (modelling choice: beyond it dispersal from either is rare)"
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        _normalise(self, "sites")
+        if isinstance(self.candidates, str) and self.candidates not in ("layer", "auto"):
+            msg = (
+                f"[sites] candidates: expected 'layer', 'auto' or a table {{path = ..., layer = ...}}, found "
+                f"{self.candidates!r}. Write candidates = {{path = {self.candidates!r}}} for a file."
+            )
+            raise ConfigError(msg)
+        if isinstance(self.candidates, dict):
+            object.__setattr__(self, "candidates", VectorInput(**self.candidates))
+        from leopardgeo.sites import CRITERIA
+
+        for key, table in (("weights", self.weights), ("directions", self.directions)):
+            unknown = [k for k in table if k not in CRITERIA]
+            if unknown:
+                msg = f"[sites] {key}: unknown criterion {unknown[0]!r}; valid criteria: {', '.join(CRITERIA)}."
+                raise ConfigError(msg)
+        for k, v in self.weights.items():
+            _positive(v, f"sites.weights.{k}", allow_zero=True)
+        if not any(v > 0 for v in self.weights.values()):
+            msg = "[sites] weights: expected at least one weight > 0, found none. Set e.g. capacity_females = 1."
+            raise ConfigError(msg)
+        for k, v in self.directions.items():
+            if v not in ("benefit", "cost"):
+                msg = f"[sites] directions: expected 'benefit' or 'cost' for {k!r}, found {v!r}."
+                raise ConfigError(msg)
+        for name, low in (("min_females", 1), ("rank_stability_draws", 1), ("capacity_replicates", 1),
+                          ("simulation_runs", 1), ("simulation_years", 1), ("founders_female", 0),
+                          ("founders_male", 0), ("seed", 0)):  # fmt: skip
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                msg = f"[sites] {name}: expected an integer >= {low}, found {v!r}."
+                raise ConfigError(msg)
+        if not 0 <= self.weight_spread < 1:
+            msg = f"[sites] weight_spread: expected a fraction in [0, 1), found {self.weight_spread!r}."
+            raise ConfigError(msg)
+        if self.circuit_margin_m is not None:
+            _positive(self.circuit_margin_m, "sites.circuit_margin_m")
+        _positive(self.simulation_margin_m, "sites.simulation_margin_m", allow_zero=True)
+        if self.simulate_sites not in ("all", "top"):
+            msg = f"[sites] simulate_sites: expected 'all' or 'top', found {self.simulate_sites!r}."
+            raise ConfigError(msg)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TerritoryConfig:
     """Territory packing and carrying capacity (see :mod:`leopardgeo.territories`)."""
@@ -667,6 +788,7 @@ class RunConfig:
     metrics: MetricsConfig = _f(doc="graph connectivity metrics", factory=MetricsConfig)
     crossborder: CrossBorderConfig = _f(doc="cross-border evaluation", factory=CrossBorderConfig)
     score: ScoreConfig = _f(doc="corridor score", factory=ScoreConfig)
+    sites: SiteConfig = _f(doc="reintroduction site evaluation", factory=SiteConfig)
     territories: TerritoryConfig = _f(doc="territory packing and carrying capacity", factory=TerritoryConfig)
     output: OutputConfig = _f(doc="outputs", factory=OutputConfig)
     base_dir: str = _f(".", doc="folder that relative input paths start from")
@@ -716,6 +838,9 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         non_none = [a for a in args if a is not type(None)]
         if value is None:
             return None
+        for alt in non_none[1:]:  # e.g. str | VectorInput: a table is the second kind
+            if dataclasses.is_dataclass(alt) and isinstance(value, dict):
+                return _coerce(alt, value, where)
         return _coerce(non_none[0], value, where)
     if dataclasses.is_dataclass(tp):
         if tp is VectorInput and isinstance(value, str):

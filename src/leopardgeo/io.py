@@ -76,6 +76,7 @@ LAYERS: dict[str, str] = {
     "border_permeability": "National borders in segments: current density summed over the cells crossed, corridors crossing",
     "barriers": "Top barrier locations: improvement in least-cost distance per metre restored (Barrier Mapper)",
     "fence_links": "Border-fence scenario: every link before / after the fence, cwd change, status (vanished, lengthened...)",
+    "sites": "Reintroduction sites: every criterion, normalised criteria (n_*), score 0-100, rank, rank stability",
     "territories": (
         "Packed territories (replicate 0): sex F/M, area_ha, mean_quality, majority patch, country and protected area; "
         "exclusive within a sex, males overlap females"

@@ -73,6 +73,7 @@ from leopardgeo.resistance import (
     resistance_from_suitability,
 )
 from leopardgeo.score import add_scores, corridor_scores
+from leopardgeo.sites import SiteResult
 from leopardgeo.territories import TerritoryResult, capacity_table, pack_territories, territory_raster
 
 __all__ = [
@@ -85,6 +86,7 @@ __all__ = [
     "compute_pinch_points",
     "compute_patches",
     "compute_resistance",
+    "compute_sites",
     "compute_links",
     "compute_suitability",
     "compute_territories",
@@ -121,9 +123,23 @@ def output_files(cfg: RunConfig) -> tuple[str, ...]:
     if cfg.links.enabled and cfg.crossborder.enabled:
         if cfg.crossborder.fence is not FenceMode.NONE:
             files += ("fence.json", "fence.tif")
+    files += site_files(cfg)
     if cfg.territories.enabled:
         files += TERRITORY_FILES
     return files
+
+
+def _sites_run(cfg: RunConfig) -> bool:
+    """Whether the sites stage runs: enabled, with candidates (a layer given, a file, or 'auto')."""
+    s = cfg.sites
+    return s.enabled and (s.candidates != "layer" or cfg.inputs.sites is not None)
+
+
+def site_files(cfg: RunConfig) -> tuple[str, ...]:
+    """Files of the sites stage (the ``sites`` layer goes into the GeoPackage)."""
+    if not _sites_run(cfg):
+        return ()
+    return ("sites.csv", "sites.json") + (("simulation.json", "simulation.png") if cfg.sites.simulate else ())
 
 
 @dataclass
@@ -159,6 +175,7 @@ class RunResult:
     metrics: MetricsResult | None = None
     crossborder: CrossBorderResult | None = None
     scores: pd.DataFrame | None = None
+    sites: SiteResult | None = None
     territories: TerritoryResult | None = None
     out_dir: Path | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
@@ -655,6 +672,146 @@ def compute_scores(cfg: RunConfig, graph: nx.Graph) -> pd.DataFrame:
     return table
 
 
+def compute_sites(
+    cfg: RunConfig,
+    inputs: Inputs,
+    suitability: np.ndarray,
+    resistance: np.ndarray,
+    labels: np.ndarray,
+    patches: gpd.GeoDataFrame,
+    graph: nx.Graph | None = None,
+    corridors: CorridorResult | None = None,
+    territories: Any = None,
+) -> SiteResult:
+    """Reintroduction sites: every criterion, the score, the rank stability (see :mod:`leopardgeo.sites`).
+
+    Candidates come from ``[sites] candidates``: the ``[inputs] sites`` layer,
+    a vector file, or ``auto``.  ``territories`` (a
+    :class:`leopardgeo.territories.TerritoryResult`) gives the existing
+    territories for ``dist_to_territory_m`` and the simulation's landscape;
+    without it the distance runs to the source and the simulation packs its
+    own territories around the site and the source.  Capacity packs with the
+    parameters and the quality surface of ``[territories]``.
+
+    Raises
+    ------
+    ConfigError
+        If ``candidates = 'layer'`` and ``[inputs] sites`` is not set.
+    DataError
+        Empty or invalid candidates, a site on no valid cell, no source.
+    """
+    from leopardgeo import sites as st
+
+    sc = cfg.sites
+    grid = inputs.grid
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    src = st.find_source(
+        grid, labels=labels, patches=patches, protected_areas=inputs.protected_areas, name=sc.source, valid=inputs.valid
+    )
+    tp = _territory_params(cfg)
+    quality = territory_quality(cfg, inputs, suitability)
+    if sc.candidates == "auto":
+        cand = st.auto_candidates(
+            quality, resistance, grid, labels=labels, patches=patches, source=src, min_females=sc.min_females,
+            seed=sc.seed, **tp,
+        )  # fmt: skip
+    elif sc.candidates == "layer":
+        if inputs.sites is None:
+            msg = (
+                "[sites] candidates = 'layer': expected [inputs] sites = {path = ..., layer = ...}, found none. "
+                "Set it, or use candidates = 'auto'."
+            )
+            raise ConfigError(msg)
+        cand = st.prepare_sites(inputs.sites, grid, name_field=sc.name_field)
+    else:
+        v = sc.candidates
+        gdf = read_vector(cfg.resolve(v.path), v.layer, grid=grid, what="[sites] candidates")  # type: ignore[union-attr]
+        cand = st.prepare_sites(gdf, grid, name_field=sc.name_field, what="[sites] candidates")
+    roads = None
+    if sc.roads is not None:
+        roads = read_vector(cfg.resolve(sc.roads.path), sc.roads.layer, grid=grid, what="[sites] roads")
+    terr_table = getattr(territories, "table", None)
+    m = cfg.metrics
+    area = m.landscape_area_ha if m.landscape_area_ha is not None else float(inputs.valid.sum()) * grid.cell_area_ha
+    table = st.evaluate_sites(
+        cand,
+        suitability=suitability,
+        resistance=resistance,
+        labels=labels,
+        patches=patches,
+        grid=grid,
+        source=src,
+        valid=inputs.valid,
+        graph=graph,
+        corridors=corridors.table if corridors is not None else None,
+        protected=protected_raster(inputs),
+        landcover=inputs.rasters.get("landcover"),
+        roads=roads,
+        territories=terr_table,
+        quality=quality,
+        min_suitability=cfg.patches.min_suitability,
+        cropland_classes=cfg.habitat.cropland_classes,
+        urban_classes=cfg.habitat.urban_classes,
+        territory=tp,
+        capacity_replicates=sc.capacity_replicates,
+        seed=sc.seed,
+        median_distance=m.median_dispersal,
+        probability=m.probability,
+        landscape_area_ha=area,
+        circuit_margin_m=sc.circuit_margin_m,
+        connectivity=cfg.links.connectivity,
+        circuit_connectivity=cfg.circuit.connectivity,
+    )
+    timings["evaluate"] = time.perf_counter() - t
+    scored = st.score_sites(table, sc.weights, sc.directions)
+    stab = st.rank_stability(
+        table, sc.weights, sc.directions, n=sc.rank_stability_draws, spread=sc.weight_spread, seed=sc.seed
+    )
+    scored = scored.merge(stab[["site_id", "first_share", "mean_rank"]], on="site_id", how="left")
+    sim_doc: dict[str, Any] = {}
+    sim_results: dict[str, Any] = {}
+    if sc.simulate:
+        from leopardgeo.simulate import SimulationParams
+
+        t = time.perf_counter()
+        params = SimulationParams(
+            years=sc.simulation_years,
+            n_runs=sc.simulation_runs,
+            seed=sc.seed,
+            founders_female=sc.founders_female,
+            founders_male=sc.founders_male,
+        )
+        chosen = scored if sc.simulate_sites == "all" else scored.iloc[:1]
+        masks = dict(zip(cand["site_id"].astype(int), st.site_masks(cand, grid, inputs.valid), strict=True))
+        sim_results = st.simulate_sites(
+            chosen, masks, suitability=suitability, resistance=resistance, labels=labels, grid=grid, source=src,
+            params=params, territories=territories, quality=quality, min_suitability=cfg.patches.min_suitability, territory=tp,
+            margin_m=sc.simulation_margin_m, seed=sc.seed,
+        )  # fmt: skip
+        scored = scored.merge(st.simulation_columns(sim_results), on="name", how="left")
+        sim_doc = st.simulation_report(sim_results, dict(zip(scored["name"], scored["site_id"].astype(int), strict=True)))
+        timings["simulation"] = time.perf_counter() - t
+    scored = gpd.GeoDataFrame(scored, geometry="geometry", crs=grid.crs)
+    used = {c: float(w) for c, w in sc.weights.items() if w > 0 and c in table.columns and table[c].notna().any()}
+    return SiteResult(
+        table=scored, stability=stab, source=src, weights=used, simulation=sim_doc, simulation_results=sim_results,
+        timings_s=timings,
+    )  # fmt: skip
+
+
+def _territory_params(cfg: RunConfig) -> dict[str, Any]:
+    """Packing parameters of ``[territories]`` when the config has that section (else the packing defaults)."""
+    t = getattr(cfg, "territories", None)
+    keys = ("min_area_ha", "max_area_ha", "female_need_ha", "male_multiple", "min_quality", "max_cost_m", "connectivity")
+    return {k: getattr(t, k) for k in keys if t is not None and getattr(t, k, None) is not None}
+
+
+def site_layer(result: SiteResult) -> gpd.GeoDataFrame:
+    """The ``sites`` GeoPackage layer: one polygon per site with every criterion, score, rank and stability."""
+    return result.table
+
+
 def circuit_table(result: CircuitResult) -> str:
     """``circuit.csv``: the effective resistances (pairwise) or source voltages (one/all modes)."""
     return result.resistances.to_csv(index=False, float_format="%.9g")
@@ -871,6 +1028,14 @@ def run(
                 timings["crossborder"] = time.perf_counter() - t
             if graph is not None:
                 scores = compute_scores(config, graph)
+            sites = None
+            if config.sites.enabled and "sites" not in extras:
+                logger.info("reintroduction sites skipped: no [inputs] sites and [sites] candidates = 'layer'")
+            if "sites" in extras:
+                t = time.perf_counter()
+                step("reintroduction sites")
+                sites = compute_sites(config, inputs, suit, res, labels, patches, graph, corr, terr)
+                timings["sites"] = time.perf_counter() - t
             if writer is not None:
                 t = time.perf_counter()
                 step(f"writing outputs to {out}")
@@ -889,6 +1054,8 @@ def run(
                 capacity = None
                 if terr is not None:
                     layers["territories"], capacity = territory_outputs(config, inputs, labels, patches, terr)
+                if sites is not None:
+                    layers["sites"] = site_layer(sites)
                 writer.layers(layers, metadata=meta)
                 g = inputs.grid
                 writer.raster("suitability.tif", suit, g, description=RASTERS["suitability.tif"])
@@ -912,6 +1079,8 @@ def run(
                     _write_crossborder(writer, xb, g)
                 if barr is not None:
                     writer.raster("barriers.tif", barr.score, g, nodata=np.nan, description=RASTERS["barriers.tif"])
+                if sites is not None:
+                    write_sites(writer, sites)
                 if terr is not None and capacity is not None:
                     _write_territories(writer, terr, capacity, g)
                 writer.text("run_config.toml", dump_config(config))
@@ -937,6 +1106,7 @@ def run(
         metrics=mets,
         crossborder=xb,
         scores=scores,
+        sites=sites,
         territories=terr,
         out_dir=out,
         timings_s=timings,
@@ -959,7 +1129,21 @@ def _extra_stages(cfg: RunConfig) -> list[str]:
         out.append("metrics")
     if links and cfg.crossborder.enabled:
         out.append("crossborder")
+    if _sites_run(cfg):
+        out.append("sites")
     return out
+
+
+def write_sites(writer: OutputWriter, result: SiteResult) -> None:
+    """``sites.csv`` (the ranked table without geometry) and ``sites.json`` (source, weights, sites, stability)."""
+    table = pd.DataFrame(result.table.drop(columns="geometry"))
+    writer.text("sites.csv", table.to_csv(index=False, float_format="%.6g"))
+    writer.text("sites.json", json.dumps(result.summary(), indent=1, ensure_ascii=False))
+    if result.simulation:
+        from leopardgeo.sites import plot_simulations
+
+        writer.text("simulation.json", json.dumps(result.simulation, indent=1, ensure_ascii=False))
+        plot_simulations(result.simulation_results, writer.path("simulation.png"))
 
 
 def crossborder_layers(xb: CrossBorderResult) -> dict[str, gpd.GeoDataFrame]:

@@ -1,8 +1,9 @@
-"""Reports on a run's outputs: the link table and the cross-border corridors (terminal, CSV, JSON, Markdown, chart)."""
+"""Reports on a run's outputs: link table, cross-border corridors, reintroduction sites (terminal, CSV, JSON, Markdown)."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,9 @@ __all__ = [
     "permeability_chart",
     "read_capacity",
     "read_run_layer",
+    "sites_markdown",
+    "sites_report",
+    "write_sites_report",
     "write_capacity_report",
     "write_crossborder_report",
     "write_link_table",
@@ -263,6 +267,160 @@ def write_crossborder_report(
         if perm is not None:
             permeability_chart(perm, w.path("border_permeability.png"))
     return [Path(out_dir) / n for n in names]
+
+
+# --------------------------------------------------------------------------- reintroduction sites
+#: Columns of the "Reintroduction sites" table, in order (those a run has).
+SITE_REPORT_COLUMNS = (
+    "rank",
+    "site_id",
+    "name",
+    "score",
+    "first_share",
+    "mean_rank",
+    "capacity_females",
+    "capacity_females_min",
+    "capacity_females_max",
+    "capacity_males",
+    "capacity_males_min",
+    "capacity_males_max",
+    "habitat_area_ha",
+    "mean_quality",
+    "cwd_to_source",
+    "euclid_to_source_m",
+    "eff_resistance",
+    "n_corridors",
+    "best_corridor_score",
+    "dPC_gain_pct",
+    "dEC_gain_ha",
+    "cropland_frac",
+    "urban_frac",
+    "road_density_km_per_km2",
+    "protected_frac",
+    "dist_to_territory_m",
+    "persistence_25y",
+    "persistence_50y",
+    "dispersers_to_source",
+    "dispersers_from_source",
+)
+
+SITES_REPORT_FILES = ("sites_report.csv", "sites_report.json", "sites.md")
+
+
+def sites_report(out_dir: str | Path) -> tuple[pd.DataFrame, dict, dict | None]:
+    """The ranked "Reintroduction sites" table of a run, its ``sites.json`` and ``simulation.json`` (None if absent).
+
+    Raises
+    ------
+    DataError
+        If the run has no ``sites.csv`` (the sites stage did not run).
+    """
+    out = Path(out_dir)
+    csv = out / "sites.csv"
+    if not csv.is_file():
+        msg = f"{str(out)!r}: expected sites.csv of the sites stage, found none. Run `leopardgeo sites --out {out}`."
+        raise DataError(msg)
+    table = pd.read_csv(csv)
+    cols = [c for c in SITE_REPORT_COLUMNS if c in table.columns]
+    table = table[cols].sort_values("rank", kind="stable").reset_index(drop=True)
+    doc_path = out / "sites.json"
+    doc = json.loads(doc_path.read_text(encoding="utf-8")) if doc_path.is_file() else {}
+    sim_path = out / "simulation.json"
+    sim = json.loads(sim_path.read_text(encoding="utf-8")) if sim_path.is_file() else None
+    return table, doc, sim
+
+
+def sites_markdown(table: pd.DataFrame, doc: dict, sim: dict | None = None) -> str:
+    """The "Reintroduction sites" report section as Markdown: ranked table, rank stability, simulation.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"rank": [1], "site_id": [1], "name": ["Лазовский"], "score": [80.0], "first_share": [0.9],
+    ...                   "mean_rank": [1.1], "capacity_females": [60], "cwd_to_source": [1.5e5]})
+    >>> md = sites_markdown(t, {"source": "Land of the Leopard", "weights": {"capacity_females": 1.0}})
+    >>> print(md.splitlines()[6])
+    | 1 | 1 Лазовский | 80.0 | 90 % | 1.10 | 60 | 150,000 |
+    """
+
+    def f(v: object, col: str) -> str:
+        if v is None or (isinstance(v, float) and v != v):
+            return "-"
+        if col in ("first_share", "cropland_frac", "urban_frac", "protected_frac", "persistence_25y", "persistence_50y"):
+            return f"{100 * float(v):.0f} %"
+        if col in ("score", "best_corridor_score"):
+            return f"{float(v):.1f}"
+        if col in ("mean_quality", "mean_rank", "dPC_gain_pct", "road_density_km_per_km2"):
+            return f"{float(v):.2f}"
+        if col == "eff_resistance":
+            return f"{float(v):.3g}"
+        if isinstance(v, float) and not math.isfinite(v):
+            return "∞"
+        if isinstance(v, float | int | np.integer | np.floating):
+            return f"{float(v):,.0f}"
+        return str(v)
+
+    cols = [c for c in table.columns if c not in ("site_id", "name")]
+    lines = [
+        "## Reintroduction sites",
+        "",
+        f"Source population: {doc.get('source', '?')}. Weights: "
+        + ", ".join(f"{k} {v:g}" for k, v in (doc.get("weights") or {}).items())
+        + ".",
+        "",
+        "| " + " | ".join(["rank", "site", *cols[1:]]) + " |",
+        "|" + "---:|---|" + "---:|" * (len(cols) - 1),
+    ]
+    for r in table.to_dict("records"):
+        cells = [str(r["rank"]), f"{r.get('site_id', '')} {r.get('name', '')}".strip()]
+        cells += [f(r[c], c) for c in cols[1:]]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        (
+            "Score 0-100: weighted mean of the criteria, each min-max normalised over the sites (1 = best). "
+            "cwd in cost-weighted metres, distances in metres, areas in ha, effective resistance in ohms."
+        ),
+        "",
+    ]
+    stab = doc.get("rank_stability") or []
+    if stab:
+        lines += ["### Rank stability", ""]
+        lines += [
+            f"- {s.get('name', s.get('site_id'))}: first in {100 * s['first_share']:.0f} % of the draws, mean rank "
+            f"{s['mean_rank']:.2f} (best {s['best_rank']}, worst {s['worst_rank']})"
+            for s in stab
+        ]
+        lines.append("")
+    if sim:
+        lines += ["### Population simulation", ""]
+        for name, s in (sim.get("sites") or {}).items():
+            p25, p50 = s.get("persistence_25y"), s.get("persistence_50y")
+            lines.append(
+                f"- {name}: persistence {f(p25, 'persistence_25y')} at 25 years, {f(p50, 'persistence_50y')} at 50 years "
+                f"({s.get('n_runs', '?')} runs); dispersers reaching the source {f(s.get('dispersers_to_source'), 'x')}, "
+                f"coming from it {f(s.get('dispersers_from_source'), 'x')} (mean per run)"
+            )
+        lines += ["", "![Simulated trajectories](simulation.png)", ""]
+    return "\n".join(lines)
+
+
+def write_sites_report(
+    table: pd.DataFrame, doc: dict, sim: dict | None, out_dir: str | Path, *, overwrite: bool = False
+) -> list[Path]:
+    """Write ``sites_report.csv``, ``sites_report.json`` and ``sites.md`` (atomically)."""
+    with OutputWriter(out_dir, overwrite=overwrite, names=SITES_REPORT_FILES) as w:
+        table.to_csv(w.path("sites_report.csv"), index=False)
+        body = {
+            "columns": list(table.columns),
+            "sites": _json_rows(table),
+            "source": doc.get("source"),
+            "weights": doc.get("weights"),
+            "rank_stability": doc.get("rank_stability"),
+            "simulation": sim,
+        }
+        w.text("sites_report.json", json.dumps(body, indent=1, ensure_ascii=False))
+        w.text("sites.md", sites_markdown(table, doc, sim))
+    return [Path(out_dir) / n for n in SITES_REPORT_FILES]
 
 
 # ---------------------------------------------------------------------- territory capacity

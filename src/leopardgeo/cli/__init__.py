@@ -233,6 +233,16 @@ def _print_connectivity(con: Any, result: Any) -> None:
     if getattr(result, "scores", None) is not None and len(result.scores):
         top = result.scores.iloc[0]
         con.print(f"Best corridor by score: {int(top['patch_a'])}-{int(top['patch_b'])} ({top['score']:.0f} / 100).")
+    if getattr(result, "sites", None) is not None and len(result.sites.table):
+        best = result.sites.table.iloc[0]
+        p50 = best.get("persistence_50y", float("nan"))
+        con.print(
+            f"Reintroduction sites ({len(result.sites.table)}; source {result.sites.source.name}): best {best['name']}, "
+            f"score {best['score']:.0f} / 100, first in {100 * best['first_share']:.0f} % of weight draws, "
+            f"{int(best['capacity_females'])} F / {int(best['capacity_males'])} M territories"
+            + ("" if p50 != p50 else f", persistence at 50 years {p50:.2f}")
+            + " (layer sites, sites.csv)."
+        )
     if result.barriers is not None and len(result.barriers.top):
         b = result.barriers.top.iloc[0]
         con.print(
@@ -368,6 +378,12 @@ def report(out_dir: Path, top: int, overwrite: bool) -> None:
     if capacity is not None:
         _print_capacity(con, capacity, top)
         written += write_capacity_report(capacity, out_dir, overwrite=overwrite)
+    if (out_dir / "sites.csv").is_file():
+        from leopardgeo.report import sites_report, write_sites_report
+
+        stable, sdoc, sim = sites_report(out_dir)
+        _print_sites(con, stable, sdoc, sim, top)
+        written += write_sites_report(stable, sdoc, sim, out_dir, overwrite=overwrite)
     con.print("Written: " + ", ".join(str(p) for p in written))
 
 
@@ -464,6 +480,103 @@ def crossborder(ctx: click.Context, config: Path | None, out: Path | None, overw
         con.print("Written: " + ", ".join(str(p) for p in written))
 
 
+def _print_sites(con: Any, table: Any, doc: dict, sim: dict | None, top: int) -> None:
+    """The "Reintroduction sites" table, rank stability and simulation, in the terminal."""
+    from rich.table import Table
+
+    t = Table(title=f"Reintroduction sites ({len(table)}, best score first; source: {doc.get('source', '?')})")
+    cols = [
+        ("rank", "rank", "d"), ("name", "site", "s"), ("score", "score", ".1f"), ("first_share", "1st %", "%"),
+        ("capacity_females", "F", "d"), ("capacity_males", "M", "d"), ("habitat_area_ha", "habitat ha", ",.0f"),
+        ("mean_quality", "quality", ".2f"), ("cwd_to_source", "cwd", ",.0f"), ("euclid_to_source_m", "km", "km"),
+        ("eff_resistance", "R eff", ".3g"), ("n_corridors", "corr.", "d"), ("dPC_gain_pct", "dPC %", ".2f"),
+        ("cropland_frac", "crop %", "%"), ("urban_frac", "urban %", "%"), ("protected_frac", "prot. %", "%"),
+        ("persistence_25y", "P25", "%"), ("persistence_50y", "P50", "%"),
+    ]  # fmt: skip
+    cols = [c for c in cols if c[0] in table.columns]
+    for key, head, _ in cols:
+        t.add_column(head, justify="left" if key == "name" else "right")
+
+    def f(v: Any, fmt: str) -> str:
+        if v is None or (isinstance(v, float) and v != v):
+            return "-"
+        if fmt == "s":
+            return str(v)
+        if fmt == "%":
+            return f"{100 * float(v):.0f}"
+        if fmt == "km":
+            return f"{float(v) / 1000:,.0f}"
+        if fmt == "d":
+            return f"{int(v)}"
+        return format(float(v), fmt)
+
+    for r in table.head(top).to_dict("records"):
+        t.add_row(*(f(r[k], fmt) for k, _, fmt in cols))
+    con.print(t)
+    for s in doc.get("rank_stability") or []:
+        con.print(
+            f"Rank stability, {s.get('name', s.get('site_id'))}: first in {100 * s['first_share']:.0f} % of the weight "
+            f"draws, mean rank {s['mean_rank']:.2f}."
+        )
+    for name, s in ((sim or {}).get("sites") or {}).items():
+        con.print(
+            f"Simulation, {name}: persistence {f(s.get('persistence_25y'), '%')} % at 25 years, "
+            f"{f(s.get('persistence_50y'), '%')} % at 50 years ({s.get('n_runs', '?')} runs)."
+        )
+
+
+@cli.command()
+@click.argument("config", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@out_option
+@overwrite_option
+@click.option("--top", type=int, default=20, show_default=True, help="Rows to print (all rows go to the files).")
+@click.pass_context
+def sites(ctx: click.Context, config: Path | None, out: Path | None, overwrite: bool, top: int) -> None:
+    r"""Evaluate the reintroduction sites of CONFIG (default: the embedded Amur study area).
+
+    Runs the stages the evaluation needs (patches, links, corridors, circuit,
+    pinch points, metrics, cross-border, corridor scores; not the barrier
+    mapper), then the sites stage of [sites]: capacity, connection to the
+    source population, add-patch gain, human pressure, score, rank stability
+    and, when available, the population simulation.  Prints the ranked sites;
+    writes the run's outputs (layer sites, sites.csv, sites.json) plus
+    sites_report.csv / .json and sites.md.
+
+    \b
+    Example:
+      leopardgeo sites --out out_sites --overwrite
+    """
+    from leopardgeo.config import demo_config, load_config
+    from leopardgeo.errors import OutputExistsError
+    from leopardgeo.pipeline import run as run_pipeline
+    from leopardgeo.report import SITES_REPORT_FILES, sites_report, write_sites_report
+
+    cfg = load_config(config) if config else demo_config()
+    cfg = cfg.replace(
+        sites=dataclasses.replace(cfg.sites, enabled=True),
+        barrier_mapper=dataclasses.replace(cfg.barrier_mapper, enabled=False),
+    )
+    if cfg.sites.candidates == "layer" and cfg.inputs.sites is None:
+        from leopardgeo.errors import ConfigError
+
+        msg = "[sites]: expected candidate sites, found none. Set [inputs] sites, [sites] candidates = 'auto' or a file."
+        raise ConfigError(msg)
+    quiet = ctx.obj["verbosity"] < 0
+    out_dir = out if out is not None else Path(cfg.output.dir or "out")
+    overwrite = overwrite or cfg.output.overwrite
+    existing = [n for n in SITES_REPORT_FILES if (out_dir / n).exists()]
+    if existing and not overwrite:
+        msg = f"{out_dir}: expected no earlier sites report, found {existing}. Pass --overwrite to replace them."
+        raise OutputExistsError(msg)
+    run_pipeline(cfg, out_dir=out_dir, overwrite=overwrite, progress=not quiet and sys.stderr.isatty())
+    table, doc, sim = sites_report(out_dir)
+    written = write_sites_report(table, doc, sim, out_dir, overwrite=overwrite)
+    if not quiet:
+        con = _console()
+        _print_sites(con, table, doc, sim, top)
+        con.print("Written: " + ", ".join(str(p) for p in written))
+
+
 @cli.command()
 @click.argument("config", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @out_option
@@ -494,6 +607,7 @@ def territories(ctx: click.Context, config: Path | None, out: Path | None, overw
         links=dataclasses.replace(cfg.links, enabled=False),
         circuit=dataclasses.replace(cfg.circuit, enabled=False),
         territories=dataclasses.replace(cfg.territories, enabled=True),
+        sites=dataclasses.replace(cfg.sites, enabled=False),
     )
     quiet = ctx.obj["verbosity"] < 0
     out_dir = out if out is not None else Path(cfg.output.dir or "out")
