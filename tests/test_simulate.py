@@ -228,6 +228,31 @@ def test_growth_without_density_limit_matches_hand_built_stage_matrix(cubs_die: 
     assert abs(lam - 1) > 0.03  # the comparison is not of two flat populations
 
 
+@pytest.mark.parametrize(("first_breeding", "independence"), [(4, 3), (3, 3)])
+def test_growth_matches_stage_matrix_for_other_life_histories(first_breeding: int, independence: int) -> None:
+    """Longer dependence: mothers whose whole litter dies later are available again (binomial litter states)."""
+    p = SimulationParams(
+        survival_cub=0.7,
+        survival_juvenile=0.75,
+        survival_subadult=0.85,
+        survival_adult=0.92,
+        breeding_probability=0.9,
+        litter_probabilities=(0.3, 0.5, 0.2),
+        first_breeding_age=first_breeding,
+        independence_age=independence,
+        density_limit=False,
+        founders_female=400,
+        founders_male=400,
+        founder_age=4,
+        n_runs=6,
+        years=35,
+        seed=2,
+    )
+    res = simulate_population(None, p)
+    f = res.females.sum(axis=0).astype(float)
+    assert (f[35] / f[20]) ** (1 / 15) == pytest.approx(leslie_lambda(p), abs=0.005)
+
+
 # --------------------------------------------------------------------------- settlement and dispersal
 @settings(max_examples=12, deadline=None)
 @given(

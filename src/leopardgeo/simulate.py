@@ -308,14 +308,20 @@ def _validate(p: SimulationParams) -> None:
 def leslie_matrix(params: SimulationParams) -> np.ndarray:
     r"""Female stage matrix of the simulation without a density limit (census after the births).
 
-    Stages: females of age 0 .. ``first_breeding_age - 1``, then adults in
-    three states: *available* (no dependent cubs, did not breed this year),
-    *mother of newborns* (bred this year) and, for each further year the cubs
-    stay dependent, *mother of dependent cubs*.  A mother of newborns whose
-    whole litter dies in its first year is available again the next year
-    (probability :math:`q = \sum_k \pi_k (1 - s_{cub})^k`, litter size
-    :math:`k` with probability :math:`\pi_k`).  The expected female births
-    per breeding are ``female_share × mean litter size``.
+    The expected-value matrix of the simulation's life cycle seen as a
+    multitype branching process.  Stages: females of age 0 ..
+    ``first_breeding_age - 1``; adults *available* (no dependent cub, did not
+    breed this year); and mothers :math:`W_{j,k}` with :math:`k` living cubs
+    (of both sexes) of age :math:`j` = 0 .. ``independence_age - 1``.  Each
+    year a mother survives with :math:`s_{ad}` and each of her cubs of age
+    :math:`j` with the survival of its age class, so :math:`k' \sim
+    \mathrm{Binomial}(k, s_j)`; she is available for breeding again when
+    :math:`k' = 0` or the cubs come of age.  Available adults (and females
+    reaching ``first_breeding_age``) breed with probability :math:`p`, a litter
+    of :math:`k` with probability :math:`\pi_k`, giving ``female_share ×
+    mean litter size`` daughters on average.  With ``cubs_die_with_mother``
+    a cub's first-year survival is :math:`s_{cub} s_{ad}` (its mother is an
+    adult); given that the mother lives, cubs survive independently.
 
     Floaters do not occur without a density limit; a lack of males is ignored.
 
@@ -323,44 +329,49 @@ def leslie_matrix(params: SimulationParams) -> np.ndarray:
     --------
     >>> p = SimulationParams(survival_cub=1, survival_juvenile=1, survival_subadult=1, survival_adult=1,
     ...                      breeding_probability=1, litter_probabilities=(0, 1), female_share=0.5)
-    >>> leslie_matrix(p).shape
-    (6, 6)
-    >>> round(leslie_lambda(p), 4)  # one daughter every 2 years from age 3 on
+    >>> leslie_matrix(p).shape  # ages 0-2, available, mothers of 1 or 2 cubs aged 0 or 1
+    (8, 8)
+    >>> round(leslie_lambda(p), 4)  # one daughter every 2 years from age 3 on: x**3 = x + 1
     1.3247
     """
     a = params.first_breeding_age
     dep = params.independence_age
     s_cub, s_juv, s_sub, s_ad = params.survival_cub, params.survival_juvenile, params.survival_subadult, params.survival_adult
     p = params.breeding_probability
+    litter = np.asarray(params.litter_probabilities, dtype=np.float64)
+    n_k = litter.size  # litter sizes 1 .. n_k
     f = params.female_share * params.mean_litter_size
-    # survival from age k to k + 1 of the young; cubs of age 0 die with their mother: s_cub * s_mother (an adult)
-    young_surv = ([s_cub, s_juv] + [s_sub] * max(0, a - 2))[:a]
-    young_surv[0] *= s_ad if params.cubs_die_with_mother else 1.0
-    q_lost = sum(pi * (1 - s_cub) ** (k + 1) for k, pi in enumerate(params.litter_probabilities))
-    # stage indices
-    n_young = a
-    i_av = a  # available adult
-    i_w0 = a + 1  # bred this year
-    w = [a + 1 + j for j in range(dep)]  # mother of cubs aged j at the census (j = 0 .. dep-1)
-    n = n_young + 1 + dep
+
+    def age_surv(j: int) -> float:
+        """Survival from age j to j + 1 of a young animal (not counting its mother's death)."""
+        return s_cub if j == 0 else s_juv if j == 1 else s_sub
+
+    i_av = a
+    n = a + 1 + dep * n_k
+
+    def w(j: int, k: int) -> int:  # mother of k cubs (1 .. n_k) of age j
+        return a + 1 + j * n_k + (k - 1)
+
     m = np.zeros((n, n))
-    # young ageing
-    for k in range(n_young - 1):
-        m[k + 1, k] = young_surv[k]
-    # entering the breeding pool next year: last young stage, available adults, mothers whose cubs become independent
+    for j in range(a - 1):  # young ageing
+        m[j + 1, j] = age_surv(j) * (s_ad if j == 0 and params.cubs_die_with_mother else 1.0)
+    # into_pool[i]: expected number of next year's breeding candidates per female of stage i
     into_pool = np.zeros(n)
-    into_pool[n_young - 1] = young_surv[n_young - 1]
-    into_pool[i_av] += s_ad
-    into_pool[w[-1]] += s_ad
-    # mothers of newborns whose whole litter died are in the pool too (when cubs would otherwise still depend)
-    if dep >= 2:
-        into_pool[i_w0] += s_ad * q_lost
-        m[w[1], i_w0] = s_ad * (1 - q_lost)
-        for j in range(1, dep - 1):
-            m[w[j + 1], w[j]] = s_ad
+    into_pool[a - 1] = age_surv(a - 1) * (s_ad if a == 1 and params.cubs_die_with_mother else 1.0)
+    into_pool[i_av] = s_ad
+    for j in range(dep):
+        s_j = age_surv(j)
+        for k in range(1, n_k + 1):
+            if j + 1 >= dep:  # the cubs come of age
+                into_pool[w(j, k)] = s_ad
+                continue
+            into_pool[w(j, k)] = s_ad * (1 - s_j) ** k  # the whole litter died
+            for k2 in range(1, k + 1):
+                m[w(j + 1, k2), w(j, k)] = s_ad * math.comb(k, k2) * s_j**k2 * (1 - s_j) ** (k - k2)
     m[0, :] += p * f * into_pool
-    m[i_w0, :] += p * into_pool
     m[i_av, :] += (1 - p) * into_pool
+    for k in range(1, n_k + 1):
+        m[w(0, k), :] += p * litter[k - 1] * into_pool
     return m
 
 
