@@ -37,6 +37,11 @@ ALL_SURVIVE = {"survival_cub": 1.0, "survival_juvenile": 1.0, "survival_subadult
 NONE_SURVIVE = {"survival_cub": 0.0, "survival_juvenile": 0.0, "survival_subadult": 0.0, "survival_adult": 0.0}
 
 
+def _strip_territories():
+    g = Grid.from_bounds((0, 0, 6000, 3000), cell_size_m=100, crs="EPSG:32652")
+    return pack_territories(np.ones(g.shape), np.ones(g.shape), g, **PACK)
+
+
 def strip_landscape(resistance: np.ndarray | None = None) -> TerritoryLandscape:
     """6 km x 3 km of uniform habitat: site = the 10 western columns, source = the 15 eastern ones."""
     g = Grid.from_bounds((0, 0, 6000, 3000), cell_size_m=100, crs="EPSG:32652")
@@ -112,6 +117,27 @@ def test_landscape_regions_and_sides(landscape: TerritoryLandscape) -> None:
     # release order: nearest to the site's centroid first
     d = np.hypot(*(landscape.female_xy[landscape.site_female_order] - np.array(landscape.release_xy)).T)
     assert np.all(np.diff(d) >= 0)
+
+
+def test_with_site_reuses_distances_and_matches_a_fresh_build(landscape: TerritoryLandscape) -> None:
+    g = landscape.grid
+    site = np.zeros(g.shape, bool)
+    site[:, 25:35] = True  # a site in the middle
+    src = np.zeros(g.shape, bool)
+    src[:, -15:] = True
+    moved = landscape.with_site(site, src)
+    fresh = TerritoryLandscape.from_territories(_strip_territories(), np.ones(g.shape), site=site, source=src, max_cost_m=5000)
+    for name in ("female_region", "male_region", "female_side", "male_side", "site_female_order", "ff_index", "fm_cost"):
+        np.testing.assert_array_equal(getattr(moved, name), getattr(fresh, name))
+    assert moved.ff_index is landscape.ff_index  # shared, not recomputed
+    x = moved.female_xy[moved.female_region == 1, 0]
+    assert x.min() > 2000 and x.max() < 4000
+    # within_cost_m keeps only territories near the site or the source
+    near = TerritoryLandscape.from_territories(
+        _strip_territories(), np.ones(g.shape), site=site, max_cost_m=5000, within_cost_m=300
+    )
+    assert 0 < near.n_female < landscape.n_female
+    assert np.all(np.abs(near.female_xy[:, 0] - 3000) < 1000)
 
 
 # --------------------------------------------------------------------------- invariants
@@ -200,6 +226,31 @@ def test_growth_without_density_limit_matches_hand_built_stage_matrix(cubs_die: 
     lam_sim = (f[t1] / f[t0]) ** (1 / (t1 - t0))
     assert lam_sim == pytest.approx(lam, abs=0.005)  # 10 seeds gave |error| <= 0.0011
     assert abs(lam - 1) > 0.03  # the comparison is not of two flat populations
+
+
+@pytest.mark.parametrize(("first_breeding", "independence"), [(4, 3), (3, 3)])
+def test_growth_matches_stage_matrix_for_other_life_histories(first_breeding: int, independence: int) -> None:
+    """Longer dependence: mothers whose whole litter dies later are available again (binomial litter states)."""
+    p = SimulationParams(
+        survival_cub=0.7,
+        survival_juvenile=0.75,
+        survival_subadult=0.85,
+        survival_adult=0.92,
+        breeding_probability=0.9,
+        litter_probabilities=(0.3, 0.5, 0.2),
+        first_breeding_age=first_breeding,
+        independence_age=independence,
+        density_limit=False,
+        founders_female=400,
+        founders_male=400,
+        founder_age=4,
+        n_runs=6,
+        years=35,
+        seed=2,
+    )
+    res = simulate_population(None, p)
+    f = res.females.sum(axis=0).astype(float)
+    assert (f[35] / f[20]) ** (1 / 15) == pytest.approx(leslie_lambda(p), abs=0.005)
 
 
 # --------------------------------------------------------------------------- settlement and dispersal

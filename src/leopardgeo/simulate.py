@@ -110,7 +110,7 @@ import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -118,7 +118,7 @@ import pandas as pd
 from numba import njit
 
 from leopardgeo.costdist import cost_distance
-from leopardgeo.errors import ConfigError, DataError
+from leopardgeo.errors import AlignmentError, ConfigError, DataError
 
 __all__ = [
     "QUANTILES",
@@ -308,14 +308,20 @@ def _validate(p: SimulationParams) -> None:
 def leslie_matrix(params: SimulationParams) -> np.ndarray:
     r"""Female stage matrix of the simulation without a density limit (census after the births).
 
-    Stages: females of age 0 .. ``first_breeding_age - 1``, then adults in
-    three states: *available* (no dependent cubs, did not breed this year),
-    *mother of newborns* (bred this year) and, for each further year the cubs
-    stay dependent, *mother of dependent cubs*.  A mother of newborns whose
-    whole litter dies in its first year is available again the next year
-    (probability :math:`q = \sum_k \pi_k (1 - s_{cub})^k`, litter size
-    :math:`k` with probability :math:`\pi_k`).  The expected female births
-    per breeding are ``female_share × mean litter size``.
+    The expected-value matrix of the simulation's life cycle seen as a
+    multitype branching process.  Stages: females of age 0 ..
+    ``first_breeding_age - 1``; adults *available* (no dependent cub, did not
+    breed this year); and mothers :math:`W_{j,k}` with :math:`k` living cubs
+    (of both sexes) of age :math:`j` = 0 .. ``independence_age - 1``.  Each
+    year a mother survives with :math:`s_{ad}` and each of her cubs of age
+    :math:`j` with the survival of its age class, so :math:`k' \sim
+    \mathrm{Binomial}(k, s_j)`; she is available for breeding again when
+    :math:`k' = 0` or the cubs come of age.  Available adults (and females
+    reaching ``first_breeding_age``) breed with probability :math:`p`, a litter
+    of :math:`k` with probability :math:`\pi_k`, giving ``female_share ×
+    mean litter size`` daughters on average.  With ``cubs_die_with_mother``
+    a cub's first-year survival is :math:`s_{cub} s_{ad}` (its mother is an
+    adult); given that the mother lives, cubs survive independently.
 
     Floaters do not occur without a density limit; a lack of males is ignored.
 
@@ -323,44 +329,49 @@ def leslie_matrix(params: SimulationParams) -> np.ndarray:
     --------
     >>> p = SimulationParams(survival_cub=1, survival_juvenile=1, survival_subadult=1, survival_adult=1,
     ...                      breeding_probability=1, litter_probabilities=(0, 1), female_share=0.5)
-    >>> leslie_matrix(p).shape
-    (6, 6)
-    >>> round(leslie_lambda(p), 4)  # one daughter every 2 years from age 3 on
+    >>> leslie_matrix(p).shape  # ages 0-2, available, mothers of 1 or 2 cubs aged 0 or 1
+    (8, 8)
+    >>> round(leslie_lambda(p), 4)  # one daughter every 2 years from age 3 on: x**3 = x + 1
     1.3247
     """
     a = params.first_breeding_age
     dep = params.independence_age
     s_cub, s_juv, s_sub, s_ad = params.survival_cub, params.survival_juvenile, params.survival_subadult, params.survival_adult
     p = params.breeding_probability
+    litter = np.asarray(params.litter_probabilities, dtype=np.float64)
+    n_k = litter.size  # litter sizes 1 .. n_k
     f = params.female_share * params.mean_litter_size
-    # survival from age k to k + 1 of the young; cubs of age 0 die with their mother: s_cub * s_mother (an adult)
-    young_surv = ([s_cub, s_juv] + [s_sub] * max(0, a - 2))[:a]
-    young_surv[0] *= s_ad if params.cubs_die_with_mother else 1.0
-    q_lost = sum(pi * (1 - s_cub) ** (k + 1) for k, pi in enumerate(params.litter_probabilities))
-    # stage indices
-    n_young = a
-    i_av = a  # available adult
-    i_w0 = a + 1  # bred this year
-    w = [a + 1 + j for j in range(dep)]  # mother of cubs aged j at the census (j = 0 .. dep-1)
-    n = n_young + 1 + dep
+
+    def age_surv(j: int) -> float:
+        """Survival from age j to j + 1 of a young animal (not counting its mother's death)."""
+        return s_cub if j == 0 else s_juv if j == 1 else s_sub
+
+    i_av = a
+    n = a + 1 + dep * n_k
+
+    def w(j: int, k: int) -> int:  # mother of k cubs (1 .. n_k) of age j
+        return a + 1 + j * n_k + (k - 1)
+
     m = np.zeros((n, n))
-    # young ageing
-    for k in range(n_young - 1):
-        m[k + 1, k] = young_surv[k]
-    # entering the breeding pool next year: last young stage, available adults, mothers whose cubs become independent
+    for j in range(a - 1):  # young ageing
+        m[j + 1, j] = age_surv(j) * (s_ad if j == 0 and params.cubs_die_with_mother else 1.0)
+    # into_pool[i]: expected number of next year's breeding candidates per female of stage i
     into_pool = np.zeros(n)
-    into_pool[n_young - 1] = young_surv[n_young - 1]
-    into_pool[i_av] += s_ad
-    into_pool[w[-1]] += s_ad
-    # mothers of newborns whose whole litter died are in the pool too (when cubs would otherwise still depend)
-    if dep >= 2:
-        into_pool[i_w0] += s_ad * q_lost
-        m[w[1], i_w0] = s_ad * (1 - q_lost)
-        for j in range(1, dep - 1):
-            m[w[j + 1], w[j]] = s_ad
+    into_pool[a - 1] = age_surv(a - 1) * (s_ad if a == 1 and params.cubs_die_with_mother else 1.0)
+    into_pool[i_av] = s_ad
+    for j in range(dep):
+        s_j = age_surv(j)
+        for k in range(1, n_k + 1):
+            if j + 1 >= dep:  # the cubs come of age
+                into_pool[w(j, k)] = s_ad
+                continue
+            into_pool[w(j, k)] = s_ad * (1 - s_j) ** k  # the whole litter died
+            for k2 in range(1, k + 1):
+                m[w(j + 1, k2), w(j, k)] = s_ad * math.comb(k, k2) * s_j**k2 * (1 - s_j) ** (k - k2)
     m[0, :] += p * f * into_pool
-    m[i_w0, :] += p * into_pool
     m[i_av, :] += (1 - p) * into_pool
+    for k in range(1, n_k + 1):
+        m[w(0, k), :] += p * litter[k - 1] * into_pool
     return m
 
 
@@ -409,6 +420,12 @@ class TerritoryLandscape:
         The release point (metres).
     max_cost_m
         Cost up to which distances are kept.
+    build_s
+        Seconds taken to build it.
+    grid, female_raster, male_raster, resistance, connectivity
+        What :meth:`with_site` needs to place another site: the grid, the
+        territory id rasters (0 = none or filtered out), the resistance and the
+        search's neighbourhood.
     """
 
     female_ids: np.ndarray
@@ -431,6 +448,11 @@ class TerritoryLandscape:
     release_xy: tuple[float, float]
     max_cost_m: float
     build_s: float = 0.0
+    grid: Any = field(default=None, repr=False)
+    female_raster: np.ndarray | None = field(default=None, repr=False)
+    male_raster: np.ndarray | None = field(default=None, repr=False)
+    resistance: np.ndarray | None = field(default=None, repr=False)
+    connectivity: int = 8
 
     @property
     def n_female(self) -> int:
@@ -514,69 +536,111 @@ class TerritoryLandscape:
         male = np.asarray(territories.male)
         res = np.asarray(resistance, dtype=np.float64)
         if res.shape != female.shape:
-            from leopardgeo.errors import AlignmentError
-
             msg = f"resistance: expected the territory rasters' shape {female.shape}, found {res.shape}."
             raise AlignmentError(msg)
         _check_cost("max_cost_m", max_cost_m)
-        if not (isinstance(min_share, numbers.Real) and 0 < float(min_share) <= 1):
-            raise ConfigError(_expected("min_share", "a share in (0, 1]", min_share))
-        f_ids = np.unique(female[female > 0])
-        m_ids = np.unique(male[male > 0])
-        if f_ids.size == 0:
+        if female.max(initial=0) <= 0:
             msg = "territories: expected at least one female territory, found none. Check the territory packing."
             raise DataError(msg)
-        site_mask = _mask(site, grid, "site")
-        src_mask = None if source is None else _mask(source, grid, "source")
         if within_cost_m is not None:
             _check_cost("within_cost_m", within_cost_m)
-        # least-cost allocation to the site (1) or the source (2): the two populations' sides
-        alloc = None
-        if src_mask is not None or within_cost_m is not None:
-            labels = np.zeros(female.shape, dtype=np.int32)
-            if src_mask is not None:
-                labels[src_mask] = 2
-            labels[site_mask] = 1
-            labels[~np.isfinite(res)] = 0
-            if not (labels == 1).any():
-                msg = "site: expected cells with finite resistance, found only no-data cells. Check the site's location."
+            site_mask = _mask(site, grid, "site")
+            src_mask = None if source is None else _mask(source, grid, "source")
+            near = np.isfinite(_allocation(res, grid, site_mask, src_mask, connectivity, within_cost_m).cost)
+            # whole territories with a cell within reach
+            female = np.where(np.isin(female, np.unique(female[near & (female > 0)])), female, 0)
+            male = np.where(np.isin(male, np.unique(male[near & (male > 0)])), male, 0)
+            if female.max(initial=0) <= 0:
+                msg = (
+                    f"within_cost_m: expected female territories within {within_cost_m:g} cost-weighted metres "
+                    "of the site or source, found none. Raise within_cost_m."
+                )
                 raise DataError(msg)
-            cd = cost_distance(res, labels, cell_size_m=grid.cell_size_m, connectivity=connectivity, max_cost=within_cost_m)
-            alloc = cd.allocation
-            if within_cost_m is not None:
-                keep = np.isfinite(cd.cost)
-                f_ids = np.unique(female[(female > 0) & keep])
-                m_ids = np.unique(male[(male > 0) & keep])
-                female = np.where(np.isin(female, f_ids), female, 0)
-                male = np.where(np.isin(male, m_ids), male, 0)
-                if f_ids.size == 0:
-                    msg = (
-                        f"within_cost_m: expected female territories within {within_cost_m:g} cost-weighted metres "
-                        "of the site or source, found none. Raise within_cost_m."
-                    )
-                    raise DataError(msg)
+        f_ids = np.unique(female[female > 0]).astype(np.int64)
+        m_ids = np.unique(male[male > 0]).astype(np.int64)
         f_idx = _index_raster(female, f_ids)
         m_idx = _index_raster(male, m_ids)
-        f_xy = _centroids(f_idx, f_ids.size, grid)
-        m_xy = _centroids(m_idx, m_ids.size, grid)
-        f_reg = np.zeros(f_ids.size, dtype=np.int64)
-        m_reg = np.zeros(m_ids.size, dtype=np.int64)
+        ff, fm = _territory_distances(
+            res, f_idx, m_idx, f_ids.size, m_ids.size, grid.cell_size_m, float(max_cost_m), connectivity, workers
+        )
+        empty = np.zeros(0, dtype=np.int64)
+        base = cls(
+            female_ids=f_ids,
+            male_ids=m_ids,
+            female_xy=_centroids(f_idx, f_ids.size, grid),
+            male_xy=_centroids(m_idx, m_ids.size, grid),
+            female_region=np.zeros(f_ids.size, dtype=np.int64),
+            male_region=np.zeros(m_ids.size, dtype=np.int64),
+            female_side=np.zeros(f_ids.size, dtype=np.int64),
+            male_side=np.zeros(m_ids.size, dtype=np.int64),
+            ff_ptr=ff[0],
+            ff_index=ff[1],
+            ff_cost=ff[2],
+            fm_ptr=fm[0],
+            fm_index=fm[1],
+            fm_cost=fm[2],
+            site_female_order=empty,
+            site_male_order=empty,
+            release_origin=-1,
+            release_xy=(math.nan, math.nan),
+            max_cost_m=float(max_cost_m),
+            grid=grid,
+            female_raster=female,
+            male_raster=male,
+            resistance=res,
+            connectivity=int(connectivity),
+        )
+        out = base.with_site(site, source, min_share=min_share, release_xy=release_xy)
+        return replace(out, build_s=time.perf_counter() - t0)
+
+    def with_site(
+        self,
+        site: Any,
+        source: Any = None,
+        *,
+        min_share: float = 0.5,
+        release_xy: tuple[float, float] | None = None,
+    ) -> TerritoryLandscape:
+        """The same territories and distances with another release site (and source).
+
+        Only the regions, sides and release order are recomputed (one
+        allocation search when a source is given, about 1 s on the demo), so
+        several candidate sites can share one landscape built once: build it
+        with ``site`` = all candidate sites together, then call this per site.
+
+        Raises
+        ------
+        DataError
+            If the site holds no female territory (at ``min_share``).
+        """
+        t0 = time.perf_counter()
+        if not (isinstance(min_share, numbers.Real) and 0 < float(min_share) <= 1):
+            raise ConfigError(_expected("min_share", "a share in (0, 1]", min_share))
+        grid = self.grid
+        site_mask = _mask(site, grid, "site")
+        src_mask = None if source is None else _mask(source, grid, "source")
+        f_idx = _index_raster(self.female_raster, self.female_ids)
+        m_idx = _index_raster(self.male_raster, self.male_ids)
+        n_f, n_m = self.female_ids.size, self.male_ids.size
+        f_reg = np.zeros(n_f, dtype=np.int64)
+        m_reg = np.zeros(n_m, dtype=np.int64)
         for mask, code in ((src_mask, SOURCE), (site_mask, SITE)):
-            if mask is None:
-                continue
-            f_reg[_share(f_idx, f_ids.size, mask) >= min_share] = code
-            m_reg[_share(m_idx, m_ids.size, mask) >= min_share] = code
-        f_side = np.zeros(f_ids.size, dtype=np.int64)
-        m_side = np.zeros(m_ids.size, dtype=np.int64)
-        if src_mask is not None and alloc is not None:
-            f_side[_share(f_idx, f_ids.size, alloc == 2) > 0.5] = 1
-            m_side[_share(m_idx, m_ids.size, alloc == 2) > 0.5] = 1
+            if mask is not None:
+                f_reg[_share(f_idx, n_f, mask) >= min_share] = code
+                m_reg[_share(m_idx, n_m, mask) >= min_share] = code
         if not (f_reg == SITE).any():
             msg = (
                 f"site: expected at least one female territory with >= {min_share:g} of its cells in the site, "
                 "found none. Enlarge the site, lower min_share, or check that the site overlaps the territories."
             )
             raise DataError(msg)
+        # sides: territories whose cells are mostly nearer (least cost) to the source than to the site
+        f_side = np.zeros(n_f, dtype=np.int64)
+        m_side = np.zeros(m_reg.size, dtype=np.int64)
+        if src_mask is not None:
+            alloc = _allocation(self.resistance, grid, site_mask, src_mask, self.connectivity, None).allocation
+            f_side[_share(f_idx, n_f, alloc == 2) > 0.5] = 1
+            m_side[_share(m_idx, n_m, alloc == 2) > 0.5] = 1
         if release_xy is None:
             rows, cols = np.nonzero(site_mask)
             xy = _cell_xy(grid, np.array([rows.mean()]), np.array([cols.mean()]))[0]
@@ -584,43 +648,43 @@ class TerritoryLandscape:
         rx, ry = float(release_xy[0]), float(release_xy[1])
         site_f = np.flatnonzero(f_reg == SITE)
         site_m = np.flatnonzero(m_reg == SITE)
-        d_f = np.hypot(f_xy[site_f, 0] - rx, f_xy[site_f, 1] - ry)
-        d_m = np.hypot(m_xy[site_m, 0] - rx, m_xy[site_m, 1] - ry)
-        site_f = site_f[np.argsort(d_f, kind="stable")]
-        site_m = site_m[np.argsort(d_m, kind="stable")]
-        ff, fm = _territory_distances(
-            res, f_idx, m_idx, f_ids.size, m_ids.size, grid.cell_size_m, float(max_cost_m), connectivity, workers
-        )
-        return cls(
-            female_ids=f_ids.astype(np.int64),
-            male_ids=m_ids.astype(np.int64),
-            female_xy=f_xy,
-            male_xy=m_xy,
+        d_f = np.hypot(self.female_xy[site_f, 0] - rx, self.female_xy[site_f, 1] - ry)
+        d_m = np.hypot(self.male_xy[site_m, 0] - rx, self.male_xy[site_m, 1] - ry)
+        site_f = site_f[np.argsort(d_f, kind="stable")].astype(np.int64)
+        site_m = site_m[np.argsort(d_m, kind="stable")].astype(np.int64)
+        return replace(
+            self,
             female_region=f_reg,
             male_region=m_reg,
             female_side=f_side,
             male_side=m_side,
-            ff_ptr=ff[0],
-            ff_index=ff[1],
-            ff_cost=ff[2],
-            fm_ptr=fm[0],
-            fm_index=fm[1],
-            fm_cost=fm[2],
-            site_female_order=site_f.astype(np.int64),
-            site_male_order=site_m.astype(np.int64),
+            site_female_order=site_f,
+            site_male_order=site_m,
             release_origin=int(site_f[0]),
             release_xy=(rx, ry),
-            max_cost_m=float(max_cost_m),
             build_s=time.perf_counter() - t0,
         )
+
+
+def _allocation(
+    res: np.ndarray, grid: Any, site_mask: np.ndarray, src_mask: np.ndarray | None, connectivity: int, max_cost: float | None
+) -> Any:
+    """Least-cost search from the site (label 1) and the source (label 2; the site wins where they overlap)."""
+    labels = np.zeros(res.shape, dtype=np.int32)
+    if src_mask is not None:
+        labels[src_mask] = 2
+    labels[site_mask] = 1
+    labels[~np.isfinite(res)] = 0
+    if not (labels == 1).any():
+        msg = "site: expected cells with finite resistance, found only no-data cells. Check the site's location."
+        raise DataError(msg)
+    return cost_distance(res, labels, cell_size_m=grid.cell_size_m, connectivity=connectivity, max_cost=max_cost)
 
 
 def _mask(value: Any, grid: Any, name: str) -> np.ndarray:
     """Boolean raster of a site / source given as a raster or as polygons."""
     if isinstance(value, np.ndarray):
         if value.shape != grid.shape:
-            from leopardgeo.errors import AlignmentError
-
             msg = f"{name}: expected a boolean raster of the grid's shape {grid.shape}, found shape {value.shape}."
             raise AlignmentError(msg)
         mask = value.astype(bool)
