@@ -70,6 +70,7 @@ def test_template_is_commented_and_loads_to_the_demo(tmp_path):
     text = config_template()
     assert text.count("# ") > 30
     assert "Hebblewhite" in text and "5,000" in text and "Keeley" in text
+    assert "[territories]" in text and "Hernandez-Blanco" in text and "# prey_full_density = " in text
     path = tmp_path / "c.toml"
     path.write_text(text)
     assert load_config(path) == demo_config()

@@ -192,7 +192,8 @@ def test_demo_links_cross_the_border_and_reach_sikhote_alin(demo_run):
 def test_links_stage_alone_and_report(tmp_path):
     out = tmp_path / "o"
     cfg = demo_config()
-    run(cfg.replace(links=type(cfg.links)(enabled=False), circuit=type(cfg.circuit)(enabled=False)), out_dir=out)
+    off = {"links": type(cfg.links)(enabled=False), "circuit": type(cfg.circuit)(enabled=False)}
+    run(cfg.replace(**off, territories=type(cfg.territories)(enabled=False)), out_dir=out)
     assert not (out / "cwd.tif").exists()
     res = CliRunner().invoke(cli, ["report", str(out)])
     assert res.exit_code == 1 and "expected a layer 'links'" in res.output and "leopardgeo links" in res.output
@@ -448,3 +449,6 @@ def test_cli_territories_command_and_report_section(demo_run, tmp_path):
     assert "cwd.tif" not in written and "current.tif" not in written  # only the stages packing needs
     res = CliRunner().invoke(cli, ["territories", str(path), "--out", str(tmp_path / "t")])
     assert res.exit_code != 0 and "--overwrite" in res.output
+    res = CliRunner().invoke(cli, ["report", str(tmp_path / "t"), "--overwrite"])  # a run without links
+    assert res.exit_code == 0, res.output
+    assert "Territory capacity" in res.output and "leopardgeo links" in res.output

@@ -584,8 +584,13 @@ def territory_zones(
         from rasterio.features import rasterize
 
         order = np.argsort(-pas.geometry.area.to_numpy(), kind="stable")
-        shapes_ = [(pas.geometry.iloc[i], int(i) + 1) for i in order if pas.geometry.iloc[i] is not None]
-        zones["protected_area"] = rasterize(shapes_, out_shape=grid.shape, transform=grid.transform, fill=0, dtype="int32")
+        geoms = pas.geometry.to_numpy()
+        shapes_ = [(geoms[i], int(i) + 1) for i in order if geoms[i] is not None and not geoms[i].is_empty]
+        zones["protected_area"] = (
+            rasterize(shapes_, out_shape=grid.shape, transform=grid.transform, fill=0, dtype="int32")
+            if shapes_
+            else np.zeros(grid.shape, dtype="int32")
+        )
         pa_name = pas["NAME"].astype(str) if "NAME" in pas.columns else pd.Series([""] * len(pas))
         pa_id = pas["WDPAID"] if "WDPAID" in pas.columns else pd.Series(range(1, len(pas) + 1))
         names["protected_area"] = {i + 1: (str(pa_id.iloc[i]), pa_name.iloc[i]) for i in range(len(pas))}

@@ -36,6 +36,11 @@ males; males overlap females freely (as in the Amur leopard: one male's range
 overlaps several females').  A territory's area is about need / mean quality,
 so territories are smaller in better habitat.
 
+Replicate ``r`` repeats the packing with seed ``seed + r`` (in parallel
+threads; the result does not depend on their number).  The compiled kernel is
+tested cell for cell against :func:`leopardgeo.testing.naive_pack_females`,
+which runs one SciPy Dijkstra per seed.
+
 The step cost is that of :mod:`leopardgeo.costdist`: step length in metres
 (cell size, or cell size × √2 for a diagonal) × the mean resistance of the two
 cells, so ``max_cost_m`` is in cost-weighted metres (a plain radius in metres
@@ -471,7 +476,7 @@ def _check_sexes(sexes: Sequence[str] | str) -> tuple[str, ...]:
     return tuple(s for s in ("F", "M") if s in given)  # females are always packed first
 
 
-# --------------------------------------------------------------------------- helpers
+# --------------------------------------------------------------------------- internals
 def _quality_bins(q_flat: np.ndarray) -> np.ndarray:
     """Quality bin of every cell (0 .. 20; 0 for no data), int8."""
     q = np.where(np.isfinite(q_flat), q_flat, 0.0)

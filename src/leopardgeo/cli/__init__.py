@@ -96,9 +96,11 @@ def run(ctx: click.Context, config: Path | None, out: Path | None, overwrite: bo
     r"""Run the pipeline on CONFIG (default: the embedded Amur study area).
 
     Writes leopardgeo.gpkg (study_area, borders, protected_areas, patches,
-    graph_nodes, links), suitability.tif, resistance.tif, patches.tif,
-    cwd.tif, allocation.tif and run_config.toml to the output folder, then
-    prints patches and area by country and the cheapest links.
+    graph_nodes, links, territories, ...), suitability.tif, resistance.tif,
+    patches.tif, cwd.tif, allocation.tif, territories.tif, capacity.csv,
+    capacity.json and run_config.toml to the output folder, then prints
+    patches and area by country, the cheapest links and the territories by
+    country.
 
     \b
     Example:
@@ -328,8 +330,16 @@ def report(out_dir: Path, top: int, overwrite: bool) -> None:
     """
     from rich.table import Table
 
-    from leopardgeo.report import link_table, read_run_layer, write_link_table
+    from leopardgeo.report import link_table, read_capacity, read_run_layer, write_capacity_report, write_link_table
 
+    capacity = read_capacity(out_dir)
+    if capacity is not None and not _has_links(out_dir):  # e.g. the folder of `leopardgeo territories`
+        con = _console()
+        _print_capacity(con, capacity, top)
+        written = write_capacity_report(capacity, out_dir, overwrite=overwrite)
+        con.print(f"No links in this run: build them with `leopardgeo links {out_dir}` for the link table.")
+        con.print("Written: " + ", ".join(str(p) for p in written))
+        return
     table = link_table(read_run_layer(out_dir, "links"), read_run_layer(out_dir, "graph_nodes"))
     written = write_link_table(table, out_dir, overwrite=overwrite)
     t = Table(title=f"Least-cost links in {out_dir} ({len(table)}, cheapest first)")
@@ -370,9 +380,6 @@ def report(out_dir: Path, top: int, overwrite: bool) -> None:
     if "score" in table.columns or fence is not None or perm is not None:
         _print_crossborder(con, xtable, fence, top)
         written += write_crossborder_report(xtable, fence, perm, out_dir, overwrite=overwrite)
-    from leopardgeo.report import read_capacity, write_capacity_report
-
-    capacity = read_capacity(out_dir)
     if capacity is not None:
         _print_capacity(con, capacity, top)
         written += write_capacity_report(capacity, out_dir, overwrite=overwrite)
@@ -383,6 +390,15 @@ def report(out_dir: Path, top: int, overwrite: bool) -> None:
         _print_sites(con, stable, sdoc, sim, top)
         written += write_sites_report(stable, sdoc, sim, out_dir, overwrite=overwrite)
     con.print("Written: " + ", ".join(str(p) for p in written))
+
+
+def _has_links(out_dir: Path) -> bool:
+    import pyogrio
+
+    from leopardgeo.io import GPKG_NAME
+
+    gpkg = out_dir / GPKG_NAME
+    return gpkg.is_file() and "links" in [str(n) for n in pyogrio.list_layers(gpkg)[:, 0]]
 
 
 def _print_crossborder(con: Any, table: Any, fence: dict | None, top: int) -> None:
