@@ -193,7 +193,7 @@ def test_links_stage_alone_and_report(tmp_path):
     out = tmp_path / "o"
     cfg = demo_config()
     off = {"links": type(cfg.links)(enabled=False), "circuit": type(cfg.circuit)(enabled=False)}
-    run(cfg.replace(**off, territories=type(cfg.territories)(enabled=False)), out_dir=out)
+    run(cfg.replace(**off, territories=type(cfg.territories)(enabled=False), sites=type(cfg.sites)(enabled=False)), out_dir=out)
     assert not (out / "cwd.tif").exists()
     res = CliRunner().invoke(cli, ["report", str(out)])
     assert res.exit_code == 1 and "expected a layer 'links'" in res.output and "leopardgeo links" in res.output

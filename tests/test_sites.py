@@ -500,6 +500,8 @@ min_area_ha = 0
 candidates = {path = "участки.gpkg", layer = "участки"}
 rank_stability_draws = 300
 simulation_runs = 20
+[territories]
+enabled = false
 """,
         encoding="utf-8",
     )
@@ -529,6 +531,17 @@ simulation_runs = 20
     assert res.exit_code == 0, res.output
     assert "Reintroduction sites (2; source Land of the Leopard): best Ближний" in res.output
     assert (tmp_path / "run" / "simulation.png").exists()
+    text = (tmp_path / "c.toml").read_text(encoding="utf-8").replace("simulation_runs = 20", "simulate = false")
+    text += "[links]\nenabled = false\n"
+    (tmp_path / "nolinks.toml").write_text(text, encoding="utf-8")
+    res = CliRunner().invoke(cli, ["run", str(tmp_path / "nolinks.toml"), "--out", str(tmp_path / "nl")])
+    assert res.exit_code == 0, res.output
+    nl = pd.read_csv(tmp_path / "nl" / "sites.csv")
+    assert nl["n_corridors"].eq(0).all() and nl["dPC_gain_pct"].isna().all()  # no graph: no corridors, no add-patch gain
+    assert "persistence_25y" not in nl.columns and not (tmp_path / "nl" / "simulation.json").exists()
+    res = CliRunner().invoke(cli, ["report", str(tmp_path / "nl")])
+    assert res.exit_code == 0, res.output
+    assert "Reintroduction sites" in res.output and "leopardgeo links" in res.output
 
 
 def test_distance_to_resident_territories(landscape):
