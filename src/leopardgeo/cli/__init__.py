@@ -557,11 +557,11 @@ def _print_sites(con: Any, table: Any, doc: dict, sim: dict | None, top: int) ->
 def sites(ctx: click.Context, config: Path | None, out: Path | None, overwrite: bool, top: int) -> None:
     r"""Evaluate the reintroduction sites of CONFIG (default: the embedded Amur study area).
 
-    Runs the stages the evaluation needs (patches, links, corridors, circuit,
-    pinch points, metrics, cross-border, corridor scores; not the barrier
-    mapper), then the sites stage of [sites]: capacity, connection to the
-    source population, add-patch gain, human pressure, score, rank stability
-    and, when available, the population simulation.  Prints the ranked sites;
+    Runs the stages of `leopardgeo run` except the barrier mapper (patches,
+    territories, links, corridors, circuit, pinch points, metrics,
+    cross-border, corridor scores), then the sites stage of [sites]:
+    capacity, connection to the source population, add-patch gain, human
+    pressure, score, rank stability and the population simulation.  Prints the ranked sites;
     writes the run's outputs (layer sites, sites.csv, sites.json) plus
     sites_report.csv / .json and sites.md.
 
