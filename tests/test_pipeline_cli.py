@@ -193,7 +193,7 @@ def test_links_stage_alone_and_report(tmp_path):
     out = tmp_path / "o"
     cfg = demo_config()
     off = {"links": type(cfg.links)(enabled=False), "circuit": type(cfg.circuit)(enabled=False)}
-    run(cfg.replace(**off, territories=type(cfg.territories)(enabled=False)), out_dir=out)
+    run(cfg.replace(**off, territories=type(cfg.territories)(enabled=False), sites=type(cfg.sites)(enabled=False)), out_dir=out)
     assert not (out / "cwd.tif").exists()
     res = CliRunner().invoke(cli, ["report", str(out)])
     assert res.exit_code == 1 and "expected a layer 'links'" in res.output and "leopardgeo links" in res.output
@@ -383,6 +383,14 @@ def test_demo_southern_sikhote_alin_sites(demo_run):
     assert list(csv["rank"]) == [1, 2] and "n_capacity_females" in csv.columns
     doc = json.loads((out / "sites.json").read_text())
     assert doc["source"] == "Land of the Leopard" and {r["name"] for r in doc["rank_stability"]} == set(t.index)
+    # the population simulation of each site
+    assert t["persistence_25y"].between(0, 1).all() and (t["persistence_50y"] <= t["persistence_25y"]).all()
+    assert (t["dispersers_to_source"] >= 0).all() and (t["dispersers_from_source"] >= 0).all()
+    sim = json.loads((out / "simulation.json").read_text())
+    assert set(sim["sites"]) == set(t.index)
+    assert all(v["n_runs"] == 500 and v["years"] == 50 for v in sim["sites"].values())
+    assert (out / "simulation.png").stat().st_size > 20_000
+    assert (t["dist_to_territory_m"] > 0).all()  # the resident territories lie in Land of the Leopard, not in the sites
 
 
 # ---------------------------------------------------------------------- territories on the demo

@@ -500,6 +500,8 @@ min_area_ha = 0
 candidates = {path = "участки.gpkg", layer = "участки"}
 rank_stability_draws = 300
 simulation_runs = 20
+[territories]
+enabled = false
 """,
         encoding="utf-8",
     )
@@ -529,6 +531,17 @@ simulation_runs = 20
     assert res.exit_code == 0, res.output
     assert "Reintroduction sites (2; source Land of the Leopard): best Ближний" in res.output
     assert (tmp_path / "run" / "simulation.png").exists()
+    text = (tmp_path / "c.toml").read_text(encoding="utf-8").replace("simulation_runs = 20", "simulate = false")
+    text += "[links]\nenabled = false\n"
+    (tmp_path / "nolinks.toml").write_text(text, encoding="utf-8")
+    res = CliRunner().invoke(cli, ["run", str(tmp_path / "nolinks.toml"), "--out", str(tmp_path / "nl")])
+    assert res.exit_code == 0, res.output
+    nl = pd.read_csv(tmp_path / "nl" / "sites.csv")
+    assert nl["n_corridors"].eq(0).all() and nl["dPC_gain_pct"].isna().all()  # no graph: no corridors, no add-patch gain
+    assert "persistence_25y" not in nl.columns and not (tmp_path / "nl" / "simulation.json").exists()
+    res = CliRunner().invoke(cli, ["report", str(tmp_path / "nl")])
+    assert res.exit_code == 0, res.output
+    assert "Reintroduction sites" in res.output and "leopardgeo links" in res.output
 
 
 def test_distance_to_resident_territories(landscape):
@@ -569,3 +582,29 @@ def test_cli_sites_without_candidates_fails_before_running(tmp_path):
     res = CliRunner().invoke(cli, ["sites", str(tmp_path / "c.toml"), "--out", str(tmp_path / "o")])
     assert res.exit_code != 0 and "[inputs] sites" in res.output and "candidates = 'auto'" in res.output
     assert not (tmp_path / "o").exists()
+
+
+def test_simulation_on_the_territories_of_the_territory_stage(landscape, evaluated):
+    """With a landscape-wide TerritoryResult the simulation uses it (restricted by cost) instead of packing its own."""
+    from leopardgeo.simulate import SimulationParams
+    from leopardgeo.sites import simulate_sites, simulation_columns
+    from leopardgeo.territories import pack_territories
+
+    ls = landscape
+    g = ls["grid"]
+    kw = {k: v for k, v in TERR.items() if k != "max_cost_m"}
+    terr = pack_territories(ls["suit"], ls["res"], g, habitat=ls["labels"] > 0, max_cost_m=1e9, **kw)
+    src = find_source(g, labels=ls["labels"], patches=ls["patches"], protected_areas=ls["pas"])
+    sites = prepare_sites(ls["sites"], g)
+    masks = dict(zip(sites["site_id"], site_masks(sites, g), strict=True))
+    p = SimulationParams(n_runs=30, years=25, max_dispersal_cost_m=3000.0, mate_search_cost_m=1000.0)
+    out = simulate_sites(
+        evaluated, masks, suitability=ls["suit"], resistance=ls["res"], labels=ls["labels"], grid=g, source=src,
+        params=p, territories=terr, margin_m=1000.0,
+    )  # fmt: skip
+    assert set(out) == {"Большой", "Малый"}
+    big = out["Большой"]
+    in_site = terr.table[(terr.table["sex"] == "F") & terr.table.geometry.within(sites.geometry.iloc[0].buffer(1))]
+    assert big.landscape_summary["site_female_territories"] >= len(in_site) > 0
+    cols = simulation_columns(out).set_index("name")
+    assert cols.loc["Большой", "persistence_25y"] == big.persistence_at(25) and np.isnan(cols.loc["Большой", "persistence_50y"])

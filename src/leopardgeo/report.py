@@ -349,7 +349,8 @@ def sites_markdown(table: pd.DataFrame, doc: dict, sim: dict | None = None) -> s
             return f"{100 * float(v):.0f} %"
         if col in ("score", "best_corridor_score"):
             return f"{float(v):.1f}"
-        if col in ("mean_quality", "mean_rank", "dPC_gain_pct", "road_density_km_per_km2"):
+        if col in ("mean_quality", "mean_rank", "dPC_gain_pct", "road_density_km_per_km2", "dispersers_to_source",
+                   "dispersers_from_source"):  # fmt: skip
             return f"{float(v):.2f}"
         if col == "eff_resistance":
             return f"{float(v):.3g}"
@@ -395,10 +396,12 @@ def sites_markdown(table: pd.DataFrame, doc: dict, sim: dict | None = None) -> s
         lines += ["### Population simulation", ""]
         for name, s in (sim.get("sites") or {}).items():
             p25, p50 = s.get("persistence_25y"), s.get("persistence_50y")
+            to_src = f(s.get("dispersers_to_source"), "dispersers_to_source")
+            from_src = f(s.get("dispersers_from_source"), "dispersers_from_source")
             lines.append(
                 f"- {name}: persistence {f(p25, 'persistence_25y')} at 25 years, {f(p50, 'persistence_50y')} at 50 years "
-                f"({s.get('n_runs', '?')} runs); dispersers reaching the source {f(s.get('dispersers_to_source'), 'x')}, "
-                f"coming from it {f(s.get('dispersers_from_source'), 'x')} (mean per run)"
+                f"({s.get('n_runs', '?')} runs); dispersers reaching the source {to_src}, coming from it {from_src} "
+                "(mean per run)"
             )
         lines += ["", "![Simulated trajectories](simulation.png)", ""]
     return "\n".join(lines)

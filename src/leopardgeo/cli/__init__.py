@@ -333,10 +333,19 @@ def report(out_dir: Path, top: int, overwrite: bool) -> None:
     from leopardgeo.report import link_table, read_capacity, read_run_layer, write_capacity_report, write_link_table
 
     capacity = read_capacity(out_dir)
-    if capacity is not None and not _has_links(out_dir):  # e.g. the folder of `leopardgeo territories`
+    has_sites = (out_dir / "sites.csv").is_file()
+    if (capacity is not None or has_sites) and not _has_links(out_dir):  # e.g. the folder of `leopardgeo territories`
         con = _console()
-        _print_capacity(con, capacity, top)
-        written = write_capacity_report(capacity, out_dir, overwrite=overwrite)
+        written = []
+        if capacity is not None:
+            _print_capacity(con, capacity, top)
+            written += write_capacity_report(capacity, out_dir, overwrite=overwrite)
+        if has_sites:
+            from leopardgeo.report import sites_report, write_sites_report
+
+            stable, sdoc, sim = sites_report(out_dir)
+            _print_sites(con, stable, sdoc, sim, top)
+            written += write_sites_report(stable, sdoc, sim, out_dir, overwrite=overwrite)
         con.print(f"No links in this run: build them with `leopardgeo links {out_dir}` for the link table.")
         con.print("Written: " + ", ".join(str(p) for p in written))
         return
@@ -383,7 +392,7 @@ def report(out_dir: Path, top: int, overwrite: bool) -> None:
     if capacity is not None:
         _print_capacity(con, capacity, top)
         written += write_capacity_report(capacity, out_dir, overwrite=overwrite)
-    if (out_dir / "sites.csv").is_file():
+    if has_sites:
         from leopardgeo.report import sites_report, write_sites_report
 
         stable, sdoc, sim = sites_report(out_dir)
@@ -548,11 +557,11 @@ def _print_sites(con: Any, table: Any, doc: dict, sim: dict | None, top: int) ->
 def sites(ctx: click.Context, config: Path | None, out: Path | None, overwrite: bool, top: int) -> None:
     r"""Evaluate the reintroduction sites of CONFIG (default: the embedded Amur study area).
 
-    Runs the stages the evaluation needs (patches, links, corridors, circuit,
-    pinch points, metrics, cross-border, corridor scores; not the barrier
-    mapper), then the sites stage of [sites]: capacity, connection to the
-    source population, add-patch gain, human pressure, score, rank stability
-    and, when available, the population simulation.  Prints the ranked sites;
+    Runs the stages of `leopardgeo run` except the barrier mapper (patches,
+    territories, links, corridors, circuit, pinch points, metrics,
+    cross-border, corridor scores), then the sites stage of [sites]:
+    capacity, connection to the source population, add-patch gain, human
+    pressure, score, rank stability and the population simulation.  Prints the ranked sites;
     writes the run's outputs (layer sites, sites.csv, sites.json) plus
     sites_report.csv / .json and sites.md.
 
