@@ -62,6 +62,7 @@ from leopardgeo.io import (
     read_vector,
     read_wdpa,
 )
+from leopardgeo.manifest import MANIFEST_NAME, manifest_json, utc_now
 from leopardgeo.metrics import MetricsResult, add_metric_attributes, connectivity_metrics
 from leopardgeo.patches import country_raster, extract_patches
 from leopardgeo.pinchpoints import PinchResult, add_pinch_attributes, pinch_points
@@ -95,7 +96,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Files ``run`` writes into the output folder (the last two only with links enabled).
-OUTPUT_FILES = (GPKG_NAME, "suitability.tif", "resistance.tif", "patches.tif", "run_config.toml")
+OUTPUT_FILES = (GPKG_NAME, "suitability.tif", "resistance.tif", "patches.tif", "run_config.toml", MANIFEST_NAME)
 LINK_FILES = ("cwd.tif", "allocation.tif")
 
 
@@ -666,6 +667,7 @@ def run(
     ow = config.output.overwrite if overwrite is None else overwrite
     writer = OutputWriter(out, overwrite=ow, names=output_files(config)) if out is not None else None
     timings: dict[str, float] = {}
+    started = utc_now()
     try:
         graph = cwd = None
         extras = _extra_stages(config)
@@ -763,6 +765,10 @@ def run(
                 if barr is not None:
                     writer.raster("barriers.tif", barr.score, g, nodata=np.nan, description=RASTERS["barriers.tif"])
                 writer.text("run_config.toml", dump_config(config))
+                writer.write_styles()  # QGIS styles: layer_styles in the GeoPackage, a .qml beside each GeoTIFF
+                timings["write"] = time.perf_counter() - t
+                manifest = manifest_json(config, started=started, timings_s=timings, outputs=[*writer.written, MANIFEST_NAME])
+                writer.text(MANIFEST_NAME, manifest)
                 writer.commit()
                 timings["write"] = time.perf_counter() - t
     except BaseException:
