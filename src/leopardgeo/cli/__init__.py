@@ -254,27 +254,85 @@ def links(out_dir: Path, config: Path | None, overwrite: bool) -> None:
 @cli.command()
 @click.argument("out_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option("--top", type=int, default=20, show_default=True, help="Rows to print (all rows go to the files).")
+@click.option("--no-maps", is_flag=True, help="Do not draw the PNG maps (faster; report.html then has no maps).")
 @overwrite_option
-def report(out_dir: Path, top: int, overwrite: bool) -> None:
-    r"""Print the link table of OUT_DIR and write it as links.csv and links.json.
+@click.pass_context
+def report(ctx: click.Context, out_dir: Path, top: int, no_maps: bool, overwrite: bool) -> None:
+    r"""Report on the run in OUT_DIR: terminal tables, report.md, report.html, summary.json, CSV tables, maps.
 
-    Columns: from, to (patch id and protected areas in it), cwd (cost-weighted
-    metres), path km, Euclidean km, cwd / Euclidean, cwd / path length,
-    countries the path passes through and, when the later stages ran, the
-    corridor's narrowest width (km), effective resistance (ohms) and pinch-point
-    current (A); sorted by cwd.
+    Prints the run summary and the least-cost links ranked by corridor score
+    (from, to, cwd in cost-weighted metres, path km, cwd / Euclidean,
+    countries, narrowest corridor width, effective resistance, pinch-point
+    current), then the cross-border corridors and the border-fence scenario
+    when the run has them.  Writes report.md, a self-contained report.html
+    (maps embedded), summary.json (schema in docs/outputs.md), links.csv /
+    .json, crossborder.csv / .json / .md and the maps as maps/<name>.png.
+    Sections for territories / capacity and reintroduction sites appear when
+    their files are in OUT_DIR.
 
     \b
     Example:
-      leopardgeo report out --top 10
+      leopardgeo report out --top 10 --overwrite
     """
+    from leopardgeo.runreport import write_report
+
+    quiet = ctx.obj["verbosity"] < 0
+    rep = write_report(out_dir, overwrite=overwrite, maps=not no_maps, progress=not quiet and sys.stderr.isatty())
+    if quiet:
+        return
+    con = _console()
+    _print_run_summary(con, rep.summary)
+    table = rep.tables.get("links")
+    if table is None:
+        con.print("No least-cost links in this run: build them with `leopardgeo links OUT_DIR`.")
+    else:
+        _print_link_table(con, table, out_dir, top)
+    if "crossborder" in rep.tables:
+        _print_crossborder(con, rep.tables["crossborder"], rep.fence, top)
+    con.print(f"Report: {out_dir / 'report.html'} (also report.md, summary.json)")
+    tables = [n for n in ("links.csv", "crossborder.csv", "capacity.csv", "sites.csv") if (out_dir / n).is_file()]
+    n_maps = sum(1 for k in rep.maps if not k.endswith(".png"))
+    con.print(f"Tables: {', '.join(tables) or 'none'}; maps: {n_maps} PNG in {out_dir / 'maps'}")
+
+
+def _print_run_summary(con: Any, summary: dict) -> None:
+    """The "Run" table of ``leopardgeo report``: grid, patches, links, connectivity, run time."""
     from rich.table import Table
 
-    from leopardgeo.report import link_table, read_run_layer, write_link_table
+    t = Table(title="Run summary", show_header=False)
+    t.add_column("", style="bold")
+    t.add_column("")
+    run = summary.get("run") or {}
+    if run.get("shape"):
+        t.add_row("grid", f"{run['shape'][0]:,} x {run['shape'][1]:,} cells of {run['cell_size_m']:g} m ({run['crs']})")
+    p = summary.get("patches")
+    if p:
+        by = ", ".join(f"{r['country']} {r['patches']}" for r in p["by_country"] if r["country"] != "all")
+        t.add_row("habitat patches", f"{p['count']} ({p['area_ha']:,.0f} ha; {by})")
+    links = summary.get("links")
+    if links:
+        t.add_row("least-cost links", f"{links['count']}, {links['cross_border']} crossing a national border")
+    m = summary.get("connectivity")
+    if m:
+        t.add_row("connectivity", f"PC {m['PC']:.3g}, EC {m['EC_ha']:,.0f} ha, {m['components']} component(s)")
+    xb = summary.get("crossborder")
+    if xb and xb.get("fence"):
+        f = xb["fence"]
+        t.add_row("border fence", f"PC {f['PC_loss_pct']:.1f} % lost, EC {f['EC_loss_pct']:.1f} % lost")
+    if run.get("total_s") is not None:
+        t.add_row("run time", f"{run['total_s']:,.1f} s, started {run.get('started')}")
+    con.print(t)
 
-    table = link_table(read_run_layer(out_dir, "links"), read_run_layer(out_dir, "graph_nodes"))
-    written = write_link_table(table, out_dir, overwrite=overwrite)
-    t = Table(title=f"Least-cost links in {out_dir} ({len(table)}, cheapest first)")
+
+def _print_link_table(con: Any, table: Any, out_dir: Path, top: int) -> None:
+    """The ranked link table of ``leopardgeo report``."""
+    from rich.table import Table
+
+    ranked = "best corridor score first" if "score_rank" in table.columns else "cheapest first"
+    t = Table(title=f"Least-cost links in {out_dir} ({len(table)}, {ranked})")
+    if "score" in table.columns:
+        t.add_column("rank", justify="right")
+        t.add_column("score", justify="right")
     for col, just in (
         ("from", "left"),
         ("to", "left"),
@@ -295,7 +353,11 @@ def report(out_dir: Path, top: int, overwrite: bool) -> None:
         return f"{v / 1000:,.1f}" if col == "corridor_width_m" else f"{v:.3g}"
 
     for r in table.head(top).itertuples():
+        scored = []
+        if "score" in table.columns:
+            scored = [str(getattr(r, "score_rank", "-")), "-" if r.score != r.score else f"{r.score:.0f}"]
         t.add_row(
+            *scored,
             f"{r.from_id} {r.from_name}".strip(),
             f"{r.to_id} {r.to_name}".strip(),
             f"{r.cwd:,.0f}",
@@ -304,15 +366,7 @@ def report(out_dir: Path, top: int, overwrite: bool) -> None:
             r.countries,
             *(fmt(c, getattr(r, c)) for c, _ in extra),
         )
-    con = _console()
     con.print(t)
-    from leopardgeo.report import crossborder_report, write_crossborder_report
-
-    xtable, fence, perm = crossborder_report(out_dir)
-    if "score" in table.columns or fence is not None or perm is not None:
-        _print_crossborder(con, xtable, fence, top)
-        written += write_crossborder_report(xtable, fence, perm, out_dir, overwrite=overwrite)
-    con.print("Written: " + ", ".join(str(p) for p in written))
 
 
 def _print_crossborder(con: Any, table: Any, fence: dict | None, top: int) -> None:
