@@ -648,6 +648,10 @@ def build_report(out_dir: str | Path, maps: dict[str, Path] | None = None) -> Re
                 "timings_s": (manifest or {}).get("timings_s"),
                 **{k: grid[k] for k in ("crs", "crs_wkt", "cell_size_m", "shape", "bounds")},
             },
+            # every key is always present (null when the run has no such output), so readers need no key checks
+            **dict.fromkeys(("patches", "links", "connectivity", "crossborder", "barriers", "capacity", "sites", "simulation")),
+            "maps": {},
+            "files": [],
         }
     )
     report.sections.append(_run_section(run, report, manifest, grid))

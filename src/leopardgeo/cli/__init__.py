@@ -18,8 +18,31 @@ from leopardgeo.errors import LeopardGeoError
 __all__ = ["cli", "main"]
 
 
+def _keep_unwrapped(help_text: str | None) -> str | None:
+    r"""Turn the two characters ``\b`` on a line of their own into click's "do not rewrap" marker.
+
+    Docstrings here are raw strings (ruff D301), so the ``\b`` that tells click
+    to keep an example block as written arrives as a backslash and a ``b``.
+    """
+    return help_text.replace("\\b\n", "\b\n") if help_text else help_text
+
+
+class _Command(click.Command):
+    r"""A command whose help keeps its ``\b`` example blocks unwrapped."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.help = _keep_unwrapped(self.help)
+
+
 class _Group(click.Group):
     """Turns a LeopardGeoError into one readable line (``--debug`` shows the traceback)."""
+
+    command_class = _Command
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.help = _keep_unwrapped(self.help)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
