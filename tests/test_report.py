@@ -311,3 +311,29 @@ def test_markdown_numbers_are_right_aligned_and_text_left():
     t = markdown_table(pd.DataFrame({"name": ["a|b", "c"], "n": ["1,200", "-"], "p": ["5%", "12%"]}))
     assert t.splitlines()[1] == "|---|---:|---:|"
     assert "a\\|b" in t
+
+
+def test_run_once_reuses_a_finished_run_of_the_same_config(tmp_path, coarse_config):
+    from leopardgeo.manifest import run_once
+
+    cfg = _patches_only(coarse_config)
+    out = run_once(cfg, tmp_path / "o")
+    gpkg = out / GPKG_NAME
+    first = gpkg.stat().st_mtime_ns
+    assert run_once(cfg, out) == out and gpkg.stat().st_mtime_ns == first  # same config: reused
+    (out / "patches.tif").unlink()  # incomplete: run again
+    run_once(cfg, out)
+    assert (out / "patches.tif").is_file() and gpkg.stat().st_mtime_ns != first
+    second = gpkg.stat().st_mtime_ns
+    other = cfg.replace(patches=type(cfg.patches)(min_area_ha=20_000))  # another config: run again
+    run_once(other, out)
+    assert gpkg.stat().st_mtime_ns != second
+    assert json.loads((out / "manifest.json").read_text())["config"]["patches"]["min_area_ha"] == 20_000
+
+
+def test_maps_show_themselves_in_jupyter(coarse_run):
+    from leopardgeo.maps import plot_map
+
+    _, out = coarse_run
+    png = plot_map(out, "links")._repr_png_()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000

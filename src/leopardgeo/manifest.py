@@ -33,8 +33,18 @@ from pathlib import Path
 from typing import Any
 
 from leopardgeo.config import RunConfig, config_hash
+from leopardgeo.errors import DataError
 
-__all__ = ["MANIFEST_NAME", "MANIFEST_VERSION", "build_manifest", "input_files", "package_versions", "utc_now"]
+__all__ = [
+    "MANIFEST_NAME",
+    "MANIFEST_VERSION",
+    "build_manifest",
+    "input_files",
+    "package_versions",
+    "read_manifest",
+    "run_once",
+    "utc_now",
+]
 
 #: File name of the manifest in the output folder.
 MANIFEST_NAME = "manifest.json"
@@ -182,3 +192,60 @@ def build_manifest(
 def manifest_json(cfg: RunConfig, **kwargs: Any) -> str:
     """:func:`build_manifest` as indented JSON text."""
     return json.dumps(build_manifest(cfg, **kwargs), indent=1, ensure_ascii=False, default=str)
+
+
+def read_manifest(out_dir: str | Path) -> dict[str, Any] | None:
+    """The ``manifest.json`` of a run folder, or ``None`` when there is none.
+
+    Raises
+    ------
+    DataError
+        If the file exists but is not JSON.
+    """
+    p = Path(out_dir) / MANIFEST_NAME
+    if not p.is_file():
+        return None
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        msg = f"{p}: expected the JSON manifest of a run, found a file that does not parse ({exc}). Re-run with --overwrite."
+        raise DataError(msg) from exc
+
+
+def run_once(config: RunConfig, out_dir: str | Path, *, progress: bool = False) -> Path:
+    """Run ``config`` into ``out_dir`` unless the folder already holds a finished run of the same configuration.
+
+    A folder counts as holding the run when its ``manifest.json`` has the same
+    ``config_hash`` and leopardgeo version and every file the manifest lists
+    is present; otherwise the run is (re)done with ``overwrite=True``.  Meant
+    for notebooks and scripts that share one run: the first one runs it, the
+    others read its outputs.
+
+    Parameters
+    ----------
+    config
+        The run configuration.
+    out_dir
+        The output folder.
+    progress
+        Show a progress bar when running.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_dir``.
+    """
+    from leopardgeo import __version__
+    from leopardgeo.pipeline import run
+
+    out = Path(out_dir)
+    m = read_manifest(out) if out.is_dir() else None
+    if (
+        m is not None
+        and m.get("config_hash") == config_hash(config)
+        and m.get("versions", {}).get("leopardgeo") == __version__
+        and all((out / name).is_file() for name in m.get("outputs", []))
+    ):
+        return out
+    run(config, out_dir=out, overwrite=True, progress=progress)
+    return out

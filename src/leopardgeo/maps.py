@@ -59,6 +59,7 @@ from leopardgeo.io import GPKG_NAME
 
 __all__ = [
     "MAPS",
+    "MapFigure",
     "add_north_arrow",
     "add_scale_bar",
     "available_maps",
@@ -274,11 +275,29 @@ def _figsize(extent: Sequence[float] | None, width: float = 8.5) -> tuple[float,
     return width, float(np.clip((width - 1.6) * aspect + 1.0, 4.0, 11.0))
 
 
+class MapFigure(Figure):
+    """A matplotlib figure that shows itself in Jupyter as a PNG (no pyplot, no inline backend needed).
+
+    Our figures are drawn on the Agg canvas without pyplot, so IPython's
+    matplotlib display hook is not registered for them; ``_repr_png_`` is
+    IPython's generic way for an object to display as an image.
+    """
+
+    def _repr_png_(self) -> bytes:
+        import io
+
+        buf = io.BytesIO()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"Glyph .* missing from font", category=UserWarning)
+            self.savefig(buf, format="png", dpi=100)
+        return buf.getvalue()
+
+
 def _new_figure(ax: Axes | None, extent: Sequence[float] | None = None) -> tuple[Figure, Axes]:
     """A new Agg figure and axes sized for ``extent`` (or ``ax`` and its figure)."""
     if ax is not None:
         return ax.get_figure(), ax  # type: ignore[return-value]
-    fig = Figure(figsize=_figsize(extent), layout="constrained")
+    fig = MapFigure(figsize=_figsize(extent), layout="constrained")
     FigureCanvasAgg(fig)
     return fig, fig.add_subplot()
 
@@ -617,7 +636,7 @@ def map_border(run_dir: str | Path, *, ax: Axes | None = None, profile_ax: Axes 
         raise DataError(msg)
     if ax is None:
         w, h = _figsize(_extent_of(run, _bounds(perm if perm is not None else cross)))
-        fig = Figure(figsize=(w * 1.75, h) if perm is not None else (w, h), layout="constrained")
+        fig = MapFigure(figsize=(w * 1.75, h) if perm is not None else (w, h), layout="constrained")
         FigureCanvasAgg(fig)
         if perm is not None:
             ax, profile_ax = fig.subplots(1, 2, width_ratios=[1.3, 1.0])

@@ -74,6 +74,13 @@ def _console(*, stderr: bool = False) -> Any:
     return con
 
 
+def _spinner(label: str, *, show: bool) -> Any:
+    """A rich spinner with elapsed time on stderr while a one-step command works (or nothing)."""
+    import contextlib
+
+    return _console(stderr=True).status(f"{label}...") if show else contextlib.nullcontext()
+
+
 def _show_versions(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if value:
         from leopardgeo import show_versions
@@ -257,7 +264,8 @@ def init(path: Path, overwrite: bool) -> None:
     help="Config whose [links] section to use (default: OUT_DIR/run_config.toml).",
 )
 @overwrite_option
-def links(out_dir: Path, config: Path | None, overwrite: bool) -> None:
+@click.pass_context
+def links(ctx: click.Context, out_dir: Path, config: Path | None, overwrite: bool) -> None:
     r"""Build the least-cost links of an earlier run in OUT_DIR (this stage alone).
 
     Reads resistance.tif, patches.tif and the patches layer, adds the links and
@@ -270,8 +278,11 @@ def links(out_dir: Path, config: Path | None, overwrite: bool) -> None:
     from leopardgeo.config import load_config
     from leopardgeo.pipeline import run_links
 
-    graph, _ = run_links(out_dir, load_config(config) if config else None, overwrite=overwrite)
-    _print_links(_console(), graph)
+    quiet = ctx.obj["verbosity"] < 0
+    with _spinner("least-cost links", show=not quiet and sys.stderr.isatty()):
+        graph, _ = run_links(out_dir, load_config(config) if config else None, overwrite=overwrite)
+    if not quiet:
+        _print_links(_console(), graph)
 
 
 @cli.command()
