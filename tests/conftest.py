@@ -10,6 +10,9 @@ import shapely
 
 from leopardgeo.testing import TEST_CRS, synthetic_raster
 
+#: Run by test_qgis.py with the system Python that has QGIS; not importable here (--doctest-modules would try).
+collect_ignore = ["qgis_check.py"]
+
 
 @pytest.fixture
 def utm_raster(tmp_path):

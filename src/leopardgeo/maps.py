@@ -396,9 +396,14 @@ def _raster_map(
     cmap: str,
     norm: Callable[[np.ma.MaskedArray], Normalize] | None = None,
     overlay: Callable[[_Run, Axes], list[Any]] | None = None,
+    outside_patches: bool = False,
 ) -> Figure:
     run = _Run(run_dir)
     data, extent = run.raster(name)
+    if outside_patches and run.has("patches.tif"):
+        labels, _ = run.raster("patches.tif", categorical=True)
+        if labels.shape == data.shape:
+            data = np.ma.masked_where(labels.filled(0) > 0, data)
     fig, ax = _new_figure(ax, _extent_of(run, extent))
     nrm = norm(data) if norm is not None else Normalize(*_robust_limits(data))
     im = ax.imshow(data, extent=extent, origin="upper", cmap=colormaps[cmap], norm=nrm, interpolation="nearest", zorder=1)
@@ -491,7 +496,7 @@ def map_current(run_dir: str | Path, *, ax: Axes | None = None) -> Figure:
 
 
 def map_pinchpoints(run_dir: str | Path, *, ax: Axes | None = None) -> Figure:
-    """Current density inside the corridors (``pinchpoints.tif``), with each link's pinch point."""
+    """Current density inside the corridors outside the patches (``pinchpoints.tif``), with each link's pinch point."""
 
     def overlay(run: _Run, ax: Axes) -> list[Any]:
         handles = _patch_outlines(run, ax)
@@ -507,8 +512,9 @@ def map_pinchpoints(run_dir: str | Path, *, ax: Axes | None = None) -> Figure:
         "pinchpoints.tif",
         title="Pinch points",
         label="current density in corridor (A for 1 A)",
-        cmap="inferno",
+        cmap="magma_r",  # low current light, so the pinch points (high current) stand out
         overlay=overlay,
+        outside_patches=True,  # a patch's cells carry its node's current (up to 1 A) and would hide the corridors
     )
 
 

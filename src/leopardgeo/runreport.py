@@ -568,13 +568,22 @@ def _files_section(run: _RunFolder, report: Report) -> Section:
     present = sorted(p.name for p in run.dir.iterdir() if p.is_file() and not p.name.startswith("."))
     names = sorted(set(present) | set(report.files) | {"report.md", "report.html", "summary.json"})
     report.summary["files"] = names
-    desc = {**RASTERS, "leopardgeo.gpkg": "GeoPackage 1.2, every layer styled for QGIS (layer_styles)",
+    desc = {"leopardgeo.gpkg": "GeoPackage 1.2, every layer styled for QGIS (layer_styles)",
             "run_config.toml": "the effective configuration (reloadable)", "manifest.json": "inputs + hashes, versions, timings",
             "summary.json": "this report as data (schema in docs/outputs.md)", "links.csv": "every link, ranked",
             "crossborder.csv": "every cross-border corridor, ranked", "capacity.csv": "carrying capacity by zone",
             "sites.csv": "candidate sites with every criterion", "metrics.json": "PC, IIC, EC and the kernel",
-            "fence.json": "border-fence scenario", "circuit.csv": "effective resistance of every pair"}  # fmt: skip
-    rows = [(n, desc.get(n, "QGIS style of the raster beside it" if n.endswith(".qml") else "")) for n in names]
+            "fence.json": "border-fence scenario", "circuit.csv": "effective resistance of every pair",
+            "links.json": "every link, ranked (JSON)", "crossborder.json": "cross-border corridors and fence (JSON)",
+            "crossborder.md": "the cross-border section alone (Markdown)", "report.md": "this report (Markdown)",
+            "report.html": "this report (one self-contained page)", "border_permeability.png": "border permeability chart",
+            "capacity.json": "carrying capacity by zone (JSON)", "sites.json": "candidate sites (JSON)",
+            "simulation.json": "population simulation", "simulation.png": "simulated trajectories",
+            "territories.tif": "territories (1 female, 2 male, 3 both)", **RASTERS}  # fmt: skip
+    qml = [n for n in names if n.endswith(".qml")]
+    rows = [(n, desc.get(n, "")) for n in names if not n.endswith(".qml")]
+    if qml:
+        rows.append((f"*.qml ({len(qml)})", "QGIS style of the GeoTIFF of the same name (loaded with it)"))
     s = Section("Files", anchor="files")
     s.blocks.append(Table(pd.DataFrame(rows, columns=["file", "content"])))
     layers = [(n, LAYERS.get(n, "")) for n in run.layers if n != "layer_styles"]
