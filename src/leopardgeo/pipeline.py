@@ -101,7 +101,7 @@ LINK_FILES = ("cwd.tif", "allocation.tif")
 
 
 def output_files(cfg: RunConfig) -> tuple[str, ...]:
-    """Files a run with ``cfg`` writes."""
+    """Files a run with ``cfg`` writes (each GeoTIFF with its QGIS style ``.qml``)."""
     files = OUTPUT_FILES + (LINK_FILES if cfg.links.enabled else ())
     if cfg.links.enabled and cfg.corridors.enabled:
         files += ("corridors.tif",)
@@ -116,7 +116,7 @@ def output_files(cfg: RunConfig) -> tuple[str, ...]:
     if cfg.links.enabled and cfg.crossborder.enabled:
         if cfg.crossborder.fence is not FenceMode.NONE:
             files += ("fence.json", "fence.tif")
-    return files
+    return files + tuple(f.removesuffix(".tif") + ".qml" for f in files if f.endswith(".tif"))  # QGIS styles
 
 
 @dataclass
