@@ -1,5 +1,5 @@
 # Two commands on a fresh machine with Python 3.11 and pip:
-#   make demo   set up .venv, install leopardgeo, run it on the embedded Amur study area -> out/
+#   make demo   set up .venv, install leopardgeo, run it on the embedded Amur study area and report -> out/
 #   make test   set up .venv with the test extra, run ruff and pytest
 PYTHON ?= python3
 VENV ?= .venv
@@ -20,6 +20,7 @@ setup-test: $(BIN)/python
 
 demo: setup
 	$(BIN)/leopardgeo run --out $(OUT) --overwrite
+	$(BIN)/leopardgeo report $(OUT) --overwrite
 
 lint: setup-test
 	$(BIN)/ruff check src tests scripts benchmarks
@@ -28,4 +29,4 @@ test: setup-test lint
 	$(BIN)/python -m pytest -q
 
 clean:
-	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache .hypothesis notebooks/out_demo notebooks/out_byod notebooks/byod_data

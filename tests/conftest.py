@@ -10,6 +10,9 @@ import shapely
 
 from leopardgeo.testing import TEST_CRS, synthetic_raster
 
+#: Run by test_qgis.py with the system Python that has QGIS; not importable here (--doctest-modules would try).
+collect_ignore = ["qgis_check.py"]
+
 
 @pytest.fixture
 def utm_raster(tmp_path):
@@ -35,3 +38,29 @@ def square_pa(tmp_path):
     path = tmp_path / "pa.gpkg"
     gdf.to_file(path, layer="protected_areas")
     return path
+
+
+def coarse_demo_config():
+    """The demo configuration on a 2 km grid (every stage, ~140 k cells): real data, seconds to run."""
+    import dataclasses
+
+    from leopardgeo.config import demo_config
+
+    cfg = demo_config()
+    bm = dataclasses.replace(cfg.barrier_mapper, min_radius_m=2000.0, max_radius_m=4000.0, radius_step_m=2000.0)
+    return cfg.replace(grid=dataclasses.replace(cfg.grid, cell_size_m=2000.0), barrier_mapper=bm)
+
+
+@pytest.fixture
+def coarse_config():
+    """:func:`coarse_demo_config` as a fixture."""
+    return coarse_demo_config()
+
+
+@pytest.fixture(scope="session")
+def coarse_run(tmp_path_factory):
+    """``(RunResult, folder)`` of :func:`coarse_demo_config`; copy the folder before writing into it."""
+    from leopardgeo.pipeline import run
+
+    out = tmp_path_factory.mktemp("coarse") / "out"
+    return run(coarse_demo_config(), out_dir=out), out

@@ -490,6 +490,12 @@ class OutputWriter:
     names
         Files the run will write, checked up front so a run without
         ``overwrite`` fails before doing any work.
+    styles
+        On :meth:`commit`, first store QGIS styles for what was staged: the
+        GeoPackage's layers get default styles in its ``layer_styles`` table
+        and each GeoTIFF a ``.qml`` beside it (see :mod:`leopardgeo.styles`),
+        so that every output opens styled in QGIS.  The ``.qml`` files are
+        committed with the rasters.
 
     Raises
     ------
@@ -497,9 +503,12 @@ class OutputWriter:
         If any of ``names`` exists in ``out_dir`` and ``overwrite`` is false.
     """
 
-    def __init__(self, out_dir: str | Path, *, overwrite: bool = False, names: Iterable[str] = ()) -> None:
+    def __init__(
+        self, out_dir: str | Path, *, overwrite: bool = False, names: Iterable[str] = (), styles: bool = True
+    ) -> None:
         self.out_dir = Path(out_dir)
         self.overwrite = overwrite
+        self.styles = styles
         clash = [n for n in names if (self.out_dir / n).exists()]
         if clash and not overwrite:
             msg = (
@@ -512,10 +521,12 @@ class OutputWriter:
         self.written: list[str] = []
 
     def path(self, name: str) -> Path:
-        """Staging path for output ``name`` (moved to ``out_dir/name`` on commit)."""
+        """Staging path for output ``name`` (moved to ``out_dir/name`` on commit; ``name`` may hold a sub-folder)."""
         if name not in self.written:
             self.written.append(name)
-        return self.staging / name
+        p = self.staging / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
 
     def copy_existing(self, name: str) -> Path:
         """Stage a copy of ``out_dir/name`` (if it exists) so a later stage can add to it."""
@@ -539,13 +550,35 @@ class OutputWriter:
         p.write_text(text, encoding="utf-8")
         return p
 
+    def write_styles(self) -> list[str]:
+        """Store QGIS styles for the staged GeoPackage and GeoTIFFs (done by :meth:`commit` when ``styles``)."""
+        from leopardgeo.styles import write_layer_styles, write_raster_style
+
+        added = []
+        for name in list(self.written):
+            src = self.staging / name
+            if not src.is_file():
+                continue
+            if name == GPKG_NAME or name.endswith("/" + GPKG_NAME):
+                write_layer_styles(src)
+            elif name.endswith(".tif"):
+                qml = name[: -len(".tif")] + ".qml"
+                write_raster_style(src)
+                self.path(qml)
+                added.append(qml)
+        self.styles = False  # done: commit() does not style again
+        return added
+
     def commit(self) -> list[Path]:
-        """Move every staged file into ``out_dir`` (each by an atomic rename)."""
+        """Move every staged file into ``out_dir`` (each by an atomic rename), after styling them (``styles``)."""
+        if self.styles:
+            self.write_styles()
         done = []
         for name in self.written:
             src = self.staging / name
             if src.exists():
                 dst = self.out_dir / name
+                dst.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(src, dst)
                 done.append(dst)
         self.discard()

@@ -59,6 +59,7 @@ from leopardgeo.io import GPKG_NAME
 
 __all__ = [
     "MAPS",
+    "MapFigure",
     "add_north_arrow",
     "add_scale_bar",
     "available_maps",
@@ -274,11 +275,29 @@ def _figsize(extent: Sequence[float] | None, width: float = 8.5) -> tuple[float,
     return width, float(np.clip((width - 1.6) * aspect + 1.0, 4.0, 11.0))
 
 
+class MapFigure(Figure):
+    """A matplotlib figure that shows itself in Jupyter as a PNG (no pyplot, no inline backend needed).
+
+    Our figures are drawn on the Agg canvas without pyplot, so IPython's
+    matplotlib display hook is not registered for them; ``_repr_png_`` is
+    IPython's generic way for an object to display as an image.
+    """
+
+    def _repr_png_(self) -> bytes:
+        import io
+
+        buf = io.BytesIO()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"Glyph .* missing from font", category=UserWarning)
+            self.savefig(buf, format="png", dpi=100)
+        return buf.getvalue()
+
+
 def _new_figure(ax: Axes | None, extent: Sequence[float] | None = None) -> tuple[Figure, Axes]:
     """A new Agg figure and axes sized for ``extent`` (or ``ax`` and its figure)."""
     if ax is not None:
         return ax.get_figure(), ax  # type: ignore[return-value]
-    fig = Figure(figsize=_figsize(extent), layout="constrained")
+    fig = MapFigure(figsize=_figsize(extent), layout="constrained")
     FigureCanvasAgg(fig)
     return fig, fig.add_subplot()
 
@@ -377,9 +396,14 @@ def _raster_map(
     cmap: str,
     norm: Callable[[np.ma.MaskedArray], Normalize] | None = None,
     overlay: Callable[[_Run, Axes], list[Any]] | None = None,
+    outside_patches: bool = False,
 ) -> Figure:
     run = _Run(run_dir)
     data, extent = run.raster(name)
+    if outside_patches and run.has("patches.tif"):
+        labels, _ = run.raster("patches.tif", categorical=True)
+        if labels.shape == data.shape:
+            data = np.ma.masked_where(labels.filled(0) > 0, data)
     fig, ax = _new_figure(ax, _extent_of(run, extent))
     nrm = norm(data) if norm is not None else Normalize(*_robust_limits(data))
     im = ax.imshow(data, extent=extent, origin="upper", cmap=colormaps[cmap], norm=nrm, interpolation="nearest", zorder=1)
@@ -472,7 +496,7 @@ def map_current(run_dir: str | Path, *, ax: Axes | None = None) -> Figure:
 
 
 def map_pinchpoints(run_dir: str | Path, *, ax: Axes | None = None) -> Figure:
-    """Current density inside the corridors (``pinchpoints.tif``), with each link's pinch point."""
+    """Current density inside the corridors outside the patches (``pinchpoints.tif``), with each link's pinch point."""
 
     def overlay(run: _Run, ax: Axes) -> list[Any]:
         handles = _patch_outlines(run, ax)
@@ -488,8 +512,9 @@ def map_pinchpoints(run_dir: str | Path, *, ax: Axes | None = None) -> Figure:
         "pinchpoints.tif",
         title="Pinch points",
         label="current density in corridor (A for 1 A)",
-        cmap="inferno",
+        cmap="magma_r",  # low current light, so the pinch points (high current) stand out
         overlay=overlay,
+        outside_patches=True,  # a patch's cells carry its node's current (up to 1 A) and would hide the corridors
     )
 
 
@@ -617,7 +642,7 @@ def map_border(run_dir: str | Path, *, ax: Axes | None = None, profile_ax: Axes 
         raise DataError(msg)
     if ax is None:
         w, h = _figsize(_extent_of(run, _bounds(perm if perm is not None else cross)))
-        fig = Figure(figsize=(w * 1.75, h) if perm is not None else (w, h), layout="constrained")
+        fig = MapFigure(figsize=(w * 1.75, h) if perm is not None else (w, h), layout="constrained")
         FigureCanvasAgg(fig)
         if perm is not None:
             ax, profile_ax = fig.subplots(1, 2, width_ratios=[1.3, 1.0])

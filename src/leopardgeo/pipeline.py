@@ -63,6 +63,7 @@ from leopardgeo.io import (
     read_vector,
     read_wdpa,
 )
+from leopardgeo.manifest import MANIFEST_NAME, manifest_json, utc_now
 from leopardgeo.metrics import MetricsResult, add_metric_attributes, connectivity_metrics
 from leopardgeo.patches import country_raster, extract_patches
 from leopardgeo.pinchpoints import PinchResult, add_pinch_attributes, pinch_points
@@ -101,14 +102,14 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Files ``run`` writes into the output folder (the last two only with links enabled).
-OUTPUT_FILES = (GPKG_NAME, "suitability.tif", "resistance.tif", "patches.tif", "run_config.toml")
+OUTPUT_FILES = (GPKG_NAME, "suitability.tif", "resistance.tif", "patches.tif", "run_config.toml", MANIFEST_NAME)
 LINK_FILES = ("cwd.tif", "allocation.tif")
 #: Files of the territory stage.
 TERRITORY_FILES = ("territories.tif", "capacity.csv", "capacity.json")
 
 
 def output_files(cfg: RunConfig) -> tuple[str, ...]:
-    """Files a run with ``cfg`` writes."""
+    """Files a run with ``cfg`` writes (each GeoTIFF with its QGIS style ``.qml``)."""
     files = OUTPUT_FILES + (LINK_FILES if cfg.links.enabled else ())
     if cfg.links.enabled and cfg.corridors.enabled:
         files += ("corridors.tif",)
@@ -126,7 +127,7 @@ def output_files(cfg: RunConfig) -> tuple[str, ...]:
     files += site_files(cfg)
     if cfg.territories.enabled:
         files += TERRITORY_FILES
-    return files
+    return files + tuple(f.removesuffix(".tif") + ".qml" for f in files if f.endswith(".tif"))  # QGIS styles
 
 
 def _sites_run(cfg: RunConfig) -> bool:
@@ -969,6 +970,7 @@ def run(
     ow = config.output.overwrite if overwrite is None else overwrite
     writer = OutputWriter(out, overwrite=ow, names=output_files(config)) if out is not None else None
     timings: dict[str, float] = {}
+    started = utc_now()
     try:
         graph = cwd = None
         extras = _extra_stages(config)
@@ -1089,6 +1091,10 @@ def run(
                 if terr is not None and capacity is not None:
                     _write_territories(writer, terr, capacity, g)
                 writer.text("run_config.toml", dump_config(config))
+                writer.write_styles()  # QGIS styles: layer_styles in the GeoPackage, a .qml beside each GeoTIFF
+                timings["write"] = time.perf_counter() - t
+                manifest = manifest_json(config, started=started, timings_s=timings, outputs=[*writer.written, MANIFEST_NAME])
+                writer.text(MANIFEST_NAME, manifest)
                 writer.commit()
                 timings["write"] = time.perf_counter() - t
     except BaseException:

@@ -19,8 +19,31 @@ from leopardgeo.errors import LeopardGeoError
 __all__ = ["cli", "main"]
 
 
+def _keep_unwrapped(help_text: str | None) -> str | None:
+    r"""Turn the two characters ``\b`` on a line of their own into click's "do not rewrap" marker.
+
+    Docstrings here are raw strings (ruff D301), so the ``\b`` that tells click
+    to keep an example block as written arrives as a backslash and a ``b``.
+    """
+    return help_text.replace("\\b\n", "\b\n") if help_text else help_text
+
+
+class _Command(click.Command):
+    r"""A command whose help keeps its ``\b`` example blocks unwrapped."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.help = _keep_unwrapped(self.help)
+
+
 class _Group(click.Group):
     """Turns a LeopardGeoError into one readable line (``--debug`` shows the traceback)."""
+
+    command_class = _Command
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.help = _keep_unwrapped(self.help)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -50,6 +73,13 @@ def _console(*, stderr: bool = False) -> Any:
     if not con.is_terminal:  # a pipe or file: keep the report tables whole instead of wrapping them at 80 columns
         con = Console(stderr=stderr, width=180)
     return con
+
+
+def _spinner(label: str, *, show: bool) -> Any:
+    """A rich spinner with elapsed time on stderr while a one-step command works (or nothing)."""
+    import contextlib
+
+    return _console(stderr=True).status(f"{label}...") if show else contextlib.nullcontext()
 
 
 def _show_versions(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -294,7 +324,8 @@ def init(path: Path, overwrite: bool) -> None:
     help="Config whose [links] section to use (default: OUT_DIR/run_config.toml).",
 )
 @overwrite_option
-def links(out_dir: Path, config: Path | None, overwrite: bool) -> None:
+@click.pass_context
+def links(ctx: click.Context, out_dir: Path, config: Path | None, overwrite: bool) -> None:
     r"""Build the least-cost links of an earlier run in OUT_DIR (this stage alone).
 
     Reads resistance.tif, patches.tif and the patches layer, adds the links and
@@ -307,51 +338,110 @@ def links(out_dir: Path, config: Path | None, overwrite: bool) -> None:
     from leopardgeo.config import load_config
     from leopardgeo.pipeline import run_links
 
-    graph, _ = run_links(out_dir, load_config(config) if config else None, overwrite=overwrite)
-    _print_links(_console(), graph)
+    quiet = ctx.obj["verbosity"] < 0
+    with _spinner("least-cost links", show=not quiet and sys.stderr.isatty()):
+        graph, _ = run_links(out_dir, load_config(config) if config else None, overwrite=overwrite)
+    if not quiet:
+        _print_links(_console(), graph)
 
 
 @cli.command()
 @click.argument("out_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option("--top", type=int, default=20, show_default=True, help="Rows to print (all rows go to the files).")
+@click.option("--no-maps", is_flag=True, help="Do not draw the PNG maps (faster; report.html then has no maps).")
 @overwrite_option
-def report(out_dir: Path, top: int, overwrite: bool) -> None:
-    r"""Print the link table of OUT_DIR and write it as links.csv and links.json.
+@click.pass_context
+def report(ctx: click.Context, out_dir: Path, top: int, no_maps: bool, overwrite: bool) -> None:
+    r"""Report on the run in OUT_DIR: terminal tables, report.md, report.html, summary.json, CSV tables, maps.
 
-    Columns: from, to (patch id and protected areas in it), cwd (cost-weighted
-    metres), path km, Euclidean km, cwd / Euclidean, cwd / path length,
-    countries the path passes through and, when the later stages ran, the
-    corridor's narrowest width (km), effective resistance (ohms) and pinch-point
-    current (A); sorted by cwd.
+    Prints the run summary and the least-cost links ranked by corridor score
+    (from, to, cwd in cost-weighted metres, path km, cwd / Euclidean,
+    countries, narrowest corridor width, effective resistance, pinch-point
+    current), then the cross-border corridors and the border-fence scenario
+    when the run has them.  Writes report.md, a self-contained report.html
+    (maps embedded), summary.json (schema in docs/outputs.md), links.csv /
+    .json, crossborder.csv / .json / .md and the maps as maps/<name>.png.
+    Sections for territories / capacity and reintroduction sites appear when
+    their files are in OUT_DIR.
 
     \b
     Example:
-      leopardgeo report out --top 10
+      leopardgeo report out --top 10 --overwrite
     """
+    from leopardgeo.runreport import write_report
+
+    quiet = ctx.obj["verbosity"] < 0
+    from leopardgeo.report import read_capacity, sites_report, write_capacity_report, write_sites_report
+
+    rep = write_report(out_dir, overwrite=overwrite, maps=not no_maps, progress=not quiet and sys.stderr.isatty())
+    capacity = read_capacity(out_dir)
+    sites = sites_report(out_dir) if (out_dir / "sites.csv").is_file() else None
+    written = []
+    if capacity is not None:
+        written += write_capacity_report(capacity, out_dir, overwrite=overwrite)
+    if sites is not None:
+        written += write_sites_report(*sites, out_dir, overwrite=overwrite)
+    if quiet:
+        return
+    con = _console()
+    _print_run_summary(con, rep.summary)
+    table = rep.tables.get("links")
+    if table is None:
+        con.print("No least-cost links in this run: build them with `leopardgeo links OUT_DIR`.")
+    else:
+        _print_link_table(con, table, out_dir, top)
+    if "crossborder" in rep.tables:
+        _print_crossborder(con, rep.tables["crossborder"], rep.fence, top)
+    if capacity is not None:
+        _print_capacity(con, capacity, top)
+    if sites is not None:
+        _print_sites(con, *sites, top)
+    con.print(f"Report: {out_dir / 'report.html'} (also report.md, summary.json)")
+    if written:
+        con.print("Also written: " + ", ".join(str(p) for p in written))
+    tables = [n for n in ("links.csv", "crossborder.csv", "capacity.csv", "sites.csv") if (out_dir / n).is_file()]
+    n_maps = sum(1 for k in rep.maps if not k.endswith(".png"))
+    con.print(f"Tables: {', '.join(tables) or 'none'}; maps: {n_maps} PNG in {out_dir / 'maps'}")
+
+
+def _print_run_summary(con: Any, summary: dict) -> None:
+    """The "Run" table of ``leopardgeo report``: grid, patches, links, connectivity, run time."""
     from rich.table import Table
 
-    from leopardgeo.report import link_table, read_capacity, read_run_layer, write_capacity_report, write_link_table
+    t = Table(title="Run summary", show_header=False)
+    t.add_column("", style="bold")
+    t.add_column("")
+    run = summary.get("run") or {}
+    if run.get("shape"):
+        t.add_row("grid", f"{run['shape'][0]:,} x {run['shape'][1]:,} cells of {run['cell_size_m']:g} m ({run['crs']})")
+    p = summary.get("patches")
+    if p:
+        by = ", ".join(f"{r['country']} {r['patches']}" for r in p["by_country"] if r["country"] != "all")
+        t.add_row("habitat patches", f"{p['count']} ({p['area_ha']:,.0f} ha; {by})")
+    links = summary.get("links")
+    if links:
+        t.add_row("least-cost links", f"{links['count']}, {links['cross_border']} crossing a national border")
+    m = summary.get("connectivity")
+    if m:
+        t.add_row("connectivity", f"PC {m['PC']:.3g}, EC {m['EC_ha']:,.0f} ha, {m['components']} component(s)")
+    xb = summary.get("crossborder")
+    if xb and xb.get("fence"):
+        f = xb["fence"]
+        t.add_row("border fence", f"PC {f['PC_loss_pct']:.1f} % lost, EC {f['EC_loss_pct']:.1f} % lost")
+    if run.get("total_s") is not None:
+        t.add_row("run time", f"{run['total_s']:,.1f} s, started {run.get('started')}")
+    con.print(t)
 
-    capacity = read_capacity(out_dir)
-    has_sites = (out_dir / "sites.csv").is_file()
-    if (capacity is not None or has_sites) and not _has_links(out_dir):  # e.g. the folder of `leopardgeo territories`
-        con = _console()
-        written = []
-        if capacity is not None:
-            _print_capacity(con, capacity, top)
-            written += write_capacity_report(capacity, out_dir, overwrite=overwrite)
-        if has_sites:
-            from leopardgeo.report import sites_report, write_sites_report
 
-            stable, sdoc, sim = sites_report(out_dir)
-            _print_sites(con, stable, sdoc, sim, top)
-            written += write_sites_report(stable, sdoc, sim, out_dir, overwrite=overwrite)
-        con.print(f"No links in this run: build them with `leopardgeo links {out_dir}` for the link table.")
-        con.print("Written: " + ", ".join(str(p) for p in written))
-        return
-    table = link_table(read_run_layer(out_dir, "links"), read_run_layer(out_dir, "graph_nodes"))
-    written = write_link_table(table, out_dir, overwrite=overwrite)
-    t = Table(title=f"Least-cost links in {out_dir} ({len(table)}, cheapest first)")
+def _print_link_table(con: Any, table: Any, out_dir: Path, top: int) -> None:
+    """The ranked link table of ``leopardgeo report``."""
+    from rich.table import Table
+
+    ranked = "best corridor score first" if "score_rank" in table.columns else "cheapest first"
+    t = Table(title=f"Least-cost links in {out_dir} ({len(table)}, {ranked})")
+    if "score" in table.columns:
+        t.add_column("rank", justify="right")
+        t.add_column("score", justify="right")
     for col, just in (
         ("from", "left"),
         ("to", "left"),
@@ -372,7 +462,11 @@ def report(out_dir: Path, top: int, overwrite: bool) -> None:
         return f"{v / 1000:,.1f}" if col == "corridor_width_m" else f"{v:.3g}"
 
     for r in table.head(top).itertuples():
+        scored = []
+        if "score" in table.columns:
+            scored = [str(getattr(r, "score_rank", "-")), "-" if r.score != r.score else f"{r.score:.0f}"]
         t.add_row(
+            *scored,
             f"{r.from_id} {r.from_name}".strip(),
             f"{r.to_id} {r.to_name}".strip(),
             f"{r.cwd:,.0f}",
@@ -381,33 +475,7 @@ def report(out_dir: Path, top: int, overwrite: bool) -> None:
             r.countries,
             *(fmt(c, getattr(r, c)) for c, _ in extra),
         )
-    con = _console()
     con.print(t)
-    from leopardgeo.report import crossborder_report, write_crossborder_report
-
-    xtable, fence, perm = crossborder_report(out_dir)
-    if "score" in table.columns or fence is not None or perm is not None:
-        _print_crossborder(con, xtable, fence, top)
-        written += write_crossborder_report(xtable, fence, perm, out_dir, overwrite=overwrite)
-    if capacity is not None:
-        _print_capacity(con, capacity, top)
-        written += write_capacity_report(capacity, out_dir, overwrite=overwrite)
-    if has_sites:
-        from leopardgeo.report import sites_report, write_sites_report
-
-        stable, sdoc, sim = sites_report(out_dir)
-        _print_sites(con, stable, sdoc, sim, top)
-        written += write_sites_report(stable, sdoc, sim, out_dir, overwrite=overwrite)
-    con.print("Written: " + ", ".join(str(p) for p in written))
-
-
-def _has_links(out_dir: Path) -> bool:
-    import pyogrio
-
-    from leopardgeo.io import GPKG_NAME
-
-    gpkg = out_dir / GPKG_NAME
-    return gpkg.is_file() and "links" in [str(n) for n in pyogrio.list_layers(gpkg)[:, 0]]
 
 
 def _print_crossborder(con: Any, table: Any, fence: dict | None, top: int) -> None:
