@@ -134,7 +134,9 @@ def test_report_writes_md_html_summary_tables_and_maps(run_copy):
     assert s["connectivity"] == json.loads((out / "metrics.json").read_text())
     assert s["crossborder"]["fence"] == json.loads((out / "fence.json").read_text())["summary"]
     assert s["run"]["cell_size_m"] == 2000.0 and s["run"]["timings_s"]
-    assert s["capacity"] is None and s["sites"] is None  # no territory or site stage in this run
+    # the territory and site stages ran: their summary rows are the rows of capacity.csv and sites.csv
+    assert len(s["capacity"]["rows"]) == len(pd.read_csv(out / "capacity.csv"))
+    assert [r["name"] for r in s["sites"]["rows"]] == list(pd.read_csv(out / "sites.csv")["name"])
     # CSV tables hold every row
     assert len(pd.read_csv(out / "links.csv")) == len(layers["links"])
     assert len(pd.read_csv(out / "crossborder.csv")) == s["links"]["cross_border"]
@@ -146,16 +148,16 @@ def test_report_writes_md_html_summary_tables_and_maps(run_copy):
     # report.md: the sections, links to the PNGs that exist
     md = (out / "report.md").read_text()
     for title in ("## Run", "## Habitat patches", "## Least-cost links and corridor scores", "## Connectivity",
-                  "## Cross-border corridors", "## Restoration opportunities", "## Files"):  # fmt: skip
+                  "## Cross-border corridors", "## Restoration opportunities", "## Territories and carrying capacity",
+                  "## Reintroduction sites", "## Files"):  # fmt: skip
         assert title in md
-    assert "## Territories" not in md and "## Reintroduction sites" not in md
     for target in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md):
         assert (out / target).is_file(), target
     # report.html: self-contained (no external resource), every map embedded as a decodable PNG
     page = (out / "report.html").read_text()
     assert not re.search(r"""(src|href)=["'](https?:|//|file:)""", page) and "<link" not in page and "<script" not in page
     imgs = _img_sources(page)
-    assert len(imgs) == len(rep.maps)
+    assert len(imgs) == len(rep.maps) + (out / "simulation.png").is_file()  # the maps and the simulation plot
     for src in imgs:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1])[:4] == b"\x89PNG"

@@ -229,7 +229,8 @@ class _Run:
         self._cache: dict[str, gpd.GeoDataFrame] = {}
 
     def has(self, name: str) -> bool:
-        return (self.dir / name).is_file() if name.endswith(".tif") else name in self.layers
+        """Whether the raster exists, or the layer exists and holds a feature (an empty layer draws no map)."""
+        return (self.dir / name).is_file() if name.endswith(".tif") else self.layer(name) is not None
 
     def layer(self, name: str) -> gpd.GeoDataFrame | None:
         """The layer, or None if absent or empty (missing optional layers are skipped)."""
