@@ -653,7 +653,7 @@ def report(args: argparse.Namespace, rows: list[dict], links: dict | None, demo:
                 ),
                 "",
             ]
-    lines += ["### Targets from the issue", "", "| target | measured | met |", "| --- | --- | --- |"]
+    lines += ["### Project targets", "", "| target | measured | met |", "| --- | --- | --- |"]
     peers = [r for r in rows if r["tool"] != "leopardgeo" and "seconds" in r]
     agree_all = all(r.get("agree", {}).get("ok") for r in peers) if peers else False
     lines.append(

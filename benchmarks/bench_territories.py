@@ -164,7 +164,7 @@ def markdown(rows: list[dict], demo: dict, nv: dict | None) -> str:
             "Synthetic grids: quality = a sum of smooth random fields (0..1), habitat = quality ≥ 0.5, resistance = "
             "the negative-exponential transform of quality (1..100, c = 8), default `[territories]` parameters "
             "(5,000–30,000 ha, female need 5,000 ha, males × 2, cost radius 30 km). The demo row times "
-            "`compute_territories` on the embedded study area with its default 5 replicates (the issue's budget: "
+            "`compute_territories` on the embedded study area with its default 5 replicates (the project's budget: "
             "< 30 s). Peak memory includes the interpreter, the inputs and every replicate's work arrays. Most of "
             "the time goes to seeds that fail in marginal habitat (quality near `min_quality`, where resistance is "
             "highest): each such search explores its whole cost radius before giving up."

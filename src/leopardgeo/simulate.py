@@ -75,7 +75,7 @@ Defaults and their sources (assumptions are labelled):
   5 breeding females with 11 cubs (2014) and 9 with 16 (2015), 1.8–2.2 cubs per
   litter (Vitkalova & Shevtsova 2016, *Nature Conservation Research*).
   With these defaults the stage matrix gives λ ≈ 1.024 per year.
-* ``first_breeding_age = 3``, ``independence_age = 2``: the issue's life
+* ``first_breeding_age = 3``, ``independence_age = 2``: the project's life
   history (first breeding at 3 years, cubs with the mother up to 2 years).
 * ``mean_dispersal_cost_female_m = 2700``, ``mean_dispersal_cost_male_m =
   11000``: natal dispersal of leopards in South Africa, females 2.7 km, males
