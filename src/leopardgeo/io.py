@@ -47,6 +47,7 @@ __all__ = [
     "RASTERS",
     "OutputWriter",
     "grid_from_raster",
+    "json_records",
     "read_raster",
     "read_vector",
     "read_wdpa",
@@ -55,6 +56,26 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
+def json_records(frame: Any) -> list[dict[str, Any]]:
+    """Rows of a DataFrame as JSON-ready dicts: numpy scalars become Python ones, NaN and ±inf become None.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> json_records(pd.DataFrame({"a": [1, 2], "b": [0.5, float("nan")]}))
+    [{'a': 1, 'b': 0.5}, {'a': 2, 'b': None}]
+    """
+    out = []
+    for row in frame.to_dict("records"):
+        rec = {}
+        for k, v in row.items():
+            if isinstance(v, np.generic):
+                v = v.item()
+            rec[str(k)] = None if isinstance(v, float) and not math.isfinite(v) else v
+        out.append(rec)
+    return out
 
 #: File name of the run's GeoPackage.
 GPKG_NAME = "leopardgeo.gpkg"

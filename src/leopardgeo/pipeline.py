@@ -59,6 +59,7 @@ from leopardgeo.io import (
     RASTERS,
     OutputWriter,
     grid_from_raster,
+    json_records,
     read_raster,
     read_vector,
     read_wdpa,
@@ -663,8 +664,8 @@ def capacity_report(table: pd.DataFrame, result: TerritoryResult) -> dict[str, A
     """``capacity.json``: the capacity rows and the per-replicate counts."""
     return {
         "columns": list(table.columns),
-        "capacity": _records(table),
-        "replicates": _records(result.replicates),
+        "capacity": json_records(table),
+        "replicates": json_records(result.replicates),
     }
 
 
@@ -1169,20 +1170,7 @@ def fence_report(xb: CrossBorderResult) -> dict[str, Any]:
     """``fence.json``: the fence scenario's summary and every link's status."""
     if xb.fence is None:
         return {}
-    return {"summary": xb.fence.summary, "links": _records(pd.DataFrame(xb.fence.links.drop(columns="geometry")))}
-
-
-def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as JSON-ready dicts (NaN -> None, numpy scalars -> Python)."""
-    out = []
-    for row in df.to_dict("records"):
-        rec = {}
-        for k, v in row.items():
-            if isinstance(v, np.generic):
-                v = v.item()
-            rec[k] = None if isinstance(v, float) and not np.isfinite(v) else v
-        out.append(rec)
-    return out
+    return {"summary": xb.fence.summary, "links": json_records(pd.DataFrame(xb.fence.links.drop(columns="geometry")))}
 
 
 def _write_crossborder(writer: OutputWriter, xb: CrossBorderResult, grid: Grid) -> None:

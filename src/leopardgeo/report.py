@@ -14,7 +14,7 @@ import pyogrio
 
 from leopardgeo._crs import M_PER_KM
 from leopardgeo.errors import DataError
-from leopardgeo.io import GPKG_NAME, OutputWriter
+from leopardgeo.io import GPKG_NAME, OutputWriter, json_records
 
 __all__ = [
     "CAPACITY_FILES",
@@ -130,14 +130,6 @@ def write_link_table(table: pd.DataFrame, out_dir: str | Path, *, overwrite: boo
         table.to_csv(w.path("links.csv"), index=False)
         w.text("links.json", json.dumps({"columns": list(table.columns), "links": records}, indent=1, ensure_ascii=False))
     return [Path(out_dir) / "links.csv", Path(out_dir) / "links.json"]
-
-
-def _json_rows(table: pd.DataFrame) -> list[dict]:
-    return [
-        {k: (None if isinstance(v, float) and not np.isfinite(v) else (v.item() if isinstance(v, np.generic) else v))
-         for k, v in row.items()}
-        for row in table.to_dict("records")
-    ]  # fmt: skip
 
 
 def crossborder_report(out_dir: str | Path) -> tuple[pd.DataFrame, dict | None, gpd.GeoDataFrame | None]:
@@ -261,7 +253,7 @@ def write_crossborder_report(
     names = list(CROSSBORDER_FILES if perm is not None else CROSSBORDER_FILES[:3])
     with OutputWriter(out_dir, overwrite=overwrite, names=names) as w:
         table.to_csv(w.path("crossborder.csv"), index=False)
-        doc = {"columns": list(table.columns), "corridors": _json_rows(table), "fence": fence}
+        doc = {"columns": list(table.columns), "corridors": json_records(table), "fence": fence}
         w.text("crossborder.json", json.dumps(doc, indent=1, ensure_ascii=False))
         w.text("crossborder.md", crossborder_markdown(table, fence))
         if perm is not None:
@@ -415,7 +407,7 @@ def write_sites_report(
         table.to_csv(w.path("sites_report.csv"), index=False)
         body = {
             "columns": list(table.columns),
-            "sites": _json_rows(table),
+            "sites": json_records(table),
             "source": doc.get("source"),
             "weights": doc.get("weights"),
             "rank_stability": doc.get("rank_stability"),

@@ -47,7 +47,7 @@ import pyogrio
 
 from leopardgeo import __version__
 from leopardgeo.errors import DataError
-from leopardgeo.io import GPKG_NAME, LAYERS, RASTERS, OutputWriter
+from leopardgeo.io import GPKG_NAME, LAYERS, RASTERS, OutputWriter, json_records
 
 __all__ = [
     "REPORT_FILES",
@@ -155,10 +155,6 @@ def _json_value(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return None
     return v
-
-
-def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{str(k): _json_value(v) for k, v in row.items()} for row in df.to_dict("records")]
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
@@ -324,7 +320,7 @@ def _patch_section(run: _RunFolder, report: Report) -> Section:
     report.summary["patches"] = {
         "count": len(patches),
         "area_ha": float(patches["area_ha"].sum()),
-        "by_country": _records(by),
+        "by_country": json_records(by),
     }
     s.blocks.append(
         f"**{len(patches)} habitat patches**, {patches['area_ha'].sum():,.0f} ha in all "
@@ -363,10 +359,10 @@ def _links_section(run: _RunFolder, report: Report) -> Section | None:
     table = link_table(links, run.table("graph_nodes"))
     report.tables["links"] = table
     report.files["links.csv"] = table.to_csv(index=False)
-    report.files["links.json"] = json.dumps({"columns": list(table.columns), "links": _records(table)}, indent=1,
+    report.files["links.json"] = json.dumps({"columns": list(table.columns), "links": json_records(table)}, indent=1,
                                             ensure_ascii=False)  # fmt: skip
     n_cross = int(table["countries"].str.contains(";").sum())
-    report.summary["links"] = {"count": len(table), "cross_border": n_cross, "ranked": _records(table)}
+    report.summary["links"] = {"count": len(table), "cross_border": n_cross, "ranked": json_records(table)}
     ranked_by = "corridor score (0–100, best first)" if "score" in table.columns else "cost-weighted distance (cheapest first)"
     s = Section("Least-cost links and corridor scores", anchor="links")
     s.blocks.append(f"**{len(table)} links**, {n_cross} crossing a national border, ranked by {ranked_by}.")
@@ -429,10 +425,10 @@ def _crossborder_section(run: _RunFolder, report: Report) -> Section | None:
     report.fence = fence
     report.files["crossborder.csv"] = table.to_csv(index=False)
     report.files["crossborder.json"] = json.dumps(
-        {"columns": list(table.columns), "corridors": _records(table), "fence": fence}, indent=1, ensure_ascii=False
+        {"columns": list(table.columns), "corridors": json_records(table), "fence": fence}, indent=1, ensure_ascii=False
     )
     report.files["crossborder.md"] = crossborder_markdown(table, fence)
-    report.summary["crossborder"] = {"corridors": _records(table), "fence": (fence or {}).get("summary")}
+    report.summary["crossborder"] = {"corridors": json_records(table), "fence": (fence or {}).get("summary")}
     s = Section("Cross-border corridors", anchor="crossborder")
     s.blocks.append(f"**{len(table)} links cross a national border**, best corridor score first.")
     show = pd.DataFrame(
@@ -474,7 +470,7 @@ def _crossborder_section(run: _RunFolder, report: Report) -> Section | None:
 
 def _barrier_section(run: _RunFolder, report: Report) -> Section | None:
     b = run.table("barriers")
-    report.summary["barriers"] = None if b is None else {"top": _records(b)}
+    report.summary["barriers"] = None if b is None else {"top": json_records(b)}
     if b is None:
         return None
     s = Section("Restoration opportunities (Barrier Mapper)", anchor="barriers")
@@ -495,7 +491,7 @@ _CAPACITY_FIRST = ("zone_type", "zone", "name", "females", "males", "adults")
 def _capacity_section(run: _RunFolder, report: Report) -> Section | None:
     cap = run.csv("capacity.csv")
     terr = run.table("territories")
-    report.summary["capacity"] = None if cap is None else {"rows": _records(cap)}
+    report.summary["capacity"] = None if cap is None else {"rows": json_records(cap)}
     if cap is None and terr is None and "territories" not in report.maps:
         return None
     if cap is not None:
@@ -533,7 +529,7 @@ def _capacity_section(run: _RunFolder, report: Report) -> Section | None:
 def _sites_section(run: _RunFolder, report: Report) -> Section | None:
     sites = run.csv("sites.csv")
     sim = run.json("simulation.json")
-    report.summary["sites"] = None if sites is None else {"rows": _records(sites)}
+    report.summary["sites"] = None if sites is None else {"rows": json_records(sites)}
     report.summary["simulation"] = sim
     has_png = (run.dir / "simulation.png").is_file()
     if sites is None and sim is None and not has_png and "sites" not in report.maps:

@@ -87,7 +87,7 @@ from leopardgeo.circuit import circuit_flow
 from leopardgeo.costdist import cost_distance
 from leopardgeo.errors import ConfigError, DataError
 from leopardgeo.grid import Grid
-from leopardgeo.io import to_analysis_crs
+from leopardgeo.io import json_records, to_analysis_crs
 from leopardgeo.metrics import connectivity_metrics
 from leopardgeo.territories import pack_territories
 
@@ -1002,24 +1002,11 @@ class SiteResult:
             "source_kind": self.source.kind,
             "weights": self.weights,
             "directions": {c: CRITERIA[c][0] for c in self.weights if c in CRITERIA},
-            "sites": _records(rows),
-            "rank_stability": _records(self.stability),
+            "sites": json_records(rows),
+            "rank_stability": json_records(self.stability),
         }
 
 
-def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    out = []
-    for row in df.to_dict("records"):
-        rec = {}
-        for k, v in row.items():
-            if isinstance(v, np.generic):
-                v = v.item()
-            rec[k] = None if isinstance(v, float) and not math.isfinite(v) else v
-        out.append(rec)
-    return out
-
-
-# --------------------------------------------------------------------------- population simulation
 def simulate(*args: Any, **kwargs: Any) -> Any:
     """The population simulation of one release site: :func:`leopardgeo.simulate.simulate_site`, re-exported.
 

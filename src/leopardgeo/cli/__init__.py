@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -541,32 +542,17 @@ def crossborder(ctx: click.Context, config: Path | None, out: Path | None, overw
     Example:
       leopardgeo crossborder --out out_xb --overwrite
     """
-    from leopardgeo.config import demo_config, load_config
-    from leopardgeo.errors import OutputExistsError
-    from leopardgeo.pipeline import run as run_pipeline
     from leopardgeo.report import CROSSBORDER_FILES, crossborder_report, write_crossborder_report
 
-    cfg = load_config(config) if config else demo_config()
-    cfg = cfg.replace(
-        links=dataclasses.replace(cfg.links, enabled=True),
-        crossborder=dataclasses.replace(cfg.crossborder, enabled=True),
-        barrier_mapper=dataclasses.replace(cfg.barrier_mapper, enabled=False),
+    run = _run_stage(
+        ctx, config, out, overwrite, {"links": True, "crossborder": True, "barrier_mapper": False}, CROSSBORDER_FILES,
+        "cross-border report",
     )
-    quiet = ctx.obj["verbosity"] < 0
-    out_dir = out if out is not None else Path(cfg.output.dir or "out")
-    overwrite = overwrite or cfg.output.overwrite
-    existing = [n for n in CROSSBORDER_FILES if (out_dir / n).exists()]
-    if existing and not overwrite:
-        msg = f"{out_dir}: expected no earlier cross-border report, found {existing}. Pass --overwrite to replace them."
-        raise OutputExistsError(msg)
-    result = run_pipeline(
-        cfg, out_dir=out_dir, overwrite=overwrite, progress=not quiet and sys.stderr.isatty()
-    )
-    table, fence, perm = crossborder_report(out_dir)
-    written = write_crossborder_report(table, fence, perm, out_dir, overwrite=overwrite)
-    if not quiet:
+    table, fence, perm = crossborder_report(run.out_dir)
+    written = write_crossborder_report(table, fence, perm, run.out_dir, overwrite=run.overwrite)
+    if not run.quiet:
         con = _console()
-        _print_links(con, result.graph)
+        _print_links(con, run.result.graph)
         _print_crossborder(con, table, fence, top)
         con.print("Written: " + ", ".join(str(p) for p in written))
 
@@ -637,32 +623,21 @@ def sites(ctx: click.Context, config: Path | None, out: Path | None, overwrite: 
     Example:
       leopardgeo sites --out out_sites --overwrite
     """
-    from leopardgeo.config import demo_config, load_config
-    from leopardgeo.errors import OutputExistsError
-    from leopardgeo.pipeline import run as run_pipeline
+    from leopardgeo.errors import ConfigError
     from leopardgeo.report import SITES_REPORT_FILES, sites_report, write_sites_report
 
-    cfg = load_config(config) if config else demo_config()
-    cfg = cfg.replace(
-        sites=dataclasses.replace(cfg.sites, enabled=True),
-        barrier_mapper=dataclasses.replace(cfg.barrier_mapper, enabled=False),
-    )
-    if cfg.sites.candidates == "layer" and cfg.inputs.sites is None:
-        from leopardgeo.errors import ConfigError
+    def has_candidates(cfg: Any) -> None:
+        if cfg.sites.candidates == "layer" and cfg.inputs.sites is None:
+            msg = "[sites]: expected candidate sites, found none. Set [inputs] sites, [sites] candidates = 'auto' or a file."
+            raise ConfigError(msg)
 
-        msg = "[sites]: expected candidate sites, found none. Set [inputs] sites, [sites] candidates = 'auto' or a file."
-        raise ConfigError(msg)
-    quiet = ctx.obj["verbosity"] < 0
-    out_dir = out if out is not None else Path(cfg.output.dir or "out")
-    overwrite = overwrite or cfg.output.overwrite
-    existing = [n for n in SITES_REPORT_FILES if (out_dir / n).exists()]
-    if existing and not overwrite:
-        msg = f"{out_dir}: expected no earlier sites report, found {existing}. Pass --overwrite to replace them."
-        raise OutputExistsError(msg)
-    run_pipeline(cfg, out_dir=out_dir, overwrite=overwrite, progress=not quiet and sys.stderr.isatty())
-    table, doc, sim = sites_report(out_dir)
-    written = write_sites_report(table, doc, sim, out_dir, overwrite=overwrite)
-    if not quiet:
+    run = _run_stage(
+        ctx, config, out, overwrite, {"sites": True, "barrier_mapper": False}, SITES_REPORT_FILES, "sites report",
+        check=has_candidates,
+    )
+    table, doc, sim = sites_report(run.out_dir)
+    written = write_sites_report(table, doc, sim, run.out_dir, overwrite=run.overwrite)
+    if not run.quiet:
         con = _console()
         _print_sites(con, table, doc, sim, top)
         con.print("Written: " + ", ".join(str(p) for p in written))
@@ -688,32 +663,61 @@ def territories(ctx: click.Context, config: Path | None, out: Path | None, overw
     Example:
       leopardgeo territories --out out_terr --overwrite
     """
-    from leopardgeo.config import demo_config, load_config
-    from leopardgeo.errors import OutputExistsError
-    from leopardgeo.pipeline import run as run_pipeline
     from leopardgeo.report import CAPACITY_FILES, read_capacity, write_capacity_report
 
-    cfg = load_config(config) if config else demo_config()
-    cfg = cfg.replace(
-        links=dataclasses.replace(cfg.links, enabled=False),
-        circuit=dataclasses.replace(cfg.circuit, enabled=False),
-        territories=dataclasses.replace(cfg.territories, enabled=True),
-        sites=dataclasses.replace(cfg.sites, enabled=False),
+    run = _run_stage(
+        ctx, config, out, overwrite, {"links": False, "circuit": False, "territories": True, "sites": False},
+        CAPACITY_FILES, "capacity report",
     )
-    quiet = ctx.obj["verbosity"] < 0
-    out_dir = out if out is not None else Path(cfg.output.dir or "out")
-    overwrite = overwrite or cfg.output.overwrite
-    existing = [n for n in CAPACITY_FILES if (out_dir / n).exists()]
-    if existing and not overwrite:
-        msg = f"{out_dir}: expected no earlier capacity report, found {existing}. Pass --overwrite to replace them."
-        raise OutputExistsError(msg)
-    run_pipeline(cfg, out_dir=out_dir, overwrite=overwrite, progress=not quiet and sys.stderr.isatty())
-    table = read_capacity(out_dir)
-    written = write_capacity_report(table, out_dir, overwrite=overwrite)
-    if not quiet:
+    table = read_capacity(run.out_dir)
+    written = write_capacity_report(table, run.out_dir, overwrite=run.overwrite)
+    if not run.quiet:
         con = _console()
         _print_capacity(con, table, top)
         con.print("Written: " + ", ".join(str(p) for p in written))
+
+
+@dataclasses.dataclass(frozen=True)
+class _StageRun:
+    out_dir: Path
+    overwrite: bool
+    quiet: bool
+    result: Any
+
+
+def _run_stage(
+    ctx: click.Context,
+    config: Path | None,
+    out: Path | None,
+    overwrite: bool,
+    sections: dict[str, bool],
+    report_files: tuple[str, ...],
+    what: str,
+    *,
+    check: Callable[[Any], None] | None = None,
+) -> _StageRun:
+    """Run the pipeline for a stage command: CONFIG (default: the demo) with each of ``sections`` enabled or not.
+
+    Refuses before any work when ``report_files`` of an earlier run are in the output folder and
+    ``--overwrite`` was not given; ``check`` may refuse the configuration first.
+    """
+    from leopardgeo.config import demo_config, load_config
+    from leopardgeo.errors import OutputExistsError
+    from leopardgeo.pipeline import run as run_pipeline
+
+    cfg = load_config(config) if config else demo_config()
+    cfg = cfg.replace(**{name: dataclasses.replace(getattr(cfg, name), enabled=on) for name, on in sections.items()})
+    if check is not None:
+        check(cfg)
+    quiet = ctx.obj["verbosity"] < 0
+    out_dir = out if out is not None else Path(cfg.output.dir or "out")
+    overwrite = overwrite or cfg.output.overwrite
+    existing = [n for n in report_files if (out_dir / n).exists()]
+    if existing and not overwrite:
+        msg = f"{out_dir}: expected no earlier {what}, found {existing}. Pass --overwrite to replace them."
+        raise OutputExistsError(msg)
+    result = run_pipeline(cfg, out_dir=out_dir, overwrite=overwrite, progress=not quiet and sys.stderr.isatty())
+    return _StageRun(out_dir, overwrite, quiet, result)
 
 
 def main() -> None:
