@@ -112,6 +112,7 @@ def cli(ctx: click.Context, verbose: int, quiet: int, debug: bool) -> None:
       leopardgeo run                      # the embedded Amur study area -> out/
       leopardgeo init my_area.toml        # a commented config to edit
       leopardgeo run my_area.toml --out results --overwrite
+      leopardgeo report out               # report.html, report.md, summary.json, maps
     """
     ctx.meta["leopardgeo.debug"] = debug
     ctx.obj = {"verbosity": verbose - quiet}
