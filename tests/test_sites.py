@@ -608,3 +608,32 @@ def test_simulation_on_the_territories_of_the_territory_stage(landscape, evaluat
     assert big.landscape_summary["site_female_territories"] >= len(in_site) > 0
     cols = simulation_columns(out).set_index("name")
     assert cols.loc["Большой", "persistence_25y"] == big.persistence_at(25) and np.isnan(cols.loc["Большой", "persistence_50y"])
+
+
+def test_simulation_packs_its_own_territories_around_site_and_source(landscape, evaluated):
+    """Without a TerritoryResult each site's landscape is packed in the bounding box of site and source plus the margin."""
+    from leopardgeo.simulate import SimulationParams
+    from leopardgeo.sites import simulate_sites
+    from leopardgeo.territories import pack_territories
+
+    ls = landscape
+    g = ls["grid"]
+    src = find_source(g, labels=ls["labels"], patches=ls["patches"], protected_areas=ls["pas"])
+    sites = prepare_sites(ls["sites"], g)
+    masks = dict(zip(sites["site_id"], site_masks(sites, g), strict=True))
+    p = SimulationParams(n_runs=10, years=5, max_dispersal_cost_m=3000.0, mate_search_cost_m=1000.0)
+    out = simulate_sites(
+        evaluated, masks, suitability=ls["suit"], resistance=ls["res"], labels=ls["labels"], grid=g, source=src,
+        params=p, territory=TERR, margin_m=500.0,
+    )  # fmt: skip
+    # the small site (rows 15-24, cols 80-91) and the source (rows 10-29, cols 0-9), 5 cells of margin: rows 5-34,
+    # cols 0-96, packed here by hand on that window
+    win = (slice(5, 35), slice(0, 97))
+    bounds = (500_000, 4_800_000 - 35 * 100, 500_000 + 97 * 100, 4_800_000 - 5 * 100)
+    sub = Grid.from_bounds(bounds, cell_size_m=100, crs=TEST_CRS)
+    habitat = ls["labels"][win] > 0
+    own = pack_territories(np.where(habitat, ls["suit"][win], np.nan), ls["res"][win], sub, habitat=habitat, **TERR)
+    s = out["Малый"].landscape_summary
+    n_female = s["site_female_territories"] + s["source_female_territories"] + s["other_female_territories"]
+    assert n_female == int((own.table["sex"] == "F").sum()) > 0
+    assert s["site_female_territories"] >= 1 and s["source_female_territories"] >= 1

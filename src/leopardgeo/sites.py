@@ -351,10 +351,9 @@ def _holding_patches(labels: np.ndarray, mask: np.ndarray, share: float = 0.1) -
 
 def _subgrid(grid: Grid, mask: np.ndarray, pad: int = 1) -> tuple[Grid, tuple[slice, slice]]:
     """The smallest window of ``grid`` holding every True cell of ``mask`` (plus ``pad`` cells)."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    r0, r1 = max(0, rows[0] - pad), min(grid.height, rows[-1] + 1 + pad)
-    c0, c1 = max(0, cols[0] - pad), min(grid.width, cols[-1] + 1 + pad)
+    rows, cols = _window(mask, pad)
+    r0, r1 = rows.start, min(grid.height, rows.stop)
+    c0, c1 = cols.start, min(grid.width, cols.stop)
     t = grid.transform * Affine.translation(c0, r0)
     return Grid(grid.crs, t, (r1 - r0, c1 - c0)), (slice(r0, r1), slice(c0, c1))
 
@@ -446,13 +445,7 @@ def effective_resistance(
         return 0.0
     both = site | source
     if margin_m is not None:
-        pad = math.ceil(margin_m / cell_size_m)
-        rows = np.flatnonzero(both.any(axis=1))
-        cols = np.flatnonzero(both.any(axis=0))
-        win = (
-            slice(max(0, rows[0] - pad), rows[-1] + 1 + pad),
-            slice(max(0, cols[0] - pad), cols[-1] + 1 + pad),
-        )
+        win = _window(both, math.ceil(margin_m / cell_size_m))
     else:
         win = (slice(None), slice(None))
     res = np.asarray(resistance)[win]
@@ -1023,6 +1016,7 @@ def simulate(*args: Any, **kwargs: Any) -> Any:
 
 
 def _window(mask: np.ndarray, pad: int) -> tuple[slice, slice]:
+    """Row and column slices of the bounding box of ``mask``'s True cells, ``pad`` cells wider (clipped at 0)."""
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
     return slice(max(0, rows[0] - pad), rows[-1] + 1 + pad), slice(max(0, cols[0] - pad), cols[-1] + 1 + pad)
@@ -1091,8 +1085,7 @@ def simulate_sites(
             half = 0.5 * float(row_cwd.get(int(sid), math.inf))
             within = (half if math.isfinite(half) else 0.0) + margin_m
         else:
-            win = _window(site | source.mask, math.ceil(margin_m / grid.cell_size_m))
-            sub = Grid(grid.crs, grid.transform * Affine.translation(win[1].start, win[0].start), res[win].shape)
+            sub, win = _subgrid(grid, site | source.mask, math.ceil(margin_m / grid.cell_size_m))
             q = qual[win]
             s_w = np.nan_to_num(suit[win], nan=-1.0)
             habitat = ((labels[win] > 0) | (s_w >= min_suitability)) & np.isfinite(q) & np.isfinite(res[win])
