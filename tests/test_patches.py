@@ -139,9 +139,14 @@ def test_split_by_country_and_country_fractions():
     countries = gpd.GeoDataFrame(
         {"iso3": ["RUS", "CHN"]}, geometry=[shapely.box(0, 0, 200, 400), shapely.box(200, 0, 600, 400)], crs=CRS
     )
-    _, p = extract_patches(s, g, min_area_ha=1, countries=countries)
+    _, p = extract_patches(s, g, min_area_ha=1, countries=countries, split_by_country=True)
     assert sorted(zip(p["country"], p["area_ha"], strict=True)) == [("CHN", 16.0), ("RUS", 8.0)]
     assert set(p.loc[p["country"] == "CHN", "frac_chn"]) == {1.0}
-    _labels, p = extract_patches(s, g, min_area_ha=1, countries=countries, split_by_country=False)
+    assert not p["transboundary"].any()
+    # by default a patch across the border stays one (transboundary) node, with its area per country
+    _labels, p = extract_patches(s, g, min_area_ha=1, countries=countries)
     assert len(p) == 1 and p.loc[0, "country"] == "CHN"
     assert p.loc[0, "frac_rus"] == pytest.approx(8 / 24) and p.loc[0, "frac_chn"] == pytest.approx(16 / 24)
+    assert bool(p.loc[0, "transboundary"]) and p.loc[0, "countries"] == "CHN;RUS"
+    assert (p.loc[0, "area_ha_chn"], p.loc[0, "area_ha_rus"]) == (16.0, 8.0)
+    assert p.loc[0, "area_ha_chn"] + p.loc[0, "area_ha_rus"] == p.loc[0, "area_ha"]

@@ -324,7 +324,13 @@ class PatchConfig:
     )
     protected_areas: ProtectedAreaMode = _f(ProtectedAreaMode.MERGE, doc="merge | separate | ignore")
     connectivity: int = _f(8, doc="cell connectivity of a patch: 4 or 8")
-    split_by_country: bool = _f(True, doc="cut patches at national borders so cross-border connections become links")
+    split_by_country: bool = _f(
+        False,
+        doc=(
+            "cut patches at national borders (off: a patch across a border is one transboundary node; "
+            "the fence scenario of [crossborder] cuts them to measure what a fence costs)"
+        ),
+    )
 
     def __post_init__(self) -> None:
         _normalise(self, "patches")
@@ -505,9 +511,17 @@ class CrossBorderConfig:
         (), doc="openings in the fence as [longitude, latitude] pairs (WGS 84), e.g. river crossings or wildlife passages"
     )
     gap_width_m: float = _f(1000.0, doc="width of each fence opening, metres (border cells within half of it stay open)")
+    band_m: float = _f(
+        5000.0,
+        doc=(
+            "current across the border inside a transboundary patch flows between its national parts farther than "
+            "this from the border, metres"
+        ),
+    )
 
     def __post_init__(self) -> None:
         _normalise(self, "crossborder")
+        _positive(self.band_m, "crossborder.band_m")
         _positive(self.segment_m, "crossborder.segment_m")
         _positive(self.fence_penalty, "crossborder.fence_penalty")
         _positive(self.gap_width_m, "crossborder.gap_width_m")

@@ -29,7 +29,10 @@ the least-cost path through cell centres), ``euclid_m`` (edge-to-edge distance
 between the patch polygons), ``cwd_to_euclid`` and ``cwd_to_lcp_length``
 (NaN where the denominator is 0, e.g. patches touching across a border),
 ``countries`` (codes of the countries the path passes through, ``;``-joined),
-``through_patches`` (ids of other patches the path crosses) and ``geometry``.
+``through_patches`` (ids of other patches the path crosses), ``kind``
+(``corridor``, or ``touching`` when the two patch polygons touch: a seam
+between adjacent patches, not a movement route, which the corridor score
+leaves out, see :mod:`leopardgeo.score`) and ``geometry``.
 """
 
 from __future__ import annotations
@@ -59,13 +62,16 @@ from leopardgeo.errors import ConfigError, DataError, NoPathError
 from leopardgeo.grid import Grid
 
 __all__ = [
+    "CORRIDOR",
     "EDGE_COLUMNS",
+    "TOUCHING",
     "LinkRule",
     "build_graph",
     "gdfs_to_graph",
     "graph_layers",
     "graph_to_gdfs",
     "isolated_patches",
+    "link_kind",
 ]
 
 logger = logging.getLogger(__name__)
@@ -81,7 +87,13 @@ EDGE_COLUMNS = (
     "cwd_to_lcp_length",
     "countries",
     "through_patches",
+    "kind",
 )
+
+#: ``kind`` of a link whose two patches touch (edge-to-edge distance 0): a seam, not a corridor.
+TOUCHING = "touching"
+#: ``kind`` of every other link.
+CORRIDOR = "corridor"
 
 
 # ---------------------------------------------------------------------- one pass
@@ -357,6 +369,7 @@ def build_graph(
         through.append(";".join(str(int(p)) for p in crossed if p not in (0, link["patch_a"], link["patch_b"])))
     frame["countries"] = country_names
     frame["through_patches"] = through
+    frame["kind"] = np.where(euclid > 0, CORRIDOR, TOUCHING)
     keep = np.ones(len(frame), bool)
     if max_cwd is not None:
         keep &= frame["cwd"].to_numpy() <= max_cwd
@@ -396,6 +409,26 @@ def _knn_mask(frame: pd.DataFrame, k: int) -> np.ndarray:
     mask = np.zeros(n, bool)
     mask[chosen] = True
     return mask
+
+
+def link_kind(data: dict) -> str:
+    """``touching`` for a seam between touching patches or a zero-length link, else ``corridor``.
+
+    A link is a seam when its ``kind`` says so, or when its edge-to-edge distance (``euclid_m``), its path length
+    (``lcp_length_m``) or its cost (``cwd``) is 0: then no movement route lies between the patches.
+
+    Examples
+    --------
+    >>> link_kind({"cwd": 250.0, "euclid_m": 0.0}), link_kind({"cwd": 5000.0, "euclid_m": 1500.0})
+    ('touching', 'corridor')
+    """
+    if data.get("kind") == TOUCHING:
+        return TOUCHING
+    for key in ("euclid_m", "lcp_length_m", "cwd"):
+        v = data.get(key)
+        if v is not None and np.isfinite(float(v)) and float(v) <= 0:
+            return TOUCHING
+    return CORRIDOR
 
 
 def isolated_patches(G: nx.Graph) -> list[int]:

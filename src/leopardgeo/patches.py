@@ -168,7 +168,7 @@ def extract_patches(
     protected_mode: ProtectedAreaMode | str = ProtectedAreaMode.MERGE,
     countries: gpd.GeoDataFrame | None = None,
     country_field: str = "iso3",
-    split_by_country: bool = True,
+    split_by_country: bool = False,
 ) -> tuple[np.ndarray, gpd.GeoDataFrame]:
     """Habitat cores and protected areas as labelled patches with attributes.
 
@@ -196,8 +196,12 @@ def extract_patches(
     country_field
         Column of country codes.
     split_by_country
-        Cut patches at national borders, so every patch lies in one country
-        and cross-border connections become links of the graph.
+        Cut patches at national borders, so every patch lies in one country.
+        Off by default: a patch that straddles a border is one habitat block
+        (one node of the graph, ``transboundary``), and cutting it would join
+        its halves by a zero-length "link" that is not a movement route.
+        The fence scenario of :mod:`leopardgeo.crossborder` cuts patches
+        at the border on purpose, to measure what a fence would cost.
 
     Returns
     -------
@@ -207,7 +211,10 @@ def extract_patches(
         ``patch_id``, ``name`` (protected areas in it), ``kind``
         (``habitat`` / ``protected`` / ``habitat+protected``), ``n_cells``,
         ``area_ha``, ``mean_quality`` (mean suitability), ``protected_frac``,
-        ``country`` (majority code), ``frac_<code>`` per country.
+        ``country`` (majority code), ``countries`` (every code with a cell in
+        the patch, ``;``-joined), ``transboundary`` (cells in two or more
+        countries), and per country ``frac_<code>`` (share of the cells) and
+        ``area_ha_<code>``.
 
     Raises
     ------
@@ -315,10 +322,17 @@ def extract_patches(
         fr = joint / n_cells[:, None]
         for j, code in enumerate(codes, start=1):
             attrs[f"frac_{code.lower()}"] = fr[:, j]
+        for j, code in enumerate(codes, start=1):
+            attrs[f"area_ha_{code.lower()}"] = joint[:, j] * cell_ha
         best = fr[:, 1:].argmax(axis=1)
         attrs["country"] = np.where(fr[:, 1:].max(axis=1) > 0, np.array(codes)[best], "")
+        present = joint[:, 1:] > 0
+        attrs["countries"] = [";".join(c for c, p in zip(codes, row, strict=True) if p) for row in present]
+        attrs["transboundary"] = present.sum(axis=1) > 1
     else:
         attrs["country"] = ""
+        attrs["countries"] = ""
+        attrs["transboundary"] = False
 
     polys = patch_polygons(labels, grid)
     out = polys.merge(attrs, on="patch_id", how="left")
@@ -328,8 +342,9 @@ def extract_patches(
             for lab in held:
                 names[lab].add(pa_name)
     out["name"] = ["; ".join(sorted(names[i])) for i in out["patch_id"]]
-    cols = ["patch_id", "name", "kind", "country", "n_cells", "area_ha", "mean_quality", "protected_frac"]
-    cols += [c for c in out.columns if c.startswith("frac_")]
+    cols = ["patch_id", "name", "kind", "country", "countries", "transboundary", "n_cells", "area_ha", "mean_quality"]
+    cols += ["protected_frac"]
+    cols += [c for c in out.columns if c.startswith(("frac_", "area_ha_"))]
     out = out[[*cols, "geometry"]]
-    logger.info("%d patches, %.0f ha in all", n, out["area_ha"].sum())
+    logger.info("%d patches (%d transboundary), %.0f ha in all", n, int(out["transboundary"].sum()), out["area_ha"].sum())
     return labels, out

@@ -9,10 +9,19 @@ Each criterion is rescaled to :math:`s \in [0, 1]` over the run's links, 1 = the
   :math:`s = (p_{max} - p) / (p_{max} - p_{min})`;
 * importance to the network (``dPC_link``, % of PC lost without the link, higher is better): min–max as width.
 
-:math:`\text{score} = 100 \sum_k w_k s_k / \sum_k w_k` over the criteria the link has (a criterion missing for a
-link — e.g. no pinch current when the circuit stage is off — drops out of its sum with its weight).  When all
-links share a value, every link gets :math:`s = 1` for it.  Scores compare links within one run; they are not
-comparable between runs.  Weights: ``[score]`` in the config.
+:math:`\text{score} = 100 \sum_k w_k s_k / \sum_k w_k` over the criteria the run has.  A link is never rewarded
+for a criterion it lacks:
+
+* a criterion that **no** scored link has (e.g. no pinch current when the circuit stage is off) is left out for
+  every link, with its weight;
+* a criterion that some links have and others lack counts :math:`s = 0` (the worst) for those that lack it, so
+  the link scores exactly as if it had the worst value of the run.
+
+Only real corridors are scored.  Links whose patches touch, and zero-length links (``kind = "touching"``, see
+:func:`leopardgeo.graph.link_kind`) are seams between adjacent habitat, not movement routes: they get no score
+and no rank and are listed after the ranked corridors.  When all links share a value, every link gets
+:math:`s = 1` for it.  Scores compare links within one run; they are not comparable between runs.  Weights:
+``[score]`` in the config.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from leopardgeo.errors import ConfigError
+from leopardgeo.graph import CORRIDOR, link_kind
 
 __all__ = ["CRITERIA", "add_scores", "corridor_scores"]
 
@@ -67,8 +77,9 @@ def corridor_scores(graph: nx.Graph, weights: Mapping[str, float] | None = None)
     Returns
     -------
     pandas.DataFrame
-        One row per link, best first: ``patch_a``, ``patch_b``, ``s_cwd``, ``s_width``, ``s_pinch``, ``s_dpc``,
-        ``score`` (0–100) and ``rank`` (1 = best; ties share the better rank).
+        One row per link, best first: ``patch_a``, ``patch_b``, ``kind``, ``s_cwd``, ``s_width``, ``s_pinch``,
+        ``s_dpc``, ``score`` (0–100) and ``rank`` (1 = best; ties share the better rank).  Seams
+        (``kind = "touching"``) come last, with no criteria, score or rank (NA).
 
     Examples
     --------
@@ -88,24 +99,41 @@ def corridor_scores(graph: nx.Graph, weights: Mapping[str, float] | None = None)
         msg = f"score weights: expected finite weights >= 0 with a positive sum, found {w}."
         raise ConfigError(msg)
     edges = sorted((min(u, v), max(u, v)) for u, v in graph.edges)
+    kinds = np.array([link_kind(graph.edges[e]) for e in edges], dtype=object)
+    scored = kinds == CORRIDOR
     out = pd.DataFrame({"patch_a": [a for a, _ in edges], "patch_b": [b for _, b in edges]}, dtype="int64")
+    out["kind"] = kinds.astype(str)
     num = np.zeros(len(edges))
     den = np.zeros(len(edges))
     for key, (attr, how) in CRITERIA.items():
         x = np.array([float(graph.edges[e].get(attr, math.nan)) for e in edges], dtype=float)
-        s = _rescale(x, how) if len(edges) else x
-        out[f"s_{key}"] = s
+        s = np.full(len(edges), np.nan)
+        if scored.any():
+            s[scored] = _rescale(x[scored], how)
         wk = float(w.get(key, 0.0))
-        have = np.isfinite(s)
-        num[have] += wk * s[have]
-        den[have] += wk
+        if np.isfinite(s[scored]).any():  # the run has this criterion: a link lacking it gets the worst, 0
+            s[scored] = np.nan_to_num(s[scored], nan=0.0)
+            num[scored] += wk * s[scored]
+            den[scored] += wk
+        out[f"s_{key}"] = s
     with np.errstate(invalid="ignore", divide="ignore"):
-        out["score"] = np.where(den > 0, 100.0 * num / np.where(den > 0, den, 1.0), np.nan).round(6)
-    out["rank"] = out["score"].rank(ascending=False, method="min").fillna(len(out)).astype("int64")
-    return out.sort_values(["rank", "patch_a", "patch_b"]).reset_index(drop=True)
+        score = np.where(scored & (den > 0), 100.0 * num / np.where(den > 0, den, 1.0), np.nan).round(6)
+    if scored.any() and not (den[scored] > 0).any():
+        score[scored] = 100.0  # no criterion weighs anything for this run: all corridors tie
+    out["score"] = score
+    out["rank"] = out["score"].rank(ascending=False, method="min").astype("Int64")
+    out["_seam"] = ~scored
+    out = out.sort_values(["_seam", "rank", "patch_a", "patch_b"], na_position="last").drop(columns="_seam")
+    return out.reset_index(drop=True)
 
 
 def add_scores(graph: nx.Graph, table: pd.DataFrame) -> None:
-    """Store ``score`` and ``score_rank`` from :func:`corridor_scores` on the edges."""
+    """Store ``score`` and ``score_rank`` from :func:`corridor_scores` on the scored edges (seams get neither)."""
     for row in table.itertuples(index=False):
-        graph.edges[row.patch_a, row.patch_b].update({"score": float(row.score), "score_rank": int(row.rank)})
+        d = graph.edges[row.patch_a, row.patch_b]
+        d["kind"] = str(row.kind)
+        if pd.isna(row.rank):
+            d.pop("score", None)
+            d.pop("score_rank", None)
+        else:
+            d.update({"score": float(row.score), "score_rank": int(row.rank)})
