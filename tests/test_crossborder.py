@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import networkx as nx
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,13 +18,19 @@ from leopardgeo.corridors import least_cost_corridors
 from leopardgeo.crossborder import (
     border_cells,
     border_crossings,
+    border_current,
     border_permeability,
+    compare_fenced,
     compare_networks,
     crossborder_corridors,
+    crossing_importance,
+    crossing_routes,
     crossing_table,
     fence_resistance,
     fill_countries,
     mark_crosses_border,
+    split_at_border,
+    transboundary_patches,
 )
 from leopardgeo.errors import AlignmentError, ConfigError
 from leopardgeo.graph import build_graph
@@ -74,7 +81,7 @@ def test_single_gap_carries_all_the_current_and_the_crossing():
     assert crossings["border"].iloc[0] == "AAA-BBB"
     assert crossings["border_line"].iloc[0] == "A-B"
     assert crossings["border_line_m"].iloc[0] == pytest.approx(0.5 * CELL)  # the drawn line runs through column 30's centre
-    assert crossings["corridor_width_m"].iloc[0] == pytest.approx(CELL)  # the corridor is one cell wide in the fence
+    assert crossings["corridor_at_border_m"].iloc[0] == pytest.approx(CELL)  # the corridor is one cell wide in the fence
     table = crossing_table(crossings)
     assert {"lon", "lat"} <= set(table.columns)
     segs = border_permeability(borders, g, current=cur, corridors=cor.table, segment_m=500)
@@ -202,3 +209,95 @@ def test_crossborder_table_ranks_by_score_and_names_the_protected_areas():
     t = crossborder_corridors(G)
     assert t[["rank", "from_id", "to_id"]].values.tolist() == [[1, 2, 3], [2, 1, 2]]
     assert t["protected_areas"].tolist() == ["NE China Tiger and Leopard", "Land of the Leopard; NE China Tiger and Leopard"]
+
+
+# ---------------------------------------------------------------------- transboundary patches and the fence
+def two_country_patch():
+    """A 4 x 6 grid of habitat (resistance 1) across a border between columns 2 and 3: one transboundary patch."""
+    g = Grid.from_bounds((500_000, 5_000_000, 500_000 + 6 * CELL, 5_000_000 + 4 * CELL), cell_size_m=CELL, crs=TEST_CRS)
+    ctry = gpd.GeoDataFrame(
+        {"iso3": ["CHN", "RUS"]},
+        geometry=[shapely.box(500_000, 5_000_000, 500_300, 5_000_400), shapely.box(500_300, 5_000_000, 500_600, 5_000_400)],
+        crs=TEST_CRS,
+    )
+    labels, patches = extract_patches(np.full((4, 6), 0.9, dtype=np.float32), g, min_area_ha=0, countries=ctry)
+    countries = np.where(np.arange(6) < 3, 0, 1)[None, :].repeat(4, axis=0)
+    return g, labels, patches, countries, ctry
+
+
+def test_transboundary_patch_resistance_and_current_worked_by_hand():
+    g, labels, patches, countries, ctry = two_country_patch()
+    assert len(patches) == 1 and bool(patches.loc[0, "transboundary"])
+    pa = gpd.GeoDataFrame({"NAME": ["Park west", "Park east"]},
+                          geometry=[shapely.box(500_000, 5_000_000, 500_100, 5_000_400),
+                                    shapely.box(500_500, 5_000_000, 500_600, 5_000_400)], crs=TEST_CRS)  # fmt: skip
+    t = transboundary_patches(
+        labels, patches, countries, ["CHN", "RUS"], g, np.ones((4, 6)), band_m=CELL, connectivity=4,
+        protected_areas=pa, country_polygons=ctry,
+    )  # fmt: skip
+    assert len(t) == 1
+    r = t.iloc[0]
+    assert r["border_length_m"] == 4 * CELL  # four cell edges of border, all in habitat
+    assert (r["area_ha_a"], r["area_ha_b"]) == (12.0, 12.0)
+    # focal parts: columns 0-1 (CHN, > 100 m from RUS) and 4-5; four rows of three 1-ohm branches in parallel
+    assert r["eff_resistance"] == pytest.approx(3 / 4, rel=1e-6)
+    assert r["current_share"] == pytest.approx(1.0, rel=1e-6) and r["peak_current"] == pytest.approx(0.25, rel=1e-6)
+    assert (r["protected_a"], r["protected_b"]) == ("Park west", "Park east")
+
+
+def test_border_current_sums_to_the_injected_current():
+    # Kirchhoff: whatever the resistance, all of the 1 A between the two sides crosses the border somewhere.
+    rng = np.random.default_rng(3)
+    res = rng.uniform(1, 20, (9, 12))
+    focal = np.zeros((9, 12), dtype=np.int32)
+    focal[:, 0] = 1
+    focal[:, -1] = 2
+    countries = np.where(np.arange(12) < 5, 0, 1)[None, :].repeat(9, axis=0)
+    for conn, avg in ((4, False), (8, False), (8, True)):
+        out = circuit_flow(res, focal, connectivity=conn, avg_resistances=avg, voltage_maps=True, tolerance=1e-12)
+        v = next(iter(out.voltages.values()))
+        cur, a, b = border_current(res, v, countries, 0, 1, connectivity=conn, avg_resistances=avg)
+        assert abs(cur.sum()) == pytest.approx(1.0, rel=1e-6)
+        assert (countries[a[:, 0], a[:, 1]] == 0).all() and (countries[b[:, 0], b[:, 1]] == 1).all()
+        # the same current from the effective resistance: the voltage drop over the network is R_eff for 1 A
+        assert np.nanmax(v) - np.nanmin(v) == pytest.approx(out.resistances["eff_resistance"].iloc[0], rel=1e-6)
+
+
+def test_cutting_a_transboundary_patch_costs_its_cross_border_pc():
+    g, labels, patches, countries, _ = two_country_patch()
+    G = nx.Graph()
+    G.add_node(1, **patches.drop(columns="geometry").iloc[0].to_dict())
+    imp = crossing_importance(G, [1], labels, countries, ["CHN", "RUS"], g, landscape_area=24.0)
+    # PC numerator 24^2 whole; cut into 12 + 12 with no link: 2 * 12^2 -> half of PC lost
+    assert imp[1] == pytest.approx(50.0)
+    parts_lab, parts = split_at_border(labels, patches, countries, g)
+    assert parts["country"].tolist() == ["0", "1"] and parts["area_ha"].tolist() == [12.0, 12.0]
+    assert (parts_lab[:, :3] == 1).all() and (parts_lab[:, 3:] == 2).all()
+    # the fence: two cells of no data along the border, no gap -> the parts are not linked
+    fenced, _ = fence_resistance(np.ones((4, 6)), countries, g)
+    after, _ = build_graph(fenced, parts_lab, parts, g)
+    assert after.number_of_edges() == 0
+    m0 = connectivity_metrics(G, landscape_area=24.0).summary
+    m1 = connectivity_metrics(after, landscape_area=24.0).summary
+    cap = pd.DataFrame({"patch_id": [1, 1, 1], "country": ["0", "0", "1"], "adults": [1.0, 1.0, 1.0]})
+    s = compare_fenced(G, after, parts, m0, m1, capacity=cap)
+    assert s.summary["PC_loss_pct"] == pytest.approx(50.0) and s.summary["transboundary_cut"] == [1]
+    assert s.summary["transboundary_rejoined"] == []
+    assert s.links[["patch_a", "patch_b", "status"]].values.tolist() == [[1, 1, "cut"]]
+    assert (s.summary["capacity_cross_border_before"], s.summary["capacity_cross_border_after"]) == (3.0, 0.0)
+    assert (s.summary["capacity_largest_before"], s.summary["capacity_largest_after"]) == (3.0, 2.0)
+
+
+def test_routes_rank_links_and_transboundary_patches_on_one_scale():
+    g, labels, patches, countries, _ = two_country_patch()
+    t = transboundary_patches(labels, patches, countries, ["CHN", "RUS"], g, np.ones((4, 6)), band_m=CELL)
+    G = nx.Graph()
+    G.add_node(1, name="Big", countries="CHN;RUS")
+    G.add_node(2, name="Small", countries="CHN")
+    G.add_node(3, name="Other", countries="RUS")
+    G.add_edge(2, 3, cwd=5000.0, euclid_m=3000.0, crosses_border=True, dPC_link=2.0)
+    G.add_edge(1, 3, cwd=250.0, euclid_m=0.0, crosses_border=True, dPC_link=90.0)  # a seam: not a route
+    routes = crossing_routes(G, None, t, importance={1: 50.0})
+    assert routes["route"].tolist() == ["transboundary patch", "link"]
+    assert routes["route_id"].tolist() == ["1", "2-3"] and routes["rank"].tolist() == [1, 2]
+    assert routes["crossing_lat"].notna().iloc[0] and routes["border_length_m"].iloc[0] == 4 * CELL

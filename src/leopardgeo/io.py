@@ -91,12 +91,23 @@ LAYERS: dict[str, str] = {
     "corridors": "Truncated least-cost corridors, one (multi)polygon per link, with width, resistance and protected share",
     "pinch_points": "Pinch point of each link: the corridor cell with the highest current density (A for 1 A)",
     "border_crossings": (
-        "Where each least-cost path passes from one country to another (country polygons): link, cwd, corridor width "
-        "at the border, current, nearest border line"
+        "Where each least-cost path passes from one country to another (country polygons): link, cwd, corridor length "
+        "along the border there (corridor_at_border_m), current, nearest border line"
+    ),
+    "transboundary_patches": (
+        "Habitat patches across a border, at their main crossing: border length through habitat, effective resistance "
+        "and share of the current between the national parts crossing inside the patch, protected areas on each side"
+    ),
+    "crossing_routes": (
+        "Every cross-border route (links and transboundary patches) ranked by importance_dpc, the % of PC lost if "
+        "closed; crossing lon / lat, nearest border segment, protected areas on each side"
     ),
     "border_permeability": "National borders in segments: current density summed over the cells crossed, corridors crossing",
     "barriers": "Top barrier locations: improvement in least-cost distance per metre restored (Barrier Mapper)",
-    "fence_links": "Border-fence scenario: every link before / after the fence, cwd change, status (vanished, lengthened...)",
+    "fence_links": (
+        "Border-fence scenario (patches cut at the border, border fenced): every link before / after, cwd change, "
+        "status (vanished, lengthened...)"
+    ),
     "sites": "Reintroduction sites: every criterion, normalised criteria (n_*), score 0-100, rank, rank stability",
     "territories": (
         "Packed territories (replicate 0): sex F/M, area_ha, mean_quality, majority patch, country and protected area; "

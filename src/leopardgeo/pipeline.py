@@ -46,9 +46,13 @@ from leopardgeo.crossborder import (
     CrossBorderResult,
     border_crossings,
     border_permeability,
-    compare_networks,
+    compare_fenced,
+    crossing_importance,
+    crossing_routes,
     fence_resistance,
     mark_crosses_border,
+    split_at_border,
+    transboundary_patches,
 )
 from leopardgeo.errors import ConfigError, DataError, OutputExistsError
 from leopardgeo.graph import build_graph, graph_layers
@@ -463,19 +467,24 @@ def compute_barriers(
     )
 
 
+def _landscape_area(cfg: RunConfig, inputs: Inputs) -> float:
+    """A_L of PC / IIC: ``[metrics] landscape_area_ha``, else the study area's valid cells (ha)."""
+    area = cfg.metrics.landscape_area_ha
+    if area is None:
+        area = float(inputs.valid.sum()) * inputs.grid.cell_size_m**2 / M2_PER_HA
+    return float(area)
+
+
 def compute_metrics(cfg: RunConfig, inputs: Inputs, graph: nx.Graph) -> MetricsResult:
     """PC, IIC, EC and node / link importance (see :mod:`leopardgeo.metrics`); stored on ``graph``."""
     m = cfg.metrics
-    area = m.landscape_area_ha
-    if area is None:
-        area = float(inputs.valid.sum()) * inputs.grid.cell_size_m**2 / M2_PER_HA
     result = connectivity_metrics(
         graph,
         attribute=m.attribute,
         weight=m.distance,
         median_distance=m.median_dispersal,
         probability=m.probability,
-        landscape_area=area,
+        landscape_area=_landscape_area(cfg, inputs),
     )
     add_metric_attributes(graph, result)
     return result
@@ -491,12 +500,16 @@ def compute_crossborder(
     corridors: CorridorResult | None = None,
     circuit: CircuitResult | None = None,
     metrics: MetricsResult | None = None,
+    territories: TerritoryResult | None = None,
 ) -> CrossBorderResult:
-    """``crosses_border`` on links, border crossings and permeability, and the border-fence scenario.
+    """Cross-border connectivity: links across borders, transboundary patches, every crossing route ranked, the fence.
 
-    The fence follows the border the patches are split on (the country raster).  The scenario reruns the links
-    on the fenced resistance and the metrics with the same parameters, and compares (see
-    :func:`leopardgeo.crossborder.compare_networks`).
+    (a) links whose least-cost path crosses a border, with the crossing point; (b) patches that straddle a border
+    (:func:`leopardgeo.crossborder.transboundary_patches`: border length through habitat and the current across
+    it); both ranked by the PC lost if closed (:func:`leopardgeo.crossborder.crossing_routes`).  (c) The fence
+    scenario cuts the patches at the border (:func:`leopardgeo.crossborder.split_at_border`), fences the border
+    on the resistance, reruns the links and the metrics with the same parameters, and compares (PC / EC,
+    capacity reachable, links lost or lengthened; :func:`leopardgeo.crossborder.compare_fenced`).
     """
     cb = cfg.crossborder
     mark_crosses_border(graph)
@@ -514,8 +527,25 @@ def compute_crossborder(
         perm = border_permeability(borders, grid, current=cur, corridors=cor, segment_m=cb.segment_m)
     else:
         perm = gpd.GeoDataFrame({"border": [], "segment": [], "length_m": []}, geometry=[], crs=grid.crs)
+    tb = None
+    importance: dict[int, float] = {}
+    if codes:
+        tb = transboundary_patches(
+            labels, patches, cidx, codes, grid, resistance,
+            band_m=cb.band_m, connectivity=cfg.circuit.connectivity, avg_resistances=cfg.circuit.avg_resistances,
+            tolerance=cfg.circuit.tolerance, borders=borders, protected_areas=inputs.protected_areas,
+            country_polygons=inputs.countries, country_field=cfg.inputs.country_field,
+        )  # fmt: skip
+        if len(tb):
+            m = cfg.metrics
+            importance = crossing_importance(
+                graph, sorted(set(tb["patch_id"].astype(int))), labels, cidx, codes, grid,
+                attribute=m.attribute, weight=m.distance, median_distance=m.median_dispersal,
+                probability=m.probability, landscape_area=_landscape_area(cfg, inputs),
+            )  # fmt: skip
+    routes = crossing_routes(graph, crossings, tb, importance=importance, permeability=perm if len(perm) else None)
     if cb.fence is FenceMode.NONE or not codes:
-        return CrossBorderResult(crossings, perm)
+        return CrossBorderResult(crossings, perm, transboundary=tb, routes=routes)
     gaps = []
     if cb.fence_gaps:
         tr = Transformer.from_crs("EPSG:4326", grid.crs, always_xy=True)
@@ -523,14 +553,28 @@ def compute_crossborder(
     fenced, mask = fence_resistance(
         resistance, cidx, grid, mode=str(cb.fence), penalty=cb.fence_penalty, gaps_xy=gaps, gap_width_m=cb.gap_width_m
     )
-    after, _ = compute_links(cfg, inputs, fenced, labels, patches)
+    part_labels, parts = split_at_border(labels, patches, cidx, grid, connectivity=cfg.patches.connectivity)
+    attr = cfg.metrics.attribute
+    if attr not in parts.columns and attr in patches.columns:  # a quality-weighted area: the part's share of it
+        parts[attr] = patches.set_index("patch_id")[attr].reindex(parts["parent_id"]).to_numpy() * parts["share"]
+    after, _ = compute_links(cfg, inputs, fenced, part_labels, parts)
     mark_crosses_border(after)
     if metrics is None:
         metrics = compute_metrics(cfg, inputs, graph)
     after_metrics = compute_metrics(cfg, inputs, after)
-    scenario = compare_networks(graph, after, metrics.summary, after_metrics.summary, crs=grid.crs)
+    capacity = None
+    if territories is not None and len(territories.table) and codes and "country" in territories.table.columns:
+        t = territories.table
+        capacity = pd.DataFrame(
+            {
+                "patch_id": t["patch"].astype(int),
+                "country": [codes[int(c) - 1] if int(c) > 0 else "" for c in t["country"]],
+                "adults": 1.0,
+            }
+        )
+    scenario = compare_fenced(graph, after, parts, metrics.summary, after_metrics.summary, crs=grid.crs, capacity=capacity)
     scenario.summary.update({"fence": str(cb.fence), "fence_cells": int(mask.sum()), "gaps": [list(g) for g in cb.fence_gaps]})
-    return CrossBorderResult(crossings, perm, scenario, mask)
+    return CrossBorderResult(crossings, perm, scenario, mask, transboundary=tb, routes=routes)
 
 
 def territory_quality(cfg: RunConfig, inputs: Inputs, suitability: np.ndarray) -> np.ndarray:
@@ -1032,7 +1076,7 @@ def run(
             if "crossborder" in extras and graph is not None:
                 t = time.perf_counter()
                 step("cross-border evaluation and fence scenario")
-                xb = compute_crossborder(config, inputs, graph, res, labels, patches, corr, circ, mets)
+                xb = compute_crossborder(config, inputs, graph, res, labels, patches, corr, circ, mets, terr)
                 timings["crossborder"] = time.perf_counter() - t
             if graph is not None:
                 scores = compute_scores(config, graph)
@@ -1159,8 +1203,12 @@ def write_sites(writer: OutputWriter, result: SiteResult) -> None:
 
 
 def crossborder_layers(xb: CrossBorderResult) -> dict[str, gpd.GeoDataFrame]:
-    """GeoPackage layers of the cross-border stage: crossings, permeability and the fence scenario's links."""
+    """GeoPackage layers of the cross-border stage: crossings, permeability, transboundary patches, routes, fence links."""
     layers = {"border_crossings": xb.crossings, "border_permeability": xb.permeability}
+    if xb.transboundary is not None:
+        layers["transboundary_patches"] = xb.transboundary
+    if xb.routes is not None:
+        layers["crossing_routes"] = xb.routes[xb.routes.geometry.notna()]
     if xb.fence is not None:
         layers["fence_links"] = xb.fence.links[xb.fence.links.geometry.notna()]
     return layers

@@ -133,14 +133,17 @@ def write_link_table(table: pd.DataFrame, out_dir: str | Path, *, overwrite: boo
 
 
 def crossborder_report(out_dir: str | Path) -> tuple[pd.DataFrame, dict | None, gpd.GeoDataFrame | None]:
-    """The ranked cross-border corridor table of a run, its fence scenario (``fence.json``) and permeability layer.
+    """Every cross-border route of a run, ranked (links and transboundary patches), its fence scenario and permeability.
+
+    The routes are the run's ``crossing_routes`` layer (see :func:`leopardgeo.crossborder.crossing_routes`);
+    a run written before that layer existed gets its cross-border links only.
 
     Raises
     ------
     DataError
         If the run has no links (see :func:`read_run_layer`).
     """
-    from leopardgeo.crossborder import crossborder_corridors, mark_crosses_border
+    from leopardgeo.crossborder import ROUTE_COLUMNS, crossing_routes, mark_crosses_border
     from leopardgeo.graph import gdfs_to_graph
 
     gpkg = Path(out_dir) / GPKG_NAME
@@ -148,46 +151,77 @@ def crossborder_report(out_dir: str | Path) -> tuple[pd.DataFrame, dict | None, 
     if not any("crosses_border" in d for *_, d in graph.edges(data=True)):
         mark_crosses_border(graph)
     names = [str(n) for n in pyogrio.list_layers(gpkg)[:, 0]] if gpkg.is_file() else []
-    crossings = pyogrio.read_dataframe(gpkg, layer="border_crossings") if "border_crossings" in names else None
     perm = pyogrio.read_dataframe(gpkg, layer="border_permeability") if "border_permeability" in names else None
+    if "crossing_routes" in names:
+        routes = pyogrio.read_dataframe(gpkg, layer="crossing_routes")
+    else:
+        crossings = pyogrio.read_dataframe(gpkg, layer="border_crossings") if "border_crossings" in names else None
+        routes = crossing_routes(graph, crossings, None, permeability=perm)
+    table = pd.DataFrame(routes.drop(columns="geometry", errors="ignore")).reindex(columns=list(ROUTE_COLUMNS))
     fence_path = Path(out_dir) / "fence.json"
     fence = json.loads(fence_path.read_text(encoding="utf-8")) if fence_path.is_file() else None
-    return crossborder_corridors(graph, crossings), fence, perm
+    return table, fence, perm
+
+
+def _side(country: object, names: object) -> str:
+    c, n = str(country or ""), str(names or "")
+    n = "" if n == "nan" else n
+    return f"{c}: {n}" if c and n else (c or n or "-")
 
 
 def crossborder_markdown(table: pd.DataFrame, fence: dict | None) -> str:
-    """The "Cross-border corridors" report section as Markdown.
+    """The "Cross-border routes" report section as Markdown: where leopards cross, and what a fence would cost.
 
     Examples
     --------
-    >>> t = pd.DataFrame({"rank": [1], "from_id": [4], "from_name": ["LLNP"], "to_id": [2], "to_name": ["NCTLNP"],
-    ...                   "countries": ["CHN;RUS"], "score": [90.0], "cwd": [502.6], "corridor_width_m": [float("nan")],
-    ...                   "pinch_current": [float("nan")], "dPC_link": [12.5], "crossing_lon": [131.1],
-    ...                   "crossing_lat": [43.2], "border": ["CHN-RUS"], "protected_areas": ["LLNP; NCTLNP"]})
-    >>> print(crossborder_markdown(t, None).splitlines()[4])
-    | 1 | 4 LLNP | 2 NCTLNP | CHN;RUS | 90.0 | 503 | - | - | 12.50 | 43.2000 N 131.1000 E | LLNP; NCTLNP |
+    >>> t = pd.DataFrame({"rank": [1], "route": ["transboundary patch"], "route_id": ["3"], "importance_dpc": [41.5],
+    ...                   "country_a": ["CHN"], "patch_a": ["P"], "protected_a": ["NCTLNP"], "country_b": ["RUS"],
+    ...                   "patch_b": ["P"], "protected_b": ["LLNP"], "crossing_lon": [130.9], "crossing_lat": [43.1],
+    ...                   "border": ["CHN-RUS"], "border_segment": [12.0], "border_line_m": [150.0],
+    ...                   "cwd": [float("nan")], "corridor_width_m": [float("nan")], "border_length_m": [88000.0],
+    ...                   "current": [0.02], "current_share": [0.83]})
+    >>> print(crossborder_markdown(t, None).splitlines()[6])
+    | 1 | transboundary patch 3 P | 41.50 | 43.1000 N 130.9000 E | CHN-RUS #12 | CHN: NCTLNP | RUS: LLNP | 88.0 | - | 83 % |
     """
 
     def f(v: float, fmt: str) -> str:
         return "-" if v is None or v != v else format(v, fmt)
 
     lines = [
-        "## Cross-border corridors",
+        "## Cross-border routes",
         "",
-        "| rank | from | to | countries | score | cwd | width (km) | pinch (A) | dPC (%) | crossing | protected areas |",
-        "|---:|---|---|---|---:|---:|---:|---:|---:|---|---|",
+        (
+            "Where leopards can cross a border: least-cost links whose path crosses it, and habitat patches that "
+            "straddle it. Importance: % of the network's probability of connectivity (PC) lost if the route were closed."
+        ),
+        "",
+        (
+            "| rank | route | importance (dPC %) | crossing | border segment | side a | side b | border in habitat (km) "
+            "| cwd | current across in habitat |"
+        ),
+        "|---:|---|---:|---|---|---|---|---:|---:|---:|",
     ]
     for r in table.itertuples(index=False):
         where = "-" if r.crossing_lat != r.crossing_lat else f"{r.crossing_lat:.4f} N {r.crossing_lon:.4f} E"
-        width = r.corridor_width_m / 1000 if r.corridor_width_m == r.corridor_width_m else float("nan")
+        what = (f"link {r.route_id} {r.patch_a} – {r.patch_b}" if r.route == "link"
+                else f"transboundary patch {r.route_id} {r.patch_a}")  # fmt: skip
+        seg = f"{r.border} #{int(r.border_segment)}" if r.border_segment == r.border_segment else str(r.border or "-")
+        share = "-" if r.current_share != r.current_share else f"{100 * r.current_share:.0f} %"
         lines.append(
-            f"| {r.rank} | {r.from_id} {r.from_name} | {r.to_id} {r.to_name} | {r.countries} | {f(r.score, '.1f')} | "
-            f"{f(r.cwd, ',.0f')} | {f(width, '.1f')} | {f(r.pinch_current, '.3g')} | {f(r.dPC_link, '.2f')} | {where} | "
-            f"{r.protected_areas} |"
+            f"| {r.rank} | {what.strip()} | {f(r.importance_dpc, '.2f')} | {where} | {seg} | "
+            f"{_side(r.country_a, r.protected_a)} | {_side(r.country_b, r.protected_b)} | "
+            f"{f(r.border_length_m / 1000, '.1f')} | {f(r.cwd, ',.0f')} | {share} |"
         )
     if not len(table):
-        lines.append("| - | no link crosses a national border | | | | | | | | | |")
-    lines += ["", "Score: 0–100 over the run's links (weights in [score]); cwd in cost-weighted metres.", ""]
+        lines.append("| - | no route crosses a national border | | | | | | | | |")
+    lines += [
+        "",
+        (
+            "cwd in cost-weighted metres (links). Current across in habitat: share of 1 A between the patch's national "
+            "parts that crosses the border inside the patch."
+        ),
+        "",
+    ]
     if fence:
         s = fence["summary"]
         gaps = s.get("gaps") or []
@@ -195,17 +229,27 @@ def crossborder_markdown(table: pd.DataFrame, fence: dict | None) -> str:
         longer = [
             f"{r['patch_a']}-{r['patch_b']} (+{r['change_pct']:.0f} %)" for r in fence["links"] if r["status"] == "lengthened"
         ]
+        cut = s.get("transboundary_cut") or []
+        rejoined = set(s.get("transboundary_rejoined") or [])
         lines += [
             f"### Border-fence scenario ({s['fence']}, {len(gaps)} gap{'s' if len(gaps) != 1 else ''})",
             "",
             (f"- PC {s['PC_before']:.4g} → {s['PC_after']:.4g} (**{s['PC_loss_pct']:.1f} % lost**); "
             f"EC {s['EC_before_ha']:,.0f} → {s['EC_after_ha']:,.0f} ha ({s['EC_loss_pct']:.1f} % lost)"),
+            "- transboundary patches cut at the border: "
+            + (", ".join(f"{p}{' (parts still linked around the fence)' if p in rejoined else ''}" for p in cut) or "none"),
             f"- components {s['components_before']} → {s['components_after']}; links {s['links_before']} → {s['links_after']}",
             f"- links that vanish: {', '.join(lost) or 'none'}",
             f"- links that lengthen: {', '.join(longer) or 'none'}",
             f"- patches newly isolated: {', '.join(map(str, s['newly_isolated'])) or 'none'}",
-            "",
         ]
+        if "capacity_cross_border_before" in s:
+            lines.append(
+                f"- adults (territories) in populations connected across the border: "
+                f"{s['capacity_cross_border_before']:,.0f} → {s['capacity_cross_border_after']:,.0f}; in the largest "
+                f"connected population {s['capacity_largest_before']:,.0f} → {s['capacity_largest_after']:,.0f}"
+            )
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -253,7 +297,7 @@ def write_crossborder_report(
     names = list(CROSSBORDER_FILES if perm is not None else CROSSBORDER_FILES[:3])
     with OutputWriter(out_dir, overwrite=overwrite, names=names) as w:
         table.to_csv(w.path("crossborder.csv"), index=False)
-        doc = {"columns": list(table.columns), "corridors": json_records(table), "fence": fence}
+        doc = {"columns": list(table.columns), "routes": json_records(table), "fence": fence}
         w.text("crossborder.json", json.dumps(doc, indent=1, ensure_ascii=False))
         w.text("crossborder.md", crossborder_markdown(table, fence))
         if perm is not None:

@@ -412,7 +412,7 @@ def _connectivity_section(run: _RunFolder, report: Report) -> Section | None:
 
 
 def _crossborder_section(run: _RunFolder, report: Report) -> Section | None:
-    from leopardgeo.report import crossborder_markdown, crossborder_report
+    from leopardgeo.report import _side, crossborder_markdown, crossborder_report
 
     report.summary["crossborder"] = None
     if run.table("links") is None:
@@ -425,38 +425,55 @@ def _crossborder_section(run: _RunFolder, report: Report) -> Section | None:
     report.fence = fence
     report.files["crossborder.csv"] = table.to_csv(index=False)
     report.files["crossborder.json"] = json.dumps(
-        {"columns": list(table.columns), "corridors": json_records(table), "fence": fence}, indent=1, ensure_ascii=False
+        {"columns": list(table.columns), "routes": json_records(table), "fence": fence}, indent=1, ensure_ascii=False
     )
     report.files["crossborder.md"] = crossborder_markdown(table, fence)
-    report.summary["crossborder"] = {"corridors": json_records(table), "fence": (fence or {}).get("summary")}
-    s = Section("Cross-border corridors", anchor="crossborder")
-    s.blocks.append(f"**{len(table)} links cross a national border**, best corridor score first.")
+    report.summary["crossborder"] = {"routes": json_records(table), "fence": (fence or {}).get("summary")}
+    s = Section("Cross-border routes", anchor="crossborder")
+    n_link = int((table["route"] == "link").sum())
+    n_patch = int((table["route"] == "transboundary patch").sum())
+    s.blocks.append(
+        f"**Where leopards cross:** {n_patch} habitat patch{'es' if n_patch != 1 else ''} straddle a border and "
+        f"{n_link} least-cost link{'s' if n_link != 1 else ''} cross one, ranked by the % of the network's "
+        "probability of connectivity (PC) lost if the route were closed (a link removed; a patch cut at the border)."
+    )
     show = pd.DataFrame(
         {
             "rank": table["rank"],
-            "from": [f"{i} {n}".strip() for i, n in zip(table["from_id"], table["from_name"], strict=True)],
-            "to": [f"{i} {n}".strip() for i, n in zip(table["to_id"], table["to_name"], strict=True)],
-            "countries": table["countries"],
-            "score": table["score"],
-            "cwd": table["cwd"],
-            "width km": table["corridor_width_m"] / 1000,
-            "dPC %": table["dPC_link"],
+            "route": [f"link {i}" if r == "link" else f"patch {i}"
+                      for r, i in zip(table["route"], table["route_id"], strict=True)],
+            "dPC %": table["importance_dpc"],
             "crossing": ["-" if not math.isfinite(la) else f"{la:.3f} N {lo:.3f} E"
                          for la, lo in zip(table["crossing_lat"], table["crossing_lon"], strict=True)],
+            "border": [f"{b} #{int(g)}" if g == g else str(b)
+                       for b, g in zip(table["border"], table["border_segment"], strict=True)],
+            "side a": [_side(c, n) for c, n in zip(table["country_a"], table["protected_a"], strict=True)],
+            "side b": [_side(c, n) for c, n in zip(table["country_b"], table["protected_b"], strict=True)],
+            "border in habitat km": table["border_length_m"] / 1000,
+            "cwd": table["cwd"],
+            "width km": table["corridor_width_m"] / 1000,
         }
     )  # fmt: skip
     s.blocks.append(
-        Table(_display(show.head(TOP_ROWS), {"rank": "d", "score": ".0f", "cwd": ",.0f", "width km": ".1f", "dPC %": ".1f"}),
-              "Cross-border corridors", "All rows, with pinch current and the protected areas joined, in crossborder.csv.")
+        Table(_display(show.head(TOP_ROWS), {"rank": "d", "dPC %": ".2f", "border in habitat km": ".1f", "cwd": ",.0f",
+                                             "width km": ".1f"}),
+              "Cross-border routes", "All rows, with the current and the border line, in crossborder.csv. Width: the link's "
+              "corridor at its narrowest, as in the links table.")
     )  # fmt: skip
     if fence:
         sm = fence["summary"]
         gaps = sm.get("gaps") or []
         gone = [f"{r['patch_a']}-{r['patch_b']}" for r in fence["links"] if r.get("status") == "vanished"]
+        cut = sm.get("transboundary_cut") or []
+        cap = ""
+        if "capacity_cross_border_before" in sm:
+            cap = (f"; adults in populations connected across the border {sm['capacity_cross_border_before']:,.0f} → "
+                   f"{sm['capacity_cross_border_after']:,.0f}")  # fmt: skip
         s.blocks.append(
-            f"**Border-fence scenario** ({sm.get('fence')}, {len(gaps)} gap{'s' if len(gaps) != 1 else ''}): "
+            f"**What a fence would cost** ({sm.get('fence')}, {len(gaps)} gap{'s' if len(gaps) != 1 else ''}; "
+            f"transboundary patches cut at the border: {', '.join(map(str, cut)) or 'none'}): "
             f"PC {sm['PC_before']:.4g} → {sm['PC_after']:.4g} (**{sm['PC_loss_pct']:.1f} % lost**), "
-            f"EC {sm['EC_before_ha']:,.0f} → {sm['EC_after_ha']:,.0f} ha ({sm['EC_loss_pct']:.1f} % lost); "
+            f"EC {sm['EC_before_ha']:,.0f} → {sm['EC_after_ha']:,.0f} ha ({sm['EC_loss_pct']:.1f} % lost){cap}; "
             f"components {sm['components_before']} → {sm['components_after']}; "
             f"links vanishing: {', '.join(gone) or 'none'}; newly isolated patches: "
             f"{', '.join(map(str, sm.get('newly_isolated') or [])) or 'none'}."
@@ -567,10 +584,11 @@ def _files_section(run: _RunFolder, report: Report) -> Section:
     desc = {"leopardgeo.gpkg": "GeoPackage 1.2, every layer styled for QGIS (layer_styles)",
             "run_config.toml": "the effective configuration (reloadable)", "manifest.json": "inputs + hashes, versions, timings",
             "summary.json": "this report as data (schema in docs/outputs.md)", "links.csv": "every link, ranked",
-            "crossborder.csv": "every cross-border corridor, ranked", "capacity.csv": "carrying capacity by zone",
+            "crossborder.csv": "every cross-border route (links and transboundary patches), ranked",
+            "capacity.csv": "carrying capacity by zone",
             "sites.csv": "candidate sites with every criterion", "metrics.json": "PC, IIC, EC and the kernel",
             "fence.json": "border-fence scenario", "circuit.csv": "effective resistance of every pair",
-            "links.json": "every link, ranked (JSON)", "crossborder.json": "cross-border corridors and fence (JSON)",
+            "links.json": "every link, ranked (JSON)", "crossborder.json": "cross-border routes and fence (JSON)",
             "crossborder.md": "the cross-border section alone (Markdown)", "report.md": "this report (Markdown)",
             "report.html": "this report (one self-contained page)", "border_permeability.png": "border permeability chart",
             "capacity.json": "carrying capacity by zone (JSON)", "sites.json": "candidate sites (JSON)",

@@ -83,6 +83,8 @@ LAYER_STYLES: dict[str, str] = {
     "pinch_points": "points graduated by pinch_current",
     "barriers": "points graduated by score",
     "border_crossings": "star markers graduated by current",
+    "transboundary_patches": "star markers graduated by current_share",
+    "crossing_routes": "star markers graduated by importance_dpc",
     "border_permeability": "line colour and width graduated by current_sum",
     "territories": "semi-transparent fill categorized by sex (F / M)",
     "sites": "outline labelled by name",
@@ -528,11 +530,13 @@ def _renderer_for(layer: str, kind: str, data: pd.DataFrame | None) -> tuple[ET.
         if v is None:
             return _single(kind, [_fill_layer("#31688e", 0.5, None, 0.0)]), None
         return _graduated(kind, "cwd", _quantile_breaks(v), lambda i, c: [_fill_layer(c, 0.6, None, 0.0)], _VIRIDIS[::-1]), None
-    if layer in ("pinch_points", "barriers", "border_crossings") and kind == "point":
+    if layer in ("pinch_points", "barriers", "border_crossings", "transboundary_patches", "crossing_routes") and kind == "point":
         attr, colors, shape, size = {
             "pinch_points": ("pinch_current", _MAGMA, "circle", 2.4),
             "barriers": ("score", _REDS, "circle", 2.4),
             "border_crossings": ("current", _MAGMA, "star", 4.2),
+            "transboundary_patches": ("current_share", _MAGMA, "star", 4.8),
+            "crossing_routes": ("importance_dpc", _REDS, "star", 4.8),
         }[layer]
         v = _numeric(data, attr)
         if v is None:

@@ -481,35 +481,36 @@ def _print_link_table(con: Any, table: Any, out_dir: Path, top: int) -> None:
 
 
 def _print_crossborder(con: Any, table: Any, fence: dict | None, top: int) -> None:
-    """The "Cross-border corridors" table and the fence scenario, in the terminal."""
+    """The "Cross-border routes" table and the fence scenario, in the terminal."""
     from rich.table import Table
 
-    t = Table(title=f"Cross-border corridors ({len(table)}, best score first)")
-    for col in ("rank", "from", "to", "countries", "score", "cwd", "width km", "pinch A", "dPC %", "crossing", "protected areas"):
+    t = Table(title=f"Cross-border routes ({len(table)}, most important first: dPC = % of PC lost if closed)")
+    for col in ("rank", "route", "dPC %", "crossing", "side a", "side b", "border km", "cwd"):
         t.add_column(
             col,
-            justify="right" if col in ("rank", "from", "to", "score", "cwd", "width km", "pinch A", "dPC %") else "left",
-            overflow="fold" if col == "protected areas" else "ellipsis",
-            no_wrap=col != "protected areas",
+            justify="right" if col in ("rank", "dPC %", "border km", "cwd") else "left",
+            overflow="fold" if col.startswith("side") else "ellipsis",
+            no_wrap=not col.startswith("side"),
         )
 
     def f(v: float, fmt: str) -> str:
         return "-" if v != v else format(v, fmt)
 
+    def side(c: object, n: object) -> str:
+        c, n = str(c or ""), "" if str(n) == "nan" else str(n or "")
+        return f"{c}: {n}" if c and n else (c or n or "-")
+
     for r in table.head(top).itertuples(index=False):
         where = "-" if r.crossing_lat != r.crossing_lat else f"{r.crossing_lat:.3f}N {r.crossing_lon:.3f}E"
         t.add_row(
             str(r.rank),
-            str(r.from_id),
-            str(r.to_id),
-            r.countries,
-            f(r.score, ".0f"),
-            f(r.cwd, ",.0f"),
-            f(r.corridor_width_m / 1000, ".1f"),
-            f(r.pinch_current, ".3g"),
-            f(r.dPC_link, ".1f"),
+            f"{'link' if r.route == 'link' else 'patch'} {r.route_id}",
+            f(r.importance_dpc, ".2f"),
             where,
-            r.protected_areas,
+            side(r.country_a, r.protected_a),
+            side(r.country_b, r.protected_b),
+            f(r.border_length_m / 1000, ".1f"),
+            f(r.cwd, ",.0f"),
         )
     con.print(t)
     if fence:
