@@ -301,3 +301,19 @@ def test_routes_rank_links_and_transboundary_patches_on_one_scale():
     assert routes["route"].tolist() == ["transboundary patch", "link"]
     assert routes["route_id"].tolist() == ["1", "2-3"] and routes["rank"].tolist() == [1, 2]
     assert routes["crossing_lat"].notna().iloc[0] and routes["border_length_m"].iloc[0] == 4 * CELL
+
+
+def test_a_patch_cut_at_the_border_gives_a_seam_that_is_never_ranked():
+    # the old default: cut at the border, the two halves are joined by a link of one step with no width
+    g, _, _, countries, ctry = two_country_patch()
+    suit = np.full((4, 6), 0.9, dtype=np.float32)
+    suit[:, :2] = 0.1  # a second, separate block in the west, reached by a real corridor
+    suit[:, 0] = 0.9
+    labels, patches = extract_patches(suit, g, min_area_ha=0, countries=ctry, split_by_country=True, connectivity=4)
+    G, _ = build_graph(np.where(suit > 0.5, 1.0, 10.0), labels, patches, g, countries=countries, country_codes=["CHN", "RUS"])
+    kinds = {tuple(sorted(e)): d["kind"] for *e, d in G.edges(data=True)}
+    assert sorted(kinds.values()) == ["corridor", "touching"]
+    from leopardgeo.score import corridor_scores
+
+    t = corridor_scores(G)
+    assert t["kind"].tolist() == ["corridor", "touching"] and t["rank"].iloc[0] == 1 and pd.isna(t["rank"].iloc[1])

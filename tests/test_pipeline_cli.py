@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
+import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
@@ -181,10 +182,9 @@ def test_demo_links_cross_the_border_and_reach_sikhote_alin(demo_run):
     assert (links["cwd"] >= links["lcp_length_m"] * 0.999).all()  # resistance >= 1
     by_name = {row.patch_id: row.name for row in result.patches.itertuples()}
     llnp = next(k for k, v in by_name.items() if "Land of the Leopard" in v)
-    nctl = next(k for k, v in by_name.items() if "Northeast China" in v)
     sikhote = next(k for k, v in by_name.items() if "Lazovsky" in v)
-    assert G.has_edge(llnp, nctl) and G.edges[llnp, nctl]["countries"] == "CHN;RUS"
-    assert G.has_edge(llnp, sikhote) and G.edges[llnp, sikhote]["countries"] == "RUS"
+    assert llnp != sikhote and nx.has_path(G, llnp, sikhote)
+    assert any(d["countries"] == "CHN;RUS" for *_, d in G.edges(data=True))  # links cross the border too
     with rasterio.open(out / "cwd.tif") as ds:
         cwd = ds.read(1, masked=True)
     assert float(cwd.min()) == 0.0  # on the patches
@@ -289,33 +289,50 @@ def _park_ids(result):
     return llnp, nctl
 
 
-def test_demo_parks_are_linked_across_the_china_russia_border(demo_run):
+def test_demo_transboundary_habitat_joins_the_parks_and_the_fence_cuts_it(demo_run):
+    # Land of the Leopard (RUS), Hunchun and the Northeast China Tiger and Leopard NP (CHN) are one block of
+    # habitat across the border: one node of the graph, not two halves joined by a seam.
     result, out = demo_run
     llnp, nctl = _park_ids(result)
-    e = result.graph.edges[llnp, nctl]
-    assert e["crosses_border"] and e["countries"] == "CHN;RUS"
-    x = gpd.read_file(out / "leopardgeo.gpkg", layer="border_crossings")
-    here = x[(x["patch_a"] == min(llnp, nctl)) & (x["patch_b"] == max(llnp, nctl))]
-    assert len(here) >= 1
-    assert (here["border"] == "CHN-RUS").all() and (here["border_line"] == "CN-RU").all()
-    assert (here["border_line_m"] < 2_000).all()  # on the drawn China-Russia border, within the sources' disagreement
+    assert llnp == nctl
+    p = result.patches.set_index("patch_id").loc[llnp]
+    assert bool(p["transboundary"]) and {"CHN", "RUS"} <= set(p["countries"].split(";"))
+    assert p["area_ha_chn"] > 0 and p["area_ha_rus"] > 0
+    assert "Hunchun" in p["name"]
+    assert all(d.get("kind") == "corridor" for *_, d in result.graph.edges(data=True))  # no seam anywhere
+    # the current crosses the border inside it, near the Hunchun - SW Primorye border stretch
+    tb = gpd.read_file(out / "leopardgeo.gpkg", layer="transboundary_patches")
+    here = tb[(tb["patch_id"] == llnp) & (tb["border"] == "CHN-RUS")]
+    assert len(here) == 1
+    r = here.iloc[0]
+    assert r["border_length_m"] > 10_000 and r["current_share"] > 0.5 and np.isfinite(r["eff_resistance"])
+    assert r["border_line"] == "CN-RU" and r["border_line_m"] < 2_000
     lonlat = here.to_crs("EPSG:4326").geometry.iloc[0]
-    assert 130.4 < lonlat.x < 131.5 and 42.5 < lonlat.y < 43.9  # the Hunchun - SW Primorye border stretch
+    assert 130.2 < lonlat.x < 131.5 and 42.4 < lonlat.y < 44.0
+    assert "Land of the Leopard" in r["protected_b"] and "Northeast China" in r["protected_a"]
+    # it is a ranked crossing route, and the most important one
+    routes = gpd.read_file(out / "leopardgeo.gpkg", layer="crossing_routes")
+    mine = routes[(routes["route"] == "transboundary patch") & (routes["route_id"] == str(llnp))]
+    assert len(mine) == 1 and mine["importance_dpc"].iloc[0] > 0 and mine["rank"].iloc[0] == 1
+    assert routes["rank"].tolist() == list(range(1, len(routes) + 1))
     perm = gpd.read_file(out / "leopardgeo.gpkg", layer="border_permeability")
     assert (perm["current_sum"] > 0).any() and perm["length_m"].max() <= 5000 + 1e-6
 
 
-def test_demo_fence_scenario_reports_a_pc_loss(demo_run):
+def test_demo_fence_scenario_cuts_the_transboundary_habitat(demo_run):
     result, out = demo_run
     fence = json.loads((out / "fence.json").read_text())
     s = fence["summary"]
     assert s["fence"] == "impassable" and s["fence_cells"] > 0
     assert s["PC_after"] < s["PC_before"] and s["PC_loss_pct"] > 0
-    llnp, nctl = _park_ids(result)
-    status = {(r["patch_a"], r["patch_b"]): r["status"] for r in fence["links"]}
-    assert status[(min(llnp, nctl), max(llnp, nctl))] == "vanished"  # no gap: the parks are cut apart
+    llnp, _ = _park_ids(result)
+    assert llnp in s["transboundary_cut"] and llnp not in s["transboundary_rejoined"]  # no gap: cut apart
+    cut = [r for r in fence["links"] if r["patch_a"] == r["patch_b"] == llnp]
+    assert len(cut) == 1 and cut[0]["status"] == "cut"
+    status = {(r["patch_a"], r["patch_b"]): r["status"] for r in fence["links"] if r["patch_a"] != r["patch_b"]}
     vanished = [k for k, st in status.items() if st == "vanished"]
-    assert vanished and all(result.graph.edges[k]["crosses_border"] for k in vanished)  # only border links can vanish
+    assert all(result.graph.edges[k]["crosses_border"] for k in vanished)  # only border links can vanish
+    assert s["capacity_cross_border_after"] < s["capacity_cross_border_before"]
     with rasterio.open(out / "fence.tif") as ds:
         assert int(ds.read(1).sum()) == s["fence_cells"]
     links = gpd.read_file(out / "leopardgeo.gpkg", layer="links")
@@ -327,18 +344,26 @@ def test_cli_crossborder_and_report_section(demo_run, tmp_path):
     _, out = demo_run
     res = CliRunner().invoke(cli, ["report", str(out), "--no-maps"])
     assert res.exit_code == 0, res.output
-    assert "Cross-border corridors" in res.output and "Border fence" in res.output
+    assert "Cross-border routes" in res.output and "Border fence" in res.output
     table = pd.read_csv(out / "crossborder.csv")
     assert list(table.columns) == [
-        "rank", "from_id", "from_name", "to_id", "to_name", "countries", "score", "cwd", "corridor_width_m",
-        "pinch_current", "dPC_link", "crossing_lon", "crossing_lat", "border", "protected_areas",
+        "rank", "route", "route_id", "importance_dpc", "country_a", "patch_a", "protected_a", "country_b", "patch_b",
+        "protected_b", "crossing_lon", "crossing_lat", "border", "border_segment", "border_line_m", "cwd",
+        "corridor_width_m", "border_length_m", "current", "current_share",
     ]  # fmt: skip
     assert list(table["rank"]) == list(range(1, len(table) + 1))
-    assert table["score"].is_monotonic_decreasing
-    assert table["countries"].str.contains(";").all()
+    assert table["importance_dpc"].dropna().is_monotonic_decreasing
+    assert set(table["route"]) == {"link", "transboundary patch"}
+    assert table[["crossing_lon", "crossing_lat", "border_segment"]].notna().all().all()
+    # one column, one meaning: a link's width is the links table's own
+    links = pd.read_csv(out / "links.csv") if (out / "links.csv").exists() else None
+    if links is not None and "corridor_width_m" in links.columns:
+        ids = links.assign(route_id=[f"{a}-{b}" for a, b in zip(links["from_id"], links["to_id"], strict=True)])
+        both = table.merge(ids[["route_id", "corridor_width_m"]], on="route_id", suffixes=("", "_links"))
+        np.testing.assert_allclose(both["corridor_width_m"], both["corridor_width_m_links"])
     doc = json.loads((out / "crossborder.json").read_text())
-    assert len(doc["corridors"]) == len(table) and doc["fence"]["summary"]["PC_loss_pct"] > 0
-    assert "## Cross-border corridors" in (out / "crossborder.md").read_text()
+    assert len(doc["routes"]) == len(table) and doc["fence"]["summary"]["PC_loss_pct"] > 0
+    assert "## Cross-border routes" in (out / "crossborder.md").read_text()
     assert (out / "border_permeability.png").stat().st_size > 10_000
     res = CliRunner().invoke(cli, ["report", str(out), "--no-maps"])  # refuses to overwrite the files it wrote
     assert res.exit_code != 0 and "--overwrite" in res.output
@@ -356,7 +381,7 @@ def test_cli_crossborder_command_runs_the_stage(tmp_path, monkeypatch):
     path.write_text(dump_config(cfg))
     res = CliRunner().invoke(cli, ["crossborder", str(path), "--out", str(tmp_path / "xb")])
     assert res.exit_code == 0, res.output
-    assert "Cross-border corridors" in res.output and "PC" in res.output
+    assert "Cross-border routes" in res.output and "PC" in res.output
     assert not (tmp_path / "xb" / "barriers.tif").exists()  # the barrier mapper is not part of this stage
     assert (tmp_path / "xb" / "crossborder.csv").exists()
     res = CliRunner().invoke(cli, ["crossborder", str(path), "--out", str(tmp_path / "xb")])

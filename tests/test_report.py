@@ -139,7 +139,10 @@ def test_report_writes_md_html_summary_tables_and_maps(run_copy):
     assert [r["name"] for r in s["sites"]["rows"]] == list(pd.read_csv(out / "sites.csv")["name"])
     # CSV tables hold every row
     assert len(pd.read_csv(out / "links.csv")) == len(layers["links"])
-    assert len(pd.read_csv(out / "crossborder.csv")) == s["links"]["cross_border"]
+    xb = pd.read_csv(out / "crossborder.csv")
+    assert (xb["route"] == "link").sum() == s["links"]["cross_border"]  # no seam: patches are not cut at the border
+    tb = pyogrio.read_dataframe(out / GPKG_NAME, layer="transboundary_patches", read_geometry=False)
+    assert (xb["route"] == "transboundary patch").sum() == len(tb)
     # maps: one PNG per available map, each a real picture
     assert set(s["maps"]) == set(rep.maps) and {"suitability", "links", "border"} <= set(rep.maps)
     for name, rel in s["maps"].items():
@@ -148,7 +151,7 @@ def test_report_writes_md_html_summary_tables_and_maps(run_copy):
     # report.md: the sections, links to the PNGs that exist
     md = (out / "report.md").read_text()
     for title in ("## Run", "## Habitat patches", "## Least-cost links and corridor scores", "## Connectivity",
-                  "## Cross-border corridors", "## Restoration opportunities", "## Territories and carrying capacity",
+                  "## Cross-border routes", "## Restoration opportunities", "## Territories and carrying capacity",
                   "## Reintroduction sites", "## Files"):  # fmt: skip
         assert title in md
     for target in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md):
@@ -277,7 +280,7 @@ def test_cli_report_prints_summary_and_ranked_links(run_copy):
     res = CliRunner().invoke(cli, ["report", str(run_copy), "--no-maps", "--top", "3"])
     assert res.exit_code == 0, res.output
     assert "Run summary" in res.output and "habitat patches" in res.output
-    assert "best corridor score first" in res.output and "Cross-border corridors" in res.output
+    assert "best corridor score first" in res.output and "Cross-border routes" in res.output
     assert "report.html" in res.output
     ranks = re.findall(r"│\s+(\d+) │\s+(\d+) │", res.output.split("Least-cost links")[1].split("Cross-border")[0])
     assert [int(r) for r, _ in ranks] == [1, 2, 3]

@@ -557,7 +557,14 @@ def compute_crossborder(
     attr = cfg.metrics.attribute
     if attr not in parts.columns and attr in patches.columns:  # a quality-weighted area: the part's share of it
         parts[attr] = patches.set_index("patch_id")[attr].reindex(parts["parent_id"]).to_numpy() * parts["share"]
-    after, _ = compute_links(cfg, inputs, fenced, part_labels, parts)
+    # parts lying wholly under the fence (slivers between the fence band and the border) cannot start a link:
+    # they stay in the network as isolated nodes, so their habitat counts in PC / EC after the fence
+    passable = np.bincount(part_labels.ravel(), weights=np.isfinite(fenced).ravel(), minlength=len(parts) + 1)[1:]
+    blocked = parts["patch_id"].to_numpy()[passable[parts["patch_id"].to_numpy() - 1] == 0]
+    run_labels = np.where(np.isin(part_labels, blocked), 0, part_labels).astype(part_labels.dtype)
+    after, _ = compute_links(cfg, inputs, fenced, run_labels, parts[~parts["patch_id"].isin(blocked)])
+    for row in parts[parts["patch_id"].isin(blocked)].itertuples(index=False):
+        after.add_node(int(row.patch_id), **row._asdict())
     mark_crosses_border(after)
     if metrics is None:
         metrics = compute_metrics(cfg, inputs, graph)

@@ -111,13 +111,15 @@ def link_table(links: pd.DataFrame, nodes: pd.DataFrame | None = None) -> pd.Dat
             "countries": ["" if pd.isna(v) else str(v) for v in links["countries"]],
         }
     )
+    if "kind" in links.columns:  # seams (touching patches) have no score and come last
+        t["kind"] = links["kind"].fillna("corridor").astype(str).to_numpy()
     for col in OPTIONAL_COLUMNS:  # from the corridor, circuit, pinch-point, metrics and score stages, when they ran
         if col in links.columns:
             t[col] = links[col].astype(float).to_numpy()
     order = ["score_rank", "cwd", "from_id", "to_id"] if "score_rank" in t.columns else ["cwd", "from_id", "to_id"]
     if "score_rank" in t.columns:
-        t["score_rank"] = t["score_rank"].fillna(len(t)).astype(int)
-    return t.sort_values(order, kind="stable").reset_index(drop=True)
+        t["score_rank"] = t["score_rank"].astype("Int64")  # NA for seams: not ranked
+    return t.sort_values(order, kind="stable", na_position="last").reset_index(drop=True)
 
 
 def write_link_table(table: pd.DataFrame, out_dir: str | Path, *, overwrite: bool = False) -> list[Path]:

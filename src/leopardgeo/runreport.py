@@ -126,7 +126,7 @@ class Report:
 
 # ---------------------------------------------------------------------- formatting
 def _fmt(v: Any, spec: str = ",.0f") -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+    if v is None or v is pd.NA or (isinstance(v, float) and not math.isfinite(v)):
         return "-"
     if isinstance(v, bool | np.bool_):
         return "yes" if v else "no"

@@ -466,7 +466,8 @@ def _print_link_table(con: Any, table: Any, out_dir: Path, top: int) -> None:
     for r in table.head(top).itertuples():
         scored = []
         if "score" in table.columns:
-            scored = [str(getattr(r, "score_rank", "-")), "-" if r.score != r.score else f"{r.score:.0f}"]
+            rank = getattr(r, "score_rank", None)
+            scored = ["-" if rank is None or pd.isna(rank) else str(rank), "-" if r.score != r.score else f"{r.score:.0f}"]
         t.add_row(
             *scored,
             f"{r.from_id} {r.from_name}".strip(),
