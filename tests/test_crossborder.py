@@ -270,8 +270,8 @@ def test_cutting_a_transboundary_patch_costs_its_cross_border_pc():
     imp = crossing_importance(G, [1], labels, countries, ["CHN", "RUS"], g, landscape_area=24.0)
     # PC numerator 24^2 whole; cut into 12 + 12 with no link: 2 * 12^2 -> half of PC lost
     assert imp[1] == pytest.approx(50.0)
-    parts_lab, parts = split_at_border(labels, patches, countries, g)
-    assert parts["country"].tolist() == ["0", "1"] and parts["area_ha"].tolist() == [12.0, 12.0]
+    parts_lab, parts = split_at_border(labels, patches, countries, g, country_codes=["CHN", "RUS"])
+    assert parts["country"].tolist() == ["CHN", "RUS"] and parts["area_ha"].tolist() == [12.0, 12.0]
     assert (parts_lab[:, :3] == 1).all() and (parts_lab[:, 3:] == 2).all()
     # the fence: two cells of no data along the border, no gap -> the parts are not linked
     fenced, _ = fence_resistance(np.ones((4, 6)), countries, g)
@@ -279,7 +279,7 @@ def test_cutting_a_transboundary_patch_costs_its_cross_border_pc():
     assert after.number_of_edges() == 0
     m0 = connectivity_metrics(G, landscape_area=24.0).summary
     m1 = connectivity_metrics(after, landscape_area=24.0).summary
-    cap = pd.DataFrame({"patch_id": [1, 1, 1], "country": ["0", "0", "1"], "adults": [1.0, 1.0, 1.0]})
+    cap = pd.DataFrame({"patch_id": [1, 1, 1], "country": ["CHN", "CHN", "RUS"], "adults": [1.0, 1.0, 1.0]})
     s = compare_fenced(G, after, parts, m0, m1, capacity=cap)
     assert s.summary["PC_loss_pct"] == pytest.approx(50.0) and s.summary["transboundary_cut"] == [1]
     assert s.summary["transboundary_rejoined"] == []

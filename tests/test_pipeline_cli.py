@@ -313,7 +313,9 @@ def test_demo_transboundary_habitat_joins_the_parks_and_the_fence_cuts_it(demo_r
     # it is a ranked crossing route, and the most important one
     routes = gpd.read_file(out / "leopardgeo.gpkg", layer="crossing_routes")
     mine = routes[(routes["route"] == "transboundary patch") & (routes["route_id"] == str(llnp))]
-    assert len(mine) == 1 and mine["importance_dpc"].iloc[0] > 0 and mine["rank"].iloc[0] == 1
+    main = mine[mine["border"] == "CHN-RUS"]
+    assert len(main) == 1 and main["importance_dpc"].iloc[0] > 0 and main["rank"].iloc[0] == 1
+    assert main[["crossing_lon", "crossing_lat", "border_segment"]].notna().all().all()
     assert routes["rank"].tolist() == list(range(1, len(routes) + 1))
     perm = gpd.read_file(out / "leopardgeo.gpkg", layer="border_permeability")
     assert (perm["current_sum"] > 0).any() and perm["length_m"].max() <= 5000 + 1e-6
@@ -333,6 +335,7 @@ def test_demo_fence_scenario_cuts_the_transboundary_habitat(demo_run):
     vanished = [k for k, st in status.items() if st == "vanished"]
     assert all(result.graph.edges[k]["crosses_border"] for k in vanished)  # only border links can vanish
     assert s["capacity_cross_border_after"] < s["capacity_cross_border_before"]
+    assert 0 < s["capacity_largest_after"] <= s["capacity_largest_before"]
     with rasterio.open(out / "fence.tif") as ds:
         assert int(ds.read(1).sum()) == s["fence_cells"]
     links = gpd.read_file(out / "leopardgeo.gpkg", layer="links")

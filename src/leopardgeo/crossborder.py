@@ -454,7 +454,13 @@ def fence_resistance(
 
 # ---------------------------------------------------------------------- transboundary patches
 def split_at_border(
-    labels: np.ndarray, patches: gpd.GeoDataFrame, countries: np.ndarray, grid: Grid, *, connectivity: int = 8
+    labels: np.ndarray,
+    patches: gpd.GeoDataFrame,
+    countries: np.ndarray,
+    grid: Grid,
+    *,
+    country_codes: Sequence[str] | None = None,
+    connectivity: int = 8,
 ) -> tuple[np.ndarray, gpd.GeoDataFrame]:
     """Cut every patch at the national borders: each connected piece of a patch inside one country becomes a patch.
 
@@ -466,9 +472,10 @@ def split_at_border(
     Returns
     -------
     (numpy.ndarray, geopandas.GeoDataFrame)
-        Part labels (int32, 0 = none) and the parts: ``patch_id``, ``parent_id``, ``country``, ``name`` (the
-        parent's), ``n_cells``, ``area_ha``, ``share`` (of the parent's cells), ``mean_quality`` and
-        ``protected_frac`` (the parent's), geometry.  Parts are numbered by parent, then from the largest.
+        Part labels (int32, 0 = none) and the parts: ``patch_id``, ``parent_id``, ``country`` (its code from
+        ``country_codes``, else the index as text), ``name`` (the parent's), ``n_cells``, ``area_ha``, ``share``
+        (of the parent's cells), ``mean_quality`` and ``protected_frac`` (the parent's), geometry.  Parts are
+        numbered by parent, then from the largest.
 
     Examples
     --------
@@ -477,10 +484,10 @@ def split_at_border(
     >>> lab = np.array([[1, 1, 1, 0]], dtype="int32")
     >>> p = gpd.GeoDataFrame({"patch_id": [1], "name": ["A"], "n_cells": [3], "area_ha": [3.0]},
     ...                      geometry=[shapely.box(0, 0, 300, 100)], crs=TEST_CRS)
-    >>> parts_lab, parts = split_at_border(lab, p, np.array([[0, 0, 1, 1]]), g)
+    >>> parts_lab, parts = split_at_border(lab, p, np.array([[0, 0, 1, 1]]), g, country_codes=["CHN", "RUS"])
     >>> parts_lab.tolist(), parts[["patch_id", "parent_id", "country", "area_ha"]].to_dict("records")
-    ([[1, 1, 2, 0]], [{'patch_id': 1, 'parent_id': 1, 'country': '0', 'area_ha': 2.0}, \
-{'patch_id': 2, 'parent_id': 1, 'country': '1', 'area_ha': 1.0}])
+    ([[1, 1, 2, 0]], [{'patch_id': 1, 'parent_id': 1, 'country': 'CHN', 'area_ha': 2.0}, \
+{'patch_id': 2, 'parent_id': 1, 'country': 'RUS', 'area_ha': 1.0}])
     """
     from leopardgeo.patches import label_cores, patch_polygons
 
@@ -502,7 +509,8 @@ def split_at_border(
     par = np.array([parent[i] for i in order], dtype=np.int64)
     cells = np.array([size[i] for i in order], dtype=np.int64)
     parent_cells = by_id["n_cells"].reindex(par).to_numpy(dtype=float) if "n_cells" in by_id else cells.astype(float)
-    codes = [str(c) for c in (country[i] for i in order)]
+    names = list(country_codes) if country_codes is not None else None
+    codes = [(names[c] if names is not None and 0 <= c < len(names) else str(c)) for c in (int(country[i]) for i in order)]
     frame = pd.DataFrame(
         {
             "patch_id": np.arange(1, n + 1, dtype=np.int32),
@@ -1258,7 +1266,9 @@ def crossing_routes(
 
     ``importance_dpc`` is the % of the network's probability of connectivity lost if the route were closed:
     ``dPC_link`` for a link (the link removed), :func:`crossing_importance` for a transboundary patch (cut at
-    the border with no passage).  Routes rank by it (NaN last, then by ``cwd``).  ``border_segment`` is the
+    every border it straddles, with no passage).  Routes rank by it (NaN last, then by ``cwd``); the rows of a
+    patch across several borders share its importance and follow each other, the border carrying most
+    (``border_length_m`` × ``current_share``) first.  ``border_segment`` is the
     nearest segment of the border-permeability profile.  Point geometry: the crossing.
 
     Examples
@@ -1350,6 +1360,8 @@ def crossing_routes(
     t["border_segment"] = seg
     t["key"] = t["importance_dpc"].fillna(-math.inf)
     t["cwd_key"] = t["cwd"].fillna(0.0)
-    t = t.sort_values(["key", "cwd_key"], ascending=[False, True], kind="stable").drop(columns=["key", "cwd_key"])
+    t["flow_key"] = (t["border_length_m"] * t["current_share"]).fillna(0.0)
+    t = t.sort_values(["key", "cwd_key", "flow_key"], ascending=[False, True, False], kind="stable")
+    t = t.drop(columns=["key", "cwd_key", "flow_key"])
     t.insert(0, "rank", np.arange(1, len(t) + 1))
     return gpd.GeoDataFrame(t[[*ROUTE_COLUMNS, "geometry"]].reset_index(drop=True), geometry="geometry", crs=crs)

@@ -553,7 +553,9 @@ def compute_crossborder(
     fenced, mask = fence_resistance(
         resistance, cidx, grid, mode=str(cb.fence), penalty=cb.fence_penalty, gaps_xy=gaps, gap_width_m=cb.gap_width_m
     )
-    part_labels, parts = split_at_border(labels, patches, cidx, grid, connectivity=cfg.patches.connectivity)
+    part_labels, parts = split_at_border(
+        labels, patches, cidx, grid, country_codes=codes, connectivity=cfg.patches.connectivity
+    )
     attr = cfg.metrics.attribute
     if attr not in parts.columns and attr in patches.columns:  # a quality-weighted area: the part's share of it
         parts[attr] = patches.set_index("patch_id")[attr].reindex(parts["parent_id"]).to_numpy() * parts["share"]

@@ -254,7 +254,12 @@ def _print_connectivity(con: Any, result: Any) -> None:
     xb = getattr(result, "crossborder", None)
     if xb is not None and result.graph is not None:
         n_cross = sum(1 for *_, d in result.graph.edges(data=True) if d.get("crosses_border"))
-        con.print(f"Cross-border links: {n_cross}; {len(xb.crossings)} border crossings (layer border_crossings).")
+        n_tb = 0 if xb.transboundary is None else int(xb.transboundary["patch_id"].nunique())
+        con.print(
+            f"Cross-border links: {n_cross}; {len(xb.crossings)} border crossings (layer border_crossings); "
+            f"{n_tb} transboundary patch{'es' if n_tb != 1 else ''} (layer transboundary_patches); "
+            f"routes ranked in layer crossing_routes."
+        )
         if xb.fence is not None:
             s = xb.fence.summary
             con.print(
