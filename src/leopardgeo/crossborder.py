@@ -725,11 +725,12 @@ def transboundary_patches(
 
     * ``border_length_m``: length of the border through the patch (grid edges between the two countries with
       both cells in the patch, × cell size; the border of :func:`fill_countries`);
-    * a pairwise circuit (Circuitscape's conventions, :func:`leopardgeo.circuit.circuit_flow`) in a window of the
-      patch padded by ``band_m``: 1 A between the patch's cells in country a and in country b that lie farther
-      than ``band_m`` from the border (all of a side's cells off the border when none lies that far).  Cells
-      outside the patch conduct too.  ``eff_resistance`` is the resistance between the two parts (ohms),
-      ``current_share`` the share of the current that crosses the border inside the patch
+    * a pairwise circuit (Circuitscape's conventions, :func:`leopardgeo.circuit.circuit_flow`) on the cells within
+      3 × ``band_m`` of that border inside the patch: 1 A between the patch's cells in country a and in country b
+      that lie farther than ``band_m`` from the border (all of a side's cells off the border when none lies that
+      far).  Cells outside the patch conduct too; farther cells are left out, since the parts beyond ``band_m``
+      are short-circuited anyway (this keeps the solve to a strip along the border, not the patch's extent).
+      ``eff_resistance`` is the resistance between the two parts (ohms), ``current_share`` the share of the current that crosses the border inside the patch
       (:func:`border_current` summed over the edges in the patch), ``peak_current`` the largest current over one
       grid edge there; the point geometry is that edge's midpoint, the patch's main crossing;
     * ``border_line`` / ``border_line_m``: the nearest border line and its distance;
@@ -758,7 +759,8 @@ def transboundary_patches(
     cidx = fill_countries(np.asarray(countries))
     res = np.asarray(resistance, dtype=float)
     cell = grid.cell_size_m
-    pad = math.ceil(band_m / cell) + 1
+    reach_m = 3.0 * band_m
+    pad = math.ceil(reach_m / cell) + 1
     rows = []
     tb = patches[patches["transboundary"].astype(bool)] if "transboundary" in patches.columns else patches.iloc[:0]
     for prow in tb.itertuples(index=False):
@@ -766,22 +768,32 @@ def transboundary_patches(
         rr, cc = np.nonzero(labels == pid)
         if len(rr) == 0:
             continue
-        r0, r1 = max(rr.min() - pad, 0), min(rr.max() + pad + 1, grid.height)
-        c0, c1 = max(cc.min() - pad, 0), min(cc.max() + pad + 1, grid.width)
-        win = np.s_[r0:r1, c0:c1]
-        lab_w, cty_w, res_w = labels[win], cidx[win], res[win]
-        inside = lab_w == pid
-        present = sorted({int(k) for k in np.unique(cty_w[inside]) if k >= 0})
+        wr0, wr1 = max(rr.min() - pad, 0), min(rr.max() + pad + 1, grid.height)
+        wc0, wc1 = max(cc.min() - pad, 0), min(cc.max() + pad + 1, grid.width)
+        win = np.s_[wr0:wr1, wc0:wc1]
+        lab_win, cty_win, res_win = labels[win], cidx[win], res[win]
+        inside_win = lab_win == pid
+        present = sorted({int(k) for k in np.unique(cty_win[inside_win]) if k >= 0})
         for i, ca in enumerate(present):
             for cb in present[i + 1 :]:
                 edges = 0
-                for su, sv, diag in _border_edges(cty_w, 4):
-                    del diag
-                    pair = ((cty_w[su] == ca) & (cty_w[sv] == cb)) | ((cty_w[su] == cb) & (cty_w[sv] == ca))
-                    edges += int((pair & inside[su] & inside[sv]).sum())
+                bmask = np.zeros(lab_win.shape, dtype=bool)  # cells on this border inside the patch
+                for su, sv, _ in _border_edges(cty_win, 4):
+                    pair = ((cty_win[su] == ca) & (cty_win[sv] == cb)) | ((cty_win[su] == cb) & (cty_win[sv] == ca))
+                    m = pair & inside_win[su] & inside_win[sv]
+                    edges += int(m.sum())
+                    bmask[su] |= m
+                    bmask[sv] |= m
                 if edges == 0:
                     continue
-                focal = np.zeros(lab_w.shape, dtype=np.int32)
+                # the circuit runs on the cells within reach_m of this border inside the patch (cropped)
+                strip = ndimage.distance_transform_edt(~bmask) * cell <= reach_m
+                sr, sc = np.nonzero(strip)
+                crop = np.s_[sr.min() : sr.max() + 1, sc.min() : sc.max() + 1]
+                r0, c0 = wr0 + sr.min(), wc0 + sc.min()
+                cty_w, inside = cty_win[crop], inside_win[crop]
+                res_w = np.where(strip[crop], res_win[crop], np.nan)
+                focal = np.zeros(cty_w.shape, dtype=np.int32)
                 for k, (me, other) in enumerate(((ca, cb), (cb, ca)), start=1):
                     side = inside & (cty_w == me) & np.isfinite(res_w)
                     far = side & (ndimage.distance_transform_edt(cty_w != other) * cell > band_m)
@@ -817,8 +829,11 @@ def transboundary_patches(
                                 xa, ya = grid.xy(np.array([ua[j, 0] + r0]), np.array([ua[j, 1] + c0]))
                                 xb, yb = grid.xy(np.array([ub[j, 0] + r0]), np.array([ub[j, 1] + c0]))
                                 pt = shapely.Point((xa[0] + xb[0]) / 2, (ya[0] + yb[0]) / 2)
-                if pt is None:  # no circuit: the middle border edge inside the patch
-                    pt = shapely.Point(*shapely.get_coordinates(shapely.centroid(prow.geometry))[0])
+                if pt is None:  # no circuit: a border cell in the middle of the border's cells inside the patch
+                    br, bc = np.nonzero(bmask)
+                    j = len(br) // 2
+                    x, y = grid.xy(np.array([br[j] + wr0]), np.array([bc[j] + wc0]))
+                    pt = shapely.Point(x[0], y[0])
                 code_a, code_b = country_codes[ca], country_codes[cb]
                 name, dist = _nearest_border(borders, border_field, pt)
                 sides = []
