@@ -732,7 +732,8 @@ def transboundary_patches(
       are short-circuited anyway (this keeps the solve to a strip along the border, not the patch's extent).
       ``eff_resistance`` is the resistance between the two parts (ohms), ``current_share`` the share of the
       current that crosses the border inside the patch (:func:`border_current` summed over the edges in the
-      patch), ``peak_current`` the largest current over one grid edge there; the point geometry is that edge's midpoint, the patch's main crossing;
+      patch), ``peak_current`` the largest current over one grid edge there; the point geometry is that edge's
+      midpoint, the patch's main crossing;
     * ``border_line`` / ``border_line_m``: the nearest border line and its distance;
     * ``protected_a`` / ``protected_b``: protected areas (``NAME``) overlapping the patch on each side (at least
       one cell's area).
