@@ -317,3 +317,18 @@ def test_a_patch_cut_at_the_border_gives_a_seam_that_is_never_ranked():
 
     t = corridor_scores(G)
     assert t["kind"].tolist() == ["corridor", "touching"] and t["rank"].iloc[0] == 1 and pd.isna(t["rank"].iloc[1])
+
+
+def test_fence_rejoin_counts_only_links_between_countries():
+    # parts 1, 2 (RUS) and 3 (CHN) of patch 1: a link between the two Russian pieces does not cross the fence
+    b = nx.Graph()
+    b.add_node(1, countries="CHN;RUS")
+    parts = pd.DataFrame({"patch_id": [1, 2, 3], "parent_id": [1, 1, 1], "country": ["RUS", "RUS", "CHN"]})
+    a = nx.Graph()
+    a.add_nodes_from([1, 2, 3])
+    a.add_edge(1, 2, cwd=500.0)
+    s = compare_fenced(b, a, parts, {"PC": 1.0, "EC_ha": 1.0}, {"PC": 0.5, "EC_ha": 0.7})
+    assert s.summary["transboundary_rejoined"] == [] and np.isnan(s.links["cwd_after"].iloc[0])
+    a.add_edge(2, 3, cwd=9000.0)  # round the fence, e.g. through an opening
+    s = compare_fenced(b, a, parts, {"PC": 1.0, "EC_ha": 1.0}, {"PC": 0.9, "EC_ha": 0.95})
+    assert s.summary["transboundary_rejoined"] == [1] and s.links["cwd_after"].iloc[0] == 9000.0

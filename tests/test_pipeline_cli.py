@@ -255,12 +255,9 @@ def test_demo_corridors_circuit_pinch_points_and_barriers(demo_run):
     cut = table["patch_a"].isin(isolated) | table["patch_b"].isin(isolated)
     assert np.isinf(table.loc[cut, "eff_resistance"]).all()
     assert np.isfinite(table.loc[~cut, "eff_resistance"]).all()
-    # the cross-border link between the two national parks conducts better than a link as long through resistance 100
-    by_name = {row.patch_id: row.name for row in result.patches.itertuples()}
-    llnp = next(k for k, v in by_name.items() if "Land of the Leopard" in v)
-    nctl = next(k for k, v in by_name.items() if "Northeast China" in v)
-    e = result.graph.edges[llnp, nctl]
-    assert 0 < e["eff_resistance"] < np.inf
+    # the two national parks lie in one transboundary patch: its national parts conduct across the border
+    tb = gpd.read_file(gpkg, layer="transboundary_patches")
+    assert (tb["eff_resistance"] > 0).all() and np.isfinite(tb["eff_resistance"]).all()
 
 
 def test_demo_connectivity_metrics(demo_run):
@@ -355,7 +352,7 @@ def test_cli_crossborder_and_report_section(demo_run, tmp_path):
     ]  # fmt: skip
     assert list(table["rank"]) == list(range(1, len(table) + 1))
     assert table["importance_dpc"].dropna().is_monotonic_decreasing
-    assert set(table["route"]) == {"link", "transboundary patch"}
+    assert "transboundary patch" in set(table["route"]) and set(table["route"]) <= {"link", "transboundary patch"}
     assert table[["crossing_lon", "crossing_lat", "border_segment"]].notna().all().all()
     # one column, one meaning: a link's width is the links table's own
     links = pd.read_csv(out / "links.csv") if (out / "links.csv").exists() else None

@@ -1025,7 +1025,8 @@ def compare_fenced(
     ``after`` is the graph of the parts (node ids of ``parts``, links recomputed on the fenced resistance).
     Each link of ``before`` is compared with the cheapest link between any parts of its two patches
     (:func:`compare_networks`); each transboundary patch adds a row ``patch_a == patch_b`` with status ``cut``,
-    ``cwd_before`` 0 and ``cwd_after`` the cheapest link left between its own parts (NaN: none).  The summary adds
+    ``cwd_before`` 0 and ``cwd_after`` the cheapest link left between its own parts in different countries
+    (NaN: none).  The summary adds
     ``transboundary_cut`` and ``transboundary_rejoined`` (patch ids), and with ``capacity`` (``patch_id``,
     ``country``, ``adults``: territories per patch and country) the adults in the largest network component and
     in components spanning two or more countries, before and after (``capacity_largest_before`` …
@@ -1044,14 +1045,16 @@ def compare_fenced(
     ([{'patch_a': 1, 'patch_b': 1, 'status': 'cut'}, {'patch_a': 1, 'patch_b': 2, 'status': 'unchanged'}], [1])
     """
     parent = dict(zip(parts["patch_id"].astype(int), parts["parent_id"].astype(int), strict=True))
+    country = dict(zip(parts["patch_id"].astype(int), parts["country"].astype(str), strict=True))
     agg = nx.Graph()
     agg.add_nodes_from((n, d) for n, d in before.nodes(data=True))
     rejoin: dict[int, float] = {}
     for u, v, d in after.edges(data=True):
         pu, pv = parent.get(int(u), int(u)), parent.get(int(v), int(v))
         c = float(d.get("cwd", math.nan))
-        if pu == pv:
-            rejoin[pu] = min(rejoin.get(pu, math.inf), c)
+        if pu == pv:  # two parts of one patch: across the fence only if in different countries
+            if country.get(int(u)) != country.get(int(v)):
+                rejoin[pu] = min(rejoin.get(pu, math.inf), c)
         elif not agg.has_edge(pu, pv) or c < agg.edges[pu, pv]["cwd"]:
             agg.add_edge(pu, pv, **d)
     base = compare_networks(before, agg, metrics_before, metrics_after, crs=crs)
