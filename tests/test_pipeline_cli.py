@@ -358,7 +358,9 @@ def test_cli_crossborder_and_report_section(demo_run, tmp_path):
     links = pd.read_csv(out / "links.csv") if (out / "links.csv").exists() else None
     if links is not None and "corridor_width_m" in links.columns:
         ids = links.assign(route_id=[f"{a}-{b}" for a, b in zip(links["from_id"], links["to_id"], strict=True)])
-        both = table.merge(ids[["route_id", "corridor_width_m"]], on="route_id", suffixes=("", "_links"))
+        both = table.assign(route_id=table["route_id"].astype(str)).merge(
+            ids[["route_id", "corridor_width_m"]], on="route_id", suffixes=("", "_links")
+        )
         np.testing.assert_allclose(both["corridor_width_m"], both["corridor_width_m_links"])
     doc = json.loads((out / "crossborder.json").read_text())
     assert len(doc["routes"]) == len(table) and doc["fence"]["summary"]["PC_loss_pct"] > 0
