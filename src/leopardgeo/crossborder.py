@@ -696,10 +696,14 @@ TRANSBOUNDARY_COLUMNS = (
 def _side_names(
     protected_areas: gpd.GeoDataFrame | None, region: shapely.Geometry | None, min_area_m2: float
 ) -> str:
+    """Protected areas with at least ``patches.PA_SHARE`` of their area (and one cell) in ``region``."""
+    from leopardgeo.patches import PA_SHARE
+
     if protected_areas is None or protected_areas.empty or region is None or region.is_empty:
         return ""
     geoms = protected_areas.geometry.to_numpy()
-    hit = shapely.area(shapely.intersection(geoms, region)) >= min_area_m2
+    inter = shapely.area(shapely.intersection(geoms, region))
+    hit = (inter >= min_area_m2) & (inter >= PA_SHARE * shapely.area(geoms))
     return "; ".join(sorted(set(protected_areas["NAME"].astype(str).to_numpy()[hit])))
 
 
@@ -735,8 +739,9 @@ def transboundary_patches(
       patch), ``peak_current`` the largest current over one grid edge there; the point geometry is that edge's
       midpoint, the patch's main crossing;
     * ``border_line`` / ``border_line_m``: the nearest border line and its distance;
-    * ``protected_a`` / ``protected_b``: protected areas (``NAME``) overlapping the patch on each side (at least
-      one cell's area).
+    * ``protected_a`` / ``protected_b``: protected areas (``NAME``) in the patch on each side (at least
+      :data:`leopardgeo.patches.PA_SHARE` of a protected area's area, and one cell, in the patch's part in that
+      country; the rule that names patches).
 
     Examples
     --------
