@@ -186,7 +186,7 @@ def test_readme_names_resolve():
             if chain and chain[0] in (*aliases, "leopardgeo"):
                 obj = aliases.get(chain[0], leopardgeo)
                 for name in chain[1:]:
-                    if isinstance(obj, type) or callable(obj) and not isinstance(obj, type(leopardgeo)):
+                    if isinstance(obj, type) or (callable(obj) and not isinstance(obj, type(leopardgeo))):
                         break  # attributes of results (inputs.grid, territories.capacity) are not names of the package
                     obj = getattr(obj, name)
                     checked += 1
