@@ -13,9 +13,11 @@ from scipy import ndimage
 import geopandas as gpd
 import shapely
 
-from leopardgeo.circuit import circuit_flow
-from leopardgeo.corridors import least_cost_corridors
-from leopardgeo.crossborder import (
+from leopardgeo.core.errors import AlignmentError, ConfigError
+from leopardgeo.core.grid import Grid
+from leopardgeo.kernels.circuit import circuit_flow
+from leopardgeo.stages.corridors import least_cost_corridors
+from leopardgeo.stages.crossborder import (
     border_cells,
     border_crossings,
     border_current,
@@ -32,11 +34,9 @@ from leopardgeo.crossborder import (
     split_at_border,
     transboundary_patches,
 )
-from leopardgeo.errors import AlignmentError, ConfigError
-from leopardgeo.graph import build_graph
-from leopardgeo.grid import Grid
-from leopardgeo.metrics import connectivity_metrics
-from leopardgeo.patches import extract_patches
+from leopardgeo.stages.graph import build_graph
+from leopardgeo.stages.metrics import connectivity_metrics
+from leopardgeo.stages.patches import extract_patches
 from leopardgeo.testing import TEST_CRS
 
 CELL = 100.0
@@ -313,7 +313,7 @@ def test_a_patch_cut_at_the_border_gives_a_seam_that_is_never_ranked():
     G, _ = build_graph(np.where(suit > 0.5, 1.0, 10.0), labels, patches, g, countries=countries, country_codes=["CHN", "RUS"])
     kinds = {tuple(sorted(e)): d["kind"] for *e, d in G.edges(data=True)}
     assert sorted(kinds.values()) == ["corridor", "touching"]
-    from leopardgeo.score import corridor_scores
+    from leopardgeo.stages.score import corridor_scores
 
     t = corridor_scores(G)
     assert t["kind"].tolist() == ["corridor", "touching"] and t["rank"].iloc[0] == 1 and pd.isna(t["rank"].iloc[1])

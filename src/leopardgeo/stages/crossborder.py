@@ -1,0 +1,1391 @@
+"""Cross-border evaluation: where least-cost paths cross national borders, and how permeable each border stretch is.
+
+* :func:`border_crossings` — one point where each link's least-cost path
+  crosses a border line, with the link, its ``cwd``, the border pair, the width
+  of the link's truncated corridor along the border there (m) and the
+  cumulative current density at the crossing cell.
+* :func:`border_permeability` — the border cut into segments of equal length
+  (default 5 km), each with the current density summed over the cells the
+  segment passes through, the largest current density, and the number of
+  truncated corridors crossing it.
+* :func:`mark_crosses_border` — the ``crosses_border`` edge attribute (the
+  path passes through more than one country).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+import geopandas as gpd
+import shapely
+import shapely.ops
+from rasterio.features import rasterize
+
+from leopardgeo.core.errors import AlignmentError, ConfigError
+from leopardgeo.core.grid import Grid
+from leopardgeo.stages.corridors import CorridorResult, CorridorWindow
+
+__all__ = [
+    "CROSSBORDER_COLUMNS",
+    "ROUTE_COLUMNS",
+    "TRANSBOUNDARY_COLUMNS",
+    "CrossBorderResult",
+    "FenceScenario",
+    "border_cells",
+    "border_crossings",
+    "border_current",
+    "border_permeability",
+    "compare_fenced",
+    "compare_networks",
+    "crossborder_corridors",
+    "crossing_importance",
+    "crossing_routes",
+    "crossing_table",
+    "cut_graph",
+    "fence_resistance",
+    "fill_countries",
+    "mark_crosses_border",
+    "split_at_border",
+    "transboundary_patches",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def mark_crosses_border(graph: nx.Graph) -> None:
+    """Set ``crosses_border`` on every edge: True when its ``countries`` list holds two or more codes.
+
+    Examples
+    --------
+    >>> G = nx.Graph()
+    >>> G.add_edge(1, 2, countries="CHN;RUS"); G.add_edge(2, 3, countries="RUS")
+    >>> mark_crosses_border(G); [G.edges[e]["crosses_border"] for e in G.edges]
+    [True, False]
+    """
+    for _, _, d in graph.edges(data=True):
+        codes = [c for c in str(d.get("countries") or "").split(";") if c]
+        d["crosses_border"] = len(codes) > 1
+
+
+def _path_cells(path: shapely.Geometry, grid: Grid) -> np.ndarray:
+    """(row, col) of the cell centres a least-cost path line runs through, in order."""
+    xy = shapely.get_coordinates(path)
+    cols, rows = ~grid.transform * (xy[:, 0], xy[:, 1])
+    rc = np.column_stack([np.floor(rows), np.floor(cols)]).astype(np.int64)
+    keep = np.ones(len(rc), dtype=bool)
+    keep[1:] = np.any(rc[1:] != rc[:-1], axis=1)
+    rc = rc[keep]
+    inside = (rc[:, 0] >= 0) & (rc[:, 0] < grid.height) & (rc[:, 1] >= 0) & (rc[:, 1] < grid.width)
+    return rc[inside]
+
+
+def border_cells(countries: np.ndarray) -> np.ndarray:
+    """Cells with a country (index >= 0) that have a 4-neighbour in another country: the border as the grid sees it.
+
+    Both sides are marked, so the band is two cells wide and no 8-neighbour (or knight's) move crosses it
+    without touching a marked cell.
+
+    Examples
+    --------
+    >>> c = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [-1, -1, -1, -1]])
+    >>> border_cells(c).astype(int)
+    array([[0, 1, 1, 0],
+           [0, 1, 1, 0],
+           [0, 0, 0, 0]])
+    """
+    c = np.asarray(countries)
+    valid = c >= 0
+    out = np.zeros(c.shape, dtype=bool)
+    for a, b, sa, sb in (
+        (c[:, :-1], c[:, 1:], np.s_[:, :-1], np.s_[:, 1:]),
+        (c[:-1, :], c[1:, :], np.s_[:-1, :], np.s_[1:, :]),
+    ):
+        diff = (a != b) & valid[sa] & valid[sb]
+        out[sa] |= diff
+        out[sb] |= diff
+    return out
+
+
+def _nearest_border(borders: gpd.GeoDataFrame | None, field: str, pt: shapely.Point) -> tuple[str, float]:
+    if borders is None or borders.empty:
+        return "", math.nan
+    d = borders.geometry.distance(pt).to_numpy()
+    i = int(np.argmin(d))
+    name = str(borders[field].iloc[i]) if field in borders.columns else ""
+    return name, float(d[i])
+
+
+def _width_along_border(window: CorridorWindow | None, countries: np.ndarray, r: int, c: int, ca: int, cb: int) -> float:
+    """Cells of the link's corridor on the border between countries ``ca`` and ``cb`` in the run through (r, c).
+
+    Counts, on each side, the corridor cells that touch the other country (4-neighbours), in the 8-connected run
+    containing the crossing; returns the smaller side (the corridor must pass both), in cells.
+    """
+    if window is None:
+        return math.nan
+    r0, c0 = window.rows.start, window.cols.start
+    h, w = window.mask.shape
+    sub = np.full((h + 2, w + 2), -1, dtype=np.int64)  # one cell of context around the window
+    rr0, cc0 = max(r0 - 1, 0), max(c0 - 1, 0)
+    rr1, cc1 = min(r0 + h + 1, countries.shape[0]), min(c0 + w + 1, countries.shape[1])
+    sub[rr0 - r0 + 1 : rr1 - r0 + 1, cc0 - c0 + 1 : cc1 - c0 + 1] = countries[rr0:rr1, cc0:cc1]
+    mask = np.zeros_like(sub, dtype=bool)
+    mask[1:-1, 1:-1] = window.mask
+    sides = []
+    for me, other in ((ca, cb), (cb, ca)):
+        touch = np.zeros_like(mask)
+        core = sub[1:-1, 1:-1] == me
+        for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+            touch[1:-1, 1:-1] |= core & (sub[1 + dr : h + 1 + dr, 1 + dc : w + 1 + dc] == other)
+        sides.append(touch & mask)
+    band = sides[0] | sides[1]
+    lab, _ = ndimage.label(band, structure=np.ones((3, 3), dtype=bool))
+    best = 0
+    for dr in (-1, 0, 1):  # the run the crossing cell (or its neighbour on the path) belongs to
+        for dc in (-1, 0, 1):
+            rr, cc = r - r0 + 1 + dr, c - c0 + 1 + dc
+            if 0 <= rr < lab.shape[0] and 0 <= cc < lab.shape[1] and lab[rr, cc] > 0:
+                best = lab[rr, cc]
+                break
+        if best:
+            break
+    if not best:
+        return math.nan
+    run = lab == best
+    return float(min((run & sides[0]).sum(), (run & sides[1]).sum()))
+
+
+def border_crossings(
+    graph: nx.Graph,
+    countries: np.ndarray,
+    country_codes: list[str],
+    grid: Grid,
+    *,
+    borders: gpd.GeoDataFrame | None = None,
+    corridors: CorridorResult | None = None,
+    current: np.ndarray | None = None,
+    border_field: str = "pair",
+) -> gpd.GeoDataFrame:
+    """Points where the links' least-cost paths pass from one country to another.
+
+    The border is the one the patches were split on: the change of country between two consecutive cells of the
+    path on the country raster.  The point lies midway between the two cell centres.  Where a border line layer is
+    given, the nearest line's name and its distance are added (``border_line``, ``border_line_m``) — national border
+    lines and country polygons from different sources can disagree by kilometres.
+
+    Parameters
+    ----------
+    graph
+        Patch graph whose edges carry ``geometry`` (the least-cost path through cell centres) and ``cwd``.
+    countries, country_codes
+        Country index raster (-1 = none) and its codes, from :func:`leopardgeo.stages.patches.country_raster`.
+    grid
+        The analysis grid.
+    borders
+        Optional border lines in the grid's CRS (``border_field`` names each line).
+    corridors
+        Optional :class:`~leopardgeo.stages.corridors.CorridorResult`: ``corridor_at_border_m`` is then the length
+        of border (cells × cell size) inside the link's truncated corridor at the crossing (not the corridor's
+        narrowest width, ``corridor_width_m`` of the links, which is a different quantity).
+    current
+        Optional cumulative current density raster; ``current`` is the larger value of the two cells.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        Points with ``patch_a``, ``patch_b``, ``cwd``, ``border`` (e.g. ``CHN-RUS``), ``from_country``,
+        ``to_country`` (in the direction patch_a → patch_b), ``corridor_at_border_m``, ``current``, ``border_line``,
+        ``border_line_m``.
+
+    Examples
+    --------
+    >>> from leopardgeo.testing import TEST_CRS
+    >>> g = Grid.from_bounds((0, 0, 400, 100), cell_size_m=100, crs=TEST_CRS)
+    >>> ctry = np.array([[0, 0, 1, 1]])
+    >>> G = nx.Graph()
+    >>> G.add_edge(1, 2, patch_a=1, patch_b=2, cwd=300.0, geometry=shapely.LineString([(50, 50), (350, 50)]))
+    >>> x = border_crossings(G, ctry, ["CHN", "RUS"], g)
+    >>> x[["border", "from_country", "to_country"]].to_dict("records"), x.geometry.iloc[0].wkt
+    ([{'border': 'CHN-RUS', 'from_country': 'CHN', 'to_country': 'RUS'}], 'POINT (200 50)')
+    """
+    countries = np.asarray(countries)
+    if countries.shape != grid.shape:
+        msg = f"countries: expected a raster of the grid's shape {grid.shape}, found {countries.shape}."
+        raise AlignmentError(msg)
+    rows = []
+    for u, v, d in graph.edges(data=True):
+        path = d.get("geometry")
+        if path is None or path.is_empty:
+            continue
+        a, b = min(u, v), max(u, v)
+        cells = _path_cells(path, grid)
+        if len(cells) and d.get("patch_a", a) != a:  # geometry runs from patch_a; report in the a -> b direction
+            cells = cells[::-1]
+        window = corridors.windows.get((a, b)) if corridors is not None else None
+        last = None
+        for r, c in cells:
+            k = int(countries[r, c])
+            if k < 0:
+                continue
+            if last is not None and k != last[2]:
+                pr, pc, pk = last
+                x0, y0 = grid.xy(np.array([pr]), np.array([pc]))
+                x1, y1 = grid.xy(np.array([r]), np.array([c]))
+                pt = shapely.Point((x0[0] + x1[0]) / 2, (y0[0] + y1[0]) / 2)
+                name, dist = _nearest_border(borders, border_field, pt)
+                cur = math.nan
+                if current is not None:
+                    cur = float(np.nanmax([current[pr, pc], current[r, c], -np.inf]))
+                    cur = cur if math.isfinite(cur) else math.nan
+                width = _width_along_border(window, countries, int(r), int(c), pk, k)
+                rows.append(
+                    {
+                        "patch_a": a,
+                        "patch_b": b,
+                        "cwd": float(d.get("cwd", math.nan)),
+                        "border": "-".join(sorted((country_codes[pk], country_codes[k]))),
+                        "from_country": country_codes[pk],
+                        "to_country": country_codes[k],
+                        "corridor_at_border_m": width * grid.cell_size_m,
+                        "current": cur,
+                        "border_line": name,
+                        "border_line_m": dist,
+                        "geometry": pt,
+                    }
+                )
+            last = (int(r), int(c), k)
+    cols = [
+        "patch_a",
+        "patch_b",
+        "cwd",
+        "border",
+        "from_country",
+        "to_country",
+        "corridor_at_border_m",
+        "current",
+        "border_line",
+        "border_line_m",
+    ]
+    if not rows:
+        return gpd.GeoDataFrame({c: [] for c in cols}, geometry=[], crs=grid.crs)
+    return gpd.GeoDataFrame(rows, geometry="geometry", crs=grid.crs)
+
+
+def border_permeability(
+    borders: gpd.GeoDataFrame,
+    grid: Grid,
+    *,
+    current: np.ndarray | None = None,
+    corridors: gpd.GeoDataFrame | None = None,
+    segment_m: float = 5000.0,
+    border_field: str = "pair",
+) -> gpd.GeoDataFrame:
+    """The border in segments of ``segment_m`` with the current crossing them and the corridors they carry.
+
+    ``current_sum`` is the cumulative current density summed over the grid cells each segment passes
+    through (cells touched by the line), ``current_max`` its largest value there, ``n_corridors`` the
+    number of truncated corridors the segment intersects.
+
+    Examples
+    --------
+    >>> from leopardgeo.testing import TEST_CRS
+    >>> g = Grid.from_bounds((0, 0, 1000, 1000), cell_size_m=100, crs=TEST_CRS)
+    >>> b = gpd.GeoDataFrame({"pair": ["A-B"]}, geometry=[shapely.LineString([(505, 0), (505, 1000)])], crs=TEST_CRS)
+    >>> cur = np.zeros((10, 10)); cur[4, 5] = 1.0
+    >>> seg = border_permeability(b, g, current=cur, segment_m=500)
+    >>> seg[["segment", "length_m", "current_sum"]].to_dict("records")
+    [{'segment': 0, 'length_m': 500.0, 'current_sum': 0.0}, {'segment': 1, 'length_m': 500.0, 'current_sum': 1.0}]
+    """
+    if not (segment_m > 0 and math.isfinite(segment_m)):
+        msg = f"segment_m: expected a length > 0 in metres, found {segment_m!r}."
+        raise ConfigError(msg)
+    names = borders[border_field].astype(str).to_numpy() if border_field in borders.columns else np.full(len(borders), "")
+    cor_geoms = corridors.geometry.to_numpy() if corridors is not None and len(corridors) else np.array([])
+    cor_tree = shapely.STRtree(cor_geoms) if len(cor_geoms) else None
+    rows = []
+    for name, geom in zip(names, borders.geometry.to_numpy(), strict=True):
+        for line in shapely.get_parts(geom):
+            if line.is_empty or line.length == 0:
+                continue
+            n = max(1, math.ceil(line.length / segment_m - 1e-9))
+            for i in range(n):
+                seg = shapely.ops.substring(line, i * segment_m, min((i + 1) * segment_m, line.length))
+                rows.append({"border": str(name), "segment": len(rows), "length_m": float(seg.length), "geometry": seg})
+    out = (
+        gpd.GeoDataFrame(rows, geometry="geometry", crs=grid.crs)
+        if rows
+        else gpd.GeoDataFrame({"border": [], "segment": [], "length_m": []}, geometry=[], crs=grid.crs)
+    )
+    sums, maxes, ncor = [], [], []
+    for seg in out.geometry.to_numpy():
+        if current is not None:
+            cells = rasterize([(seg, 1)], out_shape=grid.shape, transform=grid.transform, fill=0, all_touched=True, dtype="uint8")
+            vals = current[cells.astype(bool)]
+            vals = vals[np.isfinite(vals)]
+            sums.append(float(vals.sum()) if vals.size else 0.0)
+            maxes.append(float(vals.max()) if vals.size else 0.0)
+        else:
+            sums.append(math.nan)
+            maxes.append(math.nan)
+        if cor_tree is not None:  # corridors the segment runs through (touching at one point does not count)
+            hits = cor_geoms[cor_tree.query(seg, predicate="intersects")]
+            ncor.append(int((shapely.length(shapely.intersection(seg, hits)) > 0).sum()))
+        else:
+            ncor.append(0)
+    out["current_sum"] = sums
+    out["current_max"] = maxes
+    out["n_corridors"] = ncor
+    return out
+
+
+def crossing_table(crossings: gpd.GeoDataFrame) -> pd.DataFrame:
+    """Crossings with longitude / latitude (WGS 84) for reports."""
+    ll = crossings.to_crs("EPSG:4326")
+    return pd.DataFrame(crossings.drop(columns="geometry")).assign(lon=ll.geometry.x.round(4), lat=ll.geometry.y.round(4))
+
+
+def fill_countries(countries: np.ndarray) -> np.ndarray:
+    """Give cells without a country (-1) the country of the nearest cell that has one.
+
+    Country polygons from one source rarely tile the land exactly (slivers between neighbours, lakes and
+    rivers on the border); a fence must not leave those cells open.
+
+    Examples
+    --------
+    >>> fill_countries(np.array([[0, -1, -1, 1]]))
+    array([[0, 0, 1, 1]])
+    """
+    c = np.asarray(countries)
+    missing = c < 0
+    if not missing.any() or missing.all():
+        return c.copy()
+    idx = ndimage.distance_transform_edt(missing, return_distances=False, return_indices=True)
+    return c[tuple(idx)]
+
+
+def fence_resistance(
+    resistance: np.ndarray,
+    countries: np.ndarray,
+    grid: Grid,
+    *,
+    mode: str = "impassable",
+    penalty: float = 1000.0,
+    gaps_xy: Sequence[tuple[float, float]] = (),
+    gap_width_m: float = 1000.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Resistance with a fence on every national border of the country raster, open at the gaps.
+
+    The fence is :func:`border_cells` of the country raster with gaps between countries filled
+    (:func:`fill_countries`), two cells wide, so no diagonal or knight's move slips through.  Each gap
+    is snapped to the nearest fence cell; fence cells within ``gap_width_m / 2`` of that cell stay open, and at
+    least those within √2 cells, so that an opening always spans both sides of the band.
+
+    Parameters
+    ----------
+    resistance
+        Resistance on ``grid`` (NaN = no data).
+    countries
+        Country index raster (-1 = none).
+    grid
+        The analysis grid.
+    mode
+        ``"impassable"`` (fence cells become NaN) or ``"penalty"`` (``penalty`` added to their resistance).
+    gaps_xy
+        Openings as (x, y) in the grid's CRS.
+    gap_width_m
+        Width of each opening, metres.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        The fenced resistance (a copy) and the bool mask of fence cells (open gaps excluded).
+
+    Examples
+    --------
+    >>> from leopardgeo.testing import TEST_CRS
+    >>> g = Grid.from_bounds((0, 0, 400, 500), cell_size_m=100, crs=TEST_CRS)
+    >>> ctry = np.array([[0, 0, 1, 1]] * 5)
+    >>> res, fence = fence_resistance(np.ones((5, 4)), ctry, g, gaps_xy=[(210, 250)], gap_width_m=100)
+    >>> fence.astype(int)
+    array([[0, 1, 1, 0],
+           [0, 0, 0, 0],
+           [0, 0, 0, 0],
+           [0, 0, 0, 0],
+           [0, 1, 1, 0]])
+    >>> int(np.isnan(res).sum())
+    4
+    """
+    if mode not in ("impassable", "penalty"):
+        msg = f"fence mode: expected 'impassable' or 'penalty', found {mode!r}."
+        raise ConfigError(msg)
+    res = np.asarray(resistance)
+    if res.shape != grid.shape or np.shape(countries) != grid.shape:
+        msg = (
+            f"fence: expected resistance and countries of the grid's shape {grid.shape}, "
+            f"found {res.shape} and {np.shape(countries)}."
+        )
+        raise AlignmentError(msg)
+    fence = border_cells(fill_countries(countries)) & np.isfinite(res)
+    if len(gaps_xy) and fence.any():
+        fr, fc = np.nonzero(fence)
+        fx, fy = grid.xy(fr, fc)
+        for gx, gy in gaps_xy:
+            d2 = (fx - gx) ** 2 + (fy - gy) ** 2
+            i = int(np.argmin(d2))
+            logger.info("fence gap at (%.0f, %.0f) snapped %.0f m to the border", gx, gy, math.sqrt(d2[i]))
+            radius = max(gap_width_m / 2, math.sqrt(2) * grid.cell_size_m)
+            open_ = (fx - fx[i]) ** 2 + (fy - fy[i]) ** 2 <= radius**2 * (1 + 1e-9)
+            fence[fr[open_], fc[open_]] = False
+    out = res.astype(np.float64 if res.dtype == np.float64 else np.float32, copy=True)
+    if mode == "impassable":
+        out[fence] = np.nan
+    else:
+        out[fence] += penalty
+    return out, fence
+
+
+# ---------------------------------------------------------------------- transboundary patches
+def split_at_border(
+    labels: np.ndarray,
+    patches: gpd.GeoDataFrame,
+    countries: np.ndarray,
+    grid: Grid,
+    *,
+    country_codes: Sequence[str] | None = None,
+    connectivity: int = 8,
+) -> tuple[np.ndarray, gpd.GeoDataFrame]:
+    """Cut every patch at the national borders: each connected piece of a patch inside one country becomes a patch.
+
+    The border is that of :func:`fill_countries` (cells without a country take the nearest one's), as for the
+    fence.  Patches in one country keep their cells (renumbered).  This is what a border fence does to habitat
+    that straddles the border; the analysis itself keeps such a patch whole (see
+    :func:`leopardgeo.stages.patches.extract_patches`).
+
+    Returns
+    -------
+    (numpy.ndarray, geopandas.GeoDataFrame)
+        Part labels (int32, 0 = none) and the parts: ``patch_id``, ``parent_id``, ``country`` (its code from
+        ``country_codes``, else the index as text), ``name`` (the parent's), ``n_cells``, ``area_ha``, ``share``
+        (of the parent's cells), ``mean_quality`` and ``protected_frac`` (the parent's), geometry.  Parts are
+        numbered by parent, then from the largest.
+
+    Examples
+    --------
+    >>> from leopardgeo.testing import TEST_CRS
+    >>> g = Grid.from_bounds((0, 0, 400, 100), cell_size_m=100, crs=TEST_CRS)
+    >>> lab = np.array([[1, 1, 1, 0]], dtype="int32")
+    >>> p = gpd.GeoDataFrame({"patch_id": [1], "name": ["A"], "n_cells": [3], "area_ha": [3.0]},
+    ...                      geometry=[shapely.box(0, 0, 300, 100)], crs=TEST_CRS)
+    >>> parts_lab, parts = split_at_border(lab, p, np.array([[0, 0, 1, 1]]), g, country_codes=["CHN", "RUS"])
+    >>> parts_lab.tolist(), parts[["patch_id", "parent_id", "country", "area_ha"]].to_dict("records")
+    ([[1, 1, 2, 0]], [{'patch_id': 1, 'parent_id': 1, 'country': 'CHN', 'area_ha': 2.0}, \
+{'patch_id': 2, 'parent_id': 1, 'country': 'RUS', 'area_ha': 1.0}])
+    """
+    from leopardgeo.stages.patches import label_cores, patch_polygons
+
+    labels = np.asarray(labels)
+    cidx = fill_countries(np.asarray(countries)).astype(np.int64)
+    k = int(cidx.max()) + 2 if cidx.size else 2
+    raw, n = label_cores(labels > 0, connectivity=connectivity, zones=labels.astype(np.int64) * k + (cidx + 1))
+    flat = raw.ravel()
+    parent = np.zeros(n + 1, dtype=np.int64)
+    parent[flat] = labels.ravel()
+    country = np.full(n + 1, -1, dtype=np.int64)
+    country[flat] = cidx.ravel()
+    size = np.bincount(flat, minlength=n + 1)
+    order = sorted(range(1, n + 1), key=lambda i: (parent[i], -size[i], i))
+    remap = np.zeros(n + 1, dtype=np.int32)
+    remap[order] = np.arange(1, n + 1, dtype=np.int32)
+    part_labels = remap[raw]
+    by_id = patches.set_index("patch_id")
+    par = np.array([parent[i] for i in order], dtype=np.int64)
+    cells = np.array([size[i] for i in order], dtype=np.int64)
+    parent_cells = by_id["n_cells"].reindex(par).to_numpy(dtype=float) if "n_cells" in by_id else cells.astype(float)
+    names = list(country_codes) if country_codes is not None else None
+    codes = [(names[c] if names is not None and 0 <= c < len(names) else str(c)) for c in (int(country[i]) for i in order)]
+    frame = pd.DataFrame(
+        {
+            "patch_id": np.arange(1, n + 1, dtype=np.int32),
+            "parent_id": par.astype(np.int32),
+            "country": codes,
+            "name": by_id["name"].reindex(par).fillna("").astype(str).to_numpy() if "name" in by_id else "",
+            "n_cells": cells,
+            "area_ha": cells * grid.cell_area_ha,
+            "share": cells / parent_cells,
+        }
+    )
+    for col in ("mean_quality", "protected_frac"):
+        if col in by_id:
+            frame[col] = by_id[col].reindex(par).to_numpy()
+    polys = patch_polygons(part_labels, grid)
+    return part_labels, polys.merge(frame, on="patch_id", how="left")[[*frame.columns, "geometry"]]
+
+
+def _end_cell_in(path: shapely.Geometry, labels: np.ndarray, patch: int, grid: Grid) -> tuple[int, int] | None:
+    """(row, col) of the end of a least-cost path that lies in ``patch``."""
+    xy = shapely.get_coordinates(path)
+    if len(xy) == 0:
+        return None
+    for x, y in (xy[0], xy[-1]):
+        c, r = ~grid.transform * (x, y)
+        r, c = int(np.floor(r)), int(np.floor(c))
+        if 0 <= r < grid.height and 0 <= c < grid.width and labels[r, c] == patch:
+            return r, c
+    return None
+
+
+def cut_graph(
+    graph: nx.Graph,
+    patch_id: int,
+    labels: np.ndarray,
+    countries: np.ndarray,
+    country_codes: list[str],
+    grid: Grid,
+    *,
+    attribute: str = "area_ha",
+) -> nx.Graph:
+    """The graph with one transboundary patch cut at the border and no passage between its national parts.
+
+    The patch's node is replaced by one node per country it holds, weighted by ``area_ha_<code>`` (for
+    ``attribute = "area_ha"``) or by ``attribute`` × ``frac_<code>``; each of its links moves to the part
+    where its least-cost path ends.  Nothing is recomputed on the grid: this is the network's view of closing
+    the border inside that patch, used for the patch's importance (:func:`crossing_routes`).
+
+    Examples
+    --------
+    >>> from leopardgeo.testing import TEST_CRS
+    >>> g = Grid.from_bounds((0, 0, 500, 100), cell_size_m=100, crs=TEST_CRS)
+    >>> lab = np.array([[1, 1, 0, 0, 2]], dtype="int32")
+    >>> G = nx.Graph()
+    >>> G.add_node(1, area_ha=2.0, area_ha_chn=1.0, area_ha_rus=1.0, frac_chn=.5, frac_rus=.5, countries="CHN;RUS")
+    >>> G.add_node(2, area_ha=1.0, countries="RUS")
+    >>> G.add_edge(1, 2, cwd=300.0, geometry=shapely.LineString([(150, 50), (450, 50)]))
+    >>> H = cut_graph(G, 1, lab, np.array([[0, 1, 1, 1, 1]]), ["CHN", "RUS"], g)
+    >>> sorted(H.nodes(data="area_ha")), sorted(H.edges)
+    ([(2, 1.0), (3, 1.0), (4, 1.0)], [(2, 4)])
+    """
+    H = graph.copy()
+    d = graph.nodes[patch_id]
+    present = [c for c in str(d.get("countries") or "").split(";") if c]
+    if len(present) < 2:
+        return H
+    base = max(int(n) for n in graph.nodes) + 1
+    part_of = {code: base + i for i, code in enumerate(present)}
+    for code, node in part_of.items():
+        lc = code.lower()
+        if attribute == "area_ha" and f"area_ha_{lc}" in d:
+            a = float(d[f"area_ha_{lc}"])
+        else:
+            a = float(d.get(attribute, 0.0)) * float(d.get(f"frac_{lc}", 0.0))
+        H.add_node(node, **{**{k: v for k, v in d.items() if k != "geometry"}, attribute: a, "country": code,
+                            "countries": code, "parent_id": patch_id, "transboundary": False})
+    cidx = fill_countries(np.asarray(countries))
+    for u, v, e in graph.edges(patch_id, data=True):
+        other = v if u == patch_id else u
+        cell = _end_cell_in(e.get("geometry"), labels, patch_id, grid) if e.get("geometry") is not None else None
+        code = country_codes[int(cidx[cell])] if cell is not None and cidx[cell] >= 0 else present[0]
+        H.add_edge(part_of.get(code, part_of[present[0]]), other, **e)
+    H.remove_node(patch_id)
+    return H
+
+
+def _conductance(ra: np.ndarray, rb: np.ndarray, diagonal: bool, avg_resistances: bool) -> np.ndarray:
+    """Branch conductance between neighbouring cells, as Circuitscape (see :mod:`leopardgeo.kernels.circuit`)."""
+    f = math.sqrt(2.0) if diagonal else 1.0
+    if avg_resistances:
+        return 1.0 / ((ra + rb) / 2.0 * f)
+    return (1.0 / ra + 1.0 / rb) / 2.0 / f
+
+
+def _border_edges(cidx: np.ndarray, connectivity: int) -> Iterator[tuple[tuple[slice, slice], tuple[slice, slice], bool]]:
+    """Yield (slices of u, slices of v, diagonal) for each neighbour offset; the caller masks the pairs it wants."""
+    offsets = [((0, 1), False), ((1, 0), False)]
+    if connectivity == 8:
+        offsets += [((1, 1), True), ((1, -1), True)]
+    h, w = cidx.shape
+    for (dr, dc), diag in offsets:
+        r0, r1 = 0, h - dr
+        if dc >= 0:
+            su, sv = np.s_[r0:r1, 0 : w - dc], np.s_[r0 + dr : r1 + dr, dc:w]
+        else:
+            su, sv = np.s_[r0:r1, -dc:w], np.s_[r0 + dr : r1 + dr, 0 : w + dc]
+        yield su, sv, diag
+
+
+def border_current(
+    resistance: np.ndarray,
+    voltage: np.ndarray,
+    countries: np.ndarray,
+    ca: int,
+    cb: int,
+    *,
+    connectivity: int = 8,
+    avg_resistances: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Branch currents from country ``ca`` to ``cb`` across every grid edge between them (Ohm's law on a solved circuit).
+
+    ``I_uv = g_uv (V_u − V_v)`` with Circuitscape's conductances (mean conductance, diagonals over √2;
+    ``avg_resistances``: one over the mean resistance).  By Kirchhoff's current law the currents across a cut
+    that separates a source from its ground sum to the current injected.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray, numpy.ndarray)
+        Per border edge: the current (A, positive from ``ca`` to ``cb``), the (row, col) of its ``ca`` cell and of
+        its ``cb`` cell.
+
+    Examples
+    --------
+    A 1 × 4 strip of 1-ohm cells, 1 V to 0 V over three branches: 1/3 A crosses the border in the middle.
+
+    >>> I, a, b = border_current(np.ones((1, 4)), np.array([[1, 2/3, 1/3, 0]]), np.array([[0, 0, 1, 1]]), 0, 1)
+    >>> I.round(6).tolist(), a.tolist(), b.tolist()
+    ([0.333333], [[0, 1]], [[0, 2]])
+    """
+    res = np.asarray(resistance, dtype=float)
+    v = np.asarray(voltage, dtype=float)
+    c = np.asarray(countries)
+    rows = np.indices(c.shape)
+    cur, ua, ub = [], [], []
+    for su, sv, diag in _border_edges(c, connectivity):
+        ok = np.isfinite(res[su]) & np.isfinite(res[sv]) & np.isfinite(v[su]) & np.isfinite(v[sv])
+        for first_is_a in (True, False):
+            m = ok & ((c[su] == ca) & (c[sv] == cb) if first_is_a else (c[su] == cb) & (c[sv] == ca))
+            if not m.any():
+                continue
+            g = _conductance(res[su][m], res[sv][m], diag, avg_resistances)
+            i_uv = g * (v[su][m] - v[sv][m])
+            cur.append(i_uv if first_is_a else -i_uv)
+            pu = np.column_stack([rows[0][su][m], rows[1][su][m]])
+            pv = np.column_stack([rows[0][sv][m], rows[1][sv][m]])
+            ua.append(pu if first_is_a else pv)
+            ub.append(pv if first_is_a else pu)
+    if not cur:
+        return np.empty(0), np.empty((0, 2), dtype=np.int64), np.empty((0, 2), dtype=np.int64)
+    return np.concatenate(cur), np.vstack(ua), np.vstack(ub)
+
+
+#: Columns of :func:`transboundary_patches`, in order (geometry last).
+TRANSBOUNDARY_COLUMNS = (
+    "patch_id",
+    "name",
+    "border",
+    "country_a",
+    "country_b",
+    "area_ha_a",
+    "area_ha_b",
+    "border_length_m",
+    "eff_resistance",
+    "current_share",
+    "peak_current",
+    "border_line",
+    "border_line_m",
+    "protected_a",
+    "protected_b",
+)
+
+
+def _side_names(
+    protected_areas: gpd.GeoDataFrame | None, region: shapely.Geometry | None, min_area_m2: float
+) -> str:
+    """Protected areas with at least ``patches.PA_SHARE`` of their area (and one cell) in ``region``."""
+    from leopardgeo.stages.patches import PA_SHARE
+
+    if protected_areas is None or protected_areas.empty or region is None or region.is_empty:
+        return ""
+    geoms = protected_areas.geometry.to_numpy()
+    inter = shapely.area(shapely.intersection(geoms, region))
+    hit = (inter >= min_area_m2) & (inter >= PA_SHARE * shapely.area(geoms))
+    return "; ".join(sorted(set(protected_areas["NAME"].astype(str).to_numpy()[hit])))
+
+
+def transboundary_patches(
+    labels: np.ndarray,
+    patches: gpd.GeoDataFrame,
+    countries: np.ndarray,
+    country_codes: list[str],
+    grid: Grid,
+    resistance: np.ndarray,
+    *,
+    band_m: float = 5000.0,
+    connectivity: int = 8,
+    avg_resistances: bool = False,
+    tolerance: float = 1e-8,
+    borders: gpd.GeoDataFrame | None = None,
+    border_field: str = "pair",
+    protected_areas: gpd.GeoDataFrame | None = None,
+    country_polygons: gpd.GeoDataFrame | None = None,
+    country_field: str = "iso3",
+) -> gpd.GeoDataFrame:
+    r"""Habitat that straddles a border: one row per transboundary patch and pair of countries sharing a border in it.
+
+    * ``border_length_m``: length of the border through the patch (grid edges between the two countries with
+      both cells in the patch, × cell size; the border of :func:`fill_countries`);
+    * a pairwise circuit (Circuitscape's conventions, :func:`leopardgeo.kernels.circuit.circuit_flow`) on the cells within
+      3 × ``band_m`` of that border inside the patch: 1 A between the patch's cells in country a and in country b
+      that lie farther than ``band_m`` from the border (all of a side's cells off the border when none lies that
+      far).  Cells outside the patch conduct too; farther cells are left out, since the parts beyond ``band_m``
+      are short-circuited anyway (this keeps the solve to a strip along the border, not the patch's extent).
+      ``eff_resistance`` is the resistance between the two parts (ohms), ``current_share`` the share of the
+      current that crosses the border inside the patch (:func:`border_current` summed over the edges in the
+      patch), ``peak_current`` the largest current over one grid edge there; the point geometry is that edge's
+      midpoint, the patch's main crossing;
+    * ``border_line`` / ``border_line_m``: the nearest border line and its distance;
+    * ``protected_a`` / ``protected_b``: protected areas (``NAME``) in the patch on each side (at least
+      :data:`leopardgeo.stages.patches.PA_SHARE` of a protected area's area, and one cell, in the patch's part in that
+      country; the rule that names patches).
+
+    Examples
+    --------
+    A uniform 4 × 6 patch across a north-south border: the whole current crosses inside it.
+
+    >>> from leopardgeo.testing import TEST_CRS
+    >>> g = Grid.from_bounds((0, 0, 600, 400), cell_size_m=100, crs=TEST_CRS)
+    >>> lab = np.ones((4, 6), dtype="int32")
+    >>> p = gpd.GeoDataFrame({"patch_id": [1], "name": [""], "transboundary": [True], "countries": ["CHN;RUS"],
+    ...                       "area_ha_chn": [12.0], "area_ha_rus": [12.0]}, geometry=[shapely.box(0, 0, 600, 400)],
+    ...                      crs=TEST_CRS)
+    >>> ctry = np.array([[0, 0, 0, 1, 1, 1]] * 4)
+    >>> t = transboundary_patches(lab, p, ctry, ["CHN", "RUS"], g, np.ones((4, 6)), band_m=100)
+    >>> t[["border", "border_length_m", "current_share"]].round(6).to_dict("records")
+    [{'border': 'CHN-RUS', 'border_length_m': 400.0, 'current_share': 1.0}]
+    """
+    from leopardgeo.kernels.circuit import circuit_flow
+    from leopardgeo.core.errors import LeopardGeoError
+
+    labels = np.asarray(labels)
+    cidx = fill_countries(np.asarray(countries))
+    res = np.asarray(resistance, dtype=float)
+    cell = grid.cell_size_m
+    reach_m = 3.0 * band_m
+    pad = math.ceil(reach_m / cell) + 1
+    rows = []
+    tb = patches[patches["transboundary"].astype(bool)] if "transboundary" in patches.columns else patches.iloc[:0]
+    for prow in tb.itertuples(index=False):
+        pid = int(prow.patch_id)
+        rr, cc = np.nonzero(labels == pid)
+        if len(rr) == 0:
+            continue
+        wr0, wr1 = max(rr.min() - pad, 0), min(rr.max() + pad + 1, grid.height)
+        wc0, wc1 = max(cc.min() - pad, 0), min(cc.max() + pad + 1, grid.width)
+        win = np.s_[wr0:wr1, wc0:wc1]
+        lab_win, cty_win, res_win = labels[win], cidx[win], res[win]
+        inside_win = lab_win == pid
+        present = sorted({int(k) for k in np.unique(cty_win[inside_win]) if k >= 0})
+        for i, ca in enumerate(present):
+            for cb in present[i + 1 :]:
+                edges = 0
+                bmask = np.zeros(lab_win.shape, dtype=bool)  # cells on this border inside the patch
+                for su, sv, _ in _border_edges(cty_win, 4):
+                    pair = ((cty_win[su] == ca) & (cty_win[sv] == cb)) | ((cty_win[su] == cb) & (cty_win[sv] == ca))
+                    m = pair & inside_win[su] & inside_win[sv]
+                    edges += int(m.sum())
+                    bmask[su] |= m
+                    bmask[sv] |= m
+                if edges == 0:
+                    continue
+                # the circuit runs on the cells within reach_m of this border inside the patch (cropped)
+                strip = ndimage.distance_transform_edt(~bmask) * cell <= reach_m
+                sr, sc = np.nonzero(strip)
+                crop = np.s_[sr.min() : sr.max() + 1, sc.min() : sc.max() + 1]
+                r0, c0 = wr0 + sr.min(), wc0 + sc.min()
+                cty_w, inside = cty_win[crop], inside_win[crop]
+                res_w = np.where(strip[crop], res_win[crop], np.nan)
+                focal = np.zeros(cty_w.shape, dtype=np.int32)
+                for k, (me, other) in enumerate(((ca, cb), (cb, ca)), start=1):
+                    side = inside & (cty_w == me) & np.isfinite(res_w)
+                    far = side & (ndimage.distance_transform_edt(cty_w != other) * cell > band_m)
+                    if not far.any():
+                        far = side & ~border_cells(np.where(np.isin(cty_w, (ca, cb)), cty_w, -1))
+                    focal[far] = k
+                r_eff = share = peak = math.nan
+                pt = None
+                if (focal == 1).any() and (focal == 2).any():
+                    try:
+                        out = circuit_flow(
+                            res_w, focal, pairs=[(1, 2)], connectivity=connectivity, avg_resistances=avg_resistances,
+                            tolerance=tolerance, voltage_maps=True, workers=1,
+                        )
+                    except LeopardGeoError as exc:
+                        logger.info("patch %d: no circuit across the border (%s)", pid, exc)
+                        out = None
+                    if out is not None and len(out.resistances) and out.voltages:
+                        r_eff = float(out.resistances["eff_resistance"].iloc[0])
+                        volts = next(iter(out.voltages.values()))
+                        cur, ua, ub = border_current(
+                            res_w, volts, cty_w, ca, cb, connectivity=connectivity, avg_resistances=avg_resistances
+                        )
+                        total = float(cur.sum())
+                        if cur.size and math.isfinite(r_eff) and abs(total) > 0:
+                            # from a to b; the total is 1 A, less what flows round through a third country
+                            cur = cur / total * min(abs(total), 1.0)
+                            in_p = inside[ua[:, 0], ua[:, 1]] & inside[ub[:, 0], ub[:, 1]]
+                            share = float(cur[in_p].sum())
+                            if in_p.any():
+                                j = int(np.argmax(np.where(in_p, cur, -np.inf)))
+                                peak = float(cur[j])
+                                xa, ya = grid.xy(np.array([ua[j, 0] + r0]), np.array([ua[j, 1] + c0]))
+                                xb, yb = grid.xy(np.array([ub[j, 0] + r0]), np.array([ub[j, 1] + c0]))
+                                pt = shapely.Point((xa[0] + xb[0]) / 2, (ya[0] + yb[0]) / 2)
+                if pt is None:  # no circuit: a border cell in the middle of the border's cells inside the patch
+                    br, bc = np.nonzero(bmask)
+                    j = len(br) // 2
+                    x, y = grid.xy(np.array([br[j] + wr0]), np.array([bc[j] + wc0]))
+                    pt = shapely.Point(x[0], y[0])
+                code_a, code_b = country_codes[ca], country_codes[cb]
+                name, dist = _nearest_border(borders, border_field, pt)
+                sides = []
+                for code in (code_a, code_b):
+                    region = None
+                    if country_polygons is not None and country_field in country_polygons.columns:
+                        poly = shapely.union_all(
+                            country_polygons.geometry[country_polygons[country_field].astype(str) == code].to_numpy()
+                        )
+                        region = shapely.intersection(prow.geometry, poly)
+                    sides.append(_side_names(protected_areas, region, grid.cell_size_m**2))
+                rows.append(
+                    {
+                        "patch_id": pid,
+                        "name": str(getattr(prow, "name", "") or ""),
+                        "border": "-".join(sorted((code_a, code_b))),
+                        "country_a": code_a,
+                        "country_b": code_b,
+                        "area_ha_a": float(getattr(prow, f"area_ha_{code_a.lower()}", math.nan)),
+                        "area_ha_b": float(getattr(prow, f"area_ha_{code_b.lower()}", math.nan)),
+                        "border_length_m": edges * cell,
+                        "eff_resistance": r_eff,
+                        "current_share": share,
+                        "peak_current": peak,
+                        "border_line": name,
+                        "border_line_m": dist,
+                        "protected_a": sides[0],
+                        "protected_b": sides[1],
+                        "geometry": pt,
+                    }
+                )
+    if not rows:
+        return gpd.GeoDataFrame({c: [] for c in TRANSBOUNDARY_COLUMNS}, geometry=[], crs=grid.crs)
+    return gpd.GeoDataFrame(rows, geometry="geometry", crs=grid.crs)
+
+
+@dataclass(frozen=True)
+class FenceScenario:
+    """What a border fence costs the network (:func:`compare_networks`).
+
+    Attributes
+    ----------
+    summary
+        ``PC_before``, ``PC_after``, ``PC_loss_pct``, ``EC_before_ha``, ``EC_after_ha``, ``EC_loss_pct``,
+        ``components_before``, ``components_after``, ``links_before``, ``links_after``, ``links_vanished``,
+        ``links_lengthened``, ``newly_isolated`` (patch ids).
+    links
+        One row per link of either network: ``patch_a``, ``patch_b``, ``cwd_before``, ``cwd_after``,
+        ``change_pct``, ``status`` (vanished, lengthened, unchanged, shortened or new), ``crosses_border``, geometry
+        (the path before, or after for new links).
+    graph
+        The network with the fence.
+    """
+
+    summary: dict
+    links: gpd.GeoDataFrame
+    graph: nx.Graph
+
+
+def compare_networks(
+    before: nx.Graph, after: nx.Graph, metrics_before: dict, metrics_after: dict, *, crs: object = None, rtol: float = 1e-6
+) -> FenceScenario:
+    """Compare a network with the same network under a scenario: PC / EC lost, links vanished or lengthened, isolation.
+
+    Examples
+    --------
+    >>> b = nx.Graph(); b.add_edge(1, 2, cwd=10.0); b.add_edge(2, 3, cwd=5.0)
+    >>> a = nx.Graph(); a.add_nodes_from([1, 2, 3]); a.add_edge(2, 3, cwd=8.0)
+    >>> s = compare_networks(b, a, {"PC": 0.5, "EC_ha": 10.0, "components": 1}, {"PC": 0.4, "EC_ha": 9.0, "components": 2})
+    >>> round(s.summary["PC_loss_pct"], 6), s.summary["newly_isolated"], s.links["status"].tolist()
+    (20.0, [1], ['vanished', 'lengthened'])
+    """
+    keys = sorted({(min(u, v), max(u, v)) for u, v in before.edges} | {(min(u, v), max(u, v)) for u, v in after.edges})
+    rows = []
+    for a, b in keys:
+        d0 = before.edges[a, b] if before.has_edge(a, b) else None
+        d1 = after.edges[a, b] if after.has_edge(a, b) else None
+        c0 = float(d0["cwd"]) if d0 is not None else math.nan
+        c1 = float(d1["cwd"]) if d1 is not None else math.nan
+        if d1 is None:
+            status = "vanished"
+        elif d0 is None:
+            status = "new"
+        elif c1 > c0 * (1 + rtol):
+            status = "lengthened"
+        elif c1 < c0 * (1 - rtol):
+            status = "shortened"
+        else:
+            status = "unchanged"
+        src = d0 if d0 is not None else d1
+        rows.append(
+            {
+                "patch_a": a,
+                "patch_b": b,
+                "cwd_before": c0,
+                "cwd_after": c1,
+                "change_pct": 100.0 * (c1 - c0) / c0 if d0 is not None and d1 is not None and c0 > 0 else math.nan,
+                "status": status,
+                "crosses_border": bool(src.get("crosses_border", False)),
+                "geometry": src.get("geometry"),
+            }
+        )
+    cols = ["patch_a", "patch_b", "cwd_before", "cwd_after", "change_pct", "status", "crosses_border"]
+    links = (
+        gpd.GeoDataFrame(rows, geometry="geometry", crs=crs)
+        if rows
+        else gpd.GeoDataFrame({c: [] for c in cols}, geometry=[], crs=crs)
+    )
+    isolated = sorted(int(n) for n in after.nodes if after.degree(n) == 0 and before.has_node(n) and before.degree(n) > 0)
+
+    def loss(x0: float, x1: float) -> float:
+        return 100.0 * (x0 - x1) / x0 if x0 > 0 else 0.0
+
+    pc0, pc1 = float(metrics_before["PC"]), float(metrics_after["PC"])
+    ec0, ec1 = float(metrics_before["EC_ha"]), float(metrics_after["EC_ha"])
+    summary = {
+        "PC_before": pc0,
+        "PC_after": pc1,
+        "PC_loss_pct": loss(pc0, pc1),
+        "EC_before_ha": ec0,
+        "EC_after_ha": ec1,
+        "EC_loss_pct": loss(ec0, ec1),
+        "components_before": int(metrics_before.get("components", nx.number_connected_components(before))),
+        "components_after": int(metrics_after.get("components", nx.number_connected_components(after))),
+        "links_before": before.number_of_edges(),
+        "links_after": after.number_of_edges(),
+        "links_vanished": int((links["status"] == "vanished").sum()),
+        "links_lengthened": int((links["status"] == "lengthened").sum()),
+        "newly_isolated": isolated,
+    }
+    return FenceScenario(summary=summary, links=links, graph=after)
+
+
+@dataclass(frozen=True)
+class CrossBorderResult:
+    """Outputs of the cross-border stage.
+
+    Attributes
+    ----------
+    crossings
+        :func:`border_crossings` points.
+    permeability
+        :func:`border_permeability` segments (empty without border lines).
+    fence
+        The fence scenario (:func:`compare_fenced`), or None when ``fence = "none"``.
+    fence_mask
+        bool raster of fence cells (None without a scenario).
+    transboundary
+        :func:`transboundary_patches` (empty when no patch straddles a border).
+    routes
+        :func:`crossing_routes`: every crossing route, ranked.
+    """
+
+    crossings: gpd.GeoDataFrame
+    permeability: gpd.GeoDataFrame
+    fence: FenceScenario | None = None
+    fence_mask: np.ndarray | None = None
+    transboundary: gpd.GeoDataFrame | None = None
+    routes: gpd.GeoDataFrame | None = None
+
+
+def _component_capacity(graph: nx.Graph, adults: dict[int, float]) -> tuple[float, float]:
+    """(adults in the largest component, adults in components holding habitat in two or more countries)."""
+    largest = cross = 0.0
+    for comp in nx.connected_components(graph):
+        total = float(sum(adults.get(int(n), 0.0) for n in comp))
+        codes = {
+            c for n in comp for c in str(graph.nodes[n].get("countries") or graph.nodes[n].get("country") or "").split(";") if c
+        }
+        largest = max(largest, total)
+        if len(codes) > 1:
+            cross += total
+    return largest, cross
+
+
+def compare_fenced(
+    before: nx.Graph,
+    after: nx.Graph,
+    parts: gpd.GeoDataFrame,
+    metrics_before: dict,
+    metrics_after: dict,
+    *,
+    crs: object = None,
+    capacity: pd.DataFrame | None = None,
+) -> FenceScenario:
+    """The fence scenario: the network before, and after cutting patches at the border (:func:`split_at_border`).
+
+    ``after`` is the graph of the parts (node ids of ``parts``, links recomputed on the fenced resistance).
+    Each link of ``before`` is compared with the cheapest link between any parts of its two patches
+    (:func:`compare_networks`); each transboundary patch adds a row ``patch_a == patch_b`` with status ``cut``,
+    ``cwd_before`` 0 and ``cwd_after`` the cheapest link left between its own parts in different countries
+    (NaN: none).  The summary adds
+    ``transboundary_cut`` and ``transboundary_rejoined`` (patch ids), and with ``capacity`` (``patch_id``,
+    ``country``, ``adults``: territories per patch and country) the adults in the largest network component and
+    in components spanning two or more countries, before and after (``capacity_largest_before`` …
+    ``capacity_cross_border_after``).
+
+    Examples
+    --------
+    One transboundary patch (1) linked to a Russian patch (2); the fence cuts 1 into parts 1 (CHN) and 2 (RUS).
+
+    >>> b = nx.Graph(); b.add_node(1, countries="CHN;RUS"); b.add_node(2, countries="RUS")
+    >>> b.add_edge(1, 2, cwd=10.0)
+    >>> parts = pd.DataFrame({"patch_id": [1, 2, 3], "parent_id": [1, 1, 2], "country": ["CHN", "RUS", "RUS"]})
+    >>> a = nx.Graph(); a.add_nodes_from([1, 2, 3]); a.add_edge(2, 3, cwd=10.0)
+    >>> s = compare_fenced(b, a, parts, {"PC": .5, "EC_ha": 1.0}, {"PC": .4, "EC_ha": .9})
+    >>> s.links[["patch_a", "patch_b", "status"]].to_dict("records"), s.summary["transboundary_cut"]
+    ([{'patch_a': 1, 'patch_b': 1, 'status': 'cut'}, {'patch_a': 1, 'patch_b': 2, 'status': 'unchanged'}], [1])
+    """
+    parent = dict(zip(parts["patch_id"].astype(int), parts["parent_id"].astype(int), strict=True))
+    country = dict(zip(parts["patch_id"].astype(int), parts["country"].astype(str), strict=True))
+    agg = nx.Graph()
+    agg.add_nodes_from((n, d) for n, d in before.nodes(data=True))
+    rejoin: dict[int, float] = {}
+    for u, v, d in after.edges(data=True):
+        pu, pv = parent.get(int(u), int(u)), parent.get(int(v), int(v))
+        c = float(d.get("cwd", math.nan))
+        if pu == pv:  # two parts of one patch: across the fence only if in different countries
+            if country.get(int(u)) != country.get(int(v)):
+                rejoin[pu] = min(rejoin.get(pu, math.inf), c)
+        elif not agg.has_edge(pu, pv) or c < agg.edges[pu, pv]["cwd"]:
+            agg.add_edge(pu, pv, **d)
+    base = compare_networks(before, agg, metrics_before, metrics_after, crs=crs)
+    cut = sorted(
+        int(n) for n, d in before.nodes(data=True) if len([c for c in str(d.get("countries") or "").split(";") if c]) > 1
+    )
+    extra = [
+        {
+            "patch_a": p,
+            "patch_b": p,
+            "cwd_before": 0.0,
+            "cwd_after": rejoin.get(p, math.nan),
+            "change_pct": math.nan,
+            "status": "cut",
+            "crosses_border": True,
+            "geometry": None,
+        }
+        for p in cut
+    ]
+    links = base.links
+    if extra:
+        links = gpd.GeoDataFrame(pd.concat([gpd.GeoDataFrame(extra, geometry="geometry", crs=crs), links], ignore_index=True),
+                                 geometry="geometry", crs=crs)
+        links = links.sort_values(["patch_a", "patch_b"], kind="stable").reset_index(drop=True)
+    summary = dict(base.summary)
+    summary["links_before"] = before.number_of_edges()
+    summary["links_after"] = after.number_of_edges()
+    summary["transboundary_cut"] = cut
+    summary["transboundary_rejoined"] = sorted(p for p in cut if p in rejoin)
+    if capacity is not None and len(capacity):
+        cap = capacity.groupby(["patch_id", "country"])["adults"].sum()
+        adults_before = capacity.groupby("patch_id")["adults"].sum().to_dict()
+        pc = pd.DataFrame(parts)[["patch_id", "parent_id", "country"]].copy()
+        pc["n"] = pd.DataFrame(parts)["n_cells"].to_numpy() if "n_cells" in parts else 1.0
+        pc["w"] = pc["n"] / pc.groupby(["parent_id", "country"])["n"].transform("sum")
+        pc["adults"] = [
+            float(cap.get((int(p), str(c)), 0.0)) * w for p, c, w in zip(pc["parent_id"], pc["country"], pc["w"], strict=True)
+        ]
+        adults_after = dict(zip(pc["patch_id"].astype(int), pc["adults"], strict=True))
+        lb, cb_ = _component_capacity(before, {int(k): float(v) for k, v in adults_before.items()})
+        la, ca_ = _component_capacity(after, adults_after)
+        summary |= {
+            "capacity_largest_before": lb,
+            "capacity_largest_after": la,
+            "capacity_cross_border_before": cb_,
+            "capacity_cross_border_after": ca_,
+        }
+    return FenceScenario(summary=summary, links=links, graph=after)
+
+
+#: Columns of the ranked cross-border corridor table, in order.
+CROSSBORDER_COLUMNS = (
+    "rank",
+    "from_id",
+    "from_name",
+    "to_id",
+    "to_name",
+    "countries",
+    "kind",
+    "score",
+    "cwd",
+    "corridor_width_m",
+    "pinch_current",
+    "dPC_link",
+    "crossing_lon",
+    "crossing_lat",
+    "border",
+    "protected_areas",
+)
+
+
+def crossborder_corridors(graph: nx.Graph, crossings: gpd.GeoDataFrame | None = None) -> pd.DataFrame:
+    """The cross-border links ranked by ``score`` (then ``cwd``): one row per link with ``crosses_border``.
+
+    ``crossing_lon`` / ``crossing_lat`` (WGS 84) are the link's first border crossing; ``protected_areas`` the
+    protected-area names of the two patches it joins (patch attribute ``name``).  ``corridor_width_m`` is the
+    link's own (the corridor's narrowest width, as in the links table; NaN where the link has none).  Seams
+    (``kind = "touching"``, patches that touch) have no score and come last.
+
+    Examples
+    --------
+    >>> G = nx.Graph()
+    >>> G.add_node(1, name="Land of the Leopard"); G.add_node(2, name="NE China Tiger and Leopard")
+    >>> G.add_edge(1, 2, cwd=500.0, countries="CHN;RUS", crosses_border=True, score=80.0)
+    >>> crossborder_corridors(G)[["rank", "from_name", "to_name", "countries"]].to_dict("records")
+    [{'rank': 1, 'from_name': 'Land of the Leopard', 'to_name': 'NE China Tiger and Leopard', 'countries': 'CHN;RUS'}]
+    """
+    from leopardgeo.stages.graph import CORRIDOR, link_kind
+
+    first: dict[tuple[int, int], tuple[float, float, str]] = {}
+    if crossings is not None and len(crossings):
+        ll = crossings.to_crs("EPSG:4326") if crossings.crs is not None else crossings
+        for row, pt in zip(crossings.itertuples(index=False), ll.geometry, strict=True):
+            key = (int(row.patch_a), int(row.patch_b))
+            first.setdefault(key, (round(pt.x, 4), round(pt.y, 4), str(row.border)))
+    rows = []
+    for u, v, d in graph.edges(data=True):
+        if not d.get("crosses_border"):
+            continue
+        a, b = min(u, v), max(u, v)
+        na, nb = (str(graph.nodes[n].get("name") or "") for n in (a, b))
+        lon, lat, border = first.get((a, b), (math.nan, math.nan, ""))
+        rows.append(
+            {
+                "from_id": a,
+                "from_name": na,
+                "to_id": b,
+                "to_name": nb,
+                "countries": str(d.get("countries", "")),
+                "kind": link_kind(d),
+                "score": float(d.get("score", math.nan)),
+                "cwd": float(d.get("cwd", math.nan)),
+                "corridor_width_m": float(d.get("corridor_width_m", math.nan)),
+                "pinch_current": float(d.get("pinch_current", math.nan)),
+                "dPC_link": float(d.get("dPC_link", math.nan)),
+                "crossing_lon": lon,
+                "crossing_lat": lat,
+                "border": border,
+                "protected_areas": "; ".join(x for x in (na, nb) if x),
+            }
+        )
+    t = pd.DataFrame(rows, columns=[c for c in CROSSBORDER_COLUMNS if c != "rank"])
+    t["seam"] = t["kind"] != CORRIDOR
+    t["score_key"] = t["score"].fillna(-math.inf)
+    t = t.sort_values(["seam", "score_key", "cwd"], ascending=[True, False, True], kind="stable")
+    t = t.drop(columns=["score_key", "seam"])
+    t.insert(0, "rank", np.arange(1, len(t) + 1))
+    return t.reset_index(drop=True)
+
+
+#: Columns of :func:`crossing_routes`, in order.
+ROUTE_COLUMNS = (
+    "rank",
+    "route",
+    "route_id",
+    "importance_dpc",
+    "country_a",
+    "patch_a",
+    "protected_a",
+    "country_b",
+    "patch_b",
+    "protected_b",
+    "crossing_lon",
+    "crossing_lat",
+    "border",
+    "border_segment",
+    "border_line_m",
+    "cwd",
+    "corridor_width_m",
+    "border_length_m",
+    "current",
+    "current_share",
+)
+
+
+def crossing_importance(
+    graph: nx.Graph,
+    patch_ids: Sequence[int],
+    labels: np.ndarray,
+    countries: np.ndarray,
+    country_codes: list[str],
+    grid: Grid,
+    *,
+    attribute: str = "area_ha",
+    weight: str = "cwd",
+    median_distance: float = 11_000.0,
+    probability: float = 0.5,
+    landscape_area: float | None = None,
+) -> dict[int, float]:
+    r"""Importance of each transboundary patch as a crossing: % of PC lost when it is cut at the border.
+
+    .. math:: \mathrm{dPC_{cut}} = 100\,(PC - PC_{cut}) / PC
+
+    with :math:`PC_{cut}` the probability of connectivity (Saura & Pascual-Hortal 2007) of :func:`cut_graph`, the
+    patch's national parts with no passage between them, on the same kernel and landscape area.  It is the
+    transboundary patch's counterpart of a link's ``dPC_link`` (PC lost without the link), so links and
+    patches rank on one scale (:func:`crossing_routes`).
+
+    Examples
+    --------
+    >>> from leopardgeo.testing import TEST_CRS
+    >>> g = Grid.from_bounds((0, 0, 200, 100), cell_size_m=100, crs=TEST_CRS)
+    >>> G = nx.Graph(); G.add_node(1, area_ha=2.0, area_ha_chn=1.0, area_ha_rus=1.0, countries="CHN;RUS")
+    >>> crossing_importance(G, [1], np.ones((1, 2), "int32"), np.array([[0, 1]]), ["CHN", "RUS"], g)  # 4 -> 2
+    {1: 50.0}
+    """
+    from leopardgeo.stages.metrics import connectivity_metrics
+
+    kw = {"attribute": attribute, "weight": weight, "median_distance": median_distance, "probability": probability}
+    if landscape_area is None:
+        landscape_area = float(sum(float(d.get(attribute, 0.0)) for _, d in graph.nodes(data=True)))
+    pc = connectivity_metrics(graph, landscape_area=landscape_area, **kw).summary["PC"]
+    out = {}
+    for pid in patch_ids:
+        cut = cut_graph(graph, int(pid), labels, countries, country_codes, grid, attribute=attribute)
+        pc_cut = connectivity_metrics(cut, landscape_area=landscape_area, **kw).summary["PC"]
+        out[int(pid)] = 100.0 * (pc - pc_cut) / pc if pc > 0 else 0.0
+    return out
+
+
+def _nearest_segment(permeability: gpd.GeoDataFrame | None, pts: np.ndarray) -> list[float]:
+    if permeability is None or permeability.empty or len(pts) == 0:
+        return [math.nan] * len(pts)
+    tree = shapely.STRtree(permeability.geometry.to_numpy())
+    idx = tree.nearest(pts)
+    return [float(permeability["segment"].iloc[int(i)]) for i in idx]
+
+
+def crossing_routes(
+    graph: nx.Graph,
+    crossings: gpd.GeoDataFrame | None,
+    transboundary: gpd.GeoDataFrame | None,
+    *,
+    importance: dict[int, float] | None = None,
+    permeability: gpd.GeoDataFrame | None = None,
+) -> gpd.GeoDataFrame:
+    """Every route leopards can take across a border, ranked: where they cross, and what closing it would cost.
+
+    Two kinds of route, one row each:
+
+    * ``link``: a least-cost link whose path crosses a border (``crosses_border``, seams excluded), at its first
+      crossing; sides a and b are the countries before and after the crossing, with the patch and its
+      protected areas (patch ``name``) on each side; ``current`` is the cumulative current density at the
+      crossing cell (circuit stage);
+    * ``transboundary patch``: habitat straddling the border (:func:`transboundary_patches`), at its main
+      crossing; ``border_length_m`` of border through habitat, ``current_share`` of the current between its
+      national parts that crosses inside it.
+
+    ``importance_dpc`` is the % of the network's probability of connectivity lost if the route were closed:
+    ``dPC_link`` for a link (the link removed), :func:`crossing_importance` for a transboundary patch (cut at
+    every border it straddles, with no passage).  Routes rank by it (NaN last, then by ``cwd``); the rows of a
+    patch across several borders share its importance and follow each other, the border carrying most
+    (``border_length_m`` × ``current_share``) first.  ``border_segment`` is the
+    nearest segment of the border-permeability profile.  Point geometry: the crossing.
+
+    Examples
+    --------
+    >>> G = nx.Graph(); G.add_node(1, name="A", countries="CHN"); G.add_node(2, name="B", countries="RUS")
+    >>> G.add_edge(1, 2, cwd=900.0, euclid_m=500.0, crosses_border=True, dPC_link=3.0)
+    >>> x = gpd.GeoDataFrame({"patch_a": [1], "patch_b": [2], "border": ["CHN-RUS"], "from_country": ["CHN"],
+    ...                       "to_country": ["RUS"], "current": [0.2], "border_line_m": [40.0]},
+    ...                      geometry=[shapely.Point(0, 0)], crs="EPSG:32652")
+    >>> crossing_routes(G, x, None)[["rank", "route", "route_id", "importance_dpc", "patch_a", "patch_b"]].to_dict("records")
+    [{'rank': 1, 'route': 'link', 'route_id': '1-2', 'importance_dpc': 3.0, 'patch_a': 'A', 'patch_b': 'B'}]
+    """
+    from leopardgeo.stages.graph import CORRIDOR, link_kind
+
+    importance = importance or {}
+    rows = []
+    first: dict[tuple[int, int], object] = {}
+    if crossings is not None and len(crossings):
+        for row in crossings.itertuples(index=False):
+            first.setdefault((int(row.patch_a), int(row.patch_b)), row)
+    for u, v, d in graph.edges(data=True):
+        if not d.get("crosses_border") or link_kind(d) != CORRIDOR:
+            continue
+        a, b = min(u, v), max(u, v)
+        x = first.get((a, b))
+        name = {n: str(graph.nodes[n].get("name") or "") for n in (a, b)}
+        rows.append(
+            {
+                "route": "link",
+                "route_id": f"{a}-{b}",
+                "importance_dpc": float(d.get("dPC_link", math.nan)),
+                "country_a": str(x.from_country) if x is not None else "",
+                "patch_a": name[a] or f"patch {a}",
+                "protected_a": name[a],
+                "country_b": str(x.to_country) if x is not None else "",
+                "patch_b": name[b] or f"patch {b}",
+                "protected_b": name[b],
+                "border": str(x.border) if x is not None else "",
+                "border_line_m": float(getattr(x, "border_line_m", math.nan)) if x is not None else math.nan,
+                "cwd": float(d.get("cwd", math.nan)),
+                "corridor_width_m": float(d.get("corridor_width_m", math.nan)),
+                "border_length_m": math.nan,
+                "current": float(getattr(x, "current", math.nan)) if x is not None else math.nan,
+                "current_share": math.nan,
+                "geometry": x.geometry if x is not None else None,
+            }
+        )
+    if transboundary is not None:
+        for t in transboundary.itertuples(index=False):
+            label = str(t.name) or f"patch {int(t.patch_id)}"
+            rows.append(
+                {
+                    "route": "transboundary patch",
+                    "route_id": str(int(t.patch_id)),
+                    "importance_dpc": float(importance.get(int(t.patch_id), math.nan)),
+                    "country_a": str(t.country_a),
+                    "patch_a": label,
+                    "protected_a": str(t.protected_a),
+                    "country_b": str(t.country_b),
+                    "patch_b": label,
+                    "protected_b": str(t.protected_b),
+                    "border": str(t.border),
+                    "border_line_m": float(t.border_line_m),
+                    "cwd": math.nan,
+                    "corridor_width_m": math.nan,
+                    "border_length_m": float(t.border_length_m),
+                    "current": float(t.peak_current),
+                    "current_share": float(t.current_share),
+                    "geometry": t.geometry,
+                }
+            )
+    crs = crossings.crs if crossings is not None else (transboundary.crs if transboundary is not None else None)
+    cols = [c for c in ROUTE_COLUMNS if c not in ("rank", "crossing_lon", "crossing_lat", "border_segment")]
+    if not rows:
+        empty = {c: [] for c in ROUTE_COLUMNS}
+        return gpd.GeoDataFrame(empty, geometry=[], crs=crs)
+    t = gpd.GeoDataFrame(rows, geometry="geometry", crs=crs)[[*cols, "geometry"]]
+    has = t.geometry.notna() & ~t.geometry.is_empty
+    lon = np.full(len(t), np.nan)
+    lat = np.full(len(t), np.nan)
+    if has.any() and crs is not None:
+        ll = t[has].to_crs("EPSG:4326").geometry
+        lon[has.to_numpy()] = ll.x.round(4).to_numpy()
+        lat[has.to_numpy()] = ll.y.round(4).to_numpy()
+    t["crossing_lon"] = lon
+    t["crossing_lat"] = lat
+    seg = np.full(len(t), np.nan)
+    seg[has.to_numpy()] = _nearest_segment(permeability, t.geometry[has].to_numpy())
+    t["border_segment"] = seg
+    t["key"] = t["importance_dpc"].fillna(-math.inf)
+    t["cwd_key"] = t["cwd"].fillna(0.0)
+    t["flow_key"] = (t["border_length_m"] * t["current_share"]).fillna(0.0)
+    t = t.sort_values(["key", "cwd_key", "flow_key"], ascending=[False, True, False], kind="stable")
+    t = t.drop(columns=["key", "cwd_key", "flow_key"])
+    t.insert(0, "rank", np.arange(1, len(t) + 1))
+    return gpd.GeoDataFrame(t[[*ROUTE_COLUMNS, "geometry"]].reset_index(drop=True), geometry="geometry", crs=crs)
