@@ -473,7 +473,8 @@ def _print_link_table(con: Any, table: Any, out_dir: Path, top: int) -> None:
         scored = []
         if "score" in table.columns:
             rank = getattr(r, "score_rank", None)
-            scored = ["-" if rank is None or pd.isna(rank) else str(rank), "-" if r.score != r.score else f"{r.score:.0f}"]
+            unranked = rank is None or str(rank) in ("<NA>", "nan")  # seams: not ranked
+            scored = ["-" if unranked else str(rank), "-" if r.score != r.score else f"{r.score:.0f}"]
         t.add_row(
             *scored,
             f"{r.from_id} {r.from_name}".strip(),

@@ -758,8 +758,8 @@ def transboundary_patches(
     >>> t[["border", "border_length_m", "current_share"]].round(6).to_dict("records")
     [{'border': 'CHN-RUS', 'border_length_m': 400.0, 'current_share': 1.0}]
     """
-    from leopardgeo.kernels.circuit import circuit_flow
     from leopardgeo.core.errors import LeopardGeoError
+    from leopardgeo.kernels.circuit import circuit_flow
 
     labels = np.asarray(labels)
     cidx = fill_countries(np.asarray(countries))
