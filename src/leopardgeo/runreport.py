@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import html
+import itertools
 import json
 import logging
 import math
@@ -204,6 +205,13 @@ class _RunFolder:
         if layer not in self.layers:
             return None
         return pd.DataFrame(pyogrio.read_dataframe(self.gpkg, layer=layer, read_geometry=False))
+
+    def frame(self, layer: str) -> Any:
+        """The layer with its geometry (a GeoDataFrame), or None if absent or empty."""
+        if layer not in self.layers:
+            return None
+        gdf = pyogrio.read_dataframe(self.gpkg, layer=layer)
+        return gdf if len(gdf) else None
 
     def json(self, name: str) -> Any:
         p = self.dir / name
@@ -560,6 +568,308 @@ def _sites_section(run: _RunFolder, report: Report) -> Section | None:
     return s
 
 
+# ---------------------------------------------------------------------- findings (the report's first section)
+#: Published figures shown beside the modelled ones, by ISO3 (and "all"). Every figure carries its source
+#: (collected in the project's reference notes on the Amur leopard; see README, "Science").
+PUBLISHED: dict[str, dict[str, str]] = {
+    "RUS": {
+        "habitat": "≈6,500–7,000 km² occupied range; 10,648 km² potential habitat (Hebblewhite et al. 2011)",
+        "count": "129 adults + ≥14 cubs in the protected areas, 2024 (monitoring reported by TASS and the RGO)",
+    },
+    "CHN": {
+        "habitat": "21,174 km² of suitable patches for 195 leopards (Jiang et al. 2015, Sci. Rep. 5:15475)",
+        "count": "≥42 on camera traps 2012–14 (Wang et al., Landsc. Ecol.); ≈80 in the NE China Tiger and Leopard NP, "
+        "2023–24 (press)",
+    },
+    "PRK": {
+        "habitat": "9,149 km² across the Jilin–DPRK border for +89 breeding adults (Gardener 2020, MScRes thesis)",
+        "count": "no survey published",
+    },
+    "all": {
+        "habitat": "",
+        "count": "84 (95 % CI 70–108) across the border, 2014–15 camera traps (Vitkalova et al. 2018, Conserv. Lett.)",
+    },
+}
+#: Adults per 100 km² from spatial capture-recapture in Land of the Leopard (Vitkalova & Shevtsova 2016).
+PUBLISHED_DENSITY_PER_100KM2 = 0.98
+_COUNTRY_NAMES = {"RUS": "Russia", "CHN": "China", "PRK": "North Korea", "all": "all"}
+_KM2_PER_HA = 0.01
+
+
+def _lonlat(gdf: Any) -> list[tuple[float, float]]:
+    """(lon, lat) of each geometry's representative point (points as they are), in WGS 84."""
+    from pyproj import Transformer
+
+    if gdf is None or not len(gdf):
+        return []
+    pts = gdf.geometry.representative_point()
+    if gdf.crs is None:
+        return [(math.nan, math.nan)] * len(gdf)
+    tr = Transformer.from_crs(gdf.crs, 4326, always_xy=True)
+    lon, lat = tr.transform(pts.x.to_numpy(), pts.y.to_numpy())
+    return list(zip(np.atleast_1d(lon).tolist(), np.atleast_1d(lat).tolist(), strict=True))
+
+
+def format_lonlat(lon: float, lat: float) -> str:
+    """``43.123 N 131.456 E`` (three decimals, about 100 m), ``-`` when unknown.
+
+    Examples
+    --------
+    >>> format_lonlat(131.4561, 43.1234), format_lonlat(float("nan"), 1.0)
+    ('43.123 N 131.456 E', '-')
+    """
+    if not (math.isfinite(lon) and math.isfinite(lat)):
+        return "-"
+    return f"{abs(lat):.3f} {'N' if lat >= 0 else 'S'} {abs(lon):.3f} {'E' if lon >= 0 else 'W'}"
+
+
+def _country_rows(run: _RunFolder) -> pd.DataFrame | None:
+    """Habitat (km²) and modelled capacity by country beside the published figures."""
+    patches = run.table("patches")
+    if patches is None or "country" not in patches.columns:
+        return None
+    area = patches.assign(country=patches["country"].fillna("").replace("", "?")).groupby("country")["area_ha"].sum()
+    area["all"] = float(patches["area_ha"].sum())
+    cap = run.csv("capacity.csv")
+    adults: dict[str, tuple[float, float, float]] = {}
+    if cap is not None and {"zone_type", "zone", "adults"} <= set(cap.columns):
+        for r in cap[cap["zone_type"].isin(["country", "all"])].to_dict("records"):
+            lo, hi = r.get("adults_min", r["adults"]), r.get("adults_max", r["adults"])
+            adults[str(r["zone"])] = (float(r["adults"]), float(lo), float(hi))
+    rows = []
+    for code, ha in area.items():
+        km2 = float(ha) * _KM2_PER_HA
+        a = adults.get(str(code))
+        pub = PUBLISHED.get(str(code), {})
+        rows.append(
+            {
+                "country": _COUNTRY_NAMES.get(str(code), str(code)),
+                "habitat (km²)": f"{km2:,.0f}",
+                "modelled room (adults)": "-" if a is None else f"{a[0]:,.0f} ({a[1]:,.0f}–{a[2]:,.0f})",
+                "at published density (adults)": f"{km2 * PUBLISHED_DENSITY_PER_100KM2 / 100:,.0f}",
+                "published habitat": pub.get("habitat", "") or "-",
+                "published count": pub.get("count", "") or "-",
+            }
+        )
+    order = {"RUS": 0, "CHN": 1, "PRK": 2}
+    rows.sort(key=lambda r: (r["country"] == "all", order.get(next((k for k, v in _COUNTRY_NAMES.items()
+                                                                      if v == r["country"]), ""), 5)))  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _patch_names(run: _RunFolder) -> dict[int, str]:
+    nodes = run.table("graph_nodes")
+    if nodes is None:
+        nodes = run.table("patches")
+    if nodes is None or "name" not in nodes.columns:
+        return {}
+    return {int(i): str(n) for i, n in zip(nodes["patch_id"], nodes["name"].fillna(""), strict=True) if str(n)}
+
+
+def _patch_label(pid: int, names: dict[int, str]) -> str:
+    name = names.get(int(pid), "")
+    return f"{int(pid)} ({name})" if name else str(int(pid))
+
+
+def _habitat_finding(run: _RunFolder, report: Report) -> list[Block]:
+    rows = _country_rows(run)
+    if rows is None:
+        return []
+    patches = run.table("patches")
+    total_km2 = float(patches["area_ha"].sum()) * _KM2_PER_HA
+    by = {r["country"]: r for r in rows.to_dict("records")}
+    parts = [f"{r['habitat (km²)']} km² in {c}" for c, r in by.items() if c != "all"]
+    text = (f"**Habitat and capacity.** The model finds **{total_km2:,.0f} km² of habitat** in {len(patches)} patches "
+            f"({', '.join(parts)}).")  # fmt: skip
+    allrow = by.get("all", {})
+    room = allrow.get("modelled room (adults)", "-")
+    if room != "-":
+        dens = total_km2 * PUBLISHED_DENSITY_PER_100KM2 / 100
+        text += (
+            f" Territory packing leaves room for **{room.split(' ')[0]} adults**, against **84 (70–108) counted** across "
+            f"the border in 2014–15 and 129 adults in Russia's protected areas in 2024. At the density surveyed in Land of "
+            f"the Leopard ({PUBLISHED_DENSITY_PER_100KM2} adults per 100 km²) the same habitat would hold about "
+            f"{dens:,.0f}. The packing counts room for territories, not animals (no prey density, poaching or road "
+            "deaths in it): read it as an upper bound on space, and the modelled habitat as potential forest habitat, "
+            "not the occupied range."
+        )
+    report.summary.setdefault("findings", {})["habitat_km2"] = total_km2
+    note = (
+        "habitat: area of the habitat patches (modelled suitability above the threshold, at least the minimum area). "
+        "modelled room: adults (females + males) that the territory packing fits, replicate 0, with the min–max over "
+        f"the replicates. at published density: habitat × {PUBLISHED_DENSITY_PER_100KM2} adults / 100 km² "
+        "(Vitkalova & Shevtsova 2016, SECR in Land of the Leopard; China: 0.62, Qi et al.) — derived, not a source. "
+        "Published figures: see the sources named in each cell."
+    )
+    return [text, Table(rows, "Habitat and capacity by country, modelled beside published", note)]
+
+
+def _crossborder_finding(run: _RunFolder, report: Report) -> list[Block]:
+    links = run.table("links")
+    if links is None:
+        return []
+    names = _patch_names(run)
+    cross = links[links["countries"].fillna("").str.contains(";")] if "countries" in links.columns else links.iloc[:0]
+    out: list[Block] = []
+    if not len(cross):
+        return [f"**Cross-border routes.** None of the {len(links)} links crosses a national border."]
+    key = [c for c in ("dPC_link", "score") if c in cross.columns]
+    top = cross.sort_values(key, ascending=False).head(3) if key else cross.sort_values("cwd").head(3)
+    bc = run.frame("border_crossings")
+    where: dict[tuple[int, int], str] = {}
+    if bc is not None:
+        for (lon, lat), a, b in zip(_lonlat(bc), bc["patch_a"], bc["patch_b"], strict=True):
+            where.setdefault((int(a), int(b)), format_lonlat(lon, lat))
+    items = []
+    for r in top.to_dict("records"):
+        a, b = int(r["patch_a"]), int(r["patch_b"])
+        bits = [f"crossing at {where[(a, b)]}"] if (a, b) in where else []
+        if "score" in r and pd.notna(r["score"]):
+            bits.append(f"score {r['score']:.0f}/100")
+        if "dPC_link" in r and pd.notna(r["dPC_link"]):
+            bits.append(f"{r['dPC_link']:.1f} % of PC lost without it")
+        if "corridor_width_m" in r and pd.notna(r["corridor_width_m"]):
+            bits.append(f"{r['corridor_width_m'] / 1000:,.1f} km wide at its narrowest")
+        items.append(f"{_patch_label(a, names)} – {_patch_label(b, names)} ({', '.join(bits)})")
+    text = (f"**Cross-border routes.** {len(cross)} of {len(links)} links cross a national border. The ones the network "
+            f"depends on most (by dPC, the share of connectivity lost without the link): " + "; ".join(items) + ".")  # fmt: skip
+    fence = run.json("fence.json")
+    if fence and fence.get("summary"):
+        sm = fence["summary"]
+        gaps = sm.get("gaps") or []
+        iso = sm.get("newly_isolated") or []
+        text += (
+            f" **A border fence** ({sm.get('fence', '?')}, {len(gaps)} gap{'s' if len(gaps) != 1 else ''}) would cost "
+            f"**{sm['PC_loss_pct']:.0f} % of the probability of connectivity** and {sm['EC_loss_pct']:.0f} % of the "
+            f"equivalent connected area ({sm['EC_before_ha'] * _KM2_PER_HA:,.0f} → {sm['EC_after_ha'] * _KM2_PER_HA:,.0f} "
+            f"km²), cut {sm.get('links_vanished', 0)} links and "
+            + (f"isolate patch{'es' if len(iso) > 1 else ''} {', '.join(_patch_label(i, names) for i in iso)}." if iso
+               else "isolate no patch.")
+        )  # fmt: skip
+    out.append(text)
+    return out
+
+
+def _site_patch(geom: Any, patches: Any) -> int | None:
+    """The patch holding most of ``geom`` (None if it touches none)."""
+    hit = patches[patches.intersects(geom)]
+    if not len(hit):
+        return None
+    share = hit.geometry.intersection(geom).area.to_numpy()
+    return int(hit["patch_id"].to_numpy()[int(np.argmax(share))])
+
+
+def _sikhote_finding(run: _RunFolder, report: Report) -> list[Block]:
+    sites = run.frame("sites")
+    doc = run.json("sites.json") or {}
+    if sites is None or not len(sites):
+        return []
+    sites = sites.sort_values("rank") if "rank" in sites.columns else sites
+    best = sites.iloc[0]
+    source = doc.get("source") or (best.get("source") if "source" in sites.columns else None) or "the source population"
+    name = str(best.get("name", "the best site"))
+    cwd = float(best.get("cwd_to_source", math.nan))
+    connects = math.isfinite(cwd)
+    text = f"**Southern Sikhote-Alin.** The best-ranked site, **{name}**"
+    if "score" in sites.columns:
+        text += f" (score {best['score']:.0f}/100"
+        text += f", ranked first in {100 * best['first_share']:.0f} % of the weight draws)" if "first_share" in sites.columns else ")"
+    if not connects:
+        return [text + f", has **no least-cost path to {source}**: it does not connect to the source population."]
+    text += (f", **connects to {source}**: least-cost distance {cwd:,.0f} cost-weighted m over "
+             f"{float(best.get('euclid_to_source_m', math.nan)) / 1000:,.0f} km in a straight line")  # fmt: skip
+    if "eff_resistance" in sites.columns and pd.notna(best["eff_resistance"]):
+        text += f", effective resistance {best['eff_resistance']:.2f} Ω"
+    text += "."
+    weak = _weakest_section(run, sites.geometry.iloc[0], source)
+    if weak:
+        text += " " + weak
+    return [text]
+
+
+def _weakest_section(run: _RunFolder, site_geom: Any, source: str) -> str:
+    """The patches the site-to-source route runs through and its weakest link, in one sentence ("" if unknown)."""
+    import networkx as nx
+
+    patches = run.frame("patches")
+    links = run.table("links")
+    pa = run.frame("protected_areas")
+    if patches is None or links is None or pa is None:
+        return ""
+    col = next((c for c in ("NAME", "name") if c in pa.columns), None)
+    if col is None:
+        return ""
+    src = pa[pa[col].astype(str).str.casefold().str.contains(str(source).casefold(), regex=False)]
+    a = _site_patch(site_geom, patches)
+    b = _site_patch(src.union_all(), patches) if len(src) else None
+    if a is None or b is None:
+        return ""
+    names = _patch_names(run)
+    if a == b:
+        return f"Site and source lie in the same habitat patch ({_patch_label(a, names)})."
+    g = nx.Graph()
+    for r in links.to_dict("records"):
+        g.add_edge(int(r["patch_a"]), int(r["patch_b"]), **r)
+    if a not in g or b not in g or not nx.has_path(g, a, b):
+        return f"No chain of links joins patch {a} (site) to patch {b} (source)."
+    path = nx.shortest_path(g, a, b, weight="cwd")
+    edges = [g.edges[u, v] for u, v in itertools.pairwise(path)]
+    if edges and "score" in edges[0]:
+        weakest = min(edges, key=lambda e: e["score"] if pd.notna(e["score"]) else math.inf)
+        why = f"corridor score {weakest['score']:.0f}/100"
+    else:
+        weakest = max(edges, key=lambda e: e["cwd"])
+        why = f"the costliest link, {weakest['cwd']:,.0f} cost-weighted m"
+    wa, wb = int(weakest["patch_a"]), int(weakest["patch_b"])
+    if pd.notna(weakest.get("corridor_width_m", math.nan)):
+        why += f", {weakest['corridor_width_m'] / 1000:,.1f} km wide at its narrowest"
+    pin = run.frame("pinch_points")
+    where = ""
+    if pin is not None:
+        row = pin[(pin["patch_a"] == wa) & (pin["patch_b"] == wb)]
+        if len(row):
+            lon, lat = _lonlat(row.iloc[:1])[0]
+            where = f"; its pinch point is at **{format_lonlat(lon, lat)}**"
+    route = " → ".join(_patch_label(p, names) for p in path)
+    return (f"The route runs {route}; **its weakest section is link {wa}-{wb}** ({why}){where}.")  # fmt: skip
+
+
+def _restore_finding(run: _RunFolder, report: Report) -> list[Block]:
+    b = run.frame("barriers")
+    if b is None or not len(b):
+        return []
+    b = b.sort_values("rank") if "rank" in b.columns else b
+    b = b.drop_duplicates(["patch_a", "patch_b"]).head(3)  # the three best links to work on, one place each
+    names = _patch_names(run)
+    items = []
+    for (lon, lat), r in zip(_lonlat(b), b.to_dict("records"), strict=True):
+        items.append(
+            f"**{format_lonlat(lon, lat)}** on link {int(r['patch_a'])}-{int(r['patch_b'])} "
+            f"({names.get(int(r['patch_a']), '') or 'patch ' + str(int(r['patch_a']))} – "
+            f"{names.get(int(r['patch_b']), '') or 'patch ' + str(int(r['patch_b']))}): restoring a "
+            f"{r['radius_m'] / 1000:g} km-radius circle saves {r['pct_of_lcd']:.0f} % of the link's cost"
+        )
+    return ["**Best places to restore** (Barrier Mapper, one place per link): " + "; ".join(items) + "."]
+
+
+def _findings_section(run: _RunFolder, report: Report) -> Section:
+    """The report's first section: what the run found, in plain sentences with the key numbers."""
+    s = Section("Findings", anchor="findings")
+    for part in (_habitat_finding, _crossborder_finding, _sikhote_finding, _restore_finding):
+        try:
+            s.blocks += part(run, report)
+        except (KeyError, ValueError, TypeError) as exc:  # an output of an unexpected shape: say so, keep the report
+            logger.warning("findings: %s skipped (%s)", part.__name__, exc)
+    if not s.blocks:
+        s.blocks.append("This run has no patches yet: nothing to summarise.")
+    s.blocks.append(
+        "Modelled results throughout: suitability, territories, capacity and persistence are model outputs on the "
+        "demo's illustrative coefficients and approximate protected-area outlines, not observations. Each number is "
+        "explained under its table below; run details are at the end."
+    )
+    return s
+
+
 def _files_section(run: _RunFolder, report: Report) -> Section:
     present = sorted(p.name for p in run.dir.iterdir() if p.is_file() and not p.name.startswith("."))
     names = sorted(set(present) | set(report.files) | {"report.md", "report.html", "summary.json"})
@@ -654,16 +964,18 @@ def build_report(out_dir: str | Path, maps: dict[str, Path] | None = None) -> Re
                 **{k: grid[k] for k in ("crs", "crs_wkt", "cell_size_m", "shape", "bounds")},
             },
             # every key is always present (null when the run has no such output), so readers need no key checks
+            "findings": {},
             **dict.fromkeys(("patches", "links", "connectivity", "crossborder", "barriers", "capacity", "sites", "simulation")),
             "maps": {},
             "files": [],
         }
     )
-    report.sections.append(_run_section(run, report, manifest, grid))
+    report.sections.append(_findings_section(run, report))
     for build in SECTIONS:
         sec = build(run, report)
         if sec is not None:
             report.sections.append(sec)
+    report.sections.append(_run_section(run, report, manifest, grid))
     report.sections.append(_files_section(run, report))
     report.summary["maps"] = {k: (k if k.endswith(".png") else f"maps/{k}.png") for k in report.maps}
     report.title = f"leopardgeo run report: {run.dir.resolve().name}"
