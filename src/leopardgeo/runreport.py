@@ -136,7 +136,10 @@ def _fmt(v: Any, spec: str = ",.0f") -> str:
     if isinstance(v, int | np.integer) and spec.endswith("f"):
         return f"{int(v):,d}"
     if isinstance(v, int | float | np.number):
-        return format(float(v), spec)
+        text = format(float(v), spec)
+        if "e" in text and spec.endswith("g") and abs(float(v)) >= 1e-3:  # readable numbers: no 3.9e+05
+            text = format(float(v), ",.0f") if abs(float(v)) >= 100 else format(float(v), ".3f")
+        return text
     return str(v)
 
 
@@ -343,10 +346,14 @@ def _patch_section(run: _RunFolder, report: Report) -> Section:
         cols.append("dPC")
     top = top.sort_values("area_ha", ascending=False)[cols].head(TOP_ROWS)
     fmt = {"patch_id": "d", "area_ha": ",.0f", "mean_quality": ".2f", "protected_frac": ".0%", "dPC": ".1f"}
+    heads = {"patch_id": "patch", "area_ha": "area (ha)", "mean_quality": "suitability", "protected_frac": "protected",
+             "dPC": "dPC (%)"}  # fmt: skip
     s.blocks.append(
-        Table(_display(top, fmt), f"Largest patches (top {min(TOP_ROWS, len(patches))} of {len(patches)})",
-              "mean_quality: mean suitability; protected_frac: share inside protected areas; "
-              "dPC: % of PC lost without the patch.")
+        Table(_display(top, fmt).rename(columns=heads), f"Largest patches (top {min(TOP_ROWS, len(patches))} of {len(patches)})",
+              "patch: id used on every map and in every link (a-b = between patches a and b); name: protected areas the "
+              "patch holds; area in hectares (1 km² = 100 ha); suitability: mean modelled habitat suitability of its "
+              "cells, 0–1; protected: share of its area inside protected areas; dPC: % of the landscape's probability of "
+              "connectivity lost if the patch were lost (Saura & Rubio 2010).")
     )  # fmt: skip
     for name in ("suitability", "resistance", "patches"):
         s.blocks += _fig(report, name)
@@ -391,8 +398,30 @@ def _links_section(run: _RunFolder, report: Report) -> Section | None:
             fmt[head] = spec
     s.blocks.append(
         Table(_display(show.head(TOP_ROWS), fmt | {"rank": "d"}), f"Links (top {min(TOP_ROWS, len(table))} of {len(table)})",
-              "cwd in cost-weighted metres; width: the corridor's narrowest point; all rows in links.csv.")
+              "rank: by corridor score. from / to: patch id and the protected areas it holds. score: 0–100, the "
+              "weighted mean of cost, width, pinch current and dPC, each rescaled over the run's links (higher = better; "
+              "formula in docs/parameters.md). cwd: cost-weighted distance of the least-cost path, cost-weighted metres "
+              "(metres × resistance). path km: its length. cwd/euclid: cost per metre of straight-line gap (1 = open "
+              "habitat all the way). width km: corridor width at its narrowest point. pinch A: highest current density "
+              "in the corridor for 1 A between the two patches (closer to 1 = one narrow passage carries it all). "
+              "dPC %: connectivity lost without the link. All rows in links.csv.")
     )  # fmt: skip
+    pin = run.frame("pinch_points")
+    if pin is not None and {"patch_a", "patch_b", "pinch_current"} <= set(pin.columns):
+        pin = pin.sort_values("pinch_current", ascending=False).head(10)
+        frame = pd.DataFrame(
+            {
+                "link": [f"{int(a)}-{int(b)}" for a, b in zip(pin["patch_a"], pin["patch_b"], strict=True)],
+                "pinch current (A)": pin["pinch_current"].to_numpy(),
+                "location": [format_lonlat(lo, la) for lo, la in _lonlat(pin)],
+            }
+        )
+        s.blocks.append(
+            Table(_display(frame, {"pinch current (A)": ".2f"}), "Strongest pinch points",
+                  "Per link, the corridor cell outside the patches with the highest current density when 1 A flows between "
+                  "the two patches through the truncated corridor (Pinchpoint Mapper): near 1 A, a single narrow passage "
+                  "carries all the movement and losing it cuts the link. location: WGS 84 latitude / longitude.")
+        )  # fmt: skip
     for name in ("links", "corridors", "current", "pinchpoints", "cwd"):
         s.blocks += _fig(report, name)
     return s
@@ -415,7 +444,14 @@ def _connectivity_section(run: _RunFolder, report: Report) -> Section | None:
                 if c in nodes.columns]  # fmt: skip
         top = nodes.sort_values("dPC", ascending=False)[cols].head(10)
         fmt = {"patch_id": "d", "area_ha": ",.0f", "BCPC": ".3g"} | {c: ".1f" for c in cols if c.startswith("dPC")}
-        s.blocks.append(Table(_display(top, fmt), "Most important patches (dPC, % of PC lost without the patch)"))
+        s.blocks.append(
+            Table(_display(top, fmt).rename(columns={"patch_id": "patch", "area_ha": "area (ha)"}),
+                  "Most important patches (dPC, % of PC lost without the patch)",
+                  "dPC: % of the probability of connectivity (PC) lost without the patch, split into intra (its own "
+                  "habitat), flux (flow from and to it) and connector (the stepping stone it is between others); they add "
+                  "up to dPC. BCPC: betweenness weighted by PC, how often the patch lies on the best route between others "
+                  "(unitless, compare within the run).")
+        )  # fmt: skip
     return s
 
 
@@ -455,7 +491,12 @@ def _crossborder_section(run: _RunFolder, report: Report) -> Section | None:
     )  # fmt: skip
     s.blocks.append(
         Table(_display(show.head(TOP_ROWS), {"rank": "d", "score": ".0f", "cwd": ",.0f", "width km": ".1f", "dPC %": ".1f"}),
-              "Cross-border corridors", "All rows, with pinch current and the protected areas joined, in crossborder.csv.")
+              "Cross-border corridors",
+              "rank: by corridor score among the cross-border links. countries: those the least-cost path passes through. "
+              "score 0–100 and cwd (cost-weighted metres) as in the links table; width km: corridor width at its "
+              "narrowest; dPC %: connectivity lost without the link; crossing: where the path crosses the border "
+              "(WGS 84 latitude / longitude). All rows, with pinch current and the protected areas joined, in "
+              "crossborder.csv.")
     )  # fmt: skip
     if fence:
         sm = fence["summary"]
@@ -482,11 +523,29 @@ def _barrier_section(run: _RunFolder, report: Report) -> Section | None:
     if b is None:
         return None
     s = Section("Restoration opportunities (Barrier Mapper)", anchor="barriers")
-    cols = [c for c in ("rank", "patch_a", "patch_b", "radius_m", "improvement_cwd", "pct_of_lcd", "score") if c in b.columns]
+    gb = run.frame("barriers")
+    top = gb.sort_values("rank").head(10) if "rank" in gb.columns else gb.head(10)
+    names = _patch_names(run)
+    show = pd.DataFrame({"rank": top["rank"] if "rank" in top.columns else range(1, len(top) + 1)})
+    show["location"] = [format_lonlat(lo, la) for lo, la in _lonlat(top)]
+    if {"patch_a", "patch_b"} <= set(top.columns):
+        show["link"] = [f"{int(a)}-{int(c)}" for a, c in zip(top["patch_a"], top["patch_b"], strict=True)]
+        show["between"] = [f"{names.get(int(a), '') or '-'} / {names.get(int(c), '') or '-'}"
+                           for a, c in zip(top["patch_a"], top["patch_b"], strict=True)]  # fmt: skip
+    heads = {"radius_m": "radius (km)", "improvement_cwd": "saving (cost-weighted m)", "pct_of_lcd": "saving (% of link)",
+             "score": "saving per m restored"}  # fmt: skip
+    for col, head in heads.items():
+        if col in top.columns:
+            show[head] = top[col].to_numpy() / (1000 if col == "radius_m" else 1)
     s.blocks.append(
-        Table(_display(b[cols].head(10), {"rank": "d", "patch_a": "d", "patch_b": "d", "radius_m": ",.0f",
-                                          "improvement_cwd": ",.0f", "pct_of_lcd": ".0f", "score": ".3g"}),
-              "Best places to restore", "improvement_cwd: cost-weighted metres saved on the link; pct_of_lcd: % of its cost.")
+        Table(_display(show.reset_index(drop=True), {"rank": "d", "radius (km)": "g", "saving (cost-weighted m)": ",.0f",
+                                                     "saving (% of link)": ".0f", "saving per m restored": ",.1f"}),
+              "Best places to restore",
+              "Barrier Mapper (McRae et al. 2012): a circle of the given radius restored to the lowest resistance shortens "
+              "the link's least-cost path. location: centre of the circle (WGS 84 latitude / longitude). link a-b: between "
+              "patches a and b (ids on the maps). saving: cost-weighted metres the link's cost drops by, and that as a % "
+              "of the link's cost. saving per m restored: the saving divided by the circle's diameter, the score the "
+              "ranking and the map use (cost-weighted m per m). Neighbouring ranks often mark one barrier.")
     )  # fmt: skip
     s.blocks += _fig(report, "barriers")
     return s
@@ -528,7 +587,10 @@ def _capacity_section(run: _RunFolder, report: Report) -> Section | None:
         fmt = dict.fromkeys(("females", "males", "adults"), ",.1f")
         s.blocks.append(
             Table(_display(show.head(40), fmt), "Carrying capacity by zone",
-                  "Counts are means over the replicates; ranges are min–max. All columns in capacity.csv.")
+                  "zone_type: the whole study area, a country, a protected area or a patch; zone: its code or id. "
+                  "females / males / adults: territories of each sex that the packing fits in replicate 0 (a territory "
+                  "counts for the zone holding most of it); ranges: min–max over the replicates. These are modelled room, "
+                  "not animals: compare with the published counts in the Findings. All columns in capacity.csv.")
         )  # fmt: skip
     s.blocks += _fig(report, "territories")
     return s
@@ -547,25 +609,76 @@ def _sites_section(run: _RunFolder, report: Report) -> Section | None:
     s = Section("Reintroduction sites", anchor="sites")
     if sites is not None:
         if "rank" in sites.columns:
-            sites = sites.sort_values("rank", kind="stable")
-        first = [c for c in ("rank", "name", "score", "persistence_25y", "persistence_50y") if c in sites.columns]
-        rest = [c for c in sites.columns if c not in first and c not in ("site_id", "geometry")
-                and pd.api.types.is_numeric_dtype(sites[c])][:6]  # fmt: skip
-        fmt = {"rank": "d", "score": ".1f", "persistence_25y": ".0%", "persistence_50y": ".0%"}
-        s.blocks.append(
-            Table(_display(sites[first + rest].head(TOP_ROWS), fmt), "Candidate sites, best first",
-                  "score: 0–100 multi-criteria score; persistence: modelled probability that the population persists. "
-                  "Every criterion in sites.csv.")
-        )  # fmt: skip
+            sites = sites.sort_values("rank", kind="stable").reset_index(drop=True)
+        s.blocks += _site_tables(run, sites)
     s.blocks += _fig(report, "sites")
-    if isinstance(sim, dict):
-        scalars = {k: v for k, v in sim.items() if isinstance(v, int | float | str | bool) and not isinstance(v, bool)}
-        if scalars:
-            frame = pd.DataFrame({"quantity": list(scalars), "value": [_fmt(v, ".3g") for v in scalars.values()]})
-            s.blocks.append(Table(frame, "Population simulation (modelled)", "Full output in simulation.json."))
     if has_png:
         s.blocks.append(Figure(run.dir / "simulation.png", "simulation.png", "Simulated population trajectories (modelled)."))
     return s
+
+
+def _site_tables(run: _RunFolder, sites: pd.DataFrame) -> list[Block]:
+    """The site summary (rank, score, stability, persistence, location) and the criteria table behind the score."""
+    from leopardgeo.sites import CRITERIA
+
+    doc = run.json("sites.json") or {}
+    weights: dict[str, float] = {k: float(v) for k, v in (doc.get("weights") or {}).items()}
+    directions: dict[str, str] = doc.get("directions") or {}
+    names = [str(n) for n in sites["name"]] if "name" in sites.columns else [str(i + 1) for i in range(len(sites))]
+    blocks: list[Block] = []
+    if doc.get("source"):
+        blocks.append(f"Source population: **{doc['source']}** (the site's connection is measured to it).")
+    summary = pd.DataFrame({"rank": sites["rank"] if "rank" in sites.columns else range(1, len(sites) + 1), "site": names})
+    gsites = run.frame("sites")
+    if gsites is not None and "name" in gsites.columns:
+        where = dict(zip(gsites["name"].astype(str), (format_lonlat(lo, la) for lo, la in _lonlat(gsites)), strict=True))
+        summary["centre"] = [where.get(n, "-") for n in names]
+    cols = {"score": ("score (0–100)", ".1f"), "first_share": ("ranked first", ".0%"), "mean_rank": ("mean rank", ".2f"),
+            "capacity_females": ("female territories", ",.0f"), "capacity_males": ("male territories", ",.0f"),
+            "persistence_25y": ("persists 25 y", ".0%"), "persistence_50y": ("persists 50 y", ".0%"),
+            "dispersers_to_source": ("dispersers to source", ".2f"),
+            "dispersers_from_source": ("dispersers from source", ".2f")}  # fmt: skip
+    fmt: dict[str, str] = {"rank": "d"}
+    for col, (head, spec) in cols.items():
+        if col in sites.columns:
+            summary[head] = sites[col].to_numpy()
+            fmt[head] = spec
+    blocks.append(
+        Table(_display(summary, fmt), "Candidate sites, best first",
+              "score: weighted mean of the normalised criteria below × 100 (the contributions in the next table add up to "
+              "it). ranked first / mean rank: rank stability, the share of random weight draws (each weight × U(1 − s, "
+              "1 + s), [sites] in the configuration) in which the site comes first, and its mean rank over them. "
+              "territories: what the packing fits inside the site (replicate 0). persists: modelled probability that "
+              "the released population still exists after 25 and 50 years (spatially explicit simulation; see "
+              "docs/territories.md). dispersers: mean animals per run moving between site and source. centre: "
+              "a point inside the site (WGS 84 latitude / longitude).")
+    )  # fmt: skip
+    crit = [c for c in CRITERIA if c in sites.columns and (weights.get(c, 0.0) > 0 or not weights)]
+    if not crit:
+        return blocks
+    total_w = sum(weights.get(c, 0.0) for c in crit) or 1.0
+    rows = []
+    for c in crit:
+        direction, meaning = CRITERIA[c]
+        row = {"criterion": c, "meaning (unit)": meaning, "weight": f"{weights.get(c, 0.0):.2f}",
+               "better": "higher" if directions.get(c, direction) == "benefit" else "lower"}  # fmt: skip
+        for i, n in enumerate(names):
+            v = sites[c].iloc[i]
+            row[f"{n}: value"] = _fmt(v, ".2f" if abs(float(v) if pd.notna(v) else 0) < 10 else ",.0f")
+            nv = sites[f"n_{c}"].iloc[i] if f"n_{c}" in sites.columns else math.nan
+            row[f"{n}: normalised"] = _fmt(nv, ".2f")
+            row[f"{n}: points"] = _fmt(100 * weights.get(c, 0.0) * float(nv) / total_w if pd.notna(nv) else math.nan, ".1f")
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    blocks.append(
+        Table(frame, "Why the sites rank as they do: every criterion, normalised and weighted",
+              "value: the criterion in its unit. normalised: min–max over the candidate sites, 1 = best (for a 'lower is "
+              "better' criterion the lowest value gets 1); with two sites every criterion is 0 or 1, so one site wins "
+              "each. weight: from [sites] weights (modelling choices; no published weighting exists). points: "
+              "100 × weight × normalised / sum of weights; a site's points add up to its score. Every column in "
+              "sites.csv.")
+    )  # fmt: skip
+    return blocks
 
 
 # ---------------------------------------------------------------------- findings (the report's first section)
@@ -773,7 +886,8 @@ def _sikhote_finding(run: _RunFolder, report: Report) -> list[Block]:
     text = f"**Southern Sikhote-Alin.** The best-ranked site, **{name}**"
     if "score" in sites.columns:
         text += f" (score {best['score']:.0f}/100"
-        text += f", ranked first in {100 * best['first_share']:.0f} % of the weight draws)" if "first_share" in sites.columns else ")"
+        first = f", ranked first in {100 * best['first_share']:.0f} % of the weight draws" if "first_share" in sites.columns else ""
+        text += first + ")"
     if not connects:
         return [text + f", has **no least-cost path to {source}**: it does not connect to the source population."]
     text += (f", **connects to {source}**: least-cost distance {cwd:,.0f} cost-weighted m over "
