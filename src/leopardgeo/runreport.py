@@ -886,8 +886,9 @@ def _sikhote_finding(run: _RunFolder, report: Report) -> list[Block]:
     text = f"**Southern Sikhote-Alin.** The best-ranked site, **{name}**"
     if "score" in sites.columns:
         text += f" (score {best['score']:.0f}/100"
-        first = f", ranked first in {100 * best['first_share']:.0f} % of the weight draws" if "first_share" in sites.columns else ""
-        text += first + ")"
+        if "first_share" in sites.columns:
+            text += f", ranked first in {100 * best['first_share']:.0f} % of the weight draws"
+        text += ")"
     if not connects:
         return [text + f", has **no least-cost path to {source}**: it does not connect to the source population."]
     text += (f", **connects to {source}**: least-cost distance {cwd:,.0f} cost-weighted m over "
