@@ -53,6 +53,7 @@ from leopardgeo.io import GPKG_NAME, LAYERS, RASTERS, OutputWriter, json_records
 __all__ = [
     "REPORT_FILES",
     "SUMMARY_SCHEMA_VERSION",
+    "Bullets",
     "Figure",
     "Report",
     "Section",
@@ -95,7 +96,14 @@ class Figure:
     caption: str = ""
 
 
-Block = str | Table | Figure
+@dataclass
+class Bullets:
+    """A bulleted list of short text items (``**bold**`` / ```code``` inline)."""
+
+    items: list[str]
+
+
+Block = str | Table | Figure | Bullets
 
 
 @dataclass
@@ -123,6 +131,8 @@ class Report:
     #: The border-fence scenario (``fence.json``), when the run has one.
     fence: dict[str, Any] | None = None
     title: str = "leopardgeo run report"
+    #: One-line answers the findings open with (filled while the findings section is built).
+    headlines: list[str] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------- formatting
@@ -807,6 +817,11 @@ def _habitat_finding(run: _RunFolder, report: Report) -> list[Block]:
             "not the occupied range."
         )
     report.summary.setdefault("findings", {})["habitat_km2"] = total_km2
+    report.headlines.append(
+        f"**Habitat:** {total_km2:,.0f} km² modelled"
+        + (f", room for {room.split(' ')[0]} adults against 84 (70–108) counted in 2014–15 (upper bound on space, "
+           "not a population estimate)." if room != "-" else ".")
+    )  # fmt: skip
     note = (
         "habitat: area of the habitat patches (modelled suitability above the threshold, at least the minimum area). "
         "modelled room: adults (females + males) that the territory packing fits, replicate 0, with the min–max over "
@@ -846,7 +861,15 @@ def _crossborder_finding(run: _RunFolder, report: Report) -> list[Block]:
         items.append(f"{_patch_label(a, names)} – {_patch_label(b, names)} ({', '.join(bits)})")
     text = (f"**Cross-border routes.** {len(cross)} of {len(links)} links cross a national border. The ones the network "
             f"depends on most (by dPC, the share of connectivity lost without the link): " + "; ".join(items) + ".")  # fmt: skip
+    r0 = top.iloc[0]
+    head = (f"**Cross-border:** {len(cross)} of {len(links)} links cross a border; the one that matters most is "
+            f"{int(r0['patch_a'])}-{int(r0['patch_b'])}"
+            + (f" at {where[(int(r0['patch_a']), int(r0['patch_b']))]}" if (int(r0['patch_a']), int(r0['patch_b'])) in where
+               else ""))  # fmt: skip
     fence = run.json("fence.json")
+    if fence and fence.get("summary"):
+        head += f"; a border fence would cost {fence['summary']['PC_loss_pct']:.0f} % of the connectivity (PC)"
+    report.headlines.append(head + ".")
     if fence and fence.get("summary"):
         sm = fence["summary"]
         gaps = sm.get("gaps") or []
@@ -890,43 +913,45 @@ def _sikhote_finding(run: _RunFolder, report: Report) -> list[Block]:
             text += f", ranked first in {100 * best['first_share']:.0f} % of the weight draws"
         text += ")"
     if not connects:
+        report.headlines.append(f"**Southern Sikhote-Alin:** {name} does **not** connect to {source} (no least-cost path).")
         return [text + f", has **no least-cost path to {source}**: it does not connect to the source population."]
     text += (f", **connects to {source}**: least-cost distance {cwd:,.0f} cost-weighted m over "
              f"{float(best.get('euclid_to_source_m', math.nan)) / 1000:,.0f} km in a straight line")  # fmt: skip
     if "eff_resistance" in sites.columns and pd.notna(best["eff_resistance"]):
         text += f", effective resistance {best['eff_resistance']:.2f} Ω"
     text += "."
-    weak = _weakest_section(run, sites.geometry.iloc[0], source)
+    weak, short = _weakest_section(run, sites.geometry.iloc[0], source)
     if weak:
         text += " " + weak
+    report.headlines.append(f"**Southern Sikhote-Alin:** {name} connects to {source}" + (f"; {short}." if short else "."))
     return [text]
 
 
-def _weakest_section(run: _RunFolder, site_geom: Any, source: str) -> str:
-    """The patches the site-to-source route runs through and its weakest link, in one sentence ("" if unknown)."""
+def _weakest_section(run: _RunFolder, site_geom: Any, source: str) -> tuple[str, str]:
+    """The route from site to source and its weakest link: a sentence and a short form (both "" if unknown)."""
     import networkx as nx
 
     patches = run.frame("patches")
     links = run.table("links")
     pa = run.frame("protected_areas")
     if patches is None or links is None or pa is None:
-        return ""
+        return "", ""
     col = next((c for c in ("NAME", "name") if c in pa.columns), None)
     if col is None:
-        return ""
+        return "", ""
     src = pa[pa[col].astype(str).str.casefold().str.contains(str(source).casefold(), regex=False)]
     a = _site_patch(site_geom, patches)
     b = _site_patch(src.union_all(), patches) if len(src) else None
     if a is None or b is None:
-        return ""
+        return "", ""
     names = _patch_names(run)
     if a == b:
-        return f"Site and source lie in the same habitat patch ({_patch_label(a, names)})."
+        return f"Site and source lie in the same habitat patch ({_patch_label(a, names)}).", "both in one habitat patch"
     g = nx.Graph()
     for r in links.to_dict("records"):
         g.add_edge(int(r["patch_a"]), int(r["patch_b"]), **r)
     if a not in g or b not in g or not nx.has_path(g, a, b):
-        return f"No chain of links joins patch {a} (site) to patch {b} (source)."
+        return f"No chain of links joins patch {a} (site) to patch {b} (source).", ""
     path = nx.shortest_path(g, a, b, weight="cwd")
     edges = [g.edges[u, v] for u, v in itertools.pairwise(path)]
     if edges and "score" in edges[0]:
@@ -940,13 +965,15 @@ def _weakest_section(run: _RunFolder, site_geom: Any, source: str) -> str:
         why += f", {weakest['corridor_width_m'] / 1000:,.1f} km wide at its narrowest"
     pin = run.frame("pinch_points")
     where = ""
+    short = f"weakest section link {wa}-{wb}"
     if pin is not None:
         row = pin[(pin["patch_a"] == wa) & (pin["patch_b"] == wb)]
         if len(row):
             lon, lat = _lonlat(row.iloc[:1])[0]
             where = f"; its pinch point is at **{format_lonlat(lon, lat)}**"
+            short += f", pinch point at {format_lonlat(lon, lat)}"
     route = " → ".join(_patch_label(p, names) for p in path)
-    return (f"The route runs {route}; **its weakest section is link {wa}-{wb}** ({why}){where}.")  # fmt: skip
+    return f"The route runs {route}; **its weakest section is link {wa}-{wb}** ({why}){where}.", short
 
 
 def _restore_finding(run: _RunFolder, report: Report) -> list[Block]:
@@ -964,6 +991,12 @@ def _restore_finding(run: _RunFolder, report: Report) -> list[Block]:
             f"{names.get(int(r['patch_b']), '') or 'patch ' + str(int(r['patch_b']))}): restoring a "
             f"{r['radius_m'] / 1000:g} km-radius circle saves {r['pct_of_lcd']:.0f} % of the link's cost"
         )
+    r0 = b.iloc[0]
+    lon, lat = _lonlat(b.iloc[:1])[0]
+    report.headlines.append(
+        f"**Restore first:** {format_lonlat(lon, lat)} on link {int(r0['patch_a'])}-{int(r0['patch_b'])} "
+        f"(saves {r0['pct_of_lcd']:.0f} % of its cost); two more places below."
+    )
     return ["**Best places to restore** (Barrier Mapper, one place per link): " + "; ".join(items) + "."]
 
 
@@ -977,6 +1010,9 @@ def _findings_section(run: _RunFolder, report: Report) -> Section:
             logger.warning("findings: %s skipped (%s)", part.__name__, exc)
     if not s.blocks:
         s.blocks.append("This run has no patches yet: nothing to summarise.")
+    if report.headlines:
+        s.blocks.insert(0, Bullets(list(report.headlines)))
+    report.summary.setdefault("findings", {})["headlines"] = list(report.headlines)
     s.blocks.append(
         "Modelled results throughout: suitability, territories, capacity and persistence are model outputs on the "
         "demo's illustrative coefficients and approximate protected-area outlines, not observations. Each number is "
@@ -1116,6 +1152,8 @@ def render_markdown(report: Report) -> str:
                 lines += [markdown_table(b.frame), ""]
                 if b.note:
                     lines += [f"*{b.note}*", ""]
+            elif isinstance(b, Bullets):
+                lines += [f"- {item}" for item in b.items] + [""]
             elif isinstance(b, Figure):
                 lines += [f"![{b.caption or b.name}]({b.name})", ""]
                 if b.caption:
@@ -1132,7 +1170,7 @@ def _slug(title: str) -> str:
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;margin:0;color:#222;
 background:#fafafa;line-height:1.45}
-header{background:#1b3a2a;color:#fff;padding:1.2em 2em}header h1{margin:0;font-size:1.6em}
+header{background:#1b3a2a;color:#fff;padding:.7em 2em}header h1{margin:0;font-size:1.4em}
 header p{margin:.3em 0 0;opacity:.85}
 nav{background:#fff;border-bottom:1px solid #ddd;padding:.6em 2em;position:sticky;top:0;z-index:2;font-size:.95em}
 nav a{margin-right:1.1em;color:#1b5e20;text-decoration:none}nav a:hover{text-decoration:underline}
@@ -1146,6 +1184,8 @@ th{background:#f0f4f1;position:sticky;top:0}td.num,th.num{text-align:right;font-
 tr:hover td{background:#f7faf8}.note{color:#666;font-size:.85em;margin:.1em 0 1em}
 figure{margin:1em 0}figure img{width:900px;max-width:100%;height:auto;border:1px solid #ddd}
 figcaption{color:#555;font-size:.9em;margin-top:.3em}code{background:#f2f2f2;padding:0 .25em;border-radius:3px}
+ul.key{background:#f3f7f4;border-left:4px solid #1b5e20;padding:.6em 1em .6em 2em;margin:.4em 0 1em}
+ul.key li{margin:.25em 0}
 footer{color:#777;font-size:.85em;text-align:center;padding:2em}
 """
 
@@ -1190,6 +1230,8 @@ def render_html(report: Report) -> str:
                 body.append(_html_table(b))
             elif isinstance(b, Figure):
                 body.append(_html_figure(b))
+            elif isinstance(b, Bullets):
+                body.append('<ul class="key">' + "".join(f"<li>{inline_html(i)}</li>" for i in b.items) + "</ul>")
             else:
                 body.append(f"<p>{inline_html(b)}</p>")
         body.append("</section>")
