@@ -1025,9 +1025,9 @@ def map_border(run_dir: str | Path, *, ax: Axes | None = None, profile_ax: Axes 
         run.labels += [(g.x, g.y, lab, {"fontsize": 6.5, "color": "#7f3b08", "centre": False})
                        for g, lab in zip(cross.geometry, _link_labels(cross), strict=True)]  # fmt: skip
         handles.append(Line2D([], [], marker="*", ls="", mfc=_CROSS_ORANGE, mec="black", ms=11, label="border crossing"))
-    _finish(ax, run, "Cross-border connectivity", handles=handles, extent=_bounds(perm if perm is not None else cross))
     if perm is not None and profile_ax is not None:
-        _border_profile(perm, profile_ax)
+        _border_profile(perm, profile_ax)  # before _finish, which freezes the layout to place the labels
+    _finish(ax, run, "Cross-border connectivity", handles=handles, extent=_bounds(perm if perm is not None else cross))
     return fig
 
 
