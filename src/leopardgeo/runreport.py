@@ -147,8 +147,9 @@ def _fmt(v: Any, spec: str = ",.0f") -> str:
         return f"{int(v):,d}"
     if isinstance(v, int | float | np.number):
         text = format(float(v), spec)
-        if "e" in text and spec.endswith("g") and abs(float(v)) >= 1e-3:  # readable numbers: no 3.9e+05
-            text = format(float(v), ",.0f") if abs(float(v)) >= 100 else format(float(v), ".3f")
+        if "e" in text and spec.endswith("g"):  # readable numbers: no 3.9e+05, no 6.8e-64
+            a = abs(float(v))
+            text = format(float(v), ",.0f") if a >= 100 else format(float(v), ".3f") if a >= 1e-3 else "< 0.001"
         return text
     return str(v)
 
