@@ -9,7 +9,7 @@ notebook it was rendered from (``<meta name="leopardgeo-notebook-sha256">``), an
 a notebook changed after its page was built, naming this command.
 
 All notebooks run in one temporary working folder, so the demo run made by the first is reused by the
-others (``leopardgeo.manifest.run_once``), as in the test suite. Needs the ``docs`` extra
+others (``leopardgeo.runner.pipeline.run_once``), as in the test suite. Needs the ``docs`` extra
 (``pip install -e ".[docs]"``: nbconvert, nbclient, ipykernel, folium).
 """
 
