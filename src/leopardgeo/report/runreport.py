@@ -541,7 +541,7 @@ def _barrier_section(run: _RunFolder, report: Report) -> Section | None:
     show["location"] = [format_lonlat(lo, la) for lo, la in _lonlat(top)]
     if {"patch_a", "patch_b"} <= set(top.columns):
         show["link"] = [f"{int(a)}-{int(c)}" for a, c in zip(top["patch_a"], top["patch_b"], strict=True)]
-        show["between"] = [f"{names.get(int(a), '') or '-'} / {names.get(int(c), '') or '-'}"
+        show["between"] = [f"{names.get(int(a), '') or f'patch {int(a)}'} / {names.get(int(c), '') or f'patch {int(c)}'}"
                            for a, c in zip(top["patch_a"], top["patch_b"], strict=True)]  # fmt: skip
     heads = {"radius_m": "radius (km)", "improvement_cwd": "saving (cost-weighted m)", "pct_of_lcd": "saving (% of link)",
              "score": "saving per m restored"}  # fmt: skip
