@@ -353,7 +353,7 @@ def test_markdown_numbers_are_right_aligned_and_text_left():
 
 
 def test_run_once_reuses_a_finished_run_of_the_same_config(tmp_path, coarse_config):
-    from leopardgeo.runner.manifest import run_once
+    from leopardgeo.runner.pipeline import run_once
 
     cfg = _patches_only(coarse_config)
     out = run_once(cfg, tmp_path / "o")
