@@ -736,7 +736,13 @@ def _raster_map(
     if outside_patches and run.has("patches.tif"):
         labels, _ = run.raster("patches.tif", categorical=True)
         if labels.shape == data.shape:
-            data = np.ma.masked_where(labels.filled(0) > 0, data)
+            inside = labels.filled(0) > 0
+            if data.shape != _full_shape(run.dir / name):
+                # decimated by averaging: a cell on a patch edge mixes in the patch's current; leave those out too
+                from scipy.ndimage import binary_dilation
+
+                inside = binary_dilation(inside)
+            data = np.ma.masked_where(inside, data)
     fig, ax = _new_figure(ax, _extent_of(run, extent))
     nrm = norm(data) if norm is not None else Normalize(*_robust_limits(data))
     im = ax.imshow(data, extent=extent, origin="upper", cmap=colormaps[cmap], norm=nrm, interpolation="nearest", zorder=1)
@@ -744,6 +750,11 @@ def _raster_map(
     _colorbar(fig, ax, im, label)
     _finish(ax, run, title, extent=extent, handles=handles)
     return fig
+
+
+def _full_shape(path: Path) -> tuple[int, int]:
+    with rasterio.open(path) as src:
+        return int(src.height), int(src.width)
 
 
 def _patch_outlines(run: _Run, ax: Axes, color: str = "#1b5e20", lw: float = 0.5) -> list[Any]:
