@@ -761,8 +761,11 @@ def _patch_outlines(run: _Run, ax: Axes, color: str = "#1b5e20", lw: float = 0.5
     patches = run.layer("patches")
     if patches is None:
         return []
+    import matplotlib.patheffects as pe
+
     patches.boundary.plot(ax=ax, color=color, linewidth=lw, zorder=5)
-    return [Line2D([], [], color=color, lw=max(lw, 0.8), label="habitat patch (id labelled)")]
+    halo = [pe.withStroke(linewidth=2.4, foreground="#555555")] if color == "white" else None  # visible on the legend
+    return [Line2D([], [], color=color, lw=max(lw, 0.8), label="habitat patch (id labelled)", path_effects=halo)]
 
 
 # ---------------------------------------------------------------------- maps
