@@ -33,8 +33,8 @@ import numpy as np
 from numba import njit
 
 # Columns of the individual table.
-_AGE, _SEX, _TERR, _ORIGIN, _MOTHER, _ALIVE, _CSIDE, _KSLOT = 0, 1, 2, 3, 4, 5, 6, 7
-_NCOL = 8
+_AGE, _SEX, _TERR, _ORIGIN, _MOTHER, _ALIVE, _CSIDE, _KSLOT, _ID = 0, 1, 2, 3, 4, 5, 6, 7, 8
+_NCOL = 9
 _VIRTUAL = -2  # territory of an animal settled without a density limit
 # Rows of the per-run trajectory array.
 ROWS = ("adult_females", "adult_males", "adults", "total", "females", "males", "source_adults")
@@ -123,11 +123,16 @@ def _kin_alloc(kin, free, nfree, hw, limit):  # pragma: no cover - compiled
 
 @njit(cache=True, nogil=True)
 def _simulate_run(
-    rng, ipar, fpar, ff_ptr, ff_index, ff_cost, fm_ptr, fm_index, fm_cost, region_f, region_m, side_f, side_m,
+    rng, rng_g, ipar, fpar, ff_ptr, ff_index, ff_cost, fm_ptr, fm_index, fm_cost, region_f, region_m, side_f, side_m,
     site_f, site_m, src_f, src_m, surv, litter_cum, mean_disp, rel_year, rel_sex, rel_age, rel_kind, wild_cum,
     capt_cum, catastrophes, tr_year, tr_sex, tr_dir,
 ):  # pragma: no cover - compiled  # fmt: skip
     """One run; return the census (7, years + 1), the genetic census (5, years + 1), counters and the final animals.
+
+    ``rng`` draws the demography, ``rng_g`` the genetics (founder alleles,
+    Mendelian segregation, the choice of the father among the males within
+    reach): without inbreeding depression the demography does not depend on
+    the genetics, draw for draw.
 
     ``surv``: cub, juvenile, subadult, adult female, adult male, floater.
     ``mean_disp``: female, male.  Releases: one row per animal, ``rel_kind``
@@ -181,6 +186,7 @@ def _simulate_run(
     kfree = np.empty(max_pedigree + 1, dtype=np.int64)
     nfree = 0
     hw = 0
+    next_id = 0
     next_lethal = 1  # founder-unique lethal allele ids (0 = none)
     eligible = np.empty(n_m + 16, dtype=np.int64)
 
@@ -231,10 +237,12 @@ def _simulate_run(
                     st[n, _ALIVE] = 1
                     st[n, _CSIDE] = -1
                     st[n, _KSLOT] = -1
+                    st[n, _ID] = next_id
+                    next_id += 1
                     finb[n] = 0.0
                     for locus in range(n_loci):
                         for h in range(2):
-                            u = rng.random()
+                            u = rng_g.random()
                             a = 0
                             while a < wild_cum.shape[1] - 1 and u >= wild_cum[locus, a]:
                                 a += 1
@@ -366,11 +374,13 @@ def _simulate_run(
             st[n, _ALIVE] = 1
             st[n, _CSIDE] = -1
             st[n, _KSLOT] = -1
+            st[n, _ID] = next_id
+            next_id += 1
             finb[n] = 0.0
             cum = wild_cum if rel_kind[r] == 0 else capt_cum
             for locus in range(n_loci):
                 for h in range(2):
-                    u = rng.random()
+                    u = rng_g.random()
                     a = 0
                     while a < cum.shape[1] - 1 and u >= cum[locus, a]:
                         a += 1
@@ -391,23 +401,27 @@ def _simulate_run(
                 st[n, _TERR] = _VIRTUAL
             n += 1
         # ---------------------------------------------------------------- 4. translocations (real animals, between sides)
-        if spatial:
-            for r in range(tr_year.size):
+        if spatial and tr_year.size > 0:
+            picks = np.full(tr_year.size, -1, dtype=np.int64)
+            taken = np.zeros(n, dtype=np.bool_)
+            for r in range(tr_year.size):  # first take every animal out (an exchange swaps territories) ...
                 if tr_year[r] != y:
                     continue
                 sex = tr_sex[r]
                 want = 1 if tr_dir[r] == 0 else 0  # side the animal is taken from
-                # a random living independent animal of that sex on that side (reservoir sampling)
                 pick = -1
                 seen = 0
-                for i in range(n):
-                    if st[i, _ALIVE] == 1 and st[i, _SEX] == sex and st[i, _AGE] >= indep_age:
+                for i in range(n):  # a random living independent (or territorial) animal of that sex on that side
+                    indep = st[i, _AGE] >= indep_age or st[i, _TERR] >= 0  # cubs hold no territory
+                    if st[i, _ALIVE] == 1 and not taken[i] and st[i, _SEX] == sex and indep:
                         if _side_of(st, i, spatial, side_f, side_m) == want:
                             seen += 1
                             if rng.random() * seen < 1.0:
                                 pick = i
                 if pick < 0:
                     continue
+                taken[pick] = True
+                picks[r] = pick
                 t = st[pick, _TERR]
                 if t >= 0:
                     if sex == 0:
@@ -415,8 +429,14 @@ def _simulate_run(
                     else:
                         occ_m[t] = -1
                 st[pick, _TERR] = -1
-                order = (site_f if sex == 0 else site_m) if want == 1 else (src_f if sex == 0 else src_m)
-                st[pick, _ORIGIN] = release_origin if want == 1 else source_origin
+            for r in range(tr_year.size):  # ... then settle them on the other side, nearest its release point first
+                pick = picks[r]
+                if pick < 0:
+                    continue
+                sex = tr_sex[r]
+                to_site = tr_dir[r] == 0
+                order = (site_f if sex == 0 else site_m) if to_site else (src_f if sex == 0 else src_m)
+                st[pick, _ORIGIN] = release_origin if to_site else source_origin
                 occ = occ_f if sex == 0 else occ_m
                 for t2 in order:
                     if occ[t2] < 0:
@@ -440,7 +460,7 @@ def _simulate_run(
                 kin, slot, nfree, hw = _kin_alloc(kin, kfree, nfree, hw, max_pedigree)
                 if slot < 0:
                     ctr[C_STATUS] = 1
-                    return traj, gtraj, ctr, st[:0].copy()
+                    return traj, gtraj, ctr, st[:0].copy(), finb[:0].copy()
                 for j in range(hw):
                     kin[slot, j] = 0.0
                     kin[j, slot] = 0.0
@@ -517,10 +537,10 @@ def _simulate_run(
                 while size < litter_cum.size and u >= litter_cum[size - 1]:
                     size += 1
                 st, geno, finb = _grow(st, geno, finb, n, size)
-                father = eligible[int(rng.random() * n_elig)]
+                father = eligible[int(rng_g.random() * n_elig)]
                 for _ in range(size):
                     if multi_pat:
-                        father = eligible[int(rng.random() * n_elig)]
+                        father = eligible[int(rng_g.random() * n_elig)]
                     st[n, _AGE] = 0
                     st[n, _SEX] = 0 if rng.random() < female_share else 1
                     st[n, _TERR] = -1
@@ -529,15 +549,17 @@ def _simulate_run(
                     st[n, _ALIVE] = 1
                     st[n, _CSIDE] = -1
                     st[n, _KSLOT] = -1
+                    st[n, _ID] = next_id
+                    next_id += 1
                     ctr[C_PARENT_AGE_SUM] += st[i, _AGE] + st[father, _AGE]
                     ctr[C_PARENTS] += 2
                     # Mendelian inheritance: one allele of each parent at every locus, chosen by a random bit
-                    bits_m = np.int64(rng.random() * 4503599627370496.0)  # 52 random bits
-                    bits_f = np.int64(rng.random() * 4503599627370496.0)
+                    bits_m = np.int64(rng_g.random() * 4503599627370496.0)  # 52 random bits
+                    bits_f = np.int64(rng_g.random() * 4503599627370496.0)
                     for locus in range(n_all):
                         if locus > 0 and locus % 52 == 0:
-                            bits_m = np.int64(rng.random() * 4503599627370496.0)
-                            bits_f = np.int64(rng.random() * 4503599627370496.0)
+                            bits_m = np.int64(rng_g.random() * 4503599627370496.0)
+                            bits_f = np.int64(rng_g.random() * 4503599627370496.0)
                         bm = (bits_m >> (locus % 52)) & 1
                         bf = (bits_f >> (locus % 52)) & 1
                         geno[n, 2 * locus] = geno[i, 2 * locus + bm]
@@ -551,7 +573,7 @@ def _simulate_run(
                         kin, slot, nfree, hw = _kin_alloc(kin, kfree, nfree, hw, max_pedigree)
                         if slot < 0:
                             ctr[C_STATUS] = 1
-                            return traj, gtraj, ctr, st[:0].copy()
+                            return traj, gtraj, ctr, st[:0].copy(), finb[:0].copy()
                         for j in range(hw):
                             v = 0.0
                             if km >= 0:
@@ -646,4 +668,4 @@ def _simulate_run(
                 gtraj[3, y] = (ht - hs) / ht
         if f_n > 0:
             gtraj[2, y] = f_sum / f_n
-    return traj, gtraj, ctr, st[:n].copy()
+    return traj, gtraj, ctr, st[:n].copy(), finb[:n].copy()

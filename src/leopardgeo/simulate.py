@@ -344,7 +344,7 @@ def _validate(p: SimulationParams) -> None:
                     r,
                 )
             )
-    if p.genetics:
+    if p.genetics and p.neutral_loci > 0:
         p.wild_spectrum()
         p.captive_spectrum()
     for name in ("survival_adult_male", "survival_floater"):
@@ -799,6 +799,11 @@ def _kernel_args(landscape: TerritoryLandscape | None, p: SimulationParams) -> t
     return args, summary
 
 
+def _rngs(seed: np.random.SeedSequence) -> tuple[np.random.Generator, np.random.Generator]:
+    """The demographic and the genetic random streams of one run (the genetic one from a child of its seed)."""
+    return np.random.default_rng(seed), np.random.default_rng(np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, 0xD1A)))
+
+
 def _pedigree_error(p: SimulationParams) -> DataError:
     msg = (
         f"pedigree: expected at most max_pedigree = {p.max_pedigree} animals on the site's side at once, found more. "
@@ -828,10 +833,12 @@ def simulate_individuals(landscape: TerritoryLandscape | None, params: Simulatio
         raise ConfigError(_expected("run", f"a run number from 0 to n_runs - 1 = {params.n_runs - 1}", run))
     args, _ = _kernel_args(landscape, params)
     seed = np.random.SeedSequence(params.seed).spawn(int(run) + 1)[int(run)]
-    _, _, ctr, st = pk._simulate_run(np.random.default_rng(seed), *args)
+    _, _, ctr, st, finb = pk._simulate_run(*_rngs(seed), *args)
     if ctr[pk.C_STATUS]:
         raise _pedigree_error(params)
-    st = st[st[:, _ALIVE] == 1]
+    alive = st[:, _ALIVE] == 1
+    st = st[alive]
+    finb = finb[alive]
     sex = st[:, _SEX]
     terr = st[:, _TERR]
     tid = np.zeros(terr.size, dtype=np.int64)
@@ -858,6 +865,8 @@ def simulate_individuals(landscape: TerritoryLandscape | None, params: Simulatio
             "origin": st[:, _ORIGIN],
             "region": region,
             "side": side,
+            "id": st[:, pk._ID],
+            "inbreeding": finb,
         }
     )
 
@@ -914,7 +923,7 @@ def simulate_population(
 
     def chunk(rs: range) -> None:
         for r in rs:
-            t, g, c, _ = pk._simulate_run(np.random.default_rng(seeds[r]), *args)
+            t, g, c, _, _ = pk._simulate_run(*_rngs(seeds[r]), *args)
             traj[r] = t
             gen[r] = g
             ctrs[r] = c
