@@ -203,15 +203,16 @@ def test_catastrophes_lower_the_growth_rate_as_the_stochastic_growth_formula_say
     """Every vital rate's matrix entry carries one survival factor, so a catastrophe year multiplies the matrix by
     (1 - s): the long-run growth rate is log(lambda) + p log(1 - s) (Lewontin & Cohen 1969; Caswell 2001 ch. 14),
     not log(lambda (1 - p s)) of the mean matrix."""
-    base = SimulationParams(founders_female=1500, founders_male=1500, founder_age=1, first_breeding_age=1,
+    base = SimulationParams(founders_female=1000, founders_male=1000, founder_age=1, first_breeding_age=1,
                             independence_age=1, cubs_die_with_mother=False, max_age=None, density_limit=False,
-                            survival_cub=0.6, survival_adult=0.85, genetics=False, n_runs=60, years=40, seed=2)  # fmt: skip
+                            survival_cub=0.5, survival_adult=0.85, breeding_probability=0.45, genetics=False, n_runs=150,
+                            years=25, seed=2)  # fmt: skip
     p_cat, sev = 0.25, 0.5
     rates = {}
     for name, cat in (("none", ()), ("cat", ((p_cat, sev, 0.0),))):
         res = simulate_population(None, replace(base, catastrophes=cat))
         f = res.females.astype(float)
-        rates[name] = (np.log(f[:, 40]) - np.log(f[:, 10])) / 30
+        rates[name] = (np.log(f[:, 25]) - np.log(f[:, 5])) / 20
     diff = float(rates["cat"].mean() - rates["none"].mean())
     se = math.sqrt(rates["cat"].var(ddof=1) / rates["cat"].size + rates["none"].var(ddof=1) / rates["none"].size)
     assert diff == pytest.approx(p_cat * math.log(1 - sev), abs=4 * se)
@@ -229,7 +230,8 @@ def test_environmental_variation_correlation_and_poaching() -> None:
 
 
 def test_genetics_is_seeded_and_independent_of_workers() -> None:
-    p = SimulationParams(founders_female=5, founders_male=5, density_limit=False, carrying_capacity=60, n_runs=9, years=30, seed=8)
+    p = SimulationParams(founders_female=5, founders_male=5, density_limit=False, carrying_capacity=60, n_runs=9, years=30,
+                         seed=8)  # fmt: skip
     a = simulate_population(None, p, workers=1)
     b = simulate_population(None, p, workers=3)
     for name in ("total", "heterozygosity", "allelic_richness", "inbreeding"):

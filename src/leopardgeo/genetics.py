@@ -78,7 +78,8 @@ def spectrum_from_heterozygosity(heterozygosity: float, *, n_alleles: int, n_loc
     """
     for name, v, low in (("n_alleles", n_alleles, 1), ("n_loci", n_loci, 1)):
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
-            raise ConfigError(f"{name}: expected a whole number >= {low}, found {v!r}.")
+            msg = f"{name}: expected a whole number >= {low}, found {v!r}."
+            raise ConfigError(msg)
     h_max = 1.0 - 1.0 / n_alleles
     ok = isinstance(heterozygosity, numbers.Real) and not isinstance(heterozygosity, bool)
     if not ok or not 0.0 <= float(heterozygosity) <= h_max + 1e-12:
@@ -107,7 +108,9 @@ def spectrum_from_heterozygosity(heterozygosity: float, *, n_alleles: int, n_loc
     return np.tile(p, (n_loci, 1))
 
 
-def spectrum(frequencies: Sequence[float] | Sequence[Sequence[float]], *, n_loci: int, name: str = "allele_frequencies") -> np.ndarray:
+def spectrum(
+    frequencies: Sequence[float] | Sequence[Sequence[float]], *, n_loci: int, name: str = "allele_frequencies"
+) -> np.ndarray:
     """Allele frequencies as an (n_loci, A) array: one row for every locus, or one row per locus.
 
     Raises
@@ -120,23 +123,27 @@ def spectrum(frequencies: Sequence[float] | Sequence[Sequence[float]], *, n_loci
     >>> spectrum([0.5, 0.3, 0.2], n_loci=2).tolist()
     [[0.5, 0.3, 0.2], [0.5, 0.3, 0.2]]
     """
+    nested = bool(frequencies) and isinstance(frequencies[0], Sequence)
     try:
-        rows = [list(map(float, r)) for r in frequencies] if frequencies and isinstance(frequencies[0], Sequence) else [list(map(float, frequencies))]  # type: ignore[arg-type, index]
+        rows = [list(map(float, r)) for r in frequencies] if nested else [list(map(float, frequencies))]  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise ConfigError(f"{name}: expected a list of allele frequencies (or one list per locus), found {frequencies!r}.") from None
+        msg = f"{name}: expected a list of allele frequencies (or one list per locus), found {frequencies!r}."
+        raise ConfigError(msg) from None
     if len(rows) not in (1, n_loci):
-        raise ConfigError(f"{name}: expected one list of frequencies or {n_loci} (one per locus), found {len(rows)}.")
+        msg = f"{name}: expected one list of frequencies or {n_loci} (one per locus), found {len(rows)}."
+        raise ConfigError(msg)
     width = max(len(r) for r in rows)
     out = np.zeros((len(rows), width))
     for k, r in enumerate(rows):
         if not r or any(x < 0 or not math.isfinite(x) for x in r) or abs(sum(r) - 1) > 1e-6:
-            raise ConfigError(f"{name}: expected frequencies >= 0 that sum to 1 at every locus, found {r!r} (sum {sum(r):g}).")
+            msg = f"{name}: expected frequencies >= 0 that sum to 1 at every locus, found {r!r} (sum {sum(r):g})."
+            raise ConfigError(msg)
         out[k, : len(r)] = r
     return np.tile(out, (n_loci, 1)) if len(rows) == 1 else out
 
 
 def heterozygosity(freqs: np.ndarray) -> float:
-    """Expected heterozygosity :math:`1 - \\sum p^2`, averaged over loci (rows of ``freqs``).
+    r"""Expected heterozygosity :math:`1 - \\sum p^2`, averaged over loci (rows of ``freqs``).
 
     Examples
     --------
@@ -201,9 +208,7 @@ def island_fst_trajectory(n_per_deme: float, migration_rate: float, generations:
     Examples
     --------
     >>> traj = island_fst_trajectory(25, 0.02, 2000)
-    >>> round(float(traj[-1]), 4) == round(island_fst(25, 0.02), 4)
-    False
-    >>> abs(float(traj[-1]) - island_fst(25, 0.02)) < 0.02
+    >>> abs(float(traj[-1]) - island_fst(25, 0.02)) < 0.02  # the equilibrium of the finite island model
     True
     """
     a = (1 - migration_rate) ** 2 + migration_rate**2

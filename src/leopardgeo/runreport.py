@@ -550,6 +550,20 @@ def _sites_section(run: _RunFolder, report: Report) -> Section | None:
                   "Every criterion in sites.csv.")
         )  # fmt: skip
     s.blocks += _fig(report, "sites")
+    if isinstance(sim, dict) and isinstance(sim.get("table"), list) and sim["table"]:
+        via = pd.DataFrame(sim["table"])
+        keep = [c for c in ("site", "corridor", "persistence_25y", "persistence_50y", "persistence_100y", "adults_50y",
+                            "het_retained_50y", "het_retained_100y", "inbreeding_50y", "first_year_inbred_median",
+                            "migrants_per_generation") if c in via.columns]  # fmt: skip
+        fmt = {c: ".0%" for c in keep if c.startswith("persistence")} | {
+            c: ".2f" for c in keep if c.startswith(("het_", "inbreeding", "migrants"))
+        }
+        s.blocks.append(
+            Table(_display(via[keep], fmt), "Population viability by corridor (modelled)",
+                  "Persistence: share of runs with both sexes present; adults and heterozygosity retained (H_t / H_0): "
+                  "medians over the runs (5–95 % intervals in simulation.json); inbreeding: median pedigree F; "
+                  "no_corridor: the same site with no movement to or from the source.")
+        )  # fmt: skip
     if isinstance(sim, dict):
         scalars = {k: v for k, v in sim.items() if isinstance(v, int | float | str | bool) and not isinstance(v, bool)}
         if scalars:

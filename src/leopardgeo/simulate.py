@@ -108,7 +108,7 @@ import math
 import numbers
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -131,6 +131,7 @@ __all__ = [
     "TerritoryLandscape",
     "leslie_lambda",
     "leslie_matrix",
+    "plot_genetics",
     "plot_trajectories",
     "simulate_corridors",
     "simulate_individuals",
@@ -233,7 +234,7 @@ class SimulationParams:
     @property
     def lethal_loci(self) -> int:
         """Lethal loci per animal (purging): ``round(lethal_equivalents × lethal_share)`` when genetics is on."""
-        return int(round(self.lethal_equivalents * self.lethal_share)) if self.genetics else 0
+        return round(self.lethal_equivalents * self.lethal_share) if self.genetics else 0
 
     @property
     def neutral_lethal_equivalents(self) -> float:
@@ -476,7 +477,7 @@ def leslie_lambda(params: SimulationParams) -> float:
 # --------------------------------------------------------------------------- result
 @dataclass(frozen=True, eq=False)
 class SimulationResult:
-    """Trajectories of every run and their summaries.
+    r"""Trajectories of every run and their summaries.
 
     The simulated population is every animal on the site's side of the
     landscape (see the module docstring).  Arrays of shape (n_runs, years + 1) count it at
@@ -497,7 +498,9 @@ class SimulationResult:
     :math:`(H_T - H_S)/H_T` between the site's and the source's side) and
     ``source_heterozygosity``.  ``generation_years`` (n_runs,) is the mean
     age of the parents at the births of the run; ``lethal_deaths`` counts
-    cubs killed by a homozygous lethal (purging).
+    cubs killed by a homozygous lethal (purging).  ``corridor_results``
+    holds the same site simulated with other corridors (``no_corridor``,
+    ``scenario``; see :func:`simulate_corridors`), when compared.
     """
 
     params: SimulationParams
@@ -520,6 +523,7 @@ class SimulationResult:
     site_catastrophes: np.ndarray | None = None
     elapsed_s: float = 0.0
     landscape_summary: dict[str, Any] = field(default_factory=dict)
+    corridor_results: dict[str, SimulationResult] = field(default_factory=dict)
 
     @property
     def years(self) -> np.ndarray:
@@ -670,7 +674,39 @@ class SimulationResult:
             "leslie_lambda": leslie_lambda(p),
             "landscape": self.landscape_summary,
             "params": params,
+            "corridors": {
+                name: {k: v for k, v in r.to_dict().items() if k not in ("params", "corridors", "persistence_by_year")}
+                for name, r in self.corridor_results.items()
+            },
         }
+
+    def table(self) -> pd.DataFrame:
+        """One row per corridor (``today`` first, then the compared ones): persistence, adults and genetics at 25, 50, 100 years.
+
+        Medians with 5-95 % intervals over the runs (genetics over the runs
+        that persist); the report's sites section shows it.
+        """
+        rows = []
+        for name, r in {"today": self, **self.corridor_results}.items():
+            row: dict[str, Any] = {"corridor": name}
+            for y in HORIZONS:
+                if y > r.params.years:
+                    continue
+                h = r.horizon(y)
+                row[f"persistence_{y}y"] = h["persistence"]
+                row[f"adults_{y}y"] = h["adults"]["median"]
+                row[f"adults_{y}y_q5"] = h["adults"]["q5"]
+                row[f"adults_{y}y_q95"] = h["adults"]["q95"]
+                row[f"het_retained_{y}y"] = h["heterozygosity_retained"]["median"]
+                row[f"het_retained_{y}y_q5"] = h["heterozygosity_retained"]["q5"]
+                row[f"het_retained_{y}y_q95"] = h["heterozygosity_retained"]["q95"]
+                row[f"inbreeding_{y}y"] = h["inbreeding"]["median"]
+            g = r.genetics_summary()
+            row["first_year_inbred_median"] = g["first_year_over_threshold_median"]
+            row["runs_inbred_share"] = g["runs_reaching_threshold"]
+            row["migrants_per_generation"] = g["migrants_per_generation"]
+            rows.append(row)
+        return pd.DataFrame(rows)
 
 
 def _num(v: float) -> float | None:
@@ -702,6 +738,19 @@ def _kernel_args(landscape: TerritoryLandscape | None, p: SimulationParams) -> t
         raise ConfigError(
             _expected("translocations", "none without a density limit (there is no source population)", p.translocations)
         )
+    if not spatial and p.carrying_capacity is None:
+        n0 = sum(nf + nm for _, nf, nm in p.releases())
+        grow = leslie_lambda(p)
+        if n0 * grow ** min(p.years, 400) > 5e6:
+            raise ConfigError(
+                _expected(
+                    "carrying_capacity",
+                    "a ceiling for a non-spatial run that would otherwise grow past millions of animals",
+                    None,
+                    f"The stage matrix grows by {grow:.3f} a year; {n0} animals become about {n0 * grow ** p.years:.3g} in "
+                    f"{p.years} years. Set carrying_capacity or fewer years.",
+                )
+            )
     if spatial and p.carrying_capacity is not None:
         raise ConfigError(
             _expected(
@@ -750,7 +799,12 @@ def _kernel_args(landscape: TerritoryLandscape | None, p: SimulationParams) -> t
         for _ in range(cnt)
     ]
     rel_arr = np.array(rel, dtype=np.int64).reshape(-1, 4)
-    tr = [(int(y), s, 0 if d == "to_site" else 1) for y, nf, nm, d in p.translocations for s, cnt in ((0, nf), (1, nm)) for _ in range(int(cnt))]
+    tr = [
+        (int(y), s, 0 if d == "to_site" else 1)
+        for y, nf, nm, d in p.translocations
+        for s, cnt in ((0, nf), (1, nm))
+        for _ in range(int(cnt))
+    ]
     tr_arr = np.array(tr, dtype=np.int64).reshape(-1, 3)
     mean_disp = np.array([p.mean_dispersal_cost_female_m, p.mean_dispersal_cost_male_m], dtype=np.float64)
     n_loci = p.neutral_loci if p.genetics else 0
@@ -801,7 +855,8 @@ def _kernel_args(landscape: TerritoryLandscape | None, p: SimulationParams) -> t
 
 def _rngs(seed: np.random.SeedSequence) -> tuple[np.random.Generator, np.random.Generator]:
     """The demographic and the genetic random streams of one run (the genetic one from a child of its seed)."""
-    return np.random.default_rng(seed), np.random.default_rng(np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, 0xD1A)))
+    genetic = np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, 0xD1A))
+    return np.random.default_rng(seed), np.random.default_rng(genetic)
 
 
 def _pedigree_error(p: SimulationParams) -> DataError:
@@ -1136,12 +1191,19 @@ def plot_trajectories(result: SimulationResult, path: Any = None, *, ax: Any = N
         ax.fill_between(years, qt["q5"], qt["q95"], color=colour, alpha=0.15, linewidth=0)
         ax.fill_between(years, qt["q25"], qt["q75"], color=colour, alpha=0.3, linewidth=0)
         ax.plot(years, qt["q50"], color=colour, label=f"{label} (median, 50 % and 90 % bands)")
+    for name, r in result.corridor_results.items():
+        _, clabel = _CORRIDOR_STYLE.get(name, ("", name))
+        ax.plot(r.years, r.quantiles("adults")["q50"], color="tab:blue", linestyle="-." if name == "scenario" else "--",
+                linewidth=1, label=f"all adults, {clabel} (median)")  # fmt: skip
     ax.set_xlabel("years after release")
     ax.set_ylabel("animals (site's side)")
     ax.set_xlim(0, years[-1])
     ax.set_ylim(bottom=0)
     ax2 = ax.twinx()
-    ax2.plot(years, result.persistence, color="black", linestyle="--", label="persistence")
+    ax2.plot(years, result.persistence, color="black", linestyle="-", linewidth=0.8, label="persistence")
+    for name, r in result.corridor_results.items():
+        _, clabel = _CORRIDOR_STYLE.get(name, ("", name))
+        ax2.plot(r.years, r.persistence, color="black", linestyle="--", linewidth=0.8, label=f"persistence, {clabel}")
     ax2.set_ylim(0, 1.02)
     ax2.set_ylabel("probability of persistence")
     h1, l1 = ax.get_legend_handles_labels()
@@ -1154,6 +1216,55 @@ def plot_trajectories(result: SimulationResult, path: Any = None, *, ax: Any = N
                 parts.append(f"P(persist {y} y) = {result.persistence_at(y):.2f}")
         title = ", ".join(parts)
     ax.set_title(title, fontsize=10)
+    if path is not None:
+        fig.savefig(path, dpi=150, bbox_inches="tight")
+    return fig
+
+
+_CORRIDOR_STYLE = {"today": ("tab:green", "today's corridor"), "no_corridor": ("tab:gray", "no corridor"),
+                   "scenario": ("tab:purple", "scenario corridor")}  # fmt: skip
+
+
+def plot_genetics(result: SimulationResult, path: Any = None, *, ax: Any = None, title: str | None = None) -> Any:
+    """Heterozygosity retained (median, 5–95 % band) and median inbreeding per corridor compared.
+
+    One line per corridor of ``result`` (today) and of its
+    ``corridor_results`` (no corridor, a scenario's corridor), over the runs
+    that still persist each year.  Arguments as :func:`plot_trajectories`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if ax is None:
+        fig = Figure(figsize=(7, 4.2))
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot(1, 1, 1)
+    else:
+        fig = ax.figure
+    ax2 = ax.twinx()
+    for name, r in {"today": result, **result.corridor_results}.items():
+        colour, label = _CORRIDOR_STYLE.get(name, ("tab:orange", name))
+        qt = r.quantiles("heterozygosity_retained")
+        ax.fill_between(r.years, qt["q5"], qt["q95"], color=colour, alpha=0.12, linewidth=0)
+        ax.plot(r.years, qt["q50"], color=colour, label=f"H retained, {label} (median, 90 % band)")
+        fq = r.quantiles("inbreeding")
+        ax2.plot(r.years, fq["q50"], color=colour, linestyle=":", label=f"inbreeding F, {label} (median)")
+    thr = result.params.inbreeding_threshold
+    ax2.axhline(thr, color="black", linewidth=0.6, linestyle="--", label=f"F threshold {thr:g}")
+    ax.set_xlabel("years after release")
+    ax.set_ylabel("heterozygosity retained (H_t / H_0)")
+    ax.set_ylim(0, 1.3)
+    ax.set_xlim(0, result.years[-1])
+    ax2.set_ylim(0, max(0.5, thr * 2))
+    ax2.set_ylabel("mean pedigree inbreeding F")
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=7, frameon=False)
+    ax.set_title(title or "Genetics (modelled)", fontsize=10)
     if path is not None:
         fig.savefig(path, dpi=150, bbox_inches="tight")
     return fig
