@@ -101,7 +101,7 @@ def test_heterozygosity_decays_as_in_an_ideal_population() -> None:
     """20 + 20 breeders, each cub of its own random father: H_t = H_1 (1 - 1/(2 Ne))^(t-1)."""
     n_f = n_m = 20
     n = n_f + n_m
-    res = simulate_population(panmictic(n_f, n_m), ideal(n_f, n_m, runs=150, years=31))
+    res = simulate_population(panmictic(n_f, n_m), ideal(n_f, n_m, runs=100, years=31))
     assert np.all(res.adults[:, 1:] == n)  # constant size: every territory refilled every generation
     # family sizes: a mother's settled offspring ~ Binomial(LITTER, q), q = N / (n_f LITTER); a father's ~ Binomial(N, 1/n_m)
     q = n / (n_f * LITTER)
@@ -115,10 +115,10 @@ def test_heterozygosity_decays_as_in_an_ideal_population() -> None:
 
 def test_ne_follows_the_demographic_formula() -> None:
     """Sex ratio (Ne = 4 Nm Nf / (Nm + Nf)) and family-size variance (one father per litter lowers Ne)."""
-    skewed = simulate_population(panmictic(30, 10), ideal(30, 10, runs=120, years=26))
+    skewed = simulate_population(panmictic(30, 10), ideal(30, 10, runs=80, years=26))
     ne_skewed, _ = decay_ne(skewed, 1, 26)
     assert ne_skewed == pytest.approx(4 * 10 * 30 / 40, rel=0.12)  # 30, not the census 40
-    litters = simulate_population(panmictic(20, 20), ideal(20, 20, runs=120, years=26, multiple_paternity=False))
+    litters = simulate_population(panmictic(20, 20), ideal(20, 20, runs=80, years=26, multiple_paternity=False))
     ne_litters, _ = decay_ne(litters, 1, 26)
     # one father per litter: a male's offspring = the sum over the litters he sired (Binomial(n_f, 1/n_m) of them)
     q = 40 / (20 * LITTER)
@@ -135,7 +135,7 @@ def test_island_model_fst() -> None:
     moves = tuple((y, int(y % 2 == 0), int(y % 2 == 1), d) for y in range(1, years + 1) for d in ("to_site", "to_source"))
     land = panmictic(20, 20, 20, 20)
     # 40 + 40 founders at the site, of which the 20 + 20 that settle are moved to the source at year 0
-    p = ideal(40, 40, runs=100, years=years, translocations=((0, 20, 20, "to_source"), *moves))
+    p = ideal(40, 40, runs=60, years=years, translocations=((0, 20, 20, "to_source"), *moves))
     res = simulate_population(land, p)
     assert np.all(res.adults[:, 1:] == 40) and np.all(res.source_adults[:, 1:] == 40)
     n = 40
@@ -205,14 +205,15 @@ def test_catastrophes_lower_the_growth_rate_as_the_stochastic_growth_formula_say
     not log(lambda (1 - p s)) of the mean matrix."""
     base = SimulationParams(founders_female=1000, founders_male=1000, founder_age=1, first_breeding_age=1,
                             independence_age=1, cubs_die_with_mother=False, max_age=None, density_limit=False,
-                            survival_cub=0.5, survival_adult=0.85, breeding_probability=0.45, genetics=False, n_runs=150,
-                            years=25, seed=2)  # fmt: skip
-    p_cat, sev = 0.25, 0.5
+                            survival_cub=0.5, survival_adult=0.85, breeding_probability=0.45, genetics=False, n_runs=200,
+                            years=20, seed=2)  # fmt: skip
+    p_cat, sev = 0.15, 0.6
     rates = {}
     for name, cat in (("none", ()), ("cat", ((p_cat, sev, 0.0),))):
         res = simulate_population(None, replace(base, catastrophes=cat))
         f = res.females.astype(float)
-        rates[name] = (np.log(f[:, 25]) - np.log(f[:, 5])) / 20
+        assert f[:, 20].min() > 0  # no run extinct: the growth rate is measured, not the absorbing state
+        rates[name] = (np.log(f[:, 20]) - np.log(f[:, 5])) / 15
     diff = float(rates["cat"].mean() - rates["none"].mean())
     se = math.sqrt(rates["cat"].var(ddof=1) / rates["cat"].size + rates["none"].var(ddof=1) / rates["none"].size)
     assert diff == pytest.approx(p_cat * math.log(1 - sev), abs=4 * se)

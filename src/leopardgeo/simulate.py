@@ -4,13 +4,22 @@ A population viability analysis (PVA) in the style of Vortex (Lacy 2000,
 *Ecological Bulletins* 48:191–203) and of the individual-based tiger models of
 Carroll & Miquelle (2006, *J. Appl. Ecol.* 43:1056–1068), run on the
 territories of :func:`leopardgeo.territories.pack_territories`: every animal
-is tracked with its age, sex, territory (or none) and mother, in yearly steps.
+is tracked with its age, sex, territory (or none), mother, neutral diploid
+genotype and pedigree inbreeding coefficient, in yearly steps.  The compiled
+kernel is :mod:`leopardgeo.popkernel`, the landscape
+:mod:`leopardgeo.poplandscape`, the founder spectra and the reference
+formulas :mod:`leopardgeo.genetics`.
 
 The yearly cycle (census after the births, so year 0 counts the founders):
 
 1. **Survival** by age class at the start of the year: cub (age 0), juvenile
    (1), subadult (2), adult (>= 3; males may have their own rate); an adult
-   without a territory (a *floater*) survives with the floater rate.  With
+   without a territory (a *floater*) survives with the floater rate.  Each
+   rate moves with the year's environmental variation and catastrophes (per
+   side of the landscape), independent animals also face ``poaching_rate``,
+   a cub's survival is × :math:`e^{-B F}` (inbreeding depression, lethal
+   equivalents B, F its pedigree inbreeding) and a cub homozygous at a lethal
+   locus dies (optional purging); an animal reaching ``max_age`` dies.  With
    ``cubs_die_with_mother`` a cub in its first year dies with its mother.
    The territory of a dead animal becomes free.
 2. **Ageing**: every survivor is one year older.
@@ -36,7 +45,12 @@ The yearly cycle (census after the births, so year 0 counts the founders):
    is female with probability ``female_share``.  The female can breed again
    when her cubs are independent (or all died): an inter-birth interval of two
    years, or one year after losing the whole litter.
-6. **Census**.
+   The father is drawn among the males within reach (per litter, or per cub
+   with ``multiple_paternity``); each cub inherits one allele of each parent
+   at every locus, and its inbreeding coefficient is its parents' kinship.
+6. **Census**, with the genetic census of the independent animals:
+   expected heterozygosity, allelic richness, mean inbreeding, F_ST between
+   the site's and the source's side.
 
 Territories are the density ceiling.  With ``density_limit=False`` the
 simulation is not spatial: every disperser settles at once on a territory of
@@ -60,7 +74,9 @@ A run *persists* at year *t* if at every census up to *t* the simulated
 population held at least one female and one male of any age (Vortex's
 definition of extinction: one sex or both gone).
 
-Defaults and their sources (assumptions are labelled):
+Defaults and their sources (assumptions are labelled; the genetic defaults --
+12 loci, wild heterozygosity 0.33, 6.29 lethal equivalents, maximum age 20 --
+are sourced in ``docs/parameters.md``):
 
 * ``survival_adult = 0.82``: annual adult survival of Amur leopards,
   0.82 (0.69–0.91) (Vitkalova et al. 2018, *Conservation Letters*).
