@@ -3,7 +3,7 @@
 Each test sets the individual-based model up so that a textbook result holds
 (an ideal population, an island model, a scalar growth rate) and compares
 with the formula, within Monte Carlo error.  The formulas are written out
-here (and in :mod:`leopardgeo.genetics`); none is fitted to the model.
+here (and in :mod:`leopardgeo.kernels.genetics`); none is fitted to the model.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from leopardgeo.errors import ConfigError, DataError
-from leopardgeo.genetics import island_fst, island_fst_trajectory, spectrum_from_heterozygosity
-from leopardgeo.simulate import SimulationParams, TerritoryLandscape, simulate_individuals, simulate_population
+from leopardgeo.core.errors import ConfigError, DataError
+from leopardgeo.kernels.genetics import island_fst, island_fst_trajectory, spectrum_from_heterozygosity
+from leopardgeo.stages.simulate import SimulationParams, TerritoryLandscape, simulate_individuals, simulate_population
 
 # Discrete generations: every animal breeds at age 1 and dies the next year; cubs all survive the year.
 GENERATIONS = {
