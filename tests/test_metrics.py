@@ -131,6 +131,13 @@ def assert_same_as_brute_force(G, *, d50=100.0, min_probability=None, landscape_
     # percentages: the brute force subtracts two sums of size 100, so 1e-9 is its own round-off
     np.testing.assert_allclose(got.to_numpy(float), want.to_numpy(float), rtol=1e-9, atol=1e-9)
     assert (m.nodes["dPC_connector"] >= 0).all() and (m.nodes["dIIC_connector"] >= 0).all()
+    H = nx.Graph()
+    H.add_nodes_from(G)
+    H.add_edges_from((r.patch_a, r.patch_b) for r in m.links.itertuples() if r.used)
+    assert set(m.nodes.index[m.nodes["articulation"]]) == set(nx.articulation_points(H))
+    assert {frozenset((r.patch_a, r.patch_b)) for r in m.links.itertuples() if r.bridge} == {
+        frozenset(e) for e in nx.bridges(H)
+    }
     for row in m.links.itertuples(index=False):
         key = frozenset((row.patch_a, row.patch_b))
         if row.used:

@@ -266,9 +266,16 @@ def connectivity_metrics(
     H = nx.Graph()
     H.add_nodes_from(nodes)
     H.add_edges_from((edges[i][0], edges[i][1]) for i in ids)
-    art = set(nx.articulation_points(H))
-    node_df["articulation"] = [v in art for v in nodes]
-    bridges = {frozenset(e) for e in nx.bridges(H)}
+    # one biconnected decomposition (networkx.bridges' chain decomposition is ~10x slower on dense graphs):
+    # a bridge is a component of one link, an articulation point a node in two or more components
+    seen: dict = {}
+    bridges = set()
+    for comp in nx.biconnected_component_edges(H):
+        if len(comp) == 1:
+            bridges.add(frozenset(comp[0]))
+        for v in {x for e in comp for x in e}:
+            seen[v] = seen.get(v, 0) + 1
+    node_df["articulation"] = [seen.get(v, 0) > 1 for v in nodes]
     dpc_link = np.zeros(m_all)
     diic_link = np.zeros(m_all)
     if links:
