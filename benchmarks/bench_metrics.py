@@ -93,11 +93,13 @@ def markdown(rows: list[dict]) -> str:
     lines = [
         "## Connectivity metrics (`bench_metrics.py`)",
         "",
-        f"Measured {dt.date.today().isoformat()} on {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
-        "shared machine. Node and link metrics (PC, IIC, EC, node dPC / dIIC with intra / flux / connector, "
-        "link dPC / dIIC, BC, BCPC, bridges). Brute force = every pair recomputed once per node and per link "
-        "(`leopardgeo.testing.naive_connectivity_metrics`, dense `scipy.sparse.csgraph` all pairs); "
-        "\"max diff\" = the largest difference of any node or link value between the two, in percentage points.",
+        (
+            f"Measured {dt.date.today().isoformat()} on {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
+            "shared machine. Node and link metrics (PC, IIC, EC, node dPC / dIIC with intra / flux / connector, "
+            "link dPC / dIIC, BC, BCPC, bridges). Brute force = every pair recomputed once per node and per link "
+            "(`leopardgeo.testing.naive_connectivity_metrics`, dense `scipy.sparse.csgraph` all pairs); "
+            "\"max diff\" = the largest difference of any node or link value between the two, in percentage points."
+        ),
         "",
         "| graph | nodes | links | leopardgeo | brute force | speed-up | max diff (pct points) |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -109,9 +111,11 @@ def markdown(rows: list[dict]) -> str:
         lines.append(f"| {r['kind']} | {r['n']:,} | {r['links']:,} | {r['fast_s']:.2f} s | {brute} | {ratio} | {diff} |")
     lines += [
         "",
-        "Targets: the 404-node complete graph in ≤ 10 s and a planar graph of 5,000 patches in ≤ 30 s, node and "
-        "link metrics. The version before the per-source subtree kernel (one all-pairs recomputation per removed "
-        "link) took 248 s on a 142-node complete graph.",
+        (
+            "Targets: the 404-node complete graph in ≤ 10 s and a planar graph of 5,000 patches in ≤ 30 s, node and "
+            "link metrics. The version before the per-source subtree kernel (one all-pairs recomputation per removed "
+            "link) took 248 s on a 142-node complete graph."
+        ),
         "",
         "```sh",
         ".venv/bin/python benchmarks/bench_metrics.py --write docs/performance.md",

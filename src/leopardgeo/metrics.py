@@ -248,7 +248,7 @@ def connectivity_metrics(
         "landscape_area_ha": al,
         "k": k,
         "min_probability": min_probability,
-        "links_used": int(len(ids)),
+        "links_used": len(ids),
         "link_metrics": status,
     }
 

@@ -233,7 +233,9 @@ def _one_source(
         if sz[x] > 1:
             lo = tin[x] + 1
             hi = tin[x] + sz[x]
-            node_loss[x] += a_s * _subtree_loss(lo, hi, lo - 1, -1, indptr, indices, w, eid, tin, euler, dist, p, a, mode, k, nd, hk, hv)
+            node_loss[x] += a_s * _subtree_loss(
+                lo, hi, lo - 1, -1, indptr, indices, w, eid, tin, euler, dist, p, a, mode, k, nd, hk, hv
+            )
         if do_links:
             lo = tin[x]
             hi = tin[x] + sz[x]
