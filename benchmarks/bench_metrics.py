@@ -10,7 +10,7 @@ commonly build from patch centroids); *planar* = the Delaunay triangulation of `
 (about 3 n links, like the minimum planar graph of the links stage).  Areas are log-normal (median 500 ha),
 median dispersal 11 km, p = 0.5.  Each measurement runs in a fresh subprocess (``--worker``) that first
 computes the metrics of a 5-node graph (numba compilation or cache load: not timed), then times
-:func:`leopardgeo.metrics.connectivity_metrics` with node and link metrics.  The brute-force definition
+:func:`leopardgeo.stages.metrics.connectivity_metrics` with node and link metrics.  The brute-force definition
 (:func:`leopardgeo.testing.naive_connectivity_metrics`: all pairs recomputed once per node and once per
 link) runs on the ``--brute`` sizes of both kinds, and every node and link value of the fast version is
 compared with it.  With ``--write`` the Markdown section goes between ``<!-- bench_metrics:start -->`` and
@@ -58,7 +58,7 @@ def build(kind: str, n: int, seed: int = 20261202):
 
 
 def worker(kind: str, n: int, brute: bool) -> dict:
-    from leopardgeo.metrics import connectivity_metrics, dispersal_k
+    from leopardgeo.stages.metrics import connectivity_metrics, dispersal_k
     from leopardgeo.testing import naive_connectivity_metrics
 
     connectivity_metrics(build("complete", 5), median_distance=D50_M)  # compile / load the cache

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from leopardgeo.errors import ConfigError, DataError
-from leopardgeo.metrics import add_metric_attributes, connectivity_metrics, dispersal_k
+from leopardgeo.core.errors import ConfigError, DataError
+from leopardgeo.stages.metrics import add_metric_attributes, connectivity_metrics, dispersal_k
 from leopardgeo.testing import naive_connectivity_metrics
 
 
@@ -210,7 +210,7 @@ def test_min_probability_drops_improbable_links():
 
 
 def test_link_metrics_skipped_above_the_limit(monkeypatch, caplog):
-    import leopardgeo.metrics as metrics
+    import leopardgeo.stages.metrics as metrics
 
     monkeypatch.setattr(metrics, "LINK_METRICS_MAX_LINKS", 1)
     m = metrics.connectivity_metrics(path_graph(), median_distance=100.0)

@@ -17,9 +17,9 @@ import geopandas as gpd
 import shapely
 
 from leopardgeo.cli import cli
-from leopardgeo.errors import ConfigError, CRSError, DataError, OutputExistsError
-from leopardgeo.metrics import connectivity_metrics, dispersal_k
-from leopardgeo.nodes import polygon_metrics, write_polygon_metrics
+from leopardgeo.core.errors import ConfigError, CRSError, DataError, OutputExistsError
+from leopardgeo.stages.metrics import connectivity_metrics, dispersal_k
+from leopardgeo.stages.nodes import polygon_metrics, write_polygon_metrics
 from leopardgeo.testing import TEST_CRS, naive_connectivity_metrics, synthetic_raster
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"

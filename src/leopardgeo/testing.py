@@ -20,7 +20,7 @@ import geopandas as gpd
 import rasterio
 from affine import Affine
 
-from leopardgeo.grid import Grid
+from leopardgeo.core.grid import Grid
 
 __all__ = ["TEST_CRS", "naive_connectivity_metrics", "naive_pack_females", "synthetic_raster", "synthetic_vector"]
 
@@ -88,7 +88,7 @@ def naive_pack_females(
     seed: int = 0,
     connectivity: int = 8,
 ) -> np.ndarray:
-    """Female territories of :func:`leopardgeo.territories.pack_territories`, the slow way: one SciPy Dijkstra per seed.
+    """Female territories of :func:`leopardgeo.stages.territories.pack_territories`, the slow way: one SciPy Dijkstra per seed.
 
     A reference for tests and benchmarks, written from the method's description, not from the compiled kernel:
     for every seed, ``scipy.sparse.csgraph.dijkstra`` runs over the graph of eligible cells no territory holds
@@ -200,7 +200,7 @@ def naive_connectivity_metrics(
     computed the slow, obvious way: dense all-pairs ``scipy.sparse.csgraph.shortest_path`` on the
     graph, then again once per removed node and once per removed link (``n + m`` all-pairs runs); BC
     from networkx, BCPC by splitting each pair's weight :math:`a_i a_j p^*_{ij}` over
-    ``networkx.all_shortest_paths``.  The reference of :func:`leopardgeo.metrics.connectivity_metrics`
+    ``networkx.all_shortest_paths``.  The reference of :func:`leopardgeo.stages.metrics.connectivity_metrics`
     in tests and ``benchmarks/bench_metrics.py``; it shares no code with it.
 
     Returns
@@ -215,8 +215,8 @@ def naive_connectivity_metrics(
     >>> import networkx as nx
     >>> G = nx.path_graph(3); nx.set_node_attributes(G, 1.0, "area_ha"); nx.set_edge_attributes(G, 1.0, "cwd")
     >>> r = naive_connectivity_metrics(G, k=np.log(2))
-    >>> round(r["PC"] * 9, 4), round(r["nodes"].loc[1, "dPC_connector"], 4)   # 3 + 2(.5 + .5 + .25); 2·.25 of 6.5
-    (6.5, 7.6923)
+    >>> round(r["PC"] * 9, 4), round(float(r["nodes"].loc[1, "dPC_connector"]), 4)   # 3 + 2(.5 + .5 + .25); 2·.25 of 5.5
+    (5.5, 9.0909)
     """
     import networkx as nx
     import pandas as pd
