@@ -161,14 +161,14 @@ def random_graphs(draw):
     return G
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(G=random_graphs(), min_p=st.sampled_from([None, None, 0.3]))
 def test_equals_brute_force_on_random_graphs(G, min_p):
     area = None if sum(a for _, a in G.nodes(data="area_ha")) > 0 else 1.0
     assert_same_as_brute_force(G, min_probability=min_p, landscape_area=area)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), n=st.integers(2, 25), density=st.floats(0.05, 1.0))
 def test_equals_brute_force_with_real_distances(seed, n, density):
     """Random points, Euclidean distances, random link sets (disconnected ones included)."""
