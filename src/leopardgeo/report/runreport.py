@@ -1028,6 +1028,11 @@ def _sikhote_finding(run: _RunFolder, report: Report) -> list[Block]:
     weak, short = _weakest_section(run, sites.geometry.iloc[0], source)
     if weak:
         text += " " + weak
+    p50 = best.get("persistence_50y", math.nan)  # a pandas row: .get gives the default when the column is absent
+    if pd.notna(p50):
+        text += f" A released population persists 50 years in {100 * float(p50):.0f} % of the simulated runs"
+        alone = best.get("persistence_50y_no_corridor", math.nan)
+        text += f" ({100 * float(alone):.0f} % with no movement to or from the source)." if pd.notna(alone) else "."
     report.headlines.append(f"**Southern Sikhote-Alin:** {name} connects to {source}" + (f"; {short}." if short else "."))
     return [text]
 

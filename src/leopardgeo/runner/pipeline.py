@@ -486,6 +486,8 @@ def compute_metrics(cfg: RunConfig, inputs: Inputs, graph: nx.Graph) -> MetricsR
         median_distance=m.median_dispersal,
         probability=m.probability,
         landscape_area=_landscape_area(cfg, inputs),
+        min_probability=m.min_probability,
+        links=m.link_metrics,
     )
     add_metric_attributes(graph, result)
     return result
@@ -542,7 +544,7 @@ def compute_crossborder(
             importance = crossing_importance(
                 graph, sorted(set(tb["patch_id"].astype(int))), labels, cidx, codes, grid,
                 attribute=m.attribute, weight=m.distance, median_distance=m.median_dispersal,
-                probability=m.probability, landscape_area=_landscape_area(cfg, inputs),
+                probability=m.probability, landscape_area=_landscape_area(cfg, inputs), min_probability=m.min_probability,
             )  # fmt: skip
     routes = crossing_routes(graph, crossings, tb, importance=importance, permeability=perm if len(perm) else None)
     if cb.fence is FenceMode.NONE or not codes:

@@ -1228,6 +1228,7 @@ def crossing_importance(
     median_distance: float = 11_000.0,
     probability: float = 0.5,
     landscape_area: float | None = None,
+    min_probability: float | None = None,
 ) -> dict[int, float]:
     r"""Importance of each transboundary patch as a crossing: % of PC lost when it is cut at the border.
 
@@ -1248,7 +1249,14 @@ def crossing_importance(
     """
     from leopardgeo.stages.metrics import connectivity_metrics
 
-    kw = {"attribute": attribute, "weight": weight, "median_distance": median_distance, "probability": probability}
+    kw = {
+        "attribute": attribute,
+        "weight": weight,
+        "median_distance": median_distance,
+        "probability": probability,
+        "min_probability": min_probability,
+        "links": False,  # PC alone: no link importance needed
+    }
     if landscape_area is None:
         landscape_area = float(sum(float(d.get(attribute, 0.0)) for _, d in graph.nodes(data=True)))
     pc = connectivity_metrics(graph, landscape_area=landscape_area, **kw).summary["PC"]
