@@ -402,6 +402,7 @@ def compute_circuit(cfg: RunConfig, resistance: np.ndarray, labels: np.ndarray, 
         mode=c.mode,
         pairs=_circuit_pairs(cfg, graph),
         exclude_pairs=c.exclude_pairs,
+        focal_shorting=c.focal_shorting,
         connectivity=c.connectivity,
         avg_resistances=c.avg_resistances,
         solver=c.solver,
@@ -820,8 +821,15 @@ def site_layer(result: SiteResult) -> gpd.GeoDataFrame:
 
 
 def circuit_table(result: CircuitResult) -> str:
-    """``circuit.csv``: the effective resistances (pairwise) or source voltages (one/all modes)."""
-    return result.resistances.to_csv(index=False, float_format="%.9g")
+    """``circuit.csv``: the effective resistances (pairwise) or source voltages (one/all modes).
+
+    A pair with no path between its patches has ``inf`` ohms in the Python API
+    and ``-1`` here, as in Circuitscape's resistance tables.
+    """
+    table = result.resistances.copy()
+    if "eff_resistance" in table:
+        table["eff_resistance"] = table["eff_resistance"].where(np.isfinite(table["eff_resistance"]), -1.0)
+    return table.to_csv(index=False, float_format="%.9g")
 
 
 def link_rasters(cwd: CostDistanceResult) -> dict[str, tuple[np.ndarray, float | int]]:
