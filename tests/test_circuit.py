@@ -771,9 +771,9 @@ def test_pair_shorting_does_not_connect_through_another_patch():
     assert every[(1, 2)] == pytest.approx(2.0, rel=1e-12)
 
 
-@pytest.mark.parametrize(("connectivity", "avg"), [(4, False), (8, False), (8, True)])
+@pytest.mark.parametrize(("connectivity", "avg"), [(4, True), (8, False)])
 @given(grid=grids(min_patches=3, max_patches=4))
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 def test_pair_shorting_matches_dense_reference_per_pair(connectivity, avg, grid):
     res, focal = grid
     out = circuit.circuit_flow(res, focal, connectivity=connectivity, avg_resistances=avg, current_maps=True)
@@ -806,10 +806,10 @@ def _solvers_here() -> list[str]:
 @pytest.mark.parametrize("mode", ["pairwise", "one_to_all", "all_to_one"])
 def test_every_solver_gives_the_same_answer(mode):
     rng = np.random.default_rng(7)
-    res = 10.0 ** rng.uniform(0.0, 2.0, (40, 50))
+    res = 10.0 ** rng.uniform(0.0, 2.0, (24, 30))
     res[rng.random(res.shape) < 0.1] = np.nan
     focal = np.zeros(res.shape, dtype=np.int32)
-    for pid, (r, c) in enumerate([(3, 3), (35, 45), (5, 40), (30, 8)], start=1):
+    for pid, (r, c) in enumerate([(2, 2), (19, 25), (3, 24), (18, 4)], start=1):
         focal[r : r + 3, c : c + 3] = pid
     res[focal > 0] = 1.0
     ref = Dense(res, focal, 8, False)
