@@ -1,4 +1,4 @@
-"""Tests of leopardgeo.circuit against independent references.
+"""Tests of leopardgeo.kernels.circuit against independent references.
 
 References used here never come from the module's own earlier output:
 
@@ -31,9 +31,9 @@ import scipy.sparse.linalg as spla
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from leopardgeo import circuit
-from leopardgeo.circuit import build_network, estimate_memory_bytes
-from leopardgeo.errors import ConfigError, DataError, MemoryLimitError, NoPathError, ResistanceError
+from leopardgeo.core.errors import ConfigError, DataError, MemoryLimitError, NoPathError, ResistanceError
+from leopardgeo.kernels import circuit
+from leopardgeo.kernels.circuit import build_network, estimate_memory_bytes
 
 #: Sections 1-7: every patch short-circuited in every solve (the dense reference's convention).
 circuit_flow = functools.partial(circuit.circuit_flow, focal_shorting="all")
