@@ -839,3 +839,21 @@ def test_direct_estimate_covers_the_factor():
     n = 690_002
     assert estimate_memory_bytes(2_200_000, n, 15, "pardiso") > estimate_memory_bytes(2_200_000, n, 15, "amg")
     assert estimate_memory_bytes(2_200_000, 4 * n, 0, "pardiso") > 4 * estimate_memory_bytes(2_200_000, n, 0, "pardiso") - 1e9
+
+
+@pytest.mark.parametrize("avg", [False, True])
+def test_both_conventions_match_landschaft_circuitscape(avg):
+    """Four regions of 12-32 cells: ``pair`` = Circuitscape's pairwise; ``all`` = the same with the regions as polygons."""
+    lc = pytest.importorskip("landschaft.circuit")
+
+    rng = np.random.default_rng(3)
+    res = 10.0 ** rng.uniform(0.0, 2.0, (20, 24))
+    focal = np.zeros(res.shape, dtype=np.int32)
+    focal[1:4, 1:5], focal[15:19, 18:22], focal[8:12, 8:16], focal[2:5, 18:22] = 1, 2, 3, 4
+    for shorting, polygons in (("pair", None), ("all", focal)):
+        cs = lc.circuitscape_pairwise(res, focal, polygons=polygons, cum_map=True, avg_resistances=avg)
+        ref = np.asarray(cs.resistances)
+        out = circuit.circuit_flow(res, focal, focal_shorting=shorting, avg_resistances=avg)
+        for (a, b), r in table_dict(out).items():
+            assert r == pytest.approx(ref[a, b], rel=1e-8), (shorting, a, b)
+        np.testing.assert_allclose(out.cum_current, np.asarray(cs.cum_current), rtol=1e-6, atol=1e-9)
