@@ -412,6 +412,11 @@ class CircuitConfig:
     pairs: PairSet = _f(PairSet.ALL, doc="pairwise: all pairs of patches (Circuitscape) or only linked pairs ('links')")
     include_pairs: tuple[tuple[int, int], ...] = _f((), doc="pairwise: solve only these patch-id pairs, e.g. [[1, 2], [2, 4]]")
     exclude_pairs: tuple[tuple[int, int], ...] = _f((), doc="pairwise: skip these patch-id pairs")
+    pairs_file: str | None = _f(
+        None,
+        doc="pairwise: a Circuitscape include / exclude pairs file ('mode include' or 'mode exclude' then one pair "
+        "per line, or Circuitscape's min / max id matrix); relative to base_dir",
+    )
     connectivity: int = _f(8, doc="4 or 8 neighbours (Circuitscape: connect_four_neighbors_only = false -> 8)")
     avg_resistances: bool = _f(
         False,

@@ -38,6 +38,7 @@ pair / patch with the same preconditioner.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import os
@@ -264,20 +265,20 @@ def _branch_sums(res, node, volts, n_total, k, avg_res):  # pragma: no cover - c
     return acc
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
-def _solve_currents(res, node, x, w_ptr, w_idx, w_val, k, avg_res):  # pragma: no cover - compiled
-    """Sum over solves of the |branch currents| at each cell, every solve's voltages a combination of columns of ``x``.
+@numba.njit(cache=True, nogil=True)
+def _solve_currents(res, node, x, w_ptr, w_idx, w_val, k, avg_res, r0, r1):  # pragma: no cover - compiled
+    """Sum over solves of the |branch currents| at each cell of rows ``r0:r1``, voltages combining columns of ``x``.
 
     Solve ``p`` has voltages ``sum_q w_val[q] * x[:, w_idx[q]]`` for ``q`` in
-    ``w_ptr[p]:w_ptr[p + 1]``; one pass over the grid serves every solve (rows
-    on numba's threads; each cell writes only its own entry).
+    ``w_ptr[p]:w_ptr[p + 1]``; one pass over the rows serves every solve.
+    Returns the ``r1 - r0`` rows (each cell writes only its own entry).
     """
     nr, nc = res.shape
     m = x.shape[1]
     n_solves = len(w_ptr) - 1
-    out = np.zeros((nr, nc), np.float64)
-    for r in numba.prange(nr):
-        d = np.empty(m, np.float64)
+    out = np.zeros((r1 - r0, nc), np.float64)
+    d = np.empty(m, np.float64)
+    for r in range(r0, r1):
         for c in range(nc):
             a = node[r, c]
             if a < 0:
@@ -303,7 +304,7 @@ def _solve_currents(res, node, x, w_ptr, w_idx, w_val, k, avg_res):  # pragma: n
                         t += w_val[q] * d[w_idx[q]]
                     t_sum += abs(t)
                 s += g * t_sum
-            out[r, c] = s
+            out[r - r0, c] = s
     return out
 
 
@@ -311,47 +312,47 @@ def _solve_currents(res, node, x, w_ptr, w_idx, w_val, k, avg_res):  # pragma: n
 _FORWARD = np.array([1, 2, 5, 6], dtype=np.int64)
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
-def _pair_currents(res, node, x, ia, ib, k, avg_res):  # pragma: no cover - compiled
-    """Sum over solves of the |branch currents| at each cell; solve ``p`` has voltages ``x[:, ia[p]] - x[:, ib[p]]``.
+@numba.njit(cache=True, nogil=True)
+def _pair_currents(res, node, x, ia, ib, k, avg_res, r0, r1):  # pragma: no cover - compiled
+    """Sum over solves of the |branch currents| at each cell, from the branches leaving rows ``r0:r1`` forwards.
 
-    A column index equal to ``x.shape[1]`` stands for zero volts (a ground).
-    Each branch is visited once and counted at both its cells; rows of one
-    parity at a time go to numba's threads, so no two threads write one cell.
+    Solve ``p`` has voltages ``x[:, ia[p]] - x[:, ib[p]]``; a column index
+    equal to ``x.shape[1]`` stands for zero volts (a ground).  Each branch is
+    visited once (right, down, down-right, down-left) and counted at both its
+    cells, so the block returned holds rows ``r0 : r1 + 1`` (the last one shared
+    with the next block; the caller adds the blocks up).
     """
     nr, nc = res.shape
     m = x.shape[1]
     n_solves = len(ia)
     n_fwd = 2 if k == 4 else 4
-    out = np.zeros((nr, nc), np.float64)
-    for parity in range(2):
-        for i in numba.prange((nr - parity + 1) // 2):
-            r = 2 * i + parity
-            d = np.zeros(m + 1, np.float64)
-            for c in range(nc):
-                a = node[r, c]
-                if a < 0:
+    out = np.zeros((r1 - r0 + 1, nc), np.float64)
+    d = np.zeros(m + 1, np.float64)
+    for r in range(r0, r1):
+        for c in range(nc):
+            a = node[r, c]
+            if a < 0:
+                continue
+            ra = res[r, c]
+            for f in range(n_fwd):
+                o = _FORWARD[f]
+                rr = r + _OFFSETS[o, 0]
+                cc = c + _OFFSETS[o, 1]
+                if not (rr < nr and 0 <= cc < nc):
                     continue
-                ra = res[r, c]
-                for f in range(n_fwd):
-                    o = _FORWARD[f]
-                    rr = r + _OFFSETS[o, 0]
-                    cc = c + _OFFSETS[o, 1]
-                    if not (rr < nr and 0 <= cc < nc):
-                        continue
-                    b = node[rr, cc]
-                    if b < 0 or b == a:
-                        continue
-                    rb = res[rr, cc]
-                    g = _g(1.0 / ra, 1.0 / rb, ra, rb, o >= 4, avg_res)
-                    for j in range(m):
-                        d[j] = x[a, j] - x[b, j]
-                    t = 0.0
-                    for p in range(n_solves):
-                        t += abs(d[ia[p]] - d[ib[p]])
-                    t *= g
-                    out[r, c] += t
-                    out[rr, cc] += t
+                b = node[rr, cc]
+                if b < 0 or b == a:
+                    continue
+                rb = res[rr, cc]
+                g = _g(1.0 / ra, 1.0 / rb, ra, rb, o >= 4, avg_res)
+                for j in range(m):
+                    d[j] = x[a, j] - x[b, j]
+                t = 0.0
+                for p in range(n_solves):
+                    t += abs(d[ia[p]] - d[ib[p]])
+                t *= g
+                out[r - r0, c] += t
+                out[rr - r0, cc] += t
     return out
 
 
@@ -1144,10 +1145,28 @@ class _Solve:
     shift: float = 0.0
 
 
+def _row_blocks(kernel: Callable, args: tuple, shape: tuple[int, int], workers: int, overlap: int) -> np.ndarray:
+    """Run a compiled row kernel over blocks of rows on ``workers`` threads (nogil) and add the blocks up."""
+    nr, nc = shape
+    n_blocks = max(1, min(nr, 4 * workers))
+    edges = np.linspace(0, nr, n_blocks + 1).astype(int)
+    spans = [(int(a), int(b)) for a, b in itertools.pairwise(edges) if b > a]
+    out = np.zeros((nr + overlap, nc))
+    if workers > 1 and len(spans) > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            blocks = list(pool.map(lambda ab: kernel(*args, ab[0], ab[1]), spans))
+    else:
+        blocks = [kernel(*args, a, b) for a, b in spans]
+    for (a, b), blk in zip(spans, blocks, strict=True):
+        out[a : b + overlap] += blk
+    return out[:nr]
+
+
 def _fill_maps(
     net: CircuitNetwork,
     x_full: np.ndarray,
     solves: list[_Solve],
+    workers: int,
     cum_node: np.ndarray,
     voltage_maps: bool,
     current_maps: bool,
@@ -1166,7 +1185,8 @@ def _fill_maps(
                     ia[p] = j
                 else:
                     ib[p] = j
-        cells = _pair_currents(net.resistance, net.node, x_full, ia, ib, net.connectivity, net.avg_resistances)
+        args = (net.resistance, net.node, x_full, ia, ib, net.connectivity, net.avg_resistances)
+        cells = _row_blocks(_pair_currents, args, net.node.shape, workers, overlap=1)
     else:
         ptr = np.zeros(len(solves) + 1, np.int64)
         idx: list[int] = []
@@ -1175,7 +1195,7 @@ def _fill_maps(
             idx.extend(s.weights)
             val.extend(s.weights.values())
             ptr[p + 1] = len(idx)
-        cells = _solve_currents(
+        args = (
             net.resistance,
             net.node,
             x_full,
@@ -1185,6 +1205,7 @@ def _fill_maps(
             net.connectivity,
             net.avg_resistances,
         )
+        cells = _row_blocks(_solve_currents, args, net.node.shape, workers, overlap=0)
     live = net.node >= 0
     acc = np.bincount(net.node[live], weights=cells[live], minlength=net.n_total)
     for s in solves:
@@ -1409,7 +1430,6 @@ def _circuit_shorted(
     rows: list[dict] = []
     lin: LaplacianSolver | None = None
     t_solve = t_maps = 0.0
-    numba.set_num_threads(max(1, min(workers, numba.config.NUMBA_NUM_THREADS)))
     pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 and method == "amg" else None
     try:
         if not nothing:
@@ -1432,7 +1452,7 @@ def _circuit_shorted(
             j = col_of.get(n_, -1)
             return 0.0 if j < 0 else float(x_units[at, j])
 
-        maps = (cum_node, voltage_maps, current_maps, volts_out, currents_out)
+        maps = (workers, cum_node, voltage_maps, current_maps, volts_out, currents_out)
         if mode is CircuitMode.PAIRWISE:
             solves = []
             r_of: dict[tuple[int, int], float] = {}
@@ -1538,7 +1558,7 @@ def _solve_each(
     pool: ThreadPoolExecutor | None,
     workers: int,
     measure: Callable[[_Solve, np.ndarray], float],
-    maps: tuple[np.ndarray, bool, bool, dict, dict],
+    maps: tuple[int, np.ndarray, bool, bool, dict, dict],
 ) -> tuple[float, float, list[float]]:
     """One solve per entry of ``solves`` (in blocks), their maps added; returns solve and map seconds, measured values."""
     chunk = max(1, 2 * workers) if lin.method == "amg" else DIRECT_BLOCK_RHS
