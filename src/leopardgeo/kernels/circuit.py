@@ -19,20 +19,30 @@ Conventions follow Circuitscape (``compute.py`` / ``Circuitscape.jl``):
   one patch, all others grounded) and ``all_to_one`` (1 A into every other
   patch, one grounded); cumulative current = the sum of the solves' maps.
 
+Focal regions in pairwise mode
+------------------------------
+By default (``focal_shorting="pair"``) each pairwise solve short-circuits only
+the pair's two patches, as Circuitscape does; the other patches' cells are
+ordinary cells, so every pair has its own network and factor.  With
+``focal_shorting="all"`` every patch is short-circuited in every solve (what
+Circuitscape computes with the patches also given as short-circuit regions);
+one-to-all and all-to-one always short-circuit every patch.  docs/circuit.md
+shows where the two conventions differ.
+
 How the solves are shared
 -------------------------
-Every patch is short-circuited in every solve (the graph is the same for all
-pairs; Circuitscape short-circuits only the pair's two focal regions unless the
-patches are also given as short-circuit polygons).  One patch per connected
+With every patch of a network short-circuited, one patch per connected
 component is the ground; the reduced Laplacian is then symmetric positive
-definite and the same for every solve, so its preconditioner (pyamg classical
-AMG) or Cholesky factor is built once.  With ``m`` patches in a component, the
-``m - 1`` unit-injection solutions :math:`x_k` (1 A into patch k, out at the
-ground) give every mode by superposition: pairwise a-b is :math:`x_a - x_b`;
+definite and the same for every solve, so its factor (PARDISO, CHOLMOD or
+SuperLU) or AMG preconditioner is built once (:func:`choose_solver`).  With
+``m`` patches in a component, the ``m - 1`` unit-injection solutions
+:math:`x_k` (1 A into patch k, out at the ground; one block solve with a
+factor) give every mode by superposition: pairwise a-b is :math:`x_a - x_b`;
 one-to-all and all-to-one solve an ``m``-by-``m`` system for the injections
 (exact linear algebra, not an approximation).  When storing the :math:`x_k`
-would not fit in memory, pairwise and all-to-one fall back to one solve per
-pair / patch with the same preconditioner.
+would not fit in memory, pairwise and all-to-one fall back to solving in blocks
+with the same factor or preconditioner.  The current maps of all solves come
+from one compiled pass over the grid (each branch visited once), on threads.
 """
 
 from __future__ import annotations
