@@ -857,3 +857,36 @@ def test_both_conventions_match_landschaft_circuitscape(avg):
         for (a, b), r in table_dict(out).items():
             assert r == pytest.approx(ref[a, b], rel=1e-8), (shorting, a, b)
         np.testing.assert_allclose(out.cum_current, np.asarray(cs.cum_current), rtol=1e-6, atol=1e-9)
+
+
+# --------------------------------------------------------------------------- 10. max-current map
+@pytest.mark.parametrize(
+    ("mode", "shorting"), [("pairwise", "all"), ("pairwise", "pair"), ("one_to_all", "all"), ("all_to_one", "all")]
+)
+def test_max_current_is_the_largest_solve_map(mode, shorting):
+    rng = np.random.default_rng(11)
+    res = 10.0 ** rng.uniform(0.0, 2.0, (12, 14))
+    res[rng.random(res.shape) < 0.1] = np.nan
+    focal = np.zeros(res.shape, dtype=np.int32)
+    focal[1:3, 1:3], focal[9:11, 10:13], focal[1:3, 10:12], focal[6:8, 5:8] = 1, 2, 3, 4
+    res[focal > 0] = 2.0
+    out = circuit.circuit_flow(res, focal, mode=mode, focal_shorting=shorting, current_maps=True, max_current=True)
+    want = np.fmax.reduce(np.stack(list(out.currents.values())), axis=0)
+    assert_map_close(out.max_current, want)
+    # and against the dense reference, solve by solve (all-shorted convention)
+    if shorting == "all":
+        ref = Dense(res, focal, 8, False)
+        if mode == "pairwise":
+            maps = [ref.pairwise(a, b)[2] for a, b in itertools.combinations((1, 2, 3, 4), 2)]
+        else:
+            maps = [(ref.one_to_all(p) if mode == "one_to_all" else ref.all_to_one(p))[1] for p in (1, 2, 3, 4)]
+        assert_map_close(out.max_current, np.fmax.reduce(np.stack(maps), axis=0), rtol=1e-6)
+
+
+def test_max_current_when_unit_solutions_are_not_stored():
+    res, focal = _three_patches()
+    res = res * np.linspace(1, 3, 36).reshape(6, 6)
+    limit = _memory_between(res, focal, 2)
+    out = circuit_flow(res, focal, max_memory_gb=limit, current_maps=True, max_current=True)
+    assert len(out.iterations) == 3  # solved pair by pair
+    assert_map_close(out.max_current, np.fmax.reduce(np.stack(list(out.currents.values())), axis=0))

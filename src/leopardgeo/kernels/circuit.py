@@ -318,6 +318,58 @@ def _solve_currents(res, node, x, w_ptr, w_idx, w_val, k, avg_res, r0, r1):  # p
     return out
 
 
+@numba.njit(cache=True, nogil=True)
+def _max_currents(res, node, x, w_ptr, w_idx, w_val, k, avg_res, n_cell, r0, r1):  # pragma: no cover - compiled
+    """Largest current over the solves at each plain cell of rows ``r0:r1``; per-solve branch sums of the regions.
+
+    Returns the rows' maxima (half the sum of |branch currents|: no current is
+    injected at a plain cell) and the region nodes' per-solve sums of |branch
+    currents| (``n_total - n_cell`` by solves) from their cells in those rows.
+    """
+    nr, nc = res.shape
+    m = x.shape[1]
+    n_solves = len(w_ptr) - 1
+    n_reg = x.shape[0] - n_cell
+    cell_max = np.zeros((r1 - r0, nc), np.float64)
+    reg = np.zeros((n_reg, n_solves), np.float64)
+    d = np.empty(m, np.float64)
+    acc = np.empty(n_solves, np.float64)
+    for r in range(r0, r1):
+        for c in range(nc):
+            a = node[r, c]
+            if a < 0:
+                continue
+            ra = res[r, c]
+            acc[:] = 0.0
+            for o in range(k):
+                rr = r + _OFFSETS[o, 0]
+                cc = c + _OFFSETS[o, 1]
+                if not (0 <= rr < nr and 0 <= cc < nc):
+                    continue
+                b = node[rr, cc]
+                if b < 0 or b == a:
+                    continue
+                rb = res[rr, cc]
+                g = _g(1.0 / ra, 1.0 / rb, ra, rb, o >= 4, avg_res)
+                for j in range(m):
+                    d[j] = x[a, j] - x[b, j]
+                for p in range(n_solves):
+                    t = 0.0
+                    for q in range(w_ptr[p], w_ptr[p + 1]):
+                        t += w_val[q] * d[w_idx[q]]
+                    acc[p] += g * abs(t)
+            if a < n_cell:
+                best = 0.0
+                for p in range(n_solves):
+                    if acc[p] > best:
+                        best = acc[p]
+                cell_max[r - r0, c] = 0.5 * best
+            else:
+                for p in range(n_solves):
+                    reg[a - n_cell, p] += acc[p]
+    return cell_max, reg
+
+
 #: Offsets of the "forward" neighbours (each undirected branch once): right, down, down-right, down-left.
 _FORWARD = np.array([1, 2, 5, 6], dtype=np.int64)
 
@@ -1097,6 +1149,9 @@ class CircuitResult:
     focal_shorting
         ``pair`` (only the pair's two patches short-circuited in each solve) or
         ``all`` (every patch short-circuited in every solve).
+    max_current
+        Largest current over the solves at each cell (float32, A; Circuitscape's
+        max-current map) when asked for, else None.
     """
 
     mode: str
@@ -1108,6 +1163,7 @@ class CircuitResult:
     timings_s: dict = field(default_factory=dict)
     currents: dict = field(default_factory=dict)
     focal_shorting: str = "all"
+    max_current: np.ndarray | None = None
 
 
 def _workers(workers: int | None) -> int:
@@ -1172,6 +1228,36 @@ def _row_blocks(kernel: Callable, args: tuple, shape: tuple[int, int], workers: 
     return out[:nr]
 
 
+def _add_max(net: CircuitNetwork, x_full: np.ndarray, solves: list[_Solve], workers: int, max_node: np.ndarray) -> None:
+    """Raise ``max_node`` to each node's largest current over ``solves`` (Circuitscape's max-current map)."""
+    ptr = np.zeros(len(solves) + 1, np.int64)
+    idx: list[int] = []
+    val: list[float] = []
+    for p, s in enumerate(solves):
+        idx.extend(s.weights)
+        val.extend(s.weights.values())
+        ptr[p + 1] = len(idx)
+    args = (net.resistance, net.node, x_full, ptr, np.asarray(idx, np.int64), np.asarray(val, np.float64),
+            net.connectivity, net.avg_resistances, net.n_cell)  # fmt: skip
+    nr = net.node.shape[0]
+    edges = np.linspace(0, nr, max(1, min(nr, 4 * workers)) + 1).astype(int)
+    spans = [(int(a), int(b)) for a, b in itertools.pairwise(edges) if b > a]
+    if workers > 1 and len(spans) > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            parts = list(pool.map(lambda ab: _max_currents(*args, ab[0], ab[1]), spans))
+    else:
+        parts = [_max_currents(*args, a, b) for a, b in spans]
+    cell_max = np.concatenate([p[0] for p in parts])
+    reg = np.sum([p[1] for p in parts], axis=0)
+    for p, s in enumerate(solves):
+        for n_, w in s.injected.items():
+            reg[n_ - net.n_cell, p] += abs(w)
+    plain = (net.node >= 0) & (net.node < net.n_cell)
+    np.maximum.at(max_node, net.node[plain], cell_max[plain])
+    if reg.size:
+        np.maximum(max_node[net.n_cell :], 0.5 * reg.max(axis=1), out=max_node[net.n_cell :])
+
+
 def _fill_maps(
     net: CircuitNetwork,
     x_full: np.ndarray,
@@ -1182,8 +1268,9 @@ def _fill_maps(
     current_maps: bool,
     volts_out: dict,
     currents_out: dict,
+    max_node: np.ndarray | None = None,
 ) -> None:
-    """Add the solves' current through every node to ``cum_node``; per-solve rasters when asked for."""
+    """Add the solves' current through every node to ``cum_node``; per-solve rasters and the maximum when asked for."""
     m = x_full.shape[1]
     if all(len(s.weights) <= 2 and sorted(s.weights.values()) in ([-1.0, 1.0], [1.0], [-1.0], []) for s in solves):
         # differences of two columns (pairwise; one column per solve): the compiled pass with one gather per solve
@@ -1222,6 +1309,8 @@ def _fill_maps(
         for n_, w in s.injected.items():
             acc[n_] += abs(w)
     cum_node += 0.5 * acc
+    if max_node is not None:
+        _add_max(net, x_full, solves, workers, max_node)
     if voltage_maps or current_maps:
         for s in solves:
             v = np.zeros(net.n_total)
@@ -1252,6 +1341,7 @@ def circuit_flow(
     max_memory_gb: float | None = None,
     voltage_maps: bool = False,
     current_maps: bool = False,
+    max_current: bool = False,
     workers: int | None = None,
 ) -> CircuitResult:
     """Current flow between patches, in Circuitscape's modes, with a cumulative current map.
@@ -1291,6 +1381,9 @@ def circuit_flow(
         Keep each solve's voltage raster in ``result.voltages``.
     current_maps
         Keep each solve's current raster in ``result.currents``.
+    max_current
+        Also return the largest current over the solves at each cell
+        (``result.max_current``).
     workers
         Threads for the current maps and independent iterative solves (default:
         all cores).
@@ -1328,6 +1421,7 @@ def circuit_flow(
         "max_memory_gb": max_memory_gb,
         "voltage_maps": voltage_maps,
         "current_maps": current_maps,
+        "max_current": max_current,
         "workers": _workers(workers),
     }
     if mode is CircuitMode.PAIRWISE and shorting is FocalShorting.PAIR:
@@ -1358,6 +1452,7 @@ def _pairwise_each_pair(
         raise NoPathError(msg)
     cum = np.zeros(res.shape)
     seen = np.zeros(res.shape, dtype=bool)
+    peak = np.full(res.shape, np.nan, dtype=np.float32) if opts["max_current"] else None
     r_of: dict[tuple[int, int], float] = {}
     volts: dict = {}
     currents: dict = {}
@@ -1372,6 +1467,8 @@ def _pairwise_each_pair(
         live = ~np.isnan(one.cum_current)
         cum[live] += one.cum_current[live]
         seen |= live
+        if peak is not None and one.max_current is not None:
+            np.fmax(peak, one.max_current, out=peak)
         volts.update(one.voltages)
         currents.update(one.currents)
         iterations += one.iterations
@@ -1392,6 +1489,7 @@ def _pairwise_each_pair(
         timings_s=timings,
         currents=currents,
         focal_shorting=str(FocalShorting.PAIR),
+        max_current=peak,
     )
 
 
@@ -1409,6 +1507,7 @@ def _circuit_shorted(
     max_memory_gb: float | None,
     voltage_maps: bool,
     current_maps: bool,
+    max_current: bool,
     workers: int,
 ) -> CircuitResult:
     """Every patch of ``focal`` short-circuited in every solve: one matrix, one factor or hierarchy."""
@@ -1435,6 +1534,7 @@ def _circuit_shorted(
     if not nothing:
         method, superpose = _plan_memory(net, solver, len(wanted), n_per_run, superpose, mode, max_memory_gb)
     cum_node = np.zeros(net.n_total)
+    max_node = np.zeros(net.n_total) if max_current else None
     volts_out: dict = {}
     currents_out: dict = {}
     rows: list[dict] = []
@@ -1462,7 +1562,7 @@ def _circuit_shorted(
             j = col_of.get(n_, -1)
             return 0.0 if j < 0 else float(x_units[at, j])
 
-        maps = (workers, cum_node, voltage_maps, current_maps, volts_out, currents_out)
+        maps = (workers, cum_node, voltage_maps, current_maps, volts_out, currents_out, max_node)
         if mode is CircuitMode.PAIRWISE:
             solves = []
             r_of: dict[tuple[int, int], float] = {}
@@ -1519,6 +1619,10 @@ def _circuit_shorted(
     cur = np.full(net.node.shape, np.nan, dtype=np.float32)
     live = net.node >= 0
     cur[live] = cum_node[net.node[live]]
+    peak = None
+    if max_node is not None:
+        peak = np.full(net.node.shape, np.nan, dtype=np.float32)
+        peak[live] = max_node[net.node[live]]
     if nothing:
         logger.info("circuit: no component holds two patches; nothing to solve")
     return CircuitResult(
@@ -1531,6 +1635,7 @@ def _circuit_shorted(
         timings_s=timings,
         currents=currents_out,
         focal_shorting=str(FocalShorting.ALL),
+        max_current=peak,
     )
 
 
@@ -1568,7 +1673,7 @@ def _solve_each(
     pool: ThreadPoolExecutor | None,
     workers: int,
     measure: Callable[[_Solve, np.ndarray], float],
-    maps: tuple[int, np.ndarray, bool, bool, dict, dict],
+    maps: tuple[int, np.ndarray, bool, bool, dict, dict, np.ndarray | None],
 ) -> tuple[float, float, list[float]]:
     """One solve per entry of ``solves`` (in blocks), their maps added; returns solve and map seconds, measured values."""
     chunk = max(1, 2 * workers) if lin.method == "amg" else DIRECT_BLOCK_RHS
