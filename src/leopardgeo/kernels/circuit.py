@@ -47,7 +47,6 @@ from one compiled pass over the grid (each branch visited once), on threads.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import math
@@ -964,8 +963,11 @@ class LaplacianSolver:
             x = self._factor.solve(np.asfortranarray(b))
         else:
             cols = (b[:, j] for j in range(k))
-            x = np.column_stack(list(pool.map(self.solve, cols) if pool is not None else map(self.solve, cols)))
-            return x
+            if pool is None:
+                return np.column_stack(list(map(self.solve, cols)))
+            # one CG per thread: numpy's BLAS threads (dot products) would take the other threads' cores
+            with threadpool_limits(limits=1, user_api="blas"):
+                return np.column_stack(list(pool.map(self.solve, cols)))
         self.iterations.extend([0] * k)
         return x
 
@@ -1429,9 +1431,7 @@ def circuit_flow(
         ids = np.unique(lab[lab > 0])
         if len(ids) > 2:
             return _pairwise_each_pair(res, lab, ids, pairs, exclude_pairs, opts)
-    with threadpool_limits(limits=1, user_api="blas") if opts["workers"] > 1 else contextlib.nullcontext():
-        out = _circuit_shorted(resistance, focal, mode, pairs, exclude_pairs, **opts)
-    return out
+    return _circuit_shorted(resistance, focal, mode, pairs, exclude_pairs, **opts)
 
 
 def _pairwise_each_pair(
@@ -1461,8 +1461,7 @@ def _pairwise_each_pair(
     methods: set[str] = set()
     for a, b in todo:
         lab_ab = np.where((lab == a) | (lab == b), lab, 0)
-        with threadpool_limits(limits=1, user_api="blas") if opts["workers"] > 1 else contextlib.nullcontext():
-            one = _circuit_shorted(res, lab_ab, CircuitMode.PAIRWISE, [(a, b)], (), **opts)
+        one = _circuit_shorted(res, lab_ab, CircuitMode.PAIRWISE, [(a, b)], (), **opts)
         r_of[(a, b)] = float(one.resistances.eff_resistance.iloc[0])
         live = ~np.isnan(one.cum_current)
         cum[live] += one.cum_current[live]
