@@ -1091,8 +1091,8 @@ def estimate_memory_bytes(n_cells: int, n_nodes: int, n_stored: int = 0, method:
     --------
     >>> round(estimate_memory_bytes(4_000_000, 3_600_000) / 1e9, 2)
     1.1
-    >>> round(estimate_memory_bytes(2_195_000, 690_002, 15, "pardiso") / 1e9, 2)
-    1.73
+    >>> round(estimate_memory_bytes(2_195_000, 690_002, 15, "pardiso") / 1e9, 2)  # the demo: 1.50 GB measured
+    1.66
     """
     base = n_cells * BYTES_PER_CELL
     if method == "amg":
