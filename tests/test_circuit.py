@@ -826,6 +826,7 @@ def test_every_solver_gives_the_same_answer(mode):
 
 
 def test_auto_factorises_many_solves_and_iterates_on_few():
+    assert circuit.choose_solver(5_000, 100) == "superlu"  # small: no thread start-up
     assert circuit.choose_solver(50_000, 1) == circuit.direct_backend()
     assert circuit.choose_solver(3_000_000, 100) == "amg"  # a factor this size would not pay off (or fit)
     if circuit.direct_backend() != "superlu":

@@ -88,6 +88,10 @@ logger = logging.getLogger(__name__)
 _OFFSETS = np.array([(-1, 0), (0, 1), (1, 0), (0, -1), (-1, 1), (1, 1), (1, -1), (-1, -1)], dtype=np.int64)
 #: Unknowns up to which ``solver = "auto"`` always factorises (see :func:`choose_solver`).
 DIRECT_ALWAYS_NODES = 100_000
+#: Unknowns up to which ``auto`` uses SciPy's SuperLU: no thread start-up, faster than PARDISO / CHOLMOD this small.
+SMALL_NODES = 20_000
+#: Cells below which the current maps are computed on the calling thread (a pool costs more than it saves).
+SERIAL_CELLS = 250_000
 #: Unknowns up to which ``auto`` factorises when there are :data:`DIRECT_MIN_RHS` right-hand sides or more.
 DIRECT_MAX_NODES = 1_500_000
 #: Right-hand sides from which a factor pays off on a large grid (a factor costs about as much as 3-4 AMG solves).
@@ -805,8 +809,9 @@ def choose_solver(n_unknowns: int, n_rhs: int, method: CircuitSolver | str = "au
     :data:`DIRECT_MIN_RHS` right-hand sides (the factor's cost is then shared);
     above, or for one or two solves on a large grid, AMG-preconditioned conjugate
     gradients is faster and needs far less memory (the factor's fill grows as
-    ``n log n``: 5 GB at 3.6 M unknowns).  Without PARDISO or CHOLMOD, SuperLU
-    is used only up to :data:`DIRECT_ALWAYS_NODES`.
+    ``n log n``: 5 GB at 3.6 M unknowns).  Up to :data:`SMALL_NODES` unknowns
+    SciPy's SuperLU is used (no thread start-up); without PARDISO or CHOLMOD,
+    SuperLU is used up to :data:`DIRECT_ALWAYS_NODES`.
 
     Examples
     --------
@@ -814,10 +819,14 @@ def choose_solver(n_unknowns: int, n_rhs: int, method: CircuitSolver | str = "au
     True
     >>> choose_solver(3_600_000, 1)
     'amg'
+    >>> choose_solver(5_000, 1)
+    'superlu'
     """
     method = CircuitSolver(method)
     if method is not CircuitSolver.AUTO:
         return str(method)
+    if n_unknowns <= SMALL_NODES:
+        return "superlu"
     backend = direct_backend()
     if n_unknowns <= DIRECT_ALWAYS_NODES:
         return backend
@@ -1216,6 +1225,8 @@ class _Solve:
 def _row_blocks(kernel: Callable, args: tuple, shape: tuple[int, int], workers: int, overlap: int) -> np.ndarray:
     """Run a compiled row kernel over blocks of rows on ``workers`` threads (nogil) and add the blocks up."""
     nr, nc = shape
+    if nr * nc < SERIAL_CELLS:
+        workers = 1
     n_blocks = max(1, min(nr, 4 * workers))
     edges = np.linspace(0, nr, n_blocks + 1).astype(int)
     spans = [(int(a), int(b)) for a, b in itertools.pairwise(edges) if b > a]
@@ -1242,6 +1253,8 @@ def _add_max(net: CircuitNetwork, x_full: np.ndarray, solves: list[_Solve], work
     args = (net.resistance, net.node, x_full, ptr, np.asarray(idx, np.int64), np.asarray(val, np.float64),
             net.connectivity, net.avg_resistances, net.n_cell)  # fmt: skip
     nr = net.node.shape[0]
+    if net.node.size < SERIAL_CELLS:
+        workers = 1
     edges = np.linspace(0, nr, max(1, min(nr, 4 * workers)) + 1).astype(int)
     spans = [(int(a), int(b)) for a, b in itertools.pairwise(edges) if b > a]
     if workers > 1 and len(spans) > 1:
@@ -1539,7 +1552,7 @@ def _circuit_shorted(
     rows: list[dict] = []
     lin: LaplacianSolver | None = None
     t_solve = t_maps = 0.0
-    pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 and method == "amg" else None
+    pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 and method == "amg" and net.node.size >= SERIAL_CELLS else None
     try:
         if not nothing:
             t = time.perf_counter()
