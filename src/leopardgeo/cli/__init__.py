@@ -388,6 +388,7 @@ def report(ctx: click.Context, out_dir: Path, top: int, no_maps: bool, overwrite
         return
     con = _console()
     _print_run_summary(con, rep.summary)
+    _print_findings(con, rep.headlines)
     table = rep.tables.get("links")
     if table is None:
         con.print("No least-cost links in this run: build them with `leopardgeo links OUT_DIR`.")
@@ -405,6 +406,19 @@ def report(ctx: click.Context, out_dir: Path, top: int, no_maps: bool, overwrite
     tables = [n for n in ("links.csv", "crossborder.csv", "capacity.csv", "sites.csv") if (out_dir / n).is_file()]
     n_maps = sum(1 for k in rep.maps if not k.endswith(".png"))
     con.print(f"Tables: {', '.join(tables) or 'none'}; maps: {n_maps} PNG in {out_dir / 'maps'}")
+
+
+def _print_findings(con: Any, headlines: list[str]) -> None:
+    """The one-line answers the report opens with (``**bold**`` shown bold)."""
+    import re
+
+    from rich.markup import escape
+
+    if not headlines:
+        return
+    con.print("[bold]Findings[/bold]")
+    for line in headlines:
+        con.print("  • " + re.sub(r"\*\*(.+?)\*\*", r"[bold]\1[/bold]", escape(line)))
 
 
 def _print_run_summary(con: Any, summary: dict) -> None:

@@ -663,7 +663,28 @@ class SiteConfig:
     simulate: bool = _f(True, doc="run the population simulation (leopardgeo.stages.simulate) for the simulated sites")
     simulate_sites: str = _f("all", doc="'all' sites or only the 'top' ranked one")
     simulation_runs: int = _f(500, doc="simulation replicates per site")
-    simulation_years: int = _f(50, doc="years simulated (persistence is reported at 25 and 50 years)")
+    simulation_years: int = _f(100, doc="years simulated (persistence and genetics are reported at 25, 50 and 100 years)")
+    simulation_compare_corridors: bool = _f(
+        True,
+        doc=(
+            "also simulate every site with no corridor to the source (same seeds), so the report shows what today's "
+            "corridor buys in persistence and heterozygosity retained"
+        ),
+    )
+    simulation_corridor_resistance: str | None = _f(
+        None,
+        doc=(
+            "a scenario's resistance raster (GeoTIFF on the run's grid, or any raster reprojected onto it) simulated "
+            "as a third corridor (the 'scenario' rows)"
+        ),
+    )
+    simulation_params: dict[str, Any] = _f(
+        doc=(
+            "any other parameter of leopardgeo.stages.simulate.SimulationParams, e.g. {lethal_equivalents = 6.29, "
+            "catastrophes = [[0.05, 0.3, 0.0]], ev_survival_sd = 0.05} (see docs/parameters.md)"
+        ),
+        factory=dict,
+    )
     founders_female: int = _f(
         2,
         doc=(
