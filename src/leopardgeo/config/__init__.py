@@ -496,6 +496,17 @@ class MetricsConfig:
     )
     probability: float = _f(0.5, doc="dispersal probability at median_dispersal (0.5 = median, as in Conefor and Graphab)")
     landscape_area_ha: float | None = _f(None, doc="A_L of PC and IIC, ha; default: the study area's valid (land) cells")
+    min_probability: float | None = _f(
+        None,
+        doc=(
+            "drop links whose dispersal probability is below this before the max-product paths (Conefor users often "
+            "set 0.01: with p = 0.5 at median_dispersal it drops links longer than 6.64 x median_dispersal); "
+            "default: keep every link"
+        ),
+    )
+    link_metrics: bool | None = _f(
+        None, doc="compute dPC_link / dIIC_link; default: yes up to 250,000 links, then skipped with a message"
+    )
 
     def __post_init__(self) -> None:
         _normalise(self, "metrics")
@@ -505,6 +516,9 @@ class MetricsConfig:
             raise ConfigError(msg)
         if self.landscape_area_ha is not None:
             _positive(self.landscape_area_ha, "metrics.landscape_area_ha")
+        if self.min_probability is not None and not 0 <= self.min_probability < 1:
+            msg = f"[metrics] min_probability: expected a value in [0, 1), found {self.min_probability!r}."
+            raise ConfigError(msg)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -491,6 +491,8 @@ def compute_metrics(cfg: RunConfig, inputs: Inputs, graph: nx.Graph) -> MetricsR
         median_distance=m.median_dispersal,
         probability=m.probability,
         landscape_area=area,
+        min_probability=m.min_probability,
+        links=m.link_metrics,
     )
     add_metric_attributes(graph, result)
     return result
