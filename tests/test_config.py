@@ -17,7 +17,7 @@ from leopardgeo.errors import ConfigError
 def test_defaults_carry_the_sourced_territory_minimum():
     cfg = RunConfig()
     assert cfg.patches.min_area_ha == 5000.0  # smallest territory, 5,000-30,000 ha
-    assert cfg.patches.protected_areas is ProtectedAreaMode.MERGE
+    assert cfg.patches.protected_areas is ProtectedAreaMode.LABEL  # protected areas label patches, add no habitat
 
 
 def test_unknown_key_lists_valid_keys():

@@ -42,10 +42,9 @@ RAZDOLNAYA_BELT = (131.7, 132.3, 43.3, 43.9)
 #: (a quarter of the 1-100 scale; forest habitat is below 5).
 HIGH_RESISTANCE = 25.0
 
-HEBBLEWHITE = "Hebblewhite et al. 2011, Biol. Conserv. 144:2403: 10,648 km² potential habitat, 105 adults (Russia)"
-JIANG = "Jiang et al. 2015, Sci. Rep. 5:15475: 21,174 km² suitable habitat, 195 adults (China)"
-SECR = "Vitkalova & Shevtsova 2016, Nature Conserv. Res.: SECR 0.98 adults/100 km², M:F 1:1.2"
-RANGE = "Published range: LLNP + Kedrovaya Pad (Vitkalova & Shevtsova 2016), Hunchun and NE China park (Jiang et al. 2015)"
+HEBBLEWHITE = "Hebblewhite et al. 2011"
+JIANG = "Jiang et al. 2015"
+RANGE = "Vitkalova & Shevtsova 2016; Jiang et al. 2015"
 
 
 @dataclass
@@ -169,11 +168,11 @@ def validate(cfg: RunConfig | None = None) -> ValidationResult:
         Check("Land of the Leopard NP in habitat", "occupied range", RANGE, "≥ 70 %", share["Land of the Leopard"], "%", share["Land of the Leopard"] >= 0.7),
         Check("Kedrovaya Pad in habitat", "occupied range", RANGE, "≥ 70 %", share["Kedrovaya Pad"], "%", share["Kedrovaya Pad"] >= 0.7),
         Check("Hunchun reserve in habitat", "occupied range", RANGE, "≥ 70 %", share["Hunchun"], "%", share["Hunchun"] >= 0.7),
-        Check("NE China Tiger and Leopard NP in habitat", "leopard range ≈ 80 % of the park", "NCTLNP administration via CGTN 2024 (amur-leopard-facts.md §2)", "≥ 50 %", share["Northeast China Tiger and Leopard"], "%", share["Northeast China Tiger and Leopard"] >= 0.5),
-        Check("Lazovsky / Zov Tigra site in habitat", "largest suitable patch in S Sikhote-Alin", "Hebblewhite et al. 2011; 2015 reintroduction programme (MNR order 17-r)", "≥ 50 %", share["Lazovsky / Zov Tigra"], "%", share["Lazovsky / Zov Tigra"] >= 0.5),
-        Check("land north of 45.5° N in habitat", "outside the range (snow)", "Hebblewhite et al. 2011; range maps in Jiang et al. 2015", "< 20 %", north_share, "%", north_share < 0.2),
-        Check("Land of the Leopard and Lazovsky in different patches", "absent from S Sikhote-Alin since the 1970s", "ALTA; 2015 programme (amur-leopard-facts.md §4)", "yes", "yes" if separate else "no", "", separate),
-        Check("their least-cost path's weakest section", "Razdolnaya valley farmland and towns", "issue analysis; GeoNames settlements", f"in {lo0}–{lo1} E, {la0}–{la1} N, mean resistance ≥ {HIGH_RESISTANCE:g}", crossing, "", in_belt and weak["weakest_mean_resistance"] >= HIGH_RESISTANCE),
+        Check("NE China Tiger and Leopard NP in habitat", "leopard range ≈ 80 % of the park", "CGTN 2024", "≥ 50 %", share["Northeast China Tiger and Leopard"], "%", share["Northeast China Tiger and Leopard"] >= 0.5),
+        Check("Lazovsky / Zov Tigra site in habitat", "largest suitable patch in S Sikhote-Alin", "reintroduction programme 2015 (MNR order 17-r)", "≥ 50 %", share["Lazovsky / Zov Tigra"], "%", share["Lazovsky / Zov Tigra"] >= 0.5),
+        Check("land north of 45.5° N in habitat", "outside the range (snow)", "Hebblewhite et al. 2011", "< 20 %", north_share, "%", north_share < 0.2),
+        Check("Land of the Leopard and Lazovsky in different patches", "absent from S Sikhote-Alin since the 1970s", "ALTA; programme 2015", "yes", "yes" if separate else "no", "", separate),
+        Check("their least-cost path's weakest section", "farmed valley, Ussuriysk to Artyom", "GeoNames; MODIS", f"in {lo0}–{lo1} E, {la0}–{la1} N, mean resistance ≥ {HIGH_RESISTANCE:g}", crossing, "", in_belt and weak["weakest_mean_resistance"] >= HIGH_RESISTANCE),
         Check("capacity, all", "84 (70–108) today; ≈ 300 potential (105 + 195)", f"Vitkalova et al. 2018; {HEBBLEWHITE}; {JIANG}", "150–350 adults", adults.get("all", 0.0), "adults", band(adults.get("all", 0.0), 150, 350)),
         Check("capacity, Russia", "105 (58–147) potential", HEBBLEWHITE, "75–200 adults", adults.get("RUS", 0.0), "adults", band(adults.get("RUS", 0.0), 75, 200)),
         Check("capacity, China", "195 potential", JIANG, "75–250 adults", adults.get("CHN", 0.0), "adults", band(adults.get("CHN", 0.0), 75, 250)),
@@ -208,6 +207,16 @@ def validation_markdown(result: ValidationResult, cfg: RunConfig | None = None) 
     for c in result.checks:
         lines.append(f"| {c.what} | {c.published} | {c.source} | {c.target} | {c.shown()} | {'yes' if c.ok else '**no**'} |")
     lines += [
+        "",
+        "Sources: Hebblewhite et al. 2011, Biol. Conserv. 144:2403 (10,648 km² potential habitat in Russia,",
+        "105 adults); Jiang et al. 2015, Sci. Rep. 5:15475 (21,174 km² suitable habitat in China, 195 adults);",
+        "Vitkalova & Shevtsova 2016, Nature Conservation Research (SECR 0.98 adults / 100 km², 1 male : 1.2",
+        "females, Land of the Leopard); Vitkalova et al. 2018, Conservation Letters (84 adults, 70–108);",
+        "CGTN 2024 (leopards over about 80 % of the NE China park); the 2015 southern Sikhote-Alin programme",
+        "(MNR order 29.05.2015 N 17-r) and ALTA (absence since the 1970s). Footprints of the protected areas",
+        "are approximate (`data/README.md`). The weakest section is the 5 km stretch of the least-cost path",
+        "from Land of the Leopard to the Lazovsky / Zov Tigra site with the highest mean resistance (1–100);",
+        "the run's `sites` table reports the same for every site (`weakest_lat`, `weakest_lon`).",
         "",
         "## Calibration (what was tuned, against what)",
         "",
