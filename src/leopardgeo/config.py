@@ -267,7 +267,13 @@ class InputsConfig:
     landcover: str | None = _f(None, doc="land-cover class raster (MODIS IGBP codes in the demo)")
     suitability: str | None = _f(None, doc="suitability raster 0..1 (habitat.method = 'raster')")
     resistance: str | None = _f(None, doc="resistance raster > 0 (resistance.method = 'raster')")
-    covariates: dict[str, str] = _f(doc="extra covariate rasters for the RSF, name = path", factory=dict)
+    covariates: dict[str, str] = _f(
+        doc=(
+            "extra covariate rasters for the RSF, name = path. Demo: dec_temp_c = December mean air temperature, degC "
+            "(Legates & Willmott 1989 0.5-degree climatology, real data but coarse; a winter-severity covariate)"
+        ),
+        factory=dict,
+    )
     study_area: VectorInput | None = _f(None, doc="study-area polygon(s)")
     countries: VectorInput | None = _f(None, doc="country polygons")
     country_field: str = _f("iso3", doc="column of `countries` holding the country code")
