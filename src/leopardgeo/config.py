@@ -174,15 +174,15 @@ class ProtectedAreaMode(enum.StrEnum):
 #: HabitatConfig.coefficients); magnitudes calibrated on published habitat areas, written down in
 #: docs/validation.md ("Calibration").
 DEMO_COEFFICIENTS: dict[str, float] = {
-    "elevation_km": 10.0,
-    "elevation_km_sq": -12.5,
+    "elevation_km": -2.0,
     "forest": 3.0,
     "open_land": -2.0,
+    "dist_cropland_km": 0.1,
     "dist_urban_km": 0.15,
     "settlement_pressure": -1.0,
-    "dec_temp_c": 0.3,
+    "dec_temp_c": 0.4,
 }
-DEMO_INTERCEPT = -2.5
+DEMO_INTERCEPT = 0.2
 
 # ---------------------------------------------------------------------- sections
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -782,12 +782,12 @@ class TerritoryConfig:
     )
     max_area_ha: float = _f(30000.0, doc="largest territory accepted, ha (same source: 5,000-30,000 ha)")
     female_need_ha: float = _f(
-        11000.0,
+        13000.0,
         doc=(
             "resource a female territory must hold: sum of quality x cell area, ha (a territory covers about need / mean "
             "quality). Derived: SECR 0.98 adults/100 km2 at 1 male : 1.2 females (Vitkalova & Shevtsova 2016) gives "
-            "0.535 exclusive females per 100 km2, i.e. 18,700 ha per female; x 0.6, the mean suitability of the demo's "
-            "habitat, = 11,000 ha (docs/validation.md)"
+            "0.535 exclusive females per 100 km2, i.e. 18,700 ha per female; x 0.7, the mean suitability of the demo's "
+            "habitat, = 13,000 ha (docs/validation.md)"
         ),
     )
     male_multiple: float = _f(

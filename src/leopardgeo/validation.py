@@ -242,7 +242,7 @@ def validation_markdown(result: ValidationResult, cfg: RunConfig | None = None) 
         "100 / 0.535 = 187 km² (18,700 ha) and a male 100 / 0.445 = 225 km² (22,450 ha): male / female =",
         f"1.2 = `male_multiple` ({t.male_multiple:g}). Both lie inside the published 5,000–30,000 ha. The",
         "packing needs `female_need_ha` = Σ quality × area, so the need is 18,700 ha × the mean suitability",
-        f"of the demo's habitat cells (about 0.6): `female_need_ha` = {t.female_need_ha:,.0f} ha.",
+        f"of the demo's habitat cells (about 0.7): `female_need_ha` = {t.female_need_ha:,.0f} ha.",
         "",
         "## Known gaps",
         "",
