@@ -55,7 +55,10 @@ CHECKS = [
 
 @pytest.mark.parametrize(
     "what",
-    [pytest.param(w, marks=pytest.mark.xfail(reason="known gap, see docs/validation.md")) if w in KNOWN_GAPS else w for w in CHECKS],
+    [
+        pytest.param(w, marks=pytest.mark.xfail(reason="known gap, see docs/validation.md")) if w in KNOWN_GAPS else w
+        for w in CHECKS
+    ],
 )
 def test_target(result, what):
     check = next(c for c in result.checks if c.what == what)

@@ -204,7 +204,8 @@ class BarrierConfig:
     penalty: float = _f(50.0, doc="resistance added (add) or floor (max) when no class_field is given; ignored for impassable")
     buffer_m: float = _f(0.0, doc="buffer around lines/points before burning, metres")
     class_field: str | None = _f(
-        None, doc="column holding each feature's class (e.g. OSM 'highway' or 'railway'); penalties then come from class_penalties"
+        None,
+        doc="column holding each feature's class (e.g. OSM 'highway' or 'railway'); penalties then come from class_penalties",
     )
     class_penalties: dict[str, float] = _f(
         doc=(

@@ -347,7 +347,9 @@ def compute_resistance(cfg: RunConfig, inputs: Inputs, suitability: np.ndarray) 
                 b,
                 None
                 if b.crossings is None
-                else read_vector(cfg.resolve(b.crossings.path), b.crossings.layer, grid=inputs.grid, what=f"crossings of {b.name!r}"),
+                else read_vector(
+                    cfg.resolve(b.crossings.path), b.crossings.layer, grid=inputs.grid, what=f"crossings of {b.name!r}"
+                ),
             )
             for b in rc.barriers
         ]

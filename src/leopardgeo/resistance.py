@@ -184,7 +184,7 @@ def burn_barriers(
     r = np.array(resistance, dtype="float32", copy=True)
     for item in barriers:
         gdf, cfg = item[0], item[1]
-        crossings = item[2] if len(item) > 2 else None  # noqa: PLR2004 - optional third element
+        crossings = item[2] if len(item) > 2 else None
         penalties = _barrier_penalties(gdf, cfg)
         geoms = gdf.geometry.to_numpy()
         if cfg.buffer_m > 0:

@@ -686,7 +686,7 @@ def weakest_section(
     >>> w["lcp_max_resistance"], w["weakest_mean_resistance"], w["lcp_length_m"]
     (9.0, 9.0, 400.0)
     """
-    nan = {k: math.nan for k in ("lcp_max_resistance", "weakest_mean_resistance", "weakest_lat", "weakest_lon", "lcp_length_m")}
+    nan = dict.fromkeys(("lcp_max_resistance", "weakest_mean_resistance", "weakest_lat", "weakest_lon", "lcp_length_m"), math.nan)
     c = np.where(np.asarray(target, bool), np.asarray(cost, dtype="float64"), np.inf)
     if not np.isfinite(c).any():
         return nan

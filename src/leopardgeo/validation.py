@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from rasterio.features import rasterize
 
 from leopardgeo.config import RunConfig, demo_config
@@ -162,20 +163,124 @@ def validate(cfg: RunConfig | None = None) -> ValidationResult:
         return lo <= v <= hi
 
     checks = [
-        Check("habitat in patches ≥ 5,000 ha, Russia", "10,648 km²", HEBBLEWHITE, "8,000–20,000 km²", area.get("RUS", 0.0), "km²", band(area.get("RUS", 0.0), 8000, 20000)),
-        Check("habitat in patches ≥ 5,000 ha, China", "21,174 km²", JIANG, "12,000–30,000 km²", area.get("CHN", 0.0), "km²", band(area.get("CHN", 0.0), 12000, 30000)),
-        Check("habitat in patches ≥ 5,000 ha, all", "≈ 31,800 km² (sum)", f"{HEBBLEWHITE}; {JIANG}", "20,000–45,000 km²", area["all"], "km²", band(area["all"], 20000, 45000)),
-        Check("Land of the Leopard NP in habitat", "occupied range", RANGE, "≥ 70 %", share["Land of the Leopard"], "%", share["Land of the Leopard"] >= 0.7),
-        Check("Kedrovaya Pad in habitat", "occupied range", RANGE, "≥ 70 %", share["Kedrovaya Pad"], "%", share["Kedrovaya Pad"] >= 0.7),
+        Check(
+            "habitat in patches ≥ 5,000 ha, Russia",
+            "10,648 km²",
+            HEBBLEWHITE,
+            "8,000–20,000 km²",
+            area.get("RUS", 0.0),
+            "km²",
+            band(area.get("RUS", 0.0), 8000, 20000),
+        ),
+        Check(
+            "habitat in patches ≥ 5,000 ha, China",
+            "21,174 km²",
+            JIANG,
+            "12,000–30,000 km²",
+            area.get("CHN", 0.0),
+            "km²",
+            band(area.get("CHN", 0.0), 12000, 30000),
+        ),
+        Check(
+            "habitat in patches ≥ 5,000 ha, all",
+            "≈ 31,800 km² (sum)",
+            f"{HEBBLEWHITE}; {JIANG}",
+            "20,000–45,000 km²",
+            area["all"],
+            "km²",
+            band(area["all"], 20000, 45000),
+        ),
+        Check(
+            "Land of the Leopard NP in habitat",
+            "occupied range",
+            RANGE,
+            "≥ 70 %",
+            share["Land of the Leopard"],
+            "%",
+            share["Land of the Leopard"] >= 0.7,
+        ),
+        Check(
+            "Kedrovaya Pad in habitat",
+            "occupied range",
+            RANGE,
+            "≥ 70 %",
+            share["Kedrovaya Pad"],
+            "%",
+            share["Kedrovaya Pad"] >= 0.7,
+        ),
         Check("Hunchun reserve in habitat", "occupied range", RANGE, "≥ 70 %", share["Hunchun"], "%", share["Hunchun"] >= 0.7),
-        Check("NE China Tiger and Leopard NP in habitat", "leopard range ≈ 80 % of the park", "CGTN 2024", "≥ 50 %", share["Northeast China Tiger and Leopard"], "%", share["Northeast China Tiger and Leopard"] >= 0.5),
-        Check("Lazovsky / Zov Tigra site in habitat", "largest suitable patch in S Sikhote-Alin", "reintroduction programme 2015 (MNR order 17-r)", "≥ 50 %", share["Lazovsky / Zov Tigra"], "%", share["Lazovsky / Zov Tigra"] >= 0.5),
-        Check("land north of 45.5° N in habitat", "outside the range (snow)", "Hebblewhite et al. 2011", "< 20 %", north_share, "%", north_share < 0.2),
-        Check("Land of the Leopard and Lazovsky in different patches", "absent from S Sikhote-Alin since the 1970s", "ALTA; programme 2015", "yes", "yes" if separate else "no", "", separate),
-        Check("their least-cost path's weakest section", "farmed valley, Ussuriysk to Artyom", "GeoNames; MODIS", f"in {lo0}–{lo1} E, {la0}–{la1} N, mean resistance ≥ {HIGH_RESISTANCE:g}", crossing, "", in_belt and weak["weakest_mean_resistance"] >= HIGH_RESISTANCE),
-        Check("capacity, all", "84 (70–108) today; ≈ 300 potential (105 + 195)", f"Vitkalova et al. 2018; {HEBBLEWHITE}; {JIANG}", "150–350 adults", adults.get("all", 0.0), "adults", band(adults.get("all", 0.0), 150, 350)),
-        Check("capacity, Russia", "105 (58–147) potential", HEBBLEWHITE, "75–200 adults", adults.get("RUS", 0.0), "adults", band(adults.get("RUS", 0.0), 75, 200)),
-        Check("capacity, China", "195 potential", JIANG, "75–250 adults", adults.get("CHN", 0.0), "adults", band(adults.get("CHN", 0.0), 75, 250)),
+        Check(
+            "NE China Tiger and Leopard NP in habitat",
+            "leopard range ≈ 80 % of the park",
+            "CGTN 2024",
+            "≥ 50 %",
+            share["Northeast China Tiger and Leopard"],
+            "%",
+            share["Northeast China Tiger and Leopard"] >= 0.5,
+        ),
+        Check(
+            "Lazovsky / Zov Tigra site in habitat",
+            "largest suitable patch in S Sikhote-Alin",
+            "reintroduction programme 2015 (MNR order 17-r)",
+            "≥ 50 %",
+            share["Lazovsky / Zov Tigra"],
+            "%",
+            share["Lazovsky / Zov Tigra"] >= 0.5,
+        ),
+        Check(
+            "land north of 45.5° N in habitat",
+            "outside the range (snow)",
+            "Hebblewhite et al. 2011",
+            "< 20 %",
+            north_share,
+            "%",
+            north_share < 0.2,
+        ),
+        Check(
+            "Land of the Leopard and Lazovsky in different patches",
+            "absent from S Sikhote-Alin since the 1970s",
+            "ALTA; programme 2015",
+            "yes",
+            "yes" if separate else "no",
+            "",
+            separate,
+        ),
+        Check(
+            "their least-cost path's weakest section",
+            "farmed valley, Ussuriysk to Artyom",
+            "GeoNames; MODIS",
+            f"in {lo0}–{lo1} E, {la0}–{la1} N, mean resistance ≥ {HIGH_RESISTANCE:g}",
+            crossing,
+            "",
+            in_belt and weak["weakest_mean_resistance"] >= HIGH_RESISTANCE,
+        ),
+        Check(
+            "capacity, all",
+            "84 (70–108) today; ≈ 300 potential (105 + 195)",
+            f"Vitkalova et al. 2018; {HEBBLEWHITE}; {JIANG}",
+            "150–350 adults",
+            adults.get("all", 0.0),
+            "adults",
+            band(adults.get("all", 0.0), 150, 350),
+        ),
+        Check(
+            "capacity, Russia",
+            "105 (58–147) potential",
+            HEBBLEWHITE,
+            "75–200 adults",
+            adults.get("RUS", 0.0),
+            "adults",
+            band(adults.get("RUS", 0.0), 75, 200),
+        ),
+        Check(
+            "capacity, China",
+            "195 potential",
+            JIANG,
+            "75–250 adults",
+            adults.get("CHN", 0.0),
+            "adults",
+            band(adults.get("CHN", 0.0), 75, 250),
+        ),
     ]
     numbers = {"habitat_km2": area, "adults_mean": adults, "share_in_habitat": share, "north_share": north_share}
     numbers |= {"llnp_patches": sorted(p_llnp), "site_patches": sorted(p_site), "weakest_section": weak}
@@ -227,12 +332,16 @@ def validation_markdown(result: ValidationResult, cfg: RunConfig | None = None) 
         "footprint and latitude rows of the table above, in that order of priority.",
         "",
         f"* RSF: intercept {h.intercept:g}; {coef}.",
-        f"* Settlement reach: {h.settlement_reach_km:g} km × (population / {h.settlement_reach_population:g})"
-        f"^{h.settlement_reach_exponent:g}; places without a recorded population count as "
-        f"{h.settlement_default_population:g} people (an assumption).",
+        (
+            f"* Settlement reach: {h.settlement_reach_km:g} km × (population / {h.settlement_reach_population:g})"
+            f"^{h.settlement_reach_exponent:.3g}; places without a recorded population count as "
+            f"{h.settlement_default_population:g} people (an assumption)."
+        ),
         f"* Residency-only covariates (habitat, not resistance): {', '.join(cfg.resistance.residency_covariates) or 'none'}.",
-        f"* Patches: suitability ≥ {cfg.patches.min_suitability:g}, ≥ {cfg.patches.min_area_ha:,.0f} ha; protected areas: "
-        f"`{cfg.patches.protected_areas.value}` (they name patches, they add no habitat).",
+        (
+            f"* Patches: suitability ≥ {cfg.patches.min_suitability:g}, ≥ {cfg.patches.min_area_ha:,.0f} ha; "
+            f"protected areas: `{cfg.patches.protected_areas.value}` (they name patches, they add no habitat)."
+        ),
         "",
         "## Territory defaults (derived, not tuned)",
         "",
