@@ -6,7 +6,7 @@ Usage::
     python scripts/validation.py            # rewrite docs/validation.md
     python scripts/validation.py --check    # exit 1 if the page is stale or a target is not met
 
-The same as ``leopardgeo validate --write docs/validation.md``.  It runs the habitat, resistance, patch
+It runs the habitat, resistance, patch
 and territory stages of the embedded demo (about 30 s).
 """
 

@@ -1,13 +1,12 @@
-"""The demo against the published figures: ``docs/validation.md`` and ``leopardgeo validate``.
+"""The demo against the published figures (``docs/validation.md``).
 
 :func:`validate` runs the stages that decide how much habitat there is and how
 many leopards it holds (habitat, resistance, patches, territories) on a
 configuration (the embedded Amur demo by default), measures every quantity
 that the literature gives a figure for, and compares it with a target range
 derived from that figure.  :func:`validation_markdown` writes the one table of
-``docs/validation.md``; ``python scripts/validation.py`` (or ``leopardgeo
-validate --write docs/validation.md``) regenerates it, and a test checks that
-the committed page equals a fresh run.
+``docs/validation.md``; ``python scripts/validation.py`` regenerates it, and
+a test checks that the committed page equals a fresh run.
 
 Sources (see ``amur-leopard-facts.md`` of the project's reference notes):
 Hebblewhite et al. 2011, Biol. Conserv. 144:2403 (10,648 km² potential
