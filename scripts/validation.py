@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from leopardgeo.validation import validate, validation_markdown
+from leopardgeo.report.validation import validate, validation_markdown
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "validation.md"
 

@@ -14,12 +14,12 @@ import geopandas as gpd
 import shapely
 
 from leopardgeo.config import BarrierConfig, HabitatConfig, VectorInput, load_config_string
-from leopardgeo.errors import ConfigError, DataError
-from leopardgeo.grid import Grid
-from leopardgeo.habitat import builtin_covariates, hold_at_best, settlement_pressure, settlement_reach_km
+from leopardgeo.core.errors import ConfigError, DataError
+from leopardgeo.core.grid import Grid
 from leopardgeo.io import grid_from_raster, read_vector
-from leopardgeo.patches import extract_patches
-from leopardgeo.resistance import burn_barriers
+from leopardgeo.stages.habitat import builtin_covariates, hold_at_best, settlement_pressure, settlement_reach_km
+from leopardgeo.stages.patches import extract_patches
+from leopardgeo.stages.resistance import burn_barriers
 
 GRID = Grid.from_bounds((0, 0, 4000, 3000), cell_size_m=100, crs="EPSG:32652")
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"

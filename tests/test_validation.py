@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from leopardgeo.validation import validate, validation_markdown
+from leopardgeo.report.validation import validate, validation_markdown
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "validation.md"
 
