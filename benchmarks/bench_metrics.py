@@ -1,8 +1,8 @@
 """Connectivity metrics (PC, IIC, node and link dPC / dIIC, BC, BCPC) at graph sizes users build.
 
 Usage:
-    python benchmarks/bench_metrics.py [--complete 142 404] [--planar 5000] [--brute 60 300]
-        [--write docs/performance.md]
+    python benchmarks/bench_metrics.py [--complete 142 404] [--planar 1000 5000] [--brute-complete 60]
+        [--brute-planar 300] [--write docs/performance.md]
 
 Graphs (seeded, built in the worker, not timed): *complete* = every pair of ``n`` random points in a
 100 km square joined by its Euclidean distance (the node and connection files Conefor and Makurhini users
@@ -12,7 +12,7 @@ median dispersal 11 km, p = 0.5.  Each measurement runs in a fresh subprocess (`
 computes the metrics of a 5-node graph (numba compilation or cache load: not timed), then times
 :func:`leopardgeo.stages.metrics.connectivity_metrics` with node and link metrics.  The brute-force definition
 (:func:`leopardgeo.testing.naive_connectivity_metrics`: all pairs recomputed once per node and once per
-link) runs on the ``--brute`` sizes of both kinds, and every node and link value of the fast version is
+link) runs on the ``--brute-complete`` and ``--brute-planar`` sizes, and every node and link value of the fast version is
 compared with it.  With ``--write`` the Markdown section goes between ``<!-- bench_metrics:start -->`` and
 ``<!-- bench_metrics:end -->`` of the file (appended if missing).
 """
@@ -128,7 +128,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--complete", type=int, nargs="*", default=[142, 404])
     ap.add_argument("--planar", type=int, nargs="*", default=[5000])
-    ap.add_argument("--brute", type=int, nargs="*", default=[60, 300])
+    ap.add_argument("--brute-complete", type=int, nargs="*", default=[60], help="complete graphs to check by brute force")
+    ap.add_argument("--brute-planar", type=int, nargs="*", default=[300], help="planar graphs to check by brute force")
     ap.add_argument("--write", type=Path)
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     ap.add_argument("--with-brute", action="store_true", help=argparse.SUPPRESS)
@@ -137,9 +138,9 @@ def main() -> None:
         print(json.dumps(worker(args.worker[0], int(args.worker[1]), args.with_brute)))
         return
     rows = []
-    for kind, sizes in (("complete", args.complete), ("planar", args.planar)):
-        for n in sorted(set(sizes) | set(args.brute)):
-            r = run(kind, n, n in args.brute)
+    for kind, sizes, brute in (("complete", args.complete, args.brute_complete), ("planar", args.planar, args.brute_planar)):
+        for n in sorted(set(sizes) | set(brute)):
+            r = run(kind, n, n in brute)
             print(json.dumps(r), flush=True)
             rows.append(r)
     text = markdown(rows)
