@@ -102,7 +102,7 @@ def markdown(rows: list[dict]) -> str:
             "\"max diff\" = the largest difference of any node or link value between the two, in percentage points."
         ),
         "",
-        "| graph | nodes | links | leopardgeo wall | leopardgeo CPU (all threads) | brute force wall | speed-up | max diff (pct pt) |",
+        "| graph | nodes | links | wall | CPU (all threads) | brute force wall | speed-up | max diff (pct pt) |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
