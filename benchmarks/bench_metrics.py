@@ -129,7 +129,7 @@ def markdown(rows: list[dict]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--complete", type=int, nargs="*", default=[142, 404])
-    ap.add_argument("--planar", type=int, nargs="*", default=[5000])
+    ap.add_argument("--planar", type=int, nargs="*", default=[1000, 5000])
     ap.add_argument("--brute-complete", type=int, nargs="*", default=[60], help="complete graphs to check by brute force")
     ap.add_argument("--brute-planar", type=int, nargs="*", default=[300], help="planar graphs to check by brute force")
     ap.add_argument("--write", type=Path)
