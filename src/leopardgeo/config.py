@@ -222,6 +222,10 @@ class InputsConfig:
     suitability: str | None = _f(None, doc="suitability raster 0..1 (habitat.method = 'raster')")
     resistance: str | None = _f(None, doc="resistance raster > 0 (resistance.method = 'raster')")
     covariates: dict[str, str] = _f(doc="extra covariate rasters for the RSF, name = path", factory=dict)
+    bands: dict[str, int] = _f(
+        doc="band to read of a multi-band raster, by input name, e.g. {suitability = 2} (default band 1, with a warning)",
+        factory=dict,
+    )
     study_area: VectorInput | None = _f(None, doc="study-area polygon(s)")
     countries: VectorInput | None = _f(None, doc="country polygons")
     country_field: str = _f("iso3", doc="column of `countries` holding the country code")
@@ -239,6 +243,14 @@ class InputsConfig:
 
     def __post_init__(self) -> None:
         _normalise(self, "inputs")
+        rasters = {"landmask", "elevation", "landcover", "suitability", "resistance", "prey_density", *self.covariates}
+        for k, v in self.bands.items():
+            if k not in rasters:
+                msg = f"[inputs] bands: unknown raster {k!r}; expected one of {sorted(rasters)}."
+                raise ConfigError(msg)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                msg = f"[inputs] bands.{k}: expected a band number >= 1, found {v!r}."
+                raise ConfigError(msg)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +51,7 @@ from leopardgeo.crossborder import (
     fence_resistance,
     mark_crosses_border,
 )
-from leopardgeo.errors import ConfigError, DataError, OutputExistsError
+from leopardgeo.errors import ConfigError, DataError, NodataWarning, OutputExistsError
 from leopardgeo.graph import build_graph, graph_layers
 from leopardgeo.grid import Grid
 from leopardgeo.habitat import builtin_covariates, read_coefficients, rsf_suitability, suitability_from_raster
@@ -63,6 +64,7 @@ from leopardgeo.io import (
     read_raster,
     read_vector,
     read_wdpa,
+    require_polygons,
 )
 from leopardgeo.manifest import MANIFEST_NAME, manifest_json, utc_now
 from leopardgeo.metrics import MetricsResult, add_metric_attributes, connectivity_metrics
@@ -208,14 +210,56 @@ def make_grid(cfg: RunConfig) -> Grid:
     raise ConfigError(msg)
 
 
+def check_run_memory(cfg: RunConfig, grid: Grid) -> None:
+    """Refuse, before any allocation, a run estimated not to fit in memory (see :mod:`leopardgeo.memory`).
+
+    Raises
+    ------
+    MemoryLimitError
+        Saying how much the run needs, how much is available and what to change.
+    """
+    from leopardgeo.memory import cells_text, check_memory, estimate_run_bytes, parts_text
+
+    inp = cfg.inputs
+    n_inputs = sum(bool(v) for v in (inp.landmask, inp.elevation, inp.landcover, inp.suitability, inp.resistance,
+                                     inp.prey_density)) + len(inp.covariates)  # fmt: skip
+    stages = [s for s in ("territories", "links") if getattr(cfg, s).enabled] + _extra_stages(cfg)
+    n_cells = float(grid.height) * float(grid.width)
+    parts = estimate_run_bytes(int(n_cells), n_inputs=n_inputs, stages=stages)
+    check_memory(
+        parts["total"],
+        what=(
+            f"the run on a {grid.height:,} x {grid.width:,} grid ({cells_text(n_cells)} cells of {grid.cell_size_m:g} m; "
+            f"{parts_text(parts)})"
+        ),
+        fix=(
+            "Use coarser cells ([grid] cell_size_m; the demo uses 500 m), a smaller study area ([grid] bounds or a "
+            "smaller template), or switch stages off (e.g. [circuit] enabled = false)."
+        ),
+    )
+
+
 def load_inputs(cfg: RunConfig, grid: Grid | None = None) -> Inputs:
-    """Read and align every configured input onto the analysis grid."""
+    """Read and align every configured input onto the analysis grid.
+
+    Raises
+    ------
+    MemoryLimitError
+        Before any allocation, if the run is estimated not to fit in memory.
+
+    Warns
+    -----
+    NodataWarning
+        When an input raster leaves cells of the study area (land mask and
+        study-area polygon) without data; those cells are impassable.
+    """
     grid = grid or make_grid(cfg)
+    check_run_memory(cfg, grid)
     inp = cfg.inputs
     valid = np.ones(grid.shape, bool)
     rasters: dict[str, np.ndarray] = {}
     if inp.landmask:
-        lm = read_raster(cfg.resolve(inp.landmask), grid, resampling="nearest", what="landmask")
+        lm = read_raster(cfg.resolve(inp.landmask), grid, resampling="nearest", what="landmask", band=inp.bands.get("landmask"))
         valid &= np.nan_to_num(lm, nan=0.0) > 0
     for name, path, how in (
         ("elevation", inp.elevation, "bilinear"),
@@ -225,9 +269,11 @@ def load_inputs(cfg: RunConfig, grid: Grid | None = None) -> Inputs:
         ("prey_density", inp.prey_density, "bilinear"),
     ):
         if path:
-            rasters[name] = read_raster(cfg.resolve(path), grid, resampling=how, what=name)
+            rasters[name] = read_raster(cfg.resolve(path), grid, resampling=how, what=name, band=inp.bands.get(name))
     for name, path in inp.covariates.items():
-        rasters[f"covariate:{name}"] = read_raster(cfg.resolve(path), grid, resampling="bilinear", what=name)
+        rasters[f"covariate:{name}"] = read_raster(
+            cfg.resolve(path), grid, resampling="bilinear", what=name, band=inp.bands.get(name)
+        )
 
     def vec(v: Any, what: str) -> gpd.GeoDataFrame | None:
         return None if v is None else read_vector(cfg.resolve(v.path), v.layer, grid=grid, what=what)
@@ -236,8 +282,12 @@ def load_inputs(cfg: RunConfig, grid: Grid | None = None) -> Inputs:
     if study is not None:
         from rasterio.features import geometry_mask
 
+        require_polygons(study, "study_area", fix="Give the study-area outline as a polygon layer.")
         inside = ~geometry_mask(study.geometry.to_numpy(), out_shape=grid.shape, transform=grid.transform)
         valid &= inside
+    countries = vec(inp.countries, "countries")
+    if countries is not None:
+        require_polygons(countries, "countries", fix="Give country polygons (not points or border lines).")
     pas = None
     if inp.protected_areas is not None:
         pas = read_wdpa(
@@ -250,12 +300,24 @@ def load_inputs(cfg: RunConfig, grid: Grid | None = None) -> Inputs:
     if not valid.any():
         msg = "no valid cell: the land mask and the study area leave nothing to analyse. Check both layers."
         raise DataError(msg)
+    for name, arr in rasters.items():
+        missing = valid & ~np.isfinite(arr)
+        n_missing = int(missing.sum())
+        if n_missing:
+            warnings.warn(
+                f"{name}: {n_missing:,} of {int(valid.sum()):,} cells of the study area "
+                f"({100 * n_missing / valid.sum():.1f} %) have no data (outside the raster or at its nodata); they are "
+                "treated as impassable and hold no habitat. Give a raster that covers the whole study area, or clip the "
+                "study area ([inputs] study_area) to the raster.",
+                NodataWarning,
+                stacklevel=2,
+            )
     return Inputs(
         grid=grid,
         valid=valid,
         rasters=rasters,
         study_area=study,
-        countries=vec(inp.countries, "countries"),
+        countries=countries,
         borders=vec(inp.borders, "borders"),
         protected_areas=pas,
         sites=vec(inp.sites, "sites"),
