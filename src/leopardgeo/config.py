@@ -169,6 +169,12 @@ class ProtectedAreaMode(enum.StrEnum):
     IGNORE = "ignore"  #: patches from suitability only
 
 
+#: Upper bounds on counts that only a typing mistake reaches (10**9 replicates would run for years).
+MAX_REPLICATES = 10_000
+MAX_DRAWS = 1_000_000
+MAX_SIMULATION_RUNS = 100_000
+
+
 # ---------------------------------------------------------------------- sections
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VectorInput:
@@ -666,6 +672,12 @@ class SiteConfig:
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 msg = f"[sites] {name}: expected an integer >= {low}, found {v!r}."
                 raise ConfigError(msg)
+        from leopardgeo.memory import check_count
+
+        for name, limit in (("rank_stability_draws", MAX_DRAWS), ("capacity_replicates", MAX_REPLICATES),
+                            ("simulation_runs", MAX_SIMULATION_RUNS), ("simulation_years", 1000)):  # fmt: skip
+            check_count(getattr(self, name), name=f"[sites] {name}", limit=limit,
+                        fix="A count this large would run for days; the defaults are enough for stable results.")  # fmt: skip
         if not 0 <= self.weight_spread < 1:
             msg = f"[sites] weight_spread: expected a fraction in [0, 1), found {self.weight_spread!r}."
             raise ConfigError(msg)
@@ -762,6 +774,10 @@ class TerritoryConfig:
         if self.replicates < 1:
             msg = f"[territories] replicates: expected an integer >= 1, found {self.replicates!r}."
             raise ConfigError(msg)
+        from leopardgeo.memory import check_count
+
+        check_count(self.replicates, name="[territories] replicates", limit=MAX_REPLICATES,
+                    fix="Each replicate is a full packing; 5 to 100 give a stable mean and range.")  # fmt: skip
         if self.connectivity not in (4, 8):
             msg = f"[territories] connectivity: expected 4 or 8, found {self.connectivity!r}."
             raise ConfigError(msg)
@@ -932,6 +948,7 @@ def load_config_string(text: str, *, base_dir: str | Path = ".") -> RunConfig:
     ConfigError
         On a TOML syntax error, an unknown key or a bad value.
     """
+    text = text.removeprefix("\ufeff")  # a byte-order mark, as some Windows editors write
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -958,7 +975,50 @@ def load_config(path: str | Path) -> RunConfig:
     if not p.is_file():
         msg = f"config file {str(p)!r} not found. Create one with `leopardgeo init {p}`."
         raise ConfigError(msg)
-    return load_config_string(p.read_text(encoding="utf-8"), base_dir=p.parent)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        msg = f"config file {str(p)!r} cannot be read: {exc.strerror}. Check its permissions."
+        raise ConfigError(msg) from exc
+    try:
+        text = decode_utf8(raw, f"config file {str(p)!r}")
+        return load_config_string(text, base_dir=p.parent)
+    except ConfigError as exc:
+        if str(p) in str(exc):
+            raise
+        msg = f"config file {str(p)!r}: {exc}"
+        raise ConfigError(msg) from exc
+
+
+def decode_utf8(raw: bytes, what: str) -> str:
+    r"""Text of a UTF-8 file, without a byte-order mark; a clear error for any other encoding.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file, the first bad byte and the fix.
+
+    Examples
+    --------
+    >>> decode_utf8(b"\xef\xbb\xbfa = 1", "x.toml")
+    'a = 1'
+    >>> decode_utf8("é".encode("latin-1"), "x.toml")
+    Traceback (most recent call last):
+    ...
+    leopardgeo.errors.ConfigError: x.toml: expected UTF-8 text, found byte 0xe9 at position 0 ...
+    """
+    if b"\x00" in raw[:4096]:
+        msg = f"{what}: expected UTF-8 text, found binary data (a NUL byte). Give the text file, not a binary one."
+        raise ConfigError(msg)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        msg = (
+            f"{what}: expected UTF-8 text, found byte 0x{raw[exc.start]:02x} at position {exc.start} (another encoding, "
+            "e.g. Latin-1 or Windows-1251, or a binary file). Save it as UTF-8 (e.g. `iconv -f cp1251 -t utf-8`)."
+        )
+        raise ConfigError(msg) from exc
+    return text.removeprefix("\ufeff")
 
 
 def _to_plain(obj: Any) -> Any:

@@ -455,9 +455,55 @@ def _circuit_pairs(cfg: RunConfig, graph: nx.Graph | None) -> list[tuple[int, in
     return None
 
 
-def compute_circuit(cfg: RunConfig, resistance: np.ndarray, labels: np.ndarray, graph: nx.Graph | None = None) -> CircuitResult:
-    """Circuit-theory current between patches (see :func:`leopardgeo.circuit.circuit_flow`); sets ``eff_resistance`` on links."""
+#: More pairwise circuit solves than this are refused (each is a sparse solve over the whole grid).
+MAX_CIRCUIT_PAIRS = 100_000
+
+
+def _check_circuit_patches(cfg: RunConfig, labels: np.ndarray) -> None:
+    """Refuse a circuit with fewer than two patches, unknown ``include_pairs`` or an absurd number of pairs."""
     c = cfg.circuit
+    ids = np.unique(labels[labels > 0])
+    off = "or switch the circuit off ([circuit] enabled = false)"
+    if len(ids) < 2:
+        msg = (
+            f"circuit: expected at least two habitat patches to drive current between, found {len(ids)}. "
+            f"Lower [patches] min_area_ha or min_suitability, enlarge the study area, {off}."
+        )
+        raise DataError(msg)
+    known = {int(i) for i in ids}
+    for key in ("include_pairs", "exclude_pairs"):
+        for pair in getattr(c, key):
+            unknown = [v for v in pair if v not in known]
+            if unknown:
+                msg = (
+                    f"[circuit] {key}: pair {list(pair)} names patch {unknown[0]}, which does not exist; expected patch "
+                    f"ids among {sorted(known)[:20]}{' ...' if len(known) > 20 else ''} (see the patches layer). "
+                    "Fix the pair or remove it."
+                )
+                raise ConfigError(msg)
+    if c.mode is CircuitMode.PAIRWISE and not c.include_pairs and c.pairs is PairSet.ALL:
+        n_pairs = len(ids) * (len(ids) - 1) // 2
+        if n_pairs > MAX_CIRCUIT_PAIRS:
+            msg = (
+                f"circuit: expected at most {MAX_CIRCUIT_PAIRS:,} pairwise solves, found {n_pairs:,} "
+                f"({len(ids):,} patches, all pairs). Set [circuit] pairs = 'links' or include_pairs, raise [patches] "
+                f"min_area_ha so fewer, larger patches remain, use mode = 'one_to_all', {off}."
+            )
+            raise DataError(msg)
+
+
+def compute_circuit(cfg: RunConfig, resistance: np.ndarray, labels: np.ndarray, graph: nx.Graph | None = None) -> CircuitResult:
+    """Circuit-theory current between patches (see :func:`leopardgeo.circuit.circuit_flow`); sets ``eff_resistance`` on links.
+
+    Raises
+    ------
+    DataError
+        Fewer than two patches, or more pairwise solves than :data:`MAX_CIRCUIT_PAIRS`.
+    ConfigError
+        ``include_pairs`` names a patch that does not exist.
+    """
+    c = cfg.circuit
+    _check_circuit_patches(cfg, labels)
     result = circuit_flow(
         resistance,
         labels,
