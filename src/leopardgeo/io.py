@@ -228,6 +228,15 @@ def grid_from_raster(path: str | Path, *, cell_size_m: float | None = None) -> G
         except CRSError as exc:
             msg = f"template raster {str(path)!r}: {exc}"
             raise CRSError(msg) from exc
+        except AlignmentError as exc:
+            t = ds.transform
+            kind = "south-up (rows run from south to north)" if t.e > 0 else "rotated or with non-square cells"
+            msg = (
+                f"template raster {str(path)!r}: expected a north-up grid with square cells, found a {kind} transform "
+                f"({exc}). Warp it to a north-up grid first: `gdalwarp -tr {abs(t.a):g} {abs(t.a):g} in.tif north_up.tif`, "
+                "or give [grid] crs, bounds and cell_size_m instead of a template."
+            )
+            raise AlignmentError(msg) from exc
     if cell_size_m is not None and not np.isclose(cell_size_m, grid.cell_size_m):
         grid = grid.resampled(cell_size_m)
     return grid

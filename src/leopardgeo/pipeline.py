@@ -722,8 +722,8 @@ def compute_territories(
     (the protected areas rasterized by row, 1-based); :func:`territory_outputs` turns them into names.
     """
     tc = cfg.territories
-    zones, _ = territory_zones(cfg, inputs, labels, patches)
-    return pack_territories(
+    zones, names = territory_zones(cfg, inputs, labels, patches)
+    result = pack_territories(
         territory_quality(cfg, inputs, suitability),
         resistance,
         inputs.grid,
@@ -740,6 +740,9 @@ def compute_territories(
         connectivity=tc.connectivity,
         workers=tc.workers,
     )
+    if "country" in names:  # capacity("country") shows ISO3 codes, as the CLI and capacity.csv do
+        result.zone_codes["country"] = {i: code for i, (code, _) in names["country"].items()}
+    return result
 
 
 def territory_outputs(

@@ -46,7 +46,7 @@ import pandas as pd
 import pyogrio
 
 from leopardgeo import __version__
-from leopardgeo.errors import DataError
+from leopardgeo.errors import DataError, OutputExistsError
 from leopardgeo.io import GPKG_NAME, LAYERS, RASTERS, OutputWriter, json_records
 
 __all__ = [
@@ -195,7 +195,10 @@ class _RunFolder:
                 f"Run `leopardgeo run --out {self.dir}` first."
             )
             raise DataError(msg)
-        self.layers = [str(n) for n in pyogrio.list_layers(self.gpkg)[:, 0]]
+        try:
+            self.layers = [str(n) for n in pyogrio.list_layers(self.gpkg)[:, 0]]
+        except Exception as exc:  # pyogrio / GDAL / sqlite errors on a damaged file
+            raise _damaged(self.gpkg, "a GeoPackage", exc) from exc
 
     def has(self, name: str) -> bool:
         return name in self.layers if "." not in name else (self.dir / name).is_file()
@@ -203,7 +206,10 @@ class _RunFolder:
     def table(self, layer: str) -> pd.DataFrame | None:
         if layer not in self.layers:
             return None
-        return pd.DataFrame(pyogrio.read_dataframe(self.gpkg, layer=layer, read_geometry=False))
+        try:
+            return pd.DataFrame(pyogrio.read_dataframe(self.gpkg, layer=layer, read_geometry=False))
+        except Exception as exc:
+            raise _damaged(self.gpkg, f"a GeoPackage with a readable layer {layer!r}", exc) from exc
 
     def json(self, name: str) -> Any:
         p = self.dir / name
@@ -211,13 +217,27 @@ class _RunFolder:
             return None
         try:
             return json.loads(p.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             msg = f"{p}: expected JSON, found a file that does not parse ({exc}). Re-run the stage that wrote it."
             raise DataError(msg) from exc
 
     def csv(self, name: str) -> pd.DataFrame | None:
         p = self.dir / name
-        return pd.read_csv(p) if p.is_file() else None
+        if not p.is_file():
+            return None
+        try:
+            return pd.read_csv(p)
+        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+            raise _damaged(p, "a CSV table", exc) from exc
+
+
+def _damaged(path: Path, expected: str, exc: BaseException) -> DataError:
+    """The error for a run file that exists but cannot be read."""
+    msg = (
+        f"{str(path)!r}: expected {expected}, found a file that cannot be read ({type(exc).__name__}: {exc}). "
+        "It is damaged or was replaced: re-run `leopardgeo run` into this folder with --overwrite."
+    )
+    return DataError(msg)
 
 
 def _crs_text(crs: Any) -> str:
@@ -499,7 +519,8 @@ def _capacity_section(run: _RunFolder, report: Report) -> Section | None:
     s = Section("Territories and carrying capacity", anchor="capacity")
     s.blocks.append(
         "Territories packed into the habitat (modelled: sex-specific area needs, see the `[territories]` section of "
-        "the configuration); the capacity is the number of territories that fit, by zone, over the replicates."
+        "the configuration); the capacity is the number of territories that fit, by zone: replicate 0, with the range over "
+        "the replicates."
     )
     if terr is not None and "sex" in terr.columns:
         n = terr["sex"].astype(str).str.upper().value_counts()
@@ -520,7 +541,8 @@ def _capacity_section(run: _RunFolder, report: Report) -> Section | None:
         fmt = dict.fromkeys(("females", "males", "adults"), ",.1f")
         s.blocks.append(
             Table(_display(show.head(40), fmt), "Carrying capacity by zone",
-                  "Counts are means over the replicates; ranges are min–max. All columns in capacity.csv.")
+                  "Counts are those of replicate 0 (the packing drawn on the map and in the territories layer); "
+                  "ranges are min–max over the replicates, means and sd in capacity.csv.")
         )  # fmt: skip
     s.blocks += _fig(report, "territories")
     return s
@@ -821,6 +843,13 @@ def write_report(
 
     out = Path(out_dir)
     names = report_files(out, maps=maps)
+    clash = [n for n in names if (out / n).exists()]
+    if clash and not overwrite:
+        msg = (
+            f"run folder {str(out)!r} already holds a report ({', '.join(clash[:6])}{' ...' if len(clash) > 6 else ''}); "
+            "expected none. Pass --overwrite to replace it (the report is always written into the run folder)."
+        )
+        raise OutputExistsError(msg)
     with OutputWriter(out, overwrite=overwrite, names=names, styles=False) as writer:
         drawn: dict[str, Path] = {}
         todo = available_maps(out) if maps else []
@@ -842,6 +871,9 @@ def write_report(
         writer.text("report.md", render_markdown(report))
         writer.text("report.html", render_html(report))
         writer.text("summary.json", json.dumps(report.summary, indent=1, ensure_ascii=False, default=_json_default))
+    if not maps and overwrite:  # maps of an earlier report would no longer match this one
+        for png in sorted((out / "maps").glob("*.png")) if (out / "maps").is_dir() else []:
+            png.unlink()
     report.maps = {k: out / (k if k.endswith(".png") else f"maps/{k}.png") for k in report.maps}
     return report
 
