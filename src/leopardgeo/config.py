@@ -26,6 +26,7 @@ import dataclasses
 import enum
 import hashlib
 import json
+import os
 import tomllib
 import types
 import typing
@@ -1033,8 +1034,35 @@ def _to_plain(obj: Any) -> Any:
     return obj
 
 
-def dump_config(cfg: RunConfig) -> str:
-    """The effective config as TOML text (round-trips through :func:`load_config_string`)."""
+def relative_base_dir(cfg: RunConfig, folder: str | Path) -> RunConfig:
+    """``cfg`` with ``base_dir`` relative to ``folder``, for files shared with others (no home folder in them).
+
+    A config written into ``folder`` with this ``base_dir`` loads back to the
+    same absolute paths (a relative ``base_dir`` starts from the config's
+    folder).  On Windows, a ``base_dir`` on another drive stays absolute.
+
+    Examples
+    --------
+    >>> cfg = RunConfig(base_dir="/data/amur")
+    >>> relative_base_dir(cfg, "/data/runs/out").base_dir
+    '../../amur'
+    """
+    try:
+        rel = os.path.relpath(Path(cfg.base_dir).absolute(), Path(folder).absolute())
+    except ValueError:  # pragma: no cover - another drive on Windows
+        return cfg
+    return dataclasses.replace(cfg, base_dir=Path(rel).as_posix())
+
+
+def dump_config(cfg: RunConfig, *, relative_to: str | Path | None = None) -> str:
+    """The effective config as TOML text (round-trips through :func:`load_config_string`).
+
+    With ``relative_to`` (the folder the text is written into), ``base_dir`` is
+    written relative to it, so the file holds no absolute machine path of the
+    data and still loads from that folder.
+    """
+    if relative_to is not None:
+        cfg = relative_base_dir(cfg, relative_to)
     return tomli_w.dumps(_to_plain(cfg))
 
 
@@ -1116,14 +1144,18 @@ def _template_lines(cls: type, obj: Any, section: str) -> list[str]:
     return out
 
 
-def config_template(cfg: RunConfig | None = None) -> str:
+def config_template(cfg: RunConfig | None = None, *, relative_to: str | Path | None = None) -> str:
     """A commented TOML template with every key, its default and its source.
 
     The default template describes the embedded Amur study area, so it runs as
-    written; edit ``base_dir`` and the paths to point at your own data.
+    written; edit ``base_dir`` and the paths to point at your own data.  With
+    ``relative_to`` (the folder the template is written into), ``base_dir`` is
+    relative to it rather than an absolute machine path.
     """
     if cfg is None:
         cfg = demo_config()
+    if relative_to is not None:
+        cfg = relative_base_dir(cfg, relative_to)
     head = [
         "# leopardgeo run configuration (TOML).",
         "# Every key is optional; the values shown are the defaults of the embedded Amur study area.",

@@ -388,9 +388,14 @@ def compute_patches(cfg: RunConfig, inputs: Inputs, suitability: np.ndarray) -> 
 
 
 def compute_links(
-    cfg: RunConfig, inputs: Inputs, resistance: np.ndarray, labels: np.ndarray, patches: gpd.GeoDataFrame
+    cfg: RunConfig,
+    inputs: Inputs,
+    resistance: np.ndarray,
+    labels: np.ndarray,
+    patches: gpd.GeoDataFrame,
+    **log: str,
 ) -> tuple[nx.Graph, CostDistanceResult]:
-    """The least-cost connectivity graph (see :func:`leopardgeo.graph.build_graph`)."""
+    """The least-cost connectivity graph (see :func:`leopardgeo.graph.build_graph`; ``log``: its stage and isolated_hint)."""
     lc = cfg.links
     cidx, codes = country_raster(inputs.countries, inputs.grid, cfg.inputs.country_field)
     return build_graph(
@@ -407,6 +412,7 @@ def compute_links(
         countries=cidx if codes else None,
         country_codes=codes,
         workers=lc.workers,
+        **log,
     )
 
 
@@ -631,7 +637,10 @@ def compute_crossborder(
     fenced, mask = fence_resistance(
         resistance, cidx, grid, mode=str(cb.fence), penalty=cb.fence_penalty, gaps_xy=gaps, gap_width_m=cb.gap_width_m
     )
-    after, _ = compute_links(cfg, inputs, fenced, labels, patches)
+    after, _ = compute_links(
+        cfg, inputs, fenced, labels, patches, stage="border-fence scenario",
+        isolated_hint="Expected when the fence cuts them off: see the fence_links layer and newly_isolated in fence.json.",
+    )  # fmt: skip
     mark_crosses_border(after)
     if metrics is None:
         metrics = compute_metrics(cfg, inputs, graph)
@@ -1202,10 +1211,12 @@ def run(
                     write_sites(writer, sites)
                 if terr is not None and capacity is not None:
                     _write_territories(writer, terr, capacity, g)
-                writer.text("run_config.toml", dump_config(config))
+                writer.text("run_config.toml", dump_config(config, relative_to=out))
                 writer.write_styles()  # QGIS styles: layer_styles in the GeoPackage, a .qml beside each GeoTIFF
                 timings["write"] = time.perf_counter() - t
-                manifest = manifest_json(config, started=started, timings_s=timings, outputs=[*writer.written, MANIFEST_NAME])
+                manifest = manifest_json(
+                    config, started=started, timings_s=timings, outputs=[*writer.written, MANIFEST_NAME], relative_to=out
+                )
                 writer.text(MANIFEST_NAME, manifest)
                 writer.commit()
                 timings["write"] = time.perf_counter() - t
