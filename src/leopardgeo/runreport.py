@@ -292,7 +292,7 @@ def _fig(report: Report, name: str) -> list[Block]:
 
 def _run_section(run: _RunFolder, report: Report, manifest: dict | None, grid: dict[str, Any]) -> Section:
     s = Section("Run", anchor="run")
-    rows = [("output folder", str(run.dir.resolve()))]
+    rows = [("output folder", run.dir.resolve().name)]  # the name only: no machine path in a shared report
     if manifest:
         rows += [
             ("leopardgeo", str(manifest.get("versions", {}).get("leopardgeo", "-"))),
@@ -666,7 +666,7 @@ def build_report(out_dir: str | Path, maps: dict[str, Path] | None = None) -> Re
             "schema_version": SUMMARY_SCHEMA_VERSION,
             "leopardgeo_version": __version__,
             "generated": _now(),
-            "out_dir": str(run.dir.resolve()),
+            "out_dir": run.dir.resolve().name,  # the folder's name only: no machine path in a shared report
             "run": {
                 "config_hash": (manifest or {}).get("config_hash"),
                 "started": (manifest or {}).get("started"),
