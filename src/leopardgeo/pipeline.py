@@ -51,7 +51,7 @@ from leopardgeo.crossborder import (
     fence_resistance,
     mark_crosses_border,
 )
-from leopardgeo.errors import ConfigError, DataError, NodataWarning, OutputExistsError
+from leopardgeo.errors import ConfigError, DataError, NodataWarning, NoPathError, OutputExistsError
 from leopardgeo.graph import build_graph, graph_layers
 from leopardgeo.grid import Grid
 from leopardgeo.habitat import builtin_covariates, read_coefficients, rsf_suitability, suitability_from_raster
@@ -891,11 +891,16 @@ def compute_sites(
         circuit_connectivity=cfg.circuit.connectivity,
     )
     timings["evaluate"] = time.perf_counter() - t
-    scored = st.score_sites(table, sc.weights, sc.directions)
+    cut = _unreachable_sites(table, src.name)
+    ranked = table[~cut].reset_index(drop=True)
+    scored = st.score_sites(ranked, sc.weights, sc.directions)
     stab = st.rank_stability(
-        table, sc.weights, sc.directions, n=sc.rank_stability_draws, spread=sc.weight_spread, seed=sc.seed
+        ranked, sc.weights, sc.directions, n=sc.rank_stability_draws, spread=sc.weight_spread, seed=sc.seed
     )
     scored = scored.merge(stab[["site_id", "first_share", "mean_rank"]], on="site_id", how="left")
+    if cut.any():  # listed after the ranked sites, without score or rank
+        unranked = table[cut].assign(score=np.nan, rank=np.nan, first_share=np.nan, mean_rank=np.nan)
+        scored = pd.concat([scored, unranked], ignore_index=True)
     sim_doc: dict[str, Any] = {}
     sim_results: dict[str, Any] = {}
     if sc.simulate:
@@ -925,6 +930,30 @@ def compute_sites(
         table=scored, stability=stab, source=src, weights=used, simulation=sim_doc, simulation_results=sim_results,
         timings_s=timings,
     )  # fmt: skip
+
+
+def _unreachable_sites(table: pd.DataFrame, source: str) -> np.ndarray:
+    """Mask of the sites that cannot reach the source population (infinite ``cwd_to_source``); they are not ranked.
+
+    Raises
+    ------
+    NoPathError
+        If no site can reach the source.
+    """
+    if "cwd_to_source" not in table.columns:
+        return np.zeros(len(table), dtype=bool)
+    cut = ~np.isfinite(table["cwd_to_source"].to_numpy(dtype=float))
+    if cut.any():
+        names = ", ".join(str(n) for n in table.loc[cut, "name"])
+        hint = (
+            "No-data cells (outside an input raster, water, impassable barriers) separate them from it: check that "
+            "every input covers the study area (see any NodataWarning) and the barriers."
+        )
+        if cut.all():
+            msg = f"sites: expected a site that can reach the source population {source!r}, found none ({names}). {hint}"
+            raise NoPathError(msg)
+        logger.warning("sites: %s cannot reach the source population %r and are not ranked. %s", names, source, hint)
+    return cut
 
 
 def _territory_params(cfg: RunConfig) -> dict[str, Any]:
