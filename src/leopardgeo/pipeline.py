@@ -301,7 +301,7 @@ def load_inputs(cfg: RunConfig, grid: Grid | None = None) -> Inputs:
         msg = "no valid cell: the land mask and the study area leave nothing to analyse. Check both layers."
         raise DataError(msg)
     for name, arr in rasters.items():
-        missing = valid & ~np.isfinite(arr)
+        missing = valid & np.isnan(arr)  # infinities are values, refused by the stage that uses them
         n_missing = int(missing.sum())
         if n_missing:
             warnings.warn(

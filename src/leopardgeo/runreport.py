@@ -793,7 +793,7 @@ def render_html(report: Report) -> str:
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
         f"<title>{html.escape(report.title)}</title><style>{_CSS}</style></head><body>"
-        f"<header><h1>{html.escape(report.title)}</h1><p>{html.escape(str(report.out_dir.resolve()))} · generated {gen} "
+        f"<header><h1>{html.escape(report.title)}</h1><p>{html.escape(report.out_dir.resolve().name)} · generated {gen} "
         f"· leopardgeo {html.escape(__version__)}</p></header><nav>{nav}</nav><main>\n"
         + "\n".join(body)
         + "\n</main><footer>Modelled results: suitability, territories, capacity and persistence are model outputs, "
