@@ -561,6 +561,15 @@ def test_disk_full_while_writing_a_raster(area, monkeypatch):
     area.untouched()
 
 
+def test_read_only_output_folder(area, tmp_path, monkeypatch):
+    def refuse(*_a, **_k):
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "ro"))
+
+    monkeypatch.setattr(Path, "mkdir", refuse)  # root ignores permission bits: simulate the refusal
+    res = CliRunner().invoke(cli, ["run", str(area.config()), "--out", str(tmp_path / "ro")])
+    _clean_failure(res, OutputError, "Permission denied", "not writable")
+
+
 def test_os_error_fix_names_the_cause():
     from leopardgeo.io import output_errors
 
@@ -617,7 +626,9 @@ def test_report_no_maps_overwrite_removes_old_maps(area, tmp_path):
 # ============================================================================ shared outputs and messages
 def test_no_absolute_machine_path_in_shared_outputs(area):
     home = str(area.dir.parent)
-    for name in ("report.html", "report.md", "summary.json", "run_config.toml", "manifest.json"):
+    names = sorted(p.name for p in area.out.iterdir() if p.suffix in (".html", ".md", ".json", ".toml", ".csv", ".qml"))
+    assert {"report.html", "report.md", "summary.json", "run_config.toml", "manifest.json"} <= set(names)
+    for name in names:
         text = (area.out / name).read_text(encoding="utf-8")
         assert home not in text, name
         assert os.path.dirname(os.__file__) not in text, name  # no interpreter or library path

@@ -360,7 +360,8 @@ def read_raster(
                         "%s: streaming %s source cells (%s) through GDAL's warper", name, f"{n_src:,.0f}",
                         fmt_bytes(n_src * (itemsize + 4)),
                     )
-                    check_memory(n_grid * 9 + 256e6, what=f"reading raster {name!r} onto the grid", fix=_MEMORY_FIX)
+                    need = n_grid * 9 + 3 * _STREAM_CACHE_MB * 1e6
+                    check_memory(need, what=f"reading raster {name!r} onto the grid", fix=_MEMORY_FIX)
                     out = _read_warped(ds, band, grid, resampling)
                 else:
                     check_memory(
@@ -394,6 +395,8 @@ def read_raster(
 
 #: Source windows larger than this (and more than four source cells per grid cell) are streamed through GDAL.
 _STREAM_BYTES = 64e6
+#: GDAL block cache and warp buffer (MB) while streaming.
+_STREAM_CACHE_MB = 64
 
 _MEMORY_FIX = (
     "Use coarser cells ([grid] cell_size_m), clip the study area, or resample the input first "
@@ -422,7 +425,8 @@ def _read_warped(ds: Any, band: int, grid: Grid, resampling: str) -> np.ndarray:
     """Warp one band onto ``grid`` through GDAL's warper, block by block (:class:`rasterio.vrt.WarpedVRT`)."""
     from rasterio.vrt import WarpedVRT
 
-    with WarpedVRT(
+    # a small block cache and warp buffer: the source passes through in pieces instead of staying in GDAL's cache
+    with rasterio.Env(GDAL_CACHEMAX=_STREAM_CACHE_MB), WarpedVRT(
         ds,
         crs=grid.rasterio_crs,
         transform=grid.transform,
@@ -432,7 +436,7 @@ def _read_warped(ds: Any, band: int, grid: Grid, resampling: str) -> np.ndarray:
         src_nodata=ds.nodata,
         nodata=np.nan,
         dtype="float32",
-        warp_mem_limit=256,
+        warp_mem_limit=_STREAM_CACHE_MB,
     ) as vrt:
         return vrt.read(band, masked=True).astype("float32").filled(np.nan)
 
