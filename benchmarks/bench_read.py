@@ -40,6 +40,7 @@ def main() -> None:
     ap.add_argument("--cells", type=int, default=8000, help="source side in cells (float32)")
     args = ap.parse_args()
     import numpy as np
+
     import rasterio
     from affine import Affine
 
@@ -58,7 +59,7 @@ def main() -> None:
             res = subprocess.run([sys.executable, "-c", CHILD, str(path), mode, str(n)], capture_output=True, text=True,
                                  check=True)  # fmt: skip
             rec = json.loads(res.stdout.strip().splitlines()[-1])
-            print(f"{mode:9s} read {rec['s']:6.2f} s  peak RSS {rec['peak_mb']:7.0f} MB (+{rec['added_mb']:6.0f} MB by the read)  "
+            print(f"{mode:9s} read {rec['s']:6.2f} s  peak RSS {rec['peak_mb']:7.0f} MB (+{rec['added_mb']:6.0f} MB by the read) "
                   f"mean {rec['mean']:.6f}  (process {time.perf_counter() - t:.1f} s)")  # fmt: skip
 
 
