@@ -88,7 +88,7 @@ def focal_patches(res: np.ndarray, k: int) -> np.ndarray:
 
 # --------------------------------------------------------------------------- runners (in the worker)
 def _one_pair_system(res: np.ndarray, focal: np.ndarray):
-    from leopardgeo.circuit import build_network
+    from leopardgeo.kernels.circuit import build_network
 
     net = build_network(res, focal)
     b = np.zeros(net.n_solve)
@@ -97,7 +97,7 @@ def _one_pair_system(res: np.ndarray, focal: np.ndarray):
 
 
 def _finish(net, x: np.ndarray) -> tuple[float, np.ndarray]:
-    from leopardgeo.circuit import current_density
+    from leopardgeo.kernels.circuit import current_density
 
     v = np.zeros(net.n_total)
     v[: net.n_solve] = x
@@ -109,7 +109,7 @@ def _finish(net, x: np.ndarray) -> tuple[float, np.ndarray]:
 
 
 def run_leopardgeo(res: np.ndarray, focal: np.ndarray) -> dict:
-    from leopardgeo.circuit import circuit_flow
+    from leopardgeo.kernels.circuit import circuit_flow
 
     out = circuit_flow(res, focal, solver="amg")
     return {

@@ -141,7 +141,7 @@ def _tiny() -> tuple[np.ndarray, np.ndarray]:
 
 
 def run_leopardgeo(res: np.ndarray, src: np.ndarray) -> np.ndarray:
-    from leopardgeo.costdist import cost_distance
+    from leopardgeo.kernels.costdist import cost_distance
 
     return cost_distance(res, src, cell_size_m=CELL_M, connectivity=8).cost
 
@@ -201,7 +201,7 @@ def run_landschaft(res: np.ndarray, src: np.ndarray) -> np.ndarray:
 
 
 MODULES = {
-    "leopardgeo": "leopardgeo.costdist",
+    "leopardgeo": "leopardgeo.kernels.costdist",
     "xarray-spatial": "xrspatial",
     "skimage": "skimage.graph",
     "scipy": "scipy.sparse.csgraph",
@@ -277,10 +277,10 @@ def grass_worker(d: Path, out: str, repeat: int, memory_mb: int) -> dict:
 
 def links_worker(n: int, n_patches: int, repeat: int, seed: int) -> dict:
     """One-pass planar links on an ``n``² grid with ``n_patches`` disc patches, against one cost-distance run."""
-    from leopardgeo.costdist import cost_distance
-    from leopardgeo.graph import build_graph
-    from leopardgeo.grid import Grid
-    from leopardgeo.patches import patch_polygons
+    from leopardgeo.core.grid import Grid
+    from leopardgeo.kernels.costdist import cost_distance
+    from leopardgeo.stages.graph import build_graph
+    from leopardgeo.stages.patches import patch_polygons
 
     res, _ = make_grid(n, seed)
     rng = np.random.default_rng([seed, n, n_patches])
@@ -329,7 +329,7 @@ def demo_worker(out_dir: str) -> dict:
     """The whole demo run in this fresh process (numba cache dir empty): imports, compilation, stages."""
     t = time.perf_counter()
     from leopardgeo.config import demo_config
-    from leopardgeo.pipeline import run
+    from leopardgeo.runner.pipeline import run
 
     result = run(demo_config(), out_dir=Path(out_dir) / "out", overwrite=True)
     total = time.perf_counter() - t

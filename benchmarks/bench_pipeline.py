@@ -22,8 +22,9 @@ from pathlib import Path
 
 from _sections import write_section
 
-from leopardgeo import __version__, pipeline
+from leopardgeo import __version__
 from leopardgeo.config import GridConfig, demo_config
+from leopardgeo.runner import pipeline
 
 
 def main() -> None:

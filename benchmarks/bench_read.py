@@ -22,7 +22,7 @@ from pathlib import Path
 CHILD = r"""
 import json, resource, sys, time
 import leopardgeo.io as io
-from leopardgeo.grid import Grid
+from leopardgeo.core.grid import Grid
 path, mode, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 io._STREAM_BYTES = float("inf") if mode == "window" else 0.0
 grid = Grid.from_bounds((500_000, 4_800_000 - n * 62.5, 500_000 + n * 62.5, 4_800_000), cell_size_m=500, crs="EPSG:32652")

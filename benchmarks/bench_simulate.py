@@ -22,10 +22,11 @@ from pathlib import Path
 import numpy as np
 from _sections import write_section
 
-from leopardgeo import __version__, pipeline
+from leopardgeo import __version__
 from leopardgeo.config import demo_config
-from leopardgeo.simulate import SimulationParams, TerritoryLandscape, simulate_population
-from leopardgeo.territories import pack_territories
+from leopardgeo.runner import pipeline
+from leopardgeo.stages.simulate import SimulationParams, TerritoryLandscape, simulate_population
+from leopardgeo.stages.territories import pack_territories
 
 
 def main() -> None:

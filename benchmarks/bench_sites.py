@@ -21,9 +21,10 @@ from pathlib import Path
 
 from _sections import write_section
 
-from leopardgeo import __version__, pipeline
+from leopardgeo import __version__
 from leopardgeo.config import demo_config
-from leopardgeo.simulate import SimulationParams, simulate_population
+from leopardgeo.runner import pipeline
+from leopardgeo.stages.simulate import SimulationParams, simulate_population
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ Usage:
         [--write docs/performance.md]
 
 Each measurement runs in a fresh subprocess (``--worker``) that builds its grid, packs a 64 x 64 grid first
-(numba compilation or cache load: not timed), then times :func:`leopardgeo.territories.pack_territories`
+(numba compilation or cache load: not timed), then times :func:`leopardgeo.stages.territories.pack_territories`
 and reports its peak resident memory (``VmHWM``).  No peer tool packs territories, so the comparison is a
 naive reference: :func:`leopardgeo.testing.naive_pack_females` (one SciPy Dijkstra per seed, the graph
 rebuilt after every territory) on a small grid, females only, which must give the same territories.
@@ -56,8 +56,8 @@ def smooth_quality(n: int, seed: int = 20261126) -> np.ndarray:
 
 def synthetic(n: int, cell_m: float = CELL_M):
     """Grid, quality, resistance (negative exponential of quality, 1..100) and habitat (quality >= 0.5)."""
-    from leopardgeo.grid import Grid
-    from leopardgeo.resistance import resistance_from_suitability
+    from leopardgeo.core.grid import Grid
+    from leopardgeo.stages.resistance import resistance_from_suitability
 
     grid = Grid.from_bounds((300_000, 4_000_000, 300_000 + n * cell_m, 4_000_000 + n * cell_m), cell_size_m=cell_m, crs=CRS)
     q = smooth_quality(n)
@@ -66,14 +66,14 @@ def synthetic(n: int, cell_m: float = CELL_M):
 
 
 def _warm() -> None:
-    from leopardgeo.territories import pack_territories
+    from leopardgeo.stages.territories import pack_territories
 
     g, q, r, h = synthetic(64)
     pack_territories(q, r, g, habitat=h, replicates=1)
 
 
 def worker(kind: str, n: int, replicates: int) -> dict:
-    from leopardgeo.territories import pack_territories
+    from leopardgeo.stages.territories import pack_territories
 
     _warm()
     if kind == "grid":
@@ -84,7 +84,13 @@ def worker(kind: str, n: int, replicates: int) -> dict:
         habitat_ha = float(h.sum()) * grid.cell_area_ha
     else:  # the demo, as `leopardgeo run` packs it
         from leopardgeo.config import demo_config
-        from leopardgeo.pipeline import compute_patches, compute_resistance, compute_suitability, compute_territories, load_inputs
+        from leopardgeo.runner.pipeline import (
+            compute_patches,
+            compute_resistance,
+            compute_suitability,
+            compute_territories,
+            load_inputs,
+        )
 
         cfg = demo_config()
         inputs = load_inputs(cfg)
@@ -111,7 +117,7 @@ def worker(kind: str, n: int, replicates: int) -> dict:
 
 def naive(n: int) -> dict:
     """Females on an n x n grid of 100 m cells (need 40 ha) with the kernel and with the per-seed SciPy reference."""
-    from leopardgeo.territories import pack_territories
+    from leopardgeo.stages.territories import pack_territories
     from leopardgeo.testing import naive_pack_females
 
     _warm()

@@ -60,7 +60,7 @@ def coarse_config():
 @pytest.fixture(scope="session")
 def coarse_run(tmp_path_factory):
     """``(RunResult, folder)`` of :func:`coarse_demo_config`; copy the folder before writing into it."""
-    from leopardgeo.pipeline import run
+    from leopardgeo.runner.pipeline import run
 
     out = tmp_path_factory.mktemp("coarse") / "out"
     return run(coarse_demo_config(), out_dir=out), out

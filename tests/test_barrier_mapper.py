@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from leopardgeo.barrier_mapper import map_barriers
-from leopardgeo.errors import ConfigError, DataError, ResistanceError
-from leopardgeo.grid import Grid
+from leopardgeo.core.errors import ConfigError, DataError, ResistanceError
+from leopardgeo.core.grid import Grid
+from leopardgeo.stages.barrier_mapper import map_barriers
 from leopardgeo.testing import TEST_CRS
 from test_costdist import grid_graph, scipy_cost
 

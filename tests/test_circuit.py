@@ -1,4 +1,4 @@
-"""Tests of leopardgeo.circuit against independent references.
+"""Tests of leopardgeo.kernels.circuit against independent references.
 
 References used here never come from the module's own earlier output:
 
@@ -24,8 +24,8 @@ import scipy.sparse.linalg as spla
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from leopardgeo.circuit import build_network, circuit_flow, estimate_memory_bytes
-from leopardgeo.errors import ConfigError, DataError, MemoryLimitError, NoPathError, ResistanceError
+from leopardgeo.core.errors import ConfigError, DataError, MemoryLimitError, NoPathError, ResistanceError
+from leopardgeo.kernels.circuit import build_network, circuit_flow, estimate_memory_bytes
 
 SQRT2 = math.sqrt(2.0)
 EPS32 = 2.0**-24  # unit roundoff of float32 (the result rasters)

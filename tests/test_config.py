@@ -11,7 +11,7 @@ from leopardgeo.config import (
     load_config,
     load_config_string,
 )
-from leopardgeo.errors import ConfigError
+from leopardgeo.core.errors import ConfigError
 
 
 def test_defaults_carry_the_sourced_territory_minimum():

@@ -15,10 +15,10 @@ from scipy import ndimage
 import shapely
 from rasterio.features import rasterize
 
-from leopardgeo import corridors
-from leopardgeo.corridors import TABLE_COLUMNS, add_corridor_attributes, least_cost_corridors
-from leopardgeo.errors import ConfigError, DataError
-from leopardgeo.graph import build_graph
+from leopardgeo.core.errors import ConfigError, DataError
+from leopardgeo.stages import corridors
+from leopardgeo.stages.corridors import TABLE_COLUMNS, add_corridor_attributes, least_cost_corridors
+from leopardgeo.stages.graph import build_graph
 from test_costdist import grid_graph, scipy_cost
 from test_graph import patches_from_mask
 

@@ -11,15 +11,15 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from scipy.sparse.csgraph import dijkstra
 
-from leopardgeo.costdist import (
+from leopardgeo.core.errors import ConfigError, DataError, NoPathError, ResistanceError
+from leopardgeo.core.grid import Grid
+from leopardgeo.kernels.costdist import (
     NEIGHBOUR_OFFSETS,
     cost_distance,
     cost_distance_many,
     path_to_linestring,
     trace_path,
 )
-from leopardgeo.errors import ConfigError, DataError, NoPathError, ResistanceError
-from leopardgeo.grid import Grid
 from leopardgeo.testing import TEST_CRS
 
 RTOL = 1e-9
@@ -362,7 +362,7 @@ def test_cost_distance_many_equals_single_label_runs(workers):
 import contextlib  # noqa: E402
 from unittest import mock  # noqa: E402
 
-from leopardgeo import costdist  # noqa: E402
+from leopardgeo.kernels import costdist  # noqa: E402
 
 
 @contextlib.contextmanager

@@ -12,9 +12,11 @@ from scipy import ndimage
 import geopandas as gpd
 import shapely
 
-from leopardgeo.circuit import circuit_flow
-from leopardgeo.corridors import least_cost_corridors
-from leopardgeo.crossborder import (
+from leopardgeo.core.errors import AlignmentError, ConfigError
+from leopardgeo.core.grid import Grid
+from leopardgeo.kernels.circuit import circuit_flow
+from leopardgeo.stages.corridors import least_cost_corridors
+from leopardgeo.stages.crossborder import (
     border_cells,
     border_crossings,
     border_permeability,
@@ -25,11 +27,9 @@ from leopardgeo.crossborder import (
     fill_countries,
     mark_crosses_border,
 )
-from leopardgeo.errors import AlignmentError, ConfigError
-from leopardgeo.graph import build_graph
-from leopardgeo.grid import Grid
-from leopardgeo.metrics import connectivity_metrics
-from leopardgeo.patches import extract_patches
+from leopardgeo.stages.graph import build_graph
+from leopardgeo.stages.metrics import connectivity_metrics
+from leopardgeo.stages.patches import extract_patches
 from leopardgeo.testing import TEST_CRS
 
 CELL = 100.0

@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 
 import shapely
 
-from leopardgeo.costdist import cost_distance, trace_path
-from leopardgeo.errors import ConfigError, NoPathError
-from leopardgeo.graph import build_graph, gdfs_to_graph, graph_to_gdfs
-from leopardgeo.grid import Grid
-from leopardgeo.patches import extract_patches
+from leopardgeo.core.errors import ConfigError, NoPathError
+from leopardgeo.core.grid import Grid
+from leopardgeo.kernels.costdist import cost_distance, trace_path
+from leopardgeo.stages.graph import build_graph, gdfs_to_graph, graph_to_gdfs
+from leopardgeo.stages.patches import extract_patches
 from leopardgeo.testing import TEST_CRS
 from test_costdist import grid_graph, scipy_cost
 

@@ -4,9 +4,9 @@ import pytest
 
 from affine import Affine
 
-from leopardgeo._crs import require_projected_metres
-from leopardgeo.errors import AlignmentError, CRSError
-from leopardgeo.grid import Grid
+from leopardgeo.core._crs import require_projected_metres
+from leopardgeo.core.errors import AlignmentError, CRSError
+from leopardgeo.core.grid import Grid
 
 
 def test_geographic_crs_is_refused_with_the_fix():

@@ -9,10 +9,10 @@ import geopandas as gpd
 import shapely
 
 from leopardgeo.config import BarrierConfig, HabitatConfig
-from leopardgeo.errors import ConfigError, DataError, ResistanceError
-from leopardgeo.grid import Grid
-from leopardgeo.habitat import builtin_covariates, rsf_suitability, suitability_from_raster
-from leopardgeo.resistance import (
+from leopardgeo.core.errors import ConfigError, DataError, ResistanceError
+from leopardgeo.core.grid import Grid
+from leopardgeo.stages.habitat import builtin_covariates, rsf_suitability, suitability_from_raster
+from leopardgeo.stages.resistance import (
     burn_barriers,
     check_resistance,
     resistance_from_classes,
@@ -114,7 +114,7 @@ def test_barriers_add_max_impassable():
 
 
 def test_coefficient_table_from_csv(tmp_path):
-    from leopardgeo.habitat import read_coefficients
+    from leopardgeo.stages.habitat import read_coefficients
 
     path = tmp_path / "rsf.csv"
     path.write_text("covariate,coefficient\nintercept,-2.5\nforest,1.25\ndist_urban_km,0.1\n")
@@ -128,8 +128,8 @@ def test_coefficient_table_from_csv(tmp_path):
 
 
 def test_pipeline_uses_the_coefficient_table(tmp_path):
-    from leopardgeo import pipeline
     from leopardgeo.config import demo_config
+    from leopardgeo.runner import pipeline
 
     path = tmp_path / "rsf.csv"
     path.write_text("covariate,coefficient\nintercept,0\nforest,0\n")

@@ -30,7 +30,7 @@ from affine import Affine
 
 from leopardgeo.cli import cli
 from leopardgeo.config import load_config, load_config_string
-from leopardgeo.errors import (
+from leopardgeo.core.errors import (
     AlignmentError,
     ConfigError,
     DataError,
@@ -41,7 +41,7 @@ from leopardgeo.errors import (
     OutputExistsError,
     ResistanceError,
 )
-from leopardgeo.grid import Grid
+from leopardgeo.core.grid import Grid
 from leopardgeo.io import read_raster, read_vector, read_wdpa
 from leopardgeo.testing import TEST_CRS, synthetic_raster
 
@@ -258,16 +258,16 @@ def test_one_metre_cells_over_100_km(area):
 
 
 def test_input_read_refused_when_memory_is_short(area, monkeypatch):
-    import leopardgeo.memory
+    import leopardgeo.core.memory
 
-    monkeypatch.setattr(leopardgeo.memory, "available_bytes", lambda: 1000)
+    monkeypatch.setattr(leopardgeo.core.memory, "available_bytes", lambda: 1000)
     grid = Grid.from_bounds((X0, Y0, X1, Y1), cell_size_m=CELL, crs=TEST_CRS)
     with pytest.raises(MemoryLimitError, match=r"reading raster 'suit\.tif'.*found 1\.0 kB of available memory \(cgroup limit"):
         read_raster(area.dir / "suit.tif", grid)
 
 
 def test_cgroup_limit_lowers_available_memory(tmp_path):
-    from leopardgeo.memory import _cgroup_bytes
+    from leopardgeo.core.memory import _cgroup_bytes
 
     (tmp_path / "memory.max").write_text("1000000\n")
     (tmp_path / "memory.current").write_text("250000\n")
@@ -290,7 +290,7 @@ def test_fine_input_is_streamed_through_gdal_with_the_same_result(area, monkeypa
 
 
 def test_too_many_circuit_pairs_are_refused_before_any_solve(area):
-    from leopardgeo.pipeline import _check_circuit_patches
+    from leopardgeo.runner.pipeline import _check_circuit_patches
 
     labels = np.zeros((60, 60), dtype="int32")
     labels.flat[::7] = np.arange(1, labels.flat[::7].size + 1)  # 515 one-cell patches: 132,355 pairs
@@ -300,7 +300,7 @@ def test_too_many_circuit_pairs_are_refused_before_any_solve(area):
 
 
 def test_one_cell_grid_circuit_needs_two_patches(area):
-    from leopardgeo.pipeline import _check_circuit_patches
+    from leopardgeo.runner.pipeline import _check_circuit_patches
 
     cfg = load_config(area.config("circ.toml", circuit={"enabled": True}))
     with pytest.raises(DataError, match=r"at least two habitat patches.*found 1.*\[circuit\] enabled = false"):
@@ -365,7 +365,7 @@ def test_geotiff_with_corrupt_tiles(area, tmp_path):
 
 
 def test_suitability_covering_half_the_study_area_warns_and_unreachable_sites_are_not_ranked(area, tmp_path):
-    from leopardgeo.pipeline import run
+    from leopardgeo.runner.pipeline import run
 
     part = _suitability().copy()
     part[:, 30:] = -1.0  # nodata east of column 30: Site B is cut off from the source (West NP)
@@ -646,7 +646,7 @@ def test_init_template_has_no_absolute_path(tmp_path):
 
 
 def test_capacity_by_country_gives_iso3_codes(area):
-    from leopardgeo.pipeline import run
+    from leopardgeo.runner.pipeline import run
 
     cfg = area.config("cap.toml", territories={"replicates": 1}, sites={"enabled": False}, links={"enabled": False},
                       output={"dir": ""})  # fmt: skip
@@ -656,15 +656,15 @@ def test_capacity_by_country_gives_iso3_codes(area):
 
 
 def test_isolated_patch_warning_names_the_stage_and_the_fix(caplog):
-    from leopardgeo.graph import build_graph
-    from leopardgeo.patches import patch_polygons
+    from leopardgeo.stages.graph import build_graph
+    from leopardgeo.stages.patches import patch_polygons
 
     grid = Grid.from_bounds((0, 0, 1000, 500), cell_size_m=100, crs=TEST_CRS)
     labels = np.zeros(grid.shape, dtype="int32")
     labels[1, 1], labels[1, 8] = 1, 2
     res = np.ones(grid.shape)
     res[:, 5] = np.nan  # a wall of no data
-    with caplog.at_level(logging.WARNING, logger="leopardgeo.graph"):
+    with caplog.at_level(logging.WARNING, logger="leopardgeo.stages.graph"):
         build_graph(res, labels, patch_polygons(labels, grid), grid)
     assert "least-cost links: no link found between any of 2 patches" in caplog.text
     assert "[links] max_cwd" in caplog.text

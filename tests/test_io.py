@@ -9,9 +9,9 @@ import geopandas as gpd
 import shapely
 from pyproj import Geod
 
-from leopardgeo._crs import DEMO_CRS_PROJ4
-from leopardgeo.errors import AlignmentError, CRSError, DataError, InvalidGeometryWarning, OutputExistsError
-from leopardgeo.grid import Grid
+from leopardgeo.core._crs import DEMO_CRS_PROJ4
+from leopardgeo.core.errors import AlignmentError, CRSError, DataError, InvalidGeometryWarning, OutputExistsError
+from leopardgeo.core.grid import Grid
 from leopardgeo.io import OutputWriter, read_raster, read_vector, read_wdpa, write_raster
 from leopardgeo.testing import TEST_CRS, synthetic_raster
 

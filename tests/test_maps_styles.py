@@ -19,9 +19,9 @@ import geopandas as gpd
 import pyogrio
 import shapely
 
-from leopardgeo import maps, styles
-from leopardgeo.errors import ConfigError, DataError
-from leopardgeo.io import write_layers
+from leopardgeo.core.errors import ConfigError, DataError
+from leopardgeo.io import styles, write_layers
+from leopardgeo.report import maps
 from leopardgeo.testing import TEST_CRS, synthetic_raster
 
 X0, Y0 = 500_000.0, 4_800_000.0  # top-left corner of the synthetic grid

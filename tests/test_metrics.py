@@ -7,8 +7,8 @@ import math
 import networkx as nx
 import pytest
 
-from leopardgeo.errors import ConfigError, DataError
-from leopardgeo.metrics import add_metric_attributes, connectivity_metrics, dispersal_k
+from leopardgeo.core.errors import ConfigError, DataError
+from leopardgeo.stages.metrics import add_metric_attributes, connectivity_metrics, dispersal_k
 
 
 def path_graph():

@@ -1,7 +1,7 @@
 """The notebooks in notebooks/ run top to bottom without edits, on the demo data.
 
 They share one working folder, so the demo run made by the first notebook is reused by the others
-(``leopardgeo.manifest.run_once``).  Notebooks 03 and 04 read the outputs of the territory and site stages;
+(``leopardgeo.runner.pipeline.run_once``).  Notebooks 03 and 04 read the outputs of the territory and site stages;
 they run when ``RunResult`` has those stages (``territories`` / ``sites`` fields) and are skipped before.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from leopardgeo.pipeline import RunResult
+from leopardgeo.runner.pipeline import RunResult
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")

@@ -10,9 +10,9 @@ from scipy.sparse import coo_matrix, csgraph
 import geopandas as gpd
 import shapely
 
-from leopardgeo.errors import DataError, SmallPatchWarning
-from leopardgeo.grid import Grid
-from leopardgeo.patches import extract_patches, label_cores
+from leopardgeo.core.errors import DataError, SmallPatchWarning
+from leopardgeo.core.grid import Grid
+from leopardgeo.stages.patches import extract_patches, label_cores
 
 CRS = "EPSG:32652"
 

@@ -6,9 +6,9 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from leopardgeo.corridors import least_cost_corridors
-from leopardgeo.grid import Grid
-from leopardgeo.pinchpoints import add_pinch_attributes, pinch_points
+from leopardgeo.core.grid import Grid
+from leopardgeo.stages.corridors import least_cost_corridors
+from leopardgeo.stages.pinchpoints import add_pinch_attributes, pinch_points
 from leopardgeo.testing import TEST_CRS
 
 

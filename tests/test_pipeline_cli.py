@@ -18,8 +18,8 @@ from pyproj import CRS, Transformer
 
 from leopardgeo.cli import cli
 from leopardgeo.config import PatchConfig, demo_config, load_config
-from leopardgeo.errors import DataError, OutputExistsError
-from leopardgeo.pipeline import output_files, run, run_links, summary_table
+from leopardgeo.core.errors import DataError, OutputExistsError
+from leopardgeo.runner.pipeline import output_files, run, run_links, summary_table
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import pytest
 import geopandas as gpd
 
 from leopardgeo.io import GPKG_NAME, write_layers
-from leopardgeo.styles import write_layer_styles
+from leopardgeo.io.styles import write_layer_styles
 
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 CHECK = Path(__file__).with_name("qgis_check.py")

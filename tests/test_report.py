@@ -17,10 +17,10 @@ from click.testing import CliRunner
 import pyogrio
 
 from leopardgeo.cli import cli
-from leopardgeo.errors import DataError, OutputExistsError
+from leopardgeo.core.errors import DataError, OutputExistsError
 from leopardgeo.io import GPKG_NAME
-from leopardgeo.pipeline import output_files, run
-from leopardgeo.runreport import SUMMARY_SCHEMA_VERSION, build_report, render_markdown, write_report
+from leopardgeo.report.runreport import SUMMARY_SCHEMA_VERSION, build_report, render_markdown, write_report
+from leopardgeo.runner.pipeline import output_files, run
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -101,7 +101,7 @@ def test_run_styles_every_layer_and_raster_and_writes_geopackage_1_2(coarse_run)
 
 
 def test_a_run_failing_while_styling_leaves_no_output(tmp_path, monkeypatch, coarse_config):
-    from leopardgeo import styles
+    from leopardgeo.io import styles
 
     def boom(*_a, **_k):
         raise RuntimeError("disk full")
@@ -310,7 +310,7 @@ def test_every_command_help_has_an_example():
 
 
 def test_markdown_numbers_are_right_aligned_and_text_left():
-    from leopardgeo.runreport import markdown_table
+    from leopardgeo.report.runreport import markdown_table
 
     t = markdown_table(pd.DataFrame({"name": ["a|b", "c"], "n": ["1,200", "-"], "p": ["5%", "12%"]}))
     assert t.splitlines()[1] == "|---|---:|---:|"
@@ -318,7 +318,7 @@ def test_markdown_numbers_are_right_aligned_and_text_left():
 
 
 def test_run_once_reuses_a_finished_run_of_the_same_config(tmp_path, coarse_config):
-    from leopardgeo.manifest import run_once
+    from leopardgeo.runner.manifest import run_once
 
     cfg = _patches_only(coarse_config)
     out = run_once(cfg, tmp_path / "o")
@@ -336,7 +336,7 @@ def test_run_once_reuses_a_finished_run_of_the_same_config(tmp_path, coarse_conf
 
 
 def test_maps_show_themselves_in_jupyter(coarse_run):
-    from leopardgeo.maps import plot_map
+    from leopardgeo.report.maps import plot_map
 
     _, out = coarse_run
     png = plot_map(out, "links")._repr_png_()

@@ -1,4 +1,4 @@
-"""The corridor score, worked by hand from the formula in leopardgeo.score."""
+"""The corridor score, worked by hand from the formula in leopardgeo.stages.score."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import networkx as nx
 import pytest
 
-from leopardgeo.errors import ConfigError
-from leopardgeo.score import add_scores, corridor_scores
+from leopardgeo.core.errors import ConfigError
+from leopardgeo.stages.score import add_scores, corridor_scores
 
 
 def three_links() -> nx.Graph:

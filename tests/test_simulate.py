@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.sparse.csgraph import dijkstra
 
-from leopardgeo.errors import ConfigError, DataError
-from leopardgeo.grid import Grid
-from leopardgeo.simulate import (
+from leopardgeo.core.errors import ConfigError, DataError
+from leopardgeo.core.grid import Grid
+from leopardgeo.stages.simulate import (
     SimulationParams,
     TerritoryLandscape,
     leslie_lambda,
@@ -22,7 +22,7 @@ from leopardgeo.simulate import (
     simulate_individuals,
     simulate_population,
 )
-from leopardgeo.territories import pack_territories
+from leopardgeo.stages.territories import pack_territories
 
 # Small territories on 100 m cells (1 ha): females need 10 ha, males 20 ha.
 PACK = {"min_area_ha": 5, "max_area_ha": 40, "female_need_ha": 10}

@@ -17,11 +17,11 @@ import geopandas as gpd
 import shapely
 
 from leopardgeo.config import ConfigError, PatchConfig, RunConfig, SiteConfig, VectorInput, load_config_string
-from leopardgeo.errors import AlignmentError, DataError
-from leopardgeo.graph import build_graph
-from leopardgeo.grid import Grid
-from leopardgeo.patches import extract_patches
-from leopardgeo.sites import (
+from leopardgeo.core.errors import AlignmentError, DataError
+from leopardgeo.core.grid import Grid
+from leopardgeo.stages.graph import build_graph
+from leopardgeo.stages.patches import extract_patches
+from leopardgeo.stages.sites import (
     CRITERIA,
     SourceRegion,
     add_patch_gain,
@@ -365,7 +365,7 @@ def test_user_polygon_in_epsg4326_with_cyrillic_names_matches_the_grid_crs(lands
 
 def test_compute_sites_from_a_user_file(landscape, tmp_path):
     from leopardgeo.config import TerritoryConfig
-    from leopardgeo.pipeline import Inputs, compute_sites
+    from leopardgeo.runner.pipeline import Inputs, compute_sites
 
     g = landscape["grid"]
     path = tmp_path / "sites.gpkg"
@@ -432,7 +432,7 @@ def test_candidate_errors(landscape):
     with pytest.raises(DataError, match="smaller than a 100 m cell"):
         site_masks(prepare_sites(tiny, g), g)
     nocrs = landscape["sites"].set_crs(None, allow_override=True)
-    from leopardgeo.errors import CRSError
+    from leopardgeo.core.errors import CRSError
 
     with pytest.raises(CRSError):
         prepare_sites(nocrs, g)
@@ -586,9 +586,9 @@ def test_cli_sites_without_candidates_fails_before_running(tmp_path):
 
 def test_simulation_on_the_territories_of_the_territory_stage(landscape, evaluated):
     """With a landscape-wide TerritoryResult the simulation uses it (restricted by cost) instead of packing its own."""
-    from leopardgeo.simulate import SimulationParams
-    from leopardgeo.sites import simulate_sites, simulation_columns
-    from leopardgeo.territories import pack_territories
+    from leopardgeo.stages.simulate import SimulationParams
+    from leopardgeo.stages.sites import simulate_sites, simulation_columns
+    from leopardgeo.stages.territories import pack_territories
 
     ls = landscape
     g = ls["grid"]
@@ -612,9 +612,9 @@ def test_simulation_on_the_territories_of_the_territory_stage(landscape, evaluat
 
 def test_simulation_packs_its_own_territories_around_site_and_source(landscape, evaluated):
     """Without a TerritoryResult each site's landscape is packed in the bounding box of site and source plus the margin."""
-    from leopardgeo.simulate import SimulationParams
-    from leopardgeo.sites import simulate_sites
-    from leopardgeo.territories import pack_territories
+    from leopardgeo.stages.simulate import SimulationParams
+    from leopardgeo.stages.sites import simulate_sites
+    from leopardgeo.stages.territories import pack_territories
 
     ls = landscape
     g = ls["grid"]

@@ -13,10 +13,10 @@ from scipy import ndimage, sparse
 from scipy.sparse.csgraph import dijkstra
 
 from leopardgeo.config import RunConfig, TerritoryConfig, load_config_string
-from leopardgeo.errors import AlignmentError, ConfigError, DataError, ResistanceError
-from leopardgeo.grid import Grid
-from leopardgeo.pipeline import Inputs, territory_quality
-from leopardgeo.territories import capacity, capacity_table, pack_territories, territory_raster
+from leopardgeo.core.errors import AlignmentError, ConfigError, DataError, ResistanceError
+from leopardgeo.core.grid import Grid
+from leopardgeo.runner.pipeline import Inputs, territory_quality
+from leopardgeo.stages.territories import capacity, capacity_table, pack_territories, territory_raster
 from leopardgeo.testing import naive_pack_females
 
 CRS = "EPSG:32652"

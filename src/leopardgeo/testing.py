@@ -20,7 +20,7 @@ import geopandas as gpd
 import rasterio
 from affine import Affine
 
-from leopardgeo.grid import Grid
+from leopardgeo.core.grid import Grid
 
 __all__ = ["TEST_CRS", "naive_pack_females", "synthetic_raster", "synthetic_vector"]
 
@@ -88,7 +88,7 @@ def naive_pack_females(
     seed: int = 0,
     connectivity: int = 8,
 ) -> np.ndarray:
-    """Female territories of :func:`leopardgeo.territories.pack_territories`, the slow way: one SciPy Dijkstra per seed.
+    """Female territories of :func:`leopardgeo.stages.territories.pack_territories`, the slow way: one SciPy Dijkstra per seed.
 
     A reference for tests and benchmarks, written from the method's description, not from the compiled kernel:
     for every seed, ``scipy.sparse.csgraph.dijkstra`` runs over the graph of eligible cells no territory holds

@@ -10,12 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-import numpy as np
-import pandas as pd
 
-from leopardgeo import __version__
 from leopardgeo.cli.options import debug_option, out_option, overwrite_option, verbosity_options
-from leopardgeo.errors import LeopardGeoError
+from leopardgeo.core.errors import LeopardGeoError
+from leopardgeo.core.version import __version__
 
 __all__ = ["cli", "main"]
 
@@ -156,8 +154,8 @@ def run(ctx: click.Context, config: Path | None, out: Path | None, overwrite: bo
       leopardgeo run --out out --overwrite
     """
     from leopardgeo.config import demo_config, load_config
-    from leopardgeo.pipeline import run as run_pipeline
-    from leopardgeo.pipeline import summary_table
+    from leopardgeo.runner.pipeline import run as run_pipeline
+    from leopardgeo.runner.pipeline import summary_table
 
     cfg = load_config(config) if config else demo_config()
     quiet = ctx.obj["verbosity"] < 0
@@ -214,6 +212,7 @@ def _print_territory_line(con: Any, out_dir: Path | None) -> None:
 
 def _print_capacity(con: Any, table: Any, top: int) -> None:
     """The "Territory capacity" table in the terminal: all, countries, protected areas, then the largest patches."""
+    import pandas as pd
     from rich.table import Table
 
     from leopardgeo.report import capacity_rows
@@ -243,6 +242,8 @@ def _print_capacity(con: Any, table: Any, top: int) -> None:
 
 def _print_connectivity(con: Any, result: Any) -> None:
     """One line each for the corridor, circuit, pinch-point and barrier stages that ran."""
+    import numpy as np
+
     if result.corridors is not None and len(result.corridors.table):
         t = result.corridors.table
         i = int(t["corridor_width_m"].fillna(np.inf).to_numpy().argmin())
@@ -324,7 +325,7 @@ def init(path: Path, overwrite: bool) -> None:
       leopardgeo init my_area.toml && leopardgeo run my_area.toml
     """
     from leopardgeo.config import config_template
-    from leopardgeo.errors import OutputError, OutputExistsError
+    from leopardgeo.core.errors import OutputError, OutputExistsError
 
     if path.exists() and not overwrite:
         msg = f"{str(path)!r} exists; expected a new file. Pass --overwrite to replace it."
@@ -361,7 +362,7 @@ def links(ctx: click.Context, out_dir: Path, config: Path | None, overwrite: boo
       leopardgeo links out --config knn.toml --overwrite
     """
     from leopardgeo.config import load_config
-    from leopardgeo.pipeline import run_links
+    from leopardgeo.runner.pipeline import run_links
 
     quiet = ctx.obj["verbosity"] < 0
     with _spinner("least-cost links", show=not quiet and sys.stderr.isatty()):
@@ -393,7 +394,7 @@ def report(ctx: click.Context, out_dir: Path, top: int, no_maps: bool, overwrite
     Example:
       leopardgeo report out --top 10 --overwrite
     """
-    from leopardgeo.runreport import write_report
+    from leopardgeo.report.runreport import write_report
 
     quiet = ctx.obj["verbosity"] < 0
     from leopardgeo.report import read_capacity, sites_report, write_capacity_report, write_sites_report
@@ -647,7 +648,7 @@ def sites(ctx: click.Context, config: Path | None, out: Path | None, overwrite: 
     Example:
       leopardgeo sites --out out_sites --overwrite
     """
-    from leopardgeo.errors import ConfigError
+    from leopardgeo.core.errors import ConfigError
     from leopardgeo.report import SITES_REPORT_FILES, sites_report, write_sites_report
 
     def has_candidates(cfg: Any) -> None:
@@ -726,8 +727,8 @@ def _run_stage(
     ``--overwrite`` was not given; ``check`` may refuse the configuration first.
     """
     from leopardgeo.config import demo_config, load_config
-    from leopardgeo.errors import OutputExistsError
-    from leopardgeo.pipeline import run as run_pipeline
+    from leopardgeo.core.errors import OutputExistsError
+    from leopardgeo.runner.pipeline import run as run_pipeline
 
     cfg = load_config(config) if config else demo_config()
     cfg = cfg.replace(**{name: dataclasses.replace(getattr(cfg, name), enabled=on) for name, on in sections.items()})

@@ -1,0 +1,722 @@
+r"""Least-cost corridors between linked patches (Linkage Mapper's *Linkage Pathways*).
+
+For a link between patches :math:`A` and :math:`B` of the graph from
+:func:`leopardgeo.stages.graph.build_graph`, the corridor value of a cell :math:`x` is
+(McRae & Kavanagh, Linkage Mapper; ``/work/shared/reference/algorithms.md``)
+
+.. math::
+
+    \mathrm{corridor}_{AB}(x) = cwd_A(x) + cwd_B(x) - LCD_{AB}
+
+where :math:`cwd_A` is the cost distance from patch :math:`A` alone (the other
+patches are ordinary cells) and :math:`LCD_{AB}` the least-cost distance
+between the two patches, all in cost-weighted metres.  It is 0 on the
+least-cost path and grows with the extra cost of detouring through :math:`x`.
+A link's *truncated* corridor keeps the cells with a value of at most its width
+:math:`W_{AB}` (``width_cwd``, or ``width_fraction`` × :math:`LCD_{AB}`); the
+*normalised* corridor map is the minimum over all links of their truncated
+corridors.
+
+Bounded searches: a cell of :math:`A`'s truncated corridors has
+:math:`cwd_A(x) \le LCD_{AB} + W_{AB}`, so each patch is searched once, with
+the cutoff ``max_cost`` = the largest :math:`LCD_{AB} + W_{AB}` over its links
+(taking the link's ``cwd`` from the graph), and the work stays local.
+
+:math:`LCD_{AB}` is recomputed from the two searches as
+:math:`\min_x (cwd_A(x) + cwd_B(x))`, so corridor values are never negative and
+exactly 0 at the best cell.  It equals the graph's ``cwd`` up to rounding,
+except for links of the ``planar`` rule whose ``cwd`` is an upper bound (their
+path leaves the two cost-allocation regions); the table reports the
+recomputed value.  A graph ``cwd`` below the least-cost distance found here
+(graph built from another resistance raster or connectivity) is an error, as
+the cutoff would then cut the corridor short.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+import geopandas as gpd
+import shapely
+import shapely.geometry
+from affine import Affine
+from rasterio.features import shapes
+
+from leopardgeo.core.errors import ConfigError, DataError
+from leopardgeo.core.grid import Grid
+from leopardgeo.kernels.costdist import NEIGHBOUR_OFFSETS, VALID_CONNECTIVITY, cost_distance_many
+
+__all__ = [
+    "TABLE_COLUMNS",
+    "CorridorResult",
+    "CorridorWindow",
+    "add_corridor_attributes",
+    "least_cost_corridors",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Columns of :attr:`CorridorResult.table` (besides ``geometry``), in order.
+TABLE_COLUMNS = (
+    "patch_a",
+    "patch_b",
+    "cwd",
+    "width_cwd",
+    "corridor_width_m",
+    "mean_resistance",
+    "protected_frac",
+    "area_ha",
+    "n_cells",
+)
+_DTYPES = {"patch_a": "int32", "patch_b": "int32", "n_cells": "int64"}
+
+#: Relative slack on the search cutoffs and on "the graph's cwd is the least-cost distance":
+#: covers rounding differences between summation orders, far below any real difference.
+_REL_TOL = 1e-9
+
+
+@dataclass(frozen=True)
+class CorridorWindow:
+    """One link's truncated corridor, stored in its bounding window of the grid.
+
+    Attributes
+    ----------
+    rows, cols
+        Slices of the analysis grid the window covers (the bounding box of the
+        corridor's cells).
+    mask
+        bool, True = cell in the truncated corridor.  Cells of the two end
+        patches are included where they satisfy the inequality (those facing
+        the other patch), exactly as the formula gives.
+    value
+        float32 corridor value (cost-weighted metres) inside the window, NaN
+        outside ``mask``.
+
+    Examples
+    --------
+    >>> w = CorridorWindow(slice(2, 3), slice(0, 2), np.array([[True, True]]), np.zeros((1, 2), np.float32))
+    >>> w.shape, w.n_cells
+    ((1, 2), 2)
+    """
+
+    rows: slice
+    cols: slice
+    mask: np.ndarray
+    value: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(rows, cols)`` of the window."""
+        return (int(self.mask.shape[0]), int(self.mask.shape[1]))
+
+    @property
+    def n_cells(self) -> int:
+        """Number of cells in the truncated corridor."""
+        return int(np.count_nonzero(self.mask))
+
+
+@dataclass(frozen=True)
+class CorridorResult:
+    """Outputs of :func:`least_cost_corridors`.
+
+    Attributes
+    ----------
+    normalised
+        float32 on the grid: minimum over links of their truncated corridor
+        value (cost-weighted metres); NaN where no link's truncated corridor
+        reaches (what ``corridors.tif`` holds).
+    link_index
+        int32 on the grid: 1-based row of ``table`` whose corridor gives the
+        minimum (the first such row on ties), 0 where ``normalised`` is NaN.
+    table
+        One row per link, sorted by ``(patch_a, patch_b)``: ``patch_a`` <
+        ``patch_b``, ``cwd`` (least-cost distance, cost-weighted metres),
+        ``width_cwd`` (truncation width used, cost-weighted metres),
+        ``corridor_width_m`` (narrowest width across the least-cost path, m),
+        ``mean_resistance``, ``protected_frac``, ``area_ha``, ``n_cells`` and
+        ``geometry`` (MultiPolygon of the corridor's cells), in the grid's CRS.
+    windows
+        ``{(patch_a, patch_b): CorridorWindow}``, one per table row.
+    """
+
+    normalised: np.ndarray
+    link_index: np.ndarray
+    table: gpd.GeoDataFrame
+    windows: dict[tuple[int, int], CorridorWindow]
+
+
+@dataclass(frozen=True, slots=True)
+class _Link:
+    a: int
+    b: int
+    graph_cwd: float
+    geometry: object  # shapely geometry of the graph's least-cost path, or None
+
+
+# ---------------------------------------------------------------------- checks
+def _check_inputs(
+    resistance: np.ndarray, patch_labels: np.ndarray, grid: Grid, protected: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    res = np.asarray(resistance)
+    if res.shape != grid.shape:
+        msg = f"resistance: expected the grid's shape {grid.shape}, found {res.shape}. Read it on the analysis grid."
+        raise DataError(msg)
+    if res.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        res = res.astype(np.float64)
+    res = np.ascontiguousarray(res)
+    labels = np.asarray(patch_labels)
+    if labels.shape != grid.shape:
+        msg = (
+            f"patch_labels: expected the grid's shape {grid.shape}, found {labels.shape}. "
+            "Use the labels of extract_patches on the same grid."
+        )
+        raise DataError(msg)
+    if not np.issubdtype(labels.dtype, np.integer):
+        msg = (
+            f"patch_labels: expected an integer raster of patch ids (0 = no patch), found dtype {labels.dtype}. "
+            "Use the int32 labels of extract_patches."
+        )
+        raise DataError(msg)
+    labels = np.ascontiguousarray(labels, dtype=np.int32)
+    prot = None
+    if protected is not None:
+        p = np.asarray(protected)
+        if p.shape != grid.shape:
+            msg = (
+                f"protected: expected a bool raster of the grid's shape {grid.shape}, found {p.shape}. "
+                "Rasterize the protected areas on the analysis grid."
+            )
+            raise DataError(msg)
+        if p.dtype != np.bool_:
+            if not np.isin(p, (0, 1)).all():
+                msg = (
+                    f"protected: expected a bool raster (True = inside a protected area), found dtype {p.dtype} "
+                    "with values other than 0 and 1. Rasterize the protected areas to a 0/1 mask."
+                )
+                raise DataError(msg)
+            p = p.astype(bool)
+        prot = p
+    return res, labels, prot
+
+
+def _check_widths(width_cwd: float | None, width_fraction: float) -> None:
+    checks = [("width_fraction", width_fraction, "(a share of each link's least-cost distance)")]
+    if width_cwd is not None:
+        checks.insert(0, ("width_cwd", width_cwd, "cost-weighted metres"))
+    for name, value, unit in checks:
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            v = math.nan
+        if isinstance(value, bool) or not (v > 0 and math.isfinite(v)):
+            msg = f"[corridors] {name}: expected a positive finite number {unit}, found {value!r}. Set a value > 0."
+            raise ConfigError(msg)
+
+
+def _n_workers(workers: int | None, n_tasks: int) -> int:
+    if workers is None:
+        return max(1, min(n_tasks, os.cpu_count() or 1))
+    if isinstance(workers, bool) or not isinstance(workers, int | np.integer) or workers < 1:
+        msg = f"workers: expected a positive whole number of threads or None, found {workers!r}."
+        raise ConfigError(msg)
+    return int(workers)
+
+
+def _graph_links(graph: nx.Graph, labels: np.ndarray) -> list[_Link]:
+    """The graph's links with a finite ``cwd``, as ``patch_a < patch_b``, sorted; checks their patch ids."""
+    present = np.zeros(int(labels.max(initial=0)) + 1, dtype=bool)
+    present[labels[labels > 0]] = True
+    links, bad_ids, skipped = [], set(), 0
+    for u, v, d in graph.edges(data=True):
+        a, b = sorted((int(u), int(v)))
+        if a == b:  # a self-loop is no link
+            continue
+        for p in (a, b):
+            if not (0 < p < present.size and present[p]):
+                bad_ids.add(p)
+        try:
+            cwd = float(d.get("cwd", math.nan))
+        except (TypeError, ValueError):
+            cwd = math.nan
+        if not math.isfinite(cwd):
+            skipped += 1
+            continue
+        links.append(_Link(a, b, cwd, d.get("geometry")))
+    if bad_ids:
+        listed = ", ".join(str(p) for p in sorted(bad_ids)[:10])
+        msg = (
+            f"graph: expected links between patch ids of patch_labels, found link(s) to patch id(s) {listed} "
+            "absent from the raster. Use the graph built from these patch labels (build_graph)."
+        )
+        raise DataError(msg)
+    if skipped:
+        logger.warning("%d link(s) with a non-finite cwd have no corridor", skipped)
+    return sorted(links, key=lambda link: (link.a, link.b))
+
+
+# ---------------------------------------------------------------------- paths
+def _crossed(dr: int, dc: int) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """The two cells a knight's move crosses, as offsets from its start (None for other moves)."""
+    if abs(dr) + abs(dc) != 3:
+        return None
+    if abs(dc) == 2:
+        return (0, dc // 2), (dr, dc // 2)
+    return (dr // 2, 0), (dr // 2, dc)
+
+
+def _descend(cost: np.ndarray, res: np.ndarray, start: tuple[int, int], connectivity: int, cell_size_m: float) -> list:
+    """Cells from ``start`` down to a source (cost 0), each step to the predecessor of least ``cost + step``.
+
+    The search sets every reached cell's cost to the least ``cost(p) + step(p, x)``
+    over its neighbours ``p``, so this retraces a least-cost path.
+    """
+    nr, nc = cost.shape
+    moves = [
+        (int(dr), int(dc), math.hypot(dr, dc) * cell_size_m * 0.5, _crossed(int(dr), int(dc)))
+        for dr, dc in NEIGHBOUR_OFFSETS[:connectivity]
+    ]
+    r, c = start
+    cells = [(r, c)]
+    for _ in range(cost.size):
+        d = float(cost[r, c])
+        if d == 0.0:
+            return cells
+        best, step = math.inf, None
+        ru = float(res[r, c])
+        for dr, dc, half, via in moves:
+            pr, pc = r + dr, c + dc
+            if not (0 <= pr < nr and 0 <= pc < nc):
+                continue
+            cp = float(cost[pr, pc])
+            if not cp < d:  # also skips NaN and unreached cells
+                continue
+            if via is not None and any(math.isnan(res[r + vr, c + vc]) for vr, vc in via):
+                continue
+            cand = cp + half * (float(res[pr, pc]) + ru)
+            if cand < best:
+                best, step = cand, (pr, pc)
+        if step is None:  # pragma: no cover - cannot happen on a search's own costs
+            break
+        r, c = step
+        cells.append((r, c))
+    msg = f"cost: expected the costs of one cost-distance search, found no descent to a source from {start}."  # pragma: no cover
+    raise DataError(msg)  # pragma: no cover
+
+
+def _geometry_cells(geom: object, grid: Grid) -> np.ndarray | None:
+    """``(row, col)`` of the vertices of a path through cell centres, or None if it is not one."""
+    if geom is None or not isinstance(geom, shapely.Geometry) or geom.is_empty:
+        return None
+    xy = shapely.get_coordinates(geom)
+    t = grid.transform
+    cols = np.floor((xy[:, 0] - t.c) / t.a).astype(np.int64)
+    rows = np.floor((xy[:, 1] - t.f) / t.e).astype(np.int64)
+    if rows.min() < 0 or cols.min() < 0 or rows.max() >= grid.height or cols.max() >= grid.width:
+        return None
+    return np.column_stack([rows, cols])
+
+
+def _narrowest_width(
+    mask: np.ndarray, path: np.ndarray, labels_win: np.ndarray, ends: tuple[int, int], cell_size_m: float
+) -> float:
+    """Least ``2 × edt − cell`` over the path cells (window indices) inside the corridor and outside both end patches."""
+    h, w = mask.shape
+    path = path[(path[:, 0] >= 0) & (path[:, 0] < h) & (path[:, 1] >= 0) & (path[:, 1] < w)]
+    pr, pc = path[:, 0], path[:, 1]
+    keep = mask[pr, pc] & ~np.isin(labels_win[pr, pc], ends)
+    if not keep.any():
+        return math.nan
+    edt = ndimage.distance_transform_edt(np.pad(mask, 1), sampling=cell_size_m)[1:-1, 1:-1]
+    return float(np.min(2.0 * edt[pr[keep], pc[keep]] - cell_size_m))
+
+
+# ---------------------------------------------------------------------- geometry
+def _window_polygon(mask: np.ndarray, grid: Grid, row0: int, col0: int) -> shapely.MultiPolygon:
+    """Exact cell outlines of the True cells of a window, dissolved into one MultiPolygon."""
+    t = grid.transform
+    sub = Affine(t.a, 0.0, t.c + col0 * t.a, 0.0, t.e, t.f + row0 * t.e)
+    parts = [shapely.geometry.shape(g) for g, _ in shapes(mask.astype(np.uint8), mask=mask, connectivity=4, transform=sub)]
+    merged = shapely.union_all(parts)
+    polys = [p for p in shapely.get_parts(merged) if isinstance(p, shapely.Polygon)]
+    return shapely.MultiPolygon(polys)
+
+
+def _empty_table(grid: Grid) -> gpd.GeoDataFrame:
+    cols = {c: pd.Series([], dtype=_DTYPES.get(c, "float64")) for c in TABLE_COLUMNS}
+    return gpd.GeoDataFrame(cols, geometry=gpd.GeoSeries([], crs=grid.crs), crs=grid.crs)
+
+
+# ---------------------------------------------------------------------- searches
+def _bbox(finite: np.ndarray) -> tuple[int, int, int, int] | None:
+    """``(row0, row1, col0, col1)`` (ends exclusive) of the True cells, or None."""
+    rows = np.flatnonzero(finite.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(finite.any(axis=0))
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def _searcher(
+    res: np.ndarray, labels: np.ndarray, cutoffs: dict[int, float], cell_size_m: float, connectivity: int
+) -> Callable[[int], tuple[np.ndarray, tuple[int, int, int, int] | None]]:
+    def one(p: int) -> tuple[np.ndarray, tuple[int, int, int, int] | None]:
+        cut = cutoffs[p]
+        cost = cost_distance_many(
+            res,
+            labels,
+            [p],
+            cell_size_m=cell_size_m,
+            connectivity=connectivity,
+            max_cost=cut if math.isfinite(cut) else None,
+            workers=1,
+        )[p]
+        return cost, _bbox(np.isfinite(cost))
+
+    return one
+
+
+# ---------------------------------------------------------------------- public API
+def least_cost_corridors(
+    resistance: np.ndarray,
+    patch_labels: np.ndarray,
+    graph: nx.Graph,
+    grid: Grid,
+    *,
+    connectivity: int = 8,
+    width_cwd: float | None = None,
+    width_fraction: float = 0.1,
+    protected: np.ndarray | None = None,
+    workers: int | None = None,
+) -> CorridorResult:
+    r"""Truncated least-cost corridors of every link of ``graph`` and their normalised mosaic.
+
+    Parameters
+    ----------
+    resistance
+        Resistance on ``grid`` (> 0; NaN = impassable), as given to
+        :func:`leopardgeo.stages.graph.build_graph`.
+    patch_labels
+        Patch id per cell (0 = no patch).
+    graph
+        Links from :func:`leopardgeo.stages.graph.build_graph` (edge attribute ``cwd``,
+        optionally ``geometry``).  Links with a non-finite ``cwd`` get no corridor.
+    grid
+        The analysis grid.
+    connectivity
+        4, 8 or 16 neighbours; use the graph's.
+    width_cwd
+        Truncation width in cost-weighted metres: keep cells whose corridor value
+        is at most this.  ``None`` = ``width_fraction`` × each link's least-cost
+        distance.
+    width_fraction
+        Truncation width as a share of each link's least-cost distance (used
+        when ``width_cwd`` is ``None``).
+    protected
+        Optional bool raster, True = inside a protected area; gives
+        ``protected_frac``.
+    workers
+        Threads for the per-patch searches; ``None`` = one per CPU.
+
+    Returns
+    -------
+    CorridorResult
+        The normalised corridor map (float32, NaN outside every truncated
+        corridor), the index of the link giving it, the per-link table and the
+        per-link windows.
+
+    Raises
+    ------
+    DataError
+        If a raster's shape is not the grid's, ``patch_labels`` is not an
+        integer raster, ``protected`` is not 0/1, a link names a patch id absent
+        from ``patch_labels``, or a link's ``cwd`` is below the least-cost
+        distance found here (graph from another resistance or connectivity).
+    ConfigError
+        If ``width_cwd`` or ``width_fraction`` is not a positive finite
+        number, or ``connectivity`` / ``workers`` is invalid.
+    ResistanceError, NoPathError
+        As :func:`leopardgeo.kernels.costdist.cost_distance`.
+
+    Notes
+    -----
+    Table columns: ``mean_resistance`` is the mean resistance over the
+    corridor's cells; ``protected_frac`` the share of them inside protected
+    areas (NaN without ``protected``); ``area_ha`` = ``n_cells`` × cell area.
+    ``corridor_width_m`` is the width at the narrowest point across the
+    least-cost path: with ``edt`` the Euclidean distance (m) from each corridor
+    cell to the nearest cell outside the corridor (the grid's edge counts as
+    outside), the local width at a path cell is :math:`2\,edt - s` (cell size
+    :math:`s`; a straight corridor ``n`` cells wide gives :math:`n s`), and the
+    link's width is its minimum over the path cells outside the two end
+    patches (NaN if there is none, e.g. for touching patches).  The path is the
+    graph edge's ``geometry`` (cell centres) when it is a least-cost path here;
+    otherwise (a ``planar`` upper-bound link, no geometry) a least-cost path is
+    retraced from the cost distances.
+
+    Corridor values are exact sums of two searches, so on the least-cost path
+    they are 0 up to rounding (a few ulps of the least-cost distance).  Only
+    one full-grid float64 array per patch whose links are pending is kept; each
+    corridor is stored in its bounding window.
+
+    Examples
+    --------
+    >>> from leopardgeo.stages.graph import build_graph
+    >>> from leopardgeo.stages.patches import extract_patches
+    >>> g = Grid.from_bounds((0, 0, 500, 300), cell_size_m=100, crs="EPSG:32652")
+    >>> s = np.zeros((3, 5))
+    >>> s[:, [0, 4]] = 0.9  # two patches, one column each
+    >>> r = np.array([[2.0] * 5, [1.0] * 5, [2.0] * 5])  # a cheap middle row
+    >>> labels, p = extract_patches(s, g, min_area_ha=0)
+    >>> G, _ = build_graph(r, labels, p, g)
+    >>> out = least_cost_corridors(r, labels, G, g, width_cwd=150)
+    >>> out.normalised.round(1)
+    array([[112.1,   nan,   nan,   nan, 112.1],
+           [  0. ,   0. ,   0. ,   0. ,   0. ],
+           [112.1,   nan,   nan,   nan, 112.1]], dtype=float32)
+    >>> out.table[["patch_a", "patch_b", "cwd", "n_cells", "area_ha", "corridor_width_m"]].to_dict("records")
+    [{'patch_a': 1, 'patch_b': 2, 'cwd': 400.0, 'n_cells': 9, 'area_ha': 9.0, 'corridor_width_m': 100.0}]
+    >>> wide = least_cost_corridors(r, labels, G, g, width_fraction=1.0)  # width 400: the whole strip
+    >>> float(wide.table.loc[0, "corridor_width_m"]), round(float(wide.table.loc[0, "mean_resistance"]), 3)
+    (300.0, 1.667)
+    """
+    res, labels, prot = _check_inputs(resistance, patch_labels, grid, protected)
+    _check_widths(width_cwd, width_fraction)
+    if isinstance(connectivity, bool) or connectivity not in VALID_CONNECTIVITY:
+        msg = (
+            f"connectivity: expected one of {', '.join(map(str, VALID_CONNECTIVITY))}, found {connectivity!r}. "
+            "Use the connectivity the graph was built with."
+        )
+        raise ConfigError(msg)
+    if graph.graph.get("connectivity", connectivity) != connectivity:
+        logger.warning("corridors use %s neighbours but the graph was built with %s", connectivity, graph.graph["connectivity"])
+    links = _graph_links(graph, labels)
+    cell = grid.cell_size_m
+
+    def width_of(lcd: float) -> float:
+        return float(width_cwd) if width_cwd is not None else float(width_fraction) * lcd
+
+    best = np.full(grid.shape, np.inf)
+    link_index = np.zeros(grid.shape, dtype=np.int32)
+    if not links:
+        logger.info("no link with a finite cwd: no corridor")
+        return CorridorResult(np.full(grid.shape, np.nan, np.float32), link_index, _empty_table(grid), {})
+
+    # Each patch is searched once, up to the farthest reach of its links' truncated corridors.
+    cutoffs: dict[int, float] = {}
+    uses: dict[int, int] = {}
+    need_order: list[int] = []  # patches in the order the links first need them
+    for link in links:
+        reach = (link.graph_cwd + width_of(link.graph_cwd)) * (1.0 + _REL_TOL)
+        for p in (link.a, link.b):
+            if p not in cutoffs:
+                need_order.append(p)
+            cutoffs[p] = max(cutoffs.get(p, 0.0), reach)
+            uses[p] = uses.get(p, 0) + 1
+    n_workers = _n_workers(workers, len(need_order))
+    search = _searcher(res, labels, cutoffs, cell, connectivity)
+    cache: dict[int, tuple[np.ndarray, tuple[int, int, int, int] | None]] = {}
+    next_patch = 0
+    rows, windows = [], {}
+    pool = ThreadPoolExecutor(max_workers=n_workers) if n_workers > 1 else None
+    try:
+        for link in links:
+            a, b = link.a, link.b
+            while a not in cache or b not in cache:  # the next few patches, in parallel
+                batch = need_order[next_patch : next_patch + n_workers]
+                next_patch += len(batch)
+                found = pool.map(search, batch) if pool is not None else map(search, batch)
+                cache.update(zip(batch, found, strict=True))
+            win, record = _one_corridor(link, cache[a], cache[b], res, labels, prot, grid, connectivity, width_of, cutoffs)
+            sub = best[win.rows, win.cols]
+            value64 = record.pop("_value64")  # float64 values against the float64 running minimum
+            better = win.mask & (value64 < sub)
+            sub[better] = value64[better]
+            link_index[win.rows, win.cols][better] = len(rows) + 1
+            rows.append(record)
+            windows[(a, b)] = win
+            for p in (a, b):
+                uses[p] -= 1
+                if uses[p] == 0:
+                    del cache[p]  # release the patch's full-grid cost array
+    finally:
+        if pool is not None:
+            pool.shutdown()
+
+    normalised = np.where(np.isfinite(best), best, np.nan).astype(np.float32)
+    del best
+    table = gpd.GeoDataFrame(pd.DataFrame.from_records(rows), geometry="geometry", crs=grid.crs)
+    for col, dtype in _DTYPES.items():
+        table[col] = table[col].astype(dtype)
+    table = table[[*TABLE_COLUMNS, "geometry"]]
+    logger.info(
+        "%d least-cost corridors (%s), %d cells in the mosaic",
+        len(table),
+        f"width {width_cwd:g} cost-weighted m" if width_cwd is not None else f"width {width_fraction:g} × LCD",
+        int(np.count_nonzero(link_index)),
+    )
+    return CorridorResult(normalised, link_index, table, windows)
+
+
+def _one_corridor(
+    link: _Link,
+    found_a: tuple[np.ndarray, tuple[int, int, int, int] | None],
+    found_b: tuple[np.ndarray, tuple[int, int, int, int] | None],
+    res: np.ndarray,
+    labels: np.ndarray,
+    prot: np.ndarray | None,
+    grid: Grid,
+    connectivity: int,
+    width_of: Callable[[float], float],
+    cutoffs: dict[int, float],
+) -> tuple[CorridorWindow, dict]:
+    """The truncated corridor of one link, its window and its table record."""
+    a, b = link.a, link.b
+    (cost_a, box_a), (cost_b, box_b) = found_a, found_b
+    lcd = math.inf
+    if box_a is not None and box_b is not None:
+        r0, r1 = max(box_a[0], box_b[0]), min(box_a[1], box_b[1])
+        c0, c1 = max(box_a[2], box_b[2]), min(box_a[3], box_b[3])
+        if r0 < r1 and c0 < c1:
+            total = cost_a[r0:r1, c0:c1] + cost_b[r0:r1, c0:c1]  # NaN on no data, inf beyond a cutoff
+            total[~np.isfinite(total)] = np.inf
+            lcd = float(total.min())
+    width = width_of(lcd)
+    if not (lcd + width <= min(cutoffs[a], cutoffs[b])):
+        msg = (
+            f"graph: expected link {a}-{b} to have cwd >= the least-cost distance between the patches, found cwd "
+            f"{link.graph_cwd:.6g} but {'no path' if math.isinf(lcd) else f'a least-cost distance of {lcd:.6g}'} on "
+            f"this resistance raster with {connectivity} neighbours. Build the graph from the same resistance, patch "
+            "labels and connectivity."
+        )
+        raise DataError(msg)
+    value = total - lcd
+    inside = value <= width
+    # shrink to the corridor's bounding window
+    w0, w1, v0, v1 = _bbox(inside)  # never empty: the least-cost cell has value 0
+    inside = inside[w0:w1, v0:v1]
+    value = value[w0:w1, v0:v1]
+    rows, cols = slice(r0 + w0, r0 + w1), slice(c0 + v0, c0 + v1)
+    value64 = np.where(inside, value, np.inf)
+    win = CorridorWindow(rows, cols, inside, np.where(inside, value, np.nan).astype(np.float32))
+
+    n = int(np.count_nonzero(inside))
+    res_win = res[rows, cols]
+    labels_win = labels[rows, cols]
+    path = _path_cells(link, lcd, cost_a, cost_b, res, grid, connectivity, rows, cols, value64)
+    record = {
+        "patch_a": a,
+        "patch_b": b,
+        "cwd": lcd,
+        "width_cwd": width,
+        "corridor_width_m": _narrowest_width(inside, path, labels_win, (a, b), grid.cell_size_m),
+        "mean_resistance": float(np.mean(res_win[inside], dtype=np.float64)),
+        "protected_frac": float(np.count_nonzero(prot[rows, cols][inside])) / n if prot is not None else math.nan,
+        "area_ha": n * grid.cell_area_ha,
+        "n_cells": n,
+        "geometry": _window_polygon(inside, grid, rows.start, cols.start),
+        "_value64": value64,
+    }
+    if link.graph_cwd > lcd * (1.0 + _REL_TOL):
+        logger.debug("link %d-%d: graph cwd %.6g above the least-cost distance %.6g", a, b, link.graph_cwd, lcd)
+    return win, record
+
+
+def _path_cells(
+    link: _Link,
+    lcd: float,
+    cost_a: np.ndarray,
+    cost_b: np.ndarray,
+    res: np.ndarray,
+    grid: Grid,
+    connectivity: int,
+    rows: slice,
+    cols: slice,
+    value: np.ndarray,
+) -> np.ndarray:
+    """A least-cost path's cells in window indices: the edge's own path when it is one, else retraced.
+
+    The edge's path is taken when its ``cwd`` is the least-cost distance and the
+    corridor value is 0 (up to rounding) on each of its cells; ``value`` holds the
+    corridor values in the window (inf outside the corridor).
+    """
+    cells = _geometry_cells(link.geometry, grid) if link.graph_cwd <= lcd * (1.0 + _REL_TOL) else None
+    if cells is not None:
+        wr, wc = cells[:, 0] - rows.start, cells[:, 1] - cols.start
+        h, w = value.shape
+        ok = (wr >= 0) & (wr < h) & (wc >= 0) & (wc < w)
+        if ok.all() and (value[wr, wc] <= _REL_TOL * lcd).all():
+            return np.column_stack([wr, wc])
+    # retrace from a cell of least cwd_a + cwd_b, down to each patch
+    r, c = np.unravel_index(int(np.argmin(value)), value.shape)
+    start = (int(r) + rows.start, int(c) + cols.start)
+    to_a = _descend(cost_a, res, start, connectivity, grid.cell_size_m)
+    to_b = _descend(cost_b, res, start, connectivity, grid.cell_size_m)
+    full = np.array([*to_a[::-1], *to_b[1:]], dtype=np.int64)
+    return np.column_stack([full[:, 0] - rows.start, full[:, 1] - cols.start])
+
+
+def add_corridor_attributes(graph: nx.Graph, result: CorridorResult) -> None:
+    """Copy the corridor measures onto the graph's edges, in place.
+
+    Sets ``corridor_width_m``, ``protected_frac``, ``corridor_mean_resistance``
+    and ``corridor_area_ha`` on every edge (NaN for links without a corridor,
+    e.g. a non-finite ``cwd``).
+
+    Parameters
+    ----------
+    graph
+        The graph given to :func:`least_cost_corridors`.
+    result
+        Its result.
+
+    Raises
+    ------
+    DataError
+        If the result has a corridor for a pair of patches that is not a link
+        of ``graph``.
+
+    Examples
+    --------
+    >>> from leopardgeo.stages.graph import build_graph
+    >>> from leopardgeo.stages.patches import extract_patches
+    >>> g = Grid.from_bounds((0, 0, 500, 100), cell_size_m=100, crs="EPSG:32652")
+    >>> labels, p = extract_patches(np.array([[0.9, 0, 0, 0, 0.9]]), g, min_area_ha=0)
+    >>> r = np.ones((1, 5))
+    >>> G, _ = build_graph(r, labels, p, g)
+    >>> add_corridor_attributes(G, least_cost_corridors(r, labels, G, g))
+    >>> G.edges[1, 2]["corridor_width_m"], G.edges[1, 2]["corridor_area_ha"]
+    (100.0, 5.0)
+    """
+    table = result.table
+    pairs = list(zip(table["patch_a"].astype(int), table["patch_b"].astype(int), strict=True))
+    missing = [(a, b) for a, b in pairs if not graph.has_edge(a, b)]
+    if missing:
+        listed = ", ".join(f"{a}-{b}" for a, b in missing[:10])
+        msg = (
+            f"result: expected corridors of this graph's links, found corridor(s) {listed} that are not links. "
+            "Use the result of least_cost_corridors on this graph."
+        )
+        raise DataError(msg)
+    names = {
+        "corridor_width_m": "corridor_width_m",
+        "protected_frac": "protected_frac",
+        "corridor_mean_resistance": "mean_resistance",
+        "corridor_area_ha": "area_ha",
+    }
+    for _, _, d in graph.edges(data=True):
+        for attr in names:
+            d[attr] = math.nan
+    for i, (a, b) in enumerate(pairs):
+        d = graph.edges[a, b]
+        for attr, col in names.items():
+            d[attr] = float(table[col].iat[i])

@@ -1,0 +1,466 @@
+r"""Least-cost links between habitat patches, as a :class:`networkx.Graph`.
+
+Nodes are patches (attributes from the patches layer); edges are least-cost
+links with their path.  Three linking rules, as Linkage Mapper and Graphab
+offer them:
+
+``planar``
+    The minimum planar graph of Fall et al. 2007 (Ecosystems 10:448–461;
+    grainscape, Graphab "planar"): ONE labelled cost-distance run from all
+    patches; every pair of neighbouring cells ``i, j`` allocated to different
+    patches proposes a link of cost
+
+    .. math:: c_{ab} = cwd(i) + \ell_{ij} \frac{r_i + r_j}{2} + cwd(j)
+
+    and the cheapest proposal per pair of patches is kept; its path is traced
+    back from both cells.  When the least-cost path between two patches stays
+    inside their two cost-allocation regions, this equals their pairwise
+    least-cost distance; otherwise it is an upper bound (and the pair is usually
+    better linked through the patch in between).
+``cutoff``
+    All pairs within a maximum cost-weighted distance (``max_cwd``) and/or a
+    maximum edge-to-edge Euclidean distance (``max_euclid_m``), from one
+    cost-distance run per patch (on threads).
+``knn``
+    Each patch linked to its ``k_nearest`` patches by least-cost distance.
+
+Edge attributes: ``cwd`` (cost-weighted metres), ``lcp_length_m`` (length of
+the least-cost path through cell centres), ``euclid_m`` (edge-to-edge distance
+between the patch polygons), ``cwd_to_euclid`` and ``cwd_to_lcp_length``
+(NaN where the denominator is 0, e.g. patches touching across a border),
+``countries`` (codes of the countries the path passes through, ``;``-joined),
+``through_patches`` (ids of other patches the path crosses) and ``geometry``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+from numba import njit
+from scipy import ndimage
+
+import geopandas as gpd
+import shapely
+
+from leopardgeo.config import LinkRule
+from leopardgeo.core.errors import ConfigError, DataError, NoPathError
+from leopardgeo.core.grid import Grid
+from leopardgeo.kernels.costdist import (
+    _VIA,
+    NEIGHBOUR_OFFSETS,
+    CostDistanceResult,
+    cost_distance,
+    trace_path,
+)
+
+__all__ = [
+    "EDGE_COLUMNS",
+    "LinkRule",
+    "build_graph",
+    "gdfs_to_graph",
+    "graph_layers",
+    "graph_to_gdfs",
+    "isolated_patches",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Edge attributes, in the order of the ``links`` layer.
+EDGE_COLUMNS = (
+    "patch_a",
+    "patch_b",
+    "cwd",
+    "lcp_length_m",
+    "euclid_m",
+    "cwd_to_euclid",
+    "cwd_to_lcp_length",
+    "countries",
+    "through_patches",
+)
+
+
+# ---------------------------------------------------------------------- one pass
+@njit(cache=True, nogil=True)
+def _planar_kernel(cost, alloc, res, offsets, step_len, via, has_via, pa, pb, pc, pi, pj):  # pragma: no cover
+    """Proposals ``cwd[i] + step(i, j) + cwd[j]`` of the neighbouring cells ``i, j`` in different regions.
+
+    Compiled because only the few cells on region boundaries propose links, and
+    numpy would need several grid-sized temporaries per neighbour offset.  Run
+    twice: with empty output arrays it only counts the proposals; then with
+    arrays of that length it fills them (no growing containers, so it compiles
+    fast).  Returns the number of proposals.
+    """
+    nr, nc = alloc.shape
+    fill = pa.size > 0
+    n = 0
+    for r in range(nr):
+        for c in range(nc):
+            a = alloc[r, c]
+            if a <= 0:
+                continue
+            for k in range(offsets.shape[0]):
+                vr = r + offsets[k, 0]
+                vc = c + offsets[k, 1]
+                if vr < 0 or vr >= nr or vc < 0 or vc >= nc:
+                    continue
+                b = alloc[vr, vc]
+                if b <= 0 or b == a:
+                    continue
+                if has_via[k] and (np.isnan(res[r + via[k, 0], c + via[k, 1]]) or np.isnan(res[r + via[k, 2], c + via[k, 3]])):
+                    continue
+                if fill:
+                    pc[n] = cost[r, c] + step_len[k] * 0.5 * (np.float64(res[r, c]) + np.float64(res[vr, vc])) + cost[vr, vc]
+                    if a < b:
+                        pa[n], pb[n], pi[n], pj[n] = a, b, r * nc + c, vr * nc + vc
+                    else:
+                        pa[n], pb[n], pi[n], pj[n] = b, a, vr * nc + vc, r * nc + c
+                n += 1
+    return n
+
+
+def _planar_proposals(res: CostDistanceResult, resistance: np.ndarray) -> pd.DataFrame:
+    """The cheapest ``cwd[i] + step(i, j) + cwd[j]`` per pair of touching allocation regions, sorted by pair."""
+    k = np.arange(res.connectivity)
+    half = np.array([tuple(o) > (0, 0) for o in NEIGHBOUR_OFFSETS[: res.connectivity]])  # each cell pair once
+    k = k[half]
+    offsets = np.ascontiguousarray(NEIGHBOUR_OFFSETS[k])
+    step_len = np.hypot(offsets[:, 0], offsets[:, 1]).astype(np.float64) * res.cell_size_m
+    has_via = (np.abs(offsets).sum(axis=1) == 3).astype(np.bool_)
+    r = np.asarray(resistance)
+    if r.dtype not in (np.float32, np.float64):
+        r = r.astype(np.float64)
+    grid_args = (res.cost, res.allocation, r, offsets, step_len, np.ascontiguousarray(_VIA[k]), has_via)
+    empty_i, empty_f = np.empty(0, np.int64), np.empty(0, np.float64)
+    n = _planar_kernel(*grid_args, empty_i, empty_i, empty_f, empty_i, empty_i)
+    out = {name: np.empty(n, np.float64 if name == "cwd" else np.int64) for name in ("a", "b", "cwd", "i", "j")}
+    if n:
+        _planar_kernel(*grid_args, out["a"], out["b"], out["cwd"], out["i"], out["j"])
+    df = pd.DataFrame(out).sort_values(["a", "b", "cwd"], kind="stable")
+    return df.drop_duplicates(["a", "b"], keep="first").reset_index(drop=True)
+
+
+def _planar_links(res: CostDistanceResult, resistance: np.ndarray, grid: Grid) -> list[dict]:
+    df = _planar_proposals(res, resistance)
+    links = []
+    nc = grid.width
+    for row in df.itertuples(index=False):  # one trace per link, not per cell
+        i, j = int(row.i), int(row.j)
+        path_a = trace_path(res.backlink, divmod(i, nc), connectivity=res.connectivity)
+        path_b = trace_path(res.backlink, divmod(j, nc), connectivity=res.connectivity)
+        cells = np.vstack([path_a, path_b[::-1]])
+        links.append({"patch_a": int(row.a), "patch_b": int(row.b), "cwd": float(row.cwd), "cells": cells})
+    return links
+
+
+# ---------------------------------------------------------------------- per-patch runs
+def _links_from_patch(
+    a: int,
+    resistance: np.ndarray,
+    labels: np.ndarray,
+    ids: np.ndarray,
+    *,
+    cell_size_m: float,
+    connectivity: int,
+    max_cwd: float | None,
+) -> list[dict]:
+    """Least-cost distance from patch ``a`` to every patch with a larger id that it reaches, with paths."""
+    res = cost_distance(
+        resistance, np.where(labels == a, a, 0), cell_size_m=cell_size_m, connectivity=connectivity, max_cost=max_cwd
+    )
+    cost = np.where(np.isfinite(res.cost), res.cost, np.inf)
+    mins = np.asarray(ndimage.minimum(cost, labels, index=ids))
+    where = ndimage.minimum_position(cost, labels, index=ids)
+    out = []
+    for b, d, cell in zip(ids, mins, where, strict=True):
+        if b <= a or not np.isfinite(d):  # cost is symmetric: each pair once, from its smaller id
+            continue
+        cells = trace_path(res.backlink, cell, connectivity=connectivity)
+        out.append({"patch_a": int(a), "patch_b": int(b), "cwd": float(d), "cells": cells})
+    return out
+
+
+def _pairwise_links(
+    resistance: np.ndarray,
+    labels: np.ndarray,
+    ids: np.ndarray,
+    *,
+    cell_size_m: float,
+    connectivity: int,
+    max_cwd: float | None,
+    workers: int | None,
+) -> list[dict]:
+    with ThreadPoolExecutor(max_workers=workers) as pool:  # the kernel releases the GIL
+        runs = pool.map(
+            lambda a: _links_from_patch(
+                a, resistance, labels, ids, cell_size_m=cell_size_m, connectivity=connectivity, max_cwd=max_cwd
+            ),
+            ids,
+        )
+        found = [link for run in runs for link in run]
+    return sorted(found, key=lambda link: (link["patch_a"], link["patch_b"]))
+
+
+# ---------------------------------------------------------------------- the graph
+_ISOLATED_HINT = (
+    "They count as isolated in the metrics. If that is unexpected, check the resistance (no data) around them, or relax "
+    "[links] max_cwd / max_euclid_m / drop_through_patches."
+)
+
+
+def build_graph(
+    resistance: np.ndarray,
+    patch_labels: np.ndarray,
+    patches: gpd.GeoDataFrame,
+    grid: Grid,
+    *,
+    rule: LinkRule | str = LinkRule.PLANAR,
+    connectivity: int = 8,
+    max_cwd: float | None = None,
+    max_euclid_m: float | None = None,
+    k_nearest: int = 3,
+    drop_through_patches: bool = False,
+    countries: np.ndarray | None = None,
+    country_codes: Sequence[str] = (),
+    workers: int | None = None,
+    stage: str = "least-cost links",
+    isolated_hint: str | None = None,
+) -> tuple[nx.Graph, CostDistanceResult]:
+    """Least-cost links between patches as a :class:`networkx.Graph`.
+
+    Parameters
+    ----------
+    resistance
+        Resistance on ``grid`` (> 0; NaN = impassable).
+    patch_labels
+        Patch id per cell (0 = no patch), e.g. from
+        :func:`leopardgeo.stages.patches.extract_patches`.
+    patches
+        Patch polygons with ``patch_id`` and attributes (become node attributes).
+    grid
+        The analysis grid.
+    rule
+        ``"planar"`` (one pass, default), ``"cutoff"`` or ``"knn"``.
+    connectivity
+        4, 8 or 16 neighbours.
+    max_cwd
+        Keep links up to this cost-weighted distance (cost-weighted metres); for
+        ``cutoff`` / ``knn`` it also stops each search early.
+    max_euclid_m
+        Keep links between patches at most this far apart edge to edge (m).
+    k_nearest
+        Links per patch for ``knn``.
+    drop_through_patches
+        Drop links whose path crosses another patch (otherwise they are kept and
+        the crossed patch ids listed in ``through_patches``).
+    countries, country_codes
+        Country index per cell (-1 = none) and the codes it indexes, e.g. from
+        :func:`leopardgeo.stages.patches.country_raster`; fills the ``countries``
+        edge attribute.
+    workers
+        Threads for the per-patch searches (``cutoff`` / ``knn``).
+    stage, isolated_hint
+        Name of the calling stage and what to do about patches left without a
+        link, for the warning that lists them.
+
+    Returns
+    -------
+    graph : networkx.Graph
+        Nodes keyed by ``patch_id``; ``graph.graph["isolated"]`` lists patches
+        with no link; ``graph.graph["crs"]`` the CRS.
+    cwd : CostDistanceResult
+        The one-pass cost distance from all patches (for ``cwd.tif``).
+
+    Raises
+    ------
+    ConfigError
+        Unknown rule, or ``k_nearest`` < 1.
+    DataError
+        If ``patch_labels`` and ``patches`` disagree.
+    NoPathError
+        If a patch lies wholly on no-data (naming it).
+
+    Examples
+    --------
+    >>> from leopardgeo.stages.patches import extract_patches
+    >>> g = Grid.from_bounds((0, 0, 500, 100), cell_size_m=100, crs="EPSG:32652")
+    >>> s = np.array([[0.9, 0.1, 0.1, 0.1, 0.9]])
+    >>> labels, p = extract_patches(s, g, min_area_ha=0)
+    >>> G, _ = build_graph(np.ones(g.shape), labels, p, g)
+    >>> G.edges[1, 2]["cwd"], G.edges[1, 2]["lcp_length_m"], G.edges[1, 2]["euclid_m"]
+    (400.0, 400.0, 300.0)
+    """
+    try:
+        rule = LinkRule(rule)
+    except ValueError:
+        msg = f"[links] rule: expected one of {[r.value for r in LinkRule]}, found {rule!r}."
+        raise ConfigError(msg) from None
+    if rule is LinkRule.KNN and k_nearest < 1:
+        msg = f"[links] k_nearest: expected an integer >= 1, found {k_nearest!r}."
+        raise ConfigError(msg)
+    labels = np.asarray(patch_labels, dtype="int32")
+    ids = np.asarray(sorted(int(v) for v in patches["patch_id"]), dtype="int32")
+    present = np.unique(labels[labels > 0])
+    if not np.array_equal(present, ids):
+        msg = (
+            f"patches: expected the same patch ids in the label raster and the layer, found {len(present)} in the raster "
+            f"and {len(ids)} in the layer. Use the labels and layer of the same extract_patches run."
+        )
+        raise DataError(msg)
+    passable = np.asarray(ndimage.maximum(np.isfinite(resistance), labels, index=ids), dtype=bool)
+    if not passable.all():
+        dead = ids[~passable]
+        names = patches.set_index("patch_id").get("name", pd.Series(dtype=str))
+        listed = ", ".join(f"{int(p)}" + (f" ({names.get(p)})" if names.get(p) else "") for p in dead[:10])
+        msg = (
+            f"patch {listed}: expected passable cells, found every cell of the patch on no-data resistance, "
+            "so no link can start there. Check the land mask, barriers and the resistance raster."
+        )
+        raise NoPathError(msg)
+    one_pass = cost_distance(resistance, labels, cell_size_m=grid.cell_size_m, connectivity=connectivity)
+    if rule is LinkRule.PLANAR:
+        links = _planar_links(one_pass, resistance, grid)
+    else:
+        links = _pairwise_links(
+            resistance,
+            labels,
+            ids,
+            cell_size_m=grid.cell_size_m,
+            connectivity=connectivity,
+            max_cwd=max_cwd,
+            workers=workers,
+        )
+    G = nx.Graph(crs=grid.crs, rule=rule.value, connectivity=connectivity)
+    by_id = patches.set_index("patch_id")
+    for pid, row in by_id.iterrows():
+        G.add_node(int(pid), patch_id=int(pid), **row.to_dict())
+    if not links:
+        G.graph["isolated"] = sorted(G.nodes)
+        logger.warning("%s: no link found between any of %d patches. %s", stage, len(ids), isolated_hint or _ISOLATED_HINT)
+        return G, one_pass
+
+    coords = [_centres(link["cells"], grid) for link in links]
+    geoms = shapely.linestrings(np.vstack(coords), indices=np.repeat(np.arange(len(coords)), [len(c) for c in coords]))
+    a_idx = np.array([link["patch_a"] for link in links])
+    b_idx = np.array([link["patch_b"] for link in links])
+    poly = by_id.geometry
+    euclid = shapely.distance(poly.loc[a_idx].to_numpy(), poly.loc[b_idx].to_numpy())
+    lcp_len = shapely.length(geoms)
+    cwd = np.array([link["cwd"] for link in links])
+    frame = pd.DataFrame({"patch_a": a_idx, "patch_b": b_idx, "cwd": cwd, "lcp_length_m": lcp_len, "euclid_m": euclid})
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frame["cwd_to_euclid"] = np.where(euclid > 0, cwd / euclid, np.nan)
+        frame["cwd_to_lcp_length"] = np.where(lcp_len > 0, cwd / lcp_len, np.nan)
+    codes = np.asarray([*country_codes, ""])
+    country_names, through = [], []
+    for link in links:
+        rr, cc = link["cells"][:, 0], link["cells"][:, 1]
+        if countries is not None and len(country_codes):
+            idx = np.unique(np.asarray(countries)[rr, cc])
+            country_names.append(";".join(sorted(c for c in codes[idx] if c)))
+        else:
+            country_names.append("")
+        crossed = np.unique(labels[rr, cc])
+        through.append(";".join(str(int(p)) for p in crossed if p not in (0, link["patch_a"], link["patch_b"])))
+    frame["countries"] = country_names
+    frame["through_patches"] = through
+    keep = np.ones(len(frame), bool)
+    if max_cwd is not None:
+        keep &= frame["cwd"].to_numpy() <= max_cwd
+    if max_euclid_m is not None:
+        keep &= frame["euclid_m"].to_numpy() <= max_euclid_m
+    if drop_through_patches:
+        keep &= frame["through_patches"].to_numpy() == ""
+    if rule is LinkRule.KNN:
+        keep &= _knn_mask(frame, k_nearest)
+    frame = frame[keep]
+    for row, geom in zip(frame.itertuples(index=False), geoms[keep], strict=True):
+        G.add_edge(int(row.patch_a), int(row.patch_b), **{c: getattr(row, c) for c in EDGE_COLUMNS}, geometry=geom)
+    G.graph["isolated"] = isolated_patches(G)
+    if G.graph["isolated"]:
+        logger.warning(
+            "%s: %d patch(es) have no link: %s. %s", stage, len(G.graph["isolated"]), G.graph["isolated"],
+            isolated_hint or _ISOLATED_HINT,
+        )
+    logger.info("%d links between %d patches (%s rule)", G.number_of_edges(), G.number_of_nodes(), rule.value)
+    return G, one_pass
+
+
+def _centres(cells: np.ndarray, grid: Grid) -> np.ndarray:
+    x, y = grid.xy(cells[:, 0], cells[:, 1])
+    xy = np.column_stack([x, y])
+    return xy if len(xy) > 1 else np.vstack([xy, xy])
+
+
+def _knn_mask(frame: pd.DataFrame, k: int) -> np.ndarray:
+    """Rows that are among the ``k`` cheapest links of either end patch."""
+    n = len(frame)
+    ends = pd.DataFrame(
+        {
+            "node": np.concatenate([frame["patch_a"].to_numpy(), frame["patch_b"].to_numpy()]),
+            "cwd": np.tile(frame["cwd"].to_numpy(), 2),
+            "row": np.tile(np.arange(n), 2),
+        }
+    ).sort_values(["node", "cwd"], kind="stable")
+    chosen = ends.loc[ends.groupby("node").cumcount().to_numpy() < k, "row"].to_numpy()
+    mask = np.zeros(n, bool)
+    mask[chosen] = True
+    return mask
+
+
+def isolated_patches(G: nx.Graph) -> list[int]:
+    """Patches with no link (cut off by no-data, or beyond every cutoff)."""
+    return sorted(n for n, d in G.degree() if d == 0)
+
+
+# ---------------------------------------------------------------------- frames
+def graph_to_gdfs(G: nx.Graph) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """Nodes (patch polygons with ``degree``) and edges (link paths) as GeoDataFrames.
+
+    Examples
+    --------
+    >>> G = nx.Graph(crs="EPSG:32652")
+    >>> G.add_node(1, patch_id=1, geometry=shapely.box(0, 0, 1, 1))
+    >>> G.add_node(2, patch_id=2, geometry=shapely.box(3, 0, 4, 1))
+    >>> G.add_edge(1, 2, patch_a=1, patch_b=2, cwd=2.0, geometry=shapely.LineString([(1, 0), (3, 0)]))
+    >>> nodes, edges = graph_to_gdfs(G)
+    >>> nodes["degree"].tolist(), edges["cwd"].tolist()
+    ([1, 1], [2.0])
+    >>> gdfs_to_graph(nodes, edges).edges[1, 2]["cwd"]
+    2.0
+    """
+    crs = G.graph.get("crs")
+    nodes = gpd.GeoDataFrame([dict(d) for _, d in G.nodes(data=True)], geometry="geometry", crs=crs)
+    nodes["degree"] = [d for _, d in G.degree()]
+    rows = [dict(d) for _, _, d in G.edges(data=True)]
+    if rows:
+        edges = gpd.GeoDataFrame(rows, geometry="geometry", crs=crs)
+    else:
+        edges = gpd.GeoDataFrame({c: [] for c in EDGE_COLUMNS}, geometry=[], crs=crs)
+    edges = edges.sort_values("cwd").reset_index(drop=True) if len(edges) else edges
+    return nodes, edges
+
+
+def gdfs_to_graph(nodes: gpd.GeoDataFrame, edges: gpd.GeoDataFrame) -> nx.Graph:
+    """The inverse of :func:`graph_to_gdfs` (nodes need ``patch_id``; edges ``patch_a``, ``patch_b``)."""
+    G = nx.Graph(crs=nodes.crs)
+    for row in nodes.drop(columns=["degree"], errors="ignore").to_dict("records"):
+        G.add_node(int(row["patch_id"]), **row)
+    for row in edges.to_dict("records"):
+        G.add_edge(int(row["patch_a"]), int(row["patch_b"]), **row)
+    G.graph["isolated"] = isolated_patches(G)
+    return G
+
+
+def graph_layers(G: nx.Graph) -> dict[str, gpd.GeoDataFrame]:
+    """The ``graph_nodes`` (a point per patch, with ``degree`` and ``isolated``) and ``links`` layers."""
+    nodes, edges = graph_to_gdfs(G)
+    points = nodes.assign(
+        geometry=shapely.point_on_surface(nodes.geometry.to_numpy()),
+        isolated=nodes["degree"] == 0,
+    )
+    return {"graph_nodes": points, "links": edges}

@@ -1,0 +1,1117 @@
+r"""Reintroduction site evaluation: capacity, connection to the source population, pressure, score, rank stability.
+
+The question of a reintroduction programme -- is a candidate site big enough,
+good enough and connected enough, and how does it rank against the
+alternatives? -- answered on the outputs of the earlier stages (suitability,
+resistance, patches, the link graph, corridors, territories).
+
+Candidates
+    The run's ``sites`` layer, a user's polygons (any CRS, any attribute
+    names), or ``auto``: habitat patches that neither hold nor touch the source
+    and hold at least ``min_females`` female territories
+    (:func:`prepare_sites`, :func:`auto_candidates`).
+
+Per site (:func:`evaluate_sites`)
+    * ``habitat_area_ha``, ``mean_quality``: the site's habitat cells (patch
+      cells, or suitability >= the patch threshold) and their mean suitability.
+    * ``capacity_*``: territories packed inside the site with
+      :func:`leopardgeo.stages.territories.pack_territories` (females, males, adults;
+      replicate 0 and the min / max over replicates).
+    * ``cwd_to_source``: least-cost distance (cost-weighted metres) from the
+      source population (by default the protected area named like "Land of the
+      Leopard"), ``euclid_to_source_m``: edge-to-edge distance.
+    * ``eff_resistance``: effective resistance (ohms) between the site and the
+      source, each short-circuited, over the resistance raster
+      (:func:`leopardgeo.kernels.circuit.circuit_flow`, a 2-node circuit; McRae et al.
+      2008), solved in a window around both (an upper bound on the
+      whole-landscape value: removing conductors can only raise it).
+    * ``n_corridors``, ``best_corridor_score``: the run's links whose least-cost
+      path or corridor passes through the site, and the best corridor score
+      among them (0--100, :mod:`leopardgeo.stages.score`).
+    * ``dPC_gain_pct``, ``dEC_gain_ha``: Graphab's add-patch idea (Foltête et
+      al. 2012, *Environ. Model. Softw.* 38:316): the site becomes a node of its
+      own (area = its habitat area; patch areas lose the cells the site takes
+      from them) with a link of least cost to every patch it reaches; PC and EC
+      (:func:`leopardgeo.stages.metrics.connectivity_metrics`, same kernel as the
+      ``[metrics]`` stage) are compared with and without the site node.
+    * ``cropland_frac``, ``urban_frac`` (land-cover classes of ``[habitat]``),
+      ``road_density_km_per_km2`` (when a roads layer is given),
+      ``protected_frac``.
+    * ``dist_to_territory_m``: distance to the nearest existing territory in
+      the source -- one with at least half its area there -- (or to the source
+      itself when no territories are given).
+
+Score (:func:`score_sites`)
+    Each criterion is min-max normalised over the candidates to 0..1 (1 =
+    best; *benefit* criteria rise with the value, *cost* criteria fall), a
+    weighted mean gives ``score`` = 100 · Σ w·n / Σ w, ``rank`` 1 = best
+    (ties: the earlier site).  A criterion on which every site is equal gives
+    every site 1; a site missing a value gets 0 on that criterion; a criterion
+    no site has is left out of the sum.
+
+Rank stability (:func:`rank_stability`)
+    Monte Carlo: every weight is multiplied by an independent
+    :math:`U(1 - s, 1 + s)` factor, the scores recomputed, and for each site
+    the share of draws in which it ranks first and its mean rank are reported.
+
+Examples
+--------
+>>> t = pd.DataFrame({"site_id": [1, 2], "name": ["A", "B"], "capacity_females": [10.0, 4.0],
+...                   "cwd_to_source": [50_000.0, 20_000.0]})
+>>> s = score_sites(t, {"capacity_females": 3.0, "cwd_to_source": 1.0})
+>>> s[["name", "n_capacity_females", "n_cwd_to_source", "score", "rank"]].to_dict("records")
+[{'name': 'A', 'n_capacity_females': 1.0, 'n_cwd_to_source': 0.0, 'score': 75.0, 'rank': 1},
+ {'name': 'B', 'n_capacity_females': 0.0, 'n_cwd_to_source': 1.0, 'score': 25.0, 'rank': 2}]
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+import geopandas as gpd
+import shapely
+from affine import Affine
+from rasterio.features import rasterize
+
+from leopardgeo.config import BENEFIT, COST, CRITERIA, DEFAULT_WEIGHTS
+from leopardgeo.core._crs import M2_PER_HA, M_PER_KM
+from leopardgeo.core.errors import ConfigError, DataError
+from leopardgeo.core.grid import Grid
+from leopardgeo.io import json_records, to_analysis_crs
+from leopardgeo.kernels.circuit import circuit_flow
+from leopardgeo.kernels.costdist import cost_distance
+from leopardgeo.stages.metrics import connectivity_metrics
+from leopardgeo.stages.territories import pack_territories
+
+__all__ = [
+    "CRITERIA",
+    "DEFAULT_WEIGHTS",
+    "SiteResult",
+    "SourceRegion",
+    "add_patch_gain",
+    "auto_candidates",
+    "effective_resistance",
+    "evaluate_sites",
+    "find_source",
+    "prepare_sites",
+    "rank_stability",
+    "plot_simulations",
+    "score_sites",
+    "simulate",
+    "simulate_sites",
+    "simulation_columns",
+    "simulation_report",
+    "site_capacity",
+    "site_masks",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Default source population: the protected area whose name contains this (case-insensitive).
+DEFAULT_SOURCE = "Land of the Leopard"
+
+
+# --------------------------------------------------------------------------- candidates
+def _name_column(gdf: gpd.GeoDataFrame, name_field: str | None) -> str | None:
+    """The column holding site names: ``name_field``, else ``name`` (any case), else the first text column."""
+    cols = [c for c in gdf.columns if c != gdf.geometry.name]
+    if name_field is not None:
+        if name_field not in cols:
+            msg = f"sites: expected a name column {name_field!r}, found columns {cols}. Set [sites] name_field to one of them."
+            raise DataError(msg)
+        return name_field
+    for c in cols:
+        if str(c).lower() == "name":
+            return c
+    for c in cols:
+        s = gdf[c]
+        if s.dtype == object or pd.api.types.is_string_dtype(s):
+            if s.map(lambda v: isinstance(v, str)).any():
+                return c
+    return None
+
+
+def prepare_sites(sites: gpd.GeoDataFrame, grid: Grid, *, name_field: str | None = None, what: str = "sites") -> gpd.GeoDataFrame:
+    """Candidate sites in the grid CRS: ``site_id`` (1..n in input order), ``name``, polygon ``geometry``.
+
+    Parameters
+    ----------
+    sites
+        Polygons in any CRS (reprojected to the grid's); any attribute names.
+    grid
+        The analysis grid.
+    name_field
+        Column of the site names; default ``name`` (any case), else the first
+        text column, else ``"site <id>"``.  Names are kept verbatim (Cyrillic
+        included); a name given to several sites gets `` #<site_id>``.
+    what
+        Layer name for messages.
+
+    Raises
+    ------
+    DataError
+        If the layer is empty, holds no polygon, or lacks ``name_field``.
+    CRSError
+        If the layer has no CRS.
+    AlignmentError
+        If a site lies wholly outside the grid.
+
+    Examples
+    --------
+    >>> from leopardgeo.core.grid import Grid
+    >>> g = Grid.from_bounds((0, 0, 1000, 1000), cell_size_m=100, crs="EPSG:32652")
+    >>> s = gpd.GeoDataFrame({"название": ["Лазовский"]}, geometry=[shapely.box(0, 0, 500, 500)], crs=g.crs)
+    >>> prepare_sites(s, g)[["site_id", "name"]].to_dict("records")
+    [{'site_id': 1, 'name': 'Лазовский'}]
+    """
+    from leopardgeo.core.errors import AlignmentError
+
+    if sites is None or len(sites) == 0 or sites.geometry.isna().all():
+        msg = f"{what}: expected at least one site polygon, found an empty layer. Check the file and layer name."
+        raise DataError(msg)
+    gdf = to_analysis_crs(sites, grid.crs, what=what)
+    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
+    polys = gdf.geometry.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy()
+    if not polys.any():
+        kinds = sorted(set(gdf.geometry.geom_type))
+        msg = f"{what}: expected polygons (site footprints), found {kinds}. Buffer points or lines into areas first."
+        raise DataError(msg)
+    gdf = gdf[polys]
+    valid = shapely.is_valid(gdf.geometry.to_numpy())
+    geoms = np.where(valid, gdf.geometry.to_numpy(), shapely.make_valid(gdf.geometry.to_numpy()))
+    col = _name_column(gdf, name_field)
+    names = [
+        str(v) if col is not None and isinstance(v, str) and v.strip() else f"site {i + 1}"
+        for i, v in enumerate(gdf[col] if col is not None else [None] * len(gdf))
+    ]
+    seen: dict[str, int] = {}
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+    names = [f"{n} #{i + 1}" if seen[n] > 1 else n for i, n in enumerate(names)]  # names key the outputs: unique
+    out = gpd.GeoDataFrame(
+        {"site_id": np.arange(1, len(gdf) + 1, dtype="int64"), "name": names}, geometry=list(geoms), crs=grid.crs
+    )
+    inside = out.geometry.intersects(shapely.box(*grid.bounds)).to_numpy()
+    if not inside.all():
+        bad = out.loc[~inside, "name"].tolist()
+        msg = (
+            f"{what}: expected every site inside the analysis grid {tuple(round(v) for v in grid.bounds)}, found "
+            f"{bad[:5]} outside. Check the layer's CRS, or drop those sites."
+        )
+        raise AlignmentError(msg)
+    return out
+
+
+def site_masks(sites: gpd.GeoDataFrame, grid: Grid, valid: np.ndarray | None = None) -> list[np.ndarray]:
+    """Boolean raster of each site: cells whose centre lies inside it (and valid).
+
+    Raises
+    ------
+    DataError
+        If a site covers no valid cell (smaller than a cell, or on water / no data).
+    """
+    out = []
+    for name, geom in zip(sites["name"], sites.geometry, strict=True):
+        m = rasterize([(geom, 1)], out_shape=grid.shape, transform=grid.transform, fill=0, dtype="uint8").astype(bool)
+        if valid is not None:
+            m &= valid
+        if not m.any():
+            msg = (
+                f"site {name!r}: expected at least one valid cell centre inside the polygon, found none "
+                f"(smaller than a {grid.cell_size_m:g} m cell, or on water / outside the study area). "
+                "Enlarge the polygon or use a finer grid."
+            )
+            raise DataError(msg)
+        out.append(m)
+    return out
+
+
+@dataclass(frozen=True)
+class SourceRegion:
+    """The source population: its name, cells, outline and the patches it lies in."""
+
+    name: str
+    mask: np.ndarray
+    geometry: Any
+    patch_ids: tuple[int, ...]
+    kind: str  #: "protected_area" or "patch"
+
+
+def find_source(
+    grid: Grid,
+    *,
+    labels: np.ndarray,
+    patches: gpd.GeoDataFrame,
+    protected_areas: gpd.GeoDataFrame | None = None,
+    name: str | None = DEFAULT_SOURCE,
+    valid: np.ndarray | None = None,
+) -> SourceRegion:
+    """The source population: the protected area(s) whose name contains ``name``, else the largest patch.
+
+    Names are matched case-insensitively in ``NAME``, ``name`` and ``ORIG_NAME``.
+
+    Examples
+    --------
+    >>> from leopardgeo.core.grid import Grid
+    >>> g = Grid.from_bounds((0, 0, 400, 100), cell_size_m=100, crs="EPSG:32652")
+    >>> lab = np.array([[1, 1, 0, 2]], dtype="int32")
+    >>> p = gpd.GeoDataFrame({"patch_id": [1, 2], "area_ha": [2.0, 1.0], "name": ["", ""]},
+    ...                      geometry=[shapely.box(0, 0, 200, 100), shapely.box(300, 0, 400, 100)], crs=g.crs)
+    >>> src = find_source(g, labels=lab, patches=p, protected_areas=None)
+    >>> src.kind, src.patch_ids, src.mask.astype(int).tolist()
+    ('patch', (1,), [[1, 1, 0, 0]])
+    """
+    valid = np.ones(grid.shape, bool) if valid is None else valid
+    if name and protected_areas is not None and len(protected_areas):
+        hit = np.zeros(len(protected_areas), bool)
+        for col in ("NAME", "name", "ORIG_NAME"):
+            if col in protected_areas.columns:
+                hit |= protected_areas[col].astype(str).str.contains(name, case=False, regex=False).to_numpy()
+        if hit.any():
+            pa = protected_areas[hit]
+            geom = shapely.union_all(pa.geometry.to_numpy())
+            mask = rasterize([(geom, 1)], out_shape=grid.shape, transform=grid.transform, fill=0, dtype="uint8").astype(bool)
+            mask &= valid
+            if mask.any():
+                ids = _holding_patches(labels, mask)
+                label = "; ".join(dict.fromkeys(pa["NAME"].astype(str) if "NAME" in pa.columns else [name]))
+                return SourceRegion(label, mask, geom, ids, "protected_area")
+        logger.warning("source %r: no protected area of that name in the study area; using the largest patch", name)
+    if patches is None or len(patches) == 0:
+        msg = (
+            f"source population: expected a protected area named like {name!r} or at least one habitat patch, "
+            "found neither. Set [sites] source to a protected-area name of [inputs] protected_areas."
+        )
+        raise DataError(msg)
+    big = patches.sort_values(["area_ha", "patch_id"], ascending=[False, True]).iloc[0]
+    pid = int(big["patch_id"])
+    label = str(big.get("name", "") or f"patch {pid}")
+    return SourceRegion(label, labels == pid, big.geometry, (pid,), "patch")
+
+
+def _holding_patches(labels: np.ndarray, mask: np.ndarray, share: float = 0.1) -> tuple[int, ...]:
+    """Patches holding at least ``share`` of the cells of ``mask`` (at least the one holding most)."""
+    lab = labels[mask]
+    lab = lab[lab > 0]
+    if lab.size == 0:
+        return ()
+    ids, counts = np.unique(lab, return_counts=True)
+    keep = counts >= share * mask.sum()
+    keep[np.argmax(counts)] = True
+    return tuple(int(v) for v in ids[keep])
+
+
+def _subgrid(grid: Grid, mask: np.ndarray, pad: int = 1) -> tuple[Grid, tuple[slice, slice]]:
+    """The smallest window of ``grid`` holding every True cell of ``mask`` (plus ``pad`` cells)."""
+    rows, cols = _window(mask, pad)
+    r0, r1 = rows.start, min(grid.height, rows.stop)
+    c0, c1 = cols.start, min(grid.width, cols.stop)
+    t = grid.transform * Affine.translation(c0, r0)
+    return Grid(grid.crs, t, (r1 - r0, c1 - c0)), (slice(r0, r1), slice(c0, c1))
+
+
+# --------------------------------------------------------------------------- per-site measures
+def site_capacity(
+    quality: np.ndarray,
+    resistance: np.ndarray,
+    grid: Grid,
+    mask: np.ndarray,
+    *,
+    replicates: int = 5,
+    seed: int = 0,
+    **territory: Any,
+) -> dict[str, float]:
+    """Territories packed inside a site (see :func:`leopardgeo.stages.territories.pack_territories`).
+
+    ``territory`` holds the packing parameters (min_area_ha, max_area_ha,
+    female_need_ha, male_multiple, min_quality, max_cost_m, connectivity);
+    their defaults are pack_territories'.  Only the site's cells are used.
+
+    Returns
+    -------
+    dict
+        ``capacity_females``, ``capacity_males``, ``capacity_adults``
+        (replicate 0) and ``capacity_<x>_min`` / ``_max`` over replicates.
+
+    Examples
+    --------
+    A uniform site of 100 one-hectare cells with a need of 10 ha: 10 females would
+    tile it exactly, the greedy packing leaves gaps for one:
+
+    >>> from leopardgeo.core.grid import Grid
+    >>> g = Grid.from_bounds((0, 0, 1000, 1000), cell_size_m=100, crs="EPSG:32652")
+    >>> c = site_capacity(np.ones(g.shape), np.ones(g.shape), g, np.ones(g.shape, bool),
+    ...                   min_area_ha=5, max_area_ha=40, female_need_ha=10, replicates=2)
+    >>> c["capacity_females"], c["capacity_males"]
+    (9, 5)
+    """
+    sub, win = _subgrid(grid, mask)
+    q = np.where(mask[win], np.asarray(quality, dtype=np.float64)[win], np.nan)
+    r = np.asarray(resistance, dtype=np.float64)[win]
+    habitat = mask[win] & np.isfinite(q) & np.isfinite(r)
+    out: dict[str, float] = {}
+    if not habitat.any():
+        for what in ("females", "males", "adults"):
+            out[f"capacity_{what}"] = 0
+            out[f"capacity_{what}_min"] = 0
+            out[f"capacity_{what}_max"] = 0
+        return out
+    q = np.where(habitat, q, np.nan)
+    res = pack_territories(q, r, sub, habitat=habitat, replicates=replicates, seed=seed, **territory)
+    reps = res.replicates
+    for what in ("females", "males", "adults"):
+        out[f"capacity_{what}"] = int(reps[what].iloc[0])
+        out[f"capacity_{what}_min"] = int(reps[what].min())
+        out[f"capacity_{what}_max"] = int(reps[what].max())
+    return out
+
+
+def effective_resistance(
+    resistance: np.ndarray,
+    site: np.ndarray,
+    source: np.ndarray,
+    *,
+    cell_size_m: float,
+    margin_m: float | None = 50_000.0,
+    connectivity: int = 8,
+) -> float:
+    """Effective resistance (ohms) between a site and the source, both short-circuited.
+
+    A 2-node circuit over the resistance raster (:func:`leopardgeo.kernels.circuit.circuit_flow`,
+    Circuitscape's conventions).  With ``margin_m`` the circuit is cut to the
+    bounding box of both regions plus that margin: fewer conductors, so the
+    value is an upper bound on the whole raster's (``None`` = whole raster).
+    0 when they overlap, ``inf`` when no path joins them.
+
+    Examples
+    --------
+    A uniform strip 3 cells wide, the two ends 7 cells apart (closed form (N - 1) r / W):
+
+    >>> r = np.full((3, 7), 4.0)
+    >>> a = np.zeros((3, 7), bool); a[:, 0] = True
+    >>> b = np.zeros((3, 7), bool); b[:, -1] = True
+    >>> round(effective_resistance(r, a, b, cell_size_m=100, connectivity=4), 9)
+    8.0
+    """
+    if (site & source).any():
+        return 0.0
+    both = site | source
+    if margin_m is not None:
+        win = _window(both, math.ceil(margin_m / cell_size_m))
+    else:
+        win = (slice(None), slice(None))
+    res = np.asarray(resistance)[win]
+    focal = np.zeros(res.shape, dtype=np.int32)
+    focal[source[win]] = 1
+    focal[site[win]] = 2
+    focal[~np.isfinite(res)] = 0
+    if not (focal == 1).any() or not (focal == 2).any():
+        return math.inf
+    out = circuit_flow(res, focal, pairs=[(1, 2)], connectivity=connectivity, workers=1)
+    return float(out.resistances["eff_resistance"].iloc[0])
+
+
+def add_patch_gain(
+    graph: nx.Graph,
+    labels: np.ndarray,
+    site_habitat: np.ndarray,
+    resistance: np.ndarray,
+    *,
+    cell_size_m: float,
+    landscape_area_ha: float,
+    median_distance: float = 11_000.0,
+    probability: float = 0.5,
+    connectivity: int = 8,
+    max_cwd: float | None = None,
+) -> dict[str, float]:
+    """Gain in PC and EC when the site's habitat joins the patch network as a node (Graphab's add-patch).
+
+    The "before" network is the run's graph with each patch's area reduced by
+    the cells the site takes from it (a patch wholly inside the site leaves);
+    "after" adds the site as a node of area = its habitat area, linked to every
+    patch it reaches at the least-cost distance (cost-weighted metres, the
+    minimum over the patch's remaining cells), up to ``max_cwd`` (default: the
+    cost at which the dispersal probability drops below 1e-6).  Links between
+    patches are kept as they are.  PC and EC use
+    :func:`leopardgeo.stages.metrics.connectivity_metrics` with node weight
+    ``area_ha`` and link distance ``cwd``.
+
+    Returns
+    -------
+    dict
+        ``PC_before``, ``PC_after``, ``dPC_gain_pct`` = 100 (after - before) / before,
+        ``EC_before_ha``, ``EC_after_ha``, ``dEC_gain_ha``, ``site_links``.
+
+    Examples
+    --------
+    Two 1-ha patches 100 m apart; a 1-ha site between them, 0 cost away from both:
+
+    >>> G = nx.Graph()
+    >>> G.add_node(1, area_ha=1.0); G.add_node(2, area_ha=1.0); G.add_edge(1, 2, cwd=100.0)
+    >>> lab = np.array([[1, 0, 2]], dtype="int32")
+    >>> site = np.array([[False, True, False]])
+    >>> g = add_patch_gain(G, lab, site, np.full((1, 3), 1e-9), cell_size_m=100, landscape_area_ha=3.0,
+    ...                    median_distance=100.0)
+    >>> round(g["PC_before"] * 9, 6), round(g["PC_after"] * 9, 6)   # (1+1+2*0.5) -> 9 (all p* = 1)
+    (3.0, 9.0)
+    """
+    cell_ha = cell_size_m**2 / M2_PER_HA
+    ids = np.array(sorted(int(n) for n in graph.nodes), dtype=np.int64)
+    taken = ndimage.sum(site_habitat, labels, index=ids) * cell_ha if ids.size else np.zeros(0)
+    H = nx.Graph()
+    for pid, lost in zip(ids.tolist(), np.atleast_1d(taken).tolist(), strict=True):
+        area = float(graph.nodes[pid].get("area_ha", 0.0)) - lost
+        if area > 1e-9:
+            H.add_node(pid, area_ha=area)
+    for u, v, d in graph.edges(data=True):
+        if u in H and v in H and math.isfinite(float(d.get("cwd", math.nan))):
+            H.add_edge(u, v, cwd=float(d["cwd"]))
+    site_area = float(site_habitat.sum()) * cell_ha
+    k = -math.log(probability) / median_distance
+    cap = max_cwd if max_cwd is not None else math.log(1e6) / k
+    res = np.asarray(resistance)
+    src = site_habitat & np.isfinite(res)
+    out = {"PC_before": math.nan, "PC_after": math.nan, "dPC_gain_pct": math.nan, "EC_before_ha": math.nan,
+           "EC_after_ha": math.nan, "dEC_gain_ha": math.nan, "site_links": 0}  # fmt: skip
+    if not src.any() or site_area <= 0:
+        return out
+    cd = cost_distance(res, src.astype(np.int32), cell_size_m=cell_size_m, connectivity=connectivity, max_cost=cap)
+    cost = np.where(np.isfinite(cd.cost), cd.cost, np.inf)
+    remaining = np.where(site_habitat, 0, labels)
+    kept = np.array(sorted(H.nodes), dtype=np.int64)
+    d = ndimage.minimum(cost, remaining, index=kept) if kept.size else np.zeros(0)
+    new = int(ids.max()) + 1 if ids.size else 1
+    after = H.copy()
+    after.add_node(new, area_ha=site_area)
+    n_links = 0
+    for pid, dist in zip(kept.tolist(), np.atleast_1d(d).tolist(), strict=True):
+        if math.isfinite(dist) and dist <= cap:
+            after.add_edge(new, pid, cwd=max(float(dist), 0.0))
+            n_links += 1
+    kw = {"median_distance": median_distance, "probability": probability, "landscape_area": landscape_area_ha}
+    if H.number_of_nodes():
+        before = connectivity_metrics(H, **kw).summary
+    else:
+        before = {"PC": 0.0, "EC_ha": 0.0}
+    aft = connectivity_metrics(after, **kw).summary
+    out.update(
+        PC_before=before["PC"],
+        PC_after=aft["PC"],
+        dPC_gain_pct=100.0 * (aft["PC"] - before["PC"]) / before["PC"] if before["PC"] > 0 else math.inf,
+        EC_before_ha=before["EC_ha"],
+        EC_after_ha=aft["EC_ha"],
+        dEC_gain_ha=aft["EC_ha"] - before["EC_ha"],
+        site_links=n_links,
+    )
+    return out
+
+
+def _territories_in(geoms: np.ndarray, region: Any, share: float = 0.5) -> np.ndarray:
+    """The territories with at least ``share`` of their area inside ``region`` (the residents of the source)."""
+    geoms = np.asarray(geoms)
+    hit = shapely.intersects(geoms, region)
+    cand = geoms[hit]
+    if cand.size == 0:
+        return cand
+    inside = shapely.area(shapely.intersection(cand, region)) >= share * shapely.area(cand)
+    return cand[inside]
+
+
+def _class_share(landcover: np.ndarray | None, mask: np.ndarray, classes: Sequence[int]) -> float:
+    if landcover is None:
+        return math.nan
+    lc = landcover[mask]
+    lc = lc[np.isfinite(lc)]
+    if lc.size == 0:
+        return math.nan
+    return float(np.isin(lc, list(classes)).mean())
+
+
+def _road_density(roads: gpd.GeoDataFrame | None, geom: Any, area_ha: float) -> float:
+    if roads is None or area_ha <= 0:
+        return math.nan
+    length_m = float(shapely.length(shapely.intersection(roads.geometry.to_numpy(), geom)).sum())
+    return (length_m / M_PER_KM) / (area_ha / 100.0)
+
+
+def _corridors_through(geom: Any, graph: nx.Graph | None, corridors: gpd.GeoDataFrame | None) -> tuple[int, float]:
+    """Links whose least-cost path or corridor polygon intersects ``geom``, and their best ``score``."""
+    if graph is None:
+        return 0, math.nan
+    hit: set[tuple[int, int]] = set()
+    for u, v, d in graph.edges(data=True):
+        g = d.get("geometry")
+        if g is not None and shapely.intersects(g, geom):
+            hit.add((min(u, v), max(u, v)))
+    if corridors is not None and len(corridors):
+        inter = corridors.geometry.intersects(geom).to_numpy()
+        for a, b in zip(corridors["patch_a"].to_numpy()[inter], corridors["patch_b"].to_numpy()[inter], strict=True):
+            hit.add((min(int(a), int(b)), max(int(a), int(b))))
+    scores = [float(graph.edges[e].get("score", math.nan)) for e in hit if graph.has_edge(*e)]
+    scores = [s for s in scores if math.isfinite(s)]
+    return len(hit), (max(scores) if scores else math.nan)
+
+
+def auto_candidates(
+    quality: np.ndarray,
+    resistance: np.ndarray,
+    grid: Grid,
+    *,
+    labels: np.ndarray,
+    patches: gpd.GeoDataFrame,
+    source: SourceRegion,
+    min_females: int = 5,
+    seed: int = 0,
+    **territory: Any,
+) -> gpd.GeoDataFrame:
+    """Habitat patches away from the source population that hold at least ``min_females`` female territories.
+
+    A patch qualifies if none of its cells lies in the source, its outline
+    does not touch a source patch, and one packing of its cells
+    (:func:`site_capacity`) holds ``>= min_females`` female territories.
+
+    Raises
+    ------
+    DataError
+        If no patch qualifies (naming the best one found).
+    """
+    src_geoms = patches[patches["patch_id"].isin(source.patch_ids)].geometry.to_numpy()
+    near = shapely.union_all(np.r_[src_geoms, [source.geometry]]) if len(src_geoms) else source.geometry
+    rows, best = [], (0, "")
+    for p in patches.sort_values("patch_id").itertuples():
+        pid = int(p.patch_id)
+        if pid in source.patch_ids or shapely.intersects(p.geometry, near):
+            continue
+        mask = labels == pid
+        if (mask & source.mask).any():
+            continue
+        cap = site_capacity(quality, resistance, grid, mask, replicates=1, seed=seed, **territory)
+        name = str(getattr(p, "name", "") or "") or f"patch {pid}"
+        best = max(best, (cap["capacity_females"], name))
+        if cap["capacity_females"] >= min_females:
+            rows.append({"name": name, "patch_id": pid, "geometry": p.geometry})
+    if not rows:
+        msg = (
+            f"auto sites: expected habitat patches away from the source {source.name!r} holding >= {min_females} "
+            f"female territories, found none (best: {best[1] or 'none'} with {best[0]}). Lower [sites] min_females, "
+            "or give candidate polygons ([sites] candidates = {path = ...})."
+        )
+        raise DataError(msg)
+    gdf = gpd.GeoDataFrame(rows, geometry="geometry", crs=grid.crs)
+    gdf.insert(0, "site_id", np.arange(1, len(gdf) + 1, dtype="int64"))
+    return gdf
+
+
+# --------------------------------------------------------------------------- evaluation
+def evaluate_sites(
+    sites: gpd.GeoDataFrame,
+    *,
+    suitability: np.ndarray,
+    resistance: np.ndarray,
+    labels: np.ndarray,
+    patches: gpd.GeoDataFrame,
+    grid: Grid,
+    source: SourceRegion,
+    valid: np.ndarray | None = None,
+    graph: nx.Graph | None = None,
+    corridors: gpd.GeoDataFrame | None = None,
+    protected: np.ndarray | None = None,
+    landcover: np.ndarray | None = None,
+    roads: gpd.GeoDataFrame | None = None,
+    territories: gpd.GeoDataFrame | None = None,
+    quality: np.ndarray | None = None,
+    min_suitability: float = 0.5,
+    cropland_classes: Sequence[int] = (12, 14),
+    urban_classes: Sequence[int] = (13,),
+    territory: Mapping[str, Any] | None = None,
+    capacity_replicates: int = 5,
+    seed: int = 0,
+    median_distance: float = 11_000.0,
+    probability: float = 0.5,
+    landscape_area_ha: float | None = None,
+    circuit_margin_m: float | None = 50_000.0,
+    connectivity: int = 8,
+    circuit_connectivity: int = 8,
+) -> gpd.GeoDataFrame:
+    """Every criterion of every site (see the module docstring); one row per site, in the grid CRS.
+
+    Parameters
+    ----------
+    sites
+        From :func:`prepare_sites` or :func:`auto_candidates`.
+    suitability, resistance, labels, patches, grid
+        The run's rasters and patches.
+    source
+        From :func:`find_source`.
+    valid
+        Cells of the study area (default: finite resistance).
+    graph, corridors
+        The run's link graph and corridor polygons (``corridors.table``), if built.
+    protected
+        Boolean raster of protected cells (``protected_frac``); None gives NaN.
+    landcover
+        Land-cover class raster (``cropland_frac``, ``urban_frac``); None gives NaN.
+    roads
+        Road lines in the grid CRS (``road_density_km_per_km2``); None gives NaN.
+    territories
+        Existing territory polygons (``dist_to_territory_m``: the nearest one
+        with at least half its area in the source); None, or none in the
+        source: the distance to the source itself.
+    quality
+        Habitat quality 0..1 the territories are packed on (default: suitability).
+    min_suitability
+        Threshold of a habitat cell outside patches (the ``[patches]`` one).
+    cropland_classes, urban_classes
+        Land-cover codes of cropland and urban land.
+    territory
+        Packing parameters for :func:`site_capacity`.
+    capacity_replicates, seed
+        Packings per site and the seed of the first.
+    median_distance, probability, landscape_area_ha
+        PC kernel and A_L (``[metrics]``); A_L defaults to the valid area.
+    circuit_margin_m
+        Margin of the effective-resistance window (None: whole raster).
+    connectivity, circuit_connectivity
+        Neighbours of the cost-distance searches and of the circuit.
+
+    Raises
+    ------
+    DataError
+        If a site covers no valid cell.
+    """
+    res = np.asarray(resistance)
+    valid = np.isfinite(res) if valid is None else np.asarray(valid, bool)
+    suit = np.asarray(suitability, dtype=np.float64)
+    qual = suit if quality is None else np.asarray(quality, dtype=np.float64)
+    cell_ha = grid.cell_area_ha
+    masks = site_masks(sites, grid, valid)
+    if landscape_area_ha is None:
+        landscape_area_ha = float(valid.sum()) * cell_ha
+    territory = dict(territory or {})
+    # one search from the source gives every site's least-cost distance
+    src_cells = source.mask & np.isfinite(res)
+    cwd_src = None
+    if src_cells.any():
+        cwd_src = cost_distance(res, src_cells.astype(np.int32), cell_size_m=grid.cell_size_m, connectivity=connectivity).cost
+    targets = source.geometry
+    if territories is not None and len(territories):
+        resident = _territories_in(territories.geometry.to_numpy(), source.geometry)
+        if resident.size:
+            targets = shapely.union_all(resident)
+    rows = []
+    for i, (sid, name, geom) in enumerate(zip(sites["site_id"], sites["name"], sites.geometry, strict=True)):
+        m = masks[i]
+        habitat = m & ((labels > 0) | (np.nan_to_num(suit, nan=-1.0) >= min_suitability)) & np.isfinite(suit)
+        row: dict[str, Any] = {"site_id": int(sid), "name": name}
+        row["site_area_ha"] = float(m.sum()) * cell_ha
+        row["habitat_area_ha"] = float(habitat.sum()) * cell_ha
+        row["mean_quality"] = float(suit[habitat].mean()) if habitat.any() else math.nan
+        row |= site_capacity(
+            qual, res, grid, habitat if habitat.any() else m, replicates=capacity_replicates, seed=seed, **territory
+        )
+        if cwd_src is not None:
+            c = cwd_src[m]
+            c = c[np.isfinite(c)]
+            row["cwd_to_source"] = float(c.min()) if c.size else math.inf
+        else:
+            row["cwd_to_source"] = math.inf
+        row["euclid_to_source_m"] = float(shapely.distance(geom, source.geometry))
+        row["eff_resistance"] = effective_resistance(
+            res, m, source.mask, cell_size_m=grid.cell_size_m, margin_m=circuit_margin_m, connectivity=circuit_connectivity
+        )
+        row["n_corridors"], row["best_corridor_score"] = _corridors_through(geom, graph, corridors)
+        if graph is not None and graph.number_of_nodes():
+            gain = add_patch_gain(
+                graph, labels, habitat, res, cell_size_m=grid.cell_size_m, landscape_area_ha=landscape_area_ha,
+                median_distance=median_distance, probability=probability, connectivity=connectivity,
+            )  # fmt: skip
+            row["dPC_gain_pct"] = gain["dPC_gain_pct"]
+            row["dEC_gain_ha"] = gain["dEC_gain_ha"]
+            row["site_links"] = gain["site_links"]
+        else:
+            row["dPC_gain_pct"] = row["dEC_gain_ha"] = math.nan
+            row["site_links"] = 0
+        row["cropland_frac"] = _class_share(landcover, m, cropland_classes)
+        row["urban_frac"] = _class_share(landcover, m, urban_classes)
+        row["road_density_km_per_km2"] = _road_density(roads, geom, row["site_area_ha"])
+        row["protected_frac"] = float(protected[m].mean()) if protected is not None else math.nan
+        row["dist_to_territory_m"] = float(shapely.distance(geom, targets))
+        row["source"] = source.name
+        rows.append(row)
+        logger.info("site %s: %d female territories, cwd to source %.0f", name, row["capacity_females"], row["cwd_to_source"])
+    return gpd.GeoDataFrame(pd.DataFrame(rows), geometry=list(sites.geometry), crs=grid.crs)
+
+
+# --------------------------------------------------------------------------- score
+def _check_weights(weights: Mapping[str, float], directions: Mapping[str, str] | None) -> tuple[dict[str, float], dict[str, str]]:
+    dirs = {c: d for c, (d, _) in CRITERIA.items()} | dict(directions or {})
+    bad_dir = {c: d for c, d in dirs.items() if d not in (BENEFIT, COST)}
+    if bad_dir:
+        c, d = next(iter(bad_dir.items()))
+        msg = f"[sites] directions: expected 'benefit' or 'cost' for {c!r}, found {d!r}."
+        raise ConfigError(msg)
+    w = {}
+    for c, v in weights.items():
+        if c not in dirs:
+            msg = f"[sites] weights: unknown criterion {c!r}; expected one of {sorted(dirs)}."
+            raise ConfigError(msg)
+        try:
+            fv = float(v)
+        except (TypeError, ValueError):
+            fv = math.nan
+        if not (fv >= 0 and math.isfinite(fv)):
+            msg = f"[sites] weights: expected a finite weight >= 0 for {c!r}, found {v!r}."
+            raise ConfigError(msg)
+        w[c] = fv
+    if not any(v > 0 for v in w.values()):
+        msg = "[sites] weights: expected at least one weight > 0, found none. Set e.g. capacity_females = 1."
+        raise ConfigError(msg)
+    return w, dirs
+
+
+def _normalised(table: pd.DataFrame, weights: Mapping[str, float], dirs: Mapping[str, str]) -> tuple[pd.DataFrame, list[str]]:
+    """Min-max normalised criteria (1 = best) and the criteria that count (weight > 0, some finite value)."""
+    norm = {}
+    used = []
+    for c in weights:
+        if c not in table.columns:
+            continue
+        x = pd.to_numeric(table[c], errors="coerce").to_numpy(dtype=np.float64)
+        fin = np.isfinite(x)
+        if not fin.any():
+            continue
+        lo, hi = float(x[fin].min()), float(x[fin].max())
+        if hi > lo:
+            n = (x - lo) / (hi - lo) if dirs[c] == BENEFIT else (hi - x) / (hi - lo)
+        else:
+            n = np.ones_like(x)
+        norm[c] = np.where(fin, n, 0.0)
+        if weights[c] > 0:
+            used.append(c)
+    return pd.DataFrame(norm, index=table.index), used
+
+
+def score_sites(
+    table: pd.DataFrame,
+    weights: Mapping[str, float] | None = None,
+    directions: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """Multi-criteria score 0..100 and rank of each site; the normalised criteria as ``n_<criterion>``.
+
+    Parameters
+    ----------
+    table
+        One row per site, criteria as columns (from :func:`evaluate_sites`).
+    weights
+        ``{criterion: weight >= 0}``; default :data:`DEFAULT_WEIGHTS`.
+        Criteria missing from ``table`` or without any finite value are left out.
+    directions
+        Override ``benefit`` / ``cost`` of :data:`CRITERIA` (or give those of
+        extra columns).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``table`` in rank order with ``n_<criterion>`` (0..1, 1 = best),
+        ``score`` and ``rank`` (1 = best; ties go to the earlier row).
+
+    Raises
+    ------
+    ConfigError
+        Unknown criterion, a negative or non-finite weight, all weights 0,
+        or a direction other than benefit / cost.
+    DataError
+        If no weighted criterion has a value.
+    """
+    w, dirs = _check_weights(DEFAULT_WEIGHTS if weights is None else weights, directions)
+    norm, used = _normalised(table, w, dirs)
+    if not used:
+        wanted = sorted(c for c in w if w[c] > 0)
+        msg = f"sites score: expected values for at least one weighted criterion, found none of {wanted}."
+        raise DataError(msg)
+    wv = np.array([w[c] for c in used])
+    score = 100.0 * norm[used].to_numpy() @ wv / wv.sum()
+    out = table.copy()
+    for c in norm.columns:
+        out[f"n_{c}"] = norm[c].to_numpy()
+    out["score"] = np.round(score, 10)
+    order = np.argsort(-out["score"].to_numpy(), kind="stable")
+    rank = np.empty(len(out), dtype=np.int64)
+    rank[order] = np.arange(1, len(out) + 1)
+    out["rank"] = rank
+    return out.iloc[order].reset_index(drop=True)
+
+
+def rank_stability(
+    table: pd.DataFrame,
+    weights: Mapping[str, float] | None = None,
+    directions: Mapping[str, str] | None = None,
+    *,
+    n: int = 1000,
+    spread: float = 0.5,
+    seed: int = 0,
+) -> pd.DataFrame:
+    r"""Monte Carlo rank stability: how often each site ranks first when the weights are perturbed.
+
+    Each of ``n`` draws multiplies every weight by an independent factor
+    :math:`U(1 - \text{spread}, 1 + \text{spread})` (weights 0 stay 0), then
+    scores and ranks the sites as :func:`score_sites` does.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per site in the input order: ``site_id`` and ``name`` (when
+        present), ``first_share`` (share of draws ranked first; the shares sum
+        to 1), ``mean_rank``, ``best_rank``, ``worst_rank``.
+
+    Raises
+    ------
+    ConfigError
+        Bad weights, ``n < 1`` or ``spread`` outside [0, 1).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"name": ["big", "small"], "capacity_females": [10, 2], "cwd_to_source": [1e4, 9e4]})
+    >>> rank_stability(t, {"capacity_females": 1, "cwd_to_source": 1}, n=200)[["name", "first_share", "mean_rank"]]
+        name  first_share  mean_rank
+    0    big          1.0        1.0
+    1  small          0.0        2.0
+    """
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+        msg = f"[sites] rank_stability_draws: expected an integer >= 1, found {n!r}."
+        raise ConfigError(msg)
+    if not (isinstance(spread, int | float) and 0 <= spread < 1):
+        msg = f"[sites] weight_spread: expected a fraction in [0, 1), found {spread!r}."
+        raise ConfigError(msg)
+    w, dirs = _check_weights(DEFAULT_WEIGHTS if weights is None else weights, directions)
+    norm, used = _normalised(table, w, dirs)
+    if not used:
+        msg = "rank stability: expected values for at least one weighted criterion, found none."
+        raise DataError(msg)
+    mat = norm[used].to_numpy()  # sites x criteria
+    base = np.array([w[c] for c in used])
+    rng = np.random.default_rng(seed)
+    draws = base * rng.uniform(1 - spread, 1 + spread, size=(n, base.size))
+    scores = np.round(100.0 * draws @ mat.T / draws.sum(axis=1, keepdims=True), 10)  # draws x sites
+    order = np.argsort(-scores, axis=1, kind="stable")
+    ranks = np.empty_like(order)
+    ranks[np.arange(n)[:, None], order] = np.arange(1, mat.shape[0] + 1)
+    out = pd.DataFrame(index=table.index)
+    for c in ("site_id", "name"):
+        if c in table.columns:
+            out[c] = table[c].to_numpy()
+    out["first_share"] = (ranks == 1).mean(axis=0)
+    out["mean_rank"] = ranks.mean(axis=0)
+    out["best_rank"] = ranks.min(axis=0)
+    out["worst_rank"] = ranks.max(axis=0)
+    return out.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- result
+@dataclass
+class SiteResult:
+    """Output of the sites stage.
+
+    Attributes
+    ----------
+    table
+        Ranked sites (GeoDataFrame in the grid CRS): every criterion, the
+        normalised criteria ``n_*``, ``score``, ``rank``, ``first_share``,
+        ``mean_rank`` and, when simulated, ``persistence_25y``,
+        ``persistence_50y``, ``dispersers_to_source``, ``dispersers_from_source``.
+    stability
+        Output of :func:`rank_stability`.
+    source
+        The source population used.
+    weights
+        Weights used (criteria with a value and weight > 0).
+    simulation
+        Per simulated site name: the simulation's summary (``to_dict``).
+    simulation_results
+        Per simulated site name: the :class:`leopardgeo.stages.simulate.SimulationResult`.
+    """
+
+    table: gpd.GeoDataFrame
+    stability: pd.DataFrame
+    source: SourceRegion
+    weights: dict[str, float]
+    simulation: dict[str, Any] = field(default_factory=dict)
+    simulation_results: dict[str, Any] = field(default_factory=dict)
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """``sites.json``: the source, the weights, every site's row (no geometry) and the rank stability."""
+        rows = pd.DataFrame(self.table.drop(columns="geometry"))
+        return {
+            "source": self.source.name,
+            "source_kind": self.source.kind,
+            "weights": self.weights,
+            "directions": {c: CRITERIA[c][0] for c in self.weights if c in CRITERIA},
+            "sites": json_records(rows),
+            "rank_stability": json_records(self.stability),
+        }
+
+
+def simulate(*args: Any, **kwargs: Any) -> Any:
+    """The population simulation of one release site: :func:`leopardgeo.stages.simulate.simulate_site`, re-exported.
+
+    Examples
+    --------
+    >>> from leopardgeo.stages.simulate import SimulationParams
+    >>> p = SimulationParams(founders_female=20, founders_male=20, density_limit=False, n_runs=20, years=5)
+    >>> simulate(None, None, None, params=p).adults.shape
+    (20, 6)
+    """
+    from leopardgeo.stages.simulate import simulate_site
+
+    return simulate_site(*args, **kwargs)
+
+
+def _window(mask: np.ndarray, pad: int) -> tuple[slice, slice]:
+    """Row and column slices of the bounding box of ``mask``'s True cells, ``pad`` cells wider (clipped at 0)."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    return slice(max(0, rows[0] - pad), rows[-1] + 1 + pad), slice(max(0, cols[0] - pad), cols[-1] + 1 + pad)
+
+
+def simulate_sites(
+    sites: pd.DataFrame,
+    masks: Mapping[int, np.ndarray],
+    *,
+    suitability: np.ndarray,
+    resistance: np.ndarray,
+    labels: np.ndarray,
+    grid: Grid,
+    source: SourceRegion,
+    params: Any,
+    territories: Any = None,
+    quality: np.ndarray | None = None,
+    min_suitability: float = 0.5,
+    territory: Mapping[str, Any] | None = None,
+    margin_m: float = 25_000.0,
+    seed: int = 0,
+    workers: int | None = None,
+) -> dict[str, Any]:
+    """Simulate the population released in each site (:func:`leopardgeo.stages.simulate.simulate_site`).
+
+    The landscape is ``territories`` (a :class:`~leopardgeo.stages.territories.TerritoryResult`
+    on ``grid``, e.g. from the territories stage) when given, restricted to
+    territories within half the site's ``cwd_to_source`` plus ``margin_m`` of
+    the site or the source; otherwise territories are packed with
+    ``territory`` on ``quality`` (default: suitability) over the habitat
+    (patch cells or suitability >= ``min_suitability``) of the bounding box
+    of the site and the source plus ``margin_m``.  The source's territories
+    start occupied (``params.source_fill``) and exchange dispersers with the
+    site.
+
+    Parameters
+    ----------
+    sites
+        Rows with ``site_id`` and ``name``; each is simulated.
+    masks
+        ``{site_id: boolean raster of the site}``.
+    params
+        A :class:`leopardgeo.stages.simulate.SimulationParams`.
+
+    Returns
+    -------
+    dict
+        ``{site name: SimulationResult}``; a site holding no female territory
+        is left out (logged).
+    """
+    from leopardgeo.stages.simulate import simulate_site
+
+    territory = dict(territory or {})
+    res = np.asarray(resistance, dtype=np.float64)
+    suit = np.asarray(suitability, dtype=np.float64)
+    qual = suit if quality is None else np.asarray(quality, dtype=np.float64)
+    row_cwd = dict(zip(sites["site_id"].astype(int), sites["cwd_to_source"], strict=True)) if "cwd_to_source" in sites else {}
+    out: dict[str, Any] = {}
+    for sid, name in zip(sites["site_id"], sites["name"], strict=True):
+        site = masks[int(sid)]
+        within = None
+        if territories is not None and getattr(territories, "grid", None) is not None and territories.grid.same_as(grid):
+            terr, r_w, site_w, src_w = territories, res, site, source.mask
+            # keep the territories within reach: every cell of a least-cost path site-source lies within half its
+            # cost of one end, plus the margin
+            half = 0.5 * float(row_cwd.get(int(sid), math.inf))
+            within = (half if math.isfinite(half) else 0.0) + margin_m
+        else:
+            sub, win = _subgrid(grid, site | source.mask, math.ceil(margin_m / grid.cell_size_m))
+            q = qual[win]
+            s_w = np.nan_to_num(suit[win], nan=-1.0)
+            habitat = ((labels[win] > 0) | (s_w >= min_suitability)) & np.isfinite(q) & np.isfinite(res[win])
+            terr = pack_territories(np.where(habitat, q, np.nan), res[win], sub, habitat=habitat, seed=seed, **territory)
+            r_w, site_w, src_w = res[win], site[win], source.mask[win]
+        try:
+            out[str(name)] = simulate_site(terr, r_w, site_w, src_w, params, within_cost_m=within, workers=workers)
+        except DataError as exc:
+            logger.warning("simulation of site %s skipped: %s", name, exc)
+    return out
+
+
+def simulation_columns(results: Mapping[str, Any]) -> pd.DataFrame:
+    """Per simulated site: ``persistence_25y``, ``persistence_50y`` (NaN beyond the horizon), mean dispersers."""
+    rows = []
+    for name, r in results.items():
+        n_years = r.adults.shape[1] - 1
+        rows.append(
+            {
+                "name": name,
+                "persistence_25y": r.persistence_at(25) if n_years >= 25 else math.nan,
+                "persistence_50y": r.persistence_at(50) if n_years >= 50 else math.nan,
+                "dispersers_to_source": float(np.mean(r.to_source)),
+                "dispersers_from_source": float(np.mean(r.from_source)),
+            }
+        )
+    cols = ["name", "persistence_25y", "persistence_50y", "dispersers_to_source", "dispersers_from_source"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def simulation_report(results: Mapping[str, Any], site_ids: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """``simulation.json``: per site the simulation's summary (``to_dict``) with the flat columns of the table."""
+    flat = simulation_columns(results).set_index("name")
+    sites = {}
+    for name, r in results.items():
+        d = r.to_dict()
+        d |= {k: (None if not math.isfinite(v) else v) for k, v in flat.loc[name].items()}
+        if site_ids is not None and name in site_ids:
+            d["site_id"] = int(site_ids[name])
+        sites[name] = d
+    return {"sites": sites}
+
+
+def plot_simulations(results: Mapping[str, Any], path: Any) -> Any:
+    """``simulation.png``: one panel of trajectories and persistence per simulated site (written atomically)."""
+    from pathlib import Path
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from leopardgeo.stages.simulate import plot_trajectories
+
+    n = max(1, len(results))
+    fig = Figure(figsize=(7.5, 4.6 * n), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(n, 1, squeeze=False)[:, 0]
+    for ax, (name, r) in zip(axes, results.items(), strict=False):
+        parts = [f"{r.adults.shape[0]} runs"] + [
+            f"P({y} y) = {r.persistence_at(y):.2f}" for y in (25, 50) if y < r.adults.shape[1]
+        ]
+        plot_trajectories(r, ax=ax, title=f"{name}: " + ", ".join(parts))
+    if not results:
+        axes[0].text(0.5, 0.5, "no site simulated", ha="center", va="center")
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.savefig(tmp, dpi=110, format="png")
+    tmp.replace(path)
+    return path
