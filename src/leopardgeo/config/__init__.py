@@ -1024,7 +1024,7 @@ def load_config(path: str | Path) -> RunConfig:
     except ConfigError as exc:
         if str(p) in str(exc):
             raise
-        msg = f"config file {str(p)!r}: {exc}"
+        msg = f"{exc} (config file {str(p)!r})"
         raise ConfigError(msg) from exc
 
 
