@@ -44,6 +44,7 @@ __all__ = [
     "CircuitConfig",
     "CircuitMode",
     "CircuitSolver",
+    "FocalShorting",
     "Combine",
     "CorridorConfig",
     "CrossBorderConfig",
@@ -143,9 +144,18 @@ class FenceMode(enum.StrEnum):
 class CircuitSolver(enum.StrEnum):
     """Linear solver for the circuit."""
 
-    AUTO = "auto"  #: CHOLMOD when scikit-sparse is installed and the grid is small enough, else amg
-    AMG = "amg"  #: conjugate gradients preconditioned by pyamg smoothed aggregation
-    CHOLMOD = "cholmod"  #: sparse Cholesky factor (scikit-sparse), reused for every pair
+    AUTO = "auto"  #: a direct factor (PARDISO, else CHOLMOD, else SuperLU) where it pays off and fits, else amg
+    AMG = "amg"  #: conjugate gradients preconditioned by classical AMG (pyamg)
+    PARDISO = "pardiso"  #: MKL PARDISO sparse Cholesky (pypardiso), reused for every solve
+    CHOLMOD = "cholmod"  #: CHOLMOD sparse Cholesky (cholespy), reused for every solve
+    SUPERLU = "superlu"  #: SciPy's SuperLU sparse LU, reused for every solve
+
+
+class FocalShorting(enum.StrEnum):
+    """Which focal patches a pairwise circuit solve short-circuits."""
+
+    PAIR = "pair"  #: only the pair's two patches (Circuitscape's pairwise convention)
+    ALL = "all"  #: every patch in every solve (one matrix for all pairs; Circuitscape with the patches as short-circuit regions)
 
 
 class Combine(enum.StrEnum):
@@ -421,13 +431,23 @@ class CircuitConfig:
     pairs: PairSet = _f(PairSet.ALL, doc="pairwise: all pairs of patches (Circuitscape) or only linked pairs ('links')")
     include_pairs: tuple[tuple[int, int], ...] = _f((), doc="pairwise: solve only these patch-id pairs, e.g. [[1, 2], [2, 4]]")
     exclude_pairs: tuple[tuple[int, int], ...] = _f((), doc="pairwise: skip these patch-id pairs")
+    pairs_file: str | None = _f(
+        None,
+        doc="pairwise: a Circuitscape include / exclude pairs file ('mode include' or 'mode exclude' then one pair "
+        "per line, or Circuitscape's min / max id matrix); relative to base_dir",
+    )
     connectivity: int = _f(8, doc="4 or 8 neighbours (Circuitscape: connect_four_neighbors_only = false -> 8)")
     avg_resistances: bool = _f(
         False,
         doc="edge conductance from the mean of the two resistances (Circuitscape connect_using_avg_resistances); "
         "default: mean of the two conductances",
     )
-    solver: CircuitSolver = _f(CircuitSolver.AUTO, doc="auto | amg | cholmod")
+    focal_shorting: FocalShorting = _f(
+        FocalShorting.PAIR,
+        doc="pairwise: 'pair' short-circuits only the pair's two patches in each solve (Circuitscape); 'all' every "
+        "patch in every solve (one factor for all pairs, far faster with many patches; see docs/circuit.md)",
+    )
+    solver: CircuitSolver = _f(CircuitSolver.AUTO, doc="auto | amg | pardiso | cholmod | superlu")
     tolerance: float = _f(1e-8, doc="relative residual at which the iterative solver stops")
     max_memory_gb: float | None = _f(None, doc="refuse solves estimated to need more than this; default: available memory")
     pinch_points: bool = _f(True, doc="current flow inside each truncated corridor (Pinchpoint Mapper); needs [corridors]")
@@ -1168,6 +1188,9 @@ def demo_config(data_dir: str | Path | None = None) -> RunConfig:
             protected_areas=VectorInput(path=gpkg, layer="protected_areas"),
             sites=VectorInput(path=gpkg, layer="sites"),
         ),
+        # 17 habitat cores of up to 476,000 cells: one factor for all 136 pairs takes seconds, one network per
+        # pair (Circuitscape's pairwise convention) minutes; docs/circuit.md compares the two.
+        circuit=CircuitConfig(focal_shorting=FocalShorting.ALL),
     )
 
 

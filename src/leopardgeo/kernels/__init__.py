@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-_SUBMODULES = ('costdist', 'circuit')
+_SUBMODULES = ('costdist', 'circuit', 'popkernel', 'genetics', 'graph_metrics')
 
 __all__: list[str] = []
 

@@ -52,6 +52,7 @@ from leopardgeo.io import (
     read_wdpa,
     require_polygons,
 )
+from leopardgeo.io.circuitscape import read_pairs_file
 from leopardgeo.kernels.circuit import CircuitResult, circuit_flow
 from leopardgeo.kernels.costdist import CostDistanceResult
 from leopardgeo.runner.manifest import MANIFEST_NAME, manifest_json, read_manifest, utc_now
@@ -452,6 +453,10 @@ def compute_corridors(
 
 def _circuit_pairs(cfg: RunConfig, graph: nx.Graph | None) -> list[tuple[int, int]] | None:
     c = cfg.circuit
+    if c.pairs_file:
+        mode, listed = read_pairs_file(cfg.resolve(c.pairs_file))  # type: ignore[arg-type]
+        if mode == "include":
+            return listed
     if c.include_pairs:
         return [tuple(p) for p in c.include_pairs]  # type: ignore[misc]
     if c.pairs is PairSet.LINKS:
@@ -460,6 +465,14 @@ def _circuit_pairs(cfg: RunConfig, graph: nx.Graph | None) -> list[tuple[int, in
             raise ConfigError(msg)
         return [(int(a), int(b)) for a, b in graph.edges()]
     return None
+
+
+def _file_exclusions(cfg: RunConfig) -> list[tuple[int, int]]:
+    """The pairs an ``exclude`` pairs file skips (none for an include file or no file)."""
+    if not cfg.circuit.pairs_file:
+        return []
+    mode, listed = read_pairs_file(cfg.resolve(cfg.circuit.pairs_file))  # type: ignore[arg-type]
+    return listed if mode == "exclude" else []
 
 
 #: More pairwise circuit solves than this are refused (each is a sparse solve over the whole grid).
@@ -488,7 +501,7 @@ def _check_circuit_patches(cfg: RunConfig, labels: np.ndarray) -> None:
                     "Fix the pair or remove it."
                 )
                 raise ConfigError(msg)
-    if c.mode is CircuitMode.PAIRWISE and not c.include_pairs and c.pairs is PairSet.ALL:
+    if c.mode is CircuitMode.PAIRWISE and not c.include_pairs and not c.pairs_file and c.pairs is PairSet.ALL:
         n_pairs = len(ids) * (len(ids) - 1) // 2
         if n_pairs > MAX_CIRCUIT_PAIRS:
             msg = (
@@ -516,7 +529,8 @@ def compute_circuit(cfg: RunConfig, resistance: np.ndarray, labels: np.ndarray, 
         labels,
         mode=c.mode,
         pairs=_circuit_pairs(cfg, graph),
-        exclude_pairs=c.exclude_pairs,
+        exclude_pairs=(*c.exclude_pairs, *_file_exclusions(cfg)),
+        focal_shorting=c.focal_shorting,
         connectivity=c.connectivity,
         avg_resistances=c.avg_resistances,
         solver=c.solver,
@@ -993,8 +1007,15 @@ def site_layer(result: SiteResult) -> gpd.GeoDataFrame:
 
 
 def circuit_table(result: CircuitResult) -> str:
-    """``circuit.csv``: the effective resistances (pairwise) or source voltages (one/all modes)."""
-    return result.resistances.to_csv(index=False, float_format="%.9g")
+    """``circuit.csv``: the effective resistances (pairwise) or source voltages (one/all modes).
+
+    A pair with no path between its patches has ``inf`` ohms in the Python API
+    and ``-1`` here, as in Circuitscape's resistance tables.
+    """
+    table = result.resistances.copy()
+    if "eff_resistance" in table:
+        table["eff_resistance"] = table["eff_resistance"].where(np.isfinite(table["eff_resistance"]), -1.0)
+    return table.to_csv(index=False, float_format="%.9g")
 
 
 def link_rasters(cwd: CostDistanceResult) -> dict[str, tuple[np.ndarray, float | int]]:

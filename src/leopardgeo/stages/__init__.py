@@ -10,7 +10,7 @@ from types import ModuleType
 
 _SUBMODULES = (
     'habitat', 'resistance', 'patches', 'graph', 'corridors', 'pinchpoints', 'barrier_mapper',
-    'metrics', 'crossborder', 'score', 'territories', 'sites', 'simulate',
+    'metrics', 'crossborder', 'score', 'territories', 'sites', 'simulate', 'poplandscape', 'nodes',
 )
 
 __all__: list[str] = []
