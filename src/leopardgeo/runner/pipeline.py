@@ -67,7 +67,13 @@ from leopardgeo.stages.crossborder import (
     mark_crosses_border,
 )
 from leopardgeo.stages.graph import build_graph, graph_layers
-from leopardgeo.stages.habitat import builtin_covariates, read_coefficients, rsf_suitability, suitability_from_raster
+from leopardgeo.stages.habitat import (
+    builtin_covariates,
+    hold_at_best,
+    read_coefficients,
+    rsf_suitability,
+    suitability_from_raster,
+)
 from leopardgeo.stages.metrics import MetricsResult, add_metric_attributes, connectivity_metrics
 from leopardgeo.stages.patches import country_raster, extract_patches
 from leopardgeo.stages.pinchpoints import PinchResult, add_pinch_attributes, pinch_points
@@ -160,6 +166,7 @@ class Inputs:
     borders: gpd.GeoDataFrame | None = None
     protected_areas: gpd.GeoDataFrame | None = None
     sites: gpd.GeoDataFrame | None = None
+    settlements: gpd.GeoDataFrame | None = None
 
 
 @dataclass
@@ -323,29 +330,61 @@ def load_inputs(cfg: RunConfig, grid: Grid | None = None) -> Inputs:
         borders=vec(inp.borders, "borders"),
         protected_areas=pas,
         sites=vec(inp.sites, "sites"),
+        settlements=vec(inp.settlements, "settlements"),
     )
 
 
-def compute_suitability(cfg: RunConfig, inputs: Inputs) -> np.ndarray:
-    """Suitability 0..1 on the grid (NaN outside valid cells)."""
+def rsf_inputs(cfg: RunConfig, inputs: Inputs) -> tuple[dict[str, np.ndarray], float, dict[str, float]]:
+    """The RSF's covariates (built-in and ``[inputs.covariates]``), intercept and coefficients."""
     h = cfg.habitat
-    if h.method is HabitatMethod.RASTER:
-        if "suitability" not in inputs.rasters:
-            msg = "[habitat] method = 'raster' needs [inputs] suitability = 'path/to/suitability.tif'."
-            raise ConfigError(msg)
-        return suitability_from_raster(inputs.rasters["suitability"], land=inputs.valid)
     cov = builtin_covariates(
         inputs.grid,
         elevation_m=inputs.rasters.get("elevation"),
         landcover=inputs.rasters.get("landcover"),
+        settlements=inputs.settlements,
         config=h,
     )
     cov |= {k.split(":", 1)[1]: v for k, v in inputs.rasters.items() if k.startswith("covariate:")}
     intercept, coefficients = h.intercept, h.coefficients
     if h.coefficients_file:
         intercept, coefficients = read_coefficients(cfg.resolve(h.coefficients_file))
+    return cov, intercept, dict(coefficients)
+
+
+def compute_suitability(cfg: RunConfig, inputs: Inputs, *, hold: tuple[str, ...] = ()) -> np.ndarray:
+    """Suitability 0..1 on the grid (NaN outside valid cells).
+
+    ``hold`` names RSF covariates held at their most favourable value (see
+    :func:`leopardgeo.habitat.hold_at_best`); the resistance uses it for the
+    residency-only terms of ``[resistance] residency_covariates``.
+    """
+    h = cfg.habitat
+    if h.method is HabitatMethod.RASTER:
+        if "suitability" not in inputs.rasters:
+            msg = "[habitat] method = 'raster' needs [inputs] suitability = 'path/to/suitability.tif'."
+            raise ConfigError(msg)
+        return suitability_from_raster(inputs.rasters["suitability"], land=inputs.valid)
+    cov, intercept, coefficients = rsf_inputs(cfg, inputs)
+    if hold:
+        cov = hold_at_best(cov, coefficients, [n for n in hold if n in coefficients], valid=inputs.valid)
     s = rsf_suitability(cov, intercept=intercept, coefficients=coefficients)
     return np.where(inputs.valid, s, np.nan).astype("float32")
+
+
+def movement_suitability(cfg: RunConfig, inputs: Inputs, suitability: np.ndarray) -> np.ndarray:
+    """The suitability resistance is derived from: the habitat's, with the residency-only covariates at their best.
+
+    Equal to ``suitability`` when no coefficient names a ``[resistance] residency_covariates`` entry (or the
+    habitat is a given raster).
+    """
+    hold = cfg.resistance.residency_covariates
+    if cfg.habitat.method is HabitatMethod.RASTER or not hold:
+        return suitability
+    h = cfg.habitat
+    coefficients = read_coefficients(cfg.resolve(h.coefficients_file))[1] if h.coefficients_file else h.coefficients
+    if not any(n in coefficients for n in hold):
+        return suitability
+    return compute_suitability(cfg, inputs, hold=tuple(hold))
 
 
 def compute_resistance(cfg: RunConfig, inputs: Inputs, suitability: np.ndarray) -> np.ndarray:
@@ -362,11 +401,21 @@ def compute_resistance(cfg: RunConfig, inputs: Inputs, suitability: np.ndarray) 
             raise ConfigError(msg)
         r = check_resistance(inputs.rasters["resistance"], inputs.grid, what="resistance raster")
     else:
-        r = resistance_from_suitability(suitability, method=rc.method, max_resistance=rc.max_resistance, shape_c=rc.shape_c)
+        move = movement_suitability(cfg, inputs, suitability)
+        r = resistance_from_suitability(move, method=rc.method, max_resistance=rc.max_resistance, shape_c=rc.shape_c)
     r = np.where(inputs.valid, r, np.nan).astype("float32")
     if rc.barriers:
         layers = [
-            (read_vector(cfg.resolve(b.path), b.layer, grid=inputs.grid, what=f"barrier {b.name!r}"), b) for b in rc.barriers
+            (
+                read_vector(cfg.resolve(b.path), b.layer, grid=inputs.grid, what=f"barrier {b.name!r}"),
+                b,
+                None
+                if b.crossings is None
+                else read_vector(
+                    cfg.resolve(b.crossings.path), b.crossings.layer, grid=inputs.grid, what=f"crossings of {b.name!r}"
+                ),
+            )
+            for b in rc.barriers
         ]
         r = burn_barriers(r, inputs.grid, layers)
     return check_resistance(r, inputs.grid)
