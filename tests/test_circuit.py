@@ -891,3 +891,46 @@ def test_max_current_when_unit_solutions_are_not_stored():
     out = circuit_flow(res, focal, max_memory_gb=limit, current_maps=True, max_current=True)
     assert len(out.iterations) == 3  # solved pair by pair
     assert_map_close(out.max_current, np.fmax.reduce(np.stack(list(out.currents.values())), axis=0))
+
+
+# --------------------------------------------------------------------------- 11. network (graph) mode
+def test_network_mode_hand_solved():
+    # a 1-ohm and a 3-ohm resistor in series (4 ohm), plus an isolated edge 7-8
+    t = table_dict_from(circuit.network_resistances([1, 2, 7], [2, 3, 8], [1.0, 3.0, 5.0], focal=[1, 3, 7, 8]))
+    assert t[(1, 3)] == pytest.approx(4.0, rel=1e-12)
+    assert t[(7, 8)] == pytest.approx(5.0, rel=1e-12)
+    assert t[(1, 7)] == math.inf
+
+
+def table_dict_from(table) -> dict[tuple[int, int], float]:
+    return {(int(a), int(b)): float(r) for a, b, r in zip(table.patch_a, table.patch_b, table.eff_resistance, strict=True)}
+
+
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(2, 12), p=st.floats(0.2, 0.9))
+@settings(max_examples=25, deadline=None)
+def test_network_mode_matches_networkx_resistance_distance(seed, n, p):
+    nx = pytest.importorskip("networkx")
+    g = nx.gnp_random_graph(n, p, seed=seed % 2**31)
+    rng = np.random.default_rng(seed)
+    for a, b in g.edges:
+        g.edges[a, b]["r"] = float(10.0 ** rng.uniform(-1, 2))
+    assume(g.number_of_edges() > 0)
+    u, v = zip(*g.edges, strict=True)
+    nodes = sorted(set(u) | set(v))
+    table = table_dict_from(circuit.network_resistances(u, v, [g.edges[e]["r"] for e in g.edges]))
+    for a, b in itertools.combinations(nodes, 2):
+        if nx.has_path(g, a, b):
+            comp = g.subgraph(nx.node_connected_component(g, a))
+            want = nx.resistance_distance(comp, a, b, weight="r", invert_weight=True)
+            assert table[(a, b)] == pytest.approx(want, rel=1e-8)
+        else:
+            assert table[(a, b)] == math.inf
+
+
+def test_network_mode_errors():
+    with pytest.raises(DataError, match="finite resistance > 0"):
+        circuit.network_resistances([1], [2], [0.0])
+    with pytest.raises(DataError, match="focal node 9"):
+        circuit.network_resistances([1], [2], [1.0], focal=[1, 9])
+    with pytest.raises(DataError, match="one length"):
+        circuit.network_resistances([1, 2], [2], [1.0])

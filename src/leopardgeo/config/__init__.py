@@ -26,6 +26,7 @@ import dataclasses
 import enum
 import hashlib
 import json
+import os
 import tomllib
 import types
 import typing
@@ -174,10 +175,30 @@ class TerritoryQuality(enum.StrEnum):
 class ProtectedAreaMode(enum.StrEnum):
     """How protected areas enter the patches."""
 
+    LABEL = "label"  #: patches from suitability only; protected areas name the patches they overlap
     MERGE = "merge"  #: protected cells join the habitat cores they touch
     SEPARATE = "separate"  #: each group of overlapping protected areas is a patch of its own
     IGNORE = "ignore"  #: patches from suitability only
 
+
+#: Upper bounds on counts that only a typing mistake reaches (10**9 replicates would run for years).
+MAX_REPLICATES = 10_000
+MAX_DRAWS = 1_000_000
+MAX_SIMULATION_RUNS = 100_000
+
+#: Demo RSF coefficients (logit scale).  Signs from the published habitat models (see
+#: HabitatConfig.coefficients); magnitudes calibrated on published habitat areas, written down in
+#: docs/validation.md ("Calibration").
+DEMO_COEFFICIENTS: dict[str, float] = {
+    "elevation_km": -2.0,
+    "forest": 3.0,
+    "open_land": -2.0,
+    "dist_cropland_km": 0.1,
+    "dist_urban_km": 0.15,
+    "settlement_pressure": -1.0,
+    "dec_temp_c": 0.4,
+}
+DEMO_INTERCEPT = 0.2
 
 # ---------------------------------------------------------------------- sections
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -192,17 +213,49 @@ class VectorInput:
 class BarrierConfig:
     """A barrier layer (roads, settlements, a fence) burned into resistance."""
 
-    path: str = _f(doc="vector file of the barrier")
+    path: str = _f(doc="vector file of the barrier (any CRS; reprojected onto the grid), e.g. an OSM roads extract")
     layer: str | None = _f(None, doc="layer name")
     name: str = _f("barrier", doc="label used in logs and reports")
     mode: BarrierMode = _f(BarrierMode.ADD, doc="add | max | impassable")
-    penalty: float = _f(50.0, doc="resistance added (add) or floor (max); ignored for impassable")
+    penalty: float = _f(50.0, doc="resistance added (add) or floor (max) when no class_field is given; ignored for impassable")
     buffer_m: float = _f(0.0, doc="buffer around lines/points before burning, metres")
+    class_field: str | None = _f(
+        None,
+        doc="column holding each feature's class (e.g. OSM 'highway' or 'railway'); penalties then come from class_penalties",
+    )
+    class_penalties: dict[str, float] = _f(
+        doc=(
+            "penalty per class of class_field, e.g. { motorway = 80, primary = 40, track = 2 }; every class present "
+            "must be listed (0 = ignore the class). Where classes overlap a cell takes the largest penalty of the layer"
+        ),
+        factory=dict,
+    )
+    crossings: VectorInput | None = _f(
+        None, doc="points where the barrier is open (underpasses, bridges, gaps in a fence), any CRS"
+    )
+    crossing_radius_m: float = _f(
+        250.0, doc="barrier cells within this distance of a crossing keep their resistance without the barrier, metres"
+    )
 
     def __post_init__(self) -> None:
         _normalise(self, "resistance.barriers")
         _positive(self.penalty, "resistance.barriers.penalty", allow_zero=True)
         _positive(self.buffer_m, "resistance.barriers.buffer_m", allow_zero=True)
+        _positive(self.crossing_radius_m, "resistance.barriers.crossing_radius_m")
+        for k, v in self.class_penalties.items():
+            _positive(v, f"resistance.barriers.class_penalties.{k}", allow_zero=True)
+        if self.class_penalties and not self.class_field:
+            msg = (
+                f"[resistance.barriers] {self.name!r}: class_penalties given but no class_field; expected the column "
+                "that holds each feature's class, e.g. class_field = 'highway'."
+            )
+            raise ConfigError(msg)
+        if self.class_field and not self.class_penalties:
+            msg = (
+                f"[resistance.barriers] {self.name!r}: class_field = {self.class_field!r} but no class_penalties; "
+                "expected a table of class = penalty, e.g. class_penalties = { motorway = 80, track = 2 }."
+            )
+            raise ConfigError(msg)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -231,7 +284,17 @@ class InputsConfig:
     landcover: str | None = _f(None, doc="land-cover class raster (MODIS IGBP codes in the demo)")
     suitability: str | None = _f(None, doc="suitability raster 0..1 (habitat.method = 'raster')")
     resistance: str | None = _f(None, doc="resistance raster > 0 (resistance.method = 'raster')")
-    covariates: dict[str, str] = _f(doc="extra covariate rasters for the RSF, name = path", factory=dict)
+    covariates: dict[str, str] = _f(
+        doc=(
+            "extra covariate rasters for the RSF, name = path. Demo: dec_temp_c = December mean air temperature, degC "
+            "(Legates & Willmott 1989 0.5-degree climatology, real data but coarse; a winter-severity covariate)"
+        ),
+        factory=dict,
+    )
+    bands: dict[str, int] = _f(
+        doc="band to read of a multi-band raster, by input name, e.g. {suitability = 2} (default band 1, with a warning)",
+        factory=dict,
+    )
     study_area: VectorInput | None = _f(None, doc="study-area polygon(s)")
     countries: VectorInput | None = _f(None, doc="country polygons")
     country_field: str = _f("iso3", doc="column of `countries` holding the country code")
@@ -243,12 +306,27 @@ class InputsConfig:
         doc="keep only protected areas with these WDPA STATUS values",
     )
     sites: VectorInput | None = _f(None, doc="candidate reintroduction sites")
+    settlements: VectorInput | None = _f(
+        None,
+        doc=(
+            "settlement points with a population column, for the settlement_pressure covariate "
+            "(demo: GeoNames cities500, CC BY 4.0)"
+        ),
+    )
     prey_density: str | None = _f(
         None, doc="prey-density raster (any unit, e.g. ungulates per 1000 ha) for [territories] quality = 'prey'"
     )
 
     def __post_init__(self) -> None:
         _normalise(self, "inputs")
+        rasters = {"landmask", "elevation", "landcover", "suitability", "resistance", "prey_density", *self.covariates}
+        for k, v in self.bands.items():
+            if k not in rasters:
+                msg = f"[inputs] bands: unknown raster {k!r}; expected one of {sorted(rasters)}."
+                raise ConfigError(msg)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                msg = f"[inputs] bands.{k}: expected a band number >= 1, found {v!r}."
+                raise ConfigError(msg)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -256,22 +334,18 @@ class HabitatConfig:
     """Habitat suitability."""
 
     method: HabitatMethod = _f(HabitatMethod.RSF, doc="raster | rsf")
-    intercept: float = _f(-8.0, doc="RSF logistic intercept")
+    intercept: float = _f(DEMO_INTERCEPT, doc="RSF logistic intercept (demo: calibrated, see docs/validation.md)")
     coefficients: dict[str, float] = _f(
         doc=(
             "RSF logistic coefficients by covariate. Built-in covariates: elevation_km, elevation_km_sq, "
-            "forest, landcover_<code>, dist_cropland_km, dist_urban_km (capped at distance_cap_km); plus any "
-            "name in [inputs.covariates]. Demo signs follow Hebblewhite et al. 2011 (Biol. Conserv. 144:2403): "
-            "lower-elevation mixed/broadleaf forest far from cropland and towns; the elevation optimum of "
-            "400 m follows WWF-Russia's 300-500 m. Magnitudes are illustrative, not fitted: replace them"
+            "forest, open_land, landcover_<code>, dist_cropland_km, dist_urban_km (capped at distance_cap_km), "
+            "settlement_pressure (needs [inputs] settlements); plus any name in [inputs.covariates]. Demo signs "
+            "follow Hebblewhite et al. 2011 (Biol. Conserv. 144:2403): lower-elevation mixed/broadleaf forest far "
+            "from people; Wang et al. (Landsc. Ecol., c. 2016): grazing and human disturbance; winter: leopards keep "
+            "to the mild south-west (dec_temp_c, December mean air temperature, warmer = better). Magnitudes are "
+            "calibrated on published habitat areas (docs/validation.md), not fitted: replace them with your model"
         ),
-        factory=lambda: {
-            "elevation_km": 10.0,
-            "elevation_km_sq": -12.5,
-            "forest": 2.5,
-            "dist_cropland_km": 0.6,
-            "dist_urban_km": 0.15,
-        },
+        factory=lambda: dict(DEMO_COEFFICIENTS),
     )
     coefficients_file: str | None = _f(
         None,
@@ -284,10 +358,36 @@ class HabitatConfig:
     forest_classes: tuple[int, ...] = _f((1, 2, 3, 4, 5), doc="land-cover codes counted as forest (IGBP 1-5)")
     cropland_classes: tuple[int, ...] = _f((12, 14), doc="land-cover codes counted as cropland")
     urban_classes: tuple[int, ...] = _f((13,), doc="land-cover codes counted as urban")
+    open_classes: tuple[int, ...] = _f(
+        (9, 10), doc="land-cover codes of the open_land covariate: savanna and grassland, in this region farmed valley mosaics"
+    )
+    settlement_population_field: str = _f("population", doc="column of [inputs] settlements holding the population")
+    settlement_reach_km: float = _f(
+        2.0, doc="reach (e-folding distance) of the pressure of a settlement of settlement_reach_population people, km"
+    )
+    settlement_reach_population: float = _f(1000.0, doc="reference population of settlement_reach_km")
+    settlement_reach_exponent: float = _f(
+        1 / 3,
+        doc=(
+            "reach grows as (population / settlement_reach_population) ** this (modelling choice, calibrated): "
+            "2 km at 1,000 people, 8 km for Ussuriysk (157,000), 17 km for Vladivostok (605,000)"
+        ),
+    )
+    settlement_default_population: float = _f(
+        2000.0,
+        doc=(
+            "population assumed where none is recorded (0 or empty; GeoNames records none for most Chinese "
+            "township seats): an assumption, not data"
+        ),
+    )
 
     def __post_init__(self) -> None:
         _normalise(self, "habitat")
         _positive(self.distance_cap_km, "habitat.distance_cap_km")
+        _positive(self.settlement_reach_km, "habitat.settlement_reach_km")
+        _positive(self.settlement_reach_population, "habitat.settlement_reach_population")
+        _positive(self.settlement_reach_exponent, "habitat.settlement_reach_exponent", allow_zero=True)
+        _positive(self.settlement_default_population, "habitat.settlement_default_population")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -304,6 +404,13 @@ class ResistanceConfig:
         ),
     )
     class_values: dict[str, float] = _f(doc="resistance per land-cover class code (method = 'classes')", factory=dict)
+    residency_covariates: tuple[str, ...] = _f(
+        ("dec_temp_c",),
+        doc=(
+            "RSF covariates that limit where leopards settle, not where they cross (winter): held at their most "
+            "favourable value in the suitability that resistance is derived from (habitat keeps them); [] = none"
+        ),
+    )
     barriers: tuple[BarrierConfig, ...] = _f(
         (), doc="barrier layers burned in: [[resistance.barriers]] path, layer, mode, penalty, buffer_m"
     )
@@ -332,7 +439,13 @@ class PatchConfig:
             "(Wikipedia 'Amur leopard', Ecology: 5,000-30,000 ha)"
         ),
     )
-    protected_areas: ProtectedAreaMode = _f(ProtectedAreaMode.MERGE, doc="merge | separate | ignore")
+    protected_areas: ProtectedAreaMode = _f(
+        ProtectedAreaMode.LABEL,
+        doc=(
+            "label (protected areas name the patches they overlap and count their capacity, but add no habitat) | "
+            "merge (protected cells join the cores they touch) | separate | ignore"
+        ),
+    )
     connectivity: int = _f(8, doc="cell connectivity of a patch: 4 or 8")
     split_by_country: bool = _f(True, doc="cut patches at national borders so cross-border connections become links")
 
@@ -746,6 +859,12 @@ class SiteConfig:
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 msg = f"[sites] {name}: expected an integer >= {low}, found {v!r}."
                 raise ConfigError(msg)
+        from leopardgeo.core.memory import check_count
+
+        for name, limit in (("rank_stability_draws", MAX_DRAWS), ("capacity_replicates", MAX_REPLICATES),
+                            ("simulation_runs", MAX_SIMULATION_RUNS), ("simulation_years", 1000)):  # fmt: skip
+            check_count(getattr(self, name), name=f"[sites] {name}", limit=limit,
+                        fix="A count this large would run for days; the defaults are enough for stable results.")  # fmt: skip
         if not 0 <= self.weight_spread < 1:
             msg = f"[sites] weight_spread: expected a fraction in [0, 1), found {self.weight_spread!r}."
             raise ConfigError(msg)
@@ -780,18 +899,19 @@ class TerritoryConfig:
     )
     max_area_ha: float = _f(30000.0, doc="largest territory accepted, ha (same source: 5,000-30,000 ha)")
     female_need_ha: float = _f(
-        5000.0,
+        13000.0,
         doc=(
-            "resource a female territory must hold: sum of quality x cell area, ha; 5,000 = the smallest territory, "
-            "reached in habitat of quality 1 (a territory covers about need / mean quality)"
+            "resource a female territory must hold: sum of quality x cell area, ha (a territory covers about need / mean "
+            "quality). Derived: SECR 0.98 adults/100 km2 at 1 male : 1.2 females (Vitkalova & Shevtsova 2016) gives "
+            "0.535 exclusive females per 100 km2, i.e. 18,700 ha per female; x 0.7, the mean suitability of the demo's "
+            "habitat, = 13,000 ha (docs/validation.md)"
         ),
     )
     male_multiple: float = _f(
-        2.0,
+        1.2,
         doc=(
-            "male need = female need x this (>= 1). Comparator, not a leopard figure: Amur tiger home ranges in the same "
-            "landscape are 778 km2 (males) vs 401 km2 (females), ratio 1.9 (Hernandez-Blanco et al. 2015, Integr. Zool. "
-            "10:365)"
+            "male need = female need x this (>= 1). Derived from the SECR sex ratio 1 male : 1.2 females (Vitkalova & "
+            "Shevtsova 2016): with males exclusive among males, a male holds 1.2 x a female's area (22,450 vs 18,700 ha)"
         ),
     )
     min_quality: float = _f(0.5, doc="minimum quality of a territory cell (0..1); 0.5 = the habitat-core threshold of [patches]")
@@ -842,6 +962,10 @@ class TerritoryConfig:
         if self.replicates < 1:
             msg = f"[territories] replicates: expected an integer >= 1, found {self.replicates!r}."
             raise ConfigError(msg)
+        from leopardgeo.core.memory import check_count
+
+        check_count(self.replicates, name="[territories] replicates", limit=MAX_REPLICATES,
+                    fix="Each replicate is a full packing; 5 to 100 give a stable mean and range.")  # fmt: skip
         if self.connectivity not in (4, 8):
             msg = f"[territories] connectivity: expected 4 or 8, found {self.connectivity!r}."
             raise ConfigError(msg)
@@ -1012,6 +1136,7 @@ def load_config_string(text: str, *, base_dir: str | Path = ".") -> RunConfig:
     ConfigError
         On a TOML syntax error, an unknown key or a bad value.
     """
+    text = text.removeprefix("\ufeff")  # a byte-order mark, as some Windows editors write
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -1038,7 +1163,50 @@ def load_config(path: str | Path) -> RunConfig:
     if not p.is_file():
         msg = f"config file {str(p)!r} not found. Create one with `leopardgeo init {p}`."
         raise ConfigError(msg)
-    return load_config_string(p.read_text(encoding="utf-8"), base_dir=p.parent)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        msg = f"config file {str(p)!r} cannot be read: {exc.strerror}. Check its permissions."
+        raise ConfigError(msg) from exc
+    try:
+        text = decode_utf8(raw, f"config file {str(p)!r}")
+        return load_config_string(text, base_dir=p.parent)
+    except ConfigError as exc:
+        if str(p) in str(exc):
+            raise
+        msg = f"{exc} (config file {str(p)!r})"
+        raise ConfigError(msg) from exc
+
+
+def decode_utf8(raw: bytes, what: str) -> str:
+    r"""Text of a UTF-8 file, without a byte-order mark; a clear error for any other encoding.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file, the first bad byte and the fix.
+
+    Examples
+    --------
+    >>> decode_utf8(b"\xef\xbb\xbfa = 1", "x.toml")
+    'a = 1'
+    >>> decode_utf8("é".encode("latin-1"), "x.toml")
+    Traceback (most recent call last):
+    ...
+    leopardgeo.core.errors.ConfigError: x.toml: expected UTF-8 text, found byte 0xe9 at position 0 ...
+    """
+    if b"\x00" in raw[:4096]:
+        msg = f"{what}: expected UTF-8 text, found binary data (a NUL byte). Give the text file, not a binary one."
+        raise ConfigError(msg)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        msg = (
+            f"{what}: expected UTF-8 text, found byte 0x{raw[exc.start]:02x} at position {exc.start} (another encoding, "
+            "e.g. Latin-1 or Windows-1251, or a binary file). Save it as UTF-8 (e.g. `iconv -f cp1251 -t utf-8`)."
+        )
+        raise ConfigError(msg) from exc
+    return text.removeprefix("\ufeff")
 
 
 def _to_plain(obj: Any) -> Any:
@@ -1053,8 +1221,35 @@ def _to_plain(obj: Any) -> Any:
     return obj
 
 
-def dump_config(cfg: RunConfig) -> str:
-    """The effective config as TOML text (round-trips through :func:`load_config_string`)."""
+def relative_base_dir(cfg: RunConfig, folder: str | Path) -> RunConfig:
+    """``cfg`` with ``base_dir`` relative to ``folder``, for files shared with others (no home folder in them).
+
+    A config written into ``folder`` with this ``base_dir`` loads back to the
+    same absolute paths (a relative ``base_dir`` starts from the config's
+    folder).  On Windows, a ``base_dir`` on another drive stays absolute.
+
+    Examples
+    --------
+    >>> cfg = RunConfig(base_dir="/data/amur")
+    >>> relative_base_dir(cfg, "/data/runs/out").base_dir
+    '../../amur'
+    """
+    try:
+        rel = os.path.relpath(Path(cfg.base_dir).absolute(), Path(folder).absolute())
+    except ValueError:  # pragma: no cover - another drive on Windows
+        return cfg
+    return dataclasses.replace(cfg, base_dir=Path(rel).as_posix())
+
+
+def dump_config(cfg: RunConfig, *, relative_to: str | Path | None = None) -> str:
+    """The effective config as TOML text (round-trips through :func:`load_config_string`).
+
+    With ``relative_to`` (the folder the text is written into), ``base_dir`` is
+    written relative to it, so the file holds no absolute machine path of the
+    data and still loads from that folder.
+    """
+    if relative_to is not None:
+        cfg = relative_base_dir(cfg, relative_to)
     return tomli_w.dumps(_to_plain(cfg))
 
 
@@ -1087,6 +1282,8 @@ def demo_config(data_dir: str | Path | None = None) -> RunConfig:
             borders=VectorInput(path=gpkg, layer="borders"),
             protected_areas=VectorInput(path=gpkg, layer="protected_areas"),
             sites=VectorInput(path=gpkg, layer="sites"),
+            settlements=VectorInput(path=gpkg, layer="settlements"),
+            covariates={"dec_temp_c": "dec_temp_c.tif"},
         ),
         # 17 habitat cores of up to 476,000 cells: one factor for all 136 pairs takes seconds, one network per
         # pair (Circuitscape's pairwise convention) minutes; docs/circuit.md compares the two.
@@ -1139,14 +1336,18 @@ def _template_lines(cls: type, obj: Any, section: str) -> list[str]:
     return out
 
 
-def config_template(cfg: RunConfig | None = None) -> str:
+def config_template(cfg: RunConfig | None = None, *, relative_to: str | Path | None = None) -> str:
     """A commented TOML template with every key, its default and its source.
 
     The default template describes the embedded Amur study area, so it runs as
-    written; edit ``base_dir`` and the paths to point at your own data.
+    written; edit ``base_dir`` and the paths to point at your own data.  With
+    ``relative_to`` (the folder the template is written into), ``base_dir`` is
+    relative to it rather than an absolute machine path.
     """
     if cfg is None:
         cfg = demo_config()
+    if relative_to is not None:
+        cfg = relative_base_dir(cfg, relative_to)
     head = [
         "# leopardgeo run configuration (TOML).",
         "# Every key is optional; the values shown are the defaults of the embedded Amur study area.",

@@ -77,6 +77,15 @@ def country_raster(countries: gpd.GeoDataFrame | None, grid: Grid, field: str) -
             "Set [inputs] country_field."
         )
         raise DataError(msg)
+    raw = countries[field]
+    blank = raw.isna().to_numpy() | (raw.astype(str).str.strip() == "").to_numpy()
+    if blank.any():
+        rows = [int(i) for i in np.flatnonzero(blank)[:5]]
+        msg = (
+            f"countries: expected a country code in column {field!r} of every polygon, found {int(blank.sum())} "
+            f"empty or NULL (features {rows}). Fill in the codes (e.g. ISO3 'RUS', 'CHN') or drop those polygons."
+        )
+        raise DataError(msg)
     codes = sorted(countries[field].astype(str).unique())
     idx = countries[field].astype(str).map({c: i for i, c in enumerate(codes)}).to_numpy()
     out = rasterize(
@@ -188,6 +197,8 @@ def extract_patches(
     protected_areas
         Polygons in the grid's CRS with a ``NAME`` column, or ``None``.
     protected_mode
+        ``"label"``: cores from suitability only, named after the protected
+        areas they hold (no protected cell is added, no small patch kept);
         ``"merge"``: protected cells join the cores they touch;
         ``"separate"``: each group of overlapping protected areas is its own
         patch and cores are taken outside them; ``"ignore"``.
@@ -256,11 +267,13 @@ def extract_patches(
                 pa_labels > 0, connectivity=connectivity, zones=zones.astype("int64") * 100_000 + pa_labels
             )
         raw = np.where(pa_labels > 0, pa_labels + n_core, core_labels)
+    elif mode is ProtectedAreaMode.LABEL:
+        raw, _ = label_cores(core, connectivity=connectivity, zones=zones)
     else:
         raw, _ = label_cores(core | pa_mask, connectivity=connectivity, zones=zones)
     pa_cells = _pa_cell_indices(protected_areas, grid, valid) if use_pa else []
     is_pa_label = np.zeros(int(raw.max()) + 1, bool)
-    for held in _labels_holding(raw, pa_cells, int(raw.max())):
+    for held in _labels_holding(raw, pa_cells, int(raw.max())) if mode is not ProtectedAreaMode.LABEL else []:
         is_pa_label[held] = True
 
     counts = np.bincount(raw.ravel(), minlength=len(is_pa_label))
