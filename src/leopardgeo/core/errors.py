@@ -21,6 +21,7 @@ __all__ = [
     "NodataWarning",
     "OutputExistsError",
     "ResistanceError",
+    "RunLockedError",
     "SmallPatchWarning",
 ]
 
@@ -59,6 +60,10 @@ class MemoryLimitError(LeopardGeoError, MemoryError):
 
 class OutputExistsError(LeopardGeoError, FileExistsError):
     """An output exists and ``overwrite`` was not requested."""
+
+
+class RunLockedError(LeopardGeoError):
+    """Another run is writing into the same output folder (the message names it)."""
 
 
 class LeopardGeoWarning(UserWarning):

@@ -498,16 +498,18 @@ def _check_free(path: Path, overwrite: bool) -> None:
 
 
 class OutputWriter:
-    """Collects a run's outputs in a staging folder and moves them into place at the end.
+    """Builds a run folder's next state beside it and swaps it in whole (see :mod:`leopardgeo.io.runfolder`).
 
-    Nothing in ``out_dir`` changes until :meth:`commit`; if the run fails, the
-    staging folder is removed and earlier outputs stay intact.  Use it as a
-    context manager.
+    Nothing in ``out_dir`` changes until :meth:`commit`, which replaces the
+    folder in one atomic step; if the run fails (or is killed), the earlier
+    folder stays as it was, and a folder that did not exist is not created.
+    The folder is locked from construction to commit or discard: a second
+    writer is refused.  Use it as a context manager.
 
     Parameters
     ----------
     out_dir
-        Output folder (created if needed).
+        Output folder (created by the commit if needed).
     overwrite
         Replace outputs that exist.
     names
@@ -519,32 +521,65 @@ class OutputWriter:
         and each GeoTIFF a ``.qml`` beside it (see :mod:`leopardgeo.io.styles`),
         so that every output opens styled in QGIS.  The ``.qml`` files are
         committed with the rasters.
+    replace
+        The writer makes a whole new run: outputs of the earlier run that it
+        does not write again are removed (files the user put in the folder
+        stay).  Without it (a report, one stage added to a run), every earlier
+        file stays unless written again.
+    inputs
+        The run's input files: an ``out_dir`` holding any of them is refused.
 
     Raises
     ------
     OutputExistsError
-        If any of ``names`` exists in ``out_dir`` and ``overwrite`` is false.
+        If any of ``names`` (with ``replace``: any earlier output) exists in
+        ``out_dir`` and ``overwrite`` is false.
+    RunLockedError
+        If another process is writing into ``out_dir``.
+    ConfigError
+        If ``out_dir`` holds one of ``inputs``.
     """
 
     def __init__(
-        self, out_dir: str | Path, *, overwrite: bool = False, names: Iterable[str] = (), styles: bool = True
+        self,
+        out_dir: str | Path,
+        *,
+        overwrite: bool = False,
+        names: Iterable[str] = (),
+        styles: bool = True,
+        replace: bool = False,
+        inputs: Iterable[str | Path] = (),
     ) -> None:
+        from leopardgeo.io.runfolder import FolderLock, check_inputs_outside, earlier_outputs, remove_leftovers
+
         self.out_dir = Path(out_dir)
         self.overwrite = overwrite
         self.styles = styles
-        clash = [n for n in names if (self.out_dir / n).exists()]
-        if clash and not overwrite:
-            msg = (
-                f"output folder {str(self.out_dir)!r} already holds {', '.join(clash)}; "
-                "expected no earlier outputs. Pass --overwrite to replace them, or --out another folder."
-            )
-            raise OutputExistsError(msg)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.out_dir))
+        self.replace = replace
+        check_inputs_outside(self.out_dir, inputs)
+        created = [p for p in [self.out_dir.parent, *self.out_dir.parent.parents] if not p.exists()]
+        self._lock = FolderLock(self.out_dir).acquire()
+        try:
+            remove_leftovers(self.out_dir)
+            clash = [n for n in names if (self.out_dir / n).exists()]
+            if replace and self.out_dir.is_dir():
+                clash += sorted(n for n in earlier_outputs(self.out_dir) if n not in clash and (self.out_dir / n).exists())
+            if clash and not overwrite:
+                msg = (
+                    f"output folder {str(self.out_dir)!r} already holds {', '.join(clash)}; "
+                    "expected no earlier outputs. Pass --overwrite to replace them, or --out another folder."
+                )
+                raise OutputExistsError(msg)
+            self.staging = Path(tempfile.mkdtemp(prefix=f".{self.out_dir.name}.staging-{os.getpid()}-", dir=self.out_dir.parent))
+        except BaseException:
+            self._lock.release()
+            _remove_empty(created)
+            raise
+        self._created = created
         self.written: list[str] = []
 
     def path(self, name: str) -> Path:
-        """Staging path for output ``name`` (moved to ``out_dir/name`` on commit; ``name`` may hold a sub-folder)."""
+        """Staging path for output ``name`` (in ``out_dir/name`` after the commit; ``name`` may hold a sub-folder)."""
         if name not in self.written:
             self.written.append(name)
         p = self.staging / name
@@ -593,23 +628,29 @@ class OutputWriter:
         return added
 
     def commit(self) -> list[Path]:
-        """Move every staged file into ``out_dir`` (each by an atomic rename), after styling them (``styles``)."""
-        if self.styles:
-            self.write_styles()
-        done = []
-        for name in self.written:
-            src = self.staging / name
-            if src.exists():
-                dst = self.out_dir / name
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(src, dst)
-                done.append(dst)
-        self.discard()
-        return done
+        """Swap the staged folder in (after styling, with ``styles``) and release the lock; return the written paths."""
+        from leopardgeo.io.runfolder import carry_over, exchange_folders, write_ledger
+
+        try:
+            if self.styles:
+                self.write_styles()
+            written = [n for n in self.written if (self.staging / n).exists()]
+            kept = carry_over(self.out_dir, self.staging, keep_outputs=not self.replace, written=written)
+            write_ledger(self.staging, [*written, *kept])
+            old = exchange_folders(self.staging, self.out_dir)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            self.discard()
+            raise
+        self._lock.release()
+        return [self.out_dir / n for n in written]
 
     def discard(self) -> None:
-        """Remove the staging folder."""
+        """Remove the staging folder (and folders this writer created), and release the lock."""
         shutil.rmtree(self.staging, ignore_errors=True)
+        self._lock.release()
+        _remove_empty(self._created)
 
     def __enter__(self) -> OutputWriter:
         return self
@@ -619,6 +660,15 @@ class OutputWriter:
             self.commit()
         else:
             self.discard()
+
+
+def _remove_empty(folders: Iterable[Path]) -> None:
+    """Remove the folders (deepest first) that a failed writer created, when they are empty."""
+    for f in folders:
+        try:
+            f.rmdir()
+        except OSError:
+            break
 
 
 def write_layers(path: str | Path, layers: Mapping[str, gpd.GeoDataFrame], *, metadata: Mapping[str, str] | None = None) -> Path:

@@ -40,6 +40,7 @@ __all__ = [
     "MANIFEST_VERSION",
     "build_manifest",
     "input_files",
+    "input_paths",
     "package_versions",
     "read_manifest",
     "utc_now",
@@ -83,6 +84,20 @@ def _leaves(obj: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
         yield prefix.rstrip("."), obj
 
 
+def input_paths(cfg: RunConfig) -> list[tuple[str, Path]]:
+    """``(config key, absolute path)`` of every existing file the configuration points at (see :func:`input_files`)."""
+    from leopardgeo.config import _to_plain
+
+    out = []
+    for key, value in _leaves(_to_plain(cfg)):
+        if not isinstance(value, str) or not value or key.startswith(_NOT_INPUTS) or "://" in value:
+            continue
+        path = cfg.resolve(value)
+        if path is not None and path.is_file():
+            out.append((key, path))
+    return out
+
+
 def input_files(cfg: RunConfig) -> list[dict[str, Any]]:
     """Every file the configuration points at: config key, absolute path, size in bytes, SHA-256.
 
@@ -92,16 +107,9 @@ def input_files(cfg: RunConfig) -> list[dict[str, Any]]:
     A file named by several keys (e.g. the layers of one GeoPackage) is hashed
     once and listed under each key.
     """
-    from leopardgeo.config import _to_plain
-
     out: list[dict[str, Any]] = []
     hashes: dict[Path, tuple[int, str]] = {}
-    for key, value in _leaves(_to_plain(cfg)):
-        if not isinstance(value, str) or not value or key.startswith(_NOT_INPUTS) or "://" in value:
-            continue
-        path = cfg.resolve(value)
-        if path is None or not path.is_file():
-            continue
+    for key, path in input_paths(cfg):
         if path not in hashes:
             hashes[path] = (path.stat().st_size, _sha256(path))
         size, digest = hashes[path]

@@ -52,7 +52,7 @@ from leopardgeo.io import (
 )
 from leopardgeo.kernels.circuit import CircuitResult, circuit_flow
 from leopardgeo.kernels.costdist import CostDistanceResult
-from leopardgeo.runner.manifest import MANIFEST_NAME, manifest_json, read_manifest, utc_now
+from leopardgeo.runner.manifest import MANIFEST_NAME, input_paths, manifest_json, read_manifest, utc_now
 from leopardgeo.stages.barrier_mapper import BarrierResult, map_barriers
 from leopardgeo.stages.corridors import CorridorResult, add_corridor_attributes, least_cost_corridors
 from leopardgeo.stages.crossborder import (
@@ -967,10 +967,24 @@ def run(
     OutputExistsError
         Before any work, if outputs exist and ``overwrite`` is false.  A run
         that fails later leaves earlier outputs intact.
+    RunLockedError
+        Before any work, if another run is writing into ``out_dir``.
+    ConfigError
+        Before any work, if ``out_dir`` holds one of the run's input files.
+
+    Notes
+    -----
+    The run folder is replaced as a whole (:mod:`leopardgeo.io.runfolder`):
+    outputs of an earlier run that this run does not make are removed, files
+    the user put there are kept, and a failure or kill leaves the earlier
+    folder as it was.
     """
     out = Path(out_dir) if out_dir is not None else (Path(config.output.dir) if config.output.dir else None)
     ow = config.output.overwrite if overwrite is None else overwrite
-    writer = OutputWriter(out, overwrite=ow, names=output_files(config)) if out is not None else None
+    writer = None
+    if out is not None:
+        inputs = [path for _, path in input_paths(config)]
+        writer = OutputWriter(out, overwrite=ow, names=output_files(config), replace=True, inputs=inputs)
     timings: dict[str, float] = {}
     started = utc_now()
     try:
