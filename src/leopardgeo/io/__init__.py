@@ -9,6 +9,7 @@ file unless asked to.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import math
@@ -17,7 +18,7 @@ import shutil
 import tempfile
 import uuid
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -571,6 +572,9 @@ class OutputWriter:
                 )
                 raise OutputExistsError(msg)
             self.staging = Path(tempfile.mkdtemp(prefix=f".{self.out_dir.name}.staging-{os.getpid()}-", dir=self.out_dir.parent))
+            umask = os.umask(0)
+            os.umask(umask)
+            self.staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; the run folder gets the usual permissions
         except BaseException:
             self._lock.release()
             _remove_empty(created)
@@ -618,7 +622,8 @@ class OutputWriter:
             if not src.is_file():
                 continue
             if name == GPKG_NAME or name.endswith("/" + GPKG_NAME):
-                write_layer_styles(src)
+                with fixed_gpkg_dates():
+                    write_layer_styles(src)
             elif name.endswith(".tif"):
                 qml = name[: -len(".tif")] + ".qml"
                 write_raster_style(src)
@@ -671,6 +676,22 @@ def _remove_empty(folders: Iterable[Path]) -> None:
             break
 
 
+#: The ``last_change`` / ``update_time`` stamp written into GeoPackages (GDAL's ``OGR_CURRENT_DATE``), so that
+#: two runs of one configuration write identical files; when the run happened is in ``manifest.json``.
+FIXED_DATE = "2000-01-01T00:00:00.000Z"
+
+
+@contextlib.contextmanager
+def fixed_gpkg_dates() -> Iterator[None]:
+    """Within the block, GeoPackage timestamps written by GDAL and by :mod:`leopardgeo.io.styles` are :data:`FIXED_DATE`."""
+    before = pyogrio.get_gdal_config_option("OGR_CURRENT_DATE")
+    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": FIXED_DATE})
+    try:
+        yield
+    finally:
+        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": before})
+
+
 def write_layers(path: str | Path, layers: Mapping[str, gpd.GeoDataFrame], *, metadata: Mapping[str, str] | None = None) -> Path:
     """Append layers to a GeoPackage (GeoPackage 1.2, which QGIS 3.22 fully supports).
 
@@ -684,20 +705,21 @@ def write_layers(path: str | Path, layers: Mapping[str, gpd.GeoDataFrame], *, me
             msg = f"layer name {name!r}: expected lowercase snake_case [a-z0-9_]."  # pragma: no cover
             raise ValueError(msg)
         exists = path.exists()
-        pyogrio.write_dataframe(
-            gdf,
-            path,
-            layer=name,
-            driver="GPKG",
-            append=False,
-            dataset_options=None if exists else {"VERSION": "1.2"},
-            layer_options={
-                "IDENTIFIER": name,
-                "DESCRIPTION": LAYERS.get(name, name),
-                "SPATIAL_INDEX": "YES",
-            },
-            metadata=dict(metadata) if metadata else None,
-        )
+        with fixed_gpkg_dates():
+            pyogrio.write_dataframe(
+                gdf,
+                path,
+                layer=name,
+                driver="GPKG",
+                append=False,
+                dataset_options=None if exists else {"VERSION": "1.2"},
+                layer_options={
+                    "IDENTIFIER": name,
+                    "DESCRIPTION": LAYERS.get(name, name),
+                    "SPATIAL_INDEX": "YES",
+                },
+                metadata=dict(metadata) if metadata else None,
+            )
     return path
 
 

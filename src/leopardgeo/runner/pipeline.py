@@ -1103,7 +1103,7 @@ def run(
                 if barr is not None:
                     writer.raster("barriers.tif", barr.score, g, nodata=np.nan, description=RASTERS["barriers.tif"])
                 if sites is not None:
-                    write_sites(writer, sites)
+                    timings |= write_sites(writer, sites)
                 if terr is not None and capacity is not None:
                     _write_territories(writer, terr, capacity, g)
                 writer.text("run_config.toml", dump_config(config))
@@ -1161,16 +1161,55 @@ def _extra_stages(cfg: RunConfig) -> list[str]:
     return out
 
 
-def write_sites(writer: OutputWriter, result: SiteResult) -> None:
-    """``sites.csv`` (the ranked table without geometry) and ``sites.json`` (source, weights, sites, stability)."""
+#: Keys of the simulation's summaries that hold run times: they go to ``manifest.json``, not ``simulation.json``.
+TIME_KEYS = frozenset({"elapsed_s", "build_s"})
+
+
+def split_times(obj: Any, prefix: str = "") -> tuple[Any, dict[str, float]]:
+    """``obj`` without its run-time keys (:data:`TIME_KEYS`, at any depth), and those times by dotted key.
+
+    Result files hold no run times, so two runs of one configuration write identical files; the times
+    are kept in ``manifest.json``.
+
+    Examples
+    --------
+    >>> split_times({"a": 1, "elapsed_s": 2.5, "landscape": {"build_s": 0.1, "n": 3}})
+    ({'a': 1, 'landscape': {'n': 3}}, {'elapsed_s': 2.5, 'landscape.build_s': 0.1})
+    """
+    times: dict[str, float] = {}
+    if isinstance(obj, dict):
+        clean = {}
+        for k, v in obj.items():
+            if k in TIME_KEYS and isinstance(v, int | float):
+                times[prefix + k] = float(v)
+            else:
+                clean[k], sub = split_times(v, f"{prefix}{k}.")
+                times |= sub
+        return clean, times
+    if isinstance(obj, list):
+        items = [split_times(v, f"{prefix}{i}.") for i, v in enumerate(obj)]
+        for _, sub in items:
+            times |= sub
+        return [c for c, _ in items], times
+    return obj, times
+
+
+def write_sites(writer: OutputWriter, result: SiteResult) -> dict[str, float]:
+    """``sites.csv`` (the ranked table without geometry) and ``sites.json`` (source, weights, sites, stability).
+
+    Returns the simulation's run times (for ``manifest.json``), which ``simulation.json`` leaves out.
+    """
     table = pd.DataFrame(result.table.drop(columns="geometry"))
     writer.text("sites.csv", table.to_csv(index=False, float_format="%.6g"))
     writer.text("sites.json", json.dumps(result.summary(), indent=1, ensure_ascii=False))
+    times: dict[str, float] = {}
     if result.simulation:
         from leopardgeo.stages.sites import plot_simulations
 
-        writer.text("simulation.json", json.dumps(result.simulation, indent=1, ensure_ascii=False))
+        simulation, times = split_times(result.simulation)
+        writer.text("simulation.json", json.dumps(simulation, indent=1, ensure_ascii=False))
         plot_simulations(result.simulation_results, writer.path("simulation.png"))
+    return {f"simulation.{k}": v for k, v in times.items()}
 
 
 def crossborder_layers(xb: CrossBorderResult) -> dict[str, gpd.GeoDataFrame]:
