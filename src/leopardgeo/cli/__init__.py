@@ -121,8 +121,14 @@ def cli(ctx: click.Context, verbose: int, quiet: int, debug: bool) -> None:
 @click.argument("config", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @out_option
 @overwrite_option
+@click.option(
+    "--recompute",
+    is_flag=True,
+    help="Compute every stage; by default, with --overwrite, stages an earlier run in the folder computed with the "
+    "same settings and inputs are reused.",
+)
 @click.pass_context
-def run(ctx: click.Context, config: Path | None, out: Path | None, overwrite: bool) -> None:
+def run(ctx: click.Context, config: Path | None, out: Path | None, overwrite: bool, recompute: bool) -> None:
     r"""Run the pipeline on CONFIG (default: the embedded Amur study area).
 
     Writes leopardgeo.gpkg (study_area, borders, protected_areas, patches,
@@ -147,9 +153,12 @@ def run(ctx: click.Context, config: Path | None, out: Path | None, overwrite: bo
         out_dir=out if out is not None else Path(cfg.output.dir or "out"),
         overwrite=overwrite or cfg.output.overwrite,
         progress=not quiet and sys.stderr.isatty(),
+        recompute=recompute,
     )
     if not quiet:
         _print_summary(summary_table(result.patches), result)
+        if result.reused:
+            _console().print(f"Reused from the earlier run: {', '.join(result.reused)} (--recompute computes everything).")
 
 
 def _print_summary(table: Any, result: Any) -> None:

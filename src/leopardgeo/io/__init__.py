@@ -598,6 +598,14 @@ class OutputWriter:
             shutil.copy2(src, dst)
         return dst
 
+    def keep(self, name: str) -> Path:
+        """Carry ``out_dir/name`` into the new folder unchanged (linked, not copied), as if written again."""
+        from leopardgeo.io.runfolder import _link_or_copy
+
+        dst = self.path(name)
+        _link_or_copy(self.out_dir / name, dst)
+        return dst
+
     def raster(self, name: str, array: np.ndarray, grid: Grid, **kwargs: Any) -> Path:
         """Stage a COG raster (see :func:`write_raster`)."""
         return write_raster(self.path(name), array, grid, overwrite=True, **kwargs)

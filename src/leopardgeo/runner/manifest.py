@@ -149,6 +149,8 @@ def build_manifest(
     finished: str | None = None,
     timings_s: Mapping[str, float] | None = None,
     outputs: Iterable[str] = (),
+    stages: Mapping[str, Any] | None = None,
+    cache_sha256: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The manifest of a run as a JSON-ready dict (see the module docstring and ``docs/outputs.md``).
 
@@ -162,6 +164,10 @@ def build_manifest(
         Seconds per stage (``RunResult.timings_s``).
     outputs
         File names the run wrote.
+    stages
+        Per stage its hash and whether it was reused (:class:`leopardgeo.runner.stagegraph.StageRun`).
+    cache_sha256
+        SHA-256 of each stage cache file, checked before a later run reuses it.
 
     Examples
     --------
@@ -193,6 +199,8 @@ def build_manifest(
             "executable": sys.executable,
         },
         "outputs": sorted(set(outputs)),
+        "stages": dict(stages or {}),
+        "cache_sha256": dict(sorted((cache_sha256 or {}).items())),
     }
 
 
