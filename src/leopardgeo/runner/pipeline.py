@@ -8,6 +8,7 @@ Each stage is also callable on its own (:func:`load_inputs`,
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import time
@@ -839,18 +840,20 @@ def run_links(
     *,
     overwrite: bool = False,
 ) -> tuple[nx.Graph, CostDistanceResult]:
-    """Build the graph alone from an earlier run's ``resistance.tif``, ``patches.tif`` and ``patches`` layer.
+    """(Re)build the links of an earlier run, and everything that depends on them, in its folder.
 
-    Adds the ``links`` and ``graph_nodes`` layers to the run's GeoPackage and
-    writes ``cwd.tif`` and ``allocation.tif``.
+    The run is redone with its own configuration (or ``config``) and links
+    enabled: stages the links do not touch are reused from the folder, the
+    links and every stage downstream of them (corridors, circuit, pinch points,
+    barriers, metrics, cross-border, scores, sites) are recomputed, and the
+    folder is replaced whole, so no output is left describing the old links.
 
     Parameters
     ----------
     out_dir
         Folder of an earlier ``leopardgeo run``.
     config
-        Configuration whose ``[links]`` section is used; default: the run's
-        own ``run_config.toml``.
+        Configuration to use; default: the run's own ``run_config.toml``.
     overwrite
         Replace links written before.
 
@@ -870,25 +873,14 @@ def run_links(
         msg = f"{str(out)!r}: expected the outputs of `leopardgeo run`, missing {', '.join(missing)}. Run it first."
         raise DataError(msg)
     cfg = config if config is not None else load_config(out / "run_config.toml")
-    grid = grid_from_raster(out / "resistance.tif")
-    resistance = read_raster(out / "resistance.tif", grid, what="resistance.tif")
-    labels = np.nan_to_num(read_raster(out / "patches.tif", grid, what="patches.tif"), nan=0).astype("int32")
-    patches = read_vector(out / GPKG_NAME, "patches", grid=grid, what="patches")
     existing = [str(n) for n in pyogrio.list_layers(out / GPKG_NAME)[:, 0]]
     if not overwrite and ("links" in existing or any((out / n).exists() for n in LINK_FILES)):
         msg = f"{str(out)!r} already holds links; expected none. Pass --overwrite to rebuild them."
         raise OutputExistsError(msg)
-    countries = None
-    if cfg.inputs.countries is not None:
-        countries = read_vector(cfg.resolve(cfg.inputs.countries.path), cfg.inputs.countries.layer, grid=grid)
-    inputs = Inputs(grid=grid, valid=np.isfinite(resistance), countries=countries)
-    graph, cwd = compute_links(cfg, inputs, resistance, labels, patches)
-    with OutputWriter(out, overwrite=True) as writer:
-        writer.copy_existing(GPKG_NAME)
-        writer.layers(graph_layers(graph), metadata={"leopardgeo_version": __version__, "config_hash": config_hash(cfg)})
-        for name, (array, nodata) in link_rasters(cwd).items():
-            writer.raster(name, array, grid, nodata=nodata, description=RASTERS[name])
-    return graph, cwd
+    cfg = cfg.replace(links=dataclasses.replace(cfg.links, enabled=True))
+    result = run(cfg, out_dir=out, overwrite=True)
+    assert result.graph is not None and result.cwd is not None  # links are enabled
+    return result.graph, result.cwd
 
 
 def summary_table(patches: gpd.GeoDataFrame) -> pd.DataFrame:
