@@ -567,7 +567,7 @@ class OutputWriter:
                 clash += sorted(n for n in earlier_outputs(self.out_dir) if n not in clash and (self.out_dir / n).exists())
             if clash and not overwrite:
                 shown = [n for n in clash if not n.startswith(".")] or clash
-                listed = ", ".join(shown[:6]) + (f" and {len(clash) - 6} more" if len(clash) > 6 else "")
+                listed = ", ".join(shown[:6]) + (f" and {len(shown) - 6} more" if len(shown) > 6 else "")
                 msg = (
                     f"output folder {str(self.out_dir)!r} already holds {listed}; "
                     "expected no earlier outputs. Pass --overwrite to replace them, or --out another folder."
