@@ -125,7 +125,9 @@ def test_refuses_to_overwrite_and_failed_run_keeps_outputs(demo_run):
     with pytest.raises(DataError, match="no habitat patch found"):
         run(impossible, out_dir=out, overwrite=True)
     assert {n: (out / n).stat().st_mtime_ns for n in names} == before
-    assert sorted(p.name for p in out.iterdir()) == sorted(names)  # no staging debris
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == sorted(names)
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [".leopardgeo_cache", ".leopardgeo_files.json"]
+    assert list(out.parent.glob(f".{out.name}.*")) == []  # no staging debris beside the folder
 
 
 # ---------------------------------------------------------------------- CLI
