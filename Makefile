@@ -1,12 +1,13 @@
 # Two commands on a fresh machine with Python 3.11 and pip:
 #   make demo   set up .venv, install leopardgeo, run it on the embedded Amur study area and report -> out/
 #   make test   set up .venv with the test extra, run ruff and pytest
+#   make notebooks-html   execute the notebooks and render them to docs/notebooks/ (after changing a notebook)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= out
 
-.PHONY: demo test lint setup setup-test clean
+.PHONY: demo test lint setup setup-test clean notebooks-html
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +28,11 @@ lint: setup-test
 
 test: setup-test lint
 	$(BIN)/python -m pytest -q
+
+# Execute the notebooks and render them to docs/notebooks/*.html (a test checks the pages are fresh)
+notebooks-html: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[docs]"
+	$(BIN)/python scripts/build_notebook_html.py
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache .hypothesis notebooks/out_demo notebooks/out_byod notebooks/byod_data

@@ -513,3 +513,97 @@ def test_explore(run_dir, monkeypatch, with_geopandas_explore):
     monkeypatch.setitem(sys.modules, "folium", None)
     with pytest.raises(DataError, match="pip install folium"):
         maps.explore(run_dir)
+
+
+def _png_pixels(fig: Figure, tmp_path, name: str) -> np.ndarray:
+    path = tmp_path / f"{name}.png"
+    fig.savefig(path, dpi=60)
+    return imread(path)
+
+
+@pytest.mark.parametrize("name", list(maps.MAPS))
+def test_each_map_is_drawn_with_legend_lonlat_axes_and_labels_that_do_not_overlap(run_dir, tmp_path, name):
+    fig = maps.plot_map(run_dir, name)
+    img = _png_pixels(fig, tmp_path, name)
+    # not blank: many colours, and the map axes are not one flat colour
+    ax = fig.axes[0]
+    rgb = (img[..., :3] * 255).astype(int)
+    colours = np.unique(rgb.reshape(-1, 3) // 8, axis=0)
+    assert len(colours) > 20, f"{name}: {len(colours)} colours, the map looks blank"
+    assert ax.get_legend() is not None or len(fig.axes) > 1
+    # axes in degrees (graticule) rather than projected metres
+    ticks = [t.get_text() for t in ax.get_xticklabels() + ax.get_yticklabels() if t.get_text()]
+    assert ticks and all("°" in t for t in ticks), ticks
+    # patch ids (and the protected area's name) are labelled, and no two labels overlap
+    renderer = fig.canvas.get_renderer()
+    labels = [t for t in ax.texts if t.get_gid() == "label"]
+    texts = {t.get_text() for t in labels}
+    assert {"1", "2", "3"} <= texts, texts
+    assert "PA" in texts
+    boxes = [t.get_window_extent(renderer) for t in labels]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert not a.overlaps(b), f"{name}: labels overlap"
+    frame = ax.get_window_extent(renderer)
+    assert all(frame.x0 <= b.x0 and b.x1 <= frame.x1 and frame.y0 <= b.y0 and b.y1 <= frame.y1 for b in boxes)
+
+
+def test_place_labels_never_overlaps_and_drops_what_cannot_fit():
+    fig = Figure(figsize=(3, 3))
+    ax = fig.add_subplot()
+    ax.set_xlim(0, 10)
+    ax.set_ylim(0, 10)
+    items = [(5.0, 5.0, f"label {i}", {"fontsize": 9}) for i in range(40)]  # 40 labels on one point
+    placed = maps.place_labels(ax, items)
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in placed]
+    assert 1 < len(placed) < 40  # some around the point, the rest left out
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    assert placed[0].get_text() == "label 0"  # the first (most important) item is placed first
+
+
+def test_graticule_labels_the_meridians_where_they_cross_the_bottom_edge():
+    from pyproj import Transformer
+
+    fig = Figure()
+    ax = fig.add_subplot()
+    # a 200 km square centred on 131 E 43 N in UTM 52N (EPSG:32652)
+    fwd = Transformer.from_crs(4326, 32652, always_xy=True)
+    x, y = fwd.transform(131.0, 43.0)
+    ax.set_xlim(x - 100_000, x + 100_000)
+    ax.set_ylim(y - 100_000, y + 100_000)
+    assert maps.add_graticule(ax, "EPSG:32652", step_deg=1.0)
+    xt = dict(zip([t.get_text() for t in ax.get_xticklabels()], ax.get_xticks(), strict=True))
+    assert "131°E" in xt
+    lon, _ = Transformer.from_crs(32652, 4326, always_xy=True).transform(xt["131°E"], y - 100_000)
+    assert lon == pytest.approx(131.0, abs=1e-6)
+    assert not maps.add_graticule(ax, None)
+
+
+def test_current_map_leaves_the_patches_out_of_its_log_scale(run_dir):
+    fig = maps.map_current(run_dir)
+    (im,) = [i for i in fig.axes[0].get_images() if i.get_zorder() == 1]  # the data (the land / water base is 0)
+    data = im.get_array()
+    assert np.ma.getmaskarray(data)[1:5, 1:5].all()  # patch 1's cells are not coloured
+    assert type(im.norm).__name__ == "LogNorm"
+    # the barrier scale covers only cells with a score
+    fig = maps.map_barriers(run_dir)
+    (im,) = [i for i in fig.axes[0].get_images() if i.get_zorder() == 1]
+    assert im.norm.vmin > 0 and np.ma.getmaskarray(im.get_array())[im.get_array().filled(1) <= 0].all()
+
+
+def test_explore_overlays_rasters_and_stays_small(run_dir):
+    pytest.importorskip("folium")
+    m = maps.explore(run_dir, layers=["patches", "links"])
+    html = m.get_root().render()
+    assert html.count("L.imageOverlay") == 2  # suitability and current
+    m = maps.explore(run_dir, layers=["patches"], rasters=[])
+    assert "L.imageOverlay" not in m.get_root().render()
+    rgba, bounds, _ = maps.raster_overlay(run_dir / "suitability.tif")
+    assert rgba.dtype == np.uint8 and rgba.shape[2] == 4 and rgba[..., 3].min() == 0  # no data is transparent
+    (s, w), (n, e) = bounds
+    assert 40 < s < n < 50 and 125 < w < e < 135  # UTM 52N, lat / lon order as Leaflet wants
+    with pytest.raises(DataError, match="expected rasters"):
+        maps.explore(run_dir, rasters=["nope.tif"])
+    with pytest.raises(ConfigError, match="lonboard"):
+        maps.explore(run_dir, backend="kepler")

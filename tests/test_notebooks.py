@@ -63,3 +63,21 @@ def test_notebook_runs(path, notebook_dir):
     texts = "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "")
                     for c in nb.cells if c.cell_type == "code" for o in c.outputs)  # fmt: skip
     assert "Warning" not in texts, texts[texts.find("Warning") - 500 :][:1500]
+
+
+def test_rendered_notebooks_are_fresh():
+    """docs/notebooks/<name>.html exists for every notebook and was rendered from the notebook as it is now."""
+    import hashlib
+    import re
+
+    docs = NOTEBOOKS.parent / "docs" / "notebooks"
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        page = docs / f"{path.stem}.html"
+        assert page.is_file(), f"{page.name} missing: run `make notebooks-html`"
+        head = page.read_text(encoding="utf-8")[:5000]
+        found = re.search(r'<meta name="leopardgeo-notebook-sha256" content="([0-9a-f]{64})">', head)
+        assert found, f"{page.name}: no notebook hash; run `make notebooks-html`"
+        assert found.group(1) == hashlib.sha256(path.read_bytes()).hexdigest(), (
+            f"{page.name} is older than {path.name}: run `make notebooks-html`"
+        )
+        assert "Traceback" not in page.read_text(encoding="utf-8"), f"{page.name}: a cell failed"

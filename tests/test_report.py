@@ -167,6 +167,40 @@ def test_report_writes_md_html_summary_tables_and_maps(run_copy):
     assert f"{best['from_id']} {best['from_name']}".strip() in page
 
 
+def test_report_opens_with_findings_and_ends_with_the_run(run_copy):
+    from pyproj import Transformer
+
+    rep = build_report(run_copy)
+    titles = [s.title for s in rep.sections]
+    assert titles[0] == "Findings" and titles[-2:] == ["Run", "Files"]
+    assert [h.split(":**")[0] for h in rep.headlines] == ["**Habitat", "**Cross-border", "**Southern Sikhote-Alin",
+                                                          "**Restore first"]  # fmt: skip
+    md = render_markdown(rep)
+    findings = md.split("## Findings")[1].split("\n## ")[0]
+    assert findings.lstrip().startswith("- **Habitat:**")  # the four answers come first
+    assert "Vitkalova et al. 2018" in findings and "Jiang et al. 2015" in findings  # published figures beside ours
+    patches = pyogrio.read_dataframe(run_copy / GPKG_NAME, layer="patches", read_geometry=False)
+    assert f"{patches['area_ha'].sum() / 100:,.0f} km² of habitat" in findings
+    fence = json.loads((run_copy / "fence.json").read_text())["summary"]
+    assert f"cost {fence['PC_loss_pct']:.0f} % of the connectivity" in rep.headlines[1]
+    # the first place to restore is the Barrier Mapper's rank 1, in WGS 84
+    barriers = pyogrio.read_dataframe(run_copy / GPKG_NAME, layer="barriers").sort_values("rank")
+    p = barriers.geometry.iloc[0]
+    lon, lat = Transformer.from_crs(barriers.crs, 4326, always_xy=True).transform(p.x, p.y)
+    assert f"{lat:.3f} N {lon:.3f} E" in rep.headlines[3]
+    # every place named lies in the study area (127-137.5 E, 41.5-47 N); no number in scientific notation
+    places = re.findall(r"(\d+\.\d{3}) N (\d+\.\d{3}) E", md)
+    assert places and all(41.5 <= float(a) <= 47 and 127 <= float(o) <= 137.5 for a, o in places)
+    assert not re.search(r"\d\.?\d*e[+-]\d+", md)
+    # every table carries a note that explains its columns, except the run metadata and file lists
+    from leopardgeo.report.runreport import Table
+
+    for sec in rep.sections:
+        for b in sec.blocks:
+            if isinstance(b, Table) and sec.title not in ("Run", "Files") and b.caption != "Patches by country":
+                assert b.note, f"{sec.title}: {b.caption!r} has no footnote"
+
+
 def test_report_refuses_to_overwrite_before_any_work(run_copy):
     out = run_copy
     write_report(out, maps=False)
@@ -247,6 +281,9 @@ def test_report_without_links_and_on_a_folder_without_a_run(tmp_path, coarse_con
     run(cfg, out_dir=out)
     rep = write_report(out, maps=False)
     assert rep.summary["links"] is None and rep.summary["crossborder"] is None and rep.summary["connectivity"] is None
+    heads = [h.split(":**")[0] for h in rep.headlines]  # only what the run has: no links, so no route or restoration
+    assert rep.sections[0].title == "Findings" and heads[0] == "**Habitat"
+    assert "**Cross-border" not in heads and "**Restore first" not in heads
     assert "leopardgeo links OUT_DIR" in (out / "report.md").read_text()
     assert not (out / "links.csv").exists()
     with pytest.raises(DataError, match="expected a run folder"):

@@ -64,6 +64,11 @@ __all__ = [
     "add_scale_bar",
     "available_maps",
     "explore",
+    "raster_overlay",
+    "place_labels",
+    "add_graticule",
+    "graticule_step",
+    "format_degrees",
     "format_km",
     "map_barriers",
     "map_border",
@@ -90,6 +95,12 @@ _CROSS_ORANGE = "#ff7f0e"
 _BORDER_RED = "#8b0000"
 _PA_GREEN = "#2e7d32"
 _SEX_COLOURS = {"F": ("#e7298a", "female"), "M": ("#1f78b4", "male")}
+_LAND = "#f3f0e8"
+_WATER = "#c6dcef"
+_WATER_EDGE = "#3a7bbf"
+_SOURCE_COLOUR = "#d62728"
+#: Candidate label offsets (points) around the anchor, tried in order (centre first for area labels).
+_OFFSETS = ((0, 0), (6, 4), (-6, 4), (6, -4), (-6, -4), (0, 9), (0, -9), (12, 0), (-12, 0), (14, 10), (-14, -10))
 
 
 # ---------------------------------------------------------------------- furniture
@@ -210,6 +221,7 @@ def add_north_arrow(ax: Axes, *, loc: tuple[float, float] = (0.95, 0.84), size: 
         fontweight="bold",
         zorder=20,
         gid="north_arrow",
+        bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1.0},
     )
 
 
@@ -226,7 +238,9 @@ class _Run:
         self.layers: list[str] = []
         if self.gpkg.is_file():
             self.layers = [str(n) for n, g in pyogrio.list_layers(self.gpkg) if g is not None]
-        self._cache: dict[str, gpd.GeoDataFrame] = {}
+        self._cache: dict[str, Any] = {}
+        #: Labels a map's own layers add ``(x, y, text, style)``; placed before the patch and protected-area labels.
+        self.labels: list[tuple[float, float, str, dict[str, Any]]] = []
 
     def has(self, name: str) -> bool:
         """Whether the raster exists, or the layer exists and holds a feature (an empty layer draws no map)."""
@@ -244,6 +258,60 @@ class _Run:
             self._cache[name] = gdf
         gdf = self._cache[name]
         return gdf if len(gdf) else None
+
+    @property
+    def crs(self) -> Any:
+        """The run's CRS (from its first GeoTIFF, else its first layer), or None."""
+        for name in ("suitability.tif", "resistance.tif", "patches.tif", "current.tif"):
+            if (self.dir / name).is_file():
+                with rasterio.open(self.dir / name) as src:
+                    return src.crs
+        for name in self.layers:
+            gdf = self.layer(name)
+            if gdf is not None and gdf.crs is not None:
+                return gdf.crs
+        return None
+
+    def water_mask(self) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float, float]] | None:
+        """(water, inside the study area, extent): no-data cells of the suitability (else resistance) raster."""
+        if "_water" in self._cache:
+            return self._cache["_water"]
+        out = None
+        name = next((n for n in ("suitability.tif", "resistance.tif") if (self.dir / n).is_file()), None)
+        if name is not None:
+            data, extent = self.raster(name)
+            water = np.ma.getmaskarray(data)
+            inside = np.ones(water.shape, dtype=bool)
+            sa = self.layer("study_area")
+            if sa is not None:
+                from rasterio.features import geometry_mask
+                from rasterio.transform import from_bounds
+
+                tr = from_bounds(extent[0], extent[2], extent[1], extent[3], water.shape[1], water.shape[0])
+                inside = ~geometry_mask(sa.geometry.to_numpy(), out_shape=water.shape, transform=tr)
+            out = (water, inside, extent)
+        self._cache["_water"] = out
+        return out
+
+    def source(self) -> gpd.GeoDataFrame | None:
+        """Protected areas of the source population named in ``sites.json`` (the sites stage), or None."""
+        p = self.dir / "sites.json"
+        if not p.is_file():
+            return None
+        import json
+
+        try:
+            name = json.loads(p.read_text(encoding="utf-8")).get("source")
+        except (json.JSONDecodeError, AttributeError):
+            return None
+        pa = self.layer("protected_areas")
+        col = _name_column(pa) if pa is not None else None
+        if not name or pa is None or col is None:
+            return None
+        hit = pa[pa[col].astype(str).str.casefold().str.contains(str(name).casefold(), regex=False)]
+        if not len(hit):
+            hit = pa[[str(v).casefold() in str(name).casefold() for v in pa[col]]]
+        return hit if len(hit) else None
 
     def require_layer(self, name: str) -> gpd.GeoDataFrame:
         gdf = self.layer(name)
@@ -328,21 +396,32 @@ def _finish(
     *,
     extent: Sequence[float] | None = None,
     handles: Iterable[Any] = (),
+    labels: bool = True,
+    base: bool = True,
 ) -> None:
-    """Borders and coastline / study-area outline on top, limits, km axes, scale bar, north arrow, legend, title."""
+    """The common furniture of every map, in drawing order.
+
+    Land and water under everything (``base``), borders and coastline on
+    top, limits, a lon / lat graticule with degree tick labels, patch ids and
+    protected-area names placed without overlap and the source population
+    marked (``labels``), scale bar, north arrow, legend and title.
+    """
     handles = list(handles)
+    if base:
+        handles += _draw_base(run, ax)
     coast = run.layer("coastline")
     if coast is not None:
-        coast.plot(ax=ax, color="#3a7bbf", linewidth=0.6, zorder=8)
-        handles.append(Line2D([], [], color="#3a7bbf", lw=0.8, label="coastline"))
+        coast.plot(ax=ax, color=_WATER_EDGE, linewidth=0.6, zorder=8)
+        handles.append(Line2D([], [], color=_WATER_EDGE, lw=0.8, label="coastline"))
     sa = run.layer("study_area")
     if sa is not None:
         sa.boundary.plot(ax=ax, color="#4d4d4d", linewidth=0.7, zorder=8)
         handles.append(Line2D([], [], color="#4d4d4d", lw=0.8, label="study area"))
     borders = run.layer("borders")
     if borders is not None:
-        borders.plot(ax=ax, color=_BORDER_RED, linewidth=1.0, linestyle="--", zorder=9)
-        handles.append(Line2D([], [], color=_BORDER_RED, lw=1.0, ls="--", label="national border"))
+        borders.plot(ax=ax, color="white", linewidth=2.6, zorder=9)  # halo: the border reads on any background
+        borders.plot(ax=ax, color=_BORDER_RED, linewidth=1.2, linestyle="--", zorder=9)
+        handles.append(Line2D([], [], color=_BORDER_RED, lw=1.2, ls="--", label="national border"))
     ext = _extent_of(run, extent)
     if ext is not None:
         x0, x1, y0, y1 = ext
@@ -350,12 +429,262 @@ def _finish(
         ax.set_xlim(x0 - pad, x1 + pad)
         ax.set_ylim(y0 - pad, y1 + pad)
     ax.set_aspect("equal")
-    _km_axes(ax)
+    if not add_graticule(ax, run.crs):
+        _km_axes(ax)
     ax.set_title(title, fontsize=11)
+    source = _draw_source(run, ax) if labels else None
+    if source is not None:
+        handles.append(source)
     if handles:
-        ax.legend(handles=handles, loc="lower right", fontsize=7, framealpha=0.85)
+        leg = ax.legend(handles=handles, loc="lower right", fontsize=7, framealpha=0.92, facecolor="white", edgecolor="#999999")
+        leg.set_zorder(30)
     add_scale_bar(ax)
     add_north_arrow(ax)
+    if labels:
+        _label_places(run, ax)
+
+
+# ---------------------------------------------------------------------- graticule, base, labels
+def graticule_step(span_deg: float, target: int = 7) -> float:
+    """A round graticule interval (degrees) giving about ``target`` lines over ``span_deg``.
+
+    Examples
+    --------
+    >>> graticule_step(10.5), graticule_step(2.0), graticule_step(0.3)
+    (2.0, 0.25, 0.05)
+    """
+    for step in (0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0):
+        if span_deg / step <= target + 1:
+            return step
+    return 30.0
+
+
+def format_degrees(value: float, axis: str) -> str:
+    """A degree label: ``131°E``, ``43.5°N``, ``12°W``.
+
+    Examples
+    --------
+    >>> format_degrees(131.0, "lon"), format_degrees(43.5, "lat"), format_degrees(-12, "lon")
+    ('131°E', '43.5°N', '12°W')
+    """
+    hemi = ("E", "W") if axis == "lon" else ("N", "S")
+    return f"{abs(round(value, 4)):g}°{hemi[0] if value >= 0 else hemi[1]}"
+
+
+def add_graticule(ax: Axes, crs: Any, *, step_deg: float | None = None) -> bool:
+    """Draw meridians and parallels and label the axes in degrees of longitude and latitude.
+
+    Call it after the axes' limits are final.  The lines are projected from
+    WGS 84 into ``crs`` (densified, so they curve as they should); each
+    meridian is labelled where it meets the bottom edge, each parallel where
+    it meets the left edge.
+
+    Parameters
+    ----------
+    ax
+        The map axes, in a projected CRS.
+    crs
+        The axes' CRS (anything :class:`pyproj.CRS` accepts).
+    step_deg
+        Interval between lines, degrees; by default a round interval giving
+        about five lines (:func:`graticule_step`).
+
+    Returns
+    -------
+    bool
+        False when ``crs`` is missing or cannot be transformed (nothing drawn).
+    """
+    if crs is None:
+        return False
+    from pyproj import CRS, Transformer
+
+    try:
+        crs = CRS.from_user_input(crs)
+        if crs.is_geographic:
+            return False
+        inv = Transformer.from_crs(crs, 4326, always_xy=True)
+        fwd = Transformer.from_crs(4326, crs, always_xy=True)
+    except Exception:  # any CRS pyproj cannot handle: fall back to km axes
+        return False
+    x0, x1 = ax.get_xlim()
+    y0, y1 = ax.get_ylim()
+    t = np.linspace(0.0, 1.0, 41)
+    ex = np.r_[x0 + t * (x1 - x0), np.full(41, x1), x0 + t * (x1 - x0), np.full(41, x0)]
+    ey = np.r_[np.full(41, y0), y0 + t * (y1 - y0), np.full(41, y1), y0 + t * (y1 - y0)]
+    lon, lat = inv.transform(ex, ey)
+    lon, lat = np.asarray(lon), np.asarray(lat)
+    if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
+        return False
+    lon_lo, lon_hi, lat_lo, lat_hi = lon.min(), lon.max(), lat.min(), lat.max()
+    step = step_deg or graticule_step(max(lon_hi - lon_lo, lat_hi - lat_lo))
+    style = {"color": "#6f6f6f", "lw": 0.45, "ls": (0, (4, 3)), "alpha": 0.7, "zorder": 7.5}
+    xt: list[tuple[float, str]] = []
+    yt: list[tuple[float, str]] = []
+    dense_lat = np.linspace(lat_lo - step, lat_hi + step, 200)
+    for lo in np.arange(math.floor(lon_lo / step) * step, lon_hi + step, step):
+        xs, ys = (np.asarray(v) for v in fwd.transform(np.full_like(dense_lat, lo), dense_lat))
+        ax.plot(xs, ys, **style)
+        if ys[0] <= y0 <= ys[-1]:
+            x = float(np.interp(y0, ys, xs))
+            if x0 <= x <= x1:
+                xt.append((x, format_degrees(lo, "lon")))
+    dense_lon = np.linspace(lon_lo - step, lon_hi + step, 200)
+    for la in np.arange(math.floor(lat_lo / step) * step, lat_hi + step, step):
+        xs, ys = (np.asarray(v) for v in fwd.transform(dense_lon, np.full_like(dense_lon, la)))
+        ax.plot(xs, ys, **style)
+        if xs[0] <= x0 <= xs[-1]:
+            y = float(np.interp(x0, xs, ys))
+            if y0 <= y <= y1:
+                yt.append((y, format_degrees(la, "lat")))
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_xticks([v for v, _ in xt], [s for _, s in xt])
+    ax.set_yticks([v for v, _ in yt], [s for _, s in yt])
+    ax.tick_params(labelsize=7, length=3)
+    ax.set_xlabel("")
+    ax.set_ylabel("")
+    return True
+
+
+def _draw_base(run: _Run, ax: Axes) -> list[Any]:
+    """Land (pale) and water (blue) under the map, from the no-data cells of the run's suitability raster.
+
+    Inside the study area, a cell with no suitability is sea, a lake or
+    missing input data; the demo's land mask (GSHHG shorelines) makes them
+    sea and lakes.  The water's edge is drawn as the coastline.
+    """
+    base = run.water_mask()
+    if base is None:
+        return []
+    water, inside, extent = base
+    img = np.zeros(water.shape, dtype=np.uint8)
+    img[inside] = 1
+    img[inside & water] = 2
+    cmap = ListedColormap(["#ffffff00", _LAND, _WATER])
+    ax.imshow(img, extent=extent, origin="upper", cmap=cmap, vmin=-0.5, vmax=2.5, interpolation="nearest", zorder=0)
+    handles: list[Any] = []
+    if (inside & water).any():
+        ny, nx = water.shape
+        xs = np.linspace(extent[0], extent[1], nx, endpoint=False) + (extent[1] - extent[0]) / nx / 2
+        ys = np.linspace(extent[3], extent[2], ny, endpoint=False) - (extent[3] - extent[2]) / ny / 2
+        ax.contour(xs, ys, (inside & water).astype(float), levels=[0.5], colors=_WATER_EDGE, linewidths=0.5, zorder=8)
+        handles.append(Patch(facecolor=_WATER, edgecolor=_WATER_EDGE, lw=0.5, label="sea, lakes (no data)"))
+    if (inside & ~water).any():
+        handles.append(Patch(facecolor=_LAND, edgecolor="#bbbbbb", lw=0.5, label="land"))
+    return handles
+
+
+def _draw_source(run: _Run, ax: Axes) -> Any:
+    """Mark the source population (the sites stage's source) with a star; its legend handle, or None."""
+    src = run.source()
+    if src is None:
+        return None
+    p = src.union_all().representative_point()
+    ax.plot([p.x], [p.y], marker="*", ms=15, mfc=_SOURCE_COLOUR, mec="white", mew=1.2, ls="", zorder=13, gid="source")
+    return Line2D([], [], marker="*", ls="", ms=11, mfc=_SOURCE_COLOUR, mec="white", label="source population")
+
+
+def _name_column(gdf: gpd.GeoDataFrame) -> str | None:
+    return next((c for c in ("NAME", "name", "ORIG_NAME", "NAME_ENG") if c in gdf.columns), None)
+
+
+def _label_places(run: _Run, ax: Axes) -> list[Text]:
+    """Label the source population, protected areas (names) and patches (ids) without overlap."""
+    items: list[tuple[float, float, str, dict[str, Any]]] = list(run.labels)
+    src = run.source()
+    if src is not None:
+        p = src.union_all().representative_point()
+        items.append((p.x, p.y, "source", {"color": _SOURCE_COLOUR, "fontsize": 7.5, "fontweight": "bold", "centre": False}))
+    pa = run.layer("protected_areas")
+    col = _name_column(pa) if pa is not None else None
+    if pa is not None and col is not None:
+        pa = pa.assign(_a=pa.geometry.area).sort_values("_a", ascending=False)
+        for geom, name in zip(pa.geometry, pa[col].astype(str), strict=True):
+            p = geom.representative_point()
+            items.append((p.x, p.y, _short_name(name), {"color": "#1b5e20", "fontsize": 6.5, "fontstyle": "italic"}))
+    patches = run.layer("patches")
+    if patches is not None and "patch_id" in patches.columns:
+        patches = patches.assign(_a=patches.geometry.area).sort_values("_a", ascending=False)
+        for geom, pid in zip(patches.geometry, patches["patch_id"], strict=True):
+            p = geom.representative_point()
+            items.append((p.x, p.y, str(int(pid)), {"color": "black", "fontsize": 7, "fontweight": "bold"}))
+    return place_labels(ax, items)
+
+
+def _short_name(name: str, width: int = 22) -> str:
+    """A protected-area name on at most two lines (long names wrap at a space)."""
+    import textwrap
+
+    lines = textwrap.wrap(name, width)
+    return "\n".join(lines[:2]) + ("…" if len(lines) > 2 else "")
+
+
+def place_labels(ax: Axes, items: Sequence[tuple[float, float, str, dict[str, Any]]], *, gid: str = "label") -> list[Text]:
+    """Place text labels so that none overlaps another, the legend, the scale bar or the north arrow.
+
+    Items are placed in the order given (most important first); each tries
+    the anchor itself (unless its style has ``centre=False``), then offsets
+    around it (:data:`_OFFSETS`), and is left out when every position
+    collides or falls outside the axes.  Positions are measured on the
+    figure's final layout (a constrained layout is computed, then frozen).
+
+    This is a greedy candidate-position labeller in the spirit of QGIS's PAL;
+    adjustText moves labels iteratively with no guarantee that overlaps are
+    gone, which is the one property a map label must have.
+
+    Parameters
+    ----------
+    ax
+        Map axes whose limits are final.
+    items
+        ``(x, y, text, style)`` in data units; ``style`` holds Text keywords.
+    gid
+        ``gid`` of the labels placed (to find them in the figure).
+
+    Returns
+    -------
+    list of matplotlib.text.Text
+        The labels placed.
+    """
+    import matplotlib.patheffects as pe
+
+    fig = ax.get_figure()
+    if fig is None or not items:
+        return []
+    engine = fig.get_layout_engine()
+    if engine is not None and getattr(engine, "adjust_compatible", True) is False:
+        engine.execute(fig)
+        fig.set_layout_engine("none")  # freeze the layout the labels were measured on
+    if not hasattr(fig.canvas, "get_renderer"):
+        FigureCanvasAgg(fig)  # a bare Figure() has no renderer to measure text with
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    frame = ax.get_window_extent(renderer)
+    taken = [a.get_window_extent(renderer) for a in ax.texts if a.get_visible() and a.get_text()]
+    legend = ax.get_legend()
+    if legend is not None:
+        taken.append(legend.get_window_extent(renderer))
+    taken += [p.get_window_extent(renderer) for p in ax.patches if p.get_zorder() >= 20]
+    placed: list[Text] = []
+    halo = [pe.withStroke(linewidth=2.2, foreground="white", alpha=0.9)]
+    for x, y, text, style in items:
+        style = dict(style)
+        centre = style.pop("centre", True)
+        offsets = _OFFSETS if centre else _OFFSETS[1:]
+        for dx, dy in offsets:
+            ha = "center" if dx == 0 else ("left" if dx > 0 else "right")
+            va = "center" if dy == 0 else ("bottom" if dy > 0 else "top")
+            t = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va, zorder=14,
+                            annotation_clip=True, path_effects=halo, gid=gid, **style)  # fmt: skip
+            bb = t.get_window_extent(renderer).expanded(1.06, 1.12)
+            inside = frame.x0 <= bb.x0 and bb.x1 <= frame.x1 and frame.y0 <= bb.y0 and bb.y1 <= frame.y1
+            if inside and not any(bb.overlaps(o) for o in taken):
+                taken.append(bb)
+                placed.append(t)
+                break
+            t.remove()
+        else:
+            logger.debug("label %r left out: no free position", text)
+    return placed
 
 
 def _colorbar(fig: Figure, ax: Axes, mappable: Any, label: str) -> None:
@@ -398,9 +727,12 @@ def _raster_map(
     norm: Callable[[np.ma.MaskedArray], Normalize] | None = None,
     overlay: Callable[[_Run, Axes], list[Any]] | None = None,
     outside_patches: bool = False,
+    transform: Callable[[np.ma.MaskedArray], np.ma.MaskedArray] | None = None,
 ) -> Figure:
     run = _Run(run_dir)
     data, extent = run.raster(name)
+    if transform is not None:
+        data = transform(data)
     if outside_patches and run.has("patches.tif"):
         labels, _ = run.raster("patches.tif", categorical=True)
         if labels.shape == data.shape:
@@ -414,12 +746,12 @@ def _raster_map(
     return fig
 
 
-def _patch_outlines(run: _Run, ax: Axes, color: str = "#1b5e20") -> list[Any]:
+def _patch_outlines(run: _Run, ax: Axes, color: str = "#1b5e20", lw: float = 0.5) -> list[Any]:
     patches = run.layer("patches")
     if patches is None:
         return []
-    patches.boundary.plot(ax=ax, color=color, linewidth=0.5, zorder=5)
-    return [Line2D([], [], color=color, lw=0.8, label="habitat patch")]
+    patches.boundary.plot(ax=ax, color=color, linewidth=lw, zorder=5)
+    return [Line2D([], [], color=color, lw=max(lw, 0.8), label="habitat patch (id labelled)")]
 
 
 # ---------------------------------------------------------------------- maps
@@ -483,16 +815,23 @@ def map_corridors(run_dir: str | Path, *, ax: Axes | None = None) -> Figure:
 
 
 def map_current(run_dir: str | Path, *, ax: Axes | None = None) -> Figure:
-    """Cumulative current density (``current.tif``), log colour scale."""
+    """Cumulative current density between the patches (``current.tif``), log colour scale; patches as outlines.
+
+    A patch is one short-circuited node carrying the full current of every
+    solve, so its cells would take the top of any colour scale; they are left
+    out of the raster and drawn as outlines, and the log scale is stretched
+    over the cells between patches, where the flow is the point of the map.
+    """
     return _raster_map(
         run_dir,
         ax,
         "current.tif",
-        title="Current density (circuit theory)",
-        label="current density (A, log scale)",
-        cmap="inferno",
-        norm=lambda d: _log_norm(d, 2, 99.5),
-        overlay=lambda run, ax: _patch_outlines(run, ax, color="#9ecae1"),
+        title="Current density between patches (circuit theory)",
+        label="current density (A, log scale; darker = more movement)",
+        cmap="magma_r",
+        norm=lambda d: _log_norm(d, 5, 99.5, decades=3.0),
+        overlay=lambda run, ax: _patch_outlines(run, ax, color="#1b5e20", lw=0.9),
+        outside_patches=True,
     )
 
 
@@ -503,20 +842,31 @@ def map_pinchpoints(run_dir: str | Path, *, ax: Axes | None = None) -> Figure:
         handles = _patch_outlines(run, ax)
         pts = run.layer("pinch_points")
         if pts is not None:
-            pts.plot(ax=ax, marker="o", color="white", edgecolor="black", markersize=18, linewidth=0.6, zorder=7)
-            handles.append(Line2D([], [], marker="o", ls="", mfc="white", mec="black", label="pinch point"))
+            pts.plot(ax=ax, marker="o", color="#00bcd4", edgecolor="black", markersize=26, linewidth=0.7, zorder=11)
+            handles.append(Line2D([], [], marker="o", ls="", mfc="#00bcd4", mec="black", label="pinch point (link a-b)"))
+            run.labels += [(g.x, g.y, lab, {"fontsize": 6.5, "color": "#004d57", "centre": False})
+                           for g, lab in zip(pts.geometry, _link_labels(pts), strict=True)]  # fmt: skip
         return handles
 
     return _raster_map(
         run_dir,
         ax,
         "pinchpoints.tif",
-        title="Pinch points",
-        label="current density in corridor (A for 1 A)",
+        title="Pinch points: current through each corridor",
+        label="current density in corridor (A for 1 A; log scale)",
         cmap="magma_r",  # low current light, so the pinch points (high current) stand out
+        norm=lambda d: _log_norm(d, 5, 99.5, decades=3.0),
         overlay=overlay,
         outside_patches=True,  # a patch's cells carry its node's current (up to 1 A) and would hide the corridors
     )
+
+
+def _link_labels(gdf: gpd.GeoDataFrame) -> list[str]:
+    """``"a-b"`` for rows with ``patch_a`` / ``patch_b`` (or ``from_id`` / ``to_id``), else the row number."""
+    for a, b in (("patch_a", "patch_b"), ("from_id", "to_id")):
+        if a in gdf.columns and b in gdf.columns:
+            return [f"{int(x)}-{int(y)}" if pd.notna(x) and pd.notna(y) else "" for x, y in zip(gdf[a], gdf[b], strict=True)]
+    return [str(i + 1) for i in range(len(gdf))]
 
 
 def map_barriers(run_dir: str | Path, *, ax: Axes | None = None) -> Figure:
@@ -526,34 +876,42 @@ def map_barriers(run_dir: str | Path, *, ax: Axes | None = None) -> Figure:
         pts = run.require_layer("barriers")
         fig, ax = _new_figure(ax, _extent_of(run, _bounds(pts)))
         handles = _patch_outlines(run, ax)
-        _plot_ranked_points(pts, ax, handles)
-        _finish(ax, run, "Barriers: top restoration sites", extent=_bounds(pts))
+        _plot_ranked_points(pts, ax, handles, run)
+        _finish(ax, run, "Barriers: top restoration sites", extent=_bounds(pts), handles=handles)
         return fig
 
     def overlay(run: _Run, ax: Axes) -> list[Any]:
         handles = _patch_outlines(run, ax)
         pts = run.layer("barriers")
         if pts is not None:
-            _plot_ranked_points(pts, ax, handles)
+            _plot_ranked_points(pts, ax, handles, run)
         return handles
+
+    def scored(d: np.ma.MaskedArray) -> np.ma.MaskedArray:
+        return np.ma.masked_less_equal(d, 0)  # most cells improve nothing: the stretch covers the cells that do
 
     return _raster_map(
         run_dir,
         ax,
         "barriers.tif",
-        title="Barriers: improvement from restoration",
-        label="least-cost distance saved per metre restored",
-        cmap="Reds",
+        title="Barriers: where restoration shortens links most",
+        label="cost-weighted m saved per m restored (cells with a score)",
+        cmap="YlOrRd",
+        norm=lambda d: Normalize(*_robust_limits(d, 2, 99)),
         overlay=overlay,
+        transform=scored,
     )
 
 
-def _plot_ranked_points(pts: gpd.GeoDataFrame, ax: Axes, handles: list[Any]) -> None:
-    pts.plot(ax=ax, marker="D", color="#ffd92f", edgecolor="black", markersize=22, linewidth=0.6, zorder=7)
-    handles.append(Line2D([], [], marker="D", ls="", mfc="#ffd92f", mec="black", label="top barrier"))
+def _plot_ranked_points(pts: gpd.GeoDataFrame, ax: Axes, handles: list[Any], run: _Run | None = None, top: int = 10) -> None:
     if "rank" in pts.columns:
-        for geom, rank in zip(pts.geometry, pts["rank"], strict=True):
-            ax.annotate(str(rank), (geom.x, geom.y), xytext=(3, 3), textcoords="offset points", fontsize=6, zorder=7)
+        pts = pts.sort_values("rank").head(top)
+    pts.plot(ax=ax, marker="D", color="#2b8cbe", edgecolor="white", markersize=30, linewidth=0.8, zorder=11)
+    label = f"top {len(pts)} restoration sites (rank)"
+    handles.append(Line2D([], [], marker="D", ls="", mfc="#2b8cbe", mec="white", label=label))
+    if "rank" in pts.columns and run is not None:
+        run.labels += [(g.x, g.y, f"#{int(r)}", {"fontsize": 7, "fontweight": "bold", "color": "#08519c", "centre": False})
+                       for g, r in zip(pts.geometry, pts["rank"], strict=True)]  # fmt: skip
 
 
 def _bounds(gdf: gpd.GeoDataFrame) -> tuple[float, float, float, float]:
@@ -664,10 +1022,12 @@ def map_border(run_dir: str | Path, *, ax: Axes | None = None, profile_ax: Axes 
         _colorbar(fig, ax, ScalarMappable(norm=nrm, cmap=colormaps["magma_r"]), "current summed over border segment (A)")
     if cross is not None:
         cross.plot(ax=ax, marker="*", color=_CROSS_ORANGE, edgecolor="black", markersize=120, linewidth=0.6, zorder=11)
+        run.labels += [(g.x, g.y, lab, {"fontsize": 6.5, "color": "#7f3b08", "centre": False})
+                       for g, lab in zip(cross.geometry, _link_labels(cross), strict=True)]  # fmt: skip
         handles.append(Line2D([], [], marker="*", ls="", mfc=_CROSS_ORANGE, mec="black", ms=11, label="border crossing"))
-    _finish(ax, run, "Cross-border connectivity", handles=handles, extent=_bounds(perm if perm is not None else cross))
     if perm is not None and profile_ax is not None:
-        _border_profile(perm, profile_ax)
+        _border_profile(perm, profile_ax)  # before _finish, which freezes the layout to place the labels
+    _finish(ax, run, "Cross-border connectivity", handles=handles, extent=_bounds(perm if perm is not None else cross))
     return fig
 
 
@@ -750,16 +1110,8 @@ def map_sites(run_dir: str | Path, *, ax: Axes | None = None) -> Figure:
     ranks = sites["rank"] if "rank" in sites.columns else [None] * len(sites)
     for geom, name, rank in zip(sites.geometry, names, ranks, strict=True):
         p = geom.representative_point()
-        text = f"{name} (#{rank})" if rank is not None and pd.notna(rank) else name
-        ax.annotate(
-            text,
-            (p.x, p.y),
-            ha="center",
-            va="center",
-            fontsize=7,
-            zorder=12,
-            bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1.0},
-        )
+        text = f"#{int(rank)} {name}" if rank is not None and pd.notna(rank) else name
+        run.labels.append((p.x, p.y, _short_name(text, 26), {"fontsize": 7.5, "fontweight": "bold", "color": "#4a148c"}))
     _finish(ax, run, f"Sites ({len(sites)})", handles=handles, extent=_bounds(sites))
     return fig
 
@@ -934,44 +1286,135 @@ def _folium_layer(folium: Any, m: Any, gdf: gpd.GeoDataFrame, name: str, spec: d
     folium.GeoJson(gdf.to_json(), **kw).add_to(m)
 
 
-def explore(gpkg_path: str | Path, layers: Sequence[str] | None = None) -> Any:
-    """Interactive map of a run's GeoPackage layers for Jupyter (folium).
+#: Rasters :func:`explore` shows as image overlays: file -> (colour map, log scale, legend caption).
+EXPLORE_RASTERS: dict[str, tuple[str, bool, str]] = {
+    "suitability.tif": ("viridis", False, "habitat suitability 0-1 (modelled)"),
+    "current.tif": ("magma_r", True, "current density between patches (A, log scale)"),
+}
+#: Largest side of a raster overlay, pixels (a few hundred kB of PNG each).
+EXPLORE_RASTER_PX = 900
+#: Layers :func:`explore` leaves out unless asked for (thousands of features each; open them in QGIS).
+EXPLORE_SKIP = ("territories", "corridors", "fence_links")
 
-    Uses :meth:`geopandas.GeoDataFrame.explore` (colour maps with legends)
-    when mapclassify is installed too, else plain folium GeoJSON overlays
-    coloured the same way.  Each layer is an overlay that can be switched on
-    and off, with its attributes as a tooltip.
+
+def raster_overlay(
+    path: str | Path, *, cmap: str = "viridis", log: bool = False, max_px: int = EXPLORE_RASTER_PX,
+    mask: np.ndarray | None = None,
+) -> tuple[np.ndarray, list[list[float]], Normalize]:
+    """A GeoTIFF as an RGBA image in Web Mercator for a web map, with its lat / lon bounds.
+
+    The raster is read decimated (average) to at most ``max_px`` a side,
+    warped to EPSG:3857 (the web map's own projection, so the pixels line up
+    with the tiles) and coloured with ``cmap``; no-data is transparent.
+
+    Parameters
+    ----------
+    path
+        A single-band GeoTIFF in a projected CRS.
+    cmap
+        Matplotlib colour map name.
+    log
+        Colour on a log scale (positive values, 5th-99.5th percentile, at most three decades).
+    max_px
+        Largest side of the image.
+    mask
+        Cells to leave transparent, on the decimated grid (e.g. the patches under the current).
+
+    Returns
+    -------
+    rgba : numpy.ndarray
+        ``(rows, cols, 4)`` uint8.
+    bounds : list
+        ``[[south, west], [north, east]]`` in degrees (Leaflet's order).
+    norm : matplotlib.colors.Normalize
+        The colour scale (for a legend).
+    """
+    from rasterio.warp import Resampling as WarpResampling
+    from rasterio.warp import calculate_default_transform, reproject, transform_bounds
+
+    with rasterio.open(path) as src:
+        f = max(1.0, max(src.height, src.width) / max_px)
+        shape = (max(1, round(src.height / f)), max(1, round(src.width / f)))
+        data = src.read(1, out_shape=shape, masked=True, resampling=Resampling.average).astype("float64").filled(np.nan)
+        t = src.transform * src.transform.scale(src.width / shape[1], src.height / shape[0])
+        crs, bounds = src.crs, src.bounds
+    if mask is not None and mask.shape == data.shape:
+        data[mask] = np.nan
+    dst_crs = "EPSG:3857"
+    dt, w, h = calculate_default_transform(crs, dst_crs, shape[1], shape[0], *bounds)
+    out = np.full((h, w), np.nan)
+    reproject(data, out, src_transform=t, src_crs=crs, dst_transform=dt, dst_crs=dst_crs, resampling=WarpResampling.nearest,
+              src_nodata=np.nan, dst_nodata=np.nan)  # fmt: skip
+    masked = np.ma.masked_invalid(out)
+    norm = _log_norm(masked, 5, 99.5, decades=3.0) if log else Normalize(*_robust_limits(masked, 1, 99))
+    rgba = colormaps[cmap](norm(masked), bytes=True)
+    rgba[..., 3] = np.where(np.ma.getmaskarray(masked), 0, 200)
+    left, top = dt.c, dt.f
+    right, bottom = left + dt.a * w, top + dt.e * h
+    west, south, east, north = transform_bounds(dst_crs, "EPSG:4326", left, bottom, right, top)
+    return rgba, [[south, west], [north, east]], norm
+
+
+def explore(
+    gpkg_path: str | Path,
+    layers: Sequence[str] | None = None,
+    *,
+    rasters: Sequence[str] | None = None,
+    simplify_m: float | None = None,
+    backend: str = "folium",
+) -> Any:
+    """Interactive map of a run: rasters as image overlays, vector layers simplified for display.
+
+    With folium (default) every layer is an overlay that can be switched on
+    and off, with its attributes as a tooltip; suitability and current
+    (:data:`EXPLORE_RASTERS`) are warped to Web Mercator and drawn as
+    semi-transparent images, the vectors simplified to about one cell and
+    rounded to ~10 m, so the demo page stays at a few MB.  Uses
+    :meth:`geopandas.GeoDataFrame.explore` (colour maps with legends) when
+    mapclassify is installed too, else plain folium GeoJSON overlays
+    coloured the same way.  ``backend="lonboard"`` draws the vector layers
+    with lonboard (deck.gl, GPU; for layers of many thousand features),
+    without simplifying them.
 
     Parameters
     ----------
     gpkg_path
         The GeoPackage, or a run folder holding ``leopardgeo.gpkg``.
     layers
-        Layers to show, bottom first; default every layer with geometry.
+        Vector layers to show, bottom first; default every layer with
+        geometry except the large ones in :data:`EXPLORE_SKIP`.
+    rasters
+        GeoTIFFs of the run folder to overlay; default those of
+        :data:`EXPLORE_RASTERS` that exist.  ``[]`` for none.
+    simplify_m
+        Simplification tolerance in metres (Douglas-Peucker, topology kept
+        per feature); default the run's cell size.  ``0`` keeps every vertex.
+    backend
+        ``"folium"`` or ``"lonboard"``.
 
     Returns
     -------
-    folium.Map
-        Show it as a notebook cell's last expression, or ``.save("map.html")``.
+    folium.Map or lonboard.Map
+        Show it as a notebook cell's last expression; a folium map saves with
+        ``.save("map.html")``.
 
     Raises
     ------
     DataError
-        If folium is not installed (``pip install folium``), the file does
-        not exist, or a requested layer is missing.
+        If the backend's package is not installed (``pip install folium`` /
+        ``pip install lonboard``), the file does not exist, or a requested
+        layer or raster is missing.
+    ConfigError
+        If ``backend`` is not one of the two.
     """
+    if backend not in ("folium", "lonboard"):
+        msg = f"explore(backend={backend!r}): expected 'folium' or 'lonboard'."
+        raise ConfigError(msg)
     try:
-        import folium
+        lib = __import__(backend)
     except ImportError as exc:
-        msg = "explore() needs folium for interactive maps, found it not installed. Install it: `pip install folium`."
+        msg = (f"explore(backend={backend!r}) needs {backend}, found it not installed. Install it: `pip install {backend}`.")
         raise DataError(msg) from exc
-    try:
-        import mapclassify  # noqa: F401  (GeoDataFrame.explore needs it)
-
-        use_geopandas = True
-    except ImportError:
-        use_geopandas = False
-        logger.info("mapclassify not installed: explore() draws plain folium layers (pip install mapclassify for legends)")
     path = Path(gpkg_path)
     if path.is_dir():
         path = path / GPKG_NAME
@@ -979,21 +1422,74 @@ def explore(gpkg_path: str | Path, layers: Sequence[str] | None = None) -> Any:
         msg = f"{str(path)!r}: expected a GeoPackage, found no file."
         raise DataError(msg)
     present = [str(n) for n, g in pyogrio.list_layers(path) if g is not None]
-    names = present if layers is None else list(layers)
+    names = [n for n in present if n not in EXPLORE_SKIP] if layers is None else list(layers)
     missing = [n for n in names if n not in present]
     if missing:
         msg = f"{path.name}: expected layers {missing}, found {present}."
         raise DataError(msg)
-    m = folium.Map(tiles="OpenStreetMap", control_scale=True)
-    bounds: np.ndarray | None = None
+    run = _Run(path.parent)
+    tifs = [n for n in EXPLORE_RASTERS if run.has(n)] if rasters is None else list(rasters)
+    absent = [n for n in tifs if not run.has(n)]
+    if absent:
+        msg = f"{str(path.parent)!r}: expected rasters {absent}, found {sorted(p.name for p in path.parent.glob('*.tif'))}."
+        raise DataError(msg)
+    tol = simplify_m
+    if tol is None:
+        tol = 0.0
+        for n in ("suitability.tif", "resistance.tif", "patches.tif"):
+            if run.has(n):
+                with rasterio.open(run.dir / n) as src:
+                    tol = float(abs(src.transform.a))
+                break
+    frames: dict[str, gpd.GeoDataFrame] = {}
     for name in names:
         gdf = pyogrio.read_dataframe(path, layer=name)
         gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
         if not len(gdf):
             continue
+        if backend == "folium" and tol > 0 and not gdf.geom_type.isin(["Point", "MultiPoint"]).all():
+            gdf = gdf.set_geometry(gdf.geometry.simplify(tol, preserve_topology=True))
         gdf = gdf.to_crs(4326)
+        if backend == "folium":
+            import shapely
+
+            gdf = gdf.set_geometry(shapely.set_precision(gdf.geometry.to_numpy(), 1e-4))  # ~10 m
+            gdf = gdf[~gdf.geometry.is_empty]
         keep = [c for c in gdf.columns if c == gdf.geometry.name or gdf[c].dtype.kind in "biufOUS"]
-        gdf = gdf[keep]
+        frames[name] = gdf[keep]
+    if backend == "lonboard":
+        return lib.viz(list(frames.values()))
+    return _folium_map(lib, run, frames, tifs)
+
+
+def _folium_map(folium: Any, run: _Run, frames: dict[str, gpd.GeoDataFrame], tifs: Sequence[str]) -> Any:
+    try:
+        import mapclassify  # noqa: F401  (GeoDataFrame.explore needs it)
+
+        use_geopandas = True
+    except ImportError:
+        use_geopandas = False
+        logger.info("mapclassify not installed: explore() draws plain folium layers (pip install mapclassify for legends)")
+    m = folium.Map(tiles="OpenStreetMap", control_scale=True)
+    bounds: np.ndarray | None = None
+    patches_mask = None
+    for tif in tifs:
+        cmap, log, caption = EXPLORE_RASTERS.get(tif, ("viridis", False, tif))
+        mask = None
+        if tif == "current.tif" and run.has("patches.tif"):  # as on the static map: patches carry every solve's current
+            if patches_mask is None:
+                with rasterio.open(run.dir / "current.tif") as src:
+                    f = max(1.0, max(src.height, src.width) / EXPLORE_RASTER_PX)
+                    shape = (max(1, round(src.height / f)), max(1, round(src.width / f)))
+                with rasterio.open(run.dir / "patches.tif") as src:
+                    patches_mask = src.read(1, out_shape=shape, resampling=Resampling.nearest) > 0
+            mask = patches_mask
+        rgba, bb, _ = raster_overlay(run.dir / tif, cmap=cmap, log=log, mask=mask)
+        folium.raster_layers.ImageOverlay(image=rgba, bounds=bb, name=f"{Path(tif).stem}: {caption}", opacity=0.8,
+                                          show=tif == tifs[0]).add_to(m)  # fmt: skip
+        b = np.array([bb[0][1], bb[0][0], bb[1][1], bb[1][0]])
+        bounds = b if bounds is None else np.r_[np.minimum(bounds[:2], b[:2]), np.maximum(bounds[2:], b[2:])]
+    for name, gdf in frames.items():
         spec = _EXPLORE_STYLE.get(name, {})
         if use_geopandas:
             kw: dict[str, Any] = {"style_kwds": dict(spec.get("style", {}))}
