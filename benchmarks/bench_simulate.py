@@ -1,14 +1,16 @@
 """Population simulation on the embedded Amur study area: landscape build, 1,000 runs per release site.
 
 Usage:
-    python benchmarks/bench_simulate.py [--runs 1000] [--within-km 150] [--write docs/performance.md]
+    python benchmarks/bench_simulate.py [--runs 1000] [--years 100] [--within-km 150] [--write docs/performance.md]
 
 Steps (the demo configuration): suitability, resistance and patches as in ``leopardgeo run``; territories
 packed on the patches' cells (``pack_territories`` with its defaults); one landscape for all sites of the
 ``sites`` layer with Land of the Leopard NP as the source (distances kept to 50 km cost, territories within
 ``--within-km`` of a site or the source); then per site ``with_site`` and ``simulate_population`` with the
-default parameters (3 females and 3 males released, 50 years, seed 42).  numba compiles on a small run
-first, which is not timed.
+default parameters (3 females and 3 males released, seed 42), timed three ways in the same run: the
+demographic model as it was before genetics (``genetics=False, max_age=None``), the full model (genetics,
+pedigree, inbreeding depression, maximum age), and the full model without the corridor.  numba compiles on
+a small run first, which is not timed.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ import argparse
 import os
 import platform
 import time
+from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 from _sections import write_section
 
 from leopardgeo import __version__
@@ -29,14 +31,20 @@ from leopardgeo.stages.simulate import SimulationParams, TerritoryLandscape, sim
 from leopardgeo.stages.territories import pack_territories
 
 
+def _f(v: float | None) -> str:
+    return "–" if v is None else f"{v:.2f}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=1000)
+    ap.add_argument("--years", type=int, default=100)
     ap.add_argument("--within-km", type=float, default=150.0)
     ap.add_argument("--write", type=Path, default=None)
     args = ap.parse_args()
 
     simulate_population(None, SimulationParams(density_limit=False, n_runs=2, years=2))  # compile, not timed
+    simulate_population(None, SimulationParams(density_limit=False, n_runs=2, years=2, genetics=False))
     cfg = demo_config()
     inputs = pipeline.load_inputs(cfg)
     suit = pipeline.compute_suitability(cfg, inputs)
@@ -58,35 +66,58 @@ def main() -> None:
         t0 = time.perf_counter()
         ls = land.with_site(site.geometry, source)
         t_site = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        r = simulate_population(ls, SimulationParams(n_runs=args.runs, seed=42))
-        t_sim = time.perf_counter() - t0
+        base = SimulationParams(n_runs=args.runs, years=args.years, seed=42)
+        timed = {}
+        for key, lsx, p in (
+            ("demography", ls, replace(base, genetics=False, max_age=None)),
+            ("full", ls, base),
+            ("no_corridor", ls.without_corridor(), base),
+        ):
+            t0 = time.perf_counter()
+            timed[key] = (simulate_population(lsx, p), time.perf_counter() - t0)
+        r, t_full = timed["full"]
+        rd, t_demo = timed["demography"]
+        rn, t_nc = timed["no_corridor"]
+        h = {y: r.horizon(y) for y in (50, args.years)}
+        hn = rn.horizon(args.years)
+        g = r.genetics_summary()
         rows.append(
             f"| {site['name']} | {int((ls.female_region == 1).sum())} / {int((ls.male_region == 1).sum())} | "
-            f"{r.persistence_at(25):.3f} | {r.persistence_at(50):.3f} | {np.median(r.adults[:, 25]):g} | "
-            f"{r.to_source.mean():.2f} / {r.from_source.mean():.2f} ({(r.from_source > 0).mean():.1%}) | "
-            f"{t_site:.2f} | {t_sim:.2f} |"
+            f"{rd.persistence_at(50):.3f} | {r.persistence_at(50):.3f} / {r.persistence_at(args.years):.3f} | "
+            f"{rn.persistence_at(args.years):.3f} | "
+            f"{_f(h[50]['heterozygosity_retained']['median'])} / {_f(h[args.years]['heterozygosity_retained']['median'])} | "
+            f"{_f(hn['heterozygosity_retained']['median'])} | {_f(h[args.years]['inbreeding']['median'])} | "
+            f"{_f(g['migrants_per_generation'])} | {t_site:.2f} | {t_demo:.2f} | {t_full:.2f} ({t_full / t_demo:.2f}x) | "
+            f"{t_nc:.2f} |"
         )
     lines = [
         "## Population simulation (`bench_simulate.py`)",
         "",
         (
-            f"leopardgeo {__version__}, Python {platform.python_version()}, {os.cpu_count()} CPUs. "
-            f"`python benchmarks/bench_simulate.py --runs {args.runs} --within-km {args.within_km:g}`."
+            f"leopardgeo {__version__}, Python {platform.python_version()}, {os.cpu_count()} CPUs, "
+            f"{time.strftime('%Y-%m-%d', time.gmtime())}. "
+            f"`python benchmarks/bench_simulate.py --runs {args.runs} --years {args.years} --within-km {args.within_km:g}`."
         ),
         "",
         (
             f"Territories packed in {t_pack:.1f} s ({int(terr.replicates['females'].iloc[0])} female, "
             f"{int(terr.replicates['males'].iloc[0])} male); landscape for all sites with Land of the Leopard NP as the "
             f"source, {land.n_female} female and {land.n_male} male territories within {args.within_km:g} km cost: "
-            f"{t_build:.1f} s. Default parameters (3 F + 3 M released, {args.runs} runs of 50 years, seed 42)."
+            f"{t_build:.1f} s. Default parameters (3 F + 3 M released, {args.runs} runs of {args.years} years, seed 42). "
+            "*demography*: the model without genetics and maximum age (as before genetics); *full*: the defaults "
+            "(12 neutral loci, pedigree, 6.29 lethal equivalents, maximum age 20); *no corridor*: the full model with "
+            "no movement between the site's and the source's side. H retained: median H_t / H_0 of the persisting "
+            "runs; F: median mean pedigree inbreeding. The machine is shared (other work running), so times are "
+            "upper bounds; the ratio is within one run."
         ),
         "",
         (
-            "| site | site territories F / M | P(persist 25 y) | P(persist 50 y) | median adults at 25 y "
-            "| dispersers to / from the source side per run (runs with any from it) | with_site (s) | runs (s) |"
+            f"| site | site territories F / M | P(50 y) demography | P(50 y) / P({args.years} y) full "
+            f"| P({args.years} y) no corridor | H retained 50 / {args.years} y | H retained {args.years} y no corridor "
+            f"| F at {args.years} y | migrants / generation | with_site (s) | demography (s) | full (s, ratio) "
+            "| no corridor (s) |"
         ),
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
     ]
     text = "\n".join(lines)

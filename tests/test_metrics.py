@@ -1,14 +1,19 @@
-"""Connectivity metrics checked against values worked out by hand from the papers' formulas."""
+"""Connectivity metrics checked against values worked out by hand from the papers' formulas and against
+the brute-force definition (every pair recomputed without each node and link)."""
 
 from __future__ import annotations
 
 import math
 
 import networkx as nx
+import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from leopardgeo.core.errors import ConfigError, DataError
 from leopardgeo.stages.metrics import add_metric_attributes, connectivity_metrics, dispersal_k
+from leopardgeo.testing import naive_connectivity_metrics
 
 
 def path_graph():
@@ -105,3 +110,120 @@ def test_errors():
         connectivity_metrics(G)
     with pytest.raises(DataError, match="'length_m'"):
         connectivity_metrics(path_graph(), weight="length_m")
+
+
+# --- equality with the brute-force definition (leopardgeo.testing.naive_connectivity_metrics) ---
+
+NODE_COLS = ["dPC", "dPC_intra", "dPC_flux", "dPC_connector", "dIIC", "dIIC_intra", "dIIC_flux", "dIIC_connector",
+             "BC", "BCPC"]  # fmt: skip
+
+
+def assert_same_as_brute_force(G, *, d50=100.0, min_probability=None, landscape_area=None):
+    k = dispersal_k(d50)
+    m = connectivity_metrics(G, median_distance=d50, min_probability=min_probability, landscape_area=landscape_area)
+    ref = naive_connectivity_metrics(G, k=k, min_probability=min_probability, landscape_area=landscape_area)
+    assert m.summary["PC"] == pytest.approx(ref["PC"], rel=1e-12)
+    assert m.summary["IIC"] == pytest.approx(ref["IIC"], rel=1e-12)
+    # with zero-length links "shortest paths" of any number of links tie, and betweenness is undefined
+    cols = NODE_COLS if all(d > 0 for *_, d in G.edges(data="cwd")) else NODE_COLS[:-2]
+    got = m.nodes[cols]
+    want = ref["nodes"].loc[got.index, cols]
+    # percentages: the brute force subtracts two sums of size 100, so 1e-9 is its own round-off
+    np.testing.assert_allclose(got.to_numpy(float), want.to_numpy(float), rtol=1e-9, atol=1e-9)
+    assert (m.nodes["dPC_connector"] >= 0).all() and (m.nodes["dIIC_connector"] >= 0).all()
+    H = nx.Graph()
+    H.add_nodes_from(G)
+    H.add_edges_from((r.patch_a, r.patch_b) for r in m.links.itertuples() if r.used)
+    assert set(m.nodes.index[m.nodes["articulation"]]) == set(nx.articulation_points(H))
+    assert {frozenset((r.patch_a, r.patch_b)) for r in m.links.itertuples() if r.bridge} == {
+        frozenset(e) for e in nx.bridges(H)
+    }
+    for row in m.links.itertuples(index=False):
+        key = frozenset((row.patch_a, row.patch_b))
+        if row.used:
+            assert (row.dPC_link, row.dIIC_link) == pytest.approx(ref["links"][key], rel=1e-9, abs=1e-9)
+        else:
+            assert key not in ref["links"] and row.dPC_link == 0.0 and row.dIIC_link == 0.0
+    return m
+
+
+@st.composite
+def random_graphs(draw):
+    """Up to 9 patches (zero areas allowed), any links; integer distances make many equal-length paths."""
+    n = draw(st.integers(1, 9))
+    G = nx.Graph()
+    for i in range(n):
+        G.add_node(i, area_ha=float(draw(st.sampled_from([0.0, 1.0, 2.0, 3.5, 10.0]))))
+    pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
+    chosen = draw(st.lists(st.sampled_from(pairs), unique=True, max_size=len(pairs))) if pairs else []
+    for i, j in chosen:
+        G.add_edge(i, j, cwd=float(draw(st.sampled_from([0.0, 50.0, 100.0, 100.0, 150.0, 200.0, 300.0, math.inf]))))
+    return G
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(G=random_graphs(), min_p=st.sampled_from([None, None, 0.3]))
+def test_equals_brute_force_on_random_graphs(G, min_p):
+    area = None if sum(a for _, a in G.nodes(data="area_ha")) > 0 else 1.0
+    assert_same_as_brute_force(G, min_probability=min_p, landscape_area=area)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(2, 25), density=st.floats(0.05, 1.0))
+def test_equals_brute_force_with_real_distances(seed, n, density):
+    """Random points, Euclidean distances, random link sets (disconnected ones included)."""
+    rng = np.random.default_rng(seed)
+    xy = rng.uniform(0, 1000, (n, 2))
+    G = nx.Graph()
+    for i in range(n):
+        G.add_node(i, area_ha=float(rng.uniform(0.5, 50)))
+    for i in range(n):
+        for j in range(i + 1, n):
+            if rng.random() < density:
+                G.add_edge(i, j, cwd=float(np.hypot(*(xy[i] - xy[j]))))
+    assert_same_as_brute_force(G, d50=300.0, landscape_area=10_000.0)
+
+
+def test_betweenness_matches_networkx_with_ties():
+    G = nx.grid_2d_graph(4, 4)  # many equal shortest paths
+    G = nx.convert_node_labels_to_integers(G)
+    nx.set_node_attributes(G, 1.0, "area_ha")
+    nx.set_edge_attributes(G, 100.0, "cwd")
+    m = assert_same_as_brute_force(G)
+    bc = nx.betweenness_centrality(G, weight="cwd", normalized=False)
+    np.testing.assert_allclose(m.nodes["BC"], [bc[v] for v in m.nodes.index])
+
+
+def test_min_probability_drops_improbable_links():
+    G = path_graph()
+    G.add_edge(1, 3, cwd=150.0)  # p = 2**-1.5 = 0.354 > p*13 via 2 = 0.25
+    full = connectivity_metrics(G, median_distance=100.0)
+    cut = connectivity_metrics(G, median_distance=100.0, min_probability=0.4)
+    links = cut.links.set_index(["patch_a", "patch_b"])
+    assert not links.loc[(1, 3), "used"] and links.loc[(1, 3), "dPC_link"] == 0.0
+    assert cut.summary["links_used"] == 2
+    # without the 1-3 link p*13 falls back to 0.25 through patch 2: PC = 10.5 / 16 again
+    assert cut.summary["PC"] == pytest.approx(10.5 / 16)
+    assert full.summary["PC"] == pytest.approx((10.5 + 2 * (2**-1.5 - 0.25)) / 16)
+    with pytest.raises(ConfigError, match="min_probability"):
+        connectivity_metrics(G, median_distance=100.0, min_probability=1.0)
+
+
+def test_link_metrics_skipped_above_the_limit(monkeypatch, caplog):
+    import leopardgeo.stages.metrics as metrics
+
+    monkeypatch.setattr(metrics, "LINK_METRICS_MAX_LINKS", 1)
+    m = metrics.connectivity_metrics(path_graph(), median_distance=100.0)
+    assert m.summary["link_metrics"].startswith("skipped: 2 links > 1")
+    assert "links=True" in caplog.text
+    assert m.links["dPC_link"].isna().all()
+    forced = metrics.connectivity_metrics(path_graph(), median_distance=100.0, links=True)
+    assert forced.summary["link_metrics"] == "computed"
+    assert forced.links["dPC_link"].notna().all()
+
+
+def test_negative_distance_is_refused():
+    G = path_graph()
+    G.edges[1, 2]["cwd"] = -5.0
+    with pytest.raises(DataError, match=">= 0"):
+        connectivity_metrics(G, median_distance=100.0)

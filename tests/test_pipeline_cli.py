@@ -394,7 +394,8 @@ def test_demo_southern_sikhote_alin_sites(demo_run):
     assert (t["dispersers_to_source"] >= 0).all() and (t["dispersers_from_source"] >= 0).all()
     sim = json.loads((out / "simulation.json").read_text())
     assert set(sim["sites"]) == set(t.index)
-    assert all(v["n_runs"] == 500 and v["years"] == 50 for v in sim["sites"].values())
+    assert all(v["n_runs"] == 500 and v["years"] == 100 for v in sim["sites"].values())
+    assert {r["corridor"] for r in sim["table"]} == {"today", "no_corridor"}
     assert (out / "simulation.png").stat().st_size > 20_000
     assert (t["dist_to_territory_m"] > 0).all()  # the resident territories lie in Land of the Leopard, not in the sites
 

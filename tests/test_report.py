@@ -316,6 +316,7 @@ def test_cli_report_prints_summary_and_ranked_links(run_copy):
     res = CliRunner().invoke(cli, ["report", str(run_copy), "--no-maps", "--top", "3"])
     assert res.exit_code == 0, res.output
     assert "Run summary" in res.output and "habitat patches" in res.output
+    assert "Findings" in res.output and "Southern Sikhote-Alin:" in res.output and "**" not in res.output
     assert "best corridor score first" in res.output and "Cross-border corridors" in res.output
     assert "report.html" in res.output
     ranks = re.findall(r"│\s+(\d+) │\s+(\d+) │", res.output.split("Least-cost links")[1].split("Cross-border")[0])

@@ -33,7 +33,7 @@ SMALL = {
     "max_dispersal_cost_m": 5000.0,
     "mate_search_cost_m": 500.0,
 }
-ALL_SURVIVE = {"survival_cub": 1.0, "survival_juvenile": 1.0, "survival_subadult": 1.0, "survival_adult": 1.0}
+ALL_SURVIVE = {"survival_cub": 1.0, "survival_juvenile": 1.0, "survival_subadult": 1.0, "survival_adult": 1.0, "max_age": None}
 NONE_SURVIVE = {"survival_cub": 0.0, "survival_juvenile": 0.0, "survival_subadult": 0.0, "survival_adult": 0.0}
 
 
@@ -201,6 +201,8 @@ def test_growth_without_density_limit_matches_hand_built_stage_matrix(cubs_die: 
         density_limit=False,
         founders_female=300,
         founders_male=300,
+        max_age=None,
+        genetics=False,
         n_runs=8,
         years=40,
         seed=5,
@@ -243,6 +245,8 @@ def test_growth_matches_stage_matrix_for_other_life_histories(first_breeding: in
         density_limit=False,
         founders_female=400,
         founders_male=400,
+        max_age=None,
+        genetics=False,
         founder_age=4,
         n_runs=6,
         years=35,

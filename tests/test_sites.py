@@ -388,7 +388,10 @@ def test_compute_sites_from_a_user_file(landscape, tmp_path):
     assert set(out.simulation_results) == {"Большой", "Малый"}
     for row in t.itertuples():
         r = out.simulation_results[row.name]
-        assert r.adults.shape == (500, 51)  # [sites] simulation_runs, simulation_years
+        assert r.adults.shape == (500, 101)  # [sites] simulation_runs, simulation_years
+        nc = r.corridor_results["no_corridor"]  # compared with no corridor, same seeds
+        assert nc.adults.shape == r.adults.shape and nc.to_source.sum() == 0 and nc.from_source.sum() == 0
+        assert row.persistence_50y_no_corridor == nc.persistence_at(50)
         assert row.persistence_25y == r.persistence_at(25) and row.persistence_50y == r.persistence_at(50)
         assert 0 <= row.persistence_50y <= row.persistence_25y <= 1
         assert row.dispersers_to_source == pytest.approx(float(np.mean(r.to_source)))
@@ -521,12 +524,17 @@ enabled = false
     assert t["persistence_25y"].between(0, 1).all() and t["persistence_50y"].between(0, 1).all()
     sim = json.loads((out / "simulation.json").read_text(encoding="utf-8"))
     assert set(sim["sites"]) == {"Ближний", "Дальний"} and sim["sites"]["Ближний"]["n_runs"] == 20
+    assert {(r["site"], r["corridor"]) for r in sim["table"]} == {
+        (n, c) for n in ("Ближний", "Дальний") for c in ("today", "no_corridor")
+    }
+    assert "elapsed_s" not in json.dumps(sim) and "build_s" not in json.dumps(sim)  # reproducible: no timings
     assert (out / "simulation.png").stat().st_size > 10_000 and "Population simulation" in md
     res = CliRunner().invoke(cli, ["sites", str(tmp_path / "c.toml"), "--out", str(out)])
     assert res.exit_code != 0 and "--overwrite" in res.output
     res = CliRunner().invoke(cli, ["report", str(out), "--overwrite"])
     assert res.exit_code == 0, res.output
     assert "Reintroduction sites" in res.output and (out / "sites_report.csv").exists()
+    assert "Population viability by corridor (modelled)" in (out / "report.md").read_text(encoding="utf-8")
     res = CliRunner().invoke(cli, ["run", str(tmp_path / "c.toml"), "--out", str(tmp_path / "run")])  # on by default
     assert res.exit_code == 0, res.output
     assert "Reintroduction sites (2; source Land of the Leopard): best Ближний" in res.output

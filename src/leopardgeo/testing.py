@@ -22,7 +22,7 @@ from affine import Affine
 
 from leopardgeo.core.grid import Grid
 
-__all__ = ["TEST_CRS", "naive_pack_females", "synthetic_raster", "synthetic_vector"]
+__all__ = ["TEST_CRS", "naive_connectivity_metrics", "naive_pack_females", "synthetic_raster", "synthetic_vector"]
 
 #: CRS of synthetic data: WGS 84 / UTM zone 52N (covers Primorye and Jilin).
 TEST_CRS = "EPSG:32652"
@@ -182,3 +182,114 @@ def naive_pack_females(
         else:
             failed[s] = True
     return claimed.reshape(rows, cols)
+
+
+def naive_connectivity_metrics(
+    G: Any,
+    *,
+    attribute: str = "area_ha",
+    weight: str = "cwd",
+    k: float,
+    landscape_area: float | None = None,
+    min_probability: float | None = None,
+    links: bool = True,
+) -> dict[str, Any]:
+    r"""Brute-force PC / IIC and every removal delta: all pairs recomputed without each node and link.
+
+    The definitions of Saura & Pascual-Hortal (2007), Saura & Rubio (2010) and Bodin & Saura (2010)
+    computed the slow, obvious way: dense all-pairs ``scipy.sparse.csgraph.shortest_path`` on the
+    graph, then again once per removed node and once per removed link (``n + m`` all-pairs runs); BC
+    from networkx, BCPC by splitting each pair's weight :math:`a_i a_j p^*_{ij}` over
+    ``networkx.all_shortest_paths``.  The reference of :func:`leopardgeo.stages.metrics.connectivity_metrics`
+    in tests and ``benchmarks/bench_metrics.py``; it shares no code with it.
+
+    Returns
+    -------
+    dict
+        ``PC``, ``IIC``, ``EC_ha``, ``nodes`` (frame indexed by node: ``dPC``, ``dPC_intra``,
+        ``dPC_flux``, ``dPC_connector``, ``dIIC`` and its three parts, ``BC``, ``BCPC``), ``links``
+        (dict ``frozenset({u, v}) -> (dPC_link, dIIC_link)``).
+
+    Examples
+    --------
+    >>> import networkx as nx
+    >>> G = nx.path_graph(3); nx.set_node_attributes(G, 1.0, "area_ha"); nx.set_edge_attributes(G, 1.0, "cwd")
+    >>> r = naive_connectivity_metrics(G, k=np.log(2))
+    >>> round(r["PC"] * 9, 4), round(float(r["nodes"].loc[1, "dPC_connector"]), 4)   # 3 + 2(.5 + .5 + .25); 2·.25 of 5.5
+    (5.5, 9.0909)
+    """
+    import networkx as nx
+    import pandas as pd
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import shortest_path
+
+    nodes = sorted(G.nodes)
+    n = len(nodes)
+    index = {v: i for i, v in enumerate(nodes)}
+    a = np.array([float(G.nodes[v][attribute]) for v in nodes])
+    kept = []
+    for u, v, d in G.edges(data=True):
+        dist = float(d[weight])
+        if u == v or not np.isfinite(dist):
+            continue
+        if min_probability is not None and np.exp(-k * dist) < min_probability:
+            continue
+        kept.append((u, v, dist))
+
+    def sums(alive: np.ndarray, skip: frozenset | None) -> tuple[float, float, np.ndarray, np.ndarray]:
+        rows, cols, w = [], [], []
+        for u, v, dist in kept:
+            if not (alive[index[u]] and alive[index[v]]) or frozenset((u, v)) == skip:
+                continue
+            rows += [index[u], index[v]]
+            cols += [index[v], index[u]]
+            w += [max(dist, 1e-300)] * 2  # an explicit 0 would read as "no link"
+        m = csr_matrix((w, (rows, cols)), shape=(n, n))
+        pstar = np.exp(-k * shortest_path(m, method="D", directed=False))
+        topo = shortest_path(m, method="D", directed=False, unweighted=True)
+        inv = np.where(np.isfinite(topo), 1.0 / (1.0 + np.where(np.isfinite(topo), topo, 0.0)), 0.0)
+        aa = np.where(alive, a, 0.0)
+        return float(aa @ pstar @ aa), float(aa @ inv @ aa), pstar, inv
+
+    everyone = np.ones(n, dtype=bool)
+    num, inum, pstar, inv = sums(everyone, None)
+    rows = []
+    for i, v in enumerate(nodes):
+        alive = everyone.copy()
+        alive[i] = False
+        num_r, inum_r, _, _ = sums(alive, None)
+        row: dict[str, Any] = {"node": v}
+        for name, tot, tot_r, f in (("dPC", num, num_r, pstar), ("dIIC", inum, inum_r, inv)):
+            scale = 100.0 / tot if tot > 0 else 0.0
+            intra = scale * a[i] ** 2
+            flux = scale * 2.0 * a[i] * float(f[i, alive] @ a[alive])
+            total = scale * (tot - tot_r)
+            row |= {name: total, f"{name}_intra": intra, f"{name}_flux": flux, f"{name}_connector": total - intra - flux}
+        rows.append(row)
+    frame = pd.DataFrame(rows).set_index("node")
+    H = nx.Graph()
+    H.add_nodes_from(nodes)
+    H.add_weighted_edges_from(kept, weight="d")
+    frame["BC"] = pd.Series(nx.betweenness_centrality(H, weight="d", normalized=False))
+    bcpc = dict.fromkeys(nodes, 0.0)
+    for i, s in enumerate(nodes):
+        for j in range(i + 1, n):
+            t = nodes[j]
+            if not np.isfinite(-np.log(pstar[i, j]) if pstar[i, j] > 0 else np.inf) or not nx.has_path(H, s, t):
+                continue
+            paths = list(nx.all_shortest_paths(H, s, t, weight="d"))
+            share = a[i] * a[j] * pstar[i, j] / len(paths)
+            for path in paths:
+                for mid in path[1:-1]:
+                    bcpc[mid] += share
+    frame["BCPC"] = pd.Series(bcpc)
+    link_out = {}
+    if links:
+        for u, v, _ in kept:
+            num_r, inum_r, _, _ = sums(everyone, frozenset((u, v)))
+            link_out[frozenset((u, v))] = (
+                100.0 * (num - num_r) / num if num > 0 else 0.0,
+                100.0 * (inum - inum_r) / inum if inum > 0 else 0.0,
+            )
+    al = float(landscape_area) if landscape_area is not None else float(a.sum())
+    return {"PC": num / al**2, "IIC": inum / al**2, "EC_ha": float(np.sqrt(num)), "nodes": frame, "links": link_out}

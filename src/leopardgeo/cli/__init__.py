@@ -111,6 +111,7 @@ def cli(ctx: click.Context, verbose: int, quiet: int, debug: bool) -> None:
       leopardgeo init my_area.toml        # a commented config to edit
       leopardgeo run my_area.toml --out results --overwrite
       leopardgeo report out               # report.html, report.md, summary.json, maps
+      leopardgeo metrics habitat.gpkg --out m   # PC, dPC... of your own habitat polygons
     """
     ctx.meta["leopardgeo.debug"] = debug
     ctx.obj = {"verbosity": verbose - quiet}
@@ -405,6 +406,7 @@ def report(ctx: click.Context, out_dir: Path, top: int, no_maps: bool, overwrite
         return
     con = _console()
     _print_run_summary(con, rep.summary)
+    _print_findings(con, rep.headlines)
     table = rep.tables.get("links")
     if table is None:
         con.print("No least-cost links in this run: build them with `leopardgeo links OUT_DIR`.")
@@ -422,6 +424,19 @@ def report(ctx: click.Context, out_dir: Path, top: int, no_maps: bool, overwrite
     tables = [n for n in ("links.csv", "crossborder.csv", "capacity.csv", "sites.csv") if (out_dir / n).is_file()]
     n_maps = sum(1 for k in rep.maps if not k.endswith(".png"))
     con.print(f"Tables: {', '.join(tables) or 'none'}; maps: {n_maps} PNG in {out_dir / 'maps'}")
+
+
+def _print_findings(con: Any, headlines: list[str]) -> None:
+    """The one-line answers the report opens with (``**bold**`` shown bold)."""
+    import re
+
+    from rich.markup import escape
+
+    if not headlines:
+        return
+    con.print("[bold]Findings[/bold]")
+    for line in headlines:
+        con.print("  • " + re.sub(r"\*\*(.+?)\*\*", r"[bold]\1[/bold]", escape(line)))
 
 
 def _print_run_summary(con: Any, summary: dict) -> None:
@@ -694,6 +709,76 @@ def territories(ctx: click.Context, config: Path | None, out: Path | None, overw
         con = _console()
         _print_capacity(con, table, top)
         con.print("Written: " + ", ".join(str(p) for p in written))
+
+
+@cli.command("metrics")
+@click.argument("polygons", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+@click.option("--layer", default=None, help="Layer of a multi-layer file (default: the first).")
+@click.option("--id-field", default=None, help="Attribute with unique node ids (default: 1..n in file order).")
+@click.option("--area-field", default=None, help="Attribute used as the node weight (default: geometry area, ha).")
+@click.option(
+    "--distance", type=click.Choice(["centroid", "edge", "least-cost"]), default="centroid", show_default=True,
+    help="Centroid to centroid (point on surface when outside), edge to edge, or least cost over --resistance.",
+)
+@click.option("--resistance", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="Resistance raster for --distance least-cost.")
+@click.option("--max-distance", type=float, default=None,
+              help="Threshold: link only pairs at most this far apart (m, or cost-weighted m). Default: every pair.")
+@click.option("--median-dispersal", type=float, default=11_000.0, show_default=True,
+              help="Distance at which the dispersal probability is --probability (unit of the distance).")
+@click.option("--probability", type=float, default=0.5, show_default=True, help="Dispersal probability at --median-dispersal.")
+@click.option("--min-probability", type=float, default=None, help="Drop links with a lower probability (e.g. 0.01).")
+@click.option("--landscape-area", type=float, default=None, help="A_L of PC and IIC (unit of the weight; default: sum).")
+@click.option("--links/--no-links", "links", default=None,
+              help="Link metrics (dPC_link, dIIC_link); default: on up to 250,000 links.")
+@click.option("--top", type=int, default=10, show_default=True, help="Nodes to print (all rows go to the files).")
+@overwrite_option
+@click.pass_context
+def metrics_command(
+    ctx: click.Context, polygons: Path, out: Path, layer: str | None, id_field: str | None, area_field: str | None,
+    distance: str, resistance: Path | None, max_distance: float | None, median_dispersal: float, probability: float,
+    min_probability: float | None, landscape_area: float | None, links: bool | None, top: int, overwrite: bool,
+) -> None:  # fmt: skip
+    r"""Connectivity metrics of your own habitat polygons: PC, IIC, EC, dPC / dIIC and fractions, BC, link dPC.
+
+    Every polygon of POLYGONS (any vector format, any CRS) is a node weighted
+    by its area (or --area-field); links join the pairs within --max-distance,
+    measured centroid to centroid, edge to edge or as least cost over a
+    resistance raster; p = exp(-k d) with p = --probability at
+    --median-dispersal.  Writes leopardgeo.gpkg (layers habitat_nodes and
+    node_links, styled for QGIS), habitat_nodes.csv, node_links.csv and
+    node_metrics.json to --out.
+
+    \b
+    Example:
+      leopardgeo metrics habitat.gpkg --out habitat_metrics --distance edge \
+          --max-distance 20000 --median-dispersal 11000 --min-probability 0.01
+    """
+    from leopardgeo.stages.nodes import polygon_metrics, write_polygon_metrics
+
+    quiet = ctx.obj["verbosity"] < 0
+    with _spinner("connectivity metrics", show=not quiet and sys.stderr.isatty()):
+        result = polygon_metrics(
+            polygons, layer=layer, id_field=id_field, area_field=area_field, distance=distance, resistance=resistance,
+            max_distance=max_distance, median_distance=median_dispersal, probability=probability,
+            min_probability=min_probability, landscape_area=landscape_area, links=links,
+        )  # fmt: skip
+        written = write_polygon_metrics(result, out, overwrite=overwrite)
+    if quiet:
+        return
+    con = _console()
+    s = result.summary
+    con.print(
+        f"{s['nodes']} nodes, {s['links']} links ({s['links_used']} used; {s['distance']} distance), "
+        f"{s['components']} component(s): PC = {s['PC']:.6g}, IIC = {s['IIC']:.6g}, EC = {s['EC_ha']:,.1f}"
+    )
+    if s["link_metrics"] != "computed":
+        con.print(f"link metrics {s['link_metrics']}")
+    cols = ["node_id", s["weight"], "dPC", "dPC_intra", "dPC_flux", "dPC_connector", "dIIC", "BCPC"]
+    table = result.nodes[cols].sort_values("dPC", ascending=False).head(top)
+    con.print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    con.print("Written: " + ", ".join(str(p) for p in written))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -476,6 +476,17 @@ class MetricsConfig:
     )
     probability: float = _f(0.5, doc="dispersal probability at median_dispersal (0.5 = median, as in Conefor and Graphab)")
     landscape_area_ha: float | None = _f(None, doc="A_L of PC and IIC, ha; default: the study area's valid (land) cells")
+    min_probability: float | None = _f(
+        None,
+        doc=(
+            "drop links whose dispersal probability is below this before the max-product paths (Conefor users often "
+            "set 0.01: with p = 0.5 at median_dispersal it drops links longer than 6.64 x median_dispersal); "
+            "default: keep every link"
+        ),
+    )
+    link_metrics: bool | None = _f(
+        None, doc="compute dPC_link / dIIC_link; default: yes up to 250,000 links, then skipped with a message"
+    )
 
     def __post_init__(self) -> None:
         _normalise(self, "metrics")
@@ -485,6 +496,9 @@ class MetricsConfig:
             raise ConfigError(msg)
         if self.landscape_area_ha is not None:
             _positive(self.landscape_area_ha, "metrics.landscape_area_ha")
+        if self.min_probability is not None and not 0 <= self.min_probability < 1:
+            msg = f"[metrics] min_probability: expected a value in [0, 1), found {self.min_probability!r}."
+            raise ConfigError(msg)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -643,7 +657,28 @@ class SiteConfig:
     simulate: bool = _f(True, doc="run the population simulation (leopardgeo.stages.simulate) for the simulated sites")
     simulate_sites: str = _f("all", doc="'all' sites or only the 'top' ranked one")
     simulation_runs: int = _f(500, doc="simulation replicates per site")
-    simulation_years: int = _f(50, doc="years simulated (persistence is reported at 25 and 50 years)")
+    simulation_years: int = _f(100, doc="years simulated (persistence and genetics are reported at 25, 50 and 100 years)")
+    simulation_compare_corridors: bool = _f(
+        True,
+        doc=(
+            "also simulate every site with no corridor to the source (same seeds), so the report shows what today's "
+            "corridor buys in persistence and heterozygosity retained"
+        ),
+    )
+    simulation_corridor_resistance: str | None = _f(
+        None,
+        doc=(
+            "a scenario's resistance raster (GeoTIFF on the run's grid, or any raster reprojected onto it) simulated "
+            "as a third corridor (the 'scenario' rows)"
+        ),
+    )
+    simulation_params: dict[str, Any] = _f(
+        doc=(
+            "any other parameter of leopardgeo.stages.simulate.SimulationParams, e.g. {lethal_equivalents = 6.29, "
+            "catastrophes = [[0.05, 0.3, 0.0]], ev_survival_sd = 0.05} (see docs/parameters.md)"
+        ),
+        factory=dict,
+    )
     founders_female: int = _f(
         2,
         doc=(

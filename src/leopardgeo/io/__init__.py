@@ -101,6 +101,11 @@ LAYERS: dict[str, str] = {
     "barriers": "Top barrier locations: improvement in least-cost distance per metre restored (Barrier Mapper)",
     "fence_links": "Border-fence scenario: every link before / after the fence, cwd change, status (vanished, lengthened...)",
     "sites": "Reintroduction sites: every criterion, normalised criteria (n_*), score 0-100, rank, rank stability",
+    "habitat_nodes": (
+        "Habitat polygons as graph nodes (leopardgeo metrics): weight, node point, dPC / dIIC with intra, flux and "
+        "connector fractions, BC, BCPC, articulation"
+    ),
+    "node_links": "Links between habitat polygons (leopardgeo metrics): distance, probability p, dPC_link, dIIC_link, bridge",
     "territories": (
         "Packed territories (replicate 0): sex F/M, area_ha, mean_quality, majority patch, country and protected area; "
         "exclusive within a sex, males overlap females"

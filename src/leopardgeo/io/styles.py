@@ -553,6 +553,14 @@ def _renderer_for(layer: str, kind: str, data: pd.DataFrame | None) -> tuple[ET.
             ("M", "male", [_fill_layer("#1f78b4", 0.35, "#0d47a1", 0.4)]),
         ]
         return _categorized(kind, "sex", cats), None
+    if layer in ("habitat_nodes", "node_links") and kind in ("polygon", "line"):
+        attr = "dPC" if layer == "habitat_nodes" else "dPC_link"
+        v = _numeric(data, attr)
+        if v is None:
+            return _single(kind, _default_layers(kind)), None
+        if kind == "polygon":
+            return _graduated(kind, attr, _quantile_breaks(v), lambda i, c: [_fill_layer(c, 0.85, "#1b5e20", 0.2)], _YLGN), None
+        return _graduated(kind, attr, _quantile_breaks(v), lambda i, c: [_line_layer(c, 0.4 + 0.4 * i)], _MAGMA), None
     if layer == "sites" and kind == "polygon":
         lab = _labeling("name") if data is None or "name" in data.columns else None
         return _single(kind, [_fill_layer("#6a1b9a", 0.0, "#6a1b9a", 0.8, style="no")]), lab

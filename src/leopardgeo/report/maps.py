@@ -736,7 +736,13 @@ def _raster_map(
     if outside_patches and run.has("patches.tif"):
         labels, _ = run.raster("patches.tif", categorical=True)
         if labels.shape == data.shape:
-            data = np.ma.masked_where(labels.filled(0) > 0, data)
+            inside = labels.filled(0) > 0
+            if data.shape != _full_shape(run.dir / name):
+                # decimated by averaging: a cell on a patch edge mixes in the patch's current; leave those out too
+                from scipy.ndimage import binary_dilation
+
+                inside = binary_dilation(inside)
+            data = np.ma.masked_where(inside, data)
     fig, ax = _new_figure(ax, _extent_of(run, extent))
     nrm = norm(data) if norm is not None else Normalize(*_robust_limits(data))
     im = ax.imshow(data, extent=extent, origin="upper", cmap=colormaps[cmap], norm=nrm, interpolation="nearest", zorder=1)
@@ -746,12 +752,20 @@ def _raster_map(
     return fig
 
 
+def _full_shape(path: Path) -> tuple[int, int]:
+    with rasterio.open(path) as src:
+        return int(src.height), int(src.width)
+
+
 def _patch_outlines(run: _Run, ax: Axes, color: str = "#1b5e20", lw: float = 0.5) -> list[Any]:
     patches = run.layer("patches")
     if patches is None:
         return []
+    import matplotlib.patheffects as pe
+
     patches.boundary.plot(ax=ax, color=color, linewidth=lw, zorder=5)
-    return [Line2D([], [], color=color, lw=max(lw, 0.8), label="habitat patch (id labelled)")]
+    halo = [pe.withStroke(linewidth=2.4, foreground="#555555")] if color == "white" else None  # visible on the legend
+    return [Line2D([], [], color=color, lw=max(lw, 0.8), label="habitat patch (id labelled)", path_effects=halo)]
 
 
 # ---------------------------------------------------------------------- maps

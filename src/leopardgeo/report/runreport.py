@@ -623,6 +623,20 @@ def _sites_section(run: _RunFolder, report: Report) -> Section | None:
             sites = sites.sort_values("rank", kind="stable").reset_index(drop=True)
         s.blocks += _site_tables(run, sites)
     s.blocks += _fig(report, "sites")
+    if isinstance(sim, dict) and isinstance(sim.get("table"), list) and sim["table"]:
+        via = pd.DataFrame(sim["table"])
+        keep = [c for c in ("site", "corridor", "persistence_25y", "persistence_50y", "persistence_100y", "adults_50y",
+                            "het_retained_50y", "het_retained_100y", "inbreeding_50y", "first_year_inbred_median",
+                            "migrants_per_generation") if c in via.columns]  # fmt: skip
+        fmt = {c: ".0%" for c in keep if c.startswith("persistence")} | {
+            c: ".2f" for c in keep if c.startswith(("het_", "inbreeding", "migrants"))
+        }
+        s.blocks.append(
+            Table(_display(via[keep], fmt), "Population viability by corridor (modelled)",
+                  "Persistence: share of runs with both sexes present; adults and heterozygosity retained (H_t / H_0): "
+                  "medians over the runs (5–95 % intervals in simulation.json); inbreeding: median pedigree F; "
+                  "no_corridor: the same site with no movement to or from the source.")
+        )  # fmt: skip
     if has_png:
         s.blocks.append(Figure(run.dir / "simulation.png", "simulation.png", "Simulated population trajectories (modelled)."))
     return s
@@ -647,6 +661,9 @@ def _site_tables(run: _RunFolder, sites: pd.DataFrame) -> list[Block]:
     cols = {"score": ("score (0–100)", ".1f"), "first_share": ("ranked first", ".0%"), "mean_rank": ("mean rank", ".2f"),
             "capacity_females": ("female territories", ",.0f"), "capacity_males": ("male territories", ",.0f"),
             "persistence_25y": ("persists 25 y", ".0%"), "persistence_50y": ("persists 50 y", ".0%"),
+            "persistence_100y": ("persists 100 y", ".0%"),
+            "persistence_50y_no_corridor": ("persists 50 y, no corridor", ".0%"),
+            "het_retained_50y": ("H retained 50 y", ".2f"),
             "dispersers_to_source": ("dispersers to source", ".2f"),
             "dispersers_from_source": ("dispersers from source", ".2f")}  # fmt: skip
     fmt: dict[str, str] = {"rank": "d"}
@@ -924,6 +941,11 @@ def _sikhote_finding(run: _RunFolder, report: Report) -> list[Block]:
     weak, short = _weakest_section(run, sites.geometry.iloc[0], source)
     if weak:
         text += " " + weak
+    p50 = best.get("persistence_50y", math.nan)  # a pandas row: .get gives the default when the column is absent
+    if pd.notna(p50):
+        text += f" A released population persists 50 years in {100 * float(p50):.0f} % of the simulated runs"
+        alone = best.get("persistence_50y_no_corridor", math.nan)
+        text += f" ({100 * float(alone):.0f} % with no movement to or from the source)." if pd.notna(alone) else "."
     report.headlines.append(f"**Southern Sikhote-Alin:** {name} connects to {source}" + (f"; {short}." if short else "."))
     return [text]
 

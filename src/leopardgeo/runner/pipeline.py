@@ -480,6 +480,8 @@ def compute_metrics(cfg: RunConfig, inputs: Inputs, graph: nx.Graph) -> MetricsR
         median_distance=m.median_dispersal,
         probability=m.probability,
         landscape_area=area,
+        min_probability=m.min_probability,
+        links=m.link_metrics,
     )
     add_metric_attributes(graph, result)
     return result
@@ -786,19 +788,40 @@ def compute_sites(
         from leopardgeo.stages.simulate import SimulationParams
 
         t = time.perf_counter()
-        params = SimulationParams(
-            years=sc.simulation_years,
-            n_runs=sc.simulation_runs,
-            seed=sc.seed,
-            founders_female=sc.founders_female,
-            founders_male=sc.founders_male,
-        )
+        extra = dict(sc.simulation_params)
+        fixed = {"years", "n_runs", "seed", "founders_female", "founders_male"} & set(extra)
+        if fixed:
+            msg = (
+                f"[sites] simulation_params: {sorted(fixed)} are set by [sites] simulation_years, simulation_runs, seed, "
+                "founders_female and founders_male; set them there."
+            )
+            raise ConfigError(msg)
+        try:
+            params = SimulationParams(
+                years=sc.simulation_years,
+                n_runs=sc.simulation_runs,
+                seed=sc.seed,
+                founders_female=sc.founders_female,
+                founders_male=sc.founders_male,
+                **{k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
+                   for k, v in extra.items()},
+            )  # fmt: skip
+        except TypeError as exc:
+            msg = f"[sites] simulation_params: {exc}. See leopardgeo.stages.simulate.SimulationParams for the parameter names."
+            raise ConfigError(msg) from None
+        scen = None
+        if sc.simulation_corridor_resistance:
+            scen = read_raster(
+                cfg.resolve(sc.simulation_corridor_resistance), grid, resampling="nearest",
+                what="[sites] simulation_corridor_resistance",
+            )  # fmt: skip
         chosen = scored if sc.simulate_sites == "all" else scored.iloc[:1]
         masks = dict(zip(cand["site_id"].astype(int), st.site_masks(cand, grid, inputs.valid), strict=True))
         sim_results = st.simulate_sites(
             chosen, masks, suitability=suitability, resistance=resistance, labels=labels, grid=grid, source=src,
             params=params, territories=territories, quality=quality, min_suitability=cfg.patches.min_suitability, territory=tp,
-            margin_m=sc.simulation_margin_m, seed=sc.seed,
+            margin_m=sc.simulation_margin_m, seed=sc.seed, compare_corridors=sc.simulation_compare_corridors,
+            scenario_resistance=scen,
         )  # fmt: skip
         scored = scored.merge(st.simulation_columns(sim_results), on="name", how="left")
         sim_doc = st.simulation_report(sim_results, dict(zip(scored["name"], scored["site_id"].astype(int), strict=True)))

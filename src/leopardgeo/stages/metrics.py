@@ -7,7 +7,7 @@ Formulas (``reference/algorithms.md``; papers cited per function):
   :math:`p = 0.5` at the median dispersal distance;
 * :math:`p^*_{ij}` = the maximum product of link probabilities over all paths =
   :math:`e^{-k D_{ij}}` with :math:`D` the shortest-path distance on the link
-  weights (``scipy.sparse.csgraph``), :math:`p^*_{ii} = 1`;
+  weights, :math:`p^*_{ii} = 1`;
 * PC :math:`= \sum_i \sum_j a_i a_j p^*_{ij} / A_L^2` (Saura & Pascual-Hortal
   2007), EC :math:`= \sqrt{\sum_i \sum_j a_i a_j p^*_{ij}}` (ha);
 * IIC :math:`= \sum_i \sum_j a_i a_j / (1 + nl_{ij}) / A_L^2` over connected
@@ -15,13 +15,37 @@ Formulas (``reference/algorithms.md``; papers cited per function):
   & Saura 2006);
 * dPC of a node or link = :math:`100 (PC - PC_{\text{removed}}) / PC` with
   :math:`A_L` unchanged; node dPC = intra + flux + connector (Saura & Rubio
-  2010);
+  2010), and the same split of dIIC;
 * BC: shortest-path betweenness on the link weights; BCPC: each pair's path
   weighted by :math:`a_i a_j p^*_{ij}` (Bodin & Saura 2010).
+
+All removal deltas come from one compiled pass per source node
+(:mod:`leopardgeo.kernels.graph_metrics`): only the pairs whose shortest-path tree runs
+through the removed node or link are recomputed, which gives the brute-force
+definition exactly at a fraction of its cost (``docs/performance.md``).
+
+**The split of a node's dPC.** *intra* :math:`= 100\, a_x^2 / N`, *flux*
+:math:`= 100 \cdot 2 a_x \sum_{j \ne x} a_j p^*_{xj} / N`, *connector* :math:`= 100
+\sum_{i, j \ne x} a_i a_j (p^*_{ij} - p^{*,-x}_{ij}) / N`, with :math:`N` the sum
+of PC.  The connector fraction is summed from its non-negative terms (never
+taken as dPC − intra − flux, whose round-off can fall below zero), so it is
+reported :math:`\ge 0`; dPC is the sum of the three and equals the brute-force
+difference to about :math:`10^{-12}` of :math:`N`.  dIIC is split alike.
+
+**Minimum link probability.** ``min_probability`` (Conefor users often set
+0.01) drops every link with :math:`p_{ij}` below it *before* the max-product
+paths.  With :math:`p = 0.5` at the median dispersal distance :math:`d_{50}`,
+0.01 drops links longer than :math:`\log_2 100 \approx 6.64\, d_{50}`.  It can
+only lower :math:`p^*` of pairs whose best path used such a link, each by at
+most 0.01 of :math:`a_i a_j`, so PC falls slightly, IIC and the number of
+components may change (IIC counts links, not probabilities), and a dropped link
+gets ``used = False``, ``dPC_link = 0``.  Without it (the default) every link
+with a finite distance is used, however improbable.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -29,11 +53,25 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import connected_components, shortest_path
+from scipy.sparse.csgraph import connected_components
 
 from leopardgeo.core.errors import ConfigError, DataError
+from leopardgeo.kernels.graph_metrics import MODE_IIC, MODE_PC, removal_deltas
 
-__all__ = ["MetricsResult", "add_metric_attributes", "connectivity_metrics", "dispersal_k"]
+__all__ = ["LINK_METRICS_MAX_LINKS", "MetricsResult", "add_metric_attributes", "connectivity_metrics", "dispersal_k"]
+
+logger = logging.getLogger(__name__)
+
+#: With ``links=None``, link metrics are computed only up to this many links (the 404-node complete
+#: graph has 81,406 and takes seconds; their cost grows with links × mean subtree size).
+LINK_METRICS_MAX_LINKS = 250_000
+
+NODE_COLUMNS = (
+    "dPC", "dPC_intra", "dPC_flux", "dPC_connector",
+    "dIIC", "dIIC_intra", "dIIC_flux", "dIIC_connector",
+    "BC", "BCPC", "articulation",
+)  # fmt: skip
+LINK_COLUMNS = ("patch_a", "patch_b", "p", "used", "dPC_link", "dIIC_link", "bridge")
 
 
 def dispersal_k(distance: float, probability: float = 0.5) -> float:
@@ -60,12 +98,14 @@ class MetricsResult:
     Attributes
     ----------
     summary
-        ``PC``, ``IIC``, ``EC_ha``, ``components``, ``landscape_area_ha``, ``k``.
+        ``PC``, ``IIC``, ``EC_ha``, ``components``, ``landscape_area_ha``, ``k``, ``min_probability``,
+        ``links_used``, ``link_metrics`` (``"computed"`` or why not).
     nodes
-        Indexed by node: ``dPC``, ``dPC_intra``, ``dPC_flux``, ``dPC_connector``,
-        ``dIIC``, ``BC``, ``BCPC``, ``articulation``.
+        Indexed by node: ``dPC``, ``dPC_intra``, ``dPC_flux``, ``dPC_connector``, ``dIIC``,
+        ``dIIC_intra``, ``dIIC_flux``, ``dIIC_connector``, ``BC``, ``BCPC``, ``articulation``.
     links
-        One row per edge (``patch_a``, ``patch_b``): ``p``, ``dPC_link``, ``bridge``.
+        One row per edge (``patch_a``, ``patch_b``): ``p``, ``used`` (kept after ``min_probability``),
+        ``dPC_link``, ``dIIC_link`` (NaN when link metrics were not computed), ``bridge``.
     """
 
     summary: dict
@@ -73,34 +113,41 @@ class MetricsResult:
     links: pd.DataFrame
 
 
-def _matrices(G: nx.Graph, nodes: list, weight: str, removed_edge: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Shortest-path distance on ``weight`` and topological distance (links), inf when disconnected."""
-    index = {n: i for i, n in enumerate(nodes)}
-    rows, cols, w = [], [], []
-    for u, v, d in G.edges(data=True):
-        if u not in index or v not in index or (removed_edge is not None and {u, v} == set(removed_edge)):
-            continue
-        val = float(d[weight])
-        if not (val >= 0 and math.isfinite(val)):
-            continue
-        rows += [index[u], index[v]]
-        cols += [index[v], index[u]]
-        w += [max(val, 1e-300), max(val, 1e-300)]  # an explicit 0 would be read as "no edge"
-    n = len(nodes)
-    m = csr_matrix((w, (rows, cols)), shape=(n, n))
-    dist = shortest_path(m, method="D", directed=False)
-    topo = shortest_path(m, method="D", directed=False, unweighted=True)
-    return dist, topo
+def _check(G: nx.Graph, attribute: str, weight: str) -> tuple[list, np.ndarray]:
+    nodes = sorted(G.nodes)
+    if not nodes:
+        msg = "metrics: expected a graph with at least one patch, found none."
+        raise DataError(msg)
+    try:
+        a = np.array([float(G.nodes[n][attribute]) for n in nodes])
+    except KeyError as exc:
+        msg = f"metrics: expected node attribute {attribute!r} on every patch, found it missing ({exc})."
+        raise DataError(msg) from None
+    if (a < 0).any() or not np.isfinite(a).all():
+        msg = f"metrics: expected {attribute} >= 0 and finite, found {a[~(a >= 0) | ~np.isfinite(a)][:3].tolist()}."
+        raise DataError(msg)
+    missing = [(u, v) for u, v, d in G.edges(data=True) if weight not in d]
+    if missing:
+        msg = f"metrics: expected edge attribute {weight!r} on every link, found it missing on {missing[:3]}."
+        raise DataError(msg)
+    bad = [(u, v, d[weight]) for u, v, d in G.edges(data=True) if not float(d[weight]) >= 0]
+    if bad:
+        msg = (
+            f"metrics: expected link {weight} >= 0 (or inf for no link), found {bad[:3]}; "
+            "fix or drop those links before computing the metrics."
+        )
+        raise DataError(msg)
+    return nodes, a
 
 
-def _pc_num(a: np.ndarray, dist: np.ndarray, k: float) -> float:
-    return float(a @ np.exp(-k * dist) @ a)
-
-
-def _iic_num(a: np.ndarray, topo: np.ndarray) -> float:
-    with np.errstate(divide="ignore"):
-        inv = np.where(np.isfinite(topo), 1.0 / (1.0 + topo), 0.0)
-    return float(a @ inv @ a)
+def _csr(n: int, ui: np.ndarray, vi: np.ndarray, ids: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Symmetric CSR arrays (indptr, indices, weights, link ids) of the used links."""
+    rows = np.concatenate([ui, vi])
+    cols = np.concatenate([vi, ui])
+    order = np.lexsort((cols, rows))
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.add.at(indptr, rows + 1, 1)
+    return np.cumsum(indptr), cols[order], np.concatenate([w, w])[order], np.concatenate([ids, ids])[order]
 
 
 def connectivity_metrics(
@@ -111,13 +158,15 @@ def connectivity_metrics(
     median_distance: float = 11_000.0,
     probability: float = 0.5,
     landscape_area: float | None = None,
+    min_probability: float | None = None,
+    links: bool | None = None,
 ) -> MetricsResult:
-    """PC, IIC, EC and node / link importance (dPC and fractions, dIIC, BC, BCPC) of a patch graph.
+    """PC, IIC, EC and node / link importance (dPC, dIIC and their fractions, BC, BCPC) of a patch graph.
 
     Parameters
     ----------
     G
-        Patch graph (nodes carry ``attribute``, edges carry ``weight``).
+        Patch graph (nodes carry ``attribute``, edges carry ``weight``; ``inf`` = no link).
     attribute
         Node attribute used as ``a`` (default ``area_ha``).
     weight
@@ -126,6 +175,12 @@ def connectivity_metrics(
         The kernel passes through (``median_distance``, ``probability``), same unit as ``weight``.
     landscape_area
         :math:`A_L` in the unit of ``attribute``; default: the sum of ``a``.
+    min_probability
+        Drop links with :math:`p_{ij}` below this before the max-product paths (module docstring);
+        default: keep every link.
+    links
+        Compute ``dPC_link`` and ``dIIC_link``: ``None`` (default) does so up to
+        :data:`LINK_METRICS_MAX_LINKS` links and says so in ``summary["link_metrics"]`` above it.
 
     Returns
     -------
@@ -141,33 +196,50 @@ def connectivity_metrics(
     >>> m = connectivity_metrics(G, median_distance=100.0)
     >>> m.summary["PC"], round(m.summary["EC_ha"], 4)
     (0.75, 1.7321)
+    >>> m.links[["dPC_link", "dIIC_link"]].round(3).values.tolist()   # 2·1·1·0.5 of 3; 2·1·1/2 of 3
+    [[33.333, 33.333]]
     """
-    nodes = sorted(G.nodes)
-    if not nodes:
-        msg = "metrics: expected a graph with at least one patch, found none."
-        raise DataError(msg)
-    try:
-        a = np.array([float(G.nodes[n][attribute]) for n in nodes])
-    except KeyError as exc:
-        msg = f"metrics: expected node attribute {attribute!r} on every patch, found it missing ({exc})."
-        raise DataError(msg) from None
-    if (a < 0).any() or not np.isfinite(a).all():
-        msg = f"metrics: expected {attribute} >= 0 and finite, found {a[~(a >= 0)][:3].tolist()}."
-        raise DataError(msg)
-    missing = [(u, v) for u, v, d in G.edges(data=True) if weight not in d]
-    if missing:
-        msg = f"metrics: expected edge attribute {weight!r} on every link, found it missing on {missing[:3]}."
-        raise DataError(msg)
+    nodes, a = _check(G, attribute, weight)
+    n = len(nodes)
     k = dispersal_k(median_distance, probability)
+    if min_probability is not None and not 0 <= min_probability < 1:
+        msg = f"metrics: min_probability: expected a value in [0, 1) or None, found {min_probability!r}."
+        raise ConfigError(msg)
     al = float(landscape_area) if landscape_area is not None else float(a.sum())
     if not al > 0:
         msg = f"metrics: expected a landscape area > 0, found {al!r}."
         raise DataError(msg)
-    dist, topo = _matrices(G, nodes, weight)
-    pstar = np.exp(-k * dist)
-    num = float(a @ pstar @ a)
-    inum = _iic_num(a, topo)
-    n_comp = int(connected_components(csr_matrix(np.isfinite(dist).astype(float)), directed=False)[0])
+    index = {v: i for i, v in enumerate(nodes)}
+    edges = [(u, v, float(d[weight])) for u, v, d in G.edges(data=True)]
+    m_all = len(edges)
+    ui = np.array([index[u] for u, _, _ in edges], dtype=np.int64)
+    vi = np.array([index[v] for _, v, _ in edges], dtype=np.int64)
+    dist = np.array([d for _, _, d in edges], dtype=np.float64)
+    p = np.exp(-k * dist)
+    used = np.isfinite(dist) & (ui != vi)
+    if min_probability is not None:
+        used &= p >= min_probability
+    ids = np.flatnonzero(used)
+    if links is None:
+        links = len(ids) <= LINK_METRICS_MAX_LINKS
+        status = "computed" if links else (
+            f"skipped: {len(ids):,} links > {LINK_METRICS_MAX_LINKS:,} (the automatic limit); "
+            "pass links=True to compute them anyway, or raise min_probability to drop improbable links"
+        )
+        if not links:
+            logger.warning("metrics: link metrics %s", status)
+    else:
+        status = "computed" if links else "not requested"
+    lid = np.arange(len(ids), dtype=np.int64)
+    indptr, indices, w, eid = _csr(n, ui[ids], vi[ids], lid, np.maximum(dist[ids], 0.0))
+    tot, node_pc, link_pc, bc2, bcpc2 = removal_deltas(indptr, indices, w, eid, a, n_links=len(ids), mode=MODE_PC, k=k,
+                                                       links=links, betweenness=True)  # fmt: skip
+    tot_i, node_iic, link_iic, _, _ = removal_deltas(indptr, indices, np.ones_like(w), eid, a, n_links=len(ids),
+                                                     mode=MODE_IIC, links=links, betweenness=False)  # fmt: skip
+    num = float(a @ tot)
+    inum = float(a @ tot_i)
+    adj = csr_matrix((np.ones(len(indices)), indices, indptr), shape=(n, n))
+    n_comp = int(connected_components(adj, directed=False)[0])
     summary = {
         "PC": num / al**2,
         "IIC": inum / al**2,
@@ -175,68 +247,56 @@ def connectivity_metrics(
         "components": n_comp,
         "landscape_area_ha": al,
         "k": k,
+        "min_probability": min_probability,
+        "links_used": len(ids),
+        "link_metrics": status,
     }
-    rows = []
-    for i, node in enumerate(nodes):
-        keep = [j for j in range(len(nodes)) if j != i]
-        sub = [nodes[j] for j in keep]
-        d2, t2 = _matrices(G.subgraph(sub), sub, weight)
-        num_r = _pc_num(a[keep], d2, k)
-        inum_r = _iic_num(a[keep], t2)
-        dpc = 100.0 * (num - num_r) / num if num > 0 else 0.0
-        intra = 100.0 * a[i] ** 2 / num if num > 0 else 0.0
-        flux = 100.0 * 2.0 * a[i] * float(pstar[i, keep] @ a[keep]) / num if num > 0 else 0.0
-        rows.append(
-            {
-                "node": node,
-                "dPC": dpc,
-                "dPC_intra": intra,
-                "dPC_flux": flux,
-                "dPC_connector": dpc - intra - flux,
-                "dIIC": 100.0 * (inum - inum_r) / inum if inum > 0 else 0.0,
-            }
-        )
-    node_df = pd.DataFrame(rows).set_index("node")
-    # betweenness on the link weights (unnormalised, each unordered pair once) and its PC-weighted form
-    bc = nx.betweenness_centrality(G.subgraph(nodes), weight=weight, normalized=False)
-    node_df["BC"] = [float(bc[n]) for n in nodes]
-    node_df["BCPC"] = _bcpc(G, nodes, a, pstar, weight)
-    art = set(nx.articulation_points(G.subgraph(nodes)))
-    node_df["articulation"] = [n in art for n in nodes]
-    bridges = {frozenset(e) for e in nx.bridges(G.subgraph(nodes))}
-    link_rows = []
-    for u, v, d in G.edges(data=True):
-        d2, _ = _matrices(G, nodes, weight, removed_edge=(u, v))
-        num_r = _pc_num(a, d2, k)
-        val = float(d.get(weight, math.nan))
-        link_rows.append(
-            {
-                "patch_a": min(u, v),
-                "patch_b": max(u, v),
-                "p": math.exp(-k * val) if math.isfinite(val) else 0.0,
-                "dPC_link": 100.0 * (num - num_r) / num if num > 0 else 0.0,
-                "bridge": frozenset((u, v)) in bridges,
-            }
-        )
-    links = pd.DataFrame(link_rows, columns=["patch_a", "patch_b", "p", "dPC_link", "bridge"])
-    return MetricsResult(summary=summary, nodes=node_df, links=links)
 
+    def split(total: float, own: np.ndarray, loss: np.ndarray, name: str) -> dict[str, np.ndarray]:
+        scale = 100.0 / total if total > 0 else 0.0
+        intra = scale * a**2
+        flux = scale * 2.0 * a * np.maximum(own - a, 0.0)
+        conn = scale * np.maximum(loss, 0.0)
+        return {name: intra + flux + conn, f"{name}_intra": intra, f"{name}_flux": flux, f"{name}_connector": conn}
 
-def _bcpc(G: nx.Graph, nodes: list, a: np.ndarray, pstar: np.ndarray, weight: str) -> list[float]:
-    """Sum over pairs i < j of a_i a_j p*_ij for each node strictly inside their shortest path."""
-    index = {n: i for i, n in enumerate(nodes)}
-    out = np.zeros(len(nodes))
-    H = G.subgraph(nodes)
-    for i, src in enumerate(nodes):
-        _, paths = nx.single_source_dijkstra(H, src, weight=weight)
-        for dst, path in paths.items():
-            j = index[dst]
-            if j <= i:
-                continue
-            w = a[i] * a[j] * pstar[i, j]
-            for mid in path[1:-1]:
-                out[index[mid]] += w
-    return out.tolist()
+    cols = split(num, tot, node_pc, "dPC") | split(inum, tot_i, node_iic, "dIIC")
+    node_df = pd.DataFrame(cols, index=pd.Index(nodes, name="node"))
+    node_df["BC"] = bc2 / 2.0
+    node_df["BCPC"] = bcpc2 / 2.0
+    H = nx.Graph()
+    H.add_nodes_from(nodes)
+    H.add_edges_from((edges[i][0], edges[i][1]) for i in ids)
+    # one biconnected decomposition (networkx.bridges' chain decomposition is ~10x slower on dense graphs):
+    # a bridge is a component of one link, an articulation point a node in two or more components
+    seen: dict = {}
+    bridges = set()
+    for comp in nx.biconnected_component_edges(H):
+        if len(comp) == 1:
+            bridges.add(frozenset(comp[0]))
+        for v in {x for e in comp for x in e}:
+            seen[v] = seen.get(v, 0) + 1
+    node_df["articulation"] = [seen.get(v, 0) > 1 for v in nodes]
+    dpc_link = np.zeros(m_all)
+    diic_link = np.zeros(m_all)
+    if links:
+        dpc_link[ids] = 100.0 * np.maximum(link_pc, 0.0) / num if num > 0 else 0.0
+        diic_link[ids] = 100.0 * np.maximum(link_iic, 0.0) / inum if inum > 0 else 0.0
+    else:
+        dpc_link[:] = np.nan
+        diic_link[:] = np.nan
+    link_df = pd.DataFrame(
+        {
+            "patch_a": [min(u, v) for u, v, _ in edges],
+            "patch_b": [max(u, v) for u, v, _ in edges],
+            "p": np.where(np.isfinite(dist), p, 0.0),
+            "used": used,
+            "dPC_link": dpc_link,
+            "dIIC_link": diic_link,
+            "bridge": [used[i] and frozenset(edges[i][:2]) in bridges for i in range(m_all)],
+        },
+        columns=list(LINK_COLUMNS),
+    )
+    return MetricsResult(summary=summary, nodes=node_df[list(NODE_COLUMNS)], links=link_df)
 
 
 def add_metric_attributes(G: nx.Graph, result: MetricsResult) -> None:
@@ -244,5 +304,7 @@ def add_metric_attributes(G: nx.Graph, result: MetricsResult) -> None:
     for node, row in result.nodes.iterrows():
         G.nodes[node].update({k: (bool(v) if k == "articulation" else float(v)) for k, v in row.items()})
     for row in result.links.itertuples(index=False):
-        G.edges[row.patch_a, row.patch_b].update({"p": row.p, "dPC_link": row.dPC_link, "bridge": bool(row.bridge)})
+        G.edges[row.patch_a, row.patch_b].update(
+            {"p": row.p, "dPC_link": row.dPC_link, "dIIC_link": row.dIIC_link, "bridge": bool(row.bridge)}
+        )
     G.graph["metrics"] = dict(result.summary)

@@ -4,13 +4,22 @@ A population viability analysis (PVA) in the style of Vortex (Lacy 2000,
 *Ecological Bulletins* 48:191–203) and of the individual-based tiger models of
 Carroll & Miquelle (2006, *J. Appl. Ecol.* 43:1056–1068), run on the
 territories of :func:`leopardgeo.stages.territories.pack_territories`: every animal
-is tracked with its age, sex, territory (or none) and mother, in yearly steps.
+is tracked with its age, sex, territory (or none), mother, neutral diploid
+genotype and pedigree inbreeding coefficient, in yearly steps.  The compiled
+kernel is :mod:`leopardgeo.kernels.popkernel`, the landscape
+:mod:`leopardgeo.stages.poplandscape`, the founder spectra and the reference
+formulas :mod:`leopardgeo.kernels.genetics`.
 
 The yearly cycle (census after the births, so year 0 counts the founders):
 
 1. **Survival** by age class at the start of the year: cub (age 0), juvenile
    (1), subadult (2), adult (>= 3; males may have their own rate); an adult
-   without a territory (a *floater*) survives with the floater rate.  With
+   without a territory (a *floater*) survives with the floater rate.  Each
+   rate moves with the year's environmental variation and catastrophes (per
+   side of the landscape), independent animals also face ``poaching_rate``,
+   a cub's survival is × :math:`e^{-B F}` (inbreeding depression, lethal
+   equivalents B, F its pedigree inbreeding) and a cub homozygous at a lethal
+   locus dies (optional purging); an animal reaching ``max_age`` dies.  With
    ``cubs_die_with_mother`` a cub in its first year dies with its mother.
    The territory of a dead animal becomes free.
 2. **Ageing**: every survivor is one year older.
@@ -36,7 +45,12 @@ The yearly cycle (census after the births, so year 0 counts the founders):
    is female with probability ``female_share``.  The female can breed again
    when her cubs are independent (or all died): an inter-birth interval of two
    years, or one year after losing the whole litter.
-6. **Census**.
+   The father is drawn among the males within reach (per litter, or per cub
+   with ``multiple_paternity``); each cub inherits one allele of each parent
+   at every locus, and its inbreeding coefficient is its parents' kinship.
+6. **Census**, with the genetic census of the independent animals:
+   expected heterozygosity, allelic richness, mean inbreeding, F_ST between
+   the site's and the source's side.
 
 Territories are the density ceiling.  With ``density_limit=False`` the
 simulation is not spatial: every disperser settles at once on a territory of
@@ -60,7 +74,9 @@ A run *persists* at year *t* if at every census up to *t* the simulated
 population held at least one female and one male of any age (Vortex's
 definition of extinction: one sex or both gone).
 
-Defaults and their sources (assumptions are labelled):
+Defaults and their sources (assumptions are labelled; the genetic defaults --
+12 loci, wild heterozygosity 0.33, 6.29 lethal equivalents, maximum age 20 --
+are sourced in ``docs/parameters.md``):
 
 * ``survival_adult = 0.82``: annual adult survival of Amur leopards,
   0.82 (0.69–0.91) (Vitkalova et al. 2018, *Conservation Letters*).
@@ -110,41 +126,44 @@ import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from numba import njit
 
-from leopardgeo.core.errors import AlignmentError, ConfigError, DataError
-from leopardgeo.kernels.costdist import cost_distance
+from leopardgeo.core.errors import ConfigError, DataError
+from leopardgeo.kernels import popkernel as pk
+from leopardgeo.kernels.genetics import spectrum, spectrum_from_heterozygosity
+from leopardgeo.stages.poplandscape import OTHER, SITE, SOURCE, TerritoryLandscape, _check_cost, _expected
 
 __all__ = [
+    "OTHER",
     "QUANTILES",
+    "SITE",
+    "SOURCE",
     "SimulationParams",
     "SimulationResult",
     "TerritoryLandscape",
     "leslie_lambda",
     "leslie_matrix",
+    "plot_genetics",
     "plot_trajectories",
+    "simulate_corridors",
     "simulate_individuals",
     "simulate_population",
     "simulate_site",
+    "simulate_site_corridors",
 ]
 
 #: Quantiles (percent) of the trajectories reported by :meth:`SimulationResult.quantiles`.
 QUANTILES = (5, 25, 50, 75, 95)
+#: Years at which the summaries report persistence, population and genetics.
+HORIZONS = (25, 50, 100)
 
-# Region codes of a territory.
-OTHER, SITE, SOURCE = 0, 1, 2
-
-# Columns of the individual table of the compiled kernel.
-_AGE, _SEX, _TERR, _ORIGIN, _MOTHER, _ALIVE = 0, 1, 2, 3, 4, 5
-_NCOL = 6
-# Rows of the per-run trajectory array.
-_ROWS = ("adult_females", "adult_males", "adults", "total", "females", "males", "source_adults")
-_VIRTUAL = -2  # territory of an animal settled without a density limit
+_ROWS = pk.ROWS
+_GEN_ROWS = pk.GEN_ROWS
+_AGE, _SEX, _TERR, _ORIGIN, _ALIVE = pk._AGE, pk._SEX, pk._TERR, pk._ORIGIN, pk._ALIVE
 
 
 # --------------------------------------------------------------------------- parameters
@@ -162,7 +181,9 @@ class SimulationParams:
     founders_female: int = 3
     founders_male: int = 3
     founder_age: int = 3
+    founder_origin: str = "wild"
     supplementation: tuple[tuple[int, int, int], ...] = ()
+    translocations: tuple[tuple[int, int, int, str], ...] = ()
     survival_cub: float = 0.7
     survival_juvenile: float = 0.9
     survival_subadult: float = 0.75
@@ -172,9 +193,17 @@ class SimulationParams:
     cubs_die_with_mother: bool = True
     first_breeding_age: int = 3
     independence_age: int = 2
+    max_age: int | None = 20
     breeding_probability: float = 0.9
     litter_probabilities: tuple[float, ...] = (0.25, 0.5, 0.25)
     female_share: float = 0.5
+    multiple_paternity: bool = False
+    poaching_rate: float = 0.0
+    ev_survival_sd: float = 0.0
+    ev_breeding_sd: float = 0.0
+    ev_correlation: float = 0.5
+    catastrophes: tuple[tuple[float, float, float], ...] = ()
+    carrying_capacity: int | None = None
     mean_dispersal_cost_female_m: float = 2700.0
     mean_dispersal_cost_male_m: float = 11000.0
     max_dispersal_cost_m: float = 50000.0
@@ -183,6 +212,18 @@ class SimulationParams:
     floaters: bool = True
     density_limit: bool = True
     source_fill: float = 1.0
+    genetics: bool = True
+    neutral_loci: int = 12
+    wild_heterozygosity: float = 0.33
+    wild_alleles_per_locus: int = 4
+    wild_allele_frequencies: tuple[Any, ...] | None = None
+    captive_heterozygosity: float = 0.6
+    captive_alleles_per_locus: int = 6
+    captive_allele_frequencies: tuple[Any, ...] | None = None
+    lethal_equivalents: float = 6.29
+    lethal_share: float = 0.0
+    inbreeding_threshold: float = 0.125
+    max_pedigree: int = 3000
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -206,10 +247,31 @@ class SimulationParams:
         """All releases as ``(year, females, males)``, founders (year 0) first."""
         return [(0, self.founders_female, self.founders_male), *[tuple(map(int, r)) for r in self.supplementation]]
 
+    @property
+    def lethal_loci(self) -> int:
+        """Lethal loci per animal (purging): ``round(lethal_equivalents × lethal_share)`` when genetics is on."""
+        return round(self.lethal_equivalents * self.lethal_share) if self.genetics else 0
 
-def _expected(name: str, expected: str, value: object, fix: str = "") -> str:
-    """Error message: what was expected, what was found, how to fix it."""
-    return f"{name}: expected {expected}, found {value!r}." + (f" {fix}" if fix else "")
+    @property
+    def neutral_lethal_equivalents(self) -> float:
+        """Lethal equivalents acting as exp(-B F) on first-year survival (the part not modelled as lethal loci)."""
+        return float(self.lethal_equivalents - self.lethal_loci) if self.genetics else 0.0
+
+    def wild_spectrum(self) -> np.ndarray:
+        """Allele frequencies of wild-born founders, (neutral_loci, alleles)."""
+        if self.wild_allele_frequencies is not None:
+            return spectrum(self.wild_allele_frequencies, n_loci=self.neutral_loci, name="wild_allele_frequencies")
+        return spectrum_from_heterozygosity(
+            self.wild_heterozygosity, n_alleles=self.wild_alleles_per_locus, n_loci=self.neutral_loci
+        )
+
+    def captive_spectrum(self) -> np.ndarray:
+        """Allele frequencies of captive-bred founders (supplementation, and founders if ``founder_origin='captive'``)."""
+        if self.captive_allele_frequencies is not None:
+            return spectrum(self.captive_allele_frequencies, n_loci=self.neutral_loci, name="captive_allele_frequencies")
+        return spectrum_from_heterozygosity(
+            self.captive_heterozygosity, n_alleles=self.captive_alleles_per_locus, n_loci=self.neutral_loci
+        )
 
 
 def _check_int(p: SimulationParams, name: str, minimum: int) -> None:
@@ -224,12 +286,6 @@ def _check_prob(name: str, v: object) -> None:
         raise ConfigError(_expected(name, "a probability from 0 to 1", v))
 
 
-def _check_cost(name: str, v: object) -> None:
-    ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and float(v) > 0 and math.isfinite(float(v))
-    if not ok:
-        raise ConfigError(_expected(name, "a positive finite number of cost-weighted metres", v))
-
-
 def _validate(p: SimulationParams) -> None:
     for name, minimum in (
         ("years", 1),
@@ -240,8 +296,17 @@ def _validate(p: SimulationParams) -> None:
         ("founder_age", 0),
         ("first_breeding_age", 1),
         ("independence_age", 1),
+        ("neutral_loci", 0),
+        ("wild_alleles_per_locus", 1),
+        ("captive_alleles_per_locus", 1),
+        ("max_pedigree", 1),
     ):
         _check_int(p, name, minimum)
+    for name, minimum in (("max_age", 1), ("carrying_capacity", 1)):
+        if getattr(p, name) is not None:
+            _check_int(p, name, minimum)
+    if p.max_age is not None and p.max_age < p.first_breeding_age:
+        raise ConfigError(_expected("max_age", f"at least first_breeding_age = {p.first_breeding_age}", p.max_age))
     if p.independence_age > p.first_breeding_age:
         raise ConfigError(
             _expected(
@@ -258,8 +323,47 @@ def _validate(p: SimulationParams) -> None:
         "breeding_probability",
         "female_share",
         "source_fill",
+        "poaching_rate",
+        "lethal_share",
+        "inbreeding_threshold",
     ):
         _check_prob(name, getattr(p, name))
+    for name in ("ev_survival_sd", "ev_breeding_sd", "lethal_equivalents"):
+        v = getattr(p, name)
+        if not (isinstance(v, numbers.Real) and not isinstance(v, bool) and 0 <= float(v) and math.isfinite(float(v))):
+            raise ConfigError(_expected(name, "a finite number >= 0", v))
+    v = p.ev_correlation
+    if not (isinstance(v, numbers.Real) and not isinstance(v, bool) and -1 <= float(v) <= 1):
+        raise ConfigError(_expected("ev_correlation", "a correlation from -1 to 1", v))
+    if p.founder_origin not in ("wild", "captive"):
+        raise ConfigError(_expected("founder_origin", "'wild' or 'captive'", p.founder_origin))
+    for i, c in enumerate(p.catastrophes):
+        ok = isinstance(c, Sequence) and len(c) == 3 and all(
+            isinstance(x, numbers.Real) and not isinstance(x, bool) and 0 <= float(x) <= 1 for x in c
+        )
+        if not ok:
+            raise ConfigError(
+                _expected(f"catastrophes[{i}]", "(yearly probability, survival severity, breeding severity), each 0 to 1", c)
+            )
+    for i, r in enumerate(p.translocations):
+        ok = (
+            isinstance(r, Sequence)
+            and len(r) == 4
+            and all(isinstance(x, numbers.Integral) and not isinstance(x, bool) and int(x) >= 0 for x in r[:3])
+            and 0 <= int(r[0]) <= p.years
+            and r[3] in ("to_site", "to_source")
+        )
+        if not ok:
+            raise ConfigError(
+                _expected(
+                    f"translocations[{i}]",
+                    f"(year, females, males, 'to_site' or 'to_source'), a year from 0 to years = {p.years}",
+                    r,
+                )
+            )
+    if p.genetics and p.neutral_loci > 0:
+        p.wild_spectrum()
+        p.captive_spectrum()
     for name in ("survival_adult_male", "survival_floater"):
         if getattr(p, name) is not None:
             _check_prob(name, getattr(p, name))
@@ -297,7 +401,7 @@ def _validate(p: SimulationParams) -> None:
                     r,
                 )
             )
-    for name in ("cubs_die_with_mother", "disperse", "floaters", "density_limit"):
+    for name in ("cubs_die_with_mother", "disperse", "floaters", "density_limit", "genetics", "multiple_paternity"):
         if not isinstance(getattr(p, name), bool):
             raise ConfigError(_expected(name, "true or false", getattr(p, name)))
     if p.founders_female + p.founders_male == 0 and not p.supplementation and p.source_fill == 0:
@@ -386,732 +490,10 @@ def leslie_lambda(params: SimulationParams) -> float:
     return float(np.max(np.abs(np.linalg.eigvals(leslie_matrix(params)))))
 
 
-# --------------------------------------------------------------------------- landscape
-@dataclass(frozen=True, eq=False)
-class TerritoryLandscape:
-    """Territories as the simulation sees them: centroids, regions and least-cost distances.
-
-    Female territories have indices ``0 .. n_female - 1``, male territories
-    ``0 .. n_male - 1``.  Distances are least costs (cost-weighted metres)
-    from any cell of a female territory to the nearest cell of another
-    territory, kept only up to ``max_cost_m``, in compressed rows sorted
-    nearest first: for female territory ``i`` the female territories
-    ``ff_index[ff_ptr[i]:ff_ptr[i+1]]`` at costs ``ff_cost[...]`` (itself
-    first, at 0), and likewise ``fm_*`` for male territories (0 if they overlap).
-
-    Attributes
-    ----------
-    female_ids, male_ids
-        Territory ids (``territory_id`` of the territory table).
-    female_xy, male_xy
-        Centroids, metres in the grid CRS, shape (n, 2).
-    female_region, male_region
-        0 = other, 1 = release site, 2 = source population.
-    female_side, male_side
-        0 = the site's side, 1 = the source's side: the territory's cells are
-        mostly nearer (least cost) to the source than to the site.  Without a
-        source every territory is on the site's side.
-    site_female_order, site_male_order
-        Indices of the site's territories, nearest to the release point first.
-    release_origin
-        Index of the female territory nearest the release point (where
-        unsettled released animals start their search).
-    release_xy
-        The release point (metres).
-    max_cost_m
-        Cost up to which distances are kept.
-    build_s
-        Seconds taken to build it.
-    grid, female_raster, male_raster, resistance, connectivity
-        What :meth:`with_site` needs to place another site: the grid, the
-        territory id rasters (0 = none or filtered out), the resistance and the
-        search's neighbourhood.
-    """
-
-    female_ids: np.ndarray
-    male_ids: np.ndarray
-    female_xy: np.ndarray
-    male_xy: np.ndarray
-    female_region: np.ndarray
-    male_region: np.ndarray
-    female_side: np.ndarray
-    male_side: np.ndarray
-    ff_ptr: np.ndarray
-    ff_index: np.ndarray
-    ff_cost: np.ndarray
-    fm_ptr: np.ndarray
-    fm_index: np.ndarray
-    fm_cost: np.ndarray
-    site_female_order: np.ndarray
-    site_male_order: np.ndarray
-    release_origin: int
-    release_xy: tuple[float, float]
-    max_cost_m: float
-    build_s: float = 0.0
-    grid: Any = field(default=None, repr=False)
-    female_raster: np.ndarray | None = field(default=None, repr=False)
-    male_raster: np.ndarray | None = field(default=None, repr=False)
-    resistance: np.ndarray | None = field(default=None, repr=False)
-    connectivity: int = 8
-
-    @property
-    def n_female(self) -> int:
-        """Number of female territories."""
-        return int(self.female_ids.size)
-
-    @property
-    def n_male(self) -> int:
-        """Number of male territories."""
-        return int(self.male_ids.size)
-
-    def summary(self) -> dict[str, Any]:
-        """Territory counts per region, for reports."""
-        out: dict[str, Any] = {}
-        for name, code in (("site", SITE), ("source", SOURCE), ("other", OTHER)):
-            out[f"{name}_female_territories"] = int((self.female_region == code).sum())
-            out[f"{name}_male_territories"] = int((self.male_region == code).sum())
-        out["site_side_female_territories"] = int((self.female_side == 0).sum())
-        out["source_side_female_territories"] = int((self.female_side == 1).sum())
-        out["max_cost_m"] = self.max_cost_m
-        out["build_s"] = round(self.build_s, 2)
-        return out
-
-    @classmethod
-    def from_territories(
-        cls,
-        territories: Any,
-        resistance: np.ndarray,
-        *,
-        site: Any,
-        source: Any = None,
-        max_cost_m: float = 50000.0,
-        min_share: float = 0.5,
-        release_xy: tuple[float, float] | None = None,
-        within_cost_m: float | None = None,
-        connectivity: int = 8,
-        workers: int | None = None,
-    ) -> TerritoryLandscape:
-        """Build the landscape from packed territories and the resistance surface.
-
-        Parameters
-        ----------
-        territories
-            A :class:`leopardgeo.stages.territories.TerritoryResult` (its ``female``
-            and ``male`` rasters and ``grid`` are used).
-        resistance
-            Resistance on the same grid (NaN = impassable).
-        site, source
-            The release site and the source population: a boolean raster on
-            the grid, or polygons (shapely geometry, GeoSeries or GeoDataFrame in
-            the grid CRS).  A territory belongs to one if at least ``min_share``
-            of its cells do (the site wins where both claim it).  ``source`` may
-            be None.
-        max_cost_m
-            Distances beyond this cost are not kept; use the simulation's
-            ``max_dispersal_cost_m`` (and at least ``mate_search_cost_m``).
-        min_share
-            Share of a territory's cells that must lie in the site / source.
-        release_xy
-            Release point in metres; default: the centroid of the site's cells.
-        within_cost_m
-            Keep only territories with a cell within this least cost of the
-            site or the source (None: all).  The distance searches, one per
-            female territory, dominate the build time (about 16 s for the 3,762
-            female territories of the demo at ``max_cost_m = 50000``).
-        connectivity
-            4, 8 or 16 neighbours of the cost-distance search.
-        workers
-            Threads for the searches (default: the CPU count).
-
-        Raises
-        ------
-        DataError
-            If there is no female territory, or the site holds no female territory.
-        AlignmentError, ConfigError
-            If rasters do not match the grid or a parameter is out of range.
-        """
-        t0 = time.perf_counter()
-        grid = territories.grid
-        female = np.asarray(territories.female)
-        male = np.asarray(territories.male)
-        res = np.asarray(resistance, dtype=np.float64)
-        if res.shape != female.shape:
-            msg = f"resistance: expected the territory rasters' shape {female.shape}, found {res.shape}."
-            raise AlignmentError(msg)
-        _check_cost("max_cost_m", max_cost_m)
-        if female.max(initial=0) <= 0:
-            msg = "territories: expected at least one female territory, found none. Check the territory packing."
-            raise DataError(msg)
-        if within_cost_m is not None:
-            _check_cost("within_cost_m", within_cost_m)
-            site_mask = _mask(site, grid, "site")
-            src_mask = None if source is None else _mask(source, grid, "source")
-            near = np.isfinite(_allocation(res, grid, site_mask, src_mask, connectivity, within_cost_m).cost)
-            # whole territories with a cell within reach
-            female = np.where(np.isin(female, np.unique(female[near & (female > 0)])), female, 0)
-            male = np.where(np.isin(male, np.unique(male[near & (male > 0)])), male, 0)
-            if female.max(initial=0) <= 0:
-                msg = (
-                    f"within_cost_m: expected female territories within {within_cost_m:g} cost-weighted metres "
-                    "of the site or source, found none. Raise within_cost_m."
-                )
-                raise DataError(msg)
-        f_ids = np.unique(female[female > 0]).astype(np.int64)
-        m_ids = np.unique(male[male > 0]).astype(np.int64)
-        f_idx = _index_raster(female, f_ids)
-        m_idx = _index_raster(male, m_ids)
-        ff, fm = _territory_distances(
-            res, f_idx, m_idx, f_ids.size, m_ids.size, grid.cell_size_m, float(max_cost_m), connectivity, workers
-        )
-        empty = np.zeros(0, dtype=np.int64)
-        base = cls(
-            female_ids=f_ids,
-            male_ids=m_ids,
-            female_xy=_centroids(f_idx, f_ids.size, grid),
-            male_xy=_centroids(m_idx, m_ids.size, grid),
-            female_region=np.zeros(f_ids.size, dtype=np.int64),
-            male_region=np.zeros(m_ids.size, dtype=np.int64),
-            female_side=np.zeros(f_ids.size, dtype=np.int64),
-            male_side=np.zeros(m_ids.size, dtype=np.int64),
-            ff_ptr=ff[0],
-            ff_index=ff[1],
-            ff_cost=ff[2],
-            fm_ptr=fm[0],
-            fm_index=fm[1],
-            fm_cost=fm[2],
-            site_female_order=empty,
-            site_male_order=empty,
-            release_origin=-1,
-            release_xy=(math.nan, math.nan),
-            max_cost_m=float(max_cost_m),
-            grid=grid,
-            female_raster=female,
-            male_raster=male,
-            resistance=res,
-            connectivity=int(connectivity),
-        )
-        out = base.with_site(site, source, min_share=min_share, release_xy=release_xy)
-        return replace(out, build_s=time.perf_counter() - t0)
-
-    def with_site(
-        self,
-        site: Any,
-        source: Any = None,
-        *,
-        min_share: float = 0.5,
-        release_xy: tuple[float, float] | None = None,
-    ) -> TerritoryLandscape:
-        """The same territories and distances with another release site (and source).
-
-        Only the regions, sides and release order are recomputed (one
-        allocation search when a source is given, about 1 s on the demo), so
-        several candidate sites can share one landscape built once: build it
-        with ``site`` = all candidate sites together, then call this per site.
-
-        Raises
-        ------
-        DataError
-            If the site holds no female territory (at ``min_share``).
-        """
-        t0 = time.perf_counter()
-        if not (isinstance(min_share, numbers.Real) and 0 < float(min_share) <= 1):
-            raise ConfigError(_expected("min_share", "a share in (0, 1]", min_share))
-        grid = self.grid
-        site_mask = _mask(site, grid, "site")
-        src_mask = None if source is None else _mask(source, grid, "source")
-        f_idx = _index_raster(self.female_raster, self.female_ids)
-        m_idx = _index_raster(self.male_raster, self.male_ids)
-        n_f, n_m = self.female_ids.size, self.male_ids.size
-        f_reg = np.zeros(n_f, dtype=np.int64)
-        m_reg = np.zeros(n_m, dtype=np.int64)
-        for mask, code in ((src_mask, SOURCE), (site_mask, SITE)):
-            if mask is not None:
-                f_reg[_share(f_idx, n_f, mask) >= min_share] = code
-                m_reg[_share(m_idx, n_m, mask) >= min_share] = code
-        if not (f_reg == SITE).any():
-            msg = (
-                f"site: expected at least one female territory with >= {min_share:g} of its cells in the site, "
-                "found none. Enlarge the site, lower min_share, or check that the site overlaps the territories."
-            )
-            raise DataError(msg)
-        # sides: territories whose cells are mostly nearer (least cost) to the source than to the site
-        f_side = np.zeros(n_f, dtype=np.int64)
-        m_side = np.zeros(m_reg.size, dtype=np.int64)
-        if src_mask is not None:
-            alloc = _allocation(self.resistance, grid, site_mask, src_mask, self.connectivity, None).allocation
-            f_side[_share(f_idx, n_f, alloc == 2) > 0.5] = 1
-            m_side[_share(m_idx, n_m, alloc == 2) > 0.5] = 1
-        if release_xy is None:
-            rows, cols = np.nonzero(site_mask)
-            xy = _cell_xy(grid, np.array([rows.mean()]), np.array([cols.mean()]))[0]
-            release_xy = (float(xy[0]), float(xy[1]))
-        rx, ry = float(release_xy[0]), float(release_xy[1])
-        site_f = np.flatnonzero(f_reg == SITE)
-        site_m = np.flatnonzero(m_reg == SITE)
-        d_f = np.hypot(self.female_xy[site_f, 0] - rx, self.female_xy[site_f, 1] - ry)
-        d_m = np.hypot(self.male_xy[site_m, 0] - rx, self.male_xy[site_m, 1] - ry)
-        site_f = site_f[np.argsort(d_f, kind="stable")].astype(np.int64)
-        site_m = site_m[np.argsort(d_m, kind="stable")].astype(np.int64)
-        return replace(
-            self,
-            female_region=f_reg,
-            male_region=m_reg,
-            female_side=f_side,
-            male_side=m_side,
-            site_female_order=site_f,
-            site_male_order=site_m,
-            release_origin=int(site_f[0]),
-            release_xy=(rx, ry),
-            build_s=time.perf_counter() - t0,
-        )
-
-
-def _allocation(
-    res: np.ndarray, grid: Any, site_mask: np.ndarray, src_mask: np.ndarray | None, connectivity: int, max_cost: float | None
-) -> Any:
-    """Least-cost search from the site (label 1) and the source (label 2; the site wins where they overlap)."""
-    labels = np.zeros(res.shape, dtype=np.int32)
-    if src_mask is not None:
-        labels[src_mask] = 2
-    labels[site_mask] = 1
-    labels[~np.isfinite(res)] = 0
-    if not (labels == 1).any():
-        msg = "site: expected cells with finite resistance, found only no-data cells. Check the site's location."
-        raise DataError(msg)
-    return cost_distance(res, labels, cell_size_m=grid.cell_size_m, connectivity=connectivity, max_cost=max_cost)
-
-
-def _mask(value: Any, grid: Any, name: str) -> np.ndarray:
-    """Boolean raster of a site / source given as a raster or as polygons."""
-    if isinstance(value, np.ndarray):
-        if value.shape != grid.shape:
-            msg = f"{name}: expected a boolean raster of the grid's shape {grid.shape}, found shape {value.shape}."
-            raise AlignmentError(msg)
-        mask = value.astype(bool)
-    else:
-        from rasterio.features import geometry_mask
-
-        geoms = getattr(value, "geometry", value)
-        geoms = list(np.atleast_1d(np.asarray(geoms, dtype=object))) if not hasattr(geoms, "to_numpy") else list(geoms.to_numpy())
-        geoms = [g for g in geoms if g is not None and not g.is_empty]
-        if not geoms:
-            msg = f"{name}: expected polygons or a boolean raster, found no geometry."
-            raise DataError(msg)
-        mask = ~geometry_mask(geoms, out_shape=grid.shape, transform=grid.transform)
-    if not mask.any():
-        msg = f"{name}: expected an area on the grid, found no cell inside it. Check its CRS and extent."
-        raise DataError(msg)
-    return mask
-
-
-def _index_raster(ids_raster: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Raster of territory indices (0-based), -1 outside."""
-    out = np.full(ids_raster.shape, -1, dtype=np.int64)
-    on = ids_raster > 0
-    out[on] = np.searchsorted(ids, ids_raster[on])
-    return out
-
-
-def _centroids(idx: np.ndarray, n: int, grid: Any) -> np.ndarray:
-    rows, cols = np.nonzero(idx >= 0)
-    lab = idx[rows, cols]
-    cnt = np.bincount(lab, minlength=n).astype(np.float64)
-    r = np.bincount(lab, weights=rows, minlength=n) / np.maximum(cnt, 1)
-    c = np.bincount(lab, weights=cols, minlength=n) / np.maximum(cnt, 1)
-    return _cell_xy(grid, r, c)
-
-
-def _cell_xy(grid: Any, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Map coordinates (metres) of the centres of cells at fractional ``rows``, ``cols``; shape (n, 2)."""
-    t = grid.transform
-    x = t.a * (cols + 0.5) + t.b * (rows + 0.5) + t.c
-    y = t.d * (cols + 0.5) + t.e * (rows + 0.5) + t.f
-    return np.column_stack([np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)])
-
-
-def _share(idx: np.ndarray, n: int, mask: np.ndarray) -> np.ndarray:
-    on = idx >= 0
-    lab = idx[on]
-    cnt = np.bincount(lab, minlength=n).astype(np.float64)
-    inside = np.bincount(lab, weights=mask[on].astype(np.float64), minlength=n)
-    return inside / np.maximum(cnt, 1)
-
-
-@njit(cache=True, nogil=True)
-def _label_min(cost, labels, best, touched):  # pragma: no cover - compiled
-    """Least finite ``cost`` per label >= 0 of ``labels`` into ``best`` (inf = untouched); return the touched count."""
-    nt = 0
-    flat_c = cost.ravel()
-    flat_l = labels.ravel()
-    for k in range(flat_c.size):
-        c = flat_c[k]
-        if not c < np.inf:  # inf (beyond max cost) or NaN (no data)
-            continue
-        lab = flat_l[k]
-        if lab < 0:
-            continue
-        if best[lab] == np.inf:
-            touched[nt] = lab
-            nt += 1
-        if c < best[lab]:
-            best[lab] = c
-    return nt
-
-
-def _territory_distances(
-    res: np.ndarray,
-    f_idx: np.ndarray,
-    m_idx: np.ndarray,
-    n_f: int,
-    n_m: int,
-    cell_size_m: float,
-    max_cost_m: float,
-    connectivity: int,
-    workers: int | None,
-) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Least-cost distances from every female territory to female and male territories within ``max_cost_m``.
-
-    One bounded search of :func:`leopardgeo.kernels.costdist.cost_distance` per female
-    territory, on a window around it: no path of cost <= ``max_cost_m`` leaves
-    the territory's bounding box widened by ``max_cost_m / (cell size × least
-    resistance)`` cells, so the window gives the same costs as the full grid.
-    """
-    from scipy import ndimage
-
-    finite = np.isfinite(res)
-    r_min = float(res[finite].min())
-    pad = math.ceil(max_cost_m / (cell_size_m * r_min)) + 2
-    boxes = ndimage.find_objects(f_idx + 1)  # label k+1 = territory index k
-    n_rows, n_cols = res.shape
-
-    def one(i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        sl = boxes[i]
-        r0, r1 = max(0, sl[0].start - pad), min(n_rows, sl[0].stop + pad)
-        c0, c1 = max(0, sl[1].start - pad), min(n_cols, sl[1].stop + pad)
-        src = (f_idx[r0:r1, c0:c1] == i).astype(np.int32)
-        cost = cost_distance(res[r0:r1, c0:c1], src, cell_size_m=cell_size_m, connectivity=connectivity, max_cost=max_cost_m).cost
-        out = []
-        for idx, n in ((f_idx, n_f), (m_idx, n_m)):
-            best = np.full(max(n, 1), np.inf)
-            touched = np.empty(max(n, 1), dtype=np.int64)
-            nt = _label_min(cost, np.ascontiguousarray(idx[r0:r1, c0:c1]), best, touched)
-            lab = touched[:nt]
-            d = best[lab]
-            order = np.lexsort((lab, d))
-            out.extend([lab[order], d[order]])
-        return out[0], out[1], out[2], out[3]
-
-    n_workers = max(1, min(n_f, os.cpu_count() or 1) if workers is None else int(workers))
-    if n_workers == 1:
-        rows = [one(i) for i in range(n_f)]
-    else:
-        with ThreadPoolExecutor(max_workers=n_workers) as pool:
-            rows = list(pool.map(one, range(n_f)))
-
-    def csr(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        lens = np.array([r[k].size for r in rows], dtype=np.int64)
-        ptr = np.zeros(n_f + 1, dtype=np.int64)
-        np.cumsum(lens, out=ptr[1:])
-        idx = np.concatenate([r[k] for r in rows]).astype(np.int64) if rows else np.zeros(0, np.int64)
-        cost = np.concatenate([r[k + 1] for r in rows]).astype(np.float64) if rows else np.zeros(0)
-        return ptr, idx, cost
-
-    return csr(0), csr(2)
-
-
-# --------------------------------------------------------------------------- compiled kernel
-# Why hand-written: an individual-based model's yearly cycle (survival, a
-# search for the nearest free territory within a random distance, births that
-# depend on each mother's cubs and on a male nearby) is sequential per animal;
-# no library runs it, and a compiled loop does one 50-year run in well under a
-# millisecond, so thousands of runs take seconds.
-
-
-@njit(cache=True, nogil=True)
-def _ensure(st, n, extra):  # pragma: no cover - compiled
-    """Return ``st`` with room for ``n + extra`` rows (doubling)."""
-    if n + extra <= st.shape[0]:
-        return st
-    cap = max(2 * st.shape[0], n + extra)
-    new = np.empty((cap, st.shape[1]), dtype=st.dtype)
-    new[:n] = st[:n]
-    return new
-
-
-@njit(cache=True, nogil=True)
-def _settle(st, i, spatial, ptr, index, cost, occ, d_max):  # pragma: no cover - compiled
-    """Settle animal ``i`` in the nearest free territory within cost ``d_max`` of its origin; return it or -1."""
-    if not spatial:
-        st[i, _TERR] = _VIRTUAL
-        return _VIRTUAL
-    o = st[i, _ORIGIN]
-    if o < 0:
-        return -1
-    for j in range(ptr[o], ptr[o + 1]):
-        if cost[j] > d_max:
-            break
-        t = index[j]
-        if occ[t] < 0:
-            occ[t] = i
-            st[i, _TERR] = t
-            return t
-    return -1
-
-
-@njit(cache=True, nogil=True)
-def _side_of(st, i, side_f, side_m):  # pragma: no cover - compiled
-    """Side (0 site, 1 source) of animal ``i``: of its territory, else of its natal or release territory."""
-    t = st[i, _TERR]
-    if t >= 0:
-        return side_f[t] if st[i, _SEX] == 0 else side_m[t]
-    o = st[i, _ORIGIN]
-    if o >= 0:
-        return side_f[o]
-    return 0
-
-
-@njit(cache=True, nogil=True)
-def _simulate_run(
-    rng,
-    years,
-    spatial,
-    ff_ptr,
-    ff_index,
-    ff_cost,
-    fm_ptr,
-    fm_index,
-    fm_cost,
-    region_f,
-    region_m,
-    side_f,
-    side_m,
-    site_f,
-    site_m,
-    release_origin,
-    source_fill,
-    surv,
-    first_breed,
-    indep_age,
-    p_breed,
-    litter_cum,
-    female_share,
-    mean_disp,
-    max_disp,
-    mate_reach,
-    disperse,
-    floaters,
-    cubs_die,
-    rel_year,
-    rel_sex,
-    rel_age,
-):  # pragma: no cover - compiled
-    """One run; return the (7, years + 1) census array, [to_source, from_source] settlements and the final animals.
-
-    ``surv``: cub, juvenile, subadult, adult female, adult male, floater.
-    ``mean_disp``: female, male.  Releases: one row per animal.
-    """
-    n_f = region_f.size
-    n_m = region_m.size
-    st = np.empty((64 + rel_year.size + n_f + n_m, _NCOL), dtype=np.int64)
-    n = 0
-    occ_f = np.full(n_f, -1, dtype=np.int64)
-    occ_m = np.full(n_m, -1, dtype=np.int64)
-    traj = np.zeros((7, years + 1), dtype=np.int64)
-    moves = np.zeros(2, dtype=np.int64)
-
-    # source population at year 0: adults of the stable age distribution
-    if spatial and source_fill > 0:
-        for sex in range(2):
-            region = region_f if sex == 0 else region_m
-            occ = occ_f if sex == 0 else occ_m
-            s = surv[3 + sex]
-            for t in range(region.size):
-                if region[t] != 2 or rng.random() >= source_fill:
-                    continue
-                k = 0
-                if 0 < s < 1:
-                    k = math.floor(math.log(1.0 - rng.random()) / math.log(s))
-                st = _ensure(st, n, 1)
-                st[n, _AGE] = first_breed + k
-                st[n, _SEX] = sex
-                st[n, _TERR] = t
-                st[n, _ORIGIN] = t if sex == 0 else -1
-                st[n, _MOTHER] = -1
-                st[n, _ALIVE] = 1
-                occ[t] = n
-                n += 1
-
-    for y in range(years + 1):
-        if y > 0:
-            # 1. survival
-            for i in range(n):
-                if st[i, _ALIVE] == 0:  # a disperser that found no territory (floaters=False)
-                    continue
-                a = st[i, _AGE]
-                if a >= first_breed:
-                    s = surv[5] if st[i, _TERR] == -1 else surv[3 + st[i, _SEX]]
-                elif a == 0:
-                    s = surv[0]
-                elif a == 1:
-                    s = surv[1]
-                else:
-                    s = surv[2]
-                st[i, _ALIVE] = 1 if rng.random() < s else 0
-            if cubs_die:
-                for i in range(n):
-                    m = st[i, _MOTHER]
-                    if st[i, _ALIVE] == 1 and st[i, _AGE] == 0 and m >= 0 and st[m, _ALIVE] == 0:
-                        st[i, _ALIVE] = 0
-            # free territories, compact, age
-            newidx = np.full(n, -1, dtype=np.int64)
-            k = 0
-            for i in range(n):
-                t = st[i, _TERR]
-                if st[i, _ALIVE] == 0:
-                    if t >= 0:
-                        if st[i, _SEX] == 0:
-                            occ_f[t] = -1
-                        else:
-                            occ_m[t] = -1
-                    continue
-                newidx[i] = k
-                k += 1
-            for i in range(n):
-                j = newidx[i]
-                if j < 0:
-                    continue
-                for c in range(_NCOL):
-                    st[j, c] = st[i, c]
-                st[j, _AGE] += 1
-                m = st[j, _MOTHER]
-                st[j, _MOTHER] = newidx[m] if m >= 0 else -1
-                t = st[j, _TERR]
-                if t >= 0:
-                    if st[j, _SEX] == 0:
-                        occ_f[t] = j
-                    else:
-                        occ_m[t] = j
-            n = k
-            # 3. dispersal of independent young and floaters, in random order
-            cand = np.empty(n, dtype=np.int64)
-            nc = 0
-            for i in range(n):
-                if st[i, _TERR] == -1 and st[i, _AGE] >= indep_age:
-                    cand[nc] = i
-                    nc += 1
-            if disperse:
-                for a in range(nc - 1, 0, -1):  # Fisher-Yates shuffle
-                    b = int(rng.random() * (a + 1))
-                    tmp = cand[a]
-                    cand[a] = cand[b]
-                    cand[b] = tmp
-                for c in range(nc):
-                    i = cand[c]
-                    sex = st[i, _SEX]
-                    d = min(rng.exponential(mean_disp[sex]), max_disp)
-                    if sex == 0:
-                        t = _settle(st, i, spatial, ff_ptr, ff_index, ff_cost, occ_f, d)
-                    else:
-                        t = _settle(st, i, spatial, fm_ptr, fm_index, fm_cost, occ_m, d)
-                    if t >= 0:
-                        o = st[i, _ORIGIN]
-                        s_from = side_f[o] if o >= 0 else 0
-                        s_to = side_f[t] if sex == 0 else side_m[t]
-                        if s_to == 1 and s_from == 0:
-                            moves[0] += 1
-                        elif s_from == 1 and s_to == 0:
-                            moves[1] += 1
-                    elif t == -1 and not floaters:
-                        st[i, _ALIVE] = 0  # removed at the next compaction; counted dead now
-        # 4. releases
-        for r in range(rel_year.size):
-            if rel_year[r] != y:
-                continue
-            st = _ensure(st, n, 1)
-            sex = rel_sex[r]
-            st[n, _AGE] = rel_age[r]
-            st[n, _SEX] = sex
-            st[n, _TERR] = -1
-            st[n, _ORIGIN] = release_origin if spatial else -1
-            st[n, _MOTHER] = -1
-            st[n, _ALIVE] = 1
-            if spatial:
-                order = site_f if sex == 0 else site_m
-                occ = occ_f if sex == 0 else occ_m
-                for t in order:
-                    if occ[t] < 0:
-                        occ[t] = n
-                        st[n, _TERR] = t
-                        break
-            else:
-                st[n, _TERR] = _VIRTUAL
-            n += 1
-        # 5. breeding
-        if y > 0:
-            has_dep = np.zeros(n, dtype=np.bool_)
-            any_male = False
-            for i in range(n):
-                m = st[i, _MOTHER]
-                if m >= 0 and st[i, _AGE] < indep_age and st[i, _ALIVE] == 1:
-                    has_dep[m] = True
-                if st[i, _SEX] == 1 and st[i, _AGE] >= first_breed and st[i, _TERR] != -1 and st[i, _ALIVE] == 1:
-                    any_male = True
-            n0 = n
-            for i in range(n0):
-                if st[i, _SEX] != 0 or st[i, _ALIVE] == 0 or st[i, _TERR] == -1:
-                    continue
-                if st[i, _AGE] < first_breed or has_dep[i]:
-                    continue
-                t = st[i, _TERR]
-                mate = False
-                if spatial:
-                    for j in range(fm_ptr[t], fm_ptr[t + 1]):
-                        if fm_cost[j] > mate_reach:
-                            break
-                        mo = occ_m[fm_index[j]]
-                        if mo >= 0 and st[mo, _AGE] >= first_breed:
-                            mate = True
-                            break
-                else:
-                    mate = any_male
-                if not mate or rng.random() >= p_breed:
-                    continue
-                u = rng.random()
-                size = 1
-                while size < litter_cum.size and u >= litter_cum[size - 1]:
-                    size += 1
-                st = _ensure(st, n, size)
-                for _ in range(size):
-                    st[n, _AGE] = 0
-                    st[n, _SEX] = 0 if rng.random() < female_share else 1
-                    st[n, _TERR] = -1
-                    st[n, _ORIGIN] = t if spatial else -1
-                    st[n, _MOTHER] = i
-                    st[n, _ALIVE] = 1
-                    n += 1
-        # 6. census
-        for i in range(n):
-            if st[i, _ALIVE] == 0:
-                continue
-            sex = st[i, _SEX]
-            adult = st[i, _AGE] >= first_breed
-            side = _side_of(st, i, side_f, side_m) if spatial else 0
-            if side == 1:
-                if adult:
-                    traj[6, y] += 1
-                continue
-            traj[3, y] += 1
-            traj[4 + sex, y] += 1
-            if adult:
-                traj[sex, y] += 1
-                traj[2, y] += 1
-    return traj, moves, st[:n].copy()
-
-
 # --------------------------------------------------------------------------- result
 @dataclass(frozen=True, eq=False)
 class SimulationResult:
-    """Trajectories of every run and their summaries.
+    r"""Trajectories of every run and their summaries.
 
     The simulated population is every animal on the site's side of the
     landscape (see the module docstring).  Arrays of shape (n_runs, years + 1) count it at
@@ -1122,6 +504,19 @@ class SimulationResult:
     dispersers that settled on the source's side coming from the site's side,
     and the reverse.  ``persistence[t]`` is the share of runs in which
     the population held a female and a male at every census up to year t.
+
+    Genetics (float arrays (n_runs, years + 1), NaN where there is no
+    independent animal to measure): ``heterozygosity`` (expected, :math:`1 -
+    \\sum p^2` averaged over the neutral loci, of the independent animals on
+    the site's side), ``allelic_richness`` (alleles present per locus, not
+    rarefied), ``inbreeding`` (mean pedigree inbreeding coefficient of the
+    independent animals on the site's side), ``fst`` (Nei's
+    :math:`(H_T - H_S)/H_T` between the site's and the source's side) and
+    ``source_heterozygosity``.  ``generation_years`` (n_runs,) is the mean
+    age of the parents at the births of the run; ``lethal_deaths`` counts
+    cubs killed by a homozygous lethal (purging).  ``corridor_results``
+    holds the same site simulated with other corridors (``no_corridor``,
+    ``scenario``; see :func:`simulate_corridors`), when compared.
     """
 
     params: SimulationParams
@@ -1134,8 +529,17 @@ class SimulationResult:
     source_adults: np.ndarray
     to_source: np.ndarray
     from_source: np.ndarray
+    heterozygosity: np.ndarray | None = None
+    allelic_richness: np.ndarray | None = None
+    inbreeding: np.ndarray | None = None
+    fst: np.ndarray | None = None
+    source_heterozygosity: np.ndarray | None = None
+    generation_years: np.ndarray | None = None
+    lethal_deaths: np.ndarray | None = None
+    site_catastrophes: np.ndarray | None = None
     elapsed_s: float = 0.0
     landscape_summary: dict[str, Any] = field(default_factory=dict)
+    corridor_results: dict[str, SimulationResult] = field(default_factory=dict)
 
     @property
     def years(self) -> np.ndarray:
@@ -1145,8 +549,22 @@ class SimulationResult:
     @property
     def persistence(self) -> np.ndarray:
         """Share of runs with at least one female and one male at every census up to each year."""
+        return self.persisting.mean(axis=0)
+
+    @property
+    def persisting(self) -> np.ndarray:
+        """(n_runs, years + 1): True while the run's population has held a female and a male at every census."""
         alive = (self.females > 0) & (self.males > 0)
-        return np.logical_and.accumulate(alive, axis=1).mean(axis=0)
+        return np.logical_and.accumulate(alive, axis=1)
+
+    @property
+    def heterozygosity_retained(self) -> np.ndarray:
+        """Heterozygosity of each run relative to its founders' (year 0); NaN where not measurable."""
+        if self.heterozygosity is None:
+            return np.full(self.adults.shape, np.nan)
+        h0 = self.heterozygosity[:, :1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(h0 > 0, self.heterozygosity / h0, np.nan)
 
     def persistence_at(self, year: int) -> float:
         """Probability of persistence to ``year`` (0 .. years)."""
@@ -1155,33 +573,113 @@ class SimulationResult:
         return float(self.persistence[int(year)])
 
     def quantiles(self, what: str = "adults", q: Sequence[float] = QUANTILES) -> pd.DataFrame:
-        """Quantiles (percent) of a trajectory per year: rows = years, columns = ``q``."""
-        if what not in _ROWS:
-            raise ConfigError(_expected("what", f"one of {list(_ROWS)}", what))
+        """Quantiles (percent) of a trajectory per year: rows = years, columns = ``q``.
+
+        Genetic trajectories (``heterozygosity``, ``heterozygosity_retained``,
+        ``inbreeding``, ...) are taken over the runs that still persist that year.
+        """
+        gen = (*_GEN_ROWS, "heterozygosity_retained")
+        if what not in _ROWS and what not in gen:
+            raise ConfigError(_expected("what", f"one of {list(_ROWS) + list(gen)}", what))
         arr = getattr(self, what)
-        vals = np.percentile(arr, list(q), axis=0).T
+        if what in gen:
+            arr = np.where(self.persisting, arr, np.nan) if arr is not None else np.full(self.adults.shape, np.nan)
+            vals = np.full((arr.shape[1], len(q)), np.nan)
+            ok = ~np.all(np.isnan(arr), axis=0)
+            if ok.any():
+                vals[ok] = np.nanpercentile(arr[:, ok], list(q), axis=0).T
+        else:
+            vals = np.percentile(arr, list(q), axis=0).T
         return pd.DataFrame(vals, index=pd.Index(self.years, name="year"), columns=[f"q{x:g}" for x in q])
 
+    def first_year_inbred(self, threshold: float | None = None) -> np.ndarray:
+        """Per run, the first year whose mean inbreeding reached ``threshold`` (default: the params'); NaN if never."""
+        thr = self.params.inbreeding_threshold if threshold is None else float(threshold)
+        out = np.full(self.adults.shape[0], np.nan)
+        if self.inbreeding is None:
+            return out
+        hit = np.nan_to_num(self.inbreeding, nan=-1.0) >= thr
+        any_hit = hit.any(axis=1)
+        out[any_hit] = hit[any_hit].argmax(axis=1)
+        return out
+
+    def horizon(self, year: int) -> dict[str, Any]:
+        """Persistence, adults and genetics at one year: medians with 5-95 % intervals over the runs."""
+
+        def band(arr: np.ndarray | None, persisting_only: bool) -> dict[str, float | None]:
+            if arr is None:
+                return {"median": None, "q5": None, "q95": None}
+            col = arr[:, year].astype(np.float64)
+            if persisting_only:
+                col = col[self.persisting[:, year]]
+            col = col[np.isfinite(col)]
+            if col.size == 0:
+                return {"median": None, "q5": None, "q95": None}
+            q5, q50, q95 = np.percentile(col, [5, 50, 95])
+            return {"median": float(q50), "q5": float(q5), "q95": float(q95)}
+
+        return {
+            "year": int(year),
+            "persistence": self.persistence_at(year),
+            "adults": band(self.adults, False),
+            "adults_if_persisting": band(self.adults, True),
+            "heterozygosity": band(self.heterozygosity, True),
+            "heterozygosity_retained": band(self.heterozygosity_retained, True),
+            "inbreeding": band(self.inbreeding, True),
+            "fst": band(self.fst, True),
+        }
+
+    def genetics_summary(self) -> dict[str, Any]:
+        """Inbreeding threshold, generation time and migrants per generation across the corridor."""
+        p = self.params
+        n_years = self.adults.shape[1] - 1
+        first = self.first_year_inbred()
+        gen = self.generation_years
+        t_gen = float(np.nanmean(gen)) if gen is not None and np.isfinite(gen).any() else math.nan
+        to_y = float(self.to_source.mean()) / n_years
+        from_y = float(self.from_source.mean()) / n_years
+        reached = np.isfinite(first)
+        return {
+            "neutral_loci": p.neutral_loci if p.genetics else 0,
+            "founder_heterozygosity_median": _nanmedian(self.heterozygosity[:, 0]) if self.heterozygosity is not None else None,
+            "inbreeding_threshold": p.inbreeding_threshold,
+            "runs_reaching_threshold": float(reached.mean()),
+            "first_year_over_threshold_median": float(np.median(first[reached])) if reached.any() else None,
+            "generation_years": None if not math.isfinite(t_gen) else t_gen,
+            "migrants_per_year_to_source": to_y,
+            "migrants_per_year_from_source": from_y,
+            "migrants_per_generation": None if not math.isfinite(t_gen) else (to_y + from_y) * t_gen,
+            "migrants_per_generation_from_source": None if not math.isfinite(t_gen) else from_y * t_gen,
+            "lethal_deaths_mean": float(self.lethal_deaths.mean()) if self.lethal_deaths is not None else 0.0,
+        }
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary: parameters, persistence, quantile trajectories, dispersers, timing."""
+        """JSON-ready summary: parameters, persistence, quantile trajectories, genetics (no timings: reproducible)."""
         p = self.params
         params = asdict(p)
-        params["supplementation"] = [list(r) for r in p.supplementation]
-        params["litter_probabilities"] = list(p.litter_probabilities)
-        horizon = {str(y): self.persistence_at(y) for y in (25, 50) if y <= p.years}
+        for k in ("supplementation", "translocations", "catastrophes", "litter_probabilities"):
+            params[k] = [list(r) if isinstance(r, tuple | list) else r for r in getattr(p, k)]
+        for k in ("wild_allele_frequencies", "captive_allele_frequencies"):
+            v = getattr(p, k)
+            params[k] = None if v is None else np.asarray(v, dtype=float).tolist()
+        horizon = {str(y): self.persistence_at(y) for y in HORIZONS if y <= p.years}
         traj = {}
-        for what in ("adult_females", "adults", "total"):
+        for what in ("adult_females", "adults", "total", "heterozygosity_retained", "inbreeding"):
             qt = self.quantiles(what)
-            traj[what] = {col: [float(v) for v in qt[col]] for col in qt.columns}
-            traj[what]["mean"] = [float(v) for v in getattr(self, what).mean(axis=0)]
+            traj[what] = {col: [_num(v) for v in qt[col]] for col in qt.columns}
+            if what in _ROWS:
+                traj[what]["mean"] = [float(v) for v in getattr(self, what).mean(axis=0)]
         return {
             "n_runs": int(self.adults.shape[0]),
             "years": int(self.adults.shape[1] - 1),
             "persistence_25y": horizon.get("25"),
             "persistence_50y": horizon.get("50"),
+            "persistence_100y": horizon.get("100"),
             "persistence": horizon,
             "persistence_by_year": [float(v) for v in self.persistence],
             "final_adults_median": float(np.median(self.adults[:, -1])),
+            "horizons": {str(y): self.horizon(y) for y in HORIZONS if y <= p.years},
+            "genetics": self.genetics_summary(),
             "trajectories": traj,
             "dispersers": {
                 "to_source_mean": float(self.to_source.mean()),
@@ -1191,14 +689,55 @@ class SimulationResult:
             },
             "leslie_lambda": leslie_lambda(p),
             "landscape": self.landscape_summary,
-            "elapsed_s": round(self.elapsed_s, 3),
             "params": params,
+            "corridors": {
+                name: {k: v for k, v in r.to_dict().items() if k not in ("params", "corridors", "persistence_by_year")}
+                for name, r in self.corridor_results.items()
+            },
         }
+
+    def table(self) -> pd.DataFrame:
+        """One row per corridor (``today`` first, then the compared ones): persistence, adults and genetics at 25, 50, 100 years.
+
+        Medians with 5-95 % intervals over the runs (genetics over the runs
+        that persist); the report's sites section shows it.
+        """
+        rows = []
+        for name, r in {"today": self, **self.corridor_results}.items():
+            row: dict[str, Any] = {"corridor": name}
+            for y in HORIZONS:
+                if y > r.params.years:
+                    continue
+                h = r.horizon(y)
+                row[f"persistence_{y}y"] = h["persistence"]
+                row[f"adults_{y}y"] = h["adults"]["median"]
+                row[f"adults_{y}y_q5"] = h["adults"]["q5"]
+                row[f"adults_{y}y_q95"] = h["adults"]["q95"]
+                row[f"het_retained_{y}y"] = h["heterozygosity_retained"]["median"]
+                row[f"het_retained_{y}y_q5"] = h["heterozygosity_retained"]["q5"]
+                row[f"het_retained_{y}y_q95"] = h["heterozygosity_retained"]["q95"]
+                row[f"inbreeding_{y}y"] = h["inbreeding"]["median"]
+            g = r.genetics_summary()
+            row["first_year_inbred_median"] = g["first_year_over_threshold_median"]
+            row["runs_inbred_share"] = g["runs_reaching_threshold"]
+            row["migrants_per_generation"] = g["migrants_per_generation"]
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+
+def _num(v: float) -> float | None:
+    return None if not math.isfinite(float(v)) else float(v)
+
+
+def _nanmedian(a: np.ndarray) -> float | None:
+    a = np.asarray(a, dtype=np.float64)
+    a = a[np.isfinite(a)]
+    return float(np.median(a)) if a.size else None
 
 
 # --------------------------------------------------------------------------- entry point
 def _kernel_args(landscape: TerritoryLandscape | None, p: SimulationParams) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """Check the inputs and return the arguments of :func:`_simulate_run` after ``rng``, and the landscape summary."""
+    """Check the inputs and return the arguments of :func:`leopardgeo.kernels.popkernel._simulate_run` after ``rng``."""
     if not isinstance(p, SimulationParams):
         raise ConfigError(_expected("params", "a SimulationParams", type(p).__name__))
     spatial = p.density_limit
@@ -1211,6 +750,32 @@ def _kernel_args(landscape: TerritoryLandscape | None, p: SimulationParams) -> t
                 "Build one with TerritoryLandscape.from_territories(...) or set density_limit = false.",
             )
         )
+    if not spatial and p.translocations:
+        raise ConfigError(
+            _expected("translocations", "none without a density limit (there is no source population)", p.translocations)
+        )
+    if not spatial and p.carrying_capacity is None:
+        n0 = sum(nf + nm for _, nf, nm in p.releases())
+        grow = leslie_lambda(p)
+        if n0 * grow ** min(p.years, 400) > 5e6:
+            raise ConfigError(
+                _expected(
+                    "carrying_capacity",
+                    "a ceiling for a non-spatial run that would otherwise grow past millions of animals",
+                    None,
+                    f"The stage matrix grows by {grow:.3f} a year; {n0} animals become about {n0 * grow ** p.years:.3g} in "
+                    f"{p.years} years. Set carrying_capacity or fewer years.",
+                )
+            )
+    if spatial and p.carrying_capacity is not None:
+        raise ConfigError(
+            _expected(
+                "carrying_capacity",
+                "None with a density limit (the territories are the ceiling)",
+                p.carrying_capacity,
+                "Set density_limit = false for a non-spatial run with a ceiling.",
+            )
+        )
     if spatial:
         assert landscape is not None
         need = max(p.max_dispersal_cost_m, p.mate_search_cost_m)
@@ -1220,20 +785,21 @@ def _kernel_args(landscape: TerritoryLandscape | None, p: SimulationParams) -> t
                 f"found {landscape.max_cost_m:g}. Rebuild it with max_cost_m={need:g}."
             )
             raise DataError(msg)
-    if spatial:
-        assert landscape is not None
+        if p.translocations and landscape.source_origin < 0:
+            raise ConfigError(_expected("translocations", "a landscape with a source population", "no source"))
         ls = landscape
         arrays = (
             ls.ff_ptr, ls.ff_index, ls.ff_cost, ls.fm_ptr, ls.fm_index, ls.fm_cost,
             ls.female_region, ls.male_region, ls.female_side, ls.male_side, ls.site_female_order, ls.site_male_order,
+            np.asarray(ls.source_female_order, dtype=np.int64), np.asarray(ls.source_male_order, dtype=np.int64),
         )  # fmt: skip
-        origin = ls.release_origin
+        origin, src_origin = ls.release_origin, ls.source_origin
         summary = ls.summary()
     else:
         z = np.zeros(1, dtype=np.int64)
         e = np.zeros(0, dtype=np.int64)
-        arrays = (z, e, np.zeros(0), z, e, np.zeros(0), e, e, e, e, e, e)
-        origin = -1
+        arrays = (z, e, np.zeros(0), z, e, np.zeros(0), e, e, e, e, e, e, e, e)
+        origin, src_origin = -1, -1
         summary = {}
     surv = np.array(
         [p.survival_cub, p.survival_juvenile, p.survival_subadult, p.survival_adult, p.adult_male_survival, p.floater_survival],
@@ -1241,18 +807,81 @@ def _kernel_args(landscape: TerritoryLandscape | None, p: SimulationParams) -> t
     )
     litter_cum = np.cumsum(np.asarray(p.litter_probabilities, dtype=np.float64))
     litter_cum[-1] = 1.0
-    rel = [(y, s, p.founder_age) for y, nf, nm in p.releases() for s, k in ((0, nf), (1, nm)) for _ in range(k)]
-    rel_arr = np.array(rel, dtype=np.int64).reshape(-1, 3)
+    kind0 = 0 if p.founder_origin == "wild" else 1
+    rel = [
+        (y, s, p.founder_age, kind0 if k == 0 else 1)
+        for k, (y, nf, nm) in enumerate(p.releases())
+        for s, cnt in ((0, nf), (1, nm))
+        for _ in range(cnt)
+    ]
+    rel_arr = np.array(rel, dtype=np.int64).reshape(-1, 4)
+    tr = [
+        (int(y), s, 0 if d == "to_site" else 1)
+        for y, nf, nm, d in p.translocations
+        for s, cnt in ((0, nf), (1, nm))
+        for _ in range(int(cnt))
+    ]
+    tr_arr = np.array(tr, dtype=np.int64).reshape(-1, 3)
     mean_disp = np.array([p.mean_dispersal_cost_female_m, p.mean_dispersal_cost_male_m], dtype=np.float64)
-    # plain Python scalars of fixed types, so that the kernel compiles once (an int where a float was would recompile)
+    n_loci = p.neutral_loci if p.genetics else 0
+
+    def cum(f: np.ndarray) -> np.ndarray:
+        c = np.cumsum(f, axis=1)
+        c[:, -1] = 1.0
+        return np.ascontiguousarray(c)
+
+    wild = cum(p.wild_spectrum()) if n_loci else np.ones((1, 1))
+    capt = cum(p.captive_spectrum()) if n_loci else np.ones((1, 1))
+    ipar = np.zeros(pk.I_N, dtype=np.int64)
+    ipar[pk.I_YEARS] = p.years
+    ipar[pk.I_SPATIAL] = int(spatial)
+    ipar[pk.I_ORIGIN] = origin
+    ipar[pk.I_FIRST_BREED] = p.first_breeding_age
+    ipar[pk.I_INDEP] = p.independence_age
+    ipar[pk.I_DISPERSE] = int(p.disperse)
+    ipar[pk.I_FLOATERS] = int(p.floaters)
+    ipar[pk.I_CUBS_DIE] = int(p.cubs_die_with_mother)
+    ipar[pk.I_LOCI] = n_loci
+    ipar[pk.I_LETHAL] = p.lethal_loci
+    ipar[pk.I_MAX_AGE] = 0 if p.max_age is None else p.max_age
+    ipar[pk.I_K] = 0 if p.carrying_capacity is None else p.carrying_capacity
+    ipar[pk.I_MULTI_PAT] = int(p.multiple_paternity)
+    ipar[pk.I_SRC_ORIGIN] = src_origin
+    ipar[pk.I_MAX_PEDIGREE] = p.max_pedigree if p.genetics else 0
+    fpar = np.zeros(pk.F_N, dtype=np.float64)
+    fpar[pk.F_SOURCE_FILL] = p.source_fill
+    fpar[pk.F_P_BREED] = p.breeding_probability
+    fpar[pk.F_FEMALE_SHARE] = p.female_share
+    fpar[pk.F_MAX_DISP] = p.max_dispersal_cost_m
+    fpar[pk.F_MATE_REACH] = p.mate_search_cost_m
+    fpar[pk.F_B] = p.neutral_lethal_equivalents
+    fpar[pk.F_EV_S] = p.ev_survival_sd
+    fpar[pk.F_EV_B] = p.ev_breeding_sd
+    fpar[pk.F_EV_RHO] = p.ev_correlation
+    fpar[pk.F_POACH] = p.poaching_rate
+    cat = np.array([list(map(float, c)) for c in p.catastrophes], dtype=np.float64).reshape(-1, 3)
     args = (
-        int(p.years), bool(spatial), *arrays, int(origin), float(p.source_fill), surv, int(p.first_breeding_age),
-        int(p.independence_age), float(p.breeding_probability), litter_cum, float(p.female_share), mean_disp,
-        float(p.max_dispersal_cost_m), float(p.mate_search_cost_m), bool(p.disperse), bool(p.floaters),
-        bool(p.cubs_die_with_mother),
+        ipar, fpar, *arrays, surv, litter_cum, mean_disp,
         np.ascontiguousarray(rel_arr[:, 0]), np.ascontiguousarray(rel_arr[:, 1]), np.ascontiguousarray(rel_arr[:, 2]),
+        np.ascontiguousarray(rel_arr[:, 3]), wild, capt, cat,
+        np.ascontiguousarray(tr_arr[:, 0]), np.ascontiguousarray(tr_arr[:, 1]), np.ascontiguousarray(tr_arr[:, 2]),
     )  # fmt: skip
     return args, summary
+
+
+def _rngs(seed: np.random.SeedSequence) -> tuple[np.random.Generator, np.random.Generator]:
+    """The demographic and the genetic random streams of one run (the genetic one from a child of its seed)."""
+    genetic = np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, 0xD1A))
+    return np.random.default_rng(seed), np.random.default_rng(genetic)
+
+
+def _pedigree_error(p: SimulationParams) -> DataError:
+    msg = (
+        f"pedigree: expected at most max_pedigree = {p.max_pedigree} animals on the site's side at once, found more. "
+        "Raise max_pedigree (memory grows with its square), set a carrying_capacity (without a density limit) "
+        "or genetics = false."
+    )
+    return DataError(msg)
 
 
 def simulate_individuals(landscape: TerritoryLandscape | None, params: SimulationParams, *, run: int = 0) -> pd.DataFrame:
@@ -1275,8 +904,12 @@ def simulate_individuals(landscape: TerritoryLandscape | None, params: Simulatio
         raise ConfigError(_expected("run", f"a run number from 0 to n_runs - 1 = {params.n_runs - 1}", run))
     args, _ = _kernel_args(landscape, params)
     seed = np.random.SeedSequence(params.seed).spawn(int(run) + 1)[int(run)]
-    _, _, st = _simulate_run(np.random.default_rng(seed), *args)
-    st = st[st[:, _ALIVE] == 1]
+    _, _, ctr, st, finb = pk._simulate_run(*_rngs(seed), *args)
+    if ctr[pk.C_STATUS]:
+        raise _pedigree_error(params)
+    alive = st[:, _ALIVE] == 1
+    st = st[alive]
+    finb = finb[alive]
     sex = st[:, _SEX]
     terr = st[:, _TERR]
     tid = np.zeros(terr.size, dtype=np.int64)
@@ -1303,6 +936,8 @@ def simulate_individuals(landscape: TerritoryLandscape | None, params: Simulatio
             "origin": st[:, _ORIGIN],
             "region": region,
             "side": side,
+            "id": st[:, pk._ID],
+            "inbreeding": finb,
         }
     )
 
@@ -1336,7 +971,8 @@ def simulate_population(
     ConfigError
         If a parameter is out of range, or a density limit is asked without a landscape.
     DataError
-        If the landscape's distances were kept to less than the dispersal or mate-search cost.
+        If the landscape's distances were kept to less than the dispersal or
+        mate-search cost, or the pedigree outgrows ``max_pedigree``.
 
     Examples
     --------
@@ -1352,18 +988,16 @@ def simulate_population(
     args, summary = _kernel_args(landscape, p)
     seeds = np.random.SeedSequence(p.seed).spawn(p.n_runs)
     n_years = p.years + 1
-    traj = np.zeros((p.n_runs, 7, n_years), dtype=np.int64)
-    moves = np.zeros((p.n_runs, 2), dtype=np.int64)
-
-    def one(r: int) -> None:
-        rng = np.random.default_rng(seeds[r])
-        t, mv, _ = _simulate_run(rng, *args)
-        traj[r] = t
-        moves[r] = mv
+    traj = np.zeros((p.n_runs, len(_ROWS), n_years), dtype=np.int64)
+    gen = np.full((p.n_runs, len(_GEN_ROWS), n_years), np.nan)
+    ctrs = np.zeros((p.n_runs, pk.C_N), dtype=np.int64)
 
     def chunk(rs: range) -> None:
         for r in rs:
-            one(r)
+            t, g, c, _, _ = pk._simulate_run(*_rngs(seeds[r]), *args)
+            traj[r] = t
+            gen[r] = g
+            ctrs[r] = c
 
     n_workers = (os.cpu_count() or 1) if workers is None else int(workers)
     n_workers = max(1, min(n_workers, p.n_runs))
@@ -1373,12 +1007,25 @@ def simulate_population(
         bounds = np.linspace(0, p.n_runs, n_workers + 1).astype(int)
         with ThreadPoolExecutor(max_workers=n_workers) as pool:
             list(pool.map(chunk, [range(a, b) for a, b in itertools.pairwise(bounds)]))
+    if ctrs[:, pk.C_STATUS].any():
+        raise _pedigree_error(p)
     rows = {name: traj[:, k, :] for k, name in enumerate(_ROWS)}
+    genetic: dict[str, Any] = {}
+    if p.genetics and p.neutral_loci > 0:
+        genetic = {name: gen[:, k, :] for k, name in enumerate(_GEN_ROWS)}
+    elif p.genetics:
+        genetic = {"inbreeding": gen[:, _GEN_ROWS.index("inbreeding"), :]}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gen_years = np.where(ctrs[:, pk.C_PARENTS] > 0, ctrs[:, pk.C_PARENT_AGE_SUM] / ctrs[:, pk.C_PARENTS], np.nan)
     return SimulationResult(
         params=p,
         **rows,
-        to_source=moves[:, 0].copy(),
-        from_source=moves[:, 1].copy(),
+        to_source=ctrs[:, pk.C_TO_SOURCE].copy(),
+        from_source=ctrs[:, pk.C_FROM_SOURCE].copy(),
+        **genetic,
+        generation_years=gen_years,
+        lethal_deaths=ctrs[:, pk.C_LETHAL_DEATHS].copy(),
+        site_catastrophes=ctrs[:, pk.C_CATASTROPHES_SITE].copy(),
         elapsed_s=time.perf_counter() - t0,
         landscape_summary=summary,
     )
@@ -1436,6 +1083,93 @@ def simulate_site(
     return simulate_population(landscape, p, workers=workers)
 
 
+def simulate_corridors(
+    landscape: TerritoryLandscape,
+    params: SimulationParams | None = None,
+    *,
+    scenario: TerritoryLandscape | np.ndarray | None = None,
+    workers: int | None = None,
+) -> dict[str, SimulationResult]:
+    """The same site simulated with today's corridor, with no corridor and, if given, with a scenario's corridor.
+
+    Parameters
+    ----------
+    landscape
+        Today's landscape (site and source placed).
+    scenario
+        The corridor of a scenario: a resistance raster on the territories'
+        grid (distances searched again, :meth:`TerritoryLandscape.with_resistance`)
+        or a ready :class:`TerritoryLandscape` of the same territories (e.g.
+        one whose distance table was edited).
+
+    Returns
+    -------
+    dict
+        ``{"today": ..., "no_corridor": ..., ["scenario": ...]}``, every run
+        with the same seeds, so the differences are the corridor's.
+
+    Raises
+    ------
+    ConfigError
+        If ``scenario`` is neither a raster nor a landscape of the same territories.
+    """
+    p = SimulationParams() if params is None else params
+    out = {
+        "today": simulate_population(landscape, p, workers=workers),
+        "no_corridor": simulate_population(landscape.without_corridor(), p, workers=workers),
+    }
+    if scenario is not None:
+        if isinstance(scenario, TerritoryLandscape):
+            if scenario.n_female != landscape.n_female or scenario.n_male != landscape.n_male:
+                raise ConfigError(
+                    _expected(
+                        "scenario",
+                        f"a landscape of the same {landscape.n_female} female and {landscape.n_male} male territories",
+                        f"{scenario.n_female} and {scenario.n_male}",
+                    )
+                )
+            ls = scenario
+        elif isinstance(scenario, np.ndarray):
+            ls = landscape.with_resistance(scenario, workers=workers)
+        else:
+            raise ConfigError(_expected("scenario", "a resistance raster or a TerritoryLandscape", type(scenario).__name__))
+        out["scenario"] = simulate_population(ls, p, workers=workers)
+    return out
+
+
+def simulate_site_corridors(
+    territories: Any,
+    resistance: np.ndarray,
+    site: Any,
+    source: Any,
+    params: SimulationParams | None = None,
+    *,
+    scenario_resistance: np.ndarray | None = None,
+    within_cost_m: float | None = None,
+    min_share: float = 0.5,
+    workers: int | None = None,
+) -> dict[str, SimulationResult]:
+    """:func:`simulate_site` for today's corridor, no corridor and a scenario's corridor (one landscape build).
+
+    See :func:`simulate_corridors`; ``scenario_resistance`` is the scenario's
+    resistance raster on the territories' grid (None: no scenario).
+    """
+    p = SimulationParams() if params is None else params
+    if not p.density_limit:
+        raise ConfigError(_expected("density_limit", "true to compare corridors (a landscape is needed)", False))
+    landscape = TerritoryLandscape.from_territories(
+        territories,
+        resistance,
+        site=site,
+        source=source,
+        max_cost_m=max(p.max_dispersal_cost_m, p.mate_search_cost_m),
+        min_share=min_share,
+        within_cost_m=within_cost_m,
+        workers=workers,
+    )
+    return simulate_corridors(landscape, p, scenario=scenario_resistance, workers=workers)
+
+
 # --------------------------------------------------------------------------- plot
 def plot_trajectories(result: SimulationResult, path: Any = None, *, ax: Any = None, title: str | None = None) -> Any:
     """Median and 5–95 % / 25–75 % bands of adult females and all adults, persistence on a twin axis.
@@ -1473,12 +1207,19 @@ def plot_trajectories(result: SimulationResult, path: Any = None, *, ax: Any = N
         ax.fill_between(years, qt["q5"], qt["q95"], color=colour, alpha=0.15, linewidth=0)
         ax.fill_between(years, qt["q25"], qt["q75"], color=colour, alpha=0.3, linewidth=0)
         ax.plot(years, qt["q50"], color=colour, label=f"{label} (median, 50 % and 90 % bands)")
+    for name, r in result.corridor_results.items():
+        _, clabel = _CORRIDOR_STYLE.get(name, ("", name))
+        ax.plot(r.years, r.quantiles("adults")["q50"], color="tab:blue", linestyle="-." if name == "scenario" else "--",
+                linewidth=1, label=f"all adults, {clabel} (median)")  # fmt: skip
     ax.set_xlabel("years after release")
     ax.set_ylabel("animals (site's side)")
     ax.set_xlim(0, years[-1])
     ax.set_ylim(bottom=0)
     ax2 = ax.twinx()
-    ax2.plot(years, result.persistence, color="black", linestyle="--", label="persistence")
+    ax2.plot(years, result.persistence, color="black", linestyle="-", linewidth=0.8, label="persistence")
+    for name, r in result.corridor_results.items():
+        _, clabel = _CORRIDOR_STYLE.get(name, ("", name))
+        ax2.plot(r.years, r.persistence, color="black", linestyle="--", linewidth=0.8, label=f"persistence, {clabel}")
     ax2.set_ylim(0, 1.02)
     ax2.set_ylabel("probability of persistence")
     h1, l1 = ax.get_legend_handles_labels()
@@ -1491,6 +1232,55 @@ def plot_trajectories(result: SimulationResult, path: Any = None, *, ax: Any = N
                 parts.append(f"P(persist {y} y) = {result.persistence_at(y):.2f}")
         title = ", ".join(parts)
     ax.set_title(title, fontsize=10)
+    if path is not None:
+        fig.savefig(path, dpi=150, bbox_inches="tight")
+    return fig
+
+
+_CORRIDOR_STYLE = {"today": ("tab:green", "today's corridor"), "no_corridor": ("tab:gray", "no corridor"),
+                   "scenario": ("tab:purple", "scenario corridor")}  # fmt: skip
+
+
+def plot_genetics(result: SimulationResult, path: Any = None, *, ax: Any = None, title: str | None = None) -> Any:
+    """Heterozygosity retained (median, 5–95 % band) and median inbreeding per corridor compared.
+
+    One line per corridor of ``result`` (today) and of its
+    ``corridor_results`` (no corridor, a scenario's corridor), over the runs
+    that still persist each year.  Arguments as :func:`plot_trajectories`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if ax is None:
+        fig = Figure(figsize=(7, 4.2))
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot(1, 1, 1)
+    else:
+        fig = ax.figure
+    ax2 = ax.twinx()
+    for name, r in {"today": result, **result.corridor_results}.items():
+        colour, label = _CORRIDOR_STYLE.get(name, ("tab:orange", name))
+        qt = r.quantiles("heterozygosity_retained")
+        ax.fill_between(r.years, qt["q5"], qt["q95"], color=colour, alpha=0.12, linewidth=0)
+        ax.plot(r.years, qt["q50"], color=colour, label=f"H retained, {label} (median, 90 % band)")
+        fq = r.quantiles("inbreeding")
+        ax2.plot(r.years, fq["q50"], color=colour, linestyle=":", label=f"inbreeding F, {label} (median)")
+    thr = result.params.inbreeding_threshold
+    ax2.axhline(thr, color="black", linewidth=0.6, linestyle="--", label=f"F threshold {thr:g}")
+    ax.set_xlabel("years after release")
+    ax.set_ylabel("heterozygosity retained (H_t / H_0)")
+    ax.set_ylim(0, 1.3)
+    ax.set_xlim(0, result.years[-1])
+    ax2.set_ylim(0, max(0.5, thr * 2))
+    ax2.set_ylabel("mean pedigree inbreeding F")
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=7, frameon=False)
+    ax.set_title(title or "Genetics (modelled)", fontsize=10)
     if path is not None:
         fig.savefig(path, dpi=150, bbox_inches="tight")
     return fig

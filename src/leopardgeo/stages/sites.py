@@ -110,6 +110,7 @@ __all__ = [
     "simulate_sites",
     "simulation_columns",
     "simulation_report",
+    "simulation_table",
     "site_capacity",
     "site_masks",
 ]
@@ -1000,6 +1001,8 @@ def simulate_sites(
     margin_m: float = 25_000.0,
     seed: int = 0,
     workers: int | None = None,
+    compare_corridors: bool = False,
+    scenario_resistance: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Simulate the population released in each site (:func:`leopardgeo.stages.simulate.simulate_site`).
 
@@ -1021,6 +1024,11 @@ def simulate_sites(
         ``{site_id: boolean raster of the site}``.
     params
         A :class:`leopardgeo.stages.simulate.SimulationParams`.
+    compare_corridors
+        Also simulate each site with no corridor to the source (and with
+        ``scenario_resistance``, a scenario's resistance raster on ``grid``,
+        when given); the results go to each result's ``corridor_results``
+        (:func:`leopardgeo.stages.simulate.simulate_corridors`, same seeds).
 
     Returns
     -------
@@ -1028,7 +1036,9 @@ def simulate_sites(
         ``{site name: SimulationResult}``; a site holding no female territory
         is left out (logged).
     """
-    from leopardgeo.stages.simulate import simulate_site
+    from dataclasses import replace as _replace
+
+    from leopardgeo.stages.simulate import simulate_site, simulate_site_corridors
 
     territory = dict(territory or {})
     res = np.asarray(resistance, dtype=np.float64)
@@ -1041,6 +1051,7 @@ def simulate_sites(
         within = None
         if territories is not None and getattr(territories, "grid", None) is not None and territories.grid.same_as(grid):
             terr, r_w, site_w, src_w = territories, res, site, source.mask
+            scen_w = scenario_resistance
             # keep the territories within reach: every cell of a least-cost path site-source lies within half its
             # cost of one end, plus the margin
             half = 0.5 * float(row_cwd.get(int(sid), math.inf))
@@ -1052,33 +1063,78 @@ def simulate_sites(
             habitat = ((labels[win] > 0) | (s_w >= min_suitability)) & np.isfinite(q) & np.isfinite(res[win])
             terr = pack_territories(np.where(habitat, q, np.nan), res[win], sub, habitat=habitat, seed=seed, **territory)
             r_w, site_w, src_w = res[win], site[win], source.mask[win]
+            scen_w = None if scenario_resistance is None else np.asarray(scenario_resistance, dtype=np.float64)[win]
         try:
-            out[str(name)] = simulate_site(terr, r_w, site_w, src_w, params, within_cost_m=within, workers=workers)
+            if compare_corridors and params.density_limit:
+                runs = simulate_site_corridors(
+                    terr, r_w, site_w, src_w, params, scenario_resistance=scen_w, within_cost_m=within, workers=workers
+                )
+                today = runs.pop("today")
+                out[str(name)] = _replace(today, corridor_results=runs)
+            else:
+                out[str(name)] = simulate_site(terr, r_w, site_w, src_w, params, within_cost_m=within, workers=workers)
         except DataError as exc:
             logger.warning("simulation of site %s skipped: %s", name, exc)
     return out
 
 
 def simulation_columns(results: Mapping[str, Any]) -> pd.DataFrame:
-    """Per simulated site: ``persistence_25y``, ``persistence_50y`` (NaN beyond the horizon), mean dispersers."""
+    """Per simulated site: persistence, heterozygosity retained and dispersers, with and without the corridor.
+
+    Persistence at 25 / 50 / 100 years (NaN beyond the horizon), mean
+    dispersers, median heterozygosity retained at 50 years, and the same with
+    no corridor when compared.
+    """
     rows = []
     for name, r in results.items():
         n_years = r.adults.shape[1] - 1
-        rows.append(
-            {
-                "name": name,
-                "persistence_25y": r.persistence_at(25) if n_years >= 25 else math.nan,
-                "persistence_50y": r.persistence_at(50) if n_years >= 50 else math.nan,
-                "dispersers_to_source": float(np.mean(r.to_source)),
-                "dispersers_from_source": float(np.mean(r.from_source)),
-            }
-        )
-    cols = ["name", "persistence_25y", "persistence_50y", "dispersers_to_source", "dispersers_from_source"]
+        row = {
+            "name": name,
+            "persistence_25y": r.persistence_at(25) if n_years >= 25 else math.nan,
+            "persistence_50y": r.persistence_at(50) if n_years >= 50 else math.nan,
+            "persistence_100y": r.persistence_at(100) if n_years >= 100 else math.nan,
+            "het_retained_50y": math.nan,
+            "dispersers_to_source": float(np.mean(r.to_source)),
+            "dispersers_from_source": float(np.mean(r.from_source)),
+            "persistence_50y_no_corridor": math.nan,
+            "het_retained_50y_no_corridor": math.nan,
+        }
+        if n_years >= 50:
+            h = r.horizon(50)["heterozygosity_retained"]["median"]
+            row["het_retained_50y"] = math.nan if h is None else h
+            nc = getattr(r, "corridor_results", {}).get("no_corridor")
+            if nc is not None:
+                row["persistence_50y_no_corridor"] = nc.persistence_at(50)
+                h = nc.horizon(50)["heterozygosity_retained"]["median"]
+                row["het_retained_50y_no_corridor"] = math.nan if h is None else h
+        rows.append(row)
+    cols = ["name", "persistence_25y", "persistence_50y", "persistence_100y", "het_retained_50y", "dispersers_to_source",
+            "dispersers_from_source", "persistence_50y_no_corridor", "het_retained_50y_no_corridor"]  # fmt: skip
     return pd.DataFrame(rows, columns=cols)
 
 
+def simulation_table(results: Mapping[str, Any]) -> pd.DataFrame:
+    """The report's viability table: one row per site and corridor (today, no corridor, scenario).
+
+    Persistence, median adults and heterozygosity retained (5-95 % intervals)
+    at 25, 50 and 100 years, median inbreeding, the first year the mean
+    inbreeding passes the threshold, migrants per generation; from
+    :meth:`leopardgeo.stages.simulate.SimulationResult.table`.
+    """
+    frames = [r.table().assign(site=name) for name, r in results.items()]
+    if not frames:
+        return pd.DataFrame(columns=["site", "corridor"])
+    out = pd.concat(frames, ignore_index=True)
+    return out[["site", *[c for c in out.columns if c != "site"]]]
+
+
 def simulation_report(results: Mapping[str, Any], site_ids: Mapping[str, int] | None = None) -> dict[str, Any]:
-    """``simulation.json``: per site the simulation's summary (``to_dict``) with the flat columns of the table."""
+    """``simulation.json``: per site the simulation's summary (``to_dict``) and the viability table.
+
+    Per site the summary with the flat columns of :func:`simulation_columns`;
+    ``table``: the rows of :func:`simulation_table`.  No timings: two runs of
+    one config write the same file.
+    """
     flat = simulation_columns(results).set_index("name")
     sites = {}
     for name, r in results.items():
@@ -1087,29 +1143,34 @@ def simulation_report(results: Mapping[str, Any], site_ids: Mapping[str, int] | 
         if site_ids is not None and name in site_ids:
             d["site_id"] = int(site_ids[name])
         sites[name] = d
-    return {"sites": sites}
+    return {"sites": sites, "table": json_records(simulation_table(results))}
 
 
 def plot_simulations(results: Mapping[str, Any], path: Any) -> Any:
-    """``simulation.png``: one panel of trajectories and persistence per simulated site (written atomically)."""
+    """``simulation.png``: per simulated site, population (left) and genetics (right); written atomically.
+
+    Left: trajectories and persistence; right: heterozygosity retained and
+    inbreeding for every corridor compared.
+    """
     from pathlib import Path
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from leopardgeo.stages.simulate import plot_trajectories
+    from leopardgeo.stages.simulate import plot_genetics, plot_trajectories
 
     n = max(1, len(results))
-    fig = Figure(figsize=(7.5, 4.6 * n), layout="constrained")
+    fig = Figure(figsize=(13, 4.6 * n), layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(n, 1, squeeze=False)[:, 0]
-    for ax, (name, r) in zip(axes, results.items(), strict=False):
+    axes = fig.subplots(n, 2, squeeze=False)
+    for (ax, ax_g), (name, r) in zip(axes, results.items(), strict=False):
         parts = [f"{r.adults.shape[0]} runs"] + [
-            f"P({y} y) = {r.persistence_at(y):.2f}" for y in (25, 50) if y < r.adults.shape[1]
+            f"P({y} y) = {r.persistence_at(y):.2f}" for y in (25, 50, 100) if y < r.adults.shape[1]
         ]
         plot_trajectories(r, ax=ax, title=f"{name}: " + ", ".join(parts))
+        plot_genetics(r, ax=ax_g, title=f"{name}: genetics by corridor (modelled)")
     if not results:
-        axes[0].text(0.5, 0.5, "no site simulated", ha="center", va="center")
+        axes[0, 0].text(0.5, 0.5, "no site simulated", ha="center", va="center")
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     fig.savefig(tmp, dpi=110, format="png")
