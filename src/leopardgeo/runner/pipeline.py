@@ -974,7 +974,6 @@ STAGES: tuple[Stage, ...] = (
         lambda cfg, c: {"inputs": load_inputs(cfg)},
         sections=("grid", "inputs"),
         produces=("inputs",),
-        reads_inputs=True,
     ),
     Stage(
         "habitat",

@@ -65,7 +65,8 @@ class Stage:
     enabled
         Whether the configuration asks for the stage.
     reads_inputs
-        The stage reads the configuration's input files (its hash covers their SHA-256).
+        The stage may read the configuration's input files (its hash covers their SHA-256); ``False``
+        promises it reads none (its hash then changes with an input only through its upstream stages).
     outputs
         Files of the run folder that come from this stage (documentation and the output listing).
     """
@@ -79,7 +80,7 @@ class Stage:
     produces: tuple[str, ...] = ()
     mutates: tuple[str, ...] = ()
     enabled: Callable[[RunConfig], bool] = lambda cfg: True
-    reads_inputs: bool = False
+    reads_inputs: bool = True
     outputs: tuple[str, ...] = ()
 
 
