@@ -14,7 +14,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 setup: $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e ".[pardiso]"
 
 setup-test: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test]"

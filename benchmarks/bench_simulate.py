@@ -68,27 +68,31 @@ def main() -> None:
         t_site = time.perf_counter() - t0
         base = SimulationParams(n_runs=args.runs, years=args.years, seed=42)
         timed = {}
+        b0 = replace(base, lethal_equivalents=0.0)
         for key, lsx, p in (
             ("demography", ls, replace(base, genetics=False, max_age=None)),
             ("full", ls, base),
-            ("no_corridor", ls.without_corridor(), base),
+            ("b0", ls, b0),
+            ("b0_no_corridor", ls.without_corridor(), b0),
         ):
             t0 = time.perf_counter()
             timed[key] = (simulate_population(lsx, p), time.perf_counter() - t0)
-        r, t_full = timed["full"]
         rd, t_demo = timed["demography"]
-        rn, t_nc = timed["no_corridor"]
-        h = {y: r.horizon(y) for y in (50, args.years)}
-        hn = rn.horizon(args.years)
-        g = r.genetics_summary()
+        r, t_full = timed["full"]
+        rb, t_b0 = timed["b0"]
+        rn, t_nc = timed["b0_no_corridor"]
+        y1 = args.years
+        hb = {y: rb.horizon(y) for y in (50, y1)}
+        hn = rn.horizon(y1)
+        g = rb.genetics_summary()
         rows.append(
             f"| {site['name']} | {int((ls.female_region == 1).sum())} / {int((ls.male_region == 1).sum())} | "
-            f"{rd.persistence_at(50):.3f} | {r.persistence_at(50):.3f} / {r.persistence_at(args.years):.3f} | "
-            f"{rn.persistence_at(args.years):.3f} | "
-            f"{_f(h[50]['heterozygosity_retained']['median'])} / {_f(h[args.years]['heterozygosity_retained']['median'])} | "
-            f"{_f(hn['heterozygosity_retained']['median'])} | {_f(h[args.years]['inbreeding']['median'])} | "
-            f"{_f(g['migrants_per_generation'])} | {t_site:.2f} | {t_demo:.2f} | {t_full:.2f} ({t_full / t_demo:.2f}x) | "
-            f"{t_nc:.2f} |"
+            f"{rd.persistence_at(50):.3f} | {r.persistence_at(25):.3f} / {r.persistence_at(50):.3f} | "
+            f"{rb.persistence_at(50):.3f} / {rb.persistence_at(y1):.3f} | "
+            f"{_f(hb[50]['heterozygosity_retained']['median'])} / {_f(hb[y1]['heterozygosity_retained']['median'])} | "
+            f"{_f(hb[y1]['inbreeding']['median'])} | {rn.persistence_at(y1):.3f} / "
+            f"{_f(hn['heterozygosity_retained']['median'])} | {_f(g['migrants_per_generation'])} | {t_site:.2f} | "
+            f"{t_demo:.2f} | {t_full:.2f} ({t_full / t_demo:.2f}x) | {t_b0:.2f} ({t_b0 / t_demo:.2f}x) | {t_nc:.2f} |"
         )
     lines = [
         "## Population simulation (`bench_simulate.py`)",
@@ -105,19 +109,20 @@ def main() -> None:
             f"source, {land.n_female} female and {land.n_male} male territories within {args.within_km:g} km cost: "
             f"{t_build:.1f} s. Default parameters (3 F + 3 M released, {args.runs} runs of {args.years} years, seed 42). "
             "*demography*: the model without genetics and maximum age (as before genetics); *full*: the defaults "
-            "(12 neutral loci, pedigree, 6.29 lethal equivalents, maximum age 20); *no corridor*: the full model with "
-            "no movement between the site's and the source's side. H retained: median H_t / H_0 of the persisting "
-            "runs; F: median mean pedigree inbreeding. The machine is shared (other work running), so times are "
-            "upper bounds; the ratio is within one run."
+            "(12 neutral loci, pedigree, 6.29 lethal equivalents on first-year survival, maximum age 20); *B = 0*: the "
+            "same without inbreeding depression (the cost of the genetics itself); *no corridor*: B = 0 with no "
+            "movement between the site's and the source's side. H retained: median H_t / H_0 of the persisting runs; "
+            "F: median mean pedigree inbreeding of the persisting runs. The machine is shared (other work running), "
+            "so times are upper bounds; ratios are within one run."
         ),
         "",
         (
-            f"| site | site territories F / M | P(50 y) demography | P(50 y) / P({args.years} y) full "
-            f"| P({args.years} y) no corridor | H retained 50 / {args.years} y | H retained {args.years} y no corridor "
-            f"| F at {args.years} y | migrants / generation | with_site (s) | demography (s) | full (s, ratio) "
-            "| no corridor (s) |"
+            f"| site | site territories F / M | P(50 y) demography | P(25 y) / P(50 y) full | P(50 y) / P({args.years} y) "
+            f"B = 0 | H retained 50 / {args.years} y, B = 0 | F at {args.years} y, B = 0 | P({args.years} y) / H retained, "
+            "B = 0, no corridor | migrants / generation, B = 0 | with_site (s) | demography (s) | full (s, ratio) "
+            "| B = 0 (s, ratio) | no corridor (s) |"
         ),
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
     ]
     text = "\n".join(lines)

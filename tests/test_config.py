@@ -17,7 +17,7 @@ from leopardgeo.core.errors import ConfigError
 def test_defaults_carry_the_sourced_territory_minimum():
     cfg = RunConfig()
     assert cfg.patches.min_area_ha == 5000.0  # smallest territory, 5,000-30,000 ha
-    assert cfg.patches.protected_areas is ProtectedAreaMode.MERGE
+    assert cfg.patches.protected_areas is ProtectedAreaMode.LABEL  # protected areas label patches, add no habitat
 
 
 def test_unknown_key_lists_valid_keys():
@@ -38,7 +38,7 @@ def test_unknown_section_lists_sections():
     [
         ("[patches]\nmin_suitability = 1.5", r"min_suitability: expected a value in 0..1, found 1.5"),
         ("[patches]\nmin_area_ha = -1", r"min_area_ha: expected a finite number >= 0"),
-        ("[patches]\nprotected_areas = 'fuse'", r"expected one of \['merge', 'separate', 'ignore'\]"),
+        ("[patches]\nprotected_areas = 'fuse'", r"expected one of \['label', 'merge', 'separate', 'ignore'\]"),
         ("[patches]\nconnectivity = 6", "expected 4 or 8"),
         ("[patches]\nmin_area_ha = 'big'", "expected a number, found 'big'"),
         ("[resistance]\nmax_resistance = 1", "expected a number > 1"),
@@ -70,7 +70,8 @@ def test_template_is_commented_and_loads_to_the_demo(tmp_path):
     text = config_template()
     assert text.count("# ") > 30
     assert "Hebblewhite" in text and "5,000" in text and "Keeley" in text
-    assert "[territories]" in text and "Hernandez-Blanco" in text and "# prey_full_density = " in text
+    assert "Legates & Willmott" in text and "GeoNames" in text and "residency_covariates" in text
+    assert "[territories]" in text and "Vitkalova" in text and "1 male : 1.2 females" in text and "# prey_full_density = " in text
     path = tmp_path / "c.toml"
     path.write_text(text)
     assert load_config(path) == demo_config()

@@ -342,6 +342,26 @@ def test_corridor_counts_need_a_passable_landscape(landscape: TerritoryLandscape
     assert not walled.from_source.any() and not walled.to_source.any()
 
 
+def test_corridor_scenarios_today_none_and_a_scenario_resistance(landscape: TerritoryLandscape) -> None:
+    """No corridor cuts every exchange; a scenario raster 50 times as resistant puts the source out of reach."""
+    from leopardgeo.stages.simulate import simulate_corridors
+
+    p = params(n_runs=10, years=30, mean_dispersal_cost_female_m=2000.0, mean_dispersal_cost_male_m=4000.0)
+    out = simulate_corridors(landscape, p, scenario=np.full((30, 60), 50.0))
+    assert list(out) == ["today", "no_corridor", "scenario"]
+    assert (out["today"].from_source > 0).mean() >= 0.5  # the comparison can fail
+    for name in ("no_corridor", "scenario"):
+        assert not out[name].from_source.any() and not out[name].to_source.any()
+    cut = landscape.without_corridor()
+    rows = np.repeat(np.arange(cut.n_female), np.diff(cut.ff_ptr))
+    assert (cut.female_side[rows] == cut.female_side[cut.ff_index]).all()
+    assert cut.ff_index.size < landscape.ff_index.size  # links across the sides existed and were dropped
+    same = simulate_corridors(landscape, p, scenario=landscape)  # a ready landscape: today's again, same seeds
+    np.testing.assert_array_equal(same["scenario"].total, same["today"].total)
+    with pytest.raises(ConfigError, match="scenario"):
+        simulate_corridors(landscape, p, scenario="wide")  # type: ignore[arg-type]
+
+
 def test_floaters_false_kills_unsettled_dispersers(landscape: TerritoryLandscape) -> None:
     # no territory is reachable with a 1 m search (and the site's territories are full): dispersers die
     p = params(**ALL_SURVIVE, source_fill=0.0, founders_female=40, founders_male=40, breeding_probability=0.0,

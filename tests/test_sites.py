@@ -505,6 +505,8 @@ rank_stability_draws = 300
 simulation_runs = 20
 [territories]
 enabled = false
+female_need_ha = 5000
+male_multiple = 2.0
 """,
         encoding="utf-8",
     )

@@ -43,6 +43,7 @@ __all__ = [
     "CircuitConfig",
     "CircuitMode",
     "CircuitSolver",
+    "FocalShorting",
     "Combine",
     "CorridorConfig",
     "CrossBorderConfig",
@@ -142,9 +143,18 @@ class FenceMode(enum.StrEnum):
 class CircuitSolver(enum.StrEnum):
     """Linear solver for the circuit."""
 
-    AUTO = "auto"  #: CHOLMOD when scikit-sparse is installed and the grid is small enough, else amg
-    AMG = "amg"  #: conjugate gradients preconditioned by pyamg smoothed aggregation
-    CHOLMOD = "cholmod"  #: sparse Cholesky factor (scikit-sparse), reused for every pair
+    AUTO = "auto"  #: a direct factor (PARDISO, else CHOLMOD, else SuperLU) where it pays off and fits, else amg
+    AMG = "amg"  #: conjugate gradients preconditioned by classical AMG (pyamg)
+    PARDISO = "pardiso"  #: MKL PARDISO sparse Cholesky (pypardiso), reused for every solve
+    CHOLMOD = "cholmod"  #: CHOLMOD sparse Cholesky (cholespy), reused for every solve
+    SUPERLU = "superlu"  #: SciPy's SuperLU sparse LU, reused for every solve
+
+
+class FocalShorting(enum.StrEnum):
+    """Which focal patches a pairwise circuit solve short-circuits."""
+
+    PAIR = "pair"  #: only the pair's two patches (Circuitscape's pairwise convention)
+    ALL = "all"  #: every patch in every solve (one matrix for all pairs; Circuitscape with the patches as short-circuit regions)
 
 
 class Combine(enum.StrEnum):
@@ -164,10 +174,25 @@ class TerritoryQuality(enum.StrEnum):
 class ProtectedAreaMode(enum.StrEnum):
     """How protected areas enter the patches."""
 
+    LABEL = "label"  #: patches from suitability only; protected areas name the patches they overlap
     MERGE = "merge"  #: protected cells join the habitat cores they touch
     SEPARATE = "separate"  #: each group of overlapping protected areas is a patch of its own
     IGNORE = "ignore"  #: patches from suitability only
 
+
+#: Demo RSF coefficients (logit scale).  Signs from the published habitat models (see
+#: HabitatConfig.coefficients); magnitudes calibrated on published habitat areas, written down in
+#: docs/validation.md ("Calibration").
+DEMO_COEFFICIENTS: dict[str, float] = {
+    "elevation_km": -2.0,
+    "forest": 3.0,
+    "open_land": -2.0,
+    "dist_cropland_km": 0.1,
+    "dist_urban_km": 0.15,
+    "settlement_pressure": -1.0,
+    "dec_temp_c": 0.4,
+}
+DEMO_INTERCEPT = 0.2
 
 # ---------------------------------------------------------------------- sections
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -182,17 +207,49 @@ class VectorInput:
 class BarrierConfig:
     """A barrier layer (roads, settlements, a fence) burned into resistance."""
 
-    path: str = _f(doc="vector file of the barrier")
+    path: str = _f(doc="vector file of the barrier (any CRS; reprojected onto the grid), e.g. an OSM roads extract")
     layer: str | None = _f(None, doc="layer name")
     name: str = _f("barrier", doc="label used in logs and reports")
     mode: BarrierMode = _f(BarrierMode.ADD, doc="add | max | impassable")
-    penalty: float = _f(50.0, doc="resistance added (add) or floor (max); ignored for impassable")
+    penalty: float = _f(50.0, doc="resistance added (add) or floor (max) when no class_field is given; ignored for impassable")
     buffer_m: float = _f(0.0, doc="buffer around lines/points before burning, metres")
+    class_field: str | None = _f(
+        None,
+        doc="column holding each feature's class (e.g. OSM 'highway' or 'railway'); penalties then come from class_penalties",
+    )
+    class_penalties: dict[str, float] = _f(
+        doc=(
+            "penalty per class of class_field, e.g. { motorway = 80, primary = 40, track = 2 }; every class present "
+            "must be listed (0 = ignore the class). Where classes overlap a cell takes the largest penalty of the layer"
+        ),
+        factory=dict,
+    )
+    crossings: VectorInput | None = _f(
+        None, doc="points where the barrier is open (underpasses, bridges, gaps in a fence), any CRS"
+    )
+    crossing_radius_m: float = _f(
+        250.0, doc="barrier cells within this distance of a crossing keep their resistance without the barrier, metres"
+    )
 
     def __post_init__(self) -> None:
         _normalise(self, "resistance.barriers")
         _positive(self.penalty, "resistance.barriers.penalty", allow_zero=True)
         _positive(self.buffer_m, "resistance.barriers.buffer_m", allow_zero=True)
+        _positive(self.crossing_radius_m, "resistance.barriers.crossing_radius_m")
+        for k, v in self.class_penalties.items():
+            _positive(v, f"resistance.barriers.class_penalties.{k}", allow_zero=True)
+        if self.class_penalties and not self.class_field:
+            msg = (
+                f"[resistance.barriers] {self.name!r}: class_penalties given but no class_field; expected the column "
+                "that holds each feature's class, e.g. class_field = 'highway'."
+            )
+            raise ConfigError(msg)
+        if self.class_field and not self.class_penalties:
+            msg = (
+                f"[resistance.barriers] {self.name!r}: class_field = {self.class_field!r} but no class_penalties; "
+                "expected a table of class = penalty, e.g. class_penalties = { motorway = 80, track = 2 }."
+            )
+            raise ConfigError(msg)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -221,7 +278,13 @@ class InputsConfig:
     landcover: str | None = _f(None, doc="land-cover class raster (MODIS IGBP codes in the demo)")
     suitability: str | None = _f(None, doc="suitability raster 0..1 (habitat.method = 'raster')")
     resistance: str | None = _f(None, doc="resistance raster > 0 (resistance.method = 'raster')")
-    covariates: dict[str, str] = _f(doc="extra covariate rasters for the RSF, name = path", factory=dict)
+    covariates: dict[str, str] = _f(
+        doc=(
+            "extra covariate rasters for the RSF, name = path. Demo: dec_temp_c = December mean air temperature, degC "
+            "(Legates & Willmott 1989 0.5-degree climatology, real data but coarse; a winter-severity covariate)"
+        ),
+        factory=dict,
+    )
     study_area: VectorInput | None = _f(None, doc="study-area polygon(s)")
     countries: VectorInput | None = _f(None, doc="country polygons")
     country_field: str = _f("iso3", doc="column of `countries` holding the country code")
@@ -233,6 +296,13 @@ class InputsConfig:
         doc="keep only protected areas with these WDPA STATUS values",
     )
     sites: VectorInput | None = _f(None, doc="candidate reintroduction sites")
+    settlements: VectorInput | None = _f(
+        None,
+        doc=(
+            "settlement points with a population column, for the settlement_pressure covariate "
+            "(demo: GeoNames cities500, CC BY 4.0)"
+        ),
+    )
     prey_density: str | None = _f(
         None, doc="prey-density raster (any unit, e.g. ungulates per 1000 ha) for [territories] quality = 'prey'"
     )
@@ -246,22 +316,18 @@ class HabitatConfig:
     """Habitat suitability."""
 
     method: HabitatMethod = _f(HabitatMethod.RSF, doc="raster | rsf")
-    intercept: float = _f(-8.0, doc="RSF logistic intercept")
+    intercept: float = _f(DEMO_INTERCEPT, doc="RSF logistic intercept (demo: calibrated, see docs/validation.md)")
     coefficients: dict[str, float] = _f(
         doc=(
             "RSF logistic coefficients by covariate. Built-in covariates: elevation_km, elevation_km_sq, "
-            "forest, landcover_<code>, dist_cropland_km, dist_urban_km (capped at distance_cap_km); plus any "
-            "name in [inputs.covariates]. Demo signs follow Hebblewhite et al. 2011 (Biol. Conserv. 144:2403): "
-            "lower-elevation mixed/broadleaf forest far from cropland and towns; the elevation optimum of "
-            "400 m follows WWF-Russia's 300-500 m. Magnitudes are illustrative, not fitted: replace them"
+            "forest, open_land, landcover_<code>, dist_cropland_km, dist_urban_km (capped at distance_cap_km), "
+            "settlement_pressure (needs [inputs] settlements); plus any name in [inputs.covariates]. Demo signs "
+            "follow Hebblewhite et al. 2011 (Biol. Conserv. 144:2403): lower-elevation mixed/broadleaf forest far "
+            "from people; Wang et al. (Landsc. Ecol., c. 2016): grazing and human disturbance; winter: leopards keep "
+            "to the mild south-west (dec_temp_c, December mean air temperature, warmer = better). Magnitudes are "
+            "calibrated on published habitat areas (docs/validation.md), not fitted: replace them with your model"
         ),
-        factory=lambda: {
-            "elevation_km": 10.0,
-            "elevation_km_sq": -12.5,
-            "forest": 2.5,
-            "dist_cropland_km": 0.6,
-            "dist_urban_km": 0.15,
-        },
+        factory=lambda: dict(DEMO_COEFFICIENTS),
     )
     coefficients_file: str | None = _f(
         None,
@@ -274,10 +340,36 @@ class HabitatConfig:
     forest_classes: tuple[int, ...] = _f((1, 2, 3, 4, 5), doc="land-cover codes counted as forest (IGBP 1-5)")
     cropland_classes: tuple[int, ...] = _f((12, 14), doc="land-cover codes counted as cropland")
     urban_classes: tuple[int, ...] = _f((13,), doc="land-cover codes counted as urban")
+    open_classes: tuple[int, ...] = _f(
+        (9, 10), doc="land-cover codes of the open_land covariate: savanna and grassland, in this region farmed valley mosaics"
+    )
+    settlement_population_field: str = _f("population", doc="column of [inputs] settlements holding the population")
+    settlement_reach_km: float = _f(
+        2.0, doc="reach (e-folding distance) of the pressure of a settlement of settlement_reach_population people, km"
+    )
+    settlement_reach_population: float = _f(1000.0, doc="reference population of settlement_reach_km")
+    settlement_reach_exponent: float = _f(
+        1 / 3,
+        doc=(
+            "reach grows as (population / settlement_reach_population) ** this (modelling choice, calibrated): "
+            "2 km at 1,000 people, 8 km for Ussuriysk (157,000), 17 km for Vladivostok (605,000)"
+        ),
+    )
+    settlement_default_population: float = _f(
+        2000.0,
+        doc=(
+            "population assumed where none is recorded (0 or empty; GeoNames records none for most Chinese "
+            "township seats): an assumption, not data"
+        ),
+    )
 
     def __post_init__(self) -> None:
         _normalise(self, "habitat")
         _positive(self.distance_cap_km, "habitat.distance_cap_km")
+        _positive(self.settlement_reach_km, "habitat.settlement_reach_km")
+        _positive(self.settlement_reach_population, "habitat.settlement_reach_population")
+        _positive(self.settlement_reach_exponent, "habitat.settlement_reach_exponent", allow_zero=True)
+        _positive(self.settlement_default_population, "habitat.settlement_default_population")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -294,6 +386,13 @@ class ResistanceConfig:
         ),
     )
     class_values: dict[str, float] = _f(doc="resistance per land-cover class code (method = 'classes')", factory=dict)
+    residency_covariates: tuple[str, ...] = _f(
+        ("dec_temp_c",),
+        doc=(
+            "RSF covariates that limit where leopards settle, not where they cross (winter): held at their most "
+            "favourable value in the suitability that resistance is derived from (habitat keeps them); [] = none"
+        ),
+    )
     barriers: tuple[BarrierConfig, ...] = _f(
         (), doc="barrier layers burned in: [[resistance.barriers]] path, layer, mode, penalty, buffer_m"
     )
@@ -322,7 +421,13 @@ class PatchConfig:
             "(Wikipedia 'Amur leopard', Ecology: 5,000-30,000 ha)"
         ),
     )
-    protected_areas: ProtectedAreaMode = _f(ProtectedAreaMode.MERGE, doc="merge | separate | ignore")
+    protected_areas: ProtectedAreaMode = _f(
+        ProtectedAreaMode.LABEL,
+        doc=(
+            "label (protected areas name the patches they overlap and count their capacity, but add no habitat) | "
+            "merge (protected cells join the cores they touch) | separate | ignore"
+        ),
+    )
     connectivity: int = _f(8, doc="cell connectivity of a patch: 4 or 8")
     split_by_country: bool = _f(True, doc="cut patches at national borders so cross-border connections become links")
 
@@ -402,13 +507,23 @@ class CircuitConfig:
     pairs: PairSet = _f(PairSet.ALL, doc="pairwise: all pairs of patches (Circuitscape) or only linked pairs ('links')")
     include_pairs: tuple[tuple[int, int], ...] = _f((), doc="pairwise: solve only these patch-id pairs, e.g. [[1, 2], [2, 4]]")
     exclude_pairs: tuple[tuple[int, int], ...] = _f((), doc="pairwise: skip these patch-id pairs")
+    pairs_file: str | None = _f(
+        None,
+        doc="pairwise: a Circuitscape include / exclude pairs file ('mode include' or 'mode exclude' then one pair "
+        "per line, or Circuitscape's min / max id matrix); relative to base_dir",
+    )
     connectivity: int = _f(8, doc="4 or 8 neighbours (Circuitscape: connect_four_neighbors_only = false -> 8)")
     avg_resistances: bool = _f(
         False,
         doc="edge conductance from the mean of the two resistances (Circuitscape connect_using_avg_resistances); "
         "default: mean of the two conductances",
     )
-    solver: CircuitSolver = _f(CircuitSolver.AUTO, doc="auto | amg | cholmod")
+    focal_shorting: FocalShorting = _f(
+        FocalShorting.PAIR,
+        doc="pairwise: 'pair' short-circuits only the pair's two patches in each solve (Circuitscape); 'all' every "
+        "patch in every solve (one factor for all pairs, far faster with many patches; see docs/circuit.md)",
+    )
+    solver: CircuitSolver = _f(CircuitSolver.AUTO, doc="auto | amg | pardiso | cholmod | superlu")
     tolerance: float = _f(1e-8, doc="relative residual at which the iterative solver stops")
     max_memory_gb: float | None = _f(None, doc="refuse solves estimated to need more than this; default: available memory")
     pinch_points: bool = _f(True, doc="current flow inside each truncated corridor (Pinchpoint Mapper); needs [corridors]")
@@ -760,18 +875,19 @@ class TerritoryConfig:
     )
     max_area_ha: float = _f(30000.0, doc="largest territory accepted, ha (same source: 5,000-30,000 ha)")
     female_need_ha: float = _f(
-        5000.0,
+        13000.0,
         doc=(
-            "resource a female territory must hold: sum of quality x cell area, ha; 5,000 = the smallest territory, "
-            "reached in habitat of quality 1 (a territory covers about need / mean quality)"
+            "resource a female territory must hold: sum of quality x cell area, ha (a territory covers about need / mean "
+            "quality). Derived: SECR 0.98 adults/100 km2 at 1 male : 1.2 females (Vitkalova & Shevtsova 2016) gives "
+            "0.535 exclusive females per 100 km2, i.e. 18,700 ha per female; x 0.7, the mean suitability of the demo's "
+            "habitat, = 13,000 ha (docs/validation.md)"
         ),
     )
     male_multiple: float = _f(
-        2.0,
+        1.2,
         doc=(
-            "male need = female need x this (>= 1). Comparator, not a leopard figure: Amur tiger home ranges in the same "
-            "landscape are 778 km2 (males) vs 401 km2 (females), ratio 1.9 (Hernandez-Blanco et al. 2015, Integr. Zool. "
-            "10:365)"
+            "male need = female need x this (>= 1). Derived from the SECR sex ratio 1 male : 1.2 females (Vitkalova & "
+            "Shevtsova 2016): with males exclusive among males, a male holds 1.2 x a female's area (22,450 vs 18,700 ha)"
         ),
     )
     min_quality: float = _f(0.5, doc="minimum quality of a territory cell (0..1); 0.5 = the habitat-core threshold of [patches]")
@@ -1115,7 +1231,12 @@ def demo_config(data_dir: str | Path | None = None) -> RunConfig:
             borders=VectorInput(path=gpkg, layer="borders"),
             protected_areas=VectorInput(path=gpkg, layer="protected_areas"),
             sites=VectorInput(path=gpkg, layer="sites"),
+            settlements=VectorInput(path=gpkg, layer="settlements"),
+            covariates={"dec_temp_c": "dec_temp_c.tif"},
         ),
+        # 17 habitat cores of up to 476,000 cells: one factor for all 136 pairs takes seconds, one network per
+        # pair (Circuitscape's pairwise convention) minutes; docs/circuit.md compares the two.
+        circuit=CircuitConfig(focal_shorting=FocalShorting.ALL),
     )
 
 

@@ -19,29 +19,40 @@ Conventions follow Circuitscape (``compute.py`` / ``Circuitscape.jl``):
   one patch, all others grounded) and ``all_to_one`` (1 A into every other
   patch, one grounded); cumulative current = the sum of the solves' maps.
 
+Focal regions in pairwise mode
+------------------------------
+By default (``focal_shorting="pair"``) each pairwise solve short-circuits only
+the pair's two patches, as Circuitscape does; the other patches' cells are
+ordinary cells, so every pair has its own network and factor.  With
+``focal_shorting="all"`` every patch is short-circuited in every solve (what
+Circuitscape computes with the patches also given as short-circuit regions);
+one-to-all and all-to-one always short-circuit every patch.  docs/circuit.md
+shows where the two conventions differ.
+
 How the solves are shared
 -------------------------
-Every patch is short-circuited in every solve (the graph is the same for all
-pairs; Circuitscape short-circuits only the pair's two focal regions unless the
-patches are also given as short-circuit polygons).  One patch per connected
+With every patch of a network short-circuited, one patch per connected
 component is the ground; the reduced Laplacian is then symmetric positive
-definite and the same for every solve, so its preconditioner (pyamg classical
-AMG) or Cholesky factor is built once.  With ``m`` patches in a component, the
-``m - 1`` unit-injection solutions :math:`x_k` (1 A into patch k, out at the
-ground) give every mode by superposition: pairwise a-b is :math:`x_a - x_b`;
+definite and the same for every solve, so its factor (PARDISO, CHOLMOD or
+SuperLU) or AMG preconditioner is built once (:func:`choose_solver`).  With
+``m`` patches in a component, the ``m - 1`` unit-injection solutions
+:math:`x_k` (1 A into patch k, out at the ground; one block solve with a
+factor) give every mode by superposition: pairwise a-b is :math:`x_a - x_b`;
 one-to-all and all-to-one solve an ``m``-by-``m`` system for the injections
 (exact linear algebra, not an approximation).  When storing the :math:`x_k`
-would not fit in memory, pairwise and all-to-one fall back to one solve per
-pair / patch with the same preconditioner.
+would not fit in memory, pairwise and all-to-one fall back to solving in blocks
+with the same factor or preconditioner.  The current maps of all solves come
+from one compiled pass over the grid (each branch visited once), on threads.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -51,9 +62,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from scipy import ndimage
+from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import cg, splu
+from threadpoolctl import threadpool_limits
 
-from leopardgeo.config import CircuitMode, CircuitSolver
+from leopardgeo.config import CircuitMode, CircuitSolver, FocalShorting
 from leopardgeo.core.errors import ConfigError, DataError, MemoryLimitError, NoPathError
 from leopardgeo.core.validation import check_resistance
 
@@ -62,9 +75,12 @@ __all__ = [
     "CircuitResult",
     "LaplacianSolver",
     "build_network",
+    "choose_solver",
     "circuit_flow",
     "current_density",
+    "direct_backend",
     "estimate_memory_bytes",
+    "network_resistances",
     "solve_nodes",
 ]
 
@@ -72,14 +88,28 @@ logger = logging.getLogger(__name__)
 
 #: All 8 neighbour offsets: 4 axial first, then 4 diagonal.
 _OFFSETS = np.array([(-1, 0), (0, 1), (1, 0), (0, -1), (-1, 1), (1, 1), (1, -1), (-1, -1)], dtype=np.int64)
-#: Unknowns up to which ``solver = "auto"`` factorises with scipy's SuperLU instead of AMG.
-DIRECT_MAX_NODES = 60_000
+#: Unknowns up to which ``solver = "auto"`` always factorises (see :func:`choose_solver`).
+DIRECT_ALWAYS_NODES = 100_000
+#: Unknowns up to which ``auto`` uses SciPy's SuperLU: no thread start-up, faster than PARDISO / CHOLMOD this small.
+SMALL_NODES = 20_000
+#: Cells below which the current maps are computed on the calling thread (a pool costs more than it saves).
+SERIAL_CELLS = 250_000
+#: Unknowns up to which ``auto`` factorises when there are :data:`DIRECT_MIN_RHS` right-hand sides or more.
+DIRECT_MAX_NODES = 1_500_000
+#: Right-hand sides from which a factor pays off on a large grid (a factor costs about as much as 3-4 AMG solves).
+DIRECT_MIN_RHS = 4
+#: Right-hand sides handed to a factor at once when solves are not stored (memory: 16 bytes per node each).
+DIRECT_BLOCK_RHS = 16
 #: Levels larger than this are coarsened geometrically (see :class:`LaplacianSolver`).
 GEOMETRIC_MIN_NODES = 100_000
 #: Bytes per grid cell and per solve node of a circuit run, measured with
 #: ``benchmarks/bench_circuit.py`` (peak RSS minus interpreter, with headroom).
 BYTES_PER_CELL = 40
 BYTES_PER_NODE = 260
+#: Bytes per node of a direct solve besides the factor (matrix, its upper triangle, permutations).
+BYTES_PER_NODE_MATRIX = 100
+#: Bytes of factor per node and per doubling of the node count (fill ~ n log2 n; 1.6 GB peak at 690,002 nodes).
+FACTOR_BYTES_PER_NODE_LOG2 = 100
 
 
 # --------------------------------------------------------------------------- compiled kernels
@@ -248,6 +278,149 @@ def _branch_sums(res, node, volts, n_total, k, avg_res):  # pragma: no cover - c
                 s += _g(1.0 / ra, 1.0 / rb, ra, rb, o >= 4, avg_res) * abs(va - volts[b])
             acc[a] += s
     return acc
+
+
+@numba.njit(cache=True, nogil=True)
+def _solve_currents(res, node, x, w_ptr, w_idx, w_val, k, avg_res, r0, r1):  # pragma: no cover - compiled
+    """Sum over solves of the |branch currents| at each cell of rows ``r0:r1``, voltages combining columns of ``x``.
+
+    Solve ``p`` has voltages ``sum_q w_val[q] * x[:, w_idx[q]]`` for ``q`` in
+    ``w_ptr[p]:w_ptr[p + 1]``; one pass over the rows serves every solve.
+    Returns the ``r1 - r0`` rows (each cell writes only its own entry).
+    """
+    nr, nc = res.shape
+    m = x.shape[1]
+    n_solves = len(w_ptr) - 1
+    out = np.zeros((r1 - r0, nc), np.float64)
+    d = np.empty(m, np.float64)
+    for r in range(r0, r1):
+        for c in range(nc):
+            a = node[r, c]
+            if a < 0:
+                continue
+            ra = res[r, c]
+            s = 0.0
+            for o in range(k):
+                rr = r + _OFFSETS[o, 0]
+                cc = c + _OFFSETS[o, 1]
+                if not (0 <= rr < nr and 0 <= cc < nc):
+                    continue
+                b = node[rr, cc]
+                if b < 0 or b == a:
+                    continue
+                rb = res[rr, cc]
+                g = _g(1.0 / ra, 1.0 / rb, ra, rb, o >= 4, avg_res)
+                for j in range(m):
+                    d[j] = x[a, j] - x[b, j]
+                t_sum = 0.0
+                for p in range(n_solves):
+                    t = 0.0
+                    for q in range(w_ptr[p], w_ptr[p + 1]):
+                        t += w_val[q] * d[w_idx[q]]
+                    t_sum += abs(t)
+                s += g * t_sum
+            out[r - r0, c] = s
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _max_currents(res, node, x, w_ptr, w_idx, w_val, k, avg_res, n_cell, r0, r1):  # pragma: no cover - compiled
+    """Largest current over the solves at each plain cell of rows ``r0:r1``; per-solve branch sums of the regions.
+
+    Returns the rows' maxima (half the sum of |branch currents|: no current is
+    injected at a plain cell) and the region nodes' per-solve sums of |branch
+    currents| (``n_total - n_cell`` by solves) from their cells in those rows.
+    """
+    nr, nc = res.shape
+    m = x.shape[1]
+    n_solves = len(w_ptr) - 1
+    n_reg = x.shape[0] - n_cell
+    cell_max = np.zeros((r1 - r0, nc), np.float64)
+    reg = np.zeros((n_reg, n_solves), np.float64)
+    d = np.empty(m, np.float64)
+    acc = np.empty(n_solves, np.float64)
+    for r in range(r0, r1):
+        for c in range(nc):
+            a = node[r, c]
+            if a < 0:
+                continue
+            ra = res[r, c]
+            acc[:] = 0.0
+            for o in range(k):
+                rr = r + _OFFSETS[o, 0]
+                cc = c + _OFFSETS[o, 1]
+                if not (0 <= rr < nr and 0 <= cc < nc):
+                    continue
+                b = node[rr, cc]
+                if b < 0 or b == a:
+                    continue
+                rb = res[rr, cc]
+                g = _g(1.0 / ra, 1.0 / rb, ra, rb, o >= 4, avg_res)
+                for j in range(m):
+                    d[j] = x[a, j] - x[b, j]
+                for p in range(n_solves):
+                    t = 0.0
+                    for q in range(w_ptr[p], w_ptr[p + 1]):
+                        t += w_val[q] * d[w_idx[q]]
+                    acc[p] += g * abs(t)
+            if a < n_cell:
+                best = 0.0
+                for p in range(n_solves):
+                    if acc[p] > best:
+                        best = acc[p]
+                cell_max[r - r0, c] = 0.5 * best
+            else:
+                for p in range(n_solves):
+                    reg[a - n_cell, p] += acc[p]
+    return cell_max, reg
+
+
+#: Offsets of the "forward" neighbours (each undirected branch once): right, down, down-right, down-left.
+_FORWARD = np.array([1, 2, 5, 6], dtype=np.int64)
+
+
+@numba.njit(cache=True, nogil=True)
+def _pair_currents(res, node, x, ia, ib, k, avg_res, r0, r1):  # pragma: no cover - compiled
+    """Sum over solves of the |branch currents| at each cell, from the branches leaving rows ``r0:r1`` forwards.
+
+    Solve ``p`` has voltages ``x[:, ia[p]] - x[:, ib[p]]``; a column index
+    equal to ``x.shape[1]`` stands for zero volts (a ground).  Each branch is
+    visited once (right, down, down-right, down-left) and counted at both its
+    cells, so the block returned holds rows ``r0 : r1 + 1`` (the last one shared
+    with the next block; the caller adds the blocks up).
+    """
+    nr, nc = res.shape
+    m = x.shape[1]
+    n_solves = len(ia)
+    n_fwd = 2 if k == 4 else 4
+    out = np.zeros((r1 - r0 + 1, nc), np.float64)
+    d = np.zeros(m + 1, np.float64)
+    for r in range(r0, r1):
+        for c in range(nc):
+            a = node[r, c]
+            if a < 0:
+                continue
+            ra = res[r, c]
+            for f in range(n_fwd):
+                o = _FORWARD[f]
+                rr = r + _OFFSETS[o, 0]
+                cc = c + _OFFSETS[o, 1]
+                if not (rr < nr and 0 <= cc < nc):
+                    continue
+                b = node[rr, cc]
+                if b < 0 or b == a:
+                    continue
+                rb = res[rr, cc]
+                g = _g(1.0 / ra, 1.0 / rb, ra, rb, o >= 4, avg_res)
+                for j in range(m):
+                    d[j] = x[a, j] - x[b, j]
+                t = 0.0
+                for p in range(n_solves):
+                    t += abs(d[ia[p]] - d[ib[p]])
+                t *= g
+                out[r - r0, c] += t
+                out[rr - r0, cc] += t
+    return out
 
 
 @numba.njit(cache=True, nogil=True)
@@ -593,35 +766,102 @@ def build_network(
 
 
 # --------------------------------------------------------------------------- solver
-def _cholmod() -> object | None:
+def _pardiso() -> object | None:
+    """The ``pypardiso`` module (MKL PARDISO), or None when it is not installed or MKL cannot be loaded."""
     try:
-        from sksparse import cholmod  # type: ignore[import-not-found]
+        import pypardiso  # type: ignore[import-not-found]
+    except (ImportError, OSError):
+        return None
+    return pypardiso
+
+
+def _cholespy() -> object | None:
+    """The ``cholespy`` module (CHOLMOD in a self-contained wheel), or None."""
+    try:
+        import cholespy  # type: ignore[import-not-found]
     except ImportError:
         return None
-    except ValueError as exc:  # built against another numpy
-        logger.warning("scikit-sparse is installed but cannot be loaded (%s); using AMG", exc)
-        return None
-    return cholmod
+    return cholespy
+
+
+def direct_backend() -> str:
+    """The direct solver ``auto`` uses on this machine: ``pardiso``, ``cholmod`` or ``superlu``.
+
+    MKL PARDISO (the ``pypardiso`` wheel) factors the demo's 690,002-unknown
+    Laplacian in 2.0 s on 2 cores, CHOLMOD (``cholespy``) in 5.1 s, SciPy's
+    SuperLU in 5.8 s (docs/performance.md); the first one installed wins.
+
+    Examples
+    --------
+    >>> direct_backend() in ("pardiso", "cholmod", "superlu")
+    True
+    """
+    if _pardiso() is not None:
+        return "pardiso"
+    if _cholespy() is not None:
+        return "cholmod"
+    return "superlu"
+
+
+def choose_solver(n_unknowns: int, n_rhs: int, method: CircuitSolver | str = "auto") -> str:
+    """The solver used for ``n_rhs`` right-hand sides on ``n_unknowns`` unknowns.
+
+    ``auto`` factorises (:func:`direct_backend`) up to :data:`DIRECT_ALWAYS_NODES`
+    unknowns, and up to :data:`DIRECT_MAX_NODES` when there are at least
+    :data:`DIRECT_MIN_RHS` right-hand sides (the factor's cost is then shared);
+    above, or for one or two solves on a large grid, AMG-preconditioned conjugate
+    gradients is faster and needs far less memory (the factor's fill grows as
+    ``n log n``: 5 GB at 3.6 M unknowns).  Up to :data:`SMALL_NODES` unknowns
+    SciPy's SuperLU is used (no thread start-up); without PARDISO or CHOLMOD,
+    SuperLU is used up to :data:`DIRECT_ALWAYS_NODES`.
+
+    Examples
+    --------
+    >>> choose_solver(690_002, 15) in ("pardiso", "cholmod")  # the demo, with a direct backend installed
+    True
+    >>> choose_solver(3_600_000, 1)
+    'amg'
+    >>> choose_solver(5_000, 1)
+    'superlu'
+    """
+    method = CircuitSolver(method)
+    if method is not CircuitSolver.AUTO:
+        return str(method)
+    if n_unknowns <= SMALL_NODES:
+        return "superlu"
+    backend = direct_backend()
+    if n_unknowns <= DIRECT_ALWAYS_NODES:
+        return backend
+    if backend != "superlu" and n_unknowns <= DIRECT_MAX_NODES and n_rhs >= DIRECT_MIN_RHS:
+        return backend
+    return "amg"
 
 
 class LaplacianSolver:
-    """Solve ``L x = b`` repeatedly for one reduced Laplacian, reusing its preconditioner or factor.
+    """Solve ``L x = b`` repeatedly for one reduced Laplacian, reusing its factor or preconditioner.
 
     Parameters
     ----------
     laplacian
         Symmetric positive definite CSR matrix (a grounded Laplacian).
     method
-        ``"auto"`` (CHOLMOD if scikit-sparse is installed, SuperLU for small
-        systems, else AMG), ``"amg"`` or ``"cholmod"``.
+        ``"auto"`` (see :func:`choose_solver`), ``"amg"``, ``"pardiso"``,
+        ``"cholmod"`` or ``"superlu"``.
     tolerance
         Relative residual at which conjugate gradients stop (AMG only).
     node_raster
         Optional raster of unknown ids per cell (-1 none), e.g. from
         :func:`solve_nodes`; enables geometric coarsening of the large levels.
+    n_rhs
+        How many right-hand sides are expected (guides ``auto``).
 
     Notes
     -----
+    Direct solvers: MKL PARDISO (``pypardiso``; real symmetric positive
+    definite, upper triangle, METIS nested dissection), CHOLMOD (``cholespy``;
+    supernodal Cholesky) or SciPy's SuperLU.  All right-hand sides go to the
+    factor in one block (:meth:`solve_many`).
+
     AMG is a classical (Ruge-Stüben) hierarchy used as the preconditioner of
     conjugate gradients, with forward Gauss-Seidel before and backward after
     (a symmetric V-cycle).  Classical AMG suits graph Laplacians (M-matrices)
@@ -638,6 +878,9 @@ class LaplacianSolver:
     >>> L = sp.csr_matrix(np.array([[2.0, -1.0], [-1.0, 1.0]]))
     >>> LaplacianSolver(L).solve(np.array([0.0, 1.0]))
     array([1., 2.])
+    >>> LaplacianSolver(L, "amg").solve_many(np.eye(2)).round(6)
+    array([[1., 1.],
+           [1., 2.]])
     """
 
     def __init__(
@@ -646,40 +889,59 @@ class LaplacianSolver:
         method: CircuitSolver | str = "auto",
         tolerance: float = 1e-8,
         node_raster: np.ndarray | None = None,
+        n_rhs: int = 1,
     ) -> None:
-        method = CircuitSolver(method)
         n = laplacian.shape[0]
         self.matrix = laplacian
         self.tolerance = float(tolerance)
         self.iterations: list[int] = []
+        self.method = choose_solver(n, n_rhs, method)
         t = time.perf_counter()
-        chol = _cholmod()
-        if method is CircuitSolver.CHOLMOD and chol is None:
-            msg = (
-                "solver = 'cholmod': expected scikit-sparse to be installed, found it missing. "
-                "pip install scikit-sparse, or use 'amg'."
+        if self.method == "pardiso":
+            mod = _pardiso()
+            if mod is None:
+                msg = (
+                    "solver = 'pardiso': expected pypardiso (MKL) to be installed, found it missing. "
+                    "pip install pypardiso, or use 'auto'."
+                )
+                raise ConfigError(msg)
+            self._upper = sp.triu(laplacian, format="csr")
+            self._upper.sort_indices()
+            self._factor = mod.PyPardisoSolver(mtype=2)  # real symmetric positive definite
+            self._factor.set_statistical_info_off()
+            self._factor.factorize(self._upper)
+        elif self.method == "cholmod":
+            mod = _cholespy()
+            if mod is None:
+                msg = (
+                    "solver = 'cholmod': expected cholespy to be installed, found it missing. "
+                    "pip install cholespy, or use 'auto'."
+                )
+                raise ConfigError(msg)
+            csr = laplacian.tocsr()
+            self._factor = mod.CholeskySolverD(
+                n,
+                csr.indptr.astype(np.int32),
+                csr.indices.astype(np.int32),
+                np.ascontiguousarray(csr.data, dtype=np.float64),
+                mod.MatrixType.CSR,
             )
-            raise ConfigError(msg)
-        if method is CircuitSolver.CHOLMOD or (method is CircuitSolver.AUTO and chol is not None):
-            self.method = "cholmod"
-            self._factor = chol.cholesky(laplacian.tocsc())  # type: ignore[attr-defined]
-        elif method is CircuitSolver.AUTO and n <= DIRECT_MAX_NODES:
-            self.method = "superlu"
+        elif self.method == "superlu":
             self._factor = splu(laplacian.tocsc(), permc_spec="MMD_AT_PLUS_A")
         else:
-            self.method = "amg"
             self._ml = _grid_amg(laplacian, node_raster)
             self._precond = self._ml.aspreconditioner(cycle="V")
         self.setup_s = time.perf_counter() - t
 
+    @property
+    def direct(self) -> bool:
+        """Whether the solver holds a factor (no iterations)."""
+        return self.method != "amg"
+
     def solve(self, b: np.ndarray) -> np.ndarray:
-        """Solution of ``L x = b`` (float64)."""
-        if self.method == "cholmod":
-            self.iterations.append(0)
-            return np.asarray(self._factor(b)).ravel()
-        if self.method == "superlu":
-            self.iterations.append(0)
-            return self._factor.solve(b)
+        """Solution of ``L x = b`` (float64) for one right-hand side."""
+        if self.direct:
+            return self.solve_many(np.asarray(b, dtype=np.float64).reshape(-1, 1))[:, 0]
         count = [0]
 
         def cb(_: np.ndarray) -> None:
@@ -690,6 +952,41 @@ class LaplacianSolver:
         if info != 0:  # pragma: no cover - a symmetric positive definite system converges
             logger.warning("conjugate gradients stopped after %d iterations above tolerance %g", count[0], self.tolerance)
         return x
+
+    def solve_many(self, b: np.ndarray, pool: ThreadPoolExecutor | None = None) -> np.ndarray:
+        """Solutions of ``L X = B`` for the columns of ``B`` (n-by-k, float64).
+
+        Direct solvers take the whole block at once; AMG solves the columns one by
+        one, on ``pool``'s threads when given.
+        """
+        b = np.asarray(b, dtype=np.float64)
+        k = b.shape[1]
+        if k == 0:
+            return np.zeros_like(b)
+        if self.method == "pardiso":
+            x = np.asarray(self._factor.solve(self._upper, np.ascontiguousarray(b)))
+            x = x.reshape(b.shape)
+        elif self.method == "cholmod":
+            bc = np.ascontiguousarray(b)
+            x = np.empty_like(bc)
+            self._factor.solve(bc, x)
+        elif self.method == "superlu":
+            x = self._factor.solve(np.asfortranarray(b))
+        else:
+            cols = (b[:, j] for j in range(k))
+            if pool is None:
+                return np.column_stack(list(map(self.solve, cols)))
+            # one CG per thread: numpy's BLAS threads (dot products) would take the other threads' cores
+            with threadpool_limits(limits=1, user_api="blas"):
+                return np.column_stack(list(pool.map(self.solve, cols)))
+        self.iterations.extend([0] * k)
+        return x
+
+    def close(self) -> None:
+        """Release the factor's memory (PARDISO keeps it outside Python)."""
+        if self.method == "pardiso":
+            self._factor.free_memory(everything=True)
+        self._factor = None
 
 
 def _grid_amg(laplacian: sp.csr_matrix, node_raster: np.ndarray | None) -> object:
@@ -734,7 +1031,6 @@ def _grid_amg(laplacian: sp.csr_matrix, node_raster: np.ndarray | None) -> objec
     ml = MultilevelSolver([*levels, *rest.levels], coarse_solver="pinv")
     change_smoothers(ml, **smoothers)
     return ml
-
 
 # --------------------------------------------------------------------------- currents
 def current_density(net: CircuitNetwork, volts: np.ndarray, injected: np.ndarray | None = None) -> np.ndarray:
@@ -793,15 +1089,27 @@ def _available_bytes() -> int:
         return 1 << 62
 
 
-def estimate_memory_bytes(n_cells: int, n_nodes: int, n_stored: int = 0) -> int:
-    """Rough peak memory of a circuit run (bytes): grid rasters, matrix, AMG hierarchy, stored solutions.
+def estimate_memory_bytes(n_cells: int, n_nodes: int, n_stored: int = 0, method: str = "amg") -> int:
+    """Rough peak memory of a circuit run (bytes): grid rasters, matrix, AMG hierarchy or factor, stored solutions.
+
+    The factor of a direct solver grows as ``n log n`` on a grid (nested
+    dissection): 1.6 GB peak for the demo's 690,002 unknowns with PARDISO,
+    measured with ``benchmarks/bench_circuit.py --demo``.  A direct solver holds
+    the right-hand sides and the solutions of a block together (16 bytes per
+    stored value and node instead of 8).
 
     Examples
     --------
     >>> round(estimate_memory_bytes(4_000_000, 3_600_000) / 1e9, 2)
     1.1
+    >>> round(estimate_memory_bytes(2_195_000, 690_002, 15, "pardiso") / 1e9, 2)  # the demo: 1.50 GB measured
+    1.66
     """
-    return int(n_cells * BYTES_PER_CELL + n_nodes * BYTES_PER_NODE + n_stored * n_nodes * 8)
+    base = n_cells * BYTES_PER_CELL
+    if method == "amg":
+        return int(base + n_nodes * BYTES_PER_NODE + n_stored * n_nodes * 8)
+    fill = FACTOR_BYTES_PER_NODE_LOG2 * math.log2(max(n_nodes, 2))
+    return int(base + n_nodes * (BYTES_PER_NODE_MATRIX + fill) + n_stored * n_nodes * 16)
 
 
 def _fmt_bytes(n: float) -> str:
@@ -811,13 +1119,13 @@ def _fmt_bytes(n: float) -> str:
     return f"{n:.0f} bytes"
 
 
-def _check_memory(n_cells: int, n_nodes: int, n_stored: int, limit_gb: float | None) -> None:
-    need = estimate_memory_bytes(n_cells, n_nodes, n_stored)
+def _check_memory(n_cells: int, n_nodes: int, n_stored: int, limit_gb: float | None, method: str = "amg") -> None:
+    need = estimate_memory_bytes(n_cells, n_nodes, n_stored, method)
     have = int(limit_gb * 1e9) if limit_gb is not None else _available_bytes()
     if need > have:
         what = "the limit max_memory_gb" if limit_gb is not None else "available memory"
         msg = (
-            f"circuit: expected to need about {_fmt_bytes(need)} for {n_nodes:,} nodes, found {_fmt_bytes(have)} "
+            f"circuit: expected to need about {_fmt_bytes(need)} for {n_nodes:,} nodes ({method}), found {_fmt_bytes(have)} "
             f"({what}). Use coarser cells ([grid] cell_size_m), clip to corridors, fewer patches or pairs "
             "([circuit] include_pairs), or a machine with more memory."
         )
@@ -835,19 +1143,28 @@ class CircuitResult:
         ``pairwise``, ``one_to_all`` or ``all_to_one``.
     resistances
         pairwise: one row per requested pair (``patch_a``, ``patch_b``,
-        ``eff_resistance`` in ohms; ``inf`` when not connected).  one_to_all /
+        ``eff_resistance`` in ohms; ``inf`` when not connected, written as
+        ``-1`` in ``circuit.csv`` as Circuitscape does).  one_to_all /
         all_to_one: one row per patch (``patch``, ``voltage``: the source's
         voltage for one_to_all, the mean source voltage for all_to_one).
     cum_current
         Sum of the solves' current maps (float32, A; NaN outside the circuit).
     voltages
         ``{key: voltage raster}`` (float32, V) when asked for; key = pair or patch.
+    currents
+        ``{key: current raster}`` (float32, A), one per solve, when asked for.
     solver
-        ``amg``, ``superlu`` or ``cholmod``.
+        ``amg``, ``pardiso``, ``cholmod`` or ``superlu``.
     iterations
         CG iterations per solve (0 for direct solvers).
     timings_s
         Seconds per phase: network, setup, solves, maps.
+    focal_shorting
+        ``pair`` (only the pair's two patches short-circuited in each solve) or
+        ``all`` (every patch short-circuited in every solve).
+    max_current
+        Largest current over the solves at each cell (float32, A; Circuitscape's
+        max-current map) when asked for, else None.
     """
 
     mode: str
@@ -857,6 +1174,9 @@ class CircuitResult:
     solver: str = ""
     iterations: list = field(default_factory=list)
     timings_s: dict = field(default_factory=dict)
+    currents: dict = field(default_factory=dict)
+    focal_shorting: str = "all"
+    max_current: np.ndarray | None = None
 
 
 def _workers(workers: int | None) -> int:
@@ -866,12 +1186,6 @@ def _workers(workers: int | None) -> int:
         msg = f"workers: expected a positive whole number of threads or None, found {workers!r}."
         raise ConfigError(msg)
     return int(workers)
-
-
-def _voltage_raster(net: CircuitNetwork, v: np.ndarray) -> np.ndarray:
-    vm = v[net.node].astype(np.float32)
-    vm[net.node < 0] = np.nan
-    return vm
 
 
 def _requested_pairs(
@@ -894,6 +1208,141 @@ def _requested_pairs(
     return list(dict.fromkeys(p for p in out if p not in drop))
 
 
+def _voltage_raster(net: CircuitNetwork, v: np.ndarray) -> np.ndarray:
+    vm = v[net.node].astype(np.float32)
+    vm[net.node < 0] = np.nan
+    return vm
+
+
+@dataclass
+class _Solve:
+    """One solve of a run: its key, the columns it combines, the injected currents and a voltage shift."""
+
+    key: object
+    weights: dict[int, float]  # column -> weight (superposition) or {own column: 1.0}
+    injected: dict[int, float]  # node -> amperes in (+) or out (-)
+    shift: float = 0.0
+
+
+def _row_blocks(kernel: Callable, args: tuple, shape: tuple[int, int], workers: int, overlap: int) -> np.ndarray:
+    """Run a compiled row kernel over blocks of rows on ``workers`` threads (nogil) and add the blocks up."""
+    nr, nc = shape
+    if nr * nc < SERIAL_CELLS:
+        workers = 1
+    n_blocks = max(1, min(nr, 4 * workers))
+    edges = np.linspace(0, nr, n_blocks + 1).astype(int)
+    spans = [(int(a), int(b)) for a, b in itertools.pairwise(edges) if b > a]
+    out = np.zeros((nr + overlap, nc))
+    if workers > 1 and len(spans) > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            blocks = list(pool.map(lambda ab: kernel(*args, ab[0], ab[1]), spans))
+    else:
+        blocks = [kernel(*args, a, b) for a, b in spans]
+    for (a, b), blk in zip(spans, blocks, strict=True):
+        out[a : b + overlap] += blk
+    return out[:nr]
+
+
+def _add_max(net: CircuitNetwork, x_full: np.ndarray, solves: list[_Solve], workers: int, max_node: np.ndarray) -> None:
+    """Raise ``max_node`` to each node's largest current over ``solves`` (Circuitscape's max-current map)."""
+    ptr = np.zeros(len(solves) + 1, np.int64)
+    idx: list[int] = []
+    val: list[float] = []
+    for p, s in enumerate(solves):
+        idx.extend(s.weights)
+        val.extend(s.weights.values())
+        ptr[p + 1] = len(idx)
+    args = (net.resistance, net.node, x_full, ptr, np.asarray(idx, np.int64), np.asarray(val, np.float64),
+            net.connectivity, net.avg_resistances, net.n_cell)  # fmt: skip
+    nr = net.node.shape[0]
+    if net.node.size < SERIAL_CELLS:
+        workers = 1
+    edges = np.linspace(0, nr, max(1, min(nr, 4 * workers)) + 1).astype(int)
+    spans = [(int(a), int(b)) for a, b in itertools.pairwise(edges) if b > a]
+    if workers > 1 and len(spans) > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            parts = list(pool.map(lambda ab: _max_currents(*args, ab[0], ab[1]), spans))
+    else:
+        parts = [_max_currents(*args, a, b) for a, b in spans]
+    cell_max = np.concatenate([p[0] for p in parts])
+    reg = np.sum([p[1] for p in parts], axis=0)
+    for p, s in enumerate(solves):
+        for n_, w in s.injected.items():
+            reg[n_ - net.n_cell, p] += abs(w)
+    plain = (net.node >= 0) & (net.node < net.n_cell)
+    np.maximum.at(max_node, net.node[plain], cell_max[plain])
+    if reg.size:
+        np.maximum(max_node[net.n_cell :], 0.5 * reg.max(axis=1), out=max_node[net.n_cell :])
+
+
+def _fill_maps(
+    net: CircuitNetwork,
+    x_full: np.ndarray,
+    solves: list[_Solve],
+    workers: int,
+    cum_node: np.ndarray,
+    voltage_maps: bool,
+    current_maps: bool,
+    volts_out: dict,
+    currents_out: dict,
+    max_node: np.ndarray | None = None,
+) -> None:
+    """Add the solves' current through every node to ``cum_node``; per-solve rasters and the maximum when asked for."""
+    m = x_full.shape[1]
+    if all(len(s.weights) <= 2 and sorted(s.weights.values()) in ([-1.0, 1.0], [1.0], [-1.0], []) for s in solves):
+        # differences of two columns (pairwise; one column per solve): the compiled pass with one gather per solve
+        ia = np.full(len(solves), m, np.int64)
+        ib = np.full(len(solves), m, np.int64)
+        for p, s in enumerate(solves):
+            for j, w in s.weights.items():
+                if w > 0:
+                    ia[p] = j
+                else:
+                    ib[p] = j
+        args = (net.resistance, net.node, x_full, ia, ib, net.connectivity, net.avg_resistances)
+        cells = _row_blocks(_pair_currents, args, net.node.shape, workers, overlap=1)
+    else:
+        ptr = np.zeros(len(solves) + 1, np.int64)
+        idx: list[int] = []
+        val: list[float] = []
+        for p, s in enumerate(solves):
+            idx.extend(s.weights)
+            val.extend(s.weights.values())
+            ptr[p + 1] = len(idx)
+        args = (
+            net.resistance,
+            net.node,
+            x_full,
+            ptr,
+            np.asarray(idx, np.int64),
+            np.asarray(val, np.float64),
+            net.connectivity,
+            net.avg_resistances,
+        )
+        cells = _row_blocks(_solve_currents, args, net.node.shape, workers, overlap=0)
+    live = net.node >= 0
+    acc = np.bincount(net.node[live], weights=cells[live], minlength=net.n_total)
+    for s in solves:
+        for n_, w in s.injected.items():
+            acc[n_] += abs(w)
+    cum_node += 0.5 * acc
+    if max_node is not None:
+        _add_max(net, x_full, solves, workers, max_node)
+    if voltage_maps or current_maps:
+        for s in solves:
+            v = np.zeros(net.n_total)
+            for j, w in s.weights.items():
+                v += w * x_full[:, j]
+            v += s.shift
+            if voltage_maps:
+                volts_out[s.key] = _voltage_raster(net, v)
+            if current_maps:
+                inj = np.zeros(net.n_total)
+                for n_, w in s.injected.items():
+                    inj[n_] = w
+                currents_out[s.key] = current_density(net, v, inj).astype(np.float32)
+
+
 def circuit_flow(
     resistance: np.ndarray,
     focal: np.ndarray,
@@ -901,12 +1350,15 @@ def circuit_flow(
     mode: CircuitMode | str = CircuitMode.PAIRWISE,
     pairs: Iterable[Sequence[int]] | None = None,
     exclude_pairs: Iterable[Sequence[int]] = (),
+    focal_shorting: FocalShorting | str = FocalShorting.PAIR,
     connectivity: int = 8,
     avg_resistances: bool = False,
     solver: CircuitSolver | str = CircuitSolver.AUTO,
     tolerance: float = 1e-8,
     max_memory_gb: float | None = None,
     voltage_maps: bool = False,
+    current_maps: bool = False,
+    max_current: bool = False,
     workers: int | None = None,
 ) -> CircuitResult:
     """Current flow between patches, in Circuitscape's modes, with a cumulative current map.
@@ -916,27 +1368,42 @@ def circuit_flow(
     resistance
         Resistance raster (> 0; NaN = no data).
     focal
-        Integer raster of patch ids (0 = none); every patch is short-circuited.
+        Integer raster of patch ids (0 = none).
     mode
         ``pairwise``, ``one_to_all`` or ``all_to_one``.
     pairs
         pairwise: the pairs to solve (default: all pairs of patches).
     exclude_pairs
         pairwise: pairs to skip.
+    focal_shorting
+        pairwise: ``pair`` (Circuitscape: only the pair's two patches are
+        short-circuited in each solve; the other patches' cells are ordinary
+        cells) or ``all`` (every patch short-circuited in every solve: one
+        matrix and one factor for all pairs, much faster with many patches; the
+        same as Circuitscape with the patches also given as short-circuit
+        regions).  one_to_all and all_to_one short-circuit every patch, as
+        Circuitscape does.
     connectivity
         4 or 8 neighbours.
     avg_resistances
         Circuitscape's ``connect_using_avg_resistances``.
     solver
-        ``auto``, ``amg`` or ``cholmod`` (see :class:`LaplacianSolver`).
+        ``auto``, ``amg``, ``pardiso``, ``cholmod`` or ``superlu`` (see
+        :func:`choose_solver`).
     tolerance
         Relative residual of the iterative solver.
     max_memory_gb
         Refuse runs estimated to need more (default: the memory available).
     voltage_maps
         Keep each solve's voltage raster in ``result.voltages``.
+    current_maps
+        Keep each solve's current raster in ``result.currents``.
+    max_current
+        Also return the largest current over the solves at each cell
+        (``result.max_current``).
     workers
-        Threads for independent solves and current maps (default: all cores).
+        Threads for the current maps and independent iterative solves (default:
+        all cores).
 
     Returns
     -------
@@ -962,172 +1429,457 @@ def circuit_flow(
     array([[1., 1., 1., 1.]], dtype=float32)
     """
     mode = CircuitMode(mode)
+    shorting = FocalShorting(focal_shorting)
+    opts = {
+        "connectivity": connectivity,
+        "avg_resistances": avg_resistances,
+        "solver": solver,
+        "tolerance": tolerance,
+        "max_memory_gb": max_memory_gb,
+        "voltage_maps": voltage_maps,
+        "current_maps": current_maps,
+        "max_current": max_current,
+        "workers": _workers(workers),
+    }
+    if mode is CircuitMode.PAIRWISE and shorting is FocalShorting.PAIR:
+        res, lab = _check_inputs(resistance, focal, connectivity)
+        ids = np.unique(lab[lab > 0])
+        if len(ids) > 2:
+            return _pairwise_each_pair(res, lab, ids, pairs, exclude_pairs, opts)
+    return _circuit_shorted(resistance, focal, mode, pairs, exclude_pairs, **opts)
+
+
+def _pairwise_each_pair(
+    res: np.ndarray,
+    lab: np.ndarray,
+    ids: np.ndarray,
+    pairs: Iterable[Sequence[int]] | None,
+    exclude_pairs: Iterable[Sequence[int]],
+    opts: dict,
+) -> CircuitResult:
+    """Circuitscape's pairwise convention: one network per pair, only its two patches short-circuited."""
+    todo = _requested_pairs(ids, pairs, exclude_pairs)
+    # every patch must touch data, as in the all-shorted network (the same error, before any solve)
+    on_data = np.unique(lab[(lab > 0) & ~np.isnan(res)])
+    off = np.setdiff1d(ids, on_data)
+    if len(off):
+        msg = f"patch {int(off[0])}: expected cells with data, found all of its cells on no data. Fix the resistance raster."
+        raise NoPathError(msg)
+    cum = np.zeros(res.shape)
+    seen = np.zeros(res.shape, dtype=bool)
+    peak = np.full(res.shape, np.nan, dtype=np.float32) if opts["max_current"] else None
+    r_of: dict[tuple[int, int], float] = {}
+    volts: dict = {}
+    currents: dict = {}
+    timings: dict[str, float] = {}
+    iterations: list[int] = []
+    methods: set[str] = set()
+    for a, b in todo:
+        lab_ab = np.where((lab == a) | (lab == b), lab, 0)
+        one = _circuit_shorted(res, lab_ab, CircuitMode.PAIRWISE, [(a, b)], (), **opts)
+        r_of[(a, b)] = float(one.resistances.eff_resistance.iloc[0])
+        live = ~np.isnan(one.cum_current)
+        cum[live] += one.cum_current[live]
+        seen |= live
+        if peak is not None and one.max_current is not None:
+            np.fmax(peak, one.max_current, out=peak)
+        volts.update(one.voltages)
+        currents.update(one.currents)
+        iterations += one.iterations
+        if one.solver:
+            methods.add(one.solver)
+        for k, v in one.timings_s.items():
+            timings[k] = timings.get(k, 0.0) + v
+    rows = [{"patch_a": a, "patch_b": b, "eff_resistance": r_of[(a, b)]} for a, b in todo]
+    cur32 = cum.astype(np.float32)
+    cur32[~seen] = np.nan
+    return CircuitResult(
+        mode=str(CircuitMode.PAIRWISE),
+        resistances=pd.DataFrame(rows, columns=["patch_a", "patch_b", "eff_resistance"]),
+        cum_current=cur32,
+        voltages=volts,
+        solver="+".join(sorted(methods)),
+        iterations=iterations,
+        timings_s=timings,
+        currents=currents,
+        focal_shorting=str(FocalShorting.PAIR),
+        max_current=peak,
+    )
+
+
+def _circuit_shorted(
+    resistance: np.ndarray,
+    focal: np.ndarray,
+    mode: CircuitMode,
+    pairs: Iterable[Sequence[int]] | None,
+    exclude_pairs: Iterable[Sequence[int]],
+    *,
+    connectivity: int,
+    avg_resistances: bool,
+    solver: CircuitSolver | str,
+    tolerance: float,
+    max_memory_gb: float | None,
+    voltage_maps: bool,
+    current_maps: bool,
+    max_current: bool,
+    workers: int,
+) -> CircuitResult:
+    """Every patch of ``focal`` short-circuited in every solve: one matrix, one factor or hierarchy."""
     timings: dict[str, float] = {}
     t = time.perf_counter()
     net = build_network(resistance, focal, connectivity=connectivity, avg_resistances=avg_resistances)
     timings["network"] = time.perf_counter() - t
     ids = net.focal_ids
-    n_ground = net.n_total - net.n_solve
+    n_solve = net.n_solve
+    todo: list[tuple[int, int]] = []
+    solvable: list[tuple[int, int]] = []
     if mode is CircuitMode.PAIRWISE:
         todo = _requested_pairs(ids, pairs, exclude_pairs)
         solvable = [p for p in todo if net.connected(*p)]
-        nodes_used = {net.node_of(v) for p in solvable for v in p} - set(range(net.n_solve, net.n_total))
-        superpose = len(solvable) > len(nodes_used)
+        wanted = sorted({net.node_of(v) for p in solvable for v in p} - set(range(n_solve, net.n_total)))
+        superpose = len(solvable) > len(wanted)
+        n_per_run = len(solvable)
     else:
-        todo = []
-        solvable = []
-        nodes_used = {int(n) for n in net.focal_node if 0 <= n < net.n_solve}
+        wanted = sorted(int(n) for n in net.focal_node if 0 <= n < n_solve)
         superpose = True
-    n_stored = len(nodes_used) if superpose else 0
-    try:
-        _check_memory(net.node.size, net.n_solve, n_stored, max_memory_gb)
-    except MemoryLimitError:
-        if mode is CircuitMode.ONE_TO_ALL or not superpose:
-            raise
-        superpose = False
-        _check_memory(net.node.size, net.n_solve, 0, max_memory_gb)
-    cum = np.zeros(net.node.shape, dtype=np.float64)
+        n_per_run = len(ids)
+    nothing = n_solve == 0 or (mode is CircuitMode.PAIRWISE and not solvable)
+    method = ""
+    if not nothing:
+        method, superpose = _plan_memory(net, solver, len(wanted), n_per_run, superpose, mode, max_memory_gb)
+    cum_node = np.zeros(net.n_total)
+    max_node = np.zeros(net.n_total) if max_current else None
     volts_out: dict = {}
+    currents_out: dict = {}
     rows: list[dict] = []
-    if net.n_solve == 0 or (mode is CircuitMode.PAIRWISE and not solvable):
-        lin = None
-    else:
-        t = time.perf_counter()
-        lin = LaplacianSolver(net.laplacian, solver, tolerance, node_raster=solve_nodes(net))
-        timings["setup"] = time.perf_counter() - t
-    t_solve = 0.0
-    t_maps = 0.0
-
-    def full(x: np.ndarray) -> np.ndarray:
-        v = np.zeros(net.n_total)
-        v[: net.n_solve] = x
-        return v
-
-    def unit(nodes_w: dict[int, float]) -> np.ndarray:
-        b = np.zeros(net.n_solve)
-        for n_, w in nodes_w.items():
-            if n_ < net.n_solve:
-                b[n_] += w
-        return b
-
-    def add_map(v: np.ndarray, inj: np.ndarray, key: object) -> None:
-        nonlocal t_maps
-        t0 = time.perf_counter()
-        cur = current_density(net, v, inj)
-        np.add(cum, np.nan_to_num(cur), out=cum)
-        if voltage_maps:
-            volts_out[key] = _voltage_raster(net, v)
-        t_maps += time.perf_counter() - t0
-
-    stored: dict[int, np.ndarray] = {}
-
-    def x_of(n_: int) -> np.ndarray:
-        """Unit solution of node n_ (1 A in, out at its component's ground); zeros for a ground."""
-        if n_ >= net.n_solve:
-            return np.zeros(net.n_total)
-        if n_ not in stored:
-            stored[n_] = full(lin.solve(unit({n_: 1.0})))  # type: ignore[union-attr]
-        return stored[n_]
-
-    n_workers = _workers(workers)
-    solve_times: list[float] = []
-    pool = ThreadPoolExecutor(max_workers=n_workers) if n_workers > 1 else None
+    lin: LaplacianSolver | None = None
+    t_solve = t_maps = 0.0
+    pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 and method == "amg" and net.node.size >= SERIAL_CELLS else None
     try:
+        if not nothing:
+            t = time.perf_counter()
+            lin = LaplacianSolver(net.laplacian, method, tolerance, node_raster=solve_nodes(net))
+            timings["setup"] = time.perf_counter() - t
+        col_of: dict[int, int] = {}
+        x_units = np.zeros((net.n_total, 0))
         if superpose and lin is not None:
-            t0 = time.perf_counter()
-            wanted = sorted(n_ for n_ in nodes_used if n_ < net.n_solve)
-            solved = pool.map(lambda n_: full(lin.solve(unit({n_: 1.0}))), wanted) if pool else map(x_of, wanted)
-            stored.update(zip(wanted, solved, strict=True))
-            t_solve += time.perf_counter() - t0
+            t = time.perf_counter()
+            b = np.zeros((n_solve, len(wanted)))
+            b[wanted, np.arange(len(wanted))] = 1.0
+            x_units = np.zeros((net.n_total, len(wanted)))
+            x_units[:n_solve] = lin.solve_many(b, pool)
+            del b
+            col_of = {n_: j for j, n_ in enumerate(wanted)}
+            t_solve += time.perf_counter() - t
 
-        def pair_job(pair: tuple[int, int]) -> tuple[float, np.ndarray, np.ndarray | None]:
-            na, nb = net.node_of(pair[0]), net.node_of(pair[1])
-            if superpose:
-                v = x_of(na) - x_of(nb)
-            else:
-                t0 = time.perf_counter()
-                v = full(lin.solve(unit({na: 1.0, nb: -1.0})))  # type: ignore[union-attr]
-                solve_times.append(time.perf_counter() - t0)
-            inj = np.zeros(net.n_total)
-            inj[na], inj[nb] = 1.0, -1.0
-            return float(v[na] - v[nb]), current_density(net, v, inj), _voltage_raster(net, v) if voltage_maps else None
+        def unit_value(n_: int, at: int) -> float:
+            j = col_of.get(n_, -1)
+            return 0.0 if j < 0 else float(x_units[at, j])
 
+        maps = (workers, cum_node, voltage_maps, current_maps, volts_out, currents_out, max_node)
         if mode is CircuitMode.PAIRWISE:
+            solves = []
             r_of: dict[tuple[int, int], float] = {}
-            batch = max(1, 2 * n_workers)
-            t0 = time.perf_counter()
-            for k in range(0, len(solvable), batch):
-                chunk = solvable[k : k + batch]
-                for pair, (r_ab, cur, vm) in zip(chunk, pool.map(pair_job, chunk) if pool else map(pair_job, chunk), strict=True):
-                    r_of[pair] = r_ab
-                    np.add(cum, np.nan_to_num(cur), out=cum)
-                    if vm is not None:
-                        volts_out[pair] = vm
-            # wall time of the pair loop, split by the share spent in per-pair solves (threads overlap)
-            loop_s = time.perf_counter() - t0
-            busy = min(n_workers, max(len(solvable), 1))
-            solve_wall = min(sum(solve_times) / busy, loop_s)
-            t_solve += solve_wall
-            t_maps += loop_s - solve_wall
-            rows = [{"patch_a": a, "patch_b": b, "eff_resistance": r_of.get((a, b), math.inf)} for a, b in todo]
+            for a, b_ in solvable:
+                na, nb = net.node_of(a), net.node_of(b_)
+                w = {col_of[n_]: s for n_, s in ((na, 1.0), (nb, -1.0)) if n_ in col_of}
+                solves.append(_Solve((a, b_), w, {na: 1.0, nb: -1.0}))
+                if superpose:
+                    r_of[(a, b_)] = unit_value(na, na) - unit_value(nb, na) - unit_value(na, nb) + unit_value(nb, nb)
+            if superpose:
+                t = time.perf_counter()
+                _fill_maps(net, x_units, solves, *maps)
+                t_maps += time.perf_counter() - t
+            elif lin is not None:
+
+                def drop(s: _Solve, v: np.ndarray) -> float:
+                    na, nb = s.injected
+                    return float(v[na] - v[nb])
+
+                ts, tm, values = _solve_each(net, lin, solves, pool, workers, drop, maps)
+                t_solve += ts
+                t_maps += tm
+                r_of.update(zip((s.key for s in solves), values, strict=True))  # type: ignore[misc]
+            rows = [{"patch_a": a, "patch_b": b_, "eff_resistance": r_of.get((a, b_), math.inf)} for a, b_ in todo]
             table = pd.DataFrame(rows, columns=["patch_a", "patch_b", "eff_resistance"])
         else:
-            for i, pid in enumerate(ids):
-                ci = net.component[i]
-                if ci < 0:
-                    rows.append({"patch": int(pid), "voltage": math.nan})
-                    continue
-                members = np.flatnonzero(net.component == ci)
-                fnodes = [int(net.focal_node[j]) for j in members]
-                src = int(net.focal_node[i])
-                if mode is CircuitMode.ALL_TO_ONE:
-                    inj_w = {n_: 1.0 for n_ in fnodes if n_ != src}
-                    inj_w[src] = -float(len(fnodes) - 1)
-                    if superpose:
-                        v = sum((w * x_of(n_) for n_, w in inj_w.items()), np.zeros(net.n_total))
-                    else:  # one solve per patch: the ground's share is implied by the others
-                        v = full(lin.solve(unit(inj_w)))  # type: ignore[union-attr]
-                    v = v - v[src]
-                    voltage = float(np.mean([v[n_] for n_ in fnodes if n_ != src]))
-                else:  # one to all: 1 A in at src, every other patch held at 0 V
-                    xs = {n_: x_of(n_) for n_ in fnodes}
-                    others = [n_ for n_ in fnodes if n_ != src]
-                    # unknowns: injections c_o at the others (c_src = 1 is known), the free voltage shift V0
-                    m = len(others)
-                    mat = np.zeros((m + 1, m + 1))
-                    rhs = np.zeros(m + 1)
-                    for r_, nr_ in enumerate(others):
-                        for c_, nc_ in enumerate(others):
-                            mat[r_, c_] = xs[nc_][nr_]
-                        mat[r_, m] = 1.0
-                        rhs[r_] = -xs[src][nr_]
-                    mat[m, :m] = 1.0  # currents balance: sum of the others' injections = -1
-                    rhs[m] = -1.0
-                    sol = np.linalg.solve(mat, rhs)
-                    v = xs[src] + sum((sol[c_] * xs[nc_] for c_, nc_ in enumerate(others)), np.zeros(net.n_total)) + sol[m]
-                    inj_w = {src: 1.0} | {nc_: float(sol[c_]) for c_, nc_ in enumerate(others)}
-                    voltage = float(v[src])
-                inj = np.zeros(net.n_total)
-                for n_, w in inj_w.items():
-                    inj[n_] = w
-                rows.append({"patch": int(pid), "voltage": voltage})
-                add_map(v, inj, int(pid))
+            solves, rows = _multi_patch_solves(net, mode, x_units, col_of, superpose)
+            if superpose:
+                t = time.perf_counter()
+                _fill_maps(net, x_units, solves, *maps)
+                t_maps += time.perf_counter() - t
+            elif lin is not None:  # all_to_one, one solve per patch: the ground's share is implied by the others
+
+                def mean_source(s: _Solve, v: np.ndarray) -> float:
+                    src = next(n_ for n_, w in s.injected.items() if w < 0)
+                    s.shift = -float(v[src])
+                    return float(np.mean([v[n_] for n_, w in s.injected.items() if w > 0])) + s.shift
+
+                ts, tm, values = _solve_each(net, lin, solves, pool, workers, mean_source, maps)
+                t_solve += ts
+                t_maps += tm
+                by_patch = dict(zip((s.key for s in solves), values, strict=True))
+                for row in rows:
+                    if row["patch"] in by_patch:
+                        row["voltage"] = by_patch[row["patch"]]
             table = pd.DataFrame(rows, columns=["patch", "voltage"])
     finally:
         if pool is not None:
             pool.shutdown()
+        if lin is not None:
+            lin.close()
     timings["solves"] = t_solve
     timings["maps"] = t_maps
-    cur32 = cum.astype(np.float32)
-    cur32[net.node < 0] = np.nan
-    if n_ground == 0:
+    cur = np.full(net.node.shape, np.nan, dtype=np.float32)
+    live = net.node >= 0
+    cur[live] = cum_node[net.node[live]]
+    peak = None
+    if max_node is not None:
+        peak = np.full(net.node.shape, np.nan, dtype=np.float32)
+        peak[live] = max_node[net.node[live]]
+    if nothing:
         logger.info("circuit: no component holds two patches; nothing to solve")
     return CircuitResult(
         mode=str(mode),
         resistances=table,
-        cum_current=cur32,
+        cum_current=cur,
         voltages=volts_out,
         solver=lin.method if lin is not None else "",
         iterations=list(lin.iterations) if lin is not None else [],
         timings_s=timings,
+        currents=currents_out,
+        focal_shorting=str(FocalShorting.ALL),
+        max_current=peak,
     )
+
+
+def _plan_memory(
+    net: CircuitNetwork,
+    solver: CircuitSolver | str,
+    n_wanted: int,
+    n_per_run: int,
+    superpose: bool,
+    mode: CircuitMode,
+    max_memory_gb: float | None,
+) -> tuple[str, bool]:
+    """The solver and whether to store unit solutions: the first plan that fits in memory, else MemoryLimitError."""
+    first = choose_solver(net.n_solve, n_wanted if superpose else n_per_run, solver)
+    methods = [first] + (["amg"] if CircuitSolver(solver) is CircuitSolver.AUTO and first != "amg" else [])
+    plans = [(m, superpose) for m in methods]
+    if superpose and mode is not CircuitMode.ONE_TO_ALL:
+        plans += [(m, False) for m in methods]
+    error: MemoryLimitError | None = None
+    for method, sup in plans:
+        try:
+            _check_memory(net.node.size, net.n_solve, n_wanted if sup else 0, max_memory_gb, method)
+        except MemoryLimitError as exc:
+            error = exc
+            continue
+        return method, sup
+    assert error is not None
+    raise error
+
+
+def _solve_each(
+    net: CircuitNetwork,
+    lin: LaplacianSolver,
+    solves: list[_Solve],
+    pool: ThreadPoolExecutor | None,
+    workers: int,
+    measure: Callable[[_Solve, np.ndarray], float],
+    maps: tuple[int, np.ndarray, bool, bool, dict, dict, np.ndarray | None],
+) -> tuple[float, float, list[float]]:
+    """One solve per entry of ``solves`` (in blocks), their maps added; returns solve and map seconds, measured values."""
+    chunk = max(1, 2 * workers) if lin.method == "amg" else DIRECT_BLOCK_RHS
+    t_solve = t_maps = 0.0
+    values: list[float] = []
+    for k in range(0, len(solves), chunk):
+        part = solves[k : k + chunk]
+        b = np.zeros((net.n_solve, len(part)))
+        for j, s in enumerate(part):
+            for n_, w in s.injected.items():
+                if n_ < net.n_solve:
+                    b[n_, j] += w
+        t = time.perf_counter()
+        x = np.zeros((net.n_total, len(part)))
+        x[: net.n_solve] = lin.solve_many(b, pool)
+        t_solve += time.perf_counter() - t
+        t = time.perf_counter()
+        for j, s in enumerate(part):
+            s.weights = {j: 1.0}
+            values.append(measure(s, x[:, j]))
+        _fill_maps(net, x, part, *maps)
+        t_maps += time.perf_counter() - t
+    return t_solve, t_maps, values
+
+
+def _multi_patch_solves(
+    net: CircuitNetwork, mode: CircuitMode, x_units: np.ndarray, col_of: dict[int, int], superpose: bool
+) -> tuple[list[_Solve], list[dict]]:
+    """The solves of one_to_all / all_to_one (weights over the unit solutions when superposed) and the table rows."""
+    solves: list[_Solve] = []
+    rows: list[dict] = []
+
+    def x_at(n_: int, at: int) -> float:
+        j = col_of.get(n_, -1)
+        return 0.0 if j < 0 else float(x_units[at, j])
+
+    def weights(inj: dict[int, float]) -> dict[int, float]:
+        w: dict[int, float] = {}
+        for n_, s in inj.items():
+            if n_ in col_of:
+                w[col_of[n_]] = w.get(col_of[n_], 0.0) + s
+        return w
+
+    for i, pid in enumerate(net.focal_ids):
+        ci = net.component[i]
+        if ci < 0:
+            rows.append({"patch": int(pid), "voltage": math.nan})
+            continue
+        fnodes = [int(net.focal_node[j]) for j in np.flatnonzero(net.component == ci)]
+        src = int(net.focal_node[i])
+        others = [n_ for n_ in fnodes if n_ != src]
+        if mode is CircuitMode.ALL_TO_ONE:
+            inj = dict.fromkeys(others, 1.0)
+            inj[src] = -float(len(others))
+            if not superpose:
+                solves.append(_Solve(int(pid), {}, inj))
+                rows.append({"patch": int(pid), "voltage": math.nan})
+                continue
+            w = weights(inj)
+
+            def v_at(at: int, w: dict[int, float] = w) -> float:
+                return sum(s * float(x_units[at, j]) for j, s in w.items())
+
+            shift = -v_at(src)
+            voltage = float(np.mean([v_at(n_) for n_ in others])) + shift
+        else:  # one to all: 1 A in at src, every other patch held at 0 V
+            # unknowns: injections c_o at the others (c_src = 1 is known), the free voltage shift V0
+            m = len(others)
+            mat = np.zeros((m + 1, m + 1))
+            rhs = np.zeros(m + 1)
+            for r_, nr_ in enumerate(others):
+                for c_, nc_ in enumerate(others):
+                    mat[r_, c_] = x_at(nc_, nr_)
+                mat[r_, m] = 1.0
+                rhs[r_] = -x_at(src, nr_)
+            mat[m, :m] = 1.0  # currents balance: sum of the others' injections = -1
+            rhs[m] = -1.0
+            sol = np.linalg.solve(mat, rhs)
+            inj = {src: 1.0} | {nc_: float(sol[c_]) for c_, nc_ in enumerate(others)}
+            w = weights(inj)
+            shift = float(sol[m])
+            voltage = sum(s * float(x_units[src, j]) for j, s in w.items()) + shift
+        solves.append(_Solve(int(pid), w, inj, shift))
+        rows.append({"patch": int(pid), "voltage": voltage})
+    return solves, rows
+
+
+# --------------------------------------------------------------------------- network mode
+def network_resistances(
+    u: Sequence[int] | np.ndarray,
+    v: Sequence[int] | np.ndarray,
+    resistance_ohm: Sequence[float] | np.ndarray,
+    *,
+    focal: Sequence[int] | np.ndarray | None = None,
+    pairs: Iterable[Sequence[int]] | None = None,
+) -> pd.DataFrame:
+    """Effective resistance between nodes of a graph (Circuitscape's network mode, pairwise).
+
+    Each edge ``(u[i], v[i])`` is a resistor of ``resistance_ohm[i]`` ohms
+    (parallel edges add as conductances).  For every pair of focal nodes,
+    1 A is driven from one to the other; its effective resistance is the
+    voltage difference.  A component's grounded Laplacian is factorised once
+    (SciPy SuperLU) and every focal node's unit solution reused for all its
+    pairs.
+
+    Parameters
+    ----------
+    u, v
+        Node ids (integers) of each edge's ends.
+    resistance_ohm
+        Resistance of each edge (> 0, finite).
+    focal
+        The focal nodes (default: every node of the graph).
+    pairs
+        The pairs to report (default: every pair of focal nodes).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``patch_a``, ``patch_b``, ``eff_resistance`` (ohms; ``inf`` when the two
+        lie in different components).
+
+    Raises
+    ------
+    DataError
+        If the edge arrays differ in length, a resistance is not finite and
+        positive, or a focal / pair id is not a node of the graph.
+
+    Examples
+    --------
+    A triangle of 1-ohm resistors: 1 ohm in parallel with 2 ohms.
+
+    >>> network_resistances([1, 2, 1], [2, 3, 3], [1.0, 1.0, 1.0])
+       patch_a  patch_b  eff_resistance
+    0        1        2        0.666667
+    1        1        3        0.666667
+    2        2        3        0.666667
+    """
+    ua = np.asarray(u, dtype=np.int64)
+    va = np.asarray(v, dtype=np.int64)
+    ra = np.asarray(resistance_ohm, dtype=np.float64)
+    if not (ua.shape == va.shape == ra.shape) or ua.ndim != 1:
+        msg = (
+            "network edges: expected three arrays of one length (u, v, resistance), "
+            f"found shapes {ua.shape}, {va.shape}, {ra.shape}."
+        )
+        raise DataError(msg)
+    bad = ~(np.isfinite(ra) & (ra > 0))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        msg = (
+            f"network edge ({ua[i]}, {va[i]}): expected a finite resistance > 0 ohms, found {ra[i]!r} "
+            f"({int(bad.sum())} such edges). Drop the edge or give it a resistance."
+        )
+        raise DataError(msg)
+    nodes = np.unique(np.concatenate([ua, va]))
+    focal_ids = nodes if focal is None else np.unique(np.asarray(focal, dtype=np.int64))
+    missing = np.setdiff1d(focal_ids, nodes)
+    if len(missing):
+        msg = f"focal node {int(missing[0])}: expected a node of the graph, found no edge at it."
+        raise DataError(msg)
+    todo = _requested_pairs(focal_ids, pairs, ())
+    n = len(nodes)
+    iu, iv = np.searchsorted(nodes, ua), np.searchsorted(nodes, va)
+    keep = iu != iv  # a self-loop carries no current
+    g = 1.0 / ra[keep]
+    adj = sp.coo_matrix((np.r_[g, g], (np.r_[iu[keep], iv[keep]], np.r_[iv[keep], iu[keep]])), shape=(n, n)).tocsr()
+    lap = (sp.diags(np.asarray(adj.sum(axis=1)).ravel()) - adj).tocsc()
+    n_comp, comp = connected_components(adj, directed=False)
+    index = {int(x): i for i, x in enumerate(nodes)}
+    r_of: dict[tuple[int, int], float] = {}
+    for c in range(n_comp):
+        members = np.flatnonzero(comp == c)
+        wanted = [p for p in todo if comp[index[p[0]]] == c and comp[index[p[1]]] == c]
+        if not wanted:
+            continue
+        ground, free = members[0], members[1:]
+        pos = {int(k): i for i, k in enumerate(free)}
+        sub = lap[free][:, free]
+        ends = sorted({index[x] for p in wanted for x in p} - {int(ground)})
+        x = np.zeros((len(free), 0))
+        if ends:
+            b = np.zeros((len(free), len(ends)))
+            b[[pos[e] for e in ends], np.arange(len(ends))] = 1.0
+            x = splu(sub.tocsc()).solve(b) if len(free) else b
+        col = {e: j for j, e in enumerate(ends)}
+
+        def volt(src: int, at: int, x: np.ndarray = x, col: dict = col, pos: dict = pos) -> float:
+            return 0.0 if src not in col or at not in pos else float(x[pos[at], col[src]])
+
+        for a, b_ in wanted:
+            ia, ib = index[a], index[b_]
+            r_of[(a, b_)] = volt(ia, ia) - volt(ib, ia) - volt(ia, ib) + volt(ib, ib)
+    rows = [{"patch_a": a, "patch_b": b_, "eff_resistance": r_of.get((a, b_), math.inf)} for a, b_ in todo]
+    return pd.DataFrame(rows, columns=["patch_a", "patch_b", "eff_resistance"])

@@ -32,7 +32,7 @@ Examples
 >>> round(float(1 - (f[0] ** 2).sum()), 6)
 0.5
 >>> round(expected_heterozygosity_decay(0.5, 50, 10), 4)
-0.4524
+0.4522
 """
 
 from __future__ import annotations

@@ -51,6 +51,7 @@ from leopardgeo.io import (
     read_vector,
     read_wdpa,
 )
+from leopardgeo.io.circuitscape import read_pairs_file
 from leopardgeo.kernels.circuit import CircuitResult, circuit_flow
 from leopardgeo.kernels.costdist import CostDistanceResult
 from leopardgeo.runner.manifest import MANIFEST_NAME, input_files, input_paths, manifest_json, read_manifest, utc_now
@@ -66,7 +67,13 @@ from leopardgeo.stages.crossborder import (
     mark_crosses_border,
 )
 from leopardgeo.stages.graph import build_graph, graph_layers
-from leopardgeo.stages.habitat import builtin_covariates, read_coefficients, rsf_suitability, suitability_from_raster
+from leopardgeo.stages.habitat import (
+    builtin_covariates,
+    hold_at_best,
+    read_coefficients,
+    rsf_suitability,
+    suitability_from_raster,
+)
 from leopardgeo.stages.metrics import MetricsResult, add_metric_attributes, connectivity_metrics
 from leopardgeo.stages.patches import country_raster, extract_patches
 from leopardgeo.stages.pinchpoints import PinchResult, add_pinch_attributes, pinch_points
@@ -159,6 +166,7 @@ class Inputs:
     borders: gpd.GeoDataFrame | None = None
     protected_areas: gpd.GeoDataFrame | None = None
     sites: gpd.GeoDataFrame | None = None
+    settlements: gpd.GeoDataFrame | None = None
 
 
 @dataclass
@@ -263,29 +271,61 @@ def load_inputs(cfg: RunConfig, grid: Grid | None = None) -> Inputs:
         borders=vec(inp.borders, "borders"),
         protected_areas=pas,
         sites=vec(inp.sites, "sites"),
+        settlements=vec(inp.settlements, "settlements"),
     )
 
 
-def compute_suitability(cfg: RunConfig, inputs: Inputs) -> np.ndarray:
-    """Suitability 0..1 on the grid (NaN outside valid cells)."""
+def rsf_inputs(cfg: RunConfig, inputs: Inputs) -> tuple[dict[str, np.ndarray], float, dict[str, float]]:
+    """The RSF's covariates (built-in and ``[inputs.covariates]``), intercept and coefficients."""
     h = cfg.habitat
-    if h.method is HabitatMethod.RASTER:
-        if "suitability" not in inputs.rasters:
-            msg = "[habitat] method = 'raster' needs [inputs] suitability = 'path/to/suitability.tif'."
-            raise ConfigError(msg)
-        return suitability_from_raster(inputs.rasters["suitability"], land=inputs.valid)
     cov = builtin_covariates(
         inputs.grid,
         elevation_m=inputs.rasters.get("elevation"),
         landcover=inputs.rasters.get("landcover"),
+        settlements=inputs.settlements,
         config=h,
     )
     cov |= {k.split(":", 1)[1]: v for k, v in inputs.rasters.items() if k.startswith("covariate:")}
     intercept, coefficients = h.intercept, h.coefficients
     if h.coefficients_file:
         intercept, coefficients = read_coefficients(cfg.resolve(h.coefficients_file))
+    return cov, intercept, dict(coefficients)
+
+
+def compute_suitability(cfg: RunConfig, inputs: Inputs, *, hold: tuple[str, ...] = ()) -> np.ndarray:
+    """Suitability 0..1 on the grid (NaN outside valid cells).
+
+    ``hold`` names RSF covariates held at their most favourable value (see
+    :func:`leopardgeo.habitat.hold_at_best`); the resistance uses it for the
+    residency-only terms of ``[resistance] residency_covariates``.
+    """
+    h = cfg.habitat
+    if h.method is HabitatMethod.RASTER:
+        if "suitability" not in inputs.rasters:
+            msg = "[habitat] method = 'raster' needs [inputs] suitability = 'path/to/suitability.tif'."
+            raise ConfigError(msg)
+        return suitability_from_raster(inputs.rasters["suitability"], land=inputs.valid)
+    cov, intercept, coefficients = rsf_inputs(cfg, inputs)
+    if hold:
+        cov = hold_at_best(cov, coefficients, [n for n in hold if n in coefficients], valid=inputs.valid)
     s = rsf_suitability(cov, intercept=intercept, coefficients=coefficients)
     return np.where(inputs.valid, s, np.nan).astype("float32")
+
+
+def movement_suitability(cfg: RunConfig, inputs: Inputs, suitability: np.ndarray) -> np.ndarray:
+    """The suitability resistance is derived from: the habitat's, with the residency-only covariates at their best.
+
+    Equal to ``suitability`` when no coefficient names a ``[resistance] residency_covariates`` entry (or the
+    habitat is a given raster).
+    """
+    hold = cfg.resistance.residency_covariates
+    if cfg.habitat.method is HabitatMethod.RASTER or not hold:
+        return suitability
+    h = cfg.habitat
+    coefficients = read_coefficients(cfg.resolve(h.coefficients_file))[1] if h.coefficients_file else h.coefficients
+    if not any(n in coefficients for n in hold):
+        return suitability
+    return compute_suitability(cfg, inputs, hold=tuple(hold))
 
 
 def compute_resistance(cfg: RunConfig, inputs: Inputs, suitability: np.ndarray) -> np.ndarray:
@@ -302,11 +342,21 @@ def compute_resistance(cfg: RunConfig, inputs: Inputs, suitability: np.ndarray) 
             raise ConfigError(msg)
         r = check_resistance(inputs.rasters["resistance"], inputs.grid, what="resistance raster")
     else:
-        r = resistance_from_suitability(suitability, method=rc.method, max_resistance=rc.max_resistance, shape_c=rc.shape_c)
+        move = movement_suitability(cfg, inputs, suitability)
+        r = resistance_from_suitability(move, method=rc.method, max_resistance=rc.max_resistance, shape_c=rc.shape_c)
     r = np.where(inputs.valid, r, np.nan).astype("float32")
     if rc.barriers:
         layers = [
-            (read_vector(cfg.resolve(b.path), b.layer, grid=inputs.grid, what=f"barrier {b.name!r}"), b) for b in rc.barriers
+            (
+                read_vector(cfg.resolve(b.path), b.layer, grid=inputs.grid, what=f"barrier {b.name!r}"),
+                b,
+                None
+                if b.crossings is None
+                else read_vector(
+                    cfg.resolve(b.crossings.path), b.crossings.layer, grid=inputs.grid, what=f"crossings of {b.name!r}"
+                ),
+            )
+            for b in rc.barriers
         ]
         r = burn_barriers(r, inputs.grid, layers)
     return check_resistance(r, inputs.grid)
@@ -387,6 +437,10 @@ def compute_corridors(
 
 def _circuit_pairs(cfg: RunConfig, graph: nx.Graph | None) -> list[tuple[int, int]] | None:
     c = cfg.circuit
+    if c.pairs_file:
+        mode, listed = read_pairs_file(cfg.resolve(c.pairs_file))  # type: ignore[arg-type]
+        if mode == "include":
+            return listed
     if c.include_pairs:
         return [tuple(p) for p in c.include_pairs]  # type: ignore[misc]
     if c.pairs is PairSet.LINKS:
@@ -397,6 +451,14 @@ def _circuit_pairs(cfg: RunConfig, graph: nx.Graph | None) -> list[tuple[int, in
     return None
 
 
+def _file_exclusions(cfg: RunConfig) -> list[tuple[int, int]]:
+    """The pairs an ``exclude`` pairs file skips (none for an include file or no file)."""
+    if not cfg.circuit.pairs_file:
+        return []
+    mode, listed = read_pairs_file(cfg.resolve(cfg.circuit.pairs_file))  # type: ignore[arg-type]
+    return listed if mode == "exclude" else []
+
+
 def compute_circuit(cfg: RunConfig, resistance: np.ndarray, labels: np.ndarray, graph: nx.Graph | None = None) -> CircuitResult:
     """Circuit current between patches (:func:`leopardgeo.kernels.circuit.circuit_flow`); sets links' ``eff_resistance``."""
     c = cfg.circuit
@@ -405,7 +467,8 @@ def compute_circuit(cfg: RunConfig, resistance: np.ndarray, labels: np.ndarray, 
         labels,
         mode=c.mode,
         pairs=_circuit_pairs(cfg, graph),
-        exclude_pairs=c.exclude_pairs,
+        exclude_pairs=(*c.exclude_pairs, *_file_exclusions(cfg)),
+        focal_shorting=c.focal_shorting,
         connectivity=c.connectivity,
         avg_resistances=c.avg_resistances,
         solver=c.solver,
@@ -847,8 +910,15 @@ def site_layer(result: SiteResult) -> gpd.GeoDataFrame:
 
 
 def circuit_table(result: CircuitResult) -> str:
-    """``circuit.csv``: the effective resistances (pairwise) or source voltages (one/all modes)."""
-    return result.resistances.to_csv(index=False, float_format="%.9g")
+    """``circuit.csv``: the effective resistances (pairwise) or source voltages (one/all modes).
+
+    A pair with no path between its patches has ``inf`` ohms in the Python API
+    and ``-1`` here, as in Circuitscape's resistance tables.
+    """
+    table = result.resistances.copy()
+    if "eff_resistance" in table:
+        table["eff_resistance"] = table["eff_resistance"].where(np.isfinite(table["eff_resistance"]), -1.0)
+    return table.to_csv(index=False, float_format="%.9g")
 
 
 def link_rasters(cwd: CostDistanceResult) -> dict[str, tuple[np.ndarray, float | int]]:

@@ -9,26 +9,51 @@ The RSF form is the logistic resource-selection function
 with one coefficient per covariate from the user's table.  The demo table follows
 the signs reported by Hebblewhite et al. 2011 (Biol. Conserv. 144:2403): Amur
 leopards select lower-elevation mixed / broadleaf (Korean-pine) forest far from
-human activity.  Its magnitudes are illustrative, not fitted (the paper's
-coefficients could not be obtained); replace them with your own model.
+human activity; Wang et al. (Landsc. Ecol., c. 2016) name cattle grazing and
+human disturbance as the hurdles in China.  Its magnitudes are calibrated on
+published habitat areas (``docs/validation.md``), not fitted to leopard
+locations (the papers' coefficients could not be obtained); replace them with
+your own model.
+
+Human pressure from settlements (:func:`settlement_pressure`) is
+
+.. math::
+
+    p(x) = 1 - \\prod_i \\left(1 - e^{-d_i(x) / r_i}\\right), \\qquad
+    r_i = r_0 \\left(\\frac{P_i}{P_0}\\right)^{b}
+
+with :math:`d_i` the distance to settlement :math:`i` of population
+:math:`P_i`: every settlement disturbs its surroundings with a reach that
+grows with its size, and overlapping disturbances combine like independent
+probabilities (0 = no settlement near, 1 = in a town).
 """
 
 from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
+
+import geopandas as gpd
 
 from leopardgeo.config import HabitatConfig
 from leopardgeo.core._crs import M_PER_KM
 from leopardgeo.core.errors import ConfigError, DataError
 from leopardgeo.core.grid import Grid
 
-__all__ = ["builtin_covariates", "read_coefficients", "rsf_suitability", "suitability_from_raster"]
+__all__ = [
+    "builtin_covariates",
+    "hold_at_best",
+    "read_coefficients",
+    "rsf_suitability",
+    "settlement_pressure",
+    "settlement_reach_km",
+    "suitability_from_raster",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -97,11 +122,114 @@ def read_coefficients(path: str | Path) -> tuple[float, dict[str, float]]:
     return intercept, coefs
 
 
+#: Settlement pressure is negligible (< 0.1 %) beyond this many reaches from a settlement.
+_REACH_WINDOW = 7.0
+
+
+def settlement_reach_km(
+    population: np.ndarray, *, reach_km: float, reach_population: float, exponent: float
+) -> np.ndarray:
+    """Reach of each settlement, km: ``reach_km * (population / reach_population) ** exponent``.
+
+    Examples
+    --------
+    >>> settlement_reach_km(np.array([1000, 8000]), reach_km=1.5, reach_population=1000, exponent=1 / 3)
+    array([1.5, 3. ])
+    """
+    pop = np.asarray(population, dtype="float64")
+    return reach_km * (pop / reach_population) ** exponent
+
+
+def settlement_pressure(
+    grid: Grid,
+    x_m: np.ndarray,
+    y_m: np.ndarray,
+    reach_km: np.ndarray,
+) -> np.ndarray:
+    r"""Human pressure 0..1 from settlements, each with its own reach (see the module docstring).
+
+    Parameters
+    ----------
+    grid
+        The analysis grid.
+    x_m, y_m
+        Settlement coordinates in the grid's CRS, metres.
+    reach_km
+        Reach :math:`r_i` of each settlement, km (e.g. from :func:`settlement_reach_km`):
+        the distance at which its pressure has fallen to :math:`e^{-1}`.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 pressure on ``grid`` (0 far from every settlement, 1 at one).
+        Beyond seven reaches a settlement is ignored (its term is below 0.1 %).
+
+    Examples
+    --------
+    >>> g = Grid.from_bounds((0, 0, 3000, 1000), cell_size_m=1000, crs="EPSG:32652")
+    >>> p = settlement_pressure(g, np.array([500.0]), np.array([500.0]), np.array([1.0]))
+    >>> np.round(p, 3)  # exp(-0) = 1 at the town, then 1 - (1 - e^-1), 1 - (1 - e^-2)
+    array([[1.   , 0.368, 0.135]], dtype=float32)
+    """
+    x = np.asarray(x_m, dtype="float64")
+    y = np.asarray(y_m, dtype="float64")
+    r_m = np.asarray(reach_km, dtype="float64") * M_PER_KM
+    log_free = np.zeros(grid.shape, dtype="float64")  # sum of log(1 - p_i)
+    t = grid.transform
+    cell = grid.cell_size_m
+    nrow, ncol = grid.shape
+    for xi, yi, ri in zip(x, y, r_m, strict=True):
+        if not (np.isfinite(xi) and np.isfinite(yi) and ri > 0):
+            continue
+        w = _REACH_WINDOW * ri
+        c0 = max(int(np.floor((xi - w - t.c) / cell)), 0)
+        c1 = min(int(np.ceil((xi + w - t.c) / cell)) + 1, ncol)
+        r0 = max(int(np.floor((t.f - yi - w) / cell)), 0)
+        r1 = min(int(np.ceil((t.f - yi + w) / cell)) + 1, nrow)
+        if c0 >= c1 or r0 >= r1:
+            continue
+        xs = t.c + (np.arange(c0, c1) + 0.5) * cell
+        ys = t.f - (np.arange(r0, r1) + 0.5) * cell
+        d = np.hypot(xs[None, :] - xi, ys[:, None] - yi)
+        p = np.exp(-d / ri)
+        log_free[r0:r1, c0:c1] += np.log1p(-np.minimum(p, 1.0 - 1e-12))
+    return (-np.expm1(log_free)).astype("float32")
+
+
+def _settlement_covariate(grid: Grid, settlements: gpd.GeoDataFrame, config: HabitatConfig) -> np.ndarray:
+    field = config.settlement_population_field
+    if field not in settlements.columns:
+        msg = (
+            f"settlements: expected a population column {field!r}, found columns {list(settlements.columns)}. "
+            "Set [habitat] settlement_population_field."
+        )
+        raise DataError(msg)
+    pop = np.asarray(settlements[field].to_numpy(), dtype="float64")
+    if (np.nan_to_num(pop, nan=0.0) < 0).any():
+        msg = f"settlements: expected populations >= 0, found a minimum of {np.nanmin(pop):g} in {field!r}."
+        raise DataError(msg)
+    unknown = ~(pop > 0)
+    pop = np.where(unknown, config.settlement_default_population, pop)
+    pts = settlements.geometry.representative_point()
+    reach = settlement_reach_km(
+        pop,
+        reach_km=config.settlement_reach_km,
+        reach_population=config.settlement_reach_population,
+        exponent=config.settlement_reach_exponent,
+    )
+    logger.info(
+        "settlement pressure: %d settlements (%d without population, counted as %g people)",
+        len(pop), int(unknown.sum()), config.settlement_default_population,
+    )  # fmt: skip
+    return settlement_pressure(grid, pts.x.to_numpy(), pts.y.to_numpy(), reach)
+
+
 def builtin_covariates(
     grid: Grid,
     *,
     elevation_m: np.ndarray | None = None,
     landcover: np.ndarray | None = None,
+    settlements: gpd.GeoDataFrame | None = None,
     config: HabitatConfig,
 ) -> dict[str, np.ndarray]:
     """The covariates leopardgeo derives itself (float32 arrays on ``grid``).
@@ -110,16 +238,27 @@ def builtin_covariates(
     ``forest`` (1 where land cover is in
     ``config.forest_classes``); ``landcover_<code>`` indicators;
     ``dist_cropland_km`` and ``dist_urban_km`` (Euclidean distance to the
-    nearest cropland / urban cell, capped at ``config.distance_cap_km``).
+    nearest cropland / urban cell, capped at ``config.distance_cap_km``);
+    ``open_land`` (1 where land cover is in ``config.open_classes``: the
+    grassland / savanna mosaics of farmed valleys); ``settlement_pressure``
+    (:func:`settlement_pressure`, from settlement points with a population
+    column, in the grid's CRS).
+
+    Raises
+    ------
+    DataError
+        If the settlements lack the population column or hold a negative population.
     """
     cov: dict[str, np.ndarray] = {}
+    if settlements is not None:
+        cov["settlement_pressure"] = _settlement_covariate(grid, settlements, config)
     if elevation_m is not None:
         cov["elevation_km"] = (elevation_m / M_PER_KM).astype("float32")
         cov["elevation_km_sq"] = cov["elevation_km"] ** 2
     if landcover is not None:
         nodata = ~np.isfinite(landcover)
         lc = np.where(nodata, -1, landcover).astype("int32")
-        from_lc = {"forest": np.isin(lc, config.forest_classes)}
+        from_lc = {"forest": np.isin(lc, config.forest_classes), "open_land": np.isin(lc, config.open_classes)}
         for code in np.unique(lc[lc >= 0]):
             from_lc[f"landcover_{int(code)}"] = lc == code
         for name, classes in (("cropland", config.cropland_classes), ("urban", config.urban_classes)):
@@ -133,6 +272,37 @@ def builtin_covariates(
         for name, arr in from_lc.items():
             cov[name] = np.where(nodata, np.nan, arr).astype("float32")
     return cov
+
+
+def hold_at_best(
+    covariates: Mapping[str, np.ndarray],
+    coefficients: Mapping[str, float],
+    names: Sequence[str],
+    *,
+    valid: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """A copy of ``covariates`` with each of ``names`` set to its most favourable value everywhere.
+
+    The most favourable value is the maximum over ``valid`` cells for a
+    positive coefficient and the minimum for a negative one.  Used to drop a
+    residency-only term (e.g. winter temperature) from the suitability that
+    resistance is derived from: crossing is then nowhere harder than in the
+    mildest winter of the study area, and the rest of the model is unchanged.
+
+    Examples
+    --------
+    >>> hold_at_best({"t": np.array([[-12.0, -8.0, np.nan]])}, {"t": 0.5}, ["t"])["t"]
+    array([[-8., -8., nan]], dtype=float32)
+    """
+    out = dict(covariates)
+    for name in names:
+        a = np.asarray(covariates[name], dtype="float64")
+        finite = np.isfinite(a) if valid is None else np.isfinite(a) & np.asarray(valid, bool)
+        if not finite.any():
+            continue
+        best = float(a[finite].max()) if float(coefficients.get(name, 0.0)) >= 0 else float(a[finite].min())
+        out[name] = np.where(np.isfinite(a), best, np.nan).astype("float32")
+    return out
 
 
 def rsf_suitability(

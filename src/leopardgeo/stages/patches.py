@@ -188,6 +188,8 @@ def extract_patches(
     protected_areas
         Polygons in the grid's CRS with a ``NAME`` column, or ``None``.
     protected_mode
+        ``"label"``: cores from suitability only, named after the protected
+        areas they hold (no protected cell is added, no small patch kept);
         ``"merge"``: protected cells join the cores they touch;
         ``"separate"``: each group of overlapping protected areas is its own
         patch and cores are taken outside them; ``"ignore"``.
@@ -256,11 +258,13 @@ def extract_patches(
                 pa_labels > 0, connectivity=connectivity, zones=zones.astype("int64") * 100_000 + pa_labels
             )
         raw = np.where(pa_labels > 0, pa_labels + n_core, core_labels)
+    elif mode is ProtectedAreaMode.LABEL:
+        raw, _ = label_cores(core, connectivity=connectivity, zones=zones)
     else:
         raw, _ = label_cores(core | pa_mask, connectivity=connectivity, zones=zones)
     pa_cells = _pa_cell_indices(protected_areas, grid, valid) if use_pa else []
     is_pa_label = np.zeros(int(raw.max()) + 1, bool)
-    for held in _labels_holding(raw, pa_cells, int(raw.max())):
+    for held in _labels_holding(raw, pa_cells, int(raw.max())) if mode is not ProtectedAreaMode.LABEL else []:
         is_pa_label[held] = True
 
     counts = np.bincount(raw.ravel(), minlength=len(is_pa_label))

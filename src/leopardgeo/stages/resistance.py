@@ -123,53 +123,111 @@ def resistance_from_classes(classes: np.ndarray, class_values: Mapping[str | int
     return out
 
 
+def _barrier_penalties(gdf: gpd.GeoDataFrame, cfg: BarrierConfig) -> np.ndarray:
+    """Penalty of each feature: ``cfg.penalty``, or its class's entry in ``cfg.class_penalties``."""
+    if not cfg.class_field:
+        return np.full(len(gdf), cfg.penalty, dtype="float64")
+    if cfg.class_field not in gdf.columns:
+        msg = (
+            f"barrier {cfg.name!r}: expected a class column {cfg.class_field!r}, found columns "
+            f"{[c for c in gdf.columns if c != gdf.geometry.name]}. Fix class_field."
+        )
+        raise DataError(msg)
+    classes = gdf[cfg.class_field].astype("string").fillna("<empty>").to_numpy()
+    table = {str(k): float(v) for k, v in cfg.class_penalties.items()}
+    values, counts = np.unique(classes, return_counts=True)
+    missing = [(str(v), int(n)) for v, n in zip(values, counts, strict=True) if str(v) not in table]
+    if missing:
+        listed = ", ".join(f"{v!r} ({n} features)" for v, n in missing)
+        msg = (
+            f"barrier {cfg.name!r}: expected a penalty for every class of {cfg.class_field!r}, missing {listed}. "
+            "Add them to class_penalties (0 ignores a class)."
+        )
+        raise DataError(msg)
+    return np.array([table[str(c)] for c in classes], dtype="float64")
+
+
 def burn_barriers(
     resistance: np.ndarray,
     grid: Grid,
-    barriers: Sequence[tuple[gpd.GeoDataFrame, BarrierConfig]],
+    barriers: Sequence[tuple[gpd.GeoDataFrame, BarrierConfig] | tuple[gpd.GeoDataFrame, BarrierConfig, gpd.GeoDataFrame | None]],
 ) -> np.ndarray:
-    """Burn barrier layers (roads, settlements, fences) into resistance.
+    """Burn barrier layers (roads, railways, fences, settlements) into resistance.
 
-    Every cell a (buffered) barrier geometry touches gets ``resistance +
+    Every cell a (buffered) barrier feature touches gets ``resistance +
     penalty`` (``add``), ``max(resistance, penalty)`` (``max``) or no data
-    (``impassable``).  Layers must already be in the grid's CRS.
+    (``impassable``).  With ``class_field`` each feature's penalty comes from
+    ``class_penalties`` (motorway vs track, railway, fence); where features of
+    one layer overlap, a cell takes the largest of their penalties, and
+    separate layers add up.  An optional third element holds crossing points
+    (underpasses, bridges, gaps): barrier cells within ``crossing_radius_m``
+    of one keep the resistance they had without that layer.  Layers must
+    already be in the grid's CRS.
 
     Raises
     ------
     DataError
-        If a barrier layer touches no cell of the grid.
+        If a barrier layer touches no cell of the grid, lacks its class column,
+        or holds a class with no penalty.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> from leopardgeo.config import BarrierConfig, VectorInput
+    >>> g = Grid.from_bounds((0, 0, 500, 100), cell_size_m=100, crs="EPSG:32652")
+    >>> road = gpd.GeoDataFrame({"highway": ["primary"]}, geometry=[shapely.LineString([(0, 50), (500, 50)])], crs=g.crs)
+    >>> gap = gpd.GeoDataFrame(geometry=[shapely.Point(250, 50)], crs=g.crs)
+    >>> cfg = BarrierConfig(path="roads.gpkg", class_field="highway", class_penalties={"primary": 40},
+    ...                     crossings=VectorInput(path="gaps.gpkg"), crossing_radius_m=50)
+    >>> burn_barriers(np.ones(g.shape), g, [(road, cfg, gap)])
+    array([[41., 41.,  1., 41., 41.]], dtype=float32)
     """
     r = np.array(resistance, dtype="float32", copy=True)
-    for gdf, cfg in barriers:
+    for item in barriers:
+        gdf, cfg = item[0], item[1]
+        crossings = item[2] if len(item) > 2 else None
+        penalties = _barrier_penalties(gdf, cfg)
         geoms = gdf.geometry.to_numpy()
         if cfg.buffer_m > 0:
             geoms = shapely.buffer(geoms, cfg.buffer_m)
-        geoms = geoms[~shapely.is_empty(geoms)]
-        hit = (
+        ok = ~(shapely.is_empty(geoms) | shapely.is_missing(geoms))
+        geoms, penalties = geoms[ok], penalties[ok]
+        order = np.argsort(penalties, kind="stable")  # the largest penalty is burned last and wins
+        burned = (
             rasterize(
-                ((g, 1) for g in geoms),
+                ((geoms[i], float(penalties[i]) + 1.0) for i in order),
                 out_shape=grid.shape,
                 transform=grid.transform,
-                fill=0,
+                fill=0.0,
                 all_touched=True,
-                dtype="uint8",
-            ).astype(bool)
+                dtype="float32",
+            )
             if len(geoms)
-            else np.zeros(grid.shape, bool)
+            else np.zeros(grid.shape, "float32")
         )
+        hit = burned > 0
         n = int(hit.sum())
         if n == 0:
             msg = (
                 f"barrier {cfg.name!r}: expected it to cross the study area, found it touches no cell. Check its CRS and extent."
             )
             raise DataError(msg)
+        pen = burned - 1.0
+        if crossings is not None and len(crossings):
+            pts = shapely.buffer(crossings.geometry.to_numpy(), cfg.crossing_radius_m)
+            pts = pts[~(shapely.is_empty(pts) | shapely.is_missing(pts))]
+            gap = rasterize(
+                ((g_, 1) for g_ in pts), out_shape=grid.shape, transform=grid.transform, fill=0, dtype="uint8"
+            ).astype(bool)
+            logger.info("barrier %r: %d cells left open at %d crossings", cfg.name, int((hit & gap).sum()), len(pts))
+            hit &= ~gap
         if cfg.mode is BarrierMode.ADD:
-            r[hit] += cfg.penalty
+            r[hit] += pen[hit]
         elif cfg.mode is BarrierMode.MAX:
-            r[hit] = np.maximum(r[hit], cfg.penalty)
+            r[hit] = np.maximum(r[hit], pen[hit])
         else:
             r[hit] = np.nan
-        logger.info("barrier %r (%s): %d cells", cfg.name, cfg.mode.value, n)
+        logger.info("barrier %r (%s): %d cells", cfg.name, cfg.mode.value, int(hit.sum()))
     return r
 
 

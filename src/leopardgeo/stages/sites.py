@@ -88,7 +88,7 @@ from leopardgeo.core.errors import ConfigError, DataError
 from leopardgeo.core.grid import Grid
 from leopardgeo.io import json_records, to_analysis_crs
 from leopardgeo.kernels.circuit import circuit_flow
-from leopardgeo.kernels.costdist import cost_distance
+from leopardgeo.kernels.costdist import cost_distance, trace_path
 from leopardgeo.stages.metrics import connectivity_metrics
 from leopardgeo.stages.territories import pack_territories
 
@@ -613,6 +613,66 @@ def auto_candidates(
 
 
 # --------------------------------------------------------------------------- evaluation
+def weakest_section(
+    resistance: np.ndarray,
+    backlink: np.ndarray,
+    cost: np.ndarray,
+    target: np.ndarray,
+    grid: Grid,
+    *,
+    connectivity: int = 8,
+    section_m: float = 5000.0,
+) -> dict[str, float]:
+    """The least-cost path from the sources of a cost-distance run to ``target``, and its most resistant section.
+
+    The path ends at the cheapest cell of ``target``.  Its resistance is
+    averaged over a moving window of ``section_m`` along the path (cells); the
+    section with the highest mean is the weakest point of the connection.
+
+    Returns
+    -------
+    dict
+        ``lcp_max_resistance`` (highest single-cell resistance on the path),
+        ``weakest_mean_resistance`` (the section's mean), ``weakest_lat``,
+        ``weakest_lon`` (WGS84 degrees of the section's middle cell) and
+        ``lcp_length_m``; NaN when no path reaches ``target``.
+
+    Examples
+    --------
+    >>> g = Grid.from_bounds((0, 0, 500, 100), cell_size_m=100, crs="EPSG:32652")
+    >>> res = np.array([[1.0, 1.0, 9.0, 1.0, 1.0]])
+    >>> src = np.zeros(g.shape, dtype=np.int32); src[0, 0] = 1
+    >>> cd = cost_distance(res, src, cell_size_m=100)
+    >>> tgt = np.zeros(g.shape, bool); tgt[0, 4] = True
+    >>> w = weakest_section(res, cd.backlink, cd.cost, tgt, g, section_m=100)
+    >>> w["lcp_max_resistance"], w["weakest_mean_resistance"], w["lcp_length_m"]
+    (9.0, 9.0, 400.0)
+    """
+    nan = dict.fromkeys(("lcp_max_resistance", "weakest_mean_resistance", "weakest_lat", "weakest_lon", "lcp_length_m"), math.nan)
+    c = np.where(np.asarray(target, bool), np.asarray(cost, dtype="float64"), np.inf)
+    if not np.isfinite(c).any():
+        return nan
+    end = np.unravel_index(int(np.argmin(c)), c.shape)
+    cells = trace_path(backlink, (int(end[0]), int(end[1])), connectivity=connectivity)
+    r = np.asarray(resistance, dtype="float64")[cells[:, 0], cells[:, 1]]
+    steps = np.hypot(*np.diff(cells, axis=0).T) * grid.cell_size_m
+    n = max(1, min(len(r), round(section_m / grid.cell_size_m)))
+    means = np.convolve(r, np.ones(n) / n, mode="valid")
+    k = int(np.argmax(means))
+    mid = cells[k + n // 2]
+    x, y = grid.xy(np.array([mid[0]]), np.array([mid[1]]))
+    from pyproj import Transformer
+
+    lon, lat = Transformer.from_crs(grid.crs, "EPSG:4326", always_xy=True).transform(x[0], y[0])
+    return {
+        "lcp_max_resistance": float(r.max()),
+        "weakest_mean_resistance": float(means[k]),
+        "weakest_lat": round(float(lat), 4),
+        "weakest_lon": round(float(lon), 4),
+        "lcp_length_m": float(steps.sum()),
+    }
+
+
 def evaluate_sites(
     sites: gpd.GeoDataFrame,
     *,
@@ -702,7 +762,8 @@ def evaluate_sites(
     src_cells = source.mask & np.isfinite(res)
     cwd_src = None
     if src_cells.any():
-        cwd_src = cost_distance(res, src_cells.astype(np.int32), cell_size_m=grid.cell_size_m, connectivity=connectivity).cost
+        cd_src = cost_distance(res, src_cells.astype(np.int32), cell_size_m=grid.cell_size_m, connectivity=connectivity)
+        cwd_src = cd_src.cost
     targets = source.geometry
     if territories is not None and len(territories):
         resident = _territories_in(territories.geometry.to_numpy(), source.geometry)
@@ -726,6 +787,8 @@ def evaluate_sites(
         else:
             row["cwd_to_source"] = math.inf
         row["euclid_to_source_m"] = float(shapely.distance(geom, source.geometry))
+        if cwd_src is not None:
+            row |= weakest_section(res, cd_src.backlink, cwd_src, m, grid, connectivity=connectivity)
         row["eff_resistance"] = effective_resistance(
             res, m, source.mask, cell_size_m=grid.cell_size_m, margin_m=circuit_margin_m, connectivity=circuit_connectivity
         )
