@@ -1,8 +1,8 @@
 """Connectivity metrics (PC, IIC, node and link dPC / dIIC, BC, BCPC) at graph sizes users build.
 
 Usage:
-    python benchmarks/bench_metrics.py [--complete 142 404] [--planar 5000] [--brute 60 300]
-        [--write docs/performance.md]
+    python benchmarks/bench_metrics.py [--complete 142 404] [--planar 1000 5000] [--brute-complete 60]
+        [--brute-planar 300] [--write docs/performance.md]
 
 Graphs (seeded, built in the worker, not timed): *complete* = every pair of ``n`` random points in a
 100 km square joined by its Euclidean distance (the node and connection files Conefor and Makurhini users
@@ -12,7 +12,7 @@ median dispersal 11 km, p = 0.5.  Each measurement runs in a fresh subprocess (`
 computes the metrics of a 5-node graph (numba compilation or cache load: not timed), then times
 :func:`leopardgeo.stages.metrics.connectivity_metrics` with node and link metrics.  The brute-force definition
 (:func:`leopardgeo.testing.naive_connectivity_metrics`: all pairs recomputed once per node and once per
-link) runs on the ``--brute`` sizes of both kinds, and every node and link value of the fast version is
+link) runs on the ``--brute-complete`` and ``--brute-planar`` sizes, and every node and link value of the fast version is
 compared with it.  With ``--write`` the Markdown section goes between ``<!-- bench_metrics:start -->`` and
 ``<!-- bench_metrics:end -->`` of the file (appended if missing).
 """
@@ -63,15 +63,19 @@ def worker(kind: str, n: int, brute: bool) -> dict:
 
     connectivity_metrics(build("complete", 5), median_distance=D50_M)  # compile / load the cache
     G = build(kind, n)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     m = connectivity_metrics(G, median_distance=D50_M, links=True)
-    out = {"kind": kind, "n": n, "links": G.number_of_edges(), "fast_s": time.perf_counter() - t0}
+    out = {"kind": kind, "n": n, "links": G.number_of_edges(), "fast_s": time.perf_counter() - t0,
+           "fast_cpu_s": time.process_time() - c0}  # fmt: skip
     if brute:
         t0 = time.perf_counter()
         ref = naive_connectivity_metrics(G, k=dispersal_k(D50_M))
         out["brute_s"] = time.perf_counter() - t0
-        cols = ["dPC", "dPC_intra", "dPC_flux", "dPC_connector", "dIIC", "BC", "BCPC"]
+        cols = ["dPC", "dPC_intra", "dPC_flux", "dPC_connector", "dIIC", "dIIC_intra", "dIIC_flux", "dIIC_connector"]
         node_err = float(np.abs(m.nodes[cols].to_numpy(float) - ref["nodes"].loc[m.nodes.index, cols].to_numpy(float)).max())
+        for col in ("BC", "BCPC"):  # not percentages: relative to the largest value
+            want = ref["nodes"].loc[m.nodes.index, col].to_numpy(float)
+            out[f"{col}_rel_diff"] = float(np.abs(m.nodes[col].to_numpy(float) - want).max() / max(np.abs(want).max(), 1e-300))
         link_err = max(
             max(abs(r.dPC_link - ref["links"][frozenset((r.patch_a, r.patch_b))][0]),
                 abs(r.dIIC_link - ref["links"][frozenset((r.patch_a, r.patch_b))][1]))
@@ -98,17 +102,19 @@ def markdown(rows: list[dict]) -> str:
             "shared machine. Node and link metrics (PC, IIC, EC, node dPC / dIIC with intra / flux / connector, "
             "link dPC / dIIC, BC, BCPC, bridges). Brute force = every pair recomputed once per node and per link "
             "(`leopardgeo.testing.naive_connectivity_metrics`, dense `scipy.sparse.csgraph` all pairs); "
-            "\"max diff\" = the largest difference of any node or link value between the two, in percentage points."
+            "\"max diff\" = the largest difference of any dPC / dIIC value (node, fraction or link) between the two, in "
+            "percentage points (BC and BCPC are compared relative to their largest value in the JSON lines)."
         ),
         "",
-        "| graph | nodes | links | leopardgeo | brute force | speed-up | max diff (pct points) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| graph | nodes | links | wall | CPU (all threads) | brute force wall | speed-up | max diff (pct pt) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         brute = f"{r['brute_s']:.1f} s" if "brute_s" in r else "—"
         ratio = f"{r['brute_s'] / r['fast_s']:.0f}×" if "brute_s" in r else "—"
         diff = f"{r['max_abs_diff_pct']:.1e}" if "brute_s" in r else "—"
-        lines.append(f"| {r['kind']} | {r['n']:,} | {r['links']:,} | {r['fast_s']:.2f} s | {brute} | {ratio} | {diff} |")
+        cpu = f"{r['fast_cpu_s']:.2f} s" if "fast_cpu_s" in r else "—"
+        lines.append(f"| {r['kind']} | {r['n']:,} | {r['links']:,} | {r['fast_s']:.2f} s | {cpu} | {brute} | {ratio} | {diff} |")
     lines += [
         "",
         (
@@ -127,8 +133,9 @@ def markdown(rows: list[dict]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--complete", type=int, nargs="*", default=[142, 404])
-    ap.add_argument("--planar", type=int, nargs="*", default=[5000])
-    ap.add_argument("--brute", type=int, nargs="*", default=[60, 300])
+    ap.add_argument("--planar", type=int, nargs="*", default=[1000, 5000])
+    ap.add_argument("--brute-complete", type=int, nargs="*", default=[60], help="complete graphs to check by brute force")
+    ap.add_argument("--brute-planar", type=int, nargs="*", default=[300], help="planar graphs to check by brute force")
     ap.add_argument("--write", type=Path)
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     ap.add_argument("--with-brute", action="store_true", help=argparse.SUPPRESS)
@@ -137,9 +144,9 @@ def main() -> None:
         print(json.dumps(worker(args.worker[0], int(args.worker[1]), args.with_brute)))
         return
     rows = []
-    for kind, sizes in (("complete", args.complete), ("planar", args.planar)):
-        for n in sorted(set(sizes) | set(args.brute)):
-            r = run(kind, n, n in args.brute)
+    for kind, sizes, brute in (("complete", args.complete, args.brute_complete), ("planar", args.planar, args.brute_planar)):
+        for n in sorted(set(sizes) | set(brute)):
+            r = run(kind, n, n in brute)
             print(json.dumps(r), flush=True)
             rows.append(r)
     text = markdown(rows)

@@ -58,14 +58,16 @@ def test_manifest_records_config_inputs_versions_and_timings(coarse_run):
     assert m["started"] <= m["finished"] and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", m["started"])
     # the effective config as a dict: the same as run_config.toml
     assert m["config"] == tomllib.loads((out / "run_config.toml").read_text())
-    assert m["config"]["grid"]["cell_size_m"] == 2000.0 and dump_config(result.config) == (out / "run_config.toml").read_text()
+    assert m["config"]["grid"]["cell_size_m"] == 2000.0
+    assert dump_config(result.config, relative_to=out) == (out / "run_config.toml").read_text()
+    assert not m["config"]["base_dir"].startswith("/") and "/" not in m["platform"]["executable"]  # no machine paths
     # inputs: each configured file, hashed independently here
     by_key = {f["key"]: f for f in m["inputs"]}
     cfg = result.config
     pa = cfg.inputs.protected_areas.path
     for key, rel in (("inputs.elevation", cfg.inputs.elevation), ("inputs.protected_areas.path", pa)):
         p = cfg.resolve(rel)
-        assert by_key[key]["path"] == str(p)
+        assert not by_key[key]["path"].startswith("/") and (out / by_key[key]["path"]).resolve() == p
         assert by_key[key]["size_bytes"] == p.stat().st_size
         assert by_key[key]["sha256"] == hashlib.sha256(p.read_bytes()).hexdigest()
     v = m["versions"]

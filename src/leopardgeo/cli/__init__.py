@@ -52,6 +52,17 @@ class _Group(click.Group):
                 raise
             msg = f"{type(exc).__name__}: {exc}"
             raise click.ClickException(msg) from exc
+        except OSError as exc:  # a file-system error no guard foresaw: one line naming the file, not a traceback
+            if ctx.meta.get("leopardgeo.debug"):
+                raise
+            from leopardgeo.io import output_errors
+
+            try:
+                with output_errors(exc.filename or "?"):
+                    raise exc
+            except LeopardGeoError as clean:
+                msg = f"{type(clean).__name__}: {clean}"
+                raise click.ClickException(msg) from exc
 
 
 def _setup_logging(verbosity: int) -> None:
@@ -60,8 +71,14 @@ def _setup_logging(verbosity: int) -> None:
     level = {-2: logging.ERROR, -1: logging.WARNING, 0: logging.WARNING, 1: logging.INFO}.get(
         max(-2, min(verbosity, 2)), logging.DEBUG
     )
-    handler = RichHandler(show_path=False, show_time=False, console=_console(stderr=True))
-    logging.basicConfig(level=level, handlers=[handler], format="%(message)s", force=True)
+    con = _console(stderr=True)
+    if con.is_terminal:
+        handler: logging.Handler = RichHandler(show_path=False, show_time=False, console=con)
+        fmt = "%(message)s"
+    else:  # a pipe or a file: plain lines, not padded to the console width
+        handler = logging.StreamHandler(sys.stderr)
+        fmt = "%(levelname)s %(message)s"
+    logging.basicConfig(level=level, handlers=[handler], format=fmt, force=True)
     logging.captureWarnings(True)
 
 
@@ -326,12 +343,18 @@ def init(path: Path, overwrite: bool) -> None:
       leopardgeo init my_area.toml && leopardgeo run my_area.toml
     """
     from leopardgeo.config import config_template
-    from leopardgeo.core.errors import OutputExistsError
+    from leopardgeo.core.errors import OutputError, OutputExistsError
 
     if path.exists() and not overwrite:
         msg = f"{str(path)!r} exists; expected a new file. Pass --overwrite to replace it."
         raise OutputExistsError(msg)
-    path.write_text(config_template(), encoding="utf-8")
+    from leopardgeo.io import output_errors
+
+    if not path.parent.is_dir():
+        msg = f"{str(path)!r}: expected an existing folder for the config, found no folder {str(path.parent)!r}. Create it first."
+        raise OutputError(msg)
+    with output_errors(path):
+        path.write_text(config_template(relative_to=path.parent), encoding="utf-8")
     click.echo(f"wrote {path}")
 
 

@@ -26,6 +26,7 @@ import dataclasses
 import enum
 import hashlib
 import json
+import os
 import tomllib
 import types
 import typing
@@ -180,6 +181,11 @@ class ProtectedAreaMode(enum.StrEnum):
     IGNORE = "ignore"  #: patches from suitability only
 
 
+#: Upper bounds on counts that only a typing mistake reaches (10**9 replicates would run for years).
+MAX_REPLICATES = 10_000
+MAX_DRAWS = 1_000_000
+MAX_SIMULATION_RUNS = 100_000
+
 #: Demo RSF coefficients (logit scale).  Signs from the published habitat models (see
 #: HabitatConfig.coefficients); magnitudes calibrated on published habitat areas, written down in
 #: docs/validation.md ("Calibration").
@@ -285,6 +291,10 @@ class InputsConfig:
         ),
         factory=dict,
     )
+    bands: dict[str, int] = _f(
+        doc="band to read of a multi-band raster, by input name, e.g. {suitability = 2} (default band 1, with a warning)",
+        factory=dict,
+    )
     study_area: VectorInput | None = _f(None, doc="study-area polygon(s)")
     countries: VectorInput | None = _f(None, doc="country polygons")
     country_field: str = _f("iso3", doc="column of `countries` holding the country code")
@@ -309,6 +319,14 @@ class InputsConfig:
 
     def __post_init__(self) -> None:
         _normalise(self, "inputs")
+        rasters = {"landmask", "elevation", "landcover", "suitability", "resistance", "prey_density", *self.covariates}
+        for k, v in self.bands.items():
+            if k not in rasters:
+                msg = f"[inputs] bands: unknown raster {k!r}; expected one of {sorted(rasters)}."
+                raise ConfigError(msg)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                msg = f"[inputs] bands.{k}: expected a band number >= 1, found {v!r}."
+                raise ConfigError(msg)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -841,6 +859,12 @@ class SiteConfig:
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 msg = f"[sites] {name}: expected an integer >= {low}, found {v!r}."
                 raise ConfigError(msg)
+        from leopardgeo.core.memory import check_count
+
+        for name, limit in (("rank_stability_draws", MAX_DRAWS), ("capacity_replicates", MAX_REPLICATES),
+                            ("simulation_runs", MAX_SIMULATION_RUNS), ("simulation_years", 1000)):  # fmt: skip
+            check_count(getattr(self, name), name=f"[sites] {name}", limit=limit,
+                        fix="A count this large would run for days; the defaults are enough for stable results.")  # fmt: skip
         if not 0 <= self.weight_spread < 1:
             msg = f"[sites] weight_spread: expected a fraction in [0, 1), found {self.weight_spread!r}."
             raise ConfigError(msg)
@@ -938,6 +962,10 @@ class TerritoryConfig:
         if self.replicates < 1:
             msg = f"[territories] replicates: expected an integer >= 1, found {self.replicates!r}."
             raise ConfigError(msg)
+        from leopardgeo.core.memory import check_count
+
+        check_count(self.replicates, name="[territories] replicates", limit=MAX_REPLICATES,
+                    fix="Each replicate is a full packing; 5 to 100 give a stable mean and range.")  # fmt: skip
         if self.connectivity not in (4, 8):
             msg = f"[territories] connectivity: expected 4 or 8, found {self.connectivity!r}."
             raise ConfigError(msg)
@@ -1108,6 +1136,7 @@ def load_config_string(text: str, *, base_dir: str | Path = ".") -> RunConfig:
     ConfigError
         On a TOML syntax error, an unknown key or a bad value.
     """
+    text = text.removeprefix("\ufeff")  # a byte-order mark, as some Windows editors write
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -1158,7 +1187,23 @@ def load_config(path: str | Path, *, over: RunConfig | None = None) -> RunConfig
     if not p.is_file():
         msg = f"config file {str(p)!r} not found. Create one with `leopardgeo init {p}`."
         raise ConfigError(msg)
-    text = p.read_text(encoding="utf-8")
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        msg = f"config file {str(p)!r} cannot be read: {exc.strerror}. Check its permissions."
+        raise ConfigError(msg) from exc
+    try:
+        text = decode_utf8(raw, f"config file {str(p)!r}")
+        return _load_over(text, p, over)
+    except ConfigError as exc:
+        if str(p) in str(exc):
+            raise
+        msg = f"{exc} (config file {str(p)!r})"
+        raise ConfigError(msg) from exc
+
+
+def _load_over(text: str, p: Path, over: RunConfig | None) -> RunConfig:
+    """``text`` read as a config file at ``p``, completing ``over`` when it is partial (see :func:`load_config`)."""
     if over is None:
         return load_config_string(text, base_dir=p.parent)
     try:
@@ -1185,6 +1230,37 @@ def _absolute_paths(value: Any, folder: Path) -> Any:
     return value
 
 
+def decode_utf8(raw: bytes, what: str) -> str:
+    r"""Text of a UTF-8 file, without a byte-order mark; a clear error for any other encoding.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file, the first bad byte and the fix.
+
+    Examples
+    --------
+    >>> decode_utf8(b"\xef\xbb\xbfa = 1", "x.toml")
+    'a = 1'
+    >>> decode_utf8("é".encode("latin-1"), "x.toml")
+    Traceback (most recent call last):
+    ...
+    leopardgeo.core.errors.ConfigError: x.toml: expected UTF-8 text, found byte 0xe9 at position 0 ...
+    """
+    if b"\x00" in raw[:4096]:
+        msg = f"{what}: expected UTF-8 text, found binary data (a NUL byte). Give the text file, not a binary one."
+        raise ConfigError(msg)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        msg = (
+            f"{what}: expected UTF-8 text, found byte 0x{raw[exc.start]:02x} at position {exc.start} (another encoding, "
+            "e.g. Latin-1 or Windows-1251, or a binary file). Save it as UTF-8 (e.g. `iconv -f cp1251 -t utf-8`)."
+        )
+        raise ConfigError(msg) from exc
+    return text.removeprefix("\ufeff")
+
+
 def _to_plain(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj):
         return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj) if getattr(obj, f.name) is not None}
@@ -1197,8 +1273,35 @@ def _to_plain(obj: Any) -> Any:
     return obj
 
 
-def dump_config(cfg: RunConfig) -> str:
-    """The effective config as TOML text (round-trips through :func:`load_config_string`)."""
+def relative_base_dir(cfg: RunConfig, folder: str | Path) -> RunConfig:
+    """``cfg`` with ``base_dir`` relative to ``folder``, for files shared with others (no home folder in them).
+
+    A config written into ``folder`` with this ``base_dir`` loads back to the
+    same absolute paths (a relative ``base_dir`` starts from the config's
+    folder).  On Windows, a ``base_dir`` on another drive stays absolute.
+
+    Examples
+    --------
+    >>> cfg = RunConfig(base_dir="/data/amur")
+    >>> relative_base_dir(cfg, "/data/runs/out").base_dir
+    '../../amur'
+    """
+    try:
+        rel = os.path.relpath(Path(cfg.base_dir).absolute(), Path(folder).absolute())
+    except ValueError:  # pragma: no cover - another drive on Windows
+        return cfg
+    return dataclasses.replace(cfg, base_dir=Path(rel).as_posix())
+
+
+def dump_config(cfg: RunConfig, *, relative_to: str | Path | None = None) -> str:
+    """The effective config as TOML text (round-trips through :func:`load_config_string`).
+
+    With ``relative_to`` (the folder the text is written into), ``base_dir`` is
+    written relative to it, so the file holds no absolute machine path of the
+    data and still loads from that folder.
+    """
+    if relative_to is not None:
+        cfg = relative_base_dir(cfg, relative_to)
     return tomli_w.dumps(_to_plain(cfg))
 
 
@@ -1285,14 +1388,18 @@ def _template_lines(cls: type, obj: Any, section: str) -> list[str]:
     return out
 
 
-def config_template(cfg: RunConfig | None = None) -> str:
+def config_template(cfg: RunConfig | None = None, *, relative_to: str | Path | None = None) -> str:
     """A commented TOML template with every key, its default and its source.
 
     The default template describes the embedded Amur study area, so it runs as
-    written; edit ``base_dir`` and the paths to point at your own data.
+    written; edit ``base_dir`` and the paths to point at your own data.  With
+    ``relative_to`` (the folder the template is written into), ``base_dir`` is
+    relative to it rather than an absolute machine path.
     """
     if cfg is None:
         cfg = demo_config()
+    if relative_to is not None:
+        cfg = relative_base_dir(cfg, relative_to)
     head = [
         "# leopardgeo run configuration (TOML).",
         "# Every key is optional; the values shown are the defaults of the embedded Amur study area.",

@@ -17,8 +17,10 @@ __all__ = [
     "LeopardGeoError",
     "LeopardGeoWarning",
     "MemoryLimitError",
+    "MultiBandWarning",
     "NoPathError",
     "NodataWarning",
+    "OutputError",
     "OutputExistsError",
     "ResistanceError",
     "RunLockedError",
@@ -80,3 +82,11 @@ class InvalidGeometryWarning(LeopardGeoWarning):
 
 class SmallPatchWarning(LeopardGeoWarning):
     """A patch or protected area is smaller than the minimum patch area."""
+
+
+class MultiBandWarning(LeopardGeoWarning):
+    """A raster with several bands was read without naming the band (band 1 is used)."""
+
+
+class OutputError(LeopardGeoError, OSError):
+    """An output cannot be written: read-only or missing folder, disk full, a path too long."""

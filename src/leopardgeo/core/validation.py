@@ -50,4 +50,14 @@ def check_resistance(resistance: np.ndarray, grid: Grid | None = None, *, what: 
     if np.isnan(r).all():
         msg = f"{what}: every cell is no data (impassable). Check the land mask and nodata values."
         raise DataError(msg)
+    # a path crosses up to ~2 x (rows + cols) cells; its cost must stay far below the largest 32-bit float
+    cell_m = grid.cell_size_m if grid is not None else 1000.0
+    top = float(np.nanmax(r))
+    if top * cell_m * 2.0 * (r.shape[0] + r.shape[-1]) > 1e36:
+        msg = (
+            f"{what}: expected resistances small enough that path costs stay finite, found a maximum of {top:g}: "
+            f"summed over a path of {cell_m:g} m cells it overflows 32-bit floats. Rescale the resistance (e.g. to "
+            "1..10,000), and mark impassable cells as no data (or a barrier with mode = 'impassable')."
+        )
+        raise ResistanceError(msg)
     return r

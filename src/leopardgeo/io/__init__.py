@@ -10,11 +10,13 @@ file unless asked to.
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib
 import logging
 import math
 import os
 import shutil
+import sqlite3
 import tempfile
 import uuid
 import warnings
@@ -24,6 +26,7 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 import geopandas as gpd
 import pyogrio
@@ -40,6 +43,7 @@ from leopardgeo.core.errors import (
     CRSError,
     DataError,
     InvalidGeometryWarning,
+    OutputError,
     OutputExistsError,
 )
 from leopardgeo.core.grid import Grid
@@ -54,6 +58,9 @@ __all__ = [
     "read_raster",
     "read_vector",
     "read_wdpa",
+    "check_input_path",
+    "output_errors",
+    "require_polygons",
     "to_analysis_crs",
     "write_raster",
 ]
@@ -137,16 +144,75 @@ _RESAMPLING = {
 
 
 # ---------------------------------------------------------------------- rasters
-def _open_raster(path: str | Path) -> Any:
+def check_input_path(path: str | Path, what: str) -> None:
+    """Refuse an input path that is missing, a symlink loop, a named pipe, a device or a folder.
+
+    GDAL's open blocks forever on a named pipe (FIFO) and Python raises a bare
+    ``RuntimeError`` on a symlink loop; both are user mistakes with a clear fix.
+    URLs and GDAL virtual paths (``/vsi...``) are passed through.
+
+    Raises
+    ------
+    DataError
+        Naming the path, what it is and what was expected.
+
+    Examples
+    --------
+    >>> check_input_path("/no/such/file.tif", "suitability")
+    Traceback (most recent call last):
+    ...
+    leopardgeo.core.errors.DataError: suitability: file '/no/such/file.tif' not found. ...
+    """
+    text = str(path)
+    if "://" in text or text.startswith("/vsi"):
+        return
     p = Path(path)
-    if not p.exists() and "://" not in str(path) and not str(path).startswith("/vsi"):
-        msg = f"raster {str(p)!r} not found. Check the path (relative paths start from the config's base_dir)."
+    try:
+        st = p.stat()
+    except RuntimeError as exc:  # pragma: no cover - older Pythons raise this on a loop
+        msg = f"{what}: {text!r} is a symbolic link loop; expected a file. Point the path at the real file."
+        raise DataError(msg) from exc
+    except OSError as exc:
+        if p.is_symlink():
+            msg = (
+                f"{what}: {text!r} is a symbolic link that leads nowhere ({exc.strerror}); expected a file. "
+                "Point the path at the real file."
+            )
+            raise DataError(msg) from exc
+        msg = f"{what}: file {text!r} not found. Check the path (relative paths start from the config's base_dir)."
+        raise DataError(msg) from exc
+    import stat
+
+    if stat.S_ISDIR(st.st_mode):
+        if p.suffix.lower() in (".gdb", ".zarr") or any(p.glob("*.shp")):
+            return  # a file geodatabase or a shapefile folder is read as a dataset
+        msg = f"{what}: {text!r} is a folder; expected a file. Give the path of the raster or vector file inside it."
         raise DataError(msg)
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a named pipe (FIFO)" if stat.S_ISFIFO(st.st_mode) else "a device or socket"
+        msg = (
+            f"{what}: {text!r} is {kind}; expected a regular file (reading it would block or never end). "
+            "Copy the data into a file and give that path."
+        )
+        raise DataError(msg)
+
+
+def _open_raster(path: str | Path, what: str = "raster") -> Any:
+    check_input_path(path, f"raster {what}" if what != "raster" else "raster")
     try:
         return rasterio.open(path)
     except rasterio.errors.RasterioIOError as exc:
         msg = f"raster {str(path)!r} cannot be read by GDAL: {exc}. Give a GeoTIFF or another GDAL raster."
         raise DataError(msg) from exc
+
+
+def _read_failed(name: str, path: str | Path, exc: Exception) -> DataError:
+    """The error for a raster that opens but whose pixels cannot be read (truncated file, corrupt tiles)."""
+    msg = (
+        f"raster {name!r} ({str(path)!r}): its header opens but reading its cells failed ({exc}); expected a complete "
+        "raster. The file is truncated or damaged: copy or download it again, or check it with `gdalinfo -checksum`."
+    )
+    return DataError(msg)
 
 
 def grid_from_raster(path: str | Path, *, cell_size_m: float | None = None) -> Grid:
@@ -169,6 +235,15 @@ def grid_from_raster(path: str | Path, *, cell_size_m: float | None = None) -> G
         except CRSError as exc:
             msg = f"template raster {str(path)!r}: {exc}"
             raise CRSError(msg) from exc
+        except AlignmentError as exc:
+            t = ds.transform
+            kind = "south-up (rows run from south to north)" if t.e > 0 else "rotated or with non-square cells"
+            msg = (
+                f"template raster {str(path)!r}: expected a north-up grid with square cells, found a {kind} transform "
+                f"({exc}). Warp it to a north-up grid first: `gdalwarp -tr {abs(t.a):g} {abs(t.a):g} in.tif north_up.tif`, "
+                "or give [grid] crs, bounds and cell_size_m instead of a template."
+            )
+            raise AlignmentError(msg) from exc
     if cell_size_m is not None and not np.isclose(cell_size_m, grid.cell_size_m):
         grid = grid.resampled(cell_size_m)
     return grid
@@ -179,7 +254,7 @@ def read_raster(
     grid: Grid,
     *,
     resampling: str = "nearest",
-    band: int = 1,
+    band: int | None = None,
     what: str | None = None,
 ) -> np.ndarray:
     """Read one band of any GDAL raster onto ``grid`` as float32, NaN = no data.
@@ -187,7 +262,7 @@ def read_raster(
     Parameters
     ----------
     path
-        Raster file (any CRS; it is warped onto the grid).
+        Raster file (any CRS, north-up or south-up; it is warped onto the grid).
     grid
         The analysis grid.
     resampling
@@ -195,7 +270,8 @@ def read_raster(
         continuous values (``"average"`` when coarsening), ``"mode"`` for
         classes when coarsening.
     band
-        1-based band index.
+        1-based band index; default band 1, with a :class:`MultiBandWarning`
+        when the raster has more than one band.
     what
         Name of the layer for messages.
 
@@ -208,11 +284,22 @@ def read_raster(
     Raises
     ------
     DataError
-        Missing or unreadable file, or no valid cell inside the grid.
+        Missing, unreadable, truncated or damaged file, a named pipe, or no
+        valid cell inside the grid.
     CRSError
         The raster has no CRS.
     AlignmentError
         The raster does not overlap the grid.
+    MemoryLimitError
+        The part of the source to read would not fit in memory.
+
+    Notes
+    -----
+    The source window over the grid is read whole and warped in memory when it
+    is small; a source much finer than the grid (more than four source cells
+    per grid cell and over 64 MB) is streamed through GDAL's warper
+    (:class:`rasterio.vrt.WarpedVRT`), which holds only blocks of the source
+    at a time.
 
     Examples
     --------
@@ -224,57 +311,86 @@ def read_raster(
     array([[1., 2.],
            [3., 4.]], dtype=float32)
     """
+    from leopardgeo.core.errors import MultiBandWarning
+    from leopardgeo.core.memory import check_memory, fmt_bytes
+
     name = what or Path(str(path)).name
     if resampling not in _RESAMPLING:
         msg = f"resampling: expected one of {sorted(_RESAMPLING)}, found {resampling!r}."
         raise DataError(msg)
-    with _open_raster(path) as ds:
+    with _open_raster(path, name) as ds:
         if ds.crs is None:
             msg = (
                 f"raster {name!r} has no CRS; expected one so it can be aligned with the grid. "
                 "Assign it, e.g. `gdal_edit.py -a_srs EPSG:4326 file.tif` for lon/lat data."
             )
             raise CRSError(msg)
-        if not 1 <= band <= ds.count:
-            msg = f"raster {name!r}: expected band 1..{ds.count}, found band {band}."
+        if band is None:
+            band = 1
+            if ds.count > 1:
+                warnings.warn(
+                    f"raster {name!r} has {ds.count} bands; reading band 1. Set the band explicitly "
+                    "(e.g. suitability_band = 2 in [inputs]) or give a one-band raster.",
+                    MultiBandWarning,
+                    stacklevel=2,
+                )
+        if isinstance(band, bool) or not isinstance(band, int | np.integer) or not 1 <= band <= ds.count:
+            msg = f"raster {name!r}: expected band 1..{ds.count}, found band {band!r}."
             raise DataError(msg)
         src_crs = ds.crs
         try:
             src_grid_same = Grid.from_dataset(ds).same_as(grid)
         except (CRSError, AlignmentError):
             src_grid_same = False
-        if src_grid_same:
-            out = ds.read(band, masked=True).astype("float32").filled(np.nan)
-        else:
-            gl, gb, gr, gt = transform_bounds(grid.rasterio_crs, src_crs, *grid.bounds, densify_pts=21)
-            sl, sb, sr, st = ds.bounds
-            if gl >= sr or gr <= sl or gb >= st or gt <= sb:
-                msg = (
-                    f"raster {name!r} does not overlap the study area: its bounds {tuple(round(v, 3) for v in ds.bounds)} "
-                    f"vs the grid's {tuple(round(v, 3) for v in (gl, gb, gr, gt))} in its CRS {src_crs.to_string()!r}. "
-                    "Check that the raster covers the study area and that its CRS is right."
-                )
-                raise AlignmentError(msg)
-            win = from_bounds(max(gl, sl), max(gb, sb), min(gr, sr), min(gt, st), ds.transform)
-            pad = 2  # cells of margin so bilinear sampling at the edge has neighbours
-            c0, r0 = math.floor(win.col_off) - pad, math.floor(win.row_off) - pad
-            c1 = math.ceil(win.col_off + win.width) + pad
-            r1 = math.ceil(win.row_off + win.height) + pad
-            win = Window(c0, r0, c1 - c0, r1 - r0)
-            win = win.intersection(Window(0, 0, ds.width, ds.height))
-            src = ds.read(band, window=win, masked=True).astype("float32").filled(np.nan)
-            out = np.full(grid.shape, np.nan, dtype="float32")
-            reproject(
-                source=src,
-                destination=out,
-                src_transform=ds.window_transform(win),
-                src_crs=src_crs,
-                src_nodata=np.nan,
-                dst_transform=grid.transform,
-                dst_crs=grid.rasterio_crs,
-                dst_nodata=np.nan,
-                resampling=_RESAMPLING[resampling],
-            )
+        itemsize = np.dtype(ds.dtypes[band - 1]).itemsize
+        try:
+            if src_grid_same:
+                check_memory(grid.height * grid.width * (itemsize + 5), what=f"reading raster {name!r}", fix=_MEMORY_FIX)
+                out = ds.read(band, masked=True).astype("float32").filled(np.nan)
+            else:
+                gl, gb, gr, gt = transform_bounds(grid.rasterio_crs, src_crs, *grid.bounds, densify_pts=21)
+                sl, sr = sorted((ds.bounds[0], ds.bounds[2]))
+                sb, st = sorted((ds.bounds[1], ds.bounds[3]))  # a south-up raster has bottom > top
+                if gl >= sr or gr <= sl or gb >= st or gt <= sb:
+                    msg = (
+                        f"raster {name!r} does not overlap the study area: its bounds "
+                        f"{tuple(round(v, 3) for v in (sl, sb, sr, st))} vs the grid's "
+                        f"{tuple(round(v, 3) for v in (gl, gb, gr, gt))} in its CRS {src_crs.to_string()!r}. "
+                        "Check that the raster covers the study area and that its CRS is right."
+                    )
+                    raise AlignmentError(msg)
+                win = _source_window(ds, (max(gl, sl), max(gb, sb), min(gr, sr), min(gt, st)))
+                n_src = float(win.width) * float(win.height)
+                n_grid = float(grid.height) * float(grid.width)
+                if n_src > 4 * n_grid and n_src * (itemsize + 4) > _STREAM_BYTES:
+                    logger.info(
+                        "%s: streaming %s source cells (%s) through GDAL's warper", name, f"{n_src:,.0f}",
+                        fmt_bytes(n_src * (itemsize + 4)),
+                    )
+                    need = n_grid * 9 + 3 * _STREAM_CACHE_MB * 1e6
+                    check_memory(need, what=f"reading raster {name!r} onto the grid", fix=_MEMORY_FIX)
+                    out = _read_warped(ds, band, grid, resampling)
+                else:
+                    check_memory(
+                        n_src * (itemsize + 5) + n_grid * 4,
+                        what=f"reading raster {name!r} ({n_src:,.0f} source cells)",
+                        fix=_MEMORY_FIX,
+                    )
+                    src = ds.read(band, window=win, masked=True).astype("float32").filled(np.nan)
+                    out = np.full(grid.shape, np.nan, dtype="float32")
+                    reproject(
+                        source=src,
+                        destination=out,
+                        src_transform=ds.window_transform(win),
+                        src_crs=src_crs,
+                        src_nodata=np.nan,
+                        dst_transform=grid.transform,
+                        dst_crs=grid.rasterio_crs,
+                        dst_nodata=np.nan,
+                        resampling=_RESAMPLING[resampling],
+                    )
+        except rasterio.errors.RasterioError as exc:
+            raise _read_failed(name, path, exc) from exc
     if not np.isfinite(out).any():
         msg = (
             f"raster {name!r} has no valid cell inside the study area (all nodata). "
@@ -282,6 +398,54 @@ def read_raster(
         )
         raise DataError(msg)
     return out
+
+
+#: Source windows larger than this (and more than four source cells per grid cell) are streamed through GDAL.
+_STREAM_BYTES = 64e6
+#: GDAL block cache and warp buffer (MB) while streaming.
+_STREAM_CACHE_MB = 64
+
+_MEMORY_FIX = (
+    "Use coarser cells ([grid] cell_size_m), clip the study area, or resample the input first "
+    "(e.g. `gdalwarp -tr 500 500 -r average in.tif out.tif`)."
+)
+
+
+def _source_window(ds: Any, bounds: tuple[float, float, float, float]) -> Window:
+    """The window of ``ds`` covering ``bounds`` (in its CRS) plus two cells, clipped to the raster; any cell orientation."""
+    pad = 2  # cells of margin so bilinear sampling at the edge has neighbours
+    if ds.transform.e < 0 and ds.transform.b == 0 and ds.transform.d == 0:  # north-up: the common case
+        win = from_bounds(*bounds, ds.transform)
+        c_lo, r_lo = win.col_off, win.row_off
+        c_hi, r_hi = win.col_off + win.width, win.row_off + win.height
+    else:  # south-up (or rotated): map the four corners into pixel space
+        inv = ~ds.transform
+        corners = [inv * (x, y) for x in (bounds[0], bounds[2]) for y in (bounds[1], bounds[3])]
+        c_lo, c_hi = min(c for c, _ in corners), max(c for c, _ in corners)
+        r_lo, r_hi = min(r for _, r in corners), max(r for _, r in corners)
+    c0, r0 = math.floor(c_lo) - pad, math.floor(r_lo) - pad
+    c1, r1 = math.ceil(c_hi) + pad, math.ceil(r_hi) + pad
+    return Window(c0, r0, c1 - c0, r1 - r0).intersection(Window(0, 0, ds.width, ds.height))
+
+
+def _read_warped(ds: Any, band: int, grid: Grid, resampling: str) -> np.ndarray:
+    """Warp one band onto ``grid`` through GDAL's warper, block by block (:class:`rasterio.vrt.WarpedVRT`)."""
+    from rasterio.vrt import WarpedVRT
+
+    # a small block cache and warp buffer: the source passes through in pieces instead of staying in GDAL's cache
+    with rasterio.Env(GDAL_CACHEMAX=_STREAM_CACHE_MB), WarpedVRT(
+        ds,
+        crs=grid.rasterio_crs,
+        transform=grid.transform,
+        width=grid.width,
+        height=grid.height,
+        resampling=_RESAMPLING[resampling],
+        src_nodata=ds.nodata,
+        nodata=np.nan,
+        dtype="float32",
+        warp_mem_limit=_STREAM_CACHE_MB,
+    ) as vrt:
+        return vrt.read(band, masked=True).astype("float32").filled(np.nan)
 
 
 # ---------------------------------------------------------------------- vectors
@@ -340,10 +504,7 @@ def read_vector(
         When invalid geometries were repaired with :func:`shapely.make_valid`.
     """
     name = what or (f"{Path(str(path)).name}:{layer}" if layer else Path(str(path)).name)
-    p = Path(path)
-    if not p.exists() and "://" not in str(path) and not str(path).startswith("/vsi"):
-        msg = f"{name}: file {str(p)!r} not found. Check the path (relative paths start from the config's base_dir)."
-        raise DataError(msg)
+    check_input_path(path, name)
     try:
         if layer is not None:
             names = [str(n) for n in pyogrio.list_layers(path)[:, 0]]
@@ -351,8 +512,11 @@ def read_vector(
                 msg = f"{name}: expected a layer named {layer!r} in {str(path)!r}, found layers {names}."
                 raise DataError(msg)
         gdf = pyogrio.read_dataframe(path, layer=layer)
-    except pyogrio.errors.DataSourceError as exc:
-        msg = f"{name}: {str(path)!r} cannot be read by OGR: {exc}."
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, pyogrio.errors.FieldError) as exc:
+        msg = (
+            f"{name}: {str(path)!r} cannot be read by OGR: {exc}. Expected a readable vector file "
+            "(GeoPackage, shapefile, GeoJSON); check that it is complete, e.g. with `ogrinfo -al -so`."
+        )
         raise DataError(msg) from exc
     if len(gdf) == 0 or gdf.geometry.isna().all() or gdf.geometry.is_empty.all():
         msg = f"{name}: expected at least one feature, found an empty layer. Check the file and layer name."
@@ -388,6 +552,37 @@ def read_vector(
     return gdf
 
 
+def require_polygons(gdf: gpd.GeoDataFrame, what: str, *, fix: str = "Give a polygon layer.") -> gpd.GeoDataFrame:
+    """Refuse a layer holding anything but (multi)polygons (points or lines mixed in change areas silently).
+
+    Raises
+    ------
+    DataError
+        Naming the geometry types found.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> pts = gpd.GeoDataFrame(geometry=[shapely.Point(0, 0)], crs="EPSG:32652")
+    >>> require_polygons(pts, "countries")
+    Traceback (most recent call last):
+    ...
+    leopardgeo.core.errors.DataError: countries: expected polygons, found 1 Point. Give a polygon layer.
+    """
+    types = gdf.geometry.geom_type
+    bad = types[~types.isin(["Polygon", "MultiPolygon"])]
+    if len(bad):
+        counts = ", ".join(f"{n} {t}" for t, n in bad.value_counts().items())
+        msg = f"{what}: expected polygons, found {counts}. {fix}"
+        raise DataError(msg)
+    return gdf
+
+
+def _norm_text(values: Any) -> Any:
+    """Strings stripped, inner runs of spaces collapsed and case-folded (for matching WDPA codes and statuses)."""
+    return values.astype(str).str.strip().str.replace(r"\s+", " ", regex=True).str.casefold()
+
+
 def read_wdpa(
     path: str | Path,
     layer: str | None = None,
@@ -412,22 +607,47 @@ def read_wdpa(
     """
     gdf = read_vector(path, layer, grid=grid, what="protected_areas")
     n0 = len(gdf)
-    gdf = gdf[gdf.geometry.geom_type.isin(["Polygon", "MultiPolygon"])]
+    polys = gdf.geometry.geom_type.isin(["Polygon", "MultiPolygon"])
+    if not polys.all():
+        if not polys.any():
+            require_polygons(gdf, "protected_areas", fix="Give the WDPA polygon layer (not the point layer).")
+        logger.warning(
+            "protected_areas: %d of %d features are not polygons (%s) and were dropped (WDPA points have no boundary)",
+            int((~polys).sum()), n0, ", ".join(sorted(set(gdf.geometry.geom_type[~polys]))),
+        )
+    gdf = gdf[polys]
     if "NAME" not in gdf.columns:
         gdf = gdf.assign(NAME=gdf["name"] if "name" in gdf.columns else [f"protected area {i + 1}" for i in range(len(gdf))])
+    removed: list[str] = []
+
+    def keep(mask: Any, label: str, column: str) -> None:
+        nonlocal gdf
+        mask = mask.to_numpy(dtype=bool)
+        n = int((~mask).sum())
+        if n:
+            seen = sorted({repr(v) for v in gdf[column].to_numpy()[~mask]})[:5]
+            removed.append(f"{label} removed {n} ({column} {', '.join(seen)})")
+            logger.info("protected_areas: filter %s removed %d of %d features (%s values %s)", label, n, len(gdf), column, seen)
+        gdf = gdf[mask]
+
     if "MARINE" in gdf.columns and not include_marine:
-        gdf = gdf[gdf["MARINE"].astype(str) != "2"]
-    wanted = {c.upper() for c in iso3}
+        marine = pd.to_numeric(gdf["MARINE"], errors="coerce")
+        keep(~(marine == 2), "MARINE != 2 (not purely marine)", "MARINE")
+    wanted = {str(c).strip().upper() for c in iso3}
     if wanted and "ISO3" in gdf.columns:
         codes = gdf["ISO3"].astype(str).str.upper().str.split(";")
-        gdf = gdf[codes.map(lambda cs: bool(wanted & {c.strip() for c in cs}))]
-    statuses = set(status)
+        keep(codes.map(lambda cs: bool(wanted & {c.strip() for c in cs})), f"ISO3 in {sorted(wanted)}", "ISO3")
+    statuses = {str(v).strip() for v in status}
     if statuses and "STATUS" in gdf.columns:
-        gdf = gdf[gdf["STATUS"].isin(statuses)]
+        folded = {" ".join(v.split()).casefold() for v in statuses}
+        keep(_norm_text(gdf["STATUS"]).isin(folded), f"STATUS in {sorted(statuses)}", "STATUS")
+    if removed:
+        logger.info("protected_areas: %d of %d features kept (%s)", len(gdf), n0, "; ".join(removed))
     if len(gdf) == 0:
         msg = (
             f"protected_areas: {n0} features read but none left after keeping polygons, non-marine, "
-            f"ISO3 in {sorted(wanted) or 'any'} and STATUS in {sorted(statuses) or 'any'}. "
+            f"ISO3 in {sorted(wanted) or 'any'} and STATUS in {sorted(statuses) or 'any'} "
+            f"(removed by filter: {'; '.join(removed) or 'none'}). "
             "Relax [inputs] pa_iso3 / pa_status."
         )
         raise DataError(msg)
@@ -497,6 +717,62 @@ def write_raster(
     return path
 
 
+#: SQLite (GeoPackage, QGIS styles) refuses paths longer than this many bytes.
+_MAX_PATH_BYTES = 512
+
+
+@contextlib.contextmanager
+def output_errors(path: str | Path) -> Iterator[None]:
+    """Turn an operating-system error while writing ``path`` into an :class:`OutputError` saying what to do.
+
+    Covers a read-only or missing folder, a full disk (GDAL reports it as a
+    write or seek error), a name too long and a path below a regular file.
+
+    Examples
+    --------
+    >>> with output_errors("/proc/no/such/folder/x.tif"):
+    ...     open("/proc/no/such/folder/x.tif", "w")
+    Traceback (most recent call last):
+    ...
+    leopardgeo.core.errors.OutputError: cannot write '/proc/no/such/folder/x.tif': ...
+    """
+    try:
+        yield
+    except OutputError:
+        raise
+    except OSError as exc:
+        raise _output_error(path, exc) from exc
+    except (rasterio.errors.RasterioError, pyogrio.errors.DataSourceError, sqlite3.Error) as exc:
+        text = str(exc)
+        if any(k in text.lower() for k in ("space", "seek", "write", "disk", "full", "i/o", "readonly", "read-only", "unable")):
+            raise _output_error(path, exc) from exc
+        raise
+
+
+def _output_error(path: str | Path, exc: BaseException) -> OutputError:
+    reason = getattr(exc, "strerror", None) or str(exc)
+    errno_ = getattr(exc, "errno", None)
+    fixes = {
+        errno.EACCES: "The folder is not writable: choose a folder you can write to (--out) or change its permissions.",
+        errno.EROFS: "The file system is read-only: choose another output folder (--out).",
+        errno.ENOSPC: "The disk is full: free space or choose an output folder on another disk (--out).",
+        errno.ENAMETOOLONG: "The path is too long: choose a shorter output folder (--out).",
+        errno.ENOTDIR: "A part of the path is a file, not a folder: choose another output folder (--out).",
+        errno.ENOENT: "A folder of the path does not exist: create it first or choose another path.",
+    }
+    fix = fixes.get(errno_ or -1)
+    if fix is None:
+        low = reason.lower()
+        if "space" in low or "seek" in low or "write" in low or "full" in low:
+            fix = "The disk is probably full: free space or choose an output folder on another disk (--out)."
+        else:
+            fix = "Check that the output folder exists, is writable and has free space, or choose another (--out)."
+    msg = f"cannot write {str(path)!r}: {reason}; expected a writable output folder. {fix}"
+    err = OutputError(msg)
+    err.errno = errno_
+    return err
+
+
 def _check_free(path: Path, overwrite: bool) -> None:
     if path.exists() and not overwrite:
         msg = f"{str(path)!r} exists; expected a free path. Pass --overwrite (overwrite=True) or choose another output folder."
@@ -563,8 +839,16 @@ class OutputWriter:
         self.styles = styles
         self.replace = replace
         check_inputs_outside(self.out_dir, inputs)
+        longest = len(os.fsencode(self.out_dir.absolute())) + 64  # staging folder and file names
+        if longest > _MAX_PATH_BYTES:
+            msg = (
+                f"output folder {str(self.out_dir)[:60]!r}...: expected a path of at most {_MAX_PATH_BYTES - 64} bytes "
+                f"(GeoPackage and QGIS-style files cannot be written deeper), found {longest - 64}. Choose a shorter --out."
+            )
+            raise OutputError(msg)
         created = [p for p in [self.out_dir.parent, *self.out_dir.parent.parents] if not p.exists()]
-        self._lock = FolderLock(self.out_dir).acquire()
+        with output_errors(self.out_dir):
+            self._lock = FolderLock(self.out_dir).acquire()
         try:
             remove_leftovers(self.out_dir)
             clash = [n for n in names if (self.out_dir / n).exists()]
@@ -578,7 +862,10 @@ class OutputWriter:
                     "expected no earlier outputs. Pass --overwrite to replace them, or --out another folder."
                 )
                 raise OutputExistsError(msg)
-            self.staging = Path(tempfile.mkdtemp(prefix=f".{self.out_dir.name}.staging-{os.getpid()}-", dir=self.out_dir.parent))
+            with output_errors(self.out_dir):
+                self.staging = Path(
+                    tempfile.mkdtemp(prefix=f".{self.out_dir.name}.staging-{os.getpid()}-", dir=self.out_dir.parent)
+                )
             umask = os.umask(0)
             os.umask(umask)
             self.staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; the run folder gets the usual permissions
@@ -615,20 +902,27 @@ class OutputWriter:
 
     def raster(self, name: str, array: np.ndarray, grid: Grid, **kwargs: Any) -> Path:
         """Stage a COG raster (see :func:`write_raster`)."""
-        return write_raster(self.path(name), array, grid, overwrite=True, **kwargs)
+        with output_errors(self.out_dir / name):
+            return write_raster(self.path(name), array, grid, overwrite=True, **kwargs)
 
     def layers(self, layers: Mapping[str, gpd.GeoDataFrame], *, metadata: Mapping[str, str] | None = None) -> Path:
         """Stage GeoPackage layers in the run's ``leopardgeo.gpkg`` (see :func:`write_layers`)."""
-        return write_layers(self.path(GPKG_NAME), layers, metadata=metadata)
+        with output_errors(self.out_dir / GPKG_NAME):
+            return write_layers(self.path(GPKG_NAME), layers, metadata=metadata)
 
     def text(self, name: str, text: str) -> Path:
         """Stage a text file."""
-        p = self.path(name)
-        p.write_text(text, encoding="utf-8")
+        with output_errors(self.out_dir / name):
+            p = self.path(name)
+            p.write_text(text, encoding="utf-8")
         return p
 
     def write_styles(self) -> list[str]:
         """Store QGIS styles for the staged GeoPackage and GeoTIFFs (done by :meth:`commit` when ``styles``)."""
+        with output_errors(self.out_dir):
+            return self._write_styles()
+
+    def _write_styles(self) -> list[str]:
         from leopardgeo.io.styles import write_layer_styles, write_raster_style
 
         added = []
@@ -655,9 +949,10 @@ class OutputWriter:
             if self.styles:
                 self.write_styles()
             written = [n for n in self.written if (self.staging / n).exists()]
-            kept = carry_over(self.out_dir, self.staging, keep_outputs=not self.replace, written=written)
-            write_ledger(self.staging, [*written, *kept])
-            old = exchange_folders(self.staging, self.out_dir)
+            with output_errors(self.out_dir):
+                kept = carry_over(self.out_dir, self.staging, keep_outputs=not self.replace, written=written)
+                write_ledger(self.staging, [*written, *kept])
+                old = exchange_folders(self.staging, self.out_dir)
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
         except BaseException:

@@ -433,7 +433,23 @@ def read_capacity(out_dir: str | Path) -> pd.DataFrame | None:
     path = Path(out_dir) / "capacity.csv"
     if not path.is_file():
         return None
-    table = pd.read_csv(path, dtype={"zone_type": str, "zone": str, "name": str}, keep_default_na=False, na_values=[""])
+    fix = "It is damaged or was replaced: re-run the territory stage (`leopardgeo run` or `leopardgeo territories`)."
+    try:
+        table = pd.read_csv(path, dtype={"zone_type": str, "zone": str, "name": str}, keep_default_na=False, na_values=[""])
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        msg = f"{str(path)!r}: expected the capacity table, found a file that cannot be read ({exc}). {fix}"
+        raise DataError(msg) from exc
+    need = ["zone_type", "zone", "name", "females", "males", "adults", "adults_mean", "adults_sd", "adults_min", "adults_max"]
+    missing = [c for c in need if c not in table.columns]
+    if missing or not (table.get("zone_type") == "all").any():
+        found = f"columns {list(table.columns)[:8]} (missing {missing})" if missing else "no row with zone_type 'all'"
+        msg = f"{str(path)!r}: expected the capacity table (columns {', '.join(need)}), found {found}. {fix}"
+        raise DataError(msg)
+    numeric = need[3:]
+    bad = [c for c in numeric if not pd.api.types.is_numeric_dtype(table[c])]
+    if bad:
+        msg = f"{str(path)!r}: expected numbers in columns {bad}, found text. {fix}"
+        raise DataError(msg)
     table["name"] = table["name"].fillna("")
     return table
 

@@ -46,7 +46,7 @@ import pandas as pd
 
 import pyogrio
 
-from leopardgeo.core.errors import DataError
+from leopardgeo.core.errors import DataError, OutputExistsError
 from leopardgeo.core.version import __version__
 from leopardgeo.io import GPKG_NAME, LAYERS, RASTERS, OutputWriter, json_records
 
@@ -210,7 +210,10 @@ class _RunFolder:
                 f"Run `leopardgeo run --out {self.dir}` first."
             )
             raise DataError(msg)
-        self.layers = [str(n) for n in pyogrio.list_layers(self.gpkg)[:, 0]]
+        try:
+            self.layers = [str(n) for n in pyogrio.list_layers(self.gpkg)[:, 0]]
+        except Exception as exc:  # pyogrio / GDAL / sqlite errors on a damaged file
+            raise _damaged(self.gpkg, "a GeoPackage", exc) from exc
 
     def has(self, name: str) -> bool:
         return name in self.layers if "." not in name else (self.dir / name).is_file()
@@ -218,7 +221,10 @@ class _RunFolder:
     def table(self, layer: str) -> pd.DataFrame | None:
         if layer not in self.layers:
             return None
-        return pd.DataFrame(pyogrio.read_dataframe(self.gpkg, layer=layer, read_geometry=False))
+        try:
+            return pd.DataFrame(pyogrio.read_dataframe(self.gpkg, layer=layer, read_geometry=False))
+        except Exception as exc:
+            raise _damaged(self.gpkg, f"a GeoPackage with a readable layer {layer!r}", exc) from exc
 
     def frame(self, layer: str) -> Any:
         """The layer with its geometry (a GeoDataFrame), or None if absent or empty."""
@@ -233,13 +239,27 @@ class _RunFolder:
             return None
         try:
             return json.loads(p.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             msg = f"{p}: expected JSON, found a file that does not parse ({exc}). Re-run the stage that wrote it."
             raise DataError(msg) from exc
 
     def csv(self, name: str) -> pd.DataFrame | None:
         p = self.dir / name
-        return pd.read_csv(p) if p.is_file() else None
+        if not p.is_file():
+            return None
+        try:
+            return pd.read_csv(p)
+        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+            raise _damaged(p, "a CSV table", exc) from exc
+
+
+def _damaged(path: Path, expected: str, exc: BaseException) -> DataError:
+    """The error for a run file that exists but cannot be read."""
+    msg = (
+        f"{str(path)!r}: expected {expected}, found a file that cannot be read ({type(exc).__name__}: {exc}). "
+        "It is damaged or was replaced: re-run `leopardgeo run` into this folder with --overwrite."
+    )
+    return DataError(msg)
 
 
 def _crs_text(crs: Any) -> str:
@@ -294,7 +314,7 @@ def _fig(report: Report, name: str) -> list[Block]:
 
 def _run_section(run: _RunFolder, report: Report, manifest: dict | None, grid: dict[str, Any]) -> Section:
     s = Section("Run", anchor="run")
-    rows = [("output folder", str(run.dir.resolve()))]
+    rows = [("output folder", run.dir.resolve().name)]  # the name only: no machine path in a shared report
     if manifest:
         rows += [
             ("leopardgeo", str(manifest.get("versions", {}).get("leopardgeo", "-"))),
@@ -577,7 +597,8 @@ def _capacity_section(run: _RunFolder, report: Report) -> Section | None:
     s = Section("Territories and carrying capacity", anchor="capacity")
     s.blocks.append(
         "Territories packed into the habitat (modelled: sex-specific area needs, see the `[territories]` section of "
-        "the configuration); the capacity is the number of territories that fit, by zone, over the replicates."
+        "the configuration); the capacity is the number of territories that fit, by zone: replicate 0, with the range over "
+        "the replicates."
     )
     if terr is not None and "sex" in terr.columns:
         n = terr["sex"].astype(str).str.upper().value_counts()
@@ -1128,7 +1149,7 @@ def build_report(out_dir: str | Path, maps: dict[str, Path] | None = None) -> Re
             "schema_version": SUMMARY_SCHEMA_VERSION,
             "leopardgeo_version": __version__,
             "generated": _now(),
-            "out_dir": str(run.dir.resolve()),
+            "out_dir": run.dir.resolve().name,  # the folder's name only: no machine path in a shared report
             "run": {
                 "config_hash": (manifest or {}).get("config_hash"),
                 "started": (manifest or {}).get("started"),
@@ -1263,7 +1284,7 @@ def render_html(report: Report) -> str:
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
         f"<title>{html.escape(report.title)}</title><style>{_CSS}</style></head><body>"
-        f"<header><h1>{html.escape(report.title)}</h1><p>{html.escape(str(report.out_dir.resolve()))} · generated {gen} "
+        f"<header><h1>{html.escape(report.title)}</h1><p>{html.escape(report.out_dir.resolve().name)} · generated {gen} "
         f"· leopardgeo {html.escape(__version__)}</p></header><nav>{nav}</nav><main>\n"
         + "\n".join(body)
         + "\n</main><footer>Modelled results: suitability, territories, capacity and persistence are model outputs, "
@@ -1313,6 +1334,13 @@ def write_report(
 
     out = Path(out_dir)
     names = report_files(out, maps=maps)
+    clash = [n for n in names if (out / n).exists()]
+    if clash and not overwrite:
+        msg = (
+            f"run folder {str(out)!r} already holds a report ({', '.join(clash[:6])}{' ...' if len(clash) > 6 else ''}); "
+            "expected none. Pass --overwrite to replace it (the report is always written into the run folder)."
+        )
+        raise OutputExistsError(msg)
     with OutputWriter(out, overwrite=overwrite, names=names, styles=False) as writer:
         drawn: dict[str, Path] = {}
         todo = available_maps(out) if maps else []
@@ -1334,6 +1362,9 @@ def write_report(
         writer.text("report.md", render_markdown(report))
         writer.text("report.html", render_html(report))
         writer.text("summary.json", json.dumps(report.summary, indent=1, ensure_ascii=False, default=_json_default))
+    if not maps and overwrite:  # maps of an earlier report would no longer match this one
+        for png in sorted((out / "maps").glob("*.png")) if (out / "maps").is_dir() else []:
+            png.unlink()
     report.maps = {k: out / (k if k.endswith(".png") else f"maps/{k}.png") for k in report.maps}
     return report
 

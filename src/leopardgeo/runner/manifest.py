@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import os
 import platform
 import sys
 from collections.abc import Iterable, Mapping
@@ -151,6 +152,7 @@ def build_manifest(
     outputs: Iterable[str] = (),
     stages: Mapping[str, Any] | None = None,
     cache_sha256: Mapping[str, str] | None = None,
+    relative_to: str | Path | None = None,
 ) -> dict[str, Any]:
     """The manifest of a run as a JSON-ready dict (see the module docstring and ``docs/outputs.md``).
 
@@ -168,6 +170,10 @@ def build_manifest(
         Per stage its hash and whether it was reused (:class:`leopardgeo.runner.stagegraph.StageRun`).
     cache_sha256
         SHA-256 of each stage cache file, checked before a later run reuses it.
+    relative_to
+        The run folder: ``base_dir`` and input paths are then written relative
+        to it, so the manifest holds no absolute machine path (the interpreter
+        is always given by name only).
 
     Examples
     --------
@@ -178,9 +184,18 @@ def build_manifest(
     >>> "numpy" in m["versions"] and "GDAL" in m["versions"]
     True
     """
-    from leopardgeo.config import _to_plain
+    from leopardgeo.config import _to_plain, relative_base_dir
 
     timings = {k: round(float(v), 3) for k, v in (timings_s or {}).items()}
+    inputs = input_files(cfg)
+    shown = cfg
+    if relative_to is not None:
+        shown = relative_base_dir(cfg, relative_to)
+        for rec in inputs:
+            try:
+                rec["path"] = Path(os.path.relpath(rec["path"], Path(relative_to).absolute())).as_posix()
+            except ValueError:  # pragma: no cover - another drive on Windows
+                pass
     return {
         "manifest_version": MANIFEST_VERSION,
         "started": started,
@@ -188,15 +203,15 @@ def build_manifest(
         "timings_s": timings,
         "total_s": round(sum(timings.values()), 3),
         "config_hash": config_hash(cfg),
-        "config": _to_plain(cfg),
-        "inputs": input_files(cfg),
+        "config": _to_plain(shown),
+        "inputs": inputs,
         "versions": package_versions(),
         "platform": {
             "system": platform.system(),
             "release": platform.release(),
             "machine": platform.machine(),
             "python_implementation": platform.python_implementation(),
-            "executable": sys.executable,
+            "executable": Path(sys.executable).name,
         },
         "outputs": sorted(set(outputs)),
         "stages": dict(stages or {}),
@@ -222,6 +237,6 @@ def read_manifest(out_dir: str | Path) -> dict[str, Any] | None:
         return None
     try:
         return json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         msg = f"{p}: expected the JSON manifest of a run, found a file that does not parse ({exc}). Re-run with --overwrite."
         raise DataError(msg) from exc

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import logging
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +39,7 @@ from leopardgeo.config import (
     dump_config,
 )
 from leopardgeo.core._crs import M2_PER_HA, M_PER_KM
-from leopardgeo.core.errors import ConfigError, DataError, OutputExistsError
+from leopardgeo.core.errors import ConfigError, DataError, NodataWarning, NoPathError, OutputExistsError
 from leopardgeo.core.grid import Grid
 from leopardgeo.core.version import __version__
 from leopardgeo.io import (
@@ -50,6 +51,7 @@ from leopardgeo.io import (
     read_raster,
     read_vector,
     read_wdpa,
+    require_polygons,
 )
 from leopardgeo.io.circuitscape import read_pairs_file
 from leopardgeo.kernels.circuit import CircuitResult, circuit_flow
@@ -220,14 +222,56 @@ def make_grid(cfg: RunConfig) -> Grid:
     raise ConfigError(msg)
 
 
+def check_run_memory(cfg: RunConfig, grid: Grid) -> None:
+    """Refuse, before any allocation, a run estimated not to fit in memory (see :mod:`leopardgeo.core.memory`).
+
+    Raises
+    ------
+    MemoryLimitError
+        Saying how much the run needs, how much is available and what to change.
+    """
+    from leopardgeo.core.memory import cells_text, check_memory, estimate_run_bytes, parts_text
+
+    inp = cfg.inputs
+    n_inputs = sum(bool(v) for v in (inp.landmask, inp.elevation, inp.landcover, inp.suitability, inp.resistance,
+                                     inp.prey_density)) + len(inp.covariates)  # fmt: skip
+    stages = [s for s in ("territories", "links") if getattr(cfg, s).enabled] + _extra_stages(cfg)
+    n_cells = float(grid.height) * float(grid.width)
+    parts = estimate_run_bytes(int(n_cells), n_inputs=n_inputs, stages=stages)
+    check_memory(
+        parts["total"],
+        what=(
+            f"the run on a {grid.height:,} x {grid.width:,} grid ({cells_text(n_cells)} cells of {grid.cell_size_m:g} m; "
+            f"{parts_text(parts)})"
+        ),
+        fix=(
+            "Use coarser cells ([grid] cell_size_m; the demo uses 500 m), a smaller study area ([grid] bounds or a "
+            "smaller template), or switch stages off (e.g. [circuit] enabled = false)."
+        ),
+    )
+
+
 def load_inputs(cfg: RunConfig, grid: Grid | None = None) -> Inputs:
-    """Read and align every configured input onto the analysis grid."""
+    """Read and align every configured input onto the analysis grid.
+
+    Raises
+    ------
+    MemoryLimitError
+        Before any allocation, if the run is estimated not to fit in memory.
+
+    Warns
+    -----
+    NodataWarning
+        When an input raster leaves cells of the study area (land mask and
+        study-area polygon) without data; those cells are impassable.
+    """
     grid = grid or make_grid(cfg)
+    check_run_memory(cfg, grid)
     inp = cfg.inputs
     valid = np.ones(grid.shape, bool)
     rasters: dict[str, np.ndarray] = {}
     if inp.landmask:
-        lm = read_raster(cfg.resolve(inp.landmask), grid, resampling="nearest", what="landmask")
+        lm = read_raster(cfg.resolve(inp.landmask), grid, resampling="nearest", what="landmask", band=inp.bands.get("landmask"))
         valid &= np.nan_to_num(lm, nan=0.0) > 0
     for name, path, how in (
         ("elevation", inp.elevation, "bilinear"),
@@ -237,9 +281,11 @@ def load_inputs(cfg: RunConfig, grid: Grid | None = None) -> Inputs:
         ("prey_density", inp.prey_density, "bilinear"),
     ):
         if path:
-            rasters[name] = read_raster(cfg.resolve(path), grid, resampling=how, what=name)
+            rasters[name] = read_raster(cfg.resolve(path), grid, resampling=how, what=name, band=inp.bands.get(name))
     for name, path in inp.covariates.items():
-        rasters[f"covariate:{name}"] = read_raster(cfg.resolve(path), grid, resampling="bilinear", what=name)
+        rasters[f"covariate:{name}"] = read_raster(
+            cfg.resolve(path), grid, resampling="bilinear", what=name, band=inp.bands.get(name)
+        )
 
     def vec(v: Any, what: str) -> gpd.GeoDataFrame | None:
         return None if v is None else read_vector(cfg.resolve(v.path), v.layer, grid=grid, what=what)
@@ -248,8 +294,12 @@ def load_inputs(cfg: RunConfig, grid: Grid | None = None) -> Inputs:
     if study is not None:
         from rasterio.features import geometry_mask
 
+        require_polygons(study, "study_area", fix="Give the study-area outline as a polygon layer.")
         inside = ~geometry_mask(study.geometry.to_numpy(), out_shape=grid.shape, transform=grid.transform)
         valid &= inside
+    countries = vec(inp.countries, "countries")
+    if countries is not None:
+        require_polygons(countries, "countries", fix="Give country polygons (not points or border lines).")
     pas = None
     if inp.protected_areas is not None:
         pas = read_wdpa(
@@ -262,12 +312,24 @@ def load_inputs(cfg: RunConfig, grid: Grid | None = None) -> Inputs:
     if not valid.any():
         msg = "no valid cell: the land mask and the study area leave nothing to analyse. Check both layers."
         raise DataError(msg)
+    for name, arr in rasters.items():
+        missing = valid & np.isnan(arr)  # infinities are values, refused by the stage that uses them
+        n_missing = int(missing.sum())
+        if n_missing:
+            warnings.warn(
+                f"{name}: {n_missing:,} of {int(valid.sum()):,} cells of the study area "
+                f"({100 * n_missing / valid.sum():.1f} %) have no data (outside the raster or at its nodata); they are "
+                "treated as impassable and hold no habitat. Give a raster that covers the whole study area, or clip the "
+                "study area ([inputs] study_area) to the raster.",
+                NodataWarning,
+                stacklevel=2,
+            )
     return Inputs(
         grid=grid,
         valid=valid,
         rasters=rasters,
         study_area=study,
-        countries=vec(inp.countries, "countries"),
+        countries=countries,
         borders=vec(inp.borders, "borders"),
         protected_areas=pas,
         sites=vec(inp.sites, "sites"),
@@ -380,9 +442,14 @@ def compute_patches(cfg: RunConfig, inputs: Inputs, suitability: np.ndarray) -> 
 
 
 def compute_links(
-    cfg: RunConfig, inputs: Inputs, resistance: np.ndarray, labels: np.ndarray, patches: gpd.GeoDataFrame
+    cfg: RunConfig,
+    inputs: Inputs,
+    resistance: np.ndarray,
+    labels: np.ndarray,
+    patches: gpd.GeoDataFrame,
+    **log: str,
 ) -> tuple[nx.Graph, CostDistanceResult]:
-    """The least-cost connectivity graph (see :func:`leopardgeo.stages.graph.build_graph`)."""
+    """The least-cost graph (:func:`leopardgeo.stages.graph.build_graph`; ``log``: its ``stage`` and ``isolated_hint``)."""
     lc = cfg.links
     cidx, codes = country_raster(inputs.countries, inputs.grid, cfg.inputs.country_field)
     return build_graph(
@@ -399,6 +466,7 @@ def compute_links(
         countries=cidx if codes else None,
         country_codes=codes,
         workers=lc.workers,
+        **log,
     )
 
 
@@ -459,9 +527,55 @@ def _file_exclusions(cfg: RunConfig) -> list[tuple[int, int]]:
     return listed if mode == "exclude" else []
 
 
-def compute_circuit(cfg: RunConfig, resistance: np.ndarray, labels: np.ndarray, graph: nx.Graph | None = None) -> CircuitResult:
-    """Circuit current between patches (:func:`leopardgeo.kernels.circuit.circuit_flow`); sets links' ``eff_resistance``."""
+#: More pairwise circuit solves than this are refused (each is a sparse solve over the whole grid).
+MAX_CIRCUIT_PAIRS = 100_000
+
+
+def _check_circuit_patches(cfg: RunConfig, labels: np.ndarray) -> None:
+    """Refuse a circuit with fewer than two patches, unknown ``include_pairs`` or an absurd number of pairs."""
     c = cfg.circuit
+    ids = np.unique(labels[labels > 0])
+    off = "or switch the circuit off ([circuit] enabled = false)"
+    if len(ids) < 2:
+        msg = (
+            f"circuit: expected at least two habitat patches to drive current between, found {len(ids)}. "
+            f"Lower [patches] min_area_ha or min_suitability, enlarge the study area, {off}."
+        )
+        raise DataError(msg)
+    known = {int(i) for i in ids}
+    for key in ("include_pairs", "exclude_pairs"):
+        for pair in getattr(c, key):
+            unknown = [v for v in pair if v not in known]
+            if unknown:
+                msg = (
+                    f"[circuit] {key}: pair {list(pair)} names patch {unknown[0]}, which does not exist; expected patch "
+                    f"ids among {sorted(known)[:20]}{' ...' if len(known) > 20 else ''} (see the patches layer). "
+                    "Fix the pair or remove it."
+                )
+                raise ConfigError(msg)
+    if c.mode is CircuitMode.PAIRWISE and not c.include_pairs and not c.pairs_file and c.pairs is PairSet.ALL:
+        n_pairs = len(ids) * (len(ids) - 1) // 2
+        if n_pairs > MAX_CIRCUIT_PAIRS:
+            msg = (
+                f"circuit: expected at most {MAX_CIRCUIT_PAIRS:,} pairwise solves, found {n_pairs:,} "
+                f"({len(ids):,} patches, all pairs). Set [circuit] pairs = 'links' or include_pairs, raise [patches] "
+                f"min_area_ha so fewer, larger patches remain, use mode = 'one_to_all', {off}."
+            )
+            raise DataError(msg)
+
+
+def compute_circuit(cfg: RunConfig, resistance: np.ndarray, labels: np.ndarray, graph: nx.Graph | None = None) -> CircuitResult:
+    """Circuit current between patches (:func:`leopardgeo.kernels.circuit.circuit_flow`); sets links' ``eff_resistance``.
+
+    Raises
+    ------
+    DataError
+        Fewer than two patches, or more pairwise solves than :data:`MAX_CIRCUIT_PAIRS`.
+    ConfigError
+        ``include_pairs`` names a patch that does not exist.
+    """
+    c = cfg.circuit
+    _check_circuit_patches(cfg, labels)
     result = circuit_flow(
         resistance,
         labels,
@@ -592,7 +706,10 @@ def compute_crossborder(
     fenced, mask = fence_resistance(
         resistance, cidx, grid, mode=str(cb.fence), penalty=cb.fence_penalty, gaps_xy=gaps, gap_width_m=cb.gap_width_m
     )
-    after, _ = compute_links(cfg, inputs, fenced, labels, patches)
+    after, _ = compute_links(
+        cfg, inputs, fenced, labels, patches, stage="border-fence scenario",
+        isolated_hint="Expected when the fence cuts them off: see the fence_links layer and newly_isolated in fence.json.",
+    )  # fmt: skip
     mark_crosses_border(after)
     if metrics is None:
         metrics = compute_metrics(cfg, inputs, graph)
@@ -683,8 +800,8 @@ def compute_territories(
     (the protected areas rasterized by row, 1-based); :func:`territory_outputs` turns them into names.
     """
     tc = cfg.territories
-    zones, _ = territory_zones(cfg, inputs, labels, patches)
-    return pack_territories(
+    zones, names = territory_zones(cfg, inputs, labels, patches)
+    result = pack_territories(
         territory_quality(cfg, inputs, suitability),
         resistance,
         inputs.grid,
@@ -701,6 +818,9 @@ def compute_territories(
         connectivity=tc.connectivity,
         workers=tc.workers,
     )
+    if "country" in names:  # capacity("country") shows ISO3 codes, as the CLI and capacity.csv do
+        result.zone_codes["country"] = {i: code for i, (code, _) in names["country"].items()}
+    return result
 
 
 def territory_outputs(
@@ -840,11 +960,16 @@ def compute_sites(
         circuit_connectivity=cfg.circuit.connectivity,
     )
     timings["evaluate"] = time.perf_counter() - t
-    scored = st.score_sites(table, sc.weights, sc.directions)
+    cut = _unreachable_sites(table, src.name)
+    ranked = table[~cut].reset_index(drop=True)
+    scored = st.score_sites(ranked, sc.weights, sc.directions)
     stab = st.rank_stability(
-        table, sc.weights, sc.directions, n=sc.rank_stability_draws, spread=sc.weight_spread, seed=sc.seed
+        ranked, sc.weights, sc.directions, n=sc.rank_stability_draws, spread=sc.weight_spread, seed=sc.seed
     )
     scored = scored.merge(stab[["site_id", "first_share", "mean_rank"]], on="site_id", how="left")
+    if cut.any():  # listed after the ranked sites, without score or rank
+        unranked = table[cut].assign(score=np.nan, rank=np.nan, first_share=np.nan, mean_rank=np.nan)
+        scored = pd.concat([scored, unranked], ignore_index=True)
     sim_doc: dict[str, Any] = {}
     sim_results: dict[str, Any] = {}
     if sc.simulate:
@@ -895,6 +1020,30 @@ def compute_sites(
         table=scored, stability=stab, source=src, weights=used, simulation=sim_doc, simulation_results=sim_results,
         timings_s=timings,
     )  # fmt: skip
+
+
+def _unreachable_sites(table: pd.DataFrame, source: str) -> np.ndarray:
+    """Mask of the sites that cannot reach the source population (infinite ``cwd_to_source``); they are not ranked.
+
+    Raises
+    ------
+    NoPathError
+        If no site can reach the source.
+    """
+    if "cwd_to_source" not in table.columns:
+        return np.zeros(len(table), dtype=bool)
+    cut = ~np.isfinite(table["cwd_to_source"].to_numpy(dtype=float))
+    if cut.any():
+        names = ", ".join(str(n) for n in table.loc[cut, "name"])
+        hint = (
+            "No-data cells (outside an input raster, water, impassable barriers) separate them from it: check that "
+            "every input covers the study area (see any NodataWarning) and the barriers."
+        )
+        if cut.all():
+            msg = f"sites: expected a site that can reach the source population {source!r}, found none ({names}). {hint}"
+            raise NoPathError(msg)
+        logger.warning("sites: %s cannot reach the source population %r and are not ranked. %s", names, source, hint)
+    return cut
 
 
 def _territory_params(cfg: RunConfig) -> dict[str, Any]:
@@ -1356,7 +1505,7 @@ def run(    config: RunConfig,
                     timings |= write_sites(writer, sites)
                 if terr is not None and capacity is not None:
                     _write_territories(writer, terr, capacity, g)
-                writer.text("run_config.toml", dump_config(config))
+                writer.text("run_config.toml", dump_config(config, relative_to=out))
                 writer.write_styles()  # QGIS styles: layer_styles in the GeoPackage, a .qml beside each GeoTIFF
                 timings["write"] = time.perf_counter() - t
                 manifest = manifest_json(
@@ -1366,6 +1515,7 @@ def run(    config: RunConfig,
                     outputs=[n for n in [*writer.written, MANIFEST_NAME] if not n.startswith(CACHE_DIR)],
                     stages=stage_run.manifest(),
                     cache_sha256=stage_run.cache_sha256,
+                    relative_to=out,
                 )
                 writer.text(MANIFEST_NAME, manifest)
                 writer.commit()

@@ -206,6 +206,12 @@ def _pairwise_links(
 
 
 # ---------------------------------------------------------------------- the graph
+_ISOLATED_HINT = (
+    "They count as isolated in the metrics. If that is unexpected, check the resistance (no data) around them, or relax "
+    "[links] max_cwd / max_euclid_m / drop_through_patches."
+)
+
+
 def build_graph(
     resistance: np.ndarray,
     patch_labels: np.ndarray,
@@ -221,6 +227,8 @@ def build_graph(
     countries: np.ndarray | None = None,
     country_codes: Sequence[str] = (),
     workers: int | None = None,
+    stage: str = "least-cost links",
+    isolated_hint: str | None = None,
 ) -> tuple[nx.Graph, CostDistanceResult]:
     """Least-cost links between patches as a :class:`networkx.Graph`.
 
@@ -255,6 +263,9 @@ def build_graph(
         edge attribute.
     workers
         Threads for the per-patch searches (``cutoff`` / ``knn``).
+    stage, isolated_hint
+        Name of the calling stage and what to do about patches left without a
+        link, for the warning that lists them.
 
     Returns
     -------
@@ -329,7 +340,7 @@ def build_graph(
         G.add_node(int(pid), patch_id=int(pid), **row.to_dict())
     if not links:
         G.graph["isolated"] = sorted(G.nodes)
-        logger.warning("no link found between any of %d patches", len(ids))
+        logger.warning("%s: no link found between any of %d patches. %s", stage, len(ids), isolated_hint or _ISOLATED_HINT)
         return G, one_pass
 
     coords = [_centres(link["cells"], grid) for link in links]
@@ -371,7 +382,10 @@ def build_graph(
         G.add_edge(int(row.patch_a), int(row.patch_b), **{c: getattr(row, c) for c in EDGE_COLUMNS}, geometry=geom)
     G.graph["isolated"] = isolated_patches(G)
     if G.graph["isolated"]:
-        logger.warning("%d patch(es) have no link: %s", len(G.graph["isolated"]), G.graph["isolated"])
+        logger.warning(
+            "%s: %d patch(es) have no link: %s. %s", stage, len(G.graph["isolated"]), G.graph["isolated"],
+            isolated_hint or _ISOLATED_HINT,
+        )
     logger.info("%d links between %d patches (%s rule)", G.number_of_edges(), G.number_of_nodes(), rule.value)
     return G, one_pass
 

@@ -73,13 +73,28 @@ def suitability_from_raster(values: np.ndarray, *, land: np.ndarray | None = Non
            [1. , 0. ]], dtype=float32)
     """
     s = np.asarray(values, dtype="float32")
+    infinite = np.isinf(s)
+    if infinite.any():
+        msg = (
+            f"suitability: expected values in 0..1 or no data, found {int(infinite.sum())} infinite cells (+/-inf). "
+            "Set them to the raster's nodata value (e.g. `gdal_calc.py --calc \"where(isinf(A), -1, A)\" "
+            "--NoDataValue -1`) or to a value in 0..1."
+        )
+        raise DataError(msg)
     finite = s[np.isfinite(s)]
     if finite.size and (finite.min() < 0 or finite.max() > 1):
-        n_bad = int(((finite < 0) | (finite > 1)).sum())
-        msg = (
-            f"suitability: expected values in 0..1, found {n_bad} cells outside "
-            f"(range {finite.min():g}..{finite.max():g}). Rescale it (e.g. divide a 0..100 map by 100)."
-        )
+        bad = finite[(finite < 0) | (finite > 1)]
+        n_bad = int(bad.size)
+        common = np.unique(bad)
+        if common.size <= 3 and (np.abs(common) >= 999).all():
+            fix = (
+                f"The value{'s' if common.size > 1 else ''} {', '.join(f'{v:g}' for v in common)} look like an "
+                "undeclared nodata value: declare it (e.g. `gdal_edit.py -a_nodata -9999 file.tif`)."
+            )
+        else:
+            fix = "Rescale it (e.g. divide a 0..100 map by 100), or declare the raster's nodata value if these cells have none."
+        rng = f"{finite.min():g}..{finite.max():g}"
+        msg = f"suitability: expected values in 0..1, found {n_bad} cells outside (range {rng}). {fix}"
         raise DataError(msg)
     if land is not None:
         s = np.where(land, s, np.nan).astype("float32")
@@ -102,7 +117,15 @@ def read_coefficients(path: str | Path) -> tuple[float, dict[str, float]]:
     if not p.is_file():
         msg = f"coefficient table {str(p)!r} not found. Check [habitat] coefficients_file."
         raise DataError(msg)
-    with p.open(newline="", encoding="utf-8") as fh:
+    import io
+
+    from leopardgeo.config import decode_utf8
+
+    try:
+        text = decode_utf8(p.read_bytes(), f"coefficient table {str(p)!r}")
+    except ConfigError as exc:
+        raise DataError(str(exc)) from exc
+    with io.StringIO(text, newline="") as fh:
         reader = csv.DictReader(fh)
         if reader.fieldnames is None or not {"covariate", "coefficient"} <= set(reader.fieldnames):
             msg = f"coefficient table {p.name!r}: expected columns covariate,coefficient, found {reader.fieldnames}."

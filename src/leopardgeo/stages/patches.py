@@ -77,6 +77,15 @@ def country_raster(countries: gpd.GeoDataFrame | None, grid: Grid, field: str) -
             "Set [inputs] country_field."
         )
         raise DataError(msg)
+    raw = countries[field]
+    blank = raw.isna().to_numpy() | (raw.astype(str).str.strip() == "").to_numpy()
+    if blank.any():
+        rows = [int(i) for i in np.flatnonzero(blank)[:5]]
+        msg = (
+            f"countries: expected a country code in column {field!r} of every polygon, found {int(blank.sum())} "
+            f"empty or NULL (features {rows}). Fill in the codes (e.g. ISO3 'RUS', 'CHN') or drop those polygons."
+        )
+        raise DataError(msg)
     codes = sorted(countries[field].astype(str).unique())
     idx = countries[field].astype(str).map({c: i for i, c in enumerate(codes)}).to_numpy()
     out = rasterize(

@@ -360,6 +360,9 @@ class TerritoryResult:
         Per zone layer, the sorted nonzero labels present in its raster.
     grid
         The analysis grid.
+    zone_codes
+        Per zone layer, optionally, the code each label stands for (e.g.
+        ``{"country": {1: "CHN", 2: "RUS"}}``); :meth:`capacity` shows them.
     """
 
     female: np.ndarray
@@ -369,10 +372,20 @@ class TerritoryResult:
     replicate_territories: pd.DataFrame
     zone_labels: dict[str, np.ndarray] = field(default_factory=dict)
     grid: Grid | None = None
+    zone_codes: dict[str, dict[int, str]] = field(default_factory=dict)
 
     def capacity(self, zone: str) -> pd.DataFrame:
-        """Territory counts per label of zone layer ``zone``; see :func:`capacity`."""
-        return capacity(self, zone)
+        """Territory counts per zone of layer ``zone``; see :func:`capacity`.
+
+        Where :attr:`zone_codes` names the labels of ``zone`` (the pipeline
+        gives the country codes), the ``zone`` column holds those codes (label
+        0, outside every zone, becomes ``""``) instead of the raster labels.
+        """
+        out = capacity(self, zone)
+        codes = self.zone_codes.get(zone)
+        if codes:
+            out[zone] = [codes.get(int(i), "" if int(i) == 0 else str(int(i))) for i in out[zone]]
+        return out
 
 
 # --------------------------------------------------------------------------- validation

@@ -1,0 +1,206 @@
+"""Memory estimates made before any large allocation, and bounds on absurd counts.
+
+A run whose arrays cannot fit should be refused in a second with a message
+saying how much it needs, how much there is and what to change -- not end in a
+numpy ``MemoryError`` traceback after minutes of work.  The estimates here are
+deliberately simple: bytes per grid cell for each stage that runs (the arrays
+it keeps alive at its peak, rounded up), bytes per cell of each input's source
+window, and a count of items for combinatorial work (pairs, draws,
+replicates).  They are approximate upper-level estimates, not measurements;
+their purpose is to catch inputs that are wrong by orders of magnitude (a
+1 m grid over 100 km, a VRT declaring 10^12 cells).
+
+Available memory is what :func:`psutil.virtual_memory` reports, lowered to
+the limit of the process's cgroup (containers, CI runners, ``systemd-run -p
+MemoryMax=``) when one is set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from leopardgeo.core.errors import ConfigError, MemoryLimitError
+
+__all__ = [
+    "RUN_BYTES_PER_CELL",
+    "available_bytes",
+    "check_count",
+    "check_memory",
+    "estimate_run_bytes",
+    "fmt_bytes",
+]
+
+#: Approximate peak bytes per grid cell of each stage (arrays alive at its
+#: peak: float32 rasters 4 B, float64 cost distances 8 B, labels 4 B, masks
+#: 1 B, work queues and sparse matrices), rounded up.  ``inputs`` is per input
+#: raster layer; the others count once when the stage runs.  Approximate.
+RUN_BYTES_PER_CELL: dict[str, float] = {
+    "inputs": 5.0,  # each input raster: float32 on the grid + a validity mask
+    "base": 40.0,  # suitability, resistance, patch labels, masks and their temporaries
+    "territories": 60.0,  # quality, cost search, claims per sex, per-replicate rasters
+    "links": 40.0,  # cost distance (float64), allocation, back-links, search heap
+    "corridors": 24.0,
+    "circuit": 260.0,  # Laplacian (9 entries per row), AMG hierarchy, current and voltage
+    "pinch_points": 24.0,
+    "barriers": 32.0,
+    "metrics": 0.0,
+    "crossborder": 24.0,
+    "sites": 48.0,
+}
+
+#: When neither psutil nor /proc answers (never on Linux), assume this much.
+_FALLBACK_BYTES = 1 << 62
+
+
+def fmt_bytes(n: float) -> str:
+    """Bytes as a short human-readable string.
+
+    Examples
+    --------
+    >>> fmt_bytes(3.2e9), fmt_bytes(4_000_000), fmt_bytes(12)
+    ('3.2 GB', '4.0 MB', '12 bytes')
+    >>> fmt_bytes(4e15)
+    '4,000,000.0 GB'
+    """
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:,.1f} {unit}"
+    return f"{n:.0f} bytes"
+
+
+def _cgroup_bytes(root: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """Memory left under the process's cgroup limit (v2 ``memory.max`` or v1 ``memory.limit_in_bytes``), or None."""
+    files = (("memory.max", "memory.current"), ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes"))
+    for limit_name, usage_name in files:
+        try:
+            raw = (root / limit_name).read_text().strip()
+        except OSError:
+            continue
+        if not raw.isdigit():  # "max": no limit
+            return None
+        limit = int(raw)
+        if limit >= 1 << 60:  # cgroup v1 writes a huge number for "no limit"
+            return None
+        try:
+            used = int((root / usage_name).read_text().strip())
+        except (OSError, ValueError):
+            used = 0
+        return max(0, limit - used)
+    return None
+
+
+def available_bytes() -> int:
+    """Memory this process can still allocate: psutil's available memory, capped by the cgroup limit.
+
+    Examples
+    --------
+    >>> available_bytes() > 0
+    True
+    """
+    have: int | None = None
+    try:
+        import psutil
+
+        have = int(psutil.virtual_memory().available)
+    except Exception:  # pragma: no cover - psutil missing or unsupported platform
+        try:
+            with open("/proc/meminfo") as fh:
+                for line in fh:
+                    if line.startswith("MemAvailable:"):
+                        have = int(line.split()[1]) * 1024
+        except OSError:
+            have = None
+    cg = _cgroup_bytes()
+    if have is None:
+        return cg if cg is not None else _FALLBACK_BYTES
+    return min(have, cg) if cg is not None else have
+
+
+def estimate_run_bytes(n_cells: int, *, n_inputs: int, stages: Iterable[str]) -> dict[str, int]:
+    """Approximate peak bytes of a run, by part: the input layers and each stage that runs.
+
+    Parameters
+    ----------
+    n_cells
+        Cells of the analysis grid.
+    n_inputs
+        Raster layers read onto the grid.
+    stages
+        Names of the stages that run (keys of :data:`RUN_BYTES_PER_CELL`;
+        unknown names count nothing).
+
+    Returns
+    -------
+    dict
+        Part -> bytes; ``"total"`` is the sum.
+
+    Examples
+    --------
+    >>> est = estimate_run_bytes(1_000_000, n_inputs=3, stages=["links"])
+    >>> est["inputs"], est["links"], est["total"]
+    (15000000, 40000000, 95000000)
+    """
+    parts = {"inputs": int(n_cells * RUN_BYTES_PER_CELL["inputs"] * max(n_inputs, 1))}
+    parts["base"] = int(n_cells * RUN_BYTES_PER_CELL["base"])
+    for s in stages:
+        if s in RUN_BYTES_PER_CELL and s not in parts:
+            parts[s] = int(n_cells * RUN_BYTES_PER_CELL[s])
+    parts["total"] = sum(parts.values())
+    return parts
+
+
+def check_memory(need_bytes: float, *, what: str, fix: str, limit_bytes: float | None = None) -> None:
+    """Refuse work estimated to need more memory than is available (or than ``limit_bytes``).
+
+    Raises
+    ------
+    MemoryLimitError
+        Saying how much is needed, how much is available and ``fix``.
+
+    Examples
+    --------
+    >>> check_memory(1e3, what="a small array", fix="nothing")
+    >>> check_memory(1e30, what="the run (10^29 cells)", fix="Use coarser cells.")
+    Traceback (most recent call last):
+    ...
+    leopardgeo.core.errors.MemoryLimitError: the run (10^29 cells): expected to need about ... Use coarser cells.
+    """
+    have = available_bytes() if limit_bytes is None else limit_bytes
+    if need_bytes > have:
+        source = "the configured limit" if limit_bytes is not None else "available memory (cgroup limit included)"
+        msg = f"{what}: expected to need about {fmt_bytes(need_bytes)}, found {fmt_bytes(have)} of {source}. {fix}"
+        raise MemoryLimitError(msg)
+
+
+def check_count(value: int, *, name: str, limit: int, fix: str) -> None:
+    """Refuse an absurd count (replicates, draws, pairs) with a clear :class:`ConfigError`.
+
+    Raises
+    ------
+    ConfigError
+        If ``value`` exceeds ``limit``.
+
+    Examples
+    --------
+    >>> check_count(5, name="[territories] replicates", limit=10_000, fix="Use fewer.")
+    >>> check_count(10**9, name="[territories] replicates", limit=10_000, fix="Use fewer.")
+    Traceback (most recent call last):
+    ...
+    leopardgeo.core.errors.ConfigError: [territories] replicates: expected at most 10,000, found 1,000,000,000. Use fewer.
+    """
+    if value > limit:
+        msg = f"{name}: expected at most {limit:,}, found {value:,}. {fix}"
+        raise ConfigError(msg)
+
+
+def parts_text(parts: Mapping[str, int]) -> str:
+    """``"inputs 1.0 GB, links 2.0 GB, ..."``: the largest parts of an estimate, for messages."""
+    items = sorted(((k, v) for k, v in parts.items() if k != "total" and v > 0), key=lambda kv: -kv[1])
+    return ", ".join(f"{k} {fmt_bytes(v)}" for k, v in items[:4])
+
+
+def cells_text(n: float) -> str:
+    """A cell count for messages (``"1.0e+12"`` beyond a billion)."""
+    return f"{n:,.0f}" if n < 1e9 else f"{n:.1e}"
+
