@@ -204,4 +204,5 @@ def test_output_writer_is_all_or_nothing(tmp_path, utm_raster):
         w.raster("a.tif", np.zeros(grid.shape, "float32"), grid)
         raise RuntimeError("stage failed")
     assert (out / "a.tif").read_bytes() == before
-    assert sorted(p.name for p in out.iterdir()) == ["a.qml", "a.tif"]  # the QGIS style committed with the raster
+    # the QGIS style is committed with the raster; the hidden ledger lists what leopardgeo wrote
+    assert sorted(p.name for p in out.iterdir()) == [".leopardgeo_files.json", "a.qml", "a.tif"]

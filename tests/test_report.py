@@ -74,8 +74,9 @@ def test_manifest_records_config_inputs_versions_and_timings(coarse_run):
     assert v["numpy"] == numpy.__version__ and v["GDAL"] == rasterio.__gdal_version__
     assert {"leopardgeo", "python", "scipy", "geopandas", "shapely", "rasterio", "pyogrio", "networkx", "numba", "pyamg",
             "PROJ"} <= set(v)  # fmt: skip
-    # outputs: every file in the folder, styles included, and nothing else
-    on_disk = sorted(p.name for p in out.iterdir() if p.is_file())
+    # outputs: every file in the folder, styles included, and nothing else (the hidden ledger and stage cache
+    # are the run folder's bookkeeping, not outputs)
+    on_disk = sorted(p.name for p in out.iterdir() if p.is_file() and not p.name.startswith("."))
     assert m["outputs"] == on_disk
     assert set(output_files(result.config)) <= set(on_disk)
 
@@ -111,7 +112,8 @@ def test_a_run_failing_while_styling_leaves_no_output(tmp_path, monkeypatch, coa
     out = tmp_path / "o"
     with pytest.raises(RuntimeError, match="disk full"):
         run(cfg, out_dir=out)
-    assert list(out.iterdir()) == []  # nothing half-written, not even the staging folder
+    assert not out.exists()  # nothing half-written: no folder, and no staging folder beside it
+    assert list(tmp_path.iterdir()) == []
 
 
 # ---------------------------------------------------------------------- report

@@ -139,8 +139,14 @@ def cli(ctx: click.Context, verbose: int, quiet: int, debug: bool) -> None:
 @click.argument("config", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @out_option
 @overwrite_option
+@click.option(
+    "--recompute",
+    is_flag=True,
+    help="Compute every stage; by default, with --overwrite, stages an earlier run in the folder computed with the "
+    "same settings and inputs are reused.",
+)
 @click.pass_context
-def run(ctx: click.Context, config: Path | None, out: Path | None, overwrite: bool) -> None:
+def run(ctx: click.Context, config: Path | None, out: Path | None, overwrite: bool, recompute: bool) -> None:
     r"""Run the pipeline on CONFIG (default: the embedded Amur study area).
 
     Writes leopardgeo.gpkg (study_area, borders, protected_areas, patches,
@@ -158,16 +164,27 @@ def run(ctx: click.Context, config: Path | None, out: Path | None, overwrite: bo
     from leopardgeo.runner.pipeline import run as run_pipeline
     from leopardgeo.runner.pipeline import summary_table
 
-    cfg = load_config(config) if config else demo_config()
+    cfg = load_config(config, over=_base_config(out or Path("out"))) if config else demo_config()
     quiet = ctx.obj["verbosity"] < 0
     result = run_pipeline(
         cfg,
         out_dir=out if out is not None else Path(cfg.output.dir or "out"),
         overwrite=overwrite or cfg.output.overwrite,
         progress=not quiet and sys.stderr.isatty(),
+        recompute=recompute,
     )
     if not quiet:
         _print_summary(summary_table(result.patches), result)
+        if result.reused:
+            _console().print(f"Reused from the earlier run: {', '.join(result.reused)} (--recompute computes everything).")
+
+
+def _base_config(out_dir: Path) -> Any:
+    """What a partial config completes: the effective config of the run in ``out_dir``, else the demo's."""
+    from leopardgeo.config import demo_config, load_config
+
+    earlier = out_dir / "run_config.toml"
+    return load_config(earlier) if earlier.is_file() else demo_config()
 
 
 def _print_summary(table: Any, result: Any) -> None:
@@ -372,7 +389,7 @@ def links(ctx: click.Context, out_dir: Path, config: Path | None, overwrite: boo
 
     quiet = ctx.obj["verbosity"] < 0
     with _spinner("least-cost links", show=not quiet and sys.stderr.isatty()):
-        graph, _ = run_links(out_dir, load_config(config) if config else None, overwrite=overwrite)
+        graph, _ = run_links(out_dir, load_config(config, over=_base_config(out_dir)) if config else None, overwrite=overwrite)
     if not quiet:
         _print_links(_console(), graph)
 
@@ -816,14 +833,22 @@ def _run_stage(
 ) -> _StageRun:
     """Run the pipeline for a stage command: CONFIG (default: the demo) with each of ``sections`` enabled or not.
 
-    Refuses before any work when ``report_files`` of an earlier run are in the output folder and
-    ``--overwrite`` was not given; ``check`` may refuse the configuration first.
+    Into the folder of an earlier run, the command is that run with its stage enabled: CONFIG (if given)
+    completes the run's effective config, nothing is switched off, and every unchanged stage is reused,
+    so nothing the run holds is lost or left stale.  Into a new folder, the stages ``sections`` switches
+    off are skipped to save time.  Refuses before any work when ``report_files`` of an earlier run are in
+    the output folder and ``--overwrite`` was not given; ``check`` may refuse the configuration first.
     """
-    from leopardgeo.config import demo_config, load_config
+    from leopardgeo.config import load_config
     from leopardgeo.core.errors import OutputExistsError
     from leopardgeo.runner.pipeline import run as run_pipeline
 
-    cfg = load_config(config) if config else demo_config()
+    folder = out if out is not None else Path("out")
+    earlier = (folder / "run_config.toml").is_file()
+    base = _base_config(folder)
+    cfg = load_config(config, over=base) if config else base
+    if earlier:
+        sections = {name: on for name, on in sections.items() if on}
     cfg = cfg.replace(**{name: dataclasses.replace(getattr(cfg, name), enabled=on) for name, on in sections.items()})
     if check is not None:
         check(cfg)

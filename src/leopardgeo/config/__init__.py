@@ -1165,13 +1165,37 @@ def load_config_string(text: str, *, base_dir: str | Path = ".") -> RunConfig:
     return _from_dict(RunConfig, data, "")
 
 
-def load_config(path: str | Path) -> RunConfig:
-    """Read a TOML config file; relative input paths resolve against its folder.
+def load_config(path: str | Path, *, over: RunConfig | None = None) -> RunConfig:
+    r"""Read a TOML config file; relative input paths resolve against its folder.
+
+    Parameters
+    ----------
+    path
+        The TOML file.
+    over
+        The configuration a partial file completes (the effective config of an
+        earlier run, or :func:`demo_config`).  A file without ``[inputs]`` and
+        ``[grid]`` sections takes every section it does not hold from ``over``
+        (the data, the countries, the other stages' settings); a section it holds
+        replaces ``over``'s section whole (keys it leaves out take their defaults).
+        A file with ``[inputs]`` or ``[grid]`` describes its own data and is read
+        as it is.
 
     Raises
     ------
     ConfigError
         If the file is missing or invalid.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "links.toml"
+    >>> _ = f.write_text('[links]\nrule = "knn"\n')
+    >>> cfg = load_config(f, over=demo_config())
+    >>> cfg.links.rule.value, cfg.inputs.countries.layer
+    ('knn', 'countries')
+    >>> load_config(f).inputs.countries is None
+    True
     """
     p = Path(path)
     if not p.is_file():
@@ -1184,12 +1208,40 @@ def load_config(path: str | Path) -> RunConfig:
         raise ConfigError(msg) from exc
     try:
         text = decode_utf8(raw, f"config file {str(p)!r}")
-        return load_config_string(text, base_dir=p.parent)
+        return _load_over(text, p, over)
     except ConfigError as exc:
         if str(p) in str(exc):
             raise
         msg = f"{exc} (config file {str(p)!r})"
         raise ConfigError(msg) from exc
+
+
+def _load_over(text: str, p: Path, over: RunConfig | None) -> RunConfig:
+    """``text`` read as a config file at ``p``, completing ``over`` when it is partial (see :func:`load_config`)."""
+    if over is None:
+        return load_config_string(text, base_dir=p.parent)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return load_config_string(text, base_dir=p.parent)  # raises the usual ConfigError
+    if "inputs" in data or "grid" in data or "base_dir" in data:
+        return load_config_string(text, base_dir=p.parent)
+    merged = _to_plain(over)
+    folder = p.parent.resolve()
+    for key, value in data.items():
+        merged[key] = _absolute_paths(value, folder)
+    return _from_dict(RunConfig, merged, "")
+
+
+def _absolute_paths(value: Any, folder: Path) -> Any:
+    """``value`` with each string that names a file relative to ``folder`` made absolute (a partial config's paths)."""
+    if isinstance(value, dict):
+        return {k: _absolute_paths(v, folder) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_absolute_paths(v, folder) for v in value]
+    if isinstance(value, str) and value and not Path(value).is_absolute() and (folder / value).is_file():
+        return str((folder / value).resolve())
+    return value
 
 
 def decode_utf8(raw: bytes, what: str) -> str:

@@ -23,6 +23,7 @@ __all__ = [
     "OutputError",
     "OutputExistsError",
     "ResistanceError",
+    "RunLockedError",
     "SmallPatchWarning",
 ]
 
@@ -61,6 +62,10 @@ class MemoryLimitError(LeopardGeoError, MemoryError):
 
 class OutputExistsError(LeopardGeoError, FileExistsError):
     """An output exists and ``overwrite`` was not requested."""
+
+
+class RunLockedError(LeopardGeoError):
+    """Another run is writing into the same output folder (the message names it)."""
 
 
 class LeopardGeoWarning(UserWarning):

@@ -791,16 +791,18 @@ def _check_free(path: Path, overwrite: bool) -> None:
 
 
 class OutputWriter:
-    """Collects a run's outputs in a staging folder and moves them into place at the end.
+    """Builds a run folder's next state beside it and swaps it in whole (see :mod:`leopardgeo.io.runfolder`).
 
-    Nothing in ``out_dir`` changes until :meth:`commit`; if the run fails, the
-    staging folder is removed and earlier outputs stay intact.  Use it as a
-    context manager.
+    Nothing in ``out_dir`` changes until :meth:`commit`, which replaces the
+    folder in one atomic step; if the run fails (or is killed), the earlier
+    folder stays as it was, and a folder that did not exist is not created.
+    The folder is locked from construction to commit or discard: a second
+    writer is refused.  Use it as a context manager.
 
     Parameters
     ----------
     out_dir
-        Output folder (created if needed).
+        Output folder (created by the commit if needed).
     overwrite
         Replace outputs that exist.
     names
@@ -812,26 +814,42 @@ class OutputWriter:
         and each GeoTIFF a ``.qml`` beside it (see :mod:`leopardgeo.io.styles`),
         so that every output opens styled in QGIS.  The ``.qml`` files are
         committed with the rasters.
+    replace
+        The writer makes a whole new run: outputs of the earlier run that it
+        does not write again are removed (files the user put in the folder
+        stay).  Without it (a report, one stage added to a run), every earlier
+        file stays unless written again.
+    inputs
+        The run's input files: an ``out_dir`` holding any of them is refused.
 
     Raises
     ------
     OutputExistsError
-        If any of ``names`` exists in ``out_dir`` and ``overwrite`` is false.
+        If any of ``names`` (with ``replace``: any earlier output) exists in
+        ``out_dir`` and ``overwrite`` is false.
+    RunLockedError
+        If another process is writing into ``out_dir``.
+    ConfigError
+        If ``out_dir`` holds one of ``inputs``.
     """
 
     def __init__(
-        self, out_dir: str | Path, *, overwrite: bool = False, names: Iterable[str] = (), styles: bool = True
+        self,
+        out_dir: str | Path,
+        *,
+        overwrite: bool = False,
+        names: Iterable[str] = (),
+        styles: bool = True,
+        replace: bool = False,
+        inputs: Iterable[str | Path] = (),
     ) -> None:
+        from leopardgeo.io.runfolder import FolderLock, check_inputs_outside, earlier_outputs, remove_leftovers
+
         self.out_dir = Path(out_dir)
         self.overwrite = overwrite
         self.styles = styles
-        clash = [n for n in names if (self.out_dir / n).exists()]
-        if clash and not overwrite:
-            msg = (
-                f"output folder {str(self.out_dir)!r} already holds {', '.join(clash)}; "
-                "expected no earlier outputs. Pass --overwrite to replace them, or --out another folder."
-            )
-            raise OutputExistsError(msg)
+        self.replace = replace
+        check_inputs_outside(self.out_dir, inputs)
         longest = len(os.fsencode(self.out_dir.absolute())) + 64  # staging folder and file names
         if longest > _MAX_PATH_BYTES:
             msg = (
@@ -839,13 +857,38 @@ class OutputWriter:
                 f"(GeoPackage and QGIS-style files cannot be written deeper), found {longest - 64}. Choose a shorter --out."
             )
             raise OutputError(msg)
+        created = [p for p in [self.out_dir.parent, *self.out_dir.parent.parents] if not p.exists()]
         with output_errors(self.out_dir):
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            self.staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.out_dir))
+            self._lock = FolderLock(self.out_dir).acquire()
+        try:
+            remove_leftovers(self.out_dir)
+            clash = [n for n in names if (self.out_dir / n).exists()]
+            if replace and self.out_dir.is_dir():
+                clash += sorted(n for n in earlier_outputs(self.out_dir) if n not in clash and (self.out_dir / n).exists())
+            if clash and not overwrite:
+                shown = [n for n in clash if not n.startswith(".")] or clash
+                listed = ", ".join(shown[:6]) + (f" and {len(shown) - 6} more" if len(shown) > 6 else "")
+                msg = (
+                    f"output folder {str(self.out_dir)!r} already holds {listed}; "
+                    "expected no earlier outputs. Pass --overwrite to replace them, or --out another folder."
+                )
+                raise OutputExistsError(msg)
+            with output_errors(self.out_dir):
+                self.staging = Path(
+                    tempfile.mkdtemp(prefix=f".{self.out_dir.name}.staging-{os.getpid()}-", dir=self.out_dir.parent)
+                )
+            umask = os.umask(0)
+            os.umask(umask)
+            self.staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; the run folder gets the usual permissions
+        except BaseException:
+            self._lock.release()
+            _remove_empty(created)
+            raise
+        self._created = created
         self.written: list[str] = []
 
     def path(self, name: str) -> Path:
-        """Staging path for output ``name`` (moved to ``out_dir/name`` on commit; ``name`` may hold a sub-folder)."""
+        """Staging path for output ``name`` (in ``out_dir/name`` after the commit; ``name`` may hold a sub-folder)."""
         if name not in self.written:
             self.written.append(name)
         p = self.staging / name
@@ -858,6 +901,14 @@ class OutputWriter:
         dst = self.path(name)
         if src.exists():
             shutil.copy2(src, dst)
+        return dst
+
+    def keep(self, name: str) -> Path:
+        """Carry ``out_dir/name`` into the new folder unchanged (linked, not copied), as if written again."""
+        from leopardgeo.io.runfolder import _link_or_copy
+
+        dst = self.path(name)
+        _link_or_copy(self.out_dir / name, dst)
         return dst
 
     def raster(self, name: str, array: np.ndarray, grid: Grid, **kwargs: Any) -> Path:
@@ -891,7 +942,8 @@ class OutputWriter:
             if not src.is_file():
                 continue
             if name == GPKG_NAME or name.endswith("/" + GPKG_NAME):
-                write_layer_styles(src)
+                with fixed_gpkg_dates():
+                    write_layer_styles(src)
             elif name.endswith(".tif"):
                 qml = name[: -len(".tif")] + ".qml"
                 write_raster_style(src)
@@ -901,24 +953,30 @@ class OutputWriter:
         return added
 
     def commit(self) -> list[Path]:
-        """Move every staged file into ``out_dir`` (each by an atomic rename), after styling them (``styles``)."""
-        if self.styles:
-            self.write_styles()
-        done = []
-        for name in self.written:
-            src = self.staging / name
-            if src.exists():
-                dst = self.out_dir / name
-                with output_errors(dst):
-                    dst.parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(src, dst)
-                done.append(dst)
-        self.discard()
-        return done
+        """Swap the staged folder in (after styling, with ``styles``) and release the lock; return the written paths."""
+        from leopardgeo.io.runfolder import carry_over, exchange_folders, write_ledger
+
+        try:
+            if self.styles:
+                self.write_styles()
+            written = [n for n in self.written if (self.staging / n).exists()]
+            with output_errors(self.out_dir):
+                kept = carry_over(self.out_dir, self.staging, keep_outputs=not self.replace, written=written)
+                write_ledger(self.staging, [*written, *kept])
+                old = exchange_folders(self.staging, self.out_dir)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            self.discard()
+            raise
+        self._lock.release()
+        return [self.out_dir / n for n in written]
 
     def discard(self) -> None:
-        """Remove the staging folder."""
+        """Remove the staging folder (and folders this writer created), and release the lock."""
         shutil.rmtree(self.staging, ignore_errors=True)
+        self._lock.release()
+        _remove_empty(self._created)
 
     def __enter__(self) -> OutputWriter:
         return self
@@ -928,6 +986,31 @@ class OutputWriter:
             self.commit()
         else:
             self.discard()
+
+
+def _remove_empty(folders: Iterable[Path]) -> None:
+    """Remove the folders (deepest first) that a failed writer created, when they are empty."""
+    for f in folders:
+        try:
+            f.rmdir()
+        except OSError:
+            break
+
+
+#: The ``last_change`` / ``update_time`` stamp written into GeoPackages (GDAL's ``OGR_CURRENT_DATE``), so that
+#: two runs of one configuration write identical files; when the run happened is in ``manifest.json``.
+FIXED_DATE = "2000-01-01T00:00:00.000Z"
+
+
+@contextlib.contextmanager
+def fixed_gpkg_dates() -> Iterator[None]:
+    """Within the block, GeoPackage timestamps written by GDAL and by :mod:`leopardgeo.io.styles` are :data:`FIXED_DATE`."""
+    before = pyogrio.get_gdal_config_option("OGR_CURRENT_DATE")
+    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": FIXED_DATE})
+    try:
+        yield
+    finally:
+        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": before})
 
 
 def write_layers(path: str | Path, layers: Mapping[str, gpd.GeoDataFrame], *, metadata: Mapping[str, str] | None = None) -> Path:
@@ -943,28 +1026,33 @@ def write_layers(path: str | Path, layers: Mapping[str, gpd.GeoDataFrame], *, me
             msg = f"layer name {name!r}: expected lowercase snake_case [a-z0-9_]."  # pragma: no cover
             raise ValueError(msg)
         exists = path.exists()
-        pyogrio.write_dataframe(
-            gdf,
-            path,
-            layer=name,
-            driver="GPKG",
-            append=False,
-            dataset_options=None if exists else {"VERSION": "1.2"},
-            layer_options={
-                "IDENTIFIER": name,
-                "DESCRIPTION": LAYERS.get(name, name),
-                "SPATIAL_INDEX": "YES",
-            },
-            metadata=dict(metadata) if metadata else None,
-        )
+        with fixed_gpkg_dates():
+            pyogrio.write_dataframe(
+                gdf,
+                path,
+                layer=name,
+                driver="GPKG",
+                append=False,
+                dataset_options=None if exists else {"VERSION": "1.2"},
+                layer_options={
+                    "IDENTIFIER": name,
+                    "DESCRIPTION": LAYERS.get(name, name),
+                    "SPATIAL_INDEX": "YES",
+                },
+                metadata=dict(metadata) if metadata else None,
+            )
     return path
 
 
-_SUBMODULES = ('styles',)
 
 
 def __getattr__(name: str) -> ModuleType:
-    if name in _SUBMODULES:
-        return importlib.import_module(f"{__name__}.{name}")
+    """Import the submodule ``name`` on first access (PEP 562)."""
+    if not name.startswith("__"):
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
     msg = f"module {__name__!r} has no attribute {name!r}"
     raise AttributeError(msg)

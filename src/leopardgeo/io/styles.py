@@ -626,6 +626,9 @@ _LAYER_STYLES_DDL = """CREATE TABLE "layer_styles" (
 
 
 def _now() -> str:
+    fixed = pyogrio.get_gdal_config_option("OGR_CURRENT_DATE")  # set while leopardgeo writes a run (io.FIXED_DATE)
+    if fixed:
+        return str(fixed)
     return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 

@@ -10,13 +10,16 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-_SUBMODULES = ('costdist', 'circuit', 'popkernel', 'genetics', 'graph_metrics')
-
 __all__: list[str] = []
 
 
 def __getattr__(name: str) -> ModuleType:
-    if name in _SUBMODULES:
-        return importlib.import_module(f"{__name__}.{name}")
+    """Import the submodule ``name`` on first access (PEP 562)."""
+    if not name.startswith("__"):
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
     msg = f"module {__name__!r} has no attribute {name!r}"
     raise AttributeError(msg)

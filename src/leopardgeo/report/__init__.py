@@ -552,11 +552,15 @@ def write_capacity_report(table: pd.DataFrame, out_dir: str | Path, *, overwrite
     return [Path(out_dir) / n for n in CAPACITY_FILES]
 
 
-_SUBMODULES = ('runreport', 'maps')
 
 
 def __getattr__(name: str) -> ModuleType:
-    if name in _SUBMODULES:
-        return importlib.import_module(f"{__name__}.{name}")
+    """Import the submodule ``name`` on first access (PEP 562)."""
+    if not name.startswith("__"):
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
     msg = f"module {__name__!r} has no attribute {name!r}"
     raise AttributeError(msg)

@@ -41,6 +41,7 @@ __all__ = [
     "MANIFEST_VERSION",
     "build_manifest",
     "input_files",
+    "input_paths",
     "package_versions",
     "read_manifest",
     "utc_now",
@@ -84,6 +85,20 @@ def _leaves(obj: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
         yield prefix.rstrip("."), obj
 
 
+def input_paths(cfg: RunConfig) -> list[tuple[str, Path]]:
+    """``(config key, absolute path)`` of every existing file the configuration points at (see :func:`input_files`)."""
+    from leopardgeo.config import _to_plain
+
+    out = []
+    for key, value in _leaves(_to_plain(cfg)):
+        if not isinstance(value, str) or not value or key.startswith(_NOT_INPUTS) or "://" in value:
+            continue
+        path = cfg.resolve(value)
+        if path is not None and path.is_file():
+            out.append((key, path))
+    return out
+
+
 def input_files(cfg: RunConfig) -> list[dict[str, Any]]:
     """Every file the configuration points at: config key, absolute path, size in bytes, SHA-256.
 
@@ -93,16 +108,9 @@ def input_files(cfg: RunConfig) -> list[dict[str, Any]]:
     A file named by several keys (e.g. the layers of one GeoPackage) is hashed
     once and listed under each key.
     """
-    from leopardgeo.config import _to_plain
-
     out: list[dict[str, Any]] = []
     hashes: dict[Path, tuple[int, str]] = {}
-    for key, value in _leaves(_to_plain(cfg)):
-        if not isinstance(value, str) or not value or key.startswith(_NOT_INPUTS) or "://" in value:
-            continue
-        path = cfg.resolve(value)
-        if path is None or not path.is_file():
-            continue
+    for key, path in input_paths(cfg):
         if path not in hashes:
             hashes[path] = (path.stat().st_size, _sha256(path))
         size, digest = hashes[path]
@@ -142,6 +150,8 @@ def build_manifest(
     finished: str | None = None,
     timings_s: Mapping[str, float] | None = None,
     outputs: Iterable[str] = (),
+    stages: Mapping[str, Any] | None = None,
+    cache_sha256: Mapping[str, str] | None = None,
     relative_to: str | Path | None = None,
 ) -> dict[str, Any]:
     """The manifest of a run as a JSON-ready dict (see the module docstring and ``docs/outputs.md``).
@@ -156,6 +166,10 @@ def build_manifest(
         Seconds per stage (``RunResult.timings_s``).
     outputs
         File names the run wrote.
+    stages
+        Per stage its hash and whether it was reused (:class:`leopardgeo.runner.stagegraph.StageRun`).
+    cache_sha256
+        SHA-256 of each stage cache file, checked before a later run reuses it.
     relative_to
         The run folder: ``base_dir`` and input paths are then written relative
         to it, so the manifest holds no absolute machine path (the interpreter
@@ -200,6 +214,8 @@ def build_manifest(
             "executable": Path(sys.executable).name,
         },
         "outputs": sorted(set(outputs)),
+        "stages": dict(stages or {}),
+        "cache_sha256": dict(sorted((cache_sha256 or {}).items())),
     }
 
 

@@ -8,6 +8,7 @@ Each stage is also callable on its own (:func:`load_inputs`,
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import time
@@ -55,7 +56,8 @@ from leopardgeo.io import (
 from leopardgeo.io.circuitscape import read_pairs_file
 from leopardgeo.kernels.circuit import CircuitResult, circuit_flow
 from leopardgeo.kernels.costdist import CostDistanceResult
-from leopardgeo.runner.manifest import MANIFEST_NAME, manifest_json, read_manifest, utc_now
+from leopardgeo.runner.manifest import MANIFEST_NAME, input_files, input_paths, manifest_json, read_manifest, utc_now
+from leopardgeo.runner.stagegraph import CACHE_DIR, Stage, execute, resolve
 from leopardgeo.stages.barrier_mapper import BarrierResult, map_barriers
 from leopardgeo.stages.corridors import CorridorResult, add_corridor_attributes, least_cost_corridors
 from leopardgeo.stages.crossborder import (
@@ -196,6 +198,7 @@ class RunResult:
     territories: TerritoryResult | None = None
     out_dir: Path | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
+    reused: list[str] = field(default_factory=list)
 
     @property
     def grid(self) -> Grid:
@@ -1132,18 +1135,20 @@ def run_links(
     *,
     overwrite: bool = False,
 ) -> tuple[nx.Graph, CostDistanceResult]:
-    """Build the graph alone from an earlier run's ``resistance.tif``, ``patches.tif`` and ``patches`` layer.
+    """(Re)build the links of an earlier run, and everything that depends on them, in its folder.
 
-    Adds the ``links`` and ``graph_nodes`` layers to the run's GeoPackage and
-    writes ``cwd.tif`` and ``allocation.tif``.
+    The run is redone with its own configuration (or ``config``) and links
+    enabled: stages the links do not touch are reused from the folder, the
+    links and every stage downstream of them (corridors, circuit, pinch points,
+    barriers, metrics, cross-border, scores, sites) are recomputed, and the
+    folder is replaced whole, so no output is left describing the old links.
 
     Parameters
     ----------
     out_dir
         Folder of an earlier ``leopardgeo run``.
     config
-        Configuration whose ``[links]`` section is used; default: the run's
-        own ``run_config.toml``.
+        Configuration to use; default: the run's own ``run_config.toml``.
     overwrite
         Replace links written before.
 
@@ -1163,25 +1168,14 @@ def run_links(
         msg = f"{str(out)!r}: expected the outputs of `leopardgeo run`, missing {', '.join(missing)}. Run it first."
         raise DataError(msg)
     cfg = config if config is not None else load_config(out / "run_config.toml")
-    grid = grid_from_raster(out / "resistance.tif")
-    resistance = read_raster(out / "resistance.tif", grid, what="resistance.tif")
-    labels = np.nan_to_num(read_raster(out / "patches.tif", grid, what="patches.tif"), nan=0).astype("int32")
-    patches = read_vector(out / GPKG_NAME, "patches", grid=grid, what="patches")
     existing = [str(n) for n in pyogrio.list_layers(out / GPKG_NAME)[:, 0]]
     if not overwrite and ("links" in existing or any((out / n).exists() for n in LINK_FILES)):
         msg = f"{str(out)!r} already holds links; expected none. Pass --overwrite to rebuild them."
         raise OutputExistsError(msg)
-    countries = None
-    if cfg.inputs.countries is not None:
-        countries = read_vector(cfg.resolve(cfg.inputs.countries.path), cfg.inputs.countries.layer, grid=grid)
-    inputs = Inputs(grid=grid, valid=np.isfinite(resistance), countries=countries)
-    graph, cwd = compute_links(cfg, inputs, resistance, labels, patches)
-    with OutputWriter(out, overwrite=True) as writer:
-        writer.copy_existing(GPKG_NAME)
-        writer.layers(graph_layers(graph), metadata={"leopardgeo_version": __version__, "config_hash": config_hash(cfg)})
-        for name, (array, nodata) in link_rasters(cwd).items():
-            writer.raster(name, array, grid, nodata=nodata, description=RASTERS[name])
-    return graph, cwd
+    cfg = cfg.replace(links=dataclasses.replace(cfg.links, enabled=True))
+    result = run(cfg, out_dir=out, overwrite=True)
+    assert result.graph is not None and result.cwd is not None  # links are enabled
+    return result.graph, result.cwd
 
 
 def summary_table(patches: gpd.GeoDataFrame) -> pd.DataFrame:
@@ -1230,13 +1224,208 @@ def _vector_outputs(inputs: Inputs, patches: gpd.GeoDataFrame) -> dict[str, gpd.
     layers["patches"] = patches
     return layers
 
+# ---------------------------------------------------------------------- the stage graph
+#: Stages that change the graph's links in place, in run order: each uses all the earlier ones, so a reused
+#: stage always restores the graph as the stages before it left it.
+_GRAPH_CHAIN = ("links", "corridors", "circuit", "pinch_points", "barriers", "metrics", "crossborder", "scores")
 
-def run(
-    config: RunConfig,
+
+def _before(name: str) -> tuple[str, ...]:
+    return _GRAPH_CHAIN[: _GRAPH_CHAIN.index(name)]
+
+
+def _links_on(cfg: RunConfig) -> bool:
+    return cfg.links.enabled
+
+
+#: The run as data: each stage, the config sections it reads, what it needs, what it produces.
+STAGES: tuple[Stage, ...] = (
+    Stage(
+        "inputs",
+        "reading and aligning inputs",
+        lambda cfg, c: {"inputs": load_inputs(cfg)},
+        sections=("grid", "inputs"),
+        produces=("inputs",),
+    ),
+    Stage(
+        "habitat",
+        "habitat suitability",
+        lambda cfg, c: {"suitability": compute_suitability(cfg, c["inputs"])},
+        sections=("habitat",),
+        needs=("inputs",),
+        produces=("suitability",),
+        outputs=("suitability.tif",),
+    ),
+    Stage(
+        "resistance",
+        "resistance",
+        lambda cfg, c: {"resistance": compute_resistance(cfg, c["inputs"], c["suitability"])},
+        sections=("resistance",),
+        needs=("inputs", "habitat"),
+        produces=("resistance",),
+        outputs=("resistance.tif",),
+    ),
+    Stage(
+        "patches",
+        "habitat patches",
+        lambda cfg, c: dict(zip(("labels", "patches"), compute_patches(cfg, c["inputs"], c["suitability"]), strict=True)),
+        sections=("patches",),
+        needs=("inputs", "habitat"),
+        produces=("labels", "patches"),
+        outputs=("patches.tif",),
+    ),
+    Stage(
+        "territories",
+        "territories and carrying capacity",
+        lambda cfg, c: {
+            "territories": compute_territories(cfg, c["inputs"], c["suitability"], c["resistance"], c["labels"], c["patches"])
+        },
+        sections=("territories",),
+        needs=("inputs", "habitat", "resistance", "patches"),
+        produces=("territories",),
+        mutates=("patches",),
+        enabled=lambda cfg: cfg.territories.enabled,
+        outputs=TERRITORY_FILES,
+    ),
+    Stage(
+        "links",
+        "least-cost links",
+        lambda cfg, c: dict(
+            zip(("graph", "cwd"), compute_links(cfg, c["inputs"], c["resistance"], c["labels"], c["patches"]), strict=True)
+        ),
+        sections=("links",),
+        needs=("inputs", "resistance", "patches"),
+        produces=("graph", "cwd"),
+        enabled=_links_on,
+        outputs=LINK_FILES,
+    ),
+    Stage(
+        "corridors",
+        "least-cost corridors",
+        lambda cfg, c: {"corridors": compute_corridors(cfg, c["inputs"], c["resistance"], c["labels"], c["graph"])},
+        sections=("corridors",),
+        needs=("inputs", "resistance", "patches", "links"),
+        produces=("corridors",),
+        mutates=("graph",),
+        enabled=lambda cfg: cfg.corridors.enabled,
+        outputs=("corridors.tif",),
+    ),
+    Stage(
+        "circuit",
+        "circuit-theory current",
+        lambda cfg, c: {"circuit": compute_circuit(cfg, c["resistance"], c["labels"], c.get("graph"))},
+        sections=("circuit",),
+        needs=("resistance", "patches"),
+        uses=_before("circuit"),
+        produces=("circuit",),
+        mutates=("graph",),
+        enabled=lambda cfg: cfg.circuit.enabled,
+        outputs=("current.tif", "circuit.csv", "voltage.tif"),
+    ),
+    Stage(
+        "pinch_points",
+        "pinch points",
+        lambda cfg, c: {
+            "pinch": compute_pinch_points(cfg, c["resistance"], c["labels"], c["corridors"], c["graph"], c["inputs"].grid)
+        },
+        sections=("circuit",),
+        needs=("inputs", "resistance", "patches", "links", "corridors", "circuit"),
+        produces=("pinch",),
+        mutates=("graph",),
+        enabled=lambda cfg: cfg.circuit.pinch_points,
+        outputs=("pinchpoints.tif",),
+    ),
+    Stage(
+        "barriers",
+        "barriers",
+        lambda cfg, c: {"barriers": compute_barriers(cfg, c["inputs"], c["resistance"], c["labels"], c["graph"])},
+        sections=("barrier_mapper",),
+        needs=("inputs", "resistance", "patches", "links"),
+        uses=_before("barriers"),
+        produces=("barriers",),
+        mutates=("graph",),
+        enabled=lambda cfg: cfg.barrier_mapper.enabled,
+        outputs=("barriers.tif",),
+    ),
+    Stage(
+        "metrics",
+        "connectivity metrics",
+        lambda cfg, c: {"metrics": compute_metrics(cfg, c["inputs"], c["graph"])},
+        sections=("metrics",),
+        needs=("inputs", "links"),
+        uses=_before("metrics"),
+        produces=("metrics",),
+        mutates=("graph",),
+        enabled=lambda cfg: cfg.metrics.enabled,
+        outputs=("metrics.json",),
+    ),
+    Stage(
+        "crossborder",
+        "cross-border evaluation and fence scenario",
+        lambda cfg, c: {
+            "crossborder": compute_crossborder(
+                cfg,
+                c["inputs"],
+                c["graph"],
+                c["resistance"],
+                c["labels"],
+                c["patches"],
+                c.get("corridors"),
+                c.get("circuit"),
+                c.get("metrics"),
+                c.get("territories"),
+            )
+        },
+        sections=("crossborder",),
+        needs=("inputs", "resistance", "patches", "links"),
+        uses=(*_before("crossborder"), "territories"),
+        produces=("crossborder",),
+        mutates=("graph", "patches"),
+        enabled=lambda cfg: cfg.crossborder.enabled,
+        outputs=("fence.tif", "fence.json"),
+    ),
+    Stage(
+        "scores",
+        "corridor scores",
+        lambda cfg, c: {"scores": compute_scores(cfg, c["graph"])},
+        sections=("score",),
+        needs=("links",),
+        uses=_before("scores"),
+        produces=("scores",),
+        mutates=("graph",),
+    ),
+    Stage(
+        "sites",
+        "reintroduction sites",
+        lambda cfg, c: {
+            "sites": compute_sites(
+                cfg,
+                c["inputs"],
+                c["suitability"],
+                c["resistance"],
+                c["labels"],
+                c["patches"],
+                c.get("graph"),
+                c.get("corridors"),
+                c.get("territories"),
+            )
+        },
+        sections=("sites", "territories", "patches"),
+        needs=("inputs", "habitat", "resistance", "patches"),
+        uses=(*_GRAPH_CHAIN, "territories"),
+        produces=("sites",),
+        enabled=_sites_run,
+        outputs=("sites.csv", "sites.json", "simulation.json", "simulation.png"),
+    ),
+)
+
+
+def run(    config: RunConfig,
     *,
     out_dir: str | Path | None = None,
     overwrite: bool | None = None,
     progress: bool = False,
+    recompute: bool = False,
 ) -> RunResult:
     """Run the pipeline and write the outputs.
 
@@ -1252,6 +1441,8 @@ def run(
         Replace existing outputs; ``config.output.overwrite`` when omitted.
     progress
         Show a progress bar (terminal or Jupyter).
+    recompute
+        Compute every stage, even those an earlier run in ``out_dir`` could give (see Notes).
 
     Returns
     -------
@@ -1262,84 +1453,65 @@ def run(
     OutputExistsError
         Before any work, if outputs exist and ``overwrite`` is false.  A run
         that fails later leaves earlier outputs intact.
+    RunLockedError
+        Before any work, if another run is writing into ``out_dir``.
+    ConfigError
+        Before any work, if ``out_dir`` holds one of the run's input files.
+
+    Notes
+    -----
+    The run folder is replaced as a whole (:mod:`leopardgeo.io.runfolder`):
+    outputs of an earlier run that this run does not make are removed, files
+    the user put there are kept, and a failure or kill leaves the earlier
+    folder as it was.
+
+    The stages are the registry :data:`STAGES`, resolved and run by
+    :mod:`leopardgeo.runner.stagegraph`.  With ``overwrite`` into a folder of
+    an earlier run, a stage whose hash (its config sections, upstream stages,
+    input files) is unchanged is loaded from that run's cache instead of being
+    computed; ``RunResult.reused`` names those stages.
     """
     out = Path(out_dir) if out_dir is not None else (Path(config.output.dir) if config.output.dir else None)
     ow = config.output.overwrite if overwrite is None else overwrite
-    writer = OutputWriter(out, overwrite=ow, names=output_files(config)) if out is not None else None
+    writer = None
+    if out is not None:
+        inputs = [path for _, path in input_paths(config)]
+        writer = OutputWriter(out, overwrite=ow, names=output_files(config), replace=True, inputs=inputs)
     timings: dict[str, float] = {}
     started = utc_now()
     try:
-        graph = cwd = None
-        extras = _extra_stages(config)
-        with _steps(progress, total=(6 if config.links.enabled else 5) + len(extras) + config.territories.enabled) as step:
-            t = time.perf_counter()
-            step("reading and aligning inputs")
-            inputs = load_inputs(config)
-            timings["inputs"] = time.perf_counter() - t
-            t = time.perf_counter()
-            step("habitat suitability")
-            suit = compute_suitability(config, inputs)
-            timings["habitat"] = time.perf_counter() - t
-            t = time.perf_counter()
-            step("resistance")
-            res = compute_resistance(config, inputs, suit)
-            timings["resistance"] = time.perf_counter() - t
-            t = time.perf_counter()
-            step("habitat patches")
-            labels, patches = compute_patches(config, inputs, suit)
-            timings["patches"] = time.perf_counter() - t
-            terr = None
-            if config.territories.enabled:
-                t = time.perf_counter()
-                step("territories and carrying capacity")
-                terr = compute_territories(config, inputs, suit, res, labels, patches)
-                timings["territories"] = time.perf_counter() - t
-            if config.links.enabled:
-                t = time.perf_counter()
-                step("least-cost links")
-                graph, cwd = compute_links(config, inputs, res, labels, patches)
-                timings["links"] = time.perf_counter() - t
-            corr = circ = pinch = barr = mets = xb = scores = None
-            if "corridors" in extras and graph is not None:
-                t = time.perf_counter()
-                step("least-cost corridors")
-                corr = compute_corridors(config, inputs, res, labels, graph)
-                timings["corridors"] = time.perf_counter() - t
-            if "circuit" in extras:
-                t = time.perf_counter()
-                step("circuit-theory current")
-                circ = compute_circuit(config, res, labels, graph)
-                timings["circuit"] = time.perf_counter() - t
-            if "pinch_points" in extras and corr is not None and graph is not None:
-                t = time.perf_counter()
-                step("pinch points")
-                pinch = compute_pinch_points(config, res, labels, corr, graph, inputs.grid)
-                timings["pinch_points"] = time.perf_counter() - t
-            if "barriers" in extras and graph is not None:
-                t = time.perf_counter()
-                step("barriers")
-                barr = compute_barriers(config, inputs, res, labels, graph)
-                timings["barriers"] = time.perf_counter() - t
-            if "metrics" in extras and graph is not None:
-                t = time.perf_counter()
-                step("connectivity metrics")
-                mets = compute_metrics(config, inputs, graph)
-                timings["metrics"] = time.perf_counter() - t
-            if "crossborder" in extras and graph is not None:
-                t = time.perf_counter()
-                step("cross-border evaluation and fence scenario")
-                xb = compute_crossborder(config, inputs, graph, res, labels, patches, corr, circ, mets, terr)
-                timings["crossborder"] = time.perf_counter() - t
-            if graph is not None:
-                scores = compute_scores(config, graph)
-            sites = None
-            if config.sites.enabled and "sites" not in extras:
+        order = resolve(STAGES, config)
+        previous = None
+        trusted: set[str] = set()
+        if writer is not None and not recompute and out is not None and out.is_dir():
+            from leopardgeo.io.runfolder import earlier_outputs
+
+            previous = read_manifest(out)
+            trusted = earlier_outputs(out)
+        input_hashes = {f["path"]: f["sha256"] for f in input_files(config)}
+        with _steps(progress, total=len(order) + (writer is not None)) as step:
+            ctx, stage_run = execute(
+                order,
+                config,
+                input_hashes=input_hashes,
+                previous=previous,
+                folder=out,
+                trusted=trusted,
+                save=(lambda name, data: writer.path(name).write_bytes(data)) if writer is not None else None,
+                keep=writer.keep if writer is not None else None,
+                step=step,
+            )
+            timings |= stage_run.timings_s
+            if stage_run.reused:
+                done = ", ".join(stage_run.computed) or "nothing"
+                logger.info("reused from %s: %s; recomputed: %s", out, ", ".join(stage_run.reused), done)
+            inputs, suit, res, labels, patches = (ctx[k] for k in ("inputs", "suitability", "resistance", "labels", "patches"))
+            graph, cwd, corr, circ, pinch = (ctx.get(k) for k in ("graph", "cwd", "corridors", "circuit", "pinch"))
+            barr, mets, xb, scores, sites, terr = (
+                ctx.get(k) for k in ("barriers", "metrics", "crossborder", "scores", "sites", "territories")
+            )
+            if config.sites.enabled and not _sites_run(config):
                 logger.info("reintroduction sites skipped: no [inputs] sites and [sites] candidates = 'layer'")
-            if "sites" in extras:
-                t = time.perf_counter()
-                step("reintroduction sites")
-                sites = compute_sites(config, inputs, suit, res, labels, patches, graph, corr, terr)
-                timings["sites"] = time.perf_counter() - t
             if writer is not None:
                 t = time.perf_counter()
                 step(f"writing outputs to {out}")
@@ -1384,14 +1556,20 @@ def run(
                 if barr is not None:
                     writer.raster("barriers.tif", barr.score, g, nodata=np.nan, description=RASTERS["barriers.tif"])
                 if sites is not None:
-                    write_sites(writer, sites)
+                    timings |= write_sites(writer, sites)
                 if terr is not None and capacity is not None:
                     _write_territories(writer, terr, capacity, g)
                 writer.text("run_config.toml", dump_config(config, relative_to=out))
                 writer.write_styles()  # QGIS styles: layer_styles in the GeoPackage, a .qml beside each GeoTIFF
                 timings["write"] = time.perf_counter() - t
                 manifest = manifest_json(
-                    config, started=started, timings_s=timings, outputs=[*writer.written, MANIFEST_NAME], relative_to=out
+                    config,
+                    started=started,
+                    timings_s=timings,
+                    outputs=[n for n in [*writer.written, MANIFEST_NAME] if not n.startswith(CACHE_DIR)],
+                    stages=stage_run.manifest(),
+                    cache_sha256=stage_run.cache_sha256,
+                    relative_to=out,
                 )
                 writer.text(MANIFEST_NAME, manifest)
                 writer.commit()
@@ -1420,6 +1598,7 @@ def run(
         territories=terr,
         out_dir=out,
         timings_s=timings,
+        reused=stage_run.reused,
     )
 
 
@@ -1444,16 +1623,55 @@ def _extra_stages(cfg: RunConfig) -> list[str]:
     return out
 
 
-def write_sites(writer: OutputWriter, result: SiteResult) -> None:
-    """``sites.csv`` (the ranked table without geometry) and ``sites.json`` (source, weights, sites, stability)."""
+#: Keys of the simulation's summaries that hold run times: they go to ``manifest.json``, not ``simulation.json``.
+TIME_KEYS = frozenset({"elapsed_s", "build_s"})
+
+
+def split_times(obj: Any, prefix: str = "") -> tuple[Any, dict[str, float]]:
+    """``obj`` without its run-time keys (:data:`TIME_KEYS`, at any depth), and those times by dotted key.
+
+    Result files hold no run times, so two runs of one configuration write identical files; the times
+    are kept in ``manifest.json``.
+
+    Examples
+    --------
+    >>> split_times({"a": 1, "elapsed_s": 2.5, "landscape": {"build_s": 0.1, "n": 3}})
+    ({'a': 1, 'landscape': {'n': 3}}, {'elapsed_s': 2.5, 'landscape.build_s': 0.1})
+    """
+    times: dict[str, float] = {}
+    if isinstance(obj, dict):
+        clean = {}
+        for k, v in obj.items():
+            if k in TIME_KEYS and isinstance(v, int | float):
+                times[prefix + k] = float(v)
+            else:
+                clean[k], sub = split_times(v, f"{prefix}{k}.")
+                times |= sub
+        return clean, times
+    if isinstance(obj, list):
+        items = [split_times(v, f"{prefix}{i}.") for i, v in enumerate(obj)]
+        for _, sub in items:
+            times |= sub
+        return [c for c, _ in items], times
+    return obj, times
+
+
+def write_sites(writer: OutputWriter, result: SiteResult) -> dict[str, float]:
+    """``sites.csv`` (the ranked table without geometry) and ``sites.json`` (source, weights, sites, stability).
+
+    Returns the simulation's run times (for ``manifest.json``), which ``simulation.json`` leaves out.
+    """
     table = pd.DataFrame(result.table.drop(columns="geometry"))
     writer.text("sites.csv", table.to_csv(index=False, float_format="%.6g"))
     writer.text("sites.json", json.dumps(result.summary(), indent=1, ensure_ascii=False))
+    times: dict[str, float] = {}
     if result.simulation:
         from leopardgeo.stages.sites import plot_simulations
 
-        writer.text("simulation.json", json.dumps(result.simulation, indent=1, ensure_ascii=False))
+        simulation, times = split_times(result.simulation)
+        writer.text("simulation.json", json.dumps(simulation, indent=1, ensure_ascii=False))
         plot_simulations(result.simulation_results, writer.path("simulation.png"))
+    return {f"simulation.{k}": v for k, v in times.items()}
 
 
 def crossborder_layers(xb: CrossBorderResult) -> dict[str, gpd.GeoDataFrame]:

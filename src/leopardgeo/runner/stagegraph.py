@@ -1,0 +1,281 @@
+"""The stage graph: stages declared as data, resolved for any targets, reused when nothing they depend on changed.
+
+A :class:`Stage` says what it reads from the configuration (``sections``), which stages it needs
+(``needs``: must run; ``uses``: read when enabled), what it adds to the run's context (``produces``),
+which upstream values it changes in place (``mutates``, e.g. attributes added to the graph's links),
+whether it is enabled for a configuration, and the function that computes it.  This module knows no
+stage by name: :func:`resolve` orders any registry for any set of targets, and :func:`execute` runs it.
+
+Reuse: each stage's hash covers its config sections, the hashes of the stages it needs or uses, and
+(for a stage that reads files) the SHA-256 of every input file.  A run into a folder whose
+``manifest.json`` lists the same hash for a stage, and that still holds the stage's cached values
+(``.leopardgeo_cache/<stage>.pkl``), loads them instead of computing; a changed hash recomputes the
+stage, and so every stage downstream of it (their hashes include it): nothing is left stale.
+
+The cache holds Python pickles of arrays, GeoDataFrames and graphs.  Loading a pickle can run code, so
+reuse only reads caches that this run's folder lists as leopardgeo's own (``.leopardgeo_files.json``)
+and whose SHA-256 matches the manifest; do not rerun into a folder from a source you do not trust
+(``--recompute`` ignores the cache).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import pickle
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from leopardgeo.config import RunConfig, _to_plain
+from leopardgeo.core.errors import ConfigError
+
+__all__ = ["CACHE_DIR", "Stage", "StageRun", "execute", "resolve", "stage_hashes"]
+
+logger = logging.getLogger(__name__)
+
+#: Folder inside a run folder holding each stage's values for reuse.
+CACHE_DIR = ".leopardgeo_cache"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a run, as data.
+
+    Parameters
+    ----------
+    name
+        Unique name (also the key in ``manifest.json``'s ``stages``).
+    label
+        What the progress bar shows.
+    compute
+        ``compute(config, context) -> {key: value}`` for the keys in ``produces``.
+    sections
+        Config sections the stage reads (its hash covers them).
+    needs
+        Stages that must run first (the stage is skipped when one of them is disabled).
+    uses
+        Stages read when they are enabled (``None`` in the context otherwise).
+    produces
+        Context keys the stage sets.
+    mutates
+        Upstream context keys the stage changes in place; saved with the stage so a reuse restores them.
+    enabled
+        Whether the configuration asks for the stage.
+    reads_inputs
+        The stage may read the configuration's input files (its hash covers their SHA-256); ``False``
+        promises it reads none (its hash then changes with an input only through its upstream stages).
+    outputs
+        Files of the run folder that come from this stage (documentation and the output listing).
+    """
+
+    name: str
+    label: str
+    compute: Callable[[RunConfig, dict[str, Any]], Mapping[str, Any]]
+    sections: tuple[str, ...] = ()
+    needs: tuple[str, ...] = ()
+    uses: tuple[str, ...] = ()
+    produces: tuple[str, ...] = ()
+    mutates: tuple[str, ...] = ()
+    enabled: Callable[[RunConfig], bool] = lambda cfg: True
+    reads_inputs: bool = True
+    outputs: tuple[str, ...] = ()
+
+
+@dataclass
+class StageRun:
+    """What happened to each stage of a run: its hash, whether it was reused, its time."""
+
+    hashes: dict[str, str] = field(default_factory=dict)
+    reused: list[str] = field(default_factory=list)
+    computed: list[str] = field(default_factory=list)
+    timings_s: dict[str, float] = field(default_factory=dict)
+    cache_sha256: dict[str, str] = field(default_factory=dict)
+
+    def manifest(self) -> dict[str, dict[str, Any]]:
+        """The ``stages`` entry of ``manifest.json``."""
+        return {n: {"hash": h, "reused": n in self.reused} for n, h in self.hashes.items()}
+
+
+def resolve(stages: Iterable[Stage], cfg: RunConfig, targets: Iterable[str] | None = None) -> list[Stage]:
+    """The enabled stages needed for ``targets`` (all when ``None``), in an order where each follows its needs.
+
+    Raises
+    ------
+    ConfigError
+        On an unknown target, or a graph whose needs name no stage or form a circle.
+
+    Examples
+    --------
+    >>> from leopardgeo.config import RunConfig
+    >>> a = Stage("a", "a", lambda c, x: {"a": 1}, produces=("a",))
+    >>> b = Stage("b", "b", lambda c, x: {"b": x["a"] + 1}, needs=("a",), produces=("b",))
+    >>> c = Stage("c", "c", lambda c, x: {}, needs=("a",), enabled=lambda cfg: False)
+    >>> [s.name for s in resolve([b, c, a], RunConfig(), ["b"])]
+    ['a', 'b']
+    """
+    by_name = {s.name: s for s in stages}
+    for s in by_name.values():
+        unknown = [n for n in (*s.needs, *s.uses) if n not in by_name]
+        if unknown:
+            msg = f"stage {s.name!r} needs unknown stage(s) {unknown}; known: {', '.join(by_name)}."
+            raise ConfigError(msg)
+    wanted = list(by_name) if targets is None else list(targets)
+    bad = [t for t in wanted if t not in by_name]
+    if bad:
+        msg = f"unknown stage(s) {bad}; expected some of: {', '.join(by_name)}."
+        raise ConfigError(msg)
+
+    live: dict[str, bool] = {}
+
+    def alive(name: str, path: tuple[str, ...] = ()) -> bool:
+        if name in path:
+            msg = f"the stages form a circle: {' -> '.join((*path, name))}."
+            raise ConfigError(msg)
+        if name not in live:
+            s = by_name[name]
+            live[name] = s.enabled(cfg) and all(alive(n, (*path, name)) for n in s.needs)
+        return live[name]
+
+    order: list[Stage] = []
+    seen: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in seen or not alive(name):
+            return
+        seen.add(name)
+        s = by_name[name]
+        for n in (*s.needs, *s.uses):
+            visit(n)
+        order.append(s)
+
+    for t in wanted:
+        visit(t)
+    return order
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def stage_hashes(order: list[Stage], cfg: RunConfig, input_hashes: Mapping[str, str]) -> dict[str, str]:
+    """Hash of each stage: its config sections, the hashes of the stages it needs or uses, its input files."""
+    plain = _to_plain(cfg)
+    names = {s.name for s in order}
+    out: dict[str, str] = {}
+    for s in order:
+        part = {
+            "stage": s.name,
+            "sections": {k: plain.get(k) for k in s.sections},
+            "upstream": {n: out[n] for n in (*s.needs, *s.uses) if n in names},
+            "inputs": dict(sorted(input_hashes.items())) if s.reads_inputs else {},
+        }
+        out[s.name] = _digest(part)
+    return out
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def execute(
+    order: list[Stage],
+    cfg: RunConfig,
+    *,
+    input_hashes: Mapping[str, str],
+    previous: Mapping[str, Any] | None = None,
+    folder: Path | None = None,
+    trusted: Iterable[str] = (),
+    save: Callable[[str, bytes], None] | None = None,
+    keep: Callable[[str], None] | None = None,
+    step: Callable[[str], None] = lambda label: None,
+    clock: Callable[[], float] | None = None,
+) -> tuple[dict[str, Any], StageRun]:
+    """Run ``order`` (from :func:`resolve`), reusing the stages whose hash matches ``previous``.
+
+    Parameters
+    ----------
+    order
+        The stages to run, each after its needs.
+    cfg
+        The configuration.
+    input_hashes
+        SHA-256 of each input file, by path.
+    previous
+        The earlier run's ``manifest.json`` in ``folder`` (``None``: compute everything).
+    folder
+        The earlier run's folder (where its cache lives).
+    trusted
+        Files of ``folder`` that leopardgeo wrote (only those caches are read).
+    save
+        ``save(name, data)``: stage a cache file of the new run.
+    keep
+        ``keep(name)``: carry an earlier cache file into the new run unchanged.
+    step
+        Called with each stage's label as it starts.
+    clock
+        Seconds counter for the timings (``time.perf_counter``).
+
+    Returns
+    -------
+    context, StageRun
+        Every value the stages produced (``None`` for disabled ones), and what was reused.
+    """
+    import time
+
+    clock = clock or time.perf_counter
+    hashes = stage_hashes(order, cfg, input_hashes)
+    before = (previous or {}).get("stages", {})
+    cache_sums = (previous or {}).get("cache_sha256", {})
+    trusted = set(trusted)
+    report = StageRun(hashes=hashes)
+    ctx: dict[str, Any] = {}
+    new_sums: dict[str, str] = {}
+    changed: set[str] = set()
+    for s in order:
+        name = f"{CACHE_DIR}/{s.name}.pkl"
+        t = clock()
+        reusable = (
+            folder is not None
+            and s.name not in changed
+            and before.get(s.name, {}).get("hash") == hashes[s.name]
+            and name in trusted
+            and (folder / name).is_file()
+        )
+        values = None
+        if reusable:
+            path = folder / name
+            digest = _sha256(path)
+            if digest == cache_sums.get(name):
+                with path.open("rb") as f:
+                    values = pickle.load(f)
+                new_sums[name] = digest
+                if keep is not None:
+                    keep(name)
+        if values is not None:
+            step(f"{s.label} (reused)")
+            report.reused.append(s.name)
+        else:
+            step(s.label)
+            values = dict(s.compute(cfg, ctx))
+            report.computed.append(s.name)
+            changed.add(s.name)
+            if save is not None:
+                keys = (*s.produces, *s.mutates)
+                data = pickle.dumps({k: values.get(k, ctx.get(k)) for k in keys}, protocol=pickle.HIGHEST_PROTOCOL)
+                save(name, data)
+                new_sums[name] = hashlib.sha256(data).hexdigest()
+        ctx.update(values)
+        report.timings_s[s.name] = clock() - t
+        # a recomputed stage changes everything downstream: their hashes include it, so they recompute too
+        for later in order:
+            if s.name in changed and s.name in (*later.needs, *later.uses):
+                changed.add(later.name)
+    report.cache_sha256 = new_sums
+    return ctx, report

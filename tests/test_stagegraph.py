@@ -1,0 +1,165 @@
+"""The stage graph: resolution for any targets, per-stage hashes, reuse of an earlier run, nothing stale."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+
+import pytest
+
+from leopardgeo.config import LinkRule, demo_config
+from leopardgeo.core.errors import ConfigError
+from leopardgeo.runner.pipeline import STAGES
+from leopardgeo.runner.stagegraph import CACHE_DIR, Stage, execute, resolve, stage_hashes
+
+
+def _names(order):
+    return [s.name for s in order]
+
+
+def test_resolve_orders_every_stage_after_its_needs():
+    cfg = demo_config()
+    order = resolve(STAGES, cfg)
+    pos = {s.name: i for i, s in enumerate(order)}
+    for s in order:
+        for n in (*s.needs, *s.uses):
+            if n in pos:
+                assert pos[n] < pos[s.name], f"{s.name} runs before {n}"
+    assert _names(resolve(STAGES, cfg, ["links"])) == ["inputs", "habitat", "resistance", "patches", "links"]
+
+
+def test_resolve_drops_disabled_stages_and_what_needs_them():
+    cfg = demo_config()
+    cfg = cfg.replace(links=dataclasses.replace(cfg.links, enabled=False))
+    names = _names(resolve(STAGES, cfg))
+    for gone in ("links", "corridors", "pinch_points", "barriers", "metrics", "crossborder", "scores"):
+        assert gone not in names
+    assert "circuit" in names  # the circuit runs on the patches alone
+
+
+def test_resolve_refuses_unknown_targets_and_circles():
+    cfg = demo_config()
+    with pytest.raises(ConfigError, match="unknown stage"):
+        resolve(STAGES, cfg, ["link"])
+    a = Stage("a", "a", lambda c, x: {}, needs=("b",))
+    b = Stage("b", "b", lambda c, x: {}, needs=("a",))
+    with pytest.raises(ConfigError, match="circle"):
+        resolve([a, b], cfg)
+
+
+def _changed(cfg, other, inputs=None, inputs2=None):
+    order = resolve(STAGES, cfg)
+    h1 = stage_hashes(order, cfg, inputs or {})
+    h2 = stage_hashes(resolve(STAGES, other), other, inputs2 or inputs or {})
+    return sorted(n for n in h1 if h1[n] != h2.get(n))
+
+
+def test_a_score_change_touches_only_the_scores_and_the_sites():
+    cfg = demo_config()
+    other = cfg.replace(score=dataclasses.replace(cfg.score, weight_cwd=cfg.score.weight_cwd + 1))
+    assert _changed(cfg, other) == ["scores", "sites"]
+
+
+def test_a_sites_change_touches_only_the_sites():
+    cfg = demo_config()
+    other = cfg.replace(sites=dataclasses.replace(cfg.sites, rank_stability_draws=cfg.sites.rank_stability_draws + 1))
+    assert _changed(cfg, other) == ["sites"]
+
+
+def test_a_link_rule_change_recomputes_links_and_everything_downstream():
+    cfg = demo_config()
+    other = cfg.replace(links=dataclasses.replace(cfg.links, rule=LinkRule.CUTOFF, max_cwd=1e9))
+    assert _changed(cfg, other) == sorted(
+        ["links", "corridors", "circuit", "pinch_points", "barriers", "metrics", "crossborder", "scores", "sites"]
+    )
+
+
+def test_an_input_file_change_recomputes_everything():
+    cfg = demo_config()
+    assert _changed(cfg, cfg, {"/a.tif": "1"}, {"/a.tif": "2"}) == sorted(s.name for s in resolve(STAGES, cfg))
+
+
+def _toy(log):
+    def comp(name, value):
+        def f(cfg, ctx):
+            log.append(name)
+            out = {name: value(ctx)}
+            if "box" in ctx and name != "box":
+                ctx["box"].append(name)  # mutates an upstream value in place
+            return out
+
+        return f
+
+    return [
+        Stage("box", "box", comp("box", lambda c: []), produces=("box",), sections=("links",)),
+        Stage("a", "a", comp("a", lambda c: 1), needs=("box",), produces=("a",), mutates=("box",), sections=("score",)),
+        Stage("b", "b", comp("b", lambda c: c["a"] + 1), needs=("a",), produces=("b",), mutates=("box",), sections=("sites",)),
+    ]
+
+
+def _run(stages, cfg, folder, previous):
+    saved = {}
+    ctx, rep = execute(
+        resolve(stages, cfg),
+        cfg,
+        input_hashes={},
+        previous=previous,
+        folder=folder,
+        trusted=[f"{CACHE_DIR}/{s.name}.pkl" for s in stages],
+        save=lambda name, data: saved.__setitem__(name, data),
+    )
+    for name, data in saved.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    return ctx, rep, {"stages": rep.manifest(), "cache_sha256": rep.cache_sha256}
+
+
+def test_execute_reuses_unchanged_stages_and_restores_mutated_values(tmp_path):
+    cfg = demo_config()
+    log = []
+    stages = _toy(log)
+    ctx, rep, manifest = _run(stages, cfg, tmp_path, None)
+    assert rep.reused == [] and log == ["box", "a", "b"] and ctx["box"] == ["a", "b"]
+    log.clear()
+    ctx, rep, manifest = _run(stages, cfg, tmp_path, manifest)
+    assert rep.reused == ["box", "a", "b"] and log == []
+    assert ctx["box"] == ["a", "b"] and ctx["b"] == 2
+    # [sites] changed: only b recomputes, on the box as a left it
+    log.clear()
+    other = cfg.replace(sites=dataclasses.replace(cfg.sites, rank_stability_draws=7))
+    ctx, rep, manifest = _run(stages, other, tmp_path, manifest)
+    assert rep.reused == ["box", "a"] and log == ["b"] and ctx["box"] == ["a", "b"]
+    # a cache that does not match its manifest is recomputed, with everything after it
+    (tmp_path / CACHE_DIR / "a.pkl").write_bytes(b"not the cache")
+    log.clear()
+    ctx, rep, _ = _run(stages, other, tmp_path, manifest)
+    assert rep.reused == ["box"] and log == ["a", "b"]
+
+
+def test_rerun_of_a_run_folder_reuses_and_writes_identical_files(coarse_run, tmp_path):
+    from leopardgeo.runner.pipeline import run
+
+    result, folder = coarse_run
+    out = tmp_path / "out"
+    shutil.copytree(folder, out)
+    (out / "my_notes.txt").write_text("mine")
+    again = run(result.config, out_dir=out, overwrite=True)
+    assert again.reused == _names(resolve(STAGES, result.config))
+    skip = {"manifest.json"}
+    for f in folder.rglob("*"):
+        rel = f.relative_to(folder).as_posix()
+        if f.is_file() and rel not in skip:
+            assert (out / rel).read_bytes() == f.read_bytes(), f"{rel} differs between two runs of one configuration"
+    assert (out / "my_notes.txt").read_text() == "mine"
+
+    # only [score] changed: the scores and the sites are recomputed, the links layer gets the new scores
+    cfg = result.config
+    cfg2 = cfg.replace(score=dataclasses.replace(cfg.score, weight_cwd=0.0, weight_width=1.0))
+    third = run(cfg2, out_dir=out, overwrite=True)
+    assert set(third.reused) == set(again.reused) - {"scores", "sites"}
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert {n for n, s in manifest["stages"].items() if not s["reused"]} == {"scores", "sites"}
+    assert third.graph is not None
+    assert [d["score"] for *_, d in third.graph.edges(data=True)] != [d["score"] for *_, d in result.graph.edges(data=True)]
+    assert (out / "leopardgeo.gpkg").read_bytes() != (folder / "leopardgeo.gpkg").read_bytes()
