@@ -763,6 +763,8 @@ def output_errors(path: str | Path) -> Iterator[None]:
 def _output_error(path: str | Path, exc: BaseException) -> OutputError:
     reason = getattr(exc, "strerror", None) or str(exc)
     errno_ = getattr(exc, "errno", None)
+    if errno_ == errno.EEXIST and any(p.exists() and not p.is_dir() for p in Path(path).parents):
+        errno_ = errno.ENOTDIR  # mkdir(exist_ok=True) below a regular file says "File exists"
     fixes = {
         errno.EACCES: "The folder is not writable: choose a folder you can write to (--out) or change its permissions.",
         errno.EROFS: "The file system is read-only: choose another output folder (--out).",
