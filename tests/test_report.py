@@ -186,6 +186,8 @@ def test_report_opens_with_findings_and_ends_with_the_run(run_copy):
     assert "Vitkalova et al. 2018" in findings and "Jiang et al. 2015" in findings  # published figures beside ours
     patches = pyogrio.read_dataframe(run_copy / GPKG_NAME, layer="patches", read_geometry=False)
     assert f"{patches['area_ha'].sum() / 100:,.0f} km² of habitat" in findings
+    # a transboundary patch counts in each country with its own share, not wholly in its majority country
+    assert f"{patches['area_ha_chn'].sum() / 100:,.0f} km² in China" in findings
     fence = json.loads((run_copy / "fence.json").read_text())["summary"]
     assert f"cost {fence['PC_loss_pct']:.0f} % of the connectivity" in rep.headlines[1]
     assert "straddle a national border" in findings and "% of PC lost if closed" in findings  # the ranked routes

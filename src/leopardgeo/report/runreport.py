@@ -807,7 +807,12 @@ def _country_rows(run: _RunFolder) -> pd.DataFrame | None:
     patches = run.table("patches")
     if patches is None or "country" not in patches.columns:
         return None
-    area = patches.assign(country=patches["country"].fillna("").replace("", "?")).groupby("country")["area_ha"].sum()
+    per_country = [c for c in patches.columns if c.startswith("area_ha_")]
+    if per_country:  # transboundary patches: each country's share of each patch, not the majority country's whole
+        area = patches[per_country].sum().rename(lambda c: c.removeprefix("area_ha_").upper())
+        area = area[area > 0]
+    else:
+        area = patches.assign(country=patches["country"].fillna("").replace("", "?")).groupby("country")["area_ha"].sum()
     area["all"] = float(patches["area_ha"].sum())
     cap = run.csv("capacity.csv")
     adults: dict[str, tuple[float, float, float]] = {}
