@@ -300,7 +300,7 @@ def test_config_section_defaults_and_errors():
         ("[territories]\nneed = 1", "unknown key 'need'; valid keys: enabled, quality"),
         ("[territories]\nquality = 'prey'", "expected prey_full_density"),
         ("[territories]\nquality = 'lynx'", r"expected one of \['suitability', 'prey'\]"),
-        ("[territories]\nfemale_need_ha = 20000", "female_need_ha x male_multiple: expected at most max_area_ha"),
+        ("[territories]\nfemale_need_ha = 26000", "female_need_ha x male_multiple: expected at most max_area_ha"),
         ("[territories]\nreplicates = 0", "replicates: expected an integer >= 1"),
     ):
         with pytest.raises(ConfigError, match=match):
