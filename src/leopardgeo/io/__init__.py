@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import importlib
 import logging
 import math
 import os
@@ -22,7 +21,6 @@ import uuid
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -38,6 +36,7 @@ from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import Window, from_bounds
 
 from leopardgeo.core._crs import to_pyproj
+from leopardgeo.core._lazy import submodule_getattr
 from leopardgeo.core.errors import (
     AlignmentError,
     CRSError,
@@ -1048,13 +1047,4 @@ def write_layers(path: str | Path, layers: Mapping[str, gpd.GeoDataFrame], *, me
 
 
 
-def __getattr__(name: str) -> ModuleType:
-    """Import the submodule ``name`` on first access (PEP 562)."""
-    if not name.startswith("__"):
-        try:
-            return importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise
-    msg = f"module {__name__!r} has no attribute {name!r}"
-    raise AttributeError(msg)
+__getattr__ = submodule_getattr(__name__)  # submodules load on first access (PEP 562)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pandas as pd
@@ -15,6 +13,7 @@ import geopandas as gpd
 import pyogrio
 
 from leopardgeo.core._crs import M_PER_KM
+from leopardgeo.core._lazy import submodule_getattr
 from leopardgeo.core.errors import DataError
 from leopardgeo.io import GPKG_NAME, OutputWriter, json_records
 
@@ -554,13 +553,4 @@ def write_capacity_report(table: pd.DataFrame, out_dir: str | Path, *, overwrite
 
 
 
-def __getattr__(name: str) -> ModuleType:
-    """Import the submodule ``name`` on first access (PEP 562)."""
-    if not name.startswith("__"):
-        try:
-            return importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise
-    msg = f"module {__name__!r} has no attribute {name!r}"
-    raise AttributeError(msg)
+__getattr__ = submodule_getattr(__name__)  # submodules load on first access (PEP 562)
