@@ -402,7 +402,8 @@ def run(
                 step(f"writing outputs to {out}")
                 meta = {"leopardgeo_version": __version__, "config_hash": config_hash(config)}
                 layers: dict[str, gpd.GeoDataFrame] = {}
-                for s in order:  # each stage's layers of the one GeoPackage, in run order
+                ran = {s.name for s in order}
+                for s in (s for s in STAGES if s.name in ran):  # each stage's layers of the one GeoPackage
                     if s.layers is not None:
                         layers |= dict(s.layers(config, ctx))
                 writer.layers(layers, metadata=meta)

@@ -82,13 +82,13 @@ __all__ = [
     "load_config_string",
 ]
 
-#: The run as data: every stage, in run order (each after the stages it needs).
+#: The run as data: every stage (:func:`leopardgeo.runner.stagegraph.resolve` runs each after the stages it
+#: needs or uses).  This order is also the order of the layers in ``leopardgeo.gpkg``.
 STAGES: tuple[Stage, ...] = (
     inputs.STAGE,
     habitat.STAGE,
     resistance.STAGE,
     patches.STAGE,
-    territories.STAGE,
     graph.STAGE,
     corridors.STAGE,
     circuit.STAGE,
@@ -96,6 +96,7 @@ STAGES: tuple[Stage, ...] = (
     barrier_mapper.STAGE,
     metrics.STAGE,
     crossborder.STAGE,
+    territories.STAGE,
     score.STAGE,
     sites.STAGE,
 )
