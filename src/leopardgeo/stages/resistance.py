@@ -179,7 +179,7 @@ def burn_barriers(
     Examples
     --------
     >>> import geopandas as gpd, shapely
-    >>> from leopardgeo.config import BarrierConfig, VectorInput
+    >>> from leopardgeo.config import VectorInput
     >>> g = Grid.from_bounds((0, 0, 500, 100), cell_size_m=100, crs="EPSG:32652")
     >>> road = gpd.GeoDataFrame({"highway": ["primary"]}, geometry=[shapely.LineString([(0, 50), (500, 50)])], crs=g.crs)
     >>> gap = gpd.GeoDataFrame(geometry=[shapely.Point(250, 50)], crs=g.crs)
