@@ -290,3 +290,24 @@ def test_source_strength_checks():
         circuit_flow(res, focal, mode="one_to_all", source_strengths={1: -1.0})
     with pytest.raises(DataError, match="patch ids"):
         circuit_flow(res, focal, mode="one_to_all", source_strengths={9: 1.0})
+
+
+# ----------------------------------------------------------------------------- leopardgeo run
+def test_run_config_asks_for_per_solve_and_max_current_maps():
+    import dataclasses
+
+    from leopardgeo.config import demo_config
+    from leopardgeo.runner.pipeline import compute_circuit, output_files
+
+    cfg = demo_config()
+    circ = dataclasses.replace(cfg.circuit, current_maps=True, max_current_map=True, pairs="all")
+    cfg = dataclasses.replace(cfg, circuit=circ)
+    assert {"current_solves.tif", "max_current.tif"} <= set(output_files(cfg))
+    res = np.ones((6, 9))
+    labels = np.zeros(res.shape, np.int32)
+    labels[2:4, 0], labels[2:4, 8], labels[0, 4] = 1, 2, 3
+    out = compute_circuit(cfg, res, labels)
+    assert set(out.currents) == {(1, 2), (1, 3), (2, 3)}
+    stack = np.stack(list(out.currents.values()))
+    np.testing.assert_allclose(out.max_current, stack.max(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(out.cum_current, stack.sum(axis=0), rtol=1e-5)
