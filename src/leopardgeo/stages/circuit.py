@@ -54,6 +54,12 @@ class CircuitConfig:
     max_memory_gb: float | None = _f(None, doc="refuse solves estimated to need more than this; default: available memory")
     pinch_points: bool = _f(True, doc="current flow inside each truncated corridor (Pinchpoint Mapper); needs [corridors]")
     voltage_maps: bool = _f(False, doc="write voltage.tif, one band per solve")
+    current_maps: bool = _f(
+        False, doc="write current_solves.tif, one band per solve (Circuitscape's write_cur_maps; current.tif is their sum)"
+    )
+    max_current_map: bool = _f(
+        False, doc="write max_current.tif, the largest current of any solve at each cell (Circuitscape's write_max_cur_maps)"
+    )
 
     def __post_init__(self) -> None:
         _normalise(self, "circuit")
@@ -161,6 +167,8 @@ def compute_circuit(
         tolerance=c.tolerance,
         max_memory_gb=c.max_memory_gb,
         voltage_maps=c.voltage_maps,
+        current_maps=c.current_maps,
+        max_current=c.max_current_map,
     )
     if graph is not None:
         nx.set_edge_attributes(graph, np.nan, "eff_resistance")
@@ -183,14 +191,21 @@ def circuit_table(result: CircuitResult) -> str:
     return table.to_csv(index=False, float_format="%.9g")
 
 
-def _write_voltages(writer: OutputWriter, circ: CircuitResult, grid: Grid) -> None:
-    """``voltage.tif``: one band per solve, described by its pair or patch."""
-    keys = list(circ.voltages)
+def _write_voltages(writer: OutputWriter, circ: CircuitResult, grid: Grid, name: str = "voltage.tif") -> None:
+    """``voltage.tif`` (or ``current_solves.tif``): one band per solve, described by its pair or patch."""
+    maps = circ.currents if name == "current_solves.tif" else circ.voltages
+    keys = list(maps)
     if not keys:
         return
-    stack = np.stack([circ.voltages[k] for k in keys])
+    stack = np.stack([maps[k] for k in keys])
     names = ["-".join(str(v) for v in k) if isinstance(k, tuple) else str(k) for k in keys]
-    writer.raster("voltage.tif", stack, grid, nodata=np.nan, description=RASTERS["voltage.tif"], band_names=names)
+    writer.raster(name, stack, grid, nodata=np.nan, description=RASTERS[name], band_names=names)
+
+
+def _files(cfg: Any) -> tuple[str, ...]:
+    c = cfg.circuit
+    optional = (("voltage.tif", c.voltage_maps), ("current_solves.tif", c.current_maps), ("max_current.tif", c.max_current_map))
+    return ("current.tif", "circuit.csv", *(name for name, on in optional if on))
 
 
 def _write(writer: Any, cfg: Any, ctx: Context) -> None:
@@ -199,6 +214,10 @@ def _write(writer: Any, cfg: Any, ctx: Context) -> None:
     writer.text("circuit.csv", circuit_table(circ))
     if cfg.circuit.voltage_maps:
         _write_voltages(writer, circ, grid)
+    if cfg.circuit.current_maps:
+        _write_voltages(writer, circ, grid, "current_solves.tif")
+    if cfg.circuit.max_current_map and circ.max_current is not None:
+        writer.raster("max_current.tif", circ.max_current, grid, nodata=np.nan, description=RASTERS["max_current.tif"])
 
 
 STAGE = Stage(
@@ -211,7 +230,7 @@ STAGE = Stage(
     produces=("circuit",),
     mutates=("graph",),
     enabled=lambda cfg: cfg.circuit.enabled,
-    outputs=("current.tif", "circuit.csv", "voltage.tif"),
-    files=lambda cfg: ("current.tif", "circuit.csv") + (("voltage.tif",) if cfg.circuit.voltage_maps else ()),
+    outputs=("current.tif", "circuit.csv", "voltage.tif", "current_solves.tif", "max_current.tif"),
+    files=_files,
     write=_write,
 )
