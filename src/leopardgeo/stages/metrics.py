@@ -392,7 +392,7 @@ STAGE = Stage(
     lambda cfg, c: {"metrics": compute_metrics(cfg, c["inputs"], c["graph"])},
     config=(Section("metrics", MetricsConfig, "graph connectivity metrics"),),
     needs=("inputs", "links"),
-    uses=("links", "corridors", "circuit", "pinch_points", "barriers"),  # the graph's in-place chain
+    after=("corridors", "circuit", "pinch_points", "barriers"),  # the graph's in-place chain
     produces=("metrics",),
     mutates=("graph",),
     enabled=lambda cfg: cfg.metrics.enabled,
