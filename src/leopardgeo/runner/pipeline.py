@@ -138,9 +138,13 @@ def _targets(targets: tuple[str, ...] | list[str] | None, out: Path | None) -> l
     return [n for n in known if n in wanted] + sorted(wanted - set(known))  # an unknown target is refused by resolve
 
 
-def output_files(cfg: RunConfig, stages: tuple[Stage, ...] = STAGES) -> tuple[str, ...]:
-    """Files a run with ``cfg`` writes (each GeoTIFF with its QGIS style ``.qml``)."""
-    files = OUTPUT_FILES + tuple(f for s in resolve(stages, cfg) for f in s.files_for(cfg))
+def output_files(cfg: RunConfig, targets: tuple[str, ...] | list[str] | None = None) -> tuple[str, ...]:
+    """Files a run with ``cfg`` writes (each GeoTIFF with its QGIS style ``.qml``); ``targets`` as in :func:`run`."""
+    return _files(cfg, resolve(STAGES, cfg, targets))
+
+
+def _files(cfg: RunConfig, order: list[Stage]) -> tuple[str, ...]:
+    files = OUTPUT_FILES + tuple(f for s in order for f in s.files_for(cfg))
     return files + tuple(f.removesuffix(".tif") + ".qml" for f in files if f.endswith(".tif"))  # QGIS styles
 
 
@@ -384,7 +388,7 @@ def run(
     writer = None
     if out is not None:
         inputs = [path for _, path in input_paths(config)]
-        names = output_files(config, tuple(order))
+        names = _files(config, order)
         writer = OutputWriter(out, overwrite=ow, names=names, replace=True, inputs=inputs)
     timings: dict[str, float] = {}
     started = utc_now()
