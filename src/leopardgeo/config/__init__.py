@@ -37,6 +37,7 @@ from typing import Any
 import tomli_w
 
 from leopardgeo.core.errors import ConfigError
+from leopardgeo.core.executor import ExecutorConfig
 
 __all__ = [
     "BarrierConfig",
@@ -48,6 +49,7 @@ __all__ = [
     "Combine",
     "CorridorConfig",
     "CrossBorderConfig",
+    "ExecutorConfig",
     "FenceMode",
     "PairSet",
     "GridConfig",
@@ -1021,6 +1023,10 @@ class RunConfig:
     sites: SiteConfig = _f(doc="reintroduction site evaluation", factory=SiteConfig)
     territories: TerritoryConfig = _f(doc="territory packing and carrying capacity", factory=TerritoryConfig)
     output: OutputConfig = _f(doc="outputs", factory=OutputConfig)
+    executor: ExecutorConfig = _f(
+        doc="where parallel tasks run: local threads (default) or a Dask cluster; results do not depend on it",
+        factory=ExecutorConfig,
+    )
     base_dir: str = _f(".", doc="folder that relative input paths start from")
 
     def resolve(self, path: str | None) -> Path | None:
@@ -1316,12 +1322,15 @@ def dump_config(cfg: RunConfig, *, relative_to: str | Path | None = None) -> str
     """
     if relative_to is not None:
         cfg = relative_base_dir(cfg, relative_to)
-    return tomli_w.dumps(_to_plain(cfg))
+    plain = _to_plain(cfg)
+    if not plain.get("executor"):  # all defaults: nothing to say
+        plain.pop("executor", None)
+    return tomli_w.dumps(plain)
 
 
 def config_hash(cfg: RunConfig) -> str:
-    """Short SHA-256 of the effective config (stored in output metadata)."""
-    return hashlib.sha256(dump_config(cfg).encode()).hexdigest()[:16]
+    """Short SHA-256 of the effective config (stored in output metadata), without ``[executor]`` (results do not depend on it)."""
+    return hashlib.sha256(dump_config(dataclasses.replace(cfg, executor=ExecutorConfig())).encode()).hexdigest()[:16]
 
 
 def demo_config(data_dir: str | Path | None = None) -> RunConfig:

@@ -68,6 +68,7 @@ from threadpoolctl import threadpool_limits
 
 from leopardgeo.config import CircuitMode, CircuitSolver, FocalShorting
 from leopardgeo.core.errors import ConfigError, DataError, MemoryLimitError, NoPathError
+from leopardgeo.core.executor import available_cores
 from leopardgeo.core.validation import check_resistance
 
 __all__ = [
@@ -1181,7 +1182,7 @@ class CircuitResult:
 
 def _workers(workers: int | None) -> int:
     if workers is None:
-        return max(1, os.cpu_count() or 1)
+        return max(1, available_cores())
     if isinstance(workers, bool) or not isinstance(workers, int | np.integer) or workers < 1:
         msg = f"workers: expected a positive whole number of threads or None, found {workers!r}."
         raise ConfigError(msg)

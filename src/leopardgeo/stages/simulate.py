@@ -122,7 +122,6 @@ from __future__ import annotations
 import itertools
 import math
 import numbers
-import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -133,6 +132,7 @@ import numpy as np
 import pandas as pd
 
 from leopardgeo.core.errors import ConfigError, DataError
+from leopardgeo.core.executor import available_cores
 from leopardgeo.kernels import popkernel as pk
 from leopardgeo.kernels.genetics import spectrum, spectrum_from_heterozygosity
 from leopardgeo.stages.poplandscape import OTHER, SITE, SOURCE, TerritoryLandscape, _check_cost, _expected
@@ -999,7 +999,7 @@ def simulate_population(
             gen[r] = g
             ctrs[r] = c
 
-    n_workers = (os.cpu_count() or 1) if workers is None else int(workers)
+    n_workers = available_cores() if workers is None else int(workers)
     n_workers = max(1, min(n_workers, p.n_runs))
     if n_workers == 1:
         chunk(range(p.n_runs))

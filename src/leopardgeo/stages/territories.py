@@ -86,7 +86,6 @@ import json
 import logging
 import math
 import numbers
-import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -101,6 +100,7 @@ import shapely
 from rasterio.features import shapes
 
 from leopardgeo.core.errors import AlignmentError, ConfigError, DataError
+from leopardgeo.core.executor import available_cores
 from leopardgeo.core.grid import Grid
 from leopardgeo.core.validation import check_resistance
 
@@ -781,7 +781,7 @@ def pack_territories(
         logger.debug("territories, replicate %d: %d F, %d M", rep, counts["F"], counts["M"])
         return frames, counts, rasters
 
-    n_workers = min(n_rep, _integer(workers, "workers", minimum=1) if workers is not None else (os.cpu_count() or 1))
+    n_workers = min(n_rep, _integer(workers, "workers", minimum=1) if workers is not None else available_cores())
     if n_workers > 1:  # replicates are independent and the kernel releases the GIL
         with ThreadPoolExecutor(max_workers=n_workers) as pool:
             runs = list(pool.map(one_replicate, range(n_rep)))
