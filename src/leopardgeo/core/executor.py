@@ -23,8 +23,9 @@ the CPU affinity mask and cgroup v1 / v2 CPU quotas (containers, CI runners,
 ``taskset``, ``systemd-run -p CPUQuota=``), and inside a task it returns only
 that task's share, so kernels that start their own threads (numba ``prange``,
 BLAS, a thread pool) use ``cores // concurrent tasks`` each.  Dask workers
-get the same budget through ``LEOPARDGEO_CORES``, ``NUMBA_NUM_THREADS`` and
-the BLAS variables in their environment.
+get the same budget through ``LEOPARDGEO_CORES`` and the BLAS variables in
+their environment; numba's threads follow it in every task
+(``numba.set_num_threads``, which numba keeps per thread).
 
 Dask and numpy are imported only when used, so ``import leopardgeo`` and
 ``leopardgeo --help`` stay fast.
@@ -70,8 +71,10 @@ __all__ = [
     "Shared",
     "ThreadExecutor",
     "available_cores",
+    "current_executor",
     "get_executor",
     "task_cores",
+    "use_executor",
 ]
 
 log = logging.getLogger(__name__)
@@ -83,6 +86,9 @@ CONNECT_TIMEOUT = "20s"
 
 #: Environment variable that caps :func:`available_cores` (set for Dask workers; a user may set it too).
 CORES_ENV = "LEOPARDGEO_CORES"
+
+# The executor set by use_executor() in this thread (None: local threads).
+_CURRENT: contextvars.ContextVar[Executor | None] = contextvars.ContextVar("leopardgeo_executor", default=None)
 
 # The core budget of the task running in this thread (None outside a task).
 _TASK_CORES: contextvars.ContextVar[int | None] = contextvars.ContextVar("leopardgeo_task_cores", default=None)
@@ -214,11 +220,10 @@ def _core_budget(n: int) -> Iterator[None]:
 
 
 def _numba_threads(n: int) -> int | None:
-    """Set numba's thread count for this thread (thread-local in numba) when numba is loaded; the old value."""
-    import sys
-
-    numba = sys.modules.get("numba")
-    if numba is None:
+    """Set numba's thread count for this thread (numba keeps it per thread); the old value, None without numba."""
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - numba is a dependency
         return None
     try:
         before = int(numba.get_num_threads())
@@ -291,6 +296,10 @@ class ExecutorConfig:
 
 
 # ---------------------------------------------------------------------- shared arrays
+# The shared objects a Dask task was given (key -> object), set while the task runs.
+_TASK_SHARED: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("leopardgeo_shared", default=None)
+
+
 class Shared(Generic[T]):
     """A handle to a large object sent to the workers once; :meth:`get` returns it inside a task.
 
@@ -310,19 +319,17 @@ class Shared(Generic[T]):
         return (Shared, (None if self._key else self._value, self._key))
 
     def get(self) -> T:
-        """The shared object (on a Dask worker: the worker's own copy, not copied again)."""
+        """The shared object (on a Dask worker: the worker's copy, delivered with the task's dependencies)."""
         if self._key is None:
             return self._value
-        from distributed import Future, get_client, get_worker
-
-        try:
-            worker = get_worker()
-        except ValueError:  # not on a worker: fetch it through the client
-            return get_client().gather(Future(self._key))
-        data = worker.data
-        if self._key in data:
-            return data[self._key]
-        return get_client().gather(Future(self._key))  # a worker that joined after the scatter
+        values = _TASK_SHARED.get()
+        if values is None or self._key not in values:
+            msg = (
+                f"shared object {self._key!r}: expected inside a task of the executor that shared it, found it "
+                "asked for elsewhere (or after Executor.release). Call get() in the task function."
+            )
+            raise ExecutorError(msg)
+        return values[self._key]
 
     def __repr__(self) -> str:
         return f"Shared(key={self._key!r})" if self._key else f"Shared({type(self._value).__name__})"
@@ -398,6 +405,9 @@ class Executor:
     def share(self, obj: T) -> Shared[T]:
         """Send a large object (an array, a grid) to the workers once; put the handle in task items."""
         raise NotImplementedError
+
+    def release(self, handle: Shared[Any]) -> None:
+        """Forget a shared object (a no-op for local threads)."""
 
     def close(self) -> None:
         """Release the pool or the cluster this executor started."""
@@ -512,11 +522,15 @@ def _blas_limit(n: int) -> Iterator[None]:
 
 
 def _worker_env(cores_per_task: int) -> dict[str, str]:
-    """Environment of a local worker process: its core budget for leopardgeo, numba and BLAS."""
+    """Environment of a local worker process: its core budget for leopardgeo and BLAS / OpenMP.
+
+    Not ``NUMBA_NUM_THREADS``: numba refuses a change of it once its threads
+    run, and Dask applies ``env`` after the worker has started; numba is held
+    to the budget by ``numba.set_num_threads`` in each task instead.
+    """
     n = str(max(1, cores_per_task))
     return {
         CORES_ENV: n,
-        "NUMBA_NUM_THREADS": n,
         "OMP_NUM_THREADS": n,
         "OPENBLAS_NUM_THREADS": n,
         "MKL_NUM_THREADS": n,
@@ -547,7 +561,7 @@ class DaskExecutor(Executor):
             raise ExecutorError(msg) from exc
         self.config = config
         self._cluster: Any = None
-        self._shared: list[Any] = []
+        self._shared: dict[str, Any] = {}
         try:
             if config.scheduler is not None:
                 self.client = distributed.Client(config.scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
@@ -568,6 +582,7 @@ class DaskExecutor(Executor):
                     silence_logs=logging.ERROR,
                 )
                 self.client = distributed.Client(self._cluster, set_as_default=False)
+                self.client.wait_for_workers(config.workers, timeout=CONNECT_TIMEOUT)  # so share() reaches them all
         except (OSError, TimeoutError) as exc:
             self.close()
             where = f"the scheduler at {config.scheduler!r}" if config.scheduler else f"{config.workers} local workers"
@@ -610,9 +625,11 @@ class DaskExecutor(Executor):
         name = label or getattr(fn, "__name__", "task")
         token = uuid.uuid4().hex[:8]
         cores = self._cores_per_task()
+        # every shared object is a dependency of every task: Dask moves each to a worker once and keeps it there
+        shared = dict(self._shared)
         futures = [
             self.client.submit(
-                _run_remote, fn, item, ss, star, seed is not None, cores, key=f"{name}-{token}-{i}", pure=False
+                _run_remote, fn, item, ss, star, seed is not None, cores, shared, key=f"{name}-{token}-{i}", pure=False
             )
             for i, (item, ss) in enumerate(zip(items, seeds, strict=True))
         ]
@@ -627,9 +644,16 @@ class DaskExecutor(Executor):
 
     def share(self, obj: T) -> Shared[T]:
         """Scatter ``obj`` to every worker once (kept until the executor closes)."""
-        future = self.client.scatter(obj, broadcast=True, hash=False)
-        self._shared.append(future)
+        # in a list of one, so a tuple or dict goes as one object, not one per element
+        (future,) = self.client.scatter([obj], broadcast=True, hash=False)
+        self._shared[future.key] = future
         return Shared(key=future.key)
+
+    def release(self, handle: Shared[Any]) -> None:
+        """Let the cluster forget a shared object (tasks after this cannot get() it)."""
+        future = self._shared.pop(handle._key, None) if handle._key else None
+        if future is not None:
+            future.release()
 
     def close(self) -> None:
         """Close the client, and the local cluster when this executor started it."""
@@ -648,9 +672,15 @@ class DaskExecutor(Executor):
         return f"DaskExecutor({where})"
 
 
-def _run_remote(fn: Callable[..., Any], item: Any, seed_seq: Any, star: bool, seeded: bool, cores: int) -> Any:
-    """A task on a Dask worker: the budget is the one given, else the worker's own (its environment)."""
-    return _run_task(fn, item, seed_seq, star, seeded, cores or available_cores())
+def _run_remote(
+    fn: Callable[..., Any], item: Any, seed_seq: Any, star: bool, seeded: bool, cores: int, shared: dict[str, Any]
+) -> Any:
+    """A task on a Dask worker, with the shared objects (Dask resolved their futures); the budget given, else the worker's."""
+    token = _TASK_SHARED.set(shared)
+    try:
+        return _run_task(fn, item, seed_seq, star, seeded, cores or available_cores())
+    finally:
+        _TASK_SHARED.reset(token)
 
 
 def get_executor(config: ExecutorConfig | None = None, **overrides: Any) -> Executor:
@@ -695,3 +725,48 @@ def get_executor(config: ExecutorConfig | None = None, **overrides: Any) -> Exec
         return ThreadExecutor(cfg.threads)
     return DaskExecutor(cfg)
 
+
+@contextlib.contextmanager
+def use_executor(executor: Executor) -> Iterator[Executor]:
+    """Make ``executor`` the one :func:`current_executor` returns in this block (the run sets it once).
+
+    Examples
+    --------
+    >>> with get_executor(threads=2) as ex, use_executor(ex):
+    ...     current_executor(None) is ex
+    True
+    >>> isinstance(current_executor(None), ThreadExecutor)
+    True
+    """
+    token = _CURRENT.set(executor)
+    try:
+        yield executor
+    finally:
+        _CURRENT.reset(token)
+
+
+def current_executor(threads: int | None = None) -> Executor:
+    """The executor a stage runs its tasks on.
+
+    Parameters
+    ----------
+    threads
+        A stage's own thread setting (``[territories] workers``, a
+        ``workers=`` argument): when given, local threads of that number;
+        when None, the executor of the run (:func:`use_executor`), else
+        local threads on :func:`available_cores` (inside a task: its share).
+
+    Examples
+    --------
+    >>> current_executor(3).slots
+    3
+    """
+    if threads is not None:
+        import numbers
+
+        if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
+            msg = f"workers: expected a positive whole number of threads or None, found {threads!r}."
+            raise ConfigError(msg)
+        return ThreadExecutor(int(threads))
+    ex = _CURRENT.get()
+    return ex if ex is not None else ThreadExecutor()

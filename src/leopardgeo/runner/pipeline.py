@@ -40,6 +40,7 @@ from leopardgeo.config import (
 )
 from leopardgeo.core._crs import M2_PER_HA, M_PER_KM
 from leopardgeo.core.errors import ConfigError, DataError, NodataWarning, NoPathError, OutputExistsError
+from leopardgeo.core.executor import get_executor, use_executor
 from leopardgeo.core.grid import Grid
 from leopardgeo.core.version import __version__
 from leopardgeo.io import (
@@ -1489,7 +1490,11 @@ def run(    config: RunConfig,
             previous = read_manifest(out)
             trusted = earlier_outputs(out)
         input_hashes = {f["path"]: f["sha256"] for f in input_files(config)}
-        with _steps(progress, total=len(order) + (writer is not None)) as step:
+        with (
+            _steps(progress, total=len(order) + (writer is not None)) as step,
+            get_executor(config.executor) as executor,
+            use_executor(executor),  # the stages' parallel tasks run on it
+        ):
             ctx, stage_run = execute(
                 order,
                 config,

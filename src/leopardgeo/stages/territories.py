@@ -87,7 +87,6 @@ import logging
 import math
 import numbers
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -100,7 +99,7 @@ import shapely
 from rasterio.features import shapes
 
 from leopardgeo.core.errors import AlignmentError, ConfigError, DataError
-from leopardgeo.core.executor import available_cores
+from leopardgeo.core.executor import current_executor
 from leopardgeo.core.grid import Grid
 from leopardgeo.core.validation import check_resistance
 
@@ -638,8 +637,10 @@ def pack_territories(
     connectivity
         4 or 8 neighbours for the growth (8: diagonal step = cell size × √2).
     workers
-        Threads packing replicates in parallel (default: all cores).  The
-        result does not depend on it.
+        Threads packing replicates in parallel (default: the run's executor,
+        :func:`leopardgeo.core.executor.current_executor`: local threads on
+        the available cores, or the Dask cluster of the run).  The result
+        does not depend on it.
 
     Returns
     -------
@@ -738,7 +739,12 @@ def pack_territories(
     zone_index = {name: _dense_labels(zr) for name, zr in zone_rasters.items()}
     n_cols = grid.shape[1]
 
+    ex = current_executor(None if workers is None else _integer(workers, "workers", minimum=1))
+    # the large arrays go to the executor's workers once; each replicate reads them from there
+    data = ex.share((q_flat, r_flat, elig_flat, qbin, cells, zone_index))
+
     def one_replicate(rep: int) -> tuple[list[pd.DataFrame], dict[str, int], dict[str, np.ndarray]]:
+        q_flat, r_flat, elig_flat, qbin, cells, zone_index = data.get()
         scratch = _Scratch(n, cells.size, drow.size, min_cells, max_cells)
         rng = np.random.default_rng(seed0 + rep)
         next_id = 1
@@ -781,12 +787,8 @@ def pack_territories(
         logger.debug("territories, replicate %d: %d F, %d M", rep, counts["F"], counts["M"])
         return frames, counts, rasters
 
-    n_workers = min(n_rep, _integer(workers, "workers", minimum=1) if workers is not None else available_cores())
-    if n_workers > 1:  # replicates are independent and the kernel releases the GIL
-        with ThreadPoolExecutor(max_workers=n_workers) as pool:
-            runs = list(pool.map(one_replicate, range(n_rep)))
-    else:
-        runs = [one_replicate(rep) for rep in range(n_rep)]
+    # replicates are independent (replicate r draws from seed + r) and the kernel releases the GIL
+    runs = ex.map(one_replicate, range(n_rep), label="territory replicates")
     terr_frames = [f for frames, _, _ in runs for f in frames]
     rep_rows = [
         {"replicate": rep, "females": c["F"], "males": c["M"], "adults": c["F"] + c["M"]} for rep, (_, c, _) in enumerate(runs)
