@@ -560,6 +560,8 @@ class DaskExecutor(Executor):
             )
             raise ExecutorError(msg) from exc
         self.config = config
+        if not log.isEnabledFor(logging.DEBUG):  # Dask's connection chatter only with -vv
+            logging.getLogger("distributed").setLevel(logging.WARNING)
         self._cluster: Any = None
         self._shared: dict[str, Any] = {}
         try:
@@ -577,7 +579,7 @@ class DaskExecutor(Executor):
                     threads_per_worker=threads,
                     processes=True,
                     memory_limit=mem,
-                    dashboard_address=None,
+                    dashboard_address=":0",  # a free port: several runs may share a machine
                     env=_worker_env(max(1, cores // (config.workers * threads))),
                     silence_logs=logging.ERROR,
                 )
