@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from leopardgeo.config import RunConfig, config_hash, dump_config, load_config_string
+from leopardgeo.config import config_hash, dump_config
 from leopardgeo.core import executor as ex_mod
 from leopardgeo.core.errors import ConfigError, DataError
 from leopardgeo.core.executor import (
@@ -26,6 +26,7 @@ from leopardgeo.core.executor import (
     get_executor,
     task_cores,
 )
+from leopardgeo.runner.registry import RunConfig, load_config_string
 
 
 # ---------------------------------------------------------------- task functions (module level: picklable)
