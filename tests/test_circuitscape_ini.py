@@ -55,6 +55,7 @@ def test_pairwise_ini_writes_circuitscape_outputs(strip: Path):
         connect_four_neighbors_only="True",
         write_cur_maps="True",
         write_max_cur_maps="True",
+        write_volt_maps="True",
         output_file=strip / "out" / "strip.out",
         log_level="INFO",
     )
@@ -69,6 +70,9 @@ def test_pairwise_ini_writes_circuitscape_outputs(strip: Path):
     assert three[:3] == ["1", "2", "4.0"] or float(three[2]) == pytest.approx(4.0)
     cur = read_grid(strip / "out" / "strip_curmap_1_2.asc").values
     np.testing.assert_allclose(cur, [[1.0] * 5], rtol=1e-6)
+    # Circuitscape's voltage reference: patch 1 at 0 V, patch 2 at R = 4 V
+    volt = read_grid(strip / "out" / "strip_voltmap_1_2.asc").values
+    np.testing.assert_allclose(volt, [[0.0, 1.0, 2.0, 3.0, 4.0]], atol=1e-6)
     # outputs are never overwritten without --overwrite, and nothing is half-written
     before = (strip / "out" / "strip_resistances.out").read_text()
     with pytest.raises(OutputExistsError):
