@@ -217,7 +217,7 @@ def _with_executor(cfg: Any, **options: Any) -> Any:
 @overwrite_option
 @click.pass_context
 def circuitscape(ctx: click.Context, ini: Path, overwrite: bool) -> None:
-    r"""Run a Circuitscape .ini file (raster: pairwise, advanced, one-to-all, all-to-one).
+    r"""Run a Circuitscape .ini file (raster pairwise, advanced, one-to-all, all-to-one; network pairwise).
 
     Reads the file's keys as Circuitscape does and writes Circuitscape's
     outputs after its output_file prefix (BASE_resistances.out,
@@ -226,7 +226,7 @@ def circuitscape(ctx: click.Context, ini: Path, overwrite: bool) -> None:
 
     \b
     Example:
-      leopardgeo circuitscape examples/pairwise.ini --overwrite
+      leopardgeo circuitscape my_project.ini --overwrite
     """
     from leopardgeo.runner.circuitscape import run_circuitscape
 
