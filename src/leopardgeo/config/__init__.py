@@ -64,6 +64,7 @@ __all__ = [
     "ResistanceMethod",
     "BarrierMode",
     "RunConfig",
+    "ScenarioConfig",
     "ScoreConfig",
     "SiteConfig",
     "TerritoryConfig",
@@ -1002,6 +1003,9 @@ class OutputConfig:
     overwrite: bool = _f(False, doc="replace existing outputs")
 
 
+from leopardgeo.config.scenario import ScenarioConfig, check_scenario_names  # noqa: E402  (it uses the helpers above)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunConfig:
     """The whole run: one section per stage."""
@@ -1021,7 +1025,15 @@ class RunConfig:
     sites: SiteConfig = _f(doc="reintroduction site evaluation", factory=SiteConfig)
     territories: TerritoryConfig = _f(doc="territory packing and carrying capacity", factory=TerritoryConfig)
     output: OutputConfig = _f(doc="outputs", factory=OutputConfig)
+    scenarios: tuple[ScenarioConfig, ...] = _f(
+        (), doc="[[scenarios]]: named lists of edits (roads, fences, crossings, restoration), each compared with the run"
+    )
     base_dir: str = _f(".", doc="folder that relative input paths start from")
+
+    def __post_init__(self) -> None:
+        if isinstance(self.scenarios, list):
+            object.__setattr__(self, "scenarios", tuple(self.scenarios))
+        check_scenario_names(self.scenarios)
 
     def resolve(self, path: str | None) -> Path | None:
         """An input path made absolute against :attr:`base_dir`."""
