@@ -1559,6 +1559,10 @@ def run(    config: RunConfig,
                     timings |= write_sites(writer, sites)
                 if terr is not None and capacity is not None:
                     _write_territories(writer, terr, capacity, g)
+                if config.scenarios:
+                    from leopardgeo.runner.scenarios import write_scenarios
+
+                    timings |= write_scenarios(writer, config, ctx, step=step)
                 writer.text("run_config.toml", dump_config(config, relative_to=out))
                 writer.write_styles()  # QGIS styles: layer_styles in the GeoPackage, a .qml beside each GeoTIFF
                 timings["write"] = time.perf_counter() - t

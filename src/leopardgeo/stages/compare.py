@@ -8,7 +8,7 @@ shrinks or grows a patch still compares link by link.
 
 Statuses of a link (by its two baseline patches): ``lost`` (in the baseline only), ``gained`` (in the
 scenario only), ``lengthened`` / ``shortened`` (``cwd_ratio`` = cwd after / before above 1 + ``rtol`` or
-below 1 − ``rtol``), ``unchanged``.
+below 1 − ``rtol``), ``unchanged``, ``merged`` (the scenario joined its two patches into one).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 #: Link statuses, in the order tables list them.
-LINK_STATUSES = ("lost", "gained", "lengthened", "shortened", "unchanged")
+LINK_STATUSES = ("lost", "gained", "lengthened", "shortened", "unchanged", "merged")
 
 
 @dataclass
@@ -117,14 +117,21 @@ def _key(a: int, b: int) -> tuple[int, int]:
 
 
 def compare_links(
-    base: gpd.GeoDataFrame, scen: gpd.GeoDataFrame, patch_map: dict[int, int] | None = None, *, rtol: float = 1e-6
+    base: gpd.GeoDataFrame,
+    scen: gpd.GeoDataFrame,
+    patch_map: dict[int, int] | None = None,
+    *,
+    base_to_scen: dict[int, int] | None = None,
+    rtol: float = 1e-6,
 ) -> gpd.GeoDataFrame:
-    """Each link of either run with its status (:data:`LINK_STATUSES`), ``cwd_before``, ``cwd_after``, ``cwd_ratio``.
+    """Each link of either run with its status, ``cwd_before``, ``cwd_after``, ``cwd_ratio`` (after / before).
 
-    The scenario's links are renamed to baseline patches by ``patch_map`` (identity when None); of several
-    scenario links between the same two baseline patches the cheapest counts; a scenario link inside one
-    baseline patch (its parts after a split) is left out.  Geometry: the baseline path (the scenario's for
-    a gained link).
+    Statuses: :data:`LINK_STATUSES`, and ``merged`` when the scenario joined the link's two patches into one
+    (``cwd_after`` 0).  A baseline link (a, b) is looked up in the scenario between the patches holding most
+    of a's and of b's cells (``base_to_scen``; identity when None); a scenario link that no baseline link
+    matches is ``gained``, named by the baseline patches its ends overlap most (``patch_map``; 0 for a new
+    patch).  Of several links between the same two patches the cheapest counts.  Geometry: the baseline
+    path (the scenario's for a gained link).
 
     Examples
     --------
@@ -132,46 +139,57 @@ def compare_links(
     >>> ln = shapely.LineString([(0, 0), (1, 1)])
     >>> b = gpd.GeoDataFrame({"patch_a": [1, 2], "patch_b": [2, 3], "cwd": [10.0, 5.0]}, geometry=[ln, ln])
     >>> s = gpd.GeoDataFrame({"patch_a": [2, 1], "patch_b": [3, 3], "cwd": [8.0, 20.0]}, geometry=[ln, ln])
-    >>> compare_links(b, s)[["patch_a", "patch_b", "status", "cwd_ratio"]].to_dict("records")  # doctest: +NORMALIZE_WHITESPACE
-    [{'patch_a': 1, 'patch_b': 2, 'status': 'lost', 'cwd_ratio': nan},
-     {'patch_a': 1, 'patch_b': 3, 'status': 'gained', 'cwd_ratio': nan},
-     {'patch_a': 2, 'patch_b': 3, 'status': 'lengthened', 'cwd_ratio': 1.6}]
+    >>> compare_links(b, s)[["patch_a", "patch_b", "status", "cwd_ratio"]].to_numpy().tolist()
+    [[1, 2, 'lost', nan], [1, 3, 'gained', nan], [2, 3, 'lengthened', 1.6]]
+
+    Patches 1 and 2 restored into one (scenario patch 1), which links to patch 3 (scenario patch 2):
+
+    >>> s = gpd.GeoDataFrame({"patch_a": [1], "patch_b": [2], "cwd": [5.0]}, geometry=[ln])
+    >>> compare_links(b, s, {1: 1, 2: 3}, base_to_scen={1: 1, 2: 1, 3: 2})["status"].tolist()
+    ['merged', 'unchanged']
     """
     pm = patch_map or {}
-    before: dict[tuple[int, int], tuple[float, Any]] = {}
-    for a, b, c, g in zip(base["patch_a"], base["patch_b"], base["cwd"], base.geometry, strict=True):
-        k = _key(int(a), int(b))
-        if k not in before or float(c) < before[k][0]:
-            before[k] = (float(c), g)
-    after: dict[tuple[int, int], tuple[float, Any]] = {}
-    for a, b, c, g in zip(scen["patch_a"], scen["patch_b"], scen["cwd"], scen.geometry, strict=True):
-        a2, b2 = pm.get(int(a), int(a)), pm.get(int(b), int(b))
-        if a2 == b2 or a2 == 0 or b2 == 0:
-            continue
-        k = _key(a2, b2)
-        if k not in after or float(c) < after[k][0]:
-            after[k] = (float(c), g)
+    b2s = base_to_scen or {}
+
+    def cheapest(frame: gpd.GeoDataFrame) -> dict[tuple[int, int], tuple[float, Any]]:
+        out: dict[tuple[int, int], tuple[float, Any]] = {}
+        for a, b, c, g in zip(frame["patch_a"], frame["patch_b"], frame["cwd"], frame.geometry, strict=True):
+            k = _key(int(a), int(b))
+            if k not in out or float(c) < out[k][0]:
+                out[k] = (float(c), g)
+        return out
+
+    before, after = cheapest(base), cheapest(scen)
     rows = []
-    for k in sorted(set(before) | set(after)):
-        c0, g0 = before.get(k, (math.nan, None))
-        c1, g1 = after.get(k, (math.nan, None))
-        if k not in after:
-            status = "lost"
-        elif k not in before:
-            status = "gained"
-        elif c1 > c0 * (1 + rtol):
-            status = "lengthened"
-        elif c1 < c0 * (1 - rtol):
-            status = "shortened"
+    matched: set[tuple[int, int]] = set()
+    for (a, b), (c0, g0) in before.items():
+        sa, sb = b2s.get(a, a), b2s.get(b, b)
+        k = _key(sa, sb)
+        if sa == sb and sa != 0:
+            status, c1 = "merged", 0.0
+        elif k in after and sa != 0 and sb != 0:
+            matched.add(k)
+            c1 = after[k][0]
+            status = "lengthened" if c1 > c0 * (1 + rtol) else "shortened" if c1 < c0 * (1 - rtol) else "unchanged"
         else:
-            status = "unchanged"
-        ratio = c1 / c0 if k in before and k in after and c0 > 0 else math.nan
-        rows.append({"patch_a": k[0], "patch_b": k[1], "status": status, "cwd_before": c0, "cwd_after": c1,
-                     "cwd_ratio": ratio, "geometry": g0 if g0 is not None else g1})  # fmt: skip
+            status, c1 = "lost", math.nan
+        ratio = c1 / c0 if status != "lost" and c0 > 0 else math.nan
+        rows.append({"patch_a": a, "patch_b": b, "status": status, "cwd_before": c0, "cwd_after": c1, "cwd_ratio": ratio,
+                     "geometry": g0})  # fmt: skip
+    for (x, y), (c1, g1) in after.items():
+        if (x, y) in matched:
+            continue
+        a, b = pm.get(x, x), pm.get(y, y)
+        if a == b and a != 0:
+            continue  # between two parts of one baseline patch
+        a, b = _key(a, b)
+        rows.append({"patch_a": a, "patch_b": b, "status": "gained", "cwd_before": math.nan, "cwd_after": c1,
+                     "cwd_ratio": math.nan, "geometry": g1})  # fmt: skip
     cols = ["patch_a", "patch_b", "status", "cwd_before", "cwd_after", "cwd_ratio"]
     if not rows:
         return gpd.GeoDataFrame({c: [] for c in cols}, geometry=[], crs=base.crs)
-    return gpd.GeoDataFrame(rows, geometry="geometry", crs=base.crs)
+    out = gpd.GeoDataFrame(rows, geometry="geometry", crs=base.crs)
+    return out.sort_values(["patch_a", "patch_b"], kind="stable").reset_index(drop=True)
 
 
 def compare_patches(base: pd.DataFrame, scen: pd.DataFrame, patch_map: dict[int, int] | None = None) -> pd.DataFrame:
@@ -316,7 +334,8 @@ def compare_runs(
     :func:`reachable_capacity`) and ``sites_disconnected``.
     """
     pm = match_patches(base.labels, scen.labels)
-    links = compare_links(base.links, scen.links, pm, rtol=rtol)
+    b2s = match_patches(scen.labels, base.labels)
+    links = compare_links(base.links, scen.links, pm, base_to_scen=b2s, rtol=rtol)
     patches = compare_patches(base.nodes, scen.nodes, pm)
     summary: dict[str, Any] = {}
     for key in ("PC", "EC_ha"):

@@ -1,0 +1,339 @@
+"""Scenario runs: each ``[[scenarios]]`` entry rerun from the stages its edits touch, and compared with the run.
+
+A scenario's edits change suitability (``habitat``) and / or resistance (``resistance``;
+:attr:`leopardgeo.config.scenario.ScenarioConfig.touches`).  :func:`run_scenario` reruns exactly the
+stages of the stage graph downstream of those (their ``needs`` / ``uses``) and takes every other value
+from the baseline's context unchanged: a road that only adds resistance reruns links, corridors,
+circuit, pinch points, barriers, metrics, cross-border and scores, but not habitat, patches or
+territories.  In a scenario the cross-border stage runs without its own fence scenario and the sites
+stage without the population simulation (their results are not compared).
+
+:func:`write_scenarios` writes ``scenarios/<name>/`` into the run folder, with the scenario's own
+``leopardgeo.gpkg`` (patches, graph nodes, links, the ``edits`` and a styled ``changes`` layer),
+``metrics.json``, ``current.tif``, ``corridors.tif``, ``patches.tif``, ``resistance.tif``, the comparison
+(``compare.json``, ``links_change.csv``, ``patches_change.csv``, ``sites_change.csv``, ``crossings.csv``,
+``current_diff.tif``, ``corridors_change.tif``) and ``scenario.json`` (the edits, which stages were rerun
+and their times).  Illustrative scenarios say so in ``scenario.json``, ``compare.json`` and the
+``edits`` layer.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import geopandas as gpd
+
+from leopardgeo.config import FenceMode, RunConfig
+from leopardgeo.config.scenario import EditKind, ScenarioConfig
+from leopardgeo.core.errors import ConfigError
+from leopardgeo.runner.stagegraph import Stage, resolve
+from leopardgeo.stages.compare import Comparison, RunTables, compare_runs
+from leopardgeo.stages.scenario import ScenarioEdits, apply_habitat_edits, apply_resistance_edits, edit_frames, edits_layer
+
+__all__ = [
+    "SCENARIO_DIR",
+    "ScenarioRun",
+    "rerun_stages",
+    "run_scenario",
+    "scenario_config",
+    "tables_from_context",
+    "write_scenarios",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Sub-folder of a run folder holding one folder per scenario.
+SCENARIO_DIR = "scenarios"
+
+
+@dataclass
+class ScenarioRun:
+    """One scenario run: its values, which stages it reran, where its edits fell, the comparison."""
+
+    scenario: ScenarioConfig
+    context: dict[str, Any]
+    rerun: list[str]
+    reused: list[str]
+    timings_s: dict[str, float] = field(default_factory=dict)
+    edits: list[tuple[Any, gpd.GeoDataFrame]] = field(default_factory=list)
+    where: ScenarioEdits | None = None
+    comparison: Comparison | None = None
+
+
+def scenario_config(config: RunConfig) -> RunConfig:
+    """The configuration a scenario runs with: the run's, without the fence scenario and the simulation."""
+    return config.replace(
+        crossborder=dataclasses.replace(config.crossborder, fence=FenceMode.NONE),
+        sites=dataclasses.replace(config.sites, simulate=False),
+    )
+
+
+def rerun_stages(order: Sequence[Stage], touched: Iterable[str]) -> list[str]:
+    """Names of the stages of ``order`` that ``touched`` change: those stages and everything downstream.
+
+    Examples
+    --------
+    >>> a = Stage("habitat", "h", lambda c, x: {})
+    >>> b = Stage("resistance", "r", lambda c, x: {}, needs=("habitat",))
+    >>> c = Stage("patches", "p", lambda c, x: {}, needs=("habitat",))
+    >>> d = Stage("links", "l", lambda c, x: {}, needs=("resistance", "patches"))
+    >>> rerun_stages([a, b, c, d], ["resistance"])
+    ['resistance', 'links']
+    """
+    hit = set(touched)
+    out = []
+    for s in order:
+        if s.name in hit or any(n in hit for n in (*s.needs, *s.uses)):
+            hit.add(s.name)
+            out.append(s.name)
+    return out
+
+
+def _countries(config: RunConfig, inputs: Any) -> np.ndarray | None:
+    from leopardgeo.stages.patches import country_raster
+
+    if inputs.countries is None:
+        return None
+    cidx, _ = country_raster(inputs.countries, inputs.grid, config.inputs.country_field)
+    return cidx
+
+
+def run_scenario(
+    config: RunConfig,
+    scenario: ScenarioConfig,
+    base: Mapping[str, Any],
+    *,
+    stages: Sequence[Stage] | None = None,
+    step: Callable[[str], None] = lambda label: None,
+) -> ScenarioRun:
+    """Run ``scenario`` on top of the baseline's context ``base``, rerunning only the stages its edits touch.
+
+    Parameters
+    ----------
+    config
+        The run's configuration (the scenario runs with :func:`scenario_config` of it).
+    scenario
+        The scenario.
+    base
+        The baseline's context (every stage's values, as :func:`leopardgeo.runner.stagegraph.execute`
+        returns them); it is not changed.
+    stages
+        The stage registry (:data:`leopardgeo.runner.pipeline.STAGES` when None).
+    step
+        Called with each stage's label as it starts.
+
+    Returns
+    -------
+    ScenarioRun
+    """
+    if stages is None:
+        from leopardgeo.runner.pipeline import STAGES
+
+        stages = STAGES
+    cfg = scenario_config(config)
+    order = resolve(stages, cfg)
+    rerun = rerun_stages(order, scenario.touches)
+    inputs = base["inputs"]
+    edits = edit_frames(scenario, inputs.grid, base_dir=config.base_dir)
+    by_name = {s.name: s for s in order}
+    mutated = {k for n in rerun for k in by_name[n].mutates}
+    ctx = {k: (copy.deepcopy(v) if k in mutated else v) for k, v in base.items()}
+    run = ScenarioRun(scenario=scenario, context=ctx, rerun=rerun, reused=[s.name for s in order if s.name not in rerun],
+                      edits=edits)  # fmt: skip
+    for s in order:
+        if s.name not in rerun:
+            continue
+        t = time.perf_counter()
+        step(f"scenario {scenario.name}: {s.label}")
+        if s.name == "habitat":
+            values = {"suitability": apply_habitat_edits(base["suitability"], inputs.grid, edits)}
+        elif s.name == "resistance":
+            res = s.compute(cfg, ctx)["resistance"] if "habitat" in rerun else base["resistance"]
+            res, run.where = apply_resistance_edits(res, inputs.grid, edits, countries=_countries(config, inputs))
+            values = {"resistance": res}
+        else:
+            values = dict(s.compute(cfg, ctx))
+        ctx.update(values)
+        run.timings_s[s.name] = time.perf_counter() - t
+    if run.where is None:  # no resistance edit: still record where the edits fell
+        _, run.where = apply_resistance_edits(ctx["resistance"], inputs.grid, [], countries=None)
+    return run
+
+
+# ---------------------------------------------------------------------- tables for the comparison
+def tables_from_context(config: RunConfig, ctx: Mapping[str, Any]) -> RunTables:
+    """The comparison's view of a run (:class:`leopardgeo.stages.compare.RunTables`) from its context."""
+    from leopardgeo.runner.pipeline import territory_outputs
+    from leopardgeo.stages.graph import graph_layers
+
+    graph = ctx.get("graph")
+    if graph is not None:
+        layers = graph_layers(graph)
+        links, nodes = layers["links"], pd.DataFrame(layers["graph_nodes"].drop(columns="geometry"))
+    else:
+        links = gpd.GeoDataFrame({"patch_a": [], "patch_b": [], "cwd": []}, geometry=[], crs=ctx["inputs"].grid.crs)
+        nodes = pd.DataFrame(ctx["patches"].drop(columns="geometry"))
+    capacity = None
+    if ctx.get("territories") is not None:
+        _, cap = territory_outputs(config, ctx["inputs"], ctx["labels"], ctx["patches"], ctx["territories"])
+        capacity = _patch_capacity(cap)
+    sites = ctx.get("sites")
+    mets = ctx.get("metrics")
+    circ, corr = ctx.get("circuit"), ctx.get("corridors")
+    return RunTables(
+        links=links,
+        nodes=nodes,
+        metrics=dict(mets.summary) if mets is not None else {},
+        labels=ctx["labels"],
+        capacity=capacity,
+        sites=pd.DataFrame(sites.table.drop(columns="geometry")) if sites is not None else None,
+        source=config.sites.source or None,
+        current=circ.cum_current if circ is not None else None,
+        corridors=corr.normalised if corr is not None else None,
+    )
+
+
+def _patch_capacity(cap: pd.DataFrame) -> pd.DataFrame:
+    """``patch_id``, ``adults`` from a capacity table (``zone_type == 'patch'`` rows)."""
+    rows = cap[cap["zone_type"] == "patch"]
+    return pd.DataFrame({"patch_id": rows["zone"].astype(int).to_numpy(), "adults": rows["adults"].astype(float).to_numpy()})
+
+
+def crossing_masks(run: ScenarioRun, grid: Any) -> dict[str, np.ndarray]:
+    """Cells of each gap edit (the cells it reopened, or its footprint when it reopened none)."""
+    from rasterio.features import rasterize
+
+    out = {}
+    for e, gdf in run.edits:
+        if e.kind is not EditKind.GAP or not len(gdf):
+            continue
+        w = e.width_m if e.width_m > 0 else grid.cell_size_m
+        geoms = gdf.geometry.buffer(max(w / 2, grid.cell_size_m)).to_numpy()
+        foot = rasterize(((g, 1) for g in geoms), out_shape=grid.shape, transform=grid.transform, fill=0,
+                         all_touched=True, dtype="uint8").astype(bool)  # fmt: skip
+        opened = foot & run.where.opened if run.where is not None else foot
+        out[str(gdf["edit"].iloc[0])] = opened if opened.any() else foot
+    return out
+
+
+# ---------------------------------------------------------------------- writing
+def _json(obj: Any) -> str:
+    def clean(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {str(k): clean(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [clean(x) for x in v]
+        if isinstance(v, np.generic):
+            v = v.item()
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        return v
+
+    return json.dumps(clean(obj), indent=1, ensure_ascii=False)
+
+
+def scenario_summary(run: ScenarioRun) -> dict[str, Any]:
+    """``scenario.json``: the scenario as given, whether it is illustrative, the stages rerun and reused, times."""
+    from leopardgeo.config import _to_plain
+
+    s = run.scenario
+    return {
+        "name": s.name,
+        "description": s.description,
+        "illustrative": s.illustrative,
+        "label": "ILLUSTRATIVE scenario: made-up geometry drawn to show the method" if s.illustrative else "",
+        "edits": _to_plain(s)["edits"],
+        "cells_changed": run.where.cells if run.where is not None else {},
+        "rerun": run.rerun,
+        "reused": run.reused,
+    }
+
+
+def write_scenarios(
+    writer: Any,
+    config: RunConfig,
+    base: Mapping[str, Any],
+    *,
+    scenarios: Sequence[ScenarioConfig] | None = None,
+    step: Callable[[str], None] = lambda label: None,
+) -> dict[str, float]:
+    """Run every scenario of ``config`` on ``base`` and stage ``scenarios/<name>/`` in ``writer``.
+
+    Returns the run times by ``scenario.<name>.<stage>`` (for ``manifest.json``).
+    """
+    from leopardgeo.io import RASTERS
+    from leopardgeo.io import write_layers as _write_layers
+
+    todo = list(config.scenarios if scenarios is None else scenarios)
+    known = {s.name for s in config.scenarios}
+    bad = [s.name for s in todo if s.name not in known]
+    if bad:
+        msg = f"scenario(s) {bad} are not in the configuration; expected some of {sorted(known)}."
+        raise ConfigError(msg)
+    base_tables = tables_from_context(config, base)
+    grid = base["inputs"].grid
+    times: dict[str, float] = {}
+    for sc in todo:
+        t0 = time.perf_counter()
+        run = run_scenario(config, sc, base, step=step)
+        scen_tables = tables_from_context(config, run.context)
+        masks = crossing_masks(run, grid)
+        comp = compare_runs(base_tables, scen_tables, crossing_masks=masks)
+        run.comparison = comp
+        folder = f"{SCENARIO_DIR}/{sc.name}"
+        step(f"scenario {sc.name}: writing {folder}")
+        summary = scenario_summary(run)
+        layers: dict[str, gpd.GeoDataFrame] = {"edits": edits_layer(run.edits, grid.crs, illustrative=sc.illustrative)}
+        if run.context.get("graph") is not None:
+            from leopardgeo.stages.graph import graph_layers
+
+            layers |= graph_layers(run.context["graph"])
+        layers["patches"] = run.context["patches"]
+        layers["changes"] = comp.links.assign(scenario=sc.name, illustrative=sc.illustrative)
+        meta = {"scenario": sc.name, "illustrative": str(sc.illustrative).lower()}
+        _write_layers(writer.path(f"{folder}/leopardgeo.gpkg"), layers, metadata=meta)
+        writer.text(f"{folder}/scenario.json", _json(summary))
+        compare_json = {"scenario": sc.name, "description": sc.description, "illustrative": sc.illustrative,
+                        **comp.summary}  # fmt: skip
+        writer.text(f"{folder}/compare.json", _json(compare_json))
+        writer.text(f"{folder}/links_change.csv", pd.DataFrame(comp.links.drop(columns="geometry")).to_csv(index=False))
+        writer.text(f"{folder}/patches_change.csv", comp.patches.to_csv(index=False, float_format="%.6g"))
+        if comp.sites is not None:
+            writer.text(f"{folder}/sites_change.csv", comp.sites.to_csv(index=False, float_format="%.6g"))
+        if comp.crossings is not None and len(comp.crossings):
+            writer.text(f"{folder}/crossings.csv", comp.crossings.to_csv(index=False, float_format="%.6g"))
+        mets = run.context.get("metrics")
+        if mets is not None:
+            writer.text(f"{folder}/metrics.json", _json(mets.summary))
+        if scen_tables.capacity is not None:
+            writer.text(f"{folder}/capacity.csv", scen_tables.capacity.to_csv(index=False, float_format="%.6g"))
+        if scen_tables.sites is not None:
+            writer.text(f"{folder}/sites.csv", scen_tables.sites.to_csv(index=False, float_format="%.6g"))
+        writer.raster(f"{folder}/resistance.tif", run.context["resistance"], grid, description=RASTERS["resistance.tif"])
+        writer.raster(f"{folder}/patches.tif", run.context["labels"], grid, nodata=0, description=RASTERS["patches.tif"])
+        if scen_tables.current is not None:
+            writer.raster(f"{folder}/current.tif", scen_tables.current, grid, nodata=np.nan, description=RASTERS["current.tif"])
+        if scen_tables.corridors is not None:
+            writer.raster(f"{folder}/corridors.tif", scen_tables.corridors, grid, nodata=np.nan,
+                          description=RASTERS["corridors.tif"])  # fmt: skip
+        if comp.current_diff is not None:
+            writer.raster(f"{folder}/current_diff.tif", comp.current_diff, grid, nodata=np.nan,
+                          description="Cumulative current density, scenario minus baseline (A)")  # fmt: skip
+        if comp.corridor_change is not None:
+            writer.raster(f"{folder}/corridors_change.tif", comp.corridor_change, grid, nodata=None,
+                          description="Corridors: 1 lost (baseline only), 2 gained (scenario only), 3 in both")  # fmt: skip
+        times |= {f"scenario.{sc.name}.{k}": v for k, v in run.timings_s.items()}
+        times[f"scenario.{sc.name}"] = time.perf_counter() - t0
+        logger.info("scenario %s: reran %s in %.1f s", sc.name, ", ".join(run.rerun), times[f"scenario.{sc.name}"])
+    return times
