@@ -128,12 +128,6 @@ class EditConfig:
         if self.path is not None and self.coords:
             msg = f"[{where}]: expected either path or coords, found both. Keep one."
             raise ConfigError(msg)
-        if self.path is None and not self.coords and self.kind is not EditKind.BORDER_FENCE:
-            msg = (
-                f"[{where}]: a {self.kind.value} edit needs a geometry; found neither path nor coords. "
-                "Give path = 'file.gpkg' (any CRS) or coords = [[lon, lat], ...]."
-            )
-            raise ConfigError(msg)
         need = {EditKind.LINE: 2, EditKind.POLYGON: 3, EditKind.GAP: 1}.get(self.kind, 0)
         if self.coords and len(self.coords) < need:
             msg = f"[{where}] coords: a {self.kind.value} needs at least {need} [lon, lat] pairs, found {len(self.coords)}."
@@ -187,6 +181,13 @@ class ScenarioConfig:
         if not self.edits:
             msg = f"[scenarios] {self.name!r}: expected at least one [[scenarios.edits]], found none."
             raise ConfigError(msg)
+        for e in self.edits:
+            if e.path is None and not e.coords and e.kind is not EditKind.BORDER_FENCE:
+                msg = (
+                    f"[scenarios] {self.name!r}: a {e.kind.value} edit {e.name!r} needs a geometry; found neither path "
+                    "nor coords. Give path = 'file.gpkg' (any CRS) or coords = [[lon, lat], ...]."
+                )
+                raise ConfigError(msg)
 
     @property
     def touches(self) -> tuple[str, ...]:
