@@ -1562,7 +1562,7 @@ def run(    config: RunConfig,
                 if config.scenarios:
                     from leopardgeo.runner.scenarios import write_scenarios
 
-                    timings |= write_scenarios(writer, config, ctx, step=step)
+                    timings |= write_scenarios(writer, config, ctx, stages=STAGES, capacity=territory_outputs, step=step)
                 writer.text("run_config.toml", dump_config(config, relative_to=out))
                 writer.write_styles()  # QGIS styles: layer_styles in the GeoPackage, a .qml beside each GeoTIFF
                 timings["write"] = time.perf_counter() - t

@@ -114,7 +114,7 @@ def run_scenario(
     scenario: ScenarioConfig,
     base: Mapping[str, Any],
     *,
-    stages: Sequence[Stage] | None = None,
+    stages: Sequence[Stage],
     step: Callable[[str], None] = lambda label: None,
 ) -> ScenarioRun:
     """Run ``scenario`` on top of the baseline's context ``base``, rerunning only the stages its edits touch.
@@ -129,7 +129,7 @@ def run_scenario(
         The baseline's context (every stage's values, as :func:`leopardgeo.runner.stagegraph.execute`
         returns them); it is not changed.
     stages
-        The stage registry (:data:`leopardgeo.runner.pipeline.STAGES` when None).
+        The stage registry (:data:`leopardgeo.runner.pipeline.STAGES`).
     step
         Called with each stage's label as it starts.
 
@@ -137,10 +137,6 @@ def run_scenario(
     -------
     ScenarioRun
     """
-    if stages is None:
-        from leopardgeo.runner.pipeline import STAGES
-
-        stages = STAGES
     cfg = scenario_config(config)
     order = resolve(stages, cfg)
     rerun = rerun_stages(order, scenario.touches)
@@ -172,9 +168,13 @@ def run_scenario(
 
 
 # ---------------------------------------------------------------------- tables for the comparison
-def tables_from_context(config: RunConfig, ctx: Mapping[str, Any]) -> RunTables:
-    """The comparison's view of a run (:class:`leopardgeo.stages.compare.RunTables`) from its context."""
-    from leopardgeo.runner.pipeline import territory_outputs
+def tables_from_context(
+    config: RunConfig, ctx: Mapping[str, Any], *, capacity: Callable[..., tuple[Any, pd.DataFrame]] | None = None
+) -> RunTables:
+    """The comparison's view of a run (:class:`leopardgeo.stages.compare.RunTables`) from its context.
+
+    ``capacity``: :func:`leopardgeo.runner.pipeline.territory_outputs` (the capacity table of the territories).
+    """
     from leopardgeo.stages.graph import graph_layers
 
     graph = ctx.get("graph")
@@ -185,8 +185,8 @@ def tables_from_context(config: RunConfig, ctx: Mapping[str, Any]) -> RunTables:
         links = gpd.GeoDataFrame({"patch_a": [], "patch_b": [], "cwd": []}, geometry=[], crs=ctx["inputs"].grid.crs)
         nodes = pd.DataFrame(ctx["patches"].drop(columns="geometry"))
     capacity = None
-    if ctx.get("territories") is not None:
-        _, cap = territory_outputs(config, ctx["inputs"], ctx["labels"], ctx["patches"], ctx["territories"])
+    if ctx.get("territories") is not None and capacity is not None:
+        _, cap = capacity(config, ctx["inputs"], ctx["labels"], ctx["patches"], ctx["territories"])
         capacity = _patch_capacity(cap)
     sites = ctx.get("sites")
     mets = ctx.get("metrics")
@@ -265,11 +265,16 @@ def write_scenarios(
     config: RunConfig,
     base: Mapping[str, Any],
     *,
+    stages: Sequence[Stage],
+    capacity: Callable[..., tuple[Any, pd.DataFrame]] | None = None,
     scenarios: Sequence[ScenarioConfig] | None = None,
+    prefix: str = SCENARIO_DIR + "/",
     step: Callable[[str], None] = lambda label: None,
 ) -> dict[str, float]:
-    """Run every scenario of ``config`` on ``base`` and stage ``scenarios/<name>/`` in ``writer``.
+    """Run every scenario of ``config`` (or ``scenarios``) on ``base`` and stage ``<prefix><name>/`` in ``writer``.
 
+    ``stages`` is the stage registry and ``capacity`` the capacity table of the territories (the pipeline's
+    :data:`~leopardgeo.runner.pipeline.STAGES` and :func:`~leopardgeo.runner.pipeline.territory_outputs`).
     Returns the run times by ``scenario.<name>.<stage>`` (for ``manifest.json``).
     """
     from leopardgeo.io import RASTERS
@@ -281,17 +286,17 @@ def write_scenarios(
     if bad:
         msg = f"scenario(s) {bad} are not in the configuration; expected some of {sorted(known)}."
         raise ConfigError(msg)
-    base_tables = tables_from_context(config, base)
+    base_tables = tables_from_context(config, base, capacity=capacity)
     grid = base["inputs"].grid
     times: dict[str, float] = {}
     for sc in todo:
         t0 = time.perf_counter()
-        run = run_scenario(config, sc, base, step=step)
-        scen_tables = tables_from_context(config, run.context)
+        run = run_scenario(config, sc, base, stages=stages, step=step)
+        scen_tables = tables_from_context(config, run.context, capacity=capacity)
         masks = crossing_masks(run, grid)
         comp = compare_runs(base_tables, scen_tables, crossing_masks=masks)
         run.comparison = comp
-        folder = f"{SCENARIO_DIR}/{sc.name}"
+        folder = f"{prefix}{sc.name}"
         step(f"scenario {sc.name}: writing {folder}")
         summary = scenario_summary(run)
         layers: dict[str, gpd.GeoDataFrame] = {"edits": edits_layer(run.edits, grid.crs, illustrative=sc.illustrative)}
