@@ -203,3 +203,37 @@ def rank_candidates(
     table = rank_interventions(names, value, method=method, units=units)
     table.insert(2, "metric", metric)
     return table
+
+
+def rerun_scenarios(
+    folder: str | Path,
+    *,
+    scenarios: Sequence[ScenarioConfig] | None = None,
+    overwrite: bool = False,
+    step: Any = lambda label: None,
+) -> dict[str, float]:
+    """Run ``scenarios`` (default: the run's own ``[[scenarios]]``) on the run in ``folder``; write ``scenarios/<name>/``.
+
+    The run's values come from its cache (:func:`load_context`), so only the stages each scenario touches
+    are computed.  Returns the run times by ``scenario.<name>[.<stage>]``.
+
+    Raises
+    ------
+    ConfigError
+        If there is no scenario to run.
+    OutputExistsError
+        If a scenario's folder exists and ``overwrite`` is false.
+    """
+    from leopardgeo.io import OutputWriter
+    from leopardgeo.runner.pipeline import STAGES, territory_outputs
+    from leopardgeo.runner.scenarios import SCENARIO_DIR, write_scenarios
+
+    config, ctx = load_context(folder)
+    todo = list(scenarios if scenarios is not None else config.scenarios)
+    if not todo:
+        msg = f"{str(folder)!r}: expected [[scenarios]] to run, found none. Give a config file with [[scenarios]]."
+        raise ConfigError(msg)
+    config = config.replace(scenarios=tuple(todo))
+    names = [f"{SCENARIO_DIR}/{s.name}/compare.json" for s in todo]
+    with OutputWriter(folder, overwrite=overwrite, names=names) as writer:
+        return write_scenarios(writer, config, ctx, stages=STAGES, capacity=territory_outputs, step=step)

@@ -278,7 +278,6 @@ def write_scenarios(
     Returns the run times by ``scenario.<name>.<stage>`` (for ``manifest.json``).
     """
     from leopardgeo.io import RASTERS
-    from leopardgeo.io import write_layers as _write_layers
 
     todo = list(config.scenarios if scenarios is None else scenarios)
     known = {s.name for s in config.scenarios}
@@ -298,26 +297,14 @@ def write_scenarios(
         run.comparison = comp
         folder = f"{prefix}{sc.name}"
         step(f"scenario {sc.name}: writing {folder}")
-        summary = scenario_summary(run)
+        summary = scenario_summary(run) | {"source": config.sites.source or None}
         layers: dict[str, gpd.GeoDataFrame] = {"edits": edits_layer(run.edits, grid.crs, illustrative=sc.illustrative)}
         if run.context.get("graph") is not None:
             from leopardgeo.stages.graph import graph_layers
 
             layers |= graph_layers(run.context["graph"])
         layers["patches"] = run.context["patches"]
-        layers["changes"] = comp.links.assign(scenario=sc.name, illustrative=sc.illustrative)
-        meta = {"scenario": sc.name, "illustrative": str(sc.illustrative).lower()}
-        _write_layers(writer.path(f"{folder}/leopardgeo.gpkg"), layers, metadata=meta)
         writer.text(f"{folder}/scenario.json", _json(summary))
-        compare_json = {"scenario": sc.name, "description": sc.description, "illustrative": sc.illustrative,
-                        **comp.summary}  # fmt: skip
-        writer.text(f"{folder}/compare.json", _json(compare_json))
-        writer.text(f"{folder}/links_change.csv", pd.DataFrame(comp.links.drop(columns="geometry")).to_csv(index=False))
-        writer.text(f"{folder}/patches_change.csv", comp.patches.to_csv(index=False, float_format="%.6g"))
-        if comp.sites is not None:
-            writer.text(f"{folder}/sites_change.csv", comp.sites.to_csv(index=False, float_format="%.6g"))
-        if comp.crossings is not None and len(comp.crossings):
-            writer.text(f"{folder}/crossings.csv", comp.crossings.to_csv(index=False, float_format="%.6g"))
         mets = run.context.get("metrics")
         if mets is not None:
             writer.text(f"{folder}/metrics.json", _json(mets.summary))
@@ -332,13 +319,49 @@ def write_scenarios(
         if scen_tables.corridors is not None:
             writer.raster(f"{folder}/corridors.tif", scen_tables.corridors, grid, nodata=np.nan,
                           description=RASTERS["corridors.tif"])  # fmt: skip
-        if comp.current_diff is not None:
-            writer.raster(f"{folder}/current_diff.tif", comp.current_diff, grid, nodata=np.nan,
-                          description="Cumulative current density, scenario minus baseline (A)")  # fmt: skip
-        if comp.corridor_change is not None:
-            writer.raster(f"{folder}/corridors_change.tif", comp.corridor_change, grid, nodata=None,
-                          description="Corridors: 1 lost (baseline only), 2 gained (scenario only), 3 in both")  # fmt: skip
+        write_comparison(writer, folder, comp, grid, scenario=sc, layers=layers)
         times |= {f"scenario.{sc.name}.{k}": v for k, v in run.timings_s.items()}
         times[f"scenario.{sc.name}"] = time.perf_counter() - t0
         logger.info("scenario %s: reran %s in %.1f s", sc.name, ", ".join(run.rerun), times[f"scenario.{sc.name}"])
     return times
+
+
+def write_comparison(
+    writer: Any,
+    folder: str,
+    comp: Comparison,
+    grid: Any,
+    *,
+    scenario: ScenarioConfig | Mapping[str, Any] | None = None,
+    layers: Mapping[str, gpd.GeoDataFrame] | None = None,
+) -> None:
+    """Stage a comparison in ``writer`` under ``folder``.
+
+    ``compare.json``, the change tables, the difference rasters, and ``leopardgeo.gpkg`` with ``layers`` and
+    the styled ``changes`` layer (the links by status).
+    """
+    from leopardgeo.io import write_layers
+
+    if isinstance(scenario, ScenarioConfig):
+        meta = {"scenario": scenario.name, "description": scenario.description, "illustrative": scenario.illustrative}
+    else:
+        meta = {k: (scenario or {}).get(k) for k in ("name", "description", "illustrative")}
+        meta["scenario"] = meta.pop("name")
+    pre = f"{folder}/" if folder else ""
+    writer.text(f"{pre}compare.json", _json(meta | comp.summary))
+    writer.text(f"{pre}links_change.csv", pd.DataFrame(comp.links.drop(columns="geometry")).to_csv(index=False))
+    writer.text(f"{pre}patches_change.csv", comp.patches.to_csv(index=False, float_format="%.6g"))
+    if comp.sites is not None:
+        writer.text(f"{pre}sites_change.csv", comp.sites.to_csv(index=False, float_format="%.6g"))
+    if comp.crossings is not None and len(comp.crossings):
+        writer.text(f"{pre}crossings.csv", comp.crossings.to_csv(index=False, float_format="%.6g"))
+    if comp.current_diff is not None:
+        writer.raster(f"{pre}current_diff.tif", comp.current_diff, grid, nodata=np.nan,
+                      description="Cumulative current density, scenario minus baseline (A)")  # fmt: skip
+    if comp.corridor_change is not None:
+        writer.raster(f"{pre}corridors_change.tif", comp.corridor_change, grid, nodata=None,
+                      description="Corridors: 1 lost (baseline only), 2 gained (scenario only), 3 in both")  # fmt: skip
+    out = dict(layers or {})
+    out["changes"] = comp.links.assign(scenario=meta["scenario"] or "", illustrative=bool(meta["illustrative"]))
+    gpkg_meta = {"scenario": str(meta["scenario"] or ""), "illustrative": str(bool(meta["illustrative"])).lower()}
+    write_layers(writer.path(f"{pre}leopardgeo.gpkg"), out, metadata=gpkg_meta)
