@@ -828,12 +828,24 @@ def _fmt_num(v: Any, digits: int = 3) -> str:
     return str(v)
 
 
+def _patch_list(d: dict) -> str:
+    names = d.get("patch_names") or {}
+
+    def label(p: Any) -> str:
+        n = str(names.get(str(p), "")).split(";")[0].strip()
+        return f"{p} ({n})" if n and not n.startswith("patch ") else str(p)
+
+    cut = [f"{label(p)} isolated" for p in d.get("newly_isolated") or []]
+    cut += [f"{label(p)} cut in two" for p in d.get("patches_split") or []]
+    return "; ".join(cut) or "none"
+
+
 def _print_comparisons(con: Any, docs: list[dict]) -> None:
     """One row per scenario: what a manager asks first (connectivity, links, isolation, leopards reachable)."""
     from rich.table import Table
 
     t = Table(title="Scenarios compared with the baseline run", title_justify="left")
-    for col in ("scenario", "PC change", "EC change", "links lost / gained / longer", "patches cut off",
+    for col in ("scenario", "PC change", "EC change", "links lost / gained / longer", "patches cut off or cut in two",
                 "adults reachable from the source", "sites cut off"):  # fmt: skip
         t.add_column(col, justify="left" if col == "scenario" else "right")
     for d in docs:
@@ -845,7 +857,7 @@ def _print_comparisons(con: Any, docs: list[dict]) -> None:
             "—" if pc is None else f"{pc:+.1f} %",
             "—" if ec is None else f"{ec:+.1f} %",
             f"{d.get('links_lost', 0)} / {d.get('links_gained', 0)} / {d.get('links_lengthened', 0)}",
-            ", ".join(str(p) for p in d.get("newly_isolated") or []) or "none",
+            _patch_list(d),
             cap,
             ", ".join(str(p) for p in d.get("sites_disconnected") or []) or "none",
         )
@@ -934,10 +946,13 @@ def compare(ctx: click.Context, base: Path, scenario: str | None, out: Path | No
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option("--config", "config", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="A file with [[scenarios]] (default: the run's own run_config.toml).")
+@click.option("--demo", is_flag=True, help="The demo's illustrative scenarios (data/amur/scenarios.toml).")
 @click.option("--only", multiple=True, help="Run only this scenario (repeatable).")
 @overwrite_option
 @click.pass_context
-def scenarios_command(ctx: click.Context, run_dir: Path, config: Path | None, only: tuple[str, ...], overwrite: bool) -> None:
+def scenarios_command(
+    ctx: click.Context, run_dir: Path, config: Path | None, demo: bool, only: tuple[str, ...], overwrite: bool
+) -> None:
     r"""Run [[scenarios]] on the finished run in RUN_DIR, reusing its stages.
 
     Each scenario reruns only the stages its edits touch (a road's penalty:
@@ -946,13 +961,21 @@ def scenarios_command(ctx: click.Context, run_dir: Path, config: Path | None, on
     are listed as by `leopardgeo compare RUN_DIR`.
 
     \b
-    Example:
+    Examples:
       leopardgeo scenarios out --config scenarios.toml --overwrite
+      leopardgeo scenarios out --demo --overwrite
     """
     from leopardgeo.config import load_config
     from leopardgeo.runner.compare import stored_comparisons
     from leopardgeo.runner.interventions import rerun_scenarios
 
+    if demo:
+        if config is not None:
+            msg = "give either --config or --demo"
+            raise click.UsageError(msg)
+        from leopardgeo.core.data import demo_data_dir
+
+        config = demo_data_dir() / "scenarios.toml"
     todo = None
     if config is not None:
         todo = load_config(config, over=load_config(run_dir / "run_config.toml")).scenarios

@@ -61,7 +61,7 @@ class PolygonEffect(enum.StrEnum):
 #: The stages whose results each kind of edit changes directly.
 _TOUCHES = {
     EditKind.GAP: ("resistance",),
-    EditKind.BORDER_FENCE: ("resistance",),
+    EditKind.BORDER_FENCE: ("resistance", "patches"),  # the fence also cuts transboundary patches at the border
 }
 
 
@@ -140,10 +140,11 @@ class EditConfig:
 
     @property
     def touches(self) -> tuple[str, ...]:
-        """The stages whose values this edit changes directly (``habitat`` and / or ``resistance``).
+        """The stages whose values this edit changes directly (``habitat``, ``resistance``, ``patches``).
 
         A line that is impassable removes the habitat under it; a penalty line only raises resistance.  Fire
-        changes habitat only (resistance follows where it is derived from suitability).
+        changes habitat only (resistance follows where it is derived from suitability).  The border fence
+        changes resistance and cuts the patches that straddle the border.
         """
         if self.kind in _TOUCHES:
             return _TOUCHES[self.kind]
@@ -193,7 +194,12 @@ class ScenarioConfig:
     def touches(self) -> tuple[str, ...]:
         """The stages the scenario's edits change directly, in run order."""
         hit = {t for e in self.edits for t in e.touches}
-        return tuple(s for s in ("habitat", "resistance") if s in hit)
+        return tuple(s for s in ("habitat", "resistance", "patches") if s in hit)
+
+    @property
+    def fence(self) -> bool:
+        """Whether the scenario holds a border fence (which cuts transboundary patches at the border)."""
+        return any(e.kind is EditKind.BORDER_FENCE for e in self.edits)
 
 
 def check_scenario_names(scenarios: tuple[ScenarioConfig, ...]) -> None:

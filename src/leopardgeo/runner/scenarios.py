@@ -158,6 +158,9 @@ def run_scenario(
             res = s.compute(cfg, ctx)["resistance"] if "habitat" in rerun else base["resistance"]
             res, run.where = apply_resistance_edits(res, inputs.grid, edits, countries=_countries(config, inputs))
             values = {"resistance": res}
+        elif s.name == "patches" and scenario.fence:
+            values = dict(s.compute(cfg, ctx)) if "habitat" in rerun else {"labels": base["labels"], "patches": base["patches"]}
+            values = _cut_at_border(config, inputs, ctx["resistance"], values["labels"], values["patches"])
         else:
             values = dict(s.compute(cfg, ctx))
         ctx.update(values)
@@ -165,6 +168,32 @@ def run_scenario(
     if run.where is None:  # no resistance edit: still record where the edits fell
         _, run.where = apply_resistance_edits(ctx["resistance"], inputs.grid, [], countries=None)
     return run
+
+
+def _cut_at_border(config: RunConfig, inputs: Any, resistance: np.ndarray, labels: np.ndarray, patches: Any) -> dict[str, Any]:
+    """Patches cut at the border, as behind a fence (:func:`leopardgeo.stages.fence.split_at_border`).
+
+    A part's ``metrics.attribute`` is its share of the parent's; parts lying wholly under the fence (slivers
+    between the fence band and the border) leave the patches, since no path can start in them.
+    """
+    from leopardgeo.stages.fence import split_at_border
+    from leopardgeo.stages.patches import country_raster
+
+    cidx, codes = country_raster(inputs.countries, inputs.grid, config.inputs.country_field)
+    part_labels, parts = split_at_border(
+        labels, patches, cidx, inputs.grid, country_codes=codes, connectivity=config.patches.connectivity
+    )
+    attr = config.metrics.attribute
+    if attr not in parts.columns and attr in patches.columns:
+        parts[attr] = patches.set_index("patch_id")[attr].reindex(parts["parent_id"]).to_numpy() * parts["share"]
+    ids = parts["patch_id"].to_numpy()
+    passable = np.bincount(part_labels.ravel(), weights=np.isfinite(resistance).ravel(), minlength=int(ids.max(initial=0)) + 1)
+    blocked = ids[passable[ids] == 0]
+    if len(blocked):
+        logger.info("border fence: %d patch part(s) wholly under the fence left out", len(blocked))
+        part_labels = np.where(np.isin(part_labels, blocked), 0, part_labels).astype(part_labels.dtype)
+        parts = parts[~parts["patch_id"].isin(blocked)].reset_index(drop=True)
+    return {"labels": part_labels, "patches": parts}
 
 
 # ---------------------------------------------------------------------- tables for the comparison

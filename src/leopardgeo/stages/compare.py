@@ -351,6 +351,12 @@ def compare_runs(
     summary["newly_isolated"] = sorted(int(p) for p in deg0.index if int(p) not in linked_after)
     summary["patches_before"] = len(base.nodes)
     summary["patches_after"] = len(scen.nodes)
+    parts = pd.Series(pm).value_counts()
+    summary["patches_split"] = sorted(int(p) for p in parts.index if int(p) != 0 and parts[p] > 1)
+    names = dict(zip(base.nodes["patch_id"].astype(int), base.nodes.get("name", pd.Series([""] * len(base.nodes))), strict=True))
+    summary["patch_names"] = {
+        str(p): str(names.get(p) or f"patch {p}") for p in {*summary["newly_isolated"], *summary["patches_split"]}
+    }
     cap0, src = reachable_capacity(base.links, base.nodes, base.capacity, base.source)
     cap1, _ = reachable_capacity(scen.links, scen.nodes, scen.capacity if scen.capacity is not None else None, scen.source)
     summary |= {"source": base.source, "source_patches": src,
