@@ -195,15 +195,16 @@ def test_gap_reopens_whole_cells_at_their_resistance_before_the_road(width_m, ro
     assert (np.nonzero(where.opened)[1] == ROAD_COL).all()
 
 
-def test_an_impassable_road_is_two_cells_across_and_holds_no_habitat():
+def test_an_impassable_road_is_two_cells_across_and_can_remove_habitat():
     suit, res = landscape()
-    road = EditConfig(kind="line")
+    road = EditConfig(kind="line", remove_habitat=True)
     frames = [(road, road_frame())]
     after, where = apply_resistance_edits(np.nan_to_num(res, nan=5.0), grid(), frames)
     cols = sorted(set(np.nonzero(where.barrier)[1]))
     assert cols == [ROAD_COL - 1, ROAD_COL, ROAD_COL + 1] and np.isnan(after[:, cols]).all()
     s = apply_habitat_edits(suit, grid(), frames)
     assert (s[:, cols] == 0).all() and np.array_equal(np.delete(s, cols, axis=1), np.delete(suit, cols, axis=1))
+    assert np.array_equal(apply_habitat_edits(suit, grid(), [(EditConfig(kind="line"), road_frame())]), suit)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -19,7 +19,7 @@ Examples
 ... ''')
 >>> s = cfg.scenarios[0]
 >>> s.name, s.edits[0].kind.value, s.edits[0].touches
-('new_road', 'line', ('habitat', 'resistance'))
+('new_road', 'line', ('resistance',))
 """
 
 from __future__ import annotations
@@ -90,6 +90,13 @@ class EditConfig:
             "one cell for a gap)"
         ),
     )
+    remove_habitat: bool = _f(
+        False,
+        doc=(
+            "line: its cells hold no habitat (suitability 0; patches and territories are recomputed), e.g. a wide "
+            "highway or a settlement's fence; off, a line only changes resistance"
+        ),
+    )
     effect: PolygonEffect = _f(PolygonEffect.RESTORATION, doc="polygon: development | restoration | fire")
     resistance: float = _f(
         0.0,
@@ -142,14 +149,14 @@ class EditConfig:
     def touches(self) -> tuple[str, ...]:
         """The stages whose values this edit changes directly (``habitat``, ``resistance``, ``patches``).
 
-        A line that is impassable removes the habitat under it; a penalty line only raises resistance.  Fire
+        A line changes resistance, and habitat too with ``remove_habitat``.  Fire
         changes habitat only (resistance follows where it is derived from suitability).  The border fence
         changes resistance and cuts the patches that straddle the border.
         """
         if self.kind in _TOUCHES:
             return _TOUCHES[self.kind]
         if self.kind is EditKind.LINE:
-            return ("habitat", "resistance") if self.mode is LineMode.IMPASSABLE else ("resistance",)
+            return ("habitat", "resistance") if self.remove_habitat else ("resistance",)
         if self.effect is PolygonEffect.FIRE:
             return ("habitat",)
         return ("habitat", "resistance")

@@ -5,8 +5,8 @@ A scenario's edits change suitability (``habitat``) and / or resistance (``resis
 stages of the stage graph downstream of those (their ``needs`` / ``uses``) and takes every other value
 from the baseline's context unchanged: a road that only adds resistance reruns links, corridors,
 circuit, pinch points, barriers, metrics, cross-border and scores, but not habitat, patches or
-territories.  In a scenario the cross-border stage runs without its own fence scenario and the sites
-stage without the population simulation (their results are not compared).
+territories.  A scenario leaves out what the comparison does not read (pinch points, the Barrier Mapper,
+the cross-border stage, the sites' population simulation: :func:`scenario_config`).
 
 :func:`write_scenarios` writes ``scenarios/<name>/`` into the run folder, with the scenario's own
 ``leopardgeo.gpkg`` (patches, graph nodes, links, the ``edits`` and a styled ``changes`` layer),
@@ -72,9 +72,15 @@ class ScenarioRun:
 
 
 def scenario_config(config: RunConfig) -> RunConfig:
-    """The configuration a scenario runs with: the run's, without the fence scenario and the simulation."""
+    """The configuration a scenario runs with: the run's, without the stages the comparison does not read.
+
+    Pinch points, the Barrier Mapper, the cross-border stage (with its own fence scenario) and the sites'
+    population simulation are left out; their baseline values stay in the scenario's context.
+    """
     return config.replace(
-        crossborder=dataclasses.replace(config.crossborder, fence=FenceMode.NONE),
+        circuit=dataclasses.replace(config.circuit, pinch_points=False),
+        barrier_mapper=dataclasses.replace(config.barrier_mapper, enabled=False),
+        crossborder=dataclasses.replace(config.crossborder, enabled=False, fence=FenceMode.NONE),
         sites=dataclasses.replace(config.sites, simulate=False),
     )
 

@@ -13,7 +13,7 @@ edit's geometry into cells of the analysis grid and changes suitability and resi
   cells a gap reopens keep exactly the values they had before the line, and an opening narrower than a
   cell reopens nothing;
 * an impassable line is burned at least one cell either side of its centre line (two cells across), so no
-  diagonal move slips between its cells, and it holds no habitat (suitability 0);
+  diagonal move slips between its cells; a line with ``remove_habitat`` holds no habitat (suitability 0);
 * the **border fence** (:func:`leopardgeo.stages.fence.fence_resistance`) closes every national border of
   the country raster except at its own gaps (the edit's points).
 
@@ -235,7 +235,7 @@ def _line_masks(
 
 
 def apply_habitat_edits(suitability: np.ndarray, grid: Grid, edits: Sequence[tuple[EditConfig, gpd.GeoDataFrame]]) -> np.ndarray:
-    """Suitability under the scenario: polygons (development, restoration, fire), then impassable lines (0).
+    """Suitability under the scenario: polygons (development, restoration, fire), then lines with ``remove_habitat`` (0).
 
     Parameters
     ----------
@@ -274,7 +274,7 @@ def apply_habitat_edits(suitability: np.ndarray, grid: Grid, edits: Sequence[tup
         else:
             s[m] *= fire_factor(e)
     for e, _, mask, _ in _line_masks(edits, grid):
-        if e.mode is LineMode.IMPASSABLE:
+        if e.remove_habitat:
             s[mask & finite] = 0.0
     return s
 
