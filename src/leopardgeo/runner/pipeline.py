@@ -25,7 +25,6 @@ import pandas as pd
 import geopandas as gpd
 import pyogrio
 import shapely
-from pyproj import Transformer
 
 from leopardgeo.config import (
     CircuitMode,
@@ -38,6 +37,7 @@ from leopardgeo.config import (
     config_hash,
     dump_config,
 )
+from leopardgeo.config.scenario import EditConfig, EditKind
 from leopardgeo.core._crs import M2_PER_HA, M_PER_KM
 from leopardgeo.core.errors import ConfigError, DataError, NodataWarning, NoPathError, OutputExistsError
 from leopardgeo.core.grid import Grid
@@ -67,7 +67,6 @@ from leopardgeo.stages.crossborder import (
     compare_fenced,
     crossing_importance,
     crossing_routes,
-    fence_resistance,
     mark_crosses_border,
     split_at_border,
     transboundary_patches,
@@ -89,6 +88,7 @@ from leopardgeo.stages.resistance import (
     resistance_from_classes,
     resistance_from_suitability,
 )
+from leopardgeo.stages.scenario import apply_resistance_edits, edit_frame
 from leopardgeo.stages.score import add_scores, corridor_scores
 from leopardgeo.stages.sites import SiteResult
 from leopardgeo.stages.territories import TerritoryResult, capacity_table, pack_territories, territory_raster
@@ -729,13 +729,13 @@ def compute_crossborder(
     routes = crossing_routes(graph, crossings, tb, importance=importance, permeability=perm if len(perm) else None)
     if cb.fence is FenceMode.NONE or not codes:
         return CrossBorderResult(crossings, perm, transboundary=tb, routes=routes)
-    gaps = []
-    if cb.fence_gaps:
-        tr = Transformer.from_crs("EPSG:4326", grid.crs, always_xy=True)
-        gaps = [tuple(tr.transform(lon, lat)) for lon, lat in cb.fence_gaps]
-    fenced, mask = fence_resistance(
-        resistance, cidx, grid, mode=str(cb.fence), penalty=cb.fence_penalty, gaps_xy=gaps, gap_width_m=cb.gap_width_m
-    )
+    # the fence is the scenario edit `border_fence` (leopardgeo.stages.scenario), here with [crossborder]'s settings
+    fence = EditConfig(
+        kind=EditKind.BORDER_FENCE, name="border fence", mode=str(cb.fence), penalty=cb.fence_penalty,
+        width_m=cb.gap_width_m, coords=cb.fence_gaps,
+    )  # fmt: skip
+    fenced, where = apply_resistance_edits(resistance, grid, [(fence, edit_frame(fence, grid))], countries=cidx)
+    mask = where.barrier
     part_labels, parts = split_at_border(
         labels, patches, cidx, grid, country_codes=codes, connectivity=cfg.patches.connectivity
     )
