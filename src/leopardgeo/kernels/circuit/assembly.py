@@ -159,9 +159,10 @@ def _merge_regions(
     uf = _UnionFind(n_f + len(sids))
     both = has_f & (short > 0)
     if both.any():
-        pairs = np.unique(np.stack([reg[both], np.searchsorted(sids, short[both])], axis=1), axis=0)
-        for f, k in pairs:
-            uf.union(int(f), n_f + int(k))
+        base = np.int64(len(sids))
+        keys = np.unique(reg[both] * base + np.searchsorted(sids, short[both]))
+        for f, k in zip((keys // base).tolist(), (keys % base).tolist(), strict=True):
+            uf.union(f, n_f + k)
     roots = uf.roots()
     only_s = (short > 0) & valid & ~has_f
     key = reg.copy()
@@ -187,10 +188,10 @@ def _region_components(reg: np.ndarray, valid: np.ndarray, connectivity: int, n_
     uf = _UnionFind(n_comp + 1)
     live = reg >= 0
     if live.any():
-        pairs = np.unique(np.stack([reg[live], comp[live]], axis=1), axis=0)
+        base = np.int64(n_comp + 1)
+        keys = np.unique(reg[live] * base + comp[live])  # one 1-D sort instead of a row-wise unique
         first: dict[int, int] = {}
-        for r, c in pairs:
-            r, c = int(r), int(c)
+        for r, c in zip((keys // base).tolist(), (keys % base).tolist(), strict=True):
             if r in first:
                 uf.union(first[r], c)
             else:
