@@ -303,3 +303,54 @@ def test_an_edit_outside_the_study_area_is_refused(tmp_path):
     e = EditConfig(kind="line", coords=((10.0, 50.0), (10.1, 50.1)))
     with pytest.raises(DataError, match="within the study area"):
         edit_frame(e, grid())
+
+
+def test_compare_scenarios_and_rank_from_the_command_line(area, tmp_path):
+    import shutil
+
+    from click.testing import CliRunner
+
+    from leopardgeo.cli import cli
+
+    d, _, _ = area
+    run_dir = d / "run_cli"  # beside the run: run_config.toml's base_dir is relative to its folder
+    shutil.copytree(d / "out", run_dir)
+    res = CliRunner().invoke(cli, ["compare", str(run_dir)])
+    assert res.exit_code == 0, res.output
+    assert "road (illustrative)" in res.output and "isolated" in res.output
+    res = CliRunner().invoke(cli, ["compare", str(run_dir), "road"])
+    assert res.exit_code == 0 and "lost" in res.output, res.output
+    res = CliRunner().invoke(cli, ["compare", str(run_dir), "nope"])
+    assert res.exit_code != 0 and "expected a scenario 'nope'" in res.output
+    # two folders: the run against its own scenario, written with the styled changes layer
+    res = CliRunner().invoke(cli, ["compare", str(run_dir), str(run_dir / "scenarios/road"), "--out", str(tmp_path / "cmp")])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "cmp/compare.json").read_text(encoding="utf-8"))["links_lost"] == 1
+    assert "changes" in gpd.list_layers(tmp_path / "cmp/leopardgeo.gpkg")["name"].tolist()
+    # a scenario rerun on the finished run: only the stages its edit touches are computed
+    (tmp_path / "more.toml").write_text(
+        f'[[scenarios]]\nname = "penalty_road"\n[[scenarios.edits]]\nkind = "line"\nmode = "penalty"\npenalty = 3\n'
+        f'path = "{(d / "road.gpkg").as_posix()}"\n',
+        encoding="utf-8",
+    )
+    res = CliRunner().invoke(cli, ["scenarios", str(run_dir), "--config", str(tmp_path / "more.toml")])
+    assert res.exit_code == 0, res.output
+    doc = json.loads((run_dir / "scenarios/penalty_road/compare.json").read_text(encoding="utf-8"))
+    assert doc["links_lengthened"] == 1 and doc["links_lost"] == 0
+    assert (run_dir / "scenarios/road/compare.json").is_file()  # the earlier scenarios stay
+    # ranking two underpasses on the road scenario: the one on the corridor gains, the other nothing
+    pts = gpd.GeoDataFrame(
+        {"name": ["on corridor", "off corridor"], "cost": [2.0, 1.0]},
+        geometry=[shapely.Point(_x(ROAD_COL + 0.5), _y(7.5)), shapely.Point(_x(ROAD_COL + 0.5), _y(1.5))],
+        crs=TEST_CRS,
+    )
+    pts.to_file(tmp_path / "gaps.gpkg", layer="gaps")
+    res = CliRunner().invoke(
+        cli,
+        ["rank", str(run_dir), "--scenario", "road", "--candidates", str(tmp_path / "gaps.gpkg"), "--name-field", "name",
+         "--width", "301", "--method", "exhaustive"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(run_dir / "ranking/ranking.csv")
+    assert table["candidate"].tolist() == ["on corridor", "off corridor"]
+    assert table["gain"].iloc[0] > 0 and table["gain"].iloc[1] == pytest.approx(0.0, abs=1e-12)
