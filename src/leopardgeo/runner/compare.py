@@ -102,6 +102,7 @@ def read_run_tables(folder: str | Path) -> tuple[RunTables, Grid, dict[str, Any]
         source=source,
         current=cur[0] if cur else None,
         corridors=corr[0] if corr else None,
+        source_patches=tuple(scenario["source_patches"]) if scenario.get("source_patches") is not None else None,
     )
     return tables, grid, scenario
 

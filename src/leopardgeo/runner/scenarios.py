@@ -236,6 +236,7 @@ def tables_from_context(
         source=config.sites.source or None,
         current=circ.cum_current if circ is not None else None,
         corridors=corr.normalised if corr is not None else None,
+        source_patches=tuple(int(p) for p in sites.source.patch_ids) if sites is not None else None,
     )
 
 
@@ -332,7 +333,7 @@ def write_scenarios(
         run.comparison = comp
         folder = f"{prefix}{sc.name}"
         step(f"scenario {sc.name}: writing {folder}")
-        summary = scenario_summary(run) | {"source": config.sites.source or None}
+        summary = scenario_summary(run) | {"source": config.sites.source or None, "source_patches": scen_tables.source_patches}
         layers: dict[str, gpd.GeoDataFrame] = {"edits": edits_layer(run.edits, grid.crs, illustrative=sc.illustrative)}
         if run.context.get("graph") is not None:
             from leopardgeo.stages.graph import graph_layers

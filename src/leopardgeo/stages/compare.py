@@ -14,6 +14,7 @@ below 1 − ``rtol``), ``unchanged``, ``merged`` (the scenario joined its two pa
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +62,9 @@ class RunTables:
         The sites table (``site_id``, ``name``, ``rank``, ``score``, ``cwd_to_source``), or None.
     source
         Name of the source population (a protected area or patch name), or None.
+    source_patches
+        The patches the source population lies in (the sites stage's ``SourceRegion.patch_ids``); when None,
+        the patches whose name holds ``source``.
     current, corridors
         Cumulative current density and corridor rasters (NaN = none), or None.
     """
@@ -74,6 +78,7 @@ class RunTables:
     source: str | None = None
     current: np.ndarray | None = None
     corridors: np.ndarray | None = None
+    source_patches: tuple[int, ...] | None = None
 
 
 @dataclass
@@ -228,12 +233,16 @@ def _source_patches(nodes: pd.DataFrame, source: str | None) -> list[int]:
 
 
 def reachable_capacity(
-    links: pd.DataFrame, nodes: pd.DataFrame, capacity: pd.DataFrame | None, source: str | None
+    links: pd.DataFrame,
+    nodes: pd.DataFrame,
+    capacity: pd.DataFrame | None,
+    source: str | None,
+    source_patches: Sequence[int] | None = None,
 ) -> tuple[float, list[int]]:
     """Adults in the patches the source population's patches reach through links, and those source patches.
 
-    The source patches are those whose ``name`` holds ``source`` (a protected area names the patches it
-    overlaps).  ``nan`` without capacity or without a matching patch.
+    The source patches are ``source_patches``, else those whose ``name`` holds ``source`` (a protected area
+    names the patches it overlaps).  ``nan`` without capacity or without a source patch.
 
     Examples
     --------
@@ -243,7 +252,7 @@ def reachable_capacity(
     >>> reachable_capacity(links, nodes, cap, "Land of the Leopard")
     (15.0, [1])
     """
-    src = _source_patches(nodes, source)
+    src = [int(p) for p in source_patches] if source_patches is not None else _source_patches(nodes, source)
     if capacity is None or not src:
         return math.nan, src
     g = nx.Graph()
@@ -357,8 +366,8 @@ def compare_runs(
     summary["patch_names"] = {
         str(p): str(names.get(p) or f"patch {p}") for p in {*summary["newly_isolated"], *summary["patches_split"]}
     }
-    cap0, src = reachable_capacity(base.links, base.nodes, base.capacity, base.source)
-    cap1, _ = reachable_capacity(scen.links, scen.nodes, scen.capacity if scen.capacity is not None else None, scen.source)
+    cap0, src = reachable_capacity(base.links, base.nodes, base.capacity, base.source, base.source_patches)
+    cap1, _ = reachable_capacity(scen.links, scen.nodes, scen.capacity, scen.source, scen.source_patches)
     summary |= {"source": base.source, "source_patches": src,
                 "capacity_reachable_before": cap0, "capacity_reachable_after": cap1}  # fmt: skip
     sites = compare_sites(base.sites, scen.sites)
