@@ -1406,7 +1406,10 @@ def _template_lines(cls: type, obj: Any, section: str) -> list[str]:
             nested.append((f.name, type(value), value))
             continue
         lines.append(f"# {f.metadata.get('doc', '')}")
-        if value is None or value == ():
+        if f.name == "scenarios" and value == ():  # an array of tables: an example, see docs/scenarios.md
+            lines += ["# [[scenarios]]", '# name = "new_road"', "# [[scenarios.edits]]", '# kind = "line"',
+                      "# coords = [[131.937, 43.567], [131.937, 43.837]]", '# mode = "impassable"']  # fmt: skip
+        elif value is None or value == ():
             lines.append(f"# {f.name} = ")
         else:
             lines.append(f"{f.name} = {_inline(_to_plain(value))}")
