@@ -354,3 +354,24 @@ def test_compare_scenarios_and_rank_from_the_command_line(area, tmp_path):
     table = pd.read_csv(run_dir / "ranking/ranking.csv")
     assert table["candidate"].tolist() == ["on corridor", "off corridor"]
     assert table["gain"].iloc[0] > 0 and table["gain"].iloc[1] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_barrier_mapper_top_sites_become_restoration_candidates():
+    from types import SimpleNamespace
+
+    from leopardgeo.runner.interventions import barrier_candidates, candidate_edits
+
+    top = gpd.GeoDataFrame(
+        {"rank": [1, 2, 3], "score": [9.0, 5.0, 1.0], "improvement_cwd": [900.0, 500.0, 100.0],
+         "radius_m": [200.0, 100.0, 100.0]},
+        geometry=[shapely.Point(_x(12), _y(7)), shapely.Point(_x(30), _y(7)), shapely.Point(_x(40), _y(2))],
+        crs=TEST_CRS,
+    )
+    cands = barrier_candidates(SimpleNamespace(top=top), grid(), n=2)
+    assert cands["name"].tolist() == ["barrier_1", "barrier_2"]
+    assert cands["area_km2"].to_numpy() == pytest.approx([math.pi * 0.04, math.pi * 0.01], rel=0.01)
+    assert cands["lat"].between(43, 44).all() and cands["lon"].between(128, 130).all()
+    edits = candidate_edits(cands, kind="restoration", name_field="name")
+    _, res = landscape()
+    after, where = apply_resistance_edits(np.nan_to_num(res, nan=50.0), grid(), edits[:1])
+    assert where.polygons.sum() > 0 and (after[where.polygons] == 1.0).all()
