@@ -887,16 +887,23 @@ def _fmt_num(v: Any, digits: int = 3) -> str:
     return str(v)
 
 
+def _patch_label(d: dict, p: Any) -> str:
+    n = str((d.get("patch_names") or {}).get(str(p), "")).split(";")[0].strip()
+    return f"{p} ({n})" if n and not n.startswith("patch ") else str(p)
+
+
 def _patch_list(d: dict) -> str:
-    names = d.get("patch_names") or {}
-
-    def label(p: Any) -> str:
-        n = str(names.get(str(p), "")).split(";")[0].strip()
-        return f"{p} ({n})" if n and not n.startswith("patch ") else str(p)
-
-    cut = [f"{label(p)} isolated" for p in d.get("newly_isolated") or []]
-    cut += [f"{label(p)} cut in two" for p in d.get("patches_split") or []]
+    cut = [f"{_patch_label(d, p)} isolated" for p in d.get("newly_isolated") or []]
+    cut += [f"{_patch_label(d, p)} cut in two" for p in d.get("patches_split") or []]
     return "; ".join(cut) or "none"
+
+
+def _worst_link(d: dict) -> str:
+    w = d.get("most_changed_link")
+    if not w:
+        return "none"
+    link = f"{_patch_label(d, w['patch_a'])}–{_patch_label(d, w['patch_b'])}"
+    return f"{link} lost" if w["status"] == "lost" else f"{link} costs ×{w['cwd_ratio']:.2f}"
 
 
 def _print_comparisons(con: Any, docs: list[dict]) -> None:
@@ -904,9 +911,9 @@ def _print_comparisons(con: Any, docs: list[dict]) -> None:
     from rich.table import Table
 
     t = Table(title="Scenarios compared with the baseline run", title_justify="left")
-    for col in ("scenario", "PC change", "EC change", "links lost / gained / longer", "patches cut off or cut in two",
-                "adults reachable from the source", "sites cut off"):  # fmt: skip
-        t.add_column(col, justify="left" if col == "scenario" else "right")
+    for col in ("scenario", "PC change", "EC change", "links lost / costlier / merged / gained", "most affected link",
+                "patches cut off", "adults reachable from the source", "sites cut off"):  # fmt: skip
+        t.add_column(col, justify="left" if col in ("scenario", "most affected link", "patches cut off") else "right")
     for d in docs:
         name = d.get("scenario", "") + (" (illustrative)" if d.get("illustrative") else "")
         pc, ec = d.get("PC_change_pct"), d.get("EC_ha_change_pct")
@@ -915,15 +922,20 @@ def _print_comparisons(con: Any, docs: list[dict]) -> None:
             name,
             "—" if pc is None else f"{pc:+.1f} %",
             "—" if ec is None else f"{ec:+.1f} %",
-            f"{d.get('links_lost', 0)} / {d.get('links_gained', 0)} / {d.get('links_lengthened', 0)}",
+            f"{d.get('links_lost', 0)} / {d.get('links_lengthened', 0)} / {d.get('links_merged', 0)} / "
+            f"{d.get('links_gained', 0)}",
+            _worst_link(d),
             _patch_list(d),
             cap,
             ", ".join(str(p) for p in d.get("sites_disconnected") or []) or "none",
         )
     con.print(t)
     con.print(
-        "PC: probability of connectivity; EC: equivalent connected area. \"Longer\" links cost more to cross "
-        "(cwd ratio in links_change.csv). Illustrative scenarios use made-up geometry to show the method."
+        "PC (probability of connectivity) and EC (equivalent connected area) count the habitat a leopard can reach, "
+        "inside patches as well as between them, so a costlier route between two large patches can move them little: "
+        "read the links too. costlier: the cheapest path costs more (×: cost after / before; links_change.csv). "
+        "merged: the two patches became one. gained: a new neighbour after paths reroute, usually long. "
+        "Illustrative scenarios use made-up geometry to show the method."
     )
 
 

@@ -616,14 +616,21 @@ def _scenarios_section(run: _RunFolder, report: Report) -> Section | None:
 
         cut = [f"{label(p)} isolated" for p in c.get("newly_isolated") or []]
         cut += [f"{label(p)} cut in two" for p in c.get("patches_split") or []]
+        w = c.get("most_changed_link")
+        worst = "none"
+        if w:
+            worst = f"{label(w['patch_a'])} – {label(w['patch_b'])}: " + (
+                "lost" if w["status"] == "lost" else f"costs ×{w['cwd_ratio']:.2f}"
+            )
         rows.append(
             {
                 "scenario": f"{c.get('scenario')}{' (ILLUSTRATIVE)' if c.get('illustrative') else ''}",
                 "what it is": c.get("description") or "",
                 "PC change (%)": c.get("PC_change_pct"),
                 "EC change (%)": c.get("EC_ha_change_pct"),
-                "links lost / gained / costlier / cheaper": f"{c.get('links_lost', 0)} / {c.get('links_gained', 0)} / "
-                f"{c.get('links_lengthened', 0)} / {c.get('links_shortened', 0)}",
+                "links lost / costlier / merged / gained": f"{c.get('links_lost', 0)} / {c.get('links_lengthened', 0)} / "
+                f"{c.get('links_merged', 0)} / {c.get('links_gained', 0)}",
+                "most affected link": worst,
                 "patches cut off": "; ".join(cut) or "none",
                 "adults reachable from the source": f"{_fmt(c.get('capacity_reachable_before'))} → "
                 f"{_fmt(c.get('capacity_reachable_after'))}",
@@ -635,10 +642,12 @@ def _scenarios_section(run: _RunFolder, report: Report) -> Section | None:
               "Each scenario against this run",
               "Each scenario reruns only the stages its edits touch and is compared with this run (folder scenarios/<name>/; "
               "`leopardgeo compare OUT NAME` lists the links that changed). PC: probability of connectivity, EC: equivalent "
-              "connected area (both: how much habitat a leopard can reach, counting how hard the way is). costlier / cheaper: "
-              "links whose least-cost path now costs more / less (cwd_ratio in links_change.csv); a gained link is a new "
-              "neighbour in the planar graph after paths reroute, usually a long one, and does not make up for a lost or "
-              "costlier link. adults reachable: territories' adults in the patches linked to the source population's. "
+              "connected area: both count the habitat a leopard can reach, inside patches as well as between them, so a "
+              "costlier route between two large patches can move them little; read the links too. costlier: the cheapest "
+              "path between the two patches costs more (×: cost after / before; cwd_ratio in links_change.csv). merged: "
+              "the scenario joined the two patches into one. gained: a new neighbour in the planar graph after paths "
+              "reroute, usually a long one; it does not make up for a lost or costlier link. adults reachable: the "
+              "territories' adults in the patches linked to the source population's. "
               "ILLUSTRATIVE scenarios use made-up geometry to show the method; they are not plans.")
     )  # fmt: skip
     return s

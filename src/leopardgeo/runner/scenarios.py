@@ -219,10 +219,10 @@ def tables_from_context(
     else:
         links = gpd.GeoDataFrame({"patch_a": [], "patch_b": [], "cwd": []}, geometry=[], crs=ctx["inputs"].grid.crs)
         nodes = pd.DataFrame(ctx["patches"].drop(columns="geometry"))
-    capacity = None
+    adults = None
     if ctx.get("territories") is not None and capacity is not None:
         _, cap = capacity(config, ctx["inputs"], ctx["labels"], ctx["patches"], ctx["territories"])
-        capacity = _patch_capacity(cap)
+        adults = _patch_capacity(cap)
     sites = ctx.get("sites")
     mets = ctx.get("metrics")
     circ, corr = ctx.get("circuit"), ctx.get("corridors")
@@ -231,7 +231,7 @@ def tables_from_context(
         nodes=nodes,
         metrics=dict(mets.summary) if mets is not None else {},
         labels=ctx["labels"],
-        capacity=capacity,
+        capacity=adults,
         sites=pd.DataFrame(sites.table.drop(columns="geometry")) if sites is not None else None,
         source=config.sites.source or None,
         current=circ.cum_current if circ is not None else None,

@@ -131,12 +131,13 @@ def compare_links(
 ) -> gpd.GeoDataFrame:
     """Each link of either run with its status, ``cwd_before``, ``cwd_after``, ``cwd_ratio`` (after / before).
 
-    Statuses: :data:`LINK_STATUSES`, and ``merged`` when the scenario joined the link's two patches into one
-    (``cwd_after`` 0).  A baseline link (a, b) is looked up in the scenario between the patches holding most
-    of a's and of b's cells (``base_to_scen``; identity when None); a scenario link that no baseline link
-    matches is ``gained``, named by the baseline patches its ends overlap most (``patch_map``; 0 for a new
-    patch).  Of several links between the same two patches the cheapest counts.  Geometry: the baseline
-    path (the scenario's for a gained link).
+    Statuses: :data:`LINK_STATUSES`; ``merged`` when the scenario joined the link's two patches into one
+    (``cwd_after`` 0).  A baseline patch is held in the scenario by the scenario patches that overlap it most
+    (``patch_map``: scenario → baseline; its parts when the scenario cut it) and by the scenario patch holding
+    most of its cells (``base_to_scen``); a baseline link (a, b) compares with the cheapest scenario link
+    between a patch holding a and one holding b.  A scenario link that no baseline link matches is ``gained``,
+    named by the baseline patches its ends overlap most (0 for a new patch), the cheapest per pair.  Both maps
+    default to the identity.  Geometry: the baseline path (the scenario's for a gained link).
 
     Examples
     --------
@@ -152,9 +153,23 @@ def compare_links(
     >>> s = gpd.GeoDataFrame({"patch_a": [1], "patch_b": [2], "cwd": [5.0]}, geometry=[ln])
     >>> compare_links(b, s, {1: 1, 2: 3}, base_to_scen={1: 1, 2: 1, 3: 2})["status"].tolist()
     ['merged', 'unchanged']
+
+    A fence cuts patch 2 into parts 2 and 4; part 4 keeps the link to 3, part 2 the link to 1:
+
+    >>> s = gpd.GeoDataFrame({"patch_a": [1, 4, 2], "patch_b": [2, 3, 4], "cwd": [10.0, 5.0, 30.0]}, geometry=[ln] * 3)
+    >>> compare_links(b, s, {1: 1, 2: 2, 3: 3, 4: 2})["status"].tolist()
+    ['unchanged', 'unchanged']
     """
     pm = patch_map or {}
     b2s = base_to_scen or {}
+    holds: dict[int, set[int]] = {}
+    for x, a in pm.items():
+        holds.setdefault(int(a), set()).add(int(x))
+    for a, x in b2s.items():
+        holds.setdefault(int(a), set()).add(int(x))
+
+    def held(a: int) -> set[int]:
+        return holds.get(a) or {a}
 
     def cheapest(frame: gpd.GeoDataFrame) -> dict[tuple[int, int], tuple[float, Any]]:
         out: dict[tuple[int, int], tuple[float, Any]] = {}
@@ -166,28 +181,32 @@ def compare_links(
 
     before, after = cheapest(base), cheapest(scen)
     rows = []
-    matched: set[tuple[int, int]] = set()
+    used: set[tuple[int, int]] = set()
     for (a, b), (c0, g0) in before.items():
         sa, sb = b2s.get(a, a), b2s.get(b, b)
-        k = _key(sa, sb)
+        match = [k for k in after if (k[0] in held(a) and k[1] in held(b)) or (k[0] in held(b) and k[1] in held(a))]
+        used.update(match)
         if sa == sb and sa != 0:
             status, c1 = "merged", 0.0
-        elif k in after and sa != 0 and sb != 0:
-            matched.add(k)
-            c1 = after[k][0]
+        elif match:
+            c1 = min(after[k][0] for k in match)
             status = "lengthened" if c1 > c0 * (1 + rtol) else "shortened" if c1 < c0 * (1 - rtol) else "unchanged"
         else:
             status, c1 = "lost", math.nan
         ratio = c1 / c0 if status != "lost" and c0 > 0 else math.nan
         rows.append({"patch_a": a, "patch_b": b, "status": status, "cwd_before": c0, "cwd_after": c1, "cwd_ratio": ratio,
                      "geometry": g0})  # fmt: skip
+    gained: dict[tuple[int, int], tuple[float, Any]] = {}
     for (x, y), (c1, g1) in after.items():
-        if (x, y) in matched:
-            continue
         a, b = pm.get(x, x), pm.get(y, y)
-        if a == b and a != 0:
-            continue  # between two parts of one baseline patch
-        a, b = _key(a, b)
+        if (x, y) in used or (a == b and a != 0):
+            continue  # matched, or between two parts of one baseline patch
+        k = _key(a, b)
+        if k in before:
+            continue  # a second route between two baseline patches already compared
+        if k not in gained or c1 < gained[k][0]:
+            gained[k] = (c1, g1)
+    for (a, b), (c1, g1) in gained.items():
         rows.append({"patch_a": a, "patch_b": b, "status": "gained", "cwd_before": math.nan, "cwd_after": c1,
                      "cwd_ratio": math.nan, "geometry": g1})  # fmt: skip
     cols = ["patch_a", "patch_b", "status", "cwd_before", "cwd_after", "cwd_ratio"]
@@ -358,14 +377,22 @@ def compare_runs(
     deg0 = pd.concat([base.links["patch_a"], base.links["patch_b"]]).astype(int).value_counts()
     linked_after = {int(p) for p in links.loc[links["status"] != "lost", ["patch_a", "patch_b"]].to_numpy().ravel()}
     summary["newly_isolated"] = sorted(int(p) for p in deg0.index if int(p) not in linked_after)
+    worst = links[links["status"].isin(["lengthened", "lost"])]
+    if len(worst):
+        w = worst.assign(r=worst["cwd_ratio"].fillna(math.inf)).sort_values(["r", "cwd_before"], ascending=[False, True]).iloc[0]
+        summary["most_changed_link"] = {"patch_a": int(w["patch_a"]), "patch_b": int(w["patch_b"]), "status": str(w["status"]),
+                                        "cwd_ratio": float(w["cwd_ratio"])}  # fmt: skip
+    else:
+        summary["most_changed_link"] = None
     summary["patches_before"] = len(base.nodes)
     summary["patches_after"] = len(scen.nodes)
     parts = pd.Series(pm).value_counts()
     summary["patches_split"] = sorted(int(p) for p in parts.index if int(p) != 0 and parts[p] > 1)
     names = dict(zip(base.nodes["patch_id"].astype(int), base.nodes.get("name", pd.Series([""] * len(base.nodes))), strict=True))
-    summary["patch_names"] = {
-        str(p): str(names.get(p) or f"patch {p}") for p in {*summary["newly_isolated"], *summary["patches_split"]}
-    }
+    named = {*summary["newly_isolated"], *summary["patches_split"]}
+    if summary["most_changed_link"]:
+        named |= {summary["most_changed_link"]["patch_a"], summary["most_changed_link"]["patch_b"]}
+    summary["patch_names"] = {str(p): str(names.get(p) or f"patch {p}") for p in named}
     cap0, src = reachable_capacity(base.links, base.nodes, base.capacity, base.source, base.source_patches)
     cap1, _ = reachable_capacity(scen.links, scen.nodes, scen.capacity, scen.source, scen.source_patches)
     summary |= {"source": base.source, "source_patches": src,
