@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 import geopandas as gpd
 import shapely
 
-from leopardgeo.config import RunConfig, load_config, load_config_string
 from leopardgeo.config.scenario import EditConfig, ScenarioConfig
 from leopardgeo.core.errors import ConfigError, DataError
 from leopardgeo.core.grid import Grid
+from leopardgeo.runner.registry import RunConfig, load_config, load_config_string
 from leopardgeo.stages.graph import build_graph
 from leopardgeo.stages.interventions import rank_interventions
 from leopardgeo.stages.scenario import apply_habitat_edits, apply_resistance_edits

@@ -22,10 +22,10 @@ import pandas as pd
 import geopandas as gpd
 from pyproj import Transformer
 
-from leopardgeo.config import RunConfig, load_config
 from leopardgeo.config.scenario import EditConfig, EditKind, ScenarioConfig
 from leopardgeo.core.errors import ConfigError, DataError
 from leopardgeo.runner.stagegraph import execute, resolve
+from leopardgeo.stages.base import RunConfigLike
 from leopardgeo.stages.interventions import rank_interventions
 from leopardgeo.stages.scenario import apply_resistance_edits, edit_frames
 
@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 PER_UNITS = ("structure", "km2")
 
 
-def load_context(folder: str | Path, *, config: RunConfig | None = None) -> tuple[RunConfig, dict[str, Any]]:
+def load_context(folder: str | Path, *, config: RunConfigLike | None = None) -> tuple[RunConfigLike, dict[str, Any]]:
     """A run folder's configuration and every stage's values, from its cache (recomputing what is stale).
 
     Raises
@@ -47,7 +47,7 @@ def load_context(folder: str | Path, *, config: RunConfig | None = None) -> tupl
     """
     from leopardgeo.io.runfolder import earlier_outputs
     from leopardgeo.runner.manifest import input_files, read_manifest
-    from leopardgeo.runner.pipeline import STAGES
+    from leopardgeo.runner.registry import STAGES, load_config
 
     out = Path(folder)
     if config is None:
@@ -134,7 +134,7 @@ def barrier_candidates(barriers: Any, grid: Any, *, n: int = 5, resistance: floa
 
 
 def rank_candidates(
-    config: RunConfig,
+    config: RunConfigLike,
     base: Mapping[str, Any],
     candidates: Sequence[tuple[EditConfig, gpd.GeoDataFrame]],
     *,

@@ -34,10 +34,11 @@ import pandas as pd
 
 import geopandas as gpd
 
-from leopardgeo.config import FenceMode, RunConfig
+from leopardgeo.config import FenceMode
 from leopardgeo.config.scenario import EditKind, ScenarioConfig
 from leopardgeo.core.errors import ConfigError
 from leopardgeo.runner.stagegraph import Stage, resolve
+from leopardgeo.stages.base import RunConfigLike
 from leopardgeo.stages.compare import Comparison, RunTables, compare_runs
 from leopardgeo.stages.scenario import ScenarioEdits, apply_habitat_edits, apply_resistance_edits, edit_frames, edits_layer
 
@@ -71,7 +72,7 @@ class ScenarioRun:
     comparison: Comparison | None = None
 
 
-def scenario_config(config: RunConfig) -> RunConfig:
+def scenario_config(config: RunConfigLike) -> RunConfigLike:
     """The configuration a scenario runs with: the run's, without the stages the comparison does not read.
 
     Pinch points, the Barrier Mapper, the cross-border stage (with its own fence scenario) and the sites'
@@ -88,6 +89,8 @@ def scenario_config(config: RunConfig) -> RunConfig:
 def rerun_stages(order: Sequence[Stage], touched: Iterable[str]) -> list[str]:
     """Names of the stages of ``order`` that ``touched`` change: those stages and everything downstream.
 
+    Downstream: a stage that needs, uses or runs after (the graph's in-place chain) a stage that reruns.
+
     Examples
     --------
     >>> a = Stage("habitat", "h", lambda c, x: {})
@@ -100,13 +103,13 @@ def rerun_stages(order: Sequence[Stage], touched: Iterable[str]) -> list[str]:
     hit = set(touched)
     out = []
     for s in order:
-        if s.name in hit or any(n in hit for n in (*s.needs, *s.uses)):
+        if s.name in hit or any(n in hit for n in (*s.needs, *s.uses, *getattr(s, "after", ()))):
             hit.add(s.name)
             out.append(s.name)
     return out
 
 
-def _countries(config: RunConfig, inputs: Any) -> np.ndarray | None:
+def _countries(config: RunConfigLike, inputs: Any) -> np.ndarray | None:
     from leopardgeo.stages.patches import country_raster
 
     if inputs.countries is None:
@@ -116,7 +119,7 @@ def _countries(config: RunConfig, inputs: Any) -> np.ndarray | None:
 
 
 def run_scenario(
-    config: RunConfig,
+    config: RunConfigLike,
     scenario: ScenarioConfig,
     base: Mapping[str, Any],
     *,
@@ -176,7 +179,9 @@ def run_scenario(
     return run
 
 
-def _cut_at_border(config: RunConfig, inputs: Any, resistance: np.ndarray, labels: np.ndarray, patches: Any) -> dict[str, Any]:
+def _cut_at_border(
+    config: RunConfigLike, inputs: Any, resistance: np.ndarray, labels: np.ndarray, patches: Any
+) -> dict[str, Any]:
     """Patches cut at the border, as behind a fence (:func:`leopardgeo.stages.fence.split_at_border`).
 
     A part's ``metrics.attribute`` is its share of the parent's; parts lying wholly under the fence (slivers
@@ -204,7 +209,7 @@ def _cut_at_border(config: RunConfig, inputs: Any, resistance: np.ndarray, label
 
 # ---------------------------------------------------------------------- tables for the comparison
 def tables_from_context(
-    config: RunConfig, ctx: Mapping[str, Any], *, capacity: Callable[..., tuple[Any, pd.DataFrame]] | None = None
+    config: RunConfigLike, ctx: Mapping[str, Any], *, capacity: Callable[..., tuple[Any, pd.DataFrame]] | None = None
 ) -> RunTables:
     """The comparison's view of a run (:class:`leopardgeo.stages.compare.RunTables`) from its context.
 
@@ -298,7 +303,7 @@ def scenario_summary(run: ScenarioRun) -> dict[str, Any]:
 
 def write_scenarios(
     writer: Any,
-    config: RunConfig,
+    config: RunConfigLike,
     base: Mapping[str, Any],
     *,
     stages: Sequence[Stage],
