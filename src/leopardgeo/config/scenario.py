@@ -7,7 +7,7 @@ reruns only the stages they touch and compares the result with the baseline.
 
 Examples
 --------
->>> from leopardgeo.config import load_config_string
+>>> from leopardgeo.runner.registry import load_config_string
 >>> cfg = load_config_string('''
 ... [[scenarios]]
 ... name = "new_road"
