@@ -35,10 +35,12 @@ The kernel knows arrays only; :mod:`leopardgeo.stages.metrics` builds them from 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import get_num_threads, njit, prange
 
-__all__ = ["removal_deltas"]
+__all__ = ["MODE_IIC", "MODE_PC", "RemovalDeltas", "removal_deltas"]
 
 #: :math:`f(D) = e^{-kD}` (PC: maximum-product probability)
 MODE_PC = 0
@@ -96,25 +98,32 @@ def _pop(hk, hv, size):  # pragma: no cover - compiled
 
 @njit(cache=True)
 def _subtree_loss(
-    lo, hi, xlo, skip_eid, indptr, indices, w, eid, tin, euler, dist, p, a, mode, k, nd, hk, hv
+    lo, hi, xlo, skip_eid, indptr, indices, w, eid, tin, euler, dist, p, a, mode, k, dmax, nd, hk, hv
 ):  # pragma: no cover - compiled
-    """Sum of ``a_t (f(D_st) - f(D'_st))`` over the pre-order slice ``euler[lo:hi]``.
+    """Loss and error bound of the targets in the pre-order slice ``euler[lo:hi]``.
 
-    Nodes with ``lo <= tin < hi`` are the only ones whose distance may change; nodes with
-    ``xlo <= tin < hi`` are not used as a way in (``xlo = lo - 1`` removes the subtree's root node,
-    ``xlo = lo`` keeps it); ``skip_eid`` >= 0 is the removed link.
-    ``nd`` holds the new distances of the slice (scratch, indexed by node).
+    Returns ``(sum of a_t (f(D_st) - f(D'_st)), bound)`` over the slice.  Nodes with ``lo <= tin < hi``
+    are the only ones whose distance may change; nodes with ``xlo <= tin < hi`` are not used as a way
+    in (``xlo = lo - 1`` removes the slice's root node, ``xlo = lo`` keeps it); ``skip_eid`` >= 0 is the
+    removed link.  Targets farther than ``dmax`` (``inf``: none) are not recomputed: each adds its whole
+    term ``a_t f(D_st)`` to the bound, and a recomputed target whose new distance exceeds ``dmax`` adds
+    ``a_t f(dmax)`` (both ``f`` values are below ``f(dmax)`` there).  ``nd`` is scratch (by node).
     """
     size = 0
+    bound = 0.0
     for q in range(lo, hi):
         t = euler[q]
+        if dist[t] > dmax:
+            nd[t] = np.inf
+            bound += a[t] * p[t]
+            continue
         best = np.inf
         for j in range(indptr[t], indptr[t + 1]):
             if eid[j] == skip_eid:
                 continue
             u = indices[j]
             tu = tin[u]
-            if tu >= xlo and tu < hi:
+            if (tu >= xlo and tu < hi) or dist[u] > dmax:
                 continue
             cand = dist[u] + w[j]
             if cand < best:
@@ -126,41 +135,47 @@ def _subtree_loss(
         d = hk[0]
         t = hv[0]
         size = _pop(hk, hv, size)
+        if d > dmax:
+            break  # every distance still to come is farther: counted in the bound below
         if d > nd[t]:
             continue
         for j in range(indptr[t], indptr[t + 1]):
             u = indices[j]
             tu = tin[u]
-            if tu < lo or tu >= hi or eid[j] == skip_eid:
+            if tu < lo or tu >= hi or eid[j] == skip_eid or dist[u] > dmax:
                 continue
             cand = d + w[j]
             if cand < nd[u]:
                 nd[u] = cand
                 size = _push(hk, hv, size, cand, u)
     loss = 0.0
+    fmax = _f(dmax, mode, k)
     for q in range(lo, hi):
         t = euler[q]
+        if dist[t] > dmax:
+            continue
         loss += a[t] * (p[t] - _f(nd[t], mode, k))
-    return loss
+        if nd[t] > dmax:
+            bound += a[t] * fmax
+    return loss, bound
 
 
 @njit(cache=True)
 def _one_source(
-    s, indptr, indices, w, eid, a, mode, k, do_links, do_between,
-    dist, parent, pedge, order, sigma, settled, tin, sz, euler, stack, child_ptr, child_idx, p,
+    s, indptr, indices, w, eid, a, mode, k, dmax, do_links, do_between,
+    dist, pos, idom, depth, indeg, ineid, order, sigma, tin, sz, euler, stack, child_ptr, child_idx, p, mass,
     nd, hk, hv, delta, delta_pc,
-    node_loss, link_loss, bc, bcpc,
+    node_loss, link_loss, node_bound, link_bound, bc, bcpc,
 ):  # pragma: no cover - compiled
-    """One source: Dijkstra, pre-order tree, every node / link loss, Brandes dependencies.
+    """One source: Dijkstra, dominator tree of the shortest-path DAG in pre-order, every node / link
+    loss (and its error bound when ``dmax`` is finite), Brandes dependencies.
 
     Returns ``(sum_t a_t f(D_st), number of nodes settled)``.
     """
     n = a.shape[0]
     for v in range(n):
         dist[v] = np.inf
-        parent[v] = -1
-        pedge[v] = -1
-        settled[v] = False
+        pos[v] = n
         tin[v] = -1
         sigma[v] = 0.0
     dist[s] = 0.0
@@ -170,20 +185,18 @@ def _one_source(
         d = hk[0]
         u = hv[0]
         size = _pop(hk, hv, size)
-        if settled[u] or d > dist[u]:
+        if pos[u] < n or d > dist[u]:
             continue
-        settled[u] = True
+        pos[u] = m
         order[m] = u
         m += 1
         for j in range(indptr[u], indptr[u + 1]):
             v = indices[j]
-            if settled[v]:
+            if pos[v] < n:
                 continue
             cand = d + w[j]
             if cand < dist[v]:
                 dist[v] = cand
-                parent[v] = u
-                pedge[v] = eid[j]
                 size = _push(hk, hv, size, cand, v)
     total = 0.0
     for q in range(m):
@@ -192,19 +205,45 @@ def _one_source(
         total += a[v] * p[v]
     if m <= 1:
         return total, m
-    # children lists (counting sort on the parent), pre-order numbering with an explicit stack
+    # immediate dominators of the shortest-path DAG (links u -> v with dist[u] + w = dist[v], u settled
+    # first): in settle (topological) order, idom(v) = the common dominator of all of v's predecessors
+    idom[s] = s
+    depth[s] = 0
+    for q in range(1, m):
+        v = order[q]
+        cur = -1
+        cnt = 0
+        last = -1
+        for j in range(indptr[v], indptr[v + 1]):
+            u = indices[j]
+            if pos[u] >= q or dist[u] + w[j] != dist[v]:
+                continue
+            cnt += 1
+            last = eid[j]
+            if cur < 0:
+                cur = u
+                continue
+            b = u
+            while cur != b:
+                if depth[cur] >= depth[b]:
+                    cur = idom[cur]
+                else:
+                    b = idom[b]
+        idom[v] = cur
+        depth[v] = depth[cur] + 1
+        indeg[v] = cnt
+        ineid[v] = last
+    # children lists (counting sort on idom), pre-order numbering with an explicit stack
     for q in range(n + 1):
         child_ptr[q] = 0
     for q in range(1, m):
-        v = order[q]
-        child_ptr[parent[v] + 1] += 1
+        child_ptr[idom[order[q]] + 1] += 1
     for q in range(n):
         child_ptr[q + 1] += child_ptr[q]
     for q in range(1, m):
         v = order[q]
-        pv = parent[v]
-        child_idx[child_ptr[pv]] = v
-        child_ptr[pv] += 1
+        child_idx[child_ptr[idom[v]]] = v
+        child_ptr[idom[v]] += 1
     for q in range(n, 0, -1):
         child_ptr[q] = child_ptr[q - 1]
     child_ptr[0] = 0
@@ -221,27 +260,43 @@ def _one_source(
         for q in range(child_ptr[v], child_ptr[v + 1]):
             stack[top] = child_idx[q]
             top += 1
+    # subtree sizes and f-weighted masses (a_t f(D_st) summed over the subtree, the node included)
     for q in range(m):
-        sz[order[q]] = 1
+        v = order[q]
+        sz[v] = 1
+        mass[v] = a[v] * p[v]
     for q in range(m - 1, 0, -1):
         v = order[q]
-        sz[parent[v]] += sz[v]
-    # removal losses
+        sz[idom[v]] += sz[v]
+        mass[idom[v]] += mass[v]
+    # removal losses: a node x can only lengthen the paths to the nodes it dominates; a link only those
+    # to the subtree of its head, and only when it is that head's one way in
     a_s = a[s]
     for q in range(1, m):
         x = order[q]
+        far = dist[x] > dmax
         if sz[x] > 1:
-            lo = tin[x] + 1
-            hi = tin[x] + sz[x]
-            node_loss[x] += a_s * _subtree_loss(
-                lo, hi, lo - 1, -1, indptr, indices, w, eid, tin, euler, dist, p, a, mode, k, nd, hk, hv
-            )
-        if do_links:
-            lo = tin[x]
-            hi = tin[x] + sz[x]
-            link_loss[pedge[x]] += a_s * _subtree_loss(
-                lo, hi, lo, pedge[x], indptr, indices, w, eid, tin, euler, dist, p, a, mode, k, nd, hk, hv
-            )
+            if far:
+                node_bound[x] += a_s * (mass[x] - a[x] * p[x])
+            else:
+                lo = tin[x] + 1
+                hi = tin[x] + sz[x]
+                loss, bnd = _subtree_loss(
+                    lo, hi, lo - 1, -1, indptr, indices, w, eid, tin, euler, dist, p, a, mode, k, dmax, nd, hk, hv
+                )
+                node_loss[x] += a_s * loss
+                node_bound[x] += a_s * bnd
+        if do_links and indeg[x] == 1:
+            if far:
+                link_bound[ineid[x]] += a_s * mass[x]
+            else:
+                lo = tin[x]
+                hi = tin[x] + sz[x]
+                loss, bnd = _subtree_loss(
+                    lo, hi, lo, ineid[x], indptr, indices, w, eid, tin, euler, dist, p, a, mode, k, dmax, nd, hk, hv
+                )
+                link_loss[ineid[x]] += a_s * loss
+                link_bound[ineid[x]] += a_s * bnd
     if do_between:
         # number of shortest paths (exact ties) in settle order, then Brandes' back-propagation
         sigma[s] = 1.0
@@ -250,9 +305,8 @@ def _one_source(
             tot = 0.0
             for j in range(indptr[v], indptr[v + 1]):
                 u = indices[j]
-                if settled[u] and tin[u] >= 0 and dist[u] + w[j] == dist[v] and u != v:
-                    if dist[u] < dist[v] or _before(order, q, u):
-                        tot += sigma[u]
+                if pos[u] < q and dist[u] + w[j] == dist[v]:
+                    tot += sigma[u]
             sigma[v] = tot
         for q in range(m):
             v = order[q]
@@ -263,41 +317,36 @@ def _one_source(
             wv_pc = a_s * a[v] * p[v]
             for j in range(indptr[v], indptr[v + 1]):
                 u = indices[j]
-                if tin[u] >= 0 and dist[u] + w[j] == dist[v] and u != v:
-                    if dist[u] < dist[v] or _before(order, q, u):
-                        cf = sigma[u] / sigma[v]
-                        delta[u] += cf * (1.0 + delta[v])
-                        delta_pc[u] += cf * (wv_pc + delta_pc[v])
+                if pos[u] < q and dist[u] + w[j] == dist[v]:
+                    cf = sigma[u] / sigma[v]
+                    delta[u] += cf * (1.0 + delta[v])
+                    delta_pc[u] += cf * (wv_pc + delta_pc[v])
             bc[v] += delta[v]
             bcpc[v] += delta_pc[v]
     return total, m
 
 
-@njit(cache=True, inline="always")
-def _before(order, q, u):  # pragma: no cover - compiled
-    """True if ``u`` was settled before position ``q`` (only asked for zero-length links)."""
-    for r in range(q):
-        if order[r] == u:
-            return True
-    return False
-
-
 @njit(cache=True, parallel=True)
-def _all_sources(indptr, indices, w, eid, a, n_links, mode, k, do_links, do_between, n_chunks):  # pragma: no cover
+def _all_sources(indptr, indices, w, eid, a, n_links, mode, k, dmax, do_links, do_between, n_chunks):  # pragma: no cover
     n = a.shape[0]
+    nl = max(n_links, 1)
     node_loss = np.zeros((n_chunks, n))
-    link_loss = np.zeros((n_chunks, max(n_links, 1)))
+    link_loss = np.zeros((n_chunks, nl))
+    node_bound = np.zeros((n_chunks, n))
+    link_bound = np.zeros((n_chunks, nl))
     bc = np.zeros((n_chunks, n))
     bcpc = np.zeros((n_chunks, n))
     totals = np.zeros(n)
     nnz = indices.shape[0]
     for c in prange(n_chunks):
         dist = np.empty(n)
-        parent = np.empty(n, np.int64)
-        pedge = np.empty(n, np.int64)
+        pos = np.empty(n, np.int64)
+        idom = np.empty(n, np.int64)
+        depth = np.empty(n, np.int64)
+        indeg = np.empty(n, np.int64)
+        ineid = np.empty(n, np.int64)
         order = np.empty(n, np.int64)
         sigma = np.empty(n)
-        settled = np.empty(n, np.bool_)
         tin = np.empty(n, np.int64)
         sz = np.empty(n, np.int64)
         euler = np.empty(n, np.int64)
@@ -305,6 +354,7 @@ def _all_sources(indptr, indices, w, eid, a, n_links, mode, k, do_links, do_betw
         child_ptr = np.empty(n + 1, np.int64)
         child_idx = np.empty(n, np.int64)
         p = np.zeros(n)
+        mass = np.zeros(n)
         nd = np.empty(n)
         hk = np.empty(nnz + n + 1)
         hv = np.empty(nnz + n + 1, np.int64)
@@ -312,13 +362,28 @@ def _all_sources(indptr, indices, w, eid, a, n_links, mode, k, do_links, do_betw
         delta_pc = np.empty(n)
         for s in range(c, n, n_chunks):
             tot, _ = _one_source(
-                s, indptr, indices, w, eid, a, mode, k, do_links, do_between,
-                dist, parent, pedge, order, sigma, settled, tin, sz, euler, stack, child_ptr, child_idx, p,
-                nd, hk, hv, delta, delta_pc,
-                node_loss[c], link_loss[c], bc[c], bcpc[c],
+                s, indptr, indices, w, eid, a, mode, k, dmax, do_links, do_between,
+                dist, pos, idom, depth, indeg, ineid, order, sigma, tin, sz, euler, stack, child_ptr, child_idx,
+                p, mass, nd, hk, hv, delta, delta_pc,
+                node_loss[c], link_loss[c], node_bound[c], link_bound[c], bc[c], bcpc[c],
             )
             totals[s] = tot
-    return totals, node_loss.sum(axis=0), link_loss.sum(axis=0)[:n_links], bc.sum(axis=0), bcpc.sum(axis=0)
+    return (
+        totals, node_loss.sum(axis=0), link_loss.sum(axis=0)[:n_links], bc.sum(axis=0), bcpc.sum(axis=0),
+        node_bound.sum(axis=0), link_bound.sum(axis=0)[:n_links],
+    )
+
+
+class RemovalDeltas(NamedTuple):
+    """Result of :func:`removal_deltas` (arrays by node or by link number)."""
+
+    totals: np.ndarray
+    node_loss: np.ndarray
+    link_loss: np.ndarray
+    bc: np.ndarray
+    bcpc: np.ndarray
+    node_bound: np.ndarray
+    link_bound: np.ndarray
 
 
 def removal_deltas(
@@ -331,9 +396,10 @@ def removal_deltas(
     n_links: int,
     mode: int = MODE_PC,
     k: float = 1.0,
+    max_distance: float = np.inf,
     links: bool = True,
     betweenness: bool = True,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> RemovalDeltas:
     r"""Per-source sums and the loss of every node and link removal, in one pass per source.
 
     Parameters
@@ -351,20 +417,22 @@ def removal_deltas(
         :data:`MODE_PC` (:math:`e^{-kD}`) or :data:`MODE_IIC` (:math:`1 / (1 + D)`).
     k
         Decay constant of :data:`MODE_PC`.
+    max_distance
+        Pairs farther apart than this (:math:`f(D) < f(\text{max\_distance})`) are not recomputed;
+        the error this allows is returned in ``node_bound`` and ``link_bound``.  Default ``inf``: every
+        pair, exact, and both bounds are zero.
     links, betweenness
         Compute link losses; compute BC and BCPC (each unordered pair counted twice).
 
     Returns
     -------
-    totals
-        :math:`\sum_t a_t f(D_{st})` per source :math:`s` (:math:`t = s` included).
-    node_loss
-        :math:`\sum_{s,t \ne x} a_s a_t (f(D_{st}) - f(D^{-x}_{st}))` per node: the connector part of
-        the node's removal (its own pairs are the intra and flux parts).
-    link_loss
-        :math:`\sum_{s,t} a_s a_t (f(D_{st}) - f(D^{-e}_{st}))` per link (zeros when ``links`` is off).
-    bc, bcpc
-        Brandes dependencies summed over sources (ordered pairs).
+    RemovalDeltas
+        ``totals``: :math:`\sum_t a_t f(D_{st})` per source :math:`s` (:math:`t = s` included).
+        ``node_loss``: :math:`\sum_{s,t \ne x} a_s a_t (f(D_{st}) - f(D^{-x}_{st}))` per node, the
+        connector part of the node's removal (its own pairs are the intra and flux parts).
+        ``link_loss``: :math:`\sum_{s,t} a_s a_t (f(D_{st}) - f(D^{-e}_{st}))` per link (zeros when
+        ``links`` is off).  ``bc``, ``bcpc``: Brandes dependencies summed over sources (ordered pairs).
+        ``node_bound``, ``link_bound``: the exact loss lies in ``[loss - bound, loss + bound]``.
 
     Examples
     --------
@@ -373,22 +441,25 @@ def removal_deltas(
 
     >>> indptr = np.array([0, 1, 3, 4]); indices = np.array([1, 0, 2, 1])
     >>> w = np.ones(4); ids = np.array([0, 0, 1, 1]); a = np.ones(3)
-    >>> tot, node, link, bc, _ = removal_deltas(indptr, indices, w, ids, a, n_links=2, mode=MODE_IIC)
-    >>> node.round(4).tolist(), link.round(4).tolist(), (bc / 2).tolist()
+    >>> r = removal_deltas(indptr, indices, w, ids, a, n_links=2, mode=MODE_IIC)
+    >>> r.node_loss.round(4).tolist(), r.link_loss.round(4).tolist(), (r.bc / 2).tolist()
     ([0.0, 0.6667, 0.0], [1.6667, 1.6667], [0.0, 1.0, 0.0])
     """
     n = int(a.shape[0])
     n_chunks = max(1, min(n, 4 * get_num_threads()))
-    return _all_sources(
-        np.ascontiguousarray(indptr, dtype=np.int64),
-        np.ascontiguousarray(indices, dtype=np.int64),
-        np.ascontiguousarray(weights, dtype=np.float64),
-        np.ascontiguousarray(link_ids, dtype=np.int64),
-        np.ascontiguousarray(a, dtype=np.float64),
-        int(n_links),
-        int(mode),
-        float(k),
-        bool(links),
-        bool(betweenness),
-        n_chunks,
+    return RemovalDeltas(
+        *_all_sources(
+            np.ascontiguousarray(indptr, dtype=np.int64),
+            np.ascontiguousarray(indices, dtype=np.int64),
+            np.ascontiguousarray(weights, dtype=np.float64),
+            np.ascontiguousarray(link_ids, dtype=np.int64),
+            np.ascontiguousarray(a, dtype=np.float64),
+            int(n_links),
+            int(mode),
+            float(k),
+            float(max_distance),
+            bool(links),
+            bool(betweenness),
+            n_chunks,
+        )
     )

@@ -232,10 +232,11 @@ def connectivity_metrics(
         status = "computed" if links else "not requested"
     lid = np.arange(len(ids), dtype=np.int64)
     indptr, indices, w, eid = _csr(n, ui[ids], vi[ids], lid, np.maximum(dist[ids], 0.0))
-    tot, node_pc, link_pc, bc2, bcpc2 = removal_deltas(indptr, indices, w, eid, a, n_links=len(ids), mode=MODE_PC, k=k,
-                                                       links=links, betweenness=True)  # fmt: skip
-    tot_i, node_iic, link_iic, _, _ = removal_deltas(indptr, indices, np.ones_like(w), eid, a, n_links=len(ids),
-                                                     mode=MODE_IIC, links=links, betweenness=False)  # fmt: skip
+    r_pc = removal_deltas(indptr, indices, w, eid, a, n_links=len(ids), mode=MODE_PC, k=k, links=links, betweenness=True)
+    r_iic = removal_deltas(indptr, indices, np.ones_like(w), eid, a, n_links=len(ids), mode=MODE_IIC, links=links,
+                           betweenness=False)  # fmt: skip
+    tot, node_pc, link_pc, bc2, bcpc2 = r_pc.totals, r_pc.node_loss, r_pc.link_loss, r_pc.bc, r_pc.bcpc
+    tot_i, node_iic, link_iic = r_iic.totals, r_iic.node_loss, r_iic.link_loss
     num = float(a @ tot)
     inum = float(a @ tot_i)
     adj = csr_matrix((np.ones(len(indices)), indices, indptr), shape=(n, n))
