@@ -7,28 +7,41 @@ The probability-weighted sums of PC and IIC are sums over ordered pairs of nodes
     N = \sum_s a_s \sum_t a_t \, f(D_{st}),
 
 with :math:`D` the shortest-path distance (link distances for PC, :math:`f(D) = e^{-kD}`, the maximum
-product probability; link counts for IIC, :math:`f(D) = 1 / (1 + D)`).  Removing a node :math:`x` or a
-link :math:`e` can only lengthen :math:`D_{st}` for targets :math:`t` whose path *in one shortest-path
-tree of* :math:`s` runs through :math:`x` or :math:`e`: every other target keeps a tree path that avoids
-the removed element.  So, for each source :math:`s`, the kernel
+product probability; link counts for IIC, :math:`f(D) = 1 / (1 + D)`).  Removing a node :math:`x` can
+only lengthen :math:`D_{st}` for the targets :math:`t` that :math:`x` *dominates* in the shortest-path
+DAG of :math:`s` (every shortest path from :math:`s` to :math:`t` runs through :math:`x`); every other
+target keeps a shortest path that avoids it.  Removing a link :math:`u \to v` can only lengthen the
+paths to the nodes :math:`v` dominates (:math:`v` included), and only when that link is :math:`v`'s one
+way in.  So, for each source :math:`s`, the kernel
 
-1. runs Dijkstra from :math:`s` (shortest-path tree, settle order, number of shortest paths);
-2. numbers the tree in pre-order, so the subtree below any node is one contiguous slice;
-3. for every node :math:`x` (and every tree link :math:`e`) with a non-empty subtree below it, finds the
-   new distances of the subtree's nodes only: each starts from its best link to a node outside the
-   subtree (whose distance cannot change) and a Dijkstra restricted to the subtree finishes the job
+1. runs Dijkstra from :math:`s` (distances, settle order, number of shortest paths);
+2. builds the dominator tree of the shortest-path DAG (links with :math:`D_u + w_{uv} = D_v`): in
+   settle order, which is topological, the immediate dominator of :math:`v` is the nearest common
+   dominator of its DAG predecessors (Cooper, Harvey & Kennedy 2001, *A simple, fast dominance
+   algorithm*; one pass suffices on a DAG).  With distinct distances (PC on real distances) the DAG is
+   the shortest-path tree; with many equal paths (IIC counts links) the dominated sets are far smaller
+   than any one tree's subtrees;
+3. numbers the dominator tree in pre-order, so the nodes a node dominates are one contiguous slice;
+4. for every node :math:`x` (and every link that is its head's one way in) with a non-empty slice,
+   finds the new distances of the slice's nodes only: each starts from its best link to a node outside
+   the slice (whose distance cannot change) and a Dijkstra restricted to the slice finishes the job
    (the decremental update of Ramalingam & Reps 1996, *J. Algorithms* 21:267-305);
-4. adds :math:`a_s \sum_t a_t (f(D_{st}) - f(D'_{st}))` to the element's loss.  Every term is
+5. adds :math:`a_s \sum_t a_t (f(D_{st}) - f(D'_{st}))` to the element's loss.  Every term is
    :math:`\ge 0` (distances only grow), so the connector fraction is a sum of non-negative terms,
    not a difference of two large sums;
-5. accumulates Brandes' (2001) dependencies for betweenness (BC) and for BCPC, where a pair's
+6. accumulates Brandes' (2001) dependencies for betweenness (BC) and for BCPC, where a pair's
    weight is :math:`a_s a_t p^*_{st}` (Bodin & Saura 2010), split equally between equal shortest paths.
 
 The result is exactly the brute-force definition (one all-pairs recomputation per removed element),
-pair by pair: no approximation and no tolerance.  The cost is the sum, over sources, of the subtree
-sizes, i.e. of the tree depths: a few operations per pair on a complete graph with metric
-distances (the trees are stars), about the mean hop count per pair on a planar graph.  Sources run on
-all cores (``numba.prange``), each chunk of sources with its own accumulators.
+pair by pair: no approximation and no tolerance.  The cost is the sum, over sources, of the dominated
+slices' sizes, i.e. of the dominator-tree depths: a few operations per pair on a complete graph with
+metric distances (the trees are stars), about the mean hop count per pair on a planar graph with real
+distances.  Sources run on all cores (``numba.prange``), each chunk of sources with its own
+accumulators.
+
+Optionally (``max_distance``, from a probability floor) targets farther than a distance are not
+recomputed; every term this leaves out, and every recomputed term whose new distance passes the cap,
+is added to a per-element error bound, so the result is exact up to a computed bound.
 
 The kernel knows arrays only; :mod:`leopardgeo.stages.metrics` builds them from the patch graph.
 """
@@ -106,16 +119,19 @@ def _subtree_loss(
     are the only ones whose distance may change; nodes with ``xlo <= tin < hi`` are not used as a way
     in (``xlo = lo - 1`` removes the slice's root node, ``xlo = lo`` keeps it); ``skip_eid`` >= 0 is the
     removed link.  Targets farther than ``dmax`` (``inf``: none) are not recomputed: each adds its whole
-    term ``a_t f(D_st)`` to the bound, and a recomputed target whose new distance exceeds ``dmax`` adds
-    ``a_t f(dmax)`` (both ``f`` values are below ``f(dmax)`` there).  ``nd`` is scratch (by node).
+    term ``a_t f(D_st)`` to the bound; once anything beyond ``dmax`` was left out, a recomputed target
+    whose new distance exceeds ``dmax`` adds ``a_t f(dmax)`` (its true and computed ``f`` are both
+    below ``f(dmax)``).  ``nd`` is scratch (by node).
     """
     size = 0
     bound = 0.0
+    capped = False  # whether any distance beyond dmax was left out (else every new distance is exact)
     for q in range(lo, hi):
         t = euler[q]
         if dist[t] > dmax:
             nd[t] = np.inf
             bound += a[t] * p[t]
+            capped = True
             continue
         best = np.inf
         for j in range(indptr[t], indptr[t + 1]):
@@ -123,7 +139,10 @@ def _subtree_loss(
                 continue
             u = indices[j]
             tu = tin[u]
-            if (tu >= xlo and tu < hi) or dist[u] > dmax:
+            if tu >= xlo and tu < hi:
+                continue
+            if dist[u] > dmax:
+                capped = True
                 continue
             cand = dist[u] + w[j]
             if cand < best:
@@ -136,6 +155,7 @@ def _subtree_loss(
         t = hv[0]
         size = _pop(hk, hv, size)
         if d > dmax:
+            capped = True
             break  # every distance still to come is farther: counted in the bound below
         if d > nd[t]:
             continue
@@ -155,7 +175,7 @@ def _subtree_loss(
         if dist[t] > dmax:
             continue
         loss += a[t] * (p[t] - _f(nd[t], mode, k))
-        if nd[t] > dmax:
+        if capped and nd[t] > dmax:
             bound += a[t] * fmax
     return loss, bound
 
@@ -167,10 +187,10 @@ def _one_source(
     nd, hk, hv, delta, delta_pc,
     node_loss, link_loss, node_bound, link_bound, bc, bcpc,
 ):  # pragma: no cover - compiled
-    """One source: Dijkstra, dominator tree of the shortest-path DAG in pre-order, every node / link
-    loss (and its error bound when ``dmax`` is finite), Brandes dependencies.
+    """One source: Dijkstra, dominator tree, every node / link loss and bound, Brandes dependencies.
 
-    Returns ``(sum_t a_t f(D_st), number of nodes settled)``.
+    The dominator tree of the shortest-path DAG is numbered in pre-order; the bounds stay zero while
+    ``dmax`` is ``inf``.  Returns ``(sum_t a_t f(D_st), number of nodes settled)``.
     """
     n = a.shape[0]
     for v in range(n):
