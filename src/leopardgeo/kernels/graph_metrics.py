@@ -111,71 +111,112 @@ def _pop(hk, hv, size):  # pragma: no cover - compiled
 
 @njit(cache=True)
 def _subtree_loss(
-    lo, hi, xlo, skip_eid, indptr, indices, w, eid, tin, euler, dist, p, a, mode, k, dmax, nd, hk, hv
+    lo, hi, droot, skip_eid, indptr, sl, sv, sw, se, tin, sz, depth, idom, euler, dist, p, a, mode, k, dmax,
+    key, beta, fin, hk, hv,
 ):  # pragma: no cover - compiled
-    """Loss and error bound of the targets in the pre-order slice ``euler[lo:hi]``.
+    r"""Loss and error bound of the targets in the pre-order slice ``euler[lo:hi]``.
 
     Returns ``(sum of a_t (f(D_st) - f(D'_st)), bound)`` over the slice.  Nodes with ``lo <= tin < hi``
-    are the only ones whose distance may change; nodes with ``xlo <= tin < hi`` are not used as a way
-    in (``xlo = lo - 1`` removes the slice's root node, ``xlo = lo`` keeps it); ``skip_eid`` >= 0 is the
-    removed link.  Targets farther than ``dmax`` (``inf``: none) are not recomputed: each adds its whole
-    term ``a_t f(D_st)`` to the bound; once anything beyond ``dmax`` was left out, a recomputed target
-    whose new distance exceeds ``dmax`` adds ``a_t f(dmax)`` (its true and computed ``f`` are both
-    below ``f(dmax)``).  ``nd`` is scratch (by node).
+    are the only ones whose distance may change.  ``droot`` is the depth of the dominator-tree node whose
+    subtree holds the slice (the removed node, whose own slot ``lo - 1`` is left out, or the removed
+    link's head, ``lo`` itself); ``skip_eid`` >= 0 is the removed link.  Each node's links come sorted,
+    deepest first, by the depth of the nearest common dominator of their two ends (``sl``, with the
+    other end ``sv``, length ``sw`` and link number ``se``): a link leaves the subtree of a node at depth
+    ``d`` on the path to the root exactly when that depth is below ``d``, so each scan below stops at the
+    first link on the wrong side.
+
+    The search runs on the increases :math:`\delta_t = D'_t - D_t` rather than on distances: a link
+    :math:`u - t` costs its slack :math:`D_u + w_{ut} - D_t \ge 0`, and every link of the shortest-path
+    DAG costs nothing, so when a node is settled at :math:`\delta` every node it dominates that is not
+    settled yet is settled at the same :math:`\delta` (Dijkstra's order: nothing left can be lower).  A
+    settled group costs one walk over its pre-order slice and, for PC, one exponential:
+    :math:`\sum a_t e^{-kD_t}(1 - e^{-k\delta})`.
+
+    Targets farther than ``dmax`` (``inf``: none) are not recomputed: each adds its whole term
+    ``a_t f(D_st)`` to the bound; once anything beyond ``dmax`` was left out, a target whose new distance
+    exceeds ``dmax`` adds ``a_t f(dmax)`` (its true and computed ``f`` are both below ``f(dmax)``).
+    ``key`` (the tentative increases) and ``fin`` are scratch, by node.
     """
     size = 0
     bound = 0.0
-    capped = False  # whether any distance beyond dmax was left out (else every new distance is exact)
+    capped = False  # whether anything beyond dmax was left out (else every new distance is exact)
     for q in range(lo, hi):
         t = euler[q]
+        fin[t] = False
         if dist[t] > dmax:
-            nd[t] = np.inf
+            key[t] = np.inf
+            beta[t] = np.inf
             bound += a[t] * p[t]
             capped = True
             continue
         best = np.inf
-        for j in range(indptr[t], indptr[t + 1]):
-            if eid[j] == skip_eid:
+        for j in range(indptr[t + 1] - 1, indptr[t] - 1, -1):
+            if sl[j] >= droot:
+                break  # this link and the rest stay inside the subtree (or reach the removed node)
+            if se[j] == skip_eid:
                 continue
-            u = indices[j]
-            tu = tin[u]
-            if tu >= xlo and tu < hi:
-                continue
+            u = sv[j]
             if dist[u] > dmax:
                 capped = True
                 continue
-            cand = dist[u] + w[j]
+            cand = dist[u] + sw[j] - dist[t]
             if cand < best:
                 best = cand
-        nd[t] = best
-        if best < np.inf:
+        key[t] = best
+        # an entry matters only if it beats every entry above it in the tree (whose increase the node
+        # inherits for free): the running minimum down the tree keeps the heap to those records
+        above = beta[idom[t]] if tin[idom[t]] >= lo else np.inf
+        beta[t] = min(best, above)
+        if best < above:
             size = _push(hk, hv, size, best, t)
+    loss = 0.0
     while size > 0:
         d = hk[0]
-        t = hv[0]
+        u = hv[0]
         size = _pop(hk, hv, size)
-        if d > dmax:
-            capped = True
-            break  # every distance still to come is farther: counted in the bound below
-        if d > nd[t]:
+        if fin[u] or d > key[u]:
             continue
-        for j in range(indptr[t], indptr[t + 1]):
-            u = indices[j]
-            tu = tin[u]
-            if tu < lo or tu >= hi or eid[j] == skip_eid or dist[u] > dmax:
+        group = 0.0
+        q = tin[u]
+        end = q + sz[u]
+        du = depth[u]
+        while q < end:
+            t = euler[q]
+            if fin[t] or dist[t] > dmax:
+                q += sz[t]  # settled earlier (with everything below it) or beyond the cap
                 continue
-            cand = d + w[j]
-            if cand < nd[u]:
-                nd[u] = cand
-                size = _push(hk, hv, size, cand, u)
-    loss = 0.0
+            fin[t] = True
+            key[t] = d
+            if mode == 0:
+                group += a[t] * p[t]
+            else:
+                loss += a[t] * (p[t] - _f(dist[t] + d, mode, k))
+            for j in range(indptr[t], indptr[t + 1]):
+                if sl[j] >= du:
+                    continue  # stays inside this group's subtree: the same increase
+                if sl[j] < droot:
+                    break  # this link and the rest leave the slice
+                v = sv[j]
+                tv = tin[v]
+                if tv < lo or tv >= hi or se[j] == skip_eid or fin[v] or dist[v] > dmax:
+                    continue
+                cand = d + dist[t] + sw[j] - dist[v]
+                if cand < key[v]:
+                    key[v] = cand
+                    size = _push(hk, hv, size, cand, v)
+            q += 1
+        if mode == 0:
+            loss -= group * np.expm1(-k * d)
     fmax = _f(dmax, mode, k)
     for q in range(lo, hi):
         t = euler[q]
         if dist[t] > dmax:
             continue
-        loss += a[t] * (p[t] - _f(nd[t], mode, k))
-        if capped and nd[t] > dmax:
+        if not fin[t]:
+            loss += a[t] * p[t]  # no way left: f(D') = 0
+            if capped:
+                bound += a[t] * fmax
+        elif capped and dist[t] + key[t] > dmax:
             bound += a[t] * fmax
     return loss, bound
 
@@ -184,7 +225,7 @@ def _subtree_loss(
 def _one_source(
     s, indptr, indices, w, eid, a, mode, k, dmax, do_links, do_between,
     dist, pos, idom, depth, indeg, ineid, order, sigma, tin, sz, euler, stack, child_ptr, child_idx, p, mass,
-    nd, hk, hv, delta, delta_pc,
+    nd, beta, fin, hk, hv, delta, delta_pc, sl, sv, sw, se,
     node_loss, link_loss, node_bound, link_bound, bc, bcpc,
 ):  # pragma: no cover - compiled
     """One source: Dijkstra, dominator tree, every node / link loss and bound, Brandes dependencies.
@@ -289,6 +330,28 @@ def _one_source(
         v = order[q]
         sz[idom[v]] += sz[v]
         mass[idom[v]] += mass[v]
+    # every node's links sorted by the depth of the nearest common dominator of their two ends
+    for q in range(m):
+        t = order[q]
+        j0 = indptr[t]
+        for j in range(j0, indptr[t + 1]):
+            u = indices[j]
+            tu = tin[u]
+            y = t
+            while not (tin[y] <= tu < tin[y] + sz[y]):
+                y = idom[y]
+            lv = depth[y]
+            r = j
+            while r > j0 and sl[r - 1] < lv:  # insertion sort, deepest first: a few links per node
+                sl[r] = sl[r - 1]
+                sv[r] = sv[r - 1]
+                sw[r] = sw[r - 1]
+                se[r] = se[r - 1]
+                r -= 1
+            sl[r] = lv
+            sv[r] = u
+            sw[r] = w[j]
+            se[r] = eid[j]
     # removal losses: a node x can only lengthen the paths to the nodes it dominates; a link only those
     # to the subtree of its head, and only when it is that head's one way in
     a_s = a[s]
@@ -302,7 +365,8 @@ def _one_source(
                 lo = tin[x] + 1
                 hi = tin[x] + sz[x]
                 loss, bnd = _subtree_loss(
-                    lo, hi, lo - 1, -1, indptr, indices, w, eid, tin, euler, dist, p, a, mode, k, dmax, nd, hk, hv
+                    lo, hi, depth[x], -1, indptr, sl, sv, sw, se, tin, sz, depth, idom, euler, dist, p, a, mode, k, dmax,
+                    nd, beta, fin, hk, hv,
                 )
                 node_loss[x] += a_s * loss
                 node_bound[x] += a_s * bnd
@@ -313,7 +377,8 @@ def _one_source(
                 lo = tin[x]
                 hi = tin[x] + sz[x]
                 loss, bnd = _subtree_loss(
-                    lo, hi, lo, ineid[x], indptr, indices, w, eid, tin, euler, dist, p, a, mode, k, dmax, nd, hk, hv
+                    lo, hi, depth[x], ineid[x], indptr, sl, sv, sw, se, tin, sz, depth, idom, euler, dist, p, a, mode, k,
+                    dmax, nd, beta, fin, hk, hv,
                 )
                 link_loss[ineid[x]] += a_s * loss
                 link_bound[ineid[x]] += a_s * bnd
@@ -376,6 +441,12 @@ def _all_sources(indptr, indices, w, eid, a, n_links, mode, k, dmax, do_links, d
         p = np.zeros(n)
         mass = np.zeros(n)
         nd = np.empty(n)
+        fin = np.zeros(n, np.bool_)
+        beta = np.empty(n)
+        sl = np.empty(nnz, np.int64)
+        sv = np.empty(nnz, np.int64)
+        sw = np.empty(nnz)
+        se = np.empty(nnz, np.int64)
         hk = np.empty(nnz + n + 1)
         hv = np.empty(nnz + n + 1, np.int64)
         delta = np.empty(n)
@@ -384,7 +455,7 @@ def _all_sources(indptr, indices, w, eid, a, n_links, mode, k, dmax, do_links, d
             tot, _ = _one_source(
                 s, indptr, indices, w, eid, a, mode, k, dmax, do_links, do_between,
                 dist, pos, idom, depth, indeg, ineid, order, sigma, tin, sz, euler, stack, child_ptr, child_idx,
-                p, mass, nd, hk, hv, delta, delta_pc,
+                p, mass, nd, beta, fin, hk, hv, delta, delta_pc, sl, sv, sw, se,
                 node_loss[c], link_loss[c], node_bound[c], link_bound[c], bc[c], bcpc[c],
             )
             totals[s] = tot
