@@ -279,3 +279,16 @@ def test_pair_probability_floor_is_exact_where_no_pair_is_below_it():
     assert cut.summary["dPC_error_bound"] >= 100 * 2 * 0.25 / 10.5  # node 2's true error
     with pytest.raises(ConfigError, match="pair_probability_floor"):
         connectivity_metrics(path_graph(), median_distance=100.0, pair_probability_floor=0.0)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), rows=st.integers(2, 6), cols=st.integers(3, 6), drop=st.floats(0.0, 0.3))
+def test_equals_brute_force_on_grids_with_many_equal_paths(seed, rows, cols, drop):
+    """Lattices with link lengths 100 or 200 m and some links missing: deep dominator trees, many ties."""
+    rng = np.random.default_rng(seed)
+    G = nx.convert_node_labels_to_integers(nx.grid_2d_graph(rows, cols))
+    nx.set_node_attributes(G, {v: float(rng.choice([0.0, 1.0, 5.0])) for v in G}, "area_ha")
+    G.remove_edges_from([e for e in list(G.edges) if rng.random() < drop])
+    nx.set_edge_attributes(G, {e: float(rng.choice([100.0, 200.0])) for e in G.edges}, "cwd")
+    area = None if sum(a for _, a in G.nodes(data="area_ha")) > 0 else 1.0
+    assert_same_as_brute_force(G, landscape_area=area)
