@@ -81,7 +81,7 @@ def _dense_advanced(res, src, gnd_cond, regions=None, k=8, avg=False):
     v = np.full(n, np.nan)
     for comp in np.unique(lab):
         m = lab == comp
-        if s[m].sum() <= 0 or (gf[m].sum() <= 0 and not direct[m].any()):
+        if s[m].sum() == 0 or (gf[m].sum() <= 0 and not direct[m].any()):
             continue
         free = np.flatnonzero(m & ~direct)
         lap = np.diag(g.sum(axis=1)) - g
@@ -95,7 +95,9 @@ def _dense_advanced(res, src, gnd_cond, regions=None, k=8, avg=False):
         flows = g[a] * (v - v[a])  # > 0: into a
         flows = np.nan_to_num(flows)
         inflow = flows[flows > 0].sum()
-        outflow = -flows[flows < 0].sum() + gf[a] * v[a]
+        outflow = -flows[flows < 0].sum()
+        fg = gf[a] * v[a]  # Circuitscape: current to ground is an outflow, from ground an inflow
+        inflow, outflow = (inflow - fg, outflow) if fg < 0 else (inflow, outflow + fg)
         cur[a] = max(inflow, outflow)
     vmap = np.where(node >= 0, v[np.maximum(node, 0)], np.nan)
     cmap = np.where(node >= 0, cur[np.maximum(node, 0)], np.nan)
@@ -150,6 +152,44 @@ def test_advanced_matches_dense_solve(k, avg):
     np.testing.assert_allclose(out.current, cref, rtol=1e-5, atol=1e-9)
 
 
+# Circuitscape.jl's published advanced case mgVerify5 (test/input/raster/advanced/5 and test/output_verify,
+# MIT licence): conductance habitat, ground conductances (300 = the grid's no-data value), a negative source,
+# a source on a ground (keepall), 8 neighbours.  Its polygon file is not reproduced here: the three
+# short-circuit regions below are the groups of cells that share one voltage in the published voltage map.
+MG5_HABITAT = np.array([[1, 1, 2.002, 1, 1], [1, 2, 2, 3.01, 2], [1, 2, 2, 1, 1], [1, 2, 2, 1, 1], [1, 2, 2, 1, 1]], dtype=float)
+MG5_SOURCES = np.full((5, 5), np.nan)
+MG5_SOURCES[0, 0], MG5_SOURCES[0, 3], MG5_SOURCES[2, 3], MG5_SOURCES[3, 2] = 1, 1, -1, 10
+MG5_GROUNDS = np.array(
+    [[0.002, 0.002, 0.002, 0.002, 1], [0.002, 0.002, np.nan, 0.002, 0.002], [0.002, 0.002, 10, 0.002, 0.002],
+     [0.002, 0.002, 10, 0.002, 0.002], [0, 0.002, 0.002, 0.002, 1]]
+)  # fmt: skip
+MG5_POLYGONS = np.zeros((5, 5), np.int64)
+MG5_POLYGONS[0, 1:4], MG5_POLYGONS[[0, 4], 4], MG5_POLYGONS[3:5, 2] = 1, 2, 3
+MG5_VOLTMAP = np.array(
+    [[0.9306246186, 0.5975851314, 0.5975851314, 0.5975851314, 0.3851536681],
+     [0.6437207577, 0.574058639, 0.499705733, 0.4600892042, 0.4483820288],
+     [0.5910979719, 0.5533264289, 0.3067574203, 0.3649868198, 0.4461241481],
+     [0.6040787796, 0.6008171332, 0.7140261882, 0.515284598, 0.4560640628],
+     [0.6241102782, 0.6539353696, 0.7140261882, 0.579020407, 0.3851536681]]
+)  # fmt: skip
+MG5_CURMAP = np.array(
+    [[0.9999999304, 1.365662292, 1.365662292, 1.365662292, 0.7703073896],
+     [0.2869038837, 0.5693393582, 0.6280271625, 0.6185628407, 0.1875802627],
+     [0.075912452, 0.5700757856, 3.067574203, 1.088073842, 0.08202957653],
+     [0.07291243177, 0.5223550043, 9.999999787, 0.5726456407, 0.1461638],
+     [0.04473763714, 0.2051628879, 9.999999787, 0.3457039268, 0.7703073896]]
+)  # fmt: skip
+
+
+def test_advanced_circuitscape_published_case_mgverify5():
+    out = advanced_flow(
+        1.0 / MG5_HABITAT, MG5_SOURCES, MG5_GROUNDS, ground_is_resistance=False, short_circuit=MG5_POLYGONS, connectivity=8
+    )
+    # Circuitscape's own tolerance for these cases is 1e-6 relative; its maps are written with 10 digits
+    np.testing.assert_allclose(out.voltage, MG5_VOLTMAP, rtol=1e-6)
+    np.testing.assert_allclose(out.current, MG5_CURMAP, rtol=1e-6)
+
+
 def test_advanced_amg_matches_direct():
     rng = np.random.default_rng(3)
     res = rng.uniform(1.0, 10.0, (40, 50))
@@ -202,8 +242,8 @@ def test_advanced_errors():
         advanced_flow(r, np.zeros((2, 2)), np.ones((2, 2)))
     with pytest.raises(DataError, match="expected at least one ground"):
         advanced_flow(r, np.ones((2, 2)), np.array([[1.0, np.nan], [np.nan, np.nan]]), remove_src_or_gnd="rmvgnd")
-    with pytest.raises(DataError, match="negative"):
-        advanced_flow(r, -np.ones((2, 2)), np.ones((2, 2)))
+    with pytest.raises(DataError, match="values >= 0"):
+        advanced_flow(r, np.ones((2, 2)), -np.ones((2, 2)))
     with pytest.raises(DataError, match="shape"):
         advanced_flow(r, np.ones((3, 2)), np.ones((2, 2)))
     with pytest.raises(ConfigError, match="remove_src_or_gnd"):
@@ -290,3 +330,24 @@ def test_source_strength_checks():
         circuit_flow(res, focal, mode="one_to_all", source_strengths={1: -1.0})
     with pytest.raises(DataError, match="patch ids"):
         circuit_flow(res, focal, mode="one_to_all", source_strengths={9: 1.0})
+
+
+# ----------------------------------------------------------------------------- leopardgeo run
+def test_run_config_asks_for_per_solve_and_max_current_maps():
+    import dataclasses
+
+    from leopardgeo.config import demo_config
+    from leopardgeo.runner.pipeline import compute_circuit, output_files
+
+    cfg = demo_config()
+    circ = dataclasses.replace(cfg.circuit, current_maps=True, max_current_map=True, pairs="all")
+    cfg = dataclasses.replace(cfg, circuit=circ)
+    assert {"current_solves.tif", "max_current.tif"} <= set(output_files(cfg))
+    res = np.ones((6, 9))
+    labels = np.zeros(res.shape, np.int32)
+    labels[2:4, 0], labels[2:4, 8], labels[0, 4] = 1, 2, 3
+    out = compute_circuit(cfg, res, labels)
+    assert set(out.currents) == {(1, 2), (1, 3), (2, 3)}
+    stack = np.stack(list(out.currents.values()))
+    np.testing.assert_allclose(out.max_current, stack.max(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(out.cum_current, stack.sum(axis=0), rtol=1e-5)

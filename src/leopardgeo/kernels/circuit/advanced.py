@@ -25,8 +25,10 @@ Circuitscape.jl; McRae, Shah & Mohapatra 2013, *Circuitscape 4 User Guide*):
   source on a direct ground loses the ground (Circuitscape.jl: the current
   would otherwise vanish into the ground at that cell);
 * sources and grounds of the cells of one short-circuit region add up;
-* a connected component is solved when it holds a source and a ground; other
+* a connected component is solved when its sources do not sum to 0 and it
+  holds a ground (Circuitscape.jl's test); other
   components are outside the circuit (NaN in the maps; Circuitscape writes 0);
+* a negative source takes current out of the circuit;
 * the current map shows the current through each node, Circuitscape's
   ``max(inflow, outflow)`` counting the current to ground as an outflow, which
   equals half the sum of the absolute branch currents plus half the absolute
@@ -46,7 +48,7 @@ import scipy.sparse as sp
 from leopardgeo.config import CircuitSolver
 from leopardgeo.core.errors import ConfigError, DataError
 from leopardgeo.core.validation import check_resistance
-from leopardgeo.kernels.circuit._compiled import _branch_sums, _paint
+from leopardgeo.kernels.circuit._compiled import _branch_sums, _net_inflow, _paint
 from leopardgeo.kernels.circuit.assembly import (
     _check_short,
     _merge_regions,
@@ -97,16 +99,17 @@ class AdvancedResult:
     timings_s: dict = field(default_factory=dict)
 
 
-def _check_layer(values: np.ndarray, shape: tuple[int, int], what: str) -> np.ndarray:
+def _check_layer(values: np.ndarray, shape: tuple[int, int], what: str, *, signed: bool = False) -> np.ndarray:
     arr = np.asarray(values, dtype=np.float64)
     if arr.shape != shape:
         msg = f"{what}: expected a raster of the resistance's shape {shape}, found {arr.shape}."
         raise DataError(msg)
-    bad = arr < 0
+    bad = ~np.isfinite(arr) & ~np.isnan(arr) if signed else arr < 0
     if bad.any():
         r, c = np.argwhere(bad)[0]
         msg = (
-            f"{what}: expected values >= 0 (NaN or 0 = none), found {int(bad.sum())} negative cells, the first "
+            f"{what}: expected {'finite values' if signed else 'values >= 0'} (NaN or 0 = none), found {int(bad.sum())} "
+            "other cells, the first "
             f"{arr[r, c]!r} at row {r}, column {c}. Set them to 0 or NaN."
         )
         raise DataError(msg)
@@ -136,7 +139,8 @@ def advanced_flow(
     resistance
         Resistance raster (> 0; NaN = no data).
     source
-        Current injected at each cell, amperes (>= 0; NaN or 0 = no source).
+        Current injected at each cell, amperes (NaN or 0 = no source; a
+        negative value takes current out, as in Circuitscape).
     ground
         Resistance (ohms, default) or conductance (siemens) from each cell to
         ground (>= 0; NaN = no ground; see the module notes for 0 and inf).
@@ -196,10 +200,10 @@ def advanced_flow(
     res = np.ascontiguousarray(res, dtype=np.float32 if res.dtype == np.float32 else np.float64)
     check_resistance(res)
     valid = ~np.isnan(res)
-    src = _check_layer(source, res.shape, "sources")
+    src = _check_layer(source, res.shape, "sources", signed=True)
     raw = _check_layer(ground, res.shape, "grounds")
     if use_unit_currents:
-        src = (src > 0).astype(np.float64)
+        src = (src != 0).astype(np.float64)
     if ground_is_resistance:
         with np.errstate(divide="ignore"):
             gnd = np.where(np.isnan(np.asarray(ground, dtype=np.float64)), 0.0, 1.0 / raw)
@@ -209,14 +213,14 @@ def advanced_flow(
         gnd = np.where(gnd > 0, np.inf, 0.0)
     src[~valid] = 0.0
     gnd[~valid] = 0.0
-    both = (src > 0) & (gnd > 0)
+    both = (src != 0) & (gnd > 0)
     if policy in (SourceGroundConflict.RMVSRC, SourceGroundConflict.RMVALL):
         src[both] = 0.0
     if policy in (SourceGroundConflict.RMVGND, SourceGroundConflict.RMVALL):
         gnd[both] = 0.0
-    gnd[(src > 0) & np.isinf(gnd)] = 0.0  # a source on a direct ground keeps its current in the circuit
+    gnd[(src > 0) & np.isinf(gnd)] = 0.0  # a source on a direct ground keeps its current in the circuit (Circuitscape.jl)
     for what, arr, fix in (("source", src, "source raster"), ("ground", gnd, "ground raster")):
-        if not (arr > 0).any():
+        if not (arr != 0).any():
             msg = (
                 f"advanced mode: expected at least one {what} cell on data after remove_src_or_gnd = '{policy}', "
                 f"found none. Check the {fix}, its overlap with the resistance's data and the conflict rule."
@@ -230,7 +234,11 @@ def advanced_flow(
     key = np.where(reg >= 0, reg, n_reg + np.arange(res.size).reshape(res.shape))
     live = valid
     flat_key = key[live]
-    uniq, inv = np.unique(flat_key, return_inverse=True)
+    present = np.zeros(n_reg + res.size, dtype=bool)  # keys are bounded: rank them in O(n), no sort
+    present[flat_key] = True
+    uniq = np.flatnonzero(present)
+    inv = (np.cumsum(present) - 1)[flat_key]
+    del present
     s_node = np.bincount(inv, weights=src[live], minlength=len(uniq))
     g_fin = np.where(np.isinf(gnd), 0.0, gnd)
     g_node = np.bincount(inv, weights=g_fin[live], minlength=len(uniq))
@@ -239,7 +247,7 @@ def advanced_flow(
     comp_node[inv] = comp[live]
     # components with a source and a ground
     n_c = int(comp.max()) + 1
-    has_s = np.bincount(comp_node, weights=s_node, minlength=n_c) > 0
+    has_s = np.bincount(comp_node, weights=s_node, minlength=n_c) != 0  # Circuitscape: the sources' sum
     has_g = (np.bincount(comp_node, weights=g_node, minlength=n_c) > 0) | (
         np.bincount(comp_node, weights=direct_node.astype(np.float64), minlength=n_c) > 0
     )
@@ -280,8 +288,9 @@ def advanced_flow(
         timings["solve"] = time.perf_counter() - t
     t = time.perf_counter()
     branch = _branch_sums(res, node, volts, n_total, connectivity, bool(avg_resistances))
-    through = branch + s_n + g_n * np.abs(volts)
-    through[n_solve:] += branch[n_solve:]  # all of a direct ground's branch current flows into the ground
+    through = branch + np.abs(s_n) + g_n * np.abs(volts)
+    # a direct ground takes (or gives) the net branch current at its node
+    through += np.abs(_net_inflow(res, node, volts, n_solve, n_total, connectivity, bool(avg_resistances)))
     through *= 0.5
     cur = np.zeros(res.shape)
     _paint(node, through, cur, 1.0)
