@@ -143,7 +143,7 @@ def markdown(rows: list[dict]) -> str:
         (
             "Targets: the 404-node complete graph in ≤ 10 s and a planar graph of 5,000 patches in ≤ 30 s, node and "
             "link metrics. The version before the per-source kernel (one all-pairs recomputation per removed "
-            "link) took 248 s on a 142-node complete graph; the per-source kernel before it searched dominated sets "
+            "link) took 248 s on a 142-node complete graph; the per-source kernel before it used dominator trees "
             "(one restricted Dijkstra per shortest-path subtree) took 8.5 s of CPU on the 1,000-patch and 55 s on "
             "the 2,000-patch planar graph."
         ),
