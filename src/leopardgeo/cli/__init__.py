@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from leopardgeo.cli.options import debug_option, out_option, overwrite_option, verbosity_options
+from leopardgeo.cli.options import debug_option, executor_options, out_option, overwrite_option, verbosity_options
 from leopardgeo.core.errors import LeopardGeoError
 from leopardgeo.core.version import __version__
 
@@ -145,8 +145,18 @@ def cli(ctx: click.Context, verbose: int, quiet: int, debug: bool) -> None:
     help="Compute every stage; by default, with --overwrite, stages an earlier run in the folder computed with the "
     "same settings and inputs are reused.",
 )
+@executor_options
 @click.pass_context
-def run(ctx: click.Context, config: Path | None, out: Path | None, overwrite: bool, recompute: bool) -> None:
+def run(
+    ctx: click.Context,
+    config: Path | None,
+    out: Path | None,
+    overwrite: bool,
+    recompute: bool,
+    workers: int | None,
+    scheduler: str | None,
+    threads: int | None,
+) -> None:
     r"""Run the pipeline on CONFIG (default: the embedded Amur study area).
 
     Writes leopardgeo.gpkg (study_area, borders, protected_areas, patches,
@@ -156,15 +166,22 @@ def run(ctx: click.Context, config: Path | None, out: Path | None, overwrite: bo
     patches and area by country, the cheapest links and the territories by
     country.
 
+    Parallel parts (territory replicates, simulation runs, ...) run on local
+    threads, or with --workers / --scheduler on a Dask cluster; the outputs
+    are the same either way.
+
     \b
-    Example:
+    Examples:
       leopardgeo run --out out --overwrite
+      leopardgeo run my_area.toml --workers 2          # a local Dask cluster of 2 processes
+      leopardgeo run my_area.toml --scheduler tcp://10.0.0.5:8786
     """
-    from leopardgeo.config import demo_config, load_config
     from leopardgeo.runner.pipeline import run as run_pipeline
     from leopardgeo.runner.pipeline import summary_table
+    from leopardgeo.runner.registry import demo_config, load_config
 
     cfg = load_config(config, over=_base_config(out or Path("out"))) if config else demo_config()
+    cfg = _with_executor(cfg, workers=workers, scheduler=scheduler, threads=threads)
     quiet = ctx.obj["verbosity"] < 0
     result = run_pipeline(
         cfg,
@@ -179,12 +196,28 @@ def run(ctx: click.Context, config: Path | None, out: Path | None, overwrite: bo
             _console().print(f"Reused from the earlier run: {', '.join(result.reused)} (--recompute computes everything).")
 
 
+def _with_executor(cfg: Any, **options: Any) -> Any:
+    """``cfg`` with the command line's executor options (``--workers`` replaces a config's scheduler, and back)."""
+    given = {k: v for k, v in options.items() if v is not None}
+    if not given:
+        return cfg
+    if given.get("workers") is not None and given.get("scheduler") is not None:
+        msg = "--workers and --scheduler: expected one of them (a local cluster, or a running one to join). Remove one."
+        raise click.UsageError(msg)
+    ex = dataclasses.asdict(cfg.executor) | given
+    if "workers" in given:
+        ex["scheduler"] = None
+    if "scheduler" in given:
+        ex["workers"] = None
+    return cfg.replace(executor=type(cfg.executor)(**ex))
+
+
 @cli.command()
 @click.argument("ini", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @overwrite_option
 @click.pass_context
 def circuitscape(ctx: click.Context, ini: Path, overwrite: bool) -> None:
-    r"""Run a Circuitscape .ini file (raster: pairwise, advanced, one-to-all, all-to-one).
+    r"""Run a Circuitscape .ini file (raster pairwise, advanced, one-to-all, all-to-one; network pairwise).
 
     Reads the file's keys as Circuitscape does and writes Circuitscape's
     outputs after its output_file prefix (BASE_resistances.out,
@@ -193,7 +226,7 @@ def circuitscape(ctx: click.Context, ini: Path, overwrite: bool) -> None:
 
     \b
     Example:
-      leopardgeo circuitscape examples/pairwise.ini --overwrite
+      leopardgeo circuitscape my_project.ini --overwrite
     """
     from leopardgeo.runner.circuitscape import run_circuitscape
 
@@ -208,7 +241,7 @@ def circuitscape(ctx: click.Context, ini: Path, overwrite: bool) -> None:
 
 def _base_config(out_dir: Path) -> Any:
     """What a partial config completes: the effective config of the run in ``out_dir``, else the demo's."""
-    from leopardgeo.config import demo_config, load_config
+    from leopardgeo.runner.registry import demo_config, load_config
 
     earlier = out_dir / "run_config.toml"
     return load_config(earlier) if earlier.is_file() else demo_config()
@@ -373,8 +406,8 @@ def init(path: Path, overwrite: bool) -> None:
     Example:
       leopardgeo init my_area.toml && leopardgeo run my_area.toml
     """
-    from leopardgeo.config import config_template
     from leopardgeo.core.errors import OutputError, OutputExistsError
+    from leopardgeo.runner.registry import config_template
 
     if path.exists() and not overwrite:
         msg = f"{str(path)!r} exists; expected a new file. Pass --overwrite to replace it."
@@ -410,8 +443,8 @@ def links(ctx: click.Context, out_dir: Path, config: Path | None, overwrite: boo
     Example:
       leopardgeo links out --config knn.toml --overwrite
     """
-    from leopardgeo.config import load_config
     from leopardgeo.runner.pipeline import run_links
+    from leopardgeo.runner.registry import load_config
 
     quiet = ctx.obj["verbosity"] < 0
     with _spinner("least-cost links", show=not quiet and sys.stderr.isatty()):
@@ -622,8 +655,9 @@ def _print_crossborder(con: Any, table: Any, fence: dict | None, top: int) -> No
 def crossborder(ctx: click.Context, config: Path | None, out: Path | None, overwrite: bool, top: int) -> None:
     r"""Evaluate the cross-border corridors of CONFIG (default: the embedded Amur study area).
 
-    Runs the stages the evaluation needs (patches, links, corridors, circuit,
-    pinch points, metrics; not the barrier mapper), then the cross-border stage:
+    Runs the stages the evaluation needs (patches, territories, links,
+    corridors, circuit, pinch points, metrics; not the barrier mapper), then
+    the cross-border stage:
     border crossings, border permeability, the border-fence scenario of
     [crossborder] and the corridor scores.  Prints the ranked cross-border
     corridors and the fence's losses; writes the run's outputs plus
@@ -640,9 +674,10 @@ def crossborder(ctx: click.Context, config: Path | None, out: Path | None, overw
         config,
         out,
         overwrite,
-        {"links": True, "crossborder": True, "barrier_mapper": False},
+        ("crossborder", "scores"),
         CROSSBORDER_FILES,
         "cross-border report",
+        enable=("links", "crossborder"),
     )
     table, fence, perm = crossborder_report(run.out_dir)
     written = write_crossborder_report(table, fence, perm, run.out_dir, overwrite=run.overwrite)
@@ -707,9 +742,9 @@ def _print_sites(con: Any, table: Any, doc: dict, sim: dict | None, top: int) ->
 def sites(ctx: click.Context, config: Path | None, out: Path | None, overwrite: bool, top: int) -> None:
     r"""Evaluate the reintroduction sites of CONFIG (default: the embedded Amur study area).
 
-    Runs the stages of `leopardgeo run` except the barrier mapper (patches,
-    territories, links, corridors, circuit, pinch points, metrics,
-    cross-border, corridor scores), then the sites stage of [sites]:
+    Runs the stages the sites need (patches, territories, links, corridors,
+    circuit, pinch points, metrics, corridor scores; not the barrier mapper or
+    the cross-border evaluation), then the sites stage of [sites]:
     capacity, connection to the source population, add-patch gain, human
     pressure, score, rank stability and the population simulation.  Prints the ranked sites;
     writes the run's outputs (layer sites, sites.csv, sites.json) plus
@@ -732,9 +767,10 @@ def sites(ctx: click.Context, config: Path | None, out: Path | None, overwrite: 
         config,
         out,
         overwrite,
-        {"sites": True, "barrier_mapper": False},
+        ("sites",),
         SITES_REPORT_FILES,
         "sites report",
+        enable=("sites",),
         check=has_candidates,
     )
     table, doc, sim = sites_report(run.out_dir)
@@ -772,9 +808,10 @@ def territories(ctx: click.Context, config: Path | None, out: Path | None, overw
         config,
         out,
         overwrite,
-        {"links": False, "circuit": False, "territories": True, "sites": False},
+        ("territories",),
         CAPACITY_FILES,
         "capacity report",
+        enable=("territories",),
     )
     table = read_capacity(run.out_dir)
     written = write_capacity_report(table, run.out_dir, overwrite=run.overwrite)
@@ -898,31 +935,29 @@ def _run_stage(
     config: Path | None,
     out: Path | None,
     overwrite: bool,
-    sections: dict[str, bool],
+    targets: tuple[str, ...],
     report_files: tuple[str, ...],
     what: str,
     *,
+    enable: tuple[str, ...] = (),
     check: Callable[[Any], None] | None = None,
 ) -> _StageRun:
-    """Run the pipeline for a stage command: CONFIG (default: the demo) with each of ``sections`` enabled or not.
+    """Run the stage ``targets`` of CONFIG (default: the demo), with the config ``enable`` sections switched on.
 
-    Into the folder of an earlier run, the command is that run with its stage enabled: CONFIG (if given)
-    completes the run's effective config, nothing is switched off, and every unchanged stage is reused,
-    so nothing the run holds is lost or left stale.  Into a new folder, the stages ``sections`` switches
-    off are skipped to save time.  Refuses before any work when ``report_files`` of an earlier run are in
-    the output folder and ``--overwrite`` was not given; ``check`` may refuse the configuration first.
+    The runner resolves the targets (:func:`leopardgeo.runner.pipeline.run`): only the stages they need run.
+    Into the folder of an earlier run, the stages of that run run too: unchanged ones are reused, those
+    depending on a change are recomputed, so nothing the run holds is lost or left stale; CONFIG (if given)
+    completes the run's effective config.  Refuses before any work when ``report_files`` of an earlier run are
+    in the output folder and ``--overwrite`` was not given; ``check`` may refuse the configuration first.
     """
-    from leopardgeo.config import load_config
     from leopardgeo.core.errors import OutputExistsError
     from leopardgeo.runner.pipeline import run as run_pipeline
+    from leopardgeo.runner.registry import load_config
 
     folder = out if out is not None else Path("out")
-    earlier = (folder / "run_config.toml").is_file()
     base = _base_config(folder)
     cfg = load_config(config, over=base) if config else base
-    if earlier:
-        sections = {name: on for name, on in sections.items() if on}
-    cfg = cfg.replace(**{name: dataclasses.replace(getattr(cfg, name), enabled=on) for name, on in sections.items()})
+    cfg = cfg.replace(**{name: dataclasses.replace(getattr(cfg, name), enabled=True) for name in enable})
     if check is not None:
         check(cfg)
     quiet = ctx.obj["verbosity"] < 0
@@ -932,7 +967,9 @@ def _run_stage(
     if existing and not overwrite:
         msg = f"{out_dir}: expected no earlier {what}, found {existing}. Pass --overwrite to replace them."
         raise OutputExistsError(msg)
-    result = run_pipeline(cfg, out_dir=out_dir, overwrite=overwrite, progress=not quiet and sys.stderr.isatty())
+    result = run_pipeline(
+        cfg, out_dir=out_dir, overwrite=overwrite, progress=not quiet and sys.stderr.isatty(), targets=targets
+    )
     return _StageRun(out_dir, overwrite, quiet, result)
 
 

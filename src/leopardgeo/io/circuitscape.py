@@ -412,10 +412,11 @@ def write_outputs(files: dict[Path, Any], *, overwrite: bool) -> list[Path]:
         raise OutputExistsError(msg)
     folders = {f.parent for f in files}
     staged: list[tuple[Path, Path]] = []
+    tmp: dict[Path, Path] = {}
     try:
         for folder in folders:
             folder.mkdir(parents=True, exist_ok=True)
-        tmp = {folder: Path(tempfile.mkdtemp(prefix=".cs-", dir=folder)) for folder in folders}
+            tmp[folder] = Path(tempfile.mkdtemp(prefix=".cs-", dir=folder))
         for target, content in files.items():
             stage = tmp[target.parent] / target.name
             if isinstance(content, str):
@@ -444,11 +445,10 @@ def write_outputs(files: dict[Path, Any], *, overwrite: bool) -> list[Path]:
         msg = f"{exc.filename or 'output'}: expected to write Circuitscape's outputs, found {exc.strerror or exc}."
         raise OutputError(msg) from exc
     finally:
-        for folder in folders:
-            for leftover in folder.glob(".cs-*"):
-                for f in leftover.iterdir():
-                    f.unlink()
-                leftover.rmdir()
+        for leftover in tmp.values():  # only this call's staging folders
+            for f in leftover.iterdir():
+                f.unlink()
+            leftover.rmdir()
     return [t for _, t in staged]
 
 
