@@ -184,6 +184,8 @@ def main() -> None:
                 r = run(kind, n, n in brute, floor)
                 print(json.dumps(r), flush=True)
                 rows.append(r)
+    kinds = ["complete", "planar", "spread"]
+    rows.sort(key=lambda r: (kinds.index(r["kind"]), r["n"], r.get("floor") or 0.0))
     text = markdown(rows)
     print(text)
     if args.write:
