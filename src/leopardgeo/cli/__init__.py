@@ -859,13 +859,21 @@ def territories(ctx: click.Context, config: Path | None, out: Path | None, overw
 @click.option(
     "--links/--no-links", "links", default=None, help="Link metrics (dPC_link, dIIC_link); default: on up to 250,000 links."
 )
+@click.option(
+    "--pair-probability-floor",
+    type=float,
+    default=None,
+    help="Speed for a stated error on very large graphs: pairs less probable than this are not recomputed in dPC "
+    "(the bound is printed and written). Default: exact.",
+)
 @click.option("--top", type=int, default=10, show_default=True, help="Nodes to print (all rows go to the files).")
 @overwrite_option
 @click.pass_context
 def metrics_command(
     ctx: click.Context, polygons: Path, out: Path, layer: str | None, id_field: str | None, area_field: str | None,
     distance: str, resistance: Path | None, max_distance: float | None, median_dispersal: float, probability: float,
-    min_probability: float | None, landscape_area: float | None, links: bool | None, top: int, overwrite: bool,
+    min_probability: float | None, landscape_area: float | None, links: bool | None,
+    pair_probability_floor: float | None, top: int, overwrite: bool,
 ) -> None:  # fmt: skip
     r"""Connectivity metrics of your own habitat polygons: PC, IIC, EC, dPC / dIIC and fractions, BC, link dPC.
 
@@ -890,6 +898,7 @@ def metrics_command(
             polygons, layer=layer, id_field=id_field, area_field=area_field, distance=distance, resistance=resistance,
             max_distance=max_distance, median_distance=median_dispersal, probability=probability,
             min_probability=min_probability, landscape_area=landscape_area, links=links,
+            pair_probability_floor=pair_probability_floor,
         )  # fmt: skip
         written = write_polygon_metrics(result, out, overwrite=overwrite)
     if quiet:
@@ -902,6 +911,11 @@ def metrics_command(
     )
     if s["link_metrics"] != "computed":
         con.print(f"link metrics {s['link_metrics']}")
+    if s.get("pair_probability_floor") is not None:
+        con.print(
+            f"pair probability floor {s['pair_probability_floor']:g}: every dPC within "
+            f"±{s['dPC_error_bound']:.2g} percentage points of the exact value"
+        )
     cols = ["node_id", s["weight"], "dPC", "dPC_intra", "dPC_flux", "dPC_connector", "dIIC", "BCPC"]
     table = result.nodes[cols].sort_values("dPC", ascending=False).head(top)
     con.print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
