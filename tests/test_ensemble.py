@@ -14,7 +14,7 @@ from leopardgeo.config import dump_config
 from leopardgeo.config.ensemble import EnsembleConfig
 from leopardgeo.core.errors import ConfigError, OutputExistsError
 from leopardgeo.core.executor import get_executor
-from leopardgeo.runner.ensemble import DRAWS_DIR, draw_configs, draw_parameters, run_ensemble, summarise_links
+from leopardgeo.runner.ensemble import DRAWS_DIR, ENSEMBLE_FILES, draw_configs, draw_parameters, run_ensemble, summarise_links
 from leopardgeo.runner.registry import demo_config
 
 COMPARED = ("ensemble_links.csv", "ensemble_draws.csv", "corridor_frequency.tif", "ensemble.json")
@@ -107,8 +107,9 @@ def test_outputs_are_byte_identical_on_every_executor_and_resume(tmp_path, clust
     with pytest.raises(OutputExistsError, match="--overwrite"):
         run_ensemble(cfg, again)
     other = cfg.replace(ensemble=dataclasses.replace(cfg.ensemble, seed=1))
+    for f in ENSEMBLE_FILES:
+        (again / f).unlink()
     with pytest.raises(OutputExistsError, match="draws of other settings"):
-        (again / "ensemble_links.csv").unlink()
         run_ensemble(other, again)
 
 
