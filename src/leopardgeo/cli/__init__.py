@@ -727,8 +727,9 @@ def _print_crossborder(con: Any, table: Any, fence: dict | None, top: int) -> No
 def crossborder(ctx: click.Context, config: Path | None, out: Path | None, overwrite: bool, top: int) -> None:
     r"""Evaluate the cross-border corridors of CONFIG (default: the embedded Amur study area).
 
-    Runs the stages the evaluation needs (patches, links, corridors, circuit,
-    pinch points, metrics; not the barrier mapper), then the cross-border stage:
+    Runs the stages the evaluation needs (patches, territories, links,
+    corridors, circuit, pinch points, metrics; not the barrier mapper), then
+    the cross-border stage:
     border crossings, border permeability, the border-fence scenario of
     [crossborder] and the corridor scores.  Prints the ranked cross-border
     corridors and the fence's losses; writes the run's outputs plus
@@ -745,9 +746,10 @@ def crossborder(ctx: click.Context, config: Path | None, out: Path | None, overw
         config,
         out,
         overwrite,
-        {"links": True, "crossborder": True, "barrier_mapper": False},
+        ("crossborder", "scores"),
         CROSSBORDER_FILES,
         "cross-border report",
+        enable=("links", "crossborder"),
     )
     table, fence, perm = crossborder_report(run.out_dir)
     written = write_crossborder_report(table, fence, perm, run.out_dir, overwrite=run.overwrite)
@@ -812,9 +814,9 @@ def _print_sites(con: Any, table: Any, doc: dict, sim: dict | None, top: int) ->
 def sites(ctx: click.Context, config: Path | None, out: Path | None, overwrite: bool, top: int) -> None:
     r"""Evaluate the reintroduction sites of CONFIG (default: the embedded Amur study area).
 
-    Runs the stages of `leopardgeo run` except the barrier mapper (patches,
-    territories, links, corridors, circuit, pinch points, metrics,
-    cross-border, corridor scores), then the sites stage of [sites]:
+    Runs the stages the sites need (patches, territories, links, corridors,
+    circuit, pinch points, metrics, corridor scores; not the barrier mapper or
+    the cross-border evaluation), then the sites stage of [sites]:
     capacity, connection to the source population, add-patch gain, human
     pressure, score, rank stability and the population simulation.  Prints the ranked sites;
     writes the run's outputs (layer sites, sites.csv, sites.json) plus
@@ -837,9 +839,10 @@ def sites(ctx: click.Context, config: Path | None, out: Path | None, overwrite: 
         config,
         out,
         overwrite,
-        {"sites": True, "barrier_mapper": False},
+        ("sites",),
         SITES_REPORT_FILES,
         "sites report",
+        enable=("sites",),
         check=has_candidates,
     )
     table, doc, sim = sites_report(run.out_dir)
@@ -877,9 +880,10 @@ def territories(ctx: click.Context, config: Path | None, out: Path | None, overw
         config,
         out,
         overwrite,
-        {"links": False, "circuit": False, "territories": True, "sites": False},
+        ("territories",),
         CAPACITY_FILES,
         "capacity report",
+        enable=("territories",),
     )
     table = read_capacity(run.out_dir)
     written = write_capacity_report(table, run.out_dir, overwrite=run.overwrite)
@@ -927,13 +931,21 @@ def territories(ctx: click.Context, config: Path | None, out: Path | None, overw
 @click.option(
     "--links/--no-links", "links", default=None, help="Link metrics (dPC_link, dIIC_link); default: on up to 250,000 links."
 )
+@click.option(
+    "--pair-probability-floor",
+    type=float,
+    default=None,
+    help="Speed for a stated error on very large graphs: pairs less probable than this are not recomputed in dPC "
+    "(the bound is printed and written). Default: exact.",
+)
 @click.option("--top", type=int, default=10, show_default=True, help="Nodes to print (all rows go to the files).")
 @overwrite_option
 @click.pass_context
 def metrics_command(
     ctx: click.Context, polygons: Path, out: Path, layer: str | None, id_field: str | None, area_field: str | None,
     distance: str, resistance: Path | None, max_distance: float | None, median_dispersal: float, probability: float,
-    min_probability: float | None, landscape_area: float | None, links: bool | None, top: int, overwrite: bool,
+    min_probability: float | None, landscape_area: float | None, links: bool | None,
+    pair_probability_floor: float | None, top: int, overwrite: bool,
 ) -> None:  # fmt: skip
     r"""Connectivity metrics of your own habitat polygons: PC, IIC, EC, dPC / dIIC and fractions, BC, link dPC.
 
@@ -958,6 +970,7 @@ def metrics_command(
             polygons, layer=layer, id_field=id_field, area_field=area_field, distance=distance, resistance=resistance,
             max_distance=max_distance, median_distance=median_dispersal, probability=probability,
             min_probability=min_probability, landscape_area=landscape_area, links=links,
+            pair_probability_floor=pair_probability_floor,
         )  # fmt: skip
         written = write_polygon_metrics(result, out, overwrite=overwrite)
     if quiet:
@@ -970,6 +983,11 @@ def metrics_command(
     )
     if s["link_metrics"] != "computed":
         con.print(f"link metrics {s['link_metrics']}")
+    if s.get("pair_probability_floor") is not None:
+        con.print(
+            f"pair probability floor {s['pair_probability_floor']:g}: every dPC within "
+            f"±{s['dPC_error_bound']:.2g} percentage points of the exact value"
+        )
     cols = ["node_id", s["weight"], "dPC", "dPC_intra", "dPC_flux", "dPC_connector", "dIIC", "BCPC"]
     table = result.nodes[cols].sort_values("dPC", ascending=False).head(top)
     con.print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
@@ -989,31 +1007,29 @@ def _run_stage(
     config: Path | None,
     out: Path | None,
     overwrite: bool,
-    sections: dict[str, bool],
+    targets: tuple[str, ...],
     report_files: tuple[str, ...],
     what: str,
     *,
+    enable: tuple[str, ...] = (),
     check: Callable[[Any], None] | None = None,
 ) -> _StageRun:
-    """Run the pipeline for a stage command: CONFIG (default: the demo) with each of ``sections`` enabled or not.
+    """Run the stage ``targets`` of CONFIG (default: the demo), with the config ``enable`` sections switched on.
 
-    Into the folder of an earlier run, the command is that run with its stage enabled: CONFIG (if given)
-    completes the run's effective config, nothing is switched off, and every unchanged stage is reused,
-    so nothing the run holds is lost or left stale.  Into a new folder, the stages ``sections`` switches
-    off are skipped to save time.  Refuses before any work when ``report_files`` of an earlier run are in
-    the output folder and ``--overwrite`` was not given; ``check`` may refuse the configuration first.
+    The runner resolves the targets (:func:`leopardgeo.runner.pipeline.run`): only the stages they need run.
+    Into the folder of an earlier run, the stages of that run run too: unchanged ones are reused, those
+    depending on a change are recomputed, so nothing the run holds is lost or left stale; CONFIG (if given)
+    completes the run's effective config.  Refuses before any work when ``report_files`` of an earlier run are
+    in the output folder and ``--overwrite`` was not given; ``check`` may refuse the configuration first.
     """
     from leopardgeo.core.errors import OutputExistsError
     from leopardgeo.runner.pipeline import run as run_pipeline
     from leopardgeo.runner.registry import load_config
 
     folder = out if out is not None else Path("out")
-    earlier = (folder / "run_config.toml").is_file()
     base = _base_config(folder)
     cfg = load_config(config, over=base) if config else base
-    if earlier:
-        sections = {name: on for name, on in sections.items() if on}
-    cfg = cfg.replace(**{name: dataclasses.replace(getattr(cfg, name), enabled=on) for name, on in sections.items()})
+    cfg = cfg.replace(**{name: dataclasses.replace(getattr(cfg, name), enabled=True) for name in enable})
     if check is not None:
         check(cfg)
     quiet = ctx.obj["verbosity"] < 0
@@ -1023,7 +1039,9 @@ def _run_stage(
     if existing and not overwrite:
         msg = f"{out_dir}: expected no earlier {what}, found {existing}. Pass --overwrite to replace them."
         raise OutputExistsError(msg)
-    result = run_pipeline(cfg, out_dir=out_dir, overwrite=overwrite, progress=not quiet and sys.stderr.isatty())
+    result = run_pipeline(
+        cfg, out_dir=out_dir, overwrite=overwrite, progress=not quiet and sys.stderr.isatty(), targets=targets
+    )
     return _StageRun(out_dir, overwrite, quiet, result)
 
 

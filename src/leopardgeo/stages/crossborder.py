@@ -1599,8 +1599,9 @@ STAGE = Stage(
     },
     config=(Section("crossborder", CrossBorderConfig, "cross-border evaluation"),),
     needs=("inputs", "resistance", "patches", "links"),
-    # the graph's in-place chain, and the territories for the adults the fence separates
-    uses=("links", "corridors", "circuit", "pinch_points", "barriers", "metrics", "territories"),
+    # corridors and current at the crossings, the metrics before the fence, the adults the fence separates
+    uses=("corridors", "circuit", "metrics", "territories"),
+    after=("pinch_points", "barriers"),  # the graph's in-place chain
     produces=("crossborder",),
     mutates=("graph", "patches"),
     enabled=lambda cfg: cfg.crossborder.enabled,
