@@ -438,6 +438,10 @@ def run(
                 for s in order:  # each stage's rasters and tables
                     if s.write is not None:
                         timings |= dict(s.write(writer, config, ctx) or {})
+                if config.scenarios and targets is None:
+                    from leopardgeo.runner.scenarios import write_scenarios
+
+                    timings |= write_scenarios(writer, config, ctx, stages=STAGES, capacity=territory_outputs, step=step)
                 writer.text("run_config.toml", dump_config(config, relative_to=out))
                 writer.write_styles()  # QGIS styles: layer_styles in the GeoPackage, a .qml beside each GeoTIFF
                 timings["write"] = time.perf_counter() - t
