@@ -28,12 +28,13 @@ import json
 import os
 import platform
 import sys
+import tomllib
 from collections.abc import Iterable, Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from leopardgeo.config import config_hash
+from leopardgeo.config import config_hash, dump_config
 from leopardgeo.core.errors import DataError
 from leopardgeo.runner.registry import RunConfig
 
@@ -185,7 +186,7 @@ def build_manifest(
     >>> "numpy" in m["versions"] and "GDAL" in m["versions"]
     True
     """
-    from leopardgeo.config import _to_plain, relative_base_dir
+    from leopardgeo.config import relative_base_dir
 
     timings = {k: round(float(v), 3) for k, v in (timings_s or {}).items()}
     inputs = input_files(cfg)
@@ -204,7 +205,7 @@ def build_manifest(
         "timings_s": timings,
         "total_s": round(sum(timings.values()), 3),
         "config_hash": config_hash(cfg),
-        "config": _to_plain(shown),
+        "config": tomllib.loads(dump_config(shown)),  # the same as run_config.toml
         "inputs": inputs,
         "versions": package_versions(),
         "platform": {
