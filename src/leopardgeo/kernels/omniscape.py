@@ -1,0 +1,494 @@
+r"""Omniscape: omnidirectional current flow from moving-window circuits (McRae et al. 2016; Landau et al. 2021).
+
+No patches are needed.  Every ``block_size`` x ``block_size`` block of cells
+whose source strengths add up to more than 0 is a *target*.  Its window is the
+circle of ``radius + buffer`` cells around the block's centre cell; the block's
+total strength is injected into the source cells within ``radius`` of the
+centre (shared in proportion to their strengths, the target block itself left
+out), the centre cell is grounded, and the current through every cell of the
+window (Circuitscape's node current) is added to the cumulative current map.
+The *flow potential* is the same sum with every conductance set to 1 (what the
+current would be on a uniform landscape); the *normalised current* is the
+cumulative current divided by the flow potential (> 1: more current than the
+landscape's geometry alone explains, i.e. channelling; < 1: impeded).
+
+Conventions follow Omniscape.jl 0.6 (``src/utils.jl``: ``get_targets``,
+``get_source``, ``get_ground``, ``solve_target!``, ``calc_correction``), so the
+maps can be compared cell by cell:
+
+* targets: block centres at rows / columns ``block_radius, block_radius +
+  block_size, ...`` (0-based) that leave a whole block inside the grid; the
+  strength of a target is the sum of the sources of its block;
+* the conductance window is the square of ``radius + buffer`` cells around the
+  target, cut at the grid's edges, with the cells farther than ``radius +
+  buffer`` from the target (Euclidean, in cells) removed; sources farther than
+  ``radius`` are 0;
+* the target block is zeroed ``radius + buffer`` cells from the window's first
+  row and column, so where the window is cut on the top or left edge the
+  zeroed block is not the target's (Omniscape.jl's behaviour, kept so the maps
+  agree; it changes only windows within ``radius + buffer`` of those edges);
+  a source left on the grounded cell is dropped (Circuitscape's ``rmvsrc``);
+* the circuit is Circuitscape's advanced mode: conductance 1 / resistance,
+  between neighbours the mean of the two conductances (divided by sqrt 2 on
+  diagonals; or the mean of the resistances with ``avg_resistances``), only the
+  connected component holding the grounded cell is solved (current injected in
+  other components is lost, as in Circuitscape);
+* the flow potential uses conductance 1 on the whole square window (not cut to
+  the circle), as ``solve_target!`` does;
+* with ``block_size`` > 1 and ``correct_artifacts``, both maps of every window
+  are multiplied by Omniscape's block-artifact correction (the current of the
+  ``block_size``\ :sup:`2` single-cell targets a block stands for, over the
+  current of the one block target, on a uniform window).
+
+The circuits are solved with the project's own Laplacian assembly and solvers
+(:mod:`leopardgeo.kernels.circuit`).  The targets are split into row bands of
+blocks (a fixed number of bands, whatever the executor), each band's windows
+are summed in a fixed order into the band's own map, and the bands are added in
+order: the result is bit-for-bit the same with any executor and any number of
+workers.  A band needs only its rows plus ``radius + buffer`` rows either side,
+which is what :func:`omniscape` reads through the ``read_band`` callback (a
+window read of a GeoTIFF, for grids larger than memory).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy import ndimage
+
+from leopardgeo.core.errors import ConfigError, DataError
+from leopardgeo.kernels.circuit import LaplacianSolver, _branch_sums, _cell_rows, _paint
+
+__all__ = [
+    "OmniscapeMaps",
+    "block_correction",
+    "omniscape",
+    "omniscape_targets",
+    "solve_window",
+    "source_from_resistance",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Rows of target blocks per task: small enough to spread over workers, large enough to amortise a task.
+BAND_BLOCK_ROWS = 4
+
+
+@dataclass(frozen=True)
+class OmniscapeMaps:
+    """Outputs of :func:`omniscape` (float64 rasters on the input's grid; NaN on no data when masked).
+
+    Attributes
+    ----------
+    current
+        Cumulative current, amperes (Omniscape's ``cum_currmap``).
+    flow_potential
+        Cumulative current with every conductance 1 (``flow_potential``), or None.
+    normalized
+        ``current / flow_potential``, 0 where both are 0 (``normalized_cum_currmap``), or None.
+    n_targets
+        Number of targets (windows solved).
+    """
+
+    current: np.ndarray
+    flow_potential: np.ndarray | None
+    normalized: np.ndarray | None
+    n_targets: int
+
+
+# --------------------------------------------------------------------------- sources and targets
+def source_from_resistance(resistance: np.ndarray, *, r_cutoff: float = math.inf) -> np.ndarray:
+    """Source strength from resistance, as Omniscape's ``source_from_resistance``: 1 / r, 0 above ``r_cutoff``.
+
+    Examples
+    --------
+    >>> source_from_resistance(np.array([[1.0, 2.0], [4.0, np.nan]]), r_cutoff=3.0)
+    array([[1. , 0.5],
+           [0. , 0. ]])
+    """
+    r = np.asarray(resistance, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = 1.0 / r
+    return np.where(np.isnan(r) | (r > r_cutoff), 0.0, s)
+
+
+def omniscape_targets(source: np.ndarray, block_size: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Target cells and strengths: block centres whose block's sources sum to more than 0 (``get_targets``).
+
+    Returns ``rows, cols, strength`` in row-major order of the blocks.
+
+    Examples
+    --------
+    >>> s = np.zeros((6, 6)); s[0, 0] = 1.0; s[4, 4] = 2.0
+    >>> omniscape_targets(s, 3)
+    (array([1, 4]), array([1, 4]), array([1., 2.]))
+    """
+    s = np.nan_to_num(np.asarray(source, dtype=np.float64), nan=0.0)
+    br = (block_size - 1) // 2
+    nr, nc = s.shape
+    ys = np.arange(br, nr - br, block_size)
+    xs = np.arange(br, nc - br, block_size)
+    if len(ys) == 0 or len(xs) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    # block sums: sum over the block_size x block_size block centred on each (y, x)
+    cs = np.zeros((nr + 1, nc + 1))
+    cs[1:, 1:] = s.cumsum(0).cumsum(1)
+    y0, y1 = ys - br, ys + br + 1
+    x0, x1 = xs - br, xs + br + 1
+    strength = cs[np.ix_(y1, x1)] - cs[np.ix_(y0, x1)] - cs[np.ix_(y1, x0)] + cs[np.ix_(y0, x0)]
+    yy, xx = np.meshgrid(ys, xs, indexing="ij")
+    keep = strength > 0
+    return yy[keep].astype(np.int64), xx[keep].astype(np.int64), strength[keep]
+
+
+# --------------------------------------------------------------------------- one window
+def _window(nr: int, nc: int, y: int, x: int, reach: int) -> tuple[int, int, int, int]:
+    return max(y - reach, 0), min(y + reach + 1, nr), max(x - reach, 0), min(x + reach + 1, nc)
+
+
+def _disc(h: int, w: int, ty: int, tx: int, radius: float) -> np.ndarray:
+    yy, xx = np.ogrid[:h, :w]
+    return (yy - ty) ** 2 + (xx - tx) ** 2 <= radius * radius
+
+
+def _window_sources(src_w: np.ndarray, ty: int, tx: int, strength: float, radius: int, buffer: int, br: int) -> np.ndarray:
+    """The injected currents of one window (``get_source``): circle, zeroed block, scaled to ``strength``."""
+    h, w = src_w.shape
+    s = np.where(_disc(h, w, ty, tx, radius), src_w, 0.0)
+    c = radius + buffer  # Omniscape zeroes the block around (c, c) of the window, whatever its cut
+    s[max(c - br, 0) : c + br + 1, max(c - br, 0) : c + br + 1] = 0.0
+    total = s[s > 0].sum()
+    if total > 0:
+        s = np.where(s > 0, s * (strength / total), 0.0)
+    s[ty, tx] = 0.0  # a source on the ground is removed (Circuitscape's rmvsrc)
+    return s
+
+
+def _node_raster(valid: np.ndarray, ty: int, tx: int, connectivity: int) -> tuple[np.ndarray, int]:
+    """Node ids of the cells in the grounded cell's component: 0.. for the others, ``n`` for the ground."""
+    structure = np.ones((3, 3), bool) if connectivity == 8 else ndimage.generate_binary_structure(2, 1)
+    lab, _ = ndimage.label(valid, structure=structure)
+    comp = lab == lab[ty, tx]
+    comp[ty, tx] = False
+    n = int(comp.sum())
+    node = np.full(valid.shape, -1, np.int32)
+    node[comp] = np.arange(n, dtype=np.int32)
+    node[ty, tx] = n
+    return node, n
+
+
+def _laplacian(res_w: np.ndarray, node: np.ndarray, n: int, connectivity: int, avg_resistances: bool) -> sp.csr_matrix:
+    indptr, indices, data = _cell_rows(res_w, node, n, n, connectivity, avg_resistances, 0)
+    lap = sp.csr_matrix((data, indices, indptr.astype(np.int32)), shape=(n, n))
+    lap.has_sorted_indices = True
+    return lap
+
+
+def _node_current(
+    res_w: np.ndarray, node: np.ndarray, n: int, volts: np.ndarray, inj: np.ndarray, connectivity: int, avg: bool
+) -> np.ndarray:
+    """Circuitscape's node current painted on the window (0 off the circuit)."""
+    v = np.zeros(n + 1)
+    v[:n] = volts
+    acc = _branch_sums(res_w, node, v, n + 1, connectivity, avg)
+    acc[:n] = 0.5 * (acc[:n] + np.abs(inj))  # the ground's current is its branch sum
+    out = np.zeros(node.shape)
+    _paint(node, acc, out, 1.0)
+    return out
+
+
+def solve_window(
+    res_w: np.ndarray,
+    src_w: np.ndarray,
+    ty: int,
+    tx: int,
+    *,
+    connectivity: int = 8,
+    avg_resistances: bool = False,
+    solver: LaplacianSolver | None = None,
+) -> np.ndarray:
+    """Current map of one circuit: inject ``src_w`` (amperes per cell), ground cell ``(ty, tx)``.
+
+    ``res_w`` is the window's resistance (NaN = not in the circuit).  Only the
+    component holding the grounded cell is solved; with ``solver`` given (a
+    factor of that component's grounded Laplacian), it is reused.
+
+    Examples
+    --------
+    Three cells in a row, 1 A in at the left, out at the right: 1 A through each.
+
+    >>> solve_window(np.ones((1, 3)), np.array([[1.0, 0.0, 0.0]]), 0, 2, connectivity=4)
+    array([[1., 1., 1.]])
+    """
+    valid = ~np.isnan(res_w)
+    if not valid[ty, tx]:
+        return np.zeros(res_w.shape)
+    node, n = _node_raster(valid, ty, tx, connectivity)
+    inj = np.zeros(n)
+    on = node[(node >= 0) & (node < n)]
+    inj[on] = src_w[(node >= 0) & (node < n)]
+    if n == 0 or not inj.any():
+        return np.zeros(res_w.shape)
+    if solver is None:
+        solver = LaplacianSolver(_laplacian(res_w, node, n, connectivity, avg_resistances), "superlu")
+    volts = solver.solve(inj)
+    return _node_current(res_w, node, n, volts, inj, connectivity, avg_resistances)
+
+
+# --------------------------------------------------------------------------- block-artifact correction
+def block_correction(radius: int, buffer: int, block_size: int, *, connectivity: int = 8) -> np.ndarray:
+    """Omniscape's block-artifact correction array (``calc_correction``), ``2 (radius + buffer) + 1`` square.
+
+    On a uniform window, the current of the ``block_size``\\ :sup:`2` one-cell
+    targets a block stands for (each with one unit shared by all other
+    sources), over the current of the single block target with strength
+    ``block_size``\\ :sup:`2`; 1 where either is 0.
+
+    Examples
+    --------
+    >>> block_correction(4, 0, 1).round(12).min(), block_correction(4, 0, 1).round(12).max()
+    (np.float64(1.0), np.float64(1.0))
+    """
+    c = radius + buffer
+    size = 2 * c + 1
+    br = (block_size - 1) // 2
+    ones = np.ones((size, size))
+    res = np.where(_disc(size, size, c, c, c), 1.0, np.nan)
+    inner = _disc(size, size, c, c, radius)
+    null_src = np.where(inner, 1.0, 0.0)
+    n_sources = null_src.sum()
+    null_src[c, c] = 0.0
+    null_src[null_src != 0] = 1.0 / (n_sources - 1)
+    blocked = _window_sources(ones, c, c, float(block_size**2), radius, buffer, br)
+    kw = {"connectivity": connectivity}
+    block_current = solve_window(res, blocked, c, c, **kw)
+    null_current = solve_window(res, null_src, c, c, **kw)
+    total = np.zeros((size + block_size - 1, size + block_size - 1))
+    for i in range(block_size):
+        for j in range(block_size):
+            total[i : i + size, j : j + size] += null_current
+    total = total[br : br + size, br : br + size]
+    total[block_current == 0.0] = 0.0
+    total[total == 0.0] = 1.0
+    block_current[block_current == 0.0] = 1.0
+    return total / block_current
+
+
+def _correction_cut(corr: np.ndarray, h: int, w: int, y: int, x: int, nr: int, nc: int, reach: int) -> np.ndarray:
+    """The part of the correction array Omniscape multiplies a window cut at the grid's edges by."""
+    s = corr.shape[0]
+    ylo, yhi, xlo, xhi = 0, s, 0, s
+    if x > nc - 1 - reach:
+        xhi = w
+    if x < reach:
+        xlo = xhi - w
+    if y > nr - 1 - reach:
+        yhi = h
+    if y < reach:
+        ylo = yhi - h
+    return corr[ylo:yhi, xlo:xhi]
+
+
+# --------------------------------------------------------------------------- bands of targets
+@dataclass(frozen=True)
+class _Params:
+    radius: int
+    buffer: int
+    block_size: int
+    connectivity: int
+    avg_resistances: bool
+    flow_potential: bool
+    correction: np.ndarray | None
+    shape: tuple[int, int]
+
+
+def _solve_band(
+    res_b: np.ndarray, src_b: np.ndarray, row0: int, ty: np.ndarray, tx: np.ndarray, strength: np.ndarray, p: _Params
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Sum the windows of one band's targets into maps of the band's rows (``row0`` = the band's first grid row)."""
+    nr, nc = p.shape
+    reach = p.radius + p.buffer
+    br = (p.block_size - 1) // 2
+    cur = np.zeros(res_b.shape)
+    fp = np.zeros(res_b.shape) if p.flow_potential else None
+    fp_solvers: dict[tuple[int, int, int, int], LaplacianSolver] = {}
+    for y, x, st in zip(ty.tolist(), tx.tolist(), strength.tolist(), strict=True):
+        y0, y1, x0, x1 = _window(nr, nc, y, x, reach)
+        h, w = y1 - y0, x1 - x0
+        wy, wx = y - y0, x - x0
+        rows = slice(y0 - row0, y1 - row0)
+        r_w = res_b[rows, x0:x1]
+        s_w = _window_sources(src_b[rows, x0:x1], wy, wx, st, p.radius, p.buffer, br)
+        r_w = np.where(_disc(h, w, wy, wx, reach), r_w, np.nan)
+        c_w = solve_window(r_w, s_w, wy, wx, connectivity=p.connectivity, avg_resistances=p.avg_resistances)
+        corr = None if p.correction is None else _correction_cut(p.correction, h, w, y, x, nr, nc, reach)
+        cur[rows, x0:x1] += c_w if corr is None else c_w * corr
+        if fp is not None:
+            key = (h, w, wy, wx)
+            uniform = np.ones((h, w))
+            slv = fp_solvers.get(key)
+            if slv is None:
+                node, n = _node_raster(np.ones((h, w), bool), wy, wx, p.connectivity)
+                slv = LaplacianSolver(_laplacian(uniform, node, n, p.connectivity, p.avg_resistances), "superlu")
+                fp_solvers[key] = slv
+            f_w = solve_window(uniform, s_w, wy, wx, connectivity=p.connectivity, avg_resistances=p.avg_resistances, solver=slv)
+            fp[rows, x0:x1] += f_w if corr is None else f_w * corr
+    return cur, fp
+
+
+def _check(radius: int, block_size: int, buffer: int, connectivity: int) -> None:
+    if radius < 1:
+        msg = f"omniscape radius: expected at least 1 cell, found {radius}. Use a radius of at least one cell size."
+        raise ConfigError(msg)
+    if block_size < 1 or block_size % 2 == 0:
+        msg = f"omniscape block_size: expected an odd number of cells >= 1, found {block_size}. Use {max(block_size + 1, 1)}."
+        raise ConfigError(msg)
+    if buffer < 0:
+        msg = f"omniscape buffer: expected >= 0 cells, found {buffer}."
+        raise ConfigError(msg)
+    if connectivity not in (4, 8):
+        msg = f"omniscape connectivity: expected 4 or 8 neighbours, found {connectivity!r}."
+        raise ConfigError(msg)
+
+
+ReadBand = Callable[[int, int], tuple[np.ndarray, np.ndarray]]
+
+
+def omniscape(
+    resistance: np.ndarray | None,
+    source: np.ndarray | None,
+    *,
+    radius: int,
+    block_size: int = 1,
+    buffer: int = 0,
+    connectivity: int = 8,
+    avg_resistances: bool = False,
+    flow_potential: bool = True,
+    normalized: bool = True,
+    correct_artifacts: bool = True,
+    mask_nodata: bool = True,
+    executor: object | None = None,
+    read_band: ReadBand | None = None,
+    shape: tuple[int, int] | None = None,
+    targets: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> OmniscapeMaps:
+    """Omniscape's cumulative current, flow potential and normalised current.
+
+    Parameters
+    ----------
+    resistance, source
+        Resistance (> 0; NaN = no data) and source strength (NaN = 0) rasters of
+        one shape.  Both may be None when ``read_band`` and ``shape`` are given.
+    radius, block_size, buffer
+        In cells, as Omniscape.jl's options (``block_size`` odd).
+    connectivity, avg_resistances
+        Circuitscape's neighbourhood (8, or 4 for ``connect_four_neighbors_only``)
+        and ``connect_using_avg_resistances``.
+    flow_potential, normalized
+        Also compute the flow potential, and the normalised current (needs it).
+    correct_artifacts
+        Omniscape's block-artifact correction (only with ``block_size`` > 1).
+    mask_nodata
+        NaN on the resistance's no-data cells in every map.
+    executor
+        Anything with ``map(fn, items) -> list`` (ordered results), e.g. the run's
+        executor; default: in this process.  The result does not depend on it.
+    read_band
+        ``read_band(row0, row1) -> (resistance rows, source rows)``: how a task
+        gets its rows (e.g. a window read of a GeoTIFF); default: slices of the arrays.
+    shape
+        Grid shape when the arrays are not given.
+    targets
+        ``(rows, cols, strengths)`` from :func:`omniscape_targets` when already known.
+
+    Returns
+    -------
+    OmniscapeMaps
+
+    Examples
+    --------
+    A uniform strip with a barrier that has one gap: current crowds into the gap.
+
+    >>> r = np.ones((9, 15)); r[:, 7] = 100.0; r[4, 7] = 1.0
+    >>> maps = omniscape(r, source_from_resistance(r), radius=4)
+    >>> bool(maps.current[4, 7] > 3 * maps.current[1, 7])
+    True
+    >>> bool(maps.normalized[4, 7] > 1.0 > maps.normalized[1, 7])
+    True
+    """
+    radius, block_size, buffer = int(radius), int(block_size), int(buffer)
+    _check(radius, block_size, buffer, connectivity)
+    if read_band is None:
+        if resistance is None or source is None:
+            msg = "omniscape: expected resistance and source arrays (or read_band and shape), found None."
+            raise DataError(msg)
+        res_all = np.asarray(resistance, dtype=np.float64)
+        src_all = np.nan_to_num(np.asarray(source, dtype=np.float64), nan=0.0)
+        if res_all.shape != src_all.shape or res_all.ndim != 2:
+            msg = f"omniscape: expected a 2-D source of the resistance's shape {res_all.shape}, found {src_all.shape}."
+            raise DataError(msg)
+
+        def read_band(r0: int, r1: int) -> tuple[np.ndarray, np.ndarray]:
+            return res_all[r0:r1], src_all[r0:r1]
+
+        shape = res_all.shape
+        if targets is None:
+            targets = omniscape_targets(src_all, block_size)
+    elif shape is None or targets is None:
+        msg = "omniscape: read_band needs the grid shape and the targets."
+        raise DataError(msg)
+    nr, nc = shape
+    compute_fp = flow_potential or normalized
+    corr = block_correction(radius, buffer, block_size, connectivity=connectivity) if correct_artifacts and block_size > 1 else None
+    params = _Params(radius, buffer, block_size, connectivity, bool(avg_resistances), compute_fp, corr, (nr, nc))
+    ty, tx, strength = targets
+    reach = radius + buffer
+    # bands of BAND_BLOCK_ROWS rows of blocks; fixed by the grid, never by the executor
+    band_rows = BAND_BLOCK_ROWS * block_size
+    band_of = ty // band_rows
+    bands = [int(b) for b in np.unique(band_of)]
+
+    def task(b: int) -> tuple[int, np.ndarray, np.ndarray | None]:
+        sel = band_of == b
+        r0 = max(int(ty[sel].min()) - reach, 0)
+        r1 = min(int(ty[sel].max()) + reach + 1, nr)
+        res_b, src_b = read_band(r0, r1)
+        res_b = np.asarray(res_b, dtype=np.float64)
+        src_b = np.nan_to_num(np.asarray(src_b, dtype=np.float64), nan=0.0)
+        cur, fp = _solve_band(res_b, src_b, r0, ty[sel], tx[sel], strength[sel], params)
+        return r0, cur, fp
+
+    current = np.zeros((nr, nc))
+    fp_map = np.zeros((nr, nc)) if compute_fp else None
+    results = executor.map(task, bands) if executor is not None else map(task, bands)  # type: ignore[attr-defined]
+    for r0, cur, fp in results:
+        current[r0 : r0 + cur.shape[0]] += cur
+        if fp_map is not None and fp is not None:
+            fp_map[r0 : r0 + fp.shape[0]] += fp
+    norm = None
+    if normalized and fp_map is not None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            norm = current / fp_map
+        norm[np.isnan(norm)] = 0.0
+    if mask_nodata:
+        nodata = _nodata_mask(read_band, nr) if resistance is None else np.isnan(np.asarray(resistance, dtype=np.float64))
+        for m in (current, fp_map, norm):
+            if m is not None:
+                m[nodata] = np.nan
+    logger.info("omniscape: %d targets in %d bands, radius %d cells, block size %d", len(ty), len(bands), radius, block_size)
+    return OmniscapeMaps(
+        current=current,
+        flow_potential=fp_map if flow_potential else None,
+        normalized=norm,
+        n_targets=len(ty),
+    )
+
+
+def _nodata_mask(read_band: ReadBand, nr: int, step: int = 1024) -> np.ndarray:
+    parts: Sequence[np.ndarray] = [np.isnan(np.asarray(read_band(r, min(r + step, nr))[0], dtype=np.float64)) for r in range(0, nr, step)]
+    return np.concatenate(parts, axis=0)
