@@ -57,12 +57,13 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 from scipy import ndimage
 
 from leopardgeo.core.errors import ConfigError, DataError
-from leopardgeo.kernels.circuit import LaplacianSolver, _branch_sums, _cell_rows, _paint
+from leopardgeo.kernels.circuit import _OFFSETS, LaplacianSolver, _branch_sums, _cell_rows, _g, _paint
 
 __all__ = [
     "OmniscapeMaps",
@@ -77,6 +78,9 @@ logger = logging.getLogger(__name__)
 
 #: Rows of target blocks per task: small enough to spread over workers, large enough to amortise a task.
 BAND_BLOCK_ROWS = 4
+#: Widest band (in unknowns) solved by the compiled banded Cholesky; wider windows use a sparse factor.
+#: Banded costs n * bw**2 / 2; measured 5x faster than SuperLU at radius 20 cells, on a par at radius 50.
+MAX_BANDWIDTH = 128
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,164 @@ def omniscape_targets(source: np.ndarray, block_size: int = 1) -> tuple[np.ndarr
     return yy[keep].astype(np.int64), xx[keep].astype(np.int64), strength[keep]
 
 
+# --------------------------------------------------------------------------- compiled window solve
+@numba.njit(cache=True, nogil=True)
+def _flood(valid, ty, tx, k):  # pragma: no cover - compiled
+    """Node ids of the cells connected to ``(ty, tx)`` (row-major, 0..n-1), the ground ``(ty, tx)`` = n; -1 elsewhere."""
+    nr, nc = valid.shape
+    node = np.full((nr, nc), -1, np.int32)
+    seen = np.zeros((nr, nc), np.bool_)
+    stack = np.empty(nr * nc, np.int64)
+    top = 0
+    stack[0] = ty * nc + tx
+    top = 1
+    seen[ty, tx] = True
+    while top > 0:
+        top -= 1
+        q = stack[top]
+        r = q // nc
+        c = q % nc
+        for o in range(k):
+            rr = r + _OFFSETS[o, 0]
+            cc = c + _OFFSETS[o, 1]
+            if 0 <= rr < nr and 0 <= cc < nc and valid[rr, cc] and not seen[rr, cc]:
+                seen[rr, cc] = True
+                stack[top] = rr * nc + cc
+                top += 1
+    n = 0
+    for r in range(nr):
+        for c in range(nc):
+            if seen[r, c] and not (r == ty and c == tx):
+                node[r, c] = n
+                n += 1
+    node[ty, tx] = n
+    return node, n
+
+
+@numba.njit(cache=True, nogil=True)
+def _bandwidth(node, n, k):  # pragma: no cover - compiled
+    nr, nc = node.shape
+    bw = 0
+    for r in range(nr):
+        for c in range(nc):
+            a = node[r, c]
+            if a < 0 or a >= n:
+                continue
+            for o in range(k):
+                rr = r + _OFFSETS[o, 0]
+                cc = c + _OFFSETS[o, 1]
+                if 0 <= rr < nr and 0 <= cc < nc:
+                    b = node[rr, cc]
+                    if 0 <= b < n and a - b > bw:
+                        bw = a - b
+    return bw
+
+
+@numba.njit(cache=True, nogil=True)
+def _band_factor(res, node, n, bw, k, avg_res):  # pragma: no cover - compiled
+    """Cholesky factor of the grounded Laplacian in band storage: ``band[i, d] = L[i, i - d]``."""
+    nr, nc = res.shape
+    band = np.zeros((n, bw + 1))
+    for r in range(nr):
+        for c in range(nc):
+            a = node[r, c]
+            if a < 0 or a >= n:
+                continue
+            ra = res[r, c]
+            for o in range(k):
+                rr = r + _OFFSETS[o, 0]
+                cc = c + _OFFSETS[o, 1]
+                if not (0 <= rr < nr and 0 <= cc < nc):
+                    continue
+                b = node[rr, cc]
+                if b < 0:
+                    continue
+                rb = res[rr, cc]
+                g = _g(1.0 / ra, 1.0 / rb, ra, rb, o >= 4, avg_res)
+                band[a, 0] += g
+                if b < a:
+                    band[a, a - b] -= g
+    for j in range(n):
+        s = band[j, 0]
+        for p in range(1, min(bw, j) + 1):
+            s -= band[j, p] * band[j, p]
+        d = np.sqrt(s)
+        band[j, 0] = d
+        for i in range(j + 1, min(j + bw, n - 1) + 1):
+            s = band[i, i - j]
+            for p in range(max(i - bw, 0), j):
+                s -= band[i, i - p] * band[j, j - p]
+            band[i, i - j] = s / d
+    return band
+
+
+@numba.njit(cache=True, nogil=True)
+def _band_solve(band, b):  # pragma: no cover - compiled
+    n, m = band.shape
+    bw = m - 1
+    x = b.copy()
+    for i in range(n):
+        s = x[i]
+        for p in range(max(i - bw, 0), i):
+            s -= band[i, i - p] * x[p]
+        x[i] = s / band[i, 0]
+    for i in range(n - 1, -1, -1):
+        s = x[i]
+        for q in range(i + 1, min(i + bw, n - 1) + 1):
+            s -= band[q, q - i] * x[q]
+        x[i] = s / band[i, 0]
+    return x
+
+
+@numba.njit(cache=True, nogil=True)
+def _injections(node, n, src):  # pragma: no cover - compiled
+    nr, nc = node.shape
+    inj = np.zeros(n)
+    for r in range(nr):
+        for c in range(nc):
+            a = node[r, c]
+            if 0 <= a < n:
+                inj[a] = src[r, c]
+    return inj
+
+
+@numba.njit(cache=True, nogil=True)
+def _add_current(res, node, n, volts, inj, k, avg_res, out, corr, use_corr):  # pragma: no cover - compiled
+    """Add Circuitscape's node current (half the branch and injected currents; the ground's branch sum) to ``out``."""
+    v = np.zeros(n + 1)
+    v[:n] = volts
+    acc = _branch_sums(res, node, v, n + 1, k, avg_res)
+    for i in range(n):
+        acc[i] = 0.5 * (acc[i] + abs(inj[i]))
+    nr, nc = node.shape
+    for r in range(nr):
+        for c in range(nc):
+            a = node[r, c]
+            if a >= 0:
+                out[r, c] += acc[a] * corr[r, c] if use_corr else acc[a]
+
+
+@numba.njit(cache=True, nogil=True)
+def _window_banded(res, src, ty, tx, k, avg_res, max_bw, out, corr, use_corr):  # pragma: no cover - compiled
+    """Solve one window with a banded factor and add its current to ``out``; -1 when the band is wider than ``max_bw``."""
+    valid = ~np.isnan(res)
+    if not valid[ty, tx]:
+        return 0
+    node, n = _flood(valid, ty, tx, k)
+    if n == 0:
+        return 0
+    inj = _injections(node, n, src)
+    if not np.any(inj != 0.0):
+        return 0
+    bw = _bandwidth(node, n, k)
+    if bw > max_bw:
+        return -1
+    band = _band_factor(res, node, n, bw, k, avg_res)
+    volts = _band_solve(band, inj)
+    _add_current(res, node, n, volts, inj, k, avg_res, out, corr, use_corr)
+    return 1
+
+
 # --------------------------------------------------------------------------- one window
 def _window(nr: int, nc: int, y: int, x: int, reach: int) -> tuple[int, int, int, int]:
     return max(y - reach, 0), min(y + reach + 1, nr), max(x - reach, 0), min(x + reach + 1, nc)
@@ -157,9 +319,8 @@ def _disc(h: int, w: int, ty: int, tx: int, radius: float) -> np.ndarray:
 
 
 def _window_sources(src_w: np.ndarray, ty: int, tx: int, strength: float, radius: int, buffer: int, br: int) -> np.ndarray:
-    """The injected currents of one window (``get_source``): circle, zeroed block, scaled to ``strength``."""
-    h, w = src_w.shape
-    s = np.where(_disc(h, w, ty, tx, radius), src_w, 0.0)
+    """The injected currents of one window (``get_source``) from its sources within ``radius``: zeroed block, scaled."""
+    s = src_w.copy()
     c = radius + buffer  # Omniscape zeroes the block around (c, c) of the window, whatever its cut
     s[max(c - br, 0) : c + br + 1, max(c - br, 0) : c + br + 1] = 0.0
     total = s[s > 0].sum()
@@ -242,12 +403,12 @@ def solve_window(
 
 # --------------------------------------------------------------------------- block-artifact correction
 def block_correction(radius: int, buffer: int, block_size: int, *, connectivity: int = 8) -> np.ndarray:
-    """Omniscape's block-artifact correction array (``calc_correction``), ``2 (radius + buffer) + 1`` square.
+    r"""Omniscape's block-artifact correction array (``calc_correction``), ``2 (radius + buffer) + 1`` square.
 
-    On a uniform window, the current of the ``block_size``\\ :sup:`2` one-cell
+    On a uniform window, the current of the ``block_size``\ :sup:`2` one-cell
     targets a block stands for (each with one unit shared by all other
     sources), over the current of the single block target with strength
-    ``block_size``\\ :sup:`2`; 1 where either is 0.
+    ``block_size``\ :sup:`2`; 1 where either is 0.
 
     Examples
     --------
@@ -257,14 +418,13 @@ def block_correction(radius: int, buffer: int, block_size: int, *, connectivity:
     c = radius + buffer
     size = 2 * c + 1
     br = (block_size - 1) // 2
-    ones = np.ones((size, size))
     res = np.where(_disc(size, size, c, c, c), 1.0, np.nan)
     inner = _disc(size, size, c, c, radius)
     null_src = np.where(inner, 1.0, 0.0)
     n_sources = null_src.sum()
     null_src[c, c] = 0.0
     null_src[null_src != 0] = 1.0 / (n_sources - 1)
-    blocked = _window_sources(ones, c, c, float(block_size**2), radius, buffer, br)
+    blocked = _window_sources(np.where(inner, 1.0, 0.0), c, c, float(block_size**2), radius, buffer, br)
     kw = {"connectivity": connectivity}
     block_current = solve_window(res, blocked, c, c, **kw)
     null_current = solve_window(res, null_src, c, c, **kw)
@@ -314,30 +474,46 @@ def _solve_band(
     nr, nc = p.shape
     reach = p.radius + p.buffer
     br = (p.block_size - 1) // 2
+    k, avg = p.connectivity, p.avg_resistances
     cur = np.zeros(res_b.shape)
     fp = np.zeros(res_b.shape) if p.flow_potential else None
-    fp_solvers: dict[tuple[int, int, int, int], LaplacianSolver] = {}
+    # per window shape and target position (one entry for every window away from the edges)
+    discs: dict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]] = {}
+    fp_factors: dict[tuple[int, int, int, int], tuple[np.ndarray, int, object]] = {}
+    no_corr = np.ones((1, 1))
     for y, x, st in zip(ty.tolist(), tx.tolist(), strength.tolist(), strict=True):
         y0, y1, x0, x1 = _window(nr, nc, y, x, reach)
         h, w = y1 - y0, x1 - x0
         wy, wx = y - y0, x - x0
+        key = (h, w, wy, wx)
+        if key not in discs:
+            discs[key] = (_disc(h, w, wy, wx, reach), _disc(h, w, wy, wx, p.radius))
+        in_reach, in_radius = discs[key]
         rows = slice(y0 - row0, y1 - row0)
-        r_w = res_b[rows, x0:x1]
-        s_w = _window_sources(src_b[rows, x0:x1], wy, wx, st, p.radius, p.buffer, br)
-        r_w = np.where(_disc(h, w, wy, wx, reach), r_w, np.nan)
-        c_w = solve_window(r_w, s_w, wy, wx, connectivity=p.connectivity, avg_resistances=p.avg_resistances)
-        corr = None if p.correction is None else _correction_cut(p.correction, h, w, y, x, nr, nc, reach)
-        cur[rows, x0:x1] += c_w if corr is None else c_w * corr
+        s_w = np.where(in_radius, src_b[rows, x0:x1], 0.0)
+        s_w = _window_sources(s_w, wy, wx, st, p.radius, p.buffer, br)
+        r_w = np.where(in_reach, res_b[rows, x0:x1], np.nan)
+        corr = no_corr if p.correction is None else _correction_cut(p.correction, h, w, y, x, nr, nc, reach)
+        use_corr = p.correction is not None
+        out = cur[rows, x0:x1]
+        if _window_banded(r_w, s_w, wy, wx, k, avg, MAX_BANDWIDTH, out, corr, use_corr) < 0:
+            c_w = solve_window(r_w, s_w, wy, wx, connectivity=k, avg_resistances=avg)
+            out += c_w * corr if use_corr else c_w
         if fp is not None:
-            key = (h, w, wy, wx)
             uniform = np.ones((h, w))
-            slv = fp_solvers.get(key)
-            if slv is None:
-                node, n = _node_raster(np.ones((h, w), bool), wy, wx, p.connectivity)
-                slv = LaplacianSolver(_laplacian(uniform, node, n, p.connectivity, p.avg_resistances), "superlu")
-                fp_solvers[key] = slv
-            f_w = solve_window(uniform, s_w, wy, wx, connectivity=p.connectivity, avg_resistances=p.avg_resistances, solver=slv)
-            fp[rows, x0:x1] += f_w if corr is None else f_w * corr
+            if key not in fp_factors:
+                node, n = _flood(np.ones((h, w), np.bool_), wy, wx, k)
+                bw = _bandwidth(node, n, k)
+                if bw <= MAX_BANDWIDTH:
+                    fac: object = _band_factor(uniform, node, n, bw, k, avg)
+                else:
+                    fac = LaplacianSolver(_laplacian(uniform, node, n, k, avg), "auto")
+                fp_factors[key] = (node, n, fac)
+            node, n, fac = fp_factors[key]
+            inj = _injections(node, n, s_w)
+            if n and inj.any():
+                volts = _band_solve(fac, inj) if isinstance(fac, np.ndarray) else fac.solve(inj)  # type: ignore[attr-defined]
+                _add_current(uniform, node, n, volts, inj, k, avg, fp[rows, x0:x1], corr, use_corr)
     return cur, fp
 
 
@@ -444,7 +620,9 @@ def omniscape(
         raise DataError(msg)
     nr, nc = shape
     compute_fp = flow_potential or normalized
-    corr = block_correction(radius, buffer, block_size, connectivity=connectivity) if correct_artifacts and block_size > 1 else None
+    corr = (
+        block_correction(radius, buffer, block_size, connectivity=connectivity) if correct_artifacts and block_size > 1 else None
+    )
     params = _Params(radius, buffer, block_size, connectivity, bool(avg_resistances), compute_fp, corr, (nr, nc))
     ty, tx, strength = targets
     reach = radius + buffer
@@ -490,5 +668,7 @@ def omniscape(
 
 
 def _nodata_mask(read_band: ReadBand, nr: int, step: int = 1024) -> np.ndarray:
-    parts: Sequence[np.ndarray] = [np.isnan(np.asarray(read_band(r, min(r + step, nr))[0], dtype=np.float64)) for r in range(0, nr, step)]
+    parts: Sequence[np.ndarray] = [
+        np.isnan(np.asarray(read_band(r, min(r + step, nr))[0], dtype=np.float64)) for r in range(0, nr, step)
+    ]
     return np.concatenate(parts, axis=0)
