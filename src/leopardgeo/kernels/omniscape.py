@@ -206,7 +206,11 @@ def _bandwidth(node, n, k):  # pragma: no cover - compiled
 
 @numba.njit(cache=True, nogil=True)
 def _band_factor(res, node, n, bw, k, avg_res):  # pragma: no cover - compiled
-    """Cholesky factor of the grounded Laplacian in band storage: ``band[i, d] = L[i, i - d]``."""
+    """Cholesky factor of the grounded Laplacian, rows in band storage: ``band[i, bw + p - i] = L[i, p]``.
+
+    Row-oriented (Cholesky-Banachiewicz): each entry is a dot product of two
+    contiguous row segments, which the compiler vectorises.
+    """
     nr, nc = res.shape
     band = np.zeros((n, bw + 1))
     for r in range(nr):
@@ -225,20 +229,32 @@ def _band_factor(res, node, n, bw, k, avg_res):  # pragma: no cover - compiled
                     continue
                 rb = res[rr, cc]
                 g = _g(1.0 / ra, 1.0 / rb, ra, rb, o >= 4, avg_res)
-                band[a, 0] += g
+                band[a, bw] += g
                 if b < a:
-                    band[a, a - b] -= g
-    for j in range(n):
-        s = band[j, 0]
-        for p in range(1, min(bw, j) + 1):
-            s -= band[j, p] * band[j, p]
-        d = np.sqrt(s)
-        band[j, 0] = d
-        for i in range(j + 1, min(j + bw, n - 1) + 1):
-            s = band[i, i - j]
-            for p in range(max(i - bw, 0), j):
-                s -= band[i, i - p] * band[j, j - p]
-            band[i, i - j] = s / d
+                    band[a, bw + b - a] -= g
+    # envelope: the factor of row i is zero left of the row's first non-zero (no fill there)
+    first = np.empty(n, np.int64)
+    for i in range(n):
+        f = i
+        for d in range(bw, 0, -1):
+            if band[i, bw - d] != 0.0:
+                f = i - d
+                break
+        first[i] = f
+    for i in range(n):
+        lo = first[i]
+        ri = band[i]
+        oi = bw - i
+        for j in range(lo, i + 1):
+            rj = band[j]
+            s = ri[oi + j]
+            oj = bw - j
+            for p in range(max(lo, first[j]), j):
+                s -= ri[oi + p] * rj[oj + p]
+            if j == i:
+                ri[bw] = np.sqrt(s)
+            else:
+                ri[bw + j - i] = s / rj[bw]
     return band
 
 
@@ -250,13 +266,13 @@ def _band_solve(band, b):  # pragma: no cover - compiled
     for i in range(n):
         s = x[i]
         for p in range(max(i - bw, 0), i):
-            s -= band[i, i - p] * x[p]
-        x[i] = s / band[i, 0]
+            s -= band[i, bw + p - i] * x[p]
+        x[i] = s / band[i, bw]
     for i in range(n - 1, -1, -1):
-        s = x[i]
-        for q in range(i + 1, min(i + bw, n - 1) + 1):
-            s -= band[q, q - i] * x[q]
-        x[i] = s / band[i, 0]
+        x[i] /= band[i, bw]
+        xi = x[i]
+        for p in range(max(i - bw, 0), i):
+            x[p] -= band[i, bw + p - i] * xi
     return x
 
 
