@@ -484,6 +484,86 @@ class _Params:
     shape: tuple[int, int]
 
 
+@numba.njit(cache=True, nogil=True)
+def _band_compiled(res_b, src_b, row0, ty, tx, strength, shape, radius, buffer, br, k, avg_res, corr, use_corr, fp_on, cur, fp):
+    """All windows of a band in compiled code (no Python between windows, so bands run in parallel on threads).
+
+    The same steps as :func:`_solve_band` (which it must match bit for bit): window cut at the grid's
+    edges, conductance within ``radius + buffer``, sources within ``radius``, the block zeroed at
+    ``(radius + buffer, radius + buffer)`` of the window, scaled to the target's strength, the ground's
+    source removed; the flow potential's factor of a whole (uncut) window is built once and reused.
+    """  # pragma: no cover - compiled
+    nr, nc = shape
+    reach = radius + buffer
+    full = 2 * reach + 1
+    fp_node = np.empty((0, 0), np.int32)
+    fp_band = np.empty((0, 0))
+    fp_n = -1
+    for t in range(len(ty)):
+        y = ty[t]
+        x = tx[t]
+        y0 = max(y - reach, 0)
+        y1 = min(y + reach + 1, nr)
+        x0 = max(x - reach, 0)
+        x1 = min(x + reach + 1, nc)
+        h = y1 - y0
+        w = x1 - x0
+        wy = y - y0
+        wx = x - x0
+        r_w = np.empty((h, w))
+        s_w = np.zeros((h, w))
+        for i in range(h):
+            for j in range(w):
+                d2 = (i - wy) ** 2 + (j - wx) ** 2
+                r_w[i, j] = res_b[y0 - row0 + i, x0 + j] if d2 <= reach * reach else np.nan
+                if d2 <= radius * radius:
+                    s_w[i, j] = src_b[y0 - row0 + i, x0 + j]
+        for i in range(max(reach - br, 0), min(reach + br + 1, h)):
+            for j in range(max(reach - br, 0), min(reach + br + 1, w)):
+                s_w[i, j] = 0.0
+        total = 0.0
+        for i in range(h):
+            for j in range(w):
+                if s_w[i, j] > 0:
+                    total += s_w[i, j]
+        for i in range(h):
+            for j in range(w):
+                if s_w[i, j] > 0:
+                    s_w[i, j] = s_w[i, j] * (strength[t] / total)
+                else:
+                    s_w[i, j] = 0.0
+        s_w[wy, wx] = 0.0
+        # Omniscape's cut of the correction array at the grid's edges
+        cs = corr.shape[0]
+        ylo, yhi, xlo, xhi = 0, cs, 0, cs
+        if use_corr:
+            if x > nc - 1 - reach:
+                xhi = w
+            if x < reach:
+                xlo = xhi - w
+            if y > nr - 1 - reach:
+                yhi = h
+            if y < reach:
+                ylo = yhi - h
+        c_w = corr[ylo:yhi, xlo:xhi] if use_corr else corr
+        out = cur[y0 - row0 : y1 - row0, x0:x1]
+        _window_banded(r_w, s_w, wy, wx, k, avg_res, 1 << 30, out, c_w, use_corr)
+        if fp_on:
+            uniform = np.ones((h, w))
+            whole = h == full and w == full
+            if whole and fp_n >= 0:
+                node, n, band = fp_node, fp_n, fp_band
+            else:
+                node, n = _flood(np.ones((h, w), np.bool_), wy, wx, k)
+                band = _band_factor(uniform, node, n, _bandwidth(node, n, k), k, avg_res)
+                if whole:
+                    fp_node, fp_n, fp_band = node, n, band
+            inj = _injections(node, n, s_w)
+            if n > 0 and np.any(inj != 0.0):
+                volts = _band_solve(band, inj)
+                _add_current(uniform, node, n, volts, inj, k, avg_res, fp[y0 - row0 : y1 - row0, x0:x1], c_w, use_corr)
+
+
 def _solve_band(
     res_b: np.ndarray, src_b: np.ndarray, row0: int, ty: np.ndarray, tx: np.ndarray, strength: np.ndarray, p: _Params
 ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -655,6 +735,14 @@ def omniscape(
         res_b, src_b = read_band(r0, r1)
         res_b = np.asarray(res_b, dtype=np.float64)
         src_b = np.nan_to_num(np.asarray(src_b, dtype=np.float64), nan=0.0)
+        if 2 * reach + 2 <= MAX_BANDWIDTH:  # every window fits the banded factor: the whole band compiled
+            cur = np.zeros(res_b.shape)
+            fp = np.zeros(res_b.shape) if compute_fp else np.zeros((1, 1))
+            c = np.ones((1, 1)) if corr is None else corr
+            br = (block_size - 1) // 2
+            args = (ty[sel], tx[sel], strength[sel], (nr, nc), radius, buffer, br, connectivity, bool(avg_resistances))
+            _band_compiled(res_b, src_b, r0, *args, c, corr is not None, compute_fp, cur, fp)
+            return r0, cur, fp if compute_fp else None
         cur, fp = _solve_band(res_b, src_b, r0, ty[sel], tx[sel], strength[sel], params)
         return r0, cur, fp
 
