@@ -300,6 +300,10 @@ _MAP_CAPTIONS = {
     "corridors": "Normalised least-cost corridors (low = close to the least-cost path).",
     "current": "Cumulative current density (circuit theory).",
     "pinchpoints": "Pinch points: current inside each truncated corridor.",
+    "omniscape": (
+        "Omniscape normalised current (modelled): current over flow potential; blue = impeded, red = channelled "
+        "movement, independent of the patches."
+    ),
     "barriers": "Barrier Mapper: where restoring resistance would shorten links most.",
     "border": "Border crossings of least-cost paths and the border permeability profile.",
     "territories": "Packed territories by sex (modelled).",
@@ -596,6 +600,36 @@ def _barrier_section(run: _RunFolder, report: Report) -> Section | None:
               "ranking and the map use (cost-weighted m per m). Neighbouring ranks often mark one barrier.")
     )  # fmt: skip
     s.blocks += _fig(report, "barriers")
+    return s
+
+
+def _omniscape_section(run: _RunFolder, report: Report) -> Section | None:
+    doc = run.json("omniscape.json")
+    report.summary["omniscape"] = doc
+    if doc is None:
+        return None
+    s = Section("Omnidirectional connectivity (Omniscape)", anchor="omniscape")
+    cell = float(doc.get("cell_size_m", float("nan")))
+    rows = [
+        ("window radius", f"{doc['radius_cells'] * cell / 1000:,.1f} km ({doc['radius_cells']} cells)"),
+        ("target blocks", f"{doc['block_size']} x {doc['block_size']} cells"),
+        ("sources", str(doc.get("source", ""))),
+        ("windows solved", f"{doc['n_targets']:,}"),
+        ("time", f"{doc['seconds']:,.1f} s"),
+    ]
+    if "share_channelled" in doc:
+        rows.append(("cells with normalised current > 1 (channelled)", f"{100 * doc['share_channelled']:.1f} %"))
+    s.blocks.append(
+        Table(
+            pd.DataFrame(rows, columns=["item", "value"]),
+            "Omniscape run",
+            "Moving-window circuits (McRae et al. 2016; Omniscape.jl's conventions, Landau et al. 2021): every block of "
+            "habitat sends current to the sources within the radius, no patches needed. omniscape_current.tif holds the "
+            "cumulative current, omniscape_flow_potential.tif the same on a uniform landscape, omniscape_normalized.tif "
+            "their ratio (docs/circuit.md).",
+        )
+    )
+    s.blocks += _fig(report, "omniscape")
     return s
 
 
@@ -1194,6 +1228,7 @@ SECTIONS: tuple[Callable[[_RunFolder, Report], Section | None], ...] = (
     _connectivity_section,
     _crossborder_section,
     _barrier_section,
+    _omniscape_section,
     _capacity_section,
     _sites_section,
 )
@@ -1253,7 +1288,9 @@ def build_report(out_dir: str | Path, maps: dict[str, Path] | None = None) -> Re
             },
             # every key is always present (null when the run has no such output), so readers need no key checks
             "findings": {},
-            **dict.fromkeys(("patches", "links", "connectivity", "crossborder", "barriers", "capacity", "sites", "simulation")),
+            **dict.fromkeys(
+                ("patches", "links", "connectivity", "crossborder", "barriers", "omniscape", "capacity", "sites", "simulation")
+            ),
             "maps": {},
             "files": [],
         }

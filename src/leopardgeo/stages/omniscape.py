@@ -39,12 +39,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Output rasters of the stage: file name -> description.
-OMNISCAPE_RASTERS: dict[str, str] = {
-    "omniscape_current.tif": "Omniscape cumulative current over all moving windows (A; Omniscape.jl's cum_currmap)",
-    "omniscape_flow_potential.tif": "Omniscape flow potential: the cumulative current with every resistance 1 (A)",
-    "omniscape_normalized.tif": "Omniscape normalised current: cumulative current / flow potential (> 1 channelled, < 1 impeded)",
-}
+#: Output rasters of the stage (descriptions in :data:`leopardgeo.io.RASTERS`).
+OMNISCAPE_RASTERS = ("omniscape_current.tif", "omniscape_flow_potential.tif", "omniscape_normalized.tif")
 
 
 class OmniscapeSource(enum.StrEnum):
@@ -73,7 +69,11 @@ class OmniscapeConfig:
     source: OmniscapeSource = _f(
         OmniscapeSource.SUITABILITY, doc="suitability (habitat suitability as source strength) | resistance (1 / r)"
     )
-    source_threshold: float = _f(0.0, doc="source strengths below this are 0 (Omniscape's source_threshold)")
+    source_threshold: float = _f(
+        0.5,
+        doc="source strengths below this are 0 (Omniscape's source_threshold); default 0.5, the habitat-core threshold of "
+        "[patches] min_suitability, so only habitat sends current",
+    )
     r_cutoff: float | None = _f(None, doc="source = resistance: no source where resistance exceeds this (Omniscape's r_cutoff)")
     flow_potential: bool = _f(True, doc="write the flow potential (current on a uniform landscape)")
     normalized_current: bool = _f(True, doc="write the normalised current (current / flow potential)")
