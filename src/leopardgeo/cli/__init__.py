@@ -179,6 +179,33 @@ def run(ctx: click.Context, config: Path | None, out: Path | None, overwrite: bo
             _console().print(f"Reused from the earlier run: {', '.join(result.reused)} (--recompute computes everything).")
 
 
+@cli.command()
+@click.argument("ini", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@overwrite_option
+@click.pass_context
+def circuitscape(ctx: click.Context, ini: Path, overwrite: bool) -> None:
+    r"""Run a Circuitscape .ini file (raster: pairwise, advanced, one-to-all, all-to-one).
+
+    Reads the file's keys as Circuitscape does and writes Circuitscape's
+    outputs after its output_file prefix (BASE_resistances.out,
+    BASE_cum_curmap.asc, BASE_curmap_1_2.asc, ...).  A key leopardgeo does not
+    know or implement is an error naming it.  See docs/circuit.md.
+
+    \b
+    Example:
+      leopardgeo circuitscape examples/pairwise.ini --overwrite
+    """
+    from leopardgeo.runner.circuitscape import run_circuitscape
+
+    written = run_circuitscape(ini, overwrite=overwrite)
+    if ctx.obj["verbosity"] >= 0:
+        con = _console()
+        if not written:
+            con.print("No outputs asked for (write_cur_maps, write_volt_maps, ... are all False).")
+        for f in written:
+            con.print(f"wrote {f}")
+
+
 def _base_config(out_dir: Path) -> Any:
     """What a partial config completes: the effective config of the run in ``out_dir``, else the demo's."""
     from leopardgeo.config import demo_config, load_config
@@ -223,8 +250,7 @@ def _print_territory_line(con: Any, out_dir: Path | None) -> None:
     parts = [f"{r.zone} {r.females} F / {r.males} M / {r.adults} adults" for r in by.itertuples(index=False)]
     parts.append(f"all {total.females} F / {total.males} M / {total.adults} adults")
     con.print(
-        f"Territories: {'; '.join(parts)} "
-        f"(adults {total.adults_min}-{total.adults_max} over the replicates; see capacity.csv)."
+        f"Territories: {'; '.join(parts)} (adults {total.adults_min}-{total.adults_max} over the replicates; see capacity.csv)."
     )
 
 
@@ -610,7 +636,12 @@ def crossborder(ctx: click.Context, config: Path | None, out: Path | None, overw
     from leopardgeo.report import CROSSBORDER_FILES, crossborder_report, write_crossborder_report
 
     run = _run_stage(
-        ctx, config, out, overwrite, {"links": True, "crossborder": True, "barrier_mapper": False}, CROSSBORDER_FILES,
+        ctx,
+        config,
+        out,
+        overwrite,
+        {"links": True, "crossborder": True, "barrier_mapper": False},
+        CROSSBORDER_FILES,
         "cross-border report",
     )
     table, fence, perm = crossborder_report(run.out_dir)
@@ -697,7 +728,13 @@ def sites(ctx: click.Context, config: Path | None, out: Path | None, overwrite: 
             raise ConfigError(msg)
 
     run = _run_stage(
-        ctx, config, out, overwrite, {"sites": True, "barrier_mapper": False}, SITES_REPORT_FILES, "sites report",
+        ctx,
+        config,
+        out,
+        overwrite,
+        {"sites": True, "barrier_mapper": False},
+        SITES_REPORT_FILES,
+        "sites report",
         check=has_candidates,
     )
     table, doc, sim = sites_report(run.out_dir)
@@ -731,8 +768,13 @@ def territories(ctx: click.Context, config: Path | None, out: Path | None, overw
     from leopardgeo.report import CAPACITY_FILES, read_capacity, write_capacity_report
 
     run = _run_stage(
-        ctx, config, out, overwrite, {"links": False, "circuit": False, "territories": True, "sites": False},
-        CAPACITY_FILES, "capacity report",
+        ctx,
+        config,
+        out,
+        overwrite,
+        {"links": False, "circuit": False, "territories": True, "sites": False},
+        CAPACITY_FILES,
+        "capacity report",
     )
     table = read_capacity(run.out_dir)
     written = write_capacity_report(table, run.out_dir, overwrite=run.overwrite)
@@ -749,20 +791,37 @@ def territories(ctx: click.Context, config: Path | None, out: Path | None, overw
 @click.option("--id-field", default=None, help="Attribute with unique node ids (default: 1..n in file order).")
 @click.option("--area-field", default=None, help="Attribute used as the node weight (default: geometry area, ha).")
 @click.option(
-    "--distance", type=click.Choice(["centroid", "edge", "least-cost"]), default="centroid", show_default=True,
+    "--distance",
+    type=click.Choice(["centroid", "edge", "least-cost"]),
+    default="centroid",
+    show_default=True,
     help="Centroid to centroid (point on surface when outside), edge to edge, or least cost over --resistance.",
 )
-@click.option("--resistance", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
-              help="Resistance raster for --distance least-cost.")
-@click.option("--max-distance", type=float, default=None,
-              help="Threshold: link only pairs at most this far apart (m, or cost-weighted m). Default: every pair.")
-@click.option("--median-dispersal", type=float, default=11_000.0, show_default=True,
-              help="Distance at which the dispersal probability is --probability (unit of the distance).")
+@click.option(
+    "--resistance",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Resistance raster for --distance least-cost.",
+)
+@click.option(
+    "--max-distance",
+    type=float,
+    default=None,
+    help="Threshold: link only pairs at most this far apart (m, or cost-weighted m). Default: every pair.",
+)
+@click.option(
+    "--median-dispersal",
+    type=float,
+    default=11_000.0,
+    show_default=True,
+    help="Distance at which the dispersal probability is --probability (unit of the distance).",
+)
 @click.option("--probability", type=float, default=0.5, show_default=True, help="Dispersal probability at --median-dispersal.")
 @click.option("--min-probability", type=float, default=None, help="Drop links with a lower probability (e.g. 0.01).")
 @click.option("--landscape-area", type=float, default=None, help="A_L of PC and IIC (unit of the weight; default: sum).")
-@click.option("--links/--no-links", "links", default=None,
-              help="Link metrics (dPC_link, dIIC_link); default: on up to 250,000 links.")
+@click.option(
+    "--links/--no-links", "links", default=None, help="Link metrics (dPC_link, dIIC_link); default: on up to 250,000 links."
+)
 @click.option("--top", type=int, default=10, show_default=True, help="Nodes to print (all rows go to the files).")
 @overwrite_option
 @click.pass_context

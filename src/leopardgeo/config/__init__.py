@@ -552,6 +552,12 @@ class CircuitConfig:
     max_memory_gb: float | None = _f(None, doc="refuse solves estimated to need more than this; default: available memory")
     pinch_points: bool = _f(True, doc="current flow inside each truncated corridor (Pinchpoint Mapper); needs [corridors]")
     voltage_maps: bool = _f(False, doc="write voltage.tif, one band per solve")
+    current_maps: bool = _f(
+        False, doc="write current_solves.tif, one band per solve (Circuitscape's write_cur_maps; current.tif is their sum)"
+    )
+    max_current_map: bool = _f(
+        False, doc="write max_current.tif, the largest current of any solve at each cell (Circuitscape's write_max_cur_maps)"
+    )
 
     def __post_init__(self) -> None:
         _normalise(self, "circuit")

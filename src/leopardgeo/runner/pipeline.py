@@ -132,6 +132,9 @@ def output_files(cfg: RunConfig) -> tuple[str, ...]:
         files += ("corridors.tif",)
     if cfg.circuit.enabled:
         files += ("current.tif", "circuit.csv") + (("voltage.tif",) if cfg.circuit.voltage_maps else ())
+        files += (("current_solves.tif",) if cfg.circuit.current_maps else ()) + (
+            ("max_current.tif",) if cfg.circuit.max_current_map else ()
+        )
     if cfg.links.enabled and cfg.corridors.enabled and cfg.circuit.enabled and cfg.circuit.pinch_points:
         files += ("pinchpoints.tif",)
     if cfg.links.enabled and cfg.barrier_mapper.enabled:
@@ -593,6 +596,8 @@ def compute_circuit(cfg: RunConfig, resistance: np.ndarray, labels: np.ndarray, 
         tolerance=c.tolerance,
         max_memory_gb=c.max_memory_gb,
         voltage_maps=c.voltage_maps,
+        current_maps=c.current_maps,
+        max_current=c.max_current_map,
     )
     if graph is not None:
         nx.set_edge_attributes(graph, np.nan, "eff_resistance")
@@ -1320,7 +1325,7 @@ STAGES: tuple[Stage, ...] = (
         produces=("circuit",),
         mutates=("graph",),
         enabled=lambda cfg: cfg.circuit.enabled,
-        outputs=("current.tif", "circuit.csv", "voltage.tif"),
+        outputs=("current.tif", "circuit.csv", "voltage.tif", "current_solves.tif", "max_current.tif"),
     ),
     Stage(
         "pinch_points",
@@ -1547,6 +1552,11 @@ def run(    config: RunConfig,
                     writer.text("circuit.csv", circuit_table(circ))
                     if config.circuit.voltage_maps:
                         _write_voltages(writer, circ, g)
+                    if config.circuit.current_maps:
+                        _write_voltages(writer, circ, g, "current_solves.tif")
+                    if config.circuit.max_current_map and circ.max_current is not None:
+                        desc = RASTERS["max_current.tif"]
+                        writer.raster("max_current.tif", circ.max_current, g, nodata=np.nan, description=desc)
                 if pinch is not None:
                     writer.raster("pinchpoints.tif", pinch.current, g, nodata=np.nan, description=RASTERS["pinchpoints.tif"])
                 if mets is not None:
@@ -1706,14 +1716,15 @@ def _write_territories(writer: OutputWriter, terr: TerritoryResult, capacity: pd
     writer.text("capacity.json", json.dumps(capacity_report(capacity, terr), indent=1, ensure_ascii=False))
 
 
-def _write_voltages(writer: OutputWriter, circ: CircuitResult, grid: Grid) -> None:
-    """``voltage.tif``: one band per solve, described by its pair or patch."""
-    keys = list(circ.voltages)
+def _write_voltages(writer: OutputWriter, circ: CircuitResult, grid: Grid, name: str = "voltage.tif") -> None:
+    """``voltage.tif`` (or ``current_solves.tif``): one band per solve, described by its pair or patch."""
+    maps = circ.currents if name == "current_solves.tif" else circ.voltages
+    keys = list(maps)
     if not keys:
         return
-    stack = np.stack([circ.voltages[k] for k in keys])
+    stack = np.stack([maps[k] for k in keys])
     names = ["-".join(str(v) for v in k) if isinstance(k, tuple) else str(k) for k in keys]
-    writer.raster("voltage.tif", stack, grid, nodata=np.nan, description=RASTERS["voltage.tif"], band_names=names)
+    writer.raster(name, stack, grid, nodata=np.nan, description=RASTERS[name], band_names=names)
 
 
 def run_once(config: RunConfig, out_dir: str | Path, *, progress: bool = False) -> Path:

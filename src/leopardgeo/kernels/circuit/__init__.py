@@ -55,6 +55,8 @@ Modules
     :func:`current_density` and the compiled passes for the maps of many solves.
 ``modes``
     :func:`circuit_flow`: pairwise, one-to-all and all-to-one.
+``advanced``
+    :func:`advanced_flow`: Circuitscape's advanced mode (source and ground rasters).
 ``network``
     :func:`network_resistances` (network / graph mode).
 ``_compiled``
@@ -62,7 +64,8 @@ Modules
 """
 
 from leopardgeo.kernels.circuit._compiled import _OFFSETS  # noqa: F401 - re-exported
-from leopardgeo.kernels.circuit.assembly import CircuitNetwork, build_network, solve_nodes
+from leopardgeo.kernels.circuit.advanced import AdvancedResult, SourceGroundConflict, advanced_flow
+from leopardgeo.kernels.circuit.assembly import CircuitNetwork, assemble_laplacian, build_network, solve_nodes
 from leopardgeo.kernels.circuit.currents import SERIAL_CELLS, current_density  # noqa: F401 - re-exported
 from leopardgeo.kernels.circuit.modes import CircuitResult, circuit_flow
 from leopardgeo.kernels.circuit.network import network_resistances
@@ -86,9 +89,13 @@ from leopardgeo.kernels.circuit.solvers import (  # noqa: F401 - re-exported
 )
 
 __all__ = [
+    "AdvancedResult",
     "CircuitNetwork",
     "CircuitResult",
     "LaplacianSolver",
+    "SourceGroundConflict",
+    "advanced_flow",
+    "assemble_laplacian",
     "build_network",
     "choose_solver",
     "circuit_flow",

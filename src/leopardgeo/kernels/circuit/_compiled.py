@@ -177,6 +177,30 @@ def _branch_sums(res, node, volts, n_total, k, avg_res):  # pragma: no cover - c
 
 
 @numba.njit(cache=True, nogil=True)
+def _net_inflow(res, node, volts, n0, n_total, k, avg_res):  # pragma: no cover - compiled
+    """Net branch current flowing into each node with id >= ``n0`` (signed; other nodes 0)."""
+    nr, nc = res.shape
+    acc = np.zeros(n_total, np.float64)
+    for r in range(nr):
+        for c in range(nc):
+            a = node[r, c]
+            if a < n0:
+                continue
+            ra = res[r, c]
+            for o in range(k):
+                rr = r + _OFFSETS[o, 0]
+                cc = c + _OFFSETS[o, 1]
+                if not (0 <= rr < nr and 0 <= cc < nc):
+                    continue
+                b = node[rr, cc]
+                if b < 0 or b == a:
+                    continue
+                rb = res[rr, cc]
+                acc[a] += _g(1.0 / ra, 1.0 / rb, ra, rb, o >= 4, avg_res) * (volts[b] - volts[a])
+    return acc
+
+
+@numba.njit(cache=True, nogil=True)
 def _solve_currents(res, node, x, w_ptr, w_idx, w_val, k, avg_res, r0, r1):  # pragma: no cover - compiled
     """Sum over solves of the |branch currents| at each cell of rows ``r0:r1``, voltages combining columns of ``x``.
 

@@ -6,7 +6,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -115,6 +115,8 @@ def circuit_flow(
     current_maps: bool = False,
     max_current: bool = False,
     workers: int | None = None,
+    short_circuit: np.ndarray | None = None,
+    source_strengths: Mapping[int, float] | None = None,
 ) -> CircuitResult:
     """Current flow between patches, in Circuitscape's modes, with a cumulative current map.
 
@@ -159,6 +161,20 @@ def circuit_flow(
     workers
         Threads for the current maps and independent iterative solves (default:
         all cores).
+    short_circuit
+        Optional integer raster of short-circuit regions (Circuitscape's
+        ``polygon_file``, 0 = none), in every mode: each region conducts
+        perfectly without being a focal patch.  Patches that a region joins
+        share one node; as in Circuitscape, the resistance between them is 0
+        and their pair carries no current.
+    source_strengths
+        one_to_all / all_to_one: amperes injected at each patch (Circuitscape's
+        ``variable_source_file``; patches not listed inject 1 A).  one_to_all
+        scales the source patch's solve; all_to_one injects each source
+        patch's strength and takes their sum out at the ground patch.  In
+        one_to_all the ``voltage`` column stays the source's voltage per ampere
+        (Circuitscape's number); in all_to_one it is the mean source voltage
+        with the strengths.
 
     Returns
     -------
@@ -185,6 +201,7 @@ def circuit_flow(
     """
     mode = CircuitMode(mode)
     shorting = FocalShorting(focal_shorting)
+    strengths = _check_strengths(source_strengths, mode)
     opts = {
         "connectivity": connectivity,
         "avg_resistances": avg_resistances,
@@ -195,13 +212,34 @@ def circuit_flow(
         "current_maps": current_maps,
         "max_current": max_current,
         "workers": _workers(workers),
+        "short_circuit": short_circuit,
     }
     if mode is CircuitMode.PAIRWISE and shorting is FocalShorting.PAIR:
         res, lab = _check_inputs(resistance, focal, connectivity)
         ids = np.unique(lab[lab > 0])
         if len(ids) > 2:
             return _pairwise_each_pair(res, lab, ids, pairs, exclude_pairs, opts)
-    return _circuit_shorted(resistance, focal, mode, pairs, exclude_pairs, **opts)
+    return _circuit_shorted(resistance, focal, mode, pairs, exclude_pairs, strengths=strengths, **opts)
+
+
+def _check_strengths(strengths: Mapping[int, float] | None, mode: CircuitMode) -> dict[int, float]:
+    """Source strengths as ``{patch id: amperes}``; ConfigError in pairwise mode or for a value not finite and > 0."""
+    if not strengths:
+        return {}
+    if mode is CircuitMode.PAIRWISE:
+        msg = (
+            "source_strengths: expected one_to_all or all_to_one mode (Circuitscape's variable source strengths), "
+            "found pairwise. Drop the strengths or change the mode."
+        )
+        raise ConfigError(msg)
+    out: dict[int, float] = {}
+    for k, v in strengths.items():
+        val = float(v)
+        if not (math.isfinite(val) and val > 0):
+            msg = f"source strength of patch {k}: expected a finite number of amperes > 0, found {v!r}. Fix the strengths."
+            raise ConfigError(msg)
+        out[int(k)] = val
+    return out
 
 
 def _pairwise_each_pair(
@@ -271,6 +309,8 @@ def _circuit_shorted(
     *,
     connectivity: int,
     avg_resistances: bool,
+    short_circuit: np.ndarray | None = None,
+    strengths: dict[int, float] | None = None,
     solver: CircuitSolver | str,
     tolerance: float,
     max_memory_gb: float | None,
@@ -282,7 +322,14 @@ def _circuit_shorted(
     """Every patch of ``focal`` short-circuited in every solve: one matrix, one factor or hierarchy."""
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    net = build_network(resistance, focal, connectivity=connectivity, avg_resistances=avg_resistances)
+    net = build_network(
+        resistance, focal, connectivity=connectivity, avg_resistances=avg_resistances, short_circuit=short_circuit
+    )
+    strengths = strengths or {}
+    unknown = sorted(set(strengths) - {int(i) for i in net.focal_ids})
+    if unknown:
+        msg = f"source strength of patch {unknown[0]}: expected one of the patch ids {net.focal_ids.tolist()[:20]}, found none."
+        raise DataError(msg)
     timings["network"] = time.perf_counter() - t
     ids = net.focal_ids
     n_solve = net.n_solve
@@ -290,15 +337,19 @@ def _circuit_shorted(
     solvable: list[tuple[int, int]] = []
     if mode is CircuitMode.PAIRWISE:
         todo = _requested_pairs(ids, pairs, exclude_pairs)
-        solvable = [p for p in todo if net.connected(*p)]
+        # two patches on one node (joined by a short-circuit region): resistance 0, no solve (Circuitscape)
+        zero = {p for p in todo if net.same_node(*p)}
+        solvable = [p for p in todo if p not in zero and net.connected(*p)]
         wanted = sorted({net.node_of(v) for p in solvable for v in p} - set(range(n_solve, net.n_total)))
         superpose = len(solvable) > len(wanted)
         n_per_run = len(solvable)
     else:
-        wanted = sorted(int(n) for n in net.focal_node if 0 <= n < n_solve)
+        wanted = sorted({int(n) for n in net.focal_node if 0 <= n < n_solve})
         superpose = True
         n_per_run = len(ids)
     nothing = n_solve == 0 or (mode is CircuitMode.PAIRWISE and not solvable)
+    if mode is not CircuitMode.PAIRWISE:
+        zero = set()
     method = ""
     if not nothing:
         method, superpose = _plan_memory(net, solver, len(wanted), n_per_run, superpose, mode, max_memory_gb)
@@ -355,10 +406,11 @@ def _circuit_shorted(
                 t_solve += ts
                 t_maps += tm
                 r_of.update(zip((s.key for s in solves), values, strict=True))  # type: ignore[misc]
+            r_of.update(dict.fromkeys(zero, 0.0))
             rows = [{"patch_a": a, "patch_b": b_, "eff_resistance": r_of.get((a, b_), math.inf)} for a, b_ in todo]
             table = pd.DataFrame(rows, columns=["patch_a", "patch_b", "eff_resistance"])
         else:
-            solves, rows = _multi_patch_solves(net, mode, x_units, col_of, superpose)
+            solves, rows = _multi_patch_solves(net, mode, x_units, col_of, superpose, strengths)
             if superpose:
                 t = time.perf_counter()
                 _fill_maps(net, x_units, solves, *maps)
@@ -469,9 +521,19 @@ def _solve_each(
 
 
 def _multi_patch_solves(
-    net: CircuitNetwork, mode: CircuitMode, x_units: np.ndarray, col_of: dict[int, int], superpose: bool
+    net: CircuitNetwork,
+    mode: CircuitMode,
+    x_units: np.ndarray,
+    col_of: dict[int, int],
+    superpose: bool,
+    strengths: dict[int, float] | None = None,
 ) -> tuple[list[_Solve], list[dict]]:
-    """The solves of one_to_all / all_to_one (weights over the unit solutions when superposed) and the table rows."""
+    """The solves of one_to_all / all_to_one (weights over the unit solutions when superposed) and the table rows.
+
+    Patches sharing a node (joined by a short-circuit region) are one source or
+    ground; a patch whose component holds no other node has nothing to solve.
+    """
+    strengths = strengths or {}
     solves: list[_Solve] = []
     rows: list[dict] = []
 
@@ -491,12 +553,17 @@ def _multi_patch_solves(
         if ci < 0:
             rows.append({"patch": int(pid), "voltage": math.nan})
             continue
-        fnodes = [int(net.focal_node[j]) for j in np.flatnonzero(net.component == ci)]
+        members = np.flatnonzero(net.component == ci)
         src = int(net.focal_node[i])
-        others = [n_ for n_ in fnodes if n_ != src]
+        amps: dict[int, float] = {}  # all_to_one: each source node's amperes (patches on one node add up)
+        for j in members:
+            n_ = int(net.focal_node[j])
+            if n_ != src:
+                amps[n_] = amps.get(n_, 0.0) + strengths.get(int(net.focal_ids[j]), 1.0)
+        others = sorted(amps)
         if mode is CircuitMode.ALL_TO_ONE:
-            inj = dict.fromkeys(others, 1.0)
-            inj[src] = -float(len(others))
+            inj = dict(amps)
+            inj[src] = -float(sum(amps.values()))
             if not superpose:
                 solves.append(_Solve(int(pid), {}, inj))
                 rows.append({"patch": int(pid), "voltage": math.nan})
@@ -524,7 +591,12 @@ def _multi_patch_solves(
             inj = {src: 1.0} | {nc_: float(sol[c_]) for c_, nc_ in enumerate(others)}
             w = weights(inj)
             shift = float(sol[m])
-            voltage = sum(s * float(x_units[src, j]) for j, s in w.items()) + shift
+            voltage = sum(s * float(x_units[src, j]) for j, s in w.items()) + shift  # per ampere
+            amp = strengths.get(int(pid), 1.0)  # a variable source strength scales the whole solve
+            if amp != 1.0:
+                inj = {n_: amp * v for n_, v in inj.items()}
+                w = {j: amp * v for j, v in w.items()}
+                shift *= amp
         solves.append(_Solve(int(pid), w, inj, shift))
         rows.append({"patch": int(pid), "voltage": voltage})
     return solves, rows
