@@ -282,3 +282,70 @@ def test_matches_landschaft_omniscape(radius, block_size, buffer, four):
         theirs = ref[name].to_numpy()
         assert np.array_equal(np.isnan(mine), np.isnan(theirs))
         np.testing.assert_allclose(mine, theirs, rtol=1e-9, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- the stage
+def _stage_inputs(seed=21, shape=(30, 26)):
+    from leopardgeo.core.grid import Grid
+    from leopardgeo.testing import TEST_CRS
+
+    rng = np.random.default_rng(seed)
+    grid = Grid.from_bounds((0.0, 0.0, shape[1] * 100.0, shape[0] * 100.0), cell_size_m=100.0, crs=TEST_CRS)
+    suit = rng.random(shape)
+    res = np.exp(3 * (1 - suit))
+    res[rng.random(shape) < 0.05] = np.nan
+    return grid, res, suit
+
+
+def test_stage_converts_metres_to_cells_and_uses_suitability_sources():
+    from leopardgeo.stages.omniscape import OmniscapeConfig, compute_omniscape, omniscape_sources
+
+    grid, res, suit = _stage_inputs()
+    cfg = OmniscapeConfig(radius_m=340.0, block_size=3, source_threshold=0.4)  # 3.4 cells -> 3
+    out = compute_omniscape(cfg, grid, res, suit)
+    assert out.radius_cells == 3
+    src = omniscape_sources(cfg, res, suit)
+    assert (src[suit < 0.4] == 0).all() and (src[np.isnan(res)] == 0).all()
+    ref = omniscape(res, src, radius=3, block_size=3)
+    np.testing.assert_array_equal(out.maps.current, ref.current)
+    assert set(out.rasters()) == {"omniscape_current.tif", "omniscape_flow_potential.tif", "omniscape_normalized.tif"}
+    assert out.summary()["n_targets"] == ref.n_targets
+
+
+def test_stage_reads_geotiffs_band_by_band(tmp_path):
+    from leopardgeo.stages.omniscape import OmniscapeConfig, compute_omniscape, omniscape_files
+    from leopardgeo.testing import synthetic_raster
+
+    grid, res, suit = _stage_inputs(shape=(47, 20))
+    _, rpath = synthetic_raster(tmp_path / "r.tif", res, dtype="float64")
+    _, spath = synthetic_raster(tmp_path / "s.tif", np.where(np.isnan(res), 0.0, suit), dtype="float64")
+    cfg = OmniscapeConfig(radius_m=300.0, block_size=3, source_threshold=0.3)
+    from_files, fgrid = omniscape_files(rpath, cfg=cfg, source_path=spath)
+    in_memory = compute_omniscape(cfg, grid, res, suit)
+    assert fgrid.shape == grid.shape
+    np.testing.assert_array_equal(from_files.maps.current, in_memory.maps.current)
+    np.testing.assert_array_equal(from_files.maps.normalized, in_memory.maps.normalized)
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"block_size": 4}, "odd"),
+        ({"radius_m": -1.0}, "radius_m"),
+        ({"connectivity": 6}, "4 or 8"),
+        ({"source": "elevation"}, "source"),
+    ],
+)
+def test_stage_config_errors(kw, match):
+    from leopardgeo.stages.omniscape import OmniscapeConfig
+
+    with pytest.raises(ConfigError, match=match):
+        OmniscapeConfig(**kw)
+
+
+def test_radius_below_one_cell_is_refused():
+    from leopardgeo.stages.omniscape import OmniscapeConfig, compute_omniscape
+
+    grid, res, suit = _stage_inputs()
+    with pytest.raises(ConfigError, match="at least 1 cell"):
+        compute_omniscape(OmniscapeConfig(radius_m=40.0), grid, res, suit)
