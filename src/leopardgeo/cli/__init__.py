@@ -361,6 +361,92 @@ def _print_links(con: Any, graph: Any) -> None:
 
 
 @cli.command()
+@click.argument("config", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@out_option
+@overwrite_option
+@click.option(
+    "--resistance",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Run on this resistance GeoTIFF instead of a run (read band by band; needs --out).",
+)
+@click.option(
+    "--source",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="With --resistance: source strengths on the same grid (default: 1 / resistance).",
+)
+@click.option("--radius-m", type=float, default=None, help="Window radius in metres (default: [omniscape] radius_m).")
+@click.option("--block-size", type=int, default=None, help="Odd block size in cells (default: [omniscape] block_size).")
+@click.option("--threads", type=int, default=None, help="Threads running the bands of windows (default: all cores).")
+@click.pass_context
+def omniscape(
+    ctx: click.Context,
+    config: Path | None,
+    out: Path | None,
+    overwrite: bool,
+    resistance: Path | None,
+    source: Path | None,
+    radius_m: float | None,
+    block_size: int | None,
+    threads: int | None,
+) -> None:
+    r"""Omnidirectional connectivity (Omniscape): moving-window circuits, no patches needed.
+
+    Without --resistance, runs the stages Omniscape needs (inputs, habitat,
+    resistance) of CONFIG (default: the embedded Amur study area) with
+    [omniscape] on and writes omniscape_current.tif, omniscape_flow_potential.tif,
+    omniscape_normalized.tif and omniscape.json into the run folder.  With
+    --resistance (and optionally --source), runs on those GeoTIFFs, read band by
+    band, and writes the same files into --out.  See docs/circuit.md.
+
+    \b
+    Examples:
+      leopardgeo omniscape --out out_omni --overwrite
+      leopardgeo omniscape --resistance r.tif --source s.tif --radius-m 5000 --block-size 5 --out omni
+    """
+    import dataclasses
+    from concurrent.futures import ThreadPoolExecutor
+
+    from leopardgeo.core.errors import ConfigError
+
+    quiet = ctx.obj["verbosity"] < 0
+    if resistance is None:
+        if source is not None:
+            msg = "--source: expected it with --resistance, found it alone. Give --resistance too, or neither."
+            raise ConfigError(msg)
+        over = {k: v for k, v in (("radius_m", radius_m), ("block_size", block_size)) if v is not None}
+
+        def edit(cfg: Any) -> Any:
+            return cfg.replace(omniscape=dataclasses.replace(cfg.omniscape, enabled=True, **over))
+
+        off = ("links", "circuit", "territories", "sites", "crossborder", "barrier_mapper", "metrics", "corridors")
+        run = _run_stage(ctx, config, out, overwrite, dict.fromkeys(off, False), ("omniscape.json",), "Omniscape maps", edit=edit)
+        written = [run.out_dir / n for n in ("omniscape_current.tif", "omniscape.json") if (run.out_dir / n).exists()]
+    else:
+        from leopardgeo.runner.omniscape import run_omniscape_files
+        from leopardgeo.stages.omniscape import OmniscapeConfig, OmniscapeSource
+
+        if out is None:
+            msg = "--resistance: expected an output folder (--out), found none."
+            raise ConfigError(msg)
+        # Omniscape's defaults for files: every positive source counts; without a source raster, 1 / resistance
+        kw: dict[str, Any] = {"source_threshold": 0.0}
+        if source is None:
+            kw["source"] = OmniscapeSource.RESISTANCE
+        if radius_m is not None:
+            kw["radius_m"] = radius_m
+        if block_size is not None:
+            kw["block_size"] = block_size
+        cfg_o = OmniscapeConfig(**kw)
+        with ThreadPoolExecutor(threads or None) as pool:
+            written = run_omniscape_files(resistance, out_dir=out, cfg=cfg_o, source=source, overwrite=overwrite, executor=pool)
+    if not quiet:
+        con = _console()
+        con.print("Written: " + ", ".join(str(p) for p in written))
+
+
+@cli.command()
 @click.argument("path", default="leopardgeo.toml", type=click.Path(dir_okay=False, path_type=Path))
 @overwrite_option
 def init(path: Path, overwrite: bool) -> None:
@@ -889,6 +975,7 @@ def _run_stage(
     what: str,
     *,
     check: Callable[[Any], None] | None = None,
+    edit: Callable[[Any], Any] | None = None,
 ) -> _StageRun:
     """Run the pipeline for a stage command: CONFIG (default: the demo) with each of ``sections`` enabled or not.
 
@@ -896,7 +983,7 @@ def _run_stage(
     completes the run's effective config, nothing is switched off, and every unchanged stage is reused,
     so nothing the run holds is lost or left stale.  Into a new folder, the stages ``sections`` switches
     off are skipped to save time.  Refuses before any work when ``report_files`` of an earlier run are in
-    the output folder and ``--overwrite`` was not given; ``check`` may refuse the configuration first.
+    the output folder and ``--overwrite`` was not given; ``edit`` may change the configuration and ``check`` refuse it first.
     """
     from leopardgeo.config import load_config
     from leopardgeo.core.errors import OutputExistsError
@@ -909,6 +996,8 @@ def _run_stage(
     if earlier:
         sections = {name: on for name, on in sections.items() if on}
     cfg = cfg.replace(**{name: dataclasses.replace(getattr(cfg, name), enabled=on) for name, on in sections.items()})
+    if edit is not None:
+        cfg = edit(cfg)
     if check is not None:
         check(cfg)
     quiet = ctx.obj["verbosity"] < 0
