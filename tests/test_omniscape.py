@@ -349,3 +349,43 @@ def test_radius_below_one_cell_is_refused():
     grid, res, suit = _stage_inputs()
     with pytest.raises(ConfigError, match="at least 1 cell"):
         compute_omniscape(OmniscapeConfig(radius_m=40.0), grid, res, suit)
+
+
+# --------------------------------------------------------------------------- the command
+def test_command_on_geotiffs_writes_styled_maps_all_or_nothing(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    import rasterio
+
+    from leopardgeo.cli import cli
+    from leopardgeo.testing import synthetic_raster
+
+    _, res, _ = _stage_inputs(shape=(24, 20))
+    _, rpath = synthetic_raster(tmp_path / "r.tif", res, nodata=-9999.0, dtype="float64")
+    out = tmp_path / "omni"
+    args = ["omniscape", "--resistance", str(rpath), "--radius-m", "300", "--block-size", "3", "--out", str(out)]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    names = ["omniscape_current", "omniscape_flow_potential", "omniscape_normalized"]
+    assert all((out / f"{n}.tif").is_file() and (out / f"{n}.qml").is_file() for n in names)
+    doc = json.loads((out / "omniscape.json").read_text())
+    assert doc["radius_cells"] == 3 and doc["source"] == "resistance"
+    with rasterio.open(out / "omniscape_current.tif") as ds:
+        cur = ds.read(1, masked=True)
+    ref = omniscape(res, source_from_resistance(res), radius=3, block_size=3)
+    np.testing.assert_allclose(cur.filled(np.nan), ref.current.astype(np.float32), rtol=1e-6)
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code != 0 and "--overwrite" in again.output
+
+
+def test_command_source_without_resistance_is_refused(tmp_path):
+    from click.testing import CliRunner
+
+    from leopardgeo.cli import cli
+    from leopardgeo.testing import synthetic_raster
+
+    _, spath = synthetic_raster(tmp_path / "s.tif", np.ones((5, 5)))
+    r = CliRunner().invoke(cli, ["omniscape", "--source", str(spath), "--out", str(tmp_path / "o")])
+    assert r.exit_code != 0 and "--resistance" in r.output
