@@ -67,6 +67,7 @@ from leopardgeo.kernels.circuit._compiled import _OFFSETS, _branch_sums, _cell_r
 from leopardgeo.kernels.circuit.solvers import LaplacianSolver
 
 __all__ = [
+    "ArrayBands",
     "OmniscapeMaps",
     "block_correction",
     "omniscape",
@@ -614,6 +615,51 @@ def _solve_band(
     return cur, fp
 
 
+class _Held:
+    """A stand-in for an executor's shared handle: holds the object itself."""
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def get(self) -> object:
+        return self.value
+
+
+@dataclass(frozen=True)
+class ArrayBands:
+    """``read_band`` over in-memory rasters: ``handle.get()`` gives ``(resistance, source)``; rows are slices.
+
+    ``handle`` is an executor's shared handle (``executor.share(...)``: the arrays go to each worker once),
+    or anything with ``get()``.
+    """
+
+    handle: object
+
+    def __call__(self, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows ``r0:r1`` of the resistance and the source."""
+        res, src = self.handle.get()  # type: ignore[attr-defined]
+        return res[r0:r1], src[r0:r1]
+
+
+def _band_task(item: tuple) -> tuple[int, np.ndarray, np.ndarray | None]:
+    """One task: read a band's rows, solve its targets' windows, return its maps (module level, so workers can import it)."""
+    read_band, r0, r1, ty, tx, strength, p = item
+    res_b, src_b = read_band(r0, r1)
+    res_b = np.ascontiguousarray(res_b, dtype=np.float64)
+    src_b = np.nan_to_num(np.asarray(src_b, dtype=np.float64), nan=0.0)
+    reach = p.radius + p.buffer
+    if 2 * reach + 2 <= MAX_BANDWIDTH:  # every window fits the banded factor: the whole band compiled
+        cur = np.zeros(res_b.shape)
+        fp = np.zeros(res_b.shape) if p.flow_potential else np.zeros((1, 1))
+        corr = np.ones((1, 1)) if p.correction is None else p.correction
+        br = (p.block_size - 1) // 2
+        args = (ty, tx, strength, p.shape, p.radius, p.buffer, br, p.connectivity, p.avg_resistances)
+        _band_compiled(res_b, src_b, r0, *args, corr, p.correction is not None, p.flow_potential, cur, fp)
+        return r0, cur, fp if p.flow_potential else None
+    cur, fp2 = _solve_band(res_b, src_b, r0, ty, tx, strength, p)
+    return r0, cur, fp2
+
+
 def _check(radius: int, block_size: int, buffer: int, connectivity: int) -> None:
     if radius < 1:
         msg = f"omniscape radius: expected at least 1 cell, found {radius}. Use a radius of at least one cell size."
@@ -706,9 +752,8 @@ def omniscape(
             msg = f"omniscape: expected a 2-D source of the resistance's shape {res_all.shape}, found {src_all.shape}."
             raise DataError(msg)
 
-        def read_band(r0: int, r1: int) -> tuple[np.ndarray, np.ndarray]:
-            return res_all[r0:r1], src_all[r0:r1]
-
+        share = getattr(executor, "share", None)
+        read_band = ArrayBands(share((res_all, src_all)) if share is not None else _Held((res_all, src_all)))
         shape = res_all.shape
         if targets is None:
             targets = omniscape_targets(src_all, block_size)
@@ -728,31 +773,23 @@ def omniscape(
     band_of = ty // band_rows
     bands = [int(b) for b in np.unique(band_of)]
 
-    def task(b: int) -> tuple[int, np.ndarray, np.ndarray | None]:
+    items = []
+    for b in bands:
         sel = band_of == b
         r0 = max(int(ty[sel].min()) - reach, 0)
         r1 = min(int(ty[sel].max()) + reach + 1, nr)
-        res_b, src_b = read_band(r0, r1)
-        res_b = np.asarray(res_b, dtype=np.float64)
-        src_b = np.nan_to_num(np.asarray(src_b, dtype=np.float64), nan=0.0)
-        if 2 * reach + 2 <= MAX_BANDWIDTH:  # every window fits the banded factor: the whole band compiled
-            cur = np.zeros(res_b.shape)
-            fp = np.zeros(res_b.shape) if compute_fp else np.zeros((1, 1))
-            c = np.ones((1, 1)) if corr is None else corr
-            br = (block_size - 1) // 2
-            args = (ty[sel], tx[sel], strength[sel], (nr, nc), radius, buffer, br, connectivity, bool(avg_resistances))
-            _band_compiled(res_b, src_b, r0, *args, c, corr is not None, compute_fp, cur, fp)
-            return r0, cur, fp if compute_fp else None
-        cur, fp = _solve_band(res_b, src_b, r0, ty[sel], tx[sel], strength[sel], params)
-        return r0, cur, fp
-
+        items.append((read_band, r0, r1, ty[sel], tx[sel], strength[sel], params))
     current = np.zeros((nr, nc))
     fp_map = np.zeros((nr, nc)) if compute_fp else None
-    results = executor.map(task, bands) if executor is not None else map(task, bands)  # type: ignore[attr-defined]
-    for r0, cur, fp in results:
-        current[r0 : r0 + cur.shape[0]] += cur
-        if fp_map is not None and fp is not None:
-            fp_map[r0 : r0 + fp.shape[0]] += fp
+    # a few bands per worker at a time: the bands' maps waiting to be added stay a small part of the grid
+    chunk = max(8, 4 * int(getattr(executor, "slots", 2)))
+    for i in range(0, len(items), chunk):
+        part = items[i : i + chunk]
+        results = executor.map(_band_task, part) if executor is not None else map(_band_task, part)  # type: ignore[attr-defined]
+        for r0, cur, fp in results:
+            current[r0 : r0 + cur.shape[0]] += cur
+            if fp_map is not None and fp is not None:
+                fp_map[r0 : r0 + fp.shape[0]] += fp
     norm = None
     if normalized and fp_map is not None:
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -31,6 +31,7 @@ __all__ = [
     "OMNISCAPE_RASTERS",
     "OmniscapeConfig",
     "OmniscapeResult",
+    "GeoTiffBands",
     "OmniscapeSource",
     "compute_omniscape",
     "omniscape_files",
@@ -245,6 +246,33 @@ def compute_omniscape(
     return OmniscapeResult(maps, radius, buffer, cfg.block_size, seconds)
 
 
+def _read_rows(path: str, r0: int, r1: int) -> np.ndarray:
+    import rasterio
+    from rasterio.windows import Window
+
+    with rasterio.open(path) as f:
+        a = f.read(1, window=Window(0, r0, f.width, r1 - r0), masked=True)
+    return np.ma.filled(a.astype(np.float64), np.nan)
+
+
+@dataclass(frozen=True)
+class GeoTiffBands:
+    """``read_band`` over GeoTIFFs: rows ``r0:r1`` read through a rasterio window (picklable: workers open the files)."""
+
+    resistance_path: str
+    source_path: str | None
+    cfg: OmniscapeConfig
+
+    def __call__(self, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows ``r0:r1`` of the resistance and of the source strengths (no data = 0, below the threshold = 0)."""
+        res = _read_rows(self.resistance_path, r0, r1)
+        if self.source_path is None:
+            return res, omniscape_sources(self.cfg, res, None)
+        src = np.nan_to_num(_read_rows(self.source_path, r0, r1), nan=0.0)
+        src[src < self.cfg.source_threshold] = 0.0
+        return res, src
+
+
 def omniscape_files(
     resistance_path: str | Path,
     *,
@@ -266,7 +294,6 @@ def omniscape_files(
         If a file cannot be read.
     """
     import rasterio
-    from rasterio.windows import Window
 
     from leopardgeo.io import check_input_path
 
@@ -287,19 +314,7 @@ def omniscape_files(
                     )
                     raise AlignmentError(msg)
 
-    def _read(path: str | Path, r0: int, r1: int) -> np.ndarray:
-        with rasterio.open(path) as f:
-            a = f.read(1, window=Window(0, r0, f.width, r1 - r0), masked=True)
-        return np.ma.filled(a.astype(np.float64), np.nan)
-
-    def read_band(r0: int, r1: int) -> tuple[np.ndarray, np.ndarray]:
-        res = _read(resistance_path, r0, r1)
-        if source_path is not None:
-            src = np.nan_to_num(_read(source_path, r0, r1), nan=0.0)
-            src[src < cfg.source_threshold] = 0.0
-        else:
-            src = omniscape_sources(cfg, res, None)
-        return res, src
+    read_band = GeoTiffBands(str(resistance_path), None if source_path is None else str(source_path), cfg)
 
     # targets need the block sums of the sources: one pass over bands of whole block rows (bands start on a
     # block boundary, so each band holds exactly the blocks the whole grid would)
