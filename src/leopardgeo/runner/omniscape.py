@@ -14,23 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from leopardgeo.io import RASTERS, OutputWriter
-from leopardgeo.stages.omniscape import OMNISCAPE_RASTERS, OmniscapeConfig, OmniscapeResult, omniscape_files
+from leopardgeo.stages.omniscape import OMNISCAPE_RASTERS, OmniscapeConfig, omniscape_files, omniscape_summary
 
-__all__ = ["omniscape_summary", "run_omniscape_files"]
-
-
-def omniscape_summary(result: OmniscapeResult, cfg: OmniscapeConfig, cell_size_m: float) -> dict:
-    """The ``omniscape.json`` document: the options, the window in cells, windows solved, time, spread of the maps."""
-    return {
-        "source": str(cfg.source),
-        "source_threshold": cfg.source_threshold,
-        "radius_m": cfg.radius_m,
-        "buffer_m": cfg.buffer_m,
-        "cell_size_m": cell_size_m,
-        "connectivity": cfg.connectivity,
-        "correct_artifacts": cfg.correct_artifacts,
-        **result.summary(),
-    }
+__all__ = ["run_omniscape_files"]
 
 
 def run_omniscape_files(

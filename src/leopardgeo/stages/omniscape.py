@@ -36,6 +36,7 @@ __all__ = [
     "compute_omniscape",
     "omniscape_files",
     "omniscape_sources",
+    "omniscape_summary",
 ]
 
 logger = logging.getLogger(__name__)
@@ -158,6 +159,20 @@ def _cells(metres: float, cell_m: float, what: str, *, minimum: int) -> int:
         )
         raise ConfigError(msg)
     return n
+
+
+def omniscape_summary(result: OmniscapeResult, cfg: OmniscapeConfig, cell_size_m: float) -> dict:
+    """The ``omniscape.json`` document: the options, the window in cells, windows solved, time, spread of the maps."""
+    return {
+        "source": str(cfg.source),
+        "source_threshold": cfg.source_threshold,
+        "radius_m": cfg.radius_m,
+        "buffer_m": cfg.buffer_m,
+        "cell_size_m": cell_size_m,
+        "connectivity": cfg.connectivity,
+        "correct_artifacts": cfg.correct_artifacts,
+        **result.summary(),
+    }
 
 
 def omniscape_sources(cfg: OmniscapeConfig, resistance: np.ndarray, suitability: np.ndarray | None) -> np.ndarray:
