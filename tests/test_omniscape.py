@@ -380,7 +380,7 @@ def test_command_on_geotiffs_writes_styled_maps_all_or_nothing(tmp_path):
     assert again.exit_code != 0 and "--overwrite" in again.output
 
 
-def test_command_source_without_resistance_is_refused(tmp_path):
+def test_command_needs_a_resistance_raster(tmp_path):
     from click.testing import CliRunner
 
     from leopardgeo.cli import cli
@@ -388,4 +388,4 @@ def test_command_source_without_resistance_is_refused(tmp_path):
 
     _, spath = synthetic_raster(tmp_path / "s.tif", np.ones((5, 5)))
     r = CliRunner().invoke(cli, ["omniscape", "--source", str(spath), "--out", str(tmp_path / "o")])
-    assert r.exit_code != 0 and "--resistance" in r.output
+    assert r.exit_code != 0 and "--resistance" in r.output  # required
