@@ -336,8 +336,8 @@ def test_source_strength_checks():
 def test_run_config_asks_for_per_solve_and_max_current_maps():
     import dataclasses
 
-    from leopardgeo.config import demo_config
     from leopardgeo.runner.pipeline import compute_circuit, output_files
+    from leopardgeo.runner.registry import demo_config
 
     cfg = demo_config()
     circ = dataclasses.replace(cfg.circuit, current_maps=True, max_current_map=True, pairs="all")

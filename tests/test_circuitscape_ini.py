@@ -140,7 +140,7 @@ def test_one_to_all_ini_with_source_strengths(strip: Path):
     [
         ("habitat_fle", "x.asc", "habitat_fle"),
         ("log_transform_maps", "True", "log_transform_maps"),
-        ("data_type", "network", "network_resistances"),
+        ("data_type", "vector", "data_type"),
         ("scenario", "omnidirectional", "scenario"),
         ("connect_four_neighbors_only", "maybe", "connect_four_neighbors_only"),
     ],
@@ -181,3 +181,43 @@ def test_cli_circuitscape(strip: Path):
     assert (strip / "cli_cum_curmap.asc").exists()
     res = CliRunner().invoke(cli, ["circuitscape", str(ini)])
     assert res.exit_code != 0 and "overwrite" in res.output.lower()
+
+
+# The graph of Circuitscape.jl's published network case sgNetworkVerify3 (test/input/network, MIT licence):
+# resistances of a small grid's branches, three connected components.
+SG_NET3 = [
+    (0, 1, 1), (0, 4, 1), (1, 4, 1.414213562), (2, 3, 1), (4, 5, 1), (5, 8, 1), (6, 7, 1), (6, 9, 1),
+    (6, 10, 1.414213562), (7, 9, 1.414213562), (7, 10, 1), (8, 11, 1), (9, 10, 1), (9, 12, 1),
+    (9, 13, 1.414213562), (10, 12, 1.414213562), (10, 13, 1), (12, 13, 1),
+]  # fmt: skip
+SG_NET3_FOCAL = [0, 1, 5, 6, 8, 11, 13]
+
+
+def test_network_ini_against_networkx(tmp_path: Path):
+    import networkx as nx
+
+    (tmp_path / "graph.txt").write_text("".join(f"{a}.0 {b}.0 {r}\n" for a, b, r in SG_NET3), encoding="utf-8")
+    (tmp_path / "focal.txt").write_text("".join(f"{n:.15e}\n" for n in SG_NET3_FOCAL), encoding="utf-8")
+    ini = _ini(
+        tmp_path / "net.ini",
+        data_type="network",
+        scenario="pairwise",
+        habitat_file=tmp_path / "graph.txt",
+        habitat_map_is_resistances="True",
+        point_file=tmp_path / "focal.txt",
+        output_file=tmp_path / "net.out",
+    )
+    run_circuitscape(ini)
+    r = _matrix(tmp_path / "net_resistances.out")
+    g = nx.Graph()
+    g.add_weighted_edges_from((a, b, 1.0 / w) for a, b, w in SG_NET3)  # conductances
+    for a in SG_NET3_FOCAL:
+        for b in SG_NET3_FOCAL:
+            if a == b:
+                assert r[(a, b)] == 0.0
+            elif nx.has_path(g, a, b):
+                sub = g.subgraph(nx.node_connected_component(g, a))
+                ref = nx.resistance_distance(sub, a, b, weight="weight", invert_weight=False)
+                assert r[(a, b)] == pytest.approx(ref, rel=1e-9)
+            else:
+                assert r[(a, b)] == -1.0

@@ -160,9 +160,9 @@ def run(ctx: click.Context, config: Path | None, out: Path | None, overwrite: bo
     Example:
       leopardgeo run --out out --overwrite
     """
-    from leopardgeo.config import demo_config, load_config
     from leopardgeo.runner.pipeline import run as run_pipeline
     from leopardgeo.runner.pipeline import summary_table
+    from leopardgeo.runner.registry import demo_config, load_config
 
     cfg = load_config(config, over=_base_config(out or Path("out"))) if config else demo_config()
     quiet = ctx.obj["verbosity"] < 0
@@ -208,7 +208,7 @@ def circuitscape(ctx: click.Context, ini: Path, overwrite: bool) -> None:
 
 def _base_config(out_dir: Path) -> Any:
     """What a partial config completes: the effective config of the run in ``out_dir``, else the demo's."""
-    from leopardgeo.config import demo_config, load_config
+    from leopardgeo.runner.registry import demo_config, load_config
 
     earlier = out_dir / "run_config.toml"
     return load_config(earlier) if earlier.is_file() else demo_config()
@@ -435,8 +435,8 @@ def init(path: Path, overwrite: bool) -> None:
     Example:
       leopardgeo init my_area.toml && leopardgeo run my_area.toml
     """
-    from leopardgeo.config import config_template
     from leopardgeo.core.errors import OutputError, OutputExistsError
+    from leopardgeo.runner.registry import config_template
 
     if path.exists() and not overwrite:
         msg = f"{str(path)!r} exists; expected a new file. Pass --overwrite to replace it."
@@ -472,8 +472,8 @@ def links(ctx: click.Context, out_dir: Path, config: Path | None, overwrite: boo
     Example:
       leopardgeo links out --config knn.toml --overwrite
     """
-    from leopardgeo.config import load_config
     from leopardgeo.runner.pipeline import run_links
+    from leopardgeo.runner.registry import load_config
 
     quiet = ctx.obj["verbosity"] < 0
     with _spinner("least-cost links", show=not quiet and sys.stderr.isatty()):
@@ -961,9 +961,9 @@ def _run_stage(
     off are skipped to save time.  Refuses before any work when ``report_files`` of an earlier run are in
     the output folder and ``--overwrite`` was not given; ``edit`` may change the configuration and ``check`` refuse it first.
     """
-    from leopardgeo.config import load_config
     from leopardgeo.core.errors import OutputExistsError
     from leopardgeo.runner.pipeline import run as run_pipeline
+    from leopardgeo.runner.registry import load_config
 
     folder = out if out is not None else Path("out")
     earlier = (folder / "run_config.toml").is_file()

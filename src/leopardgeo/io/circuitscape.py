@@ -39,7 +39,9 @@ __all__ = [
     "CircuitscapeIni",
     "Grid",
     "read_grid",
+    "read_graph",
     "read_ini",
+    "read_node_list",
     "read_pairs_file",
     "read_point_list",
     "read_source_strengths",
@@ -121,6 +123,11 @@ class CircuitscapeIni:
     path: Path
     mode: str
     options: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def network(self) -> bool:
+        """Whether the landscape is a graph (``data_type = network``)."""
+        return self.options["data_type"].strip().lower() == "network"
 
     def flag(self, key: str) -> bool:
         """A true / false option."""
@@ -229,15 +236,19 @@ def read_ini(path: str | Path) -> CircuitscapeIni:
             )
             raise ConfigError(msg)
         opts[key] = "" if _empty(value) else value.strip()
-    if opts["data_type"].lower() != "raster":
-        msg = (
-            f"{p}: data_type = {opts['data_type']}: expected raster, found another data type. Network mode is "
-            "available from Python as leopardgeo.kernels.circuit.network_resistances(u, v, resistance_ohm)."
-        )
+    data_type = opts["data_type"].strip().lower()
+    if data_type not in ("raster", "network"):
+        msg = f"{p}: data_type: expected raster or network, found {opts['data_type']!r}. Fix the .ini file."
         raise ConfigError(msg)
     scen = opts["scenario"].strip().lower()
     if scen not in SCENARIOS:
         msg = f"{p}: scenario: expected one of {sorted(SCENARIOS)}, found {opts['scenario']!r}. Fix the .ini file."
+        raise ConfigError(msg)
+    if data_type == "network" and scen != "pairwise":
+        msg = (
+            f"{p}: scenario = {scen} with data_type = network: expected pairwise (leopardgeo's network mode), found "
+            f"{scen}. Use scenario = pairwise, or give the landscape as a raster."
+        )
         raise ConfigError(msg)
     return CircuitscapeIni(path=p, mode=SCENARIOS[scen], options=opts)
 
@@ -314,6 +325,50 @@ def read_point_list(path: str | Path, like: Grid, what: str = "points") -> list[
     return out
 
 
+def read_graph(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Circuitscape's network file: ``node node value`` per line -> the two node arrays and the values."""
+    p = Path(path)
+    rows = []
+    for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
+        parts = line.split()
+        if not parts or parts[0].startswith("#"):
+            continue
+        try:
+            if len(parts) != 3:
+                raise ValueError
+            a, b, v = (float(x) for x in parts)
+            if a != int(a) or b != int(b):
+                raise ValueError
+        except ValueError:
+            msg = f"graph {p}, line {i}: expected 'node node value' (two whole node ids, a number), found {line.strip()!r}."
+            raise DataError(msg) from None
+        rows.append((int(a), int(b), v))
+    if not rows:
+        msg = f"graph {p}: expected one 'node node value' line per edge, found none. Check the file."
+        raise DataError(msg)
+    arr = np.array(rows, dtype=np.float64)
+    return arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), arr[:, 2]
+
+
+def read_node_list(path: str | Path) -> list[int]:
+    """Circuitscape's focal node file of a network: one node id per line (the first column)."""
+    p = Path(path)
+    out = []
+    for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
+        parts = line.split()
+        if not parts or parts[0].startswith("#"):
+            continue
+        try:
+            v = float(parts[0])
+            if v != int(v):
+                raise ValueError
+        except ValueError:
+            msg = f"focal nodes {p}, line {i}: expected a whole node id, found {line.strip()!r}."
+            raise DataError(msg) from None
+        out.append(int(v))
+    return out
+
+
 def read_source_strengths(path: str | Path) -> dict[int, float]:
     """Circuitscape's ``variable_source_file``: ``id strength`` per line -> ``{id: amperes}``."""
     p = Path(path)
@@ -357,10 +412,11 @@ def write_outputs(files: dict[Path, Any], *, overwrite: bool) -> list[Path]:
         raise OutputExistsError(msg)
     folders = {f.parent for f in files}
     staged: list[tuple[Path, Path]] = []
+    tmp: dict[Path, Path] = {}
     try:
         for folder in folders:
             folder.mkdir(parents=True, exist_ok=True)
-        tmp = {folder: Path(tempfile.mkdtemp(prefix=".cs-", dir=folder)) for folder in folders}
+            tmp[folder] = Path(tempfile.mkdtemp(prefix=".cs-", dir=folder))
         for target, content in files.items():
             stage = tmp[target.parent] / target.name
             if isinstance(content, str):
@@ -389,11 +445,10 @@ def write_outputs(files: dict[Path, Any], *, overwrite: bool) -> list[Path]:
         msg = f"{exc.filename or 'output'}: expected to write Circuitscape's outputs, found {exc.strerror or exc}."
         raise OutputError(msg) from exc
     finally:
-        for folder in folders:
-            for leftover in folder.glob(".cs-*"):
-                for f in leftover.iterdir():
-                    f.unlink()
-                leftover.rmdir()
+        for leftover in tmp.values():  # only this call's staging folders
+            for f in leftover.iterdir():
+                f.unlink()
+            leftover.rmdir()
     return [t for _, t in staged]
 
 

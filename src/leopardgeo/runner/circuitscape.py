@@ -40,14 +40,16 @@ from leopardgeo.io.circuitscape import (
     NODATA,
     CircuitscapeIni,
     Grid,
+    read_graph,
     read_grid,
     read_ini,
+    read_node_list,
     read_pairs_file,
     read_point_list,
     read_source_strengths,
     write_outputs,
 )
-from leopardgeo.kernels.circuit import advanced_flow, circuit_flow
+from leopardgeo.kernels.circuit import advanced_flow, circuit_flow, network_resistances
 
 __all__ = ["run_circuitscape"]
 
@@ -163,6 +165,8 @@ def run_circuitscape(path: str | Path, *, overwrite: bool = False, workers: int 
         that exist without ``overwrite``.
     """
     ini = read_ini(path)
+    if ini.network:
+        return _run_network(ini, overwrite=overwrite)
     grid, res = _habitat(ini)
     nodata_cells = np.isnan(res)
     base = ini.output_base
@@ -265,6 +269,31 @@ def run_circuitscape(path: str | Path, *, overwrite: bool = False, workers: int 
             grid_file("curmap_" + _key(key), arr, null_cur)
         for key, arr in result.voltages.items():
             grid_file("voltmap_" + _key(key), arr, null_volt)
+    return write_outputs(files, overwrite=overwrite)
+
+
+def _run_network(ini: CircuitscapeIni, *, overwrite: bool) -> list[Path]:
+    """Network (graph) mode, pairwise: effective resistances between the focal nodes of a resistor graph."""
+    u, v, val = read_graph(ini.file("habitat_file"))
+    if not ini.flag("habitat_map_is_resistances"):
+        with np.errstate(divide="ignore"):
+            keep = val > 0  # a zero conductance is no edge
+            u, v, val = u[keep], v[keep], 1.0 / val[keep]
+    focal = sorted(set(read_node_list(ini.file("point_file"))))
+    pairs = None
+    drop: set[tuple[int, int]] = set()
+    if ini.flag("use_included_pairs"):
+        kind, listed = read_pairs_file(ini.file("included_pairs_file"))
+        pairs, drop = (listed, set()) if kind == "include" else (None, set(listed))
+    table = network_resistances(u, v, val, focal=focal, pairs=pairs)
+    value = {
+        (int(a), int(b)): (-1.0 if not np.isfinite(r) else float(r))
+        for a, b, r in table.itertuples(index=False)
+        if (int(a), int(b)) not in drop
+    }
+    full, three = _matrix_text(focal, value)
+    base = ini.output_base
+    files: dict[Path, Any] = {Path(f"{base}_resistances.out"): full, Path(f"{base}_resistances_3columns.out"): three}
     return write_outputs(files, overwrite=overwrite)
 
 

@@ -234,7 +234,11 @@ def advanced_flow(
     key = np.where(reg >= 0, reg, n_reg + np.arange(res.size).reshape(res.shape))
     live = valid
     flat_key = key[live]
-    uniq, inv = np.unique(flat_key, return_inverse=True)
+    present = np.zeros(n_reg + res.size, dtype=bool)  # keys are bounded: rank them in O(n), no sort
+    present[flat_key] = True
+    uniq = np.flatnonzero(present)
+    inv = (np.cumsum(present) - 1)[flat_key]
+    del present
     s_node = np.bincount(inv, weights=src[live], minlength=len(uniq))
     g_fin = np.where(np.isinf(gnd), 0.0, gnd)
     g_node = np.bincount(inv, weights=g_fin[live], minlength=len(uniq))

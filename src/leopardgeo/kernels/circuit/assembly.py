@@ -150,7 +150,7 @@ def _merge_regions(
     numbered by their smallest focal id first, then the regions without a patch.
     """
     n_f = len(ids)
-    reg = np.full(lab.shape, -1, dtype=np.int64)
+    reg = np.full(lab.shape, -1, dtype=np.int32)  # int32: a raster per cell, kept lean on large grids
     has_f = (lab > 0) & valid
     reg[has_f] = np.searchsorted(ids, lab[has_f])
     if short is None or not (short[valid] > 0).any():
@@ -159,9 +159,10 @@ def _merge_regions(
     uf = _UnionFind(n_f + len(sids))
     both = has_f & (short > 0)
     if both.any():
-        pairs = np.unique(np.stack([reg[both], np.searchsorted(sids, short[both])], axis=1), axis=0)
-        for f, k in pairs:
-            uf.union(int(f), n_f + int(k))
+        base = np.int64(len(sids))
+        keys = np.unique(reg[both].astype(np.int64) * base + np.searchsorted(sids, short[both]))
+        for f, k in zip((keys // base).tolist(), (keys % base).tolist(), strict=True):
+            uf.union(f, n_f + k)
     roots = uf.roots()
     only_s = (short > 0) & valid & ~has_f
     key = reg.copy()
@@ -187,15 +188,15 @@ def _region_components(reg: np.ndarray, valid: np.ndarray, connectivity: int, n_
     uf = _UnionFind(n_comp + 1)
     live = reg >= 0
     if live.any():
-        pairs = np.unique(np.stack([reg[live], comp[live]], axis=1), axis=0)
+        base = np.int64(n_comp + 1)
+        keys = np.unique(reg[live].astype(np.int64) * base + comp[live])  # one 1-D sort, not a row-wise unique
         first: dict[int, int] = {}
-        for r, c in pairs:
-            r, c = int(r), int(c)
+        for r, c in zip((keys // base).tolist(), (keys % base).tolist(), strict=True):
             if r in first:
                 uf.union(first[r], c)
             else:
                 first[r] = c
-    roots = uf.roots()
+    roots = uf.roots().astype(np.int32)
     comp = roots[comp]
     region_comp = np.zeros(n_reg, dtype=np.int64)
     if live.any():
