@@ -380,7 +380,7 @@ def test_command_on_geotiffs_writes_styled_maps_all_or_nothing(tmp_path):
     assert again.exit_code != 0 and "--overwrite" in again.output
 
 
-def test_command_needs_a_resistance_raster(tmp_path):
+def test_command_source_needs_resistance(tmp_path):
     from click.testing import CliRunner
 
     from leopardgeo.cli import cli

@@ -361,63 +361,88 @@ def _print_links(con: Any, graph: Any) -> None:
 
 
 @cli.command()
+@click.argument("config", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@out_option
+@overwrite_option
 @click.option(
     "--resistance",
-    required=True,
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="Resistance GeoTIFF (projected, metres; read band by band).",
+    default=None,
+    help="Run on this resistance GeoTIFF instead of CONFIG (projected, metres; read band by band; needs --out).",
 )
 @click.option(
     "--source",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     default=None,
-    help="Source strengths on the resistance's grid (default: 1 / resistance, Omniscape's source_from_resistance).",
+    help="With --resistance: source strengths on its grid (default: 1 / resistance, Omniscape's source_from_resistance).",
 )
-@click.option("--out", "-o", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
-@overwrite_option
-@click.option("--radius-m", type=float, default=None, help="Window radius in metres (default: 10,000).")
-@click.option("--block-size", type=int, default=None, help="Odd block size in cells (default: 9).")
-@click.option("--source-threshold", type=float, default=0.0, show_default=True, help="Sources below this are 0.")
-@click.option("--threads", type=int, default=None, help="Threads running the bands of windows (default: all cores).")
+@click.option("--radius-m", type=float, default=None, help="Window radius in metres (default: [omniscape] radius_m, 10 km).")
+@click.option("--block-size", type=int, default=None, help="Odd block size in cells (default: [omniscape] block_size, 9).")
+@click.option("--source-threshold", type=float, default=None, help="Sources below this are 0 (with --resistance: 0).")
+@click.option("--threads", type=int, default=None, help="With --resistance: threads running the bands (default: all cores).")
 @click.pass_context
 def omniscape(
     ctx: click.Context,
-    resistance: Path,
-    source: Path | None,
-    out: Path,
+    config: Path | None,
+    out: Path | None,
     overwrite: bool,
+    resistance: Path | None,
+    source: Path | None,
     radius_m: float | None,
     block_size: int | None,
-    source_threshold: float,
+    source_threshold: float | None,
     threads: int | None,
 ) -> None:
-    r"""Omnidirectional connectivity (Omniscape) of a resistance GeoTIFF: moving-window circuits, no patches needed.
+    r"""Omnidirectional connectivity (Omniscape): moving-window circuits, no patches needed.
 
-    Reads --resistance (and --source) band by band and writes
-    omniscape_current.tif, omniscape_flow_potential.tif, omniscape_normalized.tif
-    (styled for QGIS) and omniscape.json into --out, all or nothing.
+    Without --resistance: runs the stages Omniscape needs (inputs, habitat,
+    resistance) of CONFIG (default: the embedded Amur study area, sources
+    from the habitat suitability) with [omniscape] on, and writes
+    omniscape_current.tif, omniscape_flow_potential.tif,
+    omniscape_normalized.tif (styled for QGIS) and omniscape.json into the run
+    folder.  With --resistance (and --source): the same maps of those
+    GeoTIFFs, read band by band, written into --out all or nothing.
     Conventions and options: docs/circuit.md.
 
     \b
-    Example:
+    Examples:
+      leopardgeo omniscape --out out_omni --overwrite
       leopardgeo omniscape --resistance r.tif --source s.tif --radius-m 5000 --block-size 5 --out omni
     """
+    import dataclasses
     import os
     from concurrent.futures import ThreadPoolExecutor
 
-    from leopardgeo.runner.omniscape import run_omniscape_files
-    from leopardgeo.stages.omniscape import OmniscapeConfig, OmniscapeSource
+    from leopardgeo.core.errors import ConfigError
 
-    kw: dict[str, Any] = {"source_threshold": source_threshold}
-    if source is None:
-        kw["source"] = OmniscapeSource.RESISTANCE
-    if radius_m is not None:
-        kw["radius_m"] = radius_m
-    if block_size is not None:
-        kw["block_size"] = block_size
-    cfg = OmniscapeConfig(**kw)
-    with ThreadPoolExecutor(threads or len(os.sched_getaffinity(0))) as pool:  # the cores this process may use
-        written = run_omniscape_files(resistance, out_dir=out, cfg=cfg, source=source, overwrite=overwrite, executor=pool)
+    given = {"radius_m": radius_m, "block_size": block_size, "source_threshold": source_threshold}
+    over: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    if resistance is None:
+        if source is not None:
+            msg = "--source: expected it with --resistance, found it alone. Give --resistance too, or neither."
+            raise ConfigError(msg)
+
+        def edit(cfg: Any) -> Any:
+            return cfg.replace(omniscape=dataclasses.replace(cfg.omniscape, enabled=True, **over))
+
+        off = ("links", "circuit", "territories", "sites", "crossborder", "barrier_mapper", "metrics", "corridors")
+        run = _run_stage(ctx, config, out, overwrite, dict.fromkeys(off, False), ("omniscape.json",), "Omniscape maps", edit=edit)
+        written = [run.out_dir / n for n in ("omniscape_current.tif", "omniscape.json")]
+    else:
+        from leopardgeo.runner.omniscape import run_omniscape_files
+        from leopardgeo.stages.omniscape import OmniscapeConfig, OmniscapeSource
+
+        if out is None or config is not None:
+            msg = "--resistance: expected an output folder (--out) and no CONFIG, found " + (
+                "no --out." if out is None else f"CONFIG {config}."
+            )
+            raise ConfigError(msg)
+        kw: dict[str, Any] = {"source_threshold": 0.0, **over}  # Omniscape's default for a source file: every source > 0
+        if source is None:
+            kw["source"] = OmniscapeSource.RESISTANCE
+        cfg = OmniscapeConfig(**kw)
+        with ThreadPoolExecutor(threads or len(os.sched_getaffinity(0))) as pool:  # the cores this process may use
+            written = run_omniscape_files(resistance, out_dir=out, cfg=cfg, source=source, overwrite=overwrite, executor=pool)
     if ctx.obj["verbosity"] >= 0:
         _console().print("Written: " + ", ".join(str(p) for p in written))
 
