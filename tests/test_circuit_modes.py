@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 from scipy.sparse.csgraph import connected_components
 
 from leopardgeo.core.errors import ConfigError, DataError
@@ -351,3 +353,37 @@ def test_run_config_asks_for_per_solve_and_max_current_maps():
     stack = np.stack(list(out.currents.values()))
     np.testing.assert_allclose(out.max_current, stack.max(axis=0), rtol=1e-6)
     np.testing.assert_allclose(out.cum_current, stack.sum(axis=0), rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------- invariants
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    shape=st.tuples(st.integers(2, 9), st.integers(2, 9)),
+    k=st.sampled_from([4, 8]),
+    scale=st.floats(0.1, 10.0),
+)
+def test_advanced_kirchhoff_and_linearity(seed, shape, k, scale):
+    """All source current leaves through the grounds (g v summed); scaling the sources scales v and the currents."""
+    rng = np.random.default_rng(seed)
+    res = rng.uniform(0.5, 5.0, shape)
+    res[rng.random(shape) < 0.15] = np.nan
+    src = np.where(rng.random(shape) < 0.3, rng.uniform(0.1, 2.0, shape), 0.0)
+    gres = np.where(rng.random(shape) < 0.3, rng.uniform(0.5, 4.0, shape), np.nan)
+    on_data = ~np.isnan(res)
+    assume(((src > 0) & np.isnan(gres) & on_data).any() and (~np.isnan(gres) & on_data).any())
+    out = advanced_flow(res, src, gres, connectivity=k, remove_src_or_gnd="rmvsrc", solver="superlu")
+    solved = ~np.isnan(out.voltage)
+    g = np.where(np.isnan(gres), 0.0, 1.0 / np.nan_to_num(gres, nan=1.0))
+    kept_src = np.where(~np.isnan(gres), 0.0, src)  # rmvsrc: a source on a ground is dropped
+    assert np.nansum(g[solved] * out.voltage[solved]) == pytest.approx(kept_src[solved].sum(), rel=1e-5, abs=1e-9)
+    twice = advanced_flow(res, scale * src, gres, connectivity=k, remove_src_or_gnd="rmvsrc", solver="superlu")
+    np.testing.assert_allclose(twice.voltage, scale * out.voltage, rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(twice.current, scale * out.current, rtol=1e-5, atol=1e-9)
+
+
+def test_advanced_nothing_to_solve():
+    # a source and a ground in different components: nothing is solved, every cell is outside the circuit
+    res = np.array([[1.0, np.nan, 1.0]])
+    out = advanced_flow(res, np.array([[1.0, 0, 0]]), np.array([[np.nan, np.nan, 1.0]]), connectivity=4)
+    assert out.n_components == 0 and np.isnan(out.voltage).all() and np.isnan(out.current).all()

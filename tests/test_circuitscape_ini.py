@@ -55,6 +55,7 @@ def test_pairwise_ini_writes_circuitscape_outputs(strip: Path):
         connect_four_neighbors_only="True",
         write_cur_maps="True",
         write_max_cur_maps="True",
+        write_volt_maps="True",
         output_file=strip / "out" / "strip.out",
         log_level="INFO",
     )
@@ -69,6 +70,9 @@ def test_pairwise_ini_writes_circuitscape_outputs(strip: Path):
     assert three[:3] == ["1", "2", "4.0"] or float(three[2]) == pytest.approx(4.0)
     cur = read_grid(strip / "out" / "strip_curmap_1_2.asc").values
     np.testing.assert_allclose(cur, [[1.0] * 5], rtol=1e-6)
+    # Circuitscape's voltage reference: patch 1 at 0 V, patch 2 at R = 4 V
+    volt = read_grid(strip / "out" / "strip_voltmap_1_2.asc").values
+    np.testing.assert_allclose(volt, [[0.0, 1.0, 2.0, 3.0, 4.0]], atol=1e-6)
     # outputs are never overwritten without --overwrite, and nothing is half-written
     before = (strip / "out" / "strip_resistances.out").read_text()
     with pytest.raises(OutputExistsError):
@@ -191,9 +195,32 @@ SG_NET3 = [
     (9, 13, 1.414213562), (10, 12, 1.414213562), (10, 13, 1), (12, 13, 1),
 ]  # fmt: skip
 SG_NET3_FOCAL = [0, 1, 5, 6, 8, 11, 13]
+#: Circuitscape's published answer (test/output_verify/sgNetworkVerify3_resistances_3columns.out).
+SG_NET3_PUBLISHED = """0 1 0.7071067812
+0 5 1.707106781
+0 6 -1
+0 8 2.707106781
+0 11 3.707106781
+0 13 -1
+1 5 1.828427125
+1 6 -1
+1 8 2.828427125
+1 11 3.828427125
+1 13 -1
+5 6 -1
+5 8 1
+5 11 2
+5 13 -1
+6 8 -1
+6 11 -1
+6 13 0.8578643762
+8 11 1
+8 13 -1
+11 13 -1
+"""
 
 
-def test_network_ini_against_networkx(tmp_path: Path):
+def test_network_ini_against_networkx_and_circuitscape(tmp_path: Path):
     import networkx as nx
 
     (tmp_path / "graph.txt").write_text("".join(f"{a}.0 {b}.0 {r}\n" for a, b, r in SG_NET3), encoding="utf-8")
@@ -221,3 +248,8 @@ def test_network_ini_against_networkx(tmp_path: Path):
                 assert r[(a, b)] == pytest.approx(ref, rel=1e-9)
             else:
                 assert r[(a, b)] == -1.0
+    # and Circuitscape's own published output, pair by pair (its tolerance: 1e-6)
+    ours = [ln.split() for ln in (tmp_path / "net_resistances_3columns.out").read_text().splitlines()]
+    theirs = [ln.split() for ln in SG_NET3_PUBLISHED.splitlines()]
+    assert [row[:2] for row in ours] == [row[:2] for row in theirs]
+    np.testing.assert_allclose([float(r[2]) for r in ours], [float(r[2]) for r in theirs], rtol=1e-6)

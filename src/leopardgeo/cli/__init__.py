@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from leopardgeo.cli.options import debug_option, out_option, overwrite_option, verbosity_options
+from leopardgeo.cli.options import debug_option, executor_options, out_option, overwrite_option, verbosity_options
 from leopardgeo.core.errors import LeopardGeoError
 from leopardgeo.core.version import __version__
 
@@ -145,8 +145,18 @@ def cli(ctx: click.Context, verbose: int, quiet: int, debug: bool) -> None:
     help="Compute every stage; by default, with --overwrite, stages an earlier run in the folder computed with the "
     "same settings and inputs are reused.",
 )
+@executor_options
 @click.pass_context
-def run(ctx: click.Context, config: Path | None, out: Path | None, overwrite: bool, recompute: bool) -> None:
+def run(
+    ctx: click.Context,
+    config: Path | None,
+    out: Path | None,
+    overwrite: bool,
+    recompute: bool,
+    workers: int | None,
+    scheduler: str | None,
+    threads: int | None,
+) -> None:
     r"""Run the pipeline on CONFIG (default: the embedded Amur study area).
 
     Writes leopardgeo.gpkg (study_area, borders, protected_areas, patches,
@@ -156,15 +166,22 @@ def run(ctx: click.Context, config: Path | None, out: Path | None, overwrite: bo
     patches and area by country, the cheapest links and the territories by
     country.
 
+    Parallel parts (territory replicates, simulation runs, ...) run on local
+    threads, or with --workers / --scheduler on a Dask cluster; the outputs
+    are the same either way.
+
     \b
-    Example:
+    Examples:
       leopardgeo run --out out --overwrite
+      leopardgeo run my_area.toml --workers 2          # a local Dask cluster of 2 processes
+      leopardgeo run my_area.toml --scheduler tcp://10.0.0.5:8786
     """
     from leopardgeo.runner.pipeline import run as run_pipeline
     from leopardgeo.runner.pipeline import summary_table
     from leopardgeo.runner.registry import demo_config, load_config
 
     cfg = load_config(config, over=_base_config(out or Path("out"))) if config else demo_config()
+    cfg = _with_executor(cfg, workers=workers, scheduler=scheduler, threads=threads)
     quiet = ctx.obj["verbosity"] < 0
     result = run_pipeline(
         cfg,
@@ -179,12 +196,28 @@ def run(ctx: click.Context, config: Path | None, out: Path | None, overwrite: bo
             _console().print(f"Reused from the earlier run: {', '.join(result.reused)} (--recompute computes everything).")
 
 
+def _with_executor(cfg: Any, **options: Any) -> Any:
+    """``cfg`` with the command line's executor options (``--workers`` replaces a config's scheduler, and back)."""
+    given = {k: v for k, v in options.items() if v is not None}
+    if not given:
+        return cfg
+    if given.get("workers") is not None and given.get("scheduler") is not None:
+        msg = "--workers and --scheduler: expected one of them (a local cluster, or a running one to join). Remove one."
+        raise click.UsageError(msg)
+    ex = dataclasses.asdict(cfg.executor) | given
+    if "workers" in given:
+        ex["scheduler"] = None
+    if "scheduler" in given:
+        ex["workers"] = None
+    return cfg.replace(executor=type(cfg.executor)(**ex))
+
+
 @cli.command()
 @click.argument("ini", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @overwrite_option
 @click.pass_context
 def circuitscape(ctx: click.Context, ini: Path, overwrite: bool) -> None:
-    r"""Run a Circuitscape .ini file (raster: pairwise, advanced, one-to-all, all-to-one).
+    r"""Run a Circuitscape .ini file (raster pairwise, advanced, one-to-all, all-to-one; network pairwise).
 
     Reads the file's keys as Circuitscape does and writes Circuitscape's
     outputs after its output_file prefix (BASE_resistances.out,
@@ -193,7 +226,7 @@ def circuitscape(ctx: click.Context, ini: Path, overwrite: bool) -> None:
 
     \b
     Example:
-      leopardgeo circuitscape examples/pairwise.ini --overwrite
+      leopardgeo circuitscape my_project.ini --overwrite
     """
     from leopardgeo.runner.circuitscape import run_circuitscape
 

@@ -42,8 +42,10 @@ from typing import Any
 import tomli_w
 
 from leopardgeo.core.errors import ConfigError
+from leopardgeo.core.executor import ExecutorConfig
 
 __all__ = [
+    "ExecutorConfig",
     "CircuitMode",
     "CircuitSolver",
     "FocalShorting",
@@ -264,7 +266,7 @@ def make_run_config(sections: typing.Iterable[tuple[str, type, str]], *, module:
     Raises
     ------
     ConfigError
-        If two sections share a name, or one is named ``output`` or ``base_dir``.
+        If two sections share a name, or one is named ``output``, ``executor`` or ``base_dir``.
 
     Examples
     --------
@@ -273,12 +275,12 @@ def make_run_config(sections: typing.Iterable[tuple[str, type, str]], *, module:
     ...     k: int = param(3, doc="a number")
     >>> Config = make_run_config([("demo", DemoSection, "a demo section")])
     >>> Config().demo.k, [f.name for f in dataclasses.fields(Config)]
-    (3, ['demo', 'output', 'base_dir'])
+    (3, ['demo', 'output', 'executor', 'base_dir'])
     >>> read_config_string(Config, "[demo]\nk = 4").demo.k
     4
     """
     fields: list[tuple[str, type, Any]] = []
-    seen: set[str] = {"output", "base_dir"}
+    seen: set[str] = {"output", "executor", "base_dir"}
     for name, cls, doc in sections:
         if name in seen:
             msg = f"config section {name!r} is declared twice (or shadows a run setting); expected unique names."
@@ -286,6 +288,14 @@ def make_run_config(sections: typing.Iterable[tuple[str, type, str]], *, module:
         seen.add(name)
         fields.append((name, cls, _f(doc=doc, factory=cls)))
     fields.append(("output", OutputConfig, _f(doc="outputs", factory=OutputConfig)))
+    fields.append(
+        (
+            "executor",
+            ExecutorConfig,
+            _f(doc="where parallel tasks run: local threads (default) or a Dask cluster; results do not depend on it",
+               factory=ExecutorConfig),
+        )
+    )  # fmt: skip
     fields.append(("base_dir", str, _f(".", doc="folder that relative input paths start from")))
     ns = {"resolve": _resolve_path, "replace": _replace_sections, "__doc__": "The whole run: one section per stage."}
     cls = dataclasses.make_dataclass("RunConfig", fields, namespace=ns, frozen=True, slots=True, kw_only=True)
@@ -576,11 +586,16 @@ def dump_config(cfg: Any, *, relative_to: str | Path | None = None) -> str:
     """
     if relative_to is not None:
         cfg = relative_base_dir(cfg, relative_to)
-    return tomli_w.dumps(_to_plain(cfg))
+    plain = _to_plain(cfg)
+    if not plain.get("executor"):  # all defaults: nothing to say
+        plain.pop("executor", None)
+    return tomli_w.dumps(plain)
 
 
 def config_hash(cfg: Any) -> str:
-    """Short SHA-256 of the effective config (stored in output metadata)."""
+    """Short SHA-256 of the effective config (stored in output metadata), without ``[executor]`` (results do not depend on it)."""
+    if hasattr(cfg, "executor"):
+        cfg = dataclasses.replace(cfg, executor=ExecutorConfig())
     return hashlib.sha256(dump_config(cfg).encode()).hexdigest()[:16]
 
 

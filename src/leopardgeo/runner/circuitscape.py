@@ -20,7 +20,9 @@ all-to-one         maps as above named ``_ID``
 advanced           ``BASE_curmap.asc``, ``BASE_voltmap.asc``
 =================  ===========================================================
 
-As in Circuitscape, cells without data read 0 in the maps unless
+Pairwise voltage maps are referenced as Circuitscape's: the pair's first patch at 0 V, the
+second at the effective resistance (1 A flows from the second to the first).  As in
+Circuitscape, cells without data read 0 in the maps unless
 ``set_null_currents_to_nodata`` / ``set_null_voltages_to_nodata`` (then
 -9999); ``write_as_tif`` writes GeoTIFFs.  Focal points given as a text list
 (``id x y``) that fall in one cell share a node: the resistance between them
@@ -268,6 +270,9 @@ def run_circuitscape(path: str | Path, *, overwrite: bool = False, workers: int 
         for key, arr in result.currents.items():
             grid_file("curmap_" + _key(key), arr, null_cur)
         for key, arr in result.voltages.items():
+            if isinstance(key, tuple):  # Circuitscape's pairwise reference: the pair's first patch at 0 V, the second at R
+                at_a = arr[(lab == key[0]) & np.isfinite(arr)]
+                arr = (at_a[0] - arr) if at_a.size else arr
             grid_file("voltmap_" + _key(key), arr, null_volt)
     return write_outputs(files, overwrite=overwrite)
 

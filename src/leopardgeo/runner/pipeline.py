@@ -24,6 +24,7 @@ import pyogrio
 
 from leopardgeo.config import config_hash, dump_config
 from leopardgeo.core.errors import DataError, OutputExistsError
+from leopardgeo.core.executor import get_executor, use_executor
 from leopardgeo.core.grid import Grid
 from leopardgeo.core.version import __version__
 from leopardgeo.io import GPKG_NAME, OutputWriter
@@ -378,7 +379,11 @@ def run(
             previous = read_manifest(out)
             trusted = earlier_outputs(out)
         input_hashes = {f["path"]: f["sha256"] for f in input_files(config)}
-        with _steps(progress, total=len(order) + (writer is not None)) as step:
+        with (
+            _steps(progress, total=len(order) + (writer is not None)) as step,
+            get_executor(config.executor) as executor,
+            use_executor(executor),  # the stages' parallel tasks run on it
+        ):
             ctx, stage_run = execute(
                 order,
                 config,

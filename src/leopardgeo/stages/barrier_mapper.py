@@ -63,7 +63,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -78,6 +77,7 @@ import geopandas as gpd
 
 from leopardgeo.config import Combine, _f, _normalise, _positive
 from leopardgeo.core.errors import ConfigError, DataError
+from leopardgeo.core.executor import available_cores
 from leopardgeo.core.grid import Grid
 from leopardgeo.core.validation import check_resistance
 from leopardgeo.io import RASTERS
@@ -500,7 +500,7 @@ def map_barriers(
         logger.warning("barrier mapper: the graph has no links; nothing to map")
         return _empty_result(grid, nodata)
     ids = sorted({p for a, b, _ in links for p in (a, b)})
-    n_workers = int(workers) if workers is not None else max(1, os.cpu_count() or 1)
+    n_workers = int(workers) if workers is not None else max(1, available_cores())
     costs = _cost_rasters(res, labels, links, ids, cwd, grid, cell, connectivity, n_workers)
 
     # Least-cost distance per link: the edge's, or less if the cost rasters say so.

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -55,6 +54,7 @@ from rasterio.features import shapes
 
 from leopardgeo.config import _f, _normalise, _positive
 from leopardgeo.core.errors import ConfigError, DataError
+from leopardgeo.core.executor import available_cores
 from leopardgeo.core.grid import Grid
 from leopardgeo.io import RASTERS
 from leopardgeo.kernels.costdist import NEIGHBOUR_OFFSETS, VALID_CONNECTIVITY, cost_distance_many
@@ -230,7 +230,7 @@ def _check_widths(width_cwd: float | None, width_fraction: float) -> None:
 
 def _n_workers(workers: int | None, n_tasks: int) -> int:
     if workers is None:
-        return max(1, min(n_tasks, os.cpu_count() or 1))
+        return max(1, min(n_tasks, available_cores()))
     if isinstance(workers, bool) or not isinstance(workers, int | np.integer) or workers < 1:
         msg = f"workers: expected a positive whole number of threads or None, found {workers!r}."
         raise ConfigError(msg)

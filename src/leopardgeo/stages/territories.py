@@ -86,9 +86,7 @@ import json
 import logging
 import math
 import numbers
-import os
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,6 +102,7 @@ from rasterio.features import shapes
 from leopardgeo.config import MAX_REPLICATES, TerritoryQuality, _f, _normalise
 from leopardgeo.config import _positive as _config_positive
 from leopardgeo.core.errors import AlignmentError, ConfigError, DataError
+from leopardgeo.core.executor import current_executor
 from leopardgeo.core.grid import Grid
 from leopardgeo.core.validation import check_resistance
 from leopardgeo.io import RASTERS, OutputWriter, json_records
@@ -645,8 +644,10 @@ def pack_territories(
     connectivity
         4 or 8 neighbours for the growth (8: diagonal step = cell size × √2).
     workers
-        Threads packing replicates in parallel (default: all cores).  The
-        result does not depend on it.
+        Threads packing replicates in parallel (default: the run's executor,
+        :func:`leopardgeo.core.executor.current_executor`: local threads on
+        the available cores, or the Dask cluster of the run).  The result
+        does not depend on it.
 
     Returns
     -------
@@ -745,7 +746,12 @@ def pack_territories(
     zone_index = {name: _dense_labels(zr) for name, zr in zone_rasters.items()}
     n_cols = grid.shape[1]
 
+    ex = current_executor(None if workers is None else _integer(workers, "workers", minimum=1))
+    # the large arrays go to the executor's workers once; each replicate reads them from there
+    data = ex.share((q_flat, r_flat, elig_flat, qbin, cells, zone_index))
+
     def one_replicate(rep: int) -> tuple[list[pd.DataFrame], dict[str, int], dict[str, np.ndarray]]:
+        q_flat, r_flat, elig_flat, qbin, cells, zone_index = data.get()
         scratch = _Scratch(n, cells.size, drow.size, min_cells, max_cells)
         rng = np.random.default_rng(seed0 + rep)
         next_id = 1
@@ -788,12 +794,8 @@ def pack_territories(
         logger.debug("territories, replicate %d: %d F, %d M", rep, counts["F"], counts["M"])
         return frames, counts, rasters
 
-    n_workers = min(n_rep, _integer(workers, "workers", minimum=1) if workers is not None else (os.cpu_count() or 1))
-    if n_workers > 1:  # replicates are independent and the kernel releases the GIL
-        with ThreadPoolExecutor(max_workers=n_workers) as pool:
-            runs = list(pool.map(one_replicate, range(n_rep)))
-    else:
-        runs = [one_replicate(rep) for rep in range(n_rep)]
+    # replicates are independent (replicate r draws from seed + r) and the kernel releases the GIL
+    runs = ex.map(one_replicate, range(n_rep), label="territory replicates")
     terr_frames = [f for frames, _, _ in runs for f in frames]
     rep_rows = [
         {"replicate": rep, "females": c["F"], "males": c["M"], "adults": c["F"] + c["M"]} for rep, (_, c, _) in enumerate(runs)
@@ -1047,7 +1049,7 @@ class TerritoryConfig:
     seed: int = _f(0, doc="random seed of the seed-cell order (replicate r uses seed + r)")
     replicates: int = _f(5, doc="packings with different seed orders; capacity is reported as mean, sd, min and max")
     connectivity: int = _f(8, doc="4 or 8 neighbours for territory growth")
-    workers: int | None = _f(None, doc="threads packing replicates in parallel; default: all cores (results do not depend on it)")
+    workers: int | None = _f(None, doc="threads packing replicates; default: the run's executor (results do not depend on it)")
 
     def __post_init__(self) -> None:
         _normalise(self, "territories")

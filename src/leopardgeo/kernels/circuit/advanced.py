@@ -296,7 +296,7 @@ def advanced_flow(
     _paint(node, through, cur, 1.0)
     outside = node < 0
     cur[outside] = np.nan
-    volt = np.where(outside, np.nan, volts[np.maximum(node, 0)])
+    volt = np.append(volts, np.nan)[node]  # node -1 (outside) picks the NaN; also with nothing solved
     timings["maps"] = time.perf_counter() - t
     logger.info("advanced mode: %d components, %d unknowns, %s", n_comp, n_solve, method or "nothing to solve")
     return AdvancedResult(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +15,7 @@ import pandas as pd
 
 from leopardgeo.config import CircuitMode, CircuitSolver, FocalShorting
 from leopardgeo.core.errors import ConfigError, DataError, MemoryLimitError, NoPathError
+from leopardgeo.core.executor import available_cores
 from leopardgeo.kernels.circuit.assembly import CircuitNetwork, _check_inputs, build_network, solve_nodes
 from leopardgeo.kernels.circuit.currents import SERIAL_CELLS, _fill_maps, _Solve
 from leopardgeo.kernels.circuit.solvers import DIRECT_BLOCK_RHS, LaplacianSolver, _check_memory, choose_solver
@@ -71,7 +71,7 @@ class CircuitResult:
 
 def _workers(workers: int | None) -> int:
     if workers is None:
-        return max(1, os.cpu_count() or 1)
+        return available_cores()
     if isinstance(workers, bool) or not isinstance(workers, int | np.integer) or workers < 1:
         msg = f"workers: expected a positive whole number of threads or None, found {workers!r}."
         raise ConfigError(msg)
