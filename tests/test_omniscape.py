@@ -223,6 +223,28 @@ def test_same_maps_whatever_runs_the_bands():
     np.testing.assert_array_equal(serial.normalized, threaded.normalized)
 
 
+def test_same_maps_on_the_run_executor_threads_and_a_local_cluster(tmp_path):
+    # Bands are Dask tasks on 2 worker processes: arrays shared once, GeoTIFF bands opened by the workers.
+    pytest.importorskip("distributed")
+    from leopardgeo.core.executor import ExecutorConfig, get_executor
+    from leopardgeo.stages.omniscape import OmniscapeConfig, omniscape_files
+    from leopardgeo.testing import synthetic_raster
+
+    r = random_landscape(13, (40, 23))
+    s = source_from_resistance(r)
+    serial = omniscape(r, s, radius=3, block_size=3)
+    with get_executor(threads=2) as ex:
+        threaded = omniscape(r, s, radius=3, block_size=3, executor=ex)
+    _, rpath = synthetic_raster(tmp_path / "r.tif", r, dtype="float64")
+    cfg = OmniscapeConfig(radius_m=300.0, block_size=3, source="resistance", source_threshold=0.0)
+    with get_executor(ExecutorConfig(workers=2, threads=1, memory_limit_gb=1)) as cluster:
+        distributed = omniscape(r, s, radius=3, block_size=3, executor=cluster)
+        from_files, _ = omniscape_files(rpath, cfg=cfg, executor=cluster)
+    for other in (threaded, distributed, from_files.maps):
+        np.testing.assert_array_equal(serial.current, other.current)
+        np.testing.assert_array_equal(serial.normalized, other.normalized)
+
+
 def test_band_reader_gives_the_same_maps():
     r = random_landscape(12, (40, 23))
     s = source_from_resistance(r)

@@ -412,7 +412,7 @@ def _print_links(con: Any, graph: Any) -> None:
 @click.option("--radius-m", type=float, default=None, help="Window radius in metres (default: [omniscape] radius_m, 10 km).")
 @click.option("--block-size", type=int, default=None, help="Odd block size in cells (default: [omniscape] block_size, 9).")
 @click.option("--source-threshold", type=float, default=None, help="Sources below this are 0 (with --resistance: 0).")
-@click.option("--threads", type=int, default=None, help="With --resistance: threads running the bands (default: all cores).")
+@executor_options
 @click.pass_context
 def omniscape(
     ctx: click.Context,
@@ -424,6 +424,8 @@ def omniscape(
     radius_m: float | None,
     block_size: int | None,
     source_threshold: float | None,
+    workers: int | None,
+    scheduler: str | None,
     threads: int | None,
 ) -> None:
     r"""Omnidirectional connectivity (Omniscape): moving-window circuits, no patches needed.
@@ -434,8 +436,10 @@ def omniscape(
     omniscape_current.tif, omniscape_flow_potential.tif,
     omniscape_normalized.tif (styled for QGIS) and omniscape.json into the run
     folder.  With --resistance (and --source): the same maps of those
-    GeoTIFFs, read band by band, written into --out all or nothing.
-    Conventions and options: docs/circuit.md.
+    GeoTIFFs, read band by band, written into --out all or nothing.  Bands of
+    windows run on local threads, or with --workers / --scheduler on a Dask
+    cluster; the maps are the same either way.  Conventions and options:
+    docs/circuit.md.
 
     \b
     Examples:
@@ -443,10 +447,9 @@ def omniscape(
       leopardgeo omniscape --resistance r.tif --source s.tif --radius-m 5000 --block-size 5 --out omni
     """
     import dataclasses
-    import os
-    from concurrent.futures import ThreadPoolExecutor
 
     from leopardgeo.core.errors import ConfigError
+    from leopardgeo.core.executor import ExecutorConfig, get_executor
 
     given = {"radius_m": radius_m, "block_size": block_size, "source_threshold": source_threshold}
     over: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
@@ -456,6 +459,7 @@ def omniscape(
             raise ConfigError(msg)
 
         def edit(cfg: Any) -> Any:
+            cfg = _with_executor(cfg, workers=workers, scheduler=scheduler, threads=threads)
             return cfg.replace(omniscape=dataclasses.replace(cfg.omniscape, enabled=True, **over))
 
         off = ("links", "circuit", "territories", "sites", "crossborder", "barrier_mapper", "metrics", "corridors")
@@ -474,8 +478,8 @@ def omniscape(
         if source is None:
             kw["source"] = OmniscapeSource.RESISTANCE
         cfg = OmniscapeConfig(**kw)
-        with ThreadPoolExecutor(threads or len(os.sched_getaffinity(0))) as pool:  # the cores this process may use
-            written = run_omniscape_files(resistance, out_dir=out, cfg=cfg, source=source, overwrite=overwrite, executor=pool)
+        with get_executor(ExecutorConfig(), workers=workers, scheduler=scheduler, threads=threads) as ex:
+            written = run_omniscape_files(resistance, out_dir=out, cfg=cfg, source=source, overwrite=overwrite, executor=ex)
     if ctx.obj["verbosity"] >= 0:
         _console().print("Written: " + ", ".join(str(p) for p in written))
 

@@ -753,13 +753,16 @@ def omniscape(
             raise DataError(msg)
 
         share = getattr(executor, "share", None)
-        read_band = ArrayBands(share((res_all, src_all)) if share is not None else _Held((res_all, src_all)))
+        shared = share((res_all, src_all)) if share is not None else None  # sent to each worker once
+        read_band = ArrayBands(shared if shared is not None else _Held((res_all, src_all)))
         shape = res_all.shape
         if targets is None:
             targets = omniscape_targets(src_all, block_size)
-    elif shape is None or targets is None:
-        msg = "omniscape: read_band needs the grid shape and the targets."
-        raise DataError(msg)
+    else:
+        shared = None
+        if shape is None or targets is None:
+            msg = "omniscape: read_band needs the grid shape and the targets."
+            raise DataError(msg)
     nr, nc = shape
     compute_fp = flow_potential or normalized
     corr = (
@@ -790,6 +793,8 @@ def omniscape(
             current[r0 : r0 + cur.shape[0]] += cur
             if fp_map is not None and fp is not None:
                 fp_map[r0 : r0 + fp.shape[0]] += fp
+    if shared is not None and hasattr(executor, "release"):
+        executor.release(shared)  # type: ignore[attr-defined]
     norm = None
     if normalized and fp_map is not None:
         with np.errstate(divide="ignore", invalid="ignore"):

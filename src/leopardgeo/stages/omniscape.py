@@ -377,17 +377,11 @@ def omniscape_files_for(cfg: RunConfigLike) -> tuple[str, ...]:
     return (*(n for n in OMNISCAPE_RASTERS if asked.get(n, True)), "omniscape.json")
 
 
-def _executor() -> object:
-    """Threads on the cores this process may use (the bands' compiled loops release the GIL)."""
-    import os
-    from concurrent.futures import ThreadPoolExecutor
-
-    return ThreadPoolExecutor(len(os.sched_getaffinity(0)))
-
-
 def _compute(cfg: RunConfigLike, c: dict) -> dict:
-    with _executor() as pool:  # type: ignore[attr-defined]
-        result = compute_omniscape(cfg.omniscape, c["inputs"].grid, c["resistance"], c["suitability"], executor=pool)
+    from leopardgeo.core.executor import current_executor
+
+    # the run's executor (local threads, or Dask workers): bands of windows are its tasks
+    result = compute_omniscape(cfg.omniscape, c["inputs"].grid, c["resistance"], c["suitability"], executor=current_executor())
     return {"omniscape": result}
 
 
