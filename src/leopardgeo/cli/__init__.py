@@ -985,7 +985,8 @@ def _print_comparisons(con: Any, docs: list[dict]) -> None:
         "PC (probability of connectivity) and EC (equivalent connected area) count the habitat a leopard can reach, "
         "inside patches as well as between them, so a costlier route between two large patches can move them little: "
         "read the links too. costlier: the cheapest path costs more (×: cost after / before; links_change.csv). "
-        "merged: the two patches became one. gained: a new neighbour after paths reroute, usually long. "
+        "merged: the two patches became one (PC / EC then count them as one block of habitat, which alone can move them "
+        "by tens of per cent). gained: a new neighbour after paths reroute, usually long. "
         "Illustrative scenarios use made-up geometry to show the method."
     )
 
