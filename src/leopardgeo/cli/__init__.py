@@ -196,6 +196,78 @@ def run(
             _console().print(f"Reused from the earlier run: {', '.join(result.reused)} (--recompute computes everything).")
 
 
+@cli.command()
+@click.argument("config", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@out_option
+@overwrite_option
+@click.option("--draws", type=click.IntRange(min=1), default=None, help="Draws (default: [ensemble] draws).")
+@click.option("--no-maps", is_flag=True, help="Do not draw the report's map.")
+@executor_options
+@click.pass_context
+def ensemble(
+    ctx: click.Context,
+    config: Path | None,
+    out: Path | None,
+    overwrite: bool,
+    draws: int | None,
+    no_maps: bool,
+    workers: int | None,
+    scheduler: str | None,
+    threads: int | None,
+) -> None:
+    r"""Run a resistance ensemble on CONFIG: which corridors are robust to the resistance guess.
+
+    Draws the parameters [ensemble] varies (max_resistance, shape_c,
+    barrier_penalty_factor, coefficient_se, or a table), runs resistance and
+    the stages [ensemble] stages names for each draw, and writes
+    ensemble_links.csv (share of draws, class, cwd / rank / score median and
+    5-95 %), ensemble.gpkg (styled), corridor_frequency.tif,
+    ensemble_draws.csv, ensemble.json and ensemble_report.md.  An interrupted
+    ensemble resumes from the draws in OUT/ensemble_draws.  Without CONFIG:
+    the demo with max_resistance in [50, 200] and shape_c in [4, 12].
+
+    \b
+    Examples:
+      leopardgeo ensemble --out ens --draws 200 --workers 2
+      leopardgeo ensemble my_area.toml --out ens --scheduler tcp://10.0.0.5:8786
+    """
+    import dataclasses as dc
+
+    from leopardgeo.config.ensemble import EnsembleConfig
+    from leopardgeo.report.ensemble import write_ensemble_report
+    from leopardgeo.runner.ensemble import run_ensemble
+    from leopardgeo.runner.registry import demo_config, load_config
+
+    if config:
+        cfg = load_config(config, over=demo_config())
+    else:
+        cfg = demo_config()
+        cfg = cfg.replace(ensemble=EnsembleConfig(max_resistance=(50.0, 200.0), shape_c=(4.0, 12.0)))
+    if draws is not None:
+        cfg = cfg.replace(ensemble=dc.replace(cfg.ensemble, draws=draws))
+    cfg = _with_executor(cfg, workers=workers, scheduler=scheduler, threads=threads)
+    out_dir = out if out is not None else Path("out_ensemble")
+    quiet = ctx.obj["verbosity"] < 0
+    show = not quiet and sys.stderr.isatty()
+    if show:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(TextColumn("draws"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True) as bar:
+            task = bar.add_task("draws", total=cfg.ensemble.draws)
+            res = run_ensemble(cfg, out_dir, overwrite=overwrite, progress=lambda d, n: bar.update(task, completed=d))
+    else:
+        res = run_ensemble(cfg, out_dir, overwrite=overwrite)
+    report = write_ensemble_report(out_dir, maps=not no_maps)
+    if not quiet:
+        counts = res.links["robustness"].value_counts()
+        _console().print(
+            f"{len(res.draws)} draws in {res.elapsed_s:.1f} s"
+            + (f" ({res.resumed} resumed)" if res.resumed else "")
+            + f": {counts.get('robust', 0)} robust, {counts.get('sensitive', 0)} sensitive, {counts.get('rare', 0)} rare links. "
+            + f"Report: {report}"
+        )
+
+
 def _with_executor(cfg: Any, **options: Any) -> Any:
     """``cfg`` with the command line's executor options (``--workers`` replaces a config's scheduler, and back)."""
     given = {k: v for k, v in options.items() if v is not None}
