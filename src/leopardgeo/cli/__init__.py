@@ -392,8 +392,9 @@ def omniscape(
             cfg = _with_executor(cfg, workers=workers, scheduler=scheduler, threads=threads)
             return cfg.replace(omniscape=dataclasses.replace(cfg.omniscape, **over))
 
+        targets = ("patches", "omniscape")  # the patches outline the report's map
         run = _run_stage(
-            ctx, config, out, overwrite, ("omniscape",), ("omniscape.json",), "Omniscape maps", enable=("omniscape",), edit=edit
+            ctx, config, out, overwrite, targets, ("omniscape.json",), "Omniscape maps", enable=("omniscape",), edit=edit
         )
         written = [run.out_dir / n for n in ("omniscape_current.tif", "omniscape.json")]
     else:
