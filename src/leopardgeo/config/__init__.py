@@ -190,15 +190,16 @@ MAX_SIMULATION_RUNS = 100_000
 #: HabitatConfig.coefficients); magnitudes calibrated on published habitat areas, written down in
 #: docs/validation.md ("Calibration").
 DEMO_COEFFICIENTS: dict[str, float] = {
-    "elevation_km": -2.0,
+    "elevation_km": -1.5,
     "forest": 3.0,
-    "open_land": -2.0,
-    "dist_cropland_km": 0.1,
-    "dist_urban_km": 0.15,
-    "settlement_pressure": -1.0,
-    "dec_temp_c": 0.4,
+    "open_land": -1.5,
+    "dist_cropland_km": 0.05,
+    "dist_urban_km": 0.1,
+    "settlement_pressure": -1.25,
+    "dec_temp_c": 0.7,
+    "dec_precip_mm": -0.3,
 }
-DEMO_INTERCEPT = 0.2
+DEMO_INTERCEPT = 8.9
 
 # ---------------------------------------------------------------------- sections
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -287,7 +288,8 @@ class InputsConfig:
     covariates: dict[str, str] = _f(
         doc=(
             "extra covariate rasters for the RSF, name = path. Demo: dec_temp_c = December mean air temperature, degC "
-            "(Legates & Willmott 1989 0.5-degree climatology, real data but coarse; a winter-severity covariate)"
+            "(Legates & Willmott 1989 0.5-degree climatology, real data but coarse; a winter-severity covariate); "
+            "dec_precip_mm = December precipitation, mm, same source (falls as snow here: an early-winter snowfall proxy)"
         ),
         factory=dict,
     )
@@ -342,7 +344,8 @@ class HabitatConfig:
             "settlement_pressure (needs [inputs] settlements); plus any name in [inputs.covariates]. Demo signs "
             "follow Hebblewhite et al. 2011 (Biol. Conserv. 144:2403): lower-elevation mixed/broadleaf forest far "
             "from people; Wang et al. (Landsc. Ecol., c. 2016): grazing and human disturbance; winter: leopards keep "
-            "to the mild south-west (dec_temp_c, December mean air temperature, warmer = better). Magnitudes are "
+            "to the mild south-west (dec_temp_c, December mean air temperature, warmer = better) and avoid snow "
+            "(dec_precip_mm, December precipitation, all of it snow here: less = better). Magnitudes are "
             "calibrated on published habitat areas (docs/validation.md), not fitted: replace them with your model"
         ),
         factory=lambda: dict(DEMO_COEFFICIENTS),
@@ -355,7 +358,13 @@ class HabitatConfig:
         ),
     )
     distance_cap_km: float = _f(10.0, doc="distance covariates are capped here (km); beyond it distance no longer matters")
-    forest_classes: tuple[int, ...] = _f((1, 2, 3, 4, 5), doc="land-cover codes counted as forest (IGBP 1-5)")
+    forest_classes: tuple[int, ...] = _f(
+        (1, 2, 3, 4, 5, 8),
+        doc=(
+            "land-cover codes counted as forest: IGBP 1-5 (tree cover > 60 %) and 8, woody savanna (tree cover "
+            "30-60 %; in SW Primorye the oak woodland of the repeatedly burnt hills, leopard range)"
+        ),
+    )
     cropland_classes: tuple[int, ...] = _f((12, 14), doc="land-cover codes counted as cropland")
     urban_classes: tuple[int, ...] = _f((13,), doc="land-cover codes counted as urban")
     open_classes: tuple[int, ...] = _f(
@@ -405,10 +414,12 @@ class ResistanceConfig:
     )
     class_values: dict[str, float] = _f(doc="resistance per land-cover class code (method = 'classes')", factory=dict)
     residency_covariates: tuple[str, ...] = _f(
-        ("dec_temp_c",),
+        (),
         doc=(
-            "RSF covariates that limit where leopards settle, not where they cross (winter): held at their most "
-            "favourable value in the suitability that resistance is derived from (habitat keeps them); [] = none"
+            "RSF covariates that limit where leopards settle, not where they cross: held at their most favourable "
+            "value in the suitability that resistance is derived from (habitat keeps them). Demo: [] (winter acts on "
+            "both: held at the mildest December, the calibrated winter terms make farmland as cheap to cross as "
+            "forest, docs/validation.md); e.g. ['dec_temp_c', 'dec_precip_mm'] keeps winter out of resistance"
         ),
     )
     barriers: tuple[BarrierConfig, ...] = _f(
@@ -1349,7 +1360,7 @@ def demo_config(data_dir: str | Path | None = None) -> RunConfig:
             protected_areas=VectorInput(path=gpkg, layer="protected_areas"),
             sites=VectorInput(path=gpkg, layer="sites"),
             settlements=VectorInput(path=gpkg, layer="settlements"),
-            covariates={"dec_temp_c": "dec_temp_c.tif"},
+            covariates={"dec_temp_c": "dec_temp_c.tif", "dec_precip_mm": "dec_precip_mm.tif"},
         ),
         # 17 habitat cores of up to 476,000 cells: one factor for all 136 pairs takes seconds, one network per
         # pair (Circuitscape's pairwise convention) minutes; docs/circuit.md compares the two.
