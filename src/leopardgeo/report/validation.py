@@ -281,7 +281,8 @@ def validate(cfg: RunConfig | None = None) -> ValidationResult:
             band(adults.get("CHN", 0.0), 75, 250),
         ),
     ]
-    numbers = {"habitat_km2": area, "adults_mean": adults, "share_in_habitat": share, "north_share": north_share}
+    numbers: dict[str, Any] = {"mean_habitat_suitability": float(np.nanmean(suit[habitat]))}
+    numbers |= {"habitat_km2": area, "adults_mean": adults, "share_in_habitat": share, "north_share": north_share}
     numbers |= {"llnp_patches": sorted(p_llnp), "site_patches": sorted(p_site), "weakest_section": weak}
     for c in checks:
         logger.info("%s: %s (%s) %s", c.what, c.shown(), c.target, "met" if c.ok else "NOT met")
@@ -366,7 +367,10 @@ def validation_markdown(result: ValidationResult, cfg: RunConfig | None = None) 
         "100 / 0.535 = 187 km² (18,700 ha) and a male 100 / 0.445 = 225 km² (22,450 ha): male / female =",
         f"1.2 = `male_multiple` ({t.male_multiple:g}). Both lie inside the published 5,000–30,000 ha. The",
         "packing needs `female_need_ha` = Σ quality × area, so the need is 18,700 ha × the mean suitability",
-        f"of the demo's habitat cells (about 0.7): `female_need_ha` = {t.female_need_ha:,.0f} ha.",
+        (
+            f"of the demo's habitat cells ({result.numbers.get('mean_habitat_suitability', float('nan')):.2f}): "
+            f"`female_need_ha` = {t.female_need_ha:,.0f} ha."
+        ),
         "",
         "## Known gaps",
         "",
