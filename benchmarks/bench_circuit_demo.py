@@ -37,8 +37,8 @@ TOOLS = ("pardiso", "cholmod", "amg", "landschaft")
 
 
 def demo_arrays(d: Path) -> None:
-    from leopardgeo.config import demo_config
     from leopardgeo.runner import pipeline as p
+    from leopardgeo.runner.registry import demo_config
 
     cfg = demo_config()
     inputs = p.load_inputs(cfg)

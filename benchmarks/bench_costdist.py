@@ -328,8 +328,8 @@ def links_worker(n: int, n_patches: int, repeat: int, seed: int) -> dict:
 def demo_worker(out_dir: str) -> dict:
     """The whole demo run in this fresh process (numba cache dir empty): imports, compilation, stages."""
     t = time.perf_counter()
-    from leopardgeo.config import demo_config
     from leopardgeo.runner.pipeline import run
+    from leopardgeo.runner.registry import demo_config
 
     result = run(demo_config(), out_dir=Path(out_dir) / "out", overwrite=True)
     total = time.perf_counter() - t

@@ -23,8 +23,8 @@ from pathlib import Path
 from _sections import write_section
 
 from leopardgeo import __version__
-from leopardgeo.config import GridConfig, demo_config
 from leopardgeo.runner import pipeline
+from leopardgeo.runner.registry import GridConfig, demo_config
 
 
 def main() -> None:

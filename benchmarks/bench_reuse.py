@@ -23,8 +23,9 @@ from pathlib import Path
 from _sections import write_section
 
 from leopardgeo import __version__
-from leopardgeo.config import LinkRule, demo_config
+from leopardgeo.config import LinkRule
 from leopardgeo.runner import pipeline
+from leopardgeo.runner.registry import demo_config
 
 
 def main() -> None:

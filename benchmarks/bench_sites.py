@@ -22,8 +22,8 @@ from pathlib import Path
 from _sections import write_section
 
 from leopardgeo import __version__
-from leopardgeo.config import demo_config
 from leopardgeo.runner import pipeline
+from leopardgeo.runner.registry import demo_config
 from leopardgeo.stages.simulate import SimulationParams, simulate_population
 
 

@@ -83,7 +83,6 @@ def worker(kind: str, n: int, replicates: int) -> dict:
         sec = time.perf_counter() - t
         habitat_ha = float(h.sum()) * grid.cell_area_ha
     else:  # the demo, as `leopardgeo run` packs it
-        from leopardgeo.config import demo_config
         from leopardgeo.runner.pipeline import (
             compute_patches,
             compute_resistance,
@@ -91,6 +90,7 @@ def worker(kind: str, n: int, replicates: int) -> dict:
             compute_territories,
             load_inputs,
         )
+        from leopardgeo.runner.registry import demo_config
 
         cfg = demo_config()
         inputs = load_inputs(cfg)

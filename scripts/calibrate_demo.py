@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from leopardgeo.config import demo_config
+from leopardgeo.runner.registry import demo_config
 from leopardgeo.report.validation import _mask, _named
 from leopardgeo.runner import pipeline as P
 from leopardgeo.stages.patches import country_raster

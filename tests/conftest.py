@@ -44,7 +44,7 @@ def coarse_demo_config():
     """The demo configuration on a 2 km grid (every stage, ~140 k cells): real data, seconds to run."""
     import dataclasses
 
-    from leopardgeo.config import demo_config
+    from leopardgeo.runner.registry import demo_config
 
     cfg = demo_config()
     bm = dataclasses.replace(cfg.barrier_mapper, min_radius_m=2000.0, max_radius_m=4000.0, radius_step_m=2000.0)

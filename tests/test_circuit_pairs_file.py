@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from leopardgeo.config import CircuitConfig, RunConfig
 from leopardgeo.core.errors import DataError
 from leopardgeo.io.circuitscape import read_pairs_file
 from leopardgeo.runner.pipeline import circuit_table, compute_circuit
+from leopardgeo.runner.registry import CircuitConfig, RunConfig
 
 
 def test_list_layout(tmp_path):

@@ -2,16 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from leopardgeo.config import (
-    ProtectedAreaMode,
-    RunConfig,
-    config_template,
-    demo_config,
-    dump_config,
-    load_config,
-    load_config_string,
-)
+from leopardgeo.config import ProtectedAreaMode, dump_config
 from leopardgeo.core.errors import ConfigError
+from leopardgeo.runner.registry import RunConfig, config_template, demo_config, load_config, load_config_string
 
 
 def test_defaults_carry_the_sourced_territory_minimum():

@@ -8,9 +8,9 @@ import pytest
 import geopandas as gpd
 import shapely
 
-from leopardgeo.config import BarrierConfig, HabitatConfig
 from leopardgeo.core.errors import ConfigError, DataError, ResistanceError
 from leopardgeo.core.grid import Grid
+from leopardgeo.runner.registry import BarrierConfig, HabitatConfig
 from leopardgeo.stages.habitat import builtin_covariates, rsf_suitability, suitability_from_raster
 from leopardgeo.stages.resistance import (
     burn_barriers,
@@ -128,8 +128,8 @@ def test_coefficient_table_from_csv(tmp_path):
 
 
 def test_pipeline_uses_the_coefficient_table(tmp_path):
-    from leopardgeo.config import demo_config
     from leopardgeo.runner import pipeline
+    from leopardgeo.runner.registry import demo_config
 
     path = tmp_path / "rsf.csv"
     path.write_text("covariate,coefficient\nintercept,0\nforest,0\n")

@@ -29,7 +29,6 @@ import shapely
 from affine import Affine
 
 from leopardgeo.cli import cli
-from leopardgeo.config import load_config, load_config_string
 from leopardgeo.core.errors import (
     AlignmentError,
     ConfigError,
@@ -43,6 +42,7 @@ from leopardgeo.core.errors import (
 )
 from leopardgeo.core.grid import Grid
 from leopardgeo.io import read_raster, read_vector, read_wdpa
+from leopardgeo.runner.registry import load_config, load_config_string
 from leopardgeo.testing import TEST_CRS, synthetic_raster
 
 CELL = 500.0

@@ -13,10 +13,11 @@ from hypothesis import strategies as st
 import geopandas as gpd
 import shapely
 
-from leopardgeo.config import BarrierConfig, HabitatConfig, VectorInput, load_config_string
+from leopardgeo.config import VectorInput
 from leopardgeo.core.errors import ConfigError, DataError
 from leopardgeo.core.grid import Grid
 from leopardgeo.io import grid_from_raster, read_vector
+from leopardgeo.runner.registry import BarrierConfig, HabitatConfig, load_config_string
 from leopardgeo.stages.habitat import builtin_covariates, hold_at_best, settlement_pressure, settlement_reach_km
 from leopardgeo.stages.patches import extract_patches
 from leopardgeo.stages.resistance import burn_barriers

@@ -19,9 +19,9 @@ import shapely
 from pyproj import CRS, Transformer
 
 from leopardgeo.cli import cli
-from leopardgeo.config import PatchConfig, demo_config, load_config
 from leopardgeo.core.errors import DataError, OutputExistsError
 from leopardgeo.runner.pipeline import output_files, run, run_links, summary_table
+from leopardgeo.runner.registry import PatchConfig, demo_config, load_config
 
 
 @pytest.fixture(scope="module")
@@ -386,7 +386,7 @@ def test_cli_crossborder_and_report_section(demo_run, tmp_path):
 
 
 def test_cli_crossborder_command_runs_the_stage(tmp_path, monkeypatch):
-    from leopardgeo.config import CircuitConfig, TerritoryConfig
+    from leopardgeo.runner.registry import CircuitConfig, TerritoryConfig
 
     cfg = demo_config()
     # keep the test quick: no current, no territories, everything else
@@ -481,7 +481,8 @@ def test_cli_territories_command_and_report_section(demo_run, tmp_path):
     assert res.exit_code == 0, res.output
     assert "Territory capacity" in res.output and "Land of the Leopard" in res.output
     assert "## Territory capacity" in (out / "capacity.md").read_text()
-    from leopardgeo.config import TerritoryConfig, dump_config
+    from leopardgeo.config import dump_config
+    from leopardgeo.runner.registry import TerritoryConfig
 
     cfg = demo_config().replace(territories=TerritoryConfig(replicates=2))
     path = tmp_path / "t.toml"

@@ -141,9 +141,9 @@ def test_out_holding_an_input_is_refused_before_any_work(tmp_path):
 
 
 def test_run_refuses_the_demo_data_folder_as_out():
-    from leopardgeo.config import demo_config
     from leopardgeo.core.data import demo_data_dir
     from leopardgeo.runner.pipeline import run
+    from leopardgeo.runner.registry import demo_config
 
     data = demo_data_dir()
     before = sorted(p.name for p in data.parent.iterdir())
@@ -163,9 +163,9 @@ def test_a_failed_run_leaves_no_output_folder(tmp_path):
 def test_a_run_failing_on_a_missing_input_leaves_no_output_folder(tmp_path):
     import dataclasses
 
-    from leopardgeo.config import demo_config
     from leopardgeo.core.errors import LeopardGeoError
     from leopardgeo.runner.pipeline import run
+    from leopardgeo.runner.registry import demo_config
 
     cfg = demo_config()
     cfg = cfg.replace(inputs=dataclasses.replace(cfg.inputs, landmask=str(tmp_path / "missing.tif")))

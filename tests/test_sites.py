@@ -16,9 +16,10 @@ from scipy.sparse.csgraph import dijkstra
 import geopandas as gpd
 import shapely
 
-from leopardgeo.config import ConfigError, PatchConfig, RunConfig, SiteConfig, VectorInput, load_config_string
+from leopardgeo.config import ConfigError, VectorInput
 from leopardgeo.core.errors import AlignmentError, DataError
 from leopardgeo.core.grid import Grid
+from leopardgeo.runner.registry import PatchConfig, RunConfig, SiteConfig, load_config_string
 from leopardgeo.stages.graph import build_graph
 from leopardgeo.stages.patches import extract_patches
 from leopardgeo.stages.sites import (
@@ -364,8 +365,8 @@ def test_user_polygon_in_epsg4326_with_cyrillic_names_matches_the_grid_crs(lands
 
 
 def test_compute_sites_from_a_user_file(landscape, tmp_path):
-    from leopardgeo.config import TerritoryConfig
     from leopardgeo.runner.pipeline import Inputs, compute_sites
+    from leopardgeo.runner.registry import TerritoryConfig
 
     g = landscape["grid"]
     path = tmp_path / "sites.gpkg"

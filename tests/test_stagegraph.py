@@ -8,9 +8,10 @@ import shutil
 
 import pytest
 
-from leopardgeo.config import LinkRule, demo_config
+from leopardgeo.config import LinkRule
 from leopardgeo.core.errors import ConfigError
 from leopardgeo.runner.pipeline import STAGES
+from leopardgeo.runner.registry import demo_config
 from leopardgeo.runner.stagegraph import CACHE_DIR, Stage, execute, resolve, stage_hashes
 
 

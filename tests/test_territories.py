@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from scipy import ndimage, sparse
 from scipy.sparse.csgraph import dijkstra
 
-from leopardgeo.config import RunConfig, TerritoryConfig, load_config_string
 from leopardgeo.core.errors import AlignmentError, ConfigError, DataError, ResistanceError
 from leopardgeo.core.grid import Grid
 from leopardgeo.runner.pipeline import Inputs, territory_quality
+from leopardgeo.runner.registry import RunConfig, TerritoryConfig, load_config_string
 from leopardgeo.stages.territories import capacity, capacity_table, pack_territories, territory_raster
 from leopardgeo.testing import naive_pack_females
 

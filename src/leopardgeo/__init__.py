@@ -27,7 +27,7 @@ from leopardgeo.core.version import __version__
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from leopardgeo.config import RunConfig, demo_config, dump_config, load_config
+    from leopardgeo.config import dump_config
     from leopardgeo.core.errors import (
         AlignmentError,
         ConfigError,
@@ -41,13 +41,15 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from leopardgeo.core.grid import Grid
     from leopardgeo.runner.pipeline import run
+    from leopardgeo.runner.registry import RunConfig, demo_config, load_config, load_config_string  # noqa: F401
 
 #: Public names -> the module that defines them (imported on first access).
 _NAMES = {
-    "RunConfig": "leopardgeo.config",
-    "demo_config": "leopardgeo.config",
+    "RunConfig": "leopardgeo.runner.registry",
+    "demo_config": "leopardgeo.runner.registry",
     "dump_config": "leopardgeo.config",
-    "load_config": "leopardgeo.config",
+    "load_config": "leopardgeo.runner.registry",
+    "load_config_string": "leopardgeo.runner.registry",
     "AlignmentError": "leopardgeo.core.errors",
     "ConfigError": "leopardgeo.core.errors",
     "CRSError": "leopardgeo.core.errors",

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from leopardgeo.cli.options import debug_option, out_option, overwrite_option, verbosity_options
+from leopardgeo.cli.options import debug_option, executor_options, out_option, overwrite_option, verbosity_options
 from leopardgeo.core.errors import LeopardGeoError
 from leopardgeo.core.version import __version__
 
@@ -145,8 +145,18 @@ def cli(ctx: click.Context, verbose: int, quiet: int, debug: bool) -> None:
     help="Compute every stage; by default, with --overwrite, stages an earlier run in the folder computed with the "
     "same settings and inputs are reused.",
 )
+@executor_options
 @click.pass_context
-def run(ctx: click.Context, config: Path | None, out: Path | None, overwrite: bool, recompute: bool) -> None:
+def run(
+    ctx: click.Context,
+    config: Path | None,
+    out: Path | None,
+    overwrite: bool,
+    recompute: bool,
+    workers: int | None,
+    scheduler: str | None,
+    threads: int | None,
+) -> None:
     r"""Run the pipeline on CONFIG (default: the embedded Amur study area).
 
     Writes leopardgeo.gpkg (study_area, borders, protected_areas, patches,
@@ -156,15 +166,22 @@ def run(ctx: click.Context, config: Path | None, out: Path | None, overwrite: bo
     patches and area by country, the cheapest links and the territories by
     country.
 
+    Parallel parts (territory replicates, simulation runs, ...) run on local
+    threads, or with --workers / --scheduler on a Dask cluster; the outputs
+    are the same either way.
+
     \b
-    Example:
+    Examples:
       leopardgeo run --out out --overwrite
+      leopardgeo run my_area.toml --workers 2          # a local Dask cluster of 2 processes
+      leopardgeo run my_area.toml --scheduler tcp://10.0.0.5:8786
     """
-    from leopardgeo.config import demo_config, load_config
     from leopardgeo.runner.pipeline import run as run_pipeline
     from leopardgeo.runner.pipeline import summary_table
+    from leopardgeo.runner.registry import demo_config, load_config
 
     cfg = load_config(config, over=_base_config(out or Path("out"))) if config else demo_config()
+    cfg = _with_executor(cfg, workers=workers, scheduler=scheduler, threads=threads)
     quiet = ctx.obj["verbosity"] < 0
     result = run_pipeline(
         cfg,
@@ -179,9 +196,52 @@ def run(ctx: click.Context, config: Path | None, out: Path | None, overwrite: bo
             _console().print(f"Reused from the earlier run: {', '.join(result.reused)} (--recompute computes everything).")
 
 
+def _with_executor(cfg: Any, **options: Any) -> Any:
+    """``cfg`` with the command line's executor options (``--workers`` replaces a config's scheduler, and back)."""
+    given = {k: v for k, v in options.items() if v is not None}
+    if not given:
+        return cfg
+    if given.get("workers") is not None and given.get("scheduler") is not None:
+        msg = "--workers and --scheduler: expected one of them (a local cluster, or a running one to join). Remove one."
+        raise click.UsageError(msg)
+    ex = dataclasses.asdict(cfg.executor) | given
+    if "workers" in given:
+        ex["scheduler"] = None
+    if "scheduler" in given:
+        ex["workers"] = None
+    return cfg.replace(executor=type(cfg.executor)(**ex))
+
+
+@cli.command()
+@click.argument("ini", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@overwrite_option
+@click.pass_context
+def circuitscape(ctx: click.Context, ini: Path, overwrite: bool) -> None:
+    r"""Run a Circuitscape .ini file (raster pairwise, advanced, one-to-all, all-to-one; network pairwise).
+
+    Reads the file's keys as Circuitscape does and writes Circuitscape's
+    outputs after its output_file prefix (BASE_resistances.out,
+    BASE_cum_curmap.asc, BASE_curmap_1_2.asc, ...).  A key leopardgeo does not
+    know or implement is an error naming it.  See docs/circuit.md.
+
+    \b
+    Example:
+      leopardgeo circuitscape my_project.ini --overwrite
+    """
+    from leopardgeo.runner.circuitscape import run_circuitscape
+
+    written = run_circuitscape(ini, overwrite=overwrite)
+    if ctx.obj["verbosity"] >= 0:
+        con = _console()
+        if not written:
+            con.print("No outputs asked for (write_cur_maps, write_volt_maps, ... are all False).")
+        for f in written:
+            con.print(f"wrote {f}")
+
+
 def _base_config(out_dir: Path) -> Any:
     """What a partial config completes: the effective config of the run in ``out_dir``, else the demo's."""
-    from leopardgeo.config import demo_config, load_config
+    from leopardgeo.runner.registry import demo_config, load_config
 
     earlier = out_dir / "run_config.toml"
     return load_config(earlier) if earlier.is_file() else demo_config()
@@ -223,8 +283,7 @@ def _print_territory_line(con: Any, out_dir: Path | None) -> None:
     parts = [f"{r.zone} {r.females} F / {r.males} M / {r.adults} adults" for r in by.itertuples(index=False)]
     parts.append(f"all {total.females} F / {total.males} M / {total.adults} adults")
     con.print(
-        f"Territories: {'; '.join(parts)} "
-        f"(adults {total.adults_min}-{total.adults_max} over the replicates; see capacity.csv)."
+        f"Territories: {'; '.join(parts)} (adults {total.adults_min}-{total.adults_max} over the replicates; see capacity.csv)."
     )
 
 
@@ -347,8 +406,8 @@ def init(path: Path, overwrite: bool) -> None:
     Example:
       leopardgeo init my_area.toml && leopardgeo run my_area.toml
     """
-    from leopardgeo.config import config_template
     from leopardgeo.core.errors import OutputError, OutputExistsError
+    from leopardgeo.runner.registry import config_template
 
     if path.exists() and not overwrite:
         msg = f"{str(path)!r} exists; expected a new file. Pass --overwrite to replace it."
@@ -384,8 +443,8 @@ def links(ctx: click.Context, out_dir: Path, config: Path | None, overwrite: boo
     Example:
       leopardgeo links out --config knn.toml --overwrite
     """
-    from leopardgeo.config import load_config
     from leopardgeo.runner.pipeline import run_links
+    from leopardgeo.runner.registry import load_config
 
     quiet = ctx.obj["verbosity"] < 0
     with _spinner("least-cost links", show=not quiet and sys.stderr.isatty()):
@@ -610,7 +669,12 @@ def crossborder(ctx: click.Context, config: Path | None, out: Path | None, overw
     from leopardgeo.report import CROSSBORDER_FILES, crossborder_report, write_crossborder_report
 
     run = _run_stage(
-        ctx, config, out, overwrite, {"links": True, "crossborder": True, "barrier_mapper": False}, CROSSBORDER_FILES,
+        ctx,
+        config,
+        out,
+        overwrite,
+        {"links": True, "crossborder": True, "barrier_mapper": False},
+        CROSSBORDER_FILES,
         "cross-border report",
     )
     table, fence, perm = crossborder_report(run.out_dir)
@@ -697,7 +761,13 @@ def sites(ctx: click.Context, config: Path | None, out: Path | None, overwrite: 
             raise ConfigError(msg)
 
     run = _run_stage(
-        ctx, config, out, overwrite, {"sites": True, "barrier_mapper": False}, SITES_REPORT_FILES, "sites report",
+        ctx,
+        config,
+        out,
+        overwrite,
+        {"sites": True, "barrier_mapper": False},
+        SITES_REPORT_FILES,
+        "sites report",
         check=has_candidates,
     )
     table, doc, sim = sites_report(run.out_dir)
@@ -731,8 +801,13 @@ def territories(ctx: click.Context, config: Path | None, out: Path | None, overw
     from leopardgeo.report import CAPACITY_FILES, read_capacity, write_capacity_report
 
     run = _run_stage(
-        ctx, config, out, overwrite, {"links": False, "circuit": False, "territories": True, "sites": False},
-        CAPACITY_FILES, "capacity report",
+        ctx,
+        config,
+        out,
+        overwrite,
+        {"links": False, "circuit": False, "territories": True, "sites": False},
+        CAPACITY_FILES,
+        "capacity report",
     )
     table = read_capacity(run.out_dir)
     written = write_capacity_report(table, run.out_dir, overwrite=run.overwrite)
@@ -749,20 +824,37 @@ def territories(ctx: click.Context, config: Path | None, out: Path | None, overw
 @click.option("--id-field", default=None, help="Attribute with unique node ids (default: 1..n in file order).")
 @click.option("--area-field", default=None, help="Attribute used as the node weight (default: geometry area, ha).")
 @click.option(
-    "--distance", type=click.Choice(["centroid", "edge", "least-cost"]), default="centroid", show_default=True,
+    "--distance",
+    type=click.Choice(["centroid", "edge", "least-cost"]),
+    default="centroid",
+    show_default=True,
     help="Centroid to centroid (point on surface when outside), edge to edge, or least cost over --resistance.",
 )
-@click.option("--resistance", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
-              help="Resistance raster for --distance least-cost.")
-@click.option("--max-distance", type=float, default=None,
-              help="Threshold: link only pairs at most this far apart (m, or cost-weighted m). Default: every pair.")
-@click.option("--median-dispersal", type=float, default=11_000.0, show_default=True,
-              help="Distance at which the dispersal probability is --probability (unit of the distance).")
+@click.option(
+    "--resistance",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Resistance raster for --distance least-cost.",
+)
+@click.option(
+    "--max-distance",
+    type=float,
+    default=None,
+    help="Threshold: link only pairs at most this far apart (m, or cost-weighted m). Default: every pair.",
+)
+@click.option(
+    "--median-dispersal",
+    type=float,
+    default=11_000.0,
+    show_default=True,
+    help="Distance at which the dispersal probability is --probability (unit of the distance).",
+)
 @click.option("--probability", type=float, default=0.5, show_default=True, help="Dispersal probability at --median-dispersal.")
 @click.option("--min-probability", type=float, default=None, help="Drop links with a lower probability (e.g. 0.01).")
 @click.option("--landscape-area", type=float, default=None, help="A_L of PC and IIC (unit of the weight; default: sum).")
-@click.option("--links/--no-links", "links", default=None,
-              help="Link metrics (dPC_link, dIIC_link); default: on up to 250,000 links.")
+@click.option(
+    "--links/--no-links", "links", default=None, help="Link metrics (dPC_link, dIIC_link); default: on up to 250,000 links."
+)
 @click.option("--top", type=int, default=10, show_default=True, help="Nodes to print (all rows go to the files).")
 @overwrite_option
 @click.pass_context
@@ -839,9 +931,9 @@ def _run_stage(
     off are skipped to save time.  Refuses before any work when ``report_files`` of an earlier run are in
     the output folder and ``--overwrite`` was not given; ``check`` may refuse the configuration first.
     """
-    from leopardgeo.config import load_config
     from leopardgeo.core.errors import OutputExistsError
     from leopardgeo.runner.pipeline import run as run_pipeline
+    from leopardgeo.runner.registry import load_config
 
     folder = out if out is not None else Path("out")
     earlier = (folder / "run_config.toml").is_file()

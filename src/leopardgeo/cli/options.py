@@ -30,3 +30,25 @@ out_option = click.option(
     help="Output folder (default: the config's output.dir, 'out').",
 )
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+
+
+def executor_options(f: F) -> F:
+    """``--workers`` / ``--scheduler`` / ``--threads``: where the parallel tasks run (the config's ``[executor]``)."""
+    f = click.option(
+        "--threads",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Threads of the local pool, or per worker process (default: the available cores, shared out).",
+    )(f)
+    f = click.option(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="Join a running Dask cluster at this scheduler address (e.g. tcp://10.0.0.5:8786).",
+    )(f)
+    return click.option(
+        "--workers",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Run parallel tasks on a local Dask cluster of N worker processes (default: local threads).",
+    )(f)

@@ -139,6 +139,8 @@ RASTERS: dict[str, str] = {
     "corridors.tif": "Normalised least-cost corridor (cwd_a + cwd_b - LCD, minimum over links; truncated; cost-weighted metres)",
     "current.tif": "Cumulative current density over the circuit solves (A; Circuitscape's definition)",
     "voltage.tif": "Voltage per solve (V), one band per pair or patch",
+    "current_solves.tif": "Current density per solve (A; Circuitscape's definition), one band per pair or patch",
+    "max_current.tif": "Largest current density of any solve at each cell (A; Circuitscape's max-current map)",
     "pinchpoints.tif": "Current density inside each truncated corridor, maximum over links (A for 1 A per link)",
     "barriers.tif": "Barrier Mapper score: improvement in least-cost distance per metre restored (cost-weighted m / m)",
     "fence.tif": "Border-fence scenario: 1 = fence cell (the border of the country raster, gaps left open), 0 = none",

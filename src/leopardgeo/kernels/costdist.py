@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from numba.extending import intrinsic
 import shapely
 
 from leopardgeo.core.errors import ConfigError, DataError, NoPathError
+from leopardgeo.core.executor import available_cores
 from leopardgeo.core.grid import Grid
 from leopardgeo.core.validation import check_resistance
 
@@ -897,7 +897,7 @@ def cost_distance_many(
             )
             raise DataError(msg)
     if workers is None:
-        n_workers = max(1, min(len(wanted), os.cpu_count() or 1))
+        n_workers = max(1, min(len(wanted), available_cores()))
     elif isinstance(workers, bool) or not isinstance(workers, int | np.integer) or workers < 1:
         msg = f"workers: expected a positive whole number of threads or None, found {workers!r}."
         raise ConfigError(msg)

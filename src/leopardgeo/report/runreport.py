@@ -682,7 +682,7 @@ def _sites_section(run: _RunFolder, report: Report) -> Section | None:
 
 def _site_tables(run: _RunFolder, sites: pd.DataFrame) -> list[Block]:
     """The site summary (rank, score, stability, persistence, location) and the criteria table behind the score."""
-    from leopardgeo.config import CRITERIA
+    from leopardgeo.stages.sites import CRITERIA
 
     doc = run.json("sites.json") or {}
     weights: dict[str, float] = {k: float(v) for k, v in (doc.get("weights") or {}).items()}

@@ -25,9 +25,9 @@ import numpy as np
 
 from rasterio.features import rasterize
 
-from leopardgeo.config import RunConfig, demo_config
 from leopardgeo.core.errors import DataError
 from leopardgeo.kernels.costdist import cost_distance
+from leopardgeo.runner.registry import RunConfig, demo_config
 from leopardgeo.stages.patches import country_raster
 from leopardgeo.stages.sites import weakest_section
 

@@ -12,7 +12,7 @@ The keys are listed in ``docs/outputs.md``; :data:`MANIFEST_VERSION` changes whe
 
 Examples
 --------
->>> from leopardgeo.config import demo_config
+>>> from leopardgeo.runner.registry import demo_config
 >>> files = input_files(demo_config())
 >>> sorted({f["key"] for f in files})[:3]
 ['grid.template', 'inputs.borders.path', 'inputs.countries.path']
@@ -33,8 +33,9 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from leopardgeo.config import RunConfig, config_hash
+from leopardgeo.config import config_hash
 from leopardgeo.core.errors import DataError
+from leopardgeo.runner.registry import RunConfig
 
 __all__ = [
     "MANIFEST_NAME",
@@ -177,7 +178,7 @@ def build_manifest(
 
     Examples
     --------
-    >>> from leopardgeo.config import RunConfig
+    >>> from leopardgeo.runner.registry import RunConfig
     >>> m = build_manifest(RunConfig(), started="2026-01-01T00:00:00Z", timings_s={"inputs": 1.25})
     >>> m["manifest_version"], m["timings_s"], m["inputs"]
     ('1.0', {'inputs': 1.25}, [])

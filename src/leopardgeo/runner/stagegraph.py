@@ -29,59 +29,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from leopardgeo.config import RunConfig, _to_plain
+from leopardgeo.config import _to_plain
 from leopardgeo.core.errors import ConfigError
+from leopardgeo.stages.base import Section, Stage
 
-__all__ = ["CACHE_DIR", "Stage", "StageRun", "execute", "resolve", "stage_hashes"]
+__all__ = ["CACHE_DIR", "Section", "Stage", "StageRun", "execute", "resolve", "stage_hashes"]
 
 logger = logging.getLogger(__name__)
 
 #: Folder inside a run folder holding each stage's values for reuse.
 CACHE_DIR = ".leopardgeo_cache"
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One stage of a run, as data.
-
-    Parameters
-    ----------
-    name
-        Unique name (also the key in ``manifest.json``'s ``stages``).
-    label
-        What the progress bar shows.
-    compute
-        ``compute(config, context) -> {key: value}`` for the keys in ``produces``.
-    sections
-        Config sections the stage reads (its hash covers them).
-    needs
-        Stages that must run first (the stage is skipped when one of them is disabled).
-    uses
-        Stages read when they are enabled (``None`` in the context otherwise).
-    produces
-        Context keys the stage sets.
-    mutates
-        Upstream context keys the stage changes in place; saved with the stage so a reuse restores them.
-    enabled
-        Whether the configuration asks for the stage.
-    reads_inputs
-        The stage may read the configuration's input files (its hash covers their SHA-256); ``False``
-        promises it reads none (its hash then changes with an input only through its upstream stages).
-    outputs
-        Files of the run folder that come from this stage (documentation and the output listing).
-    """
-
-    name: str
-    label: str
-    compute: Callable[[RunConfig, dict[str, Any]], Mapping[str, Any]]
-    sections: tuple[str, ...] = ()
-    needs: tuple[str, ...] = ()
-    uses: tuple[str, ...] = ()
-    produces: tuple[str, ...] = ()
-    mutates: tuple[str, ...] = ()
-    enabled: Callable[[RunConfig], bool] = lambda cfg: True
-    reads_inputs: bool = True
-    outputs: tuple[str, ...] = ()
 
 
 @dataclass
@@ -99,7 +56,7 @@ class StageRun:
         return {n: {"hash": h, "reused": n in self.reused} for n, h in self.hashes.items()}
 
 
-def resolve(stages: Iterable[Stage], cfg: RunConfig, targets: Iterable[str] | None = None) -> list[Stage]:
+def resolve(stages: Iterable[Stage], cfg: Any, targets: Iterable[str] | None = None) -> list[Stage]:
     """The enabled stages needed for ``targets`` (all when ``None``), in an order where each follows its needs.
 
     Raises
@@ -109,7 +66,7 @@ def resolve(stages: Iterable[Stage], cfg: RunConfig, targets: Iterable[str] | No
 
     Examples
     --------
-    >>> from leopardgeo.config import RunConfig
+    >>> from leopardgeo.runner.registry import RunConfig
     >>> a = Stage("a", "a", lambda c, x: {"a": 1}, produces=("a",))
     >>> b = Stage("b", "b", lambda c, x: {"b": x["a"] + 1}, needs=("a",), produces=("b",))
     >>> c = Stage("c", "c", lambda c, x: {}, needs=("a",), enabled=lambda cfg: False)
@@ -160,7 +117,7 @@ def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def stage_hashes(order: list[Stage], cfg: RunConfig, input_hashes: Mapping[str, str]) -> dict[str, str]:
+def stage_hashes(order: list[Stage], cfg: Any, input_hashes: Mapping[str, str]) -> dict[str, str]:
     """Hash of each stage: its config sections, the hashes of the stages it needs or uses, its input files."""
     plain = _to_plain(cfg)
     names = {s.name for s in order}
@@ -186,7 +143,7 @@ def _sha256(path: Path) -> str:
 
 def execute(
     order: list[Stage],
-    cfg: RunConfig,
+    cfg: Any,
     *,
     input_hashes: Mapping[str, str],
     previous: Mapping[str, Any] | None = None,

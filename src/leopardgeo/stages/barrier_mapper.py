@@ -63,10 +63,10 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -75,11 +75,15 @@ from scipy import ndimage
 
 import geopandas as gpd
 
-from leopardgeo.config import Combine
+from leopardgeo.config import Combine, _f, _normalise, _positive
 from leopardgeo.core.errors import ConfigError, DataError
+from leopardgeo.core.executor import available_cores
 from leopardgeo.core.grid import Grid
 from leopardgeo.core.validation import check_resistance
+from leopardgeo.io import RASTERS
 from leopardgeo.kernels.costdist import VALID_CONNECTIVITY, cost_distance_many
+from leopardgeo.stages.base import Context, RunConfigLike, Section, Stage
+from leopardgeo.stages.inputs import Inputs
 
 __all__ = ["TOP_COLUMNS", "BarrierResult", "disc_half_widths", "map_barriers"]
 
@@ -496,7 +500,7 @@ def map_barriers(
         logger.warning("barrier mapper: the graph has no links; nothing to map")
         return _empty_result(grid, nodata)
     ids = sorted({p for a, b, _ in links for p in (a, b)})
-    n_workers = int(workers) if workers is not None else max(1, os.cpu_count() or 1)
+    n_workers = int(workers) if workers is not None else max(1, available_cores())
     costs = _cost_rasters(res, labels, links, ids, cwd, grid, cell, connectivity, n_workers)
 
     # Least-cost distance per link: the edge's, or less if the cost rasters say so.
@@ -719,3 +723,78 @@ def _top_points(
             }
         )
     return _top_frame(records, grid)
+
+
+# ---------------------------------------------------------------------- config section
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BarrierMapperConfig:
+    """Barriers whose removal most improves links (Linkage Mapper's Barrier Mapper; McRae et al. 2012)."""
+
+    enabled: bool = _f(True, doc="map restoration opportunities in `leopardgeo run` (needs [links] enabled)")
+    min_radius_m: float = _f(1000.0, doc="smallest detection radius, metres")
+    max_radius_m: float = _f(3000.0, doc="largest detection radius, metres")
+    radius_step_m: float = _f(1000.0, doc="step between radii, metres")
+    restored_resistance: float | None = _f(None, doc="resistance of restored cells; default: the raster's minimum")
+    combine: Combine = _f(Combine.MAX, doc="max | sum over links of the improvement score")
+    n_top: int = _f(20, doc="number of top barrier locations in the `barriers` layer")
+
+    def __post_init__(self) -> None:
+        _normalise(self, "barrier_mapper")
+        for name in ("min_radius_m", "max_radius_m", "radius_step_m"):
+            _positive(getattr(self, name), f"barrier_mapper.{name}")
+        if self.max_radius_m < self.min_radius_m:
+            msg = f"[barrier_mapper] max_radius_m: expected >= min_radius_m ({self.min_radius_m}), found {self.max_radius_m!r}."
+            raise ConfigError(msg)
+        if self.restored_resistance is not None:
+            _positive(self.restored_resistance, "barrier_mapper.restored_resistance")
+        if self.n_top < 0:
+            msg = f"[barrier_mapper] n_top: expected an integer >= 0, found {self.n_top!r}."
+            raise ConfigError(msg)
+
+
+# ---------------------------------------------------------------------- the stage
+def barrier_radii_m(cfg: RunConfigLike) -> tuple[float, ...]:
+    """Detection radii from ``[barrier_mapper]`` min, max and step (metres)."""
+    b = cfg.barrier_mapper
+    n = int(np.floor((b.max_radius_m - b.min_radius_m) / b.radius_step_m + 1e-9)) + 1
+    return tuple(float(b.min_radius_m + i * b.radius_step_m) for i in range(n))
+
+
+def compute_barriers(
+    cfg: RunConfigLike, inputs: Inputs, resistance: np.ndarray, labels: np.ndarray, graph: nx.Graph
+) -> BarrierResult:
+    """Barrier Mapper: improvement in least-cost distance per metre restored (see :mod:`leopardgeo.stages.barrier_mapper`)."""
+    b = cfg.barrier_mapper
+    return map_barriers(
+        resistance,
+        labels,
+        graph,
+        inputs.grid,
+        radii_m=barrier_radii_m(cfg),
+        restored_resistance=b.restored_resistance,
+        combine=b.combine,
+        n_top=b.n_top,
+        connectivity=cfg.links.connectivity,
+        workers=cfg.links.workers,
+    )
+
+
+def _write(writer: Any, cfg: Any, ctx: Context) -> None:
+    barr = ctx["barriers"]
+    writer.raster("barriers.tif", barr.score, ctx["inputs"].grid, nodata=np.nan, description=RASTERS["barriers.tif"])
+
+
+STAGE = Stage(
+    "barriers",
+    "barriers",
+    lambda cfg, c: {"barriers": compute_barriers(cfg, c["inputs"], c["resistance"], c["labels"], c["graph"])},
+    config=(Section("barrier_mapper", BarrierMapperConfig, "barrier (restoration) mapping"),),
+    needs=("inputs", "resistance", "patches", "links"),
+    uses=("links", "corridors", "circuit", "pinch_points"),  # the graph's in-place chain
+    produces=("barriers",),
+    mutates=("graph",),
+    enabled=lambda cfg: cfg.barrier_mapper.enabled,
+    outputs=("barriers.tif",),
+    layers=lambda cfg, c: {"barriers": c["barriers"].top},
+    write=_write,
+)

@@ -36,10 +36,10 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -52,9 +52,14 @@ import shapely.geometry
 from affine import Affine
 from rasterio.features import shapes
 
+from leopardgeo.config import _f, _normalise, _positive
 from leopardgeo.core.errors import ConfigError, DataError
+from leopardgeo.core.executor import available_cores
 from leopardgeo.core.grid import Grid
+from leopardgeo.io import RASTERS
 from leopardgeo.kernels.costdist import NEIGHBOUR_OFFSETS, VALID_CONNECTIVITY, cost_distance_many
+from leopardgeo.stages.base import Context, RunConfigLike, Section, Stage
+from leopardgeo.stages.inputs import Inputs, protected_raster
 
 __all__ = [
     "TABLE_COLUMNS",
@@ -225,7 +230,7 @@ def _check_widths(width_cwd: float | None, width_fraction: float) -> None:
 
 def _n_workers(workers: int | None, n_tasks: int) -> int:
     if workers is None:
-        return max(1, min(n_tasks, os.cpu_count() or 1))
+        return max(1, min(n_tasks, available_cores()))
     if isinstance(workers, bool) or not isinstance(workers, int | np.integer) or workers < 1:
         msg = f"workers: expected a positive whole number of threads or None, found {workers!r}."
         raise ConfigError(msg)
@@ -720,3 +725,66 @@ def add_corridor_attributes(graph: nx.Graph, result: CorridorResult) -> None:
         d = graph.edges[a, b]
         for attr, col in names.items():
             d[attr] = float(table[col].iat[i])
+
+
+# ---------------------------------------------------------------------- config section
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CorridorConfig:
+    """Least-cost corridors between linked patches (Linkage Mapper's Linkage Pathways)."""
+
+    enabled: bool = _f(True, doc="map corridors in `leopardgeo run` (needs [links] enabled)")
+    width_cwd: float | None = _f(
+        None,
+        doc="truncation width: keep cells whose corridor value (cwd_a + cwd_b - LCD) is at most this, cost-weighted metres",
+    )
+    width_fraction: float = _f(
+        0.1,
+        doc="truncation width as a fraction of each link's least-cost distance (used when width_cwd is not set)",
+    )
+
+    def __post_init__(self) -> None:
+        _normalise(self, "corridors")
+        if self.width_cwd is not None:
+            _positive(self.width_cwd, "corridors.width_cwd")
+        _positive(self.width_fraction, "corridors.width_fraction")
+
+
+# ---------------------------------------------------------------------- the stage
+def compute_corridors(
+    cfg: RunConfigLike, inputs: Inputs, resistance: np.ndarray, labels: np.ndarray, graph: nx.Graph
+) -> CorridorResult:
+    """Least-cost corridors of the graph's links; sets their corridor attributes on ``graph``."""
+    c = cfg.corridors
+    result = least_cost_corridors(
+        resistance,
+        labels,
+        graph,
+        inputs.grid,
+        connectivity=cfg.links.connectivity,
+        width_cwd=c.width_cwd,
+        width_fraction=c.width_fraction,
+        protected=protected_raster(inputs),
+        workers=cfg.links.workers,
+    )
+    add_corridor_attributes(graph, result)
+    return result
+
+
+def _write(writer: Any, cfg: Any, ctx: Context) -> None:
+    corr = ctx["corridors"]
+    writer.raster("corridors.tif", corr.normalised, ctx["inputs"].grid, nodata=np.nan, description=RASTERS["corridors.tif"])
+
+
+STAGE = Stage(
+    "corridors",
+    "least-cost corridors",
+    lambda cfg, c: {"corridors": compute_corridors(cfg, c["inputs"], c["resistance"], c["labels"], c["graph"])},
+    config=(Section("corridors", CorridorConfig, "least-cost corridors"),),
+    needs=("inputs", "resistance", "patches", "links"),
+    produces=("corridors",),
+    mutates=("graph",),
+    enabled=lambda cfg: cfg.corridors.enabled,
+    outputs=("corridors.tif",),
+    layers=lambda cfg, c: {"corridors": c["corridors"].table},
+    write=_write,
+)

@@ -40,6 +40,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -50,9 +52,10 @@ from scipy import ndimage
 import geopandas as gpd
 import shapely
 
-from leopardgeo.config import LinkRule
+from leopardgeo.config import LinkRule, _f, _normalise, _positive
 from leopardgeo.core.errors import ConfigError, DataError, NoPathError
 from leopardgeo.core.grid import Grid
+from leopardgeo.io import RASTERS
 from leopardgeo.kernels.costdist import (
     _VIA,
     NEIGHBOUR_OFFSETS,
@@ -60,6 +63,9 @@ from leopardgeo.kernels.costdist import (
     cost_distance,
     trace_path,
 )
+from leopardgeo.stages.base import Context, RunConfigLike, Section, Stage
+from leopardgeo.stages.inputs import Inputs
+from leopardgeo.stages.patches import country_raster
 
 __all__ = [
     "CORRIDOR",
@@ -497,3 +503,99 @@ def graph_layers(G: nx.Graph) -> dict[str, gpd.GeoDataFrame]:
         isolated=nodes["degree"] == 0,
     )
     return {"graph_nodes": points, "links": edges}
+
+
+# ---------------------------------------------------------------------- config section
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LinkConfig:
+    """Least-cost links between patches (the connectivity graph)."""
+
+    enabled: bool = _f(True, doc="build the graph in `leopardgeo run`")
+    rule: LinkRule = _f(
+        LinkRule.PLANAR,
+        doc=(
+            "planar (cost-Voronoi neighbours in one pass, Fall et al. 2007; Graphab 'planar'), "
+            "cutoff (all pairs within max_cwd / max_euclid_m) or knn (k_nearest per patch)"
+        ),
+    )
+    connectivity: int = _f(8, doc="neighbours per cell: 4, 8 (ArcGIS / Linkage Mapper default) or 16 (knight's moves)")
+    max_cwd: float | None = _f(None, doc="longest link kept, cost-weighted metres (resistance x m)")
+    max_euclid_m: float | None = _f(None, doc="largest edge-to-edge gap between linked patches, metres")
+    k_nearest: int = _f(3, doc="links per patch for rule = 'knn'")
+    drop_through_patches: bool = _f(False, doc="drop links whose path crosses another patch")
+    workers: int | None = _f(None, doc="threads for per-patch searches (cutoff / knn); default: all cores")
+
+    def __post_init__(self) -> None:
+        _normalise(self, "links")
+        if self.connectivity not in (4, 8, 16):
+            msg = f"[links] connectivity: expected 4, 8 or 16, found {self.connectivity!r}."
+            raise ConfigError(msg)
+        for name in ("max_cwd", "max_euclid_m"):
+            if getattr(self, name) is not None:
+                _positive(getattr(self, name), f"links.{name}")
+        if self.k_nearest < 1:
+            msg = f"[links] k_nearest: expected an integer >= 1, found {self.k_nearest!r}."
+            raise ConfigError(msg)
+        if self.workers is not None and self.workers < 1:
+            msg = f"[links] workers: expected an integer >= 1, found {self.workers!r}."
+            raise ConfigError(msg)
+
+
+# ---------------------------------------------------------------------- the stage
+LINK_FILES = ("cwd.tif", "allocation.tif")
+
+
+def compute_links(
+    cfg: RunConfigLike,
+    inputs: Inputs,
+    resistance: np.ndarray,
+    labels: np.ndarray,
+    patches: gpd.GeoDataFrame,
+    **log: str,
+) -> tuple[nx.Graph, CostDistanceResult]:
+    """The least-cost graph (:func:`leopardgeo.stages.graph.build_graph`; ``log``: its ``stage`` and ``isolated_hint``)."""
+    lc = cfg.links
+    cidx, codes = country_raster(inputs.countries, inputs.grid, cfg.inputs.country_field)
+    return build_graph(
+        resistance,
+        labels,
+        patches,
+        inputs.grid,
+        rule=lc.rule,
+        connectivity=lc.connectivity,
+        max_cwd=lc.max_cwd,
+        max_euclid_m=lc.max_euclid_m,
+        k_nearest=lc.k_nearest,
+        drop_through_patches=lc.drop_through_patches,
+        countries=cidx if codes else None,
+        country_codes=codes,
+        workers=lc.workers,
+        **log,
+    )
+
+
+def link_rasters(cwd: CostDistanceResult) -> dict[str, tuple[np.ndarray, float | int]]:
+    """``cwd.tif`` (float32, NaN where unreachable or no data) and ``allocation.tif`` (int32, 0 = none)."""
+    cost = np.where(np.isfinite(cwd.cost), cwd.cost, np.nan).astype("float32")
+    return {"cwd.tif": (cost, np.nan), "allocation.tif": (cwd.allocation.astype("int32"), 0)}
+
+
+def _write(writer: Any, cfg: Any, ctx: Context) -> None:
+    for name, (array, nodata) in link_rasters(ctx["cwd"]).items():
+        writer.raster(name, array, ctx["inputs"].grid, nodata=nodata, description=RASTERS[name])
+
+
+STAGE = Stage(
+    "links",
+    "least-cost links",
+    lambda cfg, c: dict(
+        zip(("graph", "cwd"), compute_links(cfg, c["inputs"], c["resistance"], c["labels"], c["patches"]), strict=True)
+    ),
+    config=(Section("links", LinkConfig, "least-cost links"),),
+    needs=("inputs", "resistance", "patches"),
+    produces=("graph", "cwd"),
+    enabled=lambda cfg: cfg.links.enabled,
+    outputs=LINK_FILES,
+    layers=lambda cfg, c: graph_layers(c["graph"]),
+    write=_write,
+)

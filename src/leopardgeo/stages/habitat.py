@@ -33,17 +33,22 @@ from __future__ import annotations
 import csv
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
 import geopandas as gpd
 
-from leopardgeo.config import HabitatConfig
+from leopardgeo.config import HabitatMethod, _f, _normalise, _positive
 from leopardgeo.core._crs import M_PER_KM
 from leopardgeo.core.errors import ConfigError, DataError
 from leopardgeo.core.grid import Grid
+from leopardgeo.io import RASTERS
+from leopardgeo.stages.base import Context, RunConfigLike, Section, Stage
+from leopardgeo.stages.inputs import Inputs
 
 __all__ = [
     "builtin_covariates",
@@ -380,3 +385,160 @@ def rsf_suitability(
         s = 1.0 / (1.0 + np.exp(-eta))
     logger.info("RSF suitability: mean %.3f over %d cells", np.nanmean(s), np.isfinite(s).sum())
     return s.astype("float32")
+
+
+# ---------------------------------------------------------------------- config section
+#: Demo RSF coefficients (logit scale).  Signs from the published habitat models (see
+#: HabitatConfig.coefficients); magnitudes calibrated on published habitat areas, written down in
+#: docs/validation.md ("Calibration").
+DEMO_COEFFICIENTS: dict[str, float] = {
+    "elevation_km": -1.5,
+    "forest": 3.0,
+    "open_land": -1.5,
+    "dist_cropland_km": 0.05,
+    "dist_urban_km": 0.1,
+    "settlement_pressure": -1.25,
+    "dec_temp_c": 0.7,
+    "dec_precip_mm": -0.3,
+}
+
+
+DEMO_INTERCEPT = 8.9
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HabitatConfig:
+    """Habitat suitability."""
+
+    method: HabitatMethod = _f(HabitatMethod.RSF, doc="raster | rsf")
+    intercept: float = _f(DEMO_INTERCEPT, doc="RSF logistic intercept (demo: calibrated, see docs/validation.md)")
+    coefficients: dict[str, float] = _f(
+        doc=(
+            "RSF logistic coefficients by covariate. Built-in covariates: elevation_km, elevation_km_sq, "
+            "forest, open_land, landcover_<code>, dist_cropland_km, dist_urban_km (capped at distance_cap_km), "
+            "settlement_pressure (needs [inputs] settlements); plus any name in [inputs.covariates]. Demo signs "
+            "follow Hebblewhite et al. 2011 (Biol. Conserv. 144:2403): lower-elevation mixed/broadleaf forest far "
+            "from people; Wang et al. (Landsc. Ecol., c. 2016): grazing and human disturbance; winter: leopards keep "
+            "to the mild south-west (dec_temp_c, December mean air temperature, warmer = better) and avoid snow "
+            "(dec_precip_mm, December precipitation, all of it snow here: less = better). Magnitudes are "
+            "calibrated on published habitat areas (docs/validation.md), not fitted: replace them with your model"
+        ),
+        factory=lambda: dict(DEMO_COEFFICIENTS),
+    )
+    coefficients_file: str | None = _f(
+        None,
+        doc=(
+            "CSV table of coefficients with columns covariate,coefficient (a row 'intercept' sets the "
+            "intercept); replaces intercept and coefficients when given"
+        ),
+    )
+    distance_cap_km: float = _f(10.0, doc="distance covariates are capped here (km); beyond it distance no longer matters")
+    forest_classes: tuple[int, ...] = _f(
+        (1, 2, 3, 4, 5, 8),
+        doc=(
+            "land-cover codes counted as forest: IGBP 1-5 (tree cover > 60 %) and 8, woody savanna (tree cover "
+            "30-60 %; in SW Primorye the oak woodland of the repeatedly burnt hills, leopard range)"
+        ),
+    )
+    cropland_classes: tuple[int, ...] = _f((12, 14), doc="land-cover codes counted as cropland")
+    urban_classes: tuple[int, ...] = _f((13,), doc="land-cover codes counted as urban")
+    open_classes: tuple[int, ...] = _f(
+        (9, 10), doc="land-cover codes of the open_land covariate: savanna and grassland, in this region farmed valley mosaics"
+    )
+    settlement_population_field: str = _f("population", doc="column of [inputs] settlements holding the population")
+    settlement_reach_km: float = _f(
+        2.0, doc="reach (e-folding distance) of the pressure of a settlement of settlement_reach_population people, km"
+    )
+    settlement_reach_population: float = _f(1000.0, doc="reference population of settlement_reach_km")
+    settlement_reach_exponent: float = _f(
+        1 / 3,
+        doc=(
+            "reach grows as (population / settlement_reach_population) ** this (modelling choice, calibrated): "
+            "2 km at 1,000 people, 8 km for Ussuriysk (157,000), 17 km for Vladivostok (605,000)"
+        ),
+    )
+    settlement_default_population: float = _f(
+        2000.0,
+        doc=(
+            "population assumed where none is recorded (0 or empty; GeoNames records none for most Chinese "
+            "township seats): an assumption, not data"
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        _normalise(self, "habitat")
+        _positive(self.distance_cap_km, "habitat.distance_cap_km")
+        _positive(self.settlement_reach_km, "habitat.settlement_reach_km")
+        _positive(self.settlement_reach_population, "habitat.settlement_reach_population")
+        _positive(self.settlement_reach_exponent, "habitat.settlement_reach_exponent", allow_zero=True)
+        _positive(self.settlement_default_population, "habitat.settlement_default_population")
+
+
+# ---------------------------------------------------------------------- the stage
+def rsf_inputs(cfg: RunConfigLike, inputs: Inputs) -> tuple[dict[str, np.ndarray], float, dict[str, float]]:
+    """The RSF's covariates (built-in and ``[inputs.covariates]``), intercept and coefficients."""
+    h = cfg.habitat
+    cov = builtin_covariates(
+        inputs.grid,
+        elevation_m=inputs.rasters.get("elevation"),
+        landcover=inputs.rasters.get("landcover"),
+        settlements=inputs.settlements,
+        config=h,
+    )
+    cov |= {k.split(":", 1)[1]: v for k, v in inputs.rasters.items() if k.startswith("covariate:")}
+    intercept, coefficients = h.intercept, h.coefficients
+    if h.coefficients_file:
+        intercept, coefficients = read_coefficients(cfg.resolve(h.coefficients_file))
+    return cov, intercept, dict(coefficients)
+
+
+def compute_suitability(cfg: RunConfigLike, inputs: Inputs, *, hold: tuple[str, ...] = ()) -> np.ndarray:
+    """Suitability 0..1 on the grid (NaN outside valid cells).
+
+    ``hold`` names RSF covariates held at their most favourable value (see
+    :func:`leopardgeo.habitat.hold_at_best`); the resistance uses it for the
+    residency-only terms of ``[resistance] residency_covariates``.
+    """
+    h = cfg.habitat
+    if h.method is HabitatMethod.RASTER:
+        if "suitability" not in inputs.rasters:
+            msg = "[habitat] method = 'raster' needs [inputs] suitability = 'path/to/suitability.tif'."
+            raise ConfigError(msg)
+        return suitability_from_raster(inputs.rasters["suitability"], land=inputs.valid)
+    cov, intercept, coefficients = rsf_inputs(cfg, inputs)
+    if hold:
+        cov = hold_at_best(cov, coefficients, [n for n in hold if n in coefficients], valid=inputs.valid)
+    s = rsf_suitability(cov, intercept=intercept, coefficients=coefficients)
+    return np.where(inputs.valid, s, np.nan).astype("float32")
+
+
+def movement_suitability(cfg: RunConfigLike, inputs: Inputs, suitability: np.ndarray) -> np.ndarray:
+    """The suitability resistance is derived from: the habitat's, with the residency-only covariates at their best.
+
+    Equal to ``suitability`` when no coefficient names a ``[resistance] residency_covariates`` entry (or the
+    habitat is a given raster).
+    """
+    hold = cfg.resistance.residency_covariates
+    if cfg.habitat.method is HabitatMethod.RASTER or not hold:
+        return suitability
+    h = cfg.habitat
+    coefficients = read_coefficients(cfg.resolve(h.coefficients_file))[1] if h.coefficients_file else h.coefficients
+    if not any(n in coefficients for n in hold):
+        return suitability
+    return compute_suitability(cfg, inputs, hold=tuple(hold))
+
+
+def _write(writer: Any, cfg: Any, ctx: Context) -> None:
+    writer.raster("suitability.tif", ctx["suitability"], ctx["inputs"].grid, description=RASTERS["suitability.tif"])
+
+
+STAGE = Stage(
+    "habitat",
+    "habitat suitability",
+    lambda cfg, c: {"suitability": compute_suitability(cfg, c["inputs"])},
+    config=(Section("habitat", HabitatConfig, "habitat suitability"),),
+    needs=("inputs",),
+    produces=("suitability",),
+    outputs=("suitability.tif",),
+    write=_write,
+)

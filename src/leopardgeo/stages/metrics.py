@@ -45,6 +45,7 @@ with a finite distance is used, however improbable.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from dataclasses import dataclass
@@ -55,8 +56,12 @@ import pandas as pd
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
+from leopardgeo.config import _f, _normalise, _positive
+from leopardgeo.core._crs import M2_PER_HA
 from leopardgeo.core.errors import ConfigError, DataError
 from leopardgeo.kernels.graph_metrics import MODE_IIC, MODE_PC, removal_deltas
+from leopardgeo.stages.base import RunConfigLike, Section, Stage
+from leopardgeo.stages.inputs import Inputs
 
 __all__ = ["LINK_METRICS_MAX_LINKS", "MetricsResult", "add_metric_attributes", "connectivity_metrics", "dispersal_k"]
 
@@ -308,3 +313,89 @@ def add_metric_attributes(G: nx.Graph, result: MetricsResult) -> None:
             {"p": row.p, "dPC_link": row.dPC_link, "dIIC_link": row.dIIC_link, "bridge": bool(row.bridge)}
         )
     G.graph["metrics"] = dict(result.summary)
+
+
+# ---------------------------------------------------------------------- config section
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricsConfig:
+    """Graph connectivity metrics (Conefor / Graphab: PC, IIC, EC, dPC, BC, BCPC)."""
+
+    enabled: bool = _f(True, doc="compute the metrics in `leopardgeo run` (needs [links] enabled)")
+    attribute: str = _f("area_ha", doc="patch attribute used as the node weight a_i (area_ha, or e.g. a quality-weighted area)")
+    distance: str = _f(
+        "cwd", doc="link attribute used as the distance d_ij (cwd, cost-weighted metres; or lcp_length_m, euclid_m)"
+    )
+    median_dispersal: float = _f(
+        11_000.0,
+        doc=(
+            "distance at which the dispersal probability is `probability`, in the unit of `distance`: "
+            "11 km, the mean natal dispersal of male leopards (Fattebert et al. 2015, PLoS ONE e0122355; "
+            "South African leopards: no Amur figure is published); with cwd, 11 km of resistance-1 habitat"
+        ),
+    )
+    probability: float = _f(0.5, doc="dispersal probability at median_dispersal (0.5 = median, as in Conefor and Graphab)")
+    landscape_area_ha: float | None = _f(None, doc="A_L of PC and IIC, ha; default: the study area's valid (land) cells")
+    min_probability: float | None = _f(
+        None,
+        doc=(
+            "drop links whose dispersal probability is below this before the max-product paths (Conefor users often "
+            "set 0.01: with p = 0.5 at median_dispersal it drops links longer than 6.64 x median_dispersal); "
+            "default: keep every link"
+        ),
+    )
+    link_metrics: bool | None = _f(
+        None, doc="compute dPC_link / dIIC_link; default: yes up to 250,000 links, then skipped with a message"
+    )
+
+    def __post_init__(self) -> None:
+        _normalise(self, "metrics")
+        _positive(self.median_dispersal, "metrics.median_dispersal")
+        if not 0 < self.probability < 1:
+            msg = f"[metrics] probability: expected a value strictly between 0 and 1, found {self.probability!r}."
+            raise ConfigError(msg)
+        if self.landscape_area_ha is not None:
+            _positive(self.landscape_area_ha, "metrics.landscape_area_ha")
+        if self.min_probability is not None and not 0 <= self.min_probability < 1:
+            msg = f"[metrics] min_probability: expected a value in [0, 1), found {self.min_probability!r}."
+            raise ConfigError(msg)
+
+
+# ---------------------------------------------------------------------- the stage
+def _landscape_area(cfg: RunConfigLike, inputs: Inputs) -> float:
+    """A_L of PC / IIC: ``[metrics] landscape_area_ha``, else the study area's valid cells (ha)."""
+    area = cfg.metrics.landscape_area_ha
+    if area is None:
+        area = float(inputs.valid.sum()) * inputs.grid.cell_size_m**2 / M2_PER_HA
+    return float(area)
+
+
+def compute_metrics(cfg: RunConfigLike, inputs: Inputs, graph: nx.Graph) -> MetricsResult:
+    """PC, IIC, EC and node / link importance (see :mod:`leopardgeo.stages.metrics`); stored on ``graph``."""
+    m = cfg.metrics
+    result = connectivity_metrics(
+        graph,
+        attribute=m.attribute,
+        weight=m.distance,
+        median_distance=m.median_dispersal,
+        probability=m.probability,
+        landscape_area=_landscape_area(cfg, inputs),
+        min_probability=m.min_probability,
+        links=m.link_metrics,
+    )
+    add_metric_attributes(graph, result)
+    return result
+
+
+STAGE = Stage(
+    "metrics",
+    "connectivity metrics",
+    lambda cfg, c: {"metrics": compute_metrics(cfg, c["inputs"], c["graph"])},
+    config=(Section("metrics", MetricsConfig, "graph connectivity metrics"),),
+    needs=("inputs", "links"),
+    uses=("links", "corridors", "circuit", "pinch_points", "barriers"),  # the graph's in-place chain
+    produces=("metrics",),
+    mutates=("graph",),
+    enabled=lambda cfg: cfg.metrics.enabled,
+    outputs=("metrics.json",),
+    write=lambda writer, cfg, c: writer.text("metrics.json", json.dumps(c["metrics"].summary, indent=1)) and None,
+)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import warnings
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,9 +22,12 @@ import geopandas as gpd
 import shapely
 from rasterio.features import rasterize, shapes
 
-from leopardgeo.config import ProtectedAreaMode
-from leopardgeo.core.errors import DataError, SmallPatchWarning
+from leopardgeo.config import ProtectedAreaMode, _f, _normalise, _positive
+from leopardgeo.core.errors import ConfigError, DataError, SmallPatchWarning
 from leopardgeo.core.grid import Grid
+from leopardgeo.io import RASTERS
+from leopardgeo.stages.base import Context, RunConfigLike, Section, Stage
+from leopardgeo.stages.inputs import Inputs
 
 __all__ = ["country_raster", "extract_patches", "label_cores", "patch_polygons"]
 
@@ -361,3 +366,78 @@ def extract_patches(
     out = out[[*cols, "geometry"]]
     logger.info("%d patches (%d transboundary), %.0f ha in all", n, int(out["transboundary"].sum()), out["area_ha"].sum())
     return labels, out
+
+
+# ---------------------------------------------------------------------- config section
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PatchConfig:
+    """Habitat cores."""
+
+    min_suitability: float = _f(0.5, doc="suitability threshold of a core cell (0..1)")
+    min_area_ha: float = _f(
+        5000.0,
+        doc=(
+            "smallest core kept, ha: the smallest Amur leopard territory, 5,000 ha "
+            "(Wikipedia 'Amur leopard', Ecology: 5,000-30,000 ha)"
+        ),
+    )
+    protected_areas: ProtectedAreaMode = _f(
+        ProtectedAreaMode.LABEL,
+        doc=(
+            "label (protected areas name the patches they overlap and count their capacity, but add no habitat) | "
+            "merge (protected cells join the cores they touch) | separate | ignore"
+        ),
+    )
+    connectivity: int = _f(8, doc="cell connectivity of a patch: 4 or 8")
+    split_by_country: bool = _f(
+        False,
+        doc=(
+            "cut patches at national borders (off: a patch across a border is one transboundary node; "
+            "the fence scenario of [crossborder] cuts them to measure what a fence costs)"
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        _normalise(self, "patches")
+        if not 0.0 <= self.min_suitability <= 1.0:
+            msg = f"[patches] min_suitability: expected a value in 0..1, found {self.min_suitability!r}."
+            raise ConfigError(msg)
+        _positive(self.min_area_ha, "patches.min_area_ha", allow_zero=True)
+        if self.connectivity not in (4, 8):
+            msg = f"[patches] connectivity: expected 4 or 8, found {self.connectivity!r}."
+            raise ConfigError(msg)
+
+
+# ---------------------------------------------------------------------- the stage
+def compute_patches(cfg: RunConfigLike, inputs: Inputs, suitability: np.ndarray) -> tuple[np.ndarray, gpd.GeoDataFrame]:
+    """Labelled patches and their polygons (see :func:`leopardgeo.stages.patches.extract_patches`)."""
+    p = cfg.patches
+    return extract_patches(
+        suitability,
+        inputs.grid,
+        min_suitability=p.min_suitability,
+        min_area_ha=p.min_area_ha,
+        connectivity=p.connectivity,
+        protected_areas=inputs.protected_areas,
+        protected_mode=p.protected_areas,
+        countries=inputs.countries,
+        country_field=cfg.inputs.country_field,
+        split_by_country=p.split_by_country,
+    )
+
+
+def _write(writer: Any, cfg: Any, ctx: Context) -> None:
+    writer.raster("patches.tif", ctx["labels"], ctx["inputs"].grid, nodata=0, description=RASTERS["patches.tif"])
+
+
+STAGE = Stage(
+    "patches",
+    "habitat patches",
+    lambda cfg, c: dict(zip(("labels", "patches"), compute_patches(cfg, c["inputs"], c["suitability"]), strict=True)),
+    config=(Section("patches", PatchConfig, "habitat patches"),),
+    needs=("inputs", "habitat"),
+    produces=("labels", "patches"),
+    outputs=("patches.tif",),
+    layers=lambda cfg, c: {"patches": c["patches"]},
+    write=_write,
+)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -31,7 +32,9 @@ import geopandas as gpd
 from leopardgeo.config import CircuitSolver
 from leopardgeo.core.errors import DataError
 from leopardgeo.core.grid import Grid
+from leopardgeo.io import RASTERS
 from leopardgeo.kernels.circuit import circuit_flow
+from leopardgeo.stages.base import Context, RunConfigLike, Stage
 from leopardgeo.stages.corridors import CorridorResult
 
 __all__ = ["PINCH_COLUMNS", "PinchResult", "add_pinch_attributes", "pinch_points"]
@@ -194,3 +197,45 @@ def add_pinch_attributes(graph: nx.Graph, result: PinchResult) -> None:
         if graph.has_edge(row.patch_a, row.patch_b):
             graph.edges[row.patch_a, row.patch_b]["pinch_current"] = float(row.pinch_current)
             graph.edges[row.patch_a, row.patch_b]["corridor_resistance"] = float(row.corridor_resistance)
+
+
+# ---------------------------------------------------------------------- the stage
+def compute_pinch_points(
+    cfg: RunConfigLike, resistance: np.ndarray, labels: np.ndarray, corridors: CorridorResult, graph: nx.Graph, grid: Grid
+) -> PinchResult:
+    """Current inside each truncated corridor and its pinch point; sets ``pinch_current`` on links."""
+    c = cfg.circuit
+    result = pinch_points(
+        resistance,
+        labels,
+        corridors,
+        grid,
+        connectivity=c.connectivity,
+        avg_resistances=c.avg_resistances,
+        solver=c.solver,
+        tolerance=c.tolerance,
+    )
+    add_pinch_attributes(graph, result)
+    return result
+
+
+def _write(writer: Any, cfg: Any, ctx: Context) -> None:
+    pinch = ctx["pinch"]
+    writer.raster("pinchpoints.tif", pinch.current, ctx["inputs"].grid, nodata=np.nan, description=RASTERS["pinchpoints.tif"])
+
+
+STAGE = Stage(
+    "pinch_points",
+    "pinch points",
+    lambda cfg, c: {
+        "pinch": compute_pinch_points(cfg, c["resistance"], c["labels"], c["corridors"], c["graph"], c["inputs"].grid)
+    },
+    sections=("circuit",),
+    needs=("inputs", "resistance", "patches", "links", "corridors", "circuit"),
+    produces=("pinch",),
+    mutates=("graph",),
+    enabled=lambda cfg: cfg.circuit.pinch_points,
+    outputs=("pinchpoints.tif",),
+    layers=lambda cfg, c: {"pinch_points": c["pinch"].table},
+    write=_write,
+)

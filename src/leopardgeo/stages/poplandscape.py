@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -25,6 +24,7 @@ import numpy as np
 from numba import njit
 
 from leopardgeo.core.errors import AlignmentError, ConfigError, DataError
+from leopardgeo.core.executor import available_cores
 from leopardgeo.kernels.costdist import cost_distance
 
 __all__ = ["OTHER", "SITE", "SOURCE", "TerritoryLandscape"]
@@ -543,7 +543,7 @@ def _territory_distances(
             out.extend([lab[order], d[order]])
         return out[0], out[1], out[2], out[3]
 
-    n_workers = max(1, min(n_f, os.cpu_count() or 1) if workers is None else int(workers))
+    n_workers = max(1, min(n_f, available_cores()) if workers is None else int(workers))
     if n_workers == 1:
         rows = [one(i) for i in range(n_f)]
     else:

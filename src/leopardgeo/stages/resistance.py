@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -27,10 +29,14 @@ import geopandas as gpd
 import shapely
 from rasterio.features import rasterize
 
-from leopardgeo.config import BarrierConfig, BarrierMode, ResistanceMethod
+from leopardgeo.config import BarrierMode, ResistanceMethod, VectorInput, _f, _normalise, _positive
 from leopardgeo.core.errors import ConfigError, DataError
 from leopardgeo.core.grid import Grid
 from leopardgeo.core.validation import check_resistance
+from leopardgeo.io import RASTERS, read_vector
+from leopardgeo.stages.base import Context, RunConfigLike, Section, Stage
+from leopardgeo.stages.habitat import movement_suitability
+from leopardgeo.stages.inputs import Inputs
 
 __all__ = [
     "burn_barriers",
@@ -173,7 +179,7 @@ def burn_barriers(
     Examples
     --------
     >>> import geopandas as gpd, shapely
-    >>> from leopardgeo.config import BarrierConfig, VectorInput
+    >>> from leopardgeo.config import VectorInput
     >>> g = Grid.from_bounds((0, 0, 500, 100), cell_size_m=100, crs="EPSG:32652")
     >>> road = gpd.GeoDataFrame({"highway": ["primary"]}, geometry=[shapely.LineString([(0, 50), (500, 50)])], crs=g.crs)
     >>> gap = gpd.GeoDataFrame(geometry=[shapely.Point(250, 50)], crs=g.crs)
@@ -231,3 +237,141 @@ def burn_barriers(
     return r
 
 
+# ---------------------------------------------------------------------- config section
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BarrierConfig:
+    """A barrier layer (roads, settlements, a fence) burned into resistance."""
+
+    path: str = _f(doc="vector file of the barrier (any CRS; reprojected onto the grid), e.g. an OSM roads extract")
+    layer: str | None = _f(None, doc="layer name")
+    name: str = _f("barrier", doc="label used in logs and reports")
+    mode: BarrierMode = _f(BarrierMode.ADD, doc="add | max | impassable")
+    penalty: float = _f(50.0, doc="resistance added (add) or floor (max) when no class_field is given; ignored for impassable")
+    buffer_m: float = _f(0.0, doc="buffer around lines/points before burning, metres")
+    class_field: str | None = _f(
+        None,
+        doc="column holding each feature's class (e.g. OSM 'highway' or 'railway'); penalties then come from class_penalties",
+    )
+    class_penalties: dict[str, float] = _f(
+        doc=(
+            "penalty per class of class_field, e.g. { motorway = 80, primary = 40, track = 2 }; every class present "
+            "must be listed (0 = ignore the class). Where classes overlap a cell takes the largest penalty of the layer"
+        ),
+        factory=dict,
+    )
+    crossings: VectorInput | None = _f(
+        None, doc="points where the barrier is open (underpasses, bridges, gaps in a fence), any CRS"
+    )
+    crossing_radius_m: float = _f(
+        250.0, doc="barrier cells within this distance of a crossing keep their resistance without the barrier, metres"
+    )
+
+    def __post_init__(self) -> None:
+        _normalise(self, "resistance.barriers")
+        _positive(self.penalty, "resistance.barriers.penalty", allow_zero=True)
+        _positive(self.buffer_m, "resistance.barriers.buffer_m", allow_zero=True)
+        _positive(self.crossing_radius_m, "resistance.barriers.crossing_radius_m")
+        for k, v in self.class_penalties.items():
+            _positive(v, f"resistance.barriers.class_penalties.{k}", allow_zero=True)
+        if self.class_penalties and not self.class_field:
+            msg = (
+                f"[resistance.barriers] {self.name!r}: class_penalties given but no class_field; expected the column "
+                "that holds each feature's class, e.g. class_field = 'highway'."
+            )
+            raise ConfigError(msg)
+        if self.class_field and not self.class_penalties:
+            msg = (
+                f"[resistance.barriers] {self.name!r}: class_field = {self.class_field!r} but no class_penalties; "
+                "expected a table of class = penalty, e.g. class_penalties = { motorway = 80, track = 2 }."
+            )
+            raise ConfigError(msg)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResistanceConfig:
+    """Resistance to movement (minimum 1; no data = impassable)."""
+
+    method: ResistanceMethod = _f(ResistanceMethod.NEGATIVE_EXPONENTIAL, doc="negative_exponential | linear | classes | raster")
+    max_resistance: float = _f(100.0, doc="resistance at suitability 0 (1 at suitability 1); Keeley et al. 2016 use 100")
+    shape_c: float = _f(
+        8.0,
+        doc=(
+            "shape of the negative-exponential transform (Keeley et al. 2016, Landsc. Ecol. "
+            "31:2151); larger = only the best habitat is easy to cross; calibrate for your data"
+        ),
+    )
+    class_values: dict[str, float] = _f(doc="resistance per land-cover class code (method = 'classes')", factory=dict)
+    residency_covariates: tuple[str, ...] = _f(
+        (),
+        doc=(
+            "RSF covariates that limit where leopards settle, not where they cross: held at their most favourable "
+            "value in the suitability that resistance is derived from (habitat keeps them). Demo: [] (winter acts on "
+            "both: held at the mildest December, the calibrated winter terms make farmland as cheap to cross as "
+            "forest, docs/validation.md); e.g. ['dec_temp_c', 'dec_precip_mm'] keeps winter out of resistance"
+        ),
+    )
+    barriers: tuple[BarrierConfig, ...] = _f(
+        (), doc="barrier layers burned in: [[resistance.barriers]] path, layer, mode, penalty, buffer_m"
+    )
+
+    def __post_init__(self) -> None:
+        _normalise(self, "resistance")
+        if not self.max_resistance > 1:
+            msg = f"[resistance] max_resistance: expected a number > 1, found {self.max_resistance!r}."
+            raise ConfigError(msg)
+        _positive(self.shape_c, "resistance.shape_c")
+        for k, v in self.class_values.items():
+            if not v > 0:
+                msg = f"[resistance] class_values: expected resistance > 0 for every class, found {k} = {v!r}."
+                raise ConfigError(msg)
+
+
+# ---------------------------------------------------------------------- the stage
+def compute_resistance(cfg: RunConfigLike, inputs: Inputs, suitability: np.ndarray) -> np.ndarray:
+    """Resistance on the grid (>= 1 from transforms; NaN = impassable), barriers burned in."""
+    rc = cfg.resistance
+    if rc.method is ResistanceMethod.CLASSES:
+        if "landcover" not in inputs.rasters:
+            msg = "[resistance] method = 'classes' needs [inputs] landcover = 'path/to/classes.tif'."
+            raise ConfigError(msg)
+        r = resistance_from_classes(inputs.rasters["landcover"], rc.class_values)
+    elif rc.method is ResistanceMethod.RASTER:
+        if "resistance" not in inputs.rasters:
+            msg = "[resistance] method = 'raster' needs [inputs] resistance = 'path/to/resistance.tif'."
+            raise ConfigError(msg)
+        r = check_resistance(inputs.rasters["resistance"], inputs.grid, what="resistance raster")
+    else:
+        move = movement_suitability(cfg, inputs, suitability)
+        r = resistance_from_suitability(move, method=rc.method, max_resistance=rc.max_resistance, shape_c=rc.shape_c)
+    r = np.where(inputs.valid, r, np.nan).astype("float32")
+    if rc.barriers:
+        layers = [
+            (
+                read_vector(cfg.resolve(b.path), b.layer, grid=inputs.grid, what=f"barrier {b.name!r}"),
+                b,
+                None
+                if b.crossings is None
+                else read_vector(
+                    cfg.resolve(b.crossings.path), b.crossings.layer, grid=inputs.grid, what=f"crossings of {b.name!r}"
+                ),
+            )
+            for b in rc.barriers
+        ]
+        r = burn_barriers(r, inputs.grid, layers)
+    return check_resistance(r, inputs.grid)
+
+
+def _write(writer: Any, cfg: Any, ctx: Context) -> None:
+    writer.raster("resistance.tif", ctx["resistance"], ctx["inputs"].grid, description=RASTERS["resistance.tif"])
+
+
+STAGE = Stage(
+    "resistance",
+    "resistance",
+    lambda cfg, c: {"resistance": compute_resistance(cfg, c["inputs"], c["suitability"])},
+    config=(Section("resistance", ResistanceConfig, "resistance"),),
+    needs=("inputs", "habitat"),
+    produces=("resistance",),
+    outputs=("resistance.tif",),
+    write=_write,
+)

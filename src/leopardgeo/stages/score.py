@@ -28,12 +28,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import networkx as nx
 import numpy as np
 import pandas as pd
 
+from leopardgeo.config import _f, _normalise, _positive
 from leopardgeo.core.errors import ConfigError
+from leopardgeo.stages.base import RunConfigLike, Section, Stage
 from leopardgeo.stages.graph import CORRIDOR, link_kind
 
 __all__ = ["CRITERIA", "add_scores", "corridor_scores"]
@@ -137,3 +140,50 @@ def add_scores(graph: nx.Graph, table: pd.DataFrame) -> None:
             d.pop("score_rank", None)
         else:
             d.update({"score": float(row.score), "score_rank": int(row.rank)})
+
+
+# ---------------------------------------------------------------------- config section
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScoreConfig:
+    """The corridor score that ranks links everywhere (report, layers, cross-border table).
+
+    score = 100 · Σ w·s / Σ w over the criteria a link has, each s in [0, 1] with 1 = best among the run's links:
+    s_cwd = 1 − (ln cwd − ln min) / (ln max − ln min); s_width, s_dpc = (x − min) / (max − min);
+    s_pinch = (max − x) / (max − min) (a low pinch current = a wide corridor).
+    """
+
+    weight_cwd: float = _f(0.4, doc="weight of the least-cost distance (lower cwd = better, on a log scale)")
+    weight_width: float = _f(0.2, doc="weight of the corridor's narrowest width (corridor_width_m, wider = better)")
+    weight_pinch: float = _f(0.2, doc="weight of the pinch-point current (pinch_current, lower = better)")
+    weight_dpc: float = _f(0.2, doc="weight of the link's importance to PC (dPC_link, higher = better)")
+
+    def __post_init__(self) -> None:
+        _normalise(self, "score")
+        for name in ("weight_cwd", "weight_width", "weight_pinch", "weight_dpc"):
+            _positive(getattr(self, name), f"score.{name}", allow_zero=True)
+        if self.weight_cwd + self.weight_width + self.weight_pinch + self.weight_dpc <= 0:
+            msg = "[score] weights: expected at least one weight > 0, found all 0. Set e.g. weight_cwd = 1."
+            raise ConfigError(msg)
+
+
+# ---------------------------------------------------------------------- the stage
+def compute_scores(cfg: RunConfigLike, graph: nx.Graph) -> pd.DataFrame:
+    """The corridor score of every link (see :mod:`leopardgeo.stages.score`); stored as ``score`` / ``score_rank``."""
+    s = cfg.score
+    table = corridor_scores(
+        graph, {"cwd": s.weight_cwd, "width": s.weight_width, "pinch": s.weight_pinch, "dpc": s.weight_dpc}
+    )
+    add_scores(graph, table)
+    return table
+
+
+STAGE = Stage(
+    "scores",
+    "corridor scores",
+    lambda cfg, c: {"scores": compute_scores(cfg, c["graph"])},
+    config=(Section("score", ScoreConfig, "corridor score"),),
+    needs=("links",),
+    uses=("links", "corridors", "circuit", "pinch_points", "barriers", "metrics", "crossborder"),  # the graph's chain
+    produces=("scores",),
+    mutates=("graph",),
+)

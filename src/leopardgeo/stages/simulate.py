@@ -119,13 +119,10 @@ A non-spatial run of 20 females and 20 males without a density limit:
 
 from __future__ import annotations
 
-import itertools
 import math
 import numbers
-import os
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -133,6 +130,7 @@ import numpy as np
 import pandas as pd
 
 from leopardgeo.core.errors import ConfigError, DataError
+from leopardgeo.core.executor import current_executor
 from leopardgeo.kernels import popkernel as pk
 from leopardgeo.kernels.genetics import spectrum, spectrum_from_heterozygosity
 from leopardgeo.stages.poplandscape import OTHER, SITE, SOURCE, TerritoryLandscape, _check_cost, _expected
@@ -942,6 +940,12 @@ def simulate_individuals(landscape: TerritoryLandscape | None, params: Simulatio
     )
 
 
+def _one_run(shared: Any, seed_seq: np.random.SeedSequence) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One replicate run of the kernel (a task of the executor)."""
+    t, g, c, _, _ = pk._simulate_run(*_rngs(seed_seq), *shared.get())
+    return t, g, c
+
+
 def simulate_population(
     landscape: TerritoryLandscape | None,
     params: SimulationParams | None = None,
@@ -958,7 +962,8 @@ def simulate_population(
     params
         Simulation parameters (default: :class:`SimulationParams()`).
     workers
-        Threads running the replicates (default: the CPU count).  Run ``r``
+        Threads running the replicates (default: the run's executor, see
+        :func:`leopardgeo.core.executor.current_executor`).  Run ``r``
         draws from ``numpy.random.SeedSequence(params.seed).spawn(n_runs)[r]``,
         so the result does not depend on ``workers``.
 
@@ -986,27 +991,17 @@ def simulate_population(
         raise ConfigError(_expected("workers", "a positive whole number of threads or None", workers))
     t0 = time.perf_counter()
     args, summary = _kernel_args(landscape, p)
-    seeds = np.random.SeedSequence(p.seed).spawn(p.n_runs)
     n_years = p.years + 1
     traj = np.zeros((p.n_runs, len(_ROWS), n_years), dtype=np.int64)
     gen = np.full((p.n_runs, len(_GEN_ROWS), n_years), np.nan)
     ctrs = np.zeros((p.n_runs, pk.C_N), dtype=np.int64)
-
-    def chunk(rs: range) -> None:
-        for r in rs:
-            t, g, c, _, _ = pk._simulate_run(*_rngs(seeds[r]), *args)
-            traj[r] = t
-            gen[r] = g
-            ctrs[r] = c
-
-    n_workers = (os.cpu_count() or 1) if workers is None else int(workers)
-    n_workers = max(1, min(n_workers, p.n_runs))
-    if n_workers == 1:
-        chunk(range(p.n_runs))
-    else:
-        bounds = np.linspace(0, p.n_runs, n_workers + 1).astype(int)
-        with ThreadPoolExecutor(max_workers=n_workers) as pool:
-            list(pool.map(chunk, [range(a, b) for a, b in itertools.pairwise(bounds)]))
+    ex = current_executor(None if workers is None else int(workers))
+    shared = ex.share(args)
+    # run r draws from SeedSequence(p.seed).spawn(n_runs)[r] on every executor
+    for r, (t, g, c) in enumerate(ex.map(_one_run, [shared] * p.n_runs, seed=p.seed, label="simulation")):
+        traj[r] = t
+        gen[r] = g
+        ctrs[r] = c
     if ctrs[:, pk.C_STATUS].any():
         raise _pedigree_error(p)
     rows = {name: traj[:, k, :] for k, name in enumerate(_ROWS)}

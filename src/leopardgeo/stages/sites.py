@@ -66,8 +66,10 @@ Examples
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,15 +84,18 @@ import shapely
 from affine import Affine
 from rasterio.features import rasterize
 
-from leopardgeo.config import BENEFIT, COST, CRITERIA, DEFAULT_WEIGHTS
+from leopardgeo.config import MAX_DRAWS, MAX_REPLICATES, MAX_SIMULATION_RUNS, VectorInput, _f, _normalise, _positive
 from leopardgeo.core._crs import M2_PER_HA, M_PER_KM
-from leopardgeo.core.errors import ConfigError, DataError
+from leopardgeo.core.errors import ConfigError, DataError, NoPathError
 from leopardgeo.core.grid import Grid
-from leopardgeo.io import json_records, to_analysis_crs
+from leopardgeo.io import OutputWriter, json_records, read_raster, read_vector, to_analysis_crs
 from leopardgeo.kernels.circuit import circuit_flow
 from leopardgeo.kernels.costdist import cost_distance, trace_path
+from leopardgeo.stages.base import RunConfigLike, Section, Stage
+from leopardgeo.stages.corridors import CorridorResult
+from leopardgeo.stages.inputs import Inputs, protected_raster
 from leopardgeo.stages.metrics import connectivity_metrics
-from leopardgeo.stages.territories import pack_territories
+from leopardgeo.stages.territories import pack_territories, territory_quality
 
 __all__ = [
     "CRITERIA",
@@ -1239,3 +1244,474 @@ def plot_simulations(results: Mapping[str, Any], path: Any) -> Any:
     fig.savefig(tmp, dpi=110, format="png")
     tmp.replace(path)
     return path
+
+
+# ---------------------------------------------------------------------- config section
+BENEFIT, COST = "benefit", "cost"
+
+
+#: Scoring criteria: column -> (direction, description).  ``benefit``: higher is better; ``cost``: lower is better.
+CRITERIA: dict[str, tuple[str, str]] = {
+    "capacity_females": (BENEFIT, "female territories the site holds (replicate 0)"),
+    "habitat_area_ha": (BENEFIT, "habitat area inside the site, ha"),
+    "mean_quality": (BENEFIT, "mean suitability of the site's habitat, 0..1"),
+    "cwd_to_source": (COST, "least-cost distance to the source population, cost-weighted metres"),
+    "eff_resistance": (COST, "effective resistance between the site and the source, ohms"),
+    "n_corridors": (BENEFIT, "links of the run whose path or corridor passes through the site"),
+    "best_corridor_score": (BENEFIT, "best corridor score (0-100) of those links"),
+    "dPC_gain_pct": (BENEFIT, "gain in PC when the site joins the network as a node, %"),
+    "cropland_frac": (COST, "share of the site's cells in cropland classes"),
+    "urban_frac": (COST, "share of the site's cells in urban classes"),
+    "road_density_km_per_km2": (COST, "road length per site area, km/km2"),
+    "protected_frac": (BENEFIT, "share of the site's cells in protected areas"),
+    "dist_to_territory_m": (COST, "distance to the nearest existing leopard territory, m (closer = exchange with residents)"),
+}
+
+
+#: Default weights (modelling choices, not published values: no weighting of these criteria for Amur
+#: leopard reintroduction was found).  Capacity and habitat quality weigh most ("big and good enough"),
+#: connection second (least cost, effective resistance, corridors, dPC gain), human pressure and protection
+#: third; they follow the habitat selection of Hebblewhite et al. 2011 (Biol. Conserv. 144:2403): high prey,
+#: forest, far from human activity.  Distance to resident territories is shown but not weighted.
+DEFAULT_WEIGHTS: dict[str, float] = {
+    "capacity_females": 0.20,
+    "habitat_area_ha": 0.05,
+    "mean_quality": 0.10,
+    "cwd_to_source": 0.10,
+    "eff_resistance": 0.10,
+    "n_corridors": 0.05,
+    "best_corridor_score": 0.05,
+    "dPC_gain_pct": 0.10,
+    "cropland_frac": 0.05,
+    "urban_frac": 0.05,
+    "road_density_km_per_km2": 0.05,
+    "protected_frac": 0.10,
+    "dist_to_territory_m": 0.0,
+}
+
+
+def _default_site_weights() -> dict[str, float]:
+    return dict(DEFAULT_WEIGHTS)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SiteConfig:
+    """Reintroduction site evaluation (see :mod:`leopardgeo.stages.sites`)."""
+
+    enabled: bool = _f(True, doc="evaluate reintroduction sites in `leopardgeo run` (needs candidates: [inputs] sites or 'auto')")
+    candidates: str | VectorInput = _f(
+        "layer",
+        doc=(
+            "'layer' ([inputs] sites: the demo's southern Sikhote-Alin sites), 'auto' (habitat patches away from the "
+            "source holding >= min_females female territories) or a vector {path = ..., layer = ...} in any CRS"
+        ),
+    )
+    name_field: str | None = _f(None, doc="column of the site names; default 'name' (any case), else the first text column")
+    source: str = _f(
+        "Land of the Leopard",
+        doc=(
+            "source population: protected area(s) whose NAME contains this (case-insensitive); the largest patch if none "
+            "does. Land of the Leopard NP holds the remaining wild Amur leopards (Vitkalova et al. 2018)"
+        ),
+    )
+    min_females: int = _f(
+        5,
+        doc="candidates = 'auto': least number of female territories a patch must hold (modelling choice, not a published value)",
+    )
+    weights: dict[str, float] = _f(
+        doc=(
+            "weight of each criterion of the score (>= 0; renormalised over the criteria that have values). Modelling "
+            "choices, no published weighting exists: capacity and quality first, connection (cwd_to_source, "
+            "eff_resistance, n_corridors, best_corridor_score, dPC_gain_pct) second, human pressure (cropland_frac, "
+            "urban_frac, road_density_km_per_km2; Hebblewhite et al. 2011: far from human activity) and protected_frac "
+            "third; dist_to_territory_m is shown, weight 0"
+        ),
+        factory=_default_site_weights,
+    )
+    directions: dict[str, str] = _f(
+        doc="override 'benefit' (higher = better) or 'cost' (lower = better) of a criterion, e.g. dist_to_territory_m",
+        factory=dict,
+    )
+    rank_stability_draws: int = _f(1000, doc="Monte Carlo draws of perturbed weights for the rank stability")
+    weight_spread: float = _f(0.5, doc="each weight is multiplied by U(1 - spread, 1 + spread) in every draw")
+    seed: int = _f(0, doc="seed of the rank-stability draws, the capacity packings and the simulation")
+    capacity_replicates: int = _f(5, doc="territory packings per site (capacity min / max over them)")
+    circuit_margin_m: float | None = _f(
+        50_000.0,
+        doc=(
+            "effective resistance site-source is solved in their bounding box plus this margin, metres (an upper "
+            "bound on the whole-raster value; leave unset for the whole raster, slower)"
+        ),
+    )
+    roads: VectorInput | None = _f(None, doc="road lines for road_density_km_per_km2 (none in the demo)")
+    simulate: bool = _f(True, doc="run the population simulation (leopardgeo.stages.simulate) for the simulated sites")
+    simulate_sites: str = _f("all", doc="'all' sites or only the 'top' ranked one")
+    simulation_runs: int = _f(500, doc="simulation replicates per site")
+    simulation_years: int = _f(100, doc="years simulated (persistence and genetics are reported at 25, 50 and 100 years)")
+    simulation_compare_corridors: bool = _f(
+        True,
+        doc=(
+            "also simulate every site with no corridor to the source (same seeds), so the report shows what today's "
+            "corridor buys in persistence and heterozygosity retained"
+        ),
+    )
+    simulation_corridor_resistance: str | None = _f(
+        None,
+        doc=(
+            "a scenario's resistance raster (GeoTIFF on the run's grid, or any raster reprojected onto it) simulated "
+            "as a third corridor (the 'scenario' rows)"
+        ),
+    )
+    simulation_params: dict[str, Any] = _f(
+        doc=(
+            "any other parameter of leopardgeo.stages.simulate.SimulationParams, e.g. {lethal_equivalents = 6.29, "
+            "catastrophes = [[0.05, 0.3, 0.0]], ev_survival_sd = 0.05} (see docs/parameters.md)"
+        ),
+        factory=dict,
+    )
+    founders_female: int = _f(
+        2,
+        doc=(
+            "females released at year 0: the Ussuriysky translocations released 2 females and 4 males in 2023-2025 "
+            "(RIA Novosti 20 Oct 2025; TASS 13 Oct 2025)"
+        ),
+    )
+    founders_male: int = _f(4, doc="males released at year 0 (see founders_female)")
+    simulation_margin_m: float = _f(
+        25_000.0,
+        doc=(
+            "without the territories stage, the simulation packs territories in the bounding box of the site and the "
+            "source plus this margin, metres (modelling choice: beyond it dispersal from either is rare)"
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        _normalise(self, "sites")
+        if isinstance(self.candidates, str) and self.candidates not in ("layer", "auto"):
+            msg = (
+                f"[sites] candidates: expected 'layer', 'auto' or a table {{path = ..., layer = ...}}, found "
+                f"{self.candidates!r}. Write candidates = {{path = {self.candidates!r}}} for a file."
+            )
+            raise ConfigError(msg)
+        if isinstance(self.candidates, dict):
+            object.__setattr__(self, "candidates", VectorInput(**self.candidates))
+        for key, table in (("weights", self.weights), ("directions", self.directions)):
+            unknown = [k for k in table if k not in CRITERIA]
+            if unknown:
+                msg = f"[sites] {key}: unknown criterion {unknown[0]!r}; valid criteria: {', '.join(CRITERIA)}."
+                raise ConfigError(msg)
+        for k, v in self.weights.items():
+            _positive(v, f"sites.weights.{k}", allow_zero=True)
+        if not any(v > 0 for v in self.weights.values()):
+            msg = "[sites] weights: expected at least one weight > 0, found none. Set e.g. capacity_females = 1."
+            raise ConfigError(msg)
+        for k, v in self.directions.items():
+            if v not in ("benefit", "cost"):
+                msg = f"[sites] directions: expected 'benefit' or 'cost' for {k!r}, found {v!r}."
+                raise ConfigError(msg)
+        for name, low in (("min_females", 1), ("rank_stability_draws", 1), ("capacity_replicates", 1),
+                          ("simulation_runs", 1), ("simulation_years", 1), ("founders_female", 0),
+                          ("founders_male", 0), ("seed", 0)):  # fmt: skip
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                msg = f"[sites] {name}: expected an integer >= {low}, found {v!r}."
+                raise ConfigError(msg)
+        from leopardgeo.core.memory import check_count
+
+        for name, limit in (("rank_stability_draws", MAX_DRAWS), ("capacity_replicates", MAX_REPLICATES),
+                            ("simulation_runs", MAX_SIMULATION_RUNS), ("simulation_years", 1000)):  # fmt: skip
+            check_count(getattr(self, name), name=f"[sites] {name}", limit=limit,
+                        fix="A count this large would run for days; the defaults are enough for stable results.")  # fmt: skip
+        if not 0 <= self.weight_spread < 1:
+            msg = f"[sites] weight_spread: expected a fraction in [0, 1), found {self.weight_spread!r}."
+            raise ConfigError(msg)
+        if self.circuit_margin_m is not None:
+            _positive(self.circuit_margin_m, "sites.circuit_margin_m")
+        _positive(self.simulation_margin_m, "sites.simulation_margin_m", allow_zero=True)
+        if self.simulate_sites not in ("all", "top"):
+            msg = f"[sites] simulate_sites: expected 'all' or 'top', found {self.simulate_sites!r}."
+            raise ConfigError(msg)
+
+
+# ---------------------------------------------------------------------- the stage
+def _sites_run(cfg: RunConfigLike) -> bool:
+    """Whether the sites stage runs: enabled, with candidates (a layer given, a file, or 'auto')."""
+    s = cfg.sites
+    return s.enabled and (s.candidates != "layer" or cfg.inputs.sites is not None)
+
+
+def site_files(cfg: RunConfigLike) -> tuple[str, ...]:
+    """Files of the sites stage (the ``sites`` layer goes into the GeoPackage)."""
+    if not _sites_run(cfg):
+        return ()
+    return ("sites.csv", "sites.json") + (("simulation.json", "simulation.png") if cfg.sites.simulate else ())
+
+
+def compute_sites(
+    cfg: RunConfigLike,
+    inputs: Inputs,
+    suitability: np.ndarray,
+    resistance: np.ndarray,
+    labels: np.ndarray,
+    patches: gpd.GeoDataFrame,
+    graph: nx.Graph | None = None,
+    corridors: CorridorResult | None = None,
+    territories: Any = None,
+) -> SiteResult:
+    """Reintroduction sites: every criterion, the score, the rank stability (see :mod:`leopardgeo.stages.sites`).
+
+    Candidates come from ``[sites] candidates``: the ``[inputs] sites`` layer,
+    a vector file, or ``auto``.  ``territories`` (a
+    :class:`leopardgeo.stages.territories.TerritoryResult`) gives the existing
+    territories for ``dist_to_territory_m`` and the simulation's landscape;
+    without it the distance runs to the source and the simulation packs its
+    own territories around the site and the source.  Capacity packs with the
+    parameters and the quality surface of ``[territories]``.
+
+    Raises
+    ------
+    ConfigError
+        If ``candidates = 'layer'`` and ``[inputs] sites`` is not set.
+    DataError
+        Empty or invalid candidates, a site on no valid cell, no source.
+    """
+    from leopardgeo.stages import sites as st
+
+    sc = cfg.sites
+    grid = inputs.grid
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    src = st.find_source(
+        grid, labels=labels, patches=patches, protected_areas=inputs.protected_areas, name=sc.source, valid=inputs.valid
+    )
+    tp = _territory_params(cfg)
+    quality = territory_quality(cfg, inputs, suitability)
+    if sc.candidates == "auto":
+        cand = st.auto_candidates(
+            quality, resistance, grid, labels=labels, patches=patches, source=src, min_females=sc.min_females,
+            seed=sc.seed, **tp,
+        )  # fmt: skip
+    elif sc.candidates == "layer":
+        if inputs.sites is None:
+            msg = (
+                "[sites] candidates = 'layer': expected [inputs] sites = {path = ..., layer = ...}, found none. "
+                "Set it, or use candidates = 'auto'."
+            )
+            raise ConfigError(msg)
+        cand = st.prepare_sites(inputs.sites, grid, name_field=sc.name_field)
+    else:
+        v = sc.candidates
+        gdf = read_vector(cfg.resolve(v.path), v.layer, grid=grid, what="[sites] candidates")  # type: ignore[union-attr]
+        cand = st.prepare_sites(gdf, grid, name_field=sc.name_field, what="[sites] candidates")
+    roads = None
+    if sc.roads is not None:
+        roads = read_vector(cfg.resolve(sc.roads.path), sc.roads.layer, grid=grid, what="[sites] roads")
+    terr_table = getattr(territories, "table", None)
+    m = cfg.metrics
+    area = m.landscape_area_ha if m.landscape_area_ha is not None else float(inputs.valid.sum()) * grid.cell_area_ha
+    table = st.evaluate_sites(
+        cand,
+        suitability=suitability,
+        resistance=resistance,
+        labels=labels,
+        patches=patches,
+        grid=grid,
+        source=src,
+        valid=inputs.valid,
+        graph=graph,
+        corridors=corridors.table if corridors is not None else None,
+        protected=protected_raster(inputs),
+        landcover=inputs.rasters.get("landcover"),
+        roads=roads,
+        territories=terr_table,
+        quality=quality,
+        min_suitability=cfg.patches.min_suitability,
+        cropland_classes=cfg.habitat.cropland_classes,
+        urban_classes=cfg.habitat.urban_classes,
+        territory=tp,
+        capacity_replicates=sc.capacity_replicates,
+        seed=sc.seed,
+        median_distance=m.median_dispersal,
+        probability=m.probability,
+        landscape_area_ha=area,
+        circuit_margin_m=sc.circuit_margin_m,
+        connectivity=cfg.links.connectivity,
+        circuit_connectivity=cfg.circuit.connectivity,
+    )
+    timings["evaluate"] = time.perf_counter() - t
+    cut = _unreachable_sites(table, src.name)
+    ranked = table[~cut].reset_index(drop=True)
+    scored = st.score_sites(ranked, sc.weights, sc.directions)
+    stab = st.rank_stability(
+        ranked, sc.weights, sc.directions, n=sc.rank_stability_draws, spread=sc.weight_spread, seed=sc.seed
+    )
+    scored = scored.merge(stab[["site_id", "first_share", "mean_rank"]], on="site_id", how="left")
+    if cut.any():  # listed after the ranked sites, without score or rank
+        unranked = table[cut].assign(score=np.nan, rank=np.nan, first_share=np.nan, mean_rank=np.nan)
+        scored = pd.concat([scored, unranked], ignore_index=True)
+    sim_doc: dict[str, Any] = {}
+    sim_results: dict[str, Any] = {}
+    if sc.simulate:
+        from leopardgeo.stages.simulate import SimulationParams
+
+        t = time.perf_counter()
+        extra = dict(sc.simulation_params)
+        fixed = {"years", "n_runs", "seed", "founders_female", "founders_male"} & set(extra)
+        if fixed:
+            msg = (
+                f"[sites] simulation_params: {sorted(fixed)} are set by [sites] simulation_years, simulation_runs, seed, "
+                "founders_female and founders_male; set them there."
+            )
+            raise ConfigError(msg)
+        try:
+            params = SimulationParams(
+                years=sc.simulation_years,
+                n_runs=sc.simulation_runs,
+                seed=sc.seed,
+                founders_female=sc.founders_female,
+                founders_male=sc.founders_male,
+                **{k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
+                   for k, v in extra.items()},
+            )  # fmt: skip
+        except TypeError as exc:
+            msg = f"[sites] simulation_params: {exc}. See leopardgeo.stages.simulate.SimulationParams for the parameter names."
+            raise ConfigError(msg) from None
+        scen = None
+        if sc.simulation_corridor_resistance:
+            scen = read_raster(
+                cfg.resolve(sc.simulation_corridor_resistance), grid, resampling="nearest",
+                what="[sites] simulation_corridor_resistance",
+            )  # fmt: skip
+        chosen = scored if sc.simulate_sites == "all" else scored.iloc[:1]
+        masks = dict(zip(cand["site_id"].astype(int), st.site_masks(cand, grid, inputs.valid), strict=True))
+        sim_results = st.simulate_sites(
+            chosen, masks, suitability=suitability, resistance=resistance, labels=labels, grid=grid, source=src,
+            params=params, territories=territories, quality=quality, min_suitability=cfg.patches.min_suitability, territory=tp,
+            margin_m=sc.simulation_margin_m, seed=sc.seed, compare_corridors=sc.simulation_compare_corridors,
+            scenario_resistance=scen,
+        )  # fmt: skip
+        scored = scored.merge(st.simulation_columns(sim_results), on="name", how="left")
+        sim_doc = st.simulation_report(sim_results, dict(zip(scored["name"], scored["site_id"].astype(int), strict=True)))
+        timings["simulation"] = time.perf_counter() - t
+    scored = gpd.GeoDataFrame(scored, geometry="geometry", crs=grid.crs)
+    used = {c: float(w) for c, w in sc.weights.items() if w > 0 and c in table.columns and table[c].notna().any()}
+    return SiteResult(
+        table=scored, stability=stab, source=src, weights=used, simulation=sim_doc, simulation_results=sim_results,
+        timings_s=timings,
+    )  # fmt: skip
+
+
+def _unreachable_sites(table: pd.DataFrame, source: str) -> np.ndarray:
+    """Mask of the sites that cannot reach the source population (infinite ``cwd_to_source``); they are not ranked.
+
+    Raises
+    ------
+    NoPathError
+        If no site can reach the source.
+    """
+    if "cwd_to_source" not in table.columns:
+        return np.zeros(len(table), dtype=bool)
+    cut = ~np.isfinite(table["cwd_to_source"].to_numpy(dtype=float))
+    if cut.any():
+        names = ", ".join(str(n) for n in table.loc[cut, "name"])
+        hint = (
+            "No-data cells (outside an input raster, water, impassable barriers) separate them from it: check that "
+            "every input covers the study area (see any NodataWarning) and the barriers."
+        )
+        if cut.all():
+            msg = f"sites: expected a site that can reach the source population {source!r}, found none ({names}). {hint}"
+            raise NoPathError(msg)
+        logger.warning("sites: %s cannot reach the source population %r and are not ranked. %s", names, source, hint)
+    return cut
+
+
+def _territory_params(cfg: RunConfigLike) -> dict[str, Any]:
+    """Packing parameters of ``[territories]`` when the config has that section (else the packing defaults)."""
+    t = getattr(cfg, "territories", None)
+    keys = ("min_area_ha", "max_area_ha", "female_need_ha", "male_multiple", "min_quality", "max_cost_m", "connectivity")
+    return {k: getattr(t, k) for k in keys if t is not None and getattr(t, k, None) is not None}
+
+
+def site_layer(result: SiteResult) -> gpd.GeoDataFrame:
+    """The ``sites`` GeoPackage layer: one polygon per site with every criterion, score, rank and stability."""
+    return result.table
+
+
+#: Keys of the simulation's summaries that hold run times: they go to ``manifest.json``, not ``simulation.json``.
+TIME_KEYS = frozenset({"elapsed_s", "build_s"})
+
+
+def split_times(obj: Any, prefix: str = "") -> tuple[Any, dict[str, float]]:
+    """``obj`` without its run-time keys (:data:`TIME_KEYS`, at any depth), and those times by dotted key.
+
+    Result files hold no run times, so two runs of one configuration write identical files; the times
+    are kept in ``manifest.json``.
+
+    Examples
+    --------
+    >>> split_times({"a": 1, "elapsed_s": 2.5, "landscape": {"build_s": 0.1, "n": 3}})
+    ({'a': 1, 'landscape': {'n': 3}}, {'elapsed_s': 2.5, 'landscape.build_s': 0.1})
+    """
+    times: dict[str, float] = {}
+    if isinstance(obj, dict):
+        clean = {}
+        for k, v in obj.items():
+            if k in TIME_KEYS and isinstance(v, int | float):
+                times[prefix + k] = float(v)
+            else:
+                clean[k], sub = split_times(v, f"{prefix}{k}.")
+                times |= sub
+        return clean, times
+    if isinstance(obj, list):
+        items = [split_times(v, f"{prefix}{i}.") for i, v in enumerate(obj)]
+        for _, sub in items:
+            times |= sub
+        return [c for c, _ in items], times
+    return obj, times
+
+
+def write_sites(writer: OutputWriter, result: SiteResult) -> dict[str, float]:
+    """``sites.csv`` (the ranked table without geometry) and ``sites.json`` (source, weights, sites, stability).
+
+    Returns the simulation's run times (for ``manifest.json``), which ``simulation.json`` leaves out.
+    """
+    table = pd.DataFrame(result.table.drop(columns="geometry"))
+    writer.text("sites.csv", table.to_csv(index=False, float_format="%.6g"))
+    writer.text("sites.json", json.dumps(result.summary(), indent=1, ensure_ascii=False))
+    times: dict[str, float] = {}
+    if result.simulation:
+        from leopardgeo.stages.sites import plot_simulations
+
+        simulation, times = split_times(result.simulation)
+        writer.text("simulation.json", json.dumps(simulation, indent=1, ensure_ascii=False))
+        plot_simulations(result.simulation_results, writer.path("simulation.png"))
+    return {f"simulation.{k}": v for k, v in times.items()}
+
+
+STAGE = Stage(
+    "sites",
+    "reintroduction sites",
+    lambda cfg, c: {
+        "sites": compute_sites(
+            cfg,
+            c["inputs"],
+            c["suitability"],
+            c["resistance"],
+            c["labels"],
+            c["patches"],
+            c.get("graph"),
+            c.get("corridors"),
+            c.get("territories"),
+        )
+    },
+    config=(Section("sites", SiteConfig, "reintroduction site evaluation"),),
+    sections=("sites", "territories", "patches"),
+    needs=("inputs", "habitat", "resistance", "patches"),
+    uses=("links", "corridors", "circuit", "pinch_points", "barriers", "metrics", "crossborder", "scores", "territories"),
+    produces=("sites",),
+    enabled=_sites_run,
+    outputs=("sites.csv", "sites.json", "simulation.json", "simulation.png"),
+    files=site_files,
+    layers=lambda cfg, c: {"sites": site_layer(c["sites"])},
+    write=lambda writer, cfg, c: write_sites(writer, c["sites"]),
+)

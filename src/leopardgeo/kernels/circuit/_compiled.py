@@ -1,0 +1,464 @@
+"""Compiled (numba) kernels of the circuit: matrix rows, branch currents, AMG coarsening."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+#: All 8 neighbour offsets: 4 axial first, then 4 diagonal.
+_OFFSETS = np.array([(-1, 0), (0, 1), (1, 0), (0, -1), (-1, 1), (1, 1), (1, -1), (-1, -1)], dtype=np.int64)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _g(ca, cb, ra, rb, diagonal, avg_res):  # pragma: no cover - compiled
+    w = 0.7071067811865476 if diagonal else 1.0
+    if avg_res:
+        return w / (0.5 * (ra + rb))
+    return w * 0.5 * (ca + cb)
+
+
+@numba.njit(cache=True, nogil=True)
+def _cell_rows(res, node, n_cell, n_solve, k, avg_res, extra):  # pragma: no cover - compiled
+    """CSR rows of the cell nodes (ids < n_cell), columns sorted, diagonal included; ``extra`` spare entries at the end."""
+    nr, nc = res.shape
+    indptr = np.zeros(n_cell + 1, np.int64)
+    buf = np.empty(9, np.int64)
+    for r in range(nr):
+        for c in range(nc):
+            a = node[r, c]
+            if a < 0 or a >= n_cell:
+                continue
+            m = 0
+            for o in range(k):
+                rr = r + _OFFSETS[o, 0]
+                cc = c + _OFFSETS[o, 1]
+                if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
+                    continue
+                b = node[rr, cc]
+                if b < 0 or b >= n_solve:
+                    continue
+                dup = False
+                for q in range(m):
+                    if buf[q] == b:
+                        dup = True
+                if not dup:
+                    buf[m] = b
+                    m += 1
+            indptr[a + 1] = m + 1
+    for i in range(n_cell):
+        indptr[i + 1] += indptr[i]
+    nnz = indptr[n_cell]
+    indices = np.empty(nnz + extra, np.int32)
+    data = np.empty(nnz + extra, np.float64)
+    vals = np.empty(9, np.float64)
+    for r in range(nr):
+        for c in range(nc):
+            a = node[r, c]
+            if a < 0 or a >= n_cell:
+                continue
+            ra = res[r, c]
+            ca = 1.0 / ra
+            buf[0] = a
+            vals[0] = 0.0
+            m = 1
+            for o in range(k):
+                rr = r + _OFFSETS[o, 0]
+                cc = c + _OFFSETS[o, 1]
+                if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
+                    continue
+                b = node[rr, cc]
+                if b < 0:
+                    continue
+                rb = res[rr, cc]
+                g = _g(ca, 1.0 / rb, ra, rb, o >= 4, avg_res)
+                vals[0] += g
+                if b >= n_solve:  # a ground node: diagonal only
+                    continue
+                q = 1
+                while q < m and buf[q] != b:
+                    q += 1
+                if q < m:
+                    vals[q] -= g
+                else:
+                    buf[m] = b
+                    vals[m] = -g
+                    m += 1
+            # insertion sort by column
+            for i in range(1, m):
+                bi = buf[i]
+                vi = vals[i]
+                j = i - 1
+                while j >= 0 and buf[j] > bi:
+                    buf[j + 1] = buf[j]
+                    vals[j + 1] = vals[j]
+                    j -= 1
+                buf[j + 1] = bi
+                vals[j + 1] = vi
+            p = indptr[a]
+            for i in range(m):
+                indices[p + i] = buf[i]
+                data[p + i] = vals[i]
+    return indptr, indices, data
+
+
+@numba.njit(cache=True, nogil=True)
+def _region_entries(res, node, n_cell, n_solve, k, avg_res):  # pragma: no cover - compiled
+    """Branches leaving region nodes: (row, col, g) triples (col may repeat) and each region's diagonal."""
+    nr, nc = res.shape
+    n_reg = n_solve - n_cell
+    cnt = 0
+    for r in range(nr):
+        for c in range(nc):
+            a = node[r, c]
+            if a < n_cell or a >= n_solve:
+                continue
+            for o in range(k):
+                rr = r + _OFFSETS[o, 0]
+                cc = c + _OFFSETS[o, 1]
+                if 0 <= rr < nr and 0 <= cc < nc:
+                    b = node[rr, cc]
+                    if 0 <= b < n_solve and b != a:
+                        cnt += 1
+    rows = np.empty(cnt, np.int64)
+    cols = np.empty(cnt, np.int64)
+    gs = np.empty(cnt, np.float64)
+    diag = np.zeros(n_reg, np.float64)
+    p = 0
+    for r in range(nr):
+        for c in range(nc):
+            a = node[r, c]
+            if a < n_cell or a >= n_solve:
+                continue
+            ra = res[r, c]
+            for o in range(k):
+                rr = r + _OFFSETS[o, 0]
+                cc = c + _OFFSETS[o, 1]
+                if not (0 <= rr < nr and 0 <= cc < nc):
+                    continue
+                b = node[rr, cc]
+                if b < 0 or b == a:
+                    continue
+                rb = res[rr, cc]
+                g = _g(1.0 / ra, 1.0 / rb, ra, rb, o >= 4, avg_res)
+                diag[a - n_cell] += g
+                if b < n_solve:
+                    rows[p] = a - n_cell
+                    cols[p] = b
+                    gs[p] = g
+                    p += 1
+    return rows, cols, gs, diag
+
+
+@numba.njit(cache=True, nogil=True)
+def _branch_sums(res, node, volts, n_total, k, avg_res):  # pragma: no cover - compiled
+    """Sum of |branch current| at every node (each branch counted at both its ends)."""
+    nr, nc = res.shape
+    acc = np.zeros(n_total, np.float64)
+    for r in range(nr):
+        for c in range(nc):
+            a = node[r, c]
+            if a < 0:
+                continue
+            ra = res[r, c]
+            va = volts[a]
+            s = 0.0
+            for o in range(k):
+                rr = r + _OFFSETS[o, 0]
+                cc = c + _OFFSETS[o, 1]
+                if not (0 <= rr < nr and 0 <= cc < nc):
+                    continue
+                b = node[rr, cc]
+                if b < 0 or b == a:
+                    continue
+                rb = res[rr, cc]
+                s += _g(1.0 / ra, 1.0 / rb, ra, rb, o >= 4, avg_res) * abs(va - volts[b])
+            acc[a] += s
+    return acc
+
+
+@numba.njit(cache=True, nogil=True)
+def _net_inflow(res, node, volts, n0, n_total, k, avg_res):  # pragma: no cover - compiled
+    """Net branch current flowing into each node with id >= ``n0`` (signed; other nodes 0)."""
+    nr, nc = res.shape
+    acc = np.zeros(n_total, np.float64)
+    for r in range(nr):
+        for c in range(nc):
+            a = node[r, c]
+            if a < n0:
+                continue
+            ra = res[r, c]
+            for o in range(k):
+                rr = r + _OFFSETS[o, 0]
+                cc = c + _OFFSETS[o, 1]
+                if not (0 <= rr < nr and 0 <= cc < nc):
+                    continue
+                b = node[rr, cc]
+                if b < 0 or b == a:
+                    continue
+                rb = res[rr, cc]
+                acc[a] += _g(1.0 / ra, 1.0 / rb, ra, rb, o >= 4, avg_res) * (volts[b] - volts[a])
+    return acc
+
+
+@numba.njit(cache=True, nogil=True)
+def _solve_currents(res, node, x, w_ptr, w_idx, w_val, k, avg_res, r0, r1):  # pragma: no cover - compiled
+    """Sum over solves of the |branch currents| at each cell of rows ``r0:r1``, voltages combining columns of ``x``.
+
+    Solve ``p`` has voltages ``sum_q w_val[q] * x[:, w_idx[q]]`` for ``q`` in
+    ``w_ptr[p]:w_ptr[p + 1]``; one pass over the rows serves every solve.
+    Returns the ``r1 - r0`` rows (each cell writes only its own entry).
+    """
+    nr, nc = res.shape
+    m = x.shape[1]
+    n_solves = len(w_ptr) - 1
+    out = np.zeros((r1 - r0, nc), np.float64)
+    d = np.empty(m, np.float64)
+    for r in range(r0, r1):
+        for c in range(nc):
+            a = node[r, c]
+            if a < 0:
+                continue
+            ra = res[r, c]
+            s = 0.0
+            for o in range(k):
+                rr = r + _OFFSETS[o, 0]
+                cc = c + _OFFSETS[o, 1]
+                if not (0 <= rr < nr and 0 <= cc < nc):
+                    continue
+                b = node[rr, cc]
+                if b < 0 or b == a:
+                    continue
+                rb = res[rr, cc]
+                g = _g(1.0 / ra, 1.0 / rb, ra, rb, o >= 4, avg_res)
+                for j in range(m):
+                    d[j] = x[a, j] - x[b, j]
+                t_sum = 0.0
+                for p in range(n_solves):
+                    t = 0.0
+                    for q in range(w_ptr[p], w_ptr[p + 1]):
+                        t += w_val[q] * d[w_idx[q]]
+                    t_sum += abs(t)
+                s += g * t_sum
+            out[r - r0, c] = s
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _max_currents(res, node, x, w_ptr, w_idx, w_val, k, avg_res, n_cell, r0, r1):  # pragma: no cover - compiled
+    """Largest current over the solves at each plain cell of rows ``r0:r1``; per-solve branch sums of the regions.
+
+    Returns the rows' maxima (half the sum of |branch currents|: no current is
+    injected at a plain cell) and the region nodes' per-solve sums of |branch
+    currents| (``n_total - n_cell`` by solves) from their cells in those rows.
+    """
+    nr, nc = res.shape
+    m = x.shape[1]
+    n_solves = len(w_ptr) - 1
+    n_reg = x.shape[0] - n_cell
+    cell_max = np.zeros((r1 - r0, nc), np.float64)
+    reg = np.zeros((n_reg, n_solves), np.float64)
+    d = np.empty(m, np.float64)
+    acc = np.empty(n_solves, np.float64)
+    for r in range(r0, r1):
+        for c in range(nc):
+            a = node[r, c]
+            if a < 0:
+                continue
+            ra = res[r, c]
+            acc[:] = 0.0
+            for o in range(k):
+                rr = r + _OFFSETS[o, 0]
+                cc = c + _OFFSETS[o, 1]
+                if not (0 <= rr < nr and 0 <= cc < nc):
+                    continue
+                b = node[rr, cc]
+                if b < 0 or b == a:
+                    continue
+                rb = res[rr, cc]
+                g = _g(1.0 / ra, 1.0 / rb, ra, rb, o >= 4, avg_res)
+                for j in range(m):
+                    d[j] = x[a, j] - x[b, j]
+                for p in range(n_solves):
+                    t = 0.0
+                    for q in range(w_ptr[p], w_ptr[p + 1]):
+                        t += w_val[q] * d[w_idx[q]]
+                    acc[p] += g * abs(t)
+            if a < n_cell:
+                best = 0.0
+                for p in range(n_solves):
+                    if acc[p] > best:
+                        best = acc[p]
+                cell_max[r - r0, c] = 0.5 * best
+            else:
+                for p in range(n_solves):
+                    reg[a - n_cell, p] += acc[p]
+    return cell_max, reg
+
+
+#: Offsets of the "forward" neighbours (each undirected branch once): right, down, down-right, down-left.
+_FORWARD = np.array([1, 2, 5, 6], dtype=np.int64)
+
+
+@numba.njit(cache=True, nogil=True)
+def _pair_currents(res, node, x, ia, ib, k, avg_res, r0, r1):  # pragma: no cover - compiled
+    """Sum over solves of the |branch currents| at each cell, from the branches leaving rows ``r0:r1`` forwards.
+
+    Solve ``p`` has voltages ``x[:, ia[p]] - x[:, ib[p]]``; a column index
+    equal to ``x.shape[1]`` stands for zero volts (a ground).  Each branch is
+    visited once (right, down, down-right, down-left) and counted at both its
+    cells, so the block returned holds rows ``r0 : r1 + 1`` (the last one shared
+    with the next block; the caller adds the blocks up).
+    """
+    nr, nc = res.shape
+    m = x.shape[1]
+    n_solves = len(ia)
+    n_fwd = 2 if k == 4 else 4
+    out = np.zeros((r1 - r0 + 1, nc), np.float64)
+    d = np.zeros(m + 1, np.float64)
+    for r in range(r0, r1):
+        for c in range(nc):
+            a = node[r, c]
+            if a < 0:
+                continue
+            ra = res[r, c]
+            for f in range(n_fwd):
+                o = _FORWARD[f]
+                rr = r + _OFFSETS[o, 0]
+                cc = c + _OFFSETS[o, 1]
+                if not (rr < nr and 0 <= cc < nc):
+                    continue
+                b = node[rr, cc]
+                if b < 0 or b == a:
+                    continue
+                rb = res[rr, cc]
+                g = _g(1.0 / ra, 1.0 / rb, ra, rb, o >= 4, avg_res)
+                for j in range(m):
+                    d[j] = x[a, j] - x[b, j]
+                t = 0.0
+                for p in range(n_solves):
+                    t += abs(d[ia[p]] - d[ib[p]])
+                t *= g
+                out[r - r0, c] += t
+                out[rr - r0, cc] += t
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _paint(node, node_current, out, weight):  # pragma: no cover - compiled
+    nr, nc = node.shape
+    for r in range(nr):
+        for c in range(nc):
+            a = node[r, c]
+            if a >= 0:
+                out[r, c] += weight * node_current[a]
+
+
+@numba.njit(cache=True, nogil=True)
+def _fix_orphans(indptr, indices, is_c):  # pragma: no cover - compiled
+    """Make every F node without a C neighbour a C node (it could not be interpolated)."""
+    for i in range(len(is_c)):
+        if not is_c[i]:
+            has = False
+            for p in range(indptr[i], indptr[i + 1]):
+                j = indices[p]
+                if j != i and is_c[j]:
+                    has = True
+                    break
+            if not has:
+                is_c[i] = True
+
+
+@numba.njit(cache=True, nogil=True)
+def _direct_interpolation(indptr, indices, data, is_c):  # pragma: no cover - compiled
+    """Classical direct interpolation (Ruge & Stüben 1987; Stüben 2001 eq. A.4.9) from every C neighbour."""
+    n = len(is_c)
+    cidx = np.full(n, -1, np.int64)
+    nc = 0
+    for i in range(n):
+        if is_c[i]:
+            cidx[i] = nc
+            nc += 1
+    ptr = np.zeros(n + 1, np.int64)
+    for i in range(n):
+        if is_c[i]:
+            ptr[i + 1] = 1
+        else:
+            m = 0
+            for p in range(indptr[i], indptr[i + 1]):
+                j = indices[p]
+                if j != i and is_c[j]:
+                    m += 1
+            ptr[i + 1] = m
+    for i in range(n):
+        ptr[i + 1] += ptr[i]
+    pidx = np.empty(ptr[n], np.int32)
+    pval = np.empty(ptr[n], np.float64)
+    for i in range(n):
+        q = ptr[i]
+        if is_c[i]:
+            pidx[q] = cidx[i]
+            pval[q] = 1.0
+            continue
+        aii = 0.0
+        s_all = 0.0
+        s_c = 0.0
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            if j == i:
+                aii = data[p]
+            else:
+                s_all += data[p]
+                if is_c[j]:
+                    s_c += data[p]
+        alpha = s_all / s_c
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            if j != i and is_c[j]:
+                pidx[q] = cidx[j]
+                pval[q] = -alpha * data[p] / aii
+                q += 1
+    return ptr, pidx, pval, nc
+
+
+@numba.njit(cache=True, nogil=True)
+def _galerkin(a_ptr, a_idx, a_val, p_ptr, p_idx, p_val, r_ptr, r_idx, r_val, nc):  # pragma: no cover - compiled
+    """Coarse operator R A P row by row (Gustavson), without the n-by-nc intermediate A P; columns sorted."""
+    marker = np.full(nc, -1, np.int64)
+    acc = np.zeros(nc, np.float64)
+    cap = 10 * nc + 16
+    out_idx = np.empty(cap, np.int32)
+    out_val = np.empty(cap, np.float64)
+    out_ptr = np.zeros(nc + 1, np.int64)
+    cols = np.empty(nc, np.int64)
+    nnz = 0
+    for ci in range(nc):
+        m = 0
+        for q in range(r_ptr[ci], r_ptr[ci + 1]):
+            k = r_idx[q]
+            rk = r_val[q]
+            for pa in range(a_ptr[k], a_ptr[k + 1]):
+                l_ = a_idx[pa]
+                w = rk * a_val[pa]
+                for pp in range(p_ptr[l_], p_ptr[l_ + 1]):
+                    cj = p_idx[pp]
+                    if marker[cj] != ci:
+                        marker[cj] = ci
+                        acc[cj] = 0.0
+                        cols[m] = cj
+                        m += 1
+                    acc[cj] += w * p_val[pp]
+        if nnz + m > cap:
+            cap = max(2 * cap, nnz + m)
+            ni = np.empty(cap, np.int32)
+            nv = np.empty(cap, np.float64)
+            ni[:nnz] = out_idx[:nnz]
+            nv[:nnz] = out_val[:nnz]
+            out_idx = ni
+            out_val = nv
+        srt = np.sort(cols[:m])
+        for t in range(m):
+            out_idx[nnz + t] = srt[t]
+            out_val[nnz + t] = acc[srt[t]]
+        nnz += m
+        out_ptr[ci + 1] = nnz
+    return out_ptr, out_idx[:nnz].copy(), out_val[:nnz].copy()

@@ -1,0 +1,365 @@
+"""Solvers of the grounded Laplacian behind one interface (direct factors, AMG-CG) and the memory estimate."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.linalg import cg, splu
+from threadpoolctl import threadpool_limits
+
+from leopardgeo.config import CircuitSolver
+from leopardgeo.core.errors import ConfigError, MemoryLimitError
+from leopardgeo.kernels.circuit._compiled import _direct_interpolation, _fix_orphans, _galerkin
+
+logger = logging.getLogger(__name__)
+
+#: Unknowns up to which ``solver = "auto"`` always factorises (see :func:`choose_solver`).
+DIRECT_ALWAYS_NODES = 100_000
+#: Unknowns up to which ``auto`` uses SciPy's SuperLU: no thread start-up, faster than PARDISO / CHOLMOD this small.
+SMALL_NODES = 20_000
+#: Unknowns up to which ``auto`` factorises when there are :data:`DIRECT_MIN_RHS` right-hand sides or more.
+DIRECT_MAX_NODES = 1_500_000
+#: Right-hand sides from which a factor pays off on a large grid (a factor costs about as much as 3-4 AMG solves).
+DIRECT_MIN_RHS = 4
+#: Right-hand sides handed to a factor at once when solves are not stored (memory: 16 bytes per node each).
+DIRECT_BLOCK_RHS = 16
+#: Levels larger than this are coarsened geometrically (see :class:`LaplacianSolver`).
+GEOMETRIC_MIN_NODES = 100_000
+#: Bytes per grid cell and per solve node of a circuit run, measured with
+#: ``benchmarks/bench_circuit.py`` (peak RSS minus interpreter, with headroom).
+BYTES_PER_CELL = 40
+BYTES_PER_NODE = 260
+#: Bytes per node of a direct solve besides the factor (matrix, its upper triangle, permutations).
+BYTES_PER_NODE_MATRIX = 100
+#: Bytes of factor per node and per doubling of the node count (fill ~ n log2 n; 1.6 GB peak at 690,002 nodes).
+FACTOR_BYTES_PER_NODE_LOG2 = 100
+
+
+def _pardiso() -> object | None:
+    """The ``pypardiso`` module (MKL PARDISO), or None when it is not installed or MKL cannot be loaded."""
+    try:
+        import pypardiso  # type: ignore[import-not-found]
+    except (ImportError, OSError):
+        return None
+    return pypardiso
+
+
+def _cholespy() -> object | None:
+    """The ``cholespy`` module (CHOLMOD in a self-contained wheel), or None."""
+    try:
+        import cholespy  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return cholespy
+
+
+def direct_backend() -> str:
+    """The direct solver ``auto`` uses on this machine: ``pardiso``, ``cholmod`` or ``superlu``.
+
+    MKL PARDISO (the ``pypardiso`` wheel) factors the demo's 690,002-unknown
+    Laplacian in 2.0 s on 2 cores, CHOLMOD (``cholespy``) in 5.1 s, SciPy's
+    SuperLU in 5.8 s (docs/performance.md); the first one installed wins.
+
+    Examples
+    --------
+    >>> direct_backend() in ("pardiso", "cholmod", "superlu")
+    True
+    """
+    if _pardiso() is not None:
+        return "pardiso"
+    if _cholespy() is not None:
+        return "cholmod"
+    return "superlu"
+
+
+def choose_solver(n_unknowns: int, n_rhs: int, method: CircuitSolver | str = "auto") -> str:
+    """The solver used for ``n_rhs`` right-hand sides on ``n_unknowns`` unknowns.
+
+    ``auto`` factorises (:func:`direct_backend`) up to :data:`DIRECT_ALWAYS_NODES`
+    unknowns, and up to :data:`DIRECT_MAX_NODES` when there are at least
+    :data:`DIRECT_MIN_RHS` right-hand sides (the factor's cost is then shared);
+    above, or for one or two solves on a large grid, AMG-preconditioned conjugate
+    gradients is faster and needs far less memory (the factor's fill grows as
+    ``n log n``: 5 GB at 3.6 M unknowns).  Up to :data:`SMALL_NODES` unknowns
+    SciPy's SuperLU is used (no thread start-up); without PARDISO or CHOLMOD,
+    SuperLU is used up to :data:`DIRECT_ALWAYS_NODES`.
+
+    Examples
+    --------
+    >>> choose_solver(690_002, 15) in ("pardiso", "cholmod")  # the demo, with a direct backend installed
+    True
+    >>> choose_solver(3_600_000, 1)
+    'amg'
+    >>> choose_solver(5_000, 1)
+    'superlu'
+    """
+    method = CircuitSolver(method)
+    if method is not CircuitSolver.AUTO:
+        return str(method)
+    if n_unknowns <= SMALL_NODES:
+        return "superlu"
+    backend = direct_backend()
+    if n_unknowns <= DIRECT_ALWAYS_NODES:
+        return backend
+    if backend != "superlu" and n_unknowns <= DIRECT_MAX_NODES and n_rhs >= DIRECT_MIN_RHS:
+        return backend
+    return "amg"
+
+
+class LaplacianSolver:
+    """Solve ``L x = b`` repeatedly for one reduced Laplacian, reusing its factor or preconditioner.
+
+    Parameters
+    ----------
+    laplacian
+        Symmetric positive definite CSR matrix (a grounded Laplacian).
+    method
+        ``"auto"`` (see :func:`choose_solver`), ``"amg"``, ``"pardiso"``,
+        ``"cholmod"`` or ``"superlu"``.
+    tolerance
+        Relative residual at which conjugate gradients stop (AMG only).
+    node_raster
+        Optional raster of unknown ids per cell (-1 none), e.g. from
+        :func:`solve_nodes`; enables geometric coarsening of the large levels.
+    n_rhs
+        How many right-hand sides are expected (guides ``auto``).
+
+    Notes
+    -----
+    Direct solvers: MKL PARDISO (``pypardiso``; real symmetric positive
+    definite, upper triangle, METIS nested dissection), CHOLMOD (``cholespy``;
+    supernodal Cholesky) or SciPy's SuperLU.  All right-hand sides go to the
+    factor in one block (:meth:`solve_many`).
+
+    AMG is a classical (Ruge-Stüben) hierarchy used as the preconditioner of
+    conjugate gradients, with forward Gauss-Seidel before and backward after
+    (a symmetric V-cycle).  Classical AMG suits graph Laplacians (M-matrices)
+    with high-contrast conductances: on the benchmark grids it needs about half
+    the iterations of smoothed aggregation.  The finest level, which holds
+    three quarters of the work, is coarsened geometrically (every other row
+    and column, plus patches and any node without a coarse neighbour) with
+    classical direct interpolation, compiled here because pyamg's generic
+    strength / splitting / interpolation passes take most of its setup time on
+    grids this size; the coarser levels are pyamg's ``ruge_stuben_solver``.
+
+    Examples
+    --------
+    >>> L = sp.csr_matrix(np.array([[2.0, -1.0], [-1.0, 1.0]]))
+    >>> LaplacianSolver(L).solve(np.array([0.0, 1.0]))
+    array([1., 2.])
+    >>> LaplacianSolver(L, "amg").solve_many(np.eye(2)).round(6)
+    array([[1., 1.],
+           [1., 2.]])
+    """
+
+    def __init__(
+        self,
+        laplacian: sp.csr_matrix,
+        method: CircuitSolver | str = "auto",
+        tolerance: float = 1e-8,
+        node_raster: np.ndarray | None = None,
+        n_rhs: int = 1,
+    ) -> None:
+        n = laplacian.shape[0]
+        self.matrix = laplacian
+        self.tolerance = float(tolerance)
+        self.iterations: list[int] = []
+        self.method = choose_solver(n, n_rhs, method)
+        t = time.perf_counter()
+        if self.method == "pardiso":
+            mod = _pardiso()
+            if mod is None:
+                msg = (
+                    "solver = 'pardiso': expected pypardiso (MKL) to be installed, found it missing. "
+                    "pip install pypardiso, or use 'auto'."
+                )
+                raise ConfigError(msg)
+            self._upper = sp.triu(laplacian, format="csr")
+            self._upper.sort_indices()
+            self._factor = mod.PyPardisoSolver(mtype=2)  # real symmetric positive definite
+            self._factor.set_statistical_info_off()
+            self._factor.factorize(self._upper)
+        elif self.method == "cholmod":
+            mod = _cholespy()
+            if mod is None:
+                msg = (
+                    "solver = 'cholmod': expected cholespy to be installed, found it missing. "
+                    "pip install cholespy, or use 'auto'."
+                )
+                raise ConfigError(msg)
+            csr = laplacian.tocsr()
+            self._factor = mod.CholeskySolverD(
+                n,
+                csr.indptr.astype(np.int32),
+                csr.indices.astype(np.int32),
+                np.ascontiguousarray(csr.data, dtype=np.float64),
+                mod.MatrixType.CSR,
+            )
+        elif self.method == "superlu":
+            self._factor = splu(laplacian.tocsc(), permc_spec="MMD_AT_PLUS_A")
+        else:
+            self._ml = _grid_amg(laplacian, node_raster)
+            self._precond = self._ml.aspreconditioner(cycle="V")
+        self.setup_s = time.perf_counter() - t
+
+    @property
+    def direct(self) -> bool:
+        """Whether the solver holds a factor (no iterations)."""
+        return self.method != "amg"
+
+    def solve(self, b: np.ndarray) -> np.ndarray:
+        """Solution of ``L x = b`` (float64) for one right-hand side."""
+        if self.direct:
+            return self.solve_many(np.asarray(b, dtype=np.float64).reshape(-1, 1))[:, 0]
+        count = [0]
+
+        def cb(_: np.ndarray) -> None:
+            count[0] += 1
+
+        x, info = cg(self.matrix, b, rtol=self.tolerance, atol=0.0, M=self._precond, callback=cb, maxiter=1000)
+        self.iterations.append(count[0])
+        if info != 0:  # pragma: no cover - a symmetric positive definite system converges
+            logger.warning("conjugate gradients stopped after %d iterations above tolerance %g", count[0], self.tolerance)
+        return x
+
+    def solve_many(self, b: np.ndarray, pool: ThreadPoolExecutor | None = None) -> np.ndarray:
+        """Solutions of ``L X = B`` for the columns of ``B`` (n-by-k, float64).
+
+        Direct solvers take the whole block at once; AMG solves the columns one by
+        one, on ``pool``'s threads when given.
+        """
+        b = np.asarray(b, dtype=np.float64)
+        k = b.shape[1]
+        if k == 0:
+            return np.zeros_like(b)
+        if self.method == "pardiso":
+            x = np.asarray(self._factor.solve(self._upper, np.ascontiguousarray(b)))
+            x = x.reshape(b.shape)
+        elif self.method == "cholmod":
+            bc = np.ascontiguousarray(b)
+            x = np.empty_like(bc)
+            self._factor.solve(bc, x)
+        elif self.method == "superlu":
+            x = self._factor.solve(np.asfortranarray(b))
+        else:
+            cols = (b[:, j] for j in range(k))
+            if pool is None:
+                return np.column_stack(list(map(self.solve, cols)))
+            # one CG per thread: numpy's BLAS threads (dot products) would take the other threads' cores
+            with threadpool_limits(limits=1, user_api="blas"):
+                return np.column_stack(list(pool.map(self.solve, cols)))
+        self.iterations.extend([0] * k)
+        return x
+
+    def close(self) -> None:
+        """Release the factor's memory (PARDISO keeps it outside Python)."""
+        if self.method == "pardiso":
+            self._factor.free_memory(everything=True)
+        self._factor = None
+
+
+def _grid_amg(laplacian: sp.csr_matrix, node_raster: np.ndarray | None) -> object:
+    """Pyamg MultilevelSolver: geometric levels with direct interpolation on the grid, Ruge-Stüben below.
+
+    ``node_raster`` holds the unknown's id per cell (-1 none); every level keeps
+    the cells on even rows and columns, plus every node not on the lattice
+    (patches, and nodes left without a coarse neighbour).
+    """
+    import pyamg
+    from pyamg.multilevel import MultilevelSolver
+    from pyamg.relaxation.smoothing import change_smoothers
+
+    smoothers = {"presmoother": ("gauss_seidel", {"sweep": "forward"}), "postsmoother": ("gauss_seidel", {"sweep": "backward"})}
+    levels = []
+    A = laplacian
+    nodes = node_raster
+    while nodes is not None and A.shape[0] > GEOMETRIC_MIN_NODES:
+        n = A.shape[0]
+        is_c = np.ones(n, dtype=bool)
+        is_c[nodes[nodes >= 0]] = False  # lattice cells first become F ...
+        sub = nodes[::2, ::2]
+        is_c[sub[sub >= 0]] = True  # ... except the even rows and columns
+        _fix_orphans(A.indptr, A.indices, is_c)
+        ptr, pidx, pval, nc = _direct_interpolation(A.indptr, A.indices, A.data, is_c)
+        if nc > 0.6 * n:  # coarsening stalls (a very fragmented grid): let Ruge-Stüben take over
+            break
+        P = sp.csr_matrix((pval, pidx, ptr.astype(np.int32)), shape=(n, nc))
+        R = P.T.tocsr()
+        cptr, cidx, cval = _galerkin(A.indptr, A.indices, A.data, P.indptr, P.indices, P.data, R.indptr, R.indices, R.data, nc)
+        del R  # the cycle restricts with P.T (a CSC view of P, no copy)
+        level = MultilevelSolver.Level()
+        level.A, level.P, level.R = A, P, P.T
+        levels.append(level)
+        A = sp.csr_matrix((cval, cidx, cptr.astype(np.int32)), shape=(nc, nc))
+        A.has_sorted_indices = True
+        coarse_id = np.cumsum(is_c) - 1
+        nodes = np.where(sub >= 0, coarse_id[np.maximum(sub, 0)], -1)
+    rest = pyamg.ruge_stuben_solver(A, max_coarse=500, **smoothers)
+    if not levels:
+        return rest
+    ml = MultilevelSolver([*levels, *rest.levels], coarse_solver="pinv")
+    change_smoothers(ml, **smoothers)
+    return ml
+
+
+def _available_bytes() -> int:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    try:  # pragma: no cover - not Linux
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover
+        return 1 << 62
+
+
+def estimate_memory_bytes(n_cells: int, n_nodes: int, n_stored: int = 0, method: str = "amg") -> int:
+    """Rough peak memory of a circuit run (bytes): grid rasters, matrix, AMG hierarchy or factor, stored solutions.
+
+    The factor of a direct solver grows as ``n log n`` on a grid (nested
+    dissection): 1.6 GB peak for the demo's 690,002 unknowns with PARDISO,
+    measured with ``benchmarks/bench_circuit.py --demo``.  A direct solver holds
+    the right-hand sides and the solutions of a block together (16 bytes per
+    stored value and node instead of 8).
+
+    Examples
+    --------
+    >>> round(estimate_memory_bytes(4_000_000, 3_600_000) / 1e9, 2)
+    1.1
+    >>> round(estimate_memory_bytes(2_195_000, 690_002, 15, "pardiso") / 1e9, 2)  # the demo: 1.50 GB measured
+    1.66
+    """
+    base = n_cells * BYTES_PER_CELL
+    if method == "amg":
+        return int(base + n_nodes * BYTES_PER_NODE + n_stored * n_nodes * 8)
+    fill = FACTOR_BYTES_PER_NODE_LOG2 * math.log2(max(n_nodes, 2))
+    return int(base + n_nodes * (BYTES_PER_NODE_MATRIX + fill) + n_stored * n_nodes * 16)
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n:.0f} bytes"
+
+
+def _check_memory(n_cells: int, n_nodes: int, n_stored: int, limit_gb: float | None, method: str = "amg") -> None:
+    need = estimate_memory_bytes(n_cells, n_nodes, n_stored, method)
+    have = int(limit_gb * 1e9) if limit_gb is not None else _available_bytes()
+    if need > have:
+        what = "the limit max_memory_gb" if limit_gb is not None else "available memory"
+        msg = (
+            f"circuit: expected to need about {_fmt_bytes(need)} for {n_nodes:,} nodes ({method}), found {_fmt_bytes(have)} "
+            f"({what}). Use coarser cells ([grid] cell_size_m), clip to corridors, fewer patches or pairs "
+            "([circuit] include_pairs), or a machine with more memory."
+        )
+        raise MemoryLimitError(msg)
