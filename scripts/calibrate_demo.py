@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from leopardgeo.runner.registry import demo_config
 from leopardgeo.report.validation import _mask, _named
 from leopardgeo.runner import pipeline as P
+from leopardgeo.runner.registry import demo_config
 from leopardgeo.stages.patches import country_raster
 
 #: The published sign of each demo covariate (Hebblewhite et al. 2011; Wang et al.; the winter limit).
