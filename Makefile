@@ -1,13 +1,14 @@
 # Two commands on a fresh machine with Python 3.11 and pip:
 #   make demo   set up .venv, install leopardgeo, run it on the embedded Amur study area and report -> out/
 #   make test   set up .venv with the test extra, run ruff and pytest
+#   make demo-scenarios   after make demo: the illustrative demo scenarios on out/, compared with it
 #   make notebooks-html   execute the notebooks and render them to docs/notebooks/ (after changing a notebook)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= out
 
-.PHONY: demo test lint setup setup-test clean notebooks-html
+.PHONY: demo demo-scenarios test lint setup setup-test clean notebooks-html
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +23,10 @@ setup-test: $(BIN)/python
 demo: setup
 	$(BIN)/leopardgeo run --out $(OUT) --overwrite
 	$(BIN)/leopardgeo report $(OUT) --overwrite
+
+demo-scenarios: setup
+	$(BIN)/leopardgeo scenarios $(OUT) --demo --overwrite
+	$(BIN)/leopardgeo compare $(OUT)
 
 lint: setup-test
 	$(BIN)/ruff check src tests scripts benchmarks

@@ -1,15 +1,21 @@
 """Connectivity metrics (PC, IIC, node and link dPC / dIIC, BC, BCPC) at graph sizes users build.
 
 Usage:
-    python benchmarks/bench_metrics.py [--complete 142 404] [--planar 1000 5000] [--brute-complete 60]
-        [--brute-planar 300] [--write docs/performance.md]
+    python benchmarks/bench_metrics.py [--complete 142 404] [--planar 1000 5000] [--spread 5000]
+        [--floors 1e-4] [--brute-complete 60] [--brute-planar 300] [--brute-spread 300]
+        [--write docs/performance.md]
 
 Graphs (seeded, built in the worker, not timed): *complete* = every pair of ``n`` random points in a
 100 km square joined by its Euclidean distance (the node and connection files Conefor and Makurhini users
-commonly build from patch centroids); *planar* = the Delaunay triangulation of ``n`` random points
-(about 3 n links, like the minimum planar graph of the links stage).  Areas are log-normal (median 500 ha),
-median dispersal 11 km, p = 0.5.  Each measurement runs in a fresh subprocess (``--worker``) that first
-computes the metrics of a 5-node graph (numba compilation or cache load: not timed), then times
+commonly build from patch centroids); *planar* = the Delaunay triangulation of ``n`` random points in the
+same 100 km square (about 3 n links, like the minimum planar graph of the links stage); *spread* = the same
+triangulation at a constant density of one patch per 25 km² (a square of side 5 km × √n: 100 km for 400
+patches, 354 km for 5,000), so larger graphs cover larger landscapes instead of packing more patches
+into the same one.  Areas are log-normal (median 500 ha), median dispersal 11 km, p = 0.5.  Every planar
+and spread size also runs once per ``--floors`` value with that ``pair_probability_floor`` (the
+reported bound, and the true error where the brute force runs).  Each measurement runs in a fresh
+subprocess (``--worker``) that first computes the metrics of a 5-node graph (numba compilation or cache
+load: not timed), then times
 :func:`leopardgeo.stages.metrics.connectivity_metrics` with node and link metrics.  The brute-force definition
 (:func:`leopardgeo.testing.naive_connectivity_metrics`: all pairs recomputed once per node and once per
 link) runs on the ``--brute-complete`` and ``--brute-planar`` sizes, and every node and link value of the fast version is
@@ -37,12 +43,17 @@ SIDE_M = 100_000.0
 D50_M = 11_000.0
 
 
+def side_m(kind: str, n: int) -> float:
+    """Side of the square the points are drawn in."""
+    return 5_000.0 * math.sqrt(n) if kind == "spread" else SIDE_M
+
+
 def build(kind: str, n: int, seed: int = 20261202):
     import networkx as nx
     from scipy.spatial import Delaunay
 
-    rng = np.random.default_rng([seed, n, kind == "planar"])
-    xy = rng.uniform(0, SIDE_M, (n, 2))
+    rng = np.random.default_rng([seed, n, kind == "planar"] + ([2] if kind == "spread" else []))
+    xy = rng.uniform(0, side_m(kind, n), (n, 2))
     G = nx.Graph()
     for i in range(n):
         G.add_node(i, area_ha=float(rng.lognormal(math.log(500.0), 1.0)))
@@ -57,16 +68,17 @@ def build(kind: str, n: int, seed: int = 20261202):
     return G
 
 
-def worker(kind: str, n: int, brute: bool) -> dict:
+def worker(kind: str, n: int, brute: bool, floor: float | None) -> dict:
     from leopardgeo.stages.metrics import connectivity_metrics, dispersal_k
     from leopardgeo.testing import naive_connectivity_metrics
 
     connectivity_metrics(build("complete", 5), median_distance=D50_M)  # compile / load the cache
     G = build(kind, n)
     t0, c0 = time.perf_counter(), time.process_time()
-    m = connectivity_metrics(G, median_distance=D50_M, links=True)
+    m = connectivity_metrics(G, median_distance=D50_M, links=True, pair_probability_floor=floor)
     out = {"kind": kind, "n": n, "links": G.number_of_edges(), "fast_s": time.perf_counter() - t0,
-           "fast_cpu_s": time.process_time() - c0}  # fmt: skip
+           "fast_cpu_s": time.process_time() - c0, "floor": floor, "bound_pct": m.summary["dPC_error_bound"],
+           "side_km": side_m(kind, n) / 1000.0, "load": os.getloadavg()[0]}  # fmt: skip
     if brute:
         t0 = time.perf_counter()
         ref = naive_connectivity_metrics(G, k=dispersal_k(D50_M))
@@ -86,8 +98,9 @@ def worker(kind: str, n: int, brute: bool) -> dict:
     return out
 
 
-def run(kind: str, n: int, brute: bool) -> dict:
+def run(kind: str, n: int, brute: bool, floor: float | None = None) -> dict:
     cmd = [sys.executable, __file__, "--worker", kind, str(n)] + (["--with-brute"] if brute else [])
+    cmd += ["--floor", repr(floor)] if floor is not None else []
     res = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=Path(__file__).parent)
     return json.loads(res.stdout.strip().splitlines()[-1])
 
@@ -103,24 +116,36 @@ def markdown(rows: list[dict]) -> str:
             "link dPC / dIIC, BC, BCPC, bridges). Brute force = every pair recomputed once per node and per link "
             "(`leopardgeo.testing.naive_connectivity_metrics`, dense `scipy.sparse.csgraph` all pairs); "
             "\"max diff\" = the largest difference of any dPC / dIIC value (node, fraction or link) between the two, in "
-            "percentage points (BC and BCPC are compared relative to their largest value in the JSON lines)."
+            "percentage points (BC and BCPC are compared relative to their largest value in the JSON lines). "
+            "\"floor\" = `pair_probability_floor` (— = exact) and \"bound\" = the `dPC_error_bound` it reported "
+            "(percentage points). \"load\" = the machine's 1-minute load average when the run ended."
         ),
         "",
-        "| graph | nodes | links | wall | CPU (all threads) | brute force wall | speed-up | max diff (pct pt) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
+        (
+            "| graph | side | nodes | links | floor | wall | CPU (all threads) | load | bound (pct pt) | brute force wall "
+            "| speed-up | max diff (pct pt) |"
+        ),
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]  # fmt: skip
     for r in rows:
         brute = f"{r['brute_s']:.1f} s" if "brute_s" in r else "—"
         ratio = f"{r['brute_s'] / r['fast_s']:.0f}×" if "brute_s" in r else "—"
         diff = f"{r['max_abs_diff_pct']:.1e}" if "brute_s" in r else "—"
         cpu = f"{r['fast_cpu_s']:.2f} s" if "fast_cpu_s" in r else "—"
-        lines.append(f"| {r['kind']} | {r['n']:,} | {r['links']:,} | {r['fast_s']:.2f} s | {cpu} | {brute} | {ratio} | {diff} |")
+        floor = f"{r['floor']:g}" if r.get("floor") is not None else "—"
+        bound = f"{r['bound_pct']:.1e}" if r.get("floor") is not None else "0"
+        load = f"{r['load']:.1f}" if "load" in r else "—"
+        side = f"{r.get('side_km', SIDE_M / 1000):.0f} km"
+        lines.append(f"| {r['kind']} | {side} | {r['n']:,} | {r['links']:,} | {floor} | {r['fast_s']:.2f} s | {cpu} | {load} | "
+                     f"{bound} | {brute} | {ratio} | {diff} |")  # fmt: skip
     lines += [
         "",
         (
             "Targets: the 404-node complete graph in ≤ 10 s and a planar graph of 5,000 patches in ≤ 30 s, node and "
-            "link metrics. The version before the per-source subtree kernel (one all-pairs recomputation per removed "
-            "link) took 248 s on a 142-node complete graph."
+            "link metrics. The version before the per-source kernel (one all-pairs recomputation per removed "
+            "link) took 248 s on a 142-node complete graph; the per-source kernel before it used dominator trees "
+            "(one restricted Dijkstra per shortest-path subtree) took 8.5 s of CPU on the 1,000-patch and 55 s on "
+            "the 2,000-patch planar graph."
         ),
         "",
         "```sh",
@@ -136,19 +161,31 @@ def main() -> None:
     ap.add_argument("--planar", type=int, nargs="*", default=[1000, 5000])
     ap.add_argument("--brute-complete", type=int, nargs="*", default=[60], help="complete graphs to check by brute force")
     ap.add_argument("--brute-planar", type=int, nargs="*", default=[300], help="planar graphs to check by brute force")
+    ap.add_argument("--spread", type=int, nargs="*", default=[1000, 5000], help="planar graphs at constant density")
+    ap.add_argument("--brute-spread", type=int, nargs="*", default=[300], help="spread graphs to check by brute force")
+    ap.add_argument("--floors", type=float, nargs="*", default=[1e-4], help="pair_probability_floor runs (planar, spread)")
+    ap.add_argument("--from-jsonl", type=Path, help="make the table from the JSON lines of earlier runs instead")
     ap.add_argument("--write", type=Path)
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     ap.add_argument("--with-brute", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--floor", type=float, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker[0], int(args.worker[1]), args.with_brute)))
+        print(json.dumps(worker(args.worker[0], int(args.worker[1]), args.with_brute, args.floor)))
         return
     rows = []
-    for kind, sizes, brute in (("complete", args.complete, args.brute_complete), ("planar", args.planar, args.brute_planar)):
+    if args.from_jsonl:
+        rows = [json.loads(line) for line in args.from_jsonl.read_text().splitlines() if line.startswith("{")]
+    groups = (("complete", args.complete, args.brute_complete), ("planar", args.planar, args.brute_planar),
+              ("spread", args.spread, args.brute_spread))  # fmt: skip
+    for kind, sizes, brute in groups if not args.from_jsonl else ():
         for n in sorted(set(sizes) | set(brute)):
-            r = run(kind, n, n in brute)
-            print(json.dumps(r), flush=True)
-            rows.append(r)
+            for floor in [None] + (list(args.floors) if kind != "complete" else []):
+                r = run(kind, n, n in brute, floor)
+                print(json.dumps(r), flush=True)
+                rows.append(r)
+    kinds = ["complete", "planar", "spread"]
+    rows.sort(key=lambda r: (kinds.index(r["kind"]), r["n"], r.get("floor") or 0.0))
     text = markdown(rows)
     print(text)
     if args.write:

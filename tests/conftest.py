@@ -64,3 +64,13 @@ def coarse_run(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("coarse") / "out"
     return run(coarse_demo_config(), out_dir=out), out
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """A real Dask LocalCluster of 2 worker processes (1 thread each), shared by the session's tests."""
+    pytest.importorskip("distributed")
+    from leopardgeo.core.executor import ExecutorConfig, get_executor
+
+    with get_executor(ExecutorConfig(workers=2, threads=1, memory_limit_gb=2)) as ex:
+        yield ex

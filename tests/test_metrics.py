@@ -227,3 +227,68 @@ def test_negative_distance_is_refused():
     G.edges[1, 2]["cwd"] = -5.0
     with pytest.raises(DataError, match=">= 0"):
         connectivity_metrics(G, median_distance=100.0)
+
+
+# --- the optional pair probability floor: every dPC within the bound it reports ---
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(4, 30), floor=st.sampled_from([0.5, 0.1, 0.01, 1e-4]))
+def test_pair_probability_floor_stays_within_its_bound(seed, n, floor):
+    """Planar-like graphs (Delaunay of random points) several dispersal distances across."""
+    from scipy.spatial import Delaunay
+
+    rng = np.random.default_rng(seed)
+    xy = rng.uniform(0, 3000, (n, 2))
+    G = nx.Graph()
+    for i in range(n):
+        G.add_node(i, area_ha=float(rng.uniform(0.5, 50)))
+    tri = Delaunay(xy).simplices
+    for s in tri:
+        for i, j in ((s[0], s[1]), (s[1], s[2]), (s[0], s[2])):
+            G.add_edge(int(i), int(j), cwd=float(np.hypot(*(xy[i] - xy[j]))))
+    d50 = 300.0
+    m = connectivity_metrics(G, median_distance=d50, pair_probability_floor=floor)
+    ref = naive_connectivity_metrics(G, k=dispersal_k(d50))
+    bound = m.summary["dPC_error_bound"]
+    num = m.summary["EC_ha"] ** 2
+    total_a = sum(a for _, a in G.nodes(data="area_ha"))
+    assert 0.0 <= bound <= 100.0 * floor * total_a**2 / num + 1e-12  # the a-priori bound of the docstring
+    assert m.summary["PC"] == pytest.approx(ref["PC"], rel=1e-12)  # PC itself stays exact
+    got = m.nodes[NODE_COLS[:3]].to_numpy(float)
+    want = ref["nodes"].loc[m.nodes.index, NODE_COLS[:3]].to_numpy(float)
+    np.testing.assert_allclose(got[:, 1:], want[:, 1:], rtol=1e-9, atol=1e-9)  # intra, flux exact
+    assert np.abs(got[:, 0] - want[:, 0]).max() <= bound + 1e-9
+    for col in ("dIIC", "dIIC_connector", "BC", "BCPC"):  # untouched by the floor
+        np.testing.assert_allclose(m.nodes[col], ref["nodes"].loc[m.nodes.index, col], rtol=1e-9, atol=1e-9)
+    for row in m.links.itertuples(index=False):
+        assert abs(row.dPC_link - ref["links"][frozenset((row.patch_a, row.patch_b))][0]) <= bound + 1e-9
+
+
+def test_pair_probability_floor_is_exact_where_no_pair_is_below_it():
+    m = connectivity_metrics(path_graph(), median_distance=100.0, pair_probability_floor=0.2)  # p*13 = 0.25
+    assert m.summary["dPC_error_bound"] == 0.0
+    assert m.nodes.loc[2, "dPC"] == pytest.approx(100 * 8.5 / 10.5)
+    cut = connectivity_metrics(path_graph(), median_distance=100.0, pair_probability_floor=0.3)
+    # the 1-3 pair (p* = 0.25 < 0.3) is not recomputed: node 2 misses its connector 2·0.25 of 10.5 ...
+    assert cut.nodes.loc[2, "dPC_connector"] == 0.0
+    # ... which the bound covers.  Its largest term is link 1-2's: from source 1, node 3 (p* 0.25) is not
+    # recomputed and node 2, cut off once 3 is left out, may be off by up to the floor (0.3 * a2 = 0.6);
+    # from source 3, node 1 (p* 0.25) is not recomputed: 0.25 + 0.6 + 0.25 = 1.1 of 10.5
+    assert cut.summary["dPC_error_bound"] == pytest.approx(100 * 1.1 / 10.5)
+    assert cut.summary["dPC_error_bound"] >= 100 * 2 * 0.25 / 10.5  # node 2's true error
+    with pytest.raises(ConfigError, match="pair_probability_floor"):
+        connectivity_metrics(path_graph(), median_distance=100.0, pair_probability_floor=0.0)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), rows=st.integers(2, 6), cols=st.integers(3, 6), drop=st.floats(0.0, 0.3))
+def test_equals_brute_force_on_grids_with_many_equal_paths(seed, rows, cols, drop):
+    """Lattices with link lengths 100 or 200 m and some links missing: deep dominator trees, many ties."""
+    rng = np.random.default_rng(seed)
+    G = nx.convert_node_labels_to_integers(nx.grid_2d_graph(rows, cols))
+    nx.set_node_attributes(G, {v: float(rng.choice([0.0, 1.0, 5.0])) for v in G}, "area_ha")
+    G.remove_edges_from([e for e in list(G.edges) if rng.random() < drop])
+    nx.set_edge_attributes(G, {e: float(rng.choice([100.0, 200.0])) for e in G.edges}, "cwd")
+    area = None if sum(a for _, a in G.nodes(data="area_ha")) > 0 else 1.0
+    assert_same_as_brute_force(G, landscape_area=area)

@@ -158,6 +158,10 @@ def test_metrics_command(tmp_path):
     assert res.exit_code != 0 and "OutputExistsError" in res.output
     res = CliRunner().invoke(cli, ["metrics", str(path), "--out", str(out), "--distance", "least-cost", "--overwrite"])
     assert res.exit_code != 0 and "resistance raster" in res.output
+    res = CliRunner().invoke(cli, [*args, "--pair-probability-floor", "0.2", "--overwrite"])
+    assert res.exit_code == 0, res.output
+    assert "pair probability floor 0.2: every dPC within" in res.output
+    assert json.loads((out / "node_metrics.json").read_text())["pair_probability_floor"] == 0.2
 
 
 @pytest.mark.skipif(not (SHARED / "primorsky_municipal" / "mo.geojson").exists(), reason="shared test data absent")

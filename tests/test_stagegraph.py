@@ -157,10 +157,74 @@ def test_rerun_of_a_run_folder_reuses_and_writes_identical_files(coarse_run, tmp
     # only [score] changed: the scores and the sites are recomputed, the links layer gets the new scores
     cfg = result.config
     cfg2 = cfg.replace(score=dataclasses.replace(cfg.score, weight_cwd=0.0, weight_width=1.0))
+    inode = {n: (out / n).stat().st_ino for n in ("suitability.tif", "suitability.qml", "metrics.json", "sites.csv")}
     third = run(cfg2, out_dir=out, overwrite=True)
     assert set(third.reused) == set(again.reused) - {"scores", "sites"}
+    # the files of reused stages are carried over (the same files, not written again); the sites' are new
+    assert all((out / n).stat().st_ino == inode[n] for n in ("suitability.tif", "suitability.qml", "metrics.json"))
+    assert (out / "sites.csv").stat().st_ino != inode["sites.csv"]
     manifest = json.loads((out / "manifest.json").read_text())
     assert {n for n, s in manifest["stages"].items() if not s["reused"]} == {"scores", "sites"}
     assert third.graph is not None
     assert [d["score"] for *_, d in third.graph.edges(data=True)] != [d["score"] for *_, d in result.graph.edges(data=True)]
     assert (out / "leopardgeo.gpkg").read_bytes() != (folder / "leopardgeo.gpkg").read_bytes()
+
+
+def test_targets_bring_what_they_need_and_uses_not_the_stages_they_only_follow():
+    cfg = demo_config()
+    assert _names(resolve(STAGES, cfg, ["territories"])) == ["inputs", "habitat", "resistance", "patches", "territories"]
+    xb = _names(resolve(STAGES, cfg, ["crossborder", "scores"]))
+    assert "barriers" not in xb and "sites" not in xb
+    assert {"links", "corridors", "circuit", "metrics", "territories", "pinch_points"} <= set(xb)
+    everything = _names(resolve(STAGES, cfg))
+    # a stage that runs `after` another runs after it whenever both run
+    for order in (xb, everything):
+        pos = {n: i for i, n in enumerate(order)}
+        for s in STAGES:
+            for n in s.after:
+                if n in pos and s.name in pos:
+                    assert pos[n] < pos[s.name], f"{s.name} runs before {n}"
+    a = Stage("a", "a", lambda c, x: {})
+    b = Stage("b", "b", lambda c, x: {}, after=("c",))
+    c = Stage("c", "c", lambda c, x: {}, needs=("b",))
+    with pytest.raises(ConfigError, match="circle"):
+        resolve([a, b, c], cfg)
+
+
+def test_a_stage_command_into_a_run_folder_keeps_every_stage_and_recomputes_only_what_changed(coarse_run, tmp_path):
+    from leopardgeo.runner.pipeline import run
+
+    result, folder = coarse_run
+    out = tmp_path / "out"
+    shutil.copytree(folder, out)
+    everything = _names(resolve(STAGES, result.config))
+    # the territories target into a finished run: nothing changed, nothing is recomputed, nothing is dropped
+    again = run(result.config, out_dir=out, overwrite=True, targets=("territories",))
+    assert again.reused == everything
+    assert sorted(json.loads((out / "manifest.json").read_text())["stages"]) == sorted(everything)
+    # [links] rule changed, target territories: the links and everything downstream of them are recomputed in the same
+    # commit (nothing left stale); the stages above the links and the territories are loaded, not recomputed
+    cfg = result.config
+    cfg2 = cfg.replace(links=dataclasses.replace(cfg.links, rule=LinkRule.CUTOFF, max_cwd=1e9))
+    third = run(cfg2, out_dir=out, overwrite=True, targets=("territories",))
+    recomputed = [n for n in everything if n not in third.reused]
+    downstream = ["links", "corridors", "circuit", "pinch_points", "barriers", "metrics", "crossborder", "scores", "sites"]
+    assert recomputed == downstream
+    assert third.reused == ["inputs", "habitat", "resistance", "patches", "territories"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["stages"]["links"]["reused"] is False and manifest["stages"]["territories"]["reused"] is True
+    assert third.graph is not None and third.graph.number_of_edges() != result.graph.number_of_edges()
+
+
+def test_a_stage_command_into_a_new_folder_runs_only_what_it_needs(coarse_config, tmp_path):
+    from leopardgeo.runner.pipeline import output_files, run
+
+    cfg = coarse_config.replace(sites=dataclasses.replace(coarse_config.sites, enabled=False))
+    res = run(cfg, out_dir=tmp_path / "t", targets=("territories",))
+    assert list(res.timings_s)[:5] == ["inputs", "habitat", "resistance", "patches", "territories"]
+    assert res.graph is None and res.territories is not None
+    written = {p.name for p in (tmp_path / "t").iterdir()}
+    assert "capacity.csv" in written and "cwd.tif" not in written
+    assert written >= set(output_files(cfg, ["territories"]))
+    with pytest.raises(ConfigError, match="unknown stage"):
+        run(cfg, out_dir=tmp_path / "u", targets=("territory",))

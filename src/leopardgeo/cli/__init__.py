@@ -18,6 +18,19 @@ from leopardgeo.core.version import __version__
 __all__ = ["cli", "main"]
 
 
+from leopardgeo.cli.printing import (  # the rich tables each command prints
+    _console,
+    _print_capacity,
+    _print_crossborder,
+    _print_findings,
+    _print_link_table,
+    _print_links,
+    _print_run_summary,
+    _print_sites,
+    _print_summary,
+)
+
+
 def _keep_unwrapped(help_text: str | None) -> str | None:
     r"""Turn the two characters ``\b`` on a line of their own into click's "do not rewrap" marker.
 
@@ -80,15 +93,6 @@ def _setup_logging(verbosity: int) -> None:
         fmt = "%(levelname)s %(message)s"
     logging.basicConfig(level=level, handlers=[handler], format=fmt, force=True)
     logging.captureWarnings(True)
-
-
-def _console(*, stderr: bool = False) -> Any:
-    from rich.console import Console
-
-    con = Console(stderr=stderr)
-    if not con.is_terminal:  # a pipe or file: keep the report tables whole instead of wrapping them at 80 columns
-        con = Console(stderr=stderr, width=180)
-    return con
 
 
 def _spinner(label: str, *, show: bool) -> Any:
@@ -196,6 +200,78 @@ def run(
             _console().print(f"Reused from the earlier run: {', '.join(result.reused)} (--recompute computes everything).")
 
 
+@cli.command()
+@click.argument("config", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@out_option
+@overwrite_option
+@click.option("--draws", type=click.IntRange(min=1), default=None, help="Draws (default: [ensemble] draws).")
+@click.option("--no-maps", is_flag=True, help="Do not draw the report's map.")
+@executor_options
+@click.pass_context
+def ensemble(
+    ctx: click.Context,
+    config: Path | None,
+    out: Path | None,
+    overwrite: bool,
+    draws: int | None,
+    no_maps: bool,
+    workers: int | None,
+    scheduler: str | None,
+    threads: int | None,
+) -> None:
+    r"""Run a resistance ensemble on CONFIG: which corridors are robust to the resistance guess.
+
+    Draws the parameters [ensemble] varies (max_resistance, shape_c,
+    barrier_penalty_factor, coefficient_se, or a table), runs resistance and
+    the stages [ensemble] stages names for each draw, and writes
+    ensemble_links.csv (share of draws, class, cwd / rank / score median and
+    5-95 %), ensemble.gpkg (styled), corridor_frequency.tif,
+    ensemble_draws.csv, ensemble.json and ensemble_report.md.  An interrupted
+    ensemble resumes from the draws in OUT/ensemble_draws.  Without CONFIG:
+    the demo with max_resistance in [50, 200] and shape_c in [4, 12].
+
+    \b
+    Examples:
+      leopardgeo ensemble --out ens --draws 200 --workers 2
+      leopardgeo ensemble my_area.toml --out ens --scheduler tcp://10.0.0.5:8786
+    """
+    import dataclasses as dc
+
+    from leopardgeo.config.ensemble import EnsembleConfig
+    from leopardgeo.report.ensemble import write_ensemble_report
+    from leopardgeo.runner.ensemble import run_ensemble
+    from leopardgeo.runner.registry import demo_config, load_config
+
+    if config:
+        cfg = load_config(config, over=demo_config())
+    else:
+        cfg = demo_config()
+        cfg = cfg.replace(ensemble=EnsembleConfig(max_resistance=(50.0, 200.0), shape_c=(4.0, 12.0)))
+    if draws is not None:
+        cfg = cfg.replace(ensemble=dc.replace(cfg.ensemble, draws=draws))
+    cfg = _with_executor(cfg, workers=workers, scheduler=scheduler, threads=threads)
+    out_dir = out if out is not None else Path("out_ensemble")
+    quiet = ctx.obj["verbosity"] < 0
+    show = not quiet and sys.stderr.isatty()
+    if show:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(TextColumn("draws"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True) as bar:
+            task = bar.add_task("draws", total=cfg.ensemble.draws)
+            res = run_ensemble(cfg, out_dir, overwrite=overwrite, progress=lambda d, n: bar.update(task, completed=d))
+    else:
+        res = run_ensemble(cfg, out_dir, overwrite=overwrite)
+    report = write_ensemble_report(out_dir, maps=not no_maps)
+    if not quiet:
+        counts = res.links["robustness"].value_counts()
+        _console().print(
+            f"{len(res.draws)} draws in {res.elapsed_s:.1f} s"
+            + (f" ({res.resumed} resumed)" if res.resumed else "")
+            + f": {counts.get('robust', 0)} robust, {counts.get('sensitive', 0)} sensitive, {counts.get('rare', 0)} rare links. "
+            + f"Report: {report}"
+        )
+
+
 def _with_executor(cfg: Any, **options: Any) -> Any:
     """``cfg`` with the command line's executor options (``--workers`` replaces a config's scheduler, and back)."""
     given = {k: v for k, v in options.items() if v is not None}
@@ -245,152 +321,6 @@ def _base_config(out_dir: Path) -> Any:
 
     earlier = out_dir / "run_config.toml"
     return load_config(earlier) if earlier.is_file() else demo_config()
-
-
-def _print_summary(table: Any, result: Any) -> None:
-    from rich.table import Table
-
-    t = Table(title=f"Habitat patches ({result.grid.cell_size_m:g} m cells)")
-    t.add_column("country")
-    t.add_column("patches", justify="right")
-    t.add_column("area (ha)", justify="right")
-    for row in table.itertuples():
-        t.add_row(str(row.country), f"{row.patches:d}", f"{row.area_ha:,.0f}")
-    con = _console()
-    con.print(t)
-    named = result.patches[result.patches["name"] != ""]
-    if len(named):
-        con.print(
-            "Patches holding protected areas: "
-            + "; ".join(f"{r.patch_id}: {r.name} ({r.area_ha:,.0f} ha)" for r in named.head(12).itertuples())
-        )
-    if result.graph is not None:
-        _print_links(con, result.graph)
-    _print_connectivity(con, result)
-    _print_territory_line(con, result.out_dir)
-    con.print(f"Outputs written to {result.out_dir}/")
-
-
-def _print_territory_line(con: Any, out_dir: Path | None) -> None:
-    """One line: territories by country (replicate 0) and the range of adults over the replicates."""
-    from leopardgeo.report import read_capacity
-
-    table = read_capacity(out_dir) if out_dir is not None else None
-    if table is None:
-        return
-    by = table[table["zone_type"] == "country"]
-    total = table[table["zone_type"] == "all"].iloc[0]
-    parts = [f"{r.zone} {r.females} F / {r.males} M / {r.adults} adults" for r in by.itertuples(index=False)]
-    parts.append(f"all {total.females} F / {total.males} M / {total.adults} adults")
-    con.print(
-        f"Territories: {'; '.join(parts)} (adults {total.adults_min}-{total.adults_max} over the replicates; see capacity.csv)."
-    )
-
-
-def _print_capacity(con: Any, table: Any, top: int) -> None:
-    """The "Territory capacity" table in the terminal: all, countries, protected areas, then the largest patches."""
-    import pandas as pd
-    from rich.table import Table
-
-    from leopardgeo.report import capacity_rows
-
-    rows = capacity_rows(table)
-    patches = rows[rows["zone_type"] == "patch"]
-    rows = pd.concat([rows[rows["zone_type"] != "patch"], patches.head(top)])
-    t = Table(title=f"Territory capacity ({len(patches)} patches; the {min(top, len(patches))} holding most shown)")
-    for col in ("zone type", "zone", "name"):
-        t.add_column(col)
-    for col in ("females", "males", "adults", "adults mean ± sd", "adults range"):
-        t.add_column(col, justify="right")
-    for r in rows.itertuples(index=False):
-        sd = "" if r.adults_sd != r.adults_sd else f" ± {r.adults_sd:.1f}"
-        t.add_row(
-            r.zone_type.replace("_", " "),
-            str(r.zone),
-            str(r.name),
-            str(r.females),
-            str(r.males),
-            str(r.adults),
-            f"{r.adults_mean:.1f}{sd}",
-            f"{r.adults_min}-{r.adults_max}",
-        )
-    con.print(t)
-
-
-def _print_connectivity(con: Any, result: Any) -> None:
-    """One line each for the corridor, circuit, pinch-point and barrier stages that ran."""
-    import numpy as np
-
-    if result.corridors is not None and len(result.corridors.table):
-        t = result.corridors.table
-        i = int(t["corridor_width_m"].fillna(np.inf).to_numpy().argmin())
-        con.print(
-            f"Corridors: {len(t)}; narrowest {t['corridor_width_m'].iloc[i] / 1000:,.1f} km "
-            f"(patches {t['patch_a'].iloc[i]}-{t['patch_b'].iloc[i]})."
-        )
-    if result.circuit is not None:
-        r = result.circuit.resistances
-        if "eff_resistance" in r.columns:
-            fin = r[np.isfinite(r["eff_resistance"])]
-            con.print(
-                f"Circuit ({result.circuit.solver}): {len(r)} pairs, {len(fin)} connected; see circuit.csv and current.tif."
-            )
-    if result.pinch is not None and len(result.pinch.table):
-        p = result.pinch.table.sort_values("pinch_current", ascending=False).iloc[0]
-        con.print(f"Strongest pinch point: link {p['patch_a']}-{p['patch_b']}, {p['pinch_current']:.2f} A of 1 A.")
-    if result.metrics is not None:
-        m = result.metrics
-        top = m.nodes["dPC"].idxmax()
-        name = result.graph.nodes[top].get("name", "") if result.graph is not None else ""
-        con.print(
-            f"Connectivity: PC {m.summary['PC']:.3g}, EC {m.summary['EC_ha']:,.0f} ha, {m.summary['components']} components; "
-            f"most important patch {top}{' (' + name + ')' if name else ''}, dPC {m.nodes.loc[top, 'dPC']:.1f} %."
-        )
-    xb = getattr(result, "crossborder", None)
-    if xb is not None and result.graph is not None:
-        n_cross = sum(1 for *_, d in result.graph.edges(data=True) if d.get("crosses_border"))
-        n_tb = 0 if xb.transboundary is None else int(xb.transboundary["patch_id"].nunique())
-        con.print(
-            f"Cross-border links: {n_cross}; {len(xb.crossings)} border crossings (layer border_crossings); "
-            f"{n_tb} transboundary patch{'es' if n_tb != 1 else ''} (layer transboundary_patches); "
-            f"routes ranked in layer crossing_routes."
-        )
-        if xb.fence is not None:
-            s = xb.fence.summary
-            con.print(
-                f"Border fence ({s['fence']}, {len(s['gaps'])} gaps): PC {s['PC_before']:.3g} -> {s['PC_after']:.3g} "
-                f"({s['PC_loss_pct']:.1f} % lost), EC {s['EC_loss_pct']:.1f} % lost; {s['links_vanished']} links vanish, "
-                f"{s['links_lengthened']} lengthen; newly isolated patches: {s['newly_isolated'] or 'none'}."
-            )
-    if getattr(result, "scores", None) is not None and len(result.scores):
-        top = result.scores.iloc[0]
-        con.print(f"Best corridor by score: {int(top['patch_a'])}-{int(top['patch_b'])} ({top['score']:.0f} / 100).")
-    if getattr(result, "sites", None) is not None and len(result.sites.table):
-        best = result.sites.table.iloc[0]
-        p50 = best.get("persistence_50y", float("nan"))
-        con.print(
-            f"Reintroduction sites ({len(result.sites.table)}; source {result.sites.source.name}): best {best['name']}, "
-            f"score {best['score']:.0f} / 100, first in {100 * best['first_share']:.0f} % of weight draws, "
-            f"{int(best['capacity_females'])} F / {int(best['capacity_males'])} M territories"
-            + ("" if p50 != p50 else f", persistence at 50 years {p50:.2f}")
-            + " (layer sites, sites.csv)."
-        )
-    if result.barriers is not None and len(result.barriers.top):
-        b = result.barriers.top.iloc[0]
-        con.print(
-            f"Best restoration site: link {b['patch_a']}-{b['patch_b']}, radius {b['radius_m']:,.0f} m, "
-            f"saves {b['improvement_cwd']:,.0f} cost-weighted m ({b['pct_of_lcd']:.0f} % of the link)."
-        )
-
-
-def _print_links(con: Any, graph: Any) -> None:
-    n_cross = sum(1 for *_, d in graph.edges(data=True) if ";" in str(d.get("countries", "")))
-    con.print(
-        f"Least-cost links: {graph.number_of_edges()} ({graph.graph.get('rule')} rule), "
-        f"{n_cross} of them cross a national border."
-    )
-    if graph.graph.get("isolated"):
-        con.print(f"Patches with no link (cut off by no data): {graph.graph['isolated']}")
 
 
 @cli.command()
@@ -513,139 +443,6 @@ def report(ctx: click.Context, out_dir: Path, top: int, no_maps: bool, overwrite
     con.print(f"Tables: {', '.join(tables) or 'none'}; maps: {n_maps} PNG in {out_dir / 'maps'}")
 
 
-def _print_findings(con: Any, headlines: list[str]) -> None:
-    """The one-line answers the report opens with (``**bold**`` shown bold)."""
-    import re
-
-    from rich.markup import escape
-
-    if not headlines:
-        return
-    con.print("[bold]Findings[/bold]")
-    for line in headlines:
-        con.print("  • " + re.sub(r"\*\*(.+?)\*\*", r"[bold]\1[/bold]", escape(line)))
-
-
-def _print_run_summary(con: Any, summary: dict) -> None:
-    """The "Run" table of ``leopardgeo report``: grid, patches, links, connectivity, run time."""
-    from rich.table import Table
-
-    t = Table(title="Run summary", show_header=False)
-    t.add_column("", style="bold")
-    t.add_column("")
-    run = summary.get("run") or {}
-    if run.get("shape"):
-        t.add_row("grid", f"{run['shape'][0]:,} x {run['shape'][1]:,} cells of {run['cell_size_m']:g} m ({run['crs']})")
-    p = summary.get("patches")
-    if p:
-        by = ", ".join(f"{r['country']} {r['patches']}" for r in p["by_country"] if r["country"] != "all")
-        t.add_row("habitat patches", f"{p['count']} ({p['area_ha']:,.0f} ha; {by})")
-    links = summary.get("links")
-    if links:
-        t.add_row("least-cost links", f"{links['count']}, {links['cross_border']} crossing a national border")
-    m = summary.get("connectivity")
-    if m:
-        t.add_row("connectivity", f"PC {m['PC']:.3g}, EC {m['EC_ha']:,.0f} ha, {m['components']} component(s)")
-    xb = summary.get("crossborder")
-    if xb and xb.get("fence"):
-        f = xb["fence"]
-        t.add_row("border fence", f"PC {f['PC_loss_pct']:.1f} % lost, EC {f['EC_loss_pct']:.1f} % lost")
-    if run.get("total_s") is not None:
-        t.add_row("run time", f"{run['total_s']:,.1f} s, started {run.get('started')}")
-    con.print(t)
-
-
-def _print_link_table(con: Any, table: Any, out_dir: Path, top: int) -> None:
-    """The ranked link table of ``leopardgeo report``."""
-    from rich.table import Table
-
-    ranked = "best corridor score first" if "score_rank" in table.columns else "cheapest first"
-    t = Table(title=f"Least-cost links in {out_dir} ({len(table)}, {ranked})")
-    if "score" in table.columns:
-        t.add_column("rank", justify="right")
-        t.add_column("score", justify="right")
-    for col, just in (
-        ("from", "left"),
-        ("to", "left"),
-        ("cwd", "right"),
-        ("path km", "right"),
-        ("cwd/euclid", "right"),
-        ("countries", "left"),
-    ):
-        t.add_column(col, justify=just)
-    extra = [(c, h) for c, h in (("corridor_width_m", "width km"), ("eff_resistance", "R eff"), ("pinch_current", "pinch A"))
-             if c in table.columns]  # fmt: skip
-    for _, head in extra:
-        t.add_column(head, justify="right")
-
-    def fmt(col: str, v: float) -> str:
-        if v != v:
-            return "-"
-        return f"{v / 1000:,.1f}" if col == "corridor_width_m" else f"{v:.3g}"
-
-    for r in table.head(top).itertuples():
-        scored = []
-        if "score" in table.columns:
-            rank = getattr(r, "score_rank", None)
-            unranked = rank is None or str(rank) in ("<NA>", "nan")  # seams: not ranked
-            scored = ["-" if unranked else str(rank), "-" if r.score != r.score else f"{r.score:.0f}"]
-        t.add_row(
-            *scored,
-            f"{r.from_id} {r.from_name}".strip(),
-            f"{r.to_id} {r.to_name}".strip(),
-            f"{r.cwd:,.0f}",
-            f"{r.path_km:,.1f}",
-            "-" if r.cwd_to_euclid != r.cwd_to_euclid else f"{r.cwd_to_euclid:,.1f}",
-            r.countries,
-            *(fmt(c, getattr(r, c)) for c, _ in extra),
-        )
-    con.print(t)
-
-
-def _print_crossborder(con: Any, table: Any, fence: dict | None, top: int) -> None:
-    """The "Cross-border routes" table and the fence scenario, in the terminal."""
-    from rich.table import Table
-
-    t = Table(title=f"Cross-border routes ({len(table)}, most important first: dPC = % of PC lost if closed)")
-    for col in ("rank", "route", "dPC %", "crossing", "side a", "side b", "border km", "cwd"):
-        t.add_column(
-            col,
-            justify="right" if col in ("rank", "dPC %", "border km", "cwd") else "left",
-            overflow="fold" if col.startswith("side") else "ellipsis",
-            no_wrap=not col.startswith("side"),
-        )
-
-    def f(v: float, fmt: str) -> str:
-        return "-" if v != v else format(v, fmt)
-
-    def side(c: object, n: object) -> str:
-        c, n = str(c or ""), "" if str(n) == "nan" else str(n or "")
-        return f"{c}: {n}" if c and n else (c or n or "-")
-
-    for r in table.head(top).itertuples(index=False):
-        where = "-" if r.crossing_lat != r.crossing_lat else f"{r.crossing_lat:.3f}N {r.crossing_lon:.3f}E"
-        t.add_row(
-            str(r.rank),
-            f"{'link' if r.route == 'link' else 'patch'} {r.route_id}",
-            f(r.importance_dpc, ".2f"),
-            where,
-            side(r.country_a, r.protected_a),
-            side(r.country_b, r.protected_b),
-            f(r.border_length_m / 1000, ".1f"),
-            f(r.cwd, ",.0f"),
-        )
-    con.print(t)
-    if fence:
-        s = fence["summary"]
-        gone = [f"{r['patch_a']}-{r['patch_b']}" for r in fence["links"] if r["status"] == "vanished"]
-        con.print(
-            f"Border fence ({s['fence']}, {len(s.get('gaps') or [])} gaps): PC {s['PC_before']:.4g} -> {s['PC_after']:.4g} "
-            f"({s['PC_loss_pct']:.1f} % lost); EC {s['EC_before_ha']:,.0f} -> {s['EC_after_ha']:,.0f} ha "
-            f"({s['EC_loss_pct']:.1f} % lost); links vanishing: {', '.join(gone) or 'none'}; "
-            f"lengthened: {s['links_lengthened']}; newly isolated patches: {s['newly_isolated'] or 'none'}."
-        )
-
-
 @cli.command()
 @click.argument("config", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @out_option
@@ -655,8 +452,9 @@ def _print_crossborder(con: Any, table: Any, fence: dict | None, top: int) -> No
 def crossborder(ctx: click.Context, config: Path | None, out: Path | None, overwrite: bool, top: int) -> None:
     r"""Evaluate the cross-border corridors of CONFIG (default: the embedded Amur study area).
 
-    Runs the stages the evaluation needs (patches, links, corridors, circuit,
-    pinch points, metrics; not the barrier mapper), then the cross-border stage:
+    Runs the stages the evaluation needs (patches, territories, links,
+    corridors, circuit, pinch points, metrics; not the barrier mapper), then
+    the cross-border stage:
     border crossings, border permeability, the border-fence scenario of
     [crossborder] and the corridor scores.  Prints the ranked cross-border
     corridors and the fence's losses; writes the run's outputs plus
@@ -673,9 +471,10 @@ def crossborder(ctx: click.Context, config: Path | None, out: Path | None, overw
         config,
         out,
         overwrite,
-        {"links": True, "crossborder": True, "barrier_mapper": False},
+        ("crossborder", "scores"),
         CROSSBORDER_FILES,
         "cross-border report",
+        enable=("links", "crossborder"),
     )
     table, fence, perm = crossborder_report(run.out_dir)
     written = write_crossborder_report(table, fence, perm, run.out_dir, overwrite=run.overwrite)
@@ -684,51 +483,6 @@ def crossborder(ctx: click.Context, config: Path | None, out: Path | None, overw
         _print_links(con, run.result.graph)
         _print_crossborder(con, table, fence, top)
         con.print("Written: " + ", ".join(str(p) for p in written))
-
-
-def _print_sites(con: Any, table: Any, doc: dict, sim: dict | None, top: int) -> None:
-    """The "Reintroduction sites" table, rank stability and simulation, in the terminal."""
-    from rich.table import Table
-
-    t = Table(title=f"Reintroduction sites ({len(table)}, best score first; source: {doc.get('source', '?')})")
-    cols = [
-        ("rank", "rank", "d"), ("name", "site", "s"), ("score", "score", ".1f"), ("first_share", "1st %", "%"),
-        ("capacity_females", "F", "d"), ("capacity_males", "M", "d"), ("habitat_area_ha", "habitat ha", ",.0f"),
-        ("mean_quality", "quality", ".2f"), ("cwd_to_source", "cwd", ",.0f"), ("euclid_to_source_m", "km", "km"),
-        ("eff_resistance", "R eff", ".3g"), ("n_corridors", "corr.", "d"), ("dPC_gain_pct", "dPC %", ".2f"),
-        ("cropland_frac", "crop %", "%"), ("urban_frac", "urban %", "%"), ("protected_frac", "prot. %", "%"),
-        ("persistence_25y", "P25", "%"), ("persistence_50y", "P50", "%"),
-    ]  # fmt: skip
-    cols = [c for c in cols if c[0] in table.columns]
-    for key, head, _ in cols:
-        t.add_column(head, justify="left" if key == "name" else "right")
-
-    def f(v: Any, fmt: str) -> str:
-        if v is None or (isinstance(v, float) and v != v):
-            return "-"
-        if fmt == "s":
-            return str(v)
-        if fmt == "%":
-            return f"{100 * float(v):.0f}"
-        if fmt == "km":
-            return f"{float(v) / 1000:,.0f}"
-        if fmt == "d":
-            return f"{int(v)}"
-        return format(float(v), fmt)
-
-    for r in table.head(top).to_dict("records"):
-        t.add_row(*(f(r[k], fmt) for k, _, fmt in cols))
-    con.print(t)
-    for s in doc.get("rank_stability") or []:
-        con.print(
-            f"Rank stability, {s.get('name', s.get('site_id'))}: first in {100 * s['first_share']:.0f} % of the weight "
-            f"draws, mean rank {s['mean_rank']:.2f}."
-        )
-    for name, s in ((sim or {}).get("sites") or {}).items():
-        con.print(
-            f"Simulation, {name}: persistence {f(s.get('persistence_25y'), '%')} % at 25 years, "
-            f"{f(s.get('persistence_50y'), '%')} % at 50 years ({s.get('n_runs', '?')} runs)."
-        )
 
 
 @cli.command()
@@ -740,9 +494,9 @@ def _print_sites(con: Any, table: Any, doc: dict, sim: dict | None, top: int) ->
 def sites(ctx: click.Context, config: Path | None, out: Path | None, overwrite: bool, top: int) -> None:
     r"""Evaluate the reintroduction sites of CONFIG (default: the embedded Amur study area).
 
-    Runs the stages of `leopardgeo run` except the barrier mapper (patches,
-    territories, links, corridors, circuit, pinch points, metrics,
-    cross-border, corridor scores), then the sites stage of [sites]:
+    Runs the stages the sites need (patches, territories, links, corridors,
+    circuit, pinch points, metrics, corridor scores; not the barrier mapper or
+    the cross-border evaluation), then the sites stage of [sites]:
     capacity, connection to the source population, add-patch gain, human
     pressure, score, rank stability and the population simulation.  Prints the ranked sites;
     writes the run's outputs (layer sites, sites.csv, sites.json) plus
@@ -765,9 +519,10 @@ def sites(ctx: click.Context, config: Path | None, out: Path | None, overwrite: 
         config,
         out,
         overwrite,
-        {"sites": True, "barrier_mapper": False},
+        ("sites",),
         SITES_REPORT_FILES,
         "sites report",
+        enable=("sites",),
         check=has_candidates,
     )
     table, doc, sim = sites_report(run.out_dir)
@@ -805,9 +560,10 @@ def territories(ctx: click.Context, config: Path | None, out: Path | None, overw
         config,
         out,
         overwrite,
-        {"links": False, "circuit": False, "territories": True, "sites": False},
+        ("territories",),
         CAPACITY_FILES,
         "capacity report",
+        enable=("territories",),
     )
     table = read_capacity(run.out_dir)
     written = write_capacity_report(table, run.out_dir, overwrite=run.overwrite)
@@ -855,13 +611,21 @@ def territories(ctx: click.Context, config: Path | None, out: Path | None, overw
 @click.option(
     "--links/--no-links", "links", default=None, help="Link metrics (dPC_link, dIIC_link); default: on up to 250,000 links."
 )
+@click.option(
+    "--pair-probability-floor",
+    type=float,
+    default=None,
+    help="Speed for a stated error on very large graphs: pairs less probable than this are not recomputed in dPC "
+    "(the bound is printed and written). Default: exact.",
+)
 @click.option("--top", type=int, default=10, show_default=True, help="Nodes to print (all rows go to the files).")
 @overwrite_option
 @click.pass_context
 def metrics_command(
     ctx: click.Context, polygons: Path, out: Path, layer: str | None, id_field: str | None, area_field: str | None,
     distance: str, resistance: Path | None, max_distance: float | None, median_dispersal: float, probability: float,
-    min_probability: float | None, landscape_area: float | None, links: bool | None, top: int, overwrite: bool,
+    min_probability: float | None, landscape_area: float | None, links: bool | None,
+    pair_probability_floor: float | None, top: int, overwrite: bool,
 ) -> None:  # fmt: skip
     r"""Connectivity metrics of your own habitat polygons: PC, IIC, EC, dPC / dIIC and fractions, BC, link dPC.
 
@@ -886,6 +650,7 @@ def metrics_command(
             polygons, layer=layer, id_field=id_field, area_field=area_field, distance=distance, resistance=resistance,
             max_distance=max_distance, median_distance=median_dispersal, probability=probability,
             min_probability=min_probability, landscape_area=landscape_area, links=links,
+            pair_probability_floor=pair_probability_floor,
         )  # fmt: skip
         written = write_polygon_metrics(result, out, overwrite=overwrite)
     if quiet:
@@ -898,6 +663,11 @@ def metrics_command(
     )
     if s["link_metrics"] != "computed":
         con.print(f"link metrics {s['link_metrics']}")
+    if s.get("pair_probability_floor") is not None:
+        con.print(
+            f"pair probability floor {s['pair_probability_floor']:g}: every dPC within "
+            f"±{s['dPC_error_bound']:.2g} percentage points of the exact value"
+        )
     cols = ["node_id", s["weight"], "dPC", "dPC_intra", "dPC_flux", "dPC_connector", "dIIC", "BCPC"]
     table = result.nodes[cols].sort_values("dPC", ascending=False).head(top)
     con.print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
@@ -912,36 +682,316 @@ class _StageRun:
     result: Any
 
 
+def _fmt_num(v: Any, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return "—"
+    if isinstance(v, float):
+        return f"{v:,.{digits}g}" if abs(v) < 1000 else f"{v:,.0f}"
+    return str(v)
+
+
+def _patch_label(d: dict, p: Any) -> str:
+    n = str((d.get("patch_names") or {}).get(str(p), "")).split(";")[0].strip()
+    return f"{p} ({n})" if n and not n.startswith("patch ") else str(p)
+
+
+def _patch_list(d: dict) -> str:
+    cut = [f"{_patch_label(d, p)} isolated" for p in d.get("newly_isolated") or []]
+    cut += [f"{_patch_label(d, p)} cut in two" for p in d.get("patches_split") or []]
+    return "; ".join(cut) or "none"
+
+
+def _worst_link(d: dict) -> str:
+    w = d.get("most_changed_link")
+    if not w:
+        return "none"
+    link = f"{_patch_label(d, w['patch_a'])}–{_patch_label(d, w['patch_b'])}"
+    return f"{link} lost" if w["status"] == "lost" else f"{link} costs ×{w['cwd_ratio']:.2f}"
+
+
+def _print_comparisons(con: Any, docs: list[dict]) -> None:
+    """One row per scenario: what a manager asks first (connectivity, links, isolation, leopards reachable)."""
+    from rich.table import Table
+
+    t = Table(title="Scenarios compared with the baseline run", title_justify="left")
+    for col in ("scenario", "PC change", "EC change", "links lost / costlier / merged / gained", "most affected link",
+                "patches cut off", "adults reachable from the source", "sites cut off"):  # fmt: skip
+        t.add_column(col, justify="left" if col in ("scenario", "most affected link", "patches cut off") else "right")
+    for d in docs:
+        name = d.get("scenario", "") + (" (illustrative)" if d.get("illustrative") else "")
+        pc, ec = d.get("PC_change_pct"), d.get("EC_ha_change_pct")
+        cap = f"{_fmt_num(d.get('capacity_reachable_before'))} → {_fmt_num(d.get('capacity_reachable_after'))}"
+        t.add_row(
+            name,
+            "—" if pc is None else f"{pc:+.1f} %",
+            "—" if ec is None else f"{ec:+.1f} %",
+            f"{d.get('links_lost', 0)} / {d.get('links_lengthened', 0)} / {d.get('links_merged', 0)} / "
+            f"{d.get('links_gained', 0)}",
+            _worst_link(d),
+            _patch_list(d),
+            cap,
+            ", ".join(str(p) for p in d.get("sites_disconnected") or []) or "none",
+        )
+    con.print(t)
+    con.print(
+        "PC (probability of connectivity) and EC (equivalent connected area) count the habitat a leopard can reach, "
+        "inside patches as well as between them, so a costlier route between two large patches can move them little: "
+        "read the links too. costlier: the cheapest path costs more (×: cost after / before; links_change.csv). "
+        "merged: the two patches became one (PC / EC then count them as one block of habitat, which alone can move them "
+        "by tens of per cent). gained: a new neighbour after paths reroute, usually long. "
+        "Illustrative scenarios use made-up geometry to show the method."
+    )
+
+
+def _print_link_changes(con: Any, links: Any, top: int) -> None:
+    from rich.table import Table
+
+    changed = links[links["status"] != "unchanged"]
+    if not len(changed):
+        con.print("No link changed.")
+        return
+    t = Table(title="Links that changed (patch ids as in the baseline)", title_justify="left")
+    for col in ("link", "status", "cost before", "cost after", "ratio"):
+        t.add_column(col, justify="left" if col in ("link", "status") else "right")
+    for _, r in changed.head(top).iterrows():
+        t.add_row(f"{int(r['patch_a'])}–{int(r['patch_b'])}", str(r["status"]), _fmt_num(r["cwd_before"]),
+                  _fmt_num(r["cwd_after"]), _fmt_num(r["cwd_ratio"]))  # fmt: skip
+    con.print(t)
+
+
+@cli.command()
+@click.argument("base", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.argument("scenario", required=False)
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write the comparison of two folders here (tables, difference maps, the `changes` layer).")
+@overwrite_option
+@click.option("--top", type=int, default=20, show_default=True, help="Changed links to print.")
+@click.pass_context
+def compare(ctx: click.Context, base: Path, scenario: str | None, out: Path | None, overwrite: bool, top: int) -> None:
+    r"""Compare a scenario with its baseline run.
+
+    BASE alone: every scenario the run holds (from [[scenarios]]), one line each.
+    BASE NAME: that scenario of BASE (BASE/scenarios/NAME).  BASE FOLDER: two run
+    folders on the same grid; with --out the comparison is written there
+    (compare.json, links_change.csv, patches_change.csv, sites_change.csv,
+    crossings.csv, current_diff.tif, corridors_change.tif, and leopardgeo.gpkg
+    with the styled `changes` layer).
+
+    \b
+    Examples:
+      leopardgeo compare out
+      leopardgeo compare out new_road
+      leopardgeo compare out_today out_fence --out cmp --overwrite
+    """
+    import pandas as pd
+
+    from leopardgeo.runner.compare import compare_folders, scenario_folder, stored_comparisons
+
+    con = _console()
+    quiet = ctx.obj["verbosity"] < 0
+    if scenario is None:
+        docs = stored_comparisons(base)
+        if not docs:
+            msg = f"{str(base)!r} holds no scenarios; add [[scenarios]] to the config and rerun, or give two folders."
+            raise click.ClickException(msg)
+        if not quiet:
+            _print_comparisons(con, docs)
+        return
+    folder = Path(scenario)
+    if not folder.is_dir() or folder.resolve() == base.resolve():
+        folder = scenario_folder(base, scenario)
+        if out is None:
+            import json
+
+            doc = json.loads((folder / "compare.json").read_text(encoding="utf-8"))
+            if not quiet:
+                _print_comparisons(con, [doc])
+                _print_link_changes(con, pd.read_csv(folder / "links_change.csv"), top)
+                con.print(f"Files: {folder}")
+            return
+    comp = compare_folders(base, folder, out, overwrite=overwrite)
+    if not quiet:
+        _print_comparisons(con, [{"scenario": folder.name, **comp.summary}])
+        _print_link_changes(con, comp.links, top)
+        if out is not None:
+            con.print(f"Written: {out}")
+
+
+@cli.command("scenarios")
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--config", "config", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="A file with [[scenarios]] (default: the run's own run_config.toml).")
+@click.option("--demo", is_flag=True, help="The demo's illustrative scenarios (data/amur/scenarios.toml).")
+@click.option("--only", multiple=True, help="Run only this scenario (repeatable).")
+@overwrite_option
+@click.pass_context
+def scenarios_command(
+    ctx: click.Context, run_dir: Path, config: Path | None, demo: bool, only: tuple[str, ...], overwrite: bool
+) -> None:
+    r"""Run [[scenarios]] on the finished run in RUN_DIR, reusing its stages.
+
+    Each scenario reruns only the stages its edits touch (a road's penalty:
+    links and what follows; habitat loss: patches and what follows) and is
+    written to RUN_DIR/scenarios/NAME with its comparison; then the scenarios
+    are listed as by `leopardgeo compare RUN_DIR`.
+
+    \b
+    Examples:
+      leopardgeo scenarios out --config scenarios.toml --overwrite
+      leopardgeo scenarios out --demo --overwrite
+    """
+    from leopardgeo.runner.compare import stored_comparisons
+    from leopardgeo.runner.interventions import rerun_scenarios
+    from leopardgeo.runner.registry import load_config
+
+    if demo:
+        if config is not None:
+            msg = "give either --config or --demo"
+            raise click.UsageError(msg)
+        from leopardgeo.core.data import demo_data_dir
+
+        config = demo_data_dir() / "scenarios.toml"
+    todo = None
+    if config is not None:
+        todo = load_config(config, over=load_config(run_dir / "run_config.toml")).scenarios
+    if only:
+        pool = todo if todo is not None else load_config(run_dir / "run_config.toml").scenarios
+        missing = sorted(set(only) - {s.name for s in pool})
+        if missing:
+            msg = f"--only {missing}: expected names of [[scenarios]], found {[s.name for s in pool]}."
+            raise click.ClickException(msg)
+        todo = tuple(s for s in pool if s.name in only)
+    rerun_scenarios(run_dir, scenarios=todo, overwrite=overwrite)
+    if ctx.obj["verbosity"] >= 0:
+        _print_comparisons(_console(), stored_comparisons(run_dir))
+
+
+@cli.command("rank")
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--candidates", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="Vector file of candidates: points / lines (crossing structures) or polygons (restorations), any CRS.")
+@click.option("--layer", default=None, help="Layer of --candidates.")
+@click.option("--barriers", "n_barriers", type=int, default=None,
+              help="Use the Barrier Mapper's N best sites as restoration candidates (circles of their radius).")
+@click.option("--scenario", "scenario_name", default=None,
+              help="Rank on top of this [[scenarios]] entry of the run (e.g. the road the underpasses cross).")
+@click.option("--name-field", default=None, help="Column naming each candidate.")
+@click.option("--cost-field", default=None, help="Column with each candidate's cost (ranks per unit of cost).")
+@click.option("--per", type=click.Choice(["structure", "km2", "cost"]), default=None,
+              help="Unit of the gain (default: cost with --cost-field, else km2 for polygons, structure for crossings).")
+@click.option("--method", type=click.Choice(["greedy", "exhaustive"]), default="greedy", show_default=True)
+@click.option("--metric", type=click.Choice(["PC", "EC_ha"]), default="PC", show_default=True)
+@click.option("--width", "width_m", type=float, default=0.0, help="Width of each crossing structure, metres.")
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for ranking.csv and candidates.gpkg (default: RUN_DIR/ranking).")
+@overwrite_option
+@click.pass_context
+def rank_command(ctx: click.Context, run_dir: Path, candidates: Path | None, layer: str | None, n_barriers: int | None,
+                 scenario_name: str | None, name_field: str | None, cost_field: str | None, per: str | None, method: str,
+                 metric: str, width_m: float, out: Path | None, overwrite: bool) -> None:  # fmt: skip
+    r"""Rank candidate crossing structures or restorations of the run in RUN_DIR by connectivity gained.
+
+    Each candidate set the ranking needs is burned into the run's resistance
+    (on top of --scenario's edits), the links and metrics are rebuilt, and the
+    candidates are ranked by PC (or EC) gained per structure, km² or cost;
+    patches stay as they are.
+
+    \b
+    Examples:
+      leopardgeo rank out --barriers 5
+      leopardgeo rank out --scenario new_road --candidates underpasses.gpkg --cost-field cost_usd
+    """
+    import geopandas as gpd
+
+    from leopardgeo.io import OutputWriter, read_vector
+    from leopardgeo.runner.interventions import barrier_candidates, candidate_edits, load_context, rank_candidates
+
+    if (candidates is None) == (n_barriers is None):
+        msg = "give either --candidates FILE or --barriers N"
+        raise click.UsageError(msg)
+    config, base = load_context(run_dir)
+    grid = base["inputs"].grid
+    if n_barriers is not None:
+        if base.get("barriers") is None:
+            msg = "the run has no Barrier Mapper results; run with [barrier_mapper] enabled"
+            raise click.ClickException(msg)
+        frame = barrier_candidates(base["barriers"], grid, n=n_barriers)
+        name_field = "name"
+    else:
+        frame = read_vector(candidates, layer, grid=grid, what="candidates")
+    kind = "restoration" if set(frame.geom_type.str.removeprefix("Multi")) == {"Polygon"} else "gap"
+    edits = candidate_edits(frame, kind=kind, name_field=name_field, width_m=width_m)
+    scenario = None
+    if scenario_name is not None:
+        scenario = next((s for s in config.scenarios if s.name == scenario_name), None)
+        if scenario is None:
+            msg = f"--scenario {scenario_name!r}: expected one of {[s.name for s in config.scenarios]}."
+            raise click.ClickException(msg)
+    unit = per or ("cost" if cost_field else "km2" if kind == "restoration" else "structure")
+    costs = None
+    if unit == "cost":
+        if not cost_field or cost_field not in frame.columns:
+            msg = "--per cost needs --cost-field naming a column of the candidates"
+            raise click.UsageError(msg)
+        costs = {e.name: float(v) for (e, _), v in zip(edits, frame[cost_field], strict=True)}
+    table = rank_candidates(config, base, edits, scenario=scenario, method=method, per=unit, costs=costs, metric=metric)
+    folder = out or run_dir / "ranking"
+    layer_out = gpd.GeoDataFrame(
+        table.merge(_candidate_frame(edits), on="candidate"), geometry="geometry", crs=grid.crs
+    )
+    with OutputWriter(folder, overwrite=overwrite, names=["ranking.csv", "candidates.gpkg"]) as w:
+        w.text("ranking.csv", table.to_csv(index=False, float_format="%.6g"))
+        from leopardgeo.io import write_layers
+
+        write_layers(w.path("candidates.gpkg"), {"candidates": layer_out})
+    if ctx.obj["verbosity"] >= 0:
+        from rich.table import Table
+
+        t = Table(title=f"Candidates ranked by {metric} gained per {unit} ({method})", title_justify="left")
+        for col in ("rank", "candidate", f"{metric} gain", "per unit", f"{metric} with it and those above"):
+            t.add_column(col, justify="left" if col == "candidate" else "right")
+        for _, r in table.iterrows():
+            t.add_row(str(r["rank"]), str(r["candidate"]), _fmt_num(r["gain"]), _fmt_num(r["gain_per_unit"]),
+                      _fmt_num(r["value_after"]))  # fmt: skip
+        _console().print(t)
+        _console().print(f"Written: {folder / 'ranking.csv'}, {folder / 'candidates.gpkg'}")
+
+
+def _candidate_frame(edits: Any) -> Any:
+    """Candidate name and geometry of each edit, as a frame to join the ranking on."""
+    import pandas as pd
+
+    return pd.DataFrame({"candidate": [e.name for e, _ in edits], "geometry": [f.geometry.iloc[0] for _, f in edits]})
+
+
 def _run_stage(
     ctx: click.Context,
     config: Path | None,
     out: Path | None,
     overwrite: bool,
-    sections: dict[str, bool],
+    targets: tuple[str, ...],
     report_files: tuple[str, ...],
     what: str,
     *,
+    enable: tuple[str, ...] = (),
     check: Callable[[Any], None] | None = None,
 ) -> _StageRun:
-    """Run the pipeline for a stage command: CONFIG (default: the demo) with each of ``sections`` enabled or not.
+    """Run the stage ``targets`` of CONFIG (default: the demo), with the config ``enable`` sections switched on.
 
-    Into the folder of an earlier run, the command is that run with its stage enabled: CONFIG (if given)
-    completes the run's effective config, nothing is switched off, and every unchanged stage is reused,
-    so nothing the run holds is lost or left stale.  Into a new folder, the stages ``sections`` switches
-    off are skipped to save time.  Refuses before any work when ``report_files`` of an earlier run are in
-    the output folder and ``--overwrite`` was not given; ``check`` may refuse the configuration first.
+    The runner resolves the targets (:func:`leopardgeo.runner.pipeline.run`): only the stages they need run.
+    Into the folder of an earlier run, the stages of that run run too: unchanged ones are reused, those
+    depending on a change are recomputed, so nothing the run holds is lost or left stale; CONFIG (if given)
+    completes the run's effective config.  Refuses before any work when ``report_files`` of an earlier run are
+    in the output folder and ``--overwrite`` was not given; ``check`` may refuse the configuration first.
     """
     from leopardgeo.core.errors import OutputExistsError
     from leopardgeo.runner.pipeline import run as run_pipeline
     from leopardgeo.runner.registry import load_config
 
     folder = out if out is not None else Path("out")
-    earlier = (folder / "run_config.toml").is_file()
     base = _base_config(folder)
     cfg = load_config(config, over=base) if config else base
-    if earlier:
-        sections = {name: on for name, on in sections.items() if on}
-    cfg = cfg.replace(**{name: dataclasses.replace(getattr(cfg, name), enabled=on) for name, on in sections.items()})
+    cfg = cfg.replace(**{name: dataclasses.replace(getattr(cfg, name), enabled=True) for name in enable})
     if check is not None:
         check(cfg)
     quiet = ctx.obj["verbosity"] < 0
@@ -951,7 +1001,9 @@ def _run_stage(
     if existing and not overwrite:
         msg = f"{out_dir}: expected no earlier {what}, found {existing}. Pass --overwrite to replace them."
         raise OutputExistsError(msg)
-    result = run_pipeline(cfg, out_dir=out_dir, overwrite=overwrite, progress=not quiet and sys.stderr.isatty())
+    result = run_pipeline(
+        cfg, out_dir=out_dir, overwrite=overwrite, progress=not quiet and sys.stderr.isatty(), targets=targets
+    )
     return _StageRun(out_dir, overwrite, quiet, result)
 
 

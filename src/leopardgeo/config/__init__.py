@@ -275,12 +275,12 @@ def make_run_config(sections: typing.Iterable[tuple[str, type, str]], *, module:
     ...     k: int = param(3, doc="a number")
     >>> Config = make_run_config([("demo", DemoSection, "a demo section")])
     >>> Config().demo.k, [f.name for f in dataclasses.fields(Config)]
-    (3, ['demo', 'output', 'executor', 'base_dir'])
+    (3, ['demo', 'output', 'executor', 'base_dir', 'scenarios'])
     >>> read_config_string(Config, "[demo]\nk = 4").demo.k
     4
     """
     fields: list[tuple[str, type, Any]] = []
-    seen: set[str] = {"output", "executor", "base_dir"}
+    seen: set[str] = {"output", "executor", "base_dir", "scenarios"}
     for name, cls, doc in sections:
         if name in seen:
             msg = f"config section {name!r} is declared twice (or shadows a run setting); expected unique names."
@@ -296,8 +296,24 @@ def make_run_config(sections: typing.Iterable[tuple[str, type, str]], *, module:
                factory=ExecutorConfig),
         )
     )  # fmt: skip
+    from leopardgeo.config.scenario import ScenarioConfig, check_scenario_names
+
     fields.append(("base_dir", str, _f(".", doc="folder that relative input paths start from")))
-    ns = {"resolve": _resolve_path, "replace": _replace_sections, "__doc__": "The whole run: one section per stage."}
+    fields.append(
+        (
+            "scenarios",
+            tuple[ScenarioConfig, ...],
+            _f((), doc="[[scenarios]]: named lists of edits (roads, fences, crossings, restoration), each compared with the run"),
+        )
+    )
+
+    def post_init(self: Any) -> None:
+        if isinstance(self.scenarios, list):
+            object.__setattr__(self, "scenarios", tuple(self.scenarios))
+        check_scenario_names(self.scenarios)
+
+    ns = {"resolve": _resolve_path, "replace": _replace_sections, "__post_init__": post_init,
+          "__doc__": "The whole run: one section per stage."}  # fmt: skip
     cls = dataclasses.make_dataclass("RunConfig", fields, namespace=ns, frozen=True, slots=True, kw_only=True)
     cls.__module__ = module  # (make_dataclass takes ``module`` only from Python 3.12)
     return cls
@@ -508,9 +524,17 @@ def _absolute_paths(value: Any, folder: Path) -> Any:
         return {k: _absolute_paths(v, folder) for k, v in value.items()}
     if isinstance(value, list):
         return [_absolute_paths(v, folder) for v in value]
-    if isinstance(value, str) and value and not Path(value).is_absolute() and (folder / value).is_file():
+    if isinstance(value, str) and value and not Path(value).is_absolute() and _is_file(folder / value):
         return str((folder / value).resolve())
     return value
+
+
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a file; False for text that cannot be a path (too long, a NUL byte), e.g. a description."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def decode_utf8(raw: bytes, what: str) -> str:
@@ -630,7 +654,10 @@ def _template_lines(cls: type, obj: Any, section: str) -> list[str]:
             nested.append((f.name, type(value), value))
             continue
         lines.append(f"# {f.metadata.get('doc', '')}")
-        if value is None or value == ():
+        if f.name == "scenarios" and value == ():  # an array of tables: an example, see docs/scenarios.md
+            lines += ["# [[scenarios]]", '# name = "new_road"', "# [[scenarios.edits]]", '# kind = "line"',
+                      "# coords = [[131.937, 43.567], [131.937, 43.837]]", '# mode = "impassable"']  # fmt: skip
+        elif value is None or value == ():
             lines.append(f"# {f.name} = ")
         else:
             lines.append(f"{f.name} = {_inline(_to_plain(value))}")

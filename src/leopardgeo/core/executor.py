@@ -71,6 +71,7 @@ __all__ = [
     "Shared",
     "ThreadExecutor",
     "available_cores",
+    "core_budget",
     "current_executor",
     "get_executor",
     "task_cores",
@@ -207,8 +208,18 @@ def task_cores(concurrent: int, cores: int | None = None) -> int:
 
 
 @contextlib.contextmanager
-def _core_budget(n: int) -> Iterator[None]:
-    """Run the block with :func:`available_cores` capped at ``n``, numba's threads too (this thread only)."""
+def core_budget(n: int) -> Iterator[None]:
+    """Run the block with :func:`available_cores` capped at ``n``, numba's threads too (this thread only).
+
+    Work whose floating-point results could depend on the number of threads (parallel sums) runs under
+    ``core_budget(1)`` when results must be identical on every executor.
+
+    Examples
+    --------
+    >>> with core_budget(1):
+    ...     available_cores()
+    1
+    """
     token = _TASK_CORES.set(n)
     numba_before = _numba_threads(n)
     try:
@@ -348,7 +359,7 @@ def _run_task(fn: Callable[..., Any], item: Any, seed_seq: Any, star: bool, seed
     args = tuple(item) if star else (item,)
     if seeded:
         args = (*args, seed_seq)
-    with _core_budget(cores):
+    with core_budget(cores):
         return fn(*args)
 
 

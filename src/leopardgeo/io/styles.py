@@ -88,6 +88,8 @@ LAYER_STYLES: dict[str, str] = {
     "border_permeability": "line colour and width graduated by current_sum",
     "territories": "semi-transparent fill categorized by sex (F / M)",
     "sites": "outline labelled by name",
+    "changes": "scenario comparison: links categorized by status (lost red, gained green, lengthened orange, ...)",
+    "edits": "scenario edits: lines dark red, gaps white circles, polygons by effect",
 }
 
 #: Raster names (file stem) with a dedicated style -> renderer and ramp.
@@ -103,6 +105,8 @@ RASTER_STYLES: dict[str, str] = {
     "allocation": "paletted, one colour per patch id",
     "territories": "paletted: 1 female only, 2 male only, 3 both",
     "fence": "paletted: 1 fence",
+    "corridors_change": "paletted: 1 lost, 2 gained, 3 in both",
+    "current_diff": "singlebandpseudocolor, scenario minus baseline",
 }
 
 _DOCTYPE = "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>"
@@ -551,6 +555,27 @@ def _renderer_for(layer: str, kind: str, data: pd.DataFrame | None) -> tuple[ET.
             return _single(kind, [_line_layer("#8b0000", 1.0)]), None
         breaks = _quantile_breaks(v)
         return _graduated(kind, "current_sum", breaks, lambda i, c: [_line_layer(c, 0.6 + 0.6 * i)], _MAGMA), None
+    if layer == "changes" and kind == "line":
+        cats = [
+            ("lost", "lost", [_line_layer("#d62728", 1.6)]),
+            ("gained", "gained", [_line_layer("#2ca02c", 1.2, "dash")]),
+            ("lengthened", "lengthened (costlier)", [_line_layer("#ff7f0e", 1.4)]),
+            ("shortened", "shortened (cheaper)", [_line_layer("#1f77b4", 1.4)]),
+            ("merged", "merged (patches joined)", [_line_layer("#17becf", 1.4)]),
+            ("unchanged", "unchanged", [_line_layer("#9e9e9e", 0.5, alpha=0.7)]),
+        ]
+        return _categorized(kind, "status", cats), None
+    if layer == "edits":
+        if kind == "polygon":
+            cats = [
+                ("restoration", "restoration", [_fill_layer("#2ca02c", 0.45, "#1b5e20", 0.6)]),
+                ("development", "development", [_fill_layer("#8c564b", 0.5, "#4e342e", 0.6)]),
+                ("fire", "fire", [_fill_layer("#ff7f0e", 0.5, "#bf360c", 0.6)]),
+            ]
+            return _categorized(kind, "effect", cats), None
+        if kind == "line":
+            return _single(kind, [_line_layer("#8b0000", 1.6)]), None
+        return _single(kind, [_marker_layer("#ffffff", 4.0, "circle", outline="#000000")]), None
     if layer == "territories" and kind == "polygon":
         cats = [
             ("F", "female", [_fill_layer("#e7298a", 0.35, "#ad1457", 0.4)]),
@@ -801,7 +826,7 @@ def _unique_values(src: Any, cap: int) -> np.ndarray | None:
 
 
 def _raster_kind(stem: str, src: Any) -> str:
-    if stem in ("patches", "allocation", "territories", "fence"):
+    if stem in ("patches", "allocation", "territories", "fence", "corridors_change"):
         return "paletted"
     if stem in RASTER_STYLES:
         return "pseudocolor"
@@ -912,6 +937,9 @@ def _paletted(values: np.ndarray, stem: str) -> ET.Element:
         ]
     elif stem == "fence":
         entries = [(0, "#000000", 0, "none"), (1, "#8b0000", 255, "fence")]
+    elif stem == "corridors_change":
+        entries = [(0, "#000000", 0, "none"), (1, "#d62728", 230, "corridor lost"), (2, "#2ca02c", 230, "corridor gained"),
+                   (3, "#bdbdbd", 160, "corridor in both")]  # fmt: skip
     else:
         ids = [v for v in values if v != 0]
         entries = [(v, _QUALITATIVE[i % len(_QUALITATIVE)], 255, _num(v)) for i, v in enumerate(ids)]
@@ -956,7 +984,8 @@ def raster_qml(tif_path: str | Path, *, style: str | None = None) -> str:
     with rasterio.open(path) as src:
         kind = _raster_kind(stem, src)
         if kind == "paletted":
-            values = _unique_values(src, MAX_PALETTE) if stem not in ("territories", "fence") else np.array([])
+            fixed = ("territories", "fence", "corridors_change")
+            values = _unique_values(src, MAX_PALETTE) if stem not in fixed else np.array([])
             if values is None:
                 logger.info("%s: more than %d classes; styled as a continuous raster", path.name, MAX_PALETTE)
                 renderer = _pseudocolor(_raster_sample(src), stem)

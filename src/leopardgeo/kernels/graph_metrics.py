@@ -7,38 +7,53 @@ The probability-weighted sums of PC and IIC are sums over ordered pairs of nodes
     N = \sum_s a_s \sum_t a_t \, f(D_{st}),
 
 with :math:`D` the shortest-path distance (link distances for PC, :math:`f(D) = e^{-kD}`, the maximum
-product probability; link counts for IIC, :math:`f(D) = 1 / (1 + D)`).  Removing a node :math:`x` or a
-link :math:`e` can only lengthen :math:`D_{st}` for targets :math:`t` whose path *in one shortest-path
-tree of* :math:`s` runs through :math:`x` or :math:`e`: every other target keeps a tree path that avoids
-the removed element.  So, for each source :math:`s`, the kernel
+product probability; link counts for IIC, :math:`f(D) = 1 / (1 + D)`).  Removing a node :math:`x` can
+only lengthen :math:`D_{st}` for the targets :math:`t` that :math:`x` *dominates* in the shortest-path
+DAG of :math:`s` (every shortest path from :math:`s` to :math:`t` runs through :math:`x`); every other
+target keeps a shortest path that avoids it.  Removing a link :math:`u \to v` can only lengthen the
+paths to the nodes :math:`v` dominates (:math:`v` included), and only when that link is :math:`v`'s one
+way in.  So, for each source :math:`s`, the kernel
 
-1. runs Dijkstra from :math:`s` (shortest-path tree, settle order, number of shortest paths);
-2. numbers the tree in pre-order, so the subtree below any node is one contiguous slice;
-3. for every node :math:`x` (and every tree link :math:`e`) with a non-empty subtree below it, finds the
-   new distances of the subtree's nodes only: each starts from its best link to a node outside the
-   subtree (whose distance cannot change) and a Dijkstra restricted to the subtree finishes the job
+1. runs Dijkstra from :math:`s` (distances, settle order, number of shortest paths);
+2. builds the dominator tree of the shortest-path DAG (links with :math:`D_u + w_{uv} = D_v`): in
+   settle order, which is topological, the immediate dominator of :math:`v` is the nearest common
+   dominator of its DAG predecessors (Cooper, Harvey & Kennedy 2001, *A simple, fast dominance
+   algorithm*; one pass suffices on a DAG).  With distinct distances (PC on real distances) the DAG is
+   the shortest-path tree; with many equal paths (IIC counts links) the dominated sets are far smaller
+   than any one tree's subtrees;
+3. numbers the dominator tree in pre-order, so the nodes a node dominates are one contiguous slice;
+4. for every node :math:`x` (and every link that is its head's one way in) with a non-empty slice,
+   finds the new distances of the slice's nodes only: each starts from its best link to a node outside
+   the slice (whose distance cannot change) and a Dijkstra restricted to the slice finishes the job
    (the decremental update of Ramalingam & Reps 1996, *J. Algorithms* 21:267-305);
-4. adds :math:`a_s \sum_t a_t (f(D_{st}) - f(D'_{st}))` to the element's loss.  Every term is
+5. adds :math:`a_s \sum_t a_t (f(D_{st}) - f(D'_{st}))` to the element's loss.  Every term is
    :math:`\ge 0` (distances only grow), so the connector fraction is a sum of non-negative terms,
    not a difference of two large sums;
-5. accumulates Brandes' (2001) dependencies for betweenness (BC) and for BCPC, where a pair's
+6. accumulates Brandes' (2001) dependencies for betweenness (BC) and for BCPC, where a pair's
    weight is :math:`a_s a_t p^*_{st}` (Bodin & Saura 2010), split equally between equal shortest paths.
 
 The result is exactly the brute-force definition (one all-pairs recomputation per removed element),
-pair by pair: no approximation and no tolerance.  The cost is the sum, over sources, of the subtree
-sizes, i.e. of the tree depths: a few operations per pair on a complete graph with metric
-distances (the trees are stars), about the mean hop count per pair on a planar graph.  Sources run on
-all cores (``numba.prange``), each chunk of sources with its own accumulators.
+pair by pair: no approximation and no tolerance.  The cost is the sum, over sources, of the dominated
+slices' sizes, i.e. of the dominator-tree depths: a few operations per pair on a complete graph with
+metric distances (the trees are stars), about the mean hop count per pair on a planar graph with real
+distances.  Sources run on all cores (``numba.prange``), each chunk of sources with its own
+accumulators.
+
+Optionally (``max_distance``, from a probability floor) targets farther than a distance are not
+recomputed; every term this leaves out, and every recomputed term whose new distance passes the cap,
+is added to a per-element error bound, so the result is exact up to a computed bound.
 
 The kernel knows arrays only; :mod:`leopardgeo.stages.metrics` builds them from the patch graph.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import get_num_threads, njit, prange
 
-__all__ = ["removal_deltas"]
+__all__ = ["MODE_IIC", "MODE_PC", "RemovalDeltas", "removal_deltas"]
 
 #: :math:`f(D) = e^{-kD}` (PC: maximum-product probability)
 MODE_PC = 0
@@ -96,71 +111,132 @@ def _pop(hk, hv, size):  # pragma: no cover - compiled
 
 @njit(cache=True)
 def _subtree_loss(
-    lo, hi, xlo, skip_eid, indptr, indices, w, eid, tin, euler, dist, p, a, mode, k, nd, hk, hv
+    lo, hi, droot, skip_eid, indptr, sl, sv, sw, se, tin, sz, depth, idom, euler, dist, p, a, mode, k, dmax,
+    key, beta, fin, hk, hv,
 ):  # pragma: no cover - compiled
-    """Sum of ``a_t (f(D_st) - f(D'_st))`` over the pre-order slice ``euler[lo:hi]``.
+    r"""Loss and error bound of the targets in the pre-order slice ``euler[lo:hi]``.
 
-    Nodes with ``lo <= tin < hi`` are the only ones whose distance may change; nodes with
-    ``xlo <= tin < hi`` are not used as a way in (``xlo = lo - 1`` removes the subtree's root node,
-    ``xlo = lo`` keeps it); ``skip_eid`` >= 0 is the removed link.
-    ``nd`` holds the new distances of the slice (scratch, indexed by node).
+    Returns ``(sum of a_t (f(D_st) - f(D'_st)), bound)`` over the slice.  Nodes with ``lo <= tin < hi``
+    are the only ones whose distance may change.  ``droot`` is the depth of the dominator-tree node whose
+    subtree holds the slice (the removed node, whose own slot ``lo - 1`` is left out, or the removed
+    link's head, ``lo`` itself); ``skip_eid`` >= 0 is the removed link.  Each node's links come sorted,
+    deepest first, by the depth of the nearest common dominator of their two ends (``sl``, with the
+    other end ``sv``, length ``sw`` and link number ``se``): a link leaves the subtree of a node at depth
+    ``d`` on the path to the root exactly when that depth is below ``d``, so each scan below stops at the
+    first link on the wrong side.
+
+    The search runs on the increases :math:`\delta_t = D'_t - D_t` rather than on distances: a link
+    :math:`u - t` costs its slack :math:`D_u + w_{ut} - D_t \ge 0`, and every link of the shortest-path
+    DAG costs nothing, so when a node is settled at :math:`\delta` every node it dominates that is not
+    settled yet is settled at the same :math:`\delta` (Dijkstra's order: nothing left can be lower).  A
+    settled group costs one walk over its pre-order slice and, for PC, one exponential:
+    :math:`\sum a_t e^{-kD_t}(1 - e^{-k\delta})`.
+
+    Targets farther than ``dmax`` (``inf``: none) are not recomputed: each adds its whole term
+    ``a_t f(D_st)`` to the bound; once anything beyond ``dmax`` was left out, a target whose new distance
+    exceeds ``dmax`` adds ``a_t f(dmax)`` (its true and computed ``f`` are both below ``f(dmax)``).
+    ``key`` (the tentative increases) and ``fin`` are scratch, by node.
     """
     size = 0
+    bound = 0.0
+    capped = False  # whether anything beyond dmax was left out (else every new distance is exact)
     for q in range(lo, hi):
         t = euler[q]
+        fin[t] = False
+        if dist[t] > dmax:
+            key[t] = np.inf
+            beta[t] = np.inf
+            bound += a[t] * p[t]
+            capped = True
+            continue
         best = np.inf
-        for j in range(indptr[t], indptr[t + 1]):
-            if eid[j] == skip_eid:
+        for j in range(indptr[t + 1] - 1, indptr[t] - 1, -1):
+            if sl[j] >= droot:
+                break  # this link and the rest stay inside the subtree (or reach the removed node)
+            if se[j] == skip_eid:
                 continue
-            u = indices[j]
-            tu = tin[u]
-            if tu >= xlo and tu < hi:
+            u = sv[j]
+            if dist[u] > dmax:
+                capped = True
                 continue
-            cand = dist[u] + w[j]
+            cand = dist[u] + sw[j] - dist[t]
             if cand < best:
                 best = cand
-        nd[t] = best
-        if best < np.inf:
+        key[t] = best
+        # an entry matters only if it beats every entry above it in the tree (whose increase the node
+        # inherits for free): the running minimum down the tree keeps the heap to those records
+        above = beta[idom[t]] if tin[idom[t]] >= lo else np.inf
+        beta[t] = min(best, above)
+        if best < above:
             size = _push(hk, hv, size, best, t)
+    loss = 0.0
     while size > 0:
         d = hk[0]
-        t = hv[0]
+        u = hv[0]
         size = _pop(hk, hv, size)
-        if d > nd[t]:
+        if fin[u] or d > key[u]:
             continue
-        for j in range(indptr[t], indptr[t + 1]):
-            u = indices[j]
-            tu = tin[u]
-            if tu < lo or tu >= hi or eid[j] == skip_eid:
+        group = 0.0
+        q = tin[u]
+        end = q + sz[u]
+        du = depth[u]
+        while q < end:
+            t = euler[q]
+            if fin[t] or dist[t] > dmax:
+                q += sz[t]  # settled earlier (with everything below it) or beyond the cap
                 continue
-            cand = d + w[j]
-            if cand < nd[u]:
-                nd[u] = cand
-                size = _push(hk, hv, size, cand, u)
-    loss = 0.0
+            fin[t] = True
+            key[t] = d
+            if mode == 0:
+                group += a[t] * p[t]
+            else:
+                loss += a[t] * (p[t] - _f(dist[t] + d, mode, k))
+            for j in range(indptr[t], indptr[t + 1]):
+                if sl[j] >= du:
+                    continue  # stays inside this group's subtree: the same increase
+                if sl[j] < droot:
+                    break  # this link and the rest leave the slice
+                v = sv[j]
+                tv = tin[v]
+                if tv < lo or tv >= hi or se[j] == skip_eid or fin[v] or dist[v] > dmax:
+                    continue
+                cand = d + dist[t] + sw[j] - dist[v]
+                if cand < key[v]:
+                    key[v] = cand
+                    size = _push(hk, hv, size, cand, v)
+            q += 1
+        if mode == 0:
+            loss -= group * np.expm1(-k * d)
+    fmax = _f(dmax, mode, k)
     for q in range(lo, hi):
         t = euler[q]
-        loss += a[t] * (p[t] - _f(nd[t], mode, k))
-    return loss
+        if dist[t] > dmax:
+            continue
+        if not fin[t]:
+            loss += a[t] * p[t]  # no way left: f(D') = 0
+            if capped:
+                bound += a[t] * fmax
+        elif capped and dist[t] + key[t] > dmax:
+            bound += a[t] * fmax
+    return loss, bound
 
 
 @njit(cache=True)
 def _one_source(
-    s, indptr, indices, w, eid, a, mode, k, do_links, do_between,
-    dist, parent, pedge, order, sigma, settled, tin, sz, euler, stack, child_ptr, child_idx, p,
-    nd, hk, hv, delta, delta_pc,
-    node_loss, link_loss, bc, bcpc,
+    s, indptr, indices, w, eid, a, mode, k, dmax, do_links, do_between,
+    dist, pos, idom, depth, indeg, ineid, order, sigma, tin, sz, euler, stack, child_ptr, child_idx, p, mass,
+    nd, beta, fin, hk, hv, delta, delta_pc, sl, sv, sw, se,
+    node_loss, link_loss, node_bound, link_bound, bc, bcpc,
 ):  # pragma: no cover - compiled
-    """One source: Dijkstra, pre-order tree, every node / link loss, Brandes dependencies.
+    """One source: Dijkstra, dominator tree, every node / link loss and bound, Brandes dependencies.
 
-    Returns ``(sum_t a_t f(D_st), number of nodes settled)``.
+    The dominator tree of the shortest-path DAG is numbered in pre-order; the bounds stay zero while
+    ``dmax`` is ``inf``.  Returns ``(sum_t a_t f(D_st), number of nodes settled)``.
     """
     n = a.shape[0]
     for v in range(n):
         dist[v] = np.inf
-        parent[v] = -1
-        pedge[v] = -1
-        settled[v] = False
+        pos[v] = n
         tin[v] = -1
         sigma[v] = 0.0
     dist[s] = 0.0
@@ -170,20 +246,18 @@ def _one_source(
         d = hk[0]
         u = hv[0]
         size = _pop(hk, hv, size)
-        if settled[u] or d > dist[u]:
+        if pos[u] < n or d > dist[u]:
             continue
-        settled[u] = True
+        pos[u] = m
         order[m] = u
         m += 1
         for j in range(indptr[u], indptr[u + 1]):
             v = indices[j]
-            if settled[v]:
+            if pos[v] < n:
                 continue
             cand = d + w[j]
             if cand < dist[v]:
                 dist[v] = cand
-                parent[v] = u
-                pedge[v] = eid[j]
                 size = _push(hk, hv, size, cand, v)
     total = 0.0
     for q in range(m):
@@ -192,19 +266,45 @@ def _one_source(
         total += a[v] * p[v]
     if m <= 1:
         return total, m
-    # children lists (counting sort on the parent), pre-order numbering with an explicit stack
+    # immediate dominators of the shortest-path DAG (links u -> v with dist[u] + w = dist[v], u settled
+    # first): in settle (topological) order, idom(v) = the common dominator of all of v's predecessors
+    idom[s] = s
+    depth[s] = 0
+    for q in range(1, m):
+        v = order[q]
+        cur = -1
+        cnt = 0
+        last = -1
+        for j in range(indptr[v], indptr[v + 1]):
+            u = indices[j]
+            if pos[u] >= q or dist[u] + w[j] != dist[v]:
+                continue
+            cnt += 1
+            last = eid[j]
+            if cur < 0:
+                cur = u
+                continue
+            b = u
+            while cur != b:
+                if depth[cur] >= depth[b]:
+                    cur = idom[cur]
+                else:
+                    b = idom[b]
+        idom[v] = cur
+        depth[v] = depth[cur] + 1
+        indeg[v] = cnt
+        ineid[v] = last
+    # children lists (counting sort on idom), pre-order numbering with an explicit stack
     for q in range(n + 1):
         child_ptr[q] = 0
     for q in range(1, m):
-        v = order[q]
-        child_ptr[parent[v] + 1] += 1
+        child_ptr[idom[order[q]] + 1] += 1
     for q in range(n):
         child_ptr[q + 1] += child_ptr[q]
     for q in range(1, m):
         v = order[q]
-        pv = parent[v]
-        child_idx[child_ptr[pv]] = v
-        child_ptr[pv] += 1
+        child_idx[child_ptr[idom[v]]] = v
+        child_ptr[idom[v]] += 1
     for q in range(n, 0, -1):
         child_ptr[q] = child_ptr[q - 1]
     child_ptr[0] = 0
@@ -221,27 +321,67 @@ def _one_source(
         for q in range(child_ptr[v], child_ptr[v + 1]):
             stack[top] = child_idx[q]
             top += 1
+    # subtree sizes and f-weighted masses (a_t f(D_st) summed over the subtree, the node included)
     for q in range(m):
-        sz[order[q]] = 1
+        v = order[q]
+        sz[v] = 1
+        mass[v] = a[v] * p[v]
     for q in range(m - 1, 0, -1):
         v = order[q]
-        sz[parent[v]] += sz[v]
-    # removal losses
+        sz[idom[v]] += sz[v]
+        mass[idom[v]] += mass[v]
+    # every node's links sorted by the depth of the nearest common dominator of their two ends
+    for q in range(m):
+        t = order[q]
+        j0 = indptr[t]
+        for j in range(j0, indptr[t + 1]):
+            u = indices[j]
+            tu = tin[u]
+            y = t
+            while not (tin[y] <= tu < tin[y] + sz[y]):
+                y = idom[y]
+            lv = depth[y]
+            r = j
+            while r > j0 and sl[r - 1] < lv:  # insertion sort, deepest first: a few links per node
+                sl[r] = sl[r - 1]
+                sv[r] = sv[r - 1]
+                sw[r] = sw[r - 1]
+                se[r] = se[r - 1]
+                r -= 1
+            sl[r] = lv
+            sv[r] = u
+            sw[r] = w[j]
+            se[r] = eid[j]
+    # removal losses: a node x can only lengthen the paths to the nodes it dominates; a link only those
+    # to the subtree of its head, and only when it is that head's one way in
     a_s = a[s]
     for q in range(1, m):
         x = order[q]
+        far = dist[x] > dmax
         if sz[x] > 1:
-            lo = tin[x] + 1
-            hi = tin[x] + sz[x]
-            node_loss[x] += a_s * _subtree_loss(
-                lo, hi, lo - 1, -1, indptr, indices, w, eid, tin, euler, dist, p, a, mode, k, nd, hk, hv
-            )
-        if do_links:
-            lo = tin[x]
-            hi = tin[x] + sz[x]
-            link_loss[pedge[x]] += a_s * _subtree_loss(
-                lo, hi, lo, pedge[x], indptr, indices, w, eid, tin, euler, dist, p, a, mode, k, nd, hk, hv
-            )
+            if far:
+                node_bound[x] += a_s * (mass[x] - a[x] * p[x])
+            else:
+                lo = tin[x] + 1
+                hi = tin[x] + sz[x]
+                loss, bnd = _subtree_loss(
+                    lo, hi, depth[x], -1, indptr, sl, sv, sw, se, tin, sz, depth, idom, euler, dist, p, a, mode, k, dmax,
+                    nd, beta, fin, hk, hv,
+                )
+                node_loss[x] += a_s * loss
+                node_bound[x] += a_s * bnd
+        if do_links and indeg[x] == 1:
+            if far:
+                link_bound[ineid[x]] += a_s * mass[x]
+            else:
+                lo = tin[x]
+                hi = tin[x] + sz[x]
+                loss, bnd = _subtree_loss(
+                    lo, hi, depth[x], ineid[x], indptr, sl, sv, sw, se, tin, sz, depth, idom, euler, dist, p, a, mode, k,
+                    dmax, nd, beta, fin, hk, hv,
+                )
+                link_loss[ineid[x]] += a_s * loss
+                link_bound[ineid[x]] += a_s * bnd
     if do_between:
         # number of shortest paths (exact ties) in settle order, then Brandes' back-propagation
         sigma[s] = 1.0
@@ -250,9 +390,8 @@ def _one_source(
             tot = 0.0
             for j in range(indptr[v], indptr[v + 1]):
                 u = indices[j]
-                if settled[u] and tin[u] >= 0 and dist[u] + w[j] == dist[v] and u != v:
-                    if dist[u] < dist[v] or _before(order, q, u):
-                        tot += sigma[u]
+                if pos[u] < q and dist[u] + w[j] == dist[v]:
+                    tot += sigma[u]
             sigma[v] = tot
         for q in range(m):
             v = order[q]
@@ -263,41 +402,36 @@ def _one_source(
             wv_pc = a_s * a[v] * p[v]
             for j in range(indptr[v], indptr[v + 1]):
                 u = indices[j]
-                if tin[u] >= 0 and dist[u] + w[j] == dist[v] and u != v:
-                    if dist[u] < dist[v] or _before(order, q, u):
-                        cf = sigma[u] / sigma[v]
-                        delta[u] += cf * (1.0 + delta[v])
-                        delta_pc[u] += cf * (wv_pc + delta_pc[v])
+                if pos[u] < q and dist[u] + w[j] == dist[v]:
+                    cf = sigma[u] / sigma[v]
+                    delta[u] += cf * (1.0 + delta[v])
+                    delta_pc[u] += cf * (wv_pc + delta_pc[v])
             bc[v] += delta[v]
             bcpc[v] += delta_pc[v]
     return total, m
 
 
-@njit(cache=True, inline="always")
-def _before(order, q, u):  # pragma: no cover - compiled
-    """True if ``u`` was settled before position ``q`` (only asked for zero-length links)."""
-    for r in range(q):
-        if order[r] == u:
-            return True
-    return False
-
-
 @njit(cache=True, parallel=True)
-def _all_sources(indptr, indices, w, eid, a, n_links, mode, k, do_links, do_between, n_chunks):  # pragma: no cover
+def _all_sources(indptr, indices, w, eid, a, n_links, mode, k, dmax, do_links, do_between, n_chunks):  # pragma: no cover
     n = a.shape[0]
+    nl = max(n_links, 1)
     node_loss = np.zeros((n_chunks, n))
-    link_loss = np.zeros((n_chunks, max(n_links, 1)))
+    link_loss = np.zeros((n_chunks, nl))
+    node_bound = np.zeros((n_chunks, n))
+    link_bound = np.zeros((n_chunks, nl))
     bc = np.zeros((n_chunks, n))
     bcpc = np.zeros((n_chunks, n))
     totals = np.zeros(n)
     nnz = indices.shape[0]
     for c in prange(n_chunks):
         dist = np.empty(n)
-        parent = np.empty(n, np.int64)
-        pedge = np.empty(n, np.int64)
+        pos = np.empty(n, np.int64)
+        idom = np.empty(n, np.int64)
+        depth = np.empty(n, np.int64)
+        indeg = np.empty(n, np.int64)
+        ineid = np.empty(n, np.int64)
         order = np.empty(n, np.int64)
         sigma = np.empty(n)
-        settled = np.empty(n, np.bool_)
         tin = np.empty(n, np.int64)
         sz = np.empty(n, np.int64)
         euler = np.empty(n, np.int64)
@@ -305,20 +439,42 @@ def _all_sources(indptr, indices, w, eid, a, n_links, mode, k, do_links, do_betw
         child_ptr = np.empty(n + 1, np.int64)
         child_idx = np.empty(n, np.int64)
         p = np.zeros(n)
+        mass = np.zeros(n)
         nd = np.empty(n)
+        fin = np.zeros(n, np.bool_)
+        beta = np.empty(n)
+        sl = np.empty(nnz, np.int64)
+        sv = np.empty(nnz, np.int64)
+        sw = np.empty(nnz)
+        se = np.empty(nnz, np.int64)
         hk = np.empty(nnz + n + 1)
         hv = np.empty(nnz + n + 1, np.int64)
         delta = np.empty(n)
         delta_pc = np.empty(n)
         for s in range(c, n, n_chunks):
             tot, _ = _one_source(
-                s, indptr, indices, w, eid, a, mode, k, do_links, do_between,
-                dist, parent, pedge, order, sigma, settled, tin, sz, euler, stack, child_ptr, child_idx, p,
-                nd, hk, hv, delta, delta_pc,
-                node_loss[c], link_loss[c], bc[c], bcpc[c],
+                s, indptr, indices, w, eid, a, mode, k, dmax, do_links, do_between,
+                dist, pos, idom, depth, indeg, ineid, order, sigma, tin, sz, euler, stack, child_ptr, child_idx,
+                p, mass, nd, beta, fin, hk, hv, delta, delta_pc, sl, sv, sw, se,
+                node_loss[c], link_loss[c], node_bound[c], link_bound[c], bc[c], bcpc[c],
             )
             totals[s] = tot
-    return totals, node_loss.sum(axis=0), link_loss.sum(axis=0)[:n_links], bc.sum(axis=0), bcpc.sum(axis=0)
+    return (
+        totals, node_loss.sum(axis=0), link_loss.sum(axis=0)[:n_links], bc.sum(axis=0), bcpc.sum(axis=0),
+        node_bound.sum(axis=0), link_bound.sum(axis=0)[:n_links],
+    )
+
+
+class RemovalDeltas(NamedTuple):
+    """Result of :func:`removal_deltas` (arrays by node or by link number)."""
+
+    totals: np.ndarray
+    node_loss: np.ndarray
+    link_loss: np.ndarray
+    bc: np.ndarray
+    bcpc: np.ndarray
+    node_bound: np.ndarray
+    link_bound: np.ndarray
 
 
 def removal_deltas(
@@ -331,9 +487,10 @@ def removal_deltas(
     n_links: int,
     mode: int = MODE_PC,
     k: float = 1.0,
+    max_distance: float = np.inf,
     links: bool = True,
     betweenness: bool = True,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> RemovalDeltas:
     r"""Per-source sums and the loss of every node and link removal, in one pass per source.
 
     Parameters
@@ -351,20 +508,22 @@ def removal_deltas(
         :data:`MODE_PC` (:math:`e^{-kD}`) or :data:`MODE_IIC` (:math:`1 / (1 + D)`).
     k
         Decay constant of :data:`MODE_PC`.
+    max_distance
+        Pairs farther apart than this (:math:`f(D) < f(\text{max\_distance})`) are not recomputed;
+        the error this allows is returned in ``node_bound`` and ``link_bound``.  Default ``inf``: every
+        pair, exact, and both bounds are zero.
     links, betweenness
         Compute link losses; compute BC and BCPC (each unordered pair counted twice).
 
     Returns
     -------
-    totals
-        :math:`\sum_t a_t f(D_{st})` per source :math:`s` (:math:`t = s` included).
-    node_loss
-        :math:`\sum_{s,t \ne x} a_s a_t (f(D_{st}) - f(D^{-x}_{st}))` per node: the connector part of
-        the node's removal (its own pairs are the intra and flux parts).
-    link_loss
-        :math:`\sum_{s,t} a_s a_t (f(D_{st}) - f(D^{-e}_{st}))` per link (zeros when ``links`` is off).
-    bc, bcpc
-        Brandes dependencies summed over sources (ordered pairs).
+    RemovalDeltas
+        ``totals``: :math:`\sum_t a_t f(D_{st})` per source :math:`s` (:math:`t = s` included).
+        ``node_loss``: :math:`\sum_{s,t \ne x} a_s a_t (f(D_{st}) - f(D^{-x}_{st}))` per node, the
+        connector part of the node's removal (its own pairs are the intra and flux parts).
+        ``link_loss``: :math:`\sum_{s,t} a_s a_t (f(D_{st}) - f(D^{-e}_{st}))` per link (zeros when
+        ``links`` is off).  ``bc``, ``bcpc``: Brandes dependencies summed over sources (ordered pairs).
+        ``node_bound``, ``link_bound``: the exact loss lies in ``[loss - bound, loss + bound]``.
 
     Examples
     --------
@@ -373,22 +532,25 @@ def removal_deltas(
 
     >>> indptr = np.array([0, 1, 3, 4]); indices = np.array([1, 0, 2, 1])
     >>> w = np.ones(4); ids = np.array([0, 0, 1, 1]); a = np.ones(3)
-    >>> tot, node, link, bc, _ = removal_deltas(indptr, indices, w, ids, a, n_links=2, mode=MODE_IIC)
-    >>> node.round(4).tolist(), link.round(4).tolist(), (bc / 2).tolist()
+    >>> r = removal_deltas(indptr, indices, w, ids, a, n_links=2, mode=MODE_IIC)
+    >>> r.node_loss.round(4).tolist(), r.link_loss.round(4).tolist(), (r.bc / 2).tolist()
     ([0.0, 0.6667, 0.0], [1.6667, 1.6667], [0.0, 1.0, 0.0])
     """
     n = int(a.shape[0])
     n_chunks = max(1, min(n, 4 * get_num_threads()))
-    return _all_sources(
-        np.ascontiguousarray(indptr, dtype=np.int64),
-        np.ascontiguousarray(indices, dtype=np.int64),
-        np.ascontiguousarray(weights, dtype=np.float64),
-        np.ascontiguousarray(link_ids, dtype=np.int64),
-        np.ascontiguousarray(a, dtype=np.float64),
-        int(n_links),
-        int(mode),
-        float(k),
-        bool(links),
-        bool(betweenness),
-        n_chunks,
+    return RemovalDeltas(
+        *_all_sources(
+            np.ascontiguousarray(indptr, dtype=np.int64),
+            np.ascontiguousarray(indices, dtype=np.int64),
+            np.ascontiguousarray(weights, dtype=np.float64),
+            np.ascontiguousarray(link_ids, dtype=np.int64),
+            np.ascontiguousarray(a, dtype=np.float64),
+            int(n_links),
+            int(mode),
+            float(k),
+            float(max_distance),
+            bool(links),
+            bool(betweenness),
+            n_chunks,
+        )
     )

@@ -599,6 +599,61 @@ def _barrier_section(run: _RunFolder, report: Report) -> Section | None:
     return s
 
 
+def _scenarios_section(run: _RunFolder, report: Report) -> Section | None:
+    """One row per ``scenarios/<name>/compare.json`` (the run's ``[[scenarios]]``), in plain words."""
+    folders = sorted(p for p in (run.dir / "scenarios").glob("*") if (p / "compare.json").is_file())
+    if not folders:
+        return None
+    s = Section("Scenarios: what if", anchor="scenarios")
+    rows = []
+    for d in folders:
+        c = json.loads((d / "compare.json").read_text(encoding="utf-8"))
+        names = c.get("patch_names") or {}
+
+        def label(p: Any, names: dict = names) -> str:
+            n = str(names.get(str(p), "")).split(";")[0].strip()
+            return f"{p} ({n})" if n and not n.startswith("patch ") else str(p)
+
+        cut = [f"{label(p)} isolated" for p in c.get("newly_isolated") or []]
+        cut += [f"{label(p)} cut in two" for p in c.get("patches_split") or []]
+        w = c.get("most_changed_link")
+        worst = "none"
+        if w:
+            worst = f"{label(w['patch_a'])} – {label(w['patch_b'])}: " + (
+                "lost" if w["status"] == "lost" else f"costs ×{w['cwd_ratio']:.2f}"
+            )
+        rows.append(
+            {
+                "scenario": f"{c.get('scenario')}{' (ILLUSTRATIVE)' if c.get('illustrative') else ''}",
+                "what it is": c.get("description") or "",
+                "PC change (%)": c.get("PC_change_pct"),
+                "EC change (%)": c.get("EC_ha_change_pct"),
+                "links lost / costlier / merged / gained": f"{c.get('links_lost', 0)} / {c.get('links_lengthened', 0)} / "
+                f"{c.get('links_merged', 0)} / {c.get('links_gained', 0)}",
+                "most affected link": worst,
+                "patches cut off": "; ".join(cut) or "none",
+                "adults reachable from the source": f"{_fmt(c.get('capacity_reachable_before'))} → "
+                f"{_fmt(c.get('capacity_reachable_after'))}",
+            }
+        )
+    frame = pd.DataFrame(rows)
+    s.blocks.append(
+        Table(_display(frame, {"PC change (%)": "+.1f", "EC change (%)": "+.1f"}),
+              "Each scenario against this run",
+              "Each scenario reruns only the stages its edits touch and is compared with this run (folder scenarios/<name>/; "
+              "`leopardgeo compare OUT NAME` lists the links that changed). PC: probability of connectivity, EC: equivalent "
+              "connected area: both count the habitat a leopard can reach, inside patches as well as between them, so a "
+              "costlier route between two large patches can move them little; read the links too. costlier: the cheapest "
+              "path between the two patches costs more (×: cost after / before; cwd_ratio in links_change.csv). merged: "
+              "the scenario joined the two patches into one (PC / EC then count them as one block of habitat, which alone can "
+              "move them by tens of per cent). gained: a new neighbour in the planar graph after paths "
+              "reroute, usually a long one; it does not make up for a lost or costlier link. adults reachable: the "
+              "territories' adults in the patches linked to the source population's. "
+              "ILLUSTRATIVE scenarios use made-up geometry to show the method; they are not plans.")
+    )  # fmt: skip
+    return s
+
+
 #: Capacity columns shown first (the rest follow), from the territory stage's capacity.csv.
 _CAPACITY_FIRST = ("zone_type", "zone", "name", "females", "males", "adults")
 
@@ -1194,6 +1249,7 @@ SECTIONS: tuple[Callable[[_RunFolder, Report], Section | None], ...] = (
     _connectivity_section,
     _crossborder_section,
     _barrier_section,
+    _scenarios_section,
     _capacity_section,
     _sites_section,
 )

@@ -58,7 +58,7 @@ PACKAGES = ("numpy", "scipy", "pandas", "geopandas", "shapely", "pyproj", "raste
             "pyamg", "matplotlib", "click", "rich")  # fmt: skip
 
 #: Config keys that are never input files.
-_NOT_INPUTS = ("base_dir", "output.")
+_NOT_INPUTS = ("base_dir", "output.", "scenarios.")  # scenario files do not change the baseline's stages
 
 
 def utc_now() -> str:

@@ -127,9 +127,25 @@ logger = logging.getLogger(__name__)
 OUTPUT_FILES = (GPKG_NAME, "run_config.toml", MANIFEST_NAME)
 
 
-def output_files(cfg: RunConfig, stages: tuple[Stage, ...] = STAGES) -> tuple[str, ...]:
-    """Files a run with ``cfg`` writes (each GeoTIFF with its QGIS style ``.qml``)."""
-    files = OUTPUT_FILES + tuple(f for s in resolve(stages, cfg) for f in s.files_for(cfg))
+def _targets(targets: tuple[str, ...] | list[str] | None, out: Path | None) -> list[str] | None:
+    """``targets`` and, into the folder of an earlier run, every stage that run made (in registry order)."""
+    if targets is None:
+        return None
+    known = [s.name for s in STAGES]
+    wanted = set(targets)
+    if out is not None and out.is_dir():
+        earlier = read_manifest(out) or {}
+        wanted |= set(earlier.get("stages", {})) & set(known)
+    return [n for n in known if n in wanted] + sorted(wanted - set(known))  # an unknown target is refused by resolve
+
+
+def output_files(cfg: RunConfig, targets: tuple[str, ...] | list[str] | None = None) -> tuple[str, ...]:
+    """Files a run with ``cfg`` writes (each GeoTIFF with its QGIS style ``.qml``); ``targets`` as in :func:`run`."""
+    return _files(cfg, resolve(STAGES, cfg, targets))
+
+
+def _files(cfg: RunConfig, order: list[Stage]) -> tuple[str, ...]:
+    files = OUTPUT_FILES + tuple(f for s in order for f in s.files_for(cfg))
     return files + tuple(f.removesuffix(".tif") + ".qml" for f in files if f.endswith(".tif"))  # QGIS styles
 
 
@@ -316,6 +332,7 @@ def run(
     overwrite: bool | None = None,
     progress: bool = False,
     recompute: bool = False,
+    targets: tuple[str, ...] | list[str] | None = None,
 ) -> RunResult:
     """Run the pipeline and write the outputs.
 
@@ -333,6 +350,11 @@ def run(
         Show a progress bar (terminal or Jupyter).
     recompute
         Compute every stage, even those an earlier run in ``out_dir`` could give (see Notes).
+    targets
+        Run only these stages (names in :data:`STAGES`) and what they need, e.g. ``("territories",)``;
+        ``None`` runs every enabled stage.  Into the folder of an earlier run, the stages that run made
+        run too (reused when unchanged, recomputed when something they depend on changed), so the folder
+        loses nothing and holds nothing stale.
 
     Returns
     -------
@@ -363,14 +385,15 @@ def run(
     """
     out = Path(out_dir) if out_dir is not None else (Path(config.output.dir) if config.output.dir else None)
     ow = config.output.overwrite if overwrite is None else overwrite
+    order = resolve(STAGES, config, _targets(targets, out))
     writer = None
     if out is not None:
         inputs = [path for _, path in input_paths(config)]
-        writer = OutputWriter(out, overwrite=ow, names=output_files(config), replace=True, inputs=inputs)
+        names = _files(config, order)
+        writer = OutputWriter(out, overwrite=ow, names=names, replace=True, inputs=inputs)
     timings: dict[str, float] = {}
     started = utc_now()
     try:
-        order = resolve(STAGES, config)
         previous = None
         trusted: set[str] = set()
         if writer is not None and not recompute and out is not None and out.is_dir():
@@ -412,9 +435,16 @@ def run(
                     if s.layers is not None:
                         layers |= dict(s.layers(config, ctx))
                 writer.layers(layers, metadata=meta)
-                for s in order:  # each stage's rasters and tables
-                    if s.write is not None:
-                        timings |= dict(s.write(writer, config, ctx) or {})
+                for s in order:  # each stage's rasters and tables; a reused stage's files are carried over
+                    if s.write is None:
+                        continue
+                    if s.name in stage_run.reused and _carry_over(writer, out, trusted, s.files_for(config)):
+                        continue
+                    timings |= dict(s.write(writer, config, ctx) or {})
+                if config.scenarios and targets is None:
+                    from leopardgeo.runner.scenarios import write_scenarios
+
+                    timings |= write_scenarios(writer, config, ctx, stages=STAGES, capacity=territory_outputs, step=step)
                 writer.text("run_config.toml", dump_config(config, relative_to=out))
                 writer.write_styles()  # QGIS styles: layer_styles in the GeoPackage, a .qml beside each GeoTIFF
                 timings["write"] = time.perf_counter() - t
@@ -474,6 +504,23 @@ def run(
 
 
 
+
+
+def _carry_over(writer: OutputWriter, out: Path | None, trusted: set[str], files: tuple[str, ...]) -> bool:
+    """Carry a reused stage's files (and their QGIS styles) from the earlier run into the new one unchanged.
+
+    A reused stage's values are those of the earlier run (same hash: config sections, upstream stages, input
+    files), and its files depend on nothing else, so they are what writing them again would give; linking them
+    saves encoding every raster again.  Returns ``False`` (write them) unless every file is an earlier output.
+    """
+    if out is None or not files or not all(f in trusted and (out / f).is_file() for f in files):
+        return False
+    for f in files:
+        writer.keep(f)
+        qml = f.removesuffix(".tif") + ".qml"
+        if f.endswith(".tif") and qml in trusted and (out / qml).is_file():
+            writer.keep(qml)
+    return True
 
 
 def run_once(config: RunConfig, out_dir: str | Path, *, progress: bool = False) -> Path:

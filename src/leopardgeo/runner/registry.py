@@ -25,6 +25,7 @@ from typing import Any
 
 from leopardgeo import config as _config
 from leopardgeo.config import FocalShorting, VectorInput, config_hash, dump_config, make_run_config
+from leopardgeo.config.ensemble import EnsembleConfig
 from leopardgeo.stages import (
     barrier_mapper,
     circuit,
@@ -115,7 +116,10 @@ def _sections() -> list[tuple[str, type, str]]:
 
 
 #: The whole run's configuration: one frozen section per stage section, then ``output`` and ``base_dir``.
-RunConfig = make_run_config(_sections(), module=__name__)
+RunConfig = make_run_config(
+    [*_sections(), ("ensemble", EnsembleConfig, "resistance ensembles (`leopardgeo ensemble`; not read by `run`)")],
+    module=__name__,
+)
 
 
 def load_config_string(text: str, *, base_dir: str | Path = ".") -> Any:

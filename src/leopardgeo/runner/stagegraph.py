@@ -33,7 +33,7 @@ from leopardgeo.config import _to_plain
 from leopardgeo.core.errors import ConfigError
 from leopardgeo.stages.base import Section, Stage
 
-__all__ = ["CACHE_DIR", "Section", "Stage", "StageRun", "execute", "resolve", "stage_hashes"]
+__all__ = ["CACHE_DIR", "Section", "Stage", "StageRun", "execute", "resolve", "stage_hashes", "upstream"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,9 @@ class StageRun:
 def resolve(stages: Iterable[Stage], cfg: Any, targets: Iterable[str] | None = None) -> list[Stage]:
     """The enabled stages needed for ``targets`` (all when ``None``), in an order where each follows its needs.
 
+    A target brings the stages it ``needs`` and ``uses`` (when enabled), and theirs; a stage it runs
+    ``after`` comes first only when it is needed anyway.  Stages are otherwise in the order given.
+
     Raises
     ------
     ConfigError
@@ -70,12 +73,15 @@ def resolve(stages: Iterable[Stage], cfg: Any, targets: Iterable[str] | None = N
     >>> a = Stage("a", "a", lambda c, x: {"a": 1}, produces=("a",))
     >>> b = Stage("b", "b", lambda c, x: {"b": x["a"] + 1}, needs=("a",), produces=("b",))
     >>> c = Stage("c", "c", lambda c, x: {}, needs=("a",), enabled=lambda cfg: False)
-    >>> [s.name for s in resolve([b, c, a], RunConfig(), ["b"])]
+    >>> d = Stage("d", "d", lambda c, x: {}, needs=("a",), after=("b",))
+    >>> [s.name for s in resolve([b, c, a, d], RunConfig(), ["b"])]
     ['a', 'b']
+    >>> [s.name for s in resolve([d, b, c, a], RunConfig(), ["d"])], [s.name for s in resolve([d, b, c, a], RunConfig())]
+    (['a', 'd'], ['a', 'b', 'd'])
     """
     by_name = {s.name: s for s in stages}
     for s in by_name.values():
-        unknown = [n for n in (*s.needs, *s.uses) if n not in by_name]
+        unknown = [n for n in (*s.needs, *s.uses, *s.after) if n not in by_name]
         if unknown:
             msg = f"stage {s.name!r} needs unknown stage(s) {unknown}; known: {', '.join(by_name)}."
             raise ConfigError(msg)
@@ -96,21 +102,44 @@ def resolve(stages: Iterable[Stage], cfg: Any, targets: Iterable[str] | None = N
             live[name] = s.enabled(cfg) and all(alive(n, (*path, name)) for n in s.needs)
         return live[name]
 
-    order: list[Stage] = []
-    seen: set[str] = set()
+    included: set[str] = set()
 
-    def visit(name: str) -> None:
-        if name in seen or not alive(name):
+    def include(name: str) -> None:
+        if name in included or not alive(name):
             return
-        seen.add(name)
+        included.add(name)
         s = by_name[name]
         for n in (*s.needs, *s.uses):
-            visit(n)
-        order.append(s)
+            include(n)
 
     for t in wanted:
-        visit(t)
+        include(t)
+
+    order: list[Stage] = []
+    done: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...] = ()) -> None:
+        if name in path:
+            msg = f"the stages form a circle: {' -> '.join((*path, name))}."
+            raise ConfigError(msg)
+        if name in done:
+            return
+        s = by_name[name]
+        for n in (*s.needs, *s.uses, *s.after):
+            if n in included:
+                visit(n, (*path, name))
+        done.add(name)
+        order.append(s)
+
+    for name in by_name:
+        if name in included:
+            visit(name)
     return order
+
+
+def upstream(stage: Stage) -> tuple[str, ...]:
+    """The stages ``stage`` depends on when they run: its needs, uses and the stages it runs after."""
+    return (*stage.needs, *stage.uses, *stage.after)
 
 
 def _digest(obj: Any) -> str:
@@ -126,7 +155,7 @@ def stage_hashes(order: list[Stage], cfg: Any, input_hashes: Mapping[str, str]) 
         part = {
             "stage": s.name,
             "sections": {k: plain.get(k) for k in s.sections},
-            "upstream": {n: out[n] for n in (*s.needs, *s.uses) if n in names},
+            "upstream": {n: out[n] for n in upstream(s) if n in names},
             "inputs": dict(sorted(input_hashes.items())) if s.reads_inputs else {},
         }
         out[s.name] = _digest(part)
@@ -232,7 +261,7 @@ def execute(
         report.timings_s[s.name] = clock() - t
         # a recomputed stage changes everything downstream: their hashes include it, so they recompute too
         for later in order:
-            if s.name in changed and s.name in (*later.needs, *later.uses):
+            if s.name in changed and s.name in upstream(later):
                 changed.add(later.name)
     report.cache_sha256 = new_sums
     return ctx, report

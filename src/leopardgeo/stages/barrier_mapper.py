@@ -790,7 +790,7 @@ STAGE = Stage(
     lambda cfg, c: {"barriers": compute_barriers(cfg, c["inputs"], c["resistance"], c["labels"], c["graph"])},
     config=(Section("barrier_mapper", BarrierMapperConfig, "barrier (restoration) mapping"),),
     needs=("inputs", "resistance", "patches", "links"),
-    uses=("links", "corridors", "circuit", "pinch_points"),  # the graph's in-place chain
+    after=("corridors", "circuit", "pinch_points"),  # the graph's in-place chain
     produces=("barriers",),
     mutates=("graph",),
     enabled=lambda cfg: cfg.barrier_mapper.enabled,

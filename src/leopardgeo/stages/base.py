@@ -68,7 +68,10 @@ class Stage:
     needs
         Stages that must run first (the stage is skipped when one of them is disabled).
     uses
-        Stages read when they are enabled (``None`` in the context otherwise).
+        Stages read when they are enabled (``None`` in the context otherwise); a target's ``uses`` run with it.
+    after
+        Stages that, when they run too, run first (and enter the hash), without being pulled in: e.g. the
+        stages that add attributes to the graph's links before this one changes it.
     produces
         Context keys the stage sets.
     mutates
@@ -97,6 +100,7 @@ class Stage:
     sections: tuple[str, ...] | None = None
     needs: tuple[str, ...] = ()
     uses: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
     produces: tuple[str, ...] = ()
     mutates: tuple[str, ...] = ()
     enabled: Callable[[RunConfigLike], bool] = _always

@@ -226,7 +226,8 @@ STAGE = Stage(
     lambda cfg, c: {"circuit": compute_circuit(cfg, c["resistance"], c["labels"], c.get("graph"))},
     config=(Section("circuit", CircuitConfig, "circuit-theory current"),),
     needs=("inputs", "resistance", "patches"),
-    uses=("links", "corridors"),  # the graph's in-place chain: each such stage uses every earlier one
+    uses=("links",),  # pairs = 'links'; eff_resistance on the links
+    after=("corridors",),  # the graph's in-place chain: each stage changing the links runs after the earlier ones
     produces=("circuit",),
     mutates=("graph",),
     enabled=lambda cfg: cfg.circuit.enabled,

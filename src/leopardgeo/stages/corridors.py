@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -346,11 +347,16 @@ def _narrowest_width(
 
 
 # ---------------------------------------------------------------------- geometry
+_SHAPES_LOCK = threading.Lock()
+
+
 def _window_polygon(mask: np.ndarray, grid: Grid, row0: int, col0: int) -> shapely.MultiPolygon:
     """Exact cell outlines of the True cells of a window, dissolved into one MultiPolygon."""
     t = grid.transform
     sub = Affine(t.a, 0.0, t.c + col0 * t.a, 0.0, t.e, t.f + row0 * t.e)
-    parts = [shapely.geometry.shape(g) for g, _ in shapes(mask.astype(np.uint8), mask=mask, connectivity=4, transform=sub)]
+    with _SHAPES_LOCK:  # concurrent rasterio shapes() in threads (ensemble draws) trip over GDAL's in-memory datasets
+        polys_in = list(shapes(mask.astype(np.uint8), mask=mask, connectivity=4, transform=sub))
+    parts = [shapely.geometry.shape(g) for g, _ in polys_in]
     merged = shapely.union_all(parts)
     polys = [p for p in shapely.get_parts(merged) if isinstance(p, shapely.Polygon)]
     return shapely.MultiPolygon(polys)

@@ -20,7 +20,7 @@ Formulas (``reference/algorithms.md``; papers cited per function):
   weighted by :math:`a_i a_j p^*_{ij}` (Bodin & Saura 2010).
 
 All removal deltas come from one compiled pass per source node
-(:mod:`leopardgeo.kernels.graph_metrics`): only the pairs whose shortest-path tree runs
+(:mod:`leopardgeo.kernels.graph_metrics`): only the pairs whose every shortest path runs
 through the removed node or link are recomputed, which gives the brute-force
 definition exactly at a fraction of its cost (``docs/performance.md``).
 
@@ -41,6 +41,22 @@ most 0.01 of :math:`a_i a_j`, so PC falls slightly, IIC and the number of
 components may change (IIC counts links, not probabilities), and a dropped link
 gets ``used = False``, ``dPC_link = 0``.  Without it (the default) every link
 with a finite distance is used, however improbable.
+
+**Pair probability floor (optional, off by default).** ``pair_probability_floor``
+:math:`\varepsilon` trades exactness for speed on graphs that extend far beyond the
+dispersal distance, and only in the removal deltas of dPC.  Pairs with
+:math:`p^*_{st} < \varepsilon` (distance beyond :math:`D_\varepsilon = -\ln\varepsilon / k`)
+are not recomputed: each skipped pair's true loss lies in :math:`[0, a_s a_t p^*_{st}]`;
+and a recomputed pair whose new distance exceeds :math:`D_\varepsilon` is off by less
+than :math:`a_s a_t \varepsilon`.  The kernel adds these terms up per node and link, so
+``summary["dPC_error_bound"]`` is a computed, rigorous bound (percentage points) on
+the error of every node dPC (through its connector fraction) and every link dPC.  It
+is at most :math:`100\,\varepsilon\,(\sum_i a_i)^2 / N` and usually far below it.  Unlike
+``min_probability`` it keeps every link and leaves PC, EC, the intra and flux
+fractions, dIIC, BC and BCPC exact.  It pays only where many pairs are farther apart
+than :math:`D_\varepsilon` (``docs/performance.md``): with :math:`p = 0.5` at
+:math:`d_{50}`, :math:`D_\varepsilon = \log_2(1/\varepsilon)\, d_{50}`, e.g.
+:math:`13.3\, d_{50}` for :math:`10^{-4}`.
 """
 
 from __future__ import annotations
@@ -104,7 +120,8 @@ class MetricsResult:
     ----------
     summary
         ``PC``, ``IIC``, ``EC_ha``, ``components``, ``landscape_area_ha``, ``k``, ``min_probability``,
-        ``links_used``, ``link_metrics`` (``"computed"`` or why not).
+        ``links_used``, ``link_metrics`` (``"computed"`` or why not), ``pair_probability_floor``,
+        ``dPC_error_bound`` (percentage points; 0 when exact).
     nodes
         Indexed by node: ``dPC``, ``dPC_intra``, ``dPC_flux``, ``dPC_connector``, ``dIIC``,
         ``dIIC_intra``, ``dIIC_flux``, ``dIIC_connector``, ``BC``, ``BCPC``, ``articulation``.
@@ -165,6 +182,7 @@ def connectivity_metrics(
     landscape_area: float | None = None,
     min_probability: float | None = None,
     links: bool | None = None,
+    pair_probability_floor: float | None = None,
 ) -> MetricsResult:
     """PC, IIC, EC and node / link importance (dPC, dIIC and their fractions, BC, BCPC) of a patch graph.
 
@@ -186,6 +204,12 @@ def connectivity_metrics(
     links
         Compute ``dPC_link`` and ``dIIC_link``: ``None`` (default) does so up to
         :data:`LINK_METRICS_MAX_LINKS` links and says so in ``summary["link_metrics"]`` above it.
+    pair_probability_floor
+        Speed for a stated error (module docstring): in the removal deltas of dPC, pairs whose
+        max-product probability is below this are not recomputed; ``summary["dPC_error_bound"]`` is
+        the largest possible error of any node or link dPC it allows, in percentage points.  Default
+        (``None``): every pair, exact.  PC, EC, the intra and flux fractions, dIIC, BC and BCPC are
+        always exact.
 
     Returns
     -------
@@ -210,6 +234,13 @@ def connectivity_metrics(
     if min_probability is not None and not 0 <= min_probability < 1:
         msg = f"metrics: min_probability: expected a value in [0, 1) or None, found {min_probability!r}."
         raise ConfigError(msg)
+    if pair_probability_floor is not None and not 0 < pair_probability_floor < 1:
+        msg = (
+            f"metrics: pair_probability_floor: expected a value strictly between 0 and 1 or None, found "
+            f"{pair_probability_floor!r}; use None for exact removal deltas."
+        )
+        raise ConfigError(msg)
+    max_distance = math.inf if pair_probability_floor is None else -math.log(pair_probability_floor) / k
     al = float(landscape_area) if landscape_area is not None else float(a.sum())
     if not al > 0:
         msg = f"metrics: expected a landscape area > 0, found {al!r}."
@@ -237,10 +268,12 @@ def connectivity_metrics(
         status = "computed" if links else "not requested"
     lid = np.arange(len(ids), dtype=np.int64)
     indptr, indices, w, eid = _csr(n, ui[ids], vi[ids], lid, np.maximum(dist[ids], 0.0))
-    tot, node_pc, link_pc, bc2, bcpc2 = removal_deltas(indptr, indices, w, eid, a, n_links=len(ids), mode=MODE_PC, k=k,
-                                                       links=links, betweenness=True)  # fmt: skip
-    tot_i, node_iic, link_iic, _, _ = removal_deltas(indptr, indices, np.ones_like(w), eid, a, n_links=len(ids),
-                                                     mode=MODE_IIC, links=links, betweenness=False)  # fmt: skip
+    r_pc = removal_deltas(indptr, indices, w, eid, a, n_links=len(ids), mode=MODE_PC, k=k, links=links,
+                          betweenness=True, max_distance=max_distance)  # fmt: skip
+    r_iic = removal_deltas(indptr, indices, np.ones_like(w), eid, a, n_links=len(ids), mode=MODE_IIC, links=links,
+                           betweenness=False)  # fmt: skip
+    tot, node_pc, link_pc, bc2, bcpc2 = r_pc.totals, r_pc.node_loss, r_pc.link_loss, r_pc.bc, r_pc.bcpc
+    tot_i, node_iic, link_iic = r_iic.totals, r_iic.node_loss, r_iic.link_loss
     num = float(a @ tot)
     inum = float(a @ tot_i)
     adj = csr_matrix((np.ones(len(indices)), indices, indptr), shape=(n, n))
@@ -255,6 +288,11 @@ def connectivity_metrics(
         "min_probability": min_probability,
         "links_used": len(ids),
         "link_metrics": status,
+        "pair_probability_floor": pair_probability_floor,
+        "dPC_error_bound": (
+            100.0 * max(float(r_pc.node_bound.max(initial=0.0)), float(r_pc.link_bound.max(initial=0.0))) / num
+            if num > 0 else 0.0
+        ),
     }
 
     def split(total: float, own: np.ndarray, loss: np.ndarray, name: str) -> dict[str, np.ndarray]:
@@ -392,7 +430,7 @@ STAGE = Stage(
     lambda cfg, c: {"metrics": compute_metrics(cfg, c["inputs"], c["graph"])},
     config=(Section("metrics", MetricsConfig, "graph connectivity metrics"),),
     needs=("inputs", "links"),
-    uses=("links", "corridors", "circuit", "pinch_points", "barriers"),  # the graph's in-place chain
+    after=("corridors", "circuit", "pinch_points", "barriers"),  # the graph's in-place chain
     produces=("metrics",),
     mutates=("graph",),
     enabled=lambda cfg: cfg.metrics.enabled,

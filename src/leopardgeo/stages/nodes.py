@@ -171,6 +171,7 @@ def polygon_metrics(
     min_probability: float | None = None,
     landscape_area: float | None = None,
     links: bool | None = None,
+    pair_probability_floor: float | None = None,
     crs: Any = None,
     connectivity: int = 8,
 ) -> PolygonMetrics:
@@ -203,6 +204,10 @@ def polygon_metrics(
         :math:`A_L` of PC and IIC in the unit of the weight; default: the sum of the weights.
     links
         Link metrics (default: up to :data:`leopardgeo.stages.metrics.LINK_METRICS_MAX_LINKS` links).
+    pair_probability_floor
+        Optional: pairs less probable than this are not recomputed in the dPC removal deltas, for speed
+        on very large graphs, with the error bound reported as ``summary["dPC_error_bound"]``
+        (see :mod:`leopardgeo.stages.metrics`); default: exact.
     crs
         CRS in metres to measure areas and ``centroid`` / ``edge`` distances in; default: the layer's
         own if projected, else its UTM zone.
@@ -307,6 +312,7 @@ def polygon_metrics(
     m = connectivity_metrics(
         G, attribute=weight_col, weight=dist_col, median_distance=median_distance, probability=probability,
         landscape_area=landscape_area, min_probability=min_probability, links=links,
+        pair_probability_floor=pair_probability_floor,
     )  # fmt: skip
     node_tab = m.nodes.loc[order].reset_index(names="node_id")  # file order, as the geometries
     node_tab.insert(1, weight_col, weight)

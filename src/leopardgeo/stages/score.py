@@ -183,7 +183,8 @@ STAGE = Stage(
     lambda cfg, c: {"scores": compute_scores(cfg, c["graph"])},
     config=(Section("score", ScoreConfig, "corridor score"),),
     needs=("links",),
-    uses=("links", "corridors", "circuit", "pinch_points", "barriers", "metrics", "crossborder"),  # the graph's chain
+    uses=("corridors", "pinch_points", "metrics"),  # the criteria: width, pinch current, dPC
+    after=("circuit", "barriers", "crossborder"),  # the graph's in-place chain
     produces=("scores",),
     mutates=("graph",),
 )

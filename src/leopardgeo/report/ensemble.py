@@ -1,0 +1,145 @@
+"""The report section of a resistance ensemble: which corridors are robust, which depend on the resistance guess.
+
+Reads what :func:`leopardgeo.runner.ensemble.run_ensemble` wrote (``ensemble_links.csv``, ``ensemble.json``,
+``ensemble.gpkg``, ``corridor_frequency.tif``) and writes ``ensemble_report.md`` and
+``maps/ensemble_corridors.png`` beside them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from leopardgeo.core.errors import DataError
+
+__all__ = ["ensemble_markdown", "write_ensemble_report"]
+
+_CLASS_COLOURS = {"robust": "#1a9641", "sensitive": "#fdae61", "rare": "#d7191c"}
+
+
+def _label(row: pd.Series) -> str:
+    a = f"{row.patch_a}" + (f" ({row.name_a})" if isinstance(row.name_a, str) and row.name_a else "")
+    b = f"{row.patch_b}" + (f" ({row.name_b})" if isinstance(row.name_b, str) and row.name_b else "")
+    return f"{a} – {b}"
+
+
+def ensemble_markdown(links: pd.DataFrame, summary: dict, *, map_path: str | None = None) -> str:
+    """The ensemble section as Markdown: the verdict first, then the table of links.
+
+    Examples
+    --------
+    >>> links = pd.DataFrame({"patch_a": [1, 2], "patch_b": [2, 3], "name_a": ["", ""], "name_b": ["", ""],
+    ...     "share": [1.0, 0.4], "robustness": ["robust", "sensitive"], "in_base": [True, True],
+    ...     "cwd_median": [1e4, 2e4], "cwd_p05": [9e3, 1.5e4], "cwd_p95": [1.1e4, 3e4],
+    ...     "rank_median": [1.0, 2.0], "rank_p05": [1.0, 2.0], "rank_p95": [1.0, 2.0]})
+    >>> md = ensemble_markdown(links, {"draws": 10, "varied": ["max_resistance"], "robust_share": 0.9, "rare_share": 0.1})
+    >>> "**Robust** (in at least 90 % of draws): 1 – 2" in md, "**Depend on the resistance guess**" in md
+    (True, True)
+    """
+    n = summary["draws"]
+    varied = ", ".join(summary.get("varied", [])) or "none"
+    lines = [
+        "## Robustness to the resistance guess (ensemble)",
+        "",
+        (
+            f"{n} draws of the resistance model, varying {varied} (`ensemble_draws.csv`). Habitat patches are those "
+            "of the configuration in every draw; each draw recomputes resistance and the stages after it. "
+            "The draws are a sensitivity analysis of modelled, approximate parameters, not a measured uncertainty."
+        ),
+        "",
+    ]
+    groups = {k: links[links["robustness"] == k] for k in ("robust", "sensitive", "rare")}
+    rs, ra = summary.get("robust_share", 0.9), summary.get("rare_share", 0.1)
+    pct = lambda x: f"{x * 100:g} %"  # noqa: E731
+    verdicts = [
+        ("robust", f"**Robust** (in at least {pct(rs)} of draws)"),
+        ("sensitive", f"**Depend on the resistance guess** (in {pct(ra)} to {pct(rs)} of draws)"),
+        ("rare", f"**Rare** (in fewer than {pct(ra)} of draws)"),
+    ]
+    for key, head in verdicts:
+        g = groups[key]
+        names = "; ".join(_label(r) for r in g.itertuples()) if len(g) else "none"
+        lines.append(f"- {head}: {names}")
+    lines.append("")
+    if map_path:
+        lines += [f"![Corridor frequency and links by robustness]({map_path})", ""]
+    lines += [
+        "| link | share of draws | class | in base run | cwd median (5–95 %) | rank median (5–95 %) |",
+        "| --- | ---: | --- | --- | --- | --- |",
+    ]
+    for r in links.sort_values(["share", "cwd_median"], ascending=[False, True]).itertuples():
+        lines.append(
+            f"| {_label(r)} | {r.share:.2f} | {r.robustness} | {'yes' if r.in_base else 'no'} | "
+            f"{r.cwd_median:,.0f} ({r.cwd_p05:,.0f}–{r.cwd_p95:,.0f}) | "
+            f"{r.rank_median:g} ({r.rank_p05:g}–{r.rank_p95:g}) |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _draw_map(out: Path, links_path: Path) -> Path | None:
+    """Corridor frequency under the links coloured by robustness (PNG), or None without the raster."""
+    tif = out / "corridor_frequency.tif"
+    if not tif.is_file():
+        return None
+    import matplotlib
+
+    import geopandas as gpd
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    import rasterio
+
+    from leopardgeo.report.maps import add_scale_bar
+
+    with rasterio.open(tif) as src:
+        freq = src.read(1, masked=True)
+        b = src.bounds
+    gdf = gpd.read_file(links_path, layer="ensemble_links")
+    fig, ax = plt.subplots(figsize=(8.5, 7.5), dpi=110)
+    im = ax.imshow(np.ma.masked_where(freq <= 0, freq), extent=(b.left, b.right, b.bottom, b.top), cmap="viridis",
+                   vmin=0, vmax=1, interpolation="nearest")  # fmt: skip
+    fig.colorbar(im, ax=ax, shrink=0.7, label="share of draws with a corridor in the cell")
+    for cls, colour in _CLASS_COLOURS.items():
+        sub = gdf[gdf["robustness"] == cls]
+        if len(sub):
+            sub.plot(ax=ax, color=colour, linewidth=2.0 if cls == "robust" else 1.2, label=f"{cls} ({len(sub)})")
+    ax.legend(loc="lower right", fontsize=8, title="links")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title("Resistance ensemble: corridor frequency and link robustness")
+    add_scale_bar(ax)
+    maps = out / "maps"
+    maps.mkdir(exist_ok=True)
+    path = maps / "ensemble_corridors.png"
+    fig.savefig(path, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return path
+
+
+def write_ensemble_report(out_dir: str | Path, *, maps: bool = True) -> Path:
+    """Write ``ensemble_report.md`` (and its map) from an ensemble's outputs in ``out_dir``.
+
+    Raises
+    ------
+    DataError
+        If the folder holds no ensemble outputs.
+    """
+    out = Path(out_dir)
+    csv, js = out / "ensemble_links.csv", out / "ensemble.json"
+    if not csv.is_file() or not js.is_file():
+        msg = f"{str(out)!r}: expected the outputs of `leopardgeo ensemble` (ensemble_links.csv, ensemble.json). Run it first."
+        raise DataError(msg)
+    links = pd.read_csv(csv, keep_default_na=False, na_values=[""])
+    for c in ("name_a", "name_b"):
+        links[c] = links[c].fillna("").astype(str)
+    summary = json.loads(js.read_text())
+    png = _draw_map(out, out / "ensemble.gpkg") if maps else None
+    rel = png.relative_to(out).as_posix() if png else None
+    text = "# Resistance ensemble\n\n" + ensemble_markdown(links, summary, map_path=rel)
+    path = out / "ensemble_report.md"
+    path.write_text(text)
+    return path

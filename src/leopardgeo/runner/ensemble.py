@@ -1,0 +1,486 @@
+"""Resistance ensembles: N draws of the resistance model, the stages from resistance onward for each, summaries.
+
+Resistance surfaces are guesses (the transform's shape and maximum, RSF coefficients known to a standard
+error, barrier penalties).  Corridor studies report how robust each corridor is to them (e.g. sensitivity
+analyses of resistance in Beier et al. 2008, *Conserv. Biol.* 22:836; Zeller et al. 2012, *Landsc. Ecol.*
+27:777).  :func:`run_ensemble` draws the parameters of ``[ensemble]``, runs the stages the user asks for
+(links, corridors, circuit, metrics, scores) on each draw, reusing everything upstream of resistance (inputs,
+suitability, patches are computed once and shared with the executor's workers), and summarises per link
+(share of draws in which it exists, cwd / score / rank median and 5-95 %, robustness class) and per cell
+(corridor frequency: share of draws whose truncated corridors cover the cell).
+
+Draw ``i`` takes its parameters from ``SeedSequence(seed).spawn(draws)[i]``, drawn before any task runs, and
+runs on one core, so the outputs are byte-identical with 1 thread, 2 threads or a Dask cluster.  Finished
+draws are kept in ``ensemble_draws/`` of the output folder (in batches), so an interrupted ensemble resumes
+from them; the final files are written at the end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import pickle
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from leopardgeo.config import config_hash
+from leopardgeo.config.ensemble import Distribution
+from leopardgeo.core.errors import ConfigError, DataError, OutputExistsError
+from leopardgeo.core.executor import Executor, core_budget, get_executor
+from leopardgeo.runner.registry import STAGES
+from leopardgeo.runner.stagegraph import execute, resolve
+
+__all__ = [
+    "ENSEMBLE_FILES",
+    "EnsembleResult",
+    "draw_configs",
+    "draw_parameters",
+    "run_ensemble",
+    "summarise_links",
+]
+
+logger = logging.getLogger(__name__)
+
+#: What :func:`run_ensemble` writes into the output folder.
+ENSEMBLE_FILES = (
+    "ensemble_links.csv",
+    "ensemble_draws.csv",
+    "ensemble.gpkg",
+    "corridor_frequency.tif",
+    "ensemble.json",
+)
+DRAWS_DIR = "ensemble_draws"
+_STAGE_OF = {"links": "links", "corridors": "corridors", "circuit": "circuit", "metrics": "metrics", "scores": "scores"}
+_QUANTILES = (0.05, 0.5, 0.95)
+
+
+@dataclass
+class EnsembleResult:
+    """What :func:`run_ensemble` made (also written to the folder)."""
+
+    links: pd.DataFrame
+    draws: pd.DataFrame
+    corridor_frequency: np.ndarray | None
+    grid: Any
+    resumed: int = 0
+    elapsed_s: float = 0.0
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------- parameters
+def _range_draw(rng: np.random.Generator, low: float, high: float, dist: Distribution) -> float:
+    if dist is Distribution.UNIFORM:
+        return float(rng.uniform(low, high))
+    mid, sd = (low + high) / 2, (high - low) / (2 * 1.959964)
+    return float(np.clip(rng.normal(mid, sd), low, high))
+
+
+def draw_parameters(cfg: Any) -> pd.DataFrame:
+    r"""One row per draw: the drawn value of every varied parameter (or the rows of ``[ensemble] table``).
+
+    Draw ``i`` uses ``numpy.random.default_rng(SeedSequence(seed).spawn(draws)[i])``, parameters in a fixed
+    order, so a draw's values do not depend on how many draws there are after it.
+
+    Examples
+    --------
+    >>> from leopardgeo.runner.registry import load_config_string
+    >>> cfg = load_config_string("[ensemble]\ndraws = 3\nmax_resistance = [50, 200]")
+    >>> p = draw_parameters(cfg)
+    >>> list(p.columns), len(p), bool(p.max_resistance.between(50, 200).all())
+    (['draw', 'max_resistance'], 3, True)
+    """
+    ens = cfg.ensemble
+    if ens.table is not None:
+        path = cfg.resolve(ens.table)
+        try:
+            table = pd.read_csv(path)
+        except (OSError, ValueError) as exc:
+            msg = f"[ensemble] table {str(path)!r}: expected a CSV of draws, found: {exc}. Check the path."
+            raise ConfigError(msg) from exc
+        known = {"max_resistance", "shape_c", "barrier_penalty_factor"} | {f"coef_{k}" for k in cfg.habitat.coefficients}
+        unknown = [c for c in table.columns if c not in known and c != "draw"]
+        if unknown or table.empty:
+            msg = (
+                f"[ensemble] table {str(path)!r}: expected columns among {sorted(known)} and at least one row, "
+                f"found columns {list(table.columns)} and {len(table)} rows."
+            )
+            raise ConfigError(msg)
+        table = table.drop(columns=["draw"], errors="ignore").astype(float)
+        table.insert(0, "draw", np.arange(len(table)))
+        return table
+    varied = ens.varied()
+    if not varied:
+        msg = (
+            "[ensemble]: expected at least one varied parameter (max_resistance, shape_c, barrier_penalty_factor, "
+            "coefficient_se or table), found none. Add one, e.g. max_resistance = [50, 200]."
+        )
+        raise ConfigError(msg)
+    unknown = [k for k in ens.coefficient_se if k not in cfg.habitat.coefficients]
+    if unknown:
+        msg = (
+            f"[ensemble] coefficient_se: expected names of habitat.coefficients "
+            f"({', '.join(cfg.habitat.coefficients)}), found {unknown}."
+        )
+        raise ConfigError(msg)
+    rows = []
+    for i, ss in enumerate(np.random.SeedSequence(ens.seed).spawn(ens.draws)):
+        rng = np.random.default_rng(ss)
+        row: dict[str, float] = {"draw": i}
+        for name in ("max_resistance", "shape_c", "barrier_penalty_factor"):
+            rng_ = getattr(ens, name)
+            if rng_ is not None:
+                row[name] = _range_draw(rng, rng_[0], rng_[1], ens.distribution)
+        for k, se in ens.coefficient_se.items():
+            if se > 0:
+                row[f"coef_{k}"] = float(rng.normal(cfg.habitat.coefficients[k], se))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def draw_configs(cfg: Any, params: pd.DataFrame) -> list[Any]:
+    """The configuration of each draw: ``cfg`` with the drawn values put in its sections."""
+    out = []
+    for row in params.to_dict("records"):
+        res, hab = cfg.resistance, cfg.habitat
+        changes: dict[str, Any] = {}
+        if "max_resistance" in row:
+            changes["max_resistance"] = row["max_resistance"]
+        if "shape_c" in row:
+            changes["shape_c"] = row["shape_c"]
+        if "barrier_penalty_factor" in row:
+            f = row["barrier_penalty_factor"]
+            changes["barriers"] = tuple(
+                dataclasses.replace(
+                    b, penalty=b.penalty * f, class_penalties={k: v * f for k, v in b.class_penalties.items()}
+                )
+                for b in res.barriers
+            )
+        coefs = {k[5:]: v for k, v in row.items() if k.startswith("coef_")}
+        new = cfg.replace(resistance=dataclasses.replace(res, **changes)) if changes else cfg
+        if coefs:
+            new = new.replace(habitat=dataclasses.replace(hab, coefficients={**hab.coefficients, **coefs}))
+        out.append(new)
+    return out
+
+
+# ---------------------------------------------------------------------- one draw
+def _run_draw(cfg: Any, base: Any, stage_names: tuple[str, ...], coefs_varied: bool) -> dict[str, Any]:
+    """Resistance onward for one draw (a task of the executor), on one core so results never depend on it."""
+    by_name = {s.name: s for s in STAGES}
+    with core_budget(1):
+        ctx = dict(base.get())
+        if coefs_varied:  # the suitability resistance derives from; patches stay those of the base config
+            ctx["suitability"] = by_name["habitat"].compute(cfg, ctx)["suitability"]
+        for name in ("resistance", *stage_names):
+            s = by_name[name]
+            if s.enabled(cfg):
+                ctx.update(s.compute(cfg, ctx))
+    graph = ctx.get("graph")
+    rows = []
+    if graph is not None:
+        for a, b, d in graph.edges(data=True):
+            rows.append(
+                {
+                    "patch_a": min(a, b),
+                    "patch_b": max(a, b),
+                    "cwd": float(d.get("cwd", np.nan)),
+                    "score": float(d["score"]) if d.get("score") is not None else np.nan,
+                    "eff_resistance": float(d["eff_resistance"]) if d.get("eff_resistance") is not None else np.nan,
+                    "geometry": d["geometry"].wkb if d.get("geometry") is not None else None,
+                }
+            )
+    links = pd.DataFrame(rows, columns=["patch_a", "patch_b", "cwd", "score", "eff_resistance", "geometry"])
+    links = links.sort_values(["patch_a", "patch_b"], kind="stable").reset_index(drop=True)
+    corr = ctx.get("corridors")
+    bits = None
+    if corr is not None and getattr(corr, "normalised", None) is not None:
+        bits = np.packbits(np.isfinite(corr.normalised).ravel())
+    return {"links": links, "corridor_bits": bits}
+
+
+# ---------------------------------------------------------------------- summaries
+def _rank(values: pd.Series, ascending: bool) -> pd.Series:
+    return values.rank(ascending=ascending, method="min")
+
+
+def summarise_links(draws: list[dict[str, Any]], base: dict[str, Any], *, robust_share: float, rare_share: float) -> pd.DataFrame:
+    """Per link: share of draws present, rank / cwd / score median and 5-95 %, the base config's values, class.
+
+    ``rank`` is the link's rank within its draw (1 = best: highest score when scores ran, else lowest cwd).
+
+    Examples
+    --------
+    >>> mk = lambda rows: {"links": pd.DataFrame(rows, columns=["patch_a", "patch_b", "cwd", "score"])}
+    >>> d = [mk([(1, 2, 10.0, np.nan), (2, 3, 30.0, np.nan)]), mk([(1, 2, 20.0, np.nan)])]
+    >>> t = summarise_links(d, d[0], robust_share=0.9, rare_share=0.1)
+    >>> t[["patch_a", "patch_b", "share", "cwd_median", "rank_median", "robustness"]].to_dict("records")[1]
+    {'patch_a': 2, 'patch_b': 3, 'share': 0.5, 'cwd_median': 30.0, 'rank_median': 2.0, 'robustness': 'sensitive'}
+    """
+    n = len(draws)
+    frames = []
+    for i, d in enumerate(draws):
+        f = d["links"][["patch_a", "patch_b", "cwd", "score"]].copy()
+        scored = f["score"].notna().any()
+        f["rank"] = _rank(f["score"], ascending=False) if scored else _rank(f["cwd"], ascending=True)
+        f["draw"] = i
+        frames.append(f)
+    allf = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["patch_a", "patch_b", "draw"])
+    keys = sorted({(int(a), int(b)) for a, b in zip(allf["patch_a"], allf["patch_b"], strict=True)})
+    base_links = base["links"].set_index(["patch_a", "patch_b"]) if len(base["links"]) else None
+    out = []
+    groups = dict(list(allf.groupby(["patch_a", "patch_b"], sort=True)))
+    for key in keys:
+        g = groups[key]
+        share = len(g) / n
+        row: dict[str, Any] = {"patch_a": key[0], "patch_b": key[1], "draws_present": len(g), "share": share}
+        for col in ("rank", "cwd", "score"):
+            v = g[col].to_numpy(dtype=float)
+            v = v[np.isfinite(v)]
+            q = np.quantile(v, _QUANTILES) if v.size else (np.nan,) * 3
+            row[f"{col}_p05"], row[f"{col}_median"], row[f"{col}_p95"] = (float(x) for x in q)
+        in_base = base_links is not None and key in base_links.index
+        row["in_base"] = bool(in_base)
+        row["base_cwd"] = float(base_links.loc[key, "cwd"]) if in_base else np.nan
+        row["robustness"] = "robust" if share >= robust_share else ("rare" if share < rare_share else "sensitive")
+        out.append(row)
+    cols = ["patch_a", "patch_b", "draws_present", "share", "robustness", "in_base", "base_cwd"]
+    cols += [f"{c}_{s}" for c in ("rank", "cwd", "score") for s in ("median", "p05", "p95")]
+    return pd.DataFrame(out, columns=cols)
+
+
+# ---------------------------------------------------------------------- the run
+def _key(cfg: Any, params: pd.DataFrame) -> str:
+    h = hashlib.sha256(config_hash(cfg).encode())
+    h.update(params.to_csv(index=False).encode())
+    return h.hexdigest()[:16]
+
+
+def _atomic_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def run_ensemble(
+    cfg: Any,
+    out_dir: str | Path,
+    *,
+    overwrite: bool = False,
+    executor: Executor | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    batch: int | None = None,
+) -> EnsembleResult:
+    """Run ``[ensemble] draws`` draws of the resistance model and write the summaries into ``out_dir``.
+
+    Parameters
+    ----------
+    cfg
+        The run configuration with its ``[ensemble]`` section.
+    out_dir
+        Output folder: ``ensemble_links.csv`` (per link), ``ensemble_draws.csv`` (the drawn parameters),
+        ``ensemble.gpkg`` (layer ``ensemble_links``, styled for QGIS by robustness),
+        ``corridor_frequency.tif`` (COG) and ``ensemble.json``; finished draws in ``ensemble_draws/``.
+    overwrite
+        Replace earlier ensemble outputs (and draws made with other settings).
+    executor
+        Where the draws run; default: ``get_executor(cfg.executor)``.
+    progress
+        ``progress(done, total)`` after each batch of draws.
+    batch
+        Draws between saves (default: 4 per task slot, at least 8).
+
+    Raises
+    ------
+    OutputExistsError
+        If the folder holds ensemble outputs or draws of other settings and ``overwrite`` is false.
+    ConfigError
+        If ``[ensemble]`` varies nothing or names unknown coefficients.
+    """
+    t0 = time.perf_counter()
+    ens = cfg.ensemble
+    out = Path(out_dir)
+    params = draw_parameters(cfg)
+    key = _key(cfg, params)
+    draws_dir = out / DRAWS_DIR
+    done_files = [out / n for n in ENSEMBLE_FILES if (out / n).exists()]
+    if done_files and not overwrite:
+        msg = (
+            f"{str(out)!r}: expected a folder without ensemble outputs, found {', '.join(p.name for p in done_files)}. "
+            "Use --overwrite to replace them, or another --out."
+        )
+        raise OutputExistsError(msg)
+    stored_key = (draws_dir / "key.txt").read_text().strip() if (draws_dir / "key.txt").is_file() else None
+    if stored_key is not None and stored_key != key:
+        if not overwrite:
+            msg = (
+                f"{str(draws_dir)!r}: expected draws of these settings to resume, found draws of other settings. "
+                "Use --overwrite to discard them."
+            )
+            raise OutputExistsError(msg)
+        shutil.rmtree(draws_dir)
+    draws_dir.mkdir(parents=True, exist_ok=True)
+    (draws_dir / "key.txt").write_text(key + "\n")
+    timings: dict[str, float] = {}
+
+    # upstream of resistance, once
+    t = time.perf_counter()
+    order = resolve(STAGES, cfg, targets=["inputs", "habitat", "patches"])
+    base_ctx, _ = execute(order, cfg, input_hashes={})
+    timings["upstream_s"] = time.perf_counter() - t
+    grid = base_ctx["inputs"].grid
+    stage_names = tuple(n for n in ("links", "corridors", "circuit", "metrics", "scores") if n in ens.stages)
+    coefs_varied = any(c.startswith("coef_") for c in params.columns)
+    configs = draw_configs(cfg, params)
+
+    own = executor is None
+    ex = get_executor(cfg.executor) if own else executor
+    try:
+        shared = ex.share({k: base_ctx[k] for k in ("inputs", "suitability", "labels", "patches")})
+        todo = [("base", cfg)] + [(f"{i:05d}", c) for i, c in enumerate(configs)]
+        results: dict[str, dict[str, Any]] = {}
+        for name, _ in todo:
+            path = draws_dir / f"draw_{name}.pkl"
+            if path.is_file():
+                with path.open("rb") as fh:
+                    results[name] = pickle.load(fh)
+        resumed = sum(1 for n in results if n != "base")
+        if resumed:
+            logger.info("ensemble: resuming, %d of %d draws already done", resumed, len(configs))
+        pending = [(n, c) for n, c in todo if n not in results]
+        size = batch or max(8, 4 * ex.slots)
+        t = time.perf_counter()
+        for start in range(0, len(pending), size):
+            chunk = pending[start : start + size]
+            got = ex.map(_run_draw, [(c, shared, stage_names, coefs_varied) for _, c in chunk], star=True, label="draw")
+            for (n, _), r in zip(chunk, got, strict=True):
+                _atomic_bytes(draws_dir / f"draw_{n}.pkl", pickle.dumps(r, protocol=pickle.HIGHEST_PROTOCOL))
+                results[n] = r
+            if progress is not None:
+                progress(sum(1 for n in results if n != "base"), len(configs))
+        timings["draws_s"] = time.perf_counter() - t
+        ex.release(shared)
+    finally:
+        if own:
+            ex.close()
+
+    draws = [results[f"{i:05d}"] for i in range(len(configs))]
+    links = summarise_links(draws, results["base"], robust_share=ens.robust_share, rare_share=ens.rare_share)
+    freq = None
+    if all(d["corridor_bits"] is not None for d in draws):
+        n_cells = int(np.prod(grid.shape))
+        counts = np.zeros(n_cells, dtype=np.int64)
+        for d in draws:
+            counts += np.unpackbits(d["corridor_bits"], count=n_cells)
+        freq = (counts / len(draws)).astype(np.float32).reshape(grid.shape)
+    result = EnsembleResult(
+        links=links, draws=params, corridor_frequency=freq, grid=grid, resumed=resumed, timings_s=timings
+    )
+    _write(out, cfg, result, draws, results["base"], base_ctx)
+    result.elapsed_s = time.perf_counter() - t0
+    return result
+
+
+def _geometries(draws: list[dict[str, Any]], base: dict[str, Any]) -> dict[tuple[int, int], bytes]:
+    """Each link's path: from the base configuration when it has the link, else from the first draw that does."""
+    geoms: dict[tuple[int, int], bytes] = {}
+    for d in [base, *draws]:
+        for a, b, g in zip(d["links"]["patch_a"], d["links"]["patch_b"], d["links"]["geometry"], strict=True):
+            if g is not None:
+                geoms.setdefault((int(a), int(b)), g)
+    return geoms
+
+
+def _write(out: Path, cfg: Any, res: EnsembleResult, draws: list[dict[str, Any]], base: dict[str, Any], ctx: Any) -> None:
+    """The final files, each written to a temporary name and renamed into place."""
+    import geopandas as gpd
+    import shapely
+
+    from leopardgeo.io import write_layers, write_raster
+    from leopardgeo.io.styles import write_layer_styles
+
+    tmp = out / ".ensemble_tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    links = res.links.copy()
+    names = {}
+    patches = ctx.get("patches")
+    if patches is not None and "name" in patches.columns:
+        ids, labels = patches["patch_id"], patches["name"]
+        names = {int(p): (n if isinstance(n, str) else "") for p, n in zip(ids, labels, strict=True)}
+    links.insert(2, "name_a", [names.get(int(a), "") for a in links["patch_a"]])
+    links.insert(3, "name_b", [names.get(int(b), "") for b in links["patch_b"]])
+    links.to_csv(tmp / "ensemble_links.csv", index=False, float_format="%.6g", lineterminator="\n")
+    res.draws.to_csv(tmp / "ensemble_draws.csv", index=False, float_format="%.9g", lineterminator="\n")
+    geoms = _geometries(draws, base)
+    gdf = gpd.GeoDataFrame(
+        links,
+        geometry=[
+            shapely.from_wkb(geoms[(a, b)]) if (a, b) in geoms else None
+            for a, b in zip(links.patch_a, links.patch_b, strict=True)
+        ],
+        crs=res.grid.crs,
+    )
+    write_layers(tmp / "ensemble.gpkg", {"ensemble_links": gdf}, metadata={"config_hash": config_hash(cfg)})
+    write_layer_styles(tmp / "ensemble.gpkg", {"ensemble_links": _ROBUSTNESS_QML})
+    if res.corridor_frequency is not None:
+        write_raster(tmp / "corridor_frequency.tif", res.corridor_frequency, res.grid,
+                     description="share of draws whose truncated corridors cover the cell")  # fmt: skip
+    summary = {
+        "draws": len(draws),
+        "varied": [c for c in res.draws.columns if c != "draw"],
+        "stages": list(cfg.ensemble.stages),
+        "seed": cfg.ensemble.seed,
+        "robust_share": cfg.ensemble.robust_share,
+        "rare_share": cfg.ensemble.rare_share,
+        "links": {k: int((links["robustness"] == k).sum()) for k in ("robust", "sensitive", "rare")},
+        "config_hash": config_hash(cfg),
+    }
+    (tmp / "ensemble.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    for name in ENSEMBLE_FILES:
+        if (tmp / name).exists():
+            os.replace(tmp / name, out / name)
+        elif (out / name).exists():
+            (out / name).unlink()  # an earlier ensemble's file this one does not make
+    shutil.rmtree(tmp)
+    if not (out / "ensemble_links.csv").is_file():  # pragma: no cover - defensive
+        msg = f"{str(out)!r}: the ensemble outputs were not written."
+        raise DataError(msg)
+
+
+def _line_symbol(name: str, rgb: str, width: float, style: str) -> str:
+    opts = f'<Option type="QString" name="line_color" value="{rgb},255"/>'
+    opts += f'<Option type="QString" name="line_width" value="{width}"/>'
+    opts += f'<Option type="QString" name="line_style" value="{style}"/>'
+    return (
+        f'      <symbol type="line" name="{name}" alpha="1" clip_to_extent="1" force_rhr="0">'
+        f'<layer class="SimpleLine" enabled="1" locked="0" pass="0"><Option type="Map">{opts}</Option></layer></symbol>\n'
+    )
+
+
+#: QGIS style of ``ensemble_links``: categories by robustness (green solid, orange dashed, red dotted).
+_ROBUSTNESS_QML = (
+    "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
+    '<qgis version="3.22.0" styleCategories="Symbology">\n'
+    '  <renderer-v2 type="categorizedSymbol" attr="robustness" symbollevels="0" enableorderby="0" forceraster="0">\n'
+    "    <categories>\n"
+    '      <category render="true" symbol="0" value="robust" label="robust (present in most draws)"/>\n'
+    '      <category render="true" symbol="1" value="sensitive" label="depends on the resistance guess"/>\n'
+    '      <category render="true" symbol="2" value="rare" label="rare (few draws)"/>\n'
+    "    </categories>\n"
+    "    <symbols>\n"
+    + _line_symbol("0", "26,150,65", 1.2, "solid")
+    + _line_symbol("1", "253,174,97", 0.9, "dash")
+    + _line_symbol("2", "215,25,28", 0.6, "dot")
+    + "    </symbols>\n  </renderer-v2>\n</qgis>\n"
+)

@@ -1,0 +1,130 @@
+"""Resistance ensembles: seeded draws, summaries, byte-identical outputs on every executor, resume, the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from leopardgeo.cli import cli
+from leopardgeo.config import dump_config
+from leopardgeo.config.ensemble import EnsembleConfig
+from leopardgeo.core.errors import ConfigError, OutputExistsError
+from leopardgeo.core.executor import get_executor
+from leopardgeo.runner.ensemble import DRAWS_DIR, ENSEMBLE_FILES, draw_configs, draw_parameters, run_ensemble, summarise_links
+from leopardgeo.runner.registry import demo_config
+
+COMPARED = ("ensemble_links.csv", "ensemble_draws.csv", "corridor_frequency.tif", "ensemble.json")
+
+
+def tiny_config(draws: int = 2):
+    """The demo on a 4 km grid (~34 k cells): real data, a fraction of a second per draw."""
+    cfg = demo_config()
+    cfg = cfg.replace(grid=dataclasses.replace(cfg.grid, cell_size_m=4000.0))
+    ens = EnsembleConfig(
+        draws=draws,
+        max_resistance=(25.0, 400.0),
+        shape_c=(2.0, 16.0),
+        coefficient_se={"forest": 0.75},
+        stages=("links", "corridors", "metrics", "scores"),
+    )
+    return cfg.replace(ensemble=ens)
+
+
+def test_draws_are_the_seed_sequence_children_in_a_fixed_order():
+    cfg = demo_config().replace(ensemble=EnsembleConfig(draws=5, seed=9, max_resistance=(50.0, 200.0), shape_c=(4.0, 12.0)))
+    p = draw_parameters(cfg)
+    for i, ss in enumerate(np.random.SeedSequence(9).spawn(5)):
+        rng = np.random.default_rng(ss)
+        assert p.loc[i, "max_resistance"] == rng.uniform(50.0, 200.0)
+        assert p.loc[i, "shape_c"] == rng.uniform(4.0, 12.0)
+    fewer = draw_parameters(cfg.replace(ensemble=dataclasses.replace(cfg.ensemble, draws=3)))
+    pd.testing.assert_frame_equal(fewer, p.iloc[:3])  # a draw does not depend on how many follow it
+    configs = draw_configs(cfg, p)
+    assert [c.resistance.max_resistance for c in configs] == p["max_resistance"].tolist()
+    assert configs[0].patches == cfg.patches
+
+
+def test_normal_draws_stay_in_range_and_coefficients_centre_on_the_config():
+    coef = demo_config().habitat.coefficients["forest"]
+    ens = EnsembleConfig(draws=400, distribution="normal", max_resistance=(50.0, 150.0), coefficient_se={"forest": 0.5})
+    p = draw_parameters(demo_config().replace(ensemble=ens))
+    assert p["max_resistance"].between(50, 150).all()
+    assert abs(p["max_resistance"].mean() - 100) < 3  # mean of the truncated normal: the middle
+    assert abs(p["coef_forest"].mean() - coef) < 4 * 0.5 / np.sqrt(400)
+    assert abs(p["coef_forest"].std() - 0.5) < 0.06
+
+
+def test_bad_ensemble_settings_are_clear_errors():
+    with pytest.raises(ConfigError, match="expected at least one varied parameter"):
+        draw_parameters(demo_config())
+    with pytest.raises(ConfigError, match=r"max_resistance: expected \[low, high\]"):
+        EnsembleConfig(max_resistance=(10.0,))
+    with pytest.raises(ConfigError, match="stages: expected some of"):
+        EnsembleConfig(stages=("resistance",))
+    with pytest.raises(ConfigError, match="coefficient_se: expected names of habitat.coefficients"):
+        draw_parameters(demo_config().replace(ensemble=EnsembleConfig(coefficient_se={"nope": 1.0})))
+
+
+def test_link_summary_by_hand():
+    mk = lambda rows: {"links": pd.DataFrame(rows, columns=["patch_a", "patch_b", "cwd", "score"])}  # noqa: E731
+    draws = [mk([(1, 2, 10.0, 0.9), (2, 3, 40.0, 0.5)]), mk([(1, 2, 20.0, 0.4), (2, 3, 30.0, 0.6)]), mk([(1, 2, 30.0, 0.7)])]
+    t = summarise_links(draws, draws[0], robust_share=0.9, rare_share=0.5).set_index(["patch_a", "patch_b"])
+    assert t.loc[(1, 2), "share"] == 1.0 and t.loc[(1, 2), "robustness"] == "robust"
+    assert t.loc[(2, 3), "share"] == pytest.approx(2 / 3) and t.loc[(2, 3), "robustness"] == "sensitive"
+    assert t.loc[(1, 2), "cwd_median"] == 20.0
+    assert t.loc[(1, 2), "cwd_p05"] == pytest.approx(10.0 + 0.05 * 2 * 10.0)  # linear interpolation of 10, 20, 30
+    # ranks by score within each draw (1 = highest): link (1, 2) is 1st, 2nd, 1st
+    assert t.loc[(1, 2), "rank_median"] == 1.0 and t.loc[(1, 2), "rank_p95"] == pytest.approx(1.9)
+
+
+def test_outputs_are_byte_identical_on_every_executor_and_resume(tmp_path, cluster):
+    cfg = tiny_config()
+    folders = {}
+    for name, ex in (("t1", get_executor(threads=1)), ("t2", get_executor(threads=2)), ("cluster", cluster)):
+        folders[name] = tmp_path / name
+        res = run_ensemble(cfg, folders[name], executor=ex)
+    assert len(res.links) > 0 and res.corridor_frequency is not None
+    assert 0 < np.nanmax(res.corridor_frequency) <= 1
+    for f in COMPARED:
+        ref = (folders["t1"] / f).read_bytes()
+        assert (folders["t2"] / f).read_bytes() == ref, f
+        assert (folders["cluster"] / f).read_bytes() == ref, f
+    # interrupted: a draw lost and no final files; the rerun resumes from the others and gives the same bytes
+    again = tmp_path / "again"
+    again.mkdir()
+    import shutil
+
+    shutil.copytree(folders["t1"] / DRAWS_DIR, again / DRAWS_DIR)
+    (again / DRAWS_DIR / "draw_00001.pkl").unlink()
+    res2 = run_ensemble(cfg, again, executor=get_executor(threads=1))
+    assert res2.resumed == 1
+    for f in COMPARED:
+        assert (again / f).read_bytes() == (folders["t1"] / f).read_bytes(), f
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        run_ensemble(cfg, again)
+    other = cfg.replace(ensemble=dataclasses.replace(cfg.ensemble, seed=1))
+    for f in ENSEMBLE_FILES:
+        (again / f).unlink()
+    with pytest.raises(OutputExistsError, match="draws of other settings"):
+        run_ensemble(other, again)
+
+
+def test_cli_ensemble_writes_the_report_naming_robust_and_sensitive_links(tmp_path):
+    cfg_path = tmp_path / "ens.toml"
+    cfg_path.write_text(dump_config(tiny_config(draws=4)))
+    out = tmp_path / "ens"
+    r = CliRunner().invoke(cli, ["ensemble", str(cfg_path), "--out", str(out), "--threads", "2", "--no-maps"])
+    assert r.exit_code == 0, r.output
+    report = (out / "ensemble_report.md").read_text()
+    assert "**Robust** (in at least 90 % of draws)" in report
+    assert "**Depend on the resistance guess**" in report
+    links = pd.read_csv(out / "ensemble_links.csv")
+    assert set(links["robustness"]) <= {"robust", "sensitive", "rare"}
+    import pyogrio
+
+    layers = pyogrio.list_layers(out / "ensemble.gpkg")[:, 0].tolist()
+    assert "ensemble_links" in layers and "layer_styles" in layers
