@@ -244,7 +244,8 @@ def ensemble(
     else:
         cfg = demo_config()
         # illustrative ranges and standard errors (modelled, not published): see docs/parallel.md
-        demo = EnsembleConfig(max_resistance=(50.0, 200.0), shape_c=(4.0, 12.0), coefficient_se={"forest": 0.75, "elevation_km": 0.5})
+        se = {"forest": 0.75, "elevation_km": 0.5}
+        demo = EnsembleConfig(max_resistance=(50.0, 200.0), shape_c=(4.0, 12.0), coefficient_se=se)
         cfg = cfg.replace(ensemble=demo)
     if draws is not None:
         cfg = cfg.replace(ensemble=dc.replace(cfg.ensemble, draws=draws))
