@@ -591,15 +591,20 @@ class DaskExecutor(Executor):
                 mem: Any = "auto"
                 if config.memory_limit_gb is not None:
                     mem = int(config.memory_limit_gb * 1e9)
-                self._cluster = distributed.LocalCluster(
-                    n_workers=config.workers,
-                    threads_per_worker=threads,
-                    processes=True,
-                    memory_limit=mem,
-                    dashboard_address=":0",  # a free port: several runs may share a machine
-                    env=_worker_env(max(1, cores // (config.workers * threads))),
-                    silence_logs=logging.ERROR,
-                )
+                import dask
+
+                # no heartbeat deadline: a worker busy in one long compiled call, or starved on a loaded machine,
+                # is not restarted (a restart loses the data share() scattered to it)
+                with dask.config.set({"distributed.scheduler.worker-ttl": None}):
+                    self._cluster = distributed.LocalCluster(
+                        n_workers=config.workers,
+                        threads_per_worker=threads,
+                        processes=True,
+                        memory_limit=mem,
+                        dashboard_address=":0",  # a free port: several runs may share a machine
+                        env=_worker_env(max(1, cores // (config.workers * threads))),
+                        silence_logs=logging.ERROR,
+                    )
                 self.client = distributed.Client(self._cluster, set_as_default=False)
                 self.client.wait_for_workers(config.workers, timeout=CONNECT_TIMEOUT)  # so share() reaches them all
         except (OSError, TimeoutError) as exc:
