@@ -157,8 +157,12 @@ def test_rerun_of_a_run_folder_reuses_and_writes_identical_files(coarse_run, tmp
     # only [score] changed: the scores and the sites are recomputed, the links layer gets the new scores
     cfg = result.config
     cfg2 = cfg.replace(score=dataclasses.replace(cfg.score, weight_cwd=0.0, weight_width=1.0))
+    inode = {n: (out / n).stat().st_ino for n in ("suitability.tif", "suitability.qml", "metrics.json", "sites.csv")}
     third = run(cfg2, out_dir=out, overwrite=True)
     assert set(third.reused) == set(again.reused) - {"scores", "sites"}
+    # the files of reused stages are carried over (the same files, not written again); the sites' are new
+    assert all((out / n).stat().st_ino == inode[n] for n in ("suitability.tif", "suitability.qml", "metrics.json"))
+    assert (out / "sites.csv").stat().st_ino != inode["sites.csv"]
     manifest = json.loads((out / "manifest.json").read_text())
     assert {n for n, s in manifest["stages"].items() if not s["reused"]} == {"scores", "sites"}
     assert third.graph is not None

@@ -889,6 +889,7 @@ class OutputWriter:
             raise
         self._created = created
         self.written: list[str] = []
+        self._kept: set[str] = set()
 
     def path(self, name: str) -> Path:
         """Staging path for output ``name`` (in ``out_dir/name`` after the commit; ``name`` may hold a sub-folder)."""
@@ -912,6 +913,7 @@ class OutputWriter:
 
         dst = self.path(name)
         _link_or_copy(self.out_dir / name, dst)
+        self._kept.add(name)
         return dst
 
     def raster(self, name: str, array: np.ndarray, grid: Grid, **kwargs: Any) -> Path:
@@ -949,6 +951,8 @@ class OutputWriter:
                     write_layer_styles(src)
             elif name.endswith(".tif"):
                 qml = name[: -len(".tif")] + ".qml"
+                if name in self._kept and qml in self._kept:
+                    continue  # carried over with its style
                 write_raster_style(src)
                 self.path(qml)
                 added.append(qml)

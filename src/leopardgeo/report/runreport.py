@@ -645,7 +645,8 @@ def _scenarios_section(run: _RunFolder, report: Report) -> Section | None:
               "connected area: both count the habitat a leopard can reach, inside patches as well as between them, so a "
               "costlier route between two large patches can move them little; read the links too. costlier: the cheapest "
               "path between the two patches costs more (×: cost after / before; cwd_ratio in links_change.csv). merged: "
-              "the scenario joined the two patches into one. gained: a new neighbour in the planar graph after paths "
+              "the scenario joined the two patches into one (PC / EC then count them as one block of habitat, which alone can "
+              "move them by tens of per cent). gained: a new neighbour in the planar graph after paths "
               "reroute, usually a long one; it does not make up for a lost or costlier link. adults reachable: the "
               "territories' adults in the patches linked to the source population's. "
               "ILLUSTRATIVE scenarios use made-up geometry to show the method; they are not plans.")

@@ -435,9 +435,12 @@ def run(
                     if s.layers is not None:
                         layers |= dict(s.layers(config, ctx))
                 writer.layers(layers, metadata=meta)
-                for s in order:  # each stage's rasters and tables
-                    if s.write is not None:
-                        timings |= dict(s.write(writer, config, ctx) or {})
+                for s in order:  # each stage's rasters and tables; a reused stage's files are carried over
+                    if s.write is None:
+                        continue
+                    if s.name in stage_run.reused and _carry_over(writer, out, trusted, s.files_for(config)):
+                        continue
+                    timings |= dict(s.write(writer, config, ctx) or {})
                 if config.scenarios and targets is None:
                     from leopardgeo.runner.scenarios import write_scenarios
 
@@ -501,6 +504,23 @@ def run(
 
 
 
+
+
+def _carry_over(writer: OutputWriter, out: Path | None, trusted: set[str], files: tuple[str, ...]) -> bool:
+    """Carry a reused stage's files (and their QGIS styles) from the earlier run into the new one unchanged.
+
+    A reused stage's values are those of the earlier run (same hash: config sections, upstream stages, input
+    files), and its files depend on nothing else, so they are what writing them again would give; linking them
+    saves encoding every raster again.  Returns ``False`` (write them) unless every file is an earlier output.
+    """
+    if out is None or not files or not all(f in trusted and (out / f).is_file() for f in files):
+        return False
+    for f in files:
+        writer.keep(f)
+        qml = f.removesuffix(".tif") + ".qml"
+        if f.endswith(".tif") and qml in trusted and (out / qml).is_file():
+            writer.keep(qml)
+    return True
 
 
 def run_once(config: RunConfig, out_dir: str | Path, *, progress: bool = False) -> Path:

@@ -81,24 +81,40 @@ from scipy import ndimage
 
 import geopandas as gpd
 import shapely
-from affine import Affine
-from rasterio.features import rasterize
 
 from leopardgeo.config import MAX_DRAWS, MAX_REPLICATES, MAX_SIMULATION_RUNS, VectorInput, _f, _normalise, _positive
 from leopardgeo.core._crs import M2_PER_HA, M_PER_KM
 from leopardgeo.core.errors import ConfigError, DataError, NoPathError
 from leopardgeo.core.grid import Grid
-from leopardgeo.io import OutputWriter, json_records, read_raster, read_vector, to_analysis_crs
+from leopardgeo.io import OutputWriter, json_records, read_raster, read_vector
 from leopardgeo.kernels.circuit import circuit_flow
 from leopardgeo.kernels.costdist import cost_distance, trace_path
 from leopardgeo.stages.base import RunConfigLike, Section, Stage
 from leopardgeo.stages.corridors import CorridorResult
 from leopardgeo.stages.inputs import Inputs, protected_raster
 from leopardgeo.stages.metrics import connectivity_metrics
+from leopardgeo.stages.site_candidates import (  # the candidates and the source, re-exported
+    DEFAULT_SOURCE,
+    SourceRegion,
+    _subgrid,
+    _window,
+    find_source,
+    prepare_sites,
+    site_masks,
+)
+from leopardgeo.stages.site_simulation import (  # the population simulation of the sites, re-exported
+    plot_simulations,
+    simulate,
+    simulate_sites,
+    simulation_columns,
+    simulation_report,
+    simulation_table,
+)
 from leopardgeo.stages.territories import pack_territories, territory_quality
 
 __all__ = [
     "CRITERIA",
+    "DEFAULT_SOURCE",
     "DEFAULT_WEIGHTS",
     "SiteResult",
     "SourceRegion",
@@ -122,207 +138,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Default source population: the protected area whose name contains this (case-insensitive).
-DEFAULT_SOURCE = "Land of the Leopard"
-
-
-# --------------------------------------------------------------------------- candidates
-def _name_column(gdf: gpd.GeoDataFrame, name_field: str | None) -> str | None:
-    """The column holding site names: ``name_field``, else ``name`` (any case), else the first text column."""
-    cols = [c for c in gdf.columns if c != gdf.geometry.name]
-    if name_field is not None:
-        if name_field not in cols:
-            msg = f"sites: expected a name column {name_field!r}, found columns {cols}. Set [sites] name_field to one of them."
-            raise DataError(msg)
-        return name_field
-    for c in cols:
-        if str(c).lower() == "name":
-            return c
-    for c in cols:
-        s = gdf[c]
-        if s.dtype == object or pd.api.types.is_string_dtype(s):
-            if s.map(lambda v: isinstance(v, str)).any():
-                return c
-    return None
-
-
-def prepare_sites(sites: gpd.GeoDataFrame, grid: Grid, *, name_field: str | None = None, what: str = "sites") -> gpd.GeoDataFrame:
-    """Candidate sites in the grid CRS: ``site_id`` (1..n in input order), ``name``, polygon ``geometry``.
-
-    Parameters
-    ----------
-    sites
-        Polygons in any CRS (reprojected to the grid's); any attribute names.
-    grid
-        The analysis grid.
-    name_field
-        Column of the site names; default ``name`` (any case), else the first
-        text column, else ``"site <id>"``.  Names are kept verbatim (Cyrillic
-        included); a name given to several sites gets `` #<site_id>``.
-    what
-        Layer name for messages.
-
-    Raises
-    ------
-    DataError
-        If the layer is empty, holds no polygon, or lacks ``name_field``.
-    CRSError
-        If the layer has no CRS.
-    AlignmentError
-        If a site lies wholly outside the grid.
-
-    Examples
-    --------
-    >>> from leopardgeo.core.grid import Grid
-    >>> g = Grid.from_bounds((0, 0, 1000, 1000), cell_size_m=100, crs="EPSG:32652")
-    >>> s = gpd.GeoDataFrame({"название": ["Лазовский"]}, geometry=[shapely.box(0, 0, 500, 500)], crs=g.crs)
-    >>> prepare_sites(s, g)[["site_id", "name"]].to_dict("records")
-    [{'site_id': 1, 'name': 'Лазовский'}]
-    """
-    from leopardgeo.core.errors import AlignmentError
-
-    if sites is None or len(sites) == 0 or sites.geometry.isna().all():
-        msg = f"{what}: expected at least one site polygon, found an empty layer. Check the file and layer name."
-        raise DataError(msg)
-    gdf = to_analysis_crs(sites, grid.crs, what=what)
-    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
-    polys = gdf.geometry.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy()
-    if not polys.any():
-        kinds = sorted(set(gdf.geometry.geom_type))
-        msg = f"{what}: expected polygons (site footprints), found {kinds}. Buffer points or lines into areas first."
-        raise DataError(msg)
-    gdf = gdf[polys]
-    valid = shapely.is_valid(gdf.geometry.to_numpy())
-    geoms = np.where(valid, gdf.geometry.to_numpy(), shapely.make_valid(gdf.geometry.to_numpy()))
-    col = _name_column(gdf, name_field)
-    names = [
-        str(v) if col is not None and isinstance(v, str) and v.strip() else f"site {i + 1}"
-        for i, v in enumerate(gdf[col] if col is not None else [None] * len(gdf))
-    ]
-    seen: dict[str, int] = {}
-    for n in names:
-        seen[n] = seen.get(n, 0) + 1
-    names = [f"{n} #{i + 1}" if seen[n] > 1 else n for i, n in enumerate(names)]  # names key the outputs: unique
-    out = gpd.GeoDataFrame(
-        {"site_id": np.arange(1, len(gdf) + 1, dtype="int64"), "name": names}, geometry=list(geoms), crs=grid.crs
-    )
-    inside = out.geometry.intersects(shapely.box(*grid.bounds)).to_numpy()
-    if not inside.all():
-        bad = out.loc[~inside, "name"].tolist()
-        msg = (
-            f"{what}: expected every site inside the analysis grid {tuple(round(v) for v in grid.bounds)}, found "
-            f"{bad[:5]} outside. Check the layer's CRS, or drop those sites."
-        )
-        raise AlignmentError(msg)
-    return out
-
-
-def site_masks(sites: gpd.GeoDataFrame, grid: Grid, valid: np.ndarray | None = None) -> list[np.ndarray]:
-    """Boolean raster of each site: cells whose centre lies inside it (and valid).
-
-    Raises
-    ------
-    DataError
-        If a site covers no valid cell (smaller than a cell, or on water / no data).
-    """
-    out = []
-    for name, geom in zip(sites["name"], sites.geometry, strict=True):
-        m = rasterize([(geom, 1)], out_shape=grid.shape, transform=grid.transform, fill=0, dtype="uint8").astype(bool)
-        if valid is not None:
-            m &= valid
-        if not m.any():
-            msg = (
-                f"site {name!r}: expected at least one valid cell centre inside the polygon, found none "
-                f"(smaller than a {grid.cell_size_m:g} m cell, or on water / outside the study area). "
-                "Enlarge the polygon or use a finer grid."
-            )
-            raise DataError(msg)
-        out.append(m)
-    return out
-
-
-@dataclass(frozen=True)
-class SourceRegion:
-    """The source population: its name, cells, outline and the patches it lies in."""
-
-    name: str
-    mask: np.ndarray
-    geometry: Any
-    patch_ids: tuple[int, ...]
-    kind: str  #: "protected_area" or "patch"
-
-
-def find_source(
-    grid: Grid,
-    *,
-    labels: np.ndarray,
-    patches: gpd.GeoDataFrame,
-    protected_areas: gpd.GeoDataFrame | None = None,
-    name: str | None = DEFAULT_SOURCE,
-    valid: np.ndarray | None = None,
-) -> SourceRegion:
-    """The source population: the protected area(s) whose name contains ``name``, else the largest patch.
-
-    Names are matched case-insensitively in ``NAME``, ``name`` and ``ORIG_NAME``.
-
-    Examples
-    --------
-    >>> from leopardgeo.core.grid import Grid
-    >>> g = Grid.from_bounds((0, 0, 400, 100), cell_size_m=100, crs="EPSG:32652")
-    >>> lab = np.array([[1, 1, 0, 2]], dtype="int32")
-    >>> p = gpd.GeoDataFrame({"patch_id": [1, 2], "area_ha": [2.0, 1.0], "name": ["", ""]},
-    ...                      geometry=[shapely.box(0, 0, 200, 100), shapely.box(300, 0, 400, 100)], crs=g.crs)
-    >>> src = find_source(g, labels=lab, patches=p, protected_areas=None)
-    >>> src.kind, src.patch_ids, src.mask.astype(int).tolist()
-    ('patch', (1,), [[1, 1, 0, 0]])
-    """
-    valid = np.ones(grid.shape, bool) if valid is None else valid
-    if name and protected_areas is not None and len(protected_areas):
-        hit = np.zeros(len(protected_areas), bool)
-        for col in ("NAME", "name", "ORIG_NAME"):
-            if col in protected_areas.columns:
-                hit |= protected_areas[col].astype(str).str.contains(name, case=False, regex=False).to_numpy()
-        if hit.any():
-            pa = protected_areas[hit]
-            geom = shapely.union_all(pa.geometry.to_numpy())
-            mask = rasterize([(geom, 1)], out_shape=grid.shape, transform=grid.transform, fill=0, dtype="uint8").astype(bool)
-            mask &= valid
-            if mask.any():
-                ids = _holding_patches(labels, mask)
-                label = "; ".join(dict.fromkeys(pa["NAME"].astype(str) if "NAME" in pa.columns else [name]))
-                return SourceRegion(label, mask, geom, ids, "protected_area")
-        logger.warning("source %r: no protected area of that name in the study area; using the largest patch", name)
-    if patches is None or len(patches) == 0:
-        msg = (
-            f"source population: expected a protected area named like {name!r} or at least one habitat patch, "
-            "found neither. Set [sites] source to a protected-area name of [inputs] protected_areas."
-        )
-        raise DataError(msg)
-    big = patches.sort_values(["area_ha", "patch_id"], ascending=[False, True]).iloc[0]
-    pid = int(big["patch_id"])
-    label = str(big.get("name", "") or f"patch {pid}")
-    return SourceRegion(label, labels == pid, big.geometry, (pid,), "patch")
-
-
-def _holding_patches(labels: np.ndarray, mask: np.ndarray, share: float = 0.1) -> tuple[int, ...]:
-    """Patches holding at least ``share`` of the cells of ``mask`` (at least the one holding most)."""
-    lab = labels[mask]
-    lab = lab[lab > 0]
-    if lab.size == 0:
-        return ()
-    ids, counts = np.unique(lab, return_counts=True)
-    keep = counts >= share * mask.sum()
-    keep[np.argmax(counts)] = True
-    return tuple(int(v) for v in ids[keep])
-
-
-def _subgrid(grid: Grid, mask: np.ndarray, pad: int = 1) -> tuple[Grid, tuple[slice, slice]]:
-    """The smallest window of ``grid`` holding every True cell of ``mask`` (plus ``pad`` cells)."""
-    rows, cols = _window(mask, pad)
-    r0, r1 = rows.start, min(grid.height, rows.stop)
-    c0, c1 = cols.start, min(grid.width, cols.stop)
-    t = grid.transform * Affine.translation(c0, r0)
-    return Grid(grid.crs, t, (r1 - r0, c1 - c0)), (slice(r0, r1), slice(c0, c1))
 
 
 # --------------------------------------------------------------------------- per-site measures
@@ -1028,222 +843,6 @@ class SiteResult:
             "sites": json_records(rows),
             "rank_stability": json_records(self.stability),
         }
-
-
-def simulate(*args: Any, **kwargs: Any) -> Any:
-    """The population simulation of one release site: :func:`leopardgeo.stages.simulate.simulate_site`, re-exported.
-
-    Examples
-    --------
-    >>> from leopardgeo.stages.simulate import SimulationParams
-    >>> p = SimulationParams(founders_female=20, founders_male=20, density_limit=False, n_runs=20, years=5)
-    >>> simulate(None, None, None, params=p).adults.shape
-    (20, 6)
-    """
-    from leopardgeo.stages.simulate import simulate_site
-
-    return simulate_site(*args, **kwargs)
-
-
-def _window(mask: np.ndarray, pad: int) -> tuple[slice, slice]:
-    """Row and column slices of the bounding box of ``mask``'s True cells, ``pad`` cells wider (clipped at 0)."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    return slice(max(0, rows[0] - pad), rows[-1] + 1 + pad), slice(max(0, cols[0] - pad), cols[-1] + 1 + pad)
-
-
-def simulate_sites(
-    sites: pd.DataFrame,
-    masks: Mapping[int, np.ndarray],
-    *,
-    suitability: np.ndarray,
-    resistance: np.ndarray,
-    labels: np.ndarray,
-    grid: Grid,
-    source: SourceRegion,
-    params: Any,
-    territories: Any = None,
-    quality: np.ndarray | None = None,
-    min_suitability: float = 0.5,
-    territory: Mapping[str, Any] | None = None,
-    margin_m: float = 25_000.0,
-    seed: int = 0,
-    workers: int | None = None,
-    compare_corridors: bool = False,
-    scenario_resistance: np.ndarray | None = None,
-) -> dict[str, Any]:
-    """Simulate the population released in each site (:func:`leopardgeo.stages.simulate.simulate_site`).
-
-    The landscape is ``territories`` (a :class:`~leopardgeo.stages.territories.TerritoryResult`
-    on ``grid``, e.g. from the territories stage) when given, restricted to
-    territories within half the site's ``cwd_to_source`` plus ``margin_m`` of
-    the site or the source; otherwise territories are packed with
-    ``territory`` on ``quality`` (default: suitability) over the habitat
-    (patch cells or suitability >= ``min_suitability``) of the bounding box
-    of the site and the source plus ``margin_m``.  The source's territories
-    start occupied (``params.source_fill``) and exchange dispersers with the
-    site.
-
-    Parameters
-    ----------
-    sites
-        Rows with ``site_id`` and ``name``; each is simulated.
-    masks
-        ``{site_id: boolean raster of the site}``.
-    params
-        A :class:`leopardgeo.stages.simulate.SimulationParams`.
-    compare_corridors
-        Also simulate each site with no corridor to the source (and with
-        ``scenario_resistance``, a scenario's resistance raster on ``grid``,
-        when given); the results go to each result's ``corridor_results``
-        (:func:`leopardgeo.stages.simulate.simulate_corridors`, same seeds).
-
-    Returns
-    -------
-    dict
-        ``{site name: SimulationResult}``; a site holding no female territory
-        is left out (logged).
-    """
-    from dataclasses import replace as _replace
-
-    from leopardgeo.stages.simulate import simulate_site, simulate_site_corridors
-
-    territory = dict(territory or {})
-    res = np.asarray(resistance, dtype=np.float64)
-    suit = np.asarray(suitability, dtype=np.float64)
-    qual = suit if quality is None else np.asarray(quality, dtype=np.float64)
-    row_cwd = dict(zip(sites["site_id"].astype(int), sites["cwd_to_source"], strict=True)) if "cwd_to_source" in sites else {}
-    out: dict[str, Any] = {}
-    for sid, name in zip(sites["site_id"], sites["name"], strict=True):
-        site = masks[int(sid)]
-        within = None
-        if territories is not None and getattr(territories, "grid", None) is not None and territories.grid.same_as(grid):
-            terr, r_w, site_w, src_w = territories, res, site, source.mask
-            scen_w = scenario_resistance
-            # keep the territories within reach: every cell of a least-cost path site-source lies within half its
-            # cost of one end, plus the margin
-            half = 0.5 * float(row_cwd.get(int(sid), math.inf))
-            within = (half if math.isfinite(half) else 0.0) + margin_m
-        else:
-            sub, win = _subgrid(grid, site | source.mask, math.ceil(margin_m / grid.cell_size_m))
-            q = qual[win]
-            s_w = np.nan_to_num(suit[win], nan=-1.0)
-            habitat = ((labels[win] > 0) | (s_w >= min_suitability)) & np.isfinite(q) & np.isfinite(res[win])
-            terr = pack_territories(np.where(habitat, q, np.nan), res[win], sub, habitat=habitat, seed=seed, **territory)
-            r_w, site_w, src_w = res[win], site[win], source.mask[win]
-            scen_w = None if scenario_resistance is None else np.asarray(scenario_resistance, dtype=np.float64)[win]
-        try:
-            if compare_corridors and params.density_limit:
-                runs = simulate_site_corridors(
-                    terr, r_w, site_w, src_w, params, scenario_resistance=scen_w, within_cost_m=within, workers=workers
-                )
-                today = runs.pop("today")
-                out[str(name)] = _replace(today, corridor_results=runs)
-            else:
-                out[str(name)] = simulate_site(terr, r_w, site_w, src_w, params, within_cost_m=within, workers=workers)
-        except DataError as exc:
-            logger.warning("simulation of site %s skipped: %s", name, exc)
-    return out
-
-
-def simulation_columns(results: Mapping[str, Any]) -> pd.DataFrame:
-    """Per simulated site: persistence, heterozygosity retained and dispersers, with and without the corridor.
-
-    Persistence at 25 / 50 / 100 years (NaN beyond the horizon), mean
-    dispersers, median heterozygosity retained at 50 years, and the same with
-    no corridor when compared.
-    """
-    rows = []
-    for name, r in results.items():
-        n_years = r.adults.shape[1] - 1
-        row = {
-            "name": name,
-            "persistence_25y": r.persistence_at(25) if n_years >= 25 else math.nan,
-            "persistence_50y": r.persistence_at(50) if n_years >= 50 else math.nan,
-            "persistence_100y": r.persistence_at(100) if n_years >= 100 else math.nan,
-            "het_retained_50y": math.nan,
-            "dispersers_to_source": float(np.mean(r.to_source)),
-            "dispersers_from_source": float(np.mean(r.from_source)),
-            "persistence_50y_no_corridor": math.nan,
-            "het_retained_50y_no_corridor": math.nan,
-        }
-        if n_years >= 50:
-            h = r.horizon(50)["heterozygosity_retained"]["median"]
-            row["het_retained_50y"] = math.nan if h is None else h
-            nc = getattr(r, "corridor_results", {}).get("no_corridor")
-            if nc is not None:
-                row["persistence_50y_no_corridor"] = nc.persistence_at(50)
-                h = nc.horizon(50)["heterozygosity_retained"]["median"]
-                row["het_retained_50y_no_corridor"] = math.nan if h is None else h
-        rows.append(row)
-    cols = ["name", "persistence_25y", "persistence_50y", "persistence_100y", "het_retained_50y", "dispersers_to_source",
-            "dispersers_from_source", "persistence_50y_no_corridor", "het_retained_50y_no_corridor"]  # fmt: skip
-    return pd.DataFrame(rows, columns=cols)
-
-
-def simulation_table(results: Mapping[str, Any]) -> pd.DataFrame:
-    """The report's viability table: one row per site and corridor (today, no corridor, scenario).
-
-    Persistence, median adults and heterozygosity retained (5-95 % intervals)
-    at 25, 50 and 100 years, median inbreeding, the first year the mean
-    inbreeding passes the threshold, migrants per generation; from
-    :meth:`leopardgeo.stages.simulate.SimulationResult.table`.
-    """
-    frames = [r.table().assign(site=name) for name, r in results.items()]
-    if not frames:
-        return pd.DataFrame(columns=["site", "corridor"])
-    out = pd.concat(frames, ignore_index=True)
-    return out[["site", *[c for c in out.columns if c != "site"]]]
-
-
-def simulation_report(results: Mapping[str, Any], site_ids: Mapping[str, int] | None = None) -> dict[str, Any]:
-    """``simulation.json``: per site the simulation's summary (``to_dict``) and the viability table.
-
-    Per site the summary with the flat columns of :func:`simulation_columns`;
-    ``table``: the rows of :func:`simulation_table`.  No timings: two runs of
-    one config write the same file.
-    """
-    flat = simulation_columns(results).set_index("name")
-    sites = {}
-    for name, r in results.items():
-        d = r.to_dict()
-        d |= {k: (None if not math.isfinite(v) else v) for k, v in flat.loc[name].items()}
-        if site_ids is not None and name in site_ids:
-            d["site_id"] = int(site_ids[name])
-        sites[name] = d
-    return {"sites": sites, "table": json_records(simulation_table(results))}
-
-
-def plot_simulations(results: Mapping[str, Any], path: Any) -> Any:
-    """``simulation.png``: per simulated site, population (left) and genetics (right); written atomically.
-
-    Left: trajectories and persistence; right: heterozygosity retained and
-    inbreeding for every corridor compared.
-    """
-    from pathlib import Path
-
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from leopardgeo.stages.simulate import plot_genetics, plot_trajectories
-
-    n = max(1, len(results))
-    fig = Figure(figsize=(13, 4.6 * n), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(n, 2, squeeze=False)
-    for (ax, ax_g), (name, r) in zip(axes, results.items(), strict=False):
-        parts = [f"{r.adults.shape[0]} runs"] + [
-            f"P({y} y) = {r.persistence_at(y):.2f}" for y in (25, 50, 100) if y < r.adults.shape[1]
-        ]
-        plot_trajectories(r, ax=ax, title=f"{name}: " + ", ".join(parts))
-        plot_genetics(r, ax=ax_g, title=f"{name}: genetics by corridor (modelled)")
-    if not results:
-        axes[0, 0].text(0.5, 0.5, "no site simulated", ha="center", va="center")
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, dpi=110, format="png")
-    tmp.replace(path)
-    return path
 
 
 # ---------------------------------------------------------------------- config section
