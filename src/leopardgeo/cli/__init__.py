@@ -228,7 +228,8 @@ def ensemble(
     5-95 %), ensemble.gpkg (styled), corridor_frequency.tif,
     ensemble_draws.csv, ensemble.json and ensemble_report.md.  An interrupted
     ensemble resumes from the draws in OUT/ensemble_draws.  Without CONFIG:
-    the demo with max_resistance in [50, 200] and shape_c in [4, 12].
+    the demo with max_resistance in [50, 200], shape_c in [4, 12] and
+    illustrative standard errors on the forest and elevation coefficients.
 
     \b
     Examples:
@@ -246,7 +247,10 @@ def ensemble(
         cfg = load_config(config, over=demo_config())
     else:
         cfg = demo_config()
-        cfg = cfg.replace(ensemble=EnsembleConfig(max_resistance=(50.0, 200.0), shape_c=(4.0, 12.0)))
+        # illustrative ranges and standard errors (modelled, not published): see docs/parallel.md
+        se = {"forest": 0.75, "elevation_km": 0.5}
+        demo = EnsembleConfig(max_resistance=(50.0, 200.0), shape_c=(4.0, 12.0), coefficient_se=se)
+        cfg = cfg.replace(ensemble=demo)
     if draws is not None:
         cfg = cfg.replace(ensemble=dc.replace(cfg.ensemble, draws=draws))
     cfg = _with_executor(cfg, workers=workers, scheduler=scheduler, threads=threads)
