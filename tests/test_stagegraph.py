@@ -210,7 +210,7 @@ def test_a_stage_command_into_a_run_folder_keeps_every_stage_and_recomputes_only
     recomputed = [n for n in everything if n not in third.reused]
     downstream = ["links", "corridors", "circuit", "pinch_points", "barriers", "metrics", "crossborder", "scores", "sites"]
     assert recomputed == downstream
-    assert third.reused == ["inputs", "habitat", "resistance", "patches", "territories"]
+    assert third.reused == ["inputs", "habitat", "resistance", "patches", "omniscape", "territories"]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["stages"]["links"]["reused"] is False and manifest["stages"]["territories"]["reused"] is True
     assert third.graph is not None and third.graph.number_of_edges() != result.graph.number_of_edges()

@@ -13,14 +13,7 @@ PAGE = Path(__file__).resolve().parents[1] / "docs" / "validation.md"
 #: Targets the demo does not meet yet (docs/validation.md, "Known gaps"). Each is an expected failure that
 #: turns into a test failure (xfail_strict) as soon as the demo meets it, so this list stays true.
 KNOWN_GAPS = {
-    "habitat in patches ≥ 5,000 ha, Russia",
-    "habitat in patches ≥ 5,000 ha, China",
-    "Land of the Leopard NP in habitat",
-    "Kedrovaya Pad in habitat",
-    "NE China Tiger and Leopard NP in habitat",
     "Lazovsky / Zov Tigra site in habitat",
-    "capacity, Russia",
-    "capacity, China",
 }
 
 

@@ -228,7 +228,8 @@ def ensemble(
     5-95 %), ensemble.gpkg (styled), corridor_frequency.tif,
     ensemble_draws.csv, ensemble.json and ensemble_report.md.  An interrupted
     ensemble resumes from the draws in OUT/ensemble_draws.  Without CONFIG:
-    the demo with max_resistance in [50, 200] and shape_c in [4, 12].
+    the demo with max_resistance in [50, 200], shape_c in [4, 12] and
+    illustrative standard errors on the forest and elevation coefficients.
 
     \b
     Examples:
@@ -246,7 +247,10 @@ def ensemble(
         cfg = load_config(config, over=demo_config())
     else:
         cfg = demo_config()
-        cfg = cfg.replace(ensemble=EnsembleConfig(max_resistance=(50.0, 200.0), shape_c=(4.0, 12.0)))
+        # illustrative ranges and standard errors (modelled, not published): see docs/parallel.md
+        se = {"forest": 0.75, "elevation_km": 0.5}
+        demo = EnsembleConfig(max_resistance=(50.0, 200.0), shape_c=(4.0, 12.0), coefficient_se=se)
+        cfg = cfg.replace(ensemble=demo)
     if draws is not None:
         cfg = cfg.replace(ensemble=dc.replace(cfg.ensemble, draws=draws))
     cfg = _with_executor(cfg, workers=workers, scheduler=scheduler, threads=threads)
@@ -321,6 +325,99 @@ def _base_config(out_dir: Path) -> Any:
 
     earlier = out_dir / "run_config.toml"
     return load_config(earlier) if earlier.is_file() else demo_config()
+
+
+@cli.command()
+@click.argument("config", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@out_option
+@overwrite_option
+@click.option(
+    "--resistance",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Run on this resistance GeoTIFF instead of CONFIG (projected, metres; read band by band; needs --out).",
+)
+@click.option(
+    "--source",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="With --resistance: source strengths on its grid (default: 1 / resistance, Omniscape's source_from_resistance).",
+)
+@click.option("--radius-m", type=float, default=None, help="Window radius in metres (default: [omniscape] radius_m, 10 km).")
+@click.option("--block-size", type=int, default=None, help="Odd block size in cells (default: [omniscape] block_size, 9).")
+@click.option("--source-threshold", type=float, default=None, help="Sources below this are 0 (with --resistance: 0).")
+@executor_options
+@click.pass_context
+def omniscape(
+    ctx: click.Context,
+    config: Path | None,
+    out: Path | None,
+    overwrite: bool,
+    resistance: Path | None,
+    source: Path | None,
+    radius_m: float | None,
+    block_size: int | None,
+    source_threshold: float | None,
+    workers: int | None,
+    scheduler: str | None,
+    threads: int | None,
+) -> None:
+    r"""Omnidirectional connectivity (Omniscape): moving-window circuits, no patches needed.
+
+    Without --resistance: runs the stages Omniscape needs (inputs, habitat,
+    resistance) of CONFIG (default: the embedded Amur study area, sources
+    from the habitat suitability) with [omniscape] on, and writes
+    omniscape_current.tif, omniscape_flow_potential.tif,
+    omniscape_normalized.tif (styled for QGIS) and omniscape.json into the run
+    folder.  With --resistance (and --source): the same maps of those
+    GeoTIFFs, read band by band, written into --out all or nothing.  Bands of
+    windows run on local threads, or with --workers / --scheduler on a Dask
+    cluster; the maps are the same either way.  Conventions and options:
+    docs/circuit.md.
+
+    \b
+    Examples:
+      leopardgeo omniscape --out out_omni --overwrite
+      leopardgeo omniscape --resistance r.tif --source s.tif --radius-m 5000 --block-size 5 --out omni
+    """
+    import dataclasses
+
+    from leopardgeo.core.errors import ConfigError
+    from leopardgeo.core.executor import ExecutorConfig, get_executor
+
+    given = {"radius_m": radius_m, "block_size": block_size, "source_threshold": source_threshold}
+    over: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    if resistance is None:
+        if source is not None:
+            msg = "--source: expected it with --resistance, found it alone. Give --resistance too, or neither."
+            raise ConfigError(msg)
+
+        def edit(cfg: Any) -> Any:
+            cfg = _with_executor(cfg, workers=workers, scheduler=scheduler, threads=threads)
+            return cfg.replace(omniscape=dataclasses.replace(cfg.omniscape, **over))
+
+        targets = ("patches", "omniscape")  # the patches outline the report's map
+        run = _run_stage(
+            ctx, config, out, overwrite, targets, ("omniscape.json",), "Omniscape maps", enable=("omniscape",), edit=edit
+        )
+        written = [run.out_dir / n for n in ("omniscape_current.tif", "omniscape.json")]
+    else:
+        from leopardgeo.runner.omniscape import run_omniscape_files
+        from leopardgeo.stages.omniscape import OmniscapeConfig, OmniscapeSource
+
+        if out is None or config is not None:
+            msg = "--resistance: expected an output folder (--out) and no CONFIG, found " + (
+                "no --out." if out is None else f"CONFIG {config}."
+            )
+            raise ConfigError(msg)
+        kw: dict[str, Any] = {"source_threshold": 0.0, **over}  # Omniscape's default for a source file: every source > 0
+        if source is None:
+            kw["source"] = OmniscapeSource.RESISTANCE
+        cfg = OmniscapeConfig(**kw)
+        with get_executor(ExecutorConfig(), workers=workers, scheduler=scheduler, threads=threads) as ex:
+            written = run_omniscape_files(resistance, out_dir=out, cfg=cfg, source=source, overwrite=overwrite, executor=ex)
+    if ctx.obj["verbosity"] >= 0:
+        _console().print("Written: " + ", ".join(str(p) for p in written))
 
 
 @cli.command()
@@ -737,7 +834,8 @@ def _print_comparisons(con: Any, docs: list[dict]) -> None:
         "PC (probability of connectivity) and EC (equivalent connected area) count the habitat a leopard can reach, "
         "inside patches as well as between them, so a costlier route between two large patches can move them little: "
         "read the links too. costlier: the cheapest path costs more (×: cost after / before; links_change.csv). "
-        "merged: the two patches became one. gained: a new neighbour after paths reroute, usually long. "
+        "merged: the two patches became one (PC / EC then count them as one block of habitat, which alone can move them "
+        "by tens of per cent). gained: a new neighbour after paths reroute, usually long. "
         "Illustrative scenarios use made-up geometry to show the method."
     )
 
@@ -974,6 +1072,7 @@ def _run_stage(
     *,
     enable: tuple[str, ...] = (),
     check: Callable[[Any], None] | None = None,
+    edit: Callable[[Any], Any] | None = None,
 ) -> _StageRun:
     """Run the stage ``targets`` of CONFIG (default: the demo), with the config ``enable`` sections switched on.
 
@@ -981,7 +1080,8 @@ def _run_stage(
     Into the folder of an earlier run, the stages of that run run too: unchanged ones are reused, those
     depending on a change are recomputed, so nothing the run holds is lost or left stale; CONFIG (if given)
     completes the run's effective config.  Refuses before any work when ``report_files`` of an earlier run are
-    in the output folder and ``--overwrite`` was not given; ``check`` may refuse the configuration first.
+    in the output folder and ``--overwrite`` was not given; ``edit`` may change the configuration and ``check``
+    refuse it first.
     """
     from leopardgeo.core.errors import OutputExistsError
     from leopardgeo.runner.pipeline import run as run_pipeline
@@ -991,6 +1091,8 @@ def _run_stage(
     base = _base_config(folder)
     cfg = load_config(config, over=base) if config else base
     cfg = cfg.replace(**{name: dataclasses.replace(getattr(cfg, name), enabled=True) for name in enable})
+    if edit is not None:
+        cfg = edit(cfg)
     if check is not None:
         check(cfg)
     quiet = ctx.obj["verbosity"] < 0

@@ -524,9 +524,17 @@ def _absolute_paths(value: Any, folder: Path) -> Any:
         return {k: _absolute_paths(v, folder) for k, v in value.items()}
     if isinstance(value, list):
         return [_absolute_paths(v, folder) for v in value]
-    if isinstance(value, str) and value and not Path(value).is_absolute() and (folder / value).is_file():
+    if isinstance(value, str) and value and not Path(value).is_absolute() and _is_file(folder / value):
         return str((folder / value).resolve())
     return value
+
+
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a file; False for text that cannot be a path (too long, a NUL byte), e.g. a description."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def decode_utf8(raw: bytes, what: str) -> str:

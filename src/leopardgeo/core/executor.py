@@ -417,6 +417,12 @@ class Executor:
         """Send a large object (an array, a grid) to the workers once; put the handle in task items."""
         raise NotImplementedError
 
+    def task_memory_bytes(self) -> int:
+        """Memory one task may use when every slot is busy (for up-front checks, :mod:`leopardgeo.core.memory`)."""
+        from leopardgeo.core.memory import available_bytes
+
+        return int(available_bytes() // max(1, self.slots))
+
     def release(self, handle: Shared[Any]) -> None:
         """Forget a shared object (a no-op for local threads)."""
 
@@ -585,15 +591,20 @@ class DaskExecutor(Executor):
                 mem: Any = "auto"
                 if config.memory_limit_gb is not None:
                     mem = int(config.memory_limit_gb * 1e9)
-                self._cluster = distributed.LocalCluster(
-                    n_workers=config.workers,
-                    threads_per_worker=threads,
-                    processes=True,
-                    memory_limit=mem,
-                    dashboard_address=":0",  # a free port: several runs may share a machine
-                    env=_worker_env(max(1, cores // (config.workers * threads))),
-                    silence_logs=logging.ERROR,
-                )
+                import dask
+
+                # no heartbeat deadline: a worker busy in one long compiled call, or starved on a loaded machine,
+                # is not restarted (a restart loses the data share() scattered to it)
+                with dask.config.set({"distributed.scheduler.worker-ttl": None}):
+                    self._cluster = distributed.LocalCluster(
+                        n_workers=config.workers,
+                        threads_per_worker=threads,
+                        processes=True,
+                        memory_limit=mem,
+                        dashboard_address=":0",  # a free port: several runs may share a machine
+                        env=_worker_env(max(1, cores // (config.workers * threads))),
+                        silence_logs=logging.ERROR,
+                    )
                 self.client = distributed.Client(self._cluster, set_as_default=False)
                 self.client.wait_for_workers(config.workers, timeout=CONNECT_TIMEOUT)  # so share() reaches them all
         except (OSError, TimeoutError) as exc:
@@ -610,6 +621,16 @@ class DaskExecutor(Executor):
         """Worker threads of the cluster (tasks that run at the same time)."""
         info = self.client.nthreads()
         return max(1, sum(info.values()))
+
+    def task_memory_bytes(self) -> int:
+        """The smallest worker's memory limit over its threads (workers without a limit: this machine's memory)."""
+        from leopardgeo.core.memory import available_bytes
+
+        per = []
+        for w in self.client.scheduler_info().get("workers", {}).values():
+            limit = int(w.get("memory_limit") or 0) or available_bytes()
+            per.append(limit // max(1, int(w.get("nthreads", 1))))
+        return min(per) if per else available_bytes()
 
     def _cores_per_task(self) -> int:
         if self._cluster is not None:

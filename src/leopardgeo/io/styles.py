@@ -101,6 +101,9 @@ RASTER_STYLES: dict[str, str] = {
     "current": "singlebandpseudocolor, viridis",
     "pinchpoints": "singlebandpseudocolor, viridis",
     "barriers": "singlebandpseudocolor, viridis",
+    "omniscape_current": "singlebandpseudocolor, viridis",
+    "omniscape_flow_potential": "singlebandpseudocolor, viridis",
+    "omniscape_normalized": "singlebandpseudocolor, diverging blue - pale yellow at 1 - red (impeded / as expected / channelled)",
     "patches": "paletted, one colour per patch id",
     "allocation": "paletted, one colour per patch id",
     "territories": "paletted: 1 female only, 2 male only, 3 both",
@@ -116,6 +119,7 @@ _NS = uuid.UUID("6f1e1d2a-5c8e-4f0b-9a57-2f1a3c4b5d6e")  # deterministic rule ke
 _VIRIDIS = ("#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779", "#6ece58", "#b5de2b", "#fde725")
 _MAGMA = ("#fcfdbf", "#fec287", "#fb8761", "#e55064", "#b5367a", "#812581", "#4f127b", "#1c1044")
 _YLGN = ("#ffffcc", "#d9f0a3", "#addd8e", "#78c679", "#41ab5d", "#238443", "#005a32")
+_RDYLBU_R = ("#313695", "#4575b4", "#74add1", "#abd9e9", "#ffffbf", "#fdae61", "#f46d43", "#d73027", "#a50026")
 _REDS = ("#fee5d9", "#fcbba1", "#fc9272", "#fb6a4a", "#de2d26", "#a50f15")
 _QUALITATIVE = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
@@ -894,6 +898,12 @@ def _pseudocolor(values: np.ndarray, stem: str) -> ET.Element:
     n = len(colors)
     if stem == "resistance" and lo > 0:  # log-spaced stops: resistance spans orders of magnitude
         stops = np.geomspace(lo, hi, n)
+    elif stem == "omniscape_normalized":  # diverging at 1: current as the landscape's geometry alone would give
+        colors = list(_RDYLBU_R)
+        lo, hi = min(lo, 0.99), max(hi, 1.01)
+        half = len(colors) // 2
+        stops = np.concatenate([np.linspace(lo, 1.0, half + 1), np.linspace(1.0, hi, half + 1)[1:]])
+        n = len(colors)
     else:
         stops = np.linspace(lo, hi, n)
     r = ET.Element(

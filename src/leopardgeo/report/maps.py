@@ -77,6 +77,7 @@ __all__ = [
     "map_cwd",
     "map_links",
     "map_patches",
+    "map_omniscape",
     "map_pinchpoints",
     "map_resistance",
     "map_sites",
@@ -875,6 +876,46 @@ def map_pinchpoints(run_dir: str | Path, *, ax: Axes | None = None) -> Figure:
     )
 
 
+def map_omniscape(run_dir: str | Path, *, ax: Axes | None = None) -> Figure:
+    """Omniscape's normalised current (``omniscape_normalized.tif``; else the cumulative current), patches as outlines.
+
+    Normalised current = cumulative current / flow potential: blue where the
+    landscape impedes movement (< 1), pale yellow where current flows as the
+    geometry alone would give (1), red where it is channelled (> 1), on a
+    log scale centred at 1.
+    """
+    run = _Run(run_dir)
+    if run.has("omniscape_normalized.tif"):
+
+        def norm(d: np.ma.MaskedArray) -> Normalize:
+            vals = d.compressed()
+            vals = vals[vals > 0]
+            lo, hi = np.percentile(vals, [2, 98]) if vals.size else (0.5, 2.0)
+            span = max(abs(np.log10(max(lo, 1e-6))), abs(np.log10(max(hi, 1e-6))), 0.05)
+            return LogNorm(10**-span, 10**span)
+
+        return _raster_map(
+            run_dir,
+            ax,
+            "omniscape_normalized.tif",
+            title="Omnidirectional connectivity (Omniscape, normalised current)",
+            label="current / flow potential (log scale; < 1 impeded, > 1 channelled)",
+            cmap="RdYlBu_r",
+            norm=norm,
+            overlay=lambda run, ax: _patch_outlines(run, ax, color="#1b5e20", lw=0.9),
+        )
+    return _raster_map(
+        run_dir,
+        ax,
+        "omniscape_current.tif",
+        title="Omnidirectional connectivity (Omniscape, cumulative current)",
+        label="cumulative current (A, log scale)",
+        cmap="magma_r",
+        norm=lambda d: _log_norm(d, 5, 99.5, decades=3.0),
+        overlay=lambda run, ax: _patch_outlines(run, ax, color="#1b5e20", lw=0.9),
+    )
+
+
 def _link_labels(gdf: gpd.GeoDataFrame) -> list[str]:
     """``"a-b"`` for rows with ``patch_a`` / ``patch_b`` (or ``from_id`` / ``to_id``), else the row number."""
     for a, b in (("patch_a", "patch_b"), ("from_id", "to_id")):
@@ -1140,6 +1181,7 @@ MAPS: dict[str, tuple[Callable[..., Figure], tuple[str, ...]]] = {
     "corridors": (map_corridors, ("corridors.tif",)),
     "current": (map_current, ("current.tif",)),
     "pinchpoints": (map_pinchpoints, ("pinchpoints.tif",)),
+    "omniscape": (map_omniscape, ("omniscape_normalized.tif", "omniscape_current.tif")),
     "barriers": (map_barriers, ("barriers.tif", "barriers")),
     "border": (map_border, ("border_permeability", "border_crossings")),
     "territories": (map_territories, ("territories", "territories.tif")),

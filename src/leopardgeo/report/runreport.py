@@ -300,6 +300,10 @@ _MAP_CAPTIONS = {
     "corridors": "Normalised least-cost corridors (low = close to the least-cost path).",
     "current": "Cumulative current density (circuit theory).",
     "pinchpoints": "Pinch points: current inside each truncated corridor.",
+    "omniscape": (
+        "Omniscape normalised current (modelled): current over flow potential; blue = impeded, red = channelled "
+        "movement, independent of the patches."
+    ),
     "barriers": "Barrier Mapper: where restoring resistance would shorten links most.",
     "border": "Border crossings of least-cost paths and the border permeability profile.",
     "territories": "Packed territories by sex (modelled).",
@@ -599,6 +603,38 @@ def _barrier_section(run: _RunFolder, report: Report) -> Section | None:
     return s
 
 
+def _omniscape_section(run: _RunFolder, report: Report) -> Section | None:
+    doc = run.json("omniscape.json")
+    report.summary["omniscape"] = doc
+    if doc is None:
+        return None
+    s = Section("Omnidirectional connectivity (Omniscape)", anchor="omniscape")
+    cell = float(doc.get("cell_size_m", float("nan")))
+    rows = [
+        ("window radius", f"{doc['radius_cells'] * cell / 1000:,.1f} km ({doc['radius_cells']} cells)"),
+        ("target blocks", f"{doc['block_size']} x {doc['block_size']} cells"),
+        ("sources", str(doc.get("source", ""))),
+        ("windows solved", f"{doc['n_targets']:,}"),
+    ]
+    seconds = ((run.json("manifest.json") or {}).get("timings_s") or {}).get("omniscape")
+    if seconds is not None:
+        rows.append(("time", f"{seconds:,.1f} s"))
+    if "share_channelled" in doc:
+        rows.append(("cells with normalised current > 1 (channelled)", f"{100 * doc['share_channelled']:.1f} %"))
+    s.blocks.append(
+        Table(
+            pd.DataFrame(rows, columns=["item", "value"]),
+            "Omniscape run",
+            "Moving-window circuits (McRae et al. 2016; Omniscape.jl's conventions, Landau et al. 2021): every block of "
+            "habitat sends current to the sources within the radius, no patches needed. omniscape_current.tif holds the "
+            "cumulative current, omniscape_flow_potential.tif the same on a uniform landscape, omniscape_normalized.tif "
+            "their ratio (docs/circuit.md).",
+        )
+    )
+    s.blocks += _fig(report, "omniscape")
+    return s
+
+
 def _scenarios_section(run: _RunFolder, report: Report) -> Section | None:
     """One row per ``scenarios/<name>/compare.json`` (the run's ``[[scenarios]]``), in plain words."""
     folders = sorted(p for p in (run.dir / "scenarios").glob("*") if (p / "compare.json").is_file())
@@ -645,7 +681,8 @@ def _scenarios_section(run: _RunFolder, report: Report) -> Section | None:
               "connected area: both count the habitat a leopard can reach, inside patches as well as between them, so a "
               "costlier route between two large patches can move them little; read the links too. costlier: the cheapest "
               "path between the two patches costs more (×: cost after / before; cwd_ratio in links_change.csv). merged: "
-              "the scenario joined the two patches into one. gained: a new neighbour in the planar graph after paths "
+              "the scenario joined the two patches into one (PC / EC then count them as one block of habitat, which alone can "
+              "move them by tens of per cent). gained: a new neighbour in the planar graph after paths "
               "reroute, usually a long one; it does not make up for a lost or costlier link. adults reachable: the "
               "territories' adults in the patches linked to the source population's. "
               "ILLUSTRATIVE scenarios use made-up geometry to show the method; they are not plans.")
@@ -1248,6 +1285,7 @@ SECTIONS: tuple[Callable[[_RunFolder, Report], Section | None], ...] = (
     _connectivity_section,
     _crossborder_section,
     _barrier_section,
+    _omniscape_section,
     _scenarios_section,
     _capacity_section,
     _sites_section,
@@ -1308,7 +1346,9 @@ def build_report(out_dir: str | Path, maps: dict[str, Path] | None = None) -> Re
             },
             # every key is always present (null when the run has no such output), so readers need no key checks
             "findings": {},
-            **dict.fromkeys(("patches", "links", "connectivity", "crossborder", "barriers", "capacity", "sites", "simulation")),
+            **dict.fromkeys(
+                ("patches", "links", "connectivity", "crossborder", "barriers", "omniscape", "capacity", "sites", "simulation")
+            ),
             "maps": {},
             "files": [],
         }

@@ -42,6 +42,8 @@ from leopardgeo.runner.stagegraph import execute, resolve
 
 __all__ = [
     "ENSEMBLE_FILES",
+    "check_draw_memory",
+    "draw_bytes",
     "EnsembleResult",
     "draw_configs",
     "draw_parameters",
@@ -258,6 +260,46 @@ def summarise_links(draws: list[dict[str, Any]], base: dict[str, Any], *, robust
     return pd.DataFrame(out, columns=cols)
 
 
+# ---------------------------------------------------------------------- memory
+def draw_bytes(n_cells: int, stage_names: tuple[str, ...]) -> int:
+    """Approximate peak bytes of one draw: resistance and its temporaries, plus each stage it runs.
+
+    From :data:`leopardgeo.core.memory.RUN_BYTES_PER_CELL` (approximate, rounded up), plus the inputs,
+    suitability and patches every worker holds once (``inputs`` for four layers).
+
+    Examples
+    --------
+    >>> draw_bytes(1_000_000, ("links", "corridors"))
+    124000000
+    """
+    from leopardgeo.core.memory import RUN_BYTES_PER_CELL as B
+
+    per_cell = B["base"] + 4 * B["inputs"] + sum(B.get(s, 0.0) for s in stage_names)
+    return int(n_cells * per_cell)
+
+
+def check_draw_memory(grid: Any, stage_names: tuple[str, ...], ex: Executor) -> None:
+    """Refuse, before any draw runs, an ensemble whose draws cannot fit in a worker's memory per task.
+
+    Raises
+    ------
+    MemoryLimitError
+        With the estimate, the memory per task and the remedy.
+    """
+    from leopardgeo.core.memory import check_memory
+
+    n = int(np.prod(grid.shape))
+    check_memory(
+        draw_bytes(n, stage_names),
+        what=f"one ensemble draw ({n:,} cells; {', '.join(stage_names)}) on each of {ex.slots} task slots",
+        fix=(
+            "Use fewer threads per worker ([executor] threads), workers with more memory ([executor] "
+            "memory_limit_gb, or a cluster with bigger workers), fewer [ensemble] stages, or coarser cells."
+        ),
+        limit_bytes=ex.task_memory_bytes(),
+    )
+
+
 # ---------------------------------------------------------------------- the run
 def _key(cfg: Any, params: pd.DataFrame) -> str:
     h = hashlib.sha256(config_hash(cfg).encode())
@@ -345,6 +387,7 @@ def run_ensemble(
     own = executor is None
     ex = get_executor(cfg.executor) if own else executor
     try:
+        check_draw_memory(grid, stage_names, ex)
         shared = ex.share({k: base_ctx[k] for k in ("inputs", "suitability", "labels", "patches")})
         todo = [("base", cfg)] + [(f"{i:05d}", c) for i, c in enumerate(configs)]
         results: dict[str, dict[str, Any]] = {}

@@ -35,6 +35,7 @@ from leopardgeo.stages import (
     habitat,
     inputs,
     metrics,
+    omniscape,
     patches,
     pinchpoints,
     resistance,
@@ -95,6 +96,7 @@ STAGES: tuple[Stage, ...] = (
     circuit.STAGE,
     pinchpoints.STAGE,
     barrier_mapper.STAGE,
+    omniscape.STAGE,
     metrics.STAGE,
     crossborder.STAGE,
     territories.STAGE,
@@ -172,7 +174,7 @@ def demo_config(data_dir: str | Path | None = None) -> Any:
             protected_areas=VectorInput(path=gpkg, layer="protected_areas"),
             sites=VectorInput(path=gpkg, layer="sites"),
             settlements=VectorInput(path=gpkg, layer="settlements"),
-            covariates={"dec_temp_c": "dec_temp_c.tif"},
+            covariates={"dec_temp_c": "dec_temp_c.tif", "dec_precip_mm": "dec_precip_mm.tif"},
         ),
         # 17 habitat cores of up to 476,000 cells: one factor for all 136 pairs takes seconds, one network per
         # pair (Circuitscape's pairwise convention) minutes; docs/circuit.md compares the two.

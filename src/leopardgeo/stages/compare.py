@@ -358,8 +358,10 @@ def compare_runs(
 
     The summary holds ``PC_before`` / ``PC_after`` / ``PC_change_pct``, the same for ``EC_ha``, link counts by
     status, ``components_before`` / ``_after``, ``newly_isolated`` (baseline patches with links before and
-    none after), ``capacity_reachable_before`` / ``_after`` (adults reachable from the source,
-    :func:`reachable_capacity`) and ``sites_disconnected``.
+    none after), ``patches_split``, ``most_changed_link`` (a lost link, else the one whose cost rose most,
+    else the one whose cost fell most: ``patch_a``, ``patch_b``, ``status``, ``cwd_ratio``), ``patch_names``,
+    ``capacity_reachable_before`` / ``_after`` (adults reachable from the source, :func:`reachable_capacity`)
+    and ``sites_disconnected``.
     """
     pm = match_patches(base.labels, scen.labels)
     b2s = match_patches(scen.labels, base.labels)
@@ -378,10 +380,13 @@ def compare_runs(
     linked_after = {int(p) for p in links.loc[links["status"] != "lost", ["patch_a", "patch_b"]].to_numpy().ravel()}
     summary["newly_isolated"] = sorted(int(p) for p in deg0.index if int(p) not in linked_after)
     worst = links[links["status"].isin(["lengthened", "lost"])]
+    if not len(worst):  # nothing got worse: the link that improved most
+        worst = links[links["status"] == "shortened"].assign(cwd_ratio=lambda f: 1.0 / f["cwd_ratio"])
     if len(worst):
         w = worst.assign(r=worst["cwd_ratio"].fillna(math.inf)).sort_values(["r", "cwd_before"], ascending=[False, True]).iloc[0]
+        ratio = float(w["cwd_ratio"]) if w["status"] != "shortened" else 1.0 / float(w["cwd_ratio"])
         summary["most_changed_link"] = {"patch_a": int(w["patch_a"]), "patch_b": int(w["patch_b"]), "status": str(w["status"]),
-                                        "cwd_ratio": float(w["cwd_ratio"])}  # fmt: skip
+                                        "cwd_ratio": ratio}  # fmt: skip
     else:
         summary["most_changed_link"] = None
     summary["patches_before"] = len(base.nodes)

@@ -354,7 +354,8 @@ def _window_polygon(mask: np.ndarray, grid: Grid, row0: int, col0: int) -> shape
     """Exact cell outlines of the True cells of a window, dissolved into one MultiPolygon."""
     t = grid.transform
     sub = Affine(t.a, 0.0, t.c + col0 * t.a, 0.0, t.e, t.f + row0 * t.e)
-    with _SHAPES_LOCK:  # concurrent rasterio shapes() in threads (ensemble draws) trip over GDAL's in-memory datasets
+    with _SHAPES_LOCK:  # one at a time: rasterio hides a warning of its in-memory datasets with catch_warnings,
+        # which is not thread-safe (ensemble draws on threads)
         polys_in = list(shapes(mask.astype(np.uint8), mask=mask, connectivity=4, transform=sub))
     parts = [shapely.geometry.shape(g) for g, _ in polys_in]
     merged = shapely.union_all(parts)

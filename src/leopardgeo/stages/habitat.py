@@ -392,17 +392,18 @@ def rsf_suitability(
 #: HabitatConfig.coefficients); magnitudes calibrated on published habitat areas, written down in
 #: docs/validation.md ("Calibration").
 DEMO_COEFFICIENTS: dict[str, float] = {
-    "elevation_km": -2.0,
+    "elevation_km": -1.5,
     "forest": 3.0,
-    "open_land": -2.0,
-    "dist_cropland_km": 0.1,
-    "dist_urban_km": 0.15,
-    "settlement_pressure": -1.0,
-    "dec_temp_c": 0.4,
+    "open_land": -1.5,
+    "dist_cropland_km": 0.05,
+    "dist_urban_km": 0.1,
+    "settlement_pressure": -1.25,
+    "dec_temp_c": 0.7,
+    "dec_precip_mm": -0.3,
 }
 
 
-DEMO_INTERCEPT = 0.2
+DEMO_INTERCEPT = 8.9
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -418,7 +419,8 @@ class HabitatConfig:
             "settlement_pressure (needs [inputs] settlements); plus any name in [inputs.covariates]. Demo signs "
             "follow Hebblewhite et al. 2011 (Biol. Conserv. 144:2403): lower-elevation mixed/broadleaf forest far "
             "from people; Wang et al. (Landsc. Ecol., c. 2016): grazing and human disturbance; winter: leopards keep "
-            "to the mild south-west (dec_temp_c, December mean air temperature, warmer = better). Magnitudes are "
+            "to the mild south-west (dec_temp_c, December mean air temperature, warmer = better) and avoid snow "
+            "(dec_precip_mm, December precipitation, all of it snow here: less = better). Magnitudes are "
             "calibrated on published habitat areas (docs/validation.md), not fitted: replace them with your model"
         ),
         factory=lambda: dict(DEMO_COEFFICIENTS),
@@ -431,7 +433,13 @@ class HabitatConfig:
         ),
     )
     distance_cap_km: float = _f(10.0, doc="distance covariates are capped here (km); beyond it distance no longer matters")
-    forest_classes: tuple[int, ...] = _f((1, 2, 3, 4, 5), doc="land-cover codes counted as forest (IGBP 1-5)")
+    forest_classes: tuple[int, ...] = _f(
+        (1, 2, 3, 4, 5, 8),
+        doc=(
+            "land-cover codes counted as forest: IGBP 1-5 (tree cover > 60 %) and 8, woody savanna (tree cover "
+            "30-60 %; in SW Primorye the oak woodland of the repeatedly burnt hills, leopard range)"
+        ),
+    )
     cropland_classes: tuple[int, ...] = _f((12, 14), doc="land-cover codes counted as cropland")
     urban_classes: tuple[int, ...] = _f((13,), doc="land-cover codes counted as urban")
     open_classes: tuple[int, ...] = _f(

@@ -54,7 +54,8 @@ class InputsConfig:
     covariates: dict[str, str] = _f(
         doc=(
             "extra covariate rasters for the RSF, name = path. Demo: dec_temp_c = December mean air temperature, degC "
-            "(Legates & Willmott 1989 0.5-degree climatology, real data but coarse; a winter-severity covariate)"
+            "(Legates & Willmott 1989 0.5-degree climatology, real data but coarse; a winter-severity covariate); "
+            "dec_precip_mm = December precipitation, mm, same source (falls as snow here: an early-winter snowfall proxy)"
         ),
         factory=dict,
     )

@@ -302,10 +302,12 @@ class ResistanceConfig:
     )
     class_values: dict[str, float] = _f(doc="resistance per land-cover class code (method = 'classes')", factory=dict)
     residency_covariates: tuple[str, ...] = _f(
-        ("dec_temp_c",),
+        (),
         doc=(
-            "RSF covariates that limit where leopards settle, not where they cross (winter): held at their most "
-            "favourable value in the suitability that resistance is derived from (habitat keeps them); [] = none"
+            "RSF covariates that limit where leopards settle, not where they cross: held at their most favourable "
+            "value in the suitability that resistance is derived from (habitat keeps them). Demo: [] (winter acts on "
+            "both: held at the mildest December, the calibrated winter terms make farmland as cheap to cross as "
+            "forest, docs/validation.md); e.g. ['dec_temp_c', 'dec_precip_mm'] keeps winter out of resistance"
         ),
     )
     barriers: tuple[BarrierConfig, ...] = _f(

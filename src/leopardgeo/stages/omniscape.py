@@ -1,0 +1,409 @@
+"""Omniscape stage: omnidirectional connectivity from moving-window circuits, no patches needed.
+
+McRae et al. (2016) introduced the method; Landau et al. (2021, *JOSS* 6(57):2829) describe
+Omniscape.jl, whose conventions the kernel (:mod:`leopardgeo.kernels.omniscape`) follows.
+Sources come from the habitat suitability by default (the demo's leopards start where the habitat
+is), or from the resistance as Omniscape's ``source_from_resistance``.  The radius and buffer are
+given in metres and converted to cells of the run's grid; the block size is a count of cells (see
+``docs/circuit.md``: a block is Omniscape's unit of targets, an odd number of cells on a side).
+
+Outputs: ``omniscape_current.tif`` (cumulative current), ``omniscape_flow_potential.tif`` and
+``omniscape_normalized.tif`` (current over flow potential), Cloud-Optimized GeoTIFFs with QGIS styles.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from leopardgeo.config import _f, _normalise, _positive
+from leopardgeo.core.errors import AlignmentError, ConfigError, DataError
+from leopardgeo.core.grid import Grid
+from leopardgeo.io import RASTERS
+from leopardgeo.kernels.omniscape import OmniscapeMaps, omniscape, omniscape_targets, source_from_resistance
+from leopardgeo.stages.base import Context, RunConfigLike, Section, Stage
+
+__all__ = [
+    "OMNISCAPE_RASTERS",
+    "OmniscapeConfig",
+    "OmniscapeResult",
+    "GeoTiffBands",
+    "OmniscapeSource",
+    "STAGE",
+    "compute_omniscape",
+    "omniscape_files",
+    "omniscape_sources",
+    "omniscape_summary",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Output rasters of the stage (descriptions in :data:`leopardgeo.io.RASTERS`).
+OMNISCAPE_RASTERS = ("omniscape_current.tif", "omniscape_flow_potential.tif", "omniscape_normalized.tif")
+
+
+class OmniscapeSource(enum.StrEnum):
+    """Where source strengths come from."""
+
+    SUITABILITY = "suitability"  #: habitat suitability 0..1 (cells below source_threshold give none)
+    RESISTANCE = "resistance"  #: 1 / resistance, none above r_cutoff (Omniscape's source_from_resistance)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OmniscapeConfig:
+    """Omniscape moving-window current (McRae et al. 2016; Landau et al. 2021), the ``[omniscape]`` section."""
+
+    enabled: bool = _f(True, doc="compute Omniscape's maps in `leopardgeo run`")
+    radius_m: float = _f(
+        10_000.0,
+        doc="moving-window radius in metres (Omniscape's radius, converted to the nearest whole number of cells); "
+        "default 10 km, about the 11 km median dispersal of [metrics]",
+    )
+    block_size: int = _f(
+        9,
+        doc="target blocks of block_size x block_size cells, odd (Omniscape's block_size); 1 = every cell a target; "
+        "larger is faster (fewer windows) with little change to the maps",
+    )
+    buffer_m: float = _f(0.0, doc="conductance beyond the radius, in metres (Omniscape's buffer)")
+    source: OmniscapeSource = _f(
+        OmniscapeSource.SUITABILITY, doc="suitability (habitat suitability as source strength) | resistance (1 / r)"
+    )
+    source_threshold: float = _f(
+        0.5,
+        doc="source strengths below this are 0 (Omniscape's source_threshold); default 0.5, the habitat-core threshold of "
+        "[patches] min_suitability, so only habitat sends current",
+    )
+    r_cutoff: float | None = _f(None, doc="source = resistance: no source where resistance exceeds this (Omniscape's r_cutoff)")
+    flow_potential: bool = _f(True, doc="write the flow potential (current on a uniform landscape)")
+    normalized_current: bool = _f(True, doc="write the normalised current (current / flow potential)")
+    connectivity: int = _f(8, doc="4 or 8 neighbours (Omniscape: connect_four_neighbors_only = false -> 8)")
+    avg_resistances: bool = _f(False, doc="conductance between cells from the mean of the resistances (Circuitscape's option)")
+    correct_artifacts: bool = _f(True, doc="Omniscape's block-artifact correction (block_size > 1)")
+
+    def __post_init__(self) -> None:
+        _normalise(self, "omniscape")
+        _positive(self.radius_m, "omniscape.radius_m")
+        _positive(self.buffer_m, "omniscape.buffer_m", allow_zero=True)
+        _positive(self.source_threshold, "omniscape.source_threshold", allow_zero=True)
+        if self.r_cutoff is not None:
+            _positive(self.r_cutoff, "omniscape.r_cutoff")
+        if not isinstance(self.block_size, int) or self.block_size < 1 or self.block_size % 2 == 0:
+            msg = (
+                f"[omniscape] block_size: expected an odd number of cells >= 1, found {self.block_size!r}. "
+                f"Use {max(int(self.block_size) + 1, 1) if isinstance(self.block_size, int) else 9}."
+            )
+            raise ConfigError(msg)
+        if self.connectivity not in (4, 8):
+            msg = f"[omniscape] connectivity: expected 4 or 8, found {self.connectivity!r}."
+            raise ConfigError(msg)
+
+
+@dataclass(frozen=True)
+class OmniscapeResult:
+    """The stage's maps and what produced them.
+
+    Attributes
+    ----------
+    maps
+        :class:`~leopardgeo.kernels.omniscape.OmniscapeMaps` on the run's grid.
+    radius_cells, buffer_cells, block_size
+        The window in cells of the grid.
+    seconds
+        Wall time of the moving windows.
+    """
+
+    maps: OmniscapeMaps
+    radius_cells: int
+    buffer_cells: int
+    block_size: int
+    seconds: float
+
+    def rasters(self) -> dict[str, np.ndarray]:
+        """Output file name -> float32 raster (NaN = no data), the maps the config asked for."""
+        out = {"omniscape_current.tif": self.maps.current}
+        if self.maps.flow_potential is not None:
+            out["omniscape_flow_potential.tif"] = self.maps.flow_potential
+        if self.maps.normalized is not None:
+            out["omniscape_normalized.tif"] = self.maps.normalized
+        return {k: v.astype(np.float32) for k, v in out.items()}
+
+    def summary(self) -> dict[str, float | int]:
+        """Numbers for the report: window, targets and the spread of the maps (no time: result files stay reproducible)."""
+        cur = self.maps.current
+        valid = cur[np.isfinite(cur)]
+        out: dict[str, float | int] = {
+            "radius_cells": self.radius_cells,
+            "buffer_cells": self.buffer_cells,
+            "block_size": self.block_size,
+            "n_targets": self.maps.n_targets,
+            "current_median": float(np.median(valid)) if valid.size else float("nan"),
+            "current_p99": float(np.percentile(valid, 99)) if valid.size else float("nan"),
+        }
+        if self.maps.normalized is not None:
+            norm = self.maps.normalized[np.isfinite(self.maps.normalized)]
+            if norm.size:
+                out["share_channelled"] = float(np.mean(norm > 1.0))
+        return out
+
+
+def _cells(metres: float, cell_m: float, what: str, *, minimum: int) -> int:
+    n = round(metres / cell_m)
+    if n < minimum:
+        msg = (
+            f"[omniscape] {what}: expected at least {minimum} cell(s) of {cell_m:g} m, found {metres:g} m "
+            f"({metres / cell_m:.2f} cells). Use {what} >= {minimum * cell_m:g}."
+        )
+        raise ConfigError(msg)
+    return n
+
+
+def omniscape_summary(result: OmniscapeResult, cfg: OmniscapeConfig, cell_size_m: float) -> dict:
+    """The ``omniscape.json`` document: the options, the window in cells, windows solved, time, spread of the maps."""
+    return {
+        "source": str(cfg.source),
+        "source_threshold": cfg.source_threshold,
+        "radius_m": cfg.radius_m,
+        "buffer_m": cfg.buffer_m,
+        "cell_size_m": cell_size_m,
+        "connectivity": cfg.connectivity,
+        "correct_artifacts": cfg.correct_artifacts,
+        **result.summary(),
+    }
+
+
+def omniscape_sources(cfg: OmniscapeConfig, resistance: np.ndarray, suitability: np.ndarray | None) -> np.ndarray:
+    """Source strengths per cell from the section's ``source``, ``source_threshold`` and ``r_cutoff``.
+
+    Examples
+    --------
+    >>> r = np.array([[1.0, 4.0, np.nan]]); s = np.array([[0.9, 0.2, 0.5]])
+    >>> omniscape_sources(OmniscapeConfig(source_threshold=0.3), r, s)
+    array([[0.9, 0. , 0. ]])
+    >>> omniscape_sources(OmniscapeConfig(source="resistance", r_cutoff=2.0), r, s)
+    array([[1., 0., 0.]])
+    """
+    res = np.asarray(resistance, dtype=np.float64)
+    if cfg.source is OmniscapeSource.RESISTANCE:
+        src = source_from_resistance(res, r_cutoff=math.inf if cfg.r_cutoff is None else cfg.r_cutoff)
+    else:
+        if suitability is None:
+            msg = "[omniscape] source = 'suitability': expected a suitability raster, found none. Use source = 'resistance'."
+            raise DataError(msg)
+        src = np.nan_to_num(np.asarray(suitability, dtype=np.float64), nan=0.0)
+        src[np.isnan(res)] = 0.0  # no source where the landscape has no data
+    src[src < cfg.source_threshold] = 0.0
+    return src
+
+
+def compute_omniscape(
+    cfg: OmniscapeConfig,
+    grid: Grid,
+    resistance: np.ndarray,
+    suitability: np.ndarray | None = None,
+    *,
+    executor: object | None = None,
+) -> OmniscapeResult:
+    """Omniscape's maps on the run's grid.
+
+    Parameters
+    ----------
+    cfg
+        The ``[omniscape]`` section.
+    grid
+        The analysis grid (square cells in metres).
+    resistance
+        Resistance raster (NaN = no data).
+    suitability
+        Habitat suitability 0..1 (sources with ``source = "suitability"``).
+    executor
+        Runs the bands of windows (anything with an ordered ``map``); the maps do not depend on it.
+
+    Returns
+    -------
+    OmniscapeResult
+
+    Examples
+    --------
+    >>> from leopardgeo.testing import TEST_CRS
+    >>> grid = Grid.from_bounds((0, 0, 3000, 2000), cell_size_m=100.0, crs=TEST_CRS)
+    >>> r = np.ones(grid.shape); r[:, 15] = 50.0; r[10, 15] = 1.0
+    >>> res = compute_omniscape(OmniscapeConfig(radius_m=500, block_size=3), grid, r, np.full(grid.shape, 0.8))
+    >>> res.radius_cells, bool(res.maps.normalized[10, 15] > 1.0)
+    (5, True)
+    """
+    if resistance.shape != grid.shape or (suitability is not None and suitability.shape != grid.shape):
+        msg = f"omniscape: expected rasters of the grid's shape {grid.shape}, found {resistance.shape}."
+        raise AlignmentError(msg)
+    cell = float(grid.cell_size_m)
+    radius = _cells(cfg.radius_m, cell, "radius_m", minimum=1)
+    buffer = _cells(cfg.buffer_m, cell, "buffer_m", minimum=0)
+    src = omniscape_sources(cfg, resistance, suitability)
+    t = time.perf_counter()
+    maps = omniscape(
+        resistance,
+        src,
+        radius=radius,
+        block_size=cfg.block_size,
+        buffer=buffer,
+        connectivity=cfg.connectivity,
+        avg_resistances=cfg.avg_resistances,
+        flow_potential=cfg.flow_potential,
+        normalized=cfg.normalized_current,
+        correct_artifacts=cfg.correct_artifacts,
+        executor=executor,
+    )
+    seconds = time.perf_counter() - t
+    logger.info("omniscape: %d windows of radius %d cells in %.1f s", maps.n_targets, radius, seconds)
+    return OmniscapeResult(maps, radius, buffer, cfg.block_size, seconds)
+
+
+def _read_rows(path: str, r0: int, r1: int) -> np.ndarray:
+    import rasterio
+    from rasterio.windows import Window
+
+    with rasterio.open(path) as f:
+        a = f.read(1, window=Window(0, r0, f.width, r1 - r0), masked=True)
+    return np.ma.filled(a.astype(np.float64), np.nan)
+
+
+@dataclass(frozen=True)
+class GeoTiffBands:
+    """``read_band`` over GeoTIFFs: rows ``r0:r1`` read through a rasterio window (picklable: workers open the files)."""
+
+    resistance_path: str
+    source_path: str | None
+    cfg: OmniscapeConfig
+
+    def __call__(self, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows ``r0:r1`` of the resistance and of the source strengths (no data = 0, below the threshold = 0)."""
+        res = _read_rows(self.resistance_path, r0, r1)
+        if self.source_path is None:
+            return res, omniscape_sources(self.cfg, res, None)
+        src = np.nan_to_num(_read_rows(self.source_path, r0, r1), nan=0.0)
+        src[src < self.cfg.source_threshold] = 0.0
+        return res, src
+
+
+def omniscape_files(
+    resistance_path: str | Path,
+    *,
+    cfg: OmniscapeConfig,
+    source_path: str | Path | None = None,
+    executor: object | None = None,
+) -> tuple[OmniscapeResult, Grid]:
+    """Omniscape on GeoTIFFs read band by band (rasterio windows): a task holds only its rows of the inputs.
+
+    ``source_path`` is a source-strength raster on the resistance's grid
+    (NaN / nodata = 0); without it, sources come from the resistance (``cfg.source``
+    must then be ``"resistance"``).  The maps are returned in memory (float64).
+
+    Raises
+    ------
+    AlignmentError
+        If the source raster's grid differs from the resistance's.
+    DataError
+        If a file cannot be read.
+    """
+    import rasterio
+
+    from leopardgeo.io import check_input_path
+
+    check_input_path(resistance_path, "omniscape resistance")
+    if source_path is not None:
+        check_input_path(source_path, "omniscape source")
+    elif cfg.source is not OmniscapeSource.RESISTANCE:
+        msg = "omniscape: expected a source raster, or source = 'resistance' (1 / resistance), found neither."
+        raise DataError(msg)
+    with rasterio.open(resistance_path) as ds:
+        grid = Grid.from_dataset(ds)
+        shape = grid.shape
+        if source_path is not None:
+            with rasterio.open(source_path) as ss:
+                if (ss.height, ss.width) != shape or ss.transform != ds.transform:
+                    msg = (
+                        f"omniscape source {source_path}: expected the resistance's grid {shape}, found {(ss.height, ss.width)}."
+                    )
+                    raise AlignmentError(msg)
+
+    read_band = GeoTiffBands(str(resistance_path), None if source_path is None else str(source_path), cfg)
+
+    # targets need the block sums of the sources: one pass over bands of whole block rows (bands start on a
+    # block boundary, so each band holds exactly the blocks the whole grid would)
+    step = max(cfg.block_size * max(1, 4096 // cfg.block_size), cfg.block_size)
+    ys, xs, ss = [], [], []
+    for r0 in range(0, shape[0], step):
+        r1 = min(r0 + step, shape[0])
+        _, src = read_band(r0, r1)
+        ty, tx, st = omniscape_targets(src, cfg.block_size)
+        ys.append(ty + r0)
+        xs.append(tx)
+        ss.append(st)
+    targets = (np.concatenate(ys), np.concatenate(xs), np.concatenate(ss))
+    cell = float(grid.cell_size_m)
+    radius = _cells(cfg.radius_m, cell, "radius_m", minimum=1)
+    buffer = _cells(cfg.buffer_m, cell, "buffer_m", minimum=0)
+    t = time.perf_counter()
+    maps = omniscape(
+        None,
+        None,
+        radius=radius,
+        block_size=cfg.block_size,
+        buffer=buffer,
+        connectivity=cfg.connectivity,
+        avg_resistances=cfg.avg_resistances,
+        flow_potential=cfg.flow_potential,
+        normalized=cfg.normalized_current,
+        correct_artifacts=cfg.correct_artifacts,
+        executor=executor,
+        read_band=read_band,
+        shape=shape,
+        targets=targets,
+    )
+    return OmniscapeResult(maps, radius, buffer, cfg.block_size, time.perf_counter() - t), grid
+
+
+# ---------------------------------------------------------------------- the stage
+def omniscape_files_for(cfg: RunConfigLike) -> tuple[str, ...]:
+    """The files a run with ``cfg`` writes for the stage."""
+    o = cfg.omniscape
+    asked = {"omniscape_flow_potential.tif": o.flow_potential, "omniscape_normalized.tif": o.normalized_current}
+    return (*(n for n in OMNISCAPE_RASTERS if asked.get(n, True)), "omniscape.json")
+
+
+def _compute(cfg: RunConfigLike, c: dict) -> dict:
+    from leopardgeo.core.executor import current_executor
+
+    # the run's executor (local threads, or Dask workers): bands of windows are its tasks
+    result = compute_omniscape(cfg.omniscape, c["inputs"].grid, c["resistance"], c["suitability"], executor=current_executor())
+    return {"omniscape": result}
+
+
+def _write(writer: object, cfg: RunConfigLike, ctx: Context) -> None:
+    result = ctx["omniscape"]
+    grid = ctx["inputs"].grid
+    for name, array in result.rasters().items():
+        writer.raster(name, array, grid, nodata=np.nan, description=RASTERS[name])  # type: ignore[attr-defined]
+    doc = omniscape_summary(result, cfg.omniscape, grid.cell_size_m)
+    writer.text("omniscape.json", json.dumps(doc, indent=1))  # type: ignore[attr-defined]
+
+
+STAGE = Stage(
+    "omniscape",
+    "Omniscape moving windows",
+    _compute,
+    config=(Section("omniscape", OmniscapeConfig, "Omniscape moving-window current (no patches needed)"),),
+    needs=("inputs", "habitat", "resistance"),
+    produces=("omniscape",),
+    enabled=lambda cfg: cfg.omniscape.enabled,
+    reads_inputs=False,
+    outputs=(*OMNISCAPE_RASTERS, "omniscape.json"),
+    files=omniscape_files_for,
+    write=_write,
+)

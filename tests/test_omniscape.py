@@ -1,0 +1,414 @@
+"""Tests of leopardgeo.kernels.omniscape against independent references.
+
+* hand-worked strips (currents added up by hand from Kirchhoff's laws);
+* a dense brute force written here from Omniscape.jl's description (``docs/src/algorithm.md``,
+  ``src/utils.jl``): every window's full conductance matrix built cell by cell, grounded and
+  solved with ``numpy.linalg.solve``, node currents from Circuitscape's definition
+  (the larger of the current flowing in and out of a node);
+* symmetry: a mirror-symmetric landscape gives a mirror-symmetric current map (hypothesis);
+* ``landschaft``'s C++ Omniscape (Omniscape.jl's semantics) when it is installed;
+* the same maps whatever executes the bands.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy.sparse.csgraph import connected_components
+
+from leopardgeo.core.errors import ConfigError, DataError
+from leopardgeo.kernels.omniscape import (
+    block_correction,
+    omniscape,
+    omniscape_targets,
+    solve_window,
+    source_from_resistance,
+)
+
+SQRT2 = math.sqrt(2.0)
+AXIAL = [(-1, 0), (0, 1), (1, 0), (0, -1)]
+DIAGONAL = [(-1, 1), (1, 1), (1, -1), (-1, -1)]
+
+
+# --------------------------------------------------------------------------- dense reference
+def dense_window_current(res: np.ndarray, src: np.ndarray, ty: int, tx: int, connectivity: int = 8) -> np.ndarray:
+    """Current map of one grounded window: full Laplacian, target component, numpy solve, max(in, out)."""
+    h, w = res.shape
+    cells = [(r, c) for r in range(h) for c in range(w) if not np.isnan(res[r, c])]
+    if (ty, tx) not in cells:
+        return np.zeros((h, w))
+    idx = {rc: i for i, rc in enumerate(cells)}
+    n = len(cells)
+    g = np.zeros((n, n))
+    offs = AXIAL + (DIAGONAL if connectivity == 8 else [])
+    for (r, c), i in idx.items():
+        for dr, dc in offs:
+            j = idx.get((r + dr, c + dc))
+            if j is None:
+                continue
+            cond = (1 / res[r, c] + 1 / res[r + dr, c + dc]) / 2
+            g[i, j] = cond / SQRT2 if dr and dc else cond
+    _, comp = connected_components(g, directed=False)
+    ground = idx[(ty, tx)]
+    keep = [i for i in range(n) if comp[i] == comp[ground] and i != ground]
+    inj = np.array([src[cells[i]] for i in keep])
+    out = np.zeros((h, w))
+    if not keep or not inj.any():
+        return out
+    lap = np.diag(g.sum(1)) - g
+    v = np.zeros(n)
+    v[keep] = np.linalg.solve(lap[np.ix_(keep, keep)], inj)
+    members = [*keep, ground]
+    for i in members:
+        flows = g[i, members] * (v[i] - v[members])
+        inflow = -flows[flows < 0].sum()
+        outflow = flows[flows > 0].sum()
+        out[cells[i]] = max(inflow, outflow)
+    return out
+
+
+def dense_omniscape(res, src, radius, block_size=1, connectivity=8, flow_potential=False):
+    """Omniscape.jl's loop, written out: targets, clipped windows, block zeroed at (radius, radius), no correction."""
+    nr, nc = res.shape
+    br = (block_size - 1) // 2
+    total = np.zeros((nr, nc))
+    for y in range(br, nr - br, block_size):
+        for x in range(br, nc - br, block_size):
+            strength = src[y - br : y + br + 1, x - br : x + br + 1].sum()
+            if strength <= 0:
+                continue
+            y0, y1, x0, x1 = max(y - radius, 0), min(y + radius + 1, nr), max(x - radius, 0), min(x + radius + 1, nc)
+            ty, tx = y - y0, x - x0
+            rr, cc = np.mgrid[y0:y1, x0:x1]
+            inside = (rr - y) ** 2 + (cc - x) ** 2 <= radius**2
+            s = np.where(inside, src[y0:y1, x0:x1], 0.0)
+            s[max(radius - br, 0) : radius + br + 1, max(radius - br, 0) : radius + br + 1] = 0.0
+            if s.sum() > 0:
+                s = s * strength / s.sum()
+            s[ty, tx] = 0.0
+            r = np.ones(s.shape) if flow_potential else np.where(inside, res[y0:y1, x0:x1], np.nan)
+            total[y0:y1, x0:x1] += dense_window_current(r, s, ty, tx, connectivity)
+    return total
+
+
+def random_landscape(seed: int, shape=(14, 17), nodata=0.1):
+    rng = np.random.default_rng(seed)
+    r = np.exp(rng.normal(0.0, 1.0, shape))
+    r[rng.random(shape) < nodata] = np.nan
+    return r
+
+
+# --------------------------------------------------------------------------- hand-worked
+def test_strip_of_three_by_hand():
+    # Three cells in a row (no data around, so no window is cut by the grid's edge), sources 1, radius 2,
+    # 4 neighbours.  Target 0: 0.5 A into cells 1 and 2 -> currents 1, 1, 0.5; target 1: 0.5 A into cells
+    # 0 and 2 -> 0.5, 1, 0.5; target 2 mirrors target 0 -> 0.5, 1, 1.  Sum: 2, 3, 2.
+    r = np.pad(np.ones((1, 3)), 2, constant_values=np.nan)
+    maps = omniscape(r, np.nan_to_num(r), radius=2, connectivity=4)
+    np.testing.assert_allclose(maps.current[2:3, 2:5], [[2.0, 3.0, 2.0]], rtol=1e-12)
+    # the flow potential's uniform window is the whole square (no data included): less current in the row
+    assert (maps.flow_potential[2, 2:5] < [2.0, 3.0, 2.0]).all()
+    assert maps.n_targets == 3
+    assert np.isnan(maps.current[0]).all()
+
+
+def test_current_does_not_depend_on_the_resistance_scale():
+    # Currents are set by the injections; scaling every resistance scales only the voltages.
+    r = random_landscape(3)
+    s = np.nan_to_num(1 / r)
+    a = omniscape(r, s, radius=3).current
+    b = omniscape(7.5 * r, s, radius=3).current
+    np.testing.assert_allclose(a, b, rtol=1e-10)
+
+
+def test_window_in_series_carries_the_injection():
+    # A 1 x 4 line: 2 A injected at the far end reach the ground through every cell.
+    out = solve_window(np.array([[1.0, 3.0, 2.0, 5.0]]), np.array([[0.0, 0.0, 0.0, 2.0]]), 0, 0, connectivity=4)
+    np.testing.assert_allclose(out, [[2.0, 2.0, 2.0, 2.0]], rtol=1e-12)
+
+
+def test_targets_are_block_centres_with_positive_strength():
+    s = np.zeros((7, 7))
+    s[0, 0] = 1.0
+    s[5, 5] = 2.0
+    s[6, 6] = 5.0  # outside every whole block: rows 6 and columns 6 are left over with block_size 3
+    ty, tx, strength = omniscape_targets(s, 3)
+    assert ty.tolist() == [1, 4] and tx.tolist() == [1, 4]
+    np.testing.assert_allclose(strength, [1.0, 2.0])
+
+
+def test_source_from_resistance_cutoff():
+    out = source_from_resistance(np.array([[1.0, 10.0, np.nan]]), r_cutoff=5.0)
+    np.testing.assert_allclose(out, [[1.0, 0.0, 0.0]])
+
+
+# --------------------------------------------------------------------------- dense reference
+@pytest.mark.parametrize("connectivity", [4, 8])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_window_against_dense_solve(seed, connectivity):
+    rng = np.random.default_rng(seed)
+    r = random_landscape(seed, (9, 11), nodata=0.2)
+    r[4, 5] = 1.0
+    s = np.where(np.isnan(r), 0.0, rng.random(r.shape))
+    s[4, 5] = 0.0
+    np.testing.assert_allclose(
+        solve_window(r, s, 4, 5, connectivity=connectivity), dense_window_current(r, s, 4, 5, connectivity), rtol=1e-9, atol=1e-12
+    )
+
+
+@pytest.mark.parametrize(("radius", "block_size", "connectivity"), [(3, 1, 8), (4, 1, 4), (4, 3, 8), (5, 3, 4)])
+def test_omniscape_against_dense_brute_force(radius, block_size, connectivity):
+    r = random_landscape(radius + block_size)
+    s = source_from_resistance(r)
+    maps = omniscape(r, s, radius=radius, block_size=block_size, connectivity=connectivity, correct_artifacts=False)
+    ref = dense_omniscape(r, s, radius, block_size, connectivity)
+    ref_fp = dense_omniscape(r, s, radius, block_size, connectivity, flow_potential=True)
+    nodata = np.isnan(r)
+    np.testing.assert_allclose(maps.current[~nodata], ref[~nodata], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(maps.flow_potential[~nodata], ref_fp[~nodata], rtol=1e-9, atol=1e-12)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        norm = np.where(ref_fp > 0, ref / ref_fp, 0.0)
+    np.testing.assert_allclose(maps.normalized[~nodata], norm[~nodata], rtol=1e-9, atol=1e-12)
+    assert np.isnan(maps.current[nodata]).all()
+
+
+def test_wide_windows_use_the_sparse_factor(monkeypatch):
+    # Windows wider than MAX_BANDWIDTH go to the circuit module's sparse solver: same maps.
+    from leopardgeo.kernels import omniscape as om
+
+    r = random_landscape(5)
+    s = source_from_resistance(r)
+    a = omniscape(r, s, radius=4)
+    monkeypatch.setattr(om, "MAX_BANDWIDTH", 2)
+    b = omniscape(r, s, radius=4)
+    np.testing.assert_allclose(a.current, b.current, rtol=1e-10)
+    np.testing.assert_allclose(a.flow_potential, b.flow_potential, rtol=1e-10)
+
+
+def test_block_correction_is_one_for_single_cells():
+    np.testing.assert_allclose(block_correction(5, 0, 1), 1.0, rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- symmetry
+@given(
+    half=st.lists(st.floats(0.5, 20.0), min_size=20, max_size=20),
+    radius=st.integers(2, 3),
+    connectivity=st.sampled_from([4, 8]),
+)
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_mirror_symmetric_landscape_gives_mirror_symmetric_current(half, radius, connectivity):
+    # Pad with no data so no window is cut by the grid's edge (Omniscape zeroes an off-target block there).
+    left = np.array(half).reshape(4, 5)
+    core = np.hstack([left, left[:, ::-1]])
+    r = np.pad(core, radius, constant_values=np.nan)
+    maps = omniscape(r, source_from_resistance(r), radius=radius, connectivity=connectivity)
+    c = maps.current
+    np.testing.assert_allclose(c, c[:, ::-1], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(maps.normalized, maps.normalized[:, ::-1], rtol=1e-9, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- executors
+def test_same_maps_whatever_runs_the_bands():
+    r = random_landscape(11, (40, 23))
+    s = source_from_resistance(r)
+    serial = omniscape(r, s, radius=3, block_size=3)
+    with ThreadPoolExecutor(2) as pool:
+        threaded = omniscape(r, s, radius=3, block_size=3, executor=pool)
+    np.testing.assert_array_equal(serial.current, threaded.current)
+    np.testing.assert_array_equal(serial.normalized, threaded.normalized)
+
+
+def test_same_maps_on_the_run_executor_threads_and_a_local_cluster(tmp_path):
+    # Bands are Dask tasks on 2 worker processes: arrays shared once, GeoTIFF bands opened by the workers.
+    pytest.importorskip("distributed")
+    from leopardgeo.core.executor import ExecutorConfig, get_executor
+    from leopardgeo.stages.omniscape import OmniscapeConfig, omniscape_files
+    from leopardgeo.testing import synthetic_raster
+
+    r = random_landscape(13, (40, 23))
+    s = source_from_resistance(r)
+    serial = omniscape(r, s, radius=3, block_size=3)
+    with get_executor(threads=2) as ex:
+        threaded = omniscape(r, s, radius=3, block_size=3, executor=ex)
+    _, rpath = synthetic_raster(tmp_path / "r.tif", r, dtype="float64")
+    cfg = OmniscapeConfig(radius_m=300.0, block_size=3, source="resistance", source_threshold=0.0)
+    with get_executor(ExecutorConfig(workers=2, threads=1, memory_limit_gb=1)) as cluster:
+        distributed = omniscape(r, s, radius=3, block_size=3, executor=cluster)
+        from_files, _ = omniscape_files(rpath, cfg=cfg, executor=cluster)
+    for other in (threaded, distributed, from_files.maps):
+        np.testing.assert_array_equal(serial.current, other.current)
+        np.testing.assert_array_equal(serial.normalized, other.normalized)
+
+
+def test_band_reader_gives_the_same_maps():
+    r = random_landscape(12, (40, 23))
+    s = source_from_resistance(r)
+    reads = []
+
+    def read_band(r0, r1):
+        reads.append(r1 - r0)
+        return r[r0:r1], s[r0:r1]
+
+    direct = omniscape(r, s, radius=3)
+    banded = omniscape(None, None, radius=3, read_band=read_band, shape=r.shape, targets=omniscape_targets(s), mask_nodata=False)
+    assert max(reads) < r.shape[0]  # no band read the whole grid
+    banded = omniscape(None, None, radius=3, read_band=read_band, shape=r.shape, targets=omniscape_targets(s))
+    np.testing.assert_array_equal(direct.current, banded.current)
+
+
+# --------------------------------------------------------------------------- errors
+@pytest.mark.parametrize(
+    ("kw", "match"), [({"block_size": 2}, "odd"), ({"radius": 0}, "radius"), ({"connectivity": 6}, "4 or 8")]
+)
+def test_bad_options_are_config_errors(kw, match):
+    args = {"radius": 2, **kw}
+    with pytest.raises(ConfigError, match=match):
+        omniscape(np.ones((5, 5)), np.ones((5, 5)), **args)
+
+
+def test_source_shape_mismatch_is_a_data_error():
+    with pytest.raises(DataError, match="shape"):
+        omniscape(np.ones((5, 5)), np.ones((5, 4)), radius=2)
+
+
+# --------------------------------------------------------------------------- landschaft (Omniscape.jl's semantics)
+@pytest.mark.parametrize(
+    ("radius", "block_size", "buffer", "four"),
+    [(5, 1, 0, False), (4, 3, 0, False), (4, 1, 2, True), (6, 3, 1, False), (7, 5, 0, False)],
+)
+def test_matches_landschaft_omniscape(radius, block_size, buffer, four):
+    ls = pytest.importorskip("landschaft.circuit")
+    r = random_landscape(radius * 10 + block_size, (23, 31), nodata=0.08)
+    s = source_from_resistance(r)
+    ours = omniscape(r, s, radius=radius, block_size=block_size, buffer=buffer, connectivity=4 if four else 8)
+    ref = ls.omniscape(
+        r,
+        radius,
+        source=s,
+        block_size=block_size,
+        buffer=buffer,
+        four_neighbors=four,
+        flow_potential=True,
+        normalized_current=True,
+    )
+    for mine, name in [
+        (ours.current, "cum_currmap"),
+        (ours.flow_potential, "flow_potential"),
+        (ours.normalized, "normalized_cum_currmap"),
+    ]:
+        theirs = ref[name].to_numpy()
+        assert np.array_equal(np.isnan(mine), np.isnan(theirs))
+        np.testing.assert_allclose(mine, theirs, rtol=1e-9, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- the stage
+def _stage_inputs(seed=21, shape=(30, 26)):
+    from leopardgeo.core.grid import Grid
+    from leopardgeo.testing import TEST_CRS
+
+    rng = np.random.default_rng(seed)
+    grid = Grid.from_bounds((0.0, 0.0, shape[1] * 100.0, shape[0] * 100.0), cell_size_m=100.0, crs=TEST_CRS)
+    suit = rng.random(shape)
+    res = np.exp(3 * (1 - suit))
+    res[rng.random(shape) < 0.05] = np.nan
+    return grid, res, suit
+
+
+def test_stage_converts_metres_to_cells_and_uses_suitability_sources():
+    from leopardgeo.stages.omniscape import OmniscapeConfig, compute_omniscape, omniscape_sources
+
+    grid, res, suit = _stage_inputs()
+    cfg = OmniscapeConfig(radius_m=340.0, block_size=3, source_threshold=0.4)  # 3.4 cells -> 3
+    out = compute_omniscape(cfg, grid, res, suit)
+    assert out.radius_cells == 3
+    src = omniscape_sources(cfg, res, suit)
+    assert (src[suit < 0.4] == 0).all() and (src[np.isnan(res)] == 0).all()
+    ref = omniscape(res, src, radius=3, block_size=3)
+    np.testing.assert_array_equal(out.maps.current, ref.current)
+    assert set(out.rasters()) == {"omniscape_current.tif", "omniscape_flow_potential.tif", "omniscape_normalized.tif"}
+    assert out.summary()["n_targets"] == ref.n_targets
+
+
+def test_stage_reads_geotiffs_band_by_band(tmp_path):
+    from leopardgeo.stages.omniscape import OmniscapeConfig, compute_omniscape, omniscape_files
+    from leopardgeo.testing import synthetic_raster
+
+    grid, res, suit = _stage_inputs(shape=(47, 20))
+    _, rpath = synthetic_raster(tmp_path / "r.tif", res, dtype="float64")
+    _, spath = synthetic_raster(tmp_path / "s.tif", np.where(np.isnan(res), 0.0, suit), dtype="float64")
+    cfg = OmniscapeConfig(radius_m=300.0, block_size=3, source_threshold=0.3)
+    from_files, fgrid = omniscape_files(rpath, cfg=cfg, source_path=spath)
+    in_memory = compute_omniscape(cfg, grid, res, suit)
+    assert fgrid.shape == grid.shape
+    np.testing.assert_array_equal(from_files.maps.current, in_memory.maps.current)
+    np.testing.assert_array_equal(from_files.maps.normalized, in_memory.maps.normalized)
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"block_size": 4}, "odd"),
+        ({"radius_m": -1.0}, "radius_m"),
+        ({"connectivity": 6}, "4 or 8"),
+        ({"source": "elevation"}, "source"),
+    ],
+)
+def test_stage_config_errors(kw, match):
+    from leopardgeo.stages.omniscape import OmniscapeConfig
+
+    with pytest.raises(ConfigError, match=match):
+        OmniscapeConfig(**kw)
+
+
+def test_radius_below_one_cell_is_refused():
+    from leopardgeo.stages.omniscape import OmniscapeConfig, compute_omniscape
+
+    grid, res, suit = _stage_inputs()
+    with pytest.raises(ConfigError, match="at least 1 cell"):
+        compute_omniscape(OmniscapeConfig(radius_m=40.0), grid, res, suit)
+
+
+# --------------------------------------------------------------------------- the command
+def test_command_on_geotiffs_writes_styled_maps_all_or_nothing(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    import rasterio
+
+    from leopardgeo.cli import cli
+    from leopardgeo.testing import synthetic_raster
+
+    _, res, _ = _stage_inputs(shape=(24, 20))
+    _, rpath = synthetic_raster(tmp_path / "r.tif", res, nodata=-9999.0, dtype="float64")
+    out = tmp_path / "omni"
+    args = ["omniscape", "--resistance", str(rpath), "--radius-m", "300", "--block-size", "3", "--out", str(out)]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    names = ["omniscape_current", "omniscape_flow_potential", "omniscape_normalized"]
+    assert all((out / f"{n}.tif").is_file() and (out / f"{n}.qml").is_file() for n in names)
+    doc = json.loads((out / "omniscape.json").read_text())
+    assert doc["radius_cells"] == 3 and doc["source"] == "resistance"
+    with rasterio.open(out / "omniscape_current.tif") as ds:
+        cur = ds.read(1, masked=True)
+    ref = omniscape(res, source_from_resistance(res), radius=3, block_size=3)
+    np.testing.assert_allclose(cur.filled(np.nan), ref.current.astype(np.float32), rtol=1e-6)
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code != 0 and "--overwrite" in again.output
+
+
+def test_command_source_needs_resistance(tmp_path):
+    from click.testing import CliRunner
+
+    from leopardgeo.cli import cli
+    from leopardgeo.testing import synthetic_raster
+
+    _, spath = synthetic_raster(tmp_path / "s.tif", np.ones((5, 5)))
+    r = CliRunner().invoke(cli, ["omniscape", "--source", str(spath), "--out", str(tmp_path / "o")])
+    assert r.exit_code != 0 and "--resistance" in r.output  # required
+
