@@ -131,7 +131,14 @@ def test_report_writes_md_html_summary_tables_and_maps(run_copy):
     assert s["patches"]["count"] == len(layers["patches"])
     assert s["patches"]["area_ha"] == pytest.approx(layers["patches"]["area_ha"].sum())
     by = pd.DataFrame(s["patches"]["by_country"]).set_index("country")
-    assert by.loc["all", "patches"] == len(layers["patches"]) == by.drop("all")["patches"].sum()
+    assert by.loc["all", "patches"] == len(layers["patches"])
+    # a patch across a border counts in each country it reaches, with that country's share of its area
+    p = layers["patches"]
+    for code in by.index.drop("all"):
+        share = p[f"area_ha_{code.lower()}"]
+        assert by.loc[code, "patches"] == int((share > 0).sum())
+        assert by.loc[code, "area_ha"] == pytest.approx(share.sum())
+    assert by.drop("all")["area_ha"].sum() <= by.loc["all", "area_ha"] + 1e-6
     assert s["links"]["count"] == len(layers["links"])
     assert s["links"]["cross_border"] == int(layers["links"]["countries"].str.contains(";").sum())
     assert [r["score_rank"] for r in s["links"]["ranked"]] == sorted(r["score_rank"] for r in s["links"]["ranked"])

@@ -354,6 +354,16 @@ def _run_section(run: _RunFolder, report: Report, manifest: dict | None, grid: d
     return s
 
 
+def _pa_clause(run: _RunFolder) -> str:
+    """How the run's protected areas entered the patches, from its effective config (``[patches]``)."""
+    manifest = run.json("manifest.json") or {}
+    mode = str(manifest.get("config", {}).get("patches", {}).get("protected_areas", ""))
+    return {
+        "merge": ", protected areas merged in",
+        "label": "; protected areas only name the patches, they add no habitat",
+    }.get(mode, "")
+
+
 def _patch_section(run: _RunFolder, report: Report) -> Section:
     from leopardgeo.runner.pipeline import summary_table
 
@@ -370,7 +380,8 @@ def _patch_section(run: _RunFolder, report: Report) -> Section:
     }
     s.blocks.append(
         f"**{len(patches)} habitat patches**, {patches['area_ha'].sum():,.0f} ha in all "
-        "(suitability above the threshold, at least the minimum area, protected areas merged in)."
+        f"(suitability above the threshold, at least the minimum area{_pa_clause(run)}). A patch across a "
+        "border counts in each country it reaches, with that country's share of its area."
     )
     s.blocks.append(Table(_display(by, {"area_ha": ",.0f"}).rename(columns={"area_ha": "area (ha)"}), "Patches by country"))
     cols = [c for c in ("patch_id", "name", "country", "area_ha", "mean_quality", "protected_frac", "dPC") if c in patches]

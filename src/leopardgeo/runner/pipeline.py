@@ -299,9 +299,32 @@ def run_links(
 
 
 def summary_table(patches: gpd.GeoDataFrame) -> pd.DataFrame:
-    """Patches and their area (ha) by country, with a total row."""
-    by = patches.assign(country=patches["country"].replace("", "?")).groupby("country")
-    table = pd.DataFrame({"patches": by.size(), "area_ha": by["area_ha"].sum()}).reset_index()
+    """Patches and their area (ha) by country, with a total row.
+
+    A patch across a border counts in every country it reaches, with that country's own share of its area
+    (the ``area_ha_<iso3>`` columns), not wholly under its majority country; the ``all`` row counts each
+    patch once, with its whole area (which also holds the few cells outside every country's polygon).
+
+    Examples
+    --------
+    >>> import geopandas as gpd
+    >>> p = gpd.GeoDataFrame({"country": ["CHN", "RUS"], "area_ha": [100.0, 40.0],
+    ...                       "area_ha_chn": [60.0, 0.0], "area_ha_rus": [40.0, 40.0]})
+    >>> summary_table(p).to_dict("records")  # doctest: +NORMALIZE_WHITESPACE
+    [{'country': 'CHN', 'patches': 1, 'area_ha': 60.0}, {'country': 'RUS', 'patches': 2, 'area_ha': 80.0},
+     {'country': 'all', 'patches': 2, 'area_ha': 140.0}]
+    """
+    shares = sorted(c for c in patches.columns if c.startswith("area_ha_"))
+    if shares:
+        rows = [
+            {"country": c.removeprefix("area_ha_").upper(), "patches": int((patches[c] > 0).sum()),
+             "area_ha": float(patches[c].sum())}
+            for c in shares
+        ]  # fmt: skip
+        table = pd.DataFrame([r for r in rows if r["patches"]], columns=["country", "patches", "area_ha"])
+    else:
+        by = patches.assign(country=patches["country"].replace("", "?")).groupby("country")
+        table = pd.DataFrame({"patches": by.size(), "area_ha": by["area_ha"].sum()}).reset_index()
     total = pd.DataFrame({"country": ["all"], "patches": [len(patches)], "area_ha": [patches["area_ha"].sum()]})
     return pd.concat([table, total], ignore_index=True)
 
