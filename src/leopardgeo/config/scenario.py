@@ -28,7 +28,7 @@ import enum
 import re
 from dataclasses import dataclass
 
-from leopardgeo.config import VectorInput, _f
+from leopardgeo.config.fields import VectorInput, _f
 from leopardgeo.core.errors import ConfigError
 
 __all__ = ["EditConfig", "EditKind", "LineMode", "PolygonEffect", "ScenarioConfig"]
@@ -113,7 +113,7 @@ class EditConfig:
     age_years: float = _f(0.0, doc="polygon, fire: years since the fire at the time the scenario describes")
 
     def __post_init__(self) -> None:
-        from leopardgeo.config import _normalise, _positive
+        from leopardgeo.config.fields import _normalise, _positive
 
         where = f"scenarios.edits {self.name!r}" if self.name else "scenarios.edits"
         _normalise(self, "scenarios.edits")
@@ -177,7 +177,7 @@ class ScenarioConfig:
     edits: tuple[EditConfig, ...] = _f((), doc="[[scenarios.edits]]: the edits, applied in order")
 
     def __post_init__(self) -> None:
-        from leopardgeo.config import _normalise
+        from leopardgeo.config.fields import _normalise
 
         _normalise(self, "scenarios")
         if not _NAME.match(self.name):
