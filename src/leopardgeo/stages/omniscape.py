@@ -153,6 +153,21 @@ class OmniscapeResult:
         return out
 
 
+def _kernel_options(cfg: OmniscapeConfig, grid: Grid) -> dict[str, int | bool]:
+    """The kernel's keyword arguments from ``[omniscape]`` on ``grid`` (radius and buffer in cells)."""
+    cell = float(grid.cell_size_m)
+    return {
+        "radius": _cells(cfg.radius_m, cell, "radius_m", minimum=1),
+        "block_size": cfg.block_size,
+        "buffer": _cells(cfg.buffer_m, cell, "buffer_m", minimum=0),
+        "connectivity": cfg.connectivity,
+        "avg_resistances": cfg.avg_resistances,
+        "flow_potential": cfg.flow_potential,
+        "normalized": cfg.normalized_current,
+        "correct_artifacts": cfg.correct_artifacts,
+    }
+
+
 def _cells(metres: float, cell_m: float, what: str, *, minimum: int) -> int:
     n = round(metres / cell_m)
     if n < minimum:
@@ -241,27 +256,18 @@ def compute_omniscape(
     if resistance.shape != grid.shape or (suitability is not None and suitability.shape != grid.shape):
         msg = f"omniscape: expected rasters of the grid's shape {grid.shape}, found {resistance.shape}."
         raise AlignmentError(msg)
-    cell = float(grid.cell_size_m)
-    radius = _cells(cfg.radius_m, cell, "radius_m", minimum=1)
-    buffer = _cells(cfg.buffer_m, cell, "buffer_m", minimum=0)
     src = omniscape_sources(cfg, resistance, suitability)
+    opts = _kernel_options(cfg, grid)
     t = time.perf_counter()
     maps = omniscape(
         resistance,
         src,
-        radius=radius,
-        block_size=cfg.block_size,
-        buffer=buffer,
-        connectivity=cfg.connectivity,
-        avg_resistances=cfg.avg_resistances,
-        flow_potential=cfg.flow_potential,
-        normalized=cfg.normalized_current,
-        correct_artifacts=cfg.correct_artifacts,
+        **opts,
         executor=executor,
     )
     seconds = time.perf_counter() - t
-    logger.info("omniscape: %d windows of radius %d cells in %.1f s", maps.n_targets, radius, seconds)
-    return OmniscapeResult(maps, radius, buffer, cfg.block_size, seconds)
+    logger.info("omniscape: %d windows of radius %d cells in %.1f s", maps.n_targets, opts["radius"], seconds)
+    return OmniscapeResult(maps, opts["radius"], opts["buffer"], cfg.block_size, seconds)
 
 
 def _read_rows(path: str, r0: int, r1: int) -> np.ndarray:
@@ -346,27 +352,18 @@ def omniscape_files(
         xs.append(tx)
         ss.append(st)
     targets = (np.concatenate(ys), np.concatenate(xs), np.concatenate(ss))
-    cell = float(grid.cell_size_m)
-    radius = _cells(cfg.radius_m, cell, "radius_m", minimum=1)
-    buffer = _cells(cfg.buffer_m, cell, "buffer_m", minimum=0)
+    opts = _kernel_options(cfg, grid)
     t = time.perf_counter()
     maps = omniscape(
         None,
         None,
-        radius=radius,
-        block_size=cfg.block_size,
-        buffer=buffer,
-        connectivity=cfg.connectivity,
-        avg_resistances=cfg.avg_resistances,
-        flow_potential=cfg.flow_potential,
-        normalized=cfg.normalized_current,
-        correct_artifacts=cfg.correct_artifacts,
+        **opts,
         executor=executor,
         read_band=read_band,
         shape=shape,
         targets=targets,
     )
-    return OmniscapeResult(maps, radius, buffer, cfg.block_size, time.perf_counter() - t), grid
+    return OmniscapeResult(maps, opts["radius"], opts["buffer"], cfg.block_size, time.perf_counter() - t), grid
 
 
 # ---------------------------------------------------------------------- the stage
