@@ -157,7 +157,7 @@ def _column_file(path: Path) -> dict[int, float]:
 
 
 def test_published_5x5_pairwise_one_to_all_all_to_one(tmp_path: Path):
-    common = dict(four=False, avg_res=False)
+    common = {"four": False, "avg_res": False}
     base = _run(tmp_path, "sg9", "pairwise", CELLMAP5, POINTS5, POLYGONS5, **common)
     _assert_matrix(Path(f"{base}_resistances.out"), SG9_RESISTANCES)
     # Circuitscape's pairwise voltage reference: the pair's first focal region at 0 V
@@ -188,7 +188,7 @@ def test_published_pairwise_with_nodata_and_averaged_resistances(tmp_path: Path)
 
 
 def test_published_four_neighbours_regions_and_disconnected_points(tmp_path: Path):
-    common = dict(four=True, avg_res=True, cell=1.0)
+    common = {"four": True, "avg_res": True, "cell": 1.0}
     base = _run(tmp_path, "sg3", "pairwise", CELLMAP10, POINTS10, POLYGONS10, **common)
     _assert_matrix(Path(f"{base}_resistances.out"), SG3_RESISTANCES)
     base = _run(tmp_path, "ota3", "one-to-all", CELLMAP10, POINTS10, POLYGONS10, **common)
