@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_omniscape import dense_window_current, random_landscape
 
 from leopardgeo.core.errors import ConfigError, DataError
 from leopardgeo.kernels.omniscape import (
@@ -19,6 +18,7 @@ from leopardgeo.kernels.omniscape import (
     omniscape,
     source_from_resistance,
 )
+from test_omniscape import dense_window_current, random_landscape
 
 
 def _strip():
