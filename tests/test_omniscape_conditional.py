@@ -162,3 +162,81 @@ def test_condition_errors():
         OmniscapeCondition(np.zeros((2, 2)), future=np.zeros((3, 2)))
     with pytest.raises(DataError, match="condition"):
         omniscape(np.ones((4, 4)), np.ones((4, 4)), radius=1, conditions=[OmniscapeCondition(np.zeros((3, 3)))])
+
+
+# --------------------------------------------------------------------------- stage, files and command
+def test_stage_conditions_in_memory_from_files_and_the_command(tmp_path):
+    from click.testing import CliRunner
+
+    import rasterio
+
+    from leopardgeo.cli import cli
+    from leopardgeo.stages.omniscape import OmniscapeConfig, compute_omniscape, omniscape_conditions, omniscape_files
+    from leopardgeo.testing import synthetic_raster
+    from test_omniscape import _stage_inputs
+
+    grid, res, suit = _stage_inputs(shape=(26, 20))
+    rng = np.random.default_rng(4)
+    temp = rng.normal(0.0, 1.0, res.shape)
+    future = temp + 0.3
+    _, rpath = synthetic_raster(tmp_path / "r.tif", res, dtype="float64")
+    _, tpath = synthetic_raster(tmp_path / "t.tif", temp, dtype="float64")
+    _, fpath = synthetic_raster(tmp_path / "f.tif", future, dtype="float64")
+    kw = {"radius_m": 300.0, "block_size": 3, "source": "resistance", "source_threshold": 0.0}
+    cond = {"conditional": True, "condition1_lower": -0.5, "condition1_upper": 0.5}
+    # in memory: the rasters by name
+    cfg = OmniscapeConfig(**kw, **cond, condition1="temp", condition1_future="temp_2050")
+    conditions = omniscape_conditions(cfg, {"temp": temp, "temp_2050": future})
+    in_memory = compute_omniscape(cfg, grid, res, suit, conditions=conditions)
+    plain = compute_omniscape(OmniscapeConfig(**kw), grid, res, suit)
+    assert np.nansum(in_memory.maps.current) < np.nansum(plain.maps.current)
+    # from files read band by band: the same maps
+    fcfg = OmniscapeConfig(**kw, **cond, condition1=str(tpath), condition1_future=str(fpath))
+    from_files, _ = omniscape_files(rpath, cfg=fcfg)
+    np.testing.assert_allclose(from_files.maps.current, in_memory.maps.current, rtol=1e-12, equal_nan=True)
+    # the command with --condition
+    out = tmp_path / "omni"
+    args = ["omniscape", "--resistance", str(rpath), "--radius-m", "300", "--block-size", "3", "--out", str(out)]
+    args += ["--condition", str(tpath), "--condition-future", str(fpath), "--condition-range", "-0.5", "0.5"]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    with rasterio.open(out / "omniscape_current.tif") as ds:
+        cur = ds.read(1, masked=True).filled(np.nan)
+    np.testing.assert_allclose(cur, in_memory.maps.current.astype(np.float32), rtol=1e-6, equal_nan=True)
+    bad = CliRunner().invoke(
+        cli, ["omniscape", "--resistance", str(rpath), "--out", str(tmp_path / "x"), "--comparison", "equal"]
+    )
+    assert bad.exit_code != 0 and "--condition" in bad.output
+
+
+def test_stage_condition_config_errors():
+    from leopardgeo.stages.omniscape import OmniscapeConfig, omniscape_conditions
+
+    with pytest.raises(ConfigError, match="condition1"):
+        OmniscapeConfig(conditional=True)
+    with pytest.raises(ConfigError, match="comparison1"):
+        OmniscapeConfig(conditional=True, condition1="elevation", comparison1="near")
+    with pytest.raises(ConfigError, match="lower"):
+        OmniscapeConfig(conditional=True, condition1="elevation", condition1_lower=2.0, condition1_upper=1.0)
+    assert OmniscapeConfig(conditional=True, condition1="x", comparison1="equals").comparison1 == "equal"
+    with pytest.raises(ConfigError, match="elevation"):
+        omniscape_conditions(OmniscapeConfig(conditional=True, condition1="elevatoin"), {"elevation": np.zeros((2, 2))})
+
+
+def test_stage_takes_conditions_from_the_run_rasters():
+    from types import SimpleNamespace
+
+    from leopardgeo.stages.omniscape import STAGE, OmniscapeConfig
+    from test_omniscape import _stage_inputs
+
+    grid, res, suit = _stage_inputs(shape=(15, 12))
+    temp = np.linspace(-2.0, 2.0, res.size).reshape(res.shape)
+    o = OmniscapeConfig(radius_m=300.0, block_size=3, conditional=True, condition1="dec_temp_c", condition1_upper=0.5)
+    cfg = SimpleNamespace(omniscape=o, resolve=lambda p: p)
+    ctx = {"inputs": SimpleNamespace(grid=grid, rasters={"covariate:dec_temp_c": temp}), "resistance": res, "suitability": suit}
+    got = STAGE.compute(cfg, ctx)["omniscape"].maps.current
+    cond = OmniscapeCondition(temp, "within", lower=0.0, upper=0.5)
+    src = np.where(np.isnan(res), 0.0, suit)
+    src[src < o.source_threshold] = 0.0
+    ref = omniscape(res, src, radius=3, block_size=3, conditions=[cond])
+    np.testing.assert_array_equal(got, ref.current)

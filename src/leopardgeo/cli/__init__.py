@@ -346,6 +346,31 @@ def _base_config(out_dir: Path) -> Any:
 @click.option("--radius-m", type=float, default=None, help="Window radius in metres (default: [omniscape] radius_m, 10 km).")
 @click.option("--block-size", type=int, default=None, help="Odd block size in cells (default: [omniscape] block_size, 9).")
 @click.option("--source-threshold", type=float, default=None, help="Sources below this are 0 (with --resistance: 0).")
+@click.option(
+    "--condition",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Conditional connectivity: a raster of the condition at the sources ([omniscape] condition1); "
+    "a target is connected only to sources whose condition matches its own.",
+)
+@click.option(
+    "--condition-future",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="With --condition: the condition at the targets (Omniscape's compare_to_future).",
+)
+@click.option(
+    "--comparison",
+    type=click.Choice(["within", "equal"]),
+    default=None,
+    help="With --condition: within (source - target in --condition-range) or equal (default: within).",
+)
+@click.option(
+    "--condition-range",
+    type=(float, float),
+    default=None,
+    help="With --comparison within: LOWER UPPER bounds of source - target (default: 0 0).",
+)
 @executor_options
 @click.pass_context
 def omniscape(
@@ -358,6 +383,10 @@ def omniscape(
     radius_m: float | None,
     block_size: int | None,
     source_threshold: float | None,
+    condition: Path | None,
+    condition_future: Path | None,
+    comparison: str | None,
+    condition_range: tuple[float, float] | None,
     workers: int | None,
     scheduler: str | None,
     threads: int | None,
@@ -379,6 +408,7 @@ def omniscape(
     Examples:
       leopardgeo omniscape --out out_omni --overwrite
       leopardgeo omniscape --resistance r.tif --source s.tif --radius-m 5000 --block-size 5 --out omni
+      leopardgeo omniscape --resistance r.tif --condition t.tif --condition-range -1 1 --out omni
     """
     import dataclasses
 
@@ -387,6 +417,15 @@ def omniscape(
 
     given = {"radius_m": radius_m, "block_size": block_size, "source_threshold": source_threshold}
     over: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    if condition is None and (condition_future is not None or comparison is not None or condition_range is not None):
+        msg = "--condition-future / --comparison / --condition-range: expected --condition as well, found none. Add --condition."
+        raise ConfigError(msg)
+    if condition is not None:  # files named on the command line: absolute, whatever folder the config is in
+        over |= {"conditional": True, "condition1": str(condition.resolve())}
+        over["condition1_future"] = None if condition_future is None else str(condition_future.resolve())
+        over["comparison1"] = comparison or "within"
+        if condition_range is not None:
+            over["condition1_lower"], over["condition1_upper"] = condition_range
     if resistance is None:
         if source is not None:
             msg = "--source: expected it with --resistance, found it alone. Give --resistance too, or neither."
@@ -859,8 +898,13 @@ def _print_link_changes(con: Any, links: Any, top: int) -> None:
 @cli.command()
 @click.argument("base", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.argument("scenario", required=False)
-@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Write the comparison of two folders here (tables, difference maps, the `changes` layer).")
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write the comparison of two folders here (tables, difference maps, the `changes` layer).",
+)
 @overwrite_option
 @click.option("--top", type=int, default=20, show_default=True, help="Changed links to print.")
 @click.pass_context
@@ -916,8 +960,13 @@ def compare(ctx: click.Context, base: Path, scenario: str | None, out: Path | No
 
 @cli.command("scenarios")
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
-@click.option("--config", "config", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
-              help="A file with [[scenarios]] (default: the run's own run_config.toml).")
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="A file with [[scenarios]] (default: the run's own run_config.toml).",
+)
 @click.option("--demo", is_flag=True, help="The demo's illustrative scenarios (data/amur/scenarios.toml).")
 @click.option("--only", multiple=True, help="Run only this scenario (repeatable).")
 @overwrite_option
@@ -965,22 +1014,44 @@ def scenarios_command(
 
 @cli.command("rank")
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
-@click.option("--candidates", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
-              help="Vector file of candidates: points / lines (crossing structures) or polygons (restorations), any CRS.")
+@click.option(
+    "--candidates",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Vector file of candidates: points / lines (crossing structures) or polygons (restorations), any CRS.",
+)
 @click.option("--layer", default=None, help="Layer of --candidates.")
-@click.option("--barriers", "n_barriers", type=int, default=None,
-              help="Use the Barrier Mapper's N best sites as restoration candidates (circles of their radius).")
-@click.option("--scenario", "scenario_name", default=None,
-              help="Rank on top of this [[scenarios]] entry of the run (e.g. the road the underpasses cross).")
+@click.option(
+    "--barriers",
+    "n_barriers",
+    type=int,
+    default=None,
+    help="Use the Barrier Mapper's N best sites as restoration candidates (circles of their radius).",
+)
+@click.option(
+    "--scenario",
+    "scenario_name",
+    default=None,
+    help="Rank on top of this [[scenarios]] entry of the run (e.g. the road the underpasses cross).",
+)
 @click.option("--name-field", default=None, help="Column naming each candidate.")
 @click.option("--cost-field", default=None, help="Column with each candidate's cost (ranks per unit of cost).")
-@click.option("--per", type=click.Choice(["structure", "km2", "cost"]), default=None,
-              help="Unit of the gain (default: cost with --cost-field, else km2 for polygons, structure for crossings).")
+@click.option(
+    "--per",
+    type=click.Choice(["structure", "km2", "cost"]),
+    default=None,
+    help="Unit of the gain (default: cost with --cost-field, else km2 for polygons, structure for crossings).",
+)
 @click.option("--method", type=click.Choice(["greedy", "exhaustive"]), default="greedy", show_default=True)
 @click.option("--metric", type=click.Choice(["PC", "EC_ha"]), default="PC", show_default=True)
 @click.option("--width", "width_m", type=float, default=0.0, help="Width of each crossing structure, metres.")
-@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder for ranking.csv and candidates.gpkg (default: RUN_DIR/ranking).")
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for ranking.csv and candidates.gpkg (default: RUN_DIR/ranking).",
+)
 @overwrite_option
 @click.pass_context
 def rank_command(ctx: click.Context, run_dir: Path, candidates: Path | None, layer: str | None, n_barriers: int | None,
@@ -1033,9 +1104,7 @@ def rank_command(ctx: click.Context, run_dir: Path, candidates: Path | None, lay
         costs = {e.name: float(v) for (e, _), v in zip(edits, frame[cost_field], strict=True)}
     table = rank_candidates(config, base, edits, scenario=scenario, method=method, per=unit, costs=costs, metric=metric)
     folder = out or run_dir / "ranking"
-    layer_out = gpd.GeoDataFrame(
-        table.merge(_candidate_frame(edits), on="candidate"), geometry="geometry", crs=grid.crs
-    )
+    layer_out = gpd.GeoDataFrame(table.merge(_candidate_frame(edits), on="candidate"), geometry="geometry", crs=grid.crs)
     with OutputWriter(folder, overwrite=overwrite, names=["ranking.csv", "candidates.gpkg"]) as w:
         w.text("ranking.csv", table.to_csv(index=False, float_format="%.6g"))
         from leopardgeo.io import write_layers
@@ -1102,9 +1171,7 @@ def _run_stage(
     if existing and not overwrite:
         msg = f"{out_dir}: expected no earlier {what}, found {existing}. Pass --overwrite to replace them."
         raise OutputExistsError(msg)
-    result = run_pipeline(
-        cfg, out_dir=out_dir, overwrite=overwrite, progress=not quiet and sys.stderr.isatty(), targets=targets
-    )
+    result = run_pipeline(cfg, out_dir=out_dir, overwrite=overwrite, progress=not quiet and sys.stderr.isatty(), targets=targets)
     return _StageRun(out_dir, overwrite, quiet, result)
 
 
