@@ -898,13 +898,8 @@ def _print_link_changes(con: Any, links: Any, top: int) -> None:
 @cli.command()
 @click.argument("base", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.argument("scenario", required=False)
-@click.option(
-    "--out",
-    "-o",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Write the comparison of two folders here (tables, difference maps, the `changes` layer).",
-)
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write the comparison of two folders here (tables, difference maps, the `changes` layer).")
 @overwrite_option
 @click.option("--top", type=int, default=20, show_default=True, help="Changed links to print.")
 @click.pass_context
@@ -960,13 +955,8 @@ def compare(ctx: click.Context, base: Path, scenario: str | None, out: Path | No
 
 @cli.command("scenarios")
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
-@click.option(
-    "--config",
-    "config",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    default=None,
-    help="A file with [[scenarios]] (default: the run's own run_config.toml).",
-)
+@click.option("--config", "config", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="A file with [[scenarios]] (default: the run's own run_config.toml).")
 @click.option("--demo", is_flag=True, help="The demo's illustrative scenarios (data/amur/scenarios.toml).")
 @click.option("--only", multiple=True, help="Run only this scenario (repeatable).")
 @overwrite_option
@@ -1014,44 +1004,22 @@ def scenarios_command(
 
 @cli.command("rank")
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
-@click.option(
-    "--candidates",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    default=None,
-    help="Vector file of candidates: points / lines (crossing structures) or polygons (restorations), any CRS.",
-)
+@click.option("--candidates", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="Vector file of candidates: points / lines (crossing structures) or polygons (restorations), any CRS.")
 @click.option("--layer", default=None, help="Layer of --candidates.")
-@click.option(
-    "--barriers",
-    "n_barriers",
-    type=int,
-    default=None,
-    help="Use the Barrier Mapper's N best sites as restoration candidates (circles of their radius).",
-)
-@click.option(
-    "--scenario",
-    "scenario_name",
-    default=None,
-    help="Rank on top of this [[scenarios]] entry of the run (e.g. the road the underpasses cross).",
-)
+@click.option("--barriers", "n_barriers", type=int, default=None,
+              help="Use the Barrier Mapper's N best sites as restoration candidates (circles of their radius).")
+@click.option("--scenario", "scenario_name", default=None,
+              help="Rank on top of this [[scenarios]] entry of the run (e.g. the road the underpasses cross).")
 @click.option("--name-field", default=None, help="Column naming each candidate.")
 @click.option("--cost-field", default=None, help="Column with each candidate's cost (ranks per unit of cost).")
-@click.option(
-    "--per",
-    type=click.Choice(["structure", "km2", "cost"]),
-    default=None,
-    help="Unit of the gain (default: cost with --cost-field, else km2 for polygons, structure for crossings).",
-)
+@click.option("--per", type=click.Choice(["structure", "km2", "cost"]), default=None,
+              help="Unit of the gain (default: cost with --cost-field, else km2 for polygons, structure for crossings).")
 @click.option("--method", type=click.Choice(["greedy", "exhaustive"]), default="greedy", show_default=True)
 @click.option("--metric", type=click.Choice(["PC", "EC_ha"]), default="PC", show_default=True)
 @click.option("--width", "width_m", type=float, default=0.0, help="Width of each crossing structure, metres.")
-@click.option(
-    "--out",
-    "-o",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Folder for ranking.csv and candidates.gpkg (default: RUN_DIR/ranking).",
-)
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for ranking.csv and candidates.gpkg (default: RUN_DIR/ranking).")
 @overwrite_option
 @click.pass_context
 def rank_command(ctx: click.Context, run_dir: Path, candidates: Path | None, layer: str | None, n_barriers: int | None,
@@ -1104,7 +1072,9 @@ def rank_command(ctx: click.Context, run_dir: Path, candidates: Path | None, lay
         costs = {e.name: float(v) for (e, _), v in zip(edits, frame[cost_field], strict=True)}
     table = rank_candidates(config, base, edits, scenario=scenario, method=method, per=unit, costs=costs, metric=metric)
     folder = out or run_dir / "ranking"
-    layer_out = gpd.GeoDataFrame(table.merge(_candidate_frame(edits), on="candidate"), geometry="geometry", crs=grid.crs)
+    layer_out = gpd.GeoDataFrame(
+        table.merge(_candidate_frame(edits), on="candidate"), geometry="geometry", crs=grid.crs
+    )
     with OutputWriter(folder, overwrite=overwrite, names=["ranking.csv", "candidates.gpkg"]) as w:
         w.text("ranking.csv", table.to_csv(index=False, float_format="%.6g"))
         from leopardgeo.io import write_layers
@@ -1171,7 +1141,9 @@ def _run_stage(
     if existing and not overwrite:
         msg = f"{out_dir}: expected no earlier {what}, found {existing}. Pass --overwrite to replace them."
         raise OutputExistsError(msg)
-    result = run_pipeline(cfg, out_dir=out_dir, overwrite=overwrite, progress=not quiet and sys.stderr.isatty(), targets=targets)
+    result = run_pipeline(
+        cfg, out_dir=out_dir, overwrite=overwrite, progress=not quiet and sys.stderr.isatty(), targets=targets
+    )
     return _StageRun(out_dir, overwrite, quiet, result)
 
 
