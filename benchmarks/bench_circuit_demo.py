@@ -2,7 +2,7 @@
 
 Usage:
     python benchmarks/bench_circuit_demo.py [--tools stage pardiso cholmod amg landschaft] [--repeat 1]
-        [--write docs/performance.md]
+        [--threads N] [--write docs/performance.md]
 
 Problem: the demo's resistance raster and its 17 habitat cores (1250 x 1756 cells, 690,002 unknowns with
 every patch short-circuited), all 136 pairs, 8 neighbours, the cumulative current map, as `leopardgeo run`
@@ -107,6 +107,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=1800)
     ap.add_argument("--write", type=Path)
+    ap.add_argument("--threads", type=int, default=None, help="threads for BLAS / OpenMP / numba (default: every core)")
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -118,7 +119,8 @@ def main() -> None:
         demo_arrays(d)
         for tool in args.tools:
             cmd = [sys.executable, __file__, "--worker", tool, str(d)]
-            runs = [_call(cmd, args.timeout, _env(os.cpu_count() or 1)) for _ in range(args.repeat)]
+            threads = args.threads or os.cpu_count() or 1
+            runs = [_call(cmd, args.timeout, _env(threads)) for _ in range(args.repeat)]
             ok = [r for r in runs if "error" not in r]
             row = min(ok, key=lambda r: r["wall_s"]) if ok else {"tool": tool, **runs[-1]}
             if ok:
