@@ -191,3 +191,36 @@ def test_corridor_searches_on_the_cluster_equal_one_thread(cluster):
     for windowed in (False, True):
         assert_same_corridors(serial, least_cost_corridors(res, labels, G, g, windowed=windowed, executor=cluster))
     assert math.isfinite(float(serial.table["cwd"].sum()))
+
+
+# ---------------------------------------------------------------- up-front memory refusals (Omniscape)
+def test_omniscape_on_a_local_cluster_is_refused_when_a_task_cannot_fit(cluster, monkeypatch):
+    """The cluster's memory_limit (2 GB a worker of 1 thread) bounds a task; the check runs before any window."""
+    from leopardgeo.core import memory
+    from leopardgeo.stages.omniscape import check_omniscape_memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda: 10**15)  # the driver's maps are not the point here
+    opts = {"radius": 6, "buffer": 0, "block_size": 9}
+    shape = (12_000, 12_500)  # 150 M cells: 2.4 GB of float64 resistance + source scattered to each worker
+    assert cluster.task_memory_bytes() == 2 * 10**9
+    with pytest.raises(MemoryLimitError, match=r"each task .*whole rasters on its worker.*2\.0 GB.*--resistance FILE"):
+        check_omniscape_memory(shape, opts, cluster, in_memory=True)
+    check_omniscape_memory(shape, opts, cluster, in_memory=False)  # bands read from a file: 24 MB a task
+    check_omniscape_memory(shape, opts, ThreadExecutor(2), in_memory=True)  # threads share the rasters
+
+
+def test_omniscape_stage_refuses_before_solving(monkeypatch):
+    from leopardgeo.core.grid import Grid
+    from leopardgeo.kernels import omniscape as kernel
+    from leopardgeo.stages import omniscape as stage
+
+    class Tiny(ThreadExecutor):
+        def task_memory_bytes(self) -> int:
+            return 1000
+
+    monkeypatch.setattr(stage, "omniscape", lambda *a, **k: pytest.fail("solved before the check"))
+    g = Grid.from_bounds((0, 0, 3000, 2000), cell_size_m=100.0, crs="EPSG:32652")
+    cfg = stage.OmniscapeConfig(radius_m=500, block_size=3)
+    with pytest.raises(MemoryLimitError, match="each task"):
+        stage.compute_omniscape(cfg, g, np.ones(g.shape), np.full(g.shape, 0.8), executor=Tiny(1))
+    assert kernel.BAND_BLOCK_ROWS >= 1
