@@ -285,9 +285,9 @@ def _factor(res, node, n, kd, k, avg_res, buf):  # pragma: no cover - compiled
                 lv = c_[j, off]
                 if lv != 0.0:
                     cj = c_[j0 + q2]
-                    rj = c_[j]
+                    rj = c_[j][off:]
                     for t in range(kd + 1 - off):
-                        cj[t] -= lv * rj[off + t]
+                        cj[t] -= lv * rj[t]
         if j0 >= n:
             break
         last = reach[min(j0 + 3, n - 1)]
@@ -305,8 +305,14 @@ def _factor(res, node, n, kd, k, avg_res, buf):  # pragma: no cover - compiled
                 continue
             m = min(kd + 4 - o, last - col + 1)
             rc = c_[col]
+            # views that start at the element needed first: the loop's indices are then plain counters
+            # (no negative-index wrap-around to test), which lets the compiler vectorise the loop
+            s0 = r0[o:]
+            s1 = r1[o - 1 :]
+            s2 = r2[o - 2 :]
+            s3 = r3[o - 3 :]
             for t in range(m):
-                rc[t] -= l0 * r0[o + t] + l1 * r1[o - 1 + t] + l2 * r2[o - 2 + t] + l3 * r3[o - 3 + t]
+                rc[t] -= l0 * s0[t] + l1 * s1[t] + l2 * s2[t] + l3 * s3[t]
     return c_
 
 
@@ -317,15 +323,17 @@ def _factor_solve(c_, n, kd, x):  # pragma: no cover - compiled
         xj = x[j] / c_[j, 0]
         x[j] = xj
         if xj != 0.0:
-            row = c_[j]
-            for t in range(1, min(kd, n - 1 - j) + 1):
-                x[j + t] -= row[t] * xj
+            row = c_[j][1:]
+            xs = x[j + 1 :]
+            for t in range(min(kd, n - 1 - j)):
+                xs[t] -= row[t] * xj
     for j in range(n - 1, -1, -1):
-        row = c_[j]
+        row = c_[j][1:]
+        xs = x[j + 1 :]
         s = 0.0
-        for t in range(1, min(kd, n - 1 - j) + 1):
-            s += row[t] * x[j + t]
-        x[j] = (x[j] - s) / row[0]
+        for t in range(min(kd, n - 1 - j)):
+            s += row[t] * xs[t]
+        x[j] = (x[j] - s) / c_[j, 0]
 
 
 @numba.njit(cache=True, nogil=True)
