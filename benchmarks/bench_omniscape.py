@@ -40,7 +40,7 @@ TOOLS = ("serial", "threads", "landschaft")
 
 def write_problem(kind: str, d: Path, size: int) -> tuple[int, int]:
     if kind == "demo":
-        from leopardgeo.config import demo_config
+        from leopardgeo.runner.registry import demo_config
         from leopardgeo.runner import pipeline as p
         from leopardgeo.stages.omniscape import OmniscapeConfig, omniscape_sources
 
