@@ -40,8 +40,8 @@ TOOLS = ("serial", "threads", "landschaft")
 
 def write_problem(kind: str, d: Path, size: int) -> tuple[int, int]:
     if kind == "demo":
-        from leopardgeo.runner.registry import demo_config
         from leopardgeo.runner import pipeline as p
+        from leopardgeo.runner.registry import demo_config
         from leopardgeo.stages.omniscape import OmniscapeConfig, omniscape_sources
 
         cfg = demo_config()

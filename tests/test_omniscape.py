@@ -429,4 +429,3 @@ def test_command_source_needs_resistance(tmp_path):
     _, spath = synthetic_raster(tmp_path / "s.tif", np.ones((5, 5)))
     r = CliRunner().invoke(cli, ["omniscape", "--source", str(spath), "--out", str(tmp_path / "o")])
     assert r.exit_code != 0 and "--resistance" in r.output  # required
-
