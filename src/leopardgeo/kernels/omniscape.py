@@ -625,6 +625,13 @@ def _band_compiled(res_b, src_b, row0, ty, tx, strength, shape, radius, buffer, 
     fp_c = np.empty((0, 0))
     fp_n = -1
     fp_kd = 0
+    # the last cut window's flow-potential factor: windows along the grid's top or bottom edge come one after
+    # another in a row of targets and are cut alike (same shape, same target position)
+    cut_key = (-1, -1, -1, -1)
+    cut_node = fp_node
+    cut_c = fp_c
+    cut_n = -1
+    cut_kd = 0
     buf = np.empty((full * full + 4) * (full + 6))  # the factor's work array, reused by every window
     for t in range(len(ty)):
         y = ty[t]
@@ -678,14 +685,19 @@ def _band_compiled(res_b, src_b, row0, ty, tx, strength, shape, radius, buffer, 
         if fp_on:
             uniform = np.ones((h, w))
             whole = h == full and w == full
+            key = (h, w, wy, wx)
             if whole and fp_n >= 0:
                 node, n, kd, c_ = fp_node, fp_n, fp_kd, fp_c
+            elif not whole and key == cut_key:
+                node, n, kd, c_ = cut_node, cut_n, cut_kd, cut_c
             else:
                 node, n = _flood(np.ones((h, w), np.bool_), wy, wx, k)
                 kd = _bandwidth(node, n, k)
-                c_ = _factor(uniform, node, n, kd, k, avg_res, buf)
+                c_ = _factor(uniform, node, n, kd, k, avg_res, buf).copy()
                 if whole:
-                    fp_node, fp_n, fp_kd, fp_c = node, n, kd, c_.copy()
+                    fp_node, fp_n, fp_kd, fp_c = node, n, kd, c_
+                else:
+                    cut_key, cut_node, cut_n, cut_kd, cut_c = key, node, n, kd, c_
             inj = _injections(node, n, s_w)
             if n > 0 and np.any(inj != 0.0):
                 _solve_add(c_, node, n, kd, uniform, inj, k, avg_res, fp[y0 - row0 : y1 - row0, x0:x1], c_w, use_corr)
