@@ -224,3 +224,18 @@ def test_omniscape_stage_refuses_before_solving(monkeypatch):
     with pytest.raises(MemoryLimitError, match="each task"):
         stage.compute_omniscape(cfg, g, np.ones(g.shape), np.full(g.shape, 0.8), executor=Tiny(1))
     assert kernel.BAND_BLOCK_ROWS >= 1
+
+
+def test_link_searches_on_the_cluster_equal_one_thread(cluster):
+    """The cutoff rule's per-patch searches as tasks of the run's executor: the same graph on a LocalCluster."""
+    from leopardgeo.core.executor import use_executor
+
+    res, labels, _, g = _strip_case()
+    _, _, p = patches_from_mask(np.isin(labels, [1, 2, 3, 4, 5, 6]))
+    serial, _ = build_graph(res, labels, p, g, rule="cutoff", max_cwd=4000.0, workers=1)
+    with use_executor(cluster):
+        spread, _ = build_graph(res, labels, p, g, rule="cutoff", max_cwd=4000.0)
+    assert list(serial.edges) == list(spread.edges) and serial.number_of_edges() >= 5
+    for e in serial.edges:
+        assert serial.edges[e]["cwd"] == spread.edges[e]["cwd"]
+        assert serial.edges[e]["geometry"].equals_exact(spread.edges[e]["geometry"], 0.0)
