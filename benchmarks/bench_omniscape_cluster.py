@@ -204,10 +204,9 @@ def section(args: argparse.Namespace, rows: list[dict]) -> str:
             else:
                 same = "differs: max |diff| " + ", ".join(f"{k} {r['digest'].get(k + '_maxdiff', math.nan):.1e}" for k in keys)
         driver = f"{r['driver_peak_mb'] / 1000:.2f} GB"
-        cpu = " / ".join(f"{c:.0f}" for c in [r.get("driver_cpu_s", math.nan), *r.get("workers_cpu_s", [])])
-        out.append(
-            f"| {r['mode']} | {r['n_targets']:,} | {r['wall_s']:.0f} | {speed} | {cpu} | {driver} | {workers} | {same} |"
-        )
+        cpus = [r.get("driver_cpu_s"), *r.get("workers_cpu_s", [])]
+        cpu = " / ".join("n/a" if c is None else f"{c:.0f}" for c in cpus)
+        out.append(f"| {r['mode']} | {r['n_targets']:,} | {r['wall_s']:.0f} | {speed} | {cpu} | {driver} | {workers} | {same} |")
     # the model: tasks (bands of BAND_BLOCK_ROWS rows of blocks) and the bytes each moves
     from leopardgeo.kernels.omniscape import BAND_BLOCK_ROWS
 
