@@ -5,6 +5,7 @@ Usage::
 
     python scripts/calibrate_demo.py                  # evaluate the current defaults
     python scripts/calibrate_demo.py --search 80      # differential evolution within the published signs, then refine
+    python scripts/calibrate_demo.py --set intercept=6.25 ruggedness_m=0.067   # evaluate a changed setting
 
 The habitat rows of the validation table (area by country, protected-area
 footprints, land north of 45.5 N, Land of the Leopard and the Lazovsky site in
@@ -212,10 +213,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--coarse", type=int, default=4, metavar="F", help="evolve on cells F times larger (default 4: 2 km)")
     ap.add_argument("--without-site", action="store_true", help="leave the Lazovsky row out of the score")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--set", nargs="+", default=[], metavar="NAME=VALUE",
+        help="evaluate the defaults with these changes, e.g. intercept=6.25 ruggedness_m=0.067 (0 drops a covariate)",
+    )  # fmt: skip
     args = ap.parse_args(argv)
     data = load()
     h = data["cfg"].habitat
     b0, coefs = h.intercept, dict(h.coefficients)
+    for item in args.set:
+        name, _, value = item.partition("=")
+        if name == "intercept":
+            b0 = float(value)
+        elif float(value) == 0:
+            coefs.pop(name, None)
+        else:
+            coefs[name] = float(value)
     if args.search:
         b0, coefs = search(data, args.search, site=not args.without_site, seed=args.seed, coarse=args.coarse)
     r = evaluate(data, b0, coefs)
