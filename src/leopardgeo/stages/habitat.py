@@ -470,6 +470,8 @@ class HabitatConfig:
     coefficients: dict[str, float] = _f(
         doc=(
             "RSF logistic coefficients by covariate. Built-in covariates: elevation_km, elevation_km_sq, "
+            "south_slope_m_per_km (rise of the terrain to the north: > 0 on south-facing slopes), ruggedness_m "
+            "(standard deviation of elevation over ruggedness_window_km), "
             "forest, open_land, landcover_<code>, dist_cropland_km, dist_urban_km (capped at distance_cap_km), "
             "settlement_pressure (needs [inputs] settlements); plus any name in [inputs.covariates]. Demo signs "
             "follow Hebblewhite et al. 2011 (Biol. Conserv. 144:2403): lower-elevation mixed/broadleaf forest far "
