@@ -1317,12 +1317,12 @@ def _restore_finding(run: _RunFolder, report: Report) -> list[Block]:
             f"(saves {r0['pct_of_lcd']:.0f} % of its cost{gain_text(r0.to_dict())}); more places below."
         )
     how = (
-        "ordered by the equivalent connected area each adds (EC with the link shortened by the saved cost; the "
-        "Barrier Mapper's own ranking by cost saved is in the barriers table)"
+        "ordered by the equivalent connected area each adds (EC recomputed with the link shortened by the cost "
+        "saved; the barriers table keeps the Barrier Mapper's ranking by cost saved)"
         if gains is not None and gains["ec_gain_ha"].notna().any()
-        else "Barrier Mapper, ranked by cost saved"
+        else "as the Barrier Mapper ranks them, by cost saved"
     )
-    return [f"**Best places to restore** ({how}; one place per link): " + "; ".join(items) + "."]
+    return [f"**Best places to restore**, one place per link, {how}: " + "; ".join(items) + "."]
 
 
 def _findings_section(run: _RunFolder, report: Report) -> Section:
