@@ -111,19 +111,21 @@ def _pop(hk, hv, size):  # pragma: no cover - compiled
 
 @njit(cache=True)
 def _subtree_loss(
-    lo, hi, droot, skip_eid, indptr, sl, sv, sw, se, tin, sz, depth, idom, euler, dist, p, a, mode, k, dmax,
+    lo, hi, droot, skip_eid, lptr, lin, lnb, lw, le, lsl, lsz, ldep, lpar, ld, lp, la, mode, k, dmax,
     key, beta, fin, hk, hv,
 ):  # pragma: no cover - compiled
-    r"""Loss and error bound of the targets in the pre-order slice ``euler[lo:hi]``.
+    r"""Loss and error bound of the targets of the pre-order slice ``lo:hi`` (local numbering).
 
-    Returns ``(sum of a_t (f(D_st) - f(D'_st)), bound)`` over the slice.  Nodes with ``lo <= tin < hi``
-    are the only ones whose distance may change.  ``droot`` is the depth of the dominator-tree node whose
-    subtree holds the slice (the removed node, whose own slot ``lo - 1`` is left out, or the removed
-    link's head, ``lo`` itself); ``skip_eid`` >= 0 is the removed link.  Each node's links come sorted,
-    deepest first, by the depth of the nearest common dominator of their two ends (``sl``, with the
-    other end ``sv``, length ``sw`` and link number ``se``): a link leaves the subtree of a node at depth
-    ``d`` on the path to the root exactly when that depth is below ``d``, so each scan below stops at the
-    first link on the wrong side.
+    Every array here is indexed by the dominator tree's pre-order number of the node (the slice is
+    contiguous and every walk below reads memory in order); a node's links are ``lptr[q]:lptr[q + 1]``
+    with the other end ``lnb`` (pre-order number), length ``lw``, link number ``le`` and ``lsl``, the depth
+    of the nearest common dominator of the two ends, sorted deepest first (``lin[q]`` is the first link
+    that leaves ``q``'s own subtree).  Returns ``(sum of a_t (f(D_st) - f(D'_st)), bound)`` over the slice.
+    Nodes with ``lo <= q < hi`` are the only ones whose distance may change.  ``droot`` is the depth of the
+    dominator-tree node whose subtree holds the slice (the removed node, whose own slot ``lo - 1`` is left
+    out, or the removed link's head, ``lo`` itself); ``skip_eid`` >= 0 is the removed link.  A link leaves
+    the subtree of a node at depth ``d`` on the path to the root exactly when its ``lsl`` is below ``d``, so
+    each scan below stops at the first link on the wrong side.
 
     The search runs on the increases :math:`\delta_t = D'_t - D_t` rather than on distances: a link
     :math:`u - t` costs its slack :math:`D_u + w_{ut} - D_t \ge 0`, and every link of the shortest-path
@@ -135,40 +137,43 @@ def _subtree_loss(
     Targets farther than ``dmax`` (``inf``: none) are not recomputed: each adds its whole term
     ``a_t f(D_st)`` to the bound; once anything beyond ``dmax`` was left out, a target whose new distance
     exceeds ``dmax`` adds ``a_t f(dmax)`` (its true and computed ``f`` are both below ``f(dmax)``).
-    ``key`` (the tentative increases) and ``fin`` are scratch, by node.
+    ``key`` (the tentative increases), ``beta`` and ``fin`` are scratch.
     """
     size = 0
     bound = 0.0
     capped = False  # whether anything beyond dmax was left out (else every new distance is exact)
-    for q in range(lo, hi):
-        t = euler[q]
+    for t in range(lo, hi):
         fin[t] = False
-        if dist[t] > dmax:
+        dt = ld[t]
+        if dt > dmax:
             key[t] = np.inf
             beta[t] = np.inf
-            bound += a[t] * p[t]
+            bound += la[t] * lp[t]
             capped = True
             continue
         best = np.inf
-        for j in range(indptr[t + 1] - 1, indptr[t] - 1, -1):
-            if sl[j] >= droot:
+        for j in range(lptr[t + 1] - 1, lptr[t] - 1, -1):
+            if lsl[j] >= droot:
                 break  # this link and the rest stay inside the subtree (or reach the removed node)
-            if se[j] == skip_eid:
+            if le[j] == skip_eid:
                 continue
-            u = sv[j]
-            if dist[u] > dmax:
+            du = ld[lnb[j]]
+            if du > dmax:
                 capped = True
                 continue
-            cand = dist[u] + sw[j] - dist[t]
+            cand = du + lw[j] - dt
             if cand < best:
                 best = cand
         key[t] = best
         # an entry matters only if it beats every entry above it in the tree (whose increase the node
         # inherits for free): the running minimum down the tree keeps the heap to those records
-        above = beta[idom[t]] if tin[idom[t]] >= lo else np.inf
-        beta[t] = min(best, above)
+        par = lpar[t]
+        above = beta[par] if par >= lo else np.inf
         if best < above:
+            beta[t] = best
             size = _push(hk, hv, size, best, t)
+        else:
+            beta[t] = above
     loss = 0.0
     while size > 0:
         d = hk[0]
@@ -177,30 +182,33 @@ def _subtree_loss(
         if fin[u] or d > key[u]:
             continue
         group = 0.0
-        q = tin[u]
-        end = q + sz[u]
-        du = depth[u]
+        q = u
+        end = u + lsz[u]
+        du = ldep[u]
         while q < end:
-            t = euler[q]
-            if fin[t] or dist[t] > dmax:
-                q += sz[t]  # settled earlier (with everything below it) or beyond the cap
+            if fin[q] or ld[q] > dmax:
+                q += lsz[q]  # settled earlier (with everything below it) or beyond the cap
                 continue
-            fin[t] = True
-            key[t] = d
+            fin[q] = True
+            key[q] = d
             if mode == 0:
-                group += a[t] * p[t]
+                group += la[q] * lp[q]
             else:
-                loss += a[t] * (p[t] - _f(dist[t] + d, mode, k))
-            for j in range(indptr[t], indptr[t + 1]):
-                if sl[j] >= du:
+                loss += la[q] * (lp[q] - _f(ld[q] + d, mode, k))
+            base = d + ld[q]
+            for j in range(lin[q], lptr[q + 1]):
+                sj = lsl[j]
+                if sj >= du:
                     continue  # stays inside this group's subtree: the same increase
-                if sl[j] < droot:
+                if sj < droot:
                     break  # this link and the rest leave the slice
-                v = sv[j]
-                tv = tin[v]
-                if tv < lo or tv >= hi or se[j] == skip_eid or fin[v] or dist[v] > dmax:
+                v = lnb[j]
+                if v < lo or fin[v] or le[j] == skip_eid:
                     continue
-                cand = d + dist[t] + sw[j] - dist[v]
+                dv = ld[v]
+                if dv > dmax:
+                    continue
+                cand = base + lw[j] - dv
                 if cand < key[v]:
                     key[v] = cand
                     size = _push(hk, hv, size, cand, v)
@@ -208,16 +216,15 @@ def _subtree_loss(
         if mode == 0:
             loss -= group * np.expm1(-k * d)
     fmax = _f(dmax, mode, k)
-    for q in range(lo, hi):
-        t = euler[q]
-        if dist[t] > dmax:
+    for t in range(lo, hi):
+        if ld[t] > dmax:
             continue
         if not fin[t]:
-            loss += a[t] * p[t]  # no way left: f(D') = 0
+            loss += la[t] * lp[t]  # no way left: f(D') = 0
             if capped:
-                bound += a[t] * fmax
-        elif capped and dist[t] + key[t] > dmax:
-            bound += a[t] * fmax
+                bound += la[t] * fmax
+        elif capped and ld[t] + key[t] > dmax:
+            bound += la[t] * fmax
     return loss, bound
 
 
@@ -225,13 +232,15 @@ def _subtree_loss(
 def _one_source(
     s, indptr, indices, w, eid, a, mode, k, dmax, do_links, do_between,
     dist, pos, idom, depth, indeg, ineid, order, sigma, tin, sz, euler, stack, child_ptr, child_idx, p, mass,
-    nd, beta, fin, hk, hv, delta, delta_pc, sl, sv, sw, se,
+    key, beta, fin, hk, hv, delta, delta_pc,
+    ld, lp, la, lsz, ldep, lpar, lptr, lin, lnb, lw, le, lsl,
     node_loss, link_loss, node_bound, link_bound, bc, bcpc,
 ):  # pragma: no cover - compiled
     """One source: Dijkstra, dominator tree, every node / link loss and bound, Brandes dependencies.
 
-    The dominator tree of the shortest-path DAG is numbered in pre-order; the bounds stay zero while
-    ``dmax`` is ``inf``.  Returns ``(sum_t a_t f(D_st), number of nodes settled)``.
+    The dominator tree of the shortest-path DAG is numbered in pre-order and the removals run on copies
+    of the node and link arrays in that numbering (``ld`` ... ``lsl``, see :func:`_subtree_loss`); the
+    bounds stay zero while ``dmax`` is ``inf``.  Returns ``(sum_t a_t f(D_st), number of nodes settled)``.
     """
     n = a.shape[0]
     for v in range(n):
@@ -330,58 +339,103 @@ def _one_source(
         v = order[q]
         sz[idom[v]] += sz[v]
         mass[idom[v]] += mass[v]
-    # every node's links sorted by the depth of the nearest common dominator of their two ends
+    # the node arrays in pre-order
     for q in range(m):
-        t = order[q]
-        j0 = indptr[t]
-        for j in range(j0, indptr[t + 1]):
-            u = indices[j]
-            tu = tin[u]
-            y = t
-            while not (tin[y] <= tu < tin[y] + sz[y]):
-                y = idom[y]
-            lv = depth[y]
-            r = j
-            while r > j0 and sl[r - 1] < lv:  # insertion sort, deepest first: a few links per node
-                sl[r] = sl[r - 1]
-                sv[r] = sv[r - 1]
-                sw[r] = sw[r - 1]
-                se[r] = se[r - 1]
+        v = euler[q]
+        ld[q] = dist[v]
+        lp[q] = p[v]
+        la[q] = a[v]
+        lsz[q] = sz[v]
+        ldep[q] = depth[v]
+        lpar[q] = tin[idom[v]] if q > 0 else -1
+    # the links of every node that lies in a slice of two nodes or more (below depth 1, or at depth 1
+    # with something below it), sorted deepest first by the depth of the nearest common dominator of
+    # their two ends; a node alone in its slice (every node of a complete graph's star) needs none
+    c = 0
+    for q in range(m):
+        lptr[q] = c
+        lin[q] = c
+        if ldep[q] < 2 and (ldep[q] == 0 or lsz[q] == 1):
+            continue
+        t = euler[q]
+        j0 = c
+        for j in range(indptr[t], indptr[t + 1]):
+            tu = tin[indices[j]]
+            y = q
+            while not (y <= tu < y + lsz[y]):
+                y = lpar[y]
+            lv = ldep[y]
+            r = c
+            while r > j0 and lsl[r - 1] < lv:  # insertion sort, deepest first: a few links per node
+                lsl[r] = lsl[r - 1]
+                lnb[r] = lnb[r - 1]
+                lw[r] = lw[r - 1]
+                le[r] = le[r - 1]
                 r -= 1
-            sl[r] = lv
-            sv[r] = u
-            sw[r] = w[j]
-            se[r] = eid[j]
+            lsl[r] = lv
+            lnb[r] = tu
+            lw[r] = w[j]
+            le[r] = eid[j]
+            c += 1
+        r = j0
+        while r < c and lsl[r] >= ldep[q]:
+            r += 1
+        lin[q] = r
+    lptr[m] = c
     # removal losses: a node x can only lengthen the paths to the nodes it dominates; a link only those
     # to the subtree of its head, and only when it is that head's one way in
     a_s = a[s]
+    fmax = _f(dmax, mode, k)
     for q in range(1, m):
-        x = order[q]
-        far = dist[x] > dmax
-        if sz[x] > 1:
+        x = euler[q]
+        far = ld[q] > dmax
+        szx = lsz[q]
+        if szx > 1:
             if far:
-                node_bound[x] += a_s * (mass[x] - a[x] * p[x])
+                node_bound[x] += a_s * (mass[x] - la[q] * lp[q])
             else:
-                lo = tin[x] + 1
-                hi = tin[x] + sz[x]
                 loss, bnd = _subtree_loss(
-                    lo, hi, depth[x], -1, indptr, sl, sv, sw, se, tin, sz, depth, idom, euler, dist, p, a, mode, k, dmax,
-                    nd, beta, fin, hk, hv,
+                    q + 1, q + szx, ldep[q], -1, lptr, lin, lnb, lw, le, lsl, lsz, ldep, lpar, ld, lp, la,
+                    mode, k, dmax, key, beta, fin, hk, hv,
                 )
                 node_loss[x] += a_s * loss
                 node_bound[x] += a_s * bnd
         if do_links and indeg[x] == 1:
+            e = ineid[x]
             if far:
-                link_bound[ineid[x]] += a_s * mass[x]
-            else:
-                lo = tin[x]
-                hi = tin[x] + sz[x]
+                link_bound[e] += a_s * mass[x]
+            elif szx > 1:
                 loss, bnd = _subtree_loss(
-                    lo, hi, depth[x], ineid[x], indptr, sl, sv, sw, se, tin, sz, depth, idom, euler, dist, p, a, mode, k,
-                    dmax, nd, beta, fin, hk, hv,
+                    q, q + szx, ldep[q], e, lptr, lin, lnb, lw, le, lsl, lsz, ldep, lpar, ld, lp, la,
+                    mode, k, dmax, key, beta, fin, hk, hv,
                 )
-                link_loss[ineid[x]] += a_s * loss
-                link_bound[ineid[x]] += a_s * bnd
+                link_loss[e] += a_s * loss
+                link_bound[e] += a_s * bnd
+            else:
+                # alone in its slice: its best other link, read straight from the graph
+                dx = ld[q]
+                best = np.inf
+                capped = False
+                for j in range(indptr[x], indptr[x + 1]):
+                    if eid[j] == e:
+                        continue
+                    du = dist[indices[j]]
+                    if du > dmax:
+                        capped = True
+                        continue
+                    cand = du + w[j] - dx
+                    if cand < best:
+                        best = cand
+                ax = la[q]
+                px = lp[q]
+                if best == np.inf:
+                    loss = ax * px
+                    bnd = ax * fmax if capped else 0.0
+                else:
+                    loss = -(ax * px) * np.expm1(-k * best) if mode == 0 else ax * (px - _f(dx + best, mode, k))
+                    bnd = ax * fmax if capped and dx + best > dmax else 0.0
+                link_loss[e] += a_s * loss
+                link_bound[e] += a_s * bnd
     if do_between:
         # number of shortest paths (exact ties) in settle order, then Brandes' back-propagation
         sigma[s] = 1.0
@@ -440,22 +494,31 @@ def _all_sources(indptr, indices, w, eid, a, n_links, mode, k, dmax, do_links, d
         child_idx = np.empty(n, np.int64)
         p = np.zeros(n)
         mass = np.zeros(n)
-        nd = np.empty(n)
+        key = np.empty(n)
         fin = np.zeros(n, np.bool_)
         beta = np.empty(n)
-        sl = np.empty(nnz, np.int64)
-        sv = np.empty(nnz, np.int64)
-        sw = np.empty(nnz)
-        se = np.empty(nnz, np.int64)
         hk = np.empty(nnz + n + 1)
         hv = np.empty(nnz + n + 1, np.int64)
         delta = np.empty(n)
         delta_pc = np.empty(n)
+        ld = np.empty(n)
+        lp = np.empty(n)
+        la = np.empty(n)
+        lsz = np.empty(n, np.int64)
+        ldep = np.empty(n, np.int64)
+        lpar = np.empty(n, np.int64)
+        lptr = np.empty(n + 1, np.int64)
+        lin = np.empty(n, np.int64)
+        lnb = np.empty(nnz, np.int64)
+        lw = np.empty(nnz)
+        le = np.empty(nnz, np.int64)
+        lsl = np.empty(nnz, np.int64)
         for s in range(c, n, n_chunks):
             tot, _ = _one_source(
                 s, indptr, indices, w, eid, a, mode, k, dmax, do_links, do_between,
                 dist, pos, idom, depth, indeg, ineid, order, sigma, tin, sz, euler, stack, child_ptr, child_idx,
-                p, mass, nd, beta, fin, hk, hv, delta, delta_pc, sl, sv, sw, se,
+                p, mass, key, beta, fin, hk, hv, delta, delta_pc,
+                ld, lp, la, lsz, ldep, lpar, lptr, lin, lnb, lw, le, lsl,
                 node_loss[c], link_loss[c], node_bound[c], link_bound[c], bc[c], bcpc[c],
             )
             totals[s] = tot
