@@ -229,6 +229,140 @@ def _subtree_loss(
 
 
 @njit(cache=True)
+def _rest(lo, hi, xq, kx, fin, lsz, ld, lp, la, mode, k):  # pragma: no cover - compiled
+    """Loss of the removed link's head ``xq`` and the nodes of ``lo:hi`` not settled yet, all at ``kx``.
+
+    ``kx`` is the head's increase through its best other way in (``inf``: none, every term is lost).
+    """
+    if mode == 0:
+        mass = la[xq] * lp[xq]
+        q = lo
+        while q < hi:
+            if fin[q]:
+                q += lsz[q]  # settled with everything below it
+                continue
+            mass += la[q] * lp[q]
+            q += 1
+        return mass if kx == np.inf else -mass * np.expm1(-k * kx)
+    loss = la[xq] * (lp[xq] - _f(ld[xq] + kx, mode, k))
+    q = lo
+    while q < hi:
+        if fin[q]:
+            q += lsz[q]
+            continue
+        loss += la[q] * (lp[q] - _f(ld[q] + kx, mode, k))
+        q += 1
+    return loss
+
+
+@njit(cache=True)
+def _node_link_loss(
+    xq, hi, skip_eid, do_link, lptr, lin, lnb, lw, le, lsl, lsz, ldep, lpar, ld, lp, la, mode, k,
+    key, beta, fin, hk, hv,
+):  # pragma: no cover - compiled
+    r"""Losses of removing the node ``xq`` and of removing its one way in (link ``skip_eid``), one search.
+
+    The uncapped case of :func:`_subtree_loss` (same arrays, local numbering) for both removals at once:
+    the node's removal searches the slice ``xq + 1 : hi`` on the increases; without only the link, the
+    node stays, with the increase ``kx`` of its best other way in (its links out of its subtree, or a
+    node of the slice settled before it), and the search is the same until it would settle the node:
+    every node settled below ``kx`` keeps its increase, and the node and everything not settled yet take
+    ``kx`` (the node dominates them).  So the link's loss is read off the node's search at the first
+    heap entry not below ``kx``.  Returns ``(node loss, link loss)`` (the latter 0 without ``do_link``).
+    """
+    lo = xq + 1
+    droot = ldep[xq]
+    dx = ld[xq]
+    size = 0
+    for t in range(lo, hi):
+        fin[t] = False
+        dt = ld[t]
+        best = np.inf
+        for j in range(lptr[t + 1] - 1, lptr[t] - 1, -1):
+            if lsl[j] >= droot:
+                break  # this link and the rest stay inside the subtree (or reach the removed node)
+            cand = ld[lnb[j]] + lw[j] - dt
+            if cand < best:
+                best = cand
+        key[t] = best
+        par = lpar[t]
+        above = beta[par] if par >= lo else np.inf
+        if best < above:
+            beta[t] = best
+            size = _push(hk, hv, size, best, t)
+        else:
+            beta[t] = above
+    kx = np.inf
+    if do_link:
+        for j in range(lptr[xq + 1] - 1, lptr[xq] - 1, -1):
+            if lsl[j] >= droot:
+                break
+            if le[j] == skip_eid:
+                continue
+            cand = ld[lnb[j]] + lw[j] - dx
+            if cand < kx:
+                kx = cand
+    loss = 0.0
+    link = 0.0
+    open_link = do_link
+    while size > 0:
+        d = hk[0]
+        u = hv[0]
+        if open_link and d >= kx:  # every entry left is >= kx: the node would settle now
+            link = loss + _rest(lo, hi, xq, kx, fin, lsz, ld, lp, la, mode, k)
+            open_link = False
+        size = _pop(hk, hv, size)
+        if fin[u] or d > key[u]:
+            continue
+        group = 0.0
+        q = u
+        end = u + lsz[u]
+        du = ldep[u]
+        while q < end:
+            if fin[q]:
+                q += lsz[q]  # settled earlier, with everything below it
+                continue
+            fin[q] = True
+            key[q] = d
+            if mode == 0:
+                group += la[q] * lp[q]
+            else:
+                loss += la[q] * (lp[q] - _f(ld[q] + d, mode, k))
+            base = d + ld[q]
+            for j in range(lin[q], lptr[q + 1]):
+                sj = lsl[j]
+                if sj >= du:
+                    continue  # stays inside this group's subtree: the same increase
+                if sj < droot:
+                    break  # this link and the rest leave the slice
+                v = lnb[j]
+                if v < lo:  # the removed node: a way back in for the link's removal
+                    cand = base + lw[j] - dx
+                    if cand < kx:
+                        kx = cand
+                    continue
+                if fin[v]:
+                    continue
+                cand = base + lw[j] - ld[v]
+                if cand < key[v]:
+                    key[v] = cand
+                    size = _push(hk, hv, size, cand, v)
+            q += 1
+        if mode == 0:
+            loss -= group * np.expm1(-k * d)
+    if open_link:
+        link = loss + _rest(lo, hi, xq, kx, fin, lsz, ld, lp, la, mode, k)
+    q = lo
+    while q < hi:  # no way left: f(D') = 0
+        if fin[q]:
+            q += lsz[q]
+            continue
+        loss += la[q] * lp[q]
+        q += 1
+    return loss, link
+
+
+@njit(cache=True)
 def _one_source(
     s, indptr, indices, w, eid, a, mode, k, dmax, do_links, do_between,
     dist, pos, idom, depth, indeg, ineid, order, sigma, tin, sz, euler, stack, child_ptr, child_idx, p, mass,
@@ -390,6 +524,16 @@ def _one_source(
         x = euler[q]
         far = ld[q] > dmax
         szx = lsz[q]
+        if dmax == np.inf and szx > 1:
+            both = do_links and indeg[x] == 1
+            loss, lloss = _node_link_loss(
+                q, q + szx, ineid[x], both, lptr, lin, lnb, lw, le, lsl, lsz, ldep, lpar, ld, lp, la, mode, k,
+                key, beta, fin, hk, hv,
+            )
+            node_loss[x] += a_s * loss
+            if both:
+                link_loss[ineid[x]] += a_s * lloss
+            continue
         if szx > 1:
             if far:
                 node_bound[x] += a_s * (mass[x] - la[q] * lp[q])
