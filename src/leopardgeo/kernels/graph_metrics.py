@@ -328,8 +328,13 @@ def _node_link_loss(
                 group += la[q] * lp[q]
             else:
                 loss += la[q] * (lp[q] - _f(ld[q] + d, mode, k))
+            j0 = lin[q]
+            j1 = lptr[q + 1]
+            if j0 == j1 or lsl[j0] < droot or lsl[j1 - 1] >= du:
+                q += 1  # every link stays in the group's subtree or leaves the slice
+                continue
             base = d + ld[q]
-            for j in range(lin[q], lptr[q + 1]):
+            for j in range(j0, j1):
                 sj = lsl[j]
                 if sj >= du:
                     continue  # stays inside this group's subtree: the same increase
@@ -367,7 +372,7 @@ def _one_source(
     s, indptr, indices, w, eid, a, mode, k, dmax, do_links, do_between,
     dist, pos, idom, depth, indeg, ineid, order, sigma, tin, sz, euler, stack, child_ptr, child_idx, p, mass,
     key, beta, fin, hk, hv, delta, delta_pc,
-    ld, lp, la, lsz, ldep, lpar, lptr, lin, lnb, lw, le, lsl,
+    ld, lp, la, lsz, ldep, lpar, lptr, lin, lnb, lw, le, lsl, rev, stamp, lca,
     node_loss, link_loss, node_bound, link_bound, bc, bcpc,
 ):  # pragma: no cover - compiled
     """One source: Dijkstra, dominator tree, every node / link loss and bound, Brandes dependencies.
@@ -495,10 +500,21 @@ def _one_source(
         j0 = c
         for j in range(indptr[t], indptr[t + 1]):
             tu = tin[indices[j]]
-            y = q
-            while not (y <= tu < y + lsz[y]):
-                y = lpar[y]
-            lv = ldep[y]
+            if stamp[j] == s:
+                lv = lca[j]  # found from the other end
+            else:
+                # climb from the shallower end (fewer steps) until the other end is below
+                y = q
+                z = tu
+                if ldep[tu] < ldep[q]:
+                    y = tu
+                    z = q
+                while not (y <= z < y + lsz[y]):
+                    y = lpar[y]
+                lv = ldep[y]
+                r = rev[j]
+                stamp[r] = s
+                lca[r] = lv
             r = c
             while r > j0 and lsl[r - 1] < lv:  # insertion sort, deepest first: a few links per node
                 lsl[r] = lsl[r - 1]
@@ -621,6 +637,16 @@ def _all_sources(indptr, indices, w, eid, a, n_links, mode, k, dmax, do_links, d
     bcpc = np.zeros((n_chunks, n))
     totals = np.zeros(n)
     nnz = indices.shape[0]
+    # the other direction of every CSR entry (both carry the link's number)
+    first = np.full(nl, -1, np.int64)
+    rev = np.empty(nnz, np.int64)
+    for j in range(nnz):
+        e = eid[j]
+        if first[e] < 0:
+            first[e] = j
+        else:
+            rev[j] = first[e]
+            rev[first[e]] = j
     for c in prange(n_chunks):
         dist = np.empty(n)
         pos = np.empty(n, np.int64)
@@ -648,21 +674,23 @@ def _all_sources(indptr, indices, w, eid, a, n_links, mode, k, dmax, do_links, d
         ld = np.empty(n)
         lp = np.empty(n)
         la = np.empty(n)
-        lsz = np.empty(n, np.int64)
-        ldep = np.empty(n, np.int64)
-        lpar = np.empty(n, np.int64)
-        lptr = np.empty(n + 1, np.int64)
-        lin = np.empty(n, np.int64)
-        lnb = np.empty(nnz, np.int64)
+        lsz = np.empty(n, np.int32)
+        ldep = np.empty(n, np.int32)
+        lpar = np.empty(n, np.int32)
+        lptr = np.empty(n + 1, np.int32)
+        lin = np.empty(n, np.int32)
+        lnb = np.empty(nnz, np.int32)
         lw = np.empty(nnz)
-        le = np.empty(nnz, np.int64)
-        lsl = np.empty(nnz, np.int64)
+        le = np.empty(nnz, np.int32)
+        lsl = np.empty(nnz, np.int32)
+        stamp = np.full(nnz, -1, np.int64)
+        lca = np.empty(nnz, np.int32)
         for s in range(c, n, n_chunks):
             tot, _ = _one_source(
                 s, indptr, indices, w, eid, a, mode, k, dmax, do_links, do_between,
                 dist, pos, idom, depth, indeg, ineid, order, sigma, tin, sz, euler, stack, child_ptr, child_idx,
                 p, mass, key, beta, fin, hk, hv, delta, delta_pc,
-                ld, lp, la, lsz, ldep, lpar, lptr, lin, lnb, lw, le, lsl,
+                ld, lp, la, lsz, ldep, lpar, lptr, lin, lnb, lw, le, lsl, rev, stamp, lca,
                 node_loss[c], link_loss[c], node_bound[c], link_bound[c], bc[c], bcpc[c],
             )
             totals[s] = tot
