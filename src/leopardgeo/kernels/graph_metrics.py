@@ -369,7 +369,7 @@ def _node_link_loss(
 
 @njit(cache=True)
 def _one_source(
-    s, indptr, indices, w, eid, a, mode, k, dmax, do_links, do_between,
+    s, indptr, indices, w, eid, a, mode, k, dmax, do_links, do_between, unit,
     dist, pos, idom, depth, indeg, ineid, order, sigma, tin, sz, euler, stack, child_ptr, child_idx, p, mass,
     key, beta, fin, hk, hv, delta, delta_pc,
     ld, lp, la, lsz, ldep, lpar, lptr, lin, lnb, lw, le, lsl, rev, stamp, lca,
@@ -388,8 +388,25 @@ def _one_source(
         tin[v] = -1
         sigma[v] = 0.0
     dist[s] = 0.0
-    size = _push(hk, hv, 0, 0.0, s)
     m = 0
+    if unit:
+        # every link 1 long: breadth-first order is Dijkstra's, without a heap (``order`` is the queue)
+        pos[s] = 0
+        order[0] = s
+        m = 1
+        q = 0
+        while q < m:
+            u = order[q]
+            q += 1
+            d = dist[u] + 1.0
+            for j in range(indptr[u], indptr[u + 1]):
+                v = indices[j]
+                if dist[v] == np.inf:
+                    dist[v] = d
+                    pos[v] = m
+                    order[m] = v
+                    m += 1
+    size = 0 if unit else _push(hk, hv, 0, 0.0, s)
     while size > 0:
         d = hk[0]
         u = hv[0]
@@ -637,6 +654,11 @@ def _all_sources(indptr, indices, w, eid, a, n_links, mode, k, dmax, do_links, d
     bcpc = np.zeros((n_chunks, n))
     totals = np.zeros(n)
     nnz = indices.shape[0]
+    unit = True
+    for j in range(nnz):
+        if w[j] != 1.0:
+            unit = False
+            break
     # the other direction of every CSR entry (both carry the link's number)
     first = np.full(nl, -1, np.int64)
     rev = np.empty(nnz, np.int64)
@@ -687,7 +709,7 @@ def _all_sources(indptr, indices, w, eid, a, n_links, mode, k, dmax, do_links, d
         lca = np.empty(nnz, np.int32)
         for s in range(c, n, n_chunks):
             tot, _ = _one_source(
-                s, indptr, indices, w, eid, a, mode, k, dmax, do_links, do_between,
+                s, indptr, indices, w, eid, a, mode, k, dmax, do_links, do_between, unit,
                 dist, pos, idom, depth, indeg, ineid, order, sigma, tin, sz, euler, stack, child_ptr, child_idx,
                 p, mass, key, beta, fin, hk, hv, delta, delta_pc,
                 ld, lp, la, lsz, ldep, lpar, lptr, lin, lnb, lw, le, lsl, rev, stamp, lca,
