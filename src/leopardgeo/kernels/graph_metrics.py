@@ -22,10 +22,14 @@ way in.  So, for each source :math:`s`, the kernel
    the shortest-path tree; with many equal paths (IIC counts links) the dominated sets are far smaller
    than any one tree's subtrees;
 3. numbers the dominator tree in pre-order, so the nodes a node dominates are one contiguous slice;
-4. for every node :math:`x` (and every link that is its head's one way in) with a non-empty slice,
-   finds the new distances of the slice's nodes only: each starts from its best link to a node outside
-   the slice (whose distance cannot change) and a Dijkstra restricted to the slice finishes the job
-   (the decremental update of Ramalingam & Reps 1996, *J. Algorithms* 21:267-305);
+4. for every node :math:`x` with a non-empty slice, finds the new distances of the slice's nodes only:
+   each starts from its best link to a node outside the slice (whose distance cannot change) and a
+   Dijkstra restricted to the slice finishes the job (the decremental update of Ramalingam & Reps
+   1996, *J. Algorithms* 21:267-305).  The same search gives the loss of the link that is
+   :math:`x`'s one way in: with only that link gone :math:`x` stays, reached through its best other way
+   in, and the search is the same up to the point where it would settle :math:`x` again, after which
+   everything left takes :math:`x`'s increase.  The search runs on copies of the node and link arrays
+   in the dominator tree's pre-order, so each slice is a contiguous range read in order;
 5. adds :math:`a_s \sum_t a_t (f(D_{st}) - f(D'_{st}))` to the element's loss.  Every term is
    :math:`\ge 0` (distances only grow), so the connector fraction is a sum of non-negative terms,
    not a difference of two large sums;
@@ -37,7 +41,9 @@ pair by pair: no approximation and no tolerance.  The cost is the sum, over sour
 slices' sizes, i.e. of the dominator-tree depths: a few operations per pair on a complete graph with
 metric distances (the trees are stars), about the mean hop count per pair on a planar graph with real
 distances.  Sources run on all cores (``numba.prange``), each chunk of sources with its own
-accumulators.
+accumulators.  A node alone in its slice (every node of a complete graph with metric distances, whose
+trees are stars) is handled from the graph's own arrays, without sorting its links; unit-length links
+(IIC) are searched breadth first.
 
 Optionally (``max_distance``, from a probability floor) targets farther than a distance are not
 recomputed; every term this leaves out, and every recomputed term whose new distance passes the cap,
