@@ -113,8 +113,9 @@ def _worker_lost(exc: BaseException, label: str) -> WorkerLostError | None:
 
     Examples
     --------
+    >>> from types import SimpleNamespace
     >>> from distributed.scheduler import KilledWorker
-    >>> e = _worker_lost(KilledWorker("draw-1", "tcp://127.0.0.1:1"), "draw")
+    >>> e = _worker_lost(KilledWorker("draw-1", SimpleNamespace(address="tcp://127.0.0.1:1"), 3), "draw")
     >>> type(e).__name__, "memory_limit_gb" in str(e)
     ('WorkerLostError', True)
     >>> _worker_lost(ValueError("x"), "draw") is None
@@ -132,9 +133,13 @@ def _worker_lost(exc: BaseException, label: str) -> WorkerLostError | None:
         pass
     if not isinstance(exc, kinds):
         return None
+    try:
+        what = str(exc)
+    except Exception:  # a Dask exception whose str() fails must not hide the translation
+        what = "no details"
     msg = (
         f"{label}: expected every Dask worker to stay up until its tasks finished, found a worker lost mid-run "
-        f"({type(exc).__name__}: {exc}). A worker dies when it is killed, runs out of memory (the nanny kills it "
+        f"({type(exc).__name__}: {what}). A worker dies when it is killed, runs out of memory (the nanny kills it "
         "past its memory limit) or its machine goes away. Rerun the same command: work already saved is kept "
         "(an ensemble resumes from its finished draws). If workers keep dying, give them more memory "
         "([executor] memory_limit_gb), fewer threads each ([executor] threads) or use local threads."
