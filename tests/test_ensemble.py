@@ -179,6 +179,9 @@ def test_current_quantiles_are_numpy_quantiles_of_the_draws_current_maps(tmp_pat
         assert src.descriptions == ("median", "p05", "p95")
         np.testing.assert_array_equal(src.read(), expected)
     assert (tmp_path / "ens" / "current_quantiles.qml").is_file()
+    from leopardgeo.report.ensemble import write_ensemble_report
+
+    assert "**Current (circuit)** per cell" in write_ensemble_report(tmp_path / "ens", maps=False).read_text()
     # row blocks of any size give the same quantiles, NaN cells included
     stack[0, 0, 0] = np.nan
     np.testing.assert_array_equal(current_quantiles(stack, block_bytes=1), current_quantiles(stack))

@@ -565,6 +565,22 @@ def _geometries(draws: list[dict[str, Any]], base: dict[str, Any]) -> dict[tuple
     return geoms
 
 
+def _current_summary(q: np.ndarray | None) -> dict[str, float] | None:
+    """How much the current moves between draws where it is high (None without the circuit).
+
+    Over the cells of the top 10 % median current: the median of the 5-95 % range relative to the median.
+    """
+    if q is None:
+        return None
+    med, lo, hi = q
+    ok = np.isfinite(med) & (med > 0)
+    if not ok.any():
+        return {"top_cells": 0, "relative_range_median": float("nan")}
+    top = ok & (med >= np.quantile(med[ok], 0.9))
+    rel = (hi[top] - lo[top]) / med[top]
+    return {"top_cells": int(top.sum()), "relative_range_median": round(float(np.median(rel)), 6)}
+
+
 def _write(out: Path, cfg: Any, res: EnsembleResult, draws: list[dict[str, Any]], base: dict[str, Any], ctx: Any) -> None:
     """The final files, each written to a temporary name and renamed into place."""
     import geopandas as gpd
@@ -615,7 +631,7 @@ def _write(out: Path, cfg: Any, res: EnsembleResult, draws: list[dict[str, Any]]
         "robust_share": cfg.ensemble.robust_share,
         "rare_share": cfg.ensemble.rare_share,
         "links": {k: int((links["robustness"] == k).sum()) for k in ("robust", "sensitive", "rare")},
-        "current_quantiles": res.current_quantiles is not None,
+        "current_quantiles": _current_summary(res.current_quantiles),
         "config_hash": config_hash(cfg),
     }
     (tmp / "ensemble.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
