@@ -68,8 +68,10 @@ from leopardgeo.kernels.circuit.solvers import LaplacianSolver
 
 __all__ = [
     "ArrayBands",
+    "OmniscapeCondition",
     "OmniscapeMaps",
     "block_correction",
+    "condition_target_values",
     "omniscape",
     "omniscape_targets",
     "solve_window",
@@ -150,6 +152,126 @@ def omniscape_targets(source: np.ndarray, block_size: int = 1) -> tuple[np.ndarr
     yy, xx = np.meshgrid(ys, xs, indexing="ij")
     keep = strength > 0
     return yy[keep].astype(np.int64), xx[keep].astype(np.int64), strength[keep]
+
+
+# --------------------------------------------------------------------------- conditional connectivity
+@dataclass(frozen=True)
+class OmniscapeCondition:
+    """One condition of Omniscape's conditional connectivity: which sources a target is connected to.
+
+    A source sends current to a target only when its ``present`` value compares to the target's value:
+    ``"within"``: ``lower <= source - target <= upper``; ``"equal"``: ``source == target``.  The target's
+    value is taken over its block from ``future`` (Omniscape's ``compare_to_future``) or, without it, from
+    ``present``: the median for ``"within"``, the most common value for ``"equal"`` (ties: the first in
+    Omniscape.jl's column-major order), no data skipped.  As in Omniscape.jl (``source_target_match!``) the
+    sources are dropped after they were scaled to the target's strength, so a target whose window holds
+    non-matching sources injects less than its strength, and a source whose condition has no data is kept.
+    A target whose block has no condition data connects to no source (Omniscape.jl stops with an error).
+
+    Parameters
+    ----------
+    present
+        The condition at the sources (Omniscape's ``condition1_file``), on the resistance's grid; NaN = no data.
+    comparison
+        ``"within"`` or ``"equal"`` (Omniscape.jl's code spells it ``"equals"``; both are accepted).
+    lower, upper
+        The range of ``source - target`` for ``"within"`` (``condition1_lower`` / ``condition1_upper``).
+    future
+        The condition at the targets (``condition1_future_file``), or None to compare present with present.
+
+    Examples
+    --------
+    >>> c = OmniscapeCondition(np.array([[1.0, 2.0, 5.0]]), "within", lower=-1.0, upper=1.0)
+    >>> c.comparison, c.lower, c.upper
+    ('within', -1.0, 1.0)
+    """
+
+    present: np.ndarray
+    comparison: str = "within"
+    lower: float = 0.0
+    upper: float = 0.0
+    future: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        comparison = str(self.comparison).strip().lower()
+        comparison = "equal" if comparison == "equals" else comparison
+        if comparison not in ("within", "equal"):
+            msg = f"omniscape condition: expected comparison 'within' or 'equal', found {self.comparison!r}."
+            raise ConfigError(msg)
+        object.__setattr__(self, "comparison", comparison)
+        lower, upper = float(self.lower), float(self.upper)
+        if comparison == "within" and not lower <= upper:
+            msg = f"omniscape condition: expected lower <= upper, found lower {lower:g} > upper {upper:g}. Swap them."
+            raise ConfigError(msg)
+        object.__setattr__(self, "lower", lower)
+        object.__setattr__(self, "upper", upper)
+        object.__setattr__(self, "present", np.asarray(self.present, dtype=np.float64))
+        if self.future is not None:
+            future = np.asarray(self.future, dtype=np.float64)
+            if future.shape != self.present.shape:
+                msg = (
+                    f"omniscape condition: expected a future raster of the present's shape {self.present.shape}, "
+                    f"found {future.shape}."
+                )
+                raise DataError(msg)
+            object.__setattr__(self, "future", future)
+
+    @property
+    def spec(self) -> tuple[str, float, float]:
+        """``(comparison, lower, upper)``: what a window needs besides the rasters."""
+        return (self.comparison, self.lower, self.upper)
+
+
+def _mode_first(values: np.ndarray) -> float:
+    """The most common value; among ties the one that comes first in ``values``."""
+    u, first, counts = np.unique(values, return_index=True, return_counts=True)
+    best = counts == counts.max()
+    return float(u[best][np.argmin(first[best])])
+
+
+def condition_target_values(
+    values: np.ndarray, ty: np.ndarray, tx: np.ndarray, block_size: int, comparison: str, *, row0: int = 0
+) -> np.ndarray:
+    """Each target's value of a condition over its block: median (``"within"``) or most common value (``"equal"``).
+
+    ``values`` holds grid rows from ``row0`` on; NaN (no data) is skipped; a block without data gives NaN.
+
+    Examples
+    --------
+    >>> v = np.array([[1.0, 2.0, 9.0], [3.0, 3.0, 9.0], [4.0, 3.0, np.nan]])
+    >>> condition_target_values(v, np.array([1]), np.array([1]), 3, "within")
+    array([3.])
+    >>> condition_target_values(v, np.array([1]), np.array([1]), 3, "equal")
+    array([3.])
+    """
+    br = (block_size - 1) // 2
+    out = np.full(len(ty), np.nan)
+    nr, nc = values.shape
+    for t, (y, x) in enumerate(zip(np.asarray(ty).tolist(), np.asarray(tx).tolist(), strict=True)):
+        r = y - row0
+        block = values[max(r - br, 0) : min(r + br + 1, nr), max(x - br, 0) : min(x + br + 1, nc)]
+        vals = block.T.ravel()  # Omniscape.jl reads the block column by column
+        vals = vals[~np.isnan(vals)]
+        if vals.size:
+            out[t] = float(np.median(vals)) if comparison == "within" else _mode_first(vals)
+    return out
+
+
+def _condition_sources(
+    s_w: np.ndarray, present_w: Sequence[np.ndarray], target_values: np.ndarray, specs: Sequence[tuple[str, float, float]]
+) -> np.ndarray:
+    """Zero the window's sources whose conditions do not match the target's (``source_target_match!``)."""
+    keep = np.ones(s_w.shape, bool)
+    for pres, v, (comparison, lower, upper) in zip(present_w, target_values.tolist(), specs, strict=True):
+        if math.isnan(v):
+            return np.zeros_like(s_w)
+        known = ~np.isnan(pres)
+        if comparison == "within":
+            d = pres - v
+            keep &= ~known | ((d >= lower) & (d <= upper))
+        else:
+            keep &= ~known | (pres == v)
+    return np.where(keep, s_w, 0.0)
 
 
 # --------------------------------------------------------------------------- compiled window solve
@@ -483,6 +605,8 @@ class _Params:
     flow_potential: bool
     correction: np.ndarray | None
     shape: tuple[int, int]
+    #: ``(comparison, lower, upper)`` of each condition of conditional connectivity (none: every source counts)
+    conditions: tuple[tuple[str, float, float], ...] = ()
 
 
 @numba.njit(cache=True, nogil=True)
@@ -566,9 +690,21 @@ def _band_compiled(res_b, src_b, row0, ty, tx, strength, shape, radius, buffer, 
 
 
 def _solve_band(
-    res_b: np.ndarray, src_b: np.ndarray, row0: int, ty: np.ndarray, tx: np.ndarray, strength: np.ndarray, p: _Params
+    res_b: np.ndarray,
+    src_b: np.ndarray,
+    row0: int,
+    ty: np.ndarray,
+    tx: np.ndarray,
+    strength: np.ndarray,
+    p: _Params,
+    cond_b: Sequence[np.ndarray] = (),
+    cond_values: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Sum the windows of one band's targets into maps of the band's rows (``row0`` = the band's first grid row)."""
+    """Sum the windows of one band's targets into maps of the band's rows (``row0`` = the band's first grid row).
+
+    With conditions (``p.conditions``): ``cond_b`` are the band's rows of each condition's present raster and
+    ``cond_values[t]`` the target's values; a window's sources that do not match are dropped.
+    """
     nr, nc = p.shape
     reach = p.radius + p.buffer
     br = (p.block_size - 1) // 2
@@ -579,7 +715,7 @@ def _solve_band(
     discs: dict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]] = {}
     fp_factors: dict[tuple[int, int, int, int], tuple[np.ndarray, int, object]] = {}
     no_corr = np.ones((1, 1))
-    for y, x, st in zip(ty.tolist(), tx.tolist(), strength.tolist(), strict=True):
+    for t, (y, x, st) in enumerate(zip(ty.tolist(), tx.tolist(), strength.tolist(), strict=True)):
         y0, y1, x0, x1 = _window(nr, nc, y, x, reach)
         h, w = y1 - y0, x1 - x0
         wy, wx = y - y0, x - x0
@@ -590,6 +726,8 @@ def _solve_band(
         rows = slice(y0 - row0, y1 - row0)
         s_w = np.where(in_radius, src_b[rows, x0:x1], 0.0)
         s_w = _window_sources(s_w, wy, wx, st, p.radius, p.buffer, br)
+        if p.conditions:  # conditional connectivity: only sources similar to the target
+            s_w = _condition_sources(s_w, [c[rows, x0:x1] for c in cond_b], cond_values[t], p.conditions)  # type: ignore[index]
         r_w = np.where(in_reach, res_b[rows, x0:x1], np.nan)
         corr = no_corr if p.correction is None else _correction_cut(p.correction, h, w, y, x, nr, nc, reach)
         use_corr = p.correction is not None
@@ -627,27 +765,34 @@ class _Held:
 
 @dataclass(frozen=True)
 class ArrayBands:
-    """``read_band`` over in-memory rasters: ``handle.get()`` gives ``(resistance, source)``; rows are slices.
+    """``read_band`` over in-memory rasters: ``handle.get()`` gives ``(resistance, source, *conditions)``; rows are slices.
 
     ``handle`` is an executor's shared handle (``executor.share(...)``: the arrays go to each worker once),
-    or anything with ``get()``.
+    or anything with ``get()``.  The conditions are the present rasters of conditional connectivity, if any.
     """
 
     handle: object
 
-    def __call__(self, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray]:
-        """Rows ``r0:r1`` of the resistance and the source."""
-        res, src = self.handle.get()  # type: ignore[attr-defined]
-        return res[r0:r1], src[r0:r1]
+    def __call__(self, r0: int, r1: int) -> tuple[np.ndarray, ...]:
+        """Rows ``r0:r1`` of the resistance, the source and each condition's present raster."""
+        arrays = self.handle.get()  # type: ignore[attr-defined]
+        return tuple(a[r0:r1] for a in arrays)
 
 
 def _band_task(item: tuple) -> tuple[int, np.ndarray, np.ndarray | None]:
     """One task: read a band's rows, solve its targets' windows, return its maps (module level, so workers can import it)."""
-    read_band, r0, r1, ty, tx, strength, p = item
-    res_b, src_b = read_band(r0, r1)
+    read_band, r0, r1, ty, tx, strength, p, *rest = item
+    res_b, src_b, *cond_b = read_band(r0, r1)
     res_b = np.ascontiguousarray(res_b, dtype=np.float64)
     src_b = np.nan_to_num(np.asarray(src_b, dtype=np.float64), nan=0.0)
     reach = p.radius + p.buffer
+    if p.conditions:  # conditional sources are chosen per window in Python; the solves are the same
+        if len(cond_b) != len(p.conditions):
+            msg = f"omniscape: expected {len(p.conditions)} condition raster(s) from read_band, found {len(cond_b)}."
+            raise DataError(msg)
+        cond_b = [np.asarray(c, dtype=np.float64) for c in cond_b]
+        cur, fp2 = _solve_band(res_b, src_b, r0, ty, tx, strength, p, cond_b, rest[0])
+        return r0, cur, fp2
     if 2 * reach + 2 <= MAX_BANDWIDTH:  # every window fits the banded factor: the whole band compiled
         cur = np.zeros(res_b.shape)
         fp = np.zeros(res_b.shape) if p.flow_potential else np.zeros((1, 1))
@@ -675,7 +820,8 @@ def _check(radius: int, block_size: int, buffer: int, connectivity: int) -> None
         raise ConfigError(msg)
 
 
-ReadBand = Callable[[int, int], tuple[np.ndarray, np.ndarray]]
+#: ``read_band(row0, row1) -> (resistance rows, source rows, *condition rows)``
+ReadBand = Callable[[int, int], tuple[np.ndarray, ...]]
 
 
 def omniscape(
@@ -695,6 +841,8 @@ def omniscape(
     read_band: ReadBand | None = None,
     shape: tuple[int, int] | None = None,
     targets: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    conditions: Sequence[OmniscapeCondition] = (),
+    condition_values: np.ndarray | None = None,
 ) -> OmniscapeMaps:
     """Omniscape's cumulative current, flow potential and normalised current.
 
@@ -724,6 +872,14 @@ def omniscape(
         Grid shape when the arrays are not given.
     targets
         ``(rows, cols, strengths)`` from :func:`omniscape_targets` when already known.
+    conditions
+        Conditional connectivity (Omniscape's ``conditional``, ``n_conditions``, ``compare_to_future``):
+        a target's window keeps only the sources that meet every condition (:class:`OmniscapeCondition`).
+        With ``read_band``, its rasters are not read from here: ``read_band`` returns each condition's
+        present rows after the source's, and ``condition_values`` (targets x conditions, from
+        :func:`condition_target_values`) gives the targets' values.
+    condition_values
+        See ``conditions``; computed from the conditions' rasters when not given.
 
     Returns
     -------
@@ -752,23 +908,40 @@ def omniscape(
             msg = f"omniscape: expected a 2-D source of the resistance's shape {res_all.shape}, found {src_all.shape}."
             raise DataError(msg)
 
+        for c in conditions:
+            if c.present.shape != res_all.shape:
+                msg = f"omniscape: expected condition rasters of the resistance's shape {res_all.shape}, found {c.present.shape}."
+                raise DataError(msg)
+        arrays = (res_all, src_all, *(c.present for c in conditions))
         share = getattr(executor, "share", None)
-        shared = share((res_all, src_all)) if share is not None else None  # sent to each worker once
-        read_band = ArrayBands(shared if shared is not None else _Held((res_all, src_all)))
+        shared = share(arrays) if share is not None else None  # sent to each worker once
+        read_band = ArrayBands(shared if shared is not None else _Held(arrays))
         shape = res_all.shape
         if targets is None:
             targets = omniscape_targets(src_all, block_size)
+        if conditions and condition_values is None:
+            ty0, tx0 = targets[0], targets[1]
+            condition_values = np.column_stack(
+                [
+                    condition_target_values(c.present if c.future is None else c.future, ty0, tx0, block_size, c.comparison)
+                    for c in conditions
+                ]
+            )
     else:
         shared = None
         if shape is None or targets is None:
             msg = "omniscape: read_band needs the grid shape and the targets."
+            raise DataError(msg)
+        if conditions and condition_values is None:
+            msg = "omniscape: read_band with conditions needs the targets' condition_values."
             raise DataError(msg)
     nr, nc = shape
     compute_fp = flow_potential or normalized
     corr = (
         block_correction(radius, buffer, block_size, connectivity=connectivity) if correct_artifacts and block_size > 1 else None
     )
-    params = _Params(radius, buffer, block_size, connectivity, bool(avg_resistances), compute_fp, corr, (nr, nc))
+    specs = tuple(c.spec for c in conditions)
+    params = _Params(radius, buffer, block_size, connectivity, bool(avg_resistances), compute_fp, corr, (nr, nc), specs)
     ty, tx, strength = targets
     reach = radius + buffer
     # bands of BAND_BLOCK_ROWS rows of blocks; fixed by the grid, never by the executor
@@ -781,7 +954,8 @@ def omniscape(
         sel = band_of == b
         r0 = max(int(ty[sel].min()) - reach, 0)
         r1 = min(int(ty[sel].max()) + reach + 1, nr)
-        items.append((read_band, r0, r1, ty[sel], tx[sel], strength[sel], params))
+        item = (read_band, r0, r1, ty[sel], tx[sel], strength[sel], params)
+        items.append((*item, condition_values[sel]) if conditions else item)  # type: ignore[index]
     current = np.zeros((nr, nc))
     fp_map = np.zeros((nr, nc)) if compute_fp else None
     # a few bands per worker at a time: the bands' maps waiting to be added stay a small part of the grid
