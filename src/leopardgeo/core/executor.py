@@ -658,8 +658,17 @@ class DaskExecutor(Executor):
                 import dask
 
                 # no heartbeat deadline: a worker busy in one long compiled call, or starved on a loaded machine,
-                # is not restarted (a restart loses the data share() scattered to it)
-                with dask.config.set({"distributed.scheduler.worker-ttl": None}):
+                # is not restarted (a restart loses the data share() scattered to it).
+                # No MALLOC_TRIM_THRESHOLD_ in the workers: Dask sets it to return freed memory to the system
+                # early, which also turns off glibc's dynamic mmap threshold, so every full-grid array a task
+                # allocates is a fresh mmap and its pages are faulted in and zeroed again: 40-70 % more CPU per
+                # ensemble draw than the same draw in this process (docs/performance.md). A value the user set
+                # in the environment is still passed on.
+                settings = {
+                    "distributed.scheduler.worker-ttl": None,
+                    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+                }
+                with dask.config.set(settings):
                     self._cluster = distributed.LocalCluster(
                         n_workers=config.workers,
                         threads_per_worker=threads,
