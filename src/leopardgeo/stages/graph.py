@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +53,7 @@ import shapely
 
 from leopardgeo.config import LinkRule, _f, _normalise, _positive
 from leopardgeo.core.errors import ConfigError, DataError, NoPathError
+from leopardgeo.core.executor import current_executor
 from leopardgeo.core.grid import Grid
 from leopardgeo.io import RASTERS
 from leopardgeo.kernels.costdist import (
@@ -212,15 +212,25 @@ def _pairwise_links(
     max_cwd: float | None,
     workers: int | None,
 ) -> list[dict]:
-    with ThreadPoolExecutor(max_workers=workers) as pool:  # the kernel releases the GIL
-        runs = pool.map(
-            lambda a: _links_from_patch(
-                a, resistance, labels, ids, cell_size_m=cell_size_m, connectivity=connectivity, max_cwd=max_cwd
-            ),
-            ids,
-        )
-        found = [link for run in runs for link in run]
+    """Each patch's bounded search as a task of the run's executor (``workers``: that many local threads)."""
+    ex = current_executor(workers)
+    res_h, lab_h = ex.share(resistance), ex.share(labels)  # on Dask: sent to each worker once
+    try:
+        items = [(res_h, lab_h, int(a), ids, float(cell_size_m), int(connectivity), max_cwd) for a in ids]
+        runs = ex.map(_links_task, items)
+    finally:
+        ex.release(res_h)
+        ex.release(lab_h)
+    found = [link for run in runs for link in run]
     return sorted(found, key=lambda link: (link["patch_a"], link["patch_b"]))
+
+
+def _links_task(item: tuple) -> list[dict]:
+    """One executor task: :func:`_links_from_patch` on the shared rasters (module level, so workers can import it)."""
+    res_h, lab_h, a, ids, cell_size_m, connectivity, max_cwd = item
+    return _links_from_patch(
+        a, res_h.get(), lab_h.get(), ids, cell_size_m=cell_size_m, connectivity=connectivity, max_cwd=max_cwd
+    )
 
 
 # ---------------------------------------------------------------------- the graph
@@ -280,7 +290,9 @@ def build_graph(
         :func:`leopardgeo.stages.patches.country_raster`; fills the ``countries``
         edge attribute.
     workers
-        Threads for the per-patch searches (``cutoff`` / ``knn``).
+        Threads for the per-patch searches (``cutoff`` / ``knn``); ``None``: the
+        run's executor (:func:`leopardgeo.core.executor.current_executor`), whose
+        tasks they are.  The graph does not depend on it.
     stage, isolated_hint
         Name of the calling stage and what to do about patches left without a
         link, for the warning that lists them.
@@ -523,7 +535,9 @@ class LinkConfig:
     max_euclid_m: float | None = _f(None, doc="largest edge-to-edge gap between linked patches, metres")
     k_nearest: int = _f(3, doc="links per patch for rule = 'knn'")
     drop_through_patches: bool = _f(False, doc="drop links whose path crosses another patch")
-    workers: int | None = _f(None, doc="threads for per-patch searches (cutoff / knn); default: all cores")
+    workers: int | None = _f(
+        None, doc="threads for per-patch searches (cutoff / knn rules, corridors); default: the run's executor (all cores)"
+    )
 
     def __post_init__(self) -> None:
         _normalise(self, "links")

@@ -28,6 +28,7 @@ from leopardgeo.core.errors import AlignmentError, ConfigError, DataError
 from leopardgeo.core.grid import Grid
 from leopardgeo.io import RASTERS
 from leopardgeo.kernels.omniscape import (
+    BAND_BLOCK_ROWS,
     OmniscapeCondition,
     OmniscapeMaps,
     condition_target_values,
@@ -291,6 +292,71 @@ def omniscape_sources(cfg: OmniscapeConfig, resistance: np.ndarray, suitability:
     return src
 
 
+def omniscape_memory(shape: tuple[int, int], opts: dict, *, arrays_shared: bool) -> dict[str, int]:
+    """Approximate peak bytes of an Omniscape run: the driver's maps and one task (a band of windows).
+
+    ``opts`` are the kernel's options (:func:`_kernel_options`).  A task holds
+    its band's rows of the resistance and the source and its two maps (float64,
+    8 B each, plus a temporary), and the factor of one window (banded: cells x
+    (band + 1) x 8 B, for the current and the flow potential); with
+    ``arrays_shared`` (in-memory rasters sent to Dask workers) each worker also
+    holds the two whole rasters.  The driver keeps three float64 maps and a
+    no-data mask (plus the two float64 input rasters when they are in memory).
+    Approximate, for refusing a run that cannot fit, not a measurement.
+
+    Examples
+    --------
+    >>> m = omniscape_memory((8000, 8000), {"radius": 6, "buffer": 0, "block_size": 9}, arrays_shared=False)
+    >>> m["driver"], m["task"]
+    (1600000000, 15400560)
+    """
+    n_rows, n_cols = int(shape[0]), int(shape[1])
+    n = n_rows * n_cols
+    reach = int(opts["radius"]) + int(opts.get("buffer", 0))
+    band_rows = min(n_rows, BAND_BLOCK_ROWS * int(opts["block_size"]) + 2 * reach)
+    side = 2 * reach + 1
+    window = 2 * side * side * (side + 2) * 8
+    task = band_rows * n_cols * 40 + window + (16 * n if arrays_shared else 0)
+    driver = n * (3 * 8 + 1)
+    return {"driver": int(driver), "task": int(task)}
+
+
+def check_omniscape_memory(shape: tuple[int, int], opts: dict, executor: object | None, *, in_memory: bool) -> None:
+    """Refuse, before any window is solved, an Omniscape run whose driver or tasks cannot fit their memory.
+
+    A task's limit is the executor's :meth:`~leopardgeo.core.executor.Executor.task_memory_bytes`
+    (a LocalCluster's ``memory_limit`` over its threads; local threads: available memory over the threads).
+
+    Raises
+    ------
+    MemoryLimitError
+        With the estimate, the memory found and what to change.
+    """
+    from leopardgeo.core.memory import available_bytes, check_memory
+
+    on_dask = getattr(executor, "kind", "") == "dask"
+    est = omniscape_memory(shape, opts, arrays_shared=in_memory and on_dask)
+    grid_text = f"Omniscape on a {shape[0]:,} x {shape[1]:,} grid (radius {opts['radius']} cells, block {opts['block_size']})"
+    check_memory(
+        est["driver"] + (16 * shape[0] * shape[1] if in_memory else 0),
+        what=f"{grid_text}: its three maps",
+        fix="Use coarser cells or a smaller study area, or write only the current ([omniscape] flow_potential = false).",
+        limit_bytes=available_bytes(),
+    )
+    task_limit = getattr(executor, "task_memory_bytes", None)
+    extra = ", the whole rasters on its worker" if in_memory and on_dask else ""
+    if task_limit is not None:
+        check_memory(
+            est["task"],
+            what=f"{grid_text}: each task (a band of windows{extra})",
+            fix=(
+                "Give each worker more memory ([executor] memory_limit_gb) or fewer threads, use a smaller radius, or "
+                "run `leopardgeo omniscape --resistance FILE` (workers read their bands from the file, not whole rasters)."
+            ),
+            limit_bytes=int(task_limit()),
+        )
+
+
 def omniscape_conditions(
     cfg: OmniscapeConfig, rasters: dict[str, np.ndarray], read_file: object | None = None
 ) -> tuple[OmniscapeCondition, ...]:
@@ -375,8 +441,9 @@ def compute_omniscape(
     if resistance.shape != grid.shape or (suitability is not None and suitability.shape != grid.shape):
         msg = f"omniscape: expected rasters of the grid's shape {grid.shape}, found {resistance.shape}."
         raise AlignmentError(msg)
-    src = omniscape_sources(cfg, resistance, suitability)
     opts = _kernel_options(cfg, grid)
+    check_omniscape_memory(grid.shape, opts, executor, in_memory=True)
+    src = omniscape_sources(cfg, resistance, suitability)
     t = time.perf_counter()
     maps = omniscape(resistance, src, **opts, executor=executor, conditions=conditions)
     seconds = time.perf_counter() - t
@@ -467,6 +534,8 @@ def omniscape_files(
                     )
                     raise AlignmentError(msg)
 
+    opts = _kernel_options(cfg, grid)
+    check_omniscape_memory(shape, opts, executor, in_memory=False)
     read_band = GeoTiffBands(str(resistance_path), None if source_path is None else str(source_path), cfg, tuple(cond_files))
 
     # targets need the block sums of the sources: one pass over bands of whole block rows (bands start on a
@@ -495,7 +564,6 @@ def omniscape_files(
     conditions = tuple(
         OmniscapeCondition(np.zeros((1, 1)), str(c), lower=lo, upper=up) for _, _, c, lo, up in specs
     )  # the rasters come through read_band; only the comparisons are needed here
-    opts = _kernel_options(cfg, grid)
     t = time.perf_counter()
     maps = omniscape(
         None,
