@@ -47,7 +47,7 @@ def cutoff_cases(draw):
     return res, src, draw(st.sampled_from([4, 8, 16])), draw(st.sampled_from([60.0, 250.0, 900.0]))
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=cutoff_cases())
 def test_window_search_equals_whole_grid_kernel_and_scipy(case):
     res, src, conn, cut = case
@@ -142,7 +142,7 @@ def assert_same_corridors(a, b):
         np.testing.assert_array_equal(w.value, v.value)
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(case=corridor_cases())
 def test_windowed_corridors_equal_whole_grid_corridors(case):
     res, mask, conn, width = case
