@@ -228,3 +228,57 @@ def test_a_stage_command_into_a_new_folder_runs_only_what_it_needs(coarse_config
     assert written >= set(output_files(cfg, ["territories"]))
     with pytest.raises(ConfigError, match="unknown stage"):
         run(cfg, out_dir=tmp_path / "u", targets=("territory",))
+
+
+def test_stage_hashes_change_with_the_package_version_and_library_versions(monkeypatch):
+    from leopardgeo.runner import stagegraph
+
+    cfg = demo_config()
+    order = resolve(STAGES, cfg)
+    before = stage_hashes(order, cfg, {})
+    versions = stagegraph.software_versions()
+    assert versions["leopardgeo"] and "numpy" in versions
+    monkeypatch.setattr(stagegraph, "software_versions", lambda: {**versions, "leopardgeo": versions["leopardgeo"] + ".1"})
+    after = stage_hashes(order, cfg, {})
+    assert all(before[n] != after[n] for n in before)  # an upgraded leopardgeo reuses nothing of an older run
+
+
+def test_code_digest_follows_the_imports_of_a_stage(monkeypatch, tmp_path):
+    from leopardgeo.runner import stagegraph
+
+    root = tmp_path / "leopardgeo"
+    for name, text in {
+        "__init__.py": "",
+        "stages/__init__.py": "",
+        "stages/a.py": "from leopardgeo.kernels import k\nimport numpy as np\n\ndef f():\n    from ..core import c as _c\n",
+        "stages/b.py": "x = 1\n",
+        "kernels/__init__.py": "",
+        "kernels/k.py": "y = 1\n",
+        "core/__init__.py": "",
+        "core/c.py": "z = 1\n",
+    }.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+
+    def digest():
+        for f in (stagegraph._source, stagegraph._imported, stagegraph.code_digest):
+            f.cache_clear()
+        return stagegraph.code_digest("leopardgeo.stages.a")
+
+    monkeypatch.setattr(stagegraph, "_ROOT", root)
+    try:
+        assert stagegraph._imported("leopardgeo.stages.a") == {
+            "leopardgeo.kernels", "leopardgeo.kernels.k", "leopardgeo.core", "leopardgeo.core.c"
+        }  # fmt: skip
+        d0 = digest()
+        (root / "stages/b.py").write_text("x = 2\n")  # not imported by a
+        assert digest() == d0
+        (root / "kernels/k.py").write_text("y = 2\n")  # imported
+        d1 = digest()
+        assert d1 != d0
+        (root / "core/c.py").write_text("z = 2\n")  # imported inside a function, relative
+        assert digest() != d1
+    finally:
+        monkeypatch.undo()
+        for f in (stagegraph._source, stagegraph._imported, stagegraph.code_digest):
+            f.cache_clear()
