@@ -172,7 +172,7 @@ ANSWER_DISTRIBUTIONS = (
 
 @functools.cache
 def software_versions() -> dict[str, str]:
-    """leopardgeo's version and those of :data:`ANSWER_DISTRIBUTIONS` (absent ones left out), for the stage hashes."""
+    """The version of leopardgeo and those of :data:`ANSWER_DISTRIBUTIONS` (absent ones left out), for the stage hashes."""
     out = {"leopardgeo": __version__, "python": platform.python_version()}
     for dist in ANSWER_DISTRIBUTIONS:
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
