@@ -6,16 +6,18 @@ which upstream values it changes in place (``mutates``, e.g. attributes added to
 whether it is enabled for a configuration, and the function that computes it.  This module knows no
 stage by name: :func:`resolve` orders any registry for any set of targets, and :func:`execute` runs it.
 
-Reuse: each stage's hash covers its config sections, the hashes of the stages it needs or uses, and
-(for a stage that reads files) the SHA-256 of every input file.  A run into a folder whose
-``manifest.json`` lists the same hash for a stage, and that still holds the stage's cached values
-(``.leopardgeo_cache/<stage>.pkl``), loads them instead of computing; a changed hash recomputes the
-stage, and so every stage downstream of it (their hashes include it): nothing is left stale.
+Reuse: each stage's hash covers its config sections (or single keys of them), the hashes of the stages it
+needs or uses, (for a stage that reads files) the SHA-256 of every input file, and the code: leopardgeo's
+version, the versions of the libraries that compute the numbers and the source of the stage's module and
+everything of leopardgeo it imports.  A run into a folder whose ``manifest.json`` lists the same hash for a
+stage, and that still holds the stage's cached values (``.leopardgeo_cache/<stage>.npz``), loads them
+instead of computing; a changed hash recomputes the stage, and so every stage downstream of it (their
+hashes include it): nothing is left stale.
 
-The cache holds Python pickles of arrays, GeoDataFrames and graphs.  Loading a pickle can run code, so
-reuse only reads caches that this run's folder lists as leopardgeo's own (``.leopardgeo_files.json``)
-and whose SHA-256 matches the manifest; do not rerun into a folder from a source you do not trust
-(``--recompute`` ignores the cache).
+The cache is :mod:`leopardgeo.runner.cache`'s format (arrays in a NumPy ``.npz``, the rest as JSON), which
+loading cannot turn into running code, unlike a pickle.  A cache file that does not match the SHA-256 the
+manifest lists, or that cannot be read, is computed again (with a note in the log); ``--recompute``
+ignores the cache.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ import hashlib
 import importlib.metadata
 import json
 import logging
-import pickle
 import platform
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -37,10 +38,12 @@ from typing import Any
 from leopardgeo.config import _to_plain
 from leopardgeo.core.errors import ConfigError
 from leopardgeo.core.version import __version__
+from leopardgeo.runner import cache
 from leopardgeo.stages.base import Section, Stage
 
 __all__ = [
     "CACHE_DIR",
+    "CACHE_SUFFIX",
     "Section",
     "Stage",
     "StageRun",
@@ -56,6 +59,8 @@ logger = logging.getLogger(__name__)
 
 #: Folder inside a run folder holding each stage's values for reuse.
 CACHE_DIR = ".leopardgeo_cache"
+#: A stage's cache file is ``CACHE_DIR/<stage><CACHE_SUFFIX>`` (:mod:`leopardgeo.runner.cache`'s format).
+CACHE_SUFFIX = ".npz"
 
 
 @dataclass
@@ -251,6 +256,13 @@ def code_digest(module: str) -> str:
     return h.hexdigest()[:16]
 
 
+def _section(plain: Mapping[str, Any], name: str) -> Any:
+    """A config section (``"sites"``) or one key of it (``"sites.weights"``) from the plain configuration."""
+    section, _, key = name.partition(".")
+    value = plain.get(section)
+    return value.get(key) if key and isinstance(value, Mapping) else value
+
+
 def stage_hashes(order: list[Stage], cfg: Any, input_hashes: Mapping[str, str]) -> dict[str, str]:
     """Hash of each stage: its config sections, the hashes of the stages it needs or uses, its input files, its code.
 
@@ -265,7 +277,7 @@ def stage_hashes(order: list[Stage], cfg: Any, input_hashes: Mapping[str, str]) 
     for s in order:
         part = {
             "stage": s.name,
-            "sections": {k: plain.get(k) for k in s.sections},
+            "sections": {k: _section(plain, k) for k in s.sections},
             "upstream": {n: out[n] for n in upstream(s) if n in names},
             "inputs": dict(sorted(input_hashes.items())) if s.reads_inputs else {},
             "versions": versions,
@@ -338,7 +350,7 @@ def execute(
     new_sums: dict[str, str] = {}
     changed: set[str] = set()
     for s in order:
-        name = f"{CACHE_DIR}/{s.name}.pkl"
+        name = f"{CACHE_DIR}/{s.name}{CACHE_SUFFIX}"
         t = clock()
         reusable = (
             folder is not None
@@ -351,12 +363,21 @@ def execute(
         if reusable:
             path = folder / name
             digest = _sha256(path)
-            if digest == cache_sums.get(name):
-                with path.open("rb") as f:
-                    values = pickle.load(f)
-                new_sums[name] = digest
-                if keep is not None:
-                    keep(name)
+            if digest != cache_sums.get(name):
+                logger.warning("%s does not match the SHA-256 in manifest.json; computing %s again", path, s.name)
+            else:
+                try:
+                    values = cache.loads(path.read_bytes())
+                    if not isinstance(values, dict):
+                        msg = f"expected the values by key, found a {type(values).__name__}"
+                        raise cache.CacheFormatError(msg)
+                except cache.CacheFormatError as exc:
+                    logger.warning("%s: %s; computing %s again", path, exc, s.name)
+                    values = None
+                else:
+                    new_sums[name] = digest
+                    if keep is not None:
+                        keep(name)
         if values is not None:
             step(f"{s.label} (reused)")
             report.reused.append(s.name)
@@ -367,9 +388,13 @@ def execute(
             changed.add(s.name)
             if save is not None:
                 keys = (*s.produces, *s.mutates)
-                data = pickle.dumps({k: values.get(k, ctx.get(k)) for k in keys}, protocol=pickle.HIGHEST_PROTOCOL)
-                save(name, data)
-                new_sums[name] = hashlib.sha256(data).hexdigest()
+                try:
+                    data = cache.dumps({k: values.get(k, ctx.get(k)) for k in keys})
+                except cache.CacheFormatError as exc:
+                    logger.warning("stage %s is not cached (%s): a later run computes it again", s.name, exc)
+                else:
+                    save(name, data)
+                    new_sums[name] = hashlib.sha256(data).hexdigest()
         ctx.update(values)
         report.timings_s[s.name] = clock() - t
         # a recomputed stage changes everything downstream: their hashes include it, so they recompute too

@@ -66,6 +66,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -1040,13 +1041,55 @@ def _sites_run(cfg: RunConfigLike) -> bool:
 
 
 def site_files(cfg: RunConfigLike) -> tuple[str, ...]:
-    """Files of the sites stage (the ``sites`` layer goes into the GeoPackage)."""
+    """Files of the sites stages (the ``sites`` layer goes into the GeoPackage)."""
     if not _sites_run(cfg):
         return ()
     return ("sites.csv", "sites.json") + (("simulation.json", "simulation.png") if cfg.sites.simulate else ())
 
 
-def compute_sites(
+#: ``[sites]`` keys only the ranking reads (a change reruns the ranking alone, not the evaluation or the simulation).
+RANKING_KEYS = ("rank_stability_draws", "weight_spread")
+#: ``[sites]`` keys of the score (read by the ranking, and by the simulation for its order of sites).
+SCORE_KEYS = ("weights", "directions")
+#: ``[sites]`` keys only the population simulation reads.
+SIMULATION_KEYS = (
+    "simulate", "simulate_sites", "simulation_runs", "simulation_years", "simulation_compare_corridors",
+    "simulation_corridor_resistance", "simulation_params", "founders_female", "founders_male", "simulation_margin_m",
+)  # fmt: skip
+
+
+def _site_keys(*leave_out: tuple[str, ...]) -> tuple[str, ...]:
+    """``sites.<key>`` for every ``[sites]`` key except those in ``leave_out`` (a stage's hash covers these)."""
+    out = {k for group in leave_out for k in group}
+    return tuple(f"sites.{f.name}" for f in dataclasses.fields(SiteConfig) if f.name not in out)
+
+
+@dataclass
+class SiteEvaluation:
+    """The candidates and every criterion of each (the costly part of the sites stage, before any score).
+
+    Attributes
+    ----------
+    candidates
+        The candidate sites (:func:`prepare_sites`, :func:`auto_candidates`).
+    source
+        The source population.
+    table
+        :func:`evaluate_sites`'s table, one row per candidate.
+    quality
+        The territory quality surface the capacity packing used (and the simulation uses).
+    timings_s
+        Run times by part.
+    """
+
+    candidates: gpd.GeoDataFrame
+    source: SourceRegion
+    table: pd.DataFrame
+    quality: np.ndarray
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+def evaluate_candidates(
     cfg: RunConfigLike,
     inputs: Inputs,
     suitability: np.ndarray,
@@ -1056,29 +1099,16 @@ def compute_sites(
     graph: nx.Graph | None = None,
     corridors: CorridorResult | None = None,
     territories: Any = None,
-) -> SiteResult:
-    """Reintroduction sites: every criterion, the score, the rank stability (see :mod:`leopardgeo.stages.sites`).
+) -> SiteEvaluation:
+    """The candidates of ``[sites] candidates`` and every criterion of each (:func:`evaluate_sites`); no score yet.
 
-    Candidates come from ``[sites] candidates``: the ``[inputs] sites`` layer,
-    a vector file, or ``auto``.  ``territories`` (a
-    :class:`leopardgeo.stages.territories.TerritoryResult`) gives the existing
-    territories for ``dist_to_territory_m`` and the simulation's landscape;
-    without it the distance runs to the source and the simulation packs its
-    own territories around the site and the source.  Capacity packs with the
-    parameters and the quality surface of ``[territories]``.
-
-    Raises
-    ------
-    ConfigError
-        If ``candidates = 'layer'`` and ``[inputs] sites`` is not set.
-    DataError
-        Empty or invalid candidates, a site on no valid cell, no source.
+    Parameters and errors as :func:`compute_sites`, which runs this, :func:`simulate_candidates` and
+    :func:`rank_candidates` in turn.
     """
     from leopardgeo.stages import sites as st
 
     sc = cfg.sites
     grid = inputs.grid
-    timings: dict[str, float] = {}
     t = time.perf_counter()
     src = st.find_source(
         grid, labels=labels, patches=patches, protected_areas=inputs.protected_areas, name=sc.source, valid=inputs.valid
@@ -1137,10 +1167,102 @@ def compute_sites(
         connectivity=cfg.links.connectivity,
         circuit_connectivity=cfg.circuit.connectivity,
     )
-    timings["evaluate"] = time.perf_counter() - t
-    cut = _unreachable_sites(table, src.name)
+    return SiteEvaluation(cand, src, table, quality, {"evaluate": time.perf_counter() - t})
+
+
+def _scored(cfg: RunConfigLike, evaluation: SiteEvaluation) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
+    """Mask of the unreachable sites, the reachable ones, and those scored and sorted by rank."""
+    sc = cfg.sites
+    table = evaluation.table
+    cut = _unreachable_sites(table, evaluation.source.name)
     ranked = table[~cut].reset_index(drop=True)
-    scored = st.score_sites(ranked, sc.weights, sc.directions)
+    from leopardgeo.stages import sites as st
+
+    return cut, ranked, st.score_sites(ranked, sc.weights, sc.directions)
+
+
+@dataclass
+class SiteSimulation:
+    """The population simulation of the sites: ``simulation.json``'s content, each site's result, the run time."""
+
+    report: dict[str, Any]
+    results: dict[str, Any]
+    columns: pd.DataFrame
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+def simulate_candidates(
+    cfg: RunConfigLike,
+    evaluation: SiteEvaluation,
+    inputs: Inputs,
+    suitability: np.ndarray,
+    resistance: np.ndarray,
+    labels: np.ndarray,
+    territories: Any = None,
+) -> SiteSimulation:
+    """The population simulation (``[sites] simulate``) of every site in rank order, or of the top one.
+
+    Raises
+    ------
+    ConfigError
+        A ``[sites] simulation_params`` key that is not a parameter, or one set by another ``[sites]`` key.
+    """
+    from leopardgeo.stages import sites as st
+    from leopardgeo.stages.simulate import SimulationParams
+
+    sc = cfg.sites
+    grid = inputs.grid
+    t = time.perf_counter()
+    extra = dict(sc.simulation_params)
+    fixed = {"years", "n_runs", "seed", "founders_female", "founders_male"} & set(extra)
+    if fixed:
+        msg = (
+            f"[sites] simulation_params: {sorted(fixed)} are set by [sites] simulation_years, simulation_runs, seed, "
+            "founders_female and founders_male; set them there."
+        )
+        raise ConfigError(msg)
+    try:
+        params = SimulationParams(
+            years=sc.simulation_years,
+            n_runs=sc.simulation_runs,
+            seed=sc.seed,
+            founders_female=sc.founders_female,
+            founders_male=sc.founders_male,
+            **{k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
+               for k, v in extra.items()},
+        )  # fmt: skip
+    except TypeError as exc:
+        msg = f"[sites] simulation_params: {exc}. See leopardgeo.stages.simulate.SimulationParams for the parameter names."
+        raise ConfigError(msg) from None
+    scen = None
+    if sc.simulation_corridor_resistance:
+        scen = read_raster(
+            cfg.resolve(sc.simulation_corridor_resistance), grid, resampling="nearest",
+            what="[sites] simulation_corridor_resistance",
+        )  # fmt: skip
+    cut, _, scored = _scored(cfg, evaluation)
+    if cut.any():  # after the ranked sites, as in the sites table
+        scored = pd.concat([scored, evaluation.table[cut]], ignore_index=True)
+    chosen = scored if sc.simulate_sites == "all" else scored.iloc[:1]
+    cand = evaluation.candidates
+    masks = dict(zip(cand["site_id"].astype(int), st.site_masks(cand, grid, inputs.valid), strict=True))
+    results = st.simulate_sites(
+        chosen, masks, suitability=suitability, resistance=resistance, labels=labels, grid=grid,
+        source=evaluation.source, params=params, territories=territories, quality=evaluation.quality,
+        min_suitability=cfg.patches.min_suitability, territory=_territory_params(cfg), margin_m=sc.simulation_margin_m,
+        seed=sc.seed, compare_corridors=sc.simulation_compare_corridors, scenario_resistance=scen,
+    )  # fmt: skip
+    report = st.simulation_report(results, dict(zip(scored["name"], scored["site_id"].astype(int), strict=True)))
+    return SiteSimulation(report, results, st.simulation_columns(results), {"simulation": time.perf_counter() - t})
+
+
+def rank_candidates(cfg: RunConfigLike, evaluation: SiteEvaluation, simulation: SiteSimulation | None = None) -> SiteResult:
+    """The score, rank and rank stability of the evaluated sites, with the simulation's columns when given."""
+    from leopardgeo.stages import sites as st
+
+    sc = cfg.sites
+    table = evaluation.table
+    cut, ranked, scored = _scored(cfg, evaluation)
     stab = st.rank_stability(
         ranked, sc.weights, sc.directions, n=sc.rank_stability_draws, spread=sc.weight_spread, seed=sc.seed
     )
@@ -1148,56 +1270,54 @@ def compute_sites(
     if cut.any():  # listed after the ranked sites, without score or rank
         unranked = table[cut].assign(score=np.nan, rank=np.nan, first_share=np.nan, mean_rank=np.nan)
         scored = pd.concat([scored, unranked], ignore_index=True)
-    sim_doc: dict[str, Any] = {}
-    sim_results: dict[str, Any] = {}
-    if sc.simulate:
-        from leopardgeo.stages.simulate import SimulationParams
-
-        t = time.perf_counter()
-        extra = dict(sc.simulation_params)
-        fixed = {"years", "n_runs", "seed", "founders_female", "founders_male"} & set(extra)
-        if fixed:
-            msg = (
-                f"[sites] simulation_params: {sorted(fixed)} are set by [sites] simulation_years, simulation_runs, seed, "
-                "founders_female and founders_male; set them there."
-            )
-            raise ConfigError(msg)
-        try:
-            params = SimulationParams(
-                years=sc.simulation_years,
-                n_runs=sc.simulation_runs,
-                seed=sc.seed,
-                founders_female=sc.founders_female,
-                founders_male=sc.founders_male,
-                **{k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
-                   for k, v in extra.items()},
-            )  # fmt: skip
-        except TypeError as exc:
-            msg = f"[sites] simulation_params: {exc}. See leopardgeo.stages.simulate.SimulationParams for the parameter names."
-            raise ConfigError(msg) from None
-        scen = None
-        if sc.simulation_corridor_resistance:
-            scen = read_raster(
-                cfg.resolve(sc.simulation_corridor_resistance), grid, resampling="nearest",
-                what="[sites] simulation_corridor_resistance",
-            )  # fmt: skip
-        chosen = scored if sc.simulate_sites == "all" else scored.iloc[:1]
-        masks = dict(zip(cand["site_id"].astype(int), st.site_masks(cand, grid, inputs.valid), strict=True))
-        sim_results = st.simulate_sites(
-            chosen, masks, suitability=suitability, resistance=resistance, labels=labels, grid=grid, source=src,
-            params=params, territories=territories, quality=quality, min_suitability=cfg.patches.min_suitability, territory=tp,
-            margin_m=sc.simulation_margin_m, seed=sc.seed, compare_corridors=sc.simulation_compare_corridors,
-            scenario_resistance=scen,
-        )  # fmt: skip
-        scored = scored.merge(st.simulation_columns(sim_results), on="name", how="left")
-        sim_doc = st.simulation_report(sim_results, dict(zip(scored["name"], scored["site_id"].astype(int), strict=True)))
-        timings["simulation"] = time.perf_counter() - t
-    scored = gpd.GeoDataFrame(scored, geometry="geometry", crs=grid.crs)
+    timings = dict(evaluation.timings_s)
+    if simulation is not None:
+        scored = scored.merge(simulation.columns, on="name", how="left")
+        timings |= simulation.timings_s
+    scored = gpd.GeoDataFrame(scored, geometry="geometry", crs=evaluation.candidates.crs)
     used = {c: float(w) for c, w in sc.weights.items() if w > 0 and c in table.columns and table[c].notna().any()}
     return SiteResult(
-        table=scored, stability=stab, source=src, weights=used, simulation=sim_doc, simulation_results=sim_results,
-        timings_s=timings,
+        table=scored, stability=stab, source=evaluation.source, weights=used,
+        simulation=simulation.report if simulation is not None else {},
+        simulation_results=simulation.results if simulation is not None else {}, timings_s=timings,
     )  # fmt: skip
+
+
+def compute_sites(
+    cfg: RunConfigLike,
+    inputs: Inputs,
+    suitability: np.ndarray,
+    resistance: np.ndarray,
+    labels: np.ndarray,
+    patches: gpd.GeoDataFrame,
+    graph: nx.Graph | None = None,
+    corridors: CorridorResult | None = None,
+    territories: Any = None,
+) -> SiteResult:
+    """Reintroduction sites: every criterion, the score, the rank stability (see :mod:`leopardgeo.stages.sites`).
+
+    Candidates come from ``[sites] candidates``: the ``[inputs] sites`` layer,
+    a vector file, or ``auto``.  ``territories`` (a
+    :class:`leopardgeo.stages.territories.TerritoryResult`) gives the existing
+    territories for ``dist_to_territory_m`` and the simulation's landscape;
+    without it the distance runs to the source and the simulation packs its
+    own territories around the site and the source.  Capacity packs with the
+    parameters and the quality surface of ``[territories]``.
+
+    The run computes the three parts as three stages (:func:`evaluate_candidates`,
+    :func:`simulate_candidates`, :func:`rank_candidates`), so a change of the ranking's
+    keys alone reuses the evaluation and the simulation.
+
+    Raises
+    ------
+    ConfigError
+        If ``candidates = 'layer'`` and ``[inputs] sites`` is not set.
+    DataError
+        Empty or invalid candidates, a site on no valid cell, no source.
+    """
+    ev = evaluate_candidates(cfg, inputs, suitability, resistance, labels, patches, graph, corridors, territories)
+    sim = simulate_candidates(cfg, ev, inputs, suitability, resistance, labels, territories) if cfg.sites.simulate else None
+    return rank_candidates(cfg, ev, sim)
 
 
 def _unreachable_sites(table: pd.DataFrame, source: str) -> np.ndarray:
@@ -1270,48 +1390,87 @@ def split_times(obj: Any, prefix: str = "") -> tuple[Any, dict[str, float]]:
 
 
 def write_sites(writer: OutputWriter, result: SiteResult) -> dict[str, float]:
-    """``sites.csv`` (the ranked table without geometry) and ``sites.json`` (source, weights, sites, stability).
+    """``sites.csv``, ``sites.json`` and, when simulated, ``simulation.json`` and ``simulation.png``.
 
+    The tables are :func:`write_site_tables`' and the simulation's files :func:`write_simulation`'s.
     Returns the simulation's run times (for ``manifest.json``), which ``simulation.json`` leaves out.
     """
+    write_site_tables(writer, result)
+    if not result.simulation:
+        return {}
+    return write_simulation(writer, result.simulation, result.simulation_results)
+
+
+def write_site_tables(writer: OutputWriter, result: SiteResult) -> None:
+    """``sites.csv`` (the ranked table without geometry) and ``sites.json`` (source, weights, sites, stability)."""
     table = pd.DataFrame(result.table.drop(columns="geometry"))
     writer.text("sites.csv", table.to_csv(index=False, float_format="%.6g"))
     writer.text("sites.json", json.dumps(result.summary(), indent=1, ensure_ascii=False))
-    times: dict[str, float] = {}
-    if result.simulation:
-        from leopardgeo.stages.sites import plot_simulations
 
-        simulation, times = split_times(result.simulation)
-        writer.text("simulation.json", json.dumps(simulation, indent=1, ensure_ascii=False))
-        plot_simulations(result.simulation_results, writer.path("simulation.png"))
+
+def write_simulation(writer: OutputWriter, report: dict[str, Any], results: dict[str, Any]) -> dict[str, float]:
+    """``simulation.json`` (without run times) and ``simulation.png``; returns the run times for ``manifest.json``."""
+    from leopardgeo.stages.sites import plot_simulations
+
+    simulation, times = split_times(report)
+    writer.text("simulation.json", json.dumps(simulation, indent=1, ensure_ascii=False))
+    plot_simulations(results, writer.path("simulation.png"))
     return {f"simulation.{k}": v for k, v in times.items()}
 
+
+def _simulated(cfg: RunConfigLike) -> bool:
+    return _sites_run(cfg) and cfg.sites.simulate
+
+
+#: The costly part of the sites: the candidates and their criteria.  Its hash covers the ``[sites]`` keys
+#: the evaluation reads, not the ranking's, the score's or the simulation's.
+EVALUATION_STAGE = Stage(
+    "site_evaluation",
+    "reintroduction sites: candidates and criteria",
+    lambda cfg, c: {
+        "site_evaluation": evaluate_candidates(
+            cfg, c["inputs"], c["suitability"], c["resistance"], c["labels"], c["patches"], c.get("graph"),
+            c.get("corridors"), c.get("territories"),
+        )
+    },
+    sections=(*_site_keys(RANKING_KEYS, SCORE_KEYS, SIMULATION_KEYS), "territories", "patches"),
+    needs=("inputs", "habitat", "resistance", "patches"),
+    uses=("links", "corridors", "scores", "territories"),  # corridors through a site and their scores, residents
+    after=("circuit", "pinch_points", "barriers", "metrics", "crossborder"),  # the graph as the run leaves it
+    produces=("site_evaluation",),
+    enabled=_sites_run,
+)
+
+#: The population simulation of the sites (``[sites] simulate``), in the order of their score.
+SIMULATION_STAGE = Stage(
+    "site_simulation",
+    "reintroduction sites: population simulation",
+    lambda cfg, c: {
+        "site_simulation": simulate_candidates(
+            cfg, c["site_evaluation"], c["inputs"], c["suitability"], c["resistance"], c["labels"], c.get("territories")
+        )
+    },
+    sections=(*_site_keys(RANKING_KEYS), "territories", "patches"),
+    needs=("site_evaluation", "inputs", "habitat", "resistance", "patches"),
+    uses=("territories",),
+    produces=("site_simulation",),
+    enabled=_simulated,
+    outputs=("simulation.json", "simulation.png"),
+    write=lambda writer, cfg, c: write_simulation(writer, c["site_simulation"].report, c["site_simulation"].results),
+)
 
 STAGE = Stage(
     "sites",
     "reintroduction sites",
-    lambda cfg, c: {
-        "sites": compute_sites(
-            cfg,
-            c["inputs"],
-            c["suitability"],
-            c["resistance"],
-            c["labels"],
-            c["patches"],
-            c.get("graph"),
-            c.get("corridors"),
-            c.get("territories"),
-        )
-    },
+    lambda cfg, c: {"sites": rank_candidates(cfg, c["site_evaluation"], c.get("site_simulation"))},
     config=(Section("sites", SiteConfig, "reintroduction site evaluation"),),
-    sections=("sites", "territories", "patches"),
-    needs=("inputs", "habitat", "resistance", "patches"),
-    uses=("links", "corridors", "scores", "territories"),  # corridors through a site and their scores, residents
-    after=("circuit", "pinch_points", "barriers", "metrics", "crossborder"),  # the graph as the run leaves it
+    sections=("sites",),
+    needs=("site_evaluation",),
+    uses=("site_simulation",),
     produces=("sites",),
     enabled=_sites_run,
-    outputs=("sites.csv", "sites.json", "simulation.json", "simulation.png"),
-    files=site_files,
+    reads_inputs=False,  # the evaluation and the simulation read them
+    outputs=("sites.csv", "sites.json"),
     layers=lambda cfg, c: {"sites": site_layer(c["sites"])},
-    write=lambda writer, cfg, c: write_sites(writer, c["sites"]),
+    write=lambda writer, cfg, c: write_site_tables(writer, c["sites"]),
 )
