@@ -1,8 +1,8 @@
 """The demo's circuit stage, solver by solver, against landschaft's Circuitscape port, in one run.
 
 Usage:
-    python benchmarks/bench_circuit_demo.py [--tools pardiso cholmod amg landschaft] [--repeat 1]
-        [--write docs/performance.md]
+    python benchmarks/bench_circuit_demo.py [--tools stage pardiso cholmod amg landschaft] [--repeat 1]
+        [--threads N] [--write docs/performance.md]
 
 Problem: the demo's resistance raster and its 17 habitat cores (1250 x 1756 cells, 690,002 unknowns with
 every patch short-circuited), all 136 pairs, 8 neighbours, the cumulative current map, as `leopardgeo run`
@@ -11,6 +11,8 @@ solves them (`focal_shorting = "all"`).  Each tool runs in a fresh process that 
 (imports and numba's compilation on a tiny grid excluded).  Peak memory = the process's high-water mark.
 
 Tools:
+  stage       the circuit stage alone as ``leopardgeo run`` calls it (``stages.circuit.compute_circuit`` with the
+              demo's ``[circuit]``: solver ``auto``, so PARDISO when installed, else CHOLMOD), all pairs
   pardiso     ``circuit_flow(..., solver="pardiso")`` (MKL PARDISO factor, one block solve)
   cholmod     ``circuit_flow(..., solver="cholmod")`` (CHOLMOD from cholespy)
   amg         ``circuit_flow(..., solver="amg")`` (CG + AMG, the engine before direct solvers)
@@ -33,7 +35,7 @@ import numpy as np
 from _sections import write_section
 from bench_costdist import _call, _env, _maxrss_mb, machine
 
-TOOLS = ("pardiso", "cholmod", "amg", "landschaft")
+TOOLS = ("stage", "pardiso", "cholmod", "amg", "landschaft")
 
 
 def demo_arrays(d: Path) -> None:
@@ -53,14 +55,33 @@ def worker(tool: str, d: Path) -> dict:
     if tool == "landschaft":
         import landschaft.circuit as lc
 
-        t = time.perf_counter()
+        t, c0 = time.perf_counter(), time.process_time()
         cs = lc.circuitscape_pairwise(res.astype(np.float64), lab, polygons=lab, cum_map=True)
-        wall = time.perf_counter() - t
+        wall, cpu = time.perf_counter() - t, time.process_time() - c0
         table = np.asarray(cs.resistances)
         ids = table[0, 1:].astype(int)
         r = {f"{a}-{b}": float(table[i + 1, j + 1]) for i, a in enumerate(ids) for j, b in enumerate(ids) if a < b}
         cum = np.asarray(cs.cum_current, dtype=np.float64)
         phases: dict = {}
+    elif tool == "stage":
+        from leopardgeo.kernels.circuit import circuit_flow
+        from leopardgeo.runner.registry import demo_config
+        from leopardgeo.stages.circuit import compute_circuit
+
+        cfg = demo_config()
+        small = np.ones((20, 20))
+        f = np.zeros((20, 20), np.int32)
+        f[0, 0], f[-1, -1], f[0, -1] = 1, 2, 3
+        circuit_flow(small, f, focal_shorting="all")  # compile outside the timing
+        t, c0 = time.perf_counter(), time.process_time()
+        out = compute_circuit(cfg, res, lab, None)  # no links graph: every pair, as with pairs = "all"
+        wall, cpu = time.perf_counter() - t, time.process_time() - c0
+        tab = out.resistances
+        triples = zip(tab.patch_a, tab.patch_b, tab.eff_resistance, strict=True)
+        r = {f"{a}-{b}": (float(x) if np.isfinite(x) else -1.0) for a, b, x in triples}
+        cum = out.cum_current.astype(np.float64)
+        phases = {k: round(v, 2) for k, v in out.timings_s.items()}
+        phases["solver"] = str(getattr(out, "solver", cfg.circuit.solver))
     else:
         from leopardgeo.kernels.circuit import circuit_flow
 
@@ -68,16 +89,16 @@ def worker(tool: str, d: Path) -> dict:
         f = np.zeros((20, 20), np.int32)
         f[0, 0], f[-1, -1], f[0, -1] = 1, 2, 3
         circuit_flow(small, f, focal_shorting="all", solver=tool)  # compile outside the timing
-        t = time.perf_counter()
+        t, c0 = time.perf_counter(), time.process_time()
         out = circuit_flow(res, lab, focal_shorting="all", solver=tool)
-        wall = time.perf_counter() - t
+        wall, cpu = time.perf_counter() - t, time.process_time() - c0
         tab = out.resistances
         triples = zip(tab.patch_a, tab.patch_b, tab.eff_resistance, strict=True)
         r = {f"{a}-{b}": (float(x) if np.isfinite(x) else -1.0) for a, b, x in triples}
         cum = out.cum_current.astype(np.float64)
         phases = {k: round(v, 2) for k, v in out.timings_s.items()}
     np.save(d / f"cum_{tool}.npy", cum)
-    return {"tool": tool, "wall_s": wall, "peak_mb": _maxrss_mb(), "r": r, "phases": phases}
+    return {"tool": tool, "wall_s": wall, "cpu_s": cpu, "peak_mb": _maxrss_mb(), "r": r, "phases": phases}
 
 
 def main() -> None:
@@ -86,6 +107,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=1800)
     ap.add_argument("--write", type=Path)
+    ap.add_argument("--threads", type=int, default=None, help="threads for BLAS / OpenMP / numba (default: every core)")
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -97,11 +119,13 @@ def main() -> None:
         demo_arrays(d)
         for tool in args.tools:
             cmd = [sys.executable, __file__, "--worker", tool, str(d)]
-            runs = [_call(cmd, args.timeout, _env(os.cpu_count() or 1)) for _ in range(args.repeat)]
+            threads = args.threads or os.cpu_count() or 1
+            runs = [_call(cmd, args.timeout, _env(threads)) for _ in range(args.repeat)]
             ok = [r for r in runs if "error" not in r]
             row = min(ok, key=lambda r: r["wall_s"]) if ok else {"tool": tool, **runs[-1]}
             if ok:
                 row["wall_s"] = float(np.median([r["wall_s"] for r in ok]))
+                row["cpu_s"] = float(np.median([r["cpu_s"] for r in ok]))
                 row["cum"] = str(d / f"cum_{tool}.npy")
             rows.append(row)
             print(tool, {k: v for k, v in row.items() if k not in ("r", "cum")}, flush=True)
@@ -109,7 +133,7 @@ def main() -> None:
         lines = []
         for row in rows:
             if "error" in row:
-                lines.append(f"| {row['tool']} | {row['error']} | | | |")
+                lines.append(f"| {row['tool']} | {row['error']} | | | | |")
                 continue
             agree = "reference"
             if ref is not None and row is not ref:
@@ -120,8 +144,9 @@ def main() -> None:
                 live = np.isfinite(a) & np.isfinite(b)
                 dmap = float(np.max(np.abs(a[live] - b[live])) / np.max(np.abs(b[live])))
                 agree = f"R max rel. diff {rel:.0e}, same disconnected pairs: {same_cut}; map max diff {dmap:.0e} of peak"
-            phases = ", ".join(f"{k} {v}" for k, v in row.get("phases", {}).items())
-            lines.append(f"| {row['tool']} | {row['wall_s']:.2f} | {row['peak_mb'] / 1000:.2f} GB | {phases} | {agree} |")
+            phases = ", ".join(f"{k} {v}" for k, v in row.get("phases", {}).items())  # the solver name is not a time
+            mem = f"{row['peak_mb'] / 1000:.2f} GB"
+            lines.append(f"| {row['tool']} | {row['wall_s']:.2f} | {row['cpu_s']:.2f} | {mem} | {phases} | {agree} |")
     load = os.getloadavg()
     section = "\n".join(
         [
@@ -134,10 +159,12 @@ def main() -> None:
             "",
             "Command: `python " + " ".join(["benchmarks/bench_circuit_demo.py", *sys.argv[1:]]) + "`. "
             "All 136 pairs of the demo's 17 patches, every patch short-circuited, cumulative current map; each tool in a "
-            "fresh process, from the arrays in memory to the table and the map.",
+            "fresh process, from the arrays in memory to the table and the map. CPU s is the process's CPU time over "
+            "all its threads: on a loaded machine it stays close to the idle wall time x threads, while wall time "
+            "stretches with the load. The reference is PARDISO when it ran, else the first tool.",
             "",
-            "| tool | wall s | peak memory | phases (s) | agreement with PARDISO |",
-            "|---|---|---|---|---|",
+            "| tool | wall s | CPU s (all threads) | peak memory | phases (wall s) | agreement with the reference |",
+            "|---|---|---|---|---|---|",
             *lines,
         ]
     )

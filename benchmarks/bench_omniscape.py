@@ -11,7 +11,9 @@ Problems:
              sources 1 / resistance (Omniscape's source_from_resistance), the same radius and block size
 
 Tools (each in a fresh process reading the arrays from ``.npy``; time from the arrays in memory to the three maps,
-numba's compilation on a tiny grid excluded; peak memory = the process's high-water mark):
+numba's compilation on a tiny grid excluded; CPU = the process's user + system time over the same span, all its
+threads together, which on a machine shared with other work is a steadier measure of the work done than the wall
+time; peak memory = the process's high-water mark):
   serial      ``omniscape(...)`` with no executor: every band of windows in this process, one after another
   threads     the same bands on a ``ThreadPoolExecutor(THREADS)`` (the compiled window solves release the GIL)
   landschaft  ``landschaft.circuit.omniscape(r, radius, source=s, block_size=b, flow_potential=True,
@@ -26,6 +28,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -40,8 +43,8 @@ TOOLS = ("serial", "threads", "landschaft")
 
 def write_problem(kind: str, d: Path, size: int) -> tuple[int, int]:
     if kind == "demo":
-        from leopardgeo.config import demo_config
         from leopardgeo.runner import pipeline as p
+        from leopardgeo.runner.registry import demo_config
         from leopardgeo.stages.omniscape import OmniscapeConfig, omniscape_sources
 
         cfg = demo_config()
@@ -62,17 +65,24 @@ def write_problem(kind: str, d: Path, size: int) -> tuple[int, int]:
     return res.shape
 
 
+def _cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def worker(tool: str, d: Path, radius: int, block: int, threads: int) -> dict:
     res = np.load(d / "res.npy")
     src = np.load(d / "src.npy")
     if tool == "landschaft":
         import landschaft.circuit as lc
 
+        cpu = _cpu_s()
         t = time.perf_counter()
         out = lc.omniscape(
             res, radius, source=src, block_size=block, flow_potential=True, normalized_current=True, n_threads=threads
         )
         wall = time.perf_counter() - t
+        cpu = _cpu_s() - cpu
         maps = [out[k].to_numpy() for k in ("cum_currmap", "flow_potential", "normalized_cum_currmap")]
         n_targets = int(out.attrs["n_targets"])
     else:
@@ -83,16 +93,18 @@ def worker(tool: str, d: Path, radius: int, block: int, threads: int) -> dict:
         tiny = np.ones((12, 12))
         omniscape(tiny, tiny, radius=3, block_size=3)  # compile outside the timing
         pool = ThreadPoolExecutor(threads) if tool == "threads" else None
+        cpu = _cpu_s()
         t = time.perf_counter()
         m = omniscape(res, src, radius=radius, block_size=block, executor=pool)
         wall = time.perf_counter() - t
+        cpu = _cpu_s() - cpu
         if pool is not None:
             pool.shutdown()
         maps = [m.current, m.flow_potential, m.normalized]
         n_targets = m.n_targets
     for name, a in zip(("cur", "fp", "norm"), maps, strict=True):
         np.save(d / f"{name}_{tool}.npy", a)
-    return {"tool": tool, "wall_s": wall, "peak_mb": _maxrss_mb(), "n_targets": n_targets}
+    return {"tool": tool, "wall_s": wall, "cpu_s": cpu, "peak_mb": _maxrss_mb(), "n_targets": n_targets}
 
 
 def _diff(d: Path, tool: str, ref: str) -> str:
@@ -122,6 +134,8 @@ def main() -> None:
         tool, d, radius, block, threads = args.worker
         print(json.dumps(worker(tool, Path(d), int(radius), int(block), int(threads))))
         return
+    load0 = os.getloadavg()
+    start = dt.datetime.now(dt.UTC)
     lines = []
     for kind in args.problems:
         with tempfile.TemporaryDirectory() as tmp:
@@ -136,17 +150,18 @@ def main() -> None:
                 rows.append(row)
                 print(kind, row, flush=True)
             ref = next((r["tool"] for r in rows if "error" not in r), None)
-            base = next((r["wall_s"] for r in rows if r["tool"] == "landschaft" and "error" not in r), None)
+            base = next((r for r in rows if r["tool"] == "landschaft" and "error" not in r), None)
             for row in rows:
                 what = f"{kind} {shape[0]} x {shape[1]}"
                 if "error" in row:
-                    lines.append(f"| {what} | {row['tool']} | {row['error']} | | | | |")
+                    lines.append(f"| {what} | {row['tool']} | {row['error']} | | | | | | |")
                     continue
                 agree = "reference" if row["tool"] == ref else _diff(d, row["tool"], ref)
-                ratio = f"{row['wall_s'] / base:.2f}" if base else ""
+                ratio = f"{row['wall_s'] / base['wall_s']:.2f}" if base else ""
+                cpu_ratio = f"{row['cpu_s'] / base['cpu_s']:.2f}" if base else ""
                 lines.append(
                     f"| {what} | {row['tool']} | {row['n_targets']:,} | {row['wall_s']:.1f} | {ratio} | "
-                    f"{row['peak_mb'] / 1000:.2f} GB | {agree} |"
+                    f"{row['cpu_s']:.1f} | {cpu_ratio} | {row['peak_mb'] / 1000:.2f} GB | {agree} |"
                 )
     load = os.getloadavg()
     section = "\n".join(
@@ -154,17 +169,21 @@ def main() -> None:
             "## Omniscape (moving windows)",
             "",
             (
-                f"Measured {dt.date.today().isoformat()} on {machine()}; load average at the end {load[0]:.1f} / "
-                f"{load[1]:.1f} / {load[2]:.1f} (the 2 cores were shared with other work: wall times scale with the load)."
+                f"Measured {start:%Y-%m-%d %H:%M}-{dt.datetime.now(dt.UTC):%H:%M} UTC on {machine()}; "
+                f"load average (1 min) {load0[0]:.1f} at the start and {load[0]:.1f} at the end (the 2 cores were shared "
+                "with other work: wall times scale with the load)."
             ),
             "",
             "Command: `python " + " ".join(["benchmarks/bench_omniscape.py", *sys.argv[1:]]) + "`. "
             f"Radius {args.radius} cells, block size {args.block}, 8 neighbours, cumulative current, flow potential and "
             f"normalised current; threads = {args.threads}. Each tool in a fresh process, from the arrays in memory to the "
-            "three maps. 'time / landschaft' < 1 means leopardgeo is faster.",
+            "three maps. A ratio to landschaft < 1 means leopardgeo is faster; CPU s is the work of all the process's threads.",
             "",
-            "| problem | tool | windows | wall s | time / landschaft | peak memory | max difference (of the map's peak) |",
-            "|---|---|---|---|---|---|---|",
+            (
+                "| problem | tool | windows | wall s | wall / landschaft | CPU s | CPU / landschaft | peak memory | "
+                "max difference (of the map's peak) |"
+            ),
+            "|---|---|---|---|---|---|---|---|---|",
             *lines,
         ]
     )

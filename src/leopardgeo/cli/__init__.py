@@ -346,6 +346,31 @@ def _base_config(out_dir: Path) -> Any:
 @click.option("--radius-m", type=float, default=None, help="Window radius in metres (default: [omniscape] radius_m, 10 km).")
 @click.option("--block-size", type=int, default=None, help="Odd block size in cells (default: [omniscape] block_size, 9).")
 @click.option("--source-threshold", type=float, default=None, help="Sources below this are 0 (with --resistance: 0).")
+@click.option(
+    "--condition",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Conditional connectivity: a raster of the condition at the sources ([omniscape] condition1); "
+    "a target is connected only to sources whose condition matches its own.",
+)
+@click.option(
+    "--condition-future",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="With --condition: the condition at the targets (Omniscape's compare_to_future).",
+)
+@click.option(
+    "--comparison",
+    type=click.Choice(["within", "equal"]),
+    default=None,
+    help="With --condition: within (source - target in --condition-range) or equal (default: within).",
+)
+@click.option(
+    "--condition-range",
+    type=(float, float),
+    default=None,
+    help="With --comparison within: LOWER UPPER bounds of source - target (default: 0 0).",
+)
 @executor_options
 @click.pass_context
 def omniscape(
@@ -358,6 +383,10 @@ def omniscape(
     radius_m: float | None,
     block_size: int | None,
     source_threshold: float | None,
+    condition: Path | None,
+    condition_future: Path | None,
+    comparison: str | None,
+    condition_range: tuple[float, float] | None,
     workers: int | None,
     scheduler: str | None,
     threads: int | None,
@@ -379,6 +408,7 @@ def omniscape(
     Examples:
       leopardgeo omniscape --out out_omni --overwrite
       leopardgeo omniscape --resistance r.tif --source s.tif --radius-m 5000 --block-size 5 --out omni
+      leopardgeo omniscape --resistance r.tif --condition t.tif --condition-range -1 1 --out omni
     """
     import dataclasses
 
@@ -387,6 +417,15 @@ def omniscape(
 
     given = {"radius_m": radius_m, "block_size": block_size, "source_threshold": source_threshold}
     over: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    if condition is None and (condition_future is not None or comparison is not None or condition_range is not None):
+        msg = "--condition-future / --comparison / --condition-range: expected --condition as well, found none. Add --condition."
+        raise ConfigError(msg)
+    if condition is not None:  # files named on the command line: absolute, whatever folder the config is in
+        over |= {"conditional": True, "condition1": str(condition.resolve())}
+        over["condition1_future"] = None if condition_future is None else str(condition_future.resolve())
+        over["comparison1"] = comparison or "within"
+        if condition_range is not None:
+            over["condition1_lower"], over["condition1_upper"] = condition_range
     if resistance is None:
         if source is not None:
             msg = "--source: expected it with --resistance, found it alone. Give --resistance too, or neither."

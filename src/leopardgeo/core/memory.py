@@ -40,13 +40,14 @@ RUN_BYTES_PER_CELL: dict[str, float] = {
     "base": 40.0,  # suitability, resistance, patch labels, masks and their temporaries
     "territories": 60.0,  # quality, cost search, claims per sex, per-replicate rasters
     "links": 40.0,  # cost distance (float64), allocation, back-links, search heap
-    "corridors": 24.0,
+    "corridors": 24.0,  # the mosaic (value, link index) and whole-grid searches; windowed searches add only their windows
     "circuit": 260.0,  # Laplacian (9 entries per row), AMG hierarchy, current and voltage
     "pinch_points": 24.0,
     "barriers": 32.0,
     "metrics": 0.0,
     "crossborder": 24.0,
     "sites": 48.0,
+    "omniscape": 41.0,  # three float64 maps + no-data mask, float64 resistance and source (tasks: see stages/omniscape.py)
 }
 
 #: When neither psutil nor /proc answers (never on Linux), assume this much.

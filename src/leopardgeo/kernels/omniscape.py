@@ -68,8 +68,10 @@ from leopardgeo.kernels.circuit.solvers import LaplacianSolver
 
 __all__ = [
     "ArrayBands",
+    "OmniscapeCondition",
     "OmniscapeMaps",
     "block_correction",
+    "condition_target_values",
     "omniscape",
     "omniscape_targets",
     "solve_window",
@@ -152,6 +154,126 @@ def omniscape_targets(source: np.ndarray, block_size: int = 1) -> tuple[np.ndarr
     return yy[keep].astype(np.int64), xx[keep].astype(np.int64), strength[keep]
 
 
+# --------------------------------------------------------------------------- conditional connectivity
+@dataclass(frozen=True)
+class OmniscapeCondition:
+    """One condition of Omniscape's conditional connectivity: which sources a target is connected to.
+
+    A source sends current to a target only when its ``present`` value compares to the target's value:
+    ``"within"``: ``lower <= source - target <= upper``; ``"equal"``: ``source == target``.  The target's
+    value is taken over its block from ``future`` (Omniscape's ``compare_to_future``) or, without it, from
+    ``present``: the median for ``"within"``, the most common value for ``"equal"`` (ties: the first in
+    Omniscape.jl's column-major order), no data skipped.  As in Omniscape.jl (``source_target_match!``) the
+    sources are dropped after they were scaled to the target's strength, so a target whose window holds
+    non-matching sources injects less than its strength, and a source whose condition has no data is kept.
+    A target whose block has no condition data connects to no source (Omniscape.jl stops with an error).
+
+    Parameters
+    ----------
+    present
+        The condition at the sources (Omniscape's ``condition1_file``), on the resistance's grid; NaN = no data.
+    comparison
+        ``"within"`` or ``"equal"`` (Omniscape.jl's code spells it ``"equals"``; both are accepted).
+    lower, upper
+        The range of ``source - target`` for ``"within"`` (``condition1_lower`` / ``condition1_upper``).
+    future
+        The condition at the targets (``condition1_future_file``), or None to compare present with present.
+
+    Examples
+    --------
+    >>> c = OmniscapeCondition(np.array([[1.0, 2.0, 5.0]]), "within", lower=-1.0, upper=1.0)
+    >>> c.comparison, c.lower, c.upper
+    ('within', -1.0, 1.0)
+    """
+
+    present: np.ndarray
+    comparison: str = "within"
+    lower: float = 0.0
+    upper: float = 0.0
+    future: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        comparison = str(self.comparison).strip().lower()
+        comparison = "equal" if comparison == "equals" else comparison
+        if comparison not in ("within", "equal"):
+            msg = f"omniscape condition: expected comparison 'within' or 'equal', found {self.comparison!r}."
+            raise ConfigError(msg)
+        object.__setattr__(self, "comparison", comparison)
+        lower, upper = float(self.lower), float(self.upper)
+        if comparison == "within" and not lower <= upper:
+            msg = f"omniscape condition: expected lower <= upper, found lower {lower:g} > upper {upper:g}. Swap them."
+            raise ConfigError(msg)
+        object.__setattr__(self, "lower", lower)
+        object.__setattr__(self, "upper", upper)
+        object.__setattr__(self, "present", np.asarray(self.present, dtype=np.float64))
+        if self.future is not None:
+            future = np.asarray(self.future, dtype=np.float64)
+            if future.shape != self.present.shape:
+                msg = (
+                    f"omniscape condition: expected a future raster of the present's shape {self.present.shape}, "
+                    f"found {future.shape}."
+                )
+                raise DataError(msg)
+            object.__setattr__(self, "future", future)
+
+    @property
+    def spec(self) -> tuple[str, float, float]:
+        """``(comparison, lower, upper)``: what a window needs besides the rasters."""
+        return (self.comparison, self.lower, self.upper)
+
+
+def _mode_first(values: np.ndarray) -> float:
+    """The most common value; among ties the one that comes first in ``values``."""
+    u, first, counts = np.unique(values, return_index=True, return_counts=True)
+    best = counts == counts.max()
+    return float(u[best][np.argmin(first[best])])
+
+
+def condition_target_values(
+    values: np.ndarray, ty: np.ndarray, tx: np.ndarray, block_size: int, comparison: str, *, row0: int = 0
+) -> np.ndarray:
+    """Each target's value of a condition over its block: median (``"within"``) or most common value (``"equal"``).
+
+    ``values`` holds grid rows from ``row0`` on; NaN (no data) is skipped; a block without data gives NaN.
+
+    Examples
+    --------
+    >>> v = np.array([[1.0, 2.0, 9.0], [3.0, 3.0, 9.0], [4.0, 3.0, np.nan]])
+    >>> condition_target_values(v, np.array([1]), np.array([1]), 3, "within")
+    array([3.])
+    >>> condition_target_values(v, np.array([1]), np.array([1]), 3, "equal")
+    array([3.])
+    """
+    br = (block_size - 1) // 2
+    out = np.full(len(ty), np.nan)
+    nr, nc = values.shape
+    for t, (y, x) in enumerate(zip(np.asarray(ty).tolist(), np.asarray(tx).tolist(), strict=True)):
+        r = y - row0
+        block = values[max(r - br, 0) : min(r + br + 1, nr), max(x - br, 0) : min(x + br + 1, nc)]
+        vals = block.T.ravel()  # Omniscape.jl reads the block column by column
+        vals = vals[~np.isnan(vals)]
+        if vals.size:
+            out[t] = float(np.median(vals)) if comparison == "within" else _mode_first(vals)
+    return out
+
+
+def _condition_sources(
+    s_w: np.ndarray, present_w: Sequence[np.ndarray], target_values: np.ndarray, specs: Sequence[tuple[str, float, float]]
+) -> np.ndarray:
+    """Zero the window's sources whose conditions do not match the target's (``source_target_match!``)."""
+    keep = np.ones(s_w.shape, bool)
+    for pres, v, (comparison, lower, upper) in zip(present_w, target_values.tolist(), specs, strict=True):
+        if math.isnan(v):
+            return np.zeros_like(s_w)
+        known = ~np.isnan(pres)
+        if comparison == "within":
+            d = pres - v
+            keep &= ~known | ((d >= lower) & (d <= upper))
+        else:
+            keep &= ~known | (pres == v)
+    return np.where(keep, s_w, 0.0)
+
+
 # --------------------------------------------------------------------------- compiled window solve
 @numba.njit(cache=True, nogil=True)
 def _flood(valid, ty, tx, k):  # pragma: no cover - compiled
@@ -205,22 +327,45 @@ def _bandwidth(node, n, k):  # pragma: no cover - compiled
     return bw
 
 
-@numba.njit(cache=True, nogil=True)
-def _band_factor(res, node, n, bw, k, avg_res):  # pragma: no cover - compiled
-    """Cholesky factor of the grounded Laplacian, rows in band storage: ``band[i, bw + p - i] = L[i, p]``.
+#: The forward neighbours as rows of ``_OFFSETS`` (east, south, south-east, south-west; 4 neighbours: the first
+#: two): every branch of the window visited once, from the cell that comes first in row-major order.
+_FORWARD = np.array([1, 2, 5, 6], dtype=np.int64)
 
-    Row-oriented (Cholesky-Banachiewicz): each entry is a dot product of two
-    contiguous row segments, which the compiler vectorises.
+
+def _buffer_size(h: int, w: int) -> int:
+    """Floats of the factor's work array for an ``h`` x ``w`` window (a band is at most ``w + 1`` wide)."""
+    return (h * w + 4) * (w + 6)
+
+
+@numba.njit(cache=True, nogil=True)
+def _factor(res, node, n, kd, k, avg_res, buf):  # pragma: no cover - compiled
+    """Cholesky factor of the window's grounded Laplacian, in column band storage, in ``buf``.
+
+    Returns ``C`` with ``C[j, d] = L[j + d, j]`` (``d`` = 0 .. ``kd``; ``kd + 4`` columns, the last 3 zero;
+    rows rounded up to a multiple of 4 with identity rows).  Assembly visits each branch once; the
+    factor is right-looking in panels of 4 columns, each panel updating the band below it with one
+    pass over each target column (4 multiply-adds per element loaded and stored, which the compiler
+    vectorises), and skips the columns and rows outside the matrix's envelope (no fill there).
     """
+    width = kd + 4
+    npad = (n + 3) // 4 * 4
+    need = npad * width
+    if buf.shape[0] < need:
+        buf = np.empty(need)
+    c_ = buf[:need].reshape(npad, width)
+    c_[:, :] = 0.0
+    for i in range(n, npad):
+        c_[i, 0] = 1.0
+    first = np.arange(n)
     nr, nc = res.shape
-    band = np.zeros((n, bw + 1))
     for r in range(nr):
         for c in range(nc):
             a = node[r, c]
-            if a < 0 or a >= n:
+            if a < 0:
                 continue
             ra = res[r, c]
-            for o in range(k):
+            for q in range(k // 2):
+                o = _FORWARD[q]
                 rr = r + _OFFSETS[o, 0]
                 cc = c + _OFFSETS[o, 1]
                 if not (0 <= rr < nr and 0 <= cc < nc):
@@ -230,51 +375,124 @@ def _band_factor(res, node, n, bw, k, avg_res):  # pragma: no cover - compiled
                     continue
                 rb = res[rr, cc]
                 g = _g(1.0 / ra, 1.0 / rb, ra, rb, o >= 4, avg_res)
-                band[a, bw] += g
-                if b < a:
-                    band[a, bw + b - a] -= g
-    # envelope: the factor of row i is zero left of the row's first non-zero (no fill there)
-    first = np.empty(n, np.int64)
-    for i in range(n):
-        f = i
-        for d in range(bw, 0, -1):
-            if band[i, bw - d] != 0.0:
-                f = i - d
-                break
-        first[i] = f
-    for i in range(n):
-        lo = first[i]
-        ri = band[i]
-        oi = bw - i
-        for j in range(lo, i + 1):
-            rj = band[j]
-            s = ri[oi + j]
-            oj = bw - j
-            for p in range(max(lo, first[j]), j):
-                s -= ri[oi + p] * rj[oj + p]
-            if j == i:
-                ri[bw] = np.sqrt(s)
-            else:
-                ri[bw + j - i] = s / rj[bw]
-    return band
+                if a < n:
+                    c_[a, 0] += g
+                if b < n:
+                    c_[b, 0] += g
+                if a < n and b < n:
+                    lo = min(a, b)
+                    hi = max(a, b)
+                    c_[lo, hi - lo] -= g
+                    if lo < first[hi]:
+                        first[hi] = lo
+    # reach[j]: the last row with a non-zero in columns <= j (the envelope; the factor fills only inside it)
+    reach = np.arange(n)
+    for r in range(n):
+        if r > reach[first[r]]:
+            reach[first[r]] = r
+    for j in range(1, n):
+        if reach[j - 1] > reach[j]:
+            reach[j] = reach[j - 1]
+    for j0 in range(0, npad, 4):
+        # the panel: columns j0 .. j0 + 3, each scaled and applied to the panel's later columns
+        for q in range(4):
+            j = j0 + q
+            d = np.sqrt(c_[j, 0])
+            c_[j, 0] = d
+            inv = 1.0 / d
+            for t in range(1, kd + 1):
+                c_[j, t] *= inv
+            for q2 in range(q + 1, 4):
+                off = q2 - q
+                lv = c_[j, off]
+                if lv != 0.0:
+                    cj = c_[j0 + q2]
+                    rj = c_[j][off:]
+                    for t in range(kd + 1 - off):
+                        cj[t] -= lv * rj[t]
+        if j0 >= n:
+            break
+        last = reach[min(j0 + 3, n - 1)]
+        r0 = c_[j0]
+        r1 = c_[j0 + 1]
+        r2 = c_[j0 + 2]
+        r3 = c_[j0 + 3]
+        for col in range(j0 + 4, min(j0 + 4 + kd, npad, last + 1)):
+            o = col - j0
+            l0 = r0[o]
+            l1 = r1[o - 1]
+            l2 = r2[o - 2]
+            l3 = r3[o - 3]
+            if l0 == 0.0 and l1 == 0.0 and l2 == 0.0 and l3 == 0.0:
+                continue
+            m = min(kd + 4 - o, last - col + 1)
+            rc = c_[col]
+            # views that start at the element needed first: the loop's indices are then plain counters
+            # (no negative-index wrap-around to test), which lets the compiler vectorise the loop
+            s0 = r0[o:]
+            s1 = r1[o - 1 :]
+            s2 = r2[o - 2 :]
+            s3 = r3[o - 3 :]
+            for t in range(m):
+                rc[t] -= l0 * s0[t] + l1 * s1[t] + l2 * s2[t] + l3 * s3[t]
+    return c_
 
 
-@numba.njit(cache=True, nogil=True)
-def _band_solve(band, b):  # pragma: no cover - compiled
-    n, m = band.shape
-    bw = m - 1
-    x = b.copy()
-    for i in range(n):
-        s = x[i]
-        for p in range(max(i - bw, 0), i):
-            s -= band[i, bw + p - i] * x[p]
-        x[i] = s / band[i, bw]
-    for i in range(n - 1, -1, -1):
-        x[i] /= band[i, bw]
-        xi = x[i]
-        for p in range(max(i - bw, 0), i):
-            x[p] -= band[i, bw + p - i] * xi
-    return x
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def _factor_solve(c_, n, kd, x):  # pragma: no cover - compiled
+    """Solve ``L L^T x = b`` in place (``x[:n]`` holds ``b`` on entry) with the factor of :func:`_factor`.
+
+    Four columns at a time, as the factor: their small triangle first, then one pass over the band below
+    them (forward), or four dot products sharing one pass over the solution below them (backward).
+    """
+    npad = c_.shape[0]
+    w = np.zeros(npad + kd + 4)
+    w[:n] = x[:n]
+    for j0 in range(0, npad, 4):
+        for q in range(4):
+            j = j0 + q
+            yq = w[j] / c_[j, 0]
+            w[j] = yq
+            for q2 in range(q + 1, 4):
+                w[j0 + q2] -= c_[j, q2 - q] * yq
+        y0 = w[j0]
+        y1 = w[j0 + 1]
+        y2 = w[j0 + 2]
+        y3 = w[j0 + 3]
+        if y0 == 0.0 and y1 == 0.0 and y2 == 0.0 and y3 == 0.0:
+            continue
+        s0 = c_[j0][4:]
+        s1 = c_[j0 + 1][3:]
+        s2 = c_[j0 + 2][2:]
+        s3 = c_[j0 + 3][1:]
+        ws = w[j0 + 4 :]
+        for t in range(kd):
+            ws[t] -= y0 * s0[t] + y1 * s1[t] + y2 * s2[t] + y3 * s3[t]
+    for j0 in range(npad - 4, -1, -4):
+        s0 = c_[j0][4:]
+        s1 = c_[j0 + 1][3:]
+        s2 = c_[j0 + 2][2:]
+        s3 = c_[j0 + 3][1:]
+        ws = w[j0 + 4 :]
+        a0 = 0.0
+        a1 = 0.0
+        a2 = 0.0
+        a3 = 0.0
+        for t in range(kd):
+            wt = ws[t]
+            a0 += s0[t] * wt
+            a1 += s1[t] * wt
+            a2 += s2[t] * wt
+            a3 += s3[t] * wt
+        x3 = (w[j0 + 3] - a3) / c_[j0 + 3, 0]
+        x2 = (w[j0 + 2] - a2 - c_[j0 + 2, 1] * x3) / c_[j0 + 2, 0]
+        x1 = (w[j0 + 1] - a1 - c_[j0 + 1, 1] * x2 - c_[j0 + 1, 2] * x3) / c_[j0 + 1, 0]
+        x0 = (w[j0] - a0 - c_[j0, 1] * x1 - c_[j0, 2] * x2 - c_[j0, 3] * x3) / c_[j0, 0]
+        w[j0] = x0
+        w[j0 + 1] = x1
+        w[j0 + 2] = x2
+        w[j0 + 3] = x3
+    x[:n] = w[:n]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -291,13 +509,34 @@ def _injections(node, n, src):  # pragma: no cover - compiled
 
 @numba.njit(cache=True, nogil=True)
 def _add_current(res, node, n, volts, inj, k, avg_res, out, corr, use_corr):  # pragma: no cover - compiled
-    """Add Circuitscape's node current (half the branch and injected currents; the ground's branch sum) to ``out``."""
-    v = np.zeros(n + 1)
-    v[:n] = volts
-    acc = _branch_sums(res, node, v, n + 1, k, avg_res)
+    """Add Circuitscape's node current (half the branch and injected currents; the ground's branch sum) to ``out``.
+
+    ``volts`` has ``n + 1`` entries, the ground's (0) last.
+    """
+    acc = np.zeros(n + 1)
+    nr, nc = node.shape
+    for r in range(nr):
+        for c in range(nc):
+            a = node[r, c]
+            if a < 0:
+                continue
+            ra = res[r, c]
+            va = volts[a]
+            for q in range(k // 2):
+                o = _FORWARD[q]
+                rr = r + _OFFSETS[o, 0]
+                cc = c + _OFFSETS[o, 1]
+                if not (0 <= rr < nr and 0 <= cc < nc):
+                    continue
+                b = node[rr, cc]
+                if b < 0:
+                    continue
+                rb = res[rr, cc]
+                i = _g(1.0 / ra, 1.0 / rb, ra, rb, o >= 4, avg_res) * abs(va - volts[b])
+                acc[a] += i
+                acc[b] += i
     for i in range(n):
         acc[i] = 0.5 * (acc[i] + abs(inj[i]))
-    nr, nc = node.shape
     for r in range(nr):
         for c in range(nc):
             a = node[r, c]
@@ -306,7 +545,15 @@ def _add_current(res, node, n, volts, inj, k, avg_res, out, corr, use_corr):  # 
 
 
 @numba.njit(cache=True, nogil=True)
-def _window_banded(res, src, ty, tx, k, avg_res, max_bw, out, corr, use_corr):  # pragma: no cover - compiled
+def _solve_add(c_, node, n, kd, res, inj, k, avg_res, out, corr, use_corr):  # pragma: no cover - compiled
+    v = np.zeros(n + 1)
+    v[:n] = inj
+    _factor_solve(c_, n, kd, v)
+    _add_current(res, node, n, v, inj, k, avg_res, out, corr, use_corr)
+
+
+@numba.njit(cache=True, nogil=True)
+def _window_banded(res, src, ty, tx, k, avg_res, max_bw, out, corr, use_corr, buf):  # pragma: no cover - compiled
     """Solve one window with a banded factor and add its current to ``out``; -1 when the band is wider than ``max_bw``."""
     valid = ~np.isnan(res)
     if not valid[ty, tx]:
@@ -317,12 +564,11 @@ def _window_banded(res, src, ty, tx, k, avg_res, max_bw, out, corr, use_corr):  
     inj = _injections(node, n, src)
     if not np.any(inj != 0.0):
         return 0
-    bw = _bandwidth(node, n, k)
-    if bw > max_bw:
+    kd = _bandwidth(node, n, k)
+    if kd > max_bw:
         return -1
-    band = _band_factor(res, node, n, bw, k, avg_res)
-    volts = _band_solve(band, inj)
-    _add_current(res, node, n, volts, inj, k, avg_res, out, corr, use_corr)
+    c_ = _factor(res, node, n, kd, k, avg_res, buf)
+    _solve_add(c_, node, n, kd, res, inj, k, avg_res, out, corr, use_corr)
     return 1
 
 
@@ -483,6 +729,8 @@ class _Params:
     flow_potential: bool
     correction: np.ndarray | None
     shape: tuple[int, int]
+    #: ``(comparison, lower, upper)`` of each condition of conditional connectivity (none: every source counts)
+    conditions: tuple[tuple[str, float, float], ...] = ()
 
 
 @numba.njit(cache=True, nogil=True)
@@ -498,8 +746,17 @@ def _band_compiled(res_b, src_b, row0, ty, tx, strength, shape, radius, buffer, 
     reach = radius + buffer
     full = 2 * reach + 1
     fp_node = np.empty((0, 0), np.int32)
-    fp_band = np.empty((0, 0))
+    fp_c = np.empty((0, 0))
     fp_n = -1
+    fp_kd = 0
+    # the last cut window's flow-potential factor: windows along the grid's top or bottom edge come one after
+    # another in a row of targets and are cut alike (same shape, same target position)
+    cut_key = (-1, -1, -1, -1)
+    cut_node = fp_node
+    cut_c = fp_c
+    cut_n = -1
+    cut_kd = 0
+    buf = np.empty((full * full + 4) * (full + 6))  # the factor's work array, reused by every window
     for t in range(len(ty)):
         y = ty[t]
         x = tx[t]
@@ -548,27 +805,44 @@ def _band_compiled(res_b, src_b, row0, ty, tx, strength, shape, radius, buffer, 
                 ylo = yhi - h
         c_w = corr[ylo:yhi, xlo:xhi] if use_corr else corr
         out = cur[y0 - row0 : y1 - row0, x0:x1]
-        _window_banded(r_w, s_w, wy, wx, k, avg_res, 1 << 30, out, c_w, use_corr)
+        _window_banded(r_w, s_w, wy, wx, k, avg_res, 1 << 30, out, c_w, use_corr, buf)
         if fp_on:
             uniform = np.ones((h, w))
             whole = h == full and w == full
+            key = (h, w, wy, wx)
             if whole and fp_n >= 0:
-                node, n, band = fp_node, fp_n, fp_band
+                node, n, kd, c_ = fp_node, fp_n, fp_kd, fp_c
+            elif not whole and key == cut_key:
+                node, n, kd, c_ = cut_node, cut_n, cut_kd, cut_c
             else:
                 node, n = _flood(np.ones((h, w), np.bool_), wy, wx, k)
-                band = _band_factor(uniform, node, n, _bandwidth(node, n, k), k, avg_res)
+                kd = _bandwidth(node, n, k)
+                c_ = _factor(uniform, node, n, kd, k, avg_res, buf).copy()
                 if whole:
-                    fp_node, fp_n, fp_band = node, n, band
+                    fp_node, fp_n, fp_kd, fp_c = node, n, kd, c_
+                else:
+                    cut_key, cut_node, cut_n, cut_kd, cut_c = key, node, n, kd, c_
             inj = _injections(node, n, s_w)
             if n > 0 and np.any(inj != 0.0):
-                volts = _band_solve(band, inj)
-                _add_current(uniform, node, n, volts, inj, k, avg_res, fp[y0 - row0 : y1 - row0, x0:x1], c_w, use_corr)
+                _solve_add(c_, node, n, kd, uniform, inj, k, avg_res, fp[y0 - row0 : y1 - row0, x0:x1], c_w, use_corr)
 
 
 def _solve_band(
-    res_b: np.ndarray, src_b: np.ndarray, row0: int, ty: np.ndarray, tx: np.ndarray, strength: np.ndarray, p: _Params
+    res_b: np.ndarray,
+    src_b: np.ndarray,
+    row0: int,
+    ty: np.ndarray,
+    tx: np.ndarray,
+    strength: np.ndarray,
+    p: _Params,
+    cond_b: Sequence[np.ndarray] = (),
+    cond_values: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Sum the windows of one band's targets into maps of the band's rows (``row0`` = the band's first grid row)."""
+    """Sum the windows of one band's targets into maps of the band's rows (``row0`` = the band's first grid row).
+
+    With conditions (``p.conditions``): ``cond_b`` are the band's rows of each condition's present raster and
+    ``cond_values[t]`` the target's values; a window's sources that do not match are dropped.
+    """
     nr, nc = p.shape
     reach = p.radius + p.buffer
     br = (p.block_size - 1) // 2
@@ -577,9 +851,10 @@ def _solve_band(
     fp = np.zeros(res_b.shape) if p.flow_potential else None
     # per window shape and target position (one entry for every window away from the edges)
     discs: dict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]] = {}
-    fp_factors: dict[tuple[int, int, int, int], tuple[np.ndarray, int, object]] = {}
+    fp_factors: dict[tuple[int, int, int, int], tuple[np.ndarray, int, int, object]] = {}
     no_corr = np.ones((1, 1))
-    for y, x, st in zip(ty.tolist(), tx.tolist(), strength.tolist(), strict=True):
+    buf = np.empty(_buffer_size(min(2 * reach + 1, nr), min(2 * reach + 1, nc)))
+    for t, (y, x, st) in enumerate(zip(ty.tolist(), tx.tolist(), strength.tolist(), strict=True)):
         y0, y1, x0, x1 = _window(nr, nc, y, x, reach)
         h, w = y1 - y0, x1 - x0
         wy, wx = y - y0, x - x0
@@ -590,28 +865,34 @@ def _solve_band(
         rows = slice(y0 - row0, y1 - row0)
         s_w = np.where(in_radius, src_b[rows, x0:x1], 0.0)
         s_w = _window_sources(s_w, wy, wx, st, p.radius, p.buffer, br)
+        if p.conditions:  # conditional connectivity: only sources similar to the target
+            s_w = _condition_sources(s_w, [c[rows, x0:x1] for c in cond_b], cond_values[t], p.conditions)  # type: ignore[index]
         r_w = np.where(in_reach, res_b[rows, x0:x1], np.nan)
         corr = no_corr if p.correction is None else _correction_cut(p.correction, h, w, y, x, nr, nc, reach)
         use_corr = p.correction is not None
         out = cur[rows, x0:x1]
-        if _window_banded(r_w, s_w, wy, wx, k, avg, MAX_BANDWIDTH, out, corr, use_corr) < 0:
+        if _window_banded(r_w, s_w, wy, wx, k, avg, MAX_BANDWIDTH, out, corr, use_corr, buf) < 0:
             c_w = solve_window(r_w, s_w, wy, wx, connectivity=k, avg_resistances=avg)
             out += c_w * corr if use_corr else c_w
         if fp is not None:
             uniform = np.ones((h, w))
             if key not in fp_factors:
                 node, n = _flood(np.ones((h, w), np.bool_), wy, wx, k)
-                bw = _bandwidth(node, n, k)
-                if bw <= MAX_BANDWIDTH:
-                    fac: object = _band_factor(uniform, node, n, bw, k, avg)
+                kd = _bandwidth(node, n, k)
+                if kd <= MAX_BANDWIDTH:
+                    fac: object = _factor(uniform, node, n, kd, k, avg, np.empty(0)).copy()
                 else:
                     fac = LaplacianSolver(_laplacian(uniform, node, n, k, avg), "auto")
-                fp_factors[key] = (node, n, fac)
-            node, n, fac = fp_factors[key]
+                fp_factors[key] = (node, n, kd, fac)
+            node, n, kd, fac = fp_factors[key]
             inj = _injections(node, n, s_w)
             if n and inj.any():
-                volts = _band_solve(fac, inj) if isinstance(fac, np.ndarray) else fac.solve(inj)  # type: ignore[attr-defined]
-                _add_current(uniform, node, n, volts, inj, k, avg, fp[rows, x0:x1], corr, use_corr)
+                if isinstance(fac, np.ndarray):
+                    _solve_add(fac, node, n, kd, uniform, inj, k, avg, fp[rows, x0:x1], corr, use_corr)
+                else:
+                    volts = np.zeros(n + 1)
+                    volts[:n] = fac.solve(inj)  # type: ignore[attr-defined]
+                    _add_current(uniform, node, n, volts, inj, k, avg, fp[rows, x0:x1], corr, use_corr)
     return cur, fp
 
 
@@ -627,27 +908,34 @@ class _Held:
 
 @dataclass(frozen=True)
 class ArrayBands:
-    """``read_band`` over in-memory rasters: ``handle.get()`` gives ``(resistance, source)``; rows are slices.
+    """``read_band`` over in-memory rasters: ``handle.get()`` gives ``(resistance, source, *conditions)``; rows are slices.
 
     ``handle`` is an executor's shared handle (``executor.share(...)``: the arrays go to each worker once),
-    or anything with ``get()``.
+    or anything with ``get()``.  The conditions are the present rasters of conditional connectivity, if any.
     """
 
     handle: object
 
-    def __call__(self, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray]:
-        """Rows ``r0:r1`` of the resistance and the source."""
-        res, src = self.handle.get()  # type: ignore[attr-defined]
-        return res[r0:r1], src[r0:r1]
+    def __call__(self, r0: int, r1: int) -> tuple[np.ndarray, ...]:
+        """Rows ``r0:r1`` of the resistance, the source and each condition's present raster."""
+        arrays = self.handle.get()  # type: ignore[attr-defined]
+        return tuple(a[r0:r1] for a in arrays)
 
 
 def _band_task(item: tuple) -> tuple[int, np.ndarray, np.ndarray | None]:
     """One task: read a band's rows, solve its targets' windows, return its maps (module level, so workers can import it)."""
-    read_band, r0, r1, ty, tx, strength, p = item
-    res_b, src_b = read_band(r0, r1)
+    read_band, r0, r1, ty, tx, strength, p, *rest = item
+    res_b, src_b, *cond_b = read_band(r0, r1)
     res_b = np.ascontiguousarray(res_b, dtype=np.float64)
     src_b = np.nan_to_num(np.asarray(src_b, dtype=np.float64), nan=0.0)
     reach = p.radius + p.buffer
+    if p.conditions:  # conditional sources are chosen per window in Python; the solves are the same
+        if len(cond_b) != len(p.conditions):
+            msg = f"omniscape: expected {len(p.conditions)} condition raster(s) from read_band, found {len(cond_b)}."
+            raise DataError(msg)
+        cond_b = [np.asarray(c, dtype=np.float64) for c in cond_b]
+        cur, fp2 = _solve_band(res_b, src_b, r0, ty, tx, strength, p, cond_b, rest[0])
+        return r0, cur, fp2
     if 2 * reach + 2 <= MAX_BANDWIDTH:  # every window fits the banded factor: the whole band compiled
         cur = np.zeros(res_b.shape)
         fp = np.zeros(res_b.shape) if p.flow_potential else np.zeros((1, 1))
@@ -675,7 +963,8 @@ def _check(radius: int, block_size: int, buffer: int, connectivity: int) -> None
         raise ConfigError(msg)
 
 
-ReadBand = Callable[[int, int], tuple[np.ndarray, np.ndarray]]
+#: ``read_band(row0, row1) -> (resistance rows, source rows, *condition rows)``
+ReadBand = Callable[[int, int], tuple[np.ndarray, ...]]
 
 
 def omniscape(
@@ -695,6 +984,8 @@ def omniscape(
     read_band: ReadBand | None = None,
     shape: tuple[int, int] | None = None,
     targets: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    conditions: Sequence[OmniscapeCondition] = (),
+    condition_values: np.ndarray | None = None,
 ) -> OmniscapeMaps:
     """Omniscape's cumulative current, flow potential and normalised current.
 
@@ -724,6 +1015,14 @@ def omniscape(
         Grid shape when the arrays are not given.
     targets
         ``(rows, cols, strengths)`` from :func:`omniscape_targets` when already known.
+    conditions
+        Conditional connectivity (Omniscape's ``conditional``, ``n_conditions``, ``compare_to_future``):
+        a target's window keeps only the sources that meet every condition (:class:`OmniscapeCondition`).
+        With ``read_band``, its rasters are not read from here: ``read_band`` returns each condition's
+        present rows after the source's, and ``condition_values`` (targets x conditions, from
+        :func:`condition_target_values`) gives the targets' values.
+    condition_values
+        See ``conditions``; computed from the conditions' rasters when not given.
 
     Returns
     -------
@@ -752,23 +1051,40 @@ def omniscape(
             msg = f"omniscape: expected a 2-D source of the resistance's shape {res_all.shape}, found {src_all.shape}."
             raise DataError(msg)
 
+        for c in conditions:
+            if c.present.shape != res_all.shape:
+                msg = f"omniscape: expected condition rasters of the resistance's shape {res_all.shape}, found {c.present.shape}."
+                raise DataError(msg)
+        arrays = (res_all, src_all, *(c.present for c in conditions))
         share = getattr(executor, "share", None)
-        shared = share((res_all, src_all)) if share is not None else None  # sent to each worker once
-        read_band = ArrayBands(shared if shared is not None else _Held((res_all, src_all)))
+        shared = share(arrays) if share is not None else None  # sent to each worker once
+        read_band = ArrayBands(shared if shared is not None else _Held(arrays))
         shape = res_all.shape
         if targets is None:
             targets = omniscape_targets(src_all, block_size)
+        if conditions and condition_values is None:
+            ty0, tx0 = targets[0], targets[1]
+            condition_values = np.column_stack(
+                [
+                    condition_target_values(c.present if c.future is None else c.future, ty0, tx0, block_size, c.comparison)
+                    for c in conditions
+                ]
+            )
     else:
         shared = None
         if shape is None or targets is None:
             msg = "omniscape: read_band needs the grid shape and the targets."
+            raise DataError(msg)
+        if conditions and condition_values is None:
+            msg = "omniscape: read_band with conditions needs the targets' condition_values."
             raise DataError(msg)
     nr, nc = shape
     compute_fp = flow_potential or normalized
     corr = (
         block_correction(radius, buffer, block_size, connectivity=connectivity) if correct_artifacts and block_size > 1 else None
     )
-    params = _Params(radius, buffer, block_size, connectivity, bool(avg_resistances), compute_fp, corr, (nr, nc))
+    specs = tuple(c.spec for c in conditions)
+    params = _Params(radius, buffer, block_size, connectivity, bool(avg_resistances), compute_fp, corr, (nr, nc), specs)
     ty, tx, strength = targets
     reach = radius + buffer
     # bands of BAND_BLOCK_ROWS rows of blocks; fixed by the grid, never by the executor
@@ -781,7 +1097,8 @@ def omniscape(
         sel = band_of == b
         r0 = max(int(ty[sel].min()) - reach, 0)
         r1 = min(int(ty[sel].max()) + reach + 1, nr)
-        items.append((read_band, r0, r1, ty[sel], tx[sel], strength[sel], params))
+        item = (read_band, r0, r1, ty[sel], tx[sel], strength[sel], params)
+        items.append((*item, condition_values[sel]) if conditions else item)  # type: ignore[index]
     current = np.zeros((nr, nc))
     fp_map = np.zeros((nr, nc)) if compute_fp else None
     # a few bands per worker at a time: the bands' maps waiting to be added stay a small part of the grid

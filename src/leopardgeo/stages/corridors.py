@@ -38,7 +38,6 @@ import logging
 import math
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,10 +54,12 @@ from rasterio.features import shapes
 
 from leopardgeo.config import _f, _normalise, _positive
 from leopardgeo.core.errors import ConfigError, DataError
-from leopardgeo.core.executor import available_cores
+from leopardgeo.core.executor import available_cores, current_executor
 from leopardgeo.core.grid import Grid
+from leopardgeo.core.memory import available_bytes, check_memory
 from leopardgeo.io import RASTERS
 from leopardgeo.kernels.costdist import NEIGHBOUR_OFFSETS, VALID_CONNECTIVITY, cost_distance_many
+from leopardgeo.kernels.windowed import ArrayWindows, cost_distance_window, label_boxes
 from leopardgeo.stages.base import Context, RunConfigLike, Section, Stage
 from leopardgeo.stages.inputs import Inputs, protected_raster
 
@@ -319,6 +320,14 @@ def _descend(cost: np.ndarray, res: np.ndarray, start: tuple[int, int], connecti
     raise DataError(msg)  # pragma: no cover
 
 
+def _descend_found(found: _Found, res: np.ndarray, start: tuple[int, int], connectivity: int, cell_size_m: float) -> list:
+    """:func:`_descend` on a search's cost (whole grid or window), in grid indices."""
+    cost, (o_r, o_c), _ = found
+    res_w = res[o_r : o_r + cost.shape[0], o_c : o_c + cost.shape[1]]
+    cells = _descend(cost, res_w, (start[0] - o_r, start[1] - o_c), connectivity, cell_size_m)
+    return [(r + o_r, c + o_c) for r, c in cells]
+
+
 def _geometry_cells(geom: object, grid: Grid) -> np.ndarray | None:
     """``(row, col)`` of the vertices of a path through cell centres, or None if it is not one."""
     if geom is None or not isinstance(geom, shapely.Geometry) or geom.is_empty:
@@ -378,23 +387,58 @@ def _bbox(finite: np.ndarray) -> tuple[int, int, int, int] | None:
     return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
-def _searcher(
-    res: np.ndarray, labels: np.ndarray, cutoffs: dict[int, float], cell_size_m: float, connectivity: int
-) -> Callable[[int], tuple[np.ndarray, tuple[int, int, int, int] | None]]:
-    def one(p: int) -> tuple[np.ndarray, tuple[int, int, int, int] | None]:
-        cut = cutoffs[p]
-        cost = cost_distance_many(
-            res,
-            labels,
-            [p],
-            cell_size_m=cell_size_m,
-            connectivity=connectivity,
-            max_cost=cut if math.isfinite(cut) else None,
-            workers=1,
-        )[p]
-        return cost, _bbox(np.isfinite(cost))
+#: What a search leaves for the corridors: the cost (whole grid, or its window), the grid cell of its first
+#: cell, and the bounding box of its finite cells in grid indices (None when nothing is reached).
+_Found = tuple[np.ndarray, tuple[int, int], tuple[int, int, int, int] | None]
 
-    return one
+
+def _whole_search(item: tuple) -> _Found:
+    """One patch's search on the whole grid (an executor task: module level, arrays through shared handles)."""
+    res_h, lab_h, p, cut, cell_size_m, connectivity = item
+    cost = cost_distance_many(
+        res_h.get(),
+        lab_h.get(),
+        [p],
+        cell_size_m=cell_size_m,
+        connectivity=connectivity,
+        max_cost=cut if math.isfinite(cut) else None,
+        workers=1,
+    )[p]
+    return cost, (0, 0), _bbox(np.isfinite(cost))
+
+
+def _window_search(item: tuple) -> _Found:
+    """One patch's search in a window around it (:func:`leopardgeo.kernels.windowed.cost_distance_window`)."""
+    res_r, lab_r, p, box, cut, cell_size_m, connectivity, limit = item
+    w = cost_distance_window(
+        res_r, lab_r, p, cell_size_m=cell_size_m, max_cost=cut, connectivity=connectivity, box=box, limit_bytes=limit
+    )
+    found = _bbox(np.isfinite(w.cost))
+    r0, c0 = w.offset
+    box_grid = None if found is None else (found[0] + r0, found[1] + r0, found[2] + c0, found[3] + c0)
+    return w.cost, (r0, c0), box_grid
+
+
+def _at(found: _Found, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+    """The search's cost on grid rows ``r0:r1``, columns ``c0:c1`` (inside its finite box, so inside its window)."""
+    cost, (o_r, o_c), _ = found
+    return cost[r0 - o_r : r1 - o_r, c0 - o_c : c1 - o_c]
+
+
+#: Bytes a cell of one whole-grid per-patch search task: cost 8, allocation 4, back-links 1, and the cost arrays
+#: of two patches kept for their pending links (8 each).
+WHOLE_SEARCH_BYTES_PER_CELL = 13 + 2 * 8
+
+
+def windowed_search_fits(n_cells: int, task_bytes: int) -> bool:
+    """Whether a whole-grid per-patch search task fits in ``task_bytes`` (:data:`WHOLE_SEARCH_BYTES_PER_CELL`).
+
+    Examples
+    --------
+    >>> windowed_search_fits(1_000_000, 10**9), windowed_search_fits(10**9, 10**9)
+    (True, False)
+    """
+    return WHOLE_SEARCH_BYTES_PER_CELL * int(n_cells) <= int(task_bytes)
 
 
 # ---------------------------------------------------------------------- public API
@@ -409,6 +453,8 @@ def least_cost_corridors(
     width_fraction: float = 0.1,
     protected: np.ndarray | None = None,
     workers: int | None = None,
+    windowed: bool | None = None,
+    executor: Any = None,
 ) -> CorridorResult:
     r"""Truncated least-cost corridors of every link of ``graph`` and their normalised mosaic.
 
@@ -437,7 +483,17 @@ def least_cost_corridors(
         Optional bool raster, True = inside a protected area; gives
         ``protected_frac``.
     workers
-        Threads for the per-patch searches; ``None`` = one per CPU.
+        Threads for the per-patch searches; ``None`` = the run's executor
+        (:func:`leopardgeo.core.executor.current_executor`).
+    windowed
+        Search each patch in a window around it, read with a halo of its
+        cutoff (:mod:`leopardgeo.kernels.windowed`), instead of on the whole
+        grid: the same corridors bit for bit, with a search's memory that of
+        its window.  ``None`` (default): windowed when whole-grid searches
+        would not fit in one task's memory (:func:`windowed_search_fits`).
+    executor
+        Runs the per-patch searches (``map`` in item order, ``share``); default
+        from ``workers``.  The result does not depend on it.
 
     Returns
     -------
@@ -534,19 +590,43 @@ def least_cost_corridors(
                 need_order.append(p)
             cutoffs[p] = max(cutoffs.get(p, 0.0), reach)
             uses[p] = uses.get(p, 0) + 1
-    n_workers = _n_workers(workers, len(need_order))
-    search = _searcher(res, labels, cutoffs, cell, connectivity)
-    cache: dict[int, tuple[np.ndarray, tuple[int, int, int, int] | None]] = {}
+    ex = executor if executor is not None else current_executor(None if workers is None else _n_workers(workers, 1))
+    n_batch = max(1, min(int(getattr(ex, "slots", 1)), len(need_order)))
+    task_bytes = int(ex.task_memory_bytes()) if hasattr(ex, "task_memory_bytes") else available_bytes()
+    if windowed is None:
+        windowed = not windowed_search_fits(res.size, task_bytes)
+    res_h, lab_h = ex.share(res), ex.share(labels)  # on Dask: sent to each worker once
+    if windowed:
+        boxes = label_boxes(labels)
+        res_r, lab_r = ArrayWindows(res_h), ArrayWindows(lab_h)
+
+        def item(p: int) -> tuple:
+            return (res_r, lab_r, p, boxes[p], cutoffs[p], cell, connectivity, task_bytes)
+
+        task: Callable[[tuple], _Found] = _window_search
+    else:
+        check_memory(
+            WHOLE_SEARCH_BYTES_PER_CELL * res.size,
+            what=f"a whole-grid cost-distance search of the corridors ({res.size:,} cells)",
+            fix="Leave [corridors] windowed unset or set it to true (searches in windows around each patch).",
+            limit_bytes=task_bytes,
+        )
+
+        def item(p: int) -> tuple:
+            return (res_h, lab_h, p, cutoffs[p], cell, connectivity)
+
+        task = _whole_search
+    logger.debug("corridors: %s searches, %d at a time", "windowed" if windowed else "whole-grid", n_batch)
+    cache: dict[int, _Found] = {}
     next_patch = 0
     rows, windows = [], {}
-    pool = ThreadPoolExecutor(max_workers=n_workers) if n_workers > 1 else None
     try:
         for link in links:
             a, b = link.a, link.b
-            while a not in cache or b not in cache:  # the next few patches, in parallel
-                batch = need_order[next_patch : next_patch + n_workers]
+            while a not in cache or b not in cache:  # the next few patches, as tasks of the executor
+                batch = need_order[next_patch : next_patch + n_batch]
                 next_patch += len(batch)
-                found = pool.map(search, batch) if pool is not None else map(search, batch)
+                found = ex.map(task, [item(p) for p in batch])
                 cache.update(zip(batch, found, strict=True))
             win, record = _one_corridor(link, cache[a], cache[b], res, labels, prot, grid, connectivity, width_of, cutoffs)
             sub = best[win.rows, win.cols]
@@ -559,10 +639,12 @@ def least_cost_corridors(
             for p in (a, b):
                 uses[p] -= 1
                 if uses[p] == 0:
-                    del cache[p]  # release the patch's full-grid cost array
+                    del cache[p]  # release the patch's cost array
     finally:
-        if pool is not None:
-            pool.shutdown()
+        for h in (res_h, lab_h):
+            ex.release(h)
+        if executor is None and workers is not None:
+            ex.close()
 
     normalised = np.where(np.isfinite(best), best, np.nan).astype(np.float32)
     del best
@@ -581,8 +663,8 @@ def least_cost_corridors(
 
 def _one_corridor(
     link: _Link,
-    found_a: tuple[np.ndarray, tuple[int, int, int, int] | None],
-    found_b: tuple[np.ndarray, tuple[int, int, int, int] | None],
+    found_a: _Found,
+    found_b: _Found,
     res: np.ndarray,
     labels: np.ndarray,
     prot: np.ndarray | None,
@@ -593,13 +675,13 @@ def _one_corridor(
 ) -> tuple[CorridorWindow, dict]:
     """The truncated corridor of one link, its window and its table record."""
     a, b = link.a, link.b
-    (cost_a, box_a), (cost_b, box_b) = found_a, found_b
+    box_a, box_b = found_a[2], found_b[2]
     lcd = math.inf
     if box_a is not None and box_b is not None:
         r0, r1 = max(box_a[0], box_b[0]), min(box_a[1], box_b[1])
         c0, c1 = max(box_a[2], box_b[2]), min(box_a[3], box_b[3])
         if r0 < r1 and c0 < c1:
-            total = cost_a[r0:r1, c0:c1] + cost_b[r0:r1, c0:c1]  # NaN on no data, inf beyond a cutoff
+            total = _at(found_a, r0, r1, c0, c1) + _at(found_b, r0, r1, c0, c1)  # NaN on no data, inf beyond a cutoff
             total[~np.isfinite(total)] = np.inf
             lcd = float(total.min())
     width = width_of(lcd)
@@ -624,7 +706,7 @@ def _one_corridor(
     n = int(np.count_nonzero(inside))
     res_win = res[rows, cols]
     labels_win = labels[rows, cols]
-    path = _path_cells(link, lcd, cost_a, cost_b, res, grid, connectivity, rows, cols, value64)
+    path = _path_cells(link, lcd, found_a, found_b, res, grid, connectivity, rows, cols, value64)
     record = {
         "patch_a": a,
         "patch_b": b,
@@ -646,8 +728,8 @@ def _one_corridor(
 def _path_cells(
     link: _Link,
     lcd: float,
-    cost_a: np.ndarray,
-    cost_b: np.ndarray,
+    found_a: _Found,
+    found_b: _Found,
     res: np.ndarray,
     grid: Grid,
     connectivity: int,
@@ -671,8 +753,8 @@ def _path_cells(
     # retrace from a cell of least cwd_a + cwd_b, down to each patch
     r, c = np.unravel_index(int(np.argmin(value)), value.shape)
     start = (int(r) + rows.start, int(c) + cols.start)
-    to_a = _descend(cost_a, res, start, connectivity, grid.cell_size_m)
-    to_b = _descend(cost_b, res, start, connectivity, grid.cell_size_m)
+    to_a = _descend_found(found_a, res, start, connectivity, grid.cell_size_m)
+    to_b = _descend_found(found_b, res, start, connectivity, grid.cell_size_m)
     full = np.array([*to_a[::-1], *to_b[1:]], dtype=np.int64)
     return np.column_stack([full[:, 0] - rows.start, full[:, 1] - cols.start])
 
@@ -748,9 +830,17 @@ class CorridorConfig:
         0.1,
         doc="truncation width as a fraction of each link's least-cost distance (used when width_cwd is not set)",
     )
+    windowed: bool | None = _f(
+        None,
+        doc="search each patch in a window around it (halo of its cutoff) instead of on the whole grid: the same "
+        "corridors, less memory; default: windowed when whole-grid searches would not fit in a task's memory",
+    )
 
     def __post_init__(self) -> None:
         _normalise(self, "corridors")
+        if self.windowed is not None and not isinstance(self.windowed, bool):
+            msg = f"[corridors] windowed: expected true or false (or leave it out), found {self.windowed!r}."
+            raise ConfigError(msg)
         if self.width_cwd is not None:
             _positive(self.width_cwd, "corridors.width_cwd")
         _positive(self.width_fraction, "corridors.width_fraction")
@@ -772,6 +862,7 @@ def compute_corridors(
         width_fraction=c.width_fraction,
         protected=protected_raster(inputs),
         workers=cfg.links.workers,
+        windowed=c.windowed,
     )
     add_corridor_attributes(graph, result)
     return result

@@ -276,6 +276,9 @@ def _extra_stages(cfg: RunConfigLike) -> list[str]:
         out.append("metrics")
     if links and cfg.crossborder.enabled:
         out.append("crossborder")
+    omni = getattr(cfg, "omniscape", None)
+    if omni is not None and omni.enabled:
+        out.append("omniscape")
     s = cfg.sites  # the sites stage runs with candidates: a layer given, a file, or 'auto'
     if s.enabled and (s.candidates != "layer" or cfg.inputs.sites is not None):
         out.append("sites")

@@ -27,7 +27,15 @@ from leopardgeo.config import _f, _normalise, _positive
 from leopardgeo.core.errors import AlignmentError, ConfigError, DataError
 from leopardgeo.core.grid import Grid
 from leopardgeo.io import RASTERS
-from leopardgeo.kernels.omniscape import OmniscapeMaps, omniscape, omniscape_targets, source_from_resistance
+from leopardgeo.kernels.omniscape import (
+    BAND_BLOCK_ROWS,
+    OmniscapeCondition,
+    OmniscapeMaps,
+    condition_target_values,
+    omniscape,
+    omniscape_targets,
+    source_from_resistance,
+)
 from leopardgeo.stages.base import Context, RunConfigLike, Section, Stage
 
 __all__ = [
@@ -38,6 +46,7 @@ __all__ = [
     "OmniscapeSource",
     "STAGE",
     "compute_omniscape",
+    "omniscape_conditions",
     "omniscape_files",
     "omniscape_sources",
     "omniscape_summary",
@@ -47,6 +56,17 @@ logger = logging.getLogger(__name__)
 
 #: Output rasters of the stage (descriptions in :data:`leopardgeo.io.RASTERS`).
 OMNISCAPE_RASTERS = ("omniscape_current.tif", "omniscape_flow_potential.tif", "omniscape_normalized.tif")
+
+
+class Comparison(enum.StrEnum):
+    """How a source's condition is compared with its target's (Omniscape's ``comparison1`` / ``comparison2``)."""
+
+    WITHIN = "within"  #: lower <= source - target <= upper (the target's value: median over its block)
+    EQUAL = "equal"  #: source == target (the target's value: most common over its block)
+
+
+#: Named rasters a condition can use besides a file path: the run's inputs and the habitat suitability.
+CONDITION_RASTERS = ("elevation", "landcover", "suitability", "prey_density")
 
 
 class OmniscapeSource(enum.StrEnum):
@@ -86,8 +106,35 @@ class OmniscapeConfig:
     connectivity: int = _f(8, doc="4 or 8 neighbours (Omniscape: connect_four_neighbors_only = false -> 8)")
     avg_resistances: bool = _f(False, doc="conductance between cells from the mean of the resistances (Circuitscape's option)")
     correct_artifacts: bool = _f(True, doc="Omniscape's block-artifact correction (block_size > 1)")
+    conditional: bool = _f(
+        False,
+        doc="conditional connectivity (Omniscape's conditional): a target is connected only to sources whose "
+        "condition1 (and condition2) match its own",
+    )
+    condition1: str | None = _f(
+        None,
+        doc="raster of condition 1 at the sources: elevation | landcover | suitability | prey_density | a name of "
+        "[inputs] covariates | a raster file (Omniscape's condition1_file)",
+    )
+    condition1_future: str | None = _f(
+        None,
+        doc="condition 1 at the targets, e.g. a future climate (Omniscape's compare_to_future = 1 with "
+        "condition1_future_file); default: condition1 itself",
+    )
+    comparison1: Comparison = _f(Comparison.WITHIN, doc="within (lower <= source - target <= upper) | equal")
+    condition1_lower: float = _f(0.0, doc="comparison1 = within: least source - target value, units of condition1")
+    condition1_upper: float = _f(0.0, doc="comparison1 = within: largest source - target value, units of condition1")
+    condition2: str | None = _f(None, doc="a second condition (Omniscape's n_conditions = 2), as condition1")
+    condition2_future: str | None = _f(None, doc="condition 2 at the targets, as condition1_future")
+    comparison2: Comparison = _f(Comparison.WITHIN, doc="within | equal, for condition2")
+    condition2_lower: float = _f(0.0, doc="comparison2 = within: least source - target value")
+    condition2_upper: float = _f(0.0, doc="comparison2 = within: largest source - target value")
 
     def __post_init__(self) -> None:
+        if isinstance(self.comparison1, str) and self.comparison1.strip().lower() == "equals":
+            object.__setattr__(self, "comparison1", "equal")  # Omniscape.jl's code spells it "equals"
+        if isinstance(self.comparison2, str) and self.comparison2.strip().lower() == "equals":
+            object.__setattr__(self, "comparison2", "equal")
         _normalise(self, "omniscape")
         _positive(self.radius_m, "omniscape.radius_m")
         _positive(self.buffer_m, "omniscape.buffer_m", allow_zero=True)
@@ -103,6 +150,31 @@ class OmniscapeConfig:
         if self.connectivity not in (4, 8):
             msg = f"[omniscape] connectivity: expected 4 or 8, found {self.connectivity!r}."
             raise ConfigError(msg)
+        if self.conditional and not self.condition1:
+            msg = "[omniscape] conditional = true: expected condition1 (a raster name or file), found none. Set condition1."
+            raise ConfigError(msg)
+        if self.condition2_future and not self.condition2:
+            msg = "[omniscape] condition2_future: expected condition2 as well, found none. Set condition2."
+            raise ConfigError(msg)
+        for i in (1, 2):
+            lower, upper = getattr(self, f"condition{i}_lower"), getattr(self, f"condition{i}_upper")
+            if not lower <= upper:
+                msg = (
+                    f"[omniscape] condition{i}_lower {lower:g} > condition{i}_upper {upper:g}: expected lower <= upper. "
+                    "Swap them."
+                )
+                raise ConfigError(msg)
+
+    def condition_specs(self) -> list[tuple[str, str | None, str, float, float]]:
+        """``(present, future, comparison, lower, upper)`` of each condition in use (none unless ``conditional``)."""
+        if not self.conditional:
+            return []
+        out = [(self.condition1, self.condition1_future, str(self.comparison1), self.condition1_lower, self.condition1_upper)]
+        if self.condition2:
+            out.append(
+                (self.condition2, self.condition2_future, str(self.comparison2), self.condition2_lower, self.condition2_upper)
+            )
+        return out  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -189,6 +261,9 @@ def omniscape_summary(result: OmniscapeResult, cfg: OmniscapeConfig, cell_size_m
         "cell_size_m": cell_size_m,
         "connectivity": cfg.connectivity,
         "correct_artifacts": cfg.correct_artifacts,
+        "conditions": [
+            {"present": p, "future": f, "comparison": c, "lower": lo, "upper": up} for p, f, c, lo, up in cfg.condition_specs()
+        ],
         **result.summary(),
     }
 
@@ -217,6 +292,113 @@ def omniscape_sources(cfg: OmniscapeConfig, resistance: np.ndarray, suitability:
     return src
 
 
+def omniscape_memory(shape: tuple[int, int], opts: dict, *, arrays_shared: bool) -> dict[str, int]:
+    """Approximate peak bytes of an Omniscape run: the driver's maps and one task (a band of windows).
+
+    ``opts`` are the kernel's options (:func:`_kernel_options`).  A task holds
+    its band's rows of the resistance and the source and its two maps (float64,
+    8 B each, plus a temporary), and the factor of one window (banded: cells x
+    (band + 1) x 8 B, for the current and the flow potential); with
+    ``arrays_shared`` (in-memory rasters sent to Dask workers) each worker also
+    holds the two whole rasters.  The driver keeps three float64 maps and a
+    no-data mask (plus the two float64 input rasters when they are in memory).
+    Approximate, for refusing a run that cannot fit, not a measurement.
+
+    Examples
+    --------
+    >>> m = omniscape_memory((8000, 8000), {"radius": 6, "buffer": 0, "block_size": 9}, arrays_shared=False)
+    >>> m["driver"], m["task"]
+    (1600000000, 15400560)
+    """
+    n_rows, n_cols = int(shape[0]), int(shape[1])
+    n = n_rows * n_cols
+    reach = int(opts["radius"]) + int(opts.get("buffer", 0))
+    band_rows = min(n_rows, BAND_BLOCK_ROWS * int(opts["block_size"]) + 2 * reach)
+    side = 2 * reach + 1
+    window = 2 * side * side * (side + 2) * 8
+    task = band_rows * n_cols * 40 + window + (16 * n if arrays_shared else 0)
+    driver = n * (3 * 8 + 1)
+    return {"driver": int(driver), "task": int(task)}
+
+
+def check_omniscape_memory(shape: tuple[int, int], opts: dict, executor: object | None, *, in_memory: bool) -> None:
+    """Refuse, before any window is solved, an Omniscape run whose driver or tasks cannot fit their memory.
+
+    A task's limit is the executor's :meth:`~leopardgeo.core.executor.Executor.task_memory_bytes`
+    (a LocalCluster's ``memory_limit`` over its threads; local threads: available memory over the threads).
+
+    Raises
+    ------
+    MemoryLimitError
+        With the estimate, the memory found and what to change.
+    """
+    from leopardgeo.core.memory import available_bytes, check_memory
+
+    on_dask = getattr(executor, "kind", "") == "dask"
+    est = omniscape_memory(shape, opts, arrays_shared=in_memory and on_dask)
+    grid_text = f"Omniscape on a {shape[0]:,} x {shape[1]:,} grid (radius {opts['radius']} cells, block {opts['block_size']})"
+    check_memory(
+        est["driver"] + (16 * shape[0] * shape[1] if in_memory else 0),
+        what=f"{grid_text}: its three maps",
+        fix="Use coarser cells or a smaller study area, or write only the current ([omniscape] flow_potential = false).",
+        limit_bytes=available_bytes(),
+    )
+    task_limit = getattr(executor, "task_memory_bytes", None)
+    extra = ", the whole rasters on its worker" if in_memory and on_dask else ""
+    if task_limit is not None:
+        check_memory(
+            est["task"],
+            what=f"{grid_text}: each task (a band of windows{extra})",
+            fix=(
+                "Give each worker more memory ([executor] memory_limit_gb) or fewer threads, use a smaller radius, or "
+                "run `leopardgeo omniscape --resistance FILE` (workers read their bands from the file, not whole rasters)."
+            ),
+            limit_bytes=int(task_limit()),
+        )
+
+
+def omniscape_conditions(
+    cfg: OmniscapeConfig, rasters: dict[str, np.ndarray], read_file: object | None = None
+) -> tuple[OmniscapeCondition, ...]:
+    """The section's conditions on the run's grid: each name looked up in ``rasters``, else read as a file.
+
+    ``rasters`` maps names to grids (``elevation``, ``landcover``, ``suitability``, ... and the [inputs]
+    covariates by their names); ``read_file(path, categorical) -> array`` reads a raster file onto the grid.
+
+    Examples
+    --------
+    >>> cfg = OmniscapeConfig(conditional=True, condition1="elevation", condition1_lower=-100, condition1_upper=100)
+    >>> (c,) = omniscape_conditions(cfg, {"elevation": np.array([[10.0, 20.0]])})
+    >>> c.comparison, c.lower, c.upper, c.future is None
+    ('within', -100.0, 100.0, True)
+    """
+
+    def get(name: str, categorical: bool) -> np.ndarray:
+        if name in rasters:
+            return np.asarray(rasters[name], dtype=np.float64)
+        if read_file is None:
+            msg = (
+                f"[omniscape] condition raster {name!r}: expected one of {sorted(rasters)} or a raster file, "
+                "found neither. Name a run raster or give a file path."
+            )
+            raise ConfigError(msg)
+        return np.asarray(read_file(name, categorical), dtype=np.float64)  # type: ignore[operator]
+
+    out = []
+    for present, future, comparison, lower, upper in cfg.condition_specs():
+        categorical = comparison == Comparison.EQUAL
+        out.append(
+            OmniscapeCondition(
+                get(present, categorical),
+                comparison,
+                lower=lower,
+                upper=upper,
+                future=None if not future else get(future, categorical),
+            )
+        )
+    return tuple(out)
+
+
 def compute_omniscape(
     cfg: OmniscapeConfig,
     grid: Grid,
@@ -224,6 +406,7 @@ def compute_omniscape(
     suitability: np.ndarray | None = None,
     *,
     executor: object | None = None,
+    conditions: tuple[OmniscapeCondition, ...] = (),
 ) -> OmniscapeResult:
     """Omniscape's maps on the run's grid.
 
@@ -239,6 +422,8 @@ def compute_omniscape(
         Habitat suitability 0..1 (sources with ``source = "suitability"``).
     executor
         Runs the bands of windows (anything with an ordered ``map``); the maps do not depend on it.
+    conditions
+        Conditional connectivity (:func:`omniscape_conditions` builds them from the section).
 
     Returns
     -------
@@ -256,15 +441,11 @@ def compute_omniscape(
     if resistance.shape != grid.shape or (suitability is not None and suitability.shape != grid.shape):
         msg = f"omniscape: expected rasters of the grid's shape {grid.shape}, found {resistance.shape}."
         raise AlignmentError(msg)
-    src = omniscape_sources(cfg, resistance, suitability)
     opts = _kernel_options(cfg, grid)
+    check_omniscape_memory(grid.shape, opts, executor, in_memory=True)
+    src = omniscape_sources(cfg, resistance, suitability)
     t = time.perf_counter()
-    maps = omniscape(
-        resistance,
-        src,
-        **opts,
-        executor=executor,
-    )
+    maps = omniscape(resistance, src, **opts, executor=executor, conditions=conditions)
     seconds = time.perf_counter() - t
     logger.info("omniscape: %d windows of radius %d cells in %.1f s", maps.n_targets, opts["radius"], seconds)
     return OmniscapeResult(maps, opts["radius"], opts["buffer"], cfg.block_size, seconds)
@@ -281,20 +462,25 @@ def _read_rows(path: str, r0: int, r1: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class GeoTiffBands:
-    """``read_band`` over GeoTIFFs: rows ``r0:r1`` read through a rasterio window (picklable: workers open the files)."""
+    """``read_band`` over GeoTIFFs: rows ``r0:r1`` read through a rasterio window (picklable: workers open the files).
+
+    ``condition_paths`` are the present rasters of conditional connectivity, returned after the source.
+    """
 
     resistance_path: str
     source_path: str | None
     cfg: OmniscapeConfig
+    condition_paths: tuple[str, ...] = ()
 
-    def __call__(self, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray]:
-        """Rows ``r0:r1`` of the resistance and of the source strengths (no data = 0, below the threshold = 0)."""
+    def __call__(self, r0: int, r1: int) -> tuple[np.ndarray, ...]:
+        """Rows ``r0:r1`` of the resistance, the source strengths (no data = 0, below the threshold = 0), the conditions."""
         res = _read_rows(self.resistance_path, r0, r1)
+        conds = tuple(_read_rows(p, r0, r1) for p in self.condition_paths)
         if self.source_path is None:
-            return res, omniscape_sources(self.cfg, res, None)
+            return res, omniscape_sources(self.cfg, res, None), *conds
         src = np.nan_to_num(_read_rows(self.source_path, r0, r1), nan=0.0)
         src[src < self.cfg.source_threshold] = 0.0
-        return res, src
+        return res, src, *conds
 
 
 def omniscape_files(
@@ -308,7 +494,9 @@ def omniscape_files(
 
     ``source_path`` is a source-strength raster on the resistance's grid
     (NaN / nodata = 0); without it, sources come from the resistance (``cfg.source``
-    must then be ``"resistance"``).  The maps are returned in memory (float64).
+    must then be ``"resistance"``).  With ``cfg.conditional`` the conditions are raster
+    files on the resistance's grid (read band by band as well).  The maps are returned
+    in memory (float64).
 
     Raises
     ------
@@ -327,32 +515,55 @@ def omniscape_files(
     elif cfg.source is not OmniscapeSource.RESISTANCE:
         msg = "omniscape: expected a source raster, or source = 'resistance' (1 / resistance), found neither."
         raise DataError(msg)
+    specs = cfg.condition_specs()
+    cond_files = [str(p) for p, *_ in specs]
+    future_files = [str(f) if f else str(p) for p, f, *_ in specs]
+    for path in {*cond_files, *future_files}:
+        check_input_path(path, "omniscape condition")
     with rasterio.open(resistance_path) as ds:
         grid = Grid.from_dataset(ds)
         shape = grid.shape
-        if source_path is not None:
-            with rasterio.open(source_path) as ss:
+        others = [("source", source_path)] if source_path is not None else []
+        others += [("condition", p) for p in dict.fromkeys([*cond_files, *future_files])]
+        for what, path in others:
+            with rasterio.open(path) as ss:
                 if (ss.height, ss.width) != shape or ss.transform != ds.transform:
                     msg = (
-                        f"omniscape source {source_path}: expected the resistance's grid {shape}, found {(ss.height, ss.width)}."
+                        f"omniscape {what} {path}: expected the resistance's grid {shape}, found {(ss.height, ss.width)}. "
+                        "Resample it onto the resistance's grid."
                     )
                     raise AlignmentError(msg)
 
-    read_band = GeoTiffBands(str(resistance_path), None if source_path is None else str(source_path), cfg)
+    opts = _kernel_options(cfg, grid)
+    check_omniscape_memory(shape, opts, executor, in_memory=False)
+    read_band = GeoTiffBands(str(resistance_path), None if source_path is None else str(source_path), cfg, tuple(cond_files))
 
     # targets need the block sums of the sources: one pass over bands of whole block rows (bands start on a
     # block boundary, so each band holds exactly the blocks the whole grid would)
     step = max(cfg.block_size * max(1, 4096 // cfg.block_size), cfg.block_size)
-    ys, xs, ss = [], [], []
+    ys, xs, ss, vals = [], [], [], []
     for r0 in range(0, shape[0], step):
         r1 = min(r0 + step, shape[0])
-        _, src = read_band(r0, r1)
+        src = read_band(r0, r1)[1]
         ty, tx, st = omniscape_targets(src, cfg.block_size)
         ys.append(ty + r0)
         xs.append(tx)
         ss.append(st)
+        # the targets' condition values over their blocks (a band holds whole blocks)
+        vals.append(
+            np.column_stack(
+                [
+                    condition_target_values(_read_rows(f, r0, r1), ty, tx, cfg.block_size, str(spec[2]))
+                    for f, spec in zip(future_files, specs, strict=True)
+                ]
+            )
+            if specs
+            else np.zeros((len(ty), 0))
+        )
     targets = (np.concatenate(ys), np.concatenate(xs), np.concatenate(ss))
-    opts = _kernel_options(cfg, grid)
+    conditions = tuple(
+        OmniscapeCondition(np.zeros((1, 1)), str(c), lower=lo, upper=up) for _, _, c, lo, up in specs
+    )  # the rasters come through read_band; only the comparisons are needed here
     t = time.perf_counter()
     maps = omniscape(
         None,
@@ -362,6 +573,8 @@ def omniscape_files(
         read_band=read_band,
         shape=shape,
         targets=targets,
+        conditions=conditions,
+        condition_values=np.concatenate(vals) if specs else None,
     )
     return OmniscapeResult(maps, opts["radius"], opts["buffer"], cfg.block_size, time.perf_counter() - t), grid
 
@@ -376,9 +589,28 @@ def omniscape_files_for(cfg: RunConfigLike) -> tuple[str, ...]:
 
 def _compute(cfg: RunConfigLike, c: dict) -> dict:
     from leopardgeo.core.executor import current_executor
+    from leopardgeo.io import read_raster
 
+    inputs = c["inputs"]
+    conditions: tuple[OmniscapeCondition, ...] = ()
+    if cfg.omniscape.conditional:
+        named = {
+            k.removeprefix("covariate:"): v
+            for k, v in inputs.rasters.items()
+            if k in CONDITION_RASTERS or k.startswith("covariate:")
+        }
+        if c.get("suitability") is not None:
+            named["suitability"] = c["suitability"]
+
+        def read_file(path: str, categorical: bool) -> np.ndarray:
+            how = "nearest" if categorical else "bilinear"
+            return read_raster(cfg.resolve(path), inputs.grid, resampling=how, what=f"[omniscape] condition {path}")
+
+        conditions = omniscape_conditions(cfg.omniscape, named, read_file)
     # the run's executor (local threads, or Dask workers): bands of windows are its tasks
-    result = compute_omniscape(cfg.omniscape, c["inputs"].grid, c["resistance"], c["suitability"], executor=current_executor())
+    result = compute_omniscape(
+        cfg.omniscape, inputs.grid, c["resistance"], c["suitability"], executor=current_executor(), conditions=conditions
+    )
     return {"omniscape": result}
 
 
