@@ -160,8 +160,8 @@ def main() -> None:
             "Command: `python " + " ".join(["benchmarks/bench_circuit_demo.py", *sys.argv[1:]]) + "`. "
             "All 136 pairs of the demo's 17 patches, every patch short-circuited, cumulative current map; each tool in a "
             "fresh process, from the arrays in memory to the table and the map. CPU s is the process's CPU time over "
-            "all its threads: on a loaded machine it stays close to the idle wall time x threads, while wall time "
-            "stretches with the load. The reference is PARDISO when it ran, else the first tool.",
+            "all its threads: steadier than wall time on a loaded machine, but contention inflates it too (and "
+            "waiting BLAS threads spin). The reference is PARDISO when it ran, else the first tool.",
             "",
             "| tool | wall s | CPU s (all threads) | peak memory | phases (wall s) | agreement with the reference |",
             "|---|---|---|---|---|---|",

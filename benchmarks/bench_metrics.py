@@ -145,7 +145,8 @@ def markdown(rows: list[dict]) -> str:
             "link metrics. The version before the per-source kernel (one all-pairs recomputation per removed "
             "link) took 248 s on a 142-node complete graph; the per-source kernel before it used dominator trees "
             "(one restricted Dijkstra per shortest-path subtree) took 8.5 s of CPU on the 1,000-patch and 55 s on "
-            "the 2,000-patch planar graph."
+            "the 2,000-patch planar graph; the dominator-tree kernel with one search per node and another per link "
+            "took 242 s of CPU on the 5,000-patch planar graph and 3.2 s on the 404-node complete graph."
         ),
         "",
         "```sh",

@@ -67,6 +67,28 @@ def coarse_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """``(RunResult, folder)`` of the full demo configuration, run once per session (about a minute).
+
+    Every test that needs the demo's own numbers reads this one run.  Treat the folder as read-only: a test
+    that writes into a demo run folder (a report, a rerun) works on :func:`copy_run` of it.
+    """
+    from leopardgeo.runner.pipeline import run
+    from leopardgeo.runner.registry import demo_config
+
+    out = tmp_path_factory.mktemp("demo") / "out"
+    return run(demo_config(), out_dir=out), out
+
+
+def copy_run(folder, dst):
+    """Copy the run folder ``folder`` to ``dst`` (which must not exist) and return ``dst``."""
+    import shutil
+
+    shutil.copytree(folder, dst)
+    return dst
+
+
+@pytest.fixture(scope="session")
 def cluster():
     """A real Dask LocalCluster of 2 worker processes (1 thread each), shared by the session's tests."""
     pytest.importorskip("distributed")

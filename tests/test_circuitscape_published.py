@@ -195,3 +195,60 @@ def test_published_four_neighbours_regions_and_disconnected_points(tmp_path: Pat
     assert _column_file(Path(f"{base}_resistances.out")) == pytest.approx(ONE_TO_ALL3, rel=RTOL)
     base = _run(tmp_path, "ato3", "all-to-one", CELLMAP10, POINTS10, POLYGONS10, **common)
     _assert_map(read_grid(f"{base}_curmap_1.asc").values, ALL_TO_ONE3_CURMAP_1)
+
+
+# sgVerify17 (test/input/raster/pairwise/17, output_verify/sgVerify17_resistances.out): a 57 x 27 resistance grid
+# (tests/data/circuitscape, MIT licence), focal points as a text list of map coordinates (ids 1 and 11 in one cell),
+# an include-pairs file, averaged resistances, 8 neighbours, CHOLMOD; pairs not included are -1.
+SG17_SITES = """1 9.19166666666667 46.775
+2 9.19166666666667 46.9416666666667
+3 8.525 47.1916666666667
+4 9.69166666666667 46.525
+5 8.94166666666667 46.3583333333333
+6 7.775 47.3583333333333
+7 9.19166666666667 46.275
+8 8.69166666666667 46.9416666666667
+9 8.025 46.025
+10 9.94166666666667 46.775
+11 9.19166666666667 46.775
+"""
+SG17_INCLUDE = "mode include\n" + "".join(f"{a} {b}\n" for a in (1, 2, 3, 4) for b in range(5, 11 + (a == 1)))
+SG17_RESISTANCES = """0 1 2 3 4 5 6 7 8 9 10 11
+1 0 -1 -1 -1 847.8940057 892.8560672 984.4589939 799.6920325 2296.848506 1348.276381 0
+2 -1 0 -1 -1 943.3831754 857.9104562 1094.615479 775.5751918 2276.109947 1398.145346 -1
+3 -1 -1 0 -1 812.2000877 407.2958127 999.0983529 427.8051107 1859.930909 1435.18291 -1
+4 -1 -1 -1 0 1408.363856 1460.967189 1493.200115 1384.416311 2867.28732 1152.747572 -1
+5 847.8940057 943.3831754 812.2000877 1408.363856 0 -1 -1 -1 -1 -1 -1
+6 892.8560672 857.9104562 407.2958127 1460.967189 -1 0 -1 -1 -1 -1 -1
+7 984.4589939 1094.615479 999.0983529 1493.200115 -1 -1 0 -1 -1 -1 -1
+8 799.6920325 775.5751918 427.8051107 1384.416311 -1 -1 -1 0 -1 -1 -1
+9 2296.848506 2276.109947 1859.930909 2867.28732 -1 -1 -1 -1 0 -1 -1
+10 1348.276381 1398.145346 1435.18291 1152.747572 -1 -1 -1 -1 -1 0 -1
+11 0 -1 -1 -1 -1 -1 -1 -1 -1 -1 0
+"""
+
+
+def test_published_include_pairs_text_points_and_shared_cell(tmp_path: Path):
+    raster = Path(__file__).parent / "data" / "circuitscape" / "sgVerify17_raster.asc"
+    (tmp_path / "sites.txt").write_text(SG17_SITES, encoding="utf-8")
+    (tmp_path / "pairs.txt").write_text(SG17_INCLUDE, encoding="utf-8")
+    keys = {
+        "scenario": "pairwise",
+        "habitat_file": raster,
+        "habitat_map_is_resistances": "True",
+        "point_file": tmp_path / "sites.txt",
+        "use_included_pairs": "True",
+        "included_pairs_file": tmp_path / "pairs.txt",
+        "connect_four_neighbors_only": "False",
+        "connect_using_avg_resistances": "True",
+        "solver": "cholmod",
+        "output_file": tmp_path / "s17.out",
+    }
+    ini = tmp_path / "s17.ini"
+    ini.write_text("[Circuitscape mode]\n" + "".join(f"{k} = {v}\n" for k, v in keys.items()), encoding="utf-8")
+    run_circuitscape(ini)
+    ours, theirs = _matrix((tmp_path / "s17_resistances.out").read_text()), _matrix(SG17_RESISTANCES)
+    np.testing.assert_array_equal(ours[0], theirs[0])
+    np.testing.assert_array_equal(ours <= 0, theirs <= 0)  # the same pairs left out (-1) and the same 0 for 1-11
+    # Circuitscape's criterion is sqrt(1e-6) absolute; held here to 1e-6 relative (largest difference found: 9e-8)
+    np.testing.assert_allclose(ours[1:, 1:], theirs[1:, 1:], rtol=1e-6, atol=0.0)

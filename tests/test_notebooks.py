@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import copy_run
 from leopardgeo.runner.pipeline import RunResult
 
 nbformat = pytest.importorskip("nbformat")
@@ -34,9 +35,16 @@ def _params() -> list:
 
 
 @pytest.fixture(scope="session")
-def notebook_dir(tmp_path_factory):
-    """One working folder for every notebook (they share the demo run written into it)."""
-    return tmp_path_factory.mktemp("notebooks")
+def notebook_dir(tmp_path_factory, demo_run):
+    """One working folder for every notebook (they share the demo run written into it).
+
+    It starts with a copy of the session's demo run as ``out_demo``: the same configuration, so the first
+    notebook's ``leopardgeo.run(..., overwrite=True)`` reuses its stages instead of computing the demo a second
+    time (the computation itself is checked on that run by test_pipeline_cli.py).
+    """
+    d = tmp_path_factory.mktemp("notebooks")
+    copy_run(demo_run[1], d / "out_demo")
+    return d
 
 
 def test_every_notebook_is_listed_and_stripped():

@@ -18,6 +18,7 @@ import rasterio
 import shapely
 from pyproj import CRS, Transformer
 
+from conftest import copy_run
 from leopardgeo.cli import cli
 from leopardgeo.core.errors import DataError, OutputExistsError
 from leopardgeo.runner.pipeline import output_files, run, run_links, summary_table
@@ -25,9 +26,10 @@ from leopardgeo.runner.registry import PatchConfig, demo_config, load_config
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo") / "out"
-    return run(demo_config(), out_dir=out), out
+def demo_run(demo_run, tmp_path_factory):
+    """The session's demo run (tests/conftest.py), copied once for this module: its tests write reports into it."""
+    result, out = demo_run
+    return result, copy_run(out, tmp_path_factory.mktemp("demo_cli") / "out")
 
 
 def test_geopackage_layers_crs_and_areas(demo_run):
@@ -141,7 +143,9 @@ def test_refuses_to_overwrite_and_failed_run_keeps_outputs(demo_run):
 
 
 # ---------------------------------------------------------------------- CLI
-def test_cli_run_prints_summary(tmp_path):
+def test_cli_run_prints_summary(tmp_path, monkeypatch, coarse_config):
+    # the demo at 2 km cells (every stage, seconds): the summary's lines, not the demo's numbers (those: demo_run)
+    monkeypatch.setattr("leopardgeo.runner.registry.demo_config", lambda data_dir=None: coarse_config)
     res = CliRunner().invoke(cli, ["run", "--out", str(tmp_path / "o")])
     assert res.exit_code == 0, res.output
     assert "Habitat patches" in res.output and "RUS" in res.output and "CHN" in res.output
@@ -202,9 +206,9 @@ def test_demo_links_cross_the_border_and_reach_sikhote_alin(demo_run):
     assert result.graph.graph["isolated"] == [n for n, d in G.degree() if d == 0]
 
 
-def test_links_stage_alone_and_report(tmp_path):
+def test_links_stage_alone_and_report(tmp_path, coarse_config):
     out = tmp_path / "o"
-    cfg = demo_config()
+    cfg = coarse_config
     off = {"links": type(cfg.links)(enabled=False), "circuit": type(cfg.circuit)(enabled=False)}
     run(cfg.replace(**off, territories=type(cfg.territories)(enabled=False), sites=type(cfg.sites)(enabled=False)), out_dir=out)
     assert not (out / "cwd.tif").exists()
@@ -386,10 +390,10 @@ def test_cli_crossborder_and_report_section(demo_run, tmp_path):
     assert res.exit_code != 0 and "--overwrite" in res.output
 
 
-def test_cli_crossborder_command_runs_the_stage(tmp_path, monkeypatch):
+def test_cli_crossborder_command_runs_the_stage(tmp_path, coarse_config):
     from leopardgeo.runner.registry import CircuitConfig, TerritoryConfig
 
-    cfg = demo_config()
+    cfg = coarse_config
     # keep the test quick: no current, no territories, everything else
     cfg = cfg.replace(circuit=CircuitConfig(enabled=False), territories=TerritoryConfig(enabled=False))
     path = tmp_path / "c.toml"
@@ -482,7 +486,7 @@ def test_demo_territories_layer_raster_and_capacity(demo_run):
     assert len(doc["replicates"]) == result.config.territories.replicates == 5
 
 
-def test_cli_territories_command_and_report_section(demo_run, tmp_path):
+def test_cli_territories_command_and_report_section(demo_run, tmp_path, coarse_config):
     _, out = demo_run
     res = CliRunner().invoke(cli, ["report", str(out), "--overwrite"])
     assert res.exit_code == 0, res.output
@@ -491,7 +495,7 @@ def test_cli_territories_command_and_report_section(demo_run, tmp_path):
     from leopardgeo.config import dump_config
     from leopardgeo.runner.registry import TerritoryConfig
 
-    cfg = demo_config().replace(territories=TerritoryConfig(replicates=2))
+    cfg = coarse_config.replace(territories=TerritoryConfig(replicates=2))
     path = tmp_path / "t.toml"
     path.write_text(dump_config(cfg))
     res = CliRunner().invoke(cli, ["territories", str(path), "--out", str(tmp_path / "t")])

@@ -47,7 +47,7 @@ def cutoff_cases(draw):
     return res, src, draw(st.sampled_from([4, 8, 16])), draw(st.sampled_from([60.0, 250.0, 900.0]))
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=cutoff_cases())
 def test_window_search_equals_whole_grid_kernel_and_scipy(case):
     res, src, conn, cut = case
@@ -142,7 +142,7 @@ def assert_same_corridors(a, b):
         np.testing.assert_array_equal(w.value, v.value)
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(case=corridor_cases())
 def test_windowed_corridors_equal_whole_grid_corridors(case):
     res, mask, conn, width = case
@@ -224,3 +224,49 @@ def test_omniscape_stage_refuses_before_solving(monkeypatch):
     with pytest.raises(MemoryLimitError, match="each task"):
         stage.compute_omniscape(cfg, g, np.ones(g.shape), np.full(g.shape, 0.8), executor=Tiny(1))
     assert kernel.BAND_BLOCK_ROWS >= 1
+
+
+def test_link_searches_on_the_cluster_equal_one_thread(cluster):
+    """The cutoff rule's per-patch searches as tasks of the run's executor: the same graph on a LocalCluster."""
+    from leopardgeo.core.executor import use_executor
+
+    res, labels, _, g = _strip_case()
+    _, _, p = patches_from_mask(np.isin(labels, [1, 2, 3, 4, 5, 6]))
+    serial, _ = build_graph(res, labels, p, g, rule="cutoff", max_cwd=4000.0, workers=1)
+    with use_executor(cluster):
+        spread, _ = build_graph(res, labels, p, g, rule="cutoff", max_cwd=4000.0)
+    assert list(serial.edges) == list(spread.edges) and serial.number_of_edges() >= 5
+    for e in serial.edges:
+        assert serial.edges[e]["cwd"] == spread.edges[e]["cwd"]
+        assert serial.edges[e]["geometry"].equals_exact(spread.edges[e]["geometry"], 0.0)
+
+
+# ---------------------------------------------------------------- pairwise circuit solves on the executor
+def _circuit_case():
+    rng = np.random.default_rng(0)
+    r = rng.uniform(1.0, 10.0, (30, 30))
+    r[rng.random(r.shape) < 0.05] = np.nan
+    lab = np.zeros(r.shape, np.int32)
+    for i, (y, x) in enumerate([(2, 2), (2, 24), (24, 2), (24, 24), (13, 13)], start=1):
+        lab[y : y + 4, x : x + 4] = i
+        r[y : y + 4, x : x + 4] = 1.0
+    return r, lab
+
+
+@pytest.mark.parametrize("solver", ["superlu", "amg"])
+def test_pairwise_pairs_on_threads_and_a_cluster_equal_one_by_one(cluster, solver):
+    """Pairwise (focal_shorting = pair) solves as executor tasks: same table and maps, in pair order, as serially."""
+    from leopardgeo.kernels.circuit import circuit_flow
+
+    r, lab = _circuit_case()
+    kw = {"solver": solver, "max_current": True, "voltage_maps": True}
+    serial = circuit_flow(r, lab, **kw)
+    assert len(serial.resistances) == 10 and np.isfinite(serial.resistances.eff_resistance).all()
+    for ex in (ThreadExecutor(2), cluster):
+        got = circuit_flow(r, lab, executor=ex, **kw)
+        assert got.resistances.equals(serial.resistances)
+        np.testing.assert_array_equal(got.cum_current, serial.cum_current)
+        np.testing.assert_array_equal(got.max_current, serial.max_current)
+        assert list(got.voltages) == list(serial.voltages)
+        for k, v in serial.voltages.items():
+            np.testing.assert_array_equal(got.voltages[k], v)

@@ -22,10 +22,14 @@ way in.  So, for each source :math:`s`, the kernel
    the shortest-path tree; with many equal paths (IIC counts links) the dominated sets are far smaller
    than any one tree's subtrees;
 3. numbers the dominator tree in pre-order, so the nodes a node dominates are one contiguous slice;
-4. for every node :math:`x` (and every link that is its head's one way in) with a non-empty slice,
-   finds the new distances of the slice's nodes only: each starts from its best link to a node outside
-   the slice (whose distance cannot change) and a Dijkstra restricted to the slice finishes the job
-   (the decremental update of Ramalingam & Reps 1996, *J. Algorithms* 21:267-305);
+4. for every node :math:`x` with a non-empty slice, finds the new distances of the slice's nodes only:
+   each starts from its best link to a node outside the slice (whose distance cannot change) and a
+   Dijkstra restricted to the slice finishes the job (the decremental update of Ramalingam & Reps
+   1996, *J. Algorithms* 21:267-305).  The same search gives the loss of the link that is
+   :math:`x`'s one way in: with only that link gone :math:`x` stays, reached through its best other way
+   in, and the search is the same up to the point where it would settle :math:`x` again, after which
+   everything left takes :math:`x`'s increase.  The search runs on copies of the node and link arrays
+   in the dominator tree's pre-order, so each slice is a contiguous range read in order;
 5. adds :math:`a_s \sum_t a_t (f(D_{st}) - f(D'_{st}))` to the element's loss.  Every term is
    :math:`\ge 0` (distances only grow), so the connector fraction is a sum of non-negative terms,
    not a difference of two large sums;
@@ -37,7 +41,9 @@ pair by pair: no approximation and no tolerance.  The cost is the sum, over sour
 slices' sizes, i.e. of the dominator-tree depths: a few operations per pair on a complete graph with
 metric distances (the trees are stars), about the mean hop count per pair on a planar graph with real
 distances.  Sources run on all cores (``numba.prange``), each chunk of sources with its own
-accumulators.
+accumulators.  A node alone in its slice (every node of a complete graph with metric distances, whose
+trees are stars) is handled from the graph's own arrays, without sorting its links; unit-length links
+(IIC) are searched breadth first.
 
 Optionally (``max_distance``, from a probability floor) targets farther than a distance are not
 recomputed; every term this leaves out, and every recomputed term whose new distance passes the cap,
@@ -111,19 +117,21 @@ def _pop(hk, hv, size):  # pragma: no cover - compiled
 
 @njit(cache=True)
 def _subtree_loss(
-    lo, hi, droot, skip_eid, indptr, sl, sv, sw, se, tin, sz, depth, idom, euler, dist, p, a, mode, k, dmax,
+    lo, hi, droot, skip_eid, lptr, lin, lnb, lw, le, lsl, lsz, ldep, lpar, ld, lp, la, mode, k, dmax,
     key, beta, fin, hk, hv,
 ):  # pragma: no cover - compiled
-    r"""Loss and error bound of the targets in the pre-order slice ``euler[lo:hi]``.
+    r"""Loss and error bound of the targets of the pre-order slice ``lo:hi`` (local numbering).
 
-    Returns ``(sum of a_t (f(D_st) - f(D'_st)), bound)`` over the slice.  Nodes with ``lo <= tin < hi``
-    are the only ones whose distance may change.  ``droot`` is the depth of the dominator-tree node whose
-    subtree holds the slice (the removed node, whose own slot ``lo - 1`` is left out, or the removed
-    link's head, ``lo`` itself); ``skip_eid`` >= 0 is the removed link.  Each node's links come sorted,
-    deepest first, by the depth of the nearest common dominator of their two ends (``sl``, with the
-    other end ``sv``, length ``sw`` and link number ``se``): a link leaves the subtree of a node at depth
-    ``d`` on the path to the root exactly when that depth is below ``d``, so each scan below stops at the
-    first link on the wrong side.
+    Every array here is indexed by the dominator tree's pre-order number of the node (the slice is
+    contiguous and every walk below reads memory in order); a node's links are ``lptr[q]:lptr[q + 1]``
+    with the other end ``lnb`` (pre-order number), length ``lw``, link number ``le`` and ``lsl``, the depth
+    of the nearest common dominator of the two ends, sorted deepest first (``lin[q]`` is the first link
+    that leaves ``q``'s own subtree).  Returns ``(sum of a_t (f(D_st) - f(D'_st)), bound)`` over the slice.
+    Nodes with ``lo <= q < hi`` are the only ones whose distance may change.  ``droot`` is the depth of the
+    dominator-tree node whose subtree holds the slice (the removed node, whose own slot ``lo - 1`` is left
+    out, or the removed link's head, ``lo`` itself); ``skip_eid`` >= 0 is the removed link.  A link leaves
+    the subtree of a node at depth ``d`` on the path to the root exactly when its ``lsl`` is below ``d``, so
+    each scan below stops at the first link on the wrong side.
 
     The search runs on the increases :math:`\delta_t = D'_t - D_t` rather than on distances: a link
     :math:`u - t` costs its slack :math:`D_u + w_{ut} - D_t \ge 0`, and every link of the shortest-path
@@ -135,40 +143,43 @@ def _subtree_loss(
     Targets farther than ``dmax`` (``inf``: none) are not recomputed: each adds its whole term
     ``a_t f(D_st)`` to the bound; once anything beyond ``dmax`` was left out, a target whose new distance
     exceeds ``dmax`` adds ``a_t f(dmax)`` (its true and computed ``f`` are both below ``f(dmax)``).
-    ``key`` (the tentative increases) and ``fin`` are scratch, by node.
+    ``key`` (the tentative increases), ``beta`` and ``fin`` are scratch.
     """
     size = 0
     bound = 0.0
     capped = False  # whether anything beyond dmax was left out (else every new distance is exact)
-    for q in range(lo, hi):
-        t = euler[q]
+    for t in range(lo, hi):
         fin[t] = False
-        if dist[t] > dmax:
+        dt = ld[t]
+        if dt > dmax:
             key[t] = np.inf
             beta[t] = np.inf
-            bound += a[t] * p[t]
+            bound += la[t] * lp[t]
             capped = True
             continue
         best = np.inf
-        for j in range(indptr[t + 1] - 1, indptr[t] - 1, -1):
-            if sl[j] >= droot:
+        for j in range(lptr[t + 1] - 1, lptr[t] - 1, -1):
+            if lsl[j] >= droot:
                 break  # this link and the rest stay inside the subtree (or reach the removed node)
-            if se[j] == skip_eid:
+            if le[j] == skip_eid:
                 continue
-            u = sv[j]
-            if dist[u] > dmax:
+            du = ld[lnb[j]]
+            if du > dmax:
                 capped = True
                 continue
-            cand = dist[u] + sw[j] - dist[t]
+            cand = du + lw[j] - dt
             if cand < best:
                 best = cand
         key[t] = best
         # an entry matters only if it beats every entry above it in the tree (whose increase the node
         # inherits for free): the running minimum down the tree keeps the heap to those records
-        above = beta[idom[t]] if tin[idom[t]] >= lo else np.inf
-        beta[t] = min(best, above)
+        par = lpar[t]
+        above = beta[par] if par >= lo else np.inf
         if best < above:
+            beta[t] = best
             size = _push(hk, hv, size, best, t)
+        else:
+            beta[t] = above
     loss = 0.0
     while size > 0:
         d = hk[0]
@@ -177,30 +188,33 @@ def _subtree_loss(
         if fin[u] or d > key[u]:
             continue
         group = 0.0
-        q = tin[u]
-        end = q + sz[u]
-        du = depth[u]
+        q = u
+        end = u + lsz[u]
+        du = ldep[u]
         while q < end:
-            t = euler[q]
-            if fin[t] or dist[t] > dmax:
-                q += sz[t]  # settled earlier (with everything below it) or beyond the cap
+            if fin[q] or ld[q] > dmax:
+                q += lsz[q]  # settled earlier (with everything below it) or beyond the cap
                 continue
-            fin[t] = True
-            key[t] = d
+            fin[q] = True
+            key[q] = d
             if mode == 0:
-                group += a[t] * p[t]
+                group += la[q] * lp[q]
             else:
-                loss += a[t] * (p[t] - _f(dist[t] + d, mode, k))
-            for j in range(indptr[t], indptr[t + 1]):
-                if sl[j] >= du:
+                loss += la[q] * (lp[q] - _f(ld[q] + d, mode, k))
+            base = d + ld[q]
+            for j in range(lin[q], lptr[q + 1]):
+                sj = lsl[j]
+                if sj >= du:
                     continue  # stays inside this group's subtree: the same increase
-                if sl[j] < droot:
+                if sj < droot:
                     break  # this link and the rest leave the slice
-                v = sv[j]
-                tv = tin[v]
-                if tv < lo or tv >= hi or se[j] == skip_eid or fin[v] or dist[v] > dmax:
+                v = lnb[j]
+                if v < lo or fin[v] or le[j] == skip_eid:
                     continue
-                cand = d + dist[t] + sw[j] - dist[v]
+                dv = ld[v]
+                if dv > dmax:
+                    continue
+                cand = base + lw[j] - dv
                 if cand < key[v]:
                     key[v] = cand
                     size = _push(hk, hv, size, cand, v)
@@ -208,30 +222,170 @@ def _subtree_loss(
         if mode == 0:
             loss -= group * np.expm1(-k * d)
     fmax = _f(dmax, mode, k)
-    for q in range(lo, hi):
-        t = euler[q]
-        if dist[t] > dmax:
+    for t in range(lo, hi):
+        if ld[t] > dmax:
             continue
         if not fin[t]:
-            loss += a[t] * p[t]  # no way left: f(D') = 0
+            loss += la[t] * lp[t]  # no way left: f(D') = 0
             if capped:
-                bound += a[t] * fmax
-        elif capped and dist[t] + key[t] > dmax:
-            bound += a[t] * fmax
+                bound += la[t] * fmax
+        elif capped and ld[t] + key[t] > dmax:
+            bound += la[t] * fmax
     return loss, bound
 
 
 @njit(cache=True)
+def _rest(lo, hi, xq, kx, fin, lsz, ld, lp, la, mode, k):  # pragma: no cover - compiled
+    """Loss of the removed link's head ``xq`` and the nodes of ``lo:hi`` not settled yet, all at ``kx``.
+
+    ``kx`` is the head's increase through its best other way in (``inf``: none, every term is lost).
+    """
+    if mode == 0:
+        mass = la[xq] * lp[xq]
+        q = lo
+        while q < hi:
+            if fin[q]:
+                q += lsz[q]  # settled with everything below it
+                continue
+            mass += la[q] * lp[q]
+            q += 1
+        return mass if kx == np.inf else -mass * np.expm1(-k * kx)
+    loss = la[xq] * (lp[xq] - _f(ld[xq] + kx, mode, k))
+    q = lo
+    while q < hi:
+        if fin[q]:
+            q += lsz[q]
+            continue
+        loss += la[q] * (lp[q] - _f(ld[q] + kx, mode, k))
+        q += 1
+    return loss
+
+
+@njit(cache=True)
+def _node_link_loss(
+    xq, hi, skip_eid, do_link, lptr, lin, lnb, lw, le, lsl, lsz, ldep, lpar, ld, lp, la, mode, k,
+    key, beta, fin, hk, hv,
+):  # pragma: no cover - compiled
+    r"""Losses of removing the node ``xq`` and of removing its one way in (link ``skip_eid``), one search.
+
+    The uncapped case of :func:`_subtree_loss` (same arrays, local numbering) for both removals at once:
+    the node's removal searches the slice ``xq + 1 : hi`` on the increases; without only the link, the
+    node stays, with the increase ``kx`` of its best other way in (its links out of its subtree, or a
+    node of the slice settled before it), and the search is the same until it would settle the node:
+    every node settled below ``kx`` keeps its increase, and the node and everything not settled yet take
+    ``kx`` (the node dominates them).  So the link's loss is read off the node's search at the first
+    heap entry not below ``kx``.  Returns ``(node loss, link loss)`` (the latter 0 without ``do_link``).
+    """
+    lo = xq + 1
+    droot = ldep[xq]
+    dx = ld[xq]
+    size = 0
+    for t in range(lo, hi):
+        fin[t] = False
+        dt = ld[t]
+        best = np.inf
+        for j in range(lptr[t + 1] - 1, lptr[t] - 1, -1):
+            if lsl[j] >= droot:
+                break  # this link and the rest stay inside the subtree (or reach the removed node)
+            cand = ld[lnb[j]] + lw[j] - dt
+            if cand < best:
+                best = cand
+        key[t] = best
+        par = lpar[t]
+        above = beta[par] if par >= lo else np.inf
+        if best < above:
+            beta[t] = best
+            size = _push(hk, hv, size, best, t)
+        else:
+            beta[t] = above
+    kx = np.inf
+    if do_link:
+        for j in range(lptr[xq + 1] - 1, lptr[xq] - 1, -1):
+            if lsl[j] >= droot:
+                break
+            if le[j] == skip_eid:
+                continue
+            cand = ld[lnb[j]] + lw[j] - dx
+            if cand < kx:
+                kx = cand
+    loss = 0.0
+    link = 0.0
+    open_link = do_link
+    while size > 0:
+        d = hk[0]
+        u = hv[0]
+        if open_link and d >= kx:  # every entry left is >= kx: the node would settle now
+            link = loss + _rest(lo, hi, xq, kx, fin, lsz, ld, lp, la, mode, k)
+            open_link = False
+        size = _pop(hk, hv, size)
+        if fin[u] or d > key[u]:
+            continue
+        group = 0.0
+        q = u
+        end = u + lsz[u]
+        du = ldep[u]
+        while q < end:
+            if fin[q]:
+                q += lsz[q]  # settled earlier, with everything below it
+                continue
+            fin[q] = True
+            key[q] = d
+            if mode == 0:
+                group += la[q] * lp[q]
+            else:
+                loss += la[q] * (lp[q] - _f(ld[q] + d, mode, k))
+            j0 = lin[q]
+            j1 = lptr[q + 1]
+            if j0 == j1 or lsl[j0] < droot or lsl[j1 - 1] >= du:
+                q += 1  # every link stays in the group's subtree or leaves the slice
+                continue
+            base = d + ld[q]
+            for j in range(j0, j1):
+                sj = lsl[j]
+                if sj >= du:
+                    continue  # stays inside this group's subtree: the same increase
+                if sj < droot:
+                    break  # this link and the rest leave the slice
+                v = lnb[j]
+                if v < lo:  # the removed node: a way back in for the link's removal
+                    cand = base + lw[j] - dx
+                    if cand < kx:
+                        kx = cand
+                    continue
+                if fin[v]:
+                    continue
+                cand = base + lw[j] - ld[v]
+                if cand < key[v]:
+                    key[v] = cand
+                    size = _push(hk, hv, size, cand, v)
+            q += 1
+        if mode == 0:
+            loss -= group * np.expm1(-k * d)
+    if open_link:
+        link = loss + _rest(lo, hi, xq, kx, fin, lsz, ld, lp, la, mode, k)
+    q = lo
+    while q < hi:  # no way left: f(D') = 0
+        if fin[q]:
+            q += lsz[q]
+            continue
+        loss += la[q] * lp[q]
+        q += 1
+    return loss, link
+
+
+@njit(cache=True)
 def _one_source(
-    s, indptr, indices, w, eid, a, mode, k, dmax, do_links, do_between,
+    s, indptr, indices, w, eid, a, mode, k, dmax, do_links, do_between, unit,
     dist, pos, idom, depth, indeg, ineid, order, sigma, tin, sz, euler, stack, child_ptr, child_idx, p, mass,
-    nd, beta, fin, hk, hv, delta, delta_pc, sl, sv, sw, se,
+    key, beta, fin, hk, hv, delta, delta_pc,
+    ld, lp, la, lsz, ldep, lpar, lptr, lin, lnb, lw, le, lsl, rev, stamp, lca,
     node_loss, link_loss, node_bound, link_bound, bc, bcpc,
 ):  # pragma: no cover - compiled
     """One source: Dijkstra, dominator tree, every node / link loss and bound, Brandes dependencies.
 
-    The dominator tree of the shortest-path DAG is numbered in pre-order; the bounds stay zero while
-    ``dmax`` is ``inf``.  Returns ``(sum_t a_t f(D_st), number of nodes settled)``.
+    The dominator tree of the shortest-path DAG is numbered in pre-order and the removals run on copies
+    of the node and link arrays in that numbering (``ld`` ... ``lsl``, see :func:`_subtree_loss`); the
+    bounds stay zero while ``dmax`` is ``inf``.  Returns ``(sum_t a_t f(D_st), number of nodes settled)``.
     """
     n = a.shape[0]
     for v in range(n):
@@ -240,8 +394,25 @@ def _one_source(
         tin[v] = -1
         sigma[v] = 0.0
     dist[s] = 0.0
-    size = _push(hk, hv, 0, 0.0, s)
     m = 0
+    if unit:
+        # every link 1 long: breadth-first order is Dijkstra's, without a heap (``order`` is the queue)
+        pos[s] = 0
+        order[0] = s
+        m = 1
+        q = 0
+        while q < m:
+            u = order[q]
+            q += 1
+            d = dist[u] + 1.0
+            for j in range(indptr[u], indptr[u + 1]):
+                v = indices[j]
+                if dist[v] == np.inf:
+                    dist[v] = d
+                    pos[v] = m
+                    order[m] = v
+                    m += 1
+    size = 0 if unit else _push(hk, hv, 0, 0.0, s)
     while size > 0:
         d = hk[0]
         u = hv[0]
@@ -330,58 +501,124 @@ def _one_source(
         v = order[q]
         sz[idom[v]] += sz[v]
         mass[idom[v]] += mass[v]
-    # every node's links sorted by the depth of the nearest common dominator of their two ends
+    # the node arrays in pre-order
     for q in range(m):
-        t = order[q]
-        j0 = indptr[t]
-        for j in range(j0, indptr[t + 1]):
-            u = indices[j]
-            tu = tin[u]
-            y = t
-            while not (tin[y] <= tu < tin[y] + sz[y]):
-                y = idom[y]
-            lv = depth[y]
-            r = j
-            while r > j0 and sl[r - 1] < lv:  # insertion sort, deepest first: a few links per node
-                sl[r] = sl[r - 1]
-                sv[r] = sv[r - 1]
-                sw[r] = sw[r - 1]
-                se[r] = se[r - 1]
+        v = euler[q]
+        ld[q] = dist[v]
+        lp[q] = p[v]
+        la[q] = a[v]
+        lsz[q] = sz[v]
+        ldep[q] = depth[v]
+        lpar[q] = tin[idom[v]] if q > 0 else -1
+    # the links of every node that lies in a slice of two nodes or more (below depth 1, or at depth 1
+    # with something below it), sorted deepest first by the depth of the nearest common dominator of
+    # their two ends; a node alone in its slice (every node of a complete graph's star) needs none
+    c = 0
+    for q in range(m):
+        lptr[q] = c
+        lin[q] = c
+        if ldep[q] < 2 and (ldep[q] == 0 or lsz[q] == 1):
+            continue
+        t = euler[q]
+        j0 = c
+        for j in range(indptr[t], indptr[t + 1]):
+            tu = tin[indices[j]]
+            if stamp[j] == s:
+                lv = lca[j]  # found from the other end
+            else:
+                # climb from the shallower end (fewer steps) until the other end is below
+                y = q
+                z = tu
+                if ldep[tu] < ldep[q]:
+                    y = tu
+                    z = q
+                while not (y <= z < y + lsz[y]):
+                    y = lpar[y]
+                lv = ldep[y]
+                r = rev[j]
+                stamp[r] = s
+                lca[r] = lv
+            r = c
+            while r > j0 and lsl[r - 1] < lv:  # insertion sort, deepest first: a few links per node
+                lsl[r] = lsl[r - 1]
+                lnb[r] = lnb[r - 1]
+                lw[r] = lw[r - 1]
+                le[r] = le[r - 1]
                 r -= 1
-            sl[r] = lv
-            sv[r] = u
-            sw[r] = w[j]
-            se[r] = eid[j]
+            lsl[r] = lv
+            lnb[r] = tu
+            lw[r] = w[j]
+            le[r] = eid[j]
+            c += 1
+        r = j0
+        while r < c and lsl[r] >= ldep[q]:
+            r += 1
+        lin[q] = r
+    lptr[m] = c
     # removal losses: a node x can only lengthen the paths to the nodes it dominates; a link only those
     # to the subtree of its head, and only when it is that head's one way in
     a_s = a[s]
+    fmax = _f(dmax, mode, k)
     for q in range(1, m):
-        x = order[q]
-        far = dist[x] > dmax
-        if sz[x] > 1:
+        x = euler[q]
+        far = ld[q] > dmax
+        szx = lsz[q]
+        if dmax == np.inf and szx > 1:
+            both = do_links and indeg[x] == 1
+            loss, lloss = _node_link_loss(
+                q, q + szx, ineid[x], both, lptr, lin, lnb, lw, le, lsl, lsz, ldep, lpar, ld, lp, la, mode, k,
+                key, beta, fin, hk, hv,
+            )
+            node_loss[x] += a_s * loss
+            if both:
+                link_loss[ineid[x]] += a_s * lloss
+            continue
+        if szx > 1:
             if far:
-                node_bound[x] += a_s * (mass[x] - a[x] * p[x])
+                node_bound[x] += a_s * (mass[x] - la[q] * lp[q])
             else:
-                lo = tin[x] + 1
-                hi = tin[x] + sz[x]
                 loss, bnd = _subtree_loss(
-                    lo, hi, depth[x], -1, indptr, sl, sv, sw, se, tin, sz, depth, idom, euler, dist, p, a, mode, k, dmax,
-                    nd, beta, fin, hk, hv,
+                    q + 1, q + szx, ldep[q], -1, lptr, lin, lnb, lw, le, lsl, lsz, ldep, lpar, ld, lp, la,
+                    mode, k, dmax, key, beta, fin, hk, hv,
                 )
                 node_loss[x] += a_s * loss
                 node_bound[x] += a_s * bnd
         if do_links and indeg[x] == 1:
+            e = ineid[x]
             if far:
-                link_bound[ineid[x]] += a_s * mass[x]
-            else:
-                lo = tin[x]
-                hi = tin[x] + sz[x]
+                link_bound[e] += a_s * mass[x]
+            elif szx > 1:
                 loss, bnd = _subtree_loss(
-                    lo, hi, depth[x], ineid[x], indptr, sl, sv, sw, se, tin, sz, depth, idom, euler, dist, p, a, mode, k,
-                    dmax, nd, beta, fin, hk, hv,
+                    q, q + szx, ldep[q], e, lptr, lin, lnb, lw, le, lsl, lsz, ldep, lpar, ld, lp, la,
+                    mode, k, dmax, key, beta, fin, hk, hv,
                 )
-                link_loss[ineid[x]] += a_s * loss
-                link_bound[ineid[x]] += a_s * bnd
+                link_loss[e] += a_s * loss
+                link_bound[e] += a_s * bnd
+            else:
+                # alone in its slice: its best other link, read straight from the graph
+                dx = ld[q]
+                best = np.inf
+                capped = False
+                for j in range(indptr[x], indptr[x + 1]):
+                    if eid[j] == e:
+                        continue
+                    du = dist[indices[j]]
+                    if du > dmax:
+                        capped = True
+                        continue
+                    cand = du + w[j] - dx
+                    if cand < best:
+                        best = cand
+                ax = la[q]
+                px = lp[q]
+                if best == np.inf:
+                    loss = ax * px
+                    bnd = ax * fmax if capped else 0.0
+                else:
+                    loss = -(ax * px) * np.expm1(-k * best) if mode == 0 else ax * (px - _f(dx + best, mode, k))
+                    bnd = ax * fmax if capped and dx + best > dmax else 0.0
+                link_loss[e] += a_s * loss
+                link_bound[e] += a_s * bnd
     if do_between:
         # number of shortest paths (exact ties) in settle order, then Brandes' back-propagation
         sigma[s] = 1.0
@@ -423,6 +660,21 @@ def _all_sources(indptr, indices, w, eid, a, n_links, mode, k, dmax, do_links, d
     bcpc = np.zeros((n_chunks, n))
     totals = np.zeros(n)
     nnz = indices.shape[0]
+    unit = True
+    for j in range(nnz):
+        if w[j] != 1.0:
+            unit = False
+            break
+    # the other direction of every CSR entry (both carry the link's number)
+    first = np.full(nl, -1, np.int64)
+    rev = np.empty(nnz, np.int64)
+    for j in range(nnz):
+        e = eid[j]
+        if first[e] < 0:
+            first[e] = j
+        else:
+            rev[j] = first[e]
+            rev[first[e]] = j
     for c in prange(n_chunks):
         dist = np.empty(n)
         pos = np.empty(n, np.int64)
@@ -440,22 +692,33 @@ def _all_sources(indptr, indices, w, eid, a, n_links, mode, k, dmax, do_links, d
         child_idx = np.empty(n, np.int64)
         p = np.zeros(n)
         mass = np.zeros(n)
-        nd = np.empty(n)
+        key = np.empty(n)
         fin = np.zeros(n, np.bool_)
         beta = np.empty(n)
-        sl = np.empty(nnz, np.int64)
-        sv = np.empty(nnz, np.int64)
-        sw = np.empty(nnz)
-        se = np.empty(nnz, np.int64)
         hk = np.empty(nnz + n + 1)
         hv = np.empty(nnz + n + 1, np.int64)
         delta = np.empty(n)
         delta_pc = np.empty(n)
+        ld = np.empty(n)
+        lp = np.empty(n)
+        la = np.empty(n)
+        lsz = np.empty(n, np.int32)
+        ldep = np.empty(n, np.int32)
+        lpar = np.empty(n, np.int32)
+        lptr = np.empty(n + 1, np.int32)
+        lin = np.empty(n, np.int32)
+        lnb = np.empty(nnz, np.int32)
+        lw = np.empty(nnz)
+        le = np.empty(nnz, np.int32)
+        lsl = np.empty(nnz, np.int32)
+        stamp = np.full(nnz, -1, np.int64)
+        lca = np.empty(nnz, np.int32)
         for s in range(c, n, n_chunks):
             tot, _ = _one_source(
-                s, indptr, indices, w, eid, a, mode, k, dmax, do_links, do_between,
+                s, indptr, indices, w, eid, a, mode, k, dmax, do_links, do_between, unit,
                 dist, pos, idom, depth, indeg, ineid, order, sigma, tin, sz, euler, stack, child_ptr, child_idx,
-                p, mass, nd, beta, fin, hk, hv, delta, delta_pc, sl, sv, sw, se,
+                p, mass, key, beta, fin, hk, hv, delta, delta_pc,
+                ld, lp, la, lsz, ldep, lpar, lptr, lin, lnb, lw, le, lsl, rev, stamp, lca,
                 node_loss[c], link_loss[c], node_bound[c], link_bound[c], bc[c], bcpc[c],
             )
             totals[s] = tot

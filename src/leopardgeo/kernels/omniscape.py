@@ -853,7 +853,10 @@ def _solve_band(
     discs: dict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]] = {}
     fp_factors: dict[tuple[int, int, int, int], tuple[np.ndarray, int, int, object]] = {}
     no_corr = np.ones((1, 1))
-    buf = np.empty(_buffer_size(min(2 * reach + 1, nr), min(2 * reach + 1, nc)))
+    # the factor's work array, when every window fits the banded factor; otherwise (wide windows, mostly solved
+    # by the sparse factor) each banded window allocates its own
+    fits = 2 * reach + 2 <= MAX_BANDWIDTH
+    buf = np.empty(_buffer_size(min(2 * reach + 1, nr), min(2 * reach + 1, nc)) if fits else 0)
     for t, (y, x, st) in enumerate(zip(ty.tolist(), tx.tolist(), strength.tolist(), strict=True)):
         y0, y1, x0, x1 = _window(nr, nc, y, x, reach)
         h, w = y1 - y0, x1 - x0

@@ -94,6 +94,7 @@ def _draw_map(out: Path, links_path: Path) -> Path | None:
     import rasterio
 
     from leopardgeo.report.maps import add_scale_bar
+    from leopardgeo.stages.graph import redundant_links
 
     with rasterio.open(tif) as src:
         freq = src.read(1, masked=True)
@@ -103,8 +104,14 @@ def _draw_map(out: Path, links_path: Path) -> Path | None:
     im = ax.imshow(np.ma.masked_where(freq <= 0, freq), extent=(b.left, b.right, b.bottom, b.top), cmap="viridis",
                    vmin=0, vmax=1, interpolation="nearest")  # fmt: skip
     fig.colorbar(im, ax=ax, shrink=0.7, label="share of draws with a corridor in the cell")
+    # planar links that run around a third patch's region (a cheaper chain joins their patches) are drawn apart
+    cwd = gdf["cwd_median"] if "cwd_median" in gdf.columns else gdf.get("base_cwd")
+    detour = redundant_links(gdf["patch_a"], gdf["patch_b"], cwd.astype(float)) if cwd is not None else np.zeros(len(gdf), bool)
+    if detour.any():
+        gdf[detour].plot(ax=ax, color="#8c8c8c", linewidth=0.7, linestyle=":",
+                         label=f"detour (cheaper via other patches) ({int(detour.sum())})")  # fmt: skip
     for cls, colour in _CLASS_COLOURS.items():
-        sub = gdf[gdf["robustness"] == cls]
+        sub = gdf[(gdf["robustness"] == cls).to_numpy() & ~detour]
         if len(sub):
             sub.plot(ax=ax, color=colour, linewidth=2.0 if cls == "robust" else 1.2, label=f"{cls} ({len(sub)})")
     ax.legend(loc="lower right", fontsize=8, title="links")

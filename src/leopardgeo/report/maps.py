@@ -1001,8 +1001,24 @@ def map_patches(run_dir: str | Path, *, ax: Axes | None = None) -> Figure:
     return fig
 
 
+_DETOUR_GREY = "#8c8c8c"
+
+
+def _detour_links(links: Any) -> np.ndarray:
+    """Links whose patches other links join more cheaply (:func:`leopardgeo.stages.graph.redundant_links`)."""
+    if not {"patch_a", "patch_b", "cwd"} <= set(links.columns) or not len(links):
+        return np.zeros(len(links), dtype=bool)
+    from leopardgeo.stages.graph import redundant_links
+
+    return redundant_links(links["patch_a"], links["patch_b"], links["cwd"].astype(float))
+
+
 def map_links(run_dir: str | Path, *, ax: Axes | None = None) -> Figure:
-    """Least-cost links coloured and sized by ``score`` (else by ``cwd``); cross-border links highlighted."""
+    """Least-cost links coloured and sized by ``score`` (else by ``cwd``); cross-border links highlighted.
+
+    Detour links, whose two patches a chain of other links joins more cheaply (planar links that run around a
+    third patch's allocation region, :func:`leopardgeo.stages.graph.redundant_links`), are dotted grey.
+    """
     run = _Run(run_dir)
     links = run.require_layer("links")
     fig, ax = _new_figure(ax, _extent_of(run, _bounds(links)))
@@ -1030,13 +1046,18 @@ def map_links(run_dir: str | Path, *, ax: Axes | None = None) -> Figure:
             links[cross].plot(ax=ax, color=_CROSS_ORANGE, linewidth=widths[cross] + 3.0, linestyle="--", zorder=5)
             handles.append(Line2D([], [], color=_CROSS_ORANGE, lw=3, ls="--", label="crosses a border"))
     colours = colormaps[cmap](nrm(np.nan_to_num(value, nan=worst)))  # missing values drawn as the worst
-    links.plot(ax=ax, color=colours, linewidth=widths, zorder=6)
+    detour = _detour_links(links)
+    if detour.any():  # planar links around a third patch's region: drawn apart, they carry no connectivity
+        links[detour].plot(ax=ax, color=_DETOUR_GREY, linewidth=0.7, linestyle=":", zorder=4)
+        handles.append(Line2D([], [], color=_DETOUR_GREY, lw=1, ls=":", label="detour link (cheaper via other patches)"))
+    links[~detour].plot(ax=ax, color=colours[~detour], linewidth=widths[~detour], zorder=6)
     nodes = run.layer("graph_nodes")
     if nodes is not None:
         nodes.plot(ax=ax, color="black", markersize=8, zorder=7)
         handles.append(Line2D([], [], marker="o", ls="", color="black", ms=3, label="patch (graph node)"))
     _colorbar(fig, ax, ScalarMappable(norm=nrm, cmap=colormaps[cmap]), label)
-    _finish(ax, run, f"Least-cost links ({len(links)})", extent=_bounds(links), handles=handles)
+    title = f"Least-cost links ({len(links)}" + (f"; {int(detour.sum())} detour links dotted)" if detour.any() else ")")
+    _finish(ax, run, title, extent=_bounds(links[~detour] if (~detour).any() else links), handles=handles)
     return fig
 
 

@@ -1214,13 +1214,86 @@ def _weakest_section(run: _RunFolder, site_geom: Any, source: str) -> tuple[str,
     return f"The route runs {route}; **its weakest section is link {wa}-{wb}** ({why}){where}.", short
 
 
+def _equivalent_connected_area(
+    nodes: pd.DataFrame, links: pd.DataFrame, k: float, cwd: np.ndarray, *, attribute: str = "area_ha"
+) -> float:
+    """EC (same unit as ``attribute``) of the patch graph with the link distances ``cwd`` (Saura & Pascual-Hortal 2007).
+
+    ``EC = sqrt(sum_i sum_j a_i a_j exp(-k D_ij))`` with ``D`` the shortest-path distance over the links, as the
+    metrics stage computes it.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import dijkstra
+
+    ids = nodes["patch_id"].to_numpy(dtype=np.int64)
+    a = nodes[attribute].to_numpy(dtype=float)
+    pos = {int(p): i for i, p in enumerate(ids)}
+    ia = np.array([pos[int(v)] for v in links["patch_a"]], dtype=np.int64)
+    ib = np.array([pos[int(v)] for v in links["patch_b"]], dtype=np.int64)
+    ok = np.isfinite(cwd)
+    g = coo_matrix((np.maximum(cwd[ok], 1e-9), (ia[ok], ib[ok])), shape=(ids.size, ids.size)).tocsr()
+    d = dijkstra(g, directed=False)
+    return float(np.sqrt(max(a @ np.exp(-k * d) @ a, 0.0)))
+
+
+#: Above this many patches the report ranks restoration by the link's own pair term instead of recomputing EC.
+_EC_RANK_MAX_PATCHES = 1500
+
+
+def _restoration_gains(run: _RunFolder, places: pd.DataFrame) -> pd.DataFrame | None:
+    """Per place (one per link): the link's dispersal probability before and after, and the EC it adds (ha).
+
+    The Barrier Mapper ranks places by the cost-weighted distance they save (Linkage Mapper's convention);
+    a link whose probability is about 0 even after restoration adds no connectivity however much it saves.
+    This recomputes the equivalent connected area with the restored link's distance shortened by the saved
+    share (``pct_of_lcd``), with the metrics' kernel ``k`` (``metrics.json``) on ``cwd``.  None when the run
+    lacks the metrics, the graph nodes or the links.
+    """
+    m = run.json("metrics.json") or {}
+    nodes, links = run.table("graph_nodes"), run.table("links")
+    k = m.get("k")
+    if not k or nodes is None or links is None or "area_ha" not in nodes.columns or "cwd" not in links.columns:
+        return None
+    cwd = links["cwd"].to_numpy(dtype=float)
+    key = {(int(a), int(b)): i for i, (a, b) in enumerate(zip(links["patch_a"], links["patch_b"], strict=True))}
+    exact = len(nodes) <= _EC_RANK_MAX_PATCHES
+    base = _equivalent_connected_area(nodes, links, k, cwd) if exact else math.nan
+    area = dict(zip(nodes["patch_id"].astype(int), nodes["area_ha"].astype(float), strict=True))
+    rows = []
+    for r in places.to_dict("records"):
+        i = key.get((int(r["patch_a"]), int(r["patch_b"])))
+        if i is None or not np.isfinite(cwd[i]):
+            rows.append({"p_before": math.nan, "p_after": math.nan, "ec_gain_ha": math.nan})
+            continue
+        after = cwd.copy()
+        after[i] = cwd[i] * (1 - float(r["pct_of_lcd"]) / 100)
+        p0, p1 = math.exp(-k * cwd[i]), math.exp(-k * after[i])
+        if exact:
+            gain = _equivalent_connected_area(nodes, links, k, after) - base
+        else:  # the pair's own term of EC^2, a lower bound on the change of EC^2
+            gain = 2 * area.get(int(r["patch_a"]), 0.0) * area.get(int(r["patch_b"]), 0.0) * (p1 - p0)
+        rows.append({"p_before": p0, "p_after": p1, "ec_gain_ha": gain})
+    return pd.DataFrame(rows, index=places.index)
+
+
 def _restore_finding(run: _RunFolder, report: Report) -> list[Block]:
     b = run.frame("barriers")
     if b is None or not len(b):
         return []
     b = b.sort_values("rank") if "rank" in b.columns else b
-    b = b.drop_duplicates(["patch_a", "patch_b"]).head(3)  # the three best links to work on, one place each
+    b = b.drop_duplicates(["patch_a", "patch_b"])  # the best place on each link (Barrier Mapper's ranking)
+    gains = _restoration_gains(run, b)
+    if gains is not None and gains["ec_gain_ha"].notna().any():
+        b = b.join(gains).sort_values(["ec_gain_ha", "rank"], ascending=[False, True], na_position="last")
+    b = b.head(3)  # the three links where restoration adds most connectivity, one place each
     names = _patch_names(run)
+
+    def gain_text(r: dict) -> str:
+        if not pd.notna(r.get("ec_gain_ha", math.nan)):
+            return ""
+        return (f"; adds {r['ec_gain_ha']:,.0f} ha of equivalent connected area, dispersal probability "
+                f"{r['p_before']:.2g} → {r['p_after']:.2g}")  # fmt: skip
+
     items = []
     for (lon, lat), r in zip(_lonlat(b), b.to_dict("records"), strict=True):
         items.append(
@@ -1228,14 +1301,28 @@ def _restore_finding(run: _RunFolder, report: Report) -> list[Block]:
             f"({names.get(int(r['patch_a']), '') or 'patch ' + str(int(r['patch_a']))} – "
             f"{names.get(int(r['patch_b']), '') or 'patch ' + str(int(r['patch_b']))}): restoring a "
             f"{r['radius_m'] / 1000:g} km-radius circle saves {r['pct_of_lcd']:.0f} % of the link's cost"
+            + gain_text(r)
         )
     r0 = b.iloc[0]
     lon, lat = _lonlat(b.iloc[:1])[0]
-    report.headlines.append(
-        f"**Restore first:** {format_lonlat(lon, lat)} on link {int(r0['patch_a'])}-{int(r0['patch_b'])} "
-        f"(saves {r0['pct_of_lcd']:.0f} % of its cost); two more places below."
+    if pd.notna(r0.get("ec_gain_ha", math.nan)) and r0["ec_gain_ha"] < 1.0:  # less than one hectare of EC
+        links_txt = ", ".join(f"{int(r['patch_a'])}-{int(r['patch_b'])}" for r in b.to_dict("records"))
+        report.headlines.append(
+            f"**Restore first:** none of the places the Barrier Mapper found adds connectivity: their links "
+            f"({links_txt}) keep a dispersal probability of about 0 after restoration (details below)."
+        )
+    else:
+        report.headlines.append(
+            f"**Restore first:** {format_lonlat(lon, lat)} on link {int(r0['patch_a'])}-{int(r0['patch_b'])} "
+            f"(saves {r0['pct_of_lcd']:.0f} % of its cost{gain_text(r0.to_dict())}); more places below."
+        )
+    how = (
+        "ordered by the equivalent connected area each adds (EC recomputed with the link shortened by the cost "
+        "saved; the barriers table keeps the Barrier Mapper's ranking by cost saved)"
+        if gains is not None and gains["ec_gain_ha"].notna().any()
+        else "as the Barrier Mapper ranks them, by cost saved"
     )
-    return ["**Best places to restore** (Barrier Mapper, one place per link): " + "; ".join(items) + "."]
+    return [f"**Best places to restore**, one place per link, {how}: " + "; ".join(items) + "."]
 
 
 def _findings_section(run: _RunFolder, report: Report) -> Section:

@@ -16,6 +16,7 @@ import numpy as np
 
 from leopardgeo.config import CircuitMode, CircuitSolver, FocalShorting, PairSet, _f, _normalise, _positive
 from leopardgeo.core.errors import ConfigError, DataError
+from leopardgeo.core.executor import current_executor
 from leopardgeo.core.grid import Grid
 from leopardgeo.io import RASTERS, OutputWriter
 from leopardgeo.io.circuitscape import read_pairs_file
@@ -169,6 +170,7 @@ def compute_circuit(
         voltage_maps=c.voltage_maps,
         current_maps=c.current_maps,
         max_current=c.max_current_map,
+        executor=current_executor(),  # pairwise pairs as the run's tasks (local threads or Dask workers)
     )
     if graph is not None:
         nx.set_edge_attributes(graph, np.nan, "eff_resistance")

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +53,7 @@ import shapely
 
 from leopardgeo.config import LinkRule, _f, _normalise, _positive
 from leopardgeo.core.errors import ConfigError, DataError, NoPathError
+from leopardgeo.core.executor import current_executor
 from leopardgeo.core.grid import Grid
 from leopardgeo.io import RASTERS
 from leopardgeo.kernels.costdist import (
@@ -78,6 +78,7 @@ __all__ = [
     "graph_to_gdfs",
     "isolated_patches",
     "link_kind",
+    "redundant_links",
 ]
 
 logger = logging.getLogger(__name__)
@@ -212,15 +213,25 @@ def _pairwise_links(
     max_cwd: float | None,
     workers: int | None,
 ) -> list[dict]:
-    with ThreadPoolExecutor(max_workers=workers) as pool:  # the kernel releases the GIL
-        runs = pool.map(
-            lambda a: _links_from_patch(
-                a, resistance, labels, ids, cell_size_m=cell_size_m, connectivity=connectivity, max_cwd=max_cwd
-            ),
-            ids,
-        )
-        found = [link for run in runs for link in run]
+    """Each patch's bounded search as a task of the run's executor (``workers``: that many local threads)."""
+    ex = current_executor(workers)
+    res_h, lab_h = ex.share(resistance), ex.share(labels)  # on Dask: sent to each worker once
+    try:
+        items = [(res_h, lab_h, int(a), ids, float(cell_size_m), int(connectivity), max_cwd) for a in ids]
+        runs = ex.map(_links_task, items)
+    finally:
+        ex.release(res_h)
+        ex.release(lab_h)
+    found = [link for run in runs for link in run]
     return sorted(found, key=lambda link: (link["patch_a"], link["patch_b"]))
+
+
+def _links_task(item: tuple) -> list[dict]:
+    """One executor task: :func:`_links_from_patch` on the shared rasters (module level, so workers can import it)."""
+    res_h, lab_h, a, ids, cell_size_m, connectivity, max_cwd = item
+    return _links_from_patch(
+        a, res_h.get(), lab_h.get(), ids, cell_size_m=cell_size_m, connectivity=connectivity, max_cwd=max_cwd
+    )
 
 
 # ---------------------------------------------------------------------- the graph
@@ -280,7 +291,9 @@ def build_graph(
         :func:`leopardgeo.stages.patches.country_raster`; fills the ``countries``
         edge attribute.
     workers
-        Threads for the per-patch searches (``cutoff`` / ``knn``).
+        Threads for the per-patch searches (``cutoff`` / ``knn``); ``None``: the
+        run's executor (:func:`leopardgeo.core.executor.current_executor`), whose
+        tasks they are.  The graph does not depend on it.
     stage, isolated_hint
         Name of the calling stage and what to do about patches left without a
         link, for the warning that lists them.
@@ -451,6 +464,60 @@ def link_kind(data: dict) -> str:
     return CORRIDOR
 
 
+def redundant_links(patch_a: Sequence[int], patch_b: Sequence[int], cwd: Sequence[float]) -> np.ndarray:
+    """True for each link whose two patches are joined more cheaply by a chain of the other links.
+
+    A planar link runs inside the two patches' cost-allocation regions
+    (Fall et al. 2007); where those regions touch only far from both patches,
+    for example along the edge of the grid around a third patch's region,
+    the link's path makes that detour, and its cost-weighted distance is an
+    upper bound: the pair is better connected through the patches between
+    them.  Such a link carries no connectivity of its own (the metrics use
+    the cheapest chain), so maps draw it apart.
+
+    Parameters
+    ----------
+    patch_a, patch_b
+        Patch ids of each link.
+    cwd
+        Cost-weighted distance of each link (NaN: never redundant).
+
+    Returns
+    -------
+    numpy.ndarray
+        bool, one per link: the shortest chain between its patches over all
+        links costs less than the link itself (relative tolerance 1e-9).
+
+    Examples
+    --------
+    >>> redundant_links([1, 2, 1], [2, 3, 3], [10.0, 10.0, 50.0]).tolist()  # 1-3 direct costs 50, via 2 costs 20
+    [False, False, True]
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import dijkstra
+
+    a = np.asarray(patch_a, dtype=np.int64)
+    b = np.asarray(patch_b, dtype=np.int64)
+    w = np.asarray(cwd, dtype=np.float64)
+    out = np.zeros(a.size, dtype=bool)
+    ok = np.isfinite(w) & (w > 0)
+    if not ok.any():
+        return out
+    ids, inv = np.unique(np.concatenate([a[ok], b[ok]]), return_inverse=True)
+    ia, ib = inv[: ok.sum()], inv[ok.sum() :]
+    n = ids.size
+    order = np.lexsort((w[ok], ib, ia))
+    first = np.ones(order.size, bool)
+    first[1:] = (ia[order][1:] != ia[order][:-1]) | (ib[order][1:] != ib[order][:-1])
+    keep = order[first]  # the cheapest of duplicate pairs (coo_matrix would sum them)
+    m = coo_matrix((w[ok][keep], (ia[keep], ib[keep])), shape=(n, n)).tocsr()
+    sources, where = np.unique(ia, return_inverse=True)
+    dist = dijkstra(m, directed=False, indices=sources)
+    shortest = dist[where, ib]
+    out[np.flatnonzero(ok)] = shortest < w[ok] * (1 - 1e-9)
+    return out
+
+
 def isolated_patches(G: nx.Graph) -> list[int]:
     """Patches with no link (cut off by no-data, or beyond every cutoff)."""
     return sorted(n for n, d in G.degree() if d == 0)
@@ -523,7 +590,9 @@ class LinkConfig:
     max_euclid_m: float | None = _f(None, doc="largest edge-to-edge gap between linked patches, metres")
     k_nearest: int = _f(3, doc="links per patch for rule = 'knn'")
     drop_through_patches: bool = _f(False, doc="drop links whose path crosses another patch")
-    workers: int | None = _f(None, doc="threads for per-patch searches (cutoff / knn); default: all cores")
+    workers: int | None = _f(
+        None, doc="threads for per-patch searches (cutoff / knn rules, corridors); default: the run's executor (all cores)"
+    )
 
     def __post_init__(self) -> None:
         _normalise(self, "links")

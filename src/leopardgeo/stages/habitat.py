@@ -55,6 +55,7 @@ __all__ = [
     "hold_at_best",
     "read_coefficients",
     "rsf_suitability",
+    "ruggedness_m",
     "settlement_pressure",
     "settlement_reach_km",
     "suitability_from_raster",
@@ -252,6 +253,53 @@ def _settlement_covariate(grid: Grid, settlements: gpd.GeoDataFrame, config: Hab
     return settlement_pressure(grid, pts.x.to_numpy(), pts.y.to_numpy(), reach)
 
 
+def _filled(elevation_m: np.ndarray) -> np.ndarray:
+    """Elevation with cells without data (off land) at sea level, so coasts slope down to the sea."""
+    e = np.asarray(elevation_m, dtype="float64")
+    return np.where(np.isfinite(e), e, 0.0)
+
+
+def south_slope_m_per_km(elevation_m: np.ndarray, grid: Grid) -> np.ndarray:
+    """How much the terrain rises toward the north, m per km: > 0 on south-facing slopes, < 0 on north-facing ones.
+
+    The north component of the elevation gradient (central differences on
+    the grid's rows, a north-up grid), so it grows with both the slope and
+    how squarely the slope faces south: ``slope * cos(aspect - 180 deg)``.
+    Cells without elevation count as sea level.
+
+    Examples
+    --------
+    >>> g = Grid.from_bounds((0, 0, 1000, 3000), cell_size_m=1000, crs="EPSG:32652")
+    >>> south_slope_m_per_km(np.array([[300.0], [200.0], [100.0]]), g).ravel()  # rises 100 m per km to the north
+    array([100., 100., 100.])
+    """
+    e = _filled(elevation_m)
+    if e.shape[0] < 2:
+        return np.zeros(e.shape)
+    d_per_row = np.gradient(e, axis=0)  # rows run south
+    return -d_per_row / (grid.cell_size_m / M_PER_KM)
+
+
+def ruggedness_m(elevation_m: np.ndarray, grid: Grid, *, window_km: float) -> np.ndarray:
+    """Local relief: the standard deviation of elevation (m) in a square window of about ``window_km`` a side.
+
+    Cells without elevation count as sea level.  The window is rounded to an
+    odd number of cells (at least 3).
+
+    Examples
+    --------
+    >>> g = Grid.from_bounds((0, 0, 3000, 3000), cell_size_m=1000, crs="EPSG:32652")
+    >>> e = np.array([[0.0, 0.0, 0.0], [0.0, 90.0, 0.0], [0.0, 0.0, 0.0]])
+    >>> round(float(ruggedness_m(e, g, window_km=3.0)[1, 1]), 1)  # one 90 m knoll in nine cells
+    28.3
+    """
+    e = _filled(elevation_m)
+    n = max(3, round(window_km * M_PER_KM / grid.cell_size_m) // 2 * 2 + 1)
+    mean = ndimage.uniform_filter(e, n, mode="nearest")
+    mean_sq = ndimage.uniform_filter(e * e, n, mode="nearest")
+    return np.sqrt(np.maximum(mean_sq - mean * mean, 0.0))
+
+
 def builtin_covariates(
     grid: Grid,
     *,
@@ -263,6 +311,9 @@ def builtin_covariates(
     """The covariates leopardgeo derives itself (float32 arrays on ``grid``).
 
     ``elevation_km`` and ``elevation_km_sq`` (for a unimodal response);
+    ``south_slope_m_per_km`` (:func:`south_slope_m_per_km`, > 0 on
+    south-facing slopes) and ``ruggedness_m`` (:func:`ruggedness_m`, local
+    relief over ``config.ruggedness_window_km``), both from the elevation;
     ``forest`` (1 where land cover is in
     ``config.forest_classes``); ``landcover_<code>`` indicators;
     ``dist_cropland_km`` and ``dist_urban_km`` (Euclidean distance to the
@@ -283,6 +334,10 @@ def builtin_covariates(
     if elevation_m is not None:
         cov["elevation_km"] = (elevation_m / M_PER_KM).astype("float32")
         cov["elevation_km_sq"] = cov["elevation_km"] ** 2
+        nodata = ~np.isfinite(elevation_m)
+        cov["south_slope_m_per_km"] = np.where(nodata, np.nan, south_slope_m_per_km(elevation_m, grid)).astype("float32")
+        rugged = ruggedness_m(elevation_m, grid, window_km=config.ruggedness_window_km)
+        cov["ruggedness_m"] = np.where(nodata, np.nan, rugged).astype("float32")
     if landcover is not None:
         nodata = ~np.isfinite(landcover)
         lc = np.where(nodata, -1, landcover).astype("int32")
@@ -415,6 +470,8 @@ class HabitatConfig:
     coefficients: dict[str, float] = _f(
         doc=(
             "RSF logistic coefficients by covariate. Built-in covariates: elevation_km, elevation_km_sq, "
+            "south_slope_m_per_km (rise of the terrain to the north: > 0 on south-facing slopes), ruggedness_m "
+            "(standard deviation of elevation over ruggedness_window_km), "
             "forest, open_land, landcover_<code>, dist_cropland_km, dist_urban_km (capped at distance_cap_km), "
             "settlement_pressure (needs [inputs] settlements); plus any name in [inputs.covariates]. Demo signs "
             "follow Hebblewhite et al. 2011 (Biol. Conserv. 144:2403): lower-elevation mixed/broadleaf forest far "
@@ -433,6 +490,13 @@ class HabitatConfig:
         ),
     )
     distance_cap_km: float = _f(10.0, doc="distance covariates are capped here (km); beyond it distance no longer matters")
+    ruggedness_window_km: float = _f(
+        5.5,
+        doc=(
+            "side of the square window of the ruggedness_m covariate (standard deviation of elevation), km; "
+            "rounded to an odd number of cells"
+        ),
+    )
     forest_classes: tuple[int, ...] = _f(
         (1, 2, 3, 4, 5, 8),
         doc=(
@@ -468,6 +532,7 @@ class HabitatConfig:
     def __post_init__(self) -> None:
         _normalise(self, "habitat")
         _positive(self.distance_cap_km, "habitat.distance_cap_km")
+        _positive(self.ruggedness_window_km, "habitat.ruggedness_window_km")
         _positive(self.settlement_reach_km, "habitat.settlement_reach_km")
         _positive(self.settlement_reach_population, "habitat.settlement_reach_population")
         _positive(self.settlement_reach_exponent, "habitat.settlement_reach_exponent", allow_zero=True)

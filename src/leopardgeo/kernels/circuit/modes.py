@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import combinations
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from leopardgeo.config import CircuitMode, CircuitSolver, FocalShorting
 from leopardgeo.core.errors import ConfigError, DataError, MemoryLimitError, NoPathError
@@ -117,6 +121,7 @@ def circuit_flow(
     workers: int | None = None,
     short_circuit: np.ndarray | None = None,
     source_strengths: Mapping[int, float] | None = None,
+    executor: Any = None,
 ) -> CircuitResult:
     """Current flow between patches, in Circuitscape's modes, with a cumulative current map.
 
@@ -175,6 +180,11 @@ def circuit_flow(
         one_to_all the ``voltage`` column stays the source's voltage per ampere
         (Circuitscape's number); in all_to_one it is the mean source voltage
         with the strengths.
+    executor
+        Pairwise with ``focal_shorting = "pair"``: runs the pairs' solves as its
+        tasks (``map`` in item order, ``share``; the run's executor, local threads
+        or Dask workers), a batch at a time.  Default: one pair after another here.
+        The result does not depend on it.
 
     Returns
     -------
@@ -218,7 +228,7 @@ def circuit_flow(
         res, lab = _check_inputs(resistance, focal, connectivity)
         ids = np.unique(lab[lab > 0])
         if len(ids) > 2:
-            return _pairwise_each_pair(res, lab, ids, pairs, exclude_pairs, opts)
+            return _pairwise_each_pair(res, lab, ids, pairs, exclude_pairs, opts, executor)
     return _circuit_shorted(resistance, focal, mode, pairs, exclude_pairs, strengths=strengths, **opts)
 
 
@@ -249,8 +259,14 @@ def _pairwise_each_pair(
     pairs: Iterable[Sequence[int]] | None,
     exclude_pairs: Iterable[Sequence[int]],
     opts: dict,
+    executor: Any = None,
 ) -> CircuitResult:
-    """Circuitscape's pairwise convention: one network per pair, only its two patches short-circuited."""
+    """Circuitscape's pairwise convention: one network per pair, only its two patches short-circuited.
+
+    With an ``executor`` the pairs are its tasks, a few per slot at a time (the
+    rasters shared once); each pair's solve is the same as here, and the maps are
+    added in pair order, so the result does not depend on the executor.
+    """
     todo = _requested_pairs(ids, pairs, exclude_pairs)
     # every patch must touch data, as in the all-shorted network (the same error, before any solve)
     on_data = np.unique(lab[(lab > 0) & ~np.isnan(res)])
@@ -267,9 +283,7 @@ def _pairwise_each_pair(
     timings: dict[str, float] = {}
     iterations: list[int] = []
     methods: set[str] = set()
-    for a, b in todo:
-        lab_ab = np.where((lab == a) | (lab == b), lab, 0)
-        one = _circuit_shorted(res, lab_ab, CircuitMode.PAIRWISE, [(a, b)], (), **opts)
+    for (a, b), one in zip(todo, _pair_results(res, lab, todo, opts, executor), strict=True):
         r_of[(a, b)] = float(one.resistances.eff_resistance.iloc[0])
         live = ~np.isnan(one.cum_current)
         cum[live] += one.cum_current[live]
@@ -298,6 +312,64 @@ def _pairwise_each_pair(
         focal_shorting=str(FocalShorting.PAIR),
         max_current=peak,
     )
+
+
+_BLAS_LOCK = threading.Lock()
+_BLAS_HELD: list = [0, None]  # pair solves running, and the limit they hold
+
+
+@contextlib.contextmanager
+def _blas_one_thread() -> Iterator[None]:
+    """BLAS held to one thread while any pair solve runs in this process (the first in sets it, the last out restores).
+
+    An iterative solve's dot products, and a direct factor's dense blocks, are
+    summed in an order that depends on BLAS's thread count; holding it to one in
+    every pair solve makes a pair's numbers the same on any executor.
+    """
+    with _BLAS_LOCK:
+        if _BLAS_HELD[0] == 0:
+            _BLAS_HELD[1] = threadpool_limits(limits=1, user_api="blas")
+        _BLAS_HELD[0] += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS_HELD[0] -= 1
+            if _BLAS_HELD[0] == 0 and _BLAS_HELD[1] is not None:
+                _BLAS_HELD[1].restore_original_limits()
+                _BLAS_HELD[1] = None
+
+
+def _one_pair(res: np.ndarray, lab: np.ndarray, a: int, b: int, opts: dict) -> CircuitResult:
+    """One pair's network (only patches ``a`` and ``b`` short-circuited) and its solve, BLAS on one thread."""
+    lab_ab = np.where((lab == a) | (lab == b), lab, 0)
+    with _blas_one_thread():
+        return _circuit_shorted(res, lab_ab, CircuitMode.PAIRWISE, [(a, b)], (), **opts)
+
+
+def _pair_task(item: tuple) -> CircuitResult:
+    """One executor task: a pair's solve on the shared rasters (module level, so Dask workers can import it)."""
+    handle, a, b, opts = item
+    res, lab, short = handle.get()
+    return _one_pair(res, lab, a, b, {**opts, "short_circuit": short})
+
+
+def _pair_results(
+    res: np.ndarray, lab: np.ndarray, todo: list[tuple[int, int]], opts: dict, executor: Any
+) -> Iterator[CircuitResult]:
+    """Each pair's result in the order of ``todo``: here one by one, or a batch at a time on ``executor``."""
+    if executor is None:
+        for a, b in todo:
+            yield _one_pair(res, lab, a, b, opts)
+        return
+    handle = executor.share((res, lab, opts["short_circuit"]))  # on Dask: sent to each worker once
+    small = {k: v for k, v in opts.items() if k != "short_circuit"}
+    batch = max(1, 2 * int(getattr(executor, "slots", 1)))  # a few pairs per slot: their maps wait in memory
+    try:
+        for i in range(0, len(todo), batch):
+            yield from executor.map(_pair_task, [(handle, a, b, small) for a, b in todo[i : i + batch]])
+    finally:
+        executor.release(handle)
 
 
 def _circuit_shorted(
