@@ -237,7 +237,7 @@ def test_a_stage_command_into_a_run_folder_keeps_every_stage_and_recomputes_only
     # [links] rule changed, target territories: the links and everything downstream of them are recomputed in the same
     # commit (nothing left stale); the stages above the links and the territories are loaded, not recomputed
     cfg = result.config
-    cfg2 = cfg.replace(links=dataclasses.replace(cfg.links, rule=LinkRule.CUTOFF, max_cwd=1e9))
+    cfg2 = cfg.replace(links=dataclasses.replace(cfg.links, rule=LinkRule.CUTOFF, max_cwd=1e6))
     third = run(cfg2, out_dir=out, overwrite=True, targets=("territories",))
     recomputed = [n for n in everything if n not in third.reused]
     downstream = ["links", "corridors", "circuit", "pinch_points", "barriers", "metrics", "crossborder", "scores", *SITES]

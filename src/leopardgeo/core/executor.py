@@ -76,6 +76,7 @@ __all__ = [
     "get_executor",
     "task_cores",
     "use_executor",
+    "WorkerLostError",
 ]
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,53 @@ _TASK_CORES: contextvars.ContextVar[int | None] = contextvars.ContextVar("leopar
 
 class ExecutorError(LeopardGeoError):
     """The Dask cluster could not be started or reached, or Dask is not installed."""
+
+
+class WorkerLostError(ExecutorError):
+    """A Dask worker died (killed, out of memory, its machine gone) while it held a task or shared data."""
+
+
+def _worker_lost(exc: BaseException, label: str) -> WorkerLostError | None:
+    """The :class:`WorkerLostError` for a Dask exception that means a worker was lost, else None.
+
+    Dask raises ``KilledWorker`` when a task's workers died ``distributed.scheduler.allowed-failures``
+    times, ``CancelledError`` / ``FutureCancelledError`` when a future (e.g. scattered data on a lost
+    worker) is gone, and ``CommClosedError`` when the connection to a worker or the scheduler closed.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> from distributed.scheduler import KilledWorker
+    >>> e = _worker_lost(KilledWorker("draw-1", SimpleNamespace(address="tcp://127.0.0.1:1"), 3), "draw")
+    >>> type(e).__name__, "memory_limit_gb" in str(e)
+    ('WorkerLostError', True)
+    >>> _worker_lost(ValueError("x"), "draw") is None
+    True
+    """
+    import concurrent.futures
+
+    kinds: tuple[type[BaseException], ...] = (concurrent.futures.CancelledError,)  # Dask's FutureCancelledError too
+    try:
+        from distributed.comm.core import CommClosedError
+        from distributed.scheduler import KilledWorker
+
+        kinds = (*kinds, KilledWorker, CommClosedError)
+    except ImportError:  # pragma: no cover - dask is a dependency
+        pass
+    if not isinstance(exc, kinds):
+        return None
+    try:
+        what = str(exc)
+    except Exception:  # a Dask exception whose str() fails must not hide the translation
+        what = "no details"
+    msg = (
+        f"{label}: expected every Dask worker to stay up until its tasks finished, found a worker lost mid-run "
+        f"({type(exc).__name__}: {what}). A worker dies when it is killed, runs out of memory (the nanny kills it "
+        "past its memory limit) or its machine goes away. Rerun the same command: work already saved is kept "
+        "(an ensemble resumes from its finished draws). If workers keep dying, give them more memory "
+        "([executor] memory_limit_gb), fewer threads each ([executor] threads) or use local threads."
+    )
+    return WorkerLostError(msg)
 
 
 # ---------------------------------------------------------------------- cores
@@ -382,6 +430,7 @@ class Executor:
         label: str | None = None,
         star: bool = False,
         progress: Callable[[int, int], None] | None = None,
+        on_result: Callable[[int, Any], None] | None = None,
     ) -> list[T]:
         """``[fn(item) for item in items]``, run in parallel, in the order of ``items``.
 
@@ -404,12 +453,22 @@ class Executor:
         progress
             Called as ``progress(done, total)`` after each task finishes (in
             the calling thread), for a progress bar.
+        on_result
+            Called as ``on_result(i, result)`` as soon as task ``i`` finishes
+            (in the calling thread, in the order tasks finish), e.g. to save
+            each result without waiting for the slowest task of the map.
 
         Returns
         -------
         list
             One result per item, in item order.  The first exception a task
             raises is raised here.
+
+        Raises
+        ------
+        WorkerLostError
+            On Dask, when a worker died while it ran a task or held data the
+            tasks need.
         """
         raise NotImplementedError
 
@@ -462,6 +521,7 @@ class ThreadExecutor(Executor):
         label: str | None = None,
         star: bool = False,
         progress: Callable[[int, int], None] | None = None,
+        on_result: Callable[[int, Any], None] | None = None,
     ) -> list[T]:
         """See :meth:`Executor.map`."""
         items = list(items)
@@ -475,6 +535,8 @@ class ThreadExecutor(Executor):
             out = []
             for i, (item, ss) in enumerate(zip(items, seeds, strict=True)):
                 out.append(_run_task(fn, item, ss, star, seeded, cores))
+                if on_result is not None:
+                    on_result(i, out[-1])
                 if progress is not None:
                     progress(i + 1, n)
             return out
@@ -498,6 +560,8 @@ class ThreadExecutor(Executor):
                             p.cancel()
                         raise exc
                     results[futures[f]] = f.result()
+                    if on_result is not None:
+                        on_result(futures[f], results[futures[f]])
                     done_count += 1
                     if progress is not None:
                         progress(done_count, n)
@@ -594,8 +658,17 @@ class DaskExecutor(Executor):
                 import dask
 
                 # no heartbeat deadline: a worker busy in one long compiled call, or starved on a loaded machine,
-                # is not restarted (a restart loses the data share() scattered to it)
-                with dask.config.set({"distributed.scheduler.worker-ttl": None}):
+                # is not restarted (a restart loses the data share() scattered to it).
+                # No MALLOC_TRIM_THRESHOLD_ in the workers: Dask sets it to return freed memory to the system
+                # early, which also turns off glibc's dynamic mmap threshold, so every full-grid array a task
+                # allocates is a fresh mmap and its pages are faulted in and zeroed again: 40-70 % more CPU per
+                # ensemble draw than the same draw in this process (docs/performance.md). A value the user set
+                # in the environment is still passed on.
+                settings = {
+                    "distributed.scheduler.worker-ttl": None,
+                    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+                }
+                with dask.config.set(settings):
                     self._cluster = distributed.LocalCluster(
                         n_workers=config.workers,
                         threads_per_worker=threads,
@@ -647,6 +720,7 @@ class DaskExecutor(Executor):
         label: str | None = None,
         star: bool = False,
         progress: Callable[[int, int], None] | None = None,
+        on_result: Callable[[int, Any], None] | None = None,
     ) -> list[T]:
         """See :meth:`Executor.map`."""
         from distributed import as_completed
@@ -667,11 +741,20 @@ class DaskExecutor(Executor):
             )
             for i, (item, ss) in enumerate(zip(items, seeds, strict=True))
         ]
+        index = {f.key: i for i, f in enumerate(futures)}
         try:
-            if progress is not None:
-                for done, _f in enumerate(as_completed(futures, loop=self.client.loop), start=1):
-                    progress(done, n)
+            if progress is not None or on_result is not None:
+                for done, f in enumerate(as_completed(futures, loop=self.client.loop), start=1):
+                    if on_result is not None:
+                        on_result(index[f.key], f.result())
+                    if progress is not None:
+                        progress(done, n)
             return self.client.gather(futures)
+        except Exception as exc:
+            lost = _worker_lost(exc, name)
+            if lost is None:
+                raise
+            raise lost from exc
         finally:
             for f in futures:
                 f.release()

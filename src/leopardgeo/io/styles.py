@@ -31,12 +31,11 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-import math
 import os
 import sqlite3
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +43,58 @@ import numpy as np
 import pandas as pd
 
 import pyogrio
-import rasterio
-from rasterio.enums import Resampling
 
 from leopardgeo.core.errors import DataError
+
+# The QML builders and the raster styles live beside this module; their names are importable from here too.
+from leopardgeo.io.qml import (  # noqa: F401
+    _CROSS_ORANGE,
+    _DOCTYPE,
+    _GEOM_CODE,
+    _MAGMA,
+    _NS,
+    _QUALITATIVE,
+    _RDYLBU_R,
+    _REDS,
+    _SCALE,
+    _SYMBOL_TYPE,
+    _VIRIDIS,
+    _YLGN,
+    MAX_PALETTE,
+    QGIS_VERSION,
+    _categorized,
+    _ddp,
+    _document,
+    _fill_layer,
+    _fmt,
+    _gradient,
+    _graduated,
+    _hex_rgba,
+    _labeling,
+    _line_layer,
+    _marker_layer,
+    _num,
+    _options,
+    _qcolor,
+    _ramp,
+    _renderer,
+    _rule_based,
+    _serialise,
+    _single,
+    _symbol,
+)
+from leopardgeo.io.rasterstyles import (  # noqa: F401
+    RASTER_STYLES,
+    _min_max_origin,
+    _paletted,
+    _pipe_tail,
+    _pseudocolor,
+    _raster_document,
+    _raster_kind,
+    _raster_sample,
+    _unique_values,
+    raster_qml,
+)
 
 __all__ = [
     "LAYER_STYLES",
@@ -63,8 +110,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: QGIS version written into every QML (the oldest QGIS the styles target).
-QGIS_VERSION = "3.22.16-Białowieża"
 #: ``styleName`` of the default style in ``layer_styles`` (QGIS limits it to 30 characters).
 STYLE_NAME = "leopardgeo"
 #: ``styleName`` of the alternative links style highlighting cross-border links.
@@ -92,343 +137,6 @@ LAYER_STYLES: dict[str, str] = {
     "edits": "scenario edits: lines dark red, gaps white circles, polygons by effect",
 }
 
-#: Raster names (file stem) with a dedicated style -> renderer and ramp.
-RASTER_STYLES: dict[str, str] = {
-    "suitability": "singlebandpseudocolor, viridis",
-    "resistance": "singlebandpseudocolor, viridis, log-spaced stops",
-    "cwd": "singlebandpseudocolor, viridis",
-    "corridors": "singlebandpseudocolor, viridis reversed (low = best = bright)",
-    "current": "singlebandpseudocolor, viridis",
-    "pinchpoints": "singlebandpseudocolor, viridis",
-    "barriers": "singlebandpseudocolor, viridis",
-    "omniscape_current": "singlebandpseudocolor, viridis",
-    "omniscape_flow_potential": "singlebandpseudocolor, viridis",
-    "omniscape_normalized": "singlebandpseudocolor, diverging blue - pale yellow at 1 - red (impeded / as expected / channelled)",
-    "patches": "paletted, one colour per patch id",
-    "allocation": "paletted, one colour per patch id",
-    "territories": "paletted: 1 female only, 2 male only, 3 both",
-    "fence": "paletted: 1 fence",
-    "corridors_change": "paletted: 1 lost, 2 gained, 3 in both",
-    "current_diff": "singlebandpseudocolor, scenario minus baseline",
-}
-
-_DOCTYPE = "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>"
-_GEOM_CODE = {"point": "0", "line": "1", "polygon": "2"}
-_SYMBOL_TYPE = {"point": "marker", "line": "line", "polygon": "fill"}
-_NS = uuid.UUID("6f1e1d2a-5c8e-4f0b-9a57-2f1a3c4b5d6e")  # deterministic rule keys
-_VIRIDIS = ("#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779", "#6ece58", "#b5de2b", "#fde725")
-_MAGMA = ("#fcfdbf", "#fec287", "#fb8761", "#e55064", "#b5367a", "#812581", "#4f127b", "#1c1044")
-_YLGN = ("#ffffcc", "#d9f0a3", "#addd8e", "#78c679", "#41ab5d", "#238443", "#005a32")
-_RDYLBU_R = ("#313695", "#4575b4", "#74add1", "#abd9e9", "#ffffbf", "#fdae61", "#f46d43", "#d73027", "#a50026")
-_REDS = ("#fee5d9", "#fcbba1", "#fc9272", "#fb6a4a", "#de2d26", "#a50f15")
-_QUALITATIVE = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
-    "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
-)  # fmt: skip
-#: Most entries of a paletted raster style; rasters with more classes get a pseudocolor ramp.
-MAX_PALETTE = 2000
-_CROSS_ORANGE = "#ff7f0e"
-
-
-# ---------------------------------------------------------------------- colours
-def _hex_rgba(color: str, alpha: float = 1.0) -> tuple[int, int, int, int]:
-    c = color.lstrip("#")
-    r, g, b = (int(c[i : i + 2], 16) for i in (0, 2, 4))
-    a = int(c[6:8], 16) if len(c) == 8 else round(255 * alpha)
-    return r, g, b, a
-
-
-def _qcolor(color: str, alpha: float = 1.0) -> str:
-    """``"#rrggbb"`` -> QGIS ``"r,g,b,a"``."""
-    return ",".join(str(v) for v in _hex_rgba(color, alpha))
-
-
-def _ramp(colors: Sequence[str], n: int, *, reverse: bool = False) -> list[str]:
-    """``n`` colours evenly spaced along the piecewise-linear ramp through ``colors`` (hex)."""
-    stops = np.array([_hex_rgba(c)[:3] for c in colors], dtype=float)
-    pos = np.linspace(0, 1, len(colors))
-    at = np.linspace(0, 1, n) if n > 1 else np.array([1.0])
-    rgb = np.stack([np.interp(at, pos, stops[:, k]) for k in range(3)], axis=1)
-    out = ["#{:02x}{:02x}{:02x}".format(*(round(v) for v in row)) for row in rgb]
-    return out[::-1] if reverse else out
-
-
-def _fmt(x: float) -> str:
-    """A short label."""
-    return f"{x:.6g}"
-
-
-def _num(x: float) -> str:
-    """A value QGIS reads back exactly enough: integers in full, others to 10 significant digits."""
-    x = float(x)
-    return str(int(x)) if x.is_integer() and abs(x) < 2**53 else f"{x:.10g}"
-
-
-# ---------------------------------------------------------------------- XML pieces
-def _options(parent: ET.Element, props: Mapping[str, Any]) -> None:
-    """Symbol-layer properties, both as QGIS >= 3.20 ``<Option>`` map and legacy ``<prop>`` (as 3.22 writes)."""
-    omap = ET.SubElement(parent, "Option", type="Map")
-    for k in sorted(props):
-        ET.SubElement(omap, "Option", type="QString", name=k, value=str(props[k]))
-    for k in sorted(props):
-        ET.SubElement(parent, "prop", k=k, v=str(props[k]))
-
-
-def _ddp(parent: ET.Element, expressions: Mapping[str, str] | None = None) -> None:
-    """``<data_defined_properties>``: property name -> expression (empty collection if none)."""
-    el = ET.SubElement(parent, "data_defined_properties")
-    omap = ET.SubElement(el, "Option", type="Map")
-    ET.SubElement(omap, "Option", type="QString", name="name", value="")
-    props = ET.SubElement(omap, "Option", name="properties")
-    if expressions:
-        props.set("type", "Map")
-        for key, expr in expressions.items():
-            p = ET.SubElement(props, "Option", type="Map", name=key)
-            ET.SubElement(p, "Option", type="bool", name="active", value="true")
-            ET.SubElement(p, "Option", type="QString", name="expression", value=expr)
-            ET.SubElement(p, "Option", type="int", name="type", value="3")
-    ET.SubElement(omap, "Option", type="QString", name="type", value="collection")
-
-
-_SCALE = "3x:0,0,0,0,0,0"
-
-
-def _fill_layer(color: str, alpha: float, outline: str | None, width: float, style: str = "solid") -> dict[str, Any]:
-    return {
-        "class": "SimpleFill",
-        "color": _qcolor(color, alpha),
-        "style": style,
-        "outline_color": _qcolor(outline or "#000000", 1.0 if outline else 0.0),
-        "outline_style": "solid" if outline else "no",
-        "outline_width": _fmt(width),
-        "outline_width_unit": "MM",
-        "border_width_map_unit_scale": _SCALE,
-        "joinstyle": "bevel",
-        "offset": "0,0",
-        "offset_unit": "MM",
-        "offset_map_unit_scale": _SCALE,
-    }
-
-
-def _line_layer(color: str, width: float, style: str = "solid", alpha: float = 1.0) -> dict[str, Any]:
-    return {
-        "class": "SimpleLine",
-        "line_color": _qcolor(color, alpha),
-        "line_width": _fmt(width),
-        "line_width_unit": "MM",
-        "line_style": style,
-        "capstyle": "round",
-        "joinstyle": "round",
-        "use_custom_dash": "0",
-        "customdash": "5;2",
-        "customdash_unit": "MM",
-        "customdash_map_unit_scale": _SCALE,
-        "draw_inside_polygon": "0",
-        "offset": "0",
-        "offset_unit": "MM",
-        "offset_map_unit_scale": _SCALE,
-        "ring_filter": "0",
-        "width_map_unit_scale": _SCALE,
-    }
-
-
-def _marker_layer(color: str, size: float, shape: str = "circle", outline: str = "#232323", alpha: float = 1.0) -> dict[str, Any]:
-    return {
-        "class": "SimpleMarker",
-        "name": shape,
-        "color": _qcolor(color, alpha),
-        "outline_color": _qcolor(outline),
-        "outline_style": "solid",
-        "outline_width": "0.3",
-        "outline_width_unit": "MM",
-        "outline_width_map_unit_scale": _SCALE,
-        "size": _fmt(size),
-        "size_unit": "MM",
-        "size_map_unit_scale": _SCALE,
-        "angle": "0",
-        "scale_method": "diameter",
-        "horizontal_anchor_point": "1",
-        "vertical_anchor_point": "1",
-        "joinstyle": "bevel",
-        "offset": "0,0",
-        "offset_unit": "MM",
-        "offset_map_unit_scale": _SCALE,
-    }
-
-
-def _symbol(kind: str, name: str, layers: Sequence[Mapping[str, Any]]) -> ET.Element:
-    """A ``<symbol>`` of geometry ``kind`` made of symbol layers (bottom first); key ``"_ddp"`` adds data-defined props."""
-    sym = ET.Element("symbol", type=_SYMBOL_TYPE[kind], name=name, alpha="1", clip_to_extent="1", force_rhr="0")
-    _ddp(sym)
-    for spec in layers:
-        props = {k: v for k, v in spec.items() if k not in ("class", "_ddp")}
-        lay = ET.SubElement(sym, "layer", {"class": spec["class"], "pass": "0", "locked": "0", "enabled": "1"})
-        _options(lay, props)
-        _ddp(lay, spec.get("_ddp"))
-    return sym
-
-
-def _gradient(parent: ET.Element, colors: Sequence[str], name: str = "[source]") -> ET.Element:
-    """A QGIS gradient ``<colorramp>`` through ``colors`` (evenly spaced stops)."""
-    ramp = ET.SubElement(parent, "colorramp", type="gradient", name=name)
-    inner = [f"{_fmt(i / (len(colors) - 1))};{_qcolor(c)}" for i, c in enumerate(colors)][1:-1]
-    props = {
-        "color1": _qcolor(colors[0]),
-        "color2": _qcolor(colors[-1]),
-        "discrete": "0",
-        "rampType": "gradient",
-        "stops": ":".join(inner),
-    }
-    omap = ET.SubElement(ramp, "Option", type="Map")
-    for k, v in props.items():
-        ET.SubElement(omap, "Option", type="QString", name=k, value=v)
-    for k, v in props.items():
-        ET.SubElement(ramp, "prop", k=k, v=v)
-    return ramp
-
-
-def _renderer(kind: str, **attrs: str) -> ET.Element:
-    return ET.Element(
-        "renderer-v2",
-        {"type": kind, "symbollevels": "0", "enableorderby": "0", "forceraster": "0", "referencescale": "-1", **attrs},
-    )
-
-
-def _single(kind: str, layers: Sequence[Mapping[str, Any]]) -> ET.Element:
-    r = _renderer("singleSymbol")
-    syms = ET.SubElement(r, "symbols")
-    syms.append(_symbol(kind, "0", layers))
-    ET.SubElement(r, "rotation")
-    ET.SubElement(r, "sizescale")
-    return r
-
-
-def _graduated(
-    kind: str,
-    attr: str,
-    breaks: Sequence[float],
-    make_layers: Any,
-    colors: Sequence[str],
-    *,
-    method: str = "GraduatedColor",
-    classification: str = "Quantile",
-) -> ET.Element:
-    """Graduated renderer: class ``i`` spans ``breaks[i]..breaks[i+1]``; ``make_layers(i, colour)`` gives its symbol layers."""
-    n = len(breaks) - 1
-    cols = _ramp(colors, n)
-    r = _renderer("graduatedSymbol", attr=attr, graduatedMethod=method)
-    ranges = ET.SubElement(r, "ranges")
-    syms = ET.SubElement(r, "symbols")
-    for i in range(n):
-        lo, hi = breaks[i], breaks[i + 1]
-        ET.SubElement(
-            ranges,
-            "range",
-            lower=f"{lo:.15f}",
-            upper=f"{hi:.15f}",
-            symbol=str(i),
-            label=f"{_fmt(lo)} - {_fmt(hi)}",
-            render="true",
-        )
-        syms.append(_symbol(kind, str(i), make_layers(i, cols[i])))
-    ET.SubElement(r, "source-symbol").append(_symbol(kind, "0", make_layers(n - 1, cols[-1])))
-    _gradient(r, colors)
-    cm = ET.SubElement(r, "classificationMethod", id=classification)
-    ET.SubElement(cm, "symmetricMode", enabled="0", symmetrypoint="0", astride="0")
-    ET.SubElement(cm, "labelFormat", format="%1 - %2", labelprecision="4", trimtrailingzeroes="1")
-    ET.SubElement(ET.SubElement(cm, "parameters"), "Option")
-    ET.SubElement(cm, "extraInformation")
-    ET.SubElement(r, "rotation")
-    ET.SubElement(r, "sizescale")
-    return r
-
-
-def _categorized(kind: str, attr: str, categories: Sequence[tuple[str, str, Sequence[Mapping[str, Any]]]]) -> ET.Element:
-    """Categorized renderer: ``(value, label, symbol layers)`` per category."""
-    r = _renderer("categorizedSymbol", attr=attr)
-    cats = ET.SubElement(r, "categories")
-    syms = ET.SubElement(r, "symbols")
-    for i, (value, label, layers) in enumerate(categories):
-        ET.SubElement(cats, "category", value=value, label=label, symbol=str(i), render="true")
-        syms.append(_symbol(kind, str(i), layers))
-    ET.SubElement(r, "rotation")
-    ET.SubElement(r, "sizescale")
-    return r
-
-
-def _rule_based(kind: str, rules: Sequence[tuple[str, str, Sequence[Mapping[str, Any]]]], key: str) -> ET.Element:
-    """Rule-based renderer: ``(filter expression, label, symbol layers)`` per rule, drawn in order."""
-    r = _renderer("RuleRenderer")
-    root = ET.SubElement(r, "rules", key="{" + str(uuid.uuid5(_NS, key)) + "}")
-    syms = ET.SubElement(r, "symbols")
-    for i, (expr, label, layers) in enumerate(rules):
-        attrs = {"key": "{" + str(uuid.uuid5(_NS, f"{key}/{i}")) + "}", "symbol": str(i), "label": label}
-        if expr:
-            attrs["filter"] = expr
-        ET.SubElement(root, "rule", attrs)
-        syms.append(_symbol(kind, str(i), layers))
-    return r
-
-
-def _labeling(field: str) -> ET.Element:
-    """Simple labels from ``field``: dark text with a white buffer, over the feature."""
-    lab = ET.Element("labeling", type="simple")
-    settings = ET.SubElement(lab, "settings", calloutType="simple")
-    style = ET.SubElement(
-        settings,
-        "text-style",
-        fieldName=field,
-        isExpression="0",
-        fontFamily="Sans Serif",
-        fontSize="9",
-        fontSizeUnit="Point",
-        fontWeight="75",
-        fontItalic="0",
-        textColor="40,40,40,255",
-        textOpacity="1",
-        namedStyle="Bold",
-        multilineHeight="1",
-        blendMode="0",
-        previewBkgrdColor="255,255,255,255",
-    )
-    ET.SubElement(
-        style,
-        "text-buffer",
-        bufferDraw="1",
-        bufferSize="1",
-        bufferSizeUnits="MM",
-        bufferColor="255,255,255,255",
-        bufferOpacity="1",
-        bufferNoFill="1",
-        bufferJoinStyle="128",
-        bufferBlendMode="0",
-    )
-    ET.SubElement(settings, "text-format", wrapChar="", multilineAlign="3", formatNumbers="0", decimals="3", plussign="0")
-    ET.SubElement(settings, "placement", placement="1", placementFlags="10", centroidInside="1", centroidWhole="0", priority="5")
-    ET.SubElement(settings, "rendering", obstacle="1", drawLabels="1", displayAll="0", upsidedownLabels="0", limitNumLabels="0")
-    return lab
-
-
-def _document(renderer: ET.Element, kind: str, labeling: ET.Element | None = None, opacity: float = 1.0) -> str:
-    root = ET.Element(
-        "qgis",
-        version=QGIS_VERSION,
-        styleCategories="Symbology|Labeling",
-        labelsEnabled="1" if labeling is not None else "0",
-    )
-    root.append(renderer)
-    if labeling is not None:
-        root.append(labeling)
-    ET.SubElement(root, "blendMode").text = "0"
-    ET.SubElement(root, "featureBlendMode").text = "0"
-    ET.SubElement(root, "layerOpacity").text = _fmt(opacity)
-    ET.SubElement(root, "layerGeometryType").text = _GEOM_CODE[kind]
-    return _serialise(root)
-
-
-def _serialise(root: ET.Element) -> str:
-    ET.indent(root, space="  ")
-    return _DOCTYPE + "\n" + ET.tostring(root, encoding="unicode") + "\n"
 
 
 # ---------------------------------------------------------------------- vector styles
@@ -805,205 +513,6 @@ def write_layer_styles(gpkg_path: str | Path, layers: Mapping[str, str] | None =
         con.close()
     logger.info("wrote QGIS styles of %d layers into %s", len(written), path.name)
     return written
-
-
-# ---------------------------------------------------------------------- raster styles
-def _raster_sample(src: Any, max_pixels: int = 4_000_000) -> np.ndarray:
-    """Valid (unmasked, finite) values of band 1, read decimated to at most ``max_pixels``."""
-    h, w = src.height, src.width
-    f = max(1.0, math.sqrt(h * w / max_pixels))
-    shape = (max(1, int(h / f)), max(1, int(w / f)))
-    a = src.read(1, masked=True, out_shape=shape, resampling=Resampling.nearest)
-    v = np.ma.compressed(a).astype(float)
-    return v[np.isfinite(v)]
-
-
-def _unique_values(src: Any, cap: int) -> np.ndarray | None:
-    """Exact unique valid values of band 1 (block by block), or None if more than ``cap``."""
-    vals = np.array([], dtype=float)
-    for _, win in src.block_windows(1):
-        block = src.read(1, window=win, masked=True)
-        vals = np.union1d(vals, np.unique(np.ma.compressed(block)).astype(float))
-        if vals.size > cap:
-            return None
-    return vals[np.isfinite(vals)]
-
-
-def _raster_kind(stem: str, src: Any) -> str:
-    if stem in ("patches", "allocation", "territories", "fence", "corridors_change"):
-        return "paletted"
-    if stem in RASTER_STYLES:
-        return "pseudocolor"
-    return "paletted" if np.issubdtype(np.dtype(src.dtypes[0]), np.integer) else "pseudocolor"
-
-
-def _pipe_tail(pipe: ET.Element) -> None:
-    ET.SubElement(pipe, "brightnesscontrast", brightness="0", contrast="0", gamma="1")
-    ET.SubElement(
-        pipe,
-        "huesaturation",
-        saturation="0",
-        grayscaleMode="0",
-        colorizeOn="0",
-        colorizeRed="255",
-        colorizeGreen="128",
-        colorizeBlue="128",
-        colorizeStrength="100",
-        invertColors="0",
-    )
-    ET.SubElement(pipe, "rasterresampler", maxOversampling="2")
-    ET.SubElement(pipe, "resamplingStage").text = "resamplingFilter"
-
-
-def _min_max_origin(parent: ET.Element) -> None:
-    mmo = ET.SubElement(parent, "minMaxOrigin")
-    for tag, text in (
-        ("limits", "None"),
-        ("extent", "WholeRaster"),
-        ("statAccuracy", "Estimated"),
-        ("cumulativeCutLower", "0.02"),
-        ("cumulativeCutUpper", "0.98"),
-        ("stdDevFactor", "2"),
-    ):
-        ET.SubElement(mmo, tag).text = text
-
-
-def _raster_document(renderer: ET.Element) -> str:
-    root = ET.Element("qgis", version=QGIS_VERSION, styleCategories="Symbology", hasScaleBasedVisibilityFlag="0")
-    pipe = ET.SubElement(root, "pipe")
-    prov = ET.SubElement(pipe, "provider")
-    ET.SubElement(
-        prov,
-        "resampling",
-        enabled="false",
-        maxOversampling="2",
-        zoomedInResamplingMethod="nearestNeighbour",
-        zoomedOutResamplingMethod="nearestNeighbour",
-    )
-    pipe.append(renderer)
-    _pipe_tail(pipe)
-    ET.SubElement(root, "blendMode").text = "0"
-    return _serialise(root)
-
-
-def _pseudocolor(values: np.ndarray, stem: str) -> ET.Element:
-    if values.size:
-        lo, hi = (float(x) for x in np.percentile(values, [2, 98]))
-    else:
-        logger.warning("%s: no valid cells; its style uses the range 0..1", stem)
-        lo, hi = 0.0, 1.0
-    if not hi > lo:
-        hi = lo + (abs(lo) * 0.01 or 1.0)
-    colors = list(_VIRIDIS[::-1] if stem == "corridors" else _VIRIDIS)
-    n = len(colors)
-    if stem == "resistance" and lo > 0:  # log-spaced stops: resistance spans orders of magnitude
-        stops = np.geomspace(lo, hi, n)
-    elif stem == "omniscape_normalized":  # diverging at 1: current as the landscape's geometry alone would give
-        colors = list(_RDYLBU_R)
-        lo, hi = min(lo, 0.99), max(hi, 1.01)
-        half = len(colors) // 2
-        stops = np.concatenate([np.linspace(lo, 1.0, half + 1), np.linspace(1.0, hi, half + 1)[1:]])
-        n = len(colors)
-    else:
-        stops = np.linspace(lo, hi, n)
-    r = ET.Element(
-        "rasterrenderer",
-        type="singlebandpseudocolor",
-        band="1",
-        opacity="1",
-        alphaBand="-1",
-        classificationMin=_num(lo),
-        classificationMax=_num(hi),
-        nodataColor="",
-    )
-    ET.SubElement(r, "rasterTransparency")
-    _min_max_origin(r)
-    shader = ET.SubElement(ET.SubElement(r, "rastershader"), "colorrampshader")
-    shader.attrib.update(
-        colorRampType="INTERPOLATED",
-        classificationMode="1",
-        minimumValue=_num(lo),
-        maximumValue=_num(hi),
-        clip="0",
-        labelPrecision="4",
-    )
-    _gradient(shader, colors)
-    for value, color in zip(stops, colors, strict=True):
-        ET.SubElement(shader, "item", alpha="255", value=_num(value), label=_fmt(float(value)), color=color)
-    return r
-
-
-def _paletted(values: np.ndarray, stem: str) -> ET.Element:
-    r = ET.Element("rasterrenderer", type="paletted", band="1", opacity="1", alphaBand="-1", nodataColor="")
-    ET.SubElement(r, "rasterTransparency")
-    _min_max_origin(r)
-    pal = ET.SubElement(r, "colorPalette")
-    if stem == "territories":
-        entries = [
-            (0, "#000000", 0, "none"),
-            (1, "#e7298a", 200, "female only"),
-            (2, "#1f78b4", 200, "male only"),
-            (3, "#7b3294", 220, "both"),
-        ]
-    elif stem == "fence":
-        entries = [(0, "#000000", 0, "none"), (1, "#8b0000", 255, "fence")]
-    elif stem == "corridors_change":
-        entries = [(0, "#000000", 0, "none"), (1, "#d62728", 230, "corridor lost"), (2, "#2ca02c", 230, "corridor gained"),
-                   (3, "#bdbdbd", 160, "corridor in both")]  # fmt: skip
-    else:
-        ids = [v for v in values if v != 0]
-        entries = [(v, _QUALITATIVE[i % len(_QUALITATIVE)], 255, _num(v)) for i, v in enumerate(ids)]
-    for value, color, alpha, label in entries:
-        ET.SubElement(pal, "paletteEntry", value=_num(value), color=color, alpha=str(alpha), label=label)
-    ET.SubElement(r, "colorramp", type="randomcolors", name="[source]")
-    return r
-
-
-def raster_qml(tif_path: str | Path, *, style: str | None = None) -> str:
-    """QML (QGIS style XML) for a single-band raster, from its name and data.
-
-    Continuous rasters get a singleband pseudocolor ramp (viridis; reversed
-    for ``corridors``, where low is best; log-spaced stops for
-    ``resistance``) from the 2nd to the 98th percentile of the valid cells;
-    class rasters (``patches``, ``allocation``, ``territories``, ``fence``,
-    and unknown integer rasters with at most :data:`MAX_PALETTE` values) a
-    paletted style.
-
-    Parameters
-    ----------
-    tif_path
-        The raster (any GDAL format); its stem selects the style.
-    style
-        Style name to use instead of the file stem (a key of :data:`RASTER_STYLES`).
-
-    Returns
-    -------
-    str
-        A QML document with ``<pipe><rasterrenderer type=...>``.
-
-    Raises
-    ------
-    DataError
-        If the file does not exist.
-    """
-    path = Path(tif_path)
-    if not path.is_file():
-        msg = f"{str(path)!r}: expected a raster, found no file."
-        raise DataError(msg)
-    stem = style or path.stem
-    with rasterio.open(path) as src:
-        kind = _raster_kind(stem, src)
-        if kind == "paletted":
-            fixed = ("territories", "fence", "corridors_change")
-            values = _unique_values(src, MAX_PALETTE) if stem not in fixed else np.array([])
-            if values is None:
-                logger.info("%s: more than %d classes; styled as a continuous raster", path.name, MAX_PALETTE)
-                renderer = _pseudocolor(_raster_sample(src), stem)
-            else:
-                renderer = _paletted(values, stem)
-        else:
-            renderer = _pseudocolor(_raster_sample(src), stem)
-    return _raster_document(renderer)
 
 
 def _atomic_write_text(path: Path, text: str) -> Path:

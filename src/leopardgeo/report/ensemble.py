@@ -63,6 +63,13 @@ def ensemble_markdown(links: pd.DataFrame, summary: dict, *, map_path: str | Non
         g = groups[key]
         names = "; ".join(_label(r) for r in g.itertuples()) if len(g) else "none"
         lines.append(f"- {head}: {names}")
+    cq = summary.get("current_quantiles")
+    if cq:
+        lines.append(
+            f"- **Current (circuit)** per cell over the draws: `current_quantiles.tif` (bands median, 5 %, 95 %). "
+            f"Where the median current is in its top 10 % ({cq['top_cells']:,} cells), the 5–95 % range is typically "
+            f"{cq['relative_range_median'] * 100:.0f} % of the median."
+        )
     lines.append("")
     if map_path:
         lines += [f"![Corridor frequency and links by robustness]({map_path})", ""]

@@ -7,12 +7,19 @@ analyses of resistance in Beier et al. 2008, *Conserv. Biol.* 22:836; Zeller et 
 (links, corridors, circuit, metrics, scores) on each draw, reusing everything upstream of resistance (inputs,
 suitability, patches are computed once and shared with the executor's workers), and summarises per link
 (share of draws in which it exists, cwd / score / rank median and 5-95 %, robustness class) and per cell
-(corridor frequency: share of draws whose truncated corridors cover the cell).
+(corridor frequency: share of draws whose truncated corridors cover the cell; with the circuit, the median and
+5-95 % of the current).
 
 Draw ``i`` takes its parameters from ``SeedSequence(seed).spawn(draws)[i]``, drawn before any task runs, and
-runs on one core, so the outputs are byte-identical with 1 thread, 2 threads or a Dask cluster.  Finished
-draws are kept in ``ensemble_draws/`` of the output folder (in batches), so an interrupted ensemble resumes
-from them; the final files are written at the end.
+runs on one core, so the outputs are byte-identical with 1 thread, 2 threads or a Dask cluster.  Each
+finished draw is saved in ``ensemble_draws/`` of the output folder as soon as it arrives (one map over all
+draws, no waiting for the slowest draw of a batch), so an interrupted ensemble resumes from them; the final
+files are written at the end.
+
+Per-cell current quantiles are exact (``numpy.quantile`` over all draws, linear interpolation) without
+holding every draw's map in memory: each draw's float32 current map goes into one row of a memory-mapped
+``.npy`` stack in ``ensemble_draws/`` when the draw arrives, and the quantiles are taken over blocks of grid
+rows at the end, so memory holds ``draws x rows-per-block x columns`` values at a time.
 """
 
 from __future__ import annotations
@@ -33,16 +40,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from leopardgeo.config import config_hash
+from leopardgeo.config import HabitatMethod, config_hash
 from leopardgeo.config.ensemble import Distribution
-from leopardgeo.core.errors import ConfigError, DataError, OutputExistsError
+from leopardgeo.core.errors import ConfigError, DataError, OutputError, OutputExistsError
 from leopardgeo.core.executor import Executor, core_budget, get_executor
 from leopardgeo.runner.registry import STAGES
 from leopardgeo.runner.stagegraph import execute, resolve
+from leopardgeo.stages.habitat import compute_suitability, rsf_inputs
 
 __all__ = [
     "ENSEMBLE_FILES",
     "check_draw_memory",
+    "current_quantiles",
     "draw_bytes",
     "EnsembleResult",
     "draw_configs",
@@ -59,9 +68,15 @@ ENSEMBLE_FILES = (
     "ensemble_draws.csv",
     "ensemble.gpkg",
     "corridor_frequency.tif",
+    "corridor_frequency.qml",
+    "current_quantiles.tif",
+    "current_quantiles.qml",
     "ensemble.json",
 )
 DRAWS_DIR = "ensemble_draws"
+CURRENT_STACK = "current.npy"  # in DRAWS_DIR: one float32 current map per draw (memory-mapped)
+#: Bands of ``current_quantiles.tif``: the median first, so a viewer's default (band 1) shows it.
+CURRENT_BANDS = (("median", 0.5), ("p05", 0.05), ("p95", 0.95))
 _STAGE_OF = {"links": "links", "corridors": "corridors", "circuit": "circuit", "metrics": "metrics", "scores": "scores"}
 _QUANTILES = (0.05, 0.5, 0.95)
 
@@ -74,6 +89,7 @@ class EnsembleResult:
     draws: pd.DataFrame
     corridor_frequency: np.ndarray | None
     grid: Any
+    current_quantiles: np.ndarray | None = None  # (3, rows, cols) float32: median, p05, p95 (CURRENT_BANDS)
     resumed: int = 0
     elapsed_s: float = 0.0
     timings_s: dict[str, float] = field(default_factory=dict)
@@ -85,6 +101,19 @@ def _range_draw(rng: np.random.Generator, low: float, high: float, dist: Distrib
         return float(rng.uniform(low, high))
     mid, sd = (low + high) / 2, (high - low) / (2 * 1.959964)
     return float(np.clip(rng.normal(mid, sd), low, high))
+
+
+def _check_coefficients_drawable(cfg: Any) -> None:
+    """Refuse coefficient draws the suitability would ignore (a raster habitat, or coefficients read from a file)."""
+    h = cfg.habitat
+    if h.method is HabitatMethod.RASTER or h.coefficients_file:
+        where = "method = 'raster'" if h.method is HabitatMethod.RASTER else f"coefficients_file = {h.coefficients_file!r}"
+        msg = (
+            f"[ensemble] RSF coefficient draws: expected the coefficients in [habitat] coefficients, found [habitat] "
+            f"{where}, so the drawn coefficients would be ignored. Put the coefficients in [habitat] coefficients, "
+            "or vary other parameters."
+        )
+        raise ConfigError(msg)
 
 
 def draw_parameters(cfg: Any) -> pd.DataFrame:
@@ -117,10 +146,14 @@ def draw_parameters(cfg: Any) -> pd.DataFrame:
                 f"found columns {list(table.columns)} and {len(table)} rows."
             )
             raise ConfigError(msg)
+        if any(c.startswith("coef_") for c in table.columns):
+            _check_coefficients_drawable(cfg)
         table = table.drop(columns=["draw"], errors="ignore").astype(float)
         table.insert(0, "draw", np.arange(len(table)))
         return table
     varied = ens.varied()
+    if any(se > 0 for se in ens.coefficient_se.values()):
+        _check_coefficients_drawable(cfg)
     if not varied:
         msg = (
             "[ensemble]: expected at least one varied parameter (max_resistance, shape_c, barrier_penalty_factor, "
@@ -177,12 +210,17 @@ def draw_configs(cfg: Any, params: pd.DataFrame) -> list[Any]:
 
 # ---------------------------------------------------------------------- one draw
 def _run_draw(cfg: Any, base: Any, stage_names: tuple[str, ...], coefs_varied: bool) -> dict[str, Any]:
-    """Resistance onward for one draw (a task of the executor), on one core so results never depend on it."""
+    """Resistance onward for one draw (a task of the executor), on one core so results never depend on it.
+
+    Returns the draw's compact result: the links table (paths as WKB), the corridor mask packed to one bit
+    per cell, and with the circuit its float32 current map.
+    """
     by_name = {s.name: s for s in STAGES}
     with core_budget(1):
         ctx = dict(base.get())
         if coefs_varied:  # the suitability resistance derives from; patches stay those of the base config
-            ctx["suitability"] = by_name["habitat"].compute(cfg, ctx)["suitability"]
+            # the covariates do not depend on the draw: built once (run_ensemble), only the logistic is redone
+            ctx["suitability"] = compute_suitability(cfg, ctx["inputs"], covariates=ctx.get("covariates"))
         for name in ("resistance", *stage_names):
             s = by_name[name]
             if s.enabled(cfg):
@@ -207,7 +245,11 @@ def _run_draw(cfg: Any, base: Any, stage_names: tuple[str, ...], coefs_varied: b
     bits = None
     if corr is not None and getattr(corr, "normalised", None) is not None:
         bits = np.packbits(np.isfinite(corr.normalised).ravel())
-    return {"links": links, "corridor_bits": bits}
+    circ = ctx.get("circuit")
+    current = None
+    if circ is not None and getattr(circ, "cum_current", None) is not None:
+        current = np.ascontiguousarray(circ.cum_current, dtype=np.float32)
+    return {"links": links, "corridor_bits": bits, "current": current}
 
 
 # ---------------------------------------------------------------------- summaries
@@ -260,6 +302,30 @@ def summarise_links(draws: list[dict[str, Any]], base: dict[str, Any], *, robust
     return pd.DataFrame(out, columns=cols)
 
 
+def current_quantiles(stack: np.ndarray, *, block_bytes: int = 64 * 2**20) -> np.ndarray:
+    """Per-cell median, 5 % and 95 % (:data:`CURRENT_BANDS`) over the first axis of a ``(draws, rows, cols)`` stack.
+
+    Exact (``numpy.quantile``, linear interpolation; NaN where any draw has NaN), taken over blocks of grid rows so
+    that a memory-mapped stack is read once and memory holds about ``block_bytes`` of it (plus numpy's working
+    copy) at a time.
+
+    Examples
+    --------
+    >>> st = np.arange(24, dtype=np.float32).reshape(4, 2, 3)
+    >>> q = current_quantiles(st, block_bytes=1)  # one row per block
+    >>> bool(np.array_equal(q, np.quantile(st, [0.5, 0.05, 0.95], axis=0).astype(np.float32)))
+    True
+    """
+    n, rows, cols = stack.shape
+    qs = [q for _, q in CURRENT_BANDS]
+    out = np.empty((len(qs), rows, cols), dtype=np.float32)
+    step = max(1, int(block_bytes // max(1, n * cols * stack.dtype.itemsize)))
+    for r0 in range(0, rows, step):
+        block = np.asarray(stack[:, r0 : r0 + step, :])
+        out[:, r0 : r0 + step, :] = np.quantile(block, qs, axis=0)
+    return out
+
+
 # ---------------------------------------------------------------------- memory
 def draw_bytes(n_cells: int, stage_names: tuple[str, ...]) -> int:
     """Approximate peak bytes of one draw: resistance and its temporaries, plus each stage it runs.
@@ -276,6 +342,18 @@ def draw_bytes(n_cells: int, stage_names: tuple[str, ...]) -> int:
 
     per_cell = B["base"] + 4 * B["inputs"] + sum(B.get(s, 0.0) for s in stage_names)
     return int(n_cells * per_cell)
+
+
+def _check_stack_disk(path: Path, n_bytes: int) -> None:
+    """Refuse, before any draw runs, a current stack that the output folder's disk cannot hold."""
+    free = shutil.disk_usage(path).free
+    if n_bytes > free:
+        msg = (
+            f"{str(path)!r}: expected room for the draws' current maps ({n_bytes / 1e9:.2f} GB: draws x cells x 4 B, "
+            f"for the per-cell current quantiles), found {free / 1e9:.2f} GB free. Free space, use another --out, "
+            "fewer draws or coarser cells, or leave 'circuit' out of [ensemble] stages."
+        )
+        raise OutputError(msg)
 
 
 def check_draw_memory(grid: Any, stage_names: tuple[str, ...], ex: Executor) -> None:
@@ -320,7 +398,6 @@ def run_ensemble(
     overwrite: bool = False,
     executor: Executor | None = None,
     progress: Callable[[int, int], None] | None = None,
-    batch: int | None = None,
 ) -> EnsembleResult:
     """Run ``[ensemble] draws`` draws of the resistance model and write the summaries into ``out_dir``.
 
@@ -331,15 +408,15 @@ def run_ensemble(
     out_dir
         Output folder: ``ensemble_links.csv`` (per link), ``ensemble_draws.csv`` (the drawn parameters),
         ``ensemble.gpkg`` (layer ``ensemble_links``, styled for QGIS by robustness),
-        ``corridor_frequency.tif`` (COG) and ``ensemble.json``; finished draws in ``ensemble_draws/``.
+        ``corridor_frequency.tif`` (COG), with the circuit ``current_quantiles.tif`` (COG; bands median, p05,
+        p95 of the per-cell current over the draws), a QGIS ``.qml`` beside each GeoTIFF, and
+        ``ensemble.json``; finished draws in ``ensemble_draws/``.
     overwrite
         Replace earlier ensemble outputs (and draws made with other settings).
     executor
         Where the draws run; default: ``get_executor(cfg.executor)``.
     progress
-        ``progress(done, total)`` after each batch of draws.
-    batch
-        Draws between saves (default: 4 per task slot, at least 8).
+        ``progress(done, total)`` after each draw.
 
     Raises
     ------
@@ -347,6 +424,12 @@ def run_ensemble(
         If the folder holds ensemble outputs or draws of other settings and ``overwrite`` is false.
     ConfigError
         If ``[ensemble]`` varies nothing or names unknown coefficients.
+    MemoryLimitError
+        If one draw cannot fit in the memory of a task slot.
+    OutputError
+        If the disk cannot hold the draws' current maps (ensembles with the circuit).
+    WorkerLostError
+        If a Dask worker dies mid-run (rerun the command to resume from the saved draws).
     """
     t0 = time.perf_counter()
     ens = cfg.ensemble
@@ -383,12 +466,29 @@ def run_ensemble(
     stage_names = tuple(n for n in ("links", "corridors", "circuit", "metrics", "scores") if n in ens.stages)
     coefs_varied = any(c.startswith("coef_") for c in params.columns)
     configs = draw_configs(cfg, params)
+    base_shared = {k: base_ctx[k] for k in ("inputs", "suitability", "labels", "patches")}
+    if coefs_varied:  # the RSF covariates do not depend on the draw (_check_coefficients_drawable)
+        base_shared["covariates"] = rsf_inputs(cfg, base_ctx["inputs"])[0]
+    n_draws = len(configs)
+    stack = None
+    if "circuit" in stage_names and cfg.circuit.enabled:
+        stack_path = draws_dir / CURRENT_STACK
+        shape = (n_draws, *grid.shape)
+        if stack_path.is_file():
+            stack = np.load(stack_path, mmap_mode="r+")
+            if stack.shape != shape or stack.dtype != np.float32:  # pragma: no cover - key.txt guards this
+                del stack
+                stack_path.unlink()
+                stack = None
+        if stack is None:
+            _check_stack_disk(draws_dir, n_draws * int(np.prod(grid.shape)) * 4)
+            stack = np.lib.format.open_memmap(stack_path, mode="w+", dtype=np.float32, shape=shape)
 
     own = executor is None
     ex = get_executor(cfg.executor) if own else executor
     try:
         check_draw_memory(grid, stage_names, ex)
-        shared = ex.share({k: base_ctx[k] for k in ("inputs", "suitability", "labels", "patches")})
+        shared = ex.share(base_shared)
         todo = [("base", cfg)] + [(f"{i:05d}", c) for i, c in enumerate(configs)]
         results: dict[str, dict[str, Any]] = {}
         for name, _ in todo:
@@ -398,25 +498,35 @@ def run_ensemble(
                     results[name] = pickle.load(fh)
         resumed = sum(1 for n in results if n != "base")
         if resumed:
-            logger.info("ensemble: resuming, %d of %d draws already done", resumed, len(configs))
+            logger.info("ensemble: resuming, %d of %d draws already done", resumed, n_draws)
         pending = [(n, c) for n, c in todo if n not in results]
-        size = batch or max(8, 4 * ex.slots)
-        t = time.perf_counter()
-        for start in range(0, len(pending), size):
-            chunk = pending[start : start + size]
-            got = ex.map(_run_draw, [(c, shared, stage_names, coefs_varied) for _, c in chunk], star=True, label="draw")
-            for (n, _), r in zip(chunk, got, strict=True):
-                _atomic_bytes(draws_dir / f"draw_{n}.pkl", pickle.dumps(r, protocol=pickle.HIGHEST_PROTOCOL))
-                results[n] = r
+
+        def save(i: int, r: dict[str, Any]) -> None:
+            """Keep a finished draw: its current map in the stack first, then its file (which marks it done)."""
+            n = pending[i][0]
+            cur = r.pop("current", None)
+            if stack is not None and n != "base":
+                if cur is None:  # pragma: no cover - the circuit always gives a map
+                    msg = f"ensemble draw {n}: expected a current map from the circuit stage, found none."
+                    raise DataError(msg)
+                stack[int(n)] = cur
+                stack.flush()
+            _atomic_bytes(draws_dir / f"draw_{n}.pkl", pickle.dumps(r, protocol=pickle.HIGHEST_PROTOCOL))
+            results[n] = r
             if progress is not None:
-                progress(sum(1 for n in results if n != "base"), len(configs))
+                progress(sum(1 for k in results if k != "base"), n_draws)
+
+        t = time.perf_counter()
+        # one map over every pending draw; each is saved as it arrives, so no task waits for a batch's slowest
+        ex.map(_run_draw, [(c, shared, stage_names, coefs_varied) for _, c in pending], star=True, label="draw",
+               on_result=save)  # fmt: skip
         timings["draws_s"] = time.perf_counter() - t
         ex.release(shared)
     finally:
         if own:
             ex.close()
 
-    draws = [results[f"{i:05d}"] for i in range(len(configs))]
+    draws = [results[f"{i:05d}"] for i in range(n_draws)]
     links = summarise_links(draws, results["base"], robust_share=ens.robust_share, rare_share=ens.rare_share)
     freq = None
     if all(d["corridor_bits"] is not None for d in draws):
@@ -425,8 +535,20 @@ def run_ensemble(
         for d in draws:
             counts += np.unpackbits(d["corridor_bits"], count=n_cells)
         freq = (counts / len(draws)).astype(np.float32).reshape(grid.shape)
+    cur_q = None
+    if stack is not None:
+        t = time.perf_counter()
+        cur_q = current_quantiles(stack)
+        timings["current_quantiles_s"] = time.perf_counter() - t
+        del stack
     result = EnsembleResult(
-        links=links, draws=params, corridor_frequency=freq, grid=grid, resumed=resumed, timings_s=timings
+        links=links,
+        draws=params,
+        corridor_frequency=freq,
+        grid=grid,
+        current_quantiles=cur_q,
+        resumed=resumed,
+        timings_s=timings,
     )
     _write(out, cfg, result, draws, results["base"], base_ctx)
     result.elapsed_s = time.perf_counter() - t0
@@ -443,13 +565,29 @@ def _geometries(draws: list[dict[str, Any]], base: dict[str, Any]) -> dict[tuple
     return geoms
 
 
+def _current_summary(q: np.ndarray | None) -> dict[str, float] | None:
+    """How much the current moves between draws where it is high (None without the circuit).
+
+    Over the cells of the top 10 % median current: the median of the 5-95 % range relative to the median.
+    """
+    if q is None:
+        return None
+    med, lo, hi = q
+    ok = np.isfinite(med) & (med > 0)
+    if not ok.any():
+        return {"top_cells": 0, "relative_range_median": float("nan")}
+    top = ok & (med >= np.quantile(med[ok], 0.9))
+    rel = (hi[top] - lo[top]) / med[top]
+    return {"top_cells": int(top.sum()), "relative_range_median": round(float(np.median(rel)), 6)}
+
+
 def _write(out: Path, cfg: Any, res: EnsembleResult, draws: list[dict[str, Any]], base: dict[str, Any], ctx: Any) -> None:
     """The final files, each written to a temporary name and renamed into place."""
     import geopandas as gpd
     import shapely
 
     from leopardgeo.io import write_layers, write_raster
-    from leopardgeo.io.styles import write_layer_styles
+    from leopardgeo.io.styles import write_layer_styles, write_raster_style
 
     tmp = out / ".ensemble_tmp"
     if tmp.exists():
@@ -479,6 +617,12 @@ def _write(out: Path, cfg: Any, res: EnsembleResult, draws: list[dict[str, Any]]
     if res.corridor_frequency is not None:
         write_raster(tmp / "corridor_frequency.tif", res.corridor_frequency, res.grid,
                      description="share of draws whose truncated corridors cover the cell")  # fmt: skip
+        write_raster_style(tmp / "corridor_frequency.tif", style="suitability")  # viridis over 0..1
+    if res.current_quantiles is not None:
+        write_raster(tmp / "current_quantiles.tif", res.current_quantiles, res.grid,
+                     description="per-cell current (A) over the draws: median, 5 % and 95 % quantiles",
+                     band_names=[b for b, _ in CURRENT_BANDS])  # fmt: skip
+        write_raster_style(tmp / "current_quantiles.tif", style="current")  # band 1: the median
     summary = {
         "draws": len(draws),
         "varied": [c for c in res.draws.columns if c != "draw"],
@@ -487,6 +631,7 @@ def _write(out: Path, cfg: Any, res: EnsembleResult, draws: list[dict[str, Any]]
         "robust_share": cfg.ensemble.robust_share,
         "rare_share": cfg.ensemble.rare_share,
         "links": {k: int((links["robustness"] == k).sum()) for k in ("robust", "sensitive", "rare")},
+        "current_quantiles": _current_summary(res.current_quantiles),
         "config_hash": config_hash(cfg),
     }
     (tmp / "ensemble.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")

@@ -540,29 +540,45 @@ class HabitatConfig:
 
 
 # ---------------------------------------------------------------------- the stage
-def rsf_inputs(cfg: RunConfigLike, inputs: Inputs) -> tuple[dict[str, np.ndarray], float, dict[str, float]]:
-    """The RSF's covariates (built-in and ``[inputs.covariates]``), intercept and coefficients."""
+def rsf_inputs(
+    cfg: RunConfigLike, inputs: Inputs, *, covariates: Mapping[str, np.ndarray] | None = None
+) -> tuple[dict[str, np.ndarray], float, dict[str, float]]:
+    """The RSF's covariates (built-in and ``[inputs.covariates]``), intercept and coefficients.
+
+    ``covariates``: the covariates of an earlier call on the same inputs and ``[habitat]`` covariate settings
+    (a resistance ensemble varies only the coefficients, so it builds them once); ``None`` builds them.
+    """
     h = cfg.habitat
-    cov = builtin_covariates(
-        inputs.grid,
-        elevation_m=inputs.rasters.get("elevation"),
-        landcover=inputs.rasters.get("landcover"),
-        settlements=inputs.settlements,
-        config=h,
-    )
-    cov |= {k.split(":", 1)[1]: v for k, v in inputs.rasters.items() if k.startswith("covariate:")}
+    if covariates is not None:
+        cov = dict(covariates)
+    else:
+        cov = builtin_covariates(
+            inputs.grid,
+            elevation_m=inputs.rasters.get("elevation"),
+            landcover=inputs.rasters.get("landcover"),
+            settlements=inputs.settlements,
+            config=h,
+        )
+        cov |= {k.split(":", 1)[1]: v for k, v in inputs.rasters.items() if k.startswith("covariate:")}
     intercept, coefficients = h.intercept, h.coefficients
     if h.coefficients_file:
         intercept, coefficients = read_coefficients(cfg.resolve(h.coefficients_file))
     return cov, intercept, dict(coefficients)
 
 
-def compute_suitability(cfg: RunConfigLike, inputs: Inputs, *, hold: tuple[str, ...] = ()) -> np.ndarray:
+def compute_suitability(
+    cfg: RunConfigLike,
+    inputs: Inputs,
+    *,
+    hold: tuple[str, ...] = (),
+    covariates: Mapping[str, np.ndarray] | None = None,
+) -> np.ndarray:
     """Suitability 0..1 on the grid (NaN outside valid cells).
 
     ``hold`` names RSF covariates held at their most favourable value (see
     :func:`leopardgeo.habitat.hold_at_best`); the resistance uses it for the
-    residency-only terms of ``[resistance] residency_covariates``.
+    residency-only terms of ``[resistance] residency_covariates``.  ``covariates``: the first
+    value of :func:`rsf_inputs` for these inputs, when already built (see there).
     """
     h = cfg.habitat
     if h.method is HabitatMethod.RASTER:
@@ -570,7 +586,7 @@ def compute_suitability(cfg: RunConfigLike, inputs: Inputs, *, hold: tuple[str, 
             msg = "[habitat] method = 'raster' needs [inputs] suitability = 'path/to/suitability.tif'."
             raise ConfigError(msg)
         return suitability_from_raster(inputs.rasters["suitability"], land=inputs.valid)
-    cov, intercept, coefficients = rsf_inputs(cfg, inputs)
+    cov, intercept, coefficients = rsf_inputs(cfg, inputs, covariates=covariates)
     if hold:
         cov = hold_at_best(cov, coefficients, [n for n in hold if n in coefficients], valid=inputs.valid)
     s = rsf_suitability(cov, intercept=intercept, coefficients=coefficients)
