@@ -33,6 +33,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("/tmp/bench_reuse"))
     ap.add_argument("--write", type=Path, default=None)
     ap.add_argument("--no-cold", action="store_true", help="skip the first (cold) full run when numba's cache is warm")
+    ap.add_argument("--no-links", action="store_true", help="skip the `[links] rule` rerun (the longest step)")
     args = ap.parse_args()
     out = args.out
     shutil.rmtree(out, ignore_errors=True)
@@ -49,6 +50,8 @@ def main() -> None:
     ]
     if args.no_cold:
         steps = steps[1:]
+    if args.no_links:
+        steps = steps[:-1]
     rows = []
     full = None
     for label, c, recompute in steps:
@@ -59,7 +62,12 @@ def main() -> None:
             full = dt
         computed = [n for n in result.timings_s if n not in result.reused and n in {s.name for s in pipeline.STAGES}]
         rows.append((label, dt, computed))
-        print(f"{label}: {dt:.1f} s; recomputed {', '.join(computed)}", flush=True)
+        stage_s = sum(result.timings_s.get(n, 0.0) for n in computed)
+        print(
+            f"{label}: {dt:.1f} s; recomputed {', '.join(computed)} ({stage_s:.1f} s); "
+            f"write {result.timings_s.get('write', 0.0):.1f} s",
+            flush=True,
+        )
     assert full is not None
     lines = [
         "## Reruns into a run folder (`bench_reuse.py`)",

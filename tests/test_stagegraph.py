@@ -12,7 +12,10 @@ from leopardgeo.config import LinkRule
 from leopardgeo.core.errors import ConfigError
 from leopardgeo.runner.pipeline import STAGES
 from leopardgeo.runner.registry import demo_config
-from leopardgeo.runner.stagegraph import CACHE_DIR, Stage, execute, resolve, stage_hashes
+from leopardgeo.runner.stagegraph import CACHE_DIR, CACHE_SUFFIX, Stage, execute, resolve, stage_hashes
+
+#: The stages of the reintroduction sites (their evaluation, simulation and ranking).
+SITES = ("site_evaluation", "site_simulation", "sites")
 
 
 def _names(order):
@@ -59,20 +62,31 @@ def _changed(cfg, other, inputs=None, inputs2=None):
 def test_a_score_change_touches_only_the_scores_and_the_sites():
     cfg = demo_config()
     other = cfg.replace(score=dataclasses.replace(cfg.score, weight_cwd=cfg.score.weight_cwd + 1))
-    assert _changed(cfg, other) == ["scores", "sites"]
+    assert _changed(cfg, other) == ["scores", "site_evaluation", "site_simulation", "sites"]
 
 
 def test_a_sites_change_touches_only_the_sites():
     cfg = demo_config()
     other = cfg.replace(sites=dataclasses.replace(cfg.sites, rank_stability_draws=cfg.sites.rank_stability_draws + 1))
-    assert _changed(cfg, other) == ["sites"]
+    assert _changed(cfg, other) == ["sites"]  # the ranking alone: the evaluation and the simulation are reused
+
+
+def test_a_sites_change_touches_the_parts_of_the_sites_that_read_the_key():
+    cfg = demo_config()
+    sc = cfg.sites
+    weights = {**sc.weights, "capacity_females": sc.weights["capacity_females"] + 1}
+    assert _changed(cfg, cfg.replace(sites=dataclasses.replace(sc, weights=weights))) == ["site_simulation", "sites"]
+    runs = dataclasses.replace(sc, simulation_runs=sc.simulation_runs + 1)
+    assert _changed(cfg, cfg.replace(sites=runs)) == ["site_simulation", "sites"]
+    reps = dataclasses.replace(sc, capacity_replicates=sc.capacity_replicates + 1)
+    assert _changed(cfg, cfg.replace(sites=reps)) == ["site_evaluation", "site_simulation", "sites"]
 
 
 def test_a_link_rule_change_recomputes_links_and_everything_downstream():
     cfg = demo_config()
     other = cfg.replace(links=dataclasses.replace(cfg.links, rule=LinkRule.CUTOFF, max_cwd=1e9))
     assert _changed(cfg, other) == sorted(
-        ["links", "corridors", "circuit", "pinch_points", "barriers", "metrics", "crossborder", "scores", "sites"]
+        ["links", "corridors", "circuit", "pinch_points", "barriers", "metrics", "crossborder", "scores", *SITES]
     )
 
 
@@ -107,7 +121,7 @@ def _run(stages, cfg, folder, previous):
         input_hashes={},
         previous=previous,
         folder=folder,
-        trusted=[f"{CACHE_DIR}/{s.name}.pkl" for s in stages],
+        trusted=[f"{CACHE_DIR}/{s.name}{CACHE_SUFFIX}" for s in stages],
         save=lambda name, data: saved.__setitem__(name, data),
     )
     for name, data in saved.items():
@@ -116,7 +130,7 @@ def _run(stages, cfg, folder, previous):
     return ctx, rep, {"stages": rep.manifest(), "cache_sha256": rep.cache_sha256}
 
 
-def test_execute_reuses_unchanged_stages_and_restores_mutated_values(tmp_path):
+def test_execute_reuses_unchanged_stages_and_restores_mutated_values(tmp_path, caplog):
     cfg = demo_config()
     log = []
     stages = _toy(log)
@@ -132,10 +146,28 @@ def test_execute_reuses_unchanged_stages_and_restores_mutated_values(tmp_path):
     ctx, rep, manifest = _run(stages, other, tmp_path, manifest)
     assert rep.reused == ["box", "a"] and log == ["b"] and ctx["box"] == ["a", "b"]
     # a cache that does not match its manifest is recomputed, with everything after it
-    (tmp_path / CACHE_DIR / "a.pkl").write_bytes(b"not the cache")
+    (tmp_path / CACHE_DIR / f"a{CACHE_SUFFIX}").write_bytes(b"not the cache")
     log.clear()
-    ctx, rep, _ = _run(stages, other, tmp_path, manifest)
+    ctx, rep, manifest = _run(stages, other, tmp_path, manifest)
     assert rep.reused == ["box"] and log == ["a", "b"]
+    # a damaged or foreign cache that matches its manifest (a pickle, say) is computed again with a note, never loaded
+    import hashlib
+    import pickle
+
+    bad = pickle.dumps({"a": 1})
+    (tmp_path / CACHE_DIR / f"a{CACHE_SUFFIX}").write_bytes(bad)
+    manifest["cache_sha256"][f"{CACHE_DIR}/a{CACHE_SUFFIX}"] = hashlib.sha256(bad).hexdigest()
+    log.clear()
+    with caplog.at_level("WARNING", logger="leopardgeo.runner.stagegraph"):
+        ctx, rep, manifest = _run(stages, other, tmp_path, manifest)
+    assert rep.reused == ["box"] and log == ["a", "b"] and "not a stage cache file" in caplog.text
+    # a value the cache cannot store: the stage is not cached (a note) and a later run computes it again
+    odd = [*stages[:2], Stage("b", "b", lambda c, x: {"b": object()}, needs=("a",), produces=("b",), sections=("links",))]
+    with caplog.at_level("WARNING", logger="leopardgeo.runner.stagegraph"):
+        ctx, rep, manifest = _run(odd, other, tmp_path, manifest)
+    assert "does not store a builtins.object" in caplog.text and f"{CACHE_DIR}/b{CACHE_SUFFIX}" not in manifest["cache_sha256"]
+    _, rep, _ = _run(odd, other, tmp_path, manifest)
+    assert rep.reused == ["box", "a"] and rep.computed == ["b"]
 
 
 def test_rerun_of_a_run_folder_reuses_and_writes_identical_files(coarse_run, tmp_path):
@@ -159,12 +191,12 @@ def test_rerun_of_a_run_folder_reuses_and_writes_identical_files(coarse_run, tmp
     cfg2 = cfg.replace(score=dataclasses.replace(cfg.score, weight_cwd=0.0, weight_width=1.0))
     inode = {n: (out / n).stat().st_ino for n in ("suitability.tif", "suitability.qml", "metrics.json", "sites.csv")}
     third = run(cfg2, out_dir=out, overwrite=True)
-    assert set(third.reused) == set(again.reused) - {"scores", "sites"}
+    assert set(third.reused) == set(again.reused) - {"scores", *SITES}
     # the files of reused stages are carried over (the same files, not written again); the sites' are new
     assert all((out / n).stat().st_ino == inode[n] for n in ("suitability.tif", "suitability.qml", "metrics.json"))
     assert (out / "sites.csv").stat().st_ino != inode["sites.csv"]
     manifest = json.loads((out / "manifest.json").read_text())
-    assert {n for n, s in manifest["stages"].items() if not s["reused"]} == {"scores", "sites"}
+    assert {n for n, s in manifest["stages"].items() if not s["reused"]} == {"scores", *SITES} & set(manifest["stages"])
     assert third.graph is not None
     assert [d["score"] for *_, d in third.graph.edges(data=True)] != [d["score"] for *_, d in result.graph.edges(data=True)]
     assert (out / "leopardgeo.gpkg").read_bytes() != (folder / "leopardgeo.gpkg").read_bytes()
@@ -208,7 +240,7 @@ def test_a_stage_command_into_a_run_folder_keeps_every_stage_and_recomputes_only
     cfg2 = cfg.replace(links=dataclasses.replace(cfg.links, rule=LinkRule.CUTOFF, max_cwd=1e6))
     third = run(cfg2, out_dir=out, overwrite=True, targets=("territories",))
     recomputed = [n for n in everything if n not in third.reused]
-    downstream = ["links", "corridors", "circuit", "pinch_points", "barriers", "metrics", "crossborder", "scores", "sites"]
+    downstream = ["links", "corridors", "circuit", "pinch_points", "barriers", "metrics", "crossborder", "scores", *SITES]
     assert recomputed == downstream
     assert third.reused == ["inputs", "habitat", "resistance", "patches", "omniscape", "territories"]
     manifest = json.loads((out / "manifest.json").read_text())
@@ -228,3 +260,153 @@ def test_a_stage_command_into_a_new_folder_runs_only_what_it_needs(coarse_config
     assert written >= set(output_files(cfg, ["territories"]))
     with pytest.raises(ConfigError, match="unknown stage"):
         run(cfg, out_dir=tmp_path / "u", targets=("territory",))
+
+
+def test_stage_hashes_change_with_the_package_version_and_library_versions(monkeypatch):
+    from leopardgeo.runner import stagegraph
+
+    cfg = demo_config()
+    order = resolve(STAGES, cfg)
+    before = stage_hashes(order, cfg, {})
+    versions = stagegraph.software_versions()
+    assert versions["leopardgeo"] and "numpy" in versions
+    monkeypatch.setattr(stagegraph, "software_versions", lambda: {**versions, "leopardgeo": versions["leopardgeo"] + ".1"})
+    after = stage_hashes(order, cfg, {})
+    assert all(before[n] != after[n] for n in before)  # an upgraded leopardgeo reuses nothing of an older run
+
+
+def test_code_digest_follows_the_imports_of_a_stage(monkeypatch, tmp_path):
+    from leopardgeo.runner import stagegraph
+
+    root = tmp_path / "leopardgeo"
+    for name, text in {
+        "__init__.py": "",
+        "stages/__init__.py": "",
+        "stages/a.py": "from leopardgeo.kernels import k\nimport numpy as np\n\ndef f():\n    from ..core import c as _c\n",
+        "stages/b.py": "x = 1\n",
+        "kernels/__init__.py": "",
+        "kernels/k.py": "y = 1\n",
+        "core/__init__.py": "",
+        "core/c.py": "z = 1\n",
+    }.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+
+    def digest():
+        for f in (stagegraph._source, stagegraph._imported, stagegraph.code_digest):
+            f.cache_clear()
+        return stagegraph.code_digest("leopardgeo.stages.a")
+
+    monkeypatch.setattr(stagegraph, "_ROOT", root)
+    try:
+        assert stagegraph._imported("leopardgeo.stages.a") == {
+            "leopardgeo.kernels", "leopardgeo.kernels.k", "leopardgeo.core", "leopardgeo.core.c"
+        }  # fmt: skip
+        d0 = digest()
+        (root / "stages/b.py").write_text("x = 2\n")  # not imported by a
+        assert digest() == d0
+        (root / "kernels/k.py").write_text("y = 2\n")  # imported
+        d1 = digest()
+        assert d1 != d0
+        (root / "core/c.py").write_text("z = 2\n")  # imported inside a function, relative
+        assert digest() != d1
+    finally:
+        monkeypatch.undo()
+        for f in (stagegraph._source, stagegraph._imported, stagegraph.code_digest):
+            f.cache_clear()
+
+
+def test_the_stage_cache_stores_every_kind_of_stage_value_and_runs_no_code(tmp_path):
+    import networkx as nx
+    import numpy as np
+    import pandas as pd
+    from pandas.testing import assert_frame_equal
+
+    import geopandas as gpd
+    import shapely
+    from affine import Affine
+    from pyproj import CRS
+
+    from leopardgeo.runner import cache
+    from leopardgeo.stages.site_candidates import SourceRegion
+
+    gdf = gpd.GeoDataFrame(
+        {
+            "name": pd.array(["a", None, "c"], dtype="str"),
+            "n": pd.array([1, None, 3], dtype="Int64"),
+            "kind": pd.Categorical(["x", "y", "x"]),
+            "f": [0.5, np.nan, np.inf],
+            "obj": [{"k": 1}, [1, 2], None],
+            "geometry": [shapely.Point(0, 1), None, shapely.box(0, 0, 1, 1)],
+        },
+        crs="EPSG:32652",
+        index=pd.Index([10, 20, 30], name="id"),
+    )
+    g = nx.MultiGraph(kind="links")
+    g.add_edge((1, 2), "b", key=7, path=np.arange(4, dtype=np.int32), geom=shapely.LineString([(0, 0), (1, 1)]))
+    shared = np.ones(3)
+    region = SourceRegion(
+        name="LotL", kind="patch", patch_ids=(1, 2), mask=np.eye(2, dtype=bool), geometry=shapely.box(0, 0, 1, 1)
+    )
+    value = {
+        "gdf": gdf, "graph": g, "a": shared, "b": shared, "region": region, "rule": LinkRule.CUTOFF,
+        "t": Affine(500.0, 0, 1e6, 0, -500.0, 5e6), "crs": CRS.from_epsg(3857), "s": slice(1, None, 2),
+        "big": 2**70, "nan": float("nan"), "np": np.float32(1.5), 3: (None, b"\x00\xff", frozenset({1})),
+    }  # fmt: skip
+    back = cache.loads(cache.dumps(value))
+    assert_frame_equal(pd.DataFrame(back["gdf"].drop(columns="geometry")), pd.DataFrame(gdf.drop(columns="geometry")))
+    assert back["gdf"].crs == gdf.crs and back["gdf"].geometry.name == "geometry"
+    geoms = back["gdf"].geometry
+    assert geoms.iloc[0].equals(gdf.geometry.iloc[0]) and geoms.iloc[1] is None and geoms.iloc[2].equals(gdf.geometry.iloc[2])
+    e = next(iter(back["graph"].edges(keys=True, data=True)))
+    assert isinstance(back["graph"], nx.MultiGraph) and back["graph"].graph == {"kind": "links"}
+    assert (
+        e[:3] == ((1, 2), "b", 7) and e[3]["path"].dtype == np.int32 and e[3]["geom"].equals(shapely.LineString([(0, 0), (1, 1)]))
+    )
+    assert back["a"] is back["b"] and np.array_equal(back["a"], shared)
+    assert isinstance(back["region"], SourceRegion) and back["region"].patch_ids == (1, 2)
+    assert np.array_equal(back["region"].mask, region.mask)
+    assert back["rule"] is LinkRule.CUTOFF and back["t"] == value["t"] and back["crs"] == value["crs"]
+    assert back["s"] == slice(1, None, 2) and back["big"] == 2**70 and np.isnan(back["nan"])
+    assert back["np"].dtype == np.float32 and back[3] == (None, b"\x00\xff", frozenset({1}))
+
+    # only leopardgeo's own dataclasses and enums are made from a file; anything else is refused, never run
+    import io
+    import json
+
+    def forged(node):
+        tree = json.dumps({"format": cache.FORMAT, "value": node}).encode()
+        buf = io.BytesIO()
+        np.savez(buf, __tree__=np.frombuffer(tree, dtype=np.uint8))
+        return buf.getvalue()
+
+    marker = tmp_path / "ran"
+    for node in (
+        {"t": "dc", "n": 0, "cls": "subprocess:Popen", "f": {}},
+        {"t": "enum", "cls": "os:system", "v": f"touch {marker}"},
+        {"t": "dc", "n": 0, "cls": "leopardgeo.runner.cache:dumps", "f": {}},
+    ):
+        with pytest.raises(cache.CacheFormatError, match="not a stage cache file"):
+            cache.loads(forged(node))
+    buf = io.BytesIO()
+    np.savez(buf, __tree__=np.zeros(2, np.uint8), a0=np.array([object()], dtype=object))  # a pickled array inside
+    with pytest.raises(cache.CacheFormatError):
+        cache.loads(buf.getvalue())
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("targets", [("links",), ("territories",), ("crossborder", "scores"), ("sites",)])
+def test_a_stage_command_runs_exactly_the_ancestors_of_its_targets(targets):
+    # the stage commands' targets (cli: links, territories, crossborder, sites) into a new folder: the stages they
+    # need or use, and theirs, found here by a plain walk of the declarations; nothing downstream, nothing beside
+    cfg = demo_config()
+    by_name = {s.name: s for s in STAGES}
+    enabled = {s.name for s in resolve(STAGES, cfg)}
+    wanted, todo = set(), list(targets)
+    while todo:
+        n = todo.pop()
+        if n in enabled and n not in wanted:
+            wanted.add(n)
+            todo += [*by_name[n].needs, *by_name[n].uses]
+    assert set(_names(resolve(STAGES, cfg, targets))) == wanted
+    assert not {"omniscape", "barriers"} & wanted  # no target needs them

@@ -101,6 +101,8 @@ STAGES: tuple[Stage, ...] = (
     crossborder.STAGE,
     territories.STAGE,
     score.STAGE,
+    sites.EVALUATION_STAGE,
+    sites.SIMULATION_STAGE,
     sites.STAGE,
 )
 

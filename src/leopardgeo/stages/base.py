@@ -64,7 +64,8 @@ class Stage:
     config
         The config sections the stage owns (``RunConfig`` gets one attribute per section).
     sections
-        Config sections the stage reads (its hash covers them); default: the names of ``config``.
+        Config sections the stage reads (its hash covers them); default: the names of ``config``.  An entry
+        ``"section.key"`` covers one key of a section, for a stage that reads only part of one.
     needs
         Stages that must run first (the stage is skipped when one of them is disabled).
     uses
