@@ -198,11 +198,21 @@ def test_report_opens_with_findings_and_ends_with_the_run(run_copy):
     fence = json.loads((run_copy / "fence.json").read_text())["summary"]
     assert f"cost {fence['PC_loss_pct']:.0f} % of the connectivity" in rep.headlines[1]
     assert "straddle a national border" in findings and "% of PC lost if closed" in findings  # the ranked routes
-    # the first place to restore is the Barrier Mapper's rank 1, in WGS 84
+    # "Restore first" names the first of the places listed below (ordered by the connectivity each adds), or says
+    # that none adds any and names their links; every place listed is a Barrier Mapper place, in WGS 84
     barriers = pyogrio.read_dataframe(run_copy / GPKG_NAME, layer="barriers").sort_values("rank")
-    p = barriers.geometry.iloc[0]
-    lon, lat = Transformer.from_crs(barriers.crs, 4326, always_xy=True).transform(p.x, p.y)
-    assert f"{lat:.3f} N {lon:.3f} E" in rep.headlines[3]
+    lon, lat = Transformer.from_crs(barriers.crs, 4326, always_xy=True).transform(
+        barriers.geometry.x.to_numpy(), barriers.geometry.y.to_numpy()
+    )
+    known = {f"{a:.3f} N {o:.3f} E" for a, o in zip(lat, lon, strict=True)}
+    listed = re.findall(r"\*\*(\d+\.\d{3} N \d+\.\d{3} E)\*\* on link (\d+-\d+)", findings)
+    assert listed and {place for place, _ in listed} <= known
+    if "none of the places" in rep.headlines[3]:
+        assert all(f"{link}" in rep.headlines[3] for _, link in listed)
+        restore = findings.split("Best places to restore")[1]
+        assert all(float(g.replace(",", "")) <= 1 for g in re.findall(r"adds ([\d,]+) ha", restore))
+    else:
+        assert rep.headlines[3].startswith(f"**Restore first:** {listed[0][0]} on link {listed[0][1]}")
     # every place named lies in the study area: the lon/lat box 127-137.5 E, 41.5-47 N, whose projected grid reaches
     # a little beyond it at the corners (data/README.md); no number in scientific notation
     places = re.findall(r"(\d+\.\d{3}) N (\d+\.\d{3}) E", md)

@@ -417,6 +417,19 @@ def _restoration_gains(run: _RunFolder, places: pd.DataFrame) -> pd.DataFrame | 
     return pd.DataFrame(rows, index=places.index)
 
 
+def _probability_text(p: float) -> str:
+    """A dispersal probability for a sentence: two significant digits, and no scientific notation.
+
+    Examples
+    --------
+    >>> [_probability_text(p) for p in (0.0, 6e-314, 0.00012, 0.2345)]
+    ['0', '< 0.0001', '0.00012', '0.23']
+    """
+    if p == 0:
+        return "0"
+    return "< 0.0001" if p < 1e-4 else f"{p:.2g}"
+
+
 def _restore_finding(run: _RunFolder, report: Report) -> list[Block]:
     b = run.frame("barriers")
     if b is None or not len(b):
@@ -433,7 +446,7 @@ def _restore_finding(run: _RunFolder, report: Report) -> list[Block]:
         if not pd.notna(r.get("ec_gain_ha", math.nan)):
             return ""
         return (f"; adds {r['ec_gain_ha']:,.0f} ha of equivalent connected area, dispersal probability "
-                f"{r['p_before']:.2g} → {r['p_after']:.2g}")  # fmt: skip
+                f"{_probability_text(r['p_before'])} → {_probability_text(r['p_after'])}")  # fmt: skip
 
     items = []
     for (lon, lat), r in zip(_lonlat(b), b.to_dict("records"), strict=True):
