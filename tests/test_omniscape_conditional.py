@@ -240,3 +240,25 @@ def test_stage_takes_conditions_from_the_run_rasters():
     src[src < o.source_threshold] = 0.0
     ref = omniscape(res, src, radius=3, block_size=3, conditions=[cond])
     np.testing.assert_array_equal(got, ref.current)
+
+
+def test_memory_check_counts_the_condition_rasters():
+    """A task limit that fits resistance and source but not two more band-rows of conditions is refused."""
+    from leopardgeo.core.errors import MemoryLimitError
+    from leopardgeo.stages.omniscape import check_omniscape_memory, omniscape_memory
+
+    opts = {"radius": 6, "buffer": 0, "block_size": 9}
+    plain = omniscape_memory((8000, 8000), opts, arrays_shared=False)["task"]
+    with_two = omniscape_memory((8000, 8000), opts, arrays_shared=False, n_conditions=2)["task"]
+    assert with_two - plain == 48 * 8000 * 8 * 2  # two float64 condition rasters over the band's 48 rows
+
+    class Executor:  # a worker whose task memory lies between the two estimates
+        kind = "dask"
+
+        @staticmethod
+        def task_memory_bytes() -> int:
+            return (plain + with_two) // 2
+
+    check_omniscape_memory((8000, 8000), opts, Executor(), in_memory=False)  # fits
+    with pytest.raises(MemoryLimitError, match="each task"):
+        check_omniscape_memory((8000, 8000), opts, Executor(), in_memory=False, n_conditions=2)

@@ -292,7 +292,7 @@ def omniscape_sources(cfg: OmniscapeConfig, resistance: np.ndarray, suitability:
     return src
 
 
-def omniscape_memory(shape: tuple[int, int], opts: dict, *, arrays_shared: bool) -> dict[str, int]:
+def omniscape_memory(shape: tuple[int, int], opts: dict, *, arrays_shared: bool, n_conditions: int = 0) -> dict[str, int]:
     """Approximate peak bytes of an Omniscape run: the driver's maps and one task (a band of windows).
 
     ``opts`` are the kernel's options (:func:`_kernel_options`).  A task holds
@@ -302,13 +302,19 @@ def omniscape_memory(shape: tuple[int, int], opts: dict, *, arrays_shared: bool)
     ``arrays_shared`` (in-memory rasters sent to Dask workers) each worker also
     holds the two whole rasters.  The driver keeps three float64 maps and a
     no-data mask (plus the two float64 input rasters when they are in memory).
-    Approximate, for refusing a run that cannot fit, not a measurement.
+    Each of ``n_conditions`` condition rasters (conditional connectivity) adds
+    its band's rows (float64) to a task, and its whole raster to each worker
+    with ``arrays_shared``.  Approximate, for refusing a run that cannot fit,
+    not a measurement.
 
     Examples
     --------
     >>> m = omniscape_memory((8000, 8000), {"radius": 6, "buffer": 0, "block_size": 9}, arrays_shared=False)
     >>> m["driver"], m["task"]
     (1600000000, 15438888)
+    >>> omniscape_memory((8000, 8000), {"radius": 6, "buffer": 0, "block_size": 9}, arrays_shared=False,
+    ...                  n_conditions=2)["task"]
+    21582888
     """
     n_rows, n_cols = int(shape[0]), int(shape[1])
     n = n_rows * n_cols
@@ -316,16 +322,20 @@ def omniscape_memory(shape: tuple[int, int], opts: dict, *, arrays_shared: bool)
     band_rows = min(n_rows, BAND_BLOCK_ROWS * int(opts["block_size"]) + 2 * reach)
     side = 2 * reach + 1
     window = 3 * (side * side + 4) * (side + 6) * 8  # the factor's work array, the flow potential's two kept factors
-    task = band_rows * n_cols * 40 + window + (16 * n if arrays_shared else 0)
+    n_arrays = 2 + int(n_conditions)  # resistance, source and the conditions
+    task = band_rows * n_cols * (40 + 8 * int(n_conditions)) + window + (8 * n_arrays * n if arrays_shared else 0)
     driver = n * (3 * 8 + 1)
     return {"driver": int(driver), "task": int(task)}
 
 
-def check_omniscape_memory(shape: tuple[int, int], opts: dict, executor: object | None, *, in_memory: bool) -> None:
+def check_omniscape_memory(
+    shape: tuple[int, int], opts: dict, executor: object | None, *, in_memory: bool, n_conditions: int = 0
+) -> None:
     """Refuse, before any window is solved, an Omniscape run whose driver or tasks cannot fit their memory.
 
     A task's limit is the executor's :meth:`~leopardgeo.core.executor.Executor.task_memory_bytes`
     (a LocalCluster's ``memory_limit`` over its threads; local threads: available memory over the threads).
+    ``n_conditions`` counts the condition rasters of conditional connectivity (present and future ones).
 
     Raises
     ------
@@ -335,10 +345,10 @@ def check_omniscape_memory(shape: tuple[int, int], opts: dict, executor: object 
     from leopardgeo.core.memory import available_bytes, check_memory
 
     on_dask = getattr(executor, "kind", "") == "dask"
-    est = omniscape_memory(shape, opts, arrays_shared=in_memory and on_dask)
+    est = omniscape_memory(shape, opts, arrays_shared=in_memory and on_dask, n_conditions=n_conditions)
     grid_text = f"Omniscape on a {shape[0]:,} x {shape[1]:,} grid (radius {opts['radius']} cells, block {opts['block_size']})"
     check_memory(
-        est["driver"] + (16 * shape[0] * shape[1] if in_memory else 0),
+        est["driver"] + ((16 + 8 * n_conditions) * shape[0] * shape[1] if in_memory else 0),
         what=f"{grid_text}: its three maps",
         fix="Use coarser cells or a smaller study area, or write only the current ([omniscape] flow_potential = false).",
         limit_bytes=available_bytes(),
@@ -442,7 +452,8 @@ def compute_omniscape(
         msg = f"omniscape: expected rasters of the grid's shape {grid.shape}, found {resistance.shape}."
         raise AlignmentError(msg)
     opts = _kernel_options(cfg, grid)
-    check_omniscape_memory(grid.shape, opts, executor, in_memory=True)
+    n_cond = sum(1 + (c.future is not None) for c in conditions or ())
+    check_omniscape_memory(grid.shape, opts, executor, in_memory=True, n_conditions=n_cond)
     src = omniscape_sources(cfg, resistance, suitability)
     t = time.perf_counter()
     maps = omniscape(resistance, src, **opts, executor=executor, conditions=conditions)
@@ -535,7 +546,8 @@ def omniscape_files(
                     raise AlignmentError(msg)
 
     opts = _kernel_options(cfg, grid)
-    check_omniscape_memory(shape, opts, executor, in_memory=False)
+    n_cond = len(cond_files)  # the tasks read the present conditions band by band
+    check_omniscape_memory(shape, opts, executor, in_memory=False, n_conditions=n_cond)
     read_band = GeoTiffBands(str(resistance_path), None if source_path is None else str(source_path), cfg, tuple(cond_files))
 
     # targets need the block sums of the sources: one pass over bands of whole block rows (bands start on a
