@@ -1,0 +1,312 @@
+"""Compiled solve of one Omniscape window: flood fill, banded Cholesky, node currents.
+
+Numba kernels used by :mod:`leopardgeo.kernels.omniscape`.  A window's grounded Laplacian is banded
+in row-major order (band about twice the radius), so a right-looking banded Cholesky in panels of
+four columns, restricted to the matrix's envelope, factors it without any sparse-matrix machinery.
+Written by hand because no installed library factors many small banded systems from compiled code
+without a Python call per window.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from leopardgeo.kernels.circuit._compiled import _OFFSETS, _g
+
+
+@numba.njit(cache=True, nogil=True)
+def _flood(valid, ty, tx, k):  # pragma: no cover - compiled
+    """Node ids of the cells connected to ``(ty, tx)`` (row-major, 0..n-1), the ground ``(ty, tx)`` = n; -1 elsewhere."""
+    nr, nc = valid.shape
+    node = np.full((nr, nc), -1, np.int32)
+    seen = np.zeros((nr, nc), np.bool_)
+    stack = np.empty(nr * nc, np.int64)
+    top = 0
+    stack[0] = ty * nc + tx
+    top = 1
+    seen[ty, tx] = True
+    while top > 0:
+        top -= 1
+        q = stack[top]
+        r = q // nc
+        c = q % nc
+        for o in range(k):
+            rr = r + _OFFSETS[o, 0]
+            cc = c + _OFFSETS[o, 1]
+            if 0 <= rr < nr and 0 <= cc < nc and valid[rr, cc] and not seen[rr, cc]:
+                seen[rr, cc] = True
+                stack[top] = rr * nc + cc
+                top += 1
+    n = 0
+    for r in range(nr):
+        for c in range(nc):
+            if seen[r, c] and not (r == ty and c == tx):
+                node[r, c] = n
+                n += 1
+    node[ty, tx] = n
+    return node, n
+
+
+@numba.njit(cache=True, nogil=True)
+def _bandwidth(node, n, k):  # pragma: no cover - compiled
+    nr, nc = node.shape
+    bw = 0
+    for r in range(nr):
+        for c in range(nc):
+            a = node[r, c]
+            if a < 0 or a >= n:
+                continue
+            for o in range(k):
+                rr = r + _OFFSETS[o, 0]
+                cc = c + _OFFSETS[o, 1]
+                if 0 <= rr < nr and 0 <= cc < nc:
+                    b = node[rr, cc]
+                    if 0 <= b < n and a - b > bw:
+                        bw = a - b
+    return bw
+
+
+#: The forward neighbours as rows of ``_OFFSETS`` (east, south, south-east, south-west; 4 neighbours: the first
+#: two): every branch of the window visited once, from the cell that comes first in row-major order.
+_FORWARD = np.array([1, 2, 5, 6], dtype=np.int64)
+
+
+def _buffer_size(h: int, w: int) -> int:
+    """Floats of the factor's work array for an ``h`` x ``w`` window (a band is at most ``w + 1`` wide)."""
+    return (h * w + 4) * (w + 6)
+
+
+@numba.njit(cache=True, nogil=True)
+def _factor(res, node, n, kd, k, avg_res, buf):  # pragma: no cover - compiled
+    """Cholesky factor of the window's grounded Laplacian, in column band storage, in ``buf``.
+
+    Returns ``C`` with ``C[j, d] = L[j + d, j]`` (``d`` = 0 .. ``kd``; ``kd + 4`` columns, the last 3 zero;
+    rows rounded up to a multiple of 4 with identity rows).  Assembly visits each branch once; the
+    factor is right-looking in panels of 4 columns, each panel updating the band below it with one
+    pass over each target column (4 multiply-adds per element loaded and stored, which the compiler
+    vectorises), and skips the columns and rows outside the matrix's envelope (no fill there).
+    """
+    width = kd + 4
+    npad = (n + 3) // 4 * 4
+    need = npad * width
+    if buf.shape[0] < need:
+        buf = np.empty(need)
+    c_ = buf[:need].reshape(npad, width)
+    c_[:, :] = 0.0
+    for i in range(n, npad):
+        c_[i, 0] = 1.0
+    first = np.arange(n)
+    nr, nc = res.shape
+    for r in range(nr):
+        for c in range(nc):
+            a = node[r, c]
+            if a < 0:
+                continue
+            ra = res[r, c]
+            for q in range(k // 2):
+                o = _FORWARD[q]
+                rr = r + _OFFSETS[o, 0]
+                cc = c + _OFFSETS[o, 1]
+                if not (0 <= rr < nr and 0 <= cc < nc):
+                    continue
+                b = node[rr, cc]
+                if b < 0:
+                    continue
+                rb = res[rr, cc]
+                g = _g(1.0 / ra, 1.0 / rb, ra, rb, o >= 4, avg_res)
+                if a < n:
+                    c_[a, 0] += g
+                if b < n:
+                    c_[b, 0] += g
+                if a < n and b < n:
+                    lo = min(a, b)
+                    hi = max(a, b)
+                    c_[lo, hi - lo] -= g
+                    if lo < first[hi]:
+                        first[hi] = lo
+    # reach[j]: the last row with a non-zero in columns <= j (the envelope; the factor fills only inside it)
+    reach = np.arange(n)
+    for r in range(n):
+        if r > reach[first[r]]:
+            reach[first[r]] = r
+    for j in range(1, n):
+        if reach[j - 1] > reach[j]:
+            reach[j] = reach[j - 1]
+    for j0 in range(0, npad, 4):
+        # the panel: columns j0 .. j0 + 3, each scaled and applied to the panel's later columns
+        for q in range(4):
+            j = j0 + q
+            d = np.sqrt(c_[j, 0])
+            c_[j, 0] = d
+            inv = 1.0 / d
+            for t in range(1, kd + 1):
+                c_[j, t] *= inv
+            for q2 in range(q + 1, 4):
+                off = q2 - q
+                lv = c_[j, off]
+                if lv != 0.0:
+                    cj = c_[j0 + q2]
+                    rj = c_[j][off:]
+                    for t in range(kd + 1 - off):
+                        cj[t] -= lv * rj[t]
+        if j0 >= n:
+            break
+        last = reach[min(j0 + 3, n - 1)]
+        r0 = c_[j0]
+        r1 = c_[j0 + 1]
+        r2 = c_[j0 + 2]
+        r3 = c_[j0 + 3]
+        for col in range(j0 + 4, min(j0 + 4 + kd, npad, last + 1)):
+            o = col - j0
+            l0 = r0[o]
+            l1 = r1[o - 1]
+            l2 = r2[o - 2]
+            l3 = r3[o - 3]
+            if l0 == 0.0 and l1 == 0.0 and l2 == 0.0 and l3 == 0.0:
+                continue
+            m = min(kd + 4 - o, last - col + 1)
+            rc = c_[col]
+            # views that start at the element needed first: the loop's indices are then plain counters
+            # (no negative-index wrap-around to test), which lets the compiler vectorise the loop
+            s0 = r0[o:]
+            s1 = r1[o - 1 :]
+            s2 = r2[o - 2 :]
+            s3 = r3[o - 3 :]
+            for t in range(m):
+                rc[t] -= l0 * s0[t] + l1 * s1[t] + l2 * s2[t] + l3 * s3[t]
+    return c_
+
+
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def _factor_solve(c_, n, kd, x):  # pragma: no cover - compiled
+    """Solve ``L L^T x = b`` in place (``x[:n]`` holds ``b`` on entry) with the factor of :func:`_factor`.
+
+    Four columns at a time, as the factor: their small triangle first, then one pass over the band below
+    them (forward), or four dot products sharing one pass over the solution below them (backward).
+    """
+    npad = c_.shape[0]
+    w = np.zeros(npad + kd + 4)
+    w[:n] = x[:n]
+    for j0 in range(0, npad, 4):
+        for q in range(4):
+            j = j0 + q
+            yq = w[j] / c_[j, 0]
+            w[j] = yq
+            for q2 in range(q + 1, 4):
+                w[j0 + q2] -= c_[j, q2 - q] * yq
+        y0 = w[j0]
+        y1 = w[j0 + 1]
+        y2 = w[j0 + 2]
+        y3 = w[j0 + 3]
+        if y0 == 0.0 and y1 == 0.0 and y2 == 0.0 and y3 == 0.0:
+            continue
+        s0 = c_[j0][4:]
+        s1 = c_[j0 + 1][3:]
+        s2 = c_[j0 + 2][2:]
+        s3 = c_[j0 + 3][1:]
+        ws = w[j0 + 4 :]
+        for t in range(kd):
+            ws[t] -= y0 * s0[t] + y1 * s1[t] + y2 * s2[t] + y3 * s3[t]
+    for j0 in range(npad - 4, -1, -4):
+        s0 = c_[j0][4:]
+        s1 = c_[j0 + 1][3:]
+        s2 = c_[j0 + 2][2:]
+        s3 = c_[j0 + 3][1:]
+        ws = w[j0 + 4 :]
+        a0 = 0.0
+        a1 = 0.0
+        a2 = 0.0
+        a3 = 0.0
+        for t in range(kd):
+            wt = ws[t]
+            a0 += s0[t] * wt
+            a1 += s1[t] * wt
+            a2 += s2[t] * wt
+            a3 += s3[t] * wt
+        x3 = (w[j0 + 3] - a3) / c_[j0 + 3, 0]
+        x2 = (w[j0 + 2] - a2 - c_[j0 + 2, 1] * x3) / c_[j0 + 2, 0]
+        x1 = (w[j0 + 1] - a1 - c_[j0 + 1, 1] * x2 - c_[j0 + 1, 2] * x3) / c_[j0 + 1, 0]
+        x0 = (w[j0] - a0 - c_[j0, 1] * x1 - c_[j0, 2] * x2 - c_[j0, 3] * x3) / c_[j0, 0]
+        w[j0] = x0
+        w[j0 + 1] = x1
+        w[j0 + 2] = x2
+        w[j0 + 3] = x3
+    x[:n] = w[:n]
+
+
+@numba.njit(cache=True, nogil=True)
+def _injections(node, n, src):  # pragma: no cover - compiled
+    nr, nc = node.shape
+    inj = np.zeros(n)
+    for r in range(nr):
+        for c in range(nc):
+            a = node[r, c]
+            if 0 <= a < n:
+                inj[a] = src[r, c]
+    return inj
+
+
+@numba.njit(cache=True, nogil=True)
+def _add_current(res, node, n, volts, inj, k, avg_res, out, corr, use_corr):  # pragma: no cover - compiled
+    """Add Circuitscape's node current (half the branch and injected currents; the ground's branch sum) to ``out``.
+
+    ``volts`` has ``n + 1`` entries, the ground's (0) last.
+    """
+    acc = np.zeros(n + 1)
+    nr, nc = node.shape
+    for r in range(nr):
+        for c in range(nc):
+            a = node[r, c]
+            if a < 0:
+                continue
+            ra = res[r, c]
+            va = volts[a]
+            for q in range(k // 2):
+                o = _FORWARD[q]
+                rr = r + _OFFSETS[o, 0]
+                cc = c + _OFFSETS[o, 1]
+                if not (0 <= rr < nr and 0 <= cc < nc):
+                    continue
+                b = node[rr, cc]
+                if b < 0:
+                    continue
+                rb = res[rr, cc]
+                i = _g(1.0 / ra, 1.0 / rb, ra, rb, o >= 4, avg_res) * abs(va - volts[b])
+                acc[a] += i
+                acc[b] += i
+    for i in range(n):
+        acc[i] = 0.5 * (acc[i] + abs(inj[i]))
+    for r in range(nr):
+        for c in range(nc):
+            a = node[r, c]
+            if a >= 0:
+                out[r, c] += acc[a] * corr[r, c] if use_corr else acc[a]
+
+
+@numba.njit(cache=True, nogil=True)
+def _solve_add(c_, node, n, kd, res, inj, k, avg_res, out, corr, use_corr):  # pragma: no cover - compiled
+    v = np.zeros(n + 1)
+    v[:n] = inj
+    _factor_solve(c_, n, kd, v)
+    _add_current(res, node, n, v, inj, k, avg_res, out, corr, use_corr)
+
+
+@numba.njit(cache=True, nogil=True)
+def _window_banded(res, src, ty, tx, k, avg_res, max_bw, out, corr, use_corr, buf):  # pragma: no cover - compiled
+    """Solve one window with a banded factor and add its current to ``out``; -1 when the band is wider than ``max_bw``."""
+    valid = ~np.isnan(res)
+    if not valid[ty, tx]:
+        return 0
+    node, n = _flood(valid, ty, tx, k)
+    if n == 0:
+        return 0
+    inj = _injections(node, n, src)
+    if not np.any(inj != 0.0):
+        return 0
+    kd = _bandwidth(node, n, k)
+    if kd > max_bw:
+        return -1
+    c_ = _factor(res, node, n, kd, k, avg_res, buf)
+    _solve_add(c_, node, n, kd, res, inj, k, avg_res, out, corr, use_corr)
+    return 1
