@@ -2,7 +2,7 @@ r"""Least-cost corridors between linked patches (Linkage Mapper's *Linkage Pathw
 
 For a link between patches :math:`A` and :math:`B` of the graph from
 :func:`leopardgeo.stages.graph.build_graph`, the corridor value of a cell :math:`x` is
-(McRae & Kavanagh, Linkage Mapper; ``/work/shared/reference/algorithms.md``)
+(McRae & Kavanagh 2011, Linkage Mapper)
 
 .. math::
 

@@ -1,0 +1,466 @@
+"""The compiled cost-distance search behind :mod:`leopardgeo.kernels.costdist`.
+
+A multi-source grid Dijkstra (bucket queue, binary-heap fallback) in numba that writes costs,
+allocation and back-links straight into the output rasters, plus the compiled scans of the inputs.
+Why it is written by hand, and why its costs are exact whatever the queue, is set out below.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.cpython.unsafe.numbers import trailing_zeros
+from numba.extending import intrinsic
+
+# No library offers what this needs as a dependency we can use: a compiled grid
+# Dijkstra that takes labelled multi-cell sources and returns allocation and
+# back-links, runs without the GIL, and supports knight's moves with no-data
+# checks.  scipy.sparse.csgraph needs an explicit graph (too much memory at 10^7
+# cells); skimage.graph.MCP_Geometric has no labelled allocation and is only a
+# test dependency.  Both serve as independent checks in tests/test_costdist.py.
+#
+# The search works on the resistance raster as given (float32 or float64, no
+# copy) and writes straight into the output rasters; its only other memory is
+# the priority queue, which holds the search front (a few cells per cell of
+# its perimeter), not one slot per cell.
+#
+# Why the result is exact whatever the queue
+# ------------------------------------------
+# Let fl(a + w) be the floating-point sum.  It is monotone in ``a`` and
+# fl(a + w) >= a for w >= 0, so the least cost D(v) over all paths, each summed
+# step by step from its source, satisfies D(v) = min_u fl(D(u) + w(u, v)), and
+# two searches that both stop at that fixed point give bit-identical costs:
+#
+# * the binary heap (the fallback) pops cells in order of cost, so a cell's cost
+#   is final when it is popped -- Dijkstra's argument holds with fl(a + w);
+# * the bucket queue is a label-correcting search: a cell is (re)expanded each
+#   time its cost goes down (lazy deletion: an entry whose cell's current cost
+#   lies in another bucket is stale and skipped), so it ends at the same fixed
+#   point whatever the order of the cells; the bucket order only makes it fast.
+#
+# The bucket queue (Dial 1969, "Algorithm 360: shortest-path forest with
+# topological ordering", CACM 12:632) keys a cell by floor(cost / W) with the
+# bucket width W = the smallest possible step, s * r_min (an axial step between
+# two cells of least resistance; every step costs at least that, also after
+# rounding, as fl is monotone).  A cell expanded from bucket b gives its
+# neighbours costs >= (b + 1) W, so nothing expanded later improves a cell of
+# bucket b: each cell is expanded once, up to rare rounding at bucket edges,
+# which the label-correcting rule above absorbs.  Order within a bucket does not
+# matter, so each bucket is a stack of fixed-size blocks of cell ids taken from
+# a free list -- sequential, cache-friendly memory, no per-cell index.  All live
+# entries lie within one largest step, s * sqrt(2 or 5) * r_max, of the current
+# bucket, so ceil(r_max / r_min * sqrt(2 or 5)) + 2 buckets in a ring suffice.
+# For extreme resistance ratios (too many buckets) the search uses a binary
+# min-heap with lazy deletion (entries: cost, cell id), exact Dijkstra order.
+#
+# Speed: the kernel allocates nothing in its loop (it returns to have its queue
+# grown, then resumes), so there is no reference counting there; it indexes with
+# unsigned integers, which spares numba's negative-index wrap-around; it tests
+# all neighbours of a cell first and branches only on the bit mask of those it
+# improves (the tests are unpredictable); and it prefetches the cells a few pops
+# ahead in the current bucket, hiding the cache misses of the scattered front.
+# With a single source label the loop leaves the allocation raster alone and it
+# is filled in one pass afterwards (label where the cost is finite).
+
+#: Cell ids per block of a bucket's stack.
+_BLOCK = 256
+#: Most buckets for the bucket queue; beyond, the binary heap is used.  Even at
+#: 10^6 buckets the bucket queue beats the heap (2000 x 2000 cells, resistance
+#: ratio 1e6: 0.7 s against 1.2 s).
+_MAX_BUCKETS = 1 << 21
+#: Pops ahead for which the cells are prefetched.
+_AHEAD = 4
+
+
+@intrinsic
+def _prefetch(typingctx, arr, idx):  # pragma: no cover - compiled
+    """Hint the CPU to fetch ``arr[idx]`` into the cache (never faults; ``idx`` may be out of range)."""
+    if not isinstance(arr, types.Array):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        ptr = builder.gep(ary.data, [args[1]])  # no "inbounds": an address outside the array is allowed
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0i8"
+        )
+        # read, high temporal locality, data cache
+        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return types.void(arr, idx), codegen
+
+
+#: Slots of the search state kept between calls of :func:`_search` (it returns to grow its queue).
+_ST_SCAN, _ST_CUR, _ST_SLOT, _ST_FREE, _ST_NFREE, _ST_LIVE, _ST_SIZE = range(7)
+
+
+@njit(cache=True, nogil=True)
+def _search(
+    res,
+    cost,
+    alloc,
+    back,
+    data,
+    link,
+    head,
+    fill,
+    hkey,
+    hnode,
+    state,
+    delta,
+    drow,
+    dcol,
+    half_len,
+    via_a,
+    via_b,
+    has_via,
+    opposite,
+    margin,
+    max_cost,
+    inv_width,
+    n_buckets,
+    one_label,
+):  # pragma: no cover - compiled
+    """Multi-source least-cost search; fills ``cost``, ``alloc`` and ``back`` in place.
+
+    On the first call ``cost`` is 0 on source cells, NaN on no data and inf
+    elsewhere, ``alloc`` holds the labels of the source cells, ``back`` is -1
+    and ``state`` is set up by :func:`_search_grid`.  Offsets are flat
+    (``delta``, ``via_a``, ``via_b``) and by row / column (``drow``, ``dcol``,
+    for cells within ``margin`` of the edge).  ``n_buckets > 0`` selects the
+    bucket queue (ring ``head`` / ``fill``, block pool ``data`` / ``link``) of
+    width ``1 / inv_width``, else the binary heap ``hkey`` / ``hnode``.
+
+    Returns 0 when done; 2 when the queue may not have room for the next
+    expansion (the caller grows it and calls again: the search resumes from
+    ``state``); 1 if a step would leave the bucket ring (cannot happen when
+    ``n_buckets`` covers the largest step; the caller then reruns with the heap).
+    With ``one_label`` (all sources share one label) ``alloc`` is left alone:
+    the caller fills it after the search, which spares the loop a raster.
+
+    Array indices are cast to unsigned integers so that numba leaves out the
+    negative-index wrap-around.
+    """
+    nr, nc = res.shape
+    n = nr * nc
+    rf = res.reshape(-1)
+    cf = cost.reshape(-1)
+    af = alloc.reshape(-1)
+    bf = back.reshape(-1)
+    n_off = delta.size
+    use_buckets = n_buckets > 0
+    cap = hkey.size
+    scan = state[_ST_SCAN]
+    cur = state[_ST_CUR]  # absolute index of the current bucket
+    slot = state[_ST_SLOT]  # its place in the ring
+    free = state[_ST_FREE]  # first free block
+    n_free = state[_ST_NFREE]
+    live = state[_ST_LIVE]  # entries in the buckets
+    size = state[_ST_SIZE]  # entries in the heap
+    cand = np.empty(n_off, dtype=np.float64)  # costs offered to the neighbours
+    status = 0
+    while True:
+        # Room for one expansion: at most n_off entries, each needing at most one new block.
+        if (n_free < n_off) if use_buckets else (size + n_off > cap):
+            status = 2
+            break
+        if scan < n:  # sources are expanded first, found by a scan for cost 0
+            while scan < n and cf[np.uint64(scan)] != 0.0:
+                scan += 1
+            if scan == n:
+                continue
+            u = np.int64(scan)
+            scan += 1
+            d = 0.0
+        elif use_buckets:
+            if live == 0:
+                break
+            while head[np.uint64(slot)] < 0:
+                cur += 1
+                slot += 1
+                if slot == n_buckets:
+                    slot = 0
+            blk = np.int64(head[np.uint64(slot)])
+            f = np.int64(fill[np.uint64(slot)]) - 1
+            u = np.int64(data[np.uint64(blk * _BLOCK + f)])
+            if f == 0:
+                head[np.uint64(slot)] = link[np.uint64(blk)]
+                fill[np.uint64(slot)] = _BLOCK
+                link[np.uint64(blk)] = free
+                free = blk
+                n_free += 1
+            else:
+                fill[np.uint64(slot)] = f
+                if f >= _AHEAD:  # warm the cache for the cell popped _AHEAD pops from now
+                    w = np.int64(data[np.uint64(blk * _BLOCK + f - _AHEAD)])
+                    _prefetch(cf, w - nc)
+                    _prefetch(cf, w)
+                    _prefetch(cf, w + nc)
+                    _prefetch(rf, w - nc)
+                    _prefetch(rf, w)
+                    _prefetch(rf, w + nc)
+            live -= 1
+            d = cf[np.uint64(u)]
+            if np.int64(d * inv_width) != cur:
+                continue  # stale: the cell has since been improved into an earlier bucket
+        else:
+            if size == 0:
+                break
+            u = np.int64(hnode[0])
+            d = hkey[0]
+            size -= 1
+            if size > 0:
+                key = hkey[np.uint64(size)]
+                node = hnode[np.uint64(size)]
+                i = 0
+                while True:
+                    c = 2 * i + 1
+                    if c >= size:
+                        break
+                    if c + 1 < size and hkey[np.uint64(c + 1)] < hkey[np.uint64(c)]:
+                        c += 1
+                    if hkey[np.uint64(c)] >= key:
+                        break
+                    hkey[np.uint64(i)] = hkey[np.uint64(c)]
+                    hnode[np.uint64(i)] = hnode[np.uint64(c)]
+                    i = c
+                hkey[np.uint64(i)] = key
+                hnode[np.uint64(i)] = node
+            if d != cf[np.uint64(u)]:
+                continue  # stale: a cheaper entry of this cell was popped before
+
+        # Expand u: relax its neighbours.
+        ur = u // nc
+        uc = u - ur * nc
+        ru = np.float64(rf[np.uint64(u)])
+        lab = 0 if one_label else af[np.uint64(u)]
+        # First the tests, without branches (they are unpredictable): bit k of
+        # ``better`` is set if neighbour k gets a lower cost, cand[k].
+        better = 0
+        if ur >= margin and ur < nr - margin and uc >= margin and uc < nc - margin:
+            for k in range(n_off):
+                v = u + delta[k]
+                # = d + len * ((r_u + r_v) / 2) exactly (halving is exact); NaN r_v gives NaN, failing the test
+                nd = d + half_len[k] * (ru + np.float64(rf[np.uint64(v)]))
+                cand[k] = nd
+                # also false on no-data cells, whose cost is NaN
+                better |= np.int64((nd < cf[np.uint64(v)]) & (nd <= max_cost)) << k
+        else:
+            for k in range(n_off):
+                vr = ur + drow[k]
+                vc = uc + dcol[k]
+                if vr < 0 or vr >= nr or vc < 0 or vc >= nc:
+                    continue
+                v = u + delta[k]
+                nd = d + half_len[k] * (ru + np.float64(rf[np.uint64(v)]))
+                cand[k] = nd
+                better |= np.int64((nd < cf[np.uint64(v)]) & (nd <= max_cost)) << k
+        while better:
+            k = trailing_zeros(better)
+            better &= better - 1
+            if has_via[k] and (math.isnan(rf[np.uint64(u + via_a[k])]) or math.isnan(rf[np.uint64(u + via_b[k])])):
+                continue
+            v = u + delta[k]
+            nd = cand[k]
+            cf[np.uint64(v)] = nd
+            if not one_label:
+                af[np.uint64(v)] = lab
+            bf[np.uint64(v)] = opposite[k]
+            if use_buckets:
+                b = np.int64(nd * inv_width) - cur  # >= 0 as nd >= d and the key is monotone
+                if b >= n_buckets:
+                    return 1
+                s = slot + b
+                if s >= n_buckets:
+                    s -= n_buckets
+                h = np.int64(head[np.uint64(s)])
+                fs = np.int64(fill[np.uint64(s)])
+                if h < 0 or fs == _BLOCK:  # start a new block on top of this bucket's stack
+                    nb = free
+                    free = np.int64(link[np.uint64(nb)])
+                    n_free -= 1
+                    link[np.uint64(nb)] = h
+                    head[np.uint64(s)] = nb
+                    h = nb
+                    fs = 0
+                data[np.uint64(h * _BLOCK + fs)] = v
+                fill[np.uint64(s)] = fs + 1
+                live += 1
+            else:
+                i = size
+                size += 1
+                while i > 0:
+                    p = (i - 1) >> 1
+                    if hkey[np.uint64(p)] <= nd:
+                        break
+                    hkey[np.uint64(i)] = hkey[np.uint64(p)]
+                    hnode[np.uint64(i)] = hnode[np.uint64(p)]
+                    i = p
+                hkey[np.uint64(i)] = nd
+                hnode[np.uint64(i)] = v
+    state[_ST_SCAN] = scan
+    state[_ST_CUR] = cur
+    state[_ST_SLOT] = slot
+    state[_ST_FREE] = free
+    state[_ST_NFREE] = n_free
+    state[_ST_LIVE] = live
+    state[_ST_SIZE] = size
+    return status
+
+
+def _search_grid(
+    res: np.ndarray,
+    cost: np.ndarray,
+    alloc: np.ndarray,
+    back: np.ndarray,
+    offsets: tuple,
+    inv_width: float,
+    n_buckets: int,
+    one_label: bool,
+) -> int:
+    """Run :func:`_search` with a bucket queue (``n_buckets > 0``) or the heap, growing the queue as needed."""
+    ids = np.int32 if res.size < 2**31 else np.int64  # cell ids in the queue
+    state = np.zeros(7, dtype=np.int64)
+    none32 = np.empty(0, dtype=np.int32)
+    if n_buckets:
+        n_blocks = 64
+        data = np.empty(n_blocks * _BLOCK, dtype=ids)
+        link = np.arange(1, n_blocks + 1, dtype=np.int32)  # the free list
+        link[-1] = -1
+        head = np.full(n_buckets, -1, dtype=np.int32)
+        fill = np.zeros(n_buckets, dtype=np.int32)
+        hkey, hnode = np.empty(0), np.empty(0, dtype=ids)
+        state[_ST_NFREE] = n_blocks
+    else:
+        data, link, head, fill = np.empty(0, dtype=ids), none32, none32, none32
+        hkey, hnode = np.empty(1024), np.empty(1024, dtype=ids)
+    while True:
+        status = _search(
+            res, cost, alloc, back, data, link, head, fill, hkey, hnode, state, *offsets, inv_width, n_buckets, one_label
+        )
+        if status != 2:
+            return status
+        if n_buckets:  # double the block pool; the new blocks go on top of the free list
+            old = link.size
+            data = np.concatenate([data, np.empty_like(data)])
+            link = np.concatenate([link, np.arange(old + 1, 2 * old + 1, dtype=np.int32)])
+            link[-1] = state[_ST_FREE]
+            state[_ST_FREE] = old
+            state[_ST_NFREE] += old
+        else:
+            hkey = np.concatenate([hkey, np.empty_like(hkey)])
+            hnode = np.concatenate([hnode, np.empty_like(hnode)])
+
+
+@njit(cache=True, nogil=True)
+def _scan_resistance(res):  # pragma: no cover - compiled
+    """``(bad, nan, lo, hi)``: cells that fail :func:`check_resistance` (judged as float32 like it), NaN cells, range."""
+    nr, nc = res.shape
+    bad = 0
+    nan = 0
+    lo = np.inf
+    hi = -np.inf
+    for i in range(nr):
+        for j in range(nc):
+            v = np.float64(res[i, j])
+            if math.isnan(v):
+                nan += 1
+                continue
+            f = np.float32(v)
+            if not (f > 0 and f < np.inf):
+                bad += 1
+                continue
+            lo = min(lo, v)
+            hi = max(hi, v)
+    return bad, nan, lo, hi
+
+
+@njit(cache=True, nogil=True)
+def _scan_sources(src):  # pragma: no cover - compiled
+    """``(out_of_range, n_sources, max_label)`` of a label raster, without a copy of it.
+
+    ``out_of_range``: some label is < 0 or > 2**31 - 1.
+    """
+    nr, nc = src.shape
+    limit = 2147483647
+    out_of_range = False
+    count = 0
+    top = 0
+    for i in range(nr):
+        for j in range(nc):
+            x = src[i, j]
+            if x <= 0:
+                if x < 0:
+                    out_of_range = True
+                continue
+            if x > limit:
+                out_of_range = True
+                continue
+            count += 1
+            if np.int64(x) > top:
+                top = np.int64(x)
+    return out_of_range, count, top
+
+
+@njit(cache=True, nogil=True)
+def _mark_labels(src, res, present, on_data):  # pragma: no cover - compiled
+    """Flag each positive label that occurs, and each that has a cell with resistance (not NaN)."""
+    nr, nc = src.shape
+    for i in range(nr):
+        for j in range(nc):
+            x = src[i, j]
+            if x > 0:
+                present[x] = True
+                if not math.isnan(res[i, j]):
+                    on_data[x] = True
+
+
+def _source_labels(src: np.ndarray, res: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted labels present, and those with a cell on data (int64).
+
+    Flags in arrays of ``top + 1`` booleans when that is small (the usual case:
+    patch ids 1..n); a sort of the source cells otherwise.  (``np.unique``
+    inside the compiled scan compiled for seconds; this compiles in well
+    under one.)
+    """
+    if top <= max(1 << 20, src.size):
+        present = np.zeros(top + 1, dtype=np.bool_)
+        on_data = np.zeros(top + 1, dtype=np.bool_)
+        _mark_labels(src, res, present, on_data)
+        return np.flatnonzero(present).astype(np.int64), np.flatnonzero(on_data).astype(np.int64)
+    cells = src > 0
+    labels = np.unique(src[cells]).astype(np.int64)
+    return labels, np.unique(src[cells & ~np.isnan(res)]).astype(np.int64)
+
+
+@njit(cache=True, nogil=True)
+def _init_outputs(res, src, want, cost, alloc):  # pragma: no cover - compiled
+    """Cost 0 and the label on source cells (label ``want``, or any if 0), NaN on no data, inf elsewhere."""
+    nr, nc = res.shape
+    for i in range(nr):
+        for j in range(nc):
+            if math.isnan(res[i, j]):
+                cost[i, j] = np.nan
+                continue
+            lab = np.int64(src[i, j])
+            if lab > 0 and (want == 0 or lab == want):
+                cost[i, j] = 0.0
+                alloc[i, j] = lab
+            else:
+                cost[i, j] = np.inf
+
+
+@njit(cache=True, nogil=True)
+def _fill_allocation(cost, label, alloc):  # pragma: no cover - compiled
+    """``label`` where the cost is finite (reached), else 0: the allocation of a one-label search."""
+    nr, nc = cost.shape
+    for i in range(nr):
+        for j in range(nc):
+            alloc[i, j] = label if math.isfinite(cost[i, j]) else 0
