@@ -151,8 +151,9 @@ def _print_connectivity(con: Any, result: Any) -> None:
     if result.barriers is not None and len(result.barriers.top):
         b = result.barriers.top.iloc[0]
         con.print(
-            f"Best restoration site: link {b['patch_a']}-{b['patch_b']}, radius {b['radius_m']:,.0f} m, "
-            f"saves {b['improvement_cwd']:,.0f} cost-weighted m ({b['pct_of_lcd']:.0f} % of the link)."
+            f"Restoration, the Barrier Mapper's first place (by cost saved): link {b['patch_a']}-{b['patch_b']}, "
+            f"radius {b['radius_m']:,.0f} m, saves {b['improvement_cwd']:,.0f} cost-weighted m ({b['pct_of_lcd']:.0f} % "
+            "of the link); the report orders the places by the connectivity they add."
         )
 
 
