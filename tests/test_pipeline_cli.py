@@ -150,7 +150,13 @@ def test_cli_run_prints_summary(tmp_path, monkeypatch, coarse_config):
     assert res.exit_code == 0, res.output
     assert "Habitat patches" in res.output and "RUS" in res.output and "CHN" in res.output
     assert re.search(r"Corridors: \d+", res.output)  # the count follows the calibrated habitat (docs/validation.md)
-    lines = ("Circuit (", "Strongest pinch point", "the Barrier Mapper's first place (by cost saved)", "Connectivity: PC", "Territories:")
+    lines = (
+        "Circuit (",
+        "Strongest pinch point",
+        "the Barrier Mapper's first place (by cost saved)",
+        "Connectivity: PC",
+        "Territories:",
+    )
     for line in lines:
         assert line in res.output, line
     res = CliRunner().invoke(cli, ["run", "--out", str(tmp_path / "o")])
