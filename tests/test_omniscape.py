@@ -72,8 +72,12 @@ def dense_window_current(res: np.ndarray, src: np.ndarray, ty: int, tx: int, con
     return out
 
 
-def dense_omniscape(res, src, radius, block_size=1, connectivity=8, flow_potential=False):
-    """Omniscape.jl's loop, written out: targets, clipped windows, block zeroed at (radius, radius), no correction."""
+def dense_omniscape(res, src, radius, block_size=1, connectivity=8, flow_potential=False, source_filter=None):
+    """Omniscape.jl's loop, written out: targets, clipped windows, block zeroed at (radius, radius), no correction.
+
+    ``source_filter(s, (y, x), (y0, y1, x0, x1))``, when given, edits the window's scaled sources in place
+    (conditional connectivity drops sources there, after the scaling, as Omniscape.jl does).
+    """
     nr, nc = res.shape
     br = (block_size - 1) // 2
     total = np.zeros((nr, nc))
@@ -90,6 +94,8 @@ def dense_omniscape(res, src, radius, block_size=1, connectivity=8, flow_potenti
             s[max(radius - br, 0) : radius + br + 1, max(radius - br, 0) : radius + br + 1] = 0.0
             if s.sum() > 0:
                 s = s * strength / s.sum()
+            if source_filter is not None:
+                source_filter(s, (y, x), (y0, y1, x0, x1))
             s[ty, tx] = 0.0
             r = np.ones(s.shape) if flow_potential else np.where(inside, res[y0:y1, x0:x1], np.nan)
             total[y0:y1, x0:x1] += dense_window_current(r, s, ty, tx, connectivity)

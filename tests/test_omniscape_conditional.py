@@ -18,7 +18,7 @@ from leopardgeo.kernels.omniscape import (
     omniscape,
     source_from_resistance,
 )
-from test_omniscape import dense_window_current, random_landscape
+from test_omniscape import dense_omniscape, random_landscape
 
 
 def _strip():
@@ -67,39 +67,25 @@ def _mode_column_major(block: np.ndarray) -> float:
 
 def dense_conditional(res, src, radius, block_size, conditions, connectivity=8):
     """Omniscape.jl's loop with conditions, written out: scale, then drop the sources that do not match."""
-    nr, nc = res.shape
     br = (block_size - 1) // 2
-    total = np.zeros((nr, nc))
-    for y in range(br, nr - br, block_size):
-        for x in range(br, nc - br, block_size):
-            strength = src[y - br : y + br + 1, x - br : x + br + 1].sum()
-            if strength <= 0:
+
+    def drop_unmatched(s, target, window):
+        (y, x), (y0, y1, x0, x1) = target, window
+        for c in conditions:
+            future = c.present if c.future is None else c.future
+            block = future[y - br : y + br + 1, x - br : x + br + 1]
+            pres = c.present[y0:y1, x0:x1]
+            if np.isnan(block).all():  # no value at the target (Omniscape.jl stops): no source matches
+                s[:] = 0.0
                 continue
-            y0, y1, x0, x1 = max(y - radius, 0), min(y + radius + 1, nr), max(x - radius, 0), min(x + radius + 1, nc)
-            ty, tx = y - y0, x - x0
-            rr, cc = np.mgrid[y0:y1, x0:x1]
-            inside = (rr - y) ** 2 + (cc - x) ** 2 <= radius**2
-            s = np.where(inside, src[y0:y1, x0:x1], 0.0)
-            s[max(radius - br, 0) : radius + br + 1, max(radius - br, 0) : radius + br + 1] = 0.0
-            if s.sum() > 0:
-                s = s * strength / s.sum()
-            for c in conditions:
-                future = c.present if c.future is None else c.future
-                block = future[y - br : y + br + 1, x - br : x + br + 1]
-                pres = c.present[y0:y1, x0:x1]
-                if np.isnan(block).all():  # no value at the target (Omniscape.jl stops): no source matches
-                    s[:] = 0.0
-                    continue
-                if c.comparison == "within":
-                    v = np.median(block[~np.isnan(block)])
-                    drop = ((pres - v) > c.upper) | ((pres - v) < c.lower)
-                else:
-                    drop = pres != _mode_column_major(block)
-                s[drop & ~np.isnan(pres)] = 0.0  # Omniscape.jl: coalesce(missing, false), a source without data stays
-            s[ty, tx] = 0.0
-            r = np.where(inside, res[y0:y1, x0:x1], np.nan)
-            total[y0:y1, x0:x1] += dense_window_current(r, s, ty, tx, connectivity)
-    return total
+            if c.comparison == "within":
+                v = np.median(block[~np.isnan(block)])
+                drop = ((pres - v) > c.upper) | ((pres - v) < c.lower)
+            else:
+                drop = pres != _mode_column_major(block)
+            s[drop & ~np.isnan(pres)] = 0.0  # Omniscape.jl: coalesce(missing, false), a source without data stays
+
+    return dense_omniscape(res, src, radius, block_size, connectivity, source_filter=drop_unmatched)
 
 
 @pytest.mark.parametrize(("radius", "block_size", "connectivity"), [(3, 1, 8), (4, 3, 4)])
