@@ -462,3 +462,106 @@ def _galerkin(a_ptr, a_idx, a_val, p_ptr, p_idx, p_val, r_ptr, r_idx, r_val, nc)
         nnz += m
         out_ptr[ci + 1] = nnz
     return out_ptr, out_idx[:nnz].copy(), out_val[:nnz].copy()
+
+
+@numba.njit(cache=True, nogil=True)
+def _gs_forward_from_zero(indptr, indices, data, b, x, r):  # pragma: no cover - compiled
+    """Forward Gauss-Seidel sweep on ``A x = b`` from ``x = 0``; ``r`` receives the residual ``b - A x`` it leaves.
+
+    ``A`` symmetric, CSR with sorted columns and every diagonal entry stored.
+    From a zero start a row reads only its entries left of the diagonal; after
+    the sweep row ``j``'s residual is ``-sum_{i > j} a_ij x_i`` (the rows up to
+    ``j`` were zeroed in turn), gathered from those same entries of the later
+    rows: no second pass over the matrix.
+    """
+    for i in range(len(b)):
+        r[i] = 0.0
+        s = b[i]
+        p0 = indptr[i]
+        p = p0
+        while indices[p] < i:  # stops at the diagonal
+            s -= data[p] * x[indices[p]]
+            p += 1
+        xi = s / data[p]
+        x[i] = xi
+        for q in range(p0, p):
+            r[indices[q]] -= data[q] * xi
+
+
+@numba.njit(cache=True, nogil=True)
+def _gs_backward(indptr, indices, data, b, x):  # pragma: no cover - compiled
+    """Backward Gauss-Seidel sweep on ``A x = b``, in place (CSR, sorted columns, diagonal stored).
+
+    The entry right of the diagonal (the node just updated) is subtracted last,
+    so the rest of the row's sum does not wait for it.
+    """
+    for i in range(len(b) - 1, -1, -1):
+        p1 = indptr[i + 1]
+        p = indptr[i]
+        t = 0.0
+        while indices[p] < i:
+            t += data[p] * x[indices[p]]
+            p += 1
+        for q in range(p + 2, p1):
+            t += data[q] * x[indices[q]]
+        s = b[i] - t
+        if p + 1 < p1:
+            s -= data[p + 1] * x[indices[p + 1]]
+        x[i] = s / data[p]
+
+
+@numba.njit(cache=True, nogil=True)
+def _restrict(indptr, indices, data, r, out):  # pragma: no cover - compiled
+    """``out = P.T @ r`` for a CSR ``P``."""
+    out[:] = 0.0
+    for i in range(len(r)):
+        ri = r[i]
+        for p in range(indptr[i], indptr[i + 1]):
+            out[indices[p]] += data[p] * ri
+
+
+@numba.njit(cache=True, nogil=True)
+def _prolong_add(indptr, indices, data, xc, x):  # pragma: no cover - compiled
+    """``x += P @ xc`` for a CSR ``P``, in place."""
+    for i in range(len(x)):
+        s = 0.0
+        for p in range(indptr[i], indptr[i + 1]):
+            s += data[p] * xc[indices[p]]
+        x[i] += s
+
+
+@numba.njit(cache=True, nogil=True)
+def _matvec_dot(indptr, indices, data, p, q):  # pragma: no cover - compiled
+    """``q = A @ p`` for a CSR ``A``, in place; returns ``p @ q``."""
+    pq = 0.0
+    for i in range(len(p)):
+        s = 0.0
+        for k in range(indptr[i], indptr[i + 1]):
+            s += data[k] * p[indices[k]]
+        q[i] = s
+        pq += p[i] * s
+    return pq
+
+
+@numba.njit(cache=True, nogil=True)
+def _cg_step(x, r, p, q, alpha):  # pragma: no cover - compiled
+    """``x += alpha p``, ``r -= alpha q`` in one pass; returns ``r @ r``."""
+    rr = 0.0
+    for i in range(len(x)):
+        x[i] += alpha * p[i]
+        ri = r[i] - alpha * q[i]
+        r[i] = ri
+        rr += ri * ri
+    return rr
+
+
+@numba.njit(cache=True, nogil=True)
+def _cg_direction(p, z, r, rz_old):  # pragma: no cover - compiled
+    """``p = z + (r @ z / rz_old) p`` in place (``p = z`` when ``rz_old`` is 0); returns ``r @ z``."""
+    rz = 0.0
+    for i in range(len(r)):
+        rz += r[i] * z[i]
+    beta = rz / rz_old if rz_old != 0.0 else 0.0
+    for i in range(len(p)):
+        p[i] = z[i] + beta * p[i]
+    return rz
