@@ -83,14 +83,15 @@ def _bandwidth(node, n, k):  # pragma: no cover - compiled
 _FORWARD = np.array([1, 2, 5, 6], dtype=np.int64)
 
 #: Zero columns after a band of width ``kd + 1`` in the factor's rows: the update loops run to a multiple of 4
-#: (their last, partial, vector is then never a scalar tail) and read or add zeros there.
+#: (their last, partial, vector is then never a scalar tail) and read or add zeros there.  One more column
+#: after them takes what the two-column update writes before a column's band, and is never read.
 _PAD = 7
 
 
 @numba.njit(cache=True)
 def _buffer_size(h: int, w: int) -> int:  # pragma: no cover - compiled
     """Floats of the factor's work array for an ``h`` x ``w`` window (a band is at most ``w + 1`` wide)."""
-    return (h * w + 4) * (w + 2 + _PAD)
+    return (h * w + 4) * (w + 3 + _PAD)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -142,13 +143,13 @@ def _branches(res, node, n, k, avg_res):  # pragma: no cover - compiled
 def _factor_branches(ga, gb, gg, n, kd, buf):  # pragma: no cover - compiled
     """Cholesky factor of the grounded Laplacian of the branches ``(ga, gb, gg)``, in column band storage, in ``buf``.
 
-    Returns ``C`` with ``C[j, d] = L[j + d, j]`` (``d`` = 0 .. ``kd``; ``kd + 1 + _PAD`` columns, the last ones
-    zero; rows rounded up to a multiple of 4 with identity rows).  Right-looking in panels of 4 columns, each
-    panel updating the band below it with one pass over each target column (4 multiply-adds per element loaded
-    and stored, which the compiler vectorises), skipping the columns and rows outside the matrix's envelope (no
-    fill there).
+    Returns ``C`` with ``C[j, d] = L[j + d, j]`` (``d`` = 0 .. ``kd``; ``kd + 2 + _PAD`` columns, the last ones
+    zero but the very last; rows rounded up to a multiple of 4 with identity rows).  Right-looking in panels of
+    4 columns, each panel updating the band below it with one pass over each pair of target columns (8
+    multiply-adds per 4 elements loaded and 2 loaded and stored, which the compiler vectorises), skipping the
+    columns and rows outside the matrix's envelope (no fill there).
     """
-    width = kd + 1 + _PAD
+    width = kd + 2 + _PAD
     npad = (n + 3) // 4 * 4
     need = npad * width
     if buf.shape[0] < need:
@@ -204,26 +205,51 @@ def _factor_branches(ga, gb, gg, n, kd, buf):  # pragma: no cover - compiled
         r1 = c_[j0 + 1]
         r2 = c_[j0 + 2]
         r3 = c_[j0 + 3]
-        for col in range(j0 + 4, min(j0 + 4 + kd, npad, last + 1)):
+        end = min(j0 + 4 + kd, npad, last + 1)
+        flat = buf[:need]
+        col = j0 + 4
+        while col < end:
             o = col - j0
+            if col + 1 < end:
+                # two target columns in one pass: column col + 1's rows, shifted by one, line up with column col's
+                # (its element before the band lands in the unused last column of row col)
+                a0 = r0[o]
+                a1 = r1[o - 1]
+                a2 = r2[o - 2]
+                a3 = r3[o - 3]
+                b0 = r0[o + 1]
+                b1 = r1[o]
+                b2 = r2[o - 1]
+                b3 = r3[o - 2]
+                m = (min(kd + 4 - o, last - col + 1) + 3) // 4 * 4
+                rc = flat[col * width :]
+                rd = flat[(col + 1) * width - 1 :]
+                s0 = r0[o:]
+                s1 = r1[o - 1 :]
+                s2 = r2[o - 2 :]
+                s3 = r3[o - 3 :]
+                for t in range(m):
+                    u0 = s0[t]
+                    u1 = s1[t]
+                    u2 = s2[t]
+                    u3 = s3[t]
+                    rc[t] -= a0 * u0 + a1 * u1 + a2 * u2 + a3 * u3
+                    rd[t] -= b0 * u0 + b1 * u1 + b2 * u2 + b3 * u3
+                col += 2
+                continue
             l0 = r0[o]
             l1 = r1[o - 1]
             l2 = r2[o - 2]
             l3 = r3[o - 3]
-            if l0 == 0.0 and l1 == 0.0 and l2 == 0.0 and l3 == 0.0:
-                continue
-            # rows col .. col + m - 1 hold the update; rounded up to a multiple of 4 the extra rows add zeros
-            # (the panel's columns are zero below the band and below the envelope), and o + m <= kd + 8 = width
             m = (min(kd + 4 - o, last - col + 1) + 3) // 4 * 4
             rc = c_[col]
-            # views that start at the element needed first: the loop's indices are then plain counters
-            # (no negative-index wrap-around to test), which lets the compiler vectorise the loop
             s0 = r0[o:]
             s1 = r1[o - 1 :]
             s2 = r2[o - 2 :]
             s3 = r3[o - 3 :]
             for t in range(m):
                 rc[t] -= l0 * s0[t] + l1 * s1[t] + l2 * s2[t] + l3 * s3[t]
+            col += 1
     return c_
 
 
