@@ -209,6 +209,17 @@ def draw_configs(cfg: Any, params: pd.DataFrame) -> list[Any]:
 
 
 # ---------------------------------------------------------------------- one draw
+def _draw_corridors(cfg: Any, ctx: dict[str, Any]) -> dict[str, Any]:
+    """The corridors stage of a draw: the corridor map and measures, without the outlines no summary uses."""
+    from leopardgeo.stages.corridors import compute_corridors
+
+    return {"corridors": compute_corridors(cfg, ctx["inputs"], ctx["resistance"], ctx["labels"], ctx["graph"], polygons=False)}
+
+
+#: Stages a draw computes its own way (the same values the summaries read, less of what they do not).
+_DRAW_COMPUTE: dict[str, Callable[[Any, dict[str, Any]], dict[str, Any]]] = {"corridors": _draw_corridors}
+
+
 def _run_draw(cfg: Any, base: Any, stage_names: tuple[str, ...], coefs_varied: bool) -> dict[str, Any]:
     """Resistance onward for one draw (a task of the executor), on one core so results never depend on it.
 
@@ -224,7 +235,7 @@ def _run_draw(cfg: Any, base: Any, stage_names: tuple[str, ...], coefs_varied: b
         for name in ("resistance", *stage_names):
             s = by_name[name]
             if s.enabled(cfg):
-                ctx.update(s.compute(cfg, ctx))
+                ctx.update(_DRAW_COMPUTE.get(name, s.compute)(cfg, ctx))
     graph = ctx.get("graph")
     rows = []
     if graph is not None:
