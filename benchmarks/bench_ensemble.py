@@ -55,9 +55,11 @@ def _task_bytes(cfg, draws_dir: Path) -> tuple[int, float]:
     import cloudpickle
 
     from leopardgeo.core.executor import Shared
+    from leopardgeo.runner.cache import loads
 
     item = (cfg, Shared(key="shared-key"), ("links", "corridors", "metrics", "scores"), True)
-    results = [p.stat().st_size for p in draws_dir.glob("draw_*.pkl")]
+    # each saved draw (npz, no pickle) read back: the result as a worker returns it, pickled
+    results = [len(pickle.dumps(loads(p.read_bytes()), protocol=pickle.HIGHEST_PROTOCOL)) for p in draws_dir.glob("draw_*.npz")]
     return len(cloudpickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)), statistics.fmean(results)
 
 

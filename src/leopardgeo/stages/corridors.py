@@ -58,6 +58,7 @@ from leopardgeo.core.executor import available_cores, current_executor
 from leopardgeo.core.grid import Grid
 from leopardgeo.core.memory import available_bytes, check_memory
 from leopardgeo.io import RASTERS
+from leopardgeo.kernels._costdist_compiled import _finite_box, _least_sum, _sum_within_box
 from leopardgeo.kernels.costdist import NEIGHBOUR_OFFSETS, VALID_CONNECTIVITY, prepare_search, single_source_cost
 from leopardgeo.kernels.windowed import ArrayWindows, cost_distance_window, label_boxes
 from leopardgeo.stages.base import Context, RunConfigLike, Section, Stage
@@ -396,7 +397,8 @@ def _whole_search(item: tuple) -> _Found:
     """One patch's search on the whole grid (an executor task: module level, the scanned rasters through a shared handle)."""
     inp_h, p, cut, cell_size_m = item
     cost = single_source_cost(inp_h.get(), p, cell_size_m=cell_size_m, max_cost=cut)
-    return cost, (0, 0), _bbox(np.isfinite(cost))
+    r0, r1, c0, c1 = _finite_box(cost)
+    return cost, (0, 0), (int(r0), int(r1), int(c0), int(c1)) if r1 > r0 else None
 
 
 def _window_search(item: tuple) -> _Found:
@@ -687,9 +689,8 @@ def _one_corridor(
         r0, r1 = max(box_a[0], box_b[0]), min(box_a[1], box_b[1])
         c0, c1 = max(box_a[2], box_b[2]), min(box_a[3], box_b[3])
         if r0 < r1 and c0 < c1:
-            total = _at(found_a, r0, r1, c0, c1) + _at(found_b, r0, r1, c0, c1)  # NaN on no data, inf beyond a cutoff
-            total[~np.isfinite(total)] = np.inf
-            lcd = float(total.min())
+            cost_a, cost_b = _at(found_a, r0, r1, c0, c1), _at(found_b, r0, r1, c0, c1)  # NaN on no data, inf beyond a cutoff
+            lcd = float(_least_sum(cost_a, cost_b))  # the least finite cwd_a + cwd_b
     width = width_of(lcd)
     if not (lcd + width <= min(cutoffs[a], cutoffs[b])):
         msg = (
@@ -699,12 +700,10 @@ def _one_corridor(
             "labels and connectivity."
         )
         raise DataError(msg)
-    value = total - lcd
+    # the corridor's bounding window first (never empty: the least-cost cell has value 0), then its values there
+    w0, w1, v0, v1 = _sum_within_box(cost_a, cost_b, lcd, width)
+    value = (cost_a[w0:w1, v0:v1] + cost_b[w0:w1, v0:v1]) - lcd
     inside = value <= width
-    # shrink to the corridor's bounding window
-    w0, w1, v0, v1 = _bbox(inside)  # never empty: the least-cost cell has value 0
-    inside = inside[w0:w1, v0:v1]
-    value = value[w0:w1, v0:v1]
     rows, cols = slice(r0 + w0, r0 + w1), slice(c0 + v0, c0 + v1)
     value64 = np.where(inside, value, np.inf)
     win = CorridorWindow(rows, cols, inside, np.where(inside, value, np.nan).astype(np.float32))
