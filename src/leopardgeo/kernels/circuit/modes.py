@@ -416,11 +416,13 @@ def _circuit_shorted(
         x_units = np.zeros((net.n_total, 0))
         if superpose and lin is not None:
             t = time.perf_counter()
-            b = np.zeros((n_solve, len(wanted)))
+            b = np.zeros((n_solve, len(wanted)), order="F")
             b[wanted, np.arange(len(wanted))] = 1.0
-            x_units = np.zeros((net.n_total, len(wanted)))
-            x_units[:n_solve] = lin.solve_many(b, pool)
+            xs = lin.solve_many(b, pool, overwrite_b=True)
             del b
+            x_units = np.zeros((net.n_total, len(wanted)))
+            x_units[:n_solve] = xs
+            del xs
             lin.close()  # every solve done: free the hierarchy or factor before the maps
             col_of = {n_: j for j, n_ in enumerate(wanted)}
             t_solve += time.perf_counter() - t
@@ -549,13 +551,13 @@ def _solve_each(
     values: list[float] = []
     for k in range(0, len(solves), chunk):
         part = solves[k : k + chunk]
-        b = np.zeros((net.n_solve, len(part)))
+        b = np.zeros((net.n_solve, len(part)), order="F")
         for j, s in enumerate(part):
             for n_, w in s.injected.items():
                 if n_ < net.n_solve:
                     b[n_, j] += w
         t = time.perf_counter()
-        xs = lin.solve_many(b, pool)
+        xs = lin.solve_many(b, pool, overwrite_b=True)
         del b
         x = np.zeros((net.n_total, len(part)))
         x[: net.n_solve] = xs
