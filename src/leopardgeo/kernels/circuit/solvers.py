@@ -159,7 +159,12 @@ class LaplacianSolver:
     and column, plus patches and any node without a coarse neighbour) with
     classical direct interpolation, compiled here because pyamg's generic
     strength / splitting / interpolation passes take most of its setup time on
-    grids this size; the coarser levels are pyamg's ``ruge_stuben_solver``.
+    grids this size (their interpolation weights are kept in float32); the
+    coarser levels are pyamg's ``ruge_stuben_solver``.  The cycle itself and
+    the conjugate gradients around it are compiled here too (:class:`_VCycle`,
+    :meth:`_pcg`): pyamg's preconditioner spends two extra products with the
+    finest matrix per application and both allocate new vectors each time.
+    :meth:`close` frees the hierarchy.
 
     Examples
     --------
@@ -336,8 +341,8 @@ class _VCycle:
         self.ops = []
         for lvl in levels[:-1]:
             a, p = sp.csr_matrix(lvl.A), sp.csr_matrix(lvl.P)  # no copy when already CSR
-            if not a.has_sorted_indices:
-                a.sort_indices()  # the sweeps find the diagonal by the sorted columns
+            if not a.has_canonical_format:
+                a.sum_duplicates()  # the sweeps find the diagonal by the sorted, unique columns
             if not (a.diagonal() > 0).all():
                 msg = "AMG: expected a symmetric positive definite matrix (positive diagonal), found a zero or negative one."
                 raise DataError(msg)
