@@ -536,7 +536,9 @@ def _band_task(item: tuple) -> tuple[int, np.ndarray, np.ndarray | None]:
     read_band, r0, r1, ty, tx, strength, p, *rest = item
     res_b, src_b, *cond_b = read_band(r0, r1)
     res_b = np.ascontiguousarray(res_b, dtype=np.float64)
-    src_b = np.nan_to_num(np.asarray(src_b, dtype=np.float64), nan=0.0)
+    src_b = np.asarray(src_b, dtype=np.float64)
+    if not np.isfinite(src_b).all():  # arrays in memory were cleaned once by omniscape(); a file's rows may not be
+        src_b = np.nan_to_num(src_b, nan=0.0)
     reach = p.radius + p.buffer
     if p.conditions:  # conditional sources are chosen per window in Python; the solves are the same
         if len(cond_b) != len(p.conditions):
