@@ -825,6 +825,28 @@ def test_every_solver_gives_the_same_answer(mode):
                 assert v == pytest.approx(want[int(p)], rel=1e-8), name
 
 
+def test_pardiso_block_solve_matches_a_dense_solve_without_refinement():
+    """PARDISO's settings (PARDISO_IPARM): a block of right-hand sides against numpy's dense solve, no refinement step."""
+    if circuit._pardiso() is None:
+        pytest.skip("pypardiso (MKL) not installed")
+    from leopardgeo.kernels.circuit.solvers import LaplacianSolver
+
+    rng = np.random.default_rng(11)
+    res = 10.0 ** rng.uniform(0.0, 3.0, (30, 40))
+    res[rng.random(res.shape) < 0.05] = np.nan
+    focal = np.zeros(res.shape, dtype=np.int32)
+    focal[2:5, 2:5], focal[25:28, 33:37], focal[3:6, 30:34] = 1, 2, 3
+    lap = build_network(res, focal).laplacian
+    b = rng.standard_normal((lap.shape[0], 5))
+    lin = LaplacianSolver(lap, "pardiso")
+    x = lin.solve_many(b)
+    refined = int(lin._factor.get_iparm(7))  # iterative refinement steps MKL took in the last solve
+    lin.close()
+    want = np.linalg.solve(lap.toarray(), b)
+    np.testing.assert_allclose(x, want, rtol=0, atol=1e-10 * np.abs(want).max())
+    assert refined == 0
+
+
 def test_auto_factorises_many_solves_and_iterates_on_few():
     assert circuit.choose_solver(5_000, 100) == "superlu"  # small: no thread start-up
     assert circuit.choose_solver(50_000, 1) == circuit.direct_backend()
