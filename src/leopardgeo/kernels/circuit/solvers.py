@@ -15,7 +15,7 @@ from threadpoolctl import threadpool_limits
 
 from leopardgeo.config import CircuitSolver
 from leopardgeo.core.errors import ConfigError, MemoryLimitError
-from leopardgeo.kernels.circuit._compiled import _direct_interpolation, _fix_orphans, _galerkin
+from leopardgeo.kernels.circuit._compiled import _direct_interpolation, _fix_orphans, _galerkin, _grid_dissection
 
 logger = logging.getLogger(__name__)
 
@@ -68,16 +68,57 @@ PARDISO_IPARM = {
 }
 
 
-def _pardiso_factor(mod: object, upper: sp.csr_matrix) -> object:
-    """A ``pypardiso.PyPardisoSolver`` holding the Cholesky factor of ``upper`` (the upper triangle, CSR, sorted)."""
+#: Unknowns off the grid (patch and region nodes) up to which the grid's own nested dissection orders a factor
+#: (they are eliminated last, as one dense block); with more, METIS orders it.
+GRID_ORDER_MAX_EXTRA = 2_000
+#: Cells up to which a box of the grid's nested dissection keeps raster order.
+GRID_ORDER_LEAF = 64
+
+
+def _grid_order(node_raster: np.ndarray | None, n: int) -> np.ndarray | None:
+    """Fill-reducing elimination order of the ``n`` unknowns from the grid's geometry, or None (METIS decides).
+
+    Nested dissection by grid lines (:func:`_grid_dissection`), the unknowns off
+    the raster (patch nodes) last.  On the demo's Laplacian (1,444,642
+    unknowns, 8 neighbours) the factor has as many non-zeros as with METIS
+    (88.1 M against 87.7 M) and needs 9 % fewer flops, and the order costs
+    0.16 CPU s against 3-4 for METIS inside PARDISO's analysis, most of the
+    factor's serial part.  METIS stays for general graphs and for many
+    unknowns off the grid.
+    """
+    if node_raster is None:
+        return None
+    cells = np.asarray(node_raster)
+    on_grid = cells[cells >= 0]
+    if on_grid.size == 0 or on_grid.max() >= n or n - on_grid.size > GRID_ORDER_MAX_EXTRA:
+        return None
+    order = _grid_dissection(np.ascontiguousarray(cells, dtype=np.int64), GRID_ORDER_LEAF)
+    seen = np.zeros(n, dtype=bool)
+    seen[order] = True
+    if seen.sum() != order.size:  # an unknown on two cells: not a plain grid
+        return None
+    return np.concatenate([order, np.flatnonzero(~seen)])
+
+
+def _pardiso_factor(mod: object, upper: sp.csr_matrix, order: np.ndarray | None = None) -> object:
+    """A ``pypardiso.PyPardisoSolver`` holding the Cholesky factor of ``upper`` (the upper triangle, CSR, sorted).
+
+    ``order``: the unknowns in elimination order (:func:`_grid_order`), given
+    to PARDISO as its user permutation (``iparm(5) = 1``); None: METIS.
+    """
     factor = mod.PyPardisoSolver(mtype=2)  # type: ignore[attr-defined]  # real symmetric positive definite
     factor.set_statistical_info_off()
     for i, value in PARDISO_IPARM.items():
         factor.set_iparm(i, value)
+    if order is not None:
+        factor.set_iparm(5, 1)
+        factor.perm = (order + 1).astype(np.int32)  # 1-based: perm[k] is the unknown eliminated k-th
     factor.factorize(upper)
     logger.debug(
         "PARDISO factor: %d non-zeros, %.1f Gflop, peak %.2f GB",
-        factor.iparm[17], factor.iparm[18] / 1e3, max(factor.iparm[14], factor.iparm[15] + factor.iparm[16]) / 1e6,
+        factor.iparm[17],
+        factor.iparm[18] / 1e3,
+        max(factor.iparm[14], factor.iparm[15] + factor.iparm[16]) / 1e6,
     )
     return factor
 
@@ -214,7 +255,7 @@ class LaplacianSolver:
                 raise ConfigError(msg)
             self._upper = sp.triu(laplacian, format="csr")
             self._upper.sort_indices()
-            self._factor = _pardiso_factor(mod, self._upper)
+            self._factor = _pardiso_factor(mod, self._upper, _grid_order(node_raster, n))
         elif self.method == "cholmod":
             mod = _cholespy()
             if mod is None:
