@@ -421,6 +421,7 @@ def _circuit_shorted(
             x_units = np.zeros((net.n_total, len(wanted)))
             x_units[:n_solve] = lin.solve_many(b, pool)
             del b
+            lin.close()  # every solve done: free the hierarchy or factor before the maps
             col_of = {n_: j for j, n_ in enumerate(wanted)}
             t_solve += time.perf_counter() - t
 
@@ -554,8 +555,13 @@ def _solve_each(
                 if n_ < net.n_solve:
                     b[n_, j] += w
         t = time.perf_counter()
+        xs = lin.solve_many(b, pool)
+        del b
         x = np.zeros((net.n_total, len(part)))
-        x[: net.n_solve] = lin.solve_many(b, pool)
+        x[: net.n_solve] = xs
+        del xs
+        if k + chunk >= len(solves):
+            lin.close()  # the last solves: free the hierarchy or factor before the maps
         t_solve += time.perf_counter() - t
         t = time.perf_counter()
         for j, s in enumerate(part):
