@@ -374,7 +374,8 @@ def validation_markdown(result: ValidationResult, cfg: RunConfig | None = None) 
         ),
         (
             f"* Residency-only covariates (habitat, not resistance): {', '.join(cfg.resistance.residency_covariates) or 'none'}. "
-            "Held at the mildest December, the calibrated winter terms would add about 6 logits everywhere and make "
+            "Held at the mildest December, the calibrated winter terms would add 7 logits in Land of the Leopard and "
+            "8-15 over most of the land, and make "
             "the farmed Razdolnaya valley as cheap to cross as forest (weakest-section resistance 1), so in the demo "
             "winter acts on movement too (deep snow is costly to cross); `[resistance] residency_covariates` separates them."
         ),
