@@ -481,6 +481,55 @@ def test_amg_matches_direct_solve_on_large_grid():
     assert np.nanmax(np.abs(out.cum_current - cum)) < 1e-5 * np.nanmax(cum)
 
 
+@pytest.fixture(scope="module")
+def amg_grid_solver():
+    """A grounded Laplacian large enough for geometric AMG levels (> 100,000 unknowns), and its AMG solver."""
+    rng = np.random.default_rng(11)
+    res = 10.0 ** rng.uniform(0.0, 3.0, (340, 340))
+    res[rng.random(res.shape) < 0.05] = np.nan
+    focal = np.zeros(res.shape, dtype=np.int32)
+    focal[10:20, 10:20], focal[300:320, 310:330] = 1, 2
+    res[focal > 0] = 1.0
+    net = build_network(res, focal, connectivity=8)
+    from leopardgeo.kernels.circuit.assembly import solve_nodes
+    from leopardgeo.kernels.circuit.solvers import LaplacianSolver
+
+    lin = LaplacianSolver(net.laplacian, "amg", 1e-8, node_raster=solve_nodes(net))
+    assert net.n_solve > 100_000 and len(lin._ml.levels) > 3
+    return net, lin
+
+
+def test_vcycle_is_pyamgs_cycle(amg_grid_solver):
+    # the compiled V-cycle (zero start, residual gathered in the forward sweep) against pyamg's own cycle
+    net, lin = amg_grid_solver
+    ref = lin._ml.aspreconditioner(cycle="V")
+    b = np.random.default_rng(3).standard_normal(net.n_solve)
+    expected = ref @ b
+    got = lin._cycle(b)
+    assert np.abs(got - expected).max() <= 1e-12 * np.abs(expected).max()
+    out = np.empty(net.n_solve)
+    assert lin._cycle(b, out=out) is out
+    np.testing.assert_array_equal(out, got)
+
+
+def test_pcg_matches_scipy_cg_and_a_direct_solve(amg_grid_solver):
+    net, lin = amg_grid_solver
+    b = np.zeros(net.n_solve)
+    b[int(net.focal_node[net.focal_node < net.n_solve][0])] = 1.0  # the patch that is not the ground
+    count = [0]
+    m = spla.LinearOperator(net.laplacian.shape, matvec=lin._cycle, dtype=np.float64)  # the cycle, tested above
+    ref, info = spla.cg(net.laplacian, b, rtol=1e-8, atol=0.0, M=m, callback=lambda _: count.__setitem__(0, count[0] + 1))
+    assert info == 0
+    x = lin.solve(b)
+    assert abs(lin.iterations[-1] - count[0]) <= 1
+    assert np.linalg.norm(net.laplacian @ x - b) <= 1e-8 * np.linalg.norm(b)
+    lu = spla.splu(net.laplacian.tocsc(), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
+    exact = lu.solve(b)
+    assert np.abs(x - exact).max() <= 1e-6 * np.abs(exact).max()
+    assert np.abs(x - ref).max() <= 1e-6 * np.abs(exact).max()
+    assert lin.solve(np.zeros(net.n_solve)).tolist() == [0.0] * net.n_solve
+
+
 # --------------------------------------------------------------------------- 6. landschaft (Circuitscape port)
 @pytest.mark.parametrize(("four", "avg"), list(itertools.product([False, True], [False, True])))
 @pytest.mark.parametrize("seed", [0, 1, 2])
