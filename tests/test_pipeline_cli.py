@@ -295,9 +295,11 @@ def test_demo_connectivity_metrics(demo_run):
     assert (nodes["dPC_connector"] > -1e-9).all()
     links = gpd.read_file(out / "leopardgeo.gpkg", layer="links")
     assert {"p", "dPC_link", "bridge"} <= set(links.columns)
-    isolated = result.graph.graph["isolated"][0]
-    row = nodes.set_index("patch_id").loc[isolated]
-    assert row["dPC_connector"] == pytest.approx(0.0, abs=1e-9) and row["BC"] == 0
+    # an isolated patch carries no flow (the recalibrated demo has none: its patches form one component;
+    # tests/test_metrics.py checks end nodes on hand-worked graphs)
+    for isolated in result.graph.graph["isolated"]:
+        row = nodes.set_index("patch_id").loc[isolated]
+        assert row["dPC_connector"] == pytest.approx(0.0, abs=1e-9) and row["BC"] == 0
 
 
 # ---------------------------------------------------------------------- cross-border evaluation (issue check)
