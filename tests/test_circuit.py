@@ -874,6 +874,50 @@ def test_every_solver_gives_the_same_answer(mode):
                 assert v == pytest.approx(want[int(p)], rel=1e-8), name
 
 
+def _order_case() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(11)
+    res = 10.0 ** rng.uniform(0.0, 3.0, (30, 40))
+    res[rng.random(res.shape) < 0.05] = np.nan
+    res[10:13, :25] = np.nan  # a gap the dissection has to cut around
+    focal = np.zeros(res.shape, dtype=np.int32)
+    focal[2:5, 2:5], focal[25:28, 33:37], focal[3:6, 30:34] = 1, 2, 3
+    return res, focal
+
+
+def test_grid_order_is_a_permutation_with_the_patches_last():
+    from leopardgeo.kernels.circuit.assembly import solve_nodes
+    from leopardgeo.kernels.circuit.solvers import _grid_order
+
+    net = build_network(*_order_case())
+    order = _grid_order(solve_nodes(net), net.n_solve)
+    assert order is not None
+    np.testing.assert_array_equal(np.sort(order), np.arange(net.n_solve))
+    np.testing.assert_array_equal(np.sort(order[net.n_cell :]), np.arange(net.n_cell, net.n_solve))
+    assert _grid_order(None, net.n_solve) is None
+
+
+@pytest.mark.parametrize("grid_order", [False, True])
+def test_pardiso_block_solve_matches_a_dense_solve_without_refinement(grid_order):
+    """PARDISO's settings (PARDISO_IPARM), METIS's or the grid's order: a block against numpy's dense solve."""
+    if circuit._pardiso() is None:
+        pytest.skip("pypardiso (MKL) not installed")
+    from leopardgeo.kernels.circuit.assembly import solve_nodes
+    from leopardgeo.kernels.circuit.solvers import LaplacianSolver
+
+    net = build_network(*_order_case())
+    lap = net.laplacian
+    rng = np.random.default_rng(5)
+    b = rng.standard_normal((lap.shape[0], 5))
+    lin = LaplacianSolver(lap, "pardiso", node_raster=solve_nodes(net) if grid_order else None)
+    assert int(lin._factor.get_iparm(5)) == int(grid_order)  # the user permutation given to PARDISO or not
+    x = lin.solve_many(b)
+    refined = int(lin._factor.get_iparm(7))  # iterative refinement steps MKL took in the last solve
+    lin.close()
+    want = np.linalg.solve(lap.toarray(), b)
+    np.testing.assert_allclose(x, want, rtol=0, atol=1e-10 * np.abs(want).max())
+    assert refined == 0
+
+
 def test_auto_factorises_many_solves_and_iterates_on_few():
     assert circuit.choose_solver(5_000, 100) == "superlu"  # small: no thread start-up
     assert circuit.choose_solver(50_000, 1) == circuit.direct_backend()

@@ -181,30 +181,66 @@ def _factor_branches(ga, gb, gg, n, kd, buf):  # pragma: no cover - compiled
     for j in range(1, n):
         if reach[j - 1] > reach[j]:
             reach[j] = reach[j - 1]
+    kd4 = (kd + 3) // 4 * 4
     for j0 in range(0, npad, 4):
-        # the panel: columns j0 .. j0 + 3, each scaled and applied to the panel's later columns
-        for q in range(4):
-            j = j0 + q
-            d = np.sqrt(c_[j, 0])
-            c_[j, 0] = d
-            inv = 1.0 / d
-            for t in range(1, kd + 1):
-                c_[j, t] *= inv
-            for q2 in range(q + 1, 4):
-                off = q2 - q
-                lv = c_[j, off]
-                if lv != 0.0:
-                    cj = c_[j0 + q2]
-                    rj = c_[j][off:]
-                    for t in range(kd + 1 - off):
-                        cj[t] -= lv * rj[t]
-        if j0 >= n:
-            break
         last = reach[min(j0 + 3, n - 1)]
         r0 = c_[j0]
         r1 = c_[j0 + 1]
         r2 = c_[j0 + 2]
         r3 = c_[j0 + 3]
+        # the panel (columns j0 .. j0 + 3): its 4 x 4 diagonal block first, then the rows below it in one pass
+        # (the same operations in the same order as scaling each column and applying it to the next ones)
+        d0 = np.sqrt(r0[0])
+        r0[0] = d0
+        i0 = 1.0 / d0
+        l10 = r0[1] * i0
+        l20 = r0[2] * i0
+        l30 = r0[3] * i0
+        r0[1] = l10
+        r0[2] = l20
+        r0[3] = l30
+        r1[0] -= l10 * l10
+        r1[1] -= l10 * l20
+        r1[2] -= l10 * l30
+        r2[0] -= l20 * l20
+        r2[1] -= l20 * l30
+        r3[0] -= l30 * l30
+        d1 = np.sqrt(r1[0])
+        r1[0] = d1
+        i1 = 1.0 / d1
+        l21 = r1[1] * i1
+        l31 = r1[2] * i1
+        r1[1] = l21
+        r1[2] = l31
+        r2[0] -= l21 * l21
+        r2[1] -= l21 * l31
+        r3[0] -= l31 * l31
+        d2 = np.sqrt(r2[0])
+        r2[0] = d2
+        i2 = 1.0 / d2
+        l32 = r2[1] * i2
+        r2[1] = l32
+        r3[0] -= l32 * l32
+        d3 = np.sqrt(r3[0])
+        r3[0] = d3
+        i3 = 1.0 / d3
+        # rows j0 + 4 .. last (below them the panel is zero), rounded up to a multiple of 4 over zeros
+        mb = min(kd4, (last - j0) // 4 * 4)
+        s0 = r0[4:]
+        s1 = r1[3:]
+        s2 = r2[2:]
+        s3 = r3[1:]
+        for t in range(mb):
+            x0 = s0[t] * i0
+            x1 = (s1[t] - l10 * x0) * i1
+            x2 = (s2[t] - l20 * x0 - l21 * x1) * i2
+            x3 = (s3[t] - l30 * x0 - l31 * x1 - l32 * x2) * i3
+            s0[t] = x0
+            s1[t] = x1
+            s2[t] = x2
+            s3[t] = x3
+        if j0 >= n:
+            break
         end = min(j0 + 4 + kd, npad, last + 1)
         flat = buf[:need]
         col = j0 + 4

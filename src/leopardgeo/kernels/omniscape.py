@@ -101,8 +101,10 @@ logger = logging.getLogger(__name__)
 #: Rows of target blocks per task: small enough to spread over workers, large enough to amortise a task.
 BAND_BLOCK_ROWS = 4
 #: Widest band (in unknowns) solved by the compiled banded Cholesky; wider windows use a sparse factor.
-#: Banded costs n * bw**2 / 2; measured 5x faster than SuperLU at radius 20 cells, on a par at radius 50.
-MAX_BANDWIDTH = 128
+#: Banded costs ~1.5 pi r**4 multiply-adds for a window of radius r; measured (CPU per window, current only,
+#: 2026-12-03, under load): 1.8 ms banded against 91 ms through SuperLU at r = 40, 7.6 against 709 ms at r = 60,
+#: and 20 / 35 ms banded at r = 80 / 100.  Its memory grows as the window's cells x its width: 3 x 138 MB at 256.
+MAX_BANDWIDTH = 256
 
 
 @dataclass(frozen=True)
@@ -536,7 +538,9 @@ def _band_task(item: tuple) -> tuple[int, np.ndarray, np.ndarray | None]:
     read_band, r0, r1, ty, tx, strength, p, *rest = item
     res_b, src_b, *cond_b = read_band(r0, r1)
     res_b = np.ascontiguousarray(res_b, dtype=np.float64)
-    src_b = np.nan_to_num(np.asarray(src_b, dtype=np.float64), nan=0.0)
+    src_b = np.asarray(src_b, dtype=np.float64)
+    if not np.isfinite(src_b).all():  # arrays in memory were cleaned once by omniscape(); a file's rows may not be
+        src_b = np.nan_to_num(src_b, nan=0.0)
     reach = p.radius + p.buffer
     if p.conditions:  # conditional sources are chosen per window in Python; the solves are the same
         if len(cond_b) != len(p.conditions):

@@ -504,6 +504,90 @@ def _galerkin(a_ptr, a_idx, a_val, p_ptr, p_idx, p_val, r_ptr, r_idx, r_val, nc)
 
 
 @numba.njit(cache=True, nogil=True)
+def _grid_dissection(node_raster, leaf):  # pragma: no cover - compiled
+    """Nested dissection order of the cell unknowns of a grid (George 1973): ids in elimination order.
+
+    ``node_raster`` holds each cell's unknown id (-1 none).  A box of cells is
+    cut by the grid line (row or column, across its longer side) that halves its
+    cells; the cells on that line separate the two halves in 4- and
+    8-neighbour graphs alike (a branch never skips a line), so each half is
+    ordered first, recursively, then the line.  Boxes of ``leaf`` cells or
+    fewer keep raster order.  Unknowns not on the raster (patch nodes) are left
+    to the caller, which puts them last.
+    """
+    nr, nc = node_raster.shape
+    n = 0
+    for r in range(nr):
+        for c in range(nc):
+            if node_raster[r, c] >= 0:
+                n += 1
+    ids = np.empty(n, np.int64)
+    rows = np.empty(n, np.int64)
+    cols = np.empty(n, np.int64)
+    k = 0
+    for r in range(nr):
+        for c in range(nc):
+            if node_raster[r, c] >= 0:
+                ids[k] = node_raster[r, c]
+                rows[k] = r
+                cols[k] = c
+                k += 1
+    t_ids = np.empty(n, np.int64)
+    t_rows = np.empty(n, np.int64)
+    t_cols = np.empty(n, np.int64)
+    hist = np.zeros(max(nr, nc), np.int64)
+    stack = np.empty((n + 1, 2), np.int64)  # spans still to cut: each cut leaves at most two
+    stack[0, 0], stack[0, 1] = 0, n
+    top = 1
+    while top > 0:
+        top -= 1
+        lo, hi = stack[top, 0], stack[top, 1]
+        if hi - lo <= leaf:
+            continue
+        r0, r1, c0, c1 = rows[lo], rows[lo], cols[lo], cols[lo]
+        for i in range(lo, hi):
+            r0, r1 = min(r0, rows[i]), max(r1, rows[i])
+            c0, c1 = min(c0, cols[i]), max(c1, cols[i])
+        by_row = r1 - r0 >= c1 - c0
+        base = r0 if by_row else c0
+        extent = (r1 - r0 if by_row else c1 - c0) + 1
+        if extent < 3:
+            continue
+        hist[:extent] = 0
+        for i in range(lo, hi):
+            hist[(rows[i] if by_row else cols[i]) - base] += 1
+        cut, acc = 1, 0
+        for j in range(extent):
+            acc += hist[j]
+            if 2 * acc >= hi - lo:
+                cut = j
+                break
+        cut = min(max(cut, 1), extent - 2)  # a line inside the box: both halves non-empty
+        below = 0
+        for j in range(cut):
+            below += hist[j]
+        p_lo, p_hi, p_sep = lo, lo + below, hi - hist[cut]
+        for i in range(lo, hi):
+            v = (rows[i] if by_row else cols[i]) - base
+            if v < cut:
+                q = p_lo
+                p_lo += 1
+            elif v > cut:
+                q = p_hi
+                p_hi += 1
+            else:
+                q = p_sep
+                p_sep += 1
+            t_ids[q], t_rows[q], t_cols[q] = ids[i], rows[i], cols[i]
+        ids[lo:hi] = t_ids[lo:hi]
+        rows[lo:hi] = t_rows[lo:hi]
+        cols[lo:hi] = t_cols[lo:hi]
+        stack[top, 0], stack[top, 1] = lo, lo + below
+        stack[top + 1, 0], stack[top + 1, 1] = lo + below, hi - hist[cut]
+        top += 2
+    return ids
+
+
 def _gs_forward_from_zero(indptr, indices, data, b, x, r):  # pragma: no cover - compiled
     """Forward Gauss-Seidel sweep on ``A x = b`` from ``x = 0``; ``r`` receives the residual ``b - A x`` it leaves.
 
