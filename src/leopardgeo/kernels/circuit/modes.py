@@ -416,9 +416,10 @@ def _circuit_shorted(
         x_units = np.zeros((net.n_total, 0))
         if superpose and lin is not None:
             t = time.perf_counter()
-            b = np.zeros((n_solve, len(wanted)))
+            b = np.zeros((n_solve, len(wanted)), order="F")  # column by column, as the solvers read it
             b[wanted, np.arange(len(wanted))] = 1.0
-            x_units = np.zeros((net.n_total, len(wanted)))
+            x_units = np.empty((net.n_total, len(wanted)))
+            x_units[n_solve:] = 0.0  # the grounds
             x_units[:n_solve] = lin.solve_many(b, pool)
             del b
             lin.close()  # every solve done: free the hierarchy or factor before the maps
@@ -549,7 +550,7 @@ def _solve_each(
     values: list[float] = []
     for k in range(0, len(solves), chunk):
         part = solves[k : k + chunk]
-        b = np.zeros((net.n_solve, len(part)))
+        b = np.zeros((net.n_solve, len(part)), order="F")
         for j, s in enumerate(part):
             for n_, w in s.injected.items():
                 if n_ < net.n_solve:
@@ -557,7 +558,8 @@ def _solve_each(
         t = time.perf_counter()
         xs = lin.solve_many(b, pool)
         del b
-        x = np.zeros((net.n_total, len(part)))
+        x = np.empty((net.n_total, len(part)))
+        x[net.n_solve :] = 0.0  # the grounds
         x[: net.n_solve] = xs
         del xs
         if k + chunk >= len(solves):
