@@ -416,11 +416,12 @@ def _circuit_shorted(
         x_units = np.zeros((net.n_total, 0))
         if superpose and lin is not None:
             t = time.perf_counter()
-            b = np.zeros((n_solve, len(wanted)), order="F")
+            b = np.zeros((n_solve, len(wanted)), order="F")  # column by column, as the solvers read it
             b[wanted, np.arange(len(wanted))] = 1.0
             xs = lin.solve_many(b, pool, overwrite_b=True)
             del b
-            x_units = np.zeros((net.n_total, len(wanted)))
+            x_units = np.empty((net.n_total, len(wanted)))
+            x_units[n_solve:] = 0.0  # the grounds
             x_units[:n_solve] = xs
             del xs
             lin.close()  # every solve done: free the hierarchy or factor before the maps
@@ -559,7 +560,8 @@ def _solve_each(
         t = time.perf_counter()
         xs = lin.solve_many(b, pool, overwrite_b=True)
         del b
-        x = np.zeros((net.n_total, len(part)))
+        x = np.empty((net.n_total, len(part)))
+        x[net.n_solve :] = 0.0  # the grounds
         x[: net.n_solve] = xs
         del xs
         if k + chunk >= len(solves):
