@@ -263,7 +263,7 @@ def _rest(lo, hi, xq, kx, fin, lsz, ld, lp, la, mode, k):  # pragma: no cover - 
 
 @njit(cache=True)
 def _node_link_loss(
-    xq, hi, skip_eid, do_link, lptr, lin, lnb, lw, le, lsl, lsz, ldep, lpar, ld, lp, la, mode, k,
+    xq, hi, skip_eid, do_link, lptr, lin, lnb, le, lsl, lsi, lso, lsz, ldep, lpar, ld, lp, la, lm, mode, k,
     key, beta, fin, hk, hv,
 ):  # pragma: no cover - compiled
     r"""Losses of removing the node ``xq`` and of removing its one way in (link ``skip_eid``), one search.
@@ -275,19 +275,24 @@ def _node_link_loss(
     every node settled below ``kx`` keeps its increase, and the node and everything not settled yet take
     ``kx`` (the node dominates them).  So the link's loss is read off the node's search at the first
     heap entry not below ``kx``.  Returns ``(node loss, link loss)`` (the latter 0 without ``do_link``).
+
+    A link's slack (its cost in the search on the increases) is read from ``lsi`` (into the node:
+    :math:`D_u + w - D_t`) and ``lso`` (out of it), computed once per source.  For PC the targets not
+    settled yet (the link's removal) or never (no way left) are summed from the subtree masses ``lm``
+    (:math:`\sum a_t f(D_{st})` over a node's subtree) minus the settled ones, without a walk, unless
+    they are all settled.
     """
     lo = xq + 1
     droot = ldep[xq]
-    dx = ld[xq]
+    n_slice = hi - lo
     size = 0
     for t in range(lo, hi):
         fin[t] = False
-        dt = ld[t]
         best = np.inf
         for j in range(lptr[t + 1] - 1, lptr[t] - 1, -1):
             if lsl[j] >= droot:
                 break  # this link and the rest stay inside the subtree (or reach the removed node)
-            cand = ld[lnb[j]] + lw[j] - dt
+            cand = lsi[j]
             if cand < best:
                 best = cand
         key[t] = best
@@ -303,19 +308,22 @@ def _node_link_loss(
         for j in range(lptr[xq + 1] - 1, lptr[xq] - 1, -1):
             if lsl[j] >= droot:
                 break
-            if le[j] == skip_eid:
-                continue
-            cand = ld[lnb[j]] + lw[j] - dx
-            if cand < kx:
-                kx = cand
+            if le[j] != skip_eid and lsi[j] < kx:
+                kx = lsi[j]
+    own = la[xq] * lp[xq]
     loss = 0.0
     link = 0.0
+    settled = 0.0  # PC: sum of a_t f(D_st) over the settled targets
+    n_set = 0
     open_link = do_link
     while size > 0:
         d = hk[0]
         u = hv[0]
         if open_link and d >= kx:  # every entry left is >= kx: the node would settle now
-            link = loss + _rest(lo, hi, xq, kx, fin, lsz, ld, lp, la, mode, k)
+            if mode == 0:
+                link = loss - (own + _left(lm[xq] - own, settled, n_set, n_slice)) * np.expm1(-k * kx)
+            else:
+                link = loss + _rest(lo, hi, xq, kx, fin, lsz, ld, lp, la, mode, k)
             open_link = False
         size = _pop(hk, hv, size)
         if fin[u] or d > key[u]:
@@ -329,7 +337,7 @@ def _node_link_loss(
                 q += lsz[q]  # settled earlier, with everything below it
                 continue
             fin[q] = True
-            key[q] = d
+            n_set += 1
             if mode == 0:
                 group += la[q] * lp[q]
             else:
@@ -339,7 +347,6 @@ def _node_link_loss(
             if j0 == j1 or lsl[j0] < droot or lsl[j1 - 1] >= du:
                 q += 1  # every link stays in the group's subtree or leaves the slice
                 continue
-            base = d + ld[q]
             for j in range(j0, j1):
                 sj = lsl[j]
                 if sj >= du:
@@ -347,30 +354,47 @@ def _node_link_loss(
                 if sj < droot:
                     break  # this link and the rest leave the slice
                 v = lnb[j]
+                cand = d + lso[j]
                 if v < lo:  # the removed node: a way back in for the link's removal
-                    cand = base + lw[j] - dx
                     if cand < kx:
                         kx = cand
                     continue
                 if fin[v]:
                     continue
-                cand = base + lw[j] - ld[v]
                 if cand < key[v]:
                     key[v] = cand
                     size = _push(hk, hv, size, cand, v)
             q += 1
         if mode == 0:
             loss -= group * np.expm1(-k * d)
+            settled += group
     if open_link:
-        link = loss + _rest(lo, hi, xq, kx, fin, lsz, ld, lp, la, mode, k)
-    q = lo
-    while q < hi:  # no way left: f(D') = 0
-        if fin[q]:
-            q += lsz[q]
-            continue
-        loss += la[q] * lp[q]
-        q += 1
+        if mode == 0:
+            rest = own + _left(lm[xq] - own, settled, n_set, n_slice)
+            link = loss + (rest if kx == np.inf else -rest * np.expm1(-k * kx))
+        else:
+            link = loss + _rest(lo, hi, xq, kx, fin, lsz, ld, lp, la, mode, k)
+    if n_set < n_slice:  # no way left for the rest: f(D') = 0
+        if mode == 0:
+            loss += _left(lm[xq] - own, settled, n_set, n_slice)
+        else:
+            q = lo
+            while q < hi:
+                if fin[q]:
+                    q += lsz[q]
+                    continue
+                loss += la[q] * lp[q]
+                q += 1
     return loss, link
+
+
+@njit(cache=True, inline="always")
+def _left(total, settled, n_set, n_slice):  # pragma: no cover - compiled
+    """The part of a slice's mass ``total`` not settled yet (0 when every node is; never below 0)."""
+    if n_set == n_slice:
+        return 0.0
+    r = total - settled
+    return r if r > 0.0 else 0.0
 
 
 @njit(cache=True)
@@ -378,7 +402,7 @@ def _one_source(
     s, indptr, indices, w, eid, a, mode, k, dmax, do_links, do_between, unit,
     dist, pos, idom, depth, indeg, ineid, order, sigma, tin, sz, euler, stack, child_ptr, child_idx, p, mass,
     key, beta, fin, hk, hv, delta, delta_pc,
-    ld, lp, la, lsz, ldep, lpar, lptr, lin, lnb, lw, le, lsl, rev, stamp, lca,
+    ld, lp, la, lm, lsz, ldep, lpar, lptr, lin, lnb, lw, le, lsl, lsi, lso, sp, lg,
     node_loss, link_loss, node_bound, link_bound, bc, bcpc,
 ):  # pragma: no cover - compiled
     """One source: Dijkstra, dominator tree, every node / link loss and bound, Brandes dependencies.
@@ -507,9 +531,23 @@ def _one_source(
         ld[q] = dist[v]
         lp[q] = p[v]
         la[q] = a[v]
+        lm[q] = mass[v]
         lsz[q] = sz[v]
         ldep[q] = depth[v]
         lpar[q] = tin[idom[v]] if q > 0 else -1
+    # the depths in pre-order as a sparse table: the nearest common dominator of the nodes numbered
+    # y < z is one above the shallowest node numbered y + 1 .. z (a range minimum, constant time)
+    for q in range(m):
+        sp[0, q] = ldep[q]
+    h = 1
+    lev = 1
+    while 2 * h <= m:
+        for q in range(m - 2 * h + 1):
+            y = sp[lev - 1, q]
+            z = sp[lev - 1, q + h]
+            sp[lev, q] = y if y < z else z
+        h *= 2
+        lev += 1
     # the links of every node that lies in a slice of two nodes or more (below depth 1, or at depth 1
     # with something below it), sorted deepest first by the depth of the nearest common dominator of
     # their two ends; a node alone in its slice (every node of a complete graph's star) needs none
@@ -523,32 +561,28 @@ def _one_source(
         j0 = c
         for j in range(indptr[t], indptr[t + 1]):
             tu = tin[indices[j]]
-            if stamp[j] == s:
-                lv = lca[j]  # found from the other end
-            else:
-                # climb from the shallower end (fewer steps) until the other end is below
-                y = q
-                z = tu
-                if ldep[tu] < ldep[q]:
-                    y = tu
-                    z = q
-                while not (y <= z < y + lsz[y]):
-                    y = lpar[y]
-                lv = ldep[y]
-                r = rev[j]
-                stamp[r] = s
-                lca[r] = lv
+            y = q + 1 if q < tu else tu + 1
+            z = tu if q < tu else q
+            lev = lg[z - y + 1]
+            y = sp[lev, y]
+            z = sp[lev, z - (1 << lev) + 1]
+            lv = (y if y < z else z) - 1
+            wj = w[j]
             r = c
             while r > j0 and lsl[r - 1] < lv:  # insertion sort, deepest first: a few links per node
                 lsl[r] = lsl[r - 1]
                 lnb[r] = lnb[r - 1]
                 lw[r] = lw[r - 1]
                 le[r] = le[r - 1]
+                lsi[r] = lsi[r - 1]
+                lso[r] = lso[r - 1]
                 r -= 1
             lsl[r] = lv
             lnb[r] = tu
-            lw[r] = w[j]
+            lw[r] = wj
             le[r] = eid[j]
+            lsi[r] = ld[tu] + wj - ld[q]  # the slack of the link into q (>= 0)
+            lso[r] = ld[q] + wj - ld[tu]  # and out of q
             c += 1
         r = j0
         while r < c and lsl[r] >= ldep[q]:
@@ -566,7 +600,7 @@ def _one_source(
         if dmax == np.inf and szx > 1:
             both = do_links and indeg[x] == 1
             loss, lloss = _node_link_loss(
-                q, q + szx, ineid[x], both, lptr, lin, lnb, lw, le, lsl, lsz, ldep, lpar, ld, lp, la, mode, k,
+                q, q + szx, ineid[x], both, lptr, lin, lnb, le, lsl, lsi, lso, lsz, ldep, lpar, ld, lp, la, lm, mode, k,
                 key, beta, fin, hk, hv,
             )
             node_loss[x] += a_s * loss
@@ -665,16 +699,11 @@ def _all_sources(indptr, indices, w, eid, a, n_links, mode, k, dmax, do_links, d
         if w[j] != 1.0:
             unit = False
             break
-    # the other direction of every CSR entry (both carry the link's number)
-    first = np.full(nl, -1, np.int64)
-    rev = np.empty(nnz, np.int64)
-    for j in range(nnz):
-        e = eid[j]
-        if first[e] < 0:
-            first[e] = j
-        else:
-            rev[j] = first[e]
-            rev[first[e]] = j
+    # floor(log2(i)) for the sparse tables
+    lg = np.zeros(n + 1, np.int64)
+    for i in range(2, n + 1):
+        lg[i] = lg[i >> 1] + 1
+    n_lev = lg[max(n, 1)] + 1
     for c in prange(n_chunks):
         dist = np.empty(n)
         pos = np.empty(n, np.int64)
@@ -711,14 +740,16 @@ def _all_sources(indptr, indices, w, eid, a, n_links, mode, k, dmax, do_links, d
         lw = np.empty(nnz)
         le = np.empty(nnz, np.int32)
         lsl = np.empty(nnz, np.int32)
-        stamp = np.full(nnz, -1, np.int64)
-        lca = np.empty(nnz, np.int32)
+        lm = np.empty(n)
+        lsi = np.empty(nnz)
+        lso = np.empty(nnz)
+        sp = np.empty((n_lev, n), np.int32)
         for s in range(c, n, n_chunks):
             tot, _ = _one_source(
                 s, indptr, indices, w, eid, a, mode, k, dmax, do_links, do_between, unit,
                 dist, pos, idom, depth, indeg, ineid, order, sigma, tin, sz, euler, stack, child_ptr, child_idx,
                 p, mass, key, beta, fin, hk, hv, delta, delta_pc,
-                ld, lp, la, lsz, ldep, lpar, lptr, lin, lnb, lw, le, lsl, rev, stamp, lca,
+                ld, lp, la, lm, lsz, ldep, lpar, lptr, lin, lnb, lw, le, lsl, lsi, lso, sp, lg,
                 node_loss[c], link_loss[c], node_bound[c], link_bound[c], bc[c], bcpc[c],
             )
             totals[s] = tot
