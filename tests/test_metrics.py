@@ -292,3 +292,31 @@ def test_equals_brute_force_on_grids_with_many_equal_paths(seed, rows, cols, dro
     nx.set_edge_attributes(G, {e: float(rng.choice([100.0, 200.0])) for e in G.edges}, "cwd")
     area = None if sum(a for _, a in G.nodes(data="area_ha")) > 0 else 1.0
     assert_same_as_brute_force(G, landscape_area=area)
+
+
+@pytest.mark.parametrize("length_m", [100.0, 141.4213562373095, 0.1 * 1234.5])
+def test_equals_brute_force_on_a_ring_and_a_rounded_lattice(length_m):
+    """Each pair's removal is counted from one end only: a ring (the detour around a removed node is the
+    long way round, beyond the first search's reach) and lattices whose equal paths differ by rounding."""
+    ring = nx.cycle_graph(14)
+    nx.set_node_attributes(ring, {v: 1.0 + v % 3 for v in ring}, "area_ha")
+    nx.set_edge_attributes(ring, {e: length_m * (1.0 + 0.1 * (sum(e) % 2)) for e in ring.edges}, "cwd")
+    assert_same_as_brute_force(ring)
+    grid = nx.convert_node_labels_to_integers(nx.grid_2d_graph(4, 5))
+    nx.set_node_attributes(grid, {v: 1.0 + v % 4 for v in grid}, "area_ha")
+    nx.set_edge_attributes(grid, length_m, "cwd")
+    assert_same_as_brute_force(grid)
+
+
+def test_equals_brute_force_on_a_planar_graph():
+    """A Delaunay triangulation, as the benchmark's: dominator trees several levels deep."""
+    from scipy.spatial import Delaunay
+
+    rng = np.random.default_rng(7)
+    xy = rng.uniform(0, 5000, (70, 2))
+    G = nx.Graph()
+    G.add_nodes_from((i, {"area_ha": float(rng.lognormal(3.0, 1.0))}) for i in range(len(xy)))
+    for tri in Delaunay(xy).simplices:
+        for i, j in ((0, 1), (1, 2), (0, 2)):
+            G.add_edge(int(tri[i]), int(tri[j]), cwd=float(np.hypot(*(xy[tri[i]] - xy[tri[j]]))))
+    assert_same_as_brute_force(G, d50=1000.0)

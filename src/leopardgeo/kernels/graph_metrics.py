@@ -388,6 +388,227 @@ def _node_link_loss(
     return loss, link
 
 
+#: the searches for the pairs counted from one end first cover the nodes up to this many times the removed
+#: node's distance from the source (the whole slice again when that is not enough)
+CAP = 3.0
+
+#: width of the band, relative to the pair's distance, in which a pair's removal is shared between its
+#: two ends (see :func:`_side`)
+SIDE_BAND = 1e-6
+
+
+@njit(cache=True, inline="always")
+def _side(z, scale):  # pragma: no cover - compiled
+    """Share of a pair's removal loss counted from this end: 1 when ``z > scale``, 0 when ``z < -scale``.
+
+    ``z`` changes sign between the two ends of the pair (up to rounding, far below ``scale``), so the
+    two shares add up to 1; in between they are interpolated, so rounding cannot count a pair twice.
+    """
+    if z > scale:
+        return 1.0
+    if z < -scale:
+        return 0.0
+    if scale == 0.0:
+        return 0.5
+    return 0.5 + 0.5 * z / scale
+
+
+@njit(cache=True)
+def _node_link_half(
+    xq, hi, skip_eid, do_link, cap, lptr, lin, lnb, le, lsl, lsi, lso, lsz, ldep, lpar, ld, lp, la, mode, k,
+    key, beta, fin, hk, hv,
+):  # pragma: no cover - compiled
+    r""":func:`_node_link_loss` for the pairs counted from this source's end only; ``ok`` False: retry.
+
+    A pair :math:`(s, t)` and a node :math:`x` on every shortest path between them give the same loss
+    from either end (the graph is undirected), so each such triple is counted once, from the end farther
+    from :math:`x`: from :math:`s` when :math:`D_{sx} > D_{xt} = D_{st} - D_{sx}`, i.e. for the targets
+    with :math:`D_{st} < 2 D_{sx}` (:func:`_side` shares the ties); for the link :math:`y \to x` (``y`` the
+    node's dominator), when :math:`D_{sy} > D_{xt}`, i.e. :math:`D_{st} < D_{sx} + D_{sy}`.  The caller
+    doubles the result.  Those targets are near :math:`x`, so the search runs only on the slice's nodes no
+    farther than ``cap`` from the source (a connected top of the subtree): a new distance found there
+    that is at most ``cap`` is exact (any path through a node left out is longer than ``cap``).  When a
+    counted target's new distance is not shown to be at most ``cap`` the result is not used (``ok``
+    False) and the caller runs the search again with ``cap = inf`` (every node of the slice).  The search
+    stops once every counted target is settled.  Returns ``(node loss, link loss, ok)``.
+    """
+    lo = xq + 1
+    droot = ldep[xq]
+    dx = ld[xq]
+    dy = ld[lpar[xq]]
+    two_dx = 2.0 * dx
+    dxy = dx + dy
+    size = 0
+    n_need = 0  # targets with a node share > 0 in the searched part
+    link_mass = 0.0  # PC: sum of (link share) a_t f(D_st) over the searched part
+    d_link = -1.0  # the farthest target with a link share > 0
+    lim = 2.0 * dx * (1.0 + 2.0 * SIDE_BAND)  # no target beyond this has a share
+    if cap < lim:
+        cap = lim
+    t = lo
+    while t < hi:
+        dt = ld[t]
+        if dt > cap:
+            fin[t] = True  # left out, with everything below it
+            t += lsz[t]
+            continue
+        fin[t] = False
+        sc = SIDE_BAND * dt
+        if _side(two_dx - dt, sc) > 0.0:
+            n_need += 1
+        wl = _side(dxy - dt, sc) if do_link else 0.0
+        if wl > 0.0:
+            link_mass += wl * la[t] * lp[t]
+            if dt > d_link:
+                d_link = dt
+        best = np.inf
+        for j in range(lptr[t + 1] - 1, lptr[t] - 1, -1):
+            if lsl[j] >= droot:
+                break  # this link and the rest stay inside the subtree (or reach the removed node)
+            cand = lsi[j]
+            if cand < best:
+                best = cand
+        key[t] = best
+        par = lpar[t]
+        above = beta[par] if par >= lo else np.inf
+        if best < above:
+            beta[t] = best
+            size = _push(hk, hv, size, best, t)
+        else:
+            beta[t] = above
+        t += 1
+    wx = _side(dy, SIDE_BAND * dx) if do_link else 0.0  # the link's share of the pair (s, x)
+    if wx > 0.0 and dx > d_link:
+        d_link = dx
+    kx = np.inf
+    if do_link:
+        for j in range(lptr[xq + 1] - 1, lptr[xq] - 1, -1):
+            if lsl[j] >= droot:
+                break
+            if le[j] != skip_eid and lsi[j] < kx:
+                kx = lsi[j]
+    own = wx * la[xq] * lp[xq]
+    loss = 0.0
+    link = 0.0
+    link_set = 0.0  # PC: link-share mass settled
+    n_set = 0  # targets with a node share settled
+    open_link = do_link
+    while size > 0:
+        d = hk[0]
+        u = hv[0]
+        if open_link and d >= kx:  # every entry left is >= kx: the node would settle now
+            if d_link >= 0.0 and d_link + kx > cap:
+                return 0.0, 0.0, False
+            if mode == 0:
+                rest = link_mass - link_set
+                link -= (own + (rest if rest > 0.0 else 0.0)) * np.expm1(-k * kx)
+            else:
+                link += _rest_half(lo, hi, xq, kx, dxy, wx, fin, lsz, ld, lp, la, k)
+            open_link = False
+        if not open_link and n_set == n_need:
+            break  # every counted target is settled
+        size = _pop(hk, hv, size)
+        if fin[u] or d > key[u]:
+            continue
+        group_n = 0.0
+        group_l = 0.0
+        q = u
+        end = u + lsz[u]
+        du = ldep[u]
+        while q < end:
+            if fin[q]:
+                q += lsz[q]  # settled earlier (or left out), with everything below it
+                continue
+            fin[q] = True
+            dq = ld[q]
+            sc = SIDE_BAND * dq
+            wn = _side(two_dx - dq, sc)
+            if wn > 0.0:
+                if dq + d > cap:
+                    return 0.0, 0.0, False
+                n_set += 1
+                ap = la[q] * lp[q]
+                if mode == 0:
+                    group_n += wn * ap
+                else:
+                    loss += wn * la[q] * (lp[q] - _f(dq + d, mode, k))
+                if open_link:
+                    wl = _side(dxy - dq, sc)
+                    if wl > 0.0:
+                        if mode == 0:
+                            group_l += wl * ap
+                        else:
+                            link += wl * la[q] * (lp[q] - _f(dq + d, mode, k))
+            j0 = lin[q]
+            j1 = lptr[q + 1]
+            if j0 == j1 or lsl[j0] < droot or lsl[j1 - 1] >= du:
+                q += 1  # every link stays in the group's subtree or leaves the slice
+                continue
+            for j in range(j0, j1):
+                sj = lsl[j]
+                if sj >= du:
+                    continue  # stays inside this group's subtree: the same increase
+                if sj < droot:
+                    break  # this link and the rest leave the slice
+                v = lnb[j]
+                cand = d + lso[j]
+                if v < lo:  # the removed node: a way back in for the link's removal
+                    if cand < kx:
+                        kx = cand
+                    continue
+                if ld[v] > cap or fin[v]:
+                    continue
+                if cand < key[v]:
+                    key[v] = cand
+                    size = _push(hk, hv, size, cand, v)
+            q += 1
+        if mode == 0:
+            e = np.expm1(-k * d)
+            loss -= group_n * e
+            if open_link:
+                link -= group_l * e
+                link_set += group_l
+    if n_set < n_need:  # counted targets not reached: no way left, or not within the searched part
+        if cap != np.inf:
+            return 0.0, 0.0, False
+        q = lo
+        while q < hi:
+            if fin[q]:
+                q += lsz[q]
+                continue
+            wn = _side(two_dx - ld[q], SIDE_BAND * ld[q])
+            loss += wn * la[q] * lp[q]
+            q += 1
+    if open_link:
+        if kx != np.inf and d_link >= 0.0 and d_link + kx > cap:
+            return 0.0, 0.0, False
+        if kx == np.inf and d_link >= 0.0 and cap != np.inf:
+            return 0.0, 0.0, False
+        if mode == 0:
+            rest = link_mass - link_set
+            rest = own + (rest if rest > 0.0 else 0.0)
+            link += rest if kx == np.inf else -rest * np.expm1(-k * kx)
+        else:
+            link += _rest_half(lo, hi, xq, kx, dxy, wx, fin, lsz, ld, lp, la, k)
+    return loss, link, True
+
+
+@njit(cache=True)
+def _rest_half(lo, hi, xq, kx, dxy, wx, fin, lsz, ld, lp, la, k):  # pragma: no cover - compiled
+    """IIC: :func:`_rest` with each target's link share (``wx``: the node's own)."""
+    loss = wx * la[xq] * (lp[xq] - _f(ld[xq] + kx, 1, k))
+    q = lo
+    while q < hi:
+        if fin[q]:
+            q += lsz[q]
+            continue
+        wl = _side(dxy - ld[q], SIDE_BAND * ld[q])
+        if wl > 0.0:
+            loss += wl * la[q] * (lp[q] - _f(ld[q] + kx, 1, k))
+        q += 1
+    return loss
+
+
 @njit(cache=True, inline="always")
 def _left(total, settled, n_set, n_slice):  # pragma: no cover - compiled
     """The part of a slice's mass ``total`` not settled yet (0 when every node is; never below 0)."""
@@ -399,7 +620,7 @@ def _left(total, settled, n_set, n_slice):  # pragma: no cover - compiled
 
 @njit(cache=True)
 def _one_source(
-    s, indptr, indices, w, eid, a, mode, k, dmax, do_links, do_between, unit,
+    s, indptr, indices, w, eid, a, mode, k, dmax, do_links, do_between, unit, positive,
     dist, pos, idom, depth, indeg, ineid, order, sigma, tin, sz, euler, stack, child_ptr, child_idx, p, mass,
     key, beta, fin, hk, hv, delta, delta_pc,
     ld, lp, la, lm, lsz, ldep, lpar, lptr, lin, lnb, lw, le, lsl, lsi, lso, sp, lg,
@@ -593,10 +814,26 @@ def _one_source(
     # to the subtree of its head, and only when it is that head's one way in
     a_s = a[s]
     fmax = _f(dmax, mode, k)
+    half = dmax == np.inf and positive  # each pair counted from one end (links of length 0: both)
     for q in range(1, m):
         x = euler[q]
         far = ld[q] > dmax
         szx = lsz[q]
+        if half and szx > 1:
+            both = do_links and indeg[x] == 1
+            loss, lloss, ok = _node_link_half(
+                q, q + szx, ineid[x], both, CAP * ld[q], lptr, lin, lnb, le, lsl, lsi, lso, lsz, ldep, lpar, ld, lp,
+                la, mode, k, key, beta, fin, hk, hv,
+            )
+            if not ok:  # a counted target's new distance may lie beyond the cap: search the whole slice
+                loss, lloss, ok = _node_link_half(
+                    q, q + szx, ineid[x], both, np.inf, lptr, lin, lnb, le, lsl, lsi, lso, lsz, ldep, lpar, ld, lp,
+                    la, mode, k, key, beta, fin, hk, hv,
+                )
+            node_loss[x] += 2.0 * a_s * loss
+            if both:
+                link_loss[ineid[x]] += 2.0 * a_s * lloss
+            continue
         if dmax == np.inf and szx > 1:
             both = do_links and indeg[x] == 1
             loss, lloss = _node_link_loss(
@@ -629,6 +866,11 @@ def _one_source(
                 link_loss[e] += a_s * loss
                 link_bound[e] += a_s * bnd
             else:
+                share = 1.0
+                if half:  # the pair (s, x) counted from the end farther from the link (see _node_link_half)
+                    share = 2.0 * _side(ld[lpar[q]], SIDE_BAND * ld[q])
+                    if share == 0.0:
+                        continue
                 # alone in its slice: its best other link, read straight from the graph
                 dx = ld[q]
                 best = np.inf
@@ -651,7 +893,7 @@ def _one_source(
                 else:
                     loss = -(ax * px) * np.expm1(-k * best) if mode == 0 else ax * (px - _f(dx + best, mode, k))
                     bnd = ax * fmax if capped and dx + best > dmax else 0.0
-                link_loss[e] += a_s * loss
+                link_loss[e] += share * a_s * loss
                 link_bound[e] += a_s * bnd
     if do_between:
         # number of shortest paths (exact ties) in settle order, then Brandes' back-propagation
@@ -695,10 +937,12 @@ def _all_sources(indptr, indices, w, eid, a, n_links, mode, k, dmax, do_links, d
     totals = np.zeros(n)
     nnz = indices.shape[0]
     unit = True
+    positive = True
     for j in range(nnz):
         if w[j] != 1.0:
             unit = False
-            break
+        if not w[j] > 0.0:
+            positive = False
     # floor(log2(i)) for the sparse tables
     lg = np.zeros(n + 1, np.int64)
     for i in range(2, n + 1):
@@ -746,7 +990,7 @@ def _all_sources(indptr, indices, w, eid, a, n_links, mode, k, dmax, do_links, d
         sp = np.empty((n_lev, n), np.int32)
         for s in range(c, n, n_chunks):
             tot, _ = _one_source(
-                s, indptr, indices, w, eid, a, mode, k, dmax, do_links, do_between, unit,
+                s, indptr, indices, w, eid, a, mode, k, dmax, do_links, do_between, unit, positive,
                 dist, pos, idom, depth, indeg, ineid, order, sigma, tin, sz, euler, stack, child_ptr, child_idx,
                 p, mass, key, beta, fin, hk, hv, delta, delta_pc,
                 ld, lp, la, lm, lsz, ldep, lpar, lptr, lin, lnb, lw, le, lsl, lsi, lso, sp, lg,
