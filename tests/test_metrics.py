@@ -320,3 +320,31 @@ def test_equals_brute_force_on_a_planar_graph():
         for i, j in ((0, 1), (1, 2), (0, 2)):
             G.add_edge(int(tri[i]), int(tri[j]), cwd=float(np.hypot(*(xy[tri[i]] - xy[tri[j]]))))
     assert_same_as_brute_force(G, d50=1000.0)
+
+
+def test_removal_deltas_are_the_same_on_any_number_of_threads():
+    import numba
+
+    from leopardgeo.kernels.graph_metrics import removal_deltas
+
+    rng = np.random.default_rng(3)
+    n = 60
+    i, j = np.triu_indices(n, 1)
+    keep = rng.random(len(i)) < 0.1
+    i, j = i[keep], j[keep]
+    w = rng.uniform(1.0, 5.0, len(i))
+    order = np.argsort(np.concatenate([i, j]), kind="stable")
+    indices = np.concatenate([j, i])[order]
+    indptr = np.searchsorted(np.concatenate([i, j])[order], np.arange(n + 1))
+    args = (indptr, indices, np.concatenate([w, w])[order], np.concatenate([np.arange(len(i))] * 2)[order],
+            rng.uniform(1.0, 9.0, n))  # fmt: skip
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = removal_deltas(*args, n_links=len(i), k=0.3)
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        two = removal_deltas(*args, n_links=len(i), k=0.3)
+    finally:
+        numba.set_num_threads(before)
+    for a, b in zip(one, two, strict=True):
+        assert np.array_equal(a, b)

@@ -36,14 +36,33 @@ way in.  So, for each source :math:`s`, the kernel
 6. accumulates Brandes' (2001) dependencies for betweenness (BC) and for BCPC, where a pair's
    weight is :math:`a_s a_t p^*_{st}` (Bodin & Saura 2010), split equally between equal shortest paths.
 
-The result is exactly the brute-force definition (one all-pairs recomputation per removed element),
-pair by pair: no approximation and no tolerance.  The cost is the sum, over sources, of the dominated
+7. counts each (pair, removed element) once (the graph is undirected: the pair's loss is the same from
+   either end, and the element dominates :math:`t` from :math:`s` exactly when it dominates :math:`s`
+   from :math:`t`), from the end farther from the element (:func:`_node_link_half`), and doubles it.
+   The targets counted from :math:`s` for a node :math:`x` are those with :math:`D_{st} < 2 D_{sx}`, near
+   :math:`x`, so the search first covers only the slice's nodes within :data:`CAP` times
+   :math:`D_{sx}` of the source; a new distance found there that is at most that far is exact (any path
+   through a node left out is longer), and when a counted target's is not the whole slice is searched
+   again.  With links of length 0 (ties between any number of links) or a distance cap
+   (``max_distance``) every pair is counted from both ends, as without this step.
+
+The result is the brute-force definition (one all-pairs recomputation per removed element), pair by
+pair, with no approximation and no tolerance but one: a pair whose removed element lies at its midpoint
+(within a relative :data:`SIDE_BAND` of its distance, e.g. on a lattice of equal links) is shared between
+its two ends by a linear ramp, so the rounding of the two ends' distances (about the number of links
+times 1e-16, relative) changes that pair's share by about that rounding over :data:`SIDE_BAND`
+(≈ 1e-10 relative per link on the path).  Link counts (IIC) are exact integers: no error at all.
+
+The cost is the sum, over sources, of the dominated
 slices' sizes, i.e. of the dominator-tree depths: a few operations per pair on a complete graph with
 metric distances (the trees are stars), about the mean hop count per pair on a planar graph with real
-distances.  Sources run on all cores (``numba.prange``), each chunk of sources with its own
+distances.  Sources run on all cores (``numba.prange``, as many threads as numba is set to), in a fixed
+number of chunks (:data:`N_CHUNKS`, whatever the thread count, so the result is the same to the last bit on
+any number of threads), each chunk of sources with its own
 accumulators.  A node alone in its slice (every node of a complete graph with metric distances, whose
 trees are stars) is handled from the graph's own arrays, without sorting its links; unit-length links
-(IIC) are searched breadth first.
+(IIC) are searched breadth first.  The nearest common dominator of a link's two ends is a range
+minimum over the pre-order depths (a sparse table per source, constant time per link).
 
 Optionally (``max_distance``, from a probability floor) targets farther than a distance are not
 recomputed; every term this leaves out, and every recomputed term whose new distance passes the cap,
@@ -57,7 +76,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import njit, prange
 
 __all__ = ["MODE_IIC", "MODE_PC", "RemovalDeltas", "removal_deltas"]
 
@@ -387,6 +406,9 @@ def _node_link_loss(
                 q += 1
     return loss, link
 
+
+#: chunks of sources, each with its own accumulators, summed in order at the end
+N_CHUNKS = 32
 
 #: the searches for the pairs counted from one end first cover the nodes up to this many times the removed
 #: node's distance from the source (the whole slice again when that is not enough)
@@ -1075,7 +1097,7 @@ def removal_deltas(
     ([0.0, 0.6667, 0.0], [1.6667, 1.6667], [0.0, 1.0, 0.0])
     """
     n = int(a.shape[0])
-    n_chunks = max(1, min(n, 4 * get_num_threads()))
+    n_chunks = max(1, min(n, N_CHUNKS))  # not the thread count: the same sums in the same order on any machine
     return RemovalDeltas(
         *_all_sources(
             np.ascontiguousarray(indptr, dtype=np.int64),
