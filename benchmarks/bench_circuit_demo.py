@@ -4,11 +4,12 @@ Usage:
     python benchmarks/bench_circuit_demo.py [--tools stage pardiso cholmod amg landschaft] [--repeat 1]
         [--threads N] [--write docs/performance.md]
 
-Problem: the demo's resistance raster and its 17 habitat cores (1250 x 1756 cells, 690,002 unknowns with
-every patch short-circuited), all 136 pairs, 8 neighbours, the cumulative current map, as `leopardgeo run`
-solves them (`focal_shorting = "all"`).  Each tool runs in a fresh process that reads the two rasters from
-``.npy`` files; the time runs from the arrays in memory to the resistance table and the cumulative map
-(imports and numba's compilation on a tiny grid excluded).  Peak memory = the process's high-water mark.
+Problem: the demo's resistance raster and its habitat patches (1250 x 1756 cells; on
+2026-12-03 30 patches and 1,444,642 unknowns with every patch short-circuited), all pairs (435), 8 neighbours, the
+cumulative current map, as `leopardgeo run` solves them (`focal_shorting = "all"`). Each tool runs in a fresh
+process that reads the two rasters from ``.npy`` files; the time runs from the arrays in memory to the resistance
+table and the cumulative map (imports and numba's compilation on a tiny grid excluded). Peak memory = the process's
+high-water mark.
 
 Tools:
   stage       the circuit stage alone as ``leopardgeo run`` calls it (``stages.circuit.compute_circuit`` with the
@@ -69,8 +70,8 @@ def worker(tool: str, d: Path) -> dict:
         from leopardgeo.stages.circuit import compute_circuit
 
         cfg = demo_config()
-        small = np.ones((20, 20))
-        f = np.zeros((20, 20), np.int32)
+        small = np.ones((20, 20), dtype=res.dtype)  # the demo's dtypes: no compilation inside the timing
+        f = np.zeros((20, 20), dtype=lab.dtype)
         f[0, 0], f[-1, -1], f[0, -1] = 1, 2, 3
         circuit_flow(small, f, focal_shorting="all")  # compile outside the timing
         t, c0 = time.perf_counter(), time.process_time()
@@ -85,8 +86,8 @@ def worker(tool: str, d: Path) -> dict:
     else:
         from leopardgeo.kernels.circuit import circuit_flow
 
-        small = np.ones((20, 20))
-        f = np.zeros((20, 20), np.int32)
+        small = np.ones((20, 20), dtype=res.dtype)  # the demo's dtypes: no compilation inside the timing
+        f = np.zeros((20, 20), dtype=lab.dtype)
         f[0, 0], f[-1, -1], f[0, -1] = 1, 2, 3
         circuit_flow(small, f, focal_shorting="all", solver=tool)  # compile outside the timing
         t, c0 = time.perf_counter(), time.process_time()
@@ -117,6 +118,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         demo_arrays(d)
+        n_patches = int(np.unique(np.load(d / "lab.npy")).size - 1)
         for tool in args.tools:
             cmd = [sys.executable, __file__, "--worker", tool, str(d)]
             threads = args.threads or os.cpu_count() or 1
@@ -158,7 +160,8 @@ def main() -> None:
             ),
             "",
             "Command: `python " + " ".join(["benchmarks/bench_circuit_demo.py", *sys.argv[1:]]) + "`. "
-            "All 136 pairs of the demo's 17 patches, every patch short-circuited, cumulative current map; each tool in a "
+            f"All {n_patches * (n_patches - 1) // 2} pairs of the demo's {n_patches} patches, every patch short-circuited, "
+            "cumulative current map; each tool in a "
             "fresh process, from the arrays in memory to the table and the map. CPU s is the process's CPU time over "
             "all its threads: steadier than wall time on a loaded machine, but contention inflates it too (and "
             "waiting BLAS threads spin). The reference is PARDISO when it ran, else the first tool.",

@@ -481,6 +481,55 @@ def test_amg_matches_direct_solve_on_large_grid():
     assert np.nanmax(np.abs(out.cum_current - cum)) < 1e-5 * np.nanmax(cum)
 
 
+@pytest.fixture(scope="module")
+def amg_grid_solver():
+    """A grounded Laplacian large enough for geometric AMG levels (> 100,000 unknowns), and its AMG solver."""
+    rng = np.random.default_rng(11)
+    res = 10.0 ** rng.uniform(0.0, 3.0, (340, 340))
+    res[rng.random(res.shape) < 0.05] = np.nan
+    focal = np.zeros(res.shape, dtype=np.int32)
+    focal[10:20, 10:20], focal[300:320, 310:330] = 1, 2
+    res[focal > 0] = 1.0
+    net = build_network(res, focal, connectivity=8)
+    from leopardgeo.kernels.circuit.assembly import solve_nodes
+    from leopardgeo.kernels.circuit.solvers import LaplacianSolver
+
+    lin = LaplacianSolver(net.laplacian, "amg", 1e-8, node_raster=solve_nodes(net))
+    assert net.n_solve > 100_000 and len(lin._ml.levels) > 3
+    return net, lin
+
+
+def test_vcycle_is_pyamgs_cycle(amg_grid_solver):
+    # the compiled V-cycle (zero start, residual gathered in the forward sweep) against pyamg's own cycle
+    net, lin = amg_grid_solver
+    ref = lin._ml.aspreconditioner(cycle="V")
+    b = np.random.default_rng(3).standard_normal(net.n_solve)
+    expected = ref @ b
+    got = lin._cycle(b)
+    assert np.abs(got - expected).max() <= 1e-12 * np.abs(expected).max()
+    out = np.empty(net.n_solve)
+    assert lin._cycle(b, out=out) is out
+    np.testing.assert_array_equal(out, got)
+
+
+def test_pcg_matches_scipy_cg_and_a_direct_solve(amg_grid_solver):
+    net, lin = amg_grid_solver
+    b = np.zeros(net.n_solve)
+    b[int(net.focal_node[net.focal_node < net.n_solve][0])] = 1.0  # the patch that is not the ground
+    count = [0]
+    m = spla.LinearOperator(net.laplacian.shape, matvec=lin._cycle, dtype=np.float64)  # the cycle, tested above
+    ref, info = spla.cg(net.laplacian, b, rtol=1e-8, atol=0.0, M=m, callback=lambda _: count.__setitem__(0, count[0] + 1))
+    assert info == 0
+    x = lin.solve(b)
+    assert abs(lin.iterations[-1] - count[0]) <= 1
+    assert np.linalg.norm(net.laplacian @ x - b) <= 1e-8 * np.linalg.norm(b)
+    lu = spla.splu(net.laplacian.tocsc(), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
+    exact = lu.solve(b)
+    assert np.abs(x - exact).max() <= 1e-6 * np.abs(exact).max()
+    assert np.abs(x - ref).max() <= 1e-6 * np.abs(exact).max()
+    assert lin.solve(np.zeros(net.n_solve)).tolist() == [0.0] * net.n_solve
+
+
 # --------------------------------------------------------------------------- 6. landschaft (Circuitscape port)
 @pytest.mark.parametrize(("four", "avg"), list(itertools.product([False, True], [False, True])))
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -823,6 +872,50 @@ def test_every_solver_gives_the_same_answer(mode):
             want = {p: (ref.one_to_all(p) if mode == "one_to_all" else ref.all_to_one(p))[0] for p in (1, 2, 3, 4)}
             for p, v in zip(out.resistances.patch, out.resistances.voltage, strict=True):
                 assert v == pytest.approx(want[int(p)], rel=1e-8), name
+
+
+def _order_case() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(11)
+    res = 10.0 ** rng.uniform(0.0, 3.0, (30, 40))
+    res[rng.random(res.shape) < 0.05] = np.nan
+    res[10:13, :25] = np.nan  # a gap the dissection has to cut around
+    focal = np.zeros(res.shape, dtype=np.int32)
+    focal[2:5, 2:5], focal[25:28, 33:37], focal[3:6, 30:34] = 1, 2, 3
+    return res, focal
+
+
+def test_grid_order_is_a_permutation_with_the_patches_last():
+    from leopardgeo.kernels.circuit.assembly import solve_nodes
+    from leopardgeo.kernels.circuit.solvers import _grid_order
+
+    net = build_network(*_order_case())
+    order = _grid_order(solve_nodes(net), net.n_solve)
+    assert order is not None
+    np.testing.assert_array_equal(np.sort(order), np.arange(net.n_solve))
+    np.testing.assert_array_equal(np.sort(order[net.n_cell :]), np.arange(net.n_cell, net.n_solve))
+    assert _grid_order(None, net.n_solve) is None
+
+
+@pytest.mark.parametrize("grid_order", [False, True])
+def test_pardiso_block_solve_matches_a_dense_solve_without_refinement(grid_order):
+    """PARDISO's settings (PARDISO_IPARM), METIS's or the grid's order: a block against numpy's dense solve."""
+    if circuit._pardiso() is None:
+        pytest.skip("pypardiso (MKL) not installed")
+    from leopardgeo.kernels.circuit.assembly import solve_nodes
+    from leopardgeo.kernels.circuit.solvers import LaplacianSolver
+
+    net = build_network(*_order_case())
+    lap = net.laplacian
+    rng = np.random.default_rng(5)
+    b = rng.standard_normal((lap.shape[0], 5))
+    lin = LaplacianSolver(lap, "pardiso", node_raster=solve_nodes(net) if grid_order else None)
+    assert int(lin._factor.get_iparm(5)) == int(grid_order)  # the user permutation given to PARDISO or not
+    x = lin.solve_many(b)
+    refined = int(lin._factor.get_iparm(7))  # iterative refinement steps MKL took in the last solve
+    lin.close()
+    want = np.linalg.solve(lap.toarray(), b)
+    np.testing.assert_allclose(x, want, rtol=0, atol=1e-10 * np.abs(want).max())
+    assert refined == 0
 
 
 def test_auto_factorises_many_solves_and_iterates_on_few():

@@ -82,17 +82,17 @@ def test_corridors_equal_brute_force_scipy_reference(case):
     G, _ = build_graph(res, labels, p, g, rule=rule, connectivity=conn)
     assume(G.number_of_edges() > 0)
     width = {"width_cwd": w} if kind == "cwd" else {"width_fraction": w}
-    with mock.patch.object(corridors, "cost_distance_many", wraps=corridors.cost_distance_many) as spy:
+    with mock.patch.object(corridors, "single_source_cost", wraps=corridors.single_source_cost) as spy:
         out = least_cost_corridors(res, labels, G, g, connectivity=conn, protected=protected, workers=2, **width)
 
     pairs = sorted(tuple(sorted(e)) for e in G.edges)
     ref = reference(res, labels, pairs, conn, **width)
 
     # every patch with a link is searched once, with a finite cutoff no larger than its links need
-    searched = [call.args[2][0] for call in spy.call_args_list]
+    searched = [call.args[1] for call in spy.call_args_list]
     assert sorted(searched) == sorted({q for pair in pairs for q in pair})
     for call in spy.call_args_list:
-        q, cut = call.args[2][0], call.kwargs["max_cost"]
+        q, cut = call.args[1], call.kwargs["max_cost"]
         need = max(G.edges[pair]["cwd"] + (w if kind == "cwd" else w * G.edges[pair]["cwd"]) for pair in pairs if q in pair)
         assert cut is not None and cut == pytest.approx(need, rel=1e-6)
 

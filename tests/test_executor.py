@@ -267,3 +267,25 @@ def test_stages_on_the_cluster_equal_one_thread(cluster):
     np.testing.assert_array_equal(spread.female, serial.female)
     for name in ("adults", "total", "adult_females"):
         np.testing.assert_array_equal(getattr(sim_spread, name), getattr(sim_serial, name))
+
+
+def test_native_thread_limit_is_reference_counted_the_least_wins_and_the_last_out_restores():
+    from threadpoolctl import threadpool_info
+
+    from leopardgeo.core.executor import native_thread_limit
+
+    def blas() -> list[int]:
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    if not blas():
+        pytest.skip("no BLAS thread pool loaded")
+    before = [p["num_threads"] for p in threadpool_info()]
+    outer, inner = native_thread_limit(2), native_thread_limit(1, user_api="blas")
+    outer.__enter__()
+    assert max(blas()) <= 2
+    inner.__enter__()
+    assert max(blas()) == 1
+    outer.__exit__(None, None, None)  # the first in leaves first (threads end in any order): the other still holds
+    assert max(blas()) == 1
+    inner.__exit__(None, None, None)
+    assert [p["num_threads"] for p in threadpool_info()] == before

@@ -74,6 +74,7 @@ __all__ = [
     "core_budget",
     "current_executor",
     "get_executor",
+    "native_thread_limit",
     "task_cores",
     "use_executor",
     "WorkerLostError",
@@ -544,7 +545,8 @@ class ThreadExecutor(Executor):
 
         cores = task_cores(workers)
         results: list[Any] = [None] * n
-        with _blas_limit(cores), ThreadPoolExecutor(max_workers=workers, thread_name_prefix=label or "leopardgeo") as pool:
+        pool_ = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=label or "leopardgeo")
+        with native_thread_limit(cores), pool_ as pool:
             futures = {
                 pool.submit(_run_task, fn, item, ss, star, seeded, cores): i
                 for i, (item, ss) in enumerate(zip(items, seeds, strict=True))
@@ -575,31 +577,60 @@ class ThreadExecutor(Executor):
         return f"ThreadExecutor(threads={self.threads})"
 
 
-_BLAS_LOCK = threading.Lock()
-_BLAS_DEPTH = 0
+_NATIVE_LOCK = threading.Lock()
+_NATIVE_HOLDERS: dict[int, tuple[int, str | None]] = {}  # id of a holder -> (threads, user_api)
+_NATIVE_ORIGINAL: list[Any] = [None]  # the first holder's limiter: it restores the limits found before it
+
+
+def _apply_native_limits() -> None:
+    """Set the native pools to the least limit held (under ``_NATIVE_LOCK``), or restore them when none is."""
+    if not _NATIVE_HOLDERS:
+        if _NATIVE_ORIGINAL[0] is not None:
+            _NATIVE_ORIGINAL[0].restore_original_limits()
+            _NATIVE_ORIGINAL[0] = None
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+        return
+    blas = min(n for n, _ in _NATIVE_HOLDERS.values())
+    every = [n for n, api in _NATIVE_HOLDERS.values() if api is None]
+    limits = {"blas": blas} if not every else {"blas": blas, "openmp": min(every)}
+    limiter = threadpool_limits(limits=limits)
+    if _NATIVE_ORIGINAL[0] is None:
+        _NATIVE_ORIGINAL[0] = limiter  # created before any limit: its originals are the process's own
 
 
 @contextlib.contextmanager
-def _blas_limit(n: int) -> Iterator[None]:
-    """Hold BLAS / OpenMP pools to ``n`` threads while tasks run side by side (process-wide, outermost call wins)."""
-    global _BLAS_DEPTH
-    with _BLAS_LOCK:
-        outer = _BLAS_DEPTH == 0
-        _BLAS_DEPTH += 1
-    ctx: Any = contextlib.nullcontext()
-    if outer:
-        try:
-            from threadpoolctl import threadpool_limits
+def native_thread_limit(n: int, *, user_api: str | None = None) -> Iterator[None]:
+    """Hold native thread pools to at most ``n`` threads while the block runs, process-wide (threadpoolctl).
 
-            ctx = threadpool_limits(limits=n)
-        except Exception:  # pragma: no cover - threadpoolctl missing
-            ctx = contextlib.nullcontext()
+    ``user_api="blas"``: BLAS only; None: BLAS and OpenMP.  One reference-counted mechanism for every
+    caller: the first holder in records the limits it found, each holder's limit applies while it holds
+    (the least of those held wins, so a nested or concurrent holder can only lower it), and the last
+    holder out restores what the first found.  The executor holds BLAS to each task's share while tasks
+    run side by side; a pairwise circuit solve holds BLAS to one thread.
+
+    Examples
+    --------
+    >>> from threadpoolctl import threadpool_info
+    >>> before = [p["num_threads"] for p in threadpool_info()]
+    >>> with native_thread_limit(2), native_thread_limit(1, user_api="blas"):
+    ...     all(p["num_threads"] <= 1 for p in threadpool_info() if p["user_api"] == "blas")
+    True
+    >>> [p["num_threads"] for p in threadpool_info()] == before
+    True
+    """
+    key = object()
+    with _NATIVE_LOCK:
+        _NATIVE_HOLDERS[id(key)] = (max(1, int(n)), user_api)
+        _apply_native_limits()
     try:
-        with ctx:
-            yield
+        yield
     finally:
-        with _BLAS_LOCK:
-            _BLAS_DEPTH -= 1
+        with _NATIVE_LOCK:
+            del _NATIVE_HOLDERS[id(key)]
+            _apply_native_limits()
 
 
 def _worker_env(cores_per_task: int) -> dict[str, str]:

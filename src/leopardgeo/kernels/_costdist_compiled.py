@@ -464,3 +464,61 @@ def _fill_allocation(cost, label, alloc):  # pragma: no cover - compiled
     for i in range(nr):
         for j in range(nc):
             alloc[i, j] = label if math.isfinite(cost[i, j]) else 0
+
+
+# ---------------------------------------------------------------------------
+# Passes over searches' costs for the corridors (one compiled pass each, no full-size temporaries: numpy
+# needs five or six passes and as many temporaries of the overlap of two searches for the same results).
+
+
+@njit(cache=True, nogil=True)
+def _finite_box(cost):  # pragma: no cover - compiled
+    """``(row0, row1, col0, col1)`` (ends exclusive) of the finite cells of ``cost``; ``(0, 0, 0, 0)`` if none."""
+    nr, nc = cost.shape
+    r0, r1, c0, c1 = nr, 0, nc, 0
+    for i in range(nr):
+        j = 0
+        while j < nc and not math.isfinite(cost[i, j]):
+            j += 1
+        if j == nc:
+            continue
+        k = nc - 1
+        while not math.isfinite(cost[i, k]):
+            k -= 1
+        r0 = min(r0, i)
+        r1 = i + 1
+        c0 = min(c0, j)
+        c1 = max(c1, k + 1)
+    if r1 == 0:
+        return 0, 0, 0, 0
+    return r0, r1, c0, c1
+
+
+@njit(cache=True, nogil=True)
+def _least_sum(a, b):  # pragma: no cover - compiled
+    """The least finite ``a + b`` over the cells (inf if none): the least-cost distance of two searches."""
+    best = np.inf
+    nr, nc = a.shape
+    for i in range(nr):
+        for j in range(nc):
+            t = a[i, j] + b[i, j]
+            if t < best:  # False for NaN; inf never beats inf
+                best = t
+    return best
+
+
+@njit(cache=True, nogil=True)
+def _sum_within_box(a, b, lcd, width):  # pragma: no cover - compiled
+    """``(row0, row1, col0, col1)`` of the cells with ``(a + b) - lcd <= width``; ``(0, 0, 0, 0)`` if none."""
+    nr, nc = a.shape
+    r0, r1, c0, c1 = nr, 0, nc, 0
+    for i in range(nr):
+        for j in range(nc):
+            if (a[i, j] + b[i, j]) - lcd <= width:
+                r0 = min(r0, i)
+                r1 = i + 1
+                c0 = min(c0, j)
+                c1 = max(c1, j + 1)
+    if r1 == 0:
+        return 0, 0, 0, 0
+    return r0, r1, c0, c1

@@ -51,6 +51,8 @@ __all__ = [
     "cost_distance",
     "cost_distance_many",
     "path_to_linestring",
+    "prepare_search",
+    "single_source_cost",
     "trace_path",
 ]
 
@@ -226,8 +228,19 @@ def _offsets(connectivity: int, n_cols: int) -> tuple[np.ndarray, ...]:
     return delta, np.ascontiguousarray(off[:, 0]), np.ascontiguousarray(off[:, 1]), via_a, via_b
 
 
-def _run(inp: _Inputs, want: int, cell_size_m: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cost, allocation and back-links from the sources labelled ``want`` (0 = every label)."""
+def _run(
+    inp: _Inputs,
+    want: int,
+    cell_size_m: float,
+    *,
+    cutoff: float | None = None,
+    allocation: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cost, allocation and back-links from the sources labelled ``want`` (0 = every label).
+
+    ``cutoff``: instead of ``inp.cutoff``; ``allocation=False``: a one-label search's allocation is left
+    unfilled (the label on the source cells only), for callers that need only the cost.
+    """
     res = inp.res
     cost = np.empty(res.shape, dtype=np.float64)
     alloc = np.zeros(res.shape, dtype=np.int32)
@@ -245,7 +258,7 @@ def _run(inp: _Inputs, want: int, cell_size_m: float) -> tuple[np.ndarray, np.nd
         _HAS_VIA[:k],
         _OPPOSITE[:k].astype(np.int8),
         2 if k == 16 else 1,
-        float(inp.cutoff),
+        float(inp.cutoff if cutoff is None else cutoff),
     )
     inv_width, n_buckets = _plan_queue(inp.r_min, inp.r_max, cell_size_m, k, res.size)
     one = int(want) if want else (int(inp.labels[0]) if inp.labels.size == 1 else 0)  # the only label, or 0
@@ -256,7 +269,7 @@ def _run(inp: _Inputs, want: int, cell_size_m: float) -> tuple[np.ndarray, np.nd
         alloc.fill(0)
         _init_outputs(res, inp.src, int(want), cost, alloc)
         _search_grid(res, cost, alloc, back, offsets, 0.0, 0, one > 0)
-    if one:
+    if one and allocation:
         _fill_allocation(cost, one, alloc)
     return cost, alloc, back
 
@@ -459,13 +472,72 @@ def cost_distance_many(
         _check_on_data(inp, np.array([lab], dtype=np.int64))
 
     def one(lab: int) -> np.ndarray:
-        return _run(inp, lab, float(cell_size_m))[0]
+        return _run(inp, lab, float(cell_size_m), allocation=False)[0]
 
     if n_workers == 1:
         return {lab: one(lab) for lab in wanted}
     with ThreadPoolExecutor(max_workers=n_workers) as pool:
         costs = list(pool.map(one, wanted))
     return dict(zip(wanted, costs, strict=True))
+
+
+def prepare_search(
+    resistance: np.ndarray, sources: np.ndarray, *, cell_size_m: float, connectivity: int = 8
+) -> _Inputs:
+    """Validate and scan the rasters once for many :func:`single_source_cost` searches on them.
+
+    Raises
+    ------
+    ResistanceError, ConfigError, DataError
+        As :func:`cost_distance`.
+    """
+    return _prepare(resistance, sources, cell_size_m, connectivity, None)
+
+
+def single_source_cost(prepared: _Inputs, label: int, *, cell_size_m: float, max_cost: float | None = None) -> np.ndarray:
+    """Cost distance from one source label (the other labels are ordinary cells) on rasters scanned once.
+
+    The same costs as ``cost_distance_many(resistance, sources, [label], max_cost=max_cost)[label]``, without
+    scanning the rasters again for each label (:func:`prepare_search`) or filling an allocation raster.
+
+    Parameters
+    ----------
+    prepared
+        From :func:`prepare_search`.
+    label
+        The source label.
+    cell_size_m
+        Cell side length in metres (that of :func:`prepare_search`).
+    max_cost
+        Stop at this cost (cost-weighted metres); None = no limit.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 cost (cost-weighted metres): 0 on the source, inf where not reached, NaN on no data.
+
+    Raises
+    ------
+    ConfigError
+        If ``max_cost`` is not a positive finite number.
+    DataError
+        If ``label`` is not in the sources.
+    NoPathError
+        If every cell of ``label`` lies on no data.
+
+    Examples
+    --------
+    >>> inp = prepare_search(np.ones((1, 4)), np.array([[1, 0, 0, 2]]), cell_size_m=10, connectivity=4)
+    >>> single_source_cost(inp, 2, cell_size_m=10, max_cost=25).tolist()
+    [[inf, 20.0, 10.0, 0.0]]
+    """
+    lab = int(label)
+    if lab not in {int(v) for v in prepared.labels}:
+        msg = f"label: expected a label present in sources, found {lab}. Labels present: {prepared.labels[:20].tolist()}."
+        raise DataError(msg)
+    _check_on_data(prepared, np.array([lab], dtype=np.int64))
+    cut = math.inf if max_cost is None else _check_positive(max_cost, "max_cost", "cost-weighted metres")
+    return _run(prepared, lab, float(cell_size_m), cutoff=cut, allocation=False)[0]
 
 
 def trace_path(

@@ -134,7 +134,7 @@ def _pop(hk, hv, size):  # pragma: no cover - compiled
     return size
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _subtree_loss(
     lo, hi, droot, skip_eid, lptr, lin, lnb, lw, le, lsl, lsz, ldep, lpar, ld, lp, la, mode, k, dmax,
     key, beta, fin, hk, hv,
@@ -253,7 +253,7 @@ def _subtree_loss(
     return loss, bound
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _rest(lo, hi, xq, kx, fin, lsz, ld, lp, la, mode, k):  # pragma: no cover - compiled
     """Loss of the removed link's head ``xq`` and the nodes of ``lo:hi`` not settled yet, all at ``kx``.
 
@@ -280,7 +280,7 @@ def _rest(lo, hi, xq, kx, fin, lsz, ld, lp, la, mode, k):  # pragma: no cover - 
     return loss
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _node_link_loss(
     xq, hi, skip_eid, do_link, lptr, lin, lnb, le, lsl, lsi, lso, lsz, ldep, lpar, ld, lp, la, lm, mode, k,
     key, beta, fin, hk, hv,
@@ -640,7 +640,7 @@ def _left(total, settled, n_set, n_slice):  # pragma: no cover - compiled
     return r if r > 0.0 else 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _one_source(
     s, indptr, indices, w, eid, a, mode, k, dmax, do_links, do_between, unit, positive,
     dist, pos, idom, depth, indeg, ineid, order, sigma, tin, sz, euler, stack, child_ptr, child_idx, p, mass,
@@ -946,7 +946,7 @@ def _one_source(
     return total, m
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def _all_sources(indptr, indices, w, eid, a, n_links, mode, k, dmax, do_links, do_between, n_chunks):  # pragma: no cover
     n = a.shape[0]
     nl = max(n_links, 1)

@@ -70,11 +70,14 @@ from leopardgeo.core.errors import ConfigError, DataError
 from leopardgeo.kernels._omniscape_compiled import (
     _add_current,
     _bandwidth,
+    _branches,
     _buffer_size,
     _factor,
+    _factor_branches,
     _flood,
     _injections,
     _solve_add,
+    _solve_add_branches,
     _window_banded,
 )
 from leopardgeo.kernels.circuit._compiled import _branch_sums, _cell_rows, _paint
@@ -98,8 +101,10 @@ logger = logging.getLogger(__name__)
 #: Rows of target blocks per task: small enough to spread over workers, large enough to amortise a task.
 BAND_BLOCK_ROWS = 4
 #: Widest band (in unknowns) solved by the compiled banded Cholesky; wider windows use a sparse factor.
-#: Banded costs n * bw**2 / 2; measured 5x faster than SuperLU at radius 20 cells, on a par at radius 50.
-MAX_BANDWIDTH = 128
+#: Banded costs ~1.5 pi r**4 multiply-adds for a window of radius r; measured (CPU per window, current only,
+#: 2026-12-03, under load): 1.8 ms banded against 91 ms through SuperLU at r = 40, 7.6 against 709 ms at r = 60,
+#: and 20 / 35 ms banded at r = 80 / 100.  Its memory grows as the window's cells x its width: 3 x 138 MB at 256.
+MAX_BANDWIDTH = 256
 
 
 @dataclass(frozen=True)
@@ -346,6 +351,9 @@ def _band_compiled(res_b, src_b, row0, ty, tx, strength, shape, radius, buffer, 
     fp_c = np.empty((0, 0))
     fp_n = -1
     fp_kd = 0
+    fp_ga = np.empty(0, np.int32)
+    fp_gb = fp_ga
+    fp_gg = np.empty(0)
     # the last cut window's flow-potential factor: windows along the grid's top or bottom edge come one after
     # another in a row of targets and are cut alike (same shape, same target position)
     cut_key = (-1, -1, -1, -1)
@@ -353,7 +361,10 @@ def _band_compiled(res_b, src_b, row0, ty, tx, strength, shape, radius, buffer, 
     cut_c = fp_c
     cut_n = -1
     cut_kd = 0
-    buf = np.empty((full * full + 4) * (full + 6))  # the factor's work array, reused by every window
+    cut_ga = fp_ga
+    cut_gb = fp_gb
+    cut_gg = fp_gg
+    buf = np.empty(_buffer_size(full, full))  # the factor's work array, reused by every window
     for t in range(len(ty)):
         y = ty[t]
         x = tx[t]
@@ -404,24 +415,24 @@ def _band_compiled(res_b, src_b, row0, ty, tx, strength, shape, radius, buffer, 
         out = cur[y0 - row0 : y1 - row0, x0:x1]
         _window_banded(r_w, s_w, wy, wx, k, avg_res, 1 << 30, out, c_w, use_corr, buf)
         if fp_on:
-            uniform = np.ones((h, w))
             whole = h == full and w == full
             key = (h, w, wy, wx)
             if whole and fp_n >= 0:
-                node, n, kd, c_ = fp_node, fp_n, fp_kd, fp_c
+                node, n, kd, c_, ga, gb, gg = fp_node, fp_n, fp_kd, fp_c, fp_ga, fp_gb, fp_gg
             elif not whole and key == cut_key:
-                node, n, kd, c_ = cut_node, cut_n, cut_kd, cut_c
+                node, n, kd, c_, ga, gb, gg = cut_node, cut_n, cut_kd, cut_c, cut_ga, cut_gb, cut_gg
             else:
                 node, n = _flood(np.ones((h, w), np.bool_), wy, wx, k)
-                kd = _bandwidth(node, n, k)
-                c_ = _factor(uniform, node, n, kd, k, avg_res, buf).copy()
+                ga, gb, gg, kd = _branches(np.ones((h, w)), node, n, k, avg_res)
+                c_ = _factor_branches(ga, gb, gg, n, kd, buf).copy()
                 if whole:
-                    fp_node, fp_n, fp_kd, fp_c = node, n, kd, c_
+                    fp_node, fp_n, fp_kd, fp_c, fp_ga, fp_gb, fp_gg = node, n, kd, c_, ga, gb, gg
                 else:
                     cut_key, cut_node, cut_n, cut_kd, cut_c = key, node, n, kd, c_
+                    cut_ga, cut_gb, cut_gg = ga, gb, gg
             inj = _injections(node, n, s_w)
             if n > 0 and np.any(inj != 0.0):
-                _solve_add(c_, node, n, kd, uniform, inj, k, avg_res, fp[y0 - row0 : y1 - row0, x0:x1], c_w, use_corr)
+                _solve_add_branches(c_, ga, gb, gg, node, n, kd, inj, fp[y0 - row0 : y1 - row0, x0:x1], c_w, use_corr)
 
 
 def _solve_band(
@@ -527,7 +538,9 @@ def _band_task(item: tuple) -> tuple[int, np.ndarray, np.ndarray | None]:
     read_band, r0, r1, ty, tx, strength, p, *rest = item
     res_b, src_b, *cond_b = read_band(r0, r1)
     res_b = np.ascontiguousarray(res_b, dtype=np.float64)
-    src_b = np.nan_to_num(np.asarray(src_b, dtype=np.float64), nan=0.0)
+    src_b = np.asarray(src_b, dtype=np.float64)
+    if not np.isfinite(src_b).all():  # arrays in memory were cleaned once by omniscape(); a file's rows may not be
+        src_b = np.nan_to_num(src_b, nan=0.0)
     reach = p.radius + p.buffer
     if p.conditions:  # conditional sources are chosen per window in Python; the solves are the same
         if len(cond_b) != len(p.conditions):

@@ -13,7 +13,8 @@ suitability, patches are computed once and shared with the executor's workers), 
 Draw ``i`` takes its parameters from ``SeedSequence(seed).spawn(draws)[i]``, drawn before any task runs, and
 runs on one core, so the outputs are byte-identical with 1 thread, 2 threads or a Dask cluster.  Each
 finished draw is saved in ``ensemble_draws/`` of the output folder as soon as it arrives (one map over all
-draws, no waiting for the slowest draw of a batch), so an interrupted ensemble resumes from them; the final
+draws, no waiting for the slowest draw of a batch), as ``draw_<i>.npz`` in the stage cache's format (no
+pickle: resuming never runs code named by a file), so an interrupted ensemble resumes from them; the final
 files are written at the end.
 
 Per-cell current quantiles are exact (``numpy.quantile`` over all draws, linear interpolation) without
@@ -29,7 +30,6 @@ import hashlib
 import json
 import logging
 import os
-import pickle
 import shutil
 import time
 from collections.abc import Callable
@@ -44,6 +44,7 @@ from leopardgeo.config import HabitatMethod, config_hash
 from leopardgeo.config.ensemble import Distribution
 from leopardgeo.core.errors import ConfigError, DataError, OutputError, OutputExistsError
 from leopardgeo.core.executor import Executor, core_budget, get_executor
+from leopardgeo.runner import cache as cache_format
 from leopardgeo.runner.registry import STAGES
 from leopardgeo.runner.stagegraph import execute, resolve
 from leopardgeo.stages.habitat import compute_suitability, rsf_inputs
@@ -209,6 +210,17 @@ def draw_configs(cfg: Any, params: pd.DataFrame) -> list[Any]:
 
 
 # ---------------------------------------------------------------------- one draw
+def _draw_corridors(cfg: Any, ctx: dict[str, Any]) -> dict[str, Any]:
+    """The corridors stage of a draw: the corridor map and measures, without the outlines no summary uses."""
+    from leopardgeo.stages.corridors import compute_corridors
+
+    return {"corridors": compute_corridors(cfg, ctx["inputs"], ctx["resistance"], ctx["labels"], ctx["graph"], polygons=False)}
+
+
+#: Stages a draw computes its own way (the same values the summaries read, less of what they do not).
+_DRAW_COMPUTE: dict[str, Callable[[Any, dict[str, Any]], dict[str, Any]]] = {"corridors": _draw_corridors}
+
+
 def _run_draw(cfg: Any, base: Any, stage_names: tuple[str, ...], coefs_varied: bool) -> dict[str, Any]:
     """Resistance onward for one draw (a task of the executor), on one core so results never depend on it.
 
@@ -224,7 +236,7 @@ def _run_draw(cfg: Any, base: Any, stage_names: tuple[str, ...], coefs_varied: b
         for name in ("resistance", *stage_names):
             s = by_name[name]
             if s.enabled(cfg):
-                ctx.update(s.compute(cfg, ctx))
+                ctx.update(_DRAW_COMPUTE.get(name, s.compute)(cfg, ctx))
     graph = ctx.get("graph")
     rows = []
     if graph is not None:
@@ -385,6 +397,21 @@ def _key(cfg: Any, params: pd.DataFrame) -> str:
     return h.hexdigest()[:16]
 
 
+def _load_draw(path: Path) -> dict[str, Any] | None:
+    """A finished draw saved in ``ensemble_draws/`` (None if absent or unreadable: the draw then runs again).
+
+    Draws are stored in the stage cache's format (:mod:`leopardgeo.runner.cache`: arrays in an ``.npz`` read
+    without pickle, the links table column by column), so resuming never runs code named by a file on disk.
+    """
+    if not path.is_file():
+        return None
+    try:
+        return cache_format.loads(path.read_bytes())
+    except (OSError, cache_format.CacheFormatError) as exc:
+        logger.warning("ensemble: %s is not a readable draw (%s); running that draw again", path.name, exc)
+        return None
+
+
 def _atomic_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
@@ -492,10 +519,9 @@ def run_ensemble(
         todo = [("base", cfg)] + [(f"{i:05d}", c) for i, c in enumerate(configs)]
         results: dict[str, dict[str, Any]] = {}
         for name, _ in todo:
-            path = draws_dir / f"draw_{name}.pkl"
-            if path.is_file():
-                with path.open("rb") as fh:
-                    results[name] = pickle.load(fh)
+            done = _load_draw(draws_dir / f"draw_{name}.npz")
+            if done is not None:
+                results[name] = done
         resumed = sum(1 for n in results if n != "base")
         if resumed:
             logger.info("ensemble: resuming, %d of %d draws already done", resumed, n_draws)
@@ -511,7 +537,7 @@ def run_ensemble(
                     raise DataError(msg)
                 stack[int(n)] = cur
                 stack.flush()
-            _atomic_bytes(draws_dir / f"draw_{n}.pkl", pickle.dumps(r, protocol=pickle.HIGHEST_PROTOCOL))
+            _atomic_bytes(draws_dir / f"draw_{n}.npz", cache_format.dumps(r))
             results[n] = r
             if progress is not None:
                 progress(sum(1 for k in results if k != "base"), n_draws)

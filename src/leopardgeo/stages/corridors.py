@@ -58,7 +58,8 @@ from leopardgeo.core.executor import available_cores, current_executor
 from leopardgeo.core.grid import Grid
 from leopardgeo.core.memory import available_bytes, check_memory
 from leopardgeo.io import RASTERS
-from leopardgeo.kernels.costdist import NEIGHBOUR_OFFSETS, VALID_CONNECTIVITY, cost_distance_many
+from leopardgeo.kernels._costdist_compiled import _finite_box, _least_sum, _sum_within_box
+from leopardgeo.kernels.costdist import NEIGHBOUR_OFFSETS, VALID_CONNECTIVITY, prepare_search, single_source_cost
 from leopardgeo.kernels.windowed import ArrayWindows, cost_distance_window, label_boxes
 from leopardgeo.stages.base import Context, RunConfigLike, Section, Stage
 from leopardgeo.stages.inputs import Inputs, protected_raster
@@ -393,18 +394,11 @@ _Found = tuple[np.ndarray, tuple[int, int], tuple[int, int, int, int] | None]
 
 
 def _whole_search(item: tuple) -> _Found:
-    """One patch's search on the whole grid (an executor task: module level, arrays through shared handles)."""
-    res_h, lab_h, p, cut, cell_size_m, connectivity = item
-    cost = cost_distance_many(
-        res_h.get(),
-        lab_h.get(),
-        [p],
-        cell_size_m=cell_size_m,
-        connectivity=connectivity,
-        max_cost=cut if math.isfinite(cut) else None,
-        workers=1,
-    )[p]
-    return cost, (0, 0), _bbox(np.isfinite(cost))
+    """One patch's search on the whole grid (an executor task: module level, the scanned rasters through a shared handle)."""
+    inp_h, p, cut, cell_size_m = item
+    cost = single_source_cost(inp_h.get(), p, cell_size_m=cell_size_m, max_cost=cut)
+    r0, r1, c0, c1 = _finite_box(cost)
+    return cost, (0, 0), (int(r0), int(r1), int(c0), int(c1)) if r1 > r0 else None
 
 
 def _window_search(item: tuple) -> _Found:
@@ -455,6 +449,7 @@ def least_cost_corridors(
     workers: int | None = None,
     windowed: bool | None = None,
     executor: Any = None,
+    polygons: bool = True,
 ) -> CorridorResult:
     r"""Truncated least-cost corridors of every link of ``graph`` and their normalised mosaic.
 
@@ -494,6 +489,10 @@ def least_cost_corridors(
     executor
         Runs the per-patch searches (``map`` in item order, ``share``); default
         from ``workers``.  The result does not depend on it.
+    polygons
+        Outline each corridor (the table's ``geometry``); False leaves it None
+        (everything else the same), for callers that use only the maps and
+        measures (ensemble draws).
 
     Returns
     -------
@@ -595,8 +594,11 @@ def least_cost_corridors(
     task_bytes = int(ex.task_memory_bytes()) if hasattr(ex, "task_memory_bytes") else available_bytes()
     if windowed is None:
         windowed = not windowed_search_fits(res.size, task_bytes)
-    res_h, lab_h = ex.share(res), ex.share(labels)  # on Dask: sent to each worker once
+    cache: dict[int, _Found] = {}
+    handles: list[Any] = []
     if windowed:
+        res_h, lab_h = ex.share(res), ex.share(labels)  # on Dask: sent to each worker once
+        handles += [res_h, lab_h]
         boxes = label_boxes(labels)
         res_r, lab_r = ArrayWindows(res_h), ArrayWindows(lab_h)
 
@@ -611,13 +613,15 @@ def least_cost_corridors(
             fix="Leave [corridors] windowed unset or set it to true (searches in windows around each patch).",
             limit_bytes=task_bytes,
         )
+        # validated and scanned once for all searches (not once per search), sent to each worker once
+        inp_h = ex.share(prepare_search(res, labels, cell_size_m=cell, connectivity=connectivity))
+        handles.append(inp_h)
 
         def item(p: int) -> tuple:
-            return (res_h, lab_h, p, cutoffs[p], cell, connectivity)
+            return (inp_h, p, cutoffs[p], cell)
 
         task = _whole_search
     logger.debug("corridors: %s searches, %d at a time", "windowed" if windowed else "whole-grid", n_batch)
-    cache: dict[int, _Found] = {}
     next_patch = 0
     rows, windows = [], {}
     try:
@@ -628,7 +632,9 @@ def least_cost_corridors(
                 next_patch += len(batch)
                 found = ex.map(task, [item(p) for p in batch])
                 cache.update(zip(batch, found, strict=True))
-            win, record = _one_corridor(link, cache[a], cache[b], res, labels, prot, grid, connectivity, width_of, cutoffs)
+            win, record = _one_corridor(
+                link, cache[a], cache[b], res, labels, prot, grid, connectivity, width_of, cutoffs, polygons=polygons
+            )
             sub = best[win.rows, win.cols]
             value64 = record.pop("_value64")  # float64 values against the float64 running minimum
             better = win.mask & (value64 < sub)
@@ -641,7 +647,7 @@ def least_cost_corridors(
                 if uses[p] == 0:
                     del cache[p]  # release the patch's cost array
     finally:
-        for h in (res_h, lab_h):
+        for h in handles:
             ex.release(h)
         if executor is None and workers is not None:
             ex.close()
@@ -672,6 +678,8 @@ def _one_corridor(
     connectivity: int,
     width_of: Callable[[float], float],
     cutoffs: dict[int, float],
+    *,
+    polygons: bool = True,
 ) -> tuple[CorridorWindow, dict]:
     """The truncated corridor of one link, its window and its table record."""
     a, b = link.a, link.b
@@ -681,9 +689,8 @@ def _one_corridor(
         r0, r1 = max(box_a[0], box_b[0]), min(box_a[1], box_b[1])
         c0, c1 = max(box_a[2], box_b[2]), min(box_a[3], box_b[3])
         if r0 < r1 and c0 < c1:
-            total = _at(found_a, r0, r1, c0, c1) + _at(found_b, r0, r1, c0, c1)  # NaN on no data, inf beyond a cutoff
-            total[~np.isfinite(total)] = np.inf
-            lcd = float(total.min())
+            cost_a, cost_b = _at(found_a, r0, r1, c0, c1), _at(found_b, r0, r1, c0, c1)  # NaN on no data, inf beyond a cutoff
+            lcd = float(_least_sum(cost_a, cost_b))  # the least finite cwd_a + cwd_b
     width = width_of(lcd)
     if not (lcd + width <= min(cutoffs[a], cutoffs[b])):
         msg = (
@@ -693,12 +700,10 @@ def _one_corridor(
             "labels and connectivity."
         )
         raise DataError(msg)
-    value = total - lcd
+    # the corridor's bounding window first (never empty: the least-cost cell has value 0), then its values there
+    w0, w1, v0, v1 = _sum_within_box(cost_a, cost_b, lcd, width)
+    value = (cost_a[w0:w1, v0:v1] + cost_b[w0:w1, v0:v1]) - lcd
     inside = value <= width
-    # shrink to the corridor's bounding window
-    w0, w1, v0, v1 = _bbox(inside)  # never empty: the least-cost cell has value 0
-    inside = inside[w0:w1, v0:v1]
-    value = value[w0:w1, v0:v1]
     rows, cols = slice(r0 + w0, r0 + w1), slice(c0 + v0, c0 + v1)
     value64 = np.where(inside, value, np.inf)
     win = CorridorWindow(rows, cols, inside, np.where(inside, value, np.nan).astype(np.float32))
@@ -717,7 +722,7 @@ def _one_corridor(
         "protected_frac": float(np.count_nonzero(prot[rows, cols][inside])) / n if prot is not None else math.nan,
         "area_ha": n * grid.cell_area_ha,
         "n_cells": n,
-        "geometry": _window_polygon(inside, grid, rows.start, cols.start),
+        "geometry": _window_polygon(inside, grid, rows.start, cols.start) if polygons else None,
         "_value64": value64,
     }
     if link.graph_cwd > lcd * (1.0 + _REL_TOL):
@@ -848,9 +853,18 @@ class CorridorConfig:
 
 # ---------------------------------------------------------------------- the stage
 def compute_corridors(
-    cfg: RunConfigLike, inputs: Inputs, resistance: np.ndarray, labels: np.ndarray, graph: nx.Graph
+    cfg: RunConfigLike,
+    inputs: Inputs,
+    resistance: np.ndarray,
+    labels: np.ndarray,
+    graph: nx.Graph,
+    *,
+    polygons: bool = True,
 ) -> CorridorResult:
-    """Least-cost corridors of the graph's links; sets their corridor attributes on ``graph``."""
+    """Least-cost corridors of the graph's links; sets their corridor attributes on ``graph``.
+
+    ``polygons=False``: no corridor outlines in the table (see :func:`least_cost_corridors`).
+    """
     c = cfg.corridors
     result = least_cost_corridors(
         resistance,
@@ -863,6 +877,7 @@ def compute_corridors(
         protected=protected_raster(inputs),
         workers=cfg.links.workers,
         windowed=c.windowed,
+        polygons=polygons,
     )
     add_corridor_attributes(graph, result)
     return result

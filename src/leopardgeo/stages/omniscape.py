@@ -27,6 +27,7 @@ from leopardgeo.config import _f, _normalise, _positive
 from leopardgeo.core.errors import AlignmentError, ConfigError, DataError
 from leopardgeo.core.grid import Grid
 from leopardgeo.io import RASTERS
+from leopardgeo.kernels._omniscape_compiled import _buffer_size
 from leopardgeo.kernels.omniscape import (
     BAND_BLOCK_ROWS,
     OmniscapeCondition,
@@ -298,7 +299,7 @@ def omniscape_memory(shape: tuple[int, int], opts: dict, *, arrays_shared: bool,
     ``opts`` are the kernel's options (:func:`_kernel_options`).  A task holds
     its band's rows of the resistance and the source and its two maps (float64,
     8 B each, plus a temporary), and three banded factors of a window (cells x
-    (band + 5) x 8 B: the work array, the uncut and the last cut window's flow-potential factors); with
+    (width + 10) x 8 B: the work array, the uncut and the last cut window's flow-potential factors); with
     ``arrays_shared`` (in-memory rasters sent to Dask workers) each worker also
     holds the two whole rasters.  The driver keeps three float64 maps and a
     no-data mask (plus the two float64 input rasters when they are in memory).
@@ -311,17 +312,17 @@ def omniscape_memory(shape: tuple[int, int], opts: dict, *, arrays_shared: bool,
     --------
     >>> m = omniscape_memory((8000, 8000), {"radius": 6, "buffer": 0, "block_size": 9}, arrays_shared=False)
     >>> m["driver"], m["task"]
-    (1600000000, 15438888)
+    (1600000000, 15455496)
     >>> omniscape_memory((8000, 8000), {"radius": 6, "buffer": 0, "block_size": 9}, arrays_shared=False,
     ...                  n_conditions=2)["task"]
-    21582888
+    21599496
     """
     n_rows, n_cols = int(shape[0]), int(shape[1])
     n = n_rows * n_cols
     reach = int(opts["radius"]) + int(opts.get("buffer", 0))
     band_rows = min(n_rows, BAND_BLOCK_ROWS * int(opts["block_size"]) + 2 * reach)
     side = 2 * reach + 1
-    window = 3 * (side * side + 4) * (side + 6) * 8  # the factor's work array, the flow potential's two kept factors
+    window = 3 * _buffer_size(side, side) * 8  # the factor's work array, the flow potential's two kept factors
     n_arrays = 2 + int(n_conditions)  # resistance, source and the conditions
     task = band_rows * n_cols * (40 + 8 * int(n_conditions)) + window + (8 * n_arrays * n if arrays_shared else 0)
     driver = n * (3 * 8 + 1)

@@ -17,18 +17,29 @@ def _g(ca, cb, ra, rb, diagonal, avg_res):  # pragma: no cover - compiled
     return w * 0.5 * (ca + cb)
 
 
+#: Slot of each neighbour offset (``_OFFSETS`` order) in raster order around the cell (0-3 before it, 4-7 after).
+_SLOT = np.array([1, 4, 6, 3, 2, 7, 5, 0], dtype=np.int64)
+
+
 @numba.njit(cache=True, nogil=True)
 def _cell_rows(res, node, n_cell, n_solve, k, avg_res, extra):  # pragma: no cover - compiled
-    """CSR rows of the cell nodes (ids < n_cell), columns sorted, diagonal included; ``extra`` spare entries at the end."""
+    """CSR rows of the cell nodes (ids < n_cell), columns sorted, diagonal included; ``extra`` spare entries at the end.
+
+    Cell nodes are numbered in raster order, so a cell's cell neighbours taken
+    in raster order are already sorted, the cell itself between those before
+    and after it; region nodes (ids ``n_cell`` on) come last, merged and
+    sorted in a small buffer.  Sums run in ``_OFFSETS`` order.
+    """
     nr, nc = res.shape
     indptr = np.zeros(n_cell + 1, np.int64)
-    buf = np.empty(9, np.int64)
+    rbuf = np.empty(9, np.int64)
     for r in range(nr):
         for c in range(nc):
             a = node[r, c]
             if a < 0 or a >= n_cell:
                 continue
-            m = 0
+            m = 1
+            n_reg = 0
             for o in range(k):
                 rr = r + _OFFSETS[o, 0]
                 cc = c + _OFFSETS[o, 1]
@@ -37,20 +48,25 @@ def _cell_rows(res, node, n_cell, n_solve, k, avg_res, extra):  # pragma: no cov
                 b = node[rr, cc]
                 if b < 0 or b >= n_solve:
                     continue
+                if b < n_cell:
+                    m += 1
+                    continue
                 dup = False
-                for q in range(m):
-                    if buf[q] == b:
+                for q in range(n_reg):
+                    if rbuf[q] == b:
                         dup = True
                 if not dup:
-                    buf[m] = b
-                    m += 1
-            indptr[a + 1] = m + 1
+                    rbuf[n_reg] = b
+                    n_reg += 1
+            indptr[a + 1] = m + n_reg
     for i in range(n_cell):
         indptr[i + 1] += indptr[i]
     nnz = indptr[n_cell]
     indices = np.empty(nnz + extra, np.int32)
     data = np.empty(nnz + extra, np.float64)
-    vals = np.empty(9, np.float64)
+    slot_b = np.empty(8, np.int64)
+    slot_g = np.empty(8, np.float64)
+    rval = np.empty(9, np.float64)
     for r in range(nr):
         for c in range(nc):
             a = node[r, c]
@@ -58,9 +74,10 @@ def _cell_rows(res, node, n_cell, n_solve, k, avg_res, extra):  # pragma: no cov
                 continue
             ra = res[r, c]
             ca = 1.0 / ra
-            buf[0] = a
-            vals[0] = 0.0
-            m = 1
+            diag = 0.0
+            n_reg = 0
+            for s in range(8):
+                slot_b[s] = -1
             for o in range(k):
                 rr = r + _OFFSETS[o, 0]
                 cc = c + _OFFSETS[o, 1]
@@ -71,33 +88,45 @@ def _cell_rows(res, node, n_cell, n_solve, k, avg_res, extra):  # pragma: no cov
                     continue
                 rb = res[rr, cc]
                 g = _g(ca, 1.0 / rb, ra, rb, o >= 4, avg_res)
-                vals[0] += g
+                diag += g
                 if b >= n_solve:  # a ground node: diagonal only
                     continue
-                q = 1
-                while q < m and buf[q] != b:
+                if b < n_cell:
+                    slot_b[_SLOT[o]] = b
+                    slot_g[_SLOT[o]] = g
+                    continue
+                q = 0
+                while q < n_reg and rbuf[q] != b:
                     q += 1
-                if q < m:
-                    vals[q] -= g
+                if q < n_reg:
+                    rval[q] -= g
                 else:
-                    buf[m] = b
-                    vals[m] = -g
-                    m += 1
-            # insertion sort by column
-            for i in range(1, m):
-                bi = buf[i]
-                vi = vals[i]
-                j = i - 1
-                while j >= 0 and buf[j] > bi:
-                    buf[j + 1] = buf[j]
-                    vals[j + 1] = vals[j]
-                    j -= 1
-                buf[j + 1] = bi
-                vals[j + 1] = vi
+                    rbuf[n_reg] = b
+                    rval[n_reg] = -g
+                    n_reg += 1
             p = indptr[a]
-            for i in range(m):
-                indices[p + i] = buf[i]
-                data[p + i] = vals[i]
+            for s in range(8):
+                if s == 4:
+                    indices[p] = a
+                    data[p] = diag
+                    p += 1
+                if slot_b[s] >= 0:
+                    indices[p] = slot_b[s]
+                    data[p] = -slot_g[s]
+                    p += 1
+            for i in range(1, n_reg):  # insertion sort of the few region columns
+                bi = rbuf[i]
+                vi = rval[i]
+                j = i - 1
+                while j >= 0 and rbuf[j] > bi:
+                    rbuf[j + 1] = rbuf[j]
+                    rval[j + 1] = rval[j]
+                    j -= 1
+                rbuf[j + 1] = bi
+                rval[j + 1] = vi
+            for i in range(n_reg):
+                indices[p + i] = rbuf[i]
+                data[p + i] = rval[i]
     return indptr, indices, data
 
 
@@ -443,10 +472,11 @@ def _galerkin(a_ptr, a_idx, a_val, p_ptr, p_idx, p_val, r_ptr, r_idx, r_val, nc)
                     cj = p_idx[pp]
                     if marker[cj] != ci:
                         marker[cj] = ci
-                        acc[cj] = 0.0
+                        acc[cj] = w * p_val[pp]
                         cols[m] = cj
                         m += 1
-                    acc[cj] += w * p_val[pp]
+                    else:
+                        acc[cj] += w * p_val[pp]
         if nnz + m > cap:
             cap = max(2 * cap, nnz + m)
             ni = np.empty(cap, np.int32)
@@ -455,10 +485,206 @@ def _galerkin(a_ptr, a_idx, a_val, p_ptr, p_idx, p_val, r_ptr, r_idx, r_val, nc)
             nv[:nnz] = out_val[:nnz]
             out_idx = ni
             out_val = nv
-        srt = np.sort(cols[:m])
+        if m > 32:  # a region's row: many columns
+            cols[:m] = np.sort(cols[:m])
+        else:  # insertion sort of a lattice row's few columns (no allocation per row)
+            for i in range(1, m):
+                c = cols[i]
+                j = i - 1
+                while j >= 0 and cols[j] > c:
+                    cols[j + 1] = cols[j]
+                    j -= 1
+                cols[j + 1] = c
         for t in range(m):
-            out_idx[nnz + t] = srt[t]
-            out_val[nnz + t] = acc[srt[t]]
+            out_idx[nnz + t] = cols[t]
+            out_val[nnz + t] = acc[cols[t]]
         nnz += m
         out_ptr[ci + 1] = nnz
     return out_ptr, out_idx[:nnz].copy(), out_val[:nnz].copy()
+
+
+@numba.njit(cache=True, nogil=True)
+def _grid_dissection(node_raster, leaf):  # pragma: no cover - compiled
+    """Nested dissection order of the cell unknowns of a grid (George 1973): ids in elimination order.
+
+    ``node_raster`` holds each cell's unknown id (-1 none).  A box of cells is
+    cut by the grid line (row or column, across its longer side) that halves its
+    cells; the cells on that line separate the two halves in 4- and
+    8-neighbour graphs alike (a branch never skips a line), so each half is
+    ordered first, recursively, then the line.  Boxes of ``leaf`` cells or
+    fewer keep raster order.  Unknowns not on the raster (patch nodes) are left
+    to the caller, which puts them last.
+    """
+    nr, nc = node_raster.shape
+    n = 0
+    for r in range(nr):
+        for c in range(nc):
+            if node_raster[r, c] >= 0:
+                n += 1
+    ids = np.empty(n, np.int64)
+    rows = np.empty(n, np.int64)
+    cols = np.empty(n, np.int64)
+    k = 0
+    for r in range(nr):
+        for c in range(nc):
+            if node_raster[r, c] >= 0:
+                ids[k] = node_raster[r, c]
+                rows[k] = r
+                cols[k] = c
+                k += 1
+    t_ids = np.empty(n, np.int64)
+    t_rows = np.empty(n, np.int64)
+    t_cols = np.empty(n, np.int64)
+    hist = np.zeros(max(nr, nc), np.int64)
+    stack = np.empty((n + 1, 2), np.int64)  # spans still to cut: each cut leaves at most two
+    stack[0, 0], stack[0, 1] = 0, n
+    top = 1
+    while top > 0:
+        top -= 1
+        lo, hi = stack[top, 0], stack[top, 1]
+        if hi - lo <= leaf:
+            continue
+        r0, r1, c0, c1 = rows[lo], rows[lo], cols[lo], cols[lo]
+        for i in range(lo, hi):
+            r0, r1 = min(r0, rows[i]), max(r1, rows[i])
+            c0, c1 = min(c0, cols[i]), max(c1, cols[i])
+        by_row = r1 - r0 >= c1 - c0
+        base = r0 if by_row else c0
+        extent = (r1 - r0 if by_row else c1 - c0) + 1
+        if extent < 3:
+            continue
+        hist[:extent] = 0
+        for i in range(lo, hi):
+            hist[(rows[i] if by_row else cols[i]) - base] += 1
+        cut, acc = 1, 0
+        for j in range(extent):
+            acc += hist[j]
+            if 2 * acc >= hi - lo:
+                cut = j
+                break
+        cut = min(max(cut, 1), extent - 2)  # a line inside the box: both halves non-empty
+        below = 0
+        for j in range(cut):
+            below += hist[j]
+        p_lo, p_hi, p_sep = lo, lo + below, hi - hist[cut]
+        for i in range(lo, hi):
+            v = (rows[i] if by_row else cols[i]) - base
+            if v < cut:
+                q = p_lo
+                p_lo += 1
+            elif v > cut:
+                q = p_hi
+                p_hi += 1
+            else:
+                q = p_sep
+                p_sep += 1
+            t_ids[q], t_rows[q], t_cols[q] = ids[i], rows[i], cols[i]
+        ids[lo:hi] = t_ids[lo:hi]
+        rows[lo:hi] = t_rows[lo:hi]
+        cols[lo:hi] = t_cols[lo:hi]
+        stack[top, 0], stack[top, 1] = lo, lo + below
+        stack[top + 1, 0], stack[top + 1, 1] = lo + below, hi - hist[cut]
+        top += 2
+    return ids
+
+
+def _gs_forward_from_zero(indptr, indices, data, b, x, r):  # pragma: no cover - compiled
+    """Forward Gauss-Seidel sweep on ``A x = b`` from ``x = 0``; ``r`` receives the residual ``b - A x`` it leaves.
+
+    ``A`` symmetric, CSR with sorted columns and every diagonal entry stored.
+    From a zero start a row reads only its entries left of the diagonal; after
+    the sweep row ``j``'s residual is ``-sum_{i > j} a_ij x_i`` (the rows up to
+    ``j`` were zeroed in turn), gathered from those same entries of the later
+    rows: no second pass over the matrix.
+    """
+    for i in range(len(b)):
+        r[i] = 0.0
+        s = b[i]
+        p0 = indptr[i]
+        p = p0
+        while indices[p] < i:  # stops at the diagonal
+            s -= data[p] * x[indices[p]]
+            p += 1
+        xi = s / data[p]
+        x[i] = xi
+        for q in range(p0, p):
+            r[indices[q]] -= data[q] * xi
+
+
+@numba.njit(cache=True, nogil=True)
+def _gs_backward(indptr, indices, data, b, x):  # pragma: no cover - compiled
+    """Backward Gauss-Seidel sweep on ``A x = b``, in place (CSR, sorted columns, diagonal stored).
+
+    The entry right of the diagonal (the node just updated) is subtracted last,
+    so the rest of the row's sum does not wait for it.
+    """
+    for i in range(len(b) - 1, -1, -1):
+        p1 = indptr[i + 1]
+        p = indptr[i]
+        t = 0.0
+        while indices[p] < i:
+            t += data[p] * x[indices[p]]
+            p += 1
+        for q in range(p + 2, p1):
+            t += data[q] * x[indices[q]]
+        s = b[i] - t
+        if p + 1 < p1:
+            s -= data[p + 1] * x[indices[p + 1]]
+        x[i] = s / data[p]
+
+
+@numba.njit(cache=True, nogil=True)
+def _restrict(indptr, indices, data, r, out):  # pragma: no cover - compiled
+    """``out = P.T @ r`` for a CSR ``P``."""
+    out[:] = 0.0
+    for i in range(len(r)):
+        ri = r[i]
+        for p in range(indptr[i], indptr[i + 1]):
+            out[indices[p]] += data[p] * ri
+
+
+@numba.njit(cache=True, nogil=True)
+def _prolong_add(indptr, indices, data, xc, x):  # pragma: no cover - compiled
+    """``x += P @ xc`` for a CSR ``P``, in place."""
+    for i in range(len(x)):
+        s = 0.0
+        for p in range(indptr[i], indptr[i + 1]):
+            s += data[p] * xc[indices[p]]
+        x[i] += s
+
+
+@numba.njit(cache=True, nogil=True)
+def _matvec_dot(indptr, indices, data, p, q):  # pragma: no cover - compiled
+    """``q = A @ p`` for a CSR ``A``, in place; returns ``p @ q``."""
+    pq = 0.0
+    for i in range(len(p)):
+        s = 0.0
+        for k in range(indptr[i], indptr[i + 1]):
+            s += data[k] * p[indices[k]]
+        q[i] = s
+        pq += p[i] * s
+    return pq
+
+
+@numba.njit(cache=True, nogil=True)
+def _cg_step(x, r, p, q, alpha):  # pragma: no cover - compiled
+    """``x += alpha p``, ``r -= alpha q`` in one pass; returns ``r @ r``."""
+    rr = 0.0
+    for i in range(len(x)):
+        x[i] += alpha * p[i]
+        ri = r[i] - alpha * q[i]
+        r[i] = ri
+        rr += ri * ri
+    return rr
+
+
+@numba.njit(cache=True, nogil=True)
+def _cg_direction(p, z, r, rz_old):  # pragma: no cover - compiled
+    """``p = z + (r @ z / rz_old) p`` in place (``p = z`` when ``rz_old`` is 0); returns ``r @ z``."""
+    rz = 0.0
+    for i in range(len(r)):
+        rz += r[i] * z[i]
+    beta = rz / rz_old if rz_old != 0.0 else 0.0
+    for i in range(len(p)):
+        p[i] = z[i] + beta * p[i]
+    return rz

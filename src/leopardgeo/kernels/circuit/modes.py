@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -15,11 +13,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
 
 from leopardgeo.config import CircuitMode, CircuitSolver, FocalShorting
 from leopardgeo.core.errors import ConfigError, DataError, MemoryLimitError, NoPathError
-from leopardgeo.core.executor import available_cores
+from leopardgeo.core.executor import available_cores, native_thread_limit
 from leopardgeo.kernels.circuit.assembly import CircuitNetwork, _check_inputs, build_network, solve_nodes
 from leopardgeo.kernels.circuit.currents import SERIAL_CELLS, _fill_maps, _Solve
 from leopardgeo.kernels.circuit.solvers import DIRECT_BLOCK_RHS, LaplacianSolver, _check_memory, choose_solver
@@ -314,36 +311,13 @@ def _pairwise_each_pair(
     )
 
 
-_BLAS_LOCK = threading.Lock()
-_BLAS_HELD: list = [0, None]  # pair solves running, and the limit they hold
-
-
-@contextlib.contextmanager
-def _blas_one_thread() -> Iterator[None]:
-    """BLAS held to one thread while any pair solve runs in this process (the first in sets it, the last out restores).
-
-    An iterative solve's dot products, and a direct factor's dense blocks, are
-    summed in an order that depends on BLAS's thread count; holding it to one in
-    every pair solve makes a pair's numbers the same on any executor.
-    """
-    with _BLAS_LOCK:
-        if _BLAS_HELD[0] == 0:
-            _BLAS_HELD[1] = threadpool_limits(limits=1, user_api="blas")
-        _BLAS_HELD[0] += 1
-    try:
-        yield
-    finally:
-        with _BLAS_LOCK:
-            _BLAS_HELD[0] -= 1
-            if _BLAS_HELD[0] == 0 and _BLAS_HELD[1] is not None:
-                _BLAS_HELD[1].restore_original_limits()
-                _BLAS_HELD[1] = None
-
-
 def _one_pair(res: np.ndarray, lab: np.ndarray, a: int, b: int, opts: dict) -> CircuitResult:
     """One pair's network (only patches ``a`` and ``b`` short-circuited) and its solve, BLAS on one thread."""
     lab_ab = np.where((lab == a) | (lab == b), lab, 0)
-    with _blas_one_thread():
+    # BLAS on one thread while any pair solve runs: an iterative solve's dot products and a direct factor's dense
+    # blocks are summed in an order that depends on BLAS's thread count, so a pair's numbers are then the same
+    # on any executor (the executor's reference-counted limit, shared with its own)
+    with native_thread_limit(1, user_api="blas"):
         return _circuit_shorted(res, lab_ab, CircuitMode.PAIRWISE, [(a, b)], (), **opts)
 
 
@@ -442,11 +416,13 @@ def _circuit_shorted(
         x_units = np.zeros((net.n_total, 0))
         if superpose and lin is not None:
             t = time.perf_counter()
-            b = np.zeros((n_solve, len(wanted)))
+            b = np.zeros((n_solve, len(wanted)), order="F")  # column by column, as the solvers read it
             b[wanted, np.arange(len(wanted))] = 1.0
-            x_units = np.zeros((net.n_total, len(wanted)))
+            x_units = np.empty((net.n_total, len(wanted)))
+            x_units[n_solve:] = 0.0  # the grounds
             x_units[:n_solve] = lin.solve_many(b, pool)
             del b
+            lin.close()  # every solve done: free the hierarchy or factor before the maps
             col_of = {n_: j for j, n_ in enumerate(wanted)}
             t_solve += time.perf_counter() - t
 
@@ -574,14 +550,20 @@ def _solve_each(
     values: list[float] = []
     for k in range(0, len(solves), chunk):
         part = solves[k : k + chunk]
-        b = np.zeros((net.n_solve, len(part)))
+        b = np.zeros((net.n_solve, len(part)), order="F")
         for j, s in enumerate(part):
             for n_, w in s.injected.items():
                 if n_ < net.n_solve:
                     b[n_, j] += w
         t = time.perf_counter()
-        x = np.zeros((net.n_total, len(part)))
-        x[: net.n_solve] = lin.solve_many(b, pool)
+        xs = lin.solve_many(b, pool)
+        del b
+        x = np.empty((net.n_total, len(part)))
+        x[net.n_solve :] = 0.0  # the grounds
+        x[: net.n_solve] = xs
+        del xs
+        if k + chunk >= len(solves):
+            lin.close()  # the last solves: free the hierarchy or factor before the maps
         t_solve += time.perf_counter() - t
         t = time.perf_counter()
         for j, s in enumerate(part):
