@@ -435,7 +435,7 @@ def _side(z, scale):  # pragma: no cover - compiled
     return 0.5 + 0.5 * z / scale
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _node_link_half(
     xq, hi, skip_eid, do_link, cap, lptr, lin, lnb, le, lsl, lsi, lso, lsz, ldep, lpar, ld, lp, la, mode, k,
     key, beta, fin, hk, hv,
@@ -615,7 +615,7 @@ def _node_link_half(
     return loss, link, True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _rest_half(lo, hi, xq, kx, dxy, wx, fin, lsz, ld, lp, la, k):  # pragma: no cover - compiled
     """IIC: :func:`_rest` with each target's link share (``wx``: the node's own)."""
     loss = wx * la[xq] * (lp[xq] - _f(ld[xq] + kx, 1, k))
