@@ -6,6 +6,7 @@ Usage::
     python scripts/calibrate_demo.py                  # evaluate the current defaults
     python scripts/calibrate_demo.py --search 80      # differential evolution within the published signs, then refine
     python scripts/calibrate_demo.py --set intercept=6.25 ruggedness_m=0.067   # evaluate a changed setting
+    python scripts/calibrate_demo.py --refine 2000    # random local search from the defaults (or --set, --search)
 
 The habitat rows of the validation table (area by country, protected-area
 footprints, land north of 45.5 N, Land of the Leopard and the Lazovsky site in
@@ -13,8 +14,9 @@ different patches) depend only on the suitability, so they are evaluated here
 from covariates computed once: threshold, 8-connected cores, minimum area, the
 same rules as the patch stage with protected areas labelling only.  A setting's
 score is the smallest margin to those targets (each margin scaled to about one
-unit across its band); the Lazovsky row can be left out (``--without-site``),
-as the committed calibration does, and then it is reported only.
+unit across its band, with a small inner safety margin, and the total kept
+under 43,400 km² for the capacity row); the Lazovsky row can be left out
+(``--without-site``), and then it is reported only.
 
 Nothing is fitted to leopard or tiger locations.  The signs are fixed
 (``SIGNS``); only magnitudes and the intercept move.  Capacity rows need the
@@ -54,14 +56,14 @@ SIGNS = {
 RANGES = {
     "elevation_km": (0, 3),
     "forest": (1.5, 4),
-    "open_land": (1, 3),
+    "open_land": (1, 6),
     "dist_cropland_km": (0, 0.3),
     "dist_urban_km": (0, 0.3),
-    "settlement_pressure": (1, 4),
+    "settlement_pressure": (1, 4.5),
     "dec_temp_c": (0.3, 1.3),
     "dec_precip_mm": (0, 0.35),
     "south_slope_m_per_km": (0, 0.5),
-    "ruggedness_m": (0, 0.08),
+    "ruggedness_m": (0, 0.04),
 }
 PARKS = ("Land of the Leopard", "Kedrovaya Pad", "Hunchun", "Northeast China Tiger and Leopard")
 
@@ -115,17 +117,21 @@ def evaluate(data: dict[str, Any], intercept: float, coefs: dict[str, float]) ->
 
 
 def margins(r: dict[str, float], *, site: bool) -> dict[str, float]:
-    """Margin to each target (> 0 met), scaled to about one unit across its band; a small inner safety margin."""
+    """Margin to each target (> 0 met), scaled to about one unit across its band; a small inner safety margin.
+
+    The total is held under 43,400 km² (target 45,000) as a stand-in for the capacity row (at most 350 adults),
+    which grows with the habitat area and needs the territory stage to evaluate.
+    """
     m = {
-        "RUS": min(r["RUS"] - 9000, 19000 - r["RUS"]) / 4000,
-        "CHN": min(r["CHN"] - 13000, 27000 - r["CHN"]) / 6000,
-        "all": min(r["all"] - 20000, 39000 - r["all"]) / 5000,
-        "north": (0.2 - r["north"]) / 0.1,
+        "RUS": min(r["RUS"] - 8500, 19900 - r["RUS"]) / 4000,
+        "CHN": min(r["CHN"] - 13000, 29000 - r["CHN"]) / 6000,
+        "all": min(r["all"] - 21000, 43400 - r["all"]) / 5000,
+        "north": (0.19 - r["north"]) / 0.1,
         "separate": 1.0 if r["separate"] else -1.0,
     }
-    m |= {n: (r[n] - (0.52 if n.startswith("Northeast") else 0.72)) / 0.1 for n in PARKS}
+    m |= {n: (r[n] - (0.503 if n.startswith("Northeast") else 0.705)) / 0.1 for n in PARKS}
     if site:
-        m["site"] = (r["site"] - 0.5) / 0.1
+        m["site"] = (r["site"] - 0.503) / 0.1
     return m
 
 
@@ -206,10 +212,42 @@ def search(
     return b0, c
 
 
+def refine(
+    data: dict[str, Any], intercept: float, coefs: dict[str, float], n: int, *, site: bool, seed: int = 1
+) -> tuple[float, dict[str, float]]:
+    """A (1+1) random local search from a setting, within the signs, on the full grid.
+
+    It maximises the summed shortfall to the targets (the sum of the negative margins) plus a twentieth of the
+    smallest margin, so it moves toward settings that meet every target and then widens the narrowest margin.
+    Each step perturbs about 40 % of the magnitudes and the intercept by normal steps of a tenth of their
+    value (an adaptive step length), and keeps the candidate when it scores better.  ``n`` steps.
+    """
+    keys = list(coefs)
+    rng = np.random.default_rng(seed)
+
+    def score(b0: float, c: dict[str, float]) -> float:
+        m = list(margins(evaluate(data, b0, c), site=site).values())
+        return sum(min(v, 0.0) for v in m) + 0.05 * min(min(m), 1.0)
+
+    x = np.array([intercept] + [coefs[k] for k in keys])
+    scale = np.maximum(np.abs(x) / 10, 1e-3)
+    best, step = score(intercept, coefs), 1.0
+    for _ in range(n):
+        y = x + rng.normal(size=x.size) * scale * step * (rng.random(x.size) < 0.4)
+        c = {k: float(SIGNS.get(k, np.sign(coefs[k])) * abs(v)) for k, v in zip(keys, y[1:], strict=True)}
+        sc = score(float(y[0]), c)
+        if sc > best:
+            x, best, step = np.array([y[0], *c.values()]), sc, min(step * 1.5, 3.0)
+        else:
+            step = max(step * 0.98, 0.1)
+    return float(x[0]), dict(zip(keys, map(float, x[1:]), strict=True))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Evaluate the defaults, or search."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--search", type=int, default=0, metavar="N", help="generations of differential evolution, then refine")
+    ap.add_argument("--refine", type=int, default=0, metavar="N", help="then N steps of a random local search")
     ap.add_argument("--coarse", type=int, default=4, metavar="F", help="evolve on cells F times larger (default 4: 2 km)")
     ap.add_argument("--without-site", action="store_true", help="leave the Lazovsky row out of the score")
     ap.add_argument("--seed", type=int, default=1)
@@ -231,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
             coefs[name] = float(value)
     if args.search:
         b0, coefs = search(data, args.search, site=not args.without_site, seed=args.seed, coarse=args.coarse)
+    if args.refine:
+        b0, coefs = refine(data, b0, coefs, args.refine, site=not args.without_site, seed=args.seed)
     r = evaluate(data, b0, coefs)
     print(f"intercept {b0:g}; " + ", ".join(f"{k} {v:+g}" for k, v in coefs.items()))
     for k, v in r.items():

@@ -277,6 +277,25 @@ def test_combine_max_and_sum_over_two_links():
     assert su.top.loc[0, "pct_of_lcd"] == pytest.approx(100 * 29_700 / 31_700)
 
 
+def test_max_restored_cwd_leaves_out_links_no_circle_brings_within_reach():
+    # the corridor of test_hand_corridor_full_profile_and_top: LCD 31700, best circle (300 m) leaves 2000
+    res, labels = corridor(3)
+    G, g = graph_of([(1, 2, 31_700)]), grid_of(res.shape)
+    every = map_barriers(res, labels, G, g, radii_m=[300.0], n_top=3)
+    kept = map_barriers(res, labels, G, g, radii_m=[300.0], n_top=3, max_restored_cwd=2000.0)
+    np.testing.assert_array_equal(kept.improvement, every.improvement)  # restored to 2000: within reach
+    out = map_barriers(res, labels, G, g, radii_m=[300.0], n_top=3, max_restored_cwd=1999.0)
+    assert np.nanmax(out.improvement) == 0 and np.nanmax(out.score) == 0 and out.top.empty
+    assert np.isnan(out.score[[0, 2]]).all()  # no data stays NaN
+    # with two links the hopeless one drops out and the other keeps its own map: link 1-3 (LCD 31900) is
+    # restored at best to 2200 (see test_combine_max_and_sum_over_two_links), link 1-2 to 2000
+    res3, labels3 = corridor(3, n_cols=23, extra_patch=True)
+    G3 = graph_of([(1, 2, 31_700), (1, 3, 31_900)])
+    su = map_barriers(res3, labels3, G3, grid_of(res3.shape), radii_m=[300.0], combine="sum", max_restored_cwd=2100.0)
+    assert su.improvement[1, 10] == pytest.approx(29_700)  # link 1-2 alone, not the sum 59400
+    assert {(a, b) for a, b in zip(su.top["patch_a"], su.top["patch_b"], strict=True)} == {(1, 2)}
+
+
 def test_top_layer_on_random_landscape():
     rng = np.random.default_rng(7)
     shape = (40, 50)
@@ -349,6 +368,8 @@ def small():
         ({"restored_resistance": -3.0}, "restored_resistance"),
         ({"connectivity": 6}, "connectivity"),
         ({"workers": 0}, "workers"),
+        ({"max_restored_cwd": 0.0}, "max_restored_cwd: expected a cost-weighted distance > 0"),
+        ({"max_restored_cwd": math.nan}, "max_restored_cwd"),
     ],
 )
 def test_config_errors(small, kwargs, match):
@@ -380,3 +401,13 @@ def test_data_errors(small):
         map_barriers(res, labels, G, g, radii_m=[100.0], cwd={1: ones})
     with pytest.raises(DataError, match=r"cwd\[2\]: expected the grid's shape"):
         map_barriers(res, labels, G, g, radii_m=[100.0], cwd={1: ones, 2: ones[:, :3]})
+
+
+def test_min_restored_probability_config():
+    from leopardgeo.runner.registry import load_config_string
+
+    assert load_config_string("").barrier_mapper.min_restored_probability == 0  # every link, as Linkage Mapper
+    assert load_config_string("[barrier_mapper]\nmin_restored_probability = 0.01").barrier_mapper.min_restored_probability == 0.01
+    for bad in ("1", "-0.1"):
+        with pytest.raises(ConfigError, match=r"min_restored_probability: expected a value in \[0, 1\)"):
+            load_config_string(f"[barrier_mapper]\nmin_restored_probability = {bad}")

@@ -294,7 +294,7 @@ def test_capacity_of_an_unknown_zone_names_the_known_ones():
 def test_config_section_defaults_and_errors():
     tc = RunConfig().territories
     assert (tc.enabled, tc.min_area_ha, tc.max_area_ha, tc.quality) == (True, 5000, 30000, "suitability")
-    assert tc.female_need_ha == 12000  # derived from the SECR density (the config field's doc)
+    assert tc.female_need_ha == 14100  # derived from the SECR density (the config field's doc)
     assert load_config_string("[territories]\nmax_cost_m = inf\nreplicates = 2").territories.max_cost_m == math.inf
     for text, match in (
         ("[territories]\nneed = 1", "unknown key 'need'; valid keys: enabled, quality"),

@@ -12,9 +12,7 @@ PAGE = Path(__file__).resolve().parents[1] / "docs" / "validation.md"
 
 #: Targets the demo does not meet yet (docs/validation.md, "Known gaps"). Each is an expected failure that
 #: turns into a test failure (xfail_strict) as soon as the demo meets it, so this list stays true.
-KNOWN_GAPS = {
-    "Lazovsky / Zov Tigra site in habitat",
-}
+KNOWN_GAPS: set[str] = set()
 
 
 @pytest.fixture(scope="module")

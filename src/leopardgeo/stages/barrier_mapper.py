@@ -392,6 +392,7 @@ def map_barriers(
     connectivity: int = 8,
     cwd: Mapping[int, np.ndarray] | None = None,
     workers: int | None = None,
+    max_restored_cwd: float | None = None,
 ) -> BarrierResult:
     """Map where restoring a circle of habitat most shortens the least-cost links (Barrier Mapper).
 
@@ -427,6 +428,11 @@ def map_barriers(
         links (farther cells cannot improve them).
     workers
         Threads for the cost distances and the links; ``None`` = the CPU count.
+    max_restored_cwd
+        Leave out, at each radius, the links whose least-cost distance stays above this (cost-weighted
+        metres) even with their best circle restored (``LCD`` minus the link's largest improvement): a
+        restoration that leaves a link beyond any dispersal adds no connectivity, however much it saves.
+        ``None`` (default) keeps every link, as Linkage Mapper does.
 
     Returns
     -------
@@ -491,6 +497,9 @@ def map_barriers(
     cell = grid.cell_size_m
     radii = _radii(radii_m, cell)
     r_restored = _restored(restored_resistance, res)
+    if max_restored_cwd is not None and not (max_restored_cwd > 0):
+        msg = f"max_restored_cwd: expected a cost-weighted distance > 0 or None, found {max_restored_cwd!r}."
+        raise ConfigError(msg)
     nodata = np.isnan(res)
 
     objects = ndimage.find_objects(np.where(labels > 0, labels, 0))
@@ -544,7 +553,9 @@ def map_barriers(
             return _link_improvement(costs[a], costs[b], rad.widths, rad.row_width, r0, r1, c0, c1, lcd, restored_cost)
 
         for job, impr in _map_in_order(run, jobs, n_workers):  # merged in link order, whatever the threads
-            k, _, _, _, (r0, _, c0, _) = job
+            k, _, _, lcd, (r0, _, c0, _) = job
+            if max_restored_cwd is not None and (impr.size == 0 or lcd - float(np.nanmax(impr)) > max_restored_cwd):
+                continue  # no circle brings this link within dispersal reach
             _merge_link(acc, link_impr, link_idx, impr, r0, c0, k, how is Combine.SUM)
         _merge_radius(acc, link_impr, link_idx, rad.metres, best_score, best_radius, best_impr, best_link, best_link_impr)
 
@@ -737,6 +748,14 @@ class BarrierMapperConfig:
     restored_resistance: float | None = _f(None, doc="resistance of restored cells; default: the raster's minimum")
     combine: Combine = _f(Combine.MAX, doc="max | sum over links of the improvement score")
     n_top: int = _f(20, doc="number of top barrier locations in the `barriers` layer")
+    min_restored_probability: float = _f(
+        0.0,
+        doc=(
+            "leave out links whose dispersal probability ([metrics] kernel on cwd, as the report rates the places) "
+            "stays below this even with their best circle restored: restoring them adds no connectivity. 0 keeps "
+            "every link (Linkage Mapper's Barrier Mapper ranks by cost saved alone)"
+        ),
+    )
 
     def __post_init__(self) -> None:
         _normalise(self, "barrier_mapper")
@@ -749,6 +768,12 @@ class BarrierMapperConfig:
             _positive(self.restored_resistance, "barrier_mapper.restored_resistance")
         if self.n_top < 0:
             msg = f"[barrier_mapper] n_top: expected an integer >= 0, found {self.n_top!r}."
+            raise ConfigError(msg)
+        if not 0 <= self.min_restored_probability < 1:
+            msg = (
+                f"[barrier_mapper] min_restored_probability: expected a value in [0, 1), found "
+                f"{self.min_restored_probability!r}. 0 keeps every link."
+            )
             raise ConfigError(msg)
 
 
@@ -765,6 +790,11 @@ def compute_barriers(
 ) -> BarrierResult:
     """Barrier Mapper: improvement in least-cost distance per metre restored (see :mod:`leopardgeo.stages.barrier_mapper`)."""
     b = cfg.barrier_mapper
+    max_cwd = None
+    if b.min_restored_probability > 0:  # p = exp(-k d) >= p_min  <=>  d <= ln(1 / p_min) / k
+        from leopardgeo.stages.metrics import dispersal_k
+
+        max_cwd = -math.log(b.min_restored_probability) / dispersal_k(cfg.metrics.median_dispersal, cfg.metrics.probability)
     return map_barriers(
         resistance,
         labels,
@@ -776,6 +806,7 @@ def compute_barriers(
         n_top=b.n_top,
         connectivity=cfg.links.connectivity,
         workers=cfg.links.workers,
+        max_restored_cwd=max_cwd,
     )
 
 

@@ -447,18 +447,19 @@ def rsf_suitability(
 #: HabitatConfig.coefficients); magnitudes calibrated on published habitat areas, written down in
 #: docs/validation.md ("Calibration").
 DEMO_COEFFICIENTS: dict[str, float] = {
-    "elevation_km": -1.5,
-    "forest": 3.0,
-    "open_land": -1.5,
-    "dist_cropland_km": 0.05,
-    "dist_urban_km": 0.1,
-    "settlement_pressure": -1.25,
-    "dec_temp_c": 0.7,
-    "dec_precip_mm": -0.3,
+    "elevation_km": -0.02,
+    "forest": 2.31,
+    "open_land": -5.18,
+    "dist_cropland_km": 0.194,
+    "settlement_pressure": -3.52,
+    "dec_temp_c": 0.955,
+    "dec_precip_mm": -0.345,
+    "south_slope_m_per_km": 0.023,
+    "ruggedness_m": 0.0247,
 }
 
 
-DEMO_INTERCEPT = 8.9
+DEMO_INTERCEPT = 10.5
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -477,8 +478,11 @@ class HabitatConfig:
             "follow Hebblewhite et al. 2011 (Biol. Conserv. 144:2403): lower-elevation mixed/broadleaf forest far "
             "from people; Wang et al. (Landsc. Ecol., c. 2016): grazing and human disturbance; winter: leopards keep "
             "to the mild south-west (dec_temp_c, December mean air temperature, warmer = better) and avoid snow "
-            "(dec_precip_mm, December precipitation, all of it snow here: less = better). Magnitudes are "
-            "calibrated on published habitat areas (docs/validation.md), not fitted: replace them with your model"
+            "(dec_precip_mm, December precipitation, all of it snow here: less = better); terrain: strongly rugged "
+            "mountains and, in winter, south-facing slopes (Russian leopard strategy, MNR order 2022 N 4-r, section "
+            "2.4; Hebblewhite et al. 2011: south-west-facing slopes): ruggedness_m and south_slope_m_per_km > 0. "
+            "Magnitudes are calibrated on published habitat areas and the southern Sikhote-Alin release site "
+            "(docs/validation.md), not fitted: replace them with your model"
         ),
         factory=lambda: dict(DEMO_COEFFICIENTS),
     )
@@ -491,10 +495,12 @@ class HabitatConfig:
     )
     distance_cap_km: float = _f(10.0, doc="distance covariates are capped here (km); beyond it distance no longer matters")
     ruggedness_window_km: float = _f(
-        5.5,
+        25.0,
         doc=(
             "side of the square window of the ruggedness_m covariate (standard deviation of elevation), km; "
-            "rounded to an odd number of cells"
+            "rounded to an odd number of cells. 25 km (51 cells at 500 m): about three cells of the embedded 5' "
+            "elevation grid (9.3 x 6.7 km), the smallest window in which its relief is measured rather than "
+            "interpolated (mountain massifs, not single slopes); with a finer DEM a smaller window can fit better"
         ),
     )
     forest_classes: tuple[int, ...] = _f(

@@ -80,12 +80,12 @@ class TerritoryConfig:
     )
     max_area_ha: float = _f(30000.0, doc="largest territory accepted, ha (same source: 5,000-30,000 ha)")
     female_need_ha: float = _f(
-        12000.0,
+        14100.0,
         doc=(
             "resource a female territory must hold: sum of quality x cell area, ha (a territory covers about need / mean "
             "quality). Derived: SECR 0.98 adults/100 km2 at 1 male : 1.2 females (Vitkalova & Shevtsova 2016) gives "
-            "0.535 exclusive females per 100 km2, i.e. 18,700 ha per female; x 0.64, the mean suitability of the demo's "
-            "habitat, = 12,000 ha (docs/validation.md)"
+            "0.535 exclusive females per 100 km2, i.e. 18,700 ha per female; x 0.752, the mean suitability of the demo's "
+            "habitat, = 14,070, rounded to 14,100 ha (docs/validation.md)"
         ),
     )
     male_multiple: float = _f(
