@@ -178,8 +178,8 @@ def demo_config(data_dir: str | Path | None = None) -> Any:
             settlements=VectorInput(path=gpkg, layer="settlements"),
             covariates={"dec_temp_c": "dec_temp_c.tif", "dec_precip_mm": "dec_precip_mm.tif"},
         ),
-        # 17 habitat cores of up to 476,000 cells: one factor for all 136 pairs takes seconds, one network per
-        # pair (Circuitscape's pairwise convention) minutes; docs/circuit.md compares the two.
+        # 30 habitat patches, 435 pairs: one factor for all pairs instead of one network and factor per pair
+        # (Circuitscape's pairwise convention); docs/circuit.md compares the two.
         circuit=CircuitConfig(focal_shorting=FocalShorting.ALL),
     )
 
