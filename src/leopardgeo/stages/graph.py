@@ -342,7 +342,10 @@ def build_graph(
             f"and {len(ids)} in the layer. Use the labels and layer of the same extract_patches run."
         )
         raise DataError(msg)
-    passable = np.asarray(ndimage.maximum(np.isfinite(resistance), labels, index=ids), dtype=bool)
+    # a patch can start a link if one of its cells is passable (one pass over the grid, no sort)
+    has_data = np.zeros(int(ids.max(initial=0)) + 1, dtype=bool)
+    has_data[labels[(labels > 0) & np.isfinite(resistance)]] = True
+    passable = has_data[ids]
     if not passable.all():
         dead = ids[~passable]
         names = patches.set_index("patch_id").get("name", pd.Series(dtype=str))
