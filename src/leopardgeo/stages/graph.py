@@ -623,11 +623,17 @@ def compute_links(
     resistance: np.ndarray,
     labels: np.ndarray,
     patches: gpd.GeoDataFrame,
+    *,
+    countries: tuple[np.ndarray, list[str]] | None = None,
     **log: str,
 ) -> tuple[nx.Graph, CostDistanceResult]:
-    """The least-cost graph (:func:`leopardgeo.stages.graph.build_graph`; ``log``: its ``stage`` and ``isolated_hint``)."""
+    """The least-cost graph (:func:`leopardgeo.stages.graph.build_graph`; ``log``: its ``stage`` and ``isolated_hint``).
+
+    ``countries``: ``country_raster(inputs.countries, inputs.grid, cfg.inputs.country_field)`` when the caller
+    already has it (it does not depend on the resistance: ensemble draws make it once); None makes it here.
+    """
     lc = cfg.links
-    cidx, codes = country_raster(inputs.countries, inputs.grid, cfg.inputs.country_field)
+    cidx, codes = countries if countries is not None else country_raster(inputs.countries, inputs.grid, cfg.inputs.country_field)
     return build_graph(
         resistance,
         labels,
