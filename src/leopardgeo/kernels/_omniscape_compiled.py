@@ -414,18 +414,95 @@ def _solve_add(c_, node, n, kd, res, inj, k, avg_res, out, corr, use_corr):  # p
 @numba.njit(cache=True, nogil=True)
 def _window_banded(res, src, ty, tx, k, avg_res, max_bw, out, corr, use_corr, buf):  # pragma: no cover - compiled
     """Solve one window with a banded factor and add its current to ``out``; -1 when the band is wider than ``max_bw``."""
-    valid = ~np.isnan(res)
-    if not valid[ty, tx]:
+    if np.isnan(res[ty, tx]):
         return 0
-    node, n = _flood(valid, ty, tx, k)
+    node, n, ga, gb, gg, kd = _graph(res, ty, tx, k, avg_res)
     if n == 0:
         return 0
     inj = _injections(node, n, src)
     if not np.any(inj != 0.0):
         return 0
-    ga, gb, gg, kd = _branches(res, node, n, k, avg_res)
     if kd > max_bw:
         return -1
     c_ = _factor_branches(ga, gb, gg, n, kd, buf)
     _solve_add_branches(c_, ga, gb, gg, node, n, kd, inj, out, corr, use_corr)
     return 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _graph(res, ty, tx, k, avg_res):  # pragma: no cover - compiled
+    """:func:`_flood` and :func:`_branches` in one: node ids, their count ``n``, the branches and the band width.
+
+    The flood fill counts the cells it reaches, so the ground's id ``n`` is known before the numbering pass, which
+    then takes each cell's branches to its neighbours already numbered (west, north-west, north, north-east): the
+    same branches as :func:`_branches`, listed in another order.  The grid is padded by one cell of no data.
+    """
+    nr, nc = res.shape
+    stride = nc + 2
+    size = (nr + 2) * stride
+    state = np.zeros(size, np.uint8)  # 0: not in the circuit, 1: valid, 2: reached
+    for r in range(nr):
+        base = (r + 1) * stride + 1
+        for c in range(nc):
+            if not np.isnan(res[r, c]):
+                state[base + c] = 1
+    step = np.empty(8, np.int64)
+    for o in range(8):
+        step[o] = _OFFSETS[o, 0] * stride + _OFFSETS[o, 1]
+    stack = np.empty(nr * nc + 1, np.int64)
+    start = (ty + 1) * stride + tx + 1
+    state[start] = 2
+    stack[0] = start
+    top = 1
+    n = 0
+    while top > 0:
+        top -= 1
+        q = stack[top]
+        for o in range(k):
+            p = q + step[o]
+            if state[p] == 1:
+                state[p] = 2
+                stack[top] = p
+                top += 1
+                n += 1
+    ids = np.full(size, -1, np.int32)
+    cond = np.empty(size)
+    node = np.full((nr, nc), -1, np.int32)
+    # the backward neighbours (already numbered): west, north (4 neighbours), north-west, north-east
+    back = np.array([3, 0, 7, 4], dtype=np.int64)
+    m_max = (k // 2) * (n + 1)
+    ga = np.empty(m_max, np.int32)
+    gb = np.empty(m_max, np.int32)
+    gg = np.empty(m_max)
+    m = 0
+    kd = 0
+    nxt = 0
+    for r in range(nr):
+        base = (r + 1) * stride + 1
+        for c in range(nc):
+            p = base + c
+            if state[p] != 2:
+                continue
+            if p == start:
+                a = n
+            else:
+                a = nxt
+                nxt += 1
+            ids[p] = a
+            node[r, c] = a
+            ra = res[r, c]
+            ca = 1.0 / ra
+            cond[p] = ca
+            for qq in range(k // 2):
+                o = back[qq]
+                pb = p + step[o]
+                b = ids[pb]
+                if b < 0:
+                    continue
+                ga[m] = b
+                gb[m] = a
+                gg[m] = _g(cond[pb], ca, res[r + _OFFSETS[o, 0], c + _OFFSETS[o, 1]], ra, o >= 4, avg_res)
+                m += 1
+                if a < n and b < n and a - b > kd:
+                    kd = a - b
+    return node, n, ga[:m], gb[:m], gg[:m], kd
