@@ -292,3 +292,59 @@ def test_equals_brute_force_on_grids_with_many_equal_paths(seed, rows, cols, dro
     nx.set_edge_attributes(G, {e: float(rng.choice([100.0, 200.0])) for e in G.edges}, "cwd")
     area = None if sum(a for _, a in G.nodes(data="area_ha")) > 0 else 1.0
     assert_same_as_brute_force(G, landscape_area=area)
+
+
+@pytest.mark.parametrize("length_m", [100.0, 141.4213562373095, 0.1 * 1234.5])
+def test_equals_brute_force_on_a_ring_and_a_rounded_lattice(length_m):
+    """Each pair's removal is counted from one end only: a ring (the detour around a removed node is the
+    long way round, beyond the first search's reach) and lattices whose equal paths differ by rounding."""
+    ring = nx.cycle_graph(14)
+    nx.set_node_attributes(ring, {v: 1.0 + v % 3 for v in ring}, "area_ha")
+    nx.set_edge_attributes(ring, {e: length_m * (1.0 + 0.1 * (sum(e) % 2)) for e in ring.edges}, "cwd")
+    assert_same_as_brute_force(ring)
+    grid = nx.convert_node_labels_to_integers(nx.grid_2d_graph(4, 5))
+    nx.set_node_attributes(grid, {v: 1.0 + v % 4 for v in grid}, "area_ha")
+    nx.set_edge_attributes(grid, length_m, "cwd")
+    assert_same_as_brute_force(grid)
+
+
+def test_equals_brute_force_on_a_planar_graph():
+    """A Delaunay triangulation, as the benchmark's: dominator trees several levels deep."""
+    from scipy.spatial import Delaunay
+
+    rng = np.random.default_rng(7)
+    xy = rng.uniform(0, 5000, (70, 2))
+    G = nx.Graph()
+    G.add_nodes_from((i, {"area_ha": float(rng.lognormal(3.0, 1.0))}) for i in range(len(xy)))
+    for tri in Delaunay(xy).simplices:
+        for i, j in ((0, 1), (1, 2), (0, 2)):
+            G.add_edge(int(tri[i]), int(tri[j]), cwd=float(np.hypot(*(xy[tri[i]] - xy[tri[j]]))))
+    assert_same_as_brute_force(G, d50=1000.0)
+
+
+def test_removal_deltas_are_the_same_on_any_number_of_threads():
+    import numba
+
+    from leopardgeo.kernels.graph_metrics import removal_deltas
+
+    rng = np.random.default_rng(3)
+    n = 60
+    i, j = np.triu_indices(n, 1)
+    keep = rng.random(len(i)) < 0.1
+    i, j = i[keep], j[keep]
+    w = rng.uniform(1.0, 5.0, len(i))
+    order = np.argsort(np.concatenate([i, j]), kind="stable")
+    indices = np.concatenate([j, i])[order]
+    indptr = np.searchsorted(np.concatenate([i, j])[order], np.arange(n + 1))
+    args = (indptr, indices, np.concatenate([w, w])[order], np.concatenate([np.arange(len(i))] * 2)[order],
+            rng.uniform(1.0, 9.0, n))  # fmt: skip
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = removal_deltas(*args, n_links=len(i), k=0.3)
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        two = removal_deltas(*args, n_links=len(i), k=0.3)
+    finally:
+        numba.set_num_threads(before)
+    for a, b in zip(one, two, strict=True):
+        assert np.array_equal(a, b)

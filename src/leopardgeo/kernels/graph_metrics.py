@@ -36,14 +36,33 @@ way in.  So, for each source :math:`s`, the kernel
 6. accumulates Brandes' (2001) dependencies for betweenness (BC) and for BCPC, where a pair's
    weight is :math:`a_s a_t p^*_{st}` (Bodin & Saura 2010), split equally between equal shortest paths.
 
-The result is exactly the brute-force definition (one all-pairs recomputation per removed element),
-pair by pair: no approximation and no tolerance.  The cost is the sum, over sources, of the dominated
+7. counts each (pair, removed element) once (the graph is undirected: the pair's loss is the same from
+   either end, and the element dominates :math:`t` from :math:`s` exactly when it dominates :math:`s`
+   from :math:`t`), from the end farther from the element (:func:`_node_link_half`), and doubles it.
+   The targets counted from :math:`s` for a node :math:`x` are those with :math:`D_{st} < 2 D_{sx}`, near
+   :math:`x`, so the search first covers only the slice's nodes within :data:`CAP` times
+   :math:`D_{sx}` of the source; a new distance found there that is at most that far is exact (any path
+   through a node left out is longer), and when a counted target's is not the whole slice is searched
+   again.  With links of length 0 (ties between any number of links) or a distance cap
+   (``max_distance``) every pair is counted from both ends, as without this step.
+
+The result is the brute-force definition (one all-pairs recomputation per removed element), pair by
+pair, with no approximation and no tolerance but one: a pair whose removed element lies at its midpoint
+(within a relative :data:`SIDE_BAND` of its distance, e.g. on a lattice of equal links) is shared between
+its two ends by a linear ramp, so the rounding of the two ends' distances (about the number of links
+times 1e-16, relative) changes that pair's share by about that rounding over :data:`SIDE_BAND`
+(≈ 1e-10 relative per link on the path).  Link counts (IIC) are exact integers: no error at all.
+
+The cost is the sum, over sources, of the dominated
 slices' sizes, i.e. of the dominator-tree depths: a few operations per pair on a complete graph with
 metric distances (the trees are stars), about the mean hop count per pair on a planar graph with real
-distances.  Sources run on all cores (``numba.prange``), each chunk of sources with its own
+distances.  Sources run on all cores (``numba.prange``, as many threads as numba is set to), in a fixed
+number of chunks (:data:`N_CHUNKS`, whatever the thread count, so the result is the same to the last bit on
+any number of threads), each chunk of sources with its own
 accumulators.  A node alone in its slice (every node of a complete graph with metric distances, whose
 trees are stars) is handled from the graph's own arrays, without sorting its links; unit-length links
-(IIC) are searched breadth first.
+(IIC) are searched breadth first.  The nearest common dominator of a link's two ends is a range
+minimum over the pre-order depths (a sparse table per source, constant time per link).
 
 Optionally (``max_distance``, from a probability floor) targets farther than a distance are not
 recomputed; every term this leaves out, and every recomputed term whose new distance passes the cap,
@@ -57,7 +76,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import njit, prange
 
 __all__ = ["MODE_IIC", "MODE_PC", "RemovalDeltas", "removal_deltas"]
 
@@ -263,7 +282,7 @@ def _rest(lo, hi, xq, kx, fin, lsz, ld, lp, la, mode, k):  # pragma: no cover - 
 
 @njit(cache=True, nogil=True)
 def _node_link_loss(
-    xq, hi, skip_eid, do_link, lptr, lin, lnb, lw, le, lsl, lsz, ldep, lpar, ld, lp, la, mode, k,
+    xq, hi, skip_eid, do_link, lptr, lin, lnb, le, lsl, lsi, lso, lsz, ldep, lpar, ld, lp, la, lm, mode, k,
     key, beta, fin, hk, hv,
 ):  # pragma: no cover - compiled
     r"""Losses of removing the node ``xq`` and of removing its one way in (link ``skip_eid``), one search.
@@ -275,19 +294,24 @@ def _node_link_loss(
     every node settled below ``kx`` keeps its increase, and the node and everything not settled yet take
     ``kx`` (the node dominates them).  So the link's loss is read off the node's search at the first
     heap entry not below ``kx``.  Returns ``(node loss, link loss)`` (the latter 0 without ``do_link``).
+
+    A link's slack (its cost in the search on the increases) is read from ``lsi`` (into the node:
+    :math:`D_u + w - D_t`) and ``lso`` (out of it), computed once per source.  For PC the targets not
+    settled yet (the link's removal) or never (no way left) are summed from the subtree masses ``lm``
+    (:math:`\sum a_t f(D_{st})` over a node's subtree) minus the settled ones, without a walk, unless
+    they are all settled.
     """
     lo = xq + 1
     droot = ldep[xq]
-    dx = ld[xq]
+    n_slice = hi - lo
     size = 0
     for t in range(lo, hi):
         fin[t] = False
-        dt = ld[t]
         best = np.inf
         for j in range(lptr[t + 1] - 1, lptr[t] - 1, -1):
             if lsl[j] >= droot:
                 break  # this link and the rest stay inside the subtree (or reach the removed node)
-            cand = ld[lnb[j]] + lw[j] - dt
+            cand = lsi[j]
             if cand < best:
                 best = cand
         key[t] = best
@@ -303,19 +327,22 @@ def _node_link_loss(
         for j in range(lptr[xq + 1] - 1, lptr[xq] - 1, -1):
             if lsl[j] >= droot:
                 break
-            if le[j] == skip_eid:
-                continue
-            cand = ld[lnb[j]] + lw[j] - dx
-            if cand < kx:
-                kx = cand
+            if le[j] != skip_eid and lsi[j] < kx:
+                kx = lsi[j]
+    own = la[xq] * lp[xq]
     loss = 0.0
     link = 0.0
+    settled = 0.0  # PC: sum of a_t f(D_st) over the settled targets
+    n_set = 0
     open_link = do_link
     while size > 0:
         d = hk[0]
         u = hv[0]
         if open_link and d >= kx:  # every entry left is >= kx: the node would settle now
-            link = loss + _rest(lo, hi, xq, kx, fin, lsz, ld, lp, la, mode, k)
+            if mode == 0:
+                link = loss - (own + _left(lm[xq] - own, settled, n_set, n_slice)) * np.expm1(-k * kx)
+            else:
+                link = loss + _rest(lo, hi, xq, kx, fin, lsz, ld, lp, la, mode, k)
             open_link = False
         size = _pop(hk, hv, size)
         if fin[u] or d > key[u]:
@@ -329,7 +356,7 @@ def _node_link_loss(
                 q += lsz[q]  # settled earlier, with everything below it
                 continue
             fin[q] = True
-            key[q] = d
+            n_set += 1
             if mode == 0:
                 group += la[q] * lp[q]
             else:
@@ -339,7 +366,6 @@ def _node_link_loss(
             if j0 == j1 or lsl[j0] < droot or lsl[j1 - 1] >= du:
                 q += 1  # every link stays in the group's subtree or leaves the slice
                 continue
-            base = d + ld[q]
             for j in range(j0, j1):
                 sj = lsl[j]
                 if sj >= du:
@@ -347,38 +373,279 @@ def _node_link_loss(
                 if sj < droot:
                     break  # this link and the rest leave the slice
                 v = lnb[j]
+                cand = d + lso[j]
                 if v < lo:  # the removed node: a way back in for the link's removal
-                    cand = base + lw[j] - dx
                     if cand < kx:
                         kx = cand
                     continue
                 if fin[v]:
                     continue
-                cand = base + lw[j] - ld[v]
                 if cand < key[v]:
                     key[v] = cand
                     size = _push(hk, hv, size, cand, v)
             q += 1
         if mode == 0:
             loss -= group * np.expm1(-k * d)
+            settled += group
     if open_link:
-        link = loss + _rest(lo, hi, xq, kx, fin, lsz, ld, lp, la, mode, k)
+        if mode == 0:
+            rest = own + _left(lm[xq] - own, settled, n_set, n_slice)
+            link = loss + (rest if kx == np.inf else -rest * np.expm1(-k * kx))
+        else:
+            link = loss + _rest(lo, hi, xq, kx, fin, lsz, ld, lp, la, mode, k)
+    if n_set < n_slice:  # no way left for the rest: f(D') = 0
+        if mode == 0:
+            loss += _left(lm[xq] - own, settled, n_set, n_slice)
+        else:
+            q = lo
+            while q < hi:
+                if fin[q]:
+                    q += lsz[q]
+                    continue
+                loss += la[q] * lp[q]
+                q += 1
+    return loss, link
+
+
+#: chunks of sources, each with its own accumulators, summed in order at the end
+N_CHUNKS = 32
+
+#: the searches for the pairs counted from one end first cover the nodes up to this many times the removed
+#: node's distance from the source (the whole slice again when that is not enough)
+CAP = 3.0
+
+#: width of the band, relative to the pair's distance, in which a pair's removal is shared between its
+#: two ends (see :func:`_side`)
+SIDE_BAND = 1e-6
+
+
+@njit(cache=True, inline="always")
+def _side(z, scale):  # pragma: no cover - compiled
+    """Share of a pair's removal loss counted from this end: 1 when ``z > scale``, 0 when ``z < -scale``.
+
+    ``z`` changes sign between the two ends of the pair (up to rounding, far below ``scale``), so the
+    two shares add up to 1; in between they are interpolated, so rounding cannot count a pair twice.
+    """
+    if z > scale:
+        return 1.0
+    if z < -scale:
+        return 0.0
+    if scale == 0.0:
+        return 0.5
+    return 0.5 + 0.5 * z / scale
+
+
+@njit(cache=True, nogil=True)
+def _node_link_half(
+    xq, hi, skip_eid, do_link, cap, lptr, lin, lnb, le, lsl, lsi, lso, lsz, ldep, lpar, ld, lp, la, mode, k,
+    key, beta, fin, hk, hv,
+):  # pragma: no cover - compiled
+    r""":func:`_node_link_loss` for the pairs counted from this source's end only; ``ok`` False: retry.
+
+    A pair :math:`(s, t)` and a node :math:`x` on every shortest path between them give the same loss
+    from either end (the graph is undirected), so each such triple is counted once, from the end farther
+    from :math:`x`: from :math:`s` when :math:`D_{sx} > D_{xt} = D_{st} - D_{sx}`, i.e. for the targets
+    with :math:`D_{st} < 2 D_{sx}` (:func:`_side` shares the ties); for the link :math:`y \to x` (``y`` the
+    node's dominator), when :math:`D_{sy} > D_{xt}`, i.e. :math:`D_{st} < D_{sx} + D_{sy}`.  The caller
+    doubles the result.  Those targets are near :math:`x`, so the search runs only on the slice's nodes no
+    farther than ``cap`` from the source (a connected top of the subtree): a new distance found there
+    that is at most ``cap`` is exact (any path through a node left out is longer than ``cap``).  When a
+    counted target's new distance is not shown to be at most ``cap`` the result is not used (``ok``
+    False) and the caller runs the search again with ``cap = inf`` (every node of the slice).  The search
+    stops once every counted target is settled.  Returns ``(node loss, link loss, ok)``.
+    """
+    lo = xq + 1
+    droot = ldep[xq]
+    dx = ld[xq]
+    dy = ld[lpar[xq]]
+    two_dx = 2.0 * dx
+    dxy = dx + dy
+    size = 0
+    n_need = 0  # targets with a node share > 0 in the searched part
+    link_mass = 0.0  # PC: sum of (link share) a_t f(D_st) over the searched part
+    d_link = -1.0  # the farthest target with a link share > 0
+    lim = 2.0 * dx * (1.0 + 2.0 * SIDE_BAND)  # no target beyond this has a share
+    if cap < lim:
+        cap = lim
+    t = lo
+    while t < hi:
+        dt = ld[t]
+        if dt > cap:
+            fin[t] = True  # left out, with everything below it
+            t += lsz[t]
+            continue
+        fin[t] = False
+        sc = SIDE_BAND * dt
+        if _side(two_dx - dt, sc) > 0.0:
+            n_need += 1
+        wl = _side(dxy - dt, sc) if do_link else 0.0
+        if wl > 0.0:
+            link_mass += wl * la[t] * lp[t]
+            if dt > d_link:
+                d_link = dt
+        best = np.inf
+        for j in range(lptr[t + 1] - 1, lptr[t] - 1, -1):
+            if lsl[j] >= droot:
+                break  # this link and the rest stay inside the subtree (or reach the removed node)
+            cand = lsi[j]
+            if cand < best:
+                best = cand
+        key[t] = best
+        par = lpar[t]
+        above = beta[par] if par >= lo else np.inf
+        if best < above:
+            beta[t] = best
+            size = _push(hk, hv, size, best, t)
+        else:
+            beta[t] = above
+        t += 1
+    wx = _side(dy, SIDE_BAND * dx) if do_link else 0.0  # the link's share of the pair (s, x)
+    if wx > 0.0 and dx > d_link:
+        d_link = dx
+    kx = np.inf
+    if do_link:
+        for j in range(lptr[xq + 1] - 1, lptr[xq] - 1, -1):
+            if lsl[j] >= droot:
+                break
+            if le[j] != skip_eid and lsi[j] < kx:
+                kx = lsi[j]
+    own = wx * la[xq] * lp[xq]
+    loss = 0.0
+    link = 0.0
+    link_set = 0.0  # PC: link-share mass settled
+    n_set = 0  # targets with a node share settled
+    open_link = do_link
+    while size > 0:
+        d = hk[0]
+        u = hv[0]
+        if open_link and d >= kx:  # every entry left is >= kx: the node would settle now
+            if d_link >= 0.0 and d_link + kx > cap:
+                return 0.0, 0.0, False
+            if mode == 0:
+                rest = link_mass - link_set
+                link -= (own + (rest if rest > 0.0 else 0.0)) * np.expm1(-k * kx)
+            else:
+                link += _rest_half(lo, hi, xq, kx, dxy, wx, fin, lsz, ld, lp, la, k)
+            open_link = False
+        if not open_link and n_set == n_need:
+            break  # every counted target is settled
+        size = _pop(hk, hv, size)
+        if fin[u] or d > key[u]:
+            continue
+        group_n = 0.0
+        group_l = 0.0
+        q = u
+        end = u + lsz[u]
+        du = ldep[u]
+        while q < end:
+            if fin[q]:
+                q += lsz[q]  # settled earlier (or left out), with everything below it
+                continue
+            fin[q] = True
+            dq = ld[q]
+            sc = SIDE_BAND * dq
+            wn = _side(two_dx - dq, sc)
+            if wn > 0.0:
+                if dq + d > cap:
+                    return 0.0, 0.0, False
+                n_set += 1
+                ap = la[q] * lp[q]
+                if mode == 0:
+                    group_n += wn * ap
+                else:
+                    loss += wn * la[q] * (lp[q] - _f(dq + d, mode, k))
+                if open_link:
+                    wl = _side(dxy - dq, sc)
+                    if wl > 0.0:
+                        if mode == 0:
+                            group_l += wl * ap
+                        else:
+                            link += wl * la[q] * (lp[q] - _f(dq + d, mode, k))
+            j0 = lin[q]
+            j1 = lptr[q + 1]
+            if j0 == j1 or lsl[j0] < droot or lsl[j1 - 1] >= du:
+                q += 1  # every link stays in the group's subtree or leaves the slice
+                continue
+            for j in range(j0, j1):
+                sj = lsl[j]
+                if sj >= du:
+                    continue  # stays inside this group's subtree: the same increase
+                if sj < droot:
+                    break  # this link and the rest leave the slice
+                v = lnb[j]
+                cand = d + lso[j]
+                if v < lo:  # the removed node: a way back in for the link's removal
+                    if cand < kx:
+                        kx = cand
+                    continue
+                if ld[v] > cap or fin[v]:
+                    continue
+                if cand < key[v]:
+                    key[v] = cand
+                    size = _push(hk, hv, size, cand, v)
+            q += 1
+        if mode == 0:
+            e = np.expm1(-k * d)
+            loss -= group_n * e
+            if open_link:
+                link -= group_l * e
+                link_set += group_l
+    if n_set < n_need:  # counted targets not reached: no way left, or not within the searched part
+        if cap != np.inf:
+            return 0.0, 0.0, False
+        q = lo
+        while q < hi:
+            if fin[q]:
+                q += lsz[q]
+                continue
+            wn = _side(two_dx - ld[q], SIDE_BAND * ld[q])
+            loss += wn * la[q] * lp[q]
+            q += 1
+    if open_link:
+        if kx != np.inf and d_link >= 0.0 and d_link + kx > cap:
+            return 0.0, 0.0, False
+        if kx == np.inf and d_link >= 0.0 and cap != np.inf:
+            return 0.0, 0.0, False
+        if mode == 0:
+            rest = link_mass - link_set
+            rest = own + (rest if rest > 0.0 else 0.0)
+            link += rest if kx == np.inf else -rest * np.expm1(-k * kx)
+        else:
+            link += _rest_half(lo, hi, xq, kx, dxy, wx, fin, lsz, ld, lp, la, k)
+    return loss, link, True
+
+
+@njit(cache=True, nogil=True)
+def _rest_half(lo, hi, xq, kx, dxy, wx, fin, lsz, ld, lp, la, k):  # pragma: no cover - compiled
+    """IIC: :func:`_rest` with each target's link share (``wx``: the node's own)."""
+    loss = wx * la[xq] * (lp[xq] - _f(ld[xq] + kx, 1, k))
     q = lo
-    while q < hi:  # no way left: f(D') = 0
+    while q < hi:
         if fin[q]:
             q += lsz[q]
             continue
-        loss += la[q] * lp[q]
+        wl = _side(dxy - ld[q], SIDE_BAND * ld[q])
+        if wl > 0.0:
+            loss += wl * la[q] * (lp[q] - _f(ld[q] + kx, 1, k))
         q += 1
-    return loss, link
+    return loss
+
+
+@njit(cache=True, inline="always")
+def _left(total, settled, n_set, n_slice):  # pragma: no cover - compiled
+    """The part of a slice's mass ``total`` not settled yet (0 when every node is; never below 0)."""
+    if n_set == n_slice:
+        return 0.0
+    r = total - settled
+    return r if r > 0.0 else 0.0
 
 
 @njit(cache=True, nogil=True)
 def _one_source(
-    s, indptr, indices, w, eid, a, mode, k, dmax, do_links, do_between, unit,
+    s, indptr, indices, w, eid, a, mode, k, dmax, do_links, do_between, unit, positive,
     dist, pos, idom, depth, indeg, ineid, order, sigma, tin, sz, euler, stack, child_ptr, child_idx, p, mass,
     key, beta, fin, hk, hv, delta, delta_pc,
-    ld, lp, la, lsz, ldep, lpar, lptr, lin, lnb, lw, le, lsl, rev, stamp, lca,
+    ld, lp, la, lm, lsz, ldep, lpar, lptr, lin, lnb, lw, le, lsl, lsi, lso, sp, lg,
     node_loss, link_loss, node_bound, link_bound, bc, bcpc,
 ):  # pragma: no cover - compiled
     """One source: Dijkstra, dominator tree, every node / link loss and bound, Brandes dependencies.
@@ -507,9 +774,23 @@ def _one_source(
         ld[q] = dist[v]
         lp[q] = p[v]
         la[q] = a[v]
+        lm[q] = mass[v]
         lsz[q] = sz[v]
         ldep[q] = depth[v]
         lpar[q] = tin[idom[v]] if q > 0 else -1
+    # the depths in pre-order as a sparse table: the nearest common dominator of the nodes numbered
+    # y < z is one above the shallowest node numbered y + 1 .. z (a range minimum, constant time)
+    for q in range(m):
+        sp[0, q] = ldep[q]
+    h = 1
+    lev = 1
+    while 2 * h <= m:
+        for q in range(m - 2 * h + 1):
+            y = sp[lev - 1, q]
+            z = sp[lev - 1, q + h]
+            sp[lev, q] = y if y < z else z
+        h *= 2
+        lev += 1
     # the links of every node that lies in a slice of two nodes or more (below depth 1, or at depth 1
     # with something below it), sorted deepest first by the depth of the nearest common dominator of
     # their two ends; a node alone in its slice (every node of a complete graph's star) needs none
@@ -523,32 +804,28 @@ def _one_source(
         j0 = c
         for j in range(indptr[t], indptr[t + 1]):
             tu = tin[indices[j]]
-            if stamp[j] == s:
-                lv = lca[j]  # found from the other end
-            else:
-                # climb from the shallower end (fewer steps) until the other end is below
-                y = q
-                z = tu
-                if ldep[tu] < ldep[q]:
-                    y = tu
-                    z = q
-                while not (y <= z < y + lsz[y]):
-                    y = lpar[y]
-                lv = ldep[y]
-                r = rev[j]
-                stamp[r] = s
-                lca[r] = lv
+            y = q + 1 if q < tu else tu + 1
+            z = tu if q < tu else q
+            lev = lg[z - y + 1]
+            y = sp[lev, y]
+            z = sp[lev, z - (1 << lev) + 1]
+            lv = (y if y < z else z) - 1
+            wj = w[j]
             r = c
             while r > j0 and lsl[r - 1] < lv:  # insertion sort, deepest first: a few links per node
                 lsl[r] = lsl[r - 1]
                 lnb[r] = lnb[r - 1]
                 lw[r] = lw[r - 1]
                 le[r] = le[r - 1]
+                lsi[r] = lsi[r - 1]
+                lso[r] = lso[r - 1]
                 r -= 1
             lsl[r] = lv
             lnb[r] = tu
-            lw[r] = w[j]
+            lw[r] = wj
             le[r] = eid[j]
+            lsi[r] = ld[tu] + wj - ld[q]  # the slack of the link into q (>= 0)
+            lso[r] = ld[q] + wj - ld[tu]  # and out of q
             c += 1
         r = j0
         while r < c and lsl[r] >= ldep[q]:
@@ -559,14 +836,30 @@ def _one_source(
     # to the subtree of its head, and only when it is that head's one way in
     a_s = a[s]
     fmax = _f(dmax, mode, k)
+    half = dmax == np.inf and positive  # each pair counted from one end (links of length 0: both)
     for q in range(1, m):
         x = euler[q]
         far = ld[q] > dmax
         szx = lsz[q]
+        if half and szx > 1:
+            both = do_links and indeg[x] == 1
+            loss, lloss, ok = _node_link_half(
+                q, q + szx, ineid[x], both, CAP * ld[q], lptr, lin, lnb, le, lsl, lsi, lso, lsz, ldep, lpar, ld, lp,
+                la, mode, k, key, beta, fin, hk, hv,
+            )
+            if not ok:  # a counted target's new distance may lie beyond the cap: search the whole slice
+                loss, lloss, ok = _node_link_half(
+                    q, q + szx, ineid[x], both, np.inf, lptr, lin, lnb, le, lsl, lsi, lso, lsz, ldep, lpar, ld, lp,
+                    la, mode, k, key, beta, fin, hk, hv,
+                )
+            node_loss[x] += 2.0 * a_s * loss
+            if both:
+                link_loss[ineid[x]] += 2.0 * a_s * lloss
+            continue
         if dmax == np.inf and szx > 1:
             both = do_links and indeg[x] == 1
             loss, lloss = _node_link_loss(
-                q, q + szx, ineid[x], both, lptr, lin, lnb, lw, le, lsl, lsz, ldep, lpar, ld, lp, la, mode, k,
+                q, q + szx, ineid[x], both, lptr, lin, lnb, le, lsl, lsi, lso, lsz, ldep, lpar, ld, lp, la, lm, mode, k,
                 key, beta, fin, hk, hv,
             )
             node_loss[x] += a_s * loss
@@ -595,6 +888,11 @@ def _one_source(
                 link_loss[e] += a_s * loss
                 link_bound[e] += a_s * bnd
             else:
+                share = 1.0
+                if half:  # the pair (s, x) counted from the end farther from the link (see _node_link_half)
+                    share = 2.0 * _side(ld[lpar[q]], SIDE_BAND * ld[q])
+                    if share == 0.0:
+                        continue
                 # alone in its slice: its best other link, read straight from the graph
                 dx = ld[q]
                 best = np.inf
@@ -617,7 +915,7 @@ def _one_source(
                 else:
                     loss = -(ax * px) * np.expm1(-k * best) if mode == 0 else ax * (px - _f(dx + best, mode, k))
                     bnd = ax * fmax if capped and dx + best > dmax else 0.0
-                link_loss[e] += a_s * loss
+                link_loss[e] += share * a_s * loss
                 link_bound[e] += a_s * bnd
     if do_between:
         # number of shortest paths (exact ties) in settle order, then Brandes' back-propagation
@@ -661,20 +959,17 @@ def _all_sources(indptr, indices, w, eid, a, n_links, mode, k, dmax, do_links, d
     totals = np.zeros(n)
     nnz = indices.shape[0]
     unit = True
+    positive = True
     for j in range(nnz):
         if w[j] != 1.0:
             unit = False
-            break
-    # the other direction of every CSR entry (both carry the link's number)
-    first = np.full(nl, -1, np.int64)
-    rev = np.empty(nnz, np.int64)
-    for j in range(nnz):
-        e = eid[j]
-        if first[e] < 0:
-            first[e] = j
-        else:
-            rev[j] = first[e]
-            rev[first[e]] = j
+        if not w[j] > 0.0:
+            positive = False
+    # floor(log2(i)) for the sparse tables
+    lg = np.zeros(n + 1, np.int64)
+    for i in range(2, n + 1):
+        lg[i] = lg[i >> 1] + 1
+    n_lev = lg[max(n, 1)] + 1
     for c in prange(n_chunks):
         dist = np.empty(n)
         pos = np.empty(n, np.int64)
@@ -711,14 +1006,16 @@ def _all_sources(indptr, indices, w, eid, a, n_links, mode, k, dmax, do_links, d
         lw = np.empty(nnz)
         le = np.empty(nnz, np.int32)
         lsl = np.empty(nnz, np.int32)
-        stamp = np.full(nnz, -1, np.int64)
-        lca = np.empty(nnz, np.int32)
+        lm = np.empty(n)
+        lsi = np.empty(nnz)
+        lso = np.empty(nnz)
+        sp = np.empty((n_lev, n), np.int32)
         for s in range(c, n, n_chunks):
             tot, _ = _one_source(
-                s, indptr, indices, w, eid, a, mode, k, dmax, do_links, do_between, unit,
+                s, indptr, indices, w, eid, a, mode, k, dmax, do_links, do_between, unit, positive,
                 dist, pos, idom, depth, indeg, ineid, order, sigma, tin, sz, euler, stack, child_ptr, child_idx,
                 p, mass, key, beta, fin, hk, hv, delta, delta_pc,
-                ld, lp, la, lsz, ldep, lpar, lptr, lin, lnb, lw, le, lsl, rev, stamp, lca,
+                ld, lp, la, lm, lsz, ldep, lpar, lptr, lin, lnb, lw, le, lsl, lsi, lso, sp, lg,
                 node_loss[c], link_loss[c], node_bound[c], link_bound[c], bc[c], bcpc[c],
             )
             totals[s] = tot
@@ -800,7 +1097,7 @@ def removal_deltas(
     ([0.0, 0.6667, 0.0], [1.6667, 1.6667], [0.0, 1.0, 0.0])
     """
     n = int(a.shape[0])
-    n_chunks = max(1, min(n, 4 * get_num_threads()))
+    n_chunks = max(1, min(n, N_CHUNKS))  # not the thread count: the same sums in the same order on any machine
     return RemovalDeltas(
         *_all_sources(
             np.ascontiguousarray(indptr, dtype=np.int64),

@@ -178,7 +178,7 @@ def demo_config(data_dir: str | Path | None = None) -> Any:
             settlements=VectorInput(path=gpkg, layer="settlements"),
             covariates={"dec_temp_c": "dec_temp_c.tif", "dec_precip_mm": "dec_precip_mm.tif"},
         ),
-        # 30 habitat patches, 435 pairs: one factor for all pairs instead of one network and factor per pair
+        # 35 habitat patches, 595 pairs: one factor for all pairs instead of one network and factor per pair
         # (Circuitscape's pairwise convention); docs/circuit.md compares the two.
         circuit=CircuitConfig(focal_shorting=FocalShorting.ALL),
     )
