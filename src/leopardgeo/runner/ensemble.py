@@ -48,6 +48,7 @@ from leopardgeo.runner import cache as cache_format
 from leopardgeo.runner.registry import STAGES
 from leopardgeo.runner.stagegraph import execute, resolve
 from leopardgeo.stages.habitat import compute_suitability, rsf_inputs
+from leopardgeo.stages.patches import country_raster
 
 __all__ = [
     "ENSEMBLE_FILES",
@@ -217,8 +218,20 @@ def _draw_corridors(cfg: Any, ctx: dict[str, Any]) -> dict[str, Any]:
     return {"corridors": compute_corridors(cfg, ctx["inputs"], ctx["resistance"], ctx["labels"], ctx["graph"], polygons=False)}
 
 
-#: Stages a draw computes its own way (the same values the summaries read, less of what they do not).
-_DRAW_COMPUTE: dict[str, Callable[[Any, dict[str, Any]], dict[str, Any]]] = {"corridors": _draw_corridors}
+def _draw_links(cfg: Any, ctx: dict[str, Any]) -> dict[str, Any]:
+    """The links stage of a draw, with the country raster made once per ensemble (it does not vary by draw)."""
+    from leopardgeo.stages.graph import compute_links
+
+    graph, cwd = compute_links(cfg, ctx["inputs"], ctx["resistance"], ctx["labels"], ctx["patches"], countries=ctx["countries"])
+    return {"graph": graph, "cwd": cwd}
+
+
+#: Stages a draw computes its own way (the same values the summaries read, less of what they do not, and
+#: nothing twice that does not depend on the draw).
+_DRAW_COMPUTE: dict[str, Callable[[Any, dict[str, Any]], dict[str, Any]]] = {
+    "links": _draw_links,
+    "corridors": _draw_corridors,
+}
 
 
 def _run_draw(cfg: Any, base: Any, stage_names: tuple[str, ...], coefs_varied: bool) -> dict[str, Any]:
@@ -494,6 +507,8 @@ def run_ensemble(
     coefs_varied = any(c.startswith("coef_") for c in params.columns)
     configs = draw_configs(cfg, params)
     base_shared = {k: base_ctx[k] for k in ("inputs", "suitability", "labels", "patches")}
+    # the country raster of the links' paths does not depend on the draw: made once, shared
+    base_shared["countries"] = country_raster(base_ctx["inputs"].countries, grid, cfg.inputs.country_field)
     if coefs_varied:  # the RSF covariates do not depend on the draw (_check_coefficients_drawable)
         base_shared["covariates"] = rsf_inputs(cfg, base_ctx["inputs"])[0]
     n_draws = len(configs)

@@ -342,7 +342,10 @@ def build_graph(
             f"and {len(ids)} in the layer. Use the labels and layer of the same extract_patches run."
         )
         raise DataError(msg)
-    passable = np.asarray(ndimage.maximum(np.isfinite(resistance), labels, index=ids), dtype=bool)
+    # a patch can start a link if one of its cells is passable (one pass over the grid, no sort)
+    has_data = np.zeros(int(ids.max(initial=0)) + 1, dtype=bool)
+    has_data[labels[(labels > 0) & np.isfinite(resistance)]] = True
+    passable = has_data[ids]
     if not passable.all():
         dead = ids[~passable]
         names = patches.set_index("patch_id").get("name", pd.Series(dtype=str))
@@ -620,11 +623,17 @@ def compute_links(
     resistance: np.ndarray,
     labels: np.ndarray,
     patches: gpd.GeoDataFrame,
+    *,
+    countries: tuple[np.ndarray, list[str]] | None = None,
     **log: str,
 ) -> tuple[nx.Graph, CostDistanceResult]:
-    """The least-cost graph (:func:`leopardgeo.stages.graph.build_graph`; ``log``: its ``stage`` and ``isolated_hint``)."""
+    """The least-cost graph (:func:`leopardgeo.stages.graph.build_graph`; ``log``: its ``stage`` and ``isolated_hint``).
+
+    ``countries``: ``country_raster(inputs.countries, inputs.grid, cfg.inputs.country_field)`` when the caller
+    already has it (it does not depend on the resistance: ensemble draws make it once); None makes it here.
+    """
     lc = cfg.links
-    cidx, codes = country_raster(inputs.countries, inputs.grid, cfg.inputs.country_field)
+    cidx, codes = countries if countries is not None else country_raster(inputs.countries, inputs.grid, cfg.inputs.country_field)
     return build_graph(
         resistance,
         labels,
