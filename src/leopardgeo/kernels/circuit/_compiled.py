@@ -588,6 +588,7 @@ def _grid_dissection(node_raster, leaf):  # pragma: no cover - compiled
     return ids
 
 
+@numba.njit(cache=True, nogil=True)
 def _gs_forward_from_zero(indptr, indices, data, b, x, r):  # pragma: no cover - compiled
     """Forward Gauss-Seidel sweep on ``A x = b`` from ``x = 0``; ``r`` receives the residual ``b - A x`` it leaves.
 
