@@ -339,7 +339,8 @@ class _Params:
 def _band_compiled(res_b, src_b, row0, ty, tx, strength, shape, radius, buffer, br, k, avg_res, corr, use_corr, fp_on, cur, fp):
     """All windows of a band in compiled code (no Python between windows, so bands run in parallel on threads).
 
-    The same steps as :func:`_solve_band` (which it must match bit for bit): window cut at the grid's
+    The same steps as :func:`_solve_band` (the conditional path; the two agree to rounding, since the branch
+    sums are ordered differently, not bit for bit): window cut at the grid's
     edges, conductance within ``radius + buffer``, sources within ``radius``, the block zeroed at
     ``(radius + buffer, radius + buffer)`` of the window, scaled to the target's strength, the ground's
     source removed; the flow potential's factor of a whole (uncut) window is built once and reused.
