@@ -187,6 +187,10 @@ def test_report_opens_with_findings_and_ends_with_the_run(run_copy):
     assert titles[0] == "Findings" and titles[-2:] == ["Run", "Files"]
     assert [h.split(":**")[0] for h in rep.headlines] == ["**Habitat", "**Cross-border", "**Southern Sikhote-Alin",
                                                           "**Restore first"]  # fmt: skip
+    # the demo's site-to-source route costs ~580 km cost-weighted: connected in the graph, but the headline
+    # gives the dispersal probability (exp(-k cwd) with the metrics' kernel) instead of a bare "connects"
+    sikhote = rep.headlines[2]
+    assert "connects to Land of the Leopard only at a dispersal probability of < 0.0001" in sikhote, sikhote
     md = render_markdown(rep)
     findings = md.split("## Findings")[1].split("\n## ")[0]
     assert findings.lstrip().startswith("- **Habitat:**")  # the four answers come first

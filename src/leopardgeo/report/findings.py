@@ -269,6 +269,11 @@ def _site_patch(geom: Any, patches: Any) -> int | None:
     return int(hit["patch_id"].to_numpy()[int(np.argmax(share))])
 
 
+#: Below this dispersal probability a route is named as connected only in the graph (0.01: the minimum link
+#: probability Conefor and Makurhini users commonly apply before computing PC).
+_MIN_USEFUL_PROBABILITY = 0.01
+
+
 def _sikhote_finding(run: _RunFolder, report: Report) -> list[Block]:
     sites = run.frame("sites")
     doc = run.json("sites.json") or {}
@@ -293,6 +298,13 @@ def _sikhote_finding(run: _RunFolder, report: Report) -> list[Block]:
              f"{float(best.get('euclid_to_source_m', math.nan)) / 1000:,.0f} km in a straight line")  # fmt: skip
     if "eff_resistance" in sites.columns and pd.notna(best["eff_resistance"]):
         text += f", effective resistance {best['eff_resistance']:.2f} Ω"
+    k = (run.json("metrics.json") or {}).get("k")
+    p_route = math.exp(-k * cwd) if k else math.nan  # the metrics' dispersal kernel on the route's cost
+    remote = p_route < _MIN_USEFUL_PROBABILITY
+    if math.isfinite(p_route):
+        text += f", dispersal probability {_probability_text(p_route)}" + (
+            " (connected in the graph, but a disperser is not expected to make it)" if remote else ""
+        )
     text += "."
     weak, short = _weakest_section(run, sites.geometry.iloc[0], source)
     if weak:
@@ -302,7 +314,10 @@ def _sikhote_finding(run: _RunFolder, report: Report) -> list[Block]:
         text += f" A released population persists 50 years in {100 * float(p50):.0f} % of the simulated runs"
         alone = best.get("persistence_50y_no_corridor", math.nan)
         text += f" ({100 * float(alone):.0f} % with no movement to or from the source)." if pd.notna(alone) else "."
-    report.headlines.append(f"**Southern Sikhote-Alin:** {name} connects to {source}" + (f"; {short}." if short else "."))
+    link = f"connects to {source}"
+    if remote:
+        link += f" only at a dispersal probability of {_probability_text(p_route)}"
+    report.headlines.append(f"**Southern Sikhote-Alin:** {name} {link}" + (f"; {short}." if short else "."))
     return [text]
 
 
