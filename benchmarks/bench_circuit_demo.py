@@ -4,8 +4,8 @@ Usage:
     python benchmarks/bench_circuit_demo.py [--tools stage pardiso cholmod amg landschaft] [--repeat 1]
         [--threads N] [--write docs/performance.md]
 
-Problem: the demo's resistance raster and its habitat patches (1250 x 1756 cells; on
-2026-12-03 30 patches and 1,444,642 unknowns with every patch short-circuited), all pairs (435), 8 neighbours, the
+Problem: the demo's resistance raster and its habitat patches (1250 x 1756 cells; the counts are read from the
+demo: at the end of 2026-12-03 35 patches and 595 pairs, every patch short-circuited), all pairs, 8 neighbours, the
 cumulative current map, as `leopardgeo run` solves them (`focal_shorting = "all"`). Each tool runs in a fresh
 process that reads the two rasters from ``.npy`` files; the time runs from the arrays in memory to the resistance
 table and the cumulative map (imports and numba's compilation on a tiny grid excluded). Peak memory = the process's
