@@ -149,7 +149,7 @@ def _cholespy() -> object | None:
 def direct_backend() -> str:
     """The direct solver ``auto`` uses on this machine: ``pardiso``, ``cholmod`` or ``superlu``.
 
-    MKL PARDISO (the ``pypardiso`` wheel) factors the demo's 690,002-unknown
+    MKL PARDISO (the ``pypardiso`` wheel) factors an earlier demo's 690,002-unknown
     Laplacian in 2.0 s on 2 cores, CHOLMOD (``cholespy``) in 5.1 s, SciPy's
     SuperLU in 5.8 s (docs/performance.md); the first one installed wins.
 
@@ -179,7 +179,7 @@ def choose_solver(n_unknowns: int, n_rhs: int, method: CircuitSolver | str = "au
 
     Examples
     --------
-    >>> choose_solver(690_002, 15) in ("pardiso", "cholmod")  # the demo, with a direct backend installed
+    >>> choose_solver(690_002, 15) in ("pardiso", "cholmod")  # an earlier demo, with a direct backend installed
     True
     >>> choose_solver(3_600_000, 1)
     'amg'
@@ -516,7 +516,7 @@ def estimate_memory_bytes(n_cells: int, n_nodes: int, n_stored: int = 0, method:
     """Rough peak memory of a circuit run (bytes): grid rasters, matrix, AMG hierarchy or factor, stored solutions.
 
     The factor of a direct solver grows as ``n log n`` on a grid (nested
-    dissection): 1.6 GB peak for the demo's 690,002 unknowns with PARDISO,
+    dissection): 1.6 GB peak for an earlier demo's 690,002 unknowns with PARDISO,
     measured with ``benchmarks/bench_circuit.py --demo``.  A direct solver holds
     the right-hand sides and the solutions of a block together (16 bytes per
     stored value and node instead of 8).
