@@ -577,16 +577,20 @@ def _galerkin(a_ptr, a_idx, a_val, p_ptr, p_idx, p_val, r_ptr, r_idx, r_val, nc)
 
 
 @numba.njit(cache=True, nogil=True)
-def _grid_dissection(node_raster, leaf):  # pragma: no cover - compiled
+def _grid_dissection(node_raster, leaf, balance):  # pragma: no cover - compiled
     """Nested dissection order of the cell unknowns of a grid (George 1973): ids in elimination order.
 
     ``node_raster`` holds each cell's unknown id (-1 none).  A box of cells is
-    cut by the grid line (row or column, across its longer side) that halves its
-    cells; the cells on that line separate the two halves in 4- and
+    cut along a grid line (a row or a column) that leaves at least ``balance``
+    of its cells on either side, the line with the fewest cells (ties: the one
+    nearest the median line); with no such line, the median line across the
+    box's longer side.  The cells on the line separate the two halves in 4- and
     8-neighbour graphs alike (a branch never skips a line), so each half is
-    ordered first, recursively, then the line.  Boxes of ``leaf`` cells or
-    fewer keep raster order.  Unknowns not on the raster (patch nodes) are left
-    to the caller, which puts them last.
+    ordered first, recursively, then the line.  On an irregular habitat a
+    short line (a narrow neck) makes a smaller dense block in the factor than
+    the median line.  Boxes of ``leaf`` cells or fewer keep raster order.
+    Unknowns not on the raster (patch nodes) are left to the caller, which
+    puts them last.
     """
     nr, nc = node_raster.shape
     n = 0
@@ -615,27 +619,47 @@ def _grid_dissection(node_raster, leaf):  # pragma: no cover - compiled
     while top > 0:
         top -= 1
         lo, hi = stack[top, 0], stack[top, 1]
-        if hi - lo <= leaf:
+        tot = hi - lo
+        if tot <= leaf:
             continue
         r0, r1, c0, c1 = rows[lo], rows[lo], cols[lo], cols[lo]
         for i in range(lo, hi):
             r0, r1 = min(r0, rows[i]), max(r1, rows[i])
             c0, c1 = min(c0, cols[i]), max(c1, cols[i])
-        by_row = r1 - r0 >= c1 - c0
-        base = r0 if by_row else c0
-        extent = (r1 - r0 if by_row else c1 - c0) + 1
-        if extent < 3:
+        longer_is_rows = r1 - r0 >= c1 - c0
+        best, by_row, cut, base, extent = -1, True, 1, 0, 0
+        for orient in range(2):  # rows first, then columns
+            o_row = orient == 0
+            o_base = r0 if o_row else c0
+            o_ext = (r1 - r0 if o_row else c1 - c0) + 1
+            if o_ext < 3:
+                continue
+            hist[:o_ext] = 0
+            for i in range(lo, hi):
+                hist[(rows[i] if o_row else cols[i]) - o_base] += 1
+            med, acc = -1, 0
+            for j in range(o_ext):
+                acc += hist[j]
+                if med < 0 and 2 * acc >= tot:
+                    med = j
+            med = min(max(med, 1), o_ext - 2)  # a line inside the box: both halves non-empty
+            acc = 0
+            for j in range(o_ext):
+                below_j = acc
+                acc += hist[j]
+                if j < 1 or j > o_ext - 2:
+                    continue
+                balanced = below_j >= balance * tot and tot - acc >= balance * tot
+                if not balanced and not (j == med and o_row == longer_is_rows):
+                    continue
+                size = hist[j]
+                if best < 0 or size < best or (size == best and o_row == by_row and abs(j - med) < abs(cut - med)):
+                    best, by_row, cut, base, extent = size, o_row, j, o_base, o_ext
+        if best < 0:
             continue
         hist[:extent] = 0
         for i in range(lo, hi):
             hist[(rows[i] if by_row else cols[i]) - base] += 1
-        cut, acc = 1, 0
-        for j in range(extent):
-            acc += hist[j]
-            if 2 * acc >= hi - lo:
-                cut = j
-                break
-        cut = min(max(cut, 1), extent - 2)  # a line inside the box: both halves non-empty
         below = 0
         for j in range(cut):
             below += hist[j]
