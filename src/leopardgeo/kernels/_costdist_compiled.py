@@ -627,3 +627,49 @@ def _lower_envelope(h, r0, c0, cost, o_r, o_c, reach):  # pragma: no cover - com
             v = cost[i - o_r, j - o_c] - reach
             if v < h[i - r0, j - c0]:
                 h[i - r0, j - c0] = v
+
+
+@njit(cache=True, nogil=True)
+def _descent(cost, res, r, c, drow, dcol, half, via, has_via):  # pragma: no cover - compiled
+    """Cells from ``(r, c)`` down to a cost of 0, each step to the neighbour ``p`` of least ``cost[p] + step``.
+
+    Neighbour ``k`` is ``(drow[k], dcol[k])`` away, its step ``half[k] * (res[p] + res[x])``; a knight's move
+    (``has_via[k]``) needs its two crossed cells ``via[k]`` (row, col, row, col offsets) off no data.  Only
+    neighbours of lower cost count (not NaN or inf), and the first of least ``cost + step`` is taken.  Returns
+    ``(n, 2)`` rows and columns; empty if some cell has no such neighbour (not a search's own costs).
+    """
+    nr, nc = cost.shape
+    rows = [r]
+    cols = [c]
+    for _ in range(cost.size):
+        d = cost[r, c]
+        if d == 0.0:
+            out = np.empty((len(rows), 2), dtype=np.int64)
+            for i in range(len(rows)):
+                out[i, 0] = rows[i]
+                out[i, 1] = cols[i]
+            return out
+        best = np.inf
+        sr, sc = -1, -1
+        ru = np.float64(res[r, c])
+        for k in range(drow.size):
+            pr, pc = r + drow[k], c + dcol[k]
+            if pr < 0 or pr >= nr or pc < 0 or pc >= nc:
+                continue
+            cp = cost[pr, pc]
+            if not cp < d:  # also skips NaN and unreached cells
+                continue
+            if has_via[k] and (
+                math.isnan(res[r + via[k, 0], c + via[k, 1]]) or math.isnan(res[r + via[k, 2], c + via[k, 3]])
+            ):
+                continue
+            cand = cp + half[k] * (np.float64(res[pr, pc]) + ru)
+            if cand < best:
+                best = cand
+                sr, sc = pr, pc
+        if sr < 0:
+            break
+        r, c = sr, sc
+        rows.append(r)
+        cols.append(c)
+    return np.empty((0, 2), dtype=np.int64)

@@ -44,7 +44,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 import pandas as pd
-from scipy import ndimage
+from scipy.spatial import cKDTree
 
 import geopandas as gpd
 import shapely
@@ -58,7 +58,7 @@ from leopardgeo.core.executor import available_cores, current_executor
 from leopardgeo.core.grid import Grid
 from leopardgeo.core.memory import available_bytes, check_memory
 from leopardgeo.io import RASTERS
-from leopardgeo.kernels._costdist_compiled import _least_sum, _lower_envelope, _sum_within_box
+from leopardgeo.kernels._costdist_compiled import _descent, _least_sum, _lower_envelope, _sum_within_box
 from leopardgeo.kernels.costdist import (
     NEIGHBOUR_OFFSETS,
     VALID_CONNECTIVITY,
@@ -292,39 +292,24 @@ def _descend(cost: np.ndarray, res: np.ndarray, start: tuple[int, int], connecti
     """Cells from ``start`` down to a source (cost 0), each step to the predecessor of least ``cost + step``.
 
     The search sets every reached cell's cost to the least ``cost(p) + step(p, x)``
-    over its neighbours ``p``, so this retraces a least-cost path.
+    over its neighbours ``p``, so this retraces a least-cost path (compiled:
+    :func:`leopardgeo.kernels._costdist_compiled._descent`).
     """
-    nr, nc = cost.shape
-    moves = [
-        (int(dr), int(dc), math.hypot(dr, dc) * cell_size_m * 0.5, _crossed(int(dr), int(dc)))
-        for dr, dc in NEIGHBOUR_OFFSETS[:connectivity]
-    ]
-    r, c = start
-    cells = [(r, c)]
-    for _ in range(cost.size):
-        d = float(cost[r, c])
-        if d == 0.0:
-            return cells
-        best, step = math.inf, None
-        ru = float(res[r, c])
-        for dr, dc, half, via in moves:
-            pr, pc = r + dr, c + dc
-            if not (0 <= pr < nr and 0 <= pc < nc):
-                continue
-            cp = float(cost[pr, pc])
-            if not cp < d:  # also skips NaN and unreached cells
-                continue
-            if via is not None and any(math.isnan(res[r + vr, c + vc]) for vr, vc in via):
-                continue
-            cand = cp + half * (float(res[pr, pc]) + ru)
-            if cand < best:
-                best, step = cand, (pr, pc)
-        if step is None:  # pragma: no cover - cannot happen on a search's own costs
-            break
-        r, c = step
-        cells.append((r, c))
-    msg = f"cost: expected the costs of one cost-distance search, found no descent to a source from {start}."  # pragma: no cover
-    raise DataError(msg)  # pragma: no cover
+    off = NEIGHBOUR_OFFSETS[:connectivity]
+    via = np.zeros((connectivity, 4), dtype=np.int64)
+    has_via = np.zeros(connectivity, dtype=np.bool_)
+    for k, (dr, dc) in enumerate(off):
+        crossed = _crossed(int(dr), int(dc))
+        if crossed is not None:
+            via[k] = (*crossed[0], *crossed[1])
+            has_via[k] = True
+    half = np.array([math.hypot(dr, dc) * cell_size_m * 0.5 for dr, dc in off])
+    drow, dcol = np.ascontiguousarray(off[:, 0]), np.ascontiguousarray(off[:, 1])
+    cells = _descent(cost, res, int(start[0]), int(start[1]), drow, dcol, half, via, has_via)
+    if cells.shape[0] == 0:  # pragma: no cover - cannot happen on a search's own costs
+        msg = f"cost: expected the costs of one cost-distance search, found no descent to a source from {start}."
+        raise DataError(msg)
+    return [(int(r), int(c)) for r, c in cells]
 
 
 def _descend_found(found: _Found, res: np.ndarray, start: tuple[int, int], connectivity: int, cell_size_m: float) -> list:
@@ -351,15 +336,33 @@ def _geometry_cells(geom: object, grid: Grid) -> np.ndarray | None:
 def _narrowest_width(
     mask: np.ndarray, path: np.ndarray, labels_win: np.ndarray, ends: tuple[int, int], cell_size_m: float
 ) -> float:
-    """Least ``2 × edt − cell`` over the path cells (window indices) inside the corridor and outside both end patches."""
+    r"""Least ``2 × edt − cell`` over the path cells (window indices) inside the corridor and outside both end patches.
+
+    ``edt`` is that of ``scipy.ndimage.distance_transform_edt(np.pad(mask, 1), sampling=cell_size_m)``, found only
+    at those cells: the nearest cell outside the corridor (the grid's edge counts as outside) by a k-d tree over the
+    outside cells that touch the corridor -- the nearest outside cell of a corridor cell always does (a step from
+    it towards the cell along a row or column comes closer, so it is inside) -- and the distance as scipy computes
+    it from the offset, :math:`\sqrt{(\Delta r\, s)^2 + (\Delta c\, s)^2}`.  (Where two nearest cells tie, the
+    two offsets give the same number whenever :math:`\Delta s` is exact, as for whole-metre cell sizes.)
+    """
     h, w = mask.shape
     path = path[(path[:, 0] >= 0) & (path[:, 0] < h) & (path[:, 1] >= 0) & (path[:, 1] < w)]
     pr, pc = path[:, 0], path[:, 1]
     keep = mask[pr, pc] & ~np.isin(labels_win[pr, pc], ends)
     if not keep.any():
         return math.nan
-    edt = ndimage.distance_transform_edt(np.pad(mask, 1), sampling=cell_size_m)[1:-1, 1:-1]
-    return float(np.min(2.0 * edt[pr[keep], pc[keep]] - cell_size_m))
+    pad = np.pad(mask, 1)
+    touch = np.zeros_like(pad)
+    touch[1:] |= pad[:-1]
+    touch[:-1] |= pad[1:]
+    touch[:, 1:] |= pad[:, :-1]
+    touch[:, :-1] |= pad[:, 1:]
+    outside = np.argwhere(touch & ~pad)
+    cells = np.column_stack([pr[keep] + 1, pc[keep] + 1])
+    _, nearest = cKDTree(outside).query(cells)  # integer coordinates: exact squared distances
+    dt = (outside[nearest] - cells).astype(np.float64) * float(cell_size_m)
+    edt = np.sqrt(dt[:, 0] * dt[:, 0] + dt[:, 1] * dt[:, 1])
+    return float(np.min(2.0 * edt - cell_size_m))
 
 
 # ---------------------------------------------------------------------- geometry
