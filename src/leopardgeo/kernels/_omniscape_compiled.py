@@ -784,6 +784,40 @@ def _factor8(lc, lr, lm, ga, gb, ca, cb, wd, cell_of, n, kd, last, avg_res, G, F
             a2 = vload(F, s2)
             a3 = vload(F, s3)
             rc = col * w8
+            if col + 3 < end:
+                # four target columns per pass: column col + i's rows, shifted by i, line up with column col's (its
+                # i elements before the band land in unused slots at the end of the rows above it)
+                b0 = vload(F, s0 + 8)
+                b1 = vload(F, s1 + 8)
+                b2 = vload(F, s2 + 8)
+                b3 = vload(F, s3 + 8)
+                c0 = vload(F, s0 + 16)
+                c1 = vload(F, s1 + 16)
+                c2 = vload(F, s2 + 16)
+                c3 = vload(F, s3 + 16)
+                e0 = vload(F, s0 + 24)
+                e1 = vload(F, s1 + 24)
+                e2 = vload(F, s2 + 24)
+                e3 = vload(F, s3 + 24)
+                rd = rc + w8 - 8
+                re = rd + w8 - 8
+                rf = re + w8 - 8
+                for t in range(m):
+                    q = t * 8
+                    u0 = vload(F, s0 + q)
+                    u1 = vload(F, s1 + q)
+                    u2 = vload(F, s2 + q)
+                    u3 = vload(F, s3 + q)
+                    x = vfma(a3, u3, vfma(a2, u2, vfma(a1, u1, vmul(a0, u0))))
+                    y = vfma(b3, u3, vfma(b2, u2, vfma(b1, u1, vmul(b0, u0))))
+                    z = vfma(c3, u3, vfma(c2, u2, vfma(c1, u1, vmul(c0, u0))))
+                    zz = vfma(e3, u3, vfma(e2, u2, vfma(e1, u1, vmul(e0, u0))))
+                    vstore(F, rc + q, vsub(vload(F, rc + q), x))
+                    vstore(F, rd + q, vsub(vload(F, rd + q), y))
+                    vstore(F, re + q, vsub(vload(F, re + q), z))
+                    vstore(F, rf + q, vsub(vload(F, rf + q), zz))
+                col += 4
+                continue
             if col + 1 < end:
                 # two target columns per pass: column col + 1's rows, shifted by one, line up with column col's
                 # (its element before the band lands in the unused last slot of row col)
