@@ -116,8 +116,8 @@ BAND_BLOCK_ROWS = 4
 #: 2026-12-03, under load): 1.8 ms banded against 91 ms through SuperLU at r = 40, 7.6 against 709 ms at r = 60,
 #: and 20 / 35 ms banded at r = 80 / 100.  Its memory grows as the window's cells x its width: 3 x 138 MB at 256.
 MAX_BANDWIDTH = 256
-#: Largest work arrays (bytes, per band) for solving a band's uncut windows eight at a time; wider windows are
-#: solved one by one (their factor's loops are long enough to vectorise).  64 MB: radius + buffer up to 47 cells.
+#: Largest work arrays (bytes, per band) for solving a band's uncut windows eight at a time; with wider windows
+#: every window is solved one by one.  64 MB: radius + buffer up to 47 cells.
 BATCH_MAX_BYTES = 64 << 20
 
 
