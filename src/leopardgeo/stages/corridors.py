@@ -457,8 +457,8 @@ def _at(found: _Found, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
     return cost[r0 - o_r : r1 - o_r, c0 - o_c : c1 - o_c]
 
 
-#: Bytes a cell of one whole-grid per-patch search task: cost 8, allocation 4, back-links 1, and the cost arrays
-#: of two patches kept for their pending links (8 each).
+#: Bytes a cell of one whole-grid per-patch search task: its cost raster 8, and the costs of patches kept for their
+#: pending links and a pruning bound (8 each; in their boxes, counted as if two were whole-grid), with room to spare.
 WHOLE_SEARCH_BYTES_PER_CELL = 13 + 2 * 8
 
 
@@ -629,9 +629,14 @@ def least_cost_corridors(
     retraced from the cost distances.
 
     Corridor values are exact sums of two searches, so on the least-cost path
-    they are 0 up to rounding (a few ulps of the least-cost distance).  Only
-    one full-grid float64 array per patch whose links are pending is kept; each
-    corridor is stored in its bounding window.
+    they are 0 up to rounding (a few ulps of the least-cost distance).  A
+    search's costs are kept, in the box of the cells it reached, while the
+    patch has links pending; each corridor is stored in its bounding window.
+
+    On local threads the patches with the farthest reach are searched first
+    and each search is pruned to the cells that can lie in one of its
+    corridors (:func:`_search_bound`); the corridors are those of the
+    unpruned searches, bit for bit.
 
     Examples
     --------
