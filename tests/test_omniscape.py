@@ -223,9 +223,9 @@ def test_eight_windows_at_once_against_dense_solve(connectivity, avg):
         r[reach, reach] = 1.0
         s = np.where(np.isnan(r), 0.0, rng.random(r.shape))
         s[reach, reach] = 0.0
-        assert oc._lane_fill(r, s, reach, reach, connectivity, lane, cells, n, lc, lr, lm, rhs)
+        assert oc._lane_fill(r, s, reach, reach, connectivity, lane, cells, n, avg, lc, lr, lm, rhs)
         windows.append((r, s))
-    oc._lane_fill(windows[0][0], windows[0][1], reach, reach, connectivity, 7, cells, n, lc, lr, lm, rhs)
+    oc._lane_fill(windows[0][0], windows[0][1], reach, reach, connectivity, 7, cells, n, avg, lc, lr, lm, rhs)
     oc._lane_clear(7, lc, lr, lm, rhs)  # a stale lane emptied
     G = np.empty((len(ga), 8))
     F = np.empty((npad, width, 8))

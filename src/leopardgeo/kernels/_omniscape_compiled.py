@@ -608,13 +608,13 @@ def _batch_floats(reach: int, k: int) -> int:  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _lane_fill(res, src, ty, tx, k, lane, node_cells, n, lc, lr, lm, rhs):  # pragma: no cover - compiled
+def _lane_fill(res, src, ty, tx, k, lane, node_cells, n, avg_res, lc, lr, lm, rhs):  # pragma: no cover - compiled
     """Put one window in lane ``lane`` of a batch; True when it injects current into the ground's component.
 
     ``res`` (NaN: no data) and ``src`` are the window's (``2 reach + 1`` square); the flood fill from the ground
-    ``(ty, tx)`` finds its component.  ``lc``, ``lr``, ``lm`` (cells x 8): each cell's conductance (0 off the
-    component), resistance (1 off it) and 1 / 0 in the component; ``rhs`` (rows x 8): the injection of each
-    node ``< n`` (``node_cells``: their cells), 0 off the component.
+    ``(ty, tx)`` finds its component.  For the nodes' cells (``node_cells``, the ground's last): ``lm`` 1 in the
+    component, 0 off it, and ``lc`` the conductance (0 off the component) or, with ``avg_res``, ``lr`` the
+    resistance (1 off it); ``rhs`` (rows x 8): the injection of each node ``< n``, 0 off the component.
     """
     nr, nc = res.shape
     stride = nc + 2
@@ -641,25 +641,29 @@ def _lane_fill(res, src, ty, tx, k, lane, node_cells, n, lc, lr, lm, rhs):  # pr
                 state[p] = 2
                 stack[top] = p
                 top += 1
-    for r in range(nr):
-        base = (r + 1) * stride + 1
-        for c in range(nc):
-            i = r * nc + c
-            if state[base + c] == 2:
-                lc[i, lane] = 1.0 / res[r, c]
+    any_in = False
+    for a in range(n + 1):
+        i = node_cells[a]
+        r = i // nc
+        c = i - r * nc
+        if state[(r + 1) * stride + c + 1] == 2:
+            lm[i, lane] = 1.0
+            if avg_res:
                 lr[i, lane] = res[r, c]
-                lm[i, lane] = 1.0
+            else:
+                lc[i, lane] = 1.0 / res[r, c]
+            x = src[r, c]
+        else:
+            lm[i, lane] = 0.0
+            if avg_res:
+                lr[i, lane] = 1.0
             else:
                 lc[i, lane] = 0.0
-                lr[i, lane] = 1.0
-                lm[i, lane] = 0.0
-    any_in = False
-    for a in range(n):
-        i = node_cells[a]
-        x = src[i // nc, i % nc] if lm[i, lane] != 0.0 else 0.0
-        rhs[a, lane] = x
-        if x != 0.0:
-            any_in = True
+            x = 0.0
+        if a < n:
+            rhs[a, lane] = x
+            if x != 0.0:
+                any_in = True
     return any_in
 
 

@@ -483,7 +483,7 @@ def _band_compiled(
         c_w = corr[ylo:yhi, xlo:xhi] if use_corr else corr
         whole = h == full and w == full
         if batch and whole:
-            if not np.isnan(r_w[wy, wx]) and _lane_fill(r_w, s_w, wy, wx, k, n_cur, dcell, dn, lc, lr, lm, rhs):
+            if not np.isnan(r_w[wy, wx]) and _lane_fill(r_w, s_w, wy, wx, k, n_cur, dcell, dn, avg_res, lc, lr, lm, rhs):
                 ly[n_cur] = y0 - row0
                 lx[n_cur] = x0
                 n_cur += 1
@@ -652,7 +652,8 @@ def _band_task(item: tuple) -> tuple[int, np.ndarray, np.ndarray | None]:
         corr = np.ones((1, 1)) if p.correction is None else p.correction
         br = (p.block_size - 1) // 2
         args = (ty, tx, strength, p.shape, p.radius, p.buffer, br, p.connectivity, p.avg_resistances)
-        batch = _batch_floats(reach, p.connectivity) * 8 <= BATCH_MAX_BYTES
+        # batches only where a window can be uncut, and their work arrays are not too large
+        batch = 2 * reach + 1 <= min(p.shape) and _batch_floats(reach, p.connectivity) * 8 <= BATCH_MAX_BYTES
         _band_compiled(res_b, src_b, r0, *args, corr, p.correction is not None, p.flow_potential, batch, cur, fp)
         return r0, cur, fp if p.flow_potential else None
     cur, fp2 = _solve_band(res_b, src_b, r0, ty, tx, strength, p)
