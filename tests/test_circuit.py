@@ -942,6 +942,21 @@ def test_grid_order_is_a_permutation_with_the_patches_last():
     assert _grid_order(None, net.n_solve) is None
 
 
+def test_upper_triangle_for_pardiso_is_scipys_triu():
+    import scipy.sparse as sp
+
+    from leopardgeo.kernels.circuit._compiled import _upper_one_based
+
+    lap = build_network(*_order_case()).laplacian
+    ia, ja, a = _upper_one_based(lap.indptr, lap.indices, lap.data)
+    want = sp.triu(lap, format="csr")
+    want.sort_indices()
+    np.testing.assert_array_equal(ia - 1, want.indptr)
+    np.testing.assert_array_equal(ja - 1, want.indices)
+    np.testing.assert_array_equal(a, want.data)
+    assert ia.dtype == ja.dtype == np.int32
+
+
 @pytest.mark.parametrize("grid_order", [False, True])
 def test_pardiso_block_solve_matches_a_dense_solve_without_refinement(grid_order):
     """PARDISO's settings (PARDISO_IPARM), METIS's or the grid's order: a block against numpy's dense solve."""

@@ -446,6 +446,35 @@ def _clique_currents(res, node, x, cols, starts, k, avg_res, r0, r1):  # pragma:
 
 
 @numba.njit(cache=True, nogil=True)
+def _upper_one_based(indptr, indices, data):  # pragma: no cover - compiled
+    """The upper triangle of a CSR matrix with sorted columns, as 1-based int32 row pointers and columns (PARDISO's).
+
+    One pass instead of ``scipy.sparse.triu`` (a COO round trip and a sort) and
+    two ``+ 1`` copies.
+    """
+    n = len(indptr) - 1
+    ia = np.empty(n + 1, np.int32)
+    nnz = 0
+    for i in range(n):
+        for p in range(indptr[i], indptr[i + 1]):
+            if indices[p] >= i:
+                nnz += 1
+    ja = np.empty(nnz, np.int32)
+    a = np.empty(nnz, np.float64)
+    k = 0
+    for i in range(n):
+        ia[i] = k + 1
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            if j >= i:
+                ja[k] = j + 1
+                a[k] = data[p]
+                k += 1
+    ia[n] = k + 1
+    return ia, ja, a
+
+
+@numba.njit(cache=True, nogil=True)
 def _paint(node, node_current, out, weight):  # pragma: no cover - compiled
     nr, nc = node.shape
     for r in range(nr):

@@ -31,6 +31,7 @@ from leopardgeo.kernels.circuit._compiled import (
     _matvec_dot,
     _prolong_add,
     _restrict,
+    _upper_one_based,
 )
 
 logger = logging.getLogger(__name__)
@@ -154,15 +155,16 @@ class _PardisoFactor:
     ----------
     mod
         The ``pypardiso`` module.
-    upper
-        Upper triangle of the matrix (CSR, sorted indices, float64).
+    matrix
+        The symmetric matrix (CSR, float64); PARDISO gets its upper triangle.
     order
         The unknowns in elimination order, given to PARDISO as its user
         permutation (``iparm(5) = 1``); None: METIS.
     """
 
-    def __init__(self, mod: object, upper: sp.csr_matrix, order: np.ndarray | None = None) -> None:
+    def __init__(self, mod: object, matrix: sp.csr_matrix, order: np.ndarray | None = None) -> None:
         lib = mod.PyPardisoSolver(mtype=2).libmkl  # type: ignore[attr-defined]  # finds and loads mkl_rt
+        self._lib = lib
         self._fn = lib.pardiso
         i32 = ctypes.POINTER(ctypes.c_int32)
         handle = ctypes.c_int64 if ctypes.sizeof(ctypes.c_void_p) == 8 else ctypes.c_int32
@@ -174,10 +176,13 @@ class _PardisoFactor:
         self.iparm = np.zeros(64, dtype=np.int32)
         for i, value in PARDISO_IPARM.items():
             self.iparm[i - 1] = value
-        self.n = int(upper.shape[0])
-        self._data = np.ascontiguousarray(upper.data, dtype=np.float64)
-        self._ia = (upper.indptr + 1).astype(np.int32)  # 1-based (iparm(35) = 0)
-        self._ja = (upper.indices + 1).astype(np.int32)
+        self.n = int(matrix.shape[0])
+        if not matrix.has_sorted_indices:
+            matrix = matrix.copy()
+            matrix.sort_indices()
+        # the upper triangle, 1-based (iparm(35) = 0)
+        values = matrix.data.astype(np.float64, copy=False)
+        self._ia, self._ja, self._data = _upper_one_based(matrix.indptr, matrix.indices, values)
         self.perm = np.zeros(1, dtype=np.int32)
         if order is not None:
             self.iparm[4] = 1
@@ -223,6 +228,25 @@ class _PardisoFactor:
             msg = f"PARDISO: expected a Fortran-ordered float64 {b.shape} block for the solutions, found {out.shape}."
             raise DataError(msg)
         self._call(phase, b, out)
+        return out
+
+    def product_t(self, w: np.ndarray, m: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """``out = w @ m.T`` by MKL's ``dgemm`` (``w`` n-by-k Fortran order, ``m`` k-by-k, ``out`` n-by-k C order).
+
+        MKL's threads, not numpy's OpenBLAS: OpenBLAS's threads would start
+        while MKL's, just done with the solves, still spin-wait for work, and
+        the two pools would share the cores.
+        """
+        n, k = w.shape
+        m = np.ascontiguousarray(m, dtype=np.float64)
+        if not (w.flags.f_contiguous and out.flags.c_contiguous and out.shape == (n, k) and w.dtype == np.float64):
+            return np.matmul(w, m.T, out=out)
+        # column-major view: out^T (k x n, ld k) = m (k x k: the C-ordered m read transposed) @ w^T (w: n x k, ld n)
+        col_major, trans = 102, 112
+        c_int, c_double = ctypes.c_int, ctypes.c_double
+        self._lib.cblas_dgemm(c_int(col_major), c_int(trans), c_int(trans), c_int(k), c_int(n), c_int(k), c_double(1.0),
+                              ctypes.c_void_p(m.ctypes.data), c_int(k), ctypes.c_void_p(w.ctypes.data), c_int(n),
+                              c_double(0.0), ctypes.c_void_p(out.ctypes.data), c_int(k))  # fmt: skip
         return out
 
     def free(self) -> None:
@@ -377,11 +401,8 @@ class LaplacianSolver:
                     "pip install pypardiso, or use 'auto'."
                 )
                 raise ConfigError(msg)
-            upper = sp.triu(laplacian, format="csr")
-            upper.sort_indices()
             order = _grid_order(node_raster, n, last)
-            self._factor = _PardisoFactor(mod, upper, order)
-            del upper
+            self._factor = _PardisoFactor(mod, laplacian, order)
             if order is not None:
                 self._last = tuple(int(v) for v in last)
         elif self.method == "cholmod":
@@ -535,8 +556,7 @@ class LaplacianSolver:
             e[nodes, np.arange(k)] = 1.0
             w = self._factor.solve(e, phase=333)
             del e
-            w_kk = w[nodes, :]
-            np.matmul(w, w_kk.T, out=out)
+            self._factor.product_t(w, w[nodes, :], out)
             del w
             r = self.matrix @ out[:, 0]
             r[nodes[0]] -= 1.0  # 1 A injected; a solve that misses part of it leaves a residual of that order
