@@ -251,10 +251,16 @@ class _PardisoFactor:
 
     def free(self) -> None:
         """Release MKL's memory for this factor (phase -1); idempotent."""
-        if self._alive:
+        if getattr(self, "_alive", False):
             self._alive = False
             dummy = np.zeros((1, 1), order="F")
             self._call(-1, dummy, dummy)
+
+    def __del__(self) -> None:  # a factor dropped without LaplacianSolver.close(): MKL's memory is not Python's
+        try:
+            self.free()
+        except Exception:  # interpreter shutdown: the library may be gone
+            pass
 
 
 def _cholespy() -> object | None:
