@@ -82,7 +82,7 @@ def test_corridors_equal_brute_force_scipy_reference(case):
     G, _ = build_graph(res, labels, p, g, rule=rule, connectivity=conn)
     assume(G.number_of_edges() > 0)
     width = {"width_cwd": w} if kind == "cwd" else {"width_fraction": w}
-    with mock.patch.object(corridors, "single_source_cost", wraps=corridors.single_source_cost) as spy:
+    with mock.patch.object(corridors, "single_source_window", wraps=corridors.single_source_window) as spy:
         out = least_cost_corridors(res, labels, G, g, connectivity=conn, protected=protected, workers=2, **width)
 
     pairs = sorted(tuple(sorted(e)) for e in G.edges)
@@ -157,6 +157,47 @@ def test_corridors_equal_brute_force_scipy_reference(case):
     for r, c in zip(*np.nonzero(fin & (out.link_index > 0)), strict=True):
         _, _, value = ref[pairs[out.link_index[r, c] - 1]]
         assert value[r, c] == pytest.approx(want[r, c], rel=1e-6, abs=1e-6 * scale)
+
+
+def same_corridors(x, y) -> None:
+    """Bit for bit the same corridor result (maps, table, windows)."""
+    assert x.normalised.tobytes() == y.normalised.tobytes()
+    np.testing.assert_array_equal(x.link_index, y.link_index)
+    assert x.table.drop(columns="geometry").to_csv() == y.table.drop(columns="geometry").to_csv()
+    assert [None if v is None else v.wkb for v in x.table.geometry] == [None if v is None else v.wkb for v in y.table.geometry]
+    assert list(x.windows) == list(y.windows)
+    for k, w in x.windows.items():
+        v = y.windows[k]
+        assert (w.rows, w.cols) == (v.rows, v.cols)
+        np.testing.assert_array_equal(w.mask, v.mask)
+        assert w.value.tobytes() == v.value.tobytes()
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(case=corridor_cases())
+def test_pruned_searches_give_the_unpruned_corridors_bit_for_bit(case):
+    # windowed searches are never pruned; whole-grid ones are, with the costs of the patches searched before and
+    # with the cost distance from all patches (a lower bound of each patch's), on one thread or several
+    res, mask, protected, conn, rule, (kind, w) = case
+    g, labels, p = patches_from_mask(mask)
+    assume(3 <= len(p) <= 5)
+    G, one_pass = build_graph(res, labels, p, g, rule=rule, connectivity=conn)
+    assume(G.number_of_edges() > 0)
+    width = {"width_cwd": w} if kind == "cwd" else {"width_fraction": w}
+    args = (res, labels, G, g)
+    ref = least_cost_corridors(*args, connectivity=conn, protected=protected, workers=1, windowed=True, **width)
+    for workers in (1, 2):
+        for low in (None, one_pass.cost):
+            out = least_cost_corridors(
+                *args, connectivity=conn, protected=protected, workers=workers, windowed=False, lower_bound=low, **width
+            )
+            same_corridors(out, ref)
+
+
+def test_lower_bound_of_the_wrong_shape_is_refused():
+    res, g, labels, G = one_wide_strip(8)
+    with pytest.raises(DataError, match="lower_bound: expected a float raster"):
+        least_cost_corridors(res, labels, G, g, windowed=False, lower_bound=np.zeros((2, 2)))
 
 
 # ----------------------------------------------------------------------------- hand-worked strips

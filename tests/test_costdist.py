@@ -15,9 +15,13 @@ from leopardgeo.core.errors import ConfigError, DataError, NoPathError, Resistan
 from leopardgeo.core.grid import Grid
 from leopardgeo.kernels.costdist import (
     NEIGHBOUR_OFFSETS,
+    SearchBound,
     cost_distance,
     cost_distance_many,
     path_to_linestring,
+    prepare_search,
+    single_source_cost,
+    single_source_window,
     trace_path,
 )
 from leopardgeo.testing import TEST_CRS
@@ -354,6 +358,74 @@ def test_cost_distance_many_equals_single_label_runs(workers):
     # The multi-source cost is the minimum of the per-label costs.
     joint = cost_distance(res, src, cell_size_m=50, connectivity=16).cost
     np.testing.assert_allclose(joint, np.fmin.reduce([many[1], many[4], many[9]]), rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------- one label, in a box, pruned
+@pytest.mark.parametrize("connectivity", [4, 8, 16])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=landscapes(), q=st.sampled_from([0.2, 0.6, 1.5]))
+def test_single_source_window_equals_scipy_and_pruning_keeps_the_closed_set_exact(connectivity, case, q):
+    res, src, cell = case
+    labels = np.unique(src[src > 0])
+    lab = int(labels[0])
+    graph = grid_graph(res, cell, connectivity)
+    d = scipy_cost(graph, res, src, [lab])
+    top = float(np.max(d[np.isfinite(d)]))
+    cut = max(q * top, cell)
+    prep = prepare_search(res, src, cell_size_m=cell, connectivity=connectivity)
+    work = np.full(res.shape, np.inf)
+
+    def full(found):
+        cost, (r0, c0), box = found
+        assert box == (r0, r0 + cost.shape[0], c0, c0 + cost.shape[1])
+        out = np.full(res.shape, np.inf)
+        out[r0 : box[1], c0 : box[3]] = cost
+        return out
+
+    plain = full(single_source_window(prep, lab, cell_size_m=cell, max_cost=cut, work=work))
+    assert np.isinf(work).all()  # the work raster is left as it was found
+    # scipy: the same cells within the cutoff (away from it by rounding), the same costs
+    inside = d <= cut * (1 - 1e-9)
+    assert np.isfinite(plain[inside]).all() and np.isinf(plain[d > cut * (1 + 1e-9)]).all()
+    np.testing.assert_allclose(plain[inside], d[inside], rtol=RTOL, atol=0)
+    # bit for bit the full-grid search (NaN there on no data, inf here)
+    whole = single_source_cost(prep, lab, cell_size_m=cell, max_cost=cut)
+    np.testing.assert_array_equal(plain, np.where(np.isnan(whole), np.inf, whole))
+
+    # pruned with g = the cost distance to the other labels (or to a far cell): exact on the closed set d + g <= r
+    others = labels[1:] if labels.size > 1 else []
+    g = scipy_cost(graph, res, src, others) if len(others) else np.zeros(res.shape)
+    total = (d + g)[np.isfinite(d + g)]
+    r = float(np.quantile(total, 0.5)) if total.size else 0.0
+    keep = (d + g <= r * (1 - 1e-9)) & (d <= cut * (1 - 1e-9))
+    h2 = np.where(np.isfinite(g), g - r, np.inf)[1:, :]  # a rectangle without row 0: row 0 then only by h1
+    bounds = [
+        SearchBound(0.9 * g, r),  # h1 a lower bound of g
+        SearchBound(None, -np.inf, g - r),  # h2 = g - r over the grid
+        SearchBound(np.where(np.arange(res.shape[0])[:, None] == 0, g, np.inf), r, h2, origin=(1, 0)),
+    ]
+    for bound in bounds:
+        pruned = full(single_source_window(prep, lab, cell_size_m=cell, max_cost=cut, bound=bound, work=work))
+        assert np.isinf(work).all()
+        np.testing.assert_array_equal(pruned[keep], plain[keep])
+        assert (pruned >= plain).all()  # elsewhere never below the least cost (inf where not reached)
+
+
+def test_single_source_window_errors():
+    prep = prepare_search(np.ones((2, 3)), np.array([[1, 0, 2], [0, 0, 0]]), cell_size_m=10)
+    with pytest.raises(DataError, match="label: expected a label present"):
+        single_source_window(prep, 5, cell_size_m=10, max_cost=50)
+    with pytest.raises(ConfigError, match="max_cost"):
+        single_source_window(prep, 1, cell_size_m=10, max_cost=-1)
+    with pytest.raises(DataError, match="work: expected"):
+        single_source_window(prep, 1, cell_size_m=10, max_cost=50, work=np.full((3, 2), np.inf))
+    with pytest.raises(DataError, match="bound.h1: expected"):
+        single_source_window(prep, 1, cell_size_m=10, max_cost=50, bound=SearchBound(np.zeros((3, 3)), 1.0))
+    with pytest.raises(DataError, match="bound.h2: expected"):
+        single_source_window(prep, 1, cell_size_m=10, max_cost=50, bound=SearchBound(None, 1.0, np.zeros(3)))
+    # every source cell pruned: the box of the sources, nothing reached beyond them
+    cost, origin, box = single_source_window(prep, 2, cell_size_m=10, max_cost=50, bound=SearchBound(None, -1.0))
+    assert cost.tolist() == [[0.0]] and origin == (0, 2) and box == (0, 1, 2, 3)
 
 
 # ----------------------------------------------------------------------------- priority queues

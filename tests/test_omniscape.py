@@ -201,6 +201,88 @@ def test_banded_window_against_dense_solve(connectivity):
     np.testing.assert_allclose(out, dense_window_current(r, s, 9, 9, connectivity), rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize(("connectivity", "avg"), [(8, False), (4, False), (8, True)])
+def test_eight_windows_at_once_against_dense_solve(connectivity, avg):
+    # Seven uncut radius-6 windows with holes and islands cut off from the ground, solved in one batch (the
+    # eighth lane empty), each against its own dense solve; the islands' cells get no current.
+    from leopardgeo.kernels import _omniscape_compiled as oc
+
+    reach = 6
+    full = 2 * reach + 1
+    rng = np.random.default_rng(11)
+    _, n, cells, ga, gb, ca, cb, wd, kd, last = oc._disc_circuit(reach, connectivity)
+    width = kd + 2 + oc._PAD
+    npad = (n + 3) // 4 * 4
+    lc, lr, lm = (np.empty((full * full, 8)) for _ in range(3))
+    rhs = np.zeros((npad + 8, 8))
+    disc = _disc(full, reach)
+    windows = []
+    for lane in range(7):
+        r = random_landscape(100 + lane, (full, full), nodata=0.3)
+        r[~disc] = np.nan
+        r[reach, reach] = 1.0
+        s = np.where(np.isnan(r), 0.0, rng.random(r.shape))
+        s[reach, reach] = 0.0
+        assert oc._lane_fill(r, s, reach, reach, connectivity, lane, cells, n, avg, lc, lr, lm, rhs)
+        windows.append((r, s))
+    oc._lane_fill(windows[0][0], windows[0][1], reach, reach, connectivity, 7, cells, n, avg, lc, lr, lm, rhs)
+    oc._lane_clear(7, lc, lr, lm, rhs)  # a stale lane emptied
+    G = np.empty((len(ga), 8))
+    F = np.empty((npad, width, 8))
+    oc._factor8(lc, lr, lm, ga, gb, ca, cb, wd, cells, n, kd, last, avg, G, F)
+    v = rhs.copy()
+    oc._solve8(F, width, n, kd, last, v)
+    acc = np.empty((n + 1, 8))
+    oc._currents8(ga, gb, G, n, v, rhs, acc)
+    assert not acc[:, 7].any()
+    out = np.zeros((full, 8 * full))
+    oc._paint8(acc, n, cells, full, lm, True, 8, np.zeros(8, np.int64), np.arange(8) * full, out, np.ones((1, 1)), False)
+    assert not out[:, 7 * full :].any()
+    islands = 0
+    for lane, (r, s) in enumerate(windows):
+        got = out[:, lane * full : (lane + 1) * full]
+        if avg:  # the one-window banded solve (itself checked against the dense solve above) as the reference
+            ref = np.zeros(r.shape)
+            buf = np.empty(oc._buffer_size(full, full))
+            oc._window_banded(r, s, reach, reach, connectivity, True, 1 << 30, ref, np.ones((1, 1)), False, buf)
+        else:
+            ref = dense_window_current(r, s, reach, reach, connectivity)
+        np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-12)
+        islands += int((~np.isnan(r) & (lm[:, lane].reshape(full, full) == 0)).sum())
+    assert islands > 0  # cells with data outside the ground's component, decoupled
+
+
+def _disc(full: int, reach: int) -> np.ndarray:
+    yy, xx = np.ogrid[:full, :full]
+    return (yy - reach) ** 2 + (xx - reach) ** 2 <= reach * reach
+
+
+@pytest.mark.parametrize("connectivity", [4, 8])
+def test_omniscape_with_islands_against_dense_brute_force(connectivity):
+    # Many uncut windows (solved eight at a time, the band's last batch partial) on a landscape with 35 % no data.
+    r = random_landscape(21, (20, 23), nodata=0.35)
+    s = source_from_resistance(r)
+    maps = omniscape(r, s, radius=4, connectivity=connectivity, correct_artifacts=False)
+    ok = ~np.isnan(r)
+    np.testing.assert_allclose(maps.current[ok], dense_omniscape(r, s, 4, 1, connectivity)[ok], rtol=1e-9, atol=1e-12)
+    fp = dense_omniscape(r, s, 4, 1, connectivity, flow_potential=True)
+    np.testing.assert_allclose(maps.flow_potential[ok], fp[ok], rtol=1e-9, atol=1e-12)
+
+
+def test_batched_and_one_by_one_windows_agree(monkeypatch):
+    # The uncut windows solved eight at a time or one by one (BATCH_MAX_BYTES 0): the same maps to rounding.
+    from leopardgeo.kernels import omniscape as om
+
+    r = random_landscape(4, (30, 27), nodata=0.2)
+    s = source_from_resistance(r)
+    kw = {"radius": 5, "block_size": 3, "avg_resistances": True}
+    a = omniscape(r, s, **kw)
+    monkeypatch.setattr(om, "BATCH_MAX_BYTES", 0)
+    b = omniscape(r, s, **kw)
+    np.testing.assert_allclose(a.current, b.current, rtol=1e-11)
+    np.testing.assert_allclose(a.flow_potential, b.flow_potential, rtol=1e-11)
+
+
 def test_wide_windows_use_the_sparse_factor(monkeypatch):
     # Windows wider than MAX_BANDWIDTH go to the circuit module's sparse solver: same maps.
     from leopardgeo.kernels import omniscape as om

@@ -97,8 +97,10 @@ def _prefetch(typingctx, arr, idx):  # pragma: no cover - compiled
     return types.void(arr, idx), codegen
 
 
-#: Slots of the search state kept between calls of :func:`_search` (it returns to grow its queue).
-_ST_SCAN, _ST_CUR, _ST_SLOT, _ST_FREE, _ST_NFREE, _ST_LIVE, _ST_SIZE = range(7)
+#: Slots of the search state kept between calls of :func:`_search` (it returns to grow its queue); the last
+#: four: the bounding box of the expanded cells (rows, columns, ends inclusive).
+_ST_SCAN, _ST_CUR, _ST_SLOT, _ST_FREE, _ST_NFREE, _ST_LIVE, _ST_SIZE, _ST_R0, _ST_R1, _ST_C0, _ST_C1 = range(11)
+_N_STATE = 11
 
 
 @njit(cache=True, nogil=True)
@@ -127,6 +129,13 @@ def _search(
     inv_width,
     n_buckets,
     one_label,
+    srcs,
+    want_back,
+    prune,
+    h1,
+    r1,
+    h2,
+    box2,
 ):  # pragma: no cover - compiled
     """Multi-source least-cost search; fills ``cost``, ``alloc`` and ``back`` in place.
 
@@ -145,11 +154,28 @@ def _search(
     With ``one_label`` (all sources share one label) ``alloc`` is left alone:
     the caller fills it after the search, which spares the loop a raster.
 
+    ``srcs``: the flat ids of the source cells (their cost already 0), expanded first in
+    that order; empty: found by a scan of ``cost`` for 0.  Without ``want_back`` the
+    loop leaves ``back`` alone (it may then be a dummy).  ``state`` keeps the bounding
+    box of the expanded cells; every cell given a cost lies within ``margin`` of it.
+
+    With ``prune`` a popped cell ``u`` of cost ``d`` is expanded only if
+    ``d + h1[u] <= r1`` (``h1`` flat over the grid; empty: ``h1 = 0``) or, inside the
+    rectangle ``box2 = (row0, col0, rows, cols)``, ``d + h2[u] <= 0`` (``h2`` flat over
+    the rectangle).  Cells that fail keep the cost they were given (no lower than their
+    least cost) and give none to their neighbours: see
+    :func:`leopardgeo.kernels.costdist.single_source_window` for when the costs that
+    matter stay exact.
+
     Array indices are cast to unsigned integers so that numba leaves out the
     negative-index wrap-around.
     """
     nr, nc = res.shape
     n = nr * nc
+    use_list = srcs.size > 0
+    n_scan = srcs.size if use_list else n
+    has_h1 = h1.size > 0
+    b2r0, b2c0, b2h, b2w = box2[0], box2[1], box2[2], box2[3]
     rf = res.reshape(-1)
     cf = cost.reshape(-1)
     af = alloc.reshape(-1)
@@ -164,6 +190,7 @@ def _search(
     n_free = state[_ST_NFREE]
     live = state[_ST_LIVE]  # entries in the buckets
     size = state[_ST_SIZE]  # entries in the heap
+    br0, br1, bc0, bc1 = state[_ST_R0], state[_ST_R1], state[_ST_C0], state[_ST_C1]
     cand = np.empty(n_off, dtype=np.float64)  # costs offered to the neighbours
     status = 0
     while True:
@@ -171,12 +198,15 @@ def _search(
         if (n_free < n_off) if use_buckets else (size + n_off > cap):
             status = 2
             break
-        if scan < n:  # sources are expanded first, found by a scan for cost 0
-            while scan < n and cf[np.uint64(scan)] != 0.0:
-                scan += 1
-            if scan == n:
-                continue
-            u = np.int64(scan)
+        if scan < n_scan:  # sources are expanded first: listed, or found by a scan for cost 0
+            if use_list:
+                u = np.int64(srcs[np.uint64(scan)])
+            else:
+                while scan < n and cf[np.uint64(scan)] != 0.0:
+                    scan += 1
+                if scan == n:
+                    continue
+                u = np.int64(scan)
             scan += 1
             d = 0.0
         elif use_buckets:
@@ -206,6 +236,8 @@ def _search(
                     _prefetch(rf, w - nc)
                     _prefetch(rf, w)
                     _prefetch(rf, w + nc)
+                    if has_h1:
+                        _prefetch(h1, w)
             live -= 1
             d = cf[np.uint64(u)]
             if np.int64(d * inv_width) != cur:
@@ -239,6 +271,19 @@ def _search(
         # Expand u: relax its neighbours.
         ur = u // nc
         uc = u - ur * nc
+        if prune:
+            ok = d + (h1[np.uint64(u)] if has_h1 else 0.0) <= r1
+            if not ok and b2h > 0:
+                qr = ur - b2r0
+                qc = uc - b2c0
+                if qr >= 0 and qr < b2h and qc >= 0 and qc < b2w:
+                    ok = d + h2[np.uint64(qr * b2w + qc)] <= 0.0
+            if not ok:
+                continue
+        br0 = min(br0, ur)
+        br1 = max(br1, ur)
+        bc0 = min(bc0, uc)
+        bc1 = max(bc1, uc)
         ru = np.float64(rf[np.uint64(u)])
         lab = 0 if one_label else af[np.uint64(u)]
         # First the tests, without branches (they are unpredictable): bit k of
@@ -272,7 +317,8 @@ def _search(
             cf[np.uint64(v)] = nd
             if not one_label:
                 af[np.uint64(v)] = lab
-            bf[np.uint64(v)] = opposite[k]
+            if want_back:
+                bf[np.uint64(v)] = opposite[k]
             if use_buckets:
                 b = np.int64(nd * inv_width) - cur  # >= 0 as nd >= d and the key is monotone
                 if b >= n_buckets:
@@ -312,6 +358,10 @@ def _search(
     state[_ST_NFREE] = n_free
     state[_ST_LIVE] = live
     state[_ST_SIZE] = size
+    state[_ST_R0] = br0
+    state[_ST_R1] = br1
+    state[_ST_C0] = bc0
+    state[_ST_C1] = bc1
     return status
 
 
@@ -324,10 +374,20 @@ def _search_grid(
     inv_width: float,
     n_buckets: int,
     one_label: bool,
+    srcs: np.ndarray | None = None,
+    want_back: bool = True,
+    bound: tuple | None = None,
+    box: list[int] | None = None,
 ) -> int:
-    """Run :func:`_search` with a bucket queue (``n_buckets > 0``) or the heap, growing the queue as needed."""
+    """Run :func:`_search` with a bucket queue (``n_buckets > 0``) or the heap, growing the queue as needed.
+
+    ``srcs``, ``want_back``: as :func:`_search` (None: scan for the sources); ``bound``: ``(h1, r1, h2, box2)``
+    of a pruned search, or None.  ``box``, a list, gets the bounding box of the expanded cells
+    ``[row0, row1, col0, col1]`` (ends exclusive; ``row1 == 0`` when no cell was expanded).
+    """
     ids = np.int32 if res.size < 2**31 else np.int64  # cell ids in the queue
-    state = np.zeros(7, dtype=np.int64)
+    state = np.zeros(_N_STATE, dtype=np.int64)
+    state[_ST_R0], state[_ST_R1], state[_ST_C0], state[_ST_C1] = res.shape[0], -1, res.shape[1], -1
     none32 = np.empty(0, dtype=np.int32)
     if n_buckets:
         n_blocks = 64
@@ -341,11 +401,34 @@ def _search_grid(
     else:
         data, link, head, fill = np.empty(0, dtype=ids), none32, none32, none32
         hkey, hnode = np.empty(1024), np.empty(1024, dtype=ids)
+    src = _NO_SOURCES if srcs is None else srcs
+    prune = (False, _NO_H, -np.inf, _NO_H, _NO_BOX) if bound is None else (True, *bound)
     while True:
         status = _search(
-            res, cost, alloc, back, data, link, head, fill, hkey, hnode, state, *offsets, inv_width, n_buckets, one_label
+            res,
+            cost,
+            alloc,
+            back,
+            data,
+            link,
+            head,
+            fill,
+            hkey,
+            hnode,
+            state,
+            *offsets,
+            inv_width,
+            n_buckets,
+            one_label,
+            src,
+            want_back,
+            *prune,
         )
         if status != 2:
+            if box is not None:
+                box[:] = [int(state[_ST_R0]), int(state[_ST_R1]) + 1, int(state[_ST_C0]), int(state[_ST_C1]) + 1]
+                if box[1] == 0:
+                    box[:] = [0, 0, 0, 0]
             return status
         if n_buckets:  # double the block pool; the new blocks go on top of the free list
             old = link.size
@@ -357,6 +440,11 @@ def _search_grid(
         else:
             hkey = np.concatenate([hkey, np.empty_like(hkey)])
             hnode = np.concatenate([hnode, np.empty_like(hnode)])
+
+
+_NO_SOURCES = np.empty(0, dtype=np.int64)
+_NO_H = np.empty(0, dtype=np.float64)
+_NO_BOX = np.zeros(4, dtype=np.int64)
 
 
 @njit(cache=True, nogil=True)
@@ -522,3 +610,66 @@ def _sum_within_box(a, b, lcd, width):  # pragma: no cover - compiled
     if r1 == 0:
         return 0, 0, 0, 0
     return r0, r1, c0, c1
+
+
+@njit(cache=True, nogil=True)
+def _lower_envelope(h, r0, c0, cost, o_r, o_c, reach):  # pragma: no cover - compiled
+    """``h = min(h, cost - reach)`` where ``cost`` (first cell at grid cell ``(o_r, o_c)``) overlaps ``h`` (at ``(r0, c0)``).
+
+    inf or NaN cost leaves ``h`` as it is.
+    """
+    hr, hc = h.shape
+    nr, nc = cost.shape
+    i0, i1 = max(o_r, r0), min(o_r + nr, r0 + hr)
+    j0, j1 = max(o_c, c0), min(o_c + nc, c0 + hc)
+    for i in range(i0, i1):
+        for j in range(j0, j1):
+            v = cost[i - o_r, j - o_c] - reach
+            if v < h[i - r0, j - c0]:
+                h[i - r0, j - c0] = v
+
+
+@njit(cache=True, nogil=True)
+def _descent(cost, res, r, c, drow, dcol, half, via, has_via):  # pragma: no cover - compiled
+    """Cells from ``(r, c)`` down to a cost of 0, each step to the neighbour ``p`` of least ``cost[p] + step``.
+
+    Neighbour ``k`` is ``(drow[k], dcol[k])`` away, its step ``half[k] * (res[p] + res[x])``; a knight's move
+    (``has_via[k]``) needs its two crossed cells ``via[k]`` (row, col, row, col offsets) off no data.  Only
+    neighbours of lower cost count (not NaN or inf), and the first of least ``cost + step`` is taken.  Returns
+    ``(n, 2)`` rows and columns; empty if some cell has no such neighbour (not a search's own costs).
+    """
+    nr, nc = cost.shape
+    rows = [r]
+    cols = [c]
+    for _ in range(cost.size):
+        d = cost[r, c]
+        if d == 0.0:
+            out = np.empty((len(rows), 2), dtype=np.int64)
+            for i in range(len(rows)):
+                out[i, 0] = rows[i]
+                out[i, 1] = cols[i]
+            return out
+        best = np.inf
+        sr, sc = -1, -1
+        ru = np.float64(res[r, c])
+        for k in range(drow.size):
+            pr, pc = r + drow[k], c + dcol[k]
+            if pr < 0 or pr >= nr or pc < 0 or pc >= nc:
+                continue
+            cp = cost[pr, pc]
+            if not cp < d:  # also skips NaN and unreached cells
+                continue
+            if has_via[k] and (
+                math.isnan(res[r + via[k, 0], c + via[k, 1]]) or math.isnan(res[r + via[k, 2], c + via[k, 3]])
+            ):
+                continue
+            cand = cp + half[k] * (np.float64(res[pr, pc]) + ru)
+            if cand < best:
+                best = cand
+                sr, sc = pr, pc
+        if sr < 0:
+            break
+        r, c = sr, sc
+        rows.append(r)
+        cols.append(c)
+    return np.empty((0, 2), dtype=np.int64)

@@ -51,8 +51,10 @@ __all__ = [
     "cost_distance",
     "cost_distance_many",
     "path_to_linestring",
+    "SearchBound",
     "prepare_search",
     "single_source_cost",
+    "single_source_window",
     "trace_path",
 ]
 
@@ -228,6 +230,23 @@ def _offsets(connectivity: int, n_cols: int) -> tuple[np.ndarray, ...]:
     return delta, np.ascontiguousarray(off[:, 0]), np.ascontiguousarray(off[:, 1]), via_a, via_b
 
 
+def _search_offsets(k: int, n_cols: int, cell_size_m: float, cutoff: float) -> tuple:
+    """The neighbourhood arguments of the compiled search (through ``margin``) and its cutoff."""
+    delta, drow, dcol, via_a, via_b = _offsets(k, n_cols)
+    return (
+        delta,
+        drow,
+        dcol,
+        _UNIT_LENGTH[:k] * float(cell_size_m) * 0.5,
+        via_a,
+        via_b,
+        _HAS_VIA[:k],
+        _OPPOSITE[:k].astype(np.int8),
+        2 if k == 16 else 1,
+        float(cutoff),
+    )
+
+
 def _run(
     inp: _Inputs,
     want: int,
@@ -247,19 +266,7 @@ def _run(
     back = np.full(res.shape, -1, dtype=np.int8)
     _init_outputs(res, inp.src, int(want), cost, alloc)
     k = inp.connectivity
-    delta, drow, dcol, via_a, via_b = _offsets(k, res.shape[1])
-    offsets = (
-        delta,
-        drow,
-        dcol,
-        _UNIT_LENGTH[:k] * float(cell_size_m) * 0.5,
-        via_a,
-        via_b,
-        _HAS_VIA[:k],
-        _OPPOSITE[:k].astype(np.int8),
-        2 if k == 16 else 1,
-        float(inp.cutoff if cutoff is None else cutoff),
-    )
+    offsets = _search_offsets(k, res.shape[1], float(cell_size_m), float(inp.cutoff if cutoff is None else cutoff))
     inv_width, n_buckets = _plan_queue(inp.r_min, inp.r_max, cell_size_m, k, res.size)
     one = int(want) if want else (int(inp.labels[0]) if inp.labels.size == 1 else 0)  # the only label, or 0
     logger.debug("cost distance: %s queue (%d buckets)", "bucket" if n_buckets else "heap", n_buckets)
@@ -481,20 +488,54 @@ def cost_distance_many(
     return dict(zip(wanted, costs, strict=True))
 
 
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """Rasters validated and scanned once for many single-source searches, with each label's source cells."""
+
+    inp: _Inputs
+    labels: np.ndarray  # sorted labels with a source cell on data (int64)
+    start: np.ndarray  # cells of labels[i]: cells[start[i]:start[i + 1]] (flat ids, ascending)
+    cells: np.ndarray
+
+    def sources(self, label: int) -> np.ndarray:
+        """Flat ids of the cells of ``label`` that are not no data, ascending (empty if none)."""
+        i = int(np.searchsorted(self.labels, label))
+        if i == self.labels.size or self.labels[i] != label:
+            return np.empty(0, dtype=np.int64)
+        return self.cells[self.start[i] : self.start[i + 1]]
+
+
 def prepare_search(
     resistance: np.ndarray, sources: np.ndarray, *, cell_size_m: float, connectivity: int = 8
-) -> _Inputs:
-    """Validate and scan the rasters once for many :func:`single_source_cost` searches on them.
+) -> _Prepared:
+    """Validate and scan the rasters once for many :func:`single_source_cost` / :func:`single_source_window` searches.
 
     Raises
     ------
     ResistanceError, ConfigError, DataError
         As :func:`cost_distance`.
     """
-    return _prepare(resistance, sources, cell_size_m, connectivity, None)
+    inp = _prepare(resistance, sources, cell_size_m, connectivity, None)
+    flat = inp.src.reshape(-1)
+    cells = np.flatnonzero(flat > 0)
+    cells = cells[~np.isnan(inp.res.reshape(-1)[cells])]
+    lab = flat[cells]
+    order = np.argsort(lab, kind="stable")  # by label, ascending cell ids within each
+    cells, lab = cells[order].astype(np.int64), lab[order].astype(np.int64)
+    labels, first = np.unique(lab, return_index=True)
+    return _Prepared(inp, labels, np.append(first, cells.size).astype(np.int64), cells)
 
 
-def single_source_cost(prepared: _Inputs, label: int, *, cell_size_m: float, max_cost: float | None = None) -> np.ndarray:
+def _check_label(prepared: _Prepared, label: int) -> int:
+    lab = int(label)
+    if lab not in {int(v) for v in prepared.inp.labels}:
+        msg = f"label: expected a label present in sources, found {lab}. Labels present: {prepared.inp.labels[:20].tolist()}."
+        raise DataError(msg)
+    _check_on_data(prepared.inp, np.array([lab], dtype=np.int64))
+    return lab
+
+
+def single_source_cost(prepared: _Prepared, label: int, *, cell_size_m: float, max_cost: float | None = None) -> np.ndarray:
     """Cost distance from one source label (the other labels are ordinary cells) on rasters scanned once.
 
     The same costs as ``cost_distance_many(resistance, sources, [label], max_cost=max_cost)[label]``, without
@@ -531,13 +572,157 @@ def single_source_cost(prepared: _Inputs, label: int, *, cell_size_m: float, max
     >>> single_source_cost(inp, 2, cell_size_m=10, max_cost=25).tolist()
     [[inf, 20.0, 10.0, 0.0]]
     """
-    lab = int(label)
-    if lab not in {int(v) for v in prepared.labels}:
-        msg = f"label: expected a label present in sources, found {lab}. Labels present: {prepared.labels[:20].tolist()}."
-        raise DataError(msg)
-    _check_on_data(prepared, np.array([lab], dtype=np.int64))
+    lab = _check_label(prepared, label)
     cut = math.inf if max_cost is None else _check_positive(max_cost, "max_cost", "cost-weighted metres")
-    return _run(prepared, lab, float(cell_size_m), cutoff=cut, allocation=False)[0]
+    return _run(prepared.inp, lab, float(cell_size_m), cutoff=cut, allocation=False)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchBound:
+    r"""Which cells a :func:`single_source_window` search expands: a pruning of the search.
+
+    A cell :math:`u` reached at cost :math:`d` is expanded (gives costs to its neighbours) only if
+    :math:`d + h_1(u) \le r_1`, or :math:`u` lies in the rectangle of ``h2`` (first cell at
+    ``origin``) and :math:`d + h_2(u) \le 0`.
+
+    Attributes
+    ----------
+    h1
+        float64 raster of the grid, or None for :math:`h_1 = 0`.
+    r1
+        The bound of the first test (cost-weighted metres; ``-inf``: no cell passes it).
+    h2
+        float64 rectangle of the grid, or None for no second test (NaN / inf: the test fails).
+    origin
+        ``(row, col)`` of the first cell of ``h2``.
+    """
+
+    h1: np.ndarray | None
+    r1: float
+    h2: np.ndarray | None = None
+    origin: tuple[int, int] = (0, 0)
+
+    def _kernel_args(self, shape: tuple[int, ...]) -> tuple:
+        if self.h1 is None:
+            h1 = np.empty(0)
+        else:
+            h1 = np.ascontiguousarray(self.h1, dtype=np.float64)
+            if h1.shape != shape:
+                msg = f"bound.h1: expected the grid's shape {shape}, found {h1.shape}."
+                raise DataError(msg)
+            h1 = h1.reshape(-1)
+        if self.h2 is None or np.size(self.h2) == 0:
+            return h1, float(self.r1), np.empty(0), np.zeros(4, dtype=np.int64)
+        h2 = np.ascontiguousarray(self.h2, dtype=np.float64)
+        if h2.ndim != 2:
+            msg = f"bound.h2: expected a 2-D rectangle of the grid, found {h2.ndim} dimensions."
+            raise DataError(msg)
+        box = np.array([int(self.origin[0]), int(self.origin[1]), h2.shape[0], h2.shape[1]], dtype=np.int64)
+        return h1, float(self.r1), h2.reshape(-1), box
+
+
+def single_source_window(
+    prepared: _Prepared,
+    label: int,
+    *,
+    cell_size_m: float,
+    max_cost: float,
+    bound: SearchBound | None = None,
+    work: np.ndarray | None = None,
+) -> tuple[np.ndarray, tuple[int, int], tuple[int, int, int, int] | None]:
+    r"""Cost distance from one source label within ``max_cost``, in the box of the cells it reached; optionally pruned.
+
+    The search touches only the cells it reaches (no pass over the whole grid): its sources come
+    from :func:`prepare_search`, it writes no allocation or back-links, and it runs in ``work``,
+    which it leaves as it found it.
+
+    With ``bound``, cells that fail its tests (:class:`SearchBound`) are not expanded.  Why the costs
+    that matter stay exact: if a set :math:`S` of cells is closed along least-cost paths from the
+    source (every cell of a least-cost path to a cell of :math:`S` is in :math:`S`) and every cell of
+    :math:`S` passes the tests, every cell of :math:`S` gets its least cost, bit for bit (the search
+    reaches the same fixed point there: see :mod:`leopardgeo.kernels._costdist_compiled`).  Every
+    other cell reached holds a cost no lower than its least cost.  For
+    :math:`S = \{x : d(x) + g(x) \le r\}` with :math:`g` the cost distance to some other set of cells,
+    :math:`S` is closed, and it passes :math:`d + h_1 \le r` for any lower bound :math:`h_1 \le g`
+    (such as the cost distance from all patches) and :math:`d + g - r \le 0` (``h2`` = :math:`g - r`).
+
+    Parameters
+    ----------
+    prepared
+        From :func:`prepare_search`.
+    label
+        The source label.
+    cell_size_m
+        Cell side length in metres (that of :func:`prepare_search`).
+    max_cost
+        Stop at this cost (cost-weighted metres).
+    bound
+        The pruning tests, or None.
+    work
+        float64 raster of the grid's shape, inf everywhere, to search in (left so), or None for a new one.
+
+    Returns
+    -------
+    cost : numpy.ndarray
+        float64 cost (cost-weighted metres) in the box: 0 on the source, inf where not reached and on no data.
+    origin : tuple of int
+        ``(row, col)`` of its first cell.
+    box : tuple of int or None
+        ``(row0, row1, col0, col1)`` (ends exclusive) of ``cost`` in the grid: it holds every cell reached.
+
+    Raises
+    ------
+    ConfigError
+        If ``max_cost`` is not a positive finite number.
+    DataError
+        If ``label`` is not in the sources, or ``work`` or a raster of ``bound`` has the wrong shape.
+    NoPathError
+        If every cell of ``label`` lies on no data.
+
+    Examples
+    --------
+    >>> inp = prepare_search(np.ones((2, 6)), np.array([[1, 0, 0, 0, 0, 2], [0] * 6]), cell_size_m=10, connectivity=4)
+    >>> cost, origin, box = single_source_window(inp, 2, cell_size_m=10, max_cost=15)
+    >>> cost.tolist(), origin, box
+    ([[inf, 10.0, 0.0], [inf, inf, 10.0]], (0, 3), (0, 2, 3, 6))
+    >>> g = np.array([[0.0, 10, 20, 30, 40, 50], [10, 20, 30, 40, 50, 60]])  # the cost distance to label 1
+    >>> single_source_window(inp, 2, cell_size_m=10, max_cost=100, bound=SearchBound(g, 50.0))[0].tolist()  # row 1 fails
+    [[50.0, 40.0, 30.0, 20.0, 10.0, 0.0], [60.0, 50.0, 40.0, 30.0, 20.0, 10.0]]
+    >>> single_source_window(inp, 2, cell_size_m=10, max_cost=100, bound=SearchBound(None, 10.0))[0].tolist()
+    [[20.0, 10.0, 0.0], [inf, 20.0, 10.0]]
+    """
+    inp = prepared.inp
+    lab = _check_label(prepared, label)
+    cut = _check_positive(max_cost, "max_cost", "cost-weighted metres")
+    res = inp.res
+    if work is None:
+        work = np.full(res.shape, np.inf)
+    elif work.shape != res.shape or work.dtype != np.float64 or not work.flags.c_contiguous:
+        msg = f"work: expected a C-contiguous float64 raster of the grid's shape {res.shape}, found {work.dtype} {work.shape}."
+        raise DataError(msg)
+    args = None if bound is None else bound._kernel_args(res.shape)
+    srcs = prepared.sources(lab)
+    k = inp.connectivity
+    offsets = _search_offsets(k, res.shape[1], float(cell_size_m), cut)
+    inv_width, n_buckets = _plan_queue(inp.r_min, inp.r_max, cell_size_m, k, res.size)
+    dummy_alloc, dummy_back = np.zeros((1, 1), dtype=np.int32), np.zeros((1, 1), dtype=np.int8)
+    box = [0, 0, 0, 0]
+    flat = work.reshape(-1)
+    flat[srcs] = 0.0
+    if _search_grid(res, work, dummy_alloc, dummy_back, offsets, inv_width, n_buckets, True, srcs, False, args, box):
+        work.fill(np.inf)  # only with a forced, too small ring: rerun with the heap
+        flat[srcs] = 0.0
+        _search_grid(res, work, dummy_alloc, dummy_back, offsets, 0.0, 0, True, srcs, False, args, box)
+    # the cells given a cost: the sources (expanded or not), and those within the margin of the expanded cells
+    rows, cols = np.divmod(srcs, res.shape[1])
+    r0, r1, c0, c1 = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
+    if box[1] > 0:
+        m = offsets[8]
+        r0, r1 = min(r0, max(box[0] - m, 0)), max(r1, min(box[1] + m, res.shape[0]))
+        c0, c1 = min(c0, max(box[2] - m, 0)), max(c1, min(box[3] + m, res.shape[1]))
+    cost = work[r0:r1, c0:c1].copy()
+    work[r0:r1, c0:c1] = np.inf
+    return cost, (r0, c0), (r0, r1, c0, c1)
 
 
 def trace_path(

@@ -68,14 +68,25 @@ from scipy import ndimage
 
 from leopardgeo.core.errors import ConfigError, DataError
 from leopardgeo.kernels._omniscape_compiled import (
+    _PAD,
+    LANES,
     _add_current,
     _bandwidth,
+    _batch_floats,
     _branches,
     _buffer_size,
+    _currents8,
+    _disc_circuit,
+    _envelope,
     _factor,
+    _factor8,
     _factor_branches,
     _flood,
     _injections,
+    _lane_clear,
+    _lane_fill,
+    _paint8,
+    _solve8,
     _solve_add,
     _solve_add_branches,
     _window_banded,
@@ -105,6 +116,9 @@ BAND_BLOCK_ROWS = 4
 #: 2026-12-03, under load): 1.8 ms banded against 91 ms through SuperLU at r = 40, 7.6 against 709 ms at r = 60,
 #: and 20 / 35 ms banded at r = 80 / 100.  Its memory grows as the window's cells x its width: 3 x 138 MB at 256.
 MAX_BANDWIDTH = 256
+#: Largest work arrays (bytes, per band) for solving a band's uncut windows eight at a time; with wider windows
+#: every window is solved one by one.  64 MB: radius + buffer up to 47 cells.
+BATCH_MAX_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -336,7 +350,9 @@ class _Params:
 
 
 @numba.njit(cache=True, nogil=True)
-def _band_compiled(res_b, src_b, row0, ty, tx, strength, shape, radius, buffer, br, k, avg_res, corr, use_corr, fp_on, cur, fp):
+def _band_compiled(
+    res_b, src_b, row0, ty, tx, strength, shape, radius, buffer, br, k, avg_res, corr, use_corr, fp_on, batch, cur, fp
+):
     """All windows of a band in compiled code (no Python between windows, so bands run in parallel on threads).
 
     The same steps as :func:`_solve_band` (the conditional path; the two agree to rounding, since the branch
@@ -344,6 +360,12 @@ def _band_compiled(res_b, src_b, row0, ty, tx, strength, shape, radius, buffer, 
     edges, conductance within ``radius + buffer``, sources within ``radius``, the block zeroed at
     ``(radius + buffer, radius + buffer)`` of the window, scaled to the target's strength, the ground's
     source removed; the flow potential's factor of a whole (uncut) window is built once and reused.
+
+    With ``batch``, the windows the grid's edge does not cut are solved eight at a time (in target order; the
+    band's last batch padded with empty lanes): their current on the disc's common circuit
+    (:func:`~leopardgeo.kernels._omniscape_compiled._factor8`), their flow potential with the shared factor of the
+    uniform window (:func:`~leopardgeo.kernels._omniscape_compiled._solve8`); the other windows one by one.  The
+    batches depend on the band's targets only, so the maps are the same on any executor.
     """  # pragma: no cover - compiled
     nr, nc = shape
     reach = radius + buffer
@@ -366,7 +388,53 @@ def _band_compiled(res_b, src_b, row0, ty, tx, strength, shape, radius, buffer, 
     cut_gb = fp_gb
     cut_gg = fp_gg
     buf = np.empty(_buffer_size(full, full))  # the factor's work array, reused by every window
-    for t in range(len(ty)):
+    # batches of eight uncut windows: the disc's common circuit and the lanes' work arrays
+    _, dn, dcell, dga, dgb, dca, dcb, dwd, dkd, dlast = _disc_circuit(reach if batch else 0, k)
+    dwidth = dkd + 2 + _PAD
+    dpad = (dn + 3) // 4 * 4
+    cells = full * full if batch else 0
+    lc = np.empty((cells, LANES))
+    lr = np.empty((cells, LANES))
+    lm = np.empty((cells, LANES))
+    rhs = np.zeros((dpad + 2 * dwidth + 8 if batch else 0, LANES))
+    vw = np.zeros(rhs.shape)
+    acc = np.empty((dn + 1, LANES))
+    G = np.empty((dga.shape[0] if batch else 0, LANES))
+    F = np.empty((dpad if batch else 0, dwidth, LANES))
+    ly = np.zeros(LANES, np.int64)
+    lx = np.zeros(LANES, np.int64)
+    n_cur = 0
+    # the flow potential's lanes: injections, solution, node currents, windows
+    fp_last = np.empty(0, np.int64)
+    fp_cells = np.empty(0, np.int64)
+    frhs = np.zeros((0, LANES))
+    fw = frhs
+    facc = frhs
+    fy = np.zeros(LANES, np.int64)
+    fx = np.zeros(LANES, np.int64)
+    n_fp = 0
+    for t in range(len(ty) + 1):
+        if t == len(ty):  # the band's last, partial, batches
+            if n_cur > 0:
+                for lane in range(n_cur, LANES):
+                    _lane_clear(lane, lc, lr, lm, rhs)
+            if n_fp > 0:
+                frhs[:, n_fp:] = 0.0
+        if n_cur == LANES or (t == len(ty) and n_cur > 0):
+            _factor8(lc, lr, lm, dga, dgb, dca, dcb, dwd, dcell, dn, dkd, dlast, avg_res, G, F)
+            vw[:] = rhs
+            _solve8(F, dwidth, dn, dkd, dlast, vw)
+            _currents8(dga, dgb, G, dn, vw, rhs, acc)
+            _paint8(acc, dn, dcell, full, lm, True, n_cur, ly, lx, cur, corr, use_corr)
+            n_cur = 0
+        if n_fp == LANES or (t == len(ty) and n_fp > 0):
+            fw[:] = frhs
+            _solve8(fp_c.reshape(-1), fp_c.shape[1], fp_n, fp_kd, fp_last, fw)
+            _currents8(fp_ga, fp_gb, fp_gg, fp_n, fw, frhs, facc)
+            _paint8(facc, fp_n, fp_cells, full, lm, False, n_fp, fy, fx, fp, corr, use_corr)
+            n_fp = 0
+        if t == len(ty):
+            break
         y = ty[t]
         x = tx[t]
         y0 = max(y - reach, 0)
@@ -413,10 +481,16 @@ def _band_compiled(res_b, src_b, row0, ty, tx, strength, shape, radius, buffer, 
             if y < reach:
                 ylo = yhi - h
         c_w = corr[ylo:yhi, xlo:xhi] if use_corr else corr
-        out = cur[y0 - row0 : y1 - row0, x0:x1]
-        _window_banded(r_w, s_w, wy, wx, k, avg_res, 1 << 30, out, c_w, use_corr, buf)
+        whole = h == full and w == full
+        if batch and whole:
+            if not np.isnan(r_w[wy, wx]) and _lane_fill(r_w, s_w, wy, wx, k, n_cur, dcell, dn, avg_res, lc, lr, lm, rhs):
+                ly[n_cur] = y0 - row0
+                lx[n_cur] = x0
+                n_cur += 1
+        else:
+            out = cur[y0 - row0 : y1 - row0, x0:x1]
+            _window_banded(r_w, s_w, wy, wx, k, avg_res, 1 << 30, out, c_w, use_corr, buf)
         if fp_on:
-            whole = h == full and w == full
             key = (h, w, wy, wx)
             if whole and fp_n >= 0:
                 node, n, kd, c_, ga, gb, gg = fp_node, fp_n, fp_kd, fp_c, fp_ga, fp_gb, fp_gg
@@ -428,9 +502,31 @@ def _band_compiled(res_b, src_b, row0, ty, tx, strength, shape, radius, buffer, 
                 c_ = _factor_branches(ga, gb, gg, n, kd, buf).copy()
                 if whole:
                     fp_node, fp_n, fp_kd, fp_c, fp_ga, fp_gb, fp_gg = node, n, kd, c_, ga, gb, gg
+                    if batch:
+                        fp_last = _envelope(ga, gb, n)
+                        fp_cells = np.empty(n + 1, np.int64)
+                        for i in range(h):
+                            for j in range(w):
+                                fp_cells[node[i, j]] = i * w + j
+                        frhs = np.zeros(((n + 3) // 4 * 4 + 8, LANES))
+                        fw = np.zeros(frhs.shape)
+                        facc = np.empty((n + 1, LANES))
                 else:
                     cut_key, cut_node, cut_n, cut_kd, cut_c = key, node, n, kd, c_
                     cut_ga, cut_gb, cut_gg = ga, gb, gg
+            if batch and whole:
+                hit = False
+                for a in range(n):
+                    i = fp_cells[a]
+                    v = s_w[i // w, i % w]
+                    frhs[a, n_fp] = v
+                    if v != 0.0:
+                        hit = True
+                if hit:
+                    fy[n_fp] = y0 - row0
+                    fx[n_fp] = x0
+                    n_fp += 1
+                continue
             inj = _injections(node, n, s_w)
             if n > 0 and np.any(inj != 0.0):
                 _solve_add_branches(c_, ga, gb, gg, node, n, kd, inj, fp[y0 - row0 : y1 - row0, x0:x1], c_w, use_corr)
@@ -556,7 +652,9 @@ def _band_task(item: tuple) -> tuple[int, np.ndarray, np.ndarray | None]:
         corr = np.ones((1, 1)) if p.correction is None else p.correction
         br = (p.block_size - 1) // 2
         args = (ty, tx, strength, p.shape, p.radius, p.buffer, br, p.connectivity, p.avg_resistances)
-        _band_compiled(res_b, src_b, r0, *args, corr, p.correction is not None, p.flow_potential, cur, fp)
+        # batches only where a window can be uncut, and their work arrays are not too large
+        batch = 2 * reach + 1 <= min(p.shape) and _batch_floats(reach, p.connectivity) * 8 <= BATCH_MAX_BYTES
+        _band_compiled(res_b, src_b, r0, *args, corr, p.correction is not None, p.flow_potential, batch, cur, fp)
         return r0, cur, fp if p.flow_potential else None
     cur, fp2 = _solve_band(res_b, src_b, r0, ty, tx, strength, p)
     return r0, cur, fp2

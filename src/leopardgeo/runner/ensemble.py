@@ -215,7 +215,10 @@ def _draw_corridors(cfg: Any, ctx: dict[str, Any]) -> dict[str, Any]:
     """The corridors stage of a draw: the corridor map and measures, without the outlines no summary uses."""
     from leopardgeo.stages.corridors import compute_corridors
 
-    return {"corridors": compute_corridors(cfg, ctx["inputs"], ctx["resistance"], ctx["labels"], ctx["graph"], polygons=False)}
+    corridors = compute_corridors(
+        cfg, ctx["inputs"], ctx["resistance"], ctx["labels"], ctx["graph"], polygons=False, cwd=ctx.get("cwd")
+    )
+    return {"corridors": corridors}
 
 
 def _draw_links(cfg: Any, ctx: dict[str, Any]) -> dict[str, Any]:

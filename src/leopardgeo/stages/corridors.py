@@ -44,7 +44,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 import pandas as pd
-from scipy import ndimage
+from scipy.spatial import cKDTree
 
 import geopandas as gpd
 import shapely
@@ -58,8 +58,14 @@ from leopardgeo.core.executor import available_cores, current_executor
 from leopardgeo.core.grid import Grid
 from leopardgeo.core.memory import available_bytes, check_memory
 from leopardgeo.io import RASTERS
-from leopardgeo.kernels._costdist_compiled import _finite_box, _least_sum, _sum_within_box
-from leopardgeo.kernels.costdist import NEIGHBOUR_OFFSETS, VALID_CONNECTIVITY, prepare_search, single_source_cost
+from leopardgeo.kernels._costdist_compiled import _descent, _least_sum, _lower_envelope, _sum_within_box
+from leopardgeo.kernels.costdist import (
+    NEIGHBOUR_OFFSETS,
+    VALID_CONNECTIVITY,
+    SearchBound,
+    prepare_search,
+    single_source_window,
+)
 from leopardgeo.kernels.windowed import ArrayWindows, cost_distance_window, label_boxes
 from leopardgeo.stages.base import Context, RunConfigLike, Section, Stage
 from leopardgeo.stages.inputs import Inputs, protected_raster
@@ -286,39 +292,24 @@ def _descend(cost: np.ndarray, res: np.ndarray, start: tuple[int, int], connecti
     """Cells from ``start`` down to a source (cost 0), each step to the predecessor of least ``cost + step``.
 
     The search sets every reached cell's cost to the least ``cost(p) + step(p, x)``
-    over its neighbours ``p``, so this retraces a least-cost path.
+    over its neighbours ``p``, so this retraces a least-cost path (compiled:
+    :func:`leopardgeo.kernels._costdist_compiled._descent`).
     """
-    nr, nc = cost.shape
-    moves = [
-        (int(dr), int(dc), math.hypot(dr, dc) * cell_size_m * 0.5, _crossed(int(dr), int(dc)))
-        for dr, dc in NEIGHBOUR_OFFSETS[:connectivity]
-    ]
-    r, c = start
-    cells = [(r, c)]
-    for _ in range(cost.size):
-        d = float(cost[r, c])
-        if d == 0.0:
-            return cells
-        best, step = math.inf, None
-        ru = float(res[r, c])
-        for dr, dc, half, via in moves:
-            pr, pc = r + dr, c + dc
-            if not (0 <= pr < nr and 0 <= pc < nc):
-                continue
-            cp = float(cost[pr, pc])
-            if not cp < d:  # also skips NaN and unreached cells
-                continue
-            if via is not None and any(math.isnan(res[r + vr, c + vc]) for vr, vc in via):
-                continue
-            cand = cp + half * (float(res[pr, pc]) + ru)
-            if cand < best:
-                best, step = cand, (pr, pc)
-        if step is None:  # pragma: no cover - cannot happen on a search's own costs
-            break
-        r, c = step
-        cells.append((r, c))
-    msg = f"cost: expected the costs of one cost-distance search, found no descent to a source from {start}."  # pragma: no cover
-    raise DataError(msg)  # pragma: no cover
+    off = NEIGHBOUR_OFFSETS[:connectivity]
+    via = np.zeros((connectivity, 4), dtype=np.int64)
+    has_via = np.zeros(connectivity, dtype=np.bool_)
+    for k, (dr, dc) in enumerate(off):
+        crossed = _crossed(int(dr), int(dc))
+        if crossed is not None:
+            via[k] = (*crossed[0], *crossed[1])
+            has_via[k] = True
+    half = np.array([math.hypot(dr, dc) * cell_size_m * 0.5 for dr, dc in off])
+    drow, dcol = np.ascontiguousarray(off[:, 0]), np.ascontiguousarray(off[:, 1])
+    cells = _descent(cost, res, int(start[0]), int(start[1]), drow, dcol, half, via, has_via)
+    if cells.shape[0] == 0:  # pragma: no cover - cannot happen on a search's own costs
+        msg = f"cost: expected the costs of one cost-distance search, found no descent to a source from {start}."
+        raise DataError(msg)
+    return [(int(r), int(c)) for r, c in cells]
 
 
 def _descend_found(found: _Found, res: np.ndarray, start: tuple[int, int], connectivity: int, cell_size_m: float) -> list:
@@ -345,15 +336,33 @@ def _geometry_cells(geom: object, grid: Grid) -> np.ndarray | None:
 def _narrowest_width(
     mask: np.ndarray, path: np.ndarray, labels_win: np.ndarray, ends: tuple[int, int], cell_size_m: float
 ) -> float:
-    """Least ``2 × edt − cell`` over the path cells (window indices) inside the corridor and outside both end patches."""
+    r"""Least ``2 × edt − cell`` over the path cells (window indices) inside the corridor and outside both end patches.
+
+    ``edt`` is that of ``scipy.ndimage.distance_transform_edt(np.pad(mask, 1), sampling=cell_size_m)``, found only
+    at those cells: the nearest cell outside the corridor (the grid's edge counts as outside) by a k-d tree over the
+    outside cells that touch the corridor -- the nearest outside cell of a corridor cell always does (a step from
+    it towards the cell along a row or column comes closer, so it is inside) -- and the distance as scipy computes
+    it from the offset, :math:`\sqrt{(\Delta r\, s)^2 + (\Delta c\, s)^2}`.  (Where two nearest cells tie, the
+    two offsets give the same number whenever :math:`\Delta s` is exact, as for whole-metre cell sizes.)
+    """
     h, w = mask.shape
     path = path[(path[:, 0] >= 0) & (path[:, 0] < h) & (path[:, 1] >= 0) & (path[:, 1] < w)]
     pr, pc = path[:, 0], path[:, 1]
     keep = mask[pr, pc] & ~np.isin(labels_win[pr, pc], ends)
     if not keep.any():
         return math.nan
-    edt = ndimage.distance_transform_edt(np.pad(mask, 1), sampling=cell_size_m)[1:-1, 1:-1]
-    return float(np.min(2.0 * edt[pr[keep], pc[keep]] - cell_size_m))
+    pad = np.pad(mask, 1)
+    touch = np.zeros_like(pad)
+    touch[1:] |= pad[:-1]
+    touch[:-1] |= pad[1:]
+    touch[:, 1:] |= pad[:, :-1]
+    touch[:, :-1] |= pad[:, 1:]
+    outside = np.argwhere(touch & ~pad)
+    cells = np.column_stack([pr[keep] + 1, pc[keep] + 1])
+    _, nearest = cKDTree(outside).query(cells)  # integer coordinates: exact squared distances
+    dt = (outside[nearest] - cells).astype(np.float64) * float(cell_size_m)
+    edt = np.sqrt(dt[:, 0] * dt[:, 0] + dt[:, 1] * dt[:, 1])
+    return float(np.min(2.0 * edt - cell_size_m))
 
 
 # ---------------------------------------------------------------------- geometry
@@ -393,12 +402,41 @@ def _bbox(finite: np.ndarray) -> tuple[int, int, int, int] | None:
 _Found = tuple[np.ndarray, tuple[int, int], tuple[int, int, int, int] | None]
 
 
+class _WorkPool:
+    """Full-grid float64 rasters, inf everywhere, that one call's searches run in (each running search takes one)."""
+
+    def __init__(self, shape: tuple[int, int]) -> None:
+        self.shape = shape
+        self._free: list[np.ndarray] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> np.ndarray:
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+        return np.full(self.shape, np.inf)
+
+    def give(self, work: np.ndarray) -> None:
+        with self._lock:
+            self._free.append(work)
+
+
 def _whole_search(item: tuple) -> _Found:
-    """One patch's search on the whole grid (an executor task: module level, the scanned rasters through a shared handle)."""
-    inp_h, p, cut, cell_size_m = item
-    cost = single_source_cost(inp_h.get(), p, cell_size_m=cell_size_m, max_cost=cut)
-    r0, r1, c0, c1 = _finite_box(cost)
-    return cost, (0, 0), (int(r0), int(r1), int(c0), int(c1)) if r1 > r0 else None
+    """One patch's search on the whole grid (an executor task: module level, the scanned rasters through a shared handle).
+
+    ``pool``: a :class:`_WorkPool` (local executors) or None; ``bound``: ``(h1 handle or None, r1, h2, origin)`` of
+    :class:`~leopardgeo.kernels.costdist.SearchBound`, or None.
+    """
+    inp_h, p, cut, cell_size_m, pool, bound = item
+    sb = None
+    if bound is not None:
+        h1_h, r1, h2, origin = bound
+        sb = SearchBound(h1_h.get() if h1_h is not None else None, r1, h2, origin)
+    work = pool.take() if pool is not None else None
+    found = single_source_window(inp_h.get(), p, cell_size_m=cell_size_m, max_cost=cut, bound=sb, work=work)
+    if pool is not None:  # not on an error: the raster may then not be all inf
+        pool.give(work)
+    return found
 
 
 def _window_search(item: tuple) -> _Found:
@@ -419,9 +457,62 @@ def _at(found: _Found, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
     return cost[r0 - o_r : r1 - o_r, c0 - o_c : c1 - o_c]
 
 
-#: Bytes a cell of one whole-grid per-patch search task: cost 8, allocation 4, back-links 1, and the cost arrays
-#: of two patches kept for their pending links (8 each).
+#: Bytes a cell of one whole-grid per-patch search task: its cost raster 8, and the costs of patches kept for their
+#: pending links and a pruning bound (8 each; in their boxes, counted as if two were whole-grid), with room to spare.
 WHOLE_SEARCH_BYTES_PER_CELL = 13 + 2 * 8
+
+
+#: Slack on the pruning bounds (relative): they hold to rounding, which this covers many times over.
+_PRUNE_SLACK = 1e-9
+
+
+def _check_lower_bound(lower_bound: np.ndarray | None, grid: Grid) -> np.ndarray | None:
+    """``lower_bound`` as a float64 raster of the grid (None stays None)."""
+    if lower_bound is None:
+        return None
+    low = np.asarray(lower_bound)
+    if low.shape != grid.shape or not np.issubdtype(low.dtype, np.floating):
+        msg = (
+            f"lower_bound: expected a float raster of the grid's shape {grid.shape} (the cost distance from all "
+            f"patches, e.g. the links stage's cwd.cost), found {low.dtype} of shape {low.shape}. Leave it out or pass that."
+        )
+        raise DataError(msg)
+    return np.ascontiguousarray(low, dtype=np.float64)
+
+
+def _search_bound(ends: list[tuple[int, float]], searched: dict[int, _Found], low_h: Any) -> tuple:
+    r"""The pruning of one patch's search: :class:`~leopardgeo.kernels.costdist.SearchBound` as a task's tuple.
+
+    A cell :math:`x` is in the truncated corridor of link :math:`(p, q)` only if
+    :math:`d_p(x) + d_q(x) \le R_{pq}` (:math:`R_{pq}` = the link's reach, its cwd plus the width, and the
+    corridor's own least-cost distance is no larger), and the cells with :math:`d_p + d_q \le R_{pq}` are closed
+    along least-cost paths from :math:`p` (and from :math:`q`).  So the search from :math:`p` need only expand the
+    cells that pass this test for one of its links, with :math:`d_q` replaced by
+
+    * :math:`q`'s costs when :math:`q` was searched before (``searched``): exact wherever the test can hold, since
+      :math:`q`'s own search expanded every cell with :math:`d_q + h \le R_{pq}` for a lower bound :math:`h` of
+      :math:`d_p` -- the ``h2`` test, :math:`d_p + \min_q (d_q - R_{pq}) \le 0`;
+    * else a lower bound: the cost distance from all patches (``low_h``, the links stage's one-pass search) or 0
+      -- the ``h1`` test with :math:`r_1 = \max R_{pq}` over those links.
+
+    :func:`~leopardgeo.kernels.costdist.single_source_window` then gives every corridor cell, and every cell of a
+    least-cost path to one, its exact cost: the corridors do not change, bit for bit.  Both bounds get a relative
+    slack (:data:`_PRUNE_SLACK`) for rounding.
+    """
+    exact = [(q, r) for q, r in ends if q in searched]
+    rest = [r for q, r in ends if q not in searched]
+    r1 = max(rest) * (1.0 + _PRUNE_SLACK) if rest else -math.inf
+    h2, origin = None, (0, 0)
+    if exact:
+        boxes = [searched[q][2] for q, _ in exact]
+        r0, r1_ = min(b[0] for b in boxes), max(b[1] for b in boxes)
+        c0, c1 = min(b[2] for b in boxes), max(b[3] for b in boxes)
+        h2 = np.full((r1_ - r0, c1 - c0), np.inf)
+        for q, reach in exact:
+            cost, (o_r, o_c), _ = searched[q]
+            _lower_envelope(h2, r0, c0, cost, o_r, o_c, reach * (1.0 + _PRUNE_SLACK))  # one compiled pass
+        origin = (r0, c0)
+    return (low_h if rest else None, r1, h2, origin)
 
 
 def windowed_search_fits(n_cells: int, task_bytes: int) -> bool:
@@ -450,6 +541,7 @@ def least_cost_corridors(
     windowed: bool | None = None,
     executor: Any = None,
     polygons: bool = True,
+    lower_bound: np.ndarray | None = None,
 ) -> CorridorResult:
     r"""Truncated least-cost corridors of every link of ``graph`` and their normalised mosaic.
 
@@ -493,6 +585,12 @@ def least_cost_corridors(
         Outline each corridor (the table's ``geometry``); False leaves it None
         (everything else the same), for callers that use only the maps and
         measures (ensemble draws).
+    lower_bound
+        The cost distance from all patches together on this resistance with
+        this connectivity (``cost_distance(resistance, patch_labels).cost``:
+        the links stage's ``cwd``), or None.  Given, the whole-grid searches
+        expand fewer cells (:func:`_search_bound`): the same corridors, sooner.
+        It must be that raster (or lower): a larger one cuts corridors short.
 
     Returns
     -------
@@ -531,9 +629,14 @@ def least_cost_corridors(
     retraced from the cost distances.
 
     Corridor values are exact sums of two searches, so on the least-cost path
-    they are 0 up to rounding (a few ulps of the least-cost distance).  Only
-    one full-grid float64 array per patch whose links are pending is kept; each
-    corridor is stored in its bounding window.
+    they are 0 up to rounding (a few ulps of the least-cost distance).  A
+    search's costs are kept, in the box of the cells it reached, while the
+    patch has links pending; each corridor is stored in its bounding window.
+
+    On local threads the patches with the farthest reach are searched first
+    and each search is pruned to the cells that can lie in one of its
+    corridors (:func:`_search_bound`); the corridors are those of the
+    unpruned searches, bit for bit.
 
     Examples
     --------
@@ -581,14 +684,16 @@ def least_cost_corridors(
     # Each patch is searched once, up to the farthest reach of its links' truncated corridors.
     cutoffs: dict[int, float] = {}
     uses: dict[int, int] = {}
+    ends: dict[int, list[tuple[int, float]]] = {}  # patch -> (other patch, reach) of each of its links
     need_order: list[int] = []  # patches in the order the links first need them
     for link in links:
         reach = (link.graph_cwd + width_of(link.graph_cwd)) * (1.0 + _REL_TOL)
-        for p in (link.a, link.b):
+        for p, q in ((link.a, link.b), (link.b, link.a)):
             if p not in cutoffs:
                 need_order.append(p)
             cutoffs[p] = max(cutoffs.get(p, 0.0), reach)
             uses[p] = uses.get(p, 0) + 1
+            ends.setdefault(p, []).append((q, reach))
     ex = executor if executor is not None else current_executor(None if workers is None else _n_workers(workers, 1))
     n_batch = max(1, min(int(getattr(ex, "slots", 1)), len(need_order)))
     task_bytes = int(ex.task_memory_bytes()) if hasattr(ex, "task_memory_bytes") else available_bytes()
@@ -596,6 +701,7 @@ def least_cost_corridors(
         windowed = not windowed_search_fits(res.size, task_bytes)
     cache: dict[int, _Found] = {}
     handles: list[Any] = []
+    order = need_order
     if windowed:
         res_h, lab_h = ex.share(res), ex.share(labels)  # on Dask: sent to each worker once
         handles += [res_h, lab_h]
@@ -615,42 +721,64 @@ def least_cost_corridors(
         )
         # validated and scanned once for all searches (not once per search), sent to each worker once
         inp_h = ex.share(prepare_search(res, labels, cell_size_m=cell, connectivity=connectivity))
-        handles.append(inp_h)
+        low = _check_lower_bound(lower_bound, grid)
+        low_h = ex.share(low) if low is not None else None
+        handles += [h for h in (inp_h, low_h) if h is not None]
+        # local threads: the searches run in reused rasters, and a patch's search is pruned with the costs of the
+        # patches searched before it (in memory here); the patches with the farthest reach first, as they gain most
+        local = getattr(ex, "kind", None) == "threads"
+        pool = _WorkPool(res.shape) if local else None
+        order = sorted(need_order, key=lambda p: -cutoffs[p]) if local else need_order
 
         def item(p: int) -> tuple:
-            return (inp_h, p, cutoffs[p], cell)
+            bound = _search_bound(ends[p], cache if local else {}, low_h)
+            return (inp_h, p, cutoffs[p], cell, pool, bound)
 
         task = _whole_search
     logger.debug("corridors: %s searches, %d at a time", "windowed" if windowed else "whole-grid", n_batch)
     next_patch = 0
-    rows, windows = [], {}
+    made: list[tuple[CorridorWindow, dict, np.ndarray] | None] = [None] * len(links)
+    pending = list(range(len(links)))
     try:
-        for link in links:
-            a, b = link.a, link.b
-            while a not in cache or b not in cache:  # the next few patches, as tasks of the executor
-                batch = need_order[next_patch : next_patch + n_batch]
-                next_patch += len(batch)
-                found = ex.map(task, [item(p) for p in batch])
-                cache.update(zip(batch, found, strict=True))
-            win, record = _one_corridor(
-                link, cache[a], cache[b], res, labels, prot, grid, connectivity, width_of, cutoffs, polygons=polygons
-            )
-            sub = best[win.rows, win.cols]
-            value64 = record.pop("_value64")  # float64 values against the float64 running minimum
-            better = win.mask & (value64 < sub)
-            sub[better] = value64[better]
-            link_index[win.rows, win.cols][better] = len(rows) + 1
-            rows.append(record)
-            windows[(a, b)] = win
-            for p in (a, b):
-                uses[p] -= 1
-                if uses[p] == 0:
-                    del cache[p]  # release the patch's cost array
+        while pending:  # the next few patches as tasks of the executor, then every link with both ends searched
+            batch = order[next_patch : next_patch + n_batch]
+            if not batch:  # pragma: no cover - every patch of a link is in the order
+                msg = f"corridors: links {[(links[i].a, links[i].b) for i in pending]} left without their searches."
+                raise RuntimeError(msg)
+            next_patch += len(batch)
+            found = ex.map(task, [item(p) for p in batch])
+            cache.update(zip(batch, found, strict=True))
+            still = []
+            for i in pending:
+                link = links[i]
+                a, b = link.a, link.b
+                if a not in cache or b not in cache:
+                    still.append(i)
+                    continue
+                win, record = _one_corridor(
+                    link, cache[a], cache[b], res, labels, prot, grid, connectivity, width_of, cutoffs, polygons=polygons
+                )
+                made[i] = (win, record, record.pop("_value64"))
+                for p in (a, b):
+                    uses[p] -= 1
+                    if uses[p] == 0:
+                        del cache[p]  # release the patch's cost array
+            pending = still
     finally:
         for h in handles:
             ex.release(h)
         if executor is None and workers is not None:
             ex.close()
+
+    rows, windows = [], {}
+    for link, one in zip(links, made, strict=True):  # the mosaic in link order (the first link wins a tie)
+        win, record, value64 = one
+        sub = best[win.rows, win.cols]
+        better = win.mask & (value64 < sub)  # float64 values against the float64 running minimum
+        sub[better] = value64[better]
+        link_index[win.rows, win.cols][better] = len(rows) + 1
+        rows.append(record)
+        windows[(link.a, link.b)] = win
 
     normalised = np.where(np.isfinite(best), best, np.nan).astype(np.float32)
     del best
@@ -692,7 +820,9 @@ def _one_corridor(
             cost_a, cost_b = _at(found_a, r0, r1, c0, c1), _at(found_b, r0, r1, c0, c1)  # NaN on no data, inf beyond a cutoff
             lcd = float(_least_sum(cost_a, cost_b))  # the least finite cwd_a + cwd_b
     width = width_of(lcd)
-    if not (lcd + width <= min(cutoffs[a], cutoffs[b])):
+    # the link's own reach (its cwd plus the width): a corridor beyond it means a graph from other rasters, and the
+    # searches, pruned to each link's reach, would not hold it whole
+    if not (lcd + width <= (link.graph_cwd + width_of(link.graph_cwd)) * (1.0 + _REL_TOL) <= min(cutoffs[a], cutoffs[b])):
         msg = (
             f"graph: expected link {a}-{b} to have cwd >= the least-cost distance between the patches, found cwd "
             f"{link.graph_cwd:.6g} but {'no path' if math.isinf(lcd) else f'a least-cost distance of {lcd:.6g}'} on "
@@ -860,12 +990,23 @@ def compute_corridors(
     graph: nx.Graph,
     *,
     polygons: bool = True,
+    cwd: Any = None,
 ) -> CorridorResult:
     """Least-cost corridors of the graph's links; sets their corridor attributes on ``graph``.
 
-    ``polygons=False``: no corridor outlines in the table (see :func:`least_cost_corridors`).
+    ``polygons=False``: no corridor outlines in the table (see :func:`least_cost_corridors`).  ``cwd``: the links
+    stage's one-pass cost distance from all patches on this resistance (its ``cwd``), which prunes the searches
+    (used only when its connectivity and cell size are those of this run).
     """
     c = cfg.corridors
+    low = None
+    if (
+        cwd is not None
+        and getattr(cwd, "connectivity", None) == cfg.links.connectivity
+        and getattr(cwd, "cell_size_m", None) == inputs.grid.cell_size_m
+        and np.shape(getattr(cwd, "cost", None)) == inputs.grid.shape
+    ):
+        low = cwd.cost
     result = least_cost_corridors(
         resistance,
         labels,
@@ -878,6 +1019,7 @@ def compute_corridors(
         workers=cfg.links.workers,
         windowed=c.windowed,
         polygons=polygons,
+        lower_bound=low,
     )
     add_corridor_attributes(graph, result)
     return result
@@ -891,7 +1033,9 @@ def _write(writer: Any, cfg: Any, ctx: Context) -> None:
 STAGE = Stage(
     "corridors",
     "least-cost corridors",
-    lambda cfg, c: {"corridors": compute_corridors(cfg, c["inputs"], c["resistance"], c["labels"], c["graph"])},
+    lambda cfg, c: {
+        "corridors": compute_corridors(cfg, c["inputs"], c["resistance"], c["labels"], c["graph"], cwd=c.get("cwd"))
+    },
     config=(Section("corridors", CorridorConfig, "least-cost corridors"),),
     needs=("inputs", "resistance", "patches", "links"),
     produces=("corridors",),

@@ -27,9 +27,10 @@ from leopardgeo.config import _f, _normalise, _positive
 from leopardgeo.core.errors import AlignmentError, ConfigError, DataError
 from leopardgeo.core.grid import Grid
 from leopardgeo.io import RASTERS
-from leopardgeo.kernels._omniscape_compiled import _buffer_size
+from leopardgeo.kernels._omniscape_compiled import _batch_floats, _buffer_size
 from leopardgeo.kernels.omniscape import (
     BAND_BLOCK_ROWS,
+    BATCH_MAX_BYTES,
     OmniscapeCondition,
     OmniscapeMaps,
     condition_target_values,
@@ -299,7 +300,8 @@ def omniscape_memory(shape: tuple[int, int], opts: dict, *, arrays_shared: bool,
     ``opts`` are the kernel's options (:func:`_kernel_options`).  A task holds
     its band's rows of the resistance and the source and its two maps (float64,
     8 B each, plus a temporary), and three banded factors of a window (cells x
-    (width + 10) x 8 B: the work array, the uncut and the last cut window's flow-potential factors); with
+    (width + 10) x 8 B: the work array, the uncut and the last cut window's flow-potential factors), and
+    the work arrays that solve eight uncut windows at once (eight factors; none above ``BATCH_MAX_BYTES``); with
     ``arrays_shared`` (in-memory rasters sent to Dask workers) each worker also
     holds the two whole rasters.  The driver keeps three float64 maps and a
     no-data mask (plus the two float64 input rasters when they are in memory).
@@ -312,10 +314,10 @@ def omniscape_memory(shape: tuple[int, int], opts: dict, *, arrays_shared: bool,
     --------
     >>> m = omniscape_memory((8000, 8000), {"radius": 6, "buffer": 0, "block_size": 9}, arrays_shared=False)
     >>> m["driver"], m["task"]
-    (1600000000, 15455496)
+    (1600000000, 15817480)
     >>> omniscape_memory((8000, 8000), {"radius": 6, "buffer": 0, "block_size": 9}, arrays_shared=False,
     ...                  n_conditions=2)["task"]
-    21599496
+    21961480
     """
     n_rows, n_cols = int(shape[0]), int(shape[1])
     n = n_rows * n_cols
@@ -323,6 +325,8 @@ def omniscape_memory(shape: tuple[int, int], opts: dict, *, arrays_shared: bool,
     band_rows = min(n_rows, BAND_BLOCK_ROWS * int(opts["block_size"]) + 2 * reach)
     side = 2 * reach + 1
     window = 3 * _buffer_size(side, side) * 8  # the factor's work array, the flow potential's two kept factors
+    batch = _batch_floats(reach, int(opts.get("connectivity", 8))) * 8
+    window += batch if batch <= BATCH_MAX_BYTES else 0  # eight uncut windows' factors and lanes
     n_arrays = 2 + int(n_conditions)  # resistance, source and the conditions
     task = band_rows * n_cols * (40 + 8 * int(n_conditions)) + window + (8 * n_arrays * n if arrays_shared else 0)
     driver = n * (3 * 8 + 1)
