@@ -62,7 +62,11 @@ any number of threads), each chunk of sources with its own
 accumulators.  A node alone in its slice (every node of a complete graph with metric distances, whose
 trees are stars) is handled from the graph's own arrays, without sorting its links; unit-length links
 (IIC) are searched breadth first.  The nearest common dominator of a link's two ends is a range
-minimum over the pre-order depths (a sparse table per source, constant time per link).
+minimum over the pre-order depths (a sparse table per source, constant time per link; a link to the
+node's own dominator or below it needs none).  The per-node search (:func:`_node_link_half`) is inlined
+into the per-source loop: it runs once per node with a slice, millions of times per pass, and a call
+passing two dozen arrays (reference counts included) cost more than many of the searches themselves.
+Brandes' sums run over the shortest-path predecessors recorded while the dominators are found.
 
 Optionally (``max_distance``, from a probability floor) targets farther than a distance are not
 recomputed; every term this leaves out, and every recomputed term whose new distance passes the cap,
@@ -811,14 +815,22 @@ def _one_source(
             continue
         t = euler[q]
         j0 = c
+        dq = ldep[q]
+        qend = q + lsz[q]
+        qpar = lpar[q]
         for j in range(indptr[t], indptr[t + 1]):
             tu = tin[indices[j]]
-            y = q + 1 if q < tu else tu + 1
-            z = tu if q < tu else q
-            lev = lg[z - y + 1]
-            y = sp[lev, y]
-            z = sp[lev, z - (1 << lev) + 1]
-            lv = (y if y < z else z) - 1
+            if q < tu < qend:  # below q: q is the common dominator
+                lv = dq
+            elif tu == qpar:  # q's dominator
+                lv = dq - 1
+            else:
+                y = q + 1 if q < tu else tu + 1
+                z = tu if q < tu else q
+                lev = lg[z - y + 1]
+                y = sp[lev, y]
+                z = sp[lev, z - (1 << lev) + 1]
+                lv = (y if y < z else z) - 1
             wj = w[j]
             r = c
             while r > j0 and lsl[r - 1] < lv:  # insertion sort, deepest first: a few links per node
