@@ -726,6 +726,50 @@ def test_several_components_match_dense_reference(mode, bridge):
     assert_map_close(out.cum_current, cum)
 
 
+def test_pair_groups_only_for_every_pair_once():
+    from leopardgeo.kernels.circuit.currents import _pair_groups
+
+    # columns 0-2 and the ground 5 (one component), 3-4 without a ground (another): every pair once
+    pairs = [(0, 1), (0, 2), (1, 2), (0, 5), (1, 5), (2, 5), (3, 4)]
+    ia, ib = np.array(pairs).T
+    cols, starts = _pair_groups(ia, ib, 5)
+    groups = [sorted(cols[a:b].tolist()) for a, b in itertools.pairwise(starts)]
+    assert sorted(groups) == [[0, 1, 2, 5], [3, 4]]
+    assert _pair_groups(ia[:-1], ib[:-1], 5) is not None  # (3, 4) dropped: still every pair of {0, 1, 2, 5}
+    for bad in ([*pairs[:-2], (5, 0)], pairs[1:], pairs[:4] + pairs[5:], [*pairs, (5, 5)]):  # twice, missing, part ground
+        ia, ib = np.array(bad).T
+        assert _pair_groups(ia, ib, 5) is None, bad
+
+
+@pytest.mark.parametrize(("connectivity", "avg"), [(4, True), (8, False)])
+def test_all_pairs_map_by_sorting_matches_dense_reference(connectivity, avg, monkeypatch):
+    """Eight patches in two components: the cumulative map of all pairs from sorted differences (_clique_currents)."""
+    from leopardgeo.kernels.circuit import currents
+
+    calls: list[int] = []
+    kernel = currents._clique_currents
+    monkeypatch.setattr(currents, "_clique_currents", lambda *a: calls.append(1) or kernel(*a))
+    rng = np.random.default_rng(21)
+    res = 10.0 ** rng.uniform(0.0, 3.0, (18, 22))
+    res[:, 14] = np.nan  # a wall: patches 1-5 left of it, 6-8 right
+    focal = np.zeros(res.shape, dtype=np.int32)
+    spots = [(1, 1), (14, 2), (7, 9), (1, 10), (15, 11), (2, 17), (14, 19), (8, 16)]
+    for pid, (r, c) in enumerate(spots, start=1):
+        focal[r : r + 2, c : c + 2] = pid
+    ref = Dense(res, focal, connectivity, avg)
+    out = circuit_flow(res, focal, connectivity=connectivity, avg_resistances=avg, workers=1)
+    assert calls
+    cum = ref.paint(np.zeros(ref.n))
+    for (a, b), r in table_dict(out).items():
+        if ref.connected(a, b):
+            r_ab, _, cmap = ref.pairwise(a, b)
+            assert r == pytest.approx(r_ab, rel=1e-8)
+            cum = cum + cmap
+        else:
+            assert r == math.inf
+    assert_map_close(out.cum_current, cum)
+
+
 def test_float32_resistance():
     rng = np.random.default_rng(8)
     res = (10.0 ** rng.uniform(0, 3, (7, 9))).astype(np.float32)
@@ -841,7 +885,9 @@ def test_pair_shorting_matches_dense_reference_per_pair(connectivity, avg, grid)
         cum[live] += cmap[live]
         seen |= live
     cum[~seen] = np.nan
-    assert_map_close(out.cum_current, cum)
+    # Circuitscape's convention adds up one solve's float32 cumulative map per pair, then rounds the sum to float32:
+    # two float32 roundings of non-negative terms (2 EPS32 of the sum, 1.2e-7), on top of the solves' ~1e-9
+    assert_map_close(out.cum_current, cum, rtol=2 * EPS32 + 1e-8)
 
 
 # --------------------------------------------------------------------------- 9. solvers
@@ -896,6 +942,21 @@ def test_grid_order_is_a_permutation_with_the_patches_last():
     assert _grid_order(None, net.n_solve) is None
 
 
+def test_upper_triangle_for_pardiso_is_scipys_triu():
+    import scipy.sparse as sp
+
+    from leopardgeo.kernels.circuit._compiled import _upper_one_based
+
+    lap = build_network(*_order_case()).laplacian
+    ia, ja, a = _upper_one_based(lap.indptr, lap.indices, lap.data)
+    want = sp.triu(lap, format="csr")
+    want.sort_indices()
+    np.testing.assert_array_equal(ia - 1, want.indptr)
+    np.testing.assert_array_equal(ja - 1, want.indices)
+    np.testing.assert_array_equal(a, want.data)
+    assert ia.dtype == ja.dtype == np.int32
+
+
 @pytest.mark.parametrize("grid_order", [False, True])
 def test_pardiso_block_solve_matches_a_dense_solve_without_refinement(grid_order):
     """PARDISO's settings (PARDISO_IPARM), METIS's or the grid's order: a block against numpy's dense solve."""
@@ -916,6 +977,30 @@ def test_pardiso_block_solve_matches_a_dense_solve_without_refinement(grid_order
     want = np.linalg.solve(lap.toarray(), b)
     np.testing.assert_allclose(x, want, rtol=0, atol=1e-10 * np.abs(want).max())
     assert refined == 0
+
+
+@pytest.mark.parametrize("last", [True, False])
+def test_pardiso_unit_solves_backward_only_match_a_dense_solve(last):
+    """``solve_units`` with the patch nodes eliminated last runs only PARDISO's backward substitution (phase 333)."""
+    if circuit._pardiso() is None:
+        pytest.skip("pypardiso (MKL) not installed")
+    from leopardgeo.kernels.circuit.assembly import solve_nodes
+    from leopardgeo.kernels.circuit.solvers import LaplacianSolver
+
+    net = build_network(*_order_case())
+    lap = net.laplacian
+    nodes = list(range(net.n_cell, net.n_solve))[::-1]  # the patch nodes, in any order
+    lin = LaplacianSolver(lap, "pardiso", node_raster=solve_nodes(net), last=nodes if last else ())
+    phases: list[int] = []
+    solve = lin._factor.solve
+    lin._factor.solve = lambda b, phase=33, out=None: phases.append(phase) or solve(b, phase, out)
+    out = np.empty((lap.shape[0], len(nodes)))  # C order, as the maps read it
+    x = lin.solve_units(nodes, out=out)
+    lin.close()
+    assert x is out
+    assert phases == ([333] if last else [33])
+    want = np.linalg.inv(lap.toarray())[:, nodes]
+    np.testing.assert_allclose(x, want, rtol=0, atol=1e-10 * np.abs(want).max())
 
 
 def test_auto_factorises_many_solves_and_iterates_on_few():

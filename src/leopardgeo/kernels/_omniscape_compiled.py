@@ -1,10 +1,12 @@
-"""Compiled solve of one Omniscape window: flood fill, banded Cholesky, node currents.
+"""Compiled solve of Omniscape windows, one or eight at a time: flood fill, banded Cholesky, node currents.
 
 Numba kernels used by :mod:`leopardgeo.kernels.omniscape`.  A window's grounded Laplacian is banded
 in row-major order (band about twice the radius), so a right-looking banded Cholesky in panels of
 four columns, restricted to the matrix's envelope, factors it without any sparse-matrix machinery.
 A window's circuit is first reduced to a list of branches (node pair and conductance, each branch
-once), which the factor's assembly and the node currents both read.
+once), which the factor's assembly and the node currents both read.  Windows the grid's edge does
+not cut share one circuit (the disc) and are solved eight at a time, the window as the innermost axis
+(:func:`_factor8`, :func:`_solve8`; vector code from :mod:`._vec8`).
 Written by hand because no installed library factors many small banded systems from compiled code
 without a Python call per window.
 """

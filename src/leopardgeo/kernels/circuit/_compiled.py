@@ -373,6 +373,108 @@ def _pair_currents(res, node, x, ia, ib, k, avg_res, r0, r1):  # pragma: no cove
 
 
 @numba.njit(cache=True, nogil=True)
+def _clique_currents(res, node, x, cols, starts, k, avg_res, r0, r1):  # pragma: no cover - compiled
+    """:func:`_pair_currents` for solves that are all pairs of each group of columns, by sorting.
+
+    Group ``g`` is ``cols[starts[g]:starts[g + 1]]`` (column ``x.shape[1]``
+    stands for zero volts, a ground) and the solves are every pair ``(i, j)``
+    of a group's columns, voltages ``x[:, i] - x[:, j]``.  At a branch with
+    voltage differences ``d`` (one per column) the pairs' currents add up to
+    ``g * sum_{i<j} |d_i - d_j|``; with the group's ``d`` sorted,
+    ``v_0 <= ... <= v_{n-1}``, that sum is
+    ``sum_q (v_q - v_{q-1}) q (n - q)`` (each gap lies between ``q (n - q)``
+    pairs; all terms >= 0, so no cancellation).  The order of the previous
+    branch in the same direction seeds the sort (insertion sort, mostly
+    already in order: neighbouring branches carry similar currents), so a
+    branch costs ``O(n)`` instead of ``O(n^2)`` for the pairs.
+    """
+    nr, nc = res.shape
+    m = x.shape[1]
+    n_fwd = 2 if k == 4 else 4
+    nq = len(cols)
+    out = np.zeros((r1 - r0 + 1, nc), np.float64)
+    d = np.zeros(m + 1, np.float64)  # d[m] = 0: the ground
+    order = np.empty((n_fwd, nq), np.int64)  # per direction: the columns as the last branch sorted them
+    for f in range(n_fwd):
+        for q in range(nq):
+            order[f, q] = cols[q]
+    v = np.empty(nq, np.float64)
+    for r in range(r0, r1):
+        for c in range(nc):
+            a = node[r, c]
+            if a < 0:
+                continue
+            ra = res[r, c]
+            for f in range(n_fwd):
+                o = _FORWARD[f]
+                rr = r + _OFFSETS[o, 0]
+                cc = c + _OFFSETS[o, 1]
+                if not (rr < nr and 0 <= cc < nc):
+                    continue
+                b = node[rr, cc]
+                if b < 0 or b == a:
+                    continue
+                rb = res[rr, cc]
+                g = _g(1.0 / ra, 1.0 / rb, ra, rb, o >= 4, avg_res)
+                for j in range(m):
+                    d[j] = x[a, j] - x[b, j]
+                t = 0.0
+                for gi in range(len(starts) - 1):
+                    s0 = starts[gi]
+                    s1 = starts[gi + 1]
+                    for q in range(s0, s1):
+                        v[q] = d[order[f, q]]
+                    for i in range(s0 + 1, s1):
+                        vi = v[i]
+                        if v[i - 1] <= vi:
+                            continue
+                        col = order[f, i]
+                        j = i - 1
+                        while j >= s0 and v[j] > vi:
+                            v[j + 1] = v[j]
+                            order[f, j + 1] = order[f, j]
+                            j -= 1
+                        v[j + 1] = vi
+                        order[f, j + 1] = col
+                    n = s1 - s0
+                    for q in range(1, n):
+                        t += (v[s0 + q] - v[s0 + q - 1]) * (q * (n - q))
+                t *= g
+                out[r - r0, c] += t
+                out[rr - r0, cc] += t
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _upper_one_based(indptr, indices, data):  # pragma: no cover - compiled
+    """The upper triangle of a CSR matrix with sorted columns, as 1-based int32 row pointers and columns (PARDISO's).
+
+    One pass instead of ``scipy.sparse.triu`` (a COO round trip and a sort) and
+    two ``+ 1`` copies.
+    """
+    n = len(indptr) - 1
+    ia = np.empty(n + 1, np.int32)
+    nnz = 0
+    for i in range(n):
+        for p in range(indptr[i], indptr[i + 1]):
+            if indices[p] >= i:
+                nnz += 1
+    ja = np.empty(nnz, np.int32)
+    a = np.empty(nnz, np.float64)
+    k = 0
+    for i in range(n):
+        ia[i] = k + 1
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            if j >= i:
+                ja[k] = j + 1
+                a[k] = data[p]
+                k += 1
+    ia[n] = k + 1
+    return ia, ja, a
+
+
+@numba.njit(cache=True, nogil=True)
 def _paint(node, node_current, out, weight):  # pragma: no cover - compiled
     nr, nc = node.shape
     for r in range(nr):
@@ -504,16 +606,20 @@ def _galerkin(a_ptr, a_idx, a_val, p_ptr, p_idx, p_val, r_ptr, r_idx, r_val, nc)
 
 
 @numba.njit(cache=True, nogil=True)
-def _grid_dissection(node_raster, leaf):  # pragma: no cover - compiled
+def _grid_dissection(node_raster, leaf, balance):  # pragma: no cover - compiled
     """Nested dissection order of the cell unknowns of a grid (George 1973): ids in elimination order.
 
     ``node_raster`` holds each cell's unknown id (-1 none).  A box of cells is
-    cut by the grid line (row or column, across its longer side) that halves its
-    cells; the cells on that line separate the two halves in 4- and
+    cut along a grid line (a row or a column) that leaves at least ``balance``
+    of its cells on either side, the line with the fewest cells (ties: the one
+    nearest the median line); with no such line, the median line across the
+    box's longer side.  The cells on the line separate the two halves in 4- and
     8-neighbour graphs alike (a branch never skips a line), so each half is
-    ordered first, recursively, then the line.  Boxes of ``leaf`` cells or
-    fewer keep raster order.  Unknowns not on the raster (patch nodes) are left
-    to the caller, which puts them last.
+    ordered first, recursively, then the line.  On an irregular habitat a
+    short line (a narrow neck) makes a smaller dense block in the factor than
+    the median line.  Boxes of ``leaf`` cells or fewer keep raster order.
+    Unknowns not on the raster (patch nodes) are left to the caller, which
+    puts them last.
     """
     nr, nc = node_raster.shape
     n = 0
@@ -542,27 +648,47 @@ def _grid_dissection(node_raster, leaf):  # pragma: no cover - compiled
     while top > 0:
         top -= 1
         lo, hi = stack[top, 0], stack[top, 1]
-        if hi - lo <= leaf:
+        tot = hi - lo
+        if tot <= leaf:
             continue
         r0, r1, c0, c1 = rows[lo], rows[lo], cols[lo], cols[lo]
         for i in range(lo, hi):
             r0, r1 = min(r0, rows[i]), max(r1, rows[i])
             c0, c1 = min(c0, cols[i]), max(c1, cols[i])
-        by_row = r1 - r0 >= c1 - c0
-        base = r0 if by_row else c0
-        extent = (r1 - r0 if by_row else c1 - c0) + 1
-        if extent < 3:
+        longer_is_rows = r1 - r0 >= c1 - c0
+        best, by_row, cut, base, extent = -1, True, 1, 0, 0
+        for orient in range(2):  # rows first, then columns
+            o_row = orient == 0
+            o_base = r0 if o_row else c0
+            o_ext = (r1 - r0 if o_row else c1 - c0) + 1
+            if o_ext < 3:
+                continue
+            hist[:o_ext] = 0
+            for i in range(lo, hi):
+                hist[(rows[i] if o_row else cols[i]) - o_base] += 1
+            med, acc = -1, 0
+            for j in range(o_ext):
+                acc += hist[j]
+                if med < 0 and 2 * acc >= tot:
+                    med = j
+            med = min(max(med, 1), o_ext - 2)  # a line inside the box: both halves non-empty
+            acc = 0
+            for j in range(o_ext):
+                below_j = acc
+                acc += hist[j]
+                if j < 1 or j > o_ext - 2:
+                    continue
+                balanced = below_j >= balance * tot and tot - acc >= balance * tot
+                if not balanced and not (j == med and o_row == longer_is_rows):
+                    continue
+                size = hist[j]
+                if best < 0 or size < best or (size == best and o_row == by_row and abs(j - med) < abs(cut - med)):
+                    best, by_row, cut, base, extent = size, o_row, j, o_base, o_ext
+        if best < 0:
             continue
         hist[:extent] = 0
         for i in range(lo, hi):
             hist[(rows[i] if by_row else cols[i]) - base] += 1
-        cut, acc = 1, 0
-        for j in range(extent):
-            acc += hist[j]
-            if 2 * acc >= hi - lo:
-                cut = j
-                break
-        cut = min(max(cut, 1), extent - 2)  # a line inside the box: both halves non-empty
         below = 0
         for j in range(cut):
             below += hist[j]

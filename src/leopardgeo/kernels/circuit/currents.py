@@ -9,8 +9,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
 
-from leopardgeo.kernels.circuit._compiled import _branch_sums, _max_currents, _paint, _pair_currents, _solve_currents
+from leopardgeo.kernels.circuit._compiled import (
+    _branch_sums,
+    _clique_currents,
+    _max_currents,
+    _paint,
+    _pair_currents,
+    _solve_currents,
+)
 from leopardgeo.kernels.circuit.assembly import CircuitNetwork
 
 logger = logging.getLogger(__name__)
@@ -128,6 +137,50 @@ def _add_max(net: CircuitNetwork, x_full: np.ndarray, solves: list[_Solve], work
         np.maximum(max_node[net.n_cell :], 0.5 * reg.max(axis=1), out=max_node[net.n_cell :])
 
 
+def _pair_groups(ia: np.ndarray, ib: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The solves ``(ia[p], ib[p])`` as groups of columns whose pairs they are, each pair once; None if they are not.
+
+    Column ``m`` is a ground (zero volts); it may belong to several groups (one
+    ground per component).  Returns the groups' columns one after another and
+    their start offsets (CSR-like), the input of :func:`_clique_currents`.
+    All pairs of a run's patches (the demo's 595 of 35 patches) form one group
+    per connected component.
+
+    Examples
+    --------
+    >>> cols, starts = _pair_groups(np.array([0, 0, 1]), np.array([1, 2, 2]), 2)  # columns 0, 1 and the ground
+    >>> cols.tolist(), starts.tolist()
+    ([0, 1, 2], [0, 3])
+    >>> _pair_groups(np.array([0, 0]), np.array([1, 2]), 2) is None  # (1, 2) missing
+    True
+    """
+    ia = np.asarray(ia, dtype=np.int64)
+    ib = np.asarray(ib, dtype=np.int64)
+    lo, hi = np.minimum(ia, ib), np.maximum(ia, ib)
+    if lo.size == 0 or (lo == hi).any() or np.unique(lo * (m + 1) + hi).size != lo.size:
+        return None
+    real = hi < m
+    graph = sp.coo_matrix((np.ones(int(real.sum())), (lo[real], hi[real])), shape=(m, m))
+    _, label = connected_components(graph, directed=False)
+    used = np.unique(np.concatenate([lo, hi[real]]))
+    n_comp = int(label.max()) + 1
+    size = np.bincount(label[used], minlength=n_comp)
+    inner = np.bincount(label[lo[real]], minlength=n_comp)
+    grounded = np.bincount(label[lo[~real]], minlength=n_comp)
+    cols: list[np.ndarray] = []
+    starts = [0]
+    for comp in np.flatnonzero(size):
+        n = int(size[comp])
+        if inner[comp] != n * (n - 1) // 2 or grounded[comp] not in (0, n):
+            return None
+        group = used[label[used] == comp]
+        if grounded[comp]:
+            group = np.append(group, m)
+        cols.append(group)
+        starts.append(starts[-1] + group.size)
+    return np.concatenate(cols).astype(np.int64), np.asarray(starts, dtype=np.int64)
+
+
 def _fill_maps(
     net: CircuitNetwork,
     x_full: np.ndarray,
@@ -152,8 +205,13 @@ def _fill_maps(
                     ia[p] = j
                 else:
                     ib[p] = j
-        args = (net.resistance, net.node, x_full, ia, ib, net.connectivity, net.avg_resistances)
-        cells = _row_blocks(_pair_currents, args, net.node.shape, workers, overlap=1)
+        groups = _pair_groups(ia, ib, m)
+        if groups is not None and int(np.diff(groups[1]).max()) >= 3:  # all pairs of patches: sorted differences
+            args = (net.resistance, net.node, x_full, *groups, net.connectivity, net.avg_resistances)
+            cells = _row_blocks(_clique_currents, args, net.node.shape, workers, overlap=1)
+        else:
+            args = (net.resistance, net.node, x_full, ia, ib, net.connectivity, net.avg_resistances)
+            cells = _row_blocks(_pair_currents, args, net.node.shape, workers, overlap=1)
     else:
         ptr = np.zeros(len(solves) + 1, np.int64)
         idx: list[int] = []

@@ -410,20 +410,16 @@ def _circuit_shorted(
     try:
         if not nothing:
             t = time.perf_counter()
-            lin = LaplacianSolver(net.laplacian, method, tolerance, node_raster=solve_nodes(net))
+            last = wanted if superpose else ()  # the unit solves' nodes eliminated last: backward halves only
+            lin = LaplacianSolver(net.laplacian, method, tolerance, node_raster=solve_nodes(net), last=last)
             timings["setup"] = time.perf_counter() - t
         col_of: dict[int, int] = {}
         x_units = np.zeros((net.n_total, 0))
         if superpose and lin is not None:
             t = time.perf_counter()
-            b = np.zeros((n_solve, len(wanted)), order="F")  # column by column, as the solvers read it
-            b[wanted, np.arange(len(wanted))] = 1.0
-            xs = lin.solve_many(b, pool, overwrite_b=True)
-            del b
-            x_units = np.empty((net.n_total, len(wanted)))
+            x_units = np.empty((net.n_total, len(wanted)))  # a node's voltages side by side, as the maps read them
             x_units[n_solve:] = 0.0  # the grounds
-            x_units[:n_solve] = xs
-            del xs
+            lin.solve_units(wanted, out=x_units[:n_solve], pool=pool)
             lin.close()  # every solve done: free the hierarchy or factor before the maps
             col_of = {n_: j for j, n_ in enumerate(wanted)}
             t_solve += time.perf_counter() - t

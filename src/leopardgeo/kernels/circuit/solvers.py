@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import math
 import os
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -29,6 +31,7 @@ from leopardgeo.kernels.circuit._compiled import (
     _matvec_dot,
     _prolong_add,
     _restrict,
+    _upper_one_based,
 )
 
 logger = logging.getLogger(__name__)
@@ -85,20 +88,27 @@ PARDISO_IPARM = {
 #: Unknowns off the grid (patch and region nodes) up to which the grid's own nested dissection orders a factor
 #: (they are eliminated last, as one dense block); with more, METIS orders it.
 GRID_ORDER_MAX_EXTRA = 2_000
-#: Cells up to which a box of the grid's nested dissection keeps raster order.
-GRID_ORDER_LEAF = 64
+#: Cells up to which a box of the grid's nested dissection keeps raster order.  On the demo's Laplacian (1,426,897
+#: unknowns) boxes of 64 cells gave a factor of 86.8 M non-zeros in 1.07 M supernodes, boxes of 4 cells 80.0 M in
+#: 0.73 M: 20-30 % less CPU in the backward solves and 0.5 s less in the analysis.
+GRID_ORDER_LEAF = 4
+#: Share of a box's cells each side of a grid line must keep for the line to be a cut of the grid's nested
+#: dissection (the line with the fewest cells wins).  On the demo: 0.5 (the median line only) 80.0 M non-zeros and
+#: 29.4 Gflop in the factor, 0.3 76.1 M and 24.6 Gflop, 0.2 79.1 M and 30.8 Gflop.
+GRID_ORDER_BALANCE = 0.3
 
 
-def _grid_order(node_raster: np.ndarray | None, n: int) -> np.ndarray | None:
+def _grid_order(node_raster: np.ndarray | None, n: int, last: Sequence[int] = ()) -> np.ndarray | None:
     """Fill-reducing elimination order of the ``n`` unknowns from the grid's geometry, or None (METIS decides).
 
     Nested dissection by grid lines (:func:`_grid_dissection`), the unknowns off
-    the raster (patch nodes) last.  On the demo's Laplacian (1,444,642
-    unknowns, 8 neighbours) the factor has as many non-zeros as with METIS
-    (88.1 M against 87.7 M) and needs 9 % fewer flops, and the order costs
-    0.16 CPU s against 3-4 for METIS inside PARDISO's analysis, most of the
-    factor's serial part.  METIS stays for general graphs and for many
-    unknowns off the grid.
+    the raster (patch nodes) last, and of those the unknowns ``last`` at the
+    very end, in their given order (see :meth:`LaplacianSolver.solve_units`).
+    On the demo's Laplacian (1,444,642 unknowns, 8 neighbours) the factor has as
+    many non-zeros as with METIS (88.1 M against 87.7 M) and needs 9 % fewer
+    flops, and the order costs 0.16 CPU s against 3-4 for METIS inside
+    PARDISO's analysis, most of the factor's serial part.  METIS stays for
+    general graphs and for many unknowns off the grid.
     """
     if node_raster is None:
         return None
@@ -106,35 +116,151 @@ def _grid_order(node_raster: np.ndarray | None, n: int) -> np.ndarray | None:
     on_grid = cells[cells >= 0]
     if on_grid.size == 0 or on_grid.max() >= n or n - on_grid.size > GRID_ORDER_MAX_EXTRA:
         return None
-    order = _grid_dissection(np.ascontiguousarray(cells, dtype=np.int64), GRID_ORDER_LEAF)
+    order = _grid_dissection(np.ascontiguousarray(cells, dtype=np.int64), GRID_ORDER_LEAF, GRID_ORDER_BALANCE)
     seen = np.zeros(n, dtype=bool)
     seen[order] = True
     if seen.sum() != order.size:  # an unknown on two cells: not a plain grid
         return None
-    return np.concatenate([order, np.flatnonzero(~seen)])
+    tail = np.asarray(last, dtype=np.int64)
+    if tail.size and (seen[tail].any() or np.unique(tail).size != tail.size):
+        return None  # ``last`` must be distinct unknowns off the grid
+    seen[tail] = True
+    return np.concatenate([order, np.flatnonzero(~seen), tail])
 
 
-def _pardiso_factor(mod: object, upper: sp.csr_matrix, order: np.ndarray | None = None) -> object:
-    """A ``pypardiso.PyPardisoSolver`` holding the Cholesky factor of ``upper`` (the upper triangle, CSR, sorted).
-
-    ``order``: the unknowns in elimination order (:func:`_grid_order`), given
-    to PARDISO as its user permutation (``iparm(5) = 1``); None: METIS.
-    """
-    factor = mod.PyPardisoSolver(mtype=2)  # type: ignore[attr-defined]  # real symmetric positive definite
-    factor.set_statistical_info_off()
-    for i, value in PARDISO_IPARM.items():
-        factor.set_iparm(i, value)
-    if order is not None:
-        factor.set_iparm(5, 1)
-        factor.perm = (order + 1).astype(np.int32)  # 1-based: perm[k] is the unknown eliminated k-th
-    factor.factorize(upper)
-    logger.debug(
-        "PARDISO factor: %d non-zeros, %.1f Gflop, peak %.2f GB",
-        factor.iparm[17],
-        factor.iparm[18] / 1e3,
-        max(factor.iparm[14], factor.iparm[15] + factor.iparm[16]) / 1e6,
+def _pardiso_error(code: int) -> Exception:
+    if code == -2:
+        return MemoryLimitError(
+            "PARDISO: expected enough memory for the factor, found MKL out of memory (error -2). Use coarser cells "
+            "([grid] cell_size_m), fewer patches, solver = 'amg', or a machine with more memory."
+        )
+    return DataError(
+        f"PARDISO: expected a symmetric positive definite Laplacian to factorise and solve, found MKL error {code}. "
+        "Check the resistance raster (finite values > 0) or use solver = 'amg'."
     )
-    return factor
+
+
+class _PardisoFactor:
+    """MKL PARDISO's Cholesky factor of a grounded Laplacian, called directly through ctypes.
+
+    ``pypardiso`` only finds and loads MKL's runtime library here.  Its own
+    ``solve`` hashes the whole matrix on every call (to check it is the
+    factorised one), copies the index arrays and returns a C-ordered copy of
+    the solutions (390 MB for the demo's 34 right-hand sides); here the
+    factor's index arrays are made once and solutions are written straight into
+    a Fortran-ordered block.  Phases 331-333 (forward, diagonal and backward
+    substitution alone) are available to :meth:`LaplacianSolver.solve_units`.
+
+    Parameters
+    ----------
+    mod
+        The ``pypardiso`` module.
+    matrix
+        The symmetric matrix (CSR, float64); PARDISO gets its upper triangle.
+    order
+        The unknowns in elimination order, given to PARDISO as its user
+        permutation (``iparm(5) = 1``); None: METIS.
+    """
+
+    def __init__(self, mod: object, matrix: sp.csr_matrix, order: np.ndarray | None = None) -> None:
+        lib = mod.PyPardisoSolver(mtype=2).libmkl  # type: ignore[attr-defined]  # finds and loads mkl_rt
+        self._lib = lib
+        self._fn = lib.pardiso
+        i32 = ctypes.POINTER(ctypes.c_int32)
+        handle = ctypes.c_int64 if ctypes.sizeof(ctypes.c_void_p) == 8 else ctypes.c_int32
+        self._fn.argtypes = [ctypes.POINTER(handle), i32, i32, i32, i32, i32, ctypes.c_void_p, i32, i32, i32, i32, i32,
+                             i32, ctypes.c_void_p, ctypes.c_void_p, i32]  # fmt: skip
+        self._fn.restype = None
+        self._handle_type = handle
+        self.pt = np.zeros(64, dtype=np.int64 if handle is ctypes.c_int64 else np.int32)
+        self.iparm = np.zeros(64, dtype=np.int32)
+        for i, value in PARDISO_IPARM.items():
+            self.iparm[i - 1] = value
+        self.n = int(matrix.shape[0])
+        if not matrix.has_sorted_indices:
+            matrix = matrix.copy()
+            matrix.sort_indices()
+        # the upper triangle, 1-based (iparm(35) = 0)
+        values = matrix.data.astype(np.float64, copy=False)
+        self._ia, self._ja, self._data = _upper_one_based(matrix.indptr, matrix.indices, values)
+        self.perm = np.zeros(1, dtype=np.int32)
+        if order is not None:
+            self.iparm[4] = 1
+            self.perm = (np.asarray(order) + 1).astype(np.int32)  # 1-based: perm[k] is the unknown eliminated k-th
+        self._alive = True
+        try:
+            dummy = np.zeros((self.n, 1), order="F")
+            self._call(12, dummy, dummy.copy(order="F"))  # analysis and numerical factorisation
+        except Exception:
+            self.free()
+            raise
+        logger.debug(
+            "PARDISO factor: %d non-zeros, %.1f Gflop, peak %.2f GB",
+            self.iparm[17],
+            self.iparm[18] / 1e3,
+            max(self.iparm[14], self.iparm[15] + self.iparm[16]) / 1e6,
+        )
+
+    def get_iparm(self, i: int) -> int:
+        """``iparm(i)``, 1-based as in MKL's manual."""
+        return int(self.iparm[i - 1])
+
+    def _call(self, phase: int, b: np.ndarray, x: np.ndarray) -> None:
+        i32 = ctypes.POINTER(ctypes.c_int32)
+        error = ctypes.c_int32(0)
+
+        def ref(v: int) -> ctypes._Pointer:  # type: ignore[type-arg]
+            return ctypes.byref(ctypes.c_int32(v))
+
+        self._fn(self.pt.ctypes.data_as(ctypes.POINTER(self._handle_type)), ref(1), ref(1), ref(2), ref(phase), ref(self.n),
+                 self._data.ctypes.data, self._ia.ctypes.data_as(i32), self._ja.ctypes.data_as(i32),
+                 self.perm.ctypes.data_as(i32), ref(b.shape[1] if b.ndim == 2 else 1), self.iparm.ctypes.data_as(i32),
+                 ref(0), b.ctypes.data, x.ctypes.data, ctypes.byref(error))  # fmt: skip
+        if error.value != 0:
+            raise _pardiso_error(int(error.value))
+
+    def solve(self, b: np.ndarray, phase: int = 33, out: np.ndarray | None = None) -> np.ndarray:
+        """``phase`` 33 (the whole solve), 331, 332 or 333 on the columns of ``b`` (n-by-k), into ``out`` (Fortran order)."""
+        b = np.asfortranarray(b, dtype=np.float64)
+        if out is None:
+            out = np.empty(b.shape, order="F")
+        if not (out.flags.f_contiguous and out.dtype == np.float64 and out.shape == b.shape):
+            msg = f"PARDISO: expected a Fortran-ordered float64 {b.shape} block for the solutions, found {out.shape}."
+            raise DataError(msg)
+        self._call(phase, b, out)
+        return out
+
+    def product_t(self, w: np.ndarray, m: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """``out = w @ m.T`` by MKL's ``dgemm`` (``w`` n-by-k Fortran order, ``m`` k-by-k, ``out`` n-by-k C order).
+
+        MKL's threads, not numpy's OpenBLAS: OpenBLAS's threads would start
+        while MKL's, just done with the solves, still spin-wait for work, and
+        the two pools would share the cores.
+        """
+        n, k = w.shape
+        m = np.ascontiguousarray(m, dtype=np.float64)
+        if not (w.flags.f_contiguous and out.flags.c_contiguous and out.shape == (n, k) and w.dtype == np.float64):
+            return np.matmul(w, m.T, out=out)
+        # column-major view: out^T (k x n, ld k) = m (k x k: the C-ordered m read transposed) @ w^T (w: n x k, ld n)
+        col_major, trans = 102, 112
+        c_int, c_double = ctypes.c_int, ctypes.c_double
+        self._lib.cblas_dgemm(c_int(col_major), c_int(trans), c_int(trans), c_int(k), c_int(n), c_int(k), c_double(1.0),
+                              ctypes.c_void_p(m.ctypes.data), c_int(k), ctypes.c_void_p(w.ctypes.data), c_int(n),
+                              c_double(0.0), ctypes.c_void_p(out.ctypes.data), c_int(k))  # fmt: skip
+        return out
+
+    def free(self) -> None:
+        """Release MKL's memory for this factor (phase -1); idempotent."""
+        if getattr(self, "_alive", False):
+            self._alive = False
+            dummy = np.zeros((1, 1), order="F")
+            self._call(-1, dummy, dummy)
+
+    def __del__(self) -> None:  # a factor dropped without LaplacianSolver.close(): MKL's memory is not Python's
+        try:
+            self.free()
+        except Exception:  # interpreter shutdown: the library may be gone
+            pass
 
 
 def _cholespy() -> object | None:
@@ -216,6 +342,11 @@ class LaplacianSolver:
         :func:`solve_nodes`; enables geometric coarsening of the large levels.
     n_rhs
         How many right-hand sides are expected (guides ``auto``).
+    last
+        Unknowns to eliminate last, in this order, when the factor uses the
+        grid's own order (PARDISO with ``node_raster``): the unit solves of
+        :meth:`solve_units` at exactly these unknowns then need only the
+        backward half of each solve.
 
     Notes
     -----
@@ -257,6 +388,7 @@ class LaplacianSolver:
         tolerance: float = 1e-8,
         node_raster: np.ndarray | None = None,
         n_rhs: int = 1,
+        last: Sequence[int] = (),
     ) -> None:
         n = laplacian.shape[0]
         self.matrix = laplacian
@@ -265,6 +397,7 @@ class LaplacianSolver:
         self.tolerance = float(tolerance)
         self.iterations: list[int] = []
         self.method = choose_solver(n, n_rhs, method)
+        self._last: tuple[int, ...] = ()  # the unknowns eliminated last (grid order with PARDISO)
         t = time.perf_counter()
         if self.method == "pardiso":
             mod = _pardiso()
@@ -274,9 +407,10 @@ class LaplacianSolver:
                     "pip install pypardiso, or use 'auto'."
                 )
                 raise ConfigError(msg)
-            self._upper = sp.triu(laplacian, format="csr")
-            self._upper.sort_indices()
-            self._factor = _pardiso_factor(mod, self._upper, _grid_order(node_raster, n))
+            order = _grid_order(node_raster, n, last)
+            self._factor = _PardisoFactor(mod, laplacian, order)
+            if order is not None:
+                self._last = tuple(int(v) for v in last)
         elif self.method == "cholmod":
             mod = _cholespy()
             if mod is None:
@@ -364,8 +498,7 @@ class LaplacianSolver:
         if k == 0:
             return np.zeros_like(b)
         if self.method == "pardiso":
-            x = np.asarray(self._factor.solve(self._upper, np.asfortranarray(b)))  # PARDISO reads columns
-            x = x.reshape(b.shape)
+            x = self._factor.solve(b)  # PARDISO reads and writes columns (Fortran order)
         elif self.method == "cholmod":
             bc = np.ascontiguousarray(b)
             x = np.empty_like(bc)
@@ -388,10 +521,66 @@ class LaplacianSolver:
         self.iterations.extend([0] * k)
         return x
 
+    def solve_units(
+        self, nodes: Sequence[int], out: np.ndarray | None = None, pool: ThreadPoolExecutor | None = None
+    ) -> np.ndarray:
+        """Solutions for a unit current injected at each of ``nodes``: ``L X = E`` with ``E[nodes[j], j] = 1``.
+
+        Parameters
+        ----------
+        nodes
+            Unknowns (distinct).
+        out
+            Optional n-by-k float64 array (any order) to write ``X`` into.
+        pool
+            Threads for AMG's independent solves.
+
+        Notes
+        -----
+        With PARDISO and ``nodes`` eliminated last (``last`` at construction),
+        only the backward substitution runs per node.  With those k unknowns at
+        the end of the elimination order, the forward substitution
+        ``L z = e_j`` of a unit injection at one of them touches only the
+        factor's trailing k-by-k block ``L_KK``: ``z`` is zero above it and
+        ``z_K = L_KK^-1 e_j``.  Backward substitutions of the unit vectors at
+        those k positions (PARDISO's phase 333) give ``W = L^-T E``, whose
+        rows at the k unknowns are ``W_KK = L_KK^-T``; hence
+        ``X = L^-T L^-1 E = W W_KK^T``: k passes through the factor instead of
+        2k, and an n-by-k times k-by-k product.  (MKL's own sparse right-hand
+        sides, ``iparm(31)``, cannot be combined with a user order.)  The
+        result's first column is checked against the matrix; should PARDISO
+        ever not eliminate the k unknowns last, the full solves are used.
+        """
+        nodes = [int(v) for v in nodes]
+        n, k = self.matrix.shape[0], len(nodes)
+        if out is None:
+            out = np.empty((n, k), order="F")
+        if k == 0:
+            return out
+        if self.method == "pardiso" and self._last and tuple(nodes) == self._last:
+            e = np.zeros((n, k), order="F")
+            e[nodes, np.arange(k)] = 1.0
+            w = self._factor.solve(e, phase=333)
+            del e
+            self._factor.product_t(w, w[nodes, :], out)
+            del w
+            r = self.matrix @ out[:, 0]
+            r[nodes[0]] -= 1.0  # 1 A injected; a solve that misses part of it leaves a residual of that order
+            # a Laplacian's largest entry is on its diagonal: the rounding of this residual is below 1e-12 |L| |x|
+            rounding = 1e-12 * float(self.matrix.diagonal().max()) * float(np.abs(out[:, 0]).max())
+            if float(np.abs(r).max()) <= 1e-6 + rounding:
+                self.iterations.extend([0] * k)
+                return out
+            logger.warning("PARDISO did not eliminate the unit solves' unknowns last; solving them in full")
+        b = np.zeros((n, k), order="F")
+        b[nodes, np.arange(k)] = 1.0
+        out[...] = self.solve_many(b, pool, overwrite_b=True)
+        return out
+
     def close(self) -> None:
         """Release the factor's or the hierarchy's memory (PARDISO keeps it outside Python); no solves after this."""
         if self.method == "pardiso" and getattr(self, "_factor", None) is not None:
-            self._factor.free_memory(everything=True)
+            self._factor.free()
         self._factor = self._ml = self._cycle = None
 
 
