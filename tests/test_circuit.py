@@ -1003,6 +1003,26 @@ def test_pardiso_unit_solves_backward_only_match_a_dense_solve(last):
     np.testing.assert_allclose(x, want, rtol=0, atol=1e-10 * np.abs(want).max())
 
 
+def test_pardiso_unit_solves_fall_back_when_the_nodes_are_not_last(caplog):
+    """The check of ``solve_units``: with the nodes not eliminated last, backward substitution alone is wrong."""
+    if circuit._pardiso() is None:
+        pytest.skip("pypardiso (MKL) not installed")
+    from leopardgeo.kernels.circuit.assembly import solve_nodes
+    from leopardgeo.kernels.circuit.solvers import LaplacianSolver
+
+    net = build_network(*_order_case())
+    lap = net.laplacian
+    nodes = [0, net.n_cell, net.n_cell + 1]  # a cell node (eliminated early) with two patch nodes
+    lin = LaplacianSolver(lap, "pardiso", node_raster=solve_nodes(net), last=nodes[1:])
+    lin._last = tuple(nodes)  # as if PARDISO had been asked to eliminate them last
+    with caplog.at_level("WARNING"):
+        x = lin.solve_units(nodes)
+    lin.close()
+    assert "solving them in full" in caplog.text
+    want = np.linalg.inv(lap.toarray())[:, nodes]
+    np.testing.assert_allclose(x, want, rtol=0, atol=1e-10 * np.abs(want).max())
+
+
 def test_auto_factorises_many_solves_and_iterates_on_few():
     assert circuit.choose_solver(5_000, 100) == "superlu"  # small: no thread start-up
     assert circuit.choose_solver(50_000, 1) == circuit.direct_backend()

@@ -548,8 +548,9 @@ class LaplacianSolver:
         ``X = L^-T L^-1 E = W W_KK^T``: k passes through the factor instead of
         2k, and an n-by-k times k-by-k product.  (MKL's own sparse right-hand
         sides, ``iparm(31)``, cannot be combined with a user order.)  The
-        result's first column is checked against the matrix; should PARDISO
-        ever not eliminate the k unknowns last, the full solves are used.
+        result is checked against the matrix (one product with a weighted sum
+        of its columns); should PARDISO ever not eliminate the k unknowns
+        last, the full solves are used.
         """
         nodes = [int(v) for v in nodes]
         n, k = self.matrix.shape[0], len(nodes)
@@ -564,10 +565,14 @@ class LaplacianSolver:
             del e
             self._factor.product_t(w, w[nodes, :], out)
             del w
-            r = self.matrix @ out[:, 0]
-            r[nodes[0]] -= 1.0  # 1 A injected; a solve that misses part of it leaves a residual of that order
+            # every column at once: L X c = E c for weights c in [1, 2); a column that misses part of its 1 A leaves
+            # a residual of that order (the weights keep such errors from cancelling)
+            c = 1.0 + np.random.default_rng(0).random(k)
+            xc = out @ c
+            r = self.matrix @ xc
+            r[nodes] -= c
             # a Laplacian's largest entry is on its diagonal: the rounding of this residual is below 1e-12 |L| |x|
-            rounding = 1e-12 * float(self.matrix.diagonal().max()) * float(np.abs(out[:, 0]).max())
+            rounding = 1e-12 * float(self.matrix.diagonal().max()) * float(np.abs(xc).max())
             if float(np.abs(r).max()) <= 1e-6 + rounding:
                 self.iterations.extend([0] * k)
                 return out
