@@ -86,7 +86,7 @@ MODE_PC = 0
 MODE_IIC = 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def _f(d, mode, k):  # pragma: no cover - compiled
     if d == np.inf:
         return 0.0
@@ -95,7 +95,7 @@ def _f(d, mode, k):  # pragma: no cover - compiled
     return 1.0 / (1.0 + d)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def _push(hk, hv, size, key, val):  # pragma: no cover - compiled
     i = size
     while i > 0:
@@ -110,7 +110,7 @@ def _push(hk, hv, size, key, val):  # pragma: no cover - compiled
     return size + 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def _pop(hk, hv, size):  # pragma: no cover - compiled
     """Remove the root; the caller read ``hk[0], hv[0]`` first. Returns the new size."""
     size -= 1
@@ -134,7 +134,7 @@ def _pop(hk, hv, size):  # pragma: no cover - compiled
     return size
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, error_model="numpy", nogil=True)
 def _subtree_loss(
     lo, hi, droot, skip_eid, lptr, lin, lnb, lw, le, lsl, lsz, ldep, lpar, ld, lp, la, mode, k, dmax,
     key, beta, fin, hk, hv,
@@ -253,7 +253,7 @@ def _subtree_loss(
     return loss, bound
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, error_model="numpy", nogil=True)
 def _rest(lo, hi, xq, kx, fin, lsz, ld, lp, la, mode, k):  # pragma: no cover - compiled
     """Loss of the removed link's head ``xq`` and the nodes of ``lo:hi`` not settled yet, all at ``kx``.
 
@@ -280,7 +280,7 @@ def _rest(lo, hi, xq, kx, fin, lsz, ld, lp, la, mode, k):  # pragma: no cover - 
     return loss
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, error_model="numpy", nogil=True)
 def _node_link_loss(
     xq, hi, skip_eid, do_link, lptr, lin, lnb, le, lsl, lsi, lso, lsz, ldep, lpar, ld, lp, la, lm, mode, k,
     key, beta, fin, hk, hv,
@@ -419,7 +419,7 @@ CAP = 3.0
 SIDE_BAND = 1e-6
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def _side(z, scale):  # pragma: no cover - compiled
     """Share of a pair's removal loss counted from this end: 1 when ``z > scale``, 0 when ``z < -scale``.
 
@@ -435,7 +435,7 @@ def _side(z, scale):  # pragma: no cover - compiled
     return 0.5 + 0.5 * z / scale
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def _node_link_half(
     xq, hi, skip_eid, do_link, cap, lptr, lin, lnb, le, lsl, lsi, lso, lsz, ldep, lpar, ld, lp, la, mode, k,
     key, beta, fin, hk, hv,
@@ -615,7 +615,7 @@ def _node_link_half(
     return loss, link, True
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def _rest_half(lo, hi, xq, kx, dxy, wx, fin, lsz, ld, lp, la, k):  # pragma: no cover - compiled
     """IIC: :func:`_rest` with each target's link share (``wx``: the node's own)."""
     loss = wx * la[xq] * (lp[xq] - _f(ld[xq] + kx, 1, k))
@@ -631,7 +631,7 @@ def _rest_half(lo, hi, xq, kx, dxy, wx, fin, lsz, ld, lp, la, k):  # pragma: no 
     return loss
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def _left(total, settled, n_set, n_slice):  # pragma: no cover - compiled
     """The part of a slice's mass ``total`` not settled yet (0 when every node is; never below 0)."""
     if n_set == n_slice:
@@ -640,11 +640,11 @@ def _left(total, settled, n_set, n_slice):  # pragma: no cover - compiled
     return r if r > 0.0 else 0.0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, error_model="numpy", nogil=True)
 def _one_source(
     s, indptr, indices, w, eid, a, mode, k, dmax, do_links, do_between, unit, positive,
     dist, pos, idom, depth, indeg, ineid, order, sigma, tin, sz, euler, stack, child_ptr, child_idx, p, mass,
-    key, beta, fin, hk, hv, delta, delta_pc,
+    key, beta, fin, hk, hv, delta, delta_pc, pred_ptr, pred,
     ld, lp, la, lm, lsz, ldep, lpar, lptr, lin, lnb, lw, le, lsl, lsi, lso, sp, lg,
     node_loss, link_loss, node_bound, link_bound, bc, bcpc,
 ):  # pragma: no cover - compiled
@@ -706,17 +706,25 @@ def _one_source(
         return total, m
     # immediate dominators of the shortest-path DAG (links u -> v with dist[u] + w = dist[v], u settled
     # first): in settle (topological) order, idom(v) = the common dominator of all of v's predecessors
+    # (with the number of shortest paths, sigma, and the predecessors in settle order for Brandes' sums)
     idom[s] = s
     depth[s] = 0
+    sigma[s] = 1.0
+    npred = 0
     for q in range(1, m):
         v = order[q]
         cur = -1
         cnt = 0
         last = -1
+        tot = 0.0
+        pred_ptr[q] = npred
         for j in range(indptr[v], indptr[v + 1]):
             u = indices[j]
             if pos[u] >= q or dist[u] + w[j] != dist[v]:
                 continue
+            pred[npred] = u
+            npred += 1
+            tot += sigma[u]
             cnt += 1
             last = eid[j]
             if cur < 0:
@@ -728,6 +736,7 @@ def _one_source(
                     cur = idom[cur]
                 else:
                     b = idom[b]
+        sigma[v] = tot
         idom[v] = cur
         depth[v] = depth[cur] + 1
         indeg[v] = cnt
@@ -918,16 +927,8 @@ def _one_source(
                 link_loss[e] += share * a_s * loss
                 link_bound[e] += a_s * bnd
     if do_between:
-        # number of shortest paths (exact ties) in settle order, then Brandes' back-propagation
-        sigma[s] = 1.0
-        for q in range(1, m):
-            v = order[q]
-            tot = 0.0
-            for j in range(indptr[v], indptr[v + 1]):
-                u = indices[j]
-                if pos[u] < q and dist[u] + w[j] == dist[v]:
-                    tot += sigma[u]
-            sigma[v] = tot
+        # Brandes' back-propagation over the shortest-path predecessors (sigma: numbers of shortest paths)
+        pred_ptr[m] = npred
         for q in range(m):
             v = order[q]
             delta[v] = 0.0
@@ -935,18 +936,17 @@ def _one_source(
         for q in range(m - 1, 0, -1):
             v = order[q]
             wv_pc = a_s * a[v] * p[v]
-            for j in range(indptr[v], indptr[v + 1]):
-                u = indices[j]
-                if pos[u] < q and dist[u] + w[j] == dist[v]:
-                    cf = sigma[u] / sigma[v]
-                    delta[u] += cf * (1.0 + delta[v])
-                    delta_pc[u] += cf * (wv_pc + delta_pc[v])
+            for j in range(pred_ptr[q], pred_ptr[q + 1]):
+                u = pred[j]
+                cf = sigma[u] / sigma[v]
+                delta[u] += cf * (1.0 + delta[v])
+                delta_pc[u] += cf * (wv_pc + delta_pc[v])
             bc[v] += delta[v]
             bcpc[v] += delta_pc[v]
     return total, m
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, error_model="numpy", nogil=True, parallel=True)
 def _all_sources(indptr, indices, w, eid, a, n_links, mode, k, dmax, do_links, do_between, n_chunks):  # pragma: no cover
     n = a.shape[0]
     nl = max(n_links, 1)
@@ -994,6 +994,8 @@ def _all_sources(indptr, indices, w, eid, a, n_links, mode, k, dmax, do_links, d
         hv = np.empty(nnz + n + 1, np.int64)
         delta = np.empty(n)
         delta_pc = np.empty(n)
+        pred_ptr = np.empty(n + 1, np.int64)
+        pred = np.empty(nnz, np.int64)
         ld = np.empty(n)
         lp = np.empty(n)
         la = np.empty(n)
@@ -1014,7 +1016,7 @@ def _all_sources(indptr, indices, w, eid, a, n_links, mode, k, dmax, do_links, d
             tot, _ = _one_source(
                 s, indptr, indices, w, eid, a, mode, k, dmax, do_links, do_between, unit, positive,
                 dist, pos, idom, depth, indeg, ineid, order, sigma, tin, sz, euler, stack, child_ptr, child_idx,
-                p, mass, key, beta, fin, hk, hv, delta, delta_pc,
+                p, mass, key, beta, fin, hk, hv, delta, delta_pc, pred_ptr, pred,
                 ld, lp, la, lm, lsz, ldep, lpar, lptr, lin, lnb, lw, le, lsl, lsi, lso, sp, lg,
                 node_loss[c], link_loss[c], node_bound[c], link_bound[c], bc[c], bcpc[c],
             )
