@@ -64,16 +64,19 @@ def _task_bytes(cfg, draws_dir: Path) -> tuple[int, float]:
 
 
 def _shared_bytes(cfg) -> int:
-    """Pickled size of what the ensemble shares with the workers once (inputs, suitability, patches, covariates, countries)."""
+    """Pickled size of what the ensemble shares with the workers once (inputs, suitability, patches, covariates, countries,
+    protected areas)."""
     from leopardgeo.runner.registry import STAGES
     from leopardgeo.runner.stagegraph import execute, resolve
     from leopardgeo.stages.habitat import rsf_inputs
+    from leopardgeo.stages.inputs import protected_raster
     from leopardgeo.stages.patches import country_raster
 
     ctx, _ = execute(resolve(STAGES, cfg, targets=["inputs", "habitat", "patches"]), cfg, input_hashes={})
     shared = {k: ctx[k] for k in ("inputs", "suitability", "labels", "patches")}
     shared["covariates"] = rsf_inputs(cfg, ctx["inputs"])[0]
     shared["countries"] = country_raster(ctx["inputs"].countries, ctx["inputs"].grid, cfg.inputs.country_field)
+    shared["protected"] = protected_raster(ctx["inputs"])
     return len(pickle.dumps(shared, protocol=pickle.HIGHEST_PROTOCOL))
 
 

@@ -26,6 +26,7 @@ from leopardgeo.runner.ensemble import _DRAW_COMPUTE, draw_configs, draw_paramet
 from leopardgeo.runner.registry import STAGES, demo_config
 from leopardgeo.runner.stagegraph import execute, resolve
 from leopardgeo.stages.habitat import compute_suitability, rsf_inputs
+from leopardgeo.stages.inputs import protected_raster
 from leopardgeo.stages.patches import country_raster
 
 
@@ -43,6 +44,7 @@ def main() -> None:
     base, _ = execute(resolve(STAGES, cfg, targets=["inputs", "habitat", "patches"]), cfg, input_hashes={})
     cov = rsf_inputs(cfg, base["inputs"])[0]
     base["countries"] = country_raster(base["inputs"].countries, base["inputs"].grid, cfg.inputs.country_field)  # once
+    base["protected"] = protected_raster(base["inputs"])  # once, as run_ensemble shares it
     by_name = {s.name: s for s in STAGES}
     print("load", os.getloadavg(), "grid", base["inputs"].grid.shape)
     total: dict[str, float] = {}

@@ -376,14 +376,18 @@ def test_single_source_window_equals_scipy_and_pruning_keeps_the_closed_set_exac
     work = np.full(res.shape, np.inf)
 
     def full(found):
-        cost, (r0, c0), box = found
+        cost, (r0, c0), box, _ = found
         assert box == (r0, r0 + cost.shape[0], c0, c0 + cost.shape[1])
         out = np.full(res.shape, np.inf)
         out[r0 : box[1], c0 : box[3]] = cost
         return out
 
-    plain = full(single_source_window(prep, lab, cell_size_m=cell, max_cost=cut, work=work))
+    found = single_source_window(prep, lab, cell_size_m=cell, max_cost=cut, work=work, within=[0.0, cut / 2, 2 * cut])
+    plain = full(found)
     assert np.isinf(work).all()  # the work raster is left as it was found
+    for t, got in zip([0.0, cut / 2, 2 * cut], found[3], strict=True):  # unpruned: every cell reached is expanded
+        rr, cc = np.nonzero(plain <= t)
+        assert got == (rr.min(), rr.max() + 1, cc.min(), cc.max() + 1)
     # scipy: the same cells within the cutoff (away from it by rounding), the same costs
     inside = d <= cut * (1 - 1e-9)
     assert np.isfinite(plain[inside]).all() and np.isinf(plain[d > cut * (1 + 1e-9)]).all()
@@ -424,7 +428,7 @@ def test_single_source_window_errors():
     with pytest.raises(DataError, match="bound.h2: expected"):
         single_source_window(prep, 1, cell_size_m=10, max_cost=50, bound=SearchBound(None, 1.0, np.zeros(3)))
     # every source cell pruned: the box of the sources, nothing reached beyond them
-    cost, origin, box = single_source_window(prep, 2, cell_size_m=10, max_cost=50, bound=SearchBound(None, -1.0))
+    cost, origin, box, _ = single_source_window(prep, 2, cell_size_m=10, max_cost=50, bound=SearchBound(None, -1.0))
     assert cost.tolist() == [[0.0]] and origin == (0, 2) and box == (0, 1, 2, 3)
 
 

@@ -136,6 +136,8 @@ def _search(
     r1,
     h2,
     box2,
+    thr,
+    thr_box,
 ):  # pragma: no cover - compiled
     """Multi-source least-cost search; fills ``cost``, ``alloc`` and ``back`` in place.
 
@@ -165,7 +167,8 @@ def _search(
     the rectangle).  Cells that fail keep the cost they were given (no lower than their
     least cost) and give none to their neighbours: see
     :func:`leopardgeo.kernels.costdist.single_source_window` for when the costs that
-    matter stay exact.
+    matter stay exact.  ``thr_box[k]`` (rows, columns, ends inclusive) grows to hold
+    every cell expanded at a cost ``<= thr[k]``.
 
     Array indices are cast to unsigned integers so that numba leaves out the
     negative-index wrap-around.
@@ -284,6 +287,12 @@ def _search(
         br1 = max(br1, ur)
         bc0 = min(bc0, uc)
         bc1 = max(bc1, uc)
+        for t in range(thr.size):
+            if d <= thr[t]:
+                thr_box[t, 0] = min(thr_box[t, 0], ur)
+                thr_box[t, 1] = max(thr_box[t, 1], ur)
+                thr_box[t, 2] = min(thr_box[t, 2], uc)
+                thr_box[t, 3] = max(thr_box[t, 3], uc)
         ru = np.float64(rf[np.uint64(u)])
         lab = 0 if one_label else af[np.uint64(u)]
         # First the tests, without branches (they are unpredictable): bit k of
@@ -378,12 +387,16 @@ def _search_grid(
     want_back: bool = True,
     bound: tuple | None = None,
     box: list[int] | None = None,
+    thresholds: np.ndarray | None = None,
+    thr_box: np.ndarray | None = None,
 ) -> int:
     """Run :func:`_search` with a bucket queue (``n_buckets > 0``) or the heap, growing the queue as needed.
 
     ``srcs``, ``want_back``: as :func:`_search` (None: scan for the sources); ``bound``: ``(h1, r1, h2, box2)``
     of a pruned search, or None.  ``box``, a list, gets the bounding box of the expanded cells
-    ``[row0, row1, col0, col1]`` (ends exclusive; ``row1 == 0`` when no cell was expanded).
+    ``[row0, row1, col0, col1]`` (ends exclusive; ``row1 == 0`` when no cell was expanded).  ``thr_box``
+    (``(k, 4)`` int64, ends inclusive, set up empty by the caller) gets the box of the cells expanded at a cost
+    ``<= thresholds[k]``.
     """
     ids = np.int32 if res.size < 2**31 else np.int64  # cell ids in the queue
     state = np.zeros(_N_STATE, dtype=np.int64)
@@ -403,6 +416,7 @@ def _search_grid(
         hkey, hnode = np.empty(1024), np.empty(1024, dtype=ids)
     src = _NO_SOURCES if srcs is None else srcs
     prune = (False, _NO_H, -np.inf, _NO_H, _NO_BOX) if bound is None else (True, *bound)
+    thr = (_NO_H, _NO_THR_BOX) if thresholds is None else (thresholds, thr_box)
     while True:
         status = _search(
             res,
@@ -423,6 +437,7 @@ def _search_grid(
             src,
             want_back,
             *prune,
+            *thr,
         )
         if status != 2:
             if box is not None:
@@ -445,6 +460,7 @@ def _search_grid(
 _NO_SOURCES = np.empty(0, dtype=np.int64)
 _NO_H = np.empty(0, dtype=np.float64)
 _NO_BOX = np.zeros(4, dtype=np.int64)
+_NO_THR_BOX = np.zeros((0, 4), dtype=np.int64)
 
 
 @njit(cache=True, nogil=True)
@@ -673,3 +689,4 @@ def _descent(cost, res, r, c, drow, dcol, half, via, has_via):  # pragma: no cov
         rows.append(r)
         cols.append(c)
     return np.empty((0, 2), dtype=np.int64)
+

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -528,10 +528,13 @@ def prepare_search(
 
 def _check_label(prepared: _Prepared, label: int) -> int:
     lab = int(label)
-    if lab not in {int(v) for v in prepared.inp.labels}:
+    present = prepared.inp.labels
+    i = int(np.searchsorted(present, lab))
+    if i == present.size or int(present[i]) != lab:
         msg = f"label: expected a label present in sources, found {lab}. Labels present: {prepared.inp.labels[:20].tolist()}."
         raise DataError(msg)
-    _check_on_data(prepared.inp, np.array([lab], dtype=np.int64))
+    if prepared.sources(lab).size == 0:
+        _check_on_data(prepared.inp, np.array([lab], dtype=np.int64))  # raises: every cell on no data
     return lab
 
 
@@ -629,7 +632,8 @@ def single_source_window(
     max_cost: float,
     bound: SearchBound | None = None,
     work: np.ndarray | None = None,
-) -> tuple[np.ndarray, tuple[int, int], tuple[int, int, int, int] | None]:
+    within: Sequence[float] = (),
+) -> tuple[np.ndarray, tuple[int, int], tuple[int, int, int, int], list[tuple[int, int, int, int] | None]]:
     r"""Cost distance from one source label within ``max_cost``, in the box of the cells it reached; optionally pruned.
 
     The search touches only the cells it reaches (no pass over the whole grid): its sources come
@@ -660,6 +664,8 @@ def single_source_window(
         The pruning tests, or None.
     work
         float64 raster of the grid's shape, inf everywhere, to search in (left so), or None for a new one.
+    within
+        Costs (cost-weighted metres) for which to return the box of the cells expanded within them.
 
     Returns
     -------
@@ -667,8 +673,10 @@ def single_source_window(
         float64 cost (cost-weighted metres) in the box: 0 on the source, inf where not reached and on no data.
     origin : tuple of int
         ``(row, col)`` of its first cell.
-    box : tuple of int or None
+    box : tuple of int
         ``(row0, row1, col0, col1)`` (ends exclusive) of ``cost`` in the grid: it holds every cell reached.
+    within_boxes : list
+        For each cost of ``within``, the grid box (as ``box``) of the cells expanded at a cost no higher, or None.
 
     Raises
     ------
@@ -682,9 +690,9 @@ def single_source_window(
     Examples
     --------
     >>> inp = prepare_search(np.ones((2, 6)), np.array([[1, 0, 0, 0, 0, 2], [0] * 6]), cell_size_m=10, connectivity=4)
-    >>> cost, origin, box = single_source_window(inp, 2, cell_size_m=10, max_cost=15)
-    >>> cost.tolist(), origin, box
-    ([[inf, 10.0, 0.0], [inf, inf, 10.0]], (0, 3), (0, 2, 3, 6))
+    >>> cost, origin, box, within = single_source_window(inp, 2, cell_size_m=10, max_cost=15, within=[5, 10])
+    >>> cost.tolist(), origin, box, within
+    ([[inf, 10.0, 0.0], [inf, inf, 10.0]], (0, 3), (0, 2, 3, 6), [(0, 1, 5, 6), (0, 2, 4, 6)])
     >>> g = np.array([[0.0, 10, 20, 30, 40, 50], [10, 20, 30, 40, 50, 60]])  # the cost distance to label 1
     >>> single_source_window(inp, 2, cell_size_m=10, max_cost=100, bound=SearchBound(g, 50.0))[0].tolist()  # row 1 fails
     [[50.0, 40.0, 30.0, 20.0, 10.0, 0.0], [60.0, 50.0, 40.0, 30.0, 20.0, 10.0]]
@@ -707,12 +715,17 @@ def single_source_window(
     inv_width, n_buckets = _plan_queue(inp.r_min, inp.r_max, cell_size_m, k, res.size)
     dummy_alloc, dummy_back = np.zeros((1, 1), dtype=np.int32), np.zeros((1, 1), dtype=np.int8)
     box = [0, 0, 0, 0]
+    thresholds = np.array([float(t) for t in within], dtype=np.float64)
+    empty = np.array([res.shape[0], -1, res.shape[1], -1], dtype=np.int64)
+    thr_box = np.tile(empty, (thresholds.size, 1))
     flat = work.reshape(-1)
     flat[srcs] = 0.0
-    if _search_grid(res, work, dummy_alloc, dummy_back, offsets, inv_width, n_buckets, True, srcs, False, args, box):
+    search = (srcs, False, args, box, thresholds, thr_box)
+    if _search_grid(res, work, dummy_alloc, dummy_back, offsets, inv_width, n_buckets, True, *search):
         work.fill(np.inf)  # only with a forced, too small ring: rerun with the heap
         flat[srcs] = 0.0
-        _search_grid(res, work, dummy_alloc, dummy_back, offsets, 0.0, 0, True, srcs, False, args, box)
+        thr_box[:] = empty
+        _search_grid(res, work, dummy_alloc, dummy_back, offsets, 0.0, 0, True, *search)
     # the cells given a cost: the sources (expanded or not), and those within the margin of the expanded cells
     rows, cols = np.divmod(srcs, res.shape[1])
     r0, r1, c0, c1 = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
@@ -722,7 +735,8 @@ def single_source_window(
         c0, c1 = min(c0, max(box[2] - m, 0)), max(c1, min(box[3] + m, res.shape[1]))
     cost = work[r0:r1, c0:c1].copy()
     work[r0:r1, c0:c1] = np.inf
-    return cost, (r0, c0), (r0, r1, c0, c1)
+    boxes = [(int(b[0]), int(b[1]) + 1, int(b[2]), int(b[3]) + 1) if b[1] >= 0 else None for b in thr_box]
+    return cost, (r0, c0), (r0, r1, c0, c1), boxes
 
 
 def trace_path(

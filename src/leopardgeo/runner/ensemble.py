@@ -48,6 +48,7 @@ from leopardgeo.runner import cache as cache_format
 from leopardgeo.runner.registry import STAGES
 from leopardgeo.runner.stagegraph import execute, resolve
 from leopardgeo.stages.habitat import compute_suitability, rsf_inputs
+from leopardgeo.stages.inputs import protected_raster
 from leopardgeo.stages.patches import country_raster
 
 __all__ = [
@@ -215,8 +216,9 @@ def _draw_corridors(cfg: Any, ctx: dict[str, Any]) -> dict[str, Any]:
     """The corridors stage of a draw: the corridor map and measures, without the outlines no summary uses."""
     from leopardgeo.stages.corridors import compute_corridors
 
+    extra = {"protected": ctx["protected"]} if "protected" in ctx else {}  # rasterised once per ensemble
     corridors = compute_corridors(
-        cfg, ctx["inputs"], ctx["resistance"], ctx["labels"], ctx["graph"], polygons=False, cwd=ctx.get("cwd")
+        cfg, ctx["inputs"], ctx["resistance"], ctx["labels"], ctx["graph"], polygons=False, cwd=ctx.get("cwd"), **extra
     )
     return {"corridors": corridors}
 
@@ -512,6 +514,8 @@ def run_ensemble(
     base_shared = {k: base_ctx[k] for k in ("inputs", "suitability", "labels", "patches")}
     # the country raster of the links' paths does not depend on the draw: made once, shared
     base_shared["countries"] = country_raster(base_ctx["inputs"].countries, grid, cfg.inputs.country_field)
+    if "corridors" in stage_names:  # so is the corridors' protected-area raster
+        base_shared["protected"] = protected_raster(base_ctx["inputs"])
     if coefs_varied:  # the RSF covariates do not depend on the draw (_check_coefficients_drawable)
         base_shared["covariates"] = rsf_inputs(cfg, base_ctx["inputs"])[0]
     n_draws = len(configs)

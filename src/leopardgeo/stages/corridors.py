@@ -421,22 +421,27 @@ class _WorkPool:
             self._free.append(work)
 
 
-def _whole_search(item: tuple) -> _Found:
+def _whole_search(item: tuple) -> tuple[_Found, dict[int, tuple[int, int, int, int] | None]]:
     """One patch's search on the whole grid (an executor task: module level, the scanned rasters through a shared handle).
 
     ``pool``: a :class:`_WorkPool` (local executors) or None; ``bound``: ``(h1 handle or None, r1, h2, origin)`` of
-    :class:`~leopardgeo.kernels.costdist.SearchBound`, or None.
+    :class:`~leopardgeo.kernels.costdist.SearchBound`, or None; ``ends``: ``(other patch, reach)`` of the patch's
+    links.  Returns the search and, per other patch, the grid box of the cells expanded within the link's
+    (slackened) reach, None if none: where the patch's costs can bound the other's search (:func:`_search_bound`).
     """
-    inp_h, p, cut, cell_size_m, pool, bound = item
+    inp_h, p, cut, cell_size_m, pool, bound, ends = item
     sb = None
     if bound is not None:
         h1_h, r1, h2, origin = bound
         sb = SearchBound(h1_h.get() if h1_h is not None else None, r1, h2, origin)
     work = pool.take() if pool is not None else None
-    found = single_source_window(inp_h.get(), p, cell_size_m=cell_size_m, max_cost=cut, bound=sb, work=work)
+    reach = [r * (1.0 + _PRUNE_SLACK) for _, r in ends]
+    cost, origin, box, boxes = single_source_window(
+        inp_h.get(), p, cell_size_m=cell_size_m, max_cost=cut, bound=sb, work=work, within=reach
+    )
     if pool is not None:  # not on an error: the raster may then not be all inf
         pool.give(work)
-    return found
+    return (cost, origin, box), {q: b for (q, _), b in zip(ends, boxes, strict=True)}
 
 
 def _window_search(item: tuple) -> _Found:
@@ -480,8 +485,10 @@ def _check_lower_bound(lower_bound: np.ndarray | None, grid: Grid) -> np.ndarray
     return np.ascontiguousarray(low, dtype=np.float64)
 
 
-def _search_bound(ends: list[tuple[int, float]], searched: dict[int, _Found], low_h: Any) -> tuple:
-    r"""The pruning of one patch's search: :class:`~leopardgeo.kernels.costdist.SearchBound` as a task's tuple.
+def _search_bound(
+    ends: list[tuple[int, float]], searched: dict[int, _Found], low_h: Any, within: dict[int, dict[int, Any]], p: int
+) -> tuple:
+    r"""The pruning of patch ``p``'s search: :class:`~leopardgeo.kernels.costdist.SearchBound` as a task's tuple.
 
     A cell :math:`x` is in the truncated corridor of link :math:`(p, q)` only if
     :math:`d_p(x) + d_q(x) \le R_{pq}` (:math:`R_{pq}` = the link's reach, its cwd plus the width, and the
@@ -491,7 +498,9 @@ def _search_bound(ends: list[tuple[int, float]], searched: dict[int, _Found], lo
 
     * :math:`q`'s costs when :math:`q` was searched before (``searched``): exact wherever the test can hold, since
       :math:`q`'s own search expanded every cell with :math:`d_q + h \le R_{pq}` for a lower bound :math:`h` of
-      :math:`d_p` -- the ``h2`` test, :math:`d_p + \min_q (d_q - R_{pq}) \le 0`;
+      :math:`d_p` -- the ``h2`` test, :math:`d_p + \min_q (d_q - R_{pq}) \le 0`, over the box of the cells
+      :math:`q`'s search expanded at :math:`d_q \le R_{pq}` (``within[q][p]``: every cell where the test is
+      needed is one of them; elsewhere the test fails);
     * else a lower bound: the cost distance from all patches (``low_h``, the links stage's one-pass search) or 0
       -- the ``h1`` test with :math:`r_1 = \max R_{pq}` over those links.
 
@@ -499,16 +508,16 @@ def _search_bound(ends: list[tuple[int, float]], searched: dict[int, _Found], lo
     least-cost path to one, its exact cost: the corridors do not change, bit for bit.  Both bounds get a relative
     slack (:data:`_PRUNE_SLACK`) for rounding.
     """
-    exact = [(q, r) for q, r in ends if q in searched]
+    exact = [(q, r, within[q][p]) for q, r in ends if q in searched]
     rest = [r for q, r in ends if q not in searched]
     r1 = max(rest) * (1.0 + _PRUNE_SLACK) if rest else -math.inf
     h2, origin = None, (0, 0)
+    exact = [(q, r, b) for q, r, b in exact if b is not None]  # no cell within the reach: no cell passes
     if exact:
-        boxes = [searched[q][2] for q, _ in exact]
-        r0, r1_ = min(b[0] for b in boxes), max(b[1] for b in boxes)
-        c0, c1 = min(b[2] for b in boxes), max(b[3] for b in boxes)
+        r0, r1_ = min(b[0] for _, _, b in exact), max(b[1] for _, _, b in exact)
+        c0, c1 = min(b[2] for _, _, b in exact), max(b[3] for _, _, b in exact)
         h2 = np.full((r1_ - r0, c1 - c0), np.inf)
-        for q, reach in exact:
+        for q, reach, _ in exact:
             cost, (o_r, o_c), _ = searched[q]
             _lower_envelope(h2, r0, c0, cost, o_r, o_c, reach * (1.0 + _PRUNE_SLACK))  # one compiled pass
         origin = (r0, c0)
@@ -711,7 +720,7 @@ def least_cost_corridors(
         def item(p: int) -> tuple:
             return (res_r, lab_r, p, boxes[p], cutoffs[p], cell, connectivity, task_bytes)
 
-        task: Callable[[tuple], _Found] = _window_search
+        task: Callable[[tuple], Any] = _window_search
     else:
         check_memory(
             WHOLE_SEARCH_BYTES_PER_CELL * res.size,
@@ -730,9 +739,11 @@ def least_cost_corridors(
         pool = _WorkPool(res.shape) if local else None
         order = sorted(need_order, key=lambda p: -cutoffs[p]) if local else need_order
 
+        within: dict[int, dict[int, Any]] = {}  # patch -> other patch -> box of its cells within the link's reach
+
         def item(p: int) -> tuple:
-            bound = _search_bound(ends[p], cache if local else {}, low_h)
-            return (inp_h, p, cutoffs[p], cell, pool, bound)
+            bound = _search_bound(ends[p], cache if local else {}, low_h, within, p)
+            return (inp_h, p, cutoffs[p], cell, pool, bound, ends[p])
 
         task = _whole_search
     logger.debug("corridors: %s searches, %d at a time", "windowed" if windowed else "whole-grid", n_batch)
@@ -747,6 +758,9 @@ def least_cost_corridors(
                 raise RuntimeError(msg)
             next_patch += len(batch)
             found = ex.map(task, [item(p) for p in batch])
+            if not windowed:
+                within.update(zip(batch, (w for _, w in found), strict=True))
+                found = [f for f, _ in found]
             cache.update(zip(batch, found, strict=True))
             still = []
             for i in pending:
@@ -755,8 +769,10 @@ def least_cost_corridors(
                 if a not in cache or b not in cache:
                     still.append(i)
                     continue
+                reached = None if windowed else (within[a][b], within[b][a])
                 win, record = _one_corridor(
-                    link, cache[a], cache[b], res, labels, prot, grid, connectivity, width_of, cutoffs, polygons=polygons
+                    link, cache[a], cache[b], res, labels, prot, grid, connectivity, width_of, cutoffs, polygons=polygons,
+                    within=reached,
                 )
                 made[i] = (win, record, record.pop("_value64"))
                 for p in (a, b):
@@ -808,11 +824,18 @@ def _one_corridor(
     cutoffs: dict[int, float],
     *,
     polygons: bool = True,
+    within: tuple[Any, Any] | None = None,
 ) -> tuple[CorridorWindow, dict]:
-    """The truncated corridor of one link, its window and its table record."""
+    """The truncated corridor of one link, its window and its table record.
+
+    ``within``: the boxes of the cells each search expanded within the link's reach (:func:`_whole_search`), which
+    hold the link's corridor and its least-cost cell: the two passes over the searches' overlap are confined to
+    them (the same results); None: the overlap of the searches' boxes.
+    """
     a, b = link.a, link.b
-    box_a, box_b = found_a[2], found_b[2]
+    box_a, box_b = (found_a[2], found_b[2]) if within is None else within
     lcd = math.inf
+    r0 = r1 = c0 = c1 = 0
     if box_a is not None and box_b is not None:
         r0, r1 = max(box_a[0], box_b[0]), min(box_a[1], box_b[1])
         c0, c1 = max(box_a[2], box_b[2]), min(box_a[3], box_b[3])
@@ -945,10 +968,11 @@ def add_corridor_attributes(graph: nx.Graph, result: CorridorResult) -> None:
     for _, _, d in graph.edges(data=True):
         for attr in names:
             d[attr] = math.nan
+    values = {attr: table[col].to_numpy(dtype=np.float64) for attr, col in names.items()}  # columns read once
     for i, (a, b) in enumerate(pairs):
         d = graph.edges[a, b]
-        for attr, col in names.items():
-            d[attr] = float(table[col].iat[i])
+        for attr, v in values.items():
+            d[attr] = float(v[i])
 
 
 # ---------------------------------------------------------------------- config section
@@ -982,6 +1006,10 @@ class CorridorConfig:
 
 
 # ---------------------------------------------------------------------- the stage
+#: ``compute_corridors(protected=)`` left out: rasterised from the inputs.
+_FROM_INPUTS: Any = object()
+
+
 def compute_corridors(
     cfg: RunConfigLike,
     inputs: Inputs,
@@ -991,12 +1019,14 @@ def compute_corridors(
     *,
     polygons: bool = True,
     cwd: Any = None,
+    protected: Any = _FROM_INPUTS,
 ) -> CorridorResult:
     """Least-cost corridors of the graph's links; sets their corridor attributes on ``graph``.
 
     ``polygons=False``: no corridor outlines in the table (see :func:`least_cost_corridors`).  ``cwd``: the links
     stage's one-pass cost distance from all patches on this resistance (its ``cwd``), which prunes the searches
-    (used only when its connectivity and cell size are those of this run).
+    (used only when its connectivity and cell size are those of this run).  ``protected``: the protected-area
+    raster (:func:`leopardgeo.stages.inputs.protected_raster`) when the caller has it already.
     """
     c = cfg.corridors
     low = None
@@ -1015,7 +1045,7 @@ def compute_corridors(
         connectivity=cfg.links.connectivity,
         width_cwd=c.width_cwd,
         width_fraction=c.width_fraction,
-        protected=protected_raster(inputs),
+        protected=protected_raster(inputs) if protected is _FROM_INPUTS else protected,
         workers=cfg.links.workers,
         windowed=c.windowed,
         polygons=polygons,

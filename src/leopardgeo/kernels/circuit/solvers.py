@@ -104,11 +104,11 @@ def _grid_order(node_raster: np.ndarray | None, n: int, last: Sequence[int] = ()
     Nested dissection by grid lines (:func:`_grid_dissection`), the unknowns off
     the raster (patch nodes) last, and of those the unknowns ``last`` at the
     very end, in their given order (see :meth:`LaplacianSolver.solve_units`).
-    On the demo's Laplacian (1,444,642 unknowns, 8 neighbours) the factor has as
-    many non-zeros as with METIS (88.1 M against 87.7 M) and needs 9 % fewer
-    flops, and the order costs 0.16 CPU s against 3-4 for METIS inside
-    PARDISO's analysis, most of the factor's serial part.  METIS stays for
-    general graphs and for many unknowns off the grid.
+    On the demo's Laplacian (1,426,897 unknowns, 8 neighbours) PARDISO's factor
+    has 76.1 M non-zeros and needs 24.6 Gflop against METIS's 88.9 M and 35.1,
+    and the order costs 0.2 CPU s against 3-5 for METIS inside PARDISO's
+    analysis, most of the factor's serial part.  METIS stays for general
+    graphs and for many unknowns off the grid.
     """
     if node_raster is None:
         return None
@@ -163,7 +163,8 @@ class _PardisoFactor:
     """
 
     def __init__(self, mod: object, matrix: sp.csr_matrix, order: np.ndarray | None = None) -> None:
-        lib = mod.PyPardisoSolver(mtype=2).libmkl  # type: ignore[attr-defined]  # finds and loads mkl_rt
+        found = mod.PyPardisoSolver(mtype=2).libmkl  # type: ignore[attr-defined]  # finds and loads mkl_rt
+        lib = ctypes.CDLL(found._name)  # the same library, with function objects (argtypes) of our own
         self._lib = lib
         self._fn = lib.pardiso
         i32 = ctypes.POINTER(ctypes.c_int32)
