@@ -858,6 +858,9 @@ def _one_source(
     a_s = a[s]
     fmax = _f(dmax, mode, k)
     half = dmax == np.inf and positive  # each pair counted from one end (links of length 0: both)
+    # every node this source reaches within the cap (settled last = farthest): its searches are exact,
+    # one per node for both removals, each pair from both ends like the capped ones of other sources
+    within = dist[order[m - 1]] <= dmax
     for q in range(1, m):
         x = euler[q]
         far = ld[q] > dmax
@@ -877,7 +880,7 @@ def _one_source(
             if both:
                 link_loss[ineid[x]] += 2.0 * a_s * lloss
             continue
-        if dmax == np.inf and szx > 1:
+        if within and szx > 1:
             both = do_links and indeg[x] == 1
             loss, lloss = _node_link_loss(
                 q, q + szx, ineid[x], both, lptr, lin, lnb, le, lsl, lsi, lso, lsz, ldep, lpar, ld, lp, la, lm, mode, k,
