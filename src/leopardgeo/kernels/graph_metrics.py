@@ -70,7 +70,9 @@ Brandes' sums run over the shortest-path predecessors recorded while the dominat
 
 Optionally (``max_distance``, from a probability floor) targets farther than a distance are not
 recomputed; every term this leaves out, and every recomputed term whose new distance passes the cap,
-is added to a per-element error bound, so the result is exact up to a computed bound.
+is added to a per-element error bound, so the result is exact up to a computed bound.  A source that
+reaches every node within that distance takes the exact search instead (each pair from both ends, like
+the capped searches of the other sources).
 
 The kernel knows arrays only; :mod:`leopardgeo.stages.metrics` builds them from the patch graph.
 """
