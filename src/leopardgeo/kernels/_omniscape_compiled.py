@@ -433,17 +433,16 @@ def _window_banded(res, src, ty, tx, k, avg_res, max_bw, out, corr, use_corr, bu
 
 
 @numba.njit(cache=True, nogil=True)
-def _graph(res, ty, tx, k, avg_res):  # pragma: no cover - compiled
-    """:func:`_flood` and :func:`_branches` in one: node ids, their count ``n``, the branches and the band width.
+def _padded_flood(res, ty, tx, k):  # pragma: no cover - compiled
+    """Flood fill from ``(ty, tx)`` over the cells with data, on the grid padded by one cell of no data.
 
-    The flood fill counts the cells it reaches, so the ground's id ``n`` is known before the numbering pass, which
-    then takes each cell's branches to its neighbours already numbered (west, north-west, north, north-east): the
-    same branches as :func:`_branches`, listed in another order.  The grid is padded by one cell of no data.
+    Returns ``state`` (flat, ``(rows + 2) x stride``; 0: no data or padding, 1: data not reached, 2: reached),
+    ``stride`` (``cols + 2``), the flat ``step`` of each of the 8 neighbour offsets, the start's flat index and
+    the number of cells reached besides the start.  The padding spares the fill every bounds test.
     """
     nr, nc = res.shape
     stride = nc + 2
-    size = (nr + 2) * stride
-    state = np.zeros(size, np.uint8)  # 0: not in the circuit, 1: valid, 2: reached
+    state = np.zeros((nr + 2) * stride, np.uint8)
     for r in range(nr):
         base = (r + 1) * stride + 1
         for c in range(nc):
@@ -468,6 +467,20 @@ def _graph(res, ty, tx, k, avg_res):  # pragma: no cover - compiled
                 stack[top] = p
                 top += 1
                 n += 1
+    return state, stride, step, start, n
+
+
+@numba.njit(cache=True, nogil=True)
+def _graph(res, ty, tx, k, avg_res):  # pragma: no cover - compiled
+    """:func:`_flood` and :func:`_branches` in one: node ids, their count ``n``, the branches and the band width.
+
+    The flood fill counts the cells it reaches, so the ground's id ``n`` is known before the numbering pass, which
+    then takes each cell's branches to its neighbours already numbered (west, north-west, north, north-east): the
+    same branches as :func:`_branches`, listed in another order.  The grid is padded by one cell of no data.
+    """
+    nr, nc = res.shape
+    state, stride, step, start, n = _padded_flood(res, ty, tx, k)
+    size = state.shape[0]
     ids = np.full(size, -1, np.int32)
     cond = np.empty(size)
     node = np.full((nr, nc), -1, np.int32)
@@ -618,31 +631,8 @@ def _lane_fill(res, src, ty, tx, k, lane, node_cells, n, avg_res, lc, lr, lm, rh
     component, 0 off it, and ``lc`` the conductance (0 off the component) or, with ``avg_res``, ``lr`` the
     resistance (1 off it); ``rhs`` (rows x 8): the injection of each node ``< n``, 0 off the component.
     """
-    nr, nc = res.shape
-    stride = nc + 2
-    state = np.zeros((nr + 2) * stride, np.uint8)  # 0: not in the circuit, 1: valid, 2: reached
-    for r in range(nr):
-        base = (r + 1) * stride + 1
-        for c in range(nc):
-            if not np.isnan(res[r, c]):
-                state[base + c] = 1
-    step = np.empty(8, np.int64)
-    for o in range(8):
-        step[o] = _OFFSETS[o, 0] * stride + _OFFSETS[o, 1]
-    stack = np.empty(nr * nc + 1, np.int64)
-    start = (ty + 1) * stride + tx + 1
-    state[start] = 2
-    stack[0] = start
-    top = 1
-    while top > 0:
-        top -= 1
-        q = stack[top]
-        for o in range(k):
-            p = q + step[o]
-            if state[p] == 1:
-                state[p] = 2
-                stack[top] = p
-                top += 1
+    nc = res.shape[1]
+    state, stride, _step, _start, _n = _padded_flood(res, ty, tx, k)
     any_in = False
     for a in range(n + 1):
         i = node_cells[a]
