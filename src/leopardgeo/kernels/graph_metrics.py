@@ -586,7 +586,7 @@ def _node_link_half(
                     continue
                 if ld[v] > cap or fin[v]:
                     continue
-                if cand < key[v]:
+                if cand < key[v] and cand < beta[v]:  # else a node above v settles it no later
                     key[v] = cand
                     size = _push(hk, hv, size, cand, v)
             q += 1
