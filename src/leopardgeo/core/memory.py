@@ -58,7 +58,7 @@ _FALLBACK_BYTES = 1 << 62
 
 
 def _hugepage_switch() -> object | None:
-    """numpy's switch for transparent huge pages on large arrays (Linux), or None where it has none."""
+    """The switch of numpy's transparent huge pages for large arrays (Linux), or None where numpy has none."""
     try:
         from numpy._core import multiarray  # numpy >= 2
     except ImportError:  # pragma: no cover - numpy 1.26
