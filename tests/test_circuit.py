@@ -979,9 +979,12 @@ def test_pardiso_block_solve_matches_a_dense_solve_without_refinement(grid_order
     assert refined == 0
 
 
-@pytest.mark.parametrize("last", [True, False])
-def test_pardiso_unit_solves_backward_only_match_a_dense_solve(last):
-    """``solve_units`` with the patch nodes eliminated last runs only PARDISO's backward substitution (phase 333)."""
+@pytest.mark.parametrize(("last", "release"), [(True, False), (False, False), (True, True), (False, True)])
+def test_pardiso_unit_solves_backward_only_match_a_dense_solve(last, release):
+    """``solve_units`` with the patch nodes eliminated last runs only PARDISO's backward substitution (phase 333).
+
+    With ``release`` the factor is freed inside (before the product) and the solutions are still right.
+    """
     if circuit._pardiso() is None:
         pytest.skip("pypardiso (MKL) not installed")
     from leopardgeo.kernels.circuit.assembly import solve_nodes
@@ -995,8 +998,9 @@ def test_pardiso_unit_solves_backward_only_match_a_dense_solve(last):
     solve = lin._factor.solve
     lin._factor.solve = lambda b, phase=33, out=None: phases.append(phase) or solve(b, phase, out)
     out = np.empty((lap.shape[0], len(nodes)))  # C order, as the maps read it
-    x = lin.solve_units(nodes, out=out)
-    lin.close()
+    x = lin.solve_units(nodes, out=out, release=release)
+    assert (lin._factor is None) == release
+    lin.close()  # idempotent
     assert x is out
     assert phases == ([333] if last else [33])
     want = np.linalg.inv(lap.toarray())[:, nodes]
@@ -1016,8 +1020,8 @@ def test_pardiso_unit_solves_fall_back_when_the_nodes_are_not_last(caplog):
     lin = LaplacianSolver(lap, "pardiso", node_raster=solve_nodes(net), last=nodes[1:])
     lin._last = tuple(nodes)  # as if PARDISO had been asked to eliminate them last
     with caplog.at_level("WARNING"):
-        x = lin.solve_units(nodes)
-    lin.close()
+        x = lin.solve_units(nodes, release=True)
+    assert lin._factor is None  # freed after the full solves
     assert "solving them in full" in caplog.text
     want = np.linalg.inv(lap.toarray())[:, nodes]
     np.testing.assert_allclose(x, want, rtol=0, atol=1e-10 * np.abs(want).max())

@@ -668,3 +668,36 @@ def test_isolated_patch_warning_names_the_stage_and_the_fix(caplog):
         build_graph(res, labels, patch_polygons(labels, grid), grid)
     assert "least-cost links: no link found between any of 2 patches" in caplog.text
     assert "[links] max_cwd" in caplog.text
+
+
+def test_small_pages_switches_numpy_huge_pages_off_and_restores_them():
+    """``small_pages`` turns numpy's huge-page advice off inside (nested too) and puts back what was there."""
+    from leopardgeo.core.memory import _hugepage_switch, small_pages
+
+    switch = _hugepage_switch()
+    if switch is None:
+        pytest.skip("numpy has no huge-page switch here")
+
+    def current() -> bool:
+        was = bool(switch(True))
+        switch(was)
+        return was
+
+    before = current()
+    try:
+        for start in (True, False):
+            switch(start)
+            with small_pages():
+                assert current() is False
+                with small_pages():
+                    assert current() is False
+                assert current() is False  # the inner block does not restore early
+                x = np.ones(1_000_000)
+            assert current() is start
+            assert float(x.sum()) == 1_000_000.0
+        switch(True)
+        with pytest.raises(ValueError), small_pages():
+            raise ValueError("an error inside")
+        assert current() is True  # restored on errors as well
+    finally:
+        switch(before)

@@ -17,6 +17,7 @@ import pandas as pd
 from leopardgeo.config import CircuitMode, CircuitSolver, FocalShorting
 from leopardgeo.core.errors import ConfigError, DataError, MemoryLimitError, NoPathError
 from leopardgeo.core.executor import available_cores, native_thread_limit
+from leopardgeo.core.memory import small_pages
 from leopardgeo.kernels.circuit.assembly import CircuitNetwork, _check_inputs, build_network, solve_nodes
 from leopardgeo.kernels.circuit.currents import SERIAL_CELLS, _fill_maps, _Solve
 from leopardgeo.kernels.circuit.solvers import DIRECT_BLOCK_RHS, LaplacianSolver, _check_memory, choose_solver
@@ -417,10 +418,11 @@ def _circuit_shorted(
         x_units = np.zeros((net.n_total, 0))
         if superpose and lin is not None:
             t = time.perf_counter()
-            x_units = np.empty((net.n_total, len(wanted)))  # a node's voltages side by side, as the maps read them
+            with small_pages():  # written after the factor is freed, into its memory: see small_pages
+                x_units = np.empty((net.n_total, len(wanted)))  # a node's voltages side by side, as the maps read them
             x_units[n_solve:] = 0.0  # the grounds
-            lin.solve_units(wanted, out=x_units[:n_solve], pool=pool)
-            lin.close()  # every solve done: free the hierarchy or factor before the maps
+            # every solve done: the hierarchy or factor is freed before the product and the maps
+            lin.solve_units(wanted, out=x_units[:n_solve], pool=pool, release=True)
             col_of = {n_: j for j, n_ in enumerate(wanted)}
             t_solve += time.perf_counter() - t
 

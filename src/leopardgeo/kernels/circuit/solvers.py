@@ -19,6 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from leopardgeo.config import CircuitSolver
 from leopardgeo.core.errors import ConfigError, DataError, MemoryLimitError
+from leopardgeo.core.memory import small_pages
 from leopardgeo.kernels.circuit._compiled import (
     _cg_direction,
     _cg_step,
@@ -256,6 +257,7 @@ class _PardisoFactor:
             self._alive = False
             dummy = np.zeros((1, 1), order="F")
             self._call(-1, dummy, dummy)
+            self._lib.mkl_free_buffers()  # MKL keeps freed blocks in a pool of its own: give them back to the system
 
     def __del__(self) -> None:  # a factor dropped without LaplacianSolver.close(): MKL's memory is not Python's
         try:
@@ -523,7 +525,11 @@ class LaplacianSolver:
         return x
 
     def solve_units(
-        self, nodes: Sequence[int], out: np.ndarray | None = None, pool: ThreadPoolExecutor | None = None
+        self,
+        nodes: Sequence[int],
+        out: np.ndarray | None = None,
+        pool: ThreadPoolExecutor | None = None,
+        release: bool = False,
     ) -> np.ndarray:
         """Solutions for a unit current injected at each of ``nodes``: ``L X = E`` with ``E[nodes[j], j] = 1``.
 
@@ -535,6 +541,11 @@ class LaplacianSolver:
             Optional n-by-k float64 array (any order) to write ``X`` into.
         pool
             Threads for AMG's independent solves.
+        release
+            Free the factor or hierarchy (:meth:`close`) as soon as the
+            solutions no longer need it: with PARDISO before the n-by-k
+            product, whose output then reuses the factor's memory.  No solves
+            after this.
 
         Notes
         -----
@@ -560,27 +571,35 @@ class LaplacianSolver:
         if k == 0:
             return out
         if self.method == "pardiso" and self._last and tuple(nodes) == self._last:
-            e = np.zeros((n, k), order="F")
-            e[nodes, np.arange(k)] = 1.0
-            w = self._factor.solve(e, phase=333)
+            with small_pages():  # short-lived n-by-k blocks: see small_pages
+                e = np.zeros((n, k), order="F")
+                e[nodes, np.arange(k)] = 1.0
+                w = self._factor.solve(e, phase=333)
             del e
-            self._factor.product_t(w, w[nodes, :], out)
-            del w
-            # every column at once: L X c = E c for weights c in [1, 2); a column that misses part of its 1 A leaves
-            # a residual of that order (the weights keep such errors from cancelling)
+            m = np.ascontiguousarray(w[nodes, :])
+            # every column at once, before the product: L X c = E c for weights c in [1, 2), with X c = W (W_KK^T c);
+            # a column that misses part of its 1 A leaves a residual of that order (the weights keep such errors from
+            # cancelling)
             c = 1.0 + np.random.default_rng(0).random(k)
-            xc = out @ c
+            xc = w @ (m.T @ c)
             r = self.matrix @ xc
             r[nodes] -= c
             # a Laplacian's largest entry is on its diagonal: the rounding of this residual is below 1e-12 |L| |x|
             rounding = 1e-12 * float(self.matrix.diagonal().max()) * float(np.abs(xc).max())
             if float(np.abs(r).max()) <= 1e-6 + rounding:
+                factor = self._factor
+                if release:  # the factor's memory returns to the system before the product writes n-by-k values
+                    self.close()
+                factor.product_t(w, m, out)
                 self.iterations.extend([0] * k)
                 return out
+            del w
             logger.warning("PARDISO did not eliminate the unit solves' unknowns last; solving them in full")
         b = np.zeros((n, k), order="F")
         b[nodes, np.arange(k)] = 1.0
         out[...] = self.solve_many(b, pool, overwrite_b=True)
+        if release:
+            self.close()
         return out
 
     def close(self) -> None:
