@@ -14,8 +14,7 @@ target keeps a shortest path that avoids it.  Removing a link :math:`u \to v` ca
 paths to the nodes :math:`v` dominates (:math:`v` included), and only when that link is :math:`v`'s one
 way in.  So, for each source :math:`s`, the kernel
 
-1. runs Dijkstra from :math:`s` (distances, settle order, number of shortest paths), on an indexed heap
-   (decrease-key: one entry and one pop per node);
+1. runs Dijkstra from :math:`s` (distances, settle order, number of shortest paths);
 2. builds the dominator tree of the shortest-path DAG (links with :math:`D_u + w_{uv} = D_v`): in
    settle order, which is topological, the immediate dominator of :math:`v` is the nearest common
    dominator of its DAG predecessors (Cooper, Harvey & Kennedy 2001, *A simple, fast dominance
@@ -46,9 +45,9 @@ way in.  So, for each source :math:`s`, the kernel
    through a node left out is longer), and when a counted target's is not the whole slice is searched
    again.  A tentative increase is not queued for a node when a node above it in the slice already has an
    entry no larger (that node's group settles it no later): on the 5,000-patch planar graph this drops
-   about three in four of the searches' queue entries after the initial ones.  With links of length 0
-   (ties between any number of links) or a distance cap (``max_distance``) every pair is counted from
-   both ends, as without this step.
+   about three in four of the queue entries the PC searches made after their initial ones.  With links of
+   length 0 (ties between any number of links) or a distance cap (``max_distance``) every pair is counted
+   from both ends, as without this step.
 
 The result is the brute-force definition (one all-pairs recomputation per removed element), pair by
 pair, with no approximation and no tolerance but one: a pair whose removed element lies at its midpoint
@@ -141,48 +140,6 @@ def _pop(hk, hv, size):  # pragma: no cover - compiled
     if size > 0:
         hk[i] = key
         hv[i] = val
-    return size
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _sift_up(hk, hv, hix, i, key, val):  # pragma: no cover - compiled
-    """Indexed heap: put ``val`` with ``key`` (no larger than its old key, if any) at slot ``i`` or above."""
-    while i > 0:
-        p = (i - 1) >> 1
-        if hk[p] <= key:
-            break
-        hk[i] = hk[p]
-        hv[i] = hv[p]
-        hix[hv[i]] = i
-        i = p
-    hk[i] = key
-    hv[i] = val
-    hix[val] = i
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _pop_indexed(hk, hv, hix, size):  # pragma: no cover - compiled
-    """Indexed heap: remove the root (the caller read ``hk[0], hv[0]`` first). Returns the new size."""
-    size -= 1
-    key = hk[size]
-    val = hv[size]
-    i = 0
-    while True:
-        c = 2 * i + 1
-        if c >= size:
-            break
-        if c + 1 < size and hk[c + 1] < hk[c]:
-            c += 1
-        if hk[c] >= key:
-            break
-        hk[i] = hk[c]
-        hv[i] = hv[c]
-        hix[hv[i]] = i
-        i = c
-    if size > 0:
-        hk[i] = key
-        hv[i] = val
-        hix[val] = i
     return size
 
 
@@ -731,18 +688,13 @@ def _one_source(
                     pos[v] = m
                     order[m] = v
                     m += 1
-    # Dijkstra on an indexed heap (decrease-key: each node in it once, so one pop per node); ``tin``
-    # holds the heap positions until the pre-order numbering overwrites it (-1: not in the heap)
-    size = 0
-    if not unit:
-        hk[0] = 0.0
-        hv[0] = s
-        tin[s] = 0
-        size = 1
+    size = 0 if unit else _push(hk, hv, 0, 0.0, s)
     while size > 0:
         d = hk[0]
         u = hv[0]
-        size = _pop_indexed(hk, hv, tin, size)
+        size = _pop(hk, hv, size)
+        if pos[u] < n or d > dist[u]:
+            continue
         pos[u] = m
         order[m] = u
         m += 1
@@ -753,11 +705,7 @@ def _one_source(
             cand = d + w[j]
             if cand < dist[v]:
                 dist[v] = cand
-                i = tin[v]
-                if i < 0:
-                    i = size
-                    size += 1
-                _sift_up(hk, hv, tin, i, cand, v)
+                size = _push(hk, hv, size, cand, v)
     total = 0.0
     for q in range(m):
         v = order[q]
