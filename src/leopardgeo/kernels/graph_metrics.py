@@ -586,7 +586,7 @@ def _node_link_half(
                     continue
                 if ld[v] > cap or fin[v]:
                     continue
-                if cand < key[v]:
+                if cand < key[v] and cand < beta[v]:  # else a node above v settles it no later
                     key[v] = cand
                     size = _push(hk, hv, size, cand, v)
             q += 1
@@ -820,6 +820,9 @@ def _one_source(
         dq = ldep[q]
         qend = q + lsz[q]
         qpar = lpar[q]
+        # sort the node's links deepest first on (depth, link) pairs in two scratch arrays (free after
+        # the pre-order numbering; insertion sort, stable: a few links per node), then write them once
+        nd = 0
         for j in range(indptr[t], indptr[t + 1]):
             tu = tin[indices[j]]
             if q < tu < qend:  # below q: q is the common dominator
@@ -833,22 +836,26 @@ def _one_source(
                 y = sp[lev, y]
                 z = sp[lev, z - (1 << lev) + 1]
                 lv = (y if y < z else z) - 1
-            wj = w[j]
-            r = c
-            while r > j0 and lsl[r - 1] < lv:  # insertion sort, deepest first: a few links per node
-                lsl[r] = lsl[r - 1]
-                lnb[r] = lnb[r - 1]
-                lw[r] = lw[r - 1]
-                le[r] = le[r - 1]
-                lsi[r] = lsi[r - 1]
-                lso[r] = lso[r - 1]
+            r = nd
+            while r > 0 and stack[r - 1] < lv:
+                stack[r] = stack[r - 1]
+                child_idx[r] = child_idx[r - 1]
                 r -= 1
-            lsl[r] = lv
-            lnb[r] = tu
-            lw[r] = wj
-            le[r] = eid[j]
-            lsi[r] = ld[tu] + wj - ld[q]  # the slack of the link into q (>= 0)
-            lso[r] = ld[q] + wj - ld[tu]  # and out of q
+            stack[r] = lv
+            child_idx[r] = j
+            nd += 1
+        dq_ = ld[q]
+        for r in range(nd):
+            j = child_idx[r]
+            tu = tin[indices[j]]
+            wj = w[j]
+            dt = ld[tu]
+            lsl[c] = stack[r]
+            lnb[c] = tu
+            lw[c] = wj
+            le[c] = eid[j]
+            lsi[c] = dt + wj - dq_  # the slack of the link into q (>= 0)
+            lso[c] = dq_ + wj - dt  # and out of q
             c += 1
         r = j0
         while r < c and lsl[r] >= ldep[q]:
