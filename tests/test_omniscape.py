@@ -148,6 +148,32 @@ def test_targets_are_block_centres_with_positive_strength():
     np.testing.assert_allclose(strength, [1.0, 2.0])
 
 
+@pytest.mark.parametrize("block", [1, 3, 5])
+def test_targets_match_block_sums_by_loops(block):
+    """Each whole block's sum (NaN = 0) at its centre, against loops over the cells; far corners of a large
+    grid keep their digits (no prefix-sum differences)."""
+    rng = np.random.default_rng(block)
+    s = rng.lognormal(0.0, 2.0, (23, 31))
+    s[rng.random(s.shape) < 0.2] = 0.0
+    s[rng.random(s.shape) < 0.05] = np.nan
+    ty, tx, strength = omniscape_targets(s, block)
+    want = {}
+    br = (block - 1) // 2
+    for y in range(br, s.shape[0] - br, block):
+        for x in range(br, s.shape[1] - br, block):
+            total = 0.0
+            for yy in range(y - br, y + br + 1):
+                for xx in range(x - br, x + br + 1):
+                    total += 0.0 if np.isnan(s[yy, xx]) else s[yy, xx]
+            if total > 0:
+                want[(y, x)] = total
+    assert list(zip(ty.tolist(), tx.tolist(), strict=True)) == sorted(want)
+    np.testing.assert_allclose(strength, [want[k] for k in sorted(want)], rtol=1e-14)
+    big = np.full((3000, 3000), 1e6)
+    big[-3:, -3:] = 1e-3  # a weak block at the far corner of a strong grid
+    assert omniscape_targets(big, 3)[2][-1] == pytest.approx(9e-3, rel=1e-12)
+
+
 def test_source_from_resistance_cutoff():
     out = source_from_resistance(np.array([[1.0, 10.0, np.nan]]), r_cutoff=5.0)
     np.testing.assert_allclose(out, [[1.0, 0.0, 0.0]])
@@ -365,6 +391,22 @@ def test_band_reader_gives_the_same_maps():
     assert max(reads) < r.shape[0]  # no band read the whole grid
     banded = omniscape(None, None, radius=3, read_band=read_band, shape=r.shape, targets=omniscape_targets(s))
     np.testing.assert_array_equal(direct.current, banded.current)
+    # the no-data mask given by the caller (as omniscape_files keeps it from its pass for the targets): no second
+    # pass over the bands, the same maps
+    r[3, 4] = r[30, 20] = np.nan
+    s = source_from_resistance(r)
+    direct = omniscape(r, s, radius=3)
+    reads.clear()
+    kw = {"radius": 3, "read_band": read_band, "shape": r.shape, "targets": omniscape_targets(s)}
+    banded = omniscape(None, None, **kw, nodata=np.isnan(r))
+    n_task_reads = len(reads)
+    np.testing.assert_array_equal(direct.current, banded.current)  # NaN at the two cells in both
+    assert np.isnan(banded.current[3, 4]) and np.isnan(banded.flow_potential[30, 20])
+    reads.clear()
+    omniscape(None, None, **kw)  # without it: one more pass over the bands for the mask
+    assert len(reads) > n_task_reads
+    with pytest.raises(DataError, match="no-data mask"):
+        omniscape(None, None, **kw, nodata=np.isnan(r)[:-1])
 
 
 # --------------------------------------------------------------------------- errors

@@ -81,11 +81,13 @@ def small_pages() -> Iterator[None]:
     its host (virtio-balloon free page reporting, in blocks of exactly that
     size) such blocks are the ones the host has taken back: their first
     touch faults through to the host.  Measured on the benchmark machine
-    (2 cores, 24 GB, ``benchmarks/bench_circuit_demo.py``): writing a new
-    389 MB array took 1.0-1.5 s with huge pages and 0.06-0.4 s with base
-    pages reusing memory the process had just freed; the circuit stage's
-    unit solves ran 20-35 % faster.  On other machines base pages cost a few
-    more page faults (well under 0.1 s per GB).  Nesting and threads are
+    (2 cores, 24 GB): writing a new 389 MB array took 1.0 s with huge pages
+    after a quiet spell (0.04 s right after another process had freed
+    memory) and 0.15-0.21 s with base pages either way; the demo circuit
+    stage's unit solves ran 30-50 % faster with their blocks on base pages
+    (``benchmarks/bench_circuit_demo.py``, docs/performance.md).  On other
+    machines base pages cost more page faults (a few tenths of a second per
+    GB at most).  Nesting and threads are
     safe: numpy's setting is restored when the outermost block ends.  It is
     a speed setting only: no value changes.
 

@@ -67,6 +67,7 @@ import scipy.sparse as sp
 from scipy import ndimage
 
 from leopardgeo.core.errors import ConfigError, DataError
+from leopardgeo.core.memory import small_pages
 from leopardgeo.kernels._omniscape_compiled import (
     _PAD,
     LANES,
@@ -177,12 +178,10 @@ def omniscape_targets(source: np.ndarray, block_size: int = 1) -> tuple[np.ndarr
     xs = np.arange(br, nc - br, block_size)
     if len(ys) == 0 or len(xs) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    # block sums: sum over the block_size x block_size block centred on each (y, x)
-    cs = np.zeros((nr + 1, nc + 1))
-    cs[1:, 1:] = s.cumsum(0).cumsum(1)
-    y0, y1 = ys - br, ys + br + 1
-    x0, x1 = xs - br, xs + br + 1
-    strength = cs[np.ix_(y1, x1)] - cs[np.ix_(y0, x1)] - cs[np.ix_(y1, x0)] + cs[np.ix_(y0, x0)]
+    # block sums: the blocks tile the grid from its corner (block (i, j) is centred on (ys[i], xs[j])); summed
+    # block by block, not as differences of a 2-D prefix sum (which loses digits far from the corner on big grids)
+    b = block_size
+    strength = s[: len(ys) * b, : len(xs) * b].reshape(len(ys), b, len(xs), b).sum(axis=(1, 3))
     yy, xx = np.meshgrid(ys, xs, indexing="ij")
     keep = strength > 0
     return yy[keep].astype(np.int64), xx[keep].astype(np.int64), strength[keep]
@@ -698,6 +697,7 @@ def omniscape(
     targets: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     conditions: Sequence[OmniscapeCondition] = (),
     condition_values: np.ndarray | None = None,
+    nodata: np.ndarray | None = None,
 ) -> OmniscapeMaps:
     """Omniscape's cumulative current, flow potential and normalised current.
 
@@ -735,6 +735,10 @@ def omniscape(
         :func:`condition_target_values`) gives the targets' values.
     condition_values
         See ``conditions``; computed from the conditions' rasters when not given.
+    nodata
+        With ``read_band``: the grid's no-data cells (boolean, ``shape``) when
+        the caller already has them, e.g. from its pass over the bands for the
+        targets; without it ``mask_nodata`` reads every band once more.
 
     Returns
     -------
@@ -811,8 +815,9 @@ def omniscape(
         r1 = min(int(ty[sel].max()) + reach + 1, nr)
         item = (read_band, r0, r1, ty[sel], tx[sel], strength[sel], params)
         items.append((*item, condition_values[sel]) if conditions else item)  # type: ignore[index]
-    current = np.zeros((nr, nc))
-    fp_map = np.zeros((nr, nc)) if compute_fp else None
+    with small_pages():  # the grid-sized maps, written band by band: see small_pages
+        current = np.zeros((nr, nc))
+        fp_map = np.zeros((nr, nc)) if compute_fp else None
     # a few bands per worker at a time: the bands' maps waiting to be added stay a small part of the grid
     chunk = max(8, 4 * int(getattr(executor, "slots", 2)))
     for i in range(0, len(items), chunk):
@@ -826,11 +831,17 @@ def omniscape(
         executor.release(shared)  # type: ignore[attr-defined]
     norm = None
     if normalized and fp_map is not None:
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"), small_pages():
             norm = current / fp_map
         norm[np.isnan(norm)] = 0.0
     if mask_nodata:
-        nodata = _nodata_mask(read_band, nr) if resistance is None else np.isnan(np.asarray(resistance, dtype=np.float64))
+        if resistance is not None:
+            nodata = np.isnan(np.asarray(resistance, dtype=np.float64))
+        elif nodata is None:
+            nodata = _nodata_mask(read_band, nr)
+        elif nodata.shape != (nr, nc) or nodata.dtype != bool:
+            msg = f"omniscape: expected a boolean no-data mask of shape {(nr, nc)}, found {nodata.dtype} {nodata.shape}."
+            raise DataError(msg)
         for m in (current, fp_map, norm):
             if m is not None:
                 m[nodata] = np.nan

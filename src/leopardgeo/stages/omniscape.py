@@ -559,9 +559,11 @@ def omniscape_files(
     # block boundary, so each band holds exactly the blocks the whole grid would)
     step = max(cfg.block_size * max(1, 4096 // cfg.block_size), cfg.block_size)
     ys, xs, ss, vals = [], [], [], []
+    nodata = np.empty(shape, dtype=bool)  # kept from this pass: the maps' no-data cells (no second pass)
     for r0 in range(0, shape[0], step):
         r1 = min(r0 + step, shape[0])
-        src = read_band(r0, r1)[1]
+        res, src = read_band(r0, r1)[:2]
+        np.isnan(res, out=nodata[r0:r1])
         ty, tx, st = omniscape_targets(src, cfg.block_size)
         ys.append(ty + r0)
         xs.append(tx)
@@ -592,6 +594,7 @@ def omniscape_files(
         targets=targets,
         conditions=conditions,
         condition_values=np.concatenate(vals) if specs else None,
+        nodata=nodata,
     )
     return OmniscapeResult(maps, opts["radius"], opts["buffer"], cfg.block_size, time.perf_counter() - t), grid
 
