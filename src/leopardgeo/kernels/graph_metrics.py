@@ -820,7 +820,7 @@ def _one_source(
             continue
         t = euler[q]
         j0 = c
-        dq = ldep[q]
+        depth_q = ldep[q]
         qend = q + lsz[q]
         qpar = lpar[q]
         # sort the node's links deepest first on (depth, link) pairs in two scratch arrays (free after
@@ -829,9 +829,9 @@ def _one_source(
         for j in range(indptr[t], indptr[t + 1]):
             tu = tin[indices[j]]
             if q < tu < qend:  # below q: q is the common dominator
-                lv = dq
+                lv = depth_q
             elif tu == qpar:  # q's dominator
-                lv = dq - 1
+                lv = depth_q - 1
             else:
                 y = q + 1 if q < tu else tu + 1
                 z = tu if q < tu else q
@@ -847,7 +847,7 @@ def _one_source(
             stack[r] = lv
             child_idx[r] = j
             nd += 1
-        dq_ = ld[q]
+        dist_q = ld[q]
         for r in range(nd):
             j = child_idx[r]
             tu = tin[indices[j]]
@@ -857,8 +857,8 @@ def _one_source(
             lnb[c] = tu
             lw[c] = wj
             le[c] = eid[j]
-            lsi[c] = dt + wj - dq_  # the slack of the link into q (>= 0)
-            lso[c] = dq_ + wj - dt  # and out of q
+            lsi[c] = dt + wj - dist_q  # the slack of the link into q (>= 0)
+            lso[c] = dist_q + wj - dt  # and out of q
             c += 1
         r = j0
         while r < c and lsl[r] >= ldep[q]:
