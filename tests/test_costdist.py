@@ -415,6 +415,49 @@ def test_single_source_window_equals_scipy_and_pruning_keeps_the_closed_set_exac
         assert (pruned >= plain).all()  # elsewhere never below the least cost (inf where not reached)
 
 
+@pytest.mark.parametrize("connectivity", [4, 8, 16])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=landscapes(), slope=st.sampled_from([1.0, 1.1, 2.0]), intercept=st.sampled_from([0.0, 5.0, 200.0]))
+def test_single_source_window_partners_lower_the_cutoff_once_reached(connectivity, case, slope, intercept):
+    # partners: each within cost drops to slope * d + intercept once the search reaches its label at cost d; the
+    # cutoff follows the largest; every cell whose least cost is within the final cutoff keeps it (scipy)
+    res, src, cell = case
+    labels = np.unique(src[src > 0])
+    assume(labels.size >= 2)
+    lab, others = int(labels[0]), [int(v) for v in labels[1:]]
+    graph = grid_graph(res, cell, connectivity)
+    d = scipy_cost(graph, res, src, [lab])
+    prep = prepare_search(res, src, cell_size_m=cell, connectivity=connectivity)
+    to = {q: float(np.min(np.where(src == q, d, np.inf))) for q in others}  # least cost to each partner label
+    assume(all(np.isfinite(v) for v in to.values()))
+    top = float(np.max(d[np.isfinite(d)]))
+    start = [2.0 * top + cell] * len(others)  # above every least cost: as a graph's upper bound would be
+    work = np.full(res.shape, np.inf)
+    reached: list[float] = []
+    cost, (r0, c0), box, boxes = single_source_window(
+        prep, lab, cell_size_m=cell, max_cost=max(start), work=work, within=start, partners=others,
+        tighten=(slope, intercept), reached=reached,
+    )  # fmt: skip
+    assert np.isinf(work).all()
+    got = np.full(res.shape, np.inf)
+    got[r0 : box[1], c0 : box[3]] = cost
+    step = cell * float(np.nanmin(res))  # the bucket queue's width: cells of one bucket are taken in any order
+    for q, at in zip(others, reached, strict=True):  # reached no lower than the least cost, within one bucket of it
+        assert to[q] * (1 - 1e-12) <= at < to[q] * (1 + 1e-9) + step
+    final = [min(s, slope * at + intercept) for s, at in zip(start, reached, strict=True)]
+    cut = max(final)
+    inside = d <= cut * (1 - 1e-9)
+    np.testing.assert_allclose(got[inside], d[inside], rtol=RTOL, atol=0)
+    assert (got >= d * (1 - RTOL)).all()  # elsewhere never below the least cost
+    for t, b in zip(final, boxes, strict=True):  # each box holds the cells within its final cost
+        rr, cc = np.nonzero(d <= t * (1 - 1e-9))
+        if rr.size:
+            assert b is not None and b[0] <= rr.min() and b[1] > rr.max() and b[2] <= cc.min() and b[3] > cc.max()
+    # a search told nothing about partners runs to max_cost as before
+    plain = single_source_window(prep, lab, cell_size_m=cell, max_cost=max(start), within=start)
+    assert np.isfinite(plain[0]).sum() >= np.isfinite(cost).sum()
+
+
 def test_single_source_window_errors():
     prep = prepare_search(np.ones((2, 3)), np.array([[1, 0, 2], [0, 0, 0]]), cell_size_m=10)
     with pytest.raises(DataError, match="label: expected a label present"):
@@ -427,6 +470,10 @@ def test_single_source_window_errors():
         single_source_window(prep, 1, cell_size_m=10, max_cost=50, bound=SearchBound(np.zeros((3, 3)), 1.0))
     with pytest.raises(DataError, match="bound.h2: expected"):
         single_source_window(prep, 1, cell_size_m=10, max_cost=50, bound=SearchBound(None, 1.0, np.zeros(3)))
+    with pytest.raises(DataError, match="partners, rest: expected one per within cost"):
+        single_source_window(prep, 1, cell_size_m=10, max_cost=50, within=[10.0], partners=[2, 3])
+    with pytest.raises(ConfigError, match="tighten: expected"):
+        single_source_window(prep, 1, cell_size_m=10, max_cost=50, within=[10.0], partners=[2], tighten=(0.5, 0.0))
     # every source cell pruned: the box of the sources, nothing reached beyond them
     cost, origin, box, _ = single_source_window(prep, 2, cell_size_m=10, max_cost=50, bound=SearchBound(None, -1.0))
     assert cost.tolist() == [[0.0]] and origin == (0, 2) and box == (0, 1, 2, 3)

@@ -138,6 +138,12 @@ def _search(
     box2,
     thr,
     thr_box,
+    labf,
+    tg_lab,
+    tg_a,
+    tg_b,
+    tg_rest,
+    reached,
 ):  # pragma: no cover - compiled
     """Multi-source least-cost search; fills ``cost``, ``alloc`` and ``back`` in place.
 
@@ -170,6 +176,14 @@ def _search(
     matter stay exact.  ``thr_box[k]`` (rows, columns, ends inclusive) grows to hold
     every cell expanded at a cost ``<= thr[k]``.
 
+    With partners (``tg_lab`` not empty: one source label per ``thr[k]``, ``labf`` the
+    flat label raster) the thresholds tighten as the search goes: the first time a cell
+    of ``tg_lab[k]`` is popped, at cost ``d``, ``reached[k] = d`` and ``thr[k]`` becomes
+    ``min(thr[k], tg_a * d + tg_b)``; the cutoff is then ``min(max_cost, max(thr))`` and,
+    with ``prune``, ``r1`` is ``min(r1, max(thr[k] for the k with tg_rest[k]))``.  Cells
+    given a cost before a cutoff came down keep it (above the new cutoff, no lower than
+    their least cost); every cell whose least cost is within the final cutoff gets it.
+
     Array indices are cast to unsigned integers so that numba leaves out the
     negative-index wrap-around.
     """
@@ -195,6 +209,9 @@ def _search(
     size = state[_ST_SIZE]  # entries in the heap
     br0, br1, bc0, bc1 = state[_ST_R0], state[_ST_R1], state[_ST_C0], state[_ST_C1]
     cand = np.empty(n_off, dtype=np.float64)  # costs offered to the neighbours
+    n_tg = tg_lab.size
+    if n_tg > 0:  # the thresholds as tightened so far (they persist between calls)
+        max_cost, r1 = _tightened(thr, tg_rest, max_cost, r1)
     status = 0
     while True:
         # Room for one expansion: at most n_off entries, each needing at most one new block.
@@ -271,6 +288,17 @@ def _search(
             if d != cf[np.uint64(u)]:
                 continue  # stale: a cheaper entry of this cell was popped before
 
+        if n_tg > 0:
+            lu = labf[np.uint64(u)]
+            if lu > 0:
+                hit = False
+                for k in range(n_tg):
+                    if tg_lab[k] == lu and reached[k] == np.inf:
+                        reached[k] = d
+                        thr[k] = min(thr[k], tg_a * d + tg_b)
+                        hit = True
+                if hit:
+                    max_cost, r1 = _tightened(thr, tg_rest, max_cost, r1)
         # Expand u: relax its neighbours.
         ur = u // nc
         uc = u - ur * nc
@@ -374,6 +402,20 @@ def _search(
     return status
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _tightened(thr, rest, max_cost, r1):  # pragma: no cover - compiled
+    """``(min(max_cost, max(thr)), min(r1, max(thr[rest])))`` (``r1`` as it is when no entry is ``rest``)."""
+    top = -np.inf
+    top_rest = -np.inf
+    any_rest = False
+    for k in range(thr.size):
+        top = max(top, thr[k])
+        if rest[k]:
+            top_rest = max(top_rest, thr[k])
+            any_rest = True
+    return min(max_cost, top), (min(r1, top_rest) if any_rest else r1)
+
+
 def _search_grid(
     res: np.ndarray,
     cost: np.ndarray,
@@ -389,6 +431,7 @@ def _search_grid(
     box: list[int] | None = None,
     thresholds: np.ndarray | None = None,
     thr_box: np.ndarray | None = None,
+    partners: tuple | None = None,
 ) -> int:
     """Run :func:`_search` with a bucket queue (``n_buckets > 0``) or the heap, growing the queue as needed.
 
@@ -396,7 +439,8 @@ def _search_grid(
     of a pruned search, or None.  ``box``, a list, gets the bounding box of the expanded cells
     ``[row0, row1, col0, col1]`` (ends exclusive; ``row1 == 0`` when no cell was expanded).  ``thr_box``
     (``(k, 4)`` int64, ends inclusive, set up empty by the caller) gets the box of the cells expanded at a cost
-    ``<= thresholds[k]``.
+    ``<= thresholds[k]``.  ``partners``: ``(labf, tg_lab, tg_a, tg_b, tg_rest, reached)`` of :func:`_search`
+    (the thresholds tighten in place), or None.
     """
     ids = np.int32 if res.size < 2**31 else np.int64  # cell ids in the queue
     state = np.zeros(_N_STATE, dtype=np.int64)
@@ -417,6 +461,7 @@ def _search_grid(
     src = _NO_SOURCES if srcs is None else srcs
     prune = (False, _NO_H, -np.inf, _NO_H, _NO_BOX) if bound is None else (True, *bound)
     thr = (_NO_H, _NO_THR_BOX) if thresholds is None else (thresholds, thr_box)
+    tg = (_NO_LABELS, _NO_SOURCES, 0.0, 0.0, _NO_REST, _NO_H) if partners is None else partners
     while True:
         status = _search(
             res,
@@ -438,6 +483,7 @@ def _search_grid(
             want_back,
             *prune,
             *thr,
+            *tg,
         )
         if status != 2:
             if box is not None:
@@ -461,6 +507,8 @@ _NO_SOURCES = np.empty(0, dtype=np.int64)
 _NO_H = np.empty(0, dtype=np.float64)
 _NO_BOX = np.zeros(4, dtype=np.int64)
 _NO_THR_BOX = np.zeros((0, 4), dtype=np.int64)
+_NO_LABELS = np.empty(0, dtype=np.int32)
+_NO_REST = np.empty(0, dtype=np.bool_)
 
 
 @njit(cache=True, nogil=True)

@@ -633,6 +633,10 @@ def single_source_window(
     bound: SearchBound | None = None,
     work: np.ndarray | None = None,
     within: Sequence[float] = (),
+    partners: Sequence[int] = (),
+    tighten: tuple[float, float] = (1.0, 0.0),
+    rest: Sequence[bool] = (),
+    reached: list[float] | None = None,
 ) -> tuple[np.ndarray, tuple[int, int], tuple[int, int, int, int], list[tuple[int, int, int, int] | None]]:
     r"""Cost distance from one source label within ``max_cost``, in the box of the cells it reached; optionally pruned.
 
@@ -666,6 +670,22 @@ def single_source_window(
         float64 raster of the grid's shape, inf everywhere, to search in (left so), or None for a new one.
     within
         Costs (cost-weighted metres) for which to return the box of the cells expanded within them.
+    partners
+        Empty, or one source label per ``within`` cost: the search lowers that cost as soon as it
+        reaches the label.  When it first takes a cell of ``partners[k]`` from its queue, at cost
+        :math:`d` (no lower than the least cost from ``label`` to that label), ``within[k]`` becomes
+        ``min(within[k], a * d + b)`` with ``(a, b) = tighten``; the search's cutoff is then
+        ``min(max_cost, max(within))`` and, with ``bound``, its ``r1`` is ``min(r1, max(within[k]))``
+        over the ``k`` with ``rest[k]``.  A least-cost corridor's reach is its least-cost distance plus
+        its width, and the search learns that distance when it reaches the other patch.  Cells given a
+        cost before the cutoff came down keep it (a cost no lower than their least cost, above the final
+        cutoff); every cell whose least cost lies within the final cutoff gets it.
+    tighten
+        ``(a, b)`` of ``partners`` (``a >= 1``, ``b >= 0``).
+    rest
+        With ``partners`` and ``bound``: which ``within`` costs ``r1`` stands for.
+    reached
+        A list that gets, per partner, the cost at which the search first reached it (inf if never).
 
     Returns
     -------
@@ -720,12 +740,34 @@ def single_source_window(
     thr_box = np.tile(empty, (thresholds.size, 1))
     flat = work.reshape(-1)
     flat[srcs] = 0.0
-    search = (srcs, False, args, box, thresholds, thr_box)
+    tg = None
+    if len(partners):
+        if len(partners) != thresholds.size or (len(rest) and len(rest) != thresholds.size):
+            msg = (
+                f"partners, rest: expected one per within cost ({thresholds.size}), found {len(partners)} and "
+                f"{len(rest)}. Give a partner label (and a rest flag) for each cost of within."
+            )
+            raise DataError(msg)
+        a, b = (float(v) for v in tighten)
+        if not (a >= 1.0 and b >= 0.0 and math.isfinite(a) and math.isfinite(b)):
+            msg = f"tighten: expected (a >= 1, b >= 0), finite, found {tighten!r}. A reach is never below the distance."
+            raise ConfigError(msg)
+        labf = np.ascontiguousarray(inp.src).reshape(-1)
+        rest_a = np.zeros(thresholds.size, dtype=np.bool_) if not len(rest) else np.asarray(rest, dtype=np.bool_)
+        found = np.full(thresholds.size, np.inf)
+        tg = (labf, np.asarray(partners, dtype=np.int64), a, b, rest_a, found)
+    start = thresholds.copy()
+    search = (srcs, False, args, box, thresholds, thr_box, tg)
     if _search_grid(res, work, dummy_alloc, dummy_back, offsets, inv_width, n_buckets, True, *search):
         work.fill(np.inf)  # only with a forced, too small ring: rerun with the heap
         flat[srcs] = 0.0
         thr_box[:] = empty
+        thresholds[:] = start
+        if tg is not None:
+            found[:] = np.inf
         _search_grid(res, work, dummy_alloc, dummy_back, offsets, 0.0, 0, True, *search)
+    if reached is not None:
+        reached[:] = [float(v) for v in found] if tg is not None else [math.inf] * thresholds.size
     # the cells given a cost: the sources (expanded or not), and those within the margin of the expanded cells
     rows, cols = np.divmod(srcs, res.shape[1])
     r0, r1, c0, c1 = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
