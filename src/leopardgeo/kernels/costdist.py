@@ -674,12 +674,13 @@ def single_source_window(
         Empty, or one source label per ``within`` cost: the search lowers that cost as soon as it
         reaches the label.  When it first takes a cell of ``partners[k]`` from its queue, at cost
         :math:`d` (no lower than the least cost from ``label`` to that label), ``within[k]`` becomes
-        ``min(within[k], a * d + b)`` with ``(a, b) = tighten``; the search's cutoff is then
-        ``min(max_cost, max(within))`` and, with ``bound``, its ``r1`` is ``min(r1, max(within[k]))``
-        over the ``k`` with ``rest[k]``.  A least-cost corridor's reach is its least-cost distance plus
-        its width, and the search learns that distance when it reaches the other patch.  Cells given a
-        cost before the cutoff came down keep it (a cost no lower than their least cost, above the final
-        cutoff); every cell whose least cost lies within the final cutoff gets it.
+        ``min(within[k], a * d + b)`` with ``(a, b) = tighten``.  With partners the search's cutoff is
+        ``min(max_cost, max(within))`` throughout, so it comes down with them, and with ``bound`` its
+        ``r1`` is ``min(r1, max(within[k]))`` over the ``k`` with ``rest[k]``.  A least-cost corridor's
+        reach is its least-cost distance plus its width, and the search learns that distance when it
+        reaches the other patch.  Cells given a cost before the cutoff came down keep it (a cost no lower
+        than their least cost, above the final cutoff); every cell whose least cost lies within the final
+        cutoff gets it.
     tighten
         ``(a, b)`` of ``partners`` (``a >= 1``, ``b >= 0``).
     rest
