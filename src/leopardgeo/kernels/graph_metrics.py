@@ -447,7 +447,7 @@ def _side(z, scale):  # pragma: no cover - compiled
 @njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def _node_link_half(
     xq, hi, skip_eid, do_link, cap, lptr, lin, lnb, le, lsl, lsi, lso, lsz, ldep, lpar, ld, lp, la, mode, k,
-    key, beta, fin, hk, hv,
+    key, beta, fin, hk, hv, unit, hn,
 ):  # pragma: no cover - compiled
     r""":func:`_node_link_loss` for the pairs counted from this source's end only; ``ok`` False: retry.
 
@@ -462,6 +462,11 @@ def _node_link_half(
     counted target's new distance is not shown to be at most ``cap`` the result is not used (``ok``
     False) and the caller runs the search again with ``cap = inf`` (every node of the slice).  The search
     stops once every counted target is settled.  Returns ``(node loss, link loss, ok)``.
+
+    With unit links (``unit``) every slack is 0, 1 or 2 (the two ends of a link are at most one level
+    apart), so the queued increases never span more than three values, from the smallest up: the heap
+    is replaced by three buckets (increase modulo 3), each a stack linked through ``hn`` (``hn[:3]`` the
+    bucket heads, ``hn[3 + i]`` the entry after entry ``i``, whose node is ``hv[i]``).
     """
     lo = xq + 1
     droot = ldep[xq]
@@ -469,7 +474,13 @@ def _node_link_half(
     dy = ld[lpar[xq]]
     two_dx = 2.0 * dx
     dxy = dx + dy
-    size = 0
+    size = 0  # entries queued
+    n_push = 0  # unit: entries written to hv / hn so far
+    cur = 0  # unit: the bucket being emptied (every queued increase lies in cur .. cur + 2)
+    if unit:
+        hn[0] = -1
+        hn[1] = -1
+        hn[2] = -1
     n_need = 0  # targets with a node share > 0 in the searched part
     link_mass = 0.0  # PC: sum of (link share) a_t f(D_st) over the searched part
     d_link = -1.0  # the farthest target with a link share > 0
@@ -504,7 +515,15 @@ def _node_link_half(
         above = beta[par] if par >= lo else np.inf
         if best < above:
             beta[t] = best
-            size = _push(hk, hv, size, best, t)
+            if unit:
+                b = int(best) % 3
+                hv[n_push] = t
+                hn[3 + n_push] = hn[b]
+                hn[b] = n_push
+                n_push += 1
+                size += 1
+            else:
+                size = _push(hk, hv, size, best, t)
         else:
             beta[t] = above
         t += 1
@@ -524,9 +543,20 @@ def _node_link_half(
     link_set = 0.0  # PC: link-share mass settled
     n_set = 0  # targets with a node share settled
     open_link = do_link
+    b = 0
+    ent = 0
     while size > 0:
-        d = hk[0]
-        u = hv[0]
+        if unit:
+            b = cur % 3
+            while hn[b] < 0:
+                cur += 1
+                b = cur % 3
+            ent = hn[b]
+            d = float(cur)
+            u = hv[ent]
+        else:
+            d = hk[0]
+            u = hv[0]
         if open_link and d >= kx:  # every entry left is >= kx: the node would settle now
             if d_link >= 0.0 and d_link + kx > cap:
                 return 0.0, 0.0, False
@@ -538,7 +568,11 @@ def _node_link_half(
             open_link = False
         if not open_link and n_set == n_need:
             break  # every counted target is settled
-        size = _pop(hk, hv, size)
+        if unit:
+            hn[b] = hn[3 + ent]
+            size -= 1
+        else:
+            size = _pop(hk, hv, size)
         if fin[u] or d > key[u]:
             continue
         group_n = 0.0
@@ -591,7 +625,15 @@ def _node_link_half(
                     continue
                 if cand < key[v] and cand < beta[v]:  # else a node above v settles it no later
                     key[v] = cand
-                    size = _push(hk, hv, size, cand, v)
+                    if unit:
+                        b = int(cand) % 3
+                        hv[n_push] = v
+                        hn[3 + n_push] = hn[b]
+                        hn[b] = n_push
+                        n_push += 1
+                        size += 1
+                    else:
+                        size = _push(hk, hv, size, cand, v)
             q += 1
         if mode == 0:
             e = np.expm1(-k * d)
@@ -653,7 +695,7 @@ def _left(total, settled, n_set, n_slice):  # pragma: no cover - compiled
 def _one_source(
     s, indptr, indices, w, eid, a, mode, k, dmax, do_links, do_between, unit, positive,
     dist, pos, idom, depth, indeg, ineid, order, sigma, tin, sz, euler, stack, child_ptr, child_idx, p, mass,
-    key, beta, fin, hk, hv, delta, delta_pc, pred_ptr, pred,
+    key, beta, fin, hk, hv, hn, delta, delta_pc, pred_ptr, pred,
     ld, lp, la, lm, lsz, ldep, lpar, lptr, lin, lnb, lw, le, lsl, lsi, lso, sp, lg,
     node_loss, link_loss, node_bound, link_bound, bc, bcpc,
 ):  # pragma: no cover - compiled
@@ -671,23 +713,45 @@ def _one_source(
         sigma[v] = 0.0
     dist[s] = 0.0
     m = 0
+    idom[s] = s
+    depth[s] = 0
     if unit:
-        # every link 1 long: breadth-first order is Dijkstra's, without a heap (``order`` is the queue)
+        # every link 1 long: breadth-first order is Dijkstra's, without a heap (``order`` is the queue).
+        # The immediate dominators come with it: every predecessor of v (one level up) is dequeued before
+        # v, and each folds itself into v's common dominator when it finds v (see the pass below), so
+        # v's dominator and depth are final when v is dequeued; without Brandes' sums that pass is skipped
         pos[s] = 0
         order[0] = s
         m = 1
         q = 0
         while q < m:
             u = order[q]
+            if q > 0:
+                depth[u] = depth[idom[u]] + 1
             q += 1
             d = dist[u] + 1.0
             for j in range(indptr[u], indptr[u + 1]):
                 v = indices[j]
-                if dist[v] == np.inf:
+                dv = dist[v]
+                if dv == np.inf:
                     dist[v] = d
                     pos[v] = m
                     order[m] = v
                     m += 1
+                    idom[v] = u
+                    indeg[v] = 1
+                    ineid[v] = eid[j]
+                elif dv == d:  # another predecessor of v
+                    cur = idom[v]
+                    b = u
+                    while cur != b:
+                        if depth[cur] >= depth[b]:
+                            cur = idom[cur]
+                        else:
+                            b = idom[b]
+                    idom[v] = cur
+                    indeg[v] += 1
+                    ineid[v] = eid[j]
     size = 0 if unit else _push(hk, hv, 0, 0.0, s)
     while size > 0:
         d = hk[0]
@@ -716,11 +780,9 @@ def _one_source(
     # immediate dominators of the shortest-path DAG (links u -> v with dist[u] + w = dist[v], u settled
     # first): in settle (topological) order, idom(v) = the common dominator of all of v's predecessors
     # (with the number of shortest paths, sigma, and the predecessors in settle order for Brandes' sums)
-    idom[s] = s
-    depth[s] = 0
     sigma[s] = 1.0
     npred = 0
-    for q in range(1, m):
+    for q in range(1 if do_between or not unit else m, m):
         v = order[q]
         cur = -1
         cnt = 0
@@ -881,12 +943,12 @@ def _one_source(
             both = do_links and indeg[x] == 1
             loss, lloss, ok = _node_link_half(
                 q, q + szx, ineid[x], both, CAP * ld[q], lptr, lin, lnb, le, lsl, lsi, lso, lsz, ldep, lpar, ld, lp,
-                la, mode, k, key, beta, fin, hk, hv,
+                la, mode, k, key, beta, fin, hk, hv, unit, hn,
             )
             if not ok:  # a counted target's new distance may lie beyond the cap: search the whole slice
                 loss, lloss, ok = _node_link_half(
                     q, q + szx, ineid[x], both, np.inf, lptr, lin, lnb, le, lsl, lsi, lso, lsz, ldep, lpar, ld, lp,
-                    la, mode, k, key, beta, fin, hk, hv,
+                    la, mode, k, key, beta, fin, hk, hv, unit, hn,
                 )
             node_loss[x] += 2.0 * a_s * loss
             if both:
@@ -1019,6 +1081,7 @@ def _all_sources(indptr, indices, w, eid, a, n_links, mode, k, dmax, do_links, d
         beta = np.empty(n)
         hk = np.empty(nnz + n + 1)
         hv = np.empty(nnz + n + 1, np.int64)
+        hn = np.empty(nnz + n + 4, np.int64)
         delta = np.empty(n)
         delta_pc = np.empty(n)
         pred_ptr = np.empty(n + 1, np.int64)
@@ -1043,7 +1106,7 @@ def _all_sources(indptr, indices, w, eid, a, n_links, mode, k, dmax, do_links, d
             tot, _ = _one_source(
                 s, indptr, indices, w, eid, a, mode, k, dmax, do_links, do_between, unit, positive,
                 dist, pos, idom, depth, indeg, ineid, order, sigma, tin, sz, euler, stack, child_ptr, child_idx,
-                p, mass, key, beta, fin, hk, hv, delta, delta_pc, pred_ptr, pred,
+                p, mass, key, beta, fin, hk, hv, hn, delta, delta_pc, pred_ptr, pred,
                 ld, lp, la, lm, lsz, ldep, lpar, lptr, lin, lnb, lw, le, lsl, lsi, lso, sp, lg,
                 node_loss[c], link_loss[c], node_bound[c], link_bound[c], bc[c], bcpc[c],
             )
