@@ -64,12 +64,14 @@ number of chunks (:data:`N_CHUNKS`, whatever the thread count, so the result is 
 any number of threads), each chunk of sources with its own
 accumulators.  A node alone in its slice (every node of a complete graph with metric distances, whose
 trees are stars) is handled from the graph's own arrays, without sorting its links; unit-length links
-(IIC) are searched breadth first.  The nearest common dominator of a link's two ends is a range
-minimum over the pre-order depths (a sparse table per source, constant time per link; a link to the
-node's own dominator or below it needs none).  The per-node search (:func:`_node_link_half`) is inlined
-into the per-source loop: it runs once per node with a slice, millions of times per pass, and a call
-passing two dozen arrays (reference counts included) cost more than many of the searches themselves.
-Brandes' sums run over the shortest-path predecessors recorded while the dominators are found.
+(IIC) are searched breadth first, the dominators found in the same pass, and the one-end searches queue
+their increases (0, 1 or 2 per link) in three buckets instead of a heap.  The nearest common dominator
+of a link's two ends is a range minimum over the pre-order depths (a sparse table per source, constant
+time per link; a link to the node's own dominator or below it needs none).  The per-node search
+(:func:`_node_link_half`) is inlined into the per-source loop: it runs once per node with a slice,
+millions of times per pass, and a call passing two dozen arrays (reference counts included) cost more
+than many of the searches themselves.  Brandes' sums run over the shortest-path predecessors recorded
+while the dominators are found.
 
 Optionally (``max_distance``, from a probability floor) targets farther than a distance are not
 recomputed; every term this leaves out, and every recomputed term whose new distance passes the cap,
@@ -779,7 +781,9 @@ def _one_source(
         return total, m
     # immediate dominators of the shortest-path DAG (links u -> v with dist[u] + w = dist[v], u settled
     # first): in settle (topological) order, idom(v) = the common dominator of all of v's predecessors
-    # (with the number of shortest paths, sigma, and the predecessors in settle order for Brandes' sums)
+    # (with the number of shortest paths, sigma, and the predecessors in settle order for Brandes' sums);
+    # for unit links the breadth-first search above found the dominators already, and this pass runs
+    # only when Brandes' sums need sigma and the predecessors
     sigma[s] = 1.0
     npred = 0
     for q in range(1 if do_between or not unit else m, m):
