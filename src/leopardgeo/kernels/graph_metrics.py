@@ -148,6 +148,31 @@ def _pop(hk, hv, size):  # pragma: no cover - compiled
     return size
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _common_dominator(idom, depth, a, b):  # pragma: no cover - compiled
+    """The nearest common dominator of ``a`` and ``b`` (Cooper, Harvey & Kennedy: walk the deeper one up)."""
+    while a != b:
+        if depth[a] >= depth[b]:
+            a = idom[a]
+        else:
+            b = idom[b]
+    return a
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _bucket_push(hv, hn, n_push, key, val):  # pragma: no cover - compiled
+    """Queue ``val`` at the integer increase ``key`` in the three buckets of :func:`_node_link_half`.
+
+    Bucket ``key % 3`` is a stack: ``hn[b]`` its top entry, ``hn[3 + i]`` the entry below entry ``i``, whose node is
+    ``hv[i]``.  Returns the number of entries written.
+    """
+    b = int(key) % 3
+    hv[n_push] = val
+    hn[3 + n_push] = hn[b]
+    hn[b] = n_push
+    return n_push + 1
+
+
 @njit(cache=True, error_model="numpy", nogil=True)
 def _subtree_loss(
     lo, hi, droot, skip_eid, lptr, lin, lnb, lw, le, lsl, lsz, ldep, lpar, ld, lp, la, mode, k, dmax,
@@ -528,11 +553,7 @@ def _node_link_half(
         if best < above:
             beta[t] = best
             if unit:
-                b = int(best) % 3
-                hv[n_push] = t
-                hn[3 + n_push] = hn[b]
-                hn[b] = n_push
-                n_push += 1
+                n_push = _bucket_push(hv, hn, n_push, best, t)
                 size += 1
             else:
                 size = _push(hk, hv, size, best, t)
@@ -638,11 +659,7 @@ def _node_link_half(
                 if cand < key[v] and cand < beta[v]:  # else a node above v settles it no later
                     key[v] = cand
                     if unit:
-                        b = int(cand) % 3
-                        hv[n_push] = v
-                        hn[3 + n_push] = hn[b]
-                        hn[b] = n_push
-                        n_push += 1
+                        n_push = _bucket_push(hv, hn, n_push, cand, v)
                         size += 1
                     else:
                         size = _push(hk, hv, size, cand, v)
@@ -754,14 +771,7 @@ def _one_source(
                     indeg[v] = 1
                     ineid[v] = eid[j]
                 elif dv == d:  # another predecessor of v
-                    cur = idom[v]
-                    b = u
-                    while cur != b:
-                        if depth[cur] >= depth[b]:
-                            cur = idom[cur]
-                        else:
-                            b = idom[b]
-                    idom[v] = cur
+                    idom[v] = _common_dominator(idom, depth, idom[v], u)
                     indeg[v] += 1
                     ineid[v] = eid[j]
     size = 0 if unit else _push(hk, hv, 0, 0.0, s)
@@ -815,12 +825,7 @@ def _one_source(
             if cur < 0:
                 cur = u
                 continue
-            b = u
-            while cur != b:
-                if depth[cur] >= depth[b]:
-                    cur = idom[cur]
-                else:
-                    b = idom[b]
+            cur = _common_dominator(idom, depth, cur, u)
         sigma[v] = tot
         idom[v] = cur
         depth[v] = depth[cur] + 1
