@@ -474,6 +474,8 @@ def test_single_source_window_errors():
         single_source_window(prep, 1, cell_size_m=10, max_cost=50, within=[10.0], partners=[2, 3])
     with pytest.raises(ConfigError, match="tighten: expected"):
         single_source_window(prep, 1, cell_size_m=10, max_cost=50, within=[10.0], partners=[2], tighten=(0.5, 0.0))
+    with pytest.raises(DataError, match="partners: expected the labels of other sources"):
+        single_source_window(prep, 1, cell_size_m=10, max_cost=50, within=[10.0], partners=[1])
     # every source cell pruned: the box of the sources, nothing reached beyond them
     cost, origin, box, _ = single_source_window(prep, 2, cell_size_m=10, max_cost=50, bound=SearchBound(None, -1.0))
     assert cost.tolist() == [[0.0]] and origin == (0, 2) and box == (0, 1, 2, 3)

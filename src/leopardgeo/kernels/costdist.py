@@ -749,6 +749,12 @@ def single_source_window(
                 f"{len(rest)}. Give a partner label (and a rest flag) for each cost of within."
             )
             raise DataError(msg)
+        if lab in {int(q) for q in partners}:
+            msg = (
+                f"partners: expected the labels of other sources, found the search's own label {lab}, which it "
+                "reaches at cost 0. Leave it out of partners."
+            )
+            raise DataError(msg)
         a, b = (float(v) for v in tighten)
         if not (a >= 1.0 and b >= 0.0 and math.isfinite(a) and math.isfinite(b)):
             msg = f"tighten: expected (a >= 1, b >= 0), finite, found {tighten!r}. A reach is never below the distance."
