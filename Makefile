@@ -31,8 +31,12 @@ demo-scenarios: setup
 lint: setup-test
 	$(BIN)/ruff check src tests scripts benchmarks
 
+# two pytest workers (the CI machine's two cores); each test file runs whole on one worker, so its
+# module fixtures are computed once (TEST_WORKERS=0 runs everything in one process)
+TEST_WORKERS ?= 2
+
 test: setup-test lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # Execute the notebooks and render them to docs/notebooks/*.html (a test checks the pages are fresh)
 notebooks-html: $(BIN)/python
