@@ -434,10 +434,9 @@ def _whole_search(item: tuple) -> tuple[_Found, dict[int, tuple[int, int, int, i
     :class:`~leopardgeo.kernels.costdist.SearchBound`, or None; ``ends``: ``(other patch, reach, rest)`` of the
     patch's links (``rest``: whether the bound's ``r1`` covers the link, i.e. its other patch was not searched
     before); ``tighten``: ``(a, b)`` such that a link whose other patch the search reaches at cost ``d`` has the
-    reach ``a * d + b`` at most.  Returns the
-    search; per other patch, the grid box of the cells expanded within the link's (slackened) reach, None if none
-    (where the patch's costs can bound the other's search, :func:`_search_bound`); and per other patch, the cost at
-    which the search reached it (inf if it did not).
+    reach ``a * d + b`` at most.  Returns the search; per other patch, the grid box of the cells expanded within the
+    link's (slackened) reach, None if none (where the patch's costs can bound the other's search,
+    :func:`_search_bound`); and per other patch, the cost at which the search reached it (inf if it did not).
     """
     inp_h, p, cut, cell_size_m, pool, bound, ends, tighten = item
     sb = None
