@@ -82,6 +82,75 @@ def test_pairwise_ini_writes_circuitscape_outputs(strip: Path):
     run_circuitscape(ini, overwrite=True)
 
 
+def test_overwrite_replaces_the_earlier_output_set(strip: Path):
+    keys = {"scenario": "pairwise", "habitat_file": strip / "habitat.asc", "point_file": strip / "points.asc"}
+    out = strip / "out"
+    out.mkdir()
+    (out / "strip_curmap_notes.txt").write_text("mine", encoding="utf-8")  # not one of Circuitscape's names
+    (out / "strip_cum_curmap.out").write_text("mine", encoding="utf-8")
+    every = _ini(strip / "a.ini", **keys, write_cur_maps="True", write_volt_maps="True", output_file=out / "strip.out")
+    run_circuitscape(every)
+    assert (out / "strip_curmap_1_2.asc").exists() and (out / "strip_voltmap_2_3.asc").exists()
+    cum_only = _ini(strip / "b.ini", **keys, write_cum_cur_map_only="True", output_file=out / "strip.out")
+    written = run_circuitscape(cum_only, overwrite=True)
+    left = sorted(p.name for p in out.iterdir())
+    # the per-pair maps of the first run are gone with their .prj files: one run's outputs, not a mix
+    assert left == sorted([*(p.name for p in written), "strip_cum_curmap.out", "strip_curmap_notes.txt"]), left
+
+
+def test_a_failed_move_puts_the_earlier_outputs_back(strip: Path, monkeypatch: pytest.MonkeyPatch):
+    import os
+
+    import leopardgeo.io.circuitscape as io_cs
+    from leopardgeo.core.errors import OutputError
+
+    keys = {"scenario": "pairwise", "habitat_file": strip / "habitat.asc", "point_file": strip / "points.asc"}
+    ini = _ini(strip / "a.ini", **keys, write_cur_maps="True", output_file=strip / "o" / "s.out")
+    run_circuitscape(ini)
+    before = {p.name: p.read_bytes() for p in (strip / "o").iterdir()}
+    real = os.replace
+    calls = {"n": 0}
+
+    def failing(src, dst):  # the third new file cannot be moved in place
+        if Path(src).parent.name.startswith(".cs-") and not Path(src).name.startswith(".old-"):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise OSError(28, "No space left on device", str(src))
+        return real(src, dst)
+
+    monkeypatch.setattr(io_cs.os, "replace", failing)
+    ini2 = _ini(strip / "b.ini", **keys, write_cum_cur_map_only="True", output_file=strip / "o" / "s.out")
+    with pytest.raises(OutputError, match=r"s_.*: expected to write Circuitscape's outputs, found No space left"):
+        run_circuitscape(ini2, overwrite=True)
+    after = {p.name: p.read_bytes() for p in (strip / "o").iterdir()}
+    assert after == before  # every earlier file back, byte for byte, and no staging folder left
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("mode exclude\n1 9\n", r"found \[9\] in its exclude list"),  # once ignored: every pair solved
+        ("mode include\n1 9\n", r"found \[9\] in its include list"),
+        ("mode include\n1 1\n", "no.* pair of two different focal nodes|found none left"),
+        ("mode exclude\n1 2\n1 3\n2 3\n", "found none left in exclude mode"),
+    ],
+)
+def test_pairs_file_ids_are_checked_in_both_modes(strip: Path, text: str, match: str):
+    (strip / "pairs.txt").write_text(text, encoding="utf-8")
+    ini = _ini(
+        strip / "p.ini",
+        scenario="pairwise",
+        habitat_file=strip / "habitat.asc",
+        point_file=strip / "points.asc",
+        use_included_pairs="True",
+        included_pairs_file=strip / "pairs.txt",
+        output_file=strip / "p.out",
+    )
+    with pytest.raises(DataError, match=match):
+        run_circuitscape(ini)
+    assert not (strip / "p_resistances.out").exists()
+
+
 def test_text_point_list_two_ids_on_one_cell(strip: Path):
     # ids 1 and 4 in the same cell: resistance 0 between them, the same resistances to the others
     (strip / "points.txt").write_text("1 5 5\n4 5 5\n2 45 5\n", encoding="utf-8")

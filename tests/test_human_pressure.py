@@ -23,7 +23,7 @@ from leopardgeo.stages.patches import extract_patches
 from leopardgeo.stages.resistance import burn_barriers
 
 GRID = Grid.from_bounds((0, 0, 4000, 3000), cell_size_m=100, crs="EPSG:32652")
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared beside the project
 DEMO = Path(__file__).resolve().parents[1] / "data" / "amur"
 
 

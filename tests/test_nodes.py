@@ -22,7 +22,7 @@ from leopardgeo.stages.metrics import connectivity_metrics, dispersal_k
 from leopardgeo.stages.nodes import polygon_metrics, write_polygon_metrics
 from leopardgeo.testing import TEST_CRS, naive_connectivity_metrics, synthetic_raster
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared beside the project
 
 
 def squares() -> gpd.GeoDataFrame:
@@ -143,6 +143,28 @@ def test_errors():
         polygon_metrics(gdf, area_field="nope")
     with pytest.raises(ConfigError, match="distance"):
         polygon_metrics(gdf, distance="manhattan")
+    # a resistance raster with centroid or edge distances would be ignored without a word
+    with pytest.raises(ConfigError, match="only with distance 'least_cost'"):
+        polygon_metrics(gdf, distance="edge", resistance="r.tif")
+    # A_L smaller than the habitat it holds: PC and IIC above 1 (squares(): 6 ha in all)
+    with pytest.raises(DataError, match=r"landscape area at least the nodes' total 'area_ha' \(6\), found 5"):
+        polygon_metrics(gdf, landscape_area=5.0)
+    assert polygon_metrics(gdf, landscape_area=6.0).summary["PC"] <= 1.0
+
+
+@pytest.mark.parametrize("blank", [None, shapely.Polygon()])
+def test_a_feature_without_geometry_is_refused_not_dropped(tmp_path, blank):
+    # node ids are 1..n in file order: dropping the third feature would give the fourth its id
+    gdf = squares()
+    rows = gpd.GeoDataFrame(
+        {"name": ["a", "b", "x", "c"]}, geometry=[*gdf.geometry[:2], blank, gdf.geometry[2]], crs=gdf.crs
+    )
+    path = tmp_path / "gaps.gpkg"
+    rows.to_file(path)
+    with pytest.raises(DataError, match=r"1 feature\(s\) without a geometry \(feature 3 in file order\)"):
+        polygon_metrics(path)
+    res = CliRunner().invoke(cli, ["metrics", str(path), "--out", str(tmp_path / "m")])
+    assert res.exit_code != 0 and "feature 3 in file order" in res.output and not (tmp_path / "m").exists()
 
 
 def test_metrics_command(tmp_path):

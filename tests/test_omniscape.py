@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.sparse.csgraph import connected_components
 
-from leopardgeo.core.errors import ConfigError, DataError
+from leopardgeo.core.errors import ConfigError, DataError, ResistanceError
 from leopardgeo.kernels.omniscape import (
     block_correction,
     omniscape,
@@ -411,12 +411,40 @@ def test_band_reader_gives_the_same_maps():
 
 # --------------------------------------------------------------------------- errors
 @pytest.mark.parametrize(
-    ("kw", "match"), [({"block_size": 2}, "odd"), ({"radius": 0}, "radius"), ({"connectivity": 6}, "4 or 8")]
+    ("kw", "match"),
+    [
+        ({"block_size": 2}, "odd"),
+        ({"radius": 0}, "radius"),
+        ({"connectivity": 6}, "4 or 8"),
+        ({"block_size": 5}, "window's 2 x radius \\+ 1 = 5"),  # the block would fill the 5 x 5 window: no source left
+    ],
 )
 def test_bad_options_are_config_errors(kw, match):
     args = {"radius": 2, **kw}
     with pytest.raises(ConfigError, match=match):
         omniscape(np.ones((5, 5)), np.ones((5, 5)), **args)
+
+
+def test_a_block_smaller_than_the_window_has_sources():
+    # the largest block allowed (window - 2) still leaves a ring of sources: current flows
+    r = np.ones((9, 9))
+    maps = omniscape(r, np.ones_like(r), radius=2, block_size=3)
+    assert np.nanmax(maps.current) > 0.0
+
+
+@pytest.mark.parametrize("bad", [0.0, -2.0, np.inf])
+def test_resistance_not_positive_and_finite_is_refused(bad):
+    r = np.ones((7, 7))
+    r[3, 4] = bad
+    with pytest.raises(ResistanceError, match=r"found 1 cells .* at row/col \(3, 4\)"):
+        omniscape(r, np.ones_like(r), radius=2)
+
+
+def test_negative_sources_are_refused():
+    s = np.ones((7, 7))
+    s[1, 2] = -0.5
+    with pytest.raises(DataError, match=r"source: expected values >= 0 .* \(1, 2\)"):
+        omniscape(np.ones((7, 7)), s, radius=2)
 
 
 def test_source_shape_mismatch_is_a_data_error():
@@ -548,6 +576,30 @@ def test_command_on_geotiffs_writes_styled_maps_all_or_nothing(tmp_path):
     np.testing.assert_allclose(cur.filled(np.nan), ref.current.astype(np.float32), rtol=1e-6)
     again = CliRunner().invoke(cli, args)
     assert again.exit_code != 0 and "--overwrite" in again.output
+
+
+@pytest.mark.parametrize("which", ["resistance", "source", "block"])
+def test_command_refuses_bad_values_before_writing(tmp_path, which):
+    from click.testing import CliRunner
+
+    from leopardgeo.cli import cli
+    from leopardgeo.testing import synthetic_raster
+
+    _, res, _ = _stage_inputs(shape=(24, 20))
+    src = np.where(np.isnan(res), 0.0, 1.0)
+    if which == "resistance":
+        res[20, 7] = 0.0  # a zero in the last band of rows: once a division by zero deep in a task
+    elif which == "source":
+        src[2, 3] = -1.0  # once zeroed by the source threshold without a word
+    _, rpath = synthetic_raster(tmp_path / "r.tif", res, nodata=-9999.0, dtype="float64")
+    _, spath = synthetic_raster(tmp_path / "s.tif", src, dtype="float64")
+    out = tmp_path / "omni"
+    block = "7" if which == "block" else "3"  # radius 3 cells: a 7 x 7 window
+    args = ["omniscape", "--resistance", str(rpath), "--source", str(spath), "--radius-m", "300", "--block-size", block]
+    r = CliRunner().invoke(cli, [*args, "--out", str(out)])
+    expected = {"resistance": "ResistanceError", "source": "DataError", "block": "ConfigError"}[which]
+    assert r.exit_code != 0 and expected in r.output, r.output
+    assert "Traceback" not in r.output and not out.exists()
 
 
 def test_command_source_needs_resistance(tmp_path):

@@ -258,7 +258,7 @@ def _pc_with(gaps: frozenset[str]) -> float:
     area[0] *= 3  # patch A is worth more: reconnecting it gains more
     patches = gpd.GeoDataFrame({"patch_id": [1, 2, 3], "area_ha": area}, geometry=[shapely.box(0, 0, 1, 1)] * 3, crs=TEST_CRS)
     graph, _ = build_graph(after, labels, patches, grid())
-    return float(connectivity_metrics(graph, median_distance=5000.0, landscape_area=500.0).summary["PC"])
+    return float(connectivity_metrics(graph, median_distance=5000.0, landscape_area=1000.0).summary["PC"])
 
 
 @pytest.mark.parametrize("method", ["greedy", "exhaustive"])
@@ -356,7 +356,7 @@ def test_compare_scenarios_and_rank_from_the_command_line(area, tmp_path):
     assert table["gain"].iloc[0] > 0 and table["gain"].iloc[1] == pytest.approx(0.0, abs=1e-12)
 
 
-def test_barrier_mapper_top_sites_become_restoration_candidates():
+def test_barrier_mapper_top_sites_become_restoration_candidates(tmp_path):
     from types import SimpleNamespace
 
     from leopardgeo.runner.interventions import barrier_candidates, candidate_edits
@@ -371,6 +371,15 @@ def test_barrier_mapper_top_sites_become_restoration_candidates():
     assert cands["name"].tolist() == ["barrier_1", "barrier_2"]
     assert cands["area_km2"].to_numpy() == pytest.approx([math.pi * 0.04, math.pi * 0.01], rel=0.01)
     assert cands["lat"].between(43, 44).all() and cands["lon"].between(128, 130).all()
+    # head(-2) would be "all but the last two": a count below 1 is refused, in the API and the command
+    with pytest.raises(ConfigError, match="n >= 1"):
+        barrier_candidates(SimpleNamespace(top=top), grid(), n=-2)
+    from click.testing import CliRunner
+
+    from leopardgeo.cli import cli
+
+    res = CliRunner().invoke(cli, ["rank", str(tmp_path), "--barriers", "-2"])
+    assert res.exit_code == 2 and "--barriers" in res.output and "-2 is not in the range x>=1" in res.output
     edits = candidate_edits(cands, kind="restoration", name_field="name")
     _, res = landscape()
     after, where = apply_resistance_edits(np.nan_to_num(res, nan=50.0), grid(), edits[:1])

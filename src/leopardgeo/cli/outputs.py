@@ -21,6 +21,9 @@ from leopardgeo.cli.printing import (  # the rich tables each command prints
     _print_sites,
 )
 
+#: ``--top``: rows to print (0: none; a negative count would mean "all but the last")
+_ROWS = click.IntRange(min=0)
+
 
 @cli.command()
 @click.argument("out_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
@@ -55,7 +58,7 @@ def links(ctx: click.Context, out_dir: Path, config: Path | None, overwrite: boo
 
 @cli.command()
 @click.argument("out_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
-@click.option("--top", type=int, default=20, show_default=True, help="Rows to print (all rows go to the files).")
+@click.option("--top", type=_ROWS, default=20, show_default=True, help="Rows to print (all rows go to the files).")
 @click.option("--no-maps", is_flag=True, help="Do not draw the PNG maps (faster; report.html then has no maps).")
 @overwrite_option
 @click.pass_context
@@ -117,7 +120,7 @@ def report(ctx: click.Context, out_dir: Path, top: int, no_maps: bool, overwrite
 @click.argument("config", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @out_option
 @overwrite_option
-@click.option("--top", type=int, default=20, show_default=True, help="Rows to print (all rows go to the files).")
+@click.option("--top", type=_ROWS, default=20, show_default=True, help="Rows to print (all rows go to the files).")
 @click.pass_context
 def crossborder(ctx: click.Context, config: Path | None, out: Path | None, overwrite: bool, top: int) -> None:
     r"""Evaluate the cross-border corridors of CONFIG (default: the embedded Amur study area).
@@ -159,7 +162,7 @@ def crossborder(ctx: click.Context, config: Path | None, out: Path | None, overw
 @click.argument("config", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @out_option
 @overwrite_option
-@click.option("--top", type=int, default=20, show_default=True, help="Rows to print (all rows go to the files).")
+@click.option("--top", type=_ROWS, default=20, show_default=True, help="Rows to print (all rows go to the files).")
 @click.pass_context
 def sites(ctx: click.Context, config: Path | None, out: Path | None, overwrite: bool, top: int) -> None:
     r"""Evaluate the reintroduction sites of CONFIG (default: the embedded Amur study area).
@@ -207,7 +210,7 @@ def sites(ctx: click.Context, config: Path | None, out: Path | None, overwrite: 
 @click.argument("config", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @out_option
 @overwrite_option
-@click.option("--top", type=int, default=20, show_default=True, help="Patches to print (all rows go to the files).")
+@click.option("--top", type=_ROWS, default=20, show_default=True, help="Patches to print (all rows go to the files).")
 @click.pass_context
 def territories(ctx: click.Context, config: Path | None, out: Path | None, overwrite: bool, top: int) -> None:
     r"""Pack territories and count the carrying capacity of CONFIG (default: the embedded Amur study area).
@@ -288,7 +291,7 @@ def territories(ctx: click.Context, config: Path | None, out: Path | None, overw
     help="Speed for a stated error on very large graphs: pairs less probable than this are not recomputed in dPC "
     "(the bound is printed and written). Default: exact.",
 )
-@click.option("--top", type=int, default=10, show_default=True, help="Nodes to print (all rows go to the files).")
+@click.option("--top", type=_ROWS, default=10, show_default=True, help="Nodes to print (all rows go to the files).")
 @overwrite_option
 @click.pass_context
 def metrics_command(

@@ -89,7 +89,7 @@ def _print_link_changes(con: Any, links: Any, top: int) -> None:
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write the comparison of two folders here (tables, difference maps, the `changes` layer).")
 @overwrite_option
-@click.option("--top", type=int, default=20, show_default=True, help="Changed links to print.")
+@click.option("--top", type=click.IntRange(min=0), default=20, show_default=True, help="Changed links to print.")
 @click.pass_context
 def compare(ctx: click.Context, base: Path, scenario: str | None, out: Path | None, overwrite: bool, top: int) -> None:
     r"""Compare a scenario with its baseline run.
@@ -195,7 +195,7 @@ def scenarios_command(
 @click.option("--candidates", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="Vector file of candidates: points / lines (crossing structures) or polygons (restorations), any CRS.")
 @click.option("--layer", default=None, help="Layer of --candidates.")
-@click.option("--barriers", "n_barriers", type=int, default=None,
+@click.option("--barriers", "n_barriers", type=click.IntRange(min=1), default=None,
               help="Use the Barrier Mapper's N best sites as restoration candidates (circles of their radius).")
 @click.option("--scenario", "scenario_name", default=None,
               help="Rank on top of this [[scenarios]] entry of the run (e.g. the road the underpasses cross).")

@@ -7,7 +7,7 @@ import numpy as np
 from leopardgeo.core.errors import DataError, ResistanceError
 from leopardgeo.core.grid import Grid
 
-__all__ = ["check_resistance"]
+__all__ = ["check_nonnegative", "check_resistance", "check_resistance_cells"]
 
 
 def check_resistance(resistance: np.ndarray, grid: Grid | None = None, *, what: str = "resistance") -> np.ndarray:
@@ -31,22 +31,7 @@ def check_resistance(resistance: np.ndarray, grid: Grid | None = None, *, what: 
     leopardgeo.core.errors.ResistanceError: resistance: expected values > 0 and finite (NaN = impassable), found 2 cells ...
     """
     r = np.asarray(resistance, dtype="float32")
-    bad = ~np.isnan(r) & ~(np.isfinite(r) & (r > 0))
-    if bad.any():
-        rows, cols = np.nonzero(bad)
-        first = list(zip(rows[:5].tolist(), cols[:5].tolist(), strict=True))
-        where = ", ".join(f"({i}, {j})" for i, j in first)
-        if grid is not None:
-            x, y = grid.xy(rows[:1], cols[:1])
-            where += f" (first at x={x[0]:.0f} m, y={y[0]:.0f} m)"
-        vals = r[bad]
-        msg = (
-            f"{what}: expected values > 0 and finite (NaN = impassable), found {int(bad.sum())} cells "
-            f"<= 0 or infinite (min {vals.min():g}, max {vals.max():g}) at row/col {where}. "
-            "Set no-data cells to the raster's nodata value, and give barriers a large finite "
-            "resistance or mode = 'impassable'."
-        )
-        raise ResistanceError(msg)
+    check_resistance_cells(r, grid, what=what)
     if np.isnan(r).all():
         msg = f"{what}: every cell is no data (impassable). Check the land mask and nodata values."
         raise DataError(msg)
@@ -61,3 +46,64 @@ def check_resistance(resistance: np.ndarray, grid: Grid | None = None, *, what: 
         )
         raise ResistanceError(msg)
     return r
+
+
+def _where(bad: np.ndarray, grid: Grid | None, row0: int) -> str:
+    """The first bad cells as ``(row, col)`` (rows counted from ``row0``), the first one's map coordinates with ``grid``."""
+    rows, cols = np.nonzero(bad)
+    rows = rows + row0
+    where = ", ".join(f"({i}, {j})" for i, j in zip(rows[:5].tolist(), cols[:5].tolist(), strict=True))
+    if grid is not None:
+        x, y = grid.xy(rows[:1], cols[:1])
+        where += f" (first at x={x[0]:.0f} m, y={y[0]:.0f} m)"
+    return where
+
+
+def check_resistance_cells(resistance: np.ndarray, grid: Grid | None = None, *, what: str = "resistance", row0: int = 0) -> None:
+    """Raise :class:`ResistanceError` unless every cell is NaN (no data) or finite and > 0.
+
+    Unlike :func:`check_resistance` this looks at the cells alone, so it also checks a band of rows of a
+    larger raster (``row0``: the band's first row, for the message).
+
+    Examples
+    --------
+    >>> check_resistance_cells(np.array([[1.0, np.nan]]))
+    >>> check_resistance_cells(np.array([[1.0, 0.0]]), what="band", row0=10)
+    Traceback (most recent call last):
+    ...
+    leopardgeo.core.errors.ResistanceError: band: expected values > 0 and finite (NaN = impassable), found 1 cells ...
+    """
+    r = np.asarray(resistance)
+    bad = ~np.isnan(r) & ~(np.isfinite(r) & (r > 0))
+    if bad.any():
+        vals = r[bad]
+        msg = (
+            f"{what}: expected values > 0 and finite (NaN = impassable), found {int(bad.sum())} cells "
+            f"<= 0 or infinite (min {vals.min():g}, max {vals.max():g}) at row/col {_where(bad, grid, row0)}. "
+            "Set no-data cells to the raster's nodata value, and give barriers a large finite "
+            "resistance or mode = 'impassable'."
+        )
+        raise ResistanceError(msg)
+
+
+def check_nonnegative(values: np.ndarray, grid: Grid | None = None, *, what: str, row0: int = 0) -> None:
+    """Raise :class:`DataError` unless every cell is NaN or finite and >= 0 (e.g. source strengths).
+
+    Examples
+    --------
+    >>> check_nonnegative(np.array([[0.0, 2.5, np.nan]]), what="source")
+    >>> check_nonnegative(np.array([[1.0, -0.5]]), what="source")
+    Traceback (most recent call last):
+    ...
+    leopardgeo.core.errors.DataError: source: expected values >= 0 and finite (NaN = 0), found 1 cells ...
+    """
+    v = np.asarray(values)
+    bad = ~np.isnan(v) & ~(np.isfinite(v) & (v >= 0))
+    if bad.any():
+        vals = v[bad]
+        msg = (
+            f"{what}: expected values >= 0 and finite (NaN = 0), found {int(bad.sum())} cells below 0 or infinite "
+            f"(min {vals.min():g}, max {vals.max():g}) at row/col {_where(bad, grid, row0)}. "
+            "Rescale the raster to strengths >= 0, or set those cells to its nodata value."
+        )
+        raise DataError(msg)

@@ -498,9 +498,16 @@ def output_errors(path: str | Path) -> Iterator[None]:
         raise
     except OSError as exc:
         raise _output_error(path, exc) from exc
-    except (rasterio.errors.RasterioError, pyogrio.errors.DataSourceError, sqlite3.Error) as exc:
-        text = str(exc)
-        if any(k in text.lower() for k in ("space", "seek", "write", "disk", "full", "i/o", "readonly", "read-only", "unable")):
+    except (
+        rasterio.errors.RasterioError, pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, sqlite3.Error
+    ) as exc:
+        text = str(exc).lower()
+        # GDAL's words for a write that failed (a full disk or a file-size limit mid-GeoPackage: "could not add
+        # feature ... sqlite3_exec(...) failed"); anything else is not an output problem and stays as it is
+        words = (
+            "space", "seek", "write", "disk", "full", "i/o", "readonly", "read-only", "unable", "could not add", "sqlite3_exec"
+        )
+        if any(k in text for k in words):
             raise _output_error(path, exc) from exc
         raise
 

@@ -23,8 +23,10 @@ coordinates).
 from __future__ import annotations
 
 import configparser
+import errno
 import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
@@ -387,19 +389,23 @@ def read_source_strengths(path: str | Path) -> dict[int, float]:
     return out
 
 
-def write_outputs(files: dict[Path, Any], *, overwrite: bool) -> list[Path]:
+def write_outputs(files: dict[Path, Any], *, overwrite: bool, stale: Iterable[Path] = ()) -> list[Path]:
     """Write Circuitscape's outputs all-or-nothing: every file to a temporary folder first, then moved in place.
 
     ``files`` maps a path to either text (``str``) or a ``(Grid, array, nodata)``
     triple; grids are written as ESRI ASCII (``.asc``) or GeoTIFF (``.tif``)
-    with rasterio.
+    with rasterio.  ``stale``: files of an earlier output set under the same name
+    that this one does not write (e.g. per-pair maps of an earlier run), removed with
+    ``overwrite`` so the folder holds one run's outputs, not a mix.  When a file cannot
+    be moved in place, the files moved before it are taken out again and the earlier
+    ones put back.
 
     Raises
     ------
     OutputExistsError
         A file exists and ``overwrite`` is false (nothing is written).
     OutputError
-        A file cannot be written (nothing is left half-written).
+        A file cannot be written (nothing is left half-written, earlier outputs are kept).
     """
     import rasterio
 
@@ -410,9 +416,13 @@ def write_outputs(files: dict[Path, Any], *, overwrite: bool) -> list[Path]:
             "another output_file."
         )
         raise OutputExistsError(msg)
-    folders = {f.parent for f in files}
+    stale = [f for f in stale if f not in files and f.is_file()] if overwrite else []
+    folders = {f.parent for f in [*files, *stale]}
     staged: list[tuple[Path, Path]] = []
     tmp: dict[Path, Path] = {}
+    backup: dict[Path, Path] = {}  # an earlier file -> where it waits (in the staging folder) until all are in place
+    moved: list[Path] = []
+    target: Path | None = None
     try:
         for folder in folders:
             folder.mkdir(parents=True, exist_ok=True)
@@ -434,18 +444,39 @@ def write_outputs(files: dict[Path, Any], *, overwrite: bool) -> list[Path]:
                 with rasterio.open(stage, "w", **profile) as dst:
                     dst.write(data, 1)
             staged.append((stage, target))
+        news = [t for _, t in staged] + [t.with_suffix(".prj") for s, t in staged if s.with_suffix(".prj").exists()]
+        for target in news:
+            if target.is_dir():
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(target))
+        earlier_prj = [t.with_suffix(".prj") for t in files if t.suffix.lower() == ".asc"]  # a map's old CRS goes too
+        for target in dict.fromkeys([*news, *earlier_prj, *stale]):
+            if target.exists():
+                backup[target] = tmp[target.parent] / f".old-{target.name}"
+                os.replace(target, backup[target])
         for stage, target in staged:
-            os.replace(stage, target)
             for side in stage.parent.glob(stage.name + ".*"):  # GDAL side files (.aux.xml) stay out
                 side.unlink()
+            os.replace(stage, target)
+            moved.append(target)
             prj = stage.with_suffix(".prj")
             if prj.exists():
-                os.replace(prj, target.with_suffix(".prj"))
+                target = target.with_suffix(".prj")
+                os.replace(prj, target)
+                moved.append(target)
     except OSError as exc:
-        msg = f"{exc.filename or 'output'}: expected to write Circuitscape's outputs, found {exc.strerror or exc}."
+        for done in moved:  # back to the earlier state: nothing of this call stays, the earlier files return
+            done.unlink(missing_ok=True)
+        for orig, kept in backup.items():
+            if kept.exists():
+                os.replace(kept, orig)
+        where = target or exc.filename or "output"
+        msg = (
+            f"{where}: expected to write Circuitscape's outputs, found {exc.strerror or exc}. Nothing was written; "
+            "free the path (or the disk) and run again."
+        )
         raise OutputError(msg) from exc
     finally:
-        for leftover in tmp.values():  # only this call's staging folders
+        for leftover in tmp.values():  # only this call's staging folders (and the replaced files)
             for f in leftover.iterdir():
                 f.unlink()
             leftover.rmdir()

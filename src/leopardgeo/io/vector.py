@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 import geopandas as gpd
@@ -51,6 +52,7 @@ def read_vector(
     *,
     grid: Grid | None = None,
     what: str | None = None,
+    drop_empty: bool = True,
 ) -> gpd.GeoDataFrame:
     """Read any OGR vector layer, repair invalid geometries, reproject to the grid's CRS.
 
@@ -65,6 +67,9 @@ def read_vector(
         its extent are dropped.
     what
         Name of the layer for messages.
+    drop_empty
+        Drop features without a geometry (missing or empty), with a warning naming them; False: keep
+        them, for callers that number features in file order and refuse such gaps themselves.
 
     Returns
     -------
@@ -82,7 +87,8 @@ def read_vector(
     Warns
     -----
     InvalidGeometryWarning
-        When invalid geometries were repaired with :func:`shapely.make_valid`.
+        When invalid geometries were repaired with :func:`shapely.make_valid`, or features without a
+        geometry were dropped.
     """
     name = what or (f"{Path(str(path)).name}:{layer}" if layer else Path(str(path)).name)
     check_input_path(path, name)
@@ -99,17 +105,27 @@ def read_vector(
             "(GeoPackage, shapefile, GeoJSON); check that it is complete, e.g. with `ogrinfo -al -so`."
         )
         raise DataError(msg) from exc
-    if len(gdf) == 0 or gdf.geometry.isna().all() or gdf.geometry.is_empty.all():
+    blank = shapely.is_missing(gdf.geometry.values) | shapely.is_empty(gdf.geometry.values)
+    if len(gdf) == 0 or blank.all():
         msg = f"{name}: expected at least one feature, found an empty layer. Check the file and layer name."
         raise DataError(msg)
-    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty].copy()
+    if blank.any() and drop_empty:
+        first = ", ".join(str(i + 1) for i in np.flatnonzero(blank)[:5])
+        warnings.warn(
+            f"{name}: {int(blank.sum())} of {len(gdf)} features have no geometry and were left out "
+            f"(feature {first}{', ...' if blank.sum() > 5 else ''} in file order).",
+            InvalidGeometryWarning,
+            stacklevel=2,
+        )
+        gdf = gdf[~blank].copy()
+    geoms = gdf.geometry.values
+    valid = shapely.is_valid(geoms) | shapely.is_missing(geoms) | shapely.is_empty(geoms)
     if gdf.crs is None:
         msg = (
             f"{name}: expected a CRS, found none. Set it (e.g. `ogr2ogr -a_srs EPSG:4326 out.gpkg in.shp`, "
             "or add the .prj of the shapefile)."
         )
         raise CRSError(msg)
-    valid = shapely.is_valid(gdf.geometry.values)
     if not valid.all():
         n_bad = int((~valid).sum())
         reason = shapely.is_valid_reason(gdf.geometry.values[~valid][0])

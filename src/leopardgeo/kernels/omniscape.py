@@ -68,6 +68,7 @@ from scipy import ndimage
 
 from leopardgeo.core.errors import ConfigError, DataError
 from leopardgeo.core.memory import small_pages
+from leopardgeo.core.validation import check_nonnegative, check_resistance_cells
 from leopardgeo.kernels._omniscape_compiled import (
     _PAD,
     LANES,
@@ -101,6 +102,7 @@ __all__ = [
     "OmniscapeCondition",
     "OmniscapeMaps",
     "block_correction",
+    "check_options",
     "condition_target_values",
     "omniscape",
     "omniscape_targets",
@@ -672,6 +674,33 @@ def _check(radius: int, block_size: int, buffer: int, connectivity: int) -> None
     if connectivity not in (4, 8):
         msg = f"omniscape connectivity: expected 4 or 8 neighbours, found {connectivity!r}."
         raise ConfigError(msg)
+    window = 2 * radius + 1
+    if block_size >= window:  # the target block would cover the whole window: no source left in it, all maps 0
+        msg = (
+            f"omniscape block_size: expected fewer cells than the window's 2 x radius + 1 = {window}, found "
+            f"{block_size} (a block as wide as the window leaves no source in it). Use a block_size of at most "
+            f"{window - 2} cells, or a larger radius."
+        )
+        raise ConfigError(msg)
+
+
+def check_options(radius: int, block_size: int, buffer: int = 0, connectivity: int = 8) -> None:
+    """Check the window options (in cells) before any work: radius >= 1, an odd block smaller than the window.
+
+    Raises
+    ------
+    ConfigError
+        Saying what was expected and what to use instead.
+
+    Examples
+    --------
+    >>> check_options(radius=3, block_size=5)
+    >>> check_options(radius=3, block_size=7)
+    Traceback (most recent call last):
+    ...
+    leopardgeo.core.errors.ConfigError: omniscape block_size: expected fewer cells than the window's 2 x radius + 1 = 7, ...
+    """
+    _check(int(radius), int(block_size), int(buffer), connectivity)
 
 
 #: ``read_band(row0, row1) -> (resistance rows, source rows, *condition rows)``
@@ -762,6 +791,8 @@ def omniscape(
             msg = "omniscape: expected resistance and source arrays (or read_band and shape), found None."
             raise DataError(msg)
         res_all = np.asarray(resistance, dtype=np.float64)
+        check_resistance_cells(res_all, what="omniscape resistance")
+        check_nonnegative(source, what="omniscape source")
         src_all = np.nan_to_num(np.asarray(source, dtype=np.float64), nan=0.0)
         if res_all.shape != src_all.shape or res_all.ndim != 2:
             msg = f"omniscape: expected a 2-D source of the resistance's shape {res_all.shape}, found {src_all.shape}."

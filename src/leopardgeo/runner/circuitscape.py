@@ -31,7 +31,9 @@ is 0 and each has the same resistances to the others (Circuitscape).
 
 from __future__ import annotations
 
+import glob
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -209,12 +211,12 @@ def run_circuitscape(path: str | Path, *, overwrite: bool = False, workers: int 
             grid_file("curmap", out.current, null_cur)
         if volt_maps:
             grid_file("voltmap", out.voltage, null_volt)
-        return write_outputs(files, overwrite=overwrite)
+        return write_outputs(files, overwrite=overwrite, stale=_earlier_outputs(base))
 
     lab, alias = _focal(ini, grid)
     pairs = exclude = None
     if ini.flag("use_included_pairs"):
-        kind, listed = read_pairs_file(ini.file("included_pairs_file"))
+        kind, listed = _pairs_file(ini, {int(i) for i in np.unique(lab[lab > 0])} | set(alias))
         pairs, exclude = (listed, None) if kind == "include" else (None, listed)
     strengths = None
     if ini.flag("use_variable_source_strengths"):
@@ -274,7 +276,7 @@ def run_circuitscape(path: str | Path, *, overwrite: bool = False, workers: int 
                 at_a = arr[(lab == key[0]) & np.isfinite(arr)]
                 arr = (at_a[0] - arr) if at_a.size else arr
             grid_file("voltmap_" + _key(key), arr, null_volt)
-    return write_outputs(files, overwrite=overwrite)
+    return write_outputs(files, overwrite=overwrite, stale=_earlier_outputs(base))
 
 
 def _run_network(ini: CircuitscapeIni, *, overwrite: bool) -> list[Path]:
@@ -288,7 +290,7 @@ def _run_network(ini: CircuitscapeIni, *, overwrite: bool) -> list[Path]:
     pairs = None
     drop: set[tuple[int, int]] = set()
     if ini.flag("use_included_pairs"):
-        kind, listed = read_pairs_file(ini.file("included_pairs_file"))
+        kind, listed = _pairs_file(ini, set(focal))
         pairs, drop = (listed, set()) if kind == "include" else (None, set(listed))
     table = network_resistances(u, v, val, focal=focal, pairs=pairs)
     value = {
@@ -299,7 +301,57 @@ def _run_network(ini: CircuitscapeIni, *, overwrite: bool) -> list[Path]:
     full, three = _matrix_text(focal, value)
     base = ini.output_base
     files: dict[Path, Any] = {Path(f"{base}_resistances.out"): full, Path(f"{base}_resistances_3columns.out"): three}
-    return write_outputs(files, overwrite=overwrite)
+    return write_outputs(files, overwrite=overwrite, stale=_earlier_outputs(base))
+
+
+#: the files Circuitscape writes under an output name ``NAME``, after ``NAME_`` (ids: pair or node ids)
+_OUTPUT_NAME = re.compile(
+    r"(resistances\.out|resistances_3columns\.out|(cum_curmap|max_curmap|curmap|voltmap)\.(asc|tif|tiff|prj)"
+    r"|(curmap|voltmap)_-?\d+(_-?\d+)?\.(asc|tif|tiff|prj))"
+)
+
+
+def _earlier_outputs(base: str | Path) -> list[Path]:
+    """Files an earlier run wrote under the output name ``base`` (replaced as a set with ``--overwrite``).
+
+    Only Circuitscape's own names count (``NAME_curmap_3_7.asc``, not ``NAME_curmap_notes.txt``), so another
+    output name that starts with this one (``NAME_curmap.out``'s files) is not touched.
+    """
+    base = Path(base)
+    prefix = base.name + "_"
+    return sorted(
+        p for p in base.parent.glob(f"{glob.escape(prefix)}*") if _OUTPUT_NAME.fullmatch(p.name[len(prefix):])
+    )
+
+
+def _pairs_file(ini: CircuitscapeIni, ids: set[int]) -> tuple[str, list[tuple[int, int]]]:
+    """The ``included_pairs_file``, checked against the focal ids: a typo in it would change which pairs are solved.
+
+    Raises
+    ------
+    DataError
+        An id that is no focal node (in include and exclude mode alike), or no pair of two different
+        focal nodes left to solve.
+    """
+    path = ini.file("included_pairs_file")
+    kind, listed = read_pairs_file(path)
+    unknown = sorted({i for p in listed for i in p} - ids)
+    if unknown:
+        msg = (
+            f"{path}: expected ids of the focal nodes {sorted(ids)[:20]}{' ...' if len(ids) > 20 else ''}, found "
+            f"{unknown[:10]} in its {kind} list. Fix the ids (a wrong id in an {kind} list changes which pairs are solved)."
+        )
+        raise DataError(msg)
+    listed_set = {tuple(sorted(p)) for p in listed if p[0] != p[1]}
+    every = {(a, b) for a in ids for b in ids if a < b}
+    left = listed_set & every if kind == "include" else every - listed_set
+    if not left:
+        msg = (
+            f"{path}: expected at least one pair of two different focal nodes to solve, found none left in {kind} "
+            "mode. List the pairs to solve (include) or to skip (exclude)."
+        )
+        raise DataError(msg)
+    return kind, listed
 
 
 def _key(key: object) -> str:

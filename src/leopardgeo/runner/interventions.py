@@ -109,7 +109,10 @@ def barrier_candidates(barriers: Any, grid: Any, *, n: int = 5, resistance: floa
     Columns: ``name`` (``barrier_<rank>``), ``rank``, ``score``, ``improvement_cwd``, ``radius_m``,
     ``area_km2``, ``lon``, ``lat``, ``resistance`` (the value restored to).
     """
-    top = barriers.top.head(n)
+    if int(n) < 1:
+        msg = f"barrier candidates: expected n >= 1 sites, found {n}. Use n = 1 or more (e.g. --barriers 5)."
+        raise ConfigError(msg)
+    top = barriers.top.head(int(n))
     if not len(top):
         msg = "Barrier Mapper: expected top sites, found none (no link can improve). Widen [barrier_mapper] radii."
         raise DataError(msg)

@@ -245,6 +245,13 @@ def connectivity_metrics(
     if not al > 0:
         msg = f"metrics: expected a landscape area > 0, found {al!r}."
         raise DataError(msg)
+    total = float(a.sum())
+    if al < total * (1.0 - 1e-9):  # A_L holds every node (PC and IIC would exceed 1)
+        msg = (
+            f"metrics: expected a landscape area at least the nodes' total {attribute!r} ({total:g}), found {al:g}. "
+            "Give the whole study area (A_L) in the unit of the node weights (ha for areas), or leave it out."
+        )
+        raise DataError(msg)
     index = {v: i for i, v in enumerate(nodes)}
     edges = [(u, v, float(d[weight])) for u, v, d in G.edges(data=True)]
     m_all = len(edges)

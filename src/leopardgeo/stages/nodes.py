@@ -249,18 +249,29 @@ def polygon_metrics(
     if how is Distance.LEAST_COST and resistance is None:
         msg = "distance 'least_cost': expected a resistance raster (resistance=...), found none."
         raise ConfigError(msg)
+    if how is not Distance.LEAST_COST and resistance is not None:
+        msg = (
+            f"resistance: used only with distance 'least_cost', found distance {how.value!r}, so it would be "
+            "ignored. Ask for least-cost distances (--distance least-cost), or leave the resistance out."
+        )
+        raise ConfigError(msg)
     if max_distance is not None and not max_distance > 0:
         msg = f"max_distance: expected a threshold > 0 or None (every pair), found {max_distance!r}."
         raise ConfigError(msg)
-    gdf = polygons if isinstance(polygons, gpd.GeoDataFrame) else read_vector(polygons, layer, what="habitat polygons")
+    gdf = polygons if isinstance(polygons, gpd.GeoDataFrame) else read_vector(
+        polygons, layer, what="habitat polygons", drop_empty=False
+    )
     if len(gdf) == 0:
         msg = "habitat polygons: expected at least one polygon, found an empty layer."
         raise DataError(msg)
     kinds = set(gdf.geom_type.dropna().unique()) - {"Polygon", "MultiPolygon"}
-    if kinds or gdf.geometry.isna().any() or gdf.geometry.is_empty.any():
+    blank = shapely.is_missing(gdf.geometry.values) | shapely.is_empty(gdf.geometry.values)
+    if kinds or blank.any():
+        where = ", ".join(str(i + 1) for i in np.flatnonzero(blank)[:5])
+        found = sorted(kinds) if kinds else f"{int(blank.sum())} feature(s) without a geometry (feature {where} in file order)"
         msg = (
-            f"habitat polygons: expected (multi)polygons, found {sorted(kinds) or 'empty or missing geometries'}. "
-            "Buffer points or lines into polygons, or drop the empty features."
+            f"habitat polygons: expected (multi)polygons, found {found}; node ids follow the file's order, so "
+            "none is left out silently. Buffer points or lines into polygons, or delete the empty features."
         )
         raise DataError(msg)
     gdf = _metric_crs(gdf.reset_index(drop=True), crs)

@@ -26,6 +26,7 @@ import numpy as np
 from leopardgeo.config import _f, _normalise, _positive
 from leopardgeo.core.errors import AlignmentError, ConfigError, DataError
 from leopardgeo.core.grid import Grid
+from leopardgeo.core.validation import check_nonnegative, check_resistance_cells
 from leopardgeo.io import RASTERS
 from leopardgeo.kernels._omniscape_compiled import _batch_floats, _buffer_size
 from leopardgeo.kernels.omniscape import (
@@ -33,6 +34,7 @@ from leopardgeo.kernels.omniscape import (
     BATCH_MAX_BYTES,
     OmniscapeCondition,
     OmniscapeMaps,
+    check_options,
     condition_target_values,
     omniscape,
     omniscape_targets,
@@ -494,7 +496,9 @@ class GeoTiffBands:
         conds = tuple(_read_rows(p, r0, r1) for p in self.condition_paths)
         if self.source_path is None:
             return res, omniscape_sources(self.cfg, res, None), *conds
-        src = np.nan_to_num(_read_rows(self.source_path, r0, r1), nan=0.0)
+        src = _read_rows(self.source_path, r0, r1)
+        check_nonnegative(src, what=f"omniscape source {self.source_path}", row0=r0)
+        src = np.nan_to_num(src, nan=0.0)
         src[src < self.cfg.source_threshold] = 0.0
         return res, src, *conds
 
@@ -551,6 +555,7 @@ def omniscape_files(
                     raise AlignmentError(msg)
 
     opts = _kernel_options(cfg, grid)
+    check_options(opts["radius"], opts["block_size"], opts["buffer"], opts["connectivity"])
     n_cond = len(cond_files)  # the tasks read the present conditions band by band
     check_omniscape_memory(shape, opts, executor, in_memory=False, n_conditions=n_cond)
     read_band = GeoTiffBands(str(resistance_path), None if source_path is None else str(source_path), cfg, tuple(cond_files))
@@ -563,6 +568,7 @@ def omniscape_files(
     for r0 in range(0, shape[0], step):
         r1 = min(r0 + step, shape[0])
         res, src = read_band(r0, r1)[:2]
+        check_resistance_cells(res, grid, what=f"omniscape resistance {resistance_path}", row0=r0)
         np.isnan(res, out=nodata[r0:r1])
         ty, tx, st = omniscape_targets(src, cfg.block_size)
         ys.append(ty + r0)

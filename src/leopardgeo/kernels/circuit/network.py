@@ -78,7 +78,7 @@ def network_resistances(
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         msg = (
-            f"network edge ({ua[i]}, {va[i]}): expected a finite resistance > 0 ohms, found {ra[i]!r} "
+            f"network edge ({ua[i]}, {va[i]}): expected a finite resistance > 0 ohms, found {float(ra[i])!r} "
             f"({int(bad.sum())} such edges). Drop the edge or give it a resistance."
         )
         raise DataError(msg)
