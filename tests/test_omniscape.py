@@ -602,6 +602,38 @@ def test_command_refuses_bad_values_before_writing(tmp_path, which):
     assert "Traceback" not in r.output and not out.exists()
 
 
+@pytest.mark.parametrize("which", ["two bands", "shifted", "other crs", "not a raster"])
+def test_files_that_do_not_match_the_resistance_are_refused(tmp_path, which):
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from leopardgeo.core.errors import AlignmentError
+    from leopardgeo.stages.omniscape import OmniscapeConfig, omniscape_files
+
+    def tif(path, bands, x0=500_000.0, crs="EPSG:32652"):
+        with rasterio.open(
+            path, "w", driver="GTiff", width=12, height=10, count=len(bands), dtype="float64",
+            transform=from_origin(x0, 4_800_000.0, 100.0, 100.0), crs=crs,
+        ) as ds:  # fmt: skip
+            for i, b in enumerate(bands, start=1):
+                ds.write(b, i)
+        return path
+
+    ones = np.ones((10, 12))
+    rpath = tif(tmp_path / "r.tif", [ones])
+    spath = {
+        "two bands": lambda: tif(tmp_path / "s.tif", [ones, 2 * ones]),  # band 2 once ignored without a word
+        "shifted": lambda: tif(tmp_path / "s.tif", [ones], x0=500_100.0),
+        "other crs": lambda: tif(tmp_path / "s.tif", [ones], crs="EPSG:32653"),  # once accepted
+        "not a raster": lambda: (tmp_path / "s.tif").write_text("not a raster") and tmp_path / "s.tif",
+    }[which]()
+    expected = {"two bands": (DataError, "one-band raster, found 2 bands"), "shifted": (AlignmentError, "another origin"),
+                "other crs": (AlignmentError, "another CRS"), "not a raster": (DataError, "cannot be read by GDAL")}  # fmt: skip
+    err, match = expected[which]
+    with pytest.raises(err, match=match):
+        omniscape_files(rpath, cfg=OmniscapeConfig(radius_m=300.0, source_threshold=0.0), source_path=spath)
+
+
 def test_command_source_needs_resistance(tmp_path):
     from click.testing import CliRunner
 

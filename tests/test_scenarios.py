@@ -386,6 +386,26 @@ def test_barrier_mapper_top_sites_become_restoration_candidates(tmp_path):
     assert where.polygons.sum() > 0 and (after[where.polygons] == 1.0).all()
 
 
+def test_rerunning_a_scenario_refuses_an_existing_folder_before_loading_the_run(tmp_path, monkeypatch):
+    import leopardgeo.runner.interventions as iv
+    from leopardgeo.config import dump_config
+    from leopardgeo.core.errors import OutputExistsError
+    from leopardgeo.runner.registry import demo_config
+
+    road = ScenarioConfig(name="road", edits=(EditConfig(kind="gap", coords=((131.9, 43.7),)),))
+    cfg = demo_config().replace(scenarios=(road,))
+    (tmp_path / "run_config.toml").write_text(dump_config(cfg, relative_to=tmp_path), encoding="utf-8")
+    (tmp_path / "scenarios" / "road").mkdir(parents=True)
+    (tmp_path / "scenarios" / "road" / "compare.json").write_text("{}", encoding="utf-8")
+
+    def loading(*a, **k):  # loading the run's values takes about a minute on the demo
+        raise AssertionError("the existing output should be refused first")
+
+    monkeypatch.setattr(iv, "load_context", loading)
+    with pytest.raises(OutputExistsError, match="scenarios/road/compare.json"):
+        iv.rerun_scenarios(tmp_path)
+
+
 def test_a_partial_config_with_a_long_description_loads(tmp_path):
     from leopardgeo.runner.registry import demo_config
 

@@ -227,16 +227,30 @@ def rerun_scenarios(
     OutputExistsError
         If a scenario's folder exists and ``overwrite`` is false.
     """
+    from leopardgeo.core.errors import OutputExistsError
     from leopardgeo.io import OutputWriter
     from leopardgeo.runner.pipeline import STAGES, territory_outputs
+    from leopardgeo.runner.registry import load_config
     from leopardgeo.runner.scenarios import SCENARIO_DIR, write_scenarios
 
-    config, ctx = load_context(folder)
-    todo = list(scenarios if scenarios is not None else config.scenarios)
+    out = Path(folder)
+    if scenarios is None and (out / "run_config.toml").is_file():
+        scenarios = load_config(out / "run_config.toml").scenarios
+    todo = list(scenarios or ())
     if not todo:
+        if not (out / "run_config.toml").is_file():
+            load_context(folder)  # not a run folder: its error says so
         msg = f"{str(folder)!r}: expected [[scenarios]] to run, found none. Give a config file with [[scenarios]]."
         raise ConfigError(msg)
-    config = config.replace(scenarios=tuple(todo))
     names = [f"{SCENARIO_DIR}/{s.name}/compare.json" for s in todo]
+    done = [n for n in names if (out / n).exists()]
+    if done and not overwrite:  # before the run's values are loaded (which can take a minute)
+        msg = (
+            f"{str(out / done[0])!r} exists; expected a free path. Pass --overwrite (overwrite=True) or run another "
+            "scenario (--only NAME)."
+        )
+        raise OutputExistsError(msg)
+    config, ctx = load_context(folder)
+    config = config.replace(scenarios=tuple(todo))
     with OutputWriter(folder, overwrite=overwrite, names=names) as writer:
         return write_scenarios(writer, config, ctx, stages=STAGES, capacity=territory_outputs, step=step)

@@ -20,6 +20,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -503,6 +504,15 @@ class GeoTiffBands:
         return res, src, *conds
 
 
+def _one_band(ds: Any, what: str, path: str | Path) -> None:
+    if ds.count != 1:
+        msg = (
+            f"omniscape {what} {path}: expected a one-band raster, found {ds.count} bands (only the first would be "
+            "read). Extract the band you mean, e.g. `gdal_translate -b 2 in.tif band2.tif`."
+        )
+        raise DataError(msg)
+
+
 def omniscape_files(
     resistance_path: str | Path,
     *,
@@ -525,9 +535,7 @@ def omniscape_files(
     DataError
         If a file cannot be read.
     """
-    import rasterio
-
-    from leopardgeo.io import check_input_path
+    from leopardgeo.io import _open_raster, check_input_path
 
     check_input_path(resistance_path, "omniscape resistance")
     if source_path is not None:
@@ -540,17 +548,27 @@ def omniscape_files(
     future_files = [str(f) if f else str(p) for p, f, *_ in specs]
     for path in {*cond_files, *future_files}:
         check_input_path(path, "omniscape condition")
-    with rasterio.open(resistance_path) as ds:
+    with _open_raster(resistance_path, "omniscape resistance") as ds:
+        _one_band(ds, "resistance", resistance_path)
         grid = Grid.from_dataset(ds)
         shape = grid.shape
         others = [("source", source_path)] if source_path is not None else []
         others += [("condition", p) for p in dict.fromkeys([*cond_files, *future_files])]
         for what, path in others:
-            with rasterio.open(path) as ss:
-                if (ss.height, ss.width) != shape or ss.transform != ds.transform:
+            with _open_raster(path, f"omniscape {what}") as ss:
+                _one_band(ss, what, path)
+                found = None
+                if (ss.height, ss.width) != shape:
+                    found = f"{ss.height} x {ss.width} cells"
+                elif ss.transform != ds.transform:
+                    found = f"the same size on another origin or cell size (transform {tuple(ss.transform)[:6]})"
+                elif ss.crs is not None and ds.crs is not None and ss.crs != ds.crs:
+                    found = f"the same cells in another CRS ({ss.crs.to_string()} against {ds.crs.to_string()})"
+                if found is not None:
                     msg = (
-                        f"omniscape {what} {path}: expected the resistance's grid {shape}, found {(ss.height, ss.width)}. "
-                        "Resample it onto the resistance's grid."
+                        f"omniscape {what} {path}: expected the resistance's grid ({shape[0]} x {shape[1]} cells, "
+                        f"transform {tuple(ds.transform)[:6]}, {ds.crs.to_string() if ds.crs else 'no CRS'}), found "
+                        f"{found}. Warp it onto the resistance's grid (e.g. `gdalwarp -te ... -tr ... -t_srs ...`)."
                     )
                     raise AlignmentError(msg)
 
