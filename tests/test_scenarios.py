@@ -281,6 +281,8 @@ def test_scenario_config_errors_say_what_to_fix():
         load_config_string('[[scenarios]]\nname = "x"\n[[scenarios.edits]]\nkind = "gap"')
     with pytest.raises(ConfigError, match="expected at least one"):
         load_config_string('[[scenarios]]\nname = "x"')
+    with pytest.raises(ConfigError, match=r"\[scenarios\[0\]\] expected the key 'name', found none. Add name = \.\.\."):
+        load_config_string('[[scenarios]]\n[[scenarios.edits]]\nkind = "gap"\ncoords = [[131.9, 43.7]]')
     with pytest.raises(ConfigError, match="unique names"):
         RunConfig(scenarios=(ScenarioConfig(name="a", edits=(EditConfig(kind="gap", coords=((1, 2),)),)),) * 2)
     with pytest.raises(ConfigError, match="folder name"):

@@ -136,5 +136,13 @@ def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
     try:
         return cls(**kwargs)
     except TypeError as exc:  # a required key is missing
-        msg = f"[{where}] {exc}"
+        required = [
+            f.name for f in dataclasses.fields(cls)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in kwargs
+        ]  # fmt: skip
+        if not required:
+            raise
+        keys = ", ".join(repr(k) for k in required)
+        add = "; ".join(f"{k} = ..." for k in required)
+        msg = f"[{where}] expected the key{'s' if len(required) > 1 else ''} {keys}, found none. Add {add}."
         raise ConfigError(msg) from exc
