@@ -408,6 +408,29 @@ def test_rerunning_a_scenario_refuses_an_existing_folder_before_loading_the_run(
         iv.rerun_scenarios(tmp_path)
 
 
+def test_rank_checks_its_scenario_name_and_output_before_loading_the_run(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    import leopardgeo.runner.interventions as iv
+    from leopardgeo.cli import cli
+    from leopardgeo.config import dump_config
+    from leopardgeo.runner.registry import demo_config
+
+    road = ScenarioConfig(name="road", edits=(EditConfig(kind="gap", coords=((131.9, 43.7),)),))
+    (tmp_path / "run_config.toml").write_text(dump_config(demo_config().replace(scenarios=(road,)), relative_to=tmp_path))
+
+    def loading(*a, **k):  # loading the run's values takes about a minute on the demo
+        raise AssertionError("checked too late")
+
+    monkeypatch.setattr(iv, "load_context", loading)
+    res = CliRunner().invoke(cli, ["rank", str(tmp_path), "--barriers", "2", "--scenario", "raod"])
+    assert res.exit_code == 1 and "found the run's ['road']" in res.output, res.output
+    (tmp_path / "ranking").mkdir()
+    (tmp_path / "ranking" / "ranking.csv").write_text("rank\n")
+    res = CliRunner().invoke(cli, ["rank", str(tmp_path), "--barriers", "2"])
+    assert res.exit_code == 1 and "OutputExistsError" in res.output and "ranking.csv" in res.output, res.output
+
+
 def test_a_partial_config_with_a_long_description_loads(tmp_path):
     from leopardgeo.runner.registry import demo_config
 

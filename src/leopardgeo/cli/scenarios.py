@@ -227,12 +227,22 @@ def rank_command(ctx: click.Context, run_dir: Path, candidates: Path | None, lay
     """
     import geopandas as gpd
 
+    from leopardgeo.core.errors import OutputExistsError
     from leopardgeo.io import OutputWriter, read_vector
     from leopardgeo.runner.interventions import barrier_candidates, candidate_edits, load_context, rank_candidates
+    from leopardgeo.runner.registry import load_config
 
     if (candidates is None) == (n_barriers is None):
         msg = "give either --candidates FILE or --barriers N"
         raise click.UsageError(msg)
+    # what can be checked without the run's values, before loading them (about a minute on the demo)
+    folder = out or run_dir / "ranking"
+    taken = [folder / n for n in ("ranking.csv", "candidates.gpkg") if (folder / n).exists()]
+    if taken and not overwrite:
+        msg = f"{str(taken[0])!r} exists; expected a free path. Pass --overwrite or choose another folder (--out)."
+        raise OutputExistsError(msg)
+    if scenario_name is not None and (run_dir / "run_config.toml").is_file():
+        _check_scenario_name(scenario_name, [s.name for s in load_config(run_dir / "run_config.toml").scenarios])
     config, base = load_context(run_dir)
     grid = base["inputs"].grid
     if n_barriers is not None:
@@ -247,10 +257,8 @@ def rank_command(ctx: click.Context, run_dir: Path, candidates: Path | None, lay
     edits = candidate_edits(frame, kind=kind, name_field=name_field, width_m=width_m)
     scenario = None
     if scenario_name is not None:
-        scenario = next((s for s in config.scenarios if s.name == scenario_name), None)
-        if scenario is None:
-            msg = f"--scenario {scenario_name!r}: expected one of {[s.name for s in config.scenarios]}."
-            raise click.ClickException(msg)
+        _check_scenario_name(scenario_name, [s.name for s in config.scenarios])
+        scenario = next(s for s in config.scenarios if s.name == scenario_name)
     unit = per or ("cost" if cost_field else "km2" if kind == "restoration" else "structure")
     costs = None
     if unit == "cost":
@@ -259,7 +267,6 @@ def rank_command(ctx: click.Context, run_dir: Path, candidates: Path | None, lay
             raise click.UsageError(msg)
         costs = {e.name: float(v) for (e, _), v in zip(edits, frame[cost_field], strict=True)}
     table = rank_candidates(config, base, edits, scenario=scenario, method=method, per=unit, costs=costs, metric=metric)
-    folder = out or run_dir / "ranking"
     layer_out = gpd.GeoDataFrame(
         table.merge(_candidate_frame(edits), on="candidate"), geometry="geometry", crs=grid.crs
     )
@@ -279,6 +286,16 @@ def rank_command(ctx: click.Context, run_dir: Path, candidates: Path | None, lay
                       _fmt_num(r["value_after"]))  # fmt: skip
         _console().print(t)
         _console().print(f"Written: {folder / 'ranking.csv'}, {folder / 'candidates.gpkg'}")
+
+
+def _check_scenario_name(name: str, names: list[str]) -> None:
+    if name not in names:
+        found = f"the run's {names}" if names else "no [[scenarios]] in the run's configuration"
+        msg = (
+            f"--scenario {name!r}: expected the name of one of the run's [[scenarios]], found {found}. Check the "
+            "spelling, or add the scenario to the run's configuration (and `leopardgeo scenarios RUN_DIR --config FILE`)."
+        )
+        raise click.ClickException(msg)
 
 
 def _candidate_frame(edits: Any) -> Any:
