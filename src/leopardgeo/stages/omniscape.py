@@ -355,6 +355,8 @@ def check_omniscape_memory(
     on_dask = getattr(executor, "kind", "") == "dask"
     est = omniscape_memory(shape, opts, arrays_shared=in_memory and on_dask, n_conditions=n_conditions)
     grid_text = f"Omniscape on a {shape[0]:,} x {shape[1]:,} grid (radius {opts['radius']} cells, block {opts['block_size']})"
+    if int(opts["radius"]) >= max(shape):  # every window covers the whole grid: the radius is the likely mistake
+        grid_text += f", a radius larger than the grid itself ({max(shape):,} cells; check the radius's unit, metres)"
     check_memory(
         est["driver"] + ((16 + 8 * n_conditions) * shape[0] * shape[1] if in_memory else 0),
         what=f"{grid_text}: its three maps",
