@@ -356,6 +356,12 @@ def test_compare_scenarios_and_rank_from_the_command_line(area, tmp_path):
     table = pd.read_csv(run_dir / "ranking/ranking.csv")
     assert table["candidate"].tolist() == ["on corridor", "off corridor"]
     assert table["gain"].iloc[0] > 0 and table["gain"].iloc[1] == pytest.approx(0.0, abs=1e-12)
+    # crossings have no area to rank per km²; a missing cost column is named with the columns there are
+    for extra, said in ((["--per", "km2"], "expected polygon candidates"), (["--cost-field", "cst"], "found no column 'cst'")):
+        res = CliRunner().invoke(
+            cli, ["rank", str(run_dir), "--candidates", str(tmp_path / "gaps.gpkg"), "--out", str(tmp_path / "r"), *extra]
+        )
+        assert res.exit_code == 2 and said in res.output, res.output
 
 
 def test_barrier_mapper_top_sites_become_restoration_candidates(tmp_path):
@@ -429,6 +435,17 @@ def test_rank_checks_its_scenario_name_and_output_before_loading_the_run(tmp_pat
     (tmp_path / "ranking" / "ranking.csv").write_text("rank\n")
     res = CliRunner().invoke(cli, ["rank", str(tmp_path), "--barriers", "2"])
     assert res.exit_code == 1 and "OutputExistsError" in res.output and "ranking.csv" in res.output, res.output
+
+
+def test_compare_refuses_one_folder_twice_and_out_without_a_second_folder(tmp_path):
+    from click.testing import CliRunner
+
+    from leopardgeo.cli import cli
+
+    res = CliRunner().invoke(cli, ["compare", str(tmp_path), str(tmp_path)])  # once read as a scenario's name
+    assert res.exit_code == 2 and "two different run folders" in res.output, res.output
+    res = CliRunner().invoke(cli, ["compare", str(tmp_path), "--out", str(tmp_path / "c")])  # --out once ignored
+    assert res.exit_code == 2 and "give the second one" in res.output and not (tmp_path / "c").exists(), res.output
 
 
 def test_a_partial_config_with_a_long_description_loads(tmp_path):

@@ -114,6 +114,9 @@ def compare(ctx: click.Context, base: Path, scenario: str | None, out: Path | No
     con = _console()
     quiet = ctx.obj["verbosity"] < 0
     if scenario is None:
+        if out is not None:
+            msg = "--out writes the comparison of two folders: give the second one (BASE FOLDER --out DIR), or leave --out out"
+            raise click.UsageError(msg)
         docs = stored_comparisons(base)
         if not docs:
             msg = f"{str(base)!r} holds no scenarios; add [[scenarios]] to the config and rerun, or give two folders."
@@ -122,7 +125,10 @@ def compare(ctx: click.Context, base: Path, scenario: str | None, out: Path | No
             _print_comparisons(con, docs)
         return
     folder = Path(scenario)
-    if not folder.is_dir() or folder.resolve() == base.resolve():
+    if folder.is_dir() and folder.resolve() == base.resolve():
+        msg = f"expected two different run folders, found {str(base)!r} twice"
+        raise click.UsageError(msg)
+    if not folder.is_dir():
         folder = scenario_folder(base, scenario)
         if out is None:
             import json
@@ -260,10 +266,14 @@ def rank_command(ctx: click.Context, run_dir: Path, candidates: Path | None, lay
         _check_scenario_name(scenario_name, [s.name for s in config.scenarios])
         scenario = next(s for s in config.scenarios if s.name == scenario_name)
     unit = per or ("cost" if cost_field else "km2" if kind == "restoration" else "structure")
+    if unit == "km2" and kind != "restoration":
+        msg = "--per km2: expected polygon candidates (restorations), found points or lines (crossings); use --per structure"
+        raise click.UsageError(msg)
     costs = None
     if unit == "cost":
         if not cost_field or cost_field not in frame.columns:
-            msg = "--per cost needs --cost-field naming a column of the candidates"
+            found = f"no column {cost_field!r}" if cost_field else "no --cost-field"
+            msg = f"--per cost: expected --cost-field naming a column of the candidates {list(frame.columns)}, found {found}"
             raise click.UsageError(msg)
         costs = {e.name: float(v) for (e, _), v in zip(edits, frame[cost_field], strict=True)}
     table = rank_candidates(config, base, edits, scenario=scenario, method=method, per=unit, costs=costs, metric=metric)
