@@ -394,41 +394,39 @@ def test_barrier_mapper_top_sites_become_restoration_candidates(tmp_path):
     assert where.polygons.sum() > 0 and (after[where.polygons] == 1.0).all()
 
 
-def test_rerunning_a_scenario_refuses_an_existing_folder_before_loading_the_run(tmp_path, monkeypatch):
+def _unloadable_run_with_a_road(folder, monkeypatch):
+    """A run folder's config with the scenario ``road``, and loading its values made an error (it takes a minute)."""
     import leopardgeo.runner.interventions as iv
     from leopardgeo.config import dump_config
-    from leopardgeo.core.errors import OutputExistsError
     from leopardgeo.runner.registry import demo_config
 
     road = ScenarioConfig(name="road", edits=(EditConfig(kind="gap", coords=((131.9, 43.7),)),))
     cfg = demo_config().replace(scenarios=(road,))
-    (tmp_path / "run_config.toml").write_text(dump_config(cfg, relative_to=tmp_path), encoding="utf-8")
-    (tmp_path / "scenarios" / "road").mkdir(parents=True)
-    (tmp_path / "scenarios" / "road" / "compare.json").write_text("{}", encoding="utf-8")
+    (folder / "run_config.toml").write_text(dump_config(cfg, relative_to=folder), encoding="utf-8")
 
-    def loading(*a, **k):  # loading the run's values takes about a minute on the demo
-        raise AssertionError("the existing output should be refused first")
+    def loading(*a, **k):
+        raise AssertionError("checked only after loading the run's values")
 
     monkeypatch.setattr(iv, "load_context", loading)
+
+
+def test_rerunning_a_scenario_refuses_an_existing_folder_before_loading_the_run(tmp_path, monkeypatch):
+    from leopardgeo.core.errors import OutputExistsError
+    from leopardgeo.runner.interventions import rerun_scenarios
+
+    _unloadable_run_with_a_road(tmp_path, monkeypatch)
+    (tmp_path / "scenarios" / "road").mkdir(parents=True)
+    (tmp_path / "scenarios" / "road" / "compare.json").write_text("{}", encoding="utf-8")
     with pytest.raises(OutputExistsError, match="scenarios/road/compare.json"):
-        iv.rerun_scenarios(tmp_path)
+        rerun_scenarios(tmp_path)
 
 
 def test_rank_checks_its_scenario_name_and_output_before_loading_the_run(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    import leopardgeo.runner.interventions as iv
     from leopardgeo.cli import cli
-    from leopardgeo.config import dump_config
-    from leopardgeo.runner.registry import demo_config
 
-    road = ScenarioConfig(name="road", edits=(EditConfig(kind="gap", coords=((131.9, 43.7),)),))
-    (tmp_path / "run_config.toml").write_text(dump_config(demo_config().replace(scenarios=(road,)), relative_to=tmp_path))
-
-    def loading(*a, **k):  # loading the run's values takes about a minute on the demo
-        raise AssertionError("checked too late")
-
-    monkeypatch.setattr(iv, "load_context", loading)
+    _unloadable_run_with_a_road(tmp_path, monkeypatch)
     res = CliRunner().invoke(cli, ["rank", str(tmp_path), "--barriers", "2", "--scenario", "raod"])
     assert res.exit_code == 1 and "found the run's ['road']" in res.output, res.output
     (tmp_path / "ranking").mkdir()
