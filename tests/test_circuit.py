@@ -1136,3 +1136,27 @@ def test_network_mode_errors():
         circuit.network_resistances([1], [2], [1.0], focal=[1, 9])
     with pytest.raises(DataError, match="one length"):
         circuit.network_resistances([1, 2], [2], [1.0])
+
+
+def test_misspelt_options_and_a_tolerance_outside_0_1_are_config_errors():
+    r = np.ones((8, 8))
+    f = np.zeros((8, 8), dtype=int)
+    f[0, 0], f[7, 7], f[0, 7] = 1, 2, 3
+    for kw, said in (({"mode": "pairwize"}, "mode: expected one of"), ({"solver": "cg"}, "solver: expected one of"),
+                     ({"focal_shorting": "none"}, "focal_shorting: expected one of")):  # fmt: skip
+        with pytest.raises(ConfigError, match=said):
+            circuit.circuit_flow(r, f, **kw)
+    for tol in (0.0, 2.0, -1.0, float("nan")):  # 0 once stopped CG at x = 0: every resistance 0
+        with pytest.raises(ConfigError, match="tolerance: expected a relative residual in \\(0, 1\\)"):
+            circuit.circuit_flow(r, f, solver="amg", tolerance=tol)
+
+
+def test_a_masked_resistance_counts_its_masked_cells_as_no_data():
+    r = np.ones((6, 6))
+    r[:, 3] = 65535.0
+    r[5, 3] = 1.0
+    f = np.zeros((6, 6), dtype=int)
+    f[0, 0], f[0, 5] = 1, 2
+    masked = circuit.circuit_flow(np.ma.masked_equal(r, 65535.0), f).resistances.eff_resistance.iloc[0]
+    filled = circuit.circuit_flow(np.where(r == 65535.0, np.nan, r), f).resistances.eff_resistance.iloc[0]
+    assert masked == pytest.approx(filled, rel=1e-9)

@@ -698,3 +698,26 @@ def test_one_label_allocation_is_filled_after_the_search(max_cost):
     np.testing.assert_array_equal(two.cost[:, :-2], out.cost)
     np.testing.assert_array_equal(two.allocation[:, :-2], out.allocation)
     np.testing.assert_array_equal(two.backlink[:, :-2], out.backlink)
+
+
+def test_a_masked_array_counts_its_masked_cells_as_no_data():
+    # rasterio's read(masked=True): np.asarray would keep the hidden nodata value (65535) as a resistance
+    a = np.ones((5, 5), dtype="float32")
+    a[:, 2] = 65535.0
+    src = np.zeros((5, 5), dtype=int)
+    src[2, 0] = 1
+    masked = cost_distance(np.ma.masked_equal(a, 65535.0), src, cell_size_m=10, connectivity=4).cost
+    filled = cost_distance(np.where(a == 65535.0, np.nan, a), src, cell_size_m=10, connectivity=4).cost
+    np.testing.assert_array_equal(masked, filled)
+    assert np.isinf(masked[2, 4])  # the masked column is impassable
+
+
+@pytest.mark.parametrize("cell", [0.0, -10.0, float("nan")])
+def test_single_source_searches_check_the_cell_size(cell):
+    from leopardgeo.kernels.costdist import prepare_search, single_source_cost, single_source_window
+
+    inp = prepare_search(np.ones((3, 3)), np.array([[1, 0, 0], [0, 0, 0], [0, 0, 2]]), cell_size_m=10, connectivity=4)
+    with pytest.raises(ConfigError, match="cell_size_m: expected a positive finite number"):
+        single_source_cost(inp, 1, cell_size_m=cell)  # -10 once grew the queue until the process was killed
+    with pytest.raises(ConfigError, match="cell_size_m"):
+        single_source_window(inp, 1, cell_size_m=cell, max_cost=50.0)

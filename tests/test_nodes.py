@@ -150,6 +150,8 @@ def test_errors():
     with pytest.raises(DataError, match=r"landscape area at least the nodes' total 'area_ha' \(6\), found 5"):
         polygon_metrics(gdf, landscape_area=5.0)
     assert polygon_metrics(gdf, landscape_area=6.0).summary["PC"] <= 1.0
+    with pytest.raises(CRSError, match="expected a projected CRS in metres"):  # once areas of 8e-11 ha, in degrees
+        polygon_metrics(gdf, crs="EPSG:4326")
 
 
 @pytest.mark.parametrize("blank", [None, shapely.Polygon()])

@@ -48,6 +48,7 @@ from leopardgeo.core.executor import ExecutorConfig
 
 __all__ = [
     "ExecutorConfig",
+    "choice",
     "CircuitMode",
     "CircuitSolver",
     "FocalShorting",
@@ -104,6 +105,25 @@ class LinkRule(enum.StrEnum):
     PLANAR = "planar"  #: cost-Voronoi adjacency in one pass (minimum planar graph, Fall et al. 2007)
     CUTOFF = "cutoff"  #: all pairs within max_cwd and/or max_euclid_m
     KNN = "knn"  #: k nearest patches by least-cost distance
+
+
+def choice(cls: type[enum.Enum], value: Any, name: str) -> Any:
+    """``cls(value)``, or a :class:`ConfigError` naming ``name`` and the values there are.
+
+    Examples
+    --------
+    >>> choice(CircuitMode, "pairwise", "mode")
+    <CircuitMode.PAIRWISE: 'pairwise'>
+    >>> choice(CircuitMode, "pairwize", "mode")
+    Traceback (most recent call last):
+    ...
+    leopardgeo.core.errors.ConfigError: mode: expected one of ['pairwise', 'one_to_all', 'all_to_one'], found 'pairwize'.
+    """
+    try:
+        return cls(value)
+    except ValueError:
+        msg = f"{name}: expected one of {[m.value for m in cls]}, found {value!r}."
+        raise ConfigError(msg) from None
 
 
 class CircuitMode(enum.StrEnum):

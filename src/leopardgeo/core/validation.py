@@ -7,7 +7,7 @@ import numpy as np
 from leopardgeo.core.errors import DataError, ResistanceError
 from leopardgeo.core.grid import Grid
 
-__all__ = ["check_nonnegative", "check_resistance", "check_resistance_cells"]
+__all__ = ["check_nonnegative", "check_resistance", "check_resistance_cells", "unmasked"]
 
 
 def check_resistance(resistance: np.ndarray, grid: Grid | None = None, *, what: str = "resistance") -> np.ndarray:
@@ -107,3 +107,20 @@ def check_nonnegative(values: np.ndarray, grid: Grid | None = None, *, what: str
             "Rescale the raster to strengths >= 0, or set those cells to its nodata value."
         )
         raise DataError(msg)
+
+
+def unmasked(values: np.ndarray) -> np.ndarray:
+    """A masked array (e.g. ``rasterio``'s ``read(masked=True)``) as a plain float array with NaN (no data) where masked.
+
+    ``np.asarray`` drops the mask and keeps the hidden values (often the file's nodata, e.g. 65535): a cost or a
+    circuit over them would treat no data as passable.  Anything else is returned as it is.
+
+    Examples
+    --------
+    >>> unmasked(np.ma.masked_equal([1.0, 65535.0], 65535.0))
+    array([ 1., nan])
+    """
+    if not np.ma.isMaskedArray(values):
+        return values
+    dtype = np.float32 if values.dtype == np.float32 else np.float64
+    return np.ma.filled(values.astype(dtype), np.nan)

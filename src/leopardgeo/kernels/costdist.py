@@ -33,7 +33,7 @@ import shapely
 from leopardgeo.core.errors import ConfigError, DataError, NoPathError
 from leopardgeo.core.executor import available_cores
 from leopardgeo.core.grid import Grid
-from leopardgeo.core.validation import check_resistance
+from leopardgeo.core.validation import check_resistance, unmasked
 from leopardgeo.kernels._costdist_compiled import (
     _MAX_BUCKETS,
     _fill_allocation,
@@ -144,7 +144,7 @@ def _prepare(
     k = _check_connectivity(connectivity)
     _check_positive(cell_size_m, "cell_size_m", "metres")
     cutoff = math.inf if max_cost is None else _check_positive(max_cost, "max_cost", "cost-weighted metres")
-    r_in = np.asarray(resistance)
+    r_in = np.asarray(unmasked(resistance))
     if r_in.ndim != 2:
         msg = f"resistance: expected a 2-D raster, found {r_in.ndim} dimensions (shape {r_in.shape})."
         raise DataError(msg)
@@ -576,8 +576,9 @@ def single_source_cost(prepared: _Prepared, label: int, *, cell_size_m: float, m
     [[inf, 20.0, 10.0, 0.0]]
     """
     lab = _check_label(prepared, label)
+    cell = _check_positive(cell_size_m, "cell_size_m", "metres")  # <= 0 would grow the queue without end
     cut = math.inf if max_cost is None else _check_positive(max_cost, "max_cost", "cost-weighted metres")
-    return _run(prepared.inp, lab, float(cell_size_m), cutoff=cut, allocation=False)[0]
+    return _run(prepared.inp, lab, cell, cutoff=cut, allocation=False)[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -722,6 +723,7 @@ def single_source_window(
     """
     inp = prepared.inp
     lab = _check_label(prepared, label)
+    cell_size_m = _check_positive(cell_size_m, "cell_size_m", "metres")  # <= 0 would grow the queue without end
     cut = _check_positive(max_cost, "max_cost", "cost-weighted metres")
     res = inp.res
     if work is None:
@@ -732,7 +734,7 @@ def single_source_window(
     args = None if bound is None else bound._kernel_args(res.shape)
     srcs = prepared.sources(lab)
     k = inp.connectivity
-    offsets = _search_offsets(k, res.shape[1], float(cell_size_m), cut)
+    offsets = _search_offsets(k, res.shape[1], cell_size_m, cut)
     inv_width, n_buckets = _plan_queue(inp.r_min, inp.r_max, cell_size_m, k, res.size)
     dummy_alloc, dummy_back = np.zeros((1, 1), dtype=np.int32), np.zeros((1, 1), dtype=np.int8)
     box = [0, 0, 0, 0]

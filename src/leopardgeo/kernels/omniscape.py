@@ -68,7 +68,7 @@ from scipy import ndimage
 
 from leopardgeo.core.errors import ConfigError, DataError
 from leopardgeo.core.memory import small_pages
-from leopardgeo.core.validation import check_nonnegative, check_resistance_cells
+from leopardgeo.core.validation import check_nonnegative, check_resistance_cells, unmasked
 from leopardgeo.kernels._omniscape_compiled import (
     _PAD,
     LANES,
@@ -790,7 +790,7 @@ def omniscape(
         if resistance is None or source is None:
             msg = "omniscape: expected resistance and source arrays (or read_band and shape), found None."
             raise DataError(msg)
-        res_all = np.asarray(resistance, dtype=np.float64)
+        res_all = np.asarray(unmasked(resistance), dtype=np.float64)
         check_resistance_cells(res_all, what="omniscape resistance")
         check_nonnegative(source, what="omniscape source")
         src_all = np.nan_to_num(np.asarray(source, dtype=np.float64), nan=0.0)
@@ -867,7 +867,7 @@ def omniscape(
         norm[np.isnan(norm)] = 0.0
     if mask_nodata:
         if resistance is not None:
-            nodata = np.isnan(np.asarray(resistance, dtype=np.float64))
+            nodata = np.isnan(np.asarray(unmasked(resistance), dtype=np.float64))
         elif nodata is None:
             nodata = _nodata_mask(read_band, nr)
         elif nodata.shape != (nr, nc) or nodata.dtype != bool:

@@ -86,7 +86,15 @@ def _metric_crs(gdf: gpd.GeoDataFrame, crs: Any) -> gpd.GeoDataFrame:
         msg = "habitat polygons: expected a layer with a CRS, found none. Assign it in QGIS or with GeoDataFrame.set_crs."
         raise CRSError(msg)
     if crs is not None:
-        return gdf.to_crs(crs)
+        out = gdf.to_crs(crs)
+        unit = out.crs.axis_info[0].unit_name if out.crs.axis_info else ""
+        if out.crs.is_geographic or unit not in ("metre", "meter"):
+            msg = (
+                f"crs: expected a projected CRS in metres to measure areas and distances in, found {out.crs.name} "
+                f"({'degrees' if out.crs.is_geographic else unit}). Pass a metric CRS (e.g. a UTM zone), or leave it out."
+            )
+            raise CRSError(msg)
+        return out
     if gdf.crs.is_geographic:
         utm = gdf.estimate_utm_crs()
         logger.info("habitat polygons in a geographic CRS: areas and distances measured in %s", utm.name)

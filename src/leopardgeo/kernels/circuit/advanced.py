@@ -47,7 +47,7 @@ import scipy.sparse as sp
 
 from leopardgeo.config import CircuitSolver
 from leopardgeo.core.errors import ConfigError, DataError
-from leopardgeo.core.validation import check_resistance
+from leopardgeo.core.validation import check_resistance, unmasked
 from leopardgeo.kernels.circuit._compiled import _branch_sums, _net_inflow, _paint
 from leopardgeo.kernels.circuit.assembly import (
     _check_short,
@@ -193,7 +193,7 @@ def advanced_flow(
     if connectivity not in (4, 8):
         msg = f"connectivity: expected 4 or 8 neighbours (Circuitscape's options), found {connectivity!r}."
         raise ConfigError(msg)
-    res = np.asarray(resistance)
+    res = np.asarray(unmasked(resistance))
     if res.ndim != 2:
         msg = f"resistance: expected a 2-D raster, found {res.ndim} dimensions."
         raise DataError(msg)

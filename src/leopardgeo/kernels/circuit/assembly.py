@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from scipy import ndimage
 
 from leopardgeo.core.errors import ConfigError, DataError, MemoryLimitError, NoPathError
-from leopardgeo.core.validation import check_resistance
+from leopardgeo.core.validation import check_resistance, unmasked
 from leopardgeo.kernels.circuit._compiled import _cell_rows, _region_entries
 
 logger = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def solve_nodes(net: CircuitNetwork) -> np.ndarray:
 
 
 def _check_inputs(resistance: np.ndarray, focal: np.ndarray, connectivity: int) -> tuple[np.ndarray, np.ndarray]:
-    res = np.asarray(resistance)
+    res = np.asarray(unmasked(resistance))
     lab = np.asarray(focal)
     if res.ndim != 2 or lab.shape != res.shape:
         msg = f"focal patches: expected a raster of the resistance's shape {res.shape}, found {lab.shape}."

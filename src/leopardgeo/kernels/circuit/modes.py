@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from leopardgeo.config import CircuitMode, CircuitSolver, FocalShorting
+from leopardgeo.config import CircuitMode, CircuitSolver, FocalShorting, choice
 from leopardgeo.core.errors import ConfigError, DataError, MemoryLimitError, NoPathError
 from leopardgeo.core.executor import available_cores, native_thread_limit
 from leopardgeo.core.memory import small_pages
@@ -207,8 +207,8 @@ def circuit_flow(
     >>> out.cum_current
     array([[1., 1., 1., 1.]], dtype=float32)
     """
-    mode = CircuitMode(mode)
-    shorting = FocalShorting(focal_shorting)
+    mode = choice(CircuitMode, mode, "mode")
+    shorting = choice(FocalShorting, focal_shorting, "focal_shorting")
     strengths = _check_strengths(source_strengths, mode)
     opts = {
         "connectivity": connectivity,

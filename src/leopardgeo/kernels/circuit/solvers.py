@@ -17,7 +17,7 @@ from scipy.linalg import pinv
 from scipy.sparse.linalg import splu
 from threadpoolctl import threadpool_limits
 
-from leopardgeo.config import CircuitSolver
+from leopardgeo.config import CircuitSolver, choice
 from leopardgeo.core.errors import ConfigError, DataError, MemoryLimitError
 from leopardgeo.core.memory import small_pages
 from leopardgeo.kernels.circuit._compiled import (
@@ -315,7 +315,7 @@ def choose_solver(n_unknowns: int, n_rhs: int, method: CircuitSolver | str = "au
     >>> choose_solver(5_000, 1)
     'superlu'
     """
-    method = CircuitSolver(method)
+    method = choice(CircuitSolver, method, "solver")
     if method is not CircuitSolver.AUTO:
         return str(method)
     if n_unknowns <= SMALL_NODES:
@@ -398,6 +398,12 @@ class LaplacianSolver:
         if not (sp.issparse(laplacian) and laplacian.format == "csr"):
             self.matrix = laplacian = sp.csr_matrix(laplacian)
         self.tolerance = float(tolerance)
+        if not 0.0 < self.tolerance < 1.0:  # 0 (or >= 1) stops CG at x = 0 as converged: every resistance 0
+            msg = (
+                f"tolerance: expected a relative residual in (0, 1), e.g. 1e-8, found {tolerance!r}. For an exact "
+                "answer use a direct solver (solver = 'pardiso', 'cholmod' or 'superlu')."
+            )
+            raise ConfigError(msg)
         self.iterations: list[int] = []
         self.method = choose_solver(n, n_rhs, method)
         self._last: tuple[int, ...] = ()  # the unknowns eliminated last (grid order with PARDISO)
