@@ -205,3 +205,13 @@ def test_primorsky_municipalities_against_brute_force():
     for col in ("dPC", "dPC_connector", "dIIC", "BCPC"):
         np.testing.assert_allclose(got[col], ref["nodes"].loc[got.index, col], rtol=1e-9, atol=1e-9)
     assert math.isfinite(r.summary["EC_ha"])
+
+
+def test_a_self_intersecting_polygon_is_repaired_with_a_warning():
+    from leopardgeo.core.errors import InvalidGeometryWarning
+
+    bowtie = shapely.Polygon([(0, 0), (100, 100), (100, 0), (0, 100)])  # two triangles of 0.25 ha; area 0 unrepaired
+    geoms = gpd.GeoSeries([bowtie, shapely.box(300, 0, 400, 100)]).translate(500_000, 4_800_000)
+    with pytest.warns(InvalidGeometryWarning, match="1 invalid geometry repaired"):
+        r = polygon_metrics(gpd.GeoDataFrame(geometry=geoms, crs=TEST_CRS), median_distance=500.0)
+    assert r.nodes["area_ha"].tolist() == pytest.approx([0.5, 1.0])

@@ -46,6 +46,36 @@ def to_analysis_crs(gdf: gpd.GeoDataFrame, crs: Any, *, what: str = "layer") -> 
     return gdf if pyproj.CRS(gdf.crs) == target else gdf.to_crs(target)
 
 
+def repair_invalid(gdf: gpd.GeoDataFrame, name: str, *, stacklevel: int = 2) -> gpd.GeoDataFrame:
+    """``gdf`` with its invalid geometries (self-intersections, ...) repaired by :func:`shapely.make_valid`, with a warning.
+
+    A self-intersecting "bowtie" polygon has an area of 0 until repaired; missing and empty geometries are left alone.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> bowtie = shapely.Polygon([(0, 0), (2, 2), (2, 0), (0, 2)])
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     repair_invalid(gpd.GeoDataFrame(geometry=[bowtie]), "layer").area.tolist()
+    [2.0]
+    """
+    geoms = gdf.geometry.values
+    valid = shapely.is_valid(geoms) | shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    if valid.all():
+        return gdf
+    n_bad = int((~valid).sum())
+    reason = shapely.is_valid_reason(geoms[~valid][0])
+    warnings.warn(
+        f"{name}: {n_bad} invalid geometr{'y' if n_bad == 1 else 'ies'} repaired with make_valid (first problem: {reason}).",
+        InvalidGeometryWarning,
+        stacklevel=stacklevel,
+    )
+    gdf = gdf.copy()
+    gdf.loc[~valid, gdf.geometry.name] = shapely.make_valid(geoms[~valid])
+    return gdf
+
+
 def read_vector(
     path: str | Path,
     layer: str | None = None,
@@ -118,23 +148,13 @@ def read_vector(
             stacklevel=2,
         )
         gdf = gdf[~blank].copy()
-    geoms = gdf.geometry.values
-    valid = shapely.is_valid(geoms) | shapely.is_missing(geoms) | shapely.is_empty(geoms)
     if gdf.crs is None:
         msg = (
             f"{name}: expected a CRS, found none. Set it (e.g. `ogr2ogr -a_srs EPSG:4326 out.gpkg in.shp`, "
             "or add the .prj of the shapefile)."
         )
         raise CRSError(msg)
-    if not valid.all():
-        n_bad = int((~valid).sum())
-        reason = shapely.is_valid_reason(gdf.geometry.values[~valid][0])
-        warnings.warn(
-            f"{name}: {n_bad} invalid geometr{'y' if n_bad == 1 else 'ies'} repaired with make_valid (first problem: {reason}).",
-            InvalidGeometryWarning,
-            stacklevel=2,
-        )
-        gdf.loc[~valid, gdf.geometry.name] = shapely.make_valid(gdf.geometry.values[~valid])
+    gdf = repair_invalid(gdf, name, stacklevel=3)
     if grid is not None:
         gdf = to_analysis_crs(gdf, grid.crs, what=name)
         inside = gdf.geometry.intersects(shapely.box(*grid.bounds))

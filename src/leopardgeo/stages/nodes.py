@@ -40,6 +40,7 @@ import shapely
 from leopardgeo.core._crs import M2_PER_HA
 from leopardgeo.core.errors import ConfigError, CRSError, DataError
 from leopardgeo.io import GPKG_NAME, OutputWriter, json_records, read_vector
+from leopardgeo.io.vector import repair_invalid
 from leopardgeo.stages.metrics import MetricsResult, connectivity_metrics
 
 __all__ = ["NODE_METRICS_FILES", "Distance", "PolygonMetrics", "polygon_metrics", "write_polygon_metrics"]
@@ -272,6 +273,7 @@ def polygon_metrics(
     if len(gdf) == 0:
         msg = "habitat polygons: expected at least one polygon, found an empty layer."
         raise DataError(msg)
+    gdf = repair_invalid(gdf, "habitat polygons", stacklevel=3)  # a self-intersecting polygon has area 0 until repaired
     kinds = set(gdf.geom_type.dropna().unique()) - {"Polygon", "MultiPolygon"}
     blank = shapely.is_missing(gdf.geometry.values) | shapely.is_empty(gdf.geometry.values)
     if kinds or blank.any():
