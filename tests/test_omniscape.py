@@ -634,6 +634,19 @@ def test_files_that_do_not_match_the_resistance_are_refused(tmp_path, which):
         omniscape_files(rpath, cfg=OmniscapeConfig(radius_m=300.0, source_threshold=0.0), source_path=spath)
 
 
+def test_a_memory_refusal_names_a_radius_larger_than_the_grid():
+    from types import SimpleNamespace
+
+    from leopardgeo.core.errors import MemoryLimitError
+    from leopardgeo.stages.omniscape import check_omniscape_memory
+
+    opts = {"radius": 500, "block_size": 9, "buffer": 0, "connectivity": 8, "avg_resistances": False,
+            "flow_potential": True, "normalized": True, "correct_artifacts": True}  # fmt: skip
+    tiny_tasks = SimpleNamespace(kind="threads", task_memory_bytes=lambda: 1e6)
+    with pytest.raises(MemoryLimitError, match=r"a radius larger than the grid itself \(30 cells"):
+        check_omniscape_memory((30, 30), opts, tiny_tasks, in_memory=False)
+
+
 def test_command_source_needs_resistance(tmp_path):
     from click.testing import CliRunner
 

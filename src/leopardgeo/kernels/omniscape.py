@@ -661,7 +661,23 @@ def _band_task(item: tuple) -> tuple[int, np.ndarray, np.ndarray | None]:
     return r0, cur, fp2
 
 
-def _check(radius: int, block_size: int, buffer: int, connectivity: int) -> None:
+def check_options(radius: int, block_size: int, buffer: int = 0, connectivity: int = 8) -> None:
+    """Check the window options (in cells) before any work: radius >= 1, an odd block smaller than the window.
+
+    Raises
+    ------
+    ConfigError
+        Saying what was expected and what to use instead.
+
+    Examples
+    --------
+    >>> check_options(radius=3, block_size=5)
+    >>> check_options(radius=3, block_size=7)
+    Traceback (most recent call last):
+    ...
+    leopardgeo.core.errors.ConfigError: omniscape block_size: expected fewer cells than the window's 2 x radius + 1 = 7, ...
+    """
+    radius, block_size, buffer = int(radius), int(block_size), int(buffer)
     if radius < 1:
         msg = f"omniscape radius: expected at least 1 cell, found {radius}. Use a radius of at least one cell size."
         raise ConfigError(msg)
@@ -682,25 +698,6 @@ def _check(radius: int, block_size: int, buffer: int, connectivity: int) -> None
             f"{window - 2} cells, or a larger radius."
         )
         raise ConfigError(msg)
-
-
-def check_options(radius: int, block_size: int, buffer: int = 0, connectivity: int = 8) -> None:
-    """Check the window options (in cells) before any work: radius >= 1, an odd block smaller than the window.
-
-    Raises
-    ------
-    ConfigError
-        Saying what was expected and what to use instead.
-
-    Examples
-    --------
-    >>> check_options(radius=3, block_size=5)
-    >>> check_options(radius=3, block_size=7)
-    Traceback (most recent call last):
-    ...
-    leopardgeo.core.errors.ConfigError: omniscape block_size: expected fewer cells than the window's 2 x radius + 1 = 7, ...
-    """
-    _check(int(radius), int(block_size), int(buffer), connectivity)
 
 
 #: ``read_band(row0, row1) -> (resistance rows, source rows, *condition rows)``
@@ -785,7 +782,7 @@ def omniscape(
     True
     """
     radius, block_size, buffer = int(radius), int(block_size), int(buffer)
-    _check(radius, block_size, buffer, connectivity)
+    check_options(radius, block_size, buffer, connectivity)
     if read_band is None:
         if resistance is None or source is None:
             msg = "omniscape: expected resistance and source arrays (or read_band and shape), found None."

@@ -87,22 +87,20 @@ def _metric_crs(gdf: gpd.GeoDataFrame, crs: Any) -> gpd.GeoDataFrame:
         msg = "habitat polygons: expected a layer with a CRS, found none. Assign it in QGIS or with GeoDataFrame.set_crs."
         raise CRSError(msg)
     if crs is not None:
-        out = gdf.to_crs(crs)
-        unit = out.crs.axis_info[0].unit_name if out.crs.axis_info else ""
-        if out.crs.is_geographic or unit not in ("metre", "meter"):
-            msg = (
-                f"crs: expected a projected CRS in metres to measure areas and distances in, found {out.crs.name} "
-                f"({'degrees' if out.crs.is_geographic else unit}). Pass a metric CRS (e.g. a UTM zone), or leave it out."
-            )
-            raise CRSError(msg)
-        return out
-    if gdf.crs.is_geographic:
+        gdf = gdf.to_crs(crs)  # the user's CRS: measured in as it is, so it must be in metres (checked below)
+    elif gdf.crs.is_geographic:
         utm = gdf.estimate_utm_crs()
         logger.info("habitat polygons in a geographic CRS: areas and distances measured in %s", utm.name)
         return gdf.to_crs(utm)
-    unit = gdf.crs.axis_info[0].unit_name if gdf.crs.axis_info else ""
+    unit = "degrees" if gdf.crs.is_geographic else (gdf.crs.axis_info[0].unit_name if gdf.crs.axis_info else "")
     if unit not in ("metre", "meter"):
-        msg = f"habitat polygons: expected a CRS in metres (or a geographic one), found {gdf.crs.name} in {unit!r}. Pass crs=."
+        if crs is not None:
+            msg = f"crs: expected a projected CRS in metres, found {gdf.crs.name} in {unit!r}. Pass a UTM zone, or leave crs out."
+        else:
+            msg = (
+                f"habitat polygons: expected a CRS in metres (or a geographic one), found {gdf.crs.name} in {unit!r}. "
+                "Pass crs=."
+            )
         raise CRSError(msg)
     return gdf
 
