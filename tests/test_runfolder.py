@@ -98,6 +98,51 @@ def test_a_second_writer_is_refused_naming_the_holder(tmp_path):
     assert not rf.lock_path(out).exists()
 
 
+def _holder_recorded_dead(out, hold_s):
+    """A process that holds ``out``'s lock for ``hold_s`` s with a dead process recorded as the holder."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    code = (
+        "import json, os, sys, time\nfrom leopardgeo.io.runfolder import FolderLock\n"
+        f"lock = FolderLock({str(out)!r}).acquire()\n"
+        "info = json.loads(os.pread(lock._fd, 4096, 0)); info['pid'] = int(sys.argv[1])\n"
+        "os.ftruncate(lock._fd, 0); os.pwrite(lock._fd, json.dumps(info).encode(), 0)\n"
+        f"print('locked', flush=True)\ntime.sleep({hold_s})\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code, str(dead.pid)], stdout=subprocess.PIPE, env=_env(), text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    return holder, dead.pid
+
+
+def test_lock_of_an_ended_process_is_waited_for_until_released(tmp_path):
+    # the system may release a killed process's lock a moment after the process is gone
+    out = tmp_path / "out"
+    holder, _ = _holder_recorded_dead(out, 1.0)
+    try:
+        with OutputWriter(out, overwrite=True) as w:
+            w.text("a.txt", "a")
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    assert (out / "a.txt").read_text() == "a"
+
+
+def test_lock_of_an_ended_process_still_held_after_the_wait_is_refused(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    monkeypatch.setattr(rf, "RELEASE_WAIT_S", 0.3)
+    holder, dead_pid = _holder_recorded_dead(out, 60)
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(RunLockedError, match=rf"in use by process {dead_pid} "):
+            OutputWriter(out, overwrite=True)
+        assert 0.25 < time.monotonic() - t0 < 10
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+
+
 def test_in_process_second_writer_is_refused(tmp_path):
     with OutputWriter(tmp_path / "out") as w:
         w.text("a.txt", "a")

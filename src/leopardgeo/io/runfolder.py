@@ -35,6 +35,7 @@ import os
 import shutil
 import socket
 import sys
+import time
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -53,6 +54,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: Seconds a writer waits for the lock of a process that has already ended (on this host): the system releases
+#: a killed process's locks as it tears the process down, and under load that can lag its exit by a moment.
+RELEASE_WAIT_S = 5.0
 
 #: Hidden file in a run folder listing every file leopardgeo wrote there (everything else is the user's).
 LEDGER_NAME = ".leopardgeo_files.json"
@@ -103,10 +108,16 @@ class FolderLock:
         self._fd: int | None = None
 
     def acquire(self) -> FolderLock:
-        """Take the lock (a stale lock of a killed run is taken over)."""
+        """Take the lock (a stale lock of a killed run is taken over).
+
+        A lock still held by a process of this host that no longer exists is waited for, up to
+        :data:`RELEASE_WAIT_S` seconds, before the refusal: the system releases the locks of a killed
+        process as it tears it down, which can come a moment after the process is reaped.
+        """
         from leopardgeo.core.version import __version__
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + RELEASE_WAIT_S
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
@@ -114,6 +125,9 @@ class FolderLock:
             except BlockingIOError:
                 holder = _read_holder(fd)
                 os.close(fd)
+                if _gone(holder) and time.monotonic() < deadline:
+                    time.sleep(0.05)  # its process has ended; the system has not yet released its lock
+                    continue
                 msg = (
                     f"output folder {str(self.folder)!r} is in use by process {holder.get('pid', '?')} on "
                     f"{holder.get('host', '?')} (started {holder.get('started', '?')}: {holder.get('what', '?')}); "
@@ -164,6 +178,20 @@ def _flock(fd: int) -> None:
     except ImportError:  # pragma: no cover - Windows: an exclusive create is the lock
         return
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _gone(holder: dict[str, Any]) -> bool:
+    """True if the lock's recorded holder is a process of this host that no longer exists."""
+    pid = holder.get("pid")
+    if not isinstance(pid, int) or pid <= 0 or holder.get("host") != socket.gethostname():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists but is another user's
+        return False
+    return False
 
 
 def _read_holder(fd: int) -> dict[str, Any]:
