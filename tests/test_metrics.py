@@ -229,6 +229,48 @@ def test_negative_distance_is_refused():
         connectivity_metrics(G, median_distance=100.0)
 
 
+def test_graphs_the_metrics_cannot_read_are_refused_naming_what_to_do():
+    # a directed graph with two distances for one pair was read as two undirected links (the shorter won)
+    D = nx.DiGraph(path_graph())
+    D.edges[2, 1]["cwd"] = 5_000.0
+    with pytest.raises(DataError, match="found a DiGraph.*build an nx.Graph"):
+        connectivity_metrics(D, median_distance=100.0)
+    with pytest.raises(DataError, match="found a MultiGraph"):
+        connectivity_metrics(nx.MultiGraph(path_graph()), median_distance=100.0)
+    G = path_graph()
+    G.nodes[2]["area_ha"] = "2 ha"
+    with pytest.raises(DataError, match="'area_ha' to be a number, found '2 ha' on patch 2"):
+        connectivity_metrics(G, median_distance=100.0)
+    G = path_graph()
+    G.edges[2, 3]["cwd"] = None
+    with pytest.raises(DataError, match=r"cwd to be a number \(inf for no link\), found \[\(2, 3, None\)\]"):
+        connectivity_metrics(G, median_distance=100.0)
+    with pytest.raises(ConfigError, match="dispersal distance: expected a number, found '100'"):
+        dispersal_k("100")
+
+
+def test_patch_ids_of_any_hashable_kind():
+    # ids of mixed types (not sortable) and tuples (once read as a pandas MultiIndex) give the same metrics
+    ref = connectivity_metrics(path_graph(), median_distance=100.0)
+    for ids in ((1, "b", 3), ((0, 1), (0, 2), (0, 3))):
+        G = nx.relabel_nodes(path_graph(), dict(zip((1, 2, 3), ids, strict=True)))
+        m = connectivity_metrics(G, median_distance=100.0)
+        assert m.summary["PC"] == ref.summary["PC"]
+        assert list(m.nodes.index) == list(G.nodes)
+        assert m.nodes["dPC"].tolist() == ref.nodes["dPC"].tolist()
+        assert m.links[["patch_a", "patch_b"]].values.tolist() == [[ids[0], ids[1]], [ids[1], ids[2]]]
+        assert m.links["dPC_link"].tolist() == ref.links["dPC_link"].tolist()
+        add_metric_attributes(G, m)
+        assert G.nodes[ids[1]]["articulation"] is True
+
+
+def test_a_float32_dispersal_distance_gives_the_float64_answer():
+    ref = connectivity_metrics(path_graph(), median_distance=110.0)
+    m = connectivity_metrics(path_graph(), median_distance=np.float32(110.0))
+    assert m.summary["PC"] == ref.summary["PC"]
+    assert type(m.summary["k"]) is float
+
+
 # --- the optional pair probability floor: every dPC within the bound it reports ---
 
 

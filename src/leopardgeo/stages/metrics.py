@@ -61,9 +61,11 @@ than :math:`D_\varepsilon` (``docs/performance.md``): with :math:`p = 0.5` at
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import numbers
 from dataclasses import dataclass
 
 import networkx as nx
@@ -95,6 +97,13 @@ NODE_COLUMNS = (
 LINK_COLUMNS = ("patch_a", "patch_b", "p", "used", "dPC_link", "dIIC_link", "bridge")
 
 
+def _as_number(value: object) -> float | None:
+    """``value`` as a float, or None when it is no number (a string, None, a bool)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    return float(value)
+
+
 def dispersal_k(distance: float, probability: float = 0.5) -> float:
     """Decay constant ``k`` of ``p = exp(-k d)`` that gives ``probability`` at ``distance``.
 
@@ -103,6 +112,11 @@ def dispersal_k(distance: float, probability: float = 0.5) -> float:
     >>> round(dispersal_k(1000.0), 6)            # p = 0.5 at 1 km
     0.000693
     """
+    for value, what in ((distance, "distance"), (probability, "probability")):
+        if _as_number(value) is None:
+            msg = f"dispersal {what}: expected a number, found {value!r} ({type(value).__name__})."
+            raise ConfigError(msg)
+    distance, probability = float(distance), float(probability)  # a float32 would round k
     if not (distance > 0 and math.isfinite(distance)):
         msg = f"dispersal distance: expected a finite number > 0, found {distance!r}."
         raise ConfigError(msg)
@@ -136,21 +150,44 @@ class MetricsResult:
 
 
 def _check(G: nx.Graph, attribute: str, weight: str) -> tuple[list, np.ndarray]:
-    nodes = sorted(G.nodes)
+    if G.is_directed() or G.is_multigraph():
+        kind = type(G).__name__
+        msg = (
+            f"metrics: expected an undirected graph with one link per pair of patches (networkx Graph), found a {kind}. "
+            "PC, IIC and their removal deltas treat every link as going both ways at one distance (as Conefor does): "
+            "build an nx.Graph, keeping for each pair the distance you mean (e.g. the shorter of two directions or "
+            "parallel links)."
+        )
+        raise DataError(msg)
+    nodes = list(G.nodes)
     if not nodes:
         msg = "metrics: expected a graph with at least one patch, found none."
         raise DataError(msg)
-    try:
-        a = np.array([float(G.nodes[n][attribute]) for n in nodes])
-    except KeyError as exc:
-        msg = f"metrics: expected node attribute {attribute!r} on every patch, found it missing ({exc})."
-        raise DataError(msg) from None
+    with contextlib.suppress(TypeError):  # ids of mixed types keep the graph's order
+        nodes = sorted(nodes)
+    values = []
+    for n in nodes:
+        if attribute not in G.nodes[n]:
+            msg = f"metrics: expected node attribute {attribute!r} on every patch, found it missing on patch {n!r}."
+            raise DataError(msg)
+        x = _as_number(G.nodes[n][attribute])
+        if x is None:
+            msg = (
+                f"metrics: expected node attribute {attribute!r} to be a number, found {G.nodes[n][attribute]!r} on patch {n!r}."
+            )
+            raise DataError(msg)
+        values.append(x)
+    a = np.array(values, dtype=np.float64)
     if (a < 0).any() or not np.isfinite(a).all():
         msg = f"metrics: expected {attribute} >= 0 and finite, found {a[~(a >= 0) | ~np.isfinite(a)][:3].tolist()}."
         raise DataError(msg)
     missing = [(u, v) for u, v, d in G.edges(data=True) if weight not in d]
     if missing:
         msg = f"metrics: expected edge attribute {weight!r} on every link, found it missing on {missing[:3]}."
+        raise DataError(msg)
+    text = [(u, v, d[weight]) for u, v, d in G.edges(data=True) if _as_number(d[weight]) is None]
+    if text:
+        msg = f"metrics: expected link {weight} to be a number (inf for no link), found {text[:3]}."
         raise DataError(msg)
     bad = [(u, v, d[weight]) for u, v, d in G.edges(data=True) if not float(d[weight]) >= 0]
     if bad:
@@ -189,7 +226,9 @@ def connectivity_metrics(
     Parameters
     ----------
     G
-        Patch graph (nodes carry ``attribute``, edges carry ``weight``; ``inf`` = no link).
+        Undirected patch graph, one link per pair (``networkx.Graph``; a directed or multi-graph is refused):
+        nodes carry ``attribute``, edges carry ``weight`` (numbers; ``inf`` = no link). Node ids of any
+        hashable kind; the tables list them sorted when they sort, else in the graph's order.
     attribute
         Node attribute used as ``a`` (default ``area_ha``).
     weight
@@ -310,7 +349,7 @@ def connectivity_metrics(
         return {name: intra + flux + conn, f"{name}_intra": intra, f"{name}_flux": flux, f"{name}_connector": conn}
 
     cols = split(num, tot, node_pc, "dPC") | split(inum, tot_i, node_iic, "dIIC")
-    node_df = pd.DataFrame(cols, index=pd.Index(nodes, name="node"))
+    node_df = pd.DataFrame(cols, index=pd.Index(nodes, name="node", tupleize_cols=False))
     node_df["BC"] = bc2 / 2.0
     node_df["BCPC"] = bcpc2 / 2.0
     H = nx.Graph()
@@ -336,8 +375,8 @@ def connectivity_metrics(
         diic_link[:] = np.nan
     link_df = pd.DataFrame(
         {
-            "patch_a": [min(u, v) for u, v, _ in edges],
-            "patch_b": [max(u, v) for u, v, _ in edges],
+            "patch_a": [nodes[i] for i in np.minimum(ui, vi)],  # in the node table's order (ids of mixed types too)
+            "patch_b": [nodes[i] for i in np.maximum(ui, vi)],
             "p": np.where(np.isfinite(dist), p, 0.0),
             "used": used,
             "dPC_link": dpc_link,
