@@ -334,6 +334,48 @@ def test_source_strength_checks():
         circuit_flow(res, focal, mode="one_to_all", source_strengths={9: 1.0})
 
 
+def test_source_strength_that_is_no_number_is_refused():
+    res, focal = _strip_focal()
+    with pytest.raises(ConfigError, match="source strength of patch 1: expected a finite number of amperes > 0, found 'a'"):
+        circuit_flow(res, focal, mode="one_to_all", source_strengths={1: "a"})
+
+
+@pytest.mark.parametrize(
+    ("pairs", "found"),
+    [([(1, 2, 3)], "pairs of two patch ids.*found \\(1, 2, 3\\)"), ([1, 2], "pairs of two patch ids.*found 1"),
+     ([(1.5, 2)], "whole-number patch ids, found 1.5"), ([("1", "2")], "whole-number patch ids, found '1'"),
+     ([(2, 2)], "two different patches in a pair, found \\(2, 2\\)")],
+)  # fmt: skip
+def test_pairs_that_are_no_pairs_of_ids_are_refused(pairs, found):
+    # a 1.5 was truncated to patch 1, a self-pair dropped without a word, a flat list a bare TypeError
+    res, focal = _strip_focal()
+    for key in ("pairs", "exclude_pairs"):
+        with pytest.raises(DataError, match=f"{key}: expected {found}"):
+            circuit_flow(res, focal, focal_shorting="all", **{key: pairs})
+    from leopardgeo.runner.registry import CircuitConfig
+
+    with pytest.raises(ConfigError, match=f"\\[circuit\\] include_pairs: expected {found}"):
+        CircuitConfig(include_pairs=pairs)
+
+
+def test_whole_float_ids_and_arrays_of_pairs_are_read_as_ids():
+    res, focal = _strip_focal()
+    ref = circuit_flow(res, focal, pairs=[(1, 2)], focal_shorting="all").resistances
+    for pairs in ([(1.0, 2)], np.array([[2, 1]]), [(np.int16(2), np.int64(1))]):
+        got = circuit_flow(res, focal, pairs=pairs, focal_shorting="all").resistances
+        assert got.values.tolist() == ref.values.tolist()
+
+
+def test_rasters_of_the_wrong_kind_are_refused():
+    res, focal = _strip_focal()
+    with pytest.raises(DataError, match="resistance: expected a 2-D raster .* found 3 dimensions"):
+        circuit_flow(res[None], focal[None])
+    with pytest.raises(DataError, match=r"patch ids >= 0 .* \(smallest -3\)"):
+        circuit_flow(res, -focal)
+    with pytest.raises(ConfigError, match="max_memory_gb: expected a number of GB > 0"):
+        circuit_flow(res, focal, max_memory_gb=-1)
+
+
 # ----------------------------------------------------------------------------- leopardgeo run
 def test_run_config_asks_for_per_solve_and_max_current_maps():
     import dataclasses

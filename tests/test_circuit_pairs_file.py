@@ -29,7 +29,8 @@ def test_matrix_layout_follows_circuitscape(tmp_path):
 @pytest.mark.parametrize(
     ("text", "found"),
     [("", "empty"), ("mode maybe\n1 2\n", "'maybe'"), ("mode include\n1 2 3\n", "1 2 3"), ("pairs\n1 2\n", "'pairs'"),
-     ("mode include\n1 x\n", "unreadable"), ("min 1\n0 1 2\n", "'max'")],
+     ("mode include\n1 x\n", "unreadable"), ("min 1\n0 1 2\n", "'max'"),
+     ("mode include\n1.5 2\n", "the id 1.5"), ("min 1\nmax 1\n0 1 2.5\n1 0 1\n2.5 1 0\n", "the id 2.5")],
 )  # fmt: skip
 def test_bad_files_say_what_was_expected(tmp_path, text, found):
     f = tmp_path / "bad.txt"

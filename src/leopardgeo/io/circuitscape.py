@@ -491,6 +491,14 @@ def _bad(path: Path, what: str) -> DataError:
     )
 
 
+def _whole_id(path: Path, text: str | float) -> int:
+    """A focal node id of a pairs file (``3`` or ``3.0``); a fraction is refused, not truncated."""
+    value = float(text)
+    if not value.is_integer():
+        raise _bad(path, f"the id {value:g} (ids are whole numbers)")
+    return int(value)
+
+
 def read_pairs_file(path: str | Path) -> tuple[str, list[tuple[int, int]]]:
     r"""Read a Circuitscape include / exclude pairs file.
 
@@ -539,7 +547,7 @@ def read_pairs_file(path: str | Path) -> tuple[str, list[tuple[int, int]]]:
             for row in lines[1:]:
                 if len(row) != 2:
                     raise _bad(p, f"the line {' '.join(row)!r}")
-                a, b = (int(float(v)) for v in row)
+                a, b = (_whole_id(p, v) for v in row)
                 if a != b:
                     pairs.add((min(a, b), max(a, b)))
             return mode, sorted(pairs)
@@ -551,8 +559,8 @@ def read_pairs_file(path: str | Path) -> tuple[str, list[tuple[int, int]]]:
             table = np.array([[float(v) for v in row] for row in lines[2:]])
             if table.ndim != 2 or table.shape[0] != table.shape[1]:
                 raise _bad(p, f"a matrix of {len(lines) - 2} rows of unequal or non-square length")
-            ids = [int(v) for v in table[0, 1:]]
-            if [int(v) for v in table[1:, 0]] != ids:
+            ids = [_whole_id(p, v) for v in table[0, 1:]]
+            if [_whole_id(p, v) for v in table[1:, 0]] != ids:
                 raise _bad(p, "row ids that differ from the column ids")
             vals = table[1:, 1:]
             ok = np.where(vals > hi, 0.0, vals) >= lo

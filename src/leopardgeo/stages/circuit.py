@@ -20,7 +20,7 @@ from leopardgeo.core.executor import current_executor
 from leopardgeo.core.grid import Grid
 from leopardgeo.io import RASTERS, OutputWriter
 from leopardgeo.io.circuitscape import read_pairs_file
-from leopardgeo.kernels.circuit import CircuitResult, circuit_flow
+from leopardgeo.kernels.circuit import CircuitResult, check_pairs, circuit_flow
 from leopardgeo.stages.base import Context, RunConfigLike, Section, Stage
 
 
@@ -71,12 +71,7 @@ class CircuitConfig:
         if self.max_memory_gb is not None:
             _positive(self.max_memory_gb, "circuit.max_memory_gb")
         for name in ("include_pairs", "exclude_pairs"):
-            pairs = tuple(tuple(int(v) for v in p) for p in getattr(self, name))
-            bad = [p for p in pairs if len(p) != 2 or p[0] == p[1]]
-            if bad:
-                msg = f"[circuit] {name}: expected pairs of two different patch ids, found {list(bad[0])!r}."
-                raise ConfigError(msg)
-            object.__setattr__(self, name, pairs)
+            object.__setattr__(self, name, tuple(check_pairs(getattr(self, name), f"[circuit] {name}", ConfigError)))
 
 
 # ---------------------------------------------------------------------- the stage

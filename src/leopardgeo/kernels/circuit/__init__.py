@@ -67,7 +67,7 @@ from leopardgeo.kernels.circuit._compiled import _OFFSETS  # noqa: F401 - re-exp
 from leopardgeo.kernels.circuit.advanced import AdvancedResult, SourceGroundConflict, advanced_flow
 from leopardgeo.kernels.circuit.assembly import CircuitNetwork, assemble_laplacian, build_network, solve_nodes
 from leopardgeo.kernels.circuit.currents import SERIAL_CELLS, current_density  # noqa: F401 - re-exported
-from leopardgeo.kernels.circuit.modes import CircuitResult, circuit_flow
+from leopardgeo.kernels.circuit.modes import CircuitResult, check_pairs, circuit_flow
 from leopardgeo.kernels.circuit.network import network_resistances
 from leopardgeo.kernels.circuit.solvers import (  # noqa: F401 - re-exported
     BYTES_PER_CELL,
@@ -97,6 +97,7 @@ __all__ = [
     "advanced_flow",
     "assemble_laplacian",
     "build_network",
+    "check_pairs",
     "choose_solver",
     "circuit_flow",
     "current_density",

@@ -87,11 +87,20 @@ def solve_nodes(net: CircuitNetwork) -> np.ndarray:
 def _check_inputs(resistance: np.ndarray, focal: np.ndarray, connectivity: int) -> tuple[np.ndarray, np.ndarray]:
     res = np.asarray(unmasked(resistance))
     lab = np.asarray(focal)
-    if res.ndim != 2 or lab.shape != res.shape:
+    if res.ndim != 2:
+        msg = f"resistance: expected a 2-D raster (rows, columns), found {res.ndim} dimensions (shape {res.shape})."
+        raise DataError(msg)
+    if lab.shape != res.shape:
         msg = f"focal patches: expected a raster of the resistance's shape {res.shape}, found {lab.shape}."
         raise DataError(msg)
     if not np.issubdtype(lab.dtype, np.integer):
         msg = f"focal patches: expected an integer raster of patch ids (0 = none), found dtype {lab.dtype}."
+        raise DataError(msg)
+    if lab.size and lab.min() < 0:
+        msg = (
+            f"focal patches: expected patch ids >= 0 (0 = none), found {int((lab < 0).sum())} cells below 0 "
+            f"(smallest {int(lab.min())}). Set no-data cells to 0."
+        )
         raise DataError(msg)
     if connectivity not in (4, 8):
         msg = f"connectivity: expected 4 or 8 neighbours (Circuitscape's options), found {connectivity!r}."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from leopardgeo.config import CircuitMode, CircuitSolver, FocalShorting, choice
-from leopardgeo.core.errors import ConfigError, DataError, MemoryLimitError, NoPathError
+from leopardgeo.core.errors import ConfigError, DataError, LeopardGeoError, MemoryLimitError, NoPathError
 from leopardgeo.core.executor import available_cores, native_thread_limit
 from leopardgeo.core.memory import small_pages
 from leopardgeo.kernels.circuit.assembly import CircuitNetwork, _check_inputs, build_network, solve_nodes
@@ -88,16 +89,49 @@ def _requested_pairs(
         out = [(int(a), int(b)) for a, b in combinations(ids, 2)]
     else:
         out = []
-        for p in pairs:
-            a, b = sorted(int(v) for v in p)
+        for a, b in check_pairs(pairs, "pairs"):
             for v in (a, b):
                 if v not in known:
                     msg = f"pair ({a}, {b}): expected patch ids among {sorted(known)[:20]}, found {v}."
                     raise DataError(msg)
-            if a != b:
-                out.append((a, b))
-    drop = {tuple(sorted(int(v) for v in p)) for p in exclude}
+            out.append((a, b))
+    drop = set(check_pairs(exclude, "exclude_pairs"))
     return list(dict.fromkeys(p for p in out if p not in drop))
+
+
+def check_pairs(
+    pairs: Iterable[Sequence[int]], what: str, error: type[LeopardGeoError] = DataError
+) -> list[tuple[int, int]]:
+    """``pairs`` as sorted ``(a, b)`` tuples of two different whole-number patch ids; ``error`` otherwise.
+
+    Examples
+    --------
+    >>> check_pairs([(2, 1), (1, 3.0)], "pairs")
+    [(1, 2), (1, 3)]
+    >>> check_pairs([(1, 1.5)], "pairs")
+    Traceback (most recent call last):
+    ...
+    leopardgeo.core.errors.DataError: pairs: expected whole-number patch ids, found 1.5 in (1, 1.5).
+    """
+    out = []
+    for p in pairs:
+        try:
+            a, b = p  # type: ignore[misc]
+        except (TypeError, ValueError):
+            msg = f"{what}: expected pairs of two patch ids, e.g. [(1, 2), (1, 3)], found {p!r}."
+            raise error(msg) from None
+        got = []
+        for v in (a, b):
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+                if not (isinstance(v, numbers.Real) and float(v).is_integer()):
+                    msg = f"{what}: expected whole-number patch ids, found {v!r} in {p!r}."
+                    raise error(msg)
+            got.append(int(v))
+        if got[0] == got[1]:
+            msg = f"{what}: expected two different patches in a pair, found ({got[0]}, {got[1]})."
+            raise error(msg)
+        out.append((min(got), max(got)))
+    return out
 
 
 def circuit_flow(
@@ -210,6 +244,9 @@ def circuit_flow(
     mode = choice(CircuitMode, mode, "mode")
     shorting = choice(FocalShorting, focal_shorting, "focal_shorting")
     strengths = _check_strengths(source_strengths, mode)
+    if max_memory_gb is not None and not (isinstance(max_memory_gb, numbers.Real) and max_memory_gb > 0):
+        msg = f"max_memory_gb: expected a number of GB > 0 or None (no limit), found {max_memory_gb!r}."
+        raise ConfigError(msg)
     opts = {
         "connectivity": connectivity,
         "avg_resistances": avg_resistances,
@@ -242,7 +279,7 @@ def _check_strengths(strengths: Mapping[int, float] | None, mode: CircuitMode) -
         raise ConfigError(msg)
     out: dict[int, float] = {}
     for k, v in strengths.items():
-        val = float(v)
+        val = float(v) if isinstance(v, numbers.Real) and not isinstance(v, bool) else math.nan
         if not (math.isfinite(val) and val > 0):
             msg = f"source strength of patch {k}: expected a finite number of amperes > 0, found {v!r}. Fix the strengths."
             raise ConfigError(msg)
