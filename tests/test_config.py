@@ -34,7 +34,12 @@ def test_unknown_section_lists_sections():
         ("[patches]\nprotected_areas = 'fuse'", r"expected one of \['label', 'merge', 'separate', 'ignore'\]"),
         ("[patches]\nconnectivity = 6", "expected 4 or 8"),
         ("[patches]\nmin_area_ha = 'big'", "expected a number, found 'big'"),
-        ("[resistance]\nmax_resistance = 1", "expected a number > 1"),
+        ("[resistance]\nmax_resistance = 1", "expected a finite number > 1"),
+        ("[resistance]\nmax_resistance = inf", "expected a finite number > 1, found inf"),
+        ("[habitat]\nintercept = nan", r"habitat.intercept: expected a number, found nan"),
+        ("[habitat]\nintercept = -inf", r"\[habitat\] intercept: expected a finite number .*found -inf"),
+        ("[habitat.coefficients]\nforest = inf", r"\[habitat\] coefficients.forest: expected a finite number"),
+        ("[territories]\nseed = nan", r"territories.seed: expected a number, found nan"),
         ("[resistance]\nclass_values = { 1 = 0 }", "expected resistance > 0 for every class"),
         ("[output]\noverwrite = 'yes'", "expected true or false"),
         ("[grid]\nbounds = [1, 2, 3]", "expected a list of 4 values"),
@@ -44,6 +49,32 @@ def test_unknown_section_lists_sections():
 def test_bad_values_raise_config_error(text, match):
     with pytest.raises(ConfigError, match=match):
         load_config_string(text)
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "match"),
+    [("links", "k_nearest", float("nan"), "expected a number, found nan"),
+     ("links", "k_nearest", 2.5, "expected a whole number, found 2.5"),
+     ("territories", "replicates", float("inf"), "expected a whole number, found inf"),
+     ("barrier_mapper", "n_top", "20", "expected a number, found '20'"),
+     ("habitat", "intercept", float("inf"), "expected a finite number")],
+)  # fmt: skip
+def test_sections_built_in_python_check_numbers_as_a_file_does(section, key, value, match):
+    # a NaN k_nearest or seed, set in Python, was accepted (a config file's numbers were checked, these not)
+    import dataclasses
+
+    obj = getattr(demo_config(), section)
+    with pytest.raises(ConfigError, match=rf"\[{section}\] {key}: {match}"):
+        dataclasses.replace(obj, **{key: value})
+
+
+def test_numpy_numbers_are_read_as_python_numbers():
+    import dataclasses
+
+    import numpy as np
+
+    links = dataclasses.replace(demo_config().links, k_nearest=np.int64(4))
+    assert links.k_nearest == 4 and type(links.k_nearest) is int
 
 
 def test_config_is_frozen():

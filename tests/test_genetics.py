@@ -9,13 +9,21 @@ here (and in :mod:`leopardgeo.kernels.genetics`); none is fitted to the model.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from leopardgeo.core.errors import ConfigError, DataError
-from leopardgeo.kernels.genetics import island_fst, island_fst_trajectory, spectrum_from_heterozygosity
+from leopardgeo.kernels.genetics import (
+    expected_heterozygosity_decay,
+    island_fst,
+    island_fst_trajectory,
+    ne_family_size,
+    ne_sex_ratio,
+    spectrum_from_heterozygosity,
+)
 from leopardgeo.stages.simulate import SimulationParams, TerritoryLandscape, simulate_individuals, simulate_population
 
 # Discrete generations: every animal breeds at age 1 and dies the next year; cubs all survive the year.
@@ -254,3 +262,25 @@ def test_spectrum_and_bad_genetic_parameters() -> None:
     with pytest.raises(DataError, match="max_pedigree"):
         simulate_population(None, SimulationParams(density_limit=False, founders_female=300, founders_male=300,
                                                    max_pedigree=400, n_runs=1, years=10))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("call", "found"),
+    [(lambda: expected_heterozygosity_decay(0.5, 0.3, 10), "ne: expected a finite number >= 0.5, found 0.3"),
+     (lambda: expected_heterozygosity_decay(1.2, 50, 10), "h0: expected a finite number >= 0 and <= 1, found 1.2"),
+     (lambda: expected_heterozygosity_decay(0.5, "50", 10), "ne: expected a finite number >= 0.5, found '50'"),
+     (lambda: ne_family_size(50, -2.0), "variance_k: expected a finite number >= 0, found -2.0"),
+     (lambda: ne_sex_ratio(-1, 3), "n_males: expected a finite number >= 0, found -1"),
+     (lambda: island_fst(25, 0.02, n_demes=1), "n_demes: expected a whole number of demes >= 2, found 1"),
+     (lambda: island_fst(25, 1.5), "migration_rate: expected a finite number >= 0 and <= 1, found 1.5"),
+     (lambda: island_fst_trajectory(25, 0.02, -1), "generations: expected a whole number >= 0, found -1")],
+)  # fmt: skip
+def test_formula_helpers_refuse_values_outside_their_model(call, found):
+    # each once gave a number (a negative heterozygosity, an F_ST above 1) or a bare ZeroDivisionError
+    with pytest.raises(ConfigError, match=re.escape(found)):
+        call()
+
+
+def test_no_breeders_have_no_effective_size():
+    assert ne_sex_ratio(0, 0) == 0.0
+    assert ne_sex_ratio(0, 12) == 0.0

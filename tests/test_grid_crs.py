@@ -48,3 +48,10 @@ def test_check_same_names_the_difference():
     a.check_same(a, "x")
     with pytest.raises(AlignmentError, match=r"shape \(20, 20\) instead of \(10, 10\)"):
         a.check_same(b, "resistance")
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 5), (3.5, 4), (3,)])
+def test_grid_shape_is_two_whole_numbers(shape):
+    # (3, 4, 5) was cut to (3, 4) and 3.5 rows to 3 without a word
+    with pytest.raises(AlignmentError, match="expected a shape of two whole numbers"):
+        Grid(crs="EPSG:32652", transform=Affine(100, 0, 0, 0, -100, 0), shape=shape)

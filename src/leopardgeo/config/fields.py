@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import numbers
 import types
 import typing
 from dataclasses import dataclass, field
@@ -43,6 +44,18 @@ def _normalise(obj: Any, section: str) -> None:
             object.__setattr__(obj, f.name, _coerce(tp, value, f"[{section}] {f.name}"))
         elif typing.get_origin(tp) is tuple and isinstance(value, list):
             object.__setattr__(obj, f.name, tuple(value))
+        elif _is_number_type(tp):  # the checks a config file's numbers get (a number, whole where int, not NaN)
+            object.__setattr__(obj, f.name, _coerce(tp, value, f"[{section}] {f.name}"))
+
+
+def _is_number_type(tp: Any) -> bool:
+    """True for ``int``, ``float`` and ``int | None`` / ``float | None``."""
+    if tp in (int, float):
+        return True
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        rest = [a for a in typing.get_args(tp) if a is not type(None)]
+        return len(rest) == 1 and rest[0] in (int, float)
+    return False
 
 
 def _positive(value: float, where: str, *, allow_zero: bool = False) -> None:
@@ -89,7 +102,7 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
             raise ConfigError(msg)
         return value
     if tp in (int, float):
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != value:
             msg = f"{where}: expected a number, found {value!r}."
             raise ConfigError(msg)
         if tp is int and not float(value).is_integer():

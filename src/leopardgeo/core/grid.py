@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,7 +55,11 @@ class Grid:
         object.__setattr__(self, "crs", require_projected_metres(self.crs, "analysis grid"))
         t = Affine(*tuple(self.transform)[:6])
         object.__setattr__(self, "transform", t)
-        object.__setattr__(self, "shape", (int(self.shape[0]), int(self.shape[1])))
+        shape = tuple(self.shape)
+        if len(shape) != 2 or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in shape):
+            msg = f"analysis grid: expected a shape of two whole numbers (rows, columns), found {self.shape!r}."
+            raise AlignmentError(msg)
+        object.__setattr__(self, "shape", (int(shape[0]), int(shape[1])))
         if t.b != 0 or t.d != 0:
             msg = (
                 f"analysis grid: expected a north-up transform, found rotation terms b={t.b}, d={t.d}. "

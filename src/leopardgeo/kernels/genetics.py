@@ -142,6 +142,19 @@ def spectrum(
     return np.tile(out, (n_loci, 1)) if len(rows) == 1 else out
 
 
+def _number(value: float, name: str, *, low: float, high: float = math.inf, low_open: bool = False) -> float:
+    """``value`` as a float in ``[low, high]`` (``(low, high]`` with ``low_open``); ConfigError otherwise."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(float(value))
+    if ok:
+        v = float(value)
+        ok = (v > low if low_open else v >= low) and v <= high
+    if not ok:
+        bound = f"{'>' if low_open else '>='} {low:g}" + (f" and <= {high:g}" if high != math.inf else "")
+        msg = f"{name}: expected a finite number {bound}, found {value!r}."
+        raise ConfigError(msg)
+    return float(value)
+
+
 def heterozygosity(freqs: np.ndarray) -> float:
     r"""Expected heterozygosity :math:`1 - \\sum p^2`, averaged over loci (rows of ``freqs``).
 
@@ -155,7 +168,13 @@ def heterozygosity(freqs: np.ndarray) -> float:
 
 
 def expected_heterozygosity_decay(h0: float, ne: float, t: float) -> float:
-    """Expected heterozygosity after ``t`` generations at effective size ``ne``: ``h0 (1 - 1/(2 ne))^t``."""
+    """Expected heterozygosity after ``t`` generations at effective size ``ne``: ``h0 (1 - 1/(2 ne))^t``.
+
+    ``ne`` is at least 0.5 (one gene copy); ``h0`` in [0, 1], ``t`` >= 0.
+    """
+    h0 = _number(h0, "h0", low=0.0, high=1.0)
+    ne = _number(ne, "ne", low=0.5)
+    t = _number(t, "t", low=0.0)
     return float(h0 * (1.0 - 1.0 / (2.0 * ne)) ** t)
 
 
@@ -167,6 +186,10 @@ def ne_sex_ratio(n_males: float, n_females: float) -> float:
     >>> ne_sex_ratio(10, 30)
     30.0
     """
+    n_males = _number(n_males, "n_males", low=0.0)
+    n_females = _number(n_females, "n_females", low=0.0)
+    if n_males + n_females == 0:
+        return 0.0
     return float(4.0 * n_males * n_females / (n_males + n_females))
 
 
@@ -180,6 +203,8 @@ def ne_family_size(n: float, variance_k: float) -> float:
     >>> ne_family_size(50, 2.0)
     49.5
     """
+    n = _number(n, "n", low=1.0)
+    variance_k = _number(variance_k, "variance_k", low=0.0)
     return float((4.0 * n - 2.0) / (variance_k + 2.0))
 
 
@@ -189,6 +214,11 @@ def island_fst(n_per_deme: float, migration_rate: float, n_demes: int = 2) -> fl
     ``n_per_deme`` is the effective size of a deme, ``migration_rate`` the
     share of each deme's genes that come from the others every generation.
     """
+    n_per_deme = _number(n_per_deme, "n_per_deme", low=0.0, low_open=True)
+    migration_rate = _number(migration_rate, "migration_rate", low=0.0, high=1.0)
+    if isinstance(n_demes, bool) or not isinstance(n_demes, numbers.Integral) or n_demes < 2:
+        msg = f"n_demes: expected a whole number of demes >= 2, found {n_demes!r}."
+        raise ConfigError(msg)
     return float(1.0 / (1.0 + 4.0 * n_per_deme * migration_rate * (n_demes / (n_demes - 1.0)) ** 2))
 
 
@@ -211,6 +241,11 @@ def island_fst_trajectory(n_per_deme: float, migration_rate: float, generations:
     >>> abs(float(traj[-1]) - island_fst(25, 0.02)) < 0.02  # the equilibrium of the finite island model
     True
     """
+    n_per_deme = _number(n_per_deme, "n_per_deme", low=0.5)
+    migration_rate = _number(migration_rate, "migration_rate", low=0.0, high=1.0)
+    if isinstance(generations, bool) or not isinstance(generations, numbers.Integral) or generations < 0:
+        msg = f"generations: expected a whole number >= 0, found {generations!r}."
+        raise ConfigError(msg)
     a = (1 - migration_rate) ** 2 + migration_rate**2
     b = 2 * migration_rate * (1 - migration_rate)
     f0 = f1 = 0.0

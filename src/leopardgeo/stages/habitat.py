@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -537,6 +539,11 @@ class HabitatConfig:
 
     def __post_init__(self) -> None:
         _normalise(self, "habitat")
+        terms = {"intercept": self.intercept} | {f"coefficients.{k}": v for k, v in dict(self.coefficients).items()}
+        for key, value in terms.items():
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+                msg = f"[habitat] {key}: expected a finite number (an RSF term on the logit scale), found {value!r}."
+                raise ConfigError(msg)
         _positive(self.distance_cap_km, "habitat.distance_cap_km")
         _positive(self.ruggedness_window_km, "habitat.ruggedness_window_km")
         _positive(self.settlement_reach_km, "habitat.settlement_reach_km")

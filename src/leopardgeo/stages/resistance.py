@@ -19,6 +19,7 @@ but the best habitat costly.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -316,8 +317,8 @@ class ResistanceConfig:
 
     def __post_init__(self) -> None:
         _normalise(self, "resistance")
-        if not self.max_resistance > 1:
-            msg = f"[resistance] max_resistance: expected a number > 1, found {self.max_resistance!r}."
+        if not 1 < self.max_resistance < math.inf:
+            msg = f"[resistance] max_resistance: expected a finite number > 1, found {self.max_resistance!r}."
             raise ConfigError(msg)
         _positive(self.shape_c, "resistance.shape_c")
         for k, v in self.class_values.items():
