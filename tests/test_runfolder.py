@@ -114,10 +114,11 @@ def _holder_recorded_dead(out, hold_s):
     return holder, dead.pid
 
 
-def test_lock_of_an_ended_process_is_waited_for_until_released(tmp_path):
+def test_lock_of_an_ended_process_is_waited_for_until_released(tmp_path, monkeypatch):
     # the system may release a killed process's lock a moment after the process is gone
     out = tmp_path / "out"
-    holder, _ = _holder_recorded_dead(out, 1.0)
+    monkeypatch.setattr(rf, "RELEASE_WAIT_S", 60.0)  # ample on a loaded machine; the holder ends after 0.5 s
+    holder, _ = _holder_recorded_dead(out, 0.5)
     try:
         with OutputWriter(out, overwrite=True) as w:
             w.text("a.txt", "a")
