@@ -6,11 +6,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import geopandas as gpd
+import rasterio
 import shapely
 from pyproj import Geod
 
 from leopardgeo.core._crs import DEMO_CRS_PROJ4
-from leopardgeo.core.errors import AlignmentError, CRSError, DataError, InvalidGeometryWarning, OutputExistsError
+from leopardgeo.core.errors import (
+    AlignmentError,
+    CRSError,
+    DataError,
+    InvalidGeometryWarning,
+    OutputError,
+    OutputExistsError,
+)
 from leopardgeo.core.grid import Grid
 from leopardgeo.io import OutputWriter, read_raster, read_vector, read_wdpa, write_raster
 from leopardgeo.testing import TEST_CRS, synthetic_raster
@@ -190,6 +198,38 @@ def test_write_raster_refuses_to_overwrite(tmp_path, utm_raster):
     write_raster(p, np.zeros(grid.shape, "float32"), grid, overwrite=True)
     assert read_raster(p, grid).max() == 0
     assert [f.name for f in tmp_path.iterdir() if f.name.startswith(".")] == []
+
+
+def test_write_raster_takes_bool_float16_and_lists_losslessly(tmp_path, utm_raster):
+    # a bool or float16 array and a plain list were bare TypeErrors / AttributeErrors from GDAL and numpy
+    grid, _ = utm_raster
+    mask = np.arange(grid.height * grid.width).reshape(grid.shape) % 3 == 0
+    with rasterio.open(write_raster(tmp_path / "m.tif", mask, grid, nodata=255)) as src:
+        assert src.dtypes[0] == "uint8" and src.nodata == 255
+        assert np.array_equal(src.read(1), mask.astype("uint8"))
+    half = (np.arange(grid.height * grid.width).reshape(grid.shape) / 7).astype(np.float16)
+    back = read_raster(write_raster(tmp_path / "h.tif", half, grid), grid)
+    assert np.array_equal(back, half.astype(np.float32))
+    listed = np.ones(grid.shape).tolist()
+    assert read_raster(write_raster(tmp_path / "l.tif", listed, grid), grid).min() == 1.0
+
+
+@pytest.mark.parametrize(
+    ("array", "kw", "error", "found"),
+    [(np.ones((5, 5), np.uint8), {"nodata": -1}, DataError, "nodata value of the array's type uint8 \\(0..255\\), found -1"),
+     (np.ones((5, 5), np.int16), {"nodata": float("nan")}, DataError, "type int16 .* found nan"),
+     (np.ones((2, 5, 5)), {"band_names": ["a"]}, DataError, "one band name per band \\(2\\), found 1"),
+     (np.ones((5, 5), complex), {}, DataError, "real numbers .* found dtype complex128"),
+     (np.ones((5, 5)), {"folder": "nope"}, OutputError, "expected an existing folder, found no folder")],
+)  # fmt: skip
+def test_write_raster_refuses_what_it_cannot_write_faithfully(tmp_path, array, kw, error, found):
+    # nodata -1 on uint8 and NaN on int16 were written as they were (nodata no cell can hold); one name for two
+    # bands was accepted; a complex array and a missing folder ended in GDAL errors
+    grid = Grid(crs=TEST_CRS, transform=rasterio.Affine(100, 0, 0, 0, -100, 500), shape=(5, 5))
+    folder = tmp_path / kw.pop("folder", "")
+    with pytest.raises(error, match=found):
+        write_raster(folder / "x.tif", array, grid, **kw)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_output_writer_is_all_or_nothing(tmp_path, utm_raster):

@@ -424,25 +424,79 @@ def write_raster(
     """Write a Cloud-Optimized GeoTIFF atomically (2-D array: one band; 3-D: one band per first index).
 
     Float arrays use NaN as nodata unless ``nodata`` is given; integer arrays
-    need an explicit ``nodata``.  ``band_names`` describe the bands of a 3-D
-    array (``description`` goes into the dataset tags then).
+    have no nodata unless ``nodata`` is given (it must be a value of their
+    type).  A boolean array is written as ``uint8`` 0 / 1 and a ``float16``
+    one as ``float32`` (both lossless).  ``band_names`` describe the bands of
+    a 3-D array, one name per band (``description`` goes into the dataset
+    tags then).
 
     Raises
     ------
     AlignmentError
         If the array's shape is not the grid's.
+    DataError
+        If the array is not real numbers, ``nodata`` is not a value of its type
+        or ``band_names`` does not name every band.
     OutputExistsError
         If ``path`` exists and ``overwrite`` is false.
+    OutputError
+        If the file cannot be written (a missing or read-only folder, a full disk).
     """
     path = Path(path)
+    array = _writable(np.asarray(array), path, nodata)
     bands = array if array.ndim == 3 else array[np.newaxis]
-    if bands.shape[1:] != grid.shape:
+    if array.ndim not in (2, 3) or bands.shape[1:] != grid.shape:
         msg = f"{path.name}: expected an array of the grid's shape {grid.shape}, found {array.shape}."
         raise AlignmentError(msg)
+    if band_names is not None and (array.ndim != 3 or len(band_names) != bands.shape[0]):
+        msg = f"{path.name}: expected one band name per band ({bands.shape[0]}), found {len(band_names)}."
+        raise DataError(msg)
     _check_free(path, overwrite)
+    if not path.parent.is_dir():
+        msg = (
+            f"cannot write {str(path)!r}: expected an existing folder, found no folder {str(path.parent)!r}. "
+            "Create it first or write into another folder."
+        )
+        raise OutputError(msg)
     if nodata is None and np.issubdtype(array.dtype, np.floating):
         nodata = np.nan
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    with output_errors(path):
+        _write_cog(tmp, path, bands, array, grid, nodata, description, band_names)
+    return path
+
+
+def _writable(array: np.ndarray, path: Path, nodata: float | None) -> np.ndarray:
+    """``array`` in a type a GeoTIFF holds (bool -> uint8, float16 -> float32); DataError for what none does."""
+    if array.dtype == np.bool_:
+        array = array.astype(np.uint8)
+    elif array.dtype == np.float16:
+        array = array.astype(np.float32)
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        msg = f"{path.name}: expected an array of real numbers (integers or floats), found dtype {array.dtype}."
+        raise DataError(msg)
+    if nodata is not None and np.issubdtype(array.dtype, np.integer):
+        info = np.iinfo(array.dtype)
+        if not (isinstance(nodata, int | float | np.number) and float(nodata).is_integer() and info.min <= nodata <= info.max):
+            msg = (
+                f"{path.name}: expected a nodata value of the array's type {array.dtype} ({info.min}..{info.max}), "
+                f"found {nodata!r}. Give a value the array can hold, or cast the array."
+            )
+            raise DataError(msg)
+    return array
+
+
+def _write_cog(
+    tmp: Path,
+    path: Path,
+    bands: np.ndarray,
+    array: np.ndarray,
+    grid: Grid,
+    nodata: float | None,
+    description: str | None,
+    band_names: list[str] | None,
+) -> None:
+    """Write ``bands`` as a COG at ``tmp``, then move it to ``path`` (``tmp`` removed whatever happens)."""
     try:
         with rasterio.open(
             tmp,
@@ -470,7 +524,6 @@ def write_raster(
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    return path
 
 
 #: SQLite (GeoPackage, QGIS styles) refuses paths longer than this many bytes.
