@@ -55,3 +55,12 @@ def test_grid_shape_is_two_whole_numbers(shape):
     # (3, 4, 5) was cut to (3, 4) and 3.5 rows to 3 without a word
     with pytest.raises(AlignmentError, match="expected a shape of two whole numbers"):
         Grid(crs="EPSG:32652", transform=Affine(100, 0, 0, 0, -100, 0), shape=shape)
+
+
+@pytest.mark.parametrize("cell", ["500", float("nan"), 0, -5, True])
+def test_cell_size_must_be_a_positive_number(cell):
+    # a string reached numpy's isclose in grid_from_raster (a bare UFuncTypeError)
+    from leopardgeo.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cell_size_m: expected a positive number of metres"):
+        Grid.from_bounds((0, 0, 1000, 1000), cell_size_m=cell, crs="EPSG:32652")

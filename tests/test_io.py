@@ -74,6 +74,16 @@ def test_geographic_template_grid_is_refused(tmp_path):
         grid_from_raster(path)
 
 
+def test_template_grid_with_a_cell_size_that_is_no_number_is_refused(tmp_path, utm_raster):
+    from leopardgeo.core.errors import ConfigError
+    from leopardgeo.io import grid_from_raster
+
+    grid, path = utm_raster
+    with pytest.raises(ConfigError, match="cell_size_m: expected a positive number of metres, found '500'"):
+        grid_from_raster(path, cell_size_m="500")
+    assert grid_from_raster(path, cell_size_m=grid.cell_size_m) == grid
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     rows=st.integers(30, 80),

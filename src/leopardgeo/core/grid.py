@@ -87,9 +87,7 @@ class Grid:
         The origin is snapped to a multiple of ``cell_size_m`` so grids of nested
         resolutions line up.
         """
-        if not (cell_size_m > 0 and math.isfinite(cell_size_m)):
-            msg = f"cell_size_m: expected a positive number of metres, found {cell_size_m!r}."
-            raise ConfigError(msg)
+        _check_cell_size(cell_size_m)
         left, bottom, right, top = (float(v) for v in bounds)
         if not (right > left and top > bottom):
             msg = f"bounds: expected left < right and bottom < top, found {bounds!r}."
@@ -181,3 +179,12 @@ class Grid:
             "Read it with leopardgeo.io.read_raster(path, grid) to align it."
         )
         raise AlignmentError(msg)
+
+
+def _check_cell_size(cell_size_m: Any) -> float:
+    """``cell_size_m`` as a float > 0; ConfigError for anything else (a string, NaN, inf, 0)."""
+    ok = isinstance(cell_size_m, numbers.Real) and not isinstance(cell_size_m, bool)
+    if not (ok and cell_size_m > 0 and math.isfinite(cell_size_m)):
+        msg = f"cell_size_m: expected a positive number of metres, found {cell_size_m!r}."
+        raise ConfigError(msg)
+    return float(cell_size_m)

@@ -42,7 +42,7 @@ from leopardgeo.core.errors import (
     OutputError,
     OutputExistsError,
 )
-from leopardgeo.core.grid import Grid
+from leopardgeo.core.grid import Grid, _check_cell_size
 
 # Input checks and vector reading live beside this module; their names are importable from here too.
 from leopardgeo.io.paths import check_input_path
@@ -206,7 +206,7 @@ def grid_from_raster(path: str | Path, *, cell_size_m: float | None = None) -> G
                 "or give [grid] crs, bounds and cell_size_m instead of a template."
             )
             raise AlignmentError(msg) from exc
-    if cell_size_m is not None and not np.isclose(cell_size_m, grid.cell_size_m):
+    if cell_size_m is not None and not np.isclose(_check_cell_size(cell_size_m), grid.cell_size_m):
         grid = grid.resampled(cell_size_m)
     return grid
 
