@@ -448,7 +448,10 @@ def write_raster(
     if array.ndim not in (2, 3) or bands.shape[1:] != grid.shape:
         msg = f"{path.name}: expected an array of the grid's shape {grid.shape}, found {array.shape}."
         raise AlignmentError(msg)
-    if band_names is not None and (array.ndim != 3 or len(band_names) != bands.shape[0]):
+    if band_names is not None and array.ndim != 3:
+        msg = f"{path.name}: expected band_names only for a 3-D array, found a 2-D one. Give its name as description."
+        raise DataError(msg)
+    if band_names is not None and len(band_names) != bands.shape[0]:
         msg = f"{path.name}: expected one band name per band ({bands.shape[0]}), found {len(band_names)}."
         raise DataError(msg)
     _check_free(path, overwrite)
