@@ -957,6 +957,33 @@ def test_upper_triangle_for_pardiso_is_scipys_triu():
     assert ia.dtype == ja.dtype == np.int32
 
 
+def test_mkl_is_found_from_its_wheel_record_and_is_pypardisos_library(monkeypatch):
+    """The library comes from the ``mkl`` wheel's record (not pypardiso's recursive glob of the environment)."""
+    import importlib.metadata
+    import os
+
+    mod = circuit._pardiso()
+    if mod is None:
+        pytest.skip("pypardiso (MKL) not installed")
+    from leopardgeo.kernels.circuit.solvers import _mkl_library
+
+    searched = []
+    monkeypatch.setattr(mod, "PyPardisoSolver", lambda **kw: searched.append(kw) or pytest.fail("searched"))
+    monkeypatch.delenv("PYPARDISO_MKL_RT", raising=False)
+    ours = _mkl_library.__wrapped__(mod)
+    assert searched == []
+    assert "mkl_rt" in os.path.basename(ours._name) and callable(ours.pardiso)
+    monkeypatch.undo()
+    theirs = mod.PyPardisoSolver(mtype=2).libmkl
+    assert os.path.realpath(ours._name) == os.path.realpath(theirs._name)
+
+    def no_record(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "files", no_record)  # no wheel record: pypardiso's own search
+    assert os.path.realpath(_mkl_library.__wrapped__(mod)._name) == os.path.realpath(theirs._name)
+
+
 @pytest.mark.parametrize("grid_order", [False, True])
 def test_pardiso_block_solve_matches_a_dense_solve_without_refinement(grid_order):
     """PARDISO's settings (PARDISO_IPARM), METIS's or the grid's order: a block against numpy's dense solve."""
