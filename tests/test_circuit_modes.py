@@ -344,6 +344,7 @@ def test_source_strength_that_is_no_number_is_refused():
     ("pairs", "found"),
     [([(1, 2, 3)], "pairs of two patch ids.*found \\(1, 2, 3\\)"), ([1, 2], "pairs of two patch ids.*found 1"),
      ([(1.5, 2)], "whole-number patch ids, found 1.5"), ([("1", "2")], "whole-number patch ids, found '1'"),
+     ([(True, 2)], "whole-number patch ids, found True"),
      ([(2, 2)], "two different patches in a pair, found \\(2, 2\\)")],
 )  # fmt: skip
 def test_pairs_that_are_no_pairs_of_ids_are_refused(pairs, found):

@@ -228,6 +228,7 @@ def test_write_raster_takes_bool_float16_and_lists_losslessly(tmp_path, utm_rast
     ("array", "kw", "error", "found"),
     [(np.ones((5, 5), np.uint8), {"nodata": -1}, DataError, "nodata value of the array's type uint8 \\(0..255\\), found -1"),
      (np.ones((5, 5), np.int16), {"nodata": float("nan")}, DataError, "type int16 .* found nan"),
+     (np.ones((5, 5), np.uint8), {"nodata": True}, DataError, "type uint8 .* found True"),
      (np.ones((2, 5, 5)), {"band_names": ["a"]}, DataError, "one band name per band \\(2\\), found 1"),
      (np.ones((5, 5)), {"band_names": ["a"]}, DataError, "band_names only for a 3-D array, found a 2-D one"),
      (np.ones((5, 5), complex), {}, DataError, "real numbers .* found dtype complex128"),

@@ -480,7 +480,8 @@ def _writable(array: np.ndarray, path: Path, nodata: float | None) -> np.ndarray
         raise DataError(msg)
     if nodata is not None and np.issubdtype(array.dtype, np.integer):
         info = np.iinfo(array.dtype)
-        if not (isinstance(nodata, int | float | np.number) and float(nodata).is_integer() and info.min <= nodata <= info.max):
+        number = isinstance(nodata, int | float | np.number) and not isinstance(nodata, bool | np.bool_)
+        if not (number and float(nodata).is_integer() and info.min <= nodata <= info.max):
             msg = (
                 f"{path.name}: expected a nodata value of the array's type {array.dtype} ({info.min}..{info.max}), "
                 f"found {nodata!r}. Give a value the array can hold, or cast the array."

@@ -122,10 +122,10 @@ def check_pairs(
             raise error(msg) from None
         got = []
         for v in (a, b):
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-                if not (isinstance(v, numbers.Real) and float(v).is_integer()):
-                    msg = f"{what}: expected whole-number patch ids, found {v!r} in {p!r}."
-                    raise error(msg)
+            whole = isinstance(v, numbers.Integral) or (isinstance(v, numbers.Real) and float(v).is_integer())
+            if isinstance(v, bool) or not whole:
+                msg = f"{what}: expected whole-number patch ids, found {v!r} in {p!r}."
+                raise error(msg)
             got.append(int(v))
         if got[0] == got[1]:
             msg = f"{what}: expected two different patches in a pair, found ({got[0]}, {got[1]})."
