@@ -1,7 +1,7 @@
 """The demo's circuit stage, solver by solver, against landschaft's Circuitscape port, in one run.
 
 Usage:
-    python benchmarks/bench_circuit_demo.py [--tools stage pardiso cholmod amg landschaft] [--repeat 1]
+    python benchmarks/bench_circuit_demo.py [--tools stage pardiso cholmod superlu amg landschaft] [--repeat 1]
         [--threads N] [--phase-clock wall|cpu] [--write docs/performance.md]
 
 ``--phase-clock cpu``: the phases (network, setup, solves, maps) in CPU seconds of the process
@@ -21,6 +21,7 @@ Tools:
               demo's ``[circuit]``: solver ``auto``, so PARDISO when installed, else CHOLMOD), all pairs
   pardiso     ``circuit_flow(..., solver="pardiso")`` (MKL PARDISO factor, one block solve)
   cholmod     ``circuit_flow(..., solver="cholmod")`` (CHOLMOD from cholespy)
+  superlu     ``circuit_flow(..., solver="superlu")`` (SciPy's SuperLU in the grid's order: ``auto`` without PARDISO)
   amg         ``circuit_flow(..., solver="amg")`` (CG + AMG, the engine before direct solvers)
   landschaft  ``landschaft.circuit.circuitscape_pairwise(r, labels, polygons=labels, cum_map=True)`` (the same
               convention: every patch a short-circuit region)
@@ -41,7 +42,7 @@ import numpy as np
 from _sections import write_section
 from bench_costdist import _call, _env, _maxrss_mb, machine
 
-TOOLS = ("stage", "pardiso", "cholmod", "amg", "landschaft")
+TOOLS = ("stage", "pardiso", "cholmod", "superlu", "amg", "landschaft")
 
 
 def demo_arrays(d: Path) -> None:

@@ -1064,6 +1064,43 @@ def test_auto_factorises_many_solves_and_iterates_on_few():
     assert circuit.choose_solver(10, 1, "amg") == "amg"
 
 
+def test_auto_without_pardiso_factors_a_grid_with_superlu_in_the_grid_order(monkeypatch):
+    import leopardgeo.kernels.circuit.solvers as solvers
+
+    monkeypatch.setattr(solvers, "_pardiso", lambda: None)
+    monkeypatch.setattr(solvers, "_cholespy", lambda: object())  # CHOLMOD installed, as with the default install
+    assert circuit.direct_backend() == "cholmod"  # off a grid: CHOLMOD orders the matrix itself
+    assert circuit.direct_backend(grid=True) == "superlu"
+    assert circuit.choose_solver(1_426_897, 34, grid=True) == "superlu"  # the demo's circuit
+    assert circuit.choose_solver(1_426_897, 34) == "cholmod"
+    assert circuit.choose_solver(1_426_897, 1, grid=True) == "amg"  # one solve: the factor would not pay off
+    assert circuit.choose_solver(3_000_000, 100, grid=True) == "amg"
+    monkeypatch.setattr(solvers, "_cholespy", lambda: None)
+    assert circuit.choose_solver(690_002, 15) == "amg"  # SuperLU in its own order only up to DIRECT_ALWAYS_NODES
+    assert circuit.choose_solver(690_002, 15, grid=True) == "superlu"
+
+
+def test_superlu_in_the_grid_order_solves_as_a_dense_solve():
+    from leopardgeo.kernels.circuit.assembly import solve_nodes
+    from leopardgeo.kernels.circuit.solvers import LaplacianSolver
+
+    net = build_network(*_order_case())
+    lap = net.laplacian
+    lin = LaplacianSolver(lap, "superlu", node_raster=solve_nodes(net))
+    assert lin._order is not None and np.array_equal(np.sort(lin._order), np.arange(net.n_solve))
+    assert np.array_equal(lin._factor.perm_r, np.arange(net.n_solve))  # no pivoting away from the diagonal
+    b = np.random.default_rng(3).normal(size=(net.n_solve, 3))
+    want = np.linalg.solve(lap.toarray(), b)
+    np.testing.assert_allclose(lin.solve_many(b), want, rtol=0, atol=1e-10 * np.abs(want).max())
+    nodes = [0, net.n_cell, net.n_cell + 1]
+    units = lin.solve_units(nodes)
+    want_units = np.linalg.inv(lap.toarray())[:, nodes]
+    np.testing.assert_allclose(units, want_units, rtol=0, atol=1e-10 * np.abs(want_units).max())
+    plain = LaplacianSolver(lap, "superlu")  # no raster: SuperLU's own order
+    assert plain._order is None
+    np.testing.assert_allclose(plain.solve_many(b), want, rtol=0, atol=1e-10 * np.abs(want).max())
+
+
 def test_direct_estimate_covers_the_factor():
     # the factor's fill grows faster than the AMG hierarchy: the estimate must say so before any solve
     n = 690_002

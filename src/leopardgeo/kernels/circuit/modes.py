@@ -555,7 +555,7 @@ def _plan_memory(
     max_memory_gb: float | None,
 ) -> tuple[str, bool]:
     """The solver and whether to store unit solutions: the first plan that fits in memory, else MemoryLimitError."""
-    first = choose_solver(net.n_solve, n_wanted if superpose else n_per_run, solver)
+    first = choose_solver(net.n_solve, n_wanted if superpose else n_per_run, solver, grid=True)
     methods = [first] + (["amg"] if CircuitSolver(solver) is CircuitSolver.AUTO and first != "amg" else [])
     plans = [(m, superpose) for m in methods]
     if superpose and mode is not CircuitMode.ONE_TO_ALL:

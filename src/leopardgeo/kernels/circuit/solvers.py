@@ -291,6 +291,27 @@ class _PardisoFactor:
             pass
 
 
+def _superlu(matrix: sp.csr_matrix, order: np.ndarray | None) -> tuple[object, np.ndarray | None]:
+    """SciPy's SuperLU factor of a symmetric positive definite ``matrix``, in ``order`` when given.
+
+    With an order (:func:`_grid_order`) the matrix is permuted symmetrically and
+    factorised as it is (``permc_spec = "NATURAL"``), the pivots kept on the
+    diagonal (``diag_pivot_thresh = 0``, ``SymmetricMode``: a positive definite
+    matrix needs no pivoting); without, SuperLU orders it (``MMD_AT_PLUS_A``).
+    Returns the factor and the order (solutions: ``x[order] = factor.solve(b[order])``).
+    """
+    if order is None:
+        return splu(matrix.tocsc(), permc_spec="MMD_AT_PLUS_A"), None
+    rows = matrix[order]  # row k of the permuted matrix is row order[k]
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(order.size)
+    # columns renamed by the inverse order; the matrix is symmetric, so its CSR arrays read as CSC are the same matrix
+    permuted = sp.csc_matrix((rows.data, inverse[rows.indices], rows.indptr), shape=matrix.shape)
+    permuted.sort_indices()
+    factor = splu(permuted, permc_spec="NATURAL", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
+    return factor, order
+
+
 def _cholespy() -> object | None:
     """The ``cholespy`` module (CHOLMOD in a self-contained wheel), or None."""
     try:
@@ -300,26 +321,33 @@ def _cholespy() -> object | None:
     return cholespy
 
 
-def direct_backend() -> str:
+def direct_backend(grid: bool = False) -> str:
     """The direct solver ``auto`` uses on this machine: ``pardiso``, ``cholmod`` or ``superlu``.
 
     MKL PARDISO (the ``pypardiso`` wheel) factors an earlier demo's 690,002-unknown
     Laplacian in 2.0 s on 2 cores, CHOLMOD (``cholespy``) in 5.1 s, SciPy's
-    SuperLU in 5.8 s (docs/performance.md); the first one installed wins.
+    SuperLU in 5.8 s (docs/performance.md); the first one installed wins.  On a
+    grid (``grid``: the unknowns are raster cells, so the grid's own nested
+    dissection orders the factor, :func:`_grid_order`) SuperLU comes before
+    CHOLMOD: cholespy's CHOLMOD is simplicial (no dense blocks) and orders by
+    itself, and on the demo's 1,426,897 unknowns with 34 right-hand sides it took
+    30 s to factor and 7 s to solve, SuperLU in the grid's order 11 s and 4 s.
 
     Examples
     --------
     >>> direct_backend() in ("pardiso", "cholmod", "superlu")
     True
+    >>> direct_backend(grid=True) in ("pardiso", "superlu")
+    True
     """
     if _pardiso() is not None:
         return "pardiso"
-    if _cholespy() is not None:
+    if _cholespy() is not None and not grid:
         return "cholmod"
     return "superlu"
 
 
-def choose_solver(n_unknowns: int, n_rhs: int, method: CircuitSolver | str = "auto") -> str:
+def choose_solver(n_unknowns: int, n_rhs: int, method: CircuitSolver | str = "auto", grid: bool = False) -> str:
     """The solver used for ``n_rhs`` right-hand sides on ``n_unknowns`` unknowns.
 
     ``auto`` factorises (:func:`direct_backend`) up to :data:`DIRECT_ALWAYS_NODES`
@@ -328,8 +356,11 @@ def choose_solver(n_unknowns: int, n_rhs: int, method: CircuitSolver | str = "au
     above, or for one or two solves on a large grid, AMG-preconditioned conjugate
     gradients is faster and needs far less memory (the factor's fill grows as
     ``n log n``: 5 GB at 3.6 M unknowns).  Up to :data:`SMALL_NODES` unknowns
-    SciPy's SuperLU is used (no thread start-up); without PARDISO or CHOLMOD,
-    SuperLU is used up to :data:`DIRECT_ALWAYS_NODES`.
+    SciPy's SuperLU is used (no thread start-up).  Without PARDISO, on a grid
+    (``grid``, see :func:`direct_backend`) SuperLU in the grid's order is the
+    direct solver at every size up to :data:`DIRECT_MAX_NODES`; off a grid
+    CHOLMOD is, and without CHOLMOD SuperLU (its own order) up to
+    :data:`DIRECT_ALWAYS_NODES`.
 
     Examples
     --------
@@ -345,10 +376,10 @@ def choose_solver(n_unknowns: int, n_rhs: int, method: CircuitSolver | str = "au
         return str(method)
     if n_unknowns <= SMALL_NODES:
         return "superlu"
-    backend = direct_backend()
+    backend = direct_backend(grid)
     if n_unknowns <= DIRECT_ALWAYS_NODES:
         return backend
-    if backend != "superlu" and n_unknowns <= DIRECT_MAX_NODES and n_rhs >= DIRECT_MIN_RHS:
+    if (backend != "superlu" or grid) and n_unknowns <= DIRECT_MAX_NODES and n_rhs >= DIRECT_MIN_RHS:
         return backend
     return "amg"
 
@@ -379,8 +410,10 @@ class LaplacianSolver:
     Notes
     -----
     Direct solvers: MKL PARDISO (``pypardiso``; real symmetric positive
-    definite, upper triangle, METIS nested dissection), CHOLMOD (``cholespy``;
-    supernodal Cholesky) or SciPy's SuperLU.  All right-hand sides go to the
+    definite, upper triangle, the grid's nested dissection or METIS), SciPy's
+    SuperLU (in the grid's order when ``node_raster`` is given, see
+    :func:`_superlu`) or CHOLMOD (``cholespy``; simplicial Cholesky in its own
+    order).  All right-hand sides go to the
     factor in one block (:meth:`solve_many`).
 
     AMG is a classical (Ruge-Stüben) hierarchy used as the preconditioner of
@@ -430,8 +463,9 @@ class LaplacianSolver:
             )
             raise ConfigError(msg)
         self.iterations: list[int] = []
-        self.method = choose_solver(n, n_rhs, method)
+        self.method = choose_solver(n, n_rhs, method, grid=node_raster is not None)
         self._last: tuple[int, ...] = ()  # the unknowns eliminated last (grid order with PARDISO)
+        self._order: np.ndarray | None = None  # SuperLU's factor is of the matrix in this order (the grid's)
         t = time.perf_counter()
         if self.method == "pardiso":
             mod = _pardiso()
@@ -462,7 +496,7 @@ class LaplacianSolver:
                 mod.MatrixType.CSR,
             )
         elif self.method == "superlu":
-            self._factor = splu(laplacian.tocsc(), permc_spec="MMD_AT_PLUS_A")
+            self._factor, self._order = _superlu(laplacian, _grid_order(node_raster, n))
         else:
             self._ml = _grid_amg(laplacian, node_raster)
             self._cycle = _VCycle(self._ml)
@@ -538,7 +572,17 @@ class LaplacianSolver:
             x = np.empty_like(bc)
             self._factor.solve(bc, x)
         elif self.method == "superlu":
-            x = self._factor.solve(np.asfortranarray(b))
+            if self._order is None:
+                x = self._factor.solve(np.asfortranarray(b))
+            else:  # the factor is of the matrix in the grid's order: rows in, rows out, column by column
+                bp = np.empty(b.shape, order="F")
+                for j in range(k):
+                    np.take(b[:, j], self._order, out=bp[:, j])
+                y = self._factor.solve(bp)
+                del bp
+                x = np.empty(b.shape, order="F")
+                for j in range(k):
+                    x[self._order, j] = y[:, j]
         else:
             x = np.empty(b.shape, order="F")  # each solve writes its own contiguous column
 
