@@ -1080,6 +1080,18 @@ def test_auto_without_pardiso_factors_a_grid_with_superlu_in_the_grid_order(monk
     assert circuit.choose_solver(690_002, 15, grid=True) == "superlu"
 
 
+def test_auto_factorises_one_solve_on_a_mid_size_grid_with_pardiso(monkeypatch):
+    import leopardgeo.kernels.circuit.solvers as solvers
+
+    monkeypatch.setattr(solvers, "_pardiso", lambda: object())  # installed (not called: only the choice is tested)
+    # one solve on a pinch-point window of the demo's size: the grid-ordered factor beats AMG-CG
+    assert circuit.choose_solver(485_601, 1, grid=True) == "pardiso"
+    assert circuit.choose_solver(solvers.PARDISO_GRID_ALWAYS_NODES + 1, 1, grid=True) == "amg"
+    assert circuit.choose_solver(485_601, 1) == "amg"  # off a grid METIS orders the factor: not worth it for one solve
+    monkeypatch.setattr(solvers, "_pardiso", lambda: None)
+    assert circuit.choose_solver(485_601, 1, grid=True) == "amg"  # SuperLU on one thread is slower than AMG there
+
+
 def test_superlu_in_the_grid_order_solves_as_a_dense_solve():
     from leopardgeo.kernels.circuit.assembly import solve_nodes
     from leopardgeo.kernels.circuit.solvers import LaplacianSolver

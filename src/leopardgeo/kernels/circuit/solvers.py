@@ -43,6 +43,12 @@ logger = logging.getLogger(__name__)
 DIRECT_ALWAYS_NODES = 100_000
 #: Unknowns up to which ``auto`` uses SciPy's SuperLU: no thread start-up, faster than PARDISO / CHOLMOD this small.
 SMALL_NODES = 20_000
+#: Unknowns up to which ``auto`` factorises a grid with PARDISO even for one right-hand side: in the grid's own
+#: order the factor is cheap enough.  The demo's pinch-point windows with one solve each (2 cores, wall seconds,
+#: PARDISO against AMG-CG): 108,264 unknowns 0.22 against 0.34, 178,832 0.41 against 0.50, 318,242 0.78 against
+#: 1.48, 390,556 0.76 against 2.00, 485,601 1.34 against 2.03; SuperLU (one thread) 0.42, 0.87, 1.81, 1.67, 2.21,
+#: so without PARDISO the limit stays :data:`DIRECT_ALWAYS_NODES`.
+PARDISO_GRID_ALWAYS_NODES = 600_000
 #: Unknowns up to which ``auto`` factorises when there are :data:`DIRECT_MIN_RHS` right-hand sides or more.
 DIRECT_MAX_NODES = 1_500_000
 #: Right-hand sides from which a factor pays off on a large grid (a factor costs about as much as 3-4 AMG solves).
@@ -356,7 +362,9 @@ def choose_solver(n_unknowns: int, n_rhs: int, method: CircuitSolver | str = "au
     above, or for one or two solves on a large grid, AMG-preconditioned conjugate
     gradients is faster and needs far less memory (the factor's fill grows as
     ``n log n``: 5 GB at 3.6 M unknowns).  Up to :data:`SMALL_NODES` unknowns
-    SciPy's SuperLU is used (no thread start-up).  Without PARDISO, on a grid
+    SciPy's SuperLU is used (no thread start-up).  PARDISO factorises a grid
+    (``grid``) for any number of solves up to :data:`PARDISO_GRID_ALWAYS_NODES`
+    unknowns.  Without PARDISO, on a grid
     (``grid``, see :func:`direct_backend`) SuperLU in the grid's order is the
     direct solver at every size up to :data:`DIRECT_MAX_NODES`; off a grid
     CHOLMOD is, and without CHOLMOD SuperLU (its own order) up to
@@ -377,7 +385,7 @@ def choose_solver(n_unknowns: int, n_rhs: int, method: CircuitSolver | str = "au
     if n_unknowns <= SMALL_NODES:
         return "superlu"
     backend = direct_backend(grid)
-    if n_unknowns <= DIRECT_ALWAYS_NODES:
+    if n_unknowns <= DIRECT_ALWAYS_NODES or (backend == "pardiso" and grid and n_unknowns <= PARDISO_GRID_ALWAYS_NODES):
         return backend
     if (backend != "superlu" or grid) and n_unknowns <= DIRECT_MAX_NODES and n_rhs >= DIRECT_MIN_RHS:
         return backend
