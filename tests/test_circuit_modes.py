@@ -126,6 +126,21 @@ def test_advanced_hand_worked_strip():
     np.testing.assert_allclose(out3.current, [[1.0, 1.0, 1.0]], rtol=1e-6)
 
 
+def test_advanced_auto_factorises_its_raster_in_the_grid_order(monkeypatch):
+    import leopardgeo.kernels.circuit.solvers as solvers
+
+    monkeypatch.setattr(solvers, "_pardiso", lambda: None)  # the default install: CHOLMOD, no PARDISO
+    res = np.ones((150, 160))  # 24,000 unknowns: above SuperLU's small-problem limit
+    source = np.zeros(res.shape)
+    source[5, 5] = 1.0
+    ground = np.full(res.shape, np.nan)
+    ground[140, 150] = 0.0
+    out = advanced_flow(res, source, ground, use_direct_grounds=True)
+    assert out.solver == "superlu"  # a raster: SuperLU in the grid's order, as for circuit_flow
+    ref = advanced_flow(res, source, ground, use_direct_grounds=True, solver="amg", tolerance=1e-12)
+    np.testing.assert_allclose(out.voltage, ref.voltage, rtol=1e-8, atol=1e-10)
+
+
 @pytest.mark.parametrize(("k", "avg"), [(8, False), (4, False), (8, True)])
 def test_advanced_matches_dense_solve(k, avg):
     rng = np.random.default_rng(7 + k + int(avg))
