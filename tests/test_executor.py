@@ -269,6 +269,34 @@ def test_stages_on_the_cluster_equal_one_thread(cluster):
         np.testing.assert_array_equal(getattr(sim_spread, name), getattr(sim_serial, name))
 
 
+def test_pinch_point_windows_on_the_cluster_equal_one_thread(cluster):
+    """The pinch points' corridor windows as the cluster's tasks: the same table and map as on one thread."""
+    import networkx as nx
+
+    from leopardgeo.core.executor import ThreadExecutor, use_executor
+    from leopardgeo.core.grid import Grid
+    from leopardgeo.kernels.costdist import cost_distance
+    from leopardgeo.stages.corridors import least_cost_corridors
+    from leopardgeo.stages.pinchpoints import pinch_points
+
+    g = Grid.from_bounds((0, 0, 3000.0, 2000.0), cell_size_m=100.0, crs="EPSG:32652")
+    res = 10.0 ** np.random.default_rng(9).uniform(0.0, 1.0, g.shape)
+    lab = np.zeros(g.shape, dtype=np.int32)
+    lab[1:4, 1:4], lab[15:19, 25:29], lab[2:5, 24:28] = 1, 2, 3
+    G = nx.Graph()
+    for a, b in ((1, 2), (1, 3), (2, 3)):  # each link's least cost from patch a to patch b
+        cost = cost_distance(res, np.where(lab == a, a, 0), cell_size_m=100.0).cost
+        G.add_edge(a, b, patch_a=a, patch_b=b, cwd=float(cost[lab == b].min()))
+    cor = least_cost_corridors(res, lab, G, g, width_cwd=1e9)
+    with use_executor(ThreadExecutor(1)):
+        serial = pinch_points(res, lab, cor, g)
+    with use_executor(cluster):
+        spread = pinch_points(res, lab, cor, g)
+    assert len(serial.table) == 3
+    np.testing.assert_array_equal(spread.current, serial.current)
+    assert spread.table.drop(columns="geometry").equals(serial.table.drop(columns="geometry"))
+
+
 def test_native_thread_limit_is_reference_counted_the_least_wins_and_the_last_out_restores():
     from threadpoolctl import threadpool_info
 

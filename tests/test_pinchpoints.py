@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from leopardgeo.core.grid import Grid
+from leopardgeo.kernels.costdist import cost_distance
 from leopardgeo.stages.corridors import least_cost_corridors
 from leopardgeo.stages.pinchpoints import add_pinch_attributes, pinch_points
 from leopardgeo.testing import TEST_CRS
@@ -52,3 +53,48 @@ def test_narrowing_is_the_pinch_point():
     # Rayleigh monotonicity: shorting each column gives a lower bound (3 gaps of 5 parallel edges, 2 single edges,
     # 3 gaps of 5), keeping only row 2 an upper bound (8 edges in series); edge resistance r = 2
     assert 2.0 * (3 / 5 + 2 + 3 / 5) < row["corridor_resistance"] < 8 * 2.0
+
+
+def _three_patches():
+    """Three patches on a random landscape, every pair a link: three corridor windows."""
+    g = Grid.from_bounds((0, 0, 6000.0, 4000.0), cell_size_m=100, crs=TEST_CRS)
+    res = 10.0 ** np.random.default_rng(4).uniform(0.0, 1.5, g.shape)
+    lab = np.zeros(g.shape, dtype=np.int32)
+    lab[2:6, 2:6], lab[30:35, 50:55], lab[5:9, 45:50] = 1, 2, 3
+    G = nx.Graph()
+    for a, b in ((1, 2), (1, 3), (2, 3)):  # each link's least cost from patch a to patch b
+        cost = cost_distance(res, np.where(lab == a, a, 0), cell_size_m=100.0).cost
+        G.add_edge(a, b, patch_a=a, patch_b=b, cwd=float(cost[lab == b].min()))
+    return g, res, lab, G
+
+
+def test_windows_on_any_executor_give_the_same_pinch_points(monkeypatch):
+    from leopardgeo.core.executor import ThreadExecutor, use_executor
+    from leopardgeo.kernels.circuit import circuit_flow
+    from leopardgeo.stages.pinchpoints import _window_inputs
+
+    g, res, lab, G = _three_patches()
+    cor = least_cost_corridors(res, lab, G, g, width_cwd=3000.0)
+    with use_executor(ThreadExecutor(1)):
+        one = pinch_points(res, lab, cor, g)
+    tasks: list[int] = []
+    map_ = ThreadExecutor.map
+
+    def counted(self, fn, items, **kw):  # the windows are the executor's tasks
+        items = list(items)
+        tasks.append(len(items))
+        return map_(self, fn, items, **kw)
+
+    monkeypatch.setattr(ThreadExecutor, "map", counted)
+    with use_executor(ThreadExecutor(2)):  # two windows at a time
+        two = pinch_points(res, lab, cor, g)
+    assert sum(tasks) == 3
+    assert len(one.table) == 3
+    np.testing.assert_array_equal(two.current, one.current)
+    assert two.table.drop(columns="geometry").equals(one.table.drop(columns="geometry"))
+    assert list(two.table.geometry) == list(one.table.geometry)
+    # each link's numbers are its own window's circuit, whatever ran beside it
+    for row in one.table.itertuples(index=False):
+        _, _, wres, focal, _ = _window_inputs(res, lab, cor, (row.patch_a, row.patch_b))
+        r = circuit_flow(wres, focal).resistances.eff_resistance.iloc[0]
+        assert row.corridor_resistance == pytest.approx(r, rel=1e-12)

@@ -31,9 +31,10 @@ import geopandas as gpd
 
 from leopardgeo.config import CircuitSolver
 from leopardgeo.core.errors import DataError
+from leopardgeo.core.executor import current_executor, native_thread_limit
 from leopardgeo.core.grid import Grid
 from leopardgeo.io import RASTERS
-from leopardgeo.kernels.circuit import circuit_flow
+from leopardgeo.kernels.circuit import CircuitResult, circuit_flow
 from leopardgeo.stages.base import Context, RunConfigLike, Stage
 from leopardgeo.stages.corridors import CorridorResult
 
@@ -82,6 +83,18 @@ def _window_inputs(
     res = np.where(inside, resistance[rows, cols], np.nan).astype(np.float64)
     focal = np.where(inside & ends, lab, 0).astype(np.int32)
     return rows, cols, res, focal, mask & ~ends
+
+
+def _window_flow(item: tuple[np.ndarray, np.ndarray, dict]) -> CircuitResult:
+    """One executor task: 1 A between the two patches of one corridor window (module level, for Dask's workers).
+
+    BLAS and MKL hold one thread whatever the executor: a direct factor's dense blocks are summed in an order
+    that depends on the thread count, so a window's numbers are then the same on any executor (as for the
+    pairwise circuit's pair solves).
+    """
+    res, focal, opts = item
+    with native_thread_limit(1, user_api="blas"):
+        return circuit_flow(res, focal, **opts)
 
 
 def pinch_points(
@@ -148,37 +161,22 @@ def pinch_points(
         raise DataError(msg)
     current = np.full(grid.shape, np.nan, dtype=np.float32)
     records = []
-    for key in sorted(corridors.windows):
-        rows, cols, wres, focal, free = _window_inputs(res, lab, corridors, key)
-        present = np.unique(focal[focal > 0])
-        if len(present) < 2:
-            logger.warning("link %s: the corridor window holds fewer than two patches; no pinch point", key)
-            continue
-        flow = circuit_flow(
-            wres, focal, connectivity=connectivity, avg_resistances=avg_resistances, solver=solver, tolerance=tolerance
-        )
-        r_eff = float(flow.resistances["eff_resistance"].iloc[0])
-        cur = flow.cum_current
-        sub = current[rows, cols]
-        np.fmax(sub, np.where(np.isfinite(cur), cur, np.nan), out=sub)
-        corridor_cur = np.where(free & np.isfinite(cur), cur, -np.inf)
-        n_free = int(free.sum())
-        if not math.isfinite(r_eff) or n_free == 0 or not np.isfinite(corridor_cur).any():
-            records.append({"patch_a": key[0], "patch_b": key[1], "pinch_current": math.nan,
-                            "corridor_resistance": r_eff, "corridor_cells": n_free, "row": -1, "col": -1})  # fmt: skip
-            continue
-        i, j = np.unravel_index(int(np.argmax(corridor_cur)), corridor_cur.shape)
-        records.append(
-            {
-                "patch_a": key[0],
-                "patch_b": key[1],
-                "pinch_current": float(corridor_cur[i, j]),
-                "corridor_resistance": r_eff,
-                "corridor_cells": n_free,
-                "row": rows.start + int(i),
-                "col": cols.start + int(j),
-            }
-        )
+    opts = {"connectivity": connectivity, "avg_resistances": avg_resistances, "solver": solver, "tolerance": tolerance}
+    executor = current_executor()
+    # the windows are the run's tasks, a few per slot at a time (their rasters and maps wait in memory)
+    keys = sorted(corridors.windows)
+    batch = max(1, 2 * int(getattr(executor, "slots", 1)))
+    for start in range(0, len(keys), batch):
+        windows = []
+        for key in keys[start : start + batch]:
+            rows, cols, wres, focal, free = _window_inputs(res, lab, corridors, key)
+            if len(np.unique(focal[focal > 0])) < 2:
+                logger.warning("link %s: the corridor window holds fewer than two patches; no pinch point", key)
+                continue
+            windows.append((key, rows, cols, wres, focal, free))
+        flows = executor.map(_window_flow, [(w[3], w[4], opts) for w in windows], label="pinch points")
+        for (key, rows, cols, _, _, free), flow in zip(windows, flows, strict=True):
+            records.append(_pinch_record(key, rows, cols, free, flow, current))
     frame = pd.DataFrame(records, columns=[*PINCH_COLUMNS, "row", "col"])
     ok = frame["row"].to_numpy() >= 0
     x, y = grid.xy(frame["row"].to_numpy()[ok], frame["col"].to_numpy()[ok])
@@ -187,6 +185,24 @@ def pinch_points(
     table = gpd.GeoDataFrame(frame[list(PINCH_COLUMNS)], geometry=list(geoms), crs=grid.crs)
     table = table[ok].reset_index(drop=True) if len(table) else table
     return PinchResult(current=current, table=table)
+
+
+def _pinch_record(
+    key: tuple[int, int], rows: slice, cols: slice, free: np.ndarray, flow: CircuitResult, current: np.ndarray
+) -> dict:
+    """One link's row of the pinch table from its window's solve; raises ``current`` to its corridor current."""
+    r_eff = float(flow.resistances["eff_resistance"].iloc[0])
+    cur = flow.cum_current
+    sub = current[rows, cols]
+    np.fmax(sub, np.where(np.isfinite(cur), cur, np.nan), out=sub)
+    corridor_cur = np.where(free & np.isfinite(cur), cur, -np.inf)
+    n_free = int(free.sum())
+    row = {"patch_a": key[0], "patch_b": key[1], "pinch_current": math.nan, "corridor_resistance": r_eff,
+           "corridor_cells": n_free, "row": -1, "col": -1}  # fmt: skip
+    if math.isfinite(r_eff) and n_free > 0 and np.isfinite(corridor_cur).any():
+        i, j = np.unravel_index(int(np.argmax(corridor_cur)), corridor_cur.shape)
+        row.update(pinch_current=float(corridor_cur[i, j]), row=rows.start + int(i), col=cols.start + int(j))
+    return row
 
 
 def add_pinch_attributes(graph: nx.Graph, result: PinchResult) -> None:
