@@ -110,6 +110,10 @@ def pinch_points(
 ) -> PinchResult:
     """Current flow through each link's truncated corridor and its pinch point.
 
+    The links' windows are tasks of the run's executor
+    (:func:`leopardgeo.core.executor.current_executor`), each solved on one
+    BLAS / MKL thread, so the result is the same on any executor.
+
     Parameters
     ----------
     resistance

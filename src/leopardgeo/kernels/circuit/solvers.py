@@ -364,11 +364,10 @@ def choose_solver(n_unknowns: int, n_rhs: int, method: CircuitSolver | str = "au
     ``n log n``: 5 GB at 3.6 M unknowns).  Up to :data:`SMALL_NODES` unknowns
     SciPy's SuperLU is used (no thread start-up).  PARDISO factorises a grid
     (``grid``) for any number of solves up to :data:`PARDISO_GRID_ALWAYS_NODES`
-    unknowns.  Without PARDISO, on a grid
-    (``grid``, see :func:`direct_backend`) SuperLU in the grid's order is the
-    direct solver at every size up to :data:`DIRECT_MAX_NODES`; off a grid
-    CHOLMOD is, and without CHOLMOD SuperLU (its own order) up to
-    :data:`DIRECT_ALWAYS_NODES`.
+    unknowns.  Without PARDISO the factor is SuperLU in the grid's order on a
+    grid (:func:`direct_backend`) and CHOLMOD off a grid, in the same ranges;
+    with neither PARDISO nor CHOLMOD, off a grid, SuperLU in its own order
+    only up to :data:`DIRECT_ALWAYS_NODES`.
 
     Examples
     --------
