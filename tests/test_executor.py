@@ -271,22 +271,17 @@ def test_stages_on_the_cluster_equal_one_thread(cluster):
 
 def test_pinch_point_windows_on_the_cluster_equal_one_thread(cluster):
     """The pinch points' corridor windows as the cluster's tasks: the same table and map as on one thread."""
-    import networkx as nx
-
     from leopardgeo.core.executor import ThreadExecutor, use_executor
     from leopardgeo.core.grid import Grid
-    from leopardgeo.kernels.costdist import cost_distance
     from leopardgeo.stages.corridors import least_cost_corridors
     from leopardgeo.stages.pinchpoints import pinch_points
+    from leopardgeo.testing import least_cost_links
 
     g = Grid.from_bounds((0, 0, 3000.0, 2000.0), cell_size_m=100.0, crs="EPSG:32652")
     res = 10.0 ** np.random.default_rng(9).uniform(0.0, 1.0, g.shape)
     lab = np.zeros(g.shape, dtype=np.int32)
     lab[1:4, 1:4], lab[15:19, 25:29], lab[2:5, 24:28] = 1, 2, 3
-    G = nx.Graph()
-    for a, b in ((1, 2), (1, 3), (2, 3)):  # each link's least cost from patch a to patch b
-        cost = cost_distance(res, np.where(lab == a, a, 0), cell_size_m=100.0).cost
-        G.add_edge(a, b, patch_a=a, patch_b=b, cwd=float(cost[lab == b].min()))
+    G = least_cost_links(res, lab, [(1, 2), (1, 3), (2, 3)], cell_size_m=100.0)
     cor = least_cost_corridors(res, lab, G, g, width_cwd=1e9)
     with use_executor(ThreadExecutor(1)):
         serial = pinch_points(res, lab, cor, g)

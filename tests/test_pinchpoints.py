@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 
 from leopardgeo.core.grid import Grid
-from leopardgeo.kernels.costdist import cost_distance
 from leopardgeo.stages.corridors import least_cost_corridors
 from leopardgeo.stages.pinchpoints import add_pinch_attributes, pinch_points
-from leopardgeo.testing import TEST_CRS
+from leopardgeo.testing import TEST_CRS, least_cost_links
 
 
 def strip(width: int, length: int = 8, r: float = 2.0):
@@ -61,11 +60,7 @@ def _three_patches():
     res = 10.0 ** np.random.default_rng(4).uniform(0.0, 1.5, g.shape)
     lab = np.zeros(g.shape, dtype=np.int32)
     lab[2:6, 2:6], lab[30:35, 50:55], lab[5:9, 45:50] = 1, 2, 3
-    G = nx.Graph()
-    for a, b in ((1, 2), (1, 3), (2, 3)):  # each link's least cost from patch a to patch b
-        cost = cost_distance(res, np.where(lab == a, a, 0), cell_size_m=100.0).cost
-        G.add_edge(a, b, patch_a=a, patch_b=b, cwd=float(cost[lab == b].min()))
-    return g, res, lab, G
+    return g, res, lab, least_cost_links(res, lab, [(1, 2), (1, 3), (2, 3)], cell_size_m=100.0)
 
 
 def test_windows_on_any_executor_give_the_same_pinch_points(monkeypatch):
