@@ -15,6 +15,23 @@ collect_ignore = ["qgis_check.py"]
 
 
 @pytest.fixture
+def least_cost_links():
+    """``least_cost_links(res, labels, pairs, cell_size_m)``: a links graph, each link's ``cwd`` its least cost."""
+    import networkx as nx
+
+    from leopardgeo.kernels.costdist import cost_distance
+
+    def build(res, labels, pairs, cell_size_m):
+        graph = nx.Graph()
+        for a, b in pairs:  # one search from patch a; the least cost reaching patch b
+            cost = cost_distance(res, np.where(labels == a, a, 0), cell_size_m=cell_size_m).cost
+            graph.add_edge(a, b, patch_a=a, patch_b=b, cwd=float(cost[labels == b].min()))
+        return graph
+
+    return build
+
+
+@pytest.fixture
 def utm_raster(tmp_path):
     """A 10 x 12 float raster of 100 m cells in UTM 52N with values 0..1."""
     values = np.linspace(0, 1, 120, dtype="float32").reshape(10, 12)

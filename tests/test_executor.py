@@ -269,13 +269,12 @@ def test_stages_on_the_cluster_equal_one_thread(cluster):
         np.testing.assert_array_equal(getattr(sim_spread, name), getattr(sim_serial, name))
 
 
-def test_pinch_point_windows_on_the_cluster_equal_one_thread(cluster):
+def test_pinch_point_windows_on_the_cluster_equal_one_thread(cluster, least_cost_links):
     """The pinch points' corridor windows as the cluster's tasks: the same table and map as on one thread."""
     from leopardgeo.core.executor import ThreadExecutor, use_executor
     from leopardgeo.core.grid import Grid
     from leopardgeo.stages.corridors import least_cost_corridors
     from leopardgeo.stages.pinchpoints import pinch_points
-    from leopardgeo.testing import least_cost_links
 
     g = Grid.from_bounds((0, 0, 3000.0, 2000.0), cell_size_m=100.0, crs="EPSG:32652")
     res = 10.0 ** np.random.default_rng(9).uniform(0.0, 1.0, g.shape)

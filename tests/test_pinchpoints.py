@@ -9,7 +9,7 @@ import pytest
 from leopardgeo.core.grid import Grid
 from leopardgeo.stages.corridors import least_cost_corridors
 from leopardgeo.stages.pinchpoints import add_pinch_attributes, pinch_points
-from leopardgeo.testing import TEST_CRS, least_cost_links
+from leopardgeo.testing import TEST_CRS
 
 
 def strip(width: int, length: int = 8, r: float = 2.0):
@@ -54,7 +54,7 @@ def test_narrowing_is_the_pinch_point():
     assert 2.0 * (3 / 5 + 2 + 3 / 5) < row["corridor_resistance"] < 8 * 2.0
 
 
-def _three_patches():
+def _three_patches(least_cost_links):
     """Three patches on a random landscape, every pair a link: three corridor windows."""
     g = Grid.from_bounds((0, 0, 6000.0, 4000.0), cell_size_m=100, crs=TEST_CRS)
     res = 10.0 ** np.random.default_rng(4).uniform(0.0, 1.5, g.shape)
@@ -63,12 +63,12 @@ def _three_patches():
     return g, res, lab, least_cost_links(res, lab, [(1, 2), (1, 3), (2, 3)], cell_size_m=100.0)
 
 
-def test_windows_on_any_executor_give_the_same_pinch_points(monkeypatch):
+def test_windows_on_any_executor_give_the_same_pinch_points(monkeypatch, least_cost_links):
     from leopardgeo.core.executor import ThreadExecutor, use_executor
     from leopardgeo.kernels.circuit import circuit_flow
     from leopardgeo.stages.pinchpoints import _window_inputs
 
-    g, res, lab, G = _three_patches()
+    g, res, lab, G = _three_patches(least_cost_links)
     cor = least_cost_corridors(res, lab, G, g, width_cwd=3000.0)
     with use_executor(ThreadExecutor(1)):
         one = pinch_points(res, lab, cor, g)

@@ -22,14 +22,7 @@ from affine import Affine
 
 from leopardgeo.core.grid import Grid
 
-__all__ = [
-    "TEST_CRS",
-    "least_cost_links",
-    "naive_connectivity_metrics",
-    "naive_pack_females",
-    "synthetic_raster",
-    "synthetic_vector",
-]
+__all__ = ["TEST_CRS", "naive_connectivity_metrics", "naive_pack_females", "synthetic_raster", "synthetic_vector"]
 
 #: CRS of synthetic data: WGS 84 / UTM zone 52N (covers Primorye and Jilin).
 TEST_CRS = "EPSG:32652"
@@ -72,30 +65,6 @@ def synthetic_raster(
     except Exception:  # geographic CRS on purpose: callers test the error
         grid = Grid(TEST_CRS, transform, arr.shape)
     return grid, path
-
-
-def least_cost_links(resistance: np.ndarray, labels: np.ndarray, pairs: Any, *, cell_size_m: float, connectivity: int = 8) -> Any:
-    """A links graph for ``pairs`` of patch ids, each link's ``cwd`` the least cost between its two patches.
-
-    The graph the links stage would give those pairs (``patch_a``, ``patch_b``, ``cwd``), from one cost
-    distance search per pair (:func:`leopardgeo.kernels.costdist.cost_distance`).
-
-    Examples
-    --------
-    >>> lab = np.array([[1, 0, 0, 2]], dtype=np.int32)
-    >>> G = least_cost_links(np.ones((1, 4)), lab, [(1, 2)], cell_size_m=100.0)
-    >>> G.edges[1, 2]["cwd"]
-    300.0
-    """
-    import networkx as nx
-
-    from leopardgeo.kernels.costdist import cost_distance
-
-    graph = nx.Graph()
-    for a, b in pairs:
-        cost = cost_distance(resistance, np.where(labels == a, a, 0), cell_size_m=cell_size_m, connectivity=connectivity)
-        graph.add_edge(a, b, patch_a=a, patch_b=b, cwd=float(cost.cost[labels == b].min()))
-    return graph
 
 
 def synthetic_vector(path: str | Path, gdf: gpd.GeoDataFrame, *, layer: str | None = None) -> Path:
