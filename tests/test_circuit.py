@@ -1092,6 +1092,23 @@ def test_auto_factorises_one_solve_on_a_mid_size_grid_with_pardiso(monkeypatch):
     assert circuit.choose_solver(485_601, 1, grid=True) == "amg"  # SuperLU on one thread is slower than AMG there
 
 
+def test_auto_chooses_as_off_a_raster_when_too_many_unknowns_lie_off_it(monkeypatch):
+    import scipy.sparse as sp
+
+    import leopardgeo.kernels.circuit.solvers as solvers
+    from leopardgeo.kernels.circuit.solvers import LaplacianSolver
+
+    monkeypatch.setattr(solvers, "_pardiso", lambda: None)
+    n = 25_000  # above SuperLU's small-problem limit
+    lap = sp.diags([np.full(n - 1, -1.0), np.full(n, 2.0), np.full(n - 1, -1.0)], [-1, 0, 1], format="csr")
+    few_off = np.arange(n - 1_000, dtype=np.int32).reshape(-1, 600)  # 1,000 unknowns off the raster
+    many_off = np.arange(n - 3_000, dtype=np.int32).reshape(-1, 550)  # 3,000: more than GRID_ORDER_MAX_EXTRA
+    assert circuit.grid_orderable(n, few_off.size) and not circuit.grid_orderable(n, many_off.size)
+    assert LaplacianSolver(lap, node_raster=few_off).method == "superlu"
+    if circuit._cholespy() is not None:
+        assert LaplacianSolver(lap, node_raster=many_off).method == "cholmod"  # no grid order: CHOLMOD orders it
+
+
 def test_superlu_in_the_grid_order_solves_as_a_dense_solve():
     from leopardgeo.kernels.circuit.assembly import solve_nodes
     from leopardgeo.kernels.circuit.solvers import LaplacianSolver

@@ -86,6 +86,7 @@ from leopardgeo.kernels.circuit.solvers import (  # noqa: F401 - re-exported
     choose_solver,
     direct_backend,
     estimate_memory_bytes,
+    grid_orderable,
 )
 
 __all__ = [
@@ -103,6 +104,7 @@ __all__ = [
     "current_density",
     "direct_backend",
     "estimate_memory_bytes",
+    "grid_orderable",
     "network_resistances",
     "solve_nodes",
 ]

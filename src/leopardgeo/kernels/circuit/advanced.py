@@ -55,7 +55,7 @@ from leopardgeo.kernels.circuit.assembly import (
     _region_components,
     assemble_laplacian,
 )
-from leopardgeo.kernels.circuit.solvers import LaplacianSolver, _check_memory, choose_solver
+from leopardgeo.kernels.circuit.solvers import LaplacianSolver, _check_memory, choose_solver, grid_orderable
 
 __all__ = ["AdvancedResult", "SourceGroundConflict", "advanced_flow"]
 
@@ -274,7 +274,8 @@ def advanced_flow(
         t = time.perf_counter()
         lap = assemble_laplacian(res, node, n_cell, n_solve, connectivity, avg_resistances)
         lap = (lap + sp.diags(g_n[:n_solve])).tocsr()
-        method = choose_solver(n_solve, 1, solver, grid=True)  # a raster: the factor takes the grid's order
+        # a raster: the factor takes the grid's order
+        method = choose_solver(n_solve, 1, solver, grid=grid_orderable(n_solve, n_cell))
         _check_memory(res.size, n_solve, 1, max_memory_gb, method)
         node_raster = np.where(node < n_cell, node, np.int32(-1))
         lin = LaplacianSolver(lap, method, tolerance, node_raster=node_raster)

@@ -21,7 +21,13 @@ from leopardgeo.core.executor import available_cores, native_thread_limit
 from leopardgeo.core.memory import small_pages
 from leopardgeo.kernels.circuit.assembly import CircuitNetwork, _check_inputs, build_network, solve_nodes
 from leopardgeo.kernels.circuit.currents import SERIAL_CELLS, _fill_maps, _Solve
-from leopardgeo.kernels.circuit.solvers import DIRECT_BLOCK_RHS, LaplacianSolver, _check_memory, choose_solver
+from leopardgeo.kernels.circuit.solvers import (
+    DIRECT_BLOCK_RHS,
+    LaplacianSolver,
+    _check_memory,
+    choose_solver,
+    grid_orderable,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -555,7 +561,8 @@ def _plan_memory(
     max_memory_gb: float | None,
 ) -> tuple[str, bool]:
     """The solver and whether to store unit solutions: the first plan that fits in memory, else MemoryLimitError."""
-    first = choose_solver(net.n_solve, n_wanted if superpose else n_per_run, solver, grid=True)
+    grid = grid_orderable(net.n_solve, net.n_cell)  # a raster: the factor takes the grid's order
+    first = choose_solver(net.n_solve, n_wanted if superpose else n_per_run, solver, grid=grid)
     methods = [first] + (["amg"] if CircuitSolver(solver) is CircuitSolver.AUTO and first != "amg" else [])
     plans = [(m, superpose) for m in methods]
     if superpose and mode is not CircuitMode.ONE_TO_ALL:

@@ -131,6 +131,23 @@ GRID_ORDER_LEAF = 4
 GRID_ORDER_BALANCE = 0.3
 
 
+def grid_orderable(n_unknowns: int, n_cell_unknowns: int) -> bool:
+    """Whether a factor of ``n_unknowns`` unknowns, ``n_cell_unknowns`` of them raster cells, takes the grid's order.
+
+    The unknowns off the raster (patch and region nodes) are eliminated last as one dense block
+    (:func:`_grid_order`), so there may be at most :data:`GRID_ORDER_MAX_EXTRA` of them; with more, METIS
+    orders the factor and ``auto`` chooses as off a raster (:func:`choose_solver`'s ``grid``).
+
+    Examples
+    --------
+    >>> grid_orderable(1_426_897, 1_426_862)   # the demo: 35 patch nodes
+    True
+    >>> grid_orderable(100_000, 90_000)
+    False
+    """
+    return 0 <= n_unknowns - n_cell_unknowns <= GRID_ORDER_MAX_EXTRA
+
+
 def _grid_order(node_raster: np.ndarray | None, n: int, last: Sequence[int] = ()) -> np.ndarray | None:
     """Fill-reducing elimination order of the ``n`` unknowns from the grid's geometry, or None (METIS decides).
 
@@ -147,7 +164,7 @@ def _grid_order(node_raster: np.ndarray | None, n: int, last: Sequence[int] = ()
         return None
     cells = np.asarray(node_raster)
     on_grid = cells[cells >= 0]
-    if on_grid.size == 0 or on_grid.max() >= n or n - on_grid.size > GRID_ORDER_MAX_EXTRA:
+    if on_grid.size == 0 or on_grid.max() >= n or not grid_orderable(n, on_grid.size):
         return None
     order = _grid_dissection(np.ascontiguousarray(cells, dtype=np.int64), GRID_ORDER_LEAF, GRID_ORDER_BALANCE)
     seen = np.zeros(n, dtype=bool)
@@ -377,6 +394,9 @@ def choose_solver(n_unknowns: int, n_rhs: int, method: CircuitSolver | str = "au
     'amg'
     >>> choose_solver(5_000, 1)
     'superlu'
+
+    ``grid``: the unknowns are raster cells and at most :data:`GRID_ORDER_MAX_EXTRA`
+    others (:func:`grid_orderable`), so a factor takes the grid's own order.
     """
     method = choice(CircuitSolver, method, "solver")
     if method is not CircuitSolver.AUTO:
@@ -470,7 +490,8 @@ class LaplacianSolver:
             )
             raise ConfigError(msg)
         self.iterations: list[int] = []
-        self.method = choose_solver(n, n_rhs, method, grid=node_raster is not None)
+        grid = node_raster is not None and grid_orderable(n, int(np.count_nonzero(np.asarray(node_raster) >= 0)))
+        self.method = choose_solver(n, n_rhs, method, grid=grid)
         self._last: tuple[int, ...] = ()  # the unknowns eliminated last (grid order with PARDISO)
         self._order: np.ndarray | None = None  # SuperLU's factor is of the matrix in this order (the grid's)
         t = time.perf_counter()
