@@ -178,7 +178,8 @@ def pinch_points(
                 logger.warning("link %s: the corridor window holds fewer than two patches; no pinch point", key)
                 continue
             windows.append((key, rows, cols, wres, focal, free))
-        flows = executor.map(_window_flow, [(w[3], w[4], opts) for w in windows], label="pinch points")
+        items = [(wres, focal, opts) for _, _, _, wres, focal, _ in windows]
+        flows = executor.map(_window_flow, items, label="pinch points")
         for (key, rows, cols, _, _, free), flow in zip(windows, flows, strict=True):
             records.append(_pinch_record(key, rows, cols, free, flow, current))
     frame = pd.DataFrame(records, columns=[*PINCH_COLUMNS, "row", "col"])

@@ -314,25 +314,24 @@ class _PardisoFactor:
             pass
 
 
-def _superlu(matrix: sp.csr_matrix, order: np.ndarray | None) -> tuple[object, np.ndarray | None]:
+def _superlu(matrix: sp.csr_matrix, order: np.ndarray | None) -> object:
     """SciPy's SuperLU factor of a symmetric positive definite ``matrix``, in ``order`` when given.
 
     With an order (:func:`_grid_order`) the matrix is permuted symmetrically and
     factorised as it is (``permc_spec = "NATURAL"``), the pivots kept on the
     diagonal (``diag_pivot_thresh = 0``, ``SymmetricMode``: a positive definite
     matrix needs no pivoting); without, SuperLU orders it (``MMD_AT_PLUS_A``).
-    Returns the factor and the order (solutions: ``x[order] = factor.solve(b[order])``).
+    With an order, solutions are ``x[order] = factor.solve(b[order])``.
     """
     if order is None:
-        return splu(matrix.tocsc(), permc_spec="MMD_AT_PLUS_A"), None
+        return splu(matrix.tocsc(), permc_spec="MMD_AT_PLUS_A")
     rows = matrix[order]  # row k of the permuted matrix is row order[k]
     inverse = np.empty_like(order)
     inverse[order] = np.arange(order.size)
     # columns renamed by the inverse order; the matrix is symmetric, so its CSR arrays read as CSC are the same matrix
     permuted = sp.csc_matrix((rows.data, inverse[rows.indices], rows.indptr), shape=matrix.shape)
     permuted.sort_indices()
-    factor = splu(permuted, permc_spec="NATURAL", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
-    return factor, order
+    return splu(permuted, permc_spec="NATURAL", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
 
 
 def _cholespy() -> object | None:
@@ -384,7 +383,9 @@ def choose_solver(n_unknowns: int, n_rhs: int, method: CircuitSolver | str = "au
     unknowns.  Without PARDISO the factor is SuperLU in the grid's order on a
     grid (:func:`direct_backend`) and CHOLMOD off a grid, in the same ranges;
     with neither PARDISO nor CHOLMOD, off a grid, SuperLU in its own order
-    only up to :data:`DIRECT_ALWAYS_NODES`.
+    only up to :data:`DIRECT_ALWAYS_NODES`.  ``grid``: the unknowns are raster
+    cells and at most :data:`GRID_ORDER_MAX_EXTRA` others
+    (:func:`grid_orderable`), so a factor takes the grid's own order.
 
     Examples
     --------
@@ -394,9 +395,6 @@ def choose_solver(n_unknowns: int, n_rhs: int, method: CircuitSolver | str = "au
     'amg'
     >>> choose_solver(5_000, 1)
     'superlu'
-
-    ``grid``: the unknowns are raster cells and at most :data:`GRID_ORDER_MAX_EXTRA`
-    others (:func:`grid_orderable`), so a factor takes the grid's own order.
     """
     method = choice(CircuitSolver, method, "solver")
     if method is not CircuitSolver.AUTO:
@@ -524,7 +522,8 @@ class LaplacianSolver:
                 mod.MatrixType.CSR,
             )
         elif self.method == "superlu":
-            self._factor, self._order = _superlu(laplacian, _grid_order(node_raster, n))
+            self._order = _grid_order(node_raster, n)
+            self._factor = _superlu(laplacian, self._order)
         else:
             self._ml = _grid_amg(laplacian, node_raster)
             self._cycle = _VCycle(self._ml)
