@@ -8,7 +8,9 @@ they run when ``RunResult`` has those stages (``territories`` / ``sites`` fields
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
+from queue import Empty
 
 import pytest
 
@@ -34,6 +36,43 @@ def _params() -> list:
     return out
 
 
+#: Longest single wait for a kernel message (seconds) before the socket is looked at again.
+POLL_S = 1.0
+
+
+def _poll_each_second(channel: object) -> None:
+    """Make ``channel.get_msg`` wait in steps of :data:`POLL_S`, up to its timeout (None: for ever).
+
+    pyzmq's asyncio poll can miss the wake-up for a message already queued on a socket and return it only when the
+    poll times out (zeromq/pyzmq#1558). nbclient waits for a cell's reply with the cell's whole timeout, so one missed
+    wake-up stalled a 10-second notebook for 20 minutes in a CI run, which then passed. A message is found at the end
+    of each step, so a missed wake-up now costs at most a second.
+    """
+    get = channel.get_msg  # type: ignore[attr-defined]
+
+    async def get_msg(timeout: float | None = None) -> dict:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = POLL_S if deadline is None else min(POLL_S, max(0.0, deadline - time.monotonic()))
+            try:
+                return await get(timeout=left)
+            except Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+
+    channel.get_msg = get_msg  # type: ignore[attr-defined]
+
+
+class _Client(nbclient.NotebookClient):
+    """nbclient's client with its shell and IOPub channels polled each second (:func:`_poll_each_second`)."""
+
+    async def async_start_new_kernel_client(self) -> object:
+        kc = await super().async_start_new_kernel_client()
+        _poll_each_second(kc.shell_channel)
+        _poll_each_second(kc.iopub_channel)
+        return kc
+
+
 @pytest.fixture(scope="session")
 def notebook_dir(tmp_path_factory, demo_run):
     """One working folder for every notebook (they share the demo run written into it).
@@ -45,6 +84,33 @@ def notebook_dir(tmp_path_factory, demo_run):
     d = tmp_path_factory.mktemp("notebooks")
     copy_run(demo_run[1], d / "out_demo")
     return d
+
+
+def test_a_missed_wake_up_costs_at_most_a_poll_step():
+    """A channel that sees its queued message only when a wait times out (the missed wake-up) answers within a step."""
+    import asyncio
+
+    class Missed:
+        async def get_msg(self, timeout: float | None = None) -> dict:
+            await asyncio.sleep(3600.0 if timeout is None else timeout)
+            return {"msg_id": "queued"}
+
+    class Silent:
+        async def get_msg(self, timeout: float | None = None) -> dict:
+            await asyncio.sleep(timeout)
+            raise Empty
+
+    missed, silent = Missed(), Silent()
+    _poll_each_second(missed)
+    _poll_each_second(silent)
+    t = time.monotonic()
+    assert asyncio.run(missed.get_msg(timeout=30.0)) == {"msg_id": "queued"}
+    assert time.monotonic() - t < 2 * POLL_S  # not the 30 s timeout
+    t = time.monotonic()
+    assert asyncio.run(missed.get_msg()) == {"msg_id": "queued"}  # no timeout: not for ever either
+    assert time.monotonic() - t < 2 * POLL_S
+    with pytest.raises(Empty):  # nothing came within the timeout: Empty, as before
+        asyncio.run(silent.get_msg(timeout=0.05))
 
 
 def test_every_notebook_is_listed_and_stripped():
@@ -60,9 +126,7 @@ def test_every_notebook_is_listed_and_stripped():
 @pytest.mark.parametrize("path", _params())
 def test_notebook_runs(path, notebook_dir):
     nb = nbformat.read(path, as_version=4)
-    client = nbclient.NotebookClient(
-        nb, timeout=1200, kernel_name="python3", resources={"metadata": {"path": str(notebook_dir)}}
-    )
+    client = _Client(nb, timeout=1200, kernel_name="python3", resources={"metadata": {"path": str(notebook_dir)}})
     client.execute()
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
