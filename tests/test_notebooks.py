@@ -7,6 +7,7 @@ they run when ``RunResult`` has those stages (``territories`` / ``sites`` fields
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from pathlib import Path
@@ -88,7 +89,6 @@ def notebook_dir(tmp_path_factory, demo_run):
 
 def test_a_missed_wake_up_costs_at_most_a_poll_step():
     """A channel that sees its queued message only when a wait times out (the missed wake-up) answers within a step."""
-    import asyncio
 
     class Missed:
         async def get_msg(self, timeout: float | None = None) -> dict:
