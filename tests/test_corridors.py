@@ -57,6 +57,31 @@ def reference_width(mask, value, lcd, labels, ends):
     return float(np.min(2 * edt[on_path] - CELL))
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    shape=st.tuples(st.integers(1, 12), st.integers(1, 12)),
+    share=st.sampled_from([0.3, 0.7, 1.0]),
+    cell=st.sampled_from([1.0, 30.0, 500.0]),
+)
+def test_narrowest_width_is_that_of_scipys_distance_transform(seed, shape, share, cell):
+    # any corridor mask and any cells on it (the grid's edge counts as outside): 2 x edt - cell at the narrowest
+    rng = np.random.default_rng(seed)
+    mask = rng.random(shape) < share
+    assume(mask.any())
+    labels = np.where(rng.random(shape) < 0.2, 1, 0)  # cells of an end patch do not count
+    cells = np.argwhere(mask)[rng.permutation(int(mask.sum()))[: rng.integers(1, int(mask.sum()) + 1)]]
+    got = corridors._narrowest_width(mask, cells, labels, (1, 2), cell)
+    on = np.zeros(shape, bool)
+    on[cells[:, 0], cells[:, 1]] = True
+    on &= labels != 1
+    if not on.any():
+        assert math.isnan(got)
+        return
+    edt = ndimage.distance_transform_edt(np.pad(mask, 1), sampling=cell)[1:-1, 1:-1]
+    assert got == pytest.approx(float(np.min(2 * edt[on] - cell)), rel=1e-12)
+
+
 @st.composite
 def corridor_cases(draw):
     nr, nc = draw(st.integers(5, 11)), draw(st.integers(5, 11))

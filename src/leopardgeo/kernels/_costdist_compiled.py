@@ -258,6 +258,8 @@ def _search(
                     _prefetch(rf, w + nc)
                     if has_h1:
                         _prefetch(h1, w)
+                    if n_tg > 0:
+                        _prefetch(labf, w)
             live -= 1
             d = cf[np.uint64(u)]
             if np.int64(d * inv_width) != cur:
@@ -674,6 +676,36 @@ def _sum_within_box(a, b, lcd, width):  # pragma: no cover - compiled
     if r1 == 0:
         return 0, 0, 0, 0
     return r0, r1, c0, c1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _in_mask(mask, i, j):  # pragma: no cover - compiled
+    """``mask[i, j]``, False outside the array."""
+    return i >= 0 and i < mask.shape[0] and j >= 0 and j < mask.shape[1] and mask[i, j]
+
+
+@njit(cache=True, nogil=True)
+def _outside_edge(mask):  # pragma: no cover - compiled
+    """Cells outside ``mask`` that touch it along a row or column, in the array padded by one cell (row-major).
+
+    ``(n, 2)`` rows and columns, as ``np.argwhere(touch & ~pad)`` with ``pad = np.pad(mask, 1)`` and ``touch``
+    the padded cells with a True 4-neighbour: one pass, no padded copies.
+    """
+    h, w = mask.shape
+    n = 0
+    for k in range(2):  # count, then fill
+        out = np.empty((n, 2), dtype=np.int64)
+        n = 0
+        for i in range(-1, h + 1):
+            for j in range(-1, w + 1):
+                if _in_mask(mask, i, j):
+                    continue
+                if _in_mask(mask, i - 1, j) or _in_mask(mask, i + 1, j) or _in_mask(mask, i, j - 1) or _in_mask(mask, i, j + 1):
+                    if k == 1:
+                        out[n, 0] = i + 1
+                        out[n, 1] = j + 1
+                    n += 1
+    return out
 
 
 @njit(cache=True, nogil=True)

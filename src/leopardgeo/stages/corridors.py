@@ -64,7 +64,7 @@ from leopardgeo.core.executor import available_cores, current_executor
 from leopardgeo.core.grid import Grid
 from leopardgeo.core.memory import available_bytes, check_memory
 from leopardgeo.io import RASTERS
-from leopardgeo.kernels._costdist_compiled import _descent, _least_sum, _lower_envelope, _sum_within_box
+from leopardgeo.kernels._costdist_compiled import _descent, _least_sum, _lower_envelope, _outside_edge, _sum_within_box
 from leopardgeo.kernels.costdist import (
     NEIGHBOUR_OFFSETS,
     VALID_CONNECTIVITY,
@@ -357,13 +357,7 @@ def _narrowest_width(
     keep = mask[pr, pc] & ~np.isin(labels_win[pr, pc], ends)
     if not keep.any():
         return math.nan
-    pad = np.pad(mask, 1)
-    touch = np.zeros_like(pad)
-    touch[1:] |= pad[:-1]
-    touch[:-1] |= pad[1:]
-    touch[:, 1:] |= pad[:, :-1]
-    touch[:, :-1] |= pad[:, 1:]
-    outside = np.argwhere(touch & ~pad)
+    outside = _outside_edge(mask)  # in the window padded by one cell
     cells = np.column_stack([pr[keep] + 1, pc[keep] + 1])
     _, nearest = cKDTree(outside).query(cells)  # integer coordinates: exact squared distances
     dt = (outside[nearest] - cells).astype(np.float64) * float(cell_size_m)
