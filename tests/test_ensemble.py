@@ -65,6 +65,8 @@ def test_bad_ensemble_settings_are_clear_errors():
         EnsembleConfig(max_resistance=(10.0,))
     with pytest.raises(ConfigError, match="stages: expected some of"):
         EnsembleConfig(stages=("resistance",))
+    with pytest.raises(ConfigError, match=r"rank_spread: expected a share of the ranked links, 0 < rank_spread <= 1"):
+        EnsembleConfig(rank_spread=0.0)
     with pytest.raises(ConfigError, match="coefficient_se: expected names of habitat.coefficients"):
         draw_parameters(demo_config().replace(ensemble=EnsembleConfig(coefficient_se={"nope": 1.0})))
 
@@ -72,9 +74,21 @@ def test_bad_ensemble_settings_are_clear_errors():
 def test_link_summary_by_hand():
     mk = lambda rows: {"links": pd.DataFrame(rows, columns=["patch_a", "patch_b", "cwd", "score"])}  # noqa: E731
     draws = [mk([(1, 2, 10.0, 0.9), (2, 3, 40.0, 0.5)]), mk([(1, 2, 20.0, 0.4), (2, 3, 30.0, 0.6)]), mk([(1, 2, 30.0, 0.7)])]
-    t = summarise_links(draws, draws[0], robust_share=0.9, rare_share=0.5).set_index(["patch_a", "patch_b"])
+    by_presence = summarise_links(draws, draws[0], robust_share=0.9, rare_share=0.5, rank_spread=1.0)
+    t = by_presence.set_index(["patch_a", "patch_b"])
     assert t.loc[(1, 2), "share"] == 1.0 and t.loc[(1, 2), "robustness"] == "robust"
     assert t.loc[(2, 3), "share"] == pytest.approx(2 / 3) and t.loc[(2, 3), "robustness"] == "sensitive"
+    # (1, 2) is in every draw but ranks 1st, 2nd, 1st of the 2, 2, 1 links ranked: its rank's 5-95 % range,
+    # 1 to 1.9, spans 0.9 / 2 = 45 % of a draw's links, so with the default 25 % it depends on the resistance guess
+    t = summarise_links(draws, draws[0], robust_share=0.9, rare_share=0.5).set_index(["patch_a", "patch_b"])
+    assert t.loc[(1, 2), "rank_spread"] == pytest.approx(0.45)
+    assert t.loc[(1, 2), "robustness"] == "sensitive"
+    assert summarise_links(draws, draws[0], robust_share=0.9, rare_share=0.5, rank_spread=0.5).set_index(
+        ["patch_a", "patch_b"]
+    ).loc[(1, 2), "robustness"] == "robust"
+    assert summarise_links(draws, draws[0], robust_share=0.9, rare_share=0.7).set_index(
+        ["patch_a", "patch_b"]
+    ).loc[(2, 3), "robustness"] == "rare"
     assert t.loc[(1, 2), "cwd_median"] == 20.0
     assert t.loc[(1, 2), "cwd_p05"] == pytest.approx(10.0 + 0.05 * 2 * 10.0)  # linear interpolation of 10, 20, 30
     # ranks by score within each draw (1 = highest): link (1, 2) is 1st, 2nd, 1st
@@ -131,8 +145,9 @@ def test_cli_ensemble_writes_the_report_naming_robust_and_sensitive_links(tmp_pa
     r = CliRunner().invoke(cli, ["ensemble", str(cfg_path), "--out", str(out), "--threads", "2", "--no-maps"])
     assert r.exit_code == 0, r.output
     report = (out / "ensemble_report.md").read_text()
-    assert "**Robust** (in at least 90 % of draws)" in report
-    assert "**Depend on the resistance guess**" in report
+    assert "**Robust** (in at least 90 % of draws, ranked within 25 % of the links' ranks)" in report
+    assert "**Depend on the resistance guess**, present in 10 % to 90 % of draws" in report
+    assert "but their rank among the corridors moves across more than 25 % of the links" in report
     links = pd.read_csv(out / "ensemble_links.csv")
     assert set(links["robustness"]) <= {"robust", "sensitive", "rare"}
     import pyogrio

@@ -62,7 +62,14 @@ class EnsembleConfig:
         doc="CSV of draws, one row each, columns among max_resistance, shape_c, barrier_penalty_factor, "
         "coef_<name>; replaces the ranges and draws",
     )
-    robust_share: float = _f(0.9, doc="a link present in at least this share of draws is 'robust'")
+    robust_share: float = _f(
+        0.9, doc="a link present in at least this share of draws, whose rank also holds (rank_spread), is 'robust'"
+    )
+    rank_spread: float = _f(
+        0.25,
+        doc="a link present in at least robust_share of the draws is 'robust' only if the 5-95 % range of its rank "
+        "spans at most this share of the links ranked in a draw, else 'sensitive' (1: by presence alone)",
+    )
     rare_share: float = _f(0.1, doc="a link present in less than this share of draws is 'rare'; between: 'sensitive'")
 
     def __post_init__(self) -> None:
@@ -90,6 +97,12 @@ class EnsembleConfig:
             if not (isinstance(se, int | float) and math.isfinite(se) and se >= 0):
                 msg = f"[ensemble] coefficient_se.{k}: expected a standard error >= 0, found {se!r}."
                 raise ConfigError(msg)
+        if isinstance(self.rank_spread, bool) or not isinstance(self.rank_spread, int | float) or not 0 < self.rank_spread <= 1:
+            msg = (
+                f"[ensemble] rank_spread: expected a share of the ranked links, 0 < rank_spread <= 1 (1: robust by "
+                f"presence alone), found {self.rank_spread!r}."
+            )
+            raise ConfigError(msg)
         if not 0 < self.rare_share <= self.robust_share <= 1:
             msg = (
                 f"[ensemble] rare_share = {self.rare_share!r}, robust_share = {self.robust_share!r}: expected "

@@ -21,9 +21,17 @@ _CLASS_COLOURS = {"robust": "#1a9641", "sensitive": "#fdae61", "rare": "#d7191c"
 
 
 def _label(row: pd.Series) -> str:
-    a = f"{row.patch_a}" + (f" ({row.name_a})" if isinstance(row.name_a, str) and row.name_a else "")
-    b = f"{row.patch_b}" + (f" ({row.name_b})" if isinstance(row.name_b, str) and row.name_b else "")
-    return f"{a} – {b}"
+    return f"{row.patch_a} – {row.patch_b}"
+
+
+def _names(links: pd.DataFrame) -> str:
+    """``1 = Kedrovaya Pad, Land of the Leopard; 2 = Lazovsky`` for the patches with names (each once), or ''."""
+    named: dict[int, str] = {}
+    for end in ("a", "b"):
+        for pid, name in zip(links[f"patch_{end}"], links.get(f"name_{end}", pd.Series(dtype=object)), strict=False):
+            if isinstance(name, str) and name:
+                named.setdefault(int(pid), name.replace("; ", ", "))  # a patch's protected areas
+    return "; ".join(f"{k} = {named[k]}" for k in sorted(named))
 
 
 def ensemble_markdown(links: pd.DataFrame, summary: dict, *, map_path: str | None = None) -> str:
@@ -36,8 +44,10 @@ def ensemble_markdown(links: pd.DataFrame, summary: dict, *, map_path: str | Non
     ...     "cwd_median": [1e4, 2e4], "cwd_p05": [9e3, 1.5e4], "cwd_p95": [1.1e4, 3e4],
     ...     "rank_median": [1.0, 2.0], "rank_p05": [1.0, 2.0], "rank_p95": [1.0, 2.0]})
     >>> md = ensemble_markdown(links, {"draws": 10, "varied": ["max_resistance"], "robust_share": 0.9, "rare_share": 0.1})
-    >>> "**Robust** (in at least 90 % of draws): 1 – 2" in md, "**Depend on the resistance guess**" in md
-    (True, True)
+    >>> "**Robust** (in at least 90 % of draws, ranked within 25 % of the links' ranks): 1 – 2" in md
+    True
+    >>> "**Depend on the resistance guess**, present in 10 % to 90 % of draws: 2 – 3" in md
+    True
     """
     n = summary["draws"]
     varied = ", ".join(summary.get("varied", [])) or "none"
@@ -51,18 +61,32 @@ def ensemble_markdown(links: pd.DataFrame, summary: dict, *, map_path: str | Non
         ),
         "",
     ]
-    groups = {k: links[links["robustness"] == k] for k in ("robust", "sensitive", "rare")}
     rs, ra = summary.get("robust_share", 0.9), summary.get("rare_share", 0.1)
+    spread = summary.get("rank_spread", 0.25)
     pct = lambda x: f"{x * 100:g} %"  # noqa: E731
+    cls, share = links["robustness"], links["share"]
     verdicts = [
-        ("robust", f"**Robust** (in at least {pct(rs)} of draws)"),
-        ("sensitive", f"**Depend on the resistance guess** (in {pct(ra)} to {pct(rs)} of draws)"),
-        ("rare", f"**Rare** (in fewer than {pct(ra)} of draws)"),
+        (cls == "robust", f"**Robust** (in at least {pct(rs)} of draws, ranked within {pct(spread)} of the links' ranks)"),
+        (
+            (cls == "sensitive") & (share < rs),
+            f"**Depend on the resistance guess**, present in {pct(ra)} to {pct(rs)} of draws",
+        ),
+        (
+            (cls == "sensitive") & (share >= rs),
+            (
+                f"**Depend on the resistance guess**, present in at least {pct(rs)} of draws but their rank among "
+                f"the corridors moves across more than {pct(spread)} of the links (5–95 % of draws)"
+            ),
+        ),
+        (cls == "rare", f"**Rare** (in fewer than {pct(ra)} of draws)"),
     ]
-    for key, head in verdicts:
-        g = groups[key]
+    for pick, head in verdicts:
+        g = links[pick.to_numpy()]
         names = "; ".join(_label(r) for r in g.itertuples()) if len(g) else "none"
         lines.append(f"- {head}: {names}")
+    named = _names(links)
+    if named:
+        lines.append(f"- Patches named by the protected areas they hold: {named}")
     cq = summary.get("current_quantiles")
     if cq:
         lines.append(
@@ -97,6 +121,8 @@ def _draw_map(out: Path, links_path: Path) -> Path | None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib import patheffects
+    from matplotlib.colors import ListedColormap
 
     import rasterio
 
@@ -108,7 +134,9 @@ def _draw_map(out: Path, links_path: Path) -> Path | None:
         b = src.bounds
     gdf = gpd.read_file(links_path, layer="ensemble_links")
     fig, ax = plt.subplots(figsize=(8.5, 7.5), dpi=110)
-    im = ax.imshow(np.ma.masked_where(freq <= 0, freq), extent=(b.left, b.right, b.bottom, b.top), cmap="viridis",
+    # a grey ramp under the class colours (green / orange / red), which a colour ramp would hide
+    greys = ListedColormap(plt.get_cmap("Greys")(np.linspace(0.05, 0.75, 256)))
+    im = ax.imshow(np.ma.masked_where(freq <= 0, freq), extent=(b.left, b.right, b.bottom, b.top), cmap=greys,
                    vmin=0, vmax=1, interpolation="nearest")  # fmt: skip
     fig.colorbar(im, ax=ax, shrink=0.7, label="share of draws with a corridor in the cell")
     # planar links that run around a third patch's region (a cheaper chain joins their patches) are drawn apart
@@ -120,7 +148,8 @@ def _draw_map(out: Path, links_path: Path) -> Path | None:
     for cls, colour in _CLASS_COLOURS.items():
         sub = gdf[(gdf["robustness"] == cls).to_numpy() & ~detour]
         if len(sub):
-            sub.plot(ax=ax, color=colour, linewidth=2.0 if cls == "robust" else 1.2, label=f"{cls} ({len(sub)})")
+            sub.plot(ax=ax, color=colour, linewidth=2.2, label=f"{cls} ({len(sub)})",
+                     path_effects=[patheffects.withStroke(linewidth=3.6, foreground="white")])  # fmt: skip
     ax.legend(loc="lower right", fontsize=8, title="links")
     ax.set_xticks([])
     ax.set_yticks([])
