@@ -48,6 +48,10 @@ def ensemble_markdown(links: pd.DataFrame, summary: dict, *, map_path: str | Non
     True
     >>> "**Depend on the resistance guess**, present in 10 % to 90 % of draws: 2 – 3" in md
     True
+    >>> links.loc[0, ["name_a", "name_b"]] = ["Kedrovaya Pad; Leopard", "Lazovsky"]
+    >>> md = ensemble_markdown(links, {"draws": 10, "robust_share": 0.9, "rare_share": 0.1, "links_ranked": 2})
+    >>> print(next(line for line in md.splitlines() if line.startswith("- Between")))
+    - Between protected areas, 1 – 2 (Kedrovaya Pad, Leopard – Lazovsky): **robust**, in 100 % of draws, rank 1 (1–1) of about 2
     """
     n = summary["draws"]
     varied = ", ".join(summary.get("varied", [])) or "none"
@@ -87,6 +91,14 @@ def ensemble_markdown(links: pd.DataFrame, summary: dict, *, map_path: str | Non
     named = _names(links)
     if named:
         lines.append(f"- Patches named by the protected areas they hold: {named}")
+    both = links[links["name_a"].fillna("").astype(bool) & links["name_b"].fillna("").astype(bool)] if named else links[:0]
+    ranked = summary.get("links_ranked")
+    for r in both.itertuples():  # the links between protected areas: the ones a reader looks for first
+        lines.append(
+            f"- Between protected areas, {_label(r)} ({r.name_a.replace('; ', ', ')} – {r.name_b.replace('; ', ', ')}): "
+            f"**{r.robustness}**, in {r.share * 100:.0f} % of draws, rank {r.rank_median:g} "
+            f"({r.rank_p05:g}–{r.rank_p95:g})" + (f" of about {ranked:g}" if ranked else "")
+        )
     cq = summary.get("current_quantiles")
     if cq:
         lines.append(
@@ -98,6 +110,11 @@ def ensemble_markdown(links: pd.DataFrame, summary: dict, *, map_path: str | Non
     if map_path:
         lines += [f"![Corridor frequency and links by robustness]({map_path})", ""]
     lines += [
+        (
+            "cwd is in the cost units of each draw's resistance, so a draw with a larger maximum resistance or "
+            "another shape scales it: compare a link's rank across draws, its cwd only within one."
+        ),
+        "",
         "| link | share of draws | class | in base run | cwd median (5–95 %) | rank median (5–95 %) |",
         "| --- | ---: | --- | --- | --- | --- |",
     ]

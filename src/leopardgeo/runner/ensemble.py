@@ -344,7 +344,9 @@ def summarise_links(
         out.append(row)
     cols = ["patch_a", "patch_b", "draws_present", "share", "robustness", "rank_spread", "in_base", "base_cwd"]
     cols += [f"{c}_{s}" for c in ("rank", "cwd", "score") for s in ("median", "p05", "p95")]
-    return pd.DataFrame(out, columns=cols)
+    table = pd.DataFrame(out, columns=cols)
+    table.attrs["links_ranked"] = per_draw  # the median count of links ranked in a draw
+    return table
 
 
 def current_quantiles(stack: np.ndarray, *, block_bytes: int = 64 * 2**20) -> np.ndarray:
@@ -696,6 +698,7 @@ def _write(out: Path, cfg: Any, res: EnsembleResult, draws: list[dict[str, Any]]
         "robust_share": cfg.ensemble.robust_share,
         "rare_share": cfg.ensemble.rare_share,
         "rank_spread": cfg.ensemble.rank_spread,
+        "links_ranked": res.links.attrs.get("links_ranked"),
         "links": {k: int((links["robustness"] == k).sum()) for k in ("robust", "sensitive", "rare")},
         "current_quantiles": _current_summary(res.current_quantiles),
         "config_hash": config_hash(cfg),
