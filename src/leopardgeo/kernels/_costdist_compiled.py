@@ -678,34 +678,88 @@ def _sum_within_box(a, b, lcd, width):  # pragma: no cover - compiled
     return r0, r1, c0, c1
 
 
+@njit(cache=True, nogil=True)
+def _corridor_values(a, b, lcd, width):  # pragma: no cover - compiled
+    """One pass over a corridor's window: ``value = (a + b) - lcd``, ``inside = value <= width``, and the values.
+
+    Returns ``inside``, the float64 values (inf outside), the float32 values (NaN outside) and the count inside,
+    as ``np.where(inside, value, np.inf)`` and ``np.where(inside, value, np.nan).astype(np.float32)`` give them.
+    """
+    nr, nc = a.shape
+    inside = np.empty((nr, nc), dtype=np.bool_)
+    value64 = np.empty((nr, nc), dtype=np.float64)
+    value32 = np.empty((nr, nc), dtype=np.float32)
+    n = 0
+    for i in range(nr):
+        for j in range(nc):
+            v = (a[i, j] + b[i, j]) - lcd
+            ok = v <= width  # False for NaN
+            inside[i, j] = ok
+            if ok:
+                value64[i, j] = v
+                value32[i, j] = np.float32(v)
+                n += 1
+            else:
+                value64[i, j] = np.inf
+                value32[i, j] = np.nan
+    return inside, value64, value32, n
+
+
+@njit(cache=True, nogil=True)
+def _mosaic_min(best, link_index, r0, c0, mask, value, index):  # pragma: no cover - compiled
+    """Where ``mask`` and ``value`` is below ``best`` (the window at ``(r0, c0)``): take it, and ``index`` into ``link_index``."""
+    nr, nc = mask.shape
+    for i in range(nr):
+        for j in range(nc):
+            if mask[i, j] and value[i, j] < best[r0 + i, c0 + j]:
+                best[r0 + i, c0 + j] = value[i, j]
+                link_index[r0 + i, c0 + j] = index
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _in_mask(mask, i, j):  # pragma: no cover - compiled
     """``mask[i, j]``, False outside the array."""
     return i >= 0 and i < mask.shape[0] and j >= 0 and j < mask.shape[1] and mask[i, j]
 
 
-@njit(cache=True, nogil=True)
-def _outside_edge(mask):  # pragma: no cover - compiled
-    """Cells outside ``mask`` that touch it along a row or column, in the array padded by one cell (row-major).
+@njit(cache=True, nogil=True, inline="always")
+def _edge_distance(r, c, dr, dc, mask, cell, best):  # pragma: no cover - compiled
+    """``min(best, distance to (r + dr, c + dc))`` if that cell is outside ``mask``, in metres as scipy computes it."""
+    if _in_mask(mask, r + dr, c + dc):
+        return best
+    y = np.float64(dr) * cell
+    x = np.float64(dc) * cell
+    return min(best, math.sqrt(y * y + x * x))
 
-    ``(n, 2)`` rows and columns, as ``np.argwhere(touch & ~pad)`` with ``pad = np.pad(mask, 1)`` and ``touch``
-    the padded cells with a True 4-neighbour: one pass, no padded copies.
+
+@njit(cache=True, nogil=True)
+def _nearest_outside(mask, rows, cols, cell):  # pragma: no cover - compiled
+    """Least distance (m) from a listed cell of ``mask`` to a cell outside it (outside the array counts); inf if none.
+
+    The distance of a cell offset ``(dr, dc)`` is ``sqrt((dr * cell)**2 + (dc * cell)**2)``, as
+    ``scipy.ndimage.distance_transform_edt(np.pad(mask, 1), sampling=cell)`` gives it.  Each listed cell looks
+    in square rings of growing radius ``k`` only while ``k`` cells could still beat the least distance found so
+    far (a cell of ring ``k`` is at least ``k`` cells away), so the work is about the listed cells times the
+    square of the narrowest half-width, not the corridor's area.  A first sweep over every ``sqrt(n)``-th cell
+    finds a low bound early, so a long run of wide cells at the start of the list costs little.
     """
-    h, w = mask.shape
-    n = 0
-    for k in range(2):  # count, then fill
-        out = np.empty((n, 2), dtype=np.int64)
-        n = 0
-        for i in range(-1, h + 1):
-            for j in range(-1, w + 1):
-                if _in_mask(mask, i, j):
-                    continue
-                if _in_mask(mask, i - 1, j) or _in_mask(mask, i + 1, j) or _in_mask(mask, i, j - 1) or _in_mask(mask, i, j + 1):
-                    if k == 1:
-                        out[n, 0] = i + 1
-                        out[n, 1] = j + 1
-                    n += 1
-    return out
+    best = np.inf
+    n = rows.size
+    stride = max(1, int(math.sqrt(n)))
+    for sweep in range(2):
+        step = stride if sweep == 0 else 1
+        for t in range(0, n, step):
+            r, c = rows[t], cols[t]
+            k = 1
+            while np.float64(k) * cell <= best * (1.0 + 1e-12):  # slack: sqrt's rounding
+                for dc in range(-k, k + 1):  # the ring's top and bottom rows
+                    best = _edge_distance(r, c, -k, dc, mask, cell, best)
+                    best = _edge_distance(r, c, k, dc, mask, cell, best)
+                for dr in range(-k + 1, k):  # and its columns between them
+                    best = _edge_distance(r, c, dr, -k, mask, cell, best)
+                    best = _edge_distance(r, c, dr, k, mask, cell, best)
+                k += 1
+    return best
 
 
 @njit(cache=True, nogil=True)

@@ -50,7 +50,6 @@ from typing import Any
 import networkx as nx
 import numpy as np
 import pandas as pd
-from scipy.spatial import cKDTree
 
 import geopandas as gpd
 import shapely
@@ -64,7 +63,15 @@ from leopardgeo.core.executor import available_cores, current_executor
 from leopardgeo.core.grid import Grid
 from leopardgeo.core.memory import available_bytes, check_memory
 from leopardgeo.io import RASTERS
-from leopardgeo.kernels._costdist_compiled import _descent, _least_sum, _lower_envelope, _outside_edge, _sum_within_box
+from leopardgeo.kernels._costdist_compiled import (
+    _corridor_values,
+    _descent,
+    _least_sum,
+    _lower_envelope,
+    _mosaic_min,
+    _nearest_outside,
+    _sum_within_box,
+)
 from leopardgeo.kernels.costdist import (
     NEIGHBOUR_OFFSETS,
     VALID_CONNECTIVITY,
@@ -344,12 +351,10 @@ def _narrowest_width(
 ) -> float:
     r"""Least ``2 × edt − cell`` over the path cells (window indices) inside the corridor and outside both end patches.
 
-    ``edt`` is that of ``scipy.ndimage.distance_transform_edt(np.pad(mask, 1), sampling=cell_size_m)``, found only
-    at those cells: the nearest cell outside the corridor (the grid's edge counts as outside) by a k-d tree over the
-    outside cells that touch the corridor -- the nearest outside cell of a corridor cell always does (a step from
-    it towards the cell along a row or column comes closer, so it is inside) -- and the distance as scipy computes
-    it from the offset, :math:`\sqrt{(\Delta r\, s)^2 + (\Delta c\, s)^2}`.  (Where two nearest cells tie, the
-    two offsets give the same number whenever :math:`\Delta s` is exact, as for whole-metre cell sizes.)
+    ``edt`` is that of ``scipy.ndimage.distance_transform_edt(np.pad(mask, 1), sampling=cell_size_m)`` (the grid's
+    edge counts as outside), found only at those cells and only as far as it can still lower the least
+    (:func:`leopardgeo.kernels._costdist_compiled._nearest_outside`: rings of growing radius around each cell), with
+    the distance as scipy computes it from the offset, :math:`\sqrt{(\Delta r\, s)^2 + (\Delta c\, s)^2}`.
     """
     h, w = mask.shape
     path = path[(path[:, 0] >= 0) & (path[:, 0] < h) & (path[:, 1] >= 0) & (path[:, 1] < w)]
@@ -357,12 +362,9 @@ def _narrowest_width(
     keep = mask[pr, pc] & ~np.isin(labels_win[pr, pc], ends)
     if not keep.any():
         return math.nan
-    outside = _outside_edge(mask)  # in the window padded by one cell
-    cells = np.column_stack([pr[keep] + 1, pc[keep] + 1])
-    _, nearest = cKDTree(outside).query(cells)  # integer coordinates: exact squared distances
-    dt = (outside[nearest] - cells).astype(np.float64) * float(cell_size_m)
-    edt = np.sqrt(dt[:, 0] * dt[:, 0] + dt[:, 1] * dt[:, 1])
-    return float(np.min(2.0 * edt - cell_size_m))
+    rows, cols = np.ascontiguousarray(pr[keep], dtype=np.int64), np.ascontiguousarray(pc[keep], dtype=np.int64)
+    edt = _nearest_outside(np.ascontiguousarray(mask), rows, cols, float(cell_size_m))
+    return float(2.0 * edt - cell_size_m)
 
 
 # ---------------------------------------------------------------------- geometry
@@ -827,10 +829,8 @@ def least_cost_corridors(
     rows, windows = [], {}
     for link, one in zip(links, made, strict=True):  # the mosaic in link order (the first link wins a tie)
         win, record, value64 = one
-        sub = best[win.rows, win.cols]
-        better = win.mask & (value64 < sub)  # float64 values against the float64 running minimum
-        sub[better] = value64[better]
-        link_index[win.rows, win.cols][better] = len(rows) + 1
+        # float64 values against the float64 running minimum, in one compiled pass
+        _mosaic_min(best, link_index, win.rows.start, win.cols.start, win.mask, value64, len(rows) + 1)
         rows.append(record)
         windows[(link.a, link.b)] = win
 
@@ -893,13 +893,9 @@ def _one_corridor(
         raise DataError(msg)
     # the corridor's bounding window first (never empty: the least-cost cell has value 0), then its values there
     w0, w1, v0, v1 = _sum_within_box(cost_a, cost_b, lcd, width)
-    value = (cost_a[w0:w1, v0:v1] + cost_b[w0:w1, v0:v1]) - lcd
-    inside = value <= width
+    inside, value64, value32, n = _corridor_values(cost_a[w0:w1, v0:v1], cost_b[w0:w1, v0:v1], lcd, width)
     rows, cols = slice(r0 + w0, r0 + w1), slice(c0 + v0, c0 + v1)
-    value64 = np.where(inside, value, np.inf)
-    win = CorridorWindow(rows, cols, inside, np.where(inside, value, np.nan).astype(np.float32))
-
-    n = int(np.count_nonzero(inside))
+    win = CorridorWindow(rows, cols, inside, value32)
     res_win = res[rows, cols]
     labels_win = labels[rows, cols]
     path = _path_cells(link, lcd, found_a, found_b, res, grid, connectivity, rows, cols, value64)
