@@ -545,9 +545,10 @@ def _search_bound(
         r0, r1_ = min(b[0] for _, _, b in exact), max(b[1] for _, _, b in exact)
         c0, c1 = min(b[2] for _, _, b in exact), max(b[3] for _, _, b in exact)
         h2 = np.full((r1_ - r0, c1 - c0), np.inf)
-        for q, reach, _ in exact:
+        for q, reach, (b0, b1, b2, b3) in exact:  # q's costs in its own box: the test fails outside it
             cost, (o_r, o_c), _ = searched[q]
-            _lower_envelope(h2, r0, c0, cost, o_r, o_c, reach * (1.0 + _PRUNE_SLACK))  # one compiled pass
+            within_q = cost[b0 - o_r : b1 - o_r, b2 - o_c : b3 - o_c]
+            _lower_envelope(h2, r0, c0, within_q, b0, b2, reach * (1.0 + _PRUNE_SLACK))  # one compiled pass
         origin = (r0, c0)
     return (low_h if rest else None, r1, h2, origin)
 
