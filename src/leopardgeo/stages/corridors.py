@@ -301,10 +301,10 @@ def _crossed(dr: int, dc: int) -> tuple[tuple[int, int], tuple[int, int]] | None
     return (dr // 2, 0), (dr // 2, dc)
 
 
-def _descend(cost: np.ndarray, res: np.ndarray, start: tuple[int, int], connectivity: int, cell_size_m: float) -> list:
+def _descend(cost: np.ndarray, res: np.ndarray, start: tuple[int, int], connectivity: int, cell_size_m: float) -> np.ndarray:
     """Cells from ``start`` down to a source (cost 0), each step to the predecessor of least ``cost + step``.
 
-    The search sets every reached cell's cost to the least ``cost(p) + step(p, x)``
+    ``(n, 2)`` rows and columns.  The search sets every reached cell's cost to the least ``cost(p) + step(p, x)``
     over its neighbours ``p``, so this retraces a least-cost path (compiled:
     :func:`leopardgeo.kernels._costdist_compiled._descent`).
     """
@@ -322,15 +322,17 @@ def _descend(cost: np.ndarray, res: np.ndarray, start: tuple[int, int], connecti
     if cells.shape[0] == 0:  # pragma: no cover - cannot happen on a search's own costs
         msg = f"cost: expected the costs of one cost-distance search, found no descent to a source from {start}."
         raise DataError(msg)
-    return [(int(r), int(c)) for r, c in cells]
+    return cells
 
 
-def _descend_found(found: _Found, res: np.ndarray, start: tuple[int, int], connectivity: int, cell_size_m: float) -> list:
+def _descend_found(
+    found: _Found, res: np.ndarray, start: tuple[int, int], connectivity: int, cell_size_m: float
+) -> np.ndarray:
     """:func:`_descend` on a search's cost (whole grid or window), in grid indices."""
     cost, (o_r, o_c), _ = found
     res_w = res[o_r : o_r + cost.shape[0], o_c : o_c + cost.shape[1]]
     cells = _descend(cost, res_w, (start[0] - o_r, start[1] - o_c), connectivity, cell_size_m)
-    return [(r + o_r, c + o_c) for r, c in cells]
+    return cells + np.array([o_r, o_c], dtype=np.int64)
 
 
 def _geometry_cells(geom: object, grid: Grid) -> np.ndarray | None:
@@ -948,8 +950,8 @@ def _path_cells(
     start = (int(r) + rows.start, int(c) + cols.start)
     to_a = _descend_found(found_a, res, start, connectivity, grid.cell_size_m)
     to_b = _descend_found(found_b, res, start, connectivity, grid.cell_size_m)
-    full = np.array([*to_a[::-1], *to_b[1:]], dtype=np.int64)
-    return np.column_stack([full[:, 0] - rows.start, full[:, 1] - cols.start])
+    full = np.concatenate([to_a[::-1], to_b[1:]])
+    return full - np.array([rows.start, cols.start], dtype=np.int64)
 
 
 def add_corridor_attributes(graph: nx.Graph, result: CorridorResult) -> None:
