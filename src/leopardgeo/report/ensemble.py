@@ -24,13 +24,18 @@ def _label(row: pd.Series) -> str:
     return f"{row.patch_a} – {row.patch_b}"
 
 
+def _areas(name: str) -> str:
+    """A patch's protected areas (``; ``-joined in the tables) joined with commas, for a list that uses ``;``."""
+    return name.replace("; ", ", ")
+
+
 def _names(links: pd.DataFrame) -> str:
     """``1 = Kedrovaya Pad, Land of the Leopard; 2 = Lazovsky`` for the patches with names (each once), or ''."""
     named: dict[int, str] = {}
     for end in ("a", "b"):
         for pid, name in zip(links[f"patch_{end}"], links.get(f"name_{end}", pd.Series(dtype=object)), strict=False):
             if isinstance(name, str) and name:
-                named.setdefault(int(pid), name.replace("; ", ", "))  # a patch's protected areas
+                named.setdefault(int(pid), _areas(name))
     return "; ".join(f"{k} = {named[k]}" for k in sorted(named))
 
 
@@ -95,7 +100,7 @@ def ensemble_markdown(links: pd.DataFrame, summary: dict, *, map_path: str | Non
     ranked = summary.get("links_ranked")
     for r in both.itertuples():  # the links between protected areas: the ones a reader looks for first
         lines.append(
-            f"- Between protected areas, {_label(r)} ({r.name_a.replace('; ', ', ')} – {r.name_b.replace('; ', ', ')}): "
+            f"- Between protected areas, {_label(r)} ({_areas(r.name_a)} – {_areas(r.name_b)}): "
             f"**{r.robustness}**, in {r.share * 100:.0f} % of draws, rank {r.rank_median:g} "
             f"({r.rank_p05:g}–{r.rank_p95:g})" + (f" of about {ranked:g}" if ranked else "")
         )
