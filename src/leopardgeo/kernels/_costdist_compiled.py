@@ -51,7 +51,10 @@ from numba.extending import intrinsic
 # bucket b: each cell is expanded once, up to rare rounding at bucket edges,
 # which the label-correcting rule above absorbs.  Order within a bucket does not
 # matter, so each bucket is a stack of fixed-size blocks of cell ids taken from
-# a free list -- sequential, cache-friendly memory, no per-cell index.  All live
+# a free list -- sequential, cache-friendly memory, no per-cell index.  An entry
+# holds only the cell id, so a cell lowered to a cost in the same later bucket
+# as its entry gets no second one: that entry, not yet popped, reads the lower
+# cost when it is (a second entry would expand the cell twice).  All live
 # entries lie within one largest step, s * sqrt(2 or 5) * r_max, of the current
 # bucket, so ceil(r_max / r_min * sqrt(2 or 5)) + 2 buckets in a ring suffice.
 # For extreme resistance ratios (too many buckets) the search uses a binary
@@ -353,6 +356,7 @@ def _search(
                 continue
             v = u + delta[k]
             nd = cand[k]
+            was = cf[np.uint64(v)]
             cf[np.uint64(v)] = nd
             if not one_label:
                 af[np.uint64(v)] = lab
@@ -362,6 +366,8 @@ def _search(
                 b = np.int64(nd * inv_width) - cur  # >= 0 as nd >= d and the key is monotone
                 if b >= n_buckets:
                     return 1
+                if b > 0 and np.int64(was * inv_width) - cur == b:
+                    continue  # its entry in that (later, so not yet popped) bucket now stands for the lower cost
                 s = slot + b
                 if s >= n_buckets:
                     s -= n_buckets
