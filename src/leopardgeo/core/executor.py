@@ -239,8 +239,10 @@ def available_cores() -> int:
     >>> available_cores() >= 1
     True
     """
-    n = _machine_cores()
     budget = _TASK_CORES.get()
+    if budget is not None and budget <= 1:
+        return 1  # whatever the machine has: spares the cgroup files, read each time otherwise (ensemble draws)
+    n = _machine_cores()
     return max(1, min(n, budget)) if budget is not None else n
 
 
