@@ -82,6 +82,32 @@ def test_narrowest_width_is_that_of_scipys_distance_transform(seed, shape, share
     assert got == pytest.approx(float(np.min(2 * edt[on] - cell)), rel=1e-12)
 
 
+@settings(max_examples=80, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    shape=st.tuples(st.integers(1, 9), st.integers(1, 9)),
+    width=st.sampled_from([0.0, 0.5, 3.0, 50.0]),
+)
+def test_least_sums_and_their_box_are_numpys(seed, shape, width):
+    # two searches' costs with no data (NaN) and cells beyond a cutoff (inf): the least finite sum, and the box of
+    # the cells within ``width`` of it, as numpy finds them cell by cell
+    rng = np.random.default_rng(seed)
+    a, b = rng.integers(0, 20, shape).astype(float), rng.integers(0, 20, shape).astype(float) / 4
+    a[rng.random(shape) < 0.2] = np.nan
+    a[rng.random(shape) < 0.2] = np.inf
+    b[rng.random(shape) < 0.2] = np.inf
+    lcd, row, col = corridors._least_sums(a, b)
+    total = a + b
+    finite = np.isfinite(total)
+    if not finite.any():
+        assert lcd == np.inf
+        return
+    assert lcd == total[finite].min()
+    rows, cols = np.nonzero(finite & ((total - lcd) <= width))
+    expected = (rows.min(), rows.max() + 1, cols.min(), cols.max() + 1)
+    assert corridors._within_box(row, col, float(lcd), width) == expected
+
+
 @st.composite
 def corridor_cases(draw):
     nr, nc = draw(st.integers(5, 11)), draw(st.integers(5, 11))

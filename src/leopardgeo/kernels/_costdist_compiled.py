@@ -655,33 +655,29 @@ def _finite_box(cost):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _least_sum(a, b):  # pragma: no cover - compiled
-    """The least finite ``a + b`` over the cells (inf if none): the least-cost distance of two searches."""
-    best = np.inf
+def _least_sums(a, b):  # pragma: no cover - compiled
+    """The least finite ``a + b`` over the cells, and per row and per column (inf where none), in one pass.
+
+    The first is the least-cost distance of two searches.  As ``fl(x - lcd)`` does not decrease with ``x``, a row
+    holds a cell with ``(a + b) - lcd <= width`` exactly when its least sum does, so the rows' and columns' least
+    sums give the box of those cells (``corridors._within_box``) without a second pass over the cells.
+    """
     nr, nc = a.shape
+    row = np.full(nr, np.inf)
+    col = np.full(nc, np.inf)
     for i in range(nr):
+        best_i = np.inf
         for j in range(nc):
             t = a[i, j] + b[i, j]
-            if t < best:  # False for NaN; inf never beats inf
-                best = t
-    return best
-
-
-@njit(cache=True, nogil=True)
-def _sum_within_box(a, b, lcd, width):  # pragma: no cover - compiled
-    """``(row0, row1, col0, col1)`` of the cells with ``(a + b) - lcd <= width``; ``(0, 0, 0, 0)`` if none."""
-    nr, nc = a.shape
-    r0, r1, c0, c1 = nr, 0, nc, 0
+            if t < best_i:  # False for NaN; inf never beats inf
+                best_i = t
+            if t < col[j]:
+                col[j] = t
+        row[i] = best_i
+    best = np.inf
     for i in range(nr):
-        for j in range(nc):
-            if (a[i, j] + b[i, j]) - lcd <= width:
-                r0 = min(r0, i)
-                r1 = i + 1
-                c0 = min(c0, j)
-                c1 = max(c1, j + 1)
-    if r1 == 0:
-        return 0, 0, 0, 0
-    return r0, r1, c0, c1
+        best = min(best, row[i])
+    return best, row, col
 
 
 @njit(cache=True, nogil=True)

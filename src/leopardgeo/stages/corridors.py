@@ -66,11 +66,10 @@ from leopardgeo.io import RASTERS
 from leopardgeo.kernels._costdist_compiled import (
     _corridor_values,
     _descent,
-    _least_sum,
+    _least_sums,
     _lower_envelope,
     _mosaic_min,
     _nearest_outside,
-    _sum_within_box,
 )
 from leopardgeo.kernels.costdist import (
     NEIGHBOUR_OFFSETS,
@@ -852,6 +851,26 @@ def least_cost_corridors(
     return CorridorResult(normalised, link_index, table, windows)
 
 
+def _within_box(row: np.ndarray, col: np.ndarray, lcd: float, width: float) -> tuple[int, int, int, int]:
+    """``(row0, row1, col0, col1)`` of the cells with ``(a + b) - lcd <= width``, from the least sums by line.
+
+    ``row`` and ``col`` are the least ``a + b`` of each row and column (``_least_sums``); ``(0, 0, 0, 0)`` if no cell
+    qualifies.
+
+    Examples
+    --------
+    >>> a = np.array([[0.0, 1.0, 2.0], [1.0, 2.0, 3.0]])
+    >>> lcd, row, col = _least_sums(a, a[:, ::-1])
+    >>> float(lcd), _within_box(row, col, lcd, 0.0), _within_box(row, col, lcd, 2.0)
+    (2.0, (0, 1, 0, 3), (0, 2, 0, 3))
+    """
+    rows = np.flatnonzero((row - lcd) <= width)
+    cols = np.flatnonzero((col - lcd) <= width)
+    if rows.size == 0 or cols.size == 0:
+        return 0, 0, 0, 0
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
 def _one_corridor(
     link: _Link,
     found_a: _Found,
@@ -882,7 +901,8 @@ def _one_corridor(
         c0, c1 = max(box_a[2], box_b[2]), min(box_a[3], box_b[3])
         if r0 < r1 and c0 < c1:
             cost_a, cost_b = _at(found_a, r0, r1, c0, c1), _at(found_b, r0, r1, c0, c1)  # NaN on no data, inf beyond a cutoff
-            lcd = float(_least_sum(cost_a, cost_b))  # the least finite cwd_a + cwd_b
+            lcd, row_least, col_least = _least_sums(cost_a, cost_b)  # the least finite cwd_a + cwd_b, and by line
+            lcd = float(lcd)
     width = width_of(lcd)
     # the link's own reach (its cwd plus the width): a corridor beyond it means a graph from other rasters, and the
     # searches, pruned to each link's reach, would not hold it whole
@@ -895,7 +915,7 @@ def _one_corridor(
         )
         raise DataError(msg)
     # the corridor's bounding window first (never empty: the least-cost cell has value 0), then its values there
-    w0, w1, v0, v1 = _sum_within_box(cost_a, cost_b, lcd, width)
+    w0, w1, v0, v1 = _within_box(row_least, col_least, lcd, width)
     inside, value64, value32, n = _corridor_values(cost_a[w0:w1, v0:v1], cost_b[w0:w1, v0:v1], lcd, width)
     rows, cols = slice(r0 + w0, r0 + w1), slice(c0 + v0, c0 + v1)
     win = CorridorWindow(rows, cols, inside, value32)
