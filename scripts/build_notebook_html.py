@@ -20,7 +20,11 @@ import hashlib
 import logging
 import sys
 import tempfile
+import time
 from pathlib import Path
+from queue import Empty
+
+import nbclient
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -28,6 +32,42 @@ OUT = ROOT / "docs" / "notebooks"
 META = "leopardgeo-notebook-sha256"
 
 logger = logging.getLogger("build_notebook_html")
+
+#: Longest single wait for a kernel message (seconds) before the socket is looked at again.
+POLL_S = 1.0
+
+
+def poll_each_second(channel: object) -> None:
+    """Make ``channel.get_msg`` wait in steps of :data:`POLL_S`, up to its timeout (None: for ever).
+
+    pyzmq's asyncio poll can miss the wake-up for a message already queued on a socket and return it only when the
+    poll times out (zeromq/pyzmq#1558). nbclient waits for a cell's reply with the cell's whole timeout, so one missed
+    wake-up stalled a 10-second notebook for 20 minutes in a CI run, which then passed. A message is found at the end
+    of each step, so a missed wake-up now costs at most a second.
+    """
+    get = channel.get_msg  # type: ignore[attr-defined]
+
+    async def get_msg(timeout: float | None = None) -> dict:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = POLL_S if deadline is None else min(POLL_S, max(0.0, deadline - time.monotonic()))
+            try:
+                return await get(timeout=left)
+            except Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+
+    channel.get_msg = get_msg  # type: ignore[attr-defined]
+
+
+class PollingClient(nbclient.NotebookClient):
+    """nbclient's client with its shell and IOPub channels polled each second (:func:`poll_each_second`)."""
+
+    async def async_start_new_kernel_client(self) -> object:
+        kc = await super().async_start_new_kernel_client()
+        poll_each_second(kc.shell_channel)
+        poll_each_second(kc.iopub_channel)
+        return kc
 
 
 def notebook_sha256(path: Path) -> str:
@@ -37,12 +77,11 @@ def notebook_sha256(path: Path) -> str:
 
 def render(path: Path, workdir: Path, timeout_s: int = 1800) -> str:
     """Execute ``path`` in ``workdir`` and return the page as HTML (images embedded, hash in a meta tag)."""
-    import nbclient
     import nbformat
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(path, as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=timeout_s, kernel_name="python3", resources={"metadata": {"path": str(workdir)}})
+    client = PollingClient(nb, timeout=timeout_s, kernel_name="python3", resources={"metadata": {"path": str(workdir)}})
     client.execute()
     exporter = HTMLExporter(template_name="lab")
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": path.stem}})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import sys
 import time
 from pathlib import Path
 from queue import Empty
@@ -22,7 +23,11 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+sys.path.insert(0, str(ROOT / "scripts"))  # the notebooks run with the client that renders them for the docs
+from build_notebook_html import POLL_S, PollingClient, poll_each_second  # noqa: E402
+
 _FIELDS = {f.name for f in dataclasses.fields(RunResult)}
 #: notebook -> RunResult field it needs (its stage must exist on this branch)
 NEEDS = {"03_territories_capacity.ipynb": "territories", "04_reintroduction_sikhote_alin.ipynb": "sites"}
@@ -35,43 +40,6 @@ def _params() -> list:
         marks = [pytest.mark.skip(reason=f"RunResult has no {need!r} stage yet")] if need and need not in _FIELDS else []
         out.append(pytest.param(path, id=path.stem, marks=marks))
     return out
-
-
-#: Longest single wait for a kernel message (seconds) before the socket is looked at again.
-POLL_S = 1.0
-
-
-def _poll_each_second(channel: object) -> None:
-    """Make ``channel.get_msg`` wait in steps of :data:`POLL_S`, up to its timeout (None: for ever).
-
-    pyzmq's asyncio poll can miss the wake-up for a message already queued on a socket and return it only when the
-    poll times out (zeromq/pyzmq#1558). nbclient waits for a cell's reply with the cell's whole timeout, so one missed
-    wake-up stalled a 10-second notebook for 20 minutes in a CI run, which then passed. A message is found at the end
-    of each step, so a missed wake-up now costs at most a second.
-    """
-    get = channel.get_msg  # type: ignore[attr-defined]
-
-    async def get_msg(timeout: float | None = None) -> dict:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            left = POLL_S if deadline is None else min(POLL_S, max(0.0, deadline - time.monotonic()))
-            try:
-                return await get(timeout=left)
-            except Empty:
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise
-
-    channel.get_msg = get_msg  # type: ignore[attr-defined]
-
-
-class _Client(nbclient.NotebookClient):
-    """nbclient's client with its shell and IOPub channels polled each second (:func:`_poll_each_second`)."""
-
-    async def async_start_new_kernel_client(self) -> object:
-        kc = await super().async_start_new_kernel_client()
-        _poll_each_second(kc.shell_channel)
-        _poll_each_second(kc.iopub_channel)
-        return kc
 
 
 @pytest.fixture(scope="session")
@@ -101,8 +69,8 @@ def test_a_missed_wake_up_costs_at_most_a_poll_step():
             raise Empty
 
     missed, silent = Missed(), Silent()
-    _poll_each_second(missed)
-    _poll_each_second(silent)
+    poll_each_second(missed)
+    poll_each_second(silent)
     t = time.monotonic()
     assert asyncio.run(missed.get_msg(timeout=30.0)) == {"msg_id": "queued"}
     assert time.monotonic() - t < 2 * POLL_S  # not the 30 s timeout
@@ -126,7 +94,7 @@ def test_every_notebook_is_listed_and_stripped():
 @pytest.mark.parametrize("path", _params())
 def test_notebook_runs(path, notebook_dir):
     nb = nbformat.read(path, as_version=4)
-    client = _Client(nb, timeout=1200, kernel_name="python3", resources={"metadata": {"path": str(notebook_dir)}})
+    client = PollingClient(nb, timeout=1200, kernel_name="python3", resources={"metadata": {"path": str(notebook_dir)}})
     client.execute()
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
