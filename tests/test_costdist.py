@@ -414,6 +414,26 @@ def test_single_source_window_equals_scipy_and_pruning_keeps_the_closed_set_exac
         np.testing.assert_array_equal(pruned[keep], plain[keep])
         assert (pruned >= plain).all()  # elsewhere never below the least cost (inf where not reached)
 
+    # the same test made in place over parts (rectangles of the grid, each with its box and reach) as over the raster
+    # of their least g - reach: the same search, bit for bit (costs, box, within-boxes)
+    nr, nc = res.shape
+    half = nr // 2
+    flipped = np.ascontiguousarray(g[::-1, ::-1])
+    parts = [
+        (g[:half], (0, 0), (0, half, 0, nc), r),
+        (g, (0, 0), (0, nr, 0, nc), r / 2),
+        (flipped[1:], (1, 0), (1, nr, 1, nc), r),  # a box narrower than its rectangle
+        (g, (0, 0), (nr, nr, 0, nc), 0.0),  # an empty box: never tested
+    ]
+    env = np.full(res.shape, np.inf)
+    for part, (o_r, o_c), (b0, b1, b2, b3), reach in parts:
+        sub = part[b0 - o_r : b1 - o_r, b2 - o_c : b3 - o_c] - reach
+        env[b0:b1, b2:b3] = np.fmin(env[b0:b1, b2:b3], np.where(np.isnan(sub), np.inf, sub))
+    kw = {"cell_size_m": cell, "max_cost": cut, "work": work, "within": [cut / 3, cut]}
+    in_place = single_source_window(prep, lab, bound=SearchBound(None, -np.inf, parts=parts), **kw)
+    as_raster = single_source_window(prep, lab, bound=SearchBound(None, -np.inf, env), **kw)
+    assert in_place[0].tobytes() == as_raster[0].tobytes() and in_place[1:] == as_raster[1:]
+
 
 @pytest.mark.parametrize("connectivity", [4, 8, 16])
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

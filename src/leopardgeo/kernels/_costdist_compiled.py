@@ -100,6 +100,19 @@ def _prefetch(typingctx, arr, idx):  # pragma: no cover - compiled
     return types.void(arr, idx), codegen
 
 
+@intrinsic
+def _load_f64(typingctx, address, index):  # pragma: no cover - compiled
+    """The float64 ``index`` elements after ``address`` (a C-contiguous float64 array's data, kept alive by the caller)."""
+    if not (isinstance(address, types.Integer) and isinstance(index, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        base = builder.inttoptr(args[0], ir.DoubleType().as_pointer())
+        return builder.load(builder.gep(base, [args[1]]))
+
+    return types.float64(address, index), codegen
+
+
 #: Slots of the search state kept between calls of :func:`_search` (it returns to grow its queue); the last
 #: four: the bounding box of the expanded cells (rows, columns, ends inclusive).
 _ST_SCAN, _ST_CUR, _ST_SLOT, _ST_FREE, _ST_NFREE, _ST_LIVE, _ST_SIZE, _ST_R0, _ST_R1, _ST_C0, _ST_C1 = range(11)
@@ -137,8 +150,9 @@ def _search(
     prune,
     h1,
     r1,
-    h2,
-    box2,
+    pt_addr,
+    pt_geo,
+    pt_reach,
     thr,
     thr_box,
     labf,
@@ -171,10 +185,12 @@ def _search(
     box of the expanded cells; every cell given a cost lies within ``margin`` of it.
 
     With ``prune`` a popped cell ``u`` of cost ``d`` is expanded only if
-    ``d + h1[u] <= r1`` (``h1`` flat over the grid; empty: ``h1 = 0``) or, inside the
-    rectangle ``box2 = (row0, col0, rows, cols)``, ``d + h2[u] <= 0`` (``h2`` flat over
-    the rectangle).  Cells that fail keep the cost they were given (no lower than their
-    least cost) and give none to their neighbours: see
+    ``d + h1[u] <= r1`` (``h1`` flat over the grid; empty: ``h1 = 0``) or, for one of the
+    rectangles ``t``, ``u`` lies in its box and ``d + (g_t[u] - pt_reach[t]) <= 0``: ``g_t``
+    is a C-contiguous float64 raster at ``pt_addr[t]`` (its data's address; the caller keeps it
+    alive), ``pt_geo[t]`` its first cell's row and column, rows, columns and the box where it
+    is tested (rows, columns, ends exclusive, inside the raster).  Cells that fail keep the
+    cost they were given (no lower than their least cost) and give none to their neighbours: see
     :func:`leopardgeo.kernels.costdist.single_source_window` for when the costs that
     matter stay exact.  ``thr_box[k]`` (rows, columns, ends inclusive) grows to hold
     every cell expanded at a cost ``<= thr[k]``.
@@ -195,7 +211,7 @@ def _search(
     use_list = srcs.size > 0
     n_scan = srcs.size if use_list else n
     has_h1 = h1.size > 0
-    b2r0, b2c0, b2h, b2w = box2[0], box2[1], box2[2], box2[3]
+    n_pt = pt_reach.size
     rf = res.reshape(-1)
     cf = cost.reshape(-1)
     af = alloc.reshape(-1)
@@ -309,11 +325,13 @@ def _search(
         uc = u - ur * nc
         if prune:
             ok = d + (h1[np.uint64(u)] if has_h1 else 0.0) <= r1
-            if not ok and b2h > 0:
-                qr = ur - b2r0
-                qc = uc - b2c0
-                if qr >= 0 and qr < b2h and qc >= 0 and qc < b2w:
-                    ok = d + h2[np.uint64(qr * b2w + qc)] <= 0.0
+            if not ok:
+                for t in range(n_pt):  # the rectangles in place: no raster of their least values to build
+                    if ur >= pt_geo[t, 4] and ur < pt_geo[t, 5] and uc >= pt_geo[t, 6] and uc < pt_geo[t, 7]:
+                        g = _load_f64(pt_addr[t], (ur - pt_geo[t, 0]) * pt_geo[t, 3] + (uc - pt_geo[t, 1]))
+                        if d + (g - pt_reach[t]) <= 0.0:
+                            ok = True
+                            break
             if not ok:
                 continue
         br0 = min(br0, ur)
@@ -443,7 +461,7 @@ def _search_grid(
 ) -> int:
     """Run :func:`_search` with a bucket queue (``n_buckets > 0``) or the heap, growing the queue as needed.
 
-    ``srcs``, ``want_back``: as :func:`_search` (None: scan for the sources); ``bound``: ``(h1, r1, h2, box2)``
+    ``srcs``, ``want_back``: as :func:`_search` (None: scan for the sources); ``bound``: ``(h1, r1, pt_addr, pt_geo, pt_reach)``
     of a pruned search, or None.  ``box``, a list, gets the bounding box of the expanded cells
     ``[row0, row1, col0, col1]`` (ends exclusive; ``row1 == 0`` when no cell was expanded).  ``thr_box``
     (``(k, 4)`` int64, ends inclusive, set up empty by the caller) gets the box of the cells expanded at a cost
@@ -467,7 +485,7 @@ def _search_grid(
         data, link, head, fill = np.empty(0, dtype=ids), none32, none32, none32
         hkey, hnode = np.empty(1024), np.empty(1024, dtype=ids)
     src = _NO_SOURCES if srcs is None else srcs
-    prune = (False, _NO_H, -np.inf, _NO_H, _NO_BOX) if bound is None else (True, *bound)
+    prune = (False, _NO_H, -np.inf, _NO_ADDR, _NO_GEO, _NO_H) if bound is None else (True, *bound)
     thr = (_NO_H, _NO_THR_BOX) if thresholds is None else (thresholds, thr_box)
     tg = (_NO_LABELS, _NO_SOURCES, 0.0, 0.0, _NO_REST, _NO_H) if partners is None else partners
     while True:
@@ -513,7 +531,8 @@ def _search_grid(
 
 _NO_SOURCES = np.empty(0, dtype=np.int64)
 _NO_H = np.empty(0, dtype=np.float64)
-_NO_BOX = np.zeros(4, dtype=np.int64)
+_NO_ADDR = np.empty(0, dtype=np.int64)
+_NO_GEO = np.zeros((0, 8), dtype=np.int64)
 _NO_THR_BOX = np.zeros((0, 4), dtype=np.int64)
 _NO_LABELS = np.empty(0, dtype=np.int32)
 _NO_REST = np.empty(0, dtype=np.bool_)
@@ -762,23 +781,6 @@ def _nearest_outside(mask, rows, cols, cell):  # pragma: no cover - compiled
                     best = _edge_distance(r, c, dr, k, mask, cell, best)
                 k += 1
     return best
-
-
-@njit(cache=True, nogil=True)
-def _lower_envelope(h, r0, c0, cost, o_r, o_c, reach):  # pragma: no cover - compiled
-    """``h = min(h, cost - reach)`` where ``cost`` (first cell at grid cell ``(o_r, o_c)``) overlaps ``h`` (at ``(r0, c0)``).
-
-    inf or NaN cost leaves ``h`` as it is.
-    """
-    hr, hc = h.shape
-    nr, nc = cost.shape
-    i0, i1 = max(o_r, r0), min(o_r + nr, r0 + hr)
-    j0, j1 = max(o_c, c0), min(o_c + nc, c0 + hc)
-    for i in range(i0, i1):
-        for j in range(j0, j1):
-            v = cost[i - o_r, j - o_c] - reach
-            if v < h[i - r0, j - c0]:
-                h[i - r0, j - c0] = v
 
 
 @njit(cache=True, nogil=True)

@@ -587,7 +587,8 @@ class SearchBound:
 
     A cell :math:`u` reached at cost :math:`d` is expanded (gives costs to its neighbours) only if
     :math:`d + h_1(u) \le r_1`, or :math:`u` lies in the rectangle of ``h2`` (first cell at
-    ``origin``) and :math:`d + h_2(u) \le 0`.
+    ``origin``) and :math:`d + h_2(u) \le 0`, or :math:`u` lies in the box of one of the ``parts``
+    :math:`(g, o, b, r)` and :math:`d + (g(u) - r) \le 0`.
 
     Attributes
     ----------
@@ -599,14 +600,21 @@ class SearchBound:
         float64 rectangle of the grid, or None for no second test (NaN / inf: the test fails).
     origin
         ``(row, col)`` of the first cell of ``h2``.
+    parts
+        ``(g, (row, col), (row0, row1, col0, col1), r)``: a float rectangle of the grid with its first cell,
+        the box of grid cells (ends exclusive) where it is tested, and its reach :math:`r`.  Tested in
+        place, cell by cell: the same test as an ``h2`` that holds :math:`\min (g - r)` over the parts,
+        without building that raster (a search tests few of its cells).
     """
 
     h1: np.ndarray | None
     r1: float
     h2: np.ndarray | None = None
     origin: tuple[int, int] = (0, 0)
+    parts: Sequence[tuple[np.ndarray, tuple[int, int], tuple[int, int, int, int], float]] = ()
 
-    def _kernel_args(self, shape: tuple[int, ...]) -> tuple:
+    def _kernel_args(self, shape: tuple[int, ...]) -> tuple[tuple, list[np.ndarray]]:
+        """The kernel's ``(h1, r1, pt_addr, pt_geo, pt_reach)`` and the arrays it reads by address (keep them)."""
         if self.h1 is None:
             h1 = np.empty(0)
         else:
@@ -615,14 +623,37 @@ class SearchBound:
                 msg = f"bound.h1: expected the grid's shape {shape}, found {h1.shape}."
                 raise DataError(msg)
             h1 = h1.reshape(-1)
-        if self.h2 is None or np.size(self.h2) == 0:
-            return h1, float(self.r1), np.empty(0), np.zeros(4, dtype=np.int64)
-        h2 = np.ascontiguousarray(self.h2, dtype=np.float64)
-        if h2.ndim != 2:
-            msg = f"bound.h2: expected a 2-D rectangle of the grid, found {h2.ndim} dimensions."
-            raise DataError(msg)
-        box = np.array([int(self.origin[0]), int(self.origin[1]), h2.shape[0], h2.shape[1]], dtype=np.int64)
-        return h1, float(self.r1), h2.reshape(-1), box
+        parts = list(self.parts)
+        if self.h2 is not None and np.size(self.h2) > 0:
+            if np.ndim(self.h2) != 2:
+                msg = f"bound.h2: expected a 2-D rectangle of the grid, found {np.ndim(self.h2)} dimensions."
+                raise DataError(msg)
+            (o_r, o_c), (nr, nc) = self.origin, np.shape(self.h2)
+            parts.append((self.h2, (o_r, o_c), (o_r, o_r + nr, o_c, o_c + nc), 0.0))
+        keep, addr, geo, reach = [], [], [], []
+        for g, (o_r, o_c), (b0, b1, b2, b3), r in parts:
+            arr = np.ascontiguousarray(g, dtype=np.float64)
+            if arr.ndim != 2:
+                msg = f"bound.parts: expected 2-D rectangles of the grid, found {arr.ndim} dimensions."
+                raise DataError(msg)
+            o_r, o_c = int(o_r), int(o_c)
+            # the box, inside the rectangle (the kernel reads by address)
+            b0, b1 = max(int(b0), o_r), min(int(b1), o_r + arr.shape[0])
+            b2, b3 = max(int(b2), o_c), min(int(b3), o_c + arr.shape[1])
+            if b0 >= b1 or b2 >= b3:
+                continue
+            keep.append(arr)
+            addr.append(arr.ctypes.data)
+            geo.append((o_r, o_c, arr.shape[0], arr.shape[1], b0, b1, b2, b3))
+            reach.append(float(r))
+        args = (
+            h1,
+            float(self.r1),
+            np.array(addr, dtype=np.int64),
+            np.array(geo, dtype=np.int64).reshape(-1, 8),
+            np.array(reach, dtype=np.float64),
+        )
+        return args, keep
 
 
 def single_source_window(
@@ -731,7 +762,7 @@ def single_source_window(
     elif work.shape != res.shape or work.dtype != np.float64 or not work.flags.c_contiguous:
         msg = f"work: expected a C-contiguous float64 raster of the grid's shape {res.shape}, found {work.dtype} {work.shape}."
         raise DataError(msg)
-    args = None if bound is None else bound._kernel_args(res.shape)
+    args, keep = (None, []) if bound is None else bound._kernel_args(res.shape)  # keep: read by address
     srcs = prepared.sources(lab)
     k = inp.connectivity
     offsets = _search_offsets(k, res.shape[1], cell_size_m, cut)
@@ -775,6 +806,7 @@ def single_source_window(
         if tg is not None:
             found[:] = np.inf
         _search_grid(res, work, dummy_alloc, dummy_back, offsets, 0.0, 0, True, *search)
+    del keep  # the kernel has read the bound's parts by address
     if reached is not None:
         reached[:] = [float(v) for v in found] if tg is not None else [math.inf] * thresholds.size
     # the cells given a cost: the sources (expanded or not), and those within the margin of the expanded cells

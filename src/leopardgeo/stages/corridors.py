@@ -67,7 +67,6 @@ from leopardgeo.kernels._costdist_compiled import (
     _corridor_values,
     _descent,
     _least_sums,
-    _lower_envelope,
     _mosaic_min,
     _nearest_outside,
 )
@@ -427,7 +426,7 @@ class _WorkPool:
 def _whole_search(item: tuple) -> tuple[_Found, dict[int, tuple[int, int, int, int] | None], dict[int, float]]:
     """One patch's search on the whole grid (an executor task: module level, the scanned rasters through a shared handle).
 
-    ``pool``: a :class:`_WorkPool` (local executors) or None; ``bound``: ``(h1 handle or None, r1, h2, origin)`` of
+    ``pool``: a :class:`_WorkPool` (local executors) or None; ``bound``: ``(h1 handle or None, r1, parts)`` of
     :class:`~leopardgeo.kernels.costdist.SearchBound`, or None; ``ends``: ``(other patch, reach, rest)`` of the
     patch's links (``rest``: whether the bound's ``r1`` covers the link, i.e. its other patch was not searched
     before); ``tighten``: ``(a, b)`` such that a link whose other patch the search reaches at cost ``d`` has the
@@ -438,8 +437,8 @@ def _whole_search(item: tuple) -> tuple[_Found, dict[int, tuple[int, int, int, i
     inp_h, p, cut, cell_size_m, pool, bound, ends, tighten = item
     sb = None
     if bound is not None:
-        h1_h, r1, h2, origin = bound
-        sb = SearchBound(h1_h.get() if h1_h is not None else None, r1, h2, origin)
+        h1_h, r1, parts = bound
+        sb = SearchBound(h1_h.get() if h1_h is not None else None, r1, parts=parts)
     work = pool.take() if pool is not None else None
     reach = [r * (1.0 + _PRUNE_SLACK) for _, r, _ in ends]
     reached: list[float] = []
@@ -527,9 +526,10 @@ def _search_bound(
 
     * :math:`q`'s costs when :math:`q` was searched before (``searched``): exact wherever the test can hold, since
       :math:`q`'s own search expanded every cell with :math:`d_q + h \le R_{pq}` for a lower bound :math:`h` of
-      :math:`d_p` -- the ``h2`` test, :math:`d_p + \min_q (d_q - R_{pq}) \le 0`, over the box of the cells
-      :math:`q`'s search expanded at :math:`d_q \le R_{pq}` (``within[q][p]``: every cell where the test is
-      needed is one of them; elsewhere the test fails);
+      :math:`d_p` -- the test of the bound's ``parts``, :math:`d_p + (d_q - R_{pq}) \le 0` for one such
+      :math:`q`, made in place by the search over the box of the cells :math:`q`'s search expanded at
+      :math:`d_q \le R_{pq}` (``within[q][p]``: every cell where the test is needed is one of them; elsewhere
+      it fails);
     * else a lower bound: the cost distance from all patches (``low_h``, the links stage's one-pass search) or 0
       -- the ``h1`` test with :math:`r_1 = \max R_{pq}` over those links.
 
@@ -537,21 +537,15 @@ def _search_bound(
     least-cost path to one, its exact cost: the corridors do not change, bit for bit.  Both bounds get a relative
     slack (:data:`_PRUNE_SLACK`) for rounding.
     """
-    exact = [(q, r, within[q][p]) for q, r in ends if q in searched]
     rest = [r for q, r in ends if q not in searched]
     r1 = max(rest) * (1.0 + _PRUNE_SLACK) if rest else -math.inf
-    h2, origin = None, (0, 0)
-    exact = [(q, r, b) for q, r, b in exact if b is not None]  # no cell within the reach: no cell passes
-    if exact:
-        r0, r1_ = min(b[0] for _, _, b in exact), max(b[1] for _, _, b in exact)
-        c0, c1 = min(b[2] for _, _, b in exact), max(b[3] for _, _, b in exact)
-        h2 = np.full((r1_ - r0, c1 - c0), np.inf)
-        for q, reach, (b0, b1, b2, b3) in exact:  # q's costs in its own box: the test fails outside it
-            cost, (o_r, o_c), _ = searched[q]
-            within_q = cost[b0 - o_r : b1 - o_r, b2 - o_c : b3 - o_c]
-            _lower_envelope(h2, r0, c0, within_q, b0, b2, reach * (1.0 + _PRUNE_SLACK))  # one compiled pass
-        origin = (r0, c0)
-    return (low_h if rest else None, r1, h2, origin)
+    parts = []
+    for q, reach in ends:  # q's costs, tested in q's own box (elsewhere the test fails): no cell within it, none
+        box = within[q][p] if q in searched else None
+        if box is not None:
+            cost, origin, _ = searched[q]
+            parts.append((cost, origin, box, reach * (1.0 + _PRUNE_SLACK)))
+    return (low_h if rest else None, r1, tuple(parts))
 
 
 def windowed_search_fits(n_cells: int, task_bytes: int) -> bool:
