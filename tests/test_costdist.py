@@ -249,6 +249,10 @@ def test_trace_path_unreachable_and_bad_input():
     loop = np.array([[1, 3]], dtype=np.int8)  # east <-> west forever
     with pytest.raises(DataError, match="cycle"):
         trace_path(loop, (0, 0), connectivity=4)
+    with pytest.raises(DataError, match=r"leaving it at \(-1, 0\)"):
+        trace_path(np.zeros((1, 1), dtype=np.int8), (0, 0), connectivity=4)  # link 0 is one row up
+    strip = cost_distance(np.ones((1, 40)), np.eye(1, 40, dtype=int), cell_size_m=1, connectivity=4)
+    assert trace_path(strip.backlink, (0, 39), connectivity=4).tolist() == [[0, c] for c in range(40)]
 
 
 def test_backlink_offsets_table():

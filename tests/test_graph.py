@@ -15,6 +15,7 @@ import shapely
 from leopardgeo.core.errors import ConfigError, NoPathError
 from leopardgeo.core.grid import Grid
 from leopardgeo.kernels.costdist import cost_distance, trace_path
+from leopardgeo.stages import graph as graph_stage
 from leopardgeo.stages.graph import build_graph, gdfs_to_graph, graph_to_gdfs
 from leopardgeo.stages.patches import extract_patches
 from leopardgeo.testing import TEST_CRS
@@ -191,8 +192,10 @@ def test_unknown_rule():
         build_graph(np.ones((1, 3)), labels, p, g, rule="delaunay")
 
 
-def test_many_patches_grow_the_proposal_table_and_match_a_plain_loop():
+@pytest.mark.parametrize("room", [4096, 1])  # room for every proposal at once; room for 100 (1 per 16 cells): again
+def test_many_patches_grow_the_proposal_table_and_match_a_plain_loop(monkeypatch, room):
     # 20 x 20 single-cell patches on a 40 x 40 grid: about a thousand touching region pairs
+    monkeypatch.setattr(graph_stage, "_PROPOSALS_MIN", room)
     rng = np.random.default_rng(7)
     res = rng.uniform(1, 5, (40, 40))
     mask = np.zeros((40, 40), bool)

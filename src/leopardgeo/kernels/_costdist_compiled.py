@@ -539,6 +539,37 @@ _NO_REST = np.empty(0, dtype=np.bool_)
 
 
 @njit(cache=True, nogil=True)
+def _trace(back, r, c, drow, dcol):  # pragma: no cover - compiled
+    """Cells from ``(r, c)`` back along the back-links to a source (-1), end cell first.
+
+    Returns ``(cells, status, row, col)``: status 0 done; 1 a back-link outside ``0..len(drow) - 1`` at
+    ``(row, col)``; 2 a link leaving the raster to ``(row, col)``; 3 a cycle (more steps than cells).
+    """
+    nr, nc = back.shape
+    k = drow.size
+    out = np.empty((16, 2), dtype=np.int64)
+    n = 0
+    for _ in range(back.size + 1):
+        if n == out.shape[0]:
+            grown = np.empty((2 * n, 2), dtype=np.int64)
+            grown[:n] = out
+            out = grown
+        out[n, 0] = r
+        out[n, 1] = c
+        n += 1
+        b = back[r, c]
+        if b == -1:
+            return out[:n], 0, r, c
+        if b < 0 or b >= k:
+            return out[:n], 1, r, c
+        r += drow[b]
+        c += dcol[b]
+        if r < 0 or r >= nr or c < 0 or c >= nc:
+            return out[:n], 2, r, c
+    return out[:n], 3, r, c
+
+
+@njit(cache=True, nogil=True)
 def _scan_resistance(res):  # pragma: no cover - compiled
     """``(bad, nan, lo, hi)``: cells that fail :func:`check_resistance` (judged as float32 like it), NaN cells, range."""
     nr, nc = res.shape

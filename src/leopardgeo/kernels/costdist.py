@@ -42,6 +42,7 @@ from leopardgeo.kernels._costdist_compiled import (
     _scan_sources,
     _search_grid,
     _source_labels,
+    _trace,
 )
 
 __all__ = [
@@ -75,6 +76,8 @@ NEIGHBOUR_OFFSETS = np.array(
     dtype=np.int64,
 )  # fmt: skip
 NEIGHBOUR_OFFSETS.flags.writeable = False
+_DROW = np.ascontiguousarray(NEIGHBOUR_OFFSETS[:, 0], dtype=np.int64)
+_DCOL = np.ascontiguousarray(NEIGHBOUR_OFFSETS[:, 1], dtype=np.int64)
 
 
 def _opposite_index() -> np.ndarray:
@@ -877,21 +880,17 @@ def trace_path(
     if allocation is not None and np.asarray(allocation)[r, c] == 0:
         msg = f"cell ({r}, {c}): expected a cell reached from a source, found it unreachable (allocation 0)."
         raise NoPathError(msg)
-    path = [(r, c)]
-    for _ in range(back.size):
-        b = int(back[r, c])
-        if b == -1:
-            return np.array(path[::-1], dtype=np.int64)
-        if not 0 <= b < k:
-            msg = f"backlink: expected -1..{k - 1} for connectivity {k}, found {b} at ({r}, {c})."
-            raise DataError(msg)
-        r += int(NEIGHBOUR_OFFSETS[b, 0])
-        c += int(NEIGHBOUR_OFFSETS[b, 1])
-        if not (0 <= r < nr and 0 <= c < nc):
-            msg = f"backlink: expected links inside the raster, found one leaving it at ({r}, {c})."
-            raise DataError(msg)
-        path.append((r, c))
-    msg = "backlink: expected links that end at a source, found a cycle. Use the back-links of one cost_distance run."
+    if back.dtype.kind not in "iu":
+        back = back.astype(np.int64)
+    cells, status, r, c = _trace(back, r, c, _DROW[:k], _DCOL[:k])  # compiled: a path has thousands of cells
+    if status == 0:
+        return cells[::-1].copy()
+    if status == 1:
+        msg = f"backlink: expected -1..{k - 1} for connectivity {k}, found {int(back[r, c])} at ({r}, {c})."
+    elif status == 2:
+        msg = f"backlink: expected links inside the raster, found one leaving it at ({r}, {c})."
+    else:
+        msg = "backlink: expected links that end at a source, found a cycle. Use the back-links of one cost_distance run."
     raise DataError(msg)
 
 

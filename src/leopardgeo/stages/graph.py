@@ -104,18 +104,21 @@ CORRIDOR = "corridor"
 
 
 # ---------------------------------------------------------------------- one pass
+#: Least room for proposals of :func:`_planar_proposals` (and one per 16 cells): the kernel runs again when short.
+_PROPOSALS_MIN = 4096
+
 @njit(cache=True, nogil=True)
 def _planar_kernel(cost, alloc, res, offsets, step_len, via, has_via, pa, pb, pc, pi, pj):  # pragma: no cover
     """Proposals ``cwd[i] + step(i, j) + cwd[j]`` of the neighbouring cells ``i, j`` in different regions.
 
     Compiled because only the few cells on region boundaries propose links, and
-    numpy would need several grid-sized temporaries per neighbour offset.  Run
-    twice: with empty output arrays it only counts the proposals; then with
-    arrays of that length it fills them (no growing containers, so it compiles
-    fast).  Returns the number of proposals.
+    numpy would need several grid-sized temporaries per neighbour offset.  Fills
+    the output arrays up to their length and returns the number of proposals:
+    when that is more, the caller runs it again with arrays that long (no growing
+    containers, so it compiles fast).
     """
     nr, nc = alloc.shape
-    fill = pa.size > 0
+    cap = pa.size
     n = 0
     for r in range(nr):
         for c in range(nc):
@@ -132,7 +135,7 @@ def _planar_kernel(cost, alloc, res, offsets, step_len, via, has_via, pa, pb, pc
                     continue
                 if has_via[k] and (np.isnan(res[r + via[k, 0], c + via[k, 1]]) or np.isnan(res[r + via[k, 2], c + via[k, 3]])):
                     continue
-                if fill:
+                if n < cap:
                     pc[n] = cost[r, c] + step_len[k] * 0.5 * (np.float64(res[r, c]) + np.float64(res[vr, vc])) + cost[vr, vc]
                     if a < b:
                         pa[n], pb[n], pi[n], pj[n] = a, b, r * nc + c, vr * nc + vc
@@ -154,11 +157,14 @@ def _planar_proposals(res: CostDistanceResult, resistance: np.ndarray) -> pd.Dat
     if r.dtype not in (np.float32, np.float64):
         r = r.astype(np.float64)
     grid_args = (res.cost, res.allocation, r, offsets, step_len, np.ascontiguousarray(_VIA[k]), has_via)
-    empty_i, empty_f = np.empty(0, np.int64), np.empty(0, np.float64)
-    n = _planar_kernel(*grid_args, empty_i, empty_i, empty_f, empty_i, empty_i)
-    out = {name: np.empty(n, np.float64 if name == "cwd" else np.int64) for name in ("a", "b", "cwd", "i", "j")}
-    if n:
-        _planar_kernel(*grid_args, out["a"], out["b"], out["cwd"], out["i"], out["j"])
+    n = cap = max(_PROPOSALS_MIN, res.allocation.size // 16)  # room for all on the demo (1 per ~60 cells): one pass
+    while True:
+        out = {name: np.empty(n, np.float64 if name == "cwd" else np.int64) for name in ("a", "b", "cwd", "i", "j")}
+        n = _planar_kernel(*grid_args, out["a"], out["b"], out["cwd"], out["i"], out["j"])
+        if n <= cap:
+            break
+        cap = n  # more proposals than room: again, with room for them all
+    out = {name: v[:n] for name, v in out.items()}
     df = pd.DataFrame(out).sort_values(["a", "b", "cwd"], kind="stable")
     return df.drop_duplicates(["a", "b"], keep="first").reset_index(drop=True)
 
