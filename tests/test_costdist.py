@@ -440,6 +440,30 @@ def test_single_source_window_equals_scipy_and_pruning_keeps_the_closed_set_exac
 
 
 @pytest.mark.parametrize("connectivity", [4, 8, 16])
+@pytest.mark.parametrize("queue", [("buckets", 1.0), ("buckets", 4.0), ("heap", 1.0)])
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), spread=st.sampled_from([0.05, 0.5, 3.0]))
+def test_within_boxes_are_numpys_for_many_thresholds(connectivity, queue, seed, spread):
+    # an unpruned search expands every cell it reaches within the cutoff, so the box of the cells expanded within a
+    # cost is numpy's box of the cells within it; many thresholds between the costs, so that cells of one bucket
+    # fall on both sides of one (the search takes a threshold's box from all cells expanded until one lies beyond)
+    rng = np.random.default_rng(seed)
+    res = rng.uniform(1.0, 1.0 + spread, (13, 11))
+    src = np.zeros(res.shape, dtype=int)
+    src[rng.integers(13), rng.integers(11)] = 1
+    prep = prepare_search(res, src, cell_size_m=1.0, connectivity=connectivity)
+    d = single_source_cost(prep, 1, cell_size_m=1.0)
+    costs = np.unique(d[np.isfinite(d)])
+    within = list((costs[:-1] + costs[1:]) / 2)[:: max(1, costs.size // 40)]
+    cut = float(costs[-1]) + 1.0
+    with forced_queue(*queue):  # the bucket queue (and buckets 4 times wider: more cells in one), or the heap
+        boxes = single_source_window(prep, 1, cell_size_m=1.0, max_cost=cut, within=within)[3]
+    for t, got in zip(within, boxes, strict=True):
+        rows, cols = np.nonzero(d <= t)
+        assert got == (rows.min(), rows.max() + 1, cols.min(), cols.max() + 1), t
+
+
+@pytest.mark.parametrize("connectivity", [4, 8, 16])
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=landscapes(), slope=st.sampled_from([1.0, 1.1, 2.0]), intercept=st.sampled_from([0.0, 5.0, 200.0]))
 def test_single_source_window_partners_lower_the_cutoff_once_reached(connectivity, case, slope, intercept):

@@ -155,6 +155,7 @@ def _search(
     pt_reach,
     thr,
     thr_box,
+    thr_st,
     labf,
     tg_lab,
     tg_a,
@@ -193,7 +194,13 @@ def _search(
     cost they were given (no lower than their least cost) and give none to their neighbours: see
     :func:`leopardgeo.kernels.costdist.single_source_window` for when the costs that
     matter stay exact.  ``thr_box[k]`` (rows, columns, ends inclusive) grows to hold
-    every cell expanded at a cost ``<= thr[k]``.
+    every cell expanded at a cost ``<= thr[k]``.  Not cell by cell for each ``k``: while every
+    cell expanded so far was within ``thr[k]`` (``thr_st[k, 0] == 1``, "open"), its box is that
+    of all expanded cells, taken when the first cell beyond ``thr[k]`` comes (or at the end).
+    From then on only cells popped from that same bucket can still be within ``thr[k]``
+    (``thr_st[k, 1]``; a later bucket holds only costs above that first cell's, and ``thr[k]``
+    never rises), so those are added one by one until the queue leaves the bucket; with the heap,
+    none (its costs come in order).  The caller sets ``thr_st`` to ``(1, -1)`` per threshold.
 
     With partners (``tg_lab`` not empty: one source label per ``thr[k]``, ``labf`` the
     flat label raster) the thresholds tighten as the search goes: the first time a cell
@@ -228,6 +235,8 @@ def _search(
     size = state[_ST_SIZE]  # entries in the heap
     br0, br1, bc0, bc1 = state[_ST_R0], state[_ST_R1], state[_ST_C0], state[_ST_C1]
     cand = np.empty(n_off, dtype=np.float64)  # costs offered to the neighbours
+    n_thr = thr.size
+    thr_min, n_live = _open_thresholds(thr, thr_st)
     n_tg = tg_lab.size
     if n_tg > 0:  # the thresholds as tightened so far (they persist between calls)
         max_cost, r1 = _tightened(thr, tg_rest, max_cost, r1)
@@ -320,6 +329,7 @@ def _search(
                         hit = True
                 if hit:
                     max_cost, r1 = _tightened(thr, tg_rest, max_cost, r1)
+                    thr_min, n_live = _open_thresholds(thr, thr_st)
         # Expand u: relax its neighbours.
         ur = u // nc
         uc = u - ur * nc
@@ -334,16 +344,31 @@ def _search(
                             break
             if not ok:
                 continue
+        if d > thr_min:  # the first cell beyond an open threshold: its box is that of the cells so far
+            thr_min = np.inf
+            for t in range(n_thr):
+                if thr_st[t, 0] == 1:
+                    if d > thr[t]:
+                        thr_st[t, 0] = 0
+                        if br1 >= 0:
+                            _widen(thr_box, t, br0, br1, bc0, bc1)
+                        if use_buckets:
+                            thr_st[t, 1] = cur
+                            n_live += 1
+                    else:
+                        thr_min = min(thr_min, thr[t])
         br0 = min(br0, ur)
         br1 = max(br1, ur)
         bc0 = min(bc0, uc)
         bc1 = max(bc1, uc)
-        for t in range(thr.size):
-            if d <= thr[t]:
-                thr_box[t, 0] = min(thr_box[t, 0], ur)
-                thr_box[t, 1] = max(thr_box[t, 1], ur)
-                thr_box[t, 2] = min(thr_box[t, 2], uc)
-                thr_box[t, 3] = max(thr_box[t, 3], uc)
+        if n_live > 0:  # closed thresholds whose bucket the queue has not left: cell by cell
+            for t in range(n_thr):
+                if thr_st[t, 1] >= 0:
+                    if thr_st[t, 1] != cur:
+                        thr_st[t, 1] = -1
+                        n_live -= 1
+                    elif d <= thr[t]:
+                        _widen(thr_box, t, ur, ur, uc, uc)
         ru = np.float64(rf[np.uint64(u)])
         lab = 0 if one_label else af[np.uint64(u)]
         # First the tests, without branches (they are unpredictable): bit k of
@@ -414,6 +439,9 @@ def _search(
                     i = p
                 hkey[np.uint64(i)] = nd
                 hnode[np.uint64(i)] = v
+    for t in range(n_thr):  # the open thresholds: every cell expanded so far
+        if thr_st[t, 0] == 1 and br1 >= 0:
+            _widen(thr_box, t, br0, br1, bc0, bc1)
     state[_ST_SCAN] = scan
     state[_ST_CUR] = cur
     state[_ST_SLOT] = slot
@@ -426,6 +454,28 @@ def _search(
     state[_ST_C0] = bc0
     state[_ST_C1] = bc1
     return status
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _open_thresholds(thr, thr_st):  # pragma: no cover - compiled
+    """``(least open threshold (inf if none), thresholds closed in a bucket not yet left)`` of :func:`_search`."""
+    low = np.inf
+    live = 0
+    for t in range(thr.size):
+        if thr_st[t, 0] == 1:
+            low = min(low, thr[t])
+        elif thr_st[t, 1] >= 0:
+            live += 1
+    return low, live
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _widen(box, t, r0, r1, c0, c1):  # pragma: no cover - compiled
+    """Grow ``box[t]`` (rows, columns, ends inclusive) to hold rows ``r0..r1``, columns ``c0..c1``."""
+    box[t, 0] = min(box[t, 0], r0)
+    box[t, 1] = max(box[t, 1], r1)
+    box[t, 2] = min(box[t, 2], c0)
+    box[t, 3] = max(box[t, 3], c1)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -486,7 +536,12 @@ def _search_grid(
         hkey, hnode = np.empty(1024), np.empty(1024, dtype=ids)
     src = _NO_SOURCES if srcs is None else srcs
     prune = (False, _NO_H, -np.inf, _NO_ADDR, _NO_GEO, _NO_H) if bound is None else (True, *bound)
-    thr = (_NO_H, _NO_THR_BOX) if thresholds is None else (thresholds, thr_box)
+    if thresholds is None:
+        thr = (_NO_H, _NO_THR_BOX, _NO_THR_BOX[:, :2])
+    else:
+        thr_st = np.empty((thresholds.size, 2), dtype=np.int64)
+        thr_st[:, 0], thr_st[:, 1] = 1, -1  # open, not live
+        thr = (thresholds, thr_box, thr_st)
     tg = (_NO_LABELS, _NO_SOURCES, 0.0, 0.0, _NO_REST, _NO_H) if partners is None else partners
     while True:
         status = _search(
