@@ -518,6 +518,14 @@ def test_single_source_window_errors():
         single_source_window(prep, 1, cell_size_m=10, max_cost=50, bound=SearchBound(np.zeros((3, 3)), 1.0))
     with pytest.raises(DataError, match="bound.h2: expected"):
         single_source_window(prep, 1, cell_size_m=10, max_cost=50, bound=SearchBound(None, 1.0, np.zeros(3)))
+    bad_parts = [((np.zeros((2, 3)), (0, 0), (0, 2, 0, 3)),), ((np.zeros((2, 3)), (0, 0), (0, 2, 0, 3), "far"),)]
+    for parts in bad_parts:  # a part without its reach; a reach that is no number
+        with pytest.raises(DataError, match=r"bound.parts: expected \(rectangle, \(row, col\)"):
+            single_source_window(prep, 1, cell_size_m=10, max_cost=50, bound=SearchBound(None, 1.0, parts=parts))
+    with pytest.raises(DataError, match="bound.parts: expected 2-D rectangles"):
+        single_source_window(
+            prep, 1, cell_size_m=10, max_cost=50, bound=SearchBound(None, 1.0, parts=[(np.zeros(3), (0, 0), (0, 1, 0, 3), 1.0)])
+        )
     with pytest.raises(DataError, match="partners, rest: expected one per within cost"):
         single_source_window(prep, 1, cell_size_m=10, max_cost=50, within=[10.0], partners=[2, 3])
     with pytest.raises(ConfigError, match="tighten: expected"):

@@ -737,29 +737,6 @@ def _fill_allocation(cost, label, alloc):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _finite_box(cost):  # pragma: no cover - compiled
-    """``(row0, row1, col0, col1)`` (ends exclusive) of the finite cells of ``cost``; ``(0, 0, 0, 0)`` if none."""
-    nr, nc = cost.shape
-    r0, r1, c0, c1 = nr, 0, nc, 0
-    for i in range(nr):
-        j = 0
-        while j < nc and not math.isfinite(cost[i, j]):
-            j += 1
-        if j == nc:
-            continue
-        k = nc - 1
-        while not math.isfinite(cost[i, k]):
-            k -= 1
-        r0 = min(r0, i)
-        r1 = i + 1
-        c0 = min(c0, j)
-        c1 = max(c1, k + 1)
-    if r1 == 0:
-        return 0, 0, 0, 0
-    return r0, r1, c0, c1
-
-
-@njit(cache=True, nogil=True)
 def _least_sums(a, b):  # pragma: no cover - compiled
     """The least finite ``a + b`` over the cells, and per row and per column (inf where none), in one pass.
 

@@ -634,21 +634,29 @@ class SearchBound:
             (o_r, o_c), (nr, nc) = self.origin, np.shape(self.h2)
             parts.append((self.h2, (o_r, o_c), (o_r, o_r + nr, o_c, o_c + nc), 0.0))
         keep, addr, geo, reach = [], [], [], []
-        for g, (o_r, o_c), (b0, b1, b2, b3), r in parts:
-            arr = np.ascontiguousarray(g, dtype=np.float64)
+        for part in parts:
+            try:
+                g, (o_r, o_c), (b0, b1, b2, b3), r = part
+                arr = np.ascontiguousarray(g, dtype=np.float64)
+                o_r, o_c, b0, b1, b2, b3, r = int(o_r), int(o_c), int(b0), int(b1), int(b2), int(b3), float(r)
+            except (TypeError, ValueError) as exc:
+                msg = (
+                    "bound.parts: expected (rectangle, (row, col), (row0, row1, col0, col1), reach) per part, found "
+                    f"{type(part).__name__} that is not ({exc}). Give each part as that tuple."
+                )
+                raise DataError(msg) from None
             if arr.ndim != 2:
                 msg = f"bound.parts: expected 2-D rectangles of the grid, found {arr.ndim} dimensions."
                 raise DataError(msg)
-            o_r, o_c = int(o_r), int(o_c)
             # the box, inside the rectangle (the kernel reads by address)
-            b0, b1 = max(int(b0), o_r), min(int(b1), o_r + arr.shape[0])
-            b2, b3 = max(int(b2), o_c), min(int(b3), o_c + arr.shape[1])
+            b0, b1 = max(b0, o_r), min(b1, o_r + arr.shape[0])
+            b2, b3 = max(b2, o_c), min(b3, o_c + arr.shape[1])
             if b0 >= b1 or b2 >= b3:
                 continue
             keep.append(arr)
             addr.append(arr.ctypes.data)
             geo.append((o_r, o_c, arr.shape[0], arr.shape[1], b0, b1, b2, b3))
-            reach.append(float(r))
+            reach.append(r)
         args = (
             h1,
             float(self.r1),
