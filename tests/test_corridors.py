@@ -241,11 +241,13 @@ def test_pruned_searches_give_the_unpruned_corridors_bit_for_bit(case):
     width = {"width_cwd": w} if kind == "cwd" else {"width_fraction": w}
     args = (res, labels, G, g)
     ref = least_cost_corridors(*args, connectivity=conn, protected=protected, workers=1, windowed=True, **width)
+    bounds = [(None, None), (one_pass.cost, None), (one_pass.cost, one_pass.allocation)]
     for workers in (1, 2):
-        for low in (None, one_pass.cost):
+        for low, alloc in bounds:  # with its allocation, a search learns a link's distance on entering its allocation
             out = least_cost_corridors(
-                *args, connectivity=conn, protected=protected, workers=workers, windowed=False, lower_bound=low, **width
-            )
+                *args, connectivity=conn, protected=protected, workers=workers, windowed=False, lower_bound=low,
+                lower_bound_allocation=alloc, **width,
+            )  # fmt: skip
             same_corridors(out, ref)
     # graph cwds far above the least-cost distances (links kept off other patches, or a planar upper bound): the
     # whole-grid searches lower each link's reach once they reach its other patch; the windowed ones keep the graph's
@@ -253,17 +255,28 @@ def test_pruned_searches_give_the_unpruned_corridors_bit_for_bit(case):
         d["cwd"] *= 3.0
     ref = least_cost_corridors(*args, connectivity=conn, protected=protected, workers=1, windowed=True, **width)
     for workers in (1, 2):
-        out = least_cost_corridors(
-            *args, connectivity=conn, protected=protected, workers=workers, windowed=False, lower_bound=one_pass.cost,
-            **width,
-        )  # fmt: skip
-        same_corridors(out, ref)
+        for alloc in (None, one_pass.allocation):
+            out = least_cost_corridors(
+                *args, connectivity=conn, protected=protected, workers=workers, windowed=False, lower_bound=one_pass.cost,
+                lower_bound_allocation=alloc, **width,
+            )  # fmt: skip
+            same_corridors(out, ref)
 
 
 def test_lower_bound_of_the_wrong_shape_is_refused():
     res, g, labels, G = one_wide_strip(8)
     with pytest.raises(DataError, match="lower_bound: expected a float raster"):
         least_cost_corridors(res, labels, G, g, windowed=False, lower_bound=np.zeros((2, 2)))
+    mask = labels > 0
+    _, labels2, p = patches_from_mask(mask)
+    assert np.array_equal(labels2, labels)
+    _, one_pass = build_graph(res, labels, p, g)
+    low = one_pass.cost
+    swapped = np.where(one_pass.allocation > 0, 3 - one_pass.allocation, 0)  # the two patches' allocations swapped
+    wrong = [(np.zeros((2, 2), dtype=np.int32), "int32 of shape"), (swapped, "a raster that does not allocate each patch cell")]
+    for alloc, found in wrong:
+        with pytest.raises(DataError, match=f"lower_bound_allocation: expected .*found {found}"):
+            least_cost_corridors(res, labels, G, g, windowed=False, lower_bound=low, lower_bound_allocation=alloc)
 
 
 # ----------------------------------------------------------------------------- hand-worked strips

@@ -464,11 +464,14 @@ def test_within_boxes_are_numpys_for_many_thresholds(connectivity, queue, seed, 
 
 
 @pytest.mark.parametrize("connectivity", [4, 8, 16])
+@pytest.mark.parametrize("by_allocation", [False, True])
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=landscapes(), slope=st.sampled_from([1.0, 1.1, 2.0]), intercept=st.sampled_from([0.0, 5.0, 200.0]))
-def test_single_source_window_partners_lower_the_cutoff_once_reached(connectivity, case, slope, intercept):
-    # partners: each within cost drops to slope * d + intercept once the search reaches its label at cost d; the
-    # cutoff follows the largest; every cell whose least cost is within the final cutoff keeps it (scipy)
+def test_single_source_window_partners_lower_the_cutoff_once_reached(connectivity, by_allocation, case, slope, intercept):
+    # partners: each within cost drops to slope * u + intercept once the search learns that its label is at most u
+    # away: on reaching it at cost d (u = d) or, with the bound's allocation, on taking a cell of its allocation
+    # (u = d + the cost distance from all labels there, scipy's, with scipy's allocation); the cutoff follows the
+    # largest; every cell whose least cost is within the final cutoff keeps it (scipy)
     res, src, cell = case
     labels = np.unique(src[src > 0])
     assume(labels.size >= 2)
@@ -480,11 +483,17 @@ def test_single_source_window_partners_lower_the_cutoff_once_reached(connectivit
     assume(all(np.isfinite(v) for v in to.values()))
     top = float(np.max(d[np.isfinite(d)]))
     start = [2.0 * top + cell] * len(others)  # above every least cost: as a graph's upper bound would be
+    bound = None
+    if by_allocation:  # r1 = inf and no rest: the bound prunes nothing, only its allocation acts
+        idx = np.flatnonzero((src > 0) & ~np.isnan(res))
+        h1, _, origin = dijkstra(graph, directed=True, indices=idx, min_only=True, return_predecessors=True)
+        alloc = np.where(origin >= 0, src.reshape(-1)[np.maximum(origin, 0)], 0).reshape(res.shape)
+        bound = SearchBound(h1.reshape(res.shape), math.inf, allocation=alloc)
     work = np.full(res.shape, np.inf)
     reached: list[float] = []
     cost, (r0, c0), box, boxes = single_source_window(
         prep, lab, cell_size_m=cell, max_cost=max(start), work=work, within=start, partners=others,
-        tighten=(slope, intercept), reached=reached,
+        tighten=(slope, intercept), reached=reached, bound=bound,
     )  # fmt: skip
     assert np.isinf(work).all()
     got = np.full(res.shape, np.inf)
@@ -504,6 +513,34 @@ def test_single_source_window_partners_lower_the_cutoff_once_reached(connectivit
     # a search told nothing about partners runs to max_cost as before
     plain = single_source_window(prep, lab, cell_size_m=cell, max_cost=max(start), within=start)
     assert np.isfinite(plain[0]).sum() >= np.isfinite(cost).sum()
+
+
+def test_partners_allocation_lowers_the_reach_on_entering_it():
+    # a 5 x 21 strip of resistance 1, 4 neighbours, cell 1: source 1 at (2, 0), partner 2 at (2, 20), 20 apart.  From
+    # all sources, cell (r, c) costs |r - 2| + min(c, 20 - c), allocated to 2 for c > 10.  The search from 1 takes
+    # (2, 11) at cost 11, allocated to 2 at 9 more: the partner is at most 20 away, so the reach (20) and r1 (20) come
+    # down then.  Every later cell off the middle row fails d + h1 <= 20 (it costs 20 + 2 |r - 2|), so the outer rows
+    # get no cost east of column 10.  Without the allocation the search learns 20 only on reaching (2, 20): by then
+    # it has expanded every cell of cost <= 19, so the outer rows have their costs (13..20) at columns 11..18.
+    res = np.ones((5, 21))
+    src = np.zeros((5, 21), dtype=np.int32)
+    src[2, 0], src[2, 20] = 1, 2
+    everyone = cost_distance(res, src, cell_size_m=1.0, connectivity=4)
+    prep = prepare_search(res, src, cell_size_m=1.0, connectivity=4)
+    got = {}
+    for alloc in (None, everyone.allocation):
+        reached: list[float] = []
+        cost, _, box, _ = single_source_window(
+            prep, 1, cell_size_m=1.0, max_cost=1000.0, within=[1000.0], partners=[2], rest=[True], reached=reached,
+            bound=SearchBound(everyone.cost, 1000.0, allocation=alloc),
+        )  # fmt: skip
+        assert reached == [20.0]
+        full = np.full(res.shape, np.inf)
+        full[box[0] : box[1], box[2] : box[3]] = cost
+        np.testing.assert_array_equal(full[2], np.arange(21.0))  # the least-cost path, exact
+        got[alloc is not None] = full
+    assert np.isinf(got[True][[0, 4], 11:]).all()
+    np.testing.assert_array_equal(got[False][[0, 4], 11:19], np.tile(np.arange(13.0, 21.0), (2, 1)))
 
 
 def test_single_source_window_errors():
@@ -532,6 +569,17 @@ def test_single_source_window_errors():
         single_source_window(prep, 1, cell_size_m=10, max_cost=50, within=[10.0], partners=[2], tighten=(0.5, 0.0))
     with pytest.raises(DataError, match="partners: expected the labels of other sources"):
         single_source_window(prep, 1, cell_size_m=10, max_cost=50, within=[10.0], partners=[1])
+    for partners in ([2, 2], [0, 2]):
+        with pytest.raises(DataError, match=r"partners: expected distinct source labels \(> 0\)"):
+            single_source_window(prep, 1, cell_size_m=10, max_cost=50, within=[10.0, 20.0], partners=partners)
+    h1 = np.zeros((2, 3))
+    for bound, found in [
+        (SearchBound(None, 1.0, allocation=np.ones((2, 3), dtype=np.int32)), "and no h1"),
+        (SearchBound(h1, 1.0, allocation=np.ones((3, 2), dtype=np.int32)), "int32 of shape"),
+        (SearchBound(h1, 1.0, allocation=h1), "float64 of shape"),
+    ]:
+        with pytest.raises(DataError, match=f"bound.allocation: expected an integer raster .*found .*{found}"):
+            single_source_window(prep, 1, cell_size_m=10, max_cost=50, bound=bound, within=[10.0], partners=[2])
     # every source cell pruned: the box of the sources, nothing reached beyond them
     cost, origin, box, _ = single_source_window(prep, 2, cell_size_m=10, max_cost=50, bound=SearchBound(None, -1.0))
     assert cost.tolist() == [[0.0]] and origin == (0, 2) and box == (0, 1, 2, 3)

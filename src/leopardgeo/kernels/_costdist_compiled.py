@@ -157,7 +157,8 @@ def _search(
     thr_box,
     thr_st,
     labf,
-    tg_lab,
+    tg_slot,
+    tg_h1,
     tg_a,
     tg_b,
     tg_rest,
@@ -202,10 +203,15 @@ def _search(
     never rises), so those are added one by one until the queue leaves the bucket; with the heap,
     none (its costs come in order).  The caller sets ``thr_st`` to ``(1, -1)`` per threshold.
 
-    With partners (``tg_lab`` not empty: one source label per ``thr[k]``, ``labf`` the
-    flat label raster) the thresholds tighten as the search goes: the first time a cell
-    of ``tg_lab[k]`` is popped, at cost ``d``, ``reached[k] = d`` and ``thr[k]`` becomes
-    ``min(thr[k], tg_a * d + tg_b)``; the cutoff is then ``min(max_cost, max(thr))`` and,
+    With partners (``reached`` not empty: one partner per ``thr[k]``; ``tg_slot[l]`` the partner
+    of label ``l``, -1 for none; ``labf`` a flat label raster) the thresholds tighten as the
+    search goes.  A popped cell ``u`` of cost ``d`` with ``labf[u]`` the label of partner ``k``
+    shows that a path to that partner costs at most ``ub = d`` (``labf``: the source labels, 0 off
+    them) or, with ``tg_h1``, ``ub = d + h1[u]`` (``labf``: the allocation of ``h1``, which must
+    then be exactly the cost distance from the labelled sources, so that ``h1[u]`` is the cost
+    on from ``u`` to ``labf[u]``: a search reaching a partner's allocation learns a bound long
+    before it reaches the partner).  Then ``reached[k] = min(reached[k], ub)`` and ``thr[k]``
+    becomes ``min(thr[k], tg_a * ub + tg_b)``; the cutoff is ``min(max_cost, max(thr))`` and,
     with ``prune``, ``r1`` is ``min(r1, max(thr[k] for the k with tg_rest[k]))``.  Cells
     given a cost before a cutoff came down keep it (above the new cutoff, no lower than
     their least cost); every cell whose least cost is within the final cutoff gets it.
@@ -237,7 +243,8 @@ def _search(
     cand = np.empty(n_off, dtype=np.float64)  # costs offered to the neighbours
     n_thr = thr.size
     thr_min, n_live = _open_thresholds(thr, thr_st)
-    n_tg = tg_lab.size
+    n_tg = reached.size
+    n_slot = tg_slot.size
     if n_tg > 0:  # the thresholds as tightened so far (they persist between calls)
         max_cost, r1 = _tightened(thr, tg_rest, max_cost, r1)
     status = 0
@@ -320,16 +327,17 @@ def _search(
 
         if n_tg > 0:
             lu = labf[np.uint64(u)]
-            if lu > 0:
-                hit = False
-                for k in range(n_tg):
-                    if tg_lab[k] == lu and reached[k] == np.inf:
-                        reached[k] = d
-                        thr[k] = min(thr[k], tg_a * d + tg_b)
-                        hit = True
-                if hit:
-                    max_cost, r1 = _tightened(thr, tg_rest, max_cost, r1)
-                    thr_min, n_live = _open_thresholds(thr, thr_st)
+            if lu > 0 and lu < n_slot:
+                k = tg_slot[np.uint64(lu)]
+                if k >= 0:  # a path to partner k costs at most d, plus with tg_h1 the cost on to it from u
+                    ub = d + h1[np.uint64(u)] if tg_h1 else d
+                    if ub < reached[k]:
+                        reached[k] = ub
+                        t_new = tg_a * ub + tg_b
+                        if t_new < thr[k]:
+                            thr[k] = t_new
+                            max_cost, r1 = _tightened(thr, tg_rest, max_cost, r1)
+                            thr_min, n_live = _open_thresholds(thr, thr_st)
         # Expand u: relax its neighbours.
         ur = u // nc
         uc = u - ur * nc
@@ -515,7 +523,7 @@ def _search_grid(
     of a pruned search, or None.  ``box``, a list, gets the bounding box of the expanded cells
     ``[row0, row1, col0, col1]`` (ends exclusive; ``row1 == 0`` when no cell was expanded).  ``thr_box``
     (``(k, 4)`` int64, ends inclusive, set up empty by the caller) gets the box of the cells expanded at a cost
-    ``<= thresholds[k]``.  ``partners``: ``(labf, tg_lab, tg_a, tg_b, tg_rest, reached)`` of :func:`_search`
+    ``<= thresholds[k]``.  ``partners``: ``(labf, tg_slot, tg_h1, tg_a, tg_b, tg_rest, reached)`` of :func:`_search`
     (the thresholds tighten in place), or None.
     """
     ids = np.int32 if res.size < 2**31 else np.int64  # cell ids in the queue
@@ -542,7 +550,7 @@ def _search_grid(
         thr_st = np.empty((thresholds.size, 2), dtype=np.int64)
         thr_st[:, 0], thr_st[:, 1] = 1, -1  # open, not live
         thr = (thresholds, thr_box, thr_st)
-    tg = (_NO_LABELS, _NO_SOURCES, 0.0, 0.0, _NO_REST, _NO_H) if partners is None else partners
+    tg = (_NO_LABELS, _NO_SOURCES, False, 0.0, 0.0, _NO_REST, _NO_H) if partners is None else partners
     while True:
         status = _search(
             res,

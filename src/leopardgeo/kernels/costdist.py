@@ -608,6 +608,13 @@ class SearchBound:
         the box of grid cells (ends exclusive) where it is tested, and its reach :math:`r`.  Tested in
         place, cell by cell: the same test as an ``h2`` that holds :math:`\min (g - r)` over the parts,
         without building that raster (a search tests few of its cells).
+    allocation
+        Integer raster of the grid, or None: when ``h1`` is exactly the cost distance from labelled
+        sources (such as the links stage's search from all patches), the label of the source each cell's
+        cost comes from (that search's allocation).  Only the search's ``partners`` read it: a cell of
+        partner :math:`q`'s allocation taken at cost :math:`d` shows that a path to :math:`q` costs at
+        most :math:`d + h_1`, so a partner's cost comes down as soon as the search enters its allocation.
+        With an ``h1`` that is only a lower bound this would cut corridors short: leave it None then.
     """
 
     h1: np.ndarray | None
@@ -615,6 +622,21 @@ class SearchBound:
     h2: np.ndarray | None = None
     origin: tuple[int, int] = (0, 0)
     parts: Sequence[tuple[np.ndarray, tuple[int, int], tuple[int, int, int, int], float]] = ()
+    allocation: np.ndarray | None = None
+
+    def _allocation(self, shape: tuple[int, ...]) -> np.ndarray | None:
+        """The flat allocation raster the kernel reads with ``h1`` (None without one)."""
+        if self.allocation is None:
+            return None
+        alloc = np.asarray(self.allocation)
+        if self.h1 is None or alloc.shape != shape or not np.issubdtype(alloc.dtype, np.integer):
+            msg = (
+                f"bound.allocation: expected an integer raster of the grid's shape {shape} beside an h1, found "
+                f"{alloc.dtype} of shape {alloc.shape}{' and no h1' if self.h1 is None else ''}. Give the allocation "
+                "of the search whose costs are h1, or leave it out."
+            )
+            raise DataError(msg)
+        return np.ascontiguousarray(alloc).reshape(-1)
 
     def _kernel_args(self, shape: tuple[int, ...]) -> tuple[tuple, list[np.ndarray]]:
         """The kernel's ``(h1, r1, pt_addr, pt_geo, pt_reach)`` and the arrays it reads by address (keep them)."""
@@ -714,10 +736,12 @@ def single_source_window(
     within
         Costs (cost-weighted metres) for which to return the box of the cells expanded within them.
     partners
-        Empty, or one source label per ``within`` cost: the search lowers that cost as soon as it
-        reaches the label.  When it first takes a cell of ``partners[k]`` from its queue, at cost
-        :math:`d` (no lower than the least cost from ``label`` to that label), ``within[k]`` becomes
-        ``min(within[k], a * d + b)`` with ``(a, b) = tighten``.  With partners the search's cutoff is
+        Empty, or one source label per ``within`` cost (distinct): the search lowers that cost as soon as
+        it learns how far the label is.  When it takes a cell of ``partners[k]`` from its queue, at cost
+        :math:`d` (no lower than the least cost from ``label`` to that label), or with the ``bound``'s
+        ``allocation`` a cell of that label's allocation, at cost :math:`d` with :math:`d + h_1` no lower
+        than that least cost, ``within[k]`` becomes ``min(within[k], a * u + b)`` with ``(a, b) = tighten``
+        and :math:`u` that upper bound.  With partners the search's cutoff is
         ``min(max_cost, max(within))`` throughout, so it comes down with them, and with ``bound`` its
         ``r1`` is ``min(r1, max(within[k]))`` over the ``k`` with ``rest[k]``.  A least-cost corridor's
         reach is its least-cost distance plus its width, and the search learns that distance when it
@@ -729,7 +753,7 @@ def single_source_window(
     rest
         With ``partners`` and ``bound``: which ``within`` costs ``r1`` stands for.
     reached
-        A list that gets, per partner, the cost at which the search first reached it (inf if never).
+        A list that gets, per partner, the least of those upper bounds on the least cost to it (inf if none).
 
     Returns
     -------
@@ -799,14 +823,21 @@ def single_source_window(
                 "reaches at cost 0. Leave it out of partners."
             )
             raise DataError(msg)
+        tg_labels = np.asarray(partners, dtype=np.int64)
+        if (tg_labels <= 0).any() or np.unique(tg_labels).size != tg_labels.size:
+            msg = f"partners: expected distinct source labels (> 0), found {tg_labels.tolist()}. Give each other label once."
+            raise DataError(msg)
         a, b = (float(v) for v in tighten)
         if not (a >= 1.0 and b >= 0.0 and math.isfinite(a) and math.isfinite(b)):
             msg = f"tighten: expected (a >= 1, b >= 0), finite, found {tighten!r}. A reach is never below the distance."
             raise ConfigError(msg)
-        labf = np.ascontiguousarray(inp.src).reshape(-1)
+        alloc = bound._allocation(res.shape) if bound is not None else None
+        labf = np.ascontiguousarray(inp.src).reshape(-1) if alloc is None else alloc
+        slot = np.full(int(tg_labels.max()) + 1, -1, dtype=np.int64)
+        slot[tg_labels] = np.arange(tg_labels.size)
         rest_a = np.zeros(thresholds.size, dtype=np.bool_) if not len(rest) else np.asarray(rest, dtype=np.bool_)
         found = np.full(thresholds.size, np.inf)
-        tg = (labf, np.asarray(partners, dtype=np.int64), a, b, rest_a, found)
+        tg = (labf, slot, alloc is not None, a, b, rest_a, found)
     start = thresholds.copy()
     search = (srcs, False, args, box, thresholds, thr_box, tg)
     if _search_grid(res, work, dummy_alloc, dummy_back, offsets, inv_width, n_buckets, True, *search):

@@ -27,6 +27,9 @@ from then on needs only that link's true reach: a ``planar`` link's ``cwd`` can
 be many times its least-cost distance (on the demo's 500 m grid, up to 30
 times), and lowering each link's reach as soon as it is known cuts the cells
 the searches expand about threefold there, with the same corridors bit for bit.
+With the links stage's cost allocation the search learns an upper bound sooner,
+on entering :math:`B`'s allocation: at a cell :math:`x` taken at cost
+:math:`d`, :math:`LCD_{AB} \le d + cwd_{all}(x)`.
 
 :math:`LCD_{AB}` is recomputed from the two searches as
 :math:`\min_x (cwd_A(x) + cwd_B(x))`, so corridor values are never negative and
@@ -426,19 +429,21 @@ class _WorkPool:
 def _whole_search(item: tuple) -> tuple[_Found, dict[int, tuple[int, int, int, int] | None], dict[int, float]]:
     """One patch's search on the whole grid (an executor task: module level, the scanned rasters through a shared handle).
 
-    ``pool``: a :class:`_WorkPool` (local executors) or None; ``bound``: ``(h1 handle or None, r1, parts)`` of
-    :class:`~leopardgeo.kernels.costdist.SearchBound`, or None; ``ends``: ``(other patch, reach, rest)`` of the
-    patch's links (``rest``: whether the bound's ``r1`` covers the link, i.e. its other patch was not searched
-    before); ``tighten``: ``(a, b)`` such that a link whose other patch the search reaches at cost ``d`` has the
-    reach ``a * d + b`` at most.  Returns the search; per other patch, the grid box of the cells expanded within the
-    link's (slackened) reach, None if none (where the patch's costs can bound the other's search,
-    :func:`_search_bound`); and per other patch, the cost at which the search reached it (inf if it did not).
+    ``pool``: a :class:`_WorkPool` (local executors) or None; ``bound``: ``(h1 handle or None, r1, parts,
+    allocation handle or None)`` of :class:`~leopardgeo.kernels.costdist.SearchBound`, or None; ``ends``:
+    ``(other patch, reach, rest)`` of the patch's links (``rest``: whether the bound's ``r1`` covers the link, i.e.
+    its other patch was not searched before); ``tighten``: ``(a, b)`` such that a link whose other patch is at most
+    ``d`` away has the reach ``a * d + b`` at most.  Returns the search; per other patch, the grid box of the cells
+    expanded within the link's (slackened) reach, None if none (where the patch's costs can bound the other's
+    search, :func:`_search_bound`); and per other patch, the least upper bound the search found on its least-cost
+    distance (the cost at which it reached the patch, or less with the bound's allocation; inf if none).
     """
     inp_h, p, cut, cell_size_m, pool, bound, ends, tighten = item
     sb = None
     if bound is not None:
-        h1_h, r1, parts = bound
-        sb = SearchBound(h1_h.get() if h1_h is not None else None, r1, parts=parts)
+        h1_h, r1, parts, alloc_h = bound
+        h1, alloc = (h.get() if h is not None else None for h in (h1_h, alloc_h))
+        sb = SearchBound(h1, r1, parts=parts, allocation=alloc)
     work = pool.take() if pool is not None else None
     reach = [r * (1.0 + _PRUNE_SLACK) for _, r, _ in ends]
     reached: list[float] = []
@@ -513,8 +518,36 @@ def _check_lower_bound(lower_bound: np.ndarray | None, grid: Grid) -> np.ndarray
     return np.ascontiguousarray(low, dtype=np.float64)
 
 
+def _check_allocation(allocation: np.ndarray | None, low: np.ndarray | None, labels: np.ndarray) -> np.ndarray | None:
+    """``lower_bound_allocation`` as an int32 raster of the grid (None without it or without ``lower_bound``).
+
+    The search from all patches allocates each patch cell to its own patch at cost 0: a raster that does not is the
+    allocation of other sources or of another search, and would give the partners wrong distances.
+    """
+    if allocation is None or low is None:
+        return None
+    alloc = np.asarray(allocation)
+    on_patch = (labels > 0) & ~np.isnan(low)  # patch cells on no data: no cost, no allocation
+    if alloc.shape != labels.shape or not np.issubdtype(alloc.dtype, np.integer):
+        found = f"{alloc.dtype} of shape {alloc.shape}"
+    elif not (np.array_equal(alloc[on_patch], labels[on_patch]) and (low[on_patch] == 0).all()):
+        found = "a raster that does not allocate each patch cell to its own patch at cost 0"
+    else:
+        return np.ascontiguousarray(alloc, dtype=np.int32)
+    msg = (
+        f"lower_bound_allocation: expected the allocation of the search whose costs are lower_bound (the links stage's "
+        f"cwd.allocation, an integer raster of the grid's shape {labels.shape}), found {found}. Leave it out or pass that."
+    )
+    raise DataError(msg)
+
+
 def _search_bound(
-    ends: list[tuple[int, float]], searched: dict[int, _Found], low_h: Any, within: dict[int, dict[int, Any]], p: int
+    ends: list[tuple[int, float]],
+    searched: dict[int, _Found],
+    low_h: Any,
+    within: dict[int, dict[int, Any]],
+    p: int,
+    alloc_h: Any = None,
 ) -> tuple:
     r"""The pruning of patch ``p``'s search: :class:`~leopardgeo.kernels.costdist.SearchBound` as a task's tuple.
 
@@ -531,7 +564,9 @@ def _search_bound(
       :math:`d_q \le R_{pq}` (``within[q][p]``: every cell where the test is needed is one of them; elsewhere
       it fails);
     * else a lower bound: the cost distance from all patches (``low_h``, the links stage's one-pass search) or 0
-      -- the ``h1`` test with :math:`r_1 = \max R_{pq}` over those links.
+      -- the ``h1`` test with :math:`r_1 = \max R_{pq}` over those links.  With that search's allocation
+      (``alloc_h``) the search also learns upper bounds on those links' least-cost distances as it goes
+      (:class:`~leopardgeo.kernels.costdist.SearchBound`'s ``allocation``), so :math:`r_1` comes down sooner.
 
     :func:`~leopardgeo.kernels.costdist.single_source_window` then gives every corridor cell, and every cell of a
     least-cost path to one, its exact cost: the corridors do not change, bit for bit.  Both bounds get a relative
@@ -545,7 +580,7 @@ def _search_bound(
         if box is not None:
             cost, origin, _ = searched[q]
             parts.append((cost, origin, box, reach * (1.0 + _PRUNE_SLACK)))
-    return (low_h if rest else None, r1, tuple(parts))
+    return (low_h if rest else None, r1, tuple(parts), alloc_h if rest else None)
 
 
 def windowed_search_fits(n_cells: int, task_bytes: int) -> bool:
@@ -575,6 +610,7 @@ def least_cost_corridors(
     executor: Any = None,
     polygons: bool = True,
     lower_bound: np.ndarray | None = None,
+    lower_bound_allocation: np.ndarray | None = None,
 ) -> CorridorResult:
     r"""Truncated least-cost corridors of every link of ``graph`` and their normalised mosaic.
 
@@ -624,6 +660,13 @@ def least_cost_corridors(
         the links stage's ``cwd``), or None.  Given, the whole-grid searches
         expand fewer cells (:func:`_search_bound`): the same corridors, sooner.
         It must be that raster (or lower): a larger one cuts corridors short.
+    lower_bound_allocation
+        That search's allocation (``cwd.allocation``), or None.  Given, with
+        ``lower_bound`` exactly that search's cost, a search that takes a cell
+        allocated to the other patch of one of its links at cost :math:`d`
+        learns that the link's least-cost distance is at most :math:`d` plus
+        the cell's ``lower_bound``, and its reach comes down then, not only
+        when the search reaches that patch: the same corridors, sooner.
 
     Returns
     -------
@@ -636,7 +679,8 @@ def least_cost_corridors(
     ------
     DataError
         If a raster's shape is not the grid's, ``patch_labels`` is not an
-        integer raster, ``protected`` is not 0/1, a link names a patch id absent
+        integer raster, ``lower_bound_allocation`` does not allocate each patch
+        cell to its own patch, ``protected`` is not 0/1, a link names a patch id absent
         from ``patch_labels``, or a link's ``cwd`` is below the least-cost
         distance found here (graph from another resistance or connectivity).
     ConfigError
@@ -667,6 +711,7 @@ def least_cost_corridors(
     patch has links pending; each corridor is stored in its bounding window.
 
     On local threads the patches with the farthest reach are searched first
+    (that reach as the searches so far have lowered it)
     and each search is pruned to the cells that can lie in one of its
     corridors (:func:`_search_bound`); the corridors are those of the
     unpruned searches, bit for bit.
@@ -755,8 +800,10 @@ def least_cost_corridors(
         # validated and scanned once for all searches (not once per search), sent to each worker once
         inp_h = ex.share(prepare_search(res, labels, cell_size_m=cell, connectivity=connectivity))
         low = _check_lower_bound(lower_bound, grid)
+        alloc = _check_allocation(lower_bound_allocation, low, labels)
         low_h = ex.share(low) if low is not None else None
-        handles += [h for h in (inp_h, low_h) if h is not None]
+        alloc_h = ex.share(alloc) if alloc is not None else None
+        handles += [h for h in (inp_h, low_h, alloc_h) if h is not None]
         # local threads: the searches run in reused rasters, and a patch's search is pruned with the costs of the
         # patches searched before it (in memory here); the patches with the farthest reach first, as they gain most
         local = getattr(ex, "kind", None) == "threads"
@@ -764,15 +811,16 @@ def least_cost_corridors(
         order = sorted(need_order, key=lambda p: -cutoffs[p]) if local else need_order
 
         within: dict[int, dict[int, Any]] = {}  # patch -> other patch -> box of its cells within the link's reach
-        # a link's reach as first known from its cwd in the graph, then from its least-cost distance once a search has
-        # reached one end from the other: the corridor needs only the cells within the latter
+        # a link's reach as first known from its cwd in the graph, then from the least upper bound on its least-cost
+        # distance that a search from one end found (on reaching the other, or its allocation): the corridor needs
+        # only the cells within the latter
         tight: dict[tuple[int, int], float] = {}
         tighten = _reach_line(width_cwd, width_fraction)
 
         def item(p: int) -> tuple:
             searched = cache if local else {}
             now = [(q, min(r, tight.get((min(p, q), max(p, q)), math.inf))) for q, r in ends[p]]
-            bound = _search_bound(now, searched, low_h, within, p)
+            bound = _search_bound(now, searched, low_h, within, p, alloc_h)
             cut = max(r for _, r in now)
             return (inp_h, p, cut, cell, pool, bound, [(q, r, q not in searched) for q, r in now], tighten)
 
@@ -783,6 +831,10 @@ def least_cost_corridors(
     pending = list(range(len(links)))
     try:
         while pending:  # the next few patches as tasks of the executor, then every link with both ends searched
+            if not windowed and local and next_patch:  # the farthest reach first, as the searches so far have lowered it
+                left = order[next_patch:]
+                left.sort(key=lambda p: -max(min(r, tight.get((min(p, q), max(p, q)), math.inf)) for q, r in ends[p]))
+                order[next_patch:] = left
             batch = order[next_patch : next_patch + n_batch]
             if not batch:  # pragma: no cover - every patch of a link is in the order
                 msg = f"corridors: links {[(links[i].a, links[i].b) for i in pending]} left without their searches."
@@ -1101,6 +1153,7 @@ def compute_corridors(
         windowed=c.windowed,
         polygons=polygons,
         lower_bound=low,
+        lower_bound_allocation=None if low is None else getattr(cwd, "allocation", None),
     )
     add_corridor_attributes(graph, result)
     return result
