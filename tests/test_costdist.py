@@ -16,6 +16,7 @@ from leopardgeo.core.grid import Grid
 from leopardgeo.kernels.costdist import (
     NEIGHBOUR_OFFSETS,
     SearchBound,
+    allocation_exits,
     cost_distance,
     cost_distance_many,
     path_to_linestring,
@@ -543,6 +544,138 @@ def test_partners_allocation_lowers_the_reach_on_entering_it():
     np.testing.assert_array_equal(got[False][[0, 4], 11:19], np.tile(np.arange(13.0, 21.0), (2, 1)))
 
 
+def scipy_everyone(graph, res, src):
+    """scipy's cost distance from all labelled cells and its allocation (the label each cost comes from)."""
+    idx = np.flatnonzero((src > 0) & ~np.isnan(res))
+    cost, _, origin = dijkstra(graph, directed=True, indices=idx, min_only=True, return_predecessors=True)
+    alloc = np.where(origin >= 0, src.reshape(-1)[np.maximum(origin, 0)], 0).reshape(res.shape)
+    return cost.reshape(res.shape), alloc
+
+
+def scipy_between(graph, res, src, labels) -> dict[tuple[int, int], float]:
+    """scipy's least cost between the cells of each pair of labels."""
+    out = {}
+    for a in labels:
+        d = scipy_cost(graph, res, src, [a])
+        for b in labels:
+            out[a, b] = float(np.min(np.where(src == b, d, np.inf)))
+    return out
+
+
+@pytest.mark.parametrize("connectivity", [4, 8, 16])
+@settings(max_examples=40, deadline=None)
+@given(case=landscapes())
+def test_allocation_exits_are_numpys_and_bound_the_distances(connectivity, case):
+    # per label, the least cost[y] + step(y, z) + cost[z] over neighbours in different allocations (numpy, every
+    # direction); and the larger of two labels' values is no more than the least cost between them (scipy)
+    res, src, cell = case
+    one = cost_distance(res, src, cell_size_m=cell, connectivity=connectivity)
+    got = allocation_exits(one.cost, one.allocation, src, res, cell_size_m=cell, connectivity=connectivity)
+    nr, nc = res.shape
+    want = np.full(int(src.max()) + 1, np.inf)
+    for dr, dc in MOVES[connectivity]:
+        for r in range(nr):
+            for c in range(nc):
+                vr, vc = r + dr, c + dc
+                if not (0 <= vr < nr and 0 <= vc < nc):
+                    continue
+                a, b = one.allocation[r, c], one.allocation[vr, vc]
+                if a <= 0 or b <= 0 or a == b:
+                    continue
+                if abs(dr) + abs(dc) == 3 and any(math.isnan(res[r + x, c + y]) for x, y in knight_crossed(dr, dc)):
+                    continue
+                step = cell * math.hypot(dr, dc) * 0.5 * (float(res[r, c]) + float(res[vr, vc]))
+                w = one.cost[r, c] + step + one.cost[vr, vc]
+                want[a], want[b] = min(want[a], w), min(want[b], w)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    labels = [int(v) for v in np.unique(src[src > 0])]
+    between = scipy_between(grid_graph(res, cell, connectivity), res, src, labels)
+    for a in labels:
+        for b in labels:
+            if a != b:
+                assert max(got[a], got[b]) <= between[a, b] * (1 + 1e-9)
+
+
+def test_allocation_exits_refuses_another_searchs_allocation():
+    res = np.ones((1, 4))
+    labels = np.array([[1, 0, 0, 2]])
+    one = cost_distance(res, labels, cell_size_m=10, connectivity=4)
+    with pytest.raises(DataError, match="allocation: expected each labelled cell on data allocated to its own label"):
+        allocation_exits(one.cost, 3 - one.allocation, labels, res, cell_size_m=10, connectivity=4)
+    with pytest.raises(DataError, match="cost: expected the resistance raster's shape"):
+        allocation_exits(one.cost[:, :2], one.allocation, labels, res, cell_size_m=10, connectivity=4)
+
+
+@pytest.mark.parametrize("connectivity", [4, 8, 16])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=landscapes(), width=st.sampled_from([0.0, 0.1, 0.5]), loose=st.sampled_from([1.0, 3.0]))
+def test_floors_keep_every_corridor_cell_and_learned_bounds_the_distances(connectivity, case, width, loose):
+    # a search pruned by the cost distance from all labels, its allocation and floors (scipy's least costs between
+    # labels: the tightest lower bounds there are) still gives every cell of each partner's corridor (d + d_q <=
+    # within_q) its least cost; what it learned bounds the least cost to every label from below (scipy)
+    res, src, cell = case
+    labels = [int(v) for v in np.unique(src[src > 0])]
+    assume(len(labels) >= 2)
+    lab, others = labels[0], labels[1:]
+    graph = grid_graph(res, cell, connectivity)
+    between = scipy_between(graph, res, src, labels)
+    assume(all(np.isfinite(between[lab, q]) for q in others))
+    d = scipy_cost(graph, res, src, [lab])
+    dq = {q: scipy_cost(graph, res, src, [q]) for q in others}
+    within = [between[lab, q] * (1 + width) * loose * (1 + 1e-9) + cell for q in others]  # loose: a graph's upper bound
+    h1, alloc = scipy_everyone(graph, res, src)
+    floors = np.zeros((max(labels) + 1, len(others)))
+    for k, q in enumerate(others):
+        for a in labels:
+            floors[a, k] = 0.0 if a == q else between[a, q] * (1 - 1e-9)
+    prep = prepare_search(res, src, cell_size_m=cell, connectivity=connectivity)
+    learned: dict = {}
+    reached: list[float] = []
+    cost, (r0, c0), box, _ = single_source_window(
+        prep, lab, cell_size_m=cell, max_cost=max(within), within=within, partners=others, rest=[True] * len(others),
+        bound=SearchBound(h1, max(within), allocation=alloc), floors=floors, learned=learned, reached=reached,
+        tighten=(1 + width, 0.0),
+    )  # fmt: skip
+    got = np.full(res.shape, np.inf)
+    got[r0 : box[1], c0 : box[3]] = cost
+    final = [min(w, (1 + width) * at) for w, at in zip(within, reached, strict=True)]  # as the search lowered them
+    with np.errstate(invalid="ignore"):
+        corridor = np.logical_or.reduce([d + dq[q] <= w * (1 - 1e-9) for q, w in zip(others, final, strict=True)])
+    np.testing.assert_allclose(got[corridor], d[corridor], rtol=RTOL, atol=0)
+    assert (got[np.isfinite(d)] >= d[np.isfinite(d)] * (1 - RTOL)).all()
+    for q in labels:
+        assert min(learned["floor"], learned["at"][q]) <= between[lab, q] * (1 + 1e-9)
+    assert learned["at"][lab] == 0.0
+
+
+def test_floors_refuse_the_region_of_a_patch_far_from_the_partner():
+    # 9 x 21 cells of resistance 1, 4 neighbours, cell 1: the search from 1 at (4, 0) toward 2 at (4, 20) (20 away,
+    # reach 22); 3 at (0, 2) lies 22 from 2.  A cell x allocated to 3 lies at least 22 - h1(x) from 2, so it can be
+    # in the corridor only if d(x) + 22 - h1(x) <= 22, i.e. d(x) <= h1(x): never in 3's region, where h1 = d_3 < d.
+    # With that floor no cell next to 3 is expanded and 3's cell gets no cost; without it, it gets its least cost, 6.
+    res = np.ones((9, 21))
+    src = np.zeros((9, 21), dtype=np.int32)
+    src[4, 0], src[4, 20], src[0, 2] = 1, 2, 3
+    everyone = cost_distance(res, src, cell_size_m=1.0, connectivity=4)
+    prep = prepare_search(res, src, cell_size_m=1.0, connectivity=4)
+    floors = np.zeros((4, 1))
+    floors[1, 0], floors[3, 0] = 20.0, 22.0  # the least costs between 1 and 2, and 3 and 2
+    got = {}
+    for fl in (None, floors):
+        learned: dict = {}
+        cost, _, box, _ = single_source_window(
+            prep, 1, cell_size_m=1.0, max_cost=22.0, within=[22.0], partners=[2], rest=[True], floors=fl, learned=learned,
+            bound=SearchBound(everyone.cost, 22.0, allocation=everyone.allocation),
+        )  # fmt: skip
+        full = np.full(res.shape, np.inf)
+        full[box[0] : box[1], box[2] : box[3]] = cost
+        np.testing.assert_array_equal(full[4], np.arange(21.0))  # the least-cost path, exact
+        got[fl is not None] = (full, learned)
+    assert got[False][0][0, 2] == 6.0 and got[False][1]["at"][3] == 6.0
+    assert np.isinf(got[True][0][0, 2]) and np.isinf(got[True][1]["at"][3])
+    assert got[True][1]["at"][2] == 20.0
+
+
 def test_single_source_window_errors():
     prep = prepare_search(np.ones((2, 3)), np.array([[1, 0, 2], [0, 0, 0]]), cell_size_m=10)
     with pytest.raises(DataError, match="label: expected a label present"):
@@ -580,6 +713,19 @@ def test_single_source_window_errors():
     ]:
         with pytest.raises(DataError, match=f"bound.allocation: expected an integer raster .*found .*{found}"):
             single_source_window(prep, 1, cell_size_m=10, max_cost=50, bound=bound, within=[10.0], partners=[2])
+    alloc = np.array([[1, 1, 2], [1, 1, 2]], dtype=np.int32)
+    good = SearchBound(h1, 1.0, allocation=alloc)
+    for bound, floors, found in [
+        (SearchBound(h1, 1.0), np.zeros((3, 1)), "no allocation and float64 of shape"),
+        (good, np.zeros((3, 2)), r"float64 of shape \(3, 2\)"),
+        (good, -np.ones((3, 1)), r"float64 of shape \(3, 1\)"),
+    ]:
+        with pytest.raises(DataError, match=f"floors: expected a bound with an allocation .*found {found}"):
+            single_source_window(prep, 1, cell_size_m=10, max_cost=50, bound=bound, within=[10.0], partners=[2], floors=floors)
+    with pytest.raises(DataError, match="learned: expected a bound with h1"):
+        single_source_window(prep, 1, cell_size_m=10, max_cost=50, within=[10.0], partners=[2], learned={})
+    with pytest.raises(DataError, match="floors, learned: expected partners with them"):
+        single_source_window(prep, 1, cell_size_m=10, max_cost=50, bound=good, learned={})
     # every source cell pruned: the box of the sources, nothing reached beyond them
     cost, origin, box, _ = single_source_window(prep, 2, cell_size_m=10, max_cost=50, bound=SearchBound(None, -1.0))
     assert cost.tolist() == [[0.0]] and origin == (0, 2) and box == (0, 1, 2, 3)

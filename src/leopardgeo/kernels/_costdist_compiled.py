@@ -163,6 +163,9 @@ def _search(
     tg_b,
     tg_rest,
     reached,
+    floors,
+    gam,
+    learned,
 ):  # pragma: no cover - compiled
     """Multi-source least-cost search; fills ``cost``, ``alloc`` and ``back`` in place.
 
@@ -216,6 +219,16 @@ def _search(
     given a cost before a cutoff came down keep it (above the new cutoff, no lower than
     their least cost); every cell whose least cost is within the final cutoff gets it.
 
+    With partners, ``tg_h1`` and ``floors`` not empty (``floors[a, k]``: a lower bound on the
+    least cost between the sources of label ``a`` and partner ``k``), a cell ``u`` that passes
+    ``d + h1[u] <= r1`` is expanded only if also ``d - h1[u] <= gam[labf[u]]``, with ``gam[a]`` the
+    largest ``thr[k] - floors[a, k]`` over the ``k`` with ``tg_rest[k]`` (kept in ``gam`` as the
+    thresholds come down).  Why that loses no cell of a corridor: see
+    :func:`leopardgeo.kernels.costdist.single_source_window`.  ``learned`` (empty: not kept; else
+    one slot plus one per label, filled by the caller with inf) gets in slot 0 the least ``d + h1[u]``
+    over the cells not expanded for failing the tests, and in slot ``1 + l`` the least cost at which a
+    cell of label ``l`` (``h1 == 0``: with ``tg_h1``, a source cell) was taken from the queue.
+
     Array indices are cast to unsigned integers so that numba leaves out the
     negative-index wrap-around.
     """
@@ -245,8 +258,12 @@ def _search(
     thr_min, n_live = _open_thresholds(thr, thr_st)
     n_tg = reached.size
     n_slot = tg_slot.size
+    n_gam = gam.size if floors.size > 0 else 0
+    n_learn = learned.size
     if n_tg > 0:  # the thresholds as tightened so far (they persist between calls)
         max_cost, r1 = _tightened(thr, tg_rest, max_cost, r1)
+        if n_gam > 0:
+            _floor_reach(gam, floors, thr, tg_rest)
     status = 0
     while True:
         # Room for one expansion: at most n_off entries, each needing at most one new block.
@@ -338,11 +355,22 @@ def _search(
                             thr[k] = t_new
                             max_cost, r1 = _tightened(thr, tg_rest, max_cost, r1)
                             thr_min, n_live = _open_thresholds(thr, thr_st)
+                            if n_gam > 0:
+                                _floor_reach(gam, floors, thr, tg_rest)
         # Expand u: relax its neighbours.
         ur = u // nc
         uc = u - ur * nc
         if prune:
-            ok = d + (h1[np.uint64(u)] if has_h1 else 0.0) <= r1
+            hu = h1[np.uint64(u)] if has_h1 else 0.0
+            ok = d + hu <= r1
+            if ok and n_gam > 0:  # the other end of every link still searched for is farther than d - hu allows
+                a = labf[np.uint64(u)]
+                if a < n_gam and d - hu > gam[np.uint64(a)]:  # a label beyond the rows: nothing known
+                    ok = False
+            if n_learn > 0 and hu == 0.0 and has_h1:  # a source cell (cost 0 from all sources)
+                li = np.int64(labf[np.uint64(u)]) + 1
+                if li < n_learn and d < learned[li]:
+                    learned[li] = d
             if not ok:
                 for t in range(n_pt):  # the rectangles in place: no raster of their least values to build
                     if ur >= pt_geo[t, 4] and ur < pt_geo[t, 5] and uc >= pt_geo[t, 6] and uc < pt_geo[t, 7]:
@@ -351,6 +379,8 @@ def _search(
                             ok = True
                             break
             if not ok:
+                if n_learn > 0 and d + hu < learned[0]:
+                    learned[0] = d + hu
                 continue
         if d > thr_min:  # the first cell beyond an open threshold: its box is that of the cells so far
             thr_min = np.inf
@@ -477,6 +507,17 @@ def _open_thresholds(thr, thr_st):  # pragma: no cover - compiled
     return low, live
 
 
+@njit(cache=True, nogil=True)
+def _floor_reach(gam, floors, thr, rest):  # pragma: no cover - compiled
+    """``gam[a]`` = the largest ``thr[k] - floors[a, k]`` over the ``k`` with ``rest[k]`` (-inf if none)."""
+    for a in range(gam.size):
+        g = -np.inf
+        for k in range(thr.size):
+            if rest[k]:
+                g = max(g, thr[k] - floors[a, k])
+        gam[a] = g
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _widen(box, t, r0, r1, c0, c1):  # pragma: no cover - compiled
     """Grow ``box[t]`` (rows, columns, ends inclusive) to hold rows ``r0..r1``, columns ``c0..c1``."""
@@ -523,7 +564,8 @@ def _search_grid(
     of a pruned search, or None.  ``box``, a list, gets the bounding box of the expanded cells
     ``[row0, row1, col0, col1]`` (ends exclusive; ``row1 == 0`` when no cell was expanded).  ``thr_box``
     (``(k, 4)`` int64, ends inclusive, set up empty by the caller) gets the box of the cells expanded at a cost
-    ``<= thresholds[k]``.  ``partners``: ``(labf, tg_slot, tg_h1, tg_a, tg_b, tg_rest, reached)`` of :func:`_search`
+    ``<= thresholds[k]``.  ``partners``: ``(labf, tg_slot, tg_h1, tg_a, tg_b, tg_rest, reached, floors, gam, learned)``
+    of :func:`_search`
     (the thresholds tighten in place), or None.
     """
     ids = np.int32 if res.size < 2**31 else np.int64  # cell ids in the queue
@@ -550,7 +592,7 @@ def _search_grid(
         thr_st = np.empty((thresholds.size, 2), dtype=np.int64)
         thr_st[:, 0], thr_st[:, 1] = 1, -1  # open, not live
         thr = (thresholds, thr_box, thr_st)
-    tg = (_NO_LABELS, _NO_SOURCES, False, 0.0, 0.0, _NO_REST, _NO_H) if partners is None else partners
+    tg = (_NO_LABELS, _NO_SOURCES, False, 0.0, 0.0, _NO_REST, _NO_H, _NO_FLOORS, _NO_H, _NO_H) if partners is None else partners
     while True:
         status = _search(
             res,
@@ -596,9 +638,95 @@ _NO_SOURCES = np.empty(0, dtype=np.int64)
 _NO_H = np.empty(0, dtype=np.float64)
 _NO_ADDR = np.empty(0, dtype=np.int64)
 _NO_GEO = np.zeros((0, 8), dtype=np.int64)
+_NO_FLOORS = np.zeros((0, 0), dtype=np.float64)
 _NO_THR_BOX = np.zeros((0, 4), dtype=np.int64)
 _NO_LABELS = np.empty(0, dtype=np.int32)
 _NO_REST = np.empty(0, dtype=np.bool_)
+
+
+@njit(cache=True, nogil=True)
+def _allocation_exits(cost, alloc, labels, res, offsets, step_len, via, has_via):  # pragma: no cover - compiled
+    """``(exits, bad)``: each label's least cost of leaving its allocation; labelled cells allocated otherwise.
+
+    ``exits[l]`` (up to the largest of ``labels``): the least ``cost[y] + step(y, z) + cost[z]`` over neighbouring
+    cells ``y``, ``z`` allocated to ``l`` and to another label (inf if none); ``bad``: the labelled cells
+    (``labels > 0``, cost not NaN) not allocated to their own label at cost 0.
+
+    ``offsets`` hold each neighbour pair once, forward (row > 0, or row 0 and col > 0); ``step_len`` their lengths;
+    ``via`` / ``has_via`` the cells a knight's move crosses (no data there: no step).  Region edges are few: blocks
+    of cells are first tested for any neighbour of another label in a branch-free pass (flat offsets, wrapping
+    rows: a false alarm only sends the block to the exact pass), and only such blocks are looked at cell by cell
+    (the same test per cell first).
+    """
+    nr, nc = alloc.shape
+    n = nr * nc
+    af = alloc.reshape(-1)
+    lf = labels.reshape(-1)
+    cf = cost.reshape(-1)
+    n_off = offsets.shape[0]
+    delta = np.empty(n_off, dtype=np.uint64)
+    top = 0
+    for k in range(n_off):
+        dk = offsets[k, 0] * nc + offsets[k, 1]
+        delta[k] = np.uint64(dk)
+        top = max(top, dk)
+    bad = 0
+    top_lab = 0
+    for i in range(n):
+        u = np.uint64(i)
+        lab = lf[u]
+        top_lab = max(top_lab, lab)
+        if lab > 0 and not math.isnan(cf[u]) and (af[u] != lab or cf[u] != 0.0):
+            bad += 1
+    n_lab = top_lab + 1
+    exits = np.full(n_lab, np.inf)
+    blk = 32
+    for s0 in range(0, n, blk):
+        e = min(s0 + blk, n)
+        fast = e + top <= n  # every neighbour id in range
+        if fast:  # the branch-free test
+            hit = 0
+            for k in range(n_off):
+                dk = delta[k]
+                for i in range(s0, e):
+                    u = np.uint64(i)
+                    a = af[u]
+                    b = af[u + dk]
+                    hit |= np.int64((a != b) & (a > 0) & (b > 0))
+            if hit == 0:
+                continue
+        for i in range(s0, e):
+            u = np.uint64(i)
+            a = af[u]
+            if a <= 0:
+                continue
+            if fast:
+                hit = 0
+                for k in range(n_off):
+                    b = af[u + delta[k]]
+                    hit |= np.int64((a != b) & (b > 0))
+                if hit == 0:
+                    continue
+            r = i // nc
+            c = i - r * nc
+            for k in range(n_off):
+                vr = r + offsets[k, 0]
+                vc = c + offsets[k, 1]
+                if vr < 0 or vr >= nr or vc < 0 or vc >= nc:
+                    continue
+                v = np.uint64(vr * nc + vc)
+                b = af[v]
+                if b == a or b <= 0:
+                    continue
+                if has_via[k]:  # a knight's move: no step across no data
+                    if math.isnan(res[r + via[k, 0], c + via[k, 1]]) or math.isnan(res[r + via[k, 2], c + via[k, 3]]):
+                        continue
+                w = cf[np.uint64(i)] + step_len[k] * 0.5 * (np.float64(res[r, c]) + np.float64(res[vr, vc])) + cf[v]
+                if a < n_lab and w < exits[a]:
+                    exits[a] = w
+                if b < n_lab and w < exits[b]:
+                    exits[b] = w
+    return exits, bad
 
 
 @njit(cache=True, nogil=True)

@@ -25,6 +25,7 @@ import math
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -36,6 +37,7 @@ from leopardgeo.core.grid import Grid
 from leopardgeo.core.validation import check_resistance, unmasked
 from leopardgeo.kernels._costdist_compiled import (
     _MAX_BUCKETS,
+    _allocation_exits,
     _fill_allocation,
     _init_outputs,
     _scan_resistance,
@@ -53,6 +55,7 @@ __all__ = [
     "cost_distance_many",
     "path_to_linestring",
     "SearchBound",
+    "allocation_exits",
     "prepare_search",
     "single_source_cost",
     "single_source_window",
@@ -689,6 +692,79 @@ class SearchBound:
         return args, keep
 
 
+def allocation_exits(
+    cost: np.ndarray, allocation: np.ndarray, labels: np.ndarray, resistance: np.ndarray, *, cell_size_m: float, connectivity: int
+) -> np.ndarray:
+    """Per label, a lower bound on the least cost between its sources and any other label's: the cost of leaving its region.
+
+    ``cost`` and ``allocation`` are one multi-source search from every label of ``labels`` on ``resistance`` with
+    this cell size and connectivity (:func:`cost_distance`).  A least-cost path from label :math:`a`'s sources to
+    another label's leaves :math:`a`'s allocation region by a step from a cell :math:`y` to a cell :math:`z` of
+    another region; the path costs at least :math:`cost(y) + step(y, z) + cost(z)` (the cost from :math:`a`'s
+    sources to :math:`y`, the step, and from :math:`z` to the nearest sources, which are no farther than the
+    path's end).  So the least of these over :math:`a`'s region's edge bounds every such path: also from the
+    other end, so the least cost between labels :math:`a` and :math:`b` is at least the larger of their values.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, index = label (0 .. the largest label): inf for labels without a neighbouring region.
+
+    Raises
+    ------
+    DataError
+        If a raster's shape is not that of ``resistance``, or a labelled cell on data is not allocated to its own
+        label at cost 0 (the rasters of another search).
+
+    Examples
+    --------
+    >>> labels = np.array([[1, 0, 0, 2]])
+    >>> one = cost_distance(np.ones((1, 4)), labels, cell_size_m=10, connectivity=4)
+    >>> allocation_exits(one.cost, one.allocation, labels, np.ones((1, 4)), cell_size_m=10, connectivity=4).tolist()
+    [inf, 30.0, 30.0]
+    """
+    shape = np.shape(resistance)
+    for name, arr in (("cost", cost), ("allocation", allocation), ("labels", labels)):
+        if np.shape(arr) != shape:
+            msg = f"{name}: expected the resistance raster's shape {shape}, found {np.shape(arr)}. Give rasters of one grid."
+            raise DataError(msg)
+    k = np.arange(connectivity)
+    half = np.array([tuple(o) > (0, 0) for o in NEIGHBOUR_OFFSETS[:connectivity]])  # each cell pair once
+    k = k[half]
+    offsets = np.ascontiguousarray(NEIGHBOUR_OFFSETS[k])
+    step_len = np.hypot(offsets[:, 0], offsets[:, 1]).astype(np.float64) * float(cell_size_m)
+    lab = np.asarray(labels)
+    res = np.asarray(resistance)
+    if res.dtype not in (np.float32, np.float64):
+        res = res.astype(np.float64)
+    exits, bad = _allocation_exits(
+        np.asarray(cost, dtype=np.float64), np.asarray(allocation), lab, res, offsets, step_len,
+        np.ascontiguousarray(_VIA[k]), np.ascontiguousarray(_HAS_VIA[k]),
+    )  # fmt: skip
+    if bad:
+        msg = (
+            f"allocation: expected each labelled cell on data allocated to its own label at cost 0, found {bad} that are "
+            "not. Give the cost and allocation of one search from these labels."
+        )
+        raise DataError(msg)
+    return exits
+
+
+def _check_floors(floors: np.ndarray | None, alloc: np.ndarray | None, n_partners: int) -> np.ndarray:
+    """``floors`` as a C-contiguous float64 array for the kernel (empty: none)."""
+    if floors is None:
+        return np.zeros((0, 0))
+    fl = np.asarray(floors, dtype=np.float64)
+    if alloc is None or fl.ndim != 2 or fl.shape[1] != n_partners or fl.shape[0] < 1 or not (fl >= 0).all():
+        msg = (
+            f"floors: expected a bound with an allocation and an array of lower bounds >= 0, one column per partner "
+            f"({n_partners}), found {'no allocation and ' if alloc is None else ''}{fl.dtype} of shape {fl.shape}. "
+            "Give the bound's allocation and one row per label, or leave floors out."
+        )
+        raise DataError(msg)
+    return np.ascontiguousarray(fl)
+
+
 def single_source_window(
     prepared: _Prepared,
     label: int,
@@ -702,6 +778,8 @@ def single_source_window(
     tighten: tuple[float, float] = (1.0, 0.0),
     rest: Sequence[bool] = (),
     reached: list[float] | None = None,
+    floors: np.ndarray | None = None,
+    learned: dict[str, Any] | None = None,
 ) -> tuple[np.ndarray, tuple[int, int], tuple[int, int, int, int], list[tuple[int, int, int, int] | None]]:
     r"""Cost distance from one source label within ``max_cost``, in the box of the cells it reached; optionally pruned.
 
@@ -754,6 +832,27 @@ def single_source_window(
         With ``partners`` and ``bound``: which ``within`` costs ``r1`` stands for.
     reached
         A list that gets, per partner, the least of those upper bounds on the least cost to it (inf if none).
+    floors
+        With ``partners``, ``rest`` and the ``bound``'s ``allocation``: a float array, one row per label
+        (rows ``0 .. n - 1``, ``n`` above every label of the allocation) and one column per partner, of
+        lower bounds on the least cost between that label's sources and the partner's (0: none known).
+        A cell :math:`x` allocated to label :math:`a`, taken at cost :math:`d`, is then expanded only if
+        also :math:`d - h_1(x) \le \max_k (w_k - f_{a,k})` over the partners :math:`k` with ``rest``
+        (:math:`w_k` their ``within`` costs).  Why no corridor cell fails it: a cell :math:`x` of the
+        corridor of a rest partner :math:`k` has :math:`d(x) + d_k(x) \le w_k`, and (costs being
+        symmetric) :math:`d_a(x) + d_k(x)` is the cost of a path between :math:`a`'s and :math:`k`'s
+        sources, so :math:`d_k(x) \ge f_{a,k} - d_a(x)`, with :math:`d_a(x) = h_1(x)` for the label
+        :math:`x` is allocated to.
+    learned
+        A dict that gets what the search shows of the least costs to the other labels: ``"floor"``, no
+        higher than the least cost to any label (the least :math:`d + h_1` over the cells it did not
+        expand for failing the tests, and its final cutoff), and ``"at"``, per label (index = label),
+        the least cost at which it took one of that label's cells (inf if none).  The least cost from
+        ``label`` to label :math:`l` is at least ``min(floor, at[l])``: a least-cost path to :math:`l`
+        either has every cell expanded, so its end was taken at its least cost, or has a first cell
+        :math:`z` not expanded, taken at its least cost :math:`d_z` and refused (then the path costs at
+        least :math:`d_z + h_1(z)`) or never given a cost within the cutoff.  Needs ``partners`` and the
+        ``bound``'s ``h1`` (the exact cost distance from all sources).
 
     Returns
     -------
@@ -837,7 +936,19 @@ def single_source_window(
         slot[tg_labels] = np.arange(tg_labels.size)
         rest_a = np.zeros(thresholds.size, dtype=np.bool_) if not len(rest) else np.asarray(rest, dtype=np.bool_)
         found = np.full(thresholds.size, np.inf)
-        tg = (labf, slot, alloc is not None, a, b, rest_a, found)
+        fl = _check_floors(floors, alloc, thresholds.size)
+        n_lab = int(inp.labels.max()) + 1 if inp.labels.size else 1
+        if learned is not None and (bound is None or bound.h1 is None):
+            msg = (
+                "learned: expected a bound with h1 (the cost distance from all sources), found none. "
+                "Give one, or leave learned out."
+            )
+            raise DataError(msg)
+        learn = np.full(1 + n_lab, np.inf) if learned is not None else np.empty(0)
+        tg = (labf, slot, alloc is not None, a, b, rest_a, found, fl, np.empty(fl.shape[0]), learn)
+    elif floors is not None or learned is not None:
+        msg = "floors, learned: expected partners with them, found none. Give the partners, or leave floors and learned out."
+        raise DataError(msg)
     start = thresholds.copy()
     search = (srcs, False, args, box, thresholds, thr_box, tg)
     if _search_grid(res, work, dummy_alloc, dummy_back, offsets, inv_width, n_buckets, True, *search):
@@ -847,10 +958,15 @@ def single_source_window(
         thresholds[:] = start
         if tg is not None:
             found[:] = np.inf
+            tg[-1][:] = np.inf
         _search_grid(res, work, dummy_alloc, dummy_back, offsets, 0.0, 0, True, *search)
     del keep  # the kernel has read the bound's parts by address
     if reached is not None:
         reached[:] = [float(v) for v in found] if tg is not None else [math.inf] * thresholds.size
+    if learned is not None and tg is not None:
+        final_cut = min(cut, float(thresholds.max())) if thresholds.size else cut
+        learned["floor"] = min(float(tg[-1][0]), final_cut)
+        learned["at"] = tg[-1][1:].copy()
     # the cells given a cost: the sources (expanded or not), and those within the margin of the expanded cells
     rows, cols = np.divmod(srcs, res.shape[1])
     r0, r1, c0, c1 = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1

@@ -29,7 +29,11 @@ times), and lowering each link's reach as soon as it is known cuts the cells
 the searches expand about threefold there, with the same corridors bit for bit.
 With the links stage's cost allocation the search learns an upper bound sooner,
 on entering :math:`B`'s allocation: at a cell :math:`x` taken at cost
-:math:`d`, :math:`LCD_{AB} \le d + cwd_{all}(x)`.
+:math:`d`, :math:`LCD_{AB} \le d + cwd_{all}(x)`.  It also refuses the cells
+near a third patch :math:`C` that is far from :math:`B`: a cell allocated to
+:math:`C` is at least :math:`LCD_{CB} - cwd_{all}(x)` from :math:`B`, with
+:math:`LCD_{CB}` bounded from below before any search by the patches' costs
+of leaving their allocation regions (:func:`_floors`).
 
 :math:`LCD_{AB}` is recomputed from the two searches as
 :math:`\min_x (cwd_A(x) + cwd_B(x))`, so corridor values are never negative and
@@ -77,6 +81,7 @@ from leopardgeo.kernels.costdist import (
     NEIGHBOUR_OFFSETS,
     VALID_CONNECTIVITY,
     SearchBound,
+    allocation_exits,
     prepare_search,
     single_source_window,
 )
@@ -426,7 +431,7 @@ class _WorkPool:
             self._free.append(work)
 
 
-def _whole_search(item: tuple) -> tuple[_Found, dict[int, tuple[int, int, int, int] | None], dict[int, float]]:
+def _whole_search(item: tuple) -> tuple[_Found, dict[int, tuple[int, int, int, int] | None], dict[int, float], Any]:
     """One patch's search on the whole grid (an executor task: module level, the scanned rasters through a shared handle).
 
     ``pool``: a :class:`_WorkPool` (local executors) or None; ``bound``: ``(h1 handle or None, r1, parts,
@@ -435,26 +440,32 @@ def _whole_search(item: tuple) -> tuple[_Found, dict[int, tuple[int, int, int, i
     its other patch was not searched before); ``tighten``: ``(a, b)`` such that a link whose other patch is at most
     ``d`` away has the reach ``a * d + b`` at most.  Returns the search; per other patch, the grid box of the cells
     expanded within the link's (slackened) reach, None if none (where the patch's costs can bound the other's
-    search, :func:`_search_bound`); and per other patch, the least upper bound the search found on its least-cost
-    distance (the cost at which it reached the patch, or less with the bound's allocation; inf if none).
+    search, :func:`_search_bound`); per other patch, the least upper bound the search found on its least-cost
+    distance (the cost at which it reached the patch, or less with the bound's allocation; inf if none); and with
+    the allocation what the search showed of the least costs to the other patches (``learned`` of
+    :func:`~leopardgeo.kernels.costdist.single_source_window`), else None.  ``floors``: that function's ``floors``
+    (one column per link), or None.
     """
-    inp_h, p, cut, cell_size_m, pool, bound, ends, tighten = item
+    inp_h, p, cut, cell_size_m, pool, bound, ends, tighten, floors = item
     sb = None
+    learned = None
     if bound is not None:
         h1_h, r1, parts, alloc_h = bound
         h1, alloc = (h.get() if h is not None else None for h in (h1_h, alloc_h))
         sb = SearchBound(h1, r1, parts=parts, allocation=alloc)
+        learned = {} if alloc is not None else None
     work = pool.take() if pool is not None else None
     reach = [r * (1.0 + _PRUNE_SLACK) for _, r, _ in ends]
     reached: list[float] = []
     cost, origin, box, boxes = single_source_window(
         inp_h.get(), p, cell_size_m=cell_size_m, max_cost=cut, bound=sb, work=work, within=reach,
         partners=[q for q, _, _ in ends], tighten=tighten, rest=[r for _, _, r in ends], reached=reached,
+        floors=floors if learned is not None else None, learned=learned,
     )  # fmt: skip
     if pool is not None:  # not on an error: the raster may then not be all inf
         pool.give(work)
     others = [q for q, _, _ in ends]
-    return (cost, origin, box), dict(zip(others, boxes, strict=True)), dict(zip(others, reached, strict=True))
+    return (cost, origin, box), dict(zip(others, boxes, strict=True)), dict(zip(others, reached, strict=True)), learned
 
 
 def _window_search(item: tuple) -> _Found:
@@ -518,22 +529,27 @@ def _check_lower_bound(lower_bound: np.ndarray | None, grid: Grid) -> np.ndarray
     return np.ascontiguousarray(low, dtype=np.float64)
 
 
-def _check_allocation(allocation: np.ndarray | None, low: np.ndarray | None, labels: np.ndarray) -> np.ndarray | None:
-    """``lower_bound_allocation`` as an int32 raster of the grid (None without it or without ``lower_bound``).
+def _check_allocation(
+    allocation: np.ndarray | None, low: np.ndarray | None, labels: np.ndarray, res: np.ndarray, cell: float, connectivity: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """``lower_bound_allocation`` as an int32 raster and each patch's cost of leaving its region; or None.
 
-    The search from all patches allocates each patch cell to its own patch at cost 0: a raster that does not is the
-    allocation of other sources or of another search, and would give the partners wrong distances.
+    None without it or without ``lower_bound``; the costs: :func:`~leopardgeo.kernels.costdist.allocation_exits`,
+    index = patch id.  The search from all patches allocates each patch cell to its own patch at cost 0: a raster
+    that does not is the allocation of other sources or of another search, and would give the partners wrong
+    distances.
     """
     if allocation is None or low is None:
         return None
     alloc = np.asarray(allocation)
-    on_patch = (labels > 0) & ~np.isnan(low)  # patch cells on no data: no cost, no allocation
     if alloc.shape != labels.shape or not np.issubdtype(alloc.dtype, np.integer):
         found = f"{alloc.dtype} of shape {alloc.shape}"
-    elif not (np.array_equal(alloc[on_patch], labels[on_patch]) and (low[on_patch] == 0).all()):
-        found = "a raster that does not allocate each patch cell to its own patch at cost 0"
     else:
-        return np.ascontiguousarray(alloc, dtype=np.int32)
+        alloc = np.ascontiguousarray(alloc, dtype=np.int32)
+        try:
+            return alloc, allocation_exits(low, alloc, labels, res, cell_size_m=cell, connectivity=connectivity)
+        except DataError:
+            found = "a raster that does not allocate each patch cell to its own patch at cost 0"
     msg = (
         f"lower_bound_allocation: expected the allocation of the search whose costs are lower_bound (the links stage's "
         f"cwd.allocation, an integer raster of the grid's shape {labels.shape}), found {found}. Leave it out or pass that."
@@ -566,7 +582,11 @@ def _search_bound(
     * else a lower bound: the cost distance from all patches (``low_h``, the links stage's one-pass search) or 0
       -- the ``h1`` test with :math:`r_1 = \max R_{pq}` over those links.  With that search's allocation
       (``alloc_h``) the search also learns upper bounds on those links' least-cost distances as it goes
-      (:class:`~leopardgeo.kernels.costdist.SearchBound`'s ``allocation``), so :math:`r_1` comes down sooner.
+      (:class:`~leopardgeo.kernels.costdist.SearchBound`'s ``allocation``), so :math:`r_1` comes down sooner,
+      and the task gets lower bounds on the least cost between each patch and those other ends (:func:`_floors`)
+      that refuse cells allocated to a patch far from all of them.  With the allocation the bound keeps ``h1``
+      also when every partner was searched before (:math:`r_1 = -\infty`), so that the search can tell what it
+      showed of the least costs to the other patches.
 
     :func:`~leopardgeo.kernels.costdist.single_source_window` then gives every corridor cell, and every cell of a
     least-cost path to one, its exact cost: the corridors do not change, bit for bit.  Both bounds get a relative
@@ -580,7 +600,35 @@ def _search_bound(
         if box is not None:
             cost, origin, _ = searched[q]
             parts.append((cost, origin, box, reach * (1.0 + _PRUNE_SLACK)))
-    return (low_h if rest else None, r1, tuple(parts), alloc_h if rest else None)
+    return (low_h, r1, tuple(parts), alloc_h) if rest or alloc_h is not None else (None, r1, tuple(parts), None)
+
+
+def _floors(exits: np.ndarray, learned: dict[int, dict[str, Any]], rest: list[int], others: list[int]) -> np.ndarray:
+    r"""Lower bounds on the least cost between each patch (row, index = patch id) and each other end (column).
+
+    For a patch :math:`a` and a link's other end :math:`q` still to be searched (``rest``; other columns 0): the
+    larger of their costs of leaving their allocation regions (``exits``), and, when :math:`a` was searched,
+    what its search showed (``learned``: ``min(floor, at[q])``); 0 for :math:`a = q` and for row 0.  Shrunk by
+    :data:`_PRUNE_SLACK` for rounding.  :func:`~leopardgeo.kernels.costdist.single_source_window` then refuses
+    a cell allocated to :math:`a` at cost :math:`d` when :math:`d - cwd_{all}` exceeds every such link's reach
+    less :math:`a`'s bound: that cell cannot lie in the corridor of any of those links.
+    """
+    ex = np.where(np.isfinite(exits), exits, 0.0)  # no neighbouring region: no path, but claim nothing
+    out = np.zeros((ex.size, len(others)))
+    for k, q in enumerate(others):
+        if q not in rest or q >= ex.size:
+            continue
+        col = np.maximum(ex, ex[q])
+        for a, known in learned.items():
+            if a < ex.size:
+                at = known["at"][q] if q < known["at"].size else math.inf
+                seen = min(known["floor"], at)
+                if math.isfinite(seen):
+                    col[a] = max(col[a], seen)
+        col[q] = 0.0
+        col[0] = 0.0
+        out[:, k] = col * (1.0 - _PRUNE_SLACK)
+    return out
 
 
 def windowed_search_fits(n_cells: int, task_bytes: int) -> bool:
@@ -800,7 +848,8 @@ def least_cost_corridors(
         # validated and scanned once for all searches (not once per search), sent to each worker once
         inp_h = ex.share(prepare_search(res, labels, cell_size_m=cell, connectivity=connectivity))
         low = _check_lower_bound(lower_bound, grid)
-        alloc = _check_allocation(lower_bound_allocation, low, labels)
+        checked = _check_allocation(lower_bound_allocation, low, labels, res, cell, connectivity)
+        alloc, exits = (None, None) if checked is None else checked
         low_h = ex.share(low) if low is not None else None
         alloc_h = ex.share(alloc) if alloc is not None else None
         handles += [h for h in (inp_h, low_h, alloc_h) if h is not None]
@@ -817,12 +866,16 @@ def least_cost_corridors(
         tight: dict[tuple[int, int], float] = {}
         tighten = _reach_line(width_cwd, width_fraction)
 
+        # per searched patch, what its search showed of the least costs to the others (with the allocation)
+        learned: dict[int, dict[str, Any]] = {}
+
         def item(p: int) -> tuple:
             searched = cache if local else {}
             now = [(q, min(r, tight.get((min(p, q), max(p, q)), math.inf))) for q, r in ends[p]]
             bound = _search_bound(now, searched, low_h, within, p, alloc_h)
             cut = max(r for _, r in now)
-            return (inp_h, p, cut, cell, pool, bound, [(q, r, q not in searched) for q, r in now], tighten)
+            fl = None if exits is None else _floors(exits, learned, [q for q, _ in now if q not in searched], [q for q, _ in now])
+            return (inp_h, p, cut, cell, pool, bound, [(q, r, q not in searched) for q, r in now], tighten, fl)
 
         task = _whole_search
     logger.debug("corridors: %s searches, %d at a time", "windowed" if windowed else "whole-grid", n_batch)
@@ -842,13 +895,15 @@ def least_cost_corridors(
             next_patch += len(batch)
             found = ex.map(task, [item(p) for p in batch])
             if not windowed:
-                within.update(zip(batch, (w for _, w, _ in found), strict=True))
-                for p, (_, _, reached) in zip(batch, found, strict=True):
+                within.update(zip(batch, (w for _, w, _, _ in found), strict=True))
+                for p, (_, _, reached, known) in zip(batch, found, strict=True):
+                    if known is not None and local:
+                        learned[p] = known
                     for q, d in reached.items():
                         if math.isfinite(d):  # the least-cost distance of the link is at most d
                             key = (min(p, q), max(p, q))
                             tight[key] = min(tight.get(key, math.inf), (d + width_of(d)) * (1.0 + _REL_TOL))
-                found = [f for f, _, _ in found]
+                found = [f for f, _, _, _ in found]
             cache.update(zip(batch, found, strict=True))
             still = []
             for i in pending:
