@@ -4,12 +4,15 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import geopandas as gpd
 import shapely
 
 from leopardgeo.core.errors import ConfigError, DataError, ResistanceError
 from leopardgeo.core.grid import Grid
+from leopardgeo.kernels.linear import linear_predictor
 from leopardgeo.runner.registry import BarrierConfig, HabitatConfig
 from leopardgeo.stages.habitat import builtin_covariates, rsf_suitability, suitability_from_raster
 from leopardgeo.stages.resistance import (
@@ -31,6 +34,37 @@ def test_rsf_is_the_logistic_of_the_linear_predictor():
     )
     # by hand: eta = -1 - 2*0.2 + 3 = 1.6 -> 1/(1+e^-1.6) ; eta = -1 - 2 = -3 -> 1/(1+e^3)
     np.testing.assert_allclose(s, [[1 / (1 + math.exp(-1.6)), 1 / (1 + math.exp(3))]], rtol=1e-6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_terms=st.integers(1, 12),
+    dtype=st.sampled_from(["float32", "float64", "mixed"]),
+    shape=st.sampled_from([(1, 1), (3, 7), (40, 33)]),
+)
+def test_linear_predictor_and_rsf_are_numpys_bit_for_bit(seed, n_terms, dtype, shape):
+    # the compiled one-pass predictor against numpy's term-by-term sum (beta * x rounded in x's type, summed in
+    # float64), with NaN cells and coefficients that are not float32 numbers; mixed types: None (numpy's own way)
+    rng = np.random.default_rng(seed)
+    types = [rng.choice(["float32", "float64"]) if dtype == "mixed" else dtype for _ in range(n_terms)]
+    xs = [(rng.normal(0, 50, shape)).astype(t) for t in types]
+    for x in xs:
+        x[rng.random(shape) < 0.1] = np.nan
+    betas = [float(b) for b in rng.normal(0, 3, n_terms)]
+    intercept = float(rng.normal(0, 5))
+    want = np.full(shape, intercept)
+    for b, x in zip(betas, xs, strict=True):
+        want += b * x
+    got = linear_predictor(intercept, list(zip(betas, xs, strict=True)))
+    if len(set(types)) > 1:
+        assert got is None
+    else:
+        assert got.dtype == np.float64 and got.tobytes() == want.tobytes()
+    covariates = {f"x{i}": x for i, x in enumerate(xs)}
+    s = rsf_suitability(covariates, intercept=intercept, coefficients={f"x{i}": b for i, b in enumerate(betas)})
+    with np.errstate(over="ignore"):
+        assert s.tobytes() == (1.0 / (1.0 + np.exp(-want))).astype("float32").tobytes()
 
 
 def test_rsf_unknown_covariate_lists_available():

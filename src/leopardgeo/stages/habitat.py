@@ -49,6 +49,7 @@ from leopardgeo.core._crs import M_PER_KM
 from leopardgeo.core.errors import ConfigError, DataError
 from leopardgeo.core.grid import Grid
 from leopardgeo.io import RASTERS
+from leopardgeo.kernels.linear import linear_predictor
 from leopardgeo.stages.base import Context, RunConfigLike, Section, Stage
 from leopardgeo.stages.inputs import Inputs
 
@@ -434,14 +435,20 @@ def rsf_suitability(
             "Add a raster under [inputs.covariates] or fix the name."
         )
         raise ConfigError(msg)
-    shape = next(iter(covariates[k] for k in coefficients)).shape
-    eta = np.full(shape, float(intercept), dtype="float64")
-    for name, beta in coefficients.items():
-        eta += float(beta) * covariates[name]
-    with np.errstate(over="ignore"):
-        s = 1.0 / (1.0 + np.exp(-eta))
-    logger.info("RSF suitability: mean %.3f over %d cells", np.nanmean(s), np.isfinite(s).sum())
-    return s.astype("float32")
+    eta = linear_predictor(float(intercept), [(float(beta), covariates[name]) for name, beta in coefficients.items()])
+    if eta is None:  # covariates of mixed types: numpy, term by term (the same sums)
+        shape = next(iter(covariates[k] for k in coefficients)).shape
+        eta = np.full(shape, float(intercept), dtype="float64")
+        for name, beta in coefficients.items():
+            eta += float(beta) * covariates[name]
+    with np.errstate(over="ignore"):  # 1 / (1 + exp(-eta)), in place
+        np.negative(eta, out=eta)
+        np.exp(eta, out=eta)
+        eta += 1.0
+        np.divide(1.0, eta, out=eta)
+    if logger.isEnabledFor(logging.INFO):  # two more passes over the grid: only when shown
+        logger.info("RSF suitability: mean %.3f over %d cells", np.nanmean(eta), np.isfinite(eta).sum())
+    return eta.astype("float32")
 
 
 # ---------------------------------------------------------------------- config section
