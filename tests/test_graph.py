@@ -192,14 +192,17 @@ def test_unknown_rule():
         build_graph(np.ones((1, 3)), labels, p, g, rule="delaunay")
 
 
+@pytest.mark.parametrize("holes", [False, True])  # with no-data cells: no region there, no proposal across them
 @pytest.mark.parametrize("room", [4096, 1])  # room for every proposal at once; room for 100 (1 per 16 cells): again
-def test_many_patches_grow_the_proposal_table_and_match_a_plain_loop(monkeypatch, room):
+def test_many_patches_grow_the_proposal_table_and_match_a_plain_loop(monkeypatch, room, holes):
     # 20 x 20 single-cell patches on a 40 x 40 grid: about a thousand touching region pairs
     monkeypatch.setattr(graph_stage, "_PROPOSALS_MIN", room)
     rng = np.random.default_rng(7)
     res = rng.uniform(1, 5, (40, 40))
     mask = np.zeros((40, 40), bool)
     mask[::2, ::2] = True
+    if holes:
+        res[(rng.random((40, 40)) < 0.15) & ~mask] = np.nan
     g, labels, p = patches_from_mask(mask)
     G, one_pass = build_graph(res, labels, p, g, connectivity=8)
     assert G.number_of_edges() > 256
@@ -210,7 +213,7 @@ def test_many_patches_grow_the_proposal_table_and_match_a_plain_loop(monkeypatch
         for c in range(40):
             for dr, dc in ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)):
                 vr, vc = r + dr, c + dc
-                if 0 <= vr < 40 and 0 <= vc < 40 and alloc[r, c] != alloc[vr, vc]:
+                if 0 <= vr < 40 and 0 <= vc < 40 and alloc[r, c] != alloc[vr, vc] and min(alloc[r, c], alloc[vr, vc]) > 0:
                     w = cost[r, c] + 100.0 * math.hypot(dr, dc) * (res[r, c] + res[vr, vc]) / 2 + cost[vr, vc]
                     key = tuple(sorted((int(alloc[r, c]), int(alloc[vr, vc]))))
                     best[key] = min(best.get(key, np.inf), w)

@@ -115,17 +115,45 @@ def _planar_kernel(cost, alloc, res, offsets, step_len, via, has_via, pa, pb, pc
     numpy would need several grid-sized temporaries per neighbour offset.  Fills
     the output arrays up to their length and returns the number of proposals:
     when that is more, the caller runs it again with arrays that long (no growing
-    containers, so it compiles fast).
+    containers, so it compiles fast).  ``offsets`` point forward (row > 0, or row 0
+    and col > 0).  Blocks of cells are first tested branch-free for a neighbour in
+    another region (flat offsets, wrapping rows: a false alarm only sends the block
+    on), and only those blocks are scanned cell by cell, in the same order as a scan
+    of every cell.
     """
     nr, nc = alloc.shape
+    n_cells = nr * nc
+    af = alloc.reshape(-1)
+    n_off = offsets.shape[0]
+    delta = np.empty(n_off, dtype=np.uint64)
+    top = 0
+    for k in range(n_off):
+        dk = offsets[k, 0] * nc + offsets[k, 1]
+        delta[k] = np.uint64(dk)
+        top = max(top, dk)
     cap = pa.size
     n = 0
-    for r in range(nr):
-        for c in range(nc):
+    blk = 32
+    for s0 in range(0, n_cells, blk):
+        e = min(s0 + blk, n_cells)
+        if e + top <= n_cells:  # every neighbour id in range: the branch-free test
+            hit = 0
+            for k in range(n_off):
+                dk = delta[k]
+                for i in range(s0, e):
+                    u = np.uint64(i)
+                    a = af[u]
+                    b = af[u + dk]
+                    hit |= np.int64((a != b) & (a > 0) & (b > 0))
+            if hit == 0:
+                continue
+        for i in range(s0, e):
+            r = i // nc
+            c = i - r * nc
             a = alloc[r, c]
             if a <= 0:
                 continue
-            for k in range(offsets.shape[0]):
+            for k in range(n_off):
                 vr = r + offsets[k, 0]
                 vc = c + offsets[k, 1]
                 if vr < 0 or vr >= nr or vc < 0 or vc >= nc:
