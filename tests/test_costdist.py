@@ -596,6 +596,17 @@ def test_allocation_exits_are_numpys_and_bound_the_distances(connectivity, case)
                 assert max(got[a], got[b]) <= between[a, b] * (1 + 1e-9)
 
 
+def test_allocation_exits_of_two_labels_on_a_wide_grid():
+    # one region edge on a 30 x 70 grid (blocks of cells tested at once: the ones it crosses must be looked at): two
+    # sources at the ends of the middle row, resistance 1, cell 100: leaving either region costs 69 x 100
+    res = np.ones((30, 70))
+    src = np.zeros((30, 70), dtype=np.int32)
+    src[15, 0], src[15, 69] = 1, 2
+    one = cost_distance(res, src, cell_size_m=100.0, connectivity=8)
+    got = allocation_exits(one.cost, one.allocation, src, res, cell_size_m=100.0, connectivity=8)
+    np.testing.assert_allclose(got, [np.inf, 6900.0, 6900.0], rtol=1e-12)
+
+
 def test_allocation_exits_refuses_another_searchs_allocation():
     res = np.ones((1, 4))
     labels = np.array([[1, 0, 0, 2]])

@@ -192,6 +192,16 @@ def test_unknown_rule():
         build_graph(np.ones((1, 3)), labels, p, g, rule="delaunay")
 
 
+def test_planar_proposal_of_two_patches_on_a_wide_grid():
+    # one region edge on a 30 x 70 grid: the blocks scanned cell by cell must include the ones it crosses.  Two
+    # patches at the far ends of the middle row, resistance 1: the edge is the middle column pair, cwd = 69 x 100
+    mask = np.zeros((30, 70), bool)
+    mask[15, [0, 69]] = True
+    g, labels, p = patches_from_mask(mask)
+    G, _ = build_graph(np.ones((30, 70)), labels, p, g, connectivity=8)
+    assert list(G.edges) == [(1, 2)] and G.edges[1, 2]["cwd"] == pytest.approx(6900.0, rel=1e-12)
+
+
 @pytest.mark.parametrize("holes", [False, True])  # with no-data cells: no region there, no proposal across them
 @pytest.mark.parametrize("room", [4096, 1])  # room for every proposal at once; room for 100 (1 per 16 cells): again
 def test_many_patches_grow_the_proposal_table_and_match_a_plain_loop(monkeypatch, room, holes):
