@@ -16,9 +16,11 @@ from leopardgeo.core.grid import Grid
 from leopardgeo.kernels.costdist import (
     NEIGHBOUR_OFFSETS,
     SearchBound,
+    allocation_crossings,
     allocation_exits,
     cost_distance,
     cost_distance_many,
+    crossing_floors,
     path_to_linestring,
     prepare_search,
     single_source_cost,
@@ -566,13 +568,16 @@ def scipy_between(graph, res, src, labels) -> dict[tuple[int, int], float]:
 @settings(max_examples=40, deadline=None)
 @given(case=landscapes())
 def test_allocation_exits_are_numpys_and_bound_the_distances(connectivity, case):
-    # per label, the least cost[y] + step(y, z) + cost[z] over neighbours in different allocations (numpy, every
-    # direction); and the larger of two labels' values is no more than the least cost between them (scipy)
+    # per label and per pair of labels, the least cost[y] + step(y, z) + cost[z] over neighbours in different
+    # allocations (numpy, every direction); the bottleneck crossing from each label to each other (from the spanning
+    # tree) is Floyd-Warshall's min-max, no less than the larger of the two labels' least crossings, and no more than
+    # the least cost between them (scipy)
     res, src, cell = case
     one = cost_distance(res, src, cell_size_m=cell, connectivity=connectivity)
     got = allocation_exits(one.cost, one.allocation, src, res, cell_size_m=cell, connectivity=connectivity)
     nr, nc = res.shape
     want = np.full(int(src.max()) + 1, np.inf)
+    want_pairs = np.full((want.size, want.size), np.inf)
     for dr, dc in MOVES[connectivity]:
         for r in range(nr):
             for c in range(nc):
@@ -587,13 +592,24 @@ def test_allocation_exits_are_numpys_and_bound_the_distances(connectivity, case)
                 step = cell * math.hypot(dr, dc) * 0.5 * (float(res[r, c]) + float(res[vr, vc]))
                 w = one.cost[r, c] + step + one.cost[vr, vc]
                 want[a], want[b] = min(want[a], w), min(want[b], w)
+                want_pairs[a, b] = want_pairs[b, a] = min(want_pairs[a, b], w)
     np.testing.assert_allclose(got, want, rtol=1e-12)
+    np.testing.assert_allclose(got, want_pairs.min(axis=1), rtol=1e-12)
+    crossings = allocation_crossings(one.cost, one.allocation, src, res, cell_size_m=cell, connectivity=connectivity)
+    np.testing.assert_allclose(crossings, want_pairs, rtol=1e-12)
+    # the bottleneck (min over chains of regions of their largest crossing): Floyd-Warshall on min-max, no tree
+    minimax = want_pairs.copy()
+    for k in range(minimax.shape[0]):
+        minimax = np.minimum(minimax, np.maximum(minimax[:, k : k + 1], minimax[k : k + 1, :]))
     labels = [int(v) for v in np.unique(src[src > 0])]
+    floors = crossing_floors(crossings, labels)
     between = scipy_between(grid_graph(res, cell, connectivity), res, src, labels)
-    for a in labels:
-        for b in labels:
-            if a != b:
-                assert max(got[a], got[b]) <= between[a, b] * (1 + 1e-9)
+    for row, t in zip(floors, labels, strict=True):
+        assert row[t] == 0.0
+        for a in labels:
+            if a != t:
+                np.testing.assert_allclose(row[a], minimax[a, t], rtol=1e-12)
+                assert max(got[a], got[t]) <= row[a] <= between[a, t] * (1 + 1e-9)
 
 
 def test_allocation_exits_of_two_labels_on_a_wide_grid():

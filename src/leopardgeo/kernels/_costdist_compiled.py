@@ -645,12 +645,14 @@ _NO_REST = np.empty(0, dtype=np.bool_)
 
 
 @njit(cache=True, nogil=True)
-def _allocation_exits(cost, alloc, labels, res, offsets, step_len, via, has_via):  # pragma: no cover - compiled
-    """``(exits, bad)``: each label's least cost of leaving its allocation; labelled cells allocated otherwise.
+def _allocation_exits(cost, alloc, labels, res, offsets, step_len, via, has_via, want_pairs):  # pragma: no cover
+    """``(exits, bad, pairs)``: each label's least cost of leaving its allocation; labelled cells allocated otherwise.
 
     ``exits[l]`` (up to the largest of ``labels``): the least ``cost[y] + step(y, z) + cost[z]`` over neighbouring
     cells ``y``, ``z`` allocated to ``l`` and to another label (inf if none); ``bad``: the labelled cells
-    (``labels > 0``, cost not NaN) not allocated to their own label at cost 0.
+    (``labels > 0``, cost not NaN) not allocated to their own label at cost 0; with ``want_pairs``, ``pairs[a, b]``:
+    that least value over the neighbours allocated to ``a`` and ``b`` (symmetric; inf where they do not touch),
+    else an empty ``(0, 0)`` array.
 
     ``offsets`` hold each neighbour pair once, forward (row > 0, or row 0 and col > 0); ``step_len`` their lengths;
     ``via`` / ``has_via`` the cells a knight's move crosses (no data there: no step).  Region edges are few: blocks
@@ -680,6 +682,7 @@ def _allocation_exits(cost, alloc, labels, res, offsets, step_len, via, has_via)
             bad += 1
     n_lab = top_lab + 1
     exits = np.full(n_lab, np.inf)
+    pairs = np.full((n_lab, n_lab) if want_pairs else (0, 0), np.inf)
     blk = 32
     for s0 in range(0, n, blk):
         e = min(s0 + blk, n)
@@ -726,7 +729,19 @@ def _allocation_exits(cost, alloc, labels, res, offsets, step_len, via, has_via)
                     exits[a] = w
                 if b < n_lab and w < exits[b]:
                     exits[b] = w
-    return exits, bad
+                if want_pairs and a < n_lab and b < n_lab and w < pairs[a, b]:
+                    pairs[a, b] = w
+                    pairs[b, a] = w
+    return exits, bad, pairs
+
+
+@njit(cache=True, nogil=True)
+def _bottleneck(out, order, pred, step):  # pragma: no cover - compiled
+    """``out[order[0]] = 0``, then along a tree in breadth-first ``order``: ``out[v] = max(out[pred[v]], step)``."""
+    out[order[0]] = 0.0
+    for i in range(1, order.size):
+        v = order[i]
+        out[v] = max(out[pred[v]], step[i - 1])
 
 
 @njit(cache=True, nogil=True)

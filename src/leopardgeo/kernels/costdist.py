@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy import sparse
+from scipy.sparse.csgraph import breadth_first_order, minimum_spanning_tree
 
 import shapely
 
@@ -38,6 +40,7 @@ from leopardgeo.core.validation import check_resistance, unmasked
 from leopardgeo.kernels._costdist_compiled import (
     _MAX_BUCKETS,
     _allocation_exits,
+    _bottleneck,
     _fill_allocation,
     _init_outputs,
     _scan_resistance,
@@ -55,7 +58,9 @@ __all__ = [
     "cost_distance_many",
     "path_to_linestring",
     "SearchBound",
+    "allocation_crossings",
     "allocation_exits",
+    "crossing_floors",
     "prepare_search",
     "single_source_cost",
     "single_source_window",
@@ -692,6 +697,37 @@ class SearchBound:
         return args, keep
 
 
+def _crossings(
+    cost: np.ndarray, allocation: np.ndarray, labels: np.ndarray, resistance: np.ndarray, cell_size_m: float,
+    connectivity: int, pairs: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_allocation_exits` on checked rasters: ``(exits, pairs)`` (``pairs`` empty unless asked)."""
+    shape = np.shape(resistance)
+    for name, arr in (("cost", cost), ("allocation", allocation), ("labels", labels)):
+        if np.shape(arr) != shape:
+            msg = f"{name}: expected the resistance raster's shape {shape}, found {np.shape(arr)}. Give rasters of one grid."
+            raise DataError(msg)
+    k = np.arange(connectivity)
+    half = np.array([tuple(o) > (0, 0) for o in NEIGHBOUR_OFFSETS[:connectivity]])  # each cell pair once, forward
+    k = k[half]
+    offsets = np.ascontiguousarray(NEIGHBOUR_OFFSETS[k])
+    step_len = np.hypot(offsets[:, 0], offsets[:, 1]).astype(np.float64) * float(cell_size_m)
+    res = np.asarray(resistance)
+    if res.dtype not in (np.float32, np.float64):
+        res = res.astype(np.float64)
+    exits, bad, between = _allocation_exits(
+        np.asarray(cost, dtype=np.float64), np.asarray(allocation), np.asarray(labels), res, offsets, step_len,
+        np.ascontiguousarray(_VIA[k]), np.ascontiguousarray(_HAS_VIA[k]), pairs,
+    )  # fmt: skip
+    if bad:
+        msg = (
+            f"allocation: expected each labelled cell on data allocated to its own label at cost 0, found {bad} that are "
+            "not. Give the cost and allocation of one search from these labels."
+        )
+        raise DataError(msg)
+    return exits, between
+
+
 def allocation_exits(
     cost: np.ndarray, allocation: np.ndarray, labels: np.ndarray, resistance: np.ndarray, *, cell_size_m: float, connectivity: int
 ) -> np.ndarray:
@@ -703,7 +739,8 @@ def allocation_exits(
     another region; the path costs at least :math:`cost(y) + step(y, z) + cost(z)` (the cost from :math:`a`'s
     sources to :math:`y`, the step, and from :math:`z` to the nearest sources, which are no farther than the
     path's end).  So the least of these over :math:`a`'s region's edge bounds every such path: also from the
-    other end, so the least cost between labels :math:`a` and :math:`b` is at least the larger of their values.
+    other end, so the least cost between labels :math:`a` and :math:`b` is at least the larger of their values
+    (:func:`allocation_crossings` gives more).
 
     Returns
     -------
@@ -723,31 +760,78 @@ def allocation_exits(
     >>> allocation_exits(one.cost, one.allocation, labels, np.ones((1, 4)), cell_size_m=10, connectivity=4).tolist()
     [inf, 30.0, 30.0]
     """
-    shape = np.shape(resistance)
-    for name, arr in (("cost", cost), ("allocation", allocation), ("labels", labels)):
-        if np.shape(arr) != shape:
-            msg = f"{name}: expected the resistance raster's shape {shape}, found {np.shape(arr)}. Give rasters of one grid."
-            raise DataError(msg)
-    k = np.arange(connectivity)
-    half = np.array([tuple(o) > (0, 0) for o in NEIGHBOUR_OFFSETS[:connectivity]])  # each cell pair once
-    k = k[half]
-    offsets = np.ascontiguousarray(NEIGHBOUR_OFFSETS[k])
-    step_len = np.hypot(offsets[:, 0], offsets[:, 1]).astype(np.float64) * float(cell_size_m)
-    lab = np.asarray(labels)
-    res = np.asarray(resistance)
-    if res.dtype not in (np.float32, np.float64):
-        res = res.astype(np.float64)
-    exits, bad = _allocation_exits(
-        np.asarray(cost, dtype=np.float64), np.asarray(allocation), lab, res, offsets, step_len,
-        np.ascontiguousarray(_VIA[k]), np.ascontiguousarray(_HAS_VIA[k]),
-    )  # fmt: skip
-    if bad:
-        msg = (
-            f"allocation: expected each labelled cell on data allocated to its own label at cost 0, found {bad} that are "
-            "not. Give the cost and allocation of one search from these labels."
-        )
-        raise DataError(msg)
-    return exits
+    return _crossings(cost, allocation, labels, resistance, cell_size_m, connectivity, False)[0]
+
+
+def allocation_crossings(
+    cost: np.ndarray, allocation: np.ndarray, labels: np.ndarray, resistance: np.ndarray, *, cell_size_m: float, connectivity: int
+) -> np.ndarray:
+    """Between each two touching allocation regions, the least cost of a path across their common edge.
+
+    As :func:`allocation_exits`, per pair of labels :math:`(a, b)`: the least :math:`cost(y) + step(y, z) + cost(z)`
+    over neighbouring cells :math:`y`, :math:`z` allocated to :math:`a` and :math:`b` (a planar graph's link costs,
+    Linkage Mapper's "adjacent" cores).  Any path between two labels' sources leaves every set of regions holding
+    one and not the other across such an edge, so the least cost between labels :math:`a` and :math:`t` is at least
+    the largest crossing on the best path between them in this graph: :func:`crossing_floors`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, n)`` float64, ``n`` = the largest label + 1, symmetric; inf where two regions do not touch.
+
+    Raises
+    ------
+    DataError
+        As :func:`allocation_exits`.
+
+    Examples
+    --------
+    >>> labels = np.array([[1, 0, 0, 2, 0, 3]])
+    >>> one = cost_distance(np.ones((1, 6)), labels, cell_size_m=10, connectivity=4)
+    >>> allocation_crossings(one.cost, one.allocation, labels, np.ones((1, 6)), cell_size_m=10, connectivity=4)[1:, 1:]
+    array([[inf, 30., inf],
+           [30., inf, 20.],
+           [inf, 20., inf]])
+    """
+    return _crossings(cost, allocation, labels, resistance, cell_size_m, connectivity, True)[1]
+
+
+def crossing_floors(crossings: np.ndarray, labels: Sequence[int]) -> np.ndarray:
+    """Per label, a lower bound on the least cost between its sources and each of ``labels``': the bottleneck crossing.
+
+    ``crossings`` from :func:`allocation_crossings`.  For every set of regions holding :math:`a` and not :math:`t`
+    a path between them crosses one of the set's edges, so it costs at least the least crossing over that edge; the
+    largest such bound over all sets is the least, over paths in the graph of touching regions, of their largest
+    crossing (max-min cut, min-max path), read off one minimum spanning tree (scipy) as the largest crossing on its
+    path from :math:`t`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(len(labels), n)`` float64, row ``k`` for ``labels[k]`` (column = label): 0 at that label itself, inf
+        where no chain of touching regions leads to it (and for a label outside ``0 .. n - 1``).
+
+    Examples
+    --------
+    >>> inf = np.inf
+    >>> w = np.array([[inf, inf, inf, inf], [inf, inf, 30.0, inf], [inf, 30.0, inf, 20.0], [inf, inf, 20.0, inf]])
+    >>> crossing_floors(w, [3, 1]).tolist()
+    [[inf, 30.0, 20.0, 0.0], [inf, 0.0, 30.0, 30.0]]
+    """
+    w = np.asarray(crossings, dtype=np.float64)
+    n = w.shape[0]
+    out = np.full((len(labels), n), np.inf)
+    tree = minimum_spanning_tree(sparse.csr_matrix(np.where(np.isfinite(w), w, 0.0)))  # no crossing: no edge
+    tree = (tree + tree.T).tocsr()
+    for k, t in enumerate(int(v) for v in labels):
+        if not 0 <= t < n:
+            continue
+        order, pred = breadth_first_order(tree, t, directed=False, return_predecessors=True)
+        step = np.zeros(order.size - 1)  # each tree edge's crossing, in that order
+        if step.size:
+            step[:] = np.asarray(tree[pred[order[1:]], order[1:]], dtype=np.float64).ravel()
+        _bottleneck(out[k], order, pred, step)
+    return out
 
 
 def _check_floors(floors: np.ndarray | None, alloc: np.ndarray | None, n_partners: int) -> np.ndarray:

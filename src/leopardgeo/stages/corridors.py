@@ -32,8 +32,9 @@ on entering :math:`B`'s allocation: at a cell :math:`x` taken at cost
 :math:`d`, :math:`LCD_{AB} \le d + cwd_{all}(x)`.  It also refuses the cells
 near a third patch :math:`C` that is far from :math:`B`: a cell allocated to
 :math:`C` is at least :math:`LCD_{CB} - cwd_{all}(x)` from :math:`B`, with
-:math:`LCD_{CB}` bounded from below before any search by the patches' costs
-of leaving their allocation regions (:func:`_floors`).
+:math:`LCD_{CB}` bounded from below before any search by the costs of crossing
+from one allocation region to the next on the way from :math:`C` to :math:`B`
+(the bottleneck crossing, :func:`_floors`).
 
 :math:`LCD_{AB}` is recomputed from the two searches as
 :math:`\min_x (cwd_A(x) + cwd_B(x))`, so corridor values are never negative and
@@ -81,7 +82,9 @@ from leopardgeo.kernels.costdist import (
     NEIGHBOUR_OFFSETS,
     VALID_CONNECTIVITY,
     SearchBound,
+    allocation_crossings,
     allocation_exits,
+    crossing_floors,
     prepare_search,
     single_source_window,
 )
@@ -529,15 +532,21 @@ def _check_lower_bound(lower_bound: np.ndarray | None, grid: Grid) -> np.ndarray
     return np.ascontiguousarray(low, dtype=np.float64)
 
 
+#: Most patch ids for which the corridors keep the least crossing between each two allocation regions (a dense
+#: matrix: 8 bytes per pair, 32 MB at this size); beyond, each region's least crossing alone (looser bounds).
+_MAX_CROSSING_IDS = 2048
+
+
 def _check_allocation(
     allocation: np.ndarray | None, low: np.ndarray | None, labels: np.ndarray, res: np.ndarray, cell: float, connectivity: int
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """``lower_bound_allocation`` as an int32 raster and each patch's cost of leaving its region; or None.
+) -> tuple[np.ndarray, Callable[[int], np.ndarray]] | None:
+    """``lower_bound_allocation`` as an int32 raster, and ``bounds(q)``: per patch id, a lower bound on its least cost to q.
 
-    None without it or without ``lower_bound``; the costs: :func:`~leopardgeo.kernels.costdist.allocation_exits`,
-    index = patch id.  The search from all patches allocates each patch cell to its own patch at cost 0: a raster
-    that does not is the allocation of other sources or of another search, and would give the partners wrong
-    distances.
+    None without it or without ``lower_bound``.  The bounds: the bottleneck crossing between the allocation regions
+    (:func:`~leopardgeo.kernels.costdist.crossing_floors`), or beyond :data:`_MAX_CROSSING_IDS` ids the larger of
+    the two regions' least crossings (:func:`~leopardgeo.kernels.costdist.allocation_exits`); computed once per
+    ``q``.  The search from all patches allocates each patch cell to its own patch at cost 0: a raster that does
+    not is the allocation of other sources or of another search, and would give the partners wrong distances.
     """
     if allocation is None or low is None:
         return None
@@ -546,8 +555,21 @@ def _check_allocation(
         found = f"{alloc.dtype} of shape {alloc.shape}"
     else:
         alloc = np.ascontiguousarray(alloc, dtype=np.int32)
+        args = (low, alloc, labels, res)
         try:
-            return alloc, allocation_exits(low, alloc, labels, res, cell_size_m=cell, connectivity=connectivity)
+            if int(labels.max(initial=0)) < _MAX_CROSSING_IDS:
+                crossings = allocation_crossings(*args, cell_size_m=cell, connectivity=connectivity)
+                ids = [int(v) for v in np.flatnonzero(np.isfinite(crossings).any(axis=1))]
+                rows = dict(zip(ids, crossing_floors(crossings, ids), strict=True))  # one tree for every patch
+
+                def bounds(q: int) -> np.ndarray:
+                    return rows[q] if q in rows else np.zeros(crossings.shape[0])
+            else:
+                ex = allocation_exits(*args, cell_size_m=cell, connectivity=connectivity)
+
+                def bounds(q: int) -> np.ndarray:
+                    return np.maximum(ex, ex[q]) if q < ex.size else np.zeros_like(ex)
+            return alloc, bounds
         except DataError:
             found = "a raster that does not allocate each patch cell to its own patch at cost 0"
     msg = (
@@ -603,32 +625,40 @@ def _search_bound(
     return (low_h, r1, tuple(parts), alloc_h) if rest or alloc_h is not None else (None, r1, tuple(parts), None)
 
 
-def _floors(exits: np.ndarray, learned: dict[int, dict[str, Any]], rest: list[int], others: list[int]) -> np.ndarray:
+def _floors(
+    bounds: Callable[[int], np.ndarray], learned: dict[int, dict[str, Any]], rest: list[int], others: list[int]
+) -> np.ndarray:
     r"""Lower bounds on the least cost between each patch (row, index = patch id) and each other end (column).
 
     For a patch :math:`a` and a link's other end :math:`q` still to be searched (``rest``; other columns 0): the
-    larger of their costs of leaving their allocation regions (``exits``), and, when :math:`a` was searched,
-    what its search showed (``learned``: ``min(floor, at[q])``); 0 for :math:`a = q` and for row 0.  Shrunk by
+    bound from the allocation regions' crossings (``bounds(q)``, :func:`_check_allocation`), and, when :math:`a`
+    was searched, what its search showed (``learned``: ``min(floor, at[q])``); 0 for :math:`a = q` and for row 0
+    (inf, no chain of regions, is claimed as 0).  Shrunk by
     :data:`_PRUNE_SLACK` for rounding.  :func:`~leopardgeo.kernels.costdist.single_source_window` then refuses
     a cell allocated to :math:`a` at cost :math:`d` when :math:`d - cwd_{all}` exceeds every such link's reach
     less :math:`a`'s bound: that cell cannot lie in the corridor of any of those links.
     """
-    ex = np.where(np.isfinite(exits), exits, 0.0)  # no neighbouring region: no path, but claim nothing
-    out = np.zeros((ex.size, len(others)))
+    out = None
     for k, q in enumerate(others):
-        if q not in rest or q >= ex.size:
+        if q not in rest:
             continue
-        col = np.maximum(ex, ex[q])
+        col = bounds(q)
+        col = np.where(np.isfinite(col), col, 0.0)  # no chain of regions: no path, but claim nothing
+        if out is None:
+            out = np.zeros((col.size, len(others)))
+        if col.size != out.shape[0]:  # pragma: no cover - one grid's bounds
+            continue
         for a, known in learned.items():
-            if a < ex.size:
+            if a < col.size:
                 at = known["at"][q] if q < known["at"].size else math.inf
                 seen = min(known["floor"], at)
                 if math.isfinite(seen):
                     col[a] = max(col[a], seen)
-        col[q] = 0.0
+        if q < col.size:
+            col[q] = 0.0
         col[0] = 0.0
         out[:, k] = col * (1.0 - _PRUNE_SLACK)
-    return out
+    return out if out is not None else np.zeros((1, len(others)))
 
 
 def windowed_search_fits(n_cells: int, task_bytes: int) -> bool:
@@ -849,7 +879,7 @@ def least_cost_corridors(
         inp_h = ex.share(prepare_search(res, labels, cell_size_m=cell, connectivity=connectivity))
         low = _check_lower_bound(lower_bound, grid)
         checked = _check_allocation(lower_bound_allocation, low, labels, res, cell, connectivity)
-        alloc, exits = (None, None) if checked is None else checked
+        alloc, bounds = (None, None) if checked is None else checked
         low_h = ex.share(low) if low is not None else None
         alloc_h = ex.share(alloc) if alloc is not None else None
         handles += [h for h in (inp_h, low_h, alloc_h) if h is not None]
@@ -874,7 +904,8 @@ def least_cost_corridors(
             now = [(q, min(r, tight.get((min(p, q), max(p, q)), math.inf))) for q, r in ends[p]]
             bound = _search_bound(now, searched, low_h, within, p, alloc_h)
             cut = max(r for _, r in now)
-            fl = None if exits is None else _floors(exits, learned, [q for q, _ in now if q not in searched], [q for q, _ in now])
+            rest = [q for q, _ in now if q not in searched]
+            fl = None if bounds is None else _floors(bounds, learned, rest, [q for q, _ in now])
             return (inp_h, p, cut, cell, pool, bound, [(q, r, q not in searched) for q, r in now], tighten, fl)
 
         task = _whole_search
