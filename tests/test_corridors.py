@@ -96,16 +96,52 @@ def test_least_sums_and_their_box_are_numpys(seed, shape, width):
     a[rng.random(shape) < 0.2] = np.nan
     a[rng.random(shape) < 0.2] = np.inf
     b[rng.random(shape) < 0.2] = np.inf
-    lcd, row, col = corridors._least_sums(a, b)
+    lcd, row, col, at_r, at_c = corridors._least_sums(a, b)
     total = a + b
     finite = np.isfinite(total)
     if not finite.any():
-        assert lcd == np.inf
+        assert lcd == np.inf and (at_r, at_c) == (-1, -1)
         return
     assert lcd == total[finite].min()
+    assert (at_r, at_c) == np.unravel_index(int(np.argmin(np.where(finite, total, np.inf))), shape)  # the first least
     rows, cols = np.nonzero(finite & ((total - lcd) <= width))
     expected = (rows.min(), rows.max() + 1, cols.min(), cols.max() + 1)
     assert corridors._within_box(row, col, float(lcd), width) == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n_links=st.integers(1, 6))
+def test_corridor_values_make_numpys_mosaic_whatever_the_order(seed, n_links):
+    # windows of several links, some values tied: taken in any order, the mosaic holds numpy's least value per cell
+    # and the first link (in link order) giving it
+    rng = np.random.default_rng(seed)
+    shape = (7, 8)
+    links = []
+    for _ in range(n_links):
+        r0, c0 = rng.integers(0, 4), rng.integers(0, 4)
+        h, w = rng.integers(1, 4), rng.integers(1, 5)
+        a = rng.integers(0, 6, (h, w)).astype(float)  # small integers: ties between links
+        b = rng.integers(0, 6, (h, w)).astype(float)
+        a[rng.random((h, w)) < 0.2] = np.nan
+        links.append((r0, c0, a, b, float(rng.integers(0, 3)), float(rng.integers(0, 6))))
+    want = np.full(shape, np.inf)
+    want_index = np.zeros(shape, dtype=np.int32)
+    for k, (r0, c0, a, b, lcd, width) in enumerate(links, start=1):  # link order, strictly lower wins
+        v = (a + b) - lcd
+        for i, j in zip(*np.nonzero(v <= width), strict=True):
+            if v[i, j] < want[r0 + i, c0 + j]:
+                want[r0 + i, c0 + j], want_index[r0 + i, c0 + j] = v[i, j], k
+    best = np.full(shape, np.inf)
+    index = np.zeros(shape, dtype=np.int32)
+    for k in rng.permutation(n_links):
+        r0, c0, a, b, lcd, width = links[k]
+        inside, value32, n = corridors._corridor_values(a, b, lcd, width, best, index, r0, c0, int(k) + 1)
+        v = (a + b) - lcd
+        np.testing.assert_array_equal(inside, v <= width)
+        np.testing.assert_array_equal(value32, np.where(v <= width, v, np.nan).astype(np.float32))
+        assert n == np.count_nonzero(v <= width)
+    np.testing.assert_array_equal(best, want)
+    np.testing.assert_array_equal(index, want_index)
 
 
 @st.composite

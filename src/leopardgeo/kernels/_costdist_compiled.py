@@ -889,15 +889,19 @@ def _fill_allocation(cost, label, alloc):  # pragma: no cover - compiled
 
 @njit(cache=True, nogil=True)
 def _least_sums(a, b):  # pragma: no cover - compiled
-    """The least finite ``a + b`` over the cells, and per row and per column (inf where none), in one pass.
+    """The least finite ``a + b`` over the cells, per row and per column (inf where none), and its first cell.
 
     The first is the least-cost distance of two searches.  As ``fl(x - lcd)`` does not decrease with ``x``, a row
     holds a cell with ``(a + b) - lcd <= width`` exactly when its least sum does, so the rows' and columns' least
-    sums give the box of those cells (``corridors._within_box``) without a second pass over the cells.
+    sums give the box of those cells (``corridors._within_box``) without a second pass over the cells.  The cell:
+    ``(row, col)`` of the first least sum in row-major order (``(-1, -1)`` if none is finite), where the least of
+    ``(a + b) - lcd`` is first too (the difference is exact near ``lcd``).
     """
     nr, nc = a.shape
     row = np.full(nr, np.inf)
     col = np.full(nc, np.inf)
+    best = np.inf
+    at_r = -1
     for i in range(nr):
         best_i = np.inf
         for j in range(nc):
@@ -907,22 +911,30 @@ def _least_sums(a, b):  # pragma: no cover - compiled
             if t < col[j]:
                 col[j] = t
         row[i] = best_i
-    best = np.inf
-    for i in range(nr):
-        best = min(best, row[i])
-    return best, row, col
+        if best_i < best:
+            best = best_i
+            at_r = i
+    at_c = -1
+    if at_r >= 0:
+        for j in range(nc):
+            if a[at_r, j] + b[at_r, j] == best:
+                at_c = j
+                break
+    return best, row, col, at_r, at_c
 
 
 @njit(cache=True, nogil=True)
-def _corridor_values(a, b, lcd, width):  # pragma: no cover - compiled
-    """One pass over a corridor's window: ``value = (a + b) - lcd``, ``inside = value <= width``, and the values.
+def _corridor_values(a, b, lcd, width, best, link_index, r0, c0, index):  # pragma: no cover - compiled
+    """One pass over a corridor's window: ``value = (a + b) - lcd``, ``inside = value <= width``, into the mosaic.
 
-    Returns ``inside``, the float64 values (inf outside), the float32 values (NaN outside) and the count inside,
-    as ``np.where(inside, value, np.inf)`` and ``np.where(inside, value, np.nan).astype(np.float32)`` give them.
+    Returns ``inside``, the float32 values (NaN outside) and the count inside, as
+    ``np.where(inside, value, np.nan).astype(np.float32)`` gives them.  Each cell inside enters the mosaic ``best``
+    (the window at ``(r0, c0)``, float64) when its value is below it, or equal with a lower ``index`` than the one in
+    ``link_index`` (0: none): the least value over the links, the first link in link order on a tie, whatever order
+    the links come in.
     """
     nr, nc = a.shape
     inside = np.empty((nr, nc), dtype=np.bool_)
-    value64 = np.empty((nr, nc), dtype=np.float64)
     value32 = np.empty((nr, nc), dtype=np.float32)
     n = 0
     for i in range(nr):
@@ -931,24 +943,15 @@ def _corridor_values(a, b, lcd, width):  # pragma: no cover - compiled
             ok = v <= width  # False for NaN
             inside[i, j] = ok
             if ok:
-                value64[i, j] = v
                 value32[i, j] = np.float32(v)
                 n += 1
+                was = best[r0 + i, c0 + j]
+                if v < was or (v == was and index < link_index[r0 + i, c0 + j]):
+                    best[r0 + i, c0 + j] = v
+                    link_index[r0 + i, c0 + j] = index
             else:
-                value64[i, j] = np.inf
                 value32[i, j] = np.nan
-    return inside, value64, value32, n
-
-
-@njit(cache=True, nogil=True)
-def _mosaic_min(best, link_index, r0, c0, mask, value, index):  # pragma: no cover - compiled
-    """Where ``mask`` and ``value`` is below ``best`` (the window at ``(r0, c0)``): take it, and ``index`` into ``link_index``."""
-    nr, nc = mask.shape
-    for i in range(nr):
-        for j in range(nc):
-            if mask[i, j] and value[i, j] < best[r0 + i, c0 + j]:
-                best[r0 + i, c0 + j] = value[i, j]
-                link_index[r0 + i, c0 + j] = index
+    return inside, value32, n
 
 
 @njit(cache=True, nogil=True, inline="always")

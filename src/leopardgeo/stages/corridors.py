@@ -75,7 +75,6 @@ from leopardgeo.kernels._costdist_compiled import (
     _corridor_values,
     _descent,
     _least_sums,
-    _mosaic_min,
     _nearest_outside,
 )
 from leopardgeo.kernels.costdist import (
@@ -946,9 +945,9 @@ def least_cost_corridors(
                 reached = None if windowed else (within[a][b], within[b][a])
                 win, record = _one_corridor(
                     link, cache[a], cache[b], res, labels, prot, grid, connectivity, width_of, cutoffs, polygons=polygons,
-                    within=reached,
+                    within=reached, mosaic=(best, link_index), index=i + 1,
                 )
-                made[i] = (win, record, record.pop("_value64"))
+                made[i] = (win, record)
                 for p in (a, b):
                     uses[p] -= 1
                     if uses[p] == 0:
@@ -961,10 +960,8 @@ def least_cost_corridors(
             ex.close()
 
     rows, windows = [], {}
-    for link, one in zip(links, made, strict=True):  # the mosaic in link order (the first link wins a tie)
-        win, record, value64 = one
-        # float64 values against the float64 running minimum, in one compiled pass
-        _mosaic_min(best, link_index, win.rows.start, win.cols.start, win.mask, value64, len(rows) + 1)
+    for link, one in zip(links, made, strict=True):  # in link order (the mosaic took each link as it came)
+        win, record = one
         rows.append(record)
         windows[(link.a, link.b)] = win
 
@@ -1017,8 +1014,13 @@ def _one_corridor(
     *,
     polygons: bool = True,
     within: tuple[Any, Any] | None = None,
+    mosaic: tuple[np.ndarray, np.ndarray],
+    index: int,
 ) -> tuple[CorridorWindow, dict]:
-    """The truncated corridor of one link, its window and its table record.
+    """The truncated corridor of one link, its window and its table record; it enters the mosaic as link ``index``.
+
+    ``mosaic``: ``(best, link_index)`` of :func:`least_cost_corridors`, updated in place (the least value, the first
+    link in link order on a tie: :func:`~leopardgeo.kernels._costdist_compiled._corridor_values`).
 
     ``within``: the boxes of the cells each search expanded within the link's reach (:func:`_whole_search`), which
     hold the link's corridor and its least-cost cell: the two passes over the searches' overlap are confined to
@@ -1033,7 +1035,7 @@ def _one_corridor(
         c0, c1 = max(box_a[2], box_b[2]), min(box_a[3], box_b[3])
         if r0 < r1 and c0 < c1:
             cost_a, cost_b = _at(found_a, r0, r1, c0, c1), _at(found_b, r0, r1, c0, c1)  # NaN on no data, inf beyond a cutoff
-            lcd, row_least, col_least = _least_sums(cost_a, cost_b)  # the least finite cwd_a + cwd_b, and by line
+            lcd, row_least, col_least, at_r, at_c = _least_sums(cost_a, cost_b)  # the least finite cwd_a + cwd_b
             lcd = float(lcd)
     width = width_of(lcd)
     # the link's own reach (its cwd plus the width): a corridor beyond it means a graph from other rasters, and the
@@ -1048,12 +1050,13 @@ def _one_corridor(
         raise DataError(msg)
     # the corridor's bounding window first (never empty: the least-cost cell has value 0), then its values there
     w0, w1, v0, v1 = _within_box(row_least, col_least, lcd, width)
-    inside, value64, value32, n = _corridor_values(cost_a[w0:w1, v0:v1], cost_b[w0:w1, v0:v1], lcd, width)
     rows, cols = slice(r0 + w0, r0 + w1), slice(c0 + v0, c0 + v1)
+    win_a, win_b = cost_a[w0:w1, v0:v1], cost_b[w0:w1, v0:v1]
+    inside, value32, n = _corridor_values(win_a, win_b, lcd, width, *mosaic, rows.start, cols.start, index)
     win = CorridorWindow(rows, cols, inside, value32)
     res_win = res[rows, cols]
     labels_win = labels[rows, cols]
-    path = _path_cells(link, lcd, found_a, found_b, res, grid, connectivity, rows, cols, value64)
+    path = _path_cells(link, lcd, found_a, found_b, res, grid, connectivity, rows, cols, (win_a, win_b), (at_r - w0, at_c - v0))
     record = {
         "patch_a": a,
         "patch_b": b,
@@ -1065,7 +1068,6 @@ def _one_corridor(
         "area_ha": n * grid.cell_area_ha,
         "n_cells": n,
         "geometry": _window_polygon(inside, grid, rows.start, cols.start) if polygons else None,
-        "_value64": value64,
     }
     if link.graph_cwd > lcd * (1.0 + _REL_TOL):
         logger.debug("link %d-%d: graph cwd %.6g above the least-cost distance %.6g", a, b, link.graph_cwd, lcd)
@@ -1082,24 +1084,26 @@ def _path_cells(
     connectivity: int,
     rows: slice,
     cols: slice,
-    value: np.ndarray,
+    costs: tuple[np.ndarray, np.ndarray],
+    least: tuple[int, int],
 ) -> np.ndarray:
     """A least-cost path's cells in window indices: the edge's own path when it is one, else retraced.
 
-    The edge's path is taken when its ``cwd`` is the least-cost distance and the
-    corridor value is 0 (up to rounding) on each of its cells; ``value`` holds the
-    corridor values in the window (inf outside the corridor).
+    The edge's path is taken when its ``cwd`` is the least-cost distance and the corridor value
+    ``(cwd_a + cwd_b) - lcd`` is 0 (up to rounding) on each of its cells; ``costs``: the two searches' costs in
+    the window; ``least``: the window cell of the least sum (first in row-major order), where a retraced path
+    starts.
     """
     cells = _geometry_cells(link.geometry, grid) if link.graph_cwd <= lcd * (1.0 + _REL_TOL) else None
     if cells is not None:
         wr, wc = cells[:, 0] - rows.start, cells[:, 1] - cols.start
-        h, w = value.shape
+        win_a, win_b = costs
+        h, w = win_a.shape
         ok = (wr >= 0) & (wr < h) & (wc >= 0) & (wc < w)
-        if ok.all() and (value[wr, wc] <= _REL_TOL * lcd).all():
+        if ok.all() and (((win_a[wr, wc] + win_b[wr, wc]) - lcd) <= _REL_TOL * lcd).all():
             return np.column_stack([wr, wc])
     # retrace from a cell of least cwd_a + cwd_b, down to each patch
-    r, c = np.unravel_index(int(np.argmin(value)), value.shape)
-    start = (int(r) + rows.start, int(c) + cols.start)
+    start = (least[0] + rows.start, least[1] + cols.start)
     to_a = _descend_found(found_a, res, start, connectivity, grid.cell_size_m)
     to_b = _descend_found(found_b, res, start, connectivity, grid.cell_size_m)
     full = np.concatenate([to_a[::-1], to_b[1:]])
