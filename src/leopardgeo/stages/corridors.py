@@ -537,15 +537,22 @@ _MAX_CROSSING_IDS = 2048
 
 
 def _check_allocation(
-    allocation: np.ndarray | None, low: np.ndarray | None, labels: np.ndarray, res: np.ndarray, cell: float, connectivity: int
+    allocation: np.ndarray | None,
+    low: np.ndarray | None,
+    labels: np.ndarray,
+    res: np.ndarray,
+    cell: float,
+    connectivity: int,
+    linked: list[int],
 ) -> tuple[np.ndarray, Callable[[int], np.ndarray]] | None:
     """``lower_bound_allocation`` as an int32 raster, and ``bounds(q)``: per patch id, a lower bound on its least cost to q.
 
     None without it or without ``lower_bound``.  The bounds: the bottleneck crossing between the allocation regions
-    (:func:`~leopardgeo.kernels.costdist.crossing_floors`), or beyond :data:`_MAX_CROSSING_IDS` ids the larger of
-    the two regions' least crossings (:func:`~leopardgeo.kernels.costdist.allocation_exits`); computed once per
-    ``q``.  The search from all patches allocates each patch cell to its own patch at cost 0: a raster that does
-    not is the allocation of other sources or of another search, and would give the partners wrong distances.
+    (:func:`~leopardgeo.kernels.costdist.crossing_floors`, for the ``linked`` patches at once: one spanning tree),
+    or beyond :data:`_MAX_CROSSING_IDS` ids the larger of the two regions' least crossings
+    (:func:`~leopardgeo.kernels.costdist.allocation_exits`).  The search from all patches allocates each patch
+    cell to its own patch at cost 0: a raster that does not is the allocation of other sources or of another
+    search, and would give the partners wrong distances.
     """
     if allocation is None or low is None:
         return None
@@ -558,8 +565,7 @@ def _check_allocation(
         try:
             if int(labels.max(initial=0)) < _MAX_CROSSING_IDS:
                 crossings = allocation_crossings(*args, cell_size_m=cell, connectivity=connectivity)
-                ids = [int(v) for v in np.flatnonzero(np.isfinite(crossings).any(axis=1))]
-                rows = dict(zip(ids, crossing_floors(crossings, ids), strict=True))  # one tree for every patch
+                rows = dict(zip(linked, crossing_floors(crossings, linked), strict=True))
 
                 def bounds(q: int) -> np.ndarray:
                     return rows[q] if q in rows else np.zeros(crossings.shape[0])
@@ -877,7 +883,7 @@ def least_cost_corridors(
         # validated and scanned once for all searches (not once per search), sent to each worker once
         inp_h = ex.share(prepare_search(res, labels, cell_size_m=cell, connectivity=connectivity))
         low = _check_lower_bound(lower_bound, grid)
-        checked = _check_allocation(lower_bound_allocation, low, labels, res, cell, connectivity)
+        checked = _check_allocation(lower_bound_allocation, low, labels, res, cell, connectivity, sorted(ends))
         alloc, bounds = (None, None) if checked is None else checked
         low_h = ex.share(low) if low is not None else None
         alloc_h = ex.share(alloc) if alloc is not None else None
@@ -989,7 +995,7 @@ def _within_box(row: np.ndarray, col: np.ndarray, lcd: float, width: float) -> t
     Examples
     --------
     >>> a = np.array([[0.0, 1.0, 2.0], [1.0, 2.0, 3.0]])
-    >>> lcd, row, col = _least_sums(a, a[:, ::-1])
+    >>> lcd, row, col, _, _ = _least_sums(a, a[:, ::-1])
     >>> float(lcd), _within_box(row, col, lcd, 0.0), _within_box(row, col, lcd, 2.0)
     (2.0, (0, 1, 0, 3), (0, 2, 0, 3))
     """
