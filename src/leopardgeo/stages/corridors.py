@@ -369,7 +369,8 @@ def _narrowest_width(
     h, w = mask.shape
     path = path[(path[:, 0] >= 0) & (path[:, 0] < h) & (path[:, 1] >= 0) & (path[:, 1] < w)]
     pr, pc = path[:, 0], path[:, 1]
-    keep = mask[pr, pc] & ~np.isin(labels_win[pr, pc], ends)
+    on = labels_win[pr, pc]
+    keep = mask[pr, pc] & (on != ends[0]) & (on != ends[1])  # outside both end patches
     if not keep.any():
         return math.nan
     rows, cols = np.ascontiguousarray(pr[keep], dtype=np.int64), np.ascontiguousarray(pc[keep], dtype=np.int64)
@@ -1070,7 +1071,7 @@ def _one_corridor(
         "width_cwd": width,
         "corridor_width_m": _narrowest_width(inside, path, labels_win, (a, b), grid.cell_size_m),
         "mean_resistance": float(np.mean(res_win[inside], dtype=np.float64)),
-        "protected_frac": float(np.count_nonzero(prot[rows, cols][inside])) / n if prot is not None else math.nan,
+        "protected_frac": float(np.count_nonzero(prot[rows, cols] & inside)) / n if prot is not None else math.nan,
         "area_ha": n * grid.cell_area_ha,
         "n_cells": n,
         "geometry": _window_polygon(inside, grid, rows.start, cols.start) if polygons else None,
