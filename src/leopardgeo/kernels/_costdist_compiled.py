@@ -644,6 +644,36 @@ _NO_LABELS = np.empty(0, dtype=np.int32)
 _NO_REST = np.empty(0, dtype=np.bool_)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _flat_deltas(offsets, nc):  # pragma: no cover - compiled
+    """``(delta, top)``: forward neighbour offsets ``(row, col)`` as flat ids on rows of ``nc`` cells, and the largest."""
+    delta = np.empty(offsets.shape[0], dtype=np.uint64)
+    top = 0
+    for k in range(offsets.shape[0]):
+        dk = offsets[k, 0] * nc + offsets[k, 1]
+        delta[k] = np.uint64(dk)
+        top = max(top, dk)
+    return delta, top
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _block_has_edge(af, delta, s0, e):  # pragma: no cover - compiled
+    """Whether a cell ``s0 .. e - 1`` of the flat labels ``af`` has a forward neighbour of another label (> 0).
+
+    Branch-free, with flat offsets that wrap rows (a false alarm only sends the block to an exact pass); every
+    ``u + delta`` must lie in ``af``.
+    """
+    hit = 0
+    for k in range(delta.size):
+        dk = delta[k]
+        for i in range(s0, e):
+            u = np.uint64(i)
+            a = af[u]
+            b = af[u + dk]
+            hit |= np.int64((a != b) & (a > 0) & (b > 0))
+    return hit != 0
+
+
 @njit(cache=True, nogil=True)
 def _allocation_exits(cost, alloc, labels, res, offsets, step_len, via, has_via, want_pairs):  # pragma: no cover
     """``(exits, bad, pairs)``: each label's least cost of leaving its allocation; labelled cells allocated otherwise.
@@ -666,12 +696,7 @@ def _allocation_exits(cost, alloc, labels, res, offsets, step_len, via, has_via,
     lf = labels.reshape(-1)
     cf = cost.reshape(-1)
     n_off = offsets.shape[0]
-    delta = np.empty(n_off, dtype=np.uint64)
-    top = 0
-    for k in range(n_off):
-        dk = offsets[k, 0] * nc + offsets[k, 1]
-        delta[k] = np.uint64(dk)
-        top = max(top, dk)
+    delta, top = _flat_deltas(offsets, nc)
     bad = 0
     top_lab = 0
     for i in range(n):
@@ -687,17 +712,8 @@ def _allocation_exits(cost, alloc, labels, res, offsets, step_len, via, has_via,
     for s0 in range(0, n, blk):
         e = min(s0 + blk, n)
         fast = e + top <= n  # every neighbour id in range
-        if fast:  # the branch-free test
-            hit = 0
-            for k in range(n_off):
-                dk = delta[k]
-                for i in range(s0, e):
-                    u = np.uint64(i)
-                    a = af[u]
-                    b = af[u + dk]
-                    hit |= np.int64((a != b) & (a > 0) & (b > 0))
-            if hit == 0:
-                continue
+        if fast and not _block_has_edge(af, delta, s0, e):
+            continue
         for i in range(s0, e):
             u = np.uint64(i)
             a = af[u]

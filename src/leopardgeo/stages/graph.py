@@ -56,6 +56,7 @@ from leopardgeo.core.errors import ConfigError, DataError, NoPathError
 from leopardgeo.core.executor import current_executor
 from leopardgeo.core.grid import Grid
 from leopardgeo.io import RASTERS
+from leopardgeo.kernels._costdist_compiled import _block_has_edge, _flat_deltas
 from leopardgeo.kernels.costdist import (
     _VIA,
     NEIGHBOUR_OFFSETS,
@@ -123,30 +124,16 @@ def _planar_kernel(cost, alloc, res, offsets, step_len, via, has_via, pa, pb, pc
     """
     nr, nc = alloc.shape
     n_cells = nr * nc
-    af = alloc.reshape(-1)
     n_off = offsets.shape[0]
-    delta = np.empty(n_off, dtype=np.uint64)
-    top = 0
-    for k in range(n_off):
-        dk = offsets[k, 0] * nc + offsets[k, 1]
-        delta[k] = np.uint64(dk)
-        top = max(top, dk)
+    delta, top = _flat_deltas(offsets, nc)
+    af = alloc.reshape(-1)
     cap = pa.size
     n = 0
     blk = 32
     for s0 in range(0, n_cells, blk):
         e = min(s0 + blk, n_cells)
-        if e + top <= n_cells:  # every neighbour id in range: the branch-free test
-            hit = 0
-            for k in range(n_off):
-                dk = delta[k]
-                for i in range(s0, e):
-                    u = np.uint64(i)
-                    a = af[u]
-                    b = af[u + dk]
-                    hit |= np.int64((a != b) & (a > 0) & (b > 0))
-            if hit == 0:
-                continue
+        if e + top <= n_cells and not _block_has_edge(af, delta, s0, e):  # every neighbour id in range: tested
+            continue
         for i in range(s0, e):
             r = i // nc
             c = i - r * nc
