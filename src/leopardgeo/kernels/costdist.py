@@ -928,10 +928,10 @@ def single_source_window(
         sources, so :math:`d_k(x) \ge f_{a,k} - d_a(x)`, with :math:`d_a(x) = h_1(x)` for the label
         :math:`x` is allocated to.
     learned
-        A dict that gets what the search shows of the least costs to the other labels: ``"floor"``, no
-        higher than the least cost to any label (the least :math:`d + h_1` over the cells it did not
-        expand for failing the tests, and its final cutoff), and ``"at"``, per label (index = label),
-        the least cost at which it took one of that label's cells (inf if none).  The least cost from
+        A dict that gets what the search shows of the least costs to the other labels: ``"floor"`` (the
+        least :math:`d + h_1` over the cells it did not expand for failing the tests, or its final cutoff if
+        lower) and ``"at"``, per label (index = label), the least cost at which it took one of that label's
+        cells (inf if none).  The least cost from
         ``label`` to label :math:`l` is at least ``min(floor, at[l])``: a least-cost path to :math:`l`
         either has every cell expanded, so its end was taken at its least cost, or has a first cell
         :math:`z` not expanded, taken at its least cost :math:`d_z` and refused (then the path costs at
