@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from leopardgeo.core.errors import MemoryLimitError
 from leopardgeo.core.executor import ThreadExecutor
-from leopardgeo.kernels.costdist import cost_distance_many
+from leopardgeo.kernels.costdist import cost_distance, cost_distance_many
 from leopardgeo.kernels.windowed import (
     GeoTiffWindows,
     cost_distance_window,
@@ -185,11 +185,15 @@ def test_auto_switches_to_windows_when_whole_grid_searches_do_not_fit(monkeypatc
 
 
 def test_corridor_searches_on_the_cluster_equal_one_thread(cluster):
-    """Per-patch searches as tasks of a real 2-process LocalCluster: the same corridors, whole-grid or windowed."""
+    """Per-patch searches as tasks of a real 2-process LocalCluster: the same corridors, whole-grid or windowed, and
+    whole-grid with the links stage's cost distance and allocation (bound, reaches and floors sent to the workers)."""
     res, labels, G, g = _strip_case()
     serial = least_cost_corridors(res, labels, G, g, windowed=False, workers=1)
     for windowed in (False, True):
         assert_same_corridors(serial, least_cost_corridors(res, labels, G, g, windowed=windowed, executor=cluster))
+    one_pass = cost_distance(res, labels, cell_size_m=g.cell_size_m)
+    bound = {"lower_bound": one_pass.cost, "lower_bound_allocation": one_pass.allocation}
+    assert_same_corridors(serial, least_cost_corridors(res, labels, G, g, windowed=False, executor=cluster, **bound))
     assert math.isfinite(float(serial.table["cwd"].sum()))
 
 
