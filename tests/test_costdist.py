@@ -631,6 +631,15 @@ def test_allocation_exits_refuses_another_searchs_allocation():
         allocation_exits(one.cost, 3 - one.allocation, labels, res, cell_size_m=10, connectivity=4)
     with pytest.raises(DataError, match="cost: expected the resistance raster's shape"):
         allocation_exits(one.cost[:, :2], one.allocation, labels, res, cell_size_m=10, connectivity=4)
+    with pytest.raises(DataError, match="allocation: expected an integer raster of labels, found float64"):
+        allocation_crossings(one.cost, one.allocation.astype(float), labels, res, cell_size_m=10, connectivity=4)
+    with pytest.raises(ConfigError, match="connectivity"):
+        allocation_exits(one.cost, one.allocation, labels, res, cell_size_m=10, connectivity=5)
+    with pytest.raises(ConfigError, match="cell_size_m"):
+        allocation_exits(one.cost, one.allocation, labels, res, cell_size_m=0, connectivity=4)
+    for bad, found in [(np.zeros((3, 2)), r"shape \(3, 2\)"), (-np.ones((3, 3)), r"shape \(3, 3\) with negative values")]:
+        with pytest.raises(DataError, match=f"crossings: expected a square matrix .*found {found}"):
+            crossing_floors(bad, [1])
 
 
 @pytest.mark.parametrize("connectivity", [4, 8, 16])

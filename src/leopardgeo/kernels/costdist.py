@@ -707,6 +707,12 @@ def _crossings(
         if np.shape(arr) != shape:
             msg = f"{name}: expected the resistance raster's shape {shape}, found {np.shape(arr)}. Give rasters of one grid."
             raise DataError(msg)
+    for name, arr in (("allocation", allocation), ("labels", labels)):
+        if not np.issubdtype(np.asarray(arr).dtype, np.integer):
+            msg = f"{name}: expected an integer raster of labels, found {np.asarray(arr).dtype}. Give the search's labels."
+            raise DataError(msg)
+    connectivity = _check_connectivity(connectivity)
+    cell_size_m = _check_positive(cell_size_m, "cell_size_m", "metres")
     k = np.arange(connectivity)
     half = np.array([tuple(o) > (0, 0) for o in NEIGHBOUR_OFFSETS[:connectivity]])  # each cell pair once, forward
     k = k[half]
@@ -819,17 +825,24 @@ def crossing_floors(crossings: np.ndarray, labels: Sequence[int]) -> np.ndarray:
     [[inf, 30.0, 20.0, 0.0], [inf, 0.0, 30.0, 30.0]]
     """
     w = np.asarray(crossings, dtype=np.float64)
+    if w.ndim != 2 or w.shape[0] != w.shape[1] or (w < 0).any():
+        msg = (
+            f"crossings: expected a square matrix of crossing costs >= 0 (allocation_crossings), found shape {w.shape}"
+            f"{' with negative values' if w.ndim == 2 and (w < 0).any() else ''}. Give allocation_crossings' result."
+        )
+        raise DataError(msg)
     n = w.shape[0]
     out = np.full((len(labels), n), np.inf)
     tree = minimum_spanning_tree(sparse.csr_matrix(np.where(np.isfinite(w), w, 0.0)))  # no crossing: no edge
     tree = (tree + tree.T).tocsr()
+    dense = tree.toarray()  # each edge's crossing by index (n is at most a few thousand patches)
     for k, t in enumerate(int(v) for v in labels):
         if not 0 <= t < n:
             continue
         order, pred = breadth_first_order(tree, t, directed=False, return_predecessors=True)
         step = np.zeros(order.size - 1)  # each tree edge's crossing, in that order
         if step.size:
-            step[:] = np.asarray(tree[pred[order[1:]], order[1:]], dtype=np.float64).ravel()
+            step[:] = dense[pred[order[1:]], order[1:]]
         _bottleneck(out[k], order, pred, step)
     return out
 

@@ -652,8 +652,6 @@ def _floors(
         col = np.where(np.isfinite(col), col, 0.0)  # no chain of regions: no path, but claim nothing
         if out is None:
             out = np.zeros((col.size, len(others)))
-        if col.size != out.shape[0]:  # pragma: no cover - one grid's bounds
-            continue
         for a, known in learned.items():
             if a < col.size:
                 at = known["at"][q] if q < known["at"].size else math.inf
