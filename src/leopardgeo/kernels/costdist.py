@@ -697,6 +697,17 @@ class SearchBound:
         return args, keep
 
 
+def _forward_steps(connectivity: int, cell_size_m: float) -> tuple[np.ndarray, ...]:
+    """``(offsets, step_len, via, has_via)`` of the neighbour steps that point forward (each cell pair once).
+
+    For the compiled scans over region edges (:func:`_allocation_exits`, the links stage's planar proposals).
+    """
+    k = np.flatnonzero([tuple(o) > (0, 0) for o in NEIGHBOUR_OFFSETS[:connectivity]])
+    offsets = np.ascontiguousarray(NEIGHBOUR_OFFSETS[k])
+    step_len = np.hypot(offsets[:, 0], offsets[:, 1]).astype(np.float64) * float(cell_size_m)
+    return offsets, step_len, np.ascontiguousarray(_VIA[k]), np.ascontiguousarray(_HAS_VIA[k])
+
+
 def _crossings(
     cost: np.ndarray, allocation: np.ndarray, labels: np.ndarray, resistance: np.ndarray, cell_size_m: float,
     connectivity: int, pairs: bool,
@@ -713,17 +724,12 @@ def _crossings(
             raise DataError(msg)
     connectivity = _check_connectivity(connectivity)
     cell_size_m = _check_positive(cell_size_m, "cell_size_m", "metres")
-    k = np.arange(connectivity)
-    half = np.array([tuple(o) > (0, 0) for o in NEIGHBOUR_OFFSETS[:connectivity]])  # each cell pair once, forward
-    k = k[half]
-    offsets = np.ascontiguousarray(NEIGHBOUR_OFFSETS[k])
-    step_len = np.hypot(offsets[:, 0], offsets[:, 1]).astype(np.float64) * float(cell_size_m)
     res = np.asarray(resistance)
     if res.dtype not in (np.float32, np.float64):
         res = res.astype(np.float64)
     exits, bad, between = _allocation_exits(
-        np.asarray(cost, dtype=np.float64), np.asarray(allocation), np.asarray(labels), res, offsets, step_len,
-        np.ascontiguousarray(_VIA[k]), np.ascontiguousarray(_HAS_VIA[k]), pairs,
+        np.asarray(cost, dtype=np.float64), np.asarray(allocation), np.asarray(labels), res,
+        *_forward_steps(connectivity, cell_size_m), pairs,
     )  # fmt: skip
     if bad:
         msg = (

@@ -58,9 +58,8 @@ from leopardgeo.core.grid import Grid
 from leopardgeo.io import RASTERS
 from leopardgeo.kernels._costdist_compiled import _block_has_edge, _flat_deltas
 from leopardgeo.kernels.costdist import (
-    _VIA,
-    NEIGHBOUR_OFFSETS,
     CostDistanceResult,
+    _forward_steps,
     cost_distance,
     trace_path,
 )
@@ -162,16 +161,10 @@ def _planar_kernel(cost, alloc, res, offsets, step_len, via, has_via, pa, pb, pc
 
 def _planar_proposals(res: CostDistanceResult, resistance: np.ndarray) -> pd.DataFrame:
     """The cheapest ``cwd[i] + step(i, j) + cwd[j]`` per pair of touching allocation regions, sorted by pair."""
-    k = np.arange(res.connectivity)
-    half = np.array([tuple(o) > (0, 0) for o in NEIGHBOUR_OFFSETS[: res.connectivity]])  # each cell pair once
-    k = k[half]
-    offsets = np.ascontiguousarray(NEIGHBOUR_OFFSETS[k])
-    step_len = np.hypot(offsets[:, 0], offsets[:, 1]).astype(np.float64) * res.cell_size_m
-    has_via = (np.abs(offsets).sum(axis=1) == 3).astype(np.bool_)
     r = np.asarray(resistance)
     if r.dtype not in (np.float32, np.float64):
         r = r.astype(np.float64)
-    grid_args = (res.cost, res.allocation, r, offsets, step_len, np.ascontiguousarray(_VIA[k]), has_via)
+    grid_args = (res.cost, res.allocation, r, *_forward_steps(res.connectivity, res.cell_size_m))
     n = cap = max(_PROPOSALS_MIN, res.allocation.size // 16)  # room for all on the demo (1 per ~60 cells): one pass
     while True:
         out = {name: np.empty(n, np.float64 if name == "cwd" else np.int64) for name in ("a", "b", "cwd", "i", "j")}
