@@ -214,6 +214,18 @@ def test_local_cluster_has_two_processes_with_their_share_of_cores(cluster):
     assert {numba for _, _, numba in out} == {share}
 
 
+def _malloc_env(_item):
+    return os.environ.get("MALLOC_ARENA_MAX"), os.environ.get("MALLOC_TRIM_THRESHOLD_")
+
+
+def test_local_cluster_workers_keep_freed_arrays_for_reuse(cluster):
+    # one glibc arena in each worker (its task thread's full-grid arrays come from the main heap and are reused),
+    # and no MALLOC_TRIM_THRESHOLD_ from Dask unless the user set one
+    out = cluster.map(_malloc_env, range(2))
+    assert {arena for arena, _ in out} == {"1"}
+    assert {trim for _, trim in out} == {os.environ.get("MALLOC_TRIM_THRESHOLD_")}
+
+
 def test_local_cluster_results_equal_threads_and_definition(cluster):
     expected = _expected_draws(2026, 9)
     assert cluster.map(_draw, range(9), seed=2026) == expected
