@@ -670,6 +670,41 @@ def test_isolated_patch_warning_names_the_stage_and_the_fix(caplog):
     assert "[links] max_cwd" in caplog.text
 
 
+_ARENAS_SCRIPT = """
+import ctypes, os, sys, tempfile, threading
+import numpy as np
+if sys.argv[1] == "one":
+    from leopardgeo.core.memory import one_malloc_arena
+    assert one_malloc_arena()
+kept = []
+t = threading.Thread(target=lambda: kept.append(np.ones(200_000)))  # 1.6 MB from the thread's arena
+t.start()
+t.join()
+libc = ctypes.CDLL("libc.so.6")
+libc.fopen.restype = ctypes.c_void_p
+path = os.path.join(tempfile.mkdtemp(), "malloc.xml")
+fp = libc.fopen(path.encode(), b"w")
+libc.malloc_info(0, ctypes.c_void_p(fp))
+libc.fclose(ctypes.c_void_p(fp))
+print(open(path).read().count("<heap nr="))
+"""
+
+
+def test_one_malloc_arena_keeps_threads_on_the_main_heap():
+    """glibc's own report (malloc_info) of a fresh process: a thread gets a second arena, unless one_malloc_arena ran."""
+    import platform
+    import subprocess
+    import sys
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc only")
+    count = {
+        mode: int(subprocess.run([sys.executable, "-c", _ARENAS_SCRIPT, mode], capture_output=True, text=True, check=True).stdout)
+        for mode in ("default", "one")
+    }
+    assert count == {"default": 2, "one": 1}
+
+
 def test_small_pages_switches_numpy_huge_pages_off_and_restores_them():
     """``small_pages`` turns numpy's huge-page advice off inside (nested too) and puts back what was there."""
     from leopardgeo.core.memory import _hugepage_switch, small_pages

@@ -28,10 +28,12 @@ from leopardgeo.cli.app import (  # noqa: F401
 )
 from leopardgeo.cli.outputs import crossborder, links, metrics_command, report, sites, territories  # noqa: F401
 from leopardgeo.cli.scenarios import compare, rank_command, scenarios_command  # noqa: F401
+from leopardgeo.core.memory import one_malloc_arena
 
 __all__ = ["cli", "main"]
 
 
 def main() -> None:
     """Console-script entry point."""
+    one_malloc_arena()  # before any thread starts: ensemble draws on threads reuse their arrays (see its docs)
     cli(prog_name="leopardgeo")
