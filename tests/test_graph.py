@@ -100,6 +100,22 @@ def test_two_patches_in_uniform_resistance_by_hand():
     assert d["cwd_to_lcp_length"] == pytest.approx(2.0)
 
 
+def test_gaps_measured_once_per_pair_and_read_back():
+    # three patches in a row of 100 m cells (columns 0, 4, 9): gaps 300 m and 400 m edge to edge
+    mask = np.zeros((1, 10), bool)
+    mask[0, [0, 4, 9]] = True
+    g, labels, p = patches_from_mask(mask)
+    res = np.ones((1, 10))
+    plain, _ = build_graph(res, labels, p, g)
+    gaps: dict = {}
+    shared, _ = build_graph(res, labels, p, g, gaps=gaps)
+    assert gaps == {(1, 2): pytest.approx(300.0), (2, 3): pytest.approx(400.0)}
+    assert nx.utils.edges_equal(plain.edges(data="euclid_m"), shared.edges(data="euclid_m"))
+    gaps[(1, 2)] = 123.0  # a value given is read, not measured again
+    again, _ = build_graph(res, labels, p, g, gaps=gaps)
+    assert again.edges[1, 2]["euclid_m"] == 123.0 and again.edges[2, 3]["euclid_m"] == pytest.approx(400.0)
+
+
 def test_diagonal_link_by_hand():
     mask = np.zeros((4, 4), bool)
     mask[0, 0] = mask[3, 3] = True

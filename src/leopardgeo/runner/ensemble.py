@@ -227,7 +227,10 @@ def _draw_links(cfg: Any, ctx: dict[str, Any]) -> dict[str, Any]:
     """The links stage of a draw, with the country raster made once per ensemble (it does not vary by draw)."""
     from leopardgeo.stages.graph import compute_links
 
-    graph, cwd = compute_links(cfg, ctx["inputs"], ctx["resistance"], ctx["labels"], ctx["patches"], countries=ctx["countries"])
+    graph, cwd = compute_links(
+        cfg, ctx["inputs"], ctx["resistance"], ctx["labels"], ctx["patches"], countries=ctx["countries"],
+        gaps=ctx.get("patch_gaps"),
+    )  # fmt: skip
     return {"graph": graph, "cwd": cwd}
 
 
@@ -531,6 +534,9 @@ def run_ensemble(
     base_shared = {k: base_ctx[k] for k in ("inputs", "suitability", "labels", "patches")}
     # the country raster of the links' paths does not depend on the draw: made once, shared
     base_shared["countries"] = country_raster(base_ctx["inputs"].countries, grid, cfg.inputs.country_field)
+    # nor do the edge-to-edge distances between patches: each pair measured once, by the first draw that links it (one
+    # dict for the threads of this process, filled by each Dask worker for its own draws; the same values either way)
+    base_shared["patch_gaps"] = {}
     if "corridors" in stage_names:  # so is the corridors' protected-area raster
         base_shared["protected"] = protected_raster(base_ctx["inputs"])
     if coefs_varied:  # the RSF covariates do not depend on the draw (_check_coefficients_drawable)

@@ -38,7 +38,7 @@ leaves out, see :mod:`leopardgeo.stages.score`) and ``geometry``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -272,6 +272,7 @@ def build_graph(
     workers: int | None = None,
     stage: str = "least-cost links",
     isolated_hint: str | None = None,
+    gaps: MutableMapping[tuple[int, int], float] | None = None,
 ) -> tuple[nx.Graph, CostDistanceResult]:
     """Least-cost links between patches as a :class:`networkx.Graph`.
 
@@ -311,6 +312,12 @@ def build_graph(
     stage, isolated_hint
         Name of the calling stage and what to do about patches left without a
         link, for the warning that lists them.
+    gaps
+        Edge-to-edge distances (m) between patches measured before, keyed by
+        ``(patch_a, patch_b)`` as the links name them, or None.  A link's
+        ``euclid_m`` is read from it, and a pair it lacks is measured and added:
+        graphs of the same patches on other resistance rasters (ensemble draws)
+        share one and measure each pair once.  It must come from these patches.
 
     Returns
     -------
@@ -395,8 +402,7 @@ def build_graph(
     geoms = shapely.linestrings(np.vstack(coords), indices=np.repeat(np.arange(len(coords)), [len(c) for c in coords]))
     a_idx = np.array([link["patch_a"] for link in links])
     b_idx = np.array([link["patch_b"] for link in links])
-    poly = by_id.geometry
-    euclid = shapely.distance(poly.loc[a_idx].to_numpy(), poly.loc[b_idx].to_numpy())
+    euclid = _gaps(by_id.geometry, a_idx, b_idx, {} if gaps is None else gaps)
     lcp_len = shapely.length(geoms)
     cwd = np.array([link["cwd"] for link in links])
     frame = pd.DataFrame({"patch_a": a_idx, "patch_b": b_idx, "cwd": cwd, "lcp_length_m": lcp_len, "euclid_m": euclid})
@@ -437,6 +443,19 @@ def build_graph(
         )
     logger.info("%d links between %d patches (%s rule)", G.number_of_edges(), G.number_of_nodes(), rule.value)
     return G, one_pass
+
+
+def _gaps(poly: gpd.GeoSeries, a_idx: np.ndarray, b_idx: np.ndarray, known: MutableMapping[tuple[int, int], float]) -> np.ndarray:
+    """Edge-to-edge distance (m) of each pair ``(a_idx[i], b_idx[i])`` of patches (``poly`` by patch id).
+
+    Read from ``known``; the pairs it lacks are measured (``shapely.distance``) and added to it.
+    """
+    keys = [(int(a), int(b)) for a, b in zip(a_idx, b_idx, strict=True)]
+    new = [i for i, k in enumerate(keys) if k not in known]
+    if new:
+        d = shapely.distance(poly.loc[a_idx[new]].to_numpy(), poly.loc[b_idx[new]].to_numpy())
+        known.update({keys[i]: float(v) for i, v in zip(new, d, strict=True)})
+    return np.array([known[k] for k in keys], dtype=np.float64)
 
 
 def _centres(cells: np.ndarray, grid: Grid) -> np.ndarray:
@@ -639,12 +658,14 @@ def compute_links(
     patches: gpd.GeoDataFrame,
     *,
     countries: tuple[np.ndarray, list[str]] | None = None,
+    gaps: MutableMapping[tuple[int, int], float] | None = None,
     **log: str,
 ) -> tuple[nx.Graph, CostDistanceResult]:
     """The least-cost graph (:func:`leopardgeo.stages.graph.build_graph`; ``log``: its ``stage`` and ``isolated_hint``).
 
     ``countries``: ``country_raster(inputs.countries, inputs.grid, cfg.inputs.country_field)`` when the caller
     already has it (it does not depend on the resistance: ensemble draws make it once); None makes it here.
+    ``gaps``: as :func:`build_graph` (ensemble draws share one).
     """
     lc = cfg.links
     cidx, codes = countries if countries is not None else country_raster(inputs.countries, inputs.grid, cfg.inputs.country_field)
@@ -662,6 +683,7 @@ def compute_links(
         countries=cidx if codes else None,
         country_codes=codes,
         workers=lc.workers,
+        gaps=gaps,
         **log,
     )
 
