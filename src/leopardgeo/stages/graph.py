@@ -159,8 +159,12 @@ def _planar_kernel(cost, alloc, res, offsets, step_len, via, has_via, pa, pb, pc
     return n
 
 
-def _planar_proposals(res: CostDistanceResult, resistance: np.ndarray) -> pd.DataFrame:
-    """The cheapest ``cwd[i] + step(i, j) + cwd[j]`` per pair of touching allocation regions, sorted by pair."""
+def _planar_proposals(res: CostDistanceResult, resistance: np.ndarray) -> dict[str, np.ndarray]:
+    """The cheapest ``cwd[i] + step(i, j) + cwd[j]`` per pair of touching allocation regions, sorted by pair.
+
+    Columns ``a``, ``b``, ``cwd``, ``i``, ``j`` (flat cell ids); of the proposals of a pair with the least ``cwd``, the
+    first the kernel found (a stable sort by pair and ``cwd``, then the first of each pair).
+    """
     r = np.asarray(resistance)
     if r.dtype not in (np.float32, np.float64):
         r = r.astype(np.float64)
@@ -172,21 +176,22 @@ def _planar_proposals(res: CostDistanceResult, resistance: np.ndarray) -> pd.Dat
         if n <= cap:
             break
         cap = n  # more proposals than room: again, with room for them all
-    out = {name: v[:n] for name, v in out.items()}
-    df = pd.DataFrame(out).sort_values(["a", "b", "cwd"], kind="stable")
-    return df.drop_duplicates(["a", "b"], keep="first").reset_index(drop=True)
+    order = np.lexsort((out["cwd"][:n], out["b"][:n], out["a"][:n]))  # by a, b, cwd; stable
+    a, b = out["a"][order], out["b"][order]
+    first = np.ones(n, dtype=bool)
+    first[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+    return {name: v[order[first]] for name, v in out.items()}
 
 
 def _planar_links(res: CostDistanceResult, resistance: np.ndarray, grid: Grid) -> list[dict]:
-    df = _planar_proposals(res, resistance)
+    best = _planar_proposals(res, resistance)
     links = []
     nc = grid.width
-    for row in df.itertuples(index=False):  # one trace per link, not per cell
-        i, j = int(row.i), int(row.j)
+    for a, b, cwd, i, j in zip(*(best[k].tolist() for k in ("a", "b", "cwd", "i", "j")), strict=True):  # a trace per link
         path_a = trace_path(res.backlink, divmod(i, nc), connectivity=res.connectivity)
         path_b = trace_path(res.backlink, divmod(j, nc), connectivity=res.connectivity)
         cells = np.vstack([path_a, path_b[::-1]])
-        links.append({"patch_a": int(row.a), "patch_b": int(row.b), "cwd": float(row.cwd), "cells": cells})
+        links.append({"patch_a": a, "patch_b": b, "cwd": cwd, "cells": cells})
     return links
 
 
