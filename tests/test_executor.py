@@ -242,6 +242,9 @@ def test_local_cluster_share_errors_and_progress(cluster):
     got = cluster.map(_sum_shared, [(h, i) for i in range(4)], star=True, progress=lambda d, n: seen.append(d))
     assert got == [float(a.sum()) + i for i in range(4)]
     assert seen == [1, 2, 3, 4]
+    arrived = {}  # on_result gets each result as it arrives; the list returned is in item order all the same
+    got = cluster.map(_slow_square, [3, 0, 2, 1], on_result=lambda i, r: arrived.__setitem__(i, r))
+    assert got == [9, 0, 4, 1] and arrived == {0: 9, 1: 0, 2: 4, 3: 1}
     with pytest.raises(DataError, match="bad item 3"):
         cluster.map(_fail_on_three, range(5))
 

@@ -780,13 +780,17 @@ class DaskExecutor(Executor):
         ]
         index = {f.key: i for i, f in enumerate(futures)}
         try:
-            if progress is not None or on_result is not None:
-                for done, f in enumerate(as_completed(futures, loop=self.client.loop), start=1):
-                    if on_result is not None:
-                        on_result(index[f.key], f.result())
-                    if progress is not None:
-                        progress(done, n)
-            return self.client.gather(futures)
+            if progress is None and on_result is None:
+                return self.client.gather(futures)
+            out: list[Any] = [None] * n
+            for done, f in enumerate(as_completed(futures, loop=self.client.loop), start=1):
+                i = index[f.key]
+                out[i] = f.result()  # each result fetched once (not again by a gather at the end)
+                if on_result is not None:
+                    on_result(i, out[i])
+                if progress is not None:
+                    progress(done, n)
+            return out
         except Exception as exc:
             lost = _worker_lost(exc, name)
             if lost is None:
