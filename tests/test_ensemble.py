@@ -120,6 +120,11 @@ def test_outputs_are_byte_identical_on_every_executor_and_resume(tmp_path, clust
     (again / DRAWS_DIR / "draw_00001.npz").unlink()
     res2 = run_ensemble(cfg, again, executor=get_executor(threads=1))
     assert res2.resumed == 1
+    # the stages' times, summed over the draws run here (only the lost one), within the task's
+    t = res2.timings_s
+    assert t["tasks"] == 1 and {"resistance_s", "links_s", "corridors_s", "task_s"} <= set(t)
+    assert 0 < t["links_s"] + t["corridors_s"] + t["resistance_s"] <= t["task_s"] <= t["draws_s"]
+    assert (again / DRAWS_DIR / "draw_00001.npz").read_bytes() == (folders["t1"] / DRAWS_DIR / "draw_00001.npz").read_bytes()
     for f in COMPARED:
         assert (again / f).read_bytes() == (folders["t1"] / f).read_bytes(), f
     # a damaged draw file is not an error: that draw runs again, with the same outputs

@@ -95,6 +95,10 @@ class EnsembleResult:
     current_quantiles: np.ndarray | None = None  # (3, rows, cols) float32: median, p05, p95 (CURRENT_BANDS)
     resumed: int = 0
     elapsed_s: float = 0.0
+    #: ``upstream_s`` (once), ``draws_s`` (the map over the draws, wall), ``tasks`` (draws run here, the base
+    #: configuration included) and, summed over those tasks, the wall time of each stage (``links_s``, ...) and of
+    #: whole tasks (``task_s``): each task runs on one core, so with ``w`` tasks at a time a stage's share of
+    #: ``draws_s`` is about its sum over ``task_s``.
     timings_s: dict[str, float] = field(default_factory=dict)
 
 
@@ -246,18 +250,25 @@ def _run_draw(cfg: Any, base: Any, stage_names: tuple[str, ...], coefs_varied: b
     """Resistance onward for one draw (a task of the executor), on one core so results never depend on it.
 
     Returns the draw's compact result: the links table (paths as WKB), the corridor mask packed to one bit
-    per cell, and with the circuit its float32 current map.
+    per cell, with the circuit its float32 current map, and ``seconds``: the wall time of each stage and of the
+    whole task (``"task"``), for :attr:`EnsembleResult.timings_s` (not saved with the draw).
     """
+    t_task = time.perf_counter()
     by_name = {s.name: s for s in STAGES}
+    seconds: dict[str, float] = {}
     with core_budget(1):
         ctx = dict(base.get())
         if coefs_varied:  # the suitability resistance derives from; patches stay those of the base config
             # the covariates do not depend on the draw: built once (run_ensemble), only the logistic is redone
+            t = time.perf_counter()
             ctx["suitability"] = compute_suitability(cfg, ctx["inputs"], covariates=ctx.get("covariates"))
+            seconds["suitability"] = time.perf_counter() - t
         for name in ("resistance", *stage_names):
             s = by_name[name]
             if s.enabled(cfg):
+                t = time.perf_counter()
                 ctx.update(_DRAW_COMPUTE.get(name, s.compute)(cfg, ctx))
+                seconds[name] = time.perf_counter() - t
     graph = ctx.get("graph")
     rows = []
     if graph is not None:
@@ -282,7 +293,8 @@ def _run_draw(cfg: Any, base: Any, stage_names: tuple[str, ...], coefs_varied: b
     current = None
     if circ is not None and getattr(circ, "cum_current", None) is not None:
         current = np.ascontiguousarray(circ.cum_current, dtype=np.float32)
-    return {"links": links, "corridor_bits": bits, "current": current}
+    seconds["task"] = time.perf_counter() - t_task
+    return {"links": links, "corridor_bits": bits, "current": current, "seconds": seconds}
 
 
 # ---------------------------------------------------------------------- summaries
@@ -576,6 +588,8 @@ def run_ensemble(
             """Keep a finished draw: its current map in the stack first, then its file (which marks it done)."""
             n = pending[i][0]
             cur = r.pop("current", None)
+            for k, v in r.pop("seconds", {}).items():  # the draws computed in this run; not saved (outputs do not vary)
+                spent[k] = spent.get(k, 0.0) + v
             if stack is not None and n != "base":
                 if cur is None:  # pragma: no cover - the circuit always gives a map
                     msg = f"ensemble draw {n}: expected a current map from the circuit stage, found none."
@@ -587,11 +601,14 @@ def run_ensemble(
             if progress is not None:
                 progress(sum(1 for k in results if k != "base"), n_draws)
 
+        spent: dict[str, float] = {}
         t = time.perf_counter()
         # one map over every pending draw; each is saved as it arrives, so no task waits for a batch's slowest
         ex.map(_run_draw, [(c, shared, stage_names, coefs_varied) for _, c in pending], star=True, label="draw",
                on_result=save)  # fmt: skip
         timings["draws_s"] = time.perf_counter() - t
+        timings.update({f"{k}_s": v for k, v in spent.items()})  # summed over the tasks run (each on one core)
+        timings["tasks"] = float(len(pending))
         ex.release(shared)
     finally:
         if own:
