@@ -135,11 +135,17 @@ def test_corridor_values_make_numpys_mosaic_whatever_the_order(seed, n_links):
     index = np.zeros(shape, dtype=np.int32)
     for k in rng.permutation(n_links):
         r0, c0, a, b, lcd, width = links[k]
-        inside, value32, n = corridors._corridor_values(a, b, lcd, width, best, index, r0, c0, int(k) + 1)
+        res = rng.uniform(1, 100, a.shape).astype(np.float32)
+        prot = rng.random(a.shape) < 0.5 if k % 2 else np.zeros((0, 0), dtype=bool)  # with and without protected areas
+        inside, value32, n, res_in, n_prot = corridors._corridor_values(
+            a, b, lcd, width, best, index, r0, c0, int(k) + 1, res, prot
+        )
         v = (a + b) - lcd
         np.testing.assert_array_equal(inside, v <= width)
         np.testing.assert_array_equal(value32, np.where(v <= width, v, np.nan).astype(np.float32))
         assert n == np.count_nonzero(v <= width)
+        assert res_in.dtype == np.float32 and res_in.tobytes() == res[v <= width].tobytes()  # numpy's order
+        assert n_prot == (np.count_nonzero(prot & (v <= width)) if prot.size else 0)
     np.testing.assert_array_equal(best, want)
     np.testing.assert_array_equal(index, want_index)
 

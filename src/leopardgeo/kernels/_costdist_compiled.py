@@ -951,11 +951,13 @@ def _least_sums(a, b):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _corridor_values(a, b, lcd, width, best, link_index, r0, c0, index):  # pragma: no cover - compiled
+def _corridor_values(a, b, lcd, width, best, link_index, r0, c0, index, res, prot):  # pragma: no cover - compiled
     """One pass over a corridor's window: ``value = (a + b) - lcd``, ``inside = value <= width``, into the mosaic.
 
     Returns ``inside``, the float32 values (NaN outside) and the count inside, as
-    ``np.where(inside, value, np.nan).astype(np.float32)`` gives them.  Each cell inside enters the mosaic ``best``
+    ``np.where(inside, value, np.nan).astype(np.float32)`` gives them; ``res[inside]`` (``res``: the resistance in
+    the window, in row-major order as numpy's boolean indexing gives it) and the count of cells inside where
+    ``prot`` (the protected-area window, bool; 0 rows: none) is True.  Each cell inside enters the mosaic ``best``
     (the window at ``(r0, c0)``, float64) when its value is below it, or equal with a lower ``index`` than the one in
     ``link_index`` (0: none): the least value over the links, the first link in link order on a tie, whatever order
     the links come in.
@@ -963,7 +965,10 @@ def _corridor_values(a, b, lcd, width, best, link_index, r0, c0, index):  # prag
     nr, nc = a.shape
     inside = np.empty((nr, nc), dtype=np.bool_)
     value32 = np.empty((nr, nc), dtype=np.float32)
+    res_in = np.empty_like(res).reshape(-1)
+    has_prot = prot.shape[0] > 0
     n = 0
+    n_prot = 0
     for i in range(nr):
         for j in range(nc):
             v = (a[i, j] + b[i, j]) - lcd
@@ -971,14 +976,17 @@ def _corridor_values(a, b, lcd, width, best, link_index, r0, c0, index):  # prag
             inside[i, j] = ok
             if ok:
                 value32[i, j] = np.float32(v)
+                res_in[n] = res[i, j]
                 n += 1
+                if has_prot and prot[i, j]:
+                    n_prot += 1
                 was = best[r0 + i, c0 + j]
                 if v < was or (v == was and index < link_index[r0 + i, c0 + j]):
                     best[r0 + i, c0 + j] = v
                     link_index[r0 + i, c0 + j] = index
             else:
                 value32[i, j] = np.nan
-    return inside, value32, n
+    return inside, value32, n, res_in[:n], n_prot
 
 
 @njit(cache=True, nogil=True, inline="always")

@@ -497,6 +497,9 @@ WHOLE_SEARCH_BYTES_PER_CELL = 13 + 2 * 8
 #: Slack on the pruning bounds (relative): they hold to rounding, which this covers many times over.
 _PRUNE_SLACK = 1e-9
 
+#: No protected-area window (``_corridor_values``' ``prot`` without a protected raster).
+_NO_PROTECTED = np.zeros((0, 0), dtype=np.bool_)
+
 
 def _reach_line(width_cwd: float | None, width_fraction: float) -> tuple[float, float]:
     r"""``(a, b)`` such that ``a * d + b`` is at least a link's slackened reach when its least-cost distance is ``<= d``.
@@ -1057,9 +1060,11 @@ def _one_corridor(
     w0, w1, v0, v1 = _within_box(row_least, col_least, lcd, width)
     rows, cols = slice(r0 + w0, r0 + w1), slice(c0 + v0, c0 + v1)
     win_a, win_b = cost_a[w0:w1, v0:v1], cost_b[w0:w1, v0:v1]
-    inside, value32, n = _corridor_values(win_a, win_b, lcd, width, *mosaic, rows.start, cols.start, index)
+    prot_win = _NO_PROTECTED if prot is None else prot[rows, cols]
+    inside, value32, n, res_in, n_prot = _corridor_values(
+        win_a, win_b, lcd, width, *mosaic, rows.start, cols.start, index, res[rows, cols], prot_win
+    )
     win = CorridorWindow(rows, cols, inside, value32)
-    res_win = res[rows, cols]
     labels_win = labels[rows, cols]
     path = _path_cells(link, lcd, found_a, found_b, res, grid, connectivity, rows, cols, (win_a, win_b), (at_r - w0, at_c - v0))
     record = {
@@ -1068,8 +1073,8 @@ def _one_corridor(
         "cwd": lcd,
         "width_cwd": width,
         "corridor_width_m": _narrowest_width(inside, path, labels_win, (a, b), grid.cell_size_m),
-        "mean_resistance": float(np.mean(res_win[inside], dtype=np.float64)),
-        "protected_frac": float(np.count_nonzero(prot[rows, cols] & inside)) / n if prot is not None else math.nan,
+        "mean_resistance": float(np.mean(res_in, dtype=np.float64)),  # res_in: res[rows, cols][inside]
+        "protected_frac": float(n_prot) / n if prot is not None else math.nan,
         "area_ha": n * grid.cell_area_ha,
         "n_cells": n,
         "geometry": _window_polygon(inside, grid, rows.start, cols.start) if polygons else None,
