@@ -698,8 +698,13 @@ def test_one_malloc_arena_keeps_threads_on_the_main_heap():
 
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         pytest.skip("glibc only")
+    one_thread = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # no BLAS pool
     count = {
-        mode: int(subprocess.run([sys.executable, "-c", _ARENAS_SCRIPT, mode], capture_output=True, text=True, check=True).stdout)
+        mode: int(
+            subprocess.run(
+                [sys.executable, "-c", _ARENAS_SCRIPT, mode], capture_output=True, text=True, check=True, env=one_thread
+            ).stdout
+        )
         for mode in ("default", "one")
     }
     assert count == {"default": 2, "one": 1}
