@@ -17,7 +17,6 @@ MemoryMax=``) when one is set.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -151,6 +150,8 @@ def one_malloc_arena() -> bool:
         glibc = False
     if not glibc:  # pragma: no cover - not glibc
         return False
+    import ctypes  # here: the many importers of this module need not load it
+
     try:
         return bool(ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, 1))
     except (OSError, AttributeError):  # pragma: no cover - a glibc without the call
