@@ -685,6 +685,14 @@ def _block_has_edge(af, delta, s0, e):  # pragma: no cover - compiled
     return hit != 0
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _crossing(cost, res, r, c, vr, vc, k, step_len, via, has_via):  # pragma: no cover - compiled
+    """``cost[r, c] + step + cost[vr, vc]`` across neighbour offset ``k`` (NaN: a knight's move across no data)."""
+    if has_via[k] and (math.isnan(res[r + via[k, 0], c + via[k, 1]]) or math.isnan(res[r + via[k, 2], c + via[k, 3]])):
+        return np.nan
+    return cost[r, c] + step_len[k] * 0.5 * (np.float64(res[r, c]) + np.float64(res[vr, vc])) + cost[vr, vc]
+
+
 @njit(cache=True, nogil=True)
 def _allocation_exits(cost, alloc, labels, res, offsets, step_len, via, has_via, want_pairs):  # pragma: no cover
     """``(exits, bad, pairs)``: each label's least cost of leaving its allocation; labelled cells allocated otherwise.
@@ -744,14 +752,12 @@ def _allocation_exits(cost, alloc, labels, res, offsets, step_len, via, has_via,
                 vc = c + offsets[k, 1]
                 if vr < 0 or vr >= nr or vc < 0 or vc >= nc:
                     continue
-                v = np.uint64(vr * nc + vc)
-                b = af[v]
+                b = af[np.uint64(vr * nc + vc)]
                 if b == a or b <= 0:
                     continue
-                if has_via[k]:  # a knight's move: no step across no data
-                    if math.isnan(res[r + via[k, 0], c + via[k, 1]]) or math.isnan(res[r + via[k, 2], c + via[k, 3]]):
-                        continue
-                w = cf[np.uint64(i)] + step_len[k] * 0.5 * (np.float64(res[r, c]) + np.float64(res[vr, vc])) + cf[v]
+                w = _crossing(cost, res, r, c, vr, vc, k, step_len, via, has_via)
+                if math.isnan(w):  # a knight's move: no step across no data
+                    continue
                 if a < n_lab and w < exits[a]:
                     exits[a] = w
                 if b < n_lab and w < exits[b]:

@@ -56,7 +56,7 @@ from leopardgeo.core.errors import ConfigError, DataError, NoPathError
 from leopardgeo.core.executor import current_executor
 from leopardgeo.core.grid import Grid
 from leopardgeo.io import RASTERS
-from leopardgeo.kernels._costdist_compiled import _block_has_edge, _flat_deltas
+from leopardgeo.kernels._costdist_compiled import _block_has_edge, _crossing, _flat_deltas
 from leopardgeo.kernels.costdist import (
     CostDistanceResult,
     _forward_steps,
@@ -147,10 +147,11 @@ def _planar_kernel(cost, alloc, res, offsets, step_len, via, has_via, pa, pb, pc
                 b = alloc[vr, vc]
                 if b <= 0 or b == a:
                     continue
-                if has_via[k] and (np.isnan(res[r + via[k, 0], c + via[k, 1]]) or np.isnan(res[r + via[k, 2], c + via[k, 3]])):
+                w = _crossing(cost, res, r, c, vr, vc, k, step_len, via, has_via)
+                if np.isnan(w):  # a knight's move across no data
                     continue
                 if n < cap:
-                    pc[n] = cost[r, c] + step_len[k] * 0.5 * (np.float64(res[r, c]) + np.float64(res[vr, vc])) + cost[vr, vc]
+                    pc[n] = w
                     if a < b:
                         pa[n], pb[n], pi[n], pj[n] = a, b, r * nc + c, vr * nc + vc
                     else:
