@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import shapely
 
-from leopardgeo.core.errors import ConfigError, NoPathError
+from leopardgeo.core.errors import ConfigError, DataError, NoPathError
 from leopardgeo.core.grid import Grid
 from leopardgeo.kernels.costdist import cost_distance, trace_path
 from leopardgeo.stages import graph as graph_stage
@@ -107,13 +107,21 @@ def test_gaps_measured_once_per_pair_and_read_back():
     g, labels, p = patches_from_mask(mask)
     res = np.ones((1, 10))
     plain, _ = build_graph(res, labels, p, g)
-    gaps: dict = {}
+    gaps = graph_stage.PatchGaps(p)
     shared, _ = build_graph(res, labels, p, g, gaps=gaps)
     assert gaps == {(1, 2): pytest.approx(300.0), (2, 3): pytest.approx(400.0)}
     assert nx.utils.edges_equal(plain.edges(data="euclid_m"), shared.edges(data="euclid_m"))
     gaps[(1, 2)] = 123.0  # a value given is read, not measured again
     again, _ = build_graph(res, labels, p, g, gaps=gaps)
     assert again.edges[1, 2]["euclid_m"] == 123.0 and again.edges[2, 3]["euclid_m"] == pytest.approx(400.0)
+    # the distances of other patches (one moved a cell) are refused, not given to these links
+    mask2 = np.zeros((1, 10), bool)
+    mask2[0, [0, 5, 9]] = True
+    g2, labels2, p2 = patches_from_mask(mask2)
+    with pytest.raises(DataError, match=r"gaps: expected the distances between these 3 patches.*PatchGaps\(patches\)"):
+        build_graph(res, labels2, p2, g2, gaps=gaps)
+    with pytest.raises(DataError, match=r"gaps: expected PatchGaps\(patches\) or None, found dict"):
+        build_graph(res, labels, p, g, gaps={})
 
 
 def test_diagonal_link_by_hand():

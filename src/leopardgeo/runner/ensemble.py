@@ -47,6 +47,7 @@ from leopardgeo.core.executor import Executor, core_budget, get_executor
 from leopardgeo.runner import cache as cache_format
 from leopardgeo.runner.registry import STAGES
 from leopardgeo.runner.stagegraph import execute, resolve
+from leopardgeo.stages.graph import PatchGaps
 from leopardgeo.stages.habitat import compute_suitability, rsf_inputs
 from leopardgeo.stages.inputs import protected_raster
 from leopardgeo.stages.patches import country_raster
@@ -548,7 +549,7 @@ def run_ensemble(
     base_shared["countries"] = country_raster(base_ctx["inputs"].countries, grid, cfg.inputs.country_field)
     # nor do the edge-to-edge distances between patches: each pair measured once, by the first draw that links it (one
     # dict for the threads of this process, filled by each Dask worker for its own draws; the same values either way)
-    base_shared["patch_gaps"] = {}
+    base_shared["patch_gaps"] = PatchGaps(base_ctx["patches"])
     if "corridors" in stage_names:  # so is the corridors' protected-area raster
         base_shared["protected"] = protected_raster(base_ctx["inputs"])
     if coefs_varied:  # the RSF covariates do not depend on the draw (_check_coefficients_drawable)

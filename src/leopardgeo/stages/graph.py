@@ -38,7 +38,7 @@ leaves out, see :mod:`leopardgeo.stages.score`) and ``geometry``.
 from __future__ import annotations
 
 import logging
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +72,7 @@ __all__ = [
     "EDGE_COLUMNS",
     "TOUCHING",
     "LinkRule",
+    "PatchGaps",
     "build_graph",
     "gdfs_to_graph",
     "graph_layers",
@@ -278,7 +279,7 @@ def build_graph(
     workers: int | None = None,
     stage: str = "least-cost links",
     isolated_hint: str | None = None,
-    gaps: MutableMapping[tuple[int, int], float] | None = None,
+    gaps: PatchGaps | None = None,
 ) -> tuple[nx.Graph, CostDistanceResult]:
     """Least-cost links between patches as a :class:`networkx.Graph`.
 
@@ -319,11 +320,10 @@ def build_graph(
         Name of the calling stage and what to do about patches left without a
         link, for the warning that lists them.
     gaps
-        Edge-to-edge distances (m) between patches measured before, keyed by
-        ``(patch_a, patch_b)`` as the links name them, or None.  A link's
-        ``euclid_m`` is read from it, and a pair it lacks is measured and added:
-        graphs of the same patches on other resistance rasters (ensemble draws)
-        share one and measure each pair once.  It must come from these patches.
+        A :class:`PatchGaps` of these patches, or None.  A link's ``euclid_m``
+        is read from it, and a pair it lacks is measured and added: graphs of
+        the same patches on other resistance rasters (ensemble draws) share one
+        and measure each pair once.
 
     Returns
     -------
@@ -338,7 +338,8 @@ def build_graph(
     ConfigError
         Unknown rule, or ``k_nearest`` < 1.
     DataError
-        If ``patch_labels`` and ``patches`` disagree.
+        If ``patch_labels`` and ``patches`` disagree, or ``gaps`` is not a
+        :class:`PatchGaps` of these patches.
     NoPathError
         If a patch lies wholly on no-data (naming it).
 
@@ -408,7 +409,10 @@ def build_graph(
     geoms = shapely.linestrings(np.vstack(coords), indices=np.repeat(np.arange(len(coords)), [len(c) for c in coords]))
     a_idx = np.array([link["patch_a"] for link in links])
     b_idx = np.array([link["patch_b"] for link in links])
-    euclid = _gaps(by_id.geometry, a_idx, b_idx, {} if gaps is None else gaps)
+    if gaps is not None and not isinstance(gaps, PatchGaps):
+        msg = f"gaps: expected PatchGaps(patches) or None, found {type(gaps).__name__}. Make one from this patch layer."
+        raise DataError(msg)
+    euclid = _gaps(by_id.geometry, a_idx, b_idx, PatchGaps(patches) if gaps is None else gaps.of(patches))
     lcp_len = shapely.length(geoms)
     cwd = np.array([link["cwd"] for link in links])
     frame = pd.DataFrame({"patch_a": a_idx, "patch_b": b_idx, "cwd": cwd, "lcp_length_m": lcp_len, "euclid_m": euclid})
@@ -451,7 +455,52 @@ def build_graph(
     return G, one_pass
 
 
-def _gaps(poly: gpd.GeoSeries, a_idx: np.ndarray, b_idx: np.ndarray, known: MutableMapping[tuple[int, int], float]) -> np.ndarray:
+class PatchGaps(dict):
+    """Edge-to-edge distances (m) between the patches of one layer, keyed by ``(patch_a, patch_b)`` as links name them.
+
+    Filled by :func:`build_graph` as it measures pairs (``shapely.distance``); graphs of the same patches on other
+    resistance rasters read them back instead of measuring again (an ensemble's draws share one).  It remembers
+    which patches it measured (their ids and bounding boxes), so that distances between other patches are refused,
+    not given to the wrong links.
+
+    Examples
+    --------
+    >>> from shapely.geometry import box
+    >>> p = gpd.GeoDataFrame({"patch_id": [1, 2]}, geometry=[box(0, 0, 1, 1), box(4, 0, 5, 1)], crs="EPSG:32652")
+    >>> gaps = PatchGaps(p)
+    >>> gaps.of(p) is gaps, len(gaps)
+    (True, 0)
+    """
+
+    def __init__(self, patches: gpd.GeoDataFrame) -> None:
+        super().__init__()
+        self.fingerprint = _patch_fingerprint(patches)
+
+    def of(self, patches: gpd.GeoDataFrame) -> PatchGaps:
+        """Itself, if it belongs to ``patches``.
+
+        Raises
+        ------
+        DataError
+            If it was made from other patches.
+        """
+        if _patch_fingerprint(patches) != self.fingerprint:
+            msg = (
+                f"gaps: expected the distances between these {len(patches)} patches, found a PatchGaps made from "
+                "other patches (other ids or outlines). Make one with PatchGaps(patches) for this layer, or leave it out."
+            )
+            raise DataError(msg)
+        return self
+
+
+def _patch_fingerprint(patches: gpd.GeoDataFrame) -> tuple[bytes, bytes]:
+    """The patch ids and each patch's bounding box, in id order."""
+    by_id = patches.sort_values("patch_id")
+    ids = np.asarray(by_id["patch_id"], dtype=np.int64)
+    return ids.tobytes(), shapely.bounds(np.asarray(by_id.geometry.values)).tobytes()
+
+
+def _gaps(poly: gpd.GeoSeries, a_idx: np.ndarray, b_idx: np.ndarray, known: PatchGaps) -> np.ndarray:
     """Edge-to-edge distance (m) of each pair ``(a_idx[i], b_idx[i])`` of patches (``poly`` by patch id).
 
     Read from ``known``; the pairs it lacks are measured (``shapely.distance``) and added to it.
@@ -664,14 +713,14 @@ def compute_links(
     patches: gpd.GeoDataFrame,
     *,
     countries: tuple[np.ndarray, list[str]] | None = None,
-    gaps: MutableMapping[tuple[int, int], float] | None = None,
+    gaps: PatchGaps | None = None,
     **log: str,
 ) -> tuple[nx.Graph, CostDistanceResult]:
     """The least-cost graph (:func:`leopardgeo.stages.graph.build_graph`; ``log``: its ``stage`` and ``isolated_hint``).
 
     ``countries``: ``country_raster(inputs.countries, inputs.grid, cfg.inputs.country_field)`` when the caller
     already has it (it does not depend on the resistance: ensemble draws make it once); None makes it here.
-    ``gaps``: as :func:`build_graph` (ensemble draws share one).
+    ``gaps``: a :class:`PatchGaps` of ``patches``, as :func:`build_graph` (ensemble draws share one).
     """
     lc = cfg.links
     cidx, codes = countries if countries is not None else country_raster(inputs.countries, inputs.grid, cfg.inputs.country_field)
