@@ -115,6 +115,13 @@ def _prefetch_block(arr, w, nc):  # pragma: no cover - compiled
     _prefetch(arr, w + nc + 1)
 
 
+#: Rows ahead that the passes over a window of a larger raster prefetch, a cache line (8 cells) at a time: such a
+#: window is read as many short runs, one per row, whose lines the hardware fetches only once it has seen a few of
+#: them (measured on the demo's corridors at 500 m: the passes take 25-30 % less time).  Written out in each loop:
+#: a compiled helper holding the ``j & 7`` test made the loop three times slower.
+_ROWS_AHEAD = 4
+
+
 @intrinsic
 def _load_f64(typingctx, address, index):  # pragma: no cover - compiled
     """The float64 ``index`` elements after ``address`` (a C-contiguous float64 array's data, kept alive by the caller)."""
@@ -937,7 +944,12 @@ def _least_sums(a, b):  # pragma: no cover - compiled
     at_r = -1
     for i in range(nr):
         best_i = np.inf
+        k = min(i + _ROWS_AHEAD, nr - 1)
+        a_next, b_next = a[k], b[k]
         for j in range(nc):
+            if (j & 7) == 0:
+                _prefetch(a_next, j)
+                _prefetch(b_next, j)
             t = a[i, j] + b[i, j]
             if t < best_i:  # False for NaN; inf never beats inf
                 best_i = t
@@ -976,7 +988,14 @@ def _corridor_values(a, b, lcd, width, best, link_index, r0, c0, index, res, pro
     n = 0
     n_prot = 0
     for i in range(nr):
+        k = min(i + _ROWS_AHEAD, nr - 1)
+        a_next, b_next, res_next, best_next = a[k], b[k], res[k], best[r0 + k, c0:]
         for j in range(nc):
+            if (j & 7) == 0:
+                _prefetch(a_next, j)
+                _prefetch(b_next, j)
+                _prefetch(res_next, j)
+                _prefetch(best_next, j)
             v = (a[i, j] + b[i, j]) - lcd
             ok = v <= width  # False for NaN
             inside[i, j] = ok
