@@ -969,6 +969,23 @@ def _least_sums(a, b):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
+def _take_box(work, r0, r1, c0, c1):  # pragma: no cover - compiled
+    """``work[r0:r1, c0:c1]`` copied out, and set to inf there: one pass, the rows prefetched ahead (:data:`_ROWS_AHEAD`)."""
+    nc = c1 - c0
+    out = np.empty((r1 - r0, nc))
+    for i in range(r0, r1):
+        row = work[i]
+        ahead = work[min(i + _ROWS_AHEAD, r1 - 1)]
+        dst = out[i - r0]
+        for j in range(nc):
+            if (j & 7) == 0:
+                _prefetch(ahead, c0 + j)
+            dst[j] = row[c0 + j]
+            row[c0 + j] = np.inf
+    return out
+
+
+@njit(cache=True, nogil=True)
 def _corridor_values(a, b, lcd, width, best, link_index, r0, c0, index, res, prot):  # pragma: no cover - compiled
     """One pass over a corridor's window: ``value = (a + b) - lcd``, ``inside = value <= width``, into the mosaic.
 

@@ -47,6 +47,7 @@ from leopardgeo.kernels._costdist_compiled import (
     _scan_sources,
     _search_grid,
     _source_labels,
+    _take_box,
     _trace,
 )
 
@@ -1077,8 +1078,7 @@ def single_source_window(
         m = offsets[8]
         r0, r1 = min(r0, max(box[0] - m, 0)), max(r1, min(box[1] + m, res.shape[0]))
         c0, c1 = min(c0, max(box[2] - m, 0)), max(c1, min(box[3] + m, res.shape[1]))
-    cost = work[r0:r1, c0:c1].copy()
-    work[r0:r1, c0:c1] = np.inf
+    cost = _take_box(work, r0, r1, c0, c1)  # the costs out, the raster back to inf
     boxes = [(int(b[0]), int(b[1]) + 1, int(b[2]), int(b[3]) + 1) if b[1] >= 0 else None for b in thr_box]
     return cost, (r0, c0), (r0, r1, c0, c1), boxes
 
