@@ -917,6 +917,7 @@ def least_cost_corridors(
 
         task = _whole_search
     logger.debug("corridors: %s searches, %d at a time", "windowed" if windowed else "whole-grid", n_batch)
+    reach_now = dict(cutoffs)  # per patch, the farthest reach of its links as the searches so far have lowered it
     next_patch = 0
     made: list[tuple[CorridorWindow, dict, np.ndarray] | None] = [None] * len(links)
     pending = list(range(len(links)))
@@ -924,7 +925,7 @@ def least_cost_corridors(
         while pending:  # the next few patches as tasks of the executor, then every link with both ends searched
             if not windowed and local and next_patch:  # the farthest reach first, as the searches so far have lowered it
                 left = order[next_patch:]
-                left.sort(key=lambda p: -max(min(r, tight.get((min(p, q), max(p, q)), math.inf)) for q, r in ends[p]))
+                left.sort(key=lambda p: -reach_now[p])
                 order[next_patch:] = left
             batch = order[next_patch : next_patch + n_batch]
             if not batch:  # pragma: no cover - every patch of a link is in the order
@@ -940,7 +941,11 @@ def least_cost_corridors(
                     for q, d in reached.items():
                         if math.isfinite(d):  # the least-cost distance of the link is at most d
                             key = (min(p, q), max(p, q))
-                            tight[key] = min(tight.get(key, math.inf), (d + width_of(d)) * (1.0 + _REL_TOL))
+                            t = (d + width_of(d)) * (1.0 + _REL_TOL)
+                            if t < tight.get(key, math.inf):
+                                tight[key] = t
+                                for e in key:  # the farthest reach of each end, as its tightened links now have it
+                                    reach_now[e] = max(min(r, tight.get((min(e, o), max(e, o)), math.inf)) for o, r in ends[e])
                 found = [f for f, _, _, _ in found]
             cache.update(zip(batch, found, strict=True))
             still = []
