@@ -48,6 +48,7 @@ the cutoff would then cut the corridor short.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
@@ -309,12 +310,11 @@ def _crossed(dr: int, dc: int) -> tuple[tuple[int, int], tuple[int, int]] | None
     return (dr // 2, 0), (dr // 2, dc)
 
 
-def _descend(cost: np.ndarray, res: np.ndarray, start: tuple[int, int], connectivity: int, cell_size_m: float) -> np.ndarray:
-    """Cells from ``start`` down to a source (cost 0), each step to the predecessor of least ``cost + step``.
+@functools.lru_cache(maxsize=16)
+def _descent_steps(connectivity: int, cell_size_m: float) -> tuple[np.ndarray, ...]:
+    """``(drow, dcol, half, via, has_via)`` of :func:`~leopardgeo.kernels._costdist_compiled._descent`, made once.
 
-    ``(n, 2)`` rows and columns.  The search sets every reached cell's cost to the least ``cost(p) + step(p, x)``
-    over its neighbours ``p``, so this retraces a least-cost path (compiled:
-    :func:`leopardgeo.kernels._costdist_compiled._descent`).
+    Shared by every call (not to be modified; left writable so that the compiled descent keeps its one signature).
     """
     off = NEIGHBOUR_OFFSETS[:connectivity]
     via = np.zeros((connectivity, 4), dtype=np.int64)
@@ -325,7 +325,17 @@ def _descend(cost: np.ndarray, res: np.ndarray, start: tuple[int, int], connecti
             via[k] = (*crossed[0], *crossed[1])
             has_via[k] = True
     half = np.array([math.hypot(dr, dc) * cell_size_m * 0.5 for dr, dc in off])
-    drow, dcol = np.ascontiguousarray(off[:, 0]), np.ascontiguousarray(off[:, 1])
+    return np.ascontiguousarray(off[:, 0]), np.ascontiguousarray(off[:, 1]), half, via, has_via
+
+
+def _descend(cost: np.ndarray, res: np.ndarray, start: tuple[int, int], connectivity: int, cell_size_m: float) -> np.ndarray:
+    """Cells from ``start`` down to a source (cost 0), each step to the predecessor of least ``cost + step``.
+
+    ``(n, 2)`` rows and columns.  The search sets every reached cell's cost to the least ``cost(p) + step(p, x)``
+    over its neighbours ``p``, so this retraces a least-cost path (compiled:
+    :func:`leopardgeo.kernels._costdist_compiled._descent`).
+    """
+    drow, dcol, half, via, has_via = _descent_steps(int(connectivity), float(cell_size_m))
     cells = _descent(cost, res, int(start[0]), int(start[1]), drow, dcol, half, via, has_via)
     if cells.shape[0] == 0:  # pragma: no cover - cannot happen on a search's own costs
         msg = f"cost: expected the costs of one cost-distance search, found no descent to a source from {start}."

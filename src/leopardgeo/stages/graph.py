@@ -56,7 +56,7 @@ from leopardgeo.core.errors import ConfigError, DataError, NoPathError
 from leopardgeo.core.executor import current_executor
 from leopardgeo.core.grid import Grid
 from leopardgeo.io import RASTERS
-from leopardgeo.kernels._costdist_compiled import _block_has_edge, _crossing, _flat_deltas
+from leopardgeo.kernels._costdist_compiled import _block_has_edge, _crossing, _flat_deltas, _source_labels
 from leopardgeo.kernels.costdist import (
     CostDistanceResult,
     _forward_steps,
@@ -363,17 +363,22 @@ def build_graph(
         raise ConfigError(msg)
     labels = np.asarray(patch_labels, dtype="int32")
     ids = np.asarray(sorted(int(v) for v in patches["patch_id"]), dtype="int32")
-    present = np.unique(labels[labels > 0])
+    res_in = np.asarray(resistance)
+    if res_in.shape != labels.shape:
+        msg = (
+            f"resistance: expected the shape of the patch labels {labels.shape}, found {res_in.shape}. "
+            "Use rasters of the same grid."
+        )
+        raise DataError(msg)
+    # the patch ids in the raster, and those with a cell on data (not NaN): one compiled pass, no sort
+    present, has_cells = _source_labels(labels, res_in, max(int(labels.max(initial=0)), 0))
     if not np.array_equal(present, ids):
         msg = (
             f"patches: expected the same patch ids in the label raster and the layer, found {len(present)} in the raster "
             f"and {len(ids)} in the layer. Use the labels and layer of the same extract_patches run."
         )
         raise DataError(msg)
-    # a patch can start a link if one of its cells is passable (one pass over the grid, no sort)
-    has_data = np.zeros(int(ids.max(initial=0)) + 1, dtype=bool)
-    has_data[labels[(labels > 0) & np.isfinite(resistance)]] = True
-    passable = has_data[ids]
+    passable = np.isin(ids, has_cells)  # a patch can start a link if one of its cells is passable
     if not passable.all():
         dead = ids[~passable]
         names = patches.set_index("patch_id").get("name", pd.Series(dtype=str))
@@ -398,8 +403,7 @@ def build_graph(
         )
     G = nx.Graph(crs=grid.crs, rule=rule.value, connectivity=connectivity)
     by_id = patches.set_index("patch_id")
-    for pid, row in by_id.iterrows():
-        G.add_node(int(pid), patch_id=int(pid), **row.to_dict())
+    G.add_nodes_from((int(pid), {"patch_id": int(pid), **attrs}) for pid, attrs in by_id.to_dict("index").items())
     if not links:
         G.graph["isolated"] = sorted(G.nodes)
         logger.warning("%s: no link found between any of %d patches. %s", stage, len(ids), isolated_hint or _ISOLATED_HINT)
