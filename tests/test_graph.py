@@ -254,3 +254,11 @@ def test_many_patches_grow_the_proposal_table_and_match_a_plain_loop(monkeypatch
     assert set(best) == {tuple(sorted(e)) for e in G.edges}
     for (a, b), w in best.items():
         assert G.edges[a, b]["cwd"] == pytest.approx(w, rel=1e-12)
+
+
+def test_resistance_of_another_shape_is_a_data_error():
+    mask = np.zeros((4, 6), bool)
+    mask[1, 0] = mask[1, 5] = True
+    g, labels, p = patches_from_mask(mask)
+    with pytest.raises(DataError, match=r"resistance: expected the shape of the patch labels \(4, 6\), found \(4, 5\)"):
+        build_graph(np.ones((4, 5)), labels, p, g)
