@@ -1007,3 +1007,34 @@ def test_single_source_searches_check_the_cell_size(cell):
         single_source_cost(inp, 1, cell_size_m=cell)  # -10 once grew the queue until the process was killed
     with pytest.raises(ConfigError, match="cell_size_m"):
         single_source_window(inp, 1, cell_size_m=cell, max_cost=50.0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    nr=st.integers(1, 12),
+    nc=st.integers(1, 12),
+    seed=st.integers(0, 2**31 - 1),
+    dtype=st.sampled_from(["int32", "int64", "uint8", "uint16", "bool"]),
+    flip=st.booleans(),
+    big=st.booleans(),
+)
+def test_prepare_search_groups_each_labels_cells_as_a_scan_finds_them(nr, nc, seed, dtype, flip, big):
+    """Each label's source cells: those of that label not on no data, ascending (counting sort, or the sort for ids
+    beyond the flag arrays), whatever the label dtype and memory order."""
+    rng = np.random.default_rng(seed)
+    res = rng.uniform(1, 5, (nr, nc))
+    res[rng.random((nr, nc)) < 0.2] = np.nan
+    src = (rng.integers(1, 5, (nr, nc)) * (rng.random((nr, nc)) < 0.4)).astype(np.int64)
+    if big and dtype in ("int32", "int64"):
+        src[src == 4] = 2**24 + 7  # beyond the counting sort's range on a grid this small
+    src = src.astype(dtype)
+    if flip:
+        src = src[:, ::-1]  # not C-contiguous
+    on = (src > 0) & ~np.isnan(res)
+    assume(on.any())
+    prep = prepare_search(res, src, cell_size_m=10.0)
+    flat = np.ascontiguousarray(src).reshape(-1).astype(np.int64)
+    want = np.unique(flat[on.reshape(-1)])
+    assert np.array_equal(prep.labels, want)
+    for lab in want:
+        assert np.array_equal(prep.sources(int(lab)), np.flatnonzero((flat == lab) & on.reshape(-1)))

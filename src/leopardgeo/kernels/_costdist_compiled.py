@@ -878,6 +878,32 @@ def _mark_labels(src, res, present, on_data):  # pragma: no cover - compiled
                     on_data[x] = True
 
 
+@njit(cache=True, nogil=True)
+def _group_sources(src, res, start):  # pragma: no cover - compiled
+    """The flat ids of the source cells (label > 0, resistance not NaN), by label and ascending within each.
+
+    ``start`` (``top + 2`` int64, zeros, ``top`` the largest label): set to the offsets, so that label ``l``'s
+    cells are ``cells[start[l]:start[l + 1]]``.  A counting sort: two passes over the rasters, no sort.
+    """
+    nr, nc = src.shape
+    for i in range(nr):
+        for j in range(nc):
+            x = np.int64(src[i, j])
+            if x > 0 and not math.isnan(res[i, j]):
+                start[x + 1] += 1
+    for lab in range(1, start.size):
+        start[lab] += start[lab - 1]
+    cells = np.empty(start[start.size - 1], dtype=np.int64)
+    at = start[:-1].copy()
+    for i in range(nr):
+        for j in range(nc):
+            x = np.int64(src[i, j])
+            if x > 0 and not math.isnan(res[i, j]):
+                cells[at[x]] = i * nc + j
+                at[x] += 1
+    return cells
+
+
 def _source_labels(src: np.ndarray, res: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
     """Sorted labels present, and those with a cell on data (int64).
 

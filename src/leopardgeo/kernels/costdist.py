@@ -42,6 +42,7 @@ from leopardgeo.kernels._costdist_compiled import (
     _allocation_exits,
     _bottleneck,
     _fill_allocation,
+    _group_sources,
     _init_outputs,
     _scan_resistance,
     _scan_sources,
@@ -528,6 +529,12 @@ def prepare_search(
         As :func:`cost_distance`.
     """
     inp = _prepare(resistance, sources, cell_size_m, connectivity, None)
+    labels = inp.labels_on_data
+    top = int(inp.labels[-1])  # the largest label present (there is at least one source cell)
+    if top <= max(1 << 20, inp.src.size):  # labels 1..n: a counting sort (as _source_labels flags them)
+        start = np.zeros(top + 2, dtype=np.int64)
+        cells = _group_sources(inp.src, inp.res, start)
+        return _Prepared(inp, labels, np.append(start[labels], cells.size), cells)
     flat = inp.src.reshape(-1)
     cells = np.flatnonzero(flat > 0)
     cells = cells[~np.isnan(inp.res.reshape(-1)[cells])]
