@@ -283,12 +283,14 @@ def test_pruned_searches_give_the_unpruned_corridors_bit_for_bit(case):
     width = {"width_cwd": w} if kind == "cwd" else {"width_fraction": w}
     args = (res, labels, G, g)
     ref = least_cost_corridors(*args, connectivity=conn, protected=protected, workers=1, windowed=True, **width)
-    bounds = [(None, None), (one_pass.cost, None), (one_pass.cost, one_pass.allocation)]
+    bounds = [(None, None, None), (one_pass.cost, None, None), (one_pass.cost, one_pass.allocation, None)]
+    if one_pass.crossings is not None:  # a planar graph's crossings: the allocation is not scanned again
+        bounds.append((one_pass.cost, one_pass.allocation, one_pass.crossings))
     for workers in (1, 2):
-        for low, alloc in bounds:  # with its allocation, a search learns a link's distance on entering its allocation
+        for low, alloc, crossings in bounds:  # with its allocation, a search learns a link's distance on entering it
             out = least_cost_corridors(
                 *args, connectivity=conn, protected=protected, workers=workers, windowed=False, lower_bound=low,
-                lower_bound_allocation=alloc, **width,
+                lower_bound_allocation=alloc, lower_bound_crossings=crossings, **width,
             )  # fmt: skip
             same_corridors(out, ref)
     # graph cwds far above the least-cost distances (links kept off other patches, or a planar upper bound): the
@@ -319,6 +321,11 @@ def test_lower_bound_of_the_wrong_shape_is_refused():
     for alloc, found in wrong:
         with pytest.raises(DataError, match=f"lower_bound_allocation: expected .*found {found}"):
             least_cost_corridors(res, labels, G, g, windowed=False, lower_bound=low, lower_bound_allocation=alloc)
+    with pytest.raises(DataError, match=r"lower_bound_crossings: expected the \(3, 3\) matrix .*found shape \(2, 2\)"):
+        least_cost_corridors(
+            res, labels, G, g, windowed=False, lower_bound=low, lower_bound_allocation=one_pass.allocation,
+            lower_bound_crossings=np.zeros((2, 2)),
+        )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- hand-worked strips

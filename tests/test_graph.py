@@ -262,3 +262,23 @@ def test_resistance_of_another_shape_is_a_data_error():
     g, labels, p = patches_from_mask(mask)
     with pytest.raises(DataError, match=r"resistance: expected the shape of the patch labels \(4, 6\), found \(4, 5\)"):
         build_graph(np.ones((4, 5)), labels, p, g)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**31 - 1), connectivity=st.sampled_from([4, 8, 16]))
+def test_planar_graph_gives_the_allocation_crossings_of_its_search(seed, connectivity):
+    """cwd.crossings of a planar graph is allocation_crossings of that search, bit for bit (what the corridors take)."""
+    from leopardgeo.kernels.costdist import allocation_crossings
+
+    rng = np.random.default_rng(seed)
+    mask = rng.random((14, 17)) < 0.12
+    assume(mask.sum() >= 2)
+    g, labels, p = patches_from_mask(mask)
+    res = rng.uniform(1.0, 20.0, mask.shape)
+    res[rng.random(mask.shape) < 0.1] = np.nan
+    res[mask] = 1.0  # every patch passable
+    _, cwd = build_graph(res, labels, p, g, connectivity=connectivity)
+    want = allocation_crossings(cwd.cost, cwd.allocation, labels, res, cell_size_m=100.0, connectivity=connectivity)
+    assert cwd.crossings is not None and np.array_equal(cwd.crossings, want)
+    _, by_cutoff = build_graph(res, labels, p, g, connectivity=connectivity, rule="cutoff")
+    assert by_cutoff.crossings is None  # made only where the links are those crossings

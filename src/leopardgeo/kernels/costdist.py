@@ -315,6 +315,10 @@ class CostDistanceResult:
         Neighbourhood used: 4, 8 or 16.
     cell_size_m
         Cell side length in metres.
+    crossings
+        :func:`allocation_crossings` of this search (its cost and allocation, the labels and resistance it ran
+        from) when the caller that ran it made them as well, else None.  Set by
+        :func:`leopardgeo.stages.graph.build_graph` with the ``planar`` rule, whose links are those crossings.
     """
 
     cost: np.ndarray
@@ -322,6 +326,7 @@ class CostDistanceResult:
     backlink: np.ndarray
     connectivity: int
     cell_size_m: float
+    crossings: np.ndarray | None = None
 
 
 def cost_distance(

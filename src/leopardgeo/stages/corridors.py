@@ -558,6 +558,7 @@ def _check_allocation(
     cell: float,
     connectivity: int,
     linked: list[int],
+    crossings: np.ndarray | None = None,
 ) -> tuple[np.ndarray, Callable[[int], np.ndarray]] | None:
     """``lower_bound_allocation`` as an int32 raster, and ``bounds(q)``: per patch id, a lower bound on its least cost to q.
 
@@ -566,7 +567,8 @@ def _check_allocation(
     or beyond :data:`_MAX_CROSSING_IDS` ids the larger of the two regions' least crossings
     (:func:`~leopardgeo.kernels.costdist.allocation_exits`).  The search from all patches allocates each patch
     cell to its own patch at cost 0: a raster that does not is the allocation of other sources or of another
-    search, and would give the partners wrong distances.
+    search, and would give the partners wrong distances.  ``crossings``: those of
+    :func:`~leopardgeo.kernels.costdist.allocation_crossings` when the caller has them (checked for shape only).
     """
     if allocation is None or low is None:
         return None
@@ -576,21 +578,32 @@ def _check_allocation(
     else:
         alloc = np.ascontiguousarray(alloc, dtype=np.int32)
         args = (low, alloc, labels, res)
+        top = int(labels.max(initial=0))
+        if crossings is not None and top < _MAX_CROSSING_IDS and np.shape(crossings) != (top + 1, top + 1):
+            msg = (
+                f"lower_bound_crossings: expected the ({top + 1}, {top + 1}) matrix of allocation_crossings for these "
+                f"labels, found shape {np.shape(crossings)}. Leave it out or pass that search's crossings."
+            )
+            raise DataError(msg)
         try:
-            if int(labels.max(initial=0)) < _MAX_CROSSING_IDS:
+            if top >= _MAX_CROSSING_IDS:
+                ex = allocation_exits(*args, cell_size_m=cell, connectivity=connectivity)
+            elif crossings is None:
                 crossings = allocation_crossings(*args, cell_size_m=cell, connectivity=connectivity)
+        except DataError:
+            found = "a raster that does not allocate each patch cell to its own patch at cost 0"
+        else:
+            if top >= _MAX_CROSSING_IDS:
+
+                def bounds(q: int) -> np.ndarray:
+                    return np.maximum(ex, ex[q]) if q < ex.size else np.zeros_like(ex)
+            else:
+                crossings = np.asarray(crossings, dtype=np.float64)
                 rows = dict(zip(linked, crossing_floors(crossings, linked), strict=True))
 
                 def bounds(q: int) -> np.ndarray:
                     return rows[q] if q in rows else np.zeros(crossings.shape[0])
-            else:
-                ex = allocation_exits(*args, cell_size_m=cell, connectivity=connectivity)
-
-                def bounds(q: int) -> np.ndarray:
-                    return np.maximum(ex, ex[q]) if q < ex.size else np.zeros_like(ex)
             return alloc, bounds
-        except DataError:
-            found = "a raster that does not allocate each patch cell to its own patch at cost 0"
     msg = (
         f"lower_bound_allocation: expected the allocation of the search whose costs are lower_bound (the links stage's "
         f"cwd.allocation, an integer raster of the grid's shape {labels.shape}), found {found}. Leave it out or pass that."
@@ -706,6 +719,7 @@ def least_cost_corridors(
     polygons: bool = True,
     lower_bound: np.ndarray | None = None,
     lower_bound_allocation: np.ndarray | None = None,
+    lower_bound_crossings: np.ndarray | None = None,
 ) -> CorridorResult:
     r"""Truncated least-cost corridors of every link of ``graph`` and their normalised mosaic.
 
@@ -762,6 +776,11 @@ def least_cost_corridors(
         learns that the link's least-cost distance is at most :math:`d` plus
         the cell's ``lower_bound``, and its reach comes down then, not only
         when the search reaches that patch: the same corridors, sooner.
+    lower_bound_crossings
+        That search's :func:`~leopardgeo.kernels.costdist.allocation_crossings` with these labels and this
+        resistance (``cwd.crossings`` of a ``planar`` graph), or None: computed here.  Given, it must be that
+        matrix (it bounds the searches as ``lower_bound`` does; only its shape is checked), and the allocation is
+        not scanned again.
 
     Returns
     -------
@@ -895,7 +914,9 @@ def least_cost_corridors(
         # validated and scanned once for all searches (not once per search), sent to each worker once
         inp_h = ex.share(prepare_search(res, labels, cell_size_m=cell, connectivity=connectivity))
         low = _check_lower_bound(lower_bound, grid)
-        checked = _check_allocation(lower_bound_allocation, low, labels, res, cell, connectivity, sorted(ends))
+        checked = _check_allocation(
+            lower_bound_allocation, low, labels, res, cell, connectivity, sorted(ends), lower_bound_crossings
+        )
         alloc, bounds = (None, None) if checked is None else checked
         low_h = ex.share(low) if low is not None else None
         alloc_h = ex.share(alloc) if alloc is not None else None
@@ -1269,6 +1290,7 @@ def compute_corridors(
         polygons=polygons,
         lower_bound=low,
         lower_bound_allocation=None if low is None else getattr(cwd, "allocation", None),
+        lower_bound_crossings=None if low is None else getattr(cwd, "crossings", None),
     )
     add_corridor_attributes(graph, result)
     return result

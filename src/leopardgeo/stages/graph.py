@@ -37,6 +37,7 @@ leaves out, see :mod:`leopardgeo.stages.score`) and ``geometry``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -185,7 +186,20 @@ def _planar_proposals(res: CostDistanceResult, resistance: np.ndarray) -> dict[s
     return {name: v[order[first]] for name, v in out.items()}
 
 
-def _planar_links(res: CostDistanceResult, resistance: np.ndarray, grid: Grid) -> list[dict]:
+def _crossing_matrix(best: dict[str, np.ndarray], top: int) -> np.ndarray:
+    """The least crossing of each pair as :func:`~leopardgeo.kernels.costdist.allocation_crossings` gives it.
+
+    ``(top + 1, top + 1)``, symmetric, inf where two regions do not touch: the planar proposals are its values (the
+    same forward neighbour pairs, the same sum in the same order: :func:`_planar_kernel`), ``top`` the largest label.
+    """
+    out = np.full((top + 1, top + 1), np.inf)
+    out[best["a"], best["b"]] = best["cwd"]
+    out[best["b"], best["a"]] = best["cwd"]
+    return out
+
+
+def _planar_links(res: CostDistanceResult, resistance: np.ndarray, grid: Grid, top: int) -> tuple[list[dict], np.ndarray]:
+    """The planar links (their least crossing, traced both ways), and :func:`_crossing_matrix`."""
     best = _planar_proposals(res, resistance)
     links = []
     nc = grid.width
@@ -194,7 +208,7 @@ def _planar_links(res: CostDistanceResult, resistance: np.ndarray, grid: Grid) -
         path_b = trace_path(res.backlink, divmod(j, nc), connectivity=res.connectivity)
         cells = np.vstack([path_a, path_b[::-1]])
         links.append({"patch_a": a, "patch_b": b, "cwd": cwd, "cells": cells})
-    return links
+    return links, _crossing_matrix(best, top)
 
 
 # ---------------------------------------------------------------------- per-patch runs
@@ -371,7 +385,8 @@ def build_graph(
         )
         raise DataError(msg)
     # the patch ids in the raster, and those with a cell on data (not NaN): one compiled pass, no sort
-    present, has_cells = _source_labels(labels, res_in, max(int(labels.max(initial=0)), 0))
+    top = max(int(labels.max(initial=0)), 0)
+    present, has_cells = _source_labels(labels, res_in, top)
     if not np.array_equal(present, ids):
         msg = (
             f"patches: expected the same patch ids in the label raster and the layer, found {len(present)} in the raster "
@@ -390,7 +405,8 @@ def build_graph(
         raise NoPathError(msg)
     one_pass = cost_distance(resistance, labels, cell_size_m=grid.cell_size_m, connectivity=connectivity)
     if rule is LinkRule.PLANAR:
-        links = _planar_links(one_pass, resistance, grid)
+        links, crossings = _planar_links(one_pass, resistance, grid, top)
+        one_pass = dataclasses.replace(one_pass, crossings=crossings)  # for the corridors' bounds
     else:
         links = _pairwise_links(
             resistance,
