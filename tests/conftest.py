@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -111,5 +113,7 @@ def cluster():
     pytest.importorskip("distributed")
     from leopardgeo.core.executor import ExecutorConfig, get_executor
 
+    before = os.environ.get("MALLOC_ARENA_MAX")
     with get_executor(ExecutorConfig(workers=2, threads=1, memory_limit_gb=2)) as ex:
+        ex.malloc_arena_before = before  # this process's own setting, which starting the workers leaves alone
         yield ex

@@ -224,6 +224,9 @@ def test_local_cluster_workers_keep_freed_arrays_for_reuse(cluster):
     out = cluster.map(_malloc_env, range(2))
     assert {arena for arena, _ in out} == {"1"}
     assert {trim for _, trim in out} == {os.environ.get("MALLOC_TRIM_THRESHOLD_")}
+    # the workers' setting stays theirs: Dask's nannies put it in this process's environment to spawn them, and
+    # the executor takes it back out (processes this one starts later get the user's own)
+    assert os.environ.get("MALLOC_ARENA_MAX") == cluster.malloc_arena_before
 
 
 def test_local_cluster_results_equal_threads_and_definition(cluster):

@@ -651,6 +651,22 @@ def _worker_env(cores_per_task: int) -> dict[str, str]:
     }
 
 
+@contextlib.contextmanager
+def _restored_env(name: str, value: str | None) -> Iterator[None]:
+    """Put ``os.environ[name]`` back to ``value`` (None: unset) on leaving.
+
+    Dask's nannies set their pre-spawn environment in this process's ``os.environ`` before spawning a worker and
+    leave it there; the workers' MALLOC_ARENA_MAX is for them, not for the processes the user starts later.
+    """
+    try:
+        yield
+    finally:
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 class DaskExecutor(Executor):
     """Tasks on a Dask cluster: a ``LocalCluster`` of worker processes started here, or a running scheduler.
 
@@ -705,7 +721,8 @@ class DaskExecutor(Executor):
                     "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
                     "distributed.nanny.pre-spawn-environ.MALLOC_ARENA_MAX": 1,
                 }
-                with dask.config.set(settings):
+                arena_before = os.environ.get("MALLOC_ARENA_MAX")
+                with dask.config.set(settings), _restored_env("MALLOC_ARENA_MAX", arena_before):
                     self._cluster = distributed.LocalCluster(
                         n_workers=config.workers,
                         threads_per_worker=threads,
