@@ -148,6 +148,10 @@ def test_corridor_values_make_numpys_mosaic_whatever_the_order(seed, n_links):
         assert n_prot == (np.count_nonzero(prot & (v <= width)) if prot.size else 0)
     np.testing.assert_array_equal(best, want)
     np.testing.assert_array_equal(index, want_index)
+    # the float32 map of that mosaic, as numpy makes it (NaN outside every corridor)
+    best[0, 0] = -np.inf  # never in a mosaic, but not finite either
+    got = corridors._mosaic_float32(best)
+    assert got.tobytes() == np.where(np.isfinite(best), best, np.nan).astype(np.float32).tobytes()
 
 
 @st.composite

@@ -1057,6 +1057,18 @@ def _corridor_values(a, b, lcd, width, best, link_index, r0, c0, index, res, pro
     return inside, value32, n, res_in[:n], n_prot
 
 
+@njit(cache=True, nogil=True)
+def _mosaic_float32(best):  # pragma: no cover - compiled
+    """``np.where(np.isfinite(best), best, np.nan).astype(np.float32)`` in one pass (no boolean and float64 temporaries)."""
+    out = np.empty(best.shape, dtype=np.float32)
+    nr, nc = best.shape
+    for i in range(nr):
+        for j in range(nc):
+            v = best[i, j]
+            out[i, j] = np.float32(v) if np.isfinite(v) else np.float32(np.nan)
+    return out
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _in_mask(mask, i, j):  # pragma: no cover - compiled
     """``mask[i, j]``, False outside the array."""

@@ -76,6 +76,7 @@ from leopardgeo.kernels._costdist_compiled import (
     _corridor_values,
     _descent,
     _least_sums,
+    _mosaic_float32,
     _nearest_outside,
 )
 from leopardgeo.kernels.costdist import (
@@ -1009,7 +1010,7 @@ def least_cost_corridors(
         rows.append(record)
         windows[(link.a, link.b)] = win
 
-    normalised = np.where(np.isfinite(best), best, np.nan).astype(np.float32)
+    normalised = _mosaic_float32(best)  # NaN outside every corridor
     del best
     table = gpd.GeoDataFrame(pd.DataFrame.from_records(rows), geometry="geometry", crs=grid.crs)
     for col, dtype in _DTYPES.items():
