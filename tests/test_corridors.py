@@ -504,3 +504,20 @@ def test_errors():
     H.edges[1, 2]["cwd"] = 500.0  # below the true 800: the cutoff would cut the corridor short
     with pytest.raises(DataError, match="expected link 1-2 to have cwd >= the least-cost distance.*found cwd 500"):
         least_cost_corridors(res, labels, H, g)
+
+
+def test_a_thread_keeps_one_work_raster_for_its_next_call(monkeypatch):
+    # ensemble draws on one thread reuse the whole-grid work raster of the draw before: all inf when kept, taken by
+    # the next call of the same shape (the same corridors), and not kept beyond the size limit
+    res, g, labels, G = one_wide_strip(8)
+    corridors._KEPT.work = None
+    first = least_cost_corridors(res, labels, G, g, windowed=False, workers=1)
+    kept = corridors._KEPT.work
+    assert kept is not None and kept.shape == res.shape and np.isinf(kept).all()
+    again = least_cost_corridors(res, labels, G, g, windowed=False, workers=1)
+    same_corridors(again, first)
+    assert corridors._KEPT.work is kept  # taken, searched in, all inf again, kept again
+    monkeypatch.setattr(corridors, "_KEEP_WORK_BYTES", kept.nbytes - 1)
+    corridors._KEPT.work = None
+    least_cost_corridors(res, labels, G, g, windowed=False, workers=1)
+    assert corridors._KEPT.work is None
