@@ -282,3 +282,25 @@ def test_planar_graph_gives_the_allocation_crossings_of_its_search(seed, connect
     assert cwd.crossings is not None and np.array_equal(cwd.crossings, want)
     _, by_cutoff = build_graph(res, labels, p, g, connectivity=connectivity, rule="cutoff")
     assert by_cutoff.crossings is None  # made only where the links are those crossings
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**31 - 1), connectivity=st.sampled_from([4, 8, 16]))
+def test_planar_least_proposals_kept_in_the_scan_equal_the_sorted_ones(seed, connectivity):
+    """Each pair's least proposal (the first found of equals) kept as the scan goes is the stable sort's, with ties."""
+    rng = np.random.default_rng(seed)
+    mask = rng.random((12, 15)) < 0.15
+    assume(mask.sum() >= 2)
+    _, labels, _ = patches_from_mask(mask)
+    res = rng.integers(1, 4, mask.shape).astype(float)  # few values: equal crossings between one pair
+    res[rng.random(mask.shape) < 0.1] = np.nan
+    res[mask] = 1.0
+    one = cost_distance(res, labels, cell_size_m=100.0, connectivity=connectivity)
+    top = int(labels.max())
+    dense = graph_stage._planar_proposals(one, res, top)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(graph_stage, "_MAX_DENSE_LABELS", 0)  # collect every proposal and sort
+        sorted_ = graph_stage._planar_proposals(one, res, top)
+    assert dense.keys() == sorted_.keys()
+    for k in dense:
+        assert dense[k].dtype == sorted_[k].dtype and np.array_equal(dense[k], sorted_[k]), k

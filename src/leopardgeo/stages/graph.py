@@ -110,15 +110,17 @@ CORRIDOR = "corridor"
 _PROPOSALS_MIN = 4096
 
 @njit(cache=True, nogil=True)
-def _planar_kernel(cost, alloc, res, offsets, step_len, via, has_via, pa, pb, pc, pi, pj):  # pragma: no cover
+def _planar_kernel(cost, alloc, res, offsets, step_len, via, has_via, pa, pb, pc, pi, pj, least, at):  # pragma: no cover
     """Proposals ``cwd[i] + step(i, j) + cwd[j]`` of the neighbouring cells ``i, j`` in different regions.
 
     Compiled because only the few cells on region boundaries propose links, and
     numpy would need several grid-sized temporaries per neighbour offset.  Fills
     the output arrays up to their length and returns the number of proposals:
     when that is more, the caller runs it again with arrays that long (no growing
-    containers, so it compiles fast).  ``offsets`` point forward (row > 0, or row 0
-    and col > 0).  Blocks of cells are first tested branch-free for a neighbour in
+    containers, so it compiles fast).  With ``least`` not empty (``(n, n)``, inf, ``n`` above every
+    label; ``at`` ``(n, n, 2)``) only each pair's least proposal is kept, in ``least[a, b]`` and its cells in
+    ``at[a, b]`` (``a < b``; the first found of equal ones), and 0 is returned.  ``offsets`` point forward (row > 0,
+    or row 0 and col > 0).  Blocks of cells are first tested branch-free for a neighbour in
     another region (flat offsets, wrapping rows: a false alarm only sends the block
     on), and only those blocks are scanned cell by cell, in the same order as a scan
     of every cell.
@@ -129,6 +131,7 @@ def _planar_kernel(cost, alloc, res, offsets, step_len, via, has_via, pa, pb, pc
     delta, top = _flat_deltas(offsets, nc)
     af = alloc.reshape(-1)
     cap = pa.size
+    dense = least.size > 0
     n = 0
     blk = 32
     for s0 in range(0, n_cells, blk):
@@ -152,30 +155,47 @@ def _planar_kernel(cost, alloc, res, offsets, step_len, via, has_via, pa, pb, pc
                 w = _crossing(cost, res, r, c, vr, vc, k, step_len, via, has_via)
                 if np.isnan(w):  # a knight's move across no data
                     continue
+                lo, hi, ci, cj = (a, b, r * nc + c, vr * nc + vc) if a < b else (b, a, vr * nc + vc, r * nc + c)
+                if dense:
+                    if w < least[lo, hi]:
+                        least[lo, hi] = w
+                        at[lo, hi, 0], at[lo, hi, 1] = ci, cj
+                    continue
                 if n < cap:
                     pc[n] = w
-                    if a < b:
-                        pa[n], pb[n], pi[n], pj[n] = a, b, r * nc + c, vr * nc + vc
-                    else:
-                        pa[n], pb[n], pi[n], pj[n] = b, a, vr * nc + vc, r * nc + c
+                    pa[n], pb[n], pi[n], pj[n] = lo, hi, ci, cj
                 n += 1
     return n
 
 
-def _planar_proposals(res: CostDistanceResult, resistance: np.ndarray) -> dict[str, np.ndarray]:
+#: Most labels for which the planar proposals are reduced in the scan, to a dense ``(n, n)`` matrix of each pair's
+#: least (8 bytes and two cell ids per pair: 100 MB at this size); beyond, the proposals are collected and sorted.
+_MAX_DENSE_LABELS = 2048
+
+
+def _planar_proposals(res: CostDistanceResult, resistance: np.ndarray, top: int) -> dict[str, np.ndarray]:
     """The cheapest ``cwd[i] + step(i, j) + cwd[j]`` per pair of touching allocation regions, sorted by pair.
 
     Columns ``a``, ``b``, ``cwd``, ``i``, ``j`` (flat cell ids); of the proposals of a pair with the least ``cwd``, the
-    first the kernel found (a stable sort by pair and ``cwd``, then the first of each pair).
+    first the kernel found: kept in the scan (``top``, the largest label, below :data:`_MAX_DENSE_LABELS`), else a
+    stable sort by pair and ``cwd`` and the first of each pair.
     """
     r = np.asarray(resistance)
     if r.dtype not in (np.float32, np.float64):
         r = r.astype(np.float64)
     grid_args = (res.cost, res.allocation, r, *_forward_steps(res.connectivity, res.cell_size_m))
+    none_i, none_f = np.empty(0, np.int64), np.empty(0, np.float64)
+    if top < _MAX_DENSE_LABELS:
+        least = np.full((top + 1, top + 1), np.inf)
+        at = np.zeros((top + 1, top + 1, 2), np.int64)
+        _planar_kernel(*grid_args, none_i, none_i, none_f, none_i, none_i, least, at)
+        a, b = np.nonzero(np.isfinite(least))  # row-major: by a, then b
+        return {"a": a.astype(np.int64), "b": b.astype(np.int64), "cwd": least[a, b], "i": at[a, b, 0], "j": at[a, b, 1]}
     n = cap = max(_PROPOSALS_MIN, res.allocation.size // 16)  # room for all on the demo (1 per ~60 cells): one pass
+    no_least, no_at = np.empty((0, 0)), np.empty((0, 0, 2), np.int64)
     while True:
         out = {name: np.empty(n, np.float64 if name == "cwd" else np.int64) for name in ("a", "b", "cwd", "i", "j")}
-        n = _planar_kernel(*grid_args, out["a"], out["b"], out["cwd"], out["i"], out["j"])
+        n = _planar_kernel(*grid_args, out["a"], out["b"], out["cwd"], out["i"], out["j"], no_least, no_at)
         if n <= cap:
             break
         cap = n  # more proposals than room: again, with room for them all
@@ -200,7 +220,7 @@ def _crossing_matrix(best: dict[str, np.ndarray], top: int) -> np.ndarray:
 
 def _planar_links(res: CostDistanceResult, resistance: np.ndarray, grid: Grid, top: int) -> tuple[list[dict], np.ndarray]:
     """The planar links (their least crossing, traced both ways), and :func:`_crossing_matrix`."""
-    best = _planar_proposals(res, resistance)
+    best = _planar_proposals(res, resistance, top)
     links = []
     nc = grid.width
     for a, b, cwd, i, j in zip(*(best[k].tolist() for k in ("a", "b", "cwd", "i", "j")), strict=True):  # a trace per link
