@@ -264,19 +264,28 @@ def test_resistance_of_another_shape_is_a_data_error():
         build_graph(np.ones((4, 5)), labels, p, g)
 
 
+def random_patches(seed, shape, share, *, integer):
+    """Random patches (``share`` of the cells) on a random resistance with 10 % no data, every patch passable.
+
+    ``integer``: resistance 1..3 (ties between crossings), else uniform in [1, 20).
+    """
+    rng = np.random.default_rng(seed)
+    mask = rng.random(shape) < share
+    assume(mask.sum() >= 2)
+    g, labels, p = patches_from_mask(mask)
+    res = rng.integers(1, 4, shape).astype(float) if integer else rng.uniform(1.0, 20.0, shape)
+    res[rng.random(shape) < 0.1] = np.nan
+    res[mask] = 1.0
+    return g, labels, p, res
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**31 - 1), connectivity=st.sampled_from([4, 8, 16]))
 def test_planar_graph_gives_the_allocation_crossings_of_its_search(seed, connectivity):
     """cwd.crossings of a planar graph is allocation_crossings of that search, bit for bit (what the corridors take)."""
     from leopardgeo.kernels.costdist import allocation_crossings
 
-    rng = np.random.default_rng(seed)
-    mask = rng.random((14, 17)) < 0.12
-    assume(mask.sum() >= 2)
-    g, labels, p = patches_from_mask(mask)
-    res = rng.uniform(1.0, 20.0, mask.shape)
-    res[rng.random(mask.shape) < 0.1] = np.nan
-    res[mask] = 1.0  # every patch passable
+    g, labels, p, res = random_patches(seed, (14, 17), 0.12, integer=False)
     _, cwd = build_graph(res, labels, p, g, connectivity=connectivity)
     want = allocation_crossings(cwd.cost, cwd.allocation, labels, res, cell_size_m=100.0, connectivity=connectivity)
     assert cwd.crossings is not None and np.array_equal(cwd.crossings, want)
@@ -288,13 +297,7 @@ def test_planar_graph_gives_the_allocation_crossings_of_its_search(seed, connect
 @given(seed=st.integers(0, 2**31 - 1), connectivity=st.sampled_from([4, 8, 16]))
 def test_planar_least_proposals_kept_in_the_scan_equal_the_sorted_ones(seed, connectivity):
     """Each pair's least proposal (the first found of equals) kept as the scan goes is the stable sort's, with ties."""
-    rng = np.random.default_rng(seed)
-    mask = rng.random((12, 15)) < 0.15
-    assume(mask.sum() >= 2)
-    _, labels, _ = patches_from_mask(mask)
-    res = rng.integers(1, 4, mask.shape).astype(float)  # few values: equal crossings between one pair
-    res[rng.random(mask.shape) < 0.1] = np.nan
-    res[mask] = 1.0
+    _, labels, _, res = random_patches(seed, (12, 15), 0.15, integer=True)  # few values: equal crossings
     one = cost_distance(res, labels, cell_size_m=100.0, connectivity=connectivity)
     top = int(labels.max())
     dense = graph_stage._planar_proposals(one, res, top)
