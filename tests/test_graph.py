@@ -307,3 +307,13 @@ def test_planar_least_proposals_kept_in_the_scan_equal_the_sorted_ones(seed, con
     assert dense.keys() == sorted_.keys()
     for k in dense:
         assert dense[k].dtype == sorted_[k].dtype and np.array_equal(dense[k], sorted_[k]), k
+
+
+def test_masked_resistance_cells_are_no_data_for_the_patch_checks():
+    mask = np.zeros((3, 5), bool)
+    mask[:, [0, 4]] = True
+    g, labels, p = patches_from_mask(mask)
+    res = np.ma.masked_array(np.ones((3, 5)), mask=np.zeros((3, 5), bool))
+    res.mask[:, 4] = True  # the second patch wholly masked (its hidden values 1.0 would look passable)
+    with pytest.raises(NoPathError, match="expected passable cells"):
+        build_graph(res, labels, p, g)

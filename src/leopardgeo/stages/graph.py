@@ -56,6 +56,7 @@ from leopardgeo.config import LinkRule, _f, _normalise, _positive
 from leopardgeo.core.errors import ConfigError, DataError, NoPathError
 from leopardgeo.core.executor import current_executor
 from leopardgeo.core.grid import Grid
+from leopardgeo.core.validation import unmasked
 from leopardgeo.io import RASTERS
 from leopardgeo.kernels._costdist_compiled import _block_has_edge, _crossing, _flat_deltas, _source_labels
 from leopardgeo.kernels.costdist import (
@@ -397,7 +398,7 @@ def build_graph(
         raise ConfigError(msg)
     labels = np.asarray(patch_labels, dtype="int32")
     ids = np.asarray(sorted(int(v) for v in patches["patch_id"]), dtype="int32")
-    res_in = np.asarray(resistance)
+    res_in = np.asarray(unmasked(resistance))  # masked cells are no data, as cost_distance takes them
     if res_in.shape != labels.shape:
         msg = (
             f"resistance: expected the shape of the patch labels {labels.shape}, found {res_in.shape}. "
