@@ -366,7 +366,8 @@ def build_graph(
         Nodes keyed by ``patch_id``; ``graph.graph["isolated"]`` lists patches
         with no link; ``graph.graph["crs"]`` the CRS.
     cwd : CostDistanceResult
-        The one-pass cost distance from all patches (for ``cwd.tif``).
+        The one-pass cost distance from all patches (for ``cwd.tif``); with the ``planar`` rule it carries the
+        allocation regions' least crossings (``cwd.crossings``, the links' costs), which the corridors take.
 
     Raises
     ------
