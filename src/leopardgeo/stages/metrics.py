@@ -390,7 +390,7 @@ def connectivity_metrics(
 
 def add_metric_attributes(G: nx.Graph, result: MetricsResult) -> None:
     """Store node metrics as node attributes, link metrics as edge attributes and the summary in ``G.graph``."""
-    for node, row in result.nodes.iterrows():
+    for node, row in result.nodes.to_dict("index").items():  # rows as dicts of Python scalars (no Series per row)
         G.nodes[node].update({k: (bool(v) if k == "articulation" else float(v)) for k, v in row.items()})
     for row in result.links.itertuples(index=False):
         G.edges[row.patch_a, row.patch_b].update(
