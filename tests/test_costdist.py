@@ -21,6 +21,7 @@ from leopardgeo.kernels.costdist import (
     cost_distance,
     cost_distance_many,
     crossing_floors,
+    pack_bound,
     path_to_linestring,
     prepare_search,
     single_source_cost,
@@ -665,13 +666,17 @@ def test_floors_keep_every_corridor_cell_and_learned_bounds_the_distances(connec
         for a in labels:
             floors[a, k] = 0.0 if a == q else between[a, q] * (1 - 1e-9)
     prep = prepare_search(res, src, cell_size_m=cell, connectivity=connectivity)
-    learned: dict = {}
-    reached: list[float] = []
-    cost, (r0, c0), box, _ = single_source_window(
-        prep, lab, cell_size_m=cell, max_cost=max(within), within=within, partners=others, rest=[True] * len(others),
-        bound=SearchBound(h1, max(within), allocation=alloc), floors=floors, learned=learned, reached=reached,
-        tighten=(1 + width, 0.0),
-    )  # fmt: skip
+    runs = []
+    for rasters in (None, pack_bound(h1, alloc)):  # laid out by the search, or once for many: the same search
+        learned: dict = {}
+        reached: list[float] = []
+        cost, (r0, c0), box, boxes = single_source_window(
+            prep, lab, cell_size_m=cell, max_cost=max(within), within=within, partners=others, rest=[True] * len(others),
+            bound=SearchBound(h1, max(within), allocation=alloc, rasters=rasters), floors=floors, learned=learned,
+            reached=reached, tighten=(1 + width, 0.0),
+        )  # fmt: skip
+        runs.append((cost.tobytes(), (r0, c0), box, boxes, reached, learned["floor"], learned["at"].tobytes()))
+    assert runs[0] == runs[1]
     got = np.full(res.shape, np.inf)
     got[r0 : box[1], c0 : box[3]] = cost
     final = [min(w, (1 + width) * at) for w, at in zip(within, reached, strict=True)]  # as the search lowered them
@@ -682,6 +687,31 @@ def test_floors_keep_every_corridor_cell_and_learned_bounds_the_distances(connec
     for q in labels:
         assert min(learned["floor"], learned["at"][q]) <= between[lab, q] * (1 + 1e-9)
     assert learned["at"][lab] == 0.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    x=st.one_of(
+        st.floats(allow_nan=True, allow_infinity=True, width=64),
+        st.floats(min_value=0.0, max_value=1e-37),  # float32's subnormal range and below
+        st.floats(min_value=3.0e38, max_value=1e300),  # float32's largest values and beyond
+    )
+)
+def test_bound_layout_rounds_h1_down_to_float32_and_the_upper_bound_covers_it(x):
+    # what the searches read: a float32 no higher than h1 and the largest such (the next float32 up is above h1),
+    # and _above(it) no lower than h1 -- by definition, through numpy's float32 steps, not the kernel's arithmetic
+    from leopardgeo.kernels._costdist_compiled import _above
+
+    rasters = pack_bound(np.array([[x, 0.0]]), np.array([[7, -3]], dtype=np.int32))
+    v = rasters.packed.view(np.float32)[0]
+    assert rasters.packed[1::2].tolist() == [7, -3] and rasters.packed.view(np.float32)[2] == 0.0
+    if math.isnan(x):
+        assert math.isnan(v)
+        return
+    assert float(v) <= x
+    with np.errstate(over="ignore"):  # the step above float32's largest value is inf
+        assert float(np.nextafter(v, np.float32(np.inf))) > x or (math.isinf(x) and v == x)
+    assert _above(float(v)) >= x
 
 
 def test_floors_refuse_the_region_of_a_patch_far_from_the_partner():
@@ -758,6 +788,21 @@ def test_single_source_window_errors():
     ]:
         with pytest.raises(DataError, match=f"floors: expected a bound with an allocation .*found {found}"):
             single_source_window(prep, 1, cell_size_m=10, max_cost=50, bound=bound, within=[10.0], partners=[2], floors=floors)
+    other = pack_bound(h1.copy(), alloc)
+    with pytest.raises(DataError, match="bound.rasters: expected pack_bound of this bound's h1 and allocation"):
+        single_source_window(
+            prep, 1, cell_size_m=10, max_cost=50, bound=SearchBound(h1, 1.0, allocation=alloc, rasters=other),
+            within=[10.0], partners=[2],
+        )  # fmt: skip
+    for args, found in [
+        ((h1, alloc.astype(float)), "float64 of shape .* and float64 of shape"),
+        ((h1, alloc[:, :2]), r"float64 of shape \(2, 3\) and int32 of shape \(2, 2\)"),
+        ((alloc, alloc), "int32 of shape"),
+    ]:
+        with pytest.raises(DataError, match=f"pack_bound: expected a float h1 and an integer allocation .*found {found}"):
+            pack_bound(*args)
+    with pytest.raises(DataError, match="pack_bound: expected int32 labels, found 1 to 4294967296"):
+        pack_bound(h1, alloc.astype(np.int64) << (alloc == 2) * 31)  # label 2 becomes 2**32
     with pytest.raises(DataError, match="learned: expected a bound with h1"):
         single_source_window(prep, 1, cell_size_m=10, max_cost=50, within=[10.0], partners=[2], learned={})
     with pytest.raises(DataError, match="floors, learned: expected partners with them"):

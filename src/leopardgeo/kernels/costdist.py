@@ -24,7 +24,7 @@ import logging
 import math
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -39,11 +39,13 @@ from leopardgeo.core.grid import Grid
 from leopardgeo.core.validation import check_resistance, unmasked
 from leopardgeo.kernels._costdist_compiled import (
     _MAX_BUCKETS,
+    _NO_H32,
     _allocation_exits,
     _bottleneck,
     _fill_allocation,
     _group_sources,
     _init_outputs,
+    _pack_bound,
     _scan_resistance,
     _scan_sources,
     _search_grid,
@@ -59,10 +61,12 @@ __all__ = [
     "cost_distance",
     "cost_distance_many",
     "path_to_linestring",
+    "BoundRasters",
     "SearchBound",
     "allocation_crossings",
     "allocation_exits",
     "crossing_floors",
+    "pack_bound",
     "prepare_search",
     "single_source_cost",
     "single_source_window",
@@ -514,6 +518,15 @@ class _Prepared:
     labels: np.ndarray  # sorted labels with a source cell on data (int64)
     start: np.ndarray  # cells of labels[i]: cells[start[i]:start[i + 1]] (flat ids, ascending)
     cells: np.ndarray
+    _laid_out: list[np.ndarray] = field(default_factory=list, compare=False, repr=False)
+
+    def source_layout(self) -> np.ndarray:
+        """The source labels as the searches with partners and no bound read them (:func:`_pack_bound`), made once."""
+        if not self._laid_out:  # two threads may both make it: the same values
+            out = np.empty(2 * self.inp.src.size, dtype=np.int32)
+            _pack_bound(np.empty(0), np.ascontiguousarray(self.inp.src).reshape(-1), out)
+            self._laid_out.append(out)
+        return self._laid_out[0]
 
     def sources(self, label: int) -> np.ndarray:
         """Flat ids of the cells of ``label`` that are not no data, ascending (empty if none)."""
@@ -603,6 +616,60 @@ def single_source_cost(prepared: _Prepared, label: int, *, cell_size_m: float, m
     cell = _check_positive(cell_size_m, "cell_size_m", "metres")  # <= 0 would grow the queue without end
     cut = math.inf if max_cost is None else _check_positive(max_cost, "max_cost", "cost-weighted metres")
     return _run(prepared.inp, lab, cell, cutoff=cut, allocation=False)[0]
+@dataclass(frozen=True, slots=True)
+class BoundRasters:
+    """A bound's ``h1`` and ``allocation`` laid out once for many pruned searches (:func:`pack_bound`).
+
+    Attributes
+    ----------
+    h1, allocation
+        The rasters it was made from (the same arrays: :class:`SearchBound` checks that it is given with them).
+    packed
+        int32, two per cell: ``h1`` rounded down to float32 (its bits), then the allocation's label (8 bytes
+        per cell).  A search reads both values of each cell it takes, and so reads one cache line, not two; it
+        takes the rounded value where it needs a lower bound and the next float32 up where it needs an upper
+        one, so the layout changes no corridor (see :func:`~leopardgeo.kernels._costdist_compiled._pack_bound`).
+    """
+
+    h1: np.ndarray
+    allocation: np.ndarray
+    packed: np.ndarray
+
+
+def pack_bound(h1: np.ndarray, allocation: np.ndarray) -> BoundRasters:
+    """Lay a bound's ``h1`` and ``allocation`` out once for the searches that share them (:class:`SearchBound`).
+
+    Each search with that bound would otherwise lay them out itself (one pass over the grid).  The values are
+    copied: changing ``h1`` or ``allocation`` afterwards does not change the layout, so make a new one then.
+
+    Raises
+    ------
+    DataError
+        If ``h1`` is not a float raster, or ``allocation`` not an integer raster of its shape.
+
+    Examples
+    --------
+    >>> h1 = np.array([[0.0, 10.0, 0.1]])
+    >>> rasters = pack_bound(h1, np.array([[1, 1, 2]]))
+    >>> rasters.packed.view(np.float32)[0::2].tolist(), rasters.packed[1::2].tolist()  # 0.1 rounded down
+    ([0.0, 10.0, 0.09999999403953552], [1, 1, 2])
+    """
+    h = np.asarray(h1)
+    alloc = np.asarray(allocation)
+    if not np.issubdtype(h.dtype, np.floating) or alloc.shape != h.shape or not np.issubdtype(alloc.dtype, np.integer):
+        msg = (
+            f"pack_bound: expected a float h1 and an integer allocation of its shape, found {h.dtype} of shape "
+            f"{h.shape} and {alloc.dtype} of shape {alloc.shape}. Give the cost and the allocation of one search."
+        )
+        raise DataError(msg)
+    if alloc.size and (int(alloc.min()) < np.iinfo(np.int32).min or int(alloc.max()) > np.iinfo(np.int32).max):
+        msg = f"pack_bound: expected int32 labels, found {int(alloc.min())} to {int(alloc.max())}. Number the sources from 1."
+        raise DataError(msg)
+    out = np.empty(2 * h.size, dtype=np.int32)
+    _pack_bound(np.ascontiguousarray(h, dtype=np.float64).reshape(-1), np.ascontiguousarray(alloc).reshape(-1), out)
+    return BoundRasters(h1, allocation, out)
+
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -636,6 +703,9 @@ class SearchBound:
         partner :math:`q`'s allocation taken at cost :math:`d` shows that a path to :math:`q` costs at
         most :math:`d + h_1`, so a partner's cost comes down as soon as the search enters its allocation.
         With an ``h1`` that is only a lower bound this would cut corridors short: leave it None then.
+    rasters
+        :func:`pack_bound` of this ``h1`` and ``allocation`` (the same arrays), made once for the searches
+        that share them, or None: each search lays them out itself.  The same searches either way.
     """
 
     h1: np.ndarray | None
@@ -644,6 +714,24 @@ class SearchBound:
     origin: tuple[int, int] = (0, 0)
     parts: Sequence[tuple[np.ndarray, tuple[int, int], tuple[int, int, int, int], float]] = ()
     allocation: np.ndarray | None = None
+    rasters: BoundRasters | None = None
+
+    def _layout(self, labels: np.ndarray | None) -> np.ndarray:
+        """``h1`` and the labels (``labels`` flat, or the allocation) as the kernel reads them (:func:`_pack_bound`)."""
+        if self.rasters is not None:
+            if self.rasters.h1 is not self.h1 or self.rasters.allocation is not self.allocation:
+                msg = (
+                    "bound.rasters: expected pack_bound of this bound's h1 and allocation (the same arrays), found "
+                    "the layout of other rasters. Make it with pack_bound(h1, allocation) of this bound, or leave it out."
+                )
+                raise DataError(msg)
+            return self.rasters.packed
+        h1 = np.empty(0) if self.h1 is None else np.ascontiguousarray(self.h1, dtype=np.float64).reshape(-1)
+        if labels is None:
+            labels = np.zeros(h1.size, dtype=np.int32)
+        out = np.empty(2 * labels.size, dtype=np.int32)
+        _pack_bound(h1, labels, out)
+        return out
 
     def _allocation(self, shape: tuple[int, ...]) -> np.ndarray | None:
         """The flat allocation raster the kernel reads with ``h1`` (None without one)."""
@@ -1024,7 +1112,7 @@ def single_source_window(
     thr_box = np.tile(empty, (thresholds.size, 1))
     flat = work.reshape(-1)
     flat[srcs] = 0.0
-    tg = None
+    tg = alloc = None
     if len(partners):
         if len(partners) != thresholds.size or (len(rest) and len(rest) != thresholds.size):
             msg = (
@@ -1065,6 +1153,12 @@ def single_source_window(
     elif floors is not None or learned is not None:
         msg = "floors, learned: expected partners with them, found none. Give the partners, or leave floors and learned out."
         raise DataError(msg)
+    has_h1 = args is not None and args[0].size > 0
+    if has_h1 or tg is not None:  # h1 and the labels in one 8-byte slot per cell: one cache line per cell taken
+        layout = bound._layout(tg[0] if tg is not None else None) if has_h1 else prepared.source_layout()
+        args = None if args is None else (layout.view(np.float32) if has_h1 else _NO_H32, *args[1:])
+        if tg is not None:
+            tg = (layout, *tg[1:])
     start = thresholds.copy()
     search = (srcs, False, args, box, thresholds, thr_box, tg)
     if _search_grid(res, work, dummy_alloc, dummy_back, offsets, inv_width, n_buckets, True, *search):

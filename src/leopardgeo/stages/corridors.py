@@ -82,10 +82,12 @@ from leopardgeo.kernels._costdist_compiled import (
 from leopardgeo.kernels.costdist import (
     NEIGHBOUR_OFFSETS,
     VALID_CONNECTIVITY,
+    BoundRasters,
     SearchBound,
     allocation_crossings,
     allocation_exits,
     crossing_floors,
+    pack_bound,
     prepare_search,
     single_source_window,
 )
@@ -464,8 +466,9 @@ class _WorkPool:
 def _whole_search(item: tuple) -> tuple[_Found, dict[int, tuple[int, int, int, int] | None], dict[int, float], Any]:
     """One patch's search on the whole grid (an executor task: module level, the scanned rasters through a shared handle).
 
-    ``pool``: a :class:`_WorkPool` (local executors) or None; ``bound``: ``(h1 handle or None, r1, parts,
-    allocation handle or None)`` of :class:`~leopardgeo.kernels.costdist.SearchBound`, or None; ``ends``:
+    ``pool``: a :class:`_WorkPool` (local executors) or None; ``bound``: ``(handle or None, r1, parts)`` of
+    :class:`~leopardgeo.kernels.costdist.SearchBound`, the handle's value ``h1`` or, with the allocation, their
+    :class:`~leopardgeo.kernels.costdist.BoundRasters`; or None; ``ends``:
     ``(other patch, reach, rest)`` of the patch's links (``rest``: whether the bound's ``r1`` covers the link, i.e.
     its other patch was not searched before); ``tighten``: ``(a, b)`` such that a link whose other patch is at most
     ``d`` away has the reach ``a * d + b`` at most.  Returns the search; per other patch, the grid box of the cells
@@ -480,10 +483,13 @@ def _whole_search(item: tuple) -> tuple[_Found, dict[int, tuple[int, int, int, i
     sb = None
     learned = None
     if bound is not None:
-        h1_h, r1, parts, alloc_h = bound
-        h1, alloc = (h.get() if h is not None else None for h in (h1_h, alloc_h))
-        sb = SearchBound(h1, r1, parts=parts, allocation=alloc)
-        learned = {} if alloc is not None else None
+        low_h, r1, parts = bound
+        low = low_h.get() if low_h is not None else None
+        if isinstance(low, BoundRasters):  # h1 with its allocation, laid out once for all searches
+            sb = SearchBound(low.h1, r1, parts=parts, allocation=low.allocation, rasters=low)
+            learned = {}
+        else:
+            sb = SearchBound(low, r1, parts=parts)
     work = pool.take() if pool is not None else None
     reach = [r * (1.0 + _PRUNE_SLACK) for _, r, _ in ends]
     reached: list[float] = []
@@ -517,8 +523,9 @@ def _at(found: _Found, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
 
 
 #: Bytes a cell of one whole-grid per-patch search task: its cost raster 8, and the costs of patches kept for their
-#: pending links and a pruning bound (8 each; in their boxes, counted as if two were whole-grid), with room to spare.
-WHOLE_SEARCH_BYTES_PER_CELL = 13 + 2 * 8
+#: pending links and a pruning bound (8 each; in their boxes, counted as if two were whole-grid), with room to spare;
+#: and the bound with its allocation laid out for the kernel (8: :func:`~leopardgeo.kernels.costdist.pack_bound`).
+WHOLE_SEARCH_BYTES_PER_CELL = 13 + 2 * 8 + 8
 
 
 #: Slack on the pruning bounds (relative): they hold to rounding, which this covers many times over.
@@ -634,7 +641,7 @@ def _search_bound(
     low_h: Any,
     within: dict[int, dict[int, Any]],
     p: int,
-    alloc_h: Any = None,
+    allocated: bool = False,
 ) -> tuple:
     r"""The pruning of patch ``p``'s search: :class:`~leopardgeo.kernels.costdist.SearchBound` as a task's tuple.
 
@@ -650,9 +657,10 @@ def _search_bound(
       :math:`q`, made in place by the search over the box of the cells :math:`q`'s search expanded at
       :math:`d_q \le R_{pq}` (``within[q][p]``: every cell where the test is needed is one of them; elsewhere
       it fails);
-    * else a lower bound: the cost distance from all patches (``low_h``, the links stage's one-pass search) or 0
+    * else a lower bound: the cost distance from all patches (``low_h``, the links stage's one-pass search, with
+      ``allocated`` its :func:`~leopardgeo.kernels.costdist.pack_bound` with the allocation) or 0
       -- the ``h1`` test with :math:`r_1 = \max R_{pq}` over those links.  With that search's allocation
-      (``alloc_h``) the search also learns upper bounds on those links' least-cost distances as it goes
+      the search also learns upper bounds on those links' least-cost distances as it goes
       (:class:`~leopardgeo.kernels.costdist.SearchBound`'s ``allocation``), so :math:`r_1` comes down sooner,
       and the task gets lower bounds on the least cost between each patch and those other ends (:func:`_floors`)
       that refuse cells allocated to a patch far from all of them.  With the allocation the bound keeps ``h1``
@@ -671,7 +679,7 @@ def _search_bound(
         if box is not None:
             cost, origin, _ = searched[q]
             parts.append((cost, origin, box, reach * (1.0 + _PRUNE_SLACK)))
-    return (low_h, r1, tuple(parts), alloc_h) if rest or alloc_h is not None else (None, r1, tuple(parts), None)
+    return (low_h, r1, tuple(parts)) if rest or allocated else (None, r1, tuple(parts))
 
 
 def _floors(
@@ -936,9 +944,9 @@ def least_cost_corridors(
             lower_bound_allocation, low, labels, res, cell, connectivity, sorted(ends), lower_bound_crossings
         )
         alloc, bounds = (None, None) if checked is None else checked
-        low_h = ex.share(low) if low is not None else None
-        alloc_h = ex.share(alloc) if alloc is not None else None
-        handles += [h for h in (inp_h, low_h, alloc_h) if h is not None]
+        # with the allocation, the two laid out once for all searches (pack_bound), not by each
+        low_h = None if low is None else ex.share(low if alloc is None else pack_bound(low, alloc))
+        handles += [h for h in (inp_h, low_h) if h is not None]
         # local threads: the searches run in reused rasters, and a patch's search is pruned with the costs of the
         # patches searched before it (in memory here); the patches with the farthest reach first, as they gain most
         local = getattr(ex, "kind", None) == "threads"
@@ -958,7 +966,7 @@ def least_cost_corridors(
         def item(p: int) -> tuple:
             searched = cache if local else {}
             now = [(q, min(r, tight.get((min(p, q), max(p, q)), math.inf))) for q, r in ends[p]]
-            bound = _search_bound(now, searched, low_h, within, p, alloc_h)
+            bound = _search_bound(now, searched, low_h, within, p, alloc is not None)
             cut = max(r for _, r in now)
             rest = [q for q, _ in now if q not in searched]
             fl = None if bounds is None else _floors(bounds, learned, rest, [q for q, _ in now])
