@@ -399,7 +399,7 @@ def draw_bytes(n_cells: int, stage_names: tuple[str, ...]) -> int:
     Examples
     --------
     >>> draw_bytes(1_000_000, ("links", "corridors"))
-    124000000
+    132000000
     """
     from leopardgeo.core.memory import RUN_BYTES_PER_CELL as B
 
