@@ -333,7 +333,9 @@ def _search(
                     w = np.int64(data[np.uint64(blk * _BLOCK + f - _AHEAD)])
                     _prefetch_block(cf, w, nc)
                     _prefetch_block(rf, w, nc)
-                    if has_h1 or n_tg > 0:  # its h1 and label, one 8-byte slot
+                    if has_h1:  # its h1 and label: one 8-byte slot, the same address in either view
+                        _prefetch(h1, 2 * w)
+                    elif n_tg > 0:
                         _prefetch(labf, 2 * w)
             live -= 1
             d = cf[np.uint64(u)]

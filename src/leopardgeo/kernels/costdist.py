@@ -616,6 +616,8 @@ def single_source_cost(prepared: _Prepared, label: int, *, cell_size_m: float, m
     cell = _check_positive(cell_size_m, "cell_size_m", "metres")  # <= 0 would grow the queue without end
     cut = math.inf if max_cost is None else _check_positive(max_cost, "max_cost", "cost-weighted metres")
     return _run(prepared.inp, lab, cell, cutoff=cut, allocation=False)[0]
+
+
 @dataclass(frozen=True, slots=True)
 class BoundRasters:
     """A bound's ``h1`` and ``allocation`` laid out once for many pruned searches (:func:`pack_bound`).
@@ -645,7 +647,7 @@ def pack_bound(h1: np.ndarray, allocation: np.ndarray) -> BoundRasters:
     Raises
     ------
     DataError
-        If ``h1`` is not a float raster, or ``allocation`` not an integer raster of its shape.
+        If ``h1`` is not a float raster, or ``allocation`` not an integer raster of its shape with int32 labels.
 
     Examples
     --------
@@ -668,8 +670,6 @@ def pack_bound(h1: np.ndarray, allocation: np.ndarray) -> BoundRasters:
     out = np.empty(2 * h.size, dtype=np.int32)
     _pack_bound(np.ascontiguousarray(h, dtype=np.float64).reshape(-1), np.ascontiguousarray(alloc).reshape(-1), out)
     return BoundRasters(h1, allocation, out)
-
-
 
 
 @dataclass(frozen=True, slots=True)
