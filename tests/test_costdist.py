@@ -794,6 +794,11 @@ def test_single_source_window_errors():
             prep, 1, cell_size_m=10, max_cost=50, bound=SearchBound(h1, 1.0, allocation=alloc, rasters=other),
             within=[10.0], partners=[2],
         )  # fmt: skip
+    with pytest.raises(DataError, match="bound.rasters: expected the BoundRasters of pack_bound.*found ndarray"):
+        single_source_window(
+            prep, 1, cell_size_m=10, max_cost=50, bound=SearchBound(h1, 1.0, allocation=alloc, rasters=other.packed),
+            within=[10.0], partners=[2],
+        )  # fmt: skip
     for args, found in [
         ((h1, alloc.astype(float)), "float64 of shape .* and float64 of shape"),
         ((h1, alloc[:, :2]), r"float64 of shape \(2, 3\) and int32 of shape \(2, 2\)"),

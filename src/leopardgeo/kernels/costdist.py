@@ -719,6 +719,12 @@ class SearchBound:
     def _layout(self, labels: np.ndarray | None) -> np.ndarray:
         """``h1`` and the labels (``labels`` flat, or the allocation) as the kernel reads them (:func:`_pack_bound`)."""
         if self.rasters is not None:
+            if not isinstance(self.rasters, BoundRasters):
+                msg = (
+                    f"bound.rasters: expected the BoundRasters of pack_bound(h1, allocation), found "
+                    f"{type(self.rasters).__name__}. Make it with pack_bound, or leave it out."
+                )
+                raise DataError(msg)
             if self.rasters.h1 is not self.h1 or self.rasters.allocation is not self.allocation:
                 msg = (
                     "bound.rasters: expected pack_bound of this bound's h1 and allocation (the same arrays), found "
