@@ -137,15 +137,19 @@ def test_corridor_values_make_numpys_mosaic_whatever_the_order(seed, n_links):
         r0, c0, a, b, lcd, width = links[k]
         res = rng.uniform(1, 100, a.shape).astype(np.float32)
         prot = rng.random(a.shape) < 0.5 if k % 2 else np.zeros((0, 0), dtype=bool)  # with and without protected areas
+        measures = bool(rng.random() < 0.7)  # without: the same mask, count and mosaic, and nothing else
         inside, value32, n, res_in, n_prot = corridors._corridor_values(
-            a, b, lcd, width, best, index, r0, c0, int(k) + 1, res, prot
+            a, b, lcd, width, best, index, r0, c0, int(k) + 1, res, prot, measures
         )
         v = (a + b) - lcd
         np.testing.assert_array_equal(inside, v <= width)
-        np.testing.assert_array_equal(value32, np.where(v <= width, v, np.nan).astype(np.float32))
         assert n == np.count_nonzero(v <= width)
-        assert res_in.dtype == np.float32 and res_in.tobytes() == res[v <= width].tobytes()  # numpy's order
-        assert n_prot == (np.count_nonzero(prot & (v <= width)) if prot.size else 0)
+        if measures:
+            np.testing.assert_array_equal(value32, np.where(v <= width, v, np.nan).astype(np.float32))
+            assert res_in.dtype == np.float32 and res_in.tobytes() == res[v <= width].tobytes()  # numpy's order
+            assert n_prot == (np.count_nonzero(prot & (v <= width)) if prot.size else 0)
+        else:
+            assert value32.shape == (0, 0) and res_in.size == 0 and n_prot == 0
     np.testing.assert_array_equal(best, want)
     np.testing.assert_array_equal(index, want_index)
     # the float32 map of that mosaic, as numpy makes it (NaN outside every corridor)
@@ -297,6 +301,20 @@ def test_pruned_searches_give_the_unpruned_corridors_bit_for_bit(case):
                 lower_bound_allocation=alloc, lower_bound_crossings=crossings, **width,
             )  # fmt: skip
             same_corridors(out, ref)
+    # without the measures or outlines (ensemble draws): the same maps, masks and table, less those columns
+    lean = least_cost_corridors(
+        *args, connectivity=conn, protected=protected, workers=1, windowed=False, lower_bound=one_pass.cost,
+        lower_bound_allocation=one_pass.allocation, polygons=False, measures=False, **width,
+    )  # fmt: skip
+    assert lean.normalised.tobytes() == ref.normalised.tobytes()
+    np.testing.assert_array_equal(lean.link_index, ref.link_index)
+    skip = ["geometry", "mean_resistance", "protected_frac"]
+    assert lean.table.drop(columns=skip).to_csv() == ref.table.drop(columns=skip).to_csv()
+    assert lean.table[skip[1:]].isna().all().all() and lean.table.geometry.isna().all()
+    assert list(lean.windows) == list(ref.windows)
+    for k, w in lean.windows.items():
+        assert (w.rows, w.cols) == (ref.windows[k].rows, ref.windows[k].cols) and w.value.shape == (0, 0)
+        np.testing.assert_array_equal(w.mask, ref.windows[k].mask)
     # graph cwds far above the least-cost distances (links kept off other patches, or a planar upper bound): the
     # whole-grid searches lower each link's reach once they reach its other patch; the windowed ones keep the graph's
     for _, _, d in G.edges(data=True):

@@ -613,6 +613,43 @@ def test_allocation_exits_are_numpys_and_bound_the_distances(connectivity, case)
                 assert max(got[a], got[t]) <= row[a] <= between[a, t] * (1 + 1e-9)
 
 
+def _floyd_minimax(w: np.ndarray) -> np.ndarray:
+    """The least, over paths, of the largest weight on the path (Floyd-Warshall on min-max): no tree, no sort."""
+    m = np.minimum(w, w.T)
+    np.fill_diagonal(m, 0.0)
+    for k in range(m.shape[0]):
+        m = np.minimum(m, np.maximum(m[:, k : k + 1], m[k : k + 1, :]))
+    return m
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 9),
+    data=st.data(),
+)
+def test_crossing_floors_are_the_minimax_crossings(n, data):
+    # any graph of touching regions: missing crossings (inf), ties, zero costs, labels repeated or out of range
+    cells = data.draw(st.lists(st.sampled_from([np.inf, np.inf, 0.0, 1.0, 2.5, 2.5, 7.0, 40.0]), min_size=n * n, max_size=n * n))
+    w = np.array(cells, dtype=float).reshape(n, n)
+    w = np.minimum(w, w.T)
+    labels = data.draw(st.lists(st.integers(-1, n), min_size=1, max_size=6))
+    got = crossing_floors(w, labels)
+    want = _floyd_minimax(w)
+    assert got.shape == (len(labels), n)
+    for row, t in zip(got, labels, strict=True):
+        if 0 <= t < n:
+            np.testing.assert_array_equal(row, want[t])
+        else:
+            assert np.isinf(row).all()
+
+
+def test_crossing_floors_keep_a_crossing_of_cost_zero():
+    # regions 1 and 2 touch at cost 0, 2 and 3 at 5, 1 and 3 at 9: from 1, region 2 is 0 away and 3 is 5
+    inf = np.inf
+    w = np.array([[inf, inf, inf, inf], [inf, inf, 0.0, 9.0], [inf, 0.0, inf, 5.0], [inf, 9.0, 5.0, inf]])
+    assert crossing_floors(w, [1, 3]).tolist() == [[inf, 0.0, 0.0, 5.0], [inf, 5.0, 5.0, 0.0]]
+
+
 def test_allocation_exits_of_two_labels_on_a_wide_grid():
     # one region edge on a 30 x 70 grid (blocks of cells tested at once: the ones it crosses must be looked at): two
     # sources at the ends of the middle row, resistance 1, cell 100: leaving either region costs 69 x 100

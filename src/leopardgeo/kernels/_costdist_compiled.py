@@ -783,13 +783,55 @@ def _allocation_exits(cost, alloc, labels, res, offsets, step_len, via, has_via,
     return exits, bad, pairs
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _root(parent, x):  # pragma: no cover - compiled
+    """The root of ``x``'s set in the union-find forest ``parent``, halving the path on the way."""
+    while parent[x] != x:
+        parent[x] = parent[parent[x]]
+        x = parent[x]
+    return x
+
+
 @njit(cache=True, nogil=True)
-def _bottleneck(out, order, pred, step):  # pragma: no cover - compiled
-    """``out[order[0]] = 0``, then along a tree in breadth-first ``order``: ``out[v] = max(out[pred[v]], step)``."""
-    out[order[0]] = 0.0
-    for i in range(1, order.size):
-        v = order[i]
-        out[v] = max(out[pred[v]], step[i - 1])
+def _minimax_rows(ea, eb, ew, row_of, out):  # pragma: no cover - compiled
+    """Kruskal's merges over the edges ``(ea, eb, ew)`` in ascending ``ew``: the least largest weight between nodes.
+
+    When an edge first joins two sets of nodes, every path between them in the graph has an edge at least that
+    heavy (the lighter ones do not join them) and the one through it has none heavier, so it is the minimax
+    weight of every pair across the two sets.  ``out`` (inf, one row per node with ``row_of[node] >= 0``, a column
+    per node) gets it for each such node and every node of the other set; 0 at the node itself.
+    """
+    n = row_of.size
+    parent = np.arange(n)
+    size = np.ones(n, dtype=np.int64)
+    head = np.arange(n)  # each set's members as a linked list: first, next, last
+    nxt = np.full(n, -1, dtype=np.int64)
+    tail = np.arange(n)
+    for v in range(n):
+        if row_of[v] >= 0:
+            out[row_of[v], v] = 0.0
+    for e in range(ea.size):
+        a = _root(parent, ea[e])
+        b = _root(parent, eb[e])
+        if a == b:
+            continue
+        w = ew[e]
+        for s, t in ((a, b), (b, a)):
+            x = head[s]
+            while x >= 0:
+                r = row_of[x]
+                if r >= 0:
+                    y = head[t]
+                    while y >= 0:
+                        out[r, y] = w
+                        y = nxt[y]
+                x = nxt[x]
+        if size[a] < size[b]:
+            a, b = b, a
+        parent[b] = a
+        size[a] += size[b]
+        nxt[tail[a]] = head[b]
+        tail[a] = tail[b]
 
 
 @njit(cache=True, nogil=True)
@@ -1065,7 +1107,7 @@ def _take_box(work, r0, r1, c0, c1):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _corridor_values(a, b, lcd, width, best, link_index, r0, c0, index, res, prot):  # pragma: no cover - compiled
+def _corridor_values(a, b, lcd, width, best, link_index, r0, c0, index, res, prot, measures):  # pragma: no cover - compiled
     """One pass over a corridor's window: ``value = (a + b) - lcd``, ``inside = value <= width``, into the mosaic.
 
     Returns ``inside``, the float32 values (NaN outside) and the count inside, as
@@ -1074,13 +1116,14 @@ def _corridor_values(a, b, lcd, width, best, link_index, r0, c0, index, res, pro
     ``prot`` (the protected-area window, bool; 0 rows: none) is True.  Each cell inside enters the mosaic ``best``
     (the window at ``(r0, c0)``, float64) when its value is below it, or equal with a lower ``index`` than the one in
     ``link_index`` (0: none): the least value over the links, the first link in link order on a tie, whatever order
-    the links come in.
+    the links come in.  Without ``measures`` only ``inside``, the count and the mosaic: the values and ``res[inside]``
+    come back empty and the protected count 0 (half the memory traffic).
     """
     nr, nc = a.shape
     inside = np.empty((nr, nc), dtype=np.bool_)
-    value32 = np.empty((nr, nc), dtype=np.float32)
-    res_in = np.empty_like(res).reshape(-1)
-    has_prot = prot.shape[0] > 0
+    value32 = np.empty((nr, nc) if measures else (0, 0), dtype=np.float32)
+    res_in = np.empty(res.size if measures else 0, dtype=res.dtype)
+    has_prot = measures and prot.shape[0] > 0
     n = 0
     n_prot = 0
     for i in range(nr):
@@ -1090,24 +1133,26 @@ def _corridor_values(a, b, lcd, width, best, link_index, r0, c0, index, res, pro
             if (j & 7) == 0:
                 _prefetch(a_next, j)
                 _prefetch(b_next, j)
-                _prefetch(res_next, j)
                 _prefetch(best_next, j)
+                if measures:
+                    _prefetch(res_next, j)
             v = (a[i, j] + b[i, j]) - lcd
             ok = v <= width  # False for NaN
             inside[i, j] = ok
             if ok:
-                value32[i, j] = np.float32(v)
-                res_in[n] = res[i, j]
+                if measures:
+                    value32[i, j] = np.float32(v)
+                    res_in[n] = res[i, j]
+                    if has_prot and prot[i, j]:
+                        n_prot += 1
                 n += 1
-                if has_prot and prot[i, j]:
-                    n_prot += 1
                 was = best[r0 + i, c0 + j]
                 if v < was or (v == was and index < link_index[r0 + i, c0 + j]):
                     best[r0 + i, c0 + j] = v
                     link_index[r0 + i, c0 + j] = index
-            else:
+            elif measures:
                 value32[i, j] = np.nan
-    return inside, value32, n, res_in[:n], n_prot
+    return inside, value32, n, res_in[: n if measures else 0], n_prot
 
 
 @njit(cache=True, nogil=True)

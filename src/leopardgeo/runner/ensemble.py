@@ -218,12 +218,16 @@ def draw_configs(cfg: Any, params: pd.DataFrame) -> list[Any]:
 
 # ---------------------------------------------------------------------- one draw
 def _draw_corridors(cfg: Any, ctx: dict[str, Any]) -> dict[str, Any]:
-    """The corridors stage of a draw: the corridor map and measures, without the outlines no summary uses."""
+    """The corridors stage of a draw: the corridor map, widths and cwd, without the outlines and measures no summary uses.
+
+    The circuit stage of a draw reads the windows' masks, which stay.
+    """
     from leopardgeo.stages.corridors import compute_corridors
 
     extra = {"protected": ctx["protected"]} if "protected" in ctx else {}  # rasterised once per ensemble
     corridors = compute_corridors(
-        cfg, ctx["inputs"], ctx["resistance"], ctx["labels"], ctx["graph"], polygons=False, cwd=ctx.get("cwd"), **extra
+        cfg, ctx["inputs"], ctx["resistance"], ctx["labels"], ctx["graph"], polygons=False, measures=False,
+        cwd=ctx.get("cwd"), **extra
     )
     return {"corridors": corridors}
 

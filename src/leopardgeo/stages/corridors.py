@@ -139,7 +139,8 @@ class CorridorWindow:
         the other patch), exactly as the formula gives.
     value
         float32 corridor value (cost-weighted metres) inside the window, NaN
-        outside ``mask``.
+        outside ``mask``; empty (0 × 0) from corridors made without their
+        measures (``least_cost_corridors(measures=False)``).
 
     Examples
     --------
@@ -742,6 +743,7 @@ def least_cost_corridors(
     windowed: bool | None = None,
     executor: Any = None,
     polygons: bool = True,
+    measures: bool = True,
     lower_bound: np.ndarray | None = None,
     lower_bound_allocation: np.ndarray | None = None,
     lower_bound_crossings: np.ndarray | None = None,
@@ -788,6 +790,12 @@ def least_cost_corridors(
         Outline each corridor (the table's ``geometry``); False leaves it None
         (everything else the same), for callers that use only the maps and
         measures (ensemble draws).
+    measures
+        Give each corridor its ``mean_resistance`` and ``protected_frac`` and
+        its window its values; False leaves them NaN and the windows' values
+        empty (the masks, the mosaic, the widths, areas and cwd the same), for
+        callers that use none of them (ensemble draws): one pass over each
+        window with half the memory traffic.
     lower_bound
         The cost distance from all patches together on this resistance with
         this connectivity (``cost_distance(resistance, patch_labels).cost``:
@@ -1015,7 +1023,7 @@ def least_cost_corridors(
                 reached = None if windowed else (within[a][b], within[b][a])
                 win, record = _one_corridor(
                     link, cache[a], cache[b], res, labels, prot, grid, connectivity, width_of, cutoffs, polygons=polygons,
-                    within=reached, mosaic=(best, link_index), index=i + 1,
+                    measures=measures, within=reached, mosaic=(best, link_index), index=i + 1,
                 )
                 made[i] = (win, record)
                 for p in (a, b):
@@ -1085,6 +1093,7 @@ def _one_corridor(
     cutoffs: dict[int, float],
     *,
     polygons: bool = True,
+    measures: bool = True,
     within: tuple[Any, Any] | None = None,
     mosaic: tuple[np.ndarray, np.ndarray],
     index: int,
@@ -1126,7 +1135,7 @@ def _one_corridor(
     win_a, win_b = cost_a[w0:w1, v0:v1], cost_b[w0:w1, v0:v1]
     prot_win = _NO_PROTECTED if prot is None else prot[rows, cols]
     inside, value32, n, res_in, n_prot = _corridor_values(
-        win_a, win_b, lcd, width, *mosaic, rows.start, cols.start, index, res[rows, cols], prot_win
+        win_a, win_b, lcd, width, *mosaic, rows.start, cols.start, index, res[rows, cols], prot_win, measures
     )
     win = CorridorWindow(rows, cols, inside, value32)
     labels_win = labels[rows, cols]
@@ -1137,8 +1146,9 @@ def _one_corridor(
         "cwd": lcd,
         "width_cwd": width,
         "corridor_width_m": _narrowest_width(inside, path, labels_win, (a, b), grid.cell_size_m),
-        "mean_resistance": float(np.mean(res_in, dtype=np.float64)),  # res_in: res[rows, cols][inside]
-        "protected_frac": float(n_prot) / n if prot is not None else math.nan,
+        # res_in: res[rows, cols][inside]
+        "mean_resistance": float(np.mean(res_in, dtype=np.float64)) if measures else math.nan,
+        "protected_frac": float(n_prot) / n if prot is not None and measures else math.nan,
         "area_ha": n * grid.cell_area_ha,
         "n_cells": n,
         "geometry": _window_polygon(inside, grid, rows.start, cols.start) if polygons else None,
@@ -1285,12 +1295,14 @@ def compute_corridors(
     graph: nx.Graph,
     *,
     polygons: bool = True,
+    measures: bool = True,
     cwd: Any = None,
     protected: Any = _FROM_INPUTS,
 ) -> CorridorResult:
     """Least-cost corridors of the graph's links; sets their corridor attributes on ``graph``.
 
-    ``polygons=False``: no corridor outlines in the table (see :func:`least_cost_corridors`).  ``cwd``: the links
+    ``polygons=False``: no corridor outlines in the table; ``measures=False``: no ``mean_resistance``,
+    ``protected_frac`` or window values (see :func:`least_cost_corridors`).  ``cwd``: the links
     stage's one-pass cost distance from all patches on this resistance (its ``cwd``), which prunes the searches
     (used only when its connectivity and cell size are those of this run).  ``protected``: the protected-area
     raster (:func:`leopardgeo.stages.inputs.protected_raster`) when the caller has it already.
@@ -1316,6 +1328,7 @@ def compute_corridors(
         workers=cfg.links.workers,
         windowed=c.windowed,
         polygons=polygons,
+        measures=measures,
         lower_bound=low,
         lower_bound_allocation=None if low is None else getattr(cwd, "allocation", None),
         lower_bound_crossings=None if low is None else getattr(cwd, "crossings", None),
