@@ -229,6 +229,17 @@ def test_local_cluster_workers_keep_freed_arrays_for_reuse(cluster):
     assert os.environ.get("MALLOC_ARENA_MAX") == cluster.malloc_arena_before
 
 
+def _worker_profiles(_item):
+    import dask
+
+    return bool(dask.config.get("distributed.worker.profile.enabled"))
+
+
+def test_local_cluster_workers_run_no_sampling_profiler(cluster):
+    # Dask's statistical profiler would sample each task's stack every 10 ms in the workers
+    assert cluster.map(_worker_profiles, range(2)) == [False, False]
+
+
 def test_local_cluster_results_equal_threads_and_definition(cluster):
     expected = _expected_draws(2026, 9)
     assert cluster.map(_draw, range(9), seed=2026) == expected
