@@ -229,15 +229,23 @@ def test_local_cluster_workers_keep_freed_arrays_for_reuse(cluster):
     assert os.environ.get("MALLOC_ARENA_MAX") == cluster.malloc_arena_before
 
 
-def _worker_profiles(_item):
+def _worker_bookkeeping(_item):
     import dask
 
-    return bool(dask.config.get("distributed.worker.profile.enabled"))
+    get = dask.config.get
+    return (
+        bool(get("distributed.worker.profile.enabled")),
+        get("distributed.admin.tick.interval"),
+        get("distributed.admin.system-monitor.interval"),
+        get("distributed.worker.memory.monitor-interval"),
+    )
 
 
-def test_local_cluster_workers_run_no_sampling_profiler(cluster):
-    # Dask's statistical profiler would sample each task's stack every 10 ms in the workers
-    assert cluster.map(_worker_profiles, range(2)) == [False, False]
+def test_local_cluster_workers_keep_little_bookkeeping_beside_the_tasks(cluster):
+    # no sampling profiler (each task's stack every 10 ms), the loop's health every 1 s (not 20 ms), psutil's
+    # readings every 5 s (not 0.5 s); the memory monitor that pauses and restarts workers keeps Dask's 100 ms
+    want = (False, "1s", "5s", "100ms")
+    assert cluster.map(_worker_bookkeeping, range(2)) == [want, want]
 
 
 def test_local_cluster_results_equal_threads_and_definition(cluster):

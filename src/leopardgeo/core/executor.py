@@ -715,14 +715,21 @@ class DaskExecutor(Executor):
                 # in the environment is still passed on. MALLOC_ARENA_MAX=1: a worker runs its tasks in a thread of
                 # its own, whose glibc arena keeps full-grid arrays in heaps of at most 64 MB and unmaps them when
                 # freed; with one arena they come from the main heap and are reused (2-4 % less time per ensemble
-                # draw on a 2-worker LocalCluster, half the page faults: docs/performance.md). No statistical
-                # profiler in the workers (the dashboard's Profile page): it samples the running task's stack every
-                # 10 ms, which took 15-20 ms of a worker's CPU per ensemble draw of ~0.6 s, beside the draw's own.
+                # draw on a 2-worker LocalCluster, half the page faults: docs/performance.md). Less bookkeeping
+                # beside the tasks, on the same cores (the dashboard's pages; docs/performance.md): no statistical
+                # profiler in the workers (it sampled the running task's stack every 10 ms: 15-20 ms of a worker's
+                # CPU per ensemble draw of ~0.6 s), the event loops' health check every second, not every 20 ms
+                # (a loop blocked for more than its 3 s limit is still reported), and the system monitor's psutil
+                # readings every 5 s, without disk counters, not every 0.5 s.  The memory monitors that pause,
+                # spill and restart workers keep Dask's interval.
                 settings = {
                     "distributed.scheduler.worker-ttl": None,
                     "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
                     "distributed.nanny.pre-spawn-environ.MALLOC_ARENA_MAX": 1,
                     "distributed.worker.profile.enabled": False,
+                    "distributed.admin.tick.interval": "1s",
+                    "distributed.admin.system-monitor.interval": "5s",
+                    "distributed.admin.system-monitor.disk": False,
                 }
                 arena_before = os.environ.get("MALLOC_ARENA_MAX")
                 with dask.config.set(settings), _restored_env("MALLOC_ARENA_MAX", arena_before):
