@@ -243,8 +243,10 @@ def _worker_bookkeeping(_item):
 
 def test_local_cluster_workers_keep_little_bookkeeping_beside_the_tasks(cluster):
     # no sampling profiler (each task's stack every 10 ms), the loop's health every 1 s (not 20 ms), psutil's
-    # readings every 5 s (not 0.5 s); the memory monitor that pauses and restarts workers keeps Dask's 100 ms
-    want = (False, "1s", "5s", "100ms")
+    # readings every 5 s (not 0.5 s); the memory monitor that pauses and restarts workers keeps Dask's own interval
+    import dask
+
+    want = (False, "1s", "5s", dask.config.get("distributed.worker.memory.monitor-interval"))
     assert cluster.map(_worker_bookkeeping, range(2)) == [want, want]
 
 
