@@ -662,7 +662,8 @@ def pack_bound(h1: np.ndarray, allocation: np.ndarray) -> BoundRasters:
             f"{h.shape} and {alloc.dtype} of shape {alloc.shape}. Give the cost and the allocation of one search."
         )
         raise DataError(msg)
-    if alloc.size and (int(alloc.min()) < np.iinfo(np.int32).min or int(alloc.max()) > np.iinfo(np.int32).max):
+    wide = not np.can_cast(alloc.dtype, np.int32)  # int32 and narrower hold int32 labels: no scan
+    if wide and alloc.size and (int(alloc.min()) < np.iinfo(np.int32).min or int(alloc.max()) > np.iinfo(np.int32).max):
         msg = f"pack_bound: expected int32 labels, found {int(alloc.min())} to {int(alloc.max())}. Number the sources from 1."
         raise DataError(msg)
     out = np.empty(2 * h.size, dtype=np.int32)
