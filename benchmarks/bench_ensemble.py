@@ -9,8 +9,9 @@ scores.  Executors, in this order: 1 thread (serial), 2 threads, a ``LocalCluste
 (1 thread each, started and warmed up before the clock starts).  Every executor writes byte-identical outputs;
 the script checks that.  Parallel efficiency = serial draw time / (2 x parallel draw time).  Upstream stages
 (inputs, habitat, patches) run once per ensemble and are reported apart.  The script starts as the
-``leopardgeo`` command does, with ``one_malloc_arena()``: its threads' full-grid arrays come from the main
-heap and are reused from draw to draw.
+``leopardgeo`` command does, with ``one_malloc_arena()`` and ``keep_freed_heap()``: its threads' full-grid
+arrays come from the main heap and are reused from draw to draw (the cluster's workers get the same through
+their environment).
 
 The machine may be shared: the load average is recorded before and after each executor, and so is the CPU
 time the draws used (this process for threads; every worker process for the cluster), which depends much less
@@ -35,7 +36,7 @@ from _sections import write_section
 from leopardgeo import __version__
 from leopardgeo.config.ensemble import EnsembleConfig
 from leopardgeo.core.executor import ExecutorConfig, available_cores, get_executor
-from leopardgeo.core.memory import one_malloc_arena
+from leopardgeo.core.memory import keep_freed_heap, one_malloc_arena
 from leopardgeo.runner.ensemble import DRAWS_DIR, run_ensemble
 from leopardgeo.runner.registry import demo_config
 
@@ -86,6 +87,7 @@ def _shared_bytes(cfg) -> int:
 
 def main() -> None:
     one_malloc_arena()  # first, as the command line does
+    keep_freed_heap()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--draws", type=int, default=200)
     ap.add_argument("--cell-size", type=float, default=500.0)

@@ -113,7 +113,8 @@ def cluster():
     pytest.importorskip("distributed")
     from leopardgeo.core.executor import ExecutorConfig, get_executor
 
-    before = os.environ.get("MALLOC_ARENA_MAX")
+    names = ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+    before = {name: os.environ.get(name) for name in names}
     with get_executor(ExecutorConfig(workers=2, threads=1, memory_limit_gb=2)) as ex:
-        ex.malloc_arena_before = before  # this process's own setting, which starting the workers leaves alone
+        ex.malloc_env_before = before  # this process's own settings, which starting the workers leaves alone
         yield ex

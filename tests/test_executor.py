@@ -215,18 +215,19 @@ def test_local_cluster_has_two_processes_with_their_share_of_cores(cluster):
 
 
 def _malloc_env(_item):
-    return os.environ.get("MALLOC_ARENA_MAX"), os.environ.get("MALLOC_TRIM_THRESHOLD_")
+    return tuple(os.environ.get(name) for name in ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"))
 
 
 def test_local_cluster_workers_keep_freed_arrays_for_reuse(cluster):
     # one glibc arena in each worker (its task thread's full-grid arrays come from the main heap and are reused),
-    # and no MALLOC_TRIM_THRESHOLD_ from Dask unless the user set one
+    # and the mmap and trim thresholds of keep_freed_heap (not Dask's early trim), unless the user set their own
     out = cluster.map(_malloc_env, range(2))
-    assert {arena for arena, _ in out} == {"1"}
-    assert {trim for _, trim in out} == {os.environ.get("MALLOC_TRIM_THRESHOLD_")}
-    # the workers' setting stays theirs: Dask's nannies put it in this process's environment to spawn them, and
-    # the executor takes it back out (processes this one starts later get the user's own)
-    assert os.environ.get("MALLOC_ARENA_MAX") == cluster.malloc_arena_before
+    user = cluster.malloc_env_before
+    mmap, trim = user["MALLOC_MMAP_THRESHOLD_"] or "33554432", user["MALLOC_TRIM_THRESHOLD_"] or "67108864"
+    assert set(out) == {("1", mmap, trim)}
+    # the workers' settings stay theirs: Dask's nannies put them in this process's environment to spawn them, and
+    # the executor takes them back out (processes this one starts later get the user's own)
+    assert {name: os.environ.get(name) for name in user} == user
 
 
 def _worker_bookkeeping(_item):

@@ -711,6 +711,51 @@ def test_one_malloc_arena_keeps_threads_on_the_main_heap():
     assert count == {"default": 2, "one": 1}
 
 
+_HEAP_SCRIPT = """
+import resource, sys
+import numpy as np
+from leopardgeo.core.memory import keep_freed_heap, small_pages
+if sys.argv[1] == "keep":
+    assert keep_freed_heap()
+def one_round():
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    with small_pages():  # base pages: a fault per 4 kB touched
+        arrays = [np.ones(2_000_000) for _ in range(3)]  # 16 MB each, 48 MB together
+    del arrays
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+print(*(one_round() for _ in range(3)))
+"""
+
+
+def test_keep_freed_heap_reuses_the_memory_of_freed_arrays():
+    """Page faults of a fresh process that allocates three 16 MB arrays and frees them, three times over.
+
+    With glibc's defaults each round faults its pages in afresh (the first from mmap, then the heap's top is given
+    back); with keep_freed_heap the rounds after the first reuse the heap.
+    """
+    import platform
+    import subprocess
+    import sys
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc only")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}  # glibc's defaults in "default"
+    env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    faults = {
+        mode: [
+            int(v)
+            for v in subprocess.run(
+                [sys.executable, "-c", _HEAP_SCRIPT, mode], capture_output=True, text=True, check=True, env=env
+            ).stdout.split()
+        ]
+        for mode in ("default", "keep")
+    }
+    first = faults["default"][0]
+    assert first > 10_000  # 48 MB on 4 kB pages: ~11,700 faults
+    assert max(faults["default"][1:]) > first // 2  # given back and faulted in again
+    assert faults["keep"][0] > 10_000 and max(faults["keep"][1:]) < first // 20  # reused
+
+
 def test_small_pages_switches_numpy_huge_pages_off_and_restores_them():
     """``small_pages`` turns numpy's huge-page advice off inside (nested too) and puts back what was there."""
     from leopardgeo.core.memory import _hugepage_switch, small_pages

@@ -28,7 +28,7 @@ from leopardgeo.cli.app import (  # noqa: F401
 )
 from leopardgeo.cli.outputs import crossborder, links, metrics_command, report, sites, territories  # noqa: F401
 from leopardgeo.cli.scenarios import compare, rank_command, scenarios_command  # noqa: F401
-from leopardgeo.core.memory import one_malloc_arena
+from leopardgeo.core.memory import keep_freed_heap, one_malloc_arena
 
 __all__ = ["cli", "main"]
 
@@ -36,4 +36,5 @@ __all__ = ["cli", "main"]
 def main() -> None:
     """Console-script entry point."""
     one_malloc_arena()  # before any thread starts: ensemble draws on threads reuse their arrays (see its docs)
+    keep_freed_heap()  # and arrays up to 32 MB come from the heap, not from fresh pages each draw (see its docs)
     cli(prog_name="leopardgeo")

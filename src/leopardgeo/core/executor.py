@@ -652,19 +652,20 @@ def _worker_env(cores_per_task: int) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def _restored_env(name: str, value: str | None) -> Iterator[None]:
-    """Put ``os.environ[name]`` back to ``value`` (None: unset) on leaving.
+def _restored_env(values: dict[str, str | None]) -> Iterator[None]:
+    """Put each ``os.environ[name]`` back to its value in ``values`` (None: unset) on leaving.
 
     Dask's nannies set their pre-spawn environment in this process's ``os.environ`` before spawning a worker and
-    leave it there; the workers' MALLOC_ARENA_MAX is for them, not for the processes the user starts later.
+    leave it there; the workers' MALLOC_ settings are for them, not for the processes the user starts later.
     """
     try:
         yield
     finally:
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+        for name, value in values.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 class DaskExecutor(Executor):
@@ -706,15 +707,19 @@ class DaskExecutor(Executor):
                     mem = int(config.memory_limit_gb * 1e9)
                 import dask
 
+                from leopardgeo.core.memory import heap_environ
+
                 # no heartbeat deadline: a worker busy in one long compiled call, or starved on a loaded machine,
                 # is not restarted (a restart loses the data share() scattered to it).
-                # No MALLOC_TRIM_THRESHOLD_ in the workers: Dask sets it to return freed memory to the system
-                # early, which also turns off glibc's dynamic mmap threshold, so every full-grid array a task
-                # allocates is a fresh mmap and its pages are faulted in and zeroed again: 40-70 % more CPU per
-                # ensemble draw than the same draw in this process (docs/performance.md). A value the user set
-                # in the environment is still passed on. MALLOC_ARENA_MAX=1: a worker runs its tasks in a thread of
-                # its own, whose glibc arena keeps full-grid arrays in heaps of at most 64 MB and unmaps them when
-                # freed; with one arena they come from the main heap and are reused (2-4 % less time per ensemble
+                # Not Dask's MALLOC_TRIM_THRESHOLD_ in the workers: it returns freed memory to the system early,
+                # which also turns off glibc's dynamic mmap threshold, so every full-grid array a task allocates is
+                # a fresh mmap and its pages are faulted in and zeroed again: 40-70 % more CPU per ensemble draw
+                # than the same draw in this process (docs/performance.md). Instead the mmap and trim thresholds
+                # of core.memory.keep_freed_heap, as the command line sets them in its own process (2-3 % less
+                # CPU per draw than glibc's moving threshold); a value the user set in the environment is passed
+                # on. MALLOC_ARENA_MAX=1: a worker runs its tasks in a thread of its own, whose glibc arena keeps
+                # full-grid arrays in heaps of at most 64 MB and unmaps them when freed; with one arena they come
+                # from the main heap and are reused (2-4 % less time per ensemble
                 # draw on a 2-worker LocalCluster, half the page faults: docs/performance.md). Less bookkeeping
                 # beside the tasks, on the same cores (the dashboard's pages; docs/performance.md): no statistical
                 # profiler in the workers (it sampled the running task's stack every 10 ms: 15-20 ms of a worker's
@@ -724,15 +729,15 @@ class DaskExecutor(Executor):
                 # spill and restart workers keep Dask's interval.
                 settings = {
                     "distributed.scheduler.worker-ttl": None,
-                    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+                    **{f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in heap_environ().items()},
                     "distributed.nanny.pre-spawn-environ.MALLOC_ARENA_MAX": 1,
                     "distributed.worker.profile.enabled": False,
                     "distributed.admin.tick.interval": "1s",
                     "distributed.admin.system-monitor.interval": "5s",
                     "distributed.admin.system-monitor.disk": False,
                 }
-                arena_before = os.environ.get("MALLOC_ARENA_MAX")
-                with dask.config.set(settings), _restored_env("MALLOC_ARENA_MAX", arena_before):
+                before = {k: os.environ.get(k) for k in ("MALLOC_ARENA_MAX", *heap_environ())}
+                with dask.config.set(settings), _restored_env(before):
                     self._cluster = distributed.LocalCluster(
                         n_workers=config.workers,
                         threads_per_worker=threads,
