@@ -709,24 +709,23 @@ class DaskExecutor(Executor):
 
                 from leopardgeo.core.memory import heap_environ
 
-                # no heartbeat deadline: a worker busy in one long compiled call, or starved on a loaded machine,
-                # is not restarted (a restart loses the data share() scattered to it).
-                # Not Dask's MALLOC_TRIM_THRESHOLD_ in the workers: it returns freed memory to the system early,
-                # which also turns off glibc's dynamic mmap threshold, so every full-grid array a task allocates is
-                # a fresh mmap and its pages are faulted in and zeroed again: 40-70 % more CPU per ensemble draw
-                # than the same draw in this process (docs/performance.md). Instead the mmap and trim thresholds
-                # of core.memory.keep_freed_heap, as the command line sets them in its own process (2-3 % less
-                # CPU per draw than glibc's moving threshold); a value the user set in the environment is passed
-                # on. MALLOC_ARENA_MAX=1: a worker runs its tasks in a thread of its own, whose glibc arena keeps
-                # full-grid arrays in heaps of at most 64 MB and unmaps them when freed; with one arena they come
-                # from the main heap and are reused (2-4 % less time per ensemble
-                # draw on a 2-worker LocalCluster, half the page faults: docs/performance.md). Less bookkeeping
-                # beside the tasks, on the same cores (the dashboard's pages; docs/performance.md): no statistical
-                # profiler in the workers (it sampled the running task's stack every 10 ms: 15-20 ms of a worker's
-                # CPU per ensemble draw of ~0.6 s), the event loops' health check every second, not every 20 ms
-                # (a loop blocked for more than its 3 s limit is still reported), and the system monitor's psutil
-                # readings every 5 s, without disk counters, not every 0.5 s.  The memory monitors that pause,
-                # spill and restart workers keep Dask's interval.
+                # no heartbeat deadline: a worker busy in one long compiled call, or starved on a loaded machine, is
+                # not restarted (a restart loses the data share() scattered to it).
+                # Not Dask's MALLOC_TRIM_THRESHOLD_ in the workers: it returns freed memory to the system early, which
+                # also turns off glibc's dynamic mmap threshold, so every full-grid array a task allocates is a fresh
+                # mmap and its pages are faulted in and zeroed again: 40-70 % more CPU per ensemble draw than the same
+                # draw in this process (docs/performance.md). Instead the mmap and trim thresholds of
+                # core.memory.keep_freed_heap, as the command line sets them in its own process (2-3 % less CPU per
+                # draw than glibc's moving threshold); a value the user set in the environment is passed on.
+                # MALLOC_ARENA_MAX=1: a worker runs its tasks in a thread of its own, whose glibc arena keeps
+                # full-grid arrays in heaps of at most 64 MB and unmaps them when freed; with one arena they come from
+                # the main heap and are reused (2-4 % less time per ensemble draw on a 2-worker LocalCluster, half the
+                # page faults: docs/performance.md). Less bookkeeping beside the tasks, on the same cores (the
+                # dashboard's pages; docs/performance.md): no statistical profiler in the workers (it sampled the
+                # running task's stack every 10 ms: 15-20 ms of a worker's CPU per ensemble draw of ~0.6 s), the event
+                # loops' health check every second, not every 20 ms (a loop blocked for more than its 3 s limit is
+                # still reported), and the system monitor's psutil readings every 5 s, without disk counters, not
+                # every 0.5 s.  The memory monitors that pause, spill and restart workers keep Dask's interval.
                 settings = {
                     "distributed.scheduler.worker-ttl": None,
                     **{f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in heap_environ().items()},
