@@ -151,6 +151,15 @@ def _glibc() -> Any:
         return None
 
 
+def _mallopt(*settings: tuple[int, int]) -> bool:
+    """``mallopt(parameter, value)`` for each pair, in order; True if glibc took them all."""
+    libc = _glibc()
+    try:
+        return libc is not None and all(bool(libc.mallopt(param, value)) for param, value in settings)
+    except AttributeError:  # pragma: no cover - a glibc without the call
+        return False
+
+
 def one_malloc_arena() -> bool:
     """Threads started from now on allocate from the process's main heap (glibc's ``M_ARENA_MAX`` = 1).
 
@@ -172,11 +181,7 @@ def one_malloc_arena() -> bool:
     >>> isinstance(one_malloc_arena(), bool)
     True
     """
-    libc = _glibc()
-    try:
-        return libc is not None and bool(libc.mallopt(_M_ARENA_MAX, 1))
-    except AttributeError:  # pragma: no cover - a glibc without the call
-        return False
+    return _mallopt((_M_ARENA_MAX, 1))
 
 
 def keep_freed_heap() -> bool:
@@ -205,15 +210,7 @@ def keep_freed_heap() -> bool:
     >>> isinstance(keep_freed_heap(), bool)
     True
     """
-    libc = _glibc()
-    try:
-        return (
-            libc is not None
-            and bool(libc.mallopt(_M_MMAP_THRESHOLD, HEAP_BLOCK_BYTES))
-            and bool(libc.mallopt(_M_TRIM_THRESHOLD, HEAP_TRIM_BYTES))
-        )
-    except AttributeError:  # pragma: no cover - a glibc without the call
-        return False
+    return _mallopt((_M_MMAP_THRESHOLD, HEAP_BLOCK_BYTES), (_M_TRIM_THRESHOLD, HEAP_TRIM_BYTES))
 
 
 def heap_environ(environ: Mapping[str, str] | None = None) -> dict[str, str]:
