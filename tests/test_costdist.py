@@ -1125,3 +1125,113 @@ def test_prepare_search_groups_each_labels_cells_as_a_scan_finds_them(nr, nc, se
     assert np.array_equal(prep.labels, want)
     for lab in want:
         assert np.array_equal(prep.sources(int(lab)), np.flatnonzero((flat == lab) & on.reshape(-1)))
+
+
+@pytest.mark.parametrize("connectivity", [4, 8, 16])
+@pytest.mark.parametrize("queue", ["bucket", "heap", "overflow"])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=landscapes(), width=st.sampled_from([0.0, 0.1, 0.5]), loose=st.sampled_from([1.0, 3.0]))
+def test_own_region_gives_every_corridor_cell_the_same_cost_bit_for_bit(connectivity, queue, case, width, loose):
+    # own_region leaves the search's own allocation region to h1 (our search from all labels) and starts from the
+    # region's edge: every corridor cell (by scipy: d + d_q within the partner's reach) gets the cost, bit for bit,
+    # that the search expanding the region gives it; the region's cells within half the largest reach get h1;
+    # each within box holds its partner's corridor; what it learned still bounds the least costs (scipy); with the
+    # bucket queue, the heap, and a ring too small for a step (rerun with the heap)
+    res, src, cell = case
+    labels = sorted(int(v) for v in np.unique(src[src > 0]))
+    assume(len(labels) >= 2)
+    lab, others = labels[0], labels[1:]
+    graph = grid_graph(res, cell, connectivity)
+    between = scipy_between(graph, res, src, labels)
+    assume(all(np.isfinite(between[lab, q]) for q in others))
+    d = scipy_cost(graph, res, src, [lab])
+    dq = {q: scipy_cost(graph, res, src, [q]) for q in others}
+    within = [between[lab, q] * (1 + width) * loose * (1 + 1e-9) + cell for q in others]
+    everyone = cost_distance(res, src, cell_size_m=cell, connectivity=connectivity)
+    h1, alloc = everyone.cost, everyone.allocation
+    floors = np.zeros((max(labels) + 1, len(others)))
+    for k, q in enumerate(others):
+        for a in labels:
+            floors[a, k] = 0.0 if a == q else between[a, q] * (1 - 1e-9)
+    prep = prepare_search(res, src, cell_size_m=cell, connectivity=connectivity)
+    rasters = pack_bound(h1, alloc)
+    work = np.full(res.shape, np.inf)
+    got, boxes_of, learned_of, reached_of = {}, {}, {}, {}
+    forced = forced_queue("heap") if queue == "heap" else forced_queue("bucket", ring=2 if queue == "overflow" else None)
+    with forced:
+        for own in (False, True):
+            learned: dict = {}
+            reached: list[float] = []
+            cost, (r0, c0), box, boxes = single_source_window(
+                prep, lab, cell_size_m=cell, max_cost=max(within), within=within, partners=others, work=work,
+                rest=[True] * len(others), bound=SearchBound(h1, max(within), allocation=alloc, rasters=rasters),
+                floors=floors, learned=learned, reached=reached, tighten=(1 + width, 0.0), own_region=own,
+            )  # fmt: skip
+            assert np.isinf(work).all()  # left as it was found
+            got[own] = np.full(res.shape, np.inf)
+            got[own][r0 : box[1], c0 : box[3]] = cost
+            boxes_of[own], learned_of[own], reached_of[own] = boxes, learned, reached
+    # within every reach as either search can lower it (to (1 + width) times an upper bound on the least cost)
+    reach = [min(w, (1 + width) * between[lab, q]) * (1 - 1e-9) for q, w in zip(others, within, strict=True)]
+    with np.errstate(invalid="ignore"):
+        corridors = [d + dq[q] <= r for q, r in zip(others, reach, strict=True)]
+    corridor = np.logical_or.reduce(corridors)
+    np.testing.assert_array_equal(got[True][corridor], got[False][corridor])
+    np.testing.assert_allclose(got[True][corridor], d[corridor], rtol=RTOL, atol=0)
+    fin = np.isfinite(d)
+    assert (got[True][fin] >= d[fin] * (1 - RTOL)).all() and np.isinf(got[True][np.isinf(d)]).all()
+    region = (alloc == lab) & (h1 <= max(within)) & (2.0 * h1 <= max(within))
+    np.testing.assert_array_equal(got[True][region], h1[region])
+    for cells, box in zip(corridors, boxes_of[True], strict=True):
+        rows, cols = np.nonzero(cells)
+        if rows.size:
+            assert box is not None
+            assert box[0] <= rows.min() and rows.max() < box[1] and box[2] <= cols.min() and cols.max() < box[3]
+    learned = learned_of[True]
+    for q in labels:
+        assert min(learned["floor"], learned["at"][q]) <= between[lab, q] * (1 + 1e-9)
+    assert learned["at"][lab] == 0.0
+    assert all(u >= between[lab, q] * (1 - 1e-9) for q, u in zip(others, reached_of[True], strict=True))
+
+
+@pytest.mark.parametrize("connectivity", [4, 8, 16])
+@settings(max_examples=60, deadline=None)
+@given(nr=st.integers(1, 9), nc=st.integers(1, 9), seed=st.integers(0, 2**31 - 1))
+def test_allocation_regions_list_each_labels_cells_and_its_edge(connectivity, nr, nc, seed):
+    # each label's cells, ascending, and the cells with a neighbour of another label: against every neighbour
+    # of every cell, both ways
+    from leopardgeo.kernels.costdist import _allocation_regions
+
+    rng = np.random.default_rng(seed)
+    alloc = rng.integers(-1, 4, (nr, nc)).astype(np.int32)
+    start, cells, edge = _allocation_regions(alloc, connectivity)
+    flat = alloc.reshape(-1)
+    for a in range(1, int(flat.max(initial=0)) + 1):
+        assert cells[start[a] : start[a + 1]].tolist() == np.flatnonzero(flat == a).tolist()
+    want = np.zeros((nr, nc), dtype=bool)
+    for r in range(nr):
+        for c in range(nc):
+            for dr, dc in NEIGHBOUR_OFFSETS[:connectivity]:
+                if 0 <= r + dr < nr and 0 <= c + dc < nc and alloc[r + dr, c + dc] != alloc[r, c]:
+                    want[r, c] = True
+    assert edge.reshape(nr, nc).astype(bool).tolist() == want.tolist()
+
+
+def test_own_region_needs_the_allocation_of_a_search_from_all_labels():
+    res = np.ones((3, 8))
+    src = np.zeros((3, 8), dtype=np.int32)
+    src[1, 0], src[1, 7] = 1, 2
+    prep = prepare_search(res, src, cell_size_m=1.0, connectivity=4)
+    everyone = cost_distance(res, src, cell_size_m=1.0, connectivity=4)
+    work = np.full(res.shape, np.inf)
+    bounds = [(None, "no bound"), (SearchBound(None, 20.0), "no h1"), (SearchBound(everyone.cost, 20.0), "no allocation")]
+    for bound, found in bounds:
+        with pytest.raises(DataError, match=f"own_region: expected a bound with h1 and its allocation .*found {found}"):
+            single_source_window(prep, 1, cell_size_m=1.0, max_cost=20.0, bound=bound, work=work, own_region=True)
+    swapped = 3 - everyone.allocation  # label 1's cells allocated to 2: not the allocation of these sources
+    with pytest.raises(DataError, match="own_region: expected the bound.s allocation to give each source cell its own.*1 of"):
+        single_source_window(
+            prep, 1, cell_size_m=1.0, max_cost=20.0, work=work, own_region=True,
+            bound=SearchBound(everyone.cost, 20.0, allocation=swapped),
+        )  # fmt: skip
+    assert np.isinf(work).all()  # left as it was found

@@ -582,6 +582,7 @@ def _search_grid(
     thresholds: np.ndarray | None = None,
     thr_box: np.ndarray | None = None,
     partners: tuple | None = None,
+    seed_cost: np.ndarray | None = None,
 ) -> int:
     """Run :func:`_search` with a bucket queue (``n_buckets > 0``) or the heap, growing the queue as needed.
 
@@ -592,6 +593,11 @@ def _search_grid(
     ``<= thresholds[k]``.  ``partners``: ``(labf, tg_slot, tg_h1, tg_a, tg_b, tg_rest, reached, floors, gam, learned)``
     of :func:`_search`
     (the thresholds tighten in place), or None.
+
+    ``seed_cost``: None, or one cost per cell of ``srcs``, which are then seeds, not sources: cells whose cost
+    (``seed_cost``, no lower than their least cost) the caller has set in ``cost``, put in the queue at that cost
+    before the search starts (:func:`_seed_queue`), so that the search goes on from them as if it had come to them.
+    The ring then spans the costs of the seeds too (or, beyond :data:`_MAX_BUCKETS`, the heap holds them).
     """
     ids = np.int32 if res.size < 2**31 else np.int64  # cell ids in the queue
     state = np.zeros(_N_STATE, dtype=np.int64)
@@ -610,6 +616,11 @@ def _search_grid(
         data, link, head, fill = np.empty(0, dtype=ids), none32, none32, none32
         hkey, hnode = np.empty(1024), np.empty(1024, dtype=ids)
     src = _NO_SOURCES if srcs is None else srcs
+    if seed_cost is not None:
+        n_buckets, data, link, head, fill, hkey, hnode = _seeded_queue(state, src, seed_cost, inv_width, n_buckets, ids)
+        inv_width = inv_width if n_buckets else 0.0
+        src = _NO_SOURCES
+        state[_ST_SCAN] = res.size  # no sources to expand or scan for
     prune = (False, _NO_H32, -np.inf, _NO_ADDR, _NO_GEO, _NO_H) if bound is None else (True, *bound)
     if thresholds is None:
         thr = (_NO_H, _NO_THR_BOX, _NO_THR_BOX[:, :2])
@@ -657,6 +668,86 @@ def _search_grid(
         else:
             hkey = np.concatenate([hkey, np.empty_like(hkey)])
             hnode = np.concatenate([hnode, np.empty_like(hnode)])
+
+
+def _seeded_queue(
+    state: np.ndarray, seeds: np.ndarray, seed_cost: np.ndarray, inv_width: float, n_buckets: int, ids: type
+) -> tuple:
+    """``(n_buckets, data, link, head, fill, hkey, hnode)`` of :func:`_search_grid`'s queue with the seeds in it.
+
+    The bucket ring grows to hold the seeds' buckets as well as one largest step (0 buckets: the heap, as
+    :func:`leopardgeo.kernels.costdist._plan_queue` chooses beyond :data:`_MAX_BUCKETS`); its block pool to
+    hold them all.
+    """
+    cost = np.asarray(seed_cost, dtype=np.float64)
+    if n_buckets and cost.size:
+        bucket = (cost * inv_width).astype(np.int64)
+        n_buckets = max(n_buckets, int(bucket.max()) + 2)
+        if n_buckets > _MAX_BUCKETS:
+            n_buckets = 0
+    if n_buckets:
+        per = np.bincount(bucket, minlength=1) if cost.size else np.zeros(1, dtype=np.int64)
+        n_blocks = 64 + int(((per + _BLOCK - 1) // _BLOCK).sum())
+        data = np.empty(n_blocks * _BLOCK, dtype=ids)
+        link = np.arange(1, n_blocks + 1, dtype=np.int32)  # the free list
+        link[-1] = -1
+        head = np.full(n_buckets, -1, dtype=np.int32)
+        fill = np.zeros(n_buckets, dtype=np.int32)
+        hkey, hnode = np.empty(0), np.empty(0, dtype=ids)
+        state[_ST_NFREE] = n_blocks
+    else:
+        none32 = np.empty(0, dtype=np.int32)
+        data, link, head, fill = np.empty(0, dtype=ids), none32, none32, none32
+        hkey, hnode = np.empty(max(1024, 2 * cost.size)), np.empty(max(1024, 2 * cost.size), dtype=ids)
+    _seed_queue(np.asarray(seeds, dtype=np.int64), cost, inv_width, n_buckets, data, link, head, fill, hkey, hnode, state)
+    return n_buckets, data, link, head, fill, hkey, hnode
+
+
+@njit(cache=True, nogil=True)
+def _seed_queue(seeds, cost, inv_width, n_buckets, data, link, head, fill, hkey, hnode, state):  # pragma: no cover
+    """Put each seed (flat id) in the empty queue of a search not started, at its cost: :func:`_search` goes on from there.
+
+    Bucket ``floor(cost * inv_width)`` of the ring as :func:`_search` starts it (current bucket 0 in slot 0), or
+    the heap (``n_buckets == 0``); the caller made them large enough (:func:`_seeded_queue`).
+    """
+    free = state[_ST_FREE]
+    n_free = state[_ST_NFREE]
+    live = state[_ST_LIVE]
+    size = state[_ST_SIZE]
+    for i in range(seeds.size):
+        v = seeds[i]
+        key = cost[i]
+        if n_buckets > 0:
+            s = np.int64(key * inv_width)
+            h = np.int64(head[s])
+            fs = np.int64(fill[s])
+            if h < 0 or fs == _BLOCK:  # start a new block on top of this bucket's stack
+                nb = free
+                free = np.int64(link[nb])
+                n_free -= 1
+                link[nb] = h
+                head[s] = nb
+                h = nb
+                fs = 0
+            data[h * _BLOCK + fs] = v
+            fill[s] = fs + 1
+            live += 1
+        else:
+            j = size
+            size += 1
+            while j > 0:
+                p = (j - 1) >> 1
+                if hkey[p] <= key:
+                    break
+                hkey[j] = hkey[p]
+                hnode[j] = hnode[p]
+                j = p
+            hkey[j] = key
+            hnode[j] = v
+    state[_ST_FREE] = free
+    state[_ST_NFREE] = n_free
+    state[_ST_LIVE] = live
+    state[_ST_SIZE] = size
 
 
 _NO_SOURCES = np.empty(0, dtype=np.int64)
@@ -1087,6 +1178,98 @@ def _above(v):  # pragma: no cover - compiled
     if v == -np.inf:
         return -_F32_MAX
     return (v + abs(v) * _F32_STEP) + _F32_TINY
+
+
+@njit(cache=True, nogil=True)
+def _region_counts(alloc, nc, drow, dcol, start, edge):  # pragma: no cover - compiled
+    """Count the cells of each label ``1 .. start.size - 2`` of ``alloc`` (flat) into ``start[a + 1]``; mark its edge cells.
+
+    ``edge[i]`` is set to 1 for a cell with a neighbour of another label (offsets ``drow`` >= 0, ``dcol``: the
+    forward half of a neighbourhood, each pair of cells once; in the grid of ``nc`` columns).  Row against row,
+    offset by offset: loops without branches, which the compiler vectorises.
+    """
+    nr = alloc.size // nc
+    top = start.size - 2
+    for i in range(alloc.size):
+        a = alloc[i]
+        if a >= 1 and a <= top:
+            start[a + 1] += 1
+    for r in range(nr):
+        row = alloc[r * nc : (r + 1) * nc]
+        e_row = edge[r * nc : (r + 1) * nc]
+        for k in range(drow.size):
+            vr = r + drow[k]
+            if vr >= nr:
+                continue
+            dc = dcol[k]
+            c0, c1 = max(0, -dc), min(nc, nc - dc)
+            other = alloc[vr * nc + c0 + dc : vr * nc + c1 + dc]
+            e_other = edge[vr * nc + c0 + dc : vr * nc + c1 + dc]
+            mine = row[c0:c1]
+            e_mine = e_row[c0:c1]
+            for c in range(c1 - c0):
+                d = np.uint8(mine[c] != other[c])
+                e_mine[c] |= d
+                e_other[c] |= d
+
+
+@njit(cache=True, nogil=True)
+def _region_fill(alloc, start, cells):  # pragma: no cover - compiled
+    """Each label's cells (:func:`_region_counts`), ascending, into ``cells`` from ``start[a]`` on."""
+    top = start.size - 2
+    at = start[:-1].copy()
+    for i in range(alloc.size):
+        a = alloc[i]
+        if a >= 1 and a <= top:
+            cells[at[a]] = i
+            at[a] += 1
+
+
+@njit(cache=True, nogil=True)
+def _fill_region(cells, edge, h1, limit2, cut, work, nc, thr, thr_box, seeds, seed_cost):  # pragma: no cover
+    """``work[c] = h1[c]`` for the listed cells with ``2 h1 <= limit2`` and ``h1 <= cut``; those of ``edge`` as seeds.
+
+    ``thr_box[k]`` (rows, columns, ends inclusive, as :func:`_widen`) grows to hold the cells set with
+    ``2 h1 <= thr[k]``, and row ``thr.size`` to hold all the cells set; the edge cells among them go to ``seeds``
+    with their ``h1`` in ``seed_cost`` (both as long as ``cells``).  Returns how many seeds.  ``thr`` ascending
+    (the boxes of other orders are the caller's to map): a cell's box is that of the first threshold it is within,
+    the boxes of the others the caller takes as unions.
+    """
+    n_thr = thr.size
+    n = 0
+    for j in range(cells.size):
+        c = np.int64(cells[j])
+        x = h1[c]
+        if x <= cut and 2.0 * x <= limit2:
+            work[c] = x
+            r = c // nc
+            col = c - r * nc
+            t = 0
+            if n_thr > 0 and 2.0 * x > thr[0]:  # most are within every cost
+                t = 1
+                while t < n_thr and 2.0 * x > thr[t]:
+                    t += 1
+            _widen(thr_box, t, r, r, col, col)
+            if edge[c]:
+                seeds[n] = c
+                seed_cost[n] = x
+                n += 1
+    return n
+
+
+@njit(cache=True, nogil=True)
+def _region_boxes(cells, h1, thr, cut, nc, thr_box):  # pragma: no cover - compiled
+    """``thr_box[k]`` (ends inclusive) grows to hold the listed cells with ``2 h1 <= thr[k]`` and ``h1 <= cut``."""
+    for j in range(cells.size):
+        c = np.int64(cells[j])
+        x = h1[c]
+        if not x <= cut:
+            continue
+        r = c // nc
+        col = c - r * nc
+        for t in range(thr.size):
+            if 2.0 * x <= thr[t]:
+                _widen(thr_box, t, r, r, col, col)
 
 
 @njit(cache=True, nogil=True)

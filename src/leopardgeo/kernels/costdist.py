@@ -40,10 +40,14 @@ from leopardgeo.kernels._costdist_compiled import (
     _NO_H32,
     _allocation_exits,
     _fill_allocation,
+    _fill_region,
     _group_sources,
     _init_outputs,
     _minimax_rows,
     _pack_bound,
+    _region_boxes,
+    _region_counts,
+    _region_fill,
     _scan_resistance,
     _scan_sources,
     _search_grid,
@@ -634,6 +638,41 @@ class BoundRasters:
     h1: np.ndarray
     allocation: np.ndarray
     packed: np.ndarray
+    _regions: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def regions(self, connectivity: int) -> tuple[np.ndarray, ...]:
+        """The allocation's regions as :func:`_allocation_regions` lists them, made once per connectivity."""
+        k = _check_connectivity(connectivity)
+        if k not in self._regions:  # two threads may both make it: the same values
+            alloc = np.ascontiguousarray(self.allocation).reshape(self.allocation.shape[0], -1)
+            self._regions[k] = _allocation_regions(alloc, k)
+        return self._regions[k]
+
+
+def _allocation_regions(alloc: np.ndarray, connectivity: int) -> tuple[np.ndarray, ...]:
+    """The cells of each label's region in ``alloc``, and the cells with a neighbour of another label (or of none).
+
+    ``(start, cells, edge)``: label ``a``'s cells (flat ids, ascending) are ``cells[start[a] : start[a + 1]]``;
+    ``edge`` (flat, uint8) is 1 at a cell with a neighbour (of this connectivity) of another label.  Two compiled
+    passes (:func:`_region_counts`); int32 ids below 2**31 cells.
+
+    Examples
+    --------
+    >>> start, cells, edge = _allocation_regions(np.array([[1, 1, 1, 2]]), 4)
+    >>> cells[start[1] : start[2]].tolist(), edge.tolist()
+    ([0, 1, 2], [0, 0, 1, 1])
+    """
+    flat = np.ascontiguousarray(alloc).reshape(-1)
+    top = int(flat.max(initial=0))
+    start = np.zeros(max(top, 0) + 2, dtype=np.int64)
+    edge = np.zeros(flat.size, dtype=np.uint8)
+    off = NEIGHBOUR_OFFSETS[:connectivity]
+    ahead = off[(off[:, 0] > 0) | ((off[:, 0] == 0) & (off[:, 1] > 0))]  # each pair of neighbours once
+    _region_counts(flat, alloc.shape[1], np.ascontiguousarray(ahead[:, 0]), np.ascontiguousarray(ahead[:, 1]), start, edge)
+    np.cumsum(start, out=start)
+    cells = np.empty(start[-1], dtype=np.int32 if flat.size < 2**31 else np.int64)
+    _region_fill(flat, start, cells)
+    return start, cells, edge
 
 
 def pack_bound(h1: np.ndarray, allocation: np.ndarray) -> BoundRasters:
@@ -991,6 +1030,7 @@ def single_source_window(
     reached: list[float] | None = None,
     floors: np.ndarray | None = None,
     learned: dict[str, Any] | None = None,
+    own_region: bool = False,
 ) -> tuple[np.ndarray, tuple[int, int], tuple[int, int, int, int], list[tuple[int, int, int, int] | None]]:
     r"""Cost distance from one source label within ``max_cost``, in the box of the cells it reached; optionally pruned.
 
@@ -1064,6 +1104,20 @@ def single_source_window(
         :math:`z` not expanded, taken at its least cost :math:`d_z` and refused (then the path costs at
         least :math:`d_z + h_1(z)`) or never given a cost within the cutoff.  Needs ``partners`` and the
         ``bound``'s ``h1`` (the exact cost distance from all sources).
+    own_region
+        With the ``bound``'s ``h1`` and ``allocation`` (``h1`` exactly the cost distance from all the labelled
+        sources, as for ``partners``): the cells allocated to ``label`` are not searched.  Their least cost from
+        ``label`` is their ``h1``, bit for bit (both are the least over the same paths, summed alike), and a
+        least-cost path from ``label`` to any other cell leaves that region last from a cell with a neighbour
+        outside it.  So the region's cells take their ``h1`` and the search starts from those edge cells, each
+        at its ``h1``, as if it had come to them: the same costs outside the region, without the expansions
+        inside it.  Given their cost: the region's cells with :math:`h_1 \le` ``max_cost`` and
+        :math:`2 h_1 \le \max` ``within`` (all within ``max_cost`` without ``within``); the ``within`` boxes
+        hold those with :math:`2 h_1` within each cost.  That covers every region cell :math:`x` of a set
+        :math:`\{x : d(x) + g(x) \le r\}` with :math:`g` the cost distance to other labels' sources and
+        :math:`r` no more than those costs (there :math:`g(x) \ge h_1(x) = d(x)`): a corridor's cells.
+        ``learned``'s floor still bounds the least costs to the other labels (their paths leave the region
+        through an edge cell, which the search takes at its least cost).
 
     Returns
     -------
@@ -1117,6 +1171,7 @@ def single_source_window(
     thresholds = np.array([float(t) for t in within], dtype=np.float64)
     empty = np.array([res.shape[0], -1, res.shape[1], -1], dtype=np.int64)
     thr_box = np.tile(empty, (thresholds.size, 1))
+    region = _own_region(bound, res.shape, k, lab, srcs, cut, thresholds) if own_region else None
     flat = work.reshape(-1)
     flat[srcs] = 0.0
     tg = alloc = None
@@ -1161,16 +1216,24 @@ def single_source_window(
         msg = "floors, learned: expected partners with them, found none. Give the partners, or leave floors and learned out."
         raise DataError(msg)
     has_h1 = args is not None and args[0].size > 0
+    h1_flat = args[0] if has_h1 else None
     if has_h1 or tg is not None:  # h1 and the labels in one 8-byte slot per cell: one cache line per cell taken
         layout = bound._layout(tg[0] if tg is not None else None) if has_h1 else prepared.source_layout()
         args = None if args is None else (layout.view(np.float32) if has_h1 else _NO_H32, *args[1:])
         if tg is not None:
             tg = (layout, *tg[1:])
     start = thresholds.copy()
-    search = (srcs, False, args, box, thresholds, thr_box, tg)
+    filled = np.array([res.shape[0], -1, res.shape[1], -1], dtype=np.int64)  # the region's cells given their h1
+    if region is None:
+        search = (srcs, False, args, box, thresholds, thr_box, tg)
+    else:
+        seeds, seed_cost, filled, own_boxes = _region_start(region, h1_flat, flat, res.shape[1], thresholds)
+        search = (seeds, False, args, box, thresholds, thr_box, tg, seed_cost)
     if _search_grid(res, work, dummy_alloc, dummy_back, offsets, inv_width, n_buckets, True, *search):
         work.fill(np.inf)  # only with a forced, too small ring: rerun with the heap
         flat[srcs] = 0.0
+        if region is not None:
+            _region_start(region, h1_flat, flat, res.shape[1], start)
         thr_box[:] = empty
         thresholds[:] = start
         if tg is not None:
@@ -1178,12 +1241,23 @@ def single_source_window(
             tg[-1][:] = np.inf
         _search_grid(res, work, dummy_alloc, dummy_back, offsets, 0.0, 0, True, *search)
     del keep  # the kernel has read the bound's parts by address
+    if region is not None:  # the region's cells within each cost, by their h1 (the search did not expand them)
+        lower = thresholds < start  # come down in the search: their boxes anew, by the final costs
+        if lower.any():
+            anew = np.tile(empty, (int(lower.sum()), 1))
+            final_cut = min(cut, float(thresholds.max()))
+            _region_boxes(region[0], h1_flat, thresholds[lower], final_cut, res.shape[1], anew)
+            own_boxes[lower] = anew
+        for j, keep_min in enumerate((True, False, True, False)):  # rows, columns: ends inclusive
+            thr_box[:, j] = (np.minimum if keep_min else np.maximum)(thr_box[:, j], own_boxes[:, j])
     if reached is not None:
         reached[:] = [float(v) for v in found] if tg is not None else [math.inf] * thresholds.size
     if learned is not None and tg is not None:
         final_cut = min(cut, float(thresholds.max())) if thresholds.size else cut
         learned["floor"] = min(float(tg[-1][0]), final_cut)
         learned["at"] = tg[-1][1:].copy()
+        if region is not None and lab < learned["at"].size:
+            learned["at"][lab] = 0.0  # its own sources, at 0 (given, not taken)
     # the cells given a cost: the sources (expanded or not), and those within the margin of the expanded cells
     rows, cols = np.divmod(srcs, res.shape[1])
     r0, r1, c0, c1 = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
@@ -1191,9 +1265,68 @@ def single_source_window(
         m = offsets[8]
         r0, r1 = min(r0, max(box[0] - m, 0)), max(r1, min(box[1] + m, res.shape[0]))
         c0, c1 = min(c0, max(box[2] - m, 0)), max(c1, min(box[3] + m, res.shape[1]))
+    if filled[1] >= 0:  # and the region's cells given their h1
+        r0, r1 = min(r0, int(filled[0])), max(r1, int(filled[1]) + 1)
+        c0, c1 = min(c0, int(filled[2])), max(c1, int(filled[3]) + 1)
     cost = _take_box(work, r0, r1, c0, c1)  # the costs out, the raster back to inf
     boxes = [(int(b[0]), int(b[1]) + 1, int(b[2]), int(b[3]) + 1) if b[1] >= 0 else None for b in thr_box]
     return cost, (r0, c0), (r0, r1, c0, c1), boxes
+
+
+def _own_region(
+    bound: SearchBound | None,
+    shape: tuple[int, ...],
+    connectivity: int,
+    label: int,
+    srcs: np.ndarray,
+    cut: float,
+    within: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """``(cells, edge flags, max_cost, 2 h1 limit)`` of ``label``'s allocation region for ``own_region``."""
+    alloc = None if bound is None or bound.h1 is None else bound._allocation(shape)
+    if alloc is None:
+        msg = (
+            "own_region: expected a bound with h1 and its allocation (the cost distance from all the labelled sources), "
+            f"found {'no bound' if bound is None else 'no h1' if bound.h1 is None else 'no allocation'}. Give them, "
+            "or leave own_region out."
+        )
+        raise DataError(msg)
+    h1 = np.asarray(bound.h1).reshape(-1)
+    if not ((alloc[srcs] == label).all() and (h1[srcs] == 0.0).all()):
+        msg = (
+            f"own_region: expected the bound's allocation to give each source cell its own label at cost 0, found "
+            f"{int(((alloc[srcs] != label) | (h1[srcs] != 0.0)).sum())} of label {label}'s {srcs.size} that it does "
+            "not. Give the cost and allocation of one search from all the labels."
+        )
+        raise DataError(msg)
+    if bound.rasters is not None:
+        bound._layout(None)  # checks that the rasters are those of this h1 and allocation
+        start, cells, edge = bound.rasters.regions(connectivity)
+    else:
+        start, cells, edge = _allocation_regions(alloc.reshape(shape), connectivity)
+    cells = cells[start[label] : start[label + 1]] if label + 1 < start.size else cells[:0]
+    return cells, edge, cut, float(within.max()) if within.size else 2.0 * cut
+
+
+def _region_start(
+    region: tuple, h1: np.ndarray, flat: np.ndarray, n_cols: int, within: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Give the region's cells their ``h1`` in ``flat``, and list its edge cells among them as the search's seeds.
+
+    Returns ``(seeds, their costs, the box of the cells given a cost, the boxes of those within each cost of
+    within)``, boxes as :func:`_search_grid`'s ``thr_box`` (ends inclusive).
+    """
+    cells, edge, cut, limit2 = region
+    order = np.argsort(within, kind="stable")
+    levels = np.tile(np.array([flat.size, -1, flat.size, -1], dtype=np.int64), (within.size + 1, 1))
+    seeds, seed_cost = np.empty(cells.size, dtype=np.int64), np.empty(cells.size)
+    n = _fill_region(cells, edge, h1, limit2, cut, flat, n_cols, within[order], levels, seeds, seed_cost)
+    # a cell within the k-th least cost is within every larger one: the boxes are unions of the levels up to k
+    union = np.column_stack([np.minimum.accumulate(levels[:, 0]), np.maximum.accumulate(levels[:, 1]),
+                             np.minimum.accumulate(levels[:, 2]), np.maximum.accumulate(levels[:, 3])])  # fmt: skip
+    boxes = np.empty((within.size, 4), dtype=np.int64)
+    boxes[order] = union[:-1]
+    return seeds[:n], seed_cost[:n], union[-1], boxes
 
 
 def trace_path(

@@ -478,7 +478,9 @@ def _whole_search(item: tuple) -> tuple[_Found, dict[int, tuple[int, int, int, i
     distance (the cost at which it reached the patch, or less with the bound's allocation; inf if none); and with
     the allocation what the search showed of the least costs to the other patches (``learned`` of
     :func:`~leopardgeo.kernels.costdist.single_source_window`), else None.  ``floors``: that function's ``floors``
-    (one column per link), or None.
+    (one column per link), or None.  With the allocation the search also leaves the patch's own allocation region
+    to the bound (``own_region``): those cells take their cost from the search from all patches, and the boxes
+    hold the cells of the region within each reach.
     """
     inp_h, p, cut, cell_size_m, pool, bound, ends, tighten, floors = item
     sb = None
@@ -497,7 +499,7 @@ def _whole_search(item: tuple) -> tuple[_Found, dict[int, tuple[int, int, int, i
     cost, origin, box, boxes = single_source_window(
         inp_h.get(), p, cell_size_m=cell_size_m, max_cost=cut, bound=sb, work=work, within=reach,
         partners=[q for q, _, _ in ends], tighten=tighten, rest=[r for _, _, r in ends], reached=reached,
-        floors=floors if learned is not None else None, learned=learned,
+        floors=floors if learned is not None else None, learned=learned, own_region=learned is not None,
     )  # fmt: skip
     if pool is not None:  # not on an error: the raster may then not be all inf
         pool.give(work)
@@ -525,8 +527,9 @@ def _at(found: _Found, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
 
 #: Bytes a cell of one whole-grid per-patch search task: its cost raster 8, and the costs of patches kept for their
 #: pending links and a pruning bound (8 each; in their boxes, counted as if two were whole-grid), with room to spare;
-#: and the bound with its allocation laid out for the kernel (8: :func:`~leopardgeo.kernels.costdist.pack_bound`).
-WHOLE_SEARCH_BYTES_PER_CELL = 13 + 2 * 8 + 8
+#: and the bound with its allocation laid out for the kernel (8: :func:`~leopardgeo.kernels.costdist.pack_bound`), with
+#: the allocation's regions listed (5: a cell id and an edge flag, :meth:`~leopardgeo.kernels.costdist.BoundRasters.regions`).
+WHOLE_SEARCH_BYTES_PER_CELL = 13 + 2 * 8 + 8 + 5
 
 
 #: Slack on the pruning bounds (relative): they hold to rounding, which this covers many times over.
