@@ -1180,7 +1180,7 @@ def test_own_region_gives_every_corridor_cell_the_same_cost_bit_for_bit(connecti
     np.testing.assert_allclose(got[True][corridor], d[corridor], rtol=RTOL, atol=0)
     fin = np.isfinite(d)
     assert (got[True][fin] >= d[fin] * (1 - RTOL)).all() and np.isinf(got[True][np.isinf(d)]).all()
-    region = (alloc == lab) & (h1 <= max(within)) & (2.0 * h1 <= max(within))
+    region = (alloc == lab) & (2.0 * h1 <= max(reach))  # within the largest reach as lowered
     np.testing.assert_array_equal(got[True][region], h1[region])
     for cells, box in zip(corridors, boxes_of[True], strict=True):
         rows, cols = np.nonzero(cells)
@@ -1204,17 +1204,18 @@ def test_allocation_regions_list_each_labels_cells_and_its_edge(connectivity, nr
 
     rng = np.random.default_rng(seed)
     alloc = rng.integers(-1, 4, (nr, nc)).astype(np.int32)
-    start, cells, edge = _allocation_regions(alloc, connectivity)
-    flat = alloc.reshape(-1)
-    for a in range(1, int(flat.max(initial=0)) + 1):
-        assert cells[start[a] : start[a + 1]].tolist() == np.flatnonzero(flat == a).tolist()
-    want = np.zeros((nr, nc), dtype=bool)
+    start, cells, n_edge = _allocation_regions(alloc, connectivity)
+    edge = np.zeros((nr, nc), dtype=bool)
     for r in range(nr):
         for c in range(nc):
             for dr, dc in NEIGHBOUR_OFFSETS[:connectivity]:
                 if 0 <= r + dr < nr and 0 <= c + dc < nc and alloc[r + dr, c + dc] != alloc[r, c]:
-                    want[r, c] = True
-    assert edge.reshape(nr, nc).astype(bool).tolist() == want.tolist()
+                    edge[r, c] = True
+    flat, edge = alloc.reshape(-1), edge.reshape(-1)
+    for a in range(1, int(flat.max(initial=0)) + 1):
+        mine = cells[start[a] : start[a + 1]].tolist()
+        assert mine[: n_edge[a]] == np.flatnonzero((flat == a) & edge).tolist()  # the edge cells first, ascending
+        assert mine[n_edge[a] :] == np.flatnonzero((flat == a) & ~edge).tolist()[::-1]  # then the others, descending
 
 
 def test_own_region_needs_the_allocation_of_a_search_from_all_labels():

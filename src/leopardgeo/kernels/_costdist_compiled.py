@@ -1214,29 +1214,71 @@ def _region_counts(alloc, nc, drow, dcol, start, edge):  # pragma: no cover - co
 
 
 @njit(cache=True, nogil=True)
-def _region_fill(alloc, start, cells):  # pragma: no cover - compiled
-    """Each label's cells (:func:`_region_counts`), ascending, into ``cells`` from ``start[a]`` on."""
+def _region_fill(alloc, edge, start, cells, n_edge):  # pragma: no cover - compiled
+    """Each label's cells (:func:`_region_counts`) into ``cells`` from ``start[a]`` on, its edge cells first.
+
+    The edge cells ascending (``n_edge[a]`` of them), then the others descending, from the end of its range.
+    """
     top = start.size - 2
-    at = start[:-1].copy()
+    front = start[:-1].copy()
+    back = start[1:] - 1
     for i in range(alloc.size):
         a = alloc[i]
         if a >= 1 and a <= top:
-            cells[at[a]] = i
-            at[a] += 1
+            if edge[i]:
+                cells[front[a]] = i
+                front[a] += 1
+            else:
+                cells[back[a]] = i
+                back[a] -= 1
+    for a in range(1, top + 1):
+        n_edge[a] = front[a] - start[a]
 
 
 @njit(cache=True, nogil=True)
-def _fill_region(cells, edge, h1, limit2, cut, work, nc, thr, thr_box, seeds, seed_cost):  # pragma: no cover
-    """``work[c] = h1[c]`` for the listed cells with ``2 h1 <= limit2`` and ``h1 <= cut``; those of ``edge`` as seeds.
+def _seed_region(edges, alloc, label, h1, cut, limit2, work, nc, drow, dcol, seeds, seed_cost, box):  # pragma: no cover
+    """Before a search that leaves ``label``'s region to ``h1``: its edge cells and their neighbours in it get their ``h1``.
 
-    ``thr_box[k]`` (rows, columns, ends inclusive, as :func:`_widen`) grows to hold the cells set with
-    ``2 h1 <= thr[k]``, and row ``thr.size`` to hold all the cells set; the edge cells among them go to ``seeds``
-    with their ``h1`` in ``seed_cost`` (both as long as ``cells``).  Returns how many seeds.  ``thr`` ascending
-    (the boxes of other orders are the caller's to map): a cell's box is that of the first threshold it is within,
-    the boxes of the others the caller takes as unions.
+    ``edges``: the region's edge cells (flat ids).  Each of them, and each neighbour (offsets ``drow``, ``dcol``) of
+    one allocated to ``label``, with ``h1 <= cut`` gets ``work = h1``; so a step into the region offers no cell a
+    lower cost (``h1`` is the least) and the search never goes in.  The edge cells with ``2 h1 <= limit2`` too go
+    to ``seeds``, with their ``h1`` in ``seed_cost``.  ``box`` (rows, columns, ends inclusive) grows to hold every
+    cell set.  Returns how many seeds.
+    """
+    nr = alloc.size // nc
+    n = 0
+    for j in range(edges.size):
+        u = np.int64(edges[j])
+        x = h1[u]
+        if not x <= cut:
+            continue
+        work[u] = x
+        ur = u // nc
+        uc = u - ur * nc
+        _widen(box, 0, ur, ur, uc, uc)
+        if 2.0 * x <= limit2:
+            seeds[n] = u
+            seed_cost[n] = x
+            n += 1
+        for k in range(drow.size):
+            vr, vc = ur + drow[k], uc + dcol[k]
+            if vr >= 0 and vr < nr and vc >= 0 and vc < nc:
+                v = vr * nc + vc
+                if alloc[v] == label and h1[v] <= cut:
+                    work[v] = h1[v]
+                    _widen(box, 0, vr, vr, vc, vc)
+    return n
+
+
+@njit(cache=True, nogil=True)
+def _fill_region(cells, h1, limit2, cut, work, nc, thr, levels):  # pragma: no cover - compiled
+    """``work[c] = h1[c]`` for the listed cells with ``2 h1 <= limit2`` and ``h1 <= cut``, and their boxes.
+
+    ``thr`` ascending; ``levels[t]`` (rows, columns, ends inclusive, as :func:`_widen`) grows to hold the cells set
+    whose first cost of ``thr`` they are within is ``thr[t]`` (row ``thr.size``: within none): the box of those
+    within ``thr[t]`` is the union of rows ``0 .. t``, of all the cells set that of every row.
     """
     n_thr = thr.size
-    n = 0
     for j in range(cells.size):
         c = np.int64(cells[j])
         x = h1[c]
@@ -1249,27 +1291,7 @@ def _fill_region(cells, edge, h1, limit2, cut, work, nc, thr, thr_box, seeds, se
                 t = 1
                 while t < n_thr and 2.0 * x > thr[t]:
                     t += 1
-            _widen(thr_box, t, r, r, col, col)
-            if edge[c]:
-                seeds[n] = c
-                seed_cost[n] = x
-                n += 1
-    return n
-
-
-@njit(cache=True, nogil=True)
-def _region_boxes(cells, h1, thr, cut, nc, thr_box):  # pragma: no cover - compiled
-    """``thr_box[k]`` (ends inclusive) grows to hold the listed cells with ``2 h1 <= thr[k]`` and ``h1 <= cut``."""
-    for j in range(cells.size):
-        c = np.int64(cells[j])
-        x = h1[c]
-        if not x <= cut:
-            continue
-        r = c // nc
-        col = c - r * nc
-        for t in range(thr.size):
-            if 2.0 * x <= thr[t]:
-                _widen(thr_box, t, r, r, col, col)
+            _widen(levels, t, r, r, col, col)
 
 
 @njit(cache=True, nogil=True)

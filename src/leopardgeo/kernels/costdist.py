@@ -45,12 +45,12 @@ from leopardgeo.kernels._costdist_compiled import (
     _init_outputs,
     _minimax_rows,
     _pack_bound,
-    _region_boxes,
     _region_counts,
     _region_fill,
     _scan_resistance,
     _scan_sources,
     _search_grid,
+    _seed_region,
     _source_labels,
     _take_box,
     _trace,
@@ -650,17 +650,17 @@ class BoundRasters:
 
 
 def _allocation_regions(alloc: np.ndarray, connectivity: int) -> tuple[np.ndarray, ...]:
-    """The cells of each label's region in ``alloc``, and the cells with a neighbour of another label (or of none).
+    """The cells of each label's region in ``alloc``, its edge cells (a neighbour of another label, or of none) first.
 
-    ``(start, cells, edge)``: label ``a``'s cells (flat ids, ascending) are ``cells[start[a] : start[a + 1]]``;
-    ``edge`` (flat, uint8) is 1 at a cell with a neighbour (of this connectivity) of another label.  Two compiled
-    passes (:func:`_region_counts`); int32 ids below 2**31 cells.
+    ``(start, cells, n_edge)``: label ``a``'s cells (flat ids) are ``cells[start[a] : start[a + 1]]``, the first
+    ``n_edge[a]`` of them its edge cells (ascending), then the others (descending).  Two compiled passes
+    (:func:`_region_counts`); int32 ids below 2**31 cells.
 
     Examples
     --------
-    >>> start, cells, edge = _allocation_regions(np.array([[1, 1, 1, 2]]), 4)
-    >>> cells[start[1] : start[2]].tolist(), edge.tolist()
-    ([0, 1, 2], [0, 0, 1, 1])
+    >>> start, cells, n_edge = _allocation_regions(np.array([[1, 1, 1, 2]]), 4)
+    >>> cells[start[1] : start[2]].tolist(), int(n_edge[1]), cells[start[2] : start[3]].tolist()
+    ([2, 1, 0], 1, [3])
     """
     flat = np.ascontiguousarray(alloc).reshape(-1)
     top = int(flat.max(initial=0))
@@ -671,8 +671,9 @@ def _allocation_regions(alloc: np.ndarray, connectivity: int) -> tuple[np.ndarra
     _region_counts(flat, alloc.shape[1], np.ascontiguousarray(ahead[:, 0]), np.ascontiguousarray(ahead[:, 1]), start, edge)
     np.cumsum(start, out=start)
     cells = np.empty(start[-1], dtype=np.int32 if flat.size < 2**31 else np.int64)
-    _region_fill(flat, start, cells)
-    return start, cells, edge
+    n_edge = np.zeros_like(start)
+    _region_fill(flat, edge, start, cells, n_edge)
+    return start, cells, n_edge
 
 
 def pack_bound(h1: np.ndarray, allocation: np.ndarray) -> BoundRasters:
@@ -1109,11 +1110,12 @@ def single_source_window(
         sources, as for ``partners``): the cells allocated to ``label`` are not searched.  Their least cost from
         ``label`` is their ``h1``, bit for bit (both are the least over the same paths, summed alike), and a
         least-cost path from ``label`` to any other cell leaves that region last from a cell with a neighbour
-        outside it.  So the region's cells take their ``h1`` and the search starts from those edge cells, each
-        at its ``h1``, as if it had come to them: the same costs outside the region, without the expansions
-        inside it.  Given their cost: the region's cells with :math:`h_1 \le` ``max_cost`` and
-        :math:`2 h_1 \le \max` ``within`` (all within ``max_cost`` without ``within``); the ``within`` boxes
-        hold those with :math:`2 h_1` within each cost.  That covers every region cell :math:`x` of a set
+        outside it.  So the search starts from those edge cells, each at its ``h1``, as if it had come to them
+        (they and their neighbours in the region get their ``h1`` first, so that no step goes into the region):
+        the same costs outside the region, without the expansions inside it.  After the search the region's
+        cells with :math:`h_1` within the final cutoff and :math:`2 h_1 \le \max` ``within`` (the final costs;
+        without ``within``, all within the cutoff) get their ``h1``, and the ``within`` boxes hold those with
+        :math:`2 h_1` within each cost.  That covers every region cell :math:`x` of a set
         :math:`\{x : d(x) + g(x) \le r\}` with :math:`g` the cost distance to other labels' sources and
         :math:`r` no more than those costs (there :math:`g(x) \ge h_1(x) = d(x)`): a corridor's cells.
         ``learned``'s floor still bounds the least costs to the other labels (their paths leave the region
@@ -1227,13 +1229,13 @@ def single_source_window(
     if region is None:
         search = (srcs, False, args, box, thresholds, thr_box, tg)
     else:
-        seeds, seed_cost, filled, own_boxes = _region_start(region, h1_flat, flat, res.shape[1], thresholds)
+        seeds, seed_cost = _region_seeds(region, h1_flat, flat, res.shape[1], k, filled)
         search = (seeds, False, args, box, thresholds, thr_box, tg, seed_cost)
     if _search_grid(res, work, dummy_alloc, dummy_back, offsets, inv_width, n_buckets, True, *search):
         work.fill(np.inf)  # only with a forced, too small ring: rerun with the heap
         flat[srcs] = 0.0
         if region is not None:
-            _region_start(region, h1_flat, flat, res.shape[1], start)
+            _region_seeds(region, h1_flat, flat, res.shape[1], k, filled)
         thr_box[:] = empty
         thresholds[:] = start
         if tg is not None:
@@ -1241,15 +1243,9 @@ def single_source_window(
             tg[-1][:] = np.inf
         _search_grid(res, work, dummy_alloc, dummy_back, offsets, 0.0, 0, True, *search)
     del keep  # the kernel has read the bound's parts by address
-    if region is not None:  # the region's cells within each cost, by their h1 (the search did not expand them)
-        lower = thresholds < start  # come down in the search: their boxes anew, by the final costs
-        if lower.any():
-            anew = np.tile(empty, (int(lower.sum()), 1))
-            final_cut = min(cut, float(thresholds.max()))
-            _region_boxes(region[0], h1_flat, thresholds[lower], final_cut, res.shape[1], anew)
-            own_boxes[lower] = anew
-        for j, keep_min in enumerate((True, False, True, False)):  # rows, columns: ends inclusive
-            thr_box[:, j] = (np.minimum if keep_min else np.maximum)(thr_box[:, j], own_boxes[:, j])
+    if region is not None:  # the region's cells within the final costs get their h1 (the search did not go in)
+        final_cut = min(cut, float(thresholds.max())) if thresholds.size else cut
+        _region_costs(region, h1_flat, flat, res.shape[1], final_cut, thresholds, thr_box, filled)
     if reached is not None:
         reached[:] = [float(v) for v in found] if tg is not None else [math.inf] * thresholds.size
     if learned is not None and tg is not None:
@@ -1281,8 +1277,8 @@ def _own_region(
     srcs: np.ndarray,
     cut: float,
     within: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """``(cells, edge flags, max_cost, 2 h1 limit)`` of ``label``'s allocation region for ``own_region``."""
+) -> tuple:
+    """``(cells, edge cells, allocation, label, max_cost, 2 h1 limit)`` of ``label``'s allocation region (``own_region``)."""
     alloc = None if bound is None or bound.h1 is None else bound._allocation(shape)
     if alloc is None:
         msg = (
@@ -1291,42 +1287,62 @@ def _own_region(
             "or leave own_region out."
         )
         raise DataError(msg)
-    h1 = np.asarray(bound.h1).reshape(-1)
-    if not ((alloc[srcs] == label).all() and (h1[srcs] == 0.0).all()):
+    h1 = bound.h1.reshape(-1)
+    wrong = int(np.count_nonzero((alloc[srcs] != label) | (h1[srcs] != 0.0)))
+    if wrong:
         msg = (
             f"own_region: expected the bound's allocation to give each source cell its own label at cost 0, found "
-            f"{int(((alloc[srcs] != label) | (h1[srcs] != 0.0)).sum())} of label {label}'s {srcs.size} that it does "
-            "not. Give the cost and allocation of one search from all the labels."
+            f"{wrong} of label {label}'s {srcs.size} that it does not. Give the cost and allocation of one search from "
+            "all the labels."
         )
         raise DataError(msg)
     if bound.rasters is not None:
         bound._layout(None)  # checks that the rasters are those of this h1 and allocation
-        start, cells, edge = bound.rasters.regions(connectivity)
+        start, cells, n_edge = bound.rasters.regions(connectivity)
     else:
-        start, cells, edge = _allocation_regions(alloc.reshape(shape), connectivity)
-    cells = cells[start[label] : start[label + 1]] if label + 1 < start.size else cells[:0]
-    return cells, edge, cut, float(within.max()) if within.size else 2.0 * cut
+        start, cells, n_edge = _allocation_regions(alloc.reshape(shape), connectivity)
+    if label + 1 >= start.size:
+        cells, edges = cells[:0], cells[:0]
+    else:
+        cells, edges = cells[start[label] : start[label + 1]], cells[start[label] : start[label] + n_edge[label]]
+    return cells, edges, alloc, label, cut, float(within.max()) if within.size else 2.0 * cut
 
 
-def _region_start(
-    region: tuple, h1: np.ndarray, flat: np.ndarray, n_cols: int, within: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Give the region's cells their ``h1`` in ``flat``, and list its edge cells among them as the search's seeds.
+def _region_seeds(region: tuple, h1: np.ndarray, flat: np.ndarray, n_cols: int, connectivity: int, filled: np.ndarray) -> tuple:
+    """Before the search: the region's edge cells and their neighbours in it get their ``h1`` (:func:`_seed_region`).
 
-    Returns ``(seeds, their costs, the box of the cells given a cost, the boxes of those within each cost of
-    within)``, boxes as :func:`_search_grid`'s ``thr_box`` (ends inclusive).
+    Returns ``(seeds, their costs)``; ``filled`` (rows, columns, ends inclusive) grows to hold the cells set.
     """
-    cells, edge, cut, limit2 = region
+    _, edges, alloc, label, cut, limit2 = region
+    off = NEIGHBOUR_OFFSETS[:connectivity]
+    seeds, seed_cost = np.empty(edges.size, dtype=np.int64), np.empty(edges.size)
+    box = filled.reshape(1, 4)
+    drow, dcol = off[:, 0].copy(), off[:, 1].copy()
+    n = _seed_region(edges, alloc, label, h1, cut, limit2, flat, n_cols, drow, dcol, seeds, seed_cost, box)
+    return seeds[:n], seed_cost[:n]
+
+
+def _region_costs(
+    region: tuple, h1: np.ndarray, flat: np.ndarray, n_cols: int, cut: float, within: np.ndarray, thr_box: np.ndarray,
+    filled: np.ndarray,
+) -> None:  # fmt: skip
+    """After the search: the region's cells with ``h1 <= cut`` and ``2 h1 <= max(within)`` get their ``h1``.
+
+    ``within``: the final costs.  ``thr_box[k]`` grows to hold those with ``2 h1 <= within[k]``, ``filled`` all of
+    them (ends inclusive).
+    """
+    cells = region[0]
+    limit2 = float(within.max()) if within.size else 2.0 * cut
     order = np.argsort(within, kind="stable")
     levels = np.tile(np.array([flat.size, -1, flat.size, -1], dtype=np.int64), (within.size + 1, 1))
-    seeds, seed_cost = np.empty(cells.size, dtype=np.int64), np.empty(cells.size)
-    n = _fill_region(cells, edge, h1, limit2, cut, flat, n_cols, within[order], levels, seeds, seed_cost)
+    _fill_region(cells, h1, limit2, cut, flat, n_cols, within[order], levels)
     # a cell within the k-th least cost is within every larger one: the boxes are unions of the levels up to k
-    union = np.column_stack([np.minimum.accumulate(levels[:, 0]), np.maximum.accumulate(levels[:, 1]),
-                             np.minimum.accumulate(levels[:, 2]), np.maximum.accumulate(levels[:, 3])])  # fmt: skip
-    boxes = np.empty((within.size, 4), dtype=np.int64)
-    boxes[order] = union[:-1]
-    return seeds[:n], seed_cost[:n], union[-1], boxes
+    union = np.empty_like(levels)
+    for j, accumulate in enumerate((np.minimum, np.maximum, np.minimum, np.maximum)):  # rows, columns: ends inclusive
+        union[:, j] = accumulate.accumulate(levels[:, j])
+    for j, keep in enumerate((np.minimum, np.maximum, np.minimum, np.maximum)):
+        thr_box[order, j] = keep(thr_box[order, j], union[:-1, j])
+        filled[j] = keep(filled[j], union[-1, j])
 
 
 def trace_path(
