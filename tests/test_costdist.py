@@ -1204,7 +1204,7 @@ def test_allocation_regions_list_each_labels_cells_and_its_edge(connectivity, nr
 
     rng = np.random.default_rng(seed)
     alloc = rng.integers(-1, 4, (nr, nc)).astype(np.int32)
-    start, cells, n_edge = _allocation_regions(alloc, connectivity)
+    run_start, runs, edge_start, edges = _allocation_regions(alloc, connectivity)
     edge = np.zeros((nr, nc), dtype=bool)
     for r in range(nr):
         for c in range(nc):
@@ -1213,9 +1213,11 @@ def test_allocation_regions_list_each_labels_cells_and_its_edge(connectivity, nr
                     edge[r, c] = True
     flat, edge = alloc.reshape(-1), edge.reshape(-1)
     for a in range(1, int(flat.max(initial=0)) + 1):
-        mine = cells[start[a] : start[a + 1]].tolist()
-        assert mine[: n_edge[a]] == np.flatnonzero((flat == a) & edge).tolist()  # the edge cells first, ascending
-        assert mine[n_edge[a] :] == np.flatnonzero((flat == a) & ~edge).tolist()[::-1]  # then the others, descending
+        mine = [r * nc + c for r, c0, c1 in runs[run_start[a] : run_start[a + 1]].tolist() for c in range(c0, c1)]
+        assert mine == np.flatnonzero(flat == a).tolist()  # its cells, in raster order
+        row_ends = [(r, c1) for r, _, c1 in runs[run_start[a] : run_start[a + 1]].tolist()]
+        assert all(c1 == nc or alloc[r, c1] != a for r, c1 in row_ends)  # runs as long as they go
+        assert edges[edge_start[a] : edge_start[a + 1]].tolist() == np.flatnonzero((flat == a) & edge).tolist()
 
 
 def test_own_region_needs_the_allocation_of_a_search_from_all_labels():

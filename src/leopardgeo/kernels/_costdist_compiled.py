@@ -1181,19 +1181,13 @@ def _above(v):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _region_counts(alloc, nc, drow, dcol, start, edge):  # pragma: no cover - compiled
-    """Count the cells of each label ``1 .. start.size - 2`` of ``alloc`` (flat) into ``start[a + 1]``; mark its edge cells.
+def _edge_flags(alloc, nc, drow, dcol, edge):  # pragma: no cover - compiled
+    """``edge[i] = 1`` for each cell of ``alloc`` (flat) with a neighbour of another label.
 
-    ``edge[i]`` is set to 1 for a cell with a neighbour of another label (offsets ``drow`` >= 0, ``dcol``: the
-    forward half of a neighbourhood, each pair of cells once; in the grid of ``nc`` columns).  Row against row,
-    offset by offset: loops without branches, which the compiler vectorises.
+    Offsets ``drow`` >= 0, ``dcol``: the forward half of a neighbourhood, each pair of cells once (in the grid of
+    ``nc`` columns).  Row against row, offset by offset: loops without branches, which the compiler vectorises.
     """
     nr = alloc.size // nc
-    top = start.size - 2
-    for i in range(alloc.size):
-        a = alloc[i]
-        if a >= 1 and a <= top:
-            start[a + 1] += 1
     for r in range(nr):
         row = alloc[r * nc : (r + 1) * nc]
         e_row = edge[r * nc : (r + 1) * nc]
@@ -1214,36 +1208,58 @@ def _region_counts(alloc, nc, drow, dcol, start, edge):  # pragma: no cover - co
 
 
 @njit(cache=True, nogil=True)
-def _region_fill(alloc, edge, start, cells, n_edge):  # pragma: no cover - compiled
-    """Each label's cells (:func:`_region_counts`) into ``cells`` from ``start[a]`` on, its edge cells first.
+def _region_runs(alloc, edge, nc, run_start, edge_start, runs, edges):  # pragma: no cover - compiled
+    """Each label's runs of cells along the rows, and its edge cells (:func:`_edge_flags`), grouped by label.
 
-    The edge cells ascending (``n_edge[a]`` of them), then the others descending, from the end of its range.
+    Labels ``1 .. run_start.size - 2``.  With ``runs`` empty: counts them, ``run_start[a + 1]`` and
+    ``edge_start[a + 1]``.  Else (the counts summed, as starts): label ``a``'s runs ``(row, first column, end
+    column)`` into ``runs[run_start[a]:]`` and its edge cells (flat ids, ascending) into ``edges[edge_start[a]:]``,
+    in raster order.
     """
-    top = start.size - 2
-    front = start[:-1].copy()
-    back = start[1:] - 1
-    for i in range(alloc.size):
-        a = alloc[i]
-        if a >= 1 and a <= top:
-            if edge[i]:
-                cells[front[a]] = i
-                front[a] += 1
-            else:
-                cells[back[a]] = i
-                back[a] -= 1
-    for a in range(1, top + 1):
-        n_edge[a] = front[a] - start[a]
+    nr = alloc.size // nc
+    top = run_start.size - 2
+    count = runs.shape[0] == 0
+    at = run_start[:-1].copy()
+    at_e = edge_start[:-1].copy()
+    for r in range(nr):
+        c = 0
+        while c < nc:
+            i = r * nc + c
+            a = alloc[i]
+            e = c + 1
+            while e < nc and alloc[r * nc + e] == a:
+                e += 1
+            if a >= 1 and a <= top:
+                if count:
+                    run_start[a + 1] += 1
+                    n = 0
+                    for j in range(i, i + e - c):
+                        n += edge[j]
+                    edge_start[a + 1] += n
+                else:
+                    k = at[a]
+                    runs[k, 0] = r
+                    runs[k, 1] = c
+                    runs[k, 2] = e
+                    at[a] = k + 1
+                    k = at_e[a]
+                    for j in range(i, i + e - c):
+                        if edge[j]:
+                            edges[k] = j
+                            k += 1
+                    at_e[a] = k
+            c = e
 
 
 @njit(cache=True, nogil=True)
-def _seed_region(edges, alloc, label, h1, cut, limit2, work, nc, drow, dcol, seeds, seed_cost, box):  # pragma: no cover
+def _seed_region(edges, alloc, label, h1, cut, work, nc, drow, dcol, seeds, seed_cost, box):  # pragma: no cover
     """Before a search that leaves ``label``'s region to ``h1``: its edge cells and their neighbours in it get their ``h1``.
 
     ``edges``: the region's edge cells (flat ids).  Each of them, and each neighbour (offsets ``drow``, ``dcol``) of
     one allocated to ``label``, with ``h1 <= cut`` gets ``work = h1``; so a step into the region offers no cell a
-    lower cost (``h1`` is the least) and the search never goes in.  The edge cells with ``2 h1 <= limit2`` too go
-    to ``seeds``, with their ``h1`` in ``seed_cost``.  ``box`` (rows, columns, ends inclusive) grows to hold every
-    cell set.  Returns how many seeds.
+    lower cost (``h1`` is the least) and the search never goes in.  The edge cells set also go to ``seeds``, with
+    their ``h1`` in ``seed_cost``.  ``box`` (rows, columns, ends inclusive) grows to hold every cell set.  Returns
+    how many seeds.
     """
     nr = alloc.size // nc
     n = 0
@@ -1256,10 +1272,9 @@ def _seed_region(edges, alloc, label, h1, cut, limit2, work, nc, drow, dcol, see
         ur = u // nc
         uc = u - ur * nc
         _widen(box, 0, ur, ur, uc, uc)
-        if 2.0 * x <= limit2:
-            seeds[n] = u
-            seed_cost[n] = x
-            n += 1
+        seeds[n] = u
+        seed_cost[n] = x
+        n += 1
         for k in range(drow.size):
             vr, vc = ur + drow[k], uc + dcol[k]
             if vr >= 0 and vr < nr and vc >= 0 and vc < nc:
@@ -1271,27 +1286,42 @@ def _seed_region(edges, alloc, label, h1, cut, limit2, work, nc, drow, dcol, see
 
 
 @njit(cache=True, nogil=True)
-def _fill_region(cells, h1, limit2, cut, work, nc, thr, levels):  # pragma: no cover - compiled
-    """``work[c] = h1[c]`` for the listed cells with ``2 h1 <= limit2`` and ``h1 <= cut``, and their boxes.
+def _fill_region(runs, h1, cut, r1, pt_addr, pt_geo, pt_reach, work, nc, thr, levels):  # pragma: no cover - compiled
+    """``work[c] = h1[c]`` for the cells of ``runs`` with ``h1 <= cut`` that pass a pruned search's tests at ``d = h1``.
 
-    ``thr`` ascending; ``levels[t]`` (rows, columns, ends inclusive, as :func:`_widen`) grows to hold the cells set
-    whose first cost of ``thr`` they are within is ``thr[t]`` (row ``thr.size``: within none): the box of those
-    within ``thr[t]`` is the union of rows ``0 .. t``, of all the cells set that of every row.
+    ``runs``: ``(row, first column, end column)`` of the cells (:func:`_region_runs`).  The tests of
+    :func:`_search`: ``2 h1 <= r1``, or in the box of a rectangle ``t`` (``pt_addr``, ``pt_geo``, ``pt_reach`` as
+    there) ``h1 + (g_t - pt_reach[t]) <= 0``.  ``thr`` ascending; ``levels[t]`` (rows, columns, ends inclusive, as
+    :func:`_widen`) grows to hold the cells set whose first cost of ``thr`` they are within at ``2 h1`` is
+    ``thr[t]`` (row ``thr.size``: within none): the box of those within ``thr[t]`` is the union of rows ``0 .. t``,
+    of all the cells set that of every row.
     """
     n_thr = thr.size
-    for j in range(cells.size):
-        c = np.int64(cells[j])
-        x = h1[c]
-        if x <= cut and 2.0 * x <= limit2:
-            work[c] = x
-            r = c // nc
-            col = c - r * nc
-            t = 0
-            if n_thr > 0 and 2.0 * x > thr[0]:  # most are within every cost
-                t = 1
-                while t < n_thr and 2.0 * x > thr[t]:
-                    t += 1
-            _widen(levels, t, r, r, col, col)
+    n_pt = pt_reach.size
+    for j in range(runs.shape[0]):
+        r = np.int64(runs[j, 0])
+        row_h = h1[r * nc : (r + 1) * nc]
+        row_w = work[r * nc : (r + 1) * nc]
+        for col in range(np.int64(runs[j, 1]), np.int64(runs[j, 2])):
+            x = row_h[col]
+            if not x <= cut:
+                continue
+            ok = 2.0 * x <= r1
+            if not ok:
+                for t in range(n_pt):
+                    if r >= pt_geo[t, 4] and r < pt_geo[t, 5] and col >= pt_geo[t, 6] and col < pt_geo[t, 7]:
+                        g = _load_f64(pt_addr[t], (r - pt_geo[t, 0]) * pt_geo[t, 3] + (col - pt_geo[t, 1]))
+                        if x + (g - pt_reach[t]) <= 0.0:
+                            ok = True
+                            break
+            if ok:
+                row_w[col] = x
+                t = 0
+                if n_thr > 0 and 2.0 * x > thr[0]:  # most are within every cost
+                    t = 1
+                    while t < n_thr and 2.0 * x > thr[t]:
+                        t += 1
+                _widen(levels, t, r, r, col, col)
 
 
 @njit(cache=True, nogil=True)

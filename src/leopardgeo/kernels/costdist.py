@@ -39,14 +39,14 @@ from leopardgeo.kernels._costdist_compiled import (
     _MAX_BUCKETS,
     _NO_H32,
     _allocation_exits,
+    _edge_flags,
     _fill_allocation,
     _fill_region,
     _group_sources,
     _init_outputs,
     _minimax_rows,
     _pack_bound,
-    _region_counts,
-    _region_fill,
+    _region_runs,
     _scan_resistance,
     _scan_sources,
     _search_grid,
@@ -650,30 +650,35 @@ class BoundRasters:
 
 
 def _allocation_regions(alloc: np.ndarray, connectivity: int) -> tuple[np.ndarray, ...]:
-    """The cells of each label's region in ``alloc``, its edge cells (a neighbour of another label, or of none) first.
+    """The cells of each label's region in ``alloc`` as runs along the rows, and its edge cells.
 
-    ``(start, cells, n_edge)``: label ``a``'s cells (flat ids) are ``cells[start[a] : start[a + 1]]``, the first
-    ``n_edge[a]`` of them its edge cells (ascending), then the others (descending).  Two compiled passes
-    (:func:`_region_counts`); int32 ids below 2**31 cells.
+    ``(run_start, runs, edge_start, edges)``: label ``a``'s runs ``(row, first column, end column)`` are
+    ``runs[run_start[a] : run_start[a + 1]]`` and its edge cells (flat ids, ascending: cells with a neighbour, of
+    this connectivity, of another label or of none) ``edges[edge_start[a] : edge_start[a + 1]]``.  Three compiled
+    passes (:func:`_edge_flags`, :func:`_region_runs`); runs as int32, edge ids int32 below 2**31 cells.
 
     Examples
     --------
-    >>> start, cells, n_edge = _allocation_regions(np.array([[1, 1, 1, 2]]), 4)
-    >>> cells[start[1] : start[2]].tolist(), int(n_edge[1]), cells[start[2] : start[3]].tolist()
-    ([2, 1, 0], 1, [3])
+    >>> run_start, runs, edge_start, edges = _allocation_regions(np.array([[1, 1, 1, 2], [2, 1, 1, 2]]), 4)
+    >>> runs[run_start[1] : run_start[2]].tolist(), edges[edge_start[1] : edge_start[2]].tolist()
+    ([[0, 0, 3], [1, 1, 3]], [0, 2, 5, 6])
     """
     flat = np.ascontiguousarray(alloc).reshape(-1)
+    n_cols = alloc.shape[1]
     top = int(flat.max(initial=0))
-    start = np.zeros(max(top, 0) + 2, dtype=np.int64)
     edge = np.zeros(flat.size, dtype=np.uint8)
     off = NEIGHBOUR_OFFSETS[:connectivity]
     ahead = off[(off[:, 0] > 0) | ((off[:, 0] == 0) & (off[:, 1] > 0))]  # each pair of neighbours once
-    _region_counts(flat, alloc.shape[1], np.ascontiguousarray(ahead[:, 0]), np.ascontiguousarray(ahead[:, 1]), start, edge)
-    np.cumsum(start, out=start)
-    cells = np.empty(start[-1], dtype=np.int32 if flat.size < 2**31 else np.int64)
-    n_edge = np.zeros_like(start)
-    _region_fill(flat, edge, start, cells, n_edge)
-    return start, cells, n_edge
+    _edge_flags(flat, n_cols, np.ascontiguousarray(ahead[:, 0]), np.ascontiguousarray(ahead[:, 1]), edge)
+    run_start = np.zeros(max(top, 0) + 2, dtype=np.int64)
+    edge_start = np.zeros_like(run_start)
+    ids = np.int32 if flat.size < 2**31 else np.int64
+    _region_runs(flat, edge, n_cols, run_start, edge_start, np.empty((0, 3), dtype=np.int32), np.empty(0, dtype=ids))
+    np.cumsum(run_start, out=run_start)
+    np.cumsum(edge_start, out=edge_start)
+    runs, edges = np.empty((run_start[-1], 3), dtype=np.int32), np.empty(edge_start[-1], dtype=ids)
+    _region_runs(flat, edge, n_cols, run_start, edge_start, runs, edges)
+    return run_start, runs, edge_start, edges
 
 
 def pack_bound(h1: np.ndarray, allocation: np.ndarray) -> BoundRasters:
@@ -1113,11 +1118,12 @@ def single_source_window(
         outside it.  So the search starts from those edge cells, each at its ``h1``, as if it had come to them
         (they and their neighbours in the region get their ``h1`` first, so that no step goes into the region):
         the same costs outside the region, without the expansions inside it.  After the search the region's
-        cells with :math:`h_1` within the final cutoff and :math:`2 h_1 \le \max` ``within`` (the final costs;
-        without ``within``, all within the cutoff) get their ``h1``, and the ``within`` boxes hold those with
-        :math:`2 h_1` within each cost.  That covers every region cell :math:`x` of a set
-        :math:`\{x : d(x) + g(x) \le r\}` with :math:`g` the cost distance to other labels' sources and
-        :math:`r` no more than those costs (there :math:`g(x) \ge h_1(x) = d(x)`): a corridor's cells.
+        cells that pass the ``bound``'s tests at :math:`d = h_1` (with ``r1`` and the cutoff as the search
+        lowered them) get their ``h1`` (the cells the search would have expanded, at their least costs), and
+        the ``within`` boxes hold those with :math:`2 h_1` within each cost.  So a region cell :math:`x` of a
+        set :math:`\{x : d(x) + g(x) \le r\}` (:math:`g` the cost distance to other labels' sources, such as a
+        corridor) has its least cost wherever the plain search would give it: there :math:`g(x) \ge h_1(x) =
+        d(x)`, so it passes the ``h1`` test with :math:`2 h_1 \le r`, or a part's test, at :math:`d = h_1`.
         ``learned``'s floor still bounds the least costs to the other labels (their paths leave the region
         through an edge cell, which the search takes at its least cost).
 
@@ -1173,7 +1179,7 @@ def single_source_window(
     thresholds = np.array([float(t) for t in within], dtype=np.float64)
     empty = np.array([res.shape[0], -1, res.shape[1], -1], dtype=np.int64)
     thr_box = np.tile(empty, (thresholds.size, 1))
-    region = _own_region(bound, res.shape, k, lab, srcs, cut, thresholds) if own_region else None
+    region = _own_region(bound, res.shape, k, lab, srcs, cut) if own_region else None
     flat = work.reshape(-1)
     flat[srcs] = 0.0
     tg = alloc = None
@@ -1242,10 +1248,13 @@ def single_source_window(
             found[:] = np.inf
             tg[-1][:] = np.inf
         _search_grid(res, work, dummy_alloc, dummy_back, offsets, 0.0, 0, True, *search)
-    del keep  # the kernel has read the bound's parts by address
-    if region is not None:  # the region's cells within the final costs get their h1 (the search did not go in)
-        final_cut = min(cut, float(thresholds.max())) if thresholds.size else cut
-        _region_costs(region, h1_flat, flat, res.shape[1], final_cut, thresholds, thr_box, filled)
+    if region is not None:  # the region's cells that pass the tests at their h1 get it (the search did not go in)
+        final_cut, r1 = cut, float(args[1])
+        if tg is not None:  # as the search lowered them (_tightened)
+            final_cut = min(cut, float(thresholds.max()))
+            r1 = min(r1, float(thresholds[rest_a].max())) if rest_a.any() else r1
+        _region_costs(region, h1_flat, flat, res.shape[1], final_cut, (None, r1, *args[2:]), thresholds, thr_box, filled)
+    del keep  # the kernel (and _region_costs) have read the bound's parts by address
     if reached is not None:
         reached[:] = [float(v) for v in found] if tg is not None else [math.inf] * thresholds.size
     if learned is not None and tg is not None:
@@ -1276,9 +1285,8 @@ def _own_region(
     label: int,
     srcs: np.ndarray,
     cut: float,
-    within: np.ndarray,
 ) -> tuple:
-    """``(cells, edge cells, allocation, label, max_cost, 2 h1 limit)`` of ``label``'s allocation region (``own_region``)."""
+    """``(runs, edge cells, allocation, label, max_cost)`` of ``label``'s allocation region (``own_region``)."""
     alloc = None if bound is None or bound.h1 is None else bound._allocation(shape)
     if alloc is None:
         msg = (
@@ -1298,14 +1306,14 @@ def _own_region(
         raise DataError(msg)
     if bound.rasters is not None:
         bound._layout(None)  # checks that the rasters are those of this h1 and allocation
-        start, cells, n_edge = bound.rasters.regions(connectivity)
+        run_start, runs, edge_start, edges = bound.rasters.regions(connectivity)
     else:
-        start, cells, n_edge = _allocation_regions(alloc.reshape(shape), connectivity)
-    if label + 1 >= start.size:
-        cells, edges = cells[:0], cells[:0]
+        run_start, runs, edge_start, edges = _allocation_regions(alloc.reshape(shape), connectivity)
+    if label + 1 >= run_start.size:
+        runs, edges = runs[:0], edges[:0]
     else:
-        cells, edges = cells[start[label] : start[label + 1]], cells[start[label] : start[label] + n_edge[label]]
-    return cells, edges, alloc, label, cut, float(within.max()) if within.size else 2.0 * cut
+        runs, edges = runs[run_start[label] : run_start[label + 1]], edges[edge_start[label] : edge_start[label + 1]]
+    return runs, edges, alloc, label, cut
 
 
 def _region_seeds(region: tuple, h1: np.ndarray, flat: np.ndarray, n_cols: int, connectivity: int, filled: np.ndarray) -> tuple:
@@ -1313,29 +1321,28 @@ def _region_seeds(region: tuple, h1: np.ndarray, flat: np.ndarray, n_cols: int, 
 
     Returns ``(seeds, their costs)``; ``filled`` (rows, columns, ends inclusive) grows to hold the cells set.
     """
-    _, edges, alloc, label, cut, limit2 = region
+    _, edges, alloc, label, cut = region
     off = NEIGHBOUR_OFFSETS[:connectivity]
     seeds, seed_cost = np.empty(edges.size, dtype=np.int64), np.empty(edges.size)
     box = filled.reshape(1, 4)
     drow, dcol = off[:, 0].copy(), off[:, 1].copy()
-    n = _seed_region(edges, alloc, label, h1, cut, limit2, flat, n_cols, drow, dcol, seeds, seed_cost, box)
+    n = _seed_region(edges, alloc, label, h1, cut, flat, n_cols, drow, dcol, seeds, seed_cost, box)
     return seeds[:n], seed_cost[:n]
 
 
 def _region_costs(
-    region: tuple, h1: np.ndarray, flat: np.ndarray, n_cols: int, cut: float, within: np.ndarray, thr_box: np.ndarray,
-    filled: np.ndarray,
+    region: tuple, h1: np.ndarray, flat: np.ndarray, n_cols: int, cut: float, args: tuple, within: np.ndarray,
+    thr_box: np.ndarray, filled: np.ndarray,
 ) -> None:  # fmt: skip
-    """After the search: the region's cells with ``h1 <= cut`` and ``2 h1 <= max(within)`` get their ``h1``.
+    """After the search: the region's cells that pass its tests at their ``h1`` get it (:func:`_fill_region`).
 
-    ``within``: the final costs.  ``thr_box[k]`` grows to hold those with ``2 h1 <= within[k]``, ``filled`` all of
-    them (ends inclusive).
+    ``cut``: the final cutoff; ``args``: the kernel's ``(h1, r1, pt_addr, pt_geo, pt_reach)`` with the final
+    ``r1``; ``within``: the final costs.  ``thr_box[k]`` grows to hold the cells set with ``2 h1 <= within[k]``,
+    ``filled`` all of them (ends inclusive).
     """
-    cells = region[0]
-    limit2 = float(within.max()) if within.size else 2.0 * cut
     order = np.argsort(within, kind="stable")
     levels = np.tile(np.array([flat.size, -1, flat.size, -1], dtype=np.int64), (within.size + 1, 1))
-    _fill_region(cells, h1, limit2, cut, flat, n_cols, within[order], levels)
+    _fill_region(region[0], h1, cut, *args[1:], flat, n_cols, within[order], levels)
     # a cell within the k-th least cost is within every larger one: the boxes are unions of the levels up to k
     union = np.empty_like(levels)
     for j, accumulate in enumerate((np.minimum, np.maximum, np.minimum, np.maximum)):  # rows, columns: ends inclusive
