@@ -48,7 +48,7 @@ RUN_BYTES_PER_CELL: dict[str, float] = {
     "base": 40.0,  # suitability, resistance, patch labels, masks and their temporaries
     "territories": 60.0,  # quality, cost search, claims per sex, per-replicate rasters
     "links": 40.0,  # cost distance (float64), allocation, back-links, search heap
-    "corridors": 33.0,  # the mosaic (value, link index), whole-grid searches, their bound laid out (8); windowed: their windows
+    "corridors": 32.0,  # the mosaic (value, link index), whole-grid searches, their bound laid out (8); windowed: their windows
     "circuit": 260.0,  # Laplacian (9 entries per row), AMG hierarchy, current and voltage
     "pinch_points": 24.0,
     "barriers": 32.0,
