@@ -1303,7 +1303,7 @@ def _own_region(
             "or leave own_region out."
         )
         raise DataError(msg)
-    h1 = bound.h1.reshape(-1)
+    h1 = np.asarray(bound.h1).reshape(-1)
     wrong = int(np.count_nonzero((alloc[srcs] != label) | (h1[srcs] != 0.0)))
     if wrong:
         msg = (

@@ -957,8 +957,12 @@ def least_cost_corridors(
             lower_bound_allocation, low, labels, res, cell, connectivity, sorted(ends), lower_bound_crossings
         )
         alloc, bounds = (None, None) if checked is None else checked
-        # with the allocation, the two laid out once for all searches (pack_bound), not by each
-        low_h = None if low is None else ex.share(low if alloc is None else pack_bound(low, alloc))
+        # with the allocation, the two laid out once for all searches (pack_bound), not by each, and its regions listed
+        # (each search leaves its own patch's region to the bound: own_region)
+        laid = None if low is None or alloc is None else pack_bound(low, alloc)
+        if laid is not None:
+            laid.regions(connectivity)
+        low_h = None if low is None else ex.share(low if laid is None else laid)
         handles += [h for h in (inp_h, low_h) if h is not None]
         # local threads: the searches run in reused rasters, and a patch's search is pruned with the costs of the
         # patches searched before it (in memory here); the patches with the farthest reach first, as they gain most
