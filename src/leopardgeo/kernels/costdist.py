@@ -1136,11 +1136,13 @@ def single_source_window(
     Returns
     -------
     cost : numpy.ndarray
-        float64 cost (cost-weighted metres) in the box: 0 on the source, inf where not reached and on no data.
+        float64 cost (cost-weighted metres) in the box: 0 on the source, inf where not reached and on no data
+        (with ``hand_over``, possibly the whole grid).
     origin : tuple of int
         ``(row, col)`` of its first cell.
     box : tuple of int
-        ``(row0, row1, col0, col1)`` (ends exclusive) of ``cost`` in the grid: it holds every cell reached.
+        ``(row0, row1, col0, col1)`` (ends exclusive) of ``cost`` in the grid (of the cells given a cost, when
+        ``cost`` is the whole grid): it holds every cell reached.
     within_boxes : list
         For each cost of ``within``, the grid box (as ``box``) of the cells expanded at a cost no higher, or None.
 

@@ -479,8 +479,9 @@ def _whole_search(item: tuple) -> tuple[_Found, dict[int, tuple[int, int, int, i
     the allocation what the search showed of the least costs to the other patches (``learned`` of
     :func:`~leopardgeo.kernels.costdist.single_source_window`), else None.  ``floors``: that function's ``floors``
     (one column per link), or None.  With the allocation the search also leaves the patch's own allocation region
-    to the bound (``own_region``): those cells take their cost from the search from all patches, and the boxes
-    hold the cells of the region within each reach.
+    to the bound (``own_region``): those cells take their cost from the search from all patches where the bound's
+    tests pass at it.  With ``pool`` a result whose box covers over a third of the grid is the work raster itself
+    (``hand_over``), which the caller gives back to the pool when the patch's links are done.
     """
     inp_h, p, cut, cell_size_m, pool, bound, ends, tighten, floors = item
     sb = None
