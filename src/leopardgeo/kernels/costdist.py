@@ -1037,7 +1037,6 @@ def single_source_window(
     floors: np.ndarray | None = None,
     learned: dict[str, Any] | None = None,
     own_region: bool = False,
-    hand_over: bool = False,
 ) -> tuple[np.ndarray, tuple[int, int], tuple[int, int, int, int], list[tuple[int, int, int, int] | None]]:
     r"""Cost distance from one source label within ``max_cost``, in the box of the cells it reached; optionally pruned.
 
@@ -1127,22 +1126,15 @@ def single_source_window(
         d(x)`, so it passes the ``h1`` test with :math:`2 h_1 \le r`, or a part's test, at :math:`d = h_1`.
         ``learned``'s floor still bounds the least costs to the other labels (their paths leave the region
         through an edge cell, which the search takes at its least cost).
-    hand_over
-        Return ``work`` itself as ``cost`` (the whole grid: origin ``(0, 0)``, inf beyond ``box``) when ``box``
-        covers more than a third of the grid: copying the box out and setting it back to inf takes three passes
-        over it; the caller, done with the result, sets the box back to inf in one.  ``work`` is then the result,
-        not left as it was found (``cost is work`` tells).
 
     Returns
     -------
     cost : numpy.ndarray
-        float64 cost (cost-weighted metres) in the box: 0 on the source, inf where not reached and on no data
-        (with ``hand_over``, possibly the whole grid).
+        float64 cost (cost-weighted metres) in the box: 0 on the source, inf where not reached and on no data.
     origin : tuple of int
         ``(row, col)`` of its first cell.
     box : tuple of int
-        ``(row0, row1, col0, col1)`` (ends exclusive) of ``cost`` in the grid (of the cells given a cost, when
-        ``cost`` is the whole grid): it holds every cell reached.
+        ``(row0, row1, col0, col1)`` (ends exclusive) of ``cost`` in the grid: it holds every cell reached.
     within_boxes : list
         For each cost of ``within``, the grid box (as ``box``) of the cells expanded at a cost no higher, or None.
 
@@ -1281,10 +1273,8 @@ def single_source_window(
     if filled[1] >= 0:  # and the region's cells given their h1
         r0, r1 = min(r0, int(filled[0])), max(r1, int(filled[1]) + 1)
         c0, c1 = min(c0, int(filled[2])), max(c1, int(filled[3]) + 1)
-    boxes = [(int(b[0]), int(b[1]) + 1, int(b[2]), int(b[3]) + 1) if b[1] >= 0 else None for b in thr_box]
-    if hand_over and 3 * (r1 - r0) * (c1 - c0) > res.size:
-        return work, (0, 0), (r0, r1, c0, c1), boxes
     cost = _take_box(work, r0, r1, c0, c1)  # the costs out, the raster back to inf
+    boxes = [(int(b[0]), int(b[1]) + 1, int(b[2]), int(b[3]) + 1) if b[1] >= 0 else None for b in thr_box]
     return cost, (r0, c0), (r0, r1, c0, c1), boxes
 
 

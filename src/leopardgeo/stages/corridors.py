@@ -458,7 +458,7 @@ class _WorkPool:
             self._free.append(work)
 
     def keep_one(self) -> None:
-        """Leave one of the rasters (all inf: a finished search, or a result set back, gives one) to this thread's next call."""
+        """Leave one of the rasters (all inf: only a finished search gives one back) to this thread's next call."""
         with self._lock:
             if self._free and self._free[-1].nbytes <= _KEEP_WORK_BYTES:
                 _KEPT.work = self._free.pop()
@@ -480,8 +480,7 @@ def _whole_search(item: tuple) -> tuple[_Found, dict[int, tuple[int, int, int, i
     :func:`~leopardgeo.kernels.costdist.single_source_window`), else None.  ``floors``: that function's ``floors``
     (one column per link), or None.  With the allocation the search also leaves the patch's own allocation region
     to the bound (``own_region``): those cells take their cost from the search from all patches where the bound's
-    tests pass at it.  With ``pool`` a result whose box covers over a third of the grid is the work raster itself
-    (``hand_over``), which the caller gives back to the pool when the patch's links are done.
+    tests pass at it.
     """
     inp_h, p, cut, cell_size_m, pool, bound, ends, tighten, floors = item
     sb = None
@@ -501,9 +500,8 @@ def _whole_search(item: tuple) -> tuple[_Found, dict[int, tuple[int, int, int, i
         inp_h.get(), p, cell_size_m=cell_size_m, max_cost=cut, bound=sb, work=work, within=reach,
         partners=[q for q, _, _ in ends], tighten=tighten, rest=[r for _, _, r in ends], reached=reached,
         floors=floors if learned is not None else None, learned=learned, own_region=learned is not None,
-        hand_over=pool is not None,  # a result over a third of the grid: the raster itself, back to the pool when released
     )  # fmt: skip
-    if pool is not None and cost is not work:  # not on an error (the raster may then not be all inf), nor as the result
+    if pool is not None:  # not on an error: the raster may then not be all inf
         pool.give(work)
     others = [q for q, _, _ in ends]
     return (cost, origin, box), dict(zip(others, boxes, strict=True)), dict(zip(others, reached, strict=True)), learned
@@ -528,11 +526,11 @@ def _at(found: _Found, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
 
 
 #: Bytes a cell of one whole-grid per-patch search task: its cost raster 8, and the costs of patches kept for their
-#: pending links and a pruning bound (8 each; in their boxes, or whole when a box covers over a third of the grid:
-#: counted as if three were whole-grid), with room to spare; the bound with its allocation laid out for the kernel
-#: (8: :func:`~leopardgeo.kernels.costdist.pack_bound`), and the edge flags while its regions are listed (1:
-#: :meth:`~leopardgeo.kernels.costdist.BoundRasters.regions`; the runs and edge cells are few).
-WHOLE_SEARCH_BYTES_PER_CELL = 13 + 3 * 8 + 8 + 1
+#: pending links and a pruning bound (8 each; in their boxes, counted as if two were whole-grid), with room to spare;
+#: the bound with its allocation laid out for the kernel (8: :func:`~leopardgeo.kernels.costdist.pack_bound`), and the
+#: edge flags while its regions are listed (1: :meth:`~leopardgeo.kernels.costdist.BoundRasters.regions`; the runs
+#: and edge cells are few).
+WHOLE_SEARCH_BYTES_PER_CELL = 13 + 2 * 8 + 8 + 1
 
 
 #: Slack on the pruning bounds (relative): they hold to rounding, which this covers many times over.
@@ -1038,11 +1036,8 @@ def least_cost_corridors(
                 made[i] = (win, record)
                 for p in (a, b):
                     uses[p] -= 1
-                    if uses[p] == 0:  # release the patch's cost array: a whole raster back to the pool, all inf again
-                        cost, origin, box = cache.pop(p)
-                        if pool is not None and cost.shape == res.shape and origin == (0, 0):
-                            cost[box[0] : box[1], box[2] : box[3]] = np.inf
-                            pool.give(cost)
+                    if uses[p] == 0:
+                        del cache[p]  # release the patch's cost array
             pending = still
     finally:
         for h in handles:
