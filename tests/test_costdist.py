@@ -680,15 +680,13 @@ def test_allocation_exits_refuses_another_searchs_allocation():
             crossing_floors(bad, [1])
 
 
-@pytest.mark.parametrize("connectivity", [4, 8, 16])
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(case=landscapes(), width=st.sampled_from([0.0, 0.1, 0.5]), loose=st.sampled_from([1.0, 3.0]))
-def test_floors_keep_every_corridor_cell_and_learned_bounds_the_distances(connectivity, case, width, loose):
-    # a search pruned by the cost distance from all labels, its allocation and floors (scipy's least costs between
-    # labels: the tightest lower bounds there are) still gives every cell of each partner's corridor (d + d_q <=
-    # within_q) its least cost; what it learned bounds the least cost to every label from below (scipy)
+def partners_case(case, connectivity: int, width: float, loose: float) -> tuple:
+    """A landscape's first label and its partners (the other labels), by scipy: ``(res, src, cell, graph, labels, lab,
+    others, between, d, dq, within, floors)`` -- each partner's reach ``within`` (``loose`` times its least cost with
+    the width, as a graph's upper bound), and ``floors`` from scipy's least costs between labels (the tightest lower
+    bounds there are).  Assumes two labels or more, each partner reachable."""
     res, src, cell = case
-    labels = [int(v) for v in np.unique(src[src > 0])]
+    labels = sorted(int(v) for v in np.unique(src[src > 0]))
     assume(len(labels) >= 2)
     lab, others = labels[0], labels[1:]
     graph = grid_graph(res, cell, connectivity)
@@ -696,12 +694,23 @@ def test_floors_keep_every_corridor_cell_and_learned_bounds_the_distances(connec
     assume(all(np.isfinite(between[lab, q]) for q in others))
     d = scipy_cost(graph, res, src, [lab])
     dq = {q: scipy_cost(graph, res, src, [q]) for q in others}
-    within = [between[lab, q] * (1 + width) * loose * (1 + 1e-9) + cell for q in others]  # loose: a graph's upper bound
-    h1, alloc = scipy_everyone(graph, res, src)
+    within = [between[lab, q] * (1 + width) * loose * (1 + 1e-9) + cell for q in others]
     floors = np.zeros((max(labels) + 1, len(others)))
     for k, q in enumerate(others):
         for a in labels:
             floors[a, k] = 0.0 if a == q else between[a, q] * (1 - 1e-9)
+    return res, src, cell, graph, labels, lab, others, between, d, dq, within, floors
+
+
+@pytest.mark.parametrize("connectivity", [4, 8, 16])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=landscapes(), width=st.sampled_from([0.0, 0.1, 0.5]), loose=st.sampled_from([1.0, 3.0]))
+def test_floors_keep_every_corridor_cell_and_learned_bounds_the_distances(connectivity, case, width, loose):
+    # a search pruned by the cost distance from all labels, its allocation and floors (scipy's least costs between
+    # labels: the tightest lower bounds there are) still gives every cell of each partner's corridor (d + d_q <=
+    # within_q) its least cost; what it learned bounds the least cost to every label from below (scipy)
+    res, src, cell, graph, labels, lab, others, between, d, dq, within, floors = partners_case(case, connectivity, width, loose)
+    h1, alloc = scipy_everyone(graph, res, src)
     prep = prepare_search(res, src, cell_size_m=cell, connectivity=connectivity)
     runs = []
     for rasters in (None, pack_bound(h1, alloc)):  # laid out by the search, or once for many: the same search
@@ -1137,22 +1146,9 @@ def test_own_region_gives_every_corridor_cell_the_same_cost_bit_for_bit(connecti
     # that the search expanding the region gives it; the region's cells within half the largest reach get h1;
     # each within box holds its partner's corridor; what it learned still bounds the least costs (scipy); with the
     # bucket queue, the heap, and a ring too small for a step (rerun with the heap)
-    res, src, cell = case
-    labels = sorted(int(v) for v in np.unique(src[src > 0]))
-    assume(len(labels) >= 2)
-    lab, others = labels[0], labels[1:]
-    graph = grid_graph(res, cell, connectivity)
-    between = scipy_between(graph, res, src, labels)
-    assume(all(np.isfinite(between[lab, q]) for q in others))
-    d = scipy_cost(graph, res, src, [lab])
-    dq = {q: scipy_cost(graph, res, src, [q]) for q in others}
-    within = [between[lab, q] * (1 + width) * loose * (1 + 1e-9) + cell for q in others]
+    res, src, cell, _, labels, lab, others, between, d, dq, within, floors = partners_case(case, connectivity, width, loose)
     everyone = cost_distance(res, src, cell_size_m=cell, connectivity=connectivity)
     h1, alloc = everyone.cost, everyone.allocation
-    floors = np.zeros((max(labels) + 1, len(others)))
-    for k, q in enumerate(others):
-        for a in labels:
-            floors[a, k] = 0.0 if a == q else between[a, q] * (1 - 1e-9)
     prep = prepare_search(res, src, cell_size_m=cell, connectivity=connectivity)
     rasters = pack_bound(h1, alloc)
     work = np.full(res.shape, np.inf)

@@ -602,21 +602,10 @@ def _search_grid(
     ids = np.int32 if res.size < 2**31 else np.int64  # cell ids in the queue
     state = np.zeros(_N_STATE, dtype=np.int64)
     state[_ST_R0], state[_ST_R1], state[_ST_C0], state[_ST_C1] = res.shape[0], -1, res.shape[1], -1
-    none32 = np.empty(0, dtype=np.int32)
-    if n_buckets:
-        n_blocks = 64
-        data = np.empty(n_blocks * _BLOCK, dtype=ids)
-        link = np.arange(1, n_blocks + 1, dtype=np.int32)  # the free list
-        link[-1] = -1
-        head = np.full(n_buckets, -1, dtype=np.int32)
-        fill = np.zeros(n_buckets, dtype=np.int32)
-        hkey, hnode = np.empty(0), np.empty(0, dtype=ids)
-        state[_ST_NFREE] = n_blocks
-    else:
-        data, link, head, fill = np.empty(0, dtype=ids), none32, none32, none32
-        hkey, hnode = np.empty(1024), np.empty(1024, dtype=ids)
     src = _NO_SOURCES if srcs is None else srcs
-    if seed_cost is not None:
+    if seed_cost is None:
+        data, link, head, fill, hkey, hnode = _new_queue(state, n_buckets, 64, 1024, ids)
+    else:
         n_buckets, data, link, head, fill, hkey, hnode = _seeded_queue(state, src, seed_cost, inv_width, n_buckets, ids)
         inv_width = inv_width if n_buckets else 0.0
         src = _NO_SOURCES
@@ -670,6 +659,22 @@ def _search_grid(
             hnode = np.concatenate([hnode, np.empty_like(hnode)])
 
 
+def _new_queue(state: np.ndarray, n_buckets: int, n_blocks: int, heap_size: int, ids: type) -> tuple:
+    """``(data, link, head, fill, hkey, hnode)`` of an empty queue for :func:`_search`.
+
+    ``n_buckets`` in the ring with ``n_blocks`` blocks free (``state``'s count of them set), or (``n_buckets == 0``)
+    a heap of ``heap_size`` entries.
+    """
+    none32 = np.empty(0, dtype=np.int32)
+    if not n_buckets:
+        return np.empty(0, dtype=ids), none32, none32, none32, np.empty(heap_size), np.empty(heap_size, dtype=ids)
+    link = np.arange(1, n_blocks + 1, dtype=np.int32)  # the free list
+    link[-1] = -1
+    state[_ST_NFREE] = n_blocks
+    head, fill = np.full(n_buckets, -1, dtype=np.int32), np.zeros(n_buckets, dtype=np.int32)
+    return np.empty(n_blocks * _BLOCK, dtype=ids), link, head, fill, np.empty(0), np.empty(0, dtype=ids)
+
+
 def _seeded_queue(
     state: np.ndarray, seeds: np.ndarray, seed_cost: np.ndarray, inv_width: float, n_buckets: int, ids: type
 ) -> tuple:
@@ -680,25 +685,15 @@ def _seeded_queue(
     hold them all.
     """
     cost = np.asarray(seed_cost, dtype=np.float64)
+    n_blocks = 64
     if n_buckets and cost.size:
         bucket = (cost * inv_width).astype(np.int64)
         n_buckets = max(n_buckets, int(bucket.max()) + 2)
         if n_buckets > _MAX_BUCKETS:
             n_buckets = 0
-    if n_buckets:
-        per = np.bincount(bucket, minlength=1) if cost.size else np.zeros(1, dtype=np.int64)
-        n_blocks = 64 + int(((per + _BLOCK - 1) // _BLOCK).sum())
-        data = np.empty(n_blocks * _BLOCK, dtype=ids)
-        link = np.arange(1, n_blocks + 1, dtype=np.int32)  # the free list
-        link[-1] = -1
-        head = np.full(n_buckets, -1, dtype=np.int32)
-        fill = np.zeros(n_buckets, dtype=np.int32)
-        hkey, hnode = np.empty(0), np.empty(0, dtype=ids)
-        state[_ST_NFREE] = n_blocks
-    else:
-        none32 = np.empty(0, dtype=np.int32)
-        data, link, head, fill = np.empty(0, dtype=ids), none32, none32, none32
-        hkey, hnode = np.empty(max(1024, 2 * cost.size)), np.empty(max(1024, 2 * cost.size), dtype=ids)
+        else:  # a block per bucket the seeds take, and one per _BLOCK seeds in it
+            n_blocks += int(((np.bincount(bucket) + _BLOCK - 1) // _BLOCK).sum())
+    data, link, head, fill, hkey, hnode = _new_queue(state, n_buckets, n_blocks, max(1024, 2 * cost.size), ids)
     _seed_queue(np.asarray(seeds, dtype=np.int64), cost, inv_width, n_buckets, data, link, head, fill, hkey, hnode, state)
     return n_buckets, data, link, head, fill, hkey, hnode
 
@@ -708,7 +703,8 @@ def _seed_queue(seeds, cost, inv_width, n_buckets, data, link, head, fill, hkey,
     """Put each seed (flat id) in the empty queue of a search not started, at its cost: :func:`_search` goes on from there.
 
     Bucket ``floor(cost * inv_width)`` of the ring as :func:`_search` starts it (current bucket 0 in slot 0), or
-    the heap (``n_buckets == 0``); the caller made them large enough (:func:`_seeded_queue`).
+    the heap (``n_buckets == 0``); the caller made them large enough (:func:`_seeded_queue`).  The same pushes as
+    :func:`_search`'s, which its loop keeps written out: that loop is the hot one, and any change to it is measured.
     """
     free = state[_ST_FREE]
     n_free = state[_ST_NFREE]
