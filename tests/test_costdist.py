@@ -1194,8 +1194,8 @@ def test_own_region_gives_every_corridor_cell_the_same_cost_bit_for_bit(connecti
 @settings(max_examples=60, deadline=None)
 @given(nr=st.integers(1, 9), nc=st.integers(1, 9), seed=st.integers(0, 2**31 - 1))
 def test_allocation_regions_list_each_labels_cells_and_its_edge(connectivity, nr, nc, seed):
-    # each label's cells, ascending, and the cells with a neighbour of another label: against every neighbour
-    # of every cell, both ways
+    # each label's cells as runs along the rows (in raster order, each as long as it goes), and its cells with a
+    # neighbour of another label: against every neighbour of every cell, both ways
     from leopardgeo.kernels.costdist import _allocation_regions
 
     rng = np.random.default_rng(seed)
