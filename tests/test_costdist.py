@@ -869,7 +869,7 @@ def test_single_source_window_errors():
 import contextlib  # noqa: E402
 from unittest import mock  # noqa: E402
 
-from leopardgeo.kernels import costdist  # noqa: E402
+from leopardgeo.kernels import _costdist_compiled, costdist  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -1137,7 +1137,7 @@ def test_prepare_search_groups_each_labels_cells_as_a_scan_finds_them(nr, nc, se
 
 
 @pytest.mark.parametrize("connectivity", [4, 8, 16])
-@pytest.mark.parametrize("queue", ["bucket", "heap", "overflow"])
+@pytest.mark.parametrize("queue", ["bucket", "heap", "overflow", "long"])
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=landscapes(), width=st.sampled_from([0.0, 0.1, 0.5]), loose=st.sampled_from([1.0, 3.0]))
 def test_own_region_gives_every_corridor_cell_the_same_cost_bit_for_bit(connectivity, queue, case, width, loose):
@@ -1145,7 +1145,8 @@ def test_own_region_gives_every_corridor_cell_the_same_cost_bit_for_bit(connecti
     # region's edge: every corridor cell (by scipy: d + d_q within the partner's reach) gets the cost, bit for bit,
     # that the search expanding the region gives it; the region's cells within half the largest reach get h1;
     # each within box holds its partner's corridor; what it learned still bounds the least costs (scipy); with the
-    # bucket queue, the heap, and a ring too small for a step (rerun with the heap)
+    # bucket queue, the heap, a ring too small for a step (rerun with the heap), and seeds too far for the ring
+    # ("long": a ring beyond _MAX_BUCKETS, so the heap holds them)
     res, src, cell, _, labels, lab, others, between, d, dq, within, floors = partners_case(case, connectivity, width, loose)
     everyone = cost_distance(res, src, cell_size_m=cell, connectivity=connectivity)
     h1, alloc = everyone.cost, everyone.allocation
@@ -1154,7 +1155,8 @@ def test_own_region_gives_every_corridor_cell_the_same_cost_bit_for_bit(connecti
     work = np.full(res.shape, np.inf)
     got, boxes_of, learned_of, reached_of = {}, {}, {}, {}
     forced = forced_queue("heap") if queue == "heap" else forced_queue("bucket", ring=2 if queue == "overflow" else None)
-    with forced:
+    most = 2 if queue == "long" else _costdist_compiled._MAX_BUCKETS  # below any ring: the seeds always go to the heap
+    with forced, mock.patch.object(_costdist_compiled, "_MAX_BUCKETS", most):
         for own in (False, True):
             learned: dict = {}
             reached: list[float] = []
@@ -1234,3 +1236,36 @@ def test_own_region_needs_the_allocation_of_a_search_from_all_labels():
             bound=SearchBound(everyone.cost, 20.0, allocation=swapped),
         )  # fmt: skip
     assert np.isinf(work).all()  # left as it was found
+
+
+@pytest.mark.parametrize("max_cost", [20.0, 6.0])
+def test_own_region_without_partners_by_hand(max_cost):
+    # a 1 x 9 strip of resistance 1, 4 neighbours, cell 1: label 1 at column 0, label 2 at column 8.  From 1, column
+    # c costs c (up to the cutoff); label 1's region is columns 0..4 (h1 = c there), and the search from its edge
+    # gives columns 5..8 the same costs as a search that expands the region: by hand, and the same arrays
+    res = np.ones((1, 9))
+    src = np.zeros((1, 9), dtype=np.int32)
+    src[0, 0], src[0, 8] = 1, 2
+    everyone = cost_distance(res, src, cell_size_m=1.0, connectivity=4)
+    prep = prepare_search(res, src, cell_size_m=1.0, connectivity=4)
+    bound = SearchBound(everyone.cost, 20.0, allocation=everyone.allocation)
+    want = [float(c) if c <= max_cost else np.inf for c in range(9)]
+    for own in (False, True):
+        cost, (_, c0), box, _ = single_source_window(prep, 1, cell_size_m=1.0, max_cost=max_cost, bound=bound, own_region=own)
+        got = np.full(9, np.inf)
+        got[c0 : box[3]] = cost[0]
+        assert got.tolist() == want
+
+
+def test_seeds_beyond_the_largest_ring_go_to_the_heap():
+    # the ring grows to hold the seeds' buckets, up to _MAX_BUCKETS; beyond, the heap holds them, least cost first
+    from leopardgeo.kernels._costdist_compiled import _N_STATE, _ST_LIVE, _ST_SIZE, _seeded_queue
+
+    seeds, costs = np.array([7, 3]), np.array([100.0, 0.5])
+    state = np.zeros(_N_STATE, dtype=np.int64)
+    n_buckets, _, _, head, fill, _, _ = _seeded_queue(state, seeds, costs, 1.0, 4, np.int32)
+    assert n_buckets == 102 and state[_ST_LIVE] == 2 and fill[0] == 1 and fill[100] == 1 and head.size == 102
+    state = np.zeros(_N_STATE, dtype=np.int64)
+    with mock.patch.object(_costdist_compiled, "_MAX_BUCKETS", 50):
+        n_buckets, _, _, _, _, hkey, hnode = _seeded_queue(state, seeds, costs, 1.0, 4, np.int32)
+    assert n_buckets == 0 and state[_ST_SIZE] == 2 and hkey[:2].tolist() == [0.5, 100.0] and hnode[:2].tolist() == [3, 7]

@@ -1253,7 +1253,7 @@ def single_source_window(
         if tg is not None:  # as the search lowered them (_tightened)
             final_cut = min(cut, float(thresholds.max()))
             r1 = min(r1, float(thresholds[rest_a].max())) if rest_a.any() else r1
-        _region_costs(region, h1_flat, flat, res.shape[1], final_cut, (None, r1, *args[2:]), thresholds, thr_box, filled)
+        _region_costs(region, h1_flat, flat, res.shape[1], final_cut, r1, args[2:], thresholds, thr_box, filled)
     del keep  # the kernel (and _region_costs) have read the bound's parts by address
     if reached is not None:
         reached[:] = [float(v) for v in found] if tg is not None else [math.inf] * thresholds.size
@@ -1331,18 +1331,18 @@ def _region_seeds(region: tuple, h1: np.ndarray, flat: np.ndarray, n_cols: int, 
 
 
 def _region_costs(
-    region: tuple, h1: np.ndarray, flat: np.ndarray, n_cols: int, cut: float, args: tuple, within: np.ndarray,
-    thr_box: np.ndarray, filled: np.ndarray,
+    region: tuple, h1: np.ndarray, flat: np.ndarray, n_cols: int, cut: float, r1: float, parts: tuple,
+    within: np.ndarray, thr_box: np.ndarray, filled: np.ndarray,
 ) -> None:  # fmt: skip
     """After the search: the region's cells that pass its tests at their ``h1`` get it (:func:`_fill_region`).
 
-    ``cut``: the final cutoff; ``args``: the kernel's ``(h1, r1, pt_addr, pt_geo, pt_reach)`` with the final
-    ``r1``; ``within``: the final costs.  ``thr_box[k]`` grows to hold the cells set with ``2 h1 <= within[k]``,
+    ``cut``, ``r1``: the final cutoff and ``r1``; ``parts``: the kernel's ``(pt_addr, pt_geo, pt_reach)``;
+    ``within``: the final costs.  ``thr_box[k]`` grows to hold the cells set with ``2 h1 <= within[k]``,
     ``filled`` all of them (ends inclusive).
     """
     order = np.argsort(within, kind="stable")
     levels = np.tile(np.array([flat.size, -1, flat.size, -1], dtype=np.int64), (within.size + 1, 1))
-    _fill_region(region[0], h1, cut, *args[1:], flat, n_cols, within[order], levels)
+    _fill_region(region[0], h1, cut, r1, *parts, flat, n_cols, within[order], levels)
     # a cell within the k-th least cost is within every larger one: the boxes are unions of the levels up to k
     union = np.empty_like(levels)
     for j, accumulate in enumerate((np.minimum, np.maximum, np.minimum, np.maximum)):  # rows, columns: ends inclusive
